@@ -1,0 +1,74 @@
+"""Engines and sessions. SQLite is the embedded default; PostgreSQL comes in through DATABASE_URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.errors import UserError
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` and `postgres://` mean psycopg 3, the driver we ship."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    try:
+        parsed = make_url(normalise_url(url))
+    except ArgumentError:
+        raise UserError(
+            f"DATABASE_URL {url!r} is not a database URL "
+            "(e.g. sqlite:///arbot.db or postgresql://user@host/dbname)"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed.render_as_string(hide_password=False), **kwargs)
+    if parsed.get_backend_name() != "postgresql":
+        raise UserError(
+            f"DATABASE_URL: {parsed.get_backend_name()} is not supported; use SQLite or PostgreSQL"
+        )
+    return create_engine(parsed, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    # The driver's own transaction handling is switched off so every transaction begins with
+    # BEGIN IMMEDIATE: a writer takes the lock up front and a contending writer waits
+    # (busy_timeout) instead of failing half-way through.
+    engine = create_engine(url, connect_args={"isolation_level": None}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commits when the block ends, rolls back on any exception."""
+    with factory.begin() as session:
+        yield session

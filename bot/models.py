@@ -1,0 +1,315 @@
+"""The data model from DESIGN: typed SQLAlchemy 2.0 tables. Money is Amount, instants are UTCDateTime."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
+
+from bot.dbtypes import Amount, UTCDateTime
+from bot.errors import ArbotError
+
+TIERS = ("strategic", "standard", "transactional")
+CONTACT_ROLES = ("billing", "primary", "executive")
+INVOICE_STATUSES = ("open", "paid", "void", "written_off")
+CHANNELS = ("email", "sms")
+REMINDER_STATES = (
+    "planned",
+    "approved",
+    "sending",
+    "sent",
+    "skipped",
+    "cancelled",
+    "failed",
+    "unknown",
+)
+ESCALATION_STATES = ("open", "claimed", "resolved")
+PLAYBOOK_STATUSES = ("proposed", "active", "retired")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        Decimal: Amount,
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+    }
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        CheckConstraint(_in("tier", TIERS), name="customer_tier"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(256))
+    tier: Mapped[str] = mapped_column(String(16), default="standard")
+    owner_slack_id: Mapped[str | None] = mapped_column(String(32))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    never_automate: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_until: Mapped[datetime | None]
+    currency: Mapped[str | None] = mapped_column(String(3))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    contacts: Mapped[list[Contact]] = relationship(back_populates="customer")
+    invoices: Mapped[list[Invoice]] = relationship(back_populates="customer")
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (CheckConstraint(_in("role", CONTACT_ROLES), name="contact_role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    role: Mapped[str] = mapped_column(String(16), default="billing")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    sms_consent_at: Mapped[datetime | None]
+    sms_consent_source: Mapped[str | None] = mapped_column(String(256))
+    email_opted_out_at: Mapped[datetime | None]
+    sms_opted_out_at: Mapped[datetime | None]
+    email_unusable_at: Mapped[datetime | None]
+    sms_unusable_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    customer: Mapped[Customer] = relationship(back_populates="contacts")
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "number"),
+        CheckConstraint(_in("status", INVOICE_STATUSES), name="invoice_status"),
+        CheckConstraint("balance >= 0 AND balance <= total", name="invoice_balance_range"),
+        CheckConstraint("due_date >= issue_date", name="invoice_due_after_issue"),
+        Index("ix_invoices_open_due", "status", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    number: Mapped[str] = mapped_column(String(64))
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[Decimal]
+    balance: Mapped[Decimal]
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    disputed: Mapped[bool] = mapped_column(Boolean, default=False)
+    dispute_reason: Mapped[str | None] = mapped_column(Text)
+    promise_date: Mapped[date | None] = mapped_column(Date)
+    payment_link: Mapped[str | None] = mapped_column(String(2048))
+    paid_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    customer: Mapped[Customer] = relationship(back_populates="invoices")
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    received_on: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    reference: Mapped[str | None] = mapped_column(String(256))
+    payer: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+
+
+class PaymentAllocation(Base):
+    __tablename__ = "payment_allocations"
+    __table_args__ = (UniqueConstraint("payment_id", "invoice_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[Decimal]
+
+
+class PlaybookVersion(Base):
+    __tablename__ = "playbook_versions"
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        CheckConstraint(_in("status", PLAYBOOK_STATUSES), name="playbook_status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("playbook_versions.id"))
+    rationale: Mapped[str | None] = mapped_column(Text)
+    proposed_by: Mapped[str] = mapped_column(String(64), default="system")
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    activated_at: Mapped[datetime | None]
+
+
+class Reminder(Base):
+    __tablename__ = "reminders"
+    __table_args__ = (
+        CheckConstraint(_in("state", REMINDER_STATES), name="reminder_state"),
+        CheckConstraint(_in("channel", CHANNELS), name="reminder_channel"),
+        Index("ix_reminders_state_send_after", "state", "send_after"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    channel: Mapped[str] = mapped_column(String(8))
+    plan_date: Mapped[date] = mapped_column(Date)
+    step_key: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16), default="remind")
+    tone: Mapped[str | None] = mapped_column(String(32))
+    playbook_version_id: Mapped[int | None] = mapped_column(ForeignKey("playbook_versions.id"))
+    state: Mapped[str] = mapped_column(String(16), default="planned")
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    subject: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    send_after: Mapped[datetime | None]
+    approved_by: Mapped[str | None] = mapped_column(String(32))
+    approved_at: Mapped[datetime | None]
+    slack_channel: Mapped[str | None] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    reply_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_reason: Mapped[str | None] = mapped_column(String(32))
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ReminderInvoice(Base):
+    """Which invoices one reminder covers (one message per customer per day, never five)."""
+
+    __tablename__ = "reminder_invoices"
+
+    reminder_id: Mapped[int] = mapped_column(ForeignKey("reminders.id"), primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
+    step_key: Mapped[str] = mapped_column(String(64))
+
+
+class Event(Base):
+    """The append-only audit log. Rows are inserted, never updated or deleted."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_customer_at", "customer_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))  # a Slack user id, or "system"
+    kind: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class InboundMessage(Base):
+    __tablename__ = "inbound_messages"
+    __table_args__ = (CheckConstraint(_in("channel", CHANNELS), name="inbound_channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    received_at: Mapped[datetime]
+    sender: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    raw: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    matched_by: Mapped[str | None] = mapped_column(String(32))
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)
+    label: Mapped[str | None] = mapped_column(String(32))
+    confidence: Mapped[float | None]
+    promise_date: Mapped[date | None] = mapped_column(Date)
+
+
+class Escalation(Base):
+    __tablename__ = "escalations"
+    __table_args__ = (CheckConstraint(_in("state", ESCALATION_STATES), name="escalation_state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"))
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    owner_slack_id: Mapped[str | None] = mapped_column(String(32))
+    slack_channel: Mapped[str | None] = mapped_column(String(32))
+    slack_thread_ts: Mapped[str | None] = mapped_column(String(32))
+    opened_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class EditExample(Base):
+    """An approver's edit of a draft: the learning loop's examples."""
+
+    __tablename__ = "edit_examples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"))
+    tier: Mapped[str] = mapped_column(String(16))
+    step_key: Mapped[str] = mapped_column(String(64))
+    before: Mapped[str] = mapped_column(Text)
+    after: Mapped[str] = mapped_column(Text)
+    editor: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class AuditLogIsAppendOnly(ArbotError):
+    pass
+
+
+@event.listens_for(Event, "before_update")
+def _refuse_event_update(mapper: Mapper[Event], connection: Any, target: Event) -> None:
+    raise AuditLogIsAppendOnly("events are append-only: an audit row cannot be changed")
+
+
+@event.listens_for(Event, "before_delete")
+def _refuse_event_delete(mapper: Mapper[Event], connection: Any, target: Event) -> None:
+    raise AuditLogIsAppendOnly("events are append-only: an audit row cannot be deleted")

@@ -1,0 +1,57 @@
+"""The assembled application: settings, clock, database. Built once per process by the CLI or server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import migrate
+from bot.clock import Clock, local_date
+from bot.db import make_engine, session_factory
+from bot.errors import UserError
+from bot.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    def today(self) -> date:
+        """The business's date, in ARBOT_TIMEZONE."""
+        return local_date(self.clock, self.settings.timezone)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def start(settings: Settings, clock: Clock | None = None, upgrade: bool = True) -> Runtime:
+    """Connect and bring the schema up to date (the app upgrades itself on start)."""
+    engine = make_engine(settings.database_url)
+    if upgrade:
+        try:
+            migrate.upgrade(engine)
+        except OperationalError as exc:
+            engine.dispose()
+            raise UserError(
+                f"cannot open the database at DATABASE_URL ({_safe(settings.database_url)}): "
+                f"{exc.orig}"
+            ) from None
+    return Runtime(
+        settings=settings,
+        clock=clock or settings.clock(),
+        engine=engine,
+        sessions=session_factory(engine),
+    )
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,146 @@
+"""Settings from the environment and `.env`. Names are DESIGN's public contract; see the README."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.clock import Clock, FixedClock, SystemClock
+from bot.errors import UserError
+
+
+def _env(name: str) -> AliasChoices:
+    # The environment variable, plus the field's own name so tests can write Settings(field=...).
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field("sqlite:///arbot.db", validation_alias=_env("DATABASE_URL"))
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    finance_channel: str | None = Field(None, validation_alias=_env("ARBOT_FINANCE_CHANNEL"))
+    escalation_channel: str | None = Field(None, validation_alias=_env("ARBOT_ESCALATION_CHANNEL"))
+    approvers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("ARBOT_APPROVERS")
+    )
+
+    # The business
+    timezone: str = Field("UTC", validation_alias=_env("ARBOT_TIMEZONE"))
+    public_url: str | None = Field(None, validation_alias=_env("ARBOT_PUBLIC_URL"))
+    now: datetime | None = Field(None, validation_alias=_env("ARBOT_NOW"))
+
+    # Email
+    smtp_host: str | None = Field(None, validation_alias=_env("SMTP_HOST"))
+    smtp_port: int = Field(587, validation_alias=_env("SMTP_PORT"))
+    smtp_user: str | None = Field(None, validation_alias=_env("SMTP_USER"))
+    smtp_password: SecretStr | None = Field(None, validation_alias=_env("SMTP_PASSWORD"))
+    smtp_starttls: bool = Field(True, validation_alias=_env("SMTP_STARTTLS"))
+    from_email: str | None = Field(None, validation_alias=_env("ARBOT_FROM_EMAIL"))
+    inbound_email_secret: SecretStr | None = Field(
+        None, validation_alias=_env("ARBOT_INBOUND_EMAIL_SECRET")
+    )
+
+    # SMS
+    twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
+    twilio_auth_token: SecretStr | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
+    twilio_from: str | None = Field(None, validation_alias=_env("TWILIO_FROM"))
+    twilio_api_url: str = Field("https://api.twilio.com", validation_alias=_env("TWILIO_API_URL"))
+
+    # Payments
+    stripe_api_key: SecretStr | None = Field(None, validation_alias=_env("STRIPE_API_KEY"))
+    stripe_webhook_secret: SecretStr | None = Field(
+        None, validation_alias=_env("STRIPE_WEBHOOK_SECRET")
+    )
+    stripe_api_base: str = Field("https://api.stripe.com", validation_alias=_env("STRIPE_API_BASE"))
+
+    # Ledger and CRM sources: credentials and overridable base URLs
+    quickbooks_client_id: str | None = Field(None, validation_alias=_env("QUICKBOOKS_CLIENT_ID"))
+    quickbooks_client_secret: SecretStr | None = Field(
+        None, validation_alias=_env("QUICKBOOKS_CLIENT_SECRET")
+    )
+    quickbooks_api_url: str = Field(
+        "https://quickbooks.api.intuit.com", validation_alias=_env("QUICKBOOKS_API_URL")
+    )
+    xero_client_id: str | None = Field(None, validation_alias=_env("XERO_CLIENT_ID"))
+    xero_client_secret: SecretStr | None = Field(None, validation_alias=_env("XERO_CLIENT_SECRET"))
+    xero_api_url: str = Field("https://api.xero.com", validation_alias=_env("XERO_API_URL"))
+    freshbooks_client_id: str | None = Field(None, validation_alias=_env("FRESHBOOKS_CLIENT_ID"))
+    freshbooks_client_secret: SecretStr | None = Field(
+        None, validation_alias=_env("FRESHBOOKS_CLIENT_SECRET")
+    )
+    freshbooks_api_url: str = Field(
+        "https://api.freshbooks.com", validation_alias=_env("FRESHBOOKS_API_URL")
+    )
+    hubspot_token: SecretStr | None = Field(None, validation_alias=_env("HUBSPOT_TOKEN"))
+    hubspot_api_url: str = Field("https://api.hubapi.com", validation_alias=_env("HUBSPOT_API_URL"))
+    pipedrive_token: SecretStr | None = Field(None, validation_alias=_env("PIPEDRIVE_TOKEN"))
+    pipedrive_api_url: str = Field(
+        "https://api.pipedrive.com", validation_alias=_env("PIPEDRIVE_API_URL")
+    )
+
+    # Optional LLM (off unless LLM_BASE_URL is set)
+    llm_base_url: str | None = Field(None, validation_alias=_env("LLM_BASE_URL"))
+    llm_model: str | None = Field(None, validation_alias=_env("LLM_MODEL"))
+    llm_api_key: SecretStr | None = Field(None, validation_alias=_env("LLM_API_KEY"))
+
+    @field_validator("approvers", mode="before")
+    @classmethod
+    def _split_approvers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA timezone such as America/Chicago") from None
+        return value
+
+    @field_validator("now")
+    @classmethod
+    def _aware_now(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("needs a timezone, e.g. 2026-03-16T09:00:00Z")
+        return value
+
+    def clock(self) -> Clock:
+        """ARBOT_NOW fixes the clock (demos, simulations, acceptance tests); otherwise real time."""
+        return FixedClock(self.now) if self.now is not None else SystemClock()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning a bad value into a message that names the variable to fix."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            name = _env_name(field)
+            problems.append(f"{name}: {error['msg']}")
+        raise UserError("bad setting: " + "; ".join(problems)) from None
+
+
+def _env_name(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field.upper()

@@ -1,0 +1,108 @@
+"""One customer's account at a glance: open invoices, aging, contacts, history, escalations."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.aging import aging_report
+from bot.customers import find_customer
+from bot.models import Contact, Customer, Escalation, Event, Invoice
+from bot.money import decimal_str
+
+RECENT_EVENTS = 50
+
+
+def account_status(session: Session, query: str, as_of: date) -> dict[str, Any]:
+    """The document behind `arbot status CUSTOMER --json` (and, later, `/ar status`)."""
+    customer = find_customer(session, query)
+    invoices = session.scalars(
+        select(Invoice)
+        .where(Invoice.customer_id == customer.id, Invoice.status == "open", Invoice.balance > 0)
+        .order_by(Invoice.due_date, Invoice.number)
+    ).all()
+    contacts = session.scalars(
+        select(Contact).where(Contact.customer_id == customer.id).order_by(Contact.id)
+    ).all()
+    events = session.scalars(
+        select(Event)
+        .where(Event.customer_id == customer.id)
+        .order_by(Event.at.desc(), Event.id.desc())
+        .limit(RECENT_EVENTS)
+    ).all()
+    escalations = session.scalars(
+        select(Escalation)
+        .where(Escalation.customer_id == customer.id)
+        .order_by(Escalation.opened_at.desc())
+    ).all()
+    return {
+        "as_of": as_of.isoformat(),
+        "customer": _customer(customer, contacts),
+        "invoices": [_invoice(invoice, as_of) for invoice in invoices],
+        "aging": aging_report(session, as_of, customer.id).as_json(),
+        "events": [_event(event) for event in events],
+        "escalations": [_escalation(escalation) for escalation in escalations],
+    }
+
+
+def _customer(customer: Customer, contacts: list[Contact] | Any) -> dict[str, Any]:
+    return {
+        "id": customer.external_id,
+        "name": customer.name,
+        "source": customer.source,
+        "tier": customer.tier,
+        "owner_slack_id": customer.owner_slack_id,
+        "timezone": customer.timezone,
+        "never_automate": customer.never_automate,
+        "paused_until": customer.paused_until.isoformat() if customer.paused_until else None,
+        "tags": list(customer.tags or []),
+        "contacts": [
+            {
+                "name": c.name,
+                "email": c.email,
+                "phone": c.phone,
+                "role": c.role,
+                "sms_consent": c.sms_consent,
+                "email_opted_out": c.email_opted_out_at is not None,
+                "sms_opted_out": c.sms_opted_out_at is not None,
+            }
+            for c in contacts
+        ],
+    }
+
+
+def _invoice(invoice: Invoice, as_of: date) -> dict[str, Any]:
+    return {
+        "number": invoice.number,
+        "issue_date": invoice.issue_date.isoformat(),
+        "due_date": invoice.due_date.isoformat(),
+        "days_past_due": (as_of - invoice.due_date).days,
+        "currency": invoice.currency,
+        "amount": decimal_str(invoice.total, invoice.currency),
+        "balance": decimal_str(invoice.balance, invoice.currency),
+        "status": invoice.status,
+        "disputed": invoice.disputed,
+        "promise_date": invoice.promise_date.isoformat() if invoice.promise_date else None,
+    }
+
+
+def _event(event: Event) -> dict[str, Any]:
+    return {
+        "at": event.at.isoformat(),
+        "actor": event.actor,
+        "kind": event.kind,
+        "payload": event.payload,
+    }
+
+
+def _escalation(escalation: Escalation) -> dict[str, Any]:
+    return {
+        "reason": escalation.reason,
+        "state": escalation.state,
+        "owner_slack_id": escalation.owner_slack_id,
+        "opened_at": escalation.opened_at.isoformat(),
+        "resolved_at": escalation.resolved_at.isoformat() if escalation.resolved_at else None,
+    }

@@ -1,0 +1,64 @@
+"""The small protocols the core talks to the outside world through, and the shapes they pass.
+
+A ledger source (the CSV import today; QuickBooks Online and Xero later) turns whatever it reads into
+a LedgerBatch of already-validated records; `bot.ledger` upserts a batch the same way whatever its
+source, so every source follows the same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    name: str | None
+    email: str | None  # normalised address
+    phone: str | None  # E.164
+    sms_consent: bool
+    consent_source: str | None  # where the consent was recorded, e.g. "ledger.csv row 12"
+
+    def key(self) -> tuple[str, str]:
+        return ((self.email or "").lower(), self.phone or "")
+
+
+@dataclass(slots=True)
+class CustomerRecord:
+    """Customer-level fields; None means "not given by this source", which keeps what is stored."""
+
+    external_id: str
+    name: str
+    tier: str | None = None
+    owner_slack_id: str | None = None
+    timezone: str | None = None
+    never_automate: bool | None = None
+    tags: list[str] | None = None
+    contacts: list[ContactRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRecord:
+    customer_external_id: str
+    number: str
+    issue_date: date
+    due_date: date
+    currency: str
+    total: Decimal
+    balance: Decimal
+
+
+@dataclass(slots=True)
+class LedgerBatch:
+    source: str  # "csv", "quickbooks", "xero", ...
+    label: str  # what a person would call it, e.g. the file name
+    customers: dict[str, CustomerRecord] = field(default_factory=dict)
+    invoices: list[InvoiceRecord] = field(default_factory=list)
+
+
+class LedgerSource(Protocol):
+    def fetch(self) -> LedgerBatch:
+        """Read the source and return what it holds, validated. Raises UserError on bad input."""
+        ...

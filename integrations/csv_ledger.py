@@ -1,0 +1,398 @@
+"""The ledger CSV (DESIGN's format): read, validate every row, and hand back a LedgerBatch.
+
+A file with any bad row yields nothing but the full list of problems, each as
+`row N, column: what is wrong`. Rows are numbered as a spreadsheet shows them: the header is row 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterator
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from bot.errors import UserError, ValidationFailed
+from bot.models import TIERS
+from bot.money import is_currency, parse_amount
+from integrations.base import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
+
+REQUIRED_COLUMNS = (
+    "customer_id",
+    "customer_name",
+    "invoice_number",
+    "issue_date",
+    "due_date",
+    "currency",
+    "amount",
+    "balance",
+)
+OPTIONAL_COLUMNS = (
+    "contact_name",
+    "email",
+    "phone",
+    "tier",
+    "owner_slack_id",
+    "timezone",
+    "sms_consent",
+    "never_automate",
+    "tags",
+)
+# Customer-level columns must agree on every row of the same customer.
+CUSTOMER_COLUMNS = ("customer_name", "tier", "owner_slack_id", "timezone", "never_automate", "tags")
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+_TRUE = {"true", "yes", "y", "1"}
+_FALSE = {"false", "no", "n", "0"}
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _required(value: Any) -> str:
+    text = _text(value)
+    if not text:
+        raise ValueError("is required but empty")
+    return text
+
+
+def _optional(check: Callable[[str], Any]) -> Callable[[Any], Any]:
+    def run(value: Any) -> Any:
+        text = _text(value)
+        return check(text) if text else None
+
+    return run
+
+
+def _iso_date(value: Any) -> date:
+    text = _required(value)
+    if not _ISO_DATE.fullmatch(text):
+        raise ValueError(f"{text!r} is not an ISO date (YYYY-MM-DD, e.g. 2026-03-16)")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a real date") from None
+
+
+def _currency(value: Any) -> str:
+    text = _required(value).upper()
+    if not is_currency(text):
+        raise ValueError(f"{text!r} is not an ISO 4217 currency code (e.g. USD, EUR, GBP)")
+    return text
+
+
+def _amount(value: Any) -> Decimal:
+    amount = parse_amount(_required(value))
+    if amount < 0:
+        raise ValueError(f"{amount} is negative; credit notes are not invoices")
+    return amount
+
+
+@lru_cache(maxsize=65536)
+def _email(text: str) -> str:
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{text!r} is not a valid email address: {exc}") from None
+
+
+@lru_cache(maxsize=65536)
+def _phone_in(text: str, region: str) -> str:
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"{text!r} is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{text!r} is not a valid phone number (write it as +15551234567)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _tier(text: str) -> str:
+    tier = text.lower()
+    if tier not in TIERS:
+        raise ValueError(f"{text!r} is not a tier; use one of {', '.join(TIERS)}")
+    return tier
+
+
+def _slack_user(text: str) -> str:
+    if not _SLACK_USER.fullmatch(text):
+        raise ValueError(f"{text!r} is not a Slack user id (like U024BE7LH)")
+    return text
+
+
+@lru_cache(maxsize=1024)
+def _timezone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{text!r} is not an IANA timezone (e.g. America/Chicago)") from None
+    return text
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not yes/no (use true or false)")
+
+
+def _tags(text: str) -> list[str]:
+    return sorted({tag.strip().lower() for tag in text.split(";") if tag.strip()})
+
+
+Required = Annotated[str, BeforeValidator(_required)]
+
+
+class LedgerRow(BaseModel):
+    """One CSV row, checked field by field (the phone is checked afterwards: it needs a region)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    customer_id: Required
+    customer_name: Required
+    invoice_number: Required
+    issue_date: Annotated[date, BeforeValidator(_iso_date)]
+    due_date: Annotated[date, BeforeValidator(_iso_date)]
+    currency: Annotated[str, BeforeValidator(_currency)]
+    amount: Annotated[Decimal, BeforeValidator(_amount)]
+    balance: Annotated[Decimal, BeforeValidator(_amount)]
+    contact_name: Annotated[str | None, BeforeValidator(_optional(str))] = None
+    email: Annotated[str | None, BeforeValidator(_optional(_email))] = None
+    phone: Annotated[str | None, BeforeValidator(_optional(str))] = None
+    tier: Annotated[str | None, BeforeValidator(_optional(_tier))] = None
+    owner_slack_id: Annotated[str | None, BeforeValidator(_optional(_slack_user))] = None
+    timezone: Annotated[str | None, BeforeValidator(_optional(_timezone))] = None
+    sms_consent: Annotated[bool | None, BeforeValidator(_optional(_boolean))] = None
+    never_automate: Annotated[bool | None, BeforeValidator(_optional(_boolean))] = None
+    tags: Annotated[list[str] | None, BeforeValidator(_optional(_tags))] = None
+
+
+class CsvLedgerSource:
+    """The ledger CSV as a LedgerSource."""
+
+    def __init__(
+        self, path: Path, phone_region: str = "US", on_row: Callable[[], None] | None = None
+    ):
+        self.path = path
+        self.phone_region = phone_region
+        self.on_row = on_row
+
+    def fetch(self) -> LedgerBatch:
+        return read_ledger_csv(self.path, self.phone_region, self.on_row)
+
+
+def count_rows(path: Path) -> int:
+    """A quick count of data rows (lines less the header), for the progress bar."""
+    with path.open("rb") as handle:
+        return max(sum(1 for _ in handle) - 1, 0)
+
+
+def read_ledger_csv(
+    path: Path, phone_region: str = "US", on_row: Callable[[], None] | None = None
+) -> LedgerBatch:
+    """Validate the whole file; raise ValidationFailed listing every problem, or return the batch."""
+    problems: list[str] = []
+    batch = LedgerBatch(source="csv", label=path.name)
+    first_row_of: dict[str, tuple[int, dict[str, Any]]] = {}  # customer id -> (row, its fields)
+    invoice_rows: dict[tuple[str, str], int] = {}
+    contact_keys: dict[str, set[tuple[str, str]]] = {}
+
+    for row_number, raw in _rows(path, problems):
+        if on_row is not None:
+            on_row()
+        try:
+            row = LedgerRow.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(_describe(row_number, exc))
+            continue
+        row_problems = _check_row(row_number, row, phone_region)
+        if row_problems:
+            problems.extend(row_problems)
+            continue
+
+        key = (row.customer_id, row.invoice_number)
+        if key in invoice_rows:
+            problems.append(
+                f"row {row_number}, invoice_number: invoice {row.invoice_number} of customer "
+                f"{row.customer_id} is already on row {invoice_rows[key]}"
+            )
+            continue
+        invoice_rows[key] = row_number
+
+        fields = {column: getattr(row, column) for column in CUSTOMER_COLUMNS}
+        if row.customer_id in first_row_of:
+            first_row, first_fields = first_row_of[row.customer_id]
+            conflicts = _customer_conflicts(
+                row_number, row.customer_id, first_row, first_fields, fields
+            )
+            if conflicts:
+                problems.extend(conflicts)
+                continue
+            for column, value in fields.items():
+                if first_fields[column] is None and value is not None:
+                    first_fields[column] = value
+        else:
+            first_row_of[row.customer_id] = (row_number, fields)
+
+        customer = batch.customers.get(row.customer_id)
+        if customer is None:
+            customer = CustomerRecord(external_id=row.customer_id, name=row.customer_name)
+            batch.customers[row.customer_id] = customer
+        contact = _contact(row, row_number, path.name, phone_region)
+        seen = contact_keys.setdefault(row.customer_id, set())
+        if contact is not None and contact.key() not in seen:
+            seen.add(contact.key())
+            customer.contacts.append(contact)
+
+        batch.invoices.append(
+            InvoiceRecord(
+                customer_external_id=row.customer_id,
+                number=row.invoice_number,
+                issue_date=row.issue_date,
+                due_date=row.due_date,
+                currency=row.currency,
+                total=row.amount,
+                balance=row.balance,
+            )
+        )
+
+    if problems:
+        raise ValidationFailed(str(path), problems)
+    if not batch.invoices:
+        raise UserError(f"{path}: no invoices found (the file has a header but no rows)")
+    for customer_id, (_row, fields) in first_row_of.items():
+        customer = batch.customers[customer_id]
+        customer.tier = fields["tier"]
+        customer.owner_slack_id = fields["owner_slack_id"]
+        customer.timezone = fields["timezone"]
+        customer.never_automate = fields["never_automate"]
+        customer.tags = fields["tags"]
+    return batch
+
+
+def _open(path: Path) -> Any:
+    try:
+        return path.open(newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, not a CSV file") from None
+    except PermissionError:
+        raise UserError(f"{path}: cannot be read (permission denied)") from None
+
+
+def _rows(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    with _open(path) as handle:
+        try:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise UserError(f"{path}: the file is empty; expected a header row")
+            columns = [name.strip().lower() for name in header]
+            missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+            if missing:
+                raise UserError(
+                    f"{path}: row 1 (header): missing required column"
+                    f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+                )
+            repeated = sorted({name for name in columns if name and columns.count(name) > 1})
+            if repeated:
+                raise UserError(
+                    f"{path}: row 1 (header): column {', '.join(repeated)} appears twice"
+                )
+            for index, values in enumerate(reader, start=2):
+                if not any(value.strip() for value in values):
+                    continue  # blank line
+                if len(values) > len(columns):
+                    problems.append(
+                        f"row {index}: {len(values)} values but the header has {len(columns)} columns"
+                    )
+                    continue
+                yield index, dict(zip(columns, values, strict=False))
+        except UnicodeDecodeError as exc:
+            raise UserError(
+                f"{path}: is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
+            ) from None
+        except csv.Error as exc:
+            raise UserError(f"{path}: not readable as CSV: {exc}") from None
+
+
+def _describe(row_number: int, exc: ValidationError) -> list[str]:
+    described = []
+    for error in exc.errors():
+        column = str(error["loc"][0]) if error["loc"] else "?"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is required but the column is empty"
+        described.append(f"row {row_number}, {column}: {message}")
+    return described
+
+
+def _check_row(row_number: int, row: LedgerRow, phone_region: str) -> list[str]:
+    problems = []
+    if row.due_date < row.issue_date:
+        problems.append(
+            f"row {row_number}, due_date: {row.due_date} is before the issue date {row.issue_date}"
+        )
+    if row.balance > row.amount:
+        problems.append(
+            f"row {row_number}, balance: {row.balance} is more than the amount {row.amount}"
+        )
+    if row.phone:
+        try:
+            _phone_in(row.phone, phone_region)
+        except ValueError as exc:
+            problems.append(f"row {row_number}, phone: {exc}")
+    if row.sms_consent and not row.phone:
+        problems.append(f"row {row_number}, sms_consent: is yes but the row has no phone number")
+    return problems
+
+
+def _customer_conflicts(
+    row_number: int,
+    customer_id: str,
+    first_row: int,
+    first: dict[str, Any],
+    fields: dict[str, Any],
+) -> list[str]:
+    conflicts = []
+    for column, value in fields.items():
+        earlier = first[column]
+        if value is not None and earlier is not None and value != earlier:
+            conflicts.append(
+                f"row {row_number}, {column}: {_show(value)} differs from {_show(earlier)} "
+                f"given for customer {customer_id} on row {first_row}"
+            )
+    return conflicts
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return repr(";".join(value))
+    return repr(value)
+
+
+def _contact(
+    row: LedgerRow, row_number: int, file_name: str, phone_region: str
+) -> ContactRecord | None:
+    if not (row.email or row.phone):
+        return None
+    return ContactRecord(
+        name=row.contact_name,
+        email=row.email,
+        phone=_phone_in(row.phone, phone_region) if row.phone else None,
+        sms_consent=bool(row.sms_consent),
+        consent_source=f"{file_name} row {row_number}" if row.sms_consent else None,
+    )

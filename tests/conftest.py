@@ -1,0 +1,149 @@
+"""Fixtures for the real things: a migrated database (SQLite always, PostgreSQL when it answers),
+a clock that tests move, and the `arbot` command line run in-process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from bot import migrate
+from bot.clock import FixedClock
+from bot.db import make_engine
+from bot.models import Base
+from bot.runtime import Runtime, start
+from bot.settings import Settings
+
+PG_SERVER = os.environ.get(
+    "ARBOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+NOW = datetime(2026, 3, 16, 14, 0, tzinfo=UTC)  # a Monday, 09:00 in New York
+
+
+def _postgres_answers() -> bool:
+    try:
+        engine = create_engine(PG_SERVER, connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+POSTGRES = _postgres_answers()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file; each test gets a copy (migrating once keeps the suite fast)."""
+    path = tmp_path_factory.mktemp("template") / "arbot.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()  # the last connection to close checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """A schema of its own in the `test` database, migrated once, dropped at the end."""
+    if not POSTGRES:
+        pytest.skip(f"PostgreSQL does not answer at {PG_SERVER}")
+    schema = f"arbot_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_SERVER)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG_SERVER}?options=-csearch_path%3D{schema}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: the same tests run on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "arbot.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("postgres_schema")
+    yield url
+    engine = make_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, timezone="America/New_York", _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def runtime(settings: Settings, clock: FixedClock) -> Iterator[Runtime]:
+    rt = start(settings, clock=clock)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def session(runtime: Runtime) -> Iterator[Session]:
+    with runtime.sessions() as s:
+        yield s
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> object:
+    """Run `arbot ARGS...` in-process against the test database, with ARBOT_NOW fixing the clock."""
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no stray .env from the working tree
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("ARBOT_NOW", NOW.isoformat())
+    monkeypatch.setenv("ARBOT_TIMEZONE", "America/New_York")
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -1,0 +1,201 @@
+"""Every validation of the ledger CSV, and that a file with any bad row writes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.models import Contact, Customer, Event, Invoice
+from tests.ledger_files import HEADER, row, write
+
+
+def _counts(session: Session) -> tuple[int, int, int, int]:
+    return tuple(  # type: ignore[return-value]
+        session.scalar(select(func.count()).select_from(model)) or 0
+        for model in (Customer, Contact, Invoice, Event)
+    )
+
+
+BAD_FIELDS = [
+    ("issue_date", "15/01/2026", "row 3, issue_date: '15/01/2026' is not an ISO date"),
+    ("issue_date", "2026-02-30", "row 3, issue_date: '2026-02-30' is not a real date"),
+    ("due_date", "", "row 3, due_date: is required but empty"),
+    ("due_date", "2026-01-01", "row 3, due_date: 2026-01-01 is before the issue date 2026-01-15"),
+    ("currency", "DOLLARS", "row 3, currency: 'DOLLARS' is not an ISO 4217 currency code"),
+    ("currency", "XYZ", "row 3, currency: 'XYZ' is not an ISO 4217 currency code"),
+    ("amount", "1,200.00", "row 3, amount: '1,200.00' is not a decimal amount"),
+    ("amount", "1e3", "row 3, amount: '1e3' is not a decimal amount"),
+    ("amount", "NaN", "row 3, amount: 'NaN' is not a decimal amount"),
+    ("amount", "-5.00", "row 3, amount: -5.00 is negative"),
+    ("balance", "1300.00", "row 3, balance: 1300.00 is more than the amount 1200.00"),
+    ("balance", "-1", "row 3, balance: -1 is negative"),
+    ("balance", "10.123456", "row 3, balance: '10.123456' has more than 4 decimal places"),
+    ("email", "maria at ridgeline", "row 3, email: 'maria at ridgeline' is not a valid email"),
+    ("phone", "call the office", "row 3, phone: 'call the office' is not a phone number"),
+    ("phone", "+1 555 0100", "row 3, phone: '+1 555 0100' is not a valid phone number"),
+    ("tier", "gold", "row 3, tier: 'gold' is not a tier; use one of strategic, standard"),
+    ("timezone", "Central Time", "row 3, timezone: 'Central Time' is not an IANA timezone"),
+    ("owner_slack_id", "@dana", "row 3, owner_slack_id: '@dana' is not a Slack user id"),
+    ("sms_consent", "maybe", "row 3, sms_consent: 'maybe' is not yes/no"),
+    ("never_automate", "sometimes", "row 3, never_automate: 'sometimes' is not yes/no"),
+    ("customer_id", "  ", "row 3, customer_id: is required but empty"),
+    ("invoice_number", "", "row 3, invoice_number: is required but empty"),
+]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "expected"), BAD_FIELDS, ids=[f"{c}={v!r}" for c, v, _ in BAD_FIELDS]
+)
+def test_a_bad_value_is_named_by_row_and_column_and_nothing_is_written(
+    cli: Any, session: Session, tmp_path: Path, column: str, value: str, expected: str
+) -> None:
+    path = write(tmp_path / "ledger.csv", [row(invoice_number="INV-0"), row(**{column: value})])
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert expected in result.stderr
+    assert "nothing was imported" in result.stderr
+    assert _counts(session) == (0, 0, 0, 0)
+
+
+def test_every_problem_in_the_file_is_listed_not_only_the_first(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "ledger.csv",
+        [
+            row(invoice_number="INV-1", currency="usd dollars"),
+            row(invoice_number="INV-2"),
+            row(invoice_number="INV-3", due_date="yesterday", email="nope"),
+        ],
+    )
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert "3 problems" in result.stderr
+    assert "row 2, currency:" in result.stderr
+    assert "row 4, due_date:" in result.stderr
+    assert "row 4, email:" in result.stderr
+    assert _counts(session) == (0, 0, 0, 0)
+
+
+def test_a_missing_required_column_is_named(cli: Any, session: Session, tmp_path: Path) -> None:
+    header = [h for h in HEADER if h not in ("balance", "due_date")]
+    path = write(tmp_path / "ledger.csv", [row()], header=header)
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert "row 1 (header): missing required columns due_date, balance" in result.stderr
+    assert _counts(session) == (0, 0, 0, 0)
+
+
+def test_only_the_required_columns_are_enough_and_extra_columns_are_ignored(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    header = [*HEADER[:8], "memo"]
+    path = write(tmp_path / "ledger.csv", [{**row(), "memo": "anything"}], header=header)
+    assert cli("import-csv", str(path)).code == 0
+    customer = session.scalars(select(Customer)).one()
+    assert customer.tier == "standard"
+    assert session.scalar(select(func.count()).select_from(Contact)) == 0
+
+
+def test_the_same_invoice_twice_for_one_customer_is_refused(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "ledger.csv", [row(), row(amount="50.00", balance="50.00")])
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert (
+        "row 3, invoice_number: invoice INV-1 of customer C-1 is already on row 2" in result.stderr
+    )
+    assert _counts(session) == (0, 0, 0, 0)
+
+
+def test_the_same_invoice_number_at_two_customers_is_two_invoices(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "ledger.csv",
+        [
+            row(),
+            row(customer_id="C-2", customer_name="Harbor Family Dental", email="ap@harbor.example"),
+        ],
+    )
+    assert cli("import-csv", str(path)).code == 0
+    assert session.scalar(select(func.count()).select_from(Invoice)) == 2
+
+
+def test_customer_fields_that_disagree_between_rows_are_refused(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "ledger.csv", [row(), row(invoice_number="INV-2", tier="strategic")])
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert (
+        "row 3, tier: 'strategic' differs from 'standard' given for customer C-1 on row 2"
+        in result.stderr
+    )
+    assert _counts(session) == (0, 0, 0, 0)
+
+
+def test_sms_consent_without_a_phone_number_is_refused(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "ledger.csv", [row(phone="", sms_consent="yes")])
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert "row 2, sms_consent: is yes but the row has no phone number" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "the file is empty"),
+        (",".join(HEADER).encode() + b"\n", "no invoices found"),
+        (",".join(HEADER).encode() + b"\nC-1,Caf\xe9 Lumen\n", "is not UTF-8 text"),
+        (b"customer_id;customer_name\n1;x\n", "missing required columns"),
+    ],
+    ids=["empty", "header only", "latin-1", "semicolons"],
+)
+def test_files_that_are_not_a_ledger_say_why(
+    cli: Any, session: Session, tmp_path: Path, content: bytes, expected: str
+) -> None:
+    path = tmp_path / "ledger.csv"
+    path.write_bytes(content)
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert expected in result.stderr
+    assert _counts(session) == (0, 0, 0, 0)
+
+
+def test_a_file_that_does_not_exist_is_a_user_error(cli: Any, tmp_path: Path) -> None:
+    result = cli("import-csv", str(tmp_path / "missing.csv"))
+    assert result.code == 1
+    assert "no such file" in result.stderr
+
+
+def test_values_are_normalised_on_the_way_in(cli: Any, session: Session, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "ledger.csv",
+        [
+            row(
+                phone="(312) 555-0142",
+                currency="usd",
+                tier="Strategic",
+                email="AP@Ridgeline.Example",
+                tags="Retainage; contractor ;",
+            )
+        ],
+    )
+    assert cli("import-csv", str(path)).code == 0
+    customer = session.scalars(select(Customer)).one()
+    contact = session.scalars(select(Contact)).one()
+    invoice = session.scalars(select(Invoice)).one()
+    assert contact.phone == "+13125550142"
+    assert contact.email == "AP@ridgeline.example"
+    assert contact.sms_consent and contact.sms_consent_source == "ledger.csv row 2"
+    assert invoice.currency == "USD"
+    assert customer.tier == "strategic"
+    assert customer.tags == ["contractor", "retainage"]
