@@ -40,4 +40,4 @@ def record(
 def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
     """Bulk append; each dict has Event's columns."""
     if rows:
-        session.execute(insert(Event), rows)
+        session.execute(insert(Event.__table__), rows)  # type: ignore[arg-type]

@@ -1,0 +1,36 @@
+"""Run every benchmark and print one table: `make bench` (or `python -m benchmarks`)."""
+
+from __future__ import annotations
+
+import resource
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import ledger
+
+
+def main() -> None:
+    results = ledger.run()
+    table = Table(title="arbot benchmarks (this machine)", title_justify="left")
+    for column in ("benchmark", "size", "time", "target", "verdict"):
+        table.add_column(column, justify="right" if column in ("time", "target") else "left")
+    failed = False
+    for result in results:
+        ok = result.seconds <= result.target_seconds
+        failed |= not ok
+        table.add_row(
+            result.name,
+            result.size,
+            f"{result.seconds:.2f} s",
+            f"≤ {result.target_seconds:g} s",
+            "ok" if ok else "TOO SLOW",
+        )
+    Console().print(table)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Console().print(f"Peak memory of the whole run: {peak_mib:.0f} MiB")
+    raise SystemExit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Import 100,000 invoices (20,000 customers) from a ledger CSV, then run the aging query on them."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from bot.aging import aging_report
+from bot.clock import FixedClock
+from bot.ledger import apply_batch
+from bot.runtime import start
+from bot.sample_ledger import sample_rows, write_csv
+from bot.settings import Settings
+from integrations.csv_ledger import read_ledger_csv
+
+INVOICES = 100_000
+CUSTOMERS = 20_000
+TODAY = date(2026, 3, 16)
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    size: str
+    seconds: float
+    target_seconds: float
+
+
+def run() -> list[Result]:
+    with tempfile.TemporaryDirectory() as folder:
+        csv_path = write_csv(
+            Path(folder) / "ledger.csv",
+            sample_rows(TODAY, customers=CUSTOMERS, invoices=INVOICES, seed=11),
+        )
+        settings = Settings(database_url=f"sqlite:///{folder}/bench.db", _env_file=None)  # type: ignore[call-arg]
+        clock = FixedClock(datetime(2026, 3, 16, 14, tzinfo=UTC))
+        runtime = start(settings, clock=clock)
+        size = f"{INVOICES:,} invoices, {CUSTOMERS:,} customers"
+
+        started = time.perf_counter()
+        batch = read_ledger_csv(csv_path)
+        with runtime.sessions.begin() as session:
+            apply_batch(session, batch, clock.now())
+        first_import = time.perf_counter() - started
+
+        started = time.perf_counter()
+        batch = read_ledger_csv(csv_path)
+        with runtime.sessions.begin() as session:
+            summary = apply_batch(session, batch, clock.now())
+        reimport = time.perf_counter() - started
+        assert not summary.changed, "re-importing the same file must change nothing"
+
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            with runtime.sessions() as session:
+                report = aging_report(session, TODAY)
+            timings.append(time.perf_counter() - started)
+        assert report.currencies["USD"].invoice_count > 0
+        runtime.close()
+    return [
+        Result("import-csv (new ledger)", size, first_import, 15),
+        Result("import-csv (same file again)", size, reimport, 15),
+        Result("aging report (best of 3)", size, min(timings), 1),
+    ]
