@@ -42,13 +42,13 @@ def run() -> list[Result]:
 
         started = time.perf_counter()
         batch = read_ledger_csv(csv_path)
-        with runtime.sessions.begin() as session:
+        with runtime.writing() as session:
             apply_batch(session, batch, clock.now())
         first_import = time.perf_counter() - started
 
         started = time.perf_counter()
         batch = read_ledger_csv(csv_path)
-        with runtime.sessions.begin() as session:
+        with runtime.writing() as session:
             summary = apply_batch(session, batch, clock.now())
         reimport = time.perf_counter() - started
         assert not summary.changed, "re-importing the same file must change nothing"

@@ -109,7 +109,7 @@ def import_csv(
 
 def _import_file(runtime: Runtime, path: Path) -> ImportSummary:
     batch = _with_progress(path, lambda tick: read_ledger_csv(path, on_row=tick))
-    with runtime.sessions.begin() as session:
+    with runtime.writing() as session:
         return apply_batch(session, batch, runtime.clock.now())
 
 

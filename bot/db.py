@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -14,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.errors import UserError
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+WRITING = "arbot_writing"  # execution option: this transaction will write
 
 
 def normalise_url(url: str) -> str:
@@ -42,9 +41,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
-    # The driver's own transaction handling is switched off so every transaction begins with
-    # BEGIN IMMEDIATE: a writer takes the lock up front and a contending writer waits
-    # (busy_timeout) instead of failing half-way through.
+    # The driver's own transaction handling is switched off so we say how each transaction
+    # begins: a writing one (see `writing_engine`) with BEGIN IMMEDIATE, so it takes the write
+    # lock up front and a contending writer waits (busy_timeout) instead of failing half-way;
+    # a reading one with a plain BEGIN, which in WAL mode never blocks a writer.
     engine = create_engine(url, connect_args={"isolation_level": None}, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -58,17 +58,17 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = connection.get_execution_options().get(WRITING, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading."""
     return sessionmaker(engine, expire_on_commit=False)
 
 
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commits when the block ends, rolls back on any exception."""
-    with factory.begin() as session:
-        yield session
+def writing_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for a unit of work that writes (BEGIN IMMEDIATE on SQLite)."""
+    return sessionmaker(engine.execution_options(**{WRITING: True}), expire_on_commit=False)

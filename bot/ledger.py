@@ -158,8 +158,21 @@ def _upsert_customers(
             ),
             chunk,
         )
+        added = []
         for row_id, external_id in returned:
             ids[external_id] = row_id
+            added.append(
+                {
+                    "at": now,
+                    "actor": audit.SYSTEM,
+                    "kind": "customer.added",
+                    "customer_id": row_id,
+                    "invoice_id": None,
+                    "reminder_id": None,
+                    "payload": {"source": batch.source, "from": batch.label},
+                }
+            )
+        audit.record_many(session, added)
     _bulk_update(session, Customer, updates)
     summary.customers_created = len(new_rows)
     summary.customers_updated = len(updates)

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from bot.db import WRITING
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -33,7 +35,7 @@ def upgrade(engine: Engine) -> bool:
     if current_revision(engine) == head_revision():
         return False
     config = alembic_config()
-    with engine.begin() as connection:
+    with engine.execution_options(**{WRITING: True}).begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     return True

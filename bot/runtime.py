@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
@@ -12,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import migrate
 from bot.clock import Clock, local_date
-from bot.db import make_engine, session_factory
+from bot.db import make_engine, session_factory, writing_factory
 from bot.errors import UserError
 from bot.settings import Settings
 
@@ -22,7 +24,14 @@ class Runtime:
     settings: Settings
     clock: Clock
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[Session]  # for reading
+    writes: sessionmaker[Session]  # for writing
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """One unit of work that writes: commits at the end of the block, rolls back on error."""
+        with self.writes.begin() as session:
+            yield session
 
     def today(self) -> date:
         """The business's date, in ARBOT_TIMEZONE."""
@@ -49,6 +58,7 @@ def start(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
         clock=clock or settings.clock(),
         engine=engine,
         sessions=session_factory(engine),
+        writes=writing_factory(engine),
     )
 
 

@@ -145,6 +145,8 @@ def _dec(text: str) -> Decimal:
 def _describe_event(event: dict[str, Any]) -> str:
     payload = event["payload"]
     kind = event["kind"]
+    if kind == "customer.added":
+        return f"added from {payload['from']}"
     if kind == "invoice.paid":
         return f"{payload['number']} paid ({payload['source']})"
     if kind == "invoice.reopened":

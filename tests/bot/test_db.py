@@ -1,0 +1,222 @@
+"""The databases: exact money and UTC time on both, SQLite's pragmas, migrations up and down."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, inspect, select, text
+
+from bot import migrate
+from bot.db import make_engine, writing_factory
+from bot.errors import UserError
+from bot.models import Base, Customer, Invoice
+from bot.runtime import Runtime
+
+
+def _customer(runtime: Runtime) -> int:
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        customer = Customer(
+            source="csv", external_id="C-1", name="Acme", created_at=now, updated_at=now
+        )
+        session.add(customer)
+        session.flush()
+        return customer.id
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    amounts=st.lists(st.decimals(min_value=0, max_value=10**9, places=4), min_size=1, max_size=8)
+)
+def test_money_round_trips_and_sums_exactly(runtime: Runtime, amounts: list[Decimal]) -> None:
+    customer_id = _customer(runtime) if not hasattr(runtime, "_cid") else runtime._cid  # type: ignore[attr-defined]
+    runtime._cid = customer_id  # type: ignore[attr-defined]
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(text("DELETE FROM invoices"))
+        for n, amount in enumerate(amounts):
+            session.add(
+                Invoice(
+                    customer_id=customer_id,
+                    source="csv",
+                    external_id=str(n),
+                    number=str(n),
+                    issue_date=date(2026, 1, 1),
+                    due_date=date(2026, 2, 1),
+                    currency="USD",
+                    total=amount,
+                    balance=amount,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    with runtime.sessions() as session:
+        stored = session.scalars(select(Invoice.balance).order_by(Invoice.id)).all()
+        total = session.scalar(select(func.sum(Invoice.balance)))
+    assert stored == amounts
+    assert isinstance(total, Decimal)
+    assert total == sum(amounts, Decimal(0))
+
+
+def test_instants_must_carry_a_timezone_and_come_back_in_utc(runtime: Runtime) -> None:
+    new_york = timezone(timedelta(hours=-4))
+    with runtime.writing() as session:
+        session.add(
+            Customer(
+                source="csv",
+                external_id="C-1",
+                name="Acme",
+                created_at=datetime(2026, 3, 16, 10, tzinfo=new_york),
+                updated_at=datetime(2026, 3, 16, 14, tzinfo=UTC),
+            )
+        )
+    with runtime.sessions() as session:
+        created = session.scalars(select(Customer.created_at)).one()
+    assert created == datetime(2026, 3, 16, 14, tzinfo=UTC)
+    assert created.tzinfo == UTC
+    with pytest.raises(Exception, match="naive datetime"), runtime.writing() as session:
+        session.add(
+            Customer(
+                source="csv",
+                external_id="C-2",
+                name="Naive",
+                created_at=datetime(2026, 3, 16),
+                updated_at=datetime(2026, 3, 16),
+            )
+        )
+
+
+def test_sqlite_runs_with_wal_a_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_a_contending_sqlite_writer_waits_instead_of_failing(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    migrate.upgrade(engine)
+    writes = writing_factory(engine)
+    holding = threading.Event()
+    release = threading.Event()
+    now = datetime(2026, 3, 16, tzinfo=UTC)
+
+    def first_writer() -> None:
+        with writes.begin() as session:
+            session.add(
+                Customer(source="csv", external_id="A", name="A", created_at=now, updated_at=now)
+            )
+            session.flush()
+            holding.set()
+            release.wait(timeout=10)
+
+    thread = threading.Thread(target=first_writer)
+    thread.start()
+    assert holding.wait(timeout=10)
+    threading.Timer(0.3, release.set).start()  # the first writer commits while the second waits
+    with writes.begin() as session:  # would raise "database is locked" without the busy timeout
+        session.add(
+            Customer(source="csv", external_id="B", name="B", created_at=now, updated_at=now)
+        )
+    thread.join(timeout=10)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM customers").scalar() == 2
+    engine.dispose()
+
+
+def test_foreign_keys_are_enforced(runtime: Runtime) -> None:
+    now = runtime.clock.now()
+    with pytest.raises(Exception, match=r"(?i)foreign key"), runtime.writing() as session:
+        session.add(
+            Invoice(
+                customer_id=999,
+                source="csv",
+                external_id="X",
+                number="X",
+                issue_date=date(2026, 1, 1),
+                due_date=date(2026, 2, 1),
+                currency="USD",
+                total=Decimal(1),
+                balance=Decimal(1),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
+def test_the_migrated_schema_has_every_table_of_the_model(runtime: Runtime) -> None:
+    tables = set(inspect(runtime.engine).get_table_names())
+    assert {t.name for t in Base.metadata.sorted_tables} <= tables
+    assert {
+        "customers",
+        "contacts",
+        "invoices",
+        "payments",
+        "payment_allocations",
+        "reminders",
+        "events",
+        "inbound_messages",
+        "escalations",
+        "playbook_versions",
+        "edit_examples",
+    } <= tables
+
+
+def test_migrations_go_down_and_up_again_and_upgrade_twice_is_a_no_op(tmp_path: Path) -> None:
+    from alembic import command
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    assert migrate.upgrade(engine) is True
+    assert migrate.upgrade(engine) is False
+    config = migrate.alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+    assert migrate.current_revision(engine) is None
+    assert migrate.upgrade(engine) is True
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    engine.dispose()
+
+
+def test_db_upgrade_command_reports_what_it_did(
+    cli: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    first = cli("db", "upgrade")  # type: ignore[operator]
+    assert first.code == 0 and "Database upgraded from empty to" in first.stdout
+    second = cli("db", "upgrade")  # type: ignore[operator]
+    assert "already up to date" in second.stdout
+
+
+def test_an_unsupported_database_url_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="mysql is not supported"):
+        make_engine("mysql://root@localhost/db")
+    with pytest.raises(UserError, match="is not a database URL"):
+        make_engine("not a url")
+
+
+def test_a_database_that_cannot_be_opened_says_which_setting_to_fix(
+    cli: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "sqlite:////nonexistent-folder/x/arbot.db")
+    result = cli("aging")  # type: ignore[operator]
+    assert result.code == 1
+    assert "cannot open the database at DATABASE_URL" in result.stderr
+
+
+def test_postgres_urls_use_psycopg_3() -> None:
+    from bot.db import normalise_url
+
+    assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("sqlite:///a.db") == "sqlite:///a.db"

@@ -1,0 +1,164 @@
+"""Upserting the ledger: idempotent re-imports, payments seen through the ledger, history kept."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.models import Contact, Customer, Event, Invoice
+from tests.ledger_files import row, write
+
+
+def _snapshot(session: Session) -> list[tuple[Any, ...]]:
+    session.rollback()
+    rows: list[tuple[Any, ...]] = []
+    for model in (Customer, Contact, Invoice, Event):
+        table = model.__table__
+        rows.extend(tuple(r) for r in session.execute(select(table).order_by(table.c.id)))
+    return rows
+
+
+def test_importing_the_same_file_twice_changes_nothing(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "ledger.csv",
+        [
+            row(),
+            row(invoice_number="INV-2", amount="99.95", balance="40.00"),
+            row(
+                customer_id="C-2",
+                customer_name="Harbor Family Dental",
+                email="ap@harbor.example",
+                phone="",
+                sms_consent="",
+                tier="",
+                invoice_number="H-7",
+                currency="EUR",
+            ),
+        ],
+    )
+    assert cli("import-csv", str(path)).code == 0
+    before = _snapshot(session)
+    second = cli("import-csv", str(path))
+    assert second.code == 0
+    assert "already up to date, nothing changed" in second.stdout
+    assert _snapshot(session) == before
+
+
+def test_amounts_are_stored_exactly(cli: Any, session: Session, tmp_path: Path) -> None:
+    path = write(tmp_path / "ledger.csv", [row(amount="12345678901.2345", balance="0.1")])
+    assert cli("import-csv", str(path)).code == 0
+    invoice = session.scalars(select(Invoice)).one()
+    assert invoice.total == Decimal("12345678901.2345")
+    assert invoice.balance == Decimal("0.1")
+
+
+def test_a_balance_that_drops_to_zero_marks_the_invoice_paid_and_records_it(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    write(tmp_path / "day1.csv", [row(), row(invoice_number="INV-2")])
+    write(tmp_path / "day2.csv", [row(balance="0.00"), row(invoice_number="INV-2")])
+    assert cli("import-csv", str(tmp_path / "day1.csv")).code == 0
+    result = cli("import-csv", str(tmp_path / "day2.csv"))
+    assert result.code == 0
+    assert "Now paid: INV-1" in result.stdout
+    paid = session.scalars(select(Invoice).where(Invoice.number == "INV-1")).one()
+    assert paid.status == "paid"
+    assert paid.balance == 0
+    assert paid.paid_at is not None
+    events = session.scalars(select(Event).where(Event.kind == "invoice.paid")).all()
+    assert [(e.invoice_id, e.payload["balance_before"], e.actor) for e in events] == [
+        (paid.id, "1200.0000", "system")
+    ]
+    other = session.scalars(select(Invoice).where(Invoice.number == "INV-2")).one()
+    assert other.status == "open"
+
+
+def test_a_partial_payment_is_recorded_and_the_invoice_stays_open(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    assert cli("import-csv", str(write(tmp_path / "a.csv", [row()]))).code == 0
+    assert cli("import-csv", str(write(tmp_path / "b.csv", [row(balance="200.00")]))).code == 0
+    invoice = session.scalars(select(Invoice)).one()
+    assert (invoice.status, invoice.balance) == ("open", Decimal("200.00"))
+    kinds = session.scalars(select(Event.kind).order_by(Event.id)).all()
+    assert kinds == [
+        "customer.added",
+        "ledger.imported",
+        "invoice.balance_changed",
+        "ledger.imported",
+    ]
+
+
+def test_an_invoice_whose_balance_rises_again_is_reopened(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    assert cli("import-csv", str(write(tmp_path / "a.csv", [row(balance="0")]))).code == 0
+    assert session.scalars(select(Invoice.status)).one() == "paid"
+    result = cli("import-csv", str(write(tmp_path / "b.csv", [row(balance="300")])))
+    assert "Reopened" in result.stdout
+    session.rollback()  # a new read transaction sees the second import
+    invoice = session.scalars(select(Invoice)).one()
+    assert (invoice.status, invoice.paid_at) == ("open", None)
+    assert session.scalar(select(func.count()).where(Event.kind == "invoice.reopened")) == 1
+
+
+def test_customer_details_follow_the_ledger_but_empty_columns_keep_what_is_stored(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    assert cli("import-csv", str(write(tmp_path / "a.csv", [row(tier="strategic")]))).code == 0
+    changed = row(customer_name="Ridgeline Roofing LLC", tier="", timezone="America/Denver")
+    assert cli("import-csv", str(write(tmp_path / "b.csv", [changed]))).code == 0
+    customer = session.scalars(select(Customer)).one()
+    assert customer.name == "Ridgeline Roofing LLC"
+    assert customer.tier == "strategic"
+    assert customer.timezone == "America/Denver"
+
+
+def test_contacts_are_matched_by_email_and_consent_is_recorded_once(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    first = [
+        row(sms_consent="false"),
+        row(
+            invoice_number="INV-2",
+            email="",
+            phone="+13125550199",
+            contact_name="Front desk",
+            sms_consent="false",
+        ),
+    ]
+    assert cli("import-csv", str(write(tmp_path / "a.csv", first))).code == 0
+    assert session.scalar(select(func.count()).select_from(Contact)) == 2
+    again = [row(email="ap@RIDGELINE.example", sms_consent="true", contact_name="Maria G.")]
+    assert cli("import-csv", str(write(tmp_path / "b.csv", again))).code == 0
+    session.rollback()
+    contacts = session.scalars(select(Contact).order_by(Contact.id)).all()
+    assert len(contacts) == 2
+    assert (contacts[0].name, contacts[0].sms_consent) == ("Maria G.", True)
+    assert contacts[0].sms_consent_source == "b.csv row 2"
+    consent_at = contacts[0].sms_consent_at
+    assert cli("import-csv", str(tmp_path / "b.csv")).code == 0
+    session.rollback()
+    assert session.get(Contact, contacts[0].id).sms_consent_at == consent_at  # type: ignore[union-attr]
+
+
+def test_the_audit_log_refuses_changes_in_the_database_itself(runtime: Any) -> None:
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import DatabaseError
+
+    from bot import audit
+
+    with runtime.writing() as session:
+        audit.record(session, runtime.clock.now(), "test.happened")
+    for statement in ("UPDATE events SET kind = 'rewritten'", "DELETE FROM events"):
+        with pytest.raises(DatabaseError, match="append-only"), runtime.writing() as session:
+            session.execute(text(statement))
+    with runtime.sessions() as session:
+        assert session.scalars(select(Event.kind)).all() == ["test.happened"]

@@ -1,0 +1,120 @@
+"""Settings come from the environment and `.env` under DESIGN's names; a bad one names itself."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FixedClock, SystemClock
+from bot.errors import UserError
+from bot.settings import Settings, load_settings
+
+DESIGN_NAMES = [
+    "DATABASE_URL",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_API_URL",
+    "ARBOT_FINANCE_CHANNEL",
+    "ARBOT_ESCALATION_CHANNEL",
+    "ARBOT_APPROVERS",
+    "ARBOT_TIMEZONE",
+    "ARBOT_PUBLIC_URL",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_USER",
+    "SMTP_PASSWORD",
+    "SMTP_STARTTLS",
+    "ARBOT_FROM_EMAIL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM",
+    "TWILIO_API_URL",
+    "STRIPE_API_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+    "ARBOT_INBOUND_EMAIL_SECRET",
+    "ARBOT_NOW",
+    "HUBSPOT_TOKEN",
+    "HUBSPOT_API_URL",
+    "LLM_BASE_URL",
+    "LLM_MODEL",
+    "LLM_API_KEY",
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in DESIGN_NAMES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _env_names() -> set[str]:
+    names = set()
+    for info in Settings.model_fields.values():
+        names.add(info.validation_alias.choices[0])  # type: ignore[union-attr]
+    return names
+
+
+def test_every_setting_named_in_design_is_read() -> None:
+    assert set(DESIGN_NAMES) <= _env_names()
+    for prefix in ("QUICKBOOKS_", "XERO_", "FRESHBOOKS_", "HUBSPOT_", "PIPEDRIVE_"):
+        assert any(name.startswith(prefix) for name in _env_names()), prefix
+
+
+def test_defaults_need_nothing_set() -> None:
+    settings = load_settings()
+    assert settings.database_url == "sqlite:///arbot.db"
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert isinstance(settings.clock(), SystemClock)
+
+
+def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBOT_APPROVERS", "U01AAA, U02BBB,")
+    monkeypatch.setenv("SMTP_PORT", "2525")
+    monkeypatch.setenv("SMTP_STARTTLS", "false")
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9999/api/")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_abc")
+    settings = load_settings()
+    assert settings.approvers == ["U01AAA", "U02BBB"]
+    assert (settings.smtp_port, settings.smtp_starttls) == (2525, False)
+    assert settings.slack_api_url == "http://127.0.0.1:9999/api/"
+    assert "whsec_abc" not in repr(settings)  # secrets do not print
+
+
+def test_values_come_from_a_dot_env_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("ARBOT_TIMEZONE=America/Chicago\nARBOT_FINANCE_CHANNEL=C0FIN\n")
+    settings = load_settings()
+    assert settings.timezone == "America/Chicago"
+    assert settings.finance_channel == "C0FIN"
+
+
+def test_arbot_now_fixes_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBOT_NOW", "2026-03-16T09:00:00-04:00")
+    clock = load_settings().clock()
+    assert isinstance(clock, FixedClock)
+    assert clock.now() == datetime(2026, 3, 16, 13, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "ARBOT_TIMEZONE",
+            "Central",
+            "ARBOT_TIMEZONE: Value error, 'Central' is not an IANA timezone",
+        ),
+        ("ARBOT_NOW", "2026-03-16T09:00:00", "ARBOT_NOW: Value error, needs a timezone"),
+        ("SMTP_PORT", "twenty-five", "SMTP_PORT:"),
+    ],
+)
+def test_a_bad_setting_is_a_user_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(UserError, match="bad setting") as caught:
+        load_settings()
+    assert message in str(caught.value)

@@ -1,0 +1,102 @@
+"""`arbot status`: finding a customer as people type them, and what the account shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ledger_files import row, write
+
+
+@pytest.fixture
+def ledger(cli: Any, tmp_path: Path) -> None:
+    rows = [
+        row(),
+        row(invoice_number="INV-2", balance="0"),
+        row(
+            customer_id="C-2",
+            customer_name="Harbor Family Dental",
+            email="ap@harbor.example",
+            invoice_number="H-1",
+            due_date="2026-04-30",
+            tier="transactional",
+        ),
+        row(
+            customer_id="C-3",
+            customer_name="Harbor Eye Care",
+            email="ap@harboreye.example",
+            invoice_number="E-1",
+        ),
+    ]
+    assert cli("import-csv", str(write(tmp_path / "ledger.csv", rows))).code == 0
+
+
+@pytest.mark.parametrize(
+    "query", ["C-1", "c-1", "Ridgeline Roofing", "ridgeline roofing", "ridgeline"]
+)
+def test_a_customer_is_found_by_id_or_name_in_any_case(cli: Any, ledger: None, query: str) -> None:
+    result = cli("status", query, "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["customer"]["id"] == "C-1"
+
+
+def test_status_json_has_designs_keys_and_only_open_invoices(cli: Any, ledger: None) -> None:
+    doc = json.loads(cli("status", "C-1", "--json").stdout)
+    assert {"customer", "invoices", "events", "escalations"} <= doc.keys()
+    assert [i["number"] for i in doc["invoices"]] == ["INV-1"]
+    invoice = doc["invoices"][0]
+    assert invoice == {
+        "number": "INV-1",
+        "issue_date": "2026-01-15",
+        "due_date": "2026-02-14",
+        "days_past_due": 30,
+        "currency": "USD",
+        "amount": "1200.00",
+        "balance": "1200.00",
+        "status": "open",
+        "disputed": False,
+        "promise_date": None,
+    }
+    assert doc["customer"]["contacts"][0]["phone"] == "+13125550142"
+    assert doc["aging"]["currencies"]["USD"]["1-30"] == "1200.00"
+    assert doc["events"][0]["kind"] == "customer.added"
+
+
+def test_a_name_that_matches_several_customers_lists_them(cli: Any, ledger: None) -> None:
+    result = cli("status", "harbor")
+    assert result.code == 1
+    assert "'harbor' matches 2 customers" in result.stderr
+    assert "Harbor Family Dental (C-2)" in result.stderr
+    assert "Harbor Eye Care (C-3)" in result.stderr
+
+
+def test_a_misspelt_name_gets_suggestions(cli: Any, ledger: None) -> None:
+    result = cli("status", "Ridgline Rofing")
+    assert result.code == 1
+    assert (
+        "no customer matches 'Ridgline Rofing'. Did you mean: Ridgeline Roofing (C-1)?"
+        in result.stderr
+    )
+
+
+def test_an_unknown_customer_is_a_user_error_without_suggestions(cli: Any, ledger: None) -> None:
+    result = cli("status", "Zebra Holdings")
+    assert result.code == 1
+    assert "no customer matches 'Zebra Holdings'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_readable_status_shows_the_account(cli: Any, ledger: None) -> None:
+    result = cli("status", "C-1")
+    assert result.code == 0
+    for text in (
+        "Ridgeline Roofing (C-1)",
+        "INV-1",
+        "$1,200.00",
+        "Maria Garcia",
+        "added from ledger.csv",
+    ):
+        assert text in result.stdout
