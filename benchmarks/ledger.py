@@ -13,7 +13,7 @@ from bot.clock import FixedClock
 from bot.ledger import apply_batch
 from bot.runtime import start
 from bot.sample_ledger import sample_rows, write_csv
-from bot.settings import Settings
+from bot.settings import load_settings
 from integrations.csv_ledger import read_ledger_csv
 
 INVOICES = 100_000
@@ -35,7 +35,7 @@ def run() -> list[Result]:
             Path(folder) / "ledger.csv",
             sample_rows(TODAY, customers=CUSTOMERS, invoices=INVOICES, seed=11),
         )
-        settings = Settings(database_url=f"sqlite:///{folder}/bench.db", _env_file=None)  # type: ignore[call-arg]
+        settings = load_settings(env_file=None, database_url=f"sqlite:///{folder}/bench.db")
         clock = FixedClock(datetime(2026, 3, 16, 14, tzinfo=UTC))
         runtime = start(settings, clock=clock)
         size = f"{INVOICES:,} invoices, {CUSTOMERS:,} customers"

@@ -29,6 +29,7 @@ from bot.tables import aging_table, import_summary_lines, overdue_table, status_
 from integrations.csv_ledger import count_rows, read_ledger_csv
 
 PROGRESS_FROM_ROWS = 5000
+DEMO_MARKER = ".arbot-demo"  # only a folder holding this is ever deleted by `arbot demo`
 
 app = typer.Typer(
     name="arbot",
@@ -166,11 +167,13 @@ def demo(
     ] = Path("arbot-demo"),
 ) -> None:
     """See arbot on a sample ledger: no accounts, credentials or network needed."""
+    marker = folder / DEMO_MARKER
     if folder.exists():
-        if not (folder / "arbot.db").exists() and any(folder.iterdir()):
+        if any(folder.iterdir()) and not marker.exists():
             raise UserError(f"{folder} exists and is not an arbot demo folder; pick another --dir")
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    marker.write_text("Made by `arbot demo`, which deletes and rebuilds this folder.\n")
     with _runtime(database_url=f"sqlite:///{folder / 'arbot.db'}") as runtime:
         today = runtime.today()
         ledger = write_csv(folder / "sample-ledger.csv", sample_rows(today))

@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Row, Table, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from bot import audit
-from bot.models import Contact, Customer, Invoice
+from bot.models import Contact, Customer, Invoice, PaymentAllocation
 from integrations.base import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
 
 _CHUNK = 5000
+LEDGER_LOCK_KEY = 0x6172626F74_01  # "arbot" + 1: the advisory lock behind ledger upserts
 # Rows are read as plain tuples of the columns compared, not ORM objects: a re-import of 100,000
 # invoices compares far faster that way.
 _CUSTOMER_FIELDS = ("name", "tier", "owner_slack_id", "timezone", "never_automate", "tags")
@@ -79,12 +80,20 @@ class ImportSummary:
 def apply_batch(session: Session, batch: LedgerBatch, now: datetime) -> ImportSummary:
     """Upsert the batch inside the caller's transaction (all of it or, on error, none of it)."""
     summary = ImportSummary(source=batch.source, label=batch.label)
+    serialise_ledger_writes(session)
     customer_ids = _upsert_customers(session, batch, now, summary)
     _upsert_contacts(session, batch, customer_ids, now, summary)
     _upsert_invoices(session, batch, customer_ids, now, summary)
     if summary.changed:
         audit.record(session, now, "ledger.imported", payload=summary.as_dict())
     return summary
+
+
+def serialise_ledger_writes(session: Session) -> None:
+    """One ledger upsert at a time. SQLite's BEGIN IMMEDIATE already does this; on PostgreSQL a
+    transaction-level advisory lock makes a second import wait, then see the first one's rows."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
 
 
 def _table(model: type[Any]) -> Table:
@@ -265,6 +274,7 @@ def _upsert_invoices(
     for invoice in session.execute(select(*invoice_columns)):
         if invoice.customer_id in wanted_ids:
             stored[(invoice.customer_id, invoice.number)] = invoice
+    allocated = set(session.scalars(select(PaymentAllocation.invoice_id).distinct()))
     new_rows: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -274,7 +284,7 @@ def _upsert_invoices(
         if existing is None:
             new_rows.append(_new_invoice(batch.source, customer_id, record, now))
             continue
-        changes = _invoice_changes(existing, record, now)
+        changes = _invoice_changes(existing, record, now, existing.id in allocated)
         if not changes:
             summary.invoices_unchanged += 1
             continue
@@ -309,7 +319,9 @@ def _new_invoice(
     }
 
 
-def _invoice_changes(stored: Row[Any], record: InvoiceRecord, now: datetime) -> dict[str, Any]:
+def _invoice_changes(
+    stored: Row[Any], record: InvoiceRecord, now: datetime, paid_by_payment: bool
+) -> dict[str, Any]:
     wanted: dict[str, Any] = {
         "issue_date": record.issue_date,
         "due_date": record.due_date,
@@ -322,6 +334,10 @@ def _invoice_changes(stored: Row[Any], record: InvoiceRecord, now: datetime) -> 
         if record.balance == 0 and stored.status == "open":
             changes.update(status="paid", paid_at=now)
         elif record.balance > 0 and stored.status == "paid":
+            if paid_by_payment:
+                # A payment arbot recorded (Stripe, bank feed) closed it; a ledger export that
+                # has not caught up yet must not reopen it and restart reminders.
+                return {}
             changes.update(status="open", paid_at=None)
     return changes
 

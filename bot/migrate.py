@@ -8,11 +8,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from bot.db import WRITING
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x6172626F74_00  # "arbot" + 0
 
 
 def alembic_config() -> Config:
@@ -36,6 +37,14 @@ def upgrade(engine: Engine) -> bool:
         return False
     config = alembic_config()
     with engine.execution_options(**{WRITING: True}).begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together: one migrates, the others wait here and then find
+            # nothing left to do.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+            if MigrationContext.configure(connection).get_current_revision() == head_revision():
+                return False
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     return True

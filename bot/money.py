@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import cache
 
+from babel.core import get_global
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 
 # Storage keeps four decimal places: enough for every ISO 4217 minor unit (at most 3).
 STORAGE_PLACES = 4
 
 
+_AMOUNT = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+# The largest amount stored: NUMERIC(18, 4) on PostgreSQL.
+MAX_AMOUNT = Decimal("99999999999999.9999")
+
+
 @cache
 def known_currencies() -> frozenset[str]:
-    return frozenset(list_currencies())
+    """ISO 4217 codes legal tender somewhere today (not DEM or FRF, not XXX or XTS)."""
+    current = {
+        code
+        for entries in get_global("territory_currencies").values()
+        for code, _start, end, tender in entries
+        if end is None and tender
+    }
+    return frozenset(current & set(list_currencies()))
+
+
+def minor_units(currency: str) -> int:
+    """Decimal places of the currency's minor unit: 2 for USD, 0 for JPY, 3 for KWD."""
+    return int(get_currency_precision(currency))
 
 
 def is_currency(code: str) -> bool:
@@ -26,16 +45,16 @@ def parse_amount(text: str) -> Decimal:
     cleaned = text.strip()
     if not cleaned:
         raise ValueError("is empty")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise ValueError(
-            f"{cleaned!r} is not a decimal amount (use digits and a dot, e.g. 1250.00)"
-        ) from None
-    if not value.is_finite() or "e" in cleaned.lower():
+    if not _AMOUNT.fullmatch(cleaned):
         raise ValueError(
             f"{cleaned!r} is not a decimal amount (use digits and a dot, e.g. 1250.00)"
         )
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:  # pragma: no cover - the pattern already excludes these
+        raise ValueError(f"{cleaned!r} is not a decimal amount") from None
+    if abs(value) > MAX_AMOUNT:
+        raise ValueError(f"{cleaned} is larger than the largest amount arbot stores ({MAX_AMOUNT})")
     if -value.as_tuple().exponent > STORAGE_PLACES:  # type: ignore[operator]
         raise ValueError(f"{cleaned!r} has more than {STORAGE_PLACES} decimal places")
     return value
@@ -66,7 +85,7 @@ class Money:
 
     def rounded(self) -> Money:
         """Rounded to the currency's minor unit (2 for USD, 0 for JPY, 3 for KWD)."""
-        places = get_currency_precision(self.currency)
+        places = minor_units(self.currency)
         quantum = Decimal(1).scaleb(-places)
         return Money(self.amount.quantize(quantum, rounding=ROUND_HALF_EVEN), self.currency)
 

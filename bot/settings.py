@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -14,14 +14,12 @@ from bot.errors import UserError
 
 
 def _env(name: str) -> AliasChoices:
-    # The environment variable, plus the field's own name so tests can write Settings(field=...).
-    return AliasChoices(name, name.lower())
+    # Only the documented variable: a stray NOW or TIMEZONE in the environment must not count.
+    return AliasChoices(name)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     database_url: str = Field("sqlite:///arbot.db", validation_alias=_env("DATABASE_URL"))
 
@@ -125,10 +123,17 @@ class Settings(BaseSettings):
         return FixedClock(self.now) if self.now is not None else SystemClock()
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read settings, turning a bad value into a message that names the variable to fix."""
+def load_settings(env_file: str | None = ".env", **overrides: object) -> Settings:
+    """Read settings, turning a bad value into a message that names the variable to fix.
+
+    Overrides are given by field name (`database_url=...`) and win over the environment.
+    """
+    unknown = [name for name in overrides if name not in Settings.model_fields]
+    if unknown:
+        raise TypeError(f"no such setting: {', '.join(unknown)}")
+    by_variable: dict[str, Any] = {_env_name(n): v for n, v in overrides.items()}
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_env_file=env_file, **by_variable)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

@@ -22,7 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from bot.errors import UserError, ValidationFailed
 from bot.models import TIERS
-from bot.money import is_currency, parse_amount
+from bot.money import is_currency, minor_units, parse_amount
 from integrations.base import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
 
 REQUIRED_COLUMNS = (
@@ -64,6 +64,16 @@ def _required(value: Any) -> str:
     if not text:
         raise ValueError("is required but empty")
     return text
+
+
+def _at_most(limit: int) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        text = _required(value)
+        if len(text) > limit:
+            raise ValueError(f"is {len(text)} characters long; at most {limit} fit")
+        return text
+
+    return check
 
 
 def _optional(check: Callable[[str], Any]) -> Callable[[Any], Any]:
@@ -152,23 +162,20 @@ def _tags(text: str) -> list[str]:
     return sorted({tag.strip().lower() for tag in text.split(";") if tag.strip()})
 
 
-Required = Annotated[str, BeforeValidator(_required)]
-
-
 class LedgerRow(BaseModel):
     """One CSV row, checked field by field (the phone is checked afterwards: it needs a region)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    customer_id: Required
-    customer_name: Required
-    invoice_number: Required
+    customer_id: Annotated[str, BeforeValidator(_at_most(128))]
+    customer_name: Annotated[str, BeforeValidator(_at_most(256))]
+    invoice_number: Annotated[str, BeforeValidator(_at_most(64))]
     issue_date: Annotated[date, BeforeValidator(_iso_date)]
     due_date: Annotated[date, BeforeValidator(_iso_date)]
     currency: Annotated[str, BeforeValidator(_currency)]
     amount: Annotated[Decimal, BeforeValidator(_amount)]
     balance: Annotated[Decimal, BeforeValidator(_amount)]
-    contact_name: Annotated[str | None, BeforeValidator(_optional(str))] = None
+    contact_name: Annotated[str | None, BeforeValidator(_optional(_at_most(256)))] = None
     email: Annotated[str | None, BeforeValidator(_optional(_email))] = None
     phone: Annotated[str | None, BeforeValidator(_optional(str))] = None
     tier: Annotated[str | None, BeforeValidator(_optional(_tier))] = None
@@ -207,7 +214,8 @@ def read_ledger_csv(
     batch = LedgerBatch(source="csv", label=path.name)
     first_row_of: dict[str, tuple[int, dict[str, Any]]] = {}  # customer id -> (row, its fields)
     invoice_rows: dict[tuple[str, str], int] = {}
-    contact_keys: dict[str, set[tuple[str, str]]] = {}
+    # per customer: contact key -> (first row, the merged contact)
+    contacts_of: dict[str, dict[str, tuple[int, ContactRecord]]] = {}
 
     for row_number, raw in _rows(path, problems):
         if on_row is not None:
@@ -251,10 +259,12 @@ def read_ledger_csv(
             customer = CustomerRecord(external_id=row.customer_id, name=row.customer_name)
             batch.customers[row.customer_id] = customer
         contact = _contact(row, row_number, path.name, phone_region)
-        seen = contact_keys.setdefault(row.customer_id, set())
-        if contact is not None and contact.key() not in seen:
-            seen.add(contact.key())
-            customer.contacts.append(contact)
+        if contact is not None:
+            known = contacts_of.setdefault(row.customer_id, {})
+            clash = _merge_contact(known, contact, row_number)
+            if clash:
+                problems.append(clash)
+                continue
 
         batch.invoices.append(
             InvoiceRecord(
@@ -272,6 +282,8 @@ def read_ledger_csv(
         raise ValidationFailed(str(path), problems)
     if not batch.invoices:
         raise UserError(f"{path}: no invoices found (the file has a header but no rows)")
+    for customer_id, known in contacts_of.items():
+        batch.customers[customer_id].contacts = [contact for _row, contact in known.values()]
     for customer_id, (_row, fields) in first_row_of.items():
         customer = batch.customers[customer_id]
         customer.tier = fields["tier"]
@@ -346,6 +358,14 @@ def _check_row(row_number: int, row: LedgerRow, phone_region: str) -> list[str]:
         problems.append(
             f"row {row_number}, due_date: {row.due_date} is before the issue date {row.issue_date}"
         )
+    places = minor_units(row.currency)
+    for column in ("amount", "balance"):
+        value: Decimal = getattr(row, column)
+        if -value.as_tuple().exponent > places:  # type: ignore[operator]
+            problems.append(
+                f"row {row_number}, {column}: {value} has more decimal places than "
+                f"{row.currency} uses ({places})"
+            )
     if row.balance > row.amount:
         problems.append(
             f"row {row_number}, balance: {row.balance} is more than the amount {row.amount}"
@@ -382,6 +402,33 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return repr(";".join(value))
     return repr(value)
+
+
+def _merge_contact(
+    known: dict[str, tuple[int, ContactRecord]], contact: ContactRecord, row_number: int
+) -> str | None:
+    """One contact per email address (or per phone when there is no email); rows fill each other in."""
+    key = contact.email.lower() if contact.email else f"tel:{contact.phone}"
+    if key not in known:
+        known[key] = (row_number, contact)
+        return None
+    first_row, earlier = known[key]
+    if earlier.phone and contact.phone and earlier.phone != contact.phone:
+        return (
+            f"row {row_number}, phone: {contact.phone} differs from {earlier.phone} given for "
+            f"{contact.email} on row {first_row}; one contact has one phone number"
+        )
+    known[key] = (
+        first_row,
+        ContactRecord(
+            name=earlier.name or contact.name,
+            email=earlier.email,
+            phone=earlier.phone or contact.phone,
+            sms_consent=earlier.sms_consent or contact.sms_consent,
+            consent_source=earlier.consent_source or contact.consent_source,
+        ),
+    )
+    return None
 
 
 def _contact(

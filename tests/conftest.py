@@ -20,7 +20,7 @@ from bot.clock import FixedClock
 from bot.db import make_engine
 from bot.models import Base
 from bot.runtime import Runtime, start
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 
 PG_SERVER = os.environ.get(
     "ARBOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -97,7 +97,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, timezone="America/New_York", _env_file=None)  # type: ignore[call-arg]
+    return load_settings(env_file=None, database_url=database_url, timezone="America/New_York")
 
 
 @pytest.fixture

@@ -68,6 +68,7 @@ def test_demo_will_not_delete_a_folder_that_is_not_its_own(cli: Any, tmp_path: P
     folder = tmp_path / "documents"
     folder.mkdir()
     (folder / "taxes.xlsx").write_text("precious")
+    (folder / "arbot.db").write_text("a real ledger, not the demo's")
     result = cli("demo", "--dir", str(folder))
     assert result.code == 1
     assert "is not an arbot demo folder" in result.stderr

@@ -220,3 +220,45 @@ def test_postgres_urls_use_psycopg_3() -> None:
     assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("sqlite:///a.db") == "sqlite:///a.db"
+
+
+@pytest.mark.postgres
+def test_replicas_migrating_an_empty_postgres_schema_at_once_all_succeed() -> None:
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    from tests.conftest import PG_SERVER, POSTGRES
+
+    if not POSTGRES:
+        pytest.skip("PostgreSQL does not answer")
+    schema = f"arbot_race_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_SERVER)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG_SERVER}?options=-csearch_path%3D{schema}"
+    errors: list[BaseException] = []
+
+    def start_replica() -> None:
+        engine = make_engine(url)
+        try:
+            migrate.upgrade(engine)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    try:
+        threads = [threading.Thread(target=start_replica) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+        engine = make_engine(url)
+        assert migrate.current_revision(engine) == migrate.head_revision()
+        engine.dispose()
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

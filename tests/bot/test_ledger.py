@@ -51,11 +51,18 @@ def test_importing_the_same_file_twice_changes_nothing(
 
 
 def test_amounts_are_stored_exactly(cli: Any, session: Session, tmp_path: Path) -> None:
-    path = write(tmp_path / "ledger.csv", [row(amount="12345678901.2345", balance="0.1")])
+    path = write(
+        tmp_path / "ledger.csv",
+        [
+            row(amount="99999999999999.99", balance="0.1"),
+            row(invoice_number="K-1", currency="KWD", amount="1.234", balance="1.234"),
+        ],
+    )
     assert cli("import-csv", str(path)).code == 0
-    invoice = session.scalars(select(Invoice)).one()
-    assert invoice.total == Decimal("12345678901.2345")
+    invoice, dinar = session.scalars(select(Invoice).order_by(Invoice.id)).all()
+    assert invoice.total == Decimal("99999999999999.99")
     assert invoice.balance == Decimal("0.1")
+    assert dinar.total == Decimal("1.234")
 
 
 def test_a_balance_that_drops_to_zero_marks_the_invoice_paid_and_records_it(
@@ -162,3 +169,68 @@ def test_the_audit_log_refuses_changes_in_the_database_itself(runtime: Any) -> N
             session.execute(text(statement))
     with runtime.sessions() as session:
         assert session.scalars(select(Event.kind)).all() == ["test.happened"]
+
+
+def test_an_invoice_closed_by_a_recorded_payment_is_not_reopened_by_a_stale_ledger(
+    cli: Any, runtime: Any, tmp_path: Path
+) -> None:
+    from bot.models import Payment, PaymentAllocation
+
+    assert cli("import-csv", str(write(tmp_path / "a.csv", [row(balance="0")]))).code == 0
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        invoice = session.scalars(select(Invoice)).one()
+        payment = Payment(
+            source="stripe",
+            external_id="pi_1",
+            received_on=now.date(),
+            amount=Decimal("1200"),
+            currency="USD",
+            created_at=now,
+        )
+        session.add(payment)
+        session.flush()
+        session.add(
+            PaymentAllocation(payment_id=payment.id, invoice_id=invoice.id, amount=Decimal("1200"))
+        )
+    assert cli("import-csv", str(write(tmp_path / "b.csv", [row(balance="1200")]))).code == 0
+    with runtime.sessions() as session:
+        assert session.scalars(select(Invoice.status)).one() == "paid"
+
+
+def test_two_imports_at_once_both_land_and_create_nothing_twice(
+    runtime: Any, tmp_path: Path
+) -> None:
+    import threading
+
+    from bot.ledger import apply_batch
+    from integrations.csv_ledger import read_ledger_csv
+
+    rows = [
+        row(
+            customer_id=f"C-{n}",
+            customer_name=f"Firm {n}",
+            email=f"ap@f{n}.example",
+            invoice_number=f"I-{n}",
+        )
+        for n in range(200)
+    ]
+    batch = read_ledger_csv(write(tmp_path / "l.csv", rows))
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            with runtime.writing() as session:
+                apply_batch(session, batch, runtime.clock.now())
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Invoice)) == 200
+        assert session.scalar(select(func.count()).select_from(Customer)) == 200

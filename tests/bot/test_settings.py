@@ -118,3 +118,18 @@ def test_a_bad_setting_is_a_user_error_naming_the_variable(
     with pytest.raises(UserError, match="bad setting") as caught:
         load_settings()
     assert message in str(caught.value)
+
+
+def test_only_the_documented_variable_names_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOW", "2020-01-01T00:00:00Z")
+    monkeypatch.setenv("TIMEZONE", "Asia/Tokyo")
+    monkeypatch.setenv("APPROVERS", "U1")
+    settings = load_settings()
+    assert (settings.now, settings.timezone, settings.approvers) == (None, "UTC", [])
+
+
+def test_overrides_by_field_name_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-env.db")
+    assert load_settings(database_url="sqlite:///given.db").database_url == "sqlite:///given.db"
+    with pytest.raises(TypeError, match="no such setting: databse_url"):
+        load_settings(databse_url="x")

@@ -30,17 +30,35 @@ def ledger(cli: Any, tmp_path: Path) -> None:
             email="ap@harboreye.example",
             invoice_number="E-1",
         ),
+        row(
+            customer_id="C-4",
+            customer_name="Électricité Énergie SA",
+            email="ap@ee.example",
+            invoice_number="F-1",
+            currency="EUR",
+        ),
     ]
     assert cli("import-csv", str(write(tmp_path / "ledger.csv", rows))).code == 0
 
 
 @pytest.mark.parametrize(
-    "query", ["C-1", "c-1", "Ridgeline Roofing", "ridgeline roofing", "ridgeline"]
+    ("query", "customer_id"),
+    [
+        ("C-1", "C-1"),
+        ("c-1", "C-1"),
+        ("Ridgeline Roofing", "C-1"),
+        ("ridgeline roofing", "C-1"),
+        ("ridgeline", "C-1"),
+        ("ÉLECTRICITÉ ÉNERGIE SA", "C-4"),
+        ("énergie", "C-4"),
+    ],
 )
-def test_a_customer_is_found_by_id_or_name_in_any_case(cli: Any, ledger: None, query: str) -> None:
+def test_a_customer_is_found_by_id_or_name_in_any_case(
+    cli: Any, ledger: None, query: str, customer_id: str
+) -> None:
     result = cli("status", query, "--json")
     assert result.code == 0, result.stderr
-    assert json.loads(result.stdout)["customer"]["id"] == "C-1"
+    assert json.loads(result.stdout)["customer"]["id"] == customer_id
 
 
 def test_status_json_has_designs_keys_and_only_open_invoices(cli: Any, ledger: None) -> None:

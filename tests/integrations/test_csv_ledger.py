@@ -27,6 +27,12 @@ BAD_FIELDS = [
     ("due_date", "2026-01-01", "row 3, due_date: 2026-01-01 is before the issue date 2026-01-15"),
     ("currency", "DOLLARS", "row 3, currency: 'DOLLARS' is not an ISO 4217 currency code"),
     ("currency", "XYZ", "row 3, currency: 'XYZ' is not an ISO 4217 currency code"),
+    ("currency", "DEM", "row 3, currency: 'DEM' is not an ISO 4217 currency code"),
+    ("amount", "1_000", "row 3, amount: '1_000' is not a decimal amount"),
+    ("amount", "1000000000000000", "row 3, amount: 1000000000000000 is larger than the largest"),
+    ("amount", "1200.001", "row 3, amount: 1200.001 has more decimal places than USD uses (2)"),
+    ("invoice_number", "N" * 65, "row 3, invoice_number: is 65 characters long; at most 64 fit"),
+    ("customer_id", "C" * 129, "row 3, customer_id: is 129 characters long; at most 128 fit"),
     ("amount", "1,200.00", "row 3, amount: '1,200.00' is not a decimal amount"),
     ("amount", "1e3", "row 3, amount: '1e3' is not a decimal amount"),
     ("amount", "NaN", "row 3, amount: 'NaN' is not a decimal amount"),
@@ -34,6 +40,7 @@ BAD_FIELDS = [
     ("balance", "1300.00", "row 3, balance: 1300.00 is more than the amount 1200.00"),
     ("balance", "-1", "row 3, balance: -1 is negative"),
     ("balance", "10.123456", "row 3, balance: '10.123456' has more than 4 decimal places"),
+    ("balance", "10.123", "row 3, balance: 10.123 has more decimal places than USD uses (2)"),
     ("email", "maria at ridgeline", "row 3, email: 'maria at ridgeline' is not a valid email"),
     ("phone", "call the office", "row 3, phone: 'call the office' is not a phone number"),
     ("phone", "+1 555 0100", "row 3, phone: '+1 555 0100' is not a valid phone number"),
@@ -199,3 +206,33 @@ def test_values_are_normalised_on_the_way_in(cli: Any, session: Session, tmp_pat
     assert invoice.currency == "USD"
     assert customer.tier == "strategic"
     assert customer.tags == ["contractor", "retainage"]
+
+
+def test_one_email_with_two_phone_numbers_is_refused(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "ledger.csv", [row(), row(invoice_number="INV-2", phone="+13125550143")]
+    )
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert (
+        "row 3, phone: +13125550143 differs from +13125550142 given for ap@ridgeline.example on row 2"
+        in result.stderr
+    )
+    assert _counts(session) == (0, 0, 0, 0)
+
+
+def test_rows_of_one_contact_fill_each_other_in_and_reimport_changes_nothing(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    rows = [row(phone="", sms_consent="false"), row(invoice_number="INV-2", contact_name="")]
+    path = write(tmp_path / "ledger.csv", rows)
+    assert cli("import-csv", str(path)).code == 0
+    contact = session.scalars(select(Contact)).one()
+    assert (contact.name, contact.phone, contact.sms_consent) == (
+        "Maria Garcia",
+        "+13125550142",
+        True,
+    )
+    assert "nothing changed" in cli("import-csv", str(path)).stdout
