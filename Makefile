@@ -19,6 +19,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/arbot playbook check
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -15,21 +15,34 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy import select
 
 from bot import migrate
 from bot.aging import aging_report, overdue_invoices
 from bot.db import make_engine
 from bot.errors import UserError
+from bot.forecast import forecast
 from bot.ledger import ImportSummary, apply_batch
+from bot.models import PlaybookVersion
+from bot.plan_report import forecast_table, plan_json, plan_tables
+from bot.plan_store import run_plan
+from bot.planner import PlanRules
+from bot.playbook_check import check_bundle
+from bot.playbook_versions import activate, ensure_active, propose, rollback
 from bot.runtime import Runtime, start
 from bot.sample_ledger import sample_rows, write_csv
 from bot.settings import load_settings
 from bot.status import account_status
 from bot.tables import aging_table, import_summary_lines, overdue_table, status_tables
 from integrations.csv_ledger import count_rows, read_ledger_csv
+from playbooks.loader import PlaybookError, load_bundle
 
 PROGRESS_FROM_ROWS = 5000
-DEMO_MARKER = ".arbot-demo"  # only a folder holding this is ever deleted by `arbot demo`
+DEMO_MARKER = ".arbot-demo"
+DEMO_BUSINESS = (
+    "Brightwater Supply Co."  # only a folder holding this is ever deleted by `arbot demo`
+)
 
 app = typer.Typer(
     name="arbot",
@@ -44,6 +57,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Look after the database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+playbook_app = typer.Typer(help="Check and manage the reminder playbook.", no_args_is_help=True)
+app.add_typer(playbook_app, name="playbook")
 
 
 def out() -> Console:
@@ -174,7 +189,9 @@ def demo(
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     marker.write_text("Made by `arbot demo`, which deletes and rebuilds this folder.\n")
-    with _runtime(database_url=f"sqlite:///{folder / 'arbot.db'}") as runtime:
+    with _runtime(
+        database_url=f"sqlite:///{folder / 'arbot.db'}", business_name=DEMO_BUSINESS
+    ) as runtime:
         today = runtime.today()
         ledger = write_csv(folder / "sample-ledger.csv", sample_rows(today))
         out().rule("[bold]arbot demo[/bold]")
@@ -188,7 +205,17 @@ def demo(
         out().print()
         out().print(aging_table(report))
         out().print()
-        out().print(overdue_table(overdue, limit=25))
+        out().print(overdue_table(overdue, limit=10))
+        out().print()
+        with runtime.writing() as session:
+            run = run_plan(
+                session,
+                PlanRules.from_settings(runtime.settings),
+                today,
+                runtime.clock.now(),
+                dry_run=False,
+            )
+        out().print(plan_tables(run, dry_run=False))
     out().print()
     out().print(
         f"Try: [bold]DATABASE_URL=sqlite:///{folder}/arbot.db arbot status "
@@ -212,3 +239,136 @@ def db_upgrade() -> None:
         out().print(f"Database upgraded from {before or 'empty'} to {after}.")
     else:
         out().print(f"Database already up to date ({after}).")
+
+
+@app.command()
+def plan(
+    day: Annotated[
+        str | None,
+        typer.Option("--date", metavar="YYYY-MM-DD", help="Plan this day (default: today)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan without storing anything.")
+    ] = False,
+    as_json: Json = False,
+    forecast_days: Annotated[
+        int | None,
+        typer.Option(
+            "--forecast",
+            metavar="DAYS",
+            min=1,
+            max=366,
+            help="Show the touches and escalations of the next DAYS days instead.",
+        ),
+    ] = None,
+) -> None:
+    """Work out today's reminders and escalations, and why the others are held back."""
+    with _runtime() as runtime:
+        when = _as_of(runtime, day)
+        rules = PlanRules.from_settings(runtime.settings)
+        if forecast_days is not None:
+            with runtime.writing() as session:
+                days = forecast(session, rules, when, forecast_days)
+            if as_json:
+                _print_json(
+                    [
+                        {
+                            "date": d.day.isoformat(),
+                            "emails": d.emails,
+                            "sms": d.sms,
+                            "escalations": d.escalations,
+                            "held": d.held,
+                        }
+                        for d in days
+                    ]
+                )
+            else:
+                out().print(forecast_table(days))
+            return
+        with runtime.writing() as session:
+            run = run_plan(session, rules, when, runtime.clock.now(), dry_run=dry_run)
+            if dry_run:
+                session.rollback()  # a dry run stores nothing, not even a first playbook version
+    if as_json:
+        _print_json(plan_json(run))
+    else:
+        out().print(plan_tables(run, dry_run))
+
+
+@playbook_app.command("check")
+def playbook_check(
+    path: Annotated[
+        Path | None, typer.Argument(help="A playbook YAML file (default: the bundled one).")
+    ] = None,
+) -> None:
+    """Render every template of every step against sample data and lint it."""
+    try:
+        bundle = load_bundle(path)
+    except PlaybookError as exc:
+        raise UserError(str(exc)) from None
+    results = check_bundle(bundle)
+    table = Table(title=f"Playbook {bundle.playbook.name} ({bundle.label})", title_justify="left")
+    for column in ("Ladder", "Step", "Template", "Result"):
+        table.add_column(column)
+    for check in results:
+        verdict = "ok" if check.ok else f"{len(check.problems)} problems"
+        table.add_row(check.ladder, check.step, check.template or "(a person)", verdict)
+    out().print(table)
+    problems = [f"{c.ladder} step {c.step}: {p}" for c in results for p in c.problems]
+    if problems:
+        raise UserError(f"{bundle.label}: the playbook has problems:\n" + "\n".join(problems))
+    out().print(f"All {len(results)} steps render and pass the linter.")
+
+
+@playbook_app.command("list")
+def playbook_list() -> None:
+    """The stored playbook versions, newest first."""
+    with _runtime() as runtime, runtime.writing() as session:
+        ensure_active(session, runtime.clock.now())
+        versions = session.scalars(
+            select(PlaybookVersion).order_by(PlaybookVersion.version.desc())
+        ).all()
+        table = Table(title="Playbook versions", title_justify="left")
+        for column in ("Version", "Status", "Name", "Proposed by", "Approved by", "Why"):
+            table.add_column(column)
+        for v in versions:
+            table.add_row(
+                str(v.version),
+                v.status,
+                v.name,
+                v.proposed_by,
+                v.approved_by or "",
+                v.rationale or "",
+            )
+    out().print(table)
+
+
+@playbook_app.command("propose")
+def playbook_propose(
+    path: Annotated[Path, typer.Argument(help="The new playbook YAML file.")],
+    why: Annotated[str, typer.Option("--why", help="What changed and why.")] = "",
+) -> None:
+    """Store a new playbook version as proposed (it changes nothing until activated)."""
+    with _runtime() as runtime, runtime.writing() as session:
+        version = propose(session, path, "cli", why, runtime.clock.now())
+        number = version.version
+    out().print(
+        f"Playbook version {number} proposed. Activate it with `arbot playbook activate {number}`."
+    )
+
+
+@playbook_app.command("activate")
+def playbook_activate(version: Annotated[int, typer.Argument(help="The version number.")]) -> None:
+    """Make a proposed (or earlier) version the active playbook."""
+    with _runtime() as runtime, runtime.writing() as session:
+        activate(session, version, "cli", runtime.clock.now())
+    out().print(f"Playbook version {version} is now active.")
+
+
+@playbook_app.command("rollback")
+def playbook_rollback() -> None:
+    """Go back to the version that was active before the current one."""
+    with _runtime() as runtime, runtime.writing() as session:
+        previous = rollback(session, "cli", runtime.clock.now())
+        number = previous.version
+    out().print(f"Rolled back: playbook version {number} is active again.")

@@ -128,6 +128,7 @@ class Invoice(Base):
     disputed: Mapped[bool] = mapped_column(Boolean, default=False)
     dispute_reason: Mapped[str | None] = mapped_column(Text)
     promise_date: Mapped[date | None] = mapped_column(Date)
+    payment_plan: Mapped[bool] = mapped_column(Boolean, default=False)
     payment_link: Mapped[str | None] = mapped_column(String(2048))
     paid_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -193,7 +194,7 @@ class Reminder(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
-    channel: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[str | None] = mapped_column(String(8))  # None for an escalation
     plan_date: Mapped[date] = mapped_column(Date)
     step_key: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(16), default="remind")
@@ -225,9 +226,15 @@ class ReminderInvoice(Base):
 
     __tablename__ = "reminder_invoices"
 
+    __table_args__ = (
+        # A step is done once per invoice, ever (a new due date starts its ladder again).
+        UniqueConstraint("invoice_id", "step_key", "due_date", name="uq_step_once_per_invoice"),
+    )
+
     reminder_id: Mapped[int] = mapped_column(ForeignKey("reminders.id"), primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
     step_key: Mapped[str] = mapped_column(String(64))
+    due_date: Mapped[date] = mapped_column(Date)
 
 
 class Event(Base):

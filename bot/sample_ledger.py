@@ -208,17 +208,22 @@ def sample_rows(
         has_phone = rng.random() < 0.7
         phone = f"+1{rng.choice(area_codes)}555{rng.randrange(100, 200):04d}" if has_phone else ""
         tags = [t for t in (industry.tag, INDUSTRY_TAGS[industry.tag]) if t]
+        # A few ledgers are incomplete, as real ones are: a phone but no email, or no timezone.
+        no_email = has_phone and rng.random() < 0.06
+        no_zone = not euro and rng.random() < 0.04
         customer = {
             "customer_id": f"C-{index + 1:05d}",
             "customer_name": name,
             "contact_name": f"{contact_first} {contact_last}",
-            "email": f"{'ap' if rng.random() < 0.5 else contact_first.lower()}@{domain}",
+            "email": ""
+            if no_email
+            else f"{'ap' if rng.random() < 0.5 else contact_first.lower()}@{domain}",
             "phone": "+493090182044" if euro else phone,
             "tier": tier,
             "owner_slack_id": rng.choice(OWNERS)
             if tier == "strategic" or rng.random() < 0.3
             else "",
-            "timezone": "Europe/Berlin" if euro else zone,
+            "timezone": "Europe/Berlin" if euro else ("" if no_zone else zone),
             "sms_consent": "true" if (has_phone or euro) and rng.random() < 0.6 else "false",
             "never_automate": "true" if tier == "strategic" and rng.random() < 0.15 else "false",
             "tags": ";".join(tags),
@@ -255,7 +260,8 @@ def _unique_name(rng: random.Random, industry: Industry, used: set[str], index: 
 def _invoice(
     rng: random.Random, today: date, industry: Industry, number: int, currency: str
 ) -> dict[str, str]:
-    issue = today - timedelta(days=rng.randrange(0, 150))
+    # Most invoices are recent, a tail is months old: a typical book of receivables.
+    issue = today - timedelta(days=int(rng.triangular(0, 150, 0)))
     due = issue + timedelta(days=rng.choice(industry.terms))
     low, high = industry.amounts
     amount = Decimal(rng.randrange(low * 100, high * 100)) / 100

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
+from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,6 +41,36 @@ class Settings(BaseSettings):
     timezone: str = Field("UTC", validation_alias=_env("ARBOT_TIMEZONE"))
     public_url: str | None = Field(None, validation_alias=_env("ARBOT_PUBLIC_URL"))
     now: datetime | None = Field(None, validation_alias=_env("ARBOT_NOW"))
+
+    # Planning: who gets what, when
+    business_name: str = Field("Accounts Receivable", validation_alias=_env("ARBOT_BUSINESS_NAME"))
+    phone_region: str = Field("US", validation_alias=_env("ARBOT_PHONE_REGION"))
+    send_window: str = Field("09:00-17:00", validation_alias=_env("ARBOT_SEND_WINDOW"))
+    send_days: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"],
+        validation_alias=_env("ARBOT_SEND_DAYS"),
+    )
+    frequency_cap_days: int = Field(
+        3, ge=1, le=30, validation_alias=_env("ARBOT_FREQUENCY_CAP_DAYS")
+    )
+    write_off: Annotated[dict[str, Decimal], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("ARBOT_WRITE_OFF")
+    )
+    escalation_routes: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("ARBOT_ESCALATION_ROUTES")
+    )
+    pilot_tiers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("ARBOT_PILOT_TIERS")
+    )
+    pilot_tags: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("ARBOT_PILOT_TAGS")
+    )
+    pilot_customers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("ARBOT_PILOT_CUSTOMERS")
+    )
+    pilot_max_invoices: int | None = Field(
+        None, ge=1, validation_alias=_env("ARBOT_PILOT_MAX_INVOICES")
+    )
 
     # Email
     smtp_host: str | None = Field(None, validation_alias=_env("SMTP_HOST"))
@@ -95,12 +126,57 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(None, validation_alias=_env("LLM_MODEL"))
     llm_api_key: SecretStr | None = Field(None, validation_alias=_env("LLM_API_KEY"))
 
-    @field_validator("approvers", mode="before")
+    @field_validator(
+        "approvers", "send_days", "pilot_tiers", "pilot_tags", "pilot_customers", mode="before"
+    )
     @classmethod
-    def _split_approvers(cls, value: object) -> object:
+    def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("write_off", "escalation_routes", mode="before")
+    @classmethod
+    def _comma_pairs(cls, value: object) -> object:
+        """`USD=5.00,EUR=5.00` or `strategic=S0GROUP,standard=U0FIN`."""
+        if not isinstance(value, str):
+            return value
+        pairs = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            key, sep, item = part.partition("=")
+            if not sep or not key.strip() or not item.strip():
+                raise ValueError(f"{part!r} is not KEY=VALUE")
+            pairs[key.strip()] = item.strip()
+        return pairs
+
+    @field_validator("send_days")
+    @classmethod
+    def _known_days(cls, days: list[str]) -> list[str]:
+        lowered = [d.lower()[:3] for d in days]
+        unknown = [d for d in lowered if d not in WEEKDAYS]
+        if unknown or not lowered:
+            raise ValueError("use day names such as mon,tue,wed,thu,fri")
+        return lowered
+
+    @field_validator("send_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        parse_window(value)
+        return value
+
+    @field_validator("pilot_tiers")
+    @classmethod
+    def _tiers(cls, tiers: list[str]) -> list[str]:
+        unknown = [t for t in tiers if t not in ("strategic", "standard", "transactional")]
+        if unknown:
+            raise ValueError(f"unknown tier {', '.join(unknown)}")
+        return tiers
+
+    def window(self) -> tuple[time, time]:
+        return parse_window(self.send_window)
+
+    def weekday_numbers(self) -> frozenset[int]:
+        return frozenset(WEEKDAYS.index(day) for day in self.send_days)
 
     @field_validator("timezone")
     @classmethod
@@ -121,6 +197,21 @@ class Settings(BaseSettings):
     def clock(self) -> Clock:
         """ARBOT_NOW fixes the clock (demos, simulations, acceptance tests); otherwise real time."""
         return FixedClock(self.now) if self.now is not None else SystemClock()
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_window(text: str) -> tuple[time, time]:
+    """`09:00-17:00` -> (09:00, 17:00); the end must come after the start."""
+    start_text, sep, end_text = text.partition("-")
+    try:
+        start, end = time.fromisoformat(start_text.strip()), time.fromisoformat(end_text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a window such as 09:00-17:00") from None
+    if not sep or end <= start:
+        raise ValueError(f"{text!r} is not a window such as 09:00-17:00")
+    return start, end
 
 
 def load_settings(env_file: str | None = ".env", **overrides: object) -> Settings:

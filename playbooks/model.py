@@ -107,11 +107,13 @@ class Playbook(BaseModel):
         tagset = set(tags)
         for segment in self.segments:
             if tagset.intersection(segment.tags) and tier in segment.tiers:
-                return f"{segment.name}/{tier}", segment.tiers[tier]  # type: ignore[index]
+                return f"{segment.name}/{tier}", segment.tiers[tier]
         return tier, self.tiers[tier]  # type: ignore[index]
 
     def all_steps(self) -> list[tuple[str, Step]]:
-        found = [(tier, step) for tier, ladder in self.tiers.items() for step in ladder]
+        found: list[tuple[str, Step]] = [
+            (tier, step) for tier, ladder in self.tiers.items() for step in ladder
+        ]
         for segment in self.segments:
             for tier, ladder in segment.tiers.items():
                 found.extend((f"{segment.name}/{tier}", step) for step in ladder)

@@ -1,0 +1,97 @@
+"""What a reminder's templates receive, and rendering it: the one place a message is put together.
+
+Amounts come from the ledger only (Decimal, formatted with Babel in the invoice's own currency); a
+message covering several currencies states a total per currency, never a sum across them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from babel.dates import format_date
+
+from bot.money import format_money
+from playbooks.render import Rendered, Renderer
+
+LOCALE = "en_US"
+
+
+@dataclass(frozen=True)
+class MessageInvoice:
+    number: str
+    issue_date: date
+    due_date: date
+    currency: str
+    total: Decimal
+    balance: Decimal
+    payment_link: str | None = None
+
+
+@dataclass(frozen=True)
+class Sender:
+    name: str
+    email: str | None = None
+    phone: str | None = None
+
+
+def totals_by_currency(invoices: list[MessageInvoice]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for invoice in invoices:
+        totals[invoice.currency] = totals.get(invoice.currency, Decimal(0)) + invoice.balance
+    return totals
+
+
+def message_context(
+    *,
+    customer_name: str,
+    customer_id: str,
+    contact_name: str | None,
+    invoices: list[MessageInvoice],
+    day: date,
+    sender: Sender,
+    payment_link: str | None = None,
+    unsubscribe_url: str | None = None,
+) -> dict[str, Any]:
+    """The template context (DESIGN's contract with the playbook templates)."""
+    if not invoices:
+        raise ValueError("a message covers at least one invoice")
+    ordered = sorted(invoices, key=lambda i: (i.due_date, i.number))
+    totals = totals_by_currency(ordered)
+    link = payment_link or next((i.payment_link for i in ordered if i.payment_link), None)
+    return {
+        "customer": {"name": customer_name, "id": customer_id},
+        "contact": {"name": contact_name, "first_name": _first_name(contact_name)},
+        "invoices": [
+            {
+                "number": i.number,
+                "issue_date": format_date(i.issue_date, "long", locale=LOCALE),
+                "due_date": format_date(i.due_date, "long", locale=LOCALE),
+                "amount": format_money(i.total, i.currency, LOCALE),
+                "balance": format_money(i.balance, i.currency, LOCALE),
+                "currency": i.currency,
+                "days_overdue": max((day - i.due_date).days, 0),
+                "days_until_due": max((i.due_date - day).days, 0),
+            }
+            for i in ordered
+        ],
+        "total": " and ".join(
+            format_money(amount, code, LOCALE) for code, amount in totals.items()
+        ),
+        "payment_link": link,
+        "sender": {"name": sender.name, "email": sender.email, "phone": sender.phone},
+        "unsubscribe_url": unsubscribe_url,
+    }
+
+
+def _first_name(name: str | None) -> str | None:
+    if not name or not name.strip():
+        return None
+    first = name.split()[0]
+    return first if first.isalpha() and len(first) > 1 else None
+
+
+def render_message(renderer: Renderer, template: str, context: dict[str, Any]) -> Rendered:
+    return renderer.render(template, context)

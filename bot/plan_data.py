@@ -1,0 +1,201 @@
+"""Everything the planner looks at, read in a few queries: open invoices, their customers and
+contacts, and the history that decides what is already done, pending or too soon."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.models import (
+    Contact,
+    Customer,
+    Escalation,
+    Event,
+    InboundMessage,
+    Invoice,
+    Reminder,
+    ReminderInvoice,
+)
+
+PENDING_STATES = ("planned", "approved", "sending")
+TOUCHED_STATES = ("sending", "sent", "unknown")  # unknown: may have gone out; counts as a touch
+
+
+@dataclass(frozen=True)
+class ContactFacts:
+    id: int
+    name: str | None
+    email: str | None
+    phone: str | None
+    role: str
+    timezone: str | None
+    sms_consent: bool
+    email_blocked: bool  # opted out or unusable (bounced)
+    sms_blocked: bool
+
+
+@dataclass(frozen=True)
+class InvoiceFacts:
+    id: int
+    number: str
+    issue_date: date
+    due_date: date
+    currency: str
+    total: Decimal
+    balance: Decimal
+    disputed: bool
+    promise_date: date | None
+    payment_plan: bool
+    payment_link: str | None
+
+
+@dataclass
+class CustomerFacts:
+    id: int
+    external_id: str
+    name: str
+    tier: str
+    tags: list[str]
+    never_automate: bool
+    paused_until: datetime | None
+    timezone: str | None
+    owner_slack_id: str | None
+    contacts: list[ContactFacts] = field(default_factory=list)
+    invoices: list[InvoiceFacts] = field(default_factory=list)
+
+
+@dataclass
+class History:
+    done: set[tuple[int, str, date]] = field(default_factory=set)  # (invoice, step, due date)
+    pending: set[int] = field(default_factory=set)  # customers with a reminder awaiting its send
+    last_touch: dict[int, datetime] = field(default_factory=dict)  # customer -> last touch
+    touches: dict[int, int] = field(default_factory=dict)  # invoice -> unanswered touches
+    escalated: set[int] = field(default_factory=set)  # customers with an open escalation
+
+
+def load_customers(session: Session) -> list[CustomerFacts]:
+    """Customers with at least one open invoice (a zero balance is held back as paid)."""
+    invoices: dict[int, list[InvoiceFacts]] = defaultdict(list)
+    rows = session.execute(
+        select(
+            Invoice.customer_id,
+            Invoice.id,
+            Invoice.number,
+            Invoice.issue_date,
+            Invoice.due_date,
+            Invoice.currency,
+            Invoice.total,
+            Invoice.balance,
+            Invoice.disputed,
+            Invoice.promise_date,
+            Invoice.payment_plan,
+            Invoice.payment_link,
+        ).where(Invoice.status == "open")
+    )
+    for customer_id, *facts in rows:
+        invoices[customer_id].append(InvoiceFacts(*facts))
+    contacts: dict[int, list[ContactFacts]] = defaultdict(list)
+    for c in session.execute(select(Contact).order_by(Contact.id)).scalars():
+        if c.customer_id in invoices:
+            contacts[c.customer_id].append(
+                ContactFacts(
+                    id=c.id,
+                    name=c.name,
+                    email=c.email,
+                    phone=c.phone,
+                    role=c.role,
+                    timezone=c.timezone,
+                    sms_consent=c.sms_consent,
+                    email_blocked=c.email_opted_out_at is not None
+                    or c.email_unusable_at is not None,
+                    sms_blocked=c.sms_opted_out_at is not None or c.sms_unusable_at is not None,
+                )
+            )
+    customers = []
+    for row in session.execute(
+        select(
+            Customer.id,
+            Customer.external_id,
+            Customer.name,
+            Customer.tier,
+            Customer.tags,
+            Customer.never_automate,
+            Customer.paused_until,
+            Customer.timezone,
+            Customer.owner_slack_id,
+        ).order_by(Customer.id)
+    ):
+        if row.id in invoices:
+            customers.append(
+                CustomerFacts(
+                    id=row.id,
+                    external_id=row.external_id,
+                    name=row.name,
+                    tier=row.tier,
+                    tags=list(row.tags or []),
+                    never_automate=row.never_automate,
+                    paused_until=row.paused_until,
+                    timezone=row.timezone,
+                    owner_slack_id=row.owner_slack_id,
+                    contacts=contacts.get(row.id, []),
+                    invoices=sorted(invoices[row.id], key=lambda i: (i.due_date, i.number)),
+                )
+            )
+    return customers
+
+
+def load_history(session: Session) -> History:
+    history = History()
+    sent_touches: list[tuple[int, int, datetime]] = []  # (customer, invoice, when)
+    rows = session.execute(
+        select(
+            ReminderInvoice.invoice_id,
+            ReminderInvoice.step_key,
+            ReminderInvoice.due_date,
+            Reminder.customer_id,
+            Reminder.state,
+            Reminder.action,
+            Reminder.sent_at,
+            Reminder.updated_at,
+        ).join(Reminder, Reminder.id == ReminderInvoice.reminder_id)
+    )
+    for invoice_id, step_key, due_date, customer_id, state, action, sent_at, updated_at in rows:
+        history.done.add((invoice_id, step_key, due_date))
+        if state in PENDING_STATES:
+            history.pending.add(customer_id)
+        if action == "remind" and state in TOUCHED_STATES:
+            when = sent_at or updated_at
+            sent_touches.append((customer_id, invoice_id, when))
+            if when > history.last_touch.get(customer_id, when.min.replace(tzinfo=when.tzinfo)):
+                history.last_touch[customer_id] = when
+    history.escalated = set(
+        session.scalars(select(Escalation.customer_id).where(Escalation.state != "resolved"))
+    )
+    # A reply from the customer, or money arriving on the invoice, answers the touches before it.
+    replied = dict(
+        session.execute(
+            select(InboundMessage.customer_id, func.max(InboundMessage.received_at))
+            .where(InboundMessage.automatic.is_(False), InboundMessage.customer_id.is_not(None))
+            .group_by(InboundMessage.customer_id)
+        ).all()
+    )
+    paid = dict(
+        session.execute(
+            select(Event.invoice_id, func.max(Event.at))
+            .where(
+                Event.kind.in_(("invoice.balance_changed", "payment.allocated")),
+                Event.invoice_id.is_not(None),
+            )
+            .group_by(Event.invoice_id)
+        ).all()
+    )
+    for customer_id, invoice_id, when in sent_touches:
+        answered = max(filter(None, (replied.get(customer_id), paid.get(invoice_id))), default=None)
+        if answered is None or when > answered:
+            history.touches[invoice_id] = history.touches.get(invoice_id, 0) + 1
+    return history

@@ -1,0 +1,301 @@
+"""The daily plan: which customer gets which message today, and why the others are held back.
+
+For each open invoice the due step is the latest step whose offset is at or before today's days
+past due; if that step is already done nothing is due (an invoice first seen at +20 gets the +14
+step, never +7 and +14 together). One message per customer per day covers every invoice with a
+step due, at the firmest tone among them. `escalate` steps and never-automate customers go to a
+person instead of a message.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from bot import guardrails
+from bot.messages import MessageInvoice, Sender, message_context
+from bot.plan_data import ContactFacts, CustomerFacts, History, InvoiceFacts
+from bot.send_window import Window, candidate_zones, next_send_time
+from bot.settings import Settings
+from playbooks.model import TONE_ORDER, Playbook, Step
+from playbooks.render import Rendered, Renderer, RenderError
+
+
+@dataclass(frozen=True)
+class Pilot:
+    """Automation limited to a segment; everything else is planned in observe-only mode."""
+
+    tiers: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    customers: frozenset[str] = frozenset()
+    max_invoices: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.tiers or self.tags or self.customers or self.max_invoices)
+
+    def covers(self, customer: CustomerFacts) -> bool:
+        if not (self.tiers or self.tags or self.customers):
+            return True
+        return (
+            customer.tier in self.tiers
+            or bool(self.tags.intersection(customer.tags))
+            or customer.external_id in self.customers
+        )
+
+
+@dataclass(frozen=True)
+class PlanRules:
+    business_timezone: str
+    window: Window = field(default_factory=Window)
+    frequency_cap: timedelta = timedelta(days=3)
+    write_off: dict[str, Decimal] = field(default_factory=dict)
+    escalation_routes: dict[str, str] = field(default_factory=dict)
+    pilot: Pilot = field(default_factory=Pilot)
+    sender: Sender = field(default_factory=lambda: Sender("Accounts Receivable"))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PlanRules:
+        start, end = settings.window()
+        return cls(
+            business_timezone=settings.timezone,
+            window=Window(start, end, settings.weekday_numbers()),
+            frequency_cap=timedelta(days=settings.frequency_cap_days),
+            write_off=dict(settings.write_off),
+            escalation_routes=dict(settings.escalation_routes),
+            pilot=Pilot(
+                tiers=frozenset(settings.pilot_tiers),
+                tags=frozenset(t.lower() for t in settings.pilot_tags),
+                customers=frozenset(settings.pilot_customers),
+                max_invoices=settings.pilot_max_invoices,
+            ),
+            sender=Sender(settings.business_name, settings.from_email, None),
+        )
+
+
+@dataclass(frozen=True)
+class DueInvoice:
+    invoice: InvoiceFacts
+    step: Step
+    days_past_due: int
+
+
+@dataclass
+class PlanItem:
+    """One reminder, or one escalation, for one customer on the plan's day."""
+
+    customer: CustomerFacts
+    action: str  # "remind" | "escalate"
+    step: Step  # the firmest step due
+    ladder: str
+    due: list[DueInvoice]
+    contact: ContactFacts | None = None
+    channel: str | None = None
+    send_after: datetime | None = None
+    auto_approve: bool = False
+    escalate_to: str | None = None
+    reason: str | None = None  # why a person gets it, for escalations
+    message: Rendered | None = None
+    observe_only: bool = False
+
+
+@dataclass(frozen=True)
+class Held:
+    customer: CustomerFacts
+    invoices: list[str]
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class Plan:
+    day: date
+    items: list[PlanItem] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
+    observed: list[PlanItem] = field(default_factory=list)
+
+
+def due_step(ladder: list[Step], invoice: InvoiceFacts, day: date, history: History) -> Step | None:
+    days_past_due = (day - invoice.due_date).days
+    latest = None
+    for step in ladder:
+        if step.offset_days <= days_past_due:
+            latest = step
+    if latest is None or (invoice.id, latest.key, invoice.due_date) in history.done:
+        return None
+    return latest
+
+
+def firmest(due: list[DueInvoice]) -> Step:
+    return max(
+        (d.step for d in due), key=lambda s: (TONE_ORDER.index(s.tone or "courtesy"), s.offset_days)
+    )
+
+
+def day_start(day: date, timezone: str) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone))
+
+
+def compute_plan(
+    customers: list[CustomerFacts],
+    history: History,
+    playbook: Playbook,
+    rules: PlanRules,
+    day: date,
+    now: datetime,
+    renderer: Renderer | None = None,
+) -> Plan:
+    """The plan for `day`, from what was loaded; pure: nothing is read or written here."""
+    plan = Plan(day=day)
+    anchor = max(now, day_start(day, rules.business_timezone))
+    pilot_invoices = 0
+    for customer in customers:
+        ladder_name, ladder = playbook.ladder_for(customer.tier, customer.tags)
+        due: list[DueInvoice] = []
+        held_by_reason: dict[str, list[str]] = defaultdict(list)
+        for invoice in customer.invoices:
+            step = due_step(ladder, invoice, day, history)
+            if step is None:
+                continue
+            reason = guardrails.invoice_hold(invoice, day, rules.write_off)
+            if reason:
+                held_by_reason[reason].append(invoice.number)
+                continue
+            due.append(DueInvoice(invoice, step, (day - invoice.due_date).days))
+        plan.held.extend(
+            Held(customer, numbers, reason) for reason, numbers in held_by_reason.items()
+        )
+        if not due:
+            continue
+        numbers = [d.invoice.number for d in due]
+        reason = guardrails.customer_hold(customer, history, anchor)
+        if reason:
+            plan.held.append(Held(customer, numbers, reason))
+            continue
+        item = _escalation(customer, due, ladder_name, history, rules) or _reminder(
+            customer, due, ladder_name, history, rules, anchor, plan
+        )
+        if item is None:
+            continue
+        in_scope = rules.pilot.covers(customer)
+        if in_scope and rules.pilot.max_invoices is not None:
+            in_scope = pilot_invoices + len(due) <= rules.pilot.max_invoices
+            pilot_invoices += len(due) if in_scope else 0
+        if not in_scope:
+            item.observe_only = True
+            plan.observed.append(item)
+            continue
+        if item.action == "remind" and renderer is not None:
+            try:
+                item.message = renderer.render(item.step.template or "", _context(item, rules, day))
+            except RenderError as exc:
+                plan.held.append(Held(customer, numbers, guardrails.TEMPLATE_ERROR, str(exc)))
+                continue
+        plan.items.append(item)
+    return plan
+
+
+def _escalation(
+    customer: CustomerFacts,
+    due: list[DueInvoice],
+    ladder: str,
+    history: History,
+    rules: PlanRules,
+) -> PlanItem | None:
+    reason = None
+    if customer.never_automate:
+        reason = "never_automate"
+    for d in due:
+        if reason is None and d.step.action == "escalate":
+            reason = f"step {d.step.key} ({d.step.offset_days:+d} days)"
+        limit = d.step.escalate_after_touches
+        if reason is None and limit is not None and history.touches.get(d.invoice.id, 0) >= limit:
+            reason = f"{limit} touches on {d.invoice.number} without an answer or a payment"
+    if reason is None:
+        return None
+    escalating = [d.step for d in due if d.step.action == "escalate"]
+    step = escalating[-1] if escalating else firmest(due)
+    owner = customer.owner_slack_id or rules.escalation_routes.get(customer.tier)
+    return PlanItem(customer, "escalate", step, ladder, due, escalate_to=owner, reason=reason)
+
+
+def _reminder(
+    customer: CustomerFacts,
+    due: list[DueInvoice],
+    ladder: str,
+    history: History,
+    rules: PlanRules,
+    anchor: datetime,
+    plan: Plan,
+) -> PlanItem | None:
+    numbers = [d.invoice.number for d in due]
+    step = firmest(due)
+    route = guardrails.choose_route(customer, step.channels)
+    if route.hold or route.contact is None:
+        plan.held.append(Held(customer, numbers, route.hold or guardrails.NO_CONTACT))
+        return None
+    if guardrails.too_soon(customer, history, anchor, rules.frequency_cap):
+        last = history.last_touch[customer.id]
+        plan.held.append(
+            Held(
+                customer,
+                numbers,
+                guardrails.FREQUENCY_CAP,
+                f"last touch {last.isoformat(timespec='minutes')}",
+            )
+        )
+        return None
+    zones = candidate_zones(route.contact.timezone or customer.timezone, route.contact.phone)
+    if not zones:
+        plan.held.append(
+            Held(customer, numbers, guardrails.UNKNOWN_TIMEZONE, "add a timezone for this customer")
+        )
+        return None
+    send_after = next_send_time(anchor, zones, rules.window)
+    if send_after is None:
+        plan.held.append(
+            Held(
+                customer,
+                numbers,
+                guardrails.NO_SEND_WINDOW,
+                f"no shared sending hours in {', '.join(zones)}",
+            )
+        )
+        return None
+    return PlanItem(
+        customer,
+        "remind",
+        step,
+        ladder,
+        due,
+        contact=route.contact,
+        channel=route.channel,
+        send_after=send_after,
+        auto_approve=all(d.step.auto_approve for d in due),
+    )
+
+
+def _context(item: PlanItem, rules: PlanRules, day: date) -> dict[str, object]:
+    invoices = [
+        MessageInvoice(
+            d.invoice.number,
+            d.invoice.issue_date,
+            d.invoice.due_date,
+            d.invoice.currency,
+            d.invoice.total,
+            d.invoice.balance,
+            d.invoice.payment_link,
+        )
+        for d in item.due
+    ]
+    return message_context(
+        customer_name=item.customer.name,
+        customer_id=item.customer.external_id,
+        contact_name=item.contact.name if item.contact else None,
+        invoices=invoices,
+        day=day,
+        sender=rules.sender,
+    )

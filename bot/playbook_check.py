@@ -1,0 +1,115 @@
+"""`arbot playbook check`: render every template of every step against sample data, and lint it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from bot.messages import MessageInvoice, Sender, message_context
+from playbooks.lint import lint_message
+from playbooks.loader import Bundle
+from playbooks.render import Renderer, RenderError
+
+SAMPLE_DAY = date(2026, 3, 16)
+LONG_LINK = "https://pay.example.com/c/cs_live_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwX"  # 60 chars
+
+
+@dataclass
+class StepCheck:
+    ladder: str
+    step: str
+    template: str | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def sample_contexts(offset_days: int) -> list[tuple[str, dict[str, Any]]]:
+    """Situations every template must handle: one invoice or several, with or without a link."""
+    due = SAMPLE_DAY - timedelta(days=offset_days)
+    one = [
+        MessageInvoice(
+            "INV-1042", due - timedelta(days=30), due, "USD", Decimal("1250.00"), Decimal("1250.00")
+        )
+    ]
+    several = [
+        MessageInvoice(
+            "INV-1042", due - timedelta(days=30), due, "USD", Decimal("1250"), Decimal("1250")
+        ),
+        MessageInvoice(
+            "INV-1057",
+            due - timedelta(days=20),
+            due + timedelta(days=2),
+            "USD",
+            Decimal("480.5"),
+            Decimal("200.25"),
+        ),
+        MessageInvoice(
+            "R-88", due - timedelta(days=30), due, "EUR", Decimal("3100"), Decimal("3100")
+        ),
+    ]
+    return [
+        (
+            "one invoice with a link",
+            message_context(
+                customer_name="Ridgeline Roofing & Restoration Contractors",
+                customer_id="C-1001",
+                contact_name="Maria Garcia",
+                invoices=one,
+                day=SAMPLE_DAY,
+                sender=Sender(
+                    "Brightwater Supply Co.", "ar@brightwater.example", "+1 312 555 0100"
+                ),
+                payment_link=LONG_LINK,
+                unsubscribe_url="https://ar.brightwater.example/u/abc",
+            ),
+        ),
+        (
+            "several invoices, two currencies, no link",
+            message_context(
+                customer_name="Harbor Family Dental",
+                customer_id="C-1002",
+                contact_name=None,
+                invoices=several,
+                day=SAMPLE_DAY,
+                sender=Sender("Brightwater Supply Co."),
+                payment_link=None,
+                unsubscribe_url=None,
+            ),
+        ),
+        (
+            "a contact without a usable first name",
+            message_context(
+                customer_name="Nordlicht Messebau GmbH",
+                customer_id="C-1003",
+                contact_name="Accounts Payable Dept.",
+                invoices=one,
+                day=SAMPLE_DAY,
+                sender=Sender("Brightwater Supply Co.", "ar@brightwater.example"),
+                payment_link=LONG_LINK,
+                unsubscribe_url=None,
+            ),
+        ),
+    ]
+
+
+def check_bundle(bundle: Bundle) -> list[StepCheck]:
+    renderer = Renderer(bundle.templates)
+    results = []
+    for ladder, step in bundle.playbook.all_steps():
+        check = StepCheck(ladder=ladder, step=step.key, template=step.template)
+        results.append(check)
+        if step.human_only or step.template is None:
+            continue  # a person writes these; nothing is rendered or sent automatically
+        for situation, context in sample_contexts(step.offset_days):
+            try:
+                message = renderer.render(step.template, context)
+            except RenderError as exc:
+                check.problems.append(f"{situation}: {exc}")
+                continue
+            check.problems.extend(f"{situation}: {p}" for p in lint_message(message))
+    return results

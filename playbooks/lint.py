@@ -1,0 +1,75 @@
+"""Phrases no automated message may carry, and what every message must carry.
+
+Applies to every step that is not human-only. A person may write such words in an escalation; a
+machine never sends them (threats and false statements: 15 USC 1692e; Reg F opt-out notice).
+"""
+
+from __future__ import annotations
+
+import re
+
+from playbooks.render import SMS_LIMIT, Rendered
+
+FORBIDDEN: tuple[tuple[str, str], ...] = (
+    (r"\blegal\s+(action|proceedings|steps|remedies)\b", "legal action"),
+    (r"\blaw\s*suits?\b|\bsue\b|\bsued\b|\bcourts?\b", "lawsuits and courts"),
+    (r"\blawyers?\b|\battorneys?\b|\bsolicitors?\b", "lawyers and attorneys"),
+    (r"\bcollections?\s+(agency|agencies|firm)\b|\bdebt\s+collectors?\b", "collection agencies"),
+    (r"\bcredit\s+(report\w*|bureaus?|score|rating|reference)\b", "credit reporting"),
+    (
+        r"\bsuspen(d|ded|sion)\b|\bcut\s+off\b|\bdisconnect\w*\b|\bterminat\w+\s+(your\s+)?service",
+        "suspension of service",
+    ),
+    (r"\bgarnish\w*\b|\barrest\w*\b|\bseiz\w+\b|\bbailiffs?\b", "garnishment, arrest, seizure"),
+    (
+        r"\bfinal\s+(notice|warning|demand)\b|\bor\s+else\b|\bfailure\s+to\s+pay\b|\bforced\s+to\b"
+        r"|\bconsequences\b|\blast\s+chance\b",
+        "threats",
+    ),
+    (r"\blate\s+fees?\b|\bpenalt(y|ies)\b|\binterest\s+charges?\b", "fees or penalties"),
+    (
+        r"\bdiscount\w*\b|\bspecial\s+offer\b|\bpromo\w*\b|\d+\s*%\s*off\b|\bupgrade\b",
+        "promotional content",
+    ),
+)
+_FORBIDDEN = tuple((re.compile(pattern, re.IGNORECASE), label) for pattern, label in FORBIDDEN)
+_EMAIL_OPT_OUT = re.compile(
+    r"unsubscribe|opt\s*out|stop\s+(receiving|these|sending|emailing)", re.I
+)
+_SMS_OPT_OUT = re.compile(r"\breply\s+stop\b", re.IGNORECASE)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def forbidden_phrases(text: str) -> list[str]:
+    """Which kinds of forbidden phrase the text carries, each with the words found."""
+    found = []
+    for pattern, label in _FORBIDDEN:
+        match = pattern.search(text)
+        if match:
+            found.append(f"{label} ({match.group(0)!r})")
+    return found
+
+
+def lint_message(message: Rendered) -> list[str]:
+    """Problems with one rendered message of an automated step (empty when it is fine)."""
+    problems = []
+    parts = {
+        "subject": message.subject,
+        "text body": message.text,
+        "HTML body": _TAGS.sub(" ", message.html),
+        "SMS": message.sms,
+    }
+    for part, text in parts.items():
+        for phrase in forbidden_phrases(text):
+            problems.append(f"{part}: no automated message may mention {phrase}")
+    if not _EMAIL_OPT_OUT.search(message.text):
+        problems.append("text body: has no opt-out line (e.g. how to stop these emails)")
+    if not _EMAIL_OPT_OUT.search(parts["HTML body"]):
+        problems.append("HTML body: has no opt-out line (e.g. how to stop these emails)")
+    if not _SMS_OPT_OUT.search(message.sms):
+        problems.append("SMS: has no 'Reply STOP' opt-out")
+    if len(message.sms) > SMS_LIMIT:
+        problems.append(f"SMS: {len(message.sms)} characters; at most {SMS_LIMIT} with the link")
+    if not message.subject:
+        problems.append("subject: is empty")
+    return problems

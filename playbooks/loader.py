@@ -1,0 +1,108 @@
+"""Reading a playbook: the YAML file and its templates folder, validated into a Bundle.
+
+Every error names the file, the place inside it and what is wrong, e.g.
+`default.yml: tiers.standard[2].offset_days: Input should be a valid integer`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from playbooks.model import Playbook
+
+BUNDLED = Path(__file__).parent / "default.yml"
+TEMPLATE_PARTS = ("subject.txt.j2", "body.txt.j2", "body.html.j2", "sms.txt.j2")
+
+
+class PlaybookError(ValueError):
+    """A playbook that cannot be used; the message says where and why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A playbook with the template sources it uses: what a PlaybookVersion stores."""
+
+    playbook: Playbook
+    source: str  # the YAML text
+    templates: dict[str, str] = field(default_factory=dict)  # "polite/sms.txt.j2" -> source
+    label: str = "playbook"
+
+    def to_json(self) -> str:
+        return json.dumps({"playbook": self.source, "templates": self.templates}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, content: str, label: str) -> Bundle:
+        data = json.loads(content)
+        return cls(
+            playbook=parse_playbook(data["playbook"], label),
+            source=data["playbook"],
+            templates=dict(data["templates"]),
+            label=label,
+        )
+
+
+def load_bundle(path: Path | None = None) -> Bundle:
+    """Read a playbook file and the `templates/` folder beside it (the bundled one by default)."""
+    path = path or BUNDLED
+    try:
+        source = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlaybookError([f"{path}: no such file"]) from None
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise PlaybookError([f"{path}: cannot be read as a YAML file ({exc})"]) from None
+    playbook = parse_playbook(source, str(path))
+    folder = path.parent / "templates"
+    templates: dict[str, str] = {}
+    missing: list[str] = []
+    for name in sorted(playbook.templates_used()):
+        for part in TEMPLATE_PARTS:
+            file = folder / name / part
+            if file.is_file():
+                templates[f"{name}/{part}"] = file.read_text(encoding="utf-8")
+            else:
+                missing.append(f"{path}: template {name!r} has no {file}")
+    if missing:
+        raise PlaybookError(missing)
+    return Bundle(playbook=playbook, source=source, templates=templates, label=str(path))
+
+
+def parse_playbook(source: str, label: str) -> Playbook:
+    try:
+        data = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PlaybookError([f"{label}: {where}not valid YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise PlaybookError([f"{label}: expected a mapping with name, tiers and steps at the top"])
+    try:
+        return Playbook.model_validate(data)
+    except ValidationError as exc:
+        raise PlaybookError(
+            [f"{label}: {_path(e['loc'])}: {_message(e)}" for e in exc.errors()]
+        ) from None
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text or "(top)"
+
+
+def _message(error: Any) -> str:
+    return str(error["msg"]).removeprefix("Value error, ")

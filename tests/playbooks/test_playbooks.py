@@ -1,0 +1,176 @@
+"""Playbook files, templates, the linter and `arbot playbook check`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.playbook_check import check_bundle, sample_contexts
+from playbooks.lint import forbidden_phrases, lint_message
+from playbooks.loader import BUNDLED, PlaybookError, load_bundle, parse_playbook
+from playbooks.render import Rendered, Renderer, RenderError
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    """A copy of the bundled playbook and its templates to break."""
+    shutil.copy(BUNDLED, tmp_path / "playbook.yml")
+    shutil.copytree(BUNDLED.parent / "templates", tmp_path / "templates")
+    return tmp_path / "playbook.yml"
+
+
+def test_the_bundled_playbook_renders_and_passes_the_linter() -> None:
+    results = check_bundle(load_bundle())
+    assert results and all(r.ok for r in results), [r.problems for r in results if not r.ok]
+    tiers = {r.ladder for r in results}
+    assert {"strategic", "standard", "transactional"} <= tiers
+
+
+def test_the_bundled_ladders_are_the_ones_promised() -> None:
+    playbook = load_bundle().playbook
+    standard = [(s.key, s.offset_days, s.action) for s in playbook.tiers["standard"]]
+    assert standard == [
+        ("courtesy", -3, "remind"),
+        ("due_today", 0, "remind"),
+        ("plus7", 7, "remind"),
+        ("plus14", 14, "remind"),
+        ("plus30", 30, "escalate"),
+    ]
+    strategic = playbook.tiers["strategic"]
+    first_person = next(s.offset_days for s in strategic if s.action == "escalate")
+    assert first_person < 30  # a person is involved earlier for strategic accounts
+    assert any(s.auto_approve for s in playbook.tiers["transactional"])
+
+
+def test_playbook_check_command_passes_on_the_bundled_playbook(cli: Any) -> None:
+    result = cli("playbook", "check")
+    assert result.code == 0, result.stderr
+    assert "steps render and pass the linter" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("name: x\ntiers: [", "line 2, column 9: not valid YAML"),
+        ("- a list", "expected a mapping"),
+        (
+            "name: x\ntiers:\n  standard: []\n",
+            "tiers: every tier needs a ladder; missing strategic, transactional",
+        ),
+        (
+            BUNDLED.read_text().replace("offset_days: 7,", "offset_days: seven,", 1),
+            "tiers.standard[2].offset_days: Input should be a valid integer",
+        ),
+        (
+            BUNDLED.read_text().replace(
+                "channels: [email, sms], tone: polite", "channels: [fax], tone: polite", 1
+            ),
+            "tiers.standard[2].channels[0]: Input should be 'email' or 'sms'",
+        ),
+        (
+            BUNDLED.read_text().replace("offset_days: 14,", "offset_days: 5,", 1),
+            "offset_days must increase from step to step",
+        ),
+    ],
+)
+def test_a_bad_playbook_file_names_the_place_inside_it(yaml_text: str, expected: str) -> None:
+    with pytest.raises(PlaybookError) as caught:
+        parse_playbook(yaml_text, "playbook.yml")
+    assert "playbook.yml: " in str(caught.value)
+    assert expected in str(caught.value)
+
+
+def test_a_missing_variable_is_an_error_at_check_never_a_blank(copy: Path, cli: Any) -> None:
+    body = copy.parent / "templates" / "polite" / "body.txt.j2"
+    body.write_text(body.read_text() + "\nYour account manager: {{ customer.account_manager }}\n")
+    result = cli("playbook", "check", str(copy))
+    assert result.code == 1
+    assert "step plus7" in result.stderr
+    assert "template polite/body.txt.j2" in result.stderr
+    assert "account_manager" in result.stderr
+
+
+def test_a_threat_in_an_automated_step_is_refused(copy: Path, cli: Any) -> None:
+    sms = copy.parent / "templates" / "firm" / "sms.txt.j2"
+    sms.write_text("Pay now or we will pass this to a collection agency. Reply STOP to opt out.")
+    result = cli("playbook", "check", str(copy))
+    assert result.code == 1
+    assert "SMS: no automated message may mention collection agencies" in result.stderr
+
+
+def test_a_missing_template_file_is_named(copy: Path, cli: Any) -> None:
+    (copy.parent / "templates" / "gentle" / "sms.txt.j2").unlink()
+    result = cli("playbook", "check", str(copy))
+    assert result.code == 1
+    assert "template 'gentle' has no" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "we may take legal action",
+        "our attorney",
+        "a collection agency",
+        "report this to the credit bureau",
+        "suspension of service",
+        "final notice",
+        "a late fee applies",
+        "20% off your next order",
+    ],
+)
+def test_the_linter_refuses_what_no_automated_message_may_say(phrase: str) -> None:
+    assert forbidden_phrases(phrase)
+
+
+def test_the_linter_accepts_ordinary_courteous_words() -> None:
+    assert (
+        forbidden_phrases(
+            "Thank you for your business. Could you let us know when to expect payment?"
+        )
+        == []
+    )
+
+
+def test_every_message_needs_an_opt_out_and_sms_fits() -> None:
+    message = Rendered(
+        subject="Invoice", text="Please pay.", html="<p>Please pay.</p>", sms="x" * 321
+    )
+    problems = lint_message(message)
+    assert "text body: has no opt-out line (e.g. how to stop these emails)" in problems
+    assert "SMS: has no 'Reply STOP' opt-out" in problems
+    assert "SMS: 321 characters; at most 320 with the link" in problems
+
+
+def test_templates_run_in_a_sandbox() -> None:
+    renderer = Renderer(
+        {
+            "evil/subject.txt.j2": "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+            "evil/body.txt.j2": "",
+            "evil/body.html.j2": "",
+            "evil/sms.txt.j2": "",
+        }
+    )
+    with pytest.raises(RenderError, match=r"evil/subject\.txt\.j2"):
+        renderer.render("evil", {})
+
+
+def test_html_is_escaped_and_text_is_not() -> None:
+    bundle = load_bundle()
+    _, context = sample_contexts(7)[0]
+    context["customer"]["name"] = "<script>alert(1)</script> & Sons"
+    context["contact"]["first_name"] = None
+    message = Renderer(bundle.templates).render("polite", context)
+    assert "<script>" not in message.html
+    assert "&lt;script&gt;" in message.html
+    assert "<script>alert(1)</script> & Sons" in message.text
+
+
+def test_every_sms_fits_in_320_characters_with_a_long_link() -> None:
+    bundle = load_bundle()
+    renderer = Renderer(bundle.templates)
+    for template in bundle.playbook.templates_used():
+        for _, context in sample_contexts(7):
+            assert len(renderer.render(template, context).sms) <= 320
