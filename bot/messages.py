@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from babel.dates import format_date
 
-from bot.money import format_money
+from bot.money import babel_locale, format_money
 from playbooks.render import Rendered, Renderer
 
 LOCALE = "en_US"
@@ -67,8 +68,8 @@ def message_context(
         "invoices": [
             {
                 "number": i.number,
-                "issue_date": format_date(i.issue_date, "long", locale=LOCALE),
-                "due_date": format_date(i.due_date, "long", locale=LOCALE),
+                "issue_date": long_date(i.issue_date),
+                "due_date": long_date(i.due_date),
                 "amount": format_money(i.total, i.currency, LOCALE),
                 "balance": format_money(i.balance, i.currency, LOCALE),
                 "currency": i.currency,
@@ -84,6 +85,12 @@ def message_context(
         "sender": {"name": sender.name, "email": sender.email, "phone": sender.phone},
         "unsubscribe_url": unsubscribe_url,
     }
+
+
+@lru_cache(maxsize=4096)
+def long_date(day: date) -> str:
+    """ "March 16, 2026". Cached: a plan formats the same few hundred dates many times."""
+    return str(format_date(day, "long", locale=babel_locale(LOCALE)))
 
 
 def _first_name(name: str | None) -> str | None:

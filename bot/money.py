@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 
-from babel.core import get_global
+from babel.core import Locale, get_global
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 
 # Storage keeps four decimal places: enough for every ISO 4217 minor unit (at most 3).
@@ -29,6 +29,12 @@ def known_currencies() -> frozenset[str]:
         if end is None and tender
     }
     return frozenset(current & set(list_currencies()))
+
+
+@cache
+def babel_locale(name: str) -> Locale:
+    """Parsed once: Babel parses a locale name on every call otherwise, which dominates formatting."""
+    return Locale.parse(name)
 
 
 def minor_units(currency: str) -> int:
@@ -90,13 +96,14 @@ class Money:
         return Money(self.amount.quantize(quantum, rounding=ROUND_HALF_EVEN), self.currency)
 
     def format(self, locale: str = "en_US") -> str:
-        return format_currency(self.amount, self.currency, locale=locale)
+        return format_currency(self.amount, self.currency, locale=babel_locale(locale))
 
     def as_str(self) -> str:
         """The amount as a plain decimal string at the currency's precision, for JSON and CSV."""
         return str(self.rounded().amount)
 
 
+@lru_cache(maxsize=65536)
 def format_money(amount: Decimal, currency: str, locale: str = "en_US") -> str:
     return Money(amount, currency).format(locale)
 

@@ -52,83 +52,107 @@ def idempotency_key(customer_id: int, day: date) -> str:
 
 
 def _store(session: Session, plan: Plan, version_id: int, now: datetime) -> dict[int, int]:
-    ids: dict[int, int] = {}
+    """Bulk inserts: one statement per table, whatever the number of reminders."""
+    if not plan.items:
+        return {}
+    rows = [_reminder_row(item, plan.day, version_id, now) for item in plan.items]
+    returned = (
+        session.execute(
+            insert(Reminder.__table__).returning(  # type: ignore[arg-type]
+                Reminder.__table__.c.id, sort_by_parameter_order=True
+            ),
+            rows,
+        )
+        .scalars()
+        .all()
+    )
+    ids = {
+        item.customer.id: reminder_id
+        for item, reminder_id in zip(plan.items, returned, strict=True)
+    }
     links: list[dict[str, object]] = []
-    for item in plan.items:
-        reminder = _reminder_row(item, plan.day, version_id, now)
-        session.add(reminder)
-        session.flush()
-        ids[item.customer.id] = reminder.id
+    events: list[dict[str, object]] = []
+    escalations: list[dict[str, object]] = []
+    for item, row in zip(plan.items, rows, strict=True):
+        reminder_id = ids[item.customer.id]
+        numbers = [d.invoice.number for d in item.due]
         links.extend(
             {
-                "reminder_id": reminder.id,
+                "reminder_id": reminder_id,
                 "invoice_id": d.invoice.id,
                 "step_key": d.step.key,
                 "due_date": d.invoice.due_date,
             }
             for d in item.due
         )
-        payload = {
-            "step": item.step.key,
-            "action": item.action,
-            "channel": item.channel,
-            "invoices": [d.invoice.number for d in item.due],
-            "state": reminder.state,
+        base = {
+            "at": now,
+            "actor": audit.SYSTEM,
+            "customer_id": item.customer.id,
+            "invoice_id": None,
+            "reminder_id": reminder_id,
         }
-        audit.record(
-            session,
-            now,
-            "reminder.planned",
-            customer_id=item.customer.id,
-            reminder_id=reminder.id,
-            payload=payload,
+        events.append(
+            {
+                **base,
+                "kind": "reminder.planned",
+                "payload": {
+                    "step": item.step.key,
+                    "action": item.action,
+                    "channel": item.channel,
+                    "invoices": numbers,
+                    "state": row["state"],
+                },
+            }
         )
         if item.action == "escalate":
-            session.add(
-                Escalation(
-                    customer_id=item.customer.id,
-                    reminder_id=reminder.id,
-                    reason=item.reason or "playbook",
-                    state="open",
-                    owner_slack_id=item.escalate_to,
-                    opened_at=now,
-                    detail=", ".join(d.invoice.number for d in item.due),
-                )
+            escalations.append(
+                {
+                    "customer_id": item.customer.id,
+                    "reminder_id": reminder_id,
+                    "reason": item.reason or "playbook",
+                    "detail": ", ".join(numbers),
+                    "state": "open",
+                    "owner_slack_id": item.escalate_to,
+                    "opened_at": now,
+                }
             )
-            audit.record(
-                session,
-                now,
-                "escalation.opened",
-                customer_id=item.customer.id,
-                reminder_id=reminder.id,
-                payload={"reason": item.reason, "owner": item.escalate_to},
+            events.append(
+                {
+                    **base,
+                    "kind": "escalation.opened",
+                    "payload": {"reason": item.reason, "owner": item.escalate_to},
+                }
             )
-    if links:
-        session.execute(insert(ReminderInvoice.__table__), links)  # type: ignore[arg-type]
+    session.execute(insert(ReminderInvoice.__table__), links)  # type: ignore[arg-type]
+    if escalations:
+        session.execute(insert(Escalation.__table__), escalations)  # type: ignore[arg-type]
+    audit.record_many(session, events)
     return ids
 
 
-def _reminder_row(item: PlanItem, day: date, version_id: int, now: datetime) -> Reminder:
+def _reminder_row(item: PlanItem, day: date, version_id: int, now: datetime) -> dict[str, object]:
     auto = item.action == "remind" and item.auto_approve
     message = item.message
-    return Reminder(
-        customer_id=item.customer.id,
-        contact_id=item.contact.id if item.contact else None,
-        channel=item.channel,
-        plan_date=day,
-        step_key=item.step.key,
-        action=item.action,
-        tone=item.step.tone,
-        playbook_version_id=version_id,
-        state="approved" if auto else "planned",
-        approved_by=AUTO_APPROVER if auto else None,
-        approved_at=now if auto else None,
-        idempotency_key=idempotency_key(item.customer.id, day),
-        subject=message.subject if message and item.channel == "email" else None,
-        body_text=(message.text if item.channel == "email" else message.sms) if message else None,
-        body_html=message.html if message and item.channel == "email" else None,
-        send_after=item.send_after,
-        attempts=0,
-        created_at=now,
-        updated_at=now,
-    )
+    email = item.channel == "email"
+    return {
+        "customer_id": item.customer.id,
+        "contact_id": item.contact.id if item.contact else None,
+        "channel": item.channel,
+        "plan_date": day,
+        "step_key": item.step.key,
+        "action": item.action,
+        "tone": item.step.tone,
+        "playbook_version_id": version_id,
+        "state": "approved" if auto else "planned",
+        "approved_by": AUTO_APPROVER if auto else None,
+        "approved_at": now if auto else None,
+        "idempotency_key": idempotency_key(item.customer.id, day),
+        "subject": message.subject if message and email else None,
+        "body_text": (message.text if email else message.sms) if message else None,
+        "body_html": message.html if message and email else None,
+        "send_after": item.send_after,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }

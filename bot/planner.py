@@ -190,7 +190,9 @@ def compute_plan(
             continue
         if item.action == "remind" and renderer is not None:
             try:
-                item.message = renderer.render(item.step.template or "", _context(item, rules, day))
+                item.message = renderer.render(
+                    item.step.template or "", _context(item, rules, day), item.channel
+                )
             except RenderError as exc:
                 plan.held.append(Held(customer, numbers, guardrails.TEMPLATE_ERROR, str(exc)))
                 continue

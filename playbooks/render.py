@@ -30,16 +30,24 @@ class Renderer:
         common: dict[str, Any] = {
             "loader": loader,
             "undefined": StrictUndefined,
+            "auto_reload": False,
         }
         self._text = SandboxedEnvironment(autoescape=False, **common)
         self._html = SandboxedEnvironment(autoescape=True, **common)
 
-    def render(self, template: str, context: dict[str, Any]) -> Rendered:
+    def render(
+        self, template: str, context: dict[str, Any], channel: str | None = None
+    ) -> Rendered:
+        """Every part, or only the parts one channel sends (`email` or `sms`)."""
+        email = channel in (None, "email")
+        sms = channel in (None, "sms")
         return Rendered(
-            subject=" ".join(self._part(template, "subject.txt.j2", context).split()),
-            text=self._part(template, "body.txt.j2", context).strip() + "\n",
-            html=self._part(template, "body.html.j2", context).strip() + "\n",
-            sms=" ".join(self._part(template, "sms.txt.j2", context).split()),
+            subject=" ".join(self._part(template, "subject.txt.j2", context).split())
+            if email
+            else "",
+            text=self._part(template, "body.txt.j2", context).strip() + "\n" if email else "",
+            html=self._part(template, "body.html.j2", context).strip() + "\n" if email else "",
+            sms=" ".join(self._part(template, "sms.txt.j2", context).split()) if sms else "",
         )
 
     def _part(self, template: str, part: str, context: dict[str, Any]) -> str:
