@@ -124,7 +124,8 @@ def import_csv(
 
 
 def _import_file(runtime: Runtime, path: Path) -> ImportSummary:
-    batch = _with_progress(path, lambda tick: read_ledger_csv(path, on_row=tick))
+    region = runtime.settings.phone_region
+    batch = _with_progress(path, lambda tick: read_ledger_csv(path, region, on_row=tick))
     with runtime.writing() as session:
         return apply_batch(session, batch, runtime.clock.now())
 

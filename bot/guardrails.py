@@ -31,8 +31,18 @@ NO_SEND_WINDOW = "no_send_window"
 TEMPLATE_ERROR = "template_error"
 
 
-def invoice_hold(invoice: InvoiceFacts, day: date, write_off: dict[str, Decimal]) -> str | None:
-    """Why this invoice needs no reminder (it counts as resolved), or None."""
+RESOLUTIONS = ("payment_plan", "promise")  # what may count as resolved, besides being paid
+
+
+def invoice_hold(
+    invoice: InvoiceFacts,
+    day: date,
+    write_off: dict[str, Decimal],
+    resolved_when: frozenset[str] = frozenset(RESOLUTIONS),
+) -> str | None:
+    """Why this invoice needs no reminder today, or None. Paid in full, a balance under the
+    currency's write-off threshold and a dispute always stop it; a recorded payment plan and a
+    promise to pay not yet due stop it when `resolved_when` says so (both by default)."""
     if invoice.balance <= 0:
         return PAID
     threshold = write_off.get(invoice.currency)
@@ -40,9 +50,13 @@ def invoice_hold(invoice: InvoiceFacts, day: date, write_off: dict[str, Decimal]
         return BELOW_WRITE_OFF
     if invoice.disputed:
         return DISPUTED
-    if invoice.payment_plan:
+    if invoice.payment_plan and "payment_plan" in resolved_when:
         return PAYMENT_PLAN
-    if invoice.promise_date is not None and invoice.promise_date >= day:
+    if (
+        invoice.promise_date is not None
+        and invoice.promise_date >= day
+        and "promise" in resolved_when
+    ):
         return PROMISED
     return None
 

@@ -53,6 +53,7 @@ class PlanRules:
     window: Window = field(default_factory=Window)
     frequency_cap: timedelta = timedelta(days=3)
     write_off: dict[str, Decimal] = field(default_factory=dict)
+    resolved_when: frozenset[str] = frozenset(guardrails.RESOLUTIONS)
     escalation_routes: dict[str, str] = field(default_factory=dict)
     pilot: Pilot = field(default_factory=Pilot)
     sender: Sender = field(default_factory=lambda: Sender("Accounts Receivable"))
@@ -65,6 +66,7 @@ class PlanRules:
             window=Window(start, end, settings.weekday_numbers()),
             frequency_cap=timedelta(days=settings.frequency_cap_days),
             write_off=dict(settings.write_off),
+            resolved_when=frozenset(settings.resolved_when),
             escalation_routes=dict(settings.escalation_routes),
             pilot=Pilot(
                 tiers=frozenset(settings.pilot_tiers),
@@ -160,7 +162,7 @@ def compute_plan(
             step = due_step(ladder, invoice, day, history)
             if step is None:
                 continue
-            reason = guardrails.invoice_hold(invoice, day, rules.write_off)
+            reason = guardrails.invoice_hold(invoice, day, rules.write_off, rules.resolved_when)
             if reason:
                 held_by_reason[reason].append(invoice.number)
                 continue

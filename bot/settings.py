@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -55,6 +56,10 @@ class Settings(BaseSettings):
     )
     write_off: Annotated[dict[str, Decimal], NoDecode] = Field(
         default_factory=dict, validation_alias=_env("ARBOT_WRITE_OFF")
+    )
+    resolved_when: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["payment_plan", "promise"],
+        validation_alias=_env("ARBOT_RESOLVED_WHEN"),
     )
     escalation_routes: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, validation_alias=_env("ARBOT_ESCALATION_ROUTES")
@@ -127,7 +132,13 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = Field(None, validation_alias=_env("LLM_API_KEY"))
 
     @field_validator(
-        "approvers", "send_days", "pilot_tiers", "pilot_tags", "pilot_customers", mode="before"
+        "approvers",
+        "send_days",
+        "pilot_tiers",
+        "pilot_tags",
+        "pilot_customers",
+        "resolved_when",
+        mode="before",
     )
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -163,6 +174,22 @@ class Settings(BaseSettings):
     def _window(cls, value: str) -> str:
         parse_window(value)
         return value
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a country code such as US, GB or DE")
+        return region
+
+    @field_validator("resolved_when")
+    @classmethod
+    def _resolutions(cls, values: list[str]) -> list[str]:
+        unknown = [v for v in values if v not in ("payment_plan", "promise")]
+        if unknown:
+            raise ValueError(f"unknown {', '.join(unknown)}; use payment_plan and/or promise")
+        return values
 
     @field_validator("pilot_tiers")
     @classmethod

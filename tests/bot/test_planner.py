@@ -594,3 +594,20 @@ def test_event_log_records_each_planned_reminder(load: Any, plan: Any, runtime: 
             select(Event.kind).where(Event.kind.in_(("reminder.planned", "escalation.opened")))
         ).all()
     assert sorted(kinds) == ["escalation.opened", "reminder.planned", "reminder.planned"]
+
+
+def test_what_counts_as_resolved_is_configurable(
+    load: Any, plan: Any, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARBOT_RESOLVED_WHEN", "promise")  # a payment plan no longer stops reminders
+    load(customer(1, **due(7)), customer(2, **due(7)))
+    with runtime.writing() as session:
+        session.execute(update(Invoice).values(payment_plan=True))
+        session.execute(
+            update(Invoice)
+            .where(Invoice.number == "I-2")
+            .values(promise_date=TODAY + timedelta(days=2))
+        )
+    doc = plan()
+    assert steps(doc) == {"C-1": "plus7"}
+    assert held(doc) == {"C-2": "promised"}

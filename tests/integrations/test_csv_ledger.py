@@ -236,3 +236,12 @@ def test_rows_of_one_contact_fill_each_other_in_and_reimport_changes_nothing(
         True,
     )
     assert "nothing changed" in cli("import-csv", str(path)).stdout
+
+
+def test_numbers_without_a_plus_are_read_in_the_configured_region(
+    cli: Any, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARBOT_PHONE_REGION", "GB")
+    path = write(tmp_path / "ledger.csv", [row(phone="020 7946 0958")])
+    assert cli("import-csv", str(path)).code == 0
+    assert session.scalars(select(Contact.phone)).one() == "+442079460958"
