@@ -18,15 +18,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
-from bot import migrate
+from bot import migrate, plan_posting
 from bot.aging import aging_report, overdue_invoices
 from bot.db import make_engine
 from bot.errors import UserError
 from bot.forecast import forecast
 from bot.ledger import ImportSummary, apply_batch
 from bot.models import PlaybookVersion
+from bot.plan_posting import held_counts
 from bot.plan_report import forecast_table, plan_json, plan_tables
-from bot.plan_store import run_plan
+from bot.plan_store import PlanRun, run_plan
 from bot.planner import PlanRules
 from bot.playbook_check import check_bundle
 from bot.playbook_versions import activate, ensure_active, propose, rollback
@@ -290,10 +291,71 @@ def plan(
             run = run_plan(session, rules, when, runtime.clock.now(), dry_run=dry_run)
             if dry_run:
                 session.rollback()  # a dry run stores nothing, not even a first playbook version
+        posted = None if dry_run else _post_to_slack(runtime, when, run)
     if as_json:
-        _print_json(plan_json(run))
+        _print_json(plan_json(run) | ({"posted_to": posted} if posted else {}))
     else:
         out().print(plan_tables(run, dry_run))
+        if posted:
+            out().print(f"Posted to Slack channel {posted} for approval.")
+
+
+def _post_to_slack(runtime: Runtime, day: date, run: PlanRun) -> str | None:
+    """Post the stored plan to ARBOT_FINANCE_CHANNEL when Slack is set up; None when it is not."""
+    settings = runtime.settings
+    if not (settings.slack_bot_token and settings.finance_channel):
+        return None
+    from slack_sdk.errors import SlackApiError
+
+    from integrations.slack_chat import SlackChat, web_client
+
+    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    held = held_counts([h.reason for h in run.plan.held])
+    try:
+        with runtime.writing() as session:
+            plan_posting.post_plan(
+                session,
+                SlackChat(client),
+                settings.finance_channel,
+                day,
+                runtime.clock.now(),
+                settings.timezone,
+                held,
+            )
+    except SlackApiError as exc:
+        raise UserError(
+            f"the plan is stored, but Slack refused it ({exc.response.get('error')}); "
+            f"check SLACK_BOT_TOKEN and that the bot is in {settings.finance_channel}, then run "
+            "`arbot plan` again to post it"
+        ) from None
+    return settings.finance_channel
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set) and /healthz."""
+    with _runtime() as runtime:
+        settings = runtime.settings
+        if not (settings.slack_bot_token and settings.slack_signing_secret):
+            raise UserError("set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to serve the Slack app")
+        from handlers.app import create_app
+        from handlers.slack import build_bolt
+        from integrations.slack_chat import web_client
+
+        client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+        bolt = build_bolt(runtime, client)
+        if settings.slack_app_token:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            err().print("Slack Socket Mode: connecting (no public URL needed).")
+            SocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
+            return
+        import uvicorn
+
+        uvicorn.run(create_app(runtime, bolt), host=host, port=port, log_level="info")
 
 
 @playbook_app.command("check")

@@ -144,7 +144,10 @@ def _reminder_row(item: PlanItem, day: date, version_id: int, now: datetime) -> 
         "action": item.action,
         "tone": item.step.tone,
         "playbook_version_id": version_id,
-        "state": "approved" if auto else "planned",
+        # An escalation is never sent: its step is recorded as done and the Escalation row (open)
+        # holds the account for a person.
+        "state": "cancelled" if item.action == "escalate" else ("approved" if auto else "planned"),
+        "cancel_reason": "escalated" if item.action == "escalate" else None,
         "approved_by": AUTO_APPROVER if auto else None,
         "approved_at": now if auto else None,
         "idempotency_key": idempotency_key(item.customer.id, day),

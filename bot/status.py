@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.aging import aging_report
 from bot.customers import find_customer
-from bot.models import Contact, Customer, Escalation, Event, Invoice
+from bot.models import Contact, Customer, Escalation, Event, Invoice, Reminder
 from bot.money import decimal_str
 
 RECENT_EVENTS = 50
@@ -38,9 +38,38 @@ def account_status(session: Session, query: str, as_of: date) -> dict[str, Any]:
         .where(Escalation.customer_id == customer.id)
         .order_by(Escalation.opened_at.desc())
     ).all()
+    reminders = session.scalars(
+        select(Reminder)
+        .where(Reminder.customer_id == customer.id)
+        .order_by(Reminder.plan_date.desc(), Reminder.id.desc())
+        .limit(20)
+    ).all()
+    touches = [
+        {
+            "at": (r.sent_at or r.updated_at).isoformat(),
+            "channel": r.channel,
+            "step": r.step_key,
+            "state": r.state,
+        }
+        for r in reminders
+        if r.action == "remind" and r.state in ("sent", "sending", "unknown")
+    ]
+    waiting = [r for r in reminders if r.state in ("planned", "approved")]
+    upcoming = (
+        f"{waiting[0].step_key} by {waiting[0].channel}, {waiting[0].state}"
+        + (
+            f", sends after {waiting[0].send_after.isoformat(timespec='minutes')}"
+            if waiting[0].send_after
+            else ""
+        )
+        if waiting
+        else None
+    )
     return {
         "as_of": as_of.isoformat(),
         "customer": _customer(customer, contacts),
+        "touches": touches,
+        "next": upcoming,
         "invoices": [_invoice(invoice, as_of) for invoice in invoices],
         "aging": aging_report(session, as_of, customer.id).as_json(),
         "events": [_event(event) for event in events],
@@ -86,6 +115,7 @@ def _invoice(invoice: Invoice, as_of: date) -> dict[str, Any]:
         "status": invoice.status,
         "disputed": invoice.disputed,
         "promise_date": invoice.promise_date.isoformat() if invoice.promise_date else None,
+        "payment_link": invoice.payment_link,
     }
 
 

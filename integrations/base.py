@@ -62,3 +62,77 @@ class LedgerSource(Protocol):
     def fetch(self) -> LedgerBatch:
         """Read the source and return what it holds, validated. Raises UserError on bad input."""
         ...
+
+
+# --- Slack: what the core hands the Slack side, and what it asks of it ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CardInvoice:
+    number: str
+    balance: str  # formatted, e.g. "$1,200.00"
+    days_past_due: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderCard:
+    """One reminder (or escalation) as the finance channel sees it."""
+
+    reminder_id: int
+    customer_name: str
+    customer_id: str
+    tier: str
+    action: str  # "remind" | "escalate"
+    state: str
+    step: str
+    channel: str | None
+    contact: str | None
+    invoices: tuple[CardInvoice, ...]
+    total: str
+    subject: str | None
+    preview: str | None
+    send_after: str | None  # already formatted for people
+    acted_by: str | None = None  # Slack user id (or "playbook")
+    acted_at: str | None = None
+    note: str | None = None  # skip reason, cancel reason, error, escalation reason
+
+
+@dataclass(frozen=True, slots=True)
+class TierLine:
+    tier: str
+    reminders: int
+    escalations: int
+    amount: str
+    awaiting: int  # reminders still waiting for approval
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSummary:
+    day: date
+    tiers: tuple[TierLine, ...]
+    held: tuple[tuple[str, int], ...]  # (reason, customers)
+
+
+@dataclass(frozen=True, slots=True)
+class PostedGroup:
+    ts: str
+    reminder_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PostedPlan:
+    channel: str
+    header_ts: str
+    groups: tuple[PostedGroup, ...]
+
+
+class SlackPort(Protocol):
+    """What the core asks of Slack; the implementation builds the Block Kit and calls the API."""
+
+    def post_plan(
+        self, channel: str, summary: PlanSummary, cards: list[ReminderCard]
+    ) -> PostedPlan: ...
+
+    def update_plan_header(self, channel: str, ts: str, summary: PlanSummary) -> None: ...
+
+    def update_cards(self, channel: str, ts: str, cards: list[ReminderCard]) -> None: ...

@@ -77,6 +77,7 @@ def test_status_json_has_designs_keys_and_only_open_invoices(cli: Any, ledger: N
         "status": "open",
         "disputed": False,
         "promise_date": None,
+        "payment_link": None,
     }
     assert doc["customer"]["contacts"][0]["phone"] == "+13125550142"
     assert doc["aging"]["currencies"]["USD"]["1-30"] == "1200.00"

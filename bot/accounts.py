@@ -1,0 +1,69 @@
+"""Account controls a person sets from Slack: pause, resume, never automate, automate again."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from bot import audit
+from bot.customers import find_customer
+from bot.errors import UserError
+from bot.models import Customer
+
+_DURATION = re.compile(r"^(\d{1,3})([dw])$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`14d` or `2w`."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise UserError(f"{text!r} is not a duration; write e.g. 14d or 2w")
+    amount, unit = int(match.group(1)), match.group(2)
+    days = amount * (7 if unit == "w" else 1)
+    if not 1 <= days <= 365:
+        raise UserError("pause for 1 to 365 days")
+    return timedelta(days=days)
+
+
+def pause(
+    session: Session, query: str, duration: str, reason: str, user: str, now: datetime
+) -> Customer:
+    customer = find_customer(session, query)
+    until = now + parse_duration(duration)
+    customer.paused_until = until
+    customer.updated_at = now
+    audit.record(
+        session,
+        now,
+        "customer.paused",
+        actor=user,
+        customer_id=customer.id,
+        payload={"until": until.isoformat(), "reason": reason},
+    )
+    return customer
+
+
+def resume(session: Session, query: str, user: str, now: datetime) -> Customer:
+    customer = find_customer(session, query)
+    customer.paused_until = None
+    customer.updated_at = now
+    audit.record(session, now, "customer.resumed", actor=user, customer_id=customer.id)
+    return customer
+
+
+def set_never_automate(
+    session: Session, query: str, never: bool, user: str, now: datetime
+) -> Customer:
+    customer = find_customer(session, query)
+    customer.never_automate = never
+    customer.updated_at = now
+    audit.record(
+        session,
+        now,
+        "customer.never_automate" if never else "customer.automate",
+        actor=user,
+        customer_id=customer.id,
+    )
+    return customer

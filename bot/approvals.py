@@ -1,0 +1,247 @@
+"""What approvers do to a planned reminder: approve, edit, skip, approve a whole tier.
+
+Each is one conditional UPDATE (`... WHERE state = 'planned'`) and an Event in the same
+transaction: a double click, two approvers at once or a Slack retry changes nothing the second
+time, and the second actor learns who acted first.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot import audit
+from bot.errors import UserError
+from bot.models import Customer, EditExample, Event, Reminder
+from playbooks.lint import lint_message
+from playbooks.render import Rendered
+
+ACTIONABLE = ("planned",)
+
+
+@dataclass(frozen=True)
+class Decision:
+    changed: bool
+    reminder_id: int
+    state: str
+    by: str | None  # who acted (first)
+    at: datetime | None
+
+
+def _load(session: Session, reminder_id: int) -> Reminder:
+    reminder = session.get(Reminder, reminder_id)
+    if reminder is None:
+        raise UserError(f"there is no reminder {reminder_id}")
+    return reminder
+
+
+def _who_acted(session: Session, reminder: Reminder) -> tuple[str | None, datetime | None]:
+    if reminder.approved_by:
+        return reminder.approved_by, reminder.approved_at
+    event = session.execute(
+        select(Event.actor, Event.at)
+        .where(Event.reminder_id == reminder.id)
+        .where(Event.kind.in_(("reminder.skipped", "reminder.cancelled", "reminder.approved")))
+        .order_by(Event.id.desc())
+    ).first()
+    return (event[0], event[1]) if event else (None, None)
+
+
+def _outcome(session: Session, reminder_id: int, changed: bool) -> Decision:
+    session.expire_all()
+    reminder = _load(session, reminder_id)
+    by, at = _who_acted(session, reminder)
+    return Decision(changed, reminder_id, reminder.state, by, at)
+
+
+def approve(session: Session, reminder_id: int, user: str, now: datetime) -> Decision:
+    result = session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder_id, Reminder.state == "planned", Reminder.action == "remind")
+        .values(state="approved", approved_by=user, approved_at=now, updated_at=now)
+    )
+    changed = result.rowcount == 1  # type: ignore[attr-defined]
+    if changed:
+        reminder = _load(session, reminder_id)
+        audit.record(
+            session,
+            now,
+            "reminder.approved",
+            actor=user,
+            customer_id=reminder.customer_id,
+            reminder_id=reminder_id,
+        )
+    return _outcome(session, reminder_id, changed)
+
+
+def skip(session: Session, reminder_id: int, user: str, reason: str, now: datetime) -> Decision:
+    """The step counts as done for its invoices (their ReminderInvoice rows stay)."""
+    result = session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder_id, Reminder.state == "planned")
+        .values(state="skipped", updated_at=now)
+    )
+    changed = result.rowcount == 1  # type: ignore[attr-defined]
+    if changed:
+        reminder = _load(session, reminder_id)
+        audit.record(
+            session,
+            now,
+            "reminder.skipped",
+            actor=user,
+            customer_id=reminder.customer_id,
+            reminder_id=reminder_id,
+            payload={"reason": reason.strip()},
+        )
+    return _outcome(session, reminder_id, changed)
+
+
+def edit_problems(channel: str | None, subject: str | None, body: str) -> dict[str, str]:
+    """What the linter says about an edited message, by field (`subject`, `body`); empty = fine."""
+    if channel == "sms":
+        message = Rendered(subject="-", text="unsubscribe", html="unsubscribe", sms=body)
+    else:
+        message = Rendered(subject=subject or "", text=body, html=body, sms="Reply STOP")
+    problems: dict[str, str] = {}
+    for problem in lint_message(message):
+        part, _, what = problem.partition(": ")
+        field = "subject" if part == "subject" else "body"
+        if part == "HTML body" and "body" in problems:
+            continue
+        problems.setdefault(field, what)
+    if not body.strip():
+        problems["body"] = "the message is empty"
+    return problems
+
+
+def edit(
+    session: Session, reminder_id: int, user: str, subject: str | None, body: str, now: datetime
+) -> tuple[Decision, dict[str, str]]:
+    """Save an approver's edit and approve it; or return what the linter refuses, by field."""
+    reminder = _load(session, reminder_id)
+    problems = edit_problems(reminder.channel, subject, body)
+    if problems:
+        return Decision(False, reminder_id, reminder.state, None, None), problems
+    before = _text_of(reminder)
+    values: dict[str, object] = {
+        "state": "approved",
+        "approved_by": user,
+        "approved_at": now,
+        "updated_at": now,
+        "body_text": body.strip() + "\n",
+    }
+    if reminder.channel == "email":
+        values["subject"] = (subject or "").strip()
+        values["body_html"] = _html_of(body)
+    result = session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder_id, Reminder.state == "planned")
+        .values(**values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return _outcome(session, reminder_id, False), {}
+    tier = session.scalar(select(Customer.tier).where(Customer.id == reminder.customer_id)) or ""
+    after = (f"{subject}\n\n" if reminder.channel == "email" else "") + body.strip()
+    session.add(
+        EditExample(
+            reminder_id=reminder_id,
+            tier=tier,
+            step_key=reminder.step_key,
+            before=before,
+            after=after,
+            editor=user,
+            created_at=now,
+        )
+    )
+    audit.record(
+        session,
+        now,
+        "reminder.edited",
+        actor=user,
+        customer_id=reminder.customer_id,
+        reminder_id=reminder_id,
+        payload={"before": before, "after": after},
+    )
+    audit.record(
+        session,
+        now,
+        "reminder.approved",
+        actor=user,
+        customer_id=reminder.customer_id,
+        reminder_id=reminder_id,
+        payload={"edited": True},
+    )
+    return _outcome(session, reminder_id, True), {}
+
+
+def _text_of(reminder: Reminder) -> str:
+    if reminder.channel == "email":
+        return f"{reminder.subject or ''}\n\n{(reminder.body_text or '').strip()}"
+    return (reminder.body_text or "").strip()
+
+
+def _html_of(body: str) -> str:
+    paragraphs = [p.strip() for p in body.strip().split("\n\n") if p.strip()]
+    return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>\n" for p in paragraphs)
+
+
+def approve_all(session: Session, day: date, tier: str, user: str, now: datetime) -> list[int]:
+    """Approve every reminder of a tier still waiting on that day's plan; returns their ids."""
+    waiting = (
+        select(Reminder.id)
+        .join(Customer, Customer.id == Reminder.customer_id)
+        .where(
+            Reminder.plan_date == day,
+            Reminder.state == "planned",
+            Reminder.action == "remind",
+            Customer.tier == tier,
+        )
+    )
+    ids = list(session.scalars(waiting))
+    if not ids:
+        return []
+    approved = list(
+        session.scalars(
+            update(Reminder)
+            .where(Reminder.id.in_(ids), Reminder.state == "planned")
+            .values(state="approved", approved_by=user, approved_at=now, updated_at=now)
+            .returning(Reminder.id)
+        )
+    )
+    customer_of = dict(
+        session.execute(
+            select(Reminder.id, Reminder.customer_id).where(Reminder.id.in_(approved))
+        ).all()
+    )
+    audit.record_many(
+        session,
+        [
+            {
+                "at": now,
+                "actor": user,
+                "kind": "reminder.approved",
+                "customer_id": customer_of[rid],
+                "invoice_id": None,
+                "reminder_id": rid,
+                "payload": {"approve_all": tier},
+            }
+            for rid in approved
+        ],
+    )
+    return approved
+
+
+def recent_examples(session: Session, tier: str, step_key: str, limit: int = 2) -> list[str]:
+    """How this team wrote this step last time (for the edit modal)."""
+    return list(
+        session.scalars(
+            select(EditExample.after)
+            .where(EditExample.tier == tier, EditExample.step_key == step_key)
+            .order_by(EditExample.id.desc())
+            .limit(limit)
+        )
+    )

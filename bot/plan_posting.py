@@ -1,0 +1,218 @@
+"""The plan in the finance channel: cards built from stored reminders, posted in as few messages as
+Block Kit allows, and the same messages updated whenever a reminder changes state."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot import audit
+from bot.models import Contact, Customer, Event, Invoice, Reminder, ReminderInvoice
+from bot.money import format_money
+from integrations.base import CardInvoice, PlanSummary, ReminderCard, SlackPort, TierLine
+
+TIERS = ("strategic", "standard", "transactional")
+
+
+def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> list[ReminderCard]:
+    ids = [r.id for r in reminders]
+    customers = {
+        c.id: c
+        for c in session.scalars(
+            select(Customer).where(Customer.id.in_({r.customer_id for r in reminders}))
+        )
+    }
+    contacts = {
+        c.id: c
+        for c in session.scalars(
+            select(Contact).where(Contact.id.in_({r.contact_id for r in reminders if r.contact_id}))
+        )
+    }
+    invoices: dict[int, list[tuple[Invoice, date]]] = defaultdict(list)
+    for reminder_id, invoice in session.execute(
+        select(ReminderInvoice.reminder_id, Invoice)
+        .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
+        .where(ReminderInvoice.reminder_id.in_(ids))
+        .order_by(Invoice.due_date, Invoice.number)
+    ):
+        invoices[reminder_id].append((invoice, invoice.due_date))
+    zone = ZoneInfo(timezone)
+    cards = []
+    for r in reminders:
+        customer = customers[r.customer_id]
+        contact = contacts.get(r.contact_id) if r.contact_id else None
+        lines = invoices.get(r.id, [])
+        totals: dict[str, Decimal] = defaultdict(Decimal)
+        for invoice, _ in lines:
+            totals[invoice.currency] += invoice.balance
+        acted_at = r.approved_at or (r.updated_at if r.state not in ("planned",) else None)
+        cards.append(
+            ReminderCard(
+                reminder_id=r.id,
+                customer_name=customer.name,
+                customer_id=customer.external_id,
+                tier=customer.tier,
+                action=r.action,
+                state=r.state,
+                step=r.step_key,
+                channel=r.channel,
+                contact=(contact.email if r.channel == "email" else contact.phone)
+                if contact
+                else customer.owner_slack_id
+                if r.action == "escalate"
+                else None,
+                invoices=tuple(
+                    CardInvoice(
+                        i.number, format_money(i.balance, i.currency), (r.plan_date - due).days
+                    )
+                    for i, due in lines
+                ),
+                total=", ".join(format_money(v, k) for k, v in sorted(totals.items())) or "—",
+                subject=r.subject,
+                preview=r.body_text,
+                send_after=r.send_after.astimezone(zone).strftime("%a %H:%M %Z")
+                if r.send_after
+                else None,
+                acted_by=r.approved_by
+                if r.state in ("approved", "sending", "sent")
+                else _last_actor(session, r),
+                acted_at=acted_at.astimezone(zone).strftime("%H:%M %Z") if acted_at else None,
+                note=r.cancel_reason or r.error or _skip_reason(session, r),
+            )
+        )
+    return cards
+
+
+def _last_actor(session: Session, reminder: Reminder) -> str | None:
+    if reminder.state in ("skipped",):
+        return session.scalar(
+            select(Event.actor).where(
+                Event.reminder_id == reminder.id, Event.kind == "reminder.skipped"
+            )
+        )
+    return None
+
+
+def _skip_reason(session: Session, reminder: Reminder) -> str | None:
+    if reminder.state != "skipped":
+        return None
+    payload = session.scalar(
+        select(Event.payload).where(
+            Event.reminder_id == reminder.id, Event.kind == "reminder.skipped"
+        )
+    )
+    return (payload or {}).get("reason") or None
+
+
+def summary_for(
+    session: Session, day: date, held: list[tuple[str, int]] | None = None
+) -> PlanSummary:
+    rows = session.execute(
+        select(Reminder, Customer.tier)
+        .join(Customer, Customer.id == Reminder.customer_id)
+        .where(Reminder.plan_date == day)
+    ).all()
+    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    links = session.execute(
+        select(ReminderInvoice.reminder_id, Invoice.currency, Invoice.balance)
+        .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
+        .join(Reminder, Reminder.id == ReminderInvoice.reminder_id)
+        .where(Reminder.plan_date == day)
+    ).all()
+    tier_of = {r.id: tier for r, tier in rows}
+    for reminder_id, currency, balance in links:
+        totals[tier_of[reminder_id]][currency] += balance
+    lines = []
+    for tier in TIERS:
+        mine = [r for r, t in rows if t == tier]
+        amount = ", ".join(format_money(v, k) for k, v in sorted(totals[tier].items())) or "—"
+        lines.append(
+            TierLine(
+                tier=tier,
+                reminders=sum(1 for r in mine if r.action == "remind"),
+                escalations=sum(1 for r in mine if r.action == "escalate"),
+                amount=amount,
+                awaiting=sum(1 for r in mine if r.action == "remind" and r.state == "planned"),
+            )
+        )
+    return PlanSummary(day=day, tiers=tuple(lines), held=tuple(held or ()))
+
+
+def post_plan(
+    session: Session,
+    slack: SlackPort,
+    channel: str,
+    day: date,
+    now: datetime,
+    timezone: str,
+    held: list[tuple[str, int]] | None = None,
+) -> int:
+    """Post the day's stored plan (what is not posted yet). Returns how many cards were posted."""
+    reminders = session.scalars(
+        select(Reminder)
+        .where(Reminder.plan_date == day, Reminder.slack_ts.is_(None))
+        .order_by(Reminder.action.desc(), Reminder.id)
+    ).all()
+    summary = summary_for(session, day, held)
+    cards = cards_for(session, list(reminders), timezone)
+    posted = slack.post_plan(channel, summary, cards)
+    for group in posted.groups:
+        session.execute(
+            update(Reminder)
+            .where(Reminder.id.in_(group.reminder_ids))
+            .values(slack_channel=posted.channel, slack_ts=group.ts)
+        )
+    audit.record(
+        session,
+        now,
+        "plan.posted",
+        payload={
+            "day": day.isoformat(),
+            "channel": posted.channel,
+            "header_ts": posted.header_ts,
+            "reminders": len(cards),
+            "messages": len(posted.groups) + 1,
+        },
+    )
+    return len(cards)
+
+
+def refresh(session: Session, slack: SlackPort, reminder_ids: list[int], timezone: str) -> None:
+    """Re-draw the Slack messages holding these reminders (and the plan header's counts)."""
+    touched = session.execute(
+        select(Reminder.slack_channel, Reminder.slack_ts, Reminder.plan_date)
+        .where(Reminder.id.in_(reminder_ids), Reminder.slack_ts.is_not(None))
+        .distinct()
+    ).all()
+    days = set()
+    for channel, ts, day in touched:
+        assert channel is not None and ts is not None
+        group = session.scalars(
+            select(Reminder)
+            .where(Reminder.slack_channel == channel, Reminder.slack_ts == ts)
+            .order_by(Reminder.action.desc(), Reminder.id)
+        ).all()
+        slack.update_cards(channel, ts, cards_for(session, list(group), timezone))
+        days.add(day)
+    for day in days:
+        header = _header_of(session, day)
+        if header:
+            slack.update_plan_header(header[0], header[1], summary_for(session, day))
+
+
+def _header_of(session: Session, day: date) -> tuple[str, str] | None:
+    for payload in session.scalars(
+        select(Event.payload).where(Event.kind == "plan.posted").order_by(Event.id.desc())
+    ):
+        if payload.get("day") == day.isoformat():
+            return str(payload["channel"]), str(payload["header_ts"])
+    return None
+
+
+def held_counts(held_reasons: list[str]) -> list[tuple[str, int]]:
+    return Counter(held_reasons).most_common()

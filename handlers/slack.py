@@ -1,0 +1,360 @@
+"""Slack's entry points (Bolt listeners): ack first, then verify who is asking, call one bot/
+function, and answer. Signatures are checked by Bolt before any listener runs."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import func, select
+
+from bot import accounts, approvals, plan_posting
+from bot.aging import aging_report
+from bot.errors import UserError
+from bot.models import Customer, Escalation, Reminder
+from bot.runtime import Runtime
+from bot.status import account_status
+from integrations.slack_blocks import edit_modal, home_view, skip_modal, text_blocks
+from integrations.slack_chat import SlackChat
+from integrations.slack_text import HELP, aging_text, plan_text, status_text
+
+log = logging.getLogger(__name__)
+MEMBERS_TTL_SECONDS = 60
+
+
+class Approvers:
+    """ARBOT_APPROVERS, or (when empty) every member of the finance channel, looked up briefly cached."""
+
+    def __init__(self, runtime: Runtime, client: WebClient) -> None:
+        self.listed = set(runtime.settings.approvers)
+        self.channel = runtime.settings.finance_channel
+        self.client = client
+        self._members: set[str] = set()
+        self._fetched = 0.0
+
+    def allows(self, user: str) -> bool:
+        if self.listed:
+            return user in self.listed
+        if not self.channel:
+            return False
+        if time.monotonic() - self._fetched > MEMBERS_TTL_SECONDS:
+            members: set[str] = set()
+            for page in self.client.conversations_members(channel=self.channel, limit=1000):
+                members.update(page["members"])
+            self._members, self._fetched = members, time.monotonic()
+        return user in self._members
+
+
+def build_bolt(runtime: Runtime, client: WebClient) -> App:
+    settings = runtime.settings
+    secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    )
+    app = App(
+        client=client,
+        token=client.token,
+        signing_secret=secret,
+        token_verification_enabled=False,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+    )
+    approvers = Approvers(runtime, client)
+    slack = SlackChat(client)
+    timezone = settings.timezone
+
+    def refresh(ids: list[int]) -> None:
+        with runtime.sessions() as session:
+            plan_posting.refresh(session, slack, ids, timezone)
+
+    def tell(channel: str | None, user: str, text: str) -> None:
+        if channel:
+            client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+    def refused(channel: str | None, user: str) -> bool:
+        if approvers.allows(user):
+            return False
+        tell(channel, user, "Only approvers can act on reminders. Ask someone in finance.")
+        return True
+
+    def already(decision: approvals.Decision) -> str:
+        who = f" by <@{decision.by}>" if decision.by and decision.by != "playbook" else ""
+        if decision.by == "playbook":
+            who = " by the playbook"
+        at = f" at {decision.at.strftime('%H:%M UTC')}" if decision.at else ""
+        return f"Nothing changed: this reminder was already {decision.state}{who}{at}."
+
+    @app.action("approve")
+    def on_approve(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        user, channel = body["user"]["id"], body.get("channel", {}).get("id")
+        if refused(channel, user):
+            return
+        reminder_id = int(body["actions"][0]["value"])
+        with runtime.writing() as session:
+            decision = approvals.approve(session, reminder_id, user, runtime.clock.now())
+        if decision.changed:
+            refresh([reminder_id])
+        else:
+            tell(channel, user, already(decision))
+
+    @app.action(re.compile(r"^approve_all_(strategic|standard|transactional)$"))
+    def on_approve_all(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        user, channel = body["user"]["id"], body.get("channel", {}).get("id")
+        if refused(channel, user):
+            return
+        day_text, tier = body["actions"][0]["value"].split("|")
+        with runtime.writing() as session:
+            ids = approvals.approve_all(
+                session, date.fromisoformat(day_text), tier, user, runtime.clock.now()
+            )
+        if ids:
+            refresh(ids)
+        else:
+            tell(channel, user, f"Nothing changed: no {tier} reminder is waiting for approval.")
+
+    @app.action("edit")
+    def on_edit(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        user, channel = body["user"]["id"], body.get("channel", {}).get("id")
+        if refused(channel, user):
+            return
+        reminder_id = int(body["actions"][0]["value"])
+        with runtime.sessions() as session:
+            reminder = session.get(Reminder, reminder_id)
+            if reminder is None or reminder.state != "planned":
+                state = reminder.state if reminder else "gone"
+                tell(channel, user, f"This reminder can no longer be edited: it is {state}.")
+                return
+            customer = session.get(Customer, reminder.customer_id)
+            assert customer is not None
+            examples = approvals.recent_examples(session, customer.tier, reminder.step_key)
+            view = edit_modal(
+                reminder.id,
+                reminder.channel,
+                reminder.subject if reminder.channel == "email" else None,
+                reminder.body_text or "",
+                reminder.step_key,
+                customer.name,
+                examples,
+            )
+        view["private_metadata"] = f"{reminder_id}|{channel or ''}"
+        open_view(body, view, channel, user)
+
+    @app.action("skip")
+    def on_skip(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        user, channel = body["user"]["id"], body.get("channel", {}).get("id")
+        if refused(channel, user):
+            return
+        reminder_id = int(body["actions"][0]["value"])
+        with runtime.sessions() as session:
+            reminder = session.get(Reminder, reminder_id)
+            customer = session.get(Customer, reminder.customer_id) if reminder else None
+        if reminder is None or customer is None:
+            return
+        view = skip_modal(reminder_id, customer.name)
+        view["private_metadata"] = f"{reminder_id}|{channel or ''}"
+        open_view(body, view, channel, user)
+
+    def open_view(
+        body: dict[str, Any], view: dict[str, Any], channel: str | None, user: str
+    ) -> None:
+        try:
+            client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as exc:
+            if exc.response.get("error") == "expired_trigger_id":
+                tell(
+                    channel,
+                    user,
+                    "Slack took too long to open the form. Please click the button again.",
+                )
+            else:
+                log.exception("views.open failed")
+                tell(
+                    channel, user, f"Slack refused to open the form ({exc.response.get('error')})."
+                )
+
+    @app.view("edit_reminder")
+    def on_edit_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = body["user"]["id"]
+        reminder_id_text, _, channel = view["private_metadata"].partition("|")
+        values = view["state"]["values"]
+        subject = values.get("subject", {}).get("value", {}).get("value")
+        text = values.get("body", {}).get("value", {}).get("value") or ""
+        reminder_id = int(reminder_id_text)
+        with runtime.sessions() as session:
+            reminder = session.get(Reminder, reminder_id)
+            channel_kind = reminder.channel if reminder else None
+        problems = approvals.edit_problems(channel_kind, subject, text)
+        if problems:  # shown inline in the modal, nothing saved
+            ack(response_action="errors", errors=problems)
+            return
+        ack()
+        if not approvers.allows(user):
+            return
+        with runtime.writing() as session:
+            decision, _ = approvals.edit(
+                session, reminder_id, user, subject, text, runtime.clock.now()
+            )
+        if decision.changed:
+            refresh([reminder_id])
+        else:
+            tell(channel or None, user, already(decision))
+
+    @app.view("skip_reminder")
+    def on_skip_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        ack()
+        user = body["user"]["id"]
+        if not approvers.allows(user):
+            return
+        reminder_id_text, _, channel = view["private_metadata"].partition("|")
+        reason = (view["state"]["values"].get("reason", {}).get("value", {}).get("value")) or ""
+        with runtime.writing() as session:
+            decision = approvals.skip(
+                session, int(reminder_id_text), user, reason, runtime.clock.now()
+            )
+        if decision.changed:
+            refresh([int(reminder_id_text)])
+        else:
+            tell(channel or None, user, already(decision))
+
+    @app.command("/ar")
+    def on_ar(ack: Ack, command: dict[str, Any]) -> None:
+        text, share = answer_ar(runtime, approvers, command)
+        ack(
+            response_type="in_channel" if share else "ephemeral",
+            text=text,
+            blocks=text_blocks(text),
+        )
+
+    @app.event("app_home_opened")
+    def on_home(event: dict[str, Any]) -> None:
+        user = event["user"]
+        client.views_publish(user_id=user, view=home_for(runtime, approvers.allows(user)))
+
+    return app
+
+
+def answer_ar(runtime: Runtime, approvers: Approvers, command: dict[str, Any]) -> tuple[str, bool]:
+    """The text of an `/ar` answer and whether to share it in the channel."""
+    try:
+        words = shlex.split(command.get("text", ""))
+    except ValueError:
+        words = command.get("text", "").split()
+    share = bool(words) and words[-1].lower() == "share"
+    if share:
+        words = words[:-1]
+    user, channel = command["user_id"], command.get("channel_id")
+    trusted = approvers.allows(user) or channel == runtime.settings.finance_channel
+    sub = words[0].lower() if words else "help"
+    rest = words[1:]
+    handlers: dict[str, Callable[[], str]] = {
+        "status": lambda: _status(runtime, rest, trusted),
+        "aging": lambda: _aging(runtime, trusted),
+        "plan": lambda: _plan(runtime),
+        "pause": lambda: _pause(runtime, rest, user, approvers),
+        "resume": lambda: _control(runtime, rest, user, approvers, "resume"),
+        "never": lambda: _control(runtime, rest, user, approvers, "never"),
+        "automate": lambda: _control(runtime, rest, user, approvers, "automate"),
+    }
+    if sub not in handlers:
+        return (HELP if sub == "help" else f"I don't know `{sub}`.\n{HELP}"), False
+    try:
+        return handlers[sub](), share
+    except UserError as exc:
+        return str(exc), False
+
+
+def _status(runtime: Runtime, words: list[str], trusted: bool) -> str:
+    if not words:
+        raise UserError("Which customer? e.g. `/ar status ACME`")
+    with runtime.sessions() as session:
+        doc = account_status(session, " ".join(words), runtime.today())
+    return status_text(doc, show_amounts=trusted)
+
+
+def _aging(runtime: Runtime, trusted: bool) -> str:
+    if not trusted:
+        return "Balances are shown to approvers and in the finance channel only."
+    with runtime.sessions() as session:
+        return aging_text(aging_report(session, runtime.today()).as_json())
+
+
+def _plan(runtime: Runtime) -> str:
+    day = runtime.today()
+    with runtime.sessions() as session:
+        summary = plan_posting.summary_for(session, day)
+        states = dict(
+            session.execute(
+                select(Reminder.state, func.count())
+                .where(Reminder.plan_date == day, Reminder.action == "remind")
+                .group_by(Reminder.state)
+            ).all()
+        )
+    return plan_text(summary, states)
+
+
+def _must_approve(approvers: Approvers, user: str) -> None:
+    if not approvers.allows(user):
+        raise UserError("Only approvers can change how an account is followed up.")
+
+
+def _pause(runtime: Runtime, words: list[str], user: str, approvers: Approvers) -> str:
+    _must_approve(approvers, user)
+    if len(words) < 2:
+        raise UserError("Usage: `/ar pause ACME 14d [reason]`")
+    reason = " ".join(words[2:])
+    with runtime.writing() as session:
+        customer = accounts.pause(session, words[0], words[1], reason, user, runtime.clock.now())
+        until = customer.paused_until
+        name = customer.name
+    return f"Paused reminders to *{name}* until {until:%Y-%m-%d}." if until else "Paused."
+
+
+def _control(runtime: Runtime, words: list[str], user: str, approvers: Approvers, what: str) -> str:
+    _must_approve(approvers, user)
+    if not words:
+        raise UserError(f"Usage: `/ar {what} ACME`")
+    query = " ".join(words)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        if what == "resume":
+            name = accounts.resume(session, query, user, now).name
+            return f"Reminders to *{name}* are back on."
+        never = what == "never"
+        name = accounts.set_never_automate(session, query, never, user, now).name
+    if never:
+        return f"*{name}* will always go to a person; no automated reminders."
+    return f"*{name}* gets automated reminders again."
+
+
+def home_for(runtime: Runtime, trusted: bool) -> dict[str, Any]:
+    day = runtime.today()
+    with runtime.sessions() as session:
+        queue = _plan(runtime)
+        escalations = session.execute(
+            select(Customer.name, Escalation.reason, Escalation.owner_slack_id, Escalation.state)
+            .join(Customer, Customer.id == Escalation.customer_id)
+            .where(Escalation.state != "resolved")
+            .order_by(Escalation.opened_at)
+            .limit(30)
+        ).all()
+        aging = (
+            aging_text(aging_report(session, day).as_json())
+            if trusted
+            else "Balances are shown to approvers only."
+        )
+    lines = [
+        f"• {name}: {reason}" + (f" (<@{owner}>)" if owner else "") + f", {state}"
+        for name, reason, owner, state in escalations
+    ] or ["No open escalations."]
+    return home_view(queue, "\n".join(lines), aging)

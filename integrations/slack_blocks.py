@@ -1,0 +1,299 @@
+"""Block Kit, built by pure functions: data in, blocks out. Limits kept here, tested against Slack's:
+at most 50 blocks a message, 3,000 characters a section, unique action_ids within a block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integrations.base import PlanSummary, ReminderCard
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_PREVIEW = 600
+MAX_INVOICE_LINES = 12
+Block = dict[str, Any]
+
+STATE_LABELS = {
+    "approved": ":white_check_mark: Approved",
+    "sending": ":outbox_tray: Sending",
+    "sent": ":email: Sent",
+    "skipped": ":fast_forward: Skipped",
+    "cancelled": ":no_entry_sign: Cancelled",
+    "failed": ":warning: Failed",
+    "unknown": ":grey_question: Unknown: check whether it went out",
+}
+
+
+def escape(text: str) -> str:
+    """Slack's mrkdwn escaping: &, < and > only."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, MAX_SECTION)}}
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
+    button: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def plan_header_blocks(summary: PlanSummary) -> list[Block]:
+    day = summary.day.strftime("%A %-d %B %Y")
+    lines = []
+    for tier in summary.tiers:
+        if tier.reminders or tier.escalations:
+            lines.append(
+                f"*{tier.tier.capitalize()}*: {tier.reminders} reminder"
+                f"{'' if tier.reminders == 1 else 's'}, {tier.escalations} to a person, {tier.amount}"
+            )
+    if not lines:
+        lines.append("Nothing to send today.")
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"Collections plan for {day}"}},
+        _section("\n".join(lines)),
+    ]
+    if summary.held:
+        held = ", ".join(f"{reason.replace('_', ' ')} {count}" for reason, count in summary.held)
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": _clip(f"Held back: {held}", MAX_SECTION)}],
+            }
+        )
+    buttons = [
+        _button(
+            f"Approve all {t.awaiting} {t.tier}",
+            f"approve_all_{t.tier}",
+            f"{summary.day.isoformat()}|{t.tier}",
+            "primary",
+        )
+        for t in summary.tiers
+        if t.awaiting
+    ]
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "approve_all", "elements": buttons})
+    return blocks
+
+
+def _invoice_lines(card: ReminderCard) -> str:
+    lines = []
+    for invoice in card.invoices[:MAX_INVOICE_LINES]:
+        late = invoice.days_past_due
+        when = (
+            f"{late} days late"
+            if late > 0
+            else ("due today" if late == 0 else f"due in {-late} days")
+        )
+        lines.append(f"• {escape(invoice.number)}: {invoice.balance} ({when})")
+    hidden = len(card.invoices) - MAX_INVOICE_LINES
+    if hidden > 0:
+        lines.append(f"• and {hidden} more")
+    return "\n".join(lines)
+
+
+def reminder_blocks(card: ReminderCard) -> list[Block]:
+    """One reminder: who, what, a preview, and Approve / Edit / Skip while it waits."""
+    name = f"*{escape(card.customer_name)}* ({escape(card.customer_id)}, {card.tier})"
+    if card.action == "escalate":
+        head = f":raising_hand: {name} needs a person: {escape(card.note or card.step)}"
+        owner = f"<@{card.contact}>" if card.contact else "the finance channel"
+        text = f"{head}\nFor {owner} · total {card.total}\n{_invoice_lines(card)}"
+        return [_section(text), {"type": "divider"}]
+    route = f"{card.channel} to {escape(card.contact or '—')}"
+    when = f" · sends after {card.send_after}" if card.send_after else ""
+    text = f"{name}\nStep *{escape(card.step)}* · {route}{when} · total {card.total}\n{_invoice_lines(card)}"
+    blocks: list[Block] = [_section(text)]
+    preview = card.preview or ""
+    preview = f"*{escape(card.subject)}*\n{escape(preview)}" if card.subject else escape(preview)
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": _clip(preview, MAX_PREVIEW) or "—"}],
+        }
+    )
+    if card.state == "planned":
+        value = str(card.reminder_id)
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"reminder_{card.reminder_id}",
+                "elements": [
+                    _button("Approve", "approve", value, "primary"),
+                    _button("Edit", "edit", value),
+                    _button("Skip", "skip", value),
+                ],
+            }
+        )
+    else:
+        label = STATE_LABELS.get(card.state, card.state)
+        who = ""
+        if card.acted_by:
+            who = " by the playbook" if card.acted_by == "playbook" else f" by <@{card.acted_by}>"
+        at = f" at {card.acted_at}" if card.acted_at else ""
+        note = f": {escape(card.note)}" if card.note else ""
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": _clip(f"{label}{who}{at}{note}", MAX_SECTION)}
+                ],
+            }
+        )
+    blocks.append({"type": "divider"})
+    return blocks
+
+
+def pack(cards: list[ReminderCard], max_blocks: int = MAX_BLOCKS) -> list[list[ReminderCard]]:
+    """Group cards into as few messages as the block limit allows, keeping their order."""
+    groups: list[list[ReminderCard]] = []
+    current: list[ReminderCard] = []
+    used = 0
+    for card in cards:
+        size = len(reminder_blocks(card))
+        if current and used + size > max_blocks:
+            groups.append(current)
+            current, used = [], 0
+        current.append(card)
+        used += size
+    if current:
+        groups.append(current)
+    return groups
+
+
+def group_blocks(cards: list[ReminderCard]) -> list[Block]:
+    return [block for card in cards for block in reminder_blocks(card)]
+
+
+def group_text(cards: list[ReminderCard]) -> str:
+    """The notification text (and what screen readers read) for a group of cards."""
+    names = ", ".join(card.customer_name for card in cards[:3])
+    more = f" and {len(cards) - 3} more" if len(cards) > 3 else ""
+    return _clip(f"Reminders for {names}{more}", 3000)
+
+
+def edit_modal(
+    reminder_id: int,
+    channel: str | None,
+    subject: str | None,
+    body: str,
+    step: str,
+    customer: str,
+    examples: list[str] | None = None,
+) -> Block:
+    blocks: list[Block] = [_section(f"*{escape(customer)}* · step {escape(step)} · {channel}")]
+    if subject is not None:
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": "subject",
+                "label": {"type": "plain_text", "text": "Subject"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "initial_value": subject[:150],
+                    "max_length": 150,
+                },
+            }
+        )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": "body",
+            "label": {
+                "type": "plain_text",
+                "text": "Message" if channel == "email" else "Text message",
+            },
+            "element": {
+                "type": "plain_text_input",
+                "action_id": "value",
+                "multiline": True,
+                "initial_value": body[:3000],
+                "max_length": 3000 if channel == "email" else 320,
+            },
+        }
+    )
+    for example in (examples or [])[:2]:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": _clip(
+                            f"How this team wrote this step last time:\n{escape(example)}", 2000
+                        ),
+                    }
+                ],
+            }
+        )
+    return {
+        "type": "modal",
+        "callback_id": "edit_reminder",
+        "private_metadata": str(reminder_id),
+        "title": {"type": "plain_text", "text": "Edit reminder"},
+        "submit": {"type": "plain_text", "text": "Save and approve"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+
+
+def skip_modal(reminder_id: int, customer: str) -> Block:
+    return {
+        "type": "modal",
+        "callback_id": "skip_reminder",
+        "private_metadata": str(reminder_id),
+        "title": {"type": "plain_text", "text": "Skip reminder"},
+        "submit": {"type": "plain_text", "text": "Skip it"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _section(f"Skip today's reminder to *{escape(customer)}*? Its step counts as done."),
+            {
+                "type": "input",
+                "block_id": "reason",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Why (optional)"},
+                "element": {"type": "plain_text_input", "action_id": "value", "max_length": 500},
+            },
+        ],
+    }
+
+
+def text_blocks(text: str) -> list[Block]:
+    """A plain answer split into sections that each fit Slack's limit."""
+    chunks, current = [], ""
+    for line in text.splitlines():
+        if len(current) + len(line) + 1 > MAX_SECTION - 10:
+            chunks.append(current)
+            current = ""
+        current += line + "\n"
+    if current:
+        chunks.append(current)
+    return [_section(chunk.rstrip()) for chunk in chunks[:MAX_BLOCKS]]
+
+
+def home_view(queue: str, escalations: str, aging: str) -> Block:
+    return {
+        "type": "home",
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": "Today's queue"}},
+            *text_blocks(queue)[:15],
+            {"type": "divider"},
+            {"type": "header", "text": {"type": "plain_text", "text": "Open escalations"}},
+            *text_blocks(escalations)[:15],
+            {"type": "divider"},
+            {"type": "header", "text": {"type": "plain_text", "text": "Aging"}},
+            *text_blocks(aging)[:15],
+        ],
+    }

@@ -1,0 +1,103 @@
+"""Answers to `/ar` and the App Home, as Slack mrkdwn text built from the core's documents."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from bot.money import format_money
+from integrations.slack_blocks import escape
+
+HELP = """*arbot* follows up on unpaid invoices. Commands:
+• `/ar status ACME`: open invoices, aging, last touches, what comes next
+• `/ar aging`: open balances by how late they are
+• `/ar plan`: today's plan and where it stands
+• `/ar pause ACME 14d [reason]` / `/ar resume ACME`: stop reminders for a while, or start again
+• `/ar never ACME` / `/ar automate ACME`: always hand ACME to a person, or let reminders go again
+• add `share` at the end to post the answer in the channel instead of only to you"""
+
+
+def aging_text(doc: dict[str, Any]) -> str:
+    if not doc["currencies"]:
+        return f"Nothing is open as of {doc['as_of']}."
+    lines = [f"*Aging as of {doc['as_of']}*"]
+    for code, buckets in doc["currencies"].items():
+        parts = " · ".join(
+            f"{name}: {format_money(Decimal(buckets[name]), code)}"
+            for name in ("current", "1-30", "31-60", "61-90", "90+")
+        )
+        dso = doc.get("dso", {}).get(code)
+        lines.append(
+            f"*{code}* {format_money(Decimal(buckets['total']), code)} open ({parts})"
+            + (f", DSO {dso} days" if dso else "")
+        )
+    return "\n".join(lines)
+
+
+def status_text(doc: dict[str, Any], show_amounts: bool) -> str:
+    customer = doc["customer"]
+    head = f"*{escape(customer['name'])}* ({escape(customer['id'])}) · {customer['tier']}"
+    if customer["never_automate"]:
+        head += " · never automated"
+    if customer["paused_until"]:
+        head += f" · paused until {customer['paused_until'][:10]}"
+    if customer["owner_slack_id"]:
+        head += f" · owner <@{customer['owner_slack_id']}>"
+    lines = [head]
+    if not show_amounts:
+        lines.append("Balances are shown to approvers and in the finance channel only.")
+        return "\n".join(lines)
+    invoices = doc["invoices"]
+    if not invoices:
+        lines.append("No open invoices.")
+    for inv in invoices[:15]:
+        late = inv["days_past_due"]
+        when = f"{late} days late" if late > 0 else f"due {inv['due_date']}"
+        notes = " · disputed" if inv["disputed"] else ""
+        if inv["promise_date"]:
+            notes += f" · promised {inv['promise_date']}"
+        link = f" · <{inv['payment_link']}|pay>" if inv.get("payment_link") else ""
+        lines.append(
+            f"• {escape(inv['number'])}: {format_money(Decimal(inv['balance']), inv['currency'])}"
+            f" ({when}){notes}{link}"
+        )
+    if len(invoices) > 15:
+        lines.append(f"• and {len(invoices) - 15} more")
+    totals = doc["aging"]["currencies"]
+    if totals:
+        lines.append(
+            "Open: "
+            + ", ".join(format_money(Decimal(b["total"]), code) for code, b in totals.items())
+        )
+    touches = doc.get("touches", [])
+    if touches:
+        lines.append(
+            "Last touches: "
+            + "; ".join(
+                f"{t['at'][:10]} {t['channel']} ({t['step']}, {t['state']})" for t in touches[:3]
+            )
+        )
+    if doc.get("next"):
+        lines.append(f"Next: {doc['next']}")
+    open_escalations = [e for e in doc["escalations"] if e["state"] != "resolved"]
+    for escalation in open_escalations:
+        owner = f" with <@{escalation['owner_slack_id']}>" if escalation["owner_slack_id"] else ""
+        lines.append(
+            f":raising_hand: Escalated ({escape(escalation['reason'])}){owner}, {escalation['state']}"
+        )
+    return "\n".join(lines)
+
+
+def plan_text(summary: Any, states: dict[str, int]) -> str:
+    lines = [f"*Plan for {summary.day.isoformat()}*"]
+    for tier in summary.tiers:
+        if tier.reminders or tier.escalations:
+            lines.append(
+                f"{tier.tier}: {tier.reminders} reminders ({tier.awaiting} waiting), "
+                f"{tier.escalations} to a person, {tier.amount}"
+            )
+    if states:
+        lines.append("Where it stands: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+    if len(lines) == 1:
+        lines.append("Nothing planned today.")
+    return "\n".join(lines)

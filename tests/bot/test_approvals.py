@@ -1,0 +1,128 @@
+"""Approve, edit, skip: one conditional UPDATE each; the second actor changes nothing."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot import approvals
+from bot.models import EditExample, Event, Reminder
+from bot.runtime import Runtime
+from tests.ledger_files import row, write
+
+TODAY = date(2026, 3, 16)
+
+
+def planned(cli: Any, tmp_path: Path, customers: int = 1) -> None:
+    due = (TODAY - timedelta(days=7)).isoformat()
+    rows = [
+        row(
+            customer_id=f"C-{n}",
+            customer_name=f"Customer {n}",
+            email=f"ap@c{n}.example",
+            invoice_number=f"I-{n}",
+            issue_date="2026-01-01",
+            due_date=due,
+        )
+        for n in range(1, customers + 1)
+    ]
+    assert cli("import-csv", str(write(tmp_path / "l.csv", rows))).code == 0
+    assert cli("plan").code == 0
+
+
+def test_approve_moves_planned_to_approved_once_and_names_the_first_approver(
+    cli: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    planned(cli, tmp_path)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        first = approvals.approve(session, 1, "U0FIRST", now)
+    with runtime.writing() as session:
+        second = approvals.approve(session, 1, "U0SECOND", now)
+    assert (first.changed, first.state, first.by) == (True, "approved", "U0FIRST")
+    assert (second.changed, second.state, second.by) == (False, "approved", "U0FIRST")
+    with runtime.sessions() as session:
+        events = session.scalars(select(Event.actor).where(Event.kind == "reminder.approved")).all()
+    assert events == ["U0FIRST"]
+
+
+def test_two_approvers_racing_in_threads_approve_exactly_once(
+    cli: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    planned(cli, tmp_path)
+    results: list[approvals.Decision] = []
+    barrier = threading.Barrier(4)
+
+    def click(user: str) -> None:
+        barrier.wait()
+        with runtime.writing() as session:
+            results.append(approvals.approve(session, 1, user, runtime.clock.now()))
+
+    threads = [threading.Thread(target=click, args=(f"U0RACER{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sum(r.changed for r in results) == 1
+    winner = next(r.by for r in results if r.changed)
+    assert all(r.by == winner for r in results)
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).where(Event.kind == "reminder.approved")) == 1
+
+
+def test_skip_records_the_reason_and_cannot_follow_an_approval(
+    cli: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    planned(cli, tmp_path, customers=2)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        skipped = approvals.skip(session, 1, "U0A", "talked to them on the phone", now)
+        approvals.approve(session, 2, "U0A", now)
+        late_skip = approvals.skip(session, 2, "U0B", "", now)
+    assert (skipped.changed, skipped.state) == (True, "skipped")
+    assert (late_skip.changed, late_skip.state, late_skip.by) == (False, "approved", "U0A")
+    with runtime.sessions() as session:
+        payload = session.scalar(select(Event.payload).where(Event.kind == "reminder.skipped"))
+    assert payload == {"reason": "talked to them on the phone"}
+
+
+def test_an_edit_is_linted_saved_as_an_example_and_approved(
+    cli: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    planned(cli, tmp_path)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        refused, problems = approvals.edit(
+            session, 1, "U0A", "Final notice", "Pay or we call our attorney.", now
+        )
+    assert not refused.changed
+    assert "final notice" in problems["subject"] or "threats" in problems["subject"]
+    assert "lawyers and attorneys" in problems["body"]
+    good = "Hi Maria,\n\nJust checking in on invoice I-1. Reply to let us know.\n\nTo stop receiving these emails, reply and say so."
+    with runtime.writing() as session:
+        decision, problems = approvals.edit(session, 1, "U0A", "Quick check-in on I-1", good, now)
+    assert problems == {} and decision.changed and decision.state == "approved"
+    with runtime.sessions() as session:
+        reminder = session.get(Reminder, 1)
+        example = session.scalars(select(EditExample)).one()
+    assert reminder is not None and reminder.subject == "Quick check-in on I-1"
+    assert reminder.body_html is not None and "<p>Hi Maria,</p>" in reminder.body_html
+    assert (example.tier, example.step_key, example.editor) == ("standard", "plus7", "U0A")
+    assert "Quick check-in on I-1" in example.after and example.before != example.after
+
+
+def test_approve_all_approves_only_the_waiting_reminders_of_that_tier(
+    cli: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    planned(cli, tmp_path, customers=3)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        approvals.skip(session, 3, "U0A", "", now)
+        ids = approvals.approve_all(session, TODAY, "standard", "U0A", now)
+        again = approvals.approve_all(session, TODAY, "standard", "U0B", now)
+    assert sorted(ids) == [1, 2]
+    assert again == []

@@ -1,0 +1,160 @@
+"""Requests shaped like Slack's own, correctly signed, sent to the real ASGI app over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+SIGNING_SECRET = "test-signing-secret"
+TEAM = "T0TEST"
+
+
+def sign(body: str, timestamp: int, secret: str = SIGNING_SECRET) -> str:
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+class SlackRequests:
+    def __init__(self, base_url: str, secret: str = SIGNING_SECRET) -> None:
+        self.url = base_url.rstrip("/") + "/slack/events"
+        self.secret = secret
+        self.client = httpx.Client(timeout=10)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def send(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        ts = int(time.time()) if timestamp is None else timestamp
+        all_headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": signature or sign(body, ts, self.secret),
+            **(headers or {}),
+        }
+        return self.client.post(self.url, content=body.encode(), headers=all_headers)
+
+    def interactive(self, payload: dict[str, Any], **kwargs: Any) -> httpx.Response:
+        body = urlencode({"payload": json.dumps(payload)})
+        return self.send(body, "application/x-www-form-urlencoded", **kwargs)
+
+    def click(
+        self,
+        action_id: str,
+        value: str,
+        user: str = "U0APPROVER",
+        channel: str = "C0FINANCE",
+        message_ts: str = "1700000000.000100",
+        trigger_id: str = "trigger-1",
+        **kwargs: Any,
+    ) -> httpx.Response:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": TEAM, "domain": "test"},
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+            "api_app_id": "A0ARBOT",
+            "token": "legacy-verification-token",
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+            "trigger_id": trigger_id,
+            "channel": {"id": channel, "name": "finance"},
+            "message": {"ts": message_ts, "text": "plan"},
+            "response_url": "https://hooks.slack.invalid/actions/T0TEST/1/abc",
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": f"block-{value}",
+                    "value": value,
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                    "text": {"type": "plain_text", "text": action_id},
+                }
+            ],
+        }
+        return self.interactive(payload, **kwargs)
+
+    def submit(
+        self,
+        callback_id: str,
+        private_metadata: str,
+        values: dict[str, dict[str, Any]],
+        user: str = "U0APPROVER",
+        **kwargs: Any,
+    ) -> httpx.Response:
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM, "domain": "test"},
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+            "api_app_id": "A0ARBOT",
+            "trigger_id": "trigger-submit",
+            "view": {
+                "id": "V0EDIT",
+                "team_id": TEAM,
+                "type": "modal",
+                "callback_id": callback_id,
+                "private_metadata": private_metadata,
+                "hash": "1",
+                "state": {"values": values},
+            },
+        }
+        return self.interactive(payload, **kwargs)
+
+    def command(
+        self, text: str, user: str = "U0APPROVER", channel: str = "C0FINANCE", **kwargs: Any
+    ) -> httpx.Response:
+        body = urlencode(
+            {
+                "token": "legacy",
+                "team_id": TEAM,
+                "team_domain": "test",
+                "channel_id": channel,
+                "channel_name": "finance",
+                "user_id": user,
+                "user_name": user.lower(),
+                "command": "/ar",
+                "text": text,
+                "api_app_id": "A0ARBOT",
+                "trigger_id": "trigger-cmd",
+                "response_url": "https://hooks.slack.invalid/commands/T0TEST/1/abc",
+            }
+        )
+        return self.send(body, "application/x-www-form-urlencoded", **kwargs)
+
+    def event(self, event: dict[str, Any], **kwargs: Any) -> httpx.Response:
+        body = json.dumps(
+            {
+                "token": "legacy",
+                "team_id": TEAM,
+                "api_app_id": "A0ARBOT",
+                "type": "event_callback",
+                "event_id": f"Ev{int(time.time() * 1000)}",
+                "event_time": int(time.time()),
+                "event": event,
+            }
+        )
+        return self.send(body, "application/json", **kwargs)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Poll until `condition()` is truthy (the work after Slack's ack runs in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)
