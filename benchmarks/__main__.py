@@ -7,13 +7,15 @@ import resource
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import ledger, planner
+from benchmarks import ledger, planner, slack
 
 
 def main() -> None:
     results = ledger.run()
     plan_results, plan_note = planner.run()
     results += plan_results
+    slack_results, slack_note = slack.run()
+    results += slack_results
     table = Table(title="arbot benchmarks (this machine)", title_justify="left")
     for column in ("benchmark", "size", "time", "target", "verdict"):
         table.add_column(column, justify="right" if column in ("time", "target") else "left")
@@ -31,6 +33,7 @@ def main() -> None:
     Console().print(table)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Console().print(plan_note)
+    Console().print(slack_note)
     Console().print(f"Peak memory of the whole run: {peak_mib:.0f} MiB")
     raise SystemExit(1 if failed else 0)
 

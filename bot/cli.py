@@ -435,3 +435,7 @@ def playbook_rollback() -> None:
         previous = rollback(session, "cli", runtime.clock.now())
         number = previous.version
     out().print(f"Rolled back: playbook version {number} is active again.")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ import re
 import shlex
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
@@ -28,6 +29,8 @@ from integrations.slack_text import HELP, aging_text, plan_text, status_text
 
 log = logging.getLogger(__name__)
 MEMBERS_TTL_SECONDS = 60
+LISTENER_THREADS = 64
+WORK_THREADS = 2
 
 
 class Approvers:
@@ -60,14 +63,28 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
     )
     app = App(
         client=client,
-        token=client.token,
         signing_secret=secret,
+        # Enough threads that a burst of clicks is acknowledged at once, not queued behind work.
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
         token_verification_enabled=False,
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
     approvers = Approvers(runtime, client)
     slack = SlackChat(client)
+    # The work after an ack (database, redrawing messages) runs on a few threads of its own, so
+    # listener threads are free at once and a burst of clicks is acknowledged without waiting.
+    workers = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="arbot-work")
+
+    def later(work: Callable[..., None], *args: Any) -> None:
+        def run() -> None:
+            try:
+                work(*args)
+            except Exception:  # the click was acknowledged; say what failed in the log
+                log.exception("Slack work failed after ack: %s", getattr(work, "__name__", work))
+
+        workers.submit(run)
+
     timezone = settings.timezone
 
     def refresh(ids: list[int]) -> None:
@@ -94,12 +111,19 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
     @app.action("approve")
     def on_approve(ack: Ack, body: dict[str, Any]) -> None:
         ack()
+        later(approve, body)
+
+    def approve(body: dict[str, Any]) -> None:
         user, channel = body["user"]["id"], body.get("channel", {}).get("id")
         if refused(channel, user):
             return
         reminder_id = int(body["actions"][0]["value"])
-        with runtime.writing() as session:
-            decision = approvals.approve(session, reminder_id, user, runtime.clock.now())
+        try:
+            with runtime.writing() as session:
+                decision = approvals.approve(session, reminder_id, user, runtime.clock.now())
+        except UserError as exc:
+            tell(channel, user, str(exc))
+            return
         if decision.changed:
             refresh([reminder_id])
         else:
@@ -108,6 +132,9 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
     @app.action(re.compile(r"^approve_all_(strategic|standard|transactional)$"))
     def on_approve_all(ack: Ack, body: dict[str, Any]) -> None:
         ack()
+        later(approve_all, body)
+
+    def approve_all(body: dict[str, Any]) -> None:
         user, channel = body["user"]["id"], body.get("channel", {}).get("id")
         if refused(channel, user):
             return
@@ -213,6 +240,9 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
     @app.view("skip_reminder")
     def on_skip_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         ack()
+        later(save_skip, body, view)
+
+    def save_skip(body: dict[str, Any], view: dict[str, Any]) -> None:
         user = body["user"]["id"]
         if not approvers.allows(user):
             return

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -147,3 +148,71 @@ def cli(
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+# --- Slack: a local fake Web API, and the real ASGI app served over HTTP ------------------------
+
+
+@pytest.fixture
+def slack_api() -> Iterator[Any]:
+    from tests.fake_slack import FakeSlack
+
+    fake = FakeSlack(token="xoxb-test", members=["U0APPROVER", "U0SECOND", "U0MEMBER"])
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def slack_settings(database_url: str, slack_api: Any) -> Settings:
+    return load_settings(
+        env_file=None,
+        database_url=database_url,
+        timezone="America/New_York",
+        slack_bot_token="xoxb-test",
+        slack_signing_secret="test-signing-secret",
+        slack_api_url=slack_api.url,
+        finance_channel="C0FINANCE",
+        approvers=["U0APPROVER", "U0SECOND"],
+        business_name="Brightwater Supply Co.",
+    )
+
+
+@pytest.fixture
+def slack_runtime(slack_settings: Settings, clock: FixedClock) -> Iterator[Runtime]:
+    rt = start(slack_settings, clock=clock)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def served(slack_runtime: Runtime) -> Iterator[Any]:
+    """The real ASGI app (Bolt inside Starlette) under uvicorn on a free local port."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from handlers.app import create_app
+    from handlers.slack import build_bolt
+    from integrations.slack_chat import web_client
+    from tests.slack_requests import SlackRequests
+
+    settings = slack_runtime.settings
+    client = web_client("xoxb-test", settings.slack_api_url)
+    app = create_app(slack_runtime, build_bolt(slack_runtime, client))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    from tests.slack_requests import wait_for
+
+    wait_for(lambda: server.started, timeout=10)
+    requests = SlackRequests(f"http://127.0.0.1:{port}")
+    yield requests
+    requests.close()
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()

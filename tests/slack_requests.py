@@ -62,7 +62,30 @@ class SlackRequests:
         trigger_id: str = "trigger-1",
         **kwargs: Any,
     ) -> httpx.Response:
-        payload = {
+        payload = self.click_payload(action_id, value, user, channel, message_ts, trigger_id)
+        return self.interactive(payload, **kwargs)
+
+    def signed_form(self, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """An interactive payload's body and signed headers, for clients of one's own."""
+        body = urlencode({"payload": json.dumps(payload)})
+        ts = int(time.time())
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": sign(body, ts, self.secret),
+        }
+        return body.encode(), headers
+
+    def click_payload(
+        self,
+        action_id: str,
+        value: str,
+        user: str = "U0APPROVER",
+        channel: str = "C0FINANCE",
+        message_ts: str = "1700000000.000100",
+        trigger_id: str = "trigger-1",
+    ) -> dict[str, Any]:
+        return {
             "type": "block_actions",
             "team": {"id": TEAM, "domain": "test"},
             "user": {"id": user, "username": user.lower(), "team_id": TEAM},
@@ -84,7 +107,6 @@ class SlackRequests:
                 }
             ],
         }
-        return self.interactive(payload, **kwargs)
 
     def submit(
         self,

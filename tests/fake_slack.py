@@ -1,0 +1,680 @@
+"""A local stand-in for the Slack Web API, for tests.
+
+`FakeSlack` runs a standard-library HTTP server on 127.0.0.1 (a free port, daemon thread) that
+answers `/api/<method>` the way slack.com does for the methods arbot uses: the same response
+shapes, `{"ok": false, "error": ...}` with HTTP 200 for refusals, HTTP 429 with `Retry-After` for
+rate limits, and Block Kit limits enforced the way Slack refuses bad messages. Every call is
+recorded so tests can assert what was sent and what a message looks like after updates.
+
+    with FakeSlack() as fake:
+        client = WebClient(token="xoxb-test", base_url=fake.url)
+        client.chat_postMessage(channel="C1", text="hi")
+        assert fake.last("chat.postMessage")["text"] == "hi"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections import deque
+from collections.abc import Callable
+from email import policy
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+TEAM_ID = "T0TEST"
+TEAM_NAME = "Test Team"
+BOT_USER_ID = "U0BOT"
+BOT_ID = "B0BOT"
+APP_ID = "A0APP"
+TEAM_URL = "https://test-team.slack.com/"
+
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_MESSAGE_TEXT = 40_000
+
+# Parameters Slack accepts as JSON-encoded strings inside form data.
+_JSON_PARAMS = ("blocks", "view", "attachments", "metadata")
+
+Params = dict[str, Any]
+Answer = tuple[int, dict[str, Any], dict[str, str]]  # status, body, extra headers
+
+
+def _ok(**fields: Any) -> dict[str, Any]:
+    return {"ok": True, **fields}
+
+
+def _err(error: str, messages: list[str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"ok": False, "error": error}
+    if messages:
+        body["response_metadata"] = {"messages": messages}
+    return body
+
+
+# --------------------------------------------------------------------------- Block Kit checks
+
+
+def _problem(text: str, pointer: str) -> str:
+    """A message in the format Slack uses in `response_metadata.messages`."""
+    return f"[ERROR] {text} [json-pointer:{pointer}]"
+
+
+def _check_text_object(
+    obj: Any,
+    pointer: str,
+    max_len: int,
+    out: list[str],
+    plain_only: bool = False,
+) -> None:
+    if not isinstance(obj, dict):
+        out.append(_problem("must be a text object", pointer))
+        return
+    kind = obj.get("type")
+    allowed = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
+    if kind not in allowed:
+        out.append(_problem(f"must be one of {', '.join(allowed)}", f"{pointer}/type"))
+    text = obj.get("text")
+    if not isinstance(text, str):
+        out.append(_problem("missing required field: text", f"{pointer}/text"))
+    elif len(text) == 0:
+        out.append(_problem("must be more than 0 characters", f"{pointer}/text"))
+    elif len(text) > max_len:
+        out.append(_problem(f"must be less than {max_len + 1} characters", f"{pointer}/text"))
+
+
+def _check_max_str(value: Any, pointer: str, max_len: int, out: list[str]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        out.append(_problem("must be a string", pointer))
+    elif len(value) > max_len:
+        out.append(_problem(f"must be less than {max_len + 1} characters", pointer))
+
+
+def _check_options(options: Any, pointer: str, max_items: int, out: list[str]) -> None:
+    if not isinstance(options, list):
+        return
+    if len(options) > max_items:
+        out.append(_problem(f"must be less than {max_items + 1} items", pointer))
+    for k, option in enumerate(options):
+        if not isinstance(option, dict):
+            out.append(_problem("must be an option object", f"{pointer}/{k}"))
+            continue
+        _check_text_object(option.get("text"), f"{pointer}/{k}/text", 75, out)
+        _check_max_str(option.get("value"), f"{pointer}/{k}/value", 150, out)
+
+
+def _check_element(element: Any, pointer: str, out: list[str]) -> None:
+    if not isinstance(element, dict) or not isinstance(element.get("type"), str):
+        out.append(_problem("missing required field: type", f"{pointer}/type"))
+        return
+    _check_max_str(element.get("action_id"), f"{pointer}/action_id", 255, out)
+    kind = element["type"]
+    if kind == "button":
+        _check_text_object(element.get("text"), f"{pointer}/text", 75, out, plain_only=True)
+        _check_max_str(element.get("value"), f"{pointer}/value", 2000, out)
+        _check_max_str(element.get("url"), f"{pointer}/url", 3000, out)
+        style = element.get("style")
+        if style is not None and style not in ("primary", "danger"):
+            out.append(_problem("must be a valid enum value", f"{pointer}/style"))
+    elif kind in ("static_select", "multi_static_select"):
+        _check_options(element.get("options"), f"{pointer}/options", 100, out)
+    elif kind == "overflow":
+        options = element.get("options")
+        if isinstance(options, list) and len(options) < 2:
+            out.append(_problem("must provide at least 2 items", f"{pointer}/options"))
+        _check_options(options, f"{pointer}/options", 5, out)
+
+
+def _check_block(block: Any, pointer: str, out: list[str]) -> None:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        out.append(_problem("missing required field: type", f"{pointer}/type"))
+        return
+    kind = block["type"]
+    if kind == "section":
+        text, fields = block.get("text"), block.get("fields")
+        if text is None and fields is None:
+            out.append(_problem("must provide either text or fields", pointer))
+        if text is not None:
+            _check_text_object(text, f"{pointer}/text", 3000, out)
+        if fields is not None:
+            if not isinstance(fields, list):
+                out.append(_problem("must be an array", f"{pointer}/fields"))
+            else:
+                if len(fields) > 10:
+                    out.append(_problem("must be less than 11 items", f"{pointer}/fields"))
+                for k, field in enumerate(fields):
+                    _check_text_object(field, f"{pointer}/fields/{k}", 2000, out)
+        if block.get("accessory") is not None:
+            _check_element(block["accessory"], f"{pointer}/accessory", out)
+    elif kind == "header":
+        _check_text_object(block.get("text"), f"{pointer}/text", 150, out, plain_only=True)
+    elif kind == "actions":
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not elements:
+            out.append(_problem("must provide at least 1 item", f"{pointer}/elements"))
+            return
+        if len(elements) > 25:
+            out.append(_problem("must be less than 26 items", f"{pointer}/elements"))
+        seen: set[str] = set()
+        for k, element in enumerate(elements):
+            _check_element(element, f"{pointer}/elements/{k}", out)
+            action_id = element.get("action_id") if isinstance(element, dict) else None
+            if isinstance(action_id, str):
+                if action_id in seen:
+                    out.append(
+                        _problem(
+                            f"duplicate action_id: {action_id}",
+                            f"{pointer}/elements/{k}/action_id",
+                        )
+                    )
+                seen.add(action_id)
+    elif kind == "context":
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not elements:
+            out.append(_problem("must provide at least 1 item", f"{pointer}/elements"))
+        elif len(elements) > 10:
+            out.append(_problem("must be less than 11 items", f"{pointer}/elements"))
+    elif kind == "input":
+        _check_text_object(block.get("label"), f"{pointer}/label", 2000, out, plain_only=True)
+        if block.get("element") is None:
+            out.append(_problem("missing required field: element", f"{pointer}/element"))
+        else:
+            _check_element(block["element"], f"{pointer}/element", out)
+
+
+def validate_blocks(blocks: Any, pointer: str = "/blocks", max_blocks: int = 50) -> list[str]:
+    """Slack-style problems with a list of blocks; an empty list means Slack would accept it."""
+    if not isinstance(blocks, list):
+        return [_problem("must be an array", pointer)]
+    out: list[str] = []
+    if len(blocks) > max_blocks:
+        out.append(_problem(f"must be less than {max_blocks + 1} items", pointer))
+    block_ids: set[str] = set()
+    for i, block in enumerate(blocks):
+        _check_block(block, f"{pointer}/{i}", out)
+        block_id = block.get("block_id") if isinstance(block, dict) else None
+        if block_id is not None:
+            _check_max_str(block_id, f"{pointer}/{i}/block_id", 255, out)
+            if isinstance(block_id, str):
+                if block_id in block_ids:
+                    out.append(
+                        _problem(f"duplicate block_id: {block_id}", f"{pointer}/{i}/block_id")
+                    )
+                block_ids.add(block_id)
+    return out
+
+
+def _view_problems(view: Any) -> tuple[str, list[str]] | None:
+    """(error, messages) when Slack would refuse this view, else None."""
+    if not isinstance(view, dict):
+        return "invalid_arguments", [_problem("must be an object", "/view")]
+    problems: list[str] = []
+    kind = view.get("type")
+    if kind not in ("modal", "home"):
+        problems.append(_problem("must be a valid enum value", "/view/type"))
+    if kind == "modal":
+        if view.get("title") is None:
+            problems.append(_problem("missing required field: title", "/view/title"))
+        else:
+            _check_text_object(view["title"], "/view/title", 24, problems, plain_only=True)
+    for key in ("submit", "close"):
+        if view.get(key) is not None:
+            _check_text_object(view[key], f"/view/{key}", 24, problems, plain_only=True)
+    _check_max_str(view.get("private_metadata"), "/view/private_metadata", 3000, problems)
+    _check_max_str(view.get("callback_id"), "/view/callback_id", 255, problems)
+    _check_max_str(view.get("external_id"), "/view/external_id", 255, problems)
+    blocks = view.get("blocks")
+    if blocks is None:
+        problems.append(_problem("missing required field: blocks", "/view/blocks"))
+    elif (
+        kind == "modal"
+        and isinstance(blocks, list)
+        and view.get("submit") is None
+        and any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
+    ):
+        problems.append(_problem("submit is required when an input block is present", "/view"))
+    if problems:
+        return "invalid_arguments", problems
+    block_problems = validate_blocks(blocks, "/view/blocks", MAX_VIEW_BLOCKS)
+    if block_problems:
+        return "invalid_blocks", block_problems
+    return None
+
+
+# --------------------------------------------------------------------------- request decoding
+
+
+def _parse_body(content_type: str, body: bytes) -> Params:
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    if not body:
+        return {}
+    if ctype == "application/json":
+        decoded = json.loads(body.decode("utf-8"))
+        return dict(decoded) if isinstance(decoded, dict) else {}
+    if ctype == "multipart/form-data":
+        head = f"Content-Type: {content_type}\r\n\r\n".encode()
+        message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+        params: Params = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not name:
+                continue
+            payload = part.get_payload(decode=True)
+            if not isinstance(payload, bytes):
+                payload = b""
+            has_file = part.get_param("filename", header="content-disposition")
+            params[str(name)] = payload if has_file else payload.decode("utf-8")
+        return params
+    # application/x-www-form-urlencoded, or no content type at all
+    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
+
+
+def _decode_json_params(params: Params) -> Params:
+    for key in _JSON_PARAMS:
+        value = params.get(key)
+        if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+            # Undecodable JSON stays a string; validation refuses it the way Slack would.
+            with contextlib.suppress(json.JSONDecodeError):
+                params[key] = json.loads(value)
+    return params
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, fake: FakeSlack) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = dict(self.headers.items())
+        extra: dict[str, str] = {}
+        if not split.path.startswith("/api/"):
+            status, answer = 404, _err("not_found")
+        else:
+            method = split.path[len("/api/") :].strip("/")
+            params: Params = {k: v[-1] for k, v in parse_qs(split.query).items()}
+            try:
+                params.update(_parse_body(self.headers.get("Content-Type", ""), body))
+            except (ValueError, UnicodeDecodeError):
+                status, answer = 200, _err("invalid_form_data")
+            else:
+                status, answer, extra = self.server.fake._dispatch(
+                    method, _decode_json_params(params), headers
+                )
+        payload = json.dumps(answer).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+# --------------------------------------------------------------------------- the fake
+
+
+class FakeSlack:
+    """A fake Slack Web API on 127.0.0.1; see the module docstring."""
+
+    def __init__(self, token: str = "xoxb-test", members: list[str] | None = None) -> None:
+        self.token = token
+        self.members: list[str] = list(members) if members is not None else ["U0APPROVER"]
+        self.expired_triggers: set[str] = set()
+        self.rate_limited_count = 0
+        self._lock = threading.RLock()
+        self._records: list[dict[str, Any]] = []
+        self._messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self._views: dict[str, dict[str, Any]] = {}
+        self._failures: dict[str, deque[str]] = {}
+        self._rate_limits: dict[str, deque[int]] = {}
+        self._ts_counter = 0
+        self._view_counter = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._methods: dict[str, Callable[[Params], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
+            "views.publish": self._views_publish,
+            "conversations.members": self._conversations_members,
+            "conversations.info": self._conversations_info,
+        }
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> Self:
+        if self._server is not None:
+            return self
+        self._server = _Server(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-slack",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server, self._thread = None, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL for `WebClient(base_url=...)`: `http://127.0.0.1:<port>/api/`."""
+        if self._server is None:
+            raise RuntimeError("FakeSlack is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+
+    # ----------------------------------------------------------------- inspection
+
+    def calls(self, method: str | None = None) -> list[dict[str, Any]]:
+        """The params of every call (of `method`, if given), oldest first. Calls that were
+        refused (invalid_auth, injected failures, 429s) are included."""
+        with self._lock:
+            return [r["params"] for r in self._records if method is None or r["method"] == method]
+
+    def records(self, method: str | None = None) -> list[dict[str, Any]]:
+        """Full records: method, params, headers, status (HTTP) and response (the body sent)."""
+        with self._lock:
+            return [dict(r) for r in self._records if method is None or r["method"] == method]
+
+    def last(self, method: str | None = None) -> dict[str, Any]:
+        """The params of the most recent call (of `method`, if given)."""
+        found = self.calls(method)
+        if not found:
+            raise LookupError(f"no call to {method or 'any method'} was recorded")
+        return found[-1]
+
+    @property
+    def messages(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Posted messages as they look now (after chat.update), keyed by (channel, ts)."""
+        with self._lock:
+            return {key: dict(message) for key, message in self._messages.items()}
+
+    @property
+    def views(self) -> dict[str, dict[str, Any]]:
+        """Views opened, updated or published, as they look now, keyed by view id."""
+        with self._lock:
+            return {key: dict(view) for key, view in self._views.items()}
+
+    def reset(self) -> None:
+        """Forget recorded calls, messages, views, pending failures and rate limits."""
+        with self._lock:
+            self._records.clear()
+            self._messages.clear()
+            self._views.clear()
+            self._failures.clear()
+            self._rate_limits.clear()
+            self.expired_triggers.clear()
+            self.rate_limited_count = 0
+
+    # ----------------------------------------------------------------- failure injection
+
+    def fail_next(self, method: str, error: str) -> None:
+        """The next call of `method` answers `{"ok": false, "error": error}` (queued in order)."""
+        with self._lock:
+            self._failures.setdefault(method, deque()).append(error)
+
+    def rate_limit_next(self, method: str, retry_after: int = 1, times: int = 1) -> None:
+        """The next `times` calls of `method` answer HTTP 429 with `Retry-After: retry_after`."""
+        with self._lock:
+            self._rate_limits.setdefault(method, deque()).extend([retry_after] * times)
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _dispatch(self, method: str, params: Params, headers: dict[str, str]) -> Answer:
+        with self._lock:
+            status, body, extra = self._answer(method, params, headers)
+            self._records.append(
+                {
+                    "method": method,
+                    "params": params,
+                    "headers": headers,
+                    "status": status,
+                    "response": body,
+                }
+            )
+            return status, body, extra
+
+    def _answer(self, method: str, params: Params, headers: dict[str, str]) -> Answer:
+        handler = self._methods.get(method)
+        if handler is None:
+            return 200, _err("unknown_method"), {}
+        if self._token_of(params, headers) != self.token:
+            return 200, _err("invalid_auth"), {}
+        limits = self._rate_limits.get(method)
+        if limits:
+            retry_after = limits.popleft()
+            self.rate_limited_count += 1
+            return 429, _err("ratelimited"), {"Retry-After": str(retry_after)}
+        failures = self._failures.get(method)
+        if failures:
+            return 200, _err(failures.popleft()), {}
+        return 200, handler(params), {}
+
+    @staticmethod
+    def _token_of(params: Params, headers: dict[str, str]) -> str | None:
+        for name, value in headers.items():
+            if name.lower() == "authorization" and value.startswith("Bearer "):
+                return value[len("Bearer ") :].strip()
+        token = params.get("token")
+        return token if isinstance(token, str) else None
+
+    def _next_ts(self) -> str:
+        self._ts_counter += 1
+        micros = 1_700_000_000_000_000 + self._ts_counter * 100
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _next_view_id(self) -> str:
+        self._view_counter += 1
+        return f"V{self._view_counter:08d}"
+
+    # ----------------------------------------------------------------- message checks
+
+    @staticmethod
+    def _message_problem(params: Params, require_content: bool = True) -> dict[str, Any] | None:
+        text = params.get("text")
+        blocks = params.get("blocks")
+        if require_content and not text and not blocks and not params.get("attachments"):
+            return _err("no_text")
+        if text is not None and len(str(text)) > MAX_MESSAGE_TEXT:
+            return _err("msg_too_long")
+        if blocks is not None:
+            if not isinstance(blocks, list):
+                return _err("invalid_blocks_format")
+            problems = validate_blocks(blocks, "/blocks", MAX_MESSAGE_BLOCKS)
+            if problems:
+                return _err("invalid_blocks", problems)
+        return None
+
+    # ----------------------------------------------------------------- methods
+
+    def _auth_test(self, params: Params) -> dict[str, Any]:
+        return _ok(
+            url=TEAM_URL,
+            team=TEAM_NAME,
+            user="arbot",
+            team_id=TEAM_ID,
+            user_id=BOT_USER_ID,
+            bot_id=BOT_ID,
+            is_enterprise_install=False,
+        )
+
+    def _chat_post_message(self, params: Params) -> dict[str, Any]:
+        channel = params.get("channel")
+        if not channel:
+            return _err("channel_not_found")
+        problem = self._message_problem(params)
+        if problem is not None:
+            return problem
+        ts = self._next_ts()
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "text": str(params.get("text") or ""),
+            "blocks": params.get("blocks") or [],
+            "ts": ts,
+        }
+        for key in ("thread_ts", "attachments", "metadata"):
+            if params.get(key) is not None:
+                message[key] = params[key]
+        self._messages[(str(channel), ts)] = {"channel": str(channel), **message}
+        return _ok(channel=channel, ts=ts, message=message)
+
+    def _chat_update(self, params: Params) -> dict[str, Any]:
+        channel, ts = params.get("channel"), params.get("ts")
+        if not channel:
+            return _err("channel_not_found")
+        current = self._messages.get((str(channel), str(ts)))
+        if current is None:
+            return _err("message_not_found")
+        problem = self._message_problem(params)
+        if problem is not None:
+            return problem
+        # Like Slack: text is replaced; blocks/attachments are kept unless sent (send [] to clear).
+        current["text"] = str(params.get("text") or "")
+        for key in ("blocks", "attachments", "metadata"):
+            if params.get(key) is not None:
+                current[key] = params[key]
+        current["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
+        message = {k: v for k, v in current.items() if k != "channel"}
+        return _ok(channel=channel, ts=ts, text=current["text"], message=message)
+
+    def _chat_post_ephemeral(self, params: Params) -> dict[str, Any]:
+        if not params.get("channel"):
+            return _err("channel_not_found")
+        if not params.get("user"):
+            return _err("user_not_found")
+        problem = self._message_problem(params)
+        if problem is not None:
+            return problem
+        return _ok(message_ts=self._next_ts())
+
+    def _store_view(self, view: dict[str, Any], view_id: str | None = None) -> dict[str, Any]:
+        view_id = view_id or self._next_view_id()
+        stored: dict[str, Any] = {
+            "type": "modal",
+            "blocks": [],
+            "private_metadata": "",
+            "callback_id": "",
+            "external_id": "",
+            **view,
+            "id": view_id,
+            "team_id": TEAM_ID,
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+            "state": {"values": {}},
+            "hash": f"{self._next_ts()}.fakehash",
+            "root_view_id": view_id,
+            "previous_view_id": None,
+        }
+        self._views[view_id] = stored
+        return dict(stored)
+
+    def _views_open(self, params: Params) -> dict[str, Any]:
+        trigger_id = params.get("trigger_id")
+        if not trigger_id:
+            return _err("invalid_arguments", [_problem("missing required field", "/trigger_id")])
+        if trigger_id in self.expired_triggers:
+            return _err("expired_trigger_id")
+        problem = _view_problems(params.get("view"))
+        if problem is not None:
+            return _err(*problem)
+        return _ok(view=self._store_view(params["view"]))
+
+    def _views_update(self, params: Params) -> dict[str, Any]:
+        view_id = params.get("view_id")
+        external_id = params.get("external_id")
+        if not view_id and not external_id:
+            return _err("invalid_arguments", [_problem("view_id or external_id required", "/")])
+        problem = _view_problems(params.get("view"))
+        if problem is not None:
+            return _err(*problem)
+        if not view_id:
+            view_id = next(
+                (k for k, v in self._views.items() if v.get("external_id") == external_id), None
+            )
+        return _ok(view=self._store_view(params["view"], str(view_id) if view_id else None))
+
+    def _views_publish(self, params: Params) -> dict[str, Any]:
+        if not params.get("user_id"):
+            return _err("invalid_arguments", [_problem("missing required field", "/user_id")])
+        view = params.get("view")
+        problem = _view_problems(view)
+        if problem is not None:
+            return _err(*problem)
+        return _ok(view=self._store_view(view))  # type: ignore[arg-type]
+
+    def _conversations_members(self, params: Params) -> dict[str, Any]:
+        if not params.get("channel"):
+            return _err("channel_not_found")
+        start = int(params.get("cursor") or 0)
+        limit = int(params.get("limit") or 0) or len(self.members) or 1
+        page = self.members[start : start + limit]
+        more = start + limit < len(self.members)
+        return _ok(
+            members=page, response_metadata={"next_cursor": str(start + limit) if more else ""}
+        )
+
+    def _conversations_info(self, params: Params) -> dict[str, Any]:
+        channel = params.get("channel")
+        if not channel:
+            return _err("channel_not_found")
+        return _ok(
+            channel={
+                "id": channel,
+                "name": "finance",
+                "is_channel": True,
+                "is_private": False,
+                "is_archived": False,
+                "is_member": True,
+                "context_team_id": TEAM_ID,
+            }
+        )
