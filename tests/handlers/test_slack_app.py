@@ -366,3 +366,77 @@ def test_healthz_answers(posted: Runtime, served: Any) -> None:
     response = httpx.get(served.url.replace("/slack/events", "/healthz"))
     assert response.status_code == 200
     assert response.json()["database"] == "ok"
+
+
+def test_arbot_plan_posts_the_stored_plan_to_the_finance_channel(
+    cli: Any, slack_api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_API_URL": slack_api.url,
+        "ARBOT_FINANCE_CHANNEL": "C0FINANCE",
+    }.items():
+        monkeypatch.setenv(name, value)
+    due = (TODAY - timedelta(days=7)).isoformat()
+    rows = [
+        row(
+            customer_id="C-1",
+            customer_name="Customer 1",
+            invoice_number="I-1",
+            issue_date="2026-01-01",
+            due_date=due,
+        )
+    ]
+    assert cli("import-csv", str(write(tmp_path / "l.csv", rows))).code == 0
+    result = cli("plan")
+    assert result.code == 0, result.stderr
+    assert "Posted to Slack channel C0FINANCE" in result.stdout
+    assert len(slack_api.calls("chat.postMessage")) == 2  # the header and one group
+    again = cli("plan")  # nothing new to post
+    assert again.code == 0
+    assert len([c for c in slack_api.calls("chat.postMessage") if "blocks" in c]) <= 3
+
+
+def test_arbot_plan_says_what_to_fix_when_slack_refuses(
+    cli: Any, slack_api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "SLACK_BOT_TOKEN": "xoxb-wrong",
+        "SLACK_API_URL": slack_api.url,
+        "ARBOT_FINANCE_CHANNEL": "C0FINANCE",
+    }.items():
+        monkeypatch.setenv(name, value)
+    due = (TODAY - timedelta(days=7)).isoformat()
+    rows = [row(issue_date="2026-01-01", due_date=due)]
+    assert cli("import-csv", str(write(tmp_path / "l.csv", rows))).code == 0
+    result = cli("plan")
+    assert result.code == 1
+    assert "the plan is stored, but Slack refused it (invalid_auth)" in result.stderr
+
+
+def test_with_no_approver_list_every_member_of_the_finance_channel_may_approve(
+    posted: Runtime, slack_api: Any
+) -> None:
+    from handlers.slack import Approvers
+
+    posted.settings.approvers = []
+    approvers = Approvers(posted, web_client("xoxb-test", slack_api.url))
+    assert approvers.allows("U0MEMBER")
+    assert not approvers.allows("U0OUTSIDER")
+
+
+def test_the_manifest_asks_for_exactly_the_scopes_it_needs() -> None:
+    import yaml
+
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "slack" / "manifest.yml").read_text())
+    assert manifest["oauth_config"]["scopes"] == {
+        "bot": ["chat:write", "commands", "channels:read", "groups:read"]
+    }
+    assert "user" not in manifest["oauth_config"]["scopes"]
+    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/ar"]
+    urls = {
+        manifest["settings"]["interactivity"]["request_url"],
+        manifest["settings"]["event_subscriptions"]["request_url"],
+        manifest["features"]["slash_commands"][0]["url"],
+    }
+    assert urls == {"https://arbot.example.com/slack/events"}
