@@ -7,7 +7,7 @@ import resource
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import ledger, planner, slack
+from benchmarks import ledger, planner, sending, slack
 
 
 def main() -> None:
@@ -16,6 +16,8 @@ def main() -> None:
     results += plan_results
     slack_results, slack_note = slack.run()
     results += slack_results
+    send_results, send_note = sending.run()
+    results += send_results
     table = Table(title="arbot benchmarks (this machine)", title_justify="left")
     for column in ("benchmark", "size", "time", "target", "verdict"):
         table.add_column(column, justify="right" if column in ("time", "target") else "left")
@@ -34,6 +36,7 @@ def main() -> None:
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Console().print(plan_note)
     Console().print(slack_note)
+    Console().print(send_note)
     Console().print(f"Peak memory of the whole run: {peak_mib:.0f} MiB")
     raise SystemExit(1 if failed else 0)
 

@@ -18,13 +18,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
-from bot import migrate, plan_posting
+from bot import approvals, migrate, plan_posting
 from bot.aging import aging_report, overdue_invoices
+from bot.clock import Clock, FixedClock
 from bot.db import make_engine
 from bot.errors import UserError
 from bot.forecast import forecast
 from bot.ledger import ImportSummary, apply_batch
-from bot.models import PlaybookVersion
+from bot.models import PlaybookVersion, Reminder
+from bot.outbox import FlushReport
 from bot.plan_posting import held_counts
 from bot.plan_report import forecast_table, plan_json, plan_tables
 from bot.plan_store import PlanRun, run_plan
@@ -33,17 +35,19 @@ from bot.playbook_check import check_bundle
 from bot.playbook_versions import activate, ensure_active, propose, rollback
 from bot.runtime import Runtime, start
 from bot.sample_ledger import sample_rows, write_csv
+from bot.sending import flush
 from bot.settings import load_settings
 from bot.status import account_status
 from bot.tables import aging_table, import_summary_lines, overdue_table, status_tables
 from integrations.csv_ledger import count_rows, read_ledger_csv
+from integrations.email_out import FileSender, SmtpSender
 from playbooks.loader import PlaybookError, load_bundle
 
 PROGRESS_FROM_ROWS = 5000
-DEMO_MARKER = ".arbot-demo"
-DEMO_BUSINESS = (
-    "Brightwater Supply Co."  # only a folder holding this is ever deleted by `arbot demo`
-)
+DEMO_MARKER = ".arbot-demo"  # only a folder holding this is ever deleted by `arbot demo`
+DEMO_BUSINESS = "Brightwater Supply Co."
+DEMO_FROM = "ar@brightwater.example"
+DEMO_SECRET = "demo-only-secret-not-for-production"
 
 app = typer.Typer(
     name="arbot",
@@ -92,8 +96,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 @contextmanager
-def _runtime(**overrides: Any) -> Iterator[Runtime]:
-    runtime = start(load_settings(**overrides))
+def _runtime(clock: Clock | None = None, **overrides: Any) -> Iterator[Runtime]:
+    runtime = start(load_settings(**overrides), clock=clock)
     try:
         yield runtime
     finally:
@@ -191,8 +195,13 @@ def demo(
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     marker.write_text("Made by `arbot demo`, which deletes and rebuilds this folder.\n")
+    demo_clock = FixedClock(load_settings().clock().now())  # moved forward to "send" later today
     with _runtime(
-        database_url=f"sqlite:///{folder / 'arbot.db'}", business_name=DEMO_BUSINESS
+        clock=demo_clock,
+        database_url=f"sqlite:///{folder / 'arbot.db'}",
+        business_name=DEMO_BUSINESS,
+        from_email=DEMO_FROM,
+        secret_key=DEMO_SECRET,
     ) as runtime:
         today = runtime.today()
         ledger = write_csv(folder / "sample-ledger.csv", sample_rows(today))
@@ -218,12 +227,99 @@ def demo(
                 dry_run=False,
             )
         out().print(plan_tables(run, dry_run=False))
+        out().print()
+        _demo_send(runtime, demo_clock, folder / "outbox", today)
     out().print()
     out().print(
         f"Try: [bold]DATABASE_URL=sqlite:///{folder}/arbot.db arbot status "
         f"{overdue[0].customer_id if overdue else 'C-00001'}[/bold]",
         highlight=False,
     )
+
+
+def _demo_send(runtime: Runtime, clock: FixedClock, outbox: Path, today: date) -> None:
+    """Approve today's plan as a finance person would, then run the send worker at each moment a
+    reminder may go out, into a folder of real .eml (and SMS .txt) files instead of SMTP."""
+    with runtime.writing() as session:
+        approved = [
+            approvals.approve_all(session, today, tier, "demo-approver", clock.now())
+            for tier in ("strategic", "standard", "transactional")
+        ]
+        due = session.scalars(select(Reminder.send_after).where(Reminder.state == "approved"))
+        moments = sorted({t for t in due if t is not None})
+    count = sum(len(ids) for ids in approved)
+    out().print(f"Approved {count} reminders (as a finance person would in Slack).")
+    files = FileSender(outbox)
+    sent = 0
+    for moment in moments:
+        clock.set(max(moment, clock.now()))
+        report = flush(runtime, {"email": files, "sms": files})
+        sent += len(report.sent)
+    out().print(f"Sent {sent} into {outbox}/: open a .eml file to see what the customer receives.")
+
+
+@app.command()
+def send(
+    outbox: Annotated[
+        Path | None,
+        typer.Option("--outbox", help="Write .eml files into this folder instead of using SMTP."),
+    ] = None,
+) -> None:
+    """Send the approved reminders that are due now, then exit."""
+    with _runtime() as runtime:
+        settings = runtime.settings
+        senders: dict[str, Any] = {}
+        if outbox is not None:
+            senders = {"email": FileSender(outbox), "sms": FileSender(outbox)}
+        elif settings.smtp_host:
+            password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+            senders["email"] = SmtpSender(
+                settings.smtp_host,
+                settings.smtp_port,
+                settings.smtp_user,
+                password,
+                settings.smtp_starttls,
+            )
+        else:
+            raise UserError(
+                "set SMTP_HOST (and SMTP_PORT, SMTP_USER, SMTP_PASSWORD) to send email, "
+                "or use --outbox DIR to write the messages to files"
+            )
+        report = flush(runtime, senders)
+        _tell_slack_after_send(runtime, report)
+    out().print(
+        f"Sent {len(report.sent)}, cancelled {len(report.cancelled)}, retrying "
+        f"{len(report.retrying)}, failed {len(report.failed)}, not yet in the send window "
+        f"{len(report.rescheduled)}, unknown {len(report.unknown)}."
+    )
+    for reminder_id, reason in report.cancelled.items():
+        out().print(f"  reminder {reminder_id} cancelled: {reason}")
+    if report.unknown:
+        out().print(f"  check by hand whether these went out: {report.unknown}")
+    if report.waiting_for_sender:
+        out().print(
+            f"  {len(report.waiting_for_sender)} text messages wait: SMS sending is not set up"
+        )
+
+
+def _tell_slack_after_send(runtime: Runtime, report: FlushReport) -> None:
+    settings = runtime.settings
+    if not (settings.slack_bot_token and settings.finance_channel) or not report.changed():
+        return
+    from integrations.slack_chat import SlackChat, web_client
+
+    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    with runtime.sessions() as session:
+        plan_posting.refresh(session, SlackChat(client), report.changed(), settings.timezone)
+    if report.unknown:
+        client.chat_postMessage(
+            channel=settings.finance_channel,
+            text=(
+                f"{len(report.unknown)} reminder(s) may or may not have gone out: the sender "
+                f"stopped while sending (ids {report.unknown}). Please check the mailbox and "
+                "mark each sent, or approve it again."
+            ),
+        )
 
 
 @db_app.command("upgrade")

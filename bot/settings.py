@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(None, validation_alias=_env("SMTP_PASSWORD"))
     smtp_starttls: bool = Field(True, validation_alias=_env("SMTP_STARTTLS"))
     from_email: str | None = Field(None, validation_alias=_env("ARBOT_FROM_EMAIL"))
+    secret_key: SecretStr | None = Field(None, validation_alias=_env("ARBOT_SECRET_KEY"))
     inbound_email_secret: SecretStr | None = Field(
         None, validation_alias=_env("ARBOT_INBOUND_EMAIL_SECRET")
     )

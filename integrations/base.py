@@ -136,3 +136,43 @@ class SlackPort(Protocol):
     def update_plan_header(self, channel: str, ts: str, summary: PlanSummary) -> None: ...
 
     def update_cards(self, channel: str, ts: str, cards: list[ReminderCard]) -> None: ...
+
+
+# --- Sending: one outgoing message, and what became of it ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    reminder_id: int
+    channel: str  # "email" | "sms"
+    to: str  # an email address, or an E.164 number
+    to_name: str | None
+    from_email: str | None
+    from_name: str
+    subject: str | None
+    text: str
+    html: str | None
+    message_id: str | None  # <...@domain>, generated and stored before sending
+    reply_to: str | None  # ar+<token>@domain: replies find their reminder
+    unsubscribe_mailto: str | None
+    unsubscribe_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the provider said. `transient` errors are retried; `permanent` ones end in failed."""
+
+    status: str  # "sent" | "transient" | "permanent"
+    provider_id: str | None = None
+    error: str | None = None
+    address_unusable: bool = False  # the address or number itself is bad (not just this message)
+
+
+class Sender(Protocol):
+    """Sends messages of one channel; used as a context manager around a batch (one connection)."""
+
+    def __enter__(self) -> Sender: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def send(self, message: Outgoing) -> Delivery: ...

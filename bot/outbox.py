@@ -1,0 +1,358 @@
+"""The outbox: approved reminders reach customers exactly once, inside their send window.
+
+approved → sending (committed before the provider is called) → sent; or back to approved with a
+later send_after after a transient error; or failed after a permanent one. Claiming re-checks, in
+the same transaction, everything that may have changed since approval: a payment, a dispute, a
+pause, an opt-out, an escalation, the send window. A reminder found still `sending` after its lease
+(the worker died mid-send) is never re-sent: it becomes `unknown` and a person decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from bot import audit
+from bot.errors import UserError
+from bot.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
+from bot.send_window import Window, candidate_zones, next_send_time
+from integrations.base import Delivery, Outgoing
+
+LEASE = timedelta(minutes=10)
+MAX_ATTEMPTS = 5
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
+BATCH = 50
+
+
+@dataclass(frozen=True)
+class SendConfig:
+    from_email: str | None
+    from_name: str
+    secret_key: str
+    window: Window
+    public_url: str | None = None
+
+
+@dataclass
+class FlushReport:
+    sent: list[int] = field(default_factory=list)
+    cancelled: dict[int, str] = field(default_factory=dict)
+    rescheduled: list[int] = field(default_factory=list)
+    retrying: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    unknown: list[int] = field(default_factory=list)
+    waiting_for_sender: list[int] = field(default_factory=list)
+
+    def changed(self) -> list[int]:
+        return [*self.sent, *self.cancelled, *self.failed, *self.unknown]
+
+
+def token(secret_key: str, reminder_id: int, purpose: str) -> str:
+    """A signed per-reminder token: `<id>.<hmac>`; a forged or tampered one does not verify."""
+    mac = hmac.new(secret_key.encode(), f"{purpose}:{reminder_id}".encode(), hashlib.sha256)
+    return f"{reminder_id}.{mac.hexdigest()[:20]}"
+
+
+def verify_token(secret_key: str, value: str, purpose: str) -> int | None:
+    reminder_text, _, _ = value.partition(".")
+    if not reminder_text.isdigit():
+        return None
+    expected = token(secret_key, int(reminder_text), purpose)
+    return int(reminder_text) if hmac.compare_digest(expected, value) else None
+
+
+def recover(session: Session, now: datetime) -> list[int]:
+    """`sending` past its lease means a worker died mid-send: mark `unknown`, never re-send."""
+    stale = list(
+        session.scalars(
+            update(Reminder)
+            .where(Reminder.state == "sending", Reminder.updated_at < now - LEASE)
+            .values(
+                state="unknown",
+                updated_at=now,
+                error="the sender stopped while sending; check whether it went out",
+            )
+            .returning(Reminder.id)
+        )
+    )
+    for reminder_id in stale:
+        audit.record(
+            session,
+            now,
+            "reminder.unknown",
+            reminder_id=reminder_id,
+            customer_id=session.scalar(
+                select(Reminder.customer_id).where(Reminder.id == reminder_id)
+            ),
+        )
+    return stale
+
+
+def due_now(now: datetime, channels: set[str]) -> ColumnElement[bool]:
+    return and_(
+        Reminder.state == "approved",
+        Reminder.action == "remind",
+        Reminder.channel.in_(channels),
+        or_(Reminder.send_after.is_(None), Reminder.send_after <= now),
+    )
+
+
+def claim(
+    session: Session,
+    now: datetime,
+    config: SendConfig,
+    report: FlushReport,
+    channels: set[str],
+    limit: int = BATCH,
+) -> tuple[list[Outgoing], int]:
+    """Claim what is due now, re-checking each reminder; commit `sending` before any send.
+    Returns the claimed messages and how many reminders were looked at."""
+    query = (
+        select(Reminder).where(due_now(now, channels)).order_by(Reminder.send_after, Reminder.id)
+    )
+    query = query.limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # replicas share the queue
+    claimed: list[Outgoing] = []
+    rows = session.scalars(query).all()
+    for reminder in rows:
+        contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
+        customer = session.get(Customer, reminder.customer_id)
+        assert customer is not None
+        reason = _why_cancel(session, reminder, customer, contact, now)
+        if reason:
+            _cancel(session, reminder, reason, now)
+            report.cancelled[reminder.id] = reason
+            continue
+        assert contact is not None
+        later = _next_in_window(reminder, customer, contact, now, config.window)
+        if later is not None:
+            reminder.send_after = later
+            reminder.updated_at = now
+            report.rescheduled.append(reminder.id)
+            continue
+        outgoing = _outgoing(reminder, customer, contact, config)
+        result = session.execute(
+            update(Reminder)
+            .where(Reminder.id == reminder.id, Reminder.state == "approved")
+            .values(
+                state="sending",
+                attempts=Reminder.attempts + 1,
+                updated_at=now,
+                message_id=outgoing.message_id,
+                reply_token=outgoing.reply_to.split("+", 1)[1].split("@", 1)[0]
+                if outgoing.reply_to
+                else None,
+            )
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(outgoing)
+    return claimed, len(rows)
+
+
+def _why_cancel(
+    session: Session, reminder: Reminder, customer: Customer, contact: Contact | None, now: datetime
+) -> str | None:
+    invoices = session.scalars(
+        select(Invoice)
+        .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
+        .where(ReminderInvoice.reminder_id == reminder.id)
+    ).all()
+    if any(i.status != "open" or i.balance <= 0 for i in invoices):
+        return "paid"
+    if any(i.disputed for i in invoices):
+        return "disputed"
+    changed = session.scalar(
+        select(Event.id)
+        .where(
+            Event.invoice_id.in_([i.id for i in invoices]),
+            Event.kind.in_(("invoice.balance_changed", "payment.allocated")),
+            Event.at > reminder.created_at,
+        )
+        .limit(1)
+    )
+    if changed is not None:
+        return "superseded"  # the amounts in the message are no longer the ledger's
+    if customer.paused_until is not None and customer.paused_until > now:
+        return "paused"
+    if customer.never_automate:
+        return "paused"
+    open_escalation = session.scalar(
+        select(Escalation.id)
+        .where(
+            Escalation.customer_id == customer.id,
+            Escalation.state != "resolved",
+            Escalation.opened_at > reminder.created_at,
+        )
+        .limit(1)
+    )
+    if open_escalation is not None:
+        return "escalated"
+    if contact is None:
+        return "opted_out"
+    if reminder.channel == "email" and (
+        not contact.email or contact.email_opted_out_at or contact.email_unusable_at
+    ):
+        return "opted_out"
+    if reminder.channel == "sms" and (
+        not contact.phone
+        or not contact.sms_consent
+        or contact.sms_opted_out_at
+        or contact.sms_unusable_at
+    ):
+        return "opted_out"
+    return None
+
+
+def _next_in_window(
+    reminder: Reminder, customer: Customer, contact: Contact, now: datetime, window: Window
+) -> datetime | None:
+    """None when now is inside the contact's window; otherwise when it next opens."""
+    zones = candidate_zones(contact.timezone or customer.timezone, contact.phone)
+    allowed = next_send_time(now, zones, window)
+    if allowed == now:
+        return None
+    return allowed or now + timedelta(days=1)  # no window known: hold, look again tomorrow
+
+
+def _cancel(session: Session, reminder: Reminder, reason: str, now: datetime) -> None:
+    result = session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder.id, Reminder.state == "approved")
+        .values(state="cancelled", cancel_reason=reason, updated_at=now)
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        audit.record(
+            session,
+            now,
+            "reminder.cancelled",
+            customer_id=reminder.customer_id,
+            reminder_id=reminder.id,
+            payload={"reason": reason},
+        )
+
+
+def _outgoing(
+    reminder: Reminder, customer: Customer, contact: Contact, config: SendConfig
+) -> Outgoing:
+    domain = (config.from_email or "@invalid").rsplit("@", 1)[1]
+    local = (config.from_email or "ar@").rsplit("@", 1)[0]
+    reply = token(config.secret_key, reminder.id, "reply")
+    unsubscribe = token(config.secret_key, reminder.id, "unsubscribe")
+    return Outgoing(
+        reminder_id=reminder.id,
+        channel=reminder.channel or "email",
+        to=(contact.email if reminder.channel == "email" else contact.phone) or "",
+        to_name=contact.name,
+        from_email=config.from_email,
+        from_name=config.from_name,
+        subject=reminder.subject,
+        text=reminder.body_text or "",
+        html=reminder.body_html,
+        message_id=f"<arbot.{reminder.id}.{secrets.token_hex(8)}@{domain}>",
+        reply_to=f"{local}+r.{reply}@{domain}",
+        unsubscribe_mailto=f"mailto:{local}+u.{unsubscribe}@{domain}?subject=unsubscribe",
+        unsubscribe_url=None,  # the one-click endpoint comes with the webhooks
+    )
+
+
+def record(
+    session: Session, outgoing: Outgoing, delivery: Delivery, now: datetime, report: FlushReport
+) -> None:
+    reminder = session.get(Reminder, outgoing.reminder_id)
+    assert reminder is not None
+    sending = (Reminder.id == reminder.id, Reminder.state == "sending")
+    if delivery.status == "sent":
+        session.execute(
+            update(Reminder)
+            .where(*sending)
+            .values(
+                state="sent",
+                sent_at=now,
+                updated_at=now,
+                provider_message_id=delivery.provider_id,
+                error=None,
+            )
+        )
+        audit.record(
+            session,
+            now,
+            "reminder.sent",
+            customer_id=reminder.customer_id,
+            reminder_id=reminder.id,
+            payload={"channel": outgoing.channel, "message_id": outgoing.message_id},
+        )
+        report.sent.append(reminder.id)
+        return
+    if delivery.status == "transient" and reminder.attempts < MAX_ATTEMPTS:
+        wait = BACKOFF[min(reminder.attempts - 1, len(BACKOFF) - 1)]
+        session.execute(
+            update(Reminder)
+            .where(*sending)
+            .values(state="approved", send_after=now + wait, updated_at=now, error=delivery.error)
+        )
+        audit.record(
+            session,
+            now,
+            "reminder.retrying",
+            customer_id=reminder.customer_id,
+            reminder_id=reminder.id,
+            payload={"error": delivery.error, "in": str(wait)},
+        )
+        report.retrying.append(reminder.id)
+        return
+    session.execute(
+        update(Reminder)
+        .where(*sending)
+        .values(state="failed", updated_at=now, error=delivery.error)
+    )
+    if delivery.address_unusable and reminder.contact_id:
+        column = "email_unusable_at" if outgoing.channel == "email" else "sms_unusable_at"
+        session.execute(
+            update(Contact).where(Contact.id == reminder.contact_id).values({column: now})
+        )
+    session.add(
+        Escalation(
+            customer_id=reminder.customer_id,
+            reminder_id=reminder.id,
+            reason="send_failed",
+            detail=delivery.error,
+            state="open",
+            opened_at=now,
+        )
+    )
+    audit.record(
+        session,
+        now,
+        "reminder.failed",
+        customer_id=reminder.customer_id,
+        reminder_id=reminder.id,
+        payload={"error": delivery.error},
+    )
+    report.failed.append(reminder.id)
+
+
+def config_from(settings: object) -> SendConfig:
+    from bot.settings import Settings
+
+    assert isinstance(settings, Settings)
+    if settings.secret_key is None:
+        raise UserError(
+            "set ARBOT_SECRET_KEY (any long random string) to sign reply and unsubscribe tokens"
+        )
+    if not settings.from_email:
+        raise UserError("set ARBOT_FROM_EMAIL, the address reminders are sent from")
+    start, end = settings.window()
+    return SendConfig(
+        from_email=settings.from_email,
+        from_name=settings.business_name,
+        secret_key=settings.secret_key.get_secret_value(),
+        window=Window(start, end, settings.weekday_numbers()),
+        public_url=settings.public_url,
+    )

@@ -1,0 +1,285 @@
+"""Sending: exactly once, inside the send window, never after a payment or an opt-out, through a
+real SMTP server on loopback."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.models import Contact, Customer, Escalation, Invoice, Reminder
+from bot.outbox import verify_token
+from bot.runtime import Runtime
+from tests.ledger_files import row, write
+from tests.smtp_server import SmtpServer
+
+TODAY = date(2026, 3, 16)
+SECRET = "test-secret-key"
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mail_env(cli: Any, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name, value in {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp.port),
+        "SMTP_STARTTLS": "false",
+        "ARBOT_FROM_EMAIL": "ar@brightwater.example",
+        "ARBOT_SECRET_KEY": SECRET,
+        "ARBOT_BUSINESS_NAME": "Brightwater Supply Co.",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return cli
+
+
+def approved(cli: Any, runtime: Runtime, tmp_path: Path, customers: int = 1, **fields: str) -> None:
+    due = (TODAY - timedelta(days=7)).isoformat()
+    rows = [
+        row(
+            customer_id=f"C-{n}",
+            customer_name=f"Customer {n}",
+            email=f"ap@c{n}.example",
+            invoice_number=f"I-{n}",
+            issue_date="2026-01-01",
+            due_date=due,
+            **fields,
+        )
+        for n in range(1, customers + 1)
+    ]
+    assert cli("import-csv", str(write(tmp_path / "l.csv", rows))).code == 0
+    assert cli("plan").code == 0
+    with runtime.writing() as session:
+        session.execute(
+            update(Reminder)
+            .where(Reminder.state == "planned")
+            .values(state="approved", approved_by="U0APPROVER", approved_at=runtime.clock.now())
+        )
+
+
+def states(runtime: Runtime) -> dict[int, str]:
+    with runtime.sessions() as session:
+        return dict(session.execute(select(Reminder.id, Reminder.state)).all())
+
+
+def test_an_approved_reminder_is_sent_once_with_every_header(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    result = mail_env("send")
+    assert result.code == 0, result.stderr
+    assert "Sent 1" in result.stdout
+    assert mail_env("send").code == 0  # a second run sends nothing more
+    assert len(smtp.mailbox.messages) == 1
+    message = smtp.mailbox.messages[0]
+    with runtime.sessions() as session:
+        reminder = session.get(Reminder, 1)
+    assert reminder is not None and reminder.state == "sent" and reminder.sent_at is not None
+    assert message["Message-ID"] == reminder.message_id
+    assert message["From"] == '"Brightwater Supply Co." <ar@brightwater.example>'
+    assert message["To"] == "Maria Garcia <ap@c1.example>"
+    assert message["Auto-Submitted"] == "auto-generated"
+    reply_token = message["Reply-To"].split("+r.", 1)[1].split("@", 1)[0]
+    assert verify_token(SECRET, reply_token, "reply") == 1
+    assert "mailto:ar+u.1." in message["List-Unsubscribe"]
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = (part.get_payload(decode=True).decode() for part in message.get_payload())
+    assert "$1,200.00" in text and "$1,200.00" in html
+    assert "stop receiving these reminders by email" in text
+    assert "<p" in html
+
+
+def test_a_payment_between_approval_and_send_cancels_it(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    with runtime.writing() as session:
+        session.execute(update(Invoice).values(balance=Decimal(0), status="paid"))
+    result = mail_env("send")
+    assert "reminder 1 cancelled: paid" in result.stdout
+    assert smtp.mailbox.messages == []
+    assert states(runtime) == {1: "cancelled"}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("dispute", "disputed"),
+        ("opt_out", "opted_out"),
+        ("pause", "paused"),
+        ("partial_payment", "superseded"),
+    ],
+)
+def test_anything_that_changed_since_approval_cancels_the_send(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path, change: str, reason: str
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        if change == "dispute":
+            session.execute(update(Invoice).values(disputed=True))
+        elif change == "opt_out":
+            session.execute(update(Contact).values(email_opted_out_at=now))
+        elif change == "pause":
+            session.execute(update(Customer).values(paused_until=now + timedelta(days=3)))
+    if change == "partial_payment":
+        later = now + timedelta(minutes=5)
+        from bot import audit
+
+        with runtime.writing() as session:
+            session.execute(update(Invoice).values(balance=Decimal("100.00")))
+            audit.record(session, later, "invoice.balance_changed", customer_id=1, invoice_id=1)
+    assert f"cancelled: {reason}" in mail_env("send").stdout
+    assert smtp.mailbox.messages == []
+
+
+def test_nothing_goes_out_outside_the_contacts_send_window(
+    mail_env: Any,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    approved(mail_env, runtime, tmp_path, timezone="America/Los_Angeles")  # 07:00 there now
+    with runtime.writing() as session:  # as if approved for right now
+        session.execute(update(Reminder).values(send_after=runtime.clock.now()))
+    result = mail_env("send")
+    assert "not yet in the send window 1" in result.stdout
+    assert smtp.mailbox.messages == []
+    with runtime.sessions() as session:
+        send_after = session.scalar(select(Reminder.send_after))
+    assert send_after == datetime(2026, 3, 16, 16, tzinfo=UTC)  # 09:00 in Los Angeles
+    monkeypatch.setenv("ARBOT_NOW", "2026-03-16T16:00:00+00:00")
+    assert "Sent 1" in mail_env("send").stdout
+    assert len(smtp.mailbox.messages) == 1
+
+
+def test_a_reminder_left_sending_by_a_crash_becomes_unknown_and_is_never_resent(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    with runtime.writing() as session:
+        session.execute(
+            update(Reminder).values(
+                state="sending", updated_at=runtime.clock.now() - timedelta(hours=1)
+            )
+        )
+    result = mail_env("send")
+    assert "check by hand whether these went out: [1]" in result.stdout
+    assert states(runtime) == {1: "unknown"}
+    assert mail_env("send").code == 0
+    assert smtp.mailbox.messages == []
+
+
+def test_a_refused_address_fails_marks_the_address_and_escalates(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    smtp.mailbox.refuse["ap@c1.example"] = "550 5.1.1 No such user here"
+    assert "failed 1" in mail_env("send").stdout
+    with runtime.sessions() as session:
+        reminder = session.get(Reminder, 1)
+        contact = session.scalars(select(Contact)).one()
+        escalation = session.scalars(select(Escalation)).one()
+    assert reminder is not None and reminder.state == "failed" and "550" in (reminder.error or "")
+    assert contact.email_unusable_at is not None
+    assert (escalation.reason, escalation.state) == ("send_failed", "open")
+
+
+def test_a_temporary_refusal_is_retried_later_and_then_sent(
+    mail_env: Any,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    smtp.mailbox.refuse["ap@c1.example"] = "451 4.3.0 Try again later"
+    assert "retrying 1" in mail_env("send").stdout
+    assert states(runtime) == {1: "approved"}
+    del smtp.mailbox.refuse["ap@c1.example"]
+    assert "Sent 0" in mail_env("send").stdout  # the backoff has not passed yet
+    monkeypatch.setenv("ARBOT_NOW", "2026-03-16T14:02:00+00:00")
+    assert "Sent 1" in mail_env("send").stdout
+    assert len(smtp.mailbox.messages) == 1
+
+
+def test_an_smtp_server_that_is_down_is_a_transient_error(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    monkeypatch.setenv("SMTP_PORT", "1")  # nothing listens there
+    assert "retrying 1" in mail_env("send").stdout
+    assert states(runtime) == {1: "approved"}
+
+
+def test_sending_needs_a_sender_address_and_a_secret(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ARBOT_SECRET_KEY", SECRET)
+    assert "set ARBOT_FROM_EMAIL" in cli("send").stderr
+    monkeypatch.delenv("SMTP_HOST")
+    assert "set SMTP_HOST" in cli("send").stderr
+
+
+def test_the_outbox_folder_holds_real_eml_files(
+    mail_env: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    outbox = tmp_path / "outbox"
+    assert mail_env("send", "--outbox", str(outbox)).code == 0
+    import email
+
+    message = email.message_from_bytes((outbox / "reminder-1.eml").read_bytes())
+    assert message["Subject"] and message.get_content_type() == "multipart/alternative"
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgres_never_send_the_same_reminder(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SKIP LOCKED is the PostgreSQL path")
+    approved(mail_env, runtime, tmp_path, customers=40)
+    from bot.runtime import start
+    from bot.sending import flush
+    from bot.settings import load_settings
+    from integrations.email_out import SmtpSender
+
+    settings = load_settings(
+        env_file=None,
+        database_url=database_url,
+        from_email="ar@b.example",
+        secret_key=SECRET,
+        timezone="America/New_York",
+    )
+    barrier = threading.Barrier(2)
+
+    def worker() -> None:
+        rt = start(settings, clock=runtime.clock)
+        barrier.wait()
+        flush(rt, {"email": SmtpSender("127.0.0.1", smtp.port, None, None, False)})
+        rt.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    ids = smtp.mailbox.message_ids()
+    assert len(ids) == 40
+    assert max(Counter(ids).values()) == 1
+    assert set(states(runtime).values()) == {"sent"}

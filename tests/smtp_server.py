@@ -1,0 +1,58 @@
+"""A real SMTP server on loopback (aiosmtpd) that keeps what it receives, and can refuse."""
+
+from __future__ import annotations
+
+import email
+import socket
+import threading
+from email.message import Message
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+class Mailbox:
+    """Receives every message; an address listed in `refuse` gets that SMTP reply instead."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.refuse: dict[str, str] = {}  # address -> "550 5.1.1 No such user" / "451 ..."
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 Message accepted for delivery"
+
+    def message_ids(self) -> list[str]:
+        with self.lock:
+            return [str(m["Message-ID"]) for m in self.messages]
+
+
+class SmtpServer:
+    def __init__(self) -> None:
+        self.mailbox = Mailbox()
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self._port = int(probe.getsockname()[1])
+        probe.close()
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self._port)
+
+    def start(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
