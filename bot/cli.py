@@ -41,6 +41,7 @@ from bot.status import account_status
 from bot.tables import aging_table, import_summary_lines, overdue_table, status_tables
 from integrations.csv_ledger import count_rows, read_ledger_csv
 from integrations.email_out import FileSender, SmtpSender
+from integrations.twilio_sms import TwilioSender
 from playbooks.loader import PlaybookError, load_bundle
 
 PROGRESS_FROM_ROWS = 5000
@@ -284,6 +285,23 @@ def send(
             raise UserError(
                 "set SMTP_HOST (and SMTP_PORT, SMTP_USER, SMTP_PASSWORD) to send email, "
                 "or use --outbox DIR to write the messages to files"
+            )
+        twilio = (settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_from)
+        if outbox is None and all(twilio):
+            assert (
+                settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from
+            )
+            callback = (
+                settings.public_url.rstrip("/") + "/webhooks/twilio/status"
+                if settings.public_url
+                else None
+            )
+            senders["sms"] = TwilioSender(
+                settings.twilio_api_url,
+                settings.twilio_account_sid,
+                settings.twilio_auth_token.get_secret_value(),
+                settings.twilio_from,
+                callback,
             )
         report = flush(runtime, senders)
         _tell_slack_after_send(runtime, report)

@@ -258,7 +258,9 @@ def _outgoing(
         message_id=f"<arbot.{reminder.id}.{secrets.token_hex(8)}@{domain}>",
         reply_to=f"{local}+r.{reply}@{domain}",
         unsubscribe_mailto=f"mailto:{local}+u.{unsubscribe}@{domain}?subject=unsubscribe",
-        unsubscribe_url=None,  # the one-click endpoint comes with the webhooks
+        unsubscribe_url=f"{config.public_url.rstrip('/')}/unsubscribe/{unsubscribe}"
+        if config.public_url
+        else None,
     )
 
 
@@ -312,8 +314,9 @@ def record(
         .where(*sending)
         .values(state="failed", updated_at=now, error=delivery.error)
     )
-    if delivery.address_unusable and reminder.contact_id:
-        column = "email_unusable_at" if outgoing.channel == "email" else "sms_unusable_at"
+    if (delivery.address_unusable or delivery.opted_out) and reminder.contact_id:
+        kind = "opted_out" if delivery.opted_out else "unusable"
+        column = f"{outgoing.channel}_{kind}_at"  # email_unusable_at, sms_opted_out_at, ...
         session.execute(
             update(Contact).where(Contact.id == reminder.contact_id).values({column: now})
         )

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.runtime import Runtime
+from handlers.webhooks import webhook_routes
 
 DISPATCH_THREADS = 64
 CLICK_THREADS = 1
@@ -84,5 +85,6 @@ def create_app(runtime: Runtime, bolt: App) -> Starlette:
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *webhook_routes(runtime),
         ]
     )

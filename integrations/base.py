@@ -166,6 +166,7 @@ class Delivery:
     provider_id: str | None = None
     error: str | None = None
     address_unusable: bool = False  # the address or number itself is bad (not just this message)
+    opted_out: bool = False  # the recipient unsubscribed (e.g. Twilio 21610 after STOP)
 
 
 class Sender(Protocol):

@@ -1,0 +1,91 @@
+"""What happens after sending: provider delivery reports, and one-click unsubscribes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot import audit
+from bot.models import Contact, Escalation, Reminder
+
+FAILED_STATUSES = ("undelivered", "failed")
+# Twilio delivery error codes that are about the number itself.
+UNREACHABLE_NUMBER = {"30003", "30005", "30006"}  # unreachable, unknown, landline
+
+
+def sms_status(
+    session: Session, provider_id: str, status: str, error_code: str | None, now: datetime
+) -> int | None:
+    """Apply a Twilio status callback; returns the reminder id it concerned (None if unknown)."""
+    reminder = session.scalars(
+        select(Reminder).where(Reminder.provider_message_id == provider_id)
+    ).first()
+    if reminder is None:
+        return None
+    payload = {"status": status, "error_code": error_code}
+    if status == "delivered":
+        audit.record(
+            session,
+            now,
+            "reminder.delivered",
+            customer_id=reminder.customer_id,
+            reminder_id=reminder.id,
+            payload=payload,
+        )
+        return reminder.id
+    if status not in FAILED_STATUSES:
+        return reminder.id  # queued, sent, ...: nothing to do
+    result = session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder.id, Reminder.state == "sent")
+        .values(state="failed", updated_at=now, error=f"Twilio {status} {error_code or ''}".strip())
+    )
+    # A repeated callback changes nothing.
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        if error_code in UNREACHABLE_NUMBER and reminder.contact_id:
+            session.execute(
+                update(Contact).where(Contact.id == reminder.contact_id).values(sms_unusable_at=now)
+            )
+        session.add(
+            Escalation(
+                customer_id=reminder.customer_id,
+                reminder_id=reminder.id,
+                reason="send_failed",
+                detail=f"text {status} ({error_code})",
+                state="open",
+                opened_at=now,
+            )
+        )
+        audit.record(
+            session,
+            now,
+            "reminder.failed",
+            customer_id=reminder.customer_id,
+            reminder_id=reminder.id,
+            payload=payload,
+        )
+    return reminder.id
+
+
+def unsubscribe_email(session: Session, reminder_id: int, now: datetime) -> bool:
+    """One-click unsubscribe: stop email to the address this reminder went to (only that one)."""
+    reminder = session.get(Reminder, reminder_id)
+    if reminder is None or reminder.contact_id is None:
+        return False
+    result = session.execute(
+        update(Contact)
+        .where(Contact.id == reminder.contact_id, Contact.email_opted_out_at.is_(None))
+        .values(email_opted_out_at=now, updated_at=now)
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        audit.record(
+            session,
+            now,
+            "contact.opted_out",
+            customer_id=reminder.customer_id,
+            reminder_id=reminder.id,
+            payload={"channel": "email", "how": "one-click"},
+        )
+    return True

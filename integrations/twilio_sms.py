@@ -1,0 +1,109 @@
+"""SMS through Twilio's Messages REST API with httpx (TWILIO_API_URL overridable for tests), and
+the X-Twilio-Signature check for Twilio's webhooks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+import httpx
+
+from integrations.base import Delivery, Outgoing
+
+TIMEOUT_SECONDS = 20
+MAX_SEGMENTS = 2
+# Twilio error codes that are about the number itself: never retry, never use it again.
+UNSUBSCRIBED = 21610  # the recipient replied STOP: they opted out
+NUMBER_UNUSABLE = {21211, 21214, 21612, 21614, 21408}  # invalid, unreachable, not a mobile, ...
+GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENDED = set("^{}\\[~]|€")
+
+
+def segments(text: str) -> int:
+    """How many SMS segments the text takes (GSM-7: 160, or 153 each when split; UCS-2: 70/67)."""
+    if all(ch in GSM7 or ch in GSM7_EXTENDED for ch in text):
+        length = sum(2 if ch in GSM7_EXTENDED else 1 for ch in text)
+        return 1 if length <= 160 else -(-length // 153)
+    length = len(text.encode("utf-16-le")) // 2
+    return 1 if length <= 70 else -(-length // 67)
+
+
+class TwilioSender:
+    def __init__(
+        self,
+        api_url: str,
+        account_sid: str,
+        auth_token: str,
+        sender: str,
+        status_callback: str | None,
+    ) -> None:
+        self.url = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        self.auth = (account_sid, auth_token)
+        self.sender = sender
+        self.status_callback = status_callback
+        self._client: httpx.Client | None = None
+
+    def __enter__(self) -> TwilioSender:
+        self._client = httpx.Client(timeout=TIMEOUT_SECONDS, auth=self.auth)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def send(self, message: Outgoing) -> Delivery:
+        if not message.to.startswith("+"):
+            return Delivery(
+                "permanent", error=f"{message.to} is not an E.164 number", address_unusable=True
+            )
+        if segments(message.text) > MAX_SEGMENTS:
+            return Delivery(
+                "permanent",
+                error=f"the text takes {segments(message.text)} SMS "
+                f"segments; at most {MAX_SEGMENTS} are sent",
+            )
+        form = {"To": message.to, "Body": message.text}
+        form["MessagingServiceSid" if self.sender.startswith("MG") else "From"] = self.sender
+        if self.status_callback:
+            form["StatusCallback"] = self.status_callback
+        assert self._client is not None, "use the sender as a context manager"
+        try:
+            response = self._client.post(self.url, data=form)
+        except httpx.TransportError as exc:
+            return Delivery("transient", error=f"Twilio unreachable: {exc}")
+        if response.status_code in (200, 201):
+            return Delivery("sent", provider_id=str(response.json().get("sid")))
+        return _failure(response)
+
+
+def _failure(response: httpx.Response) -> Delivery:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    code = body.get("code")
+    text = f"Twilio {response.status_code} {code or ''} {body.get('message', response.text[:200])}".strip()
+    if response.status_code == 429 or response.status_code >= 500:
+        return Delivery("transient", error=text)
+    if code == UNSUBSCRIBED:
+        return Delivery("permanent", error=text, opted_out=True)
+    return Delivery("permanent", error=text, address_unusable=code in NUMBER_UNUSABLE)
+
+
+def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    """Base64 HMAC-SHA1 of the full public URL followed by each POST parameter, sorted by name."""
+    data = url + "".join(f"{key}{params[key]}" for key in sorted(params))
+    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def valid_twilio_request(
+    auth_token: str, url: str, params: Mapping[str, str], signature: str
+) -> bool:
+    return hmac.compare_digest(twilio_signature(auth_token, url, params), signature or "")
