@@ -82,15 +82,7 @@ def run() -> tuple[list[Result], str]:
             run_plan(session, PlanRules.from_settings(settings), TODAY, runtime.clock.now(), False)
         client = web_client("xoxb-test", fake.url)
         before = len(fake.records())
-        with runtime.writing() as session:
-            plan_posting.post_plan(
-                session,
-                SlackChat(client),
-                "C0FINANCE",
-                TODAY,
-                runtime.clock.now(),
-                settings.timezone,
-            )
+        plan_posting.post_plan(runtime, SlackChat(client), "C0FINANCE", TODAY)
         posting_calls = len(fake.records()) - before
         before = len(fake.records())
         for tier in ("standard", "transactional"):

@@ -1,16 +1,21 @@
-"""Account controls a person sets from Slack: pause, resume, never automate, automate again."""
+"""Account controls a person sets from Slack: pause, resume, never automate, automate again.
+
+Pausing (or never automating) also cancels the customer's reminders still waiting, so nothing
+already planned or approved goes out meanwhile.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bot import audit
 from bot.customers import find_customer
 from bot.errors import UserError
-from bot.models import Customer
+from bot.models import Customer, Reminder
 
 _DURATION = re.compile(r"^(\d{1,3})([dw])$")
 
@@ -27,9 +32,35 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(days=days)
 
 
+def cancel_waiting(session: Session, customer_id: int, reason: str, now: datetime) -> list[int]:
+    """Cancel the customer's reminders still waiting (planned or approved, not yet sending)."""
+    ids = list(
+        session.scalars(
+            update(Reminder)
+            .where(
+                Reminder.customer_id == customer_id,
+                Reminder.state.in_(("planned", "approved")),
+                Reminder.action == "remind",
+            )
+            .values(state="cancelled", cancel_reason=reason, updated_at=now)
+            .returning(Reminder.id)
+        )
+    )
+    for reminder_id in ids:
+        audit.record(
+            session,
+            now,
+            "reminder.cancelled",
+            customer_id=customer_id,
+            reminder_id=reminder_id,
+            payload={"reason": reason},
+        )
+    return ids
+
+
 def pause(
     session: Session, query: str, duration: str, reason: str, user: str, now: datetime
-) -> Customer:
+) -> tuple[Customer, list[int]]:
     customer = find_customer(session, query)
     until = now + parse_duration(duration)
     customer.paused_until = until
@@ -42,7 +73,7 @@ def pause(
         customer_id=customer.id,
         payload={"until": until.isoformat(), "reason": reason},
     )
-    return customer
+    return customer, cancel_waiting(session, customer.id, "paused", now)
 
 
 def resume(session: Session, query: str, user: str, now: datetime) -> Customer:
@@ -55,7 +86,7 @@ def resume(session: Session, query: str, user: str, now: datetime) -> Customer:
 
 def set_never_automate(
     session: Session, query: str, never: bool, user: str, now: datetime
-) -> Customer:
+) -> tuple[Customer, list[int]]:
     customer = find_customer(session, query)
     customer.never_automate = never
     customer.updated_at = now
@@ -66,4 +97,5 @@ def set_never_automate(
         actor=user,
         customer_id=customer.id,
     )
-    return customer
+    cancelled = cancel_waiting(session, customer.id, "paused", now) if never else []
+    return customer, cancelled

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot import audit
 from bot.errors import UserError
-from bot.models import Customer, EditExample, Event, Reminder
+from bot.models import Contact, Customer, EditExample, Event, Reminder
 from playbooks.lint import lint_message
 from playbooks.render import Rendered
 
@@ -58,7 +58,40 @@ def _outcome(session: Session, reminder_id: int, changed: bool) -> Decision:
     return Decision(changed, reminder_id, reminder.state, by, at)
 
 
+def cancel_if_stale(session: Session, reminder_id: int, now: datetime) -> str | None:
+    """Cancel a waiting reminder whose reason to exist has gone (paid, disputed, paused, opted
+    out, escalated since): the same checks the outbox makes before sending."""
+    from bot.outbox import why_cancel
+
+    reminder = _load(session, reminder_id)
+    if reminder.state != "planned" or reminder.action != "remind":
+        return None
+    customer = session.get(Customer, reminder.customer_id)
+    contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
+    assert customer is not None
+    reason = why_cancel(session, reminder, customer, contact, now)
+    if reason is None:
+        return None
+    result = session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder_id, Reminder.state == "planned")
+        .values(state="cancelled", cancel_reason=reason, updated_at=now)
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        audit.record(
+            session,
+            now,
+            "reminder.cancelled",
+            customer_id=reminder.customer_id,
+            reminder_id=reminder_id,
+            payload={"reason": reason},
+        )
+    return reason
+
+
 def approve(session: Session, reminder_id: int, user: str, now: datetime) -> Decision:
+    if cancel_if_stale(session, reminder_id, now):
+        return _outcome(session, reminder_id, False)
     result = session.execute(
         update(Reminder)
         .where(Reminder.id == reminder_id, Reminder.state == "planned", Reminder.action == "remind")

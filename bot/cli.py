@@ -426,16 +426,7 @@ def _post_to_slack(runtime: Runtime, day: date, run: PlanRun) -> str | None:
     client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     held = held_counts([h.reason for h in run.plan.held])
     try:
-        with runtime.writing() as session:
-            plan_posting.post_plan(
-                session,
-                SlackChat(client),
-                settings.finance_channel,
-                day,
-                runtime.clock.now(),
-                settings.timezone,
-                held,
-            )
+        plan_posting.post_plan(runtime, SlackChat(client), settings.finance_channel, day, held)
     except SlackApiError as exc:
         raise UserError(
             f"the plan is stored, but Slack refused it ({exc.response.get('error')}); "

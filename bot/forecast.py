@@ -45,6 +45,7 @@ def forecast(session: Session, rules: PlanRules, first_day: date, days: int) -> 
                 today.sms += 1
             else:
                 today.emails += 1
+            history.planned_days.add((item.customer.id, day))
             for due in item.due:
                 history.done.add((due.invoice.id, due.step.key, due.invoice.due_date))
             if item.action == "remind" and item.send_after is not None:

@@ -20,6 +20,7 @@ PROMISED = "promised"  # promise-to-pay date not yet passed
 PAYMENT_PLAN = "payment_plan"
 # Customer-level reasons
 PAUSED = "paused"
+ALREADY_TODAY = "already_planned_today"  # one message per customer per day, even on a re-run
 PENDING_APPROVAL = "pending_approval"  # a reminder is already planned, approved or sending
 ESCALATED = "escalated"  # a person has the account (open escalation)
 FREQUENCY_CAP = "frequency_cap"

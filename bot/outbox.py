@@ -125,7 +125,7 @@ def claim(
         contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
         customer = session.get(Customer, reminder.customer_id)
         assert customer is not None
-        reason = _why_cancel(session, reminder, customer, contact, now)
+        reason = why_cancel(session, reminder, customer, contact, now)
         if reason:
             _cancel(session, reminder, reason, now)
             report.cancelled[reminder.id] = reason
@@ -156,7 +156,7 @@ def claim(
     return claimed, len(rows)
 
 
-def _why_cancel(
+def why_cancel(
     session: Session, reminder: Reminder, customer: Customer, contact: Contact | None, now: datetime
 ) -> str | None:
     invoices = session.scalars(

@@ -85,6 +85,7 @@ class History:
     last_touch: dict[int, datetime] = field(default_factory=dict)  # customer -> last touch
     touches: dict[int, int] = field(default_factory=dict)  # invoice -> unanswered touches
     escalated: set[int] = field(default_factory=set)  # customers with an open escalation
+    planned_days: set[tuple[int, date]] = field(default_factory=set)  # (customer, plan date)
 
 
 def load_customers(session: Session) -> list[CustomerFacts]:
@@ -196,6 +197,10 @@ def load_history(session: Session) -> History:
             sent_touches.append((customer_id, invoice_id, when))
             if when > history.last_touch.get(customer_id, when.min.replace(tzinfo=when.tzinfo)):
                 history.last_touch[customer_id] = when
+    history.planned_days = {
+        (customer_id, day)
+        for customer_id, day in session.execute(select(REM.customer_id, REM.plan_date).distinct())
+    }
     history.escalated = set(
         session.scalars(select(Escalation.customer_id).where(Escalation.state != "resolved"))
     )

@@ -4,7 +4,7 @@ Block Kit allows, and the same messages updated whenever a reminder changes stat
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -12,9 +12,17 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from bot import audit
-from bot.models import Contact, Customer, Event, Invoice, Reminder, ReminderInvoice
+from bot.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
 from bot.money import format_money
-from integrations.base import CardInvoice, PlanSummary, ReminderCard, SlackPort, TierLine
+from bot.runtime import Runtime
+from integrations.base import (
+    CardInvoice,
+    PlanSummary,
+    PostedGroup,
+    ReminderCard,
+    SlackPort,
+    TierLine,
+)
 
 TIERS = ("strategic", "standard", "transactional")
 
@@ -41,6 +49,13 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
         .order_by(Invoice.due_date, Invoice.number)
     ):
         invoices[reminder_id].append((invoice, invoice.due_date))
+    owners = dict(
+        session.execute(
+            select(Escalation.reminder_id, Escalation.owner_slack_id).where(
+                Escalation.reminder_id.in_(ids)
+            )
+        ).all()
+    )
     zone = ZoneInfo(timezone)
     cards = []
     for r in reminders:
@@ -63,7 +78,7 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
                 channel=r.channel,
                 contact=(contact.email if r.channel == "email" else contact.phone)
                 if contact
-                else customer.owner_slack_id
+                else owners.get(r.id)  # who the escalation went to (owner, or the tier's route)
                 if r.action == "escalate"
                 else None,
                 invoices=tuple(
@@ -144,45 +159,55 @@ def summary_for(
 
 
 def post_plan(
-    session: Session,
+    runtime: Runtime,
     slack: SlackPort,
     channel: str,
     day: date,
-    now: datetime,
-    timezone: str,
     held: list[tuple[str, int]] | None = None,
 ) -> int:
-    """Post the day's stored plan (what is not posted yet). Returns how many cards were posted."""
+    """Post what of the day's stored plan is not posted yet; returns how many cards were posted.
+
+    Slack is called outside any database transaction (a slow Slack must not hold SQLite's write
+    lock while people click), and each message's ts is saved as soon as it is posted, so a
+    failure half-way leaves nothing to post twice.
+    """
     # Reminders by tier, then escalations: "Approve all <tier>" then redraws only that tier's
     # messages, which keeps Web API calls at about 0.2 per reminder on a busy day.
     tier_rank = case({tier: rank for rank, tier in enumerate(TIERS)}, value=Customer.tier)
-    reminders = session.scalars(
-        select(Reminder)
-        .join(Customer, Customer.id == Reminder.customer_id)
-        .where(Reminder.plan_date == day, Reminder.slack_ts.is_(None))
-        .order_by(Reminder.action.desc(), tier_rank, Reminder.id)
-    ).all()
-    summary = summary_for(session, day, held)
-    cards = cards_for(session, list(reminders), timezone)
-    posted = slack.post_plan(channel, summary, cards)
-    for group in posted.groups:
-        session.execute(
-            update(Reminder)
-            .where(Reminder.id.in_(group.reminder_ids))
-            .values(slack_channel=posted.channel, slack_ts=group.ts)
+    with runtime.sessions() as session:
+        reminders = session.scalars(
+            select(Reminder)
+            .join(Customer, Customer.id == Reminder.customer_id)
+            .where(Reminder.plan_date == day, Reminder.slack_ts.is_(None))
+            .order_by(Reminder.action.desc(), tier_rank, Reminder.id)
+        ).all()
+        if not reminders:
+            return 0
+        summary = summary_for(session, day, held)
+        cards = cards_for(session, list(reminders), runtime.settings.timezone)
+
+    def save(posted_channel: str, group: PostedGroup) -> None:
+        with runtime.writing() as write:
+            write.execute(
+                update(Reminder)
+                .where(Reminder.id.in_(group.reminder_ids))
+                .values(slack_channel=posted_channel, slack_ts=group.ts)
+            )
+
+    posted = slack.post_plan(channel, summary, cards, save)
+    with runtime.writing() as session:
+        audit.record(
+            session,
+            runtime.clock.now(),
+            "plan.posted",
+            payload={
+                "day": day.isoformat(),
+                "channel": posted.channel,
+                "header_ts": posted.header_ts,
+                "reminders": len(cards),
+                "messages": len(posted.groups) + 1,
+            },
         )
-    audit.record(
-        session,
-        now,
-        "plan.posted",
-        payload={
-            "day": day.isoformat(),
-            "channel": posted.channel,
-            "header_ts": posted.header_ts,
-            "reminders": len(cards),
-            "messages": len(posted.groups) + 1,
-        },
-    )
     return len(cards)
 
 

@@ -20,6 +20,7 @@ from bot.messages import MessageInvoice, Sender, message_context
 from bot.plan_data import ContactFacts, CustomerFacts, History, InvoiceFacts
 from bot.send_window import Window, candidate_zones, next_send_time
 from bot.settings import Settings
+from playbooks.lint import lint_message
 from playbooks.model import TONE_ORDER, Playbook, Step
 from playbooks.render import Rendered, Renderer, RenderError
 
@@ -174,6 +175,8 @@ def compute_plan(
             continue
         numbers = [d.invoice.number for d in due]
         reason = guardrails.customer_hold(customer, history, anchor)
+        if (customer.id, day) in history.planned_days:
+            reason = guardrails.ALREADY_TODAY
         if reason:
             plan.held.append(Held(customer, numbers, reason))
             continue
@@ -198,8 +201,18 @@ def compute_plan(
             except RenderError as exc:
                 plan.held.append(Held(customer, numbers, guardrails.TEMPLATE_ERROR, str(exc)))
                 continue
+            problems = channel_problems(lint_message(item.message), item.channel)
+            if problems:  # e.g. a long name pushed the text past 320 characters
+                plan.held.append(Held(customer, numbers, guardrails.TEMPLATE_ERROR, problems[0]))
+                continue
         plan.items.append(item)
     return plan
+
+
+def channel_problems(problems: list[str], channel: str | None) -> list[str]:
+    """The linter's problems that concern what this channel sends."""
+    parts = ("SMS",) if channel == "sms" else ("subject", "text body", "HTML body")
+    return [p for p in problems if p.split(":", 1)[0] in parts]
 
 
 def _escalation(

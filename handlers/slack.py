@@ -9,6 +9,7 @@ import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -76,12 +77,24 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
     # listener threads are free at once and a burst of clicks is acknowledged without waiting.
     workers = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="arbot-work")
 
-    def later(work: Callable[..., None], *args: Any) -> None:
+    def later(work: Callable[..., None], user: str, channel: str | None, *args: Any) -> None:
+        """Run the work after the ack; if it fails, the person who clicked is told, not only
+        the log (nothing fails silently)."""
+
         def run() -> None:
             try:
                 work(*args)
-            except Exception:  # the click was acknowledged; say what failed in the log
+            except Exception as exc:
                 log.exception("Slack work failed after ack: %s", getattr(work, "__name__", work))
+                try:
+                    tell(
+                        channel,
+                        user,
+                        f"That did not go through ({type(exc).__name__}: {exc}). "
+                        "Nothing was changed; please try again.",
+                    )
+                except Exception:
+                    log.exception("could not tell %s that their action failed", user)
 
         workers.submit(run)
 
@@ -111,7 +124,7 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
     @app.action("approve")
     def on_approve(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        later(approve, body)
+        later(approve, body["user"]["id"], body.get("channel", {}).get("id"), body)
 
     def approve(body: dict[str, Any]) -> None:
         user, channel = body["user"]["id"], body.get("channel", {}).get("id")
@@ -132,7 +145,7 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
     @app.action(re.compile(r"^approve_all_(strategic|standard|transactional)$"))
     def on_approve_all(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        later(approve_all, body)
+        later(approve_all, body["user"]["id"], body.get("channel", {}).get("id"), body)
 
     def approve_all(body: dict[str, Any]) -> None:
         user, channel = body["user"]["id"], body.get("channel", {}).get("id")
@@ -226,6 +239,11 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
             ack(response_action="errors", errors=problems)
             return
         ack()
+        later(save_edit, user, channel or None, user, reminder_id, subject, text, channel)
+
+    def save_edit(
+        user: str, reminder_id: int, subject: str | None, text: str, channel: str
+    ) -> None:
         if not approvers.allows(user):
             return
         with runtime.writing() as session:
@@ -240,7 +258,8 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
     @app.view("skip_reminder")
     def on_skip_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         ack()
-        later(save_skip, body, view)
+        channel = view["private_metadata"].partition("|")[2] or None
+        later(save_skip, body["user"]["id"], channel, body, view)
 
     def save_skip(body: dict[str, Any], view: dict[str, Any]) -> None:
         user = body["user"]["id"]
@@ -259,12 +278,47 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
 
     @app.command("/ar")
     def on_ar(ack: Ack, command: dict[str, Any]) -> None:
-        text, share = answer_ar(runtime, approvers, command)
+        answer = answer_ar(runtime, approvers, command)
         ack(
-            response_type="in_channel" if share else "ephemeral",
-            text=text,
-            blocks=text_blocks(text),
+            response_type="in_channel" if answer.share else "ephemeral",
+            text=answer.text,
+            blocks=text_blocks(answer.text),
         )
+        if answer.cancelled:  # the cards of reminders a pause cancelled say so
+            later(refresh, command["user_id"], command.get("channel_id"), answer.cancelled)
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any]) -> None:
+        """Whatever a listener raises reaches a person, not only the log."""
+        log.error("Slack listener failed: %s", error, exc_info=error)
+        user = (body.get("user") or {}).get("id") or body.get("user_id")
+        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+        if user and channel:
+            try:
+                tell(
+                    channel,
+                    user,
+                    f"Something went wrong ({type(error).__name__}); nothing was "
+                    "changed. Please try again, or tell whoever runs arbot.",
+                )
+            except Exception:
+                log.exception("could not tell %s about the failure", user)
+
+    @app.middleware
+    def same_workspace(context: Any, next: Callable[[], Any]) -> Any:
+        """Only requests from the workspace the bot is installed in (E9)."""
+        result = context.authorize_result
+        if (
+            result is not None
+            and context.team_id
+            and result.team_id
+            and context.team_id != result.team_id
+        ):
+            log.warning("refused a request from workspace %s", context.team_id)
+            from slack_bolt import BoltResponse
+
+            return BoltResponse(status=403, body="wrong workspace")
+        return next()
 
     @app.event("app_home_opened")
     def on_home(event: dict[str, Any]) -> None:
@@ -274,8 +328,15 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
     return app
 
 
-def answer_ar(runtime: Runtime, approvers: Approvers, command: dict[str, Any]) -> tuple[str, bool]:
-    """The text of an `/ar` answer and whether to share it in the channel."""
+@dataclass
+class Answer:
+    text: str
+    share: bool = False
+    cancelled: list[int] = field(default_factory=list)  # reminders whose cards need redrawing
+
+
+def answer_ar(runtime: Runtime, approvers: Approvers, command: dict[str, Any]) -> Answer:
+    """The answer to an `/ar` command: its text, whether to share it, what it cancelled."""
     try:
         words = shlex.split(command.get("text", ""))
     except ValueError:
@@ -284,24 +345,31 @@ def answer_ar(runtime: Runtime, approvers: Approvers, command: dict[str, Any]) -
     if share:
         words = words[:-1]
     user, channel = command["user_id"], command.get("channel_id")
-    trusted = approvers.allows(user) or channel == runtime.settings.finance_channel
+    in_finance = channel is not None and channel == runtime.settings.finance_channel
+    # Amounts go to approvers privately, or to the finance channel; sharing an answer with
+    # amounts anywhere else would show them to people who may not see them.
+    trusted = in_finance or (approvers.allows(user) and not share)
     sub = words[0].lower() if words else "help"
     rest = words[1:]
-    handlers: dict[str, Callable[[], str]] = {
+    handlers: dict[str, Callable[[], str | Answer]] = {
         "status": lambda: _status(runtime, rest, trusted),
         "aging": lambda: _aging(runtime, trusted),
-        "plan": lambda: _plan(runtime),
+        "plan": lambda: _plan(runtime, trusted),
         "pause": lambda: _pause(runtime, rest, user, approvers),
         "resume": lambda: _control(runtime, rest, user, approvers, "resume"),
         "never": lambda: _control(runtime, rest, user, approvers, "never"),
         "automate": lambda: _control(runtime, rest, user, approvers, "automate"),
     }
     if sub not in handlers:
-        return (HELP if sub == "help" else f"I don't know `{sub}`.\n{HELP}"), False
+        return Answer(HELP if sub == "help" else f"I don't know `{sub}`.\n{HELP}")
     try:
-        return handlers[sub](), share
+        result = handlers[sub]()
     except UserError as exc:
-        return str(exc), False
+        return Answer(str(exc))
+    if isinstance(result, Answer):
+        result.share = share
+        return result
+    return Answer(result, share)
 
 
 def _status(runtime: Runtime, words: list[str], trusted: bool) -> str:
@@ -319,7 +387,7 @@ def _aging(runtime: Runtime, trusted: bool) -> str:
         return aging_text(aging_report(session, runtime.today()).as_json())
 
 
-def _plan(runtime: Runtime) -> str:
+def _plan(runtime: Runtime, trusted: bool) -> str:
     day = runtime.today()
     with runtime.sessions() as session:
         summary = plan_posting.summary_for(session, day)
@@ -330,7 +398,7 @@ def _plan(runtime: Runtime) -> str:
                 .group_by(Reminder.state)
             ).all()
         )
-    return plan_text(summary, states)
+    return plan_text(summary, states, show_amounts=trusted)
 
 
 def _must_approve(approvers: Approvers, user: str) -> None:
@@ -338,19 +406,26 @@ def _must_approve(approvers: Approvers, user: str) -> None:
         raise UserError("Only approvers can change how an account is followed up.")
 
 
-def _pause(runtime: Runtime, words: list[str], user: str, approvers: Approvers) -> str:
+def _pause(runtime: Runtime, words: list[str], user: str, approvers: Approvers) -> Answer:
     _must_approve(approvers, user)
     if len(words) < 2:
         raise UserError("Usage: `/ar pause ACME 14d [reason]`")
     reason = " ".join(words[2:])
     with runtime.writing() as session:
-        customer = accounts.pause(session, words[0], words[1], reason, user, runtime.clock.now())
+        customer, cancelled = accounts.pause(
+            session, words[0], words[1], reason, user, runtime.clock.now()
+        )
         until = customer.paused_until
         name = customer.name
-    return f"Paused reminders to *{name}* until {until:%Y-%m-%d}." if until else "Paused."
+    note = f" {len(cancelled)} waiting reminder(s) cancelled." if cancelled else ""
+    return Answer(
+        f"Paused reminders to *{name}* until {until:%Y-%m-%d}.{note}", cancelled=cancelled
+    )
 
 
-def _control(runtime: Runtime, words: list[str], user: str, approvers: Approvers, what: str) -> str:
+def _control(
+    runtime: Runtime, words: list[str], user: str, approvers: Approvers, what: str
+) -> str | Answer:
     _must_approve(approvers, user)
     if not words:
         raise UserError(f"Usage: `/ar {what} ACME`")
@@ -361,16 +436,21 @@ def _control(runtime: Runtime, words: list[str], user: str, approvers: Approvers
             name = accounts.resume(session, query, user, now).name
             return f"Reminders to *{name}* are back on."
         never = what == "never"
-        name = accounts.set_never_automate(session, query, never, user, now).name
+        customer, cancelled = accounts.set_never_automate(session, query, never, user, now)
+        name = customer.name
     if never:
-        return f"*{name}* will always go to a person; no automated reminders."
+        note = f" {len(cancelled)} waiting reminder(s) cancelled." if cancelled else ""
+        return Answer(
+            f"*{name}* will always go to a person; no automated reminders.{note}",
+            cancelled=cancelled,
+        )
     return f"*{name}* gets automated reminders again."
 
 
 def home_for(runtime: Runtime, trusted: bool) -> dict[str, Any]:
     day = runtime.today()
     with runtime.sessions() as session:
-        queue = _plan(runtime)
+        queue = _plan(runtime, trusted)
         escalations = session.execute(
             select(Customer.name, Escalation.reason, Escalation.owner_slack_id, Escalation.state)
             .join(Customer, Customer.id == Escalation.customer_id)

@@ -7,6 +7,7 @@ source, so every source follows the same rules.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -130,8 +131,15 @@ class SlackPort(Protocol):
     """What the core asks of Slack; the implementation builds the Block Kit and calls the API."""
 
     def post_plan(
-        self, channel: str, summary: PlanSummary, cards: list[ReminderCard]
-    ) -> PostedPlan: ...
+        self,
+        channel: str,
+        summary: PlanSummary,
+        cards: list[ReminderCard],
+        on_group: Callable[[str, PostedGroup], None],
+    ) -> PostedPlan:
+        """Post the header, then the cards in as few messages as Block Kit allows, calling
+        `on_group(channel_id, group)` right after each message is posted."""
+        ...
 
     def update_plan_header(self, channel: str, ts: str, summary: PlanSummary) -> None: ...
 

@@ -29,6 +29,11 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def mention(slack_id: str) -> str:
+    """A user (U…/W…) or a user group (S…)."""
+    return f"<!subteam^{slack_id}>" if slack_id.startswith("S") else f"<@{slack_id}>"
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -108,7 +113,7 @@ def reminder_blocks(card: ReminderCard) -> list[Block]:
     name = f"*{escape(card.customer_name)}* ({escape(card.customer_id)}, {card.tier})"
     if card.action == "escalate":
         head = f":raising_hand: {name} needs a person: {escape(card.note or card.step)}"
-        owner = f"<@{card.contact}>" if card.contact else "the finance channel"
+        owner = mention(card.contact) if card.contact else "the finance channel"
         text = f"{head}\nFor {owner} · total {card.total}\n{_invoice_lines(card)}"
         return [_section(text), {"type": "divider"}]
     route = f"{card.channel} to {escape(card.contact or '—')}"
@@ -274,7 +279,7 @@ def text_blocks(text: str) -> list[Block]:
     """A plain answer split into sections that each fit Slack's limit."""
     chunks, current = [], ""
     for line in text.splitlines():
-        if len(current) + len(line) + 1 > MAX_SECTION - 10:
+        if current and len(current) + len(line) + 1 > MAX_SECTION - 10:
             chunks.append(current)
             current = ""
         current += line + "\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -29,7 +31,11 @@ class SlackChat:
         self.client = client
 
     def post_plan(
-        self, channel: str, summary: PlanSummary, cards: list[ReminderCard]
+        self,
+        channel: str,
+        summary: PlanSummary,
+        cards: list[ReminderCard],
+        on_group: Callable[[str, PostedGroup], None],
     ) -> PostedPlan:
         header = self.client.chat_postMessage(
             channel=channel,
@@ -42,7 +48,9 @@ class SlackChat:
             posted = self.client.chat_postMessage(
                 channel=channel_id, text=group_text(group), blocks=group_blocks(group)
             )
-            groups.append(PostedGroup(str(posted["ts"]), tuple(c.reminder_id for c in group)))
+            done = PostedGroup(str(posted["ts"]), tuple(c.reminder_id for c in group))
+            on_group(channel_id, done)
+            groups.append(done)
         return PostedPlan(channel=channel_id, header_ts=str(header["ts"]), groups=tuple(groups))
 
     def update_plan_header(self, channel: str, ts: str, summary: PlanSummary) -> None:

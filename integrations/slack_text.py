@@ -88,13 +88,14 @@ def status_text(doc: dict[str, Any], show_amounts: bool) -> str:
     return "\n".join(lines)
 
 
-def plan_text(summary: Any, states: dict[str, int]) -> str:
+def plan_text(summary: Any, states: dict[str, int], show_amounts: bool = True) -> str:
     lines = [f"*Plan for {summary.day.isoformat()}*"]
     for tier in summary.tiers:
         if tier.reminders or tier.escalations:
+            amount = f", {tier.amount}" if show_amounts else ""
             lines.append(
                 f"{tier.tier}: {tier.reminders} reminders ({tier.awaiting} waiting), "
-                f"{tier.escalations} to a person, {tier.amount}"
+                f"{tier.escalations} to a person{amount}"
             )
     if states:
         lines.append("Where it stands: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))

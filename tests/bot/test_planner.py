@@ -611,3 +611,29 @@ def test_what_counts_as_resolved_is_configurable(
     doc = plan()
     assert steps(doc) == {"C-1": "plus7"}
     assert held(doc) == {"C-2": "promised"}
+
+
+def test_a_second_run_the_same_day_never_crashes_and_never_sends_a_second_message(
+    load: Any, plan: Any, runtime: Runtime
+) -> None:
+    load(customer(1, invoice_number="A", **due(7)))
+    assert steps(plan()) == {"C-1": "plus7"}
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="skipped"))
+    # Another invoice of the same customer becomes due later that day (a new import).
+    load(customer(1, invoice_number="A", **due(7)), customer(1, invoice_number="B", **due(0)))
+    doc = plan()
+    assert doc["reminders"] == []
+    assert held(doc) == {"C-1": "already_planned_today"}
+    assert steps(plan("--date", "2026-03-17")) == {"C-1": "due_today"}  # the next day it goes
+
+
+def test_a_message_that_breaks_the_linter_once_rendered_is_held(
+    load: Any, plan: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARBOT_BUSINESS_NAME", "Brightwater " * 25)  # pushes the text past 320
+    load(customer(1, tier="transactional", phone="+13125550101", sms_consent="true", **due(0)))
+    doc = plan()
+    assert doc["reminders"] == []
+    assert held(doc) == {"C-1": "template_error"}
+    assert "at most 320" in doc["held"][0]["detail"]

@@ -53,10 +53,7 @@ def _post_plan(runtime: Runtime, slack_api: Any) -> None:
             session, PlanRules.from_settings(runtime.settings), TODAY, runtime.clock.now(), False
         )
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
-    with runtime.writing() as session:
-        plan_posting.post_plan(
-            session, chat, "C0FINANCE", TODAY, runtime.clock.now(), runtime.settings.timezone
-        )
+    plan_posting.post_plan(runtime, chat, "C0FINANCE", TODAY)
 
 
 @pytest.fixture
@@ -440,3 +437,91 @@ def test_the_manifest_asks_for_exactly_the_scopes_it_needs() -> None:
         manifest["features"]["slash_commands"][0]["url"],
     }
     assert urls == {"https://arbot.example.com/slack/events"}
+
+
+def test_approving_a_reminder_whose_invoice_was_disputed_meanwhile_cancels_it(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    from sqlalchemy import update
+
+    from bot.models import Invoice
+
+    with posted.writing() as session:
+        session.execute(update(Invoice).where(Invoice.number == "I-1").values(disputed=True))
+    served.click("approve", "1")
+    wait_for(lambda: _state(posted, 1) == "cancelled")
+    ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert "already cancelled" in ephemeral[0]["text"]
+
+
+def test_ar_pause_cancels_what_was_waiting_and_redraws_its_card(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    answer = served.command("pause C-2 7d").json()
+    assert "1 waiting reminder(s) cancelled" in answer["text"]
+    assert _state(posted, 2) == "cancelled"
+    wait_for(lambda: "Cancelled" in json.dumps(_message_of(posted, slack_api, 2)["blocks"]))
+
+
+def test_amounts_never_reach_people_outside_finance(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    stranger = served.command("plan", user="U0MEMBER", channel="C0GENERAL").json()
+    assert "$" not in stranger["text"] and "3 reminders" in stranger["text"]
+    shared = served.command("status C-1 share", user="U0APPROVER", channel="C0GENERAL").json()
+    assert shared["response_type"] == "in_channel" and "$" not in shared["text"]
+    served.event({"type": "app_home_opened", "user": "U0MEMBER", "channel": "D0", "tab": "home"})
+    view = wait_for(lambda: slack_api.calls("views.publish"))[0]["view"]
+    assert "$" not in json.dumps(view)
+
+
+def test_a_failure_after_the_ack_is_told_to_the_person_who_clicked(
+    posted: Runtime, served: Any, slack_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import approvals
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(approvals, "approve", broken)
+    served.click("approve", "1")
+    ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert "That did not go through (RuntimeError: database is locked)" in ephemeral[0]["text"]
+    assert _state(posted, 1) == "planned"
+
+
+def test_a_click_from_another_workspace_changes_nothing(posted: Runtime, served: Any) -> None:
+    payload = served.click_payload("approve", "1")
+    payload["team"] = {"id": "T0OTHER", "domain": "other"}
+    payload["user"]["team_id"] = "T0OTHER"
+    served.interactive(payload)
+    import time as _time
+
+    _time.sleep(0.5)  # nothing to poll for: the point is that nothing happens
+    assert _state(posted, 1) == "planned"
+
+
+def test_an_escalation_card_names_who_it_was_routed_to(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    from bot.ledger import apply_batch
+    from integrations.csv_ledger import read_ledger_csv
+
+    slack_runtime.settings.escalation_routes = {"standard": "S0FINANCE"}
+    rows = [
+        row(
+            customer_id="C-9",
+            customer_name="Late Co",
+            invoice_number="L-1",
+            owner_slack_id="",
+            issue_date="2026-01-01",
+            due_date="2026-02-01",
+        )
+    ]
+    with slack_runtime.writing() as session:
+        apply_batch(
+            session, read_ledger_csv(write(tmp_path / "l.csv", rows)), slack_runtime.clock.now()
+        )
+    _post_plan(slack_runtime, slack_api)
+    text = json.dumps(slack_api.calls("chat.postMessage")[1]["blocks"])
+    assert "<!subteam^S0FINANCE>" in text
