@@ -36,7 +36,7 @@ from bot.playbook_versions import activate, ensure_active, propose, rollback
 from bot.runtime import Runtime, start
 from bot.sample_ledger import sample_rows, write_csv
 from bot.sending import flush
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 from bot.status import account_status
 from bot.tables import aging_table, import_summary_lines, overdue_table, status_tables
 from integrations.csv_ledger import count_rows, read_ledger_csv
@@ -259,6 +259,40 @@ def _demo_send(runtime: Runtime, clock: FixedClock, outbox: Path, today: date) -
     out().print(f"Sent {sent} into {outbox}/: open a .eml file to see what the customer receives.")
 
 
+def build_senders(settings: Settings, outbox: Path | None = None) -> dict[str, Any]:
+    """Email by SMTP and texts by Twilio as configured, or both into a folder of files."""
+    if outbox is not None:
+        files = FileSender(outbox)
+        return {"email": files, "sms": files}
+    if not settings.smtp_host:
+        raise UserError(
+            "set SMTP_HOST (and SMTP_PORT, SMTP_USER, SMTP_PASSWORD) to send email, "
+            "or use --outbox DIR to write the messages to files"
+        )
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    senders: dict[str, Any] = {
+        "email": SmtpSender(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_user,
+            password,
+            settings.smtp_starttls,
+        )
+    }
+    sid, token, sender = (
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        settings.twilio_from,
+    )
+    if sid and token and sender:
+        public = settings.public_url
+        callback = public.rstrip("/") + "/webhooks/twilio/status" if public else None
+        senders["sms"] = TwilioSender(
+            settings.twilio_api_url, sid, token.get_secret_value(), sender, callback
+        )
+    return senders
+
+
 @app.command()
 def send(
     outbox: Annotated[
@@ -268,41 +302,7 @@ def send(
 ) -> None:
     """Send the approved reminders that are due now, then exit."""
     with _runtime() as runtime:
-        settings = runtime.settings
-        senders: dict[str, Any] = {}
-        if outbox is not None:
-            senders = {"email": FileSender(outbox), "sms": FileSender(outbox)}
-        elif settings.smtp_host:
-            password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-            senders["email"] = SmtpSender(
-                settings.smtp_host,
-                settings.smtp_port,
-                settings.smtp_user,
-                password,
-                settings.smtp_starttls,
-            )
-        else:
-            raise UserError(
-                "set SMTP_HOST (and SMTP_PORT, SMTP_USER, SMTP_PASSWORD) to send email, "
-                "or use --outbox DIR to write the messages to files"
-            )
-        twilio = (settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_from)
-        if outbox is None and all(twilio):
-            assert (
-                settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from
-            )
-            callback = (
-                settings.public_url.rstrip("/") + "/webhooks/twilio/status"
-                if settings.public_url
-                else None
-            )
-            senders["sms"] = TwilioSender(
-                settings.twilio_api_url,
-                settings.twilio_account_sid,
-                settings.twilio_auth_token.get_secret_value(),
-                settings.twilio_from,
-                callback,
-            )
+        senders = build_senders(runtime.settings, outbox)
         report = flush(runtime, senders)
         _tell_slack_after_send(runtime, report)
     out().print(
@@ -318,6 +318,11 @@ def send(
         out().print(
             f"  {len(report.waiting_for_sender)} text messages wait: SMS sending is not set up"
         )
+
+
+def _send_once(runtime: Runtime) -> None:
+    report = flush(runtime, build_senders(runtime.settings))
+    _tell_slack_after_send(runtime, report)
 
 
 def _tell_slack_after_send(runtime: Runtime, report: FlushReport) -> None:
@@ -460,7 +465,21 @@ def serve(
             return
         import uvicorn
 
-        uvicorn.run(create_app(runtime, bolt), host=host, port=port, log_level="info")
+        from scheduler.send_loop import SendLoop
+
+        loop = None
+        if settings.smtp_host and settings.from_email and settings.secret_key:
+            loop = SendLoop(lambda: _send_once(runtime), interval_seconds=60)
+            loop.start()
+        else:
+            err().print(
+                "Not sending: set SMTP_HOST, ARBOT_FROM_EMAIL and ARBOT_SECRET_KEY to send."
+            )
+        try:
+            uvicorn.run(create_app(runtime, bolt), host=host, port=port, log_level="info")
+        finally:
+            if loop is not None:
+                loop.stop()
 
 
 @playbook_app.command("check")

@@ -283,3 +283,37 @@ def test_two_workers_on_postgres_never_send_the_same_reminder(
     assert len(ids) == 40
     assert max(Counter(ids).values()) == 1
     assert set(states(runtime).values()) == {"sent"}
+
+
+def test_arbot_serve_runs_the_send_worker(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path, database_url: str
+) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.slack_requests import wait_for
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("one database is enough for this process test")
+    approved(mail_env, runtime, tmp_path)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "s"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: smtp.mailbox.messages, timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert len(smtp.mailbox.messages) == 1
+    assert states(runtime) == {1: "sent"}
