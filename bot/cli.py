@@ -407,7 +407,14 @@ def plan(
                 out().print(forecast_table(days))
             return
         with runtime.writing() as session:
-            run = run_plan(session, rules, when, runtime.clock.now(), dry_run=dry_run)
+            run = run_plan(
+                session,
+                rules,
+                when,
+                runtime.clock.now(),
+                dry_run=dry_run,
+                links=_payment_links(runtime.settings),
+            )
             if dry_run:
                 session.rollback()  # a dry run stores nothing, not even a first playbook version
         posted = None if dry_run else _post_to_slack(runtime, when, run)
@@ -417,6 +424,15 @@ def plan(
         out().print(plan_tables(run, dry_run))
         if posted:
             out().print(f"Posted to Slack channel {posted} for approval.")
+
+
+def _payment_links(settings: Settings) -> Any:
+    """Stripe payment links when STRIPE_API_KEY is set; otherwise none."""
+    if settings.stripe_api_key is None:
+        return None
+    from integrations.stripe_links import StripeLinks
+
+    return StripeLinks(settings.stripe_api_key.get_secret_value(), settings.stripe_api_base)
 
 
 def _post_to_slack(runtime: Runtime, day: date, run: PlanRun) -> str | None:

@@ -30,6 +30,7 @@ NO_SMS_CONSENT = "no_sms_consent"
 UNKNOWN_TIMEZONE = "unknown_timezone"
 NO_SEND_WINDOW = "no_send_window"
 TEMPLATE_ERROR = "template_error"
+PAYMENT_LINK_ERROR = "payment_link_error"
 
 
 RESOLUTIONS = ("payment_plan", "promise")  # what may count as resolved, besides being paid

@@ -163,6 +163,23 @@ class PaymentAllocation(Base):
     amount: Mapped[Decimal]
 
 
+class PaymentLink(Base):
+    """A processor payment link for exactly one set of invoices at their balances; reused until
+    they are paid or change (arbot never handles card data or moves money)."""
+
+    __tablename__ = "payment_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    provider_id: Mapped[str] = mapped_column(String(128))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal]
+    invoice_ids: Mapped[list[int]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
 class PlaybookVersion(Base):
     __tablename__ = "playbook_versions"
     __table_args__ = (

@@ -16,8 +16,11 @@ from sqlalchemy.orm import Session
 
 from bot import audit, plan_data
 from bot.models import Escalation, Reminder, ReminderInvoice
+from bot.payment_links import payment_link
+from bot.plan_data import CustomerFacts, InvoiceFacts
 from bot.planner import Plan, PlanItem, PlanRules, compute_plan
 from bot.playbook_versions import bundle_of, ensure_active
+from integrations.base import PaymentLinks
 from playbooks.render import Renderer
 
 PLAN_LOCK_KEY = 0x6172626F74_02  # "arbot" + 2: one plan at a time on PostgreSQL
@@ -32,16 +35,26 @@ class PlanRun:
 
 
 def run_plan(
-    session: Session, rules: PlanRules, day: date, now: datetime, dry_run: bool
+    session: Session,
+    rules: PlanRules,
+    day: date,
+    now: datetime,
+    dry_run: bool,
+    links: PaymentLinks | None = None,
 ) -> PlanRun:
+    """Plan the day. Payment links are made only for a stored plan (a dry run makes none)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PLAN_LOCK_KEY})
     version = ensure_active(session, now)
     bundle = bundle_of(version)
     customers = plan_data.load_customers(session)
     history = plan_data.load_history(session)
+
+    def link_for(customer: CustomerFacts, invoices: list[InvoiceFacts]) -> str | None:
+        return payment_link(session, None if dry_run else links, customer, invoices, now)
+
     plan = compute_plan(
-        customers, history, bundle.playbook, rules, day, now, Renderer(bundle.templates)
+        customers, history, bundle.playbook, rules, day, now, Renderer(bundle.templates), link_for
     )
     ids = {} if dry_run else _store(session, plan, version.id, now)
     return PlanRun(plan=plan, playbook_version=version.version, reminder_ids=ids)

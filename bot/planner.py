@@ -10,6 +10,7 @@ person instead of a message.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -142,6 +143,9 @@ def day_start(day: date, timezone: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone))
 
 
+LinkFor = Callable[[CustomerFacts, list[InvoiceFacts]], str | None]
+
+
 def compute_plan(
     customers: list[CustomerFacts],
     history: History,
@@ -150,6 +154,7 @@ def compute_plan(
     day: date,
     now: datetime,
     renderer: Renderer | None = None,
+    link_for: LinkFor | None = None,
 ) -> Plan:
     """The plan for `day`, from what was loaded; pure: nothing is read or written here."""
     plan = Plan(day=day)
@@ -195,8 +200,20 @@ def compute_plan(
             continue
         if item.action == "remind" and renderer is not None:
             try:
+                link = link_for(customer, [d.invoice for d in item.due]) if link_for else None
+            except Exception as exc:  # the processor refused or is down: a person looks
+                plan.held.append(
+                    Held(
+                        customer,
+                        numbers,
+                        guardrails.PAYMENT_LINK_ERROR,
+                        f"{type(exc).__name__}: {exc}"[:300],
+                    )
+                )
+                continue
+            try:
                 item.message = renderer.render(
-                    item.step.template or "", _context(item, rules, day), item.channel
+                    item.step.template or "", _context(item, rules, day, link), item.channel
                 )
             except RenderError as exc:
                 plan.held.append(Held(customer, numbers, guardrails.TEMPLATE_ERROR, str(exc)))
@@ -295,7 +312,9 @@ def _reminder(
     )
 
 
-def _context(item: PlanItem, rules: PlanRules, day: date) -> dict[str, object]:
+def _context(
+    item: PlanItem, rules: PlanRules, day: date, payment_link: str | None = None
+) -> dict[str, object]:
     invoices = [
         MessageInvoice(
             d.invoice.number,
@@ -315,4 +334,5 @@ def _context(item: PlanItem, rules: PlanRules, day: date) -> dict[str, object]:
         invoices=invoices,
         day=day,
         sender=rules.sender,
+        payment_link=payment_link,
     )

@@ -185,3 +185,13 @@ class Sender(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
     def send(self, message: Outgoing) -> Delivery: ...
+
+
+class PaymentLinks(Protocol):
+    """Creates a hosted payment link (the processor's; arbot never sees card data)."""
+
+    def create(
+        self, key: str, currency: str, amount_minor: int, description: str, metadata: dict[str, str]
+    ) -> tuple[str, str]:
+        """Returns (url, provider id). `key` makes a retry return the same link, never a second."""
+        ...

@@ -262,3 +262,12 @@ def test_replicas_migrating_an_empty_postgres_schema_at_once_all_succeed() -> No
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def test_the_migrations_build_exactly_the_models_schema(runtime: Runtime) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with runtime.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []

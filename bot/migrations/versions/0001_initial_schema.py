@@ -175,6 +175,26 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "payment_links",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("provider_id", sa.String(length=128), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("amount", Amount(), nullable=False),
+        sa.Column("invoice_ids", sa.JSON(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("key"),
+    )
+    with op.batch_alter_table("payment_links", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_payment_links_customer_id"), ["customer_id"], unique=False
+        )
+
+    op.create_table(
         "reminders",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("customer_id", sa.Integer(), nullable=False),
@@ -384,6 +404,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_reminders_state_send_after")
         batch_op.drop_index(batch_op.f("ix_reminders_customer_id"))
 
+    with op.batch_alter_table("payment_links", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_payment_links_customer_id"))
+
+    op.drop_table("payment_links")
     op.drop_table("reminders")
     with op.batch_alter_table("payment_allocations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_payment_allocations_payment_id"))

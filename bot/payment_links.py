@@ -1,0 +1,75 @@
+"""The one-click payment link a reminder carries: the ledger's own pay URL when it has one, else a
+processor link for exactly the invoices the message covers, created once and reused while they
+are unpaid and unchanged. With neither, the message says how to pay without a link."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.models import PaymentLink
+from bot.money import minor_units
+from bot.plan_data import CustomerFacts, InvoiceFacts
+from integrations.base import PaymentLinks
+
+
+def link_key(customer_id: int, invoices: list[InvoiceFacts]) -> str:
+    """The same invoices at the same balances give the same key: the link is reused; a payment
+    or a change of balance gives a new one."""
+    parts = [f"c{customer_id}"] + [
+        f"i{i.id}:{i.balance}:{i.currency}" for i in sorted(invoices, key=lambda i: i.id)
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
+
+
+def payment_link(
+    session: Session,
+    links: PaymentLinks | None,
+    customer: CustomerFacts,
+    invoices: list[InvoiceFacts],
+    now: datetime,
+) -> str | None:
+    own = {i.payment_link for i in invoices}
+    if len(invoices) == 1 and invoices[0].payment_link:
+        return invoices[0].payment_link  # the ledger's own pay URL
+    if links is None:
+        return next(iter(own)) if len(own) == 1 and None not in own else None
+    currencies = {i.currency for i in invoices}
+    if len(currencies) != 1:
+        return None  # one link cannot take two currencies: the message says how to pay
+    currency = currencies.pop()
+    key = link_key(customer.id, invoices)
+    stored = session.scalars(select(PaymentLink).where(PaymentLink.key == key)).first()
+    if stored is not None:
+        return stored.url
+    amount = sum((i.balance for i in invoices), Decimal(0))
+    numbers = ", ".join(i.number for i in invoices)
+    url, provider_id = links.create(
+        key=key,
+        currency=currency,
+        amount_minor=int(amount.scaleb(minor_units(currency))),
+        description=f"{customer.name}: invoice{'s' if len(invoices) > 1 else ''} {numbers}",
+        metadata={
+            "arbot_customer": customer.external_id,
+            "arbot_invoice_ids": ",".join(str(i.id) for i in sorted(invoices, key=lambda i: i.id)),
+            "arbot_invoice_numbers": numbers[:500],
+        },
+    )
+    session.add(
+        PaymentLink(
+            key=key,
+            customer_id=customer.id,
+            url=url,
+            provider_id=provider_id,
+            currency=currency,
+            amount=amount,
+            invoice_ids=sorted(i.id for i in invoices),
+            created_at=now,
+        )
+    )
+    session.flush()
+    return url

@@ -1,0 +1,34 @@
+"""Stripe Payment Links through the stripe library (STRIPE_API_BASE points it at a local fake in
+tests). Each call carries an Idempotency-Key, so a retry never creates a second link."""
+
+from __future__ import annotations
+
+from stripe import StripeClient
+
+
+class StripeLinks:
+    def __init__(self, api_key: str, api_base: str) -> None:
+        self.client = StripeClient(api_key, base_addresses={"api": api_base}, max_network_retries=2)
+
+    def create(
+        self, key: str, currency: str, amount_minor: int, description: str, metadata: dict[str, str]
+    ) -> tuple[str, str]:
+        price = self.client.v1.prices.create(
+            params={
+                "currency": currency.lower(),
+                "unit_amount": amount_minor,
+                "product_data": {"name": description[:250]},
+                "metadata": metadata,
+            },
+            options={"idempotency_key": f"arbot-price-{key}"},
+        )
+        link = self.client.v1.payment_links.create(
+            params={
+                "line_items": [{"price": price.id, "quantity": 1}],
+                "metadata": metadata,
+                # One payment per link: a paid link cannot be paid again (RULES D4).
+                "restrictions": {"completed_sessions": {"limit": 1}},
+            },
+            options={"idempotency_key": f"arbot-link-{key}"},
+        )
+        return str(link.url), str(link.id)
