@@ -317,3 +317,35 @@ def test_arbot_serve_runs_the_send_worker(
         server.wait(timeout=20)
     assert len(smtp.mailbox.messages) == 1
     assert states(runtime) == {1: "sent"}
+
+
+def test_after_sending_slack_cards_are_redrawn_and_unknowns_are_raised_with_a_person(
+    mail_env: Any,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    tmp_path: Path,
+    slack_api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json as _json
+
+    for name, value in {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_API_URL": slack_api.url,
+        "ARBOT_FINANCE_CHANNEL": "C0FINANCE",
+    }.items():
+        monkeypatch.setenv(name, value)
+    approved(mail_env, runtime, tmp_path, customers=2)  # `plan` posted both cards
+    with runtime.writing() as session:
+        session.execute(
+            update(Reminder)
+            .where(Reminder.id == 2)
+            .values(state="sending", updated_at=runtime.clock.now() - timedelta(hours=1))
+        )
+    assert "Sent 1" in mail_env("send").stdout
+    notices = [
+        c for c in slack_api.calls("chat.postMessage") if "may or may not" in c.get("text", "")
+    ]
+    assert len(notices) == 1 and "[2]" in notices[0]["text"]
+    card = _json.dumps(list(slack_api.messages.values())[1]["blocks"])
+    assert "Sent" in card

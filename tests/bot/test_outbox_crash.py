@@ -21,8 +21,8 @@ from bot.runtime import Runtime
 from tests.ledger_files import row, write
 from tests.smtp_server import SmtpServer
 
-REMINDERS = 200
-KILLS = 6
+REMINDERS = 1000
+KILLS = 5
 
 
 def test_killing_the_sender_at_random_never_duplicates_and_leaves_unknowns(
@@ -76,7 +76,7 @@ def test_killing_the_sender_at_random_never_duplicates_and_leaves_unknowns(
                 stderr=subprocess.DEVNULL,
             )
             if round_number < KILLS:
-                deadline = time.monotonic() + rng.uniform(0.8, 2.5)
+                deadline = time.monotonic() + rng.uniform(1.0, 4.0)
                 while time.monotonic() < deadline and process.poll() is None:
                     time.sleep(0.01)
                 process.send_signal(signal.SIGKILL)
