@@ -314,6 +314,11 @@ def send(
         out().print(f"  reminder {reminder_id} cancelled: {reason}")
     if report.unknown:
         out().print(f"  check by hand whether these went out: {report.unknown}")
+    if report.outage:
+        raise UserError(
+            f"sending stopped: {report.outage}. Nothing was lost: the reminders wait as "
+            "approved; fix the setting and run `arbot send` again"
+        )
     if report.waiting_for_sender:
         out().print(
             f"  {len(report.waiting_for_sender)} text messages wait: SMS sending is not set up"
@@ -327,7 +332,18 @@ def _send_once(runtime: Runtime) -> None:
 
 def _tell_slack_after_send(runtime: Runtime, report: FlushReport) -> None:
     settings = runtime.settings
-    if not (settings.slack_bot_token and settings.finance_channel) or not report.changed():
+    if not (settings.slack_bot_token and settings.finance_channel):
+        return
+    if report.outage:
+        from integrations.slack_chat import web_client as _client
+
+        _client(
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+        ).chat_postMessage(
+            channel=settings.finance_channel,
+            text=f"Sending stopped: {report.outage}. The approved reminders wait; please fix it.",
+        )
+    if not report.changed():
         return
     from integrations.slack_chat import SlackChat, web_client
 

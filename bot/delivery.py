@@ -12,7 +12,7 @@ from bot.models import Contact, Escalation, Reminder
 
 FAILED_STATUSES = ("undelivered", "failed")
 # Twilio delivery error codes that are about the number itself.
-UNREACHABLE_NUMBER = {"30003", "30005", "30006"}  # unreachable, unknown, landline
+UNREACHABLE_NUMBER = {"30005", "30006"}  # unknown number, landline (30003 is often temporary)
 
 
 def sms_status(

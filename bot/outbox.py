@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from bot.models import Contact, Customer, Escalation, Event, Invoice, Reminder, 
 from bot.send_window import Window, candidate_zones, next_send_time
 from integrations.base import Delivery, Outgoing
 
+log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
@@ -37,6 +39,7 @@ class SendConfig:
     secret_key: str
     window: Window
     public_url: str | None = None
+    resolved_when: frozenset[str] = frozenset(("payment_plan", "promise"))
 
 
 @dataclass
@@ -48,6 +51,7 @@ class FlushReport:
     failed: list[int] = field(default_factory=list)
     unknown: list[int] = field(default_factory=list)
     waiting_for_sender: list[int] = field(default_factory=list)
+    outage: str | None = None  # the sender's account or configuration failed: the run stopped
 
     def changed(self) -> list[int]:
         return [*self.sent, *self.cancelled, *self.failed, *self.unknown]
@@ -61,7 +65,7 @@ def token(secret_key: str, reminder_id: int, purpose: str) -> str:
 
 def verify_token(secret_key: str, value: str, purpose: str) -> int | None:
     reminder_text, _, _ = value.partition(".")
-    if not reminder_text.isdigit():
+    if not (value.isascii() and reminder_text.isdigit() and len(reminder_text) < 18):
         return None
     expected = token(secret_key, int(reminder_text), purpose)
     return int(reminder_text) if hmac.compare_digest(expected, value) else None
@@ -125,7 +129,7 @@ def claim(
         contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
         customer = session.get(Customer, reminder.customer_id)
         assert customer is not None
-        reason = why_cancel(session, reminder, customer, contact, now)
+        reason = why_cancel(session, reminder, customer, contact, now, config.resolved_when)
         if reason:
             _cancel(session, reminder, reason, now)
             report.cancelled[reminder.id] = reason
@@ -157,7 +161,12 @@ def claim(
 
 
 def why_cancel(
-    session: Session, reminder: Reminder, customer: Customer, contact: Contact | None, now: datetime
+    session: Session,
+    reminder: Reminder,
+    customer: Customer,
+    contact: Contact | None,
+    now: datetime,
+    resolved_when: frozenset[str] = frozenset(),
 ) -> str | None:
     invoices = session.scalars(
         select(Invoice)
@@ -168,6 +177,12 @@ def why_cancel(
         return "paid"
     if any(i.disputed for i in invoices):
         return "disputed"
+    if "promise" in resolved_when and any(
+        i.promise_date is not None and i.promise_date >= now.date() for i in invoices
+    ):
+        return "promised"
+    if "payment_plan" in resolved_when and any(i.payment_plan for i in invoices):
+        return "payment_plan"
     changed = session.scalar(
         select(Event.id)
         .where(
@@ -245,6 +260,7 @@ def _outgoing(
     local = (config.from_email or "ar@").rsplit("@", 1)[0]
     reply = token(config.secret_key, reminder.id, "reply")
     unsubscribe = token(config.secret_key, reminder.id, "unsubscribe")
+    bounce = token(config.secret_key, reminder.id, "bounce")
     return Outgoing(
         reminder_id=reminder.id,
         channel=reminder.channel or "email",
@@ -258,6 +274,7 @@ def _outgoing(
         message_id=f"<arbot.{reminder.id}.{secrets.token_hex(8)}@{domain}>",
         reply_to=f"{local}+r.{reply}@{domain}",
         unsubscribe_mailto=f"mailto:{local}+u.{unsubscribe}@{domain}?subject=unsubscribe",
+        envelope_from=f"bounce+{bounce}@{domain}",
         unsubscribe_url=f"{config.public_url.rstrip('/')}/unsubscribe/{unsubscribe}"
         if config.public_url
         else None,
@@ -267,78 +284,72 @@ def _outgoing(
 def record(
     session: Session, outgoing: Outgoing, delivery: Delivery, now: datetime, report: FlushReport
 ) -> None:
+    """Store what the provider said. Each change is conditional on the reminder still being
+    `sending`; if it is not (another worker marked it unknown meanwhile), nothing else is
+    written: no event, no escalation, no contact change."""
     reminder = session.get(Reminder, outgoing.reminder_id)
     assert reminder is not None
-    sending = (Reminder.id == reminder.id, Reminder.state == "sending")
-    if delivery.status == "sent":
-        session.execute(
+
+    def move(**values: object) -> bool:
+        result = session.execute(
             update(Reminder)
-            .where(*sending)
-            .values(
-                state="sent",
-                sent_at=now,
-                updated_at=now,
-                provider_message_id=delivery.provider_id,
-                error=None,
+            .where(Reminder.id == reminder.id, Reminder.state == "sending")
+            .values(updated_at=now, **values)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            log.warning("reminder %s was no longer sending when its result came back", reminder.id)
+            return False
+        return True
+
+    def event(kind: str, payload: dict[str, object]) -> None:
+        audit.record(
+            session,
+            now,
+            kind,
+            customer_id=reminder.customer_id,
+            reminder_id=reminder.id,
+            payload=payload,
+        )
+
+    status = delivery.status
+    if status == "transient" and reminder.attempts >= MAX_ATTEMPTS:
+        status = "permanent"
+    if status == "sent":
+        if move(state="sent", sent_at=now, provider_message_id=delivery.provider_id, error=None):
+            event("reminder.sent", {"channel": outgoing.channel, "message_id": outgoing.message_id})
+            report.sent.append(reminder.id)
+    elif status == "transient":
+        wait = BACKOFF[min(reminder.attempts - 1, len(BACKOFF) - 1)]
+        if move(state="approved", send_after=now + wait, error=delivery.error):
+            event("reminder.retrying", {"error": delivery.error, "in": str(wait)})
+            report.retrying.append(reminder.id)
+    elif status == "outage":
+        # Our account or configuration, not this customer: put it back untouched.
+        if move(state="approved", attempts=reminder.attempts - 1, error=delivery.error):
+            report.outage = delivery.error
+    elif status == "unknown":
+        if move(state="unknown", error=delivery.error):
+            event("reminder.unknown", {"error": delivery.error})
+            report.unknown.append(reminder.id)
+    elif move(state="failed", error=delivery.error):
+        if (delivery.address_unusable or delivery.opted_out) and reminder.contact_id:
+            kind = "opted_out" if delivery.opted_out else "unusable"
+            column = f"{outgoing.channel}_{kind}_at"  # email_unusable_at, sms_opted_out_at, ...
+            session.execute(
+                update(Contact).where(Contact.id == reminder.contact_id).values({column: now})
+            )
+        session.add(
+            Escalation(
+                customer_id=reminder.customer_id,
+                reminder_id=reminder.id,
+                reason="send_failed",
+                detail=delivery.error,
+                state="open",
+                opened_at=now,
             )
         )
-        audit.record(
-            session,
-            now,
-            "reminder.sent",
-            customer_id=reminder.customer_id,
-            reminder_id=reminder.id,
-            payload={"channel": outgoing.channel, "message_id": outgoing.message_id},
-        )
-        report.sent.append(reminder.id)
-        return
-    if delivery.status == "transient" and reminder.attempts < MAX_ATTEMPTS:
-        wait = BACKOFF[min(reminder.attempts - 1, len(BACKOFF) - 1)]
-        session.execute(
-            update(Reminder)
-            .where(*sending)
-            .values(state="approved", send_after=now + wait, updated_at=now, error=delivery.error)
-        )
-        audit.record(
-            session,
-            now,
-            "reminder.retrying",
-            customer_id=reminder.customer_id,
-            reminder_id=reminder.id,
-            payload={"error": delivery.error, "in": str(wait)},
-        )
-        report.retrying.append(reminder.id)
-        return
-    session.execute(
-        update(Reminder)
-        .where(*sending)
-        .values(state="failed", updated_at=now, error=delivery.error)
-    )
-    if (delivery.address_unusable or delivery.opted_out) and reminder.contact_id:
-        kind = "opted_out" if delivery.opted_out else "unusable"
-        column = f"{outgoing.channel}_{kind}_at"  # email_unusable_at, sms_opted_out_at, ...
-        session.execute(
-            update(Contact).where(Contact.id == reminder.contact_id).values({column: now})
-        )
-    session.add(
-        Escalation(
-            customer_id=reminder.customer_id,
-            reminder_id=reminder.id,
-            reason="send_failed",
-            detail=delivery.error,
-            state="open",
-            opened_at=now,
-        )
-    )
-    audit.record(
-        session,
-        now,
-        "reminder.failed",
-        customer_id=reminder.customer_id,
-        reminder_id=reminder.id,
-        payload={"error": delivery.error},
-    )
-    report.failed.append(reminder.id)
+        event("reminder.failed", {"error": delivery.error})
+        report.failed.append(reminder.id)
 
 
 def config_from(settings: object) -> SendConfig:
@@ -358,4 +369,5 @@ def config_from(settings: object) -> SendConfig:
         secret_key=settings.secret_key.get_secret_value(),
         window=Window(start, end, settings.weekday_numbers()),
         public_url=settings.public_url,
+        resolved_when=frozenset(settings.resolved_when),
     )

@@ -24,9 +24,10 @@ def flush(runtime: Runtime, senders: dict[str, Sender]) -> FlushReport:
     channels = set(senders)
     with ExitStack() as stack:
         opened = {channel: stack.enter_context(sender) for channel, sender in senders.items()}
-        while True:
+        while not report.outage:  # an account problem stops the run before the next claim
             # One reminder at a time: `sending` is committed right before its own send, so a
             # crash leaves at most one reminder whose fate a person must check.
+            now = runtime.clock.now()  # each claim at its own time: windows and leases hold
             with runtime.writing() as session:
                 batch, examined = claim(session, now, config, report, channels, limit=1)
             if examined == 0:

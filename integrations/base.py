@@ -164,13 +164,17 @@ class Outgoing:
     reply_to: str | None  # ar+<token>@domain: replies find their reminder
     unsubscribe_mailto: str | None
     unsubscribe_url: str | None
+    envelope_from: str | None = None  # bounce+<token>@domain (VERP): bounces find their reminder
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """What the provider said. `transient` errors are retried; `permanent` ones end in failed."""
 
-    status: str  # "sent" | "transient" | "permanent"
+    # "sent"; "transient" (retry later); "permanent" (this message can never go);
+    # "unknown" (handed over but no answer: may have gone, never retry blindly);
+    # "outage" (our account or configuration: stop the run, leave the reminder approved)
+    status: str
     provider_id: str | None = None
     error: str | None = None
     address_unusable: bool = False  # the address or number itself is bad (not just this message)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import formataddr, formatdate
 from pathlib import Path
 
@@ -42,8 +43,15 @@ def build_email(message: Outgoing) -> EmailMessage:
 
 class SmtpSender:
     def __init__(
-        self, host: str, port: int, user: str | None, password: str | None, starttls: bool
+        self,
+        host: str,
+        port: int,
+        user: str | None,
+        password: str | None,
+        starttls: bool,
+        timeout: float = TIMEOUT_SECONDS,
     ) -> None:
+        self.timeout = timeout
         self.host, self.port, self.user, self.password, self.starttls = (
             host,
             port,
@@ -70,11 +78,11 @@ class SmtpSender:
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
                     self.host,
                     self.port,
-                    timeout=TIMEOUT_SECONDS,
+                    timeout=self.timeout,
                     context=ssl.create_default_context(),
                 )
             else:
-                smtp = smtplib.SMTP(self.host, self.port, timeout=TIMEOUT_SECONDS)
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.starttls:
                     smtp.starttls(context=ssl.create_default_context())
             if self.user:
@@ -83,21 +91,46 @@ class SmtpSender:
         return self._smtp
 
     def send(self, message: Outgoing) -> Delivery:
-        email = build_email(message)
+        """MAIL, RCPT and DATA step by step, so a failure is placed exactly: before DATA nothing
+        was handed over (retry, or stop the run for an account problem); a lost answer after DATA
+        may mean the message was taken, so it is `unknown`, never retried blindly."""
         try:
-            refused = self._connection().send_message(email)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, reason = next(iter(exc.recipients.values()))
-            return _smtp_outcome(code, reason)
+            email = build_email(message)
+            data = email.as_bytes(policy=SMTP_POLICY)  # CRLF line ends, as SMTP wants
+        except ValueError as exc:  # e.g. a line break in a header: this message can never go
+            return Delivery("permanent", error=f"not a valid email: {exc}")
+        try:
+            smtp = self._connection()
+        except smtplib.SMTPAuthenticationError as exc:
+            return Delivery(
+                "outage", error=f"SMTP login refused: {exc.smtp_code} {_text(exc.smtp_error)}"
+            )
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            return Delivery("transient", error=f"cannot connect to SMTP: {exc}")
+        envelope = message.envelope_from or message.from_email or ""
+        try:
+            smtp.ehlo_or_helo_if_needed()
+            code, reply = smtp.mail(envelope)
+            if code != 250:
+                smtp.rset()
+                return _sender_outcome(code, reply)
+            code, reply = smtp.rcpt(message.to)
+            if code not in (250, 251):
+                smtp.rset()
+                return _smtp_outcome(code, reply)
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            return Delivery("transient", error=f"SMTP connection lost before sending: {exc}")
+        try:
+            code, reply = smtp.data(data)
         except smtplib.SMTPResponseException as exc:
-            self._drop()
             return _smtp_outcome(exc.smtp_code, exc.smtp_error)
-        except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
+        except (smtplib.SMTPException, OSError) as exc:
             self._drop()
-            return Delivery("transient", error=f"connection: {exc}")
-        if refused:
-            code, reason = next(iter(refused.values()))
-            return _smtp_outcome(code, reason)
+            return Delivery("unknown", error=f"no answer after the message was handed over: {exc}")
+        if code != 250:
+            return _smtp_outcome(code, reply)
         return Delivery("sent", provider_id=message.message_id)
 
     def _drop(self) -> None:
@@ -106,8 +139,21 @@ class SmtpSender:
             self._smtp = None
 
 
+def _text(reason: bytes | str) -> str:
+    return reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+
+
+def _sender_outcome(code: int, reason: bytes | str) -> Delivery:
+    """MAIL FROM refused: our account or sender address, not the customer's: stop the run."""
+    if 400 <= code < 500:
+        return Delivery("transient", error=f"SMTP {code} {_text(reason)}")
+    return Delivery(
+        "outage", error=f"the SMTP server refused our sender address: {code} {_text(reason)}"
+    )
+
+
 def _smtp_outcome(code: int, reason: bytes | str) -> Delivery:
-    text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+    text = _text(reason)
     if 400 <= code < 500:
         return Delivery("transient", error=f"SMTP {code} {text}")
     # 550/551/553: the mailbox does not exist or is refused: the address itself is unusable.

@@ -16,7 +16,8 @@ TIMEOUT_SECONDS = 20
 MAX_SEGMENTS = 2
 # Twilio error codes that are about the number itself: never retry, never use it again.
 UNSUBSCRIBED = 21610  # the recipient replied STOP: they opted out
-NUMBER_UNUSABLE = {21211, 21214, 21612, 21614, 21408}  # invalid, unreachable, not a mobile, ...
+NUMBER_UNUSABLE = {21211, 21214, 21612, 21614}  # invalid, unreachable, not a mobile, ...
+ACCOUNT_PROBLEM = {20003, 21408, 21606, 21659}  # auth, region not enabled, From not ours: stop
 GSM7 = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -75,8 +76,10 @@ class TwilioSender:
         assert self._client is not None, "use the sender as a context manager"
         try:
             response = self._client.post(self.url, data=form)
-        except httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was handed over
             return Delivery("transient", error=f"Twilio unreachable: {exc}")
+        except httpx.TransportError as exc:  # the request went; its answer did not come back
+            return Delivery("unknown", error=f"no answer from Twilio after sending: {exc}")
         if response.status_code in (200, 201):
             return Delivery("sent", provider_id=str(response.json().get("sid")))
         return _failure(response)
@@ -93,6 +96,8 @@ def _failure(response: httpx.Response) -> Delivery:
         return Delivery("transient", error=text)
     if code == UNSUBSCRIBED:
         return Delivery("permanent", error=text, opted_out=True)
+    if response.status_code in (401, 403) or code in ACCOUNT_PROBLEM:
+        return Delivery("outage", error=text)
     return Delivery("permanent", error=text, address_unusable=code in NUMBER_UNUSABLE)
 
 

@@ -17,6 +17,7 @@ class FakeTwilio:
     def __init__(self) -> None:
         self.messages: list[dict[str, str]] = []
         self.errors: dict[str, tuple[int, int | None, str]] = {}  # To -> (status, code, message)
+        self.hang_up_after_reading = False  # take the message, then close without answering
         self.lock = threading.Lock()
         fake = self
 
@@ -32,6 +33,12 @@ class FakeTwilio:
                     return self._answer(401, {"code": 20003, "message": "Authenticate"})
                 if not self.path.endswith(f"/Accounts/{SID}/Messages.json"):
                     return self._answer(404, {"code": 20404, "message": "not found"})
+                if fake.hang_up_after_reading:
+                    with fake.lock:
+                        fake.messages.append(form)
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return None
                 error = fake.errors.get(form.get("To", ""))
                 if error:
                     status, code, message = error

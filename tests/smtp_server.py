@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import socket
 import threading
@@ -17,6 +18,9 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.refuse: dict[str, str] = {}  # address -> "550 5.1.1 No such user" / "451 ..."
+        self.refuse_sender: str | None = None  # e.g. "553 5.7.1 Sender not allowed"
+        self.slow_data_seconds: float = 0  # answer DATA late (the message is still kept)
+        self.envelopes: list[str] = []
         self.lock = threading.Lock()
 
     async def handle_RCPT(
@@ -27,9 +31,20 @@ class Mailbox:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: Any
+    ) -> str:
+        if self.refuse_sender:
+            return self.refuse_sender
+        envelope.mail_from = address
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.messages.append(email.message_from_bytes(envelope.content))
+            self.envelopes.append(envelope.mail_from)
+        if self.slow_data_seconds:
+            await asyncio.sleep(self.slow_data_seconds)
         return "250 Message accepted for delivery"
 
     def message_ids(self) -> list[str]:

@@ -349,3 +349,141 @@ def test_after_sending_slack_cards_are_redrawn_and_unknowns_are_raised_with_a_pe
     assert len(notices) == 1 and "[2]" in notices[0]["text"]
     card = _json.dumps(list(slack_api.messages.values())[1]["blocks"])
     assert "Sent" in card
+
+
+def _sender_env(runtime: Runtime, database_url: str) -> Any:
+    from bot.runtime import start
+    from bot.settings import load_settings
+
+    settings = load_settings(
+        env_file=None,
+        database_url=database_url,
+        from_email="ar@b.example",
+        secret_key=SECRET,
+        timezone="America/New_York",
+    )
+    return start(settings, clock=runtime.clock)
+
+
+def test_no_answer_after_data_is_unknown_and_never_sent_again(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path, database_url: str
+) -> None:
+    from bot.sending import flush
+    from integrations.email_out import SmtpSender
+
+    approved(mail_env, runtime, tmp_path)
+    smtp.mailbox.slow_data_seconds = 1.5
+    worker = _sender_env(runtime, database_url)
+    report = flush(
+        worker, {"email": SmtpSender("127.0.0.1", smtp.port, None, None, False, timeout=0.5)}
+    )
+    assert report.unknown == [1] and report.retrying == []
+    smtp.mailbox.slow_data_seconds = 0
+    assert "Sent 0" in mail_env("send").stdout
+    from tests.slack_requests import wait_for
+
+    wait_for(lambda: len(smtp.mailbox.messages) == 1)
+    assert states(runtime) == {1: "unknown"}
+    worker.close()
+
+
+def test_a_refused_sender_address_stops_the_run_and_loses_nothing(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path, customers=3)
+    smtp.mailbox.refuse_sender = "553 5.7.1 Sender address rejected: not owned by you"
+    result = mail_env("send")
+    assert result.code == 1
+    assert "sending stopped: the SMTP server refused our sender address" in result.stderr
+    assert set(states(runtime).values()) == {"approved"}
+    with runtime.sessions() as session:
+        assert session.scalars(select(Escalation)).all() == []
+        assert session.scalar(select(Reminder.attempts).where(Reminder.id == 1)) == 0
+    smtp.mailbox.refuse_sender = None
+    assert "Sent 3" in mail_env("send").stdout
+
+
+def test_the_envelope_sender_is_a_per_reminder_bounce_address(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    assert mail_env("send").code == 0
+    envelope = smtp.mailbox.envelopes[0]
+    assert envelope.startswith("bounce+1.") and envelope.endswith("@brightwater.example")
+    assert verify_token(SECRET, envelope.split("+", 1)[1].split("@")[0], "bounce") == 1
+
+
+def test_each_send_is_checked_against_the_window_at_its_own_time(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    from bot.clock import FixedClock
+    from bot.sending import flush
+    from integrations.base import Delivery, Outgoing
+
+    approved(mail_env, runtime, tmp_path, customers=6)
+    clock = FixedClock(datetime(2026, 3, 16, 21, 40, tzinfo=UTC))  # 16:40 in Chicago (CDT)
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(send_after=clock.now()))
+    worker = _sender_env(runtime, database_url)
+    worker.clock = clock
+
+    class SlowSender:  # each send takes five minutes of the clock
+        def __enter__(self) -> SlowSender:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def send(self, message: Outgoing) -> Delivery:
+            clock.advance(timedelta(minutes=5))
+            return Delivery("sent", provider_id="x")
+
+    report = flush(worker, {"email": SlowSender()})
+    assert len(report.sent) == 4  # 16:40, 16:45, 16:50, 16:55; the window closes at 17:00
+    assert len(report.rescheduled) == 2
+    worker.close()
+
+
+def test_a_result_for_a_reminder_no_longer_sending_writes_nothing(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    from bot.sending import flush
+    from integrations.base import Delivery, Outgoing
+
+    approved(mail_env, runtime, tmp_path)
+    worker = _sender_env(runtime, database_url)
+
+    class Meanwhile:  # another worker marks it unknown while this one is sending
+        def __enter__(self) -> Meanwhile:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def send(self, message: Outgoing) -> Delivery:
+            with runtime.writing() as session:
+                session.execute(update(Reminder).values(state="unknown"))
+            return Delivery("permanent", error="550 no such user", address_unusable=True)
+
+    report = flush(worker, {"email": Meanwhile()})
+    assert report.failed == []
+    with runtime.sessions() as session:
+        assert session.scalars(select(Escalation)).all() == []
+        assert session.scalar(select(Contact.email_unusable_at)) is None
+    assert states(runtime) == {1: "unknown"}
+    worker.close()
+
+
+def test_a_promise_recorded_after_approval_cancels_the_send(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    with runtime.writing() as session:
+        session.execute(update(Invoice).values(promise_date=date(2026, 3, 20)))
+    assert "cancelled: promised" in mail_env("send").stdout
+    assert smtp.mailbox.messages == []
+
+
+@pytest.mark.parametrize("value", ["\u0661.abc", "\u00b2.x", "1." + "\u00e9" * 20, "", "abc"])
+def test_malformed_tokens_do_not_verify(value: str) -> None:
+    assert verify_token(SECRET, value, "unsubscribe") is None

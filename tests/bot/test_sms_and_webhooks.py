@@ -252,3 +252,28 @@ def test_the_email_carries_a_one_click_unsubscribe_url(tmp_path: Path) -> None:
     outgoing = _outgoing(reminder, None, contact, config)  # type: ignore[arg-type]
     assert outgoing.unsubscribe_url == f"{PUBLIC}/unsubscribe/{token(SECRET, 5, 'unsubscribe')}"
     assert timedelta(0) == timedelta(0)
+
+
+def test_twilio_hanging_up_after_taking_the_text_is_unknown_not_retried(
+    sms_env: Any, runtime: Runtime, twilio: FakeTwilio, tmp_path: Path
+) -> None:
+    approved_sms(sms_env, runtime, tmp_path)
+    twilio.hang_up_after_reading = True
+    assert "unknown 1" in sms_env("send").stdout
+    twilio.hang_up_after_reading = False
+    sms_env("send")
+    assert len(twilio.messages) == 1
+    with runtime.sessions() as session:
+        assert session.scalar(select(Reminder.state)) == "unknown"
+
+
+def test_a_twilio_account_problem_stops_the_run_and_marks_no_number(
+    sms_env: Any, runtime: Runtime, twilio: FakeTwilio, tmp_path: Path
+) -> None:
+    approved_sms(sms_env, runtime, tmp_path)
+    twilio.errors["+13125550142"] = (400, 21408, "Permission to send to this region is not enabled")
+    result = sms_env("send")
+    assert result.code == 1 and "sending stopped" in result.stderr
+    with runtime.sessions() as session:
+        assert session.scalar(select(Reminder.state)) == "approved"
+        assert session.scalar(select(Contact.sms_unusable_at)) is None
