@@ -40,6 +40,8 @@ class SendConfig:
     window: Window
     public_url: str | None = None
     resolved_when: frozenset[str] = frozenset(("payment_plan", "promise"))
+    # Send as the account owner: Slack user id -> their address (ARBOT_OWNER_EMAILS).
+    owner_emails: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -261,12 +263,15 @@ def _outgoing(
     reply = token(config.secret_key, reminder.id, "reply")
     unsubscribe = token(config.secret_key, reminder.id, "unsubscribe")
     bounce = token(config.secret_key, reminder.id, "bounce")
+    owner_email = config.owner_emails.get(customer.owner_slack_id or "") if customer else None
     return Outgoing(
         reminder_id=reminder.id,
         channel=reminder.channel or "email",
         to=(contact.email if reminder.channel == "email" else contact.phone) or "",
         to_name=contact.name,
-        from_email=config.from_email,
+        # From the account owner when one is configured (replies still find the reminder through
+        # Reply-To, bounces through the envelope sender); otherwise from ARBOT_FROM_EMAIL.
+        from_email=owner_email or config.from_email,
         from_name=config.from_name,
         subject=reminder.subject,
         text=reminder.body_text or "",
@@ -370,4 +375,5 @@ def config_from(settings: object) -> SendConfig:
         window=Window(start, end, settings.weekday_numbers()),
         public_url=settings.public_url,
         resolved_when=frozenset(settings.resolved_when),
+        owner_emails=dict(settings.owner_emails),
     )

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["payment_plan", "promise"],
         validation_alias=_env("ARBOT_RESOLVED_WHEN"),
     )
+    owner_emails: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("ARBOT_OWNER_EMAILS")
+    )
     escalation_routes: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, validation_alias=_env("ARBOT_ESCALATION_ROUTES")
     )
@@ -147,7 +150,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("write_off", "escalation_routes", mode="before")
+    @field_validator("write_off", "escalation_routes", "owner_emails", mode="before")
     @classmethod
     def _comma_pairs(cls, value: object) -> object:
         """`USD=5.00,EUR=5.00` or `strategic=S0GROUP,standard=U0FIN`."""

@@ -487,3 +487,19 @@ def test_a_promise_recorded_after_approval_cancels_the_send(
 @pytest.mark.parametrize("value", ["\u0661.abc", "\u00b2.x", "1." + "\u00e9" * 20, "", "abc"])
 def test_malformed_tokens_do_not_verify(value: str) -> None:
     assert verify_token(SECRET, value, "unsubscribe") is None
+
+
+def test_a_reminder_can_go_out_as_the_account_owner(
+    mail_env: Any,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ARBOT_OWNER_EMAILS", "U07DANA01=dana@brightwater.example")
+    approved(mail_env, runtime, tmp_path)  # the ledger row names U07DANA01 as the owner
+    assert "Sent 1" in mail_env("send").stdout
+    message = smtp.mailbox.messages[0]
+    assert message["From"] == '"Brightwater Supply Co." <dana@brightwater.example>'
+    assert message["Reply-To"].startswith("ar+r.1.")
+    assert smtp.mailbox.envelopes[0].startswith("bounce+1.")
