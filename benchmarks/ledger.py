@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from bot.aging import aging_report
@@ -19,6 +19,35 @@ from integrations.csv_ledger import read_ledger_csv
 INVOICES = 100_000
 CUSTOMERS = 20_000
 TODAY = date(2026, 3, 16)
+
+
+def one_invoice_each(
+    count: int, days_past_due: int, tiers: tuple[str, ...] = ("standard",)
+) -> list[dict[str, str]]:
+    """`count` customers with one open $1,200 invoice each, `days_past_due` late, by email."""
+    due = (TODAY - timedelta(days=days_past_due)).isoformat()
+    return [
+        {
+            "customer_id": f"C-{n}",
+            "customer_name": f"Customer {n}",
+            "invoice_number": f"I-{n}",
+            "issue_date": "2026-01-01",
+            "due_date": due,
+            "currency": "USD",
+            "amount": "1200.00",
+            "balance": "1200.00",
+            "contact_name": "Maria Garcia",
+            "email": f"ap@c{n}.example",
+            "phone": "",
+            "tier": tiers[n % len(tiers)],
+            "owner_slack_id": "",
+            "timezone": "America/New_York",
+            "sms_consent": "false",
+            "never_automate": "false",
+            "tags": "",
+        }
+        for n in range(count)
+    ]
 
 
 @dataclass(frozen=True)

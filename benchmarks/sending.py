@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import update
 
-from benchmarks.ledger import TODAY, Result
+from benchmarks.ledger import TODAY, Result, one_invoice_each
 from bot.clock import FixedClock
 from bot.ledger import apply_batch
 from bot.models import Reminder
@@ -39,29 +39,7 @@ def run() -> tuple[list[Result], str]:
                 secret_key="bench",
             )
             runtime = start(settings, clock=FixedClock(datetime(2026, 3, 16, 14, tzinfo=UTC)))
-            due = (TODAY - timedelta(days=7)).isoformat()
-            rows = [
-                {
-                    "customer_id": f"C-{n}",
-                    "customer_name": f"Customer {n}",
-                    "invoice_number": f"I-{n}",
-                    "issue_date": "2026-01-01",
-                    "due_date": due,
-                    "currency": "USD",
-                    "amount": "1200.00",
-                    "balance": "1200.00",
-                    "contact_name": "Maria Garcia",
-                    "email": f"ap@c{n}.example",
-                    "phone": "",
-                    "tier": "standard",
-                    "owner_slack_id": "",
-                    "timezone": "America/New_York",
-                    "sms_consent": "false",
-                    "never_automate": "false",
-                    "tags": "",
-                }
-                for n in range(EMAILS)
-            ]
+            rows = one_invoice_each(EMAILS, 7)
             with runtime.writing() as session:
                 apply_batch(
                     session,

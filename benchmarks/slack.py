@@ -11,12 +11,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-from benchmarks.ledger import TODAY, Result
+from benchmarks.ledger import TODAY, Result, one_invoice_each
 from bot import approvals, plan_posting
 from bot.clock import FixedClock
 from bot.ledger import apply_batch
@@ -35,30 +35,7 @@ CLICKS = 50
 
 
 def _ledger(runtime: Runtime, folder: Path) -> None:
-    due = (TODAY - timedelta(days=7)).isoformat()
-    tiers = ("standard", "transactional", "strategic")
-    rows = [
-        {
-            "customer_id": f"C-{n}",
-            "customer_name": f"Customer {n}",
-            "invoice_number": f"I-{n}",
-            "issue_date": "2026-01-01",
-            "due_date": due,
-            "currency": "USD",
-            "amount": "1200.00",
-            "balance": "1200.00",
-            "contact_name": "Maria Garcia",
-            "email": f"ap@c{n}.example",
-            "phone": "",
-            "tier": tiers[n % 2],
-            "owner_slack_id": "",
-            "timezone": "America/New_York",
-            "sms_consent": "false",
-            "never_automate": "false",
-            "tags": "",
-        }
-        for n in range(REMINDERS)
-    ]
+    rows = one_invoice_each(REMINDERS, 7, tiers=("standard", "transactional"))
     batch = read_ledger_csv(write_csv(folder / "l.csv", rows))
     with runtime.writing() as session:
         apply_batch(session, batch, runtime.clock.now())

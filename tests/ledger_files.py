@@ -56,3 +56,19 @@ def write(path: Path, rows: list[dict[str, str]], header: list[str] | None = Non
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def a_week_late(customers: int, **fields: str) -> list[dict[str, str]]:
+    """Customers C-1..C-n, each with one invoice I-n a week past due on 2026-03-16 (+7 step)."""
+    return [
+        row(
+            customer_id=f"C-{n}",
+            customer_name=f"Customer {n}",
+            email=f"ap@c{n}.example",
+            invoice_number=f"I-{n}",
+            issue_date="2026-01-01",
+            due_date="2026-03-09",
+            **fields,
+        )
+        for n in range(1, customers + 1)
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +12,13 @@ from sqlalchemy import func, select
 from bot import approvals
 from bot.models import EditExample, Event, Reminder
 from bot.runtime import Runtime
-from tests.ledger_files import row, write
+from tests.ledger_files import a_week_late, write
 
 TODAY = date(2026, 3, 16)
 
 
 def planned(cli: Any, tmp_path: Path, customers: int = 1) -> None:
-    due = (TODAY - timedelta(days=7)).isoformat()
-    rows = [
-        row(
-            customer_id=f"C-{n}",
-            customer_name=f"Customer {n}",
-            email=f"ap@c{n}.example",
-            invoice_number=f"I-{n}",
-            issue_date="2026-01-01",
-            due_date=due,
-        )
-        for n in range(1, customers + 1)
-    ]
+    rows = a_week_late(customers)
     assert cli("import-csv", str(write(tmp_path / "l.csv", rows))).code == 0
     assert cli("plan").code == 0
 

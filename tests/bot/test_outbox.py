@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from bot.models import Contact, Customer, Escalation, Invoice, Reminder
 from bot.outbox import verify_token
 from bot.runtime import Runtime
-from tests.ledger_files import row, write
+from tests.ledger_files import a_week_late, write
 from tests.smtp_server import SmtpServer
 
 TODAY = date(2026, 3, 16)
@@ -46,19 +46,7 @@ def mail_env(cli: Any, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Any
 
 
 def approved(cli: Any, runtime: Runtime, tmp_path: Path, customers: int = 1, **fields: str) -> None:
-    due = (TODAY - timedelta(days=7)).isoformat()
-    rows = [
-        row(
-            customer_id=f"C-{n}",
-            customer_name=f"Customer {n}",
-            email=f"ap@c{n}.example",
-            invoice_number=f"I-{n}",
-            issue_date="2026-01-01",
-            due_date=due,
-            **fields,
-        )
-        for n in range(1, customers + 1)
-    ]
+    rows = a_week_late(customers, **fields)
     assert cli("import-csv", str(write(tmp_path / "l.csv", rows))).code == 0
     assert cli("plan").code == 0
     with runtime.writing() as session:

@@ -20,7 +20,7 @@ from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from bot.runtime import Runtime
 from integrations.slack_chat import SlackChat, web_client
-from tests.ledger_files import row, write
+from tests.ledger_files import a_week_late, row, write
 from tests.slack_requests import sign, wait_for
 
 TODAY = date(2026, 3, 16)
@@ -30,18 +30,7 @@ def _ledger(runtime: Runtime, tmp_path: Path, customers: int = 3) -> None:
     from bot.ledger import apply_batch
     from integrations.csv_ledger import read_ledger_csv
 
-    due = (TODAY - timedelta(days=7)).isoformat()
-    rows = [
-        row(
-            customer_id=f"C-{n}",
-            customer_name=f"Customer {n}",
-            email=f"ap@c{n}.example",
-            invoice_number=f"I-{n}",
-            issue_date="2026-01-01",
-            due_date=due,
-        )
-        for n in range(1, customers + 1)
-    ]
+    rows = a_week_late(customers)
     batch = read_ledger_csv(write(tmp_path / "l.csv", rows))
     with runtime.writing() as session:
         apply_batch(session, batch, runtime.clock.now())
