@@ -16,12 +16,21 @@ UNREACHABLE_NUMBER = {"30005", "30006"}  # unknown number, landline (30003 is of
 
 
 def sms_status(
-    session: Session, provider_id: str, status: str, error_code: str | None, now: datetime
+    session: Session,
+    provider_id: str,
+    status: str,
+    error_code: str | None,
+    now: datetime,
+    reminder_id: int | None = None,
 ) -> int | None:
-    """Apply a Twilio status callback; returns the reminder id it concerned (None if unknown)."""
+    """Apply a Twilio status callback; returns the reminder id it concerned (None if unknown).
+    `reminder_id` comes from the signed token in the callback URL, for a report that arrives
+    before the provider's id is stored."""
     reminder = session.scalars(
         select(Reminder).where(Reminder.provider_message_id == provider_id)
     ).first()
+    if reminder is None and reminder_id is not None:
+        reminder = session.get(Reminder, reminder_id)
     if reminder is None:
         return None
     payload = {"status": status, "error_code": error_code}

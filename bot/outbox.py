@@ -13,8 +13,8 @@ import hashlib
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -138,12 +138,26 @@ def claim(
             continue
         assert contact is not None
         later = _next_in_window(reminder, customer, contact, now, config.window)
+        if later is NO_WINDOW:  # it could wait forever: a person decides instead
+            _cancel(session, reminder, "no_send_window", now)
+            session.add(
+                Escalation(
+                    customer_id=customer.id,
+                    reminder_id=reminder.id,
+                    reason="no_send_window",
+                    state="open",
+                    opened_at=now,
+                    detail="no sending hours in the contact's timezone(s)",
+                )
+            )
+            report.cancelled[reminder.id] = "no_send_window"
+            continue
         if later is not None:
             reminder.send_after = later
             reminder.updated_at = now
             report.rescheduled.append(reminder.id)
             continue
-        outgoing = _outgoing(reminder, customer, contact, config)
+        outgoing = replace(_outgoing(reminder, customer, contact, config), date=now)
         result = session.execute(
             update(Reminder)
             .where(Reminder.id == reminder.id, Reminder.state == "approved")
@@ -227,15 +241,19 @@ def why_cancel(
     return None
 
 
+NO_WINDOW = datetime.max.replace(tzinfo=UTC)  # no moment to send can be found at all
+
+
 def _next_in_window(
     reminder: Reminder, customer: Customer, contact: Contact, now: datetime, window: Window
 ) -> datetime | None:
-    """None when now is inside the contact's window; otherwise when it next opens."""
+    """None when now is inside the contact's window; otherwise when it next opens (NO_WINDOW
+    when the contact's timezones share no sending hours, or none is known)."""
     zones = candidate_zones(contact.timezone or customer.timezone, contact.phone)
     allowed = next_send_time(now, zones, window)
     if allowed == now:
         return None
-    return allowed or now + timedelta(days=1)  # no window known: hold, look again tomorrow
+    return allowed or NO_WINDOW
 
 
 def _cancel(session: Session, reminder: Reminder, reason: str, now: datetime) -> None:
@@ -280,6 +298,14 @@ def _outgoing(
         reply_to=f"{local}+r.{reply}@{domain}",
         unsubscribe_mailto=f"mailto:{local}+u.{unsubscribe}@{domain}?subject=unsubscribe",
         envelope_from=f"bounce+{bounce}@{domain}",
+        # A signed reminder id in the callback URL: a report that arrives before the provider's
+        # id is stored still finds its reminder.
+        status_callback=(
+            f"{config.public_url.rstrip('/')}/webhooks/twilio/status"
+            f"?r={token(config.secret_key, reminder.id, 'status')}"
+            if config.public_url and reminder.channel == "sms"
+            else None
+        ),
         unsubscribe_url=f"{config.public_url.rstrip('/')}/unsubscribe/{unsubscribe}"
         if config.public_url
         else None,

@@ -24,6 +24,8 @@ def webhook_routes(runtime: Runtime) -> list[Route]:
         token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
         # Twilio signs the URL it called: the public one, not what a proxy forwarded to us.
         public = (settings.public_url or str(request.base_url)).rstrip("/") + request.url.path
+        if request.url.query:
+            public += "?" + request.url.query
         if not token or not valid_twilio_request(
             token, public, form, request.headers.get("X-Twilio-Signature", "")
         ):
@@ -37,14 +39,18 @@ def webhook_routes(runtime: Runtime) -> list[Route]:
                     form.get("MessageStatus", ""),
                     form.get("ErrorCode"),
                     runtime.clock.now(),
+                    reminder_of(request, "status", request.query_params.get("r", "")),
                 )
 
         await run_in_threadpool(apply)
         return Response(status_code=204)
 
-    def reminder_of(request: Request) -> int | None:
+    def reminder_of(
+        request: Request, purpose: str = "unsubscribe", value: str | None = None
+    ) -> int | None:
         secret = settings.secret_key.get_secret_value() if settings.secret_key else ""
-        return verify_token(secret, request.path_params["token"], "unsubscribe") if secret else None
+        given = request.path_params.get("token", "") if value is None else value
+        return verify_token(secret, given, purpose) if secret and given else None
 
     async def unsubscribe_page(request: Request) -> Response:
         # A GET only shows a page: link scanners prefetch links (RFC 8058).

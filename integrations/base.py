@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
 
@@ -165,6 +165,8 @@ class Outgoing:
     unsubscribe_mailto: str | None
     unsubscribe_url: str | None
     envelope_from: str | None = None  # bounce+<token>@domain (VERP): bounces find their reminder
+    date: datetime | None = None  # the Date header: when it was claimed, by arbot's clock
+    status_callback: str | None = None  # where the provider reports delivery for this message
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import formataddr, formatdate
+from email.utils import format_datetime, formataddr, formatdate
 from pathlib import Path
 
 from integrations.base import Delivery, Outgoing
@@ -24,7 +24,7 @@ def build_email(message: Outgoing) -> EmailMessage:
     email["From"] = formataddr((message.from_name, message.from_email))
     email["To"] = formataddr((message.to_name or "", message.to))
     email["Subject"] = message.subject or ""
-    email["Date"] = formatdate(localtime=False)
+    email["Date"] = format_datetime(message.date) if message.date else formatdate(localtime=False)
     if message.message_id:
         email["Message-ID"] = message.message_id
     if message.reply_to:

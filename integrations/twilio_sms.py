@@ -71,8 +71,9 @@ class TwilioSender:
             )
         form = {"To": message.to, "Body": message.text}
         form["MessagingServiceSid" if self.sender.startswith("MG") else "From"] = self.sender
-        if self.status_callback:
-            form["StatusCallback"] = self.status_callback
+        callback = message.status_callback or self.status_callback
+        if callback:
+            form["StatusCallback"] = callback
         assert self._client is not None, "use the sender as a context manager"
         try:
             response = self._client.post(self.url, data=form)

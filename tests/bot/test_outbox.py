@@ -491,3 +491,27 @@ def test_a_reminder_can_go_out_as_the_account_owner(
     assert message["From"] == '"Brightwater Supply Co." <dana@brightwater.example>'
     assert message["Reply-To"].startswith("ar+r.1.")
     assert smtp.mailbox.envelopes[0].startswith("bounce+1.")
+
+
+def test_a_reminder_that_can_never_find_sending_hours_goes_to_a_person(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    with runtime.writing() as session:  # moved to Berlin, but the phone is in San Francisco
+        session.execute(update(Contact).values(timezone="Europe/Berlin", phone="+14155550100"))
+        session.execute(update(Customer).values(timezone="Europe/Berlin"))
+    assert "cancelled: no_send_window" in mail_env("send").stdout
+    with runtime.sessions() as session:
+        escalation = session.scalars(select(Escalation)).one()
+    assert escalation.reason == "no_send_window"
+    assert smtp.mailbox.messages == []
+
+
+def test_the_date_header_comes_from_arbots_clock(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    from email.utils import parsedate_to_datetime
+
+    approved(mail_env, runtime, tmp_path)
+    assert mail_env("send").code == 0
+    assert parsedate_to_datetime(smtp.mailbox.messages[0]["Date"]) == runtime.clock.now()

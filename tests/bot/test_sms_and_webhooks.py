@@ -74,7 +74,9 @@ def test_a_text_goes_through_twilio_with_the_status_callback(
     assert "Sent 1" in result.stdout, result.stdout + result.stderr
     message = twilio.messages[0]
     assert (message["To"], message["From"]) == ("+13125550142", "+13125550000")
-    assert message["StatusCallback"] == f"{PUBLIC}/webhooks/twilio/status"
+    assert message["StatusCallback"] == (
+        f"{PUBLIC}/webhooks/twilio/status?r={token(SECRET, 1, 'status')}"
+    )
     assert "Reply STOP to opt out." in message["Body"]
     with runtime.sessions() as session:
         reminder = session.get(Reminder, 1)
@@ -277,3 +279,19 @@ def test_a_twilio_account_problem_stops_the_run_and_marks_no_number(
     with runtime.sessions() as session:
         assert session.scalar(select(Reminder.state)) == "approved"
         assert session.scalar(select(Contact.sms_unusable_at)) is None
+
+
+def test_a_report_that_arrives_before_the_sid_is_stored_still_finds_its_reminder(
+    sent_sms: Runtime, served: Any
+) -> None:
+    secret_type = type(sent_sms.settings.slack_bot_token)
+    sent_sms.settings.twilio_auth_token = secret_type(TOKEN)  # type: ignore[misc]
+    sent_sms.settings.secret_key = secret_type(SECRET)  # type: ignore[misc]
+    sent_sms.settings.public_url = PUBLIC
+    query = f"r={token(SECRET, 1, 'status')}"
+    form = {"MessageSid": "SM-not-yet-stored", "MessageStatus": "failed", "ErrorCode": "30006"}
+    signature = twilio_signature(TOKEN, f"{PUBLIC}/webhooks/twilio/status?{query}", form)
+    url = served.url.replace("/slack/events", f"/webhooks/twilio/status?{query}")
+    assert httpx.post(url, data=form, headers={"X-Twilio-Signature": signature}).status_code == 204
+    with sent_sms.sessions() as session:
+        assert session.scalars(select(Reminder.state)).one() == "failed"
