@@ -277,6 +277,7 @@ def build_senders(settings: Settings, outbox: Path | None = None) -> dict[str, A
             settings.smtp_user,
             password,
             settings.smtp_starttls,
+            ca_file=settings.smtp_ca_file,
         )
     }
     sid, token, sender = (

@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     smtp_user: str | None = Field(None, validation_alias=_env("SMTP_USER"))
     smtp_password: SecretStr | None = Field(None, validation_alias=_env("SMTP_PASSWORD"))
     smtp_starttls: bool = Field(True, validation_alias=_env("SMTP_STARTTLS"))
+    smtp_ca_file: str | None = Field(None, validation_alias=_env("SMTP_CA_FILE"))
     from_email: str | None = Field(None, validation_alias=_env("ARBOT_FROM_EMAIL"))
     secret_key: SecretStr | None = Field(None, validation_alias=_env("ARBOT_SECRET_KEY"))
     inbound_email_secret: SecretStr | None = Field(

@@ -50,8 +50,10 @@ class SmtpSender:
         password: str | None,
         starttls: bool,
         timeout: float = TIMEOUT_SECONDS,
+        ca_file: str | None = None,
     ) -> None:
         self.timeout = timeout
+        self.ca_file = ca_file  # a private CA (an internal relay); None: the system's
         self.host, self.port, self.user, self.password, self.starttls = (
             host,
             port,
@@ -79,12 +81,12 @@ class SmtpSender:
                     self.host,
                     self.port,
                     timeout=self.timeout,
-                    context=ssl.create_default_context(),
+                    context=ssl.create_default_context(cafile=self.ca_file),
                 )
             else:
                 smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
             if self.user:
                 smtp.login(self.user, self.password or "")
             self._smtp = smtp

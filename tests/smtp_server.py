@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import email
 import socket
+import ssl
 import threading
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Mailbox:
@@ -52,14 +55,40 @@ class Mailbox:
             return [str(m["Message-ID"]) for m in self.messages]
 
 
+TLS = Path(__file__).parent / "tls"
+USER, PASSWORD = "arbot", "relay-password"
+
+
+def _check_login(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        USER.encode(),
+        PASSWORD.encode(),
+    )
+    return AuthResult(success=ok, handled=False)
+
+
 class SmtpServer:
-    def __init__(self) -> None:
+    """`SmtpServer()` is plain SMTP; `SmtpServer(tls=True)` requires STARTTLS and a login."""
+
+    def __init__(self, tls: bool = False) -> None:
         self.mailbox = Mailbox()
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self._port = int(probe.getsockname()[1])
         probe.close()
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self._port)
+        options: dict[str, Any] = {}
+        if tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(TLS / "cert.pem", TLS / "key.pem")
+            options = {
+                "tls_context": context,
+                "require_starttls": True,
+                "auth_required": True,
+                "authenticator": _check_login,
+            }
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self._port, **options)
 
     def start(self) -> SmtpServer:
         self.controller.start()

@@ -515,3 +515,29 @@ def test_the_date_header_comes_from_arbots_clock(
     approved(mail_env, runtime, tmp_path)
     assert mail_env("send").code == 0
     assert parsedate_to_datetime(smtp.mailbox.messages[0]["Date"]) == runtime.clock.now()
+
+
+def test_starttls_with_a_login_and_a_refused_login_stops_the_run(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.smtp_server import PASSWORD, TLS, USER
+
+    server = SmtpServer(tls=True).start()
+    try:
+        for name, value in {
+            "SMTP_PORT": str(server.port),
+            "SMTP_STARTTLS": "true",
+            "SMTP_USER": USER,
+            "SMTP_PASSWORD": "wrong",
+            "SMTP_CA_FILE": str(TLS / "cert.pem"),
+        }.items():
+            monkeypatch.setenv(name, value)
+        approved(mail_env, runtime, tmp_path)
+        refused = mail_env("send")
+        assert refused.code == 1 and "SMTP login refused" in refused.stderr
+        assert states(runtime) == {1: "approved"}
+        monkeypatch.setenv("SMTP_PASSWORD", PASSWORD)
+        assert "Sent 1" in mail_env("send").stdout
+        assert len(server.mailbox.messages) == 1
+    finally:
+        server.stop()
