@@ -31,6 +31,7 @@ from integrations.slack_text import HELP, aging_text, plan_text, status_text
 log = logging.getLogger(__name__)
 MEMBERS_TTL_SECONDS = 60
 LISTENER_THREADS = 64
+EDIT_LIMITS = {"email": 3000, "sms": 320}  # what Slack's multi-line input holds
 WORK_THREADS = 2
 
 
@@ -127,10 +128,9 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
         later(approve, body["user"]["id"], body.get("channel", {}).get("id"), body)
 
     def approve(body: dict[str, Any]) -> None:
-        user, channel = body["user"]["id"], body.get("channel", {}).get("id")
+        user, channel, reminder_id = clicked(body)
         if refused(channel, user):
             return
-        reminder_id = int(body["actions"][0]["value"])
         try:
             with runtime.writing() as session:
                 decision = approvals.approve(session, reminder_id, user, runtime.clock.now())
@@ -164,15 +164,23 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
     @app.action("edit")
     def on_edit(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        user, channel = body["user"]["id"], body.get("channel", {}).get("id")
+        user, channel, reminder_id = clicked(body)
         if refused(channel, user):
             return
-        reminder_id = int(body["actions"][0]["value"])
         with runtime.sessions() as session:
             reminder = session.get(Reminder, reminder_id)
             if reminder is None or reminder.state != "planned":
                 state = reminder.state if reminder else "gone"
                 tell(channel, user, f"This reminder can no longer be edited: it is {state}.")
+                return
+            limit = EDIT_LIMITS.get(reminder.channel or "email", 3000)
+            if len(reminder.body_text or "") > limit:  # never cut a customer's message silently
+                tell(
+                    channel,
+                    user,
+                    f"This message is {len(reminder.body_text or '')} characters, "
+                    f"more than Slack's form can hold ({limit}). Approve or skip it as it is.",
+                )
                 return
             customer = session.get(Customer, reminder.customer_id)
             assert customer is not None
@@ -192,10 +200,9 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
     @app.action("skip")
     def on_skip(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        user, channel = body["user"]["id"], body.get("channel", {}).get("id")
+        user, channel, reminder_id = clicked(body)
         if refused(channel, user):
             return
-        reminder_id = int(body["actions"][0]["value"])
         with runtime.sessions() as session:
             reminder = session.get(Reminder, reminder_id)
             customer = session.get(Customer, reminder.customer_id) if reminder else None
@@ -333,6 +340,11 @@ class Answer:
     text: str
     share: bool = False
     cancelled: list[int] = field(default_factory=list)  # reminders whose cards need redrawing
+
+
+def clicked(body: dict[str, Any]) -> tuple[str, str | None, int]:
+    """Who clicked, in which channel, on which reminder (a button's value is its id)."""
+    return body["user"]["id"], body.get("channel", {}).get("id"), int(body["actions"][0]["value"])
 
 
 def answer_ar(runtime: Runtime, approvers: Approvers, command: dict[str, Any]) -> Answer:

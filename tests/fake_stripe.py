@@ -3,12 +3,12 @@ Idempotency-Key the way Stripe does: the same key returns the same object."""
 
 from __future__ import annotations
 
-import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
+
+from tests.fake_http import JsonHandler, LocalServer
 
 
 def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -31,10 +31,7 @@ class FakeStripe:
         self.lock = threading.Lock()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 params = _nest(parse_qsl(self.rfile.read(length).decode()))
@@ -42,12 +39,12 @@ class FakeStripe:
                 with fake.lock:
                     fake.calls.append((self.path, params, key))
                     if fake.fail_with:
-                        return self._answer(
+                        return self.answer(
                             fake.fail_with,
                             {"error": {"type": "api_error", "message": "Stripe is down"}},
                         )
                     if self.headers.get("Authorization") != "Bearer sk_test_arbot":
-                        return self._answer(
+                        return self.answer(
                             401,
                             {
                                 "error": {
@@ -57,7 +54,7 @@ class FakeStripe:
                             },
                         )
                     if key and key in fake.by_key:
-                        return self._answer(200, fake.by_key[key])
+                        return self.answer(200, fake.by_key[key])
                     n = len(fake.by_key) + 1
                     if self.path == "/v1/prices":
                         body = {
@@ -75,7 +72,7 @@ class FakeStripe:
                             "metadata": params.get("metadata", {}),
                         }
                     else:
-                        return self._answer(
+                        return self.answer(
                             404,
                             {
                                 "error": {
@@ -86,31 +83,20 @@ class FakeStripe:
                         )
                     if key:
                         fake.by_key[key] = body
-                return self._answer(200, body)
+                return self.answer(200, body)
 
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Request-Id", "req_test")
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.http = LocalServer(Handler)
 
     def start(self) -> FakeStripe:
-        self.thread.start()
+        self.http.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.stop()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.http.url
 
     def created(self, path: str) -> list[dict[str, Any]]:
         return [params for p, params, _ in self.calls if p == path]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import base64
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs
+
+from tests.fake_http import JsonHandler, LocalServer
 
 SID = "AC0000000000000000000000000000test"
 TOKEN = "twilio-test-token"
@@ -21,18 +20,15 @@ class FakeTwilio:
         self.lock = threading.Lock()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 expected = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
                 if self.headers.get("Authorization") != expected:
-                    return self._answer(401, {"code": 20003, "message": "Authenticate"})
+                    return self.answer(401, {"code": 20003, "message": "Authenticate"})
                 if not self.path.endswith(f"/Accounts/{SID}/Messages.json"):
-                    return self._answer(404, {"code": 20404, "message": "not found"})
+                    return self.answer(404, {"code": 20404, "message": "not found"})
                 if fake.hang_up_after_reading:
                     with fake.lock:
                         fake.messages.append(form)
@@ -42,33 +38,21 @@ class FakeTwilio:
                 error = fake.errors.get(form.get("To", ""))
                 if error:
                     status, code, message = error
-                    return self._answer(
-                        status, {"code": code, "message": message, "status": status}
-                    )
+                    return self.answer(status, {"code": code, "message": message, "status": status})
                 with fake.lock:
                     fake.messages.append(form)
                     sid = f"SM{len(fake.messages):032d}"
-                return self._answer(201, {"sid": sid, "status": "queued", "to": form.get("To")})
+                return self.answer(201, {"sid": sid, "status": "queued", "to": form.get("To")})
 
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.http = LocalServer(Handler)
 
     def start(self) -> FakeTwilio:
-        self.thread.start()
+        self.http.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.stop()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.http.url

@@ -514,3 +514,16 @@ def test_an_escalation_card_names_who_it_was_routed_to(
     _post_plan(slack_runtime, slack_api)
     text = json.dumps(slack_api.calls("chat.postMessage")[1]["blocks"])
     assert "<!subteam^S0FINANCE>" in text
+
+
+def test_a_message_too_long_for_slacks_form_is_not_cut_to_fit(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    from sqlalchemy import update
+
+    with posted.writing() as session:
+        session.execute(update(Reminder).where(Reminder.id == 1).values(body_text="x" * 3001))
+    served.click("edit", "1")
+    ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert "more than Slack's form can hold (3000)" in ephemeral[0]["text"]
+    assert slack_api.calls("views.open") == []
