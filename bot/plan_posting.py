@@ -56,6 +56,16 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
             )
         ).all()
     )
+    # Who skipped, and why: one query for the whole group, not one per card.
+    skips = {
+        reminder_id: (actor, (payload or {}).get("reason") or None)
+        for reminder_id, actor, payload in session.execute(
+            select(Event.reminder_id, Event.actor, Event.payload).where(
+                Event.reminder_id.in_([r.id for r in reminders if r.state == "skipped"]),
+                Event.kind == "reminder.skipped",
+            )
+        )
+    }
     zone = ZoneInfo(timezone)
     cards = []
     for r in reminders:
@@ -95,33 +105,12 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
                 else None,
                 acted_by=r.approved_by
                 if r.state in ("approved", "sending", "sent")
-                else _last_actor(session, r),
+                else skips.get(r.id, (None, None))[0],
                 acted_at=acted_at.astimezone(zone).strftime("%H:%M %Z") if acted_at else None,
-                note=r.cancel_reason or r.error or _skip_reason(session, r),
+                note=r.cancel_reason or r.error or skips.get(r.id, (None, None))[1],
             )
         )
     return cards
-
-
-def _last_actor(session: Session, reminder: Reminder) -> str | None:
-    if reminder.state in ("skipped",):
-        return session.scalar(
-            select(Event.actor).where(
-                Event.reminder_id == reminder.id, Event.kind == "reminder.skipped"
-            )
-        )
-    return None
-
-
-def _skip_reason(session: Session, reminder: Reminder) -> str | None:
-    if reminder.state != "skipped":
-        return None
-    payload = session.scalar(
-        select(Event.payload).where(
-            Event.reminder_id == reminder.id, Event.kind == "reminder.skipped"
-        )
-    )
-    return (payload or {}).get("reason") or None
 
 
 def summary_for(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, select
@@ -322,8 +322,6 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
             and context.team_id != result.team_id
         ):
             log.warning("refused a request from workspace %s", context.team_id)
-            from slack_bolt import BoltResponse
-
             return BoltResponse(status=403, body="wrong workspace")
         return next()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 class JsonHandler(BaseHTTPRequestHandler):
@@ -22,12 +22,15 @@ class JsonHandler(BaseHTTPRequestHandler):
 
 
 class LocalServer:
+    """Base of the fakes: `start()`, `stop()` and `url` on a free loopback port."""
+
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> None:
+    def start(self) -> Self:
         self.thread.start()
+        return self
 
     def stop(self) -> None:
         self.server.shutdown()

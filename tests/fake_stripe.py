@@ -23,7 +23,7 @@ def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return out
 
 
-class FakeStripe:
+class FakeStripe(LocalServer):
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any], str | None]] = []  # path, params, key
         self.by_key: dict[str, dict[str, Any]] = {}
@@ -85,18 +85,7 @@ class FakeStripe:
                         fake.by_key[key] = body
                 return self.answer(200, body)
 
-        self.http = LocalServer(Handler)
-
-    def start(self) -> FakeStripe:
-        self.http.start()
-        return self
-
-    def stop(self) -> None:
-        self.http.stop()
-
-    @property
-    def url(self) -> str:
-        return self.http.url
+        super().__init__(Handler)
 
     def created(self, path: str) -> list[dict[str, Any]]:
         return [params for p, params, _ in self.calls if p == path]

@@ -12,7 +12,7 @@ SID = "AC0000000000000000000000000000test"
 TOKEN = "twilio-test-token"
 
 
-class FakeTwilio:
+class FakeTwilio(LocalServer):
     def __init__(self) -> None:
         self.messages: list[dict[str, str]] = []
         self.errors: dict[str, tuple[int, int | None, str]] = {}  # To -> (status, code, message)
@@ -44,15 +44,4 @@ class FakeTwilio:
                     sid = f"SM{len(fake.messages):032d}"
                 return self.answer(201, {"sid": sid, "status": "queued", "to": form.get("To")})
 
-        self.http = LocalServer(Handler)
-
-    def start(self) -> FakeTwilio:
-        self.http.start()
-        return self
-
-    def stop(self) -> None:
-        self.http.stop()
-
-    @property
-    def url(self) -> str:
-        return self.http.url
+        super().__init__(Handler)
