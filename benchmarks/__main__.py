@@ -7,7 +7,7 @@ import resource
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import ledger, planner, sending, slack
+from benchmarks import ledger, planner, reconcile, sending, slack
 
 
 def main() -> None:
@@ -18,6 +18,8 @@ def main() -> None:
     results += slack_results
     send_results, send_note = sending.run()
     results += send_results
+    reconcile_results, reconcile_note = reconcile.run()
+    results += reconcile_results
     table = Table(title="arbot benchmarks (this machine)", title_justify="left")
     for column in ("benchmark", "size", "time", "target", "verdict"):
         table.add_column(column, justify="right" if column in ("time", "target") else "left")
@@ -37,6 +39,7 @@ def main() -> None:
     Console().print(plan_note)
     Console().print(slack_note)
     Console().print(send_note)
+    Console().print(reconcile_note)
     Console().print(f"Peak memory of the whole run: {peak_mib:.0f} MiB")
     raise SystemExit(1 if failed else 0)
 

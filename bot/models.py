@@ -40,6 +40,7 @@ REMINDER_STATES = (
 )
 ESCALATION_STATES = ("open", "claimed", "resolved")
 PLAYBOOK_STATUSES = ("proposed", "active", "retired")
+REVIEW_STATES = ("open", "applied", "unmatched")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -308,6 +309,7 @@ class Escalation(Base):
     claimed_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     resolution: Mapped[str | None] = mapped_column(Text)
+    raised_at: Mapped[datetime | None]  # when the unclaimed sweep last raised it again
 
 
 class EditExample(Base):
@@ -322,6 +324,56 @@ class EditExample(Base):
     before: Mapped[str] = mapped_column(Text)
     after: Mapped[str] = mapped_column(Text)
     editor: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class StripeEvent(Base):
+    """A Stripe webhook event already handled: Stripe retries, and a repeat must change nothing."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime]
+
+
+class SourceToken(Base):
+    """OAuth tokens for a ledger source (QuickBooks, Xero), encrypted at rest."""
+
+    __tablename__ = "source_tokens"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(128))  # QuickBooks realm, Xero tenant
+    ciphertext: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class SyncState(Base):
+    """Where the next incremental sync of a source starts, and how the last one went."""
+
+    __tablename__ = "sync_state"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    synced_at: Mapped[datetime | None]
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class PaymentReview(Base):
+    """A bank payment that did not match exactly one way: a person picks, in Slack."""
+
+    __tablename__ = "payment_reviews"
+    __table_args__ = (CheckConstraint(_in("state", REVIEW_STATES), name="review_state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
+    candidates: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    slack_channel: Mapped[str | None] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 

@@ -49,6 +49,33 @@ class InvoiceRecord:
     currency: str
     total: Decimal
     balance: Decimal
+    # "void" when the source voided or deleted it (it stops every follow-up); None = open or paid
+    # by its balance, the CSV's only way of saying it.
+    status: str | None = None
+    payment_link: str | None = None  # the source's own pay-online link (QuickBooks InvoiceLink)
+    external_id: str | None = None  # the source's own id, where it has one beside the number
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """A payment the source recorded, with what it was applied to (invoice number → amount)."""
+
+    external_id: str
+    customer_external_id: str | None
+    received_on: date
+    amount: Decimal
+    currency: str
+    reference: str | None = None
+    allocations: tuple[tuple[str, Decimal], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProblem:
+    """A record the source returned that could not be read; the rest of the batch still syncs."""
+
+    kind: str  # "invoice", "payment", "customer"
+    external_id: str | None
+    message: str  # what is wrong, in words a person can act on
 
 
 @dataclass(slots=True)
@@ -57,12 +84,31 @@ class LedgerBatch:
     label: str  # what a person would call it, e.g. the file name
     customers: dict[str, CustomerRecord] = field(default_factory=dict)
     invoices: list[InvoiceRecord] = field(default_factory=list)
+    payments: list[PaymentRecord] = field(default_factory=list)
+    problems: list[SourceProblem] = field(default_factory=list)
+    cursor: str | None = None  # where the next incremental fetch starts (source-defined)
 
 
 class LedgerSource(Protocol):
     def fetch(self) -> LedgerBatch:
         """Read the source and return what it holds, validated. Raises UserError on bad input."""
         ...
+
+
+class IncrementalSource(Protocol):
+    """A source that can return only what changed since a cursor it handed out before."""
+
+    name: str
+
+    def fetch_since(self, cursor: str | None) -> LedgerBatch:
+        """Everything changed since `cursor` (None = everything). The batch carries the next one."""
+        ...
+
+
+class InvoiceNotes(Protocol):
+    """Writes a note of a sent reminder back to the invoice's history in the source."""
+
+    def add_note(self, invoice_external_id: str, note: str) -> None: ...
 
 
 # --- Slack: what the core hands the Slack side, and what it asks of it ---------------------------
@@ -144,6 +190,57 @@ class SlackPort(Protocol):
     def update_plan_header(self, channel: str, ts: str, summary: PlanSummary) -> None: ...
 
     def update_cards(self, channel: str, ts: str, cards: list[ReminderCard]) -> None: ...
+
+
+# --- Escalations: the thread a person takes over -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLine:
+    at: datetime
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    number: str
+    balance: str
+    days_overdue: int
+    disputed: bool
+    promise_date: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationView:
+    id: int
+    customer_id: int
+    customer_name: str
+    customer_ref: str
+    tier: str
+    owner: str | None
+    state: str
+    reason: str
+    detail: str | None
+    label: str | None  # the triage label of the reply behind it, if any
+    wrote: str | None  # what the customer wrote, if a reply opened it
+    at_stake: str
+    suggestion: str
+    claimed_by: str | None
+    invoices: tuple[InvoiceLine, ...]
+    history: tuple[HistoryLine, ...]
+
+
+class EscalationPort(Protocol):
+    def post_escalation(self, channel: str, view: EscalationView) -> tuple[str, str]:
+        """Post the parent message, then the history in its thread; returns (channel id, ts)."""
+        ...
+
+    def update_escalation(self, channel: str, ts: str, view: EscalationView) -> None: ...
+
+    def post_in_thread(self, channel: str, thread_ts: str, text: str) -> None: ...
+
+    def post_text(self, channel: str, text: str) -> None: ...
 
 
 # --- Sending: one outgoing message, and what became of it ------------------------------------

@@ -1,0 +1,559 @@
+"""Reads a customer's reply to a reminder and says what it is, how sure that is, and why.
+
+The default classifier is rules written for accounts receivable: weighted phrases per label, each
+skipped when a negation stands just before it ("we have not paid yet" is no claim of payment). Two
+labels outrank the others whatever else the reply says, because both must stop automation: a
+`dispute` wins over everything, an `opt_out` over everything but a dispute. A payment plan request
+then wins over the promise and hardship words it usually carries. Leftover quoted history ("On …
+wrote:", "> " lines) and signatures are cut first, so the reminder we sent cannot vote.
+
+A promise's date is read relative to `today`; `promised_date` says what each phrase means.
+"""
+
+from __future__ import annotations
+
+import re
+from calendar import monthrange
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal, Protocol
+
+LABELS: tuple[str, ...] = (
+    "dispute",
+    "already_paid",
+    "promise_to_pay",
+    "payment_plan_request",
+    "hardship",
+    "question",
+    "wrong_contact",
+    "opt_out",
+    "other",
+)
+# Replies after which the sequence may go on unchanged once a person has seen them. Every other
+# label stops or holds it: disputes, hardship and wrong contacts (RULES A9), opt-outs (A7, B2),
+# promises and plans until their date, claims of payment and questions until a person answers.
+SAFE_LABELS = frozenset({"other"})
+# Labels a person has to act on, whatever the confidence.
+JUDGMENT_LABELS = frozenset(
+    {"dispute", "already_paid", "payment_plan_request", "hardship", "question", "wrong_contact"}
+)
+NextWeekday = Literal["next_week", "coming"]
+
+
+@dataclass(frozen=True)
+class Triage:
+    label: str
+    confidence: float  # 0..1
+    promise_date: date | None  # only for promise_to_pay
+    reason: str  # which rule fired on which words, shown to people
+
+
+class Classifier(Protocol):
+    def classify(self, text: str, today: date) -> Triage: ...
+
+
+def lets_reminders_continue(label: str) -> bool:
+    """True only for a label that asks nothing of us (an acknowledgement). Never for a dispute or
+    an opt-out."""
+    return label in SAFE_LABELS
+
+
+def needs_person(t: Triage, min_confidence: float) -> bool:
+    """A person must read the reply before anything else happens: the label is uncertain, only a
+    person can act on it, or a promise names no date to hold the reminders until."""
+    if t.confidence < min_confidence or t.label in JUDGMENT_LABELS:
+        return True
+    return t.label == "promise_to_pay" and t.promise_date is None
+
+
+# --- The customer's own words ---------------------------------------------------------------
+
+_QUOTE_START = re.compile(
+    r"\s*(?:-{2,}\s*original message\s*-{2,}|_{8,}|from:\s.*|begin forwarded message:?"
+    r"|on\s.*\bwrote:)\s*",
+    re.IGNORECASE,
+)
+_ON_DATE = re.compile(r"\s*on\s.*\d", re.IGNORECASE)
+_SIGN_OFF = re.compile(
+    r"\s*(?:--\s*|sent from my \S+.*|get outlook for .*|(?:best|kind|warm|many)?\s*regards,?"
+    r"|best(?: wishes)?,?|cheers,?|sincerely,?|thanks(?: again)?,|thank you,|br,?"
+    r"|confidential.*|this e-?mail (?:is|and) .*|disclaimer.*)\s*",
+    re.IGNORECASE,
+)
+
+
+def own_words(text: str) -> str:
+    """The reply without quoted history (from "On … wrote:", "> " lines) or a signature."""
+    lines = text.splitlines()
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        wraps = (
+            _ON_DATE.match(line) and i + 1 < len(lines) and lines[i + 1].strip().endswith("wrote:")
+        )
+        if _QUOTE_START.fullmatch(line) or wraps:
+            break
+        if line.lstrip().startswith(">"):
+            continue
+        if any(k.strip() for k in kept) and _SIGN_OFF.fullmatch(line):
+            break
+        kept.append(line)
+    return "\n".join(kept).strip()
+
+
+# --- Rules ----------------------------------------------------------------------------------
+
+# One rule a line: label, weight, what a person reads in the reason, the pattern (on lowercased
+# text). A weight ending in "!" marks a phrase that carries its own negation ("do not owe"), so a
+# negation before it does not undo it; any other rule is skipped when one of the three words before
+# it, in the same clause, is a negation. <WHEN> is the start of a date, <PAY> a way to say "pay".
+_RULE_TABLE = r"""
+dispute 0.9 "says it disputes the invoice" \bdisput(?:e|es|ed|ing)\b|\bcontest(?:ed|ing)\b
+dispute 0.8 "calls the amount wrong" \b(?:wrong|incorrect|inaccurate)\b[^.?!\n]{0,30}\b(?:amount|charge|price|rate|total|invoice|bill|quantity|hours|fee)s?\b
+dispute 0.8! "calls the amount wrong" \b(?:amount|charge|price|rate|total|invoice|bill|figure|hours|fee)s?\b[^.?!\n]{0,25}\b(?:is|are|was|were|looks?|seems?)\s+(?:\w+\s+)?(?:wrong|incorrect|not correct|too high)\b
+dispute 0.8 "says it was billed twice" \b(?:charged|billed|invoiced)\b[^.?!\n]{0,40}\b(?:twice|two times|2 times|double)\b|\bdouble[- ](?:billed|charged|billing)\b|\bduplicate[sd]\b|\bduplicate (?:charge|invoice|bill|billing|payment)s?\b|\b(?:is|looks like|seems to be) a duplicate\b
+dispute 0.8 "says it was overcharged" \bover-?(?:charged|billed|billing|charging)\b
+dispute 0.75! "says nothing arrived" \b(?:never|not|didn't|did not|haven't|have not|wasn't|was not|weren't|were not)\s+(?:yet\s+)?(?:received|receive|arrived|delivered|shipped|get|got)\b(?![^.?!\n]{0,25}\b(?:invoice|bill|statement|link|email|reminder)s?\b)
+dispute 0.7! "says it never ordered or agreed" \b(?:never|not|didn't|did not|haven't|have not)\s+(?:ordered|order|agreed|agree|signed|authori[sz]ed|requested|approved)\b|\bnobody\b[^.?!\n]{0,40}\b(?:authori[sz]ed|approved|ordered|agreed|requested|signed)\b|\bunauthori[sz]ed\b|\b(?:don't|do not) think (?:we|i) (?:should|need to|have to) (?:be )?pay
+dispute 0.8 "objects to the charge" \bobject(?:s|ed|ing|ion)?\b|\bchalleng\w+ (?:this|the)\b
+dispute 0.7 "will pay only part" \bpay(?:ing)? (?:only )?for (?:\d+|one|two|three|what)\b|\bonly (?:pay|paying)\b
+dispute 0.7 "asks to remove a charge" \bremove (?:it|this|that|the \w+) from (?:the|our|my) (?:bill|invoice|account|statement)\b|\bvoid\b
+dispute 0.7 "cites what was agreed" \b(?:agreement|contract|quote|quotation|po|estimate|proposal)\b[^.?!\n]{0,20}\b(?:says|said|states|shows|was for|is for|specifies|was [$€£]?\d)
+dispute 0.7! "says the work is unfinished or faulty" \b(?:not|never|wasn't|isn't|hasn't been|was never|were never)\s+(?:been\s+)?(?:finished|completed|done|fixed|installed)\b|\b(?:damaged|defective|faulty|misprinted|poor quality|substandard|broke|ruined)\b
+dispute 0.75! "refuses to pay" (?:\b(?:won't|wont|refuse to)|(?<!can )(?<!do )(?<!does )\bnot(?: going to)?)\s+(?:be\s+)?(?:pay(?:ing)?|settl(?:e|ing)|cover(?:ing)?)\b(?!\s+(?:\w+\s+){0,2}?(?:until|till|til|before)\s+<WHEN>)
+dispute 0.8 "is withholding payment" \bwithhold(?:ing)? (?:the )?payment\b|\bhold(?:ing)? (?:off|back) (?:on )?(?:the )?payment\b
+dispute 0.7! "says it cancelled" \bcancell?ed\b[^.?!\n]{0,40}\b(?:subscription|contract|order|service|account|membership)\b|\b(?:subscription|contract|order|service|membership|project|job|booking|appointment)\b[^.?!\n]{0,20}\b(?:was |were |got |been )?cancell?ed\b|\bshould(?: not|n't) (?:have been |be )(?:billed|charged|invoiced)\b
+dispute 0.75! "says it is not what was agreed" \b(?:different from|higher than|more than|do(?:es)? not match|do(?:es)?n't match)\b[^.?!\n]{0,40}\b(?:quot\w*|contract|agreed|agreement|estimate|po|purchase order|timesheets?|order)\b
+dispute 0.75! "says nothing is owed" \b(?:don't|do not|dont|doesn't|does not)\s+owe\b|\bowe (?:you )?nothing\b
+dispute 0.6 "says the goods went back" \breturned (?:it|them|the \w+|everything)\b
+dispute 0.6 "says insurance should cover it" \binsurance\b[^.?!\n]{0,60}\bcover
+dispute 0.65! "is not happy with the work" \b(?:not happy|unhappy|dissatisfied|unsatisfied|not satisfied)\b
+dispute 0.6 "asks for a credit or correction" \bcredit (?:note|memo)\b|\b(?:a|your|full|partial) refund\b|\brefund (?:us|me|the)\b|\b(?:revised|corrected) invoice\b|\bplease (?:correct|adjust|amend|fix|revise)\b
+dispute 0.6 "corrects a figure" \b\d[\d,.]*\s*(?:hours?|hrs?|days?|units?|items?|visits?|boxes)?,?\s+not\s+[$€£]?\d
+dispute 0.6 "says something was included" \b(?:was|were|is|are) (?:supposed to be |meant to be )?(?:included|free|covered|complimentary|waived)\b|\bfree (?:trial|of charge)\b|\b(?:under|by the|within) warranty\b
+dispute 0.6 "makes payment wait for a fix" \b(?:until|till|once)\b[^.?!\n]{0,40}\b(?:fixed|repaired|resolved|corrected|replaced|credited)\b
+dispute 0.75 "reports a problem with the invoice" \b(?:problem|issue|discrepancy|error|mistake)s? (?:with|on|in) (?:this|the|your|our|that) (?:invoice|bill|charges?|statement|amount)\b|\bdiscrepanc(?:y|ies)\b
+dispute 0.7 "says a discount is missing" \b(?:discount|credit|rebate)\b[^.?!\n]{0,40}\b(?:missing|not applied|not included|left off)\b
+dispute 0.6! "says it is not right" \b(?:isn't|is not|not) (?:right|correct|accurate)\b(?! (?:person|contact|address|email|department|recipient))
+dispute 0.6 "says only part was delivered" \bonly (?:came|showed up|delivered|received|got|use|used|have|had|ordered|need)\b
+dispute 0.7 "is billed for what it no longer has" \b(?:charges?|invoice|bill|fees?)\b[^.?!\n]{0,40}\b(?:we|i)\s+(?:closed|sold|cancell?ed|no longer (?:have|use|own)|don't (?:have|use|own)|never (?:had|used|owned))\b
+dispute 0.6 "waits for what was promised" \bwaiting (?:for|on) (?:the|your) (?:\w+ ){0,2}?(?:report|delivery|work|goods|parts|order|documents?|repair|fix|installation)\b
+opt_out 0.99! "is an opt-out keyword" ^\W*(?:please |pls )?(?:stop|stopall|stop all|unsubscribe|cancel|end|quit|revoke|opt ?out|opt-out|remove|remove me)(?: please| now)?\W*$
+opt_out 0.95 "asks to unsubscribe" \bunsubscribe\b|\bopt(?:[- ]?out| me out)\b
+opt_out 0.9 "asks us to stop contacting" \b(?:stop|quit|cease)\s+(?:all\s+)?(?:contacting|emailing|e-mailing|texting|messaging|calling|sending|harass\w*|spamming|bothering|bugging|mailing|writing)\b|\b(?:stop|cease|enough)(?: all| with)? (?:the |these |your )?(?:communication|contact|messages|emails|texts|reminders|calls)\b|\bcease (?:all )?(?:communication|contact)\b
+opt_out 0.9! "asks not to be contacted" \b(?:do not|don't|dont|never)\s+(?:\w+\s+)?(?:contact|email|e-mail|text|message|call|write to)\s+(?:me|us|this (?:number|address|email))\b|\b(?:do not|don't|dont)\s+send\s+(?:me|us)\s+(?:any\s+)?(?:more\s+)?(?:emails?|texts?|messages?|reminders?)\b
+opt_out 0.9 "withdraws consent" \brevok\w*\b|\bwithdraw\w* (?:my |our )?consent\b|\bno longer (?:want|wish) to (?:receive|get|be contacted)\b
+opt_out 0.9! "does not want our messages" \b(?:don't|do not|dont) (?:want|wish) to be (?:contacted|texted|emailed|called|messaged)\b|\b(?:don't|do not|dont) want (?:to (?:get|receive) )?(?:any (?:more )?)?(?:these |your )?(?:texts?|emails?|messages?|reminders?|calls?)\b
+opt_out 0.9 "asks to be removed from the list" \b(?:remove|take)\s+(?:me|us|my (?:email|number|address))\s+(?:off|from)\b|\bremove\s+(?:this|my) (?:number|email|address|contact)\b
+opt_out 0.85! "asks for no more messages" \bno more (?:texts|emails|messages|reminders|calls)\b
+opt_out 0.6 "asks to be left alone" \bleave (?:me|us) alone\b
+wrong_contact 0.9 "says we have the wrong person" \bwrong\s+(?:person|number|email|e-mail|address|contact|company|guy|lady|business|customer|recipient|people)\b|\b(?:reached|have|got|texting|emailing|contacted|messaged) (?:the )?wrong\b
+wrong_contact 0.8! "says the address is not read" \bno longer (?:monitored|in use|used|active|valid|checked)\b|\bnot monitored\b
+wrong_contact 0.75 "reached a personal line" \bpersonal (?:phone|number|email|cell|mobile|line|address)\b
+wrong_contact 0.7 "is not in a billing role" \bi(?:'m| am) (?:just |only )?(?:the |a )?(?:receptionist|assistant|intern|front desk|secretary|tenant|employee)\b
+wrong_contact 0.85! "says the person has left" \b(?:no longer|not)\s+(?:work(?:s|ing)?|employed)\s+(?:at|for|with|here|there)\b|\bleft the (?:company|firm|business|practice|organi[sz]ation)\b|\bdo(?:es)?(?:n't| not) work (?:here|there) any ?more\b
+wrong_contact 0.8! "is not the billing contact" \bnot (?:the )?(?:right|correct|appropriate) (?:person|contact|address|email|recipient|department)\b|\bnot (?:in |from |part of )?(?:the )?(?:accounting|accounts|billing|finance|payables|ap|a/p)\b
+wrong_contact 0.7 "sends us elsewhere" \b(?:send|direct|forward|address|redirect)\s+(?:all\s+)?(?:this|these|invoices?|bills?|billing(?: questions)?|statements?|future \w+|correspondence|it)\s+(?:\w+\s+){0,3}?to\s+(?:our\s+|the\s+)?(?:\S+@\S+|accounts|ap\b|billing|finance|accounting)
+wrong_contact 0.75! "does not handle billing" \b(?:don't|do not|doesn't|does not|no longer)\s+(?:handle|deal with|manage|process)\s+(?:the\s+)?(?:billing|invoices|payments|accounts|finances|bills)\b
+wrong_contact 0.8! "says it is not their business" \b(?:not|isn't)\s+(?:my|our)\s+(?:business|company|account|customer|client|invoice|bill)\b|\bnot affiliated\b|\bnever heard of\b|\bsomeone else\b|\bsomebody else\b|\bnever been a (?:customer|client)\b|\bconfused (?:me )?with\b|\b(?:don't|do not) know (?:any|this|your|who)\b|\bwho is this\b|\bnever used your\b
+wrong_contact 0.75 "says the business changed hands" \bsold (?:the|my|our) (?:\w+ )?(?:business|company|shop|store|bakery|practice|restaurant|firm)\b|\bnew owners?\b|\bretired\b|\bunder new (?:ownership|management)\b
+wrong_contact 0.75 "says it reaches someone else now" \b(?:different|another) (?:person|owner|company|business|family)\b|\bbelongs to\b|\bformer (?:employee|owner|tenant|staff|colleague)\b|\b(?:landlord|previous owner|previous tenant)\b
+wrong_contact 0.5 "points to someone else" \b(?:please )?(?:contact|reach out to|get in touch with)\s+(?!me\b|us\b)\w+|\breplacement is\b|\bupdate your (?:records|contacts|file)\b|\b(?:use|try|email|write to)\s+\S+@\S+
+payment_plan_request 0.95 "asks for a payment plan" \bpayment (?:plan|arrangement|schedule)s?\b|\binstal(?:l)?ments?\b
+payment_plan_request 0.9 "asks to split the payment" \b(?:split|spread|break|breaking|divide)\b[^.?!\n]{0,40}\b(?:payments?|parts?|over|into|across|chunks)\b|\bpartial payments?\b|\bsmaller (?:payments|amounts|chunks)\b|\bin (?:(?:two|three|four|2|3|4|several|smaller|small) )?(?:parts|payments|chunks|goes|bits|pieces|stages|portions)\b
+payment_plan_request 0.9 "offers regular payments" \b(?:monthly|weekly|bi-?weekly) (?:payments?|instal\w*)\b|(?:[$€£]\s?)?\d[\d,.]*\s*(?:usd|eur|gbp)?\s+(?:a|per|each|every) (?:(?:two|other|2|few) )?(?:month|week)s?\b|\bpay(?:ing)?\b[^.?!\n]{0,30}\b(?:each|every|per) (?:(?:two|other|2|few) )?(?:month|week)s?\b|[$€£]?\d[\d,.]*\s*/\s*(?:month|week|mo|wk)\b|\b(?:of|on) (?:each|every) month\b
+payment_plan_request 0.85 "offers part now, the rest later" \b(?:half|part|some|a portion|[$€£]?\d[\d,.]*)\s+(?:now|today|this (?:month|week))\b[^.?!\n]{0,60}\b(?:rest|remaining|remainder|half|second|next month)\b|\b(?:now|today|this (?:month|week))\b,?\s+(?:and|then|with)\s+(?:the )?(?:rest|remaining|remainder|half|second|other|balance|[$€£]?\d)
+payment_plan_request 0.75 "asks for an extension" \bextension\b|\bextend(?:ed)? (?:the )?(?:terms|deadline|due date)\b
+payment_plan_request 0.6 "asks for flexibility" \bflexib\w+\b
+payment_plan_request 0.45 "asks for more time" \b(?:need|want|give (?:me|us)|get)\s+(?:a (?:few|couple of) |(?:\w+ )?(?:more|extra) )(?:days|weeks|months)\b
+payment_plan_request 0.8 "asks to pay over time" \bover (?:the (?:next|coming) )?(?:(?:\d+|two|three|four|five|six|a few|several|a couple of) )?(?:months|weeks|quarter|year)\b
+hardship 0.85 "mentions cash flow" \bcash ?flow\b|\b(?:cash|money) is (?:a (?:little|bit) |very |really )?(?:tight|short|low)\b|\btight (?:month|right now|financially)\b|\bshort (?:on|of) (?:cash|money|funds)\b|\bfunding\b[^.?!\n]{0,30}\b(?:delayed|cut|late|pulled)\b
+hardship 0.85 "mentions financial difficulty" \bfinancial(?:ly)? (?:difficult\w*|hardship|trouble|problems?|struggl\w*|strain)\b|\bhardship\b|\bstruggl\w+\b|\bhard times\b
+hardship 0.8! "cannot afford it" \b(?:can't|cannot|can not|cant|unable to|not able to)\s+(?:\w+\s+)?(?:afford|pay)\b(?!\s+(?:\w+\s+){0,2}?(?:until|till|before)\s+<WHEN>)
+hardship 0.7! "cannot right now" \b(?:can't|cannot|unable to)\b[^.?!\n]{0,25}\bright now\b
+hardship 0.85 "lost income" \b(?:lost|losing) (?:my|our) (?:job|\w+ (?:client|customer)|income|contract)\b|\blaid off\b|\bunemployed\b|\bredundan(?:t|cy)\b|\bout of work\b
+hardship 0.85 "mentions illness or bereavement" \bpassed away\b|\bdied\b|\bdeath\b|\bdeceased\b|\bbereave\w*\b|\bfuneral\b|\bhospital\w*\b|\billness\b|\bsick\b(?! of)|\bcancer\b|\bsurgery\b|\bmedical (?:bills|emergency|leave)\b
+hardship 0.85 "mentions insolvency" \bbankrupt\w*\b|\bchapter (?:7|11|13)\b|\binsolven\w+\b|\brestructur\w+\b|\bliquidat\w+\b|\bclosing (?:down|the business|our doors)\b|\bout of business\b
+hardship 0.7! "waits on its own customers" \bwaiting (?:on|for) (?:a |the )?(?:\w+\s+){0,2}?(?:payment|funds|money|check)\b[^.?!\n]{0,30}\b(?:client|customer)s?\b|\b(?:our|my) (?:clients?|customers?) (?:hasn't|haven't|has not|have not|still hasn't) paid\b
+hardship 0.7! "has no money" \bno (?:money|income|revenue|sales|work)\b|\b(?:i'm|we're|i am|we are|totally|flat) broke\b|\bbehind (?:on|with) (?:everything|payments|bills|our bills)\b
+hardship 0.7 "says business is bad" \b(?:keep(?:ing)?|stay(?:ing)?) afloat\b|\bbarely (?:keeping|staying|surviving|making|getting by)\b|\b(?:terrible|bad|slow|rough|tough) (?:season|year|month|quarter|few months)\b|\bbusiness (?:has been|is) slow\b|\b(?:went|gone|going) bust\b|\bowes? us\b|\b(?:sales|business|revenue|income|orders) (?:have |has )?(?:collapsed|dropped|dried up|fallen|plummeted|slowed)\b
+hardship 0.8 "lives on a small income" \bon (?:disability|benefits|welfare|a fixed income|unemployment|a pension)\b|\bonly afford\b
+hardship 0.55 "mentions a disaster" \b(?:flood|fire|hurricane|storm|earthquake|pandemic|covid|robbed|burgl\w+|theft|stolen|lost everything)\b
+hardship 0.5 "asks for time" \b(?:need|needs|give (?:me|us)) (?:some )?(?:more )?time\b|\bbe patient\b|\bbear with (?:me|us)\b
+already_paid 0.9 "says it already paid" \balready\s+(?:been\s+)?(?:paid|settled|sent|transferred|wired|mailed|taken care of|handled)\b|\b(?:paid|settled)\s+(?:it\s+|this\s+|that\s+)?already\b
+already_paid 0.85 "says it was paid" \b(?:has|have|had|was|were|is|'s|'ve)\s+(?:already\s+|now\s+|been\s+)*(?:paid|settled|cleared|taken care of)\b
+already_paid 0.85 "says it paid" \b(?:all|fully) (?:settled|paid(?: up)?)\b|\b(?:we|i|they|(?:my|our) \w+)(?:'ve| have| had)?\s+(?:already\s+|just\s+|actually\s+)?(?:paid|settled)\b
+already_paid 0.85 "says the payment went out" \b(?:payment|cheque|check|wire|transfer|ach|remittance|funds|money)s?\s+(?:(?!will\b|should\b|to\b|can\b)\S+\s+){0,4}?(?:(?:was|were|has been|have been|had been|got)\s+(?:already\s+)?(?:sent|made|processed|submitted|mailed|posted|initiated|completed|issued|released|transferred|wired|cleared|deposited|received)|went (?:out|through)|cleared|cashed|deposited|left|hit|reached|landed)\b
+already_paid 0.85 "says it sent the money" (?:\b(?:we|i)(?:'ve| have| had)?\s+|(?:^|[.!?,;\n])\s*)(?:already\s+|just\s+)?(?:sent|mailed|wired|transferred|posted|cut|issued|made|submitted|initiated)\b(?:\s+\w+){0,3}?\s+(?:payment|cheque|check|wire|money|funds|amount|transfer|balance|[$€£]\s?\d)
+already_paid 0.85 "says when it paid" \bpaid\s+(?:\S+\s+){0,2}?(?:in full|on\b|via|by (?:check|cheque|card|credit card|ach|wire|bank|transfer)|through|over the phone|online|last|yesterday|this morning|earlier)
+already_paid 0.95 "says paid" ^\W*(?:paid|already paid|all paid|payment (?:sent|made|done))\W*$
+already_paid 0.6 "cites a proof of payment" \bproof of payment\b|\bpayment (?:confirmation|receipt)\b|\bremittance\b|\bconfirmation (?:number|#|no)|\breceipt\b|\btransaction (?:id|number|reference)\b|\bref(?:erence)?\b[\s:#.]*(?:no\.?\s*)?[a-z]*-?\d{3,}|\b(?:check|cheque)\s*(?:#|no\.?\s*)\d+
+promise_to_pay 0.8 "says it will pay" (?:\b(?:we|i|it|this|that|payment|invoice|cheque|check|balance|they|accounts|ap)(?:'ll|\s+will|\s+shall|\s+should|\s+can|(?:'re|'m|\s+are|\s+am)\s+(?:going to|gonna)|\s+(?:plan|intend|expect|hope|aim|promise)\s+to)|(?:^|[.!?,;:\n]\s*|\band\s+|\bbut\s+)(?:will|gonna|ill|can|should))\s+(?:(?!not\b|never\b|you\b|i\b|we\b)\w+\s+){0,2}?(?:be able to\s+)?<PAY>\b
+promise_to_pay 0.85! "will pay once a date comes" \b(?:can't|cannot|can not|won't|wont|unable to|not able to)\s+(?:be able to\s+)?pay\s+(?:\w+\s+){0,2}?(?:until|till|til|before)\s+<WHEN>
+promise_to_pay 0.7 "says it is paying" \b(?:paying|mailing|sending|wiring|transferring|posting)\s+(?:a \w+\s+|the money\s+|payment\s+)?(?:it\s+|this\s+|you\s+|the \w+\s+)?(?:off\s+)?(?:tomorrow|today|tonight|(?:on|by|before)\s+<WHEN>|next \w+|this (?:week|month|\w+day)|end of|in (?:a|an|\d+|one|two|three|a few|a couple of) (?:days?|weeks?))
+promise_to_pay 0.7 "says the payment is on its way" \b(?:payment|cheque|check|transfer|wire|money|funds|it)s?(?:'s|\s+is|\s+are|\s+will be)?\s+(?:going out|goes out|being (?:sent|processed|released))\b
+promise_to_pay 0.7 "says when to expect payment" \bexpect (?:the |our |your )?(?:payment|a (?:check|cheque|transfer|wire))\b|\byou(?:'ll| will| should) (?:have|receive|get|see) (?:the |our |your |a )?(?:payment|check|cheque|money|funds|transfer|it|this)\b
+promise_to_pay 0.7 "says it is scheduled" \b(?:approved|scheduled|queued|lined up)\b[^.?!\n]{0,30}\b(?:payment|pay run|check run|payments)\b|\b(?:payment|it|check|cheque|transfer|wire)s?\s+(?:is|are|has been|was)\s+(?:\w+\s+)?(?:scheduled|booked|queued|set up)\b|\b(?:payment|pay|check|cheque)\s+run\b
+promise_to_pay 0.7 "will bring a payment" \b(?:drop(?:ping)? off|bring(?:ing)?|with)\s+(?:a\s+|the\s+|your\s+)?(?:check|cheque|payment|cash)\b
+promise_to_pay 0.5 "says it will do it" \b(?:will|'ll) (?:do|sort|handle) (?:it|this|that)\b
+promise_to_pay 0.6 "promises" \bpromise\b
+question 0.95! "is the HELP keyword" ^\W*(?:help|info)\W*$
+question 0.7 "asks for a document" \b(?:send|resend|re-send|forward|email|provide|share|get|need)\s+(?:me\s+|us\s+)?(?:a\s+|an\s+|the\s+|your\s+)?(?:copy|copies|pdf|w-?9|statement|breakdown|itemi[sz]ed|invoice|payment link|link|bank details|backup)\b
+question 0.7 "asks how to pay" \bdo you (?:take|accept)\b|\bcan i pay (?:by|with|via|using)\b|\bbank details\b|\bwire instructions\b|\brouting number\b|\biban\b|\bwhere (?:do|should|can) (?:i|we) (?:send|mail|pay)\b|\bhow much\b
+question 0.55 "asks a question" \?|^\W*(?:what|what's|how|where|which|when|who|why|is|are|do|does|can you|could you)\b
+question 0.7 "asks where to send payment" \bremit(?:-to|tance)? address\b|\bmailing address\b|\bwhere to (?:send|mail|pay)\b
+other 0.85! "is an acknowledgement" ^\W*<ACK>(?:[\s.!,]+(?:<ACK>|with thanks))*\W*$
+other 0.8! "re-subscribes" ^\W*(?:start|unstop|subscribe)\W*$
+other 0.7! "asks us to keep sending" \b(?:don't|do not|dont) stop\b|\bkeep (?:sending|them coming)\b
+other 0.7 "passed it on" \b(?:forwarded|passed|passing|forwarding|(?:will|'ll) (?:pass|forward)) (?:this|it|that|the \w+)?\s?(?:on |along )?to\b
+other 0.65 "is looking into it" \b(?:i|we|i'm|we're|i'll|we'll|will|let me|to)\s+(?:\w+\s+)?(?:look(?:ing)? into|check(?:ing)?(?: with| on| into)?|circl(?:e|ing) back)\b|\bget back to you\b|\blet you know\b
+other 0.4 "says thanks" \bthanks?\b|\bthank you\b|\bappreciate\b
+"""
+_FRAGMENTS = {
+    "<WHEN>": r"(?:the\s+)?(?:\d|next|mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|end|tomorrow)",
+    "<PAY>": r"(?:pay|settle|transfer|wire|send|remit|sort (?:out )?(?:the |a )?payment|make sure (?:it|this|that|the \w+)(?:'s| is| gets)? paid|have (?:it|this|that|the \w+) (?:paid|sent|settled|transferred|over)|make (?:a |the |your |this |full )?payments?|process|release|submit|mail|post|take care of|clear|cover|include|be included|get (?:it|this|that|them|these|everything|the \w+|an? \w+|\S+-\d+) (?:paid|settled|sorted|done|processed|out|over|sent|across)|go out|be (?:paid|sent|processed|released|settled|made|transferred|wired|mailed|posted|issued))",
+    "<ACK>": r"(?:ok(?:ay)?|k|thanks?|thank you|thx|ty|noted|received|got it|understood|great|cheers|👍|🙏)",
+}  # fmt: skip
+_RULE_LINE = re.compile(r'(\w+) ([\d.]+)(!?) "([^"]+)" (.+)')
+
+
+@dataclass(frozen=True)
+class Rule:
+    label: str
+    weight: float
+    name: str  # what a person reads in the reason
+    pattern: re.Pattern[str]
+    negatable: bool  # False: the phrase carries its own negation
+
+
+def _parse_rules(table: str) -> list[Rule]:
+    rules = []
+    for line in filter(None, table.splitlines()):
+        match = _RULE_LINE.fullmatch(line)
+        assert match is not None and match[1] in LABELS, f"bad triage rule: {line}"
+        pattern = match[5]
+        for name, fragment in _FRAGMENTS.items():
+            pattern = pattern.replace(name, fragment)
+        rules.append(Rule(match[1], float(match[2]), match[4], re.compile(pattern), not match[3]))
+    return rules
+
+
+RULES = _parse_rules(_RULE_TABLE)
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|cannot|nor|yet to|dont|wont|cant|havent|hasnt|didnt|isnt|wasnt|doesnt)\b"
+    r"|n't\b"
+)
+_FUTURE = re.compile(
+    r"\b(?:will|shall|going|gonna|be|to|get|gets|getting|can|once|when|until|if)\b|'ll\b"
+)
+_CONDITION = re.compile(r"\b(?:before|unless|if|until|till|once|when)\b")
+_CLAUSE_END = re.compile(r"[.;:!?,\n]|\bbut\b|\band\b")
+
+
+def _preceding_words(text: str, start: int, count: int = 3) -> str:
+    clause = _CLAUSE_END.split(text[max(0, start - 60) : start])[-1]
+    return " ".join(clause.split()[-count:])
+
+
+def _fires(rule: Rule, text: str) -> re.Match[str] | None:
+    """The first match no negation undoes (nor a future or a condition, for what a payment is)."""
+    for match in rule.pattern.finditer(text):
+        before = _preceding_words(text, match.start())
+        if rule.negatable and _NEGATION.search(before):
+            continue
+        if rule.label == "already_paid" and _FUTURE.search(before):
+            continue
+        if rule.label == "promise_to_pay" and _CONDITION.search(before):
+            continue
+        return match
+    return None
+
+
+# --- Deciding -------------------------------------------------------------------------------
+
+_OUTRANKS = (("dispute", 0.5), ("opt_out", 0.5), ("payment_plan_request", 0.7))
+# Between equal scores, the label that asks more of a person wins.
+_TIE_ORDER = (
+    "dispute", "opt_out", "wrong_contact", "payment_plan_request", "hardship", "already_paid",
+    "promise_to_pay", "question", "other",
+)  # fmt: skip
+_NO_RULE_CONFIDENCE = 0.3
+_MAX_CONFIDENCE = 0.97
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    score: float
+    hits: tuple[tuple[Rule, str], ...]
+
+
+def _evidence(text: str) -> dict[str, _Evidence]:
+    found: dict[str, list[tuple[Rule, str]]] = {label: [] for label in LABELS}
+    for rule in RULES:
+        match = _fires(rule, text)
+        if match is not None:
+            found[rule.label].append((rule, match.group().strip()))
+    evidence = {}
+    for label, hits in found.items():
+        doubt = 1.0
+        for rule, _ in hits:
+            doubt *= 1 - rule.weight
+        evidence[label] = _Evidence(min(1 - doubt, _MAX_CONFIDENCE), tuple(hits))
+    return evidence
+
+
+def _winner(scores: dict[str, float]) -> str:
+    for label, threshold in _OUTRANKS:
+        if scores[label] >= threshold:
+            return label
+    best = max(_TIE_ORDER, key=lambda label: (scores[label], -_TIE_ORDER.index(label)))
+    if best == "other" and max(scores["dispute"], scores["opt_out"]) > 0:
+        return "dispute" if scores["dispute"] >= scores["opt_out"] else "opt_out"
+    return best if scores[best] > 0 else "other"
+
+
+def _reason(label: str, hits: tuple[tuple[Rule, str], ...], beaten: list[str]) -> str:
+    if not hits:
+        return "no rule matched; a person should read it"
+    rule, words = max(hits, key=lambda hit: hit[0].weight)
+    reason = f'{label}: {rule.name} ("{words}")'
+    return reason + (f"; outranks {', '.join(beaten)}" if beaten else "")
+
+
+class RuleClassifier:
+    """The rules above. `next_weekday` says what "next Friday" means (see `promised_date`)."""
+
+    def __init__(self, next_weekday: NextWeekday = "next_week") -> None:
+        self.next_weekday: NextWeekday = next_weekday
+
+    def classify(self, text: str, today: date) -> Triage:
+        words = _normalise(own_words(text) or text)
+        evidence = _evidence(words)
+        due = promised_date(words, today, self.next_weekday)
+        promise = evidence["promise_to_pay"]
+        if due is not None and promise.score > 0:  # a date beside a promise makes it firmer
+            evidence["promise_to_pay"] = _Evidence(
+                min(1 - (1 - promise.score) * 0.5, _MAX_CONFIDENCE), promise.hits
+            )
+        scores = {label: e.score for label, e in evidence.items()}
+        label = _winner(scores)
+        if not evidence[label].hits:
+            return Triage(label, _NO_RULE_CONFIDENCE, None, _reason(label, (), []))
+        rivals = [s for other, s in scores.items() if other not in (label, "other")]
+        runner_up = max(rivals, default=0.0)
+        outranked = label in ("dispute", "opt_out")  # they win by rule; rivals cast no doubt
+        confidence = scores[label] if outranked else scores[label] * (1 - 0.4 * runner_up)
+        beaten = [other for other, s in scores.items() if other != label and s >= 0.5]
+        promise_date = due if label == "promise_to_pay" else None
+        return Triage(
+            label, round(confidence, 3), promise_date, _reason(label, evidence[label].hits, beaten)
+        )
+
+
+def classify(text: str, today: date) -> Triage:
+    """Labels a reply with the default rules."""
+    return RuleClassifier().classify(text, today)
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"[ \t]+", " ", text.replace("\u2019", "'").replace("\u2018", "'")).lower()
+
+
+# --- Promised dates -------------------------------------------------------------------------
+
+_MONTH_NAMES = (
+    "jan january", "feb february", "mar march", "apr april", "may", "jun june", "jul july",
+    "aug august", "sep sept september", "oct october", "nov november", "dec december",
+)  # fmt: skip
+_MONTHS = {name: n for n, names in enumerate(_MONTH_NAMES, start=1) for name in names.split()}
+_WEEKDAYS = {
+    "monday": 0, "mon": 0, "tuesday": 1, "tues": 1, "tue": 1, "wednesday": 2, "thursday": 3,
+    "thurs": 3, "thur": 3, "thu": 3, "friday": 4, "fri": 4, "saturday": 5, "sunday": 6,
+}  # fmt: skip
+_COUNTS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "a couple of": 2, "a couple": 2,
+    "couple of": 2, "a few": 3, "few": 3,
+}  # fmt: skip
+_MONTH = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_WEEKDAY = r"(" + "|".join(sorted(_WEEKDAYS, key=len, reverse=True)) + r")\b"
+_COUNT = r"(\d{1,3}|" + "|".join(sorted(_COUNTS, key=len, reverse=True)) + ")"
+_ORD = r"(?:st|nd|rd|th)?"
+_Reader = Callable[[re.Match[str]], date | None]
+_HORIZON_DAYS = 366  # a promise further out than a year is taken for a typo
+_PAY_ANCHOR = re.compile(
+    r"\b(?:pay|paying|payment|settle|transfer|wire|send|cheque|check|processed|released|go out)\b"
+)
+
+
+def _month_end(day: date) -> date:
+    return day.replace(day=monthrange(day.year, day.month)[1])
+
+
+def _first_of_month(day: date, months_ahead: int) -> date:
+    return _add_months(day.replace(day=1), months_ahead)
+
+
+def _add_months(day: date, months: int) -> date:
+    year, month = divmod(day.month - 1 + months, 12)
+    year, month = day.year + year, month + 1
+    return date(year, month, min(day.day, monthrange(year, month)[1]))
+
+
+def _on_or_none(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _nearest(today: date, month: int, day: int) -> date | None:
+    """A day and month without a year: the occurrence closest to today (so "Jan 5" said in
+    December is next January, and "March 2" said on March 16 is two weeks ago)."""
+    options = [_on_or_none(today.year + k, month, day) for k in (-1, 0, 1)]
+    return min((d for d in options if d), key=lambda d: abs(d - today), default=None)
+
+
+def _year(text: str | None) -> int | None:
+    if text is None:
+        return None
+    return int(text) + (2000 if len(text) == 2 else 0)
+
+
+def _dated(today: date, year: int | None, month: int, day: int) -> date | None:
+    return _nearest(today, month, day) if year is None else _on_or_none(year, month, day)
+
+
+def _day_of_month(today: date, day: int) -> date | None:
+    if not 1 <= day <= 31:
+        return None
+    month = today if day >= today.day else _first_of_month(today, 1)
+    return month.replace(day=min(day, monthrange(month.year, month.month)[1]))
+
+
+def _weekday(today: date, name: str, qualifier: str | None, rule: NextWeekday) -> date:
+    wanted = _WEEKDAYS[name]
+    if qualifier == "next" and rule == "next_week":
+        return today + timedelta(days=7 - today.weekday() + wanted)
+    return today + timedelta(days=(wanted - today.weekday()) % 7 or 7)
+
+
+def _after(today: date, count: int, unit: str, business: bool) -> date:
+    if unit.startswith("month"):
+        return _add_months(today, count)
+    if unit.startswith("week"):
+        return today + timedelta(weeks=count)
+    if not business:
+        return today + timedelta(days=count)
+    day = today
+    while count > 0:
+        day += timedelta(days=1)
+        count -= day.weekday() < 5
+    return day
+
+
+def _friday(today: date, weeks_ahead: int) -> date:
+    return max(today, today + timedelta(days=4 - today.weekday() + 7 * weeks_ahead))
+
+
+def _finders(today: date, rule: NextWeekday) -> Iterator[tuple[str, _Reader]]:
+    """(pattern, reading) pairs, most specific first; a later pattern never reads words an
+    earlier one has read."""
+    month_day = rf"\b{_MONTH}\s+(\d{{1,2}}){_ORD}\b(?:,?\s+(\d{{4}}))?"
+    day_month = rf"\b(\d{{1,2}}){_ORD}\s+(?:of\s+)?{_MONTH}(?:,?\s+(\d{{4}}))?"
+    yield r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", lambda m: _on_or_none(*map(int, m.groups()))
+    yield (
+        r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2})(?![\d.])",
+        lambda m: _dated(today, _year(m[3]), int(m[2]), int(m[1])),
+    )
+    yield (
+        r"(?<![\d/$€£.,])(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?(?![\d/])",
+        lambda m: (
+            _dated(today, _year(m[3]), int(m[2]), int(m[1]))
+            if int(m[1]) > 12
+            else _dated(today, _year(m[3]), int(m[1]), int(m[2]))
+        ),
+    )
+    yield month_day, lambda m: _dated(today, _year(m[3]), _MONTHS[m[1]], int(m[2]))
+    yield day_month, lambda m: _dated(today, _year(m[3]), _MONTHS[m[2]], int(m[1]))
+    yield r"\bday after tomorrow\b", lambda m: today + timedelta(days=2)
+    yield r"\b(?:tomorrow|tomorow|tmrw|tmr)\b", lambda m: today + timedelta(days=1)
+    yield r"\b(?:today|tonight|this (?:afternoon|evening))\b", lambda m: today
+    yield r"\bend of (?:the )?next month\b", lambda m: _month_end(_first_of_month(today, 1))
+    yield r"\bend of (?:the |this )?month\b|\bmonth[- ]end\b|\beom\b", lambda m: _month_end(today)
+    yield (
+        r"\b(?:first|1st) of (?:the |next )?month\b",
+        lambda m: today if today.day == 1 else _first_of_month(today, 1),
+    )
+    yield r"\b(?:end of )?(?:the )?next week(?:'s)?\b", lambda m: _friday(today, 1)
+    yield (
+        r"\b(?:end of (?:the |this )?week|(?:within the|this) week)\b",
+        lambda m: _friday(today, 0),
+    )
+    yield (
+        rf"\b(?:in|within|about)\s+(?:the next\s+)?{_COUNT}\s+(business |working )?(day|week|month)s?\b",
+        (lambda m: _after(today, _count(m[1]), m[3], bool(m[2]))),
+    )
+    yield r"\bin a fortnight\b", lambda m: today + timedelta(days=14)
+    yield rf"\b{_WEEKDAY}\s+next week\b", lambda m: _weekday(today, m[1], "next", "next_week")
+    yield rf"\b(?:(next|this|coming)\s+)?{_WEEKDAY}", lambda m: _weekday(today, m[2], m[1], rule)
+    yield r"\b(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)\b", lambda m: _day_of_month(today, int(m[1]))
+
+
+def _count(word: str) -> int:
+    return int(word) if word.isdigit() else _COUNTS[word]
+
+
+@dataclass(frozen=True)
+class _Found:
+    start: int
+    end: int
+    rank: int  # the finder's place: an explicit date outranks a weekday beside it
+    day: date
+
+
+def _candidates(text: str, today: date, rule: NextWeekday) -> list[_Found]:
+    taken: list[tuple[int, int]] = []
+    found = []
+    for rank, (pattern, read) in enumerate(_finders(today, rule)):
+        for match in re.finditer(pattern, text):
+            if any(match.start() < end and start < match.end() for start, end in taken):
+                continue
+            taken.append(match.span())
+            day = read(match)
+            if day is not None and today <= day <= today + timedelta(days=_HORIZON_DAYS):
+                found.append(_Found(match.start(), match.end(), rank, day))
+    return found
+
+
+def promised_date(text: str, today: date, next_weekday: NextWeekday = "next_week") -> date | None:
+    """The day a reply names for paying, read on `today`; None when it names none.
+
+    - "tomorrow", "today", "in 10 days", "in two weeks", "within 5 business days", "in a month".
+    - "Friday", "on Friday", "this Friday": the next Friday after today (never today).
+      "next Friday": with `next_weekday="next_week"` (the default) the Friday of next calendar
+      week (Monday the 16th → Friday the 27th); with "coming", the next Friday after today. Said
+      on a Friday, both mean a week later.
+    - "by the 30th", "30th": that day this month, or next month once it has passed; a day the month
+      lacks becomes its last day ("the 31st" in April is April 30).
+    - "end of (the) month", "month-end": the month's last day; "end of next month" likewise.
+      "this week", "end of the week": this Friday; "next week": next week's Friday — a vague span
+      takes its last working day, so no reminder lands before the time the customer named is over.
+    - "March 30", "30 March", "30th of March", "3/30" (month first unless the first number is over
+      12), "30.03.2026" (day first), "2026-03-30".
+    - A date without a year is the occurrence closest to today. Dates in the past, with or without
+      a year, are rejected (None) rather than rolled a year ahead: in a reply they are almost always
+      the day something was paid or sent, not a promise. So are dates more than a year ahead.
+
+    When several dates qualify, the one nearest a payment word ("pay", "send", "cheque"...) wins,
+    then the most explicit ("Tuesday 24th March" is March 24), then the earliest in the text.
+    """
+    text = _normalise(text)
+    anchors = [m.start() for m in _PAY_ANCHOR.finditer(text)]
+
+    def closeness(f: _Found) -> tuple[int, int, int]:
+        distance = min((max(a - f.end, f.start - a, 0) for a in anchors), default=0)
+        return distance, f.rank, f.start
+
+    found = _candidates(text, today, next_weekday)
+    return min(found, key=closeness).day if found else None

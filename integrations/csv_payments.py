@@ -1,0 +1,165 @@
+"""The payments CSV (DESIGN's bank-feed export): read, validate every row, hand back BankPayments.
+
+Columns `date, amount, currency, reference, payer`; extra columns are ignored. A file with any bad
+row yields nothing but the full list of problems, each as `row N, column: what is wrong`, counted
+as a spreadsheet shows them (the header is row 1). Amounts follow the ledger CSV: a plain decimal
+string, no thousands separators or currency symbols, no more decimal places than the currency uses.
+
+Each payment gets a stable external id, a fingerprint of what the bank said (date, amount,
+currency, reference, payer) plus how many identical rows came before it in the file: importing the
+same file again, or a later export that repeats these rows, gives the same ids, while two identical
+rows in one file stay two payments.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from bot.errors import UserError, ValidationFailed
+from bot.money import minor_units, parse_amount
+from integrations.csv_ledger import _currency, _describe, _iso_date, _open, _required, _text
+
+REQUIRED_COLUMNS = ("date", "amount", "currency", "reference", "payer")
+TEXT_LIMIT = 256  # Payment.reference and Payment.payer hold this many characters
+
+
+@dataclass(frozen=True, slots=True)
+class BankPayment:
+    """One incoming payment as the bank reported it."""
+
+    row: int  # where it is in the file, as a spreadsheet numbers it
+    received_on: date
+    amount: Decimal  # more than zero, in `currency`
+    currency: str  # ISO 4217, upper case
+    reference: str  # may be empty
+    payer: str  # may be empty
+    external_id: str  # stable fingerprint, see the module docstring
+
+
+def _received(value: Any) -> Decimal:
+    amount = parse_amount(_required(value))
+    if amount <= 0:
+        raise ValueError(
+            f"{amount} is not money received; this file lists incoming payments only (more than 0)"
+        )
+    return amount
+
+
+def _short_text(value: Any) -> str:
+    text = _text(value)
+    if len(text) > TEXT_LIMIT:
+        raise ValueError(f"is {len(text)} characters long; at most {TEXT_LIMIT} fit")
+    return text
+
+
+class PaymentRow(BaseModel):
+    """One CSV row, checked field by field (decimal places are checked afterwards)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    received_on: Annotated[date, BeforeValidator(_iso_date)] = Field(alias="date")
+    amount: Annotated[Decimal, BeforeValidator(_received)]
+    currency: Annotated[str, BeforeValidator(_currency)]
+    reference: Annotated[str, BeforeValidator(_short_text)]
+    payer: Annotated[str, BeforeValidator(_short_text)]
+
+
+def read_payments(path: Path) -> list[BankPayment]:
+    """Validate the whole file; raise ValidationFailed listing every problem, or return the rows."""
+    problems: list[str] = []
+    payments: list[BankPayment] = []
+    seen: Counter[str] = Counter()
+    for row_number, raw in _rows(path, problems):
+        try:
+            row = PaymentRow.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(_describe(row_number, exc))
+            continue
+        places = minor_units(row.currency)
+        if -row.amount.as_tuple().exponent > places:  # type: ignore[operator]
+            problems.append(
+                f"row {row_number}, amount: {row.amount} has more decimal places than "
+                f"{row.currency} uses ({places})"
+            )
+            continue
+        content = _content(row, places)
+        payments.append(
+            BankPayment(
+                row=row_number,
+                received_on=row.received_on,
+                amount=row.amount,
+                currency=row.currency,
+                reference=row.reference,
+                payer=row.payer,
+                external_id=_fingerprint(content, seen[content]),
+            )
+        )
+        seen[content] += 1
+    if problems:
+        raise ValidationFailed(str(path), problems)
+    if not payments:
+        raise UserError(f"{path}: no payments found (the file has a header but no rows)")
+    return payments
+
+
+def _content(row: PaymentRow, places: int) -> str:
+    """What the bank said, written one way: 100.5 and 100.50 USD are the same payment."""
+    amount = row.amount.quantize(Decimal(1).scaleb(-places))
+    fields = [row.received_on.isoformat(), str(amount), row.currency, row.reference, row.payer]
+    return json.dumps(fields, ensure_ascii=False)
+
+
+def _fingerprint(content: str, occurrence: int) -> str:
+    return hashlib.sha256(f"{content}\n{occurrence}".encode()).hexdigest()
+
+
+def _rows(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    with _open(path) as handle:
+        try:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise UserError(f"{path}: the file is empty; expected a header row")
+            columns = _checked_header(path, header)
+            for index, values in enumerate(reader, start=2):
+                if not any(value.strip() for value in values):
+                    continue  # blank line
+                if len(values) > len(columns):
+                    problems.append(
+                        f"row {index}: {len(values)} values but the header has {len(columns)} columns"
+                    )
+                    continue
+                padded = values + [""] * (len(columns) - len(values))  # a short row: empty values
+                yield index, dict(zip(columns, padded, strict=True))
+        except UnicodeDecodeError as exc:
+            raise UserError(
+                f"{path}: is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
+            ) from None
+        except csv.Error as exc:
+            raise UserError(f"{path}: not readable as CSV: {exc}") from None
+
+
+def _checked_header(path: Path, header: list[str]) -> list[str]:
+    columns = [name.strip().lower() for name in header]
+    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    if missing:
+        raise UserError(
+            f"{path}: row 1 (header): missing required column"
+            f"{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(a payments file has {', '.join(REQUIRED_COLUMNS)})"
+        )
+    repeated = sorted({name for name in columns if name and columns.count(name) > 1})
+    if repeated:
+        raise UserError(f"{path}: row 1 (header): column {', '.join(repeated)} appears twice")
+    return columns
