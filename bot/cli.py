@@ -250,6 +250,9 @@ def _demo_send(runtime: Runtime, clock: FixedClock, outbox: Path, today: date) -
         moments = sorted({t for t in due if t is not None})
     count = sum(len(ids) for ids in approved)
     out().print(f"Approved {count} reminders (as a finance person would in Slack).")
+    from bot.demo_story import play_payment
+
+    play_payment(runtime, out())
     files = FileSender(outbox)
     sent = 0
     for moment in moments:
@@ -257,6 +260,9 @@ def _demo_send(runtime: Runtime, clock: FixedClock, outbox: Path, today: date) -
         report = flush(runtime, {"email": files, "sms": files})
         sent += len(report.sent)
     out().print(f"Sent {sent} into {outbox}/: open a .eml file to see what the customer receives.")
+    from bot.demo_story import play_dispute
+
+    play_dispute(runtime, out(), DEMO_SECRET)
 
 
 def build_senders(settings: Settings, outbox: Path | None = None) -> dict[str, Any]:
@@ -508,9 +514,16 @@ def serve(
             err().print(
                 "Not sending: set SMTP_HOST, ARBOT_FROM_EMAIL and ARBOT_SECRET_KEY to send."
             )
+        from bot.sweeps import sweep
+        from integrations.slack_chat import SlackChat
+
+        # Escalations not yet in Slack, missed promises and unclaimed threads, every 5 minutes.
+        sweeps = SendLoop(lambda: sweep(runtime, SlackChat(client)), interval_seconds=300)
+        sweeps.start()
         try:
             uvicorn.run(create_app(runtime, bolt), host=host, port=port, log_level="info")
         finally:
+            sweeps.stop()
             if loop is not None:
                 loop.stop()
 
@@ -596,3 +609,17 @@ def playbook_rollback() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _register_more() -> None:
+    from bot.cli_money_in import import_payments_command, poll_inbox_command
+
+    app.command("import-payments")(import_payments_command)
+    app.command("poll-inbox")(poll_inbox_command)
+    from bot.cli_sources import connect_command, sync_command
+
+    app.command("connect")(connect_command)
+    app.command("sync")(sync_command)
+
+
+_register_more()

@@ -14,10 +14,12 @@ from sqlalchemy import Row, Table, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from bot import audit
-from bot.models import Contact, Customer, Invoice, PaymentAllocation
+from bot.models import Contact, Customer, Invoice, Payment, PaymentAllocation
+from bot.payments import cancel_for_invoices
 from integrations.base import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
 
 _CHUNK = 5000
+ARBOT_PAYMENT_SOURCES = ("stripe", "bank")
 LEDGER_LOCK_KEY = 0x6172626F74_01  # "arbot" + 1: the advisory lock behind ledger upserts
 # Rows are read as plain tuples of the columns compared, not ORM objects: a re-import of 100,000
 # invoices compares far faster that way.
@@ -25,6 +27,7 @@ _CUSTOMER_FIELDS = ("name", "tier", "owner_slack_id", "timezone", "never_automat
 _CONTACT_FIELDS = ("id", "customer_id", "name", "email", "phone", "sms_consent")
 _INVOICE_FIELDS = (
     "id",
+    "payment_link",
     "customer_id",
     "number",
     "issue_date",
@@ -49,6 +52,11 @@ class ImportSummary:
     invoices_unchanged: int = 0
     invoices_paid: list[str] = field(default_factory=list)
     invoices_reopened: list[str] = field(default_factory=list)
+    invoices_voided: list[str] = field(default_factory=list)
+    payments_recorded: int = 0
+    # invoices whose balance or status changed: their waiting reminders quote stale amounts
+    changed_invoice_ids: list[int] = field(default_factory=list)
+    cancelled_reminders: list[int] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -74,6 +82,9 @@ class ImportSummary:
             "invoices_unchanged": self.invoices_unchanged,
             "invoices_paid": len(self.invoices_paid),
             "invoices_reopened": len(self.invoices_reopened),
+            "invoices_voided": len(self.invoices_voided),
+            "payments_recorded": self.payments_recorded,
+            "reminders_cancelled": len(self.cancelled_reminders),
         }
 
 
@@ -84,6 +95,10 @@ def apply_batch(session: Session, batch: LedgerBatch, now: datetime) -> ImportSu
     customer_ids = _upsert_customers(session, batch, now, summary)
     _upsert_contacts(session, batch, customer_ids, now, summary)
     _upsert_invoices(session, batch, customer_ids, now, summary)
+    if batch.payments:
+        _record_payments(session, batch, customer_ids, now, summary)
+    # Paid, voided or changed in the ledger: what still waits to be sent is stale.
+    summary.cancelled_reminders = cancel_for_invoices(session, summary.changed_invoice_ids, now)
     if summary.changed:
         audit.record(session, now, "ledger.imported", payload=summary.as_dict())
     return summary
@@ -274,7 +289,16 @@ def _upsert_invoices(
     for invoice in session.execute(select(*invoice_columns)):
         if invoice.customer_id in wanted_ids:
             stored[(invoice.customer_id, invoice.number)] = invoice
-    allocated = set(session.scalars(select(PaymentAllocation.invoice_id).distinct()))
+    # Invoices a payment arbot itself recorded (Stripe, the bank feed) paid: a ledger export
+    # that has not caught up must not reopen them. The ledger's own payments do not count.
+    allocated = set(
+        session.scalars(
+            select(PaymentAllocation.invoice_id)
+            .join(Payment, Payment.id == PaymentAllocation.payment_id)
+            .where(Payment.source.in_(ARBOT_PAYMENT_SOURCES))
+            .distinct()
+        )
+    )
     new_rows: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -289,6 +313,8 @@ def _upsert_invoices(
             summary.invoices_unchanged += 1
             continue
         updates.append({"id": existing.id, "updated_at": now, **changes})
+        if {"balance", "status"} & changes.keys():
+            summary.changed_invoice_ids.append(existing.id)
         events.extend(_invoice_events(existing, record, changes, now, summary))
     for chunk in _chunks(new_rows):
         session.execute(insert(_table(Invoice)), chunk)
@@ -302,18 +328,20 @@ def _new_invoice(
     source: str, customer_id: int, record: InvoiceRecord, now: datetime
 ) -> dict[str, Any]:
     paid = record.balance == 0
+    status = "void" if record.status == "void" else "paid" if paid else "open"
     return {
         "customer_id": customer_id,
         "source": source,
-        "external_id": record.number,
+        "external_id": record.external_id or record.number,
         "number": record.number,
         "issue_date": record.issue_date,
         "due_date": record.due_date,
         "currency": record.currency,
         "total": record.total,
         "balance": record.balance,
-        "status": "paid" if paid else "open",
-        "paid_at": now if paid else None,
+        "status": status,
+        "paid_at": now if status == "paid" else None,
+        "payment_link": record.payment_link,
         "created_at": now,
         "updated_at": now,
     }
@@ -329,7 +357,13 @@ def _invoice_changes(
         "total": record.total,
         "balance": record.balance,
     }
+    if record.payment_link is not None:
+        wanted["payment_link"] = record.payment_link
     changes = {k: v for k, v in wanted.items() if getattr(stored, k) != v}
+    if record.status == "void":
+        if stored.status != "void":
+            changes["status"] = "void"
+        return changes
     if "balance" in changes and stored.status in ("open", "paid"):
         if record.balance == 0 and stored.status == "open":
             changes.update(status="paid", paid_at=now)
@@ -362,6 +396,9 @@ def _invoice_events(
         "balance_before": str(stored.balance),
         "balance_after": str(record.balance),
     }
+    if changes.get("status") == "void":
+        summary.invoices_voided.append(stored.number)
+        return [{**base, "kind": "invoice.voided", "payload": {**money, "source": "ledger"}}]
     if changes.get("status") == "paid":
         summary.invoices_paid.append(stored.number)
         return [{**base, "kind": "invoice.paid", "payload": {**money, "source": "ledger import"}}]
@@ -378,3 +415,66 @@ def _invoice_events(
         }
         return [{**base, "kind": "invoice.due_date_changed", "payload": payload}]
     return []
+
+
+def _record_payments(
+    session: Session,
+    batch: LedgerBatch,
+    customer_ids: dict[str, int],
+    now: datetime,
+    summary: ImportSummary,
+) -> None:
+    """The source's own payments, kept for the account's history. The ledger's balances already
+    include them, so they are recorded with their allocations but change no balance."""
+    known = set(
+        session.scalars(
+            select(Payment.external_id).where(
+                Payment.source == batch.source,
+                Payment.external_id.in_([p.external_id for p in batch.payments]),
+            )
+        )
+    )
+    numbers = {
+        (customer_id, number): invoice_id
+        for invoice_id, customer_id, number in session.execute(
+            select(Invoice.id, Invoice.customer_id, Invoice.number).where(
+                Invoice.customer_id.in_(set(customer_ids.values()))
+            )
+        )
+    }
+    for record in batch.payments:
+        if record.external_id in known:
+            continue
+        customer_id = customer_ids.get(record.customer_external_id or "")
+        payment = Payment(
+            source=batch.source,
+            external_id=record.external_id,
+            customer_id=customer_id,
+            received_on=record.received_on,
+            amount=record.amount,
+            currency=record.currency,
+            reference=record.reference,
+            created_at=now,
+        )
+        session.add(payment)
+        session.flush()
+        for number, amount in record.allocations:
+            invoice_id = numbers.get((customer_id or 0, number))
+            if invoice_id is not None and amount > 0:
+                session.add(
+                    PaymentAllocation(payment_id=payment.id, invoice_id=invoice_id, amount=amount)
+                )
+        audit.record(
+            session,
+            now,
+            "payment.received",
+            customer_id=customer_id,
+            payload={
+                "source": batch.source,
+                "external_id": record.external_id,
+                "amount": str(record.amount),
+                "currency": record.currency,
+                "invoices": [n for n, _ in record.allocations],
+            },
+        )
+        summary.payments_recorded += 1

@@ -114,6 +114,22 @@ class Settings(BaseSettings):
     quickbooks_api_url: str = Field(
         "https://quickbooks.api.intuit.com", validation_alias=_env("QUICKBOOKS_API_URL")
     )
+    quickbooks_authorize_url: str = Field(
+        "https://appcenter.intuit.com/connect/oauth2",
+        validation_alias=_env("QUICKBOOKS_AUTHORIZE_URL"),
+    )
+    quickbooks_token_url: str = Field(
+        "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+        validation_alias=_env("QUICKBOOKS_TOKEN_URL"),
+    )
+    xero_authorize_url: str = Field(
+        "https://login.xero.com/identity/connect/authorize",
+        validation_alias=_env("XERO_AUTHORIZE_URL"),
+    )
+    xero_token_url: str = Field(
+        "https://identity.xero.com/connect/token", validation_alias=_env("XERO_TOKEN_URL")
+    )
+    sync_redirect_uri: str | None = Field(None, validation_alias=_env("ARBOT_OAUTH_REDIRECT_URI"))
     xero_client_id: str | None = Field(None, validation_alias=_env("XERO_CLIENT_ID"))
     xero_client_secret: SecretStr | None = Field(None, validation_alias=_env("XERO_CLIENT_SECRET"))
     xero_api_url: str = Field("https://api.xero.com", validation_alias=_env("XERO_API_URL"))
@@ -129,6 +145,25 @@ class Settings(BaseSettings):
     pipedrive_token: SecretStr | None = Field(None, validation_alias=_env("PIPEDRIVE_TOKEN"))
     pipedrive_api_url: str = Field(
         "https://api.pipedrive.com", validation_alias=_env("PIPEDRIVE_API_URL")
+    )
+
+    # Inbound mail for teams without a webhook (`arbot poll-inbox`)
+    imap_host: str | None = Field(None, validation_alias=_env("IMAP_HOST"))
+    imap_port: int = Field(993, validation_alias=_env("IMAP_PORT"))
+    imap_user: str | None = Field(None, validation_alias=_env("IMAP_USER"))
+    imap_password: SecretStr | None = Field(None, validation_alias=_env("IMAP_PASSWORD"))
+    imap_folder: str = Field("INBOX", validation_alias=_env("IMAP_FOLDER"))
+    imap_ca_file: str | None = Field(None, validation_alias=_env("IMAP_CA_FILE"))
+
+    # What happens after a reply
+    promise_grace_days: int = Field(
+        2, ge=0, le=30, validation_alias=_env("ARBOT_PROMISE_GRACE_DAYS")
+    )
+    unclaimed_after_days: float = Field(
+        1, gt=0, le=30, validation_alias=_env("ARBOT_UNCLAIMED_AFTER_DAYS")
+    )  # business days (ARBOT_SEND_DAYS) an escalation may wait unclaimed before it is raised
+    triage_min_confidence: float = Field(
+        0.6, ge=0, le=1, validation_alias=_env("ARBOT_TRIAGE_MIN_CONFIDENCE")
     )
 
     # Optional LLM (off unless LLM_BASE_URL is set)

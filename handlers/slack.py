@@ -24,6 +24,8 @@ from bot.errors import UserError
 from bot.models import Customer, Escalation, Reminder
 from bot.runtime import Runtime
 from bot.status import account_status
+from bot.sweeps import sweep
+from handlers import escalation_actions
 from integrations.slack_blocks import edit_modal, home_view, skip_modal, text_blocks
 from integrations.slack_chat import SlackChat
 from integrations.slack_text import HELP, aging_text, plan_text, status_text
@@ -283,6 +285,9 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
         else:
             tell(channel or None, user, already(decision))
 
+    def post_escalations() -> None:
+        sweep(runtime, slack)
+
     @app.command("/ar")
     def on_ar(ack: Ack, command: dict[str, Any]) -> None:
         answer = answer_ar(runtime, approvers, command)
@@ -293,6 +298,8 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
         )
         if answer.cancelled:  # the cards of reminders a pause cancelled say so
             later(refresh, command["user_id"], command.get("channel_id"), answer.cancelled)
+        if answer.escalate:
+            later(post_escalations, command["user_id"], command.get("channel_id"))
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:
@@ -325,6 +332,8 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
             return BoltResponse(status=403, body="wrong workspace")
         return next()
 
+    escalation_actions.register(app, runtime, slack, approvers.allows, later, tell, open_view)
+
     @app.event("app_home_opened")
     def on_home(event: dict[str, Any]) -> None:
         user = event["user"]
@@ -338,6 +347,7 @@ class Answer:
     text: str
     share: bool = False
     cancelled: list[int] = field(default_factory=list)  # reminders whose cards need redrawing
+    escalate: bool = False  # an escalation was opened: post it
 
 
 def clicked(body: dict[str, Any]) -> tuple[str, str | None, int]:
@@ -369,6 +379,7 @@ def answer_ar(runtime: Runtime, approvers: Approvers, command: dict[str, Any]) -
         "resume": lambda: _control(runtime, rest, user, approvers, "resume"),
         "never": lambda: _control(runtime, rest, user, approvers, "never"),
         "automate": lambda: _control(runtime, rest, user, approvers, "automate"),
+        "assign": lambda: _assign(runtime, rest, user, approvers),
     }
     if sub not in handlers:
         return Answer(HELP if sub == "help" else f"I don't know `{sub}`.\n{HELP}")
@@ -455,6 +466,41 @@ def _control(
             cancelled=cancelled,
         )
     return f"*{name}* gets automated reminders again."
+
+
+def _assign(runtime: Runtime, words: list[str], user: str, approvers: Approvers) -> Answer:
+    _must_approve(approvers, user)
+    if len(words) < 2 or not words[0].isdigit():
+        raise UserError("Usage: `/ar assign MESSAGE_NUMBER ACME`")
+    from bot.inbound import ReplyRules, assign
+    from integrations.llm import classifier_from
+
+    settings = runtime.settings
+    rules = ReplyRules(
+        secret_key=settings.secret_key.get_secret_value() if settings.secret_key else "",
+        grace_days=settings.promise_grace_days,
+        min_confidence=settings.triage_min_confidence,
+        routes=dict(settings.escalation_routes),
+    )
+    with runtime.writing() as session:
+        result = assign(
+            session,
+            int(words[0]),
+            " ".join(words[1:]),
+            user,
+            runtime.clock.now(),
+            runtime.today(),
+            rules,
+            classifier_from(settings),
+        )
+        name = session.get(Customer, result.customer_id).name  # type: ignore[union-attr]
+    label = (result.label or "other").replace("_", " ")
+    return Answer(
+        f"Message {words[0]} is now *{name}*'s reply ({label}); their reminders are paused and "
+        "the escalation is posted.",
+        cancelled=result.cancelled,
+        escalate=True,
+    )
 
 
 def home_for(runtime: Runtime, trusted: bool) -> dict[str, Any]:

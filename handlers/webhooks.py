@@ -1,34 +1,206 @@
-"""HTTP webhooks: Twilio delivery reports and one-click unsubscribe. Verify, parse, call bot/."""
+"""HTTP webhooks: Stripe payments, Twilio delivery reports and one-click unsubscribe. Verify,
+parse, call bot/, then tell Slack what changed."""
 
 from __future__ import annotations
 
+import base64
+import hmac
+import logging
 from urllib.parse import parse_qs
+from xml.sax.saxutils import escape as xml_escape
 
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot import delivery
+from bot import (
+    delivery,
+    escalation_posting,
+    followups,
+    inbound,
+    plan_posting,
+    stripe_webhook,
+)
 from bot.outbox import verify_token
 from bot.runtime import Runtime
+from integrations.email_in import parse as parse_email
+from integrations.llm import classifier_from
+from integrations.slack_chat import SlackChat, chat_from
+from integrations.stripe_events import InvalidStripeEvent, verify
 from integrations.twilio_sms import valid_twilio_request
 
+log = logging.getLogger(__name__)
 
-def webhook_routes(runtime: Runtime) -> list[Route]:
+
+def slack_out(runtime: Runtime) -> SlackChat | None:
+    token = runtime.settings.slack_bot_token
+    return chat_from(token.get_secret_value() if token else None, runtime.settings.slack_api_url)
+
+
+def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Route]:
     settings = runtime.settings
+    slack = slack or slack_out(runtime)
+    escalation_channel = settings.escalation_channel or settings.finance_channel
+    classifier = classifier_from(settings)
 
-    async def twilio_status(request: Request) -> Response:
+    async def stripe(request: Request) -> Response:
+        secret = settings.stripe_webhook_secret
+        body = await request.body()
+        try:
+            event = verify(
+                body,
+                request.headers.get("Stripe-Signature"),
+                secret.get_secret_value() if secret else "",
+            )
+        except InvalidStripeEvent as exc:
+            log.warning("Stripe webhook refused: %s", exc)
+            return PlainTextResponse("invalid signature", status_code=400)
+
+        def apply() -> stripe_webhook.StripeResult:
+            now = runtime.clock.now()
+            try:
+                with runtime.writing() as session:
+                    result = stripe_webhook.apply_event(
+                        session, event, now, dict(settings.escalation_routes)
+                    )
+            except IntegrityError:  # the same event, stored a moment ago by another replica
+                return stripe_webhook.StripeResult("duplicate", f"event {event.id} was handled")
+            if result.status == "applied":
+                with runtime.writing() as session:
+                    followups.after_payment(session, slack, result.outcome, settings.timezone)
+                    followups.post_escalations(
+                        session,
+                        slack,
+                        escalation_channel,
+                        runtime.today(),
+                        settings.timezone,
+                        dict(settings.escalation_routes),
+                        now,
+                    )
+            return result
+
+        result = await run_in_threadpool(apply)
+        log.info("Stripe event %s %s: %s", event.id, result.status, result.detail)
+        return JSONResponse({"status": result.status, "detail": result.detail})
+
+    def inbound_rules() -> inbound.ReplyRules:
+        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else ""
+        return inbound.ReplyRules(
+            secret_key=secret_key,
+            grace_days=settings.promise_grace_days,
+            min_confidence=settings.triage_min_confidence,
+            routes=dict(settings.escalation_routes),
+        )
+
+    def tell_slack(result: inbound.InboundResult) -> None:
+        """After the reply is stored: re-draw cancelled cards, post the escalation (or the
+        unmatched message), so a person sees it."""
+        with runtime.writing() as session:
+            if result.outcome == "unmatched":
+                followups.post_unmatched(
+                    session, slack, settings.finance_channel, result.message_id
+                )
+                return
+            if result.cancelled and slack is not None:
+                plan_posting.refresh(session, slack, result.cancelled, settings.timezone)
+            posted = followups.post_escalations(
+                session,
+                slack,
+                escalation_channel,
+                runtime.today(),
+                settings.timezone,
+                dict(settings.escalation_routes),
+                runtime.clock.now(),
+            )
+            # An escalation posted just now shows the reply already; an older one hears of it.
+            if result.escalation_id not in (None, *posted) and slack is not None:
+                assert result.escalation_id is not None and result.customer_id is not None
+                escalation_posting.redraw(
+                    session, slack, result.escalation_id, runtime.today(), settings.timezone
+                )
+                escalation_posting.note(
+                    session,
+                    slack,
+                    result.customer_id,
+                    followups.reply_note(session, result.message_id, result.label),
+                )
+
+    async def email(request: Request) -> Response:
+        expected = settings.inbound_email_secret
+        if expected is None or not authorized(request, expected.get_secret_value()):
+            return PlainTextResponse("unauthorized", status_code=401)
+        raw = await request.body()
+        if not raw.strip():
+            return PlainTextResponse("empty message", status_code=400)
+        mail = parse_email(raw)
+
+        def apply() -> inbound.InboundResult:
+            with runtime.writing() as session:
+                result = inbound.handle_email(
+                    session,
+                    mail,
+                    raw.decode("utf-8", errors="replace"),
+                    runtime.clock.now(),
+                    runtime.today(),
+                    inbound_rules(),
+                    classifier,
+                )
+            notify(result)
+            return result
+
+        result = await run_in_threadpool(apply)
+        return JSONResponse({"status": result.outcome, "label": result.label})
+
+    async def twilio_sms(request: Request) -> Response:
         body = (await request.body()).decode("utf-8", errors="replace")
         form = {key: values[0] for key, values in parse_qs(body, keep_blank_values=True).items()}
+        if not twilio_signed(request, form):
+            return PlainTextResponse("bad signature", status_code=403)
+
+        def apply() -> inbound.InboundResult:
+            with runtime.writing() as session:
+                result = inbound.handle_sms(
+                    session,
+                    form.get("From", ""),
+                    form.get("Body", ""),
+                    form.get("MessageSid"),
+                    runtime.clock.now(),
+                    runtime.today(),
+                    inbound_rules(),
+                    classifier,
+                    settings.business_name,
+                )
+            notify(result)
+            return result
+
+        result = await run_in_threadpool(apply)
+        twiml = '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        if result.answer:
+            twiml += f"<Message>{xml_escape(result.answer)}</Message>"
+        return Response(twiml + "</Response>", media_type="application/xml")
+
+    def notify(result: inbound.InboundResult) -> None:
+        try:
+            tell_slack(result)
+        except Exception:  # the reply is stored; the sweep posts what Slack did not get
+            log.exception("Slack not told about inbound message %s", result.message_id)
+
+    def twilio_signed(request: Request, form: dict[str, str]) -> bool:
         token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
         # Twilio signs the URL it called: the public one, not what a proxy forwarded to us.
         public = (settings.public_url or str(request.base_url)).rstrip("/") + request.url.path
         if request.url.query:
             public += "?" + request.url.query
-        if not token or not valid_twilio_request(
+        return bool(token) and valid_twilio_request(
             token, public, form, request.headers.get("X-Twilio-Signature", "")
-        ):
+        )
+
+    async def twilio_status(request: Request) -> Response:
+        body = (await request.body()).decode("utf-8", errors="replace")
+        form = {key: values[0] for key, values in parse_qs(body, keep_blank_values=True).items()}
+        if not twilio_signed(request, form):
             return PlainTextResponse("bad signature", status_code=403)
 
         def apply() -> None:
@@ -79,7 +251,26 @@ def webhook_routes(runtime: Runtime) -> list[Route]:
         )
 
     return [
+        Route("/webhooks/stripe", stripe, methods=["POST"]),
+        Route("/webhooks/email", email, methods=["POST"]),
+        Route("/webhooks/twilio/sms", twilio_sms, methods=["POST"]),
         Route("/webhooks/twilio/status", twilio_status, methods=["POST"]),
         Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe, methods=["POST"]),
     ]
+
+
+def authorized(request: Request, secret: str) -> bool:
+    """`Authorization: Bearer <secret>`, or Basic auth whose password is the secret (what most
+    inbound-mail services can be set to send)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    given = ""
+    if scheme.lower() == "bearer":
+        given = value.strip()
+    elif scheme.lower() == "basic":
+        try:
+            given = base64.b64decode(value.strip()).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return False
+    return bool(secret) and hmac.compare_digest(given.encode(), secret.encode())

@@ -10,8 +10,16 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from integrations.base import PlanSummary, PostedGroup, PostedPlan, ReminderCard
-from integrations.slack_blocks import group_blocks, group_text, pack, plan_header_blocks
+from integrations.base import EscalationView, PlanSummary, PostedGroup, PostedPlan, ReminderCard
+from integrations.slack_blocks import (
+    group_blocks,
+    group_text,
+    pack,
+    plan_header_blocks,
+    text_blocks,
+)
+from integrations.slack_escalation import escalation_blocks, escalation_text, history_messages
+from integrations.slack_review import ReviewView, review_blocks, review_text
 
 
 def web_client(token: str, base_url: str) -> WebClient:
@@ -65,3 +73,41 @@ class SlackChat:
         self.client.chat_update(
             channel=channel, ts=ts, text=group_text(cards), blocks=group_blocks(cards)
         )
+
+    def post_escalation(self, channel: str, view: EscalationView) -> tuple[str, str]:
+        parent = self.client.chat_postMessage(
+            channel=channel, text=escalation_text(view), blocks=escalation_blocks(view)
+        )
+        channel_id, ts = str(parent["channel"]), str(parent["ts"])
+        for blocks in history_messages(view):
+            self.client.chat_postMessage(
+                channel=channel_id, thread_ts=ts, text="Account history", blocks=blocks
+            )
+        return channel_id, ts
+
+    def update_escalation(self, channel: str, ts: str, view: EscalationView) -> None:
+        self.client.chat_update(
+            channel=channel, ts=ts, text=escalation_text(view), blocks=escalation_blocks(view)
+        )
+
+    def post_in_thread(self, channel: str, thread_ts: str, text: str) -> None:
+        self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+
+    def post_text(self, channel: str, text: str) -> None:
+        self.client.chat_postMessage(channel=channel, text=text, blocks=text_blocks(text))
+
+    def post_review(self, channel: str, view: ReviewView) -> tuple[str, str]:
+        posted = self.client.chat_postMessage(
+            channel=channel, text=review_text(view), blocks=review_blocks(view)
+        )
+        return str(posted["channel"]), str(posted["ts"])
+
+    def update_review(self, channel: str, ts: str, view: ReviewView) -> None:
+        self.client.chat_update(
+            channel=channel, ts=ts, text=review_text(view), blocks=review_blocks(view)
+        )
+
+
+def chat_from(token: str | None, api_url: str) -> SlackChat | None:
+    """The Slack side for work outside a Slack request (webhooks, the CLI); None without a token."""
+    return SlackChat(web_client(token, api_url)) if token else None

@@ -26,6 +26,9 @@ class StripeLinks:
             params={
                 "line_items": [{"price": price.id, "quantity": 1}],
                 "metadata": metadata,
+                # The PaymentIntent carries the invoice ids too, so `payment_intent.succeeded`
+                # finds its invoices as `checkout.session.completed` does.
+                "payment_intent_data": {"metadata": metadata},
                 # One payment per link: a paid link cannot be paid again (RULES D4).
                 "restrictions": {"completed_sessions": {"limit": 1}},
             },

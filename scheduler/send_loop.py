@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 
 class SendLoop:
-    def __init__(self, tick: Callable[[], None], interval_seconds: float = 60) -> None:
+    def __init__(self, tick: Callable[[], object], interval_seconds: float = 60) -> None:
         self.tick = tick
         self.interval = interval_seconds
         self._stop = threading.Event()

@@ -188,31 +188,10 @@ def slack_runtime(slack_settings: Settings, clock: FixedClock) -> Iterator[Runti
 @pytest.fixture
 def served(slack_runtime: Runtime) -> Iterator[Any]:
     """The real ASGI app (Bolt inside Starlette) under uvicorn on a free local port."""
-    import socket
-    import threading
-
-    import uvicorn
-
-    from handlers.app import create_app
-    from handlers.slack import build_bolt
-    from integrations.slack_chat import web_client
+    from tests.serving import serve
     from tests.slack_requests import SlackRequests
 
-    settings = slack_runtime.settings
-    client = web_client("xoxb-test", settings.slack_api_url)
-    app = create_app(slack_runtime, build_bolt(slack_runtime, client))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    from tests.slack_requests import wait_for
-
-    wait_for(lambda: server.started, timeout=10)
-    requests = SlackRequests(f"http://127.0.0.1:{port}")
-    yield requests
-    requests.close()
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve(slack_runtime) as url:
+        requests = SlackRequests(url)
+        yield requests
+        requests.close()

@@ -416,7 +416,14 @@ def test_the_manifest_asks_for_exactly_the_scopes_it_needs() -> None:
 
     manifest = yaml.safe_load((Path(__file__).parents[2] / "slack" / "manifest.yml").read_text())
     assert manifest["oauth_config"]["scopes"] == {
-        "bot": ["chat:write", "commands", "channels:read", "groups:read"]
+        "bot": [
+            "chat:write",
+            "commands",
+            "channels:read",
+            "groups:read",
+            "channels:history",
+            "groups:history",
+        ]
     }
     assert "user" not in manifest["oauth_config"]["scopes"]
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/ar"]

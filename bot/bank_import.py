@@ -1,0 +1,204 @@
+"""`arbot import-payments`: a bank-feed export matched to open invoices.
+
+A payment is applied by itself only when exactly one match exists (see bot/reconcile.py);
+otherwise it is stored unapplied with a PaymentReview listing the candidates, for a person to
+pick in Slack. A payment is identified by its fingerprint, so re-importing a file changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import audit
+from bot.errors import UserError
+from bot.models import Customer, Invoice, Payment, PaymentReview
+from bot.payments import PaymentOutcome, allocate, cancel_for_invoices, record_payment
+from bot.reconcile import Allocation, Match, Matcher, OpenInvoice
+from integrations.csv_payments import BankPayment
+
+SOURCE = "bank"
+
+
+@dataclass
+class BankImportSummary:
+    label: str
+    applied: int = 0
+    to_review: int = 0
+    already_imported: int = 0
+    amount_applied: dict[str, Decimal] = field(default_factory=dict)
+    outcome: PaymentOutcome = field(default_factory=PaymentOutcome)
+    reviews: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.label,
+            "applied": self.applied,
+            "to_review": self.to_review,
+            "already_imported": self.already_imported,
+            "invoices_paid": len(self.outcome.closed),
+            "reminders_cancelled": len(self.outcome.cancelled),
+            "amount_applied": {k: str(v) for k, v in sorted(self.amount_applied.items())},
+        }
+
+
+def open_invoices(session: Session) -> list[OpenInvoice]:
+    rows = session.execute(
+        select(
+            Invoice.id,
+            Invoice.customer_id,
+            Customer.name,
+            Invoice.number,
+            Invoice.currency,
+            Invoice.balance,
+            Invoice.due_date,
+        )
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.status == "open", Invoice.balance > 0)
+    ).all()
+    return [OpenInvoice(*row) for row in rows]
+
+
+def import_payments(
+    session: Session, payments: list[BankPayment], label: str, now: datetime
+) -> BankImportSummary:
+    summary = BankImportSummary(label)
+    known = set(
+        session.scalars(
+            select(Payment.external_id).where(
+                Payment.source == SOURCE,
+                Payment.external_id.in_([p.external_id for p in payments]),
+            )
+        )
+    )
+    # Every customer's name, so a payer who owes nothing is still recognised (and a reference to
+    # someone else's invoice goes to a person instead of being applied).
+    names = {cid: [name] for cid, name in session.execute(select(Customer.id, Customer.name))}
+    matcher = Matcher(open_invoices(session), customer_aliases=names)
+    for payment in payments:
+        if payment.external_id in known:
+            summary.already_imported += 1
+            continue
+        known.add(payment.external_id)
+        decision = matcher.decide(payment)
+        match = decision.auto
+        if match is not None:
+            outcome = record_payment(
+                session,
+                source=SOURCE,
+                external_id=payment.external_id,
+                customer_id=match.customer_id,
+                received_on=payment.received_on,
+                amount=payment.amount,
+                currency=payment.currency,
+                invoice_ids=[a.invoice_id for a in match.allocations],
+                amounts=[a.amount for a in match.allocations],
+                now=now,
+                reference=payment.reference or None,
+                payer=payment.payer or None,
+            )
+            matcher.apply(match)
+            _merge(summary.outcome, outcome)
+            summary.applied += 1
+            summary.amount_applied[payment.currency] = (
+                summary.amount_applied.get(payment.currency, Decimal(0)) + outcome.allocated
+            )
+            continue
+        stored = record_payment(
+            session,
+            source=SOURCE,
+            external_id=payment.external_id,
+            customer_id=None,
+            received_on=payment.received_on,
+            amount=payment.amount,
+            currency=payment.currency,
+            invoice_ids=[],
+            now=now,
+            reference=payment.reference or None,
+            payer=payment.payer or None,
+        )
+        assert stored.payment_id is not None
+        review = PaymentReview(
+            payment_id=stored.payment_id,
+            candidates=[{**m.as_json(), "why": decision.review_reason} for m in decision.matches]
+            or [{"why": decision.review_reason}],
+            state="open",
+            created_at=now,
+        )
+        session.add(review)
+        session.flush()
+        summary.reviews.append(review.id)
+        summary.to_review += 1
+    return summary
+
+
+def _merge(total: PaymentOutcome, one: PaymentOutcome) -> None:
+    total.closed += one.closed
+    total.reduced += one.reduced
+    total.cancelled += one.cancelled
+    total.customers |= one.customers
+    total.allocated += one.allocated
+
+
+def candidates_of(review: PaymentReview) -> list[Match]:
+    return [
+        Match(
+            rule=c["rule"],
+            customer_id=int(c["customer_id"]),
+            allocations=tuple(
+                Allocation(int(a["invoice_id"]), Decimal(a["amount"])) for a in c["allocations"]
+            ),
+        )
+        for c in review.candidates
+        if "rule" in c
+    ]
+
+
+def decide_review(
+    session: Session, review_id: int, choice: int | None, user: str, now: datetime
+) -> tuple[str, PaymentOutcome]:
+    """A person's pick: candidate `choice` (0-based) is applied, or None leaves it unmatched.
+    A review decided before changes nothing (returns who decided it)."""
+    review = session.get(PaymentReview, review_id, with_for_update=True)
+    if review is None:
+        raise UserError(f"payment review {review_id} does not exist")
+    if review.state != "open":
+        return f"already {review.state} by <@{review.decided_by}>", PaymentOutcome()
+    payment = session.get(Payment, review.payment_id)
+    assert payment is not None
+    review.decided_by, review.decided_at = user, now
+    if choice is None:
+        review.state = "unmatched"
+        audit.record(
+            session, now, "payment.left_unmatched", actor=user, payload={"review": review_id}
+        )
+        return "left unmatched", PaymentOutcome(payment_id=payment.id)
+    options = candidates_of(review)
+    if not 0 <= choice < len(options):
+        raise UserError(f"payment review {review_id} has no option {choice + 1}")
+    match = options[choice]
+    payment.customer_id = match.customer_id
+    outcome = allocate(
+        session,
+        payment,
+        [a.invoice_id for a in match.allocations],
+        now,
+        amounts=[a.amount for a in match.allocations],
+        actor=user,
+    )
+    outcome.cancelled = cancel_for_invoices(session, outcome.closed + outcome.reduced, now)
+    review.state = "applied"
+    audit.record(
+        session,
+        now,
+        "payment.review_applied",
+        actor=user,
+        customer_id=match.customer_id,
+        payload={"review": review_id, "option": choice + 1, "allocated": str(outcome.allocated)},
+    )
+    return "applied", outcome

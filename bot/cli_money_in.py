@@ -1,0 +1,133 @@
+"""CLI commands for what comes in: `import-payments` (a bank-feed CSV) and `poll-inbox`
+(replies from an IMAP mailbox). Registered on the main `arbot` app by bot/cli.py."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bot import followups, inbound, review_posting
+from bot.bank_import import import_payments
+from bot.errors import UserError
+from bot.runtime import Runtime, start
+from bot.settings import load_settings
+from integrations.csv_payments import read_payments
+from integrations.slack_chat import SlackChat, chat_from
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+def _slack(runtime: Runtime) -> SlackChat | None:
+    token = runtime.settings.slack_bot_token
+    return chat_from(token.get_secret_value() if token else None, runtime.settings.slack_api_url)
+
+
+def import_payments_command(
+    path: Annotated[
+        Path, typer.Argument(help="The bank export: date, amount, currency, reference, payer.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Match bank payments to open invoices. Exactly one match: applied; else a person picks in Slack."""
+    payments = read_payments(path)
+    runtime = start(load_settings())
+    try:
+        with runtime.writing() as session:
+            summary = import_payments(session, payments, path.name, runtime.clock.now())
+        slack = _slack(runtime)
+        channel = runtime.settings.finance_channel
+        with runtime.writing() as session:
+            notes = followups.after_payment(
+                session, slack, summary.outcome, runtime.settings.timezone
+            )
+            if slack is not None and channel:
+                review_posting.post_open(session, slack, channel)
+    finally:
+        runtime.close()
+    if as_json:
+        print(json.dumps(summary.as_dict()))
+        return
+    amounts = ", ".join(f"{v} {k}" for k, v in sorted(summary.amount_applied.items())) or "nothing"
+    _out().print(
+        f"{path.name}: {summary.applied} payment(s) applied ({amounts}), "
+        f"{summary.to_review} to review in Slack, {summary.already_imported} already imported. "
+        f"{len(summary.outcome.closed)} invoice(s) paid, "
+        f"{len(summary.outcome.cancelled)} waiting reminder(s) cancelled.",
+        markup=False,
+    )
+    for text in notes.values():
+        _out().print(text, markup=False)
+    if summary.to_review and not (
+        runtime.settings.slack_bot_token and runtime.settings.finance_channel
+    ):
+        _out().print(
+            "The payments to review wait in the database: set SLACK_BOT_TOKEN and "
+            "ARBOT_FINANCE_CHANNEL to place them from Slack.",
+            markup=False,
+        )
+
+
+def poll_inbox_command() -> None:
+    """Read new replies from the IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_PASSWORD)."""
+    from integrations.email_in import parse
+    from integrations.imap_in import poll
+    from integrations.llm import classifier_from
+
+    runtime = start(load_settings())
+    settings = runtime.settings
+    try:
+        if not (settings.imap_host and settings.imap_user and settings.imap_password):
+            raise UserError("set IMAP_HOST, IMAP_USER and IMAP_PASSWORD to read replies by IMAP")
+        context = ssl.create_default_context(cafile=settings.imap_ca_file)
+        classifier = classifier_from(settings)
+        rules = inbound.ReplyRules(
+            secret_key=settings.secret_key.get_secret_value() if settings.secret_key else "",
+            grace_days=settings.promise_grace_days,
+            min_confidence=settings.triage_min_confidence,
+            routes=dict(settings.escalation_routes),
+        )
+        outcomes: dict[str, int] = {}
+
+        def handle(raw: bytes) -> bool:
+            mail = parse(raw)
+            with runtime.writing() as session:
+                result = inbound.handle_email(
+                    session,
+                    mail,
+                    raw.decode("utf-8", errors="replace"),
+                    runtime.clock.now(),
+                    runtime.today(),
+                    rules,
+                    classifier,
+                )
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+            if result.outcome == "unmatched":
+                with runtime.writing() as session:
+                    followups.post_unmatched(
+                        session, _slack(runtime), settings.finance_channel, result.message_id
+                    )
+            return True
+
+        report = poll(
+            settings.imap_host,
+            settings.imap_port,
+            settings.imap_user,
+            settings.imap_password.get_secret_value(),
+            settings.imap_folder,
+            handle,
+            ssl_context=context,
+        )
+        from bot.sweeps import sweep
+
+        sweep(runtime, _slack(runtime))
+    finally:
+        runtime.close()
+    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(outcomes.items())) or "nothing new"
+    _out().print(f"{settings.imap_folder}: {report.fetched} fetched: {summary}.", markup=False)

@@ -1,0 +1,180 @@
+"""The end of `arbot demo`: a customer pays through the Stripe link (a signed webhook event,
+verified and applied exactly as `POST /webhooks/stripe` does), and another replies to dispute an
+invoice (a real MIME reply, parsed, matched, triaged and escalated as `POST /webhooks/email`
+does). What Slack would show is printed instead of posted."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+from decimal import Decimal
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from sqlalchemy import select
+
+from bot import escalations, followups, inbound, stripe_webhook
+from bot.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
+from bot.money import minor_units
+from bot.outbox import token
+from bot.runtime import Runtime
+from integrations.email_in import parse
+from integrations.stripe_events import verify
+
+WEBHOOK_SECRET = "whsec_demo_only"
+MENTION = re.compile(r"<@([^>]+)>")  # Slack's mention syntax, shown as @name in a terminal
+AT_NAME = r"@\1"
+
+
+def play_payment(runtime: Runtime, console: Console) -> None:
+    """The first customer with an approved reminder pays its invoices by the link."""
+    with runtime.sessions() as session:
+        reminder = session.scalars(
+            select(Reminder)
+            .where(Reminder.state == "approved", Reminder.action == "remind")
+            .order_by(Reminder.id)
+        ).first()
+        if reminder is None:
+            return
+        invoices = session.scalars(
+            select(Invoice)
+            .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
+            .where(ReminderInvoice.reminder_id == reminder.id)
+        ).all()
+        customer = session.get(Customer, reminder.customer_id)
+        assert customer is not None
+    currency = invoices[0].currency
+    total = sum((i.balance for i in invoices if i.currency == currency), Decimal(0))
+    minor = int(total.scaleb(minor_units(currency)))
+    body = json.dumps(
+        {
+            "id": "evt_demo_1",
+            "object": "event",
+            "type": "checkout.session.completed",
+            "livemode": False,
+            "data": {
+                "object": {
+                    "id": "cs_demo_1",
+                    "object": "checkout.session",
+                    "amount_total": minor,
+                    "currency": currency.lower(),
+                    "payment_intent": "pi_demo_1",
+                    "payment_status": "paid",
+                    "created": int(runtime.clock.now().timestamp()),
+                    "metadata": {
+                        "arbot_invoice_ids": ",".join(
+                            str(i.id) for i in invoices if i.currency == currency
+                        )
+                    },
+                }
+            },
+        }
+    ).encode()
+    stamp = int(time.time())
+    digest = hmac.new(WEBHOOK_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+    event = verify(body, f"t={stamp},v1={digest.hexdigest()}", WEBHOOK_SECRET)
+    with runtime.writing() as session:
+        result = stripe_webhook.apply_event(session, event, runtime.clock.now(), {})
+        notes = followups.payment_notes(session, result.outcome)
+    console.print()
+    console.rule(f"[bold]{customer.name} pays by the Stripe link[/bold]")
+    console.print(
+        f"Stripe webhook checkout.session.completed: {result.status}, "
+        f"{len(result.outcome.closed)} invoice(s) paid, "
+        f"{len(result.outcome.cancelled)} waiting reminder(s) cancelled (reason: paid) "
+        "before they could go out.",
+        markup=False,
+    )
+    for text in notes.values():
+        console.print(f"In Slack: {text}", markup=False)
+
+
+def play_dispute(runtime: Runtime, console: Console, secret_key: str) -> None:
+    """A customer who got a reminder answers it: they dispute the invoice."""
+    with runtime.sessions() as session:
+        reminder = session.scalars(
+            select(Reminder)
+            .where(Reminder.state == "sent", Reminder.channel == "email")
+            .order_by(Reminder.id.desc())
+        ).first()
+        if reminder is None:
+            return
+        customer = session.get(Customer, reminder.customer_id)
+        number = session.scalar(
+            select(Invoice.number)
+            .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
+            .where(ReminderInvoice.reminder_id == reminder.id)
+        )
+        assert customer is not None
+        contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
+    sender = contact.email if contact and contact.email else "ap@example.com"
+    mail = EmailMessage()
+    mail["From"] = f"Accounts Payable <{sender}>"
+    mail["To"] = f"ar+r.{token(secret_key, reminder.id, 'reply')}@brightwater.example"
+    mail["Subject"] = f"Re: {reminder.subject or 'Invoice'}"
+    mail["Message-ID"] = "<reply-1@customer.example>"
+    mail["In-Reply-To"] = reminder.message_id or ""
+    mail["Date"] = format_datetime(runtime.clock.now())
+    mail.set_content(
+        f"Hi,\n\nWe won't be paying {number} yet: the second delivery arrived damaged and we "
+        "are disputing the charge until it is replaced. Please hold off.\n\nThanks,\nDana\n\n"
+        f"On {runtime.today():%a, %b %d, %Y}, Accounts Receivable wrote:\n> "
+        + (reminder.body_text or "").replace("\n", "\n> ")
+    )
+    raw = mail.as_bytes()
+    from integrations.llm import classifier_from
+
+    rules = inbound.ReplyRules(
+        secret_key=secret_key, routes=dict(runtime.settings.escalation_routes)
+    )
+    with runtime.writing() as session:
+        result = inbound.handle_email(
+            session,
+            parse(raw),
+            raw.decode(),
+            runtime.clock.now(),
+            runtime.today(),
+            rules,
+            classifier_from(runtime.settings),
+        )
+    console.print()
+    console.rule(f"[bold]{customer.name} replies: a dispute[/bold]")
+    console.print(
+        f"Matched to its reminder by the Reply-To token; labelled "
+        f"{result.label}; {len(result.cancelled)} waiting reminder(s) paused; "
+        "the invoice is marked disputed.",
+        markup=False,
+    )
+    if result.escalation_id is None:
+        return
+    with runtime.sessions() as session:
+        view = escalations.view(
+            session, result.escalation_id, runtime.today(), runtime.settings.timezone
+        )
+    owner = f"@{view.owner}" if view.owner else "the finance team"
+    parent = (
+        f"Needs a person · {view.customer_name} ({view.customer_ref}, {view.tier}) · {owner}\n"
+        f"Why: {view.reason}\nAt stake: {view.at_stake}\n\nThey wrote:\n"
+        + "\n".join(f"> {line}" for line in (view.wrote or "").splitlines())
+        + f"\n\nNext step: {view.suggestion}\n\n"
+        "[Claim] [Record promise] [Mark disputed] [Resume sequence] [Resolve]"
+    )
+    console.print(
+        Panel(escape(parent), title="#escalations (as it would look in Slack)", expand=False)
+    )
+    thread = ["Open invoices"]
+    thread += [
+        f"  {i.number}: {i.balance}, "
+        + (f"{i.days_overdue} days overdue" if i.days_overdue > 0 else "not yet due")
+        + (" · disputed" if i.disputed else "")
+        for i in view.invoices
+    ]
+    thread += ["History (oldest first)"]
+    thread += [f"  {h.at:%Y-%m-%d %H:%M} {MENTION.sub(AT_NAME, h.text)}" for h in view.history]
+    console.print(Panel(escape("\n".join(thread)), title="in its thread", expand=False))

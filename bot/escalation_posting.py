@@ -1,0 +1,112 @@
+"""Escalations in Slack: post each new one as a parent message with its history in the thread,
+re-draw it after a decision, add notes ("paid", "missed promise") to the open thread, and raise
+again the ones nobody claimed.
+
+Slack is called after the change that caused it is stored. A post that fails leaves the
+escalation without a thread, and the next sweep posts it: an escalation never ends in silence.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import audit, escalations
+from bot.models import Customer, Escalation
+from integrations.base import EscalationPort
+from integrations.slack_blocks import mention
+
+log = logging.getLogger(__name__)
+
+
+def post_pending(
+    session: Session,
+    slack: EscalationPort,
+    channel: str,
+    today: date,
+    timezone: str,
+    routes: dict[str, str],
+    now: datetime,
+) -> list[int]:
+    """Post every open escalation that has no thread yet. Returns the ids posted."""
+    pending = session.scalars(
+        select(Escalation)
+        .where(Escalation.state.in_(escalations.OPEN_STATES), Escalation.slack_thread_ts.is_(None))
+        .order_by(Escalation.id)
+    ).all()
+    posted = []
+    for escalation in pending:
+        customer = session.get(Customer, escalation.customer_id)
+        assert customer is not None
+        if escalation.owner_slack_id is None:
+            escalation.owner_slack_id = escalations.owner_for(customer, routes)
+        view = escalations.view(session, escalation.id, today, timezone)
+        try:
+            channel_id, ts = slack.post_escalation(channel, view)
+        except SlackApiError as exc:
+            log.error("escalation %s not posted: %s", escalation.id, exc.response.get("error"))
+            continue
+        escalation.slack_channel, escalation.slack_thread_ts = channel_id, ts
+        audit.record(
+            session,
+            now,
+            "escalation.posted",
+            customer_id=customer.id,
+            payload={"escalation": escalation.id, "channel": channel_id, "ts": ts},
+        )
+        posted.append(escalation.id)
+    return posted
+
+
+def redraw(
+    session: Session, slack: EscalationPort, escalation_id: int, today: date, timezone: str
+) -> None:
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None or not escalation.slack_thread_ts or not escalation.slack_channel:
+        return
+    view = escalations.view(session, escalation_id, today, timezone)
+    slack.update_escalation(escalation.slack_channel, escalation.slack_thread_ts, view)
+
+
+def note(session: Session, slack: EscalationPort, customer_id: int, text: str) -> bool:
+    """Say something in the customer's open escalation thread, if there is one."""
+    escalation = escalations.open_for(session, customer_id)
+    if escalation is None or not escalation.slack_thread_ts or not escalation.slack_channel:
+        return False
+    slack.post_in_thread(escalation.slack_channel, escalation.slack_thread_ts, text)
+    return True
+
+
+def raise_unclaimed(
+    session: Session, slack: EscalationPort, now: datetime, ids: list[int]
+) -> list[int]:
+    """Mention the owner again in each of these threads (open, nobody claimed them)."""
+    raised = []
+    for escalation_id in ids:
+        escalation = session.get(Escalation, escalation_id)
+        if escalation is None or escalation.state != "open":
+            continue
+        assert escalation.slack_channel and escalation.slack_thread_ts
+        who = mention(escalation.owner_slack_id) if escalation.owner_slack_id else "<!here>"
+        waited = now - escalation.opened_at
+        hours = int(waited.total_seconds() // 3600)
+        slack.post_in_thread(
+            escalation.slack_channel,
+            escalation.slack_thread_ts,
+            f"{who} this has waited {hours} hours without anyone claiming it. "
+            "Claim it, or resolve it if nothing is needed.",
+        )
+        escalation.raised_at = now
+        audit.record(
+            session,
+            now,
+            "escalation.raised",
+            customer_id=escalation.customer_id,
+            payload={"escalation": escalation.id, "waited_hours": hours},
+        )
+        raised.append(escalation.id)
+    return raised

@@ -1,0 +1,117 @@
+"""What Slack is told once a change in the ledger is stored: the plan cards of the reminders it
+cancelled are re-drawn, and the customer's open escalation thread hears about the money."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import date, datetime
+from typing import Protocol
+
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import escalation_posting, plan_posting
+from bot.models import InboundMessage, Invoice
+from bot.money import format_money
+from bot.payments import PaymentOutcome
+from integrations.base import EscalationPort, SlackPort
+
+log = logging.getLogger(__name__)
+
+
+class SlackOut(SlackPort, EscalationPort, Protocol):
+    """Both sides of the Slack port, as SlackChat implements them."""
+
+
+def payment_notes(session: Session, outcome: PaymentOutcome) -> dict[int, str]:
+    """customer id → what the thread says, e.g. ":moneybag: Paid: INV-1001 ($1,200.00)."""
+    changed = outcome.closed + outcome.reduced + outcome.reopened
+    invoices = session.scalars(select(Invoice).where(Invoice.id.in_(changed))).all()
+    parts: dict[int, list[str]] = defaultdict(list)
+    for invoice in sorted(invoices, key=lambda i: i.number):
+        if invoice.id in outcome.reopened:
+            parts[invoice.customer_id].append(
+                f":leftwards_arrow_with_hook: Refunded, open again: {invoice.number} "
+                f"({format_money(invoice.balance, invoice.currency)} due)"
+            )
+        elif invoice.id in outcome.closed:
+            parts[invoice.customer_id].append(
+                f":moneybag: Paid: {invoice.number} ({format_money(invoice.total, invoice.currency)})"
+            )
+        else:
+            parts[invoice.customer_id].append(
+                f":moneybag: Part paid: {invoice.number}, "
+                f"{format_money(invoice.balance, invoice.currency)} still due"
+            )
+    return {customer: "\n".join(lines) for customer, lines in parts.items()}
+
+
+def after_payment(
+    session: Session, slack: SlackOut | None, outcome: PaymentOutcome, timezone: str
+) -> dict[int, str]:
+    """Tell Slack; returns the notes (the CLI and the demo print them when there is no Slack)."""
+    notes = payment_notes(session, outcome)
+    if slack is None:
+        return notes
+    try:
+        plan_posting.refresh(session, slack, outcome.cancelled, timezone)
+        for customer_id, text in notes.items():
+            escalation_posting.note(session, slack, customer_id, text)
+    except SlackApiError as exc:  # the ledger is right; Slack catches up on the next change
+        log.error("Slack not updated after a payment: %s", exc.response.get("error"))
+    return notes
+
+
+def post_escalations(
+    session: Session,
+    slack: SlackOut | None,
+    channel: str | None,
+    today: date,
+    timezone: str,
+    routes: dict[str, str],
+    now: datetime,
+) -> list[int]:
+    if slack is None or not channel:
+        return []
+    return escalation_posting.post_pending(session, slack, channel, today, timezone, routes, now)
+
+
+def _quoted(text: str) -> str:
+    body = text if len(text) <= 1500 else text[:1499] + "…"
+    return "\n".join(f"> {line}" for line in body.splitlines()) or "> (empty)"
+
+
+def reply_note(session: Session, inbound_id: int, label: str | None) -> str:
+    message = session.get(InboundMessage, inbound_id)
+    assert message is not None
+    kind = (label or "other").replace("_", " ")
+    return (
+        f":speech_balloon: New {message.channel} reply from {message.sender} ({kind}):\n"
+        + _quoted(message.text)
+    )
+
+
+def unmatched_text(session: Session, inbound_id: int) -> str:
+    message = session.get(InboundMessage, inbound_id)
+    assert message is not None
+    quoted = _quoted(message.text)
+    subject = f" · {message.subject}" if message.subject else ""
+    return (
+        f":incoming_envelope: A {message.channel} from {message.sender}{subject} matched no "
+        f"customer.\n{quoted}\nAssign it with `/ar assign {message.id} CUSTOMER`."
+    )
+
+
+def post_unmatched(
+    session: Session, slack: SlackOut | None, channel: str | None, inbound_id: int
+) -> str:
+    """Tell the finance channel about a message nobody could place; returns the text."""
+    text = unmatched_text(session, inbound_id)
+    if slack is not None and channel:
+        try:
+            slack.post_text(channel, text)
+        except SlackApiError as exc:
+            log.error("unmatched message %s not posted: %s", inbound_id, exc.response.get("error"))
+    return text

@@ -1,0 +1,351 @@
+"""Money arriving and, rarely, going back: record a payment once, allocate it to open invoices,
+close what it pays, and stop every reminder still waiting for those invoices.
+
+Whatever the source (a Stripe webhook, the bank feed, a ledger sync), a payment goes through
+`record_payment`, so the same guards hold everywhere: a payment is stored once per
+(source, external id); an allocation never exceeds the invoice's balance nor the payment; a closed
+invoice's planned and approved reminders are cancelled with reason `paid` in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bot import audit
+from bot.models import Invoice, Payment, PaymentAllocation, Reminder, ReminderInvoice
+
+WAITING = ("planned", "approved")
+
+
+@dataclass
+class PaymentOutcome:
+    payment_id: int | None = None
+    duplicate: bool = False
+    allocated: Decimal = Decimal(0)
+    unapplied: Decimal = Decimal(0)
+    closed: list[int] = field(default_factory=list)  # invoice ids now paid
+    reduced: list[int] = field(default_factory=list)  # invoice ids paid in part
+    reopened: list[int] = field(default_factory=list)  # invoice ids a refund reopened
+    cancelled: list[int] = field(default_factory=list)  # reminder ids
+    customers: set[int] = field(default_factory=set)
+
+    @property
+    def touched_reminders(self) -> list[int]:
+        return self.cancelled
+
+
+def record_payment(
+    session: Session,
+    *,
+    source: str,
+    external_id: str,
+    customer_id: int | None,
+    received_on: date,
+    amount: Decimal,
+    currency: str,
+    invoice_ids: Sequence[int],
+    now: datetime,
+    reference: str | None = None,
+    payer: str | None = None,
+    amounts: Sequence[Decimal] | None = None,
+    actor: str = audit.SYSTEM,
+) -> PaymentOutcome:
+    """Store the payment and allocate it to `invoice_ids`: oldest due first, each up to its
+    balance, or exactly `amounts` (one per invoice, still capped) when the source said how it was
+    split. A second call with the same (source, external_id) changes nothing."""
+    outcome = PaymentOutcome()
+    existing = session.scalar(
+        select(Payment.id).where(Payment.source == source, Payment.external_id == external_id)
+    )
+    if existing is not None:
+        outcome.payment_id, outcome.duplicate = existing, True
+        return outcome
+    payment = Payment(
+        source=source,
+        external_id=external_id,
+        customer_id=customer_id,
+        received_on=received_on,
+        amount=amount,
+        currency=currency,
+        reference=reference,
+        payer=payer,
+        created_at=now,
+    )
+    session.add(payment)
+    session.flush()
+    outcome.payment_id = payment.id
+    allocate(session, payment, invoice_ids, now, amounts, actor, outcome)
+    audit.record(
+        session,
+        now,
+        "payment.received",
+        actor=actor,
+        customer_id=customer_id,
+        payload={
+            "source": source,
+            "external_id": external_id,
+            "amount": str(amount),
+            "currency": currency,
+            "allocated": str(outcome.allocated),
+            "unapplied": str(outcome.unapplied),
+            "reference": reference,
+        },
+    )
+    outcome.cancelled = cancel_for_invoices(session, outcome.closed + outcome.reduced, now)
+    return outcome
+
+
+def allocate(
+    session: Session,
+    payment: Payment,
+    invoice_ids: Sequence[int],
+    now: datetime,
+    amounts: Sequence[Decimal] | None = None,
+    actor: str = audit.SYSTEM,
+    outcome: PaymentOutcome | None = None,
+) -> PaymentOutcome:
+    """Allocate what is left of a stored payment to these invoices (a person's pick of a bank
+    payment under review goes through here); never more than the payment's unallocated rest."""
+    outcome = outcome or PaymentOutcome(payment_id=payment.id)
+    already = session.scalar(
+        select(func.coalesce(func.sum(PaymentAllocation.amount), 0)).where(
+            PaymentAllocation.payment_id == payment.id
+        )
+    )
+    left = payment.amount - Decimal(already or 0)
+    for invoice, share in _split(session, invoice_ids, left, payment.currency, amounts):
+        _allocate(session, payment, invoice, share, now, actor, outcome)
+    outcome.unapplied = left - outcome.allocated
+    if outcome is not None and payment.customer_id is None and outcome.customers:
+        payment.customer_id = min(outcome.customers)
+    return outcome
+
+
+def _split(
+    session: Session,
+    invoice_ids: Sequence[int],
+    amount: Decimal,
+    currency: str,
+    amounts: Sequence[Decimal] | None,
+) -> list[tuple[Invoice, Decimal]]:
+    invoices = {
+        i.id: i
+        for i in session.scalars(
+            select(Invoice).where(Invoice.id.in_(list(invoice_ids))).with_for_update()
+        )
+    }
+    left = amount
+    out: list[tuple[Invoice, Decimal]] = []
+    if amounts is not None:
+        pairs = [(invoices.get(i), a) for i, a in zip(invoice_ids, amounts, strict=True)]
+    else:
+        ordered = sorted(invoices.values(), key=lambda i: (i.due_date, i.id))
+        pairs = [(i, i.balance) for i in ordered]
+    for invoice, asked in pairs:
+        if invoice is None or invoice.currency != currency or invoice.status != "open":
+            continue
+        share = min(asked, invoice.balance, left)
+        if share <= 0:
+            continue
+        out.append((invoice, share))
+        left -= share
+    return out
+
+
+def _allocate(
+    session: Session,
+    payment: Payment,
+    invoice: Invoice,
+    share: Decimal,
+    now: datetime,
+    actor: str,
+    outcome: PaymentOutcome,
+) -> None:
+    # Conditional on the balance still covering the share: a concurrent payment that got there
+    # first leaves this one unapplied rather than driving a balance below zero.
+    changed = session.execute(
+        update(Invoice)
+        .where(Invoice.id == invoice.id, Invoice.status == "open", Invoice.balance >= share)
+        .values(balance=Invoice.balance - share, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        return
+    session.refresh(invoice)
+    session.add(PaymentAllocation(payment_id=payment.id, invoice_id=invoice.id, amount=share))
+    outcome.allocated += share
+    outcome.customers.add(invoice.customer_id)
+    payload = {
+        "number": invoice.number,
+        "currency": invoice.currency,
+        "amount": str(share),
+        "balance_after": str(invoice.balance),
+        "payment": f"{payment.source}:{payment.external_id}",
+    }
+    audit.record(
+        session,
+        now,
+        "payment.allocated",
+        actor=actor,
+        customer_id=invoice.customer_id,
+        invoice_id=invoice.id,
+        payload=payload,
+    )
+    if invoice.balance == 0:
+        invoice.status, invoice.paid_at = "paid", now
+        outcome.closed.append(invoice.id)
+        audit.record(
+            session,
+            now,
+            "invoice.paid",
+            actor=actor,
+            customer_id=invoice.customer_id,
+            invoice_id=invoice.id,
+            payload={**payload, "source": payment.source},
+        )
+    else:
+        outcome.reduced.append(invoice.id)
+
+
+def cancel_for_invoices(session: Session, invoice_ids: Sequence[int], now: datetime) -> list[int]:
+    """Cancel every waiting reminder that covers one of these invoices: `paid` when all its
+    invoices are closed, `superseded` when an amount it quotes changed."""
+    if not invoice_ids:
+        return []
+    waiting = list(
+        session.scalars(
+            select(Reminder)
+            .join(ReminderInvoice, ReminderInvoice.reminder_id == Reminder.id)
+            .where(ReminderInvoice.invoice_id.in_(list(invoice_ids)), Reminder.state.in_(WAITING))
+            .distinct()
+        )
+    )
+    cancelled = []
+    for reminder in waiting:
+        still_open = session.scalar(
+            select(func.count())
+            .select_from(ReminderInvoice)
+            .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
+            .where(ReminderInvoice.reminder_id == reminder.id, Invoice.status == "open")
+        )
+        reason = "superseded" if still_open else "paid"
+        result = session.execute(
+            update(Reminder)
+            .where(Reminder.id == reminder.id, Reminder.state.in_(WAITING))
+            .values(state="cancelled", cancel_reason=reason, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            cancelled.append(reminder.id)
+            audit.record(
+                session,
+                now,
+                "reminder.cancelled",
+                customer_id=reminder.customer_id,
+                reminder_id=reminder.id,
+                payload={"reason": reason},
+            )
+    return cancelled
+
+
+def refund(
+    session: Session,
+    *,
+    source: str,
+    payment_external_id: str,
+    refunded_total: Decimal,
+    now: datetime,
+    refund_id: str,
+) -> PaymentOutcome:
+    """Give back what a refund takes: `refunded_total` is everything refunded on that payment so
+    far (Stripe's `amount_refunded`), so a repeat or an out-of-order event reverses nothing twice.
+    The newest allocations are reversed first; an invoice with a balance again is reopened."""
+    outcome = PaymentOutcome()
+    payment = session.scalars(
+        select(Payment).where(Payment.source == source, Payment.external_id == payment_external_id)
+    ).first()
+    if payment is None:
+        return outcome
+    outcome.payment_id = payment.id
+    reversed_so_far = -(
+        session.scalar(
+            select(func.coalesce(func.sum(Payment.amount), 0)).where(
+                Payment.source == source,
+                Payment.external_id.startswith(f"{payment_external_id}:refund:", autoescape=True),
+            )
+        )
+        or Decimal(0)
+    )
+    todo = min(refunded_total, payment.amount) - Decimal(reversed_so_far)
+    if todo <= 0:
+        outcome.duplicate = True
+        return outcome
+    back = Payment(
+        source=source,
+        external_id=f"{payment_external_id}:refund:{refund_id}",
+        customer_id=payment.customer_id,
+        received_on=now.date(),
+        amount=-todo,
+        currency=payment.currency,
+        reference=f"refund of {payment_external_id}",
+        created_at=now,
+    )
+    session.add(back)
+    session.flush()
+    allocations = session.execute(
+        select(PaymentAllocation, Invoice)
+        .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
+        .where(PaymentAllocation.payment_id == payment.id)
+        .order_by(PaymentAllocation.id.desc())
+    ).all()
+    already = _reversed_by_invoice(session, source, payment_external_id)
+    left = todo
+    for allocation, invoice in allocations:
+        available = allocation.amount - already.get(invoice.id, Decimal(0))
+        share = min(available, left)
+        if share <= 0:
+            continue
+        left -= share
+        invoice.balance += share
+        invoice.updated_at = now
+        session.add(PaymentAllocation(payment_id=back.id, invoice_id=invoice.id, amount=-share))
+        outcome.customers.add(invoice.customer_id)
+        if invoice.status == "paid":
+            invoice.status, invoice.paid_at = "open", None
+            outcome.reopened.append(invoice.id)
+        audit.record(
+            session,
+            now,
+            "invoice.reopened" if invoice.id in outcome.reopened else "invoice.balance_changed",
+            customer_id=invoice.customer_id,
+            invoice_id=invoice.id,
+            payload={
+                "number": invoice.number,
+                "currency": invoice.currency,
+                "refunded": str(share),
+                "balance_after": str(invoice.balance),
+                "payment": f"{source}:{payment_external_id}",
+            },
+        )
+    return outcome
+
+
+def _reversed_by_invoice(
+    session: Session, source: str, payment_external_id: str
+) -> dict[int, Decimal]:
+    rows = session.execute(
+        select(PaymentAllocation.invoice_id, func.sum(PaymentAllocation.amount))
+        .join(Payment, Payment.id == PaymentAllocation.payment_id)
+        .where(
+            Payment.source == source,
+            Payment.external_id.startswith(f"{payment_external_id}:refund:", autoescape=True),
+        )
+        .group_by(PaymentAllocation.invoice_id)
+    ).all()
+    return {invoice_id: -Decimal(total) for invoice_id, total in rows}

@@ -1,0 +1,164 @@
+"""What a verified Stripe event does to the ledger.
+
+Each event id is stored in the same transaction as its effects: a retry of a handled event
+changes nothing, and an event whose handling failed is handled again on Stripe's next try.
+`checkout.session.completed` and `payment_intent.succeeded` for one payment both name the same
+PaymentIntent, which is the payment's id here, so the second changes nothing either.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import audit, escalations
+from bot.models import Customer, Invoice, Payment, PaymentLink, StripeEvent
+from bot.payments import PaymentOutcome, record_payment, refund
+from integrations.stripe_events import StripeEventIn, amount_of, invoice_ids
+
+log = logging.getLogger(__name__)
+SOURCE = "stripe"
+PAID_TYPES = (
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "payment_intent.succeeded",
+)
+
+
+@dataclass
+class StripeResult:
+    status: str  # "applied" | "duplicate" | "ignored"
+    detail: str = ""
+    outcome: PaymentOutcome = field(default_factory=PaymentOutcome)
+    escalation_id: int | None = None
+
+
+def apply_event(
+    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str]
+) -> StripeResult:
+    if session.get(StripeEvent, event.id) is not None:
+        return StripeResult("duplicate", f"event {event.id} was handled before")
+    # A replica handling the same event at the same moment fails here on the primary key, and
+    # its whole transaction with it (the handler answers that as a duplicate).
+    session.add(StripeEvent(id=event.id, type=event.type[:64], received_at=now))
+    session.flush()
+    if event.type in PAID_TYPES:
+        return _paid(session, event, now)
+    if event.type == "charge.refunded":
+        return _refunded(session, event, now)
+    if event.type == "charge.dispute.created":
+        return _disputed(session, event, now, routes)
+    log.info("Stripe event %s (%s) acknowledged; arbot does not act on it", event.id, event.type)
+    return StripeResult("ignored", f"arbot does not act on {event.type}")
+
+
+def _paid(session: Session, event: StripeEventIn, now: datetime) -> StripeResult:
+    obj = event.object
+    if event.type.startswith("checkout.session"):
+        if obj.get("payment_status") != "paid":
+            return StripeResult("ignored", "checkout completed, payment still pending")
+        minor, payment_id = obj.get("amount_total"), obj.get("payment_intent") or obj.get("id")
+    else:
+        minor, payment_id = obj.get("amount_received"), obj.get("id")
+    currency = str(obj.get("currency") or "").upper()
+    ids = invoice_ids(obj.get("metadata"))
+    if not ids and obj.get("payment_link"):
+        link = session.scalars(
+            select(PaymentLink).where(PaymentLink.provider_id == str(obj["payment_link"]))
+        ).first()
+        ids = list(link.invoice_ids) if link else []
+    if not ids:
+        return StripeResult("ignored", "not a payment for arbot's invoices (no invoice ids)")
+    try:
+        amount = amount_of(minor, currency)
+    except (ValueError, KeyError) as exc:
+        return StripeResult("ignored", f"unreadable amount: {exc}")
+    customers = set(session.scalars(select(Invoice.customer_id).where(Invoice.id.in_(ids))).all())
+    if len(customers) != 1:
+        return StripeResult("ignored", "its invoices are unknown or belong to several customers")
+    customer_id = customers.pop()
+    outcome = record_payment(
+        session,
+        source=SOURCE,
+        external_id=str(payment_id),
+        customer_id=customer_id,
+        received_on=datetime.fromtimestamp(
+            int(obj.get("created") or now.timestamp()), now.tzinfo
+        ).date(),
+        amount=amount,
+        currency=currency,
+        invoice_ids=ids,
+        now=now,
+        reference=str(obj.get("id")),
+    )
+    if outcome.duplicate:
+        return StripeResult("duplicate", f"payment {payment_id} was recorded before", outcome)
+    return StripeResult("applied", f"payment {payment_id}", outcome)
+
+
+def _refunded(session: Session, event: StripeEventIn, now: datetime) -> StripeResult:
+    obj = event.object
+    payment_id = obj.get("payment_intent")
+    if not payment_id:
+        return StripeResult("ignored", "refund of a charge without a PaymentIntent")
+    payment = session.scalars(
+        select(Payment).where(Payment.source == SOURCE, Payment.external_id == str(payment_id))
+    ).first()
+    if payment is None:
+        return StripeResult("ignored", f"refund of {payment_id}, which arbot did not record")
+    total = amount_of(obj.get("amount_refunded"), payment.currency)
+    outcome = refund(
+        session,
+        source=SOURCE,
+        payment_external_id=str(payment_id),
+        refunded_total=total,
+        now=now,
+        refund_id=f"{obj.get('id')}:{obj.get('amount_refunded')}",
+    )
+    status = "duplicate" if outcome.duplicate else "applied"
+    return StripeResult(status, f"refund of {payment_id}", outcome)
+
+
+def _disputed(
+    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str]
+) -> StripeResult:
+    obj = event.object
+    payment = session.scalars(
+        select(Payment).where(
+            Payment.source == SOURCE, Payment.external_id == str(obj.get("payment_intent") or "")
+        )
+    ).first()
+    if payment is None or payment.customer_id is None:
+        return StripeResult("ignored", "a card dispute on a payment arbot did not record")
+    customer = session.get(Customer, payment.customer_id)
+    assert customer is not None
+    currency = str(obj.get("currency") or payment.currency).upper()
+    detail = (
+        f"the card payment {payment.external_id} is disputed at the bank "
+        f"({obj.get('reason', 'no reason given')}, {amount_of(obj.get('amount'), currency)} "
+        f"{currency}): answer it in the Stripe dashboard"
+    )
+    audit.record(
+        session,
+        now,
+        "card.disputed",
+        customer_id=customer.id,
+        payload={
+            "payment": payment.external_id,
+            "dispute": obj.get("id"),
+            "reason": obj.get("reason"),
+        },
+    )
+    escalation, _ = escalations.open_or_add(
+        session,
+        customer.id,
+        "card_dispute",
+        now,
+        detail=detail,
+        owner=escalations.owner_for(customer, routes),
+    )
+    return StripeResult("applied", detail, escalation_id=escalation.id)

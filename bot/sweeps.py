@@ -1,0 +1,89 @@
+"""The periodic checks that make sure nothing waits in silence: escalations not yet in Slack are
+posted, promises past their date (plus grace) resume the sequence and tell the owner, and
+escalations nobody claimed within the configured business days are raised again."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot import escalation_posting, escalations, inbound
+from bot.followups import SlackOut
+from bot.models import Customer
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass
+class SweepReport:
+    posted: list[int] = field(default_factory=list)
+    missed_promises: list[int] = field(default_factory=list)  # customer ids
+    raised: list[int] = field(default_factory=list)
+
+
+def business_time(start: datetime, end: datetime, timezone: str, days: list[str]) -> timedelta:
+    """How much of [start, end) fell on business days in the business's timezone."""
+    zone = ZoneInfo(timezone)
+    working = {DAY_NAMES.index(d) for d in days if d in DAY_NAMES}
+    total = timedelta(0)
+    cursor = start.astimezone(zone)
+    stop = end.astimezone(zone)
+    while cursor < stop:
+        midnight = datetime.combine(cursor.date() + timedelta(days=1), datetime.min.time(), zone)
+        step_end = min(midnight, stop)
+        if cursor.weekday() in working:
+            total += step_end - cursor
+        cursor = step_end
+    return total
+
+
+def sweep(runtime: Runtime, slack: SlackOut | None) -> SweepReport:
+    settings = runtime.settings
+    now, today = runtime.clock.now(), runtime.today()
+    routes = dict(settings.escalation_routes)
+    report = SweepReport()
+    with runtime.writing() as session:
+        for customer_id, numbers in inbound.missed_promises(
+            session, today, settings.promise_grace_days, now
+        ):
+            customer = session.get(Customer, customer_id)
+            assert customer is not None
+            _, new = escalations.open_or_add(
+                session,
+                customer_id,
+                "missed_promise",
+                now,
+                detail=f"still open after the promised date: {', '.join(numbers)}",
+                owner=escalations.owner_for(customer, routes),
+            )
+            report.missed_promises.append(customer_id)
+            if not new and slack is not None:
+                escalation_posting.note(
+                    session,
+                    slack,
+                    customer_id,
+                    f":hourglass: The promise passed and {', '.join(numbers)} "
+                    "is still open. The sequence resumes with the next plan.",
+                )
+    channel = settings.escalation_channel or settings.finance_channel
+    if slack is None or not channel:
+        return report
+    with runtime.writing() as session:
+        report.posted = escalation_posting.post_pending(
+            session, slack, channel, today, settings.timezone, routes, now
+        )
+    limit = timedelta(days=settings.unclaimed_after_days)
+    with runtime.writing() as session:
+        waiting = [
+            e.id
+            for e in escalations.unclaimed(session, now, timedelta(0))
+            if business_time(e.raised_at or e.opened_at, now, settings.timezone, settings.send_days)
+            >= limit
+        ]
+        if waiting:
+            report.raised = escalation_posting.raise_unclaimed(session, slack, now, waiting)
+    return report

@@ -1,0 +1,127 @@
+"""`arbot sync`: pull what changed in each connected accounting source since the last sync into
+the ledger, with the same upsert rules as the CSV import, then write a note of each reminder sent
+since into the invoice's history in the source, so the ledger stays the one source of truth."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot import audit
+from bot.ledger import ImportSummary, apply_batch
+from bot.models import Contact, Event, Invoice, Reminder, ReminderInvoice, SyncState
+from bot.runtime import Runtime
+from integrations.base import IncrementalSource, InvoiceNotes, SourceProblem
+from integrations.oauth import SourceError
+
+log = logging.getLogger(__name__)
+
+
+class Source(IncrementalSource, InvoiceNotes, Protocol):
+    pass
+
+
+@dataclass
+class SyncResult:
+    source: str
+    summary: ImportSummary
+    problems: list[SourceProblem] = field(default_factory=list)
+    notes_written: int = 0
+    notes_failed: list[str] = field(default_factory=list)
+
+
+def sync_source(runtime: Runtime, source: Source) -> SyncResult:
+    with runtime.sessions() as session:
+        state = session.get(SyncState, source.name)
+        cursor = state.cursor if state else None
+        notes_since = _notes_since(state)
+    batch = source.fetch_since(cursor)  # outside any transaction: the network may be slow
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        summary = apply_batch(session, batch, now)
+        for problem in batch.problems:
+            audit.record(
+                session,
+                now,
+                "sync.problem",
+                payload={
+                    "source": source.name,
+                    "kind": problem.kind,
+                    "id": problem.external_id,
+                    "message": problem.message,
+                },
+            )
+        _save_state(session, source.name, batch.cursor or cursor, now, summary, batch.problems)
+    result = SyncResult(source.name, summary, list(batch.problems))
+    _write_notes(runtime, source, notes_since, now, result)
+    return result
+
+
+def _notes_since(state: SyncState | None) -> int:
+    """The last `reminder.sent` event already noted (ids only grow; instants can tie)."""
+    return int((state.summary or {}).get("notes_after_event", 0)) if state else 0
+
+
+def _save_state(
+    session: Session,
+    name: str,
+    cursor: str | None,
+    now: datetime,
+    summary: ImportSummary,
+    problems: list[SourceProblem],
+) -> None:
+    state = session.get(SyncState, name)
+    if state is None:
+        state = SyncState(source=name, summary={})
+        session.add(state)
+    previous: dict[str, Any] = dict(state.summary or {})
+    state.cursor, state.synced_at = cursor, now
+    state.summary = {
+        **summary.as_dict(),
+        "problems": [p.message for p in problems][:100],
+        "notes_after_event": previous.get("notes_after_event", 0),
+    }
+
+
+def _write_notes(
+    runtime: Runtime, source: Source, since: int, now: datetime, result: SyncResult
+) -> None:
+    """One note per sent reminder per invoice of this source, for events after `since`."""
+    with runtime.sessions() as session:
+        last = session.scalar(select(func.max(Event.id))) or 0
+        query = (
+            select(Event.at, Reminder, Invoice.external_id, Contact.email, Contact.phone)
+            .join(Reminder, Reminder.id == Event.reminder_id)
+            .join(ReminderInvoice, ReminderInvoice.reminder_id == Reminder.id)
+            .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
+            .outerjoin(Contact, Contact.id == Reminder.contact_id)
+            .where(
+                Event.kind == "reminder.sent",
+                Invoice.source == source.name,
+                Event.id > since,
+                Event.id <= last,
+            )
+            .order_by(Event.id)
+        )
+        rows = session.execute(query).all()
+    for at, reminder, external_id, email, phone in rows:
+        to = email if reminder.channel == "email" else phone
+        note = (
+            f"{at:%Y-%m-%d}: payment reminder ({reminder.step_key}) sent by "
+            f"{reminder.channel} to {to or 'the billing contact'} from arbot"
+        )
+        try:
+            source.add_note(external_id, note)
+            result.notes_written += 1
+        except SourceError as exc:  # a note is a courtesy: the sync itself stands
+            log.warning("note for invoice %s not written: %s", external_id, exc)
+            result.notes_failed.append(f"{external_id}: {exc}")
+    with runtime.writing() as session:
+        state = session.get(SyncState, source.name)
+        if state is not None:
+            state.summary = {**(state.summary or {}), "notes_after_event": last}

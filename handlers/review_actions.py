@@ -1,0 +1,52 @@
+"""Bolt listeners for a bank payment under review: Apply one candidate, or Leave unmatched."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot import bank_import, followups, review_posting
+from bot.runtime import Runtime
+from integrations.slack_chat import SlackChat
+
+Later = Callable[..., None]
+Tell = Callable[[str | None, str, str], None]
+
+
+def register(
+    app: App,
+    runtime: Runtime,
+    slack: SlackChat,
+    allows: Callable[[str], bool],
+    later: Later,
+    tell: Tell,
+) -> None:
+    @app.action(re.compile(r"^review_(apply_\d+|leave)$"))
+    def on_review(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        later(decide, body["user"]["id"], body.get("channel", {}).get("id"), body)
+
+    def decide(body: dict[str, Any]) -> None:
+        user, channel = body["user"]["id"], body.get("channel", {}).get("id")
+        if not allows(user):
+            tell(channel, user, "Only approvers can place payments. Ask someone in finance.")
+            return
+        review_text, _, option_text = body["actions"][0]["value"].partition(":")
+        option = int(option_text)
+        with runtime.writing() as session:
+            result, outcome = bank_import.decide_review(
+                session,
+                int(review_text),
+                option - 1 if option else None,
+                user,
+                runtime.clock.now(),
+            )
+        if result.startswith("already"):
+            tell(channel, user, f"Nothing changed: this payment was {result}.")
+            return
+        with runtime.writing() as session:
+            review_posting.redraw(session, slack, int(review_text))
+            followups.after_payment(session, slack, outcome, runtime.settings.timezone)

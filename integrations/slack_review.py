@@ -1,0 +1,53 @@
+"""Block Kit for a bank payment a person has to place: the payment, each candidate with an
+Apply button, and Leave unmatched. Within Slack's limits (unique action_ids per block)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from integrations.slack_blocks import Block, _button, _section, escape
+
+MAX_OPTIONS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewOption:
+    text: str  # e.g. "Ridgeline Roofing: INV-1 $1,200.00 (exact amount)"
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewView:
+    id: int
+    payment: str  # "$1,200.00 on 2026-03-14 from RIDGELINE ROOFING, ref 'March'"
+    why: str
+    options: tuple[ReviewOption, ...]
+    state: str  # open | applied | unmatched
+    decided: str | None = None  # "applied option 2 by <@U1>"
+
+
+def review_text(view: ReviewView) -> str:
+    return f"Bank payment to place: {view.payment}"
+
+
+def review_blocks(view: ReviewView) -> list[Block]:
+    blocks: list[Block] = [
+        _section(f":bank: *Bank payment to place:* {escape(view.payment)}\n_{escape(view.why)}_")
+    ]
+    lines = [f"*{n}.* {escape(o.text)}" for n, o in enumerate(view.options[:MAX_OPTIONS], 1)]
+    if lines:
+        blocks.append(_section("\n".join(lines)))
+    if view.state != "open":
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": view.decided or view.state}],
+            }
+        )
+        return blocks
+    buttons = [
+        _button(f"Apply {n}", f"review_apply_{n}", f"{view.id}:{n}", "primary" if n == 1 else None)
+        for n in range(1, len(view.options[:MAX_OPTIONS]) + 1)
+    ]
+    buttons.append(_button("Leave unmatched", "review_leave", f"{view.id}:0"))
+    blocks.append({"type": "actions", "block_id": f"review:{view.id}", "elements": buttons})
+    return blocks

@@ -1,0 +1,194 @@
+"""`arbot import-payments` end to end: the bank CSV matched against the ledger, what is applied,
+what waits for a person in Slack, and re-importing the same file changing nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import bank_import, review_posting
+from bot.ledger import apply_batch
+from bot.models import Invoice, Payment, PaymentAllocation, PaymentReview, Reminder
+from bot.plan_store import run_plan
+from bot.planner import PlanRules
+from bot.runtime import Runtime, start
+from bot.settings import load_settings
+from integrations.csv_ledger import read_ledger_csv
+from integrations.csv_payments import read_payments
+from integrations.slack_chat import SlackChat, web_client
+from tests.ledger_files import row, write
+
+HEADER = ["date", "amount", "currency", "reference", "payer"]
+
+
+def _bank(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    return path
+
+
+def _ledger(tmp_path: Path) -> Path:
+    return write(
+        tmp_path / "ledger.csv",
+        [
+            row(
+                invoice_number="INV-1001",
+                amount="1200.00",
+                balance="1200.00",
+                due_date="2026-03-09",
+            ),
+            row(
+                invoice_number="INV-1002", amount="450.00", balance="450.00", due_date="2026-03-09"
+            ),
+            row(
+                customer_id="C-2",
+                customer_name="Harbor Dental LLC",
+                invoice_number="INV-2001",
+                amount="800.00",
+                balance="800.00",
+                email="billing@harbor.example",
+                due_date="2026-03-09",
+            ),
+            row(
+                customer_id="C-2",
+                customer_name="Harbor Dental LLC",
+                invoice_number="INV-2002",
+                amount="800.00",
+                balance="800.00",
+                email="billing@harbor.example",
+                due_date="2026-03-10",
+            ),
+        ],
+    )
+
+
+def _balances(database_url: str) -> dict[str, tuple[Decimal, str]]:
+    runtime = start(load_settings(env_file=None, database_url=database_url), upgrade=False)
+    try:
+        with runtime.sessions() as session:
+            rows = session.execute(select(Invoice.number, Invoice.balance, Invoice.status)).all()
+            return {n: (b, s) for n, b, s in rows}
+    finally:
+        runtime.close()
+
+
+def test_import_payments_applies_the_sure_ones_and_holds_the_rest(
+    cli: Any, database_url: str, tmp_path: Path
+) -> None:
+    assert cli("import-csv", str(_ledger(tmp_path))).code == 0
+    bank = _bank(
+        tmp_path / "bank.csv",
+        [
+            ["2026-03-14", "1200.00", "USD", "Payment INV-1001 thanks", "RIDGELINE ROOFING"],
+            ["2026-03-14", "800.00", "USD", "March", "Harbor Dental"],  # two invoices of 800
+            ["2026-03-14", "99.00", "USD", "", "Nobody we know"],
+        ],
+    )
+
+    result = cli("import-payments", str(bank), "--json")
+
+    assert result.code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["applied"], doc["to_review"], doc["already_imported"]) == (1, 2, 0)
+    assert doc["invoices_paid"] == 1
+    balances = _balances(database_url)
+    assert balances["INV-1001"] == (Decimal(0), "paid")
+    assert balances["INV-2001"] == (Decimal("800.00"), "open")  # ambiguous: a person decides
+    assert balances["INV-2002"] == (Decimal("800.00"), "open")
+
+    again = cli("import-payments", str(bank), "--json")
+
+    assert json.loads(again.stdout)["already_imported"] == 3
+    assert _balances(database_url) == balances
+
+
+def test_a_bad_bank_file_says_which_row_and_field_and_imports_nothing(
+    cli: Any, database_url: str, tmp_path: Path
+) -> None:
+    assert cli("import-csv", str(_ledger(tmp_path))).code == 0
+    bank = _bank(
+        tmp_path / "bank.csv",
+        [
+            ["2026-03-14", "1200.00", "USD", "INV-1001", "Ridgeline"],
+            ["2026-03-14", "12,00.0x", "USD", "INV-1002", "Ridgeline"],
+        ],
+    )
+
+    result = cli("import-payments", str(bank))
+
+    assert result.code == 1
+    assert "bank.csv" in result.stderr and "row 3" in result.stderr and "amount" in result.stderr
+    assert _balances(database_url)["INV-1001"] == (Decimal("1200.00"), "open")
+
+
+@pytest.fixture
+def ledger_runtime(runtime: Runtime, tmp_path: Path) -> Runtime:
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(_ledger(tmp_path)), runtime.clock.now())
+        run_plan(
+            session,
+            PlanRules.from_settings(runtime.settings),
+            runtime.today(),
+            runtime.clock.now(),
+            False,
+        )
+    return runtime
+
+
+def test_a_person_picks_one_candidate_once(ledger_runtime: Runtime, tmp_path: Path) -> None:
+    rt = ledger_runtime
+    bank = _bank(tmp_path / "b.csv", [["2026-03-14", "800.00", "USD", "March", "Harbor Dental"]])
+    with rt.writing() as session:
+        summary = bank_import.import_payments(session, read_payments(bank), "b.csv", rt.clock.now())
+    [review_id] = summary.reviews
+
+    with rt.writing() as session:
+        result, outcome = bank_import.decide_review(
+            session, review_id, 1, "U0APPROVER", rt.clock.now()
+        )
+    with rt.writing() as session:
+        second, _ = bank_import.decide_review(session, review_id, 0, "U0SECOND", rt.clock.now())
+
+    assert result == "applied" and second.startswith("already applied")
+    with rt.sessions() as session:
+        balances = dict(session.execute(select(Invoice.number, Invoice.balance)).all())
+        allocated = session.scalar(select(func.sum(PaymentAllocation.amount)))
+        cancelled = session.scalars(
+            select(Reminder.cancel_reason).where(Reminder.state == "cancelled")
+        ).all()
+    assert balances["INV-2002"] == Decimal(0) and balances["INV-2001"] == Decimal("800.00")
+    assert allocated == Decimal("800.00")  # never more than the payment, never twice
+    assert len(outcome.closed) == 1
+    # Harbor's one reminder quoted both invoices: its amounts are stale now
+    assert cancelled == ["superseded"]
+
+
+def test_review_messages_fit_slacks_limits_and_carry_the_options(
+    ledger_runtime: Runtime, tmp_path: Path, slack_api: Any
+) -> None:
+    from tests.fake_slack import validate_blocks
+
+    rt = ledger_runtime
+    bank = _bank(tmp_path / "b.csv", [["2026-03-14", "800.00", "USD", "March", "Harbor Dental"]])
+    with rt.writing() as session:
+        bank_import.import_payments(session, read_payments(bank), "b.csv", rt.clock.now())
+        posted = review_posting.post_open(
+            session, SlackChat(web_client("xoxb-test", slack_api.url)), "C0FIN"
+        )
+    assert len(posted) == 1
+    message = slack_api.calls("chat.postMessage")[-1]
+    assert validate_blocks(message["blocks"]) == []
+    text = json.dumps(message["blocks"])
+    assert "INV-2001" in text and "INV-2002" in text and "Leave unmatched" in text
+    with rt.sessions() as session:
+        review = session.scalars(select(PaymentReview)).one()
+        assert review.slack_ts is not None
+        assert session.scalar(select(func.count()).select_from(Payment)) == 1

@@ -1,0 +1,208 @@
+"""An escalation's buttons and thread through the real ASGI app: Claim (once), Record promise,
+Mark disputed, Resume sequence, Resolve, notes people write in the thread, and the sweep that
+raises an unclaimed escalation again."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot import escalation_posting, escalations
+from bot.clock import FixedClock
+from bot.ledger import apply_batch
+from bot.models import Customer, Escalation, Event, Invoice
+from bot.runtime import Runtime
+from bot.sweeps import business_time, sweep
+from integrations.csv_ledger import read_ledger_csv
+from integrations.slack_chat import SlackChat, web_client
+from tests.fake_slack import validate_blocks
+from tests.ledger_files import row, write
+from tests.slack_requests import wait_for
+
+TODAY = date(2026, 3, 16)
+
+
+@pytest.fixture
+def thread(slack_runtime: Runtime, slack_api: Any, tmp_path: Path) -> Escalation:
+    rt = slack_runtime
+    rows = [row(invoice_number="INV-7", due_date="2026-03-01")]
+    with rt.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), rt.clock.now())
+        customer_id = session.scalars(select(Customer.id)).one()
+        escalations.open_or_add(session, customer_id, "replied", rt.clock.now(), owner="U07DANA01")
+        escalation_posting.post_pending(
+            session,
+            SlackChat(web_client("xoxb-test", slack_api.url)),
+            "C0ESCALATE",
+            TODAY,
+            "America/New_York",
+            {},
+            rt.clock.now(),
+        )
+    with rt.sessions() as session:
+        escalation = session.scalars(select(Escalation)).one()
+        session.expunge(escalation)
+        return escalation
+
+
+def _state(rt: Runtime) -> Escalation:
+    with rt.sessions() as session:
+        escalation = session.scalars(select(Escalation)).one()
+        session.expunge(escalation)
+        return escalation
+
+
+def _in_thread(slack_api: Any, escalation: Escalation) -> list[str]:
+    return [
+        c["text"]
+        for c in slack_api.calls("chat.postMessage")
+        if c.get("thread_ts") == escalation.slack_thread_ts
+    ]
+
+
+def test_claim_once_and_the_second_claimer_is_told_who_has_it(
+    served: Any, slack_runtime: Runtime, slack_api: Any, thread: Escalation
+) -> None:
+    assert served.click("esc_claim", str(thread.id), channel="C0ESCALATE").status_code == 200
+    wait_for(lambda: _state(slack_runtime).state == "claimed")
+    served.click("esc_claim", str(thread.id), user="U0SECOND", channel="C0ESCALATE")
+
+    wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    told = slack_api.calls("chat.postEphemeral")[-1]
+    assert told["user"] == "U0SECOND" and "<@U0APPROVER>" in told["text"]
+    assert _state(slack_runtime).owner_slack_id == "U0APPROVER"
+    parent = slack_api.messages[(thread.slack_channel, thread.slack_thread_ts)]
+    assert validate_blocks(parent["blocks"]) == []
+    assert "Claimed by <@U0APPROVER>" in json.dumps(parent["blocks"])
+    assert any("claimed this" in t for t in _in_thread(slack_api, thread))
+
+
+def test_a_non_approver_cannot_act(
+    served: Any, slack_runtime: Runtime, slack_api: Any, thread: Escalation
+) -> None:
+    served.click("esc_claim", str(thread.id), user="U0OUTSIDER", channel="C0ESCALATE")
+    wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert _state(slack_runtime).state == "open"
+
+
+def test_record_promise_pauses_until_the_date_plus_grace(
+    served: Any, slack_runtime: Runtime, slack_api: Any, thread: Escalation
+) -> None:
+    served.click("esc_promise", str(thread.id), channel="C0ESCALATE")
+    wait_for(lambda: slack_api.calls("views.open"))
+    modal = slack_api.calls("views.open")[-1]["view"]
+    assert modal["callback_id"] == "esc_promise"
+    past = served.submit(
+        "esc_promise",
+        modal["private_metadata"],
+        {"date": {"value": {"type": "datepicker", "selected_date": "2026-03-01"}}},
+    )
+    assert past.json()["response_action"] == "errors"  # a date in the past is refused in the form
+
+    served.submit(
+        "esc_promise",
+        modal["private_metadata"],
+        {"date": {"value": {"type": "datepicker", "selected_date": "2026-03-20"}}},
+    )
+
+    def paused() -> Any:
+        with slack_runtime.sessions() as session:
+            return session.scalars(select(Customer.paused_until)).one()
+
+    until = wait_for(paused)
+    assert until.date() == date(2026, 3, 23)  # the 20th plus 2 days' grace, through the 22nd
+    with slack_runtime.sessions() as session:
+        assert session.scalars(select(Invoice.promise_date)).one() == date(2026, 3, 20)
+    wait_for(
+        lambda: any("promise to pay by 2026-03-20" in t for t in _in_thread(slack_api, thread))
+    )
+
+
+def test_mark_disputed_then_resume_then_resolve(
+    served: Any, slack_runtime: Runtime, slack_api: Any, thread: Escalation
+) -> None:
+    meta = f"{thread.id}|C0ESCALATE"
+    served.submit(
+        "esc_dispute",
+        meta,
+        {"reason": {"value": {"type": "plain_text_input", "value": "wrong qty"}}},
+    )
+
+    def disputed() -> bool:
+        with slack_runtime.sessions() as session:
+            return bool(session.scalars(select(Invoice.disputed)).one())
+
+    wait_for(disputed)
+    served.click("esc_resume", str(thread.id), channel="C0ESCALATE")
+    wait_for(lambda: _state(slack_runtime).state == "resolved")
+    assert not disputed()
+    assert _state(slack_runtime).resolution == "sequence resumed"
+    parent = slack_api.messages[(thread.slack_channel, thread.slack_thread_ts)]
+    assert "esc_claim" not in json.dumps(parent["blocks"])  # a resolved one has no buttons
+
+
+def test_resolve_records_the_outcome(
+    served: Any, slack_runtime: Runtime, slack_api: Any, thread: Escalation
+) -> None:
+    served.submit(
+        "esc_resolve",
+        f"{thread.id}|C0ESCALATE",
+        {
+            "outcome": {"value": {"type": "static_select", "selected_option": {"value": "paid"}}},
+            "note": {"value": {"type": "plain_text_input", "value": "wire came in"}},
+        },
+    )
+    wait_for(lambda: _state(slack_runtime).state == "resolved")
+    assert _state(slack_runtime).resolution == "Paid: wire came in"
+
+
+def test_what_a_person_writes_in_the_thread_joins_the_history(
+    served: Any, slack_runtime: Runtime, thread: Escalation
+) -> None:
+    served.event(
+        {
+            "type": "message",
+            "channel": thread.slack_channel,
+            "user": "U0APPROVER",
+            "text": "Called Maria: cheque in the post",
+            "ts": "1700000100.000200",
+            "thread_ts": thread.slack_thread_ts,
+        }
+    )
+
+    def noted() -> Any:
+        with slack_runtime.sessions() as session:
+            return session.scalars(select(Event).where(Event.kind == "note.added")).first()
+
+    note = wait_for(noted)
+    assert note.actor == "U0APPROVER" and note.payload["text"] == "Called Maria: cheque in the post"
+
+
+def test_an_unclaimed_escalation_is_raised_again_after_a_business_day(
+    slack_runtime: Runtime, slack_api: Any, thread: Escalation, clock: FixedClock
+) -> None:
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    clock.set(clock.now() + timedelta(hours=20))
+    assert sweep(slack_runtime, chat).raised == []  # not yet a business day
+    clock.set(clock.now() + timedelta(hours=5))
+
+    assert sweep(slack_runtime, chat).raised == [thread.id]
+    assert sweep(slack_runtime, chat).raised == []  # once, not every sweep
+    assert any(
+        "<@U07DANA01>" in t and "without anyone claiming" in t
+        for t in _in_thread(slack_api, thread)
+    )
+
+
+def test_business_time_skips_the_weekend() -> None:
+    from datetime import UTC, datetime
+
+    friday_noon = datetime(2026, 3, 20, 16, tzinfo=UTC)  # 12:00 in New York
+    monday_noon = datetime(2026, 3, 23, 16, tzinfo=UTC)
+    days = ["mon", "tue", "wed", "thu", "fri"]
+    assert business_time(friday_noon, monday_noon, "America/New_York", days) == timedelta(days=1)

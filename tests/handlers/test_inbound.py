@@ -1,0 +1,341 @@
+"""Replies through the real ASGI app: POST /webhooks/email (a raw RFC 5322 message behind a shared
+secret) and POST /webhooks/twilio/sms (signed like Twilio), what is paused, and the escalation
+thread the fake Slack Web API receives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bot import plan_posting
+from bot.clock import FixedClock
+from bot.ledger import apply_batch
+from bot.models import Contact, Escalation, InboundMessage, Invoice, Reminder
+from bot.outbox import token
+from bot.plan_store import run_plan
+from bot.planner import PlanRules
+from bot.runtime import Runtime, start
+from bot.settings import Settings, load_settings
+from integrations.csv_ledger import read_ledger_csv
+from integrations.slack_chat import SlackChat, web_client
+from integrations.twilio_sms import twilio_signature
+from tests.fake_slack import validate_blocks
+from tests.ledger_files import row, write
+from tests.serving import serve
+
+TODAY = date(2026, 3, 16)
+SECRET = "inbound-secret-1"
+KEY = "k" * 32
+TWILIO_TOKEN = "twilio-test-token"
+PUBLIC = "https://arbot.example.com"
+
+
+@pytest.fixture
+def inbound_settings(database_url: str, slack_api: Any) -> Settings:
+    return load_settings(
+        env_file=None,
+        database_url=database_url,
+        timezone="America/New_York",
+        slack_bot_token="xoxb-test",
+        slack_signing_secret="test-signing-secret",
+        slack_api_url=slack_api.url,
+        finance_channel="C0FINANCE",
+        escalation_channel="C0ESCALATE",
+        inbound_email_secret=SECRET,
+        secret_key=KEY,
+        twilio_auth_token=TWILIO_TOKEN,
+        public_url=PUBLIC,
+    )
+
+
+@pytest.fixture
+def rt(
+    inbound_settings: Settings, clock: FixedClock, tmp_path: Path, slack_api: Any
+) -> Iterator[Runtime]:
+    runtime = start(inbound_settings, clock=clock)
+    rows = [
+        row(invoice_number="INV-1001", due_date="2026-03-09"),
+        row(invoice_number="INV-1002", amount="300.00", balance="300.00", due_date="2026-03-09"),
+    ]
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), clock.now())
+        run_plan(session, PlanRules.from_settings(inbound_settings), TODAY, clock.now(), False)
+        reminder = session.scalars(select(Reminder)).one()
+        # as if it had gone out: its Message-ID is stored
+        reminder.message_id = "<arbot.1.0123456789abcdef@brightwater.example>"
+    plan_posting.post_plan(
+        runtime, SlackChat(web_client("xoxb-test", slack_api.url)), "C0FINANCE", TODAY
+    )
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def app(rt: Runtime) -> Iterator[httpx.Client]:
+    with serve(rt) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield client
+
+
+def _reminder(rt: Runtime) -> Reminder:
+    with rt.sessions() as session:
+        reminder = session.scalars(select(Reminder)).one()
+        session.expunge(reminder)
+        return reminder
+
+
+def _mail(text: str, **headers: str) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = headers.pop("From", "Maria Garcia <ap@ridgeline.example>")
+    mail["To"] = headers.pop("To", "ar@brightwater.example")
+    mail["Subject"] = headers.pop("Subject", "Re: Invoice INV-1001 is past due")
+    mail["Message-ID"] = "<reply-1@ridgeline.example>"
+    for name, value in headers.items():
+        mail[name.replace("_", "-")] = value
+    mail.set_content(text)
+    return mail.as_bytes()
+
+
+def _post_mail(app: httpx.Client, raw: bytes, secret: str | None = SECRET) -> httpx.Response:
+    headers = {"Content-Type": "message/rfc822"}
+    if secret == "":
+        headers["Authorization"] = "Basic Og=="  # user "" and password "": not the secret
+    elif secret is not None:
+        headers["Authorization"] = f"Bearer {secret}"
+    return app.post("/webhooks/email", content=raw, headers=headers)
+
+
+def _counts(rt: Runtime) -> tuple[Any, ...]:
+    with rt.sessions() as session:
+        return (
+            session.scalar(select(func.count()).select_from(InboundMessage)),
+            session.scalar(select(func.count()).select_from(Escalation)),
+            tuple(session.scalars(select(Reminder.state).order_by(Reminder.id))),
+        )
+
+
+DISPUTE = (
+    "Hi, we are not paying INV-1001: the second delivery arrived damaged and we dispute the "
+    "charge until it is replaced.\n\nOn Mon, Mar 16, 2026 at 9:00 AM Accounts Receivable "
+    "<ar@brightwater.example> wrote:\n> Invoice INV-1001 is past due\n> Please pay\n"
+)
+
+
+def test_a_dispute_reply_pauses_flags_and_opens_a_thread_with_the_history(
+    rt: Runtime, app: httpx.Client, slack_api: Any
+) -> None:
+    reminder = _reminder(rt)
+    to = f"ar+r.{token(KEY, reminder.id, 'reply')}@brightwater.example"
+
+    answer = _post_mail(app, _mail(DISPUTE, To=to))
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"status": "reply", "label": "dispute"}
+    with rt.sessions() as session:
+        stored = session.scalars(select(InboundMessage)).one()
+        assert stored.matched_by == "reply_token" and stored.reminder_id == reminder.id
+        assert "wrote:" not in stored.text and "damaged" in stored.text  # quoted history gone
+        assert "Please pay" in stored.raw  # the raw message is kept
+        after = session.get(Reminder, reminder.id)
+        assert after is not None and (after.state, after.cancel_reason) == ("cancelled", "replied")
+        disputed = dict(session.execute(select(Invoice.number, Invoice.disputed)).all())
+        assert disputed == {"INV-1001": True, "INV-1002": False}  # the one the reply names
+        escalation = session.scalars(select(Escalation)).one()
+    assert escalation.slack_channel == "C0ESCALATE" and escalation.slack_thread_ts
+    parent = slack_api.messages[(escalation.slack_channel, escalation.slack_thread_ts)]
+    assert validate_blocks(parent["blocks"]) == []
+    text = json.dumps(parent["blocks"])
+    assert "<@U07DANA01>" in text  # the account owner
+    assert "second delivery arrived damaged" in text  # what they wrote
+    assert "check the delivery record for INV-1001" in text  # the suggested next step
+    for action in ("esc_claim", "esc_promise", "esc_dispute", "esc_resume", "esc_resolve"):
+        assert f'"action_id": "{action}"' in text
+    thread = [
+        c
+        for c in slack_api.calls("chat.postMessage")
+        if c.get("thread_ts") == escalation.slack_thread_ts
+    ]
+    history = json.dumps([c["blocks"] for c in thread])
+    assert all(validate_blocks(c["blocks"]) == [] for c in thread)
+    assert "INV-1001" in history and "days overdue" in history
+    assert "reply by email [dispute]" in history and "disputed INV-1001" in history
+    # the card in the finance channel shows the reminder stopped
+    card = slack_api.messages[(reminder.slack_channel, reminder.slack_ts)]
+    assert "replied" in json.dumps(card["blocks"])
+
+
+def test_a_reply_found_by_in_reply_to_with_a_promise_pauses_until_the_date(
+    rt: Runtime, app: httpx.Client
+) -> None:
+    raw = _mail(
+        "We will pay this by the 30th. Sorry for the delay.",
+        In_Reply_To="<arbot.1.0123456789abcdef@brightwater.example>",
+    )
+
+    assert _post_mail(app, raw).json()["label"] == "promise_to_pay"
+
+    with rt.sessions() as session:
+        stored = session.scalars(select(InboundMessage)).one()
+        assert stored.matched_by == "in_reply_to"
+        assert set(session.scalars(select(Invoice.promise_date))) == {date(2026, 3, 30)}
+        from bot.models import Customer
+
+        paused = session.scalars(select(Customer.paused_until)).one()
+    assert paused is not None and paused.date() == date(2026, 4, 2)  # the 30th plus 2 days' grace
+
+
+def test_the_same_message_twice_is_handled_once(rt: Runtime, app: httpx.Client) -> None:
+    raw = _mail(DISPUTE, In_Reply_To="<arbot.1.0123456789abcdef@brightwater.example>")
+    assert _post_mail(app, raw).json()["status"] == "reply"
+    before = _counts(rt)
+    assert _post_mail(app, raw).json()["status"] == "duplicate"
+    assert _counts(rt) == before
+
+
+def test_a_mail_to_the_unsubscribe_address_opts_the_address_out(
+    rt: Runtime, app: httpx.Client
+) -> None:
+    reminder = _reminder(rt)
+    to = f"ar+u.{token(KEY, reminder.id, 'unsubscribe')}@brightwater.example"
+    assert (
+        _post_mail(app, _mail("unsubscribe", To=to, Subject="unsubscribe")).json()["status"]
+        == "opt_out"
+    )
+    with rt.sessions() as session:
+        assert session.scalars(select(Contact.email_opted_out_at)).one() is not None
+
+
+def test_basic_auth_with_the_secret_as_password_is_accepted(rt: Runtime, app: httpx.Client) -> None:
+    import base64
+
+    raw = _mail("Out of office", Auto_Submitted="auto-replied")
+    credentials = base64.b64encode(f"api:{SECRET}".encode()).decode()
+    answer = app.post(
+        "/webhooks/email",
+        content=raw,
+        headers={"Authorization": f"Basic {credentials}", "Content-Type": "message/rfc822"},
+    )
+    assert answer.status_code == 200
+
+
+def test_an_out_of_office_is_logged_and_pauses_nothing(rt: Runtime, app: httpx.Client) -> None:
+    raw = _mail(
+        "I am out of the office until March 20 with limited access to email.",
+        Subject="Automatic reply: Invoice INV-1001 is past due",
+        Auto_Submitted="auto-replied",
+    )
+
+    assert _post_mail(app, raw).json()["status"] == "automatic"
+    inbound, escalations, states = _counts(rt)
+    assert (inbound, escalations, states) == (1, 0, ("planned",))
+
+
+def test_a_bounce_marks_the_address_fails_the_reminder_and_escalates(
+    rt: Runtime, app: httpx.Client
+) -> None:
+    reminder = _reminder(rt)
+    with rt.writing() as session:
+        session.get(Reminder, reminder.id).state = "sent"  # type: ignore[union-attr]
+    bounce_to = f"bounce+{token(KEY, reminder.id, 'bounce')}@brightwater.example"
+    raw = (
+        f"From: Mail Delivery System <MAILER-DAEMON@mx.example>\r\n"
+        f"To: {bounce_to}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example\r\n\r\n"
+        "Final-Recipient: rfc822; ap@ridgeline.example\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        "Message-ID: <arbot.1.0123456789abcdef@brightwater.example>\r\n"
+        "Subject: Invoice INV-1001 is past due\r\n"
+        "--B--\r\n"
+    ).encode()
+
+    assert _post_mail(app, raw).json()["status"] == "bounce"
+
+    with rt.sessions() as session:
+        after = session.get(Reminder, reminder.id)
+        contact = session.scalars(select(Contact)).one()
+        escalation = session.scalars(select(Escalation)).one()
+    assert after is not None and after.state == "failed" and "5.1.1" in (after.error or "")
+    assert contact.email_unusable_at is not None
+    assert escalation.reason == "send_failed"
+
+
+def test_a_message_matching_nothing_goes_to_the_finance_channel(
+    rt: Runtime, app: httpx.Client, slack_api: Any
+) -> None:
+    raw = _mail("Who is this? I never ordered anything.", From="stranger@elsewhere.example")
+
+    assert _post_mail(app, raw).json()["status"] == "unmatched"
+    posted = slack_api.calls("chat.postMessage")[-1]
+    assert posted["channel"] == "C0FINANCE"
+    assert "matched no customer" in posted["text"] and "/ar assign" in posted["text"]
+    assert _counts(rt)[1:] == (0, ("planned",))
+
+
+@pytest.mark.parametrize("secret", [None, "wrong", ""], ids=["missing", "wrong", "empty"])
+def test_without_the_secret_the_email_webhook_answers_401_and_changes_nothing(
+    rt: Runtime, app: httpx.Client, secret: str | None
+) -> None:
+    before = _counts(rt)
+    assert _post_mail(app, _mail(DISPUTE), secret).status_code == 401
+    assert _counts(rt) == before
+
+
+def _sms(
+    app: httpx.Client, body: str, sender: str = "+13125550142", signature: str | None = None
+) -> httpx.Response:
+    form = {"From": sender, "To": "+15005550006", "Body": body, "MessageSid": "SM" + "1" * 32}
+    url = f"{PUBLIC}/webhooks/twilio/sms"
+    return app.post(
+        "/webhooks/twilio/sms",
+        content=urlencode(form),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": signature or twilio_signature(TWILIO_TOKEN, url, form),
+        },
+    )
+
+
+def test_stop_by_text_opts_the_number_out_and_start_back_in(rt: Runtime, app: httpx.Client) -> None:
+    answer = _sms(app, "stop")
+
+    assert answer.status_code == 200 and "no more texts" in answer.text
+    with rt.sessions() as session:
+        assert session.scalars(select(Contact.sms_opted_out_at)).one() is not None
+    assert _sms(app, "START").status_code == 200
+    with rt.sessions() as session:
+        assert session.scalars(select(Contact.sms_opted_out_at)).one() is None
+
+
+def test_a_text_reply_is_a_reply(rt: Runtime, app: httpx.Client) -> None:
+    answer = _sms(app, "Can you send me a copy of invoice 1001? I can't find it")
+
+    assert answer.status_code == 200
+    with rt.sessions() as session:
+        stored = session.scalars(select(InboundMessage)).one()
+        assert (stored.channel, stored.label) == ("sms", "question")
+        assert session.scalars(select(Reminder.cancel_reason)).one() == "replied"
+
+
+def test_a_forged_twilio_signature_gets_403_and_changes_nothing(
+    rt: Runtime, app: httpx.Client
+) -> None:
+    before = _counts(rt)
+    assert _sms(app, "STOP", signature="forged").status_code == 403
+    assert _counts(rt) == before
+    with rt.sessions() as session:
+        assert session.scalars(select(Contact.sms_opted_out_at)).one() is None

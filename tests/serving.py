@@ -1,0 +1,38 @@
+"""The real ASGI app (Bolt inside Starlette) under uvicorn on a free local port, for tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from bot.runtime import Runtime
+from tests.slack_requests import wait_for
+
+
+@contextmanager
+def serve(runtime: Runtime) -> Iterator[str]:
+    """Serve the app for `runtime`; yields its base URL."""
+    from handlers.app import create_app
+    from handlers.slack import build_bolt
+    from integrations.slack_chat import web_client
+
+    settings = runtime.settings
+    client = web_client("xoxb-test", settings.slack_api_url)
+    app = create_app(runtime, build_bolt(runtime, client))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, timeout=10)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
