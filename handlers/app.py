@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs
@@ -22,8 +24,13 @@ from starlette.routing import Route
 from bot.runtime import Runtime
 from handlers.webhooks import webhook_routes
 
+log = logging.getLogger(__name__)
 DISPATCH_THREADS = 64
 CLICK_THREADS = 1
+# The work behind a click waits until clicks have stopped arriving for this long, and no longer
+# than the bound after its own ack.
+ACKS_QUIET_SECONDS = 0.02
+WORK_DELAY_BOUND_SECONDS = 0.25
 
 
 def is_button_click(request: Request, body: bytes) -> bool:
@@ -39,6 +46,34 @@ def is_button_click(request: Request, body: bytes) -> bool:
     return isinstance(payload, dict) and payload.get("type") == "block_actions"
 
 
+class AcksFirst:
+    """Holds the work behind acknowledged clicks back while acks are still going out.
+
+    Python runs one thread at a time: a listener thread working through the database takes that
+    turn from the event loop, and a burst of clicks then waits for its acks. So the work for a
+    click starts once no click has come in for `quiet_seconds`, or `bound_seconds` after its own
+    ack, whichever is first (a steady stream of clicks delays work, never starves it)."""
+
+    def __init__(self, quiet_seconds: float, bound_seconds: float) -> None:
+        self.quiet_seconds = quiet_seconds
+        self.bound_seconds = bound_seconds
+        self.last_ack = 0.0
+
+    def acked(self) -> float:
+        """Note an ack going out (on the event loop); returns its time."""
+        self.last_ack = time.monotonic()
+        return self.last_ack
+
+    def wait(self, acked_at: float) -> None:
+        """Block this worker thread until its work may start."""
+        while True:
+            now = time.monotonic()
+            left = min(self.last_ack + self.quiet_seconds, acked_at + self.bound_seconds) - now
+            if left <= 0:
+                return
+            time.sleep(left)
+
+
 def create_app(runtime: Runtime, bolt: App) -> Starlette:
     # Bolt's dispatch blocks until the listener acks; run it on threads of its own, off the event
     # loop, so a burst of clicks is answered side by side.
@@ -47,23 +82,33 @@ def create_app(runtime: Runtime, bolt: App) -> Starlette:
     # loop that is answering the next ones.
     clicks = ThreadPoolExecutor(max_workers=CLICK_THREADS, thread_name_prefix="slack-click")
     pending: set[asyncio.Future[Any]] = set()
+    acks_first = AcksFirst(ACKS_QUIET_SECONDS, WORK_DELAY_BOUND_SECONDS)
 
     secret = runtime.settings.slack_signing_secret
     verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
 
+    def after_ack(request: Request, body: bytes, acked_at: float) -> None:
+        acks_first.wait(acked_at)
+        bolt.dispatch(to_bolt_request(request, body))
+
+    def finished(work: asyncio.Future[None]) -> None:
+        pending.discard(work)
+        if not work.cancelled() and (error := work.exception()) is not None:
+            log.error("a Slack click failed after its ack", exc_info=error)
+
     async def slack_events(request: Request) -> Response:
         body = await request.body()
         loop = asyncio.get_running_loop()
-        bolt_request = to_bolt_request(request, body)
         if is_button_click(request, body):
             # A button's ack carries nothing: answer as soon as the signature checks out (the
-            # same check Bolt makes, from slack_sdk) and let Bolt run the listener meanwhile.
+            # same check Bolt makes, from slack_sdk); Bolt runs the listener after the acks.
             if not verifier.is_valid_request(body, dict(request.headers)):
                 return Response(status_code=401)
-            pending.add(loop.run_in_executor(clicks, bolt.dispatch, bolt_request))
-            pending_done = [f for f in pending if f.done()]
-            pending.difference_update(pending_done)
+            work = loop.run_in_executor(clicks, after_ack, request, body, acks_first.acked())
+            pending.add(work)
+            work.add_done_callback(finished)
             return Response(status_code=200)
+        bolt_request = to_bolt_request(request, body)
         bolt_response = await loop.run_in_executor(dispatchers, bolt.dispatch, bolt_request)
         return to_starlette_response(bolt_response)
 
