@@ -451,11 +451,10 @@ def plan(
 
 def _payment_links(settings: Settings) -> Any:
     """Stripe payment links when STRIPE_API_KEY is set; otherwise none."""
-    if settings.stripe_api_key is None:
-        return None
-    from integrations.stripe_links import StripeLinks
+    from integrations.stripe_links import links_from
 
-    return StripeLinks(settings.stripe_api_key.get_secret_value(), settings.stripe_api_base)
+    key = settings.stripe_api_key
+    return links_from(key.get_secret_value() if key else None, settings.stripe_api_base)
 
 
 def _post_to_slack(runtime: Runtime, day: date, run: PlanRun) -> str | None:

@@ -16,8 +16,10 @@ from bot.bank_import import import_payments
 from bot.errors import UserError
 from bot.runtime import Runtime, start
 from bot.settings import load_settings
+from integrations.base import PaymentLinks
 from integrations.csv_payments import read_payments
 from integrations.slack_chat import SlackChat, chat_from
+from integrations.stripe_links import links_from
 
 
 def _out() -> Console:
@@ -27,6 +29,11 @@ def _out() -> Console:
 def _slack(runtime: Runtime) -> SlackChat | None:
     token = runtime.settings.slack_bot_token
     return chat_from(token.get_secret_value() if token else None, runtime.settings.slack_api_url)
+
+
+def _links(runtime: Runtime) -> PaymentLinks | None:
+    key = runtime.settings.stripe_api_key
+    return links_from(key.get_secret_value() if key else None, runtime.settings.stripe_api_base)
 
 
 def import_payments_command(

@@ -12,10 +12,9 @@ import typer
 from rich.console import Console
 from sqlalchemy import select
 
-from bot import followups
+from bot import payment_links, plan_posting
 from bot.errors import UserError
 from bot.models import SourceToken
-from bot.payments import PaymentOutcome
 from bot.runtime import Runtime, start
 from bot.settings import Settings, load_settings
 from bot.source_tokens import DatabaseTokenStore
@@ -32,6 +31,7 @@ from integrations.oauth import (
 )
 from integrations.quickbooks import QuickBooksSource
 from integrations.slack_chat import chat_from
+from integrations.stripe_links import links_from
 from integrations.xero import XeroSource, xero_tenants
 
 SOURCES = ("quickbooks", "xero")
@@ -183,11 +183,10 @@ def _report(runtime: Runtime, name: str, result: object) -> None:
         Console(stderr=True).print(f"{name}: note not written for {failure}", markup=False)
     token = runtime.settings.slack_bot_token
     slack = chat_from(token.get_secret_value() if token else None, runtime.settings.slack_api_url)
-    if slack is not None and s.cancelled_reminders:
-        with runtime.sessions() as session:
-            followups.after_payment(
-                session,
-                slack,
-                PaymentOutcome(cancelled=s.cancelled_reminders),
-                runtime.settings.timezone,
-            )
+    key = runtime.settings.stripe_api_key
+    links = links_from(key.get_secret_value() if key else None, runtime.settings.stripe_api_base)
+    with runtime.writing() as session:
+        # Invoices paid or changed in the source: no payment link may take the old amount.
+        payment_links.retire(session, links, s.changed_invoice_ids, runtime.clock.now())
+        if slack is not None and s.cancelled_reminders:
+            plan_posting.refresh(session, slack, s.cancelled_reminders, runtime.settings.timezone)

@@ -12,11 +12,11 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import escalation_posting, plan_posting
+from bot import escalation_posting, payment_links, plan_posting
 from bot.models import InboundMessage, Invoice
 from bot.money import format_money
 from bot.payments import PaymentOutcome
-from integrations.base import EscalationPort, SlackPort
+from integrations.base import EscalationPort, PaymentLinks, SlackPort
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,17 @@ def payment_notes(session: Session, outcome: PaymentOutcome) -> dict[int, str]:
 
 
 def after_payment(
-    session: Session, slack: SlackOut | None, outcome: PaymentOutcome, timezone: str
+    session: Session,
+    slack: SlackOut | None,
+    outcome: PaymentOutcome,
+    timezone: str,
+    links: PaymentLinks | None = None,
+    now: datetime | None = None,
 ) -> dict[int, str]:
-    """Tell Slack; returns the notes (the CLI and the demo print them when there is no Slack)."""
+    """Retire the payment links of invoices paid or changed, tell Slack; returns the notes (the
+    CLI and the demo print them when there is no Slack)."""
+    if links is not None and now is not None:
+        payment_links.retire(session, links, outcome.closed + outcome.reduced, now)
     notes = payment_notes(session, outcome)
     if slack is None:
         return notes

@@ -179,6 +179,7 @@ class PaymentLink(Base):
     amount: Mapped[Decimal]
     invoice_ids: Mapped[list[int]] = mapped_column(JSON)
     created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]  # deactivated at the processor: its invoices changed
 
 
 class PlaybookVersion(Base):
@@ -375,6 +376,20 @@ class PaymentReview(Base):
     decided_by: Mapped[str | None] = mapped_column(String(32))
     decided_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+
+class ScheduledRun(Base):
+    """A once-a-day job (the morning plan, the weekly review) for a date: at most one row, so a
+    restart, a missed morning caught up or a second replica can never run it twice."""
+
+    __tablename__ = "scheduled_runs"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    instance: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditLogIsAppendOnly(ArbotError):

@@ -5,16 +5,19 @@ are unpaid and unchanged. With neither, the message says how to pay without a li
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import PaymentLink
+from bot.models import Invoice, PaymentLink
 from bot.money import minor_units
 from bot.plan_data import CustomerFacts, InvoiceFacts
 from integrations.base import PaymentLinks
+
+log = logging.getLogger(__name__)
 
 
 def link_key(customer_id: int, invoices: list[InvoiceFacts]) -> str:
@@ -73,3 +76,31 @@ def payment_link(
     )
     session.flush()
     return url
+
+
+def retire(
+    session: Session, links: PaymentLinks | None, invoice_ids: list[int], now: datetime
+) -> list[str]:
+    """Deactivate every live link covering one of these invoices (paid, or paid in part: a link
+    for the old amount must not take a second payment). Returns the provider ids retired."""
+    if links is None or not invoice_ids:
+        return []
+    wanted = set(invoice_ids)
+    customers = set(session.scalars(select(Invoice.customer_id).where(Invoice.id.in_(wanted))))
+    live = session.scalars(
+        select(PaymentLink).where(
+            PaymentLink.customer_id.in_(customers), PaymentLink.retired_at.is_(None)
+        )
+    ).all()
+    retired = []
+    for link in live:
+        if wanted.isdisjoint(link.invoice_ids):
+            continue
+        try:
+            links.deactivate(link.provider_id)
+        except Exception as exc:  # the processor is down: the next payment tries again
+            log.warning("payment link %s not deactivated: %s", link.provider_id, exc)
+            continue
+        link.retired_at = now
+        retired.append(link.provider_id)
+    return retired

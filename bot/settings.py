@@ -155,6 +155,16 @@ class Settings(BaseSettings):
     imap_folder: str = Field("INBOX", validation_alias=_env("IMAP_FOLDER"))
     imap_ca_file: str | None = Field(None, validation_alias=_env("IMAP_CA_FILE"))
 
+    # Running by itself (`arbot serve`): the scheduled jobs
+    morning_time: time = Field(time(8, 0), validation_alias=_env("ARBOT_MORNING_TIME"))
+    holidays_country: str | None = Field(None, validation_alias=_env("ARBOT_HOLIDAYS"))
+    sync_every_minutes: int = Field(
+        60, ge=5, le=24 * 60, validation_alias=_env("ARBOT_SYNC_EVERY_MINUTES")
+    )
+    weekly_review_day: str = Field("mon", validation_alias=_env("ARBOT_WEEKLY_REVIEW_DAY"))
+    scheduler_enabled: bool = Field(True, validation_alias=_env("ARBOT_SCHEDULER"))
+    log_json: bool = Field(False, validation_alias=_env("ARBOT_LOG_JSON"))
+
     # What happens after a reply
     promise_grace_days: int = Field(
         2, ge=0, le=30, validation_alias=_env("ARBOT_PROMISE_GRACE_DAYS")

@@ -11,6 +11,7 @@ from slack_bolt import Ack, App
 from bot import bank_import, followups, review_posting
 from bot.runtime import Runtime
 from integrations.slack_chat import SlackChat
+from integrations.stripe_links import links_from
 
 Later = Callable[..., None]
 Tell = Callable[[str | None, str, str], None]
@@ -49,4 +50,9 @@ def register(
             return
         with runtime.writing() as session:
             review_posting.redraw(session, slack, int(review_text))
-            followups.after_payment(session, slack, outcome, runtime.settings.timezone)
+            settings = runtime.settings
+            key = settings.stripe_api_key
+            links = links_from(key.get_secret_value() if key else None, settings.stripe_api_base)
+            followups.after_payment(
+                session, slack, outcome, settings.timezone, links, runtime.clock.now()
+            )

@@ -29,6 +29,7 @@ from integrations.email_in import parse as parse_email
 from integrations.llm import classifier_from
 from integrations.slack_chat import SlackChat, chat_from
 from integrations.stripe_events import InvalidStripeEvent, verify
+from integrations.stripe_links import links_from
 from integrations.twilio_sms import valid_twilio_request
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
     slack = slack or slack_out(runtime)
     escalation_channel = settings.escalation_channel or settings.finance_channel
     classifier = classifier_from(settings)
+    stripe_key = settings.stripe_api_key
+    links = links_from(
+        stripe_key.get_secret_value() if stripe_key else None, settings.stripe_api_base
+    )
 
     async def stripe(request: Request) -> Response:
         secret = settings.stripe_webhook_secret
@@ -69,7 +74,9 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
                 return stripe_webhook.StripeResult("duplicate", f"event {event.id} was handled")
             if result.status == "applied":
                 with runtime.writing() as session:
-                    followups.after_payment(session, slack, result.outcome, settings.timezone)
+                    followups.after_payment(
+                        session, slack, result.outcome, settings.timezone, links, now
+                    )
                     followups.post_escalations(
                         session,
                         slack,
@@ -157,7 +164,7 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
         body = (await request.body()).decode("utf-8", errors="replace")
         form = {key: values[0] for key, values in parse_qs(body, keep_blank_values=True).items()}
         if not twilio_signed(request, form):
-            return PlainTextResponse("bad signature", status_code=403)
+            return PlainTextResponse("bad signature", status_code=401)
 
         def apply() -> inbound.InboundResult:
             with runtime.writing() as session:
@@ -201,7 +208,7 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
         body = (await request.body()).decode("utf-8", errors="replace")
         form = {key: values[0] for key, values in parse_qs(body, keep_blank_values=True).items()}
         if not twilio_signed(request, form):
-            return PlainTextResponse("bad signature", status_code=403)
+            return PlainTextResponse("bad signature", status_code=401)
 
         def apply() -> None:
             with runtime.writing() as session:

@@ -298,3 +298,7 @@ class PaymentLinks(Protocol):
     ) -> tuple[str, str]:
         """Returns (url, provider id). `key` makes a retry return the same link, never a second."""
         ...
+
+    def deactivate(self, provider_id: str) -> None:
+        """Nobody can pay through this link any more (its invoices were paid or changed)."""
+        ...

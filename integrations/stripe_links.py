@@ -35,3 +35,11 @@ class StripeLinks:
             options={"idempotency_key": f"arbot-link-{key}"},
         )
         return str(link.url), str(link.id)
+
+    def deactivate(self, provider_id: str) -> None:
+        self.client.v1.payment_links.update(provider_id, params={"active": False})
+
+
+def links_from(api_key: str | None, api_base: str) -> StripeLinks | None:
+    """Stripe payment links when STRIPE_API_KEY is set; otherwise none."""
+    return StripeLinks(api_key, api_base) if api_key else None

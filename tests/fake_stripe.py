@@ -28,6 +28,7 @@ class FakeStripe(LocalServer):
         self.calls: list[tuple[str, dict[str, Any], str | None]] = []  # path, params, key
         self.by_key: dict[str, dict[str, Any]] = {}
         self.fail_with: int | None = None
+        self.updated: dict[str, dict[str, Any]] = {}  # payment link id -> the update's params
         self.lock = threading.Lock()
         fake = self
 
@@ -55,6 +56,17 @@ class FakeStripe(LocalServer):
                         )
                     if key and key in fake.by_key:
                         return self.answer(200, fake.by_key[key])
+                    if self.path.startswith("/v1/payment_links/"):  # an update: active=false
+                        link_id = self.path.rsplit("/", 1)[1]
+                        fake.updated[link_id] = params
+                        return self.answer(
+                            200,
+                            {
+                                "id": link_id,
+                                "object": "payment_link",
+                                "active": params.get("active") != "false",
+                            },
+                        )
                     n = len(fake.by_key) + 1
                     if self.path == "/v1/prices":
                         body = {

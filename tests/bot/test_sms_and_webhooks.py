@@ -220,7 +220,7 @@ def test_a_delivery_report_with_a_bad_signature_is_refused(sent_sms: Runtime, se
     response = _status(
         served.url, {"MessageSid": "SM1", "MessageStatus": "failed"}, signature="Zm9yZ2Vk"
     )
-    assert response.status_code == 403
+    assert response.status_code == 401
     with sent_sms.sessions() as session:
         assert session.scalars(select(Reminder.state)).one() == "sent"
 

@@ -331,11 +331,71 @@ def test_a_text_reply_is_a_reply(rt: Runtime, app: httpx.Client) -> None:
         assert session.scalars(select(Reminder.cancel_reason)).one() == "replied"
 
 
-def test_a_forged_twilio_signature_gets_403_and_changes_nothing(
+def test_a_forged_twilio_signature_gets_401_and_changes_nothing(
     rt: Runtime, app: httpx.Client
 ) -> None:
     before = _counts(rt)
-    assert _sms(app, "STOP", signature="forged").status_code == 403
+    assert _sms(app, "STOP", signature="forged").status_code == 401
     assert _counts(rt) == before
     with rt.sessions() as session:
         assert session.scalars(select(Contact.sms_opted_out_at)).one() is None
+
+
+def test_an_html_only_reply_through_the_webhook_is_read_as_text(
+    rt: Runtime, app: httpx.Client
+) -> None:
+    raw = (Path(__file__).parents[1] / "mail_samples" / "html_only_reply.eml").read_bytes()
+    raw = raw.replace(
+        b"<arbot.7.abcdef0123456789@example.com>", b"<arbot.1.0123456789abcdef@brightwater.example>"
+    )
+
+    assert _post_mail(app, raw).json()["status"] == "reply"
+    with rt.sessions() as session:
+        stored = session.scalars(select(InboundMessage)).one()
+    assert stored.matched_by == "in_reply_to"
+    assert "payment run is every Friday" in stored.text
+    assert "<p>" not in stored.text and "console.log" not in stored.text
+
+
+def test_poll_inbox_reads_the_mailbox_once(
+    rt: Runtime, cli: Any, monkeypatch: pytest.MonkeyPatch, slack_api: Any
+) -> None:
+    from tests.fake_imap import PASSWORD, USER, FakeImap
+
+    samples = Path(__file__).parents[1] / "mail_samples"
+    with rt.writing() as session:
+        session.scalars(
+            select(Reminder)
+        ).one().message_id = "<arbot.7.abcdef0123456789@example.com>"
+    with FakeImap() as imap:
+        imap.mailbox.add((samples / "html_only_reply.eml").read_bytes())
+        imap.mailbox.add((samples / "out_of_office_auto_submitted.eml").read_bytes())
+        for name, value in {
+            "IMAP_HOST": "127.0.0.1",
+            "IMAP_PORT": str(imap.port),
+            "IMAP_USER": USER,
+            "IMAP_PASSWORD": PASSWORD,
+            "IMAP_CA_FILE": str(Path(__file__).parents[1] / "tls" / "cert.pem"),
+            "ARBOT_SECRET_KEY": KEY,
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_API_URL": slack_api.url,
+            "ARBOT_FINANCE_CHANNEL": "C0FINANCE",
+            "ARBOT_ESCALATION_CHANNEL": "C0ESCALATE",
+        }.items():
+            monkeypatch.setenv(name, value)
+
+        first = cli("poll-inbox")
+        second = cli("poll-inbox")
+
+        assert first.code == 0, first.stderr
+        assert (
+            "2 fetched" in first.stdout
+            and "1 automatic" in first.stdout
+            and "1 reply" in first.stdout
+        )
+        assert "0 fetched" in second.stdout
+        assert imap.mailbox.unseen_uids() == []
+    with rt.sessions() as session:
+        assert session.scalars(select(Reminder.cancel_reason)).one() == "replied"
+        escalation = session.scalars(select(Escalation)).one()
+    assert escalation.slack_channel == "C0ESCALATE" and escalation.slack_thread_ts

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot import escalation_posting, escalations, plan_posting
@@ -359,3 +360,52 @@ def test_a_payment_for_someone_elses_invoices_is_not_applied(
     answer = _post(app, sr.event("checkout.session.completed", sr.checkout_completed(10000, ids)))
     assert answer.json()["status"] == "ignored"
     assert _snapshot(rt)[:3] == before[:3]
+
+
+def test_paid_invoices_payment_links_are_deactivated_at_stripe(
+    stripe_settings: Settings, clock: FixedClock, tmp_path: Path, slack_api: Any
+) -> None:
+    from tests.fake_stripe import FakeStripe
+
+    stripe_api = FakeStripe().start()
+    try:
+        settings = stripe_settings.model_copy(
+            update={"stripe_api_key": SecretStr("sk_test_arbot"), "stripe_api_base": stripe_api.url}
+        )
+        runtime = start(settings, clock=clock)
+        try:
+            rows = [row(invoice_number="INV-1", due_date="2026-03-09")]
+            with runtime.writing() as session:
+                apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), clock.now())
+                invoice = session.scalars(select(Invoice)).one()
+                for key, link_id, ids in (
+                    ("a", "plink_old", [invoice.id]),
+                    ("b", "plink_other", []),
+                ):
+                    session.add(
+                        PaymentLink(
+                            key=key,
+                            customer_id=invoice.customer_id,
+                            url=f"https://buy.stripe.test/{link_id}",
+                            provider_id=link_id,
+                            currency="USD",
+                            amount=Decimal("1200.00"),
+                            invoice_ids=ids,
+                            created_at=clock.now(),
+                        )
+                    )
+                ids = [invoice.id]
+            with serve(runtime) as url, httpx.Client(base_url=url, timeout=10) as client:
+                body = sr.event("payment_intent.succeeded", sr.payment_intent(120000, ids, "pi_l"))
+                assert _post(client, body).json()["status"] == "applied"
+            assert list(stripe_api.updated) == ["plink_old"]  # only the link of the paid invoice
+            assert stripe_api.updated["plink_old"]["active"] == "false"
+            with runtime.sessions() as session:
+                retired = session.scalars(
+                    select(PaymentLink.provider_id).where(PaymentLink.retired_at.is_not(None))
+                ).all()
+            assert retired == ["plink_old"]
+        finally:
+            runtime.close()
+    finally:
+        stripe_api.stop()
