@@ -6,9 +6,8 @@ A file with any bad row yields nothing but the full list of problems, each as
 
 from __future__ import annotations
 
-import csv
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -16,14 +15,24 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from bot.errors import UserError, ValidationFailed
 from bot.models import TIERS
-from bot.money import is_currency, minor_units, parse_amount
+from bot.money import parse_amount
 from integrations.base import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
+from integrations.csv_common import (
+    cell_text,
+    currency_code,
+    describe_errors,
+    excess_places,
+    iso_date,
+    normalise_email,
+    normalise_phone,
+    read_rows,
+    required_text,
+    within_length,
+)
 
 REQUIRED_COLUMNS = (
     "customer_id",
@@ -49,82 +58,31 @@ OPTIONAL_COLUMNS = (
 # Customer-level columns must agree on every row of the same customer.
 CUSTOMER_COLUMNS = ("customer_name", "tier", "owner_slack_id", "timezone", "never_automate", "tags")
 
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
 
 
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _required(value: Any) -> str:
-    text = _text(value)
-    if not text:
-        raise ValueError("is required but empty")
-    return text
-
-
 def _at_most(limit: int) -> Callable[[Any], str]:
     def check(value: Any) -> str:
-        text = _required(value)
-        if len(text) > limit:
-            raise ValueError(f"is {len(text)} characters long; at most {limit} fit")
-        return text
+        return within_length(required_text(value), limit)
 
     return check
 
 
 def _optional(check: Callable[[str], Any]) -> Callable[[Any], Any]:
     def run(value: Any) -> Any:
-        text = _text(value)
+        text = cell_text(value)
         return check(text) if text else None
 
     return run
 
 
-def _iso_date(value: Any) -> date:
-    text = _required(value)
-    if not _ISO_DATE.fullmatch(text):
-        raise ValueError(f"{text!r} is not an ISO date (YYYY-MM-DD, e.g. 2026-03-16)")
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a real date") from None
-
-
-def _currency(value: Any) -> str:
-    text = _required(value).upper()
-    if not is_currency(text):
-        raise ValueError(f"{text!r} is not an ISO 4217 currency code (e.g. USD, EUR, GBP)")
-    return text
-
-
 def _amount(value: Any) -> Decimal:
-    amount = parse_amount(_required(value))
+    amount = parse_amount(required_text(value))
     if amount < 0:
         raise ValueError(f"{amount} is negative; credit notes are not invoices")
     return amount
-
-
-@lru_cache(maxsize=65536)
-def _email(text: str) -> str:
-    try:
-        return validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValueError(f"{text!r} is not a valid email address: {exc}") from None
-
-
-@lru_cache(maxsize=65536)
-def _phone_in(text: str, region: str) -> str:
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        raise ValueError(f"{text!r} is not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError(f"{text!r} is not a valid phone number (write it as +15551234567)")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _tier(text: str) -> str:
@@ -170,13 +128,13 @@ class LedgerRow(BaseModel):
     customer_id: Annotated[str, BeforeValidator(_at_most(128))]
     customer_name: Annotated[str, BeforeValidator(_at_most(256))]
     invoice_number: Annotated[str, BeforeValidator(_at_most(64))]
-    issue_date: Annotated[date, BeforeValidator(_iso_date)]
-    due_date: Annotated[date, BeforeValidator(_iso_date)]
-    currency: Annotated[str, BeforeValidator(_currency)]
+    issue_date: Annotated[date, BeforeValidator(iso_date)]
+    due_date: Annotated[date, BeforeValidator(iso_date)]
+    currency: Annotated[str, BeforeValidator(currency_code)]
     amount: Annotated[Decimal, BeforeValidator(_amount)]
     balance: Annotated[Decimal, BeforeValidator(_amount)]
     contact_name: Annotated[str | None, BeforeValidator(_optional(_at_most(256)))] = None
-    email: Annotated[str | None, BeforeValidator(_optional(_email))] = None
+    email: Annotated[str | None, BeforeValidator(_optional(normalise_email))] = None
     phone: Annotated[str | None, BeforeValidator(_optional(str))] = None
     tier: Annotated[str | None, BeforeValidator(_optional(_tier))] = None
     owner_slack_id: Annotated[str | None, BeforeValidator(_optional(_slack_user))] = None
@@ -217,13 +175,13 @@ def read_ledger_csv(
     # per customer: contact key -> (first row, the merged contact)
     contacts_of: dict[str, dict[str, tuple[int, ContactRecord]]] = {}
 
-    for row_number, raw in _rows(path, problems):
+    for row_number, raw in read_rows(path, REQUIRED_COLUMNS, problems):
         if on_row is not None:
             on_row()
         try:
             row = LedgerRow.model_validate(raw)
         except ValidationError as exc:
-            problems.extend(_describe(row_number, exc))
+            problems.extend(describe_errors(row_number, exc))
             continue
         row_problems = _check_row(row_number, row, phone_region)
         if row_problems:
@@ -294,85 +252,23 @@ def read_ledger_csv(
     return batch
 
 
-def _open(path: Path) -> Any:
-    try:
-        return path.open(newline="", encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder, not a CSV file") from None
-    except PermissionError:
-        raise UserError(f"{path}: cannot be read (permission denied)") from None
-
-
-def _rows(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    with _open(path) as handle:
-        try:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                raise UserError(f"{path}: the file is empty; expected a header row")
-            columns = [name.strip().lower() for name in header]
-            missing = [name for name in REQUIRED_COLUMNS if name not in columns]
-            if missing:
-                raise UserError(
-                    f"{path}: row 1 (header): missing required column"
-                    f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
-                )
-            repeated = sorted({name for name in columns if name and columns.count(name) > 1})
-            if repeated:
-                raise UserError(
-                    f"{path}: row 1 (header): column {', '.join(repeated)} appears twice"
-                )
-            for index, values in enumerate(reader, start=2):
-                if not any(value.strip() for value in values):
-                    continue  # blank line
-                if len(values) > len(columns):
-                    problems.append(
-                        f"row {index}: {len(values)} values but the header has {len(columns)} columns"
-                    )
-                    continue
-                yield index, dict(zip(columns, values, strict=False))
-        except UnicodeDecodeError as exc:
-            raise UserError(
-                f"{path}: is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
-            ) from None
-        except csv.Error as exc:
-            raise UserError(f"{path}: not readable as CSV: {exc}") from None
-
-
-def _describe(row_number: int, exc: ValidationError) -> list[str]:
-    described = []
-    for error in exc.errors():
-        column = str(error["loc"][0]) if error["loc"] else "?"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
-            message = "is required but the column is empty"
-        described.append(f"row {row_number}, {column}: {message}")
-    return described
-
-
 def _check_row(row_number: int, row: LedgerRow, phone_region: str) -> list[str]:
     problems = []
     if row.due_date < row.issue_date:
         problems.append(
             f"row {row_number}, due_date: {row.due_date} is before the issue date {row.issue_date}"
         )
-    places = minor_units(row.currency)
     for column in ("amount", "balance"):
-        value: Decimal = getattr(row, column)
-        if -value.as_tuple().exponent > places:  # type: ignore[operator]
-            problems.append(
-                f"row {row_number}, {column}: {value} has more decimal places than "
-                f"{row.currency} uses ({places})"
-            )
+        excess = excess_places(row_number, column, getattr(row, column), row.currency)
+        if excess:
+            problems.append(excess)
     if row.balance > row.amount:
         problems.append(
             f"row {row_number}, balance: {row.balance} is more than the amount {row.amount}"
         )
     if row.phone:
         try:
-            _phone_in(row.phone, phone_region)
+            normalise_phone(row.phone, phone_region)
         except ValueError as exc:
             problems.append(f"row {row_number}, phone: {exc}")
     if row.sms_consent and not row.phone:
@@ -439,7 +335,7 @@ def _contact(
     return ContactRecord(
         name=row.contact_name,
         email=row.email,
-        phone=_phone_in(row.phone, phone_region) if row.phone else None,
+        phone=normalise_phone(row.phone, phone_region) if row.phone else None,
         sms_consent=bool(row.sms_consent),
         consent_source=f"{file_name} row {row_number}" if row.sms_consent else None,
     )

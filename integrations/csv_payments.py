@@ -13,11 +13,9 @@ rows in one file stay two payments.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -28,7 +26,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from bot.errors import UserError, ValidationFailed
 from bot.money import minor_units, parse_amount
-from integrations.csv_ledger import _currency, _describe, _iso_date, _open, _required, _text
+from integrations.csv_common import (
+    cell_text,
+    currency_code,
+    describe_errors,
+    excess_places,
+    iso_date,
+    read_rows,
+    required_text,
+    within_length,
+)
 
 REQUIRED_COLUMNS = ("date", "amount", "currency", "reference", "payer")
 TEXT_LIMIT = 256  # Payment.reference and Payment.payer hold this many characters
@@ -48,7 +55,7 @@ class BankPayment:
 
 
 def _received(value: Any) -> Decimal:
-    amount = parse_amount(_required(value))
+    amount = parse_amount(required_text(value))
     if amount <= 0:
         raise ValueError(
             f"{amount} is not money received; this file lists incoming payments only (more than 0)"
@@ -57,10 +64,7 @@ def _received(value: Any) -> Decimal:
 
 
 def _short_text(value: Any) -> str:
-    text = _text(value)
-    if len(text) > TEXT_LIMIT:
-        raise ValueError(f"is {len(text)} characters long; at most {TEXT_LIMIT} fit")
-    return text
+    return within_length(cell_text(value), TEXT_LIMIT)
 
 
 class PaymentRow(BaseModel):
@@ -68,9 +72,9 @@ class PaymentRow(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    received_on: Annotated[date, BeforeValidator(_iso_date)] = Field(alias="date")
+    received_on: Annotated[date, BeforeValidator(iso_date)] = Field(alias="date")
     amount: Annotated[Decimal, BeforeValidator(_received)]
-    currency: Annotated[str, BeforeValidator(_currency)]
+    currency: Annotated[str, BeforeValidator(currency_code)]
     reference: Annotated[str, BeforeValidator(_short_text)]
     payer: Annotated[str, BeforeValidator(_short_text)]
 
@@ -80,20 +84,18 @@ def read_payments(path: Path) -> list[BankPayment]:
     problems: list[str] = []
     payments: list[BankPayment] = []
     seen: Counter[str] = Counter()
-    for row_number, raw in _rows(path, problems):
+    rows = read_rows(path, REQUIRED_COLUMNS, problems, file_kind="payments", fill_short_rows=True)
+    for row_number, raw in rows:
         try:
             row = PaymentRow.model_validate(raw)
         except ValidationError as exc:
-            problems.extend(_describe(row_number, exc))
+            problems.extend(describe_errors(row_number, exc))
             continue
-        places = minor_units(row.currency)
-        if -row.amount.as_tuple().exponent > places:  # type: ignore[operator]
-            problems.append(
-                f"row {row_number}, amount: {row.amount} has more decimal places than "
-                f"{row.currency} uses ({places})"
-            )
+        excess = excess_places(row_number, "amount", row.amount, row.currency)
+        if excess:
+            problems.append(excess)
             continue
-        content = _content(row, places)
+        content = _content(row, minor_units(row.currency))
         payments.append(
             BankPayment(
                 row=row_number,
@@ -122,44 +124,3 @@ def _content(row: PaymentRow, places: int) -> str:
 
 def _fingerprint(content: str, occurrence: int) -> str:
     return hashlib.sha256(f"{content}\n{occurrence}".encode()).hexdigest()
-
-
-def _rows(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    with _open(path) as handle:
-        try:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                raise UserError(f"{path}: the file is empty; expected a header row")
-            columns = _checked_header(path, header)
-            for index, values in enumerate(reader, start=2):
-                if not any(value.strip() for value in values):
-                    continue  # blank line
-                if len(values) > len(columns):
-                    problems.append(
-                        f"row {index}: {len(values)} values but the header has {len(columns)} columns"
-                    )
-                    continue
-                padded = values + [""] * (len(columns) - len(values))  # a short row: empty values
-                yield index, dict(zip(columns, padded, strict=True))
-        except UnicodeDecodeError as exc:
-            raise UserError(
-                f"{path}: is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
-            ) from None
-        except csv.Error as exc:
-            raise UserError(f"{path}: not readable as CSV: {exc}") from None
-
-
-def _checked_header(path: Path, header: list[str]) -> list[str]:
-    columns = [name.strip().lower() for name in header]
-    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
-    if missing:
-        raise UserError(
-            f"{path}: row 1 (header): missing required column"
-            f"{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"(a payments file has {', '.join(REQUIRED_COLUMNS)})"
-        )
-    repeated = sorted({name for name in columns if name and columns.count(name) > 1})
-    if repeated:
-        raise UserError(f"{path}: row 1 (header): column {', '.join(repeated)} appears twice")
-    return columns

@@ -19,39 +19,42 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from bot.errors import UserError
-from bot.money import is_currency, minor_units, parse_amount
 from integrations.base import (
     ContactRecord,
-    CustomerRecord,
     InvoiceRecord,
     LedgerBatch,
     PaymentRecord,
     SourceProblem,
 )
-from integrations.csv_ledger import _email, _phone_in
-from integrations.oauth import OAuthClient, SourceError
+from integrations.csv_common import normalise_phone
+from integrations.oauth import SourceError
+from integrations.oauth_client import OAuthClient
+from integrations.source_records import (
+    UnreadableField,
+    add_contact,
+    add_missing_customers,
+    amount,
+    checked_email,
+    currency_code,
+    format_time,
+    money,
+    new_customer,
+    next_cursor,
+    parse_cursor,
+)
 
 DEFAULT_API_URL = "https://quickbooks.api.intuit.com"
 MINOR_VERSION = "75"
 PAGE_SIZE = 1000  # the most QuickBooks returns per query
 ID_CHUNK = 100  # ids per `Id IN (...)` lookup
 PRIVATE_NOTE_LIMIT = 4000
-CURSOR_OVERLAP = timedelta(minutes=5)
 STALE_OBJECT = "5010"  # QuickBooks' error code for an update with an old SyncToken
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class _Unreadable(Exception):
-    """One field of one record is unusable; becomes a SourceProblem."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field} {message}")
 
 
 class QuickBooksSource:
@@ -79,7 +82,7 @@ class QuickBooksSource:
     # --- IncrementalSource ---------------------------------------------------------------------
 
     def fetch_since(self, cursor: str | None) -> LedgerBatch:
-        since = _parse_cursor(cursor)
+        since = parse_cursor(cursor, "QuickBooks")
         self._server_time = None
         batch = LedgerBatch(source=self.name, label=f"QuickBooks company {self.realm_id}")
         raw_customers = list(self._query("Customer", since))
@@ -95,7 +98,8 @@ class QuickBooksSource:
         self._look_up_numbers(numbers, raw_payments)
         for raw in raw_payments:
             self._add_payment(batch, raw, numbers)
-        batch.cursor = self._next_cursor(cursor, [*raw_customers, *raw_invoices, *raw_payments])
+        rows = [*raw_customers, *raw_invoices, *raw_payments]
+        batch.cursor = next_cursor(cursor, self._server_time, (_updated(row) for row in rows))
         return batch
 
     # --- InvoiceNotes -------------------------------------------------------------------------
@@ -133,7 +137,7 @@ class QuickBooksSource:
     ) -> Iterator[dict[str, Any]]:
         clauses = [where] if where else []
         if since is not None:
-            clauses.append(f"MetaData.LastUpdatedTime >= '{_format_time(since)}'")
+            clauses.append(f"MetaData.LastUpdatedTime >= '{format_time(since)}'")
         condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         params = {"minorversion": MINOR_VERSION}
         if entity == "Invoice":
@@ -186,58 +190,29 @@ class QuickBooksSource:
             with suppress(ValueError):
                 self._server_time = datetime.fromisoformat(answer["time"]).astimezone(UTC)
 
-    def _next_cursor(self, cursor: str | None, rows: list[dict[str, Any]]) -> str | None:
-        if self._server_time is not None:
-            return _format_time(self._server_time - CURSOR_OVERLAP)
-        seen = [t for t in (_updated(row) for row in rows) if t is not None]
-        return _format_time(max(seen)) if seen else cursor
-
     # --- Customers ----------------------------------------------------------------------------
 
     def _add_customer(self, batch: LedgerBatch, raw: dict[str, Any]) -> None:
         customer_id = str(raw.get("Id") or "")
         name = str(raw.get("DisplayName") or raw.get("CompanyName") or "").strip()
-        if not customer_id or not name:
-            field = "Id" if not customer_id else "DisplayName"
-            batch.problems.append(
-                SourceProblem(
-                    "customer",
-                    customer_id or None,
-                    f"customer {name or customer_id}: {field} is missing",
-                )
-            )
+        record = new_customer(batch, "customer", customer_id, name, ("Id", "DisplayName"))
+        if record is None:
             return
-        record = CustomerRecord(external_id=customer_id, name=name)
         contact_name = (
             " ".join(str(raw[k]).strip() for k in ("GivenName", "FamilyName") if raw.get(k)) or None
         )
-        emails = self._emails(
+        emails = _emails(
             batch, customer_id, name, "PrimaryEmailAddr", _address(raw, "PrimaryEmailAddr")
         )
         phone = self._phone(batch, customer_id, name, raw)
         for index, email in enumerate(emails):
-            _add_contact(
+            add_contact(
                 record,
                 ContactRecord(contact_name, email, phone if index == 0 else None, False, None),
             )
         if not emails and phone:
-            _add_contact(record, ContactRecord(contact_name, None, phone, False, None))
+            add_contact(record, ContactRecord(contact_name, None, phone, False, None))
         batch.customers[customer_id] = record
-
-    def _emails(
-        self, batch: LedgerBatch, customer_id: str, name: str, field: str, text: str | None
-    ) -> list[str]:
-        emails = []
-        for part in re.split(r"[,;]", text or ""):
-            if not part.strip():
-                continue
-            try:
-                emails.append(_email(part.strip()))
-            except ValueError as exc:
-                batch.problems.append(
-                    SourceProblem("customer", customer_id, f"customer {name}: {field} {exc}")
-                )
-        return emails
 
     def _phone(
         self, batch: LedgerBatch, customer_id: str, name: str, raw: dict[str, Any]
@@ -247,7 +222,7 @@ class QuickBooksSource:
             if not number:
                 continue
             try:
-                return _phone_in(str(number), self.phone_region)
+                return normalise_phone(str(number), self.phone_region)
             except ValueError as exc:
                 batch.problems.append(
                     SourceProblem("customer", customer_id, f"customer {name}: {field} {exc}")
@@ -259,19 +234,13 @@ class QuickBooksSource:
     ) -> None:
         """Invoices whose customer did not come with the customers (an incremental sync, or an
         inactive customer): fetch those customers, or at least name them from the invoice."""
-        refs = {_ref(raw, "CustomerRef"): raw.get("CustomerRef") or {} for raw in raw_invoices}
-        missing = sorted(i for i in refs if i and i not in batch.customers)
-        if not missing:
-            return
-        # One already reported as unreadable is not asked for again (nor reported twice).
-        unreadable = {p.external_id for p in batch.problems if p.kind == "customer"}
-        lookup = [i for i in missing if i not in unreadable]
-        for raw in self._by_ids("Customer", lookup):
-            self._add_customer(batch, raw)
-        for customer_id in missing:
-            if customer_id not in batch.customers:
-                name = str(refs[customer_id].get("name") or f"QuickBooks customer {customer_id}")
-                batch.customers[customer_id] = CustomerRecord(external_id=customer_id, name=name)
+
+        def look_up(customer_ids: list[str]) -> None:
+            for raw in self._by_ids("Customer", customer_ids):
+                self._add_customer(batch, raw)
+
+        named = {_ref(raw, "CustomerRef"): _customer_name(raw) for raw in raw_invoices}
+        add_missing_customers(batch, named, look_up)
 
     # --- Invoices -----------------------------------------------------------------------------
 
@@ -279,7 +248,7 @@ class QuickBooksSource:
         number = _number(raw)
         try:
             record = self._invoice(raw, number)
-        except _Unreadable as exc:
+        except UnreadableField as exc:
             batch.problems.append(
                 SourceProblem(
                     "invoice",
@@ -289,26 +258,26 @@ class QuickBooksSource:
             )
             return
         customer = batch.customers[record.customer_external_id]  # see _add_missing_customers
-        for email in self._emails(
+        for email in _emails(
             batch, customer.external_id, customer.name, "BillEmail", _address(raw, "BillEmail")
         ):
-            _add_contact(customer, ContactRecord(None, email, None, False, None))
+            add_contact(customer, ContactRecord(None, email, None, False, None))
         batch.invoices.append(record)
 
     def _invoice(self, raw: dict[str, Any], number: str) -> InvoiceRecord:
         invoice_id = _required(raw, "Id")
         customer_id = _ref(raw, "CustomerRef")
         if not customer_id:
-            raise _Unreadable("CustomerRef", "is missing")
+            raise UnreadableField("CustomerRef", "is missing")
         issued = _date(raw, "TxnDate")
         due = _date(raw, "DueDate")
         if due < issued:
-            raise _Unreadable("DueDate", f"{due} is before the invoice date {issued}")
+            raise UnreadableField("DueDate", f"{due} is before the invoice date {issued}")
         currency = self._currency(raw)
-        total = _amount(raw, "TotalAmt", currency)
-        balance = _amount(raw, "Balance", currency)
+        total = amount(raw, "TotalAmt", currency)
+        balance = amount(raw, "Balance", currency)
         if balance > total:
-            raise _Unreadable("Balance", f"{balance} is more than the total {total}")
+            raise UnreadableField("Balance", f"{balance} is more than the total {total}")
         voided = total == 0 and str(raw.get("PrivateNote") or "").startswith("Voided")
         return InvoiceRecord(
             customer_external_id=customer_id,
@@ -324,11 +293,7 @@ class QuickBooksSource:
         )
 
     def _currency(self, raw: dict[str, Any]) -> str:
-        code = _ref(raw, "CurrencyRef") or self._company_currency()
-        code = code.upper()
-        if not is_currency(code):
-            raise _Unreadable("CurrencyRef", f"{code!r} is not an ISO 4217 currency code")
-        return code
+        return currency_code(_ref(raw, "CurrencyRef") or self._company_currency(), "CurrencyRef")
 
     # --- Payments -----------------------------------------------------------------------------
 
@@ -345,7 +310,7 @@ class QuickBooksSource:
         payment_id = str(raw.get("Id") or "") or None
         try:
             batch.payments.append(self._payment(raw, numbers))
-        except _Unreadable as exc:
+        except UnreadableField as exc:
             batch.problems.append(
                 SourceProblem("payment", payment_id, f"payment {payment_id}: {exc}")
             )
@@ -354,20 +319,20 @@ class QuickBooksSource:
         payment_id = _required(raw, "Id")
         currency = self._currency(raw)
         allocated: dict[str, Decimal] = {}
-        for txn_id, amount in _applied(raw):
+        for txn_id, applied in _applied(raw):
             if txn_id not in numbers:
-                raise _Unreadable(
+                raise UnreadableField(
                     "Line.LinkedTxn",
                     f"applies it to invoice Id {txn_id}, which QuickBooks did not return",
                 )
-            value = _money(amount, "Line.Amount", currency)
+            value = money(applied, "Line.Amount", currency)
             if value:
                 allocated[numbers[txn_id]] = allocated.get(numbers[txn_id], Decimal(0)) + value
         return PaymentRecord(
             external_id=payment_id,
             customer_external_id=_ref(raw, "CustomerRef") or None,
             received_on=_date(raw, "TxnDate"),
-            amount=_amount(raw, "TotalAmt", currency),
+            amount=amount(raw, "TotalAmt", currency),
             currency=currency,
             reference=str(raw["PaymentRefNum"]) if raw.get("PaymentRefNum") else None,
             allocations=tuple(allocated.items()),
@@ -384,13 +349,20 @@ def _number(raw: dict[str, Any]) -> str:
 def _required(raw: dict[str, Any], field: str) -> str:
     value = raw.get(field)
     if value in (None, ""):
-        raise _Unreadable(field, "is missing")
+        raise UnreadableField(field, "is missing")
     return str(value)
 
 
 def _ref(raw: dict[str, Any], field: str) -> str:
     ref = raw.get(field)
     return str(ref.get("value") or "") if isinstance(ref, dict) else ""
+
+
+def _customer_name(raw_invoice: dict[str, Any]) -> str:
+    """The customer's name as an invoice gives it, for a customer QuickBooks did not return."""
+    ref = raw_invoice.get("CustomerRef")
+    name = ref.get("name") if isinstance(ref, dict) else None
+    return str(name or f"QuickBooks customer {_ref(raw_invoice, 'CustomerRef')}")
 
 
 def _address(raw: dict[str, Any], field: str) -> str | None:
@@ -401,36 +373,23 @@ def _address(raw: dict[str, Any], field: str) -> str | None:
 def _date(raw: dict[str, Any], field: str) -> date:
     value = raw.get(field)
     if not value:
-        raise _Unreadable(field, "is missing; set it on the record in QuickBooks")
+        raise UnreadableField(field, "is missing; set it on the record in QuickBooks")
     text = str(value)[:10]
     if not _ISO_DATE.fullmatch(text):
-        raise _Unreadable(field, f"{value!r} is not a date")
+        raise UnreadableField(field, f"{value!r} is not a date")
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise _Unreadable(field, f"{value!r} is not a real date") from None
+        raise UnreadableField(field, f"{value!r} is not a real date") from None
 
 
-def _amount(raw: dict[str, Any], field: str, currency: str) -> Decimal:
-    if raw.get(field) is None:
-        raise _Unreadable(field, "is missing")
-    return _money(raw[field], field, currency)
-
-
-def _money(value: object, field: str, currency: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        raise _Unreadable(field, f"{value!r} is not an amount")
-    text = format(value, "f") if isinstance(value, Decimal) else str(value)
-    try:
-        amount = parse_amount(text)
-    except ValueError as exc:
-        raise _Unreadable(field, str(exc)) from None
-    if amount < 0:
-        raise _Unreadable(field, f"{amount} is negative")
-    quantum = Decimal(1).scaleb(-minor_units(currency))
-    if amount != amount.quantize(quantum):
-        raise _Unreadable(field, f"{amount} has more decimal places than {currency} uses")
-    return amount.quantize(quantum)
+def _emails(
+    batch: LedgerBatch, customer_id: str, name: str, field: str, text: str | None
+) -> list[str]:
+    """The addresses in a field that may hold several, separated by commas or semicolons."""
+    parts = (part.strip() for part in re.split(r"[,;]", text or ""))
+    found = (checked_email(batch, customer_id, f"customer {name}", field, p) for p in parts)
+    return [email for email in found if email]
 
 
 def _applied(raw: dict[str, Any]) -> Iterator[tuple[str, object]]:
@@ -447,39 +406,12 @@ def _applied(raw: dict[str, Any]) -> Iterator[tuple[str, object]]:
                 yield str(linked["TxnId"]), line.get("Amount")
 
 
-def _add_contact(customer: CustomerRecord, contact: ContactRecord) -> None:
-    if contact.email and any(
-        c.email and c.email.lower() == contact.email.lower() for c in customer.contacts
-    ):
-        return
-    customer.contacts.append(contact)
-
-
 def _updated(raw: dict[str, Any]) -> datetime | None:
     text = (raw.get("MetaData") or {}).get("LastUpdatedTime")
     try:
         return datetime.fromisoformat(str(text)).astimezone(UTC) if text else None
     except ValueError:
         return None
-
-
-def _parse_cursor(cursor: str | None) -> datetime | None:
-    if cursor is None:
-        return None
-    try:
-        since = datetime.fromisoformat(cursor)
-    except ValueError:
-        since = None
-    if since is None or since.tzinfo is None:
-        raise UserError(
-            f"the QuickBooks sync cursor {cursor!r} is not a timestamp with a timezone: "
-            "clear it to sync everything again"
-        )
-    return since.astimezone(UTC)
-
-
-def _format_time(instant: datetime) -> str:
-    return instant.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 def _quote(value: str) -> str:

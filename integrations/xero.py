@@ -24,36 +24,37 @@ from typing import Any
 import httpx
 import phonenumbers
 
-from bot.errors import UserError
-from bot.money import is_currency, minor_units, parse_amount
 from integrations.base import (
     ContactRecord,
-    CustomerRecord,
     InvoiceRecord,
     LedgerBatch,
     PaymentRecord,
     SourceProblem,
 )
-from integrations.csv_ledger import _email, _phone_in
-from integrations.oauth import OAuthClient, SourceError, SourceUnavailable
+from integrations.csv_common import normalise_phone
+from integrations.oauth import SourceError, SourceUnavailable
+from integrations.oauth_client import OAuthClient
+from integrations.source_records import (
+    UnreadableField,
+    add_contact,
+    add_missing_customers,
+    amount,
+    checked_email,
+    currency_code,
+    new_customer,
+    next_cursor,
+    parse_cursor,
+)
 
 DEFAULT_API_URL = "https://api.xero.com"
 PAGE_SIZE = 100  # what Xero returns per page
 ID_CHUNK = 50  # contact ids per `IDs=` lookup
 HISTORY_LIMIT = 250  # characters Xero keeps in one history note
-CURSOR_OVERLAP = timedelta(minutes=5)
 NOT_YET_OWED = ("DRAFT", "SUBMITTED")
 VOID = ("VOIDED", "DELETED")
 
 _MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class _Unreadable(Exception):
-    """One field of one record is unusable; becomes a SourceProblem."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field} {message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,7 @@ class XeroSource:
     # --- IncrementalSource ---------------------------------------------------------------------
 
     def fetch_since(self, cursor: str | None) -> LedgerBatch:
-        since = _parse_cursor(cursor)
+        since = parse_cursor(cursor, "Xero")
         self._server_time = None
         batch = LedgerBatch(source=self.name, label=f"Xero organisation {self.tenant_id}")
         raw_contacts = list(self._pages("Contacts", "IsCustomer==true", since))
@@ -127,7 +128,8 @@ class XeroSource:
             self._add_invoice(batch, raw)
         for raw in raw_payments:
             self._add_payment(batch, raw)
-        batch.cursor = self._next_cursor(cursor, [*raw_contacts, *raw_invoices, *raw_payments])
+        rows = [*raw_contacts, *raw_invoices, *raw_payments]
+        batch.cursor = next_cursor(cursor, self._server_time, (_updated(row) for row in rows))
         return batch
 
     # --- InvoiceNotes -------------------------------------------------------------------------
@@ -183,57 +185,31 @@ class XeroSource:
             except ValueError:
                 self._server_time = None  # the cursor then falls back to the records' own times
 
-    def _next_cursor(self, cursor: str | None, rows: list[dict[str, Any]]) -> str | None:
-        if self._server_time is not None:
-            return _format_time(self._server_time - CURSOR_OVERLAP)
-        seen = [t for t in (_updated(row) for row in rows) if t is not None]
-        return _format_time(max(seen)) if seen else cursor
-
     # --- Customers ----------------------------------------------------------------------------
 
     def _add_customer(self, batch: LedgerBatch, raw: dict[str, Any]) -> None:
         contact_id, name = _text(raw, "ContactID"), _text(raw, "Name")
-        if not contact_id or not name:
-            field = "ContactID" if not contact_id else "Name"
-            batch.problems.append(
-                SourceProblem(
-                    "customer",
-                    contact_id or None,
-                    f"contact {name or contact_id}: {field} is missing",
-                )
-            )
+        record = new_customer(batch, "contact", contact_id, name, ("ContactID", "Name"))
+        if record is None:
             return
-        record = CustomerRecord(external_id=contact_id, name=name)
         person = " ".join(p for p in (_text(raw, "FirstName"), _text(raw, "LastName")) if p)
-        email = self._email(batch, contact_id, name, "EmailAddress", _text(raw, "EmailAddress"))
+        who = f"contact {name}"
+        email = checked_email(batch, contact_id, who, "EmailAddress", _text(raw, "EmailAddress"))
         phone = self._phone(batch, contact_id, name, raw.get("Phones") or [])
         if email or phone:
             record.contacts.append(ContactRecord(person or None, email, phone, False, None))
         for other in raw.get("ContactPersons") or []:
             if not isinstance(other, dict) or other.get("IncludeInEmails") is False:
                 continue
-            address = self._email(
-                batch, contact_id, name, "ContactPersons.EmailAddress", _text(other, "EmailAddress")
+            address = checked_email(
+                batch, contact_id, who, "ContactPersons.EmailAddress", _text(other, "EmailAddress")
             )
-            if address and all((c.email or "").lower() != address.lower() for c in record.contacts):
+            if address:
                 full = " ".join(
                     p for p in (_text(other, "FirstName"), _text(other, "LastName")) if p
                 )
-                record.contacts.append(ContactRecord(full or None, address, None, False, None))
+                add_contact(record, ContactRecord(full or None, address, None, False, None))
         batch.customers[contact_id] = record
-
-    def _email(
-        self, batch: LedgerBatch, contact_id: str, name: str, field: str, text: str
-    ) -> str | None:
-        if not text:
-            return None
-        try:
-            return _email(text)
-        except ValueError as exc:
-            batch.problems.append(
-                SourceProblem("customer", contact_id, f"contact {name}: {field} {exc}")
-            )
-            return None
 
     def _phone(
         self, batch: LedgerBatch, contact_id: str, name: str, phones: list[Any]
@@ -260,29 +236,24 @@ class XeroSource:
             region = phonenumbers.region_code_for_country_code(int(country))
             if region == "ZZ":
                 raise ValueError(f"country code {country!r} is not a country's")
-        return _phone_in(national, region)
+        return normalise_phone(national, region)
 
     def _add_missing_customers(
         self, batch: LedgerBatch, raw_invoices: list[dict[str, Any]]
     ) -> None:
         """Invoices whose contact did not come with the contacts (an incremental sync, or an
         archived contact): fetch those contacts, or at least name them from the invoice."""
-        refs = {
-            _text(raw.get("Contact") or {}, "ContactID"): raw.get("Contact") or {}
-            for raw in raw_invoices
-        }
-        missing = sorted(i for i in refs if i and i not in batch.customers)
-        if not missing:
-            return
-        # One already reported as unreadable is not asked for again (nor reported twice).
-        unreadable = {p.external_id for p in batch.problems if p.kind == "customer"}
-        lookup = [i for i in missing if i not in unreadable]
-        for raw in self._contacts_by_id(lookup):
-            self._add_customer(batch, raw)
-        for contact_id in missing:
-            if contact_id not in batch.customers:
-                name = _text(refs[contact_id], "Name") or f"Xero contact {contact_id}"
-                batch.customers[contact_id] = CustomerRecord(external_id=contact_id, name=name)
+
+        def look_up(contact_ids: list[str]) -> None:
+            for raw in self._contacts_by_id(contact_ids):
+                self._add_customer(batch, raw)
+
+        named: dict[str, str] = {}
+        for raw in raw_invoices:
+            contact = raw.get("Contact") or {}
+            contact_id = _text(contact, "ContactID")
+            named[contact_id] = _text(contact, "Name") or f"Xero contact {contact_id}"
+        add_missing_customers(batch, named, look_up)
 
     # --- Invoices and payments ------------------------------------------------------------------
 
@@ -290,7 +261,7 @@ class XeroSource:
         number = _text(raw, "InvoiceNumber") or _text(raw, "InvoiceID") or "?"
         try:
             record = _invoice(raw, number)
-        except _Unreadable as exc:
+        except UnreadableField as exc:
             batch.problems.append(
                 SourceProblem(
                     "invoice", _text(raw, "InvoiceID") or None, f"invoice {number}: {exc}"
@@ -305,7 +276,7 @@ class XeroSource:
         payment_id = _text(raw, "PaymentID")
         try:
             batch.payments.append(_payment(raw))
-        except _Unreadable as exc:
+        except UnreadableField as exc:
             batch.problems.append(
                 SourceProblem("payment", payment_id or None, f"payment {payment_id}: {exc}")
             )
@@ -315,20 +286,20 @@ def _invoice(raw: dict[str, Any], number: str) -> InvoiceRecord:
     invoice_id = _required(raw, "InvoiceID")
     contact_id = _text(raw.get("Contact") or {}, "ContactID")
     if not contact_id:
-        raise _Unreadable("Contact", "is missing")
+        raise UnreadableField("Contact", "is missing")
     status = _text(raw, "Status").upper()
     issued = _date(raw, "Date")
     # A voided invoice stops every follow-up whatever its dates; Xero may have none due.
     due = _date(raw, "DueDate") if status not in VOID or raw.get("DueDate") else issued
     if due < issued:
-        raise _Unreadable("DueDate", f"{due} is before the invoice date {issued}")
+        raise UnreadableField("DueDate", f"{due} is before the invoice date {issued}")
     currency = _currency(raw.get("CurrencyCode"))
-    total = _amount(raw, "Total", currency)
-    balance = _amount(raw, "AmountDue", currency)
+    total = amount(raw, "Total", currency)
+    balance = amount(raw, "AmountDue", currency)
     if status in VOID or status == "PAID":
         balance = Decimal(0).quantize(total)
     if balance > total:
-        raise _Unreadable("AmountDue", f"{balance} is more than the total {total}")
+        raise UnreadableField("AmountDue", f"{balance} is more than the total {total}")
     return InvoiceRecord(
         customer_external_id=contact_id,
         number=number,
@@ -347,17 +318,17 @@ def _payment(raw: dict[str, Any]) -> PaymentRecord:
     invoice = raw.get("Invoice") or {}
     number = _text(invoice, "InvoiceNumber")
     if not number:
-        raise _Unreadable("Invoice.InvoiceNumber", "is missing")
+        raise UnreadableField("Invoice.InvoiceNumber", "is missing")
     currency = _currency(invoice.get("CurrencyCode"))
-    amount = _amount(raw, "Amount", currency)
+    paid = amount(raw, "Amount", currency)
     return PaymentRecord(
         external_id=payment_id,
         customer_external_id=_text(invoice.get("Contact") or {}, "ContactID") or None,
         received_on=_date(raw, "Date"),
-        amount=amount,
+        amount=paid,
         currency=currency,
         reference=_text(raw, "Reference") or None,
-        allocations=((number, amount),) if amount else (),
+        allocations=((number, paid),) if paid else (),
     )
 
 
@@ -388,45 +359,25 @@ def _text(raw: dict[str, Any], field: str) -> str:
 def _required(raw: dict[str, Any], field: str) -> str:
     value = _text(raw, field)
     if not value:
-        raise _Unreadable(field, "is missing")
+        raise UnreadableField(field, "is missing")
     return value
 
 
 def _date(raw: dict[str, Any], field: str) -> date:
     text = _text(raw, field)
     if not text:
-        raise _Unreadable(field, "is missing; set it on the record in Xero")
+        raise UnreadableField(field, "is missing; set it on the record in Xero")
     try:
         return parse_xero_date(text).date()
     except (ValueError, OverflowError):
-        raise _Unreadable(field, f"{text!r} is not a date") from None
+        raise UnreadableField(field, f"{text!r} is not a date") from None
 
 
 def _currency(value: object) -> str:
     code = str(value or "").strip().upper()
     if not code:
-        raise _Unreadable("CurrencyCode", "is missing")
-    if not is_currency(code):
-        raise _Unreadable("CurrencyCode", f"{code!r} is not an ISO 4217 currency code")
-    return code
-
-
-def _amount(raw: dict[str, Any], field: str, currency: str) -> Decimal:
-    value = raw.get(field)
-    if value is None:
-        raise _Unreadable(field, "is missing")
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        raise _Unreadable(field, f"{value!r} is not an amount")
-    try:
-        amount = parse_amount(format(value, "f") if isinstance(value, Decimal) else str(value))
-    except ValueError as exc:
-        raise _Unreadable(field, str(exc)) from None
-    if amount < 0:
-        raise _Unreadable(field, f"{amount} is negative")
-    quantum = Decimal(1).scaleb(-minor_units(currency))
-    if amount != amount.quantize(quantum):
-        raise _Unreadable(field, f"{amount} has more decimal places than {currency} uses")
-    return amount.quantize(quantum)
+        raise UnreadableField("CurrencyCode", "is missing")
+    return currency_code(code, "CurrencyCode")
 
 
 def _updated(raw: dict[str, Any]) -> datetime | None:
@@ -435,22 +386,3 @@ def _updated(raw: dict[str, Any]) -> datetime | None:
         return parse_xero_date(text).astimezone(UTC) if text else None
     except ValueError:
         return None
-
-
-def _parse_cursor(cursor: str | None) -> datetime | None:
-    if cursor is None:
-        return None
-    try:
-        since = datetime.fromisoformat(cursor)
-    except ValueError:
-        since = None
-    if since is None or since.tzinfo is None:
-        raise UserError(
-            f"the Xero sync cursor {cursor!r} is not a timestamp with a timezone: "
-            "clear it to sync everything again"
-        )
-    return since.astimezone(UTC)
-
-
-def _format_time(instant: datetime) -> str:
-    return instant.astimezone(UTC).replace(microsecond=0).isoformat()
