@@ -12,11 +12,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from bot import audit
 from bot.errors import UserError
+from bot.ledger_lock import serialise_ledger_writes
 from bot.models import Customer, Invoice, Payment, PaymentReview
 from bot.payments import PaymentOutcome, allocate, cancel_for_invoices, record_payment
 from bot.reconcile import Allocation, Match, Matcher, OpenInvoice
@@ -68,6 +69,7 @@ def import_payments(
     session: Session, payments: list[BankPayment], label: str, now: datetime
 ) -> BankImportSummary:
     summary = BankImportSummary(label)
+    serialise_ledger_writes(session)  # one import at a time, also on PostgreSQL
     known = set(
         session.scalars(
             select(Payment.external_id).where(
@@ -80,61 +82,70 @@ def import_payments(
     # someone else's invoice goes to a person instead of being applied).
     names = {cid: [name] for cid, name in session.execute(select(Customer.id, Customer.name))}
     matcher = Matcher(open_invoices(session), customer_aliases=names)
-    for payment in payments:
-        if payment.external_id in known:
-            summary.already_imported += 1
-            continue
-        known.add(payment.external_id)
-        decision = matcher.decide(payment)
-        match = decision.auto
-        if match is not None:
-            outcome = record_payment(
-                session,
-                source=SOURCE,
-                external_id=payment.external_id,
-                customer_id=match.customer_id,
-                received_on=payment.received_on,
-                amount=payment.amount,
-                currency=payment.currency,
-                invoice_ids=[a.invoice_id for a in match.allocations],
-                amounts=[a.amount for a in match.allocations],
-                now=now,
-                reference=payment.reference or None,
-                payer=payment.payer or None,
-            )
-            matcher.apply(match)
-            _merge(summary.outcome, outcome)
-            summary.applied += 1
-            summary.amount_applied[payment.currency] = (
-                summary.amount_applied.get(payment.currency, Decimal(0)) + outcome.allocated
-            )
-            continue
-        stored = record_payment(
+    with session.no_autoflush:  # allocations and events go in together at the end, in bulk
+        for payment in payments:
+            _import_one(session, payment, matcher, known, summary, now)
+    done = summary.outcome
+    done.cancelled = cancel_for_invoices(session, done.closed + done.reduced, now)
+    return summary
+
+
+def _import_one(
+    session: Session,
+    payment: BankPayment,
+    matcher: Matcher,
+    known: set[str],
+    summary: BankImportSummary,
+    now: datetime,
+) -> None:
+    if payment.external_id in known:
+        summary.already_imported += 1
+        return
+    known.add(payment.external_id)
+    decision = matcher.decide(payment)
+    match = decision.auto
+    common: dict[str, Any] = {
+        "source": SOURCE,
+        "external_id": payment.external_id,
+        "received_on": payment.received_on,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "now": now,
+        "reference": payment.reference or None,
+        "payer": payment.payer or None,
+        "known_new": True,
+    }
+    if match is not None:
+        outcome = record_payment(
             session,
-            source=SOURCE,
-            external_id=payment.external_id,
-            customer_id=None,
-            received_on=payment.received_on,
-            amount=payment.amount,
-            currency=payment.currency,
-            invoice_ids=[],
-            now=now,
-            reference=payment.reference or None,
-            payer=payment.payer or None,
+            customer_id=match.customer_id,
+            invoice_ids=[a.invoice_id for a in match.allocations],
+            amounts=[a.amount for a in match.allocations],
+            cancel=False,
+            **common,
         )
-        assert stored.payment_id is not None
-        review = PaymentReview(
+        matcher.apply(match)
+        _merge(summary.outcome, outcome)
+        summary.applied += 1
+        summary.amount_applied[payment.currency] = (
+            summary.amount_applied.get(payment.currency, Decimal(0)) + outcome.allocated
+        )
+        return
+    stored = record_payment(session, customer_id=None, invoice_ids=[], **common)
+    assert stored.payment_id is not None
+    candidates = [{**m.as_json(), "why": decision.review_reason} for m in decision.matches]
+    review_id = session.execute(
+        insert(PaymentReview)
+        .values(
             payment_id=stored.payment_id,
-            candidates=[{**m.as_json(), "why": decision.review_reason} for m in decision.matches]
-            or [{"why": decision.review_reason}],
+            candidates=candidates or [{"why": decision.review_reason}],
             state="open",
             created_at=now,
         )
-        session.add(review)
-        session.flush()
-        summary.reviews.append(review.id)
-        summary.to_review += 1
-    return summary
+        .returning(PaymentReview.id)
+    ).scalar_one()
+    summary.reviews.append(review_id)
+    summary.to_review += 1
 
 
 def _merge(total: PaymentOutcome, one: PaymentOutcome) -> None:

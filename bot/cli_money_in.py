@@ -52,7 +52,12 @@ def import_payments_command(
         channel = runtime.settings.finance_channel
         with runtime.writing() as session:
             notes = followups.after_payment(
-                session, slack, summary.outcome, runtime.settings.timezone
+                session,
+                slack,
+                summary.outcome,
+                runtime.settings.timezone,
+                _links(runtime),
+                runtime.clock.now(),
             )
             if slack is not None and channel:
                 review_posting.post_open(session, slack, channel)
@@ -94,16 +99,14 @@ def poll_inbox_command() -> None:
             raise UserError("set IMAP_HOST, IMAP_USER and IMAP_PASSWORD to read replies by IMAP")
         context = ssl.create_default_context(cafile=settings.imap_ca_file)
         classifier = classifier_from(settings)
-        rules = inbound.ReplyRules(
-            secret_key=settings.secret_key.get_secret_value() if settings.secret_key else "",
-            grace_days=settings.promise_grace_days,
-            min_confidence=settings.triage_min_confidence,
-            routes=dict(settings.escalation_routes),
-        )
+        rules = inbound.ReplyRules.from_settings(settings)
         outcomes: dict[str, int] = {}
 
         def handle(raw: bytes) -> bool:
             mail = parse(raw)
+            labelled = inbound.triage_first(
+                classifier, mail.text, runtime.today(), inbound.email_needs_triage(mail)
+            )
             with runtime.writing() as session:
                 result = inbound.handle_email(
                     session,
@@ -112,7 +115,7 @@ def poll_inbox_command() -> None:
                     runtime.clock.now(),
                     runtime.today(),
                     rules,
-                    classifier,
+                    labelled,
                 )
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
             if result.outcome == "unmatched":

@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import audit, escalations
 from bot.models import Customer, Escalation
 from integrations.base import EscalationPort
-from integrations.slack_blocks import mention
+from integrations.slack_blocks import escape, mention
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +39,74 @@ def post_pending(
     ).all()
     posted = []
     for escalation in pending:
-        customer = session.get(Customer, escalation.customer_id)
-        assert customer is not None
-        if escalation.owner_slack_id is None:
-            escalation.owner_slack_id = escalations.owner_for(customer, routes)
-        view = escalations.view(session, escalation.id, today, timezone)
         try:
-            channel_id, ts = slack.post_escalation(channel, view)
-        except SlackApiError as exc:
-            log.error("escalation %s not posted: %s", escalation.id, exc.response.get("error"))
-            continue
-        escalation.slack_channel, escalation.slack_thread_ts = channel_id, ts
-        audit.record(
-            session,
-            now,
-            "escalation.posted",
-            customer_id=customer.id,
-            payload={"escalation": escalation.id, "channel": channel_id, "ts": ts},
-        )
-        posted.append(escalation.id)
+            if _post_one(session, slack, escalation, channel, today, timezone, routes, now):
+                posted.append(escalation.id)
+        except Exception:  # one bad post must not stop the others; the next sweep tries again
+            log.exception("escalation %s not posted", escalation.id)
     return posted
+
+
+def _post_one(
+    session: Session,
+    slack: EscalationPort,
+    escalation: Escalation,
+    channel: str,
+    today: date,
+    timezone: str,
+    routes: dict[str, str],
+    now: datetime,
+) -> bool:
+    customer = session.get(Customer, escalation.customer_id)
+    assert customer is not None
+    if escalation.owner_slack_id is None:
+        escalation.owner_slack_id = escalations.owner_for(customer, routes)
+    thread = _thread_of_another(session, escalation)
+    if thread is not None:  # one thread per customer: a second reason joins the first
+        detail = f": {escape(escalation.detail)}" if escalation.detail else ""
+        slack.post_in_thread(
+            thread[0],
+            thread[1],
+            f":rotating_light: Also needs a person: {escalation.reason.replace('_', ' ')}{detail}",
+        )
+        escalation.slack_channel, escalation.slack_thread_ts = thread
+        return True
+    view = escalations.view(session, escalation.id, today, timezone)
+    channel_id, ts = slack.post_escalation(channel, view)
+    # Stored before the history goes into the thread, whose failure is caught below: the next
+    # sweep must never post a second card with live buttons.
+    escalation.slack_channel, escalation.slack_thread_ts = channel_id, ts
+    audit.record(
+        session,
+        now,
+        "escalation.posted",
+        customer_id=customer.id,
+        payload={"escalation": escalation.id, "channel": channel_id, "ts": ts},
+    )
+    try:
+        slack.post_history(channel_id, ts, view)
+    except Exception:
+        log.exception("escalation %s posted without its history", escalation.id)
+        slack.post_in_thread(
+            channel_id, ts, "The account's history could not be posted here: see `/ar status`."
+        )
+    return True
+
+
+def _thread_of_another(session: Session, escalation: Escalation) -> tuple[str, str] | None:
+    other = session.scalars(
+        select(Escalation)
+        .where(
+            Escalation.customer_id == escalation.customer_id,
+            Escalation.id != escalation.id,
+            Escalation.state.in_(escalations.OPEN_STATES),
+            Escalation.slack_thread_ts.is_not(None),
+        )
+        .order_by(Escalation.id)
+    ).first()
+    if other is None or not other.slack_channel or not other.slack_thread_ts:
+        return None
+    return other.slack_channel, other.slack_thread_ts
 
 
 def redraw(
@@ -87,26 +134,33 @@ def raise_unclaimed(
     """Mention the owner again in each of these threads (open, nobody claimed them)."""
     raised = []
     for escalation_id in ids:
-        escalation = session.get(Escalation, escalation_id)
-        if escalation is None or escalation.state != "open":
-            continue
-        assert escalation.slack_channel and escalation.slack_thread_ts
-        who = mention(escalation.owner_slack_id) if escalation.owner_slack_id else "<!here>"
-        waited = now - escalation.opened_at
-        hours = int(waited.total_seconds() // 3600)
-        slack.post_in_thread(
-            escalation.slack_channel,
-            escalation.slack_thread_ts,
-            f"{who} this has waited {hours} hours without anyone claiming it. "
-            "Claim it, or resolve it if nothing is needed.",
-        )
-        escalation.raised_at = now
-        audit.record(
-            session,
-            now,
-            "escalation.raised",
-            customer_id=escalation.customer_id,
-            payload={"escalation": escalation.id, "waited_hours": hours},
-        )
-        raised.append(escalation.id)
+        try:
+            if _raise_one(session, slack, escalation_id, now):
+                raised.append(escalation_id)
+        except Exception:
+            log.exception("escalation %s not raised again", escalation_id)
     return raised
+
+
+def _raise_one(session: Session, slack: EscalationPort, escalation_id: int, now: datetime) -> bool:
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None or escalation.state != "open":
+        return False
+    assert escalation.slack_channel and escalation.slack_thread_ts
+    who = mention(escalation.owner_slack_id) if escalation.owner_slack_id else "<!here>"
+    hours = int((now - escalation.opened_at).total_seconds() // 3600)
+    slack.post_in_thread(
+        escalation.slack_channel,
+        escalation.slack_thread_ts,
+        f"{who} this has waited {hours} hours without anyone claiming it. "
+        "Claim it, or resolve it if nothing is needed.",
+    )
+    escalation.raised_at = now
+    audit.record(
+        session,
+        now,
+        "escalation.raised",
+        customer_id=escalation.customer_id,
+        payload={"escalation": escalation.id, "waited_hours": hours},
+    )
+    return True

@@ -110,6 +110,7 @@ def claim(session: Session, escalation_id: int, user: str, now: datetime) -> str
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         session.refresh(escalation)
         return escalation.owner_slack_id if escalation.state == "claimed" else escalation.state
+    _siblings(session, escalation, ("open",), state="claimed", claimed_at=now, owner_slack_id=user)
     audit.record(
         session,
         now,
@@ -131,6 +132,14 @@ def resolve(session: Session, escalation_id: int, user: str, outcome: str, now: 
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         return False
+    _siblings(
+        session,
+        escalation,
+        OPEN_STATES,
+        state="resolved",
+        resolved_at=now,
+        resolution=outcome[:2000],
+    )
     audit.record(
         session,
         now,
@@ -140,6 +149,25 @@ def resolve(session: Session, escalation_id: int, user: str, outcome: str, now: 
         payload={"escalation": escalation_id, "outcome": outcome},
     )
     return True
+
+
+def _siblings(
+    session: Session, escalation: Escalation, states: tuple[str, ...], **values: object
+) -> None:
+    """Other escalations sharing this one's Slack thread follow what was done in it."""
+    if not escalation.slack_thread_ts:
+        return
+    session.execute(
+        update(Escalation)
+        .where(
+            Escalation.id != escalation.id,
+            Escalation.slack_channel == escalation.slack_channel,
+            Escalation.slack_thread_ts == escalation.slack_thread_ts,
+            Escalation.state.in_(states),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _open_invoices(session: Session, customer_id: int) -> list[Invoice]:

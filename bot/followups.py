@@ -17,6 +17,7 @@ from bot.models import InboundMessage, Invoice
 from bot.money import format_money
 from bot.payments import PaymentOutcome
 from integrations.base import EscalationPort, PaymentLinks, SlackPort
+from integrations.slack_blocks import escape
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,10 @@ def post_escalations(
 
 
 def _quoted(text: str) -> str:
+    """A customer's words in Slack: escaped, so `<!channel>` or a disguised link in an email
+    stays text."""
     body = text if len(text) <= 1500 else text[:1499] + "…"
-    return "\n".join(f"> {line}" for line in body.splitlines()) or "> (empty)"
+    return "\n".join(f"> {escape(line)}" for line in body.splitlines()) or "> (empty)"
 
 
 def reply_note(session: Session, inbound_id: int, label: str | None) -> str:
@@ -96,7 +99,7 @@ def reply_note(session: Session, inbound_id: int, label: str | None) -> str:
     assert message is not None
     kind = (label or "other").replace("_", " ")
     return (
-        f":speech_balloon: New {message.channel} reply from {message.sender} ({kind}):\n"
+        f":speech_balloon: New {message.channel} reply from {escape(message.sender)} ({kind}):\n"
         + _quoted(message.text)
     )
 
@@ -105,9 +108,9 @@ def unmatched_text(session: Session, inbound_id: int) -> str:
     message = session.get(InboundMessage, inbound_id)
     assert message is not None
     quoted = _quoted(message.text)
-    subject = f" · {message.subject}" if message.subject else ""
+    subject = f" · {escape(message.subject)}" if message.subject else ""
     return (
-        f":incoming_envelope: A {message.channel} from {message.sender}{subject} matched no "
+        f":incoming_envelope: A {message.channel} from {escape(message.sender)}{subject} matched no "
         f"customer.\n{quoted}\nAssign it with `/ar assign {message.id} CUSTOMER`."
     )
 

@@ -23,14 +23,15 @@ from bot import audit, escalations
 from bot.accounts import cancel_waiting
 from bot.errors import UserError
 from bot.models import Contact, Customer, InboundMessage, Reminder
-from bot.triage import Classifier
+from bot.triage import Classifier, Triage
 
 if TYPE_CHECKING:
+    from bot.settings import Settings
     from integrations.email_in import InboundEmail
 
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
-STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
-START_WORDS = {"START", "UNSTOP", "YES"}
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+START_WORDS = {"START", "UNSTOP"}
 HELP_WORDS = {"HELP", "INFO"}
 # Labels after which a person decides; none of them lets a reminder go on by itself.
 LABEL_REASON = {
@@ -52,6 +53,39 @@ class ReplyRules:
     grace_days: int = 2
     min_confidence: float = 0.6
     routes: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReplyRules:
+        return cls(
+            secret_key=settings.secret_key.get_secret_value() if settings.secret_key else "",
+            grace_days=settings.promise_grace_days,
+            min_confidence=settings.triage_min_confidence,
+            routes=dict(settings.escalation_routes),
+        )
+
+
+class Pretriaged:
+    """A label worked out before the write transaction opens: an LLM classifier may take seconds,
+    and SQLite's single writer must not wait on it."""
+
+    def __init__(self, result: Triage) -> None:
+        self.result = result
+
+    def classify(self, text: str, today: date) -> Triage:
+        return self.result
+
+
+def triage_first(classifier: Classifier, text: str, today: date, needed: bool) -> Classifier:
+    return Pretriaged(classifier.classify(text, today)) if needed else classifier
+
+
+def email_needs_triage(mail: InboundEmail) -> bool:
+    return mail.automatic is None and mail.bounce is None
+
+
+def sms_needs_triage(body: str) -> bool:
+    word = body.strip().upper().rstrip(".!")
+    return word not in STOP_WORDS | START_WORDS | HELP_WORDS
 
 
 @dataclass
@@ -80,6 +114,24 @@ def _by_message_id(session: Session, ids: tuple[str, ...]) -> Reminder | None:
     return session.scalars(
         select(Reminder).where(Reminder.message_id.in_(wanted)).order_by(Reminder.id.desc())
     ).first()
+
+
+def _stored_email(
+    mail: InboundEmail, raw: str, now: datetime, reminder_id: int | None, **fields: object
+) -> InboundMessage:
+    """The message as received (raw kept), with what is known of whose it is."""
+    values: dict[str, object] = {
+        "channel": "email",
+        "received_at": now,
+        "sender": mail.sender[:320],
+        "subject": mail.subject,
+        "message_id": mail.message_id,
+        "raw": raw,
+        "text": mail.text,
+        "reminder_id": reminder_id,
+        **fields,
+    }
+    return InboundMessage(**values)
 
 
 def match_email(
@@ -126,15 +178,11 @@ def handle_email(
 
         unsubscribe_email(session, unsubscribe, now)
         reminder = session.get(Reminder, unsubscribe)
-        stored = InboundMessage(
-            channel="email",
-            received_at=now,
-            sender=mail.sender[:320],
-            subject=mail.subject,
-            message_id=mail.message_id,
-            raw=raw,
-            text=mail.text,
-            reminder_id=unsubscribe,
+        stored = _stored_email(
+            mail,
+            raw,
+            now,
+            unsubscribe,
             customer_id=reminder.customer_id if reminder else None,
             matched_by="unsubscribe",
             automatic=True,
@@ -144,15 +192,11 @@ def handle_email(
         session.flush()
         return InboundResult(stored.id, "opt_out", stored.customer_id)
     reminder, customer_id, how = match_email(session, mail, rules.secret_key)
-    stored = InboundMessage(
-        channel="email",
-        received_at=now,
-        sender=mail.sender[:320],
-        subject=mail.subject,
-        message_id=mail.message_id,
-        raw=raw,
-        text=mail.text,
-        reminder_id=reminder.id if reminder else None,
+    stored = _stored_email(
+        mail,
+        raw,
+        now,
+        reminder.id if reminder else None,
         customer_id=customer_id,
         matched_by=how,
         automatic=mail.automatic is not None,
@@ -301,15 +345,12 @@ def _bounce(
     reminder = session.get(Reminder, reminder_id) if reminder_id is not None else None
     if reminder is None and bounce.original_message_id:
         reminder = _by_message_id(session, (bounce.original_message_id,))
-    stored = InboundMessage(
-        channel="email",
-        received_at=now,
-        sender=mail.sender[:320],
-        subject=mail.subject,
-        message_id=mail.message_id,
-        raw=raw,
+    stored = _stored_email(
+        mail,
+        raw,
+        now,
+        reminder.id if reminder else None,
         text=bounce.diagnostic or mail.text,
-        reminder_id=reminder.id if reminder else None,
         customer_id=reminder.customer_id if reminder else None,
         matched_by="bounce",
         automatic=True,
@@ -389,6 +430,14 @@ def handle_sms(
 ) -> InboundResult:
     """A text from a number. STOP and its synonyms opt the number out of SMS (carriers require
     it); START opts back in; HELP answers who we are; anything else is a reply."""
+    if provider_id:
+        seen = session.scalar(
+            select(InboundMessage.id).where(
+                InboundMessage.channel == "sms", InboundMessage.message_id == provider_id
+            )
+        )
+        if seen is not None:  # Twilio retried the webhook: once only
+            return InboundResult(seen, "duplicate")
     contacts = list(session.scalars(select(Contact).where(Contact.phone == sender)))
     customer_ids = {c.customer_id for c in contacts}
     customer_id = customer_ids.pop() if len(customer_ids) == 1 else None

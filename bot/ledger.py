@@ -10,17 +10,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, insert, select, text, update
+from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot import audit
+from bot.ledger_lock import serialise_ledger_writes
 from bot.models import Contact, Customer, Invoice, Payment, PaymentAllocation
 from bot.payments import cancel_for_invoices
 from integrations.base import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
 
 _CHUNK = 5000
 ARBOT_PAYMENT_SOURCES = ("stripe", "bank")
-LEDGER_LOCK_KEY = 0x6172626F74_01  # "arbot" + 1: the advisory lock behind ledger upserts
 # Rows are read as plain tuples of the columns compared, not ORM objects: a re-import of 100,000
 # invoices compares far faster that way.
 _CUSTOMER_FIELDS = ("name", "tier", "owner_slack_id", "timezone", "never_automate", "tags")
@@ -102,13 +102,6 @@ def apply_batch(session: Session, batch: LedgerBatch, now: datetime) -> ImportSu
     if summary.changed:
         audit.record(session, now, "ledger.imported", payload=summary.as_dict())
     return summary
-
-
-def serialise_ledger_writes(session: Session) -> None:
-    """One ledger upsert at a time. SQLite's BEGIN IMMEDIATE already does this; on PostgreSQL a
-    transaction-level advisory lock makes a second import wait, then see the first one's rows."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
 
 
 def _table(model: type[Any]) -> Table:
@@ -360,6 +353,12 @@ def _invoice_changes(
     if record.payment_link is not None:
         wanted["payment_link"] = record.payment_link
     changes = {k: v for k, v in wanted.items() if getattr(stored, k) != v}
+    if paid_by_payment and record.balance > stored.balance:
+        # arbot recorded a payment (Stripe, the bank feed) the ledger has not caught up with:
+        # its higher balance would quote money already paid, so the lower one stays.
+        changes.pop("balance", None)
+        if stored.status == "paid":
+            return {}
     if record.status == "void":
         if stored.status != "void":
             changes["status"] = "void"
@@ -368,10 +367,6 @@ def _invoice_changes(
         if record.balance == 0 and stored.status == "open":
             changes.update(status="paid", paid_at=now)
         elif record.balance > 0 and stored.status == "paid":
-            if paid_by_payment:
-                # A payment arbot recorded (Stripe, bank feed) closed it; a ledger export that
-                # has not caught up yet must not reopen it and restart reminders.
-                return {}
             changes.update(status="open", paid_at=None)
     return changes
 

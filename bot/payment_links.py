@@ -45,10 +45,18 @@ def payment_link(
     if len(currencies) != 1:
         return None  # one link cannot take two currencies: the message says how to pay
     currency = currencies.pop()
-    key = link_key(customer.id, invoices)
-    stored = session.scalars(select(PaymentLink).where(PaymentLink.key == key)).first()
-    if stored is not None:
-        return stored.url
+    base = link_key(customer.id, invoices)
+    made = session.scalars(
+        select(PaymentLink).where(
+            (PaymentLink.key == base) | PaymentLink.key.startswith(f"{base}.", autoescape=True)
+        )
+    ).all()
+    live = [link for link in made if link.retired_at is None]
+    if live:
+        return live[0].url
+    # A retired link (paid, then refunded back to the same amounts) is never handed out again,
+    # and a new key keeps Stripe's idempotency from returning it.
+    key = base if not made else f"{base}.{len(made)}"
     amount = sum((i.balance for i in invoices), Decimal(0))
     numbers = ", ".join(i.number for i in invoices)
     url, provider_id = links.create(
@@ -104,3 +112,21 @@ def retire(
         link.retired_at = now
         retired.append(link.provider_id)
     return retired
+
+
+def retire_stale(session: Session, links: PaymentLinks | None, now: datetime) -> list[str]:
+    """Catch-up for a deactivation that failed: every live link whose invoices are no longer
+    open at the amounts it was made for."""
+    if links is None:
+        return []
+    stale = []
+    for link in session.scalars(select(PaymentLink).where(PaymentLink.retired_at.is_(None))):
+        open_now = session.execute(
+            select(Invoice.balance).where(
+                Invoice.id.in_(link.invoice_ids), Invoice.status == "open"
+            )
+        ).scalars()
+        balances = list(open_now)
+        if len(balances) != len(link.invoice_ids) or sum(balances, Decimal(0)) != link.amount:
+            stale.extend(link.invoice_ids)
+    return retire(session, links, stale, now) if stale else []

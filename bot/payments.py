@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot import audit
+from bot.ledger_lock import serialise_ledger_writes
 from bot.models import Invoice, Payment, PaymentAllocation, Reminder, ReminderInvoice
 
 WAITING = ("planned", "approved")
@@ -55,32 +57,43 @@ def record_payment(
     payer: str | None = None,
     amounts: Sequence[Decimal] | None = None,
     actor: str = audit.SYSTEM,
+    known_new: bool = False,
+    cancel: bool = True,
 ) -> PaymentOutcome:
     """Store the payment and allocate it to `invoice_ids`: oldest due first, each up to its
     balance, or exactly `amounts` (one per invoice, still capped) when the source said how it was
-    split. A second call with the same (source, external_id) changes nothing."""
+    split. A second call with the same (source, external_id) changes nothing (the unique key
+    holds even when a caller that checked already passes `known_new`). `cancel=False` leaves the
+    waiting reminders to the caller, who cancels once for a whole batch."""
     outcome = PaymentOutcome()
-    existing = session.scalar(
-        select(Payment.id).where(Payment.source == source, Payment.external_id == external_id)
+    serialise_ledger_writes(session)
+    existing = (
+        None
+        if known_new
+        else session.scalar(
+            select(Payment.id).where(Payment.source == source, Payment.external_id == external_id)
+        )
     )
     if existing is not None:
         outcome.payment_id, outcome.duplicate = existing, True
         return outcome
-    payment = Payment(
-        source=source,
-        external_id=external_id,
-        customer_id=customer_id,
-        received_on=received_on,
-        amount=amount,
-        currency=currency,
-        reference=reference,
-        payer=payer,
-        created_at=now,
-    )
-    session.add(payment)
-    session.flush()
+    values = {
+        "source": source,
+        "external_id": external_id,
+        "customer_id": customer_id,
+        "received_on": received_on,
+        "amount": amount,
+        "currency": currency,
+        "reference": reference,
+        "payer": payer,
+        "created_at": now,
+    }
+    # Inserted on its own (not through a flush of everything pending), so a caller recording a
+    # whole bank file under no_autoflush writes the allocations and events in bulk at the end.
+    payment_id = session.execute(insert(Payment).values(values).returning(Payment.id)).scalar_one()
+    payment = Payment(id=payment_id, **values)  # what was stored, to allocate from
     outcome.payment_id = payment.id
-    allocate(session, payment, invoice_ids, now, amounts, actor, outcome)
+    allocate(session, payment, invoice_ids, now, amounts, actor, outcome, left=amount)
     audit.record(
         session,
         now,
@@ -97,7 +110,8 @@ def record_payment(
             "reference": reference,
         },
     )
-    outcome.cancelled = cancel_for_invoices(session, outcome.closed + outcome.reduced, now)
+    if cancel:
+        outcome.cancelled = cancel_for_invoices(session, outcome.closed + outcome.reduced, now)
     return outcome
 
 
@@ -109,21 +123,29 @@ def allocate(
     amounts: Sequence[Decimal] | None = None,
     actor: str = audit.SYSTEM,
     outcome: PaymentOutcome | None = None,
+    left: Decimal | None = None,
 ) -> PaymentOutcome:
     """Allocate what is left of a stored payment to these invoices (a person's pick of a bank
     payment under review goes through here); never more than the payment's unallocated rest."""
     outcome = outcome or PaymentOutcome(payment_id=payment.id)
-    already = session.scalar(
-        select(func.coalesce(func.sum(PaymentAllocation.amount), 0)).where(
-            PaymentAllocation.payment_id == payment.id
+    if left is None:  # a stored payment: what earlier allocations have not taken
+        already = session.scalar(
+            select(func.coalesce(func.sum(PaymentAllocation.amount), 0)).where(
+                PaymentAllocation.payment_id == payment.id
+            )
         )
-    )
-    left = payment.amount - Decimal(already or 0)
+        left = payment.amount - Decimal(already or 0)
     for invoice, share in _split(session, invoice_ids, left, payment.currency, amounts):
         _allocate(session, payment, invoice, share, now, actor, outcome)
     outcome.unapplied = left - outcome.allocated
-    if outcome is not None and payment.customer_id is None and outcome.customers:
+    if payment.customer_id is None and outcome.customers:
         payment.customer_id = min(outcome.customers)
+        session.execute(
+            update(Payment)
+            .where(Payment.id == payment.id)
+            .values(customer_id=payment.customer_id)
+            .execution_options(synchronize_session=False)
+        )
     return outcome
 
 
@@ -177,7 +199,8 @@ def _allocate(
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         return
-    session.refresh(invoice)
+    # What the database now holds, without another round trip (and without marking it dirty).
+    set_committed_value(invoice, "balance", invoice.balance - share)
     session.add(PaymentAllocation(payment_id=payment.id, invoice_id=invoice.id, amount=share))
     outcome.allocated += share
     outcome.customers.add(invoice.customer_id)
@@ -267,8 +290,11 @@ def refund(
     far (Stripe's `amount_refunded`), so a repeat or an out-of-order event reverses nothing twice.
     The newest allocations are reversed first; an invoice with a balance again is reopened."""
     outcome = PaymentOutcome()
+    serialise_ledger_writes(session)  # two refund events at once must not both reverse
     payment = session.scalars(
-        select(Payment).where(Payment.source == source, Payment.external_id == payment_external_id)
+        select(Payment)
+        .where(Payment.source == source, Payment.external_id == payment_external_id)
+        .with_for_update()
     ).first()
     if payment is None:
         return outcome
@@ -282,8 +308,17 @@ def refund(
         )
         or Decimal(0)
     )
-    todo = min(refunded_total, payment.amount) - Decimal(reversed_so_far)
-    if todo <= 0:
+    # What the payment left unapplied (an overpayment) is given back first: refunding it must
+    # not reopen an invoice that is paid.
+    applied = session.scalar(
+        select(func.coalesce(func.sum(PaymentAllocation.amount), 0)).where(
+            PaymentAllocation.payment_id == payment.id
+        )
+    )
+    unapplied = payment.amount - Decimal(applied or 0)
+    from_invoices = max(min(refunded_total, payment.amount) - unapplied, Decimal(0))
+    todo = from_invoices - Decimal(reversed_so_far)
+    if todo <= 0:  # nothing (more) to take back from invoices
         outcome.duplicate = True
         return outcome
     back = Payment(

@@ -47,7 +47,7 @@ def apply_event(
     session.add(StripeEvent(id=event.id, type=event.type[:64], received_at=now))
     session.flush()
     if event.type in PAID_TYPES:
-        return _paid(session, event, now)
+        return _paid(session, event, now, routes)
     if event.type == "charge.refunded":
         return _refunded(session, event, now)
     if event.type == "charge.dispute.created":
@@ -56,7 +56,9 @@ def apply_event(
     return StripeResult("ignored", f"arbot does not act on {event.type}")
 
 
-def _paid(session: Session, event: StripeEventIn, now: datetime) -> StripeResult:
+def _paid(
+    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str]
+) -> StripeResult:
     obj = event.object
     if event.type.startswith("checkout.session"):
         if obj.get("payment_status") != "paid":
@@ -97,7 +99,26 @@ def _paid(session: Session, event: StripeEventIn, now: datetime) -> StripeResult
     )
     if outcome.duplicate:
         return StripeResult("duplicate", f"payment {payment_id} was recorded before", outcome)
-    return StripeResult("applied", f"payment {payment_id}", outcome)
+    result = StripeResult("applied", f"payment {payment_id}", outcome)
+    if outcome.unapplied > 0:
+        # Paid twice, or paid after the invoice closed another way: a person decides about a
+        # refund; the money is never left in silence.
+        customer = session.get(Customer, customer_id)
+        assert customer is not None
+        result.detail = (
+            f"{outcome.unapplied} {currency} of Stripe payment {payment_id} could not be applied: "
+            "its invoices were already paid (or changed). A refund may be owed."
+        )
+        escalation, _ = escalations.open_or_add(
+            session,
+            customer_id,
+            "payment_unapplied",
+            now,
+            detail=result.detail,
+            owner=escalations.owner_for(customer, routes),
+        )
+        result.escalation_id = escalation.id
+    return result
 
 
 def _refunded(session: Session, event: StripeEventIn, now: datetime) -> StripeResult:

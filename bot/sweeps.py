@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot import escalation_posting, escalations, inbound
+from bot import escalation_posting, escalations, inbound, payment_links
 from bot.followups import SlackOut
 from bot.models import Customer
 from bot.runtime import Runtime
+from integrations.stripe_links import links_from
 
 log = logging.getLogger(__name__)
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -46,6 +47,7 @@ def sweep(runtime: Runtime, slack: SlackOut | None) -> SweepReport:
     now, today = runtime.clock.now(), runtime.today()
     routes = dict(settings.escalation_routes)
     report = SweepReport()
+    noted: list[tuple[int, list[str]]] = []
     with runtime.writing() as session:
         for customer_id, numbers in inbound.missed_promises(
             session, today, settings.promise_grace_days, now
@@ -61,7 +63,13 @@ def sweep(runtime: Runtime, slack: SlackOut | None) -> SweepReport:
                 owner=escalations.owner_for(customer, routes),
             )
             report.missed_promises.append(customer_id)
-            if not new and slack is not None:
+            if not new:
+                noted.append((customer_id, numbers))
+    for customer_id, numbers in noted:
+        if slack is None:
+            break
+        try:
+            with runtime.sessions() as session:
                 escalation_posting.note(
                     session,
                     slack,
@@ -69,6 +77,16 @@ def sweep(runtime: Runtime, slack: SlackOut | None) -> SweepReport:
                     f":hourglass: The promise passed and {', '.join(numbers)} "
                     "is still open. The sequence resumes with the next plan.",
                 )
+        except Exception:  # the escalation stands; the owner sees it in the thread's history
+            log.exception("missed-promise note for customer %s not posted", customer_id)
+    key = settings.stripe_api_key
+    links = links_from(key.get_secret_value() if key else None, settings.stripe_api_base)
+    if links is not None:
+        try:
+            with runtime.writing() as session:
+                payment_links.retire_stale(session, links, now)
+        except Exception:
+            log.exception("stale payment links not retired")
     channel = settings.escalation_channel or settings.finance_channel
     if slack is None or not channel:
         return report

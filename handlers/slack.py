@@ -93,8 +93,8 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
                     tell(
                         channel,
                         user,
-                        f"That did not go through ({type(exc).__name__}: {exc}). "
-                        "Nothing was changed; please try again.",
+                        f"That may not have gone through ({type(exc).__name__}). Please check "
+                        "the message, and try again if nothing changed.",
                     )
                 except Exception:
                     log.exception("could not tell %s that their action failed", user)
@@ -476,12 +476,7 @@ def _assign(runtime: Runtime, words: list[str], user: str, approvers: Approvers)
     from integrations.llm import classifier_from
 
     settings = runtime.settings
-    rules = ReplyRules(
-        secret_key=settings.secret_key.get_secret_value() if settings.secret_key else "",
-        grace_days=settings.promise_grace_days,
-        min_confidence=settings.triage_min_confidence,
-        routes=dict(settings.escalation_routes),
-    )
+    rules = ReplyRules.from_settings(settings)
     with runtime.writing() as session:
         result = assign(
             session,

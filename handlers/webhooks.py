@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
+from datetime import datetime
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape as xml_escape
 
@@ -23,6 +24,7 @@ from bot import (
     plan_posting,
     stripe_webhook,
 )
+from bot.models import Escalation, StripeEvent
 from bot.outbox import verify_token
 from bot.runtime import Runtime
 from integrations.email_in import parse as parse_email
@@ -45,6 +47,7 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
     slack = slack or slack_out(runtime)
     escalation_channel = settings.escalation_channel or settings.finance_channel
     classifier = classifier_from(settings)
+    rules = inbound.ReplyRules.from_settings(settings)
     stripe_key = settings.stripe_api_key
     links = links_from(
         stripe_key.get_secret_value() if stripe_key else None, settings.stripe_api_base
@@ -70,36 +73,46 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
                     result = stripe_webhook.apply_event(
                         session, event, now, dict(settings.escalation_routes)
                     )
-            except IntegrityError:  # the same event, stored a moment ago by another replica
+            except IntegrityError:
+                with runtime.sessions() as session:
+                    if session.get(StripeEvent, event.id) is None:
+                        raise  # not the event stored twice: a real error, and Stripe retries
+                # the same event, stored a moment ago by another replica
                 return stripe_webhook.StripeResult("duplicate", f"event {event.id} was handled")
             if result.status == "applied":
-                with runtime.writing() as session:
-                    followups.after_payment(
-                        session, slack, result.outcome, settings.timezone, links, now
-                    )
-                    followups.post_escalations(
-                        session,
-                        slack,
-                        escalation_channel,
-                        runtime.today(),
-                        settings.timezone,
-                        dict(settings.escalation_routes),
-                        now,
-                    )
+                # The ledger is right from here on: Stripe gets its 2xx whatever Slack or the
+                # link deactivation do; what they miss, the sweep and the next payment catch up.
+                try:
+                    stripe_followups(result, now)
+                except Exception:
+                    log.exception("after Stripe event %s: Slack or Stripe not updated", event.id)
             return result
+
+        def stripe_followups(result: stripe_webhook.StripeResult, now: datetime) -> None:
+            with runtime.writing() as session:
+                followups.after_payment(
+                    session, slack, result.outcome, settings.timezone, links, now
+                )
+            with runtime.writing() as session:
+                posted = followups.post_escalations(
+                    session,
+                    slack,
+                    escalation_channel,
+                    runtime.today(),
+                    settings.timezone,
+                    dict(settings.escalation_routes),
+                    now,
+                )
+                if slack is not None and result.escalation_id not in (None, *posted):
+                    escalation = session.get(Escalation, result.escalation_id)
+                    if escalation is not None:
+                        escalation_posting.note(
+                            session, slack, escalation.customer_id, f":warning: {result.detail}"
+                        )
 
         result = await run_in_threadpool(apply)
         log.info("Stripe event %s %s: %s", event.id, result.status, result.detail)
         return JSONResponse({"status": result.status, "detail": result.detail})
-
-    def inbound_rules() -> inbound.ReplyRules:
-        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else ""
-        return inbound.ReplyRules(
-            secret_key=secret_key,
-            grace_days=settings.promise_grace_days,
-            min_confidence=settings.triage_min_confidence,
-            routes=dict(settings.escalation_routes),
-        )
 
     def tell_slack(result: inbound.InboundResult) -> None:
         """After the reply is stored: re-draw cancelled cards, post the escalation (or the
@@ -144,6 +157,9 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
         mail = parse_email(raw)
 
         def apply() -> inbound.InboundResult:
+            labelled = inbound.triage_first(
+                classifier, mail.text, runtime.today(), inbound.email_needs_triage(mail)
+            )
             with runtime.writing() as session:
                 result = inbound.handle_email(
                     session,
@@ -151,8 +167,8 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
                     raw.decode("utf-8", errors="replace"),
                     runtime.clock.now(),
                     runtime.today(),
-                    inbound_rules(),
-                    classifier,
+                    rules,
+                    labelled,
                 )
             notify(result)
             return result
@@ -167,16 +183,20 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
             return PlainTextResponse("bad signature", status_code=401)
 
         def apply() -> inbound.InboundResult:
+            body = form.get("Body", "")
+            labelled = inbound.triage_first(
+                classifier, body.strip(), runtime.today(), inbound.sms_needs_triage(body)
+            )
             with runtime.writing() as session:
                 result = inbound.handle_sms(
                     session,
                     form.get("From", ""),
-                    form.get("Body", ""),
+                    body,
                     form.get("MessageSid"),
                     runtime.clock.now(),
                     runtime.today(),
-                    inbound_rules(),
-                    classifier,
+                    rules,
+                    labelled,
                     settings.business_name,
                 )
             notify(result)

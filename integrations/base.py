@@ -233,7 +233,11 @@ class EscalationView:
 
 class EscalationPort(Protocol):
     def post_escalation(self, channel: str, view: EscalationView) -> tuple[str, str]:
-        """Post the parent message, then the history in its thread; returns (channel id, ts)."""
+        """Post the parent message; returns (channel id, ts)."""
+        ...
+
+    def post_history(self, channel: str, thread_ts: str, view: EscalationView) -> None:
+        """The account's history, in the parent's thread."""
         ...
 
     def update_escalation(self, channel: str, ts: str, view: EscalationView) -> None: ...

@@ -78,12 +78,13 @@ class SlackChat:
         parent = self.client.chat_postMessage(
             channel=channel, text=escalation_text(view), blocks=escalation_blocks(view)
         )
-        channel_id, ts = str(parent["channel"]), str(parent["ts"])
+        return str(parent["channel"]), str(parent["ts"])
+
+    def post_history(self, channel: str, thread_ts: str, view: EscalationView) -> None:
         for blocks in history_messages(view):
             self.client.chat_postMessage(
-                channel=channel_id, thread_ts=ts, text="Account history", blocks=blocks
+                channel=channel, thread_ts=thread_ts, text="Account history", blocks=blocks
             )
-        return channel_id, ts
 
     def update_escalation(self, channel: str, ts: str, view: EscalationView) -> None:
         self.client.chat_update(

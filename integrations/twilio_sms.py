@@ -112,4 +112,5 @@ def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> st
 def valid_twilio_request(
     auth_token: str, url: str, params: Mapping[str, str], signature: str
 ) -> bool:
-    return hmac.compare_digest(twilio_signature(auth_token, url, params), signature or "")
+    expected = twilio_signature(auth_token, url, params).encode()
+    return hmac.compare_digest(expected, (signature or "").encode("utf-8", errors="replace"))

@@ -206,3 +206,66 @@ def test_business_time_skips_the_weekend() -> None:
     monday_noon = datetime(2026, 3, 23, 16, tzinfo=UTC)
     days = ["mon", "tue", "wed", "thu", "fri"]
     assert business_time(friday_noon, monday_noon, "America/New_York", days) == timedelta(days=1)
+
+
+def test_a_second_reason_joins_the_customers_thread_and_resolving_closes_both(
+    served: Any, slack_runtime: Runtime, slack_api: Any, thread: Escalation
+) -> None:
+    from bot.models import Escalation as Esc
+
+    with slack_runtime.writing() as session:
+        # a playbook step stores its escalation directly, as the planner does
+        session.add(
+            Esc(
+                customer_id=thread.customer_id,
+                reason="step plus30",
+                state="open",
+                opened_at=slack_runtime.clock.now(),
+            )
+        )
+    sweep(slack_runtime, SlackChat(web_client("xoxb-test", slack_api.url)))
+
+    with slack_runtime.sessions() as session:
+        rows = session.scalars(select(Esc).order_by(Esc.id)).all()
+    assert {r.slack_thread_ts for r in rows} == {thread.slack_thread_ts}  # no second thread
+    assert any("Also needs a person: step plus30" in t for t in _in_thread(slack_api, thread))
+
+    served.submit(
+        "esc_resolve",
+        f"{thread.id}|C0ESCALATE",
+        {"outcome": {"value": {"type": "static_select", "selected_option": {"value": "promise"}}}},
+    )
+
+    def all_resolved() -> bool:
+        with slack_runtime.sessions() as session:
+            return {e.state for e in session.scalars(select(Esc))} == {"resolved"}
+
+    wait_for(all_resolved)
+
+
+def test_one_slack_failure_does_not_stop_the_sweep_and_the_next_sweep_posts_it(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    rows = [
+        row(customer_id="C-1", invoice_number="INV-1", due_date="2026-03-01"),
+        row(
+            customer_id="C-2",
+            customer_name="Harbor Dental",
+            invoice_number="INV-2",
+            due_date="2026-03-01",
+        ),
+    ]
+    with rt.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), rt.clock.now())
+        for customer_id in session.scalars(select(Customer.id)).all():
+            escalations.open_or_add(session, customer_id, "replied", rt.clock.now())
+    slack_api.fail_next("chat.postMessage", "channel_not_found")
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+
+    first = sweep(rt, chat)
+    second = sweep(rt, chat)
+
+    assert len(first.posted) == 1 and len(second.posted) == 1
+    with rt.sessions() as session:
+        assert all(e.slack_thread_ts for e in session.scalars(select(Escalation)))

@@ -4,6 +4,7 @@ thread the fake Slack Web API receives."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import date
@@ -298,7 +299,8 @@ def test_without_the_secret_the_email_webhook_answers_401_and_changes_nothing(
 def _sms(
     app: httpx.Client, body: str, sender: str = "+13125550142", signature: str | None = None
 ) -> httpx.Response:
-    form = {"From": sender, "To": "+15005550006", "Body": body, "MessageSid": "SM" + "1" * 32}
+    sid = "SM" + hashlib.md5(body.encode()).hexdigest()  # the same text twice: Twilio retrying
+    form = {"From": sender, "To": "+15005550006", "Body": body, "MessageSid": sid}
     url = f"{PUBLIC}/webhooks/twilio/sms"
     return app.post(
         "/webhooks/twilio/sms",
@@ -399,3 +401,28 @@ def test_poll_inbox_reads_the_mailbox_once(
         assert session.scalars(select(Reminder.cancel_reason)).one() == "replied"
         escalation = session.scalars(select(Escalation)).one()
     assert escalation.slack_channel == "C0ESCALATE" and escalation.slack_thread_ts
+
+
+def test_a_customers_text_cannot_ping_the_channel_or_disguise_a_link(
+    rt: Runtime, app: httpx.Client, slack_api: Any
+) -> None:
+    raw = _mail("<!channel> urgent <https://evil.example|Pay here>", From="x@elsewhere.example")
+
+    assert _post_mail(app, raw).json()["status"] == "unmatched"
+    posted = slack_api.calls("chat.postMessage")[-1]["text"]
+    assert "<!channel>" not in posted and "&lt;!channel&gt;" in posted
+    assert "<https://evil.example|Pay here>" not in posted
+
+
+@pytest.mark.parametrize("word", ["REVOKE", "optout", "Stop."])
+def test_every_stop_word_opts_out(rt: Runtime, app: httpx.Client, word: str) -> None:
+    assert _sms(app, word).status_code == 200
+    with rt.sessions() as session:
+        assert session.scalars(select(Contact.sms_opted_out_at)).one() is not None
+
+
+def test_a_retried_text_is_handled_once(rt: Runtime, app: httpx.Client) -> None:
+    assert _sms(app, "I will pay on Friday").status_code == 200
+    before = _counts(rt)
+    assert _sms(app, "I will pay on Friday").status_code == 200  # the same MessageSid
+    assert _counts(rt) == before

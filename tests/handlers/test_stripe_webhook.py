@@ -409,3 +409,71 @@ def test_paid_invoices_payment_links_are_deactivated_at_stripe(
             runtime.close()
     finally:
         stripe_api.stop()
+
+
+def test_a_ledger_that_has_not_caught_up_does_not_undo_a_part_payment(
+    rt: Runtime, app: httpx.Client, tmp_path: Path
+) -> None:
+    ids = _ids(rt, "INV-1")
+    _post(app, sr.event("payment_intent.succeeded", sr.payment_intent(40000, ids, "pi_part")))
+    stale = [
+        row(invoice_number="INV-1", amount="1200.00", balance="1200.00", due_date="2026-03-08")
+    ]
+
+    with rt.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "stale.csv", stale)), rt.clock.now())
+
+    with rt.sessions() as session:
+        assert session.scalar(select(Invoice.balance).where(Invoice.id == ids[0])) == Decimal(
+            "800.00"
+        )
+
+
+def test_refunding_an_overpayment_gives_back_the_unapplied_part_first(
+    rt: Runtime, app: httpx.Client
+) -> None:
+    ids = _ids(rt, "INV-2")  # 300 due
+    _post(app, sr.event("payment_intent.succeeded", sr.payment_intent(40000, ids, "pi_over")))
+
+    answer = _post(app, sr.event("charge.refunded", sr.charge_refunded("pi_over", 40000, 10000)))
+
+    assert answer.status_code == 200
+    with rt.sessions() as session:
+        invoice = session.get(Invoice, ids[0])
+        assert invoice is not None and (invoice.status, invoice.balance) == ("paid", Decimal(0))
+
+
+def test_money_that_cannot_be_applied_goes_to_a_person(
+    rt: Runtime, app: httpx.Client, slack_api: Any
+) -> None:
+    ids = _ids(rt, "INV-2")
+    _post(app, sr.event("payment_intent.succeeded", sr.payment_intent(30000, ids, "pi_first")))
+
+    paid_again = _post(
+        app, sr.event("payment_intent.succeeded", sr.payment_intent(30000, ids, "pi_again"))
+    )
+
+    assert paid_again.json()["status"] == "applied"
+    with rt.sessions() as session:
+        escalation = session.scalars(select(Escalation)).one()
+    assert escalation.reason == "payment_unapplied" and "refund may be owed" in (
+        escalation.detail or ""
+    )
+    assert escalation.slack_thread_ts  # posted for a person
+
+
+def test_slack_being_down_after_a_payment_still_answers_stripe_200(
+    rt: Runtime, app: httpx.Client, slack_api: Any
+) -> None:
+    for _ in range(20):
+        slack_api.fail_next("chat.update", "fatal_error")
+        slack_api.fail_next("chat.postMessage", "fatal_error")
+    body = sr.event(
+        "payment_intent.succeeded", sr.payment_intent(120000, _ids(rt, "INV-1"), "pi_s")
+    )
+
+    answer = _post(app, body)
+
+    assert answer.status_code == 200 and answer.json()["status"] == "applied"
+    with rt.sessions() as session:
+        assert session.scalar(select(Invoice.status).where(Invoice.number == "INV-1")) == "paid"
