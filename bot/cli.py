@@ -18,30 +18,33 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
-from bot import approvals, migrate, plan_posting
+from bot import approvals, migrate
 from bot.aging import aging_report, overdue_invoices
 from bot.clock import Clock, FixedClock
+from bot.daily_steps import (
+    build_senders,
+    payment_links_for,
+    post_plan_to_slack,
+    tell_slack_after_send,
+)
 from bot.db import make_engine
 from bot.errors import UserError
 from bot.forecast import forecast
 from bot.ledger import ImportSummary, apply_batch
 from bot.models import PlaybookVersion, Reminder
-from bot.outbox import FlushReport
-from bot.plan_posting import held_counts
 from bot.plan_report import forecast_table, plan_json, plan_tables
-from bot.plan_store import PlanRun, run_plan
+from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from bot.playbook_check import check_bundle
 from bot.playbook_versions import activate, ensure_active, propose, rollback
 from bot.runtime import Runtime, start
 from bot.sample_ledger import sample_rows, write_csv
 from bot.sending import flush
-from bot.settings import Settings, load_settings
+from bot.settings import load_settings
 from bot.status import account_status
 from bot.tables import aging_table, import_summary_lines, overdue_table, status_tables
 from integrations.csv_ledger import count_rows, read_ledger_csv
-from integrations.email_out import FileSender, SmtpSender
-from integrations.twilio_sms import TwilioSender
+from integrations.email_out import FileSender
 from playbooks.loader import PlaybookError, load_bundle
 
 PROGRESS_FROM_ROWS = 5000
@@ -265,41 +268,6 @@ def _demo_send(runtime: Runtime, clock: FixedClock, outbox: Path, today: date) -
     play_dispute(runtime, out(), DEMO_SECRET)
 
 
-def build_senders(settings: Settings, outbox: Path | None = None) -> dict[str, Any]:
-    """Email by SMTP and texts by Twilio as configured, or both into a folder of files."""
-    if outbox is not None:
-        files = FileSender(outbox)
-        return {"email": files, "sms": files}
-    if not settings.smtp_host:
-        raise UserError(
-            "set SMTP_HOST (and SMTP_PORT, SMTP_USER, SMTP_PASSWORD) to send email, "
-            "or use --outbox DIR to write the messages to files"
-        )
-    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-    senders: dict[str, Any] = {
-        "email": SmtpSender(
-            settings.smtp_host,
-            settings.smtp_port,
-            settings.smtp_user,
-            password,
-            settings.smtp_starttls,
-            ca_file=settings.smtp_ca_file,
-        )
-    }
-    sid, token, sender = (
-        settings.twilio_account_sid,
-        settings.twilio_auth_token,
-        settings.twilio_from,
-    )
-    if sid and token and sender:
-        public = settings.public_url
-        callback = public.rstrip("/") + "/webhooks/twilio/status" if public else None
-        senders["sms"] = TwilioSender(
-            settings.twilio_api_url, sid, token.get_secret_value(), sender, callback
-        )
-    return senders
-
-
 @app.command()
 def send(
     outbox: Annotated[
@@ -311,7 +279,7 @@ def send(
     with _runtime() as runtime:
         senders = build_senders(runtime.settings, outbox)
         report = flush(runtime, senders)
-        _tell_slack_after_send(runtime, report)
+        tell_slack_after_send(runtime, report)
     out().print(
         f"Sent {len(report.sent)}, cancelled {len(report.cancelled)}, retrying "
         f"{len(report.retrying)}, failed {len(report.failed)}, not yet in the send window "
@@ -329,42 +297,6 @@ def send(
     if report.waiting_for_sender:
         out().print(
             f"  {len(report.waiting_for_sender)} text messages wait: SMS sending is not set up"
-        )
-
-
-def _send_once(runtime: Runtime) -> None:
-    report = flush(runtime, build_senders(runtime.settings))
-    _tell_slack_after_send(runtime, report)
-
-
-def _tell_slack_after_send(runtime: Runtime, report: FlushReport) -> None:
-    settings = runtime.settings
-    if not (settings.slack_bot_token and settings.finance_channel):
-        return
-    if report.outage:
-        from integrations.slack_chat import web_client as _client
-
-        _client(
-            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
-        ).chat_postMessage(
-            channel=settings.finance_channel,
-            text=f"Sending stopped: {report.outage}. The approved reminders wait; please fix it.",
-        )
-    if not report.changed():
-        return
-    from integrations.slack_chat import SlackChat, web_client
-
-    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
-    with runtime.sessions() as session:
-        plan_posting.refresh(session, SlackChat(client), report.changed(), settings.timezone)
-    if report.unknown:
-        client.chat_postMessage(
-            channel=settings.finance_channel,
-            text=(
-                f"{len(report.unknown)} reminder(s) may or may not have gone out: the sender "
-                f"stopped while sending (ids {report.unknown}). Please check the mailbox and "
-                "mark each sent, or approve it again."
-            ),
         )
 
 
@@ -436,11 +368,11 @@ def plan(
                 when,
                 runtime.clock.now(),
                 dry_run=dry_run,
-                links=_payment_links(runtime.settings),
+                links=payment_links_for(runtime.settings),
             )
             if dry_run:
                 session.rollback()  # a dry run stores nothing, not even a first playbook version
-        posted = None if dry_run else _post_to_slack(runtime, when, run)
+        posted = None if dry_run else post_plan_to_slack(runtime, when, run)
     if as_json:
         _print_json(plan_json(run) | ({"posted_to": posted} if posted else {}))
     else:
@@ -449,82 +381,69 @@ def plan(
             out().print(f"Posted to Slack channel {posted} for approval.")
 
 
-def _payment_links(settings: Settings) -> Any:
-    """Stripe payment links when STRIPE_API_KEY is set; otherwise none."""
-    from integrations.stripe_links import links_from
-
-    key = settings.stripe_api_key
-    return links_from(key.get_secret_value() if key else None, settings.stripe_api_base)
-
-
-def _post_to_slack(runtime: Runtime, day: date, run: PlanRun) -> str | None:
-    """Post the stored plan to ARBOT_FINANCE_CHANNEL when Slack is set up; None when it is not."""
-    settings = runtime.settings
-    if not (settings.slack_bot_token and settings.finance_channel):
-        return None
-    from slack_sdk.errors import SlackApiError
-
-    from integrations.slack_chat import SlackChat, web_client
-
-    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
-    held = held_counts([h.reason for h in run.plan.held])
-    try:
-        plan_posting.post_plan(runtime, SlackChat(client), settings.finance_channel, day, held)
-    except SlackApiError as exc:
-        raise UserError(
-            f"the plan is stored, but Slack refused it ({exc.response.get('error')}); "
-            f"check SLACK_BOT_TOKEN and that the bot is in {settings.finance_channel}, then run "
-            "`arbot plan` again to post it"
-        ) from None
-    return settings.finance_channel
-
-
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    no_scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--no-scheduler", help="Serve HTTP only: no send worker, plan, sync or sweeps here."
+        ),
+    ] = False,
 ) -> None:
-    """Run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set) and /healthz."""
+    """Run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set), the webhooks,
+    /healthz and the scheduled jobs (morning plan, sync, send worker, sweeps, weekly review).
+    SIGTERM stops it gracefully: the send worker finishes its tick first."""
+    import signal
+    import threading
+
     with _runtime() as runtime:
         settings = runtime.settings
         if not (settings.slack_bot_token and settings.slack_signing_secret):
             raise UserError("set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to serve the Slack app")
+        from bot.logs import secrets_of, setup_logging
+
+        setup_logging(json=settings.log_json, secrets=secrets_of(settings))
         from handlers.app import create_app
         from handlers.slack import build_bolt
-        from integrations.slack_chat import web_client
+        from integrations.slack_chat import SlackChat, web_client
+        from scheduler.runner import Runner, start_runner
 
         client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
         bolt = build_bolt(runtime, client)
-        if settings.slack_app_token:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            err().print("Slack Socket Mode: connecting (no public URL needed).")
-            SocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
-            return
-        import uvicorn
-
-        from scheduler.send_loop import SendLoop
-
-        loop = None
-        if settings.smtp_host and settings.from_email and settings.secret_key:
-            loop = SendLoop(lambda: _send_once(runtime), interval_seconds=60)
-            loop.start()
+        # uvicorn stops the server on SIGTERM, then raises the signal again: this handler makes
+        # that second one return here, so the scheduler below is stopped in order.
+        stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+        runner: Runner | None = None
+        if settings.scheduler_enabled and not no_scheduler:
+            runner = start_runner(runtime, SlackChat(client))
         else:
-            err().print(
-                "Not sending: set SMTP_HOST, ARBOT_FROM_EMAIL and ARBOT_SECRET_KEY to send."
-            )
-        from bot.sweeps import sweep
-        from integrations.slack_chat import SlackChat
-
-        # Escalations not yet in Slack, missed promises and unclaimed threads, every 5 minutes.
-        sweeps = SendLoop(lambda: sweep(runtime, SlackChat(client)), interval_seconds=300)
-        sweeps.start()
+            err().print("Scheduler off (--no-scheduler or ARBOT_SCHEDULER=false): HTTP only.")
+        socket_mode = None
         try:
-            uvicorn.run(create_app(runtime, bolt), host=host, port=port, log_level="info")
+            if settings.slack_app_token:
+                from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+                err().print("Slack Socket Mode: connecting (no public URL needed).")
+                socket_mode = SocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+                socket_mode.connect()  # type: ignore[no-untyped-call]
+            import uvicorn
+
+            if not stopping.is_set():
+                uvicorn.run(
+                    create_app(runtime, bolt, runner=runner),
+                    host=host,
+                    port=port,
+                    log_config=None,  # arbot's logging (bot.logs) formats every line
+                    access_log=False,  # raw paths can carry tokens (/unsubscribe/{token})
+                )
         finally:
-            sweeps.stop()
-            if loop is not None:
-                loop.stop()
+            if socket_mode is not None:
+                socket_mode.close()  # type: ignore[no-untyped-call]
+            if runner is not None:
+                runner.stop()
 
 
 @playbook_app.command("check")

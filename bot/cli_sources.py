@@ -10,59 +10,24 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy import select
 
-from bot import payment_links, plan_posting
 from bot.errors import UserError
-from bot.models import SourceToken
-from bot.runtime import Runtime, start
+from bot.runtime import start
 from bot.settings import Settings, load_settings
+from bot.source_sync import provider_for, sync_all
 from bot.source_tokens import DatabaseTokenStore
-from bot.sync import Source, sync_source
+from bot.sync import SyncResult
 from integrations.oauth import (
-    OAuthClient,
-    Provider,
-    SourceError,
     authorize_url,
     exchange_code,
     parse_redirect,
-    quickbooks_provider,
-    xero_provider,
 )
-from integrations.quickbooks import QuickBooksSource
 from integrations.slack_chat import chat_from
-from integrations.stripe_links import links_from
-from integrations.xero import XeroSource, xero_tenants
-
-SOURCES = ("quickbooks", "xero")
+from integrations.xero import xero_tenants
 
 
 def _out() -> Console:
     return Console(highlight=False)
-
-
-def provider_for(settings: Settings, name: str) -> Provider:
-    if name == "quickbooks":
-        client_id, secret = settings.quickbooks_client_id, settings.quickbooks_client_secret
-        if not (client_id and secret):
-            raise UserError("set QUICKBOOKS_CLIENT_ID and QUICKBOOKS_CLIENT_SECRET first")
-        return quickbooks_provider(
-            client_id,
-            secret.get_secret_value(),
-            settings.quickbooks_authorize_url,
-            settings.quickbooks_token_url,
-        )
-    if name == "xero":
-        client_id, secret = settings.xero_client_id, settings.xero_client_secret
-        if not (client_id and secret):
-            raise UserError("set XERO_CLIENT_ID and XERO_CLIENT_SECRET first")
-        return xero_provider(
-            client_id,
-            secret.get_secret_value(),
-            settings.xero_authorize_url,
-            settings.xero_token_url,
-        )
-    raise UserError(f"unknown source {name!r}: choose one of {', '.join(SOURCES)}")
 
 
 def redirect_uri(settings: Settings, name: str) -> str:
@@ -118,54 +83,27 @@ def connect_command(
     _out().print(f"Connected {provider.label} (organisation {tokens.tenant_id}). Run `arbot sync`.")
 
 
-def _source(runtime: Runtime, name: str, tenant_id: str, client: OAuthClient) -> Source:
-    settings = runtime.settings
-    if name == "quickbooks":
-        return QuickBooksSource(
-            client,
-            tenant_id,
-            api_url=settings.quickbooks_api_url,
-            phone_region=settings.phone_region,
-        )
-    return XeroSource(
-        client, tenant_id, api_url=settings.xero_api_url, phone_region=settings.phone_region
-    )
-
-
 def sync_command() -> None:
     """Pull what changed in each connected source since the last sync into the ledger."""
     runtime = start(load_settings())
-    failed = []
     try:
-        with runtime.sessions() as session:
-            connected = list(
-                session.execute(select(SourceToken.provider, SourceToken.tenant_id)).all()
-            )
-        if not connected:
+        token = runtime.settings.slack_bot_token
+        slack = chat_from(
+            token.get_secret_value() if token else None, runtime.settings.slack_api_url
+        )
+        done = sync_all(runtime, slack)
+        if not done.connected:
             raise UserError("no source is connected: run `arbot connect quickbooks` (or xero)")
-        for name, tenant_id in connected:
-            client = OAuthClient(
-                provider_for(runtime.settings, name), DatabaseTokenStore(runtime), runtime.clock.now
-            )
-            try:
-                result = sync_source(runtime, _source(runtime, name, tenant_id or "", client))
-            except SourceError as exc:
-                failed.append(f"{name}: {exc}")
-                continue
-            finally:
-                client.close()
-            _report(runtime, result.source, result)
+        for result in done.results:
+            _report(result)
     finally:
         runtime.close()
-    if failed:
-        raise UserError("; ".join(failed))
+    if done.failed:
+        raise UserError("; ".join(done.failed))
 
 
-def _report(runtime: Runtime, name: str, result: object) -> None:
-    from bot.sync import SyncResult
-
-    assert isinstance(result, SyncResult)
-    s = result.summary
+def _report(result: SyncResult) -> None:
+    name, s = result.source, result.summary
     _out().print(
         f"{name}: {s.invoices_created} new invoice(s), {s.invoices_updated} changed "
         f"({len(s.invoices_paid)} paid, {len(s.invoices_voided)} voided, "
@@ -181,12 +119,3 @@ def _report(runtime: Runtime, name: str, result: object) -> None:
         )
     for failure in result.notes_failed:
         Console(stderr=True).print(f"{name}: note not written for {failure}", markup=False)
-    token = runtime.settings.slack_bot_token
-    slack = chat_from(token.get_secret_value() if token else None, runtime.settings.slack_api_url)
-    key = runtime.settings.stripe_api_key
-    links = links_from(key.get_secret_value() if key else None, runtime.settings.stripe_api_base)
-    with runtime.writing() as session:
-        # Invoices paid or changed in the source: no payment link may take the old amount.
-        payment_links.retire(session, links, s.changed_invoice_ids, runtime.clock.now())
-        if slack is not None and s.cancelled_reminders:
-            plan_posting.refresh(session, slack, s.cancelled_reminders, runtime.settings.timezone)

@@ -1,20 +1,20 @@
-"""The one ASGI app `arbot serve` runs: Slack at POST /slack/events, health at GET /healthz, and
-room for the webhooks of later issues."""
+"""The one ASGI app `arbot serve` runs: Slack at POST /slack/events, health at GET /healthz (the
+database, the scheduler, the last sync and plan, the send backlog), and the webhooks."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,7 +22,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.runtime import Runtime
+from handlers.request_ids import request_id_middleware
 from handlers.webhooks import webhook_routes
+from scheduler.health import health
+
+if TYPE_CHECKING:
+    from scheduler.runner import Runner
 
 log = logging.getLogger(__name__)
 DISPATCH_THREADS = 64
@@ -74,7 +79,7 @@ class AcksFirst:
             time.sleep(left)
 
 
-def create_app(runtime: Runtime, bolt: App) -> Starlette:
+def create_app(runtime: Runtime, bolt: App, runner: Runner | None = None) -> Starlette:
     # Bolt's dispatch blocks until the listener acks; run it on threads of its own, off the event
     # loop, so a burst of clicks is answered side by side.
     dispatchers = ThreadPoolExecutor(max_workers=DISPATCH_THREADS, thread_name_prefix="slack")
@@ -104,32 +109,33 @@ def create_app(runtime: Runtime, bolt: App) -> Starlette:
             # same check Bolt makes, from slack_sdk); Bolt runs the listener after the acks.
             if not verifier.is_valid_request(body, dict(request.headers)):
                 return Response(status_code=401)
-            work = loop.run_in_executor(clicks, after_ack, request, body, acks_first.acked())
+            work = loop.run_in_executor(
+                clicks,
+                contextvars.copy_context().run,
+                after_ack,
+                request,
+                body,
+                acks_first.acked(),
+            )
             pending.add(work)
             work.add_done_callback(finished)
             return Response(status_code=200)
         bolt_request = to_bolt_request(request, body)
-        bolt_response = await loop.run_in_executor(dispatchers, bolt.dispatch, bolt_request)
+        # The request id travels with the work, so the listener's log lines carry it.
+        bolt_response = await loop.run_in_executor(
+            dispatchers, contextvars.copy_context().run, bolt.dispatch, bolt_request
+        )
         return to_starlette_response(bolt_response)
 
     async def healthz(_request: Request) -> Response:
-        def check() -> bool:
-            with runtime.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            return True
-
-        try:
-            await run_in_threadpool(check)
-        except Exception as exc:  # any failure to reach the database is "unhealthy"
-            return JSONResponse(
-                {"status": "unhealthy", "database": str(exc)[:200]}, status_code=503
-            )
-        return JSONResponse({"status": "ok", "database": "ok"})
+        ok, doc = await run_in_threadpool(health, runtime, runner)
+        return JSONResponse(doc, status_code=200 if ok else 503)
 
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             *webhook_routes(runtime),
-        ]
+        ],
+        middleware=[request_id_middleware()],
     )

@@ -1,0 +1,115 @@
+"""The once-a-day jobs: the morning plan and the weekly review. Each runs at most once per date,
+whatever the scheduler does: the run first inserts its (job, day) row in `scheduled_runs` in a
+transaction of its own, and a run whose insert fails leaves the day to the run that has it. So a
+restart, a missed morning caught up later or a second replica never plans or posts twice."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from bot.daily_steps import payment_links_for, post_plan_to_slack  # as `arbot plan` does
+from bot.models import ScheduledRun
+from bot.plan_store import run_plan
+from bot.planner import PlanRules
+from bot.runtime import Runtime
+from bot.weekly_review import PostsText, post_weekly_review
+from scheduler.business_days import BusinessDays
+
+MORNING_PLAN = "morning_plan"
+WEEKLY_REVIEW = "weekly_review"
+OUTCOME_LENGTH = 500
+
+
+def claim_day(runtime: Runtime, job: str, day: date, instance: str) -> bool:
+    """Insert the (job, day) row in its own transaction. False: another run already has the day."""
+    try:
+        with runtime.writing() as session:
+            session.add(
+                ScheduledRun(job=job, day=day, instance=instance, started_at=runtime.clock.now())
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def finish_day(runtime: Runtime, job: str, day: date, outcome: str) -> None:
+    with runtime.writing() as session:
+        session.execute(
+            update(ScheduledRun)
+            .where(ScheduledRun.job == job, ScheduledRun.day == day)
+            .values(finished_at=runtime.clock.now(), outcome=outcome[:OUTCOME_LENGTH])
+        )
+
+
+def local_now(runtime: Runtime) -> datetime:
+    return runtime.clock.now().astimezone(ZoneInfo(runtime.settings.timezone))
+
+
+def morning_plan(runtime: Runtime, calendar: BusinessDays, instance: str) -> str:
+    """What `arbot plan` does for today, once: plan, store, and post to Slack when it is set up.
+
+    Does nothing before ARBOT_MORNING_TIME or on a day off; after it, the first call of the day
+    plans (so a service that was down at the morning time catches up when it comes back)."""
+    now = local_now(runtime)
+    day = now.date()
+    day_off = calendar.why_not(day)
+    if day_off:
+        return f"no plan on {day.isoformat()}: {day_off}"
+    if now.time() < runtime.settings.morning_time:
+        return f"too early for the plan of {day.isoformat()}"
+    if not claim_day(runtime, MORNING_PLAN, day, instance):
+        return f"the plan of {day.isoformat()} was already made"
+    try:
+        outcome = _plan_and_post(runtime, day)
+    except Exception as exc:
+        finish_day(runtime, MORNING_PLAN, day, f"failed: {exc}")
+        raise
+    finish_day(runtime, MORNING_PLAN, day, outcome)
+    return outcome
+
+
+def _plan_and_post(runtime: Runtime, day: date) -> str:
+    rules = PlanRules.from_settings(runtime.settings)
+    with runtime.writing() as session:
+        run = run_plan(
+            session,
+            rules,
+            day,
+            runtime.clock.now(),
+            dry_run=False,
+            links=payment_links_for(runtime.settings),
+        )
+    stored = len(run.reminder_ids)
+    held = len(run.plan.held)
+    posted = post_plan_to_slack(runtime, day, run)
+    where = f"posted to {posted}" if posted else "not posted (Slack is not set up)"
+    return f"planned {stored} reminder(s) and escalation(s), {held} held; {where}"
+
+
+def weekly_review(
+    runtime: Runtime, slack: PostsText, channel: str, review_weekday: int, instance: str
+) -> str:
+    """Post the weekly review once on its day, at or after the morning time."""
+    now = local_now(runtime)
+    day = now.date()
+    if day.weekday() != review_weekday:
+        return f"no review on {day:%A}"
+    if now.time() < runtime.settings.morning_time:
+        return f"too early for the review of {day.isoformat()}"
+    if not claim_day(runtime, WEEKLY_REVIEW, day, instance):
+        return f"the review of {day.isoformat()} was already posted"
+    try:
+        review = post_weekly_review(runtime, slack, channel, day)
+    except Exception as exc:
+        finish_day(runtime, WEEKLY_REVIEW, day, f"failed: {exc}")
+        raise
+    outcome = (
+        f"posted to {channel}: {review.reminders_sent} sent, {review.replies_received} replies, "
+        f"{review.escalations_open} escalations open"
+    )
+    finish_day(runtime, WEEKLY_REVIEW, day, outcome)
+    return outcome

@@ -1,0 +1,108 @@
+"""The health document behind GET /healthz: the database, the scheduler, the last sync, the last
+morning plan and the send backlog. Unhealthy (503) when the database does not answer or when a
+scheduler that should run has stopped; everything else is reported for a person to read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from bot.models import Reminder, ScheduledRun, SourceToken, SyncState
+from bot.outbox import due_now
+from bot.runtime import Runtime
+from scheduler.daily import MORNING_PLAN
+from scheduler.runner import Runner
+
+CHANNELS = {"email", "sms"}
+
+
+def health(runtime: Runtime, runner: Runner | None) -> tuple[bool, dict[str, Any]]:
+    """(healthy, document). Reads the database; call it off the event loop."""
+    scheduler_ok, scheduler = _scheduler(runner)
+    try:
+        with runtime.sessions() as session:
+            found = {
+                "last_sync": _last_sync(session),
+                "last_plan": _last_plan(session),
+                "send_backlog": _backlog(session, runtime.clock.now()),
+            }
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+        return False, {
+            "status": "unhealthy",
+            "database": f"error: {reason}",
+            "scheduler": scheduler,
+        }
+    ok = scheduler_ok
+    return ok, {
+        "status": "ok" if ok else "unhealthy",
+        "database": "ok",
+        "scheduler": scheduler,
+        **found,
+    }
+
+
+def _scheduler(runner: Runner | None) -> tuple[bool, dict[str, Any]]:
+    if runner is None:
+        return True, {"role": "off"}
+    status = runner.status()
+    doc: dict[str, Any] = {
+        "instance": status.instance,
+        "role": status.role,
+        "running": status.running,
+        "jobs": {
+            name: {"at": _iso(result.at), "outcome": result.outcome, "error": result.error}
+            for name, result in sorted(status.jobs.items())
+        },
+    }
+    if status.detail:
+        doc["detail"] = status.detail
+    # Refused: another process has the SQLite database's jobs, and this one serves HTTP as meant.
+    return status.running or status.role == "refused", doc
+
+
+def _last_sync(session: Session) -> dict[str, Any]:
+    connected = list(session.scalars(select(SourceToken.provider).order_by(SourceToken.provider)))
+    synced = dict(session.execute(select(SyncState.source, SyncState.synced_at)).all())
+    times = [t for t in synced.values() if t is not None]
+    return {
+        "at": _iso(max(times)) if times else None,
+        "connected": connected,
+        "sources": {name: _iso(at) for name, at in sorted(synced.items())},
+    }
+
+
+def _last_plan(session: Session) -> dict[str, Any] | None:
+    run = session.scalars(
+        select(ScheduledRun)
+        .where(ScheduledRun.job == MORNING_PLAN)
+        .order_by(ScheduledRun.day.desc())
+        .limit(1)
+    ).first()
+    if run is None:
+        return None
+    return {
+        "day": run.day.isoformat(),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "outcome": run.outcome,
+        "instance": run.instance,
+    }
+
+
+def _backlog(session: Session, now: datetime) -> dict[str, Any]:
+    due, oldest = session.execute(
+        select(func.count(), func.min(Reminder.send_after)).where(due_now(now, CHANNELS))
+    ).one()
+    sending = session.scalar(
+        select(func.count()).select_from(Reminder).where(Reminder.state == "sending")
+    )
+    return {"due": due, "oldest_due_since": _iso(oldest), "sending": sending or 0}
+
+
+def _iso(instant: datetime | None) -> str | None:
+    return instant.isoformat() if instant is not None else None

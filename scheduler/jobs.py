@@ -1,0 +1,151 @@
+"""Every scheduled job of `arbot serve`, declared in one place.
+
+| job           | when                                            | where              |
+|---------------|-------------------------------------------------|--------------------|
+| send          | every minute, when sending is set up            | every replica      |
+| morning_plan  | ARBOT_MORNING_TIME on business days (local)     | the leader         |
+| sync          | every ARBOT_SYNC_EVERY_MINUTES, when connected  | the leader         |
+| sweep         | every 5 minutes (escalations, missed promises)  | the leader         |
+| weekly_review | ARBOT_WEEKLY_REVIEW_DAY at the morning time     | the leader         |
+
+Each job also runs once as soon as its replica starts running it (the send worker at start, the
+others when the replica becomes the leader): a missed morning is caught up, and each job decides
+from the database whether there is anything to do. The send worker runs everywhere because
+replicas share the outbox through SELECT … FOR UPDATE SKIP LOCKED.
+
+ARBOT_SEND_EVERY_SECONDS (default 60) sets the send worker's interval; tests shorten it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+
+from bot.daily_steps import send_once
+from bot.errors import UserError
+from bot.followups import SlackOut
+from bot.runtime import Runtime
+from bot.settings import WEEKDAYS, Settings
+from bot.source_sync import sync_all
+from bot.sweeps import sweep
+from integrations.oauth import SourceError
+from scheduler.business_days import business_days
+from scheduler.daily import morning_plan, weekly_review
+
+log = logging.getLogger(__name__)
+SEND_EVERY_SECONDS = 60
+SWEEP_EVERY_MINUTES = 5
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    trigger: BaseTrigger
+    run: Callable[[], str]  # returns what it did, in a few words, for logs and /healthz
+    leader_only: bool = True
+
+
+def sending_configured(settings: Settings) -> bool:
+    return bool(settings.smtp_host and settings.from_email and settings.secret_key)
+
+
+def send_every_seconds() -> float:
+    text = os.environ.get("ARBOT_SEND_EVERY_SECONDS", "")
+    try:
+        return float(text) if text else SEND_EVERY_SECONDS
+    except ValueError:
+        raise UserError(f"ARBOT_SEND_EVERY_SECONDS: {text!r} is not a number of seconds") from None
+
+
+def weekday_number(text: str) -> int:
+    day = text.strip().lower()[:3]
+    if day not in WEEKDAYS:
+        raise UserError(f"ARBOT_WEEKLY_REVIEW_DAY: {text!r} is not a day such as mon or fri")
+    return WEEKDAYS.index(day)
+
+
+def declare_jobs(runtime: Runtime, slack: SlackOut | None, instance: str) -> list[Job]:
+    """The jobs this configuration runs. Bad settings fail here, before anything starts."""
+    settings = runtime.settings
+    zone = ZoneInfo(settings.timezone)
+    morning = settings.morning_time
+    at_morning = {"hour": morning.hour, "minute": morning.minute, "second": morning.second}
+    calendar = business_days(settings)
+    review_day = weekday_number(settings.weekly_review_day)
+    jobs = []
+    if sending_configured(settings):
+        jobs.append(
+            Job(
+                "send",
+                IntervalTrigger(seconds=send_every_seconds()),
+                lambda: send_tick(runtime),
+                leader_only=False,
+            )
+        )
+    else:
+        log.warning("not sending: set SMTP_HOST, ARBOT_FROM_EMAIL and ARBOT_SECRET_KEY to send")
+    jobs.append(
+        Job(
+            "morning_plan",
+            CronTrigger(day_of_week=",".join(settings.send_days), timezone=zone, **at_morning),
+            lambda: morning_plan(runtime, calendar, instance),
+        )
+    )
+    jobs.append(
+        Job(
+            "sync",
+            IntervalTrigger(minutes=settings.sync_every_minutes),
+            lambda: sync_connected(runtime, slack),
+        )
+    )
+    jobs.append(
+        Job(
+            "sweep",
+            IntervalTrigger(minutes=SWEEP_EVERY_MINUTES),
+            lambda: sweep_tick(runtime, slack),
+        )
+    )
+    channel = settings.finance_channel
+    if slack is not None and channel:
+        jobs.append(
+            Job(
+                "weekly_review",
+                CronTrigger(day_of_week=WEEKDAYS[review_day], timezone=zone, **at_morning),
+                lambda: weekly_review(runtime, slack, channel, review_day, instance),
+            )
+        )
+    return jobs
+
+
+def send_tick(runtime: Runtime) -> str:
+    """What `arbot send` does, then Slack told what changed (the same steps as before)."""
+    send_once(runtime)
+    return "outbox flushed"
+
+
+def sweep_tick(runtime: Runtime, slack: SlackOut | None) -> str:
+    report = sweep(runtime, slack)
+    return (
+        f"{len(report.posted)} escalation(s) posted, {len(report.missed_promises)} missed "
+        f"promise(s), {len(report.raised)} unclaimed raised"
+    )
+
+
+def sync_connected(runtime: Runtime, slack: SlackOut | None) -> str:
+    """`arbot sync` for every connected source; nothing (and no network) when none is."""
+    done = sync_all(runtime, slack)
+    if not done.connected:
+        return "no source connected"
+    if done.failed and not done.results:
+        raise SourceError("; ".join(done.failed))
+    parts = [
+        f"{r.source}: {r.summary.invoices_created} new, {r.summary.invoices_updated} changed"
+        for r in done.results
+    ]
+    return "; ".join(parts + done.failed)

@@ -1,0 +1,184 @@
+"""The scheduler inside `arbot serve`: APScheduler (3.x, in-process) fires the jobs of
+`scheduler.jobs`; the leadership of `scheduler.leader` decides which of them run here.
+
+APScheduler's 3.x job stores cannot be shared between processes, so nothing is stored in it: each
+job is a stateless tick that reads what is due from the database, and the database guards every
+effect (SKIP LOCKED for sends, `scheduled_runs` for the once-a-day jobs).
+
+ARBOT_LEADER_POLL_SECONDS (default 10) sets how often a PostgreSQL replica that does not lead
+tries to take over, and how often the leader checks its lock; tests shorten it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+
+from bot.errors import UserError
+from bot.followups import SlackOut
+from bot.runtime import Runtime
+from scheduler.jobs import Job, declare_jobs
+from scheduler.leader import Leadership, leadership_for, this_instance
+
+log = logging.getLogger(__name__)
+LEADER_POLL_SECONDS = 10
+POLL_JOB = "leadership"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    at: datetime  # the wall-clock instant the run ended, UTC
+    outcome: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunnerStatus:
+    instance: str
+    role: str  # "leader", "follower", "refused" (SQLite: another process leads) or "stopped"
+    running: bool
+    detail: str | None = None
+    jobs: dict[str, JobResult] = field(default_factory=dict)
+
+
+def leader_poll_seconds() -> float:
+    text = os.environ.get("ARBOT_LEADER_POLL_SECONDS", "")
+    try:
+        return float(text) if text else LEADER_POLL_SECONDS
+    except ValueError:
+        raise UserError(f"ARBOT_LEADER_POLL_SECONDS: {text!r} is not a number of seconds") from None
+
+
+def wall_clock() -> datetime:
+    """APScheduler's own time (when to fire), never business time: ARBOT_NOW does not move it."""
+    return datetime.now(UTC)
+
+
+class Runner:
+    """Runs the jobs this process should run, and notes what each last did (for /healthz)."""
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        leadership: Leadership,
+        instance: str,
+        poll_seconds: float = LEADER_POLL_SECONDS,
+    ) -> None:
+        self.jobs = jobs
+        self.leadership = leadership
+        self.instance = instance
+        self.poll_seconds = poll_seconds
+        self.role = "stopped"
+        self.detail: str | None = None
+        self._results: dict[str, JobResult] = {}
+        self._guard = threading.Lock()  # the leadership's connection is used by one thread at once
+        self._scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def start(self) -> None:
+        """Start the jobs this process runs; on SQLite, refuse (and say why) if another leads."""
+        if self.leadership.takes_over:
+            self._scheduler.start()
+            self.role = "follower"
+            self._add([j for j in self.jobs if not j.leader_only])
+            self._scheduler.add_job(
+                self._poll,
+                IntervalTrigger(seconds=self.poll_seconds),
+                id=POLL_JOB,
+                next_run_time=wall_clock(),
+            )
+            return
+        if not self.leadership.acquire():
+            self.role, self.detail = "refused", self._refusal()
+            log.warning("scheduler not started: %s", self.detail)
+            return
+        self._scheduler.start()
+        self.role = "leader"
+        self._add(self.jobs)
+        log.info("running the scheduled jobs: %s", ", ".join(j.name for j in self.jobs))
+
+    def _refusal(self) -> str:
+        holder = self.leadership.holder()
+        who = f"process {holder}" if holder else "another process"
+        return (
+            f"{who} already runs the scheduled jobs for this SQLite database and holds "
+            f"{self.leadership}; SQLite allows one, so this process serves HTTP only. "
+            "Stop the other process, or use PostgreSQL to run several"
+        )
+
+    def stop(self) -> None:
+        """Let running jobs finish (the send worker ends its tick), then give up leadership."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        with self._guard:
+            self.leadership.release()
+        self.role = "stopped"
+
+    def status(self) -> RunnerStatus:
+        return RunnerStatus(
+            instance=self.instance,
+            role=self.role,
+            running=self._scheduler.running,
+            detail=self.detail,
+            jobs=dict(self._results),
+        )
+
+    def _add(self, jobs: list[Job]) -> None:
+        for job in jobs:  # each runs once now, then on its schedule
+            self._scheduler.add_job(
+                self._run,
+                job.trigger,
+                args=[job],
+                id=job.name,
+                next_run_time=wall_clock(),
+                replace_existing=True,
+            )
+
+    def _leads(self) -> bool:
+        with self._guard:
+            return self.leadership.acquire()
+
+    def _poll(self) -> None:
+        leads = self._leads()
+        if leads and self.role != "leader":
+            self.role = "leader"
+            log.info("this replica (%s) now runs the scheduled jobs", self.instance)
+            self._add([j for j in self.jobs if j.leader_only])
+        elif not leads and self.role == "leader":
+            self.role = "follower"
+            log.warning("this replica (%s) no longer leads; another will take over", self.instance)
+            for job in self.jobs:
+                if job.leader_only and self._scheduler.get_job(job.name) is not None:
+                    self._scheduler.remove_job(job.name)
+
+    def _run(self, job: Job) -> None:
+        if job.leader_only and not self._leads():
+            return  # lost the lock since the last poll: the next leader runs it
+        try:
+            outcome = job.run()
+        except Exception as exc:  # one failed run must not stop the scheduler; say so
+            log.exception("scheduled job %s failed", job.name)
+            self._results[job.name] = JobResult(wall_clock(), error=f"{type(exc).__name__}: {exc}")
+            return
+        previous = self._results.get(job.name)
+        self._results[job.name] = JobResult(wall_clock(), outcome=outcome)
+        news = previous is None or previous.outcome != outcome  # "0 posted" every 5 min is noise
+        log.log(logging.INFO if news else logging.DEBUG, "%s: %s", job.name, outcome)
+
+
+def start_runner(runtime: Runtime, slack: SlackOut | None, instance: str | None = None) -> Runner:
+    """Declare the jobs for these settings and start running them (see `Runner.start`)."""
+    name = instance or this_instance()
+    jobs = declare_jobs(runtime, slack, name)
+    runner = Runner(
+        jobs, leadership_for(runtime.settings.database_url, name), name, leader_poll_seconds()
+    )
+    runner.start()
+    return runner

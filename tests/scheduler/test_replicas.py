@@ -1,0 +1,248 @@
+"""`arbot serve` as real processes. On PostgreSQL two replicas make one morning plan, share the
+sending without sending anything twice, and when the leader is killed (SIGKILL) the other takes
+over its jobs. On SQLite a second process refuses to run the scheduler, says who has it, and still
+serves HTTP. SIGTERM lets the send worker finish its tick before the process exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from bot import escalations
+from bot.models import Escalation, Event, Reminder, ScheduledRun
+from bot.runtime import Runtime
+from tests.conftest import NOW
+from tests.ledger_files import a_week_late, write
+from tests.scheduler.conftest import plan_headers
+from tests.slack_requests import wait_for
+from tests.smtp_server import SmtpServer
+
+POSTGRES_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]
+SECRET = "replica-test-secret-key-0123456789"
+
+
+@dataclass
+class Replica:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Its JSON log lines so far (anything else it printed is skipped)."""
+        found = []
+        for line in self.log.read_text(encoding="utf-8").splitlines():
+            if line.startswith("{"):
+                found.append(json.loads(line))
+        return found
+
+    def said(self, words: str) -> bool:
+        return any(words in line["message"] for line in self.lines())
+
+    def healthz(self) -> int:
+        return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).status_code
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def serve_env(database_url: str, slack_api: Any, smtp: SmtpServer) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ARBOT_NOW": NOW.isoformat(),  # Monday 16 March 2026, 09:00 in New York
+        "ARBOT_TIMEZONE": "America/New_York",
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "test-signing-secret",
+        "SLACK_API_URL": slack_api.url,
+        "ARBOT_FINANCE_CHANNEL": "C0FINANCE",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp.port),
+        "SMTP_STARTTLS": "false",
+        "ARBOT_FROM_EMAIL": "ar@brightwater.example",
+        "ARBOT_SECRET_KEY": SECRET,
+        "ARBOT_LOG_JSON": "true",
+        "ARBOT_LEADER_POLL_SECONDS": "0.3",
+        "ARBOT_SEND_EVERY_SECONDS": "0.3",
+    }
+
+
+@pytest.fixture
+def spawn(serve_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    started: list[Replica] = []
+
+    def start(name: str) -> Replica:
+        port = _free_port()
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+                env=serve_env,
+                cwd=tmp_path,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        replica = Replica(process, port, log)
+        started.append(replica)
+        return replica
+
+    yield start
+    for replica in started:
+        if replica.process.poll() is None:
+            replica.process.kill()
+            replica.process.wait(timeout=30)
+
+
+def _import(cli: Any, tmp_path: Path, customers: int) -> None:
+    path = write(tmp_path / "ledger.csv", a_week_late(customers))
+    assert cli("import-csv", str(path)).code == 0
+
+
+def _escalate(runtime: Runtime, customer_id: int) -> None:
+    with runtime.writing() as session:
+        escalations.open_or_add(
+            session, customer_id, "reply", runtime.clock.now(), detail="asked for a call"
+        )
+
+
+def _posted_escalations(runtime: Runtime) -> Counter[int]:
+    with runtime.sessions() as session:
+        return Counter(
+            session.scalars(select(Event.customer_id).where(Event.kind == "escalation.posted"))
+        )
+
+
+def _plan_run(runtime: Runtime) -> ScheduledRun | None:
+    with runtime.sessions() as session:
+        run = session.scalars(
+            select(ScheduledRun).where(ScheduledRun.job == "morning_plan")
+        ).first()
+    return run if run is not None and run.finished_at is not None else None
+
+
+def _states(runtime: Runtime) -> Counter[str]:
+    with runtime.sessions() as session:
+        return Counter(session.scalars(select(Reminder.state)))
+
+
+@pytest.mark.parametrize("database_url", POSTGRES_ONLY, indirect=True)
+def test_two_replicas_plan_once_and_the_survivor_takes_over_when_the_leader_is_killed(
+    cli: Any, runtime: Runtime, slack_api: Any, smtp: SmtpServer, spawn: Any, tmp_path: Path
+) -> None:
+    customers = 20
+    _import(cli, tmp_path, customers)
+    _escalate(runtime, 1)  # waiting for the leader's first sweep
+    smtp.mailbox.slow_data_seconds = 0.1  # so the kill below lands while mail is going out
+
+    replicas = [spawn("a"), spawn("b")]
+    run = wait_for(lambda: _plan_run(runtime), timeout=60)
+    wait_for(lambda: _posted_escalations(runtime)[1], timeout=30)
+    leader_pid = int(run.instance.rsplit(":", 1)[1])
+    [leader] = [r for r in replicas if r.process.pid == leader_pid]
+    [follower] = [r for r in replicas if r is not leader]
+
+    with runtime.writing() as session:  # a person approves the whole plan
+        session.execute(
+            update(Reminder)
+            .where(Reminder.state == "planned")
+            .values(state="approved", approved_by="U0APPROVER", approved_at=NOW)
+        )
+    wait_for(lambda: smtp.mailbox.messages, timeout=30)
+    _escalate(runtime, 2)  # the leader has swept already: only a new leader posts this one
+    leader.process.send_signal(signal.SIGKILL)
+    leader.process.wait(timeout=30)
+
+    wait_for(lambda: _posted_escalations(runtime)[2], timeout=30)
+    wait_for(lambda: _states(runtime)["approved"] == 0, timeout=60)
+    assert follower.said("now runs the scheduled jobs")
+    assert follower.healthz() == 200
+    assert follower.stop() == 0
+
+    assert plan_headers(slack_api) == ["Collections plan for 2026-03-16"]
+    with runtime.sessions() as session:
+        runs = session.execute(select(ScheduledRun.job, func.count()).group_by(ScheduledRun.job))
+        assert dict(runs.all()) == {"morning_plan": 1, "weekly_review": 1}
+        assert session.scalar(select(func.count()).select_from(Escalation)) == 2
+    assert _posted_escalations(runtime) == {1: 1, 2: 1}
+    sent = Counter(smtp.mailbox.message_ids())
+    assert max(sent.values()) == 1, "a reminder went out twice"
+    states = _states(runtime)
+    assert states["sending"] <= 1  # at most the one the killed leader had in hand
+    assert states["sent"] + states["sending"] == customers - 1  # C-1 waits for its escalation
+    assert states["sent"] <= len(sent) <= customers - 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_on_sqlite_a_second_process_refuses_the_scheduler_says_who_has_it_and_serves_http(
+    cli: Any, runtime: Runtime, slack_api: Any, spawn: Any, tmp_path: Path, database_url: str
+) -> None:
+    _import(cli, tmp_path, 3)
+    first = spawn("first")
+    wait_for(lambda: _plan_run(runtime), timeout=60)
+    second = spawn("second")
+
+    wait_for(lambda: second.said("scheduler not started"), timeout=60)
+    [refusal] = [line for line in second.lines() if "scheduler not started" in line["message"]]
+    assert refusal["level"] == "WARNING"
+    assert f":{first.process.pid} already runs the scheduled jobs" in refusal["message"]
+    assert database_url.removeprefix("sqlite:///") + ".scheduler.lock" in refusal["message"]
+    wait_for(lambda: _healthy(second), timeout=30)
+    assert first.stop() == 0 and second.stop() == 0
+    assert plan_headers(slack_api) == ["Collections plan for 2026-03-16"]
+
+
+def _healthy(replica: Replica) -> bool:
+    try:
+        return replica.healthz() == 200
+    except httpx.TransportError:
+        return False  # not listening yet
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sigterm_lets_the_send_worker_finish_its_tick_before_the_process_exits(
+    cli: Any, runtime: Runtime, smtp: SmtpServer, spawn: Any, tmp_path: Path
+) -> None:
+    customers = 6
+    _import(cli, tmp_path, customers)
+    assert cli("plan").code == 0
+    with runtime.writing() as session:
+        session.execute(
+            update(Reminder).values(state="approved", approved_by="U0APPROVER", approved_at=NOW)
+        )
+    smtp.mailbox.slow_data_seconds = 0.4
+
+    replica = spawn("only")
+    wait_for(lambda: smtp.mailbox.messages, timeout=60)
+    replica.process.send_signal(signal.SIGTERM)
+
+    assert replica.process.wait(timeout=60) == 0
+    assert _states(runtime) == {"sent": customers}
+    assert sorted(Counter(smtp.mailbox.message_ids()).values()) == [1] * customers
