@@ -16,7 +16,8 @@ from bot.runtime import start
 from bot.settings import Settings, load_settings
 from bot.source_sync import provider_for, sync_all
 from bot.source_tokens import DatabaseTokenStore
-from bot.sync import SyncResult
+from bot.sync import CrmSyncResult, SyncResult
+from integrations.freshbooks import freshbooks_accounts
 from integrations.oauth import (
     authorize_url,
     exchange_code,
@@ -35,13 +36,16 @@ def redirect_uri(settings: Settings, name: str) -> str:
         return settings.sync_redirect_uri
     if settings.public_url:
         return f"{settings.public_url.rstrip('/')}/oauth/{name}/callback"
-    return "http://localhost:8765/callback"
+    # FreshBooks only accepts https redirect addresses; the page need not load (paste it back).
+    scheme = "https" if name == "freshbooks" else "http"
+    return f"{scheme}://localhost:8765/callback"
 
 
 def connect_command(
-    source: Annotated[str, typer.Argument(help="quickbooks or xero")],
+    source: Annotated[str, typer.Argument(help="quickbooks, xero or freshbooks")],
     tenant: Annotated[
-        str | None, typer.Option("--tenant", help="Xero: the organisation's name or id.")
+        str | None,
+        typer.Option("--tenant", help="Xero organisation / FreshBooks business: name or id."),
     ] = None,
 ) -> None:
     """Connect an accounting source: open the printed address, approve, paste back where you land."""
@@ -69,6 +73,14 @@ def connect_command(
                     "that address has no realmId: paste the whole address, not only the code"
                 )
             tokens = exchange_code(provider, landed.code, uri, now, tenant_id=landed.realm_id)
+        elif source == "freshbooks":
+            tokens = exchange_code(provider, landed.code, uri, now)
+            accounts = freshbooks_accounts(tokens.access_token, settings.freshbooks_api_url)
+            picked = [a for a in accounts if tenant in (None, a.account_id, a.name)]
+            if len(picked) != 1:
+                names = ", ".join(f"{a.name} ({a.account_id})" for a in accounts) or "none"
+                raise UserError(f"pick the business with --tenant; this login sees: {names}")
+            tokens = replace(tokens, tenant_id=picked[0].account_id)
         else:
             tokens = exchange_code(provider, landed.code, uri, now)
             tenants = xero_tenants(tokens.access_token, settings.xero_api_url)
@@ -93,9 +105,14 @@ def sync_command() -> None:
         )
         done = sync_all(runtime, slack)
         if not done.connected:
-            raise UserError("no source is connected: run `arbot connect quickbooks` (or xero)")
+            raise UserError(
+                "no source is connected: run `arbot connect quickbooks` (or xero, freshbooks), "
+                "or set HUBSPOT_TOKEN or PIPEDRIVE_TOKEN"
+            )
         for result in done.results:
             _report(result)
+        for crm in done.crm:
+            _report_crm(crm)
     finally:
         runtime.close()
     if done.failed:
@@ -119,3 +136,24 @@ def _report(result: SyncResult) -> None:
         )
     for failure in result.notes_failed:
         Console(stderr=True).print(f"{name}: note not written for {failure}", markup=False)
+
+
+def _report_crm(result: CrmSyncResult) -> None:
+    m = result.summary
+    _out().print(
+        f"{result.source}: {m.matched} account(s) matched, {m.updated} customer(s) updated, "
+        f"{m.contacts_added} billing contact(s) added, {len(m.unmatched)} not matched; "
+        f"{result.activities_logged} activity note(s) written.",
+        markup=False,
+    )
+    errors = Console(stderr=True)
+    for conflict in m.conflicts:
+        errors.print(f"{result.source}: left for a person: {conflict}", markup=False)
+    for problem in result.problems:
+        errors.print(
+            f"{result.source}: skipped {problem.kind} {problem.external_id or ''}: "
+            f"{problem.message}",
+            markup=False,
+        )
+    for failure in result.activities_failed:
+        errors.print(f"{result.source}: note not written for {failure}", markup=False)

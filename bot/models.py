@@ -74,6 +74,7 @@ class Customer(Base):
     paused_until: Mapped[datetime | None]
     currency: Mapped[str | None] = mapped_column(String(3))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    crm_ref: Mapped[str | None] = mapped_column(String(160))  # "<crm>:<id>" once matched
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

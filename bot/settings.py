@@ -8,7 +8,14 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.clock import Clock, FixedClock, SystemClock
@@ -18,6 +25,24 @@ from bot.errors import UserError
 def _env(name: str) -> AliasChoices:
     # Only the documented variable: a stray NOW or TIMEZONE in the environment must not count.
     return AliasChoices(name)
+
+
+MAILBOX_PRESETS: dict[str, dict[str, Any]] = {
+    "gmail": {
+        "smtp_host": "smtp.gmail.com",
+        "smtp_port": 587,
+        "smtp_starttls": True,
+        "imap_host": "imap.gmail.com",
+        "imap_port": 993,
+    },
+    "microsoft365": {
+        "smtp_host": "smtp.office365.com",
+        "smtp_port": 587,
+        "smtp_starttls": True,
+        "imap_host": "outlook.office365.com",
+        "imap_port": 993,
+    },
+}
 
 
 class Settings(BaseSettings):
@@ -147,6 +172,9 @@ class Settings(BaseSettings):
         "https://api.pipedrive.com", validation_alias=_env("PIPEDRIVE_API_URL")
     )
 
+    # A mailbox preset fills in the SMTP and IMAP hosts and ports not set by hand
+    mailbox: str | None = Field(None, validation_alias=_env("ARBOT_MAILBOX"))
+
     # Inbound mail for teams without a webhook (`arbot poll-inbox`)
     imap_host: str | None = Field(None, validation_alias=_env("IMAP_HOST"))
     imap_port: int = Field(993, validation_alias=_env("IMAP_PORT"))
@@ -176,6 +204,22 @@ class Settings(BaseSettings):
         0.6, ge=0, le=1, validation_alias=_env("ARBOT_TRIAGE_MIN_CONFIDENCE")
     )
 
+    # CRM context (HubSpot, Pipedrive), merged by `arbot sync`
+    crm_match_by: str = Field("domain", validation_alias=_env("ARBOT_CRM_MATCH_BY"))
+    crm_tier_property: str = Field("arbot_tier", validation_alias=_env("ARBOT_CRM_TIER_PROPERTY"))
+    crm_tags_property: str | None = Field(None, validation_alias=_env("ARBOT_CRM_TAGS_PROPERTY"))
+    crm_id_property: str = Field(
+        "arbot_customer_id", validation_alias=_env("ARBOT_CRM_ID_PROPERTY")
+    )
+    crm_log_activity: bool = Field(False, validation_alias=_env("ARBOT_CRM_LOG_ACTIVITY"))
+    freshbooks_authorize_url: str = Field(
+        "https://auth.freshbooks.com/oauth/authorize",
+        validation_alias=_env("FRESHBOOKS_AUTHORIZE_URL"),
+    )
+    freshbooks_token_url: str = Field(
+        "https://api.freshbooks.com/auth/oauth/token", validation_alias=_env("FRESHBOOKS_TOKEN_URL")
+    )
+
     # Optional LLM (off unless LLM_BASE_URL is set)
     llm_base_url: str | None = Field(None, validation_alias=_env("LLM_BASE_URL"))
     llm_model: str | None = Field(None, validation_alias=_env("LLM_MODEL"))
@@ -194,6 +238,13 @@ class Settings(BaseSettings):
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("crm_match_by")
+    @classmethod
+    def _match_by(cls, value: str) -> str:
+        if value not in ("domain", "external_id", "name"):
+            raise ValueError(f"{value!r}: use domain, external_id or name")
         return value
 
     @field_validator("write_off", "escalation_routes", "owner_emails", mode="before")
@@ -254,6 +305,25 @@ class Settings(BaseSettings):
 
     def weekday_numbers(self) -> frozenset[int]:
         return frozenset(WEEKDAYS.index(day) for day in self.send_days)
+
+    @field_validator("mailbox")
+    @classmethod
+    def _mailbox(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() not in MAILBOX_PRESETS:
+            raise ValueError(f"{value!r}: use one of {', '.join(MAILBOX_PRESETS)}")
+        return value.lower() if value else None
+
+    @model_validator(mode="after")
+    def _apply_mailbox(self) -> Settings:
+        """Gmail / Google Workspace or Microsoft 365: the hosts and ports that provider uses, for
+        whatever was not set by hand (an app password goes in SMTP_PASSWORD / IMAP_PASSWORD)."""
+        if self.mailbox is None:
+            return self
+        preset = MAILBOX_PRESETS[self.mailbox]
+        for name, value in preset.items():
+            if name not in self.model_fields_set:
+                setattr(self, name, value)
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -5,8 +5,11 @@ source's OAuth client and adapter, one sync each, then what the changes mean out
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from bot import payment_links, plan_posting
@@ -17,22 +20,27 @@ from bot.models import SourceToken
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.source_tokens import DatabaseTokenStore
-from bot.sync import Source, SyncResult, sync_source
+from bot.sync import CrmSyncResult, Source, SyncResult, sync_crm, sync_source
+from integrations.base import CrmSource
+from integrations.freshbooks import FreshBooksSource, freshbooks_provider
+from integrations.hubspot import HubSpotSource
 from integrations.oauth import Provider, SourceError, quickbooks_provider, xero_provider
 from integrations.oauth_client import OAuthClient
+from integrations.pipedrive import PipedriveSource
 from integrations.quickbooks import QuickBooksSource
 from integrations.stripe_links import links_from
 from integrations.xero import XeroSource
 
 log = logging.getLogger(__name__)
-SOURCES = ("quickbooks", "xero")
+SOURCES = ("quickbooks", "xero", "freshbooks")
 
 
 @dataclass
 class SyncAll:
     results: list[SyncResult] = field(default_factory=list)
+    crm: list[CrmSyncResult] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # "<source>: <what went wrong>"
-    connected: int = 0
+    connected: int = 0  # accounting sources and CRMs
 
 
 def provider_for(settings: Settings, name: str) -> Provider:
@@ -56,6 +64,16 @@ def provider_for(settings: Settings, name: str) -> Provider:
             settings.xero_authorize_url,
             settings.xero_token_url,
         )
+    if name == "freshbooks":
+        client_id, secret = settings.freshbooks_client_id, settings.freshbooks_client_secret
+        if not (client_id and secret):
+            raise UserError("set FRESHBOOKS_CLIENT_ID and FRESHBOOKS_CLIENT_SECRET first")
+        return freshbooks_provider(
+            client_id,
+            secret.get_secret_value(),
+            settings.freshbooks_authorize_url,
+            settings.freshbooks_token_url,
+        )
     raise UserError(f"unknown source {name!r}: choose one of {', '.join(SOURCES)}")
 
 
@@ -66,6 +84,13 @@ def source_for(runtime: Runtime, name: str, tenant_id: str, client: OAuthClient)
             client,
             tenant_id,
             api_url=settings.quickbooks_api_url,
+            phone_region=settings.phone_region,
+        )
+    if name == "freshbooks":
+        return FreshBooksSource(
+            client,
+            tenant_id,
+            api_url=settings.freshbooks_api_url,
             phone_region=settings.phone_region,
         )
     return XeroSource(
@@ -92,7 +117,35 @@ def sync_all(runtime: Runtime, slack: SlackOut | None) -> SyncAll:
             client.close()
         after_sync(runtime, result.summary, slack)
         done.results.append(result)
+    for name, make in crm_sources(runtime.settings).items():
+        done.connected += 1
+        http = httpx.Client(timeout=30)
+        try:
+            done.crm.append(sync_crm(runtime, make(http), runtime.settings.crm_log_activity))
+        except SourceError as exc:
+            log.error("sync of %s failed: %s", name, exc)
+            done.failed.append(f"{name}: {exc}")
+        finally:
+            http.close()
     return done
+
+
+def crm_sources(settings: Settings) -> dict[str, Callable[[httpx.Client], CrmSource]]:
+    """The CRMs with a token set, each as a function of the HTTP client it should use."""
+    common: dict[str, Any] = {
+        "tier_property": settings.crm_tier_property,
+        "tags_property": settings.crm_tags_property,
+        "id_property": settings.crm_id_property,
+        "phone_region": settings.phone_region,
+    }
+    found: dict[str, Callable[[httpx.Client], CrmSource]] = {}
+    if settings.hubspot_token is not None:
+        token, url = settings.hubspot_token.get_secret_value(), settings.hubspot_api_url
+        found["hubspot"] = lambda http: HubSpotSource(http, token, api_url=url, **common)
+    if settings.pipedrive_token is not None:
+        key, base = settings.pipedrive_token.get_secret_value(), settings.pipedrive_api_url
+        found["pipedrive"] = lambda http: PipedriveSource(http, key, api_url=base, **common)
+    return found
 
 
 def after_sync(runtime: Runtime, summary: ImportSummary, slack: SlackOut | None) -> None:

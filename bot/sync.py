@@ -13,10 +13,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot import audit
+from bot.crm_merge import CrmMergeSummary, merge_crm
 from bot.ledger import ImportSummary, apply_batch
-from bot.models import Contact, Event, Invoice, Reminder, ReminderInvoice, SyncState
+from bot.models import Contact, Customer, Event, Invoice, Reminder, ReminderInvoice, SyncState
 from bot.runtime import Runtime
-from integrations.base import IncrementalSource, InvoiceNotes, SourceProblem
+from integrations.base import CrmSource, IncrementalSource, InvoiceNotes, SourceProblem
 from integrations.oauth import SourceError
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,82 @@ def _write_notes(
         except SourceError as exc:  # a note is a courtesy: the sync itself stands
             log.warning("note for invoice %s not written: %s", external_id, exc)
             result.notes_failed.append(f"{external_id}: {exc}")
+    with runtime.writing() as session:
+        state = session.get(SyncState, source.name)
+        if state is not None:
+            state.summary = {**(state.summary or {}), "notes_after_event": last}
+
+
+@dataclass
+class CrmSyncResult:
+    source: str
+    summary: CrmMergeSummary
+    problems: list[SourceProblem] = field(default_factory=list)
+    activities_logged: int = 0
+    activities_failed: list[str] = field(default_factory=list)
+
+
+def sync_crm(runtime: Runtime, source: CrmSource, log_activity: bool) -> CrmSyncResult:
+    """CRM context into the customers (see bot/crm_merge.py), then, when asked, each reminder
+    sent and escalation opened since the last sync as a note on the CRM company."""
+    settings = runtime.settings
+    with runtime.sessions() as session:
+        state = session.get(SyncState, source.name)
+        cursor = state.cursor if state else None
+        since = _notes_since(state)
+    batch = source.fetch_accounts(cursor)  # outside any transaction: the network may be slow
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        summary = merge_crm(session, batch, settings.crm_match_by, dict(settings.owner_emails), now)
+        state = session.get(SyncState, source.name)
+        if state is None:
+            state = SyncState(source=source.name, summary={})
+            session.add(state)
+        state.cursor, state.synced_at = batch.cursor or cursor, now
+        state.summary = {
+            **summary.as_dict(),
+            "problems": [p.message for p in batch.problems][:100],
+            "notes_after_event": (state.summary or {}).get("notes_after_event", 0),
+        }
+    result = CrmSyncResult(source.name, summary, list(batch.problems))
+    if log_activity:
+        _log_activities(runtime, source, since, result)
+    return result
+
+
+def _log_activities(runtime: Runtime, source: CrmSource, since: int, result: CrmSyncResult) -> None:
+    prefix = f"{source.name}:"
+    with runtime.sessions() as session:
+        last = session.scalar(select(func.max(Event.id))) or 0
+        rows = session.execute(
+            select(
+                Event.at,
+                Event.kind,
+                Event.payload,
+                Customer.crm_ref,
+                Reminder.step_key,
+                Reminder.channel,
+            )
+            .join(Customer, Customer.id == Event.customer_id)
+            .outerjoin(Reminder, Reminder.id == Event.reminder_id)
+            .where(
+                Event.kind.in_(("reminder.sent", "escalation.opened")),
+                Customer.crm_ref.startswith(prefix, autoescape=True),
+                Event.id > since,
+                Event.id <= last,
+            )
+            .order_by(Event.id)
+        ).all()
+    for at, kind, payload, crm_ref, step, channel in rows:
+        if kind == "reminder.sent":
+            note = f"{at:%Y-%m-%d}: arbot sent the payment reminder '{step}' by {channel}."
+        else:
+            note = f"{at:%Y-%m-%d}: arbot handed the account to a person ({payload.get('reason')})."
+        try:
+            source.log_activity(crm_ref[len(prefix) :], note)
+            result.activities_logged += 1
+        except SourceError as exc:  # a courtesy copy: the sync itself stands
+            result.activities_failed.append(f"{crm_ref}: {exc}")
     with runtime.writing() as session:
         state = session.get(SyncState, source.name)
         if state is not None:

@@ -105,6 +105,40 @@ class IncrementalSource(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class CrmAccount:
+    """What a CRM knows about one customer company: context, never money."""
+
+    crm_id: str
+    name: str
+    domains: tuple[str, ...] = ()  # lower case, e.g. ("ridgeline.example",)
+    external_id: str | None = None  # the ledger's customer id, when the CRM keeps it
+    tier: str | None = None  # "strategic" | "standard" | "transactional", already checked
+    owner_email: str | None = None  # the account owner, lower case
+    billing_contact: ContactRecord | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class CrmBatch:
+    source: str  # "hubspot", "pipedrive"
+    accounts: list[CrmAccount] = field(default_factory=list)
+    problems: list[SourceProblem] = field(default_factory=list)
+    cursor: str | None = None
+
+
+class CrmSource(Protocol):
+    name: str
+
+    def fetch_accounts(self, cursor: str | None) -> CrmBatch:
+        """Every company (None) or those changed since the cursor, with the next cursor."""
+        ...
+
+    def log_activity(self, crm_id: str, note: str) -> None:
+        """Add a note to the company's timeline in the CRM."""
+        ...
+
+
 class InvoiceNotes(Protocol):
     """Writes a note of a sent reminder back to the invoice's history in the source."""
 

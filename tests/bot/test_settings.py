@@ -133,3 +133,21 @@ def test_overrides_by_field_name_win_over_the_environment(monkeypatch: pytest.Mo
     assert load_settings(database_url="sqlite:///given.db").database_url == "sqlite:///given.db"
     with pytest.raises(TypeError, match="no such setting: databse_url"):
         load_settings(databse_url="x")
+
+
+def test_a_mailbox_preset_fills_in_only_what_was_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBOT_MAILBOX", "microsoft365")
+    monkeypatch.setenv("IMAP_HOST", "imap.internal.example")
+    settings = load_settings(env_file=None)
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_starttls) == (
+        "smtp.office365.com",
+        587,
+        True,
+    )
+    assert (settings.imap_host, settings.imap_port) == ("imap.internal.example", 993)
+
+
+def test_an_unknown_mailbox_preset_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBOT_MAILBOX", "yahoo")
+    with pytest.raises(UserError, match="ARBOT_MAILBOX"):
+        load_settings(env_file=None)

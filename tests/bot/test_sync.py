@@ -192,3 +192,43 @@ def test_a_payment_in_quickbooks_stops_the_waiting_reminder_and_notes_go_back(
 def test_sync_without_a_connection_says_what_to_do(cli: Any) -> None:
     result = cli("sync")
     assert result.code == 1 and "arbot connect quickbooks" in result.stderr
+
+
+def test_connect_freshbooks_picks_the_business_and_sync_reads_it(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    import re
+
+    from tests import fake_freshbooks as fb
+
+    fake = fb.FakeFreshBooks().start()
+    try:
+        for name, value in {
+            "FRESHBOOKS_CLIENT_ID": fb.CLIENT_ID,
+            "FRESHBOOKS_CLIENT_SECRET": fb.CLIENT_SECRET,
+            "FRESHBOOKS_API_URL": fake.url,
+            "FRESHBOOKS_TOKEN_URL": fake.token_url,
+            "FRESHBOOKS_AUTHORIZE_URL": fake.authorize_url,
+            "ARBOT_SECRET_KEY": KEY,
+        }.items():
+            monkeypatch.setenv(name, value)
+        fake.clients = [fb.client(11, "Lakeview Clinic", "ap@lakeview.example", "(312) 555-0142")]
+        fake.invoices = [fb.invoice(501, 11, "0001", "400.00", "400.00", due_date="2026-03-09")]
+
+        class Stdin(io.StringIO):
+            def readline(self, *args: Any) -> str:  # type: ignore[override]
+                state = re.search(r"state=([\w-]+)", sys.stdout.getvalue())  # type: ignore[attr-defined]
+                return f"https://localhost:8765/callback?code=the-code&state={state.group(1) if state else ''}\n"
+
+        monkeypatch.setattr(sys, "stdin", Stdin())
+        ambiguous = cli("connect", "freshbooks")
+        assert ambiguous.code == 1 and "--tenant" in ambiguous.stderr  # two businesses: pick one
+
+        fake.tokens.codes.add("the-code")
+        connected = cli("connect", "freshbooks", "--tenant", "Brightwater Supply Co.")
+        assert connected.code == 0, connected.stderr
+        synced = cli("sync")
+        assert synced.code == 0, synced.stderr
+        assert "freshbooks: 1 new invoice(s)" in synced.stdout
+    finally:
+        fake.stop()

@@ -1,0 +1,375 @@
+"""Pipedrive as a CRM source, against the local fake: a full fetch across pages, an incremental one
+that stops at the first organization changed before the cursor, custom fields by hash key or name,
+owners, domains, the billing contact, malformed organizations, rate limits, server errors, a
+refused token, and notes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from bot.errors import UserError
+from integrations.base import ContactRecord, CrmAccount, CrmBatch
+from integrations.crm_http import CrmTokenRejected
+from integrations.oauth import SourceError, SourceUnavailable
+from integrations.pipedrive import PipedriveSource
+from tests.fake_pipedrive import (
+    ID_KEY,
+    TAGS_KEY,
+    TIER_KEY,
+    TOKEN,
+    FakePipedrive,
+    organization,
+    person,
+    user,
+)
+
+CURSOR = "2026-03-05T00:00:00+00:00"
+DANA = user(11, "Dana Reyes", "Dana.Reyes@Seller.example")
+SAM = user(12, "Sam Okafor", "sam@seller.example")
+
+
+@pytest.fixture
+def pipedrive() -> Iterator[FakePipedrive]:
+    fake = FakePipedrive().start()
+    yield fake
+    fake.stop()
+
+
+class Connected:
+    """A PipedriveSource on the fake, and the waits it asked for."""
+
+    def __init__(self, fake: FakePipedrive, token: str = TOKEN, **options: object) -> None:
+        self.sleeps: list[float] = []
+        self.http = httpx.Client(timeout=5)
+        settings: dict[str, object] = {"tier_property": TIER_KEY, "tags_property": TAGS_KEY}
+        self.source = PipedriveSource(
+            self.http,
+            token,
+            api_url=fake.url,
+            id_property=ID_KEY,
+            sleep=self.sleeps.append,
+            page_size=2,
+            **{**settings, **options},  # type: ignore[arg-type]
+        )
+
+    def fetch(self, cursor: str | None = None) -> CrmBatch:
+        return self.source.fetch_accounts(cursor)
+
+
+@pytest.fixture
+def connected(pipedrive: FakePipedrive) -> Iterator[Connected]:
+    source = Connected(pipedrive)
+    yield source
+    source.http.close()
+
+
+def _by_name(batch: CrmBatch) -> dict[str, CrmAccount]:
+    return {account.name: account for account in batch.accounts}
+
+
+def _five_organizations(fake: FakePipedrive) -> None:
+    fake.organizations = [
+        organization(
+            101,
+            "Ridgeline Builders",
+            DANA,
+            website="https://www.ridgeline.example/contact",
+            tier="Strategic",
+            tags=("construction", "net-60"),
+            customer_id="CUST-001",
+        ),
+        organization(102, "Harbor Clinic", SAM, update_time="2026-03-10 08:00:00"),
+        organization(103, "Pinecrest Agency", DANA, tier="Standard"),
+        organization(104, "Lumen Dental", None, tier="Transactional"),
+        organization(105, "Bayside Supply", SAM, tags=("wholesale",)),
+    ]
+    fake.persons = [
+        person(201, 101, "Mara Vance", ["mara@ridgeline.example"], job_title="CEO"),
+        person(
+            202,
+            101,
+            "Theo Park",
+            ["theo.park@gmail.com", "AP@Ridgeline.example"],
+            ["(415) 555-0142"],
+            job_title="Accounts Payable",
+            primary_email=1,
+        ),
+        person(203, 102, "Ines Cole", ["ines@gmail.com", "ines@harborclinic.example"]),
+        person(204, 102, "Raj Mehta", ["raj@harbor-clinic.example"], ["+44 20 7946 0958"]),
+    ]
+
+
+def test_a_full_fetch_reads_every_organization_across_pages(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    _five_organizations(pipedrive)
+
+    batch = connected.fetch()
+
+    assert batch.source == "pipedrive"
+    assert batch.problems == []
+    assert [a.crm_id for a in batch.accounts] == ["101", "102", "103", "104", "105"]
+    assert _by_name(batch)["Ridgeline Builders"] == CrmAccount(
+        crm_id="101",
+        name="Ridgeline Builders",
+        domains=("ridgeline.example",),
+        external_id="CUST-001",
+        tier="strategic",  # the option's label, from the option id Pipedrive stores
+        owner_email="dana.reyes@seller.example",
+        billing_contact=ContactRecord(
+            "Theo Park", "AP@ridgeline.example", "+14155550142", False, None
+        ),
+        tags=("construction", "net-60"),
+    )
+    assert _by_name(batch)["Lumen Dental"].tier == "transactional"
+    assert _by_name(batch)["Lumen Dental"].owner_email is None
+    assert _by_name(batch)["Bayside Supply"].tags == ("wholesale",)
+    assert _by_name(batch)["Bayside Supply"].billing_contact is None
+    pages = pipedrive.calls("/v1/organizations")
+    assert [(p.query["start"], p.query["sort"]) for p in pages] == [
+        ("0", "id ASC"),
+        ("2", "id ASC"),
+        ("4", "id ASC"),
+    ]
+    # The token goes in a header, never in a URL that a log could keep.
+    assert all(r.headers["x-api-token"] == TOKEN for r in pipedrive.requests)
+    assert all("api_token" not in r.query for r in pipedrive.requests)
+    # Only organizations with people are asked for them.
+    asked = sorted(r.path for r in pipedrive.requests if r.path.endswith("/persons"))
+    assert asked == ["/v1/organizations/101/persons", "/v1/organizations/102/persons"]
+    assert batch.cursor == "2026-03-10T08:00:00+00:00"
+
+
+def test_without_a_website_the_domains_are_those_of_its_peoples_work_addresses(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    _five_organizations(pipedrive)
+
+    harbor = _by_name(connected.fetch())["Harbor Clinic"]
+
+    # Primary addresses only; a free-mail provider's domain says nothing about the company.
+    assert harbor.domains == ("harbor-clinic.example",)
+    # Nobody's title says billing: the first with a usable address.
+    assert harbor.billing_contact == ContactRecord("Ines Cole", "ines@gmail.com", None, False, None)
+
+
+def test_an_owner_given_only_by_id_is_looked_up_once(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    pipedrive.users = {11: DANA}
+    pipedrive.organizations = [
+        organization(101, "Ridgeline Builders", 11),
+        organization(102, "Harbor Clinic", 11),
+        organization(103, "Pinecrest Agency", 19),
+    ]
+
+    batch = connected.fetch()
+
+    emails = {a.name: a.owner_email for a in batch.accounts}
+    assert emails == {
+        "Ridgeline Builders": "dana.reyes@seller.example",
+        "Harbor Clinic": "dana.reyes@seller.example",
+        "Pinecrest Agency": None,
+    }
+    assert len(pipedrive.calls("/v1/users/11")) == 1
+
+
+def test_an_incremental_fetch_stops_at_the_first_organization_changed_before_the_cursor(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    pipedrive.organizations = [
+        organization(101, "Ridgeline Builders", update_time="2026-03-12 10:30:00"),
+        organization(102, "Harbor Clinic", update_time="2026-03-01 09:00:00"),
+        organization(103, "Pinecrest Agency", update_time="2026-03-06 16:45:10"),
+        organization(104, "Lumen Dental", update_time="2026-02-20 09:00:00"),
+        organization(105, "Bayside Supply", update_time="2026-02-10 09:00:00"),
+        organization(106, "Cobalt Labs", update_time="2026-01-10 09:00:00"),
+    ]
+
+    batch = connected.fetch(CURSOR)
+
+    assert [a.name for a in batch.accounts] == ["Ridgeline Builders", "Pinecrest Agency"]
+    assert batch.cursor == "2026-03-12T10:30:00+00:00"
+    pages = pipedrive.calls("/v1/organizations")
+    assert [(p.query["start"], p.query["sort"]) for p in pages] == [
+        ("0", "update_time DESC"),
+        ("2", "update_time DESC"),  # holds the first older one: no third page
+    ]
+
+
+def test_an_incremental_fetch_with_nothing_changed_keeps_the_cursor(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    pipedrive.organizations = [organization(101, "Ridgeline Builders")]
+
+    batch = connected.fetch(CURSOR)
+
+    assert batch.accounts == [] and batch.problems == []
+    assert batch.cursor == CURSOR
+
+
+def test_custom_fields_are_found_by_name_when_the_setting_is_not_a_key(
+    pipedrive: FakePipedrive,
+) -> None:
+    _five_organizations(pipedrive)
+    connected = Connected(pipedrive, tier_property="arbot_tier", tags_property="AR tags")
+
+    batch = connected.fetch()
+
+    assert _by_name(batch)["Pinecrest Agency"].tier == "standard"
+    assert _by_name(batch)["Ridgeline Builders"].tags == ("construction", "net-60")
+    connected.http.close()
+
+
+def test_a_tier_field_pipedrive_does_not_have_is_one_problem_naming_the_setting(
+    pipedrive: FakePipedrive,
+) -> None:
+    _five_organizations(pipedrive)
+    connected = Connected(pipedrive, tier_property="customer_tier")
+
+    batch = connected.fetch()
+
+    assert len(batch.accounts) == 5
+    assert all(a.tier is None for a in batch.accounts)
+    assert [(p.kind, p.message) for p in batch.problems] == [
+        (
+            "settings",
+            "Pipedrive has no organization field 'customer_tier': set ARBOT_CRM_TIER_PROPERTY to "
+            "the field's API key (Pipedrive: Company settings > Data fields)",
+        )
+    ]
+    connected.http.close()
+
+
+def test_a_tier_arbot_does_not_know_is_a_problem_and_the_rest_of_the_organization_is_kept(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    pipedrive.organizations = [
+        organization(101, "Ridgeline Builders", DANA, website="ridgeline.example", tier="Gold"),
+        organization(102, "Harbor Clinic", SAM, tier="Standard"),
+    ]
+
+    batch = connected.fetch()
+
+    ridgeline = _by_name(batch)["Ridgeline Builders"]
+    assert (ridgeline.tier, ridgeline.owner_email) == (None, "dana.reyes@seller.example")
+    assert ridgeline.domains == ("ridgeline.example",)
+    assert _by_name(batch)["Harbor Clinic"].tier == "standard"
+    assert [(p.external_id, p.message) for p in batch.problems] == [
+        (
+            "101",
+            "Pipedrive organization Ridgeline Builders (id 101): arbot tier 'Gold' is not a tier "
+            "arbot knows (strategic, standard, transactional); the tier was left as it was",
+        )
+    ]
+
+
+def test_malformed_records_are_reported_by_name_and_field_and_the_rest_comes_through(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    _five_organizations(pipedrive)
+    pipedrive.organizations.insert(2, organization(110, None))
+    pipedrive.organizations.append(organization(111, "Odd Site", website="not a website"))
+    pipedrive.persons.append(person(205, 111, "Jo Diaz", ["jo@odd.example"], ["12"]))
+
+    batch = connected.fetch()
+
+    assert [a.crm_id for a in batch.accounts] == ["101", "102", "103", "104", "105", "111"]
+    odd = _by_name(batch)["Odd Site"]
+    assert odd.domains == ("odd.example",)  # the website unusable: its people's domain
+    assert odd.billing_contact == ContactRecord("Jo Diaz", "jo@odd.example", None, False, None)
+    messages = [(p.external_id, p.message) for p in batch.problems]
+    assert messages[0] == (
+        "110",
+        "Pipedrive organization 110: name is empty; give it a name in Pipedrive",
+    )
+    assert messages[1] == (
+        "111",
+        "Pipedrive organization Odd Site (id 111): website 'not a website' is not a domain name",
+    )
+    assert messages[2][1].startswith(
+        "Pipedrive organization Odd Site (id 111): person Jo Diaz (id 205): phone '12' is not"
+    )
+    assert len(messages) == 3
+
+
+def test_a_rate_limit_is_waited_out_until_pipedrive_says_it_resets(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    _five_organizations(pipedrive)
+    pipedrive.rate_limit_reset = "2"
+
+    batch = connected.fetch()
+
+    assert connected.sleeps == [2.0]
+    assert len(batch.accounts) == 5
+
+
+def test_retry_after_comes_before_pipedrives_reset_header(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    _five_organizations(pipedrive)
+    pipedrive.retry_after = "6"
+
+    connected.fetch()
+
+    assert connected.sleeps == [6.0]
+
+
+def test_server_errors_are_retried_twice_then_reported(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    _five_organizations(pipedrive)
+    pipedrive.server_errors = 2
+
+    assert len(connected.fetch().accounts) == 5
+    assert connected.sleeps == [1.0, 2.0]
+
+    pipedrive.server_errors = 3
+    with pytest.raises(SourceUnavailable, match=r"Pipedrive answered 503 .* try again later"):
+        connected.fetch()
+
+
+def test_a_refused_token_is_an_error_that_names_pipedrive_token(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    pipedrive.token_refused = True
+
+    with pytest.raises(CrmTokenRejected) as raised:
+        connected.fetch()
+
+    assert isinstance(raised.value, UserError)
+    assert str(raised.value) == (
+        "Pipedrive refused the token in PIPEDRIVE_TOKEN (unauthorized access): set "
+        "PIPEDRIVE_TOKEN to a valid token; copy your API token from Pipedrive: Settings > "
+        "Personal preferences > API"
+    )
+    assert len(pipedrive.requests) == 1
+
+
+def test_log_activity_adds_a_note_to_the_organization(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    _five_organizations(pipedrive)
+
+    connected.source.log_activity("101", "2026-03-16: arbot sent the reminder 'first' by email")
+
+    (call,) = pipedrive.calls("/v1/notes", "POST")
+    assert call.headers["x-api-token"] == TOKEN
+    assert call.body == {
+        "content": "2026-03-16: arbot sent the reminder 'first' by email",
+        "org_id": 101,
+    }
+    assert pipedrive.notes[0]["org_id"] == 101
+
+
+def test_a_note_pipedrive_refuses_is_a_source_error(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    with pytest.raises(SourceError, match="Pipedrive refused POST /v1/notes with 400"):
+        connected.source.log_activity("999", "a note")
+    with pytest.raises(SourceError, match="not a Pipedrive organization id"):
+        connected.source.log_activity("abc", "a note")
