@@ -61,3 +61,45 @@ def test_a_tier_set_in_the_crm_changes_the_next_mornings_plan(
     assert after["reminders"][0]["escalate_to"] == "U0SAM"  # the owner the CRM named
     status = json.loads(cli("status", "C-1", "--json").stdout)
     assert status["customer"]["tier"] == "strategic"
+
+
+def test_sent_reminders_are_written_to_the_crm_company_once(
+    cli: Any,
+    hubspot: FakeHubSpot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+) -> None:
+    from sqlalchemy import select
+
+    from bot.models import Customer, Event
+    from bot.runtime import start
+    from bot.settings import load_settings
+
+    monkeypatch.setenv("ARBOT_CRM_LOG_ACTIVITY", "true")
+    ledger = write(tmp_path / "l.csv", [row(invoice_number="INV-1", email="ap@ridgeline.example")])
+    assert cli("import-csv", str(ledger)).code == 0
+    hubspot.companies = [company("901", "Ridgeline Roofing", "ridgeline.example")]
+    assert cli("sync").code == 0  # matched: the customer now knows its CRM company
+    runtime = start(load_settings(env_file=None, database_url=database_url), upgrade=False)
+    try:
+        with runtime.writing() as session:
+            customer = session.scalars(select(Customer)).one()
+            assert customer.crm_ref == "hubspot:901"
+            session.add(
+                Event(
+                    at=runtime.clock.now(),
+                    actor="system",
+                    kind="escalation.opened",
+                    customer_id=customer.id,
+                    payload={"reason": "reply: dispute"},
+                )
+            )
+    finally:
+        runtime.close()
+
+    assert cli("sync").code == 0
+    assert cli("sync").code == 0  # nothing new: no second note
+
+    assert len(hubspot.notes) == 1
+    assert "handed the account to a person (reply: dispute)" in json.dumps(hubspot.notes[0])
