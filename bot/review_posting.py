@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -11,6 +13,7 @@ from bot.money import format_money
 from integrations.slack_chat import SlackChat
 from integrations.slack_review import ReviewOption, ReviewView
 
+log = logging.getLogger(__name__)
 RULES = {
     "reference": "invoice number in the reference",
     "exact_amount": "exact amount",
@@ -57,7 +60,13 @@ def post_open(session: Session, slack: SlackChat, channel: str) -> list[int]:
         .where(PaymentReview.state == "open", PaymentReview.slack_ts.is_(None))
         .order_by(PaymentReview.id)
     ):
-        review.slack_channel, review.slack_ts = slack.post_review(channel, view_of(session, review))
+        try:
+            review.slack_channel, review.slack_ts = slack.post_review(
+                channel, view_of(session, review)
+            )
+        except Exception:  # the others still go; the sweep posts this one later
+            log.exception("payment review %s not posted", review.id)
+            continue
         posted.append(review.id)
     return posted
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot import escalation_posting, escalations, inbound, payment_links
+from bot import escalation_posting, escalations, inbound, payment_links, review_posting
 from bot.followups import SlackOut
 from bot.models import Customer
 from bot.runtime import Runtime
+from integrations.slack_chat import SlackChat
 from integrations.stripe_links import links_from
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class SweepReport:
     posted: list[int] = field(default_factory=list)
     missed_promises: list[int] = field(default_factory=list)  # customer ids
     raised: list[int] = field(default_factory=list)
+    reviews_posted: list[int] = field(default_factory=list)
 
 
 def business_time(start: datetime, end: datetime, timezone: str, days: list[str]) -> timedelta:
@@ -94,6 +96,14 @@ def sweep(runtime: Runtime, slack: SlackOut | None) -> SweepReport:
         report.posted = escalation_posting.post_pending(
             session, slack, channel, today, settings.timezone, routes, now
         )
+    if settings.finance_channel and isinstance(slack, SlackChat):
+        try:  # bank payments to place that Slack did not get when they were imported
+            with runtime.writing() as session:
+                report.reviews_posted = review_posting.post_open(
+                    session, slack, settings.finance_channel
+                )
+        except Exception:
+            log.exception("payment reviews not posted")
     limit = timedelta(days=settings.unclaimed_after_days)
     with runtime.writing() as session:
         waiting = [

@@ -22,10 +22,11 @@ from bot import accounts, approvals, plan_posting
 from bot.aging import aging_report
 from bot.errors import UserError
 from bot.models import Customer, Escalation, Reminder
+from bot.report import post_report
 from bot.runtime import Runtime
 from bot.status import account_status
 from bot.sweeps import sweep
-from handlers import escalation_actions
+from handlers import escalation_actions, proposal_actions, review_actions
 from integrations.slack_blocks import edit_modal, home_view, skip_modal, text_blocks
 from integrations.slack_chat import SlackChat
 from integrations.slack_text import HELP, aging_text, plan_text, status_text
@@ -288,6 +289,9 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
     def post_escalations() -> None:
         sweep(runtime, slack)
 
+    def post_the_report(command: dict[str, Any]) -> None:
+        post_report(runtime, client, command["channel_id"], runtime.today())
+
     @app.command("/ar")
     def on_ar(ack: Ack, command: dict[str, Any]) -> None:
         answer = answer_ar(runtime, approvers, command)
@@ -298,6 +302,8 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
         )
         if answer.cancelled:  # the cards of reminders a pause cancelled say so
             later(refresh, command["user_id"], command.get("channel_id"), answer.cancelled)
+        if answer.report:
+            later(post_the_report, command["user_id"], command.get("channel_id"), command)
         if answer.escalate:
             later(post_escalations, command["user_id"], command.get("channel_id"))
 
@@ -333,6 +339,8 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
         return next()
 
     escalation_actions.register(app, runtime, slack, approvers.allows, later, tell, open_view)
+    review_actions.register(app, runtime, slack, approvers.allows, later, tell)
+    proposal_actions.register(app, runtime, slack, approvers.allows, later, tell)
 
     @app.event("app_home_opened")
     def on_home(event: dict[str, Any]) -> None:
@@ -348,6 +356,7 @@ class Answer:
     share: bool = False
     cancelled: list[int] = field(default_factory=list)  # reminders whose cards need redrawing
     escalate: bool = False  # an escalation was opened: post it
+    report: bool = False  # post the report (charts) to the channel
 
 
 def clicked(body: dict[str, Any]) -> tuple[str, str | None, int]:
@@ -380,6 +389,7 @@ def answer_ar(runtime: Runtime, approvers: Approvers, command: dict[str, Any]) -
         "never": lambda: _control(runtime, rest, user, approvers, "never"),
         "automate": lambda: _control(runtime, rest, user, approvers, "automate"),
         "assign": lambda: _assign(runtime, rest, user, approvers),
+        "report": lambda: _report(in_finance),
     }
     if sub not in handlers:
         return Answer(HELP if sub == "help" else f"I don't know `{sub}`.\n{HELP}")
@@ -466,6 +476,13 @@ def _control(
             cancelled=cancelled,
         )
     return f"*{name}* gets automated reminders again."
+
+
+def _report(in_finance: bool) -> Answer:
+    # The report shows amounts to everyone in the channel: only the finance channel gets it.
+    if not in_finance:
+        return Answer("The report is posted in the finance channel only: run it there.")
+    return Answer("Working out the report; the charts follow in a moment.", report=True)
 
 
 def _assign(runtime: Runtime, words: list[str], user: str, approvers: Approvers) -> Answer:

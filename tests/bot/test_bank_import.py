@@ -192,3 +192,26 @@ def test_review_messages_fit_slacks_limits_and_carry_the_options(
         review = session.scalars(select(PaymentReview)).one()
         assert review.slack_ts is not None
         assert session.scalar(select(func.count()).select_from(Payment)) == 1
+
+
+def test_a_review_slack_did_not_take_is_posted_by_the_next_sweep(
+    ledger_runtime: Runtime, tmp_path: Path, slack_api: Any
+) -> None:
+    from bot.sweeps import sweep
+
+    rt = ledger_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    bank = _bank(tmp_path / "b.csv", [["2026-03-14", "800.00", "USD", "March", "Harbor Dental"]])
+    with rt.writing() as session:
+        bank_import.import_payments(session, read_payments(bank), "b.csv", rt.clock.now())
+    slack_api.fail_next("chat.postMessage", "channel_not_found")
+    with rt.writing() as session:
+        assert review_posting.post_open(session, chat, "C0FIN") == []
+
+    settings = rt.settings.model_copy(update={"finance_channel": "C0FIN"})
+    rt.settings = settings  # type: ignore[misc]
+    report = sweep(rt, chat)
+
+    assert len(report.reviews_posted) == 1
+    with rt.sessions() as session:
+        assert session.scalars(select(PaymentReview.slack_ts)).one() is not None

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -423,6 +424,7 @@ def test_the_manifest_asks_for_exactly_the_scopes_it_needs() -> None:
             "groups:read",
             "channels:history",
             "groups:history",
+            "files:write",
         ]
     }
     assert "user" not in manifest["oauth_config"]["scopes"]
@@ -534,3 +536,113 @@ def test_a_message_too_long_for_slacks_form_is_not_cut_to_fit(
     ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
     assert "more than Slack's form can hold (3000)" in ephemeral[0]["text"]
     assert slack_api.calls("views.open") == []
+
+
+def test_ar_report_in_the_finance_channel_uploads_the_charts(
+    served: Any, posted: Runtime, slack_api: Any
+) -> None:
+    answer = served.command("report")
+
+    assert answer.status_code == 200 and "Working out the report" in answer.text
+    uploads = wait_for(lambda: slack_api.calls("files.completeUploadExternal"))
+    assert uploads[0]["channel_id"] == "C0FINANCE"
+    files = slack_api.files.values()
+    assert files and all((f["data"] or b"").startswith(b"\x89PNG") for f in files)
+
+
+def test_ar_report_elsewhere_shows_no_amounts(served: Any, posted: Runtime, slack_api: Any) -> None:
+    answer = served.command("report", channel="C0RANDOM")
+
+    assert "finance channel only" in answer.text
+    time.sleep(0.3)
+    assert slack_api.calls("files.completeUploadExternal") == []
+
+
+def test_a_proposed_playbook_is_approved_from_its_slack_card(
+    served: Any, slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    import shutil
+
+    from bot import playbook_versions, proposals
+    from bot.models import PlaybookVersion
+    from playbooks.loader import BUNDLED
+
+    shutil.copytree(BUNDLED.parent / "templates", tmp_path / "templates")
+    softer = tmp_path / "softer.yml"
+    softer.write_text(
+        BUNDLED.read_text().replace(
+            "offset_days: 21, channels: [email]", "offset_days: 28, channels: [email]"
+        )
+    )
+    with slack_runtime.writing() as session:
+        version = playbook_versions.propose(
+            session, softer, "system", "strategic check-in a week later", slack_runtime.clock.now()
+        )
+        view = proposals.view_of(session, version.id)
+        version_id = version.id
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    channel, ts = chat.post_proposal("C0FINANCE", view)
+    card = slack_api.messages[(channel, ts)]
+    assert "proposal_approve" in json.dumps(card["blocks"])
+
+    served.click(
+        "proposal_approve", str(version_id), user="U0MEMBER", message_ts=ts
+    )  # not an approver
+    served.click("proposal_approve", str(version_id), message_ts=ts)
+
+    def status() -> str:
+        with slack_runtime.sessions() as session:
+            return session.get(PlaybookVersion, version_id).status  # type: ignore[union-attr]
+
+    wait_for(lambda: status() == "active")
+    updated = wait_for(
+        lambda: "Approved" in json.dumps(slack_api.messages[(channel, ts)]["blocks"])
+    )
+    assert updated
+
+
+def test_a_bank_payment_is_placed_from_its_review_card(
+    served: Any, slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    from bot import bank_import, review_posting
+    from bot.ledger import apply_batch
+    from bot.models import Invoice, PaymentReview
+    from integrations.csv_ledger import read_ledger_csv
+    from integrations.csv_payments import read_payments
+
+    rows = [row(invoice_number="I-1"), row(invoice_number="I-2", due_date="2026-02-20")]
+    with slack_runtime.writing() as session:
+        batch = read_ledger_csv(write(tmp_path / "l.csv", rows))
+        apply_batch(session, batch, slack_runtime.clock.now())
+    bank = tmp_path / "bank.csv"  # 1,200 from Ridgeline, who owes two invoices of 1,200
+    bank.write_text(
+        "date,amount,currency,reference,payer\n2026-03-14,1200.00,USD,March,Ridgeline Roofing\n"
+    )
+    with slack_runtime.writing() as session:
+        summary = bank_import.import_payments(
+            session, read_payments(bank), "bank.csv", slack_runtime.clock.now()
+        )
+        posted = review_posting.post_open(
+            session, SlackChat(web_client("xoxb-test", slack_api.url)), "C0FINANCE"
+        )
+    assert summary.to_review == 1 and posted
+    with slack_runtime.sessions() as session:
+        review = session.scalars(select(PaymentReview)).one()
+        options = len(review.candidates)
+    assert options == 2
+
+    served.click("review_apply_1", f"{review.id}:1", message_ts=review.slack_ts or "")
+
+    def applied() -> bool:
+        with slack_runtime.sessions() as session:
+            return session.get(PaymentReview, review.id).state == "applied"  # type: ignore[union-attr]
+
+    wait_for(applied)
+    with slack_runtime.sessions() as session:
+        assert Decimal(0) in set(session.scalars(select(Invoice.balance)))
+    card = wait_for(
+        lambda: (
+            "applied by" in json.dumps(slack_api.messages[(review.slack_channel, review.slack_ts)])
+        )
+    )
+    assert card
