@@ -525,8 +525,83 @@ def playbook_rollback() -> None:
     out().print(f"Rolled back: playbook version {number} is active again.")
 
 
-if __name__ == "__main__":
-    main()
+@playbook_app.command("suggest")
+def playbook_suggest(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, store nothing.")] = False,
+) -> None:
+    """Propose changes the last weeks' edits and outcomes support; a person approves them."""
+    from bot import proposals
+
+    with _runtime() as runtime, runtime.writing() as session:
+        if dry_run:
+            lines = [p.rationale for p in proposals.evaluate(session, runtime.today())]
+        else:
+            lines = [
+                f"version {v.version} proposed: {v.rationale}"
+                for v in proposals.propose_all(session, runtime.today(), runtime.clock.now())
+            ]
+    for line in lines or ["Nothing to propose."]:
+        out().print(line, markup=False)
+
+
+@playbook_app.command("reject")
+def playbook_reject(
+    version: Annotated[int, typer.Argument(help="The proposed version's number.")],
+) -> None:
+    """Turn a proposed version down; it is not proposed again for eight weeks."""
+    from bot import proposals
+
+    with _runtime() as runtime, runtime.writing() as session:
+        decision = proposals.reject(
+            session, proposals.id_of_version(session, version), "cli", runtime.clock.now()
+        )
+    out().print(decision.message, markup=False)
+
+
+@app.command("simulate")
+def simulate_command(
+    days: Annotated[int, typer.Option("--days", help="Simulated days.")] = 90,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same run).")] = 7,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="A YAML file of behaviour probabilities.")
+    ] = None,
+    customers: Annotated[int, typer.Option("--customers", help="Sample customers.")] = 90,
+    playbook: Annotated[
+        Path | None, typer.Option("--playbook", help="A playbook file (default: the bundled one).")
+    ] = None,
+) -> None:
+    """What following up is worth on the sample ledger, against no follow-up: from a stated
+    model of customer behaviour, not from real customers."""
+    from bot.clock import local_date
+    from bot.simulate import BehaviourModel, describe, load_model, simulate
+
+    settings = load_settings()
+    result = simulate(
+        days,
+        seed,
+        load_model(model) if model else BehaviourModel(),
+        start_day=local_date(settings.clock(), settings.timezone),
+        customers=customers,
+        playbook=playbook,
+        settings=settings,
+    )
+    out().print(describe(result), markup=False)
+
+
+@app.command()
+def report(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the charts and index.html.")],
+    weeks: Annotated[int, typer.Option("--weeks", help="How many weeks back (1-104).")] = 12,
+) -> None:
+    """Outcomes per step and tier, DSO, aging and cash collected by week: charts and an HTML page."""
+    from bot.report import write_report
+
+    with _runtime() as runtime, runtime.sessions() as session:
+        paths = write_report(
+            session, runtime.today(), out_dir, timezone=runtime.settings.timezone, weeks=weeks
+        )
+    for path in paths:
+        out().print(str(path), markup=False)
 
 
 def _register_more() -> None:
@@ -541,3 +616,6 @@ def _register_more() -> None:
 
 
 _register_more()
+
+if __name__ == "__main__":
+    main()

@@ -104,6 +104,7 @@ def post_plan_to_slack(runtime: Runtime, day: date, run: PlanRun) -> str | None:
     settings = runtime.settings
     if not (settings.slack_bot_token and settings.finance_channel):
         return None
+    polish_drafts(runtime, run)
     from slack_sdk.errors import SlackApiError
 
     from integrations.slack_chat import SlackChat, web_client
@@ -119,3 +120,20 @@ def post_plan_to_slack(runtime: Runtime, day: date, run: PlanRun) -> str | None:
             "`arbot plan` again to post it"
         ) from None
     return settings.finance_channel
+
+
+def polish_drafts(runtime: Runtime, run: PlanRun) -> list[int]:
+    """With ARBOT_LLM_DRAFTING on (and LLM_BASE_URL, LLM_MODEL), the day's reminders waiting for
+    approval get a polished draft before they are posted; see bot/drafting.py."""
+    settings = runtime.settings
+    if not (settings.llm_drafting and settings.llm_base_url and settings.llm_model):
+        return []
+    from bot.drafting import polish
+    from integrations.llm_draft import LlmDrafter
+
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    drafter = LlmDrafter(settings.llm_base_url, settings.llm_model, key)
+    try:
+        return polish(runtime, list(run.reminder_ids.values()), drafter)
+    finally:
+        drafter.close()

@@ -224,6 +224,7 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(None, validation_alias=_env("LLM_BASE_URL"))
     llm_model: str | None = Field(None, validation_alias=_env("LLM_MODEL"))
     llm_api_key: SecretStr | None = Field(None, validation_alias=_env("LLM_API_KEY"))
+    llm_drafting: bool = Field(False, validation_alias=_env("ARBOT_LLM_DRAFTING"))
 
     @field_validator(
         "approvers",

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -24,8 +24,14 @@ DAYS = 7
 NOT_REPLIES = ("bounce", "opt_out", "opt_in", "help", "duplicate")  # inbound that nobody wrote
 
 
+if TYPE_CHECKING:
+    from integrations.slack_proposal import ProposalView
+
+
 class PostsText(Protocol):
     def post_text(self, channel: str, text: str) -> None: ...
+
+    def post_proposal(self, channel: str, view: ProposalView) -> tuple[str, str]: ...
 
 
 @dataclass(frozen=True)

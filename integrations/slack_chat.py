@@ -19,6 +19,7 @@ from integrations.slack_blocks import (
     text_blocks,
 )
 from integrations.slack_escalation import escalation_blocks, escalation_text, history_messages
+from integrations.slack_proposal import ProposalView, proposal_blocks, proposal_text
 from integrations.slack_review import ReviewView, review_blocks, review_text
 
 
@@ -106,6 +107,17 @@ class SlackChat:
     def update_review(self, channel: str, ts: str, view: ReviewView) -> None:
         self.client.chat_update(
             channel=channel, ts=ts, text=review_text(view), blocks=review_blocks(view)
+        )
+
+    def post_proposal(self, channel: str, view: ProposalView) -> tuple[str, str]:
+        posted = self.client.chat_postMessage(
+            channel=channel, text=proposal_text(view), blocks=proposal_blocks(view)
+        )
+        return str(posted["channel"]), str(posted["ts"])
+
+    def update_proposal(self, channel: str, ts: str, view: ProposalView) -> None:
+        self.client.chat_update(
+            channel=channel, ts=ts, text=proposal_text(view), blocks=proposal_blocks(view)
         )
 
 

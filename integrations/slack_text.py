@@ -14,6 +14,7 @@ HELP = """*arbot* follows up on unpaid invoices. Commands:
 • `/ar plan`: today's plan and where it stands
 • `/ar pause ACME 14d [reason]` / `/ar resume ACME`: stop reminders for a while, or start again
 • `/ar never ACME` / `/ar automate ACME`: always hand ACME to a person, or let reminders go again
+• `/ar report`: outcomes, DSO, aging and cash by week, with charts (in the finance channel)
 • `/ar assign 12 ACME`: a reply that matched no customer (message 12) is ACME's
 • add `share` at the end to post the answer in the channel instead of only to you"""
 

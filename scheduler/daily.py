@@ -5,16 +5,19 @@ restart, a missed morning caught up later or a second replica never plans or pos
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from bot import proposals
 from bot.daily_steps import payment_links_for, post_plan_to_slack  # as `arbot plan` does
 from bot.models import ScheduledRun
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
+from bot.report import SlackFiles, post_report
 from bot.runtime import Runtime
 from bot.weekly_review import PostsText, post_weekly_review
 from scheduler.business_days import BusinessDays
@@ -22,6 +25,9 @@ from scheduler.business_days import BusinessDays
 MORNING_PLAN = "morning_plan"
 WEEKLY_REVIEW = "weekly_review"
 OUTCOME_LENGTH = 500
+
+
+log = logging.getLogger(__name__)
 
 
 def claim_day(runtime: Runtime, job: str, day: date, instance: str) -> bool:
@@ -91,7 +97,12 @@ def _plan_and_post(runtime: Runtime, day: date) -> str:
 
 
 def weekly_review(
-    runtime: Runtime, slack: PostsText, channel: str, review_weekday: int, instance: str
+    runtime: Runtime,
+    slack: PostsText,
+    channel: str,
+    review_weekday: int,
+    instance: str,
+    files: SlackFiles | None = None,
 ) -> str:
     """Post the weekly review once on its day, at or after the morning time."""
     now = local_now(runtime)
@@ -111,5 +122,17 @@ def weekly_review(
         f"posted to {channel}: {review.reminders_sent} sent, {review.replies_received} replies, "
         f"{review.escalations_open} escalations open"
     )
+    try:  # revisions the week's evidence supports, each for a person to approve or reject
+        for view in proposals.weekly_proposals(runtime, day):
+            slack.post_proposal(channel, view)
+    except Exception:
+        log.exception("weekly review of %s: proposals not posted", day)
+        outcome += "; proposals not posted"
+    if files is not None:  # the charts; a failure here does not undo the review posted above
+        try:
+            post_report(runtime, files, channel, day)
+        except Exception:
+            log.exception("weekly review of %s: charts not posted", day)
+            outcome += "; charts not posted"
     finish_day(runtime, WEEKLY_REVIEW, day, outcome)
     return outcome

@@ -35,6 +35,7 @@ from bot.settings import WEEKDAYS, Settings
 from bot.source_sync import sync_all
 from bot.sweeps import sweep
 from integrations.oauth import SourceError
+from integrations.slack_chat import SlackChat
 from scheduler.business_days import business_days
 from scheduler.daily import morning_plan, weekly_review
 
@@ -112,12 +113,15 @@ def declare_jobs(runtime: Runtime, slack: SlackOut | None, instance: str) -> lis
         )
     )
     channel = settings.finance_channel
-    if slack is not None and channel:
+    if isinstance(slack, SlackChat) and channel:
+        chat = slack
         jobs.append(
             Job(
                 "weekly_review",
                 CronTrigger(day_of_week=WEEKDAYS[review_day], timezone=zone, **at_morning),
-                lambda: weekly_review(runtime, slack, channel, review_day, instance),
+                lambda: weekly_review(
+                    runtime, chat, channel, review_day, instance, files=chat.client
+                ),
             )
         )
     return jobs

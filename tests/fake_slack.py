@@ -311,6 +311,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = dict(self.headers.items())
         extra: dict[str, str] = {}
+        if split.path.startswith("/upload/"):  # where files.getUploadURLExternal sends the bytes
+            self._send_text(*self.server.fake._receive_upload(split.path[len("/upload/") :], body))
+            return
         if not split.path.startswith("/api/"):
             status, answer = 404, _err("not_found")
         else:
@@ -333,6 +336,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _send_text(self, status: int, text: str) -> None:
+        payload = text.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
 
 # --------------------------------------------------------------------------- the fake
 
@@ -351,8 +362,10 @@ class FakeSlack:
         self._views: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, deque[str]] = {}
         self._rate_limits: dict[str, deque[int]] = {}
+        self._files: dict[str, dict[str, Any]] = {}
         self._ts_counter = 0
         self._view_counter = 0
+        self._file_counter = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._methods: dict[str, Callable[[Params], dict[str, Any]]] = {
@@ -365,6 +378,8 @@ class FakeSlack:
             "views.publish": self._views_publish,
             "conversations.members": self._conversations_members,
             "conversations.info": self._conversations_info,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
 
     # ----------------------------------------------------------------- lifecycle
@@ -441,12 +456,21 @@ class FakeSlack:
         with self._lock:
             return {key: dict(view) for key, view in self._views.items()}
 
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        """Files by id: `filename`, `length` (as announced), `data` (the bytes POSTed to the
+        upload URL, None until then), and once completed `title`, `channel_id`,
+        `initial_comment`, `thread_ts`."""
+        with self._lock:
+            return {key: dict(entry) for key, entry in self._files.items()}
+
     def reset(self) -> None:
         """Forget recorded calls, messages, views, pending failures and rate limits."""
         with self._lock:
             self._records.clear()
             self._messages.clear()
             self._views.clear()
+            self._files.clear()
             self._failures.clear()
             self._rate_limits.clear()
             self.expired_triggers.clear()
@@ -678,3 +702,81 @@ class FakeSlack:
                 "context_team_id": TEAM_ID,
             }
         )
+
+    # ----------------------------------------------------------------- file uploads
+
+    def _files_get_upload_url_external(self, params: Params) -> dict[str, Any]:
+        filename, length = params.get("filename"), str(params.get("length") or "")
+        if not filename:
+            return _err("invalid_arguments", [_problem("missing required field", "/filename")])
+        if not length.isdigit() or int(length) == 0:
+            return _err("invalid_arguments", [_problem("must be a positive integer", "/length")])
+        self._file_counter += 1
+        file_id = f"F{self._file_counter:08d}"
+        self._files[file_id] = {
+            "id": file_id,
+            "filename": str(filename),
+            "length": int(length),
+            "data": None,
+        }
+        base = self.url[: -len("api/")]
+        return _ok(upload_url=f"{base}upload/{file_id}", file_id=file_id)
+
+    def _receive_upload(self, file_id: str, body: bytes) -> tuple[int, str]:
+        """The POST of a file's bytes to its upload URL; Slack answers in plain text."""
+        with self._lock:
+            entry = self._files.get(file_id)
+            if entry is None:
+                return 404, "file not found"
+            if len(body) != entry["length"]:
+                return 400, f"expected {entry['length']} bytes, got {len(body)}"
+            entry["data"] = body
+            return 200, f"OK - {len(body)}"
+
+    def _files_complete_upload_external(self, params: Params) -> dict[str, Any]:
+        raw = params.get("files")
+        try:
+            files = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError:
+            files = None
+        if not isinstance(files, list) or not files:
+            return _err("invalid_arguments", [_problem("must be a non-empty array", "/files")])
+        comment = params.get("initial_comment")
+        if comment is not None and len(str(comment)) > MAX_MESSAGE_TEXT:
+            return _err("msg_too_long")
+        entries = []
+        for item in files:
+            entry = self._files.get(str(item.get("id"))) if isinstance(item, dict) else None
+            if entry is None or entry["data"] is None:
+                return _err("file_not_found")
+            entries.append((entry, item))
+        channel = params.get("channel_id") or None
+        for entry, item in entries:
+            entry.update(
+                title=str(item.get("title") or entry["filename"]),
+                channel_id=channel,
+                initial_comment=comment,
+                thread_ts=params.get("thread_ts"),
+            )
+        shared = [self._file_object(entry) for entry, _ in entries]
+        if channel is not None:
+            ts = self._next_ts()
+            self._messages[(str(channel), ts)] = {
+                "channel": str(channel),
+                "type": "message",
+                "user": BOT_USER_ID,
+                "text": str(comment or ""),
+                "files": shared,
+                "ts": ts,
+            }
+        return _ok(files=shared)
+
+    @staticmethod
+    def _file_object(entry: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": entry["id"],
+            "name": entry["filename"],
+            "title": entry["title"],
+            "size": entry["length"],
+            "user": BOT_USER_ID,
+        }

@@ -1,0 +1,89 @@
+"""Polished drafts for the reminders a person will approve, when LLM drafting is switched on.
+
+Only `planned` reminders are touched (never auto-approved ones: a drafted message always goes
+past a person), and a draft replaces the template's text only if the linter accepts it and it
+keeps every fact of the original: each invoice number, each amount and the payment link. The
+original stays in the audit log (`reminder.drafted`), and the approver can still Edit it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from sqlalchemy import select, update
+
+from bot import audit
+from bot.approvals import _html_of, edit_problems, recent_examples
+from bot.models import Customer, Reminder
+from bot.runtime import Runtime
+from integrations.llm_draft import DraftAnswer
+
+_FACT = re.compile(r"https?://\S+|[A-Z]{2,}-?\d+|\d[\d,]*\.\d\d")
+
+
+class Drafter(Protocol):
+    def draft(
+        self, channel: str, subject: str | None, body: str, examples: list[str]
+    ) -> DraftAnswer | None: ...
+
+
+def facts(text: str) -> set[str]:
+    """What a draft may not lose: links, invoice numbers, amounts."""
+    return {match.rstrip(".,)") for match in _FACT.findall(text)}
+
+
+def polish(runtime: Runtime, reminder_ids: list[int], drafter: Drafter) -> list[int]:
+    """Returns the ids whose text was replaced by a checked draft."""
+    with runtime.sessions() as session:
+        rows = session.execute(
+            select(Reminder, Customer.tier)
+            .join(Customer, Customer.id == Reminder.customer_id)
+            .where(Reminder.id.in_(reminder_ids), Reminder.state == "planned")
+        ).all()
+        work = [
+            (
+                r.id,
+                r.channel or "email",
+                r.subject,
+                r.body_text or "",
+                recent_examples(session, tier, r.step_key),
+            )
+            for r, tier in rows
+            if r.body_text
+        ]
+    replaced = []
+    for reminder_id, channel, subject, body, examples in work:
+        answer = drafter.draft(channel, subject, body, examples)  # outside any transaction
+        if answer is None or not _keeps_facts(body, subject, answer):
+            continue
+        new_subject = answer.subject if channel == "email" else None
+        if edit_problems(channel, new_subject, answer.body):
+            continue
+        now = runtime.clock.now()
+        with runtime.writing() as session:
+            changed = session.execute(
+                update(Reminder)
+                .where(Reminder.id == reminder_id, Reminder.state == "planned")
+                .values(
+                    subject=new_subject if channel == "email" else None,
+                    body_text=answer.body,
+                    body_html=_html_of(answer.body) if channel == "email" else None,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if changed.rowcount == 1:  # type: ignore[attr-defined]
+                audit.record(
+                    session,
+                    now,
+                    "reminder.drafted",
+                    reminder_id=reminder_id,
+                    payload={"before": body, "after": answer.body},
+                )
+                replaced.append(reminder_id)
+    return replaced
+
+
+def _keeps_facts(body: str, subject: str | None, answer: DraftAnswer) -> bool:
+    return facts(body) <= facts(answer.body + " " + (answer.subject or ""))

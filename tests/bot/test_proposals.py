@@ -1,0 +1,585 @@
+"""The weekly look back: each rule fires on its evidence and not without it; proposals are stored
+as `proposed` once, pass the loader and the linter, and a person approves, rejects or rolls back.
+Plus the proposal's Slack card, within Block Kit's limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot import approvals, proposals
+from bot.errors import UserError
+from bot.ledger import apply_batch
+from bot.messages import MessageInvoice, Sender, message_context
+from bot.models import Customer, Event, Invoice, PlaybookVersion, Reminder, ReminderInvoice
+from bot.payments import record_payment
+from bot.plan_store import run_plan
+from bot.planner import PlanRules
+from bot.playbook_check import check_bundle
+from bot.playbook_versions import active_version, bundle_of, rollback
+from bot.runtime import Runtime
+from integrations.csv_ledger import read_ledger_csv
+from integrations.slack_proposal import ProposalView, code_block, proposal_blocks
+from playbooks.loader import BUNDLED, parse_playbook
+from playbooks.render import Renderer
+from tests.integrations.test_slack_blocks import check_limits
+from tests.ledger_files import row, write
+
+TODAY = date(2026, 3, 16)
+FIRST_NAMES = (
+    "Maria",
+    "James",
+    "Priya",
+    "Daniel",
+    "Aisha",
+    "Tom",
+    "Elena",
+    "Marcus",
+    "Grace",
+    "Luis",
+)
+LINK = "https://pay.example.com/l/abc123"
+
+
+# --- the softened rule ---------------------------------------------------------------------------
+
+
+def test_an_edit_softens_when_15_percent_shorter_or_when_it_drops_a_firm_phrase() -> None:
+    before = "x" * 100
+    assert proposals.softening_signals(before, "x" * 85) == ["15% shorter"]
+    assert proposals.softening_signals(before, "x" * 86) == []
+    firm = "Please arrange payment as soon as you can. Thanks."
+    assert proposals.softening_signals(firm, "Please pay whenever convenient. Thanks, Dana.") == [
+        "dropped “as soon as you can”, “please arrange payment”"
+    ]
+    assert proposals.softening_signals(firm, firm + " We appreciate it.") == []
+
+
+def plan_strategic(runtime: Runtime, tmp_path: Path, customers: int) -> list[int]:
+    """Strategic customers with one invoice each, three days late: today's plan is the +3
+    `gentle` email for each."""
+    rows = [
+        row(
+            customer_id=f"C-{n}",
+            customer_name=f"Harbor Dental {n}",
+            invoice_number=f"INV-{100 + n}",
+            issue_date="2026-02-01",
+            due_date="2026-03-13",
+            amount=f"{1000 + n}.50",
+            balance=f"{1000 + n}.50",
+            contact_name=f"{FIRST_NAMES[n]} Smith",
+            email=f"ap@c{n}.example",
+            tier="strategic",
+            tags="",
+        )
+        for n in range(customers)
+    ]
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "ledger.csv", rows)), now)
+        run = run_plan(session, PlanRules.from_settings(runtime.settings), TODAY, now, False)
+    assert {item.step.key for item in run.plan.items} == {"gentle"}
+    return sorted(run.reminder_ids.values())
+
+
+def softer(n: int) -> tuple[str, str]:
+    return (
+        f"Invoice INV-{100 + n}: a quick note",
+        f"Hi {FIRST_NAMES[n]},\n\nJust a note that invoice INV-{100 + n} for ${1000 + n:,}.50 was "
+        "due on March 13, 2026, 3 days ago. No rush at all.\n\nThanks,\nThe accounts team\n\n"
+        "To stop receiving these reminders, just reply and tell us.",
+    )
+
+
+def edit_all(runtime: Runtime, reminder_ids: list[int], softened: int) -> None:
+    """The first `softened` reminders get a short friendly rewrite; the rest get a sentence more."""
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        for n, reminder_id in enumerate(reminder_ids):
+            reminder = session.get(Reminder, reminder_id)
+            assert reminder is not None and reminder.body_text is not None
+            subject, body = (
+                softer(n)
+                if n < softened
+                else (reminder.subject, reminder.body_text + "\nWe appreciate your business.")
+            )
+            decision, problems = approvals.edit(
+                session, reminder_id, "U0APPROVER", subject, body, now
+            )
+            assert decision.changed, problems
+
+
+def test_eight_of_ten_softened_edits_propose_a_generic_template_for_that_step(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    edit_all(runtime, plan_strategic(runtime, tmp_path, 10), softened=8)
+    with runtime.sessions() as session:
+        found = proposals.evaluate(session, TODAY)
+    assert [p.change for p in found] == ["softened:strategic:gentle"]
+    proposal = found[0]
+    assert proposal.rationale.startswith(
+        "8 of the last 10 +3 messages to strategic accounts were softened by approvers."
+    )
+    playbook = parse_playbook(proposal.playbook_yaml, "proposal")
+    gentle = next(
+        s for ladder, s in playbook.all_steps() if (ladder, s.key) == ("strategic", "gentle")
+    )
+    assert gentle.template == "strategic_gentle"
+    body = proposal.templates["strategic_gentle/body.txt.j2"]
+    assert "{{ contact.first_name or customer.name }}" in body and "{{ total }}" in body
+    for specific in ("Harbor", "Maria", "Marcus", "INV-10", "1,00", "March 13"):
+        assert specific not in body
+    assert all(check.ok for check in check_bundle(proposal.bundle()))
+    other = message_context(
+        customer_name="Summit Builders",
+        customer_id="C-77",
+        contact_name="Grace Lee",
+        invoices=[
+            MessageInvoice(
+                "INV-9",
+                date(2026, 2, 1),
+                date(2026, 3, 11),
+                "USD",
+                Decimal("2000"),
+                Decimal("2000"),
+            )
+        ],
+        day=TODAY,
+        sender=Sender("Brightwater Supply Co."),
+    )
+    text = Renderer(proposal.templates).render("strategic_gentle", other, "email").text
+    assert text.startswith(
+        "Hi Grace,\n\nJust a note that invoice INV-9 for $2,000.00 was due on March 11, 2026, "
+        "5 days ago. No rush at all."
+    )
+
+
+def test_seven_softened_edits_of_ten_propose_nothing(runtime: Runtime, tmp_path: Path) -> None:
+    edit_all(runtime, plan_strategic(runtime, tmp_path, 10), softened=7)
+    with runtime.sessions() as session:
+        assert proposals.evaluate(session, TODAY) == []
+
+
+def test_nine_edits_are_not_yet_evidence_even_when_all_softened(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    edit_all(runtime, plan_strategic(runtime, tmp_path, 9), softened=9)
+    with runtime.sessions() as session:
+        assert proposals.evaluate(session, TODAY) == []
+
+
+def test_edits_older_than_the_window_do_not_count(runtime: Runtime, tmp_path: Path) -> None:
+    edit_all(runtime, plan_strategic(runtime, tmp_path, 10), softened=10)
+    with runtime.sessions() as session:
+        assert proposals.evaluate(session, TODAY + timedelta(weeks=proposals.WEEKS + 1)) == []
+
+
+def test_edits_that_still_name_something_of_that_customer_make_no_template(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Every edit softened, but each also says an amount that is no placeholder (what was paid):
+    written into a template it would go to every customer, so nothing is proposed."""
+    reminder_ids = plan_strategic(runtime, tmp_path, 10)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        for n, reminder_id in enumerate(reminder_ids):
+            subject, body = softer(n)
+            body = body.replace("No rush at all.", "We got $500.00 of it, thank you.")
+            decision, problems = approvals.edit(session, reminder_id, "U0A", subject, body, now)
+            assert decision.changed, problems
+    with runtime.sessions() as session:
+        assert proposals.evaluate(session, TODAY) == []
+
+
+def test_a_text_message_edit_with_a_pay_link_keeps_the_link_only_when_there_is_one(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    rows = [
+        row(
+            customer_id=f"C-{n}",
+            customer_name=f"Atlas Logistics {n}",
+            invoice_number=f"I-{n}",
+            due_date="2026-03-09",
+            contact_name=f"{FIRST_NAMES[n]} Kim",
+            email="",
+            tags="",
+        )
+        for n in range(10)
+    ]
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "ledger.csv", rows)), now)
+        for invoice in session.scalars(select(Invoice)):
+            invoice.payment_link = f"{LINK}{invoice.number}"
+        run = run_plan(session, PlanRules.from_settings(runtime.settings), TODAY, now, False)
+        assert {(i.step.key, i.channel) for i in run.plan.items} == {("plus7", "sms")}
+        for n, reminder_id in enumerate(sorted(run.reminder_ids.values())):
+            text = (
+                f"Hi {FIRST_NAMES[n]}, invoice I-{n} for $1,200.00 is still open. "
+                f"Pay at {LINK}I-{n}. Thanks! Reply STOP to opt out."
+            )
+            decision, problems = approvals.edit(session, reminder_id, "U0A", None, text, now)
+            assert decision.changed, problems
+    with runtime.sessions() as session:
+        (proposal,) = proposals.evaluate(session, TODAY)
+    sms = proposal.templates["standard_plus7/sms.txt.j2"]
+    assert "{% if payment_link %}Pay at {{ payment_link }}.{% else %}" in sms
+    assert "https://" not in sms
+    renderer = Renderer(proposal.templates)
+    context = message_context(
+        customer_name="Orchard Staffing",
+        customer_id="C-5",
+        contact_name="Wei Chen",
+        invoices=[
+            MessageInvoice(
+                "R-88", date(2026, 2, 1), date(2026, 3, 9), "USD", Decimal("80"), Decimal("80")
+            )
+        ],
+        day=TODAY,
+        sender=Sender("Brightwater"),
+    )
+    assert renderer.render("standard_plus7", context, "sms").sms == (
+        "Hi Wei, invoice R-88 for $80.00 is still open. Reply for payment details. Thanks! "
+        "Reply STOP to opt out."
+    )
+
+
+# --- the channel order rule ----------------------------------------------------------------------
+
+SENT = datetime(2026, 2, 20, 15, 0, tzinfo=UTC)  # within the window, more than 7 days ago
+
+
+def touches(
+    session: Session,
+    channel: str,
+    count: int,
+    paid: int,
+    step: str = "plus7",
+    paid_after_days: int = 3,
+) -> None:
+    """`count` sent reminders of one step, each about one invoice; the first `paid` of them were
+    followed by a bank payment `paid_after_days` later."""
+    now = SENT
+    start = session.scalar(select(func.count()).select_from(Customer)) or 0
+    for n in range(start, start + count):
+        customer = Customer(
+            source="csv",
+            external_id=f"C-{n}",
+            name=f"Customer {n}",
+            tier="standard",
+            tags=[],
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(customer)
+        session.flush()
+        invoice = Invoice(
+            customer_id=customer.id,
+            source="csv",
+            external_id=f"I-{n}",
+            number=f"I-{n}",
+            issue_date=date(2026, 1, 1),
+            due_date=date(2026, 2, 13),
+            currency="USD",
+            total=Decimal("500.00"),
+            balance=Decimal("500.00"),
+            created_at=now,
+            updated_at=now,
+        )
+        reminder = Reminder(
+            customer_id=customer.id,
+            channel=channel,
+            plan_date=SENT.date(),
+            step_key=step,
+            state="sent",
+            idempotency_key=f"test:{n}",
+            sent_at=SENT,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add_all([invoice, reminder])
+        session.flush()
+        session.add(
+            ReminderInvoice(
+                reminder_id=reminder.id,
+                invoice_id=invoice.id,
+                step_key=step,
+                due_date=invoice.due_date,
+            )
+        )
+        if n - start < paid:
+            record_payment(
+                session,
+                source="bank",
+                external_id=f"P-{n}",
+                customer_id=customer.id,
+                received_on=SENT.date() + timedelta(days=paid_after_days),
+                amount=Decimal("500.00"),
+                currency="USD",
+                invoice_ids=[invoice.id],
+                now=SENT + timedelta(days=paid_after_days, hours=2),
+            )
+
+
+def test_texts_paid_twice_as_often_as_emails_propose_texting_first_at_that_step(
+    runtime: Runtime,
+) -> None:
+    with runtime.writing() as session:
+        touches(session, "sms", 20, paid=10)
+        touches(session, "email", 20, paid=5)
+        found = proposals.evaluate(session, TODAY)
+    assert [p.change for p in found] == ["channel_order:standard:plus7:sms,email"]
+    assert (
+        "10 of 20 text messages (50%) were followed by a payment within 7 days, "
+        "against 5 of 20 emails (25%)" in found[0].rationale
+    )
+    playbook = parse_playbook(found[0].playbook_yaml, "proposal")
+    steps = {(ladder, s.key): s.channels for ladder, s in playbook.all_steps()}
+    assert steps[("standard", "plus7")] == ("sms", "email")
+    assert steps[("transactional", "plus7")] == ("email", "sms")  # not this ladder
+    assert proposals.readable_diff(BUNDLED.read_text(), found[0].playbook_yaml).count("\n+ ") == 1
+
+
+@pytest.mark.parametrize(
+    ("sms", "sms_paid", "email", "email_paid", "paid_after_days"),
+    [
+        (20, 9, 20, 5, 3),  # 45% against 25%: 1.8 times, not twice
+        (19, 19, 20, 5, 3),  # 19 texts: too few
+        (20, 10, 19, 1, 3),  # 19 emails: too few
+        (20, 10, 20, 5, 8),  # paid eight days later: not within seven
+        (20, 0, 20, 0, 3),  # nobody paid
+    ],
+)
+def test_channel_order_needs_twice_the_rate_twenty_of_each_and_payment_within_seven_days(
+    runtime: Runtime, sms: int, sms_paid: int, email: int, email_paid: int, paid_after_days: int
+) -> None:
+    with runtime.writing() as session:
+        touches(session, "sms", sms, sms_paid, paid_after_days=paid_after_days)
+        touches(session, "email", email, email_paid, paid_after_days=paid_after_days)
+        assert proposals.evaluate(session, TODAY) == []
+
+
+# --- storing, approving, rejecting, rolling back -------------------------------------------------
+
+
+def versions(session: Session) -> dict[int, str]:
+    return dict(session.execute(select(PlaybookVersion.version, PlaybookVersion.status)).all())
+
+
+def evidence_for_two_steps(runtime: Runtime) -> None:
+    with runtime.writing() as session:
+        for step in ("plus7", "plus14"):
+            touches(session, "sms", 20, paid=12, step=step)
+            touches(session, "email", 20, paid=4, step=step)
+
+
+def test_proposals_are_stored_as_proposed_once_pass_the_check_and_activate_nothing(
+    runtime: Runtime,
+) -> None:
+    evidence_for_two_steps(runtime)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        stored = proposals.propose_all(session, TODAY, now)
+        again = proposals.propose_all(session, TODAY, now)
+    assert len(stored) == 2 and again == []
+    with runtime.sessions() as session:
+        assert versions(session) == {1: "active", 2: "proposed", 3: "proposed"}
+        for number in (2, 3):
+            version = session.scalars(
+                select(PlaybookVersion).where(PlaybookVersion.version == number)
+            ).one()
+            assert version.proposed_by == "learning" and version.rationale
+            assert all(check.ok for check in check_bundle(bundle_of(version)))
+        kinds = session.scalars(select(Event.kind).where(Event.kind.like("playbook.%"))).all()
+    assert kinds.count("playbook.proposed") == 2 and kinds.count("playbook.evidence") == 2
+
+
+def test_approve_activates_the_proposal_and_rollback_returns_to_the_version_before(
+    runtime: Runtime,
+) -> None:
+    with runtime.writing() as session:
+        touches(session, "sms", 20, paid=12)
+        touches(session, "email", 20, paid=4)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        (version,) = proposals.propose_all(session, TODAY, now)
+        version_id = version.id
+    with runtime.writing() as session:
+        first = proposals.approve(session, version_id, "U0APPROVER", now)
+    with runtime.writing() as session:
+        second = proposals.approve(session, version_id, "U0SECOND", now)
+    assert (first.changed, first.status) == (True, "active")
+    assert "`arbot playbook rollback` goes back to version 1" in first.message
+    assert not second.changed and "already active (approved by U0APPROVER)" in second.message
+    with runtime.writing() as session:
+        active = active_version(session)
+        assert active is not None and active.version == 2
+        assert bundle_of(active).playbook.tiers["standard"][2].channels == ("sms", "email")
+        assert rollback(session, "U0APPROVER", now).version == 1
+        assert versions(session) == {1: "active", 2: "retired"}
+
+
+def test_reject_retires_it_and_the_same_change_waits_a_window_before_it_is_proposed_again(
+    runtime: Runtime,
+) -> None:
+    with runtime.writing() as session:
+        touches(session, "sms", 20, paid=12)
+        touches(session, "email", 20, paid=4)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        (version,) = proposals.propose_all(session, TODAY, now)
+        version_id = version.id
+    with runtime.writing() as session:
+        assert proposals.id_of_version(session, 2) == version_id
+        with pytest.raises(UserError, match="no playbook version 9"):
+            proposals.id_of_version(session, 9)
+        rejected = proposals.reject(session, version_id, "U0APPROVER", now)
+        twice = proposals.reject(session, version_id, "U0SECOND", now)
+        approved_after = proposals.approve(session, version_id, "U0SECOND", now)
+        assert versions(session) == {1: "active", 2: "retired"}
+        assert proposals.propose_all(session, TODAY, now) == []
+    assert (rejected.changed, rejected.status) == (True, "retired")
+    assert not twice.changed and "already rejected by U0APPROVER" in twice.message
+    assert not approved_after.changed
+    later = now + timedelta(weeks=proposals.WEEKS, days=1)
+    with runtime.writing() as session:
+        assert [v.version for v in proposals.propose_all(session, TODAY, later)] == [3]
+
+
+def test_approving_a_proposal_made_against_an_older_playbook_sets_it_aside(
+    runtime: Runtime,
+) -> None:
+    evidence_for_two_steps(runtime)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        first, second = (v.id for v in proposals.propose_all(session, TODAY, now))
+    with runtime.writing() as session:
+        assert proposals.approve(session, first, "U0A", now).status == "active"
+        outdated = proposals.approve(session, second, "U0A", now)
+    assert outdated.status == "retired"
+    assert "proposed as a change to version 1, but version 2 is active now" in outdated.message
+    with runtime.writing() as session:
+        (again,) = proposals.propose_all(session, TODAY, now)
+        ladder = bundle_of(again).playbook.tiers["standard"]
+        assert [s.channels for s in ladder[2:4]] == [("sms", "email"), ("sms", "email")]
+        assert versions(session) == {1: "retired", 2: "active", 3: "retired", 4: "proposed"}
+
+
+# --- the playbook file and the diff ---------------------------------------------------------------
+
+
+def test_editing_a_step_changes_that_step_only_and_keeps_the_comments() -> None:
+    source = BUNDLED.read_text()
+    edited = proposals.edit_step(source, "patients/standard", "plus10", channels=["email", "sms"])
+    changed = [
+        (a, b) for a, b in zip(source.splitlines(), edited.splitlines(), strict=True) if a != b
+    ]
+    line = (
+        "        - {key: plus10, offset_days: 10, channels: [%s], tone: friendly, "
+        "template: quick_nudge}"
+    )
+    assert changed == [(line % "sms, email", line % "email, sms")]
+    assert (
+        edited.count(line % "sms, email") == 1
+    )  # the transactional ladder of the segment keeps it
+    assert "# Clinics billing patients" in edited
+    renamed = proposals.edit_step(source, "strategic", "check_in", template="strategic_check_in")
+    assert "template: strategic_check_in}" in renamed
+    with pytest.raises(ValueError, match="no step plus99"):
+        proposals.edit_step(source, "standard", "plus99", template="x")
+
+
+def test_the_readable_diff_is_cut_at_a_line_to_fit_a_slack_section() -> None:
+    old = "\n".join(f"line {n}: " + "a" * 60 for n in range(200))
+    new = "\n".join(f"line {n}: " + "b" * 60 for n in range(200))
+    diff = proposals.readable_diff(old, new)
+    assert len(diff) <= proposals.DIFF_LIMIT
+    assert diff.startswith("--- active\n+++ proposed")
+    assert diff.splitlines()[-1].endswith("more lines")
+    assert all(line.startswith(("-", "+", "@", " ", "…")) for line in diff.splitlines())
+
+
+# --- the Slack card ------------------------------------------------------------------------------
+
+
+def view(**fields: object) -> ProposalView:
+    base: dict[str, object] = {
+        "version_id": 42,
+        "version": 7,
+        "rationale": "8 of the last 10 +14 messages to strategic accounts were softened <by> "
+        "approvers",
+        "diff": "--- active\n+++ proposed\n-a\n+b",
+        "status": "proposed",
+    }
+    base.update(fields)
+    return ProposalView(**base)  # type: ignore[arg-type]
+
+
+def test_a_waiting_proposal_has_approve_and_reject_carrying_the_version_id() -> None:
+    blocks = proposal_blocks(view())
+    check_limits(blocks)
+    actions = next(b for b in blocks if b["type"] == "actions")
+    assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
+        ("proposal_approve", "42"),
+        ("proposal_reject", "42"),
+    ]
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert "softened &lt;by&gt; approvers" in texts[0]
+    assert texts[1] == "```\n--- active\n+++ proposed\n-a\n+b\n```"
+
+
+def test_a_huge_diff_and_rationale_are_escaped_and_cut_to_fit_their_sections() -> None:
+    diff = "\n".join(f"+ <{n}> & " + "x" * 80 for n in range(400))
+    blocks = proposal_blocks(view(diff=diff, rationale="why " * 2000))
+    check_limits(blocks)
+    code = blocks[2]["text"]["text"]
+    assert code.startswith("```\n+ &lt;0&gt; &amp; ") and code.endswith("```")
+    assert "… (cut to fit" in code and len(code) <= 3000
+    assert code_block("```inner```").count("```") == 2  # a fence inside cannot close the block
+
+
+def test_a_decided_proposal_shows_who_decided_and_no_buttons() -> None:
+    blocks = proposal_blocks(view(status="active", decided="approved", decided_by="U0APPROVER"))
+    check_limits(blocks)
+    assert not [b for b in blocks if b["type"] == "actions"]
+    assert "Approved" in blocks[-1]["elements"][0]["text"]
+    assert "<@U0APPROVER>" in blocks[-1]["elements"][0]["text"]
+    by_cli = proposal_blocks(view(status="retired", decided="rejected", decided_by="cli"))
+    assert by_cli[-1]["elements"][0]["text"] == ":no_entry_sign: Rejected by cli"
+
+
+def test_the_card_of_a_stored_proposal_shows_its_diff_and_then_its_decision(
+    runtime: Runtime,
+) -> None:
+    with runtime.writing() as session:
+        touches(session, "sms", 20, paid=12)
+        touches(session, "email", 20, paid=4)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        (version,) = proposals.propose_all(session, TODAY, now)
+        waiting = proposals.view_of(session, version.id)
+        proposals.reject(session, version.id, "U0APPROVER", now)
+        decided = proposals.view_of(session, version.id)
+    assert waiting.status == "proposed" and waiting.decided is None
+    assert "-    - {key: plus7, offset_days: 7, channels: [email, sms]" in waiting.diff
+    assert "+    - {key: plus7, offset_days: 7, channels: [sms, email]" in waiting.diff
+    assert (decided.status, decided.decided, decided.decided_by) == (
+        "retired",
+        "rejected",
+        "U0APPROVER",
+    )
+
+
+def test_the_weekly_job_stores_the_proposals_and_returns_their_cards(runtime: Runtime) -> None:
+    with runtime.writing() as session:
+        touches(session, "sms", 20, paid=12)
+        touches(session, "email", 20, paid=4)
+    cards = proposals.weekly_proposals(runtime, TODAY)
+    assert [(c.version, c.status) for c in cards] == [(2, "proposed")]
+    assert cards[0].rationale.startswith("At step plus7 (+7) for standard accounts")
+    assert proposals.weekly_proposals(runtime, TODAY) == []
