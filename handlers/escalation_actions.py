@@ -14,25 +14,15 @@ from sqlalchemy import select
 from bot import escalation_posting, escalations
 from bot.errors import UserError
 from bot.models import Customer, Escalation
-from bot.runtime import Runtime
-from integrations.slack_chat import SlackChat
+from handlers.listener_kit import ListenerKit
 from integrations.slack_escalation import OUTCOMES, dispute_modal, promise_modal, resolve_modal
 
 log = logging.getLogger(__name__)
-Later = Callable[..., None]
-Tell = Callable[[str | None, str, str], None]
-OpenView = Callable[[dict[str, Any], dict[str, Any], str | None, str], None]
 
 
-def register(
-    app: App,
-    runtime: Runtime,
-    slack: SlackChat,
-    allows: Callable[[str], bool],
-    later: Later,
-    tell: Tell,
-    open_view: OpenView,
-) -> None:
+def register(app: App, kit: ListenerKit) -> None:
+    runtime, slack, allows, later, tell = kit.runtime, kit.slack, kit.allows, kit.later, kit.tell
+    open_view = kit.open_view
     settings = runtime.settings
 
     def clicked(body: dict[str, Any]) -> tuple[str, str | None, int]:

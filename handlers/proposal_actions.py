@@ -4,28 +4,18 @@ Reject. Nothing about the playbook changes without one of these clicks by an app
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 
 from bot import proposals
 from bot.errors import UserError
-from bot.runtime import Runtime
-from integrations.slack_chat import SlackChat
-
-Later = Callable[..., None]
-Tell = Callable[[str | None, str, str], None]
+from handlers.listener_kit import ListenerKit
 
 
-def register(
-    app: App,
-    runtime: Runtime,
-    slack: SlackChat,
-    allows: Callable[[str], bool],
-    later: Later,
-    tell: Tell,
-) -> None:
+def register(app: App, kit: ListenerKit) -> None:
+    runtime, slack, allows, later, tell = kit.runtime, kit.slack, kit.allows, kit.later, kit.tell
+
     @app.action(re.compile(r"^proposal_(approve|reject)$"))
     def on_proposal(ack: Ack, body: dict[str, Any]) -> None:
         ack()

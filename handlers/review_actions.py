@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 
 from bot import bank_import, followups, review_posting
-from bot.runtime import Runtime
-from integrations.slack_chat import SlackChat
+from handlers.listener_kit import ListenerKit
 from integrations.stripe_links import links_from
 
-Later = Callable[..., None]
-Tell = Callable[[str | None, str, str], None]
 
+def register(app: App, kit: ListenerKit) -> None:
+    runtime, slack, allows, later, tell = kit.runtime, kit.slack, kit.allows, kit.later, kit.tell
 
-def register(
-    app: App,
-    runtime: Runtime,
-    slack: SlackChat,
-    allows: Callable[[str], bool],
-    later: Later,
-    tell: Tell,
-) -> None:
     @app.action(re.compile(r"^review_(apply_\d+|leave)$"))
     def on_review(ack: Ack, body: dict[str, Any]) -> None:
         ack()

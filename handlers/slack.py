@@ -27,6 +27,7 @@ from bot.runtime import Runtime
 from bot.status import account_status
 from bot.sweeps import sweep
 from handlers import escalation_actions, proposal_actions, review_actions
+from handlers.listener_kit import ListenerKit
 from integrations.slack_blocks import edit_modal, home_view, skip_modal, text_blocks
 from integrations.slack_chat import SlackChat
 from integrations.slack_text import HELP, aging_text, plan_text, status_text
@@ -338,9 +339,9 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
             return BoltResponse(status=403, body="wrong workspace")
         return next()
 
-    escalation_actions.register(app, runtime, slack, approvers.allows, later, tell, open_view)
-    review_actions.register(app, runtime, slack, approvers.allows, later, tell)
-    proposal_actions.register(app, runtime, slack, approvers.allows, later, tell)
+    kit = ListenerKit(runtime, slack, approvers.allows, later, tell, open_view)
+    for listeners in (escalation_actions, review_actions, proposal_actions):
+        listeners.register(app, kit)
 
     @app.event("app_home_opened")
     def on_home(event: dict[str, Any]) -> None:
