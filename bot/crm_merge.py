@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bot import audit
 from bot.models import TIERS, Contact, Customer
 from integrations.base import CrmAccount, CrmBatch
+from integrations.crm_http import FREE_MAIL
 
 _SUFFIX = re.compile(r"[\s,.]+(inc|llc|ltd|limited|gmbh|co|corp|corporation|plc|sa|sarl|bv)\.?$")
 
@@ -59,7 +60,8 @@ class _Index:
             select(Contact.customer_id, Contact.email).where(Contact.email.is_not(None))
         ):
             domain = str(email).rsplit("@", 1)[-1].lower()
-            self.by_domain.setdefault(domain, set()).add(customer_id)
+            if domain not in FREE_MAIL:  # gmail.com says nothing about which company it is
+                self.by_domain.setdefault(domain, set()).add(customer_id)
         self.by_name: dict[str, set[int]] = {}
         self.by_external: dict[str, set[int]] = {}
         for customer in self.customers.values():
@@ -73,7 +75,8 @@ class _Index:
             return set(self.by_name.get(normal_name(account.name), set()))
         found: set[int] = set()
         for domain in account.domains:
-            found |= self.by_domain.get(domain.lower(), set())
+            if domain.lower() not in FREE_MAIL:
+                found |= self.by_domain.get(domain.lower(), set())
         return found
 
 
@@ -104,7 +107,7 @@ def merge_crm(
         customer = index.customers[ids.pop()]
         summary.matched += 1
         changes = _customer_changes(customer, account, slack_of, summary)
-        added = _billing_contact(session, customer, account, now)
+        added = _billing_contact(session, customer, account, now, summary)
         summary.contacts_added += added
         crm_ref = f"{batch.source}:{account.crm_id}"
         if customer.crm_ref != crm_ref:
@@ -164,17 +167,27 @@ def _customer_changes(
 
 
 def _billing_contact(
-    session: Session, customer: Customer, account: CrmAccount, now: datetime
+    session: Session,
+    customer: Customer,
+    account: CrmAccount,
+    now: datetime,
+    summary: CrmMergeSummary,
 ) -> int:
     """Add the CRM's billing contact when the ledger does not know that address; never changes
     or removes a contact (consent and opt-outs live with the contact arbot already has)."""
     record = account.billing_contact
     if record is None or not record.email:
         return 0
-    known = session.scalars(
-        select(Contact).where(Contact.customer_id == customer.id, Contact.email == record.email)
-    ).first()
-    if known is not None:
+    contacts = session.scalars(select(Contact).where(Contact.customer_id == customer.id)).all()
+    if any((c.email or "").lower() == record.email.lower() for c in contacts):
+        return 0
+    if any(c.email_opted_out_at or c.email_unusable_at for c in contacts):
+        # Someone at this customer asked to stop (or their address bounced): a new address
+        # from the CRM must not route around that. A person decides.
+        summary.conflicts.append(
+            f"{customer.name}: the CRM's billing contact {record.email} was not added: a "
+            "contact of this customer opted out or bounces; add it by hand if it is right."
+        )
         return 0
     session.add(
         Contact(

@@ -2,8 +2,9 @@
 
 Only `planned` reminders are touched (never auto-approved ones: a drafted message always goes
 past a person), and a draft replaces the template's text only if the linter accepts it and it
-keeps every fact of the original: each invoice number, each amount and the payment link. The
-original stays in the audit log (`reminder.drafted`), and the approver can still Edit it.
+keeps exactly the facts of the original (each invoice number, amount and the payment link; none
+lost, none added). The original stays in the audit log (`reminder.drafted`), and the approver
+can still Edit it.
 """
 
 from __future__ import annotations
@@ -86,4 +87,6 @@ def polish(runtime: Runtime, reminder_ids: list[int], drafter: Drafter) -> list[
 
 
 def _keeps_facts(body: str, subject: str | None, answer: DraftAnswer) -> bool:
-    return facts(body) <= facts(answer.body + " " + (answer.subject or ""))
+    """Exactly the same facts: none lost, and none added (an example from another customer's
+    message must never bring its invoice or amount into this one)."""
+    return facts(body + " " + (subject or "")) == facts(answer.body + " " + (answer.subject or ""))

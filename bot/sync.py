@@ -144,7 +144,8 @@ def sync_crm(runtime: Runtime, source: CrmSource, log_activity: bool) -> CrmSync
     with runtime.sessions() as session:
         state = session.get(SyncState, source.name)
         cursor = state.cursor if state else None
-        since = _notes_since(state)
+        # The first sync notes what happens from now on, not the whole history at once.
+        since = _notes_since(state) if state else session.scalar(select(func.max(Event.id))) or 0
     batch = source.fetch_accounts(cursor)  # outside any transaction: the network may be slow
     now = runtime.clock.now()
     with runtime.writing() as session:

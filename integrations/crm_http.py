@@ -318,7 +318,8 @@ def billing_contact(
     people: Iterable[Person], phone_region: str, problems: list[str]
 ) -> ContactRecord | None:
     """Of the people with a usable address: the first flagged as billing, else the first whose
-    title says billing, else the first; None when nobody has one. Adds to `problems` the unusable
+    title says billing; None when nobody is marked as handling billing (a CRM's first contact may
+    be a CEO or a salesperson: arbot never chases someone only because they are listed). Adds to `problems` the unusable
     address of someone flagged or titled, and the chosen one's unusable phone number (the contact
     then comes without it)."""
     usable: list[tuple[Person, str]] = []
@@ -334,7 +335,9 @@ def billing_contact(
         return None
     flagged = [entry for entry in usable if entry[0].flagged]
     titled = [entry for entry in usable if entry[0].titled]
-    person, email = (flagged or titled or usable)[0]
+    if not (flagged or titled):
+        return None
+    person, email = (flagged or titled)[0]
     phone = None
     if person.phone:
         try:

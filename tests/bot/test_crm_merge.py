@@ -147,3 +147,41 @@ def test_the_crm_never_overrides_never_automate(runtime: Runtime, tmp_path: Path
 
     assert _customer(runtime, "C-1").never_automate is True
     assert any("never-automate" in c for c in summary.conflicts)  # type: ignore[attr-defined]
+
+
+def test_a_crm_address_never_routes_around_an_opt_out(runtime: Runtime, tmp_path: Path) -> None:
+    _ledger(runtime, tmp_path)
+    with runtime.writing() as session:
+        contact = session.scalars(
+            select(Contact).where(Contact.email == "ap@ridgeline.example")
+        ).one()
+        contact.email_opted_out_at = runtime.clock.now()
+    same_but_capitals = ContactRecord("AP", "AP@ridgeline.example", None, False, None)
+    other = ContactRecord("Lee", "lee@ridgeline.example", None, False, None)
+
+    first = _merge(
+        runtime,
+        [CrmAccount("1", "Ridgeline", ("ridgeline.example",), billing_contact=same_but_capitals)],
+    )
+    second = _merge(
+        runtime, [CrmAccount("1", "Ridgeline", ("ridgeline.example",), billing_contact=other)]
+    )
+
+    with runtime.sessions() as session:
+        emails = session.scalars(
+            select(Contact.email).where(Contact.email.like("%ridgeline%"))
+        ).all()
+    assert emails == ["ap@ridgeline.example"]  # neither address was added
+    assert first.contacts_added == 0 and second.contacts_added == 0  # type: ignore[attr-defined]
+    assert any("opted out" in c for c in second.conflicts)  # type: ignore[attr-defined]
+
+
+def test_a_free_mail_domain_matches_nobody(runtime: Runtime, tmp_path: Path) -> None:
+    rows = [row(customer_id="C-9", customer_name="Solo Painter", email="solo.painter@gmail.com")]
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "g.csv", rows)), runtime.clock.now())
+
+    summary = _merge(runtime, [CrmAccount("5", "Big Corp", ("gmail.com",), tier="strategic")])
+
+    assert _customer(runtime, "C-9").tier == "standard"
+    assert summary.unmatched == ["Big Corp"]  # type: ignore[attr-defined]

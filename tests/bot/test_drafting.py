@@ -127,3 +127,13 @@ def test_an_auto_approved_reminder_is_never_redrafted(
 
     assert _run(runtime, llm, planned) == []
     assert llm.requests == []
+
+
+def test_a_draft_that_brings_in_another_customers_amount_is_refused(
+    runtime: Runtime, llm: FakeLlm, planned: Reminder
+) -> None:
+    body = (planned.body_text or "") + "\nAlso INV-1042 for 3,480.00 is outstanding."
+    llm.answers(subject=planned.subject, body=body)
+
+    assert _run(runtime, llm, planned) == []
+    assert _stored(runtime, planned).body_text == planned.body_text

@@ -124,9 +124,7 @@ def test_a_full_fetch_reads_every_company_across_pages(
     harbor = _by_name(batch)["Harbor Clinic"]
     assert harbor.domains == ("harborclinic.example",)
     assert harbor.tier is None and harbor.external_id is None
-    assert harbor.billing_contact == ContactRecord(
-        "Ines Cole", "ines@harborclinic.example", "+442079460958", False, None
-    )
+    assert harbor.billing_contact is None  # nobody there is marked as handling billing
     assert _by_name(batch)["Lumen Dental"].tier == "transactional"
     assert _by_name(batch)["Bayside Supply"].tags == ("wholesale", "net-30")
     assert _by_name(batch)["Bayside Supply"].billing_contact is None
@@ -196,7 +194,7 @@ def test_the_billing_contact_is_the_labelled_one_else_a_billing_title_else_the_f
     assert chosen == {
         "Labelled": "ben@labelled.example",  # the label wins over the other's title
         "Titled": "di@titled.example",
-        "Neither": "flo@neither.example",  # the first with an address
+        # "Neither": nobody is marked as handling billing, so nobody is taken
     }
     assert all(not a.billing_contact.sms_consent for a in batch.accounts if a.billing_contact)
 
@@ -311,7 +309,9 @@ def test_malformed_records_are_reported_by_name_and_field_and_the_rest_comes_thr
     _five_companies(hubspot)
     hubspot.companies.insert(2, company("110", None, "nameless.example"))
     hubspot.companies.append(company("111", "Odd Domain", "not a domain"))
-    hubspot.contacts["203"] = contact("203", "Ines", "Cole", "ines@harborclinic.example", "12")
+    hubspot.contacts["203"] = contact(
+        "203", "Ines", "Cole", "ines@harborclinic.example", "12", jobtitle="Billing"
+    )
     hubspot.contacts["204"] = contact("204", "Jo", "Diaz", "jo@@odd", jobtitle="Billing")
     hubspot.associations["111"] = [("204", None)]
 

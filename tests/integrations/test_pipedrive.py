@@ -152,8 +152,8 @@ def test_without_a_website_the_domains_are_those_of_its_peoples_work_addresses(
 
     # Primary addresses only; a free-mail provider's domain says nothing about the company.
     assert harbor.domains == ("harbor-clinic.example",)
-    # Nobody's title says billing: the first with a usable address.
-    assert harbor.billing_contact == ContactRecord("Ines Cole", "ines@gmail.com", None, False, None)
+    # Nobody's title says billing: nobody is taken as the billing contact.
+    assert harbor.billing_contact is None
 
 
 def test_an_owner_given_only_by_id_is_looked_up_once(
@@ -273,7 +273,9 @@ def test_malformed_records_are_reported_by_name_and_field_and_the_rest_comes_thr
     _five_organizations(pipedrive)
     pipedrive.organizations.insert(2, organization(110, None))
     pipedrive.organizations.append(organization(111, "Odd Site", website="not a website"))
-    pipedrive.persons.append(person(205, 111, "Jo Diaz", ["jo@odd.example"], ["12"]))
+    pipedrive.persons.append(
+        person(205, 111, "Jo Diaz", ["jo@odd.example"], ["12"], job_title="Billing")
+    )
 
     batch = connected.fetch()
 
