@@ -43,38 +43,29 @@ class SyncAll:
     connected: int = 0  # accounting sources and CRMs
 
 
+_PROVIDERS: dict[str, Callable[[str, str, str, str], Provider]] = {
+    "quickbooks": quickbooks_provider,
+    "xero": xero_provider,
+    "freshbooks": freshbooks_provider,
+}
+
+
 def provider_for(settings: Settings, name: str) -> Provider:
-    if name == "quickbooks":
-        client_id, secret = settings.quickbooks_client_id, settings.quickbooks_client_secret
-        if not (client_id and secret):
-            raise UserError("set QUICKBOOKS_CLIENT_ID and QUICKBOOKS_CLIENT_SECRET first")
-        return quickbooks_provider(
-            client_id,
-            secret.get_secret_value(),
-            settings.quickbooks_authorize_url,
-            settings.quickbooks_token_url,
-        )
-    if name == "xero":
-        client_id, secret = settings.xero_client_id, settings.xero_client_secret
-        if not (client_id and secret):
-            raise UserError("set XERO_CLIENT_ID and XERO_CLIENT_SECRET first")
-        return xero_provider(
-            client_id,
-            secret.get_secret_value(),
-            settings.xero_authorize_url,
-            settings.xero_token_url,
-        )
-    if name == "freshbooks":
-        client_id, secret = settings.freshbooks_client_id, settings.freshbooks_client_secret
-        if not (client_id and secret):
-            raise UserError("set FRESHBOOKS_CLIENT_ID and FRESHBOOKS_CLIENT_SECRET first")
-        return freshbooks_provider(
-            client_id,
-            secret.get_secret_value(),
-            settings.freshbooks_authorize_url,
-            settings.freshbooks_token_url,
-        )
-    raise UserError(f"unknown source {name!r}: choose one of {', '.join(SOURCES)}")
+    """The OAuth provider of a source, from its settings (`<SOURCE>_CLIENT_ID`, ...)."""
+    make = _PROVIDERS.get(name)
+    if make is None:
+        raise UserError(f"unknown source {name!r}: choose one of {', '.join(SOURCES)}")
+    client_id = getattr(settings, f"{name}_client_id")
+    secret = getattr(settings, f"{name}_client_secret")
+    if not (client_id and secret):
+        prefix = name.upper()
+        raise UserError(f"set {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET first")
+    return make(
+        client_id,
+        secret.get_secret_value(),
+        getattr(settings, f"{name}_authorize_url"),
+        getattr(settings, f"{name}_token_url"),
+    )
 
 
 def source_for(runtime: Runtime, name: str, tenant_id: str, client: OAuthClient) -> Source:

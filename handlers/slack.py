@@ -491,7 +491,7 @@ def _assign(runtime: Runtime, words: list[str], user: str, approvers: Approvers)
     if len(words) < 2 or not words[0].isdigit():
         raise UserError("Usage: `/ar assign MESSAGE_NUMBER ACME`")
     from bot.inbound import ReplyRules, assign
-    from integrations.llm import classifier_from
+    from bot.triage import RuleClassifier
 
     settings = runtime.settings
     rules = ReplyRules.from_settings(settings)
@@ -504,7 +504,8 @@ def _assign(runtime: Runtime, words: list[str], user: str, approvers: Approvers)
             runtime.clock.now(),
             runtime.today(),
             rules,
-            classifier_from(settings),
+            # The rules, not an optional LLM: this runs before Slack's 3-second ack.
+            RuleClassifier(),
         )
         name = session.get(Customer, result.customer_id).name  # type: ignore[union-attr]
     label = (result.label or "other").replace("_", " ")
