@@ -37,12 +37,13 @@ from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from bot.playbook_check import check_bundle
 from bot.playbook_versions import activate, ensure_active, propose, rollback
-from bot.runtime import Runtime, start
+from bot.runtime import Runtime
 from bot.sample_ledger import sample_rows, write_csv
 from bot.sending import flush
 from bot.settings import load_settings
 from bot.status import account_status
 from bot.tables import aging_table, import_summary_lines, overdue_table, status_tables
+from bot.workspaces import open_runtime
 from integrations.csv_ledger import count_rows, read_ledger_csv
 from integrations.email_out import FileSender
 from playbooks.loader import PlaybookError, load_bundle
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
 
 @contextmanager
 def _runtime(clock: Clock | None = None, **overrides: Any) -> Iterator[Runtime]:
-    runtime = start(load_settings(**overrides), clock=clock)
+    runtime = open_runtime(load_settings(**overrides), clock=clock)
     try:
         yield runtime
     finally:
@@ -206,6 +207,7 @@ def demo(
         business_name=DEMO_BUSINESS,
         from_email=DEMO_FROM,
         secret_key=DEMO_SECRET,
+        workspace=None,
     ) as runtime:
         today = runtime.today()
         ledger = write_csv(folder / "sample-ledger.csv", sample_rows(today))
@@ -302,8 +304,9 @@ def send(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Bring the database schema up to date (arbot also does this itself when it starts)."""
-    settings = load_settings()
+    """Bring the database schema up to date, the main one and every installed workspace's
+    (arbot also does this itself when it starts)."""
+    settings = load_settings(workspace=None)
     engine = make_engine(settings.database_url)
     try:
         before = migrate.current_revision(engine)
@@ -315,6 +318,10 @@ def db_upgrade() -> None:
         out().print(f"Database upgraded from {before or 'empty'} to {after}.")
     else:
         out().print(f"Database already up to date ({after}).")
+    from bot.cli_workspaces import upgrade_workspaces
+
+    for team_id in upgrade_workspaces(load_settings(workspace=None)):
+        out().print(f"Workspace {team_id}: up to date ({after}).")
 
 
 @app.command()
@@ -398,32 +405,42 @@ def serve(
     import signal
     import threading
 
-    with _runtime() as runtime:
+    with _runtime(workspace=None) as runtime:
         settings = runtime.settings
-        if not (settings.slack_bot_token and settings.slack_signing_secret):
-            raise UserError("set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to serve the Slack app")
+        several = bool(settings.slack_client_id and settings.slack_client_secret)
+        if not settings.slack_signing_secret or not (settings.slack_bot_token or several):
+            raise UserError(
+                "to serve the Slack app set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (one "
+                "workspace), or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (installed through "
+                "/slack/install into several), or all of them"
+            )
         from bot.logs import secrets_of, setup_logging
 
         setup_logging(json=settings.log_json, secrets=secrets_of(settings))
+        from bot.workspaces import Workspaces
         from handlers.app import create_app
         from handlers.slack import build_bolt
         from integrations.slack_chat import SlackChat, web_client
         from scheduler.runner import Runner, start_runner
 
-        client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
-        bolt = build_bolt(runtime, client)
+        workspaces = Workspaces(runtime)
+        client = bolt = None
+        if settings.slack_bot_token:
+            client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+            bolt = build_bolt(runtime, client)
         # uvicorn stops the server on SIGTERM, then raises the signal again: this handler makes
         # that second one return here, so the scheduler below is stopped in order.
         stopping = threading.Event()
         signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
         runner: Runner | None = None
         if settings.scheduler_enabled and not no_scheduler:
-            runner = start_runner(runtime, SlackChat(client))
+            slack = SlackChat(client) if client is not None else None
+            runner = start_runner(runtime, slack, workspaces=workspaces)
         else:
             err().print("Scheduler off (--no-scheduler or ARBOT_SCHEDULER=false): HTTP only.")
         socket_mode = None
         try:
-            if settings.slack_app_token:
+            if settings.slack_app_token and bolt is not None:
                 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
                 err().print("Slack Socket Mode: connecting (no public URL needed).")
@@ -433,7 +450,7 @@ def serve(
 
             if not stopping.is_set():
                 uvicorn.run(
-                    create_app(runtime, bolt, runner=runner),
+                    create_app(runtime, bolt, runner=runner, workspaces=workspaces),
                     host=host,
                     port=port,
                     log_config=None,  # arbot's logging (bot.logs) formats every line
@@ -444,6 +461,7 @@ def serve(
                 socket_mode.close()  # type: ignore[no-untyped-call]
             if runner is not None:
                 runner.stop()
+            workspaces.close()
 
 
 @playbook_app.command("check")
@@ -613,6 +631,9 @@ def _register_more() -> None:
 
     app.command("connect")(connect_command)
     app.command("sync")(sync_command)
+    from bot.cli_workspaces import workspace_app
+
+    app.add_typer(workspace_app, name="workspace")
 
 
 _register_more()

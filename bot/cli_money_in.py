@@ -14,8 +14,9 @@ from rich.console import Console
 from bot import followups, inbound, review_posting
 from bot.bank_import import import_payments
 from bot.errors import UserError
-from bot.runtime import Runtime, start
+from bot.runtime import Runtime
 from bot.settings import load_settings
+from bot.workspaces import open_runtime
 from integrations.base import PaymentLinks
 from integrations.csv_payments import read_payments
 from integrations.slack_chat import SlackChat, chat_from
@@ -44,7 +45,7 @@ def import_payments_command(
 ) -> None:
     """Match bank payments to open invoices. Exactly one match: applied; else a person picks in Slack."""
     payments = read_payments(path)
-    runtime = start(load_settings())
+    runtime = open_runtime(load_settings())
     try:
         with runtime.writing() as session:
             summary = import_payments(session, payments, path.name, runtime.clock.now())
@@ -92,7 +93,7 @@ def poll_inbox_command() -> None:
     from integrations.imap_in import poll
     from integrations.llm import classifier_from
 
-    runtime = start(load_settings())
+    runtime = open_runtime(load_settings())
     settings = runtime.settings
     try:
         if not (settings.imap_host and settings.imap_user and settings.imap_password):

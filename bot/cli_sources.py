@@ -12,11 +12,11 @@ import typer
 from rich.console import Console
 
 from bot.errors import UserError
-from bot.runtime import start
 from bot.settings import Settings, load_settings
 from bot.source_sync import provider_for, sync_all
 from bot.source_tokens import DatabaseTokenStore
 from bot.sync import CrmSyncResult, SyncResult
+from bot.workspaces import open_runtime
 from integrations.freshbooks import freshbooks_accounts
 from integrations.oauth import (
     authorize_url,
@@ -49,7 +49,7 @@ def connect_command(
     ] = None,
 ) -> None:
     """Connect an accounting source: open the printed address, approve, paste back where you land."""
-    runtime = start(load_settings())
+    runtime = open_runtime(load_settings())
     try:
         settings = runtime.settings
         if not settings.secret_key:
@@ -97,7 +97,7 @@ def connect_command(
 
 def sync_command() -> None:
     """Pull what changed in each connected source since the last sync into the ledger."""
-    runtime = start(load_settings())
+    runtime = open_runtime(load_settings())
     try:
         token = runtime.settings.slack_bot_token
         slack = chat_from(

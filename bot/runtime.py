@@ -26,6 +26,7 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]  # for reading
     writes: sessionmaker[Session]  # for writing
+    parent: Runtime | None = None  # a workspace's runtime: the deployment's, closed with it
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
@@ -39,6 +40,8 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.parent is not None:
+            self.parent.close()
 
 
 def start(settings: Settings, clock: Clock | None = None, upgrade: bool = True) -> Runtime:

@@ -16,7 +16,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bot.clock import Clock, FixedClock, SystemClock
 from bot.errors import UserError
@@ -62,6 +67,16 @@ class Settings(BaseSettings):
     approvers: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("ARBOT_APPROVERS")
     )
+    # Several workspaces: the Slack app's OAuth credentials (/slack/install), and which
+    # installed workspace a command-line run works on (unset: the main one).
+    slack_client_id: str | None = Field(None, validation_alias=_env("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SLACK_CLIENT_SECRET")
+    )
+    slack_authorize_url: str = Field(
+        "https://slack.com/oauth/v2/authorize", validation_alias=_env("SLACK_AUTHORIZE_URL")
+    )
+    workspace: str | None = Field(None, validation_alias=_env("ARBOT_WORKSPACE"))
 
     # The business
     timezone: str = Field("UTC", validation_alias=_env("ARBOT_TIMEZONE"))
@@ -374,12 +389,50 @@ def load_settings(env_file: str | None = ".env", **overrides: object) -> Setting
     try:
         return Settings(_env_file=env_file, **by_variable)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            name = _env_name(field)
-            problems.append(f"{name}: {error['msg']}")
-        raise UserError("bad setting: " + "; ".join(problems)) from None
+        raise UserError("bad setting: " + _problems(exc)) from None
+
+
+class _GivenOnly(Settings):
+    """Settings from the values given, never the environment or `.env`."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def given_settings(values: dict[str, Any], where: str) -> Settings:
+    """Settings from exactly these values (by field name), the rest at their defaults: what an
+    installed workspace runs with (bot.workspaces). A bad value names its variable and `where`."""
+    unknown = [name for name in values if name not in Settings.model_fields]
+    if unknown:
+        raise TypeError(f"no such setting: {', '.join(unknown)}")
+    try:
+        return _GivenOnly(**{_env_name(n): v for n, v in values.items()})
+    except ValidationError as exc:
+        raise UserError(f"bad setting in {where}: " + _problems(exc)) from None
+
+
+def field_for_variable(name: str) -> str | None:
+    """`SMTP_HOST` -> `smtp_host`; None when no setting has that variable name."""
+    for field in Settings.model_fields:
+        if _env_name(field) == name.upper():
+            return field
+    return None
+
+
+def _problems(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        problems.append(f"{_env_name(field)}: {error['msg']}")
+    return "; ".join(problems)
 
 
 def _env_name(field: str) -> str:

@@ -5,19 +5,16 @@ one statement (insert or update), so two processes saving at once cannot collide
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.errors import UserError
 from bot.models import SourceToken
 from bot.runtime import Runtime
+from bot.sealing import Sealer, SealError
 from integrations.oauth import Tokens
 
 _HKDF_INFO = b"arbot source tokens v1"  # fixed: changing it makes every stored token unreadable
@@ -25,15 +22,7 @@ _HKDF_INFO = b"arbot source tokens v1"  # fixed: changing it makes every stored 
 
 class TokenCipher:
     def __init__(self, secret_key: str) -> None:
-        if not secret_key:
-            raise UserError(
-                "ARBOT_SECRET_KEY is not set: it encrypts the ledger source tokens at rest; "
-                "set it to a long random string and keep it"
-            )
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
-            secret_key.encode()
-        )
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        self._sealer = Sealer(secret_key, _HKDF_INFO, "the ledger source tokens")
 
     def encrypt(self, tokens: Tokens) -> str:
         plain = {
@@ -42,12 +31,12 @@ class TokenCipher:
             "expires_at": tokens.expires_at.astimezone(UTC).isoformat(),
             "tenant_id": tokens.tenant_id,
         }
-        return self._fernet.encrypt(json.dumps(plain).encode()).decode()
+        return self._sealer.seal(json.dumps(plain))
 
     def decrypt(self, ciphertext: str, provider: str) -> Tokens:
         try:
-            plain = json.loads(self._fernet.decrypt(ciphertext.encode()))
-        except InvalidToken:
+            plain = json.loads(self._sealer.open(ciphertext))
+        except SealError:
             raise UserError(
                 f"the stored {provider} tokens cannot be decrypted with this ARBOT_SECRET_KEY: "
                 f"set the key they were saved with, or run `arbot connect {provider}` again"

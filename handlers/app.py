@@ -20,10 +20,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from bot.runtime import Runtime
+from bot.workspaces import Workspaces
 from handlers.request_ids import request_id_middleware
+from handlers.slack import build_bolt
+from handlers.slack_install import install_routes
 from handlers.webhooks import webhook_routes
+from handlers.workspace_routing import SlackApps, WorkspaceWebhooks
 from scheduler.health import health
 
 if TYPE_CHECKING:
@@ -79,7 +84,15 @@ class AcksFirst:
             time.sleep(left)
 
 
-def create_app(runtime: Runtime, bolt: App, runner: Runner | None = None) -> Starlette:
+def create_app(
+    runtime: Runtime,
+    bolt: App | None,
+    runner: Runner | None = None,
+    workspaces: Workspaces | None = None,
+) -> ASGIApp:
+    """The app for the main workspace (`bolt`, from SLACK_BOT_TOKEN; None when only installed
+    workspaces are served) and, given `workspaces`, for every workspace installed through
+    /slack/install (handlers.workspace_routing)."""
     # Bolt's dispatch blocks until the listener acks; run it on threads of its own, off the event
     # loop, so a burst of clicks is answered side by side.
     dispatchers = ThreadPoolExecutor(max_workers=DISPATCH_THREADS, thread_name_prefix="slack")
@@ -92,9 +105,11 @@ def create_app(runtime: Runtime, bolt: App, runner: Runner | None = None) -> Sta
     secret = runtime.settings.slack_signing_secret
     verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
 
+    apps = SlackApps(bolt, workspaces, build_bolt)
+
     def after_ack(request: Request, body: bytes, acked_at: float) -> None:
         acks_first.wait(acked_at)
-        bolt.dispatch(to_bolt_request(request, body))
+        apps.dispatch(to_bolt_request(request, body))
 
     def finished(work: asyncio.Future[None]) -> None:
         pending.discard(work)
@@ -120,10 +135,12 @@ def create_app(runtime: Runtime, bolt: App, runner: Runner | None = None) -> Sta
             pending.add(work)
             work.add_done_callback(finished)
             return Response(status_code=200)
+        if workspaces is not None and not verifier.is_valid_request(body, dict(request.headers)):
+            return Response(status_code=401)  # checked here too: routing reads the database
         bolt_request = to_bolt_request(request, body)
         # The request id travels with the work, so the listener's log lines carry it.
         bolt_response = await loop.run_in_executor(
-            dispatchers, contextvars.copy_context().run, bolt.dispatch, bolt_request
+            dispatchers, contextvars.copy_context().run, apps.dispatch, bolt_request
         )
         return to_starlette_response(bolt_response)
 
@@ -131,11 +148,21 @@ def create_app(runtime: Runtime, bolt: App, runner: Runner | None = None) -> Sta
         ok, doc = await run_in_threadpool(health, runtime, runner)
         return JSONResponse(doc, status_code=200 if ok else 503)
 
-    return Starlette(
+    installing = install_routes(runtime, workspaces) if workspaces is not None else []
+    app = Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *installing,
             *webhook_routes(runtime),
         ],
         middleware=[request_id_middleware()],
     )
+    if workspaces is None:
+        return app
+    return WorkspaceWebhooks(app, workspaces, workspace_webhooks)
+
+
+def workspace_webhooks(runtime: Runtime) -> Starlette:
+    """An installed workspace's webhook routes (served under /w/<team id>/)."""
+    return Starlette(routes=webhook_routes(runtime), middleware=[request_id_middleware()])

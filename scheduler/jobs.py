@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped]
@@ -34,14 +34,16 @@ from bot.runtime import Runtime
 from bot.settings import WEEKDAYS, Settings
 from bot.source_sync import sync_all
 from bot.sweeps import sweep
+from bot.workspaces import Workspaces
 from integrations.oauth import SourceError
-from integrations.slack_chat import SlackChat
+from integrations.slack_chat import SlackChat, web_client
 from scheduler.business_days import business_days
 from scheduler.daily import morning_plan, weekly_review
 
 log = logging.getLogger(__name__)
 SEND_EVERY_SECONDS = 60
 SWEEP_EVERY_MINUTES = 5
+_DECLARED: set[tuple[str, str]] = set()  # workspaces whose jobs were declared (warn once)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Job:
     trigger: BaseTrigger
     run: Callable[[], str]  # returns what it did, in a few words, for logs and /healthz
     leader_only: bool = True
+    version: str = ""  # a job declared again with another version is restarted
 
 
 def sending_configured(settings: Settings) -> bool:
@@ -71,7 +74,9 @@ def weekday_number(text: str) -> int:
     return WEEKDAYS.index(day)
 
 
-def declare_jobs(runtime: Runtime, slack: SlackOut | None, instance: str) -> list[Job]:
+def declare_jobs(
+    runtime: Runtime, slack: SlackOut | None, instance: str, warn: bool = True
+) -> list[Job]:
     """The jobs this configuration runs. Bad settings fail here, before anything starts."""
     settings = runtime.settings
     zone = ZoneInfo(settings.timezone)
@@ -89,8 +94,11 @@ def declare_jobs(runtime: Runtime, slack: SlackOut | None, instance: str) -> lis
                 leader_only=False,
             )
         )
-    else:
-        log.warning("not sending: set SMTP_HOST, ARBOT_FROM_EMAIL and ARBOT_SECRET_KEY to send")
+    elif warn:
+        where = f"workspace {settings.workspace}: " if settings.workspace else ""
+        log.warning(
+            "%snot sending: set SMTP_HOST, ARBOT_FROM_EMAIL and ARBOT_SECRET_KEY to send", where
+        )
     jobs.append(
         Job(
             "morning_plan",
@@ -153,3 +161,29 @@ def sync_connected(runtime: Runtime, slack: SlackOut | None) -> str:
         for r in done.results
     ]
     return "; ".join(parts + done.failed)
+
+
+def workspace_jobs(workspaces: Workspaces, instance: str) -> list[Job]:
+    """The same jobs for every installed workspace, on its own runtime and Slack token, named
+    `job@T0123ABC`. A workspace whose settings are bad is logged and left out, never the rest."""
+    jobs: list[Job] = []
+    for workspace in workspaces.installed():
+        team = workspace.team_id
+        try:
+            runtime = workspaces.runtime(team)
+            token = runtime.settings.slack_bot_token
+            slack = (
+                SlackChat(web_client(token.get_secret_value(), runtime.settings.slack_api_url))
+                if token
+                else None
+            )
+            first = (team, workspace.stamp) not in _DECLARED
+            declared = declare_jobs(runtime, slack, instance, warn=first)
+            _DECLARED.add((team, workspace.stamp))
+        except UserError as exc:
+            log.error("workspace %s: its jobs cannot run: %s", team, exc)
+            continue
+        jobs.extend(
+            replace(job, name=f"{job.name}@{team}", version=workspace.stamp) for job in declared
+        )
+    return jobs

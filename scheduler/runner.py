@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,12 +23,14 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from bot.errors import UserError
 from bot.followups import SlackOut
 from bot.runtime import Runtime
-from scheduler.jobs import Job, declare_jobs
+from bot.workspaces import Workspaces
+from scheduler.jobs import Job, declare_jobs, workspace_jobs
 from scheduler.leader import Leadership, leadership_for, this_instance
 
 log = logging.getLogger(__name__)
 LEADER_POLL_SECONDS = 10
 POLL_JOB = "leadership"
+MORE_JOB = "workspaces"
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,13 @@ class Runner:
         leadership: Leadership,
         instance: str,
         poll_seconds: float = LEADER_POLL_SECONDS,
+        more_jobs: Callable[[], list[Job]] | None = None,
     ) -> None:
         self.jobs = jobs
+        # Jobs that come and go while running (each installed workspace's), declared again
+        # every poll: new ones start, changed ones restart, gone ones stop.
+        self.more_jobs = more_jobs
+        self._more: dict[str, Job] = {}
         self.leadership = leadership
         self.instance = instance
         self.poll_seconds = poll_seconds
@@ -94,6 +102,7 @@ class Runner:
                 id=POLL_JOB,
                 next_run_time=wall_clock(),
             )
+            self._watch_more()
             return
         if not self.leadership.acquire():
             self.role, self.detail = "refused", self._refusal()
@@ -103,6 +112,33 @@ class Runner:
         self.role = "leader"
         self._add(self.jobs)
         log.info("running the scheduled jobs: %s", ", ".join(j.name for j in self.jobs))
+        self._watch_more()
+
+    def _watch_more(self) -> None:
+        if self.more_jobs is None:
+            return
+        self._scheduler.add_job(
+            self._refresh_more,
+            IntervalTrigger(seconds=self.poll_seconds),
+            id=MORE_JOB,
+            next_run_time=wall_clock(),
+        )
+
+    def _refresh_more(self) -> None:
+        """Start, restart or stop the jobs `more_jobs` declares now."""
+        assert self.more_jobs is not None
+        declared = {job.name: job for job in self.more_jobs()}
+        for name in [n for n in self._more if n not in declared]:
+            self._more.pop(name)
+            if self._scheduler.get_job(name) is not None:
+                self._scheduler.remove_job(name)
+        changed = [
+            job
+            for name, job in declared.items()
+            if name not in self._more or self._more[name].version != job.version
+        ]
+        self._more.update({job.name: job for job in changed})
+        self._add([j for j in changed if self.role == "leader" or not j.leader_only])
 
     def _refusal(self) -> str:
         holder = self.leadership.holder()
@@ -141,6 +177,9 @@ class Runner:
                 replace_existing=True,
             )
 
+    def _all(self) -> list[Job]:
+        return [*self.jobs, *self._more.values()]
+
     def _leads(self) -> bool:
         with self._guard:
             return self.leadership.acquire()
@@ -150,11 +189,11 @@ class Runner:
         if leads and self.role != "leader":
             self.role = "leader"
             log.info("this replica (%s) now runs the scheduled jobs", self.instance)
-            self._add([j for j in self.jobs if j.leader_only])
+            self._add([j for j in self._all() if j.leader_only])
         elif not leads and self.role == "leader":
             self.role = "follower"
             log.warning("this replica (%s) no longer leads; another will take over", self.instance)
-            for job in self.jobs:
+            for job in self._all():
                 if job.leader_only and self._scheduler.get_job(job.name) is not None:
                     self._scheduler.remove_job(job.name)
 
@@ -173,12 +212,23 @@ class Runner:
         log.log(logging.INFO if news else logging.DEBUG, "%s: %s", job.name, outcome)
 
 
-def start_runner(runtime: Runtime, slack: SlackOut | None, instance: str | None = None) -> Runner:
-    """Declare the jobs for these settings and start running them (see `Runner.start`)."""
+def start_runner(
+    runtime: Runtime,
+    slack: SlackOut | None,
+    instance: str | None = None,
+    workspaces: Workspaces | None = None,
+) -> Runner:
+    """Declare the jobs for these settings (and each installed workspace's, as they come and
+    go) and start running them (see `Runner.start`)."""
     name = instance or this_instance()
     jobs = declare_jobs(runtime, slack, name)
+    more = (lambda: workspace_jobs(workspaces, name)) if workspaces is not None else None
     runner = Runner(
-        jobs, leadership_for(runtime.settings.database_url, name), name, leader_poll_seconds()
+        jobs,
+        leadership_for(runtime.settings.database_url, name),
+        name,
+        leader_poll_seconds(),
+        more_jobs=more,
     )
     runner.start()
     return runner

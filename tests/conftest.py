@@ -70,6 +70,7 @@ def postgres_schema() -> Iterator[str]:
         yield url
     finally:
         with admin.begin() as connection:
+            drop_workspace_schemas(connection, url)
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
@@ -88,7 +89,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        drop_workspace_schemas(connection, url)
     engine.dispose()
+
+
+def drop_workspace_schemas(connection: Any, url: str) -> None:
+    """Installed workspaces' schemas (bot.workspaces names them `<schema>_<team>`)."""
+    from bot.workspaces import database_schema
+
+    base = database_schema(url)
+    found = connection.execute(
+        text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :pattern"),
+        {"pattern": f"{base}\\_%"},
+    ).scalars()
+    for schema in list(found):
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 @pytest.fixture

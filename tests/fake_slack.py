@@ -353,6 +353,13 @@ class FakeSlack:
 
     def __init__(self, token: str = "xoxb-test", members: list[str] | None = None) -> None:
         self.token = token
+        # Several workspaces: each bot token belongs to one team (auth.test answers with it, and
+        # every record says which team's token made the call).
+        self.tokens: dict[str, str] = {token: TEAM_ID}
+        # oauth.v2.access: the app's credentials, and what each one-time code grants.
+        self.client_id = "1111.2222"
+        self.client_secret = "test-client-secret"
+        self.grants: dict[str, dict[str, Any]] = {}
         self.members: list[str] = list(members) if members is not None else ["U0APPROVER"]
         self.expired_triggers: set[str] = set()
         self.rate_limited_count = 0
@@ -496,6 +503,7 @@ class FakeSlack:
             self._records.append(
                 {
                     "method": method,
+                    "team": self.tokens.get(self._token_of(params, headers) or ""),
                     "params": params,
                     "headers": headers,
                     "status": status,
@@ -505,11 +513,16 @@ class FakeSlack:
             return status, body, extra
 
     def _answer(self, method: str, params: Params, headers: dict[str, str]) -> Answer:
+        if method == "oauth.v2.access":
+            return 200, self._oauth_v2_access(params, headers), {}
         handler = self._methods.get(method)
         if handler is None:
             return 200, _err("unknown_method"), {}
-        if self._token_of(params, headers) != self.token:
+        token = self._token_of(params, headers)
+        if token not in self.tokens:
             return 200, _err("invalid_auth"), {}
+        if method == "auth.test":
+            return 200, self._auth_test(params, self.tokens[token or ""]), {}
         limits = self._rate_limits.get(method)
         if limits:
             retry_after = limits.popleft()
@@ -557,12 +570,62 @@ class FakeSlack:
 
     # ----------------------------------------------------------------- methods
 
-    def _auth_test(self, params: Params) -> dict[str, Any]:
+    def add_workspace(self, team_id: str, token: str) -> None:
+        """Another workspace this app is installed in, with its own bot token."""
+        with self._lock:
+            self.tokens[token] = team_id
+
+    def grant(
+        self, code: str, team_id: str, token: str, channel: str = "C0FINANCE", user: str = "U0ADMIN"
+    ) -> None:
+        """What oauth.v2.access answers for this one-time code (an install being approved)."""
+        with self._lock:
+            self.grants[code] = {
+                "team_id": team_id,
+                "token": token,
+                "channel": channel,
+                "user": user,
+            }
+
+    def _oauth_v2_access(self, params: Params, headers: dict[str, str]) -> dict[str, Any]:
+        import base64
+
+        client_id, client_secret = params.get("client_id"), params.get("client_secret")
+        for name, value in headers.items():
+            if name.lower() == "authorization" and value.startswith("Basic "):
+                client_id, _, client_secret = (
+                    base64.b64decode(value[len("Basic ") :]).decode().partition(":")
+                )
+        if (client_id, client_secret) != (self.client_id, self.client_secret):
+            return _err("invalid_client_id")
+        grant = self.grants.pop(str(params.get("code") or ""), None)
+        if grant is None:
+            return _err("invalid_code")
+        self.tokens[grant["token"]] = grant["team_id"]
+        return _ok(
+            app_id=APP_ID,
+            authed_user={"id": grant["user"]},
+            scope="chat:write,commands,incoming-webhook",
+            token_type="bot",
+            access_token=grant["token"],
+            bot_user_id=BOT_USER_ID,
+            team={"id": grant["team_id"], "name": f"Team {grant['team_id']}"},
+            enterprise=None,
+            is_enterprise_install=False,
+            incoming_webhook={
+                "channel": "#finance",
+                "channel_id": grant["channel"],
+                "configuration_url": "https://example.slack.com/services/B0HOOK",
+                "url": "https://hooks.slack.com/services/T/B/secret",
+            },
+        )
+
+    def _auth_test(self, params: Params, team_id: str = TEAM_ID) -> dict[str, Any]:
         return _ok(
             url=TEAM_URL,
             team=TEAM_NAME,
             user="arbot",
-            team_id=TEAM_ID,
+            team_id=team_id,
             user_id=BOT_USER_ID,
             bot_id=BOT_ID,
             is_enterprise_install=False,

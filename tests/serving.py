@@ -10,19 +10,24 @@ from contextlib import contextmanager
 import uvicorn
 
 from bot.runtime import Runtime
+from bot.workspaces import Workspaces
 from tests.slack_requests import wait_for
 
 
 @contextmanager
-def serve(runtime: Runtime) -> Iterator[str]:
-    """Serve the app for `runtime`; yields its base URL."""
+def serve(
+    runtime: Runtime, workspaces: Workspaces | None = None, main_app: bool = True
+) -> Iterator[str]:
+    """Serve the app for `runtime` (and, given them, the installed `workspaces`; without
+    `main_app`, only those); yields its base URL."""
     from handlers.app import create_app
     from handlers.slack import build_bolt
     from integrations.slack_chat import web_client
 
     settings = runtime.settings
     client = web_client("xoxb-test", settings.slack_api_url)
-    app = create_app(runtime, build_bolt(runtime, client))
+    bolt = build_bolt(runtime, client) if main_app else None
+    app = create_app(runtime, bolt, workspaces=workspaces)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

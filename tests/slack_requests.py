@@ -22,7 +22,8 @@ def sign(body: str, timestamp: int, secret: str = SIGNING_SECRET) -> str:
 
 
 class SlackRequests:
-    def __init__(self, base_url: str, secret: str = SIGNING_SECRET) -> None:
+    def __init__(self, base_url: str, secret: str = SIGNING_SECRET, team: str = TEAM) -> None:
+        self.team = team  # the workspace every request says it comes from
         self.url = base_url.rstrip("/") + "/slack/events"
         self.secret = secret
         self.client = httpx.Client(timeout=10)
@@ -87,15 +88,15 @@ class SlackRequests:
     ) -> dict[str, Any]:
         return {
             "type": "block_actions",
-            "team": {"id": TEAM, "domain": "test"},
-            "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+            "team": {"id": self.team, "domain": "test"},
+            "user": {"id": user, "username": user.lower(), "team_id": self.team},
             "api_app_id": "A0ARBOT",
             "token": "legacy-verification-token",
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
             "trigger_id": trigger_id,
             "channel": {"id": channel, "name": "finance"},
             "message": {"ts": message_ts, "text": "plan"},
-            "response_url": "https://hooks.slack.invalid/actions/T0TEST/1/abc",
+            "response_url": f"https://hooks.slack.invalid/actions/{self.team}/1/abc",
             "actions": [
                 {
                     "action_id": action_id,
@@ -118,13 +119,13 @@ class SlackRequests:
     ) -> httpx.Response:
         payload = {
             "type": "view_submission",
-            "team": {"id": TEAM, "domain": "test"},
-            "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+            "team": {"id": self.team, "domain": "test"},
+            "user": {"id": user, "username": user.lower(), "team_id": self.team},
             "api_app_id": "A0ARBOT",
             "trigger_id": "trigger-submit",
             "view": {
                 "id": "V0EDIT",
-                "team_id": TEAM,
+                "team_id": self.team,
                 "type": "modal",
                 "callback_id": callback_id,
                 "private_metadata": private_metadata,
@@ -140,7 +141,7 @@ class SlackRequests:
         body = urlencode(
             {
                 "token": "legacy",
-                "team_id": TEAM,
+                "team_id": self.team,
                 "team_domain": "test",
                 "channel_id": channel,
                 "channel_name": "finance",
@@ -150,7 +151,7 @@ class SlackRequests:
                 "text": text,
                 "api_app_id": "A0ARBOT",
                 "trigger_id": "trigger-cmd",
-                "response_url": "https://hooks.slack.invalid/commands/T0TEST/1/abc",
+                "response_url": f"https://hooks.slack.invalid/commands/{self.team}/1/abc",
             }
         )
         return self.send(body, "application/x-www-form-urlencoded", **kwargs)
@@ -159,7 +160,7 @@ class SlackRequests:
         body = json.dumps(
             {
                 "token": "legacy",
-                "team_id": TEAM,
+                "team_id": self.team,
                 "api_app_id": "A0ARBOT",
                 "type": "event_callback",
                 "event_id": f"Ev{int(time.time() * 1000)}",

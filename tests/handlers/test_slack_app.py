@@ -425,8 +425,15 @@ def test_the_manifest_asks_for_exactly_the_scopes_it_needs() -> None:
             "channels:history",
             "groups:history",
             "files:write",
+            "incoming-webhook",
         ]
     }
+    from integrations.slack_install import BOT_SCOPES
+
+    assert list(BOT_SCOPES) == manifest["oauth_config"]["scopes"]["bot"]  # what /slack/install asks
+    assert manifest["oauth_config"]["redirect_urls"] == [
+        "https://arbot.example.com/slack/oauth_redirect"
+    ]
     assert "user" not in manifest["oauth_config"]["scopes"]
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/ar"]
     urls = {

@@ -1,0 +1,117 @@
+"""The install pages: GET /slack/install (an "Add to Slack" link carrying a one-time state, also
+set as a cookie so the install finishes in the browser that began it) and GET
+/slack/oauth_redirect (Slack sends the installer back here with a code; arbot trades it for the
+workspace's token and answers with a page that says what happened and what to do next)."""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+from urllib.parse import urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from bot.errors import UserError
+from bot.runtime import Runtime
+from bot.workspaces import Workspaces
+from integrations.slack_install import (
+    STATE_SECONDS,
+    InstallFailed,
+    authorize_url,
+    complete_install,
+    oauth_ready,
+    state_store,
+)
+
+log = logging.getLogger(__name__)
+STATE_COOKIE = "arbot_slack_state"
+
+
+def page(title: str, *paragraphs: str, status: int = 200) -> HTMLResponse:
+    """A plain page; every paragraph is HTML already escaped by the caller."""
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    return HTMLResponse(
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title></head><body><h1>{escape(title)}</h1>{body}</body></html>",
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def install_routes(main: Runtime, workspaces: Workspaces) -> list[Route]:
+    async def install(_request: Request) -> Response:
+        problem = oauth_ready(main)
+        if problem:
+            return page("arbot cannot be installed yet", escape(problem) + ".", status=503)
+        state = await run_in_threadpool(state_store(main).issue)
+        url = authorize_url(main, state)
+        response = page(
+            "Install arbot",
+            f'<a href="{escape(url)}">Add to Slack</a>',
+            "While installing, pick the finance channel: arbot posts each morning's plan there.",
+        )
+        response.set_cookie(
+            STATE_COOKIE,
+            state,
+            max_age=STATE_SECONDS,
+            path="/slack",
+            secure=urlsplit(main.settings.public_url or "").scheme == "https",
+            httponly=True,
+            samesite="lax",
+        )
+        return response
+
+    async def oauth_redirect(request: Request) -> Response:
+        error = request.query_params.get("error")
+        if error:
+            return page(
+                "arbot was not installed",
+                f"Slack said: {escape(error)}. Nothing was stored. "
+                '<a href="/slack/install">Start again</a> whenever you like.',
+            )
+        code = request.query_params.get("code", "")
+        state = request.query_params.get("state", "")
+        cookie = request.cookies.get(STATE_COOKIE, "")
+        if not code or not state or state != cookie:
+            return _expired()
+        if not await run_in_threadpool(state_store(main).consume, state):
+            return _expired()
+        try:
+            done = await run_in_threadpool(complete_install, main, workspaces, code)
+        except InstallFailed as exc:
+            return page("arbot was not installed", escape(str(exc)) + ".", status=400)
+        except UserError as exc:
+            log.error("install could not finish: %s", exc)
+            return page("arbot was not installed", escape(str(exc)) + ".", status=503)
+        workspace = done.workspace
+        team = escape(workspace.team_id)
+        channel = escape(workspace.finance_channel or "")
+        response = page(
+            "arbot is installed" + (" again" if done.reinstalled else ""),
+            f"Workspace {escape(workspace.team_name)} ({team}). Its data is kept apart from "
+            "every other workspace's.",
+            f"Finance channel: {channel or 'none chosen: set ARBOT_FINANCE_CHANNEL'}.",
+            "Next, whoever runs arbot gives this workspace its own settings, e.g. "
+            f"<code>arbot workspace set {team} ARBOT_TIMEZONE=America/Chicago "
+            "SMTP_HOST=smtp.example.com ARBOT_FROM_EMAIL=ar@example.com</code>, and imports "
+            f"its ledger with <code>ARBOT_WORKSPACE={team} arbot import-csv ledger.csv</code>.",
+        )
+        response.delete_cookie(STATE_COOKIE, path="/slack")
+        return response
+
+    return [
+        Route("/slack/install", install, methods=["GET"]),
+        Route("/slack/oauth_redirect", oauth_redirect, methods=["GET"]),
+    ]
+
+
+def _expired() -> HTMLResponse:
+    return page(
+        "This install link has expired",
+        "It was used already, is older than ten minutes, or was opened in another browser. "
+        '<a href="/slack/install">Start the install again</a>.',
+        status=400,
+    )

@@ -1,0 +1,161 @@
+"""Which workspace a request is for, and that workspace's handlers.
+
+Slack: every request names its workspace (team id). A workspace installed through /slack/install
+is answered by a Bolt app of its own, built on that workspace's Runtime (its own data, its own
+token and settings); anything else goes to the main app (SLACK_BOT_TOKEN), which refuses a
+workspace that is not its own (E9), or, with no main app, is refused here. When Slack says the
+app was uninstalled, the workspace stops being served (its data stays).
+
+Webhooks: an installed workspace's Stripe, Twilio, inbound mail and unsubscribe addresses live
+under /w/<team id>/ (its ARBOT_PUBLIC_URL is the deployment's plus that prefix, so every link it
+sends points there), served by that workspace's own webhook routes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.request.internals import extract_team_id
+from slack_sdk import WebClient
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bot.errors import UserError
+from bot.runtime import Runtime
+from bot.workspaces import TEAM_ID, Workspaces
+from integrations.slack_chat import web_client
+from integrations.slack_install import installation_store
+
+log = logging.getLogger(__name__)
+UNINSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")
+NOT_INSTALLED = "arbot is not installed in this workspace"
+
+
+class SlackApps:
+    """The Bolt app for each workspace a Slack request can come from."""
+
+    def __init__(
+        self,
+        main: App | None,
+        workspaces: Workspaces | None,
+        build: Callable[[Runtime, WebClient], App],
+    ) -> None:
+        self.main = main
+        self.workspaces = workspaces
+        self.build = build
+        self._apps: dict[str, tuple[Runtime, App]] = {}
+        self._lock = threading.Lock()
+
+    def for_team(self, team_id: str | None) -> App | None:
+        """The installed workspace's app, else the main app (None: no app answers)."""
+        runtime = self._installed_runtime(team_id)
+        if runtime is None or team_id is None:
+            return self.main
+        with self._lock:
+            held = self._apps.get(team_id)
+            if held is not None and held[0] is runtime:
+                return held[1]
+            token = runtime.settings.slack_bot_token
+            client = web_client(
+                token.get_secret_value() if token else "", runtime.settings.slack_api_url
+            )
+            app = self.build(runtime, client)
+            self._apps[team_id] = (runtime, app)
+            return app
+
+    def _installed_runtime(self, team_id: str | None) -> Runtime | None:
+        if self.workspaces is None or not team_id or not TEAM_ID.match(team_id):
+            return None
+        workspace = self.workspaces.get(team_id)
+        if workspace is None or not workspace.active:
+            return None
+        return self.workspaces.runtime(team_id)
+
+    def dispatch(self, request: BoltRequest) -> BoltResponse:
+        """Run the request through its workspace's app. Call only for a request whose Slack
+        signature has been checked (an uninstall is acted on here, before Bolt sees it)."""
+        body: dict[str, Any] = request.body
+        team_id = extract_team_id(body)
+        event = body.get("event") if isinstance(body.get("event"), dict) else None
+        uninstall = event is not None and event.get("type") in UNINSTALL_EVENTS
+        if uninstall and event is not None and self._uninstalled(team_id, event):
+            return BoltResponse(status=200, body="")
+        app = self.for_team(team_id)
+        if app is None:
+            log.warning("refused a request from workspace %s: not installed", team_id)
+            return BoltResponse(status=403, body=NOT_INSTALLED)
+        return app.dispatch(request)
+
+    def _uninstalled(self, team_id: str | None, event: dict[str, Any]) -> bool:
+        if self.workspaces is None or not team_id or not TEAM_ID.match(team_id):
+            return False
+        workspace = self.workspaces.get(team_id)
+        if workspace is None or not workspace.active:
+            return False
+        if event.get("type") == "tokens_revoked" and not (event.get("tokens") or {}).get("bot"):
+            return False  # only users' tokens went: the bot still works
+        self.workspaces.record_uninstall(team_id)
+        store = installation_store(self.workspaces.main)
+        store.delete_bot(enterprise_id=None, team_id=team_id)
+        store.delete_installation(enterprise_id=None, team_id=team_id)
+        with self._lock:
+            self._apps.pop(team_id, None)
+        log.info("workspace %s uninstalled arbot; its data is kept", team_id)
+        return True
+
+
+class WorkspaceWebhooks:
+    """ASGI: /w/<team id>/<path> is <path> in that workspace's own webhook routes; the rest
+    goes to the main app."""
+
+    def __init__(
+        self,
+        main_app: ASGIApp,
+        workspaces: Workspaces | None,
+        build: Callable[[Runtime], Starlette],
+    ) -> None:
+        self.main_app = main_app
+        self.workspaces = workspaces
+        self.build = build
+        self._apps: dict[str, tuple[Runtime, Starlette]] = {}
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/w/"):
+            await self.main_app(scope, receive, send)
+            return
+        team_id, _, rest = path[len("/w/") :].partition("/")
+        app = await run_in_threadpool(self._app_for, team_id)
+        if app is None:
+            response = JSONResponse(
+                {"status": "not found", "detail": f"no workspace {team_id} is installed here"},
+                status_code=404,
+            )
+            await response(scope, receive, send)
+            return
+        inner = dict(scope, path="/" + rest, raw_path=("/" + rest).encode(), root_path="")
+        await app(inner, receive, send)
+
+    def _app_for(self, team_id: str) -> Starlette | None:
+        if self.workspaces is None or not TEAM_ID.match(team_id):
+            return None
+        workspace = self.workspaces.get(team_id)
+        if workspace is None or not workspace.active:
+            return None
+        try:
+            runtime = self.workspaces.runtime(team_id)
+        except UserError:
+            log.exception("workspace %s cannot be opened", team_id)
+            return None
+        with self._lock:
+            held = self._apps.get(team_id)
+            if held is None or held[0] is not runtime:
+                held = (runtime, self.build(runtime))
+                self._apps[team_id] = held
+            return held[1]

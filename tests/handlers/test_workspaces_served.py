@@ -1,0 +1,266 @@
+"""Several workspaces through the real ASGI app: the install pages against the local fake Slack,
+and a second business that cannot see or act on the first one's customers (Slack commands,
+buttons, webhooks, unsubscribe links), until it uninstalls."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot import plan_posting
+from bot.clock import FixedClock
+from bot.models import Contact, Invoice, Reminder, Workspace
+from bot.outbox import token
+from bot.plan_store import run_plan
+from bot.planner import PlanRules
+from bot.runtime import Runtime, start
+from bot.workspaces import Workspaces
+from integrations.slack_chat import SlackChat, web_client
+from integrations.slack_install import installation_store
+from tests import stripe_requests as sr
+from tests.ledger_files import a_week_late
+from tests.serving import serve
+from tests.slack_requests import SlackRequests, wait_for
+from tests.workspace_setup import (
+    BETA,
+    BETA_CHANNEL,
+    BETA_TOKEN,
+    beta_rows,
+    deployment_settings,
+    import_rows,
+    install,
+)
+
+TODAY = date(2026, 3, 16)
+BETA_STRIPE_SECRET = "whsec_beta_only"
+
+
+@pytest.fixture
+def deployment(
+    database_url: str, slack_api: Any, clock: FixedClock
+) -> Iterator[tuple[Runtime, Workspaces]]:
+    main = start(deployment_settings(database_url, slack_api), clock=clock)
+    workspaces = Workspaces(main)
+    yield main, workspaces
+    workspaces.close()
+    main.close()
+
+
+def _plan_and_post(runtime: Runtime, token_: str, channel: str, slack_api: Any) -> None:
+    with runtime.writing() as session:
+        run_plan(
+            session, PlanRules.from_settings(runtime.settings), TODAY, runtime.clock.now(), False
+        )
+    plan_posting.post_plan(runtime, SlackChat(web_client(token_, slack_api.url)), channel, TODAY)
+
+
+@pytest.fixture
+def two_businesses(
+    deployment: tuple[Runtime, Workspaces], slack_api: Any, tmp_path: Path
+) -> tuple[Runtime, Runtime, Workspaces]:
+    """The main workspace with Customers 1-3, and Beta with its own one customer; each has a
+    plan posted, so each has a reminder number 1 of its own."""
+    main, workspaces = deployment
+    import_rows(main, tmp_path, a_week_late(3))
+    _plan_and_post(main, "xoxb-test", "C0FINANCE", slack_api)
+    install(main, workspaces, slack_api)
+    workspaces.set_settings(
+        BETA,
+        {
+            "ARBOT_APPROVERS": "U0APPROVER",
+            "ARBOT_TIMEZONE": "America/New_York",
+            "STRIPE_WEBHOOK_SECRET": BETA_STRIPE_SECRET,
+        },
+    )
+    beta = workspaces.runtime(BETA)
+    import_rows(beta, tmp_path, beta_rows())
+    _plan_and_post(beta, BETA_TOKEN, BETA_CHANNEL, slack_api)
+    return main, beta, workspaces
+
+
+def _state(runtime: Runtime, reminder_id: int) -> str:
+    with runtime.sessions() as session:
+        return session.scalar(select(Reminder.state).where(Reminder.id == reminder_id)) or ""
+
+
+def test_installing_through_slacks_oauth_pages(
+    deployment: tuple[Runtime, Workspaces], slack_api: Any
+) -> None:
+    main, workspaces = deployment
+    with serve(main, workspaces) as url, httpx.Client(base_url=url) as browser:
+        main.settings.public_url = url  # the address Slack sends installers back to
+        page = browser.get("/slack/install")
+        assert page.status_code == 200 and "Add to Slack" in page.text
+        link = html.unescape(re.search(r'href="([^"]+)"', page.text)[1])  # type: ignore[index]
+        asked = parse_qs(urlsplit(link).query)
+        assert asked["client_id"] == [slack_api.client_id]
+        assert {"commands", "chat:write", "incoming-webhook"} <= set(asked["scope"][0].split(","))
+        assert asked["redirect_uri"] == [f"{url}/slack/oauth_redirect"]
+        state = asked["state"][0]
+        assert browser.cookies.get("arbot_slack_state") == state
+
+        slack_api.grant("code-ok", BETA, BETA_TOKEN, channel=BETA_CHANNEL)
+        done = browser.get("/slack/oauth_redirect", params={"code": "code-ok", "state": state})
+        assert done.status_code == 200, done.text
+        assert "arbot is installed" in done.text and BETA in done.text
+        assert BETA_CHANNEL in done.text
+        installed = workspaces.get(BETA)
+        assert installed is not None and installed.finance_channel == BETA_CHANNEL
+        assert installation_store(main).bot_token(BETA) == BETA_TOKEN
+
+        replayed = browser.get("/slack/oauth_redirect", params={"code": "code-ok", "state": state})
+        assert replayed.status_code == 400 and "expired" in replayed.text
+
+
+def test_an_install_that_did_not_come_from_this_browser_or_was_refused_stores_nothing(
+    deployment: tuple[Runtime, Workspaces], slack_api: Any
+) -> None:
+    main, workspaces = deployment
+    with serve(main, workspaces) as url, httpx.Client(base_url=url) as browser:
+        main.settings.public_url = url
+        slack_api.grant("code-1", BETA, BETA_TOKEN)
+        forged = httpx.get(f"{url}/slack/oauth_redirect", params={"code": "code-1", "state": "x"})
+        assert forged.status_code == 400 and "expired" in forged.text
+
+        cancelled = browser.get("/slack/oauth_redirect", params={"error": "access_denied"})
+        assert "was not installed" in cancelled.text and "access_denied" in cancelled.text
+
+        link = browser.get("/slack/install").text
+        state = parse_qs(urlsplit(html.unescape(re.search(r'href="([^"]+)"', link)[1])).query)
+        bad = browser.get(
+            "/slack/oauth_redirect", params={"code": "not-granted", "state": state["state"][0]}
+        )
+        assert bad.status_code == 400 and "Slack refused the install (invalid_code)" in bad.text
+    assert workspaces.all() == []
+
+
+def test_the_install_page_says_what_is_missing(
+    database_url: str, slack_api: Any, clock: FixedClock
+) -> None:
+    main = start(deployment_settings(database_url, slack_api, slack_client_id=None), clock=clock)
+    try:
+        with serve(main, Workspaces(main)) as url:
+            page = httpx.get(f"{url}/slack/install")
+        assert page.status_code == 503 and "SLACK_CLIENT_ID" in page.text
+    finally:
+        main.close()
+
+
+def test_another_workspace_cannot_see_or_act_on_the_first_ones_customers(
+    two_businesses: tuple[Runtime, Runtime, Workspaces], slack_api: Any
+) -> None:
+    main, beta, workspaces = two_businesses
+    with serve(main, workspaces) as url:
+        ours = SlackRequests(url)
+        theirs = SlackRequests(url, team=BETA)
+        try:
+            # /ar status only ever looks in the asking workspace's own books
+            assert "I-1" in ours.command("status Customer 1").json()["text"]
+            seen = theirs.command("status Customer 1", channel=BETA_CHANNEL).json()["text"]
+            assert "I-1" not in seen and "1,200" not in seen
+            assert "BETA-1" in theirs.command("status Beta Only", channel=BETA_CHANNEL).text
+            assert "BETA-1" not in ours.command("status Beta Only").text
+
+            # Approve reminder 1 from Beta: Beta's reminder 1, never the main workspace's
+            with beta.sessions() as session:
+                beta_card = session.get(Reminder, 1)
+                assert beta_card is not None
+            theirs.click("approve", "1", channel=BETA_CHANNEL, message_ts=beta_card.slack_ts or "")
+            wait_for(lambda: _state(beta, 1) == "approved")
+            assert _state(main, 1) == "planned"
+            updates = slack_api.records("chat.update")
+            assert updates and all(r["team"] == BETA for r in updates)
+            assert {r["params"]["channel"] for r in updates} == {BETA_CHANNEL}
+
+            # and the main workspace's click acts on its own reminder 1 only
+            ours.click("approve", "1")
+            wait_for(lambda: _state(main, 1) == "approved")
+        finally:
+            ours.close()
+            theirs.close()
+
+
+def test_a_workspace_that_is_not_installed_is_refused(
+    two_businesses: tuple[Runtime, Runtime, Workspaces],
+) -> None:
+    main, _beta, workspaces = two_businesses
+    with serve(main, workspaces, main_app=False) as url:
+        stranger = SlackRequests(url, team="T0GAMMA")
+        try:
+            answer = stranger.command("status Customer 1")
+            assert answer.status_code == 403 and "not installed" in answer.text
+            assert "I-1" not in answer.text
+        finally:
+            stranger.close()
+
+
+def test_webhooks_and_links_reach_only_their_own_workspace(
+    two_businesses: tuple[Runtime, Runtime, Workspaces],
+) -> None:
+    main, beta, workspaces = two_businesses
+    main_secret = "deployment-secret-key"
+    beta_key = beta.settings.secret_key
+    assert beta_key is not None
+    with serve(main, workspaces) as url:
+        # the main workspace's unsubscribe link, replayed at Beta's address: nothing
+        main_link = token(main_secret, 1, "unsubscribe")
+        assert httpx.post(f"{url}/w/{BETA}/unsubscribe/{main_link}").status_code == 404
+        # Beta's own link opts out Beta's contact, and only that one
+        beta_link = token(beta_key.get_secret_value(), 1, "unsubscribe")
+        assert httpx.post(f"{url}/w/{BETA}/unsubscribe/{beta_link}").status_code == 200
+        assert httpx.post(f"{url}/unsubscribe/{beta_link}").status_code == 404
+
+        # a Stripe payment signed with Beta's secret pays Beta's invoice, not invoice 1 of main
+        body = sr.event("checkout.session.completed", sr.checkout_completed(90000, [1]))
+        headers = {
+            "Content-Type": "application/json",
+            "Stripe-Signature": sr.signature(body, BETA_STRIPE_SECRET),
+        }
+        assert (
+            httpx.post(f"{url}/webhooks/stripe", content=body, headers=headers).status_code == 400
+        )
+        paid = httpx.post(f"{url}/w/{BETA}/webhooks/stripe", content=body, headers=headers)
+        assert paid.status_code == 200 and paid.json()["status"] == "applied", paid.text
+
+        unknown = httpx.post(f"{url}/w/T0NOPE/webhooks/stripe", content=body, headers=headers)
+        assert unknown.status_code == 404
+    with beta.sessions() as session:
+        assert session.scalar(select(Invoice.status).where(Invoice.id == 1)) == "paid"
+        assert session.scalar(select(Contact.email_opted_out_at)) is not None
+    with main.sessions() as session:
+        assert session.scalar(select(Invoice.status).where(Invoice.id == 1)) == "open"
+        opted = session.scalars(select(Contact.email_opted_out_at)).all()
+        assert opted and all(at is None for at in opted)
+
+
+def test_an_uninstalled_workspace_is_no_longer_served_and_keeps_its_data(
+    two_businesses: tuple[Runtime, Runtime, Workspaces],
+) -> None:
+    main, beta, workspaces = two_businesses
+    with serve(main, workspaces, main_app=False) as url:
+        theirs = SlackRequests(url, team=BETA)
+        try:
+            assert "BETA-1" in theirs.command("status Beta Only", channel=BETA_CHANNEL).text
+            gone = theirs.event({"type": "app_uninstalled"})
+            assert gone.status_code == 200
+            answer = theirs.command("status Beta Only", channel=BETA_CHANNEL)
+            assert answer.status_code == 403 and "BETA-1" not in answer.text
+        finally:
+            theirs.close()
+    with main.sessions() as session:
+        row = session.get(Workspace, BETA)
+        assert row is not None and row.uninstalled_at is not None
+    assert installation_store(main).bot_token(BETA) is None
+    with beta.sessions() as session:  # the data stays, for a reinstall or an export
+        assert session.scalar(select(Invoice.number)) == "BETA-1"
+    assert json.dumps([w.team_id for w in workspaces.installed()]) == "[]"
