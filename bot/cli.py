@@ -402,8 +402,6 @@ def serve(
     """Run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set), the webhooks,
     /healthz and the scheduled jobs (morning plan, sync, send worker, sweeps, weekly review).
     SIGTERM stops it gracefully: the send worker finishes its tick first."""
-    import signal
-    import threading
 
     with _runtime(workspace=None) as runtime:
         settings = runtime.settings
@@ -417,6 +415,7 @@ def serve(
         from bot.logs import secrets_of, setup_logging
 
         setup_logging(json=settings.log_json, secrets=secrets_of(settings))
+        from bot.stopping import SigtermStop
         from bot.workspaces import Workspaces
         from handlers.app import create_app
         from handlers.slack import build_bolt
@@ -424,14 +423,23 @@ def serve(
         from scheduler.runner import Runner, start_runner
 
         workspaces = Workspaces(runtime)
+        installed = workspaces.installed()
+        if installed:
+            names = ", ".join(f"{w.team_name} ({w.team_id})" for w in installed)
+            err().print(f"Installed workspaces: {names}.", markup=False)
+        elif several:
+            where = (
+                f"{settings.public_url}/slack/install" if settings.public_url else "/slack/install"
+            )
+            err().print(f"No workspace installed yet: install arbot at {where}.", markup=False)
         client = bolt = None
         if settings.slack_bot_token:
             client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
             bolt = build_bolt(runtime, client)
-        # uvicorn stops the server on SIGTERM, then raises the signal again: this handler makes
-        # that second one return here, so the scheduler below is stopped in order.
-        stopping = threading.Event()
-        signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+        # A SIGTERM wherever it lands stops the HTTP server (bot.stopping); then the scheduler
+        # below is stopped in order.
+        sigterm = SigtermStop()
+        sigterm.install()
         runner: Runner | None = None
         if settings.scheduler_enabled and not no_scheduler:
             slack = SlackChat(client) if client is not None else None
@@ -448,14 +456,14 @@ def serve(
                 socket_mode.connect()  # type: ignore[no-untyped-call]
             import uvicorn
 
-            if not stopping.is_set():
-                uvicorn.run(
-                    create_app(runtime, bolt, runner=runner, workspaces=workspaces),
-                    host=host,
-                    port=port,
-                    log_config=None,  # arbot's logging (bot.logs) formats every line
-                    access_log=False,  # raw paths can carry tokens (/unsubscribe/{token})
-                )
+            config = uvicorn.Config(
+                create_app(runtime, bolt, runner=runner, workspaces=workspaces),
+                host=host,
+                port=port,
+                log_config=None,  # arbot's logging (bot.logs) formats every line
+                access_log=False,  # raw paths can carry tokens (/unsubscribe/{token})
+            )
+            sigterm.run(uvicorn.Server(config))
         finally:
             if socket_mode is not None:
                 socket_mode.close()  # type: ignore[no-untyped-call]

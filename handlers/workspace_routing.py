@@ -85,7 +85,15 @@ class SlackApps:
         uninstall = event is not None and event.get("type") in UNINSTALL_EVENTS
         if uninstall and event is not None and self._uninstalled(team_id, event):
             return BoltResponse(status=200, body="")
-        app = self.for_team(team_id)
+        try:
+            app = self.for_team(team_id)
+        except UserError as exc:  # e.g. its settings sealed under another ARBOT_SECRET_KEY
+            log.error("workspace %s cannot be served: %s", team_id, exc)
+            return BoltResponse(
+                status=200,
+                body=f"arbot cannot serve this workspace right now: {exc} "
+                "Please tell whoever runs arbot.",
+            )
         if app is None:
             log.warning("refused a request from workspace %s: not installed", team_id)
             return BoltResponse(status=403, body=NOT_INSTALLED)

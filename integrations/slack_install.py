@@ -124,6 +124,21 @@ class SealedInstallationStore(InstallationStore):
         return mapped
 
 
+def main_team(main: Runtime) -> str | None:
+    """The workspace SLACK_BOT_TOKEN belongs to (None without one)."""
+    token = main.settings.slack_bot_token
+    if token is None:
+        return None
+    client = WebClient(token=token.get_secret_value(), base_url=main.settings.slack_api_url)
+    try:
+        return str(client.auth_test()["team_id"])
+    except SlackApiError as exc:
+        raise InstallFailed(
+            f"SLACK_BOT_TOKEN does not work ({exc.response.get('error')}), so arbot cannot tell "
+            "whether this is the main workspace; fix it first"
+        ) from None
+
+
 def installation_store(main: Runtime) -> SealedInstallationStore:
     """The deployment's installations, in the main database."""
     settings = main.settings
@@ -225,6 +240,11 @@ def complete_install(main: Runtime, workspaces: Workspaces, code: str) -> Instal
         token_type=answer.get("token_type"),
     )
     team_id = team.get("id") or ""
+    if team_id and team_id == main_team(main):
+        raise InstallFailed(
+            f"workspace {team_id} is already the main one (SLACK_BOT_TOKEN): its data is in the "
+            "main database, so there is nothing to install"
+        )
     before = workspaces.get(team_id) if team_id else None
     installation_store(main).save(installation)
     workspace = workspaces.record_install(

@@ -264,3 +264,33 @@ def test_an_uninstalled_workspace_is_no_longer_served_and_keeps_its_data(
     with beta.sessions() as session:  # the data stays, for a reinstall or an export
         assert session.scalar(select(Invoice.number)) == "BETA-1"
     assert json.dumps([w.team_id for w in workspaces.installed()]) == "[]"
+
+
+def test_the_main_workspace_cannot_be_installed_a_second_time(
+    deployment: tuple[Runtime, Workspaces], slack_api: Any
+) -> None:
+    from integrations.slack_install import InstallFailed, complete_install
+
+    main, workspaces = deployment
+    slack_api.grant("code-main", "T0TEST", "xoxb-test-2")  # T0TEST is SLACK_BOT_TOKEN's team
+    with pytest.raises(InstallFailed, match="already the main one"):
+        complete_install(main, workspaces, "code-main")
+    assert workspaces.all() == [] and installation_store(main).bot_token("T0TEST") is None
+
+
+def test_a_workspace_that_cannot_be_opened_is_told_so_in_slack(
+    two_businesses: tuple[Runtime, Runtime, Workspaces], database_url: str, slack_api: Any
+) -> None:
+    assert two_businesses  # Beta installed, its settings sealed under the deployment's key
+    rekeyed = start(deployment_settings(database_url, slack_api, secret_key="a-new-key"))
+    try:
+        with serve(rekeyed, Workspaces(rekeyed), main_app=False) as url:
+            theirs = SlackRequests(url, team=BETA)
+            try:
+                answer = theirs.command("status Beta Only", channel=BETA_CHANNEL)
+            finally:
+                theirs.close()
+        assert answer.status_code == 200
+        assert "cannot serve this workspace" in answer.text and "ARBOT_SECRET_KEY" in answer.text
+    finally:
+        rekeyed.close()
