@@ -79,6 +79,11 @@ class SecretMask(logging.Filter):
             {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True
         )
 
+    def add(self, secrets: Iterable[str]) -> None:
+        """More values to mask (an installed workspace's, when it is opened)."""
+        more = {s for s in secrets if len(s) >= MIN_SECRET_LENGTH} | set(self.secrets)
+        self.secrets = sorted(more, key=len, reverse=True)  # one assignment: readers never wait
+
     def mask(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, MASK)
@@ -105,6 +110,15 @@ def secrets_of(settings: Settings) -> list[str]:
         if isinstance(value, SecretStr) and value.get_secret_value():
             values.append(value.get_secret_value())
     return values
+
+
+def mask_secrets(secrets: Iterable[str]) -> None:
+    """Mask these values too in arbot's log handler (when logging is set up)."""
+    for handler in logging.getLogger().handlers:
+        if handler.get_name() == _HANDLER_NAME:
+            for found in handler.filters:
+                if isinstance(found, SecretMask):
+                    found.add(secrets)
 
 
 def setup_logging(

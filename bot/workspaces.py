@@ -37,6 +37,7 @@ from sqlalchemy.engine import make_url
 from bot.clock import Clock
 from bot.db import normalise_url
 from bot.errors import UserError
+from bot.logs import mask_secrets, secrets_of
 from bot.models import Workspace
 from bot.runtime import Runtime, start
 from bot.sealing import Sealer, SealError
@@ -78,6 +79,8 @@ DEPLOYMENT = (
 )
 # Made for each workspace from the deployment's: never set by hand.
 DERIVED = ("database_url", "public_url", "secret_key", "slack_bot_token", "workspace")
+# The main workspace's alone (Socket Mode serves the app of SLACK_BOT_TOKEN).
+MAIN_ONLY = ("slack_app_token",)
 TEAM_ID = re.compile(r"^[TE][A-Z0-9]{2,31}$")
 _SETTINGS_PURPOSE = b"arbot workspace settings v1"
 _SECRET_PURPOSE = b"arbot workspace secret v1"
@@ -163,7 +166,7 @@ def workspace_settings(
     values["finance_channel"] = workspace.finance_channel
     for variable, value in own.items():
         field = field_for_variable(variable)
-        if field is not None and field not in DEPLOYMENT and field not in DERIVED:
+        if field is not None and field not in (*DEPLOYMENT, *DERIVED, *MAIN_ONLY):
             values[field] = value
     secret = base.secret_key.get_secret_value() if base.secret_key else ""
     values.update(
@@ -181,6 +184,8 @@ def settable(variable: str) -> str:
     field = field_for_variable(variable)
     if field is None:
         raise UserError(f"{variable}: no such setting (see the README's settings table)")
+    if field in MAIN_ONLY:
+        raise UserError(f"{variable} is for the main workspace only (Socket Mode)")
     if field in DEPLOYMENT or field in DERIVED:
         raise UserError(
             f"{variable} belongs to the whole deployment (its environment), not to one workspace"
@@ -194,7 +199,8 @@ class Workspaces:
     def __init__(self, main: Runtime) -> None:
         self.main = main
         self._open: dict[str, tuple[str, Runtime]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts
+        self._locks: dict[str, threading.Lock] = {}
 
     def _sealer(self) -> Sealer:
         secret = self.main.settings.secret_key
@@ -245,7 +251,7 @@ class Workspaces:
             else:
                 values[variable.upper()] = value
         workspace_settings(self.main.settings, workspace, values, None)  # raises when bad
-        sealed = self._sealer().seal(json.dumps(values, sort_keys=True)) if values else None
+        sealed = self._seal(values)
         with self.main.writing() as session:
             row = session.get(Workspace, team_id)
             assert row is not None
@@ -264,13 +270,24 @@ class Workspaces:
             raise UserError(f"workspace {team_id} uninstalled arbot; install it again to use it")
         return workspace
 
+    def prepare(self, team_id: str) -> None:
+        """Make the workspace's schema or file and migrate it, before it is noted as installed
+        (so a failure here leaves nothing half-installed)."""
+        check_team_id(team_id)
+        self._sealer()  # no ARBOT_SECRET_KEY: say so before anything is stored
+        now = self.main.clock.now()
+        provisional = InstalledWorkspace(team_id, team_id, None, now, None, "")
+        settings = workspace_settings(self.main.settings, provisional, {}, None)
+        prepare_storage(self.main, settings.database_url)
+        start(settings, clock=self.main.clock).close()
+
     def record_install(
         self, team_id: str, team_name: str, channel: str | None, user: str | None
     ) -> InstalledWorkspace:
-        """Note an install (or a reinstall, which keeps the data and the settings) and make the
-        workspace's storage ready. The channel chosen at install becomes its finance channel."""
+        """Note an install, or a reinstall, which keeps the data and the settings except that
+        the channel picked while installing becomes the finance channel again."""
         check_team_id(team_id)
-        self._sealer()  # no ARBOT_SECRET_KEY: say so before anything is stored
+        own = self.own_settings(team_id)
         now = self.main.clock.now()
         with self.main.writing() as session:
             row = session.get(Workspace, team_id)
@@ -279,14 +296,18 @@ class Workspaces:
                 session.add(row)
             row.team_name = team_name
             row.finance_channel = channel or row.finance_channel
+            if channel and own.pop("ARBOT_FINANCE_CHANNEL", None) is not None:
+                row.settings_sealed = self._seal(own)
             row.installed_by = user
             row.installed_at = now
             row.uninstalled_at = None
         self._forget(team_id)
-        self.runtime(team_id)  # schema or file made and migrated now, not on the first click
         workspace = self.get(team_id)
         assert workspace is not None
         return workspace
+
+    def _seal(self, values: dict[str, str]) -> str | None:
+        return self._sealer().seal(json.dumps(values, sort_keys=True)) if values else None
 
     def record_uninstall(self, team_id: str) -> bool:
         """Slack said the app left the workspace: stop serving it (its data stays)."""
@@ -302,8 +323,12 @@ class Workspaces:
         """The workspace's Runtime: its own database, its own settings. Reopened when the
         workspace is installed again or its settings change, in any process (its row is read
         each time: one lookup by key)."""
-        workspace = self.require(team_id)
-        with self._lock:
+        try:
+            workspace = self.require(team_id)
+        except UserError:
+            self._forget(team_id)  # uninstalled, perhaps by another replica
+            raise
+        with self._lock_of(team_id):
             held = self._open.get(team_id)
             if held is not None and held[0] == workspace.stamp:
                 return held[1]
@@ -317,8 +342,14 @@ class Workspaces:
             )
             prepare_storage(self.main, settings.database_url)
             opened = start(settings, clock=self.main.clock)
+            mask_secrets(secrets_of(settings))
             self._open[team_id] = (workspace.stamp, opened)
             return opened
+
+    def _lock_of(self, team_id: str) -> threading.Lock:
+        """One lock per workspace: opening one (a migration) never holds up the others."""
+        with self._lock:
+            return self._locks.setdefault(team_id, threading.Lock())
 
     def _forget(self, team_id: str) -> None:
         with self._lock:

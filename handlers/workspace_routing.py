@@ -12,6 +12,7 @@ sends points there), served by that workspace's own webhook routes."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.request.internals import extract_team_id
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
@@ -50,9 +52,23 @@ class SlackApps:
         self.build = build
         self._apps: dict[str, tuple[Runtime, App]] = {}
         self._lock = threading.Lock()
+        self._main_team: str | None = None
+
+    def main_team(self) -> str | None:
+        """The workspace of SLACK_BOT_TOKEN (asked once): always the main app's, even if it
+        was also installed through /slack/install, so its buttons act on the main data."""
+        if self.main is None or self._main_team is not None:
+            return self._main_team
+        try:
+            self._main_team = str(self.main.client.auth_test()["team_id"])
+        except SlackApiError as exc:
+            log.error("SLACK_BOT_TOKEN: auth.test failed (%s)", exc.response.get("error"))
+        return self._main_team
 
     def for_team(self, team_id: str | None) -> App | None:
         """The installed workspace's app, else the main app (None: no app answers)."""
+        if team_id is not None and team_id == self.main_team():
+            return self.main
         runtime = self._installed_runtime(team_id)
         if runtime is None or team_id is None:
             return self.main
@@ -80,6 +96,12 @@ class SlackApps:
         """Run the request through its workspace's app. Call only for a request whose Slack
         signature has been checked (an uninstall is acted on here, before Bolt sees it)."""
         body: dict[str, Any] = request.body
+        if body.get("type") == "url_verification":  # Slack checking the Events URL: no team
+            return BoltResponse(
+                status=200,
+                body=json.dumps({"challenge": body.get("challenge")}),
+                headers={"content-type": "application/json"},
+            )
         team_id = extract_team_id(body)
         event = body.get("event") if isinstance(body.get("event"), dict) else None
         uninstall = event is not None and event.get("type") in UNINSTALL_EVENTS
@@ -139,7 +161,13 @@ class WorkspaceWebhooks:
             await self.main_app(scope, receive, send)
             return
         team_id, _, rest = path[len("/w/") :].partition("/")
-        app = await run_in_threadpool(self._app_for, team_id)
+        try:
+            app = await run_in_threadpool(self._app_for, team_id)
+        except UserError as exc:  # installed, but cannot be opened: say why, and try again later
+            log.error("workspace %s cannot be served: %s", team_id, exc)
+            refused = JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+            await refused(scope, receive, send)
+            return
         if app is None:
             response = JSONResponse(
                 {"status": "not found", "detail": f"no workspace {team_id} is installed here"},
@@ -156,11 +184,7 @@ class WorkspaceWebhooks:
         workspace = self.workspaces.get(team_id)
         if workspace is None or not workspace.active:
             return None
-        try:
-            runtime = self.workspaces.runtime(team_id)
-        except UserError:
-            log.exception("workspace %s cannot be opened", team_id)
-            return None
+        runtime = self.workspaces.runtime(team_id)
         with self._lock:
             held = self._apps.get(team_id)
             if held is None or held[0] is not runtime:

@@ -23,7 +23,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from bot.errors import UserError
 from bot.runtime import Runtime
 from bot.sealing import Sealer
-from bot.workspaces import InstalledWorkspace, Workspaces
+from bot.workspaces import TEAM_ID, InstalledWorkspace, Workspaces
 
 log = logging.getLogger(__name__)
 # What the app asks for; slack/manifest.yml lists the same (a test keeps them equal). The
@@ -203,8 +203,9 @@ class InstallFailed(Exception):
 
 
 def complete_install(main: Runtime, workspaces: Workspaces, code: str) -> Installed:
-    """Trade the one-time code for the workspace's bot token, store it sealed, and note the
-    workspace (its data's schema or file is made here)."""
+    """Trade the one-time code for the workspace's bot token; make the workspace's storage
+    first, then store the token sealed and note the workspace, so an install that fails half-way
+    leaves nothing behind. A token Slack granted for an install arbot refuses is revoked."""
     settings = main.settings
     client = WebClient(base_url=settings.slack_api_url)
     secret = settings.slack_client_secret
@@ -217,17 +218,21 @@ def complete_install(main: Runtime, workspaces: Workspaces, code: str) -> Instal
         )
     except SlackApiError as exc:
         raise InstallFailed(f"Slack refused the install ({exc.response.get('error')})") from None
-    if answer.get("is_enterprise_install"):
-        raise InstallFailed("arbot installs into one workspace at a time, not a whole org")
+    token = str(answer.get("access_token") or "")
     team = answer.get("team") or {}
+    team_id = str(team.get("id") or "")
+    refusal = _refusal(main, answer, team_id)
+    if refusal:
+        _revoke(main, token)
+        raise InstallFailed(refusal)
     hook = answer.get("incoming_webhook") or {}
     user = (answer.get("authed_user") or {}).get("id")
     installation = Installation(
         app_id=answer.get("app_id"),
-        enterprise_id=(answer.get("enterprise") or {}).get("id"),
-        team_id=team.get("id"),
+        enterprise_id=None,
+        team_id=team_id,
         team_name=team.get("name"),
-        bot_token=answer.get("access_token"),
+        bot_token=token,
         bot_id=answer.get("bot_id"),
         bot_user_id=answer.get("bot_user_id"),
         bot_scopes=answer.get("scope") or "",
@@ -239,16 +244,49 @@ def complete_install(main: Runtime, workspaces: Workspaces, code: str) -> Instal
         is_enterprise_install=False,
         token_type=answer.get("token_type"),
     )
-    team_id = team.get("id") or ""
-    if team_id and team_id == main_team(main):
+    before = workspaces.get(team_id)
+    try:
+        workspaces.prepare(team_id)
+    except UserError:  # a setting to fix (ARBOT_SECRET_KEY, DATABASE_URL): it says which
+        _revoke(main, token)
+        raise
+    except Exception as exc:
+        log.exception("workspace %s: its database could not be made", team_id)
+        _revoke(main, token)
         raise InstallFailed(
-            f"workspace {team_id} is already the main one (SLACK_BOT_TOKEN): its data is in the "
-            "main database, so there is nothing to install"
-        )
-    before = workspaces.get(team_id) if team_id else None
+            f"arbot could not make this workspace's database ({type(exc).__name__}: {exc}); "
+            "nothing was installed. Tell whoever runs arbot"
+        ) from None
     installation_store(main).save(installation)
     workspace = workspaces.record_install(
         team_id, team.get("name") or team_id, hook.get("channel_id"), user
     )
     log.info("installed into workspace %s", team_id)
     return Installed(workspace, reinstalled=before is not None)
+
+
+def _refusal(main: Runtime, answer: Any, team_id: str) -> str | None:
+    """Why arbot will not take this install, or None."""
+    if answer.get("is_enterprise_install") or answer.get("enterprise"):
+        return (
+            "arbot installs into standalone workspaces; workspaces of an Enterprise Grid "
+            "organisation are not supported"
+        )
+    if not TEAM_ID.match(team_id):
+        return f"Slack named no usable workspace ({team_id!r})"
+    if team_id == main_team(main):
+        return (
+            f"workspace {team_id} is already the main one (SLACK_BOT_TOKEN): its data is in the "
+            "main database, so there is nothing to install"
+        )
+    return None
+
+
+def _revoke(main: Runtime, token: str) -> None:
+    """Give back a token arbot will not keep (best effort: the install fails either way)."""
+    if not token:
+        return
+    try:
+        WebClient(token=token, base_url=main.settings.slack_api_url).auth_revoke()
+    except SlackApiError as exc:
+        log.warning("a refused install's token was not revoked: %s", exc.response.get("error"))

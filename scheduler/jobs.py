@@ -180,8 +180,8 @@ def workspace_jobs(workspaces: Workspaces, instance: str) -> list[Job]:
             first = (team, workspace.stamp) not in _DECLARED
             declared = declare_jobs(runtime, slack, instance, warn=first)
             _DECLARED.add((team, workspace.stamp))
-        except UserError as exc:
-            log.error("workspace %s: its jobs cannot run: %s", team, exc)
+        except Exception as exc:  # its own jobs stop, never the other workspaces'
+            log.error("workspace %s: its jobs cannot run: %s: %s", team, type(exc).__name__, exc)
             continue
         jobs.extend(
             replace(job, name=f"{job.name}@{team}", version=workspace.stamp) for job in declared

@@ -360,6 +360,7 @@ class FakeSlack:
         self.client_id = "1111.2222"
         self.client_secret = "test-client-secret"
         self.grants: dict[str, dict[str, Any]] = {}
+        self.revoked: list[str] = []  # tokens given back with auth.revoke
         self.members: list[str] = list(members) if members is not None else ["U0APPROVER"]
         self.expired_triggers: set[str] = set()
         self.rate_limited_count = 0
@@ -515,14 +516,16 @@ class FakeSlack:
     def _answer(self, method: str, params: Params, headers: dict[str, str]) -> Answer:
         if method == "oauth.v2.access":
             return 200, self._oauth_v2_access(params, headers), {}
-        handler = self._methods.get(method)
-        if handler is None:
-            return 200, _err("unknown_method"), {}
         token = self._token_of(params, headers)
         if token not in self.tokens:
             return 200, _err("invalid_auth"), {}
-        if method == "auth.test":
-            return 200, self._auth_test(params, self.tokens[token or ""]), {}
+        if method == "auth.revoke":
+            self.revoked.append(token or "")
+            self.tokens.pop(token or "", None)
+            return 200, _ok(revoked=True), {}
+        handler = self._methods.get(method)
+        if handler is None:
+            return 200, _err("unknown_method"), {}
         limits = self._rate_limits.get(method)
         if limits:
             retry_after = limits.popleft()
@@ -531,6 +534,8 @@ class FakeSlack:
         failures = self._failures.get(method)
         if failures:
             return 200, _err(failures.popleft()), {}
+        if method == "auth.test":  # answers for the workspace the token belongs to
+            return 200, self._auth_test(params, self.tokens[token or ""]), {}
         return 200, handler(params), {}
 
     @staticmethod
@@ -576,7 +581,13 @@ class FakeSlack:
             self.tokens[token] = team_id
 
     def grant(
-        self, code: str, team_id: str, token: str, channel: str = "C0FINANCE", user: str = "U0ADMIN"
+        self,
+        code: str,
+        team_id: str,
+        token: str,
+        channel: str = "C0FINANCE",
+        user: str = "U0ADMIN",
+        enterprise: str | None = None,
     ) -> None:
         """What oauth.v2.access answers for this one-time code (an install being approved)."""
         with self._lock:
@@ -585,6 +596,7 @@ class FakeSlack:
                 "token": token,
                 "channel": channel,
                 "user": user,
+                "enterprise": enterprise,
             }
 
     def _oauth_v2_access(self, params: Params, headers: dict[str, str]) -> dict[str, Any]:
@@ -610,7 +622,7 @@ class FakeSlack:
             access_token=grant["token"],
             bot_user_id=BOT_USER_ID,
             team={"id": grant["team_id"], "name": f"Team {grant['team_id']}"},
-            enterprise=None,
+            enterprise={"id": grant["enterprise"], "name": "Org"} if grant["enterprise"] else None,
             is_enterprise_install=False,
             incoming_webhook={
                 "channel": "#finance",

@@ -67,15 +67,24 @@ def test_only_a_slack_team_id_can_name_a_workspace(bad: str) -> None:
 
 
 def test_a_workspace_takes_nothing_of_the_main_business_from_the_environment(
-    database_url: str, slack_api: Any
+    database_url: str, slack_api: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    base = deployment_settings(database_url, slack_api, twilio_from="+13125550100")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("ARBOT_BUSINESS_NAME=Main Business From Dotenv\n")
+    for variable, value in {
+        "SMTP_HOST": "smtp.main.example",
+        "STRIPE_API_KEY": "sk_main_only",
+        "TWILIO_FROM": "+13125550100",
+        "ARBOT_APPROVERS": "U0MAIN",
+    }.items():
+        monkeypatch.setenv(variable, value)
+    base = deployment_settings(database_url, slack_api)
     workspace = InstalledWorkspace(BETA, "Beta", BETA_CHANNEL, base.clock().now(), None, "s")
     settings = workspace_settings(base, workspace, {"ARBOT_TIMEZONE": "Europe/Paris"}, "xoxb-b")
     # the business's own: not the main workspace's
     assert settings.smtp_host is None and settings.stripe_api_key is None
     assert settings.twilio_from is None and settings.approvers == []
-    assert settings.business_name != base.business_name
+    assert settings.business_name == "Accounts Receivable"  # the default, not the main's
     # its own, and the deployment's
     assert settings.timezone == "Europe/Paris" and settings.finance_channel == BETA_CHANNEL
     assert settings.slack_api_url == base.slack_api_url
@@ -215,3 +224,27 @@ def test_the_command_line_works_on_the_workspace_arbot_workspace_names(
     assert "SMTP_PASSWORD" not in cli("workspace", "show", BETA).stdout
     upgraded = cli("db", "upgrade")
     assert upgraded.code == 0 and f"Workspace {BETA}: up to date" in upgraded.stdout
+
+
+def test_a_workspaces_secrets_are_masked_in_the_log_once_it_is_opened(
+    main: Any, slack_api: Any
+) -> None:
+    import io
+    import logging
+
+    from bot.logs import setup_logging
+
+    runtime, workspaces = main
+    install(runtime, workspaces, slack_api)
+    workspaces.set_settings(BETA, {"SMTP_PASSWORD": "beta-smtp-password"})
+    stream = io.StringIO()
+    handler = setup_logging(json=False, stream=stream)
+    try:
+        workspaces.runtime(BETA)
+        logging.getLogger("arbot.test").error(
+            "login failed with beta-smtp-password, %s", BETA_TOKEN
+        )
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert "beta-smtp-password" not in stream.getvalue() and BETA_TOKEN not in stream.getvalue()
+    assert "login failed with" in stream.getvalue()

@@ -129,8 +129,14 @@ def test_an_install_that_did_not_come_from_this_browser_or_was_refused_stores_no
     with serve(main, workspaces) as url, httpx.Client(base_url=url) as browser:
         main.settings.public_url = url
         slack_api.grant("code-1", BETA, BETA_TOKEN)
-        forged = httpx.get(f"{url}/slack/oauth_redirect", params={"code": "code-1", "state": "x"})
-        assert forged.status_code == 400 and "expired" in forged.text
+        # a state arbot really issued, brought back by another browser (no cookie)
+        issued = html.unescape(re.search(r'href="([^"]+)"', browser.get("/slack/install").text)[1])
+        real_state = parse_qs(urlsplit(issued).query)["state"][0]
+        elsewhere = httpx.get(
+            f"{url}/slack/oauth_redirect", params={"code": "code-1", "state": real_state}
+        )
+        assert elsewhere.status_code == 400 and "expired" in elsewhere.text
+        browser.cookies.clear()
 
         cancelled = browser.get("/slack/oauth_redirect", params={"error": "access_denied"})
         assert "was not installed" in cancelled.text and "access_denied" in cancelled.text
@@ -178,8 +184,8 @@ def test_another_workspace_cannot_see_or_act_on_the_first_ones_customers(
             theirs.click("approve", "1", channel=BETA_CHANNEL, message_ts=beta_card.slack_ts or "")
             wait_for(lambda: _state(beta, 1) == "approved")
             assert _state(main, 1) == "planned"
-            updates = slack_api.records("chat.update")
-            assert updates and all(r["team"] == BETA for r in updates)
+            updates = wait_for(lambda: slack_api.records("chat.update"))  # card redrawn
+            assert all(r["team"] == BETA for r in updates)
             assert {r["params"]["channel"] for r in updates} == {BETA_CHANNEL}
 
             # and the main workspace's click acts on its own reminder 1 only
@@ -276,6 +282,82 @@ def test_the_main_workspace_cannot_be_installed_a_second_time(
     with pytest.raises(InstallFailed, match="already the main one"):
         complete_install(main, workspaces, "code-main")
     assert workspaces.all() == [] and installation_store(main).bot_token("T0TEST") is None
+    assert slack_api.revoked == ["xoxb-test-2"]  # the token Slack granted is given back
+
+
+def test_even_if_the_main_workspace_was_installed_its_clicks_act_on_the_main_data(
+    deployment: tuple[Runtime, Workspaces], slack_api: Any, tmp_path: Path
+) -> None:
+    main, workspaces = deployment
+    import_rows(main, tmp_path, a_week_late(2))
+    _plan_and_post(main, "xoxb-test", "C0FINANCE", slack_api)
+    workspaces.prepare("T0TEST")  # as an older arbot could have let happen
+    workspaces.record_install("T0TEST", "Test Team", "C0FINANCE", "U0ADMIN")
+    with serve(main, workspaces) as url:
+        ours = SlackRequests(url)
+        try:
+            assert "I-1" in ours.command("status Customer 1").json()["text"]
+            ours.click("approve", "1")
+            wait_for(lambda: _state(main, 1) == "approved")
+        finally:
+            ours.close()
+
+
+def test_a_workspace_of_an_enterprise_org_is_refused_and_its_token_given_back(
+    deployment: tuple[Runtime, Workspaces], slack_api: Any
+) -> None:
+    from integrations.slack_install import InstallFailed, complete_install
+
+    main, workspaces = deployment
+    slack_api.grant("code-org", BETA, BETA_TOKEN, enterprise="E0ORG")
+    with pytest.raises(InstallFailed, match="Enterprise Grid"):
+        complete_install(main, workspaces, "code-org")
+    assert workspaces.all() == [] and slack_api.revoked == [BETA_TOKEN]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_install_whose_database_cannot_be_made_leaves_nothing_behind(
+    deployment: tuple[Runtime, Workspaces], slack_api: Any, database_url: str
+) -> None:
+    from bot.errors import UserError
+    from integrations.slack_install import complete_install
+
+    main, workspaces = deployment
+    # a directory where Beta's database file would go: SQLite cannot open it
+    Path(database_url.removeprefix("sqlite:///")).with_name("arbot.t0beta.db").mkdir()
+    slack_api.grant("code-b", BETA, BETA_TOKEN)
+    with pytest.raises(UserError, match=r"cannot open the database .*arbot\.t0beta\.db"):
+        complete_install(main, workspaces, "code-b")
+    assert workspaces.all() == [] and installation_store(main).bot_token(BETA) is None
+    assert slack_api.revoked == [BETA_TOKEN]
+
+
+def test_slack_can_check_the_events_url_of_a_deployment_without_a_main_workspace(
+    deployment: tuple[Runtime, Workspaces],
+) -> None:
+    main, workspaces = deployment
+    with serve(main, workspaces, main_app=False) as url:
+        slack = SlackRequests(url)
+        try:
+            body = json.dumps({"type": "url_verification", "challenge": "c-123", "token": "x"})
+            answer = slack.send(body, "application/json")
+            assert answer.status_code == 200 and answer.json() == {"challenge": "c-123"}
+            forged = slack.send(body, "application/json", signature="v0=00")
+            assert forged.status_code == 401
+        finally:
+            slack.close()
+
+
+def test_a_reinstall_takes_the_channel_picked_while_installing(
+    deployment: tuple[Runtime, Workspaces], slack_api: Any
+) -> None:
+    main, workspaces = deployment
+    install(main, workspaces, slack_api)
+    workspaces.set_settings(BETA, {"ARBOT_FINANCE_CHANNEL": "C0OLD", "ARBOT_TIMEZONE": "UTC"})
+    again = install(main, workspaces, slack_api, channel="C0NEWFIN")
+    assert again.finance_channel == "C0NEWFIN"
+    assert workspaces.runtime(BETA).settings.finance_channel == "C0NEWFIN"
+    assert workspaces.own_settings(BETA) == {"ARBOT_TIMEZONE": "UTC"}
 
 
 def test_a_workspace_that_cannot_be_opened_is_told_so_in_slack(
@@ -288,9 +370,11 @@ def test_a_workspace_that_cannot_be_opened_is_told_so_in_slack(
             theirs = SlackRequests(url, team=BETA)
             try:
                 answer = theirs.command("status Beta Only", channel=BETA_CHANNEL)
+                hook = httpx.post(f"{url}/w/{BETA}/webhooks/stripe", content=b"{}")
             finally:
                 theirs.close()
         assert answer.status_code == 200
         assert "cannot serve this workspace" in answer.text and "ARBOT_SECRET_KEY" in answer.text
+        assert hook.status_code == 503 and "ARBOT_SECRET_KEY" in hook.json()["detail"]
     finally:
         rekeyed.close()
