@@ -120,10 +120,9 @@ def poll_inbox_command() -> None:
                 )
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
             if result.outcome == "unmatched":
-                with runtime.writing() as session:
-                    followups.post_unmatched(
-                        session, _slack(runtime), settings.finance_channel, result.message_id
-                    )
+                followups.post_unmatched(
+                    runtime, _slack(runtime), settings.finance_channel, [result.message_id]
+                )
             return True
 
         report = poll(

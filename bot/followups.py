@@ -9,13 +9,14 @@ from datetime import date, datetime
 from typing import Protocol
 
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot import escalation_posting, payment_links, plan_posting
 from bot.models import InboundMessage, Invoice
 from bot.money import format_money
 from bot.payments import PaymentOutcome
+from bot.runtime import Runtime
 from integrations.base import EscalationPort, PaymentLinks, SlackPort
 from integrations.slack_blocks import escape
 
@@ -116,13 +117,32 @@ def unmatched_text(session: Session, inbound_id: int) -> str:
 
 
 def post_unmatched(
-    session: Session, slack: SlackOut | None, channel: str | None, inbound_id: int
-) -> str:
-    """Tell the finance channel about a message nobody could place; returns the text."""
-    text = unmatched_text(session, inbound_id)
-    if slack is not None and channel:
+    runtime: Runtime, slack: SlackOut | None, channel: str | None, ids: list[int] | None = None
+) -> list[int]:
+    """Tell the finance channel about messages nobody could place (these, or every one still
+    waiting); each is marked told once Slack has it, so one Slack cannot post stays waiting for
+    the sweep. Slack is called outside any writing transaction. Returns the ids posted."""
+    if slack is None or not channel:
+        return []
+    with runtime.sessions() as session:
+        waiting = select(InboundMessage.id).where(
+            InboundMessage.awaiting_slack.is_(True), InboundMessage.customer_id.is_(None)
+        )
+        if ids is not None:
+            waiting = waiting.where(InboundMessage.id.in_(ids))
+        texts = {i: unmatched_text(session, i) for i in session.scalars(waiting.order_by("id"))}
+    posted = []
+    for inbound_id, text in texts.items():
         try:
             slack.post_text(channel, text)
         except SlackApiError as exc:
             log.error("unmatched message %s not posted: %s", inbound_id, exc.response.get("error"))
-    return text
+            break  # Slack is refusing: the rest wait for the next sweep too
+        with runtime.writing() as session:
+            session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == inbound_id)
+                .values(awaiting_slack=False)
+            )
+        posted.append(inbound_id)
+    return posted

@@ -220,6 +220,7 @@ def handle_email(
             "reply.unmatched",
             payload={"inbound": stored.id, "sender": mail.sender, "subject": mail.subject},
         )
+        stored.awaiting_slack = True
         return InboundResult(stored.id, "unmatched")
     contact = _contact(session, customer_id, reminder, email=mail.sender)
     return _human_reply(session, stored, customer_id, contact, now, today, rules, classifier)
@@ -362,6 +363,7 @@ def _bounce(
         audit.record(
             session, now, "reply.unmatched", payload={"inbound": stored.id, "bounce": True}
         )
+        stored.awaiting_slack = True
         return InboundResult(stored.id, "unmatched")
     if not bounce.permanent:
         audit.record(
@@ -495,6 +497,7 @@ def handle_sms(
         )
     if customer_id is None:
         audit.record(session, now, "reply.unmatched", payload={"inbound": stored.id, "sms": sender})
+        stored.awaiting_slack = True
         return InboundResult(stored.id, "unmatched")
     first = contacts[0] if contacts else None
     return _human_reply(session, stored, customer_id, first, now, today, rules, classifier)
@@ -520,6 +523,7 @@ def assign(
         raise UserError(f"message {inbound_id} already belongs to a customer")
     customer = find_customer(session, query)
     stored.customer_id, stored.matched_by = customer.id, f"assigned by {user}"[:32]
+    stored.awaiting_slack = False
     audit.record(
         session,
         now,

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
 
@@ -295,6 +296,8 @@ class InboundMessage(Base):
     label: Mapped[str | None] = mapped_column(String(32))
     confidence: Mapped[float | None]
     promise_date: Mapped[date | None] = mapped_column(Date)
+    # Matched no customer and the finance channel has not been told yet (the sweep retries).
+    awaiting_slack: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Escalation(Base):

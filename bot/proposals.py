@@ -16,9 +16,6 @@ proposed twice, and one a person rejected is not proposed again within the evide
 
 from __future__ import annotations
 
-import difflib
-import html
-import json
 import logging
 import re
 import tempfile
@@ -28,16 +25,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot import audit
 from bot.errors import UserError
-from bot.messages import MessageInvoice, Sender, message_context
 from bot.models import (
-    Contact,
     Customer,
     EditExample,
     Event,
@@ -49,6 +42,7 @@ from bot.models import (
     ReminderInvoice,
 )
 from bot.playbook_check import check_bundle
+from bot.playbook_edit import edit_step
 from bot.playbook_versions import (
     activate,
     active_version,
@@ -57,12 +51,12 @@ from bot.playbook_versions import (
     load_checked,
     propose,
 )
+from bot.proposal_diff import version_diff
 from bot.runtime import Runtime
+from bot.template_from_edit import edited_template
 from integrations.slack_proposal import ProposalView
-from playbooks.lint import lint_message
 from playbooks.loader import TEMPLATE_PARTS, Bundle, PlaybookError, parse_playbook
 from playbooks.model import Playbook, Step
-from playbooks.render import Rendered, Renderer, RenderError
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +85,6 @@ FIRM_PHRASES = (
 CHANNEL_MIN_TOUCHES = 20  # of each channel, at one step
 CHANNEL_RATIO = 2.0  # texts paid at least twice as often as emails
 PAID_WITHIN_DAYS = 7
-DIFF_LIMIT = 2800  # characters: a Slack section holds 3,000, with room for the code fence
-DIFF_PARTS = ("subject.txt.j2", "body.txt.j2", "sms.txt.j2")  # the HTML body follows body.txt
 
 
 @dataclass(frozen=True)
@@ -478,74 +470,6 @@ def _changes_in_play(session: Session, now: datetime, weeks: int) -> tuple[set[s
 # --- showing a proposal -----------------------------------------------------------------------
 
 
-def readable_diff(old_yaml: str, new_yaml: str, limit: int = DIFF_LIMIT) -> str:
-    """A unified diff of two playbook files, cut at a line to fit `limit` characters."""
-    lines = list(
-        difflib.unified_diff(
-            old_yaml.splitlines(), new_yaml.splitlines(), "active", "proposed", lineterm="", n=1
-        )
-    )
-    return _fit(lines, limit)
-
-
-def _fit(lines: list[str], limit: int) -> str:
-    kept: list[str] = []
-    used = 0
-    for index, line in enumerate(lines):
-        note = f"… {len(lines) - index} more lines"
-        if used + len(line) + 1 + len(note) > limit:
-            return "\n".join([*kept, note])
-        kept.append(line)
-        used += len(line) + 1
-    return "\n".join(kept)
-
-
-def version_diff(old_content: str, new_content: str, limit: int = DIFF_LIMIT) -> str:
-    """What a version changes: the playbook file as a diff, then each template it adds (its text
-    in full: what customers would read) or changes (as a diff). The HTML body follows the text."""
-    old = Bundle.from_json(old_content, "active")
-    new = Bundle.from_json(new_content, "proposed")
-    lines = list(
-        difflib.unified_diff(
-            old.source.splitlines(), new.source.splitlines(), "active", "proposed", lineterm="", n=1
-        )
-    )
-    known = {key.split("/", 1)[0] for key in old.templates}
-    replaces = _replaced_templates(old, new)
-    for name in sorted(new.playbook.templates_used()):
-        base = name if name in known else replaces.get(name, "")
-        changed = [
-            p
-            for p in DIFF_PARTS
-            if old.templates.get(f"{base}/{p}") != new.templates[f"{name}/{p}"]
-        ]
-        if name not in known:
-            lines.append(f"=== new template {name}" + (f" (in place of {base})" if base else ""))
-            lines += [f"{part}:\n{new.templates[f'{name}/{part}']}" for part in changed]
-            continue
-        for part in changed:
-            key = f"{name}/{part}"
-            lines += difflib.unified_diff(
-                old.templates[key].splitlines(),
-                new.templates[key].splitlines(),
-                key,
-                key,
-                lineterm="",
-                n=1,
-            )
-    return _fit("\n".join(lines).splitlines(), limit)
-
-
-def _replaced_templates(old: Bundle, new: Bundle) -> dict[str, str]:
-    """New template name -> the template its step used before."""
-    before = {(ladder, s.key): s.template for ladder, s in old.playbook.all_steps()}
-    return {
-        step.template: used
-        for ladder, step in new.playbook.all_steps()
-        if step.template and (used := before.get((ladder, step.key))) and used != step.template
-    }
-
-
 def view_of(session: Session, version_id: int) -> ProposalView:
     """What the Slack card shows for a stored version."""
     version = _load(session, version_id)
@@ -611,358 +535,3 @@ def _passes_check(proposal: Proposal) -> bool:
         log.warning("proposal %s fails the check: %s", proposal.change, problems[:3])
         return False
     return True
-
-
-# --- editing one step of the playbook file, keeping everything else as written -------------------
-
-
-def edit_step(
-    source: str,
-    ladder: str,
-    step_key: str,
-    *,
-    template: str | None = None,
-    channels: list[str] | None = None,
-) -> str:
-    """The playbook file with one step's template or channel order changed in place: comments,
-    layout and every other line stay as a person wrote them, so the diff shows only the change."""
-    root = yaml.compose(source)
-    if root is None:
-        raise ValueError("the playbook file is empty")
-    step = _step_node(root, ladder, step_key)
-    edits: list[tuple[int, int, str]] = []
-    if template is not None:
-        node = _value(step, "template")
-        if not isinstance(node, ScalarNode):
-            raise ValueError(f"step {step_key} of {ladder} has no template to replace")
-        edits.append((node.start_mark.index, node.end_mark.index, _plain(template)))
-    if channels is not None:
-        node = _value(step, "channels")
-        if not isinstance(node, SequenceNode) or len(node.value) != len(channels):
-            raise ValueError(f"step {step_key} of {ladder}: channels cannot be reordered in place")
-        edits += [
-            (item.start_mark.index, item.end_mark.index, _plain(channel))
-            for item, channel in zip(node.value, channels, strict=True)
-        ]
-    text = source
-    for start, end, value in sorted(edits, reverse=True):
-        text = text[:start] + value + text[end:]
-    _expect(source, text, ladder, step_key, template, channels)
-    return text
-
-
-def _expect(
-    before: str,
-    after: str,
-    ladder: str,
-    step_key: str,
-    template: str | None,
-    channels: list[str] | None,
-) -> None:
-    """The edited file must say exactly the old playbook with that one change, nothing else."""
-    wanted = parse_playbook(before, "active").model_dump()
-    for step in _ladder_of(wanted, ladder):
-        if step["key"] == step_key:
-            step["template"] = template if template is not None else step["template"]
-            step["channels"] = tuple(channels) if channels is not None else step["channels"]
-    if parse_playbook(after, "proposed").model_dump() != wanted:
-        raise ValueError(f"editing step {step_key} of {ladder} changed more than that step")
-
-
-def _ladder_of(dump: dict[str, Any], ladder: str) -> list[dict[str, Any]]:
-    segment, _, tier = ladder.rpartition("/")
-    if not segment:
-        return list(dump["tiers"][tier])
-    found = next(s for s in dump["segments"] if s["name"] == segment)
-    return list(found["tiers"][tier])
-
-
-def _value(mapping: Node, key: str) -> Node | None:
-    if not isinstance(mapping, MappingNode):
-        return None
-    for name, value in mapping.value:
-        if isinstance(name, ScalarNode) and name.value == key:
-            found: Node = value
-            return found
-    return None
-
-
-def _step_node(root: Node, ladder: str, step_key: str) -> Node:
-    segment, _, tier = ladder.rpartition("/")
-    holder: Node | None = root
-    if segment:
-        segments = _value(root, "segments")
-        items = segments.value if isinstance(segments, SequenceNode) else []
-        holder = next((s for s in items if _scalar(_value(s, "name")) == segment), None)
-    tiers = _value(holder, "tiers") if holder is not None else None
-    steps = _value(tiers, tier) if tiers is not None else None
-    for item in steps.value if isinstance(steps, SequenceNode) else []:
-        if _scalar(_value(item, "key")) == step_key:
-            return item  # type: ignore[no-any-return]
-    raise ValueError(f"the playbook has no step {step_key} in {ladder}")
-
-
-def _scalar(node: Node | None) -> str | None:
-    return str(node.value) if isinstance(node, ScalarNode) else None
-
-
-def _plain(value: str) -> str:
-    """A YAML scalar that reads back as this string (quoted when plain would not)."""
-    return value if yaml.safe_load(value) == value else json.dumps(value)
-
-
-# --- a template from an approver's edit ---------------------------------------------------------
-
-Segment = tuple[bool, str]  # (is a template expression, text)
-
-NUMBERS = "invoices|map(attribute='number')|join(', ')"
-PREAMBLE = "{%- set inv = invoices|first -%}\n"
-NO_LINK = {
-    "email": "To pay, reply to this email and we'll send you the payment details.",
-    "sms": "Reply for payment details.",
-}
-EMAIL_OPT_OUT = (
-    "If you'd like to stop receiving these reminders by email, just reply to this email and let "
-    "us know."
-)
-SMS_OPT_OUT = "Reply STOP to opt out."
-_URL = re.compile(r"https?://[^\s<>\"]*[^\s<>\".,;:!?)\]]")
-_MONEY = re.compile(r"[$€£¥]\s?\d|\d[\d,]*\.\d\d\b|\b[A-Z]{3}\s?\d")
-_LONG_DATE = re.compile(
-    r"\b(January|February|March|April|May|June|July|August|September|October|November|"
-    r"December) \d{1,2}, \d{4}\b"
-)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def edited_template(
-    session: Session, after: str, reminder: Reminder, customer: Customer
-) -> dict[str, str] | None:
-    """The template parts (`name/part` without the name) that say what the approver wrote, for
-    any customer; None when the edit cannot be made generic safely (several invoices, or a name,
-    amount, number or date left that is not a placeholder)."""
-    invoices = session.scalars(
-        select(Invoice)
-        .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
-        .where(ReminderInvoice.reminder_id == reminder.id)
-    ).all()
-    if len(invoices) != 1:
-        return None
-    contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
-    link = _URL.search(after)
-    context = _context(customer, contact, invoices[0], reminder.plan_date, link)
-    known = session.scalars(select(Invoice.number).where(Invoice.customer_id == customer.id))
-    specifics = [customer.name, *known, *([contact.name] if contact and contact.name else [])]
-    patterns = _patterns(context)
-    channel = "sms" if reminder.channel == "sms" else "email"
-    if channel == "sms":
-        parts = _sms_parts(after, patterns, specifics)
-    else:
-        parts = _email_parts(after, patterns, specifics)
-    return parts if parts and _renders_back(parts, context, channel, after) else None
-
-
-Patterns = list[tuple[re.Pattern[str], list[Segment]]]
-
-
-def _sms_parts(after: str, patterns: Patterns, specifics: list[str]) -> dict[str, str] | None:
-    units = [_segments(u, patterns) for u in _SENTENCE_END.split(after.strip())]
-    if _leftover(units, specifics):
-        return None
-    sms = _text_units(units, " ", "sms")
-    if _lacks_opt_out(after, "sms"):
-        sms += " " + SMS_OPT_OUT
-    return {"sms.txt.j2": PREAMBLE + sms}
-
-
-def _email_parts(after: str, patterns: Patterns, specifics: list[str]) -> dict[str, str] | None:
-    subject_text, _, body_text = after.partition("\n\n")  # as approvals.edit stores an edit
-    subject = [_segments(subject_text.strip(), patterns)]
-    units = [_segments(u.strip(), patterns) for u in body_text.strip().split("\n\n")]
-    if _leftover(subject + units, specifics) or any(_has_link(u) for u in subject):
-        return None
-    text, markup = _text_units(units, "\n\n", "email"), _html_units(units)
-    if _lacks_opt_out(body_text, "email"):
-        text += "\n\n" + EMAIL_OPT_OUT
-        markup += f"\n<p>{html.escape(EMAIL_OPT_OUT)}</p>"
-    return {
-        "subject.txt.j2": PREAMBLE + _text_units(subject, " ", "email"),
-        "body.txt.j2": PREAMBLE + text,
-        "body.html.j2": PREAMBLE + _HTML_PAGE.format(body=markup),
-    }
-
-
-_HTML_PAGE = (
-    '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n</head>\n'
-    '<body style="font-family:Arial,Helvetica,sans-serif;font-size:15px;line-height:1.5;">\n'
-    "{body}\n</body>\n</html>"
-)
-
-
-def _context(
-    customer: Customer,
-    contact: Contact | None,
-    invoice: Invoice,
-    day: date,
-    link: re.Match[str] | None,
-) -> dict[str, Any]:
-    """The context the planner gave this reminder's template (amounts as the ledger has them)."""
-    return message_context(
-        customer_name=customer.name,
-        customer_id=customer.external_id,
-        contact_name=contact.name if contact else None,
-        invoices=[
-            MessageInvoice(
-                invoice.number,
-                invoice.issue_date,
-                invoice.due_date,
-                invoice.currency,
-                invoice.total,
-                invoice.balance,
-            )
-        ],
-        day=day,
-        sender=Sender("-"),
-        payment_link=link.group(0) if link else None,
-    )
-
-
-def _patterns(context: dict[str, Any]) -> Patterns:
-    """What to look for in the edited text, and the placeholders that say it for anyone."""
-    inv = context["invoices"][0]
-
-    def exact(text: str) -> re.Pattern[str]:
-        return re.compile(rf"(?<!\w){re.escape(text)}(?!\w)")
-
-    found: Patterns = [
-        (_URL, [(True, "payment_link")]),
-        (exact(context["customer"]["name"]), [(True, "customer.name")]),
-        (exact(inv["balance"]), [(True, "total")]),
-        (exact(inv["due_date"]), [(True, "inv.due_date")]),
-        (exact(inv["issue_date"]), [(True, "inv.issue_date")]),
-    ]
-    for word in ("Invoice", "invoice"):
-        plural = f"'{word}' if invoices|length == 1 else '{word}s'"
-        found.append(
-            (
-                re.compile(rf"\b{word}\s+{re.escape(inv['number'])}(?!\w)"),
-                [(True, plural), (False, " "), (True, NUMBERS)],
-            )
-        )
-    found.append((exact(inv["number"]), [(True, NUMBERS)]))
-    if inv["amount"] != inv["balance"]:
-        found.append((exact(inv["amount"]), [(True, "inv.amount")]))
-    contact = context["contact"]
-    if contact["name"]:
-        found.append((exact(contact["name"]), [(True, "contact.name or customer.name")]))
-    if contact["first_name"]:
-        found.append(
-            (exact(contact["first_name"]), [(True, "contact.first_name or customer.name")])
-        )
-    for count, name in (
-        (inv["days_overdue"], "days_overdue"),
-        (inv["days_until_due"], "days_until_due"),
-    ):
-        if count > 0:
-            found.append(
-                (
-                    re.compile(rf"(?<!\w){count} days?(?!\w)"),
-                    [
-                        (True, f"inv.{name}"),
-                        (False, " day"),
-                        (True, f"'' if inv.{name} == 1 else 's'"),
-                    ],
-                )
-            )
-    return found
-
-
-def _segments(text: str, patterns: Patterns) -> list[Segment]:
-    """The text with each match replaced by its placeholders: earliest first, longest first."""
-    matches = sorted(
-        (
-            (m.start(), m.end(), segments)
-            for pattern, segments in patterns
-            for m in pattern.finditer(text)
-        ),
-        key=lambda m: (m[0], -(m[1] - m[0])),
-    )
-    result: list[Segment] = []
-    at = 0
-    for start, end, segments in matches:
-        if start < at:
-            continue
-        if start > at:
-            result.append((False, text[at:start]))
-        result.extend(segments)
-        at = end
-    if at < len(text):
-        result.append((False, text[at:]))
-    return result
-
-
-def _has_link(unit: list[Segment]) -> bool:
-    return (True, "payment_link") in unit
-
-
-def _leftover(units: list[list[Segment]], specifics: list[str]) -> bool:
-    """Something about this one customer is still written out in the text."""
-    literal = " ".join(text for unit in units for is_expr, text in unit if not is_expr)
-    return any(s and re.search(rf"(?<!\w){re.escape(s)}(?!\w)", literal) for s in specifics) or any(
-        p.search(literal) for p in (_MONEY, _URL, _LONG_DATE)
-    )
-
-
-def _jinja_literal(text: str) -> str:
-    return text.replace("{", "{{ '{' }}")
-
-
-def _text_units(units: list[list[Segment]], joiner: str, channel: str) -> str:
-    rendered = []
-    for unit in units:
-        text = "".join("{{ " + t + " }}" if e else _jinja_literal(t) for e, t in unit)
-        if _has_link(unit):
-            text = f"{{% if payment_link %}}{text}{{% else %}}{NO_LINK[channel]}{{% endif %}}"
-        rendered.append(text)
-    return joiner.join(rendered)
-
-
-def _html_units(units: list[list[Segment]]) -> str:
-    rendered = []
-    for unit in units:
-        inner = "".join(
-            "{{ " + t + " }}"
-            if e
-            else _jinja_literal(html.escape(t, quote=False)).replace("\n", "<br>\n")
-            for e, t in unit
-        )
-        text = f"<p>{inner}</p>"
-        if _has_link(unit):
-            text = (
-                f"{{% if payment_link %}}{text}{{% else %}}<p>{NO_LINK['email']}</p>{{% endif %}}"
-            )
-        rendered.append(text)
-    return "\n".join(rendered)
-
-
-def _lacks_opt_out(text: str, channel: str) -> bool:
-    message = Rendered(subject="-", text=text, html=text, sms=text)
-    wanted = "SMS: has no" if channel == "sms" else "text body: has no opt-out"
-    return any(problem.startswith(wanted) for problem in lint_message(message))
-
-
-def _renders_back(parts: dict[str, str], context: dict[str, Any], channel: str, after: str) -> bool:
-    """Rendered for the customer it came from, the template says what the approver wrote."""
-    renderer = Renderer({f"t/{part}": source for part, source in parts.items()})
-    try:
-        message = renderer.render("t", context, channel)
-    except RenderError as exc:
-        log.info("an edit made generic does not render: %s", exc)
-        return False
-    flat = " ".join(after.split())
-    if channel == "sms":
-        return message.sms.startswith(flat)
-    subject, _, body = after.partition("\n\n")
-    return message.subject == " ".join(subject.split()) and " ".join(
-        message.text.split()
-    ).startswith(" ".join(body.split()))

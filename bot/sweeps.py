@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot import escalation_posting, escalations, inbound, payment_links, review_posting
+from bot import (
+    escalation_posting,
+    escalations,
+    followups,
+    inbound,
+    payment_links,
+    review_posting,
+)
 from bot.followups import SlackOut
 from bot.models import Customer
 from bot.runtime import Runtime
@@ -26,6 +33,7 @@ class SweepReport:
     missed_promises: list[int] = field(default_factory=list)  # customer ids
     raised: list[int] = field(default_factory=list)
     reviews_posted: list[int] = field(default_factory=list)
+    unmatched_posted: list[int] = field(default_factory=list)  # inbound message ids
 
 
 def business_time(start: datetime, end: datetime, timezone: str, days: list[str]) -> timedelta:
@@ -104,6 +112,10 @@ def sweep(runtime: Runtime, slack: SlackOut | None) -> SweepReport:
                 )
         except Exception:
             log.exception("payment reviews not posted")
+    try:  # messages that matched no customer, which Slack did not get when they came in
+        report.unmatched_posted = followups.post_unmatched(runtime, slack, settings.finance_channel)
+    except Exception:
+        log.exception("unmatched messages not posted")
     limit = timedelta(days=settings.unclaimed_after_days)
     with runtime.writing() as session:
         waiting = [

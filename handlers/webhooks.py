@@ -117,12 +117,10 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
     def tell_slack(result: inbound.InboundResult) -> None:
         """After the reply is stored: re-draw cancelled cards, post the escalation (or the
         unmatched message), so a person sees it."""
+        if result.outcome == "unmatched":
+            followups.post_unmatched(runtime, slack, settings.finance_channel, [result.message_id])
+            return
         with runtime.writing() as session:
-            if result.outcome == "unmatched":
-                followups.post_unmatched(
-                    session, slack, settings.finance_channel, result.message_id
-                )
-                return
             if result.cancelled and slack is not None:
                 plan_posting.refresh(session, slack, result.cancelled, settings.timezone)
             posted = followups.post_escalations(

@@ -26,13 +26,12 @@ import httpx
 from bot.models import TIERS
 from integrations.base import ContactRecord
 from integrations.csv_common import normalise_email, normalise_phone
+from integrations.http_retry import Retries
 from integrations.oauth import SourceError, SourceUnavailable, json_or_empty
 
 log = logging.getLogger(__name__)
 
 MAX_WAIT = 60.0  # seconds: a longer rate-limit wait ends the run instead of blocking it
-RATE_LIMIT_RETRIES = 3
-SERVER_RETRIES = 2
 
 
 class CrmTokenRejected(SourceError):
@@ -100,54 +99,26 @@ class CrmClient:
         repeatable: bool | None = None,
     ) -> httpx.Response:
         repeatable = method.upper() == "GET" if repeatable is None else repeatable
-        rate_limited = server_errors = 0
+        retries = Retries(
+            label=self.api.label,
+            repeatable=repeatable,
+            sleep=self.sleep,
+            max_wait=self.max_wait,
+            asked_wait=lambda response: wait_seconds(response, self.api.wait_headers),
+            when_to_retry=lambda wait: f"try again in {max(wait / 60, 1):.0f} minutes",
+            log=log,
+        )
+        headers = {"Accept": "application/json", **self.auth}
+        url = self.base_url + path
         while True:
-            response = self._send(method, path, params, body, repeatable)
-            status = response.status_code
-            if status == 429 and rate_limited < RATE_LIMIT_RETRIES:
-                rate_limited += 1
-                self._wait_out(response, rate_limited)
+            response = retries.send(
+                lambda: self.http.request(method, url, params=params, json=body, headers=headers)
+            )
+            if retries.again(response):
                 continue
-            if status >= 500 and (repeatable or status == 503) and server_errors < SERVER_RETRIES:
-                server_errors += 1
-                self.sleep(float(server_errors))
-                continue
-            if status < 400 or status in allow:
+            if response.status_code < 400 or response.status_code in allow:
                 return response
             raise self._failure(method, path, response)
-
-    def _send(
-        self, method: str, path: str, params: Mapping[str, str] | None, body: Any, repeatable: bool
-    ) -> httpx.Response:
-        headers = {"Accept": "application/json", **self.auth}
-        attempt = 0
-        while True:
-            try:
-                return self.http.request(
-                    method, self.base_url + path, params=params, json=body, headers=headers
-                )
-            except httpx.HTTPError as exc:
-                # A connection never made sent nothing; a read may be repeated; a write may not.
-                unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-                if not (unsent or repeatable) or attempt >= SERVER_RETRIES:
-                    raise SourceUnavailable(
-                        f"cannot reach {self.api.label} ({exc.__class__.__name__}): "
-                        "check the network and try again"
-                    ) from None
-                attempt += 1
-                self.sleep(float(attempt))
-
-    def _wait_out(self, response: httpx.Response, attempt: int) -> None:
-        wait = wait_seconds(response, self.api.wait_headers)
-        if wait is None:
-            wait = min(5.0 * attempt, self.max_wait)
-        if wait > self.max_wait:
-            raise SourceUnavailable(
-                f"{self.api.label} is rate limiting arbot for {wait:.0f} s more: "
-                f"try again in {max(wait / 60, 1):.0f} minutes"
-            )
-        log.warning("%s rate limit: waiting %.1f s", self.api.label, wait)
-        self.sleep(wait)
 
     def _failure(self, method: str, path: str, response: httpx.Response) -> SourceError:
         status = response.status_code

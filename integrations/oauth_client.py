@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from integrations.http_retry import Retries
 from integrations.oauth import (
     Provider,
     ReconnectNeeded,
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 
 REFRESH_MARGIN = timedelta(minutes=5)  # refresh this long before the access token expires
 MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After ends the run instead of blocking it
-RATE_LIMIT_RETRIES = 3
-SERVER_RETRIES = 2
 
 
 class OAuthClient:
@@ -95,28 +94,33 @@ class OAuthClient:
         A 4xx answer raises, unless its status is in `allow`: then the caller reads it."""
         tokens = self._fresh(self.tokens())
         refreshed_for_401 = False
-        rate_limited = server_errors = 0
+        retries = Retries(
+            label=self.provider.label,
+            repeatable=method.upper() == "GET",
+            sleep=self.sleep,
+            max_wait=self.max_retry_after,
+            asked_wait=lambda response: _retry_after(
+                response.headers.get("Retry-After"), self.now()
+            ),
+            when_to_retry=self._when_to_retry,
+            log=log,
+            resendable=httpx.TransportError,
+        )
         while True:
-            response = self._send(method, url, tokens, params, json_body, headers)
-            status = response.status_code
-            if status == 401 and not refreshed_for_401:
+            response = self._send(retries, method, url, tokens, params, json_body, headers)
+            if response.status_code == 401 and not refreshed_for_401:
                 refreshed_for_401 = True
                 tokens = self._refresh(tokens)
                 continue
-            if status == 429 and rate_limited < RATE_LIMIT_RETRIES:
-                rate_limited += 1
-                self._wait_out(response, rate_limited)
+            if retries.again(response):
                 continue
-            if status >= 500 and _retryable(method, status) and server_errors < SERVER_RETRIES:
-                server_errors += 1
-                self.sleep(float(server_errors))
-                continue
-            if status < 400 or status in allow:
+            if response.status_code < 400 or response.status_code in allow:
                 return response
             raise self._failure(method, url, response)
 
     def _send(
         self,
+        retries: Retries,
         method: str,
         url: str,
         tokens: Tokens,
@@ -126,22 +130,11 @@ class OAuthClient:
     ) -> httpx.Response:
         all_headers = {"Accept": "application/json", **(headers or {})}
         all_headers["Authorization"] = f"Bearer {tokens.access_token}"
-        attempt = 0
-        while True:
-            try:
-                return self.http.request(
-                    method, url, params=params, json=json_body, headers=all_headers
-                )
-            except httpx.HTTPError as exc:
-                # A connection never made sent nothing; a read may be repeated; a write may not.
-                unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-                repeatable = unsent or (
-                    method.upper() == "GET" and isinstance(exc, httpx.TransportError)
-                )
-                if not repeatable or attempt >= SERVER_RETRIES:
-                    raise self._unreachable(exc) from None
-                attempt += 1
-                self.sleep(float(attempt))
+        return retries.send(
+            lambda: self.http.request(
+                method, url, params=params, json=json_body, headers=all_headers
+            )
+        )
 
     def _fresh(self, tokens: Tokens) -> Tokens:
         if tokens.expires_at - REFRESH_MARGIN > self.now():
@@ -161,24 +154,9 @@ class OAuthClient:
         self.store.save(self.provider.name, fresh)  # saved at once: the old grant may be gone
         return fresh
 
-    def _wait_out(self, response: httpx.Response, attempt: int) -> None:
-        wait = _retry_after(response.headers.get("Retry-After"), self.now())
-        if wait is None:
-            wait = min(5.0 * attempt, self.max_retry_after)
-        if wait > self.max_retry_after:
-            resume = self.now() + timedelta(seconds=wait)
-            raise SourceUnavailable(
-                f"{self.provider.label} is rate limiting arbot for {wait:.0f} s more: "
-                f"try again after {resume:%Y-%m-%d %H:%M} UTC"
-            )
-        log.warning("%s rate limit: waiting %.1f s", self.provider.label, wait)
-        self.sleep(wait)
-
-    def _unreachable(self, exc: Exception) -> SourceUnavailable:
-        return SourceUnavailable(
-            f"cannot reach {self.provider.label} ({exc.__class__.__name__}): "
-            "check the network and try again"
-        )
+    def _when_to_retry(self, wait: float) -> str:
+        resume = self.now() + timedelta(seconds=wait)
+        return f"try again after {resume:%Y-%m-%d %H:%M} UTC"
 
     def _failure(self, method: str, url: str, response: httpx.Response) -> SourceError:
         status = response.status_code
@@ -199,11 +177,6 @@ class OAuthClient:
                 f"{self.provider.label} answered {status} to {where} ({detail}): try again later"
             )
         return SourceError(f"{self.provider.label} refused {where} with {status}: {detail}")
-
-
-def _retryable(method: str, status: int) -> bool:
-    """A read can always be repeated; a write only when the server says it did nothing (503)."""
-    return method.upper() == "GET" or status == 503
 
 
 def _retry_after(value: str | None, now: datetime) -> float | None:

@@ -21,7 +21,9 @@ from bot.payments import record_payment
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from bot.playbook_check import check_bundle
+from bot.playbook_edit import edit_step
 from bot.playbook_versions import active_version, bundle_of, rollback
+from bot.proposal_diff import DIFF_LIMIT, readable_diff
 from bot.runtime import Runtime
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_proposal import ProposalView, code_block, proposal_blocks
@@ -342,7 +344,7 @@ def test_texts_paid_twice_as_often_as_emails_propose_texting_first_at_that_step(
     steps = {(ladder, s.key): s.channels for ladder, s in playbook.all_steps()}
     assert steps[("standard", "plus7")] == ("sms", "email")
     assert steps[("transactional", "plus7")] == ("email", "sms")  # not this ladder
-    assert proposals.readable_diff(BUNDLED.read_text(), found[0].playbook_yaml).count("\n+ ") == 1
+    assert readable_diff(BUNDLED.read_text(), found[0].playbook_yaml).count("\n+ ") == 1
 
 
 @pytest.mark.parametrize(
@@ -475,7 +477,7 @@ def test_approving_a_proposal_made_against_an_older_playbook_sets_it_aside(
 
 def test_editing_a_step_changes_that_step_only_and_keeps_the_comments() -> None:
     source = BUNDLED.read_text()
-    edited = proposals.edit_step(source, "patients/standard", "plus10", channels=["email", "sms"])
+    edited = edit_step(source, "patients/standard", "plus10", channels=["email", "sms"])
     changed = [
         (a, b) for a, b in zip(source.splitlines(), edited.splitlines(), strict=True) if a != b
     ]
@@ -488,17 +490,17 @@ def test_editing_a_step_changes_that_step_only_and_keeps_the_comments() -> None:
         edited.count(line % "sms, email") == 1
     )  # the transactional ladder of the segment keeps it
     assert "# Clinics billing patients" in edited
-    renamed = proposals.edit_step(source, "strategic", "check_in", template="strategic_check_in")
+    renamed = edit_step(source, "strategic", "check_in", template="strategic_check_in")
     assert "template: strategic_check_in}" in renamed
     with pytest.raises(ValueError, match="no step plus99"):
-        proposals.edit_step(source, "standard", "plus99", template="x")
+        edit_step(source, "standard", "plus99", template="x")
 
 
 def test_the_readable_diff_is_cut_at_a_line_to_fit_a_slack_section() -> None:
     old = "\n".join(f"line {n}: " + "a" * 60 for n in range(200))
     new = "\n".join(f"line {n}: " + "b" * 60 for n in range(200))
-    diff = proposals.readable_diff(old, new)
-    assert len(diff) <= proposals.DIFF_LIMIT
+    diff = readable_diff(old, new)
+    assert len(diff) <= DIFF_LIMIT
     assert diff.startswith("--- active\n+++ proposed")
     assert diff.splitlines()[-1].endswith("more lines")
     assert all(line.startswith(("-", "+", "@", " ", "…")) for line in diff.splitlines())

@@ -287,6 +287,46 @@ def test_a_message_matching_nothing_goes_to_the_finance_channel(
     assert _counts(rt)[1:] == (0, ("planned",))
 
 
+def test_a_message_slack_did_not_get_is_posted_by_the_next_sweep_once(
+    rt: Runtime, app: httpx.Client, slack_api: Any
+) -> None:
+    from bot.sweeps import sweep
+
+    slack_api.fail_next("chat.postMessage", "service_unavailable")
+    raw = _mail("Who is this? I never ordered anything.", From="stranger@elsewhere.example")
+    assert _post_mail(app, raw).json()["status"] == "unmatched"
+    assert not any("matched no customer" in c.get("text", "") for c in _posts(slack_api))
+
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    assert sweep(rt, chat).unmatched_posted == [1]
+    assert sweep(rt, chat).unmatched_posted == []  # told once
+    told = [c for c in _posts(slack_api) if "matched no customer" in c.get("text", "")]
+    assert [c["channel"] for c in told] == ["C0FINANCE"]
+
+
+def test_a_message_placed_by_a_person_is_not_posted_again(
+    rt: Runtime, app: httpx.Client, slack_api: Any
+) -> None:
+    from bot import inbound
+    from bot.sweeps import sweep
+    from bot.triage import RuleClassifier
+
+    slack_api.fail_next("chat.postMessage", "service_unavailable")
+    raw = _mail("Paying next week.", From="stranger@elsewhere.example")
+    assert _post_mail(app, raw).json()["status"] == "unmatched"
+    with rt.writing() as session:
+        rules = inbound.ReplyRules.from_settings(rt.settings)
+        inbound.assign(
+            session, 1, "C-1", "U0APPROVER", rt.clock.now(), TODAY, rules, RuleClassifier()
+        )
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    assert sweep(rt, chat).unmatched_posted == []
+
+
+def _posts(slack_api: Any) -> list[dict[str, Any]]:
+    return [r["params"] for r in slack_api.records("chat.postMessage") if r["response"]["ok"]]
+
+
 @pytest.mark.parametrize("secret", [None, "wrong", ""], ids=["missing", "wrong", "empty"])
 def test_without_the_secret_the_email_webhook_answers_401_and_changes_nothing(
     rt: Runtime, app: httpx.Client, secret: str | None

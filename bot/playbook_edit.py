@@ -1,0 +1,108 @@
+"""Editing one step of a playbook file in place: a new template or channel order for that step,
+with comments, layout and every other line left as a person wrote them, so a diff shows only the
+change."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from playbooks.loader import parse_playbook
+
+
+def edit_step(
+    source: str,
+    ladder: str,
+    step_key: str,
+    *,
+    template: str | None = None,
+    channels: list[str] | None = None,
+) -> str:
+    """The playbook file with one step's template or channel order changed in place: comments,
+    layout and every other line stay as a person wrote them, so the diff shows only the change."""
+    root = yaml.compose(source)
+    if root is None:
+        raise ValueError("the playbook file is empty")
+    step = _step_node(root, ladder, step_key)
+    edits: list[tuple[int, int, str]] = []
+    if template is not None:
+        node = _value(step, "template")
+        if not isinstance(node, ScalarNode):
+            raise ValueError(f"step {step_key} of {ladder} has no template to replace")
+        edits.append((node.start_mark.index, node.end_mark.index, _plain(template)))
+    if channels is not None:
+        node = _value(step, "channels")
+        if not isinstance(node, SequenceNode) or len(node.value) != len(channels):
+            raise ValueError(f"step {step_key} of {ladder}: channels cannot be reordered in place")
+        edits += [
+            (item.start_mark.index, item.end_mark.index, _plain(channel))
+            for item, channel in zip(node.value, channels, strict=True)
+        ]
+    text = source
+    for start, end, value in sorted(edits, reverse=True):
+        text = text[:start] + value + text[end:]
+    _expect(source, text, ladder, step_key, template, channels)
+    return text
+
+
+def _expect(
+    before: str,
+    after: str,
+    ladder: str,
+    step_key: str,
+    template: str | None,
+    channels: list[str] | None,
+) -> None:
+    """The edited file must say exactly the old playbook with that one change, nothing else."""
+    wanted = parse_playbook(before, "active").model_dump()
+    for step in _ladder_of(wanted, ladder):
+        if step["key"] == step_key:
+            step["template"] = template if template is not None else step["template"]
+            step["channels"] = tuple(channels) if channels is not None else step["channels"]
+    if parse_playbook(after, "proposed").model_dump() != wanted:
+        raise ValueError(f"editing step {step_key} of {ladder} changed more than that step")
+
+
+def _ladder_of(dump: dict[str, Any], ladder: str) -> list[dict[str, Any]]:
+    segment, _, tier = ladder.rpartition("/")
+    if not segment:
+        return list(dump["tiers"][tier])
+    found = next(s for s in dump["segments"] if s["name"] == segment)
+    return list(found["tiers"][tier])
+
+
+def _value(mapping: Node, key: str) -> Node | None:
+    if not isinstance(mapping, MappingNode):
+        return None
+    for name, value in mapping.value:
+        if isinstance(name, ScalarNode) and name.value == key:
+            found: Node = value
+            return found
+    return None
+
+
+def _step_node(root: Node, ladder: str, step_key: str) -> Node:
+    segment, _, tier = ladder.rpartition("/")
+    holder: Node | None = root
+    if segment:
+        segments = _value(root, "segments")
+        items = segments.value if isinstance(segments, SequenceNode) else []
+        holder = next((s for s in items if _scalar(_value(s, "name")) == segment), None)
+    tiers = _value(holder, "tiers") if holder is not None else None
+    steps = _value(tiers, tier) if tiers is not None else None
+    for item in steps.value if isinstance(steps, SequenceNode) else []:
+        if _scalar(_value(item, "key")) == step_key:
+            return item  # type: ignore[no-any-return]
+    raise ValueError(f"the playbook has no step {step_key} in {ladder}")
+
+
+def _scalar(node: Node | None) -> str | None:
+    return str(node.value) if isinstance(node, ScalarNode) else None
+
+
+def _plain(value: str) -> str:
+    """A YAML scalar that reads back as this string (quoted when plain would not)."""
+    return value if yaml.safe_load(value) == value else json.dumps(value)
