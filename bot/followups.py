@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bot import escalation_posting, payment_links, plan_posting
@@ -116,12 +116,16 @@ def unmatched_text(session: Session, inbound_id: int) -> str:
     )
 
 
+UNMATCHED_CLAIM = timedelta(minutes=10)  # a claim older than this was lost (a crash): retry
+
+
 def post_unmatched(
     runtime: Runtime, slack: SlackOut | None, channel: str | None, ids: list[int] | None = None
 ) -> list[int]:
     """Tell the finance channel about messages nobody could place (these, or every one still
-    waiting); each is marked told once Slack has it, so one Slack cannot post stays waiting for
-    the sweep. Slack is called outside any writing transaction. Returns the ids posted."""
+    waiting). Each is claimed first, so the webhook and the sweep never both post it; once
+    Slack has it, it is marked told; if Slack refuses, the claim is given back for the next
+    sweep. Slack is called outside any writing transaction. Returns the ids posted."""
     if slack is None or not channel:
         return []
     with runtime.sessions() as session:
@@ -130,19 +134,48 @@ def post_unmatched(
         )
         if ids is not None:
             waiting = waiting.where(InboundMessage.id.in_(ids))
-        texts = {i: unmatched_text(session, i) for i in session.scalars(waiting.order_by("id"))}
+        candidates = list(session.scalars(waiting.order_by(InboundMessage.id)))
     posted = []
-    for inbound_id, text in texts.items():
+    for inbound_id in candidates:
+        text = _claim_unmatched(runtime, inbound_id)
+        if text is None:
+            continue  # another process has it
         try:
             slack.post_text(channel, text)
         except SlackApiError as exc:
             log.error("unmatched message %s not posted: %s", inbound_id, exc.response.get("error"))
+            _mark_unmatched(runtime, inbound_id, told=False)
             break  # Slack is refusing: the rest wait for the next sweep too
-        with runtime.writing() as session:
-            session.execute(
-                update(InboundMessage)
-                .where(InboundMessage.id == inbound_id)
-                .values(awaiting_slack=False)
-            )
+        _mark_unmatched(runtime, inbound_id, told=True)
         posted.append(inbound_id)
     return posted
+
+
+def _claim_unmatched(runtime: Runtime, inbound_id: int) -> str | None:
+    """The message's text when this process may post it now, else None."""
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        claimed = session.execute(
+            update(InboundMessage)
+            .where(
+                InboundMessage.id == inbound_id,
+                InboundMessage.awaiting_slack.is_(True),
+                InboundMessage.customer_id.is_(None),
+                or_(
+                    InboundMessage.slack_claimed_at.is_(None),
+                    InboundMessage.slack_claimed_at < now - UNMATCHED_CLAIM,
+                ),
+            )
+            .values(slack_claimed_at=now)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return unmatched_text(session, inbound_id)
+
+
+def _mark_unmatched(runtime: Runtime, inbound_id: int, told: bool) -> None:
+    values = {"awaiting_slack": False} if told else {"slack_claimed_at": None}
+    with runtime.writing() as session:
+        session.execute(
+            update(InboundMessage).where(InboundMessage.id == inbound_id).values(**values)
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 import sys
+import threading
 from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -74,6 +75,7 @@ class SecretMask(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
+        self._adding = threading.Lock()
         # Longest first, so a secret containing another is masked whole.
         self.secrets = sorted(
             {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True
@@ -81,8 +83,9 @@ class SecretMask(logging.Filter):
 
     def add(self, secrets: Iterable[str]) -> None:
         """More values to mask (an installed workspace's, when it is opened)."""
-        more = {s for s in secrets if len(s) >= MIN_SECRET_LENGTH} | set(self.secrets)
-        self.secrets = sorted(more, key=len, reverse=True)  # one assignment: readers never wait
+        with self._adding:  # two workspaces opening at once must not drop each other's
+            more = {s for s in secrets if len(s) >= MIN_SECRET_LENGTH} | set(self.secrets)
+            self.secrets = sorted(more, key=len, reverse=True)  # one assignment: readers never wait
 
     def mask(self, text: str) -> str:
         for secret in self.secrets:

@@ -296,8 +296,12 @@ class InboundMessage(Base):
     label: Mapped[str | None] = mapped_column(String(32))
     confidence: Mapped[float | None]
     promise_date: Mapped[date | None] = mapped_column(Date)
-    # Matched no customer and the finance channel has not been told yet (the sweep retries).
-    awaiting_slack: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Matched no customer and the finance channel has not been told yet (the sweep retries);
+    # slack_claimed_at: a process is posting it now (another may take over after a while).
+    awaiting_slack: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), index=True
+    )
+    slack_claimed_at: Mapped[datetime | None]
 
 
 class Escalation(Base):

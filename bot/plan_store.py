@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from bot import audit, plan_data
+from bot.ledger_lock import PLAN_LOCK, schema_lock
 from bot.models import Escalation, Reminder, ReminderInvoice
 from bot.payment_links import payment_link
 from bot.plan_data import CustomerFacts, InvoiceFacts
@@ -23,7 +24,6 @@ from bot.playbook_versions import bundle_of, ensure_active
 from integrations.base import PaymentLinks
 from playbooks.render import Renderer
 
-PLAN_LOCK_KEY = 0x6172626F74_02  # "arbot" + 2: one plan at a time on PostgreSQL
 AUTO_APPROVER = "playbook"
 
 
@@ -43,8 +43,7 @@ def run_plan(
     links: PaymentLinks | None = None,
 ) -> PlanRun:
     """Plan the day. Payment links are made only for a stored plan (a dry run makes none)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PLAN_LOCK_KEY})
+    schema_lock(session, PLAN_LOCK)  # one plan at a time (on PostgreSQL; SQLite serialises)
     version = ensure_active(session, now)
     bundle = bundle_of(version)
     customers = plan_data.load_customers(session)

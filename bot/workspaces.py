@@ -329,7 +329,8 @@ class Workspaces:
             self._forget(team_id)  # uninstalled, perhaps by another replica
             raise
         with self._lock_of(team_id):
-            held = self._open.get(team_id)
+            with self._lock:
+                held = self._open.get(team_id)
             if held is not None and held[0] == workspace.stamp:
                 return held[1]
             if held is not None:
@@ -343,7 +344,8 @@ class Workspaces:
             prepare_storage(self.main, settings.database_url)
             opened = start(settings, clock=self.main.clock)
             mask_secrets(secrets_of(settings))
-            self._open[team_id] = (workspace.stamp, opened)
+            with self._lock:
+                self._open[team_id] = (workspace.stamp, opened)
             return opened
 
     def _lock_of(self, team_id: str) -> threading.Lock:

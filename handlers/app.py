@@ -135,8 +135,8 @@ def create_app(
             pending.add(work)
             work.add_done_callback(finished)
             return Response(status_code=200)
-        if workspaces is not None and not verifier.is_valid_request(body, dict(request.headers)):
-            return Response(status_code=401)  # checked here too: routing reads the database
+        if not verifier.is_valid_request(body, dict(request.headers)):
+            return Response(status_code=401)  # before routing, which reads the database
         bolt_request = to_bolt_request(request, body)
         # The request id travels with the work, so the listener's log lines carry it.
         bolt_response = await loop.run_in_executor(

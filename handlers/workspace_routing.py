@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.request.internals import extract_team_id
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
@@ -36,6 +36,7 @@ from integrations.slack_install import installation_store
 log = logging.getLogger(__name__)
 UNINSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")
 NOT_INSTALLED = "arbot is not installed in this workspace"
+MAIN_TEAM_RETRY_SECONDS = 60.0
 
 
 class SlackApps:
@@ -53,24 +54,27 @@ class SlackApps:
         self._apps: dict[str, tuple[Runtime, App]] = {}
         self._lock = threading.Lock()
         self._main_team: str | None = None
+        self._main_team_asked = -MAIN_TEAM_RETRY_SECONDS
 
     def main_team(self) -> str | None:
-        """The workspace of SLACK_BOT_TOKEN (asked once): always the main app's, even if it
-        was also installed through /slack/install, so its buttons act on the main data."""
+        """The workspace of SLACK_BOT_TOKEN (asked once; after a failure, again a minute
+        later): always the main app's, even if it was also installed through /slack/install,
+        so its buttons act on the main data."""
         if self.main is None or self._main_team is not None:
             return self._main_team
+        if time.monotonic() - self._main_team_asked < MAIN_TEAM_RETRY_SECONDS:
+            return None
+        self._main_team_asked = time.monotonic()
         try:
             self._main_team = str(self.main.client.auth_test()["team_id"])
-        except SlackApiError as exc:
-            log.error("SLACK_BOT_TOKEN: auth.test failed (%s)", exc.response.get("error"))
+        except Exception as exc:
+            log.error("SLACK_BOT_TOKEN: auth.test failed (%s)", exc)
         return self._main_team
 
     def for_team(self, team_id: str | None) -> App | None:
         """The installed workspace's app, else the main app (None: no app answers)."""
-        if team_id is not None and team_id == self.main_team():
-            return self.main
         runtime = self._installed_runtime(team_id)
-        if runtime is None or team_id is None:
+        if runtime is None or team_id is None or team_id == self.main_team():
             return self.main
         with self._lock:
             held = self._apps.get(team_id)
@@ -163,9 +167,10 @@ class WorkspaceWebhooks:
         team_id, _, rest = path[len("/w/") :].partition("/")
         try:
             app = await run_in_threadpool(self._app_for, team_id)
-        except UserError as exc:  # installed, but cannot be opened: say why, and try again later
-            log.error("workspace %s cannot be served: %s", team_id, exc)
-            refused = JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        except Exception as exc:  # installed, but cannot be opened: say why, and try again later
+            log.exception("workspace %s cannot be served", team_id)
+            detail = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            refused = JSONResponse({"status": "unavailable", "detail": detail}, status_code=503)
             await refused(scope, receive, send)
             return
         if app is None:

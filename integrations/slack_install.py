@@ -219,11 +219,20 @@ def complete_install(main: Runtime, workspaces: Workspaces, code: str) -> Instal
     except SlackApiError as exc:
         raise InstallFailed(f"Slack refused the install ({exc.response.get('error')})") from None
     token = str(answer.get("access_token") or "")
+    try:
+        return _keep(main, workspaces, answer, token)
+    except BaseException:
+        _revoke(main, token)  # whatever stopped the install, the token goes back
+        raise
+
+
+def _keep(main: Runtime, workspaces: Workspaces, answer: Any, token: str) -> Installed:
+    """Check the install, make the workspace's storage, store the token and note the workspace.
+    A failure after the token is stored takes it out again."""
     team = answer.get("team") or {}
     team_id = str(team.get("id") or "")
     refusal = _refusal(main, answer, team_id)
     if refusal:
-        _revoke(main, token)
         raise InstallFailed(refusal)
     hook = answer.get("incoming_webhook") or {}
     user = (answer.get("authed_user") or {}).get("id")
@@ -248,19 +257,23 @@ def complete_install(main: Runtime, workspaces: Workspaces, code: str) -> Instal
     try:
         workspaces.prepare(team_id)
     except UserError:  # a setting to fix (ARBOT_SECRET_KEY, DATABASE_URL): it says which
-        _revoke(main, token)
         raise
     except Exception as exc:
         log.exception("workspace %s: its database could not be made", team_id)
-        _revoke(main, token)
         raise InstallFailed(
             f"arbot could not make this workspace's database ({type(exc).__name__}: {exc}); "
             "nothing was installed. Tell whoever runs arbot"
         ) from None
-    installation_store(main).save(installation)
-    workspace = workspaces.record_install(
-        team_id, team.get("name") or team_id, hook.get("channel_id"), user
-    )
+    store = installation_store(main)
+    store.save(installation)
+    try:
+        workspace = workspaces.record_install(
+            team_id, team.get("name") or team_id, hook.get("channel_id"), user
+        )
+    except BaseException:  # its token is revoked (above): keep none of it
+        store.delete_bot(enterprise_id=None, team_id=team_id)
+        store.delete_installation(enterprise_id=None, team_id=team_id)
+        raise
     log.info("installed into workspace %s", team_id)
     return Installed(workspace, reinstalled=before is not None)
 

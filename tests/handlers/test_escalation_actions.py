@@ -142,8 +142,9 @@ def test_mark_disputed_then_resume_then_resolve(
     wait_for(lambda: _state(slack_runtime).state == "resolved")
     assert not disputed()
     assert _state(slack_runtime).resolution == "sequence resumed"
-    parent = slack_api.messages[(thread.slack_channel, thread.slack_thread_ts)]
-    assert "esc_claim" not in json.dumps(parent["blocks"])  # a resolved one has no buttons
+    key = (thread.slack_channel, thread.slack_thread_ts)
+    # a resolved one has no buttons (the card is redrawn just after the database changes)
+    wait_for(lambda: "esc_claim" not in json.dumps(slack_api.messages[key]["blocks"]))
 
 
 def test_resolve_records_the_outcome(

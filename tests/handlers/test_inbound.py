@@ -287,14 +287,39 @@ def test_a_message_matching_nothing_goes_to_the_finance_channel(
     assert _counts(rt)[1:] == (0, ("planned",))
 
 
+def _unmatched_bounce() -> bytes:
+    """A bounce whose token is good but names no reminder arbot has."""
+    return (
+        f"From: Mail Delivery System <MAILER-DAEMON@mx.example>\r\n"
+        f"To: bounce+{token(KEY, 999, 'bounce')}@brightwater.example\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example\r\n\r\n"
+        "Final-Recipient: rfc822; someone@else.example\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\n"
+        "--B--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("kind", ["email", "text", "bounce"])
 def test_a_message_slack_did_not_get_is_posted_by_the_next_sweep_once(
-    rt: Runtime, app: httpx.Client, slack_api: Any
+    rt: Runtime, app: httpx.Client, slack_api: Any, kind: str
 ) -> None:
     from bot.sweeps import sweep
 
     slack_api.fail_next("chat.postMessage", "service_unavailable")
-    raw = _mail("Who is this? I never ordered anything.", From="stranger@elsewhere.example")
-    assert _post_mail(app, raw).json()["status"] == "unmatched"
+    if kind == "email":
+        raw = _mail("Who is this? I never ordered anything.", From="stranger@elsewhere.example")
+        assert _post_mail(app, raw).json()["status"] == "unmatched"
+    elif kind == "bounce":
+        assert _post_mail(app, _unmatched_bounce()).json()["status"] == "unmatched"
+    else:
+        assert _sms(app, "who is this?", sender="+13125550199").status_code == 200
+    assert slack_api.calls("chat.postMessage")  # it was tried, and refused
     assert not any("matched no customer" in c.get("text", "") for c in _posts(slack_api))
 
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
@@ -321,6 +346,28 @@ def test_a_message_placed_by_a_person_is_not_posted_again(
         )
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
     assert sweep(rt, chat).unmatched_posted == []
+
+
+def test_a_message_another_process_is_posting_is_left_to_it_until_its_claim_lapses(
+    rt: Runtime, app: httpx.Client, slack_api: Any
+) -> None:
+    from datetime import timedelta
+
+    from bot.models import InboundMessage
+    from bot.sweeps import sweep
+
+    slack_api.fail_next("chat.postMessage", "service_unavailable")
+    raw = _mail("Who is this?", From="stranger@elsewhere.example")
+    assert _post_mail(app, raw).json()["status"] == "unmatched"
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    with rt.writing() as session:  # another replica's webhook is posting it right now
+        session.get(InboundMessage, 1).slack_claimed_at = rt.clock.now()  # type: ignore[union-attr]
+    assert sweep(rt, chat).unmatched_posted == []
+    with rt.writing() as session:  # ... and died doing it, eleven minutes ago
+        message = session.get(InboundMessage, 1)
+        assert message is not None
+        message.slack_claimed_at = rt.clock.now() - timedelta(minutes=11)
+    assert sweep(rt, chat).unmatched_posted == [1]
 
 
 def _posts(slack_api: Any) -> list[dict[str, Any]]:

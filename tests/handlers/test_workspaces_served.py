@@ -348,6 +348,36 @@ def test_slack_can_check_the_events_url_of_a_deployment_without_a_main_workspace
             slack.close()
 
 
+def test_an_install_that_cannot_check_the_main_workspace_gives_its_token_back(
+    database_url: str, slack_api: Any, clock: FixedClock
+) -> None:
+    from integrations.slack_install import InstallFailed, complete_install
+
+    main = start(deployment_settings(database_url, slack_api, slack_bot_token="xoxb-revoked"))
+    try:
+        workspaces = Workspaces(main)
+        slack_api.grant("code-b", BETA, BETA_TOKEN)
+        with pytest.raises(InstallFailed, match="SLACK_BOT_TOKEN does not work"):
+            complete_install(main, workspaces, "code-b")
+        assert workspaces.all() == [] and slack_api.revoked == [BETA_TOKEN]
+    finally:
+        main.close()
+
+
+def test_an_unsigned_url_check_is_refused_with_one_workspace_too(
+    deployment: tuple[Runtime, Workspaces],
+) -> None:
+    main, _workspaces = deployment
+    with serve(main) as url:
+        slack = SlackRequests(url)
+        try:
+            body = json.dumps({"type": "url_verification", "challenge": "c-123", "token": "x"})
+            assert slack.send(body, "application/json", signature="v0=00").status_code == 401
+            assert slack.send(body, "application/json").json() == {"challenge": "c-123"}
+        finally:
+            slack.close()
+
+
 def test_a_reinstall_takes_the_channel_picked_while_installing(
     deployment: tuple[Runtime, Workspaces], slack_api: Any
 ) -> None:

@@ -184,15 +184,14 @@ def test_a_write_is_repeated_after_a_503_but_not_after_another_server_error(
 def test_a_provider_that_cannot_be_reached_is_tried_three_times_even_for_a_write(
     caller: Caller,
 ) -> None:
-    with socket.socket() as spare:  # a port that nothing listens on once it is closed
-        spare.bind(("127.0.0.1", 0))
-        port = spare.getsockname()[1]
-
-    with pytest.raises(
-        SourceUnavailable,
-        match=r"^cannot reach Acme CRM \(ConnectError\): check the network and try again$",
-    ):
-        caller.answer("POST", f"http://127.0.0.1:{port}", caller.retries(repeatable=False))
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))  # bound, never listening: connecting is refused
+        port = unused.getsockname()[1]
+        with pytest.raises(
+            SourceUnavailable,
+            match=r"^cannot reach Acme CRM \(ConnectError\): check the network and try again$",
+        ):
+            caller.answer("POST", f"http://127.0.0.1:{port}", caller.retries(repeatable=False))
     assert caller.sleeps == [1.0, 2.0]
 
 
