@@ -599,9 +599,12 @@ def simulate_command(
     """What following up is worth on the sample ledger, against no follow-up: from a stated
     model of customer behaviour, not from real customers."""
     from bot.clock import local_date
-    from bot.simulate import BehaviourModel, describe, load_model, simulate
+    from bot.simulate import simulate
+    from bot.simulate_model import BehaviourModel, load_model
+    from bot.simulate_report import describe
 
-    settings = load_settings()
+    with _runtime() as runtime:  # ARBOT_WORKSPACE's business rules, when it names one
+        settings = runtime.settings
     result = simulate(
         days,
         seed,

@@ -8,8 +8,8 @@ probability that depends on its tier, how late it is and whether a reminder abou
 day; a customer who got a reminder may reply or dispute. Both runs draw the same random number for
 the same invoice on the same day, so the only difference between them is the follow-up.
 
-The figures come from the model's assumed probabilities, never from real customers; `describe`
-says so in plain words.
+The figures come from the model's assumed probabilities, never from real customers;
+`bot.simulate_report.describe` says so in plain words. The model itself is in `bot.simulate_model`.
 """
 
 from __future__ import annotations
@@ -20,20 +20,18 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-import yaml
-from pydantic import ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import SecretStr
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from bot import approvals, escalations
-from bot.aging import DSO_PERIOD_DAYS, aging_report
+from bot.aging import aging_report
 from bot.clock import FixedClock
 from bot.errors import UserError
 from bot.ledger import apply_batch
@@ -46,6 +44,8 @@ from bot.runtime import Runtime, start
 from bot.sample_ledger import sample_rows, write_csv
 from bot.sending import flush
 from bot.settings import Settings, load_settings
+from bot.simulate_model import BehaviourModel
+from bot.simulate_report import RunFigures, SimulationResult
 from integrations.base import (
     CustomerRecord,
     Delivery,
@@ -67,133 +67,6 @@ DEFAULT_INVOICES = 320
 MORNING = time(8, 0)
 EVENING = time(18, 0)
 CENTS = Decimal("0.01")
-DISCLAIMER = (
-    "These figures come from a behaviour model with assumed probabilities, not from real "
-    "customers: they show what the model implies, not what your customers will do."
-)
-
-Tier = Literal["strategic", "standard", "transactional"]
-Probability = Annotated[float, Field(ge=0, le=1)]
-Factor = Annotated[float, Field(ge=0, le=10)]
-
-
-@dataclass(frozen=True)
-class BehaviourModel:
-    """How simulated customers behave. Probabilities are per invoice and business day unless the
-    name says otherwise."""
-
-    __pydantic_config__ = ConfigDict(extra="forbid")
-
-    # An invoice that is due is paid today with nothing said to the customer.
-    pay_daily: dict[Tier, Probability] = field(
-        default_factory=lambda: {"strategic": 0.025, "standard": 0.02, "transactional": 0.03}
-    )
-    # Invoices not yet due are paid at this share of that rate (a few customers pay early).
-    not_yet_due_factor: Factor = 0.5
-    # The unprompted rate halves every this many days past due (old debts pay less).
-    halving_days_overdue: Annotated[int, Field(ge=1, le=3650)] = 60
-    # Added to the day's probability when a reminder about the invoice arrived that day.
-    pay_on_touch_day: dict[Tier, Probability] = field(
-        default_factory=lambda: {"strategic": 0.08, "standard": 0.10, "transactional": 0.12}
-    )
-    # A text message's lift relative to an email's (texts are read sooner).
-    sms_touch_factor: Factor = 1.2
-    # Per customer who got a reminder that day: they write back / they dispute.
-    reply_after_touch: Probability = 0.05
-    dispute_after_touch: Probability = 0.01
-    # A disputed invoice is paid at this share of the unprompted rate (until a person resolves it).
-    disputed_pay_factor: Factor = 0.5
-    # New invoices keep coming, at this multiple of the sample ledger's billing pace (0 = none).
-    billing_factor: Factor = 1.0
-
-    def pay_probability(
-        self, tier: str, days_overdue: int, touched_by: str | None, disputed: bool
-    ) -> float:
-        """p(tier, days overdue, reminded today?) for one invoice on one business day."""
-        base = float(self.pay_daily.get(tier, 0.0))  # type: ignore[call-overload]
-        if days_overdue < 0:
-            base *= self.not_yet_due_factor
-        else:
-            base *= 0.5 ** (days_overdue / self.halving_days_overdue)
-        if disputed:
-            base *= self.disputed_pay_factor
-        lift = 0.0
-        if touched_by is not None and not disputed:
-            lift = float(self.pay_on_touch_day.get(tier, 0.0))  # type: ignore[call-overload]
-            lift *= self.sms_touch_factor if touched_by == "sms" else 1.0
-        return min(1.0, base + lift)
-
-
-_MODEL = TypeAdapter(BehaviourModel)
-_TIER_FIELDS = ("pay_daily", "pay_on_touch_day")
-
-
-def load_model(path: Path) -> BehaviourModel:
-    """Read a behaviour model from YAML; names left out keep their defaults. An error names the
-    file and the field to fix."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected names and values, e.g. `reply_after_touch: 0.05`")
-    defaults = BehaviourModel()
-    for name in _TIER_FIELDS:
-        if isinstance(data.get(name), dict):
-            data[name] = {**getattr(defaults, name), **data[name]}
-    try:
-        return _MODEL.validate_python(data)
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        ]
-        known = ", ".join(f.name for f in fields(BehaviourModel))
-        raise UserError(f"{path}: " + "; ".join(problems) + f" (known names: {known})") from None
-
-
-@dataclass(frozen=True)
-class RunFigures:
-    """One run's outcome, per currency."""
-
-    collected: dict[str, Decimal]  # paid by simulated customers during the run
-    dso: dict[str, Decimal | None]  # days sales outstanding on the last day (as `arbot aging`)
-    open_at_end: dict[str, Decimal]
-    payments: int
-    escalations: int  # accounts handed to a person (the simulation does not act for them)
-
-
-@dataclass(frozen=True)
-class SimulationResult:
-    start: date
-    end: date
-    days: int
-    seed: int
-    customers: int
-    invoices_at_start: int
-    invoices_billed: int
-    model: BehaviourModel
-    follow_up: RunFigures
-    no_follow_up: RunFigures
-    sent: dict[str, int]  # channel -> reminders sent in the follow-up run
-    replies: int
-    disputes: int
-
-    def collected_difference(self) -> dict[str, Decimal]:
-        codes = sorted(set(self.follow_up.collected) | set(self.no_follow_up.collected))
-        return {
-            c: self.follow_up.collected.get(c, Decimal(0))
-            - self.no_follow_up.collected.get(c, Decimal(0))
-            for c in codes
-        }
-
-    def dso_difference(self) -> dict[str, Decimal | None]:
-        result: dict[str, Decimal | None] = {}
-        for code in sorted(set(self.follow_up.dso) | set(self.no_follow_up.dso)):
-            with_, without = self.follow_up.dso.get(code), self.no_follow_up.dso.get(code)
-            result[code] = None if with_ is None or without is None else with_ - without
-        return result
 
 
 class CountingSender:
@@ -502,52 +375,3 @@ def _figures(runtime: Runtime, last_day: date) -> RunFigures:
         payments=payments,
         escalations=handed,
     )
-
-
-def describe(result: SimulationResult) -> str:
-    """The result as plain text, the disclaimer first."""
-    lines = [
-        f"Simulated {result.days} days ({result.start.isoformat()} to {result.end.isoformat()}), "
-        f"seed {result.seed}: {result.customers} customers, {result.invoices_at_start} invoices "
-        f"at the start, {result.invoices_billed} billed during the run.",
-        DISCLAIMER,
-        "",
-        f"{'':28}{'with follow-up':>18}{'no follow-up':>18}{'difference':>18}",
-    ]
-    for code, difference in result.collected_difference().items():
-        lines.append(
-            f"{'Cash collected (' + code + ')':28}"
-            f"{_money(result.follow_up.collected.get(code)):>18}"
-            f"{_money(result.no_follow_up.collected.get(code)):>18}"
-            f"{_money(difference, signed=True):>18}"
-        )
-    for code, days_fewer in result.dso_difference().items():
-        lines.append(
-            f"{'DSO on the last day (' + code + ')':28}"
-            f"{_days(result.follow_up.dso.get(code)):>18}"
-            f"{_days(result.no_follow_up.dso.get(code)):>18}"
-            f"{_days(days_fewer, signed=True):>18}"
-        )
-    sent = ", ".join(f"{count} by {channel}" for channel, count in result.sent.items()) or "none"
-    lines += [
-        f"(DSO as `arbot aging` counts it: open balance / the last {DSO_PERIOD_DAYS} days' "
-        f"invoicing x {DSO_PERIOD_DAYS}.)",
-        "",
-        f"Reminders sent in the follow-up run: {sent}. Customers wrote back {result.replies} "
-        f"times (a person would answer; the model changes nothing for a reply) and disputed "
-        f"{result.disputes} times. {result.follow_up.escalations} accounts went to a person, "
-        "who does nothing in the simulation.",
-    ]
-    return "\n".join(lines)
-
-
-def _money(amount: Decimal | None, signed: bool = False) -> str:
-    if amount is None:
-        return "-"
-    return f"{amount:+,.2f}" if signed else f"{amount:,.2f}"
-
-
-def _days(value: Decimal | None, signed: bool = False) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:+.1f}" if signed else f"{value:.1f}"

@@ -22,9 +22,15 @@ from bot.settings import Settings
 from bot.source_tokens import DatabaseTokenStore
 from bot.sync import CrmSyncResult, Source, SyncResult, sync_crm, sync_source
 from integrations.base import CrmSource
-from integrations.freshbooks import FreshBooksSource, freshbooks_provider
+from integrations.freshbooks import FreshBooksSource
 from integrations.hubspot import HubSpotSource
-from integrations.oauth import Provider, SourceError, quickbooks_provider, xero_provider
+from integrations.oauth import (
+    Provider,
+    SourceError,
+    freshbooks_provider,
+    quickbooks_provider,
+    xero_provider,
+)
 from integrations.oauth_client import OAuthClient
 from integrations.pipedrive import PipedriveSource
 from integrations.quickbooks import QuickBooksSource

@@ -145,7 +145,7 @@ def create_app(
         return to_starlette_response(bolt_response)
 
     async def healthz(_request: Request) -> Response:
-        ok, doc = await run_in_threadpool(health, runtime, runner)
+        ok, doc = await run_in_threadpool(health, runtime, runner, workspaces)
         return JSONResponse(doc, status_code=200 if ok else 503)
 
     installing = install_routes(runtime, workspaces) if workspaces is not None else []

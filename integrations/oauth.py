@@ -1,6 +1,6 @@
-"""OAuth 2.0 for the accounting sources (QuickBooks Online, Xero): the authorization code flow,
-token refresh, where tokens are kept (`TokenStore`; `bot.source_tokens` keeps them encrypted in the
-database), and the errors a source raises.
+"""OAuth 2.0 for the accounting sources (QuickBooks Online, Xero, FreshBooks): the authorization
+code flow, token refresh, where tokens are kept (`TokenStore`; `bot.source_tokens` keeps them
+encrypted in the database), and the errors a source raises.
 
 The HTTP client that keeps its access token fresh, `OAuthClient`, lives in
 integrations.oauth_client; it can still be imported from here.
@@ -25,6 +25,8 @@ QUICKBOOKS_AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2"
 QUICKBOOKS_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
 XERO_AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
 XERO_TOKEN_URL = "https://identity.xero.com/connect/token"
+FRESHBOOKS_AUTHORIZE_URL = "https://auth.freshbooks.com/oauth/authorize"
+FRESHBOOKS_TOKEN_URL = "https://api.freshbooks.com/auth/oauth/token"
 
 
 class SourceError(UserError):
@@ -41,7 +43,7 @@ class SourceUnavailable(SourceError):
 
 @dataclass(frozen=True, slots=True)
 class Provider:
-    name: str  # "quickbooks", "xero": the key tokens are stored under and the CLI word
+    name: str  # "quickbooks", "xero", "freshbooks": the key tokens are kept under, the CLI word
     label: str  # how people write it
     env_prefix: str  # where its credentials live: QUICKBOOKS_CLIENT_ID, ...
     client_id: str
@@ -91,12 +93,38 @@ def xero_provider(
     )
 
 
+def freshbooks_provider(
+    client_id: str,
+    client_secret: str,
+    authorize_endpoint: str = FRESHBOOKS_AUTHORIZE_URL,
+    token_endpoint: str = FRESHBOOKS_TOKEN_URL,
+) -> Provider:
+    return Provider(
+        name="freshbooks",
+        label="FreshBooks",
+        env_prefix="FRESHBOOKS",
+        client_id=client_id,
+        client_secret=client_secret,
+        authorize_endpoint=authorize_endpoint,
+        token_endpoint=token_endpoint,
+        # What the source reads, and the client note it writes; the app must be registered
+        # for all five.
+        scopes=(
+            "user:profile:read",
+            "user:clients:read",
+            "user:clients:write",
+            "user:invoices:read",
+            "user:payments:read",
+        ),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Tokens:
     access_token: str
     refresh_token: str
     expires_at: datetime  # when the access token stops working (UTC)
-    tenant_id: str | None = None  # the QuickBooks realm or the Xero tenant the grant is for
+    tenant_id: str | None = None  # the QuickBooks realm, Xero tenant or FreshBooks account
 
 
 class TokenStore(Protocol):

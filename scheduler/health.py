@@ -1,6 +1,8 @@
 """The health document behind GET /healthz: the database, the scheduler, the last sync, the last
-morning plan and the send backlog. Unhealthy (503) when the database does not answer or when a
-scheduler that should run has stopped; everything else is reported for a person to read."""
+morning plan, the send backlog and each installed workspace. Unhealthy (503) when the database
+does not answer or when a scheduler that should run has stopped; everything else is reported for
+a person to read (a workspace that cannot be opened is named with the reason, but does not make
+the replica unhealthy: a load balancer would then take it away from every other workspace)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,16 @@ from sqlalchemy.orm import Session
 from bot.models import Reminder, ScheduledRun, SourceToken, SyncState
 from bot.outbox import due_now
 from bot.runtime import Runtime
+from bot.workspaces import Workspaces
 from scheduler.daily import MORNING_PLAN
 from scheduler.runner import Runner
 
 CHANNELS = {"email", "sms"}
 
 
-def health(runtime: Runtime, runner: Runner | None) -> tuple[bool, dict[str, Any]]:
+def health(
+    runtime: Runtime, runner: Runner | None, workspaces: Workspaces | None = None
+) -> tuple[bool, dict[str, Any]]:
     """(healthy, document). Reads the database; call it off the event loop."""
     scheduler_ok, scheduler = _scheduler(runner)
     try:
@@ -38,12 +43,23 @@ def health(runtime: Runtime, runner: Runner | None) -> tuple[bool, dict[str, Any
             "scheduler": scheduler,
         }
     ok = scheduler_ok
-    return ok, {
-        "status": "ok" if ok else "unhealthy",
-        "database": "ok",
-        "scheduler": scheduler,
-        **found,
-    }
+    doc = {"status": "ok" if ok else "unhealthy", "database": "ok", "scheduler": scheduler, **found}
+    if workspaces is not None:
+        doc["workspaces"] = _workspaces(workspaces)
+    return ok, doc
+
+
+def _workspaces(workspaces: Workspaces) -> dict[str, str]:
+    """Each installed workspace: "ok", or why it cannot be served."""
+    found = {}
+    for workspace in workspaces.installed():
+        try:
+            with workspaces.runtime(workspace.team_id).sessions() as session:
+                session.execute(select(1))
+            found[workspace.team_id] = "ok"
+        except Exception as exc:
+            found[workspace.team_id] = f"error: {str(exc).splitlines()[0][:200]}"
+    return found
 
 
 def _scheduler(runner: Runner | None) -> tuple[bool, dict[str, Any]]:

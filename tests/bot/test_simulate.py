@@ -12,14 +12,9 @@ import pytest
 
 from bot.errors import UserError
 from bot.sample_ledger import sample_rows
-from bot.simulate import (
-    DISCLAIMER,
-    BehaviourModel,
-    SimulationResult,
-    describe,
-    load_model,
-    simulate,
-)
+from bot.simulate import simulate
+from bot.simulate_model import BehaviourModel, load_model
+from bot.simulate_report import DISCLAIMER, SimulationResult, describe
 
 START = date(2026, 3, 16)
 DAYS = 12

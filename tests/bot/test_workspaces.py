@@ -225,6 +225,12 @@ def test_the_command_line_works_on_the_workspace_arbot_workspace_names(
     upgraded = cli("db", "upgrade")
     assert upgraded.code == 0 and f"Workspace {BETA}: up to date" in upgraded.stdout
 
+    # simulate follows the workspace's rules: its day starts in its own timezone
+    assert cli("workspace", "set", BETA, "ARBOT_TIMEZONE=Pacific/Kiritimati").code == 0
+    monkeypatch.setenv("ARBOT_WORKSPACE", BETA)
+    simulated = cli("simulate", "--days", "1", "--customers", "3")
+    assert simulated.code == 0 and "(2026-03-17 to 2026-03-17)" in simulated.stdout
+
 
 def test_a_workspaces_secrets_are_masked_in_the_log_once_it_is_opened(
     main: Any, slack_api: Any

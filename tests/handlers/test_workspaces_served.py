@@ -240,6 +240,7 @@ def test_webhooks_and_links_reach_only_their_own_workspace(
 
         unknown = httpx.post(f"{url}/w/T0NOPE/webhooks/stripe", content=body, headers=headers)
         assert unknown.status_code == 404
+        assert httpx.get(f"{url}/healthz").json()["workspaces"] == {BETA: "ok"}
     with beta.sessions() as session:
         assert session.scalar(select(Invoice.status).where(Invoice.id == 1)) == "paid"
         assert session.scalar(select(Contact.email_opted_out_at)) is not None
@@ -401,10 +402,14 @@ def test_a_workspace_that_cannot_be_opened_is_told_so_in_slack(
             try:
                 answer = theirs.command("status Beta Only", channel=BETA_CHANNEL)
                 hook = httpx.post(f"{url}/w/{BETA}/webhooks/stripe", content=b"{}")
+                health = httpx.get(f"{url}/healthz")
             finally:
                 theirs.close()
         assert answer.status_code == 200
         assert "cannot serve this workspace" in answer.text and "ARBOT_SECRET_KEY" in answer.text
         assert hook.status_code == 503 and "ARBOT_SECRET_KEY" in hook.json()["detail"]
+        # /healthz names it, and stays 200: the other workspaces are still served
+        assert health.status_code == 200
+        assert "ARBOT_SECRET_KEY" in health.json()["workspaces"][BETA]
     finally:
         rekeyed.close()

@@ -17,15 +17,15 @@ from integrations.freshbooks import (
     FreshBooksAccount,
     FreshBooksSource,
     freshbooks_accounts,
-    freshbooks_provider,
-    parse_freshbooks_time,
 )
+from integrations.freshbooks_records import parse_freshbooks_time
 from integrations.oauth import (
     MemoryTokenStore,
     SourceError,
     Tokens,
     authorize_url,
     exchange_code,
+    freshbooks_provider,
 )
 from integrations.oauth_client import OAuthClient
 from tests.conftest import NOW
