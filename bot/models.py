@@ -423,23 +423,32 @@ class Workspace(Base):
 # these tables (by these names and columns); they are declared here so our migrations make and
 # check them. Token columns are Text: the stores are handed sealed tokens (bot.slack_install),
 # longer than the plain ones. Their instants are naive UTC, as slack_sdk writes them.
+def _slack_bot_columns() -> list[Column[Any]]:
+    """What both of slack_sdk's tables keep of an installed bot (new Column objects each call)."""
+    return [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", Text),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", Text),
+        Column("bot_token_expires_at", DateTime),
+        Column("is_enterprise_install", Boolean, nullable=False),
+        Column("installed_at", DateTime, nullable=False),
+    ]
+
+
 slack_installations = Table(
     "slack_installations",
     Base.metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("client_id", String(32), nullable=False),
-    Column("app_id", String(32), nullable=False),
-    Column("enterprise_id", String(32)),
-    Column("enterprise_name", String(200)),
+    *_slack_bot_columns(),
     Column("enterprise_url", String(200)),
-    Column("team_id", String(32)),
-    Column("team_name", String(200)),
-    Column("bot_token", Text),
-    Column("bot_id", String(32)),
-    Column("bot_user_id", String(32)),
-    Column("bot_scopes", String(1000)),
-    Column("bot_refresh_token", Text),
-    Column("bot_token_expires_at", DateTime),
     Column("user_id", String(32), nullable=False),
     Column("user_token", Text),
     Column("user_scopes", String(1000)),
@@ -449,9 +458,7 @@ slack_installations = Table(
     Column("incoming_webhook_channel", String(200)),
     Column("incoming_webhook_channel_id", String(200)),
     Column("incoming_webhook_configuration_url", String(200)),
-    Column("is_enterprise_install", Boolean, nullable=False),
     Column("token_type", String(32)),
-    Column("installed_at", DateTime, nullable=False),
     Index(
         "slack_installations_idx",
         "client_id",
@@ -464,21 +471,7 @@ slack_installations = Table(
 slack_bots = Table(
     "slack_bots",
     Base.metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("client_id", String(32), nullable=False),
-    Column("app_id", String(32), nullable=False),
-    Column("enterprise_id", String(32)),
-    Column("enterprise_name", String(200)),
-    Column("team_id", String(32)),
-    Column("team_name", String(200)),
-    Column("bot_token", Text),
-    Column("bot_id", String(32)),
-    Column("bot_user_id", String(32)),
-    Column("bot_scopes", String(1000)),
-    Column("bot_refresh_token", Text),
-    Column("bot_token_expires_at", DateTime),
-    Column("is_enterprise_install", Boolean, nullable=False),
-    Column("installed_at", DateTime, nullable=False),
+    *_slack_bot_columns(),
     Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
 )
 slack_oauth_states = Table(

@@ -201,6 +201,22 @@ def slack_runtime(slack_settings: Settings, clock: FixedClock) -> Iterator[Runti
 
 
 @pytest.fixture
+def deployment(
+    database_url: str, slack_api: Any, clock: FixedClock
+) -> Iterator[tuple[Runtime, Any]]:
+    """A deployment that installs workspaces (tests.workspace_setup): its main runtime and its
+    Workspaces."""
+    from bot.workspaces import Workspaces
+    from tests.workspace_setup import deployment_settings
+
+    main = start(deployment_settings(database_url, slack_api), clock=clock)
+    workspaces = Workspaces(main)
+    yield main, workspaces
+    workspaces.close()
+    main.close()
+
+
+@pytest.fixture
 def served(slack_runtime: Runtime) -> Iterator[Any]:
     """The real ASGI app (Bolt inside Starlette) under uvicorn on a free local port."""
     from tests.serving import serve

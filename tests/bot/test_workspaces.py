@@ -32,15 +32,6 @@ from tests.workspace_setup import (
 )
 
 
-@pytest.fixture
-def main(database_url: str, slack_api: Any, clock: FixedClock) -> Any:
-    runtime = start(deployment_settings(database_url, slack_api), clock=clock)
-    workspaces = Workspaces(runtime)
-    yield runtime, workspaces
-    workspaces.close()
-    runtime.close()
-
-
 def _names(runtime: Runtime) -> list[str]:
     with runtime.sessions() as session:
         return list(session.scalars(select(Customer.name).order_by(Customer.name)))
@@ -100,9 +91,9 @@ def test_a_workspace_takes_nothing_of_the_main_business_from_the_environment(
 
 
 def test_an_install_stores_the_token_sealed_and_makes_the_workspaces_storage(
-    main: Any, slack_api: Any
+    deployment: Any, slack_api: Any
 ) -> None:
-    runtime, workspaces = main
+    runtime, workspaces = deployment
     workspace = install(runtime, workspaces, slack_api)
     assert (workspace.team_id, workspace.finance_channel) == (BETA, BETA_CHANNEL)
     with runtime.engine.connect() as connection:
@@ -119,9 +110,9 @@ def test_an_install_stores_the_token_sealed_and_makes_the_workspaces_storage(
 
 
 def test_a_token_sealed_under_another_key_is_refused_with_a_message(
-    main: Any, slack_api: Any, database_url: str, clock: FixedClock
+    deployment: Any, slack_api: Any, database_url: str, clock: FixedClock
 ) -> None:
-    runtime, workspaces = main
+    runtime, workspaces = deployment
     install(runtime, workspaces, slack_api)
     other = start(deployment_settings(database_url, slack_api, secret_key="another"), clock=clock)
     try:
@@ -145,9 +136,9 @@ def test_an_install_needs_the_secret_key_before_anything_is_stored(
 
 
 def test_the_data_of_one_workspace_is_not_seen_from_another(
-    main: Any, slack_api: Any, tmp_path: Path
+    deployment: Any, slack_api: Any, tmp_path: Path
 ) -> None:
-    runtime, workspaces = main
+    runtime, workspaces = deployment
     install(runtime, workspaces, slack_api)
     import_rows(runtime, tmp_path, a_week_late(2))
     import_rows(workspaces.runtime(BETA), tmp_path, beta_rows())
@@ -155,8 +146,8 @@ def test_the_data_of_one_workspace_is_not_seen_from_another(
     assert _names(workspaces.runtime(BETA)) == ["Beta Only Co"]
 
 
-def test_settings_are_checked_as_a_whole_and_stored_sealed(main: Any, slack_api: Any) -> None:
-    runtime, workspaces = main
+def test_settings_are_checked_as_a_whole_and_stored_sealed(deployment: Any, slack_api: Any) -> None:
+    runtime, workspaces = deployment
     install(runtime, workspaces, slack_api)
     workspaces.set_settings(BETA, {"SMTP_HOST": "smtp.beta.example", "SMTP_PASSWORD": "pw-beta"})
     with pytest.raises(UserError, match="ARBOT_TIMEZONE"):
@@ -233,14 +224,14 @@ def test_the_command_line_works_on_the_workspace_arbot_workspace_names(
 
 
 def test_a_workspaces_secrets_are_masked_in_the_log_once_it_is_opened(
-    main: Any, slack_api: Any
+    deployment: Any, slack_api: Any
 ) -> None:
     import io
     import logging
 
     from bot.logs import setup_logging
 
-    runtime, workspaces = main
+    runtime, workspaces = deployment
     install(runtime, workspaces, slack_api)
     workspaces.set_settings(BETA, {"SMTP_PASSWORD": "beta-smtp-password"})
     stream = io.StringIO()

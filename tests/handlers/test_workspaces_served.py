@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -43,17 +42,6 @@ from tests.workspace_setup import (
 
 TODAY = date(2026, 3, 16)
 BETA_STRIPE_SECRET = "whsec_beta_only"
-
-
-@pytest.fixture
-def deployment(
-    database_url: str, slack_api: Any, clock: FixedClock
-) -> Iterator[tuple[Runtime, Workspaces]]:
-    main = start(deployment_settings(database_url, slack_api), clock=clock)
-    workspaces = Workspaces(main)
-    yield main, workspaces
-    workspaces.close()
-    main.close()
 
 
 def _plan_and_post(runtime: Runtime, token_: str, channel: str, slack_api: Any) -> None:
