@@ -556,11 +556,11 @@ def playbook_suggest(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, store nothing.")] = False,
 ) -> None:
     """Propose changes the last weeks' edits and outcomes support; a person approves them."""
-    from bot import proposals
+    from bot import proposal_rules, proposals
 
     with _runtime() as runtime, runtime.writing() as session:
         if dry_run:
-            lines = [p.rationale for p in proposals.evaluate(session, runtime.today())]
+            lines = [p.rationale for p in proposal_rules.evaluate(session, runtime.today())]
         else:
             lines = [
                 f"version {v.version} proposed: {v.rationale}"

@@ -1,110 +1,31 @@
-"""The learning loop's weekly look back: playbook changes the evidence supports, for a person.
+"""The learning loop's weekly look back, for a person: store, approve, reject and show proposals.
 
-Two rules, each with pinned thresholds:
-- softened: when at least 8 of the last 10 approved edits of one step (in one ladder) made the
-  draft at least 15% shorter or dropped a firm phrase, propose a new template for that step written
-  from the latest such edit, with the customer's name, amounts, invoice numbers and dates turned
-  back into the template's placeholders.
-- channel order: when a step's text messages were followed by a payment within 7 days at least
-  twice as often as its emails, with at least 20 of each, propose texting first at that step.
-
-A proposal is a whole playbook version (the YAML plus the templates it uses, as a PlaybookVersion
-stores them) and must pass the loader and `arbot playbook check` before it is stored. It is stored
-as `proposed` and changes nothing until a person approves it; a change already waiting is not
-proposed twice, and one a person rejected is not proposed again within the evidence window.
+The evidence and the rules that turn it into proposals are in `bot.proposal_rules`. A proposal is
+stored as a `proposed` PlaybookVersion and changes nothing until a person approves it; a change
+already waiting is not proposed twice, and one a person rejected is not proposed again within the
+evidence window.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 import tempfile
-from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot import audit
 from bot.errors import UserError
-from bot.models import (
-    Customer,
-    EditExample,
-    Event,
-    Invoice,
-    Payment,
-    PaymentAllocation,
-    PlaybookVersion,
-    Reminder,
-    ReminderInvoice,
-)
-from bot.playbook_check import check_bundle
-from bot.playbook_edit import edit_step
-from bot.playbook_versions import (
-    activate,
-    active_version,
-    bundle_of,
-    ensure_active,
-    load_checked,
-    propose,
-)
+from bot.models import Event, PlaybookVersion
+from bot.playbook_versions import activate, ensure_active, propose
 from bot.proposal_diff import version_diff
+from bot.proposal_rules import WEEKS, Proposal, evaluate
 from bot.runtime import Runtime
-from bot.template_from_edit import edited_template
 from integrations.slack_proposal import ProposalView
-from playbooks.loader import TEMPLATE_PARTS, Bundle, PlaybookError, parse_playbook
-from playbooks.model import Playbook, Step
-
-log = logging.getLogger(__name__)
 
 PROPOSER = "learning"
-WEEKS = 8  # how far back the evidence goes
-SOFTENED_LAST = 10  # the last N approved edits of a step ...
-SOFTENED_AT_LEAST = 8  # ... of which at least this many softened the draft
-SHORTER_BY = 0.15  # an edit at least 15% shorter than the draft softened it
-FIRM_PHRASES = (
-    "as soon as possible",
-    "as soon as you can",
-    "immediately",
-    "right away",
-    "without delay",
-    "promptly",
-    "urgent",
-    "past due",
-    "overdue",
-    "outstanding",
-    "we haven't received",
-    "we have not received",
-    "please arrange payment",
-    "must",
-    "required",
-)
-CHANNEL_MIN_TOUCHES = 20  # of each channel, at one step
-CHANNEL_RATIO = 2.0  # texts paid at least twice as often as emails
-PAID_WITHIN_DAYS = 7
-
-
-@dataclass(frozen=True)
-class Proposal:
-    rule: str  # "softened" | "channel_order"
-    change: str  # what changes, e.g. "softened:strategic:gentle": one waiting proposal per change
-    ladder: str  # "strategic", or "patients/standard" for a segment's ladder
-    step: str
-    rationale: str  # the evidence, in words
-    playbook_yaml: str  # the whole new playbook file
-    templates: dict[str, str]  # every template source it uses ("name/part" -> source)
-    evidence: dict[str, Any] = field(default_factory=dict)  # the numbers behind the rationale
-
-    def bundle(self) -> Bundle:
-        return Bundle(
-            playbook=parse_playbook(self.playbook_yaml, "proposal"),
-            source=self.playbook_yaml,
-            templates=dict(self.templates),
-            label=f"proposal {self.change}",
-        )
 
 
 @dataclass(frozen=True)
@@ -113,193 +34,6 @@ class ProposalDecision:
     version: int
     status: str
     message: str  # what to tell the person who clicked
-
-
-# --- the rules ------------------------------------------------------------------------------
-
-
-def evaluate(session: Session, today: date, weeks: int = WEEKS) -> list[Proposal]:
-    """Each change the last `weeks` weeks of edits and outcomes support, checked; none stored."""
-    current = _current_bundle(session)
-    since = datetime.combine(today - timedelta(weeks=weeks), time.min, UTC)
-    found = _softened(session, current, since) + _channel_order(session, current, today, since)
-    return [p for p in found if _passes_check(p)]
-
-
-def softening_signals(before: str, after: str) -> list[str]:
-    """Why an edit counts as softening the draft (empty: it did not)."""
-    signals = []
-    if before.strip() and len(after.strip()) <= (1 - SHORTER_BY) * len(before.strip()):
-        signals.append(f"{1 - len(after.strip()) / len(before.strip()):.0%} shorter")
-    dropped = [p for p in FIRM_PHRASES if _has(before, p) and not _has(after, p)]
-    if dropped:
-        signals.append("dropped " + ", ".join(f"“{p}”" for p in dropped))
-    return signals
-
-
-def _has(text: str, phrase: str) -> bool:
-    return re.search(rf"\b{re.escape(phrase)}\b", text, re.IGNORECASE) is not None
-
-
-def _softened(session: Session, current: Bundle, since: datetime) -> list[Proposal]:
-    rows = session.execute(
-        select(EditExample, Reminder, Customer)
-        .join(Reminder, Reminder.id == EditExample.reminder_id)
-        .join(Customer, Customer.id == Reminder.customer_id)
-        .where(EditExample.created_at >= since)
-        .order_by(EditExample.created_at.desc(), EditExample.id.desc())
-    ).all()
-    groups: dict[tuple[str, str], list[tuple[EditExample, Reminder, Customer]]] = defaultdict(list)
-    for example, reminder, customer in rows:
-        ladder, _ = current.playbook.ladder_for(example.tier, customer.tags or [])
-        groups[(ladder, example.step_key)].append((example, reminder, customer))
-    proposals = []
-    for (ladder, key), edits in sorted(groups.items()):
-        step = _step(current.playbook, ladder, key)
-        last = edits[:SOFTENED_LAST]
-        softened = [e for e in last if softening_signals(e[0].before, e[0].after)]
-        if step is None or step.template is None or len(last) < SOFTENED_LAST:
-            continue
-        if len(softened) < SOFTENED_AT_LEAST:
-            continue
-        proposal = _template_proposal(session, current, ladder, step, len(softened), softened)
-        if proposal is not None:
-            proposals.append(proposal)
-    return proposals
-
-
-def _template_proposal(
-    session: Session,
-    current: Bundle,
-    ladder: str,
-    step: Step,
-    count: int,
-    softened: list[tuple[EditExample, Reminder, Customer]],
-) -> Proposal | None:
-    assert step.template is not None
-    name = _new_template_name(current, ladder, step.key)
-    for example, reminder, customer in softened:  # newest first: the first that generalises
-        parts = edited_template(session, example.after, reminder, customer)
-        if parts is None:
-            continue
-        templates = dict(current.templates)
-        for part in TEMPLATE_PARTS:
-            templates[f"{name}/{part}"] = parts.get(
-                part, current.templates[f"{step.template}/{part}"]
-            )
-        who = _who(ladder)
-        rationale = (
-            f"{count} of the last {SOFTENED_LAST} {_when(step)} messages to {who} were softened "
-            f"by approvers. Proposed: template {name} for step {step.key}, written from the edit "
-            f"of {example.created_at:%Y-%m-%d} with the customer's name, amounts, invoice numbers "
-            "and dates turned back into placeholders. Read it before approving: it was written "
-            "for one customer."
-        )
-        return Proposal(
-            rule="softened",
-            change=f"softened:{ladder}:{step.key}",
-            ladder=ladder,
-            step=step.key,
-            rationale=rationale,
-            playbook_yaml=edit_step(current.source, ladder, step.key, template=name),
-            templates=templates,
-            evidence={"softened": count, "of": SOFTENED_LAST, "from_edit": example.id},
-        )
-    log.info("step %s of %s: no softened edit could be made generic", step.key, ladder)
-    return None
-
-
-def _channel_order(
-    session: Session, current: Bundle, today: date, since: datetime
-) -> list[Proposal]:
-    until = datetime.combine(today - timedelta(days=PAID_WITHIN_DAYS), time.min, UTC)
-    sent = (
-        (Reminder.state == "sent")
-        & (Reminder.action == "remind")
-        & (Reminder.sent_at >= since)
-        & (Reminder.sent_at < until)
-    )
-    touches = session.execute(
-        select(Reminder.id, Reminder.step_key, Reminder.channel, Reminder.sent_at, Customer)
-        .join(Customer, Customer.id == Reminder.customer_id)
-        .where(sent)
-    ).all()
-    paid = _paid_within(session, sent)
-    counts: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(
-        lambda: {"email": [0, 0], "sms": [0, 0]}
-    )
-    for reminder_id, step_key, channel, _sent_at, customer in touches:
-        ladder, _ = current.playbook.ladder_for(customer.tier, customer.tags or [])
-        tally = counts[(ladder, step_key)][channel or "email"]
-        tally[0] += 1
-        tally[1] += reminder_id in paid
-    proposals = []
-    for (ladder, key), by_channel in sorted(counts.items()):
-        step = _step(current.playbook, ladder, key)
-        (emails, emails_paid), (texts, texts_paid) = by_channel["email"], by_channel["sms"]
-        if step is None or "sms" not in step.channels or step.channels[0] == "sms":
-            continue
-        if min(emails, texts) < CHANNEL_MIN_TOUCHES or texts_paid == 0:
-            continue
-        if texts_paid / texts < CHANNEL_RATIO * (emails_paid / emails):
-            continue
-        order = ("sms", *(c for c in step.channels if c != "sms"))
-        rationale = (
-            f"At step {step.key} ({_when(step)}) for {_who(ladder)}, over the last "
-            f"{(today - since.date()).days // 7} weeks: {texts_paid} of {texts} text messages "
-            f"({texts_paid / texts:.0%}) were followed by a payment within {PAID_WITHIN_DAYS} "
-            f"days, against {emails_paid} of {emails} emails ({emails_paid / emails:.0%}). "
-            f"Proposed: {' then '.join(order)} at this step."
-        )
-        proposals.append(
-            Proposal(
-                rule="channel_order",
-                change=f"channel_order:{ladder}:{key}:{','.join(order)}",
-                ladder=ladder,
-                step=key,
-                rationale=rationale,
-                playbook_yaml=edit_step(current.source, ladder, key, channels=list(order)),
-                templates=dict(current.templates),
-                evidence={
-                    "sms": [texts_paid, texts],
-                    "email": [emails_paid, emails],
-                    "days": PAID_WITHIN_DAYS,
-                },
-            )
-        )
-    return proposals
-
-
-def _paid_within(session: Session, sent: ColumnElement[bool]) -> set[int]:
-    """The touches (reminders matching `sent`) after which money arrived for one of their
-    invoices within the days allowed: a payment received, or the invoice marked paid."""
-    covered = session.execute(
-        select(Reminder.id, Reminder.sent_at, Invoice.id, Invoice.paid_at)
-        .join(ReminderInvoice, ReminderInvoice.reminder_id == Reminder.id)
-        .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
-        .where(sent)
-    ).all()
-    received: dict[int, list[date]] = defaultdict(list)
-    for invoice_id, received_on in session.execute(
-        select(PaymentAllocation.invoice_id, Payment.received_on)
-        .join(Payment, Payment.id == PaymentAllocation.payment_id)
-        .join(ReminderInvoice, ReminderInvoice.invoice_id == PaymentAllocation.invoice_id)
-        .join(Reminder, Reminder.id == ReminderInvoice.reminder_id)
-        .where(sent)
-        .distinct()
-    ):
-        received[invoice_id].append(received_on)
-    window = timedelta(days=PAID_WITHIN_DAYS)
-    paid = set()
-    for reminder_id, sent_at, invoice_id, paid_at in covered:
-        if sent_at is None:
-            continue
-        sent_on = sent_at.date()
-        if any(sent_on <= day <= sent_on + window for day in received[invoice_id]) or (
-            paid_at is not None and sent_at <= paid_at <= sent_at + window
-        ):
-            paid.add(reminder_id)
-    return paid
 
 
 # --- storing, approving, rejecting ----------------------------------------------------------
@@ -490,48 +224,3 @@ def view_of(session: Session, version_id: int) -> ProposalView:
         decided=outcome.get(event.kind) if event else None,
         decided_by=event.actor if event else None,
     )
-
-
-# --- small pieces -------------------------------------------------------------------------------
-
-
-def _current_bundle(session: Session) -> Bundle:
-    version = active_version(session)
-    return bundle_of(version) if version is not None else load_checked(None)
-
-
-def _step(playbook: Playbook, ladder: str, key: str) -> Step | None:
-    return next((s for name, s in playbook.all_steps() if name == ladder and s.key == key), None)
-
-
-def _when(step: Step) -> str:
-    return "due-day" if step.offset_days == 0 else f"{step.offset_days:+d}"
-
-
-def _who(ladder: str) -> str:
-    segment, _, tier = ladder.rpartition("/")
-    return f"{tier} accounts in segment {segment}" if segment else f"{tier} accounts"
-
-
-def _new_template_name(bundle: Bundle, ladder: str, step_key: str) -> str:
-    stem = re.sub(r"[^a-z0-9_]+", "_", f"{ladder}_{step_key}".lower()).strip("_")[:36]
-    taken = {key.split("/", 1)[0] for key in bundle.templates} | bundle.playbook.templates_used()
-    name, number = stem, 1
-    while name in taken:
-        number += 1
-        name = f"{stem}_{number}"
-    return name
-
-
-def _passes_check(proposal: Proposal) -> bool:
-    """The loader and `arbot playbook check`, as `arbot playbook propose` applies them."""
-    try:
-        bundle = proposal.bundle()
-    except PlaybookError as exc:
-        log.warning("proposal %s does not load: %s", proposal.change, exc)
-        return False
-    problems = [p for check in check_bundle(bundle) for p in check.problems]
-    if problems:
-        log.warning("proposal %s fails the check: %s", proposal.change, problems[:3])
-        return False
-    return True

@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot import approvals, proposals
+from bot import approvals, proposal_rules, proposals
 from bot.errors import UserError
 from bot.ledger import apply_batch
 from bot.messages import MessageInvoice, Sender, message_context
@@ -53,13 +54,13 @@ LINK = "https://pay.example.com/l/abc123"
 
 def test_an_edit_softens_when_15_percent_shorter_or_when_it_drops_a_firm_phrase() -> None:
     before = "x" * 100
-    assert proposals.softening_signals(before, "x" * 85) == ["15% shorter"]
-    assert proposals.softening_signals(before, "x" * 86) == []
+    assert proposal_rules.softening_signals(before, "x" * 85) == ["15% shorter"]
+    assert proposal_rules.softening_signals(before, "x" * 86) == []
     firm = "Please arrange payment as soon as you can. Thanks."
-    assert proposals.softening_signals(firm, "Please pay whenever convenient. Thanks, Dana.") == [
-        "dropped “as soon as you can”, “please arrange payment”"
-    ]
-    assert proposals.softening_signals(firm, firm + " We appreciate it.") == []
+    assert proposal_rules.softening_signals(
+        firm, "Please pay whenever convenient. Thanks, Dana."
+    ) == ["dropped “as soon as you can”, “please arrange payment”"]
+    assert proposal_rules.softening_signals(firm, firm + " We appreciate it.") == []
 
 
 def plan_strategic(runtime: Runtime, tmp_path: Path, customers: int) -> list[int]:
@@ -121,7 +122,7 @@ def test_eight_of_ten_softened_edits_propose_a_generic_template_for_that_step(
 ) -> None:
     edit_all(runtime, plan_strategic(runtime, tmp_path, 10), softened=8)
     with runtime.sessions() as session:
-        found = proposals.evaluate(session, TODAY)
+        found = proposal_rules.evaluate(session, TODAY)
     assert [p.change for p in found] == ["softened:strategic:gentle"]
     proposal = found[0]
     assert proposal.rationale.startswith(
@@ -164,7 +165,7 @@ def test_eight_of_ten_softened_edits_propose_a_generic_template_for_that_step(
 def test_seven_softened_edits_of_ten_propose_nothing(runtime: Runtime, tmp_path: Path) -> None:
     edit_all(runtime, plan_strategic(runtime, tmp_path, 10), softened=7)
     with runtime.sessions() as session:
-        assert proposals.evaluate(session, TODAY) == []
+        assert proposal_rules.evaluate(session, TODAY) == []
 
 
 def test_nine_edits_are_not_yet_evidence_even_when_all_softened(
@@ -172,13 +173,16 @@ def test_nine_edits_are_not_yet_evidence_even_when_all_softened(
 ) -> None:
     edit_all(runtime, plan_strategic(runtime, tmp_path, 9), softened=9)
     with runtime.sessions() as session:
-        assert proposals.evaluate(session, TODAY) == []
+        assert proposal_rules.evaluate(session, TODAY) == []
 
 
 def test_edits_older_than_the_window_do_not_count(runtime: Runtime, tmp_path: Path) -> None:
     edit_all(runtime, plan_strategic(runtime, tmp_path, 10), softened=10)
     with runtime.sessions() as session:
-        assert proposals.evaluate(session, TODAY + timedelta(weeks=proposals.WEEKS + 1)) == []
+        assert (
+            proposal_rules.evaluate(session, TODAY + timedelta(weeks=proposal_rules.WEEKS + 1))
+            == []
+        )
 
 
 def test_edits_that_still_name_something_of_that_customer_make_no_template(
@@ -195,7 +199,7 @@ def test_edits_that_still_name_something_of_that_customer_make_no_template(
             decision, problems = approvals.edit(session, reminder_id, "U0A", subject, body, now)
             assert decision.changed, problems
     with runtime.sessions() as session:
-        assert proposals.evaluate(session, TODAY) == []
+        assert proposal_rules.evaluate(session, TODAY) == []
 
 
 def test_a_text_message_edit_with_a_pay_link_keeps_the_link_only_when_there_is_one(
@@ -228,7 +232,7 @@ def test_a_text_message_edit_with_a_pay_link_keeps_the_link_only_when_there_is_o
             decision, problems = approvals.edit(session, reminder_id, "U0A", None, text, now)
             assert decision.changed, problems
     with runtime.sessions() as session:
-        (proposal,) = proposals.evaluate(session, TODAY)
+        (proposal,) = proposal_rules.evaluate(session, TODAY)
     sms = proposal.templates["standard_plus7/sms.txt.j2"]
     assert "{% if payment_link %}Pay at {{ payment_link }}.{% else %}" in sms
     assert "https://" not in sms
@@ -334,7 +338,7 @@ def test_texts_paid_twice_as_often_as_emails_propose_texting_first_at_that_step(
     with runtime.writing() as session:
         touches(session, "sms", 20, paid=10)
         touches(session, "email", 20, paid=5)
-        found = proposals.evaluate(session, TODAY)
+        found = proposal_rules.evaluate(session, TODAY)
     assert [p.change for p in found] == ["channel_order:standard:plus7:sms,email"]
     assert (
         "10 of 20 text messages (50%) were followed by a payment within 7 days, "
@@ -363,7 +367,7 @@ def test_channel_order_needs_twice_the_rate_twenty_of_each_and_payment_within_se
     with runtime.writing() as session:
         touches(session, "sms", sms, sms_paid, paid_after_days=paid_after_days)
         touches(session, "email", email, email_paid, paid_after_days=paid_after_days)
-        assert proposals.evaluate(session, TODAY) == []
+        assert proposal_rules.evaluate(session, TODAY) == []
 
 
 # --- storing, approving, rejecting, rolling back -------------------------------------------------
@@ -399,6 +403,24 @@ def test_proposals_are_stored_as_proposed_once_pass_the_check_and_activate_nothi
             assert all(check.ok for check in check_bundle(bundle_of(version)))
         kinds = session.scalars(select(Event.kind).where(Event.kind.like("playbook.%"))).all()
     assert kinds.count("playbook.proposed") == 2 and kinds.count("playbook.evidence") == 2
+
+
+def test_the_command_line_shows_stores_and_rejects_proposals(runtime: Runtime, cli: Any) -> None:
+    evidence_for_two_steps(runtime)
+    shown = cli("playbook", "suggest", "--dry-run")
+    assert shown.code == 0 and "12 of 20 text messages" in shown.stdout
+    assert "version" not in shown.stdout
+    with runtime.sessions() as session:
+        assert "proposed" not in versions(session).values()  # a dry run stores nothing
+    stored = cli("playbook", "suggest")
+    assert stored.code == 0 and "version 2 proposed: " in stored.stdout
+    assert "version 3 proposed: " in stored.stdout
+    assert cli("playbook", "suggest").stdout == "Nothing to propose.\n"
+    assert cli("playbook", "reject", "2").code == 0
+    with runtime.sessions() as session:
+        assert versions(session)[2] != "proposed" and versions(session)[3] == "proposed"
+    missing = cli("playbook", "reject", "9")
+    assert missing.code == 1 and "there is no playbook version 9" in missing.stderr
 
 
 def test_approve_activates_the_proposal_and_rollback_returns_to_the_version_before(
@@ -448,7 +470,7 @@ def test_reject_retires_it_and_the_same_change_waits_a_window_before_it_is_propo
     assert (rejected.changed, rejected.status) == (True, "retired")
     assert not twice.changed and "already rejected by U0APPROVER" in twice.message
     assert not approved_after.changed
-    later = now + timedelta(weeks=proposals.WEEKS, days=1)
+    later = now + timedelta(weeks=proposal_rules.WEEKS, days=1)
     with runtime.writing() as session:
         assert [v.version for v in proposals.propose_all(session, TODAY, later)] == [3]
 
