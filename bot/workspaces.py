@@ -328,6 +328,22 @@ class Workspaces:
         except UserError:
             self._forget(team_id)  # uninstalled, perhaps by another replica
             raise
+        return self._opened(workspace)
+
+    def installed_runtime(self, team_id: str | None) -> Runtime | None:
+        """The Runtime of an installed workspace that `team_id` names; None for anything else
+        (not a team id, never installed, uninstalled), with one lookup. Raises when it is
+        installed but cannot be opened."""
+        if not team_id or not TEAM_ID.match(team_id):
+            return None
+        workspace = self.get(team_id)
+        if workspace is None or not workspace.active:
+            self._forget(team_id)
+            return None
+        return self._opened(workspace)
+
+    def _opened(self, workspace: InstalledWorkspace) -> Runtime:
+        team_id = workspace.team_id
         with self._lock_of(team_id):
             with self._lock:
                 held = self._open.get(team_id)

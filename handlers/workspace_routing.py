@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.request.internals import extract_team_id
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 UNINSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")
 NOT_INSTALLED = "arbot is not installed in this workspace"
 MAIN_TEAM_RETRY_SECONDS = 60.0
+Built = TypeVar("Built")
 
 
 class SlackApps:
@@ -50,8 +51,7 @@ class SlackApps:
     ) -> None:
         self.main = main
         self.workspaces = workspaces
-        self.build = build
-        self._apps: dict[str, tuple[Runtime, App]] = {}
+        self._apps = PerWorkspace(workspaces, lambda runtime: build(runtime, _client(runtime)))
         self._lock = threading.Lock()
         self._main_team: str | None = None
         self._main_team_asked = -MAIN_TEAM_RETRY_SECONDS
@@ -73,28 +73,10 @@ class SlackApps:
 
     def for_team(self, team_id: str | None) -> App | None:
         """The installed workspace's app, else the main app (None: no app answers)."""
-        runtime = self._installed_runtime(team_id)
-        if runtime is None or team_id is None or team_id == self.main_team():
+        app = self._apps.get(team_id)
+        if app is None or team_id == self.main_team():
             return self.main
-        with self._lock:
-            held = self._apps.get(team_id)
-            if held is not None and held[0] is runtime:
-                return held[1]
-            token = runtime.settings.slack_bot_token
-            client = web_client(
-                token.get_secret_value() if token else "", runtime.settings.slack_api_url
-            )
-            app = self.build(runtime, client)
-            self._apps[team_id] = (runtime, app)
-            return app
-
-    def _installed_runtime(self, team_id: str | None) -> Runtime | None:
-        if self.workspaces is None or not team_id or not TEAM_ID.match(team_id):
-            return None
-        workspace = self.workspaces.get(team_id)
-        if workspace is None or not workspace.active:
-            return None
-        return self.workspaces.runtime(team_id)
+        return app
 
     def dispatch(self, request: BoltRequest) -> BoltResponse:
         """Run the request through its workspace's app. Call only for a request whose Slack
@@ -128,17 +110,14 @@ class SlackApps:
     def _uninstalled(self, team_id: str | None, event: dict[str, Any]) -> bool:
         if self.workspaces is None or not team_id or not TEAM_ID.match(team_id):
             return False
-        workspace = self.workspaces.get(team_id)
-        if workspace is None or not workspace.active:
-            return False
         if event.get("type") == "tokens_revoked" and not (event.get("tokens") or {}).get("bot"):
             return False  # only users' tokens went: the bot still works
-        self.workspaces.record_uninstall(team_id)
+        if not self.workspaces.record_uninstall(team_id):
+            return False  # not an installed workspace (the main one's goes to its app)
         store = installation_store(self.workspaces.main)
         store.delete_bot(enterprise_id=None, team_id=team_id)
         store.delete_installation(enterprise_id=None, team_id=team_id)
-        with self._lock:
-            self._apps.pop(team_id, None)
+        self._apps.forget(team_id)
         log.info("workspace %s uninstalled arbot; its data is kept", team_id)
         return True
 
@@ -154,10 +133,7 @@ class WorkspaceWebhooks:
         build: Callable[[Runtime], Starlette],
     ) -> None:
         self.main_app = main_app
-        self.workspaces = workspaces
-        self.build = build
-        self._apps: dict[str, tuple[Runtime, Starlette]] = {}
-        self._lock = threading.Lock()
+        self._apps = PerWorkspace(workspaces, build)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -166,7 +142,7 @@ class WorkspaceWebhooks:
             return
         team_id, _, rest = path[len("/w/") :].partition("/")
         try:
-            app = await run_in_threadpool(self._app_for, team_id)
+            app = await run_in_threadpool(self._apps.get, team_id)
         except Exception as exc:  # installed, but cannot be opened: say why, and try again later
             log.exception("workspace %s cannot be served", team_id)
             detail = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
@@ -183,16 +159,36 @@ class WorkspaceWebhooks:
         inner = dict(scope, path="/" + rest, raw_path=("/" + rest).encode(), root_path="")
         await app(inner, receive, send)
 
-    def _app_for(self, team_id: str) -> Starlette | None:
-        if self.workspaces is None or not TEAM_ID.match(team_id):
+
+class PerWorkspace(Generic[Built]):
+    """What is built for each installed workspace from its Runtime (its Bolt app, its webhook
+    routes), kept while that Runtime stays the same and built again when it is reopened."""
+
+    def __init__(self, workspaces: Workspaces | None, build: Callable[[Runtime], Built]) -> None:
+        self.workspaces = workspaces
+        self.build = build
+        self._built: dict[str, tuple[Runtime, Built]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, team_id: str | None) -> Built | None:
+        """None unless `team_id` is an installed workspace; raises when it cannot be opened."""
+        if self.workspaces is None or team_id is None:
             return None
-        workspace = self.workspaces.get(team_id)
-        if workspace is None or not workspace.active:
+        runtime = self.workspaces.installed_runtime(team_id)
+        if runtime is None:
             return None
-        runtime = self.workspaces.runtime(team_id)
         with self._lock:
-            held = self._apps.get(team_id)
+            held = self._built.get(team_id)
             if held is None or held[0] is not runtime:
                 held = (runtime, self.build(runtime))
-                self._apps[team_id] = held
+                self._built[team_id] = held
             return held[1]
+
+    def forget(self, team_id: str) -> None:
+        with self._lock:
+            self._built.pop(team_id, None)
+
+
+def _client(runtime: Runtime) -> WebClient:
+    token = runtime.settings.slack_bot_token
+    return web_client(token.get_secret_value() if token else "", runtime.settings.slack_api_url)

@@ -245,3 +245,36 @@ def test_a_workspaces_secrets_are_masked_in_the_log_once_it_is_opened(
         logging.getLogger().removeHandler(handler)
     assert "beta-smtp-password" not in stream.getvalue() and BETA_TOKEN not in stream.getvalue()
     assert "login failed with" in stream.getvalue()
+
+
+def test_a_setting_a_workspace_cannot_have_is_refused_by_name(
+    deployment: Any, slack_api: Any
+) -> None:
+    runtime, workspaces = deployment
+    install(runtime, workspaces, slack_api)
+    with pytest.raises(UserError, match="SLACK_APP_TOKEN is for the main workspace only"):
+        workspaces.set_settings(BETA, {"SLACK_APP_TOKEN": "xapp-1"})
+    with pytest.raises(UserError, match="SMTP_HOSTNAME: no such setting"):
+        workspaces.set_settings(BETA, {"SMTP_HOSTNAME": "smtp.beta.example"})
+    assert workspaces.own_settings(BETA) == {}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_one_workspaces_ledger_lock_never_holds_up_anothers(
+    deployment: Any, slack_api: Any
+) -> None:
+    from bot.ledger_lock import serialise_ledger_writes
+
+    runtime, workspaces = deployment
+    install(runtime, workspaces, slack_api)
+    beta = workspaces.runtime(BETA)
+    with runtime.writing() as held, beta.writing() as other:
+        serialise_ledger_writes(held)  # the main workspace's import holds its lock
+        other.execute(text("SET LOCAL lock_timeout = '2s'"))
+        serialise_ledger_writes(other)  # Beta's would time out if the lock were shared
+        with runtime.writes() as third:  # ... while the main one's own is really held
+            third.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            with pytest.raises(Exception, match="lock timeout"):
+                serialise_ledger_writes(third)
+            third.rollback()

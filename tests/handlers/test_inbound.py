@@ -336,15 +336,12 @@ def test_a_message_placed_by_a_person_is_not_posted_again(
     from bot.sweeps import sweep
     from bot.triage import RuleClassifier
 
-    slack_api.fail_next("chat.postMessage", "service_unavailable")
-    raw = _mail("Paying next week.", From="stranger@elsewhere.example")
-    assert _post_mail(app, raw).json()["status"] == "unmatched"
+    chat = _stranger_writes_while_slack_is_down(app, slack_api, "Paying next week.")
     with rt.writing() as session:
         rules = inbound.ReplyRules.from_settings(rt.settings)
         inbound.assign(
             session, 1, "C-1", "U0APPROVER", rt.clock.now(), TODAY, rules, RuleClassifier()
         )
-    chat = SlackChat(web_client("xoxb-test", slack_api.url))
     assert sweep(rt, chat).unmatched_posted == []
 
 
@@ -356,10 +353,7 @@ def test_a_message_another_process_is_posting_is_left_to_it_until_its_claim_laps
     from bot.models import InboundMessage
     from bot.sweeps import sweep
 
-    slack_api.fail_next("chat.postMessage", "service_unavailable")
-    raw = _mail("Who is this?", From="stranger@elsewhere.example")
-    assert _post_mail(app, raw).json()["status"] == "unmatched"
-    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    chat = _stranger_writes_while_slack_is_down(app, slack_api, "Who is this?")
     with rt.writing() as session:  # another replica's webhook is posting it right now
         session.get(InboundMessage, 1).slack_claimed_at = rt.clock.now()  # type: ignore[union-attr]
     assert sweep(rt, chat).unmatched_posted == []
@@ -368,6 +362,14 @@ def test_a_message_another_process_is_posting_is_left_to_it_until_its_claim_laps
         assert message is not None
         message.slack_claimed_at = rt.clock.now() - timedelta(minutes=11)
     assert sweep(rt, chat).unmatched_posted == [1]
+
+
+def _stranger_writes_while_slack_is_down(app: httpx.Client, slack_api: Any, text: str) -> SlackChat:
+    """A mail nobody can place arrives while Slack refuses the post; the Slack the sweep uses."""
+    slack_api.fail_next("chat.postMessage", "service_unavailable")
+    raw = _mail(text, From="stranger@elsewhere.example")
+    assert _post_mail(app, raw).json()["status"] == "unmatched"
+    return SlackChat(web_client("xoxb-test", slack_api.url))
 
 
 def _posts(slack_api: Any) -> list[dict[str, Any]]:
