@@ -22,7 +22,7 @@ from bot.sending import flush
 from bot.settings import load_settings
 from integrations.csv_ledger import read_ledger_csv
 from integrations.email_out import SmtpSender
-from tests.smtp_server import SmtpServer
+from tests.support.smtp_server import SmtpServer
 
 EMAILS = 1000
 

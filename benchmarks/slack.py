@@ -34,8 +34,8 @@ from bot.sample_ledger import write_csv
 from bot.settings import load_settings
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
-from tests.fake_slack import FakeSlack
-from tests.slack_requests import SIGNING_SECRET, SlackRequests
+from tests.support.fake_slack import FakeSlack
+from tests.support.slack_requests import SIGNING_SECRET, SlackRequests
 
 REMINDERS = 1000
 CLICKS = 50
@@ -144,7 +144,7 @@ def _waiting(runtime: Runtime) -> int:
 
 FAKE_SLACK_PROCESS = """
 import sys, time
-from tests.fake_slack import FakeSlack
+from tests.support.fake_slack import FakeSlack
 fake = FakeSlack(token="xoxb-test").start()
 print(fake.url, flush=True)
 sys.stdin.read()

@@ -170,7 +170,7 @@ def cli(
 
 @pytest.fixture
 def slack_api() -> Iterator[Any]:
-    from tests.fake_slack import FakeSlack
+    from tests.support.fake_slack import FakeSlack
 
     fake = FakeSlack(token="xoxb-test", members=["U0APPROVER", "U0SECOND", "U0MEMBER"])
     fake.start()
@@ -204,10 +204,10 @@ def slack_runtime(slack_settings: Settings, clock: FixedClock) -> Iterator[Runti
 def deployment(
     database_url: str, slack_api: Any, clock: FixedClock
 ) -> Iterator[tuple[Runtime, Any]]:
-    """A deployment that installs workspaces (tests.workspace_setup): its main runtime and its
+    """A deployment that installs workspaces (tests.support.workspace_setup): its main runtime and its
     Workspaces."""
     from bot.workspaces import Workspaces
-    from tests.workspace_setup import deployment_settings
+    from tests.support.workspace_setup import deployment_settings
 
     main = start(deployment_settings(database_url, slack_api), clock=clock)
     workspaces = Workspaces(main)
@@ -219,8 +219,8 @@ def deployment(
 @pytest.fixture
 def served(slack_runtime: Runtime) -> Iterator[Any]:
     """The real ASGI app (Bolt inside Starlette) under uvicorn on a free local port."""
-    from tests.serving import serve
-    from tests.slack_requests import SlackRequests
+    from tests.support.serving import serve
+    from tests.support.slack_requests import SlackRequests
 
     with serve(slack_runtime) as url:
         requests = SlackRequests(url)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from bot import approvals
 from bot.models import EditExample, Event, Reminder
 from bot.runtime import Runtime
-from tests.ledger_files import a_week_late, write
+from tests.support.ledger_files import a_week_late, write
 
 TODAY = date(2026, 3, 16)
 

@@ -22,7 +22,7 @@ from bot.settings import load_settings
 from integrations.csv_ledger import read_ledger_csv
 from integrations.csv_payments import read_payments
 from integrations.slack_chat import SlackChat, web_client
-from tests.ledger_files import row, write
+from tests.support.ledger_files import row, write
 
 HEADER = ["date", "amount", "currency", "reference", "payer"]
 
@@ -174,7 +174,7 @@ def test_a_person_picks_one_candidate_once(ledger_runtime: Runtime, tmp_path: Pa
 def test_review_messages_fit_slacks_limits_and_carry_the_options(
     ledger_runtime: Runtime, tmp_path: Path, slack_api: Any
 ) -> None:
-    from tests.fake_slack import validate_blocks
+    from tests.support.fake_slack import validate_blocks
 
     rt = ledger_runtime
     bank = _bank(tmp_path / "b.csv", [["2026-03-14", "800.00", "USD", "March", "Harbor Dental"]])

@@ -13,7 +13,7 @@ from bot.models import Contact, Customer, Event
 from bot.runtime import Runtime
 from integrations.base import ContactRecord, CrmAccount, CrmBatch
 from integrations.csv_ledger import read_ledger_csv
-from tests.ledger_files import row, write
+from tests.support.ledger_files import row, write
 
 OWNERS = {"U07DANA01": "dana@brightwater.example", "U0SAM": "sam@brightwater.example"}
 

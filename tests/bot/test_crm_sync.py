@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.fake_hubspot import TOKEN, FakeHubSpot, company, owner
-from tests.ledger_files import row, write
+from tests.support.fake_hubspot import TOKEN, FakeHubSpot, company, owner
+from tests.support.ledger_files import row, write
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from bot.planner import PlanRules
 from bot.runtime import Runtime
 from integrations.csv_ledger import read_ledger_csv
 from integrations.llm_draft import LlmDrafter
-from tests.fake_llm import FakeLlm
-from tests.ledger_files import a_week_late, write
+from tests.support.fake_llm import FakeLlm
+from tests.support.ledger_files import a_week_late, write
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.models import Contact, Customer, Event, Invoice
-from tests.ledger_files import row, write
+from tests.support.ledger_files import row, write
 
 
 def _snapshot(session: Session) -> list[tuple[Any, ...]]:

@@ -17,8 +17,8 @@ from sqlalchemy import select, update
 from bot.models import Contact, Customer, Escalation, Invoice, Reminder
 from bot.outbox import verify_token
 from bot.runtime import Runtime
-from tests.ledger_files import a_week_late, write
-from tests.smtp_server import SmtpServer
+from tests.support.ledger_files import a_week_late, write
+from tests.support.smtp_server import SmtpServer
 
 TODAY = date(2026, 3, 16)
 SECRET = "test-secret-key"
@@ -281,7 +281,7 @@ def test_arbot_serve_runs_the_send_worker(
     import subprocess
     import sys
 
-    from tests.slack_requests import wait_for
+    from tests.support.slack_requests import wait_for
 
     if not database_url.startswith("sqlite"):
         pytest.skip("one database is enough for this process test")
@@ -375,7 +375,7 @@ def test_no_answer_after_data_is_unknown_and_never_sent_again(
     assert report.unknown == [1] and report.retrying == []
     smtp.mailbox.slow_data_seconds = 0
     assert "Sent 0" in mail_env("send").stdout
-    from tests.slack_requests import wait_for
+    from tests.support.slack_requests import wait_for
 
     wait_for(lambda: len(smtp.mailbox.messages) == 1)
     assert states(runtime) == {1: "unknown"}
@@ -527,7 +527,7 @@ def test_the_date_header_comes_from_arbots_clock(
 def test_starttls_with_a_login_and_a_refused_login_stops_the_run(
     mail_env: Any, runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.smtp_server import PASSWORD, TLS, USER
+    from tests.support.smtp_server import PASSWORD, TLS, USER
 
     server = SmtpServer(tls=True).start()
     try:

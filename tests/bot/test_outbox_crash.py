@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 
 from bot.models import Reminder
 from bot.runtime import Runtime
-from tests.ledger_files import row, write
-from tests.smtp_server import SmtpServer
+from tests.support.ledger_files import row, write
+from tests.support.smtp_server import SmtpServer
 
 REMINDERS = 1000
 KILLS = 5

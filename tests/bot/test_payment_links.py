@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 
 from bot.models import Invoice, PaymentLink, Reminder
 from bot.runtime import Runtime
-from tests.fake_stripe import FakeStripe
-from tests.ledger_files import row, write
+from tests.support.fake_stripe import FakeStripe
+from tests.support.ledger_files import row, write
 
 TODAY = date(2026, 3, 16)
 

@@ -23,7 +23,7 @@ from bot.models import (
     ReminderInvoice,
 )
 from bot.runtime import Runtime
-from tests.ledger_files import row, write
+from tests.support.ledger_files import row, write
 
 TODAY = date(2026, 3, 16)  # Monday; the test clock is 10:00 in New York
 

@@ -31,7 +31,7 @@ from integrations.slack_proposal import ProposalView, code_block, proposal_block
 from playbooks.loader import BUNDLED, parse_playbook
 from playbooks.render import Renderer
 from tests.integrations.test_slack_blocks import check_limits
-from tests.ledger_files import row, write
+from tests.support.ledger_files import row, write
 
 TODAY = date(2026, 3, 16)
 FIRST_NAMES = (

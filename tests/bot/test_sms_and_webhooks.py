@@ -15,8 +15,8 @@ from bot.models import Contact, Escalation, Event, Reminder
 from bot.outbox import token
 from bot.runtime import Runtime
 from integrations.twilio_sms import segments, twilio_signature
-from tests.fake_twilio import SID, TOKEN, FakeTwilio
-from tests.ledger_files import row, write
+from tests.support.fake_twilio import SID, TOKEN, FakeTwilio
+from tests.support.ledger_files import row, write
 
 TODAY = date(2026, 3, 16)
 SECRET = "test-secret-key"

@@ -17,7 +17,7 @@ from bot.settings import load_settings
 from bot.source_tokens import DatabaseTokenStore, TokenCipher
 from integrations.oauth import OAuthClient, Tokens, quickbooks_provider
 from tests.conftest import NOW
-from tests.fake_quickbooks import CLIENT_ID, CLIENT_SECRET, REALM, FakeQuickBooks
+from tests.support.fake_quickbooks import CLIENT_ID, CLIENT_SECRET, REALM, FakeQuickBooks
 
 SECRET = "correct horse battery staple, but longer"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.ledger_files import row, write
+from tests.support.ledger_files import row, write
 
 
 @pytest.fixture

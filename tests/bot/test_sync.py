@@ -19,7 +19,7 @@ from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from bot.runtime import Runtime, start
 from bot.settings import load_settings
-from tests.fake_quickbooks import (
+from tests.support.fake_quickbooks import (
     CLIENT_ID,
     CLIENT_SECRET,
     REALM,
@@ -199,7 +199,7 @@ def test_connect_freshbooks_picks_the_business_and_sync_reads_it(
 ) -> None:
     import re
 
-    from tests import fake_freshbooks as fb
+    from tests.support import fake_freshbooks as fb
 
     fake = fb.FakeFreshBooks().start()
     try:

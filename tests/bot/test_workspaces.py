@@ -20,8 +20,8 @@ from bot.workspaces import (
     workspace_database_url,
     workspace_settings,
 )
-from tests.ledger_files import a_week_late
-from tests.workspace_setup import (
+from tests.support.ledger_files import a_week_late
+from tests.support.workspace_setup import (
     BETA,
     BETA_CHANNEL,
     BETA_TOKEN,
@@ -172,7 +172,7 @@ def test_the_command_line_works_on_the_workspace_arbot_workspace_names(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests.ledger_files import write
+    from tests.support.ledger_files import write
 
     monkeypatch.setenv("ARBOT_SECRET_KEY", "deployment-secret-key")
     monkeypatch.setenv("SLACK_CLIENT_ID", slack_api.client_id)

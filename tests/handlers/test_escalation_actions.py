@@ -20,9 +20,9 @@ from bot.runtime import Runtime
 from bot.sweeps import business_time, sweep
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
-from tests.fake_slack import validate_blocks
-from tests.ledger_files import row, write
-from tests.slack_requests import wait_for
+from tests.support.fake_slack import validate_blocks
+from tests.support.ledger_files import row, write
+from tests.support.slack_requests import wait_for
 
 TODAY = date(2026, 3, 16)
 

@@ -29,9 +29,10 @@ from bot.settings import Settings, load_settings
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from integrations.twilio_sms import twilio_signature
-from tests.fake_slack import validate_blocks
-from tests.ledger_files import row, write
-from tests.serving import serve
+from tests.support import MAIL_SAMPLES, TLS
+from tests.support.fake_slack import validate_blocks
+from tests.support.ledger_files import row, write
+from tests.support.serving import serve
 
 TODAY = date(2026, 3, 16)
 SECRET = "inbound-secret-1"
@@ -435,7 +436,7 @@ def test_a_forged_twilio_signature_gets_401_and_changes_nothing(
 def test_an_html_only_reply_through_the_webhook_is_read_as_text(
     rt: Runtime, app: httpx.Client
 ) -> None:
-    raw = (Path(__file__).parents[1] / "mail_samples" / "html_only_reply.eml").read_bytes()
+    raw = (MAIL_SAMPLES / "html_only_reply.eml").read_bytes()
     raw = raw.replace(
         b"<arbot.7.abcdef0123456789@example.com>", b"<arbot.1.0123456789abcdef@brightwater.example>"
     )
@@ -451,9 +452,9 @@ def test_an_html_only_reply_through_the_webhook_is_read_as_text(
 def test_poll_inbox_reads_the_mailbox_once(
     rt: Runtime, cli: Any, monkeypatch: pytest.MonkeyPatch, slack_api: Any
 ) -> None:
-    from tests.fake_imap import PASSWORD, USER, FakeImap
+    from tests.support.fake_imap import PASSWORD, USER, FakeImap
 
-    samples = Path(__file__).parents[1] / "mail_samples"
+    samples = MAIL_SAMPLES
     with rt.writing() as session:
         session.scalars(
             select(Reminder)
@@ -466,7 +467,7 @@ def test_poll_inbox_reads_the_mailbox_once(
             "IMAP_PORT": str(imap.port),
             "IMAP_USER": USER,
             "IMAP_PASSWORD": PASSWORD,
-            "IMAP_CA_FILE": str(Path(__file__).parents[1] / "tls" / "cert.pem"),
+            "IMAP_CA_FILE": str(TLS / "cert.pem"),
             "ARBOT_SECRET_KEY": KEY,
             "SLACK_BOT_TOKEN": "xoxb-test",
             "SLACK_API_URL": slack_api.url,

@@ -21,8 +21,9 @@ from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from bot.runtime import Runtime
 from integrations.slack_chat import SlackChat, web_client
-from tests.ledger_files import a_week_late, row, write
-from tests.slack_requests import sign, wait_for
+from tests.support import REPO
+from tests.support.ledger_files import a_week_late, row, write
+from tests.support.slack_requests import sign, wait_for
 
 TODAY = date(2026, 3, 16)
 
@@ -415,7 +416,7 @@ def test_with_no_approver_list_every_member_of_the_finance_channel_may_approve(
 def test_the_manifest_asks_for_exactly_the_scopes_it_needs() -> None:
     import yaml
 
-    manifest = yaml.safe_load((Path(__file__).parents[2] / "slack" / "manifest.yml").read_text())
+    manifest = yaml.safe_load((REPO / "slack" / "manifest.yml").read_text())
     assert manifest["oauth_config"]["scopes"] == {
         "bot": [
             "chat:write",

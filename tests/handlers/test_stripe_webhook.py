@@ -26,9 +26,9 @@ from bot.runtime import Runtime, start
 from bot.settings import Settings, load_settings
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
-from tests import stripe_requests as sr
-from tests.ledger_files import row, write
-from tests.serving import serve
+from tests.support import stripe_requests as sr
+from tests.support.ledger_files import row, write
+from tests.support.serving import serve
 
 TODAY = date(2026, 3, 16)
 
@@ -365,7 +365,7 @@ def test_a_payment_for_someone_elses_invoices_is_not_applied(
 def test_paid_invoices_payment_links_are_deactivated_at_stripe(
     stripe_settings: Settings, clock: FixedClock, tmp_path: Path, slack_api: Any
 ) -> None:
-    from tests.fake_stripe import FakeStripe
+    from tests.support.fake_stripe import FakeStripe
 
     stripe_api = FakeStripe().start()
     try:

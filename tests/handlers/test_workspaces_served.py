@@ -26,11 +26,11 @@ from bot.runtime import Runtime, start
 from bot.workspaces import Workspaces
 from integrations.slack_chat import SlackChat, web_client
 from integrations.slack_install import installation_store
-from tests import stripe_requests as sr
-from tests.ledger_files import a_week_late
-from tests.serving import serve
-from tests.slack_requests import SlackRequests, wait_for
-from tests.workspace_setup import (
+from tests.support import stripe_requests as sr
+from tests.support.ledger_files import a_week_late
+from tests.support.serving import serve
+from tests.support.slack_requests import SlackRequests, wait_for
+from tests.support.workspace_setup import (
     BETA,
     BETA_CHANNEL,
     BETA_TOKEN,

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.models import Contact, Customer, Event, Invoice
-from tests.ledger_files import HEADER, row, write
+from tests.support.ledger_files import HEADER, row, write
 
 
 def _counts(session: Session) -> tuple[int, int, int, int]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 from email.message import Message
 from email.policy import compat32
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -21,8 +20,9 @@ from integrations.email_in import (
     strip_reply,
     tokens,
 )
+from tests.support import MAIL_SAMPLES
 
-SAMPLES = Path(__file__).parents[1] / "mail_samples"
+SAMPLES = MAIL_SAMPLES
 # The samples' tokens were signed with this key for reminder 7 (bot.outbox.token).
 SECRET = "sample-secret-key"
 REPLY_TO = "ar+r.7.39dfa579e04d3266563e@example.com"

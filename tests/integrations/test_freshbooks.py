@@ -29,7 +29,7 @@ from integrations.oauth import (
 )
 from integrations.oauth_client import OAuthClient
 from tests.conftest import NOW
-from tests.fake_freshbooks import (
+from tests.support.fake_freshbooks import (
     ACCOUNT,
     CLIENT_ID,
     CLIENT_SECRET,

@@ -13,7 +13,7 @@ import pytest
 
 from integrations.http_retry import Retries
 from integrations.oauth import SourceUnavailable
-from tests.fake_http import JsonHandler, LocalServer
+from tests.support.fake_http import JsonHandler, LocalServer
 
 DROP = "drop"  # close the connection without answering
 GARBLE = "garble"  # a 200 whose gzip body is not gzip

@@ -19,7 +19,7 @@ from integrations.crm_http import CrmTokenRejected
 from integrations.hubspot import HubSpotSource
 from integrations.oauth import SourceError, SourceUnavailable
 from tests.conftest import NOW
-from tests.fake_hubspot import TOKEN, FakeHubSpot, company, contact, owner
+from tests.support.fake_hubspot import TOKEN, FakeHubSpot, company, contact, owner
 
 CURSOR = "2026-03-05T00:00:00+00:00"
 BEFORE = "2026-03-01T17:00:00.000Z"  # before CURSOR

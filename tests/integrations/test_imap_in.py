@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from integrations.email_in import parse
 from integrations.imap_in import ImapError, PollReport, poll
-from tests.fake_imap import PASSWORD, USER, FakeImap
+from tests.support import MAIL_SAMPLES
+from tests.support.fake_imap import PASSWORD, USER, FakeImap
 
-SAMPLES = Path(__file__).parents[1] / "mail_samples"
+SAMPLES = MAIL_SAMPLES
 
 
 def sample(name: str) -> bytes:

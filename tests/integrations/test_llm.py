@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from bot.settings import Settings
 from bot.triage import RuleClassifier
 from integrations.llm import LlmClassifier, classifier_from
-from tests.fake_llm import FakeLlm
+from tests.support.fake_llm import FakeLlm
 
 TODAY = date(2026, 3, 16)
 KEY = "sk-test-123"

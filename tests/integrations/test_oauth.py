@@ -27,7 +27,7 @@ from integrations.oauth import (
     xero_provider,
 )
 from tests.conftest import NOW
-from tests.fake_quickbooks import CLIENT_ID, CLIENT_SECRET, REALM, FakeQuickBooks
+from tests.support.fake_quickbooks import CLIENT_ID, CLIENT_SECRET, REALM, FakeQuickBooks
 
 REDIRECT = "http://localhost:8765/callback"
 

@@ -15,7 +15,7 @@ from integrations.base import ContactRecord, CrmAccount, CrmBatch
 from integrations.crm_http import CrmTokenRejected
 from integrations.oauth import SourceError, SourceUnavailable
 from integrations.pipedrive import PipedriveSource
-from tests.fake_pipedrive import (
+from tests.support.fake_pipedrive import (
     ID_KEY,
     TAGS_KEY,
     TIER_KEY,

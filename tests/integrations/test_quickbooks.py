@@ -16,7 +16,7 @@ from integrations.oauth import MemoryTokenStore, OAuthClient, SourceError, Token
 from integrations.oauth import quickbooks_provider as provider
 from integrations.quickbooks import QuickBooksSource
 from tests.conftest import NOW
-from tests.fake_quickbooks import (
+from tests.support.fake_quickbooks import (
     CLIENT_ID,
     CLIENT_SECRET,
     REALM,

@@ -15,7 +15,7 @@ from integrations.base import ContactRecord, InvoiceRecord, LedgerBatch, Payment
 from integrations.oauth import MemoryTokenStore, OAuthClient, Tokens, xero_provider
 from integrations.xero import XeroSource, XeroTenant, parse_xero_date, xero_tenants
 from tests.conftest import NOW
-from tests.fake_xero import (
+from tests.support.fake_xero import (
     CLIENT_ID,
     CLIENT_SECRET,
     TENANT,

@@ -15,7 +15,7 @@ from bot.models import ScheduledRun
 from bot.runtime import Runtime, start
 from bot.settings import Settings
 from integrations.slack_chat import SlackChat, web_client
-from tests.ledger_files import a_week_late, write
+from tests.support.ledger_files import a_week_late, write
 
 CUSTOMERS = 3
 

@@ -19,7 +19,14 @@ from bot.source_tokens import DatabaseTokenStore
 from integrations.oauth import Tokens
 from integrations.slack_chat import SlackChat
 from scheduler.jobs import declare_jobs, sync_connected
-from tests.fake_quickbooks import CLIENT_ID, CLIENT_SECRET, REALM, FakeQuickBooks, customer, invoice
+from tests.support.fake_quickbooks import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REALM,
+    FakeQuickBooks,
+    customer,
+    invoice,
+)
 
 KEY = "scheduler-test-secret-key-0123456789"
 

@@ -25,10 +25,10 @@ from bot import escalations
 from bot.models import Escalation, Event, Reminder, ScheduledRun
 from bot.runtime import Runtime
 from tests.conftest import NOW
-from tests.ledger_files import a_week_late, write
 from tests.scheduler.conftest import plan_headers
-from tests.slack_requests import wait_for
-from tests.smtp_server import SmtpServer
+from tests.support.ledger_files import a_week_late, write
+from tests.support.slack_requests import wait_for
+from tests.support.smtp_server import SmtpServer
 
 POSTGRES_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]
 SECRET = "replica-test-secret-key-0123456789"

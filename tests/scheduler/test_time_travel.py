@@ -20,7 +20,7 @@ from integrations.slack_chat import SlackChat
 from scheduler.jobs import declare_jobs
 from scheduler.runner import Runner, start_runner
 from tests.scheduler.conftest import plan_headers, scheduled_runs
-from tests.slack_requests import wait_for
+from tests.support.slack_requests import wait_for
 
 NEW_YORK = ZoneInfo("America/New_York")
 

@@ -15,8 +15,8 @@ from bot.runtime import Runtime, start
 from bot.workspaces import Workspaces
 from scheduler.jobs import workspace_jobs
 from scheduler.runner import start_runner
-from tests.slack_requests import wait_for
-from tests.workspace_setup import (
+from tests.support.slack_requests import wait_for
+from tests.support.workspace_setup import (
     BETA,
     BETA_CHANNEL,
     beta_rows,

@@ -13,8 +13,8 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from tests.fake_http import LocalServer
-from tests.fake_quickbooks import Handler, Recorded, TokenDesk
+from tests.support.fake_http import LocalServer
+from tests.support.fake_quickbooks import Handler, Recorded, TokenDesk
 
 TENANT = "c3a1f8a2-5b6d-4c1e-9f00-000000000001"
 CLIENT_ID = "xero-client-id"

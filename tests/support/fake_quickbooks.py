@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fake_http import JsonHandler, LocalServer
+from tests.support.fake_http import JsonHandler, LocalServer
 
 REALM = "9130350000000001"
 CLIENT_ID = "qb-client-id"

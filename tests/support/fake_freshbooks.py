@@ -21,8 +21,8 @@ from email.utils import format_datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.fake_http import LocalServer
-from tests.fake_quickbooks import Handler, Recorded, TokenDesk
+from tests.support.fake_http import LocalServer
+from tests.support.fake_quickbooks import Handler, Recorded, TokenDesk
 
 ACCOUNT = "xZNQ1X"
 OTHER_ACCOUNT = "Kq3vB7"

@@ -11,7 +11,7 @@ import uvicorn
 
 from bot.runtime import Runtime
 from bot.workspaces import Workspaces
-from tests.slack_requests import wait_for
+from tests.support.slack_requests import wait_for
 
 
 @contextmanager

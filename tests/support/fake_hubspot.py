@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from tests.fake_http import LocalServer
-from tests.fake_quickbooks import Handler, Recorded
+from tests.support.fake_http import LocalServer
+from tests.support.fake_quickbooks import Handler, Recorded
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
 # What HubSpot returns whether asked or not

@@ -15,10 +15,10 @@ import ssl
 import sys
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-TLS = Path(__file__).parent / "tls"
+from tests.support import TLS
+
 USER, PASSWORD = "ar@example.com", "imap-password"
 _ARGUMENT = re.compile(rb'"(?:[^"\\]|\\.)*"|\([^)]*\)|[^\s()]+(?:\[[^\]]*\])?')
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from tests.fake_http import LocalServer
-from tests.fake_quickbooks import Handler, Recorded
+from tests.support.fake_http import LocalServer
+from tests.support.fake_quickbooks import Handler, Recorded
 
 TOKEN = "8d0c2f6b4a1e9d7c5b3a19f8e7d6c5b4a3928170"
 TIER_KEY = "5f1e0c8b7a6d4e3f2a1b0c9d8e7f6a5b4c3d2e1f"

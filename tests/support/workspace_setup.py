@@ -12,7 +12,7 @@ from bot.settings import Settings, load_settings
 from bot.workspaces import InstalledWorkspace, Workspaces
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_install import complete_install
-from tests.ledger_files import row, write
+from tests.support.ledger_files import row, write
 
 BETA = "T0BETA"
 BETA_TOKEN = "xoxb-beta"

@@ -8,11 +8,12 @@ import socket
 import ssl
 import threading
 from email.message import Message
-from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.support import TLS
 
 
 class Mailbox:
@@ -55,7 +56,6 @@ class Mailbox:
             return [str(m["Message-ID"]) for m in self.messages]
 
 
-TLS = Path(__file__).parent / "tls"
 USER, PASSWORD = "arbot", "relay-password"
 
 

@@ -6,7 +6,7 @@ import base64
 import threading
 from urllib.parse import parse_qs
 
-from tests.fake_http import JsonHandler, LocalServer
+from tests.support.fake_http import JsonHandler, LocalServer
 
 SID = "AC0000000000000000000000000000test"
 TOKEN = "twilio-test-token"

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tests.fake_http import JsonHandler, LocalServer
+from tests.support.fake_http import JsonHandler, LocalServer
 
 
 def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:

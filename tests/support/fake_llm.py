@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fake_http import JsonHandler, LocalServer
+from tests.support.fake_http import JsonHandler, LocalServer
 
 PATH = "/v1/chat/completions"
 
