@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from bot.aging import aging_report
-from bot.clock import FixedClock
+from bot.core.clock import FixedClock
+from bot.core.runtime import start
+from bot.core.settings import load_settings
 from bot.ledger import apply_batch
-from bot.runtime import start
 from bot.sample_ledger import sample_rows, write_csv
-from bot.settings import load_settings
 from integrations.csv_ledger import read_ledger_csv
 
 INVOICES = 100_000

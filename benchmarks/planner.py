@@ -10,14 +10,14 @@ from pathlib import Path
 from sqlalchemy import select
 
 from benchmarks.ledger import TODAY, Result
-from bot.clock import FixedClock
+from bot.core.clock import FixedClock
+from bot.core.models import Invoice
+from bot.core.runtime import start
+from bot.core.settings import load_settings
 from bot.ledger import apply_batch
-from bot.models import Invoice
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
-from bot.runtime import start
 from bot.sample_ledger import sample_rows, write_csv
-from bot.settings import load_settings
 from integrations.csv_ledger import read_ledger_csv
 
 INVOICES = 100_000

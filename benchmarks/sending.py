@@ -11,15 +11,15 @@ from pathlib import Path
 from sqlalchemy import update
 
 from benchmarks.ledger import TODAY, Result, one_invoice_each
-from bot.clock import FixedClock
+from bot.core.clock import FixedClock
+from bot.core.models import Reminder
+from bot.core.runtime import start
+from bot.core.settings import load_settings
 from bot.ledger import apply_batch
-from bot.models import Reminder
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
-from bot.runtime import start
 from bot.sample_ledger import write_csv
 from bot.sending import flush
-from bot.settings import load_settings
 from integrations.csv_ledger import read_ledger_csv
 from integrations.email_out import SmtpSender
 from tests.support.smtp_server import SmtpServer

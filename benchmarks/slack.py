@@ -25,13 +25,13 @@ from typing import cast
 
 from benchmarks.ledger import TODAY, Result, one_invoice_each
 from bot import approvals, plan_posting
-from bot.clock import FixedClock
+from bot.core.clock import FixedClock
+from bot.core.runtime import Runtime, start
+from bot.core.settings import load_settings
 from bot.ledger import apply_batch
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
-from bot.runtime import Runtime, start
 from bot.sample_ledger import write_csv
-from bot.settings import load_settings
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.fake_slack import FakeSlack
@@ -88,7 +88,7 @@ def run() -> tuple[list[Result], str]:
         # Fresh reminders to click: re-open 50 of them.
         from sqlalchemy import update
 
-        from bot.models import Reminder
+        from bot.core.models import Reminder
 
         with runtime.writing() as session:
             session.execute(
@@ -131,7 +131,7 @@ def run() -> tuple[list[Result], str]:
 def _waiting(runtime: Runtime) -> int:
     from sqlalchemy import func, select
 
-    from bot.models import Reminder
+    from bot.core.models import Reminder
 
     with runtime.sessions() as session:
         return (

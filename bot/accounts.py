@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from bot import audit
+from bot.core import audit
+from bot.core.errors import UserError
+from bot.core.models import Customer, Reminder
 from bot.customers import find_customer
-from bot.errors import UserError
-from bot.models import Customer, Reminder
 
 _DURATION = re.compile(r"^(\d{1,3})([dw])$")
 

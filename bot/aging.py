@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from bot.models import Customer, Invoice
-from bot.money import decimal_str
+from bot.core.models import Customer, Invoice
+from bot.core.money import decimal_str
 
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 DSO_PERIOD_DAYS = 90

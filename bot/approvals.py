@@ -14,9 +14,9 @@ from datetime import date, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot import audit
-from bot.errors import UserError
-from bot.models import Contact, Customer, EditExample, Event, Reminder
+from bot.core import audit
+from bot.core.errors import UserError
+from bot.core.models import Contact, Customer, EditExample, Event, Reminder
 from playbooks.lint import lint_message
 from playbooks.render import Rendered
 

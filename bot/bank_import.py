@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from bot import audit
-from bot.errors import UserError
-from bot.ledger_lock import serialise_ledger_writes
-from bot.models import Customer, Invoice, Payment, PaymentReview
+from bot.core import audit
+from bot.core.errors import UserError
+from bot.core.locks import serialise_ledger_writes
+from bot.core.models import Customer, Invoice, Payment, PaymentReview
 from bot.payments import PaymentOutcome, allocate, cancel_for_invoices, record_payment
 from bot.reconcile import Allocation, Match, Matcher, OpenInvoice
 from integrations.csv_payments import BankPayment

@@ -18,29 +18,30 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
-from bot import approvals, migrate
+from bot import approvals
 from bot.aging import aging_report, overdue_invoices
-from bot.clock import Clock, FixedClock
+from bot.core import migrate
+from bot.core.clock import Clock, FixedClock
+from bot.core.db import make_engine
+from bot.core.errors import UserError
+from bot.core.models import PlaybookVersion, Reminder
+from bot.core.runtime import Runtime
+from bot.core.settings import load_settings
 from bot.daily_steps import (
     build_senders,
     payment_links_for,
     post_plan_to_slack,
     tell_slack_after_send,
 )
-from bot.db import make_engine
-from bot.errors import UserError
 from bot.forecast import forecast
 from bot.ledger import ImportSummary, apply_batch
-from bot.models import PlaybookVersion, Reminder
 from bot.plan_report import forecast_table, plan_json, plan_tables
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from bot.playbook_check import check_bundle
 from bot.playbook_versions import activate, ensure_active, propose, rollback
-from bot.runtime import Runtime
 from bot.sample_ledger import sample_rows, write_csv
 from bot.sending import flush
-from bot.settings import load_settings
 from bot.status import account_status
 from bot.tables import aging_table, import_summary_lines, overdue_table, status_tables
 from bot.workspaces import open_runtime
@@ -412,7 +413,7 @@ def serve(
                 "workspace), or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (installed through "
                 "/slack/install into several), or all of them"
             )
-        from bot.logs import secrets_of, setup_logging
+        from bot.core.logs import secrets_of, setup_logging
 
         setup_logging(json=settings.log_json, secrets=secrets_of(settings))
         from bot.stopping import SigtermStop
@@ -460,7 +461,7 @@ def serve(
                 create_app(runtime, bolt, runner=runner, workspaces=workspaces),
                 host=host,
                 port=port,
-                log_config=None,  # arbot's logging (bot.logs) formats every line
+                log_config=None,  # arbot's logging (bot.core.logs) formats every line
                 access_log=False,  # raw paths can carry tokens (/unsubscribe/{token})
             )
             sigterm.run(uvicorn.Server(config))
@@ -598,7 +599,7 @@ def simulate_command(
 ) -> None:
     """What following up is worth on the sample ledger, against no follow-up: from a stated
     model of customer behaviour, not from real customers."""
-    from bot.clock import local_date
+    from bot.core.clock import local_date
     from bot.simulate import simulate
     from bot.simulate_model import BehaviourModel, load_model
     from bot.simulate_report import describe

@@ -13,9 +13,9 @@ from rich.console import Console
 
 from bot import followups, inbound, review_posting
 from bot.bank_import import import_payments
-from bot.errors import UserError
-from bot.runtime import Runtime
-from bot.settings import load_settings
+from bot.core.errors import UserError
+from bot.core.runtime import Runtime
+from bot.core.settings import load_settings
 from bot.workspaces import open_runtime
 from integrations.base import PaymentLinks
 from integrations.csv_payments import read_payments

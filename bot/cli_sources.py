@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot.errors import UserError
-from bot.settings import Settings, load_settings
+from bot.core.errors import UserError
+from bot.core.settings import Settings, load_settings
 from bot.source_sync import provider_for, sync_all
 from bot.source_tokens import DatabaseTokenStore
 from bot.sync import CrmSyncResult, SyncResult

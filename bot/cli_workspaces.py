@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.errors import UserError
-from bot.runtime import start
-from bot.settings import Settings, load_settings
+from bot.core.errors import UserError
+from bot.core.runtime import start
+from bot.core.settings import Settings, load_settings
 from bot.workspaces import Workspaces, settable
 
 workspace_app = typer.Typer(

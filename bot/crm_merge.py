@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import audit
-from bot.models import TIERS, Contact, Customer
+from bot.core import audit
+from bot.core.models import TIERS, Contact, Customer
 from integrations.base import CrmAccount, CrmBatch
 from integrations.crm_http import FREE_MAIL
 

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.errors import UserError
-from bot.models import Customer
+from bot.core.errors import UserError
+from bot.core.models import Customer
 
 MAX_SUGGESTIONS = 5
 

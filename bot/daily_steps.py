@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from bot import plan_posting
-from bot.errors import UserError
+from bot.core.errors import UserError
+from bot.core.runtime import Runtime
+from bot.core.settings import Settings
 from bot.outbox import FlushReport
 from bot.plan_posting import held_counts
 from bot.plan_store import PlanRun
-from bot.runtime import Runtime
 from bot.sending import flush
-from bot.settings import Settings
 from integrations.email_out import FileSender, SmtpSender
 from integrations.twilio_sms import TwilioSender
 

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot import audit
-from bot.models import Contact, Escalation, Reminder
+from bot.core import audit
+from bot.core.models import Contact, Escalation, Reminder
 
 FAILED_STATUSES = ("undelivered", "failed")
 # Twilio delivery error codes that are about the number itself.

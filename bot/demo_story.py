@@ -20,10 +20,10 @@ from rich.panel import Panel
 from sqlalchemy import select
 
 from bot import escalations, followups, inbound, stripe_webhook
-from bot.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
-from bot.money import minor_units
+from bot.core.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
+from bot.core.money import minor_units
+from bot.core.runtime import Runtime
 from bot.outbox import token
-from bot.runtime import Runtime
 from integrations.email_in import parse
 from integrations.stripe_events import verify
 

@@ -14,8 +14,9 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import audit, escalations
-from bot.models import Customer, Escalation
+from bot import escalations
+from bot.core import audit
+from bot.core.models import Customer, Escalation
 from integrations.base import EscalationPort
 from integrations.slack_blocks import escape, mention
 

@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot import audit
-from bot.errors import UserError
-from bot.models import Customer, Escalation, Event, InboundMessage, Invoice, Reminder
-from bot.money import format_money
+from bot.core import audit
+from bot.core.errors import UserError
+from bot.core.models import Customer, Escalation, Event, InboundMessage, Invoice, Reminder
+from bot.core.money import format_money
 from integrations.base import EscalationView, HistoryLine, InvoiceLine
 
 OPEN_STATES = ("open", "claimed")

@@ -13,10 +13,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bot import escalation_posting, payment_links, plan_posting
-from bot.models import InboundMessage, Invoice
-from bot.money import format_money
+from bot.core.models import InboundMessage, Invoice
+from bot.core.money import format_money
+from bot.core.runtime import Runtime
 from bot.payments import PaymentOutcome
-from bot.runtime import Runtime
 from integrations.base import EscalationPort, PaymentLinks, SlackPort
 from integrations.slack_blocks import escape
 

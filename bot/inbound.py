@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot import audit, escalations
+from bot import escalations
 from bot.accounts import cancel_waiting
-from bot.errors import UserError
-from bot.models import Contact, Customer, InboundMessage, Reminder
+from bot.core import audit
+from bot.core.errors import UserError
+from bot.core.models import Contact, Customer, InboundMessage, Reminder
 from bot.triage import Classifier, Triage
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.core.settings import Settings
     from integrations.email_in import InboundEmail
 
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
@@ -307,7 +308,7 @@ def _human_reply(
 
 def _named(session: Session, customer_id: int, text: str) -> list[str]:
     """The customer's open invoice numbers the text mentions (all of them when it names none)."""
-    from bot.models import Invoice
+    from bot.core.models import Invoice
 
     numbers = session.scalars(
         select(Invoice.number).where(Invoice.customer_id == customer_id, Invoice.status == "open")
@@ -544,7 +545,7 @@ def missed_promises(
     (customer id, invoice numbers) for the owner to be told."""
     from datetime import timedelta
 
-    from bot.models import Invoice
+    from bot.core.models import Invoice
 
     due = session.scalars(
         select(Invoice).where(

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.orm import Session
 
-from bot import audit
-from bot.ledger_lock import serialise_ledger_writes
-from bot.models import Contact, Customer, Invoice, Payment, PaymentAllocation
+from bot.core import audit
+from bot.core.locks import serialise_ledger_writes
+from bot.core.models import Contact, Customer, Invoice, Payment, PaymentAllocation
 from bot.payments import cancel_for_invoices
 from integrations.base import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
 

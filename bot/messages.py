@@ -14,7 +14,7 @@ from typing import Any
 
 from babel.dates import format_date
 
-from bot.money import babel_locale, format_money
+from bot.core.money import babel_locale, format_money
 from playbooks.render import Rendered, Renderer
 
 LOCALE = "en_US"

@@ -33,7 +33,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.aging import BUCKETS, DSO_PERIOD_DAYS, bucket_for
-from bot.models import Invoice, Payment, PaymentAllocation
+from bot.core.models import Invoice, Payment, PaymentAllocation
 
 DEFAULT_WEEKS = 12
 WEEK_DAYS = 7

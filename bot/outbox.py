@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot import audit
-from bot.errors import UserError
-from bot.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
+from bot.core import audit
+from bot.core.errors import UserError
+from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
 from bot.send_window import Window, candidate_zones, next_send_time
 from integrations.base import Delivery, Outgoing
 
@@ -384,7 +384,7 @@ def record(
 
 
 def config_from(settings: object) -> SendConfig:
-    from bot.settings import Settings
+    from bot.core.settings import Settings
 
     assert isinstance(settings, Settings)
     if settings.secret_key is None:

@@ -32,9 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
-from bot.metrics import CLOSED, PAYMENT, InvoiceHistory, load_histories, local_day, start_of
-from bot.metrics import percent as percent_of
-from bot.models import (
+from bot.core.models import (
     TIERS,
     Customer,
     Escalation,
@@ -43,6 +41,8 @@ from bot.models import (
     Reminder,
     ReminderInvoice,
 )
+from bot.metrics import CLOSED, PAYMENT, InvoiceHistory, load_histories, local_day, start_of
+from bot.metrics import percent as percent_of
 
 OUTCOMES = ("paid", "partly_paid", "replied", "escalated", "nothing")
 PAID_WITHIN_DAYS = (7, 14, 30)

@@ -12,8 +12,8 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import Invoice, PaymentLink
-from bot.money import minor_units
+from bot.core.models import Invoice, PaymentLink
+from bot.core.money import minor_units
 from bot.plan_data import CustomerFacts, InvoiceFacts
 from integrations.base import PaymentLinks
 

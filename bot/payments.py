@@ -18,9 +18,9 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from bot import audit
-from bot.ledger_lock import serialise_ledger_writes
-from bot.models import Invoice, Payment, PaymentAllocation, Reminder, ReminderInvoice
+from bot.core import audit
+from bot.core.locks import serialise_ledger_writes
+from bot.core.models import Invoice, Payment, PaymentAllocation, Reminder, ReminderInvoice
 
 WAITING = ("planned", "approved")
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.models import (
+from bot.core.models import (
     Contact,
     Customer,
     Escalation,

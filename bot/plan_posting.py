@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
-from bot import audit
-from bot.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
-from bot.money import format_money
-from bot.runtime import Runtime
+from bot.core import audit
+from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
+from bot.core.money import format_money
+from bot.core.runtime import Runtime
 from integrations.base import (
     CardInvoice,
     PlanSummary,

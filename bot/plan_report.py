@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
+from bot.core.money import decimal_str, format_money
 from bot.forecast import ForecastDay
-from bot.money import decimal_str, format_money
 from bot.plan_store import PlanRun
 from bot.planner import PlanItem
 

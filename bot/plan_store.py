@@ -14,9 +14,10 @@ from datetime import date, datetime
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from bot import audit, plan_data
-from bot.ledger_lock import PLAN_LOCK, schema_lock
-from bot.models import Escalation, Reminder, ReminderInvoice
+from bot import plan_data
+from bot.core import audit
+from bot.core.locks import PLAN_LOCK, schema_lock
+from bot.core.models import Escalation, Reminder, ReminderInvoice
 from bot.payment_links import payment_link
 from bot.plan_data import CustomerFacts, InvoiceFacts
 from bot.planner import Plan, PlanItem, PlanRules, compute_plan

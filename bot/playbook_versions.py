@@ -13,9 +13,9 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot import audit
-from bot.errors import UserError
-from bot.models import PlaybookVersion
+from bot.core import audit
+from bot.core.errors import UserError
+from bot.core.models import PlaybookVersion
 from bot.playbook_check import check_bundle
 from playbooks.loader import Bundle, PlaybookError, load_bundle
 

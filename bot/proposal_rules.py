@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from bot.models import (
+from bot.core.models import (
     Customer,
     EditExample,
     Invoice,

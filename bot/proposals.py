@@ -16,13 +16,13 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot import audit
-from bot.errors import UserError
-from bot.models import Event, PlaybookVersion
+from bot.core import audit
+from bot.core.errors import UserError
+from bot.core.models import Event, PlaybookVersion
+from bot.core.runtime import Runtime
 from bot.playbook_versions import activate, ensure_active, propose
 from bot.proposal_diff import version_diff
 from bot.proposal_rules import WEEKS, Proposal, evaluate
-from bot.runtime import Runtime
 from integrations.slack_proposal import ProposalView
 
 PROPOSER = "learning"

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.bank_import import candidates_of
-from bot.models import Customer, Invoice, Payment, PaymentReview
-from bot.money import format_money
+from bot.core.models import Customer, Invoice, Payment, PaymentReview
+from bot.core.money import format_money
 from integrations.slack_chat import SlackChat
 from integrations.slack_review import ReviewOption, ReviewView
 

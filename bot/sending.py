@@ -7,9 +7,9 @@ from contextlib import ExitStack
 
 from sqlalchemy import func, select
 
-from bot.models import Reminder
+from bot.core.models import Reminder
+from bot.core.runtime import Runtime
 from bot.outbox import FlushReport, claim, config_from, record, recover
-from bot.runtime import Runtime
 from integrations.base import Sender
 
 CHANNELS = ("email", "sms")

@@ -32,18 +32,18 @@ from sqlalchemy.orm import Session
 
 from bot import approvals, escalations
 from bot.aging import aging_report
-from bot.clock import FixedClock
-from bot.errors import UserError
+from bot.core.clock import FixedClock
+from bot.core.errors import UserError
+from bot.core.models import Customer, Escalation, Invoice, Payment, Reminder, ReminderInvoice
+from bot.core.runtime import Runtime, start
+from bot.core.settings import Settings, load_settings
 from bot.ledger import apply_batch
-from bot.models import Customer, Escalation, Invoice, Payment, Reminder, ReminderInvoice
 from bot.payments import record_payment
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from bot.playbook_versions import activate, propose
-from bot.runtime import Runtime, start
 from bot.sample_ledger import sample_rows, write_csv
 from bot.sending import flush
-from bot.settings import Settings, load_settings
 from bot.simulate_model import BehaviourModel
 from bot.simulate_report import RunFigures, SimulationResult
 from integrations.base import (

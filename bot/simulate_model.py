@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
-from bot.errors import UserError
+from bot.core.errors import UserError
 
 Tier = Literal["strategic", "standard", "transactional"]
 Probability = Annotated[float, Field(ge=0, le=1)]

@@ -13,12 +13,12 @@ import httpx
 from sqlalchemy import select
 
 from bot import payment_links, plan_posting
-from bot.errors import UserError
+from bot.core.errors import UserError
+from bot.core.models import SourceToken
+from bot.core.runtime import Runtime
+from bot.core.settings import Settings
 from bot.followups import SlackOut
 from bot.ledger import ImportSummary
-from bot.models import SourceToken
-from bot.runtime import Runtime
-from bot.settings import Settings
 from bot.source_tokens import DatabaseTokenStore
 from bot.sync import CrmSyncResult, Source, SyncResult, sync_crm, sync_source
 from integrations.base import CrmSource

@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.errors import UserError
-from bot.models import SourceToken
-from bot.runtime import Runtime
-from bot.sealing import Sealer, SealError
+from bot.core.errors import UserError
+from bot.core.models import SourceToken
+from bot.core.runtime import Runtime
+from bot.core.sealing import Sealer, SealError
 from integrations.oauth import Tokens
 
 _HKDF_INFO = b"arbot source tokens v1"  # fixed: changing it makes every stored token unreadable

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.aging import aging_report
+from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder
+from bot.core.money import decimal_str
 from bot.customers import find_customer
-from bot.models import Contact, Customer, Escalation, Event, Invoice, Reminder
-from bot.money import decimal_str
 
 RECENT_EVENTS = 50
 

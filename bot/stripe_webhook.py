@@ -15,8 +15,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import audit, escalations
-from bot.models import Customer, Invoice, Payment, PaymentLink, StripeEvent
+from bot import escalations
+from bot.core import audit
+from bot.core.models import Customer, Invoice, Payment, PaymentLink, StripeEvent
 from bot.payments import PaymentOutcome, record_payment, refund
 from integrations.stripe_events import StripeEventIn, amount_of, invoice_ids
 

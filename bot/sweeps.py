@@ -17,9 +17,9 @@ from bot import (
     payment_links,
     review_posting,
 )
+from bot.core.models import Customer
+from bot.core.runtime import Runtime
 from bot.followups import SlackOut
-from bot.models import Customer
-from bot.runtime import Runtime
 from integrations.slack_chat import SlackChat
 from integrations.stripe_links import links_from
 

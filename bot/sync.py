@@ -12,11 +12,11 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot import audit
+from bot.core import audit
+from bot.core.models import Contact, Customer, Event, Invoice, Reminder, ReminderInvoice, SyncState
+from bot.core.runtime import Runtime
 from bot.crm_merge import CrmMergeSummary, merge_crm
 from bot.ledger import ImportSummary, apply_batch
-from bot.models import Contact, Customer, Event, Invoice, Reminder, ReminderInvoice, SyncState
-from bot.runtime import Runtime
 from integrations.base import CrmSource, IncrementalSource, InvoiceNotes, SourceProblem
 from integrations.oauth import SourceError
 

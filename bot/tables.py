@@ -8,8 +8,8 @@ from typing import Any
 from rich.table import Table
 
 from bot.aging import BUCKETS, AgingReport, OverdueInvoice
+from bot.core.money import format_money
 from bot.ledger import ImportSummary
-from bot.money import format_money
 
 
 def aging_table(report: AgingReport) -> Table:

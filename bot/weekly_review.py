@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from bot import audit
+from bot.core import audit
+from bot.core.models import Escalation, InboundMessage, Payment, Reminder
+from bot.core.money import format_money
+from bot.core.runtime import Runtime
 from bot.escalations import OPEN_STATES
-from bot.models import Escalation, InboundMessage, Payment, Reminder
-from bot.money import format_money
-from bot.runtime import Runtime
 
 DAYS = 7
 NOT_REPLIES = ("bounce", "opt_out", "opt_in", "help", "duplicate")  # inbound that nobody wrote

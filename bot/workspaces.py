@@ -34,14 +34,14 @@ from pydantic import SecretStr
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from bot.clock import Clock
-from bot.db import normalise_url
-from bot.errors import UserError
-from bot.logs import mask_secrets, secrets_of
-from bot.models import Workspace
-from bot.runtime import Runtime, start
-from bot.sealing import Sealer, SealError
-from bot.settings import Settings, field_for_variable, given_settings
+from bot.core.clock import Clock
+from bot.core.db import normalise_url
+from bot.core.errors import UserError
+from bot.core.logs import mask_secrets, secrets_of
+from bot.core.models import Workspace
+from bot.core.runtime import Runtime, start
+from bot.core.sealing import Sealer, SealError
+from bot.core.settings import Settings, field_for_variable, given_settings
 
 # What an installed workspace takes from the deployment's environment; the rest is its own.
 DEPLOYMENT = (

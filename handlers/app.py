@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from bot.runtime import Runtime
+from bot.core.runtime import Runtime
 from bot.workspaces import Workspaces
 from handlers.request_ids import request_id_middleware
 from handlers.slack import build_bolt

@@ -12,8 +12,8 @@ from slack_bolt import Ack, App
 from sqlalchemy import select
 
 from bot import escalation_posting, escalations
-from bot.errors import UserError
-from bot.models import Customer, Escalation
+from bot.core.errors import UserError
+from bot.core.models import Customer, Escalation
 from handlers.listener_kit import ListenerKit
 from integrations.slack_escalation import OUTCOMES, dispute_modal, promise_modal, resolve_modal
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.runtime import Runtime
+from bot.core.runtime import Runtime
 from integrations.slack_chat import SlackChat
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import proposals
-from bot.errors import UserError
+from bot.core.errors import UserError
 from handlers.listener_kit import ListenerKit
 
 

@@ -1,5 +1,5 @@
 """A request id for every HTTP request: taken from `X-Request-ID` when a proxy sent a sane one,
-made up otherwise, set in `bot.logs.request_id` for the request's log lines, and returned in the
+made up otherwise, set in `bot.core.logs.request_id` for the request's log lines, and returned in the
 response's `X-Request-ID`. One log line per request says method, route, status and duration
 (the route's template, e.g. /unsubscribe/{token}, so a token in a path never reaches the log)."""
 
@@ -13,7 +13,7 @@ import uuid
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.logs import request_id
+from bot.core.logs import request_id
 
 log = logging.getLogger("arbot.http")
 HEADER = b"x-request-id"

@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 
 from bot import accounts, approvals, plan_posting
 from bot.aging import aging_report
-from bot.errors import UserError
-from bot.models import Customer, Escalation, Reminder
+from bot.core.errors import UserError
+from bot.core.models import Customer, Escalation, Reminder
+from bot.core.runtime import Runtime
 from bot.report import post_report
-from bot.runtime import Runtime
 from bot.status import account_status
 from bot.sweeps import sweep
 from handlers import escalation_actions, proposal_actions, review_actions

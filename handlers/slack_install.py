@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from bot.errors import UserError
-from bot.runtime import Runtime
+from bot.core.errors import UserError
+from bot.core.runtime import Runtime
 from bot.workspaces import Workspaces
 from integrations.slack_install import (
     STATE_SECONDS,

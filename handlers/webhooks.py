@@ -24,9 +24,9 @@ from bot import (
     plan_posting,
     stripe_webhook,
 )
-from bot.models import Escalation, StripeEvent
+from bot.core.models import Escalation, StripeEvent
+from bot.core.runtime import Runtime
 from bot.outbox import verify_token
-from bot.runtime import Runtime
 from integrations.email_in import parse as parse_email
 from integrations.llm import classifier_from
 from integrations.slack_chat import SlackChat, chat_from

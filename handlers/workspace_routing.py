@@ -27,8 +27,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.errors import UserError
-from bot.runtime import Runtime
+from bot.core.errors import UserError
+from bot.core.runtime import Runtime
 from bot.workspaces import TEAM_ID, Workspaces
 from integrations.slack_chat import web_client
 from integrations.slack_install import installation_store

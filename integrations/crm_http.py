@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bot.models import TIERS
+from bot.core.models import TIERS
 from integrations.base import ContactRecord
 from integrations.csv_common import normalise_email, normalise_phone
 from integrations.http_retry import Retries

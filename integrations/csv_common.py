@@ -21,8 +21,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import ValidationError
 
-from bot.errors import UserError
-from bot.money import is_currency, minor_units
+from bot.core.errors import UserError
+from bot.core.money import is_currency, minor_units
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 

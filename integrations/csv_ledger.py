@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from bot.errors import UserError, ValidationFailed
-from bot.models import TIERS
-from bot.money import parse_amount
+from bot.core.errors import UserError, ValidationFailed
+from bot.core.models import TIERS
+from bot.core.money import parse_amount
 from integrations.base import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
 from integrations.csv_common import (
     cell_text,

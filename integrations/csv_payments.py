@@ -24,8 +24,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from bot.errors import UserError, ValidationFailed
-from bot.money import minor_units, parse_amount
+from bot.core.errors import UserError, ValidationFailed
+from bot.core.money import minor_units, parse_amount
 from integrations.csv_common import (
     cell_text,
     currency_code,

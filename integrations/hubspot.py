@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 
-from bot.clock import Clock, SystemClock
-from bot.errors import UserError
+from bot.core.clock import Clock, SystemClock
+from bot.core.errors import UserError
 from integrations.base import CrmAccount, CrmBatch, SourceProblem
 from integrations.crm_http import (
     CrmApi,

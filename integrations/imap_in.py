@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.errors import UserError
+from bot.core.errors import UserError
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 30

@@ -60,7 +60,7 @@ class ModelAnswer(BaseModel):
 
 
 class LlmSettings(Protocol):
-    """The part of `bot.settings.Settings` the model needs."""
+    """The part of `bot.core.settings.Settings` the model needs."""
 
     @property
     def llm_base_url(self) -> str | None: ...

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 
-from bot.errors import UserError
+from bot.core.errors import UserError
 
 if TYPE_CHECKING:
     from integrations.oauth_client import OAuthClient as OAuthClient

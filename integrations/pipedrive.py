@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from bot.errors import UserError
+from bot.core.errors import UserError
 from integrations.base import CrmAccount, CrmBatch, SourceProblem
 from integrations.crm_http import (
     CrmApi,

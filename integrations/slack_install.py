@@ -20,9 +20,9 @@ from slack_sdk.oauth.installation_store import Bot, Installation, InstallationSt
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
-from bot.errors import UserError
-from bot.runtime import Runtime
-from bot.sealing import Sealer
+from bot.core.errors import UserError
+from bot.core.runtime import Runtime
+from bot.core.sealing import Sealer
 from bot.workspaces import TEAM_ID, InstalledWorkspace, Workspaces
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from bot.money import format_money
+from bot.core.money import format_money
 from integrations.slack_blocks import escape
 
 HELP = """*arbot* follows up on unpaid invoices. Commands:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from bot.errors import UserError
-from bot.money import is_currency, minor_units, parse_amount
+from bot.core.errors import UserError
+from bot.core.money import is_currency, minor_units, parse_amount
 from integrations.base import ContactRecord, CustomerRecord, LedgerBatch, SourceProblem
 from integrations.csv_common import normalise_email
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import stripe
 
-from bot.money import minor_units
+from bot.core.money import minor_units
 
 
 class InvalidStripeEvent(Exception):

@@ -8,8 +8,8 @@ from datetime import date
 
 import holidays
 
-from bot.errors import UserError
-from bot.settings import Settings
+from bot.core.errors import UserError
+from bot.core.settings import Settings
 
 
 @dataclass(frozen=True)

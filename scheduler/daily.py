@@ -13,12 +13,12 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from bot import proposals
+from bot.core.models import ScheduledRun
+from bot.core.runtime import Runtime
 from bot.daily_steps import payment_links_for, post_plan_to_slack  # as `arbot plan` does
-from bot.models import ScheduledRun
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from bot.report import SlackFiles, post_report
-from bot.runtime import Runtime
 from bot.weekly_review import PostsText, post_weekly_review
 from scheduler.business_days import BusinessDays
 

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot.models import Reminder, ScheduledRun, SourceToken, SyncState
+from bot.core.models import Reminder, ScheduledRun, SourceToken, SyncState
+from bot.core.runtime import Runtime
 from bot.outbox import due_now
-from bot.runtime import Runtime
 from bot.workspaces import Workspaces
 from scheduler.daily import MORNING_PLAN
 from scheduler.runner import Runner

@@ -27,11 +27,11 @@ from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
+from bot.core.errors import UserError
+from bot.core.runtime import Runtime
+from bot.core.settings import WEEKDAYS, Settings
 from bot.daily_steps import send_once
-from bot.errors import UserError
 from bot.followups import SlackOut
-from bot.runtime import Runtime
-from bot.settings import WEEKDAYS, Settings
 from bot.source_sync import sync_all
 from bot.sweeps import sweep
 from bot.workspaces import Workspaces

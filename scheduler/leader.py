@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from bot.db import make_engine, normalise_url
+from bot.core.db import make_engine, normalise_url
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "arbot.scheduler"

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
-from bot.errors import UserError
+from bot.core.errors import UserError
+from bot.core.runtime import Runtime
 from bot.followups import SlackOut
-from bot.runtime import Runtime
 from bot.workspaces import Workspaces
 from scheduler.jobs import Job, declare_jobs, workspace_jobs
 from scheduler.leader import Leadership, leadership_for, this_instance

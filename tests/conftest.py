@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from bot import migrate
-from bot.clock import FixedClock
-from bot.db import make_engine
-from bot.models import Base
-from bot.runtime import Runtime, start
-from bot.settings import Settings, load_settings
+from bot.core import migrate
+from bot.core.clock import FixedClock
+from bot.core.db import make_engine
+from bot.core.models import Base
+from bot.core.runtime import Runtime, start
+from bot.core.settings import Settings, load_settings
 
 PG_SERVER = os.environ.get(
     "ARBOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot import approvals
-from bot.models import EditExample, Event, Reminder
-from bot.runtime import Runtime
+from bot.core.models import EditExample, Event, Reminder
+from bot.core.runtime import Runtime
 from tests.support.ledger_files import a_week_late, write
 
 TODAY = date(2026, 3, 16)

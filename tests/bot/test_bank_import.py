@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import bank_import, review_posting
+from bot.core.models import Invoice, Payment, PaymentAllocation, PaymentReview, Reminder
+from bot.core.runtime import Runtime, start
+from bot.core.settings import load_settings
 from bot.ledger import apply_batch
-from bot.models import Invoice, Payment, PaymentAllocation, PaymentReview, Reminder
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
-from bot.runtime import Runtime, start
-from bot.settings import load_settings
 from integrations.csv_ledger import read_ledger_csv
 from integrations.csv_payments import read_payments
 from integrations.slack_chat import SlackChat, web_client

@@ -72,9 +72,9 @@ def test_sent_reminders_are_written_to_the_crm_company_once(
 ) -> None:
     from sqlalchemy import select
 
-    from bot.models import Customer, Event
-    from bot.runtime import start
-    from bot.settings import load_settings
+    from bot.core.models import Customer, Event
+    from bot.core.runtime import start
+    from bot.core.settings import load_settings
 
     monkeypatch.setenv("ARBOT_CRM_LOG_ACTIVITY", "true")
     ledger = write(tmp_path / "l.csv", [row(invoice_number="INV-1", email="ap@ridgeline.example")])

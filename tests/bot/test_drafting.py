@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot.core.models import EditExample, Event, Reminder
+from bot.core.runtime import Runtime
 from bot.drafting import facts, polish
 from bot.ledger import apply_batch
-from bot.models import EditExample, Event, Reminder
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
-from bot.runtime import Runtime
 from integrations.csv_ledger import read_ledger_csv
 from integrations.llm_draft import LlmDrafter
 from tests.support.fake_llm import FakeLlm

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.models import Contact, Customer, Event, Invoice
+from bot.core.models import Contact, Customer, Event, Invoice
 from tests.support.ledger_files import row, write
 
 
@@ -160,7 +160,7 @@ def test_the_audit_log_refuses_changes_in_the_database_itself(runtime: Any) -> N
     from sqlalchemy import text
     from sqlalchemy.exc import DatabaseError
 
-    from bot import audit
+    from bot.core import audit
 
     with runtime.writing() as session:
         audit.record(session, runtime.clock.now(), "test.happened")
@@ -174,7 +174,7 @@ def test_the_audit_log_refuses_changes_in_the_database_itself(runtime: Any) -> N
 def test_an_invoice_closed_by_a_recorded_payment_is_not_reopened_by_a_stale_ledger(
     cli: Any, runtime: Any, tmp_path: Path
 ) -> None:
-    from bot.models import Payment, PaymentAllocation
+    from bot.core.models import Payment, PaymentAllocation
 
     assert cli("import-csv", str(write(tmp_path / "a.csv", [row(balance="0")]))).code == 0
     now = runtime.clock.now()

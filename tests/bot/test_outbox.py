@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from bot.models import Contact, Customer, Escalation, Invoice, Reminder
+from bot.core.models import Contact, Customer, Escalation, Invoice, Reminder
+from bot.core.runtime import Runtime
 from bot.outbox import verify_token
-from bot.runtime import Runtime
 from tests.support.ledger_files import a_week_late, write
 from tests.support.smtp_server import SmtpServer
 
@@ -124,7 +124,7 @@ def test_anything_that_changed_since_approval_cancels_the_send(
             session.execute(update(Customer).values(paused_until=now + timedelta(days=3)))
     if change == "partial_payment":
         later = now + timedelta(minutes=5)
-        from bot import audit
+        from bot.core import audit
 
         with runtime.writing() as session:
             session.execute(update(Invoice).values(balance=Decimal("100.00")))
@@ -242,9 +242,9 @@ def test_two_workers_on_postgres_never_send_the_same_reminder(
     if not database_url.startswith("postgresql"):
         pytest.skip("SKIP LOCKED is the PostgreSQL path")
     approved(mail_env, runtime, tmp_path, customers=40)
-    from bot.runtime import start
+    from bot.core.runtime import start
+    from bot.core.settings import load_settings
     from bot.sending import flush
-    from bot.settings import load_settings
     from integrations.email_out import SmtpSender
 
     settings = load_settings(
@@ -347,8 +347,8 @@ def test_after_sending_slack_cards_are_redrawn_and_unknowns_are_raised_with_a_pe
 
 
 def _sender_env(runtime: Runtime, database_url: str) -> Any:
-    from bot.runtime import start
-    from bot.settings import load_settings
+    from bot.core.runtime import start
+    from bot.core.settings import load_settings
 
     settings = load_settings(
         env_file=None,
@@ -411,7 +411,7 @@ def test_the_envelope_sender_is_a_per_reminder_bounce_address(
 def test_each_send_is_checked_against_the_window_at_its_own_time(
     mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
 ) -> None:
-    from bot.clock import FixedClock
+    from bot.core.clock import FixedClock
     from bot.sending import flush
     from integrations.base import Delivery, Outgoing
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot.models import Reminder
-from bot.runtime import Runtime
+from bot.core.models import Reminder
+from bot.core.runtime import Runtime
 from tests.support.ledger_files import row, write
 from tests.support.smtp_server import SmtpServer
 

@@ -11,8 +11,7 @@ from itertools import count
 from sqlalchemy import update
 
 from bot.aging import aging_report
-from bot.metrics import portfolio
-from bot.models import (
+from bot.core.models import (
     Customer,
     Escalation,
     InboundMessage,
@@ -20,9 +19,10 @@ from bot.models import (
     Reminder,
     ReminderInvoice,
 )
+from bot.core.runtime import Runtime
+from bot.metrics import portfolio
 from bot.outcomes import TouchOutcome, effectiveness, outcomes
 from bot.payments import record_payment
-from bot.runtime import Runtime
 from tests.conftest import NOW
 
 ZONE = "America/New_York"

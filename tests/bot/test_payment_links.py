@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from bot.models import Invoice, PaymentLink, Reminder
-from bot.runtime import Runtime
+from bot.core.models import Invoice, PaymentLink, Reminder
+from bot.core.runtime import Runtime
 from tests.support.fake_stripe import FakeStripe
 from tests.support.ledger_files import row, write
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.models import (
+from bot.core.models import (
     Contact,
     Customer,
     Escalation,
@@ -22,7 +22,7 @@ from bot.models import (
     Reminder,
     ReminderInvoice,
 )
-from bot.runtime import Runtime
+from bot.core.runtime import Runtime
 from tests.support.ledger_files import row, write
 
 TODAY = date(2026, 3, 16)  # Monday; the test clock is 10:00 in New York

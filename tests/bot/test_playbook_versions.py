@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.models import Event, PlaybookVersion
-from bot.runtime import Runtime
+from bot.core.models import Event, PlaybookVersion
+from bot.core.runtime import Runtime
 from playbooks.loader import BUNDLED
 
 

@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot import approvals, proposal_rules, proposals
-from bot.errors import UserError
+from bot.core.errors import UserError
+from bot.core.models import Customer, Event, Invoice, PlaybookVersion, Reminder, ReminderInvoice
+from bot.core.runtime import Runtime
 from bot.ledger import apply_batch
 from bot.messages import MessageInvoice, Sender, message_context
-from bot.models import Customer, Event, Invoice, PlaybookVersion, Reminder, ReminderInvoice
 from bot.payments import record_payment
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
@@ -25,7 +26,6 @@ from bot.playbook_check import check_bundle
 from bot.playbook_edit import edit_step
 from bot.playbook_versions import active_version, bundle_of, rollback
 from bot.proposal_diff import DIFF_LIMIT, readable_diff
-from bot.runtime import Runtime
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_proposal import ProposalView, code_block, proposal_blocks
 from playbooks.loader import BUNDLED, parse_playbook

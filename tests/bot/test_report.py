@@ -17,10 +17,11 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot.charts import HEIGHT, WIDTH, aging_chart, cash_chart, dso_chart
-from bot.errors import UserError
+from bot.core.errors import UserError
+from bot.core.models import Event
+from bot.core.money import known_currencies
+from bot.core.runtime import Runtime
 from bot.metrics import WeekMetrics
-from bot.models import Event
-from bot.money import known_currencies
 from bot.report import (
     MAX_SLACK_FILES,
     MAX_SLACK_TEXT,
@@ -30,7 +31,6 @@ from bot.report import (
     report_text,
     write_report,
 )
-from bot.runtime import Runtime
 from tests.bot.test_outcomes import FEB, TODAY, ZONE, Ledger, at
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import UserError
+from bot.core.errors import UserError
 from bot.sample_ledger import sample_rows
 from bot.simulate import simulate
 from bot.simulate_model import BehaviourModel, load_model

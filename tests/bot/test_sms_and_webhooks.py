@@ -11,9 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from bot.models import Contact, Escalation, Event, Reminder
+from bot.core.models import Contact, Escalation, Event, Reminder
+from bot.core.runtime import Runtime
 from bot.outbox import token
-from bot.runtime import Runtime
 from integrations.twilio_sms import segments, twilio_signature
 from tests.support.fake_twilio import SID, TOKEN, FakeTwilio
 from tests.support.ledger_files import row, write
@@ -158,7 +158,7 @@ def _status(served_url: str, form: dict[str, str], signature: str | None = None)
 @pytest.fixture
 def sent_sms(served: Any, slack_runtime: Runtime) -> Runtime:
     now = slack_runtime.clock.now()
-    from bot.models import Customer
+    from bot.core.models import Customer
 
     with slack_runtime.writing() as session:
         customer = Customer(

@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from bot.clock import FixedClock
-from bot.errors import UserError
-from bot.models import SourceToken
-from bot.runtime import Runtime, start
-from bot.settings import load_settings
+from bot.core.clock import FixedClock
+from bot.core.errors import UserError
+from bot.core.models import SourceToken
+from bot.core.runtime import Runtime, start
+from bot.core.settings import load_settings
 from bot.source_tokens import DatabaseTokenStore, TokenCipher
 from integrations.oauth import OAuthClient, Tokens, quickbooks_provider
 from tests.conftest import NOW

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.models import Event, Invoice, Payment, Reminder, SourceToken, SyncState
+from bot.core.models import Event, Invoice, Payment, Reminder, SourceToken, SyncState
+from bot.core.runtime import Runtime, start
+from bot.core.settings import load_settings
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
-from bot.runtime import Runtime, start
-from bot.settings import load_settings
 from tests.support.fake_quickbooks import (
     CLIENT_ID,
     CLIENT_SECRET,

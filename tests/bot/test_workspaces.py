@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from bot.clock import FixedClock
-from bot.errors import UserError
-from bot.models import Customer, slack_bots, slack_installations
-from bot.runtime import Runtime, start
+from bot.core.clock import FixedClock
+from bot.core.errors import UserError
+from bot.core.models import Customer, slack_bots, slack_installations
+from bot.core.runtime import Runtime, start
 from bot.workspaces import (
     InstalledWorkspace,
     Workspaces,
@@ -229,7 +229,7 @@ def test_a_workspaces_secrets_are_masked_in_the_log_once_it_is_opened(
     import io
     import logging
 
-    from bot.logs import setup_logging
+    from bot.core.logs import setup_logging
 
     runtime, workspaces = deployment
     install(runtime, workspaces, slack_api)
@@ -264,7 +264,7 @@ def test_a_setting_a_workspace_cannot_have_is_refused_by_name(
 def test_one_workspaces_ledger_lock_never_holds_up_anothers(
     deployment: Any, slack_api: Any
 ) -> None:
-    from bot.ledger_lock import serialise_ledger_writes
+    from bot.core.locks import serialise_ledger_writes
 
     runtime, workspaces = deployment
     install(runtime, workspaces, slack_api)

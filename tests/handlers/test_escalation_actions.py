@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from bot import escalation_posting, escalations
-from bot.clock import FixedClock
+from bot.core.clock import FixedClock
+from bot.core.models import Customer, Escalation, Event, Invoice
+from bot.core.runtime import Runtime
 from bot.ledger import apply_batch
-from bot.models import Customer, Escalation, Event, Invoice
-from bot.runtime import Runtime
 from bot.sweeps import business_time, sweep
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
@@ -212,7 +212,7 @@ def test_business_time_skips_the_weekend() -> None:
 def test_a_second_reason_joins_the_customers_thread_and_resolving_closes_both(
     served: Any, slack_runtime: Runtime, slack_api: Any, thread: Escalation
 ) -> None:
-    from bot.models import Escalation as Esc
+    from bot.core.models import Escalation as Esc
 
     with slack_runtime.writing() as session:
         # a playbook step stores its escalation directly, as the planner does

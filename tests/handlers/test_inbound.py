@@ -18,14 +18,14 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import plan_posting
-from bot.clock import FixedClock
+from bot.core.clock import FixedClock
+from bot.core.models import Contact, Escalation, InboundMessage, Invoice, Reminder
+from bot.core.runtime import Runtime, start
+from bot.core.settings import Settings, load_settings
 from bot.ledger import apply_batch
-from bot.models import Contact, Escalation, InboundMessage, Invoice, Reminder
 from bot.outbox import token
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
-from bot.runtime import Runtime, start
-from bot.settings import Settings, load_settings
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from integrations.twilio_sms import twilio_signature
@@ -188,7 +188,7 @@ def test_a_reply_found_by_in_reply_to_with_a_promise_pauses_until_the_date(
         stored = session.scalars(select(InboundMessage)).one()
         assert stored.matched_by == "in_reply_to"
         assert set(session.scalars(select(Invoice.promise_date))) == {date(2026, 3, 30)}
-        from bot.models import Customer
+        from bot.core.models import Customer
 
         paused = session.scalars(select(Customer.paused_until)).one()
     assert paused is not None and paused.date() == date(2026, 4, 2)  # the 30th plus 2 days' grace
@@ -351,7 +351,7 @@ def test_a_message_another_process_is_posting_is_left_to_it_until_its_claim_laps
 ) -> None:
     from datetime import timedelta
 
-    from bot.models import InboundMessage
+    from bot.core.models import InboundMessage
     from bot.sweeps import sweep
 
     chat = _stranger_writes_while_slack_is_down(app, slack_api, "Who is this?")

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import plan_posting
-from bot.models import Customer, EditExample, Event, Reminder
+from bot.core.models import Customer, EditExample, Event, Reminder
+from bot.core.runtime import Runtime
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
-from bot.runtime import Runtime
 from integrations.slack_chat import SlackChat, web_client
 from tests.support import REPO
 from tests.support.ledger_files import a_week_late, row, write
@@ -450,7 +450,7 @@ def test_approving_a_reminder_whose_invoice_was_disputed_meanwhile_cancels_it(
 ) -> None:
     from sqlalchemy import update
 
-    from bot.models import Invoice
+    from bot.core.models import Invoice
 
     with posted.writing() as session:
         session.execute(update(Invoice).where(Invoice.number == "I-1").values(disputed=True))
@@ -572,7 +572,7 @@ def test_a_proposed_playbook_is_approved_from_its_slack_card(
     import shutil
 
     from bot import playbook_versions, proposals
-    from bot.models import PlaybookVersion
+    from bot.core.models import PlaybookVersion
     from playbooks.loader import BUNDLED
 
     shutil.copytree(BUNDLED.parent / "templates", tmp_path / "templates")
@@ -613,8 +613,8 @@ def test_a_bank_payment_is_placed_from_its_review_card(
     served: Any, slack_runtime: Runtime, slack_api: Any, tmp_path: Path
 ) -> None:
     from bot import bank_import, review_posting
+    from bot.core.models import Invoice, PaymentReview
     from bot.ledger import apply_batch
-    from bot.models import Invoice, PaymentReview
     from integrations.csv_ledger import read_ledger_csv
     from integrations.csv_payments import read_payments
 

@@ -17,13 +17,13 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot import escalation_posting, escalations, plan_posting
-from bot.clock import FixedClock
+from bot.core.clock import FixedClock
+from bot.core.models import Escalation, Event, Invoice, Payment, PaymentLink, Reminder, StripeEvent
+from bot.core.runtime import Runtime, start
+from bot.core.settings import Settings, load_settings
 from bot.ledger import apply_batch
-from bot.models import Escalation, Event, Invoice, Payment, PaymentLink, Reminder, StripeEvent
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
-from bot.runtime import Runtime, start
-from bot.settings import Settings, load_settings
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from tests.support import stripe_requests as sr
@@ -111,7 +111,7 @@ def _snapshot(rt: Runtime) -> tuple[Any, ...]:
 
 
 def _reminder_of(rt: Runtime, customer_ref: str) -> Reminder:
-    from bot.models import Customer
+    from bot.core.models import Customer
 
     with rt.sessions() as session:
         reminder = session.scalars(
@@ -122,7 +122,7 @@ def _reminder_of(rt: Runtime, customer_ref: str) -> Reminder:
 
 
 def _open_thread(rt: Runtime, slack_api: Any, customer_ref: str = "C-1") -> Escalation:
-    from bot.models import Customer
+    from bot.core.models import Customer
 
     with rt.writing() as session:
         customer_id = session.scalar(
@@ -258,7 +258,7 @@ def test_a_payment_link_without_metadata_is_found_by_its_link(
 ) -> None:
     ids = _ids(rt, "INV-2")
     with rt.writing() as session:
-        from bot.models import Customer
+        from bot.core.models import Customer
 
         customer_id = session.scalar(select(Customer.id).where(Customer.external_id == "C-1"))
         assert customer_id is not None

@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from bot import plan_posting
-from bot.clock import FixedClock
-from bot.models import Contact, Invoice, Reminder, Workspace
+from bot.core.clock import FixedClock
+from bot.core.models import Contact, Invoice, Reminder, Workspace
+from bot.core.runtime import Runtime, start
 from bot.outbox import token
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
-from bot.runtime import Runtime, start
 from bot.workspaces import Workspaces
 from integrations.slack_chat import SlackChat, web_client
 from integrations.slack_install import installation_store
@@ -308,7 +308,7 @@ def test_a_workspace_of_an_enterprise_org_is_refused_and_its_token_given_back(
 def test_an_install_whose_database_cannot_be_made_leaves_nothing_behind(
     deployment: tuple[Runtime, Workspaces], slack_api: Any, database_url: str
 ) -> None:
-    from bot.errors import UserError
+    from bot.core.errors import UserError
     from integrations.slack_install import complete_install
 
     main, workspaces = deployment

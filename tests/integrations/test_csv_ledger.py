@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.models import Contact, Customer, Event, Invoice
+from bot.core.models import Contact, Customer, Event, Invoice
 from tests.support.ledger_files import HEADER, row, write
 
 

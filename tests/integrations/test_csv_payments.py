@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.errors import UserError, ValidationFailed
+from bot.core.errors import UserError, ValidationFailed
 from integrations.csv_payments import read_payments
 
 HEADER = ["date", "amount", "currency", "reference", "payer"]

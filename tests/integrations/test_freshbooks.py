@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.clock import FixedClock
+from bot.core.clock import FixedClock
 from integrations.base import ContactRecord, InvoiceRecord, LedgerBatch, PaymentRecord
 from integrations.freshbooks import (
     FreshBooksAccount,

@@ -12,8 +12,8 @@ from email.utils import formatdate
 import httpx
 import pytest
 
-from bot.clock import FixedClock
-from bot.errors import UserError
+from bot.core.clock import FixedClock
+from bot.core.errors import UserError
 from integrations.base import ContactRecord, CrmAccount, CrmBatch
 from integrations.crm_http import CrmTokenRejected
 from integrations.hubspot import HubSpotSource

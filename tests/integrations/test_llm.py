@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 from pydantic import SecretStr
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 from bot.triage import RuleClassifier
 from integrations.llm import LlmClassifier, classifier_from
 from tests.support.fake_llm import FakeLlm

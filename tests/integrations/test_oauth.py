@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bot.clock import FixedClock
-from bot.errors import UserError
+from bot.core.clock import FixedClock
+from bot.core.errors import UserError
 from integrations.oauth import (
     MemoryTokenStore,
     OAuthClient,

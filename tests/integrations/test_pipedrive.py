@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bot.errors import UserError
+from bot.core.errors import UserError
 from integrations.base import ContactRecord, CrmAccount, CrmBatch
 from integrations.crm_http import CrmTokenRejected
 from integrations.oauth import SourceError, SourceUnavailable

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.clock import FixedClock
+from bot.core.clock import FixedClock
 from integrations.base import ContactRecord, InvoiceRecord, LedgerBatch, PaymentRecord
 from integrations.oauth import MemoryTokenStore, OAuthClient, SourceError, Tokens
 from integrations.oauth import quickbooks_provider as provider

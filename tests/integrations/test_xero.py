@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.clock import FixedClock
+from bot.core.clock import FixedClock
 from integrations.base import ContactRecord, InvoiceRecord, LedgerBatch, PaymentRecord
 from integrations.oauth import MemoryTokenStore, OAuthClient, Tokens, xero_provider
 from integrations.xero import XeroSource, XeroTenant, parse_xero_date, xero_tenants

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.clock import SystemClock
-from bot.models import ScheduledRun
-from bot.runtime import Runtime, start
-from bot.settings import Settings
+from bot.core.clock import SystemClock
+from bot.core.models import ScheduledRun
+from bot.core.runtime import Runtime, start
+from bot.core.settings import Settings
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.ledger_files import a_week_late, write
 

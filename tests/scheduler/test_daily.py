@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FixedClock
-from bot.models import Reminder
-from bot.runtime import Runtime, start
-from bot.settings import Settings
+from bot.core.clock import FixedClock
+from bot.core.models import Reminder
+from bot.core.runtime import Runtime, start
+from bot.core.settings import Settings
 from scheduler.business_days import business_days
 from scheduler.daily import morning_plan
 from tests.scheduler.conftest import CUSTOMERS, plan_headers, scheduled_runs

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from bot.models import Reminder, SyncState
-from bot.runtime import Runtime, start
-from bot.settings import load_settings
+from bot.core.models import Reminder, SyncState
+from bot.core.runtime import Runtime, start
+from bot.core.settings import load_settings
 from scheduler.business_days import business_days
 from scheduler.daily import morning_plan
 from scheduler.health import health

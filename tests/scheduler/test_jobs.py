@@ -11,10 +11,10 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot.errors import UserError
-from bot.models import Invoice, SyncState
-from bot.runtime import Runtime, start
-from bot.settings import Settings
+from bot.core.errors import UserError
+from bot.core.models import Invoice, SyncState
+from bot.core.runtime import Runtime, start
+from bot.core.settings import Settings
 from bot.source_tokens import DatabaseTokenStore
 from integrations.oauth import Tokens
 from integrations.slack_chat import SlackChat

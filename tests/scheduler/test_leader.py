@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bot.db import make_engine
+from bot.core.db import make_engine
 from scheduler.leader import AlwaysLeader, FileLock, PostgresLock, leadership_for
 
 POSTGRES_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]

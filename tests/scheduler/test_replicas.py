@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bot import escalations
-from bot.models import Escalation, Event, Reminder, ScheduledRun
-from bot.runtime import Runtime
+from bot.core.models import Escalation, Event, Reminder, ScheduledRun
+from bot.core.runtime import Runtime
 from tests.conftest import NOW
 from tests.scheduler.conftest import plan_headers
 from tests.support.ledger_files import a_week_late, write

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from bot.clock import SystemClock
-from bot.runtime import Runtime, start
+from bot.core.clock import SystemClock
+from bot.core.runtime import Runtime, start
 from integrations.slack_chat import SlackChat
 from scheduler.jobs import declare_jobs
 from scheduler.runner import Runner, start_runner

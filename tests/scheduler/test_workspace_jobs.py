@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.clock import FixedClock
-from bot.runtime import Runtime, start
+from bot.core.clock import FixedClock
+from bot.core.runtime import Runtime, start
 from bot.workspaces import Workspaces
 from scheduler.jobs import workspace_jobs
 from scheduler.runner import start_runner

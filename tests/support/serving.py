@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from bot.runtime import Runtime
+from bot.core.runtime import Runtime
 from bot.workspaces import Workspaces
 from tests.support.slack_requests import wait_for
 

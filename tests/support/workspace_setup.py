@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bot.core.runtime import Runtime
+from bot.core.settings import Settings, load_settings
 from bot.ledger import apply_batch
-from bot.runtime import Runtime
-from bot.settings import Settings, load_settings
 from bot.workspaces import InstalledWorkspace, Workspaces
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_install import complete_install

@@ -12,11 +12,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import migrate
-from bot.clock import Clock, local_date
-from bot.db import make_engine, session_factory, writing_factory
-from bot.errors import UserError
-from bot.settings import Settings
+from bot.core import migrate
+from bot.core.clock import Clock, local_date
+from bot.core.db import make_engine, session_factory, writing_factory
+from bot.core.errors import UserError
+from bot.core.settings import Settings
 
 
 @dataclass

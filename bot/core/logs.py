@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 request_id: ContextVar[str | None] = ContextVar("arbot_request_id", default=None)
 

@@ -23,8 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from bot.clock import Clock, FixedClock, SystemClock
-from bot.errors import UserError
+from bot.core.clock import Clock, FixedClock, SystemClock
+from bot.core.errors import UserError
 
 
 def _env(name: str) -> AliasChoices:

@@ -1,10 +1,10 @@
-"""Alembic environment: runs on the connection arbot hands it (see bot/migrate.py)."""
+"""Alembic environment: runs on the connection arbot hands it (see bot/core/migrate.py)."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from bot.models import Base
+from bot.core.models import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.errors import UserError
+from bot.core.errors import UserError
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 WRITING = "arbot_writing"  # execution option: this transaction will write

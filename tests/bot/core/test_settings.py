@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.clock import FixedClock, SystemClock
-from bot.errors import UserError
-from bot.settings import Settings, load_settings
+from bot.core.clock import FixedClock, SystemClock
+from bot.core.errors import UserError
+from bot.core.settings import Settings, load_settings
 
 DESIGN_NAMES = [
     "DATABASE_URL",

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Dialect, Numeric
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from bot.clock import as_utc
-from bot.money import STORAGE_PLACES
+from bot.core.clock import as_utc
+from bot.core.money import STORAGE_PLACES
 
 _SCALE = Decimal(10) ** STORAGE_PLACES
 

@@ -25,8 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
 
-from bot.dbtypes import Amount, UTCDateTime
-from bot.errors import ArbotError
+from bot.core.dbtypes import Amount, UTCDateTime
+from bot.core.errors import ArbotError
 
 TIERS = ("strategic", "standard", "transactional")
 CONTACT_ROLES = ("billing", "primary", "executive")

@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from bot.logs import request_id, secrets_of, setup_logging
-from bot.settings import load_settings
+from bot.core.logs import request_id, secrets_of, setup_logging
+from bot.core.settings import load_settings
 from handlers.request_ids import request_id_middleware
 
 TOKEN = "xoxb-1111-2222-abcdefghijkl"

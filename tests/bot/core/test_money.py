@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.money import Money, parse_amount
+from bot.core.money import Money, parse_amount
 
 
 def test_money_refuses_a_float() -> None:

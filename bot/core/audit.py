@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from bot.models import Event
+from bot.core.models import Event
 
 SYSTEM = "system"
 

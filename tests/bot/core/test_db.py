@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, inspect, select, text
 
-from bot import migrate
-from bot.db import make_engine, writing_factory
-from bot.errors import UserError
-from bot.models import Base, Customer, Invoice
-from bot.runtime import Runtime
+from bot.core import migrate
+from bot.core.db import make_engine, writing_factory
+from bot.core.errors import UserError
+from bot.core.models import Base, Customer, Invoice
+from bot.core.runtime import Runtime
 
 
 def _customer(runtime: Runtime) -> int:
@@ -215,7 +215,7 @@ def test_a_database_that_cannot_be_opened_says_which_setting_to_fix(
 
 
 def test_postgres_urls_use_psycopg_3() -> None:
-    from bot.db import normalise_url
+    from bot.core.db import normalise_url
 
     assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
