@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from bot.aging import aging_report
 from bot.core.clock import FixedClock
 from bot.core.runtime import start
 from bot.core.settings import load_settings
-from bot.ledger import apply_batch
-from bot.sample_ledger import sample_rows, write_csv
+from bot.ledger.aging import aging_report
+from bot.ledger.sample import sample_rows, write_csv
+from bot.ledger.upsert import apply_batch
 from integrations.csv_ledger import read_ledger_csv
 
 INVOICES = 100_000

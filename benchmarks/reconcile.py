@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.ledger import TODAY, Result
+from bot.ledger.sample import sample_rows
 from bot.reconcile import Matcher, OpenInvoice
-from bot.sample_ledger import sample_rows
 from integrations.csv_payments import REQUIRED_COLUMNS, read_payments
 
 INVOICES = 100_000

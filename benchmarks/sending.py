@@ -15,10 +15,10 @@ from bot.core.clock import FixedClock
 from bot.core.models import Reminder
 from bot.core.runtime import start
 from bot.core.settings import load_settings
-from bot.ledger import apply_batch
+from bot.ledger.sample import write_csv
+from bot.ledger.upsert import apply_batch
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
-from bot.sample_ledger import write_csv
 from bot.sending import flush
 from integrations.csv_ledger import read_ledger_csv
 from integrations.email_out import SmtpSender

@@ -28,10 +28,10 @@ from bot import approvals, plan_posting
 from bot.core.clock import FixedClock
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
-from bot.ledger import apply_batch
+from bot.ledger.sample import write_csv
+from bot.ledger.upsert import apply_batch
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
-from bot.sample_ledger import write_csv
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.fake_slack import FakeSlack

@@ -19,7 +19,6 @@ from rich.table import Table
 from sqlalchemy import select
 
 from bot import approvals
-from bot.aging import aging_report, overdue_invoices
 from bot.core import migrate
 from bot.core.clock import Clock, FixedClock
 from bot.core.db import make_engine
@@ -34,15 +33,16 @@ from bot.daily_steps import (
     tell_slack_after_send,
 )
 from bot.forecast import forecast
-from bot.ledger import ImportSummary, apply_batch
+from bot.ledger.aging import aging_report, overdue_invoices
+from bot.ledger.sample import sample_rows, write_csv
+from bot.ledger.status import account_status
+from bot.ledger.upsert import ImportSummary, apply_batch
 from bot.plan_report import forecast_table, plan_json, plan_tables
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from bot.playbook_check import check_bundle
 from bot.playbook_versions import activate, ensure_active, propose, rollback
-from bot.sample_ledger import sample_rows, write_csv
 from bot.sending import flush
-from bot.status import account_status
 from bot.tables import aging_table, import_summary_lines, overdue_table, status_tables
 from bot.workspaces import open_runtime
 from integrations.csv_ledger import count_rows, read_ledger_csv

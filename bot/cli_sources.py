@@ -13,9 +13,9 @@ from rich.console import Console
 
 from bot.core.errors import UserError
 from bot.core.settings import Settings, load_settings
-from bot.source_sync import provider_for, sync_all
-from bot.source_tokens import DatabaseTokenStore
-from bot.sync import CrmSyncResult, SyncResult
+from bot.ledger.source_tokens import DatabaseTokenStore
+from bot.ledger.sources import provider_for, sync_all
+from bot.ledger.sync import CrmSyncResult, SyncResult
 from bot.workspaces import open_runtime
 from integrations.freshbooks import freshbooks_accounts
 from integrations.oauth import (

@@ -199,7 +199,9 @@ def promise(
     now: datetime,
     actor: str = audit.SYSTEM,
 ) -> datetime:
-    from bot.accounts import cancel_waiting  # accounts imports customers; keep the graph flat
+    from bot.ledger.accounts import (
+        cancel_waiting,  # accounts imports customers; keep the graph flat
+    )
 
     customer = session.get(Customer, customer_id)
     assert customer is not None
@@ -240,7 +242,7 @@ def dispute(
 ) -> list[str]:
     """Mark the customer's open invoices disputed (those named, when the reply names some): no
     automated message goes out about them until a person resolves it."""
-    from bot.accounts import cancel_waiting
+    from bot.ledger.accounts import cancel_waiting
 
     invoices = _open_invoices(session, customer_id)
     named = [i for i in invoices if numbers and i.number in numbers]

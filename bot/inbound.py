@@ -20,10 +20,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot import escalations
-from bot.accounts import cancel_waiting
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Contact, Customer, InboundMessage, Reminder
+from bot.ledger.accounts import cancel_waiting
 from bot.triage import Classifier, Triage
 
 if TYPE_CHECKING:
@@ -515,7 +515,7 @@ def assign(
     classifier: Classifier,
 ) -> InboundResult:
     """A person says whose message it is: from then on it is that customer's reply."""
-    from bot.customers import find_customer
+    from bot.ledger.customers import find_customer
 
     stored = session.get(InboundMessage, inbound_id)
     if stored is None:

@@ -12,8 +12,8 @@ are reconstructed. The approximation, stated plainly:
   invoice's `paid_at` when it is paid, otherwise at its last update (`updated_at`), both taken in
   the business's timezone. A write-off therefore leaves the receivables on the day the row last
   changed. Non-open invoices count as zero balance from then on, so the most recent figures
-  agree with `bot.aging` for the same day.
-* Void invoices are left out of every week (as `bot.aging` leaves them out of DSO's sales): the
+  agree with `bot.ledger.aging` for the same day.
+* Void invoices are left out of every week (as `bot.ledger.aging` leaves them out of DSO's sales): the
   day they were voided is not stored.
 
 Cash collected is the sum of recorded payments (`payments.received_on`, refunds negative), in
@@ -32,8 +32,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from bot.aging import BUCKETS, DSO_PERIOD_DAYS, bucket_for
 from bot.core.models import Invoice, Payment, PaymentAllocation
+from bot.ledger.aging import BUCKETS, DSO_PERIOD_DAYS, bucket_for
 
 DEFAULT_WEEKS = 12
 WEEK_DAYS = 7
@@ -254,7 +254,7 @@ def _week(
 
 
 def dso(receivables: Decimal, sales: Decimal) -> Decimal | None:
-    """Days sales outstanding as `bot.aging` computes it: receivables / credit sales of the last
+    """Days sales outstanding as `bot.ledger.aging` computes it: receivables / credit sales of the last
     DSO_PERIOD_DAYS days x DSO_PERIOD_DAYS."""
     if sales <= 0:
         return None

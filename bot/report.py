@@ -16,12 +16,12 @@ from typing import Any, Protocol
 from jinja2 import Environment, StrictUndefined
 from sqlalchemy.orm import Session
 
-from bot.aging import BUCKETS
 from bot.charts import aging_chart, cash_chart, dso_chart
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
+from bot.ledger.aging import BUCKETS
 from bot.metrics import DEFAULT_WEEKS, WEEK_DAYS, WeekMetrics, percent, portfolio
 from bot.outcomes import OUTCOMES, PAID_WITHIN_DAYS, StepRow, effectiveness, outcomes
 

@@ -31,18 +31,18 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from bot import approvals, escalations
-from bot.aging import aging_report
 from bot.core.clock import FixedClock
 from bot.core.errors import UserError
 from bot.core.models import Customer, Escalation, Invoice, Payment, Reminder, ReminderInvoice
 from bot.core.runtime import Runtime, start
 from bot.core.settings import Settings, load_settings
-from bot.ledger import apply_batch
+from bot.ledger.aging import aging_report
+from bot.ledger.sample import sample_rows, write_csv
+from bot.ledger.upsert import apply_batch
 from bot.payments import record_payment
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from bot.playbook_versions import activate, propose
-from bot.sample_ledger import sample_rows, write_csv
 from bot.sending import flush
 from bot.simulate_model import BehaviourModel
 from bot.simulate_report import RunFigures, SimulationResult

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from bot.aging import DSO_PERIOD_DAYS
+from bot.ledger.aging import DSO_PERIOD_DAYS
 from bot.simulate_model import BehaviourModel
 
 DISCLAIMER = (

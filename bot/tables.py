@@ -7,9 +7,9 @@ from typing import Any
 
 from rich.table import Table
 
-from bot.aging import BUCKETS, AgingReport, OverdueInvoice
 from bot.core.money import format_money
-from bot.ledger import ImportSummary
+from bot.ledger.aging import BUCKETS, AgingReport, OverdueInvoice
+from bot.ledger.upsert import ImportSummary
 
 
 def aging_table(report: AgingReport) -> Table:

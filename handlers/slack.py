@@ -18,13 +18,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, select
 
-from bot import accounts, approvals, plan_posting
-from bot.aging import aging_report
+from bot import approvals, plan_posting
 from bot.core.errors import UserError
 from bot.core.models import Customer, Escalation, Reminder
 from bot.core.runtime import Runtime
+from bot.ledger.aging import aging_report
+from bot.ledger.status import account_status
+from bot.ledger import accounts
 from bot.report import post_report
-from bot.status import account_status
 from bot.sweeps import sweep
 from handlers import escalation_actions, proposal_actions, review_actions
 from handlers.listener_kit import ListenerKit

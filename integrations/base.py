@@ -1,7 +1,7 @@
 """The small protocols the core talks to the outside world through, and the shapes they pass.
 
 A ledger source (the CSV import today; QuickBooks Online and Xero later) turns whatever it reads into
-a LedgerBatch of already-validated records; `bot.ledger` upserts a batch the same way whatever its
+a LedgerBatch of already-validated records; `bot.ledger.upsert` upserts a batch the same way whatever its
 source, so every source follows the same rules.
 """
 

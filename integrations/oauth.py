@@ -1,5 +1,5 @@
 """OAuth 2.0 for the accounting sources (QuickBooks Online, Xero, FreshBooks): the authorization
-code flow, token refresh, where tokens are kept (`TokenStore`; `bot.source_tokens` keeps them
+code flow, token refresh, where tokens are kept (`TokenStore`; `bot.ledger.source_tokens` keeps them
 encrypted in the database), and the errors a source raises.
 
 The HTTP client that keeps its access token fresh, `OAuthClient`, lives in

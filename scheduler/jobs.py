@@ -32,7 +32,7 @@ from bot.core.runtime import Runtime
 from bot.core.settings import WEEKDAYS, Settings
 from bot.daily_steps import send_once
 from bot.followups import SlackOut
-from bot.source_sync import sync_all
+from bot.ledger.sources import sync_all
 from bot.sweeps import sweep
 from bot.workspaces import Workspaces
 from integrations.oauth import SourceError

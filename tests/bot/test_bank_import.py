@@ -16,7 +16,7 @@ from bot import bank_import, review_posting
 from bot.core.models import Invoice, Payment, PaymentAllocation, PaymentReview, Reminder
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
-from bot.ledger import apply_batch
+from bot.ledger.upsert import apply_batch
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from integrations.csv_ledger import read_ledger_csv

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.core.models import EditExample, Event, Reminder
 from bot.core.runtime import Runtime
 from bot.drafting import facts, polish
-from bot.ledger import apply_batch
+from bot.ledger.upsert import apply_batch
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from integrations.csv_ledger import read_ledger_csv

@@ -10,7 +10,6 @@ from itertools import count
 
 from sqlalchemy import update
 
-from bot.aging import aging_report
 from bot.core.models import (
     Customer,
     Escalation,
@@ -20,6 +19,7 @@ from bot.core.models import (
     ReminderInvoice,
 )
 from bot.core.runtime import Runtime
+from bot.ledger.aging import aging_report
 from bot.metrics import portfolio
 from bot.outcomes import TouchOutcome, effectiveness, outcomes
 from bot.payments import record_payment

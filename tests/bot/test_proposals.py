@@ -17,7 +17,7 @@ from bot import approvals, proposal_rules, proposals
 from bot.core.errors import UserError
 from bot.core.models import Customer, Event, Invoice, PlaybookVersion, Reminder, ReminderInvoice
 from bot.core.runtime import Runtime
-from bot.ledger import apply_batch
+from bot.ledger.upsert import apply_batch
 from bot.messages import MessageInvoice, Sender, message_context
 from bot.payments import record_payment
 from bot.plan_store import run_plan

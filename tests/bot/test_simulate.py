@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.errors import UserError
-from bot.sample_ledger import sample_rows
+from bot.ledger.sample import sample_rows
 from bot.simulate import simulate
 from bot.simulate_model import BehaviourModel, load_model
 from bot.simulate_report import DISCLAIMER, SimulationResult, describe

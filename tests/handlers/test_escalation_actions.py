@@ -16,7 +16,7 @@ from bot import escalation_posting, escalations
 from bot.core.clock import FixedClock
 from bot.core.models import Customer, Escalation, Event, Invoice
 from bot.core.runtime import Runtime
-from bot.ledger import apply_batch
+from bot.ledger.upsert import apply_batch
 from bot.sweeps import business_time, sweep
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client

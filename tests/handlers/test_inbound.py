@@ -22,7 +22,7 @@ from bot.core.clock import FixedClock
 from bot.core.models import Contact, Escalation, InboundMessage, Invoice, Reminder
 from bot.core.runtime import Runtime, start
 from bot.core.settings import Settings, load_settings
-from bot.ledger import apply_batch
+from bot.ledger.upsert import apply_batch
 from bot.outbox import token
 from bot.plan_store import run_plan
 from bot.planner import PlanRules

@@ -29,7 +29,7 @@ TODAY = date(2026, 3, 16)
 
 
 def _ledger(runtime: Runtime, tmp_path: Path, customers: int = 3) -> None:
-    from bot.ledger import apply_batch
+    from bot.ledger.upsert import apply_batch
     from integrations.csv_ledger import read_ledger_csv
 
     rows = a_week_late(customers)
@@ -510,7 +510,7 @@ def test_a_click_from_another_workspace_changes_nothing(posted: Runtime, served:
 def test_an_escalation_card_names_who_it_was_routed_to(
     slack_runtime: Runtime, slack_api: Any, tmp_path: Path
 ) -> None:
-    from bot.ledger import apply_batch
+    from bot.ledger.upsert import apply_batch
     from integrations.csv_ledger import read_ledger_csv
 
     slack_runtime.settings.escalation_routes = {"standard": "S0FINANCE"}
@@ -614,7 +614,7 @@ def test_a_bank_payment_is_placed_from_its_review_card(
 ) -> None:
     from bot import bank_import, review_posting
     from bot.core.models import Invoice, PaymentReview
-    from bot.ledger import apply_batch
+    from bot.ledger.upsert import apply_batch
     from integrations.csv_ledger import read_ledger_csv
     from integrations.csv_payments import read_payments
 

@@ -21,7 +21,7 @@ from bot.core.clock import FixedClock
 from bot.core.models import Escalation, Event, Invoice, Payment, PaymentLink, Reminder, StripeEvent
 from bot.core.runtime import Runtime, start
 from bot.core.settings import Settings, load_settings
-from bot.ledger import apply_batch
+from bot.ledger.upsert import apply_batch
 from bot.plan_store import run_plan
 from bot.planner import PlanRules
 from integrations.csv_ledger import read_ledger_csv

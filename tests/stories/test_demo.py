@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.sample_ledger import sample_rows, write_csv
+from bot.ledger.sample import sample_rows, write_csv
 from integrations.csv_ledger import read_ledger_csv
 
 TODAY = date(2026, 3, 16)

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.aging import aging_report
 from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder
 from bot.core.money import decimal_str
-from bot.customers import find_customer
+from bot.ledger.aging import aging_report
+from bot.ledger.customers import find_customer
 
 RECENT_EVENTS = 50
 

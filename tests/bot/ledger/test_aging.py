@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.aging import bucket_for
+from bot.ledger.aging import bucket_for
 from tests.support.ledger_files import row, write
 
 AS_OF = date(2026, 3, 16)  # the test clock's date in America/New_York

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.models import Contact, Customer, Event, Invoice, Reminder, ReminderInvoice, SyncState
 from bot.core.runtime import Runtime
-from bot.crm_merge import CrmMergeSummary, merge_crm
-from bot.ledger import ImportSummary, apply_batch
+from bot.ledger.crm import CrmMergeSummary, merge_crm
+from bot.ledger.upsert import ImportSummary, apply_batch
 from integrations.base import CrmSource, IncrementalSource, InvoiceNotes, SourceProblem
 from integrations.oauth import SourceError
 
@@ -138,7 +138,7 @@ class CrmSyncResult:
 
 
 def sync_crm(runtime: Runtime, source: CrmSource, log_activity: bool) -> CrmSyncResult:
-    """CRM context into the customers (see bot/crm_merge.py), then, when asked, each reminder
+    """CRM context into the customers (see bot/ledger/crm.py), then, when asked, each reminder
     sent and escalation opened since the last sync as a note on the CRM company."""
     settings = runtime.settings
     with runtime.sessions() as session:

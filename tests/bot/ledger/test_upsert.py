@@ -203,7 +203,7 @@ def test_two_imports_at_once_both_land_and_create_nothing_twice(
 ) -> None:
     import threading
 
-    from bot.ledger import apply_batch
+    from bot.ledger.upsert import apply_batch
     from integrations.csv_ledger import read_ledger_csv
 
     rows = [

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Customer, Reminder
-from bot.customers import find_customer
+from bot.ledger.customers import find_customer
 
 _DURATION = re.compile(r"^(\d{1,3})([dw])$")
 

@@ -14,7 +14,7 @@ from bot.core.errors import UserError
 from bot.core.models import SourceToken
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
-from bot.source_tokens import DatabaseTokenStore, TokenCipher
+from bot.ledger.source_tokens import DatabaseTokenStore, TokenCipher
 from integrations.oauth import OAuthClient, Tokens, quickbooks_provider
 from tests.conftest import NOW
 from tests.support.fake_quickbooks import CLIENT_ID, CLIENT_SECRET, REALM, FakeQuickBooks

@@ -18,9 +18,9 @@ from bot.core.models import SourceToken
 from bot.core.runtime import Runtime
 from bot.core.settings import Settings
 from bot.followups import SlackOut
-from bot.ledger import ImportSummary
-from bot.source_tokens import DatabaseTokenStore
-from bot.sync import CrmSyncResult, Source, SyncResult, sync_crm, sync_source
+from bot.ledger.source_tokens import DatabaseTokenStore
+from bot.ledger.sync import CrmSyncResult, Source, SyncResult, sync_crm, sync_source
+from bot.ledger.upsert import ImportSummary
 from integrations.base import CrmSource
 from integrations.freshbooks import FreshBooksSource
 from integrations.hubspot import HubSpotSource
