@@ -16,8 +16,8 @@ from bot.core.runtime import start
 from bot.core.settings import load_settings
 from bot.ledger.sample import sample_rows, write_csv
 from bot.ledger.upsert import apply_batch
-from bot.plan_store import run_plan
-from bot.planner import PlanRules
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
 from integrations.csv_ledger import read_ledger_csv
 
 INVOICES = 100_000

@@ -17,8 +17,8 @@ from bot.core.runtime import start
 from bot.core.settings import load_settings
 from bot.ledger.sample import write_csv
 from bot.ledger.upsert import apply_batch
-from bot.plan_store import run_plan
-from bot.planner import PlanRules
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
 from bot.sending import flush
 from integrations.csv_ledger import read_ledger_csv
 from integrations.email_out import SmtpSender

@@ -32,14 +32,14 @@ from bot.daily_steps import (
     post_plan_to_slack,
     tell_slack_after_send,
 )
-from bot.forecast import forecast
 from bot.ledger.aging import aging_report, overdue_invoices
 from bot.ledger.sample import sample_rows, write_csv
 from bot.ledger.status import account_status
 from bot.ledger.upsert import ImportSummary, apply_batch
 from bot.plan_report import forecast_table, plan_json, plan_tables
-from bot.plan_store import run_plan
-from bot.planner import PlanRules
+from bot.planning.forecast import forecast
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
 from bot.playbook_check import check_bundle
 from bot.playbook_versions import activate, ensure_active, propose, rollback
 from bot.sending import flush

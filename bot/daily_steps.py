@@ -8,13 +8,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bot import plan_posting
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.core.settings import Settings
 from bot.outbox import FlushReport
-from bot.plan_posting import held_counts
-from bot.plan_store import PlanRun
+from bot.planning import posting as plan_posting
+from bot.planning.posting import held_counts
+from bot.planning.store import PlanRun
 from bot.sending import flush
 from integrations.email_out import FileSender, SmtpSender
 from integrations.twilio_sms import TwilioSender

@@ -12,11 +12,12 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from bot import escalation_posting, payment_links, plan_posting
+from bot import escalation_posting, payment_links
 from bot.core.models import InboundMessage, Invoice
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.payments import PaymentOutcome
+from bot.planning import posting
 from integrations.base import EscalationPort, PaymentLinks, SlackPort
 from integrations.slack_blocks import escape
 
@@ -66,7 +67,7 @@ def after_payment(
     if slack is None:
         return notes
     try:
-        plan_posting.refresh(session, slack, outcome.cancelled, timezone)
+        posting.refresh(session, slack, outcome.cancelled, timezone)
         for customer_id, text in notes.items():
             escalation_posting.note(session, slack, customer_id, text)
     except SlackApiError as exc:  # the ledger is right; Slack catches up on the next change

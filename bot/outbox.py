@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
-from bot.send_window import Window, candidate_zones, next_send_time
+from bot.planning.send_window import Window, candidate_zones, next_send_time
 from integrations.base import Delivery, Outgoing
 
 log = logging.getLogger(__name__)

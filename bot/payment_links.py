@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.models import Invoice, PaymentLink
 from bot.core.money import minor_units
-from bot.plan_data import CustomerFacts, InvoiceFacts
+from bot.planning.facts import CustomerFacts, InvoiceFacts
 from integrations.base import PaymentLinks
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from rich.console import Group
 from rich.table import Table
 
 from bot.core.money import decimal_str, format_money
-from bot.forecast import ForecastDay
-from bot.plan_store import PlanRun
-from bot.planner import PlanItem
+from bot.planning.forecast import ForecastDay
+from bot.planning.planner import PlanItem
+from bot.planning.store import PlanRun
 
 TIERS = ("strategic", "standard", "transactional")
 

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from bot.messages import MessageInvoice, Sender, message_context
+from bot.planning.messages import MessageInvoice, Sender, message_context
 from playbooks.lint import lint_message
 from playbooks.loader import Bundle
 from playbooks.render import Renderer, RenderError

@@ -40,8 +40,8 @@ from bot.ledger.aging import aging_report
 from bot.ledger.sample import sample_rows, write_csv
 from bot.ledger.upsert import apply_batch
 from bot.payments import record_payment
-from bot.plan_store import run_plan
-from bot.planner import PlanRules
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
 from bot.playbook_versions import activate, propose
 from bot.sending import flush
 from bot.simulate_model import BehaviourModel

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
-from bot.messages import MessageInvoice, Sender, message_context
+from bot.planning.messages import MessageInvoice, Sender, message_context
 from playbooks.lint import lint_message
 from playbooks.render import Rendered, Renderer, RenderError
 

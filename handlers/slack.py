@@ -18,13 +18,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, select
 
-from bot import approvals, plan_posting
+from bot import approvals
 from bot.core.errors import UserError
 from bot.core.models import Customer, Escalation, Reminder
 from bot.core.runtime import Runtime
+from bot.ledger import accounts
 from bot.ledger.aging import aging_report
 from bot.ledger.status import account_status
-from bot.ledger import accounts
+from bot.planning import posting
 from bot.report import post_report
 from bot.sweeps import sweep
 from handlers import escalation_actions, proposal_actions, review_actions
@@ -108,7 +109,7 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
 
     def refresh(ids: list[int]) -> None:
         with runtime.sessions() as session:
-            plan_posting.refresh(session, slack, ids, timezone)
+            posting.refresh(session, slack, ids, timezone)
 
     def tell(channel: str | None, user: str, text: str) -> None:
         if channel:
@@ -423,7 +424,7 @@ def _aging(runtime: Runtime, trusted: bool) -> str:
 def _plan(runtime: Runtime, trusted: bool) -> str:
     day = runtime.today()
     with runtime.sessions() as session:
-        summary = plan_posting.summary_for(session, day)
+        summary = posting.summary_for(session, day)
         states = dict(
             session.execute(
                 select(Reminder.state, func.count())

@@ -16,17 +16,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot import (
-    delivery,
-    escalation_posting,
-    followups,
-    inbound,
-    plan_posting,
-    stripe_webhook,
-)
+from bot import delivery, escalation_posting, followups, inbound, stripe_webhook
 from bot.core.models import Escalation, StripeEvent
 from bot.core.runtime import Runtime
 from bot.outbox import verify_token
+from bot.planning import posting
 from integrations.email_in import parse as parse_email
 from integrations.llm import classifier_from
 from integrations.slack_chat import SlackChat, chat_from
@@ -122,7 +116,7 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
             return
         with runtime.writing() as session:
             if result.cancelled and slack is not None:
-                plan_posting.refresh(session, slack, result.cancelled, settings.timezone)
+                posting.refresh(session, slack, result.cancelled, settings.timezone)
             posted = followups.post_escalations(
                 session,
                 slack,

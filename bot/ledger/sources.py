@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from bot import payment_links, plan_posting
+from bot import payment_links
 from bot.core.errors import UserError
 from bot.core.models import SourceToken
 from bot.core.runtime import Runtime
@@ -21,6 +21,7 @@ from bot.followups import SlackOut
 from bot.ledger.source_tokens import DatabaseTokenStore
 from bot.ledger.sync import CrmSyncResult, Source, SyncResult, sync_crm, sync_source
 from bot.ledger.upsert import ImportSummary
+from bot.planning import posting
 from integrations.base import CrmSource
 from integrations.freshbooks import FreshBooksSource
 from integrations.hubspot import HubSpotSource
@@ -152,4 +153,4 @@ def after_sync(runtime: Runtime, summary: ImportSummary, slack: SlackOut | None)
     with runtime.writing() as session:
         payment_links.retire(session, links, summary.changed_invoice_ids, runtime.clock.now())
         if slack is not None and summary.cancelled_reminders:
-            plan_posting.refresh(session, slack, summary.cancelled_reminders, settings.timezone)
+            posting.refresh(session, slack, summary.cancelled_reminders, settings.timezone)

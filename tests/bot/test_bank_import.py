@@ -17,8 +17,8 @@ from bot.core.models import Invoice, Payment, PaymentAllocation, PaymentReview, 
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
 from bot.ledger.upsert import apply_batch
-from bot.plan_store import run_plan
-from bot.planner import PlanRules
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
 from integrations.csv_ledger import read_ledger_csv
 from integrations.csv_payments import read_payments
 from integrations.slack_chat import SlackChat, web_client

@@ -18,10 +18,10 @@ from bot.core.errors import UserError
 from bot.core.models import Customer, Event, Invoice, PlaybookVersion, Reminder, ReminderInvoice
 from bot.core.runtime import Runtime
 from bot.ledger.upsert import apply_batch
-from bot.messages import MessageInvoice, Sender, message_context
 from bot.payments import record_payment
-from bot.plan_store import run_plan
-from bot.planner import PlanRules
+from bot.planning.messages import MessageInvoice, Sender, message_context
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
 from bot.playbook_check import check_bundle
 from bot.playbook_edit import edit_step
 from bot.playbook_versions import active_version, bundle_of, rollback

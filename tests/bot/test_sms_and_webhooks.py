@@ -246,7 +246,7 @@ def test_one_click_unsubscribe_stops_email_to_that_address_only(
 
 def test_the_email_carries_a_one_click_unsubscribe_url(tmp_path: Path) -> None:
     from bot.outbox import SendConfig, _outgoing
-    from bot.send_window import Window
+    from bot.planning.send_window import Window
 
     reminder = Reminder(id=5, channel="email", subject="s", body_text="t", body_html="<p>t</p>")
     contact = Contact(email="ap@c.example", name="Ap")

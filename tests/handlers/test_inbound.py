@@ -17,15 +17,15 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot import plan_posting
 from bot.core.clock import FixedClock
 from bot.core.models import Contact, Escalation, InboundMessage, Invoice, Reminder
 from bot.core.runtime import Runtime, start
 from bot.core.settings import Settings, load_settings
 from bot.ledger.upsert import apply_batch
 from bot.outbox import token
-from bot.plan_store import run_plan
-from bot.planner import PlanRules
+from bot.planning import posting as plan_posting
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from integrations.twilio_sms import twilio_signature

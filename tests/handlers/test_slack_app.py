@@ -15,11 +15,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot import plan_posting
 from bot.core.models import Customer, EditExample, Event, Reminder
 from bot.core.runtime import Runtime
-from bot.plan_store import run_plan
-from bot.planner import PlanRules
+from bot.planning import posting
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
 from integrations.slack_chat import SlackChat, web_client
 from tests.support import REPO
 from tests.support.ledger_files import a_week_late, row, write
@@ -44,7 +44,7 @@ def _post_plan(runtime: Runtime, slack_api: Any) -> None:
             session, PlanRules.from_settings(runtime.settings), TODAY, runtime.clock.now(), False
         )
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
-    plan_posting.post_plan(runtime, chat, "C0FINANCE", TODAY)
+    posting.post_plan(runtime, chat, "C0FINANCE", TODAY)
 
 
 @pytest.fixture
@@ -267,7 +267,7 @@ def test_a_later_state_change_updates_the_same_message(posted: Runtime, slack_ap
         )
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
     with posted.sessions() as session:
-        plan_posting.refresh(session, chat, [1], posted.settings.timezone)
+        posting.refresh(session, chat, [1], posted.settings.timezone)
     text = json.dumps(_message_of(posted, slack_api, 1)["blocks"])
     assert "Cancelled" in text and "paid" in text
 

@@ -16,14 +16,15 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot import escalation_posting, escalations, plan_posting
+from bot import escalation_posting, escalations
 from bot.core.clock import FixedClock
 from bot.core.models import Escalation, Event, Invoice, Payment, PaymentLink, Reminder, StripeEvent
 from bot.core.runtime import Runtime, start
 from bot.core.settings import Settings, load_settings
 from bot.ledger.upsert import apply_batch
-from bot.plan_store import run_plan
-from bot.planner import PlanRules
+from bot.planning import posting
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from tests.support import stripe_requests as sr
@@ -70,7 +71,7 @@ def rt(
         apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), clock.now())
         run_plan(session, PlanRules.from_settings(stripe_settings), TODAY, clock.now(), False)
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
-    plan_posting.post_plan(runtime, chat, "C0FINANCE", TODAY)
+    posting.post_plan(runtime, chat, "C0FINANCE", TODAY)
     yield runtime
     runtime.close()
 

@@ -16,13 +16,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot import plan_posting
 from bot.core.clock import FixedClock
 from bot.core.models import Contact, Invoice, Reminder, Workspace
 from bot.core.runtime import Runtime, start
 from bot.outbox import token
-from bot.plan_store import run_plan
-from bot.planner import PlanRules
+from bot.planning import posting
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
 from bot.workspaces import Workspaces
 from integrations.slack_chat import SlackChat, web_client
 from integrations.slack_install import installation_store
@@ -49,7 +49,7 @@ def _plan_and_post(runtime: Runtime, token_: str, channel: str, slack_api: Any) 
         run_plan(
             session, PlanRules.from_settings(runtime.settings), TODAY, runtime.clock.now(), False
         )
-    plan_posting.post_plan(runtime, SlackChat(web_client(token_, slack_api.url)), channel, TODAY)
+    posting.post_plan(runtime, SlackChat(web_client(token_, slack_api.url)), channel, TODAY)
 
 
 @pytest.fixture

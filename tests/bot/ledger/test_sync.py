@@ -17,8 +17,8 @@ from sqlalchemy import select
 from bot.core.models import Event, Invoice, Payment, Reminder, SourceToken, SyncState
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
-from bot.plan_store import run_plan
-from bot.planner import PlanRules
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
 from tests.support.fake_quickbooks import (
     CLIENT_ID,
     CLIENT_SECRET,

@@ -8,8 +8,8 @@ from datetime import date, timedelta
 
 from sqlalchemy.orm import Session
 
-from bot import plan_data
-from bot.planner import PlanRules, compute_plan, day_start
+from bot.planning import facts
+from bot.planning.planner import PlanRules, compute_plan, day_start
 from bot.playbook_versions import bundle_of, ensure_active
 
 
@@ -29,8 +29,8 @@ class ForecastDay:
 def forecast(session: Session, rules: PlanRules, first_day: date, days: int) -> list[ForecastDay]:
     version = ensure_active(session, day_start(first_day, rules.business_timezone))
     playbook = bundle_of(version).playbook
-    customers = plan_data.load_customers(session)
-    history = plan_data.load_history(session)
+    customers = facts.load_customers(session)
+    history = facts.load_history(session)
     history.pending.clear()  # what is pending today is assumed sent today
     result = []
     for offset in range(days):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from bot.send_window import Window, candidate_zones, next_send_time
+from bot.planning.send_window import Window, candidate_zones, next_send_time
 
 LA = ("America/Los_Angeles",)
 ALL_DAY = frozenset(range(7))

@@ -16,11 +16,11 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot import guardrails
 from bot.core.settings import Settings
-from bot.messages import MessageInvoice, Sender, message_context
-from bot.plan_data import ContactFacts, CustomerFacts, History, InvoiceFacts
-from bot.send_window import Window, candidate_zones, next_send_time
+from bot.planning import guardrails
+from bot.planning.facts import ContactFacts, CustomerFacts, History, InvoiceFacts
+from bot.planning.messages import MessageInvoice, Sender, message_context
+from bot.planning.send_window import Window, candidate_zones, next_send_time
 from playbooks.lint import lint_message
 from playbooks.model import TONE_ORDER, Playbook, Step
 from playbooks.render import Rendered, Renderer, RenderError

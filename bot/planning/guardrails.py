@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from bot.plan_data import ContactFacts, CustomerFacts, History, InvoiceFacts
+from bot.planning.facts import ContactFacts, CustomerFacts, History, InvoiceFacts
 
 # Invoice-level reasons
 PAID = "paid"  # balance 0
