@@ -19,7 +19,7 @@ from bot.ledger.sample import write_csv
 from bot.ledger.upsert import apply_batch
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
-from bot.sending import flush
+from bot.reminders.sending import flush
 from integrations.csv_ledger import read_ledger_csv
 from integrations.email_out import SmtpSender
 from tests.support.smtp_server import SmtpServer

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import cast
 
 from benchmarks.ledger import TODAY, Result, one_invoice_each
-from bot import approvals
 from bot.core.clock import FixedClock
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
@@ -33,6 +32,7 @@ from bot.ledger.upsert import apply_batch
 from bot.planning import posting as plan_posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
+from bot.reminders import approvals
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.fake_slack import FakeSlack

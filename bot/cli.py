@@ -18,7 +18,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
-from bot import approvals
 from bot.core import migrate
 from bot.core.clock import Clock, FixedClock
 from bot.core.db import make_engine
@@ -42,7 +41,8 @@ from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.playbook_check import check_bundle
 from bot.playbook_versions import activate, ensure_active, propose, rollback
-from bot.sending import flush
+from bot.reminders import approvals
+from bot.reminders.sending import flush
 from bot.tables import aging_table, import_summary_lines, overdue_table, status_tables
 from bot.workspaces import open_runtime
 from integrations.csv_ledger import count_rows, read_ledger_csv

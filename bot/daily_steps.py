@@ -11,11 +11,11 @@ from typing import Any
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.core.settings import Settings
-from bot.outbox import FlushReport
 from bot.planning import posting as plan_posting
 from bot.planning.posting import held_counts
 from bot.planning.store import PlanRun
-from bot.sending import flush
+from bot.reminders.outbox import FlushReport
+from bot.reminders.sending import flush
 from integrations.email_out import FileSender, SmtpSender
 from integrations.twilio_sms import TwilioSender
 
@@ -124,11 +124,11 @@ def post_plan_to_slack(runtime: Runtime, day: date, run: PlanRun) -> str | None:
 
 def polish_drafts(runtime: Runtime, run: PlanRun) -> list[int]:
     """With ARBOT_LLM_DRAFTING on (and LLM_BASE_URL, LLM_MODEL), the day's reminders waiting for
-    approval get a polished draft before they are posted; see bot/drafting.py."""
+    approval get a polished draft before they are posted; see bot/reminders/drafting.py."""
     settings = runtime.settings
     if not (settings.llm_drafting and settings.llm_base_url and settings.llm_model):
         return []
-    from bot.drafting import polish
+    from bot.reminders.drafting import polish
     from integrations.llm_draft import LlmDrafter
 
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None

@@ -23,7 +23,7 @@ from bot import escalations, followups, inbound, stripe_webhook
 from bot.core.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
 from bot.core.money import minor_units
 from bot.core.runtime import Runtime
-from bot.outbox import token
+from bot.reminders.outbox import token
 from integrations.email_in import parse
 from integrations.stripe_events import verify
 

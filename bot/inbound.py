@@ -175,7 +175,7 @@ def handle_email(
         return _bounce(session, mail, raw, now, rules)
     unsubscribe = _token(mail.recipients, rules.secret_key, "unsubscribe")
     if unsubscribe is not None:
-        from bot.delivery import unsubscribe_email
+        from bot.reminders.delivery import unsubscribe_email
 
         unsubscribe_email(session, unsubscribe, now)
         reminder = session.get(Reminder, unsubscribe)

@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from bot import approvals, escalations
+from bot import escalations
 from bot.core.clock import FixedClock
 from bot.core.errors import UserError
 from bot.core.models import Customer, Escalation, Invoice, Payment, Reminder, ReminderInvoice
@@ -43,7 +43,8 @@ from bot.payments import record_payment
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.playbook_versions import activate, propose
-from bot.sending import flush
+from bot.reminders import approvals
+from bot.reminders.sending import flush
 from bot.simulate_model import BehaviourModel
 from bot.simulate_report import RunFigures, SimulationResult
 from integrations.base import (

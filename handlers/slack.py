@@ -18,7 +18,6 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, select
 
-from bot import approvals
 from bot.core.errors import UserError
 from bot.core.models import Customer, Escalation, Reminder
 from bot.core.runtime import Runtime
@@ -26,6 +25,7 @@ from bot.ledger import accounts
 from bot.ledger.aging import aging_report
 from bot.ledger.status import account_status
 from bot.planning import posting
+from bot.reminders import approvals
 from bot.report import post_report
 from bot.sweeps import sweep
 from handlers import escalation_actions, proposal_actions, review_actions

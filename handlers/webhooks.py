@@ -16,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot import delivery, escalation_posting, followups, inbound, stripe_webhook
+from bot import escalation_posting, followups, inbound, stripe_webhook
 from bot.core.models import Escalation, StripeEvent
 from bot.core.runtime import Runtime
-from bot.outbox import verify_token
 from bot.planning import posting
+from bot.reminders import delivery
+from bot.reminders.outbox import verify_token
 from integrations.email_in import parse as parse_email
 from integrations.llm import classifier_from
 from integrations.slack_chat import SlackChat, chat_from

@@ -23,7 +23,7 @@ from email.parser import BytesParser, HeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
-from bot.outbox import verify_token
+from bot.reminders.outbox import verify_token
 from integrations.email_text import html_to_text, strip_reply, unflow
 
 # Where the address a message was delivered to can appear (ours carry the signed tokens).
@@ -36,7 +36,7 @@ RECIPIENT_HEADERS = (
     "Envelope-To",
     "X-Envelope-To",
 )
-# purpose (as signed by bot.outbox.token) -> where its token sits in the local part
+# purpose (as signed by bot.reminders.outbox.token) -> where its token sits in the local part
 TOKEN_PREFIXES = {"reply": "+r.", "unsubscribe": "+u.", "bounce": "bounce+"}
 
 

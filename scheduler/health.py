@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.models import Reminder, ScheduledRun, SourceToken, SyncState
 from bot.core.runtime import Runtime
-from bot.outbox import due_now
+from bot.reminders.outbox import due_now
 from bot.workspaces import Workspaces
 from scheduler.daily import MORNING_PLAN
 from scheduler.runner import Runner

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot import approvals, proposal_rules, proposals
+from bot import proposal_rules, proposals
 from bot.core.errors import UserError
 from bot.core.models import Customer, Event, Invoice, PlaybookVersion, Reminder, ReminderInvoice
 from bot.core.runtime import Runtime
@@ -26,6 +26,7 @@ from bot.playbook_check import check_bundle
 from bot.playbook_edit import edit_step
 from bot.playbook_versions import active_version, bundle_of, rollback
 from bot.proposal_diff import DIFF_LIMIT, readable_diff
+from bot.reminders import approvals
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_proposal import ProposalView, code_block, proposal_blocks
 from playbooks.loader import BUNDLED, parse_playbook

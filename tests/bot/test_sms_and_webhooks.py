@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from bot.core.models import Contact, Escalation, Event, Reminder
 from bot.core.runtime import Runtime
-from bot.outbox import token
+from bot.reminders.outbox import token
 from integrations.twilio_sms import segments, twilio_signature
 from tests.support.fake_twilio import SID, TOKEN, FakeTwilio
 from tests.support.ledger_files import row, write
@@ -245,8 +245,8 @@ def test_one_click_unsubscribe_stops_email_to_that_address_only(
 
 
 def test_the_email_carries_a_one_click_unsubscribe_url(tmp_path: Path) -> None:
-    from bot.outbox import SendConfig, _outgoing
     from bot.planning.send_window import Window
+    from bot.reminders.outbox import SendConfig, _outgoing
 
     reminder = Reminder(id=5, channel="email", subject="s", body_text="t", body_html="<p>t</p>")
     contact = Contact(email="ap@c.example", name="Ap")

@@ -22,10 +22,10 @@ from bot.core.models import Contact, Escalation, InboundMessage, Invoice, Remind
 from bot.core.runtime import Runtime, start
 from bot.core.settings import Settings, load_settings
 from bot.ledger.upsert import apply_batch
-from bot.outbox import token
 from bot.planning import posting as plan_posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
+from bot.reminders.outbox import token
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from integrations.twilio_sms import twilio_signature

@@ -484,7 +484,7 @@ def test_amounts_never_reach_people_outside_finance(
 def test_a_failure_after_the_ack_is_told_to_the_person_who_clicked(
     posted: Runtime, served: Any, slack_api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot import approvals
+    from bot.reminders import approvals
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("database is locked")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.outbox import token
+from bot.reminders.outbox import token
 from integrations.email_in import (
     InboundEmail,
     html_to_text,
@@ -23,7 +23,7 @@ from integrations.email_in import (
 from tests.support import MAIL_SAMPLES
 
 SAMPLES = MAIL_SAMPLES
-# The samples' tokens were signed with this key for reminder 7 (bot.outbox.token).
+# The samples' tokens were signed with this key for reminder 7 (bot.reminders.outbox.token).
 SECRET = "sample-secret-key"
 REPLY_TO = "ar+r.7.39dfa579e04d3266563e@example.com"
 ORIGINAL = "<arbot.7.abcdef0123456789@example.com>"

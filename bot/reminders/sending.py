@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from bot.core.models import Reminder
 from bot.core.runtime import Runtime
-from bot.outbox import FlushReport, claim, config_from, record, recover
+from bot.reminders.outbox import FlushReport, claim, config_from, record, recover
 from integrations.base import Sender
 
 CHANNELS = ("email", "sms")

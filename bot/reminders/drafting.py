@@ -14,10 +14,10 @@ from typing import Protocol
 
 from sqlalchemy import select, update
 
-from bot.approvals import _html_of, edit_problems, recent_examples
 from bot.core import audit
 from bot.core.models import Customer, Reminder
 from bot.core.runtime import Runtime
+from bot.reminders.approvals import _html_of, edit_problems, recent_examples
 from integrations.llm_draft import DraftAnswer
 
 _FACT = re.compile(r"https?://\S+|[A-Z]{2,}-?\d+|\d[\d,]*\.\d\d")

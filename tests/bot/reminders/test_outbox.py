@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from bot.core.models import Contact, Customer, Escalation, Invoice, Reminder
 from bot.core.runtime import Runtime
-from bot.outbox import verify_token
+from bot.reminders.outbox import verify_token
 from tests.support.ledger_files import a_week_late, write
 from tests.support.smtp_server import SmtpServer
 
@@ -244,7 +244,7 @@ def test_two_workers_on_postgres_never_send_the_same_reminder(
     approved(mail_env, runtime, tmp_path, customers=40)
     from bot.core.runtime import start
     from bot.core.settings import load_settings
-    from bot.sending import flush
+    from bot.reminders.sending import flush
     from integrations.email_out import SmtpSender
 
     settings = load_settings(
@@ -363,7 +363,7 @@ def _sender_env(runtime: Runtime, database_url: str) -> Any:
 def test_no_answer_after_data_is_unknown_and_never_sent_again(
     mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path, database_url: str
 ) -> None:
-    from bot.sending import flush
+    from bot.reminders.sending import flush
     from integrations.email_out import SmtpSender
 
     approved(mail_env, runtime, tmp_path)
@@ -412,7 +412,7 @@ def test_each_send_is_checked_against_the_window_at_its_own_time(
     mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
 ) -> None:
     from bot.core.clock import FixedClock
-    from bot.sending import flush
+    from bot.reminders.sending import flush
     from integrations.base import Delivery, Outgoing
 
     approved(mail_env, runtime, tmp_path, customers=6)
@@ -442,7 +442,7 @@ def test_each_send_is_checked_against_the_window_at_its_own_time(
 def test_a_result_for_a_reminder_no_longer_sending_writes_nothing(
     mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
 ) -> None:
-    from bot.sending import flush
+    from bot.reminders.sending import flush
     from integrations.base import Delivery, Outgoing
 
     approved(mail_env, runtime, tmp_path)

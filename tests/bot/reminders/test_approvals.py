@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot import approvals
 from bot.core.models import EditExample, Event, Reminder
 from bot.core.runtime import Runtime
+from bot.reminders import approvals
 from tests.support.ledger_files import a_week_late, write
 
 TODAY = date(2026, 3, 16)

@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from bot.core.models import EditExample, Event, Reminder
 from bot.core.runtime import Runtime
-from bot.drafting import facts, polish
 from bot.ledger.upsert import apply_batch
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
+from bot.reminders.drafting import facts, polish
 from integrations.csv_ledger import read_ledger_csv
 from integrations.llm_draft import LlmDrafter
 from tests.support.fake_llm import FakeLlm

@@ -61,7 +61,7 @@ def _outcome(session: Session, reminder_id: int, changed: bool) -> Decision:
 def cancel_if_stale(session: Session, reminder_id: int, now: datetime) -> str | None:
     """Cancel a waiting reminder whose reason to exist has gone (paid, disputed, paused, opted
     out, escalated since): the same checks the outbox makes before sending."""
-    from bot.outbox import why_cancel
+    from bot.reminders.outbox import why_cancel
 
     reminder = _load(session, reminder_id)
     if reminder.state != "planned" or reminder.action != "remind":
