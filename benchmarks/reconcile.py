@@ -21,7 +21,7 @@ from rich.table import Table
 
 from benchmarks.ledger import TODAY, Result
 from bot.ledger.sample import sample_rows
-from bot.reconcile import Matcher, OpenInvoice
+from bot.payments.reconcile import Matcher, OpenInvoice
 from integrations.csv_payments import REQUIRED_COLUMNS, read_payments
 
 INVOICES = 100_000

@@ -11,11 +11,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot import followups, inbound, review_posting
-from bot.bank_import import import_payments
+from bot import followups, inbound
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.core.settings import load_settings
+from bot.payments import reviews
+from bot.payments.bank_import import import_payments
 from bot.workspaces import open_runtime
 from integrations.base import PaymentLinks
 from integrations.csv_payments import read_payments
@@ -61,7 +62,7 @@ def import_payments_command(
                 runtime.clock.now(),
             )
             if slack is not None and channel:
-                review_posting.post_open(session, slack, channel)
+                reviews.post_open(session, slack, channel)
     finally:
         runtime.close()
     if as_json:

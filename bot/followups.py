@@ -12,11 +12,12 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from bot import escalation_posting, payment_links
+from bot import escalation_posting
 from bot.core.models import InboundMessage, Invoice
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
-from bot.payments import PaymentOutcome
+from bot.payments import links as payment_links
+from bot.payments.record import PaymentOutcome
 from bot.planning import posting
 from integrations.base import EscalationPort, PaymentLinks, SlackPort
 from integrations.slack_blocks import escape

@@ -39,7 +39,7 @@ from bot.core.settings import Settings, load_settings
 from bot.ledger.aging import aging_report
 from bot.ledger.sample import sample_rows, write_csv
 from bot.ledger.upsert import apply_batch
-from bot.payments import record_payment
+from bot.payments.record import record_payment
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.playbook_versions import activate, propose

@@ -7,7 +7,8 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot import bank_import, followups, review_posting
+from bot import followups
+from bot.payments import bank_import, reviews
 from handlers.listener_kit import ListenerKit
 from integrations.stripe_links import links_from
 
@@ -39,7 +40,7 @@ def register(app: App, kit: ListenerKit) -> None:
             tell(channel, user, f"Nothing changed: this payment was {result}.")
             return
         with runtime.writing() as session:
-            review_posting.redraw(session, slack, int(review_text))
+            reviews.redraw(session, slack, int(review_text))
             settings = runtime.settings
             key = settings.stripe_api_key
             links = links_from(key.get_secret_value() if key else None, settings.stripe_api_base)

@@ -16,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot import escalation_posting, followups, inbound, stripe_webhook
+from bot import escalation_posting, followups, inbound
 from bot.core.models import Escalation, StripeEvent
 from bot.core.runtime import Runtime
+from bot.payments import stripe_events as stripe_webhook
 from bot.planning import posting
 from bot.reminders import delivery
 from bot.reminders.outbox import verify_token

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from bot import payment_links
 from bot.core.errors import UserError
 from bot.core.models import SourceToken
 from bot.core.runtime import Runtime
@@ -21,6 +20,7 @@ from bot.followups import SlackOut
 from bot.ledger.source_tokens import DatabaseTokenStore
 from bot.ledger.sync import CrmSyncResult, Source, SyncResult, sync_crm, sync_source
 from bot.ledger.upsert import ImportSummary
+from bot.payments import links as payment_links
 from bot.planning import posting
 from integrations.base import CrmSource
 from integrations.freshbooks import FreshBooksSource

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Contact, Customer, Invoice, Payment, PaymentAllocation
-from bot.payments import cancel_for_invoices
+from bot.payments.record import cancel_for_invoices
 from integrations.base import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
 
 _CHUNK = 5000

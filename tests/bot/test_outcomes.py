@@ -22,7 +22,7 @@ from bot.core.runtime import Runtime
 from bot.ledger.aging import aging_report
 from bot.metrics import portfolio
 from bot.outcomes import TouchOutcome, effectiveness, outcomes
-from bot.payments import record_payment
+from bot.payments.record import record_payment
 from tests.conftest import NOW
 
 ZONE = "America/New_York"

@@ -18,7 +18,7 @@ from bot.core.errors import UserError
 from bot.core.models import Customer, Event, Invoice, PlaybookVersion, Reminder, ReminderInvoice
 from bot.core.runtime import Runtime
 from bot.ledger.upsert import apply_batch
-from bot.payments import record_payment
+from bot.payments.record import record_payment
 from bot.planning.messages import MessageInvoice, Sender, message_context
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan

@@ -612,9 +612,9 @@ def test_a_proposed_playbook_is_approved_from_its_slack_card(
 def test_a_bank_payment_is_placed_from_its_review_card(
     served: Any, slack_runtime: Runtime, slack_api: Any, tmp_path: Path
 ) -> None:
-    from bot import bank_import, review_posting
     from bot.core.models import Invoice, PaymentReview
     from bot.ledger.upsert import apply_batch
+    from bot.payments import bank_import, reviews
     from integrations.csv_ledger import read_ledger_csv
     from integrations.csv_payments import read_payments
 
@@ -630,7 +630,7 @@ def test_a_bank_payment_is_placed_from_its_review_card(
         summary = bank_import.import_payments(
             session, read_payments(bank), "bank.csv", slack_runtime.clock.now()
         )
-        posted = review_posting.post_open(
+        posted = reviews.post_open(
             session, SlackChat(web_client("xoxb-test", slack_api.url)), "C0FINANCE"
         )
     assert summary.to_review == 1 and posted

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from bot import escalations
 from bot.core import audit
 from bot.core.models import Customer, Invoice, Payment, PaymentLink, StripeEvent
-from bot.payments import PaymentOutcome, record_payment, refund
+from bot.payments.record import PaymentOutcome, record_payment, refund
 from integrations.stripe_events import StripeEventIn, amount_of, invoice_ids
 
 log = logging.getLogger(__name__)

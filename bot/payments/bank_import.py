@@ -1,6 +1,6 @@
 """`arbot import-payments`: a bank-feed export matched to open invoices.
 
-A payment is applied by itself only when exactly one match exists (see bot/reconcile.py);
+A payment is applied by itself only when exactly one match exists (see bot/payments/reconcile.py);
 otherwise it is stored unapplied with a PaymentReview listing the candidates, for a person to
 pick in Slack. A payment is identified by its fingerprint, so re-importing a file changes nothing.
 """
@@ -19,8 +19,8 @@ from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
-from bot.payments import PaymentOutcome, allocate, cancel_for_invoices, record_payment
-from bot.reconcile import Allocation, Match, Matcher, OpenInvoice
+from bot.payments.reconcile import Allocation, Match, Matcher, OpenInvoice
+from bot.payments.record import PaymentOutcome, allocate, cancel_for_invoices, record_payment
 from integrations.csv_payments import BankPayment
 
 SOURCE = "bank"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.reconcile import Allocation, Decision, Match, Matcher, OpenInvoice, normalise_name
+from bot.payments.reconcile import Allocation, Decision, Match, Matcher, OpenInvoice, normalise_name
 from integrations.csv_payments import BankPayment
 
 DUE = date(2026, 2, 1)

@@ -7,9 +7,9 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.bank_import import candidates_of
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
 from bot.core.money import format_money
+from bot.payments.bank_import import candidates_of
 from integrations.slack_chat import SlackChat
 from integrations.slack_review import ReviewOption, ReviewView
 

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot import bank_import, review_posting
 from bot.core.models import Invoice, Payment, PaymentAllocation, PaymentReview, Reminder
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
 from bot.ledger.upsert import apply_batch
+from bot.payments import bank_import
+from bot.payments import reviews as review_posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from integrations.csv_ledger import read_ledger_csv
