@@ -11,12 +11,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot import followups, inbound
+from bot import followups
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.core.settings import load_settings
 from bot.payments import reviews
 from bot.payments.bank_import import import_payments
+from bot.replies import inbound
 from bot.workspaces import open_runtime
 from integrations.base import PaymentLinks
 from integrations.csv_payments import read_payments

@@ -19,12 +19,13 @@ from rich.markup import escape
 from rich.panel import Panel
 from sqlalchemy import select
 
-from bot import escalations, followups, inbound
+from bot import escalations, followups
 from bot.core.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
 from bot.core.money import minor_units
 from bot.core.runtime import Runtime
 from bot.payments import stripe_events as stripe_webhook
 from bot.reminders.outbox import token
+from bot.replies import inbound
 from integrations.email_in import parse
 from integrations.stripe_events import verify
 

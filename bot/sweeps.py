@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot import escalation_posting, escalations, followups, inbound
+from bot import escalation_posting, escalations, followups
 from bot.core.models import Customer
 from bot.core.runtime import Runtime
 from bot.followups import SlackOut
 from bot.payments import links as payment_links
 from bot.payments import reviews as review_posting
+from bot.replies import inbound
 from integrations.slack_chat import SlackChat
 from integrations.stripe_links import links_from
 

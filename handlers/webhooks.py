@@ -16,13 +16,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot import escalation_posting, followups, inbound
+from bot import escalation_posting, followups
 from bot.core.models import Escalation, StripeEvent
 from bot.core.runtime import Runtime
 from bot.payments import stripe_events as stripe_webhook
 from bot.planning import posting
 from bot.reminders import delivery
 from bot.reminders.outbox import verify_token
+from bot.replies import inbound
 from integrations.email_in import parse as parse_email
 from integrations.llm import classifier_from
 from integrations.slack_chat import SlackChat, chat_from

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from bot.triage import LABELS, Classifier, RuleClassifier, Triage, own_words
+from bot.replies.triage import LABELS, Classifier, RuleClassifier, Triage, own_words
 
 log = logging.getLogger(__name__)
 

@@ -333,9 +333,9 @@ def test_a_message_slack_did_not_get_is_posted_by_the_next_sweep_once(
 def test_a_message_placed_by_a_person_is_not_posted_again(
     rt: Runtime, app: httpx.Client, slack_api: Any
 ) -> None:
-    from bot import inbound
+    from bot.replies import inbound
+    from bot.replies.triage import RuleClassifier
     from bot.sweeps import sweep
-    from bot.triage import RuleClassifier
 
     chat = _stranger_writes_while_slack_is_down(app, slack_api, "Paying next week.")
     with rt.writing() as session:

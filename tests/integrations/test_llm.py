@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.core.settings import Settings
-from bot.triage import RuleClassifier
+from bot.replies.triage import RuleClassifier
 from integrations.llm import LlmClassifier, classifier_from
 from tests.support.fake_llm import FakeLlm
 

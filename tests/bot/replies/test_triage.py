@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.triage import (
+from bot.replies.triage import (
     LABELS,
     RuleClassifier,
     Triage,

@@ -24,7 +24,7 @@ from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Contact, Customer, InboundMessage, Reminder
 from bot.ledger.accounts import cancel_waiting
-from bot.triage import Classifier, Triage
+from bot.replies.triage import Classifier, Triage
 
 if TYPE_CHECKING:
     from bot.core.settings import Settings

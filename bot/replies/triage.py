@@ -7,7 +7,7 @@ labels outrank the others whatever else the reply says, because both must stop a
 then wins over the promise and hardship words it usually carries. Leftover quoted history ("On …
 wrote:", "> " lines) and signatures are cut first, so the reminder we sent cannot vote.
 
-A promise's date is read relative to `today` by bot.promise_dates; its `promised_date`, still
+A promise's date is read relative to `today` by bot.replies.promise_dates; its `promised_date`, still
 importable from here, says what each phrase means.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
-from bot.promise_dates import NextWeekday, normalise_reply, promised_date
+from bot.replies.promise_dates import NextWeekday, normalise_reply, promised_date
 
 LABELS: tuple[str, ...] = (
     "dispute",
