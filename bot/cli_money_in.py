@@ -11,10 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot import followups
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.core.settings import load_settings
+from bot.escalations import notes as followups
 from bot.payments import reviews
 from bot.payments.bank_import import import_payments
 from bot.replies import inbound
@@ -136,7 +136,7 @@ def poll_inbox_command() -> None:
             handle,
             ssl_context=context,
         )
-        from bot.sweeps import sweep
+        from bot.escalations.sweeps import sweep
 
         sweep(runtime, _slack(runtime))
     finally:

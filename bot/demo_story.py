@@ -19,10 +19,11 @@ from rich.markup import escape
 from rich.panel import Panel
 from sqlalchemy import select
 
-from bot import escalations, followups
 from bot.core.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
 from bot.core.money import minor_units
 from bot.core.runtime import Runtime
+from bot.escalations import notes as followups
+from bot.escalations import service as escalations
 from bot.payments import stripe_events as stripe_webhook
 from bot.reminders.outbox import token
 from bot.replies import inbound

@@ -30,12 +30,12 @@ from pydantic import SecretStr
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from bot import escalations
 from bot.core.clock import FixedClock
 from bot.core.errors import UserError
 from bot.core.models import Customer, Escalation, Invoice, Payment, Reminder, ReminderInvoice
 from bot.core.runtime import Runtime, start
 from bot.core.settings import Settings, load_settings
+from bot.escalations import service as escalations
 from bot.ledger.aging import aging_report
 from bot.ledger.sample import sample_rows, write_csv
 from bot.ledger.upsert import apply_batch

@@ -18,7 +18,7 @@ from bot.core import audit
 from bot.core.models import Escalation, InboundMessage, Payment, Reminder
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
-from bot.escalations import OPEN_STATES
+from bot.escalations.service import OPEN_STATES
 
 DAYS = 7
 NOT_REPLIES = ("bounce", "opt_out", "opt_in", "help", "duplicate")  # inbound that nobody wrote

@@ -11,9 +11,9 @@ from typing import Any
 from slack_bolt import Ack, App
 from sqlalchemy import select
 
-from bot import escalation_posting, escalations
 from bot.core.errors import UserError
 from bot.core.models import Customer, Escalation
+from bot.escalations import posting, service
 from handlers.listener_kit import ListenerKit
 from integrations.slack_escalation import OUTCOMES, dispute_modal, promise_modal, resolve_modal
 
@@ -35,15 +35,13 @@ def register(app: App, kit: ListenerKit) -> None:
     def refused(channel: str | None, user: str) -> bool:
         if allows(user):
             return False
-        tell(channel, user, "Only approvers can act on escalations. Ask someone in finance.")
+        tell(channel, user, "Only approvers can act on service. Ask someone in finance.")
         return True
 
     def after(escalation_id: int, note: str) -> None:
         """Re-draw the parent message and say what happened in the thread."""
         with runtime.sessions() as session:
-            escalation_posting.redraw(
-                session, slack, escalation_id, runtime.today(), settings.timezone
-            )
+            posting.redraw(session, slack, escalation_id, runtime.today(), settings.timezone)
             escalation = session.get(Escalation, escalation_id)
             if escalation and escalation.slack_channel and escalation.slack_thread_ts:
                 slack.post_in_thread(escalation.slack_channel, escalation.slack_thread_ts, note)
@@ -67,7 +65,7 @@ def register(app: App, kit: ListenerKit) -> None:
         if refused(channel, user):
             return
         with runtime.writing() as session:
-            holder = escalations.claim(session, escalation_id, user, runtime.clock.now())
+            holder = service.claim(session, escalation_id, user, runtime.clock.now())
         if holder is not None:
             who = f"<@{holder}>" if holder.startswith(("U", "W")) else holder
             tell(channel, user, f"Nothing changed: this escalation is already {who}.")
@@ -110,7 +108,7 @@ def register(app: App, kit: ListenerKit) -> None:
         if not allows(user):
             return
         with runtime.writing() as session:
-            until = escalations.record_promise(
+            until = service.record_promise(
                 session,
                 escalation_id,
                 user,
@@ -135,7 +133,7 @@ def register(app: App, kit: ListenerKit) -> None:
         if not allows(user):
             return
         with runtime.writing() as session:
-            numbers = escalations.mark_disputed(
+            numbers = service.mark_disputed(
                 session, escalation_id, user, reason, runtime.clock.now()
             )
         after(
@@ -154,7 +152,7 @@ def register(app: App, kit: ListenerKit) -> None:
         if refused(channel, user):
             return
         with runtime.writing() as session:
-            escalations.resume(session, escalation_id, user, runtime.clock.now())
+            service.resume(session, escalation_id, user, runtime.clock.now())
         after(
             escalation_id,
             f"<@{user}> resumed the sequence: the next morning's plan picks it up.",
@@ -184,7 +182,7 @@ def register(app: App, kit: ListenerKit) -> None:
         label = dict(OUTCOMES).get(choice, choice)
         outcome = f"{label}: {note}" if note else label
         with runtime.writing() as session:
-            done = escalations.resolve(session, escalation_id, user, outcome, runtime.clock.now())
+            done = service.resolve(session, escalation_id, user, outcome, runtime.clock.now())
         if done:
             after(escalation_id, f"<@{user}> resolved this: {outcome}.")
 
@@ -204,7 +202,7 @@ def register(app: App, kit: ListenerKit) -> None:
             if escalation is None:
                 return
             try:
-                escalations.thread_note(
+                service.thread_note(
                     session,
                     escalation.id,
                     event["user"],

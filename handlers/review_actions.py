@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot import followups
+from bot.escalations import notes
 from bot.payments import bank_import, reviews
 from handlers.listener_kit import ListenerKit
 from integrations.stripe_links import links_from
@@ -44,6 +44,6 @@ def register(app: App, kit: ListenerKit) -> None:
             settings = runtime.settings
             key = settings.stripe_api_key
             links = links_from(key.get_secret_value() if key else None, settings.stripe_api_base)
-            followups.after_payment(
+            notes.after_payment(
                 session, slack, outcome, settings.timezone, links, runtime.clock.now()
             )

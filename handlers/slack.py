@@ -21,13 +21,13 @@ from sqlalchemy import func, select
 from bot.core.errors import UserError
 from bot.core.models import Customer, Escalation, Reminder
 from bot.core.runtime import Runtime
+from bot.escalations.sweeps import sweep
 from bot.ledger import accounts
 from bot.ledger.aging import aging_report
 from bot.ledger.status import account_status
 from bot.planning import posting
 from bot.reminders import approvals
 from bot.report import post_report
-from bot.sweeps import sweep
 from handlers import escalation_actions, proposal_actions, review_actions
 from handlers.listener_kit import ListenerKit
 from integrations.slack_blocks import edit_modal, home_view, skip_modal, text_blocks

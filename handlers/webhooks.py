@@ -16,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot import escalation_posting, followups
 from bot.core.models import Escalation, StripeEvent
 from bot.core.runtime import Runtime
+from bot.escalations import notes
+from bot.escalations import posting as escalation_posting
 from bot.payments import stripe_events as stripe_webhook
 from bot.planning import posting
 from bot.reminders import delivery
@@ -87,11 +88,9 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
 
         def stripe_followups(result: stripe_webhook.StripeResult, now: datetime) -> None:
             with runtime.writing() as session:
-                followups.after_payment(
-                    session, slack, result.outcome, settings.timezone, links, now
-                )
+                notes.after_payment(session, slack, result.outcome, settings.timezone, links, now)
             with runtime.writing() as session:
-                posted = followups.post_escalations(
+                posted = notes.post_escalations(
                     session,
                     slack,
                     escalation_channel,
@@ -115,12 +114,12 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
         """After the reply is stored: re-draw cancelled cards, post the escalation (or the
         unmatched message), so a person sees it."""
         if result.outcome == "unmatched":
-            followups.post_unmatched(runtime, slack, settings.finance_channel, [result.message_id])
+            notes.post_unmatched(runtime, slack, settings.finance_channel, [result.message_id])
             return
         with runtime.writing() as session:
             if result.cancelled and slack is not None:
                 posting.refresh(session, slack, result.cancelled, settings.timezone)
-            posted = followups.post_escalations(
+            posted = notes.post_escalations(
                 session,
                 slack,
                 escalation_channel,
@@ -139,7 +138,7 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
                     session,
                     slack,
                     result.customer_id,
-                    followups.reply_note(session, result.message_id, result.label),
+                    notes.reply_note(session, result.message_id, result.label),
                 )
 
     async def email(request: Request) -> Response:

@@ -31,9 +31,9 @@ from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.core.settings import WEEKDAYS, Settings
 from bot.daily_steps import send_once
-from bot.followups import SlackOut
+from bot.escalations.notes import SlackOut
+from bot.escalations.sweeps import sweep
 from bot.ledger.sources import sync_all
-from bot.sweeps import sweep
 from bot.workspaces import Workspaces
 from integrations.oauth import SourceError
 from integrations.slack_chat import SlackChat, web_client

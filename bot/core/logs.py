@@ -50,7 +50,7 @@ class JsonLines(logging.Formatter):
 
 
 class Readable(logging.Formatter):
-    """`2026-03-16 09:00:00,123 INFO bot.sweeps [req 3f2a…] message` for a terminal."""
+    """`2026-03-16 09:00:00,123 INFO bot.escalations.sweeps [req 3f2a…] message` for a terminal."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s%(request_part)s %(message)s")

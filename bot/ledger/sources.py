@@ -16,7 +16,7 @@ from bot.core.errors import UserError
 from bot.core.models import SourceToken
 from bot.core.runtime import Runtime
 from bot.core.settings import Settings
-from bot.followups import SlackOut
+from bot.escalations.notes import SlackOut
 from bot.ledger.source_tokens import DatabaseTokenStore
 from bot.ledger.sync import CrmSyncResult, Source, SyncResult, sync_crm, sync_source
 from bot.ledger.upsert import ImportSummary

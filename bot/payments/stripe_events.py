@@ -15,9 +15,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import escalations
 from bot.core import audit
 from bot.core.models import Customer, Invoice, Payment, PaymentLink, StripeEvent
+from bot.escalations import service
 from bot.payments.record import PaymentOutcome, record_payment, refund
 from integrations.stripe_events import StripeEventIn, amount_of, invoice_ids
 
@@ -110,13 +110,13 @@ def _paid(
             f"{outcome.unapplied} {currency} of Stripe payment {payment_id} could not be applied: "
             "its invoices were already paid (or changed). A refund may be owed."
         )
-        escalation, _ = escalations.open_or_add(
+        escalation, _ = service.open_or_add(
             session,
             customer_id,
             "payment_unapplied",
             now,
             detail=result.detail,
-            owner=escalations.owner_for(customer, routes),
+            owner=service.owner_for(customer, routes),
         )
         result.escalation_id = escalation.id
     return result
@@ -175,12 +175,12 @@ def _disputed(
             "reason": obj.get("reason"),
         },
     )
-    escalation, _ = escalations.open_or_add(
+    escalation, _ = service.open_or_add(
         session,
         customer.id,
         "card_dispute",
         now,
         detail=detail,
-        owner=escalations.owner_for(customer, routes),
+        owner=service.owner_for(customer, routes),
     )
     return StripeResult("applied", detail, escalation_id=escalation.id)

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot import escalations
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Contact, Customer, InboundMessage, Reminder
+from bot.escalations import service
 from bot.ledger.accounts import cancel_waiting
 from bot.replies.triage import Classifier, Triage
 
@@ -280,7 +280,7 @@ def _human_reply(
     # A low-confidence label changes nothing beyond the pause: a person reads it first. A
     # dispute or an opt-out is acted on whatever the confidence: both only ever stop messages.
     if label == "dispute":
-        escalations.dispute(
+        service.dispute(
             session,
             customer_id,
             stored.text[:500],
@@ -290,18 +290,18 @@ def _human_reply(
     elif label == "opt_out" and contact is not None:
         _opt_out(session, contact, stored.channel, customer_id, now, "asked in a reply")
     elif label == "promise_to_pay" and triage.promise_date and not unsure:
-        escalations.promise(session, customer_id, triage.promise_date, rules.grace_days, now)
+        service.promise(session, customer_id, triage.promise_date, rules.grace_days, now)
     customer = session.get(Customer, customer_id)
     assert customer is not None
     reason = LABEL_REASON.get(label, "replied") + (" (unsure: please read)" if unsure else "")
-    escalation, _ = escalations.open_or_add(
+    escalation, _ = service.open_or_add(
         session,
         customer_id,
         f"reply: {reason}",
         now,
         detail=f"{stored.channel} from {stored.sender}",
         reminder_id=stored.reminder_id,
-        owner=escalations.owner_for(customer, rules.routes),
+        owner=service.owner_for(customer, rules.routes),
     )
     return InboundResult(stored.id, "reply", customer_id, label, escalation.id, cancelled=cancelled)
 
@@ -408,14 +408,14 @@ def _bounce(
     )
     customer = session.get(Customer, reminder.customer_id)
     assert customer is not None
-    escalation, _ = escalations.open_or_add(
+    escalation, _ = service.open_or_add(
         session,
         reminder.customer_id,
         "send_failed",
         now,
         detail=f"the email to {', '.join(bounce.failed_recipients) or 'the contact'} bounced ({bounce.status})",
         reminder_id=reminder.id,
-        owner=escalations.owner_for(customer, rules.routes),
+        owner=service.owner_for(customer, rules.routes),
     )
     return InboundResult(stored.id, "bounce", reminder.customer_id, escalation_id=escalation.id)
 

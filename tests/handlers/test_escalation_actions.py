@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import escalation_posting, escalations
 from bot.core.clock import FixedClock
 from bot.core.models import Customer, Escalation, Event, Invoice
 from bot.core.runtime import Runtime
+from bot.escalations import posting, service
+from bot.escalations.sweeps import business_time, sweep
 from bot.ledger.upsert import apply_batch
-from bot.sweeps import business_time, sweep
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.fake_slack import validate_blocks
@@ -34,8 +34,8 @@ def thread(slack_runtime: Runtime, slack_api: Any, tmp_path: Path) -> Escalation
     with rt.writing() as session:
         apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), rt.clock.now())
         customer_id = session.scalars(select(Customer.id)).one()
-        escalations.open_or_add(session, customer_id, "replied", rt.clock.now(), owner="U07DANA01")
-        escalation_posting.post_pending(
+        service.open_or_add(session, customer_id, "replied", rt.clock.now(), owner="U07DANA01")
+        posting.post_pending(
             session,
             SlackChat(web_client("xoxb-test", slack_api.url)),
             "C0ESCALATE",
@@ -260,7 +260,7 @@ def test_one_slack_failure_does_not_stop_the_sweep_and_the_next_sweep_posts_it(
     with rt.writing() as session:
         apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), rt.clock.now())
         for customer_id in session.scalars(select(Customer.id)).all():
-            escalations.open_or_add(session, customer_id, "replied", rt.clock.now())
+            service.open_or_add(session, customer_id, "replied", rt.clock.now())
     slack_api.fail_next("chat.postMessage", "channel_not_found")
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
 

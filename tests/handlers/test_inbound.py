@@ -310,7 +310,7 @@ def _unmatched_bounce() -> bytes:
 def test_a_message_slack_did_not_get_is_posted_by_the_next_sweep_once(
     rt: Runtime, app: httpx.Client, slack_api: Any, kind: str
 ) -> None:
-    from bot.sweeps import sweep
+    from bot.escalations.sweeps import sweep
 
     slack_api.fail_next("chat.postMessage", "service_unavailable")
     if kind == "email":
@@ -333,9 +333,9 @@ def test_a_message_slack_did_not_get_is_posted_by_the_next_sweep_once(
 def test_a_message_placed_by_a_person_is_not_posted_again(
     rt: Runtime, app: httpx.Client, slack_api: Any
 ) -> None:
+    from bot.escalations.sweeps import sweep
     from bot.replies import inbound
     from bot.replies.triage import RuleClassifier
-    from bot.sweeps import sweep
 
     chat = _stranger_writes_while_slack_is_down(app, slack_api, "Paying next week.")
     with rt.writing() as session:
@@ -352,7 +352,7 @@ def test_a_message_another_process_is_posting_is_left_to_it_until_its_claim_laps
     from datetime import timedelta
 
     from bot.core.models import InboundMessage
-    from bot.sweeps import sweep
+    from bot.escalations.sweeps import sweep
 
     chat = _stranger_writes_while_slack_is_down(app, slack_api, "Who is this?")
     with rt.writing() as session:  # another replica's webhook is posting it right now

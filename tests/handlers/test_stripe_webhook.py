@@ -16,11 +16,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot import escalation_posting, escalations
 from bot.core.clock import FixedClock
 from bot.core.models import Escalation, Event, Invoice, Payment, PaymentLink, Reminder, StripeEvent
 from bot.core.runtime import Runtime, start
 from bot.core.settings import Settings, load_settings
+from bot.escalations import posting as escalation_posting
+from bot.escalations import service
 from bot.ledger.upsert import apply_batch
 from bot.planning import posting
 from bot.planning.planner import PlanRules
@@ -130,7 +131,7 @@ def _open_thread(rt: Runtime, slack_api: Any, customer_ref: str = "C-1") -> Esca
             select(Customer.id).where(Customer.external_id == customer_ref)
         )
         assert customer_id is not None
-        escalations.open_or_add(session, customer_id, "replied", rt.clock.now())
+        service.open_or_add(session, customer_id, "replied", rt.clock.now())
         chat = SlackChat(web_client("xoxb-test", slack_api.url))
         escalation_posting.post_pending(
             session, chat, "C0ESCALATE", TODAY, "America/New_York", {}, rt.clock.now()

@@ -21,9 +21,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from bot import escalations
 from bot.core.models import Escalation, Event, Reminder, ScheduledRun
 from bot.core.runtime import Runtime
+from bot.escalations import service
 from tests.conftest import NOW
 from tests.scheduler.conftest import plan_headers
 from tests.support.ledger_files import a_week_late, write
@@ -128,7 +128,7 @@ def _import(cli: Any, tmp_path: Path, customers: int) -> None:
 
 def _escalate(runtime: Runtime, customer_id: int) -> None:
     with runtime.writing() as session:
-        escalations.open_or_add(
+        service.open_or_add(
             session, customer_id, "reply", runtime.clock.now(), detail="asked for a call"
         )
 

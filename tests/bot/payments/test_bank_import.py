@@ -198,7 +198,7 @@ def test_review_messages_fit_slacks_limits_and_carry_the_options(
 def test_a_review_slack_did_not_take_is_posted_by_the_next_sweep(
     ledger_runtime: Runtime, tmp_path: Path, slack_api: Any
 ) -> None:
-    from bot.sweeps import sweep
+    from bot.escalations.sweeps import sweep
 
     rt = ledger_runtime
     chat = SlackChat(web_client("xoxb-test", slack_api.url))

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot import escalation_posting, escalations, followups
 from bot.core.models import Customer
 from bot.core.runtime import Runtime
-from bot.followups import SlackOut
+from bot.escalations import notes as followups
+from bot.escalations import posting
+from bot.escalations import service as escalations
+from bot.escalations.notes import SlackOut
 from bot.payments import links as payment_links
 from bot.payments import reviews as review_posting
 from bot.replies import inbound
@@ -76,7 +78,7 @@ def sweep(runtime: Runtime, slack: SlackOut | None) -> SweepReport:
             break
         try:
             with runtime.sessions() as session:
-                escalation_posting.note(
+                posting.note(
                     session,
                     slack,
                     customer_id,
@@ -97,7 +99,7 @@ def sweep(runtime: Runtime, slack: SlackOut | None) -> SweepReport:
     if slack is None or not channel:
         return report
     with runtime.writing() as session:
-        report.posted = escalation_posting.post_pending(
+        report.posted = posting.post_pending(
             session, slack, channel, today, settings.timezone, routes, now
         )
     if settings.finance_channel and isinstance(slack, SlackChat):
@@ -121,5 +123,5 @@ def sweep(runtime: Runtime, slack: SlackOut | None) -> SweepReport:
             >= limit
         ]
         if waiting:
-            report.raised = escalation_posting.raise_unclaimed(session, slack, now, waiting)
+            report.raised = posting.raise_unclaimed(session, slack, now, waiting)
     return report

@@ -12,10 +12,10 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from bot import escalation_posting
 from bot.core.models import InboundMessage, Invoice
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
+from bot.escalations import posting as escalation_posting
 from bot.payments import links as payment_links
 from bot.payments.record import PaymentOutcome
 from bot.planning import posting

@@ -14,9 +14,9 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import escalations
 from bot.core import audit
 from bot.core.models import Customer, Escalation
+from bot.escalations import service
 from integrations.base import EscalationPort
 from integrations.slack_blocks import escape, mention
 
@@ -35,7 +35,7 @@ def post_pending(
     """Post every open escalation that has no thread yet. Returns the ids posted."""
     pending = session.scalars(
         select(Escalation)
-        .where(Escalation.state.in_(escalations.OPEN_STATES), Escalation.slack_thread_ts.is_(None))
+        .where(Escalation.state.in_(service.OPEN_STATES), Escalation.slack_thread_ts.is_(None))
         .order_by(Escalation.id)
     ).all()
     posted = []
@@ -61,7 +61,7 @@ def _post_one(
     customer = session.get(Customer, escalation.customer_id)
     assert customer is not None
     if escalation.owner_slack_id is None:
-        escalation.owner_slack_id = escalations.owner_for(customer, routes)
+        escalation.owner_slack_id = service.owner_for(customer, routes)
     thread = _thread_of_another(session, escalation)
     if thread is not None:  # one thread per customer: a second reason joins the first
         detail = f": {escape(escalation.detail)}" if escalation.detail else ""
@@ -72,7 +72,7 @@ def _post_one(
         )
         escalation.slack_channel, escalation.slack_thread_ts = thread
         return True
-    view = escalations.view(session, escalation.id, today, timezone)
+    view = service.view(session, escalation.id, today, timezone)
     channel_id, ts = slack.post_escalation(channel, view)
     # Stored before the history goes into the thread, whose failure is caught below: the next
     # sweep must never post a second card with live buttons.
@@ -100,7 +100,7 @@ def _thread_of_another(session: Session, escalation: Escalation) -> tuple[str, s
         .where(
             Escalation.customer_id == escalation.customer_id,
             Escalation.id != escalation.id,
-            Escalation.state.in_(escalations.OPEN_STATES),
+            Escalation.state.in_(service.OPEN_STATES),
             Escalation.slack_thread_ts.is_not(None),
         )
         .order_by(Escalation.id)
@@ -116,13 +116,13 @@ def redraw(
     escalation = session.get(Escalation, escalation_id)
     if escalation is None or not escalation.slack_thread_ts or not escalation.slack_channel:
         return
-    view = escalations.view(session, escalation_id, today, timezone)
+    view = service.view(session, escalation_id, today, timezone)
     slack.update_escalation(escalation.slack_channel, escalation.slack_thread_ts, view)
 
 
 def note(session: Session, slack: EscalationPort, customer_id: int, text: str) -> bool:
     """Say something in the customer's open escalation thread, if there is one."""
-    escalation = escalations.open_for(session, customer_id)
+    escalation = service.open_for(session, customer_id)
     if escalation is None or not escalation.slack_thread_ts or not escalation.slack_channel:
         return False
     slack.post_in_thread(escalation.slack_channel, escalation.slack_thread_ts, text)
