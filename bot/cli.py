@@ -31,6 +31,8 @@ from bot.daily_steps import (
     post_plan_to_slack,
     tell_slack_after_send,
 )
+from bot.learning.check import check_bundle
+from bot.learning.versions import activate, ensure_active, propose, rollback
 from bot.ledger.aging import aging_report, overdue_invoices
 from bot.ledger.sample import sample_rows, write_csv
 from bot.ledger.status import account_status
@@ -39,8 +41,6 @@ from bot.plan_report import forecast_table, plan_json, plan_tables
 from bot.planning.forecast import forecast
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
-from bot.playbook_check import check_bundle
-from bot.playbook_versions import activate, ensure_active, propose, rollback
 from bot.reminders import approvals
 from bot.reminders.sending import flush
 from bot.tables import aging_table, import_summary_lines, overdue_table, status_tables
@@ -557,7 +557,8 @@ def playbook_suggest(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, store nothing.")] = False,
 ) -> None:
     """Propose changes the last weeks' edits and outcomes support; a person approves them."""
-    from bot import proposal_rules, proposals
+    from bot.learning import proposals
+    from bot.learning import rules as proposal_rules
 
     with _runtime() as runtime, runtime.writing() as session:
         if dry_run:
@@ -576,7 +577,7 @@ def playbook_reject(
     version: Annotated[int, typer.Argument(help="The proposed version's number.")],
 ) -> None:
     """Turn a proposed version down; it is not proposed again for eight weeks."""
-    from bot import proposals
+    from bot.learning import proposals
 
     with _runtime() as runtime, runtime.writing() as session:
         decision = proposals.reject(
@@ -624,7 +625,7 @@ def report(
     weeks: Annotated[int, typer.Option("--weeks", help="How many weeks back (1-104).")] = 12,
 ) -> None:
     """Outcomes per step and tier, DSO, aging and cash collected by week: charts and an HTML page."""
-    from bot.report import write_report
+    from bot.learning.report import write_report
 
     with _runtime() as runtime, runtime.sessions() as session:
         paths = write_report(

@@ -36,13 +36,13 @@ from bot.core.models import Customer, Escalation, Invoice, Payment, Reminder, Re
 from bot.core.runtime import Runtime, start
 from bot.core.settings import Settings, load_settings
 from bot.escalations import service as escalations
+from bot.learning.versions import activate, propose
 from bot.ledger.aging import aging_report
 from bot.ledger.sample import sample_rows, write_csv
 from bot.ledger.upsert import apply_batch
 from bot.payments.record import record_payment
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
-from bot.playbook_versions import activate, propose
 from bot.reminders import approvals
 from bot.reminders.sending import flush
 from bot.simulate_model import BehaviourModel

@@ -8,8 +8,8 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot import proposals
 from bot.core.errors import UserError
+from bot.learning import proposals
 from handlers.listener_kit import ListenerKit
 
 

@@ -22,12 +22,12 @@ from bot.core.errors import UserError
 from bot.core.models import Customer, Escalation, Reminder
 from bot.core.runtime import Runtime
 from bot.escalations.sweeps import sweep
+from bot.learning.report import post_report
 from bot.ledger import accounts
 from bot.ledger.aging import aging_report
 from bot.ledger.status import account_status
 from bot.planning import posting
 from bot.reminders import approvals
-from bot.report import post_report
 from handlers import escalation_actions, proposal_actions, review_actions
 from handlers.listener_kit import ListenerKit
 from integrations.slack_blocks import edit_modal, home_view, skip_modal, text_blocks

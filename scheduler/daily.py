@@ -12,14 +12,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from bot import proposals
 from bot.core.models import ScheduledRun
 from bot.core.runtime import Runtime
 from bot.daily_steps import payment_links_for, post_plan_to_slack  # as `arbot plan` does
+from bot.learning import proposals
+from bot.learning.report import SlackFiles, post_report
+from bot.learning.weekly_review import PostsText, post_weekly_review
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
-from bot.report import SlackFiles, post_report
-from bot.weekly_review import PostsText, post_weekly_review
 from scheduler.business_days import BusinessDays
 
 MORNING_PLAN = "morning_plan"

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 
 from sqlalchemy.orm import Session
 
+from bot.learning.versions import bundle_of, ensure_active
 from bot.planning import facts
 from bot.planning.planner import PlanRules, compute_plan, day_start
-from bot.playbook_versions import bundle_of, ensure_active
 
 
 @dataclass

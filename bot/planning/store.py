@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.locks import PLAN_LOCK, schema_lock
 from bot.core.models import Escalation, Reminder, ReminderInvoice
+from bot.learning.versions import bundle_of, ensure_active
 from bot.payments.links import payment_link
 from bot.planning import facts as plan_data
 from bot.planning.facts import CustomerFacts, InvoiceFacts
 from bot.planning.planner import Plan, PlanItem, PlanRules, compute_plan
-from bot.playbook_versions import bundle_of, ensure_active
 from integrations.base import PaymentLinks
 from playbooks.render import Renderer
 

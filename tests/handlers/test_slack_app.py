@@ -571,8 +571,8 @@ def test_a_proposed_playbook_is_approved_from_its_slack_card(
 ) -> None:
     import shutil
 
-    from bot import playbook_versions, proposals
     from bot.core.models import PlaybookVersion
+    from bot.learning import proposals, versions
     from playbooks.loader import BUNDLED
 
     shutil.copytree(BUNDLED.parent / "templates", tmp_path / "templates")
@@ -583,7 +583,7 @@ def test_a_proposed_playbook_is_approved_from_its_slack_card(
         )
     )
     with slack_runtime.writing() as session:
-        version = playbook_versions.propose(
+        version = versions.propose(
             session, softer, "system", "strategic check-in a week later", slack_runtime.clock.now()
         )
         view = proposals.view_of(session, version.id)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.playbook_check import check_bundle, sample_contexts
+from bot.learning.check import check_bundle, sample_contexts
 from playbooks.lint import forbidden_phrases, lint_message
 from playbooks.loader import BUNDLED, PlaybookError, load_bundle, parse_playbook
 from playbooks.render import Rendered, Renderer, RenderError

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from bot.core.clock import FixedClock
 from bot.core.models import Customer, Escalation, InboundMessage, Payment, Reminder
 from bot.core.runtime import Runtime
-from bot.weekly_review import review_text, weekly_review
+from bot.learning.weekly_review import review_text, weekly_review
 from integrations.slack_chat import SlackChat
 from scheduler.daily import weekly_review as weekly_review_job
 from tests.scheduler.conftest import scheduled_runs

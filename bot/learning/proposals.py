@@ -1,6 +1,6 @@
 """The learning loop's weekly look back, for a person: store, approve, reject and show proposals.
 
-The evidence and the rules that turn it into proposals are in `bot.proposal_rules`. A proposal is
+The evidence and the rules that turn it into proposals are in `bot.learning.rules`. A proposal is
 stored as a `proposed` PlaybookVersion and changes nothing until a person approves it; a change
 already waiting is not proposed twice, and one a person rejected is not proposed again within the
 evidence window.
@@ -20,9 +20,9 @@ from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Event, PlaybookVersion
 from bot.core.runtime import Runtime
-from bot.playbook_versions import activate, ensure_active, propose
-from bot.proposal_diff import version_diff
-from bot.proposal_rules import WEEKS, Proposal, evaluate
+from bot.learning.diff import version_diff
+from bot.learning.rules import WEEKS, Proposal, evaluate
+from bot.learning.versions import activate, ensure_active, propose
 from integrations.slack_proposal import ProposalView
 
 PROPOSER = "learning"

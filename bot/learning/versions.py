@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import PlaybookVersion
-from bot.playbook_check import check_bundle
+from bot.learning.check import check_bundle
 from playbooks.loader import Bundle, PlaybookError, load_bundle
 
 

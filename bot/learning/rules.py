@@ -10,7 +10,7 @@ Each rule has pinned thresholds:
 
 A proposal is a whole playbook version (the YAML plus the templates it uses, as a PlaybookVersion
 stores them); only those that pass the loader and `arbot playbook check` are returned. Nothing is
-stored here: `bot.proposals` stores, approves, rejects and shows them.
+stored here: `bot.learning.proposals` stores, approves, rejects and shows them.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from bot.core.models import (
     Reminder,
     ReminderInvoice,
 )
-from bot.playbook_check import check_bundle
-from bot.playbook_edit import edit_step
-from bot.playbook_versions import active_version, bundle_of, load_checked
-from bot.template_from_edit import edited_template
+from bot.learning.check import check_bundle
+from bot.learning.edit import edit_step
+from bot.learning.template_from_edit import edited_template
+from bot.learning.versions import active_version, bundle_of, load_checked
 from playbooks.loader import TEMPLATE_PARTS, Bundle, PlaybookError, parse_playbook
 from playbooks.model import Playbook, Step
 

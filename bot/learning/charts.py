@@ -19,8 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from bot.learning.metrics import WeekMetrics
 from bot.ledger.aging import BUCKETS
-from bot.metrics import WeekMetrics
 
 WIDTH, HEIGHT, DPI = 800, 450, 100
 BUCKET_COLOURS = {

@@ -4,7 +4,7 @@ escalations (nothing here is stored), and how well each playbook step does.
 Attribution, per invoice: money is credited to the last touch of that invoice sent on or before
 the day it was received. A touch's window therefore runs from the day it was sent up to the next
 touch of the same invoice; money received before the first touch is credited to no touch. Money
-is what `bot.metrics` reconstructs: recorded payments' allocations (refunds are negative), plus,
+is what `bot.learning.metrics` reconstructs: recorded payments' allocations (refunds are negative), plus,
 for an invoice paid in the ledger with no payment recorded here, the unexplained rest on its
 `paid_at` day. Payment dates are days, so a payment on the day of a touch counts as following it.
 
@@ -41,8 +41,15 @@ from bot.core.models import (
     Reminder,
     ReminderInvoice,
 )
-from bot.metrics import CLOSED, PAYMENT, InvoiceHistory, load_histories, local_day, start_of
-from bot.metrics import percent as percent_of
+from bot.learning.metrics import (
+    CLOSED,
+    PAYMENT,
+    InvoiceHistory,
+    load_histories,
+    local_day,
+    start_of,
+)
+from bot.learning.metrics import percent as percent_of
 
 OUTCOMES = ("paid", "partly_paid", "replied", "escalated", "nothing")
 PAID_WITHIN_DAYS = (7, 14, 30)

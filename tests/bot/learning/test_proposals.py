@@ -13,19 +13,19 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot import proposal_rules, proposals
 from bot.core.errors import UserError
 from bot.core.models import Customer, Event, Invoice, PlaybookVersion, Reminder, ReminderInvoice
 from bot.core.runtime import Runtime
+from bot.learning import proposals, rules
+from bot.learning.check import check_bundle
+from bot.learning.diff import DIFF_LIMIT, readable_diff
+from bot.learning.edit import edit_step
+from bot.learning.versions import active_version, bundle_of, rollback
 from bot.ledger.upsert import apply_batch
 from bot.payments.record import record_payment
 from bot.planning.messages import MessageInvoice, Sender, message_context
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
-from bot.playbook_check import check_bundle
-from bot.playbook_edit import edit_step
-from bot.playbook_versions import active_version, bundle_of, rollback
-from bot.proposal_diff import DIFF_LIMIT, readable_diff
 from bot.reminders import approvals
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_proposal import ProposalView, code_block, proposal_blocks
@@ -55,13 +55,13 @@ LINK = "https://pay.example.com/l/abc123"
 
 def test_an_edit_softens_when_15_percent_shorter_or_when_it_drops_a_firm_phrase() -> None:
     before = "x" * 100
-    assert proposal_rules.softening_signals(before, "x" * 85) == ["15% shorter"]
-    assert proposal_rules.softening_signals(before, "x" * 86) == []
+    assert rules.softening_signals(before, "x" * 85) == ["15% shorter"]
+    assert rules.softening_signals(before, "x" * 86) == []
     firm = "Please arrange payment as soon as you can. Thanks."
-    assert proposal_rules.softening_signals(
-        firm, "Please pay whenever convenient. Thanks, Dana."
-    ) == ["dropped “as soon as you can”, “please arrange payment”"]
-    assert proposal_rules.softening_signals(firm, firm + " We appreciate it.") == []
+    assert rules.softening_signals(firm, "Please pay whenever convenient. Thanks, Dana.") == [
+        "dropped “as soon as you can”, “please arrange payment”"
+    ]
+    assert rules.softening_signals(firm, firm + " We appreciate it.") == []
 
 
 def plan_strategic(runtime: Runtime, tmp_path: Path, customers: int) -> list[int]:
@@ -123,7 +123,7 @@ def test_eight_of_ten_softened_edits_propose_a_generic_template_for_that_step(
 ) -> None:
     edit_all(runtime, plan_strategic(runtime, tmp_path, 10), softened=8)
     with runtime.sessions() as session:
-        found = proposal_rules.evaluate(session, TODAY)
+        found = rules.evaluate(session, TODAY)
     assert [p.change for p in found] == ["softened:strategic:gentle"]
     proposal = found[0]
     assert proposal.rationale.startswith(
@@ -166,7 +166,7 @@ def test_eight_of_ten_softened_edits_propose_a_generic_template_for_that_step(
 def test_seven_softened_edits_of_ten_propose_nothing(runtime: Runtime, tmp_path: Path) -> None:
     edit_all(runtime, plan_strategic(runtime, tmp_path, 10), softened=7)
     with runtime.sessions() as session:
-        assert proposal_rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY) == []
 
 
 def test_nine_edits_are_not_yet_evidence_even_when_all_softened(
@@ -174,16 +174,13 @@ def test_nine_edits_are_not_yet_evidence_even_when_all_softened(
 ) -> None:
     edit_all(runtime, plan_strategic(runtime, tmp_path, 9), softened=9)
     with runtime.sessions() as session:
-        assert proposal_rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY) == []
 
 
 def test_edits_older_than_the_window_do_not_count(runtime: Runtime, tmp_path: Path) -> None:
     edit_all(runtime, plan_strategic(runtime, tmp_path, 10), softened=10)
     with runtime.sessions() as session:
-        assert (
-            proposal_rules.evaluate(session, TODAY + timedelta(weeks=proposal_rules.WEEKS + 1))
-            == []
-        )
+        assert rules.evaluate(session, TODAY + timedelta(weeks=rules.WEEKS + 1)) == []
 
 
 def test_edits_that_still_name_something_of_that_customer_make_no_template(
@@ -200,7 +197,7 @@ def test_edits_that_still_name_something_of_that_customer_make_no_template(
             decision, problems = approvals.edit(session, reminder_id, "U0A", subject, body, now)
             assert decision.changed, problems
     with runtime.sessions() as session:
-        assert proposal_rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY) == []
 
 
 def test_a_text_message_edit_with_a_pay_link_keeps_the_link_only_when_there_is_one(
@@ -233,7 +230,7 @@ def test_a_text_message_edit_with_a_pay_link_keeps_the_link_only_when_there_is_o
             decision, problems = approvals.edit(session, reminder_id, "U0A", None, text, now)
             assert decision.changed, problems
     with runtime.sessions() as session:
-        (proposal,) = proposal_rules.evaluate(session, TODAY)
+        (proposal,) = rules.evaluate(session, TODAY)
     sms = proposal.templates["standard_plus7/sms.txt.j2"]
     assert "{% if payment_link %}Pay at {{ payment_link }}.{% else %}" in sms
     assert "https://" not in sms
@@ -339,7 +336,7 @@ def test_texts_paid_twice_as_often_as_emails_propose_texting_first_at_that_step(
     with runtime.writing() as session:
         touches(session, "sms", 20, paid=10)
         touches(session, "email", 20, paid=5)
-        found = proposal_rules.evaluate(session, TODAY)
+        found = rules.evaluate(session, TODAY)
     assert [p.change for p in found] == ["channel_order:standard:plus7:sms,email"]
     assert (
         "10 of 20 text messages (50%) were followed by a payment within 7 days, "
@@ -368,7 +365,7 @@ def test_channel_order_needs_twice_the_rate_twenty_of_each_and_payment_within_se
     with runtime.writing() as session:
         touches(session, "sms", sms, sms_paid, paid_after_days=paid_after_days)
         touches(session, "email", email, email_paid, paid_after_days=paid_after_days)
-        assert proposal_rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY) == []
 
 
 # --- storing, approving, rejecting, rolling back -------------------------------------------------
@@ -471,7 +468,7 @@ def test_reject_retires_it_and_the_same_change_waits_a_window_before_it_is_propo
     assert (rejected.changed, rejected.status) == (True, "retired")
     assert not twice.changed and "already rejected by U0APPROVER" in twice.message
     assert not approved_after.changed
-    later = now + timedelta(weeks=proposal_rules.WEEKS, days=1)
+    later = now + timedelta(weeks=rules.WEEKS, days=1)
     with runtime.writing() as session:
         assert [v.version for v in proposals.propose_all(session, TODAY, later)] == [3]
 

@@ -16,13 +16,13 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
-from bot.charts import HEIGHT, WIDTH, aging_chart, cash_chart, dso_chart
 from bot.core.errors import UserError
 from bot.core.models import Event
 from bot.core.money import known_currencies
 from bot.core.runtime import Runtime
-from bot.metrics import WeekMetrics
-from bot.report import (
+from bot.learning.charts import HEIGHT, WIDTH, aging_chart, cash_chart, dso_chart
+from bot.learning.metrics import WeekMetrics
+from bot.learning.report import (
     MAX_SLACK_FILES,
     MAX_SLACK_TEXT,
     MAX_WEEKS,
@@ -31,7 +31,7 @@ from bot.report import (
     report_text,
     write_report,
 )
-from tests.bot.test_outcomes import FEB, TODAY, ZONE, Ledger, at
+from tests.bot.learning.test_outcomes import FEB, TODAY, ZONE, Ledger, at
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -16,14 +16,14 @@ from typing import Any, Protocol
 from jinja2 import Environment, StrictUndefined
 from sqlalchemy.orm import Session
 
-from bot.charts import aging_chart, cash_chart, dso_chart
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
+from bot.learning.charts import aging_chart, cash_chart, dso_chart
+from bot.learning.metrics import DEFAULT_WEEKS, WEEK_DAYS, WeekMetrics, percent, portfolio
+from bot.learning.outcomes import OUTCOMES, PAID_WITHIN_DAYS, StepRow, effectiveness, outcomes
 from bot.ledger.aging import BUCKETS
-from bot.metrics import DEFAULT_WEEKS, WEEK_DAYS, WeekMetrics, percent, portfolio
-from bot.outcomes import OUTCOMES, PAID_WITHIN_DAYS, StepRow, effectiveness, outcomes
 
 MAX_SLACK_TEXT = 3000  # one section block's text: the summary fits one, so it fits anywhere
 MAX_SLACK_FILES = 10  # charts on one Slack message; the folder report has them all

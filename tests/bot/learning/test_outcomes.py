@@ -19,9 +19,9 @@ from bot.core.models import (
     ReminderInvoice,
 )
 from bot.core.runtime import Runtime
+from bot.learning.metrics import portfolio
+from bot.learning.outcomes import TouchOutcome, effectiveness, outcomes
 from bot.ledger.aging import aging_report
-from bot.metrics import portfolio
-from bot.outcomes import TouchOutcome, effectiveness, outcomes
 from bot.payments.record import record_payment
 from tests.conftest import NOW
 
