@@ -601,9 +601,9 @@ def simulate_command(
     """What following up is worth on the sample ledger, against no follow-up: from a stated
     model of customer behaviour, not from real customers."""
     from bot.core.clock import local_date
-    from bot.simulate import simulate
-    from bot.simulate_model import BehaviourModel, load_model
-    from bot.simulate_report import describe
+    from bot.simulation.model import BehaviourModel, load_model
+    from bot.simulation.report import describe
+    from bot.simulation.run import simulate
 
     with _runtime() as runtime:  # ARBOT_WORKSPACE's business rules, when it names one
         settings = runtime.settings

@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 
 from bot.ledger.aging import DSO_PERIOD_DAYS
-from bot.simulate_model import BehaviourModel
+from bot.simulation.model import BehaviourModel
 
 DISCLAIMER = (
     "These figures come from a behaviour model with assumed probabilities, not from real "

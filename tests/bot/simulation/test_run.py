@@ -12,9 +12,9 @@ import pytest
 
 from bot.core.errors import UserError
 from bot.ledger.sample import sample_rows
-from bot.simulate import simulate
-from bot.simulate_model import BehaviourModel, load_model
-from bot.simulate_report import DISCLAIMER, SimulationResult, describe
+from bot.simulation.model import BehaviourModel, load_model
+from bot.simulation.report import DISCLAIMER, SimulationResult, describe
+from bot.simulation.run import simulate
 
 START = date(2026, 3, 16)
 DAYS = 12

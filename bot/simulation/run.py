@@ -9,7 +9,7 @@ day; a customer who got a reminder may reply or dispute. Both runs draw the same
 the same invoice on the same day, so the only difference between them is the follow-up.
 
 The figures come from the model's assumed probabilities, never from real customers;
-`bot.simulate_report.describe` says so in plain words. The model itself is in `bot.simulate_model`.
+`bot.simulation.report.describe` says so in plain words. The model itself is in `bot.simulation.model`.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.reminders import approvals
 from bot.reminders.sending import flush
-from bot.simulate_model import BehaviourModel
-from bot.simulate_report import RunFigures, SimulationResult
+from bot.simulation.model import BehaviourModel
+from bot.simulation.report import RunFigures, SimulationResult
 from integrations.base import (
     CustomerRecord,
     Delivery,
