@@ -44,7 +44,7 @@ from bot.planning.store import run_plan
 from bot.reminders import approvals
 from bot.reminders.sending import flush
 from bot.tables import aging_table, import_summary_lines, overdue_table, status_tables
-from bot.workspaces import open_runtime
+from bot.workspaces.registry import open_runtime
 from integrations.csv_ledger import count_rows, read_ledger_csv
 from integrations.email_out import FileSender
 from playbooks.loader import PlaybookError, load_bundle
@@ -417,7 +417,7 @@ def serve(
 
         setup_logging(json=settings.log_json, secrets=secrets_of(settings))
         from bot.stopping import SigtermStop
-        from bot.workspaces import Workspaces
+        from bot.workspaces.registry import Workspaces
         from handlers.app import create_app
         from handlers.slack import build_bolt
         from integrations.slack_chat import SlackChat, web_client

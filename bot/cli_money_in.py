@@ -18,7 +18,7 @@ from bot.escalations import notes as followups
 from bot.payments import reviews
 from bot.payments.bank_import import import_payments
 from bot.replies import inbound
-from bot.workspaces import open_runtime
+from bot.workspaces.registry import open_runtime
 from integrations.base import PaymentLinks
 from integrations.csv_payments import read_payments
 from integrations.slack_chat import SlackChat, chat_from

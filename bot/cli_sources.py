@@ -16,7 +16,7 @@ from bot.core.settings import Settings, load_settings
 from bot.ledger.source_tokens import DatabaseTokenStore
 from bot.ledger.sources import provider_for, sync_all
 from bot.ledger.sync import CrmSyncResult, SyncResult
-from bot.workspaces import open_runtime
+from bot.workspaces.registry import open_runtime
 from integrations.freshbooks import freshbooks_accounts
 from integrations.oauth import (
     authorize_url,

@@ -13,7 +13,7 @@ from rich.table import Table
 from bot.core.errors import UserError
 from bot.core.runtime import start
 from bot.core.settings import Settings, load_settings
-from bot.workspaces import Workspaces, settable
+from bot.workspaces.registry import Workspaces, settable
 
 workspace_app = typer.Typer(
     help="The Slack workspaces installed here (several businesses on one deployment).",

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from bot.core.runtime import Runtime
-from bot.workspaces import Workspaces
+from bot.workspaces.registry import Workspaces
 from handlers.request_ids import request_id_middleware
 from handlers.slack import build_bolt
 from handlers.slack_install import install_routes

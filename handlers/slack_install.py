@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
-from bot.workspaces import Workspaces
+from bot.workspaces.registry import Workspaces
 from integrations.slack_install import (
     STATE_SECONDS,
     InstallFailed,

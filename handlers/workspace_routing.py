@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
-from bot.workspaces import TEAM_ID, Workspaces
+from bot.workspaces.registry import TEAM_ID, Workspaces
 from integrations.slack_chat import web_client
 from integrations.slack_install import installation_store
 

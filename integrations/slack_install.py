@@ -23,7 +23,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.core.sealing import Sealer
-from bot.workspaces import TEAM_ID, InstalledWorkspace, Workspaces
+from bot.workspaces.registry import TEAM_ID, InstalledWorkspace, Workspaces
 
 log = logging.getLogger(__name__)
 # What the app asks for; slack/manifest.yml lists the same (a test keeps them equal). The

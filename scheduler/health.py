@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot.core.models import Reminder, ScheduledRun, SourceToken, SyncState
 from bot.core.runtime import Runtime
 from bot.reminders.outbox import due_now
-from bot.workspaces import Workspaces
+from bot.workspaces.registry import Workspaces
 from scheduler.daily import MORNING_PLAN
 from scheduler.runner import Runner
 

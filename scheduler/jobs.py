@@ -34,7 +34,7 @@ from bot.daily_steps import send_once
 from bot.escalations.notes import SlackOut
 from bot.escalations.sweeps import sweep
 from bot.ledger.sources import sync_all
-from bot.workspaces import Workspaces
+from bot.workspaces.registry import Workspaces
 from integrations.oauth import SourceError
 from integrations.slack_chat import SlackChat, web_client
 from scheduler.business_days import business_days

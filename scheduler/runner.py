@@ -23,7 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.escalations.notes import SlackOut
-from bot.workspaces import Workspaces
+from bot.workspaces.registry import Workspaces
 from scheduler.jobs import Job, declare_jobs, workspace_jobs
 from scheduler.leader import Leadership, leadership_for, this_instance
 

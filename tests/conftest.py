@@ -94,8 +94,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 def drop_workspace_schemas(connection: Any, url: str) -> None:
-    """Installed workspaces' schemas (bot.workspaces names them `<schema>_<team>`)."""
-    from bot.workspaces import database_schema
+    """Installed workspaces' schemas (bot.workspaces.registry names them `<schema>_<team>`)."""
+    from bot.workspaces.registry import database_schema
 
     base = database_schema(url)
     found = connection.execute(
@@ -206,7 +206,7 @@ def deployment(
 ) -> Iterator[tuple[Runtime, Any]]:
     """A deployment that installs workspaces (tests.support.workspace_setup): its main runtime and its
     Workspaces."""
-    from bot.workspaces import Workspaces
+    from bot.workspaces.registry import Workspaces
     from tests.support.workspace_setup import deployment_settings
 
     main = start(deployment_settings(database_url, slack_api), clock=clock)

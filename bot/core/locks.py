@@ -2,7 +2,7 @@
 PostgreSQL a transaction-level advisory lock makes a ledger import, a payment and a refund wait
 for each other, so none of them overwrites a balance another has just changed, and makes two
 plans for one day wait for each other. Each lock is keyed by the schema too, so one workspace's
-import or plan never holds up another's (bot.workspaces: a schema per workspace)."""
+import or plan never holds up another's (bot.workspaces.registry: a schema per workspace)."""
 
 from __future__ import annotations
 

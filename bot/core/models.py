@@ -405,7 +405,7 @@ class ScheduledRun(Base):
 
 class Workspace(Base):
     """A Slack workspace installed through /slack/install: one business. Its own data lives
-    apart (bot.workspaces); this row, in the main database, holds who it is, the channel chosen
+    apart (bot.workspaces.registry); this row, in the main database, holds who it is, the channel chosen
     at install, and its settings, sealed (they hold passwords and API keys)."""
 
     __tablename__ = "workspaces"

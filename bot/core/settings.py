@@ -409,7 +409,7 @@ class _GivenOnly(Settings):
 
 def given_settings(values: dict[str, Any], where: str) -> Settings:
     """Settings from exactly these values (by field name), the rest at their defaults: what an
-    installed workspace runs with (bot.workspaces). A bad value names its variable and `where`."""
+    installed workspace runs with (bot.workspaces.registry). A bad value names its variable and `where`."""
     unknown = [name for name in values if name not in Settings.model_fields]
     if unknown:
         raise TypeError(f"no such setting: {', '.join(unknown)}")

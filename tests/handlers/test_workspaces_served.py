@@ -23,7 +23,7 @@ from bot.planning import posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.reminders.outbox import token
-from bot.workspaces import Workspaces
+from bot.workspaces.registry import Workspaces
 from integrations.slack_chat import SlackChat, web_client
 from integrations.slack_install import installation_store
 from tests.support import stripe_requests as sr

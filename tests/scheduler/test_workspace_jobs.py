@@ -12,7 +12,7 @@ import pytest
 
 from bot.core.clock import FixedClock
 from bot.core.runtime import Runtime, start
-from bot.workspaces import Workspaces
+from bot.workspaces.registry import Workspaces
 from scheduler.jobs import workspace_jobs
 from scheduler.runner import start_runner
 from tests.support.slack_requests import wait_for

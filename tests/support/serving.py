@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from bot.core.runtime import Runtime
-from bot.workspaces import Workspaces
+from bot.workspaces.registry import Workspaces
 from tests.support.slack_requests import wait_for
 
 

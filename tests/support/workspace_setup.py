@@ -9,7 +9,7 @@ from typing import Any
 from bot.core.runtime import Runtime
 from bot.core.settings import Settings, load_settings
 from bot.ledger.upsert import apply_batch
-from bot.workspaces import InstalledWorkspace, Workspaces
+from bot.workspaces.registry import InstalledWorkspace, Workspaces
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_install import complete_install
 from tests.support.ledger_files import row, write

@@ -13,7 +13,7 @@ from bot.core.clock import FixedClock
 from bot.core.errors import UserError
 from bot.core.models import Customer, slack_bots, slack_installations
 from bot.core.runtime import Runtime, start
-from bot.workspaces import (
+from bot.workspaces.registry import (
     InstalledWorkspace,
     Workspaces,
     check_team_id,
