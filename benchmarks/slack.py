@@ -177,7 +177,7 @@ def _burst_against_server(settings_env: dict[str, str]) -> Burst:
     sock.close()
     env = {**os.environ, **settings_env}
     server = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--port", str(address[1])],
+        [sys.executable, "-m", "handlers.cli.main", "serve", "--port", str(address[1])],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

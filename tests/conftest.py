@@ -144,7 +144,7 @@ def cli(
     tmp_path: Path,
 ) -> object:
     """Run `arbot ARGS...` in-process against the test database, with ARBOT_NOW fixing the clock."""
-    from bot.cli import main
+    from handlers.cli.main import main
 
     monkeypatch.chdir(tmp_path)  # no stray .env from the working tree
     monkeypatch.setenv("DATABASE_URL", database_url)

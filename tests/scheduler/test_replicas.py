@@ -104,7 +104,7 @@ def spawn(serve_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
         log = tmp_path / f"{name}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+                [sys.executable, "-m", "handlers.cli.main", "serve", "--port", str(port)],
                 env=serve_env,
                 cwd=tmp_path,
                 stdout=sink,

@@ -299,7 +299,7 @@ def test_arbot_serve_runs_the_send_worker(
         "SLACK_API_URL": "http://127.0.0.1:9/",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "handlers.cli.main", "serve", "--port", str(port)],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,

@@ -69,7 +69,7 @@ def test_killing_the_sender_at_random_never_duplicates_and_leaves_unknowns(
             # Each run is "later": past the lease, so what a killed run left `sending` is found.
             env["ARBOT_NOW"] = (now + timedelta(minutes=15 * round_number)).isoformat()
             process = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "send"],
+                [sys.executable, "-m", "handlers.cli.main", "send"],
                 env=env,
                 cwd=tmp_path,
                 stdout=subprocess.DEVNULL,

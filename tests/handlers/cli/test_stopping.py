@@ -10,7 +10,7 @@ import time
 import uvicorn
 from starlette.applications import Starlette
 
-from bot.stopping import SigtermStop
+from handlers.cli.stopping import SigtermStop
 
 
 def _server() -> uvicorn.Server:

@@ -1,5 +1,5 @@
 """CLI commands for what comes in: `import-payments` (a bank-feed CSV) and `poll-inbox`
-(replies from an IMAP mailbox). Registered on the main `arbot` app by bot/cli.py."""
+(replies from an IMAP mailbox). Registered on the main `arbot` app by handlers/cli/main.py."""
 
 from __future__ import annotations
 

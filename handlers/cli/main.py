@@ -37,14 +37,14 @@ from bot.ledger.aging import aging_report, overdue_invoices
 from bot.ledger.sample import sample_rows, write_csv
 from bot.ledger.status import account_status
 from bot.ledger.upsert import ImportSummary, apply_batch
-from bot.plan_report import forecast_table, plan_json, plan_tables
 from bot.planning.forecast import forecast
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.reminders import approvals
 from bot.reminders.sending import flush
-from bot.tables import aging_table, import_summary_lines, overdue_table, status_tables
 from bot.workspaces.registry import open_runtime
+from handlers.cli.plan_report import forecast_table, plan_json, plan_tables
+from handlers.cli.tables import aging_table, import_summary_lines, overdue_table, status_tables
 from integrations.csv_ledger import count_rows, read_ledger_csv
 from integrations.email_out import FileSender
 from playbooks.loader import PlaybookError, load_bundle
@@ -256,7 +256,7 @@ def _demo_send(runtime: Runtime, clock: FixedClock, outbox: Path, today: date) -
         moments = sorted({t for t in due if t is not None})
     count = sum(len(ids) for ids in approved)
     out().print(f"Approved {count} reminders (as a finance person would in Slack).")
-    from bot.demo_story import play_payment
+    from handlers.cli.demo_story import play_payment
 
     play_payment(runtime, out())
     files = FileSender(outbox)
@@ -266,7 +266,7 @@ def _demo_send(runtime: Runtime, clock: FixedClock, outbox: Path, today: date) -
         report = flush(runtime, {"email": files, "sms": files})
         sent += len(report.sent)
     out().print(f"Sent {sent} into {outbox}/: open a .eml file to see what the customer receives.")
-    from bot.demo_story import play_dispute
+    from handlers.cli.demo_story import play_dispute
 
     play_dispute(runtime, out(), DEMO_SECRET)
 
@@ -319,7 +319,7 @@ def db_upgrade() -> None:
         out().print(f"Database upgraded from {before or 'empty'} to {after}.")
     else:
         out().print(f"Database already up to date ({after}).")
-    from bot.cli_workspaces import upgrade_workspaces
+    from handlers.cli.workspaces import upgrade_workspaces
 
     for team_id in upgrade_workspaces(load_settings(workspace=None)):
         out().print(f"Workspace {team_id}: up to date ({after}).")
@@ -416,9 +416,9 @@ def serve(
         from bot.core.logs import secrets_of, setup_logging
 
         setup_logging(json=settings.log_json, secrets=secrets_of(settings))
-        from bot.stopping import SigtermStop
         from bot.workspaces.registry import Workspaces
         from handlers.app import create_app
+        from handlers.cli.stopping import SigtermStop
         from handlers.slack import build_bolt
         from integrations.slack_chat import SlackChat, web_client
         from scheduler.runner import Runner, start_runner
@@ -437,7 +437,7 @@ def serve(
         if settings.slack_bot_token:
             client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
             bolt = build_bolt(runtime, client)
-        # A SIGTERM wherever it lands stops the HTTP server (bot.stopping); then the scheduler
+        # A SIGTERM wherever it lands stops the HTTP server (handlers.cli.stopping); then the scheduler
         # below is stopped in order.
         sigterm = SigtermStop()
         sigterm.install()
@@ -636,15 +636,15 @@ def report(
 
 
 def _register_more() -> None:
-    from bot.cli_money_in import import_payments_command, poll_inbox_command
+    from handlers.cli.money_in import import_payments_command, poll_inbox_command
 
     app.command("import-payments")(import_payments_command)
     app.command("poll-inbox")(poll_inbox_command)
-    from bot.cli_sources import connect_command, sync_command
+    from handlers.cli.sources import connect_command, sync_command
 
     app.command("connect")(connect_command)
     app.command("sync")(sync_command)
-    from bot.cli_workspaces import workspace_app
+    from handlers.cli.workspaces import workspace_app
 
     app.add_typer(workspace_app, name="workspace")
 
