@@ -340,3 +340,20 @@ class PaymentLinks(Protocol):
     def deactivate(self, provider_id: str) -> None:
         """Nobody can pay through this link any more (its invoices were paid or changed)."""
         ...
+
+
+# --- Tokens of a connected accounting source -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    access_token: str
+    refresh_token: str
+    expires_at: datetime  # when the access token stops working (UTC)
+    tenant_id: str | None = None  # the QuickBooks realm, Xero tenant or FreshBooks account
+
+
+class TokenStore(Protocol):
+    def load(self, provider: str) -> Tokens | None: ...
+
+    def save(self, provider: str, tokens: Tokens) -> None: ...

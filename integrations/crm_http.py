@@ -26,8 +26,8 @@ import httpx
 from bot.core.models import TIERS
 from integrations.base import ContactRecord
 from integrations.csv_common import normalise_email, normalise_phone
+from integrations.errors import SourceError, SourceUnavailable, json_or_empty
 from integrations.http_retry import Retries
-from integrations.oauth import SourceError, SourceUnavailable, json_or_empty
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 
 from integrations.base import LedgerBatch
+from integrations.errors import SourceError, SourceUnavailable, json_or_empty
 from integrations.freshbooks_records import (
     DELETED,
     EASTERN,
@@ -50,7 +51,6 @@ from integrations.freshbooks_records import (
     is_draft,
     updated_at,
 )
-from integrations.oauth import SourceError, SourceUnavailable, json_or_empty
 from integrations.oauth_client import OAuthClient
 from integrations.source_records import add_missing_customers, next_cursor, parse_cursor
 

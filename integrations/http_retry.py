@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from integrations.oauth import SourceUnavailable
+from integrations.errors import SourceUnavailable
 
 RATE_LIMIT_RETRIES = 3
 SERVER_RETRIES = 2

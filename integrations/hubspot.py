@@ -44,7 +44,7 @@ from integrations.crm_http import (
     sounds_like_billing,
     split_tags,
 )
-from integrations.oauth import SourceError
+from integrations.errors import SourceError
 from integrations.source_records import CURSOR_OVERLAP, next_cursor, parse_cursor
 
 DEFAULT_API_URL = "https://api.hubapi.com"

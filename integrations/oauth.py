@@ -1,9 +1,9 @@
 """OAuth 2.0 for the accounting sources (QuickBooks Online, Xero, FreshBooks): the authorization
 code flow, token refresh, where tokens are kept (`TokenStore`; `bot.ledger.source_tokens` keeps them
-encrypted in the database), and the errors a source raises.
+encrypted in the database).
 
 The HTTP client that keeps its access token fresh, `OAuthClient`, lives in
-integrations.oauth_client; it can still be imported from here.
+integrations.oauth_client; the errors a source raises in integrations.errors.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 
 from bot.core.errors import UserError
-
-if TYPE_CHECKING:
-    from integrations.oauth_client import OAuthClient as OAuthClient
+from integrations.base import Tokens
+from integrations.errors import ReconnectNeeded, SourceError, SourceUnavailable, json_or_empty
 
 QUICKBOOKS_AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2"
 QUICKBOOKS_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
@@ -27,18 +26,6 @@ XERO_AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
 XERO_TOKEN_URL = "https://identity.xero.com/connect/token"
 FRESHBOOKS_AUTHORIZE_URL = "https://auth.freshbooks.com/oauth/authorize"
 FRESHBOOKS_TOKEN_URL = "https://api.freshbooks.com/auth/oauth/token"
-
-
-class SourceError(UserError):
-    """A ledger source could not be reached or refused a request; the message says what to do."""
-
-
-class ReconnectNeeded(SourceError):
-    """The stored grant is gone (revoked, expired, never made): `arbot connect <provider>` again."""
-
-
-class SourceUnavailable(SourceError):
-    """Rate limited, down, or unreachable: nothing to fix here, try again later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,20 +104,6 @@ def freshbooks_provider(
             "user:payments:read",
         ),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Tokens:
-    access_token: str
-    refresh_token: str
-    expires_at: datetime  # when the access token stops working (UTC)
-    tenant_id: str | None = None  # the QuickBooks realm, Xero tenant or FreshBooks account
-
-
-class TokenStore(Protocol):
-    def load(self, provider: str) -> Tokens | None: ...
-
-    def save(self, provider: str, tokens: Tokens) -> None: ...
 
 
 class MemoryTokenStore:
@@ -276,23 +249,3 @@ def _tokens(
         expires_at=now + timedelta(seconds=expires_in),
         tenant_id=tenant_id,
     )
-
-
-def json_or_empty(response: httpx.Response) -> dict[str, Any]:
-    """The answer's JSON object; {} when it is not JSON or not an object."""
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def __getattr__(name: str) -> type[OAuthClient]:
-    """`OAuthClient` moved to integrations.oauth_client and is still importable from here. It is
-    looked up on first use: that module imports this one, so importing it at load time would fail
-    whenever integrations.oauth_client is imported first."""
-    if name == "OAuthClient":
-        from integrations.oauth_client import OAuthClient
-
-        return OAuthClient
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,17 +19,10 @@ from urllib.parse import urlparse
 
 import httpx
 
+from integrations.base import Tokens, TokenStore
+from integrations.errors import ReconnectNeeded, SourceError, SourceUnavailable, json_or_empty
 from integrations.http_retry import Retries
-from integrations.oauth import (
-    Provider,
-    ReconnectNeeded,
-    SourceError,
-    SourceUnavailable,
-    Tokens,
-    TokenStore,
-    json_or_empty,
-    refresh,
-)
+from integrations.oauth import Provider, refresh
 
 log = logging.getLogger(__name__)
 

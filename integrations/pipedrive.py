@@ -49,7 +49,7 @@ from integrations.crm_http import (
     split_tags,
 )
 from integrations.csv_common import normalise_email
-from integrations.oauth import SourceError
+from integrations.errors import SourceError
 from integrations.source_records import next_cursor, parse_cursor
 
 DEFAULT_API_URL = "https://api.pipedrive.com"

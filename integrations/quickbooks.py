@@ -31,7 +31,7 @@ from integrations.base import (
     SourceProblem,
 )
 from integrations.csv_common import normalise_phone
-from integrations.oauth import SourceError
+from integrations.errors import SourceError
 from integrations.oauth_client import OAuthClient
 from integrations.source_records import (
     UnreadableField,

@@ -32,7 +32,7 @@ from integrations.base import (
     SourceProblem,
 )
 from integrations.csv_common import normalise_phone
-from integrations.oauth import SourceError, SourceUnavailable
+from integrations.errors import SourceError, SourceUnavailable
 from integrations.oauth_client import OAuthClient
 from integrations.source_records import (
     UnreadableField,

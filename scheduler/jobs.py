@@ -35,7 +35,7 @@ from bot.escalations.notes import SlackOut
 from bot.escalations.sweeps import sweep
 from bot.ledger.sources import sync_all
 from bot.workspaces.registry import Workspaces
-from integrations.oauth import SourceError
+from integrations.errors import SourceError
 from integrations.slack_chat import SlackChat, web_client
 from scheduler.business_days import business_days
 from scheduler.daily import morning_plan, weekly_review

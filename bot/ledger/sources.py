@@ -23,15 +23,10 @@ from bot.ledger.upsert import ImportSummary
 from bot.payments import links as payment_links
 from bot.planning import posting
 from integrations.base import CrmSource
+from integrations.errors import SourceError
 from integrations.freshbooks import FreshBooksSource
 from integrations.hubspot import HubSpotSource
-from integrations.oauth import (
-    Provider,
-    SourceError,
-    freshbooks_provider,
-    quickbooks_provider,
-    xero_provider,
-)
+from integrations.oauth import Provider, freshbooks_provider, quickbooks_provider, xero_provider
 from integrations.oauth_client import OAuthClient
 from integrations.pipedrive import PipedriveSource
 from integrations.quickbooks import QuickBooksSource

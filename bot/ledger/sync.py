@@ -18,7 +18,7 @@ from bot.core.runtime import Runtime
 from bot.ledger.crm import CrmMergeSummary, merge_crm
 from bot.ledger.upsert import ImportSummary, apply_batch
 from integrations.base import CrmSource, IncrementalSource, InvoiceNotes, SourceProblem
-from integrations.oauth import SourceError
+from integrations.errors import SourceError
 
 log = logging.getLogger(__name__)
 

@@ -12,21 +12,15 @@ from decimal import Decimal
 import pytest
 
 from bot.core.clock import FixedClock
-from integrations.base import ContactRecord, InvoiceRecord, LedgerBatch, PaymentRecord
+from integrations.base import ContactRecord, InvoiceRecord, LedgerBatch, PaymentRecord, Tokens
+from integrations.errors import SourceError
 from integrations.freshbooks import (
     FreshBooksAccount,
     FreshBooksSource,
     freshbooks_accounts,
 )
 from integrations.freshbooks_records import parse_freshbooks_time
-from integrations.oauth import (
-    MemoryTokenStore,
-    SourceError,
-    Tokens,
-    authorize_url,
-    exchange_code,
-    freshbooks_provider,
-)
+from integrations.oauth import MemoryTokenStore, authorize_url, exchange_code, freshbooks_provider
 from integrations.oauth_client import OAuthClient
 from tests.conftest import NOW
 from tests.support.fake_freshbooks import (

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from integrations.errors import SourceUnavailable
 from integrations.http_retry import Retries
-from integrations.oauth import SourceUnavailable
 from tests.support.fake_http import JsonHandler, LocalServer
 
 DROP = "drop"  # close the connection without answering

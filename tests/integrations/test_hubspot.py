@@ -16,8 +16,8 @@ from bot.core.clock import FixedClock
 from bot.core.errors import UserError
 from integrations.base import ContactRecord, CrmAccount, CrmBatch
 from integrations.crm_http import CrmTokenRejected
+from integrations.errors import SourceError, SourceUnavailable
 from integrations.hubspot import HubSpotSource
-from integrations.oauth import SourceError, SourceUnavailable
 from tests.conftest import NOW
 from tests.support.fake_hubspot import TOKEN, FakeHubSpot, company, contact, owner
 

@@ -12,13 +12,11 @@ import pytest
 
 from bot.core.clock import FixedClock
 from bot.core.errors import UserError
+from integrations.base import Tokens
+from integrations.errors import ReconnectNeeded, SourceUnavailable
 from integrations.oauth import (
     MemoryTokenStore,
-    OAuthClient,
     Provider,
-    ReconnectNeeded,
-    SourceUnavailable,
-    Tokens,
     authorize_url,
     exchange_code,
     parse_redirect,
@@ -26,6 +24,7 @@ from integrations.oauth import (
     refresh,
     xero_provider,
 )
+from integrations.oauth_client import OAuthClient
 from tests.conftest import NOW
 from tests.support.fake_quickbooks import CLIENT_ID, CLIENT_SECRET, REALM, FakeQuickBooks
 

@@ -13,7 +13,7 @@ import pytest
 from bot.core.errors import UserError
 from integrations.base import ContactRecord, CrmAccount, CrmBatch
 from integrations.crm_http import CrmTokenRejected
-from integrations.oauth import SourceError, SourceUnavailable
+from integrations.errors import SourceError, SourceUnavailable
 from integrations.pipedrive import PipedriveSource
 from tests.support.fake_pipedrive import (
     ID_KEY,

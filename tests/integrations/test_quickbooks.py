@@ -11,9 +11,11 @@ from decimal import Decimal
 import pytest
 
 from bot.core.clock import FixedClock
-from integrations.base import ContactRecord, InvoiceRecord, LedgerBatch, PaymentRecord
-from integrations.oauth import MemoryTokenStore, OAuthClient, SourceError, Tokens
+from integrations.base import ContactRecord, InvoiceRecord, LedgerBatch, PaymentRecord, Tokens
+from integrations.errors import SourceError
+from integrations.oauth import MemoryTokenStore
 from integrations.oauth import quickbooks_provider as provider
+from integrations.oauth_client import OAuthClient
 from integrations.quickbooks import QuickBooksSource
 from tests.conftest import NOW
 from tests.support.fake_quickbooks import (

@@ -1,0 +1,30 @@
+"""The errors a ledger source or a CRM raises, each with the message a user reads and what to do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bot.core.errors import UserError
+
+
+class SourceError(UserError):
+    """A ledger source could not be reached or refused a request; the message says what to do."""
+
+
+class ReconnectNeeded(SourceError):
+    """The stored grant is gone (revoked, expired, never made): `arbot connect <provider>` again."""
+
+
+class SourceUnavailable(SourceError):
+    """Rate limited, down, or unreachable: nothing to fix here, try again later."""
+
+
+def json_or_empty(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object; {} when it is not JSON or not an object."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
