@@ -6,6 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.base import PlanSummary, ReminderCard
+from integrations.slack_ids import (
+    APPROVE_ALL_ROW,
+    INPUT,
+    Action,
+    Field,
+    Form,
+    Row,
+    approve_all,
+    row,
+)
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -80,7 +90,7 @@ def plan_header_blocks(summary: PlanSummary) -> list[Block]:
     buttons = [
         _button(
             f"Approve all {t.awaiting} {t.tier}",
-            f"approve_all_{t.tier}",
+            approve_all(t.tier),
             f"{summary.day.isoformat()}|{t.tier}",
             "primary",
         )
@@ -88,7 +98,7 @@ def plan_header_blocks(summary: PlanSummary) -> list[Block]:
         if t.awaiting
     ]
     if buttons:
-        blocks.append({"type": "actions", "block_id": "approve_all", "elements": buttons})
+        blocks.append({"type": "actions", "block_id": APPROVE_ALL_ROW, "elements": buttons})
     return blocks
 
 
@@ -133,11 +143,11 @@ def reminder_blocks(card: ReminderCard) -> list[Block]:
         blocks.append(
             {
                 "type": "actions",
-                "block_id": f"reminder_{card.reminder_id}",
+                "block_id": row(Row.REMINDER, card.reminder_id),
                 "elements": [
-                    _button("Approve", "approve", value, "primary"),
-                    _button("Edit", "edit", value),
-                    _button("Skip", "skip", value),
+                    _button("Approve", Action.APPROVE, value, "primary"),
+                    _button("Edit", Action.EDIT, value),
+                    _button("Skip", Action.SKIP, value),
                 ],
             }
         )
@@ -202,11 +212,11 @@ def edit_modal(
         blocks.append(
             {
                 "type": "input",
-                "block_id": "subject",
+                "block_id": Field.SUBJECT,
                 "label": {"type": "plain_text", "text": "Subject"},
                 "element": {
                     "type": "plain_text_input",
-                    "action_id": "value",
+                    "action_id": INPUT,
                     "initial_value": subject[:150],
                     "max_length": 150,
                 },
@@ -215,14 +225,14 @@ def edit_modal(
     blocks.append(
         {
             "type": "input",
-            "block_id": "body",
+            "block_id": Field.BODY,
             "label": {
                 "type": "plain_text",
                 "text": "Message" if channel == "email" else "Text message",
             },
             "element": {
                 "type": "plain_text_input",
-                "action_id": "value",
+                "action_id": INPUT,
                 "multiline": True,
                 "initial_value": body[:3000],
                 "max_length": 3000 if channel == "email" else 320,
@@ -245,7 +255,7 @@ def edit_modal(
         )
     return {
         "type": "modal",
-        "callback_id": "edit_reminder",
+        "callback_id": Form.EDIT_REMINDER,
         "private_metadata": str(reminder_id),
         "title": {"type": "plain_text", "text": "Edit reminder"},
         "submit": {"type": "plain_text", "text": "Save and approve"},
@@ -257,7 +267,7 @@ def edit_modal(
 def skip_modal(reminder_id: int, customer: str) -> Block:
     return {
         "type": "modal",
-        "callback_id": "skip_reminder",
+        "callback_id": Form.SKIP_REMINDER,
         "private_metadata": str(reminder_id),
         "title": {"type": "plain_text", "text": "Skip reminder"},
         "submit": {"type": "plain_text", "text": "Skip it"},
@@ -266,10 +276,10 @@ def skip_modal(reminder_id: int, customer: str) -> Block:
             _section(f"Skip today's reminder to *{escape(customer)}*? Its step counts as done."),
             {
                 "type": "input",
-                "block_id": "reason",
+                "block_id": Field.REASON,
                 "optional": True,
                 "label": {"type": "plain_text", "text": "Why (optional)"},
-                "element": {"type": "plain_text_input", "action_id": "value", "max_length": 500},
+                "element": {"type": "plain_text_input", "action_id": INPUT, "max_length": 500},
             },
         ],
     }

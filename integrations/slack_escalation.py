@@ -15,13 +15,14 @@ from integrations.slack_blocks import (
     escape,
     mention,
 )
+from integrations.slack_ids import INPUT, Action, Field, Form, Row, row
 
 ACTIONS = (
-    ("Claim", "esc_claim", "primary"),
-    ("Record promise", "esc_promise", None),
-    ("Mark disputed", "esc_dispute", "danger"),
-    ("Resume sequence", "esc_resume", None),
-    ("Resolve", "esc_resolve", None),
+    ("Claim", Action.ESC_CLAIM, "primary"),
+    ("Record promise", Action.ESC_PROMISE, None),
+    ("Mark disputed", Action.ESC_DISPUTE, "danger"),
+    ("Resume sequence", Action.ESC_RESUME, None),
+    ("Resolve", Action.ESC_RESOLVE, None),
 )
 STATE_TEXT = {
     "open": ":rotating_light: Needs a person",
@@ -63,11 +64,11 @@ def escalation_blocks(view: EscalationView) -> list[Block]:
         blocks.append(
             {
                 "type": "actions",
-                "block_id": f"esc:{view.id}",
+                "block_id": row(Row.ESCALATION, view.id),
                 "elements": [
                     _button(text, action_id, str(view.id), style)
                     for text, action_id, style in ACTIONS
-                    if not (action_id == "esc_claim" and view.state == "claimed")
+                    if not (action_id == Action.ESC_CLAIM and view.state == "claimed")
                 ],
             }
         )
@@ -136,7 +137,7 @@ def _text_input(
         "label": {"type": "plain_text", "text": label},
         "element": {
             "type": "plain_text_input",
-            "action_id": "value",
+            "action_id": INPUT,
             "multiline": multiline,
             "max_length": 2000,
         },
@@ -145,7 +146,7 @@ def _text_input(
 
 def promise_modal(escalation_id: int, customer: str, initial: str) -> Block:
     return _modal(
-        "esc_promise",
+        Form.ESC_PROMISE,
         escalation_id,
         "Record a promise",
         "Record it",
@@ -157,9 +158,9 @@ def promise_modal(escalation_id: int, customer: str, initial: str) -> Block:
             ),
             {
                 "type": "input",
-                "block_id": "date",
+                "block_id": Field.DATE,
                 "label": {"type": "plain_text", "text": "Promised date"},
-                "element": {"type": "datepicker", "action_id": "value", "initial_date": initial},
+                "element": {"type": "datepicker", "action_id": INPUT, "initial_date": initial},
             },
         ],
     )
@@ -167,7 +168,7 @@ def promise_modal(escalation_id: int, customer: str, initial: str) -> Block:
 
 def dispute_modal(escalation_id: int, customer: str) -> Block:
     return _modal(
-        "esc_dispute",
+        Form.ESC_DISPUTE,
         escalation_id,
         "Mark disputed",
         "Mark disputed",
@@ -176,14 +177,14 @@ def dispute_modal(escalation_id: int, customer: str) -> Block:
                 f"Mark *{escape(customer)}*'s open invoices disputed? No automated message goes "
                 "out about them until a person resolves the dispute."
             ),
-            _text_input("reason", "What is disputed", multiline=True),
+            _text_input(Field.REASON, "What is disputed", multiline=True),
         ],
     )
 
 
 def resolve_modal(escalation_id: int, customer: str) -> Block:
     return _modal(
-        "esc_resolve",
+        Form.ESC_RESOLVE,
         escalation_id,
         "Resolve",
         "Resolve",
@@ -191,18 +192,18 @@ def resolve_modal(escalation_id: int, customer: str) -> Block:
             _section(f"Close the escalation for *{escape(customer)}*."),
             {
                 "type": "input",
-                "block_id": "outcome",
+                "block_id": Field.OUTCOME,
                 "label": {"type": "plain_text", "text": "Outcome"},
                 "element": {
                     "type": "static_select",
-                    "action_id": "value",
+                    "action_id": INPUT,
                     "options": [
                         {"text": {"type": "plain_text", "text": text}, "value": value}
                         for value, text in OUTCOMES
                     ],
                 },
             },
-            _text_input("note", "Note (optional)", optional=True, multiline=True),
+            _text_input(Field.NOTE, "Note (optional)", optional=True, multiline=True),
         ],
     )
 

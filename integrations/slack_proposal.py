@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from integrations.slack_blocks import MAX_SECTION, Block, _button, _clip, _section, escape
+from integrations.slack_ids import Action, Row, row
 
 FENCE = "```"
 LABELS = {
@@ -73,10 +74,10 @@ def proposal_blocks(view: ProposalView) -> list[Block]:
             },
             {
                 "type": "actions",
-                "block_id": f"proposal_{view.version_id}",
+                "block_id": row(Row.PROPOSAL, view.version_id),
                 "elements": [
-                    _button("Approve", "proposal_approve", value, "primary"),
-                    _button("Reject", "proposal_reject", value, "danger"),
+                    _button("Approve", Action.PROPOSAL_APPROVE, value, "primary"),
+                    _button("Reject", Action.PROPOSAL_REJECT, value, "danger"),
                 ],
             },
         ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from integrations.slack_blocks import Block, _button, _section, escape
+from integrations.slack_ids import Action, Row, review_apply, row
 
 MAX_OPTIONS = 5
 
@@ -45,9 +46,9 @@ def review_blocks(view: ReviewView) -> list[Block]:
         )
         return blocks
     buttons = [
-        _button(f"Apply {n}", f"review_apply_{n}", f"{view.id}:{n}", "primary" if n == 1 else None)
+        _button(f"Apply {n}", review_apply(n), f"{view.id}:{n}", "primary" if n == 1 else None)
         for n in range(1, len(view.options[:MAX_OPTIONS]) + 1)
     ]
-    buttons.append(_button("Leave unmatched", "review_leave", f"{view.id}:0"))
-    blocks.append({"type": "actions", "block_id": f"review:{view.id}", "elements": buttons})
+    buttons.append(_button("Leave unmatched", Action.REVIEW_LEAVE, f"{view.id}:0"))
+    blocks.append({"type": "actions", "block_id": row(Row.REVIEW, view.id), "elements": buttons})
     return blocks
