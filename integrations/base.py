@@ -225,6 +225,10 @@ class SlackPort(Protocol):
 
     def update_cards(self, channel: str, ts: str, cards: list[ReminderCard]) -> None: ...
 
+    def post_text(self, channel: str, text: str) -> None:
+        """A plain message to the channel; the text is already Slack mrkdwn."""
+        ...
+
 
 # --- Escalations: the thread a person takes over -----------------------------------------
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+from slack_sdk.errors import SlackApiError
 
 from bot.core.errors import UserError
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class SourceError(UserError):
@@ -28,3 +31,15 @@ def json_or_empty(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+class SlackFailed(SlackApiError):
+    """Slack answered a call with an error: `error` is Slack's code (`not_in_channel`, …). The
+    Slack adapter raises it so the core can react without knowing slack_sdk."""
+
+    def __init__(self, message: str, response: Any) -> None:
+        super().__init__(message, response)  # type: ignore[no-untyped-call]
+
+    @property
+    def error(self) -> str:
+        return str(self.response.get("error") or "unknown_error")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
 )
 
 from integrations.base import EscalationView, PlanSummary, PostedGroup, PostedPlan, ReminderCard
+from integrations.errors import SlackFailed
 from integrations.slack_blocks import (
     group_blocks,
     group_text,
@@ -35,6 +39,28 @@ def web_client(token: str, base_url: str) -> WebClient:
     )
 
 
+C = TypeVar("C", bound=type)
+
+
+def _slack_failures(cls: C) -> C:
+    """Every public method raises SlackFailed (a SlackApiError) for an error answer from Slack."""
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or not callable(method):
+            continue
+
+        def wrapped(*args: Any, __method: Any = method, **kwargs: Any) -> Any:
+            try:
+                return __method(*args, **kwargs)
+            except SlackFailed:
+                raise
+            except SlackApiError as exc:
+                raise SlackFailed(str(exc), exc.response) from exc
+
+        setattr(cls, name, functools.wraps(method)(wrapped))
+    return cls
+
+
+@_slack_failures
 class SlackChat:
     def __init__(self, client: WebClient) -> None:
         self.client = client

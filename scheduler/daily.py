@@ -14,12 +14,11 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.core.models import ScheduledRun
 from bot.core.runtime import Runtime
-from bot.daily_steps import payment_links_for, post_plan_to_slack  # as `arbot plan` does
 from bot.learning import proposals
 from bot.learning.report import SlackFiles, post_report
 from bot.learning.weekly_review import PostsText, post_weekly_review
-from bot.planning.planner import PlanRules
-from bot.planning.store import run_plan
+from bot.planning.flows import plan_day
+from integrations.wiring import drafter_for, links_for, slack_for
 from scheduler.business_days import BusinessDays
 
 MORNING_PLAN = "morning_plan"
@@ -79,20 +78,18 @@ def morning_plan(runtime: Runtime, calendar: BusinessDays, instance: str) -> str
 
 
 def _plan_and_post(runtime: Runtime, day: date) -> str:
-    rules = PlanRules.from_settings(runtime.settings)
-    with runtime.writing() as session:
-        run = run_plan(
-            session,
-            rules,
-            day,
-            runtime.clock.now(),
-            dry_run=False,
-            links=payment_links_for(runtime.settings),
+    settings = runtime.settings
+    drafter = drafter_for(settings)
+    try:
+        done = plan_day(
+            runtime, day, links=links_for(settings), slack=slack_for(settings), drafter=drafter
         )
-    stored = len(run.reminder_ids)
-    held = len(run.plan.held)
-    posted = post_plan_to_slack(runtime, day, run)
-    where = f"posted to {posted}" if posted else "not posted (Slack is not set up)"
+    finally:
+        if drafter is not None:
+            drafter.close()
+    stored = len(done.run.reminder_ids)
+    held = len(done.run.plan.held)
+    where = f"posted to {done.posted_to}" if done.posted_to else "not posted (Slack is not set up)"
     return f"planned {stored} reminder(s) and escalation(s), {held} held; {where}"
 
 

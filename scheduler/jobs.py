@@ -30,13 +30,14 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.core.settings import WEEKDAYS, Settings
-from bot.daily_steps import send_once
 from bot.escalations.notes import SlackOut
 from bot.escalations.sweeps import sweep
 from bot.ledger.sources import sync_all
+from bot.reminders.flows import send_due
 from bot.workspaces.registry import Workspaces
 from integrations.errors import SourceError
-from integrations.slack_chat import SlackChat, web_client
+from integrations.slack_chat import SlackChat
+from integrations.wiring import senders_for, slack_for
 from scheduler.business_days import business_days
 from scheduler.daily import morning_plan, weekly_review
 
@@ -136,8 +137,8 @@ def declare_jobs(
 
 
 def send_tick(runtime: Runtime) -> str:
-    """What `arbot send` does, then Slack told what changed (the same steps as before)."""
-    send_once(runtime)
+    """What `arbot send` does: send what is due, then tell Slack what changed."""
+    send_due(runtime, senders_for(runtime.settings), slack_for(runtime.settings))
     return "outbox flushed"
 
 
@@ -171,12 +172,7 @@ def workspace_jobs(workspaces: Workspaces, instance: str) -> list[Job]:
         team = workspace.team_id
         try:
             runtime = workspaces.runtime(team)
-            token = runtime.settings.slack_bot_token
-            slack = (
-                SlackChat(web_client(token.get_secret_value(), runtime.settings.slack_api_url))
-                if token
-                else None
-            )
+            slack = slack_for(runtime.settings)
             first = (team, workspace.stamp) not in _DECLARED
             declared = declare_jobs(runtime, slack, instance, warn=first)
             _DECLARED.add((team, workspace.stamp))

@@ -10,11 +10,10 @@ from rich.console import Group
 from rich.table import Table
 
 from bot.core.money import decimal_str, format_money
+from bot.core.vocabulary import TIERS
 from bot.planning.forecast import ForecastDay
 from bot.planning.planner import PlanItem
 from bot.planning.store import PlanRun
-
-TIERS = ("strategic", "standard", "transactional")
 
 
 def _item_json(item: PlanItem, reminder_id: int | None) -> dict[str, Any]:

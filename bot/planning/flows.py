@@ -1,0 +1,70 @@
+"""Plan the day: the one story `arbot plan` and the scheduler's morning job both tell.
+
+The plan is worked out and stored in one write transaction; only after that commit are the drafts
+polished (an LLM call) and the plan posted to the finance channel (Slack calls)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from bot.core.errors import UserError
+from bot.core.runtime import Runtime
+from bot.planning import posting
+from bot.planning.planner import PlanRules
+from bot.planning.store import PlanRun, run_plan
+from bot.reminders.drafting import Drafter, polish
+from integrations.base import PaymentLinks, SlackPort
+from integrations.errors import SlackFailed
+
+
+@dataclass(frozen=True, slots=True)
+class DayPlan:
+    run: PlanRun
+    posted_to: str | None  # the finance channel, or None when the plan was not posted
+
+
+def plan_day(
+    runtime: Runtime,
+    day: date,
+    *,
+    links: PaymentLinks | None,
+    slack: SlackPort | None,
+    drafter: Drafter | None = None,
+    dry_run: bool = False,
+) -> DayPlan:
+    """Work out `day`'s reminders and escalations and store them; then, unless this is a dry run,
+    polish the drafts (with a drafter) and post the plan to ARBOT_FINANCE_CHANNEL (with Slack)."""
+    rules = PlanRules.from_settings(runtime.settings)
+    with runtime.writing() as session:
+        run = run_plan(session, rules, day, runtime.clock.now(), dry_run=dry_run, links=links)
+        if dry_run:
+            session.rollback()  # a dry run stores nothing, not even a first playbook version
+    if dry_run:
+        return DayPlan(run, None)
+    return DayPlan(run, post_day(runtime, day, run, slack=slack, drafter=drafter))
+
+
+def post_day(
+    runtime: Runtime,
+    day: date,
+    run: PlanRun,
+    *,
+    slack: SlackPort | None,
+    drafter: Drafter | None = None,
+) -> str | None:
+    """Post the stored plan to the finance channel when Slack is set up; None when it is not."""
+    channel = runtime.settings.finance_channel
+    if slack is None or not channel:
+        return None
+    if drafter is not None:
+        polish(runtime, list(run.reminder_ids.values()), drafter)
+    held = posting.held_counts([h.reason for h in run.plan.held])
+    try:
+        posting.post_plan(runtime, slack, channel, day, held)
+    except SlackFailed as exc:
+        raise UserError(
+            f"the plan is stored, but Slack refused it ({exc.error}); check SLACK_BOT_TOKEN and "
+            f"that the bot is in {channel}, then run `arbot plan` again to post it"
+        ) from None
+    return channel

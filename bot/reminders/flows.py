@@ -1,0 +1,43 @@
+"""Send what is due: the one story `arbot send` and the scheduler's send job both tell.
+
+The outbox claims, sends and records each reminder exactly once (bot/reminders/sending.py, each in
+its own short transaction); only after that are the cards redrawn and the finance channel told of
+an outage or of sends whose fate is unknown."""
+
+from __future__ import annotations
+
+from bot.core.runtime import Runtime
+from bot.planning import posting
+from bot.reminders.outbox import FlushReport
+from bot.reminders.sending import flush
+from integrations.base import Sender, SlackPort
+
+
+def send_due(runtime: Runtime, senders: dict[str, Sender], slack: SlackPort | None) -> FlushReport:
+    """Send the approved reminders that are due now, then tell Slack what changed."""
+    report = flush(runtime, senders)
+    tell_slack(runtime, report, slack)
+    return report
+
+
+def tell_slack(runtime: Runtime, report: FlushReport, slack: SlackPort | None) -> None:
+    settings = runtime.settings
+    channel = settings.finance_channel
+    if slack is None or not channel:
+        return
+    if report.outage:
+        slack.post_text(
+            channel,
+            f"Sending stopped: {report.outage}. The approved reminders wait; please fix it.",
+        )
+    if not report.changed():
+        return
+    with runtime.sessions() as session:
+        posting.refresh(session, slack, report.changed(), settings.timezone)
+    if report.unknown:
+        slack.post_text(
+            channel,
+            f"{len(report.unknown)} reminder(s) may or may not have gone out: the sender "
+            f"stopped while sending (ids {report.unknown}). Please check the mailbox and "
+            "mark each sent, or approve it again.",
+        )

@@ -1,0 +1,90 @@
+"""The `arbot` Typer application and what every command module shares: the consoles, the\n`--as-of` and `--json` options, and opening the runtime.\n\nCommand modules import what a command needs inside the command, so `arbot --help` and a command\nthat needs little start without loading the whole of arbot."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from bot.core.clock import Clock
+    from bot.core.runtime import Runtime
+
+
+app = typer.Typer(
+    name="arbot",
+    help=(
+        "arbot follows up on unpaid invoices for you. It reads your ledger, works out who should "
+        "get a friendly reminder, and shows you what is overdue.\n\n"
+        "Start with `arbot demo` to see it on sample data; no set-up needed."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+db_app = typer.Typer(help="Look after the database.", no_args_is_help=True)
+
+
+app.add_typer(db_app, name="db")
+
+
+playbook_app = typer.Typer(help="Check and manage the reminder playbook.", no_args_is_help=True)
+
+
+app.add_typer(playbook_app, name="playbook")
+
+
+def out() -> Console:
+    return Console(highlight=False)
+
+
+def err() -> Console:
+    return Console(stderr=True)
+
+
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        metavar="YYYY-MM-DD",
+        help="Count days late as of this date (default: today in ARBOT_TIMEZONE).",
+    ),
+]
+
+
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+
+
+@contextmanager
+def opened_runtime(clock: Clock | None = None, **overrides: Any) -> Iterator[Runtime]:
+    from bot.core.settings import load_settings
+    from bot.workspaces.registry import open_runtime
+
+    runtime = open_runtime(load_settings(**overrides), clock=clock)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def as_of_date(runtime: Runtime, text: str | None) -> date:
+    from bot.core.errors import UserError
+
+    if text is None:
+        return runtime.today()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--as-of {text!r} is not a date; write it as YYYY-MM-DD") from None
+
+
+def print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,59 @@
+"""`arbot simulate` and `arbot report`: what follow-up would change, and what it did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from handlers.cli.app import app, opened_runtime, out
+
+
+@app.command("simulate")
+def simulate_command(
+    days: Annotated[int, typer.Option("--days", help="Simulated days.")] = 90,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same run).")] = 7,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="A YAML file of behaviour probabilities.")
+    ] = None,
+    customers: Annotated[int, typer.Option("--customers", help="Sample customers.")] = 90,
+    playbook: Annotated[
+        Path | None, typer.Option("--playbook", help="A playbook file (default: the bundled one).")
+    ] = None,
+) -> None:
+    """What following up is worth on the sample ledger, against no follow-up: from a stated
+    model of customer behaviour, not from real customers."""
+    from bot.core.clock import local_date
+    from bot.simulation.model import BehaviourModel, load_model
+    from bot.simulation.report import describe
+    from bot.simulation.run import simulate
+
+    with opened_runtime() as runtime:  # ARBOT_WORKSPACE's business rules, when it names one
+        settings = runtime.settings
+    result = simulate(
+        days,
+        seed,
+        load_model(model) if model else BehaviourModel(),
+        start_day=local_date(settings.clock(), settings.timezone),
+        customers=customers,
+        playbook=playbook,
+        settings=settings,
+    )
+    out().print(describe(result), markup=False)
+
+
+@app.command()
+def report(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the charts and index.html.")],
+    weeks: Annotated[int, typer.Option("--weeks", help="How many weeks back (1-104).")] = 12,
+) -> None:
+    """Outcomes per step and tier, DSO, aging and cash collected by week: charts and an HTML page."""
+    from bot.learning.report import write_report
+
+    with opened_runtime() as runtime, runtime.sessions() as session:
+        paths = write_report(
+            session, runtime.today(), out_dir, timezone=runtime.settings.timezone, weeks=weeks
+        )
+    for path in paths:
+        out().print(str(path), markup=False)
