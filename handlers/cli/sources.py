@@ -6,25 +6,14 @@ from __future__ import annotations
 import secrets
 import sys
 from dataclasses import replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from bot.core.errors import UserError
-from bot.core.settings import Settings, load_settings
-from bot.ledger.source_tokens import DatabaseTokenStore
-from bot.ledger.sources import provider_for, sync_all
-from bot.ledger.sync import CrmSyncResult, SyncResult
-from bot.workspaces.registry import open_runtime
-from integrations.freshbooks import freshbooks_accounts
-from integrations.oauth import (
-    authorize_url,
-    exchange_code,
-    parse_redirect,
-)
-from integrations.slack_chat import chat_from
-from integrations.xero import xero_tenants
+if TYPE_CHECKING:
+    from bot.core.settings import Settings
+    from bot.ledger.sync import CrmSyncResult, SyncResult
 
 
 def _out() -> Console:
@@ -49,6 +38,15 @@ def connect_command(
     ] = None,
 ) -> None:
     """Connect an accounting source: open the printed address, approve, paste back where you land."""
+    from bot.core.errors import UserError
+    from bot.core.settings import load_settings
+    from bot.ledger.source_tokens import DatabaseTokenStore
+    from bot.ledger.sources import provider_for
+    from bot.workspaces.registry import open_runtime
+    from integrations.freshbooks import freshbooks_accounts
+    from integrations.oauth import authorize_url, exchange_code, parse_redirect
+    from integrations.xero import xero_tenants
+
     runtime = open_runtime(load_settings())
     try:
         settings = runtime.settings
@@ -97,6 +95,12 @@ def connect_command(
 
 def sync_command() -> None:
     """Pull what changed in each connected source since the last sync into the ledger."""
+    from bot.core.errors import UserError
+    from bot.core.settings import load_settings
+    from bot.ledger.sources import sync_all
+    from bot.workspaces.registry import open_runtime
+    from integrations.slack_chat import chat_from
+
     runtime = open_runtime(load_settings())
     try:
         token = runtime.settings.slack_bot_token

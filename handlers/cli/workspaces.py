@@ -4,16 +4,15 @@ ARBOT_WORKSPACE names."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.core.errors import UserError
-from bot.core.runtime import start
-from bot.core.settings import Settings, load_settings
-from bot.workspaces.registry import Workspaces, settable
+if TYPE_CHECKING:
+    from bot.core.settings import Settings
+    from bot.workspaces.registry import Workspaces
 
 workspace_app = typer.Typer(
     help="The Slack workspaces installed here (several businesses on one deployment).",
@@ -27,6 +26,10 @@ def _out() -> Console:
 
 
 def _workspaces() -> Workspaces:
+    from bot.core.runtime import start
+    from bot.core.settings import load_settings
+    from bot.workspaces.registry import Workspaces
+
     settings = load_settings(workspace=None)
     return Workspaces(start(settings))
 
@@ -88,6 +91,9 @@ def set_command(
 ) -> None:
     """Set some of a workspace's own settings (SMTP, Stripe, timezone, …). All are checked
     first: one bad value changes nothing."""
+    from bot.core.errors import UserError
+    from bot.workspaces.registry import settable
+
     changes: dict[str, str | None] = {}
     for assignment in assignments:
         variable, sep, value = assignment.partition("=")
@@ -106,6 +112,8 @@ def unset_command(
     variables: Annotated[list[str], typer.Argument(help="The variables to clear.")],
 ) -> None:
     """Clear some of a workspace's own settings (they go back to their defaults)."""
+    from bot.workspaces.registry import settable
+
     for variable in variables:
         settable(variable)
     _change(team_id, {v.upper(): None for v in variables})
@@ -127,6 +135,9 @@ def _change(team_id: str, changes: dict[str, str | None]) -> None:
 
 def upgrade_workspaces(settings: Settings) -> list[str]:
     """`arbot db upgrade` for every installed workspace's data; the ids done."""
+    from bot.core.runtime import start
+    from bot.workspaces.registry import Workspaces
+
     workspaces = Workspaces(start(settings))
     try:
         done = []
