@@ -148,6 +148,16 @@ class InvoiceNotes(Protocol):
 # --- Slack: what the core hands the Slack side, and what it asks of it ---------------------------
 
 
+def escape(text: str) -> str:
+    """Slack's mrkdwn escaping: &, < and > only."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention(slack_id: str) -> str:
+    """A user (U…/W…) or a user group (S…)."""
+    return f"<!subteam^{slack_id}>" if slack_id.startswith("S") else f"<@{slack_id}>"
+
+
 @dataclass(frozen=True, slots=True)
 class CardInvoice:
     number: str

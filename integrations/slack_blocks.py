@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.base import PlanSummary, ReminderCard
+from integrations.base import PlanSummary, ReminderCard, escape, mention
 from integrations.slack_ids import (
     APPROVE_ALL_ROW,
     INPUT,
@@ -32,16 +32,6 @@ STATE_LABELS = {
     "failed": ":warning: Failed",
     "unknown": ":grey_question: Unknown: check whether it went out",
 }
-
-
-def escape(text: str) -> str:
-    """Slack's mrkdwn escaping: &, < and > only."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def mention(slack_id: str) -> str:
-    """A user (U…/W…) or a user group (S…)."""
-    return f"<!subteam^{slack_id}>" if slack_id.startswith("S") else f"<@{slack_id}>"
 
 
 def _clip(text: str, limit: int) -> str:

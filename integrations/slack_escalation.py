@@ -4,17 +4,8 @@ characters a section, unique action_ids within a block)."""
 
 from __future__ import annotations
 
-from integrations.base import EscalationView
-from integrations.slack_blocks import (
-    MAX_BLOCKS,
-    MAX_SECTION,
-    Block,
-    _button,
-    _clip,
-    _section,
-    escape,
-    mention,
-)
+from integrations.base import EscalationView, escape, mention
+from integrations.slack_blocks import MAX_BLOCKS, MAX_SECTION, Block, _button, _clip, _section
 from integrations.slack_ids import INPUT, Action, Field, Form, Row, row
 
 ACTIONS = (

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from integrations.slack_blocks import MAX_SECTION, Block, _button, _clip, _section, escape
+from integrations.base import escape
+from integrations.slack_blocks import MAX_SECTION, Block, _button, _clip, _section
 from integrations.slack_ids import Action, Row, row
 
 FENCE = "```"

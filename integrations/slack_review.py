@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from integrations.slack_blocks import Block, _button, _section, escape
+from integrations.base import escape
+from integrations.slack_blocks import Block, _button, _section
 from integrations.slack_ids import Action, Row, review_apply, row
 
 MAX_OPTIONS = 5

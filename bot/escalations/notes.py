@@ -19,8 +19,7 @@ from bot.escalations import posting as escalation_posting
 from bot.payments import links as payment_links
 from bot.payments.record import PaymentOutcome
 from bot.planning import posting
-from integrations.base import EscalationPort, PaymentLinks, SlackPort
-from integrations.slack_blocks import escape
+from integrations.base import EscalationPort, PaymentLinks, SlackPort, escape
 
 log = logging.getLogger(__name__)
 

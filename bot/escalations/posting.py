@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.models import Customer, Escalation
 from bot.escalations import service
-from integrations.base import EscalationPort
-from integrations.slack_blocks import escape, mention
+from integrations.base import EscalationPort, escape, mention
 
 log = logging.getLogger(__name__)
 

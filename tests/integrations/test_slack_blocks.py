@@ -6,11 +6,10 @@ from collections import Counter
 from datetime import date
 from typing import Any
 
-from integrations.base import CardInvoice, PlanSummary, ReminderCard, TierLine
+from integrations.base import CardInvoice, PlanSummary, ReminderCard, TierLine, escape
 from integrations.slack_blocks import (
     MAX_BLOCKS,
     edit_modal,
-    escape,
     group_blocks,
     pack,
     plan_header_blocks,
