@@ -546,6 +546,7 @@ def test_a_message_too_long_for_slacks_form_is_not_cut_to_fit(
     assert slack_api.calls("views.open") == []
 
 
+@pytest.mark.slow  # matplotlib renders the charts
 def test_ar_report_in_the_finance_channel_uploads_the_charts(
     served: Any, posted: Runtime, slack_api: Any
 ) -> None:

@@ -30,6 +30,8 @@ from tests.support.ledger_files import a_week_late, write
 from tests.support.slack_requests import wait_for
 from tests.support.smtp_server import SmtpServer
 
+pytestmark = pytest.mark.slow  # `arbot serve` processes
+
 POSTGRES_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]
 SECRET = "replica-test-secret-key-0123456789"
 

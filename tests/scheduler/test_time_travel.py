@@ -67,6 +67,7 @@ def test_after_a_dst_weekend_the_next_plan_is_due_monday_at_8_local(
     assert fires.astimezone(NEW_YORK).strftime("%a %H:%M") == "Mon 08:00"
 
 
+@pytest.mark.slow  # the real scheduler, its wall clock moved by time-machine
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     ("just_before", "expected_utc"),
@@ -99,6 +100,7 @@ def test_the_running_scheduler_plans_at_8_local_on_the_monday_after_a_dst_change
     assert plan_headers(slack_api) == [f"Collections plan for {just_before.date().isoformat()}"]
 
 
+@pytest.mark.slow
 def test_a_service_down_at_8_posts_the_plan_once_when_it_comes_back_and_not_again(
     ledger: None, wall_runtime: Runtime, slack_chat: SlackChat, slack_api: Any
 ) -> None:
@@ -122,6 +124,7 @@ def test_a_service_down_at_8_posts_the_plan_once_when_it_comes_back_and_not_agai
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("local", "holidays", "why"),
     [

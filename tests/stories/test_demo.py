@@ -41,6 +41,7 @@ def test_the_sample_ledger_moves_with_today() -> None:
         assert a["balance"] == b["balance"]
 
 
+@pytest.mark.slow  # the whole demo, twice
 def test_demo_imports_the_sample_and_prints_aging_and_what_is_overdue(
     cli: Any, tmp_path: Path
 ) -> None:
@@ -80,6 +81,7 @@ def test_bad_usage_exits_with_code_2(cli: Any, args: list[str]) -> None:
     assert cli(*args).code == 2
 
 
+@pytest.mark.slow  # an `arbot` process
 def test_the_installed_console_script_answers_help() -> None:
     script = Path(sys.executable).parent / "arbot"
     result = subprocess.run(

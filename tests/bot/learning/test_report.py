@@ -66,6 +66,7 @@ WEEKS = [
 ]
 
 
+@pytest.mark.slow  # matplotlib renders each chart
 @pytest.mark.parametrize(
     "draw",
     [
@@ -96,6 +97,7 @@ def small_ledger(runtime: Runtime, step: str = "plus7") -> None:
     ledger.touch(euro, [owed], at(date(2026, 2, 4)), step="gentle")
 
 
+@pytest.mark.slow
 def test_write_report_writes_the_charts_and_an_escaped_self_contained_page(
     runtime: Runtime, tmp_path: Path
 ) -> None:
@@ -125,6 +127,7 @@ def test_write_report_writes_the_charts_and_an_escaped_self_contained_page(
     assert "€900.00" in page  # the EUR invoice, open
 
 
+@pytest.mark.slow  # the charts are drawn before the folder is checked
 def test_write_report_into_a_file_instead_of_a_folder_says_so_and_writes_nothing(
     runtime: Runtime, tmp_path: Path
 ) -> None:
@@ -171,6 +174,7 @@ def test_the_slack_summary_gives_the_figures_and_stays_within_one_section(
     assert report_text(crowded).endswith("…")
 
 
+@pytest.mark.slow
 def test_post_report_uploads_the_charts_through_slack_and_posts_the_summary(
     runtime: Runtime, slack_api: Any
 ) -> None:
@@ -206,6 +210,7 @@ def test_post_report_uploads_the_charts_through_slack_and_posts_the_summary(
     assert [e.payload["channel"] for e in logged] == ["C0FINANCE"]
 
 
+@pytest.mark.slow
 def test_a_refused_upload_posts_nothing_and_logs_nothing(runtime: Runtime, slack_api: Any) -> None:
     from slack_sdk.errors import SlackApiError
 
@@ -219,6 +224,7 @@ def test_a_refused_upload_posts_nothing_and_logs_nothing(runtime: Runtime, slack
         assert session.scalars(select(Event).where(Event.kind == "report.posted")).all() == []
 
 
+@pytest.mark.slow
 def test_a_report_with_many_currencies_posts_ten_charts_and_the_folder_keeps_them_all(
     runtime: Runtime, slack_api: Any, tmp_path: Path
 ) -> None:

@@ -273,6 +273,7 @@ def test_two_workers_on_postgres_never_send_the_same_reminder(
     assert set(states(runtime).values()) == {"sent"}
 
 
+@pytest.mark.slow  # an `arbot serve` process
 def test_arbot_serve_runs_the_send_worker(
     mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path, database_url: str
 ) -> None:

@@ -14,12 +14,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.core.models import Reminder
 from bot.core.runtime import Runtime
 from tests.support.ledger_files import row, write
 from tests.support.smtp_server import SmtpServer
+
+pytestmark = pytest.mark.slow  # `arbot send` processes, killed
 
 REMINDERS = 1000
 KILLS = 5
