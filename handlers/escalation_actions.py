@@ -9,10 +9,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from slack_bolt import Ack, App
-from sqlalchemy import select
 
 from bot.core.errors import UserError
-from bot.core.models import Customer, Escalation
 from bot.escalations import posting, service
 from handlers.listener_kit import ListenerKit
 from integrations.slack_escalation import OUTCOMES, dispute_modal, promise_modal, resolve_modal
@@ -41,18 +39,13 @@ def register(app: App, kit: ListenerKit) -> None:
     def after(escalation_id: int, note: str) -> None:
         """Re-draw the parent message and say what happened in the thread."""
         with runtime.sessions() as session:
-            posting.redraw(session, slack, escalation_id, runtime.today(), settings.timezone)
-            escalation = session.get(Escalation, escalation_id)
-            if escalation and escalation.slack_channel and escalation.slack_thread_ts:
-                slack.post_in_thread(escalation.slack_channel, escalation.slack_thread_ts, note)
+            posting.after_decision(
+                session, slack, escalation_id, note, runtime.today(), settings.timezone
+            )
 
     def customer_name(escalation_id: int) -> str:
         with runtime.sessions() as session:
-            name = session.scalar(
-                select(Customer.name)
-                .join(Escalation, Escalation.customer_id == Customer.id)
-                .where(Escalation.id == escalation_id)
-            )
+            name = service.customer_name(session, escalation_id)
         return name or "this customer"
 
     @app.action("esc_claim")
@@ -193,21 +186,16 @@ def register(app: App, kit: ListenerKit) -> None:
         if not thread or event.get("subtype") or event.get("bot_id") or not event.get("user"):
             return
         with runtime.writing() as session:
-            escalation = session.scalars(
-                select(Escalation).where(
-                    Escalation.slack_channel == event.get("channel"),
-                    Escalation.slack_thread_ts == thread,
-                )
-            ).first()
-            if escalation is None:
+            escalation_id = service.in_thread(session, event.get("channel"), thread)
+            if escalation_id is None:
                 return
             try:
                 service.thread_note(
                     session,
-                    escalation.id,
+                    escalation_id,
                     event["user"],
                     event.get("text", ""),
                     runtime.clock.now(),
                 )
             except UserError:
-                log.warning("thread note for a missing escalation %s", escalation.id)
+                log.warning("thread note for a missing escalation %s", escalation_id)

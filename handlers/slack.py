@@ -16,14 +16,13 @@ from typing import Any
 from slack_bolt import Ack, App, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import func, select
 
 from bot.core.errors import UserError
-from bot.core.models import Customer, Escalation, Reminder
 from bot.core.runtime import Runtime
+from bot.escalations import service
 from bot.escalations.sweeps import sweep
 from bot.learning.report import post_report
-from bot.ledger import accounts
+from bot.ledger import accounts, customers
 from bot.ledger.aging import aging_report
 from bot.ledger.status import account_status
 from bot.planning import posting
@@ -174,32 +173,29 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
         if refused(channel, user):
             return
         with runtime.sessions() as session:
-            reminder = session.get(Reminder, reminder_id)
-            if reminder is None or reminder.state != "planned":
-                state = reminder.state if reminder else "gone"
-                tell(channel, user, f"This reminder can no longer be edited: it is {state}.")
-                return
-            limit = EDIT_LIMITS.get(reminder.channel or "email", 3000)
-            if len(reminder.body_text or "") > limit:  # never cut a customer's message silently
-                tell(
-                    channel,
-                    user,
-                    f"This message is {len(reminder.body_text or '')} characters, "
-                    f"more than Slack's form can hold ({limit}). Approve or skip it as it is.",
-                )
-                return
-            customer = session.get(Customer, reminder.customer_id)
-            assert customer is not None
-            examples = approvals.recent_examples(session, customer.tier, reminder.step_key)
-            view = edit_modal(
-                reminder.id,
-                reminder.channel,
-                reminder.subject if reminder.channel == "email" else None,
-                reminder.body_text or "",
-                reminder.step_key,
-                customer.name,
-                examples,
+            draft = approvals.draft_of(session, reminder_id, examples=True)
+        if draft is None or draft.state != "planned":
+            state = draft.state if draft else "gone"
+            tell(channel, user, f"This reminder can no longer be edited: it is {state}.")
+            return
+        limit = EDIT_LIMITS.get(draft.channel or "email", 3000)
+        if len(draft.body) > limit:  # never cut a customer's message silently
+            tell(
+                channel,
+                user,
+                f"This message is {len(draft.body)} characters, "
+                f"more than Slack's form can hold ({limit}). Approve or skip it as it is.",
             )
+            return
+        view = edit_modal(
+            draft.reminder_id,
+            draft.channel,
+            draft.subject if draft.channel == "email" else None,
+            draft.body,
+            draft.step_key,
+            draft.customer_name,
+            list(draft.examples),
+        )
         view["private_metadata"] = f"{reminder_id}|{channel or ''}"
         open_view(body, view, channel, user)
 
@@ -210,11 +206,10 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
         if refused(channel, user):
             return
         with runtime.sessions() as session:
-            reminder = session.get(Reminder, reminder_id)
-            customer = session.get(Customer, reminder.customer_id) if reminder else None
-        if reminder is None or customer is None:
+            draft = approvals.draft_of(session, reminder_id)
+        if draft is None:
             return
-        view = skip_modal(reminder_id, customer.name)
+        view = skip_modal(reminder_id, draft.customer_name)
         view["private_metadata"] = f"{reminder_id}|{channel or ''}"
         open_view(body, view, channel, user)
 
@@ -245,8 +240,8 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
         text = values.get("body", {}).get("value", {}).get("value") or ""
         reminder_id = int(reminder_id_text)
         with runtime.sessions() as session:
-            reminder = session.get(Reminder, reminder_id)
-            channel_kind = reminder.channel if reminder else None
+            draft = approvals.draft_of(session, reminder_id)
+        channel_kind = draft.channel if draft else None
         problems = approvals.edit_problems(channel_kind, subject, text)
         if problems:  # shown inline in the modal, nothing saved
             ack(response_action="errors", errors=problems)
@@ -425,13 +420,7 @@ def _plan(runtime: Runtime, trusted: bool) -> str:
     day = runtime.today()
     with runtime.sessions() as session:
         summary = posting.summary_for(session, day)
-        states = dict(
-            session.execute(
-                select(Reminder.state, func.count())
-                .where(Reminder.plan_date == day, Reminder.action == "remind")
-                .group_by(Reminder.state)
-            ).all()
-        )
+        states = posting.states_for(session, day)
     return plan_text(summary, states, show_amounts=trusted)
 
 
@@ -509,7 +498,8 @@ def _assign(runtime: Runtime, words: list[str], user: str, approvers: Approvers)
             # The rules, not an optional LLM: this runs before Slack's 3-second ack.
             RuleClassifier(),
         )
-        name = session.get(Customer, result.customer_id).name  # type: ignore[union-attr]
+        assert result.customer_id is not None  # an assigned message has its customer
+        name = customers.name_of(session, result.customer_id)
     label = (result.label or "other").replace("_", " ")
     return Answer(
         f"Message {words[0]} is now *{name}*'s reply ({label}); their reminders are paused and "
@@ -523,13 +513,7 @@ def home_for(runtime: Runtime, trusted: bool) -> dict[str, Any]:
     day = runtime.today()
     with runtime.sessions() as session:
         queue = _plan(runtime, trusted)
-        escalations = session.execute(
-            select(Customer.name, Escalation.reason, Escalation.owner_slack_id, Escalation.state)
-            .join(Customer, Customer.id == Escalation.customer_id)
-            .where(Escalation.state != "resolved")
-            .order_by(Escalation.opened_at)
-            .limit(30)
-        ).all()
+        escalations = service.unresolved(session, limit=30)
         aging = (
             aging_text(aging_report(session, day).as_json())
             if trusted

@@ -119,6 +119,21 @@ def redraw(
     slack.update_escalation(escalation.slack_channel, escalation.slack_thread_ts, view)
 
 
+def after_decision(
+    session: Session,
+    slack: EscalationPort,
+    escalation_id: int,
+    text: str,
+    today: date,
+    timezone: str,
+) -> None:
+    """Re-draw the parent message after a person's decision and say what happened in its thread."""
+    redraw(session, slack, escalation_id, today, timezone)
+    escalation = session.get(Escalation, escalation_id)
+    if escalation and escalation.slack_channel and escalation.slack_thread_ts:
+        slack.post_in_thread(escalation.slack_channel, escalation.slack_thread_ts, text)
+
+
 def note(session: Session, slack: EscalationPort, customer_id: int, text: str) -> bool:
     """Say something in the customer's open escalation thread, if there is one."""
     escalation = service.open_for(session, customer_id)

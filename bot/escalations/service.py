@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -89,6 +89,42 @@ def open_for(session: Session, customer_id: int) -> Escalation | None:
         .where(Escalation.customer_id == customer_id, Escalation.state.in_(OPEN_STATES))
         .order_by(Escalation.id)
     ).first()
+
+
+def customer_name(session: Session, escalation_id: int) -> str | None:
+    return session.scalar(
+        select(Customer.name)
+        .join(Escalation, Escalation.customer_id == Customer.id)
+        .where(Escalation.id == escalation_id)
+    )
+
+
+def in_thread(session: Session, channel: str | None, thread_ts: str) -> int | None:
+    """The escalation whose Slack thread this is, if any."""
+    return session.scalars(
+        select(Escalation.id).where(
+            Escalation.slack_channel == channel, Escalation.slack_thread_ts == thread_ts
+        )
+    ).first()
+
+
+class Unresolved(NamedTuple):
+    customer_name: str
+    reason: str
+    owner: str | None  # a Slack user or group id
+    state: str
+
+
+def unresolved(session: Session, limit: int) -> list[Unresolved]:
+    """The escalations not yet resolved, oldest first."""
+    rows = session.execute(
+        select(Customer.name, Escalation.reason, Escalation.owner_slack_id, Escalation.state)
+        .join(Customer, Customer.id == Escalation.customer_id)
+        .where(Escalation.state != "resolved")
+        .order_by(Escalation.opened_at)
+        .limit(limit)
+    ).all()
+    return [Unresolved(*row) for row in rows]
 
 
 def _load(session: Session, escalation_id: int) -> Escalation:

@@ -54,3 +54,9 @@ def _not_found(names: Sequence[Any], query: str) -> str:
         return f"no customer matches {query!r}"
     suggestions = ", ".join(_label(by_folded[name]) for name in close)
     return f"no customer matches {query!r}. Did you mean: {suggestions}?"
+
+
+def name_of(session: Session, customer_id: int) -> str:
+    customer = session.get(Customer, customer_id)
+    assert customer is not None, f"no customer {customer_id}"
+    return customer.name

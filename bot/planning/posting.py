@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -145,6 +145,17 @@ def summary_for(
             )
         )
     return PlanSummary(day=day, tiers=tuple(lines), held=tuple(held or ()))
+
+
+def states_for(session: Session, day: date) -> dict[str, int]:
+    """How many of the day's reminders (escalations aside) are in each state."""
+    return dict(
+        session.execute(
+            select(Reminder.state, func.count())
+            .where(Reminder.plan_date == day, Reminder.action == "remind")
+            .group_by(Reminder.state)
+        ).all()
+    )
 
 
 def post_plan(

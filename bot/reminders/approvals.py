@@ -278,3 +278,39 @@ def recent_examples(session: Session, tier: str, step_key: str, limit: int = 2) 
             .limit(limit)
         )
     )
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A reminder as an approver sees it in a form: what it says, to whom, at which step."""
+
+    reminder_id: int
+    state: str
+    channel: str | None
+    subject: str | None
+    body: str
+    step_key: str
+    customer_name: str
+    examples: tuple[str, ...] = ()  # how this team wrote this step last time, when asked for
+
+
+def draft_of(session: Session, reminder_id: int, examples: bool = False) -> Draft | None:
+    """The reminder behind an Edit or Skip form, or None if there is no such reminder. With
+    `examples`, the team's recent edits of the same step for the customer's tier too."""
+    reminder = session.get(Reminder, reminder_id)
+    if reminder is None:
+        return None
+    customer = session.get(Customer, reminder.customer_id)
+    assert customer is not None  # a reminder's customer is a foreign key
+    return Draft(
+        reminder_id=reminder.id,
+        state=reminder.state,
+        channel=reminder.channel,
+        subject=reminder.subject,
+        body=reminder.body_text or "",
+        step_key=reminder.step_key,
+        customer_name=customer.name,
+        examples=tuple(recent_examples(session, customer.tier, reminder.step_key))
+        if examples
+        else (),
+    )
