@@ -32,6 +32,7 @@ from handlers.listener_kit import ListenerKit
 from integrations.slack_blocks import edit_modal, home_view, skip_modal, text_blocks
 from integrations.slack_chat import SlackChat
 from integrations.slack_text import HELP, aging_text, plan_text, status_text
+from integrations.wiring import links_for
 
 log = logging.getLogger(__name__)
 MEMBERS_TTL_SECONDS = 60
@@ -285,7 +286,7 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
             tell(channel or None, user, already(decision))
 
     def post_escalations() -> None:
-        sweep(runtime, slack)
+        sweep(runtime, slack, links=links_for(runtime.settings))
 
     def post_the_report(command: dict[str, Any]) -> None:
         post_report(runtime, client, command["channel_id"], runtime.today())

@@ -37,7 +37,7 @@ from bot.reminders.flows import send_due
 from bot.workspaces.registry import Workspaces
 from integrations.errors import SourceError
 from integrations.slack_chat import SlackChat
-from integrations.wiring import senders_for, slack_for
+from integrations.wiring import links_for, senders_for, slack_for
 from scheduler.business_days import business_days
 from scheduler.daily import morning_plan, weekly_review
 
@@ -143,7 +143,7 @@ def send_tick(runtime: Runtime) -> str:
 
 
 def sweep_tick(runtime: Runtime, slack: SlackOut | None) -> str:
-    report = sweep(runtime, slack)
+    report = sweep(runtime, slack, links=links_for(runtime.settings))
     return (
         f"{len(report.posted)} escalation(s) posted, {len(report.missed_promises)} missed "
         f"promise(s), {len(report.raised)} unclaimed raised"

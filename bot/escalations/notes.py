@@ -8,7 +8,6 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
@@ -20,6 +19,7 @@ from bot.payments import links as payment_links
 from bot.payments.record import PaymentOutcome
 from bot.planning import posting
 from integrations.base import EscalationPort, PaymentLinks, SlackPort, escape
+from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def after_payment(
         posting.refresh(session, slack, outcome.cancelled, timezone)
         for customer_id, text in notes.items():
             escalation_posting.note(session, slack, customer_id, text)
-    except SlackApiError as exc:  # the ledger is right; Slack catches up on the next change
+    except SlackFailed as exc:  # the ledger is right; Slack catches up on the next change
         log.error("Slack not updated after a payment: %s", exc.response.get("error"))
     return notes
 
@@ -143,7 +143,7 @@ def post_unmatched(
             continue  # another process has it
         try:
             slack.post_text(channel, text)
-        except SlackApiError as exc:
+        except SlackFailed as exc:
             log.error("unmatched message %s not posted: %s", inbound_id, exc.response.get("error"))
             _mark_unmatched(runtime, inbound_id, told=False)
             break  # Slack is refusing: the rest wait for the next sweep too

@@ -18,8 +18,7 @@ from bot.escalations.notes import SlackOut
 from bot.payments import links as payment_links
 from bot.payments import reviews as review_posting
 from bot.replies import inbound
-from integrations.slack_chat import SlackChat
-from integrations.stripe_links import links_from
+from integrations.base import PaymentLinks
 
 log = logging.getLogger(__name__)
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -50,7 +49,12 @@ def business_time(start: datetime, end: datetime, timezone: str, days: list[str]
     return total
 
 
-def sweep(runtime: Runtime, slack: SlackOut | None) -> SweepReport:
+def sweep(
+    runtime: Runtime, slack: SlackOut | None, *, links: PaymentLinks | None = None
+) -> SweepReport:
+    """Missed promises escalated, stale payment links retired (with `links`), and whatever Slack
+    did not get posted again: escalations, bank-payment reviews, unmatched messages, unclaimed
+    threads raised."""
     settings = runtime.settings
     now, today = runtime.clock.now(), runtime.today()
     routes = dict(settings.escalation_routes)
@@ -87,8 +91,6 @@ def sweep(runtime: Runtime, slack: SlackOut | None) -> SweepReport:
                 )
         except Exception:  # the escalation stands; the owner sees it in the thread's history
             log.exception("missed-promise note for customer %s not posted", customer_id)
-    key = settings.stripe_api_key
-    links = links_from(key.get_secret_value() if key else None, settings.stripe_api_base)
     if links is not None:
         try:
             with runtime.writing() as session:
@@ -102,7 +104,7 @@ def sweep(runtime: Runtime, slack: SlackOut | None) -> SweepReport:
         report.posted = posting.post_pending(
             session, slack, channel, today, settings.timezone, routes, now
         )
-    if settings.finance_channel and isinstance(slack, SlackChat):
+    if settings.finance_channel:
         try:  # bank payments to place that Slack did not get when they were imported
             with runtime.writing() as session:
                 report.reviews_posted = review_posting.post_open(

@@ -138,7 +138,7 @@ def poll_inbox_command() -> None:
         )
         from bot.escalations.sweeps import sweep
 
-        sweep(runtime, _slack(runtime))
+        sweep(runtime, _slack(runtime), links=_links(runtime))
     finally:
         runtime.close()
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(outcomes.items())) or "nothing new"
