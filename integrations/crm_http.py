@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bot.core.models import TIERS
+from bot.core.vocabulary import TIERS
 from integrations.base import ContactRecord
 from integrations.csv_common import normalise_email, normalise_phone
 from integrations.errors import SourceError, SourceUnavailable, json_or_empty

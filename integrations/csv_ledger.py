@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from bot.core.errors import UserError, ValidationFailed
-from bot.core.models import TIERS
 from bot.core.money import parse_amount
+from bot.core.vocabulary import TIERS
 from integrations.base import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
 from integrations.csv_common import (
     cell_text,

@@ -15,12 +15,11 @@ from sqlalchemy.orm import Session
 
 from bot.core.models import Reminder, ScheduledRun, SourceToken, SyncState
 from bot.core.runtime import Runtime
+from bot.core.vocabulary import CHANNELS
 from bot.reminders.outbox import due_now
 from bot.workspaces.registry import Workspaces
 from scheduler.daily import MORNING_PLAN
 from scheduler.runner import Runner
-
-CHANNELS = {"email", "sms"}
 
 
 def health(
@@ -112,7 +111,7 @@ def _last_plan(session: Session) -> dict[str, Any] | None:
 
 def _backlog(session: Session, now: datetime) -> dict[str, Any]:
     due, oldest = session.execute(
-        select(func.count(), func.min(Reminder.send_after)).where(due_now(now, CHANNELS))
+        select(func.count(), func.min(Reminder.send_after)).where(due_now(now, set(CHANNELS)))
     ).one()
     sending = session.scalar(
         select(func.count()).select_from(Reminder).where(Reminder.state == "sending")

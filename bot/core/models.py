@@ -27,24 +27,16 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relat
 
 from bot.core.dbtypes import Amount, UTCDateTime
 from bot.core.errors import ArbotError
-
-TIERS = ("strategic", "standard", "transactional")
-CONTACT_ROLES = ("billing", "primary", "executive")
-INVOICE_STATUSES = ("open", "paid", "void", "written_off")
-CHANNELS = ("email", "sms")
-REMINDER_STATES = (
-    "planned",
-    "approved",
-    "sending",
-    "sent",
-    "skipped",
-    "cancelled",
-    "failed",
-    "unknown",
+from bot.core.vocabulary import (
+    CHANNELS,
+    CONTACT_ROLES,
+    ESCALATION_STATES,
+    INVOICE_STATUSES,
+    PLAYBOOK_STATUSES,
+    REMINDER_STATES,
+    REVIEW_STATES,
+    TIERS,
 )
-ESCALATION_STATES = ("open", "claimed", "resolved")
-PLAYBOOK_STATUSES = ("proposed", "active", "retired")
-REVIEW_STATES = ("open", "applied", "unmatched")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

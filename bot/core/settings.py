@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from bot.core.clock import Clock, FixedClock, SystemClock
 from bot.core.errors import UserError
+from bot.core.vocabulary import RESOLUTIONS, TIERS
 
 
 def _env(name: str) -> AliasChoices:
@@ -303,7 +304,7 @@ class Settings(BaseSettings):
     @field_validator("resolved_when")
     @classmethod
     def _resolutions(cls, values: list[str]) -> list[str]:
-        unknown = [v for v in values if v not in ("payment_plan", "promise")]
+        unknown = [v for v in values if v not in RESOLUTIONS]
         if unknown:
             raise ValueError(f"unknown {', '.join(unknown)}; use payment_plan and/or promise")
         return values
@@ -311,7 +312,7 @@ class Settings(BaseSettings):
     @field_validator("pilot_tiers")
     @classmethod
     def _tiers(cls, tiers: list[str]) -> list[str]:
-        unknown = [t for t in tiers if t not in ("strategic", "standard", "transactional")]
+        unknown = [t for t in tiers if t not in TIERS]
         if unknown:
             raise ValueError(f"unknown tier {', '.join(unknown)}")
         return tiers

@@ -33,7 +33,6 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from bot.core.models import (
-    TIERS,
     Customer,
     Escalation,
     InboundMessage,
@@ -41,6 +40,7 @@ from bot.core.models import (
     Reminder,
     ReminderInvoice,
 )
+from bot.core.vocabulary import TIERS
 from bot.learning.metrics import (
     CLOSED,
     PAYMENT,

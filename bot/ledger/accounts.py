@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Customer, Reminder
+from bot.core.vocabulary import WAITING
 from bot.ledger.customers import find_customer
 
 _DURATION = re.compile(r"^(\d{1,3})([dw])$")
@@ -39,7 +40,7 @@ def cancel_waiting(session: Session, customer_id: int, reason: str, now: datetim
             update(Reminder)
             .where(
                 Reminder.customer_id == customer_id,
-                Reminder.state.in_(("planned", "approved")),
+                Reminder.state.in_(WAITING),
                 Reminder.action == "remind",
             )
             .values(state="cancelled", cancel_reason=reason, updated_at=now)

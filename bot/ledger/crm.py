@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
-from bot.core.models import TIERS, Contact, Customer
+from bot.core.models import Contact, Customer
+from bot.core.vocabulary import TIERS
 from integrations.base import CrmAccount, CrmBatch
 from integrations.crm_http import FREE_MAIL
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder
 from bot.core.money import decimal_str
+from bot.core.vocabulary import TOUCHED, WAITING
 from bot.ledger.aging import aging_report
 from bot.ledger.customers import find_customer
 
@@ -52,9 +53,9 @@ def account_status(session: Session, query: str, as_of: date) -> dict[str, Any]:
             "state": r.state,
         }
         for r in reminders
-        if r.action == "remind" and r.state in ("sent", "sending", "unknown")
+        if r.action == "remind" and r.state in TOUCHED
     ]
-    waiting = [r for r in reminders if r.state in ("planned", "approved")]
+    waiting = [r for r in reminders if r.state in WAITING]
     upcoming = (
         f"{waiting[0].step_key} by {waiting[0].channel}, {waiting[0].state}"
         + (

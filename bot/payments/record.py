@@ -21,8 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from bot.core import audit
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Invoice, Payment, PaymentAllocation, Reminder, ReminderInvoice
-
-WAITING = ("planned", "approved")
+from bot.core.vocabulary import WAITING
 
 
 @dataclass

@@ -22,6 +22,7 @@ from bot.core.models import (
     Reminder,
     ReminderInvoice,
 )
+from bot.core.vocabulary import TOUCHED, WAITING_OR_SENDING
 
 # Core columns (Table.c), not ORM attributes: rows then skip the ORM's result machinery, which is
 # most of the cost at 100,000 invoices.
@@ -30,9 +31,6 @@ CON: Any = Contact.__table__.c
 CUS: Any = Customer.__table__.c
 LINK: Any = ReminderInvoice.__table__.c
 REM: Any = Reminder.__table__.c
-
-PENDING_STATES = ("planned", "approved", "sending")
-TOUCHED_STATES = ("sending", "sent", "unknown")  # unknown: may have gone out; counts as a touch
 
 
 @dataclass(frozen=True)
@@ -190,9 +188,9 @@ def load_history(session: Session) -> History:
     )
     for invoice_id, step_key, due_date, customer_id, state, action, sent_at, updated_at in rows:
         history.done.add((invoice_id, step_key, due_date))
-        if state in PENDING_STATES:
+        if state in WAITING_OR_SENDING:
             history.pending.add(customer_id)
-        if action == "remind" and state in TOUCHED_STATES:
+        if action == "remind" and state in TOUCHED:
             when = sent_at or updated_at
             sent_touches.append((customer_id, invoice_id, when))
             if when > history.last_touch.get(customer_id, when.min.replace(tzinfo=when.tzinfo)):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from bot.core.vocabulary import RESOLUTIONS
 from bot.planning.facts import ContactFacts, CustomerFacts, History, InvoiceFacts
 
 # Invoice-level reasons
@@ -31,9 +32,6 @@ UNKNOWN_TIMEZONE = "unknown_timezone"
 NO_SEND_WINDOW = "no_send_window"
 TEMPLATE_ERROR = "template_error"
 PAYMENT_LINK_ERROR = "payment_link_error"
-
-
-RESOLUTIONS = ("payment_plan", "promise")  # what may count as resolved, besides being paid
 
 
 def invoice_hold(

@@ -17,6 +17,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from bot.core.settings import Settings
+from bot.core.vocabulary import RESOLUTIONS
 from bot.planning import guardrails
 from bot.planning.facts import ContactFacts, CustomerFacts, History, InvoiceFacts
 from bot.planning.messages import MessageInvoice, Sender, message_context
@@ -55,7 +56,7 @@ class PlanRules:
     window: Window = field(default_factory=Window)
     frequency_cap: timedelta = timedelta(days=3)
     write_off: dict[str, Decimal] = field(default_factory=dict)
-    resolved_when: frozenset[str] = frozenset(guardrails.RESOLUTIONS)
+    resolved_when: frozenset[str] = frozenset(RESOLUTIONS)
     escalation_routes: dict[str, str] = field(default_factory=dict)
     pilot: Pilot = field(default_factory=Pilot)
     sender: Sender = field(default_factory=lambda: Sender("Accounts Receivable"))

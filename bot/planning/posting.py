@@ -15,6 +15,7 @@ from bot.core import audit
 from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
+from bot.core.vocabulary import TIERS
 from integrations.base import (
     CardInvoice,
     PlanSummary,
@@ -23,8 +24,6 @@ from integrations.base import (
     SlackPort,
     TierLine,
 )
-
-TIERS = ("strategic", "standard", "transactional")
 
 
 def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> list[ReminderCard]:

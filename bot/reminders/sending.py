@@ -9,10 +9,9 @@ from sqlalchemy import func, select
 
 from bot.core.models import Reminder
 from bot.core.runtime import Runtime
+from bot.core.vocabulary import CHANNELS
 from bot.reminders.outbox import FlushReport, claim, config_from, record, recover
 from integrations.base import Sender
-
-CHANNELS = ("email", "sms")
 
 
 def flush(runtime: Runtime, senders: dict[str, Sender]) -> FlushReport:
