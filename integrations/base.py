@@ -217,6 +217,36 @@ class PostedPlan:
     groups: tuple[PostedGroup, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewOption:
+    text: str  # e.g. "Ridgeline Roofing: INV-1 $1,200.00 (exact amount)"
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewView:
+    """A bank payment a person has to place, with the candidates to apply it to."""
+
+    id: int
+    payment: str  # "$1,200.00 on 2026-03-14 from RIDGELINE ROOFING, ref 'March'"
+    why: str
+    options: tuple[ReviewOption, ...]
+    state: str  # open | applied | unmatched
+    decided: str | None = None  # "applied option 2 by <@U1>"
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalView:
+    """A proposed playbook change: the evidence and the diff, with Approve / Reject while it waits."""
+
+    version_id: int  # PlaybookVersion.id: the buttons' value
+    version: int  # the number people see (`arbot playbook list`)
+    rationale: str  # the evidence, in words
+    diff: str  # unified diff of the playbook file and the templates it changes
+    status: str  # proposed | active | retired
+    decided: str | None = None  # "approved", "rejected", or why it was set aside
+    decided_by: str | None = None  # a Slack user id, or "cli" / "system"
+
+
 class SlackPort(Protocol):
     """What the core asks of Slack; the implementation builds the Block Kit and calls the API."""
 
@@ -238,6 +268,12 @@ class SlackPort(Protocol):
     def post_text(self, channel: str, text: str) -> None:
         """A plain message to the channel; the text is already Slack mrkdwn."""
         ...
+
+    def post_review(self, channel: str, view: ReviewView) -> tuple[str, str]:
+        """Post a bank payment to place; returns (channel id, ts)."""
+        ...
+
+    def update_review(self, channel: str, ts: str, view: ReviewView) -> None: ...
 
 
 # --- Escalations: the thread a person takes over -----------------------------------------

@@ -13,7 +13,15 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from integrations.base import EscalationView, PlanSummary, PostedGroup, PostedPlan, ReminderCard
+from integrations.base import (
+    EscalationView,
+    PlanSummary,
+    PostedGroup,
+    PostedPlan,
+    ProposalView,
+    ReminderCard,
+    ReviewView,
+)
 from integrations.errors import SlackFailed
 from integrations.slack_blocks import (
     group_blocks,
@@ -23,8 +31,8 @@ from integrations.slack_blocks import (
     text_blocks,
 )
 from integrations.slack_escalation import escalation_blocks, escalation_text, history_messages
-from integrations.slack_proposal import ProposalView, proposal_blocks, proposal_text
-from integrations.slack_review import ReviewView, review_blocks, review_text
+from integrations.slack_proposal import proposal_blocks, proposal_text
+from integrations.slack_review import review_blocks, review_text
 
 
 def web_client(token: str, base_url: str) -> WebClient:

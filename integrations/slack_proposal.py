@@ -4,9 +4,7 @@ unique action_ids within a block."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from integrations.base import escape
+from integrations.base import ProposalView, escape
 from integrations.slack_blocks import MAX_SECTION, Block, _button, _clip, _section
 from integrations.slack_ids import Action, Row, row
 
@@ -15,17 +13,6 @@ LABELS = {
     "approved": ":white_check_mark: Approved: this is now the active playbook",
     "rejected": ":no_entry_sign: Rejected",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ProposalView:
-    version_id: int  # PlaybookVersion.id: the buttons' value
-    version: int  # the number people see (`arbot playbook list`)
-    rationale: str  # the evidence, in words
-    diff: str  # unified diff of the playbook file and the templates it changes
-    status: str  # proposed | active | retired
-    decided: str | None = None  # "approved", "rejected", or why it was set aside
-    decided_by: str | None = None  # a Slack user id, or "cli" / "system"
 
 
 def proposal_text(view: ProposalView) -> str:

@@ -3,28 +3,11 @@ Apply button, and Leave unmatched. Within Slack's limits (unique action_ids per 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from integrations.base import escape
+from integrations.base import ReviewView, escape
 from integrations.slack_blocks import Block, _button, _section
 from integrations.slack_ids import Action, Row, review_apply, row
 
 MAX_OPTIONS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewOption:
-    text: str  # e.g. "Ridgeline Roofing: INV-1 $1,200.00 (exact amount)"
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewView:
-    id: int
-    payment: str  # "$1,200.00 on 2026-03-14 from RIDGELINE ROOFING, ref 'March'"
-    why: str
-    options: tuple[ReviewOption, ...]
-    state: str  # open | applied | unmatched
-    decided: str | None = None  # "applied option 2 by <@U1>"
 
 
 def review_text(view: ReviewView) -> str:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -19,13 +19,10 @@ from bot.core.models import Escalation, InboundMessage, Payment, Reminder
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.escalations.service import OPEN_STATES
+from integrations.base import ProposalView
 
 DAYS = 7
 NOT_REPLIES = ("bounce", "opt_out", "opt_in", "help", "duplicate")  # inbound that nobody wrote
-
-
-if TYPE_CHECKING:
-    from integrations.slack_proposal import ProposalView
 
 
 class PostsText(Protocol):

@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
 from bot.core.money import format_money
 from bot.payments.bank_import import candidates_of
-from integrations.slack_chat import SlackChat
-from integrations.slack_review import ReviewOption, ReviewView
+from integrations.base import ReviewOption, ReviewView, SlackPort
 
 log = logging.getLogger(__name__)
 RULES = {
@@ -53,7 +52,7 @@ def view_of(session: Session, review: PaymentReview) -> ReviewView:
     return ReviewView(review.id, described, why, tuple(options), review.state, decided)
 
 
-def post_open(session: Session, slack: SlackChat, channel: str) -> list[int]:
+def post_open(session: Session, slack: SlackPort, channel: str) -> list[int]:
     posted = []
     for review in session.scalars(
         select(PaymentReview)
@@ -71,7 +70,7 @@ def post_open(session: Session, slack: SlackChat, channel: str) -> list[int]:
     return posted
 
 
-def redraw(session: Session, slack: SlackChat, review_id: int) -> None:
+def redraw(session: Session, slack: SlackPort, review_id: int) -> None:
     review = session.get(PaymentReview, review_id)
     if review and review.slack_channel and review.slack_ts:
         slack.update_review(review.slack_channel, review.slack_ts, view_of(session, review))

@@ -27,8 +27,9 @@ from bot.planning.messages import MessageInvoice, Sender, message_context
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.reminders import approvals
+from integrations.base import ProposalView
 from integrations.csv_ledger import read_ledger_csv
-from integrations.slack_proposal import ProposalView, code_block, proposal_blocks
+from integrations.slack_proposal import code_block, proposal_blocks
 from playbooks.loader import BUNDLED, parse_playbook
 from playbooks.render import Renderer
 from tests.integrations.test_slack_blocks import check_limits
