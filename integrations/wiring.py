@@ -1,5 +1,5 @@
 """The one place adapters are built from settings: Slack, the email and SMS senders, Stripe payment
-links and the LLM drafter. Entry points (handlers/, scheduler/) call these and hand what they get to
+links, the LLM drafter, and the accounting sources and CRMs that sync reads. Entry points (handlers/, scheduler/) call these and hand what they get to
 `bot/`, which knows only the ports in integrations/base.py.
 
 Each builder imports its adapter when it is called: a command that sends nothing never loads an
@@ -7,8 +7,11 @@ SDK, and `arbot --help` loads none at all."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import UserError
 from bot.core.settings import Settings
@@ -16,8 +19,9 @@ from bot.core.settings import Settings
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-    from integrations.base import PaymentLinks, Sender
+    from integrations.base import CrmSource, PaymentLinks, Sender, TokenStore
     from integrations.llm_draft import LlmDrafter
+    from integrations.oauth import Provider
     from integrations.slack_chat import SlackChat
 
 
@@ -98,3 +102,107 @@ def drafter_for(settings: Settings) -> LlmDrafter | None:
 
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     return LlmDrafter(settings.llm_base_url, settings.llm_model, key)
+
+
+# --- Accounting sources and CRMs -----------------------------------------------------------
+
+SOURCES = ("quickbooks", "xero", "freshbooks")
+
+
+def provider_for(settings: Settings, name: str) -> Provider:
+    """The OAuth provider of a source, from its settings (`<SOURCE>_CLIENT_ID`, ...)."""
+    from integrations.oauth import freshbooks_provider, quickbooks_provider, xero_provider
+
+    providers: dict[str, Callable[[str, str, str, str], Provider]] = {
+        "quickbooks": quickbooks_provider,
+        "xero": xero_provider,
+        "freshbooks": freshbooks_provider,
+    }
+    make = providers.get(name)
+    if make is None:
+        raise UserError(f"unknown source {name!r}: choose one of {', '.join(SOURCES)}")
+    client_id = getattr(settings, f"{name}_client_id")
+    secret = getattr(settings, f"{name}_client_secret")
+    if not (client_id and secret):
+        prefix = name.upper()
+        raise UserError(f"set {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET first")
+    return make(
+        client_id,
+        secret.get_secret_value(),
+        getattr(settings, f"{name}_authorize_url"),
+        getattr(settings, f"{name}_token_url"),
+    )
+
+
+def ledger_source_opener(
+    settings: Settings,
+) -> Callable[[str, str, TokenStore, Callable[[], datetime]], AbstractContextManager[Any]]:
+    """Opens a connected accounting source by name and tenant, on an OAuth client that keeps its
+    tokens in `tokens`; the client is closed when the source is."""
+
+    @contextmanager
+    def open_source(
+        name: str, tenant_id: str, tokens: TokenStore, now: Callable[[], datetime]
+    ) -> Iterator[Any]:
+        from integrations.freshbooks import FreshBooksSource
+        from integrations.oauth_client import OAuthClient
+        from integrations.quickbooks import QuickBooksSource
+        from integrations.xero import XeroSource
+
+        client = OAuthClient(provider_for(settings, name), tokens, now)
+        region = settings.phone_region
+        try:
+            if name == "quickbooks":
+                yield QuickBooksSource(
+                    client, tenant_id, api_url=settings.quickbooks_api_url, phone_region=region
+                )
+            elif name == "freshbooks":
+                yield FreshBooksSource(
+                    client, tenant_id, api_url=settings.freshbooks_api_url, phone_region=region
+                )
+            else:
+                yield XeroSource(
+                    client, tenant_id, api_url=settings.xero_api_url, phone_region=region
+                )
+        finally:
+            client.close()
+
+    return open_source
+
+
+def crm_openers(settings: Settings) -> dict[str, Callable[[], AbstractContextManager[CrmSource]]]:
+    """The CRMs with a token set, each opened on an HTTP client of its own."""
+    common: dict[str, Any] = {
+        "tier_property": settings.crm_tier_property,
+        "tags_property": settings.crm_tags_property,
+        "id_property": settings.crm_id_property,
+        "phone_region": settings.phone_region,
+    }
+    found: dict[str, Callable[[], AbstractContextManager[CrmSource]]] = {}
+    if settings.hubspot_token is not None:
+        token, url = settings.hubspot_token.get_secret_value(), settings.hubspot_api_url
+
+        @contextmanager
+        def hubspot() -> Iterator[CrmSource]:
+            import httpx
+
+            from integrations.hubspot import HubSpotSource
+
+            with httpx.Client(timeout=30) as http:
+                yield HubSpotSource(http, token, api_url=url, **common)
+
+        found["hubspot"] = hubspot
+    if settings.pipedrive_token is not None:
+        key, base = settings.pipedrive_token.get_secret_value(), settings.pipedrive_api_url
+
+        @contextmanager
+        def pipedrive() -> Iterator[CrmSource]:
+            import httpx
+
+            from integrations.pipedrive import PipedriveSource
+
+            with httpx.Client(timeout=30) as http:
+                yield PipedriveSource(http, key, api_url=base, **common)
+
+        found["pipedrive"] = pipedrive
+    return found

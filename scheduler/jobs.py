@@ -37,7 +37,13 @@ from bot.reminders.flows import send_due
 from bot.workspaces.registry import Workspaces
 from integrations.errors import SourceError
 from integrations.slack_chat import SlackChat
-from integrations.wiring import links_for, senders_for, slack_for
+from integrations.wiring import (
+    crm_openers,
+    ledger_source_opener,
+    links_for,
+    senders_for,
+    slack_for,
+)
 from scheduler.business_days import business_days
 from scheduler.daily import morning_plan, weekly_review
 
@@ -152,7 +158,14 @@ def sweep_tick(runtime: Runtime, slack: SlackOut | None) -> str:
 
 def sync_connected(runtime: Runtime, slack: SlackOut | None) -> str:
     """`arbot sync` for every connected source; nothing (and no network) when none is."""
-    done = sync_all(runtime, slack)
+    settings = runtime.settings
+    done = sync_all(
+        runtime,
+        slack,
+        open_source=ledger_source_opener(settings),
+        crms=crm_openers(settings),
+        links=links_for(settings),
+    )
     if not done.connected:
         return "no source connected"
     if done.failed and not done.results:

@@ -41,10 +41,10 @@ def connect_command(
     from bot.core.errors import UserError
     from bot.core.settings import load_settings
     from bot.ledger.source_tokens import DatabaseTokenStore
-    from bot.ledger.sources import provider_for
     from bot.workspaces.registry import open_runtime
     from integrations.freshbooks import freshbooks_accounts
     from integrations.oauth import authorize_url, exchange_code, parse_redirect
+    from integrations.wiring import provider_for
     from integrations.xero import xero_tenants
 
     runtime = open_runtime(load_settings())
@@ -100,6 +100,7 @@ def sync_command() -> None:
     from bot.ledger.sources import sync_all
     from bot.workspaces.registry import open_runtime
     from integrations.slack_chat import chat_from
+    from integrations.wiring import crm_openers, ledger_source_opener, links_for
 
     runtime = open_runtime(load_settings())
     try:
@@ -107,7 +108,14 @@ def sync_command() -> None:
         slack = chat_from(
             token.get_secret_value() if token else None, runtime.settings.slack_api_url
         )
-        done = sync_all(runtime, slack)
+        settings = runtime.settings
+        done = sync_all(
+            runtime,
+            slack,
+            open_source=ledger_source_opener(settings),
+            crms=crm_openers(settings),
+            links=links_for(settings),
+        )
         if not done.connected:
             raise UserError(
                 "no source is connected: run `arbot connect quickbooks` (or xero, freshbooks), "
