@@ -89,6 +89,31 @@ class LedgerBatch:
     cursor: str | None = None  # where the next incremental fetch starts (source-defined)
 
 
+# The ledger CSV's columns: the file format's contract (integrations.csv_ledger reads it,
+# bot.ledger.sample writes it).
+REQUIRED_COLUMNS = (
+    "customer_id",
+    "customer_name",
+    "invoice_number",
+    "issue_date",
+    "due_date",
+    "currency",
+    "amount",
+    "balance",
+)
+OPTIONAL_COLUMNS = (
+    "contact_name",
+    "email",
+    "phone",
+    "tier",
+    "owner_slack_id",
+    "timezone",
+    "sms_consent",
+    "never_automate",
+    "tags",
+)
+
+
 class LedgerSource(Protocol):
     def fetch(self) -> LedgerBatch:
         """Read the source and return what it holds, validated. Raises UserError on bad input."""
@@ -103,6 +128,34 @@ class IncrementalSource(Protocol):
     def fetch_since(self, cursor: str | None) -> LedgerBatch:
         """Everything changed since `cursor` (None = everything). The batch carries the next one."""
         ...
+
+
+# Addresses at these are people's own; their domain says nothing about the company.
+FREE_MAIL = frozenset(
+    {
+        "aol.com",
+        "gmail.com",
+        "googlemail.com",
+        "gmx.com",
+        "gmx.de",
+        "gmx.net",
+        "hotmail.com",
+        "icloud.com",
+        "live.com",
+        "mac.com",
+        "mail.com",
+        "me.com",
+        "msn.com",
+        "outlook.com",
+        "proton.me",
+        "protonmail.com",
+        "web.de",
+        "yahoo.com",
+        "yandex.com",
+        "yandex.ru",
+        "zoho.com",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.core.vocabulary import TIERS
-from integrations.base import ContactRecord
+from integrations.base import FREE_MAIL, ContactRecord
 from integrations.csv_common import normalise_email, normalise_phone
 from integrations.errors import SourceError, SourceUnavailable, json_or_empty
 from integrations.http_retry import Retries
@@ -185,32 +185,6 @@ _BILLING_TITLE = re.compile(
     re.IGNORECASE,
 )
 _DOMAIN = re.compile(r"(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
-# Addresses at these are people's own; their domain says nothing about the company.
-FREE_MAIL = frozenset(
-    {
-        "aol.com",
-        "gmail.com",
-        "googlemail.com",
-        "gmx.com",
-        "gmx.de",
-        "gmx.net",
-        "hotmail.com",
-        "icloud.com",
-        "live.com",
-        "mac.com",
-        "mail.com",
-        "me.com",
-        "msn.com",
-        "outlook.com",
-        "proton.me",
-        "protonmail.com",
-        "web.de",
-        "yahoo.com",
-        "yandex.com",
-        "yandex.ru",
-        "zoho.com",
-    }
-)
 
 
 def as_dict(value: Any) -> dict[str, Any]:

@@ -20,7 +20,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from bot.core.errors import UserError, ValidationFailed
 from bot.core.money import parse_amount
 from bot.core.vocabulary import TIERS
-from integrations.base import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
+from integrations.base import (
+    REQUIRED_COLUMNS,
+    ContactRecord,
+    CustomerRecord,
+    InvoiceRecord,
+    LedgerBatch,
+)
 from integrations.csv_common import (
     cell_text,
     currency_code,
@@ -34,27 +40,6 @@ from integrations.csv_common import (
     within_length,
 )
 
-REQUIRED_COLUMNS = (
-    "customer_id",
-    "customer_name",
-    "invoice_number",
-    "issue_date",
-    "due_date",
-    "currency",
-    "amount",
-    "balance",
-)
-OPTIONAL_COLUMNS = (
-    "contact_name",
-    "email",
-    "phone",
-    "tier",
-    "owner_slack_id",
-    "timezone",
-    "sms_consent",
-    "never_automate",
-    "tags",
-)
 # Customer-level columns must agree on every row of the same customer.
 CUSTOMER_COLUMNS = ("customer_name", "tier", "owner_slack_id", "timezone", "never_automate", "tags")
 
