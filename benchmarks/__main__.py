@@ -7,11 +7,12 @@ import resource
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import ledger, planner, reconcile, sending, slack
+from benchmarks import ledger, planner, reconcile, sending, slack, startup
 
 
 def main() -> None:
-    results = ledger.run()
+    startup_results, startup_note = startup.run()
+    results = startup_results + ledger.run()
     plan_results, plan_note = planner.run()
     results += plan_results
     slack_results, slack_note = slack.run()
@@ -36,6 +37,7 @@ def main() -> None:
         )
     Console().print(table)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Console().print(startup_note)
     Console().print(plan_note)
     Console().print(slack_note)
     Console().print(send_note)
