@@ -70,6 +70,19 @@ class PaymentRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class BankPayment:
+    """One incoming payment as the bank reported it."""
+
+    row: int  # where it is in the file, as a spreadsheet numbers it
+    received_on: date
+    amount: Decimal  # more than zero, in `currency`
+    currency: str  # ISO 4217, upper case
+    reference: str  # may be empty
+    payer: str  # may be empty
+    external_id: str  # stable fingerprint, see integrations.csv_payments
+
+
+@dataclass(frozen=True, slots=True)
 class SourceProblem:
     """A record the source returned that could not be read; the rest of the batch still syncs."""
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +25,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from bot.core.errors import UserError, ValidationFailed
 from bot.core.money import minor_units, parse_amount
+from integrations.base import BankPayment
 from integrations.csv_common import (
     cell_text,
     currency_code,
@@ -39,19 +39,6 @@ from integrations.csv_common import (
 
 REQUIRED_COLUMNS = ("date", "amount", "currency", "reference", "payer")
 TEXT_LIMIT = 256  # Payment.reference and Payment.payer hold this many characters
-
-
-@dataclass(frozen=True, slots=True)
-class BankPayment:
-    """One incoming payment as the bank reported it."""
-
-    row: int  # where it is in the file, as a spreadsheet numbers it
-    received_on: date
-    amount: Decimal  # more than zero, in `currency`
-    currency: str  # ISO 4217, upper case
-    reference: str  # may be empty
-    payer: str  # may be empty
-    external_id: str  # stable fingerprint, see the module docstring
 
 
 def _received(value: Any) -> Decimal:
