@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,6 +456,17 @@ class PaymentLinks(Protocol):
     def deactivate(self, provider_id: str) -> None:
         """Nobody can pay through this link any more (its invoices were paid or changed)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class StripeEventIn:
+    """A Stripe webhook event whose signature the adapter verified: the event's own fields and
+    its `data.object` as Stripe sent it."""
+
+    id: str
+    type: str
+    object: dict[str, Any]
+    livemode: bool
 
 
 # --- Tokens of a connected accounting source -----------------------------------------------

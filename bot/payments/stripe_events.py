@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.models import Customer, Invoice, Payment, PaymentLink, StripeEvent
+from bot.core.money import minor_units
 from bot.escalations import service
 from bot.payments.record import PaymentOutcome, record_payment, refund
-from integrations.stripe_events import StripeEventIn, amount_of, invoice_ids
+from integrations.base import StripeEventIn
 
 log = logging.getLogger(__name__)
 SOURCE = "stripe"
@@ -36,6 +38,21 @@ class StripeResult:
     detail: str = ""
     outcome: PaymentOutcome = field(default_factory=PaymentOutcome)
     escalation_id: int | None = None
+
+
+def amount_of(minor: object, currency: str) -> Decimal:
+    """Stripe's integer minor units back into a Decimal in the currency's own units."""
+    if not isinstance(minor, int) or isinstance(minor, bool):
+        raise ValueError(f"amount {minor!r} is not an integer count of minor units")
+    return Decimal(minor).scaleb(-minor_units(currency.upper()))
+
+
+def invoice_ids(metadata: object) -> list[int]:
+    """The invoice ids bot.payments.links put in a payment link's metadata (`arbot_invoice_ids`)."""
+    if not isinstance(metadata, dict):
+        return []
+    raw = str(metadata.get("arbot_invoice_ids") or "")
+    return [int(part) for part in raw.split(",") if part.strip().isdigit()]
 
 
 def apply_event(
