@@ -271,3 +271,7 @@ def test_the_migrations_build_exactly_the_models_schema(runtime: Runtime) -> Non
     with runtime.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
+
+
+def test_the_written_head_revision_is_the_newest_migration_script() -> None:
+    assert migrate.HEAD_REVISION == migrate.head_revision()
