@@ -397,6 +397,27 @@ class EscalationPort(Protocol):
     def post_text(self, channel: str, text: str) -> None: ...
 
 
+# --- Drafting: a reminder's text polished by a model ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DraftAnswer:
+    """A polished draft, already checked at the edge: subject at most 150 characters (None for
+    a text message), body 1 to 5,000."""
+
+    subject: str | None
+    body: str
+
+
+class Drafter(Protocol):
+    def draft(
+        self, channel: str, subject: str | None, body: str, examples: list[str]
+    ) -> DraftAnswer | None:
+        """A polished version of the draft in the style of `examples`, or None on any failure
+        (the template's text stands)."""
+        ...
+
+
 # --- Sending: one outgoing message, and what became of it ------------------------------------
 
 

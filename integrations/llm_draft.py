@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field
 
+from integrations.base import DraftAnswer
+
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 20.0
 _INSTRUCTIONS = (
@@ -21,7 +23,9 @@ _INSTRUCTIONS = (
 )
 
 
-class DraftAnswer(BaseModel):
+class _DraftJson(BaseModel):
+    """The model's answer as it must look; it becomes a DraftAnswer once checked."""
+
     subject: str | None = Field(None, max_length=150)
     body: str = Field(min_length=1, max_length=5000)
 
@@ -78,4 +82,5 @@ class LlmDrafter:
         content = response.json()["choices"][0]["message"]["content"]
         if not isinstance(content, str):
             raise ValueError("the answer carries no text")
-        return DraftAnswer.model_validate_json(content)
+        answer = _DraftJson.model_validate_json(content)
+        return DraftAnswer(subject=answer.subject, body=answer.body)

@@ -13,8 +13,8 @@ from bot.core.runtime import Runtime
 from bot.planning import posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import PlanRun, run_plan
-from bot.reminders.drafting import Drafter, polish
-from integrations.base import PaymentLinks, SlackPort
+from bot.reminders.drafting import polish
+from integrations.base import Drafter, PaymentLinks, SlackPort
 from integrations.errors import SlackFailed
 
 

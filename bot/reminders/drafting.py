@@ -10,7 +10,6 @@ can still Edit it.
 from __future__ import annotations
 
 import re
-from typing import Protocol
 
 from sqlalchemy import select, update
 
@@ -18,15 +17,9 @@ from bot.core import audit
 from bot.core.models import Customer, Reminder
 from bot.core.runtime import Runtime
 from bot.reminders.approvals import _html_of, edit_problems, recent_examples
-from integrations.llm_draft import DraftAnswer
+from integrations.base import DraftAnswer, Drafter
 
 _FACT = re.compile(r"https?://\S+|[A-Z]{2,}-?\d+|\d[\d,]*\.\d\d")
-
-
-class Drafter(Protocol):
-    def draft(
-        self, channel: str, subject: str | None, body: str, examples: list[str]
-    ) -> DraftAnswer | None: ...
 
 
 def facts(text: str) -> set[str]:
