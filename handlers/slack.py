@@ -482,7 +482,8 @@ def _assign(runtime: Runtime, words: list[str], user: str, approvers: Approvers)
     _must_approve(approvers, user)
     if len(words) < 2 or not words[0].isdigit():
         raise UserError("Usage: `/ar assign MESSAGE_NUMBER ACME`")
-    from bot.replies.inbound import ReplyRules, assign
+    from bot.replies.assign import assign
+    from bot.replies.match import ReplyRules
     from bot.replies.triage import RuleClassifier
 
     settings = runtime.settings

@@ -24,7 +24,9 @@ from bot.payments import stripe_events as stripe_webhook
 from bot.planning import posting
 from bot.reminders import delivery
 from bot.reminders.outbox import verify_token
-from bot.replies import inbound
+from bot.replies.email import email_needs_triage, handle_email
+from bot.replies.match import InboundResult, ReplyRules
+from bot.replies.sms import handle_sms, sms_needs_triage
 from integrations.email_in import parse as parse_email
 from integrations.llm import classifier_from
 from integrations.slack_chat import SlackChat, chat_from
@@ -45,7 +47,7 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
     slack = slack or slack_out(runtime)
     escalation_channel = settings.escalation_channel or settings.finance_channel
     classifier = classifier_from(settings)
-    rules = inbound.ReplyRules.from_settings(settings)
+    rules = ReplyRules.from_settings(settings)
     stripe_key = settings.stripe_api_key
     links = links_from(
         stripe_key.get_secret_value() if stripe_key else None, settings.stripe_api_base
@@ -110,7 +112,7 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
         log.info("Stripe event %s %s: %s", event.id, result.status, result.detail)
         return JSONResponse({"status": result.status, "detail": result.detail})
 
-    def tell_slack(result: inbound.InboundResult) -> None:
+    def tell_slack(result: InboundResult) -> None:
         """After the reply is stored: re-draw cancelled cards, post the escalation (or the
         unmatched message), so a person sees it."""
         if result.outcome == "unmatched":
@@ -150,19 +152,17 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
             return PlainTextResponse("empty message", status_code=400)
         mail = parse_email(raw)
 
-        def apply() -> inbound.InboundResult:
-            labelled = inbound.triage_first(
-                classifier, mail.text, runtime.today(), inbound.email_needs_triage(mail)
-            )
+        def apply() -> InboundResult:
+            needed = email_needs_triage(mail)
+            triage = classifier.classify(mail.text, runtime.today()) if needed else None
             with runtime.writing() as session:
-                result = inbound.handle_email(
+                result = handle_email(
                     session,
                     mail,
                     raw.decode("utf-8", errors="replace"),
                     runtime.clock.now(),
-                    runtime.today(),
                     rules,
-                    labelled,
+                    triage,
                 )
             notify(result)
             return result
@@ -176,21 +176,19 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
         if not twilio_signed(request, form):
             return PlainTextResponse("bad signature", status_code=401)
 
-        def apply() -> inbound.InboundResult:
+        def apply() -> InboundResult:
             body = form.get("Body", "")
-            labelled = inbound.triage_first(
-                classifier, body.strip(), runtime.today(), inbound.sms_needs_triage(body)
-            )
+            needed = sms_needs_triage(body)
+            triage = classifier.classify(body.strip(), runtime.today()) if needed else None
             with runtime.writing() as session:
-                result = inbound.handle_sms(
+                result = handle_sms(
                     session,
                     form.get("From", ""),
                     body,
                     form.get("MessageSid"),
                     runtime.clock.now(),
-                    runtime.today(),
                     rules,
-                    labelled,
+                    triage,
                     settings.business_name,
                 )
             notify(result)
@@ -202,7 +200,7 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
             twiml += f"<Message>{xml_escape(result.answer)}</Message>"
         return Response(twiml + "</Response>", media_type="application/xml")
 
-    def notify(result: inbound.InboundResult) -> None:
+    def notify(result: InboundResult) -> None:
         try:
             tell_slack(result)
         except Exception:  # the reply is stored; the sweep posts what Slack did not get

@@ -15,9 +15,9 @@ from bot.escalations import notes as followups
 from bot.escalations import posting
 from bot.escalations import service as escalations
 from bot.escalations.notes import SlackOut
+from bot.escalations.promises import missed_promises
 from bot.payments import links as payment_links
 from bot.payments import reviews as review_posting
-from bot.replies import inbound
 from integrations.base import PaymentLinks
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def sweep(
     report = SweepReport()
     noted: list[tuple[int, list[str]]] = []
     with runtime.writing() as session:
-        for customer_id, numbers in inbound.missed_promises(
+        for customer_id, numbers in missed_promises(
             session, today, settings.promise_grace_days, now
         ):
             customer = session.get(Customer, customer_id)

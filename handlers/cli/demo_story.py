@@ -26,7 +26,8 @@ from bot.escalations import notes as followups
 from bot.escalations import service as escalations
 from bot.payments import stripe_events as stripe_webhook
 from bot.reminders.outbox import token
-from bot.replies import inbound
+from bot.replies.email import handle_email
+from bot.replies.match import ReplyRules
 from integrations.email_in import parse
 from integrations.stripe_events import verify
 
@@ -133,19 +134,11 @@ def play_dispute(runtime: Runtime, console: Console, secret_key: str) -> None:
     raw = mail.as_bytes()
     from integrations.llm import classifier_from
 
-    rules = inbound.ReplyRules(
-        secret_key=secret_key, routes=dict(runtime.settings.escalation_routes)
-    )
+    rules = ReplyRules(secret_key=secret_key, routes=dict(runtime.settings.escalation_routes))
+    reply = parse(raw)
+    triage = classifier_from(runtime.settings).classify(reply.text, runtime.today())
     with runtime.writing() as session:
-        result = inbound.handle_email(
-            session,
-            parse(raw),
-            raw.decode(),
-            runtime.clock.now(),
-            runtime.today(),
-            rules,
-            classifier_from(runtime.settings),
-        )
+        result = handle_email(session, reply, raw.decode(), runtime.clock.now(), rules, triage)
     console.print()
     console.rule(f"[bold]{customer.name} replies: a dispute[/bold]")
     console.print(

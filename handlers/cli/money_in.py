@@ -17,7 +17,8 @@ from bot.core.settings import load_settings
 from bot.escalations import notes as followups
 from bot.payments import reviews
 from bot.payments.bank_import import import_payments
-from bot.replies import inbound
+from bot.replies.email import email_needs_triage, handle_email
+from bot.replies.match import ReplyRules
 from bot.workspaces.registry import open_runtime
 from integrations.base import PaymentLinks
 from integrations.csv_payments import read_payments
@@ -102,23 +103,21 @@ def poll_inbox_command() -> None:
             raise UserError("set IMAP_HOST, IMAP_USER and IMAP_PASSWORD to read replies by IMAP")
         context = ssl.create_default_context(cafile=settings.imap_ca_file)
         classifier = classifier_from(settings)
-        rules = inbound.ReplyRules.from_settings(settings)
+        rules = ReplyRules.from_settings(settings)
         outcomes: dict[str, int] = {}
 
         def handle(raw: bytes) -> bool:
             mail = parse(raw)
-            labelled = inbound.triage_first(
-                classifier, mail.text, runtime.today(), inbound.email_needs_triage(mail)
-            )
+            needed = email_needs_triage(mail)
+            triage = classifier.classify(mail.text, runtime.today()) if needed else None
             with runtime.writing() as session:
-                result = inbound.handle_email(
+                result = handle_email(
                     session,
                     mail,
                     raw.decode("utf-8", errors="replace"),
                     runtime.clock.now(),
-                    runtime.today(),
                     rules,
-                    labelled,
+                    triage,
                 )
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
             if result.outcome == "unmatched":

@@ -334,13 +334,14 @@ def test_a_message_placed_by_a_person_is_not_posted_again(
     rt: Runtime, app: httpx.Client, slack_api: Any
 ) -> None:
     from bot.escalations.sweeps import sweep
-    from bot.replies import inbound
+    from bot.replies.assign import assign
+    from bot.replies.match import ReplyRules
     from bot.replies.triage import RuleClassifier
 
     chat = _stranger_writes_while_slack_is_down(app, slack_api, "Paying next week.")
     with rt.writing() as session:
-        rules = inbound.ReplyRules.from_settings(rt.settings)
-        inbound.assign(
+        rules = ReplyRules.from_settings(rt.settings)
+        assign(
             session, 1, "C-1", "U0APPROVER", rt.clock.now(), TODAY, rules, RuleClassifier()
         )
     assert sweep(rt, chat).unmatched_posted == []

@@ -1,0 +1,127 @@
+"""Opt-outs and bounces: a contact who asked to stop is recorded once per channel; a delivery
+failure marks the address as bouncing, fails the reminder and escalates, while a delay only
+logs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from bot.core import audit
+from bot.core.models import Contact, Customer, Reminder
+from bot.escalations import service
+from bot.replies.match import (
+    InboundResult,
+    ReplyRules,
+    reminder_by_message_id,
+    reminder_by_token,
+    stored_email,
+)
+
+if TYPE_CHECKING:
+    from integrations.email_in import InboundEmail
+
+
+def opt_out(
+    session: Session, contact: Contact, channel: str, customer_id: int, now: datetime, how: str
+) -> None:
+    column = Contact.sms_opted_out_at if channel == "sms" else Contact.email_opted_out_at
+    changed = session.execute(
+        update(Contact)
+        .where(Contact.id == contact.id, column.is_(None))
+        .values({column.key: now, "updated_at": now})
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount == 1:  # type: ignore[attr-defined]
+        audit.record(
+            session,
+            now,
+            "contact.opted_out",
+            customer_id=customer_id,
+            payload={"channel": channel, "how": how, "contact": contact.id},
+        )
+
+
+def handle_bounce(
+    session: Session, mail: InboundEmail, raw: str, now: datetime, rules: ReplyRules
+) -> InboundResult:
+    bounce = mail.bounce
+    assert bounce is not None
+    reminder_id = reminder_by_token(mail.recipients, rules.secret_key, "bounce")
+    reminder = session.get(Reminder, reminder_id) if reminder_id is not None else None
+    if reminder is None and bounce.original_message_id:
+        reminder = reminder_by_message_id(session, (bounce.original_message_id,))
+    stored = stored_email(
+        mail,
+        raw,
+        now,
+        reminder.id if reminder else None,
+        text=bounce.diagnostic or mail.text,
+        customer_id=reminder.customer_id if reminder else None,
+        matched_by="bounce",
+        automatic=True,
+        label="bounce",
+    )
+    session.add(stored)
+    session.flush()
+    if reminder is None:
+        audit.record(
+            session, now, "reply.unmatched", payload={"inbound": stored.id, "bounce": True}
+        )
+        stored.awaiting_slack = True
+        return InboundResult(stored.id, "unmatched")
+    if not bounce.permanent:
+        audit.record(
+            session,
+            now,
+            "reply.automatic",
+            customer_id=reminder.customer_id,
+            reminder_id=reminder.id,
+            payload={"inbound": stored.id, "why": f"delivery delayed ({bounce.status})"},
+        )
+        return InboundResult(stored.id, "automatic", reminder.customer_id)
+    error = f"bounced: {bounce.status or ''} {bounce.diagnostic or ''}".strip()[:1000]
+    session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder.id, Reminder.state.in_(("sent", "unknown", "sending")))
+        .values(state="failed", error=error, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if reminder.contact_id is not None:
+        session.execute(
+            update(Contact)
+            .where(Contact.id == reminder.contact_id)
+            .values(email_unusable_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        audit.record(
+            session,
+            now,
+            "contact.bouncing",
+            customer_id=reminder.customer_id,
+            reminder_id=reminder.id,
+            payload={"contact": reminder.contact_id, "status": bounce.status, "error": error},
+        )
+    audit.record(
+        session,
+        now,
+        "reminder.failed",
+        customer_id=reminder.customer_id,
+        reminder_id=reminder.id,
+        payload={"error": error},
+    )
+    customer = session.get(Customer, reminder.customer_id)
+    assert customer is not None
+    escalation, _ = service.open_or_add(
+        session,
+        reminder.customer_id,
+        "send_failed",
+        now,
+        detail=f"the email to {', '.join(bounce.failed_recipients) or 'the contact'} bounced ({bounce.status})",
+        reminder_id=reminder.id,
+        owner=service.owner_for(customer, rules.routes),
+    )
+    return InboundResult(stored.id, "bounce", reminder.customer_id, escalation_id=escalation.id)

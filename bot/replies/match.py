@@ -1,0 +1,128 @@
+"""Whose an inbound message is, and the shapes every kind of inbound message shares.
+
+Email is matched by the signed Reply-To token, else by In-Reply-To/References against the
+Message-IDs arbot sent, else by the sender's address; SMS by the sender's number
+(bot/replies/sms.py). What matches nothing is kept and shown to a person to assign
+(bot/replies/assign.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.core.models import Contact, InboundMessage, Reminder
+
+if TYPE_CHECKING:
+    from bot.core.settings import Settings
+    from integrations.email_in import InboundEmail
+
+MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRules:
+    secret_key: str
+    grace_days: int = 2
+    min_confidence: float = 0.6
+    routes: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReplyRules:
+        return cls(
+            secret_key=settings.secret_key.get_secret_value() if settings.secret_key else "",
+            grace_days=settings.promise_grace_days,
+            min_confidence=settings.triage_min_confidence,
+            routes=dict(settings.escalation_routes),
+        )
+
+
+@dataclass
+class InboundResult:
+    message_id: int
+    # "reply" | "automatic" | "bounce" | "unmatched" | "opt_out" | "opt_in" | "help" | "duplicate"
+    outcome: str
+    customer_id: int | None = None
+    label: str | None = None
+    escalation_id: int | None = None
+    cancelled: list[int] = field(default_factory=list)
+    answer: str | None = None  # what to text back (SMS HELP / STOP confirmations)
+
+
+def reminder_by_token(addresses: tuple[str, ...], secret: str, purpose: str) -> int | None:
+    """The reminder a signed address (ar+r.<token>@…, bounce+<token>@…) names, if any."""
+    from integrations.email_in import reminder_ids
+
+    found = reminder_ids(addresses, secret, purpose) if secret else ()
+    return found[0] if found else None
+
+
+def reminder_by_message_id(session: Session, ids: tuple[str, ...]) -> Reminder | None:
+    wanted = [m for raw in ids for m in MESSAGE_ID.findall(raw) or [raw.strip()] if m]
+    if not wanted:
+        return None
+    return session.scalars(
+        select(Reminder).where(Reminder.message_id.in_(wanted)).order_by(Reminder.id.desc())
+    ).first()
+
+
+def stored_email(
+    mail: InboundEmail, raw: str, now: datetime, reminder_id: int | None, **fields: object
+) -> InboundMessage:
+    """The message as received (raw kept), with what is known of whose it is."""
+    values: dict[str, object] = {
+        "channel": "email",
+        "received_at": now,
+        "sender": mail.sender[:320],
+        "subject": mail.subject,
+        "message_id": mail.message_id,
+        "raw": raw,
+        "text": mail.text,
+        "reminder_id": reminder_id,
+        **fields,
+    }
+    return InboundMessage(**values)
+
+
+def match_email(
+    session: Session, mail: InboundEmail, secret: str
+) -> tuple[Reminder | None, int | None, str | None]:
+    """(reminder, customer id, how it matched)."""
+    reminder_id = reminder_by_token(mail.recipients, secret, "reply")
+    if reminder_id is not None and (reminder := session.get(Reminder, reminder_id)) is not None:
+        return reminder, reminder.customer_id, "reply_token"
+    reminder = reminder_by_message_id(session, mail.in_reply_to + mail.references)
+    if reminder is not None:
+        return reminder, reminder.customer_id, "in_reply_to"
+    if mail.sender:
+        customers = set(
+            session.scalars(
+                select(Contact.customer_id).where(func.lower(Contact.email) == mail.sender.lower())
+            )
+        )
+        if len(customers) == 1:
+            return None, customers.pop(), "sender"
+    return None, None, None
+
+
+def contact_for(
+    session: Session,
+    customer_id: int,
+    reminder: Reminder | None,
+    email: str | None = None,
+    phone: str | None = None,
+) -> Contact | None:
+    """The contact who wrote: the reminder's, else the customer's with this address or number."""
+    if reminder is not None and reminder.contact_id is not None:
+        return session.get(Contact, reminder.contact_id)
+    query = select(Contact).where(Contact.customer_id == customer_id)
+    if email:
+        query = query.where(func.lower(Contact.email) == email.lower())
+    if phone:
+        query = query.where(Contact.phone == phone)
+    return session.scalars(query.order_by(Contact.id)).first()

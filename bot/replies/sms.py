@@ -1,0 +1,113 @@
+"""A text from a number: STOP and its synonyms opt the number out of SMS (carriers require it),
+START opts back in, HELP answers who we are; anything else is a reply from a person, matched to
+its customer by the sender's number."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.core import audit
+from bot.core.models import Contact, InboundMessage
+from bot.ledger.accounts import cancel_waiting
+from bot.replies.bounces import opt_out
+from bot.replies.email import human_reply
+from bot.replies.match import InboundResult, ReplyRules
+from bot.replies.triage import Triage
+
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+START_WORDS = {"START", "UNSTOP"}
+HELP_WORDS = {"HELP", "INFO"}
+
+
+def sms_needs_triage(body: str) -> bool:
+    """Whether the text is more than a keyword (STOP, START, HELP and their synonyms)."""
+    word = body.strip().upper().rstrip(".!")
+    return word not in STOP_WORDS | START_WORDS | HELP_WORDS
+
+
+def handle_sms(
+    session: Session,
+    sender: str,
+    body: str,
+    provider_id: str | None,
+    now: datetime,
+    rules: ReplyRules,
+    triage: Triage | None,
+    business_name: str,
+) -> InboundResult:
+    """Store the text and act on it. `triage` is its label, worked out beforehand; it may be None
+    only when `sms_needs_triage(body)` is false."""
+    if provider_id:
+        seen = session.scalar(
+            select(InboundMessage.id).where(
+                InboundMessage.channel == "sms", InboundMessage.message_id == provider_id
+            )
+        )
+        if seen is not None:  # Twilio retried the webhook: once only
+            return InboundResult(seen, "duplicate")
+    contacts = list(session.scalars(select(Contact).where(Contact.phone == sender)))
+    customer_ids = {c.customer_id for c in contacts}
+    customer_id = customer_ids.pop() if len(customer_ids) == 1 else None
+    word = body.strip().upper().rstrip(".!")
+    stored = InboundMessage(
+        channel="sms",
+        received_at=now,
+        sender=sender[:320],
+        subject=None,
+        message_id=provider_id,
+        raw=body,
+        text=body.strip(),
+        customer_id=customer_id,
+        matched_by="sender" if customer_id else None,
+        automatic=False,
+    )
+    session.add(stored)
+    session.flush()
+    if word in STOP_WORDS:
+        for contact in contacts:
+            opt_out(session, contact, "sms", contact.customer_id, now, f"texted {word}")
+            cancel_waiting(session, contact.customer_id, "opted_out", now)
+        return InboundResult(
+            stored.id,
+            "opt_out",
+            customer_id,
+            answer=f"{business_name}: you will get no more texts from us. Reply START to undo.",
+        )
+    if word in START_WORDS:
+        for contact in contacts:
+            if contact.sms_opted_out_at is not None:
+                contact.sms_opted_out_at, contact.updated_at = None, now
+                audit.record(
+                    session,
+                    now,
+                    "contact.opted_in",
+                    customer_id=contact.customer_id,
+                    payload={"channel": "sms", "how": f"texted {word}", "contact": contact.id},
+                )
+        return InboundResult(
+            stored.id,
+            "opt_in",
+            customer_id,
+            answer=f"{business_name}: texts are on again. Reply STOP to stop them.",
+        )
+    if word in HELP_WORDS:
+        return InboundResult(
+            stored.id,
+            "help",
+            customer_id,
+            answer=(
+                f"{business_name} accounts team: payment reminders about your invoices. "
+                "Reply STOP to stop texts."
+            ),
+        )
+    if customer_id is None:
+        audit.record(session, now, "reply.unmatched", payload={"inbound": stored.id, "sms": sender})
+        stored.awaiting_slack = True
+        return InboundResult(stored.id, "unmatched")
+    if triage is None:
+        raise ValueError("a reply from a person needs its triage: classify it before handle_sms")
+    first = contacts[0] if contacts else None
+    return human_reply(session, stored, customer_id, first, now, rules, triage)
