@@ -18,12 +18,12 @@ from starlette.routing import Route
 
 from bot.core.models import Escalation, StripeEvent
 from bot.core.runtime import Runtime
+from bot.core.tokens import verify_token
 from bot.escalations import notes
 from bot.escalations import posting as escalation_posting
 from bot.payments import stripe_events as stripe_webhook
 from bot.planning import posting
 from bot.reminders import delivery
-from bot.reminders.outbox import verify_token
 from bot.replies.email import email_needs_triage, handle_email
 from bot.replies.match import InboundResult, ReplyRules
 from bot.replies.sms import handle_sms, sms_needs_triage

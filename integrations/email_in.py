@@ -23,7 +23,6 @@ from email.parser import BytesParser, HeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
-from bot.reminders.outbox import verify_token
 from integrations.email_text import html_to_text, strip_reply, unflow
 
 # Where the address a message was delivered to can appear (ours carry the signed tokens).
@@ -36,8 +35,6 @@ RECIPIENT_HEADERS = (
     "Envelope-To",
     "X-Envelope-To",
 )
-# purpose (as signed by bot.reminders.outbox.token) -> where its token sits in the local part
-TOKEN_PREFIXES = {"reply": "+r.", "unsubscribe": "+u.", "bounce": "bounce+"}
 
 
 @dataclass(frozen=True)
@@ -102,30 +99,6 @@ def parse(raw: bytes) -> InboundEmail:
         automatic=_automatic(message, subject, sender, bounce),
         bounce=bounce,
     )
-
-
-def tokens(recipients: Iterable[str], prefix: str) -> tuple[str, ...]:
-    """The tokens after `prefix` in the recipients' local parts: "+r." (reply), "+u."
-    (unsubscribe) sit after the mailbox name (`ar+r.<token>@`), "bounce+" starts it (VERP)."""
-    found: list[str] = []
-    for address in recipients:
-        local = address.rpartition("@")[0].lower()
-        at = local.find(prefix)
-        if at < 0 or (at == 0) == prefix.startswith("+"):
-            continue
-        value = local[at + len(prefix) :]
-        if value and value not in found:
-            found.append(value)
-    return tuple(found)
-
-
-def reminder_ids(recipients: Iterable[str], secret_key: str, purpose: str) -> tuple[int, ...]:
-    """The reminders whose signed `purpose` token ("reply", "unsubscribe", "bounce") is among the
-    recipients. A forged or tampered token is left out (tokens() still shows it)."""
-    found = (
-        verify_token(secret_key, t, purpose) for t in tokens(recipients, TOKEN_PREFIXES[purpose])
-    )
-    return tuple(dict.fromkeys(i for i in found if i is not None))
 
 
 # --- headers ---------------------------------------------------------------------------------

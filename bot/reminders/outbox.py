@@ -9,8 +9,6 @@ pause, an opt-out, an escalation, the send window. A reminder found still `sendi
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import secrets
 from dataclasses import dataclass, field, replace
@@ -22,6 +20,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
+from bot.core.tokens import token
 from bot.planning.send_window import Window, candidate_zones, next_send_time
 from integrations.base import Delivery, Outgoing
 
@@ -57,20 +56,6 @@ class FlushReport:
 
     def changed(self) -> list[int]:
         return [*self.sent, *self.cancelled, *self.failed, *self.unknown]
-
-
-def token(secret_key: str, reminder_id: int, purpose: str) -> str:
-    """A signed per-reminder token: `<id>.<hmac>`; a forged or tampered one does not verify."""
-    mac = hmac.new(secret_key.encode(), f"{purpose}:{reminder_id}".encode(), hashlib.sha256)
-    return f"{reminder_id}.{mac.hexdigest()[:20]}"
-
-
-def verify_token(secret_key: str, value: str, purpose: str) -> int | None:
-    reminder_text, _, _ = value.partition(".")
-    if not (value.isascii() and reminder_text.isdigit() and len(reminder_text) < 18):
-        return None
-    expected = token(secret_key, int(reminder_text), purpose)
-    return int(reminder_text) if hmac.compare_digest(expected, value) else None
 
 
 def recover(session: Session, now: datetime) -> list[int]:

@@ -56,7 +56,7 @@ class InboundResult:
 
 def reminder_by_token(addresses: tuple[str, ...], secret: str, purpose: str) -> int | None:
     """The reminder a signed address (ar+r.<token>@…, bounce+<token>@…) names, if any."""
-    from integrations.email_in import reminder_ids
+    from bot.core.tokens import reminder_ids
 
     found = reminder_ids(addresses, secret, purpose) if secret else ()
     return found[0] if found else None

@@ -22,10 +22,10 @@ from sqlalchemy import select
 from bot.core.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
 from bot.core.money import minor_units
 from bot.core.runtime import Runtime
+from bot.core.tokens import token
 from bot.escalations import notes as followups
 from bot.escalations import service as escalations
 from bot.payments import stripe_events as stripe_webhook
-from bot.reminders.outbox import token
 from bot.replies.email import handle_email
 from bot.replies.match import ReplyRules
 from integrations.email_in import parse

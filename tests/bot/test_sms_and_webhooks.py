@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from bot.core.models import Contact, Escalation, Event, Reminder
 from bot.core.runtime import Runtime
-from bot.reminders.outbox import token
+from bot.core.tokens import token
 from integrations.twilio_sms import segments, twilio_signature
 from tests.support.fake_twilio import SID, TOKEN, FakeTwilio
 from tests.support.ledger_files import row, write

@@ -21,11 +21,11 @@ from bot.core.clock import FixedClock
 from bot.core.models import Contact, Escalation, InboundMessage, Invoice, Reminder
 from bot.core.runtime import Runtime, start
 from bot.core.settings import Settings, load_settings
+from bot.core.tokens import token
 from bot.ledger.upsert import apply_batch
 from bot.planning import posting as plan_posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
-from bot.reminders.outbox import token
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from integrations.twilio_sms import twilio_signature

@@ -19,10 +19,10 @@ from sqlalchemy import select
 from bot.core.clock import FixedClock
 from bot.core.models import Contact, Invoice, Reminder, Workspace
 from bot.core.runtime import Runtime, start
+from bot.core.tokens import token
 from bot.planning import posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
-from bot.reminders.outbox import token
 from bot.workspaces.registry import Workspaces
 from integrations.slack_chat import SlackChat, web_client
 from integrations.slack_install import installation_store

@@ -11,15 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.reminders.outbox import token
-from integrations.email_in import (
-    InboundEmail,
-    html_to_text,
-    parse,
-    reminder_ids,
-    strip_reply,
-    tokens,
-)
+from bot.core.tokens import reminder_ids, token, tokens
+from integrations.email_in import InboundEmail, html_to_text, parse, strip_reply
 from tests.support import MAIL_SAMPLES
 
 SAMPLES = MAIL_SAMPLES

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from bot.core.models import Contact, Customer, Escalation, Invoice, Reminder
 from bot.core.runtime import Runtime
-from bot.reminders.outbox import verify_token
+from bot.core.tokens import verify_token
 from tests.support.ledger_files import a_week_late, write
 from tests.support.smtp_server import SmtpServer
 
