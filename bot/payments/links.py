@@ -9,11 +9,12 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core.models import Invoice, PaymentLink
 from bot.core.money import minor_units
+from bot.core.runtime import Runtime
 from bot.planning.facts import CustomerFacts, InvoiceFacts
 from integrations.base import PaymentLinks
 
@@ -29,13 +30,60 @@ def link_key(customer_id: int, invoices: list[InvoiceFacts]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
 
 
+class LinkNotPrepared(Exception):
+    """The plan needs a link that was not made before its write transaction (the ledger changed in
+    between, or the processor refused it then): the reminder is held for a person, as when the
+    processor is down."""
+
+
+class PreparingLinks:
+    """Stage one of a stored plan: links are made at the processor (idempotent by key, so a retry
+    never makes a second) and remembered, before any write transaction is open."""
+
+    def __init__(self, processor: PaymentLinks) -> None:
+        self.processor = processor
+        self.made: dict[str, tuple[str, str]] = {}
+
+    def create(
+        self, key: str, currency: str, amount_minor: int, description: str, metadata: dict[str, str]
+    ) -> tuple[str, str]:
+        made = self.processor.create(key, currency, amount_minor, description, metadata)
+        self.made[key] = made  # a key the processor refused stays out: stage two holds it
+        return made
+
+    def deactivate(self, provider_id: str) -> None:
+        raise RuntimeError("planning never deactivates a payment link")
+
+
+class PreparedLinks:
+    """Stage two, inside the plan's write transaction: the links made in stage one, by key; no
+    network call."""
+
+    def __init__(self, made: dict[str, tuple[str, str]]) -> None:
+        self.made = made
+
+    def create(
+        self, key: str, currency: str, amount_minor: int, description: str, metadata: dict[str, str]
+    ) -> tuple[str, str]:
+        if key not in self.made:
+            raise LinkNotPrepared(key)
+        return self.made[key]
+
+    def deactivate(self, provider_id: str) -> None:
+        raise RuntimeError("planning never deactivates a payment link")
+
+
 def payment_link(
     session: Session,
     links: PaymentLinks | None,
     customer: CustomerFacts,
     invoices: list[InvoiceFacts],
     now: datetime,
+    *,
+    store: bool = True,
 ) -> str | None:
+    """The link for this message; a new processor link is stored unless `store` is False (stage
+    one of a plan, which writes nothing)."""
     own = {i.payment_link for i in invoices}
     if len(invoices) == 1 and invoices[0].payment_link:
         return invoices[0].payment_link  # the ledger's own pay URL
@@ -70,6 +118,8 @@ def payment_link(
             "arbot_invoice_numbers": numbers[:500],
         },
     )
+    if not store:
+        return url
     session.add(
         PaymentLink(
             key=key,
@@ -93,6 +143,40 @@ def retire(
     for the old amount must not take a second payment). Returns the provider ids retired."""
     if links is None or not invoice_ids:
         return []
+    retired = []
+    for link in _live_covering(session, invoice_ids):
+        if _deactivated(links, link.provider_id):
+            link.retired_at = now
+            retired.append(link.provider_id)
+    return retired
+
+
+def retire_committed(
+    runtime: Runtime, links: PaymentLinks | None, invoice_ids: list[int]
+) -> list[str]:
+    """`retire`, once the change that paid these invoices is committed, with no transaction open
+    while the processor is called: the live links are read, deactivated one by one, and those
+    done are marked retired in one short write."""
+    if links is None or not invoice_ids:
+        return []
+    with runtime.sessions() as session:
+        live = [(link.id, link.provider_id) for link in _live_covering(session, invoice_ids)]
+    done = {
+        link_id: provider_id for link_id, provider_id in live if _deactivated(links, provider_id)
+    }
+    if done:
+        with runtime.writing() as session:
+            session.execute(
+                update(PaymentLink)
+                .where(PaymentLink.id.in_(done), PaymentLink.retired_at.is_(None))
+                .values(retired_at=runtime.clock.now())
+                .execution_options(synchronize_session=False)
+            )
+    return list(done.values())
+
+
+def _live_covering(session: Session, invoice_ids: list[int]) -> list[PaymentLink]:
+    """The links not yet retired that cover one of these invoices."""
     wanted = set(invoice_ids)
     customers = set(session.scalars(select(Invoice.customer_id).where(Invoice.id.in_(wanted))))
     live = session.scalars(
@@ -100,18 +184,16 @@ def retire(
             PaymentLink.customer_id.in_(customers), PaymentLink.retired_at.is_(None)
         )
     ).all()
-    retired = []
-    for link in live:
-        if wanted.isdisjoint(link.invoice_ids):
-            continue
-        try:
-            links.deactivate(link.provider_id)
-        except Exception as exc:  # the processor is down: the next payment tries again
-            log.warning("payment link %s not deactivated: %s", link.provider_id, exc)
-            continue
-        link.retired_at = now
-        retired.append(link.provider_id)
-    return retired
+    return [link for link in live if not wanted.isdisjoint(link.invoice_ids)]
+
+
+def _deactivated(links: PaymentLinks, provider_id: str) -> bool:
+    try:
+        links.deactivate(provider_id)
+    except Exception as exc:  # the processor is down: the next payment tries again
+        log.warning("payment link %s not deactivated: %s", provider_id, exc)
+        return False
+    return True
 
 
 def retire_stale(session: Session, links: PaymentLinks | None, now: datetime) -> list[str]:

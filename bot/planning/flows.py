@@ -1,7 +1,8 @@
 """Plan the day: the one story `arbot plan` and the scheduler's morning job both tell.
 
 The plan is worked out and stored in one write transaction; only after that commit are the drafts
-polished (an LLM call) and the plan posted to the finance channel (Slack calls)."""
+polished (an LLM call) and the plan posted to the finance channel (Slack calls). Processor payment
+links are made before that transaction, from a first reading of the plan (store.prepare_links)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.planning import posting
 from bot.planning.planner import PlanRules
-from bot.planning.store import PlanRun, run_plan
+from bot.planning.store import PlanRun, prepare_links, run_plan
 from bot.reminders.drafting import polish
 from integrations.base import Drafter, PaymentLinks, SlackPort
 from integrations.errors import SlackFailed
@@ -36,8 +37,12 @@ def plan_day(
     """Work out `day`'s reminders and escalations and store them; then, unless this is a dry run,
     polish the drafts (with a drafter) and post the plan to ARBOT_FINANCE_CHANNEL (with Slack)."""
     rules = PlanRules.from_settings(runtime.settings)
+    now = runtime.clock.now()
+    if links is not None and not dry_run:  # made at the processor before the write transaction
+        with runtime.sessions() as session:
+            links = prepare_links(session, rules, day, now, links)
     with runtime.writing() as session:
-        run = run_plan(session, rules, day, runtime.clock.now(), dry_run=dry_run, links=links)
+        run = run_plan(session, rules, day, now, dry_run=dry_run, links=links)
         if dry_run:
             session.rollback()  # a dry run stores nothing, not even a first playbook version
     if dry_run:

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.locks import PLAN_LOCK, schema_lock
 from bot.core.models import Escalation, Reminder, ReminderInvoice
-from bot.learning.versions import bundle_of, ensure_active
-from bot.payments.links import payment_link
+from bot.learning.versions import active_version, bundle_of, ensure_active, load_checked
+from bot.payments.links import PreparedLinks, PreparingLinks, payment_link
 from bot.planning import facts as plan_data
 from bot.planning.facts import CustomerFacts, InvoiceFacts
 from bot.planning.planner import Plan, PlanItem, PlanRules, compute_plan
@@ -58,6 +58,29 @@ def run_plan(
     )
     ids = {} if dry_run else _store(session, plan, version.id, now)
     return PlanRun(plan=plan, playbook_version=version.version, reminder_ids=ids)
+
+
+def prepare_links(
+    session: Session, rules: PlanRules, day: date, now: datetime, links: PaymentLinks
+) -> PreparedLinks:
+    """Stage one of a stored plan with processor links: work the plan out on a read-only session
+    and make at the processor the links it will carry, so that no network call happens while the
+    plan's write transaction is open. Nothing is written; `run_plan` then stores the plan with
+    the links made here (`PreparedLinks`), and makes none itself."""
+    version = active_version(session)
+    bundle = bundle_of(version) if version is not None else load_checked(None)
+    customers = plan_data.load_customers(session)
+    history = plan_data.load_history(session)
+    preparing = PreparingLinks(links)
+
+    def link_for(customer: CustomerFacts, invoices: list[InvoiceFacts]) -> str | None:
+        return payment_link(session, preparing, customer, invoices, now, store=False)
+
+    compute_plan(
+        customers, history, bundle.playbook, rules, day, now, Renderer(bundle.templates), link_for
+    )
+    session.rollback()
+    return PreparedLinks(preparing.made)
 
 
 def idempotency_key(customer_id: int, day: date) -> str:

@@ -24,7 +24,10 @@ T = TypeVar("T")
 
 @app.command("import-csv")
 def import_csv(
-    path: Annotated[Path, typer.Argument(help="The ledger CSV: one row per invoice (see README).")],
+    path: Annotated[
+        Path,
+        typer.Argument(help="The ledger CSV: one row per invoice (see docs/reference/formats.md)."),
+    ],
 ) -> None:
     """Import invoices from a ledger CSV. A file with any bad row imports nothing."""
     from handlers.cli.tables import import_summary_lines
