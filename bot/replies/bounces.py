@@ -22,7 +22,7 @@ from bot.replies.match import (
 )
 
 if TYPE_CHECKING:
-    from integrations.email_in import InboundEmail
+    from integrations.base import InboundEmail
 
 
 def opt_out(

@@ -37,7 +37,7 @@ from bot.replies.match import (
 from bot.replies.triage import Triage
 
 if TYPE_CHECKING:
-    from integrations.email_in import InboundEmail
+    from integrations.base import InboundEmail
 
 # Labels after which a person decides; none of them lets a reminder go on by itself.
 LABEL_REASON = {

@@ -20,7 +20,7 @@ from bot.core.models import Contact, InboundMessage, Reminder
 
 if TYPE_CHECKING:
     from bot.core.settings import Settings
-    from integrations.email_in import InboundEmail
+    from integrations.base import InboundEmail
 
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 
