@@ -25,8 +25,8 @@ from starlette.types import ASGIApp
 from bot.core.runtime import Runtime
 from bot.workspaces.registry import Workspaces
 from handlers.request_ids import request_id_middleware
-from handlers.slack import build_bolt
-from handlers.slack_install import install_routes
+from handlers.slack.app import build_bolt
+from handlers.slack.install import install_routes
 from handlers.webhooks import webhook_routes
 from handlers.workspace_routing import SlackApps, WorkspaceWebhooks
 from scheduler.health import health

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from bot.core.models import TIERS
+from bot.core.vocabulary import TIERS
 
 
 class Action(StrEnum):

@@ -1,0 +1,127 @@
+"""The Bolt app for one workspace: the listeners of each feature module, who may approve, and the
+threads that keep Slack's acknowledgements fast.
+
+Every listener acks first, then verifies who is asking, calls one bot/ function and answers. Bolt
+checks a request's signature before any listener runs. Slack wants its ack within three seconds,
+so a request passes through four pools of threads:
+
+1. `dispatchers` (handlers/app.py, 64 threads): Bolt's dispatch blocks until a listener acks, so it
+   runs off the event loop, and a burst of requests is dispatched side by side.
+2. Bolt's `listener_executor` (LISTENER_THREADS, below): with process_before_response=False Bolt
+   runs each listener on a thread of its own and answers Slack as soon as the listener calls ack().
+3. `workers` (WORK_THREADS, below; kit.later): the work after an ack (the database, redrawing
+   messages) runs here, so listener threads are free again at once; a failure is told to the
+   person who clicked (handlers/slack/kit.py).
+4. `clicks` (handlers/app.py, 1 thread): a button click is acknowledged before Bolt sees it. Its
+   ack carries nothing, so handlers/app.py checks the signature itself (slack_sdk's check, as
+   Bolt's), answers an empty 200 at once, and hands the request to Bolt on this thread only when
+   AcksFirst says no other click is still waiting for its ack. Bolt then runs the listener as for
+   any request (1 to 3); its ack() answers nobody, and listeners read the same either way.
+
+A form's submission, a command and an event go through 1 to 3 only: their ack may carry an answer
+(the /ar text, a form's errors).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+
+from bot.core.runtime import Runtime
+from handlers.slack import commands, escalations, home, proposals, reminders, reviews
+from handlers.slack.kit import Body, ListenerKit
+from integrations.slack_chat import SlackChat
+
+log = logging.getLogger(__name__)
+MEMBERS_TTL_SECONDS = 60
+LISTENER_THREADS = 64
+WORK_THREADS = 2
+FEATURES = (reminders, commands, home, escalations, proposals, reviews)
+
+
+class Approvers:
+    """ARBOT_APPROVERS, or (when empty) every member of the finance channel, looked up briefly cached."""
+
+    def __init__(self, runtime: Runtime, client: WebClient) -> None:
+        self.listed = set(runtime.settings.approvers)
+        self.channel = runtime.settings.finance_channel
+        self.client = client
+        self._members: set[str] = set()
+        self._fetched = 0.0
+
+    def allows(self, user: str) -> bool:
+        if self.listed:
+            return user in self.listed
+        if not self.channel:
+            return False
+        if time.monotonic() - self._fetched > MEMBERS_TTL_SECONDS:
+            members: set[str] = set()
+            for page in self.client.conversations_members(channel=self.channel, limit=1000):
+                members.update(page["members"])
+            self._members, self._fetched = members, time.monotonic()
+        return user in self._members
+
+
+def build_bolt(runtime: Runtime, client: WebClient) -> App:
+    settings = runtime.settings
+    secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    )
+    app = App(
+        client=client,
+        signing_secret=secret,
+        # Enough threads that a burst of clicks is acknowledged at once, not queued behind work.
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
+        token_verification_enabled=False,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+    )
+    kit = ListenerKit(
+        runtime=runtime,
+        slack=SlackChat(client),
+        allows=Approvers(runtime, client).allows,
+        workers=ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="arbot-work"),
+    )
+    app.middleware(same_workspace)
+    app.error(partial(on_error, kit))
+    for feature in FEATURES:
+        feature.register(app, kit)
+    return app
+
+
+def same_workspace(context: Any, next: Callable[[], Any]) -> Any:
+    """Only requests from the workspace the bot is installed in (E9)."""
+    result = context.authorize_result
+    if (
+        result is not None
+        and context.team_id
+        and result.team_id
+        and context.team_id != result.team_id
+    ):
+        log.warning("refused a request from workspace %s", context.team_id)
+        return BoltResponse(status=403, body="wrong workspace")
+    return next()
+
+
+def on_error(kit: ListenerKit, error: Exception, body: Body) -> None:
+    """Whatever a listener raises reaches a person, not only the log."""
+    log.error("Slack listener failed: %s", error, exc_info=error)
+    user = (body.get("user") or {}).get("id") or body.get("user_id")
+    channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+    if user and channel:
+        try:
+            kit.tell(
+                channel,
+                user,
+                f"Something went wrong ({type(error).__name__}); nothing was "
+                "changed. Please try again, or tell whoever runs arbot.",
+            )
+        except Exception:
+            log.exception("could not tell %s about the failure", user)

@@ -1,0 +1,216 @@
+"""The /ar command: status, aging, plan, pause, resume, never, automate, assign, report and help.
+Its answer is the ack itself (Slack shows it at once, privately unless the command ends with
+`share`); what follows from it (redrawn cards, the report's charts, a new escalation) comes after."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.core.errors import UserError
+from bot.core.runtime import Runtime
+from bot.escalations.sweeps import sweep
+from bot.learning.report import post_report
+from bot.ledger import accounts, customers
+from bot.ledger.aging import aging_report
+from bot.ledger.status import account_status
+from bot.planning import posting
+from handlers.slack.kit import ListenerKit
+from handlers.slack.reminders import redraw
+from integrations.slack_blocks import text_blocks
+from integrations.slack_text import HELP, aging_text, plan_text, status_text
+from integrations.wiring import links_for
+
+COMMAND = "/ar"
+Allows = Callable[[str], bool]  # an approver?
+
+
+def register(app: App, kit: ListenerKit) -> None:
+    app.command(COMMAND)(partial(on_ar, kit))
+
+
+@dataclass
+class Answer:
+    text: str
+    share: bool = False
+    cancelled: list[int] = field(default_factory=list)  # reminders whose cards need redrawing
+    escalate: bool = False  # an escalation was opened: post it
+    report: bool = False  # post the report (charts) to the channel
+
+
+def on_ar(kit: ListenerKit, ack: Ack, command: dict[str, Any]) -> None:
+    answer = answer_ar(kit.runtime, kit.allows, command)
+    ack(
+        response_type="in_channel" if answer.share else "ephemeral",
+        text=answer.text,
+        blocks=text_blocks(answer.text),
+    )
+    user, channel = command["user_id"], command.get("channel_id")
+    if answer.cancelled:  # the cards of reminders a pause cancelled say so
+        kit.later(redraw, user, channel, answer.cancelled)
+    if answer.report:
+        kit.later(post_the_report, user, channel, command)
+    if answer.escalate:
+        kit.later(post_escalations, user, channel)
+
+
+def post_escalations(kit: ListenerKit) -> None:
+    sweep(kit.runtime, kit.slack, links=links_for(kit.runtime.settings))
+
+
+def post_the_report(kit: ListenerKit, command: dict[str, Any]) -> None:
+    post_report(kit.runtime, kit.slack.client, command["channel_id"], kit.runtime.today())
+
+
+def answer_ar(runtime: Runtime, allows: Allows, command: dict[str, Any]) -> Answer:
+    """The answer to an `/ar` command: its text, whether to share it, what it cancelled."""
+    try:
+        words = shlex.split(command.get("text", ""))
+    except ValueError:
+        words = command.get("text", "").split()
+    share = bool(words) and words[-1].lower() == "share"
+    if share:
+        words = words[:-1]
+    user, channel = command["user_id"], command.get("channel_id")
+    in_finance = channel is not None and channel == runtime.settings.finance_channel
+    # Amounts go to approvers privately, or to the finance channel; sharing an answer with
+    # amounts anywhere else would show them to people who may not see them.
+    trusted = in_finance or (allows(user) and not share)
+    sub = words[0].lower() if words else "help"
+    rest = words[1:]
+    handlers: dict[str, Callable[[], str | Answer]] = {
+        "status": lambda: _status(runtime, rest, trusted),
+        "aging": lambda: _aging(runtime, trusted),
+        "plan": lambda: todays_plan(runtime, trusted),
+        "pause": lambda: _pause(runtime, rest, user, allows),
+        "resume": lambda: _control(runtime, rest, user, allows, "resume"),
+        "never": lambda: _control(runtime, rest, user, allows, "never"),
+        "automate": lambda: _control(runtime, rest, user, allows, "automate"),
+        "assign": lambda: _assign(runtime, rest, user, allows),
+        "report": lambda: _report(in_finance),
+    }
+    if sub not in handlers:
+        return Answer(HELP if sub == "help" else f"I don't know `{sub}`.\n{HELP}")
+    try:
+        result = handlers[sub]()
+    except UserError as exc:
+        return Answer(str(exc))
+    if isinstance(result, Answer):
+        result.share = share
+        return result
+    return Answer(result, share)
+
+
+def todays_plan(runtime: Runtime, trusted: bool) -> str:
+    """Today's plan by tier and state (amounts only when `trusted`): `/ar plan` and App Home."""
+    day = runtime.today()
+    with runtime.sessions() as session:
+        summary = posting.summary_for(session, day)
+        states = posting.states_for(session, day)
+    return plan_text(summary, states, show_amounts=trusted)
+
+
+def _status(runtime: Runtime, words: list[str], trusted: bool) -> str:
+    if not words:
+        raise UserError("Which customer? e.g. `/ar status ACME`")
+    with runtime.sessions() as session:
+        doc = account_status(session, " ".join(words), runtime.today())
+    return status_text(doc, show_amounts=trusted)
+
+
+def _aging(runtime: Runtime, trusted: bool) -> str:
+    if not trusted:
+        return "Balances are shown to approvers and in the finance channel only."
+    with runtime.sessions() as session:
+        return aging_text(aging_report(session, runtime.today()).as_json())
+
+
+def _must_approve(allows: Allows, user: str) -> None:
+    if not allows(user):
+        raise UserError("Only approvers can change how an account is followed up.")
+
+
+def _pause(runtime: Runtime, words: list[str], user: str, allows: Allows) -> Answer:
+    _must_approve(allows, user)
+    if len(words) < 2:
+        raise UserError("Usage: `/ar pause ACME 14d [reason]`")
+    reason = " ".join(words[2:])
+    with runtime.writing() as session:
+        customer, cancelled = accounts.pause(
+            session, words[0], words[1], reason, user, runtime.clock.now()
+        )
+        until = customer.paused_until
+        name = customer.name
+    note = f" {len(cancelled)} waiting reminder(s) cancelled." if cancelled else ""
+    return Answer(
+        f"Paused reminders to *{name}* until {until:%Y-%m-%d}.{note}", cancelled=cancelled
+    )
+
+
+def _control(
+    runtime: Runtime, words: list[str], user: str, allows: Allows, what: str
+) -> str | Answer:
+    _must_approve(allows, user)
+    if not words:
+        raise UserError(f"Usage: `/ar {what} ACME`")
+    query = " ".join(words)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        if what == "resume":
+            name = accounts.resume(session, query, user, now).name
+            return f"Reminders to *{name}* are back on."
+        never = what == "never"
+        customer, cancelled = accounts.set_never_automate(session, query, never, user, now)
+        name = customer.name
+    if never:
+        note = f" {len(cancelled)} waiting reminder(s) cancelled." if cancelled else ""
+        return Answer(
+            f"*{name}* will always go to a person; no automated reminders.{note}",
+            cancelled=cancelled,
+        )
+    return f"*{name}* gets automated reminders again."
+
+
+def _report(in_finance: bool) -> Answer:
+    # The report shows amounts to everyone in the channel: only the finance channel gets it.
+    if not in_finance:
+        return Answer("The report is posted in the finance channel only: run it there.")
+    return Answer("Working out the report; the charts follow in a moment.", report=True)
+
+
+def _assign(runtime: Runtime, words: list[str], user: str, allows: Allows) -> Answer:
+    _must_approve(allows, user)
+    if len(words) < 2 or not words[0].isdigit():
+        raise UserError("Usage: `/ar assign MESSAGE_NUMBER ACME`")
+    from bot.replies.assign import assign
+    from bot.replies.match import ReplyRules
+    from bot.replies.triage import RuleClassifier
+
+    settings = runtime.settings
+    rules = ReplyRules.from_settings(settings)
+    with runtime.writing() as session:
+        result = assign(
+            session,
+            int(words[0]),
+            " ".join(words[1:]),
+            user,
+            runtime.clock.now(),
+            runtime.today(),
+            rules,
+            # The rules, not an optional LLM: this runs before Slack's 3-second ack.
+            RuleClassifier(),
+        )
+        assert result.customer_id is not None  # an assigned message has its customer
+        name = customers.name_of(session, result.customer_id)
+    label = (result.label or "other").replace("_", " ")
+    return Answer(
+        f"Message {words[0]} is now *{name}*'s reply ({label}); their reminders are paused and "
+        "the escalation is posted.",
+        cancelled=result.cancelled,
+        escalate=True,
+    )

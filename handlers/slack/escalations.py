@@ -1,0 +1,198 @@
+"""An escalation's buttons (Claim, Record promise, Mark disputed, Resume sequence, Resolve), their
+forms, and what people write in its thread. A change is acknowledged first, made after, and then
+the parent message is redrawn and the thread told who did what."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from functools import partial
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.core.errors import UserError
+from bot.escalations import posting, service
+from handlers.slack.kit import Body, ListenerKit, clicked, entered, typed
+from integrations.slack_escalation import OUTCOMES, dispute_modal, promise_modal, resolve_modal
+from integrations.slack_ids import Action, Field, Form
+
+log = logging.getLogger(__name__)
+ONLY_APPROVERS = "Only approvers can act on service. Ask someone in finance."
+PROMISE_PREFILL_DAYS = 7  # the promise form suggests a date a week ahead
+FORM_BUTTONS = (Action.ESC_PROMISE, Action.ESC_DISPUTE, Action.ESC_RESOLVE)
+
+
+def register(app: App, kit: ListenerKit) -> None:
+    app.action(Action.ESC_CLAIM)(partial(on_claim, kit))
+    for button in FORM_BUTTONS:
+        app.action(button)(partial(on_form_button, kit))
+    app.action(Action.ESC_RESUME)(partial(on_resume, kit))
+    app.view(Form.ESC_PROMISE)(partial(on_promise, kit))
+    app.view(Form.ESC_DISPUTE)(partial(on_dispute, kit))
+    app.view(Form.ESC_RESOLVE)(partial(on_resolve, kit))
+    app.event("message")(partial(on_message, kit))
+
+
+def after(kit: ListenerKit, escalation_id: int, note: str) -> None:
+    """Re-draw the parent message and say what happened in the thread."""
+    runtime = kit.runtime
+    with runtime.sessions() as session:
+        posting.after_decision(
+            session, kit.slack, escalation_id, note, runtime.today(), runtime.settings.timezone
+        )
+
+
+def submitted(view: Body) -> tuple[int, str | None, Body]:
+    """Which escalation a form was about, the channel it was opened from, and what was entered."""
+    escalation_text, _, channel = view["private_metadata"].partition("|")
+    return int(escalation_text), channel or None, view["state"]["values"]
+
+
+def on_claim(kit: ListenerKit, ack: Ack, body: Body) -> None:
+    ack()
+    kit.after_ack(body, claim)
+
+
+def claim(kit: ListenerKit, body: Body) -> None:
+    user, channel, escalation_id = clicked(body)
+    if kit.refused(channel, user, ONLY_APPROVERS):
+        return
+    with kit.runtime.writing() as session:
+        holder = service.claim(session, escalation_id, user, kit.runtime.clock.now())
+    if holder is not None:
+        who = f"<@{holder}>" if holder.startswith(("U", "W")) else holder
+        kit.tell(channel, user, f"Nothing changed: this escalation is already {who}.")
+        return
+    after(kit, escalation_id, f"<@{user}> claimed this.")
+
+
+def on_form_button(kit: ListenerKit, ack: Ack, body: Body) -> None:
+    """Record promise, Mark disputed and Resolve each open their form at once (its trigger lasts
+    three seconds)."""
+    ack()
+    user, channel, escalation_id = clicked(body)
+    if kit.refused(channel, user, ONLY_APPROVERS):
+        return
+    with kit.runtime.sessions() as session:
+        customer = service.customer_name(session, escalation_id) or "this customer"
+    button = body["actions"][0]["action_id"]
+    if button == Action.ESC_PROMISE:
+        in_a_week = kit.runtime.today() + timedelta(days=PROMISE_PREFILL_DAYS)
+        view = promise_modal(escalation_id, customer, in_a_week.isoformat())
+    elif button == Action.ESC_DISPUTE:
+        view = dispute_modal(escalation_id, customer)
+    else:
+        view = resolve_modal(escalation_id, customer)
+    view["private_metadata"] = f"{escalation_id}|{channel or ''}"
+    kit.open_view(body, view, channel, user)
+
+
+def on_promise(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
+    """A date in the past is refused in the form, before the ack; a good one is saved after."""
+    escalation_id, channel, values = submitted(view)
+    chosen = entered(values, Field.DATE).get("selected_date")
+    if not chosen or date.fromisoformat(chosen) < kit.runtime.today():
+        ack(response_action="errors", errors={Field.DATE: "Pick today or a later date."})
+        return
+    ack()
+    user = body["user"]["id"]
+    kit.later(save_promise, user, channel, user, escalation_id, chosen)
+
+
+def save_promise(kit: ListenerKit, user: str, escalation_id: int, chosen: str) -> None:
+    if not kit.allows(user):
+        return
+    runtime = kit.runtime
+    with runtime.writing() as session:
+        until = service.record_promise(
+            session,
+            escalation_id,
+            user,
+            date.fromisoformat(chosen),
+            runtime.settings.promise_grace_days,
+            runtime.clock.now(),
+        )
+    after(
+        kit,
+        escalation_id,
+        f"<@{user}> recorded a promise to pay by {chosen}. Nothing automated goes out "
+        f"before {until:%Y-%m-%d}.",
+    )
+
+
+def on_dispute(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
+    ack()
+    escalation_id, channel, values = submitted(view)
+    reason = typed(values, Field.REASON) or ""
+    user = body["user"]["id"]
+    kit.later(save_dispute, user, channel, user, escalation_id, reason)
+
+
+def save_dispute(kit: ListenerKit, user: str, escalation_id: int, reason: str) -> None:
+    if not kit.allows(user):
+        return
+    with kit.runtime.writing() as session:
+        numbers = service.mark_disputed(
+            session, escalation_id, user, reason, kit.runtime.clock.now()
+        )
+    after(
+        kit,
+        escalation_id,
+        f"<@{user}> marked {', '.join(numbers) or 'the invoices'} disputed: {reason}. "
+        "No automated message goes out about them until this is resolved.",
+    )
+
+
+def on_resume(kit: ListenerKit, ack: Ack, body: Body) -> None:
+    ack()
+    kit.after_ack(body, resume)
+
+
+def resume(kit: ListenerKit, body: Body) -> None:
+    user, channel, escalation_id = clicked(body)
+    if kit.refused(channel, user, ONLY_APPROVERS):
+        return
+    with kit.runtime.writing() as session:
+        service.resume(session, escalation_id, user, kit.runtime.clock.now())
+    after(
+        kit, escalation_id, f"<@{user}> resumed the sequence: the next morning's plan picks it up."
+    )
+
+
+def on_resolve(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
+    ack()
+    escalation_id, channel, values = submitted(view)
+    choice = (entered(values, Field.OUTCOME).get("selected_option") or {}).get("value", "no_action")
+    note = typed(values, Field.NOTE) or ""
+    user = body["user"]["id"]
+    kit.later(save_resolve, user, channel, user, escalation_id, choice, note)
+
+
+def save_resolve(kit: ListenerKit, user: str, escalation_id: int, choice: str, note: str) -> None:
+    if not kit.allows(user):
+        return
+    label = dict(OUTCOMES).get(choice, choice)
+    outcome = f"{label}: {note}" if note else label
+    with kit.runtime.writing() as session:
+        done = service.resolve(session, escalation_id, user, outcome, kit.runtime.clock.now())
+    if done:
+        after(kit, escalation_id, f"<@{user}> resolved this: {outcome}.")
+
+
+def on_message(kit: ListenerKit, event: dict[str, Any]) -> None:
+    """What a person writes in an escalation's thread goes into the customer's history."""
+    thread = event.get("thread_ts")
+    if not thread or event.get("subtype") or event.get("bot_id") or not event.get("user"):
+        return
+    runtime = kit.runtime
+    with runtime.writing() as session:
+        escalation_id = service.in_thread(session, event.get("channel"), thread)
+        if escalation_id is None:
+            return
+        try:
+            service.thread_note(
+                session, escalation_id, event["user"], event.get("text", ""), runtime.clock.now()
+            )
+        except UserError:
+            log.warning("thread note for a missing escalation %s", escalation_id)

@@ -1,0 +1,52 @@
+"""A day's plan posted to Slack (three customers a week late, cards waiting for approval), and how
+to read a reminder's state and its card back; the `posted` fixture is in conftest.py."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.core.models import Reminder
+from bot.core.runtime import Runtime
+from bot.ledger.upsert import apply_batch
+from bot.planning import posting
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
+from integrations.csv_ledger import read_ledger_csv
+from integrations.slack_chat import SlackChat, web_client
+from tests.support.ledger_files import a_week_late, write
+
+TODAY = date(2026, 3, 16)
+
+
+def ledger(runtime: Runtime, tmp_path: Path, customers: int = 3) -> None:
+    rows = a_week_late(customers)
+    batch = read_ledger_csv(write(tmp_path / "l.csv", rows))
+    with runtime.writing() as session:
+        apply_batch(session, batch, runtime.clock.now())
+
+
+def post_plan(runtime: Runtime, slack_api: Any) -> None:
+    with runtime.writing() as session:
+        run_plan(
+            session, PlanRules.from_settings(runtime.settings), TODAY, runtime.clock.now(), False
+        )
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    posting.post_plan(runtime, chat, "C0FINANCE", TODAY)
+
+
+def state_of(runtime: Runtime, reminder_id: int) -> str:
+    with runtime.sessions() as session:
+        return session.scalar(select(Reminder.state).where(Reminder.id == reminder_id)) or ""
+
+
+def message_of(runtime: Runtime, slack_api: Any, reminder_id: int) -> dict[str, Any]:
+    """The Slack message that holds this reminder's card, as the fake Web API keeps it."""
+    with runtime.sessions() as session:
+        reminder = session.get(Reminder, reminder_id)
+        assert reminder is not None
+        key = (reminder.slack_channel, reminder.slack_ts)
+    return slack_api.messages[key]

@@ -1,0 +1,111 @@
+"""/ar end to end: status, aging, plan, pause, resume, never, automate, report and help, and
+who may see amounts."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.core.models import Customer, Event
+from bot.core.runtime import Runtime
+from tests.handlers.posted_plan import message_of, state_of
+from tests.support.slack_requests import wait_for
+
+
+def test_ar_status_in_the_finance_channel_shows_balances(posted: Runtime, served: Any) -> None:
+    answer = served.command("status customer 1").json()
+    assert answer["response_type"] == "ephemeral"
+    assert "*Customer 1* (C-1)" in answer["text"]
+    assert "$1,200.00" in answer["text"] and "I-1" in answer["text"]
+    assert "Next: plus7 by email, planned" in answer["text"]
+
+
+def test_ar_status_elsewhere_for_a_non_approver_shows_no_amounts(
+    posted: Runtime, served: Any
+) -> None:
+    answer = served.command("status C-1", user="U0MEMBER", channel="C0GENERAL").json()
+    assert "$" not in answer["text"]
+    assert "shown to approvers and in the finance channel only" in answer["text"]
+
+
+def test_ar_status_suggests_near_misses(posted: Runtime, served: Any) -> None:
+    answer = served.command("status Custmer 1x").json()
+    assert "Did you mean" in answer["text"]
+
+
+def test_ar_pause_resume_never_automate(posted: Runtime, served: Any) -> None:
+    assert "until 2026-03-30" in served.command('pause C-2 14d "asked for time"').json()["text"]
+    with posted.sessions() as session:
+        customer = session.scalars(select(Customer).where(Customer.external_id == "C-2")).one()
+        assert customer.paused_until is not None
+    assert "back on" in served.command("resume C-2").json()["text"]
+    assert "always go to a person" in served.command("never C-2").json()["text"]
+    assert "automated reminders again" in served.command("automate C-2").json()["text"]
+    refused = served.command("never C-2", user="U0MEMBER", channel="C0GENERAL").json()
+    assert "Only approvers" in refused["text"]
+    with posted.sessions() as session:
+        kinds = session.scalars(
+            select(Event.kind).where(Event.kind.like("customer.%")).order_by(Event.id)
+        ).all()
+    assert kinds[-4:] == [
+        "customer.paused",
+        "customer.resumed",
+        "customer.never_automate",
+        "customer.automate",
+    ]
+
+
+def test_ar_aging_plan_help_and_share(posted: Runtime, served: Any) -> None:
+    assert "*USD*" in served.command("aging").json()["text"]
+    plan = served.command("plan share").json()
+    assert plan["response_type"] == "in_channel"
+    assert "standard: 3 reminders (3 waiting)" in plan["text"]
+    assert "/ar status ACME" in served.command("help").json()["text"]
+    unknown = served.command("frobnicate").json()
+    assert "I don't know `frobnicate`" in unknown["text"] and "/ar aging" in unknown["text"]
+
+
+def test_ar_pause_cancels_what_was_waiting_and_redraws_its_card(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    answer = served.command("pause C-2 7d").json()
+    assert "1 waiting reminder(s) cancelled" in answer["text"]
+    assert state_of(posted, 2) == "cancelled"
+    wait_for(lambda: "Cancelled" in json.dumps(message_of(posted, slack_api, 2)["blocks"]))
+
+
+def test_amounts_never_reach_people_outside_finance(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    stranger = served.command("plan", user="U0MEMBER", channel="C0GENERAL").json()
+    assert "$" not in stranger["text"] and "3 reminders" in stranger["text"]
+    shared = served.command("status C-1 share", user="U0APPROVER", channel="C0GENERAL").json()
+    assert shared["response_type"] == "in_channel" and "$" not in shared["text"]
+    served.event({"type": "app_home_opened", "user": "U0MEMBER", "channel": "D0", "tab": "home"})
+    view = wait_for(lambda: slack_api.calls("views.publish"))[0]["view"]
+    assert "$" not in json.dumps(view)
+
+
+@pytest.mark.slow  # matplotlib renders the charts
+def test_ar_report_in_the_finance_channel_uploads_the_charts(
+    served: Any, posted: Runtime, slack_api: Any
+) -> None:
+    answer = served.command("report")
+
+    assert answer.status_code == 200 and "Working out the report" in answer.text
+    uploads = wait_for(lambda: slack_api.calls("files.completeUploadExternal"))
+    assert uploads[0]["channel_id"] == "C0FINANCE"
+    files = slack_api.files.values()
+    assert files and all((f["data"] or b"").startswith(b"\x89PNG") for f in files)
+
+
+def test_ar_report_elsewhere_shows_no_amounts(served: Any, posted: Runtime, slack_api: Any) -> None:
+    answer = served.command("report", channel="C0RANDOM")
+
+    assert "finance channel only" in answer.text
+    time.sleep(0.3)
+    assert slack_api.calls("files.completeUploadExternal") == []

@@ -1,0 +1,224 @@
+"""The ids Slack sends back: every button a Block Kit builder draws has a listener and every action
+listener a button; every form has a listener for its submission and every view listener a form;
+and every message and form those builders make stays within Block Kit's limits."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from handlers.slack.app import FEATURES
+from integrations.base import (
+    CardInvoice,
+    EscalationView,
+    HistoryLine,
+    InvoiceLine,
+    PlanSummary,
+    ProposalView,
+    ReminderCard,
+    ReviewOption,
+    ReviewView,
+    TierLine,
+)
+from integrations.slack_blocks import (
+    edit_modal,
+    home_view,
+    plan_header_blocks,
+    reminder_blocks,
+    skip_modal,
+    text_blocks,
+)
+from integrations.slack_escalation import (
+    dispute_modal,
+    escalation_blocks,
+    history_messages,
+    promise_modal,
+    resolve_modal,
+)
+from integrations.slack_ids import INPUT, Action, Field, Form
+from integrations.slack_proposal import proposal_blocks
+from integrations.slack_review import MAX_OPTIONS, review_blocks
+from tests.integrations.test_slack_blocks import check_limits
+from tests.support.fake_slack import validate_blocks
+
+Block = dict[str, Any]
+Constraint = str | re.Pattern[str]
+LONG = "Ridgeline & <Roofing> " * 400  # far past any section's 3,000 characters
+
+
+class Registered:
+    """Stands in for Bolt's App and keeps what each feature's `register` asks for."""
+
+    def __init__(self) -> None:
+        self.actions: list[Constraint] = []
+        self.views: list[Constraint] = []
+
+    def action(self, constraint: Constraint) -> Callable[[Any], Any]:
+        self.actions.append(constraint)
+        return lambda listener: listener
+
+    def view(self, constraint: Constraint) -> Callable[[Any], Any]:
+        self.views.append(constraint)
+        return lambda listener: listener
+
+    def command(self, _name: str) -> Callable[[Any], Any]:
+        return lambda listener: listener
+
+    def event(self, _kind: str) -> Callable[[Any], Any]:
+        return lambda listener: listener
+
+
+def registered() -> Registered:
+    app = Registered()
+    for feature in FEATURES:
+        feature.register(app, None)  # type: ignore[arg-type]
+    return app
+
+
+def matches(constraint: Constraint, some_id: str) -> bool:
+    if isinstance(constraint, re.Pattern):
+        return constraint.fullmatch(some_id) is not None
+    return constraint == some_id
+
+
+def card(text: str = "Acme", state: str = "planned", action: str = "remind") -> ReminderCard:
+    return ReminderCard(
+        reminder_id=7,
+        customer_name=text,
+        customer_id="C-7",
+        tier="standard",
+        action=action,
+        state=state,
+        step="plus7",
+        channel="email" if action == "remind" else None,
+        contact="ap@acme.example",
+        invoices=tuple(CardInvoice(f"INV-{n}", "$1,200.00", n) for n in range(40)),
+        total="$48,000.00",
+        subject=text,
+        preview=text,
+        send_after="Mon 09:00 EDT",
+        note=text,
+    )
+
+
+def escalation(text: str = "Acme", state: str = "open") -> EscalationView:
+    return EscalationView(
+        id=3,
+        customer_id=7,
+        customer_name=text,
+        customer_ref="C-7",
+        tier="standard",
+        owner="U07DANA01",
+        state=state,
+        reason="replied",
+        detail=text,
+        label="dispute",
+        wrote=text,
+        at_stake="$1,200.00",
+        suggestion=text,
+        claimed_by="U07DANA01" if state == "claimed" else None,
+        invoices=tuple(
+            InvoiceLine(f"INV-{n}", "$1,200.00", n, n % 2 == 0, None) for n in range(200)
+        ),
+        history=tuple(HistoryLine(datetime(2026, 3, 1, 9, 0), "note", text) for _ in range(60)),
+    )
+
+
+def messages(text: str = "Acme") -> list[list[Block]]:
+    """One of each message a builder makes, with every button it can show."""
+    every_tier_waiting = PlanSummary(
+        day=date(2026, 3, 16),
+        tiers=tuple(
+            TierLine(tier, 2, 1, "$5,000.00", 2)
+            for tier in ("strategic", "standard", "transactional")
+        ),
+        held=(("frequency_cap", 3),),
+    )
+    options = tuple(ReviewOption(f"{text} {n}") for n in range(MAX_OPTIONS + 2))
+    return [
+        plan_header_blocks(every_tier_waiting),
+        reminder_blocks(card(text)),
+        reminder_blocks(card(text, state="approved")),
+        reminder_blocks(card(text, state="cancelled", action="escalate")),
+        escalation_blocks(escalation(text)),
+        escalation_blocks(escalation(text, state="claimed")),
+        *history_messages(escalation(text)),
+        proposal_blocks(ProposalView(5, 2, text, text, "proposed")),
+        proposal_blocks(ProposalView(5, 2, text, text, "active", "approved", "U0APPROVER")),
+        review_blocks(ReviewView(4, text, text, options, "open")),
+        text_blocks(text),
+        home_view(text, text, text)["blocks"],
+    ]
+
+
+def forms(text: str = "Acme") -> list[Block]:
+    """Every form a builder makes."""
+    return [
+        edit_modal(7, "email", text, text, "plus7", text, [text, text]),
+        edit_modal(7, "sms", None, text, "plus7", text),
+        skip_modal(7, text),
+        promise_modal(3, text, "2026-03-23"),
+        dispute_modal(3, text),
+        resolve_modal(3, text),
+    ]
+
+
+def buttons(blocks: list[Block]) -> list[str]:
+    return [
+        element["action_id"]
+        for block in blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+
+
+def test_every_button_drawn_has_a_listener_and_every_action_listener_a_button() -> None:
+    listened = registered().actions
+    drawn = {action_id for message in messages() for action_id in buttons(message)}
+    assert sorted(d for d in drawn if not any(matches(c, d) for c in listened)) == []
+    assert [c for c in listened if not any(matches(c, d) for d in drawn)] == []
+
+
+def test_every_form_has_a_listener_for_its_submission_and_every_view_listener_a_form() -> None:
+    listened = registered().views
+    drawn = {form["callback_id"] for form in forms()}
+    assert sorted(d for d in drawn if not any(matches(c, d) for c in listened)) == []
+    assert [c for c in listened if not any(matches(c, d) for d in drawn)] == []
+
+
+def test_every_id_is_drawn_by_some_builder() -> None:
+    drawn = {action_id for message in messages() for action_id in buttons(message)}
+    for action in Action:  # approve_all and review_apply are prefixes: "<id>_<tier or option>"
+        assert action in drawn or any(d.startswith(f"{action}_") for d in drawn), action
+    assert {form["callback_id"] for form in forms()} == set(Form)
+    fields = {
+        block["block_id"] for form in forms() for block in form["blocks"] if "block_id" in block
+    }
+    assert fields == set(Field)
+
+
+def test_each_field_of_a_form_is_read_by_the_one_input_id() -> None:
+    for form in forms():
+        for block in form["blocks"]:
+            if block["type"] == "input":
+                assert block["element"]["action_id"] == INPUT
+
+
+def test_every_message_stays_within_block_kits_limits_even_with_very_long_text() -> None:
+    for text in ("Acme", LONG):
+        for message in messages(text):
+            check_limits(message)  # 50 blocks, 3,000 characters a section, unique action_ids
+            assert validate_blocks(message) == []
+
+
+def test_every_form_stays_within_block_kits_limits_even_with_very_long_text() -> None:
+    for text in ("Acme", LONG):
+        for form in forms(text):
+            assert validate_blocks(form["blocks"], "/view/blocks", 100) == []
+            assert all(
+                len(block["text"]["text"]) <= 3000
+                for block in form["blocks"]
+                if block["type"] == "section"
+            )

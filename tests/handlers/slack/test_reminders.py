@@ -1,0 +1,262 @@
+"""A reminder's buttons end to end, through the real ASGI app with signed requests shaped like
+Slack's, against the local fake Web API: the plan's cards, Approve (once), Approve all, Edit and
+Skip with their forms, and the card redrawn after each."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from bot.core.models import EditExample, Event, Reminder
+from bot.core.runtime import Runtime
+from bot.planning import posting
+from integrations.slack_chat import SlackChat, web_client
+from tests.handlers.posted_plan import TODAY, ledger, message_of, post_plan, state_of
+from tests.support.ledger_files import row, write
+from tests.support.slack_requests import wait_for
+
+
+def test_the_plan_is_posted_as_a_header_and_cards_within_block_kits_limits(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    ledger(slack_runtime, tmp_path, customers=30)
+    post_plan(slack_runtime, slack_api)
+    posts = slack_api.calls("chat.postMessage")
+    header, *groups = posts
+    assert "Approve all 30 standard" in json.dumps(header["blocks"])
+    assert sum(json.dumps(g["blocks"]).count('"action_id": "approve"') for g in groups) == 30
+    assert all(len(g["blocks"]) <= 50 for g in groups)
+    assert len(groups) == 3  # 30 cards of 4 blocks: 12 to a message
+    with slack_runtime.sessions() as session:
+        unposted = session.scalar(select(func.count()).where(Reminder.slack_ts.is_(None)))
+    assert unposted == 0
+
+
+def test_approve_updates_the_message_in_place_with_who_and_when(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    response = served.click("approve", "1")
+    assert response.status_code == 200
+    wait_for(lambda: slack_api.calls("chat.update"))
+    assert state_of(posted, 1) == "approved"
+    message = message_of(posted, slack_api, 1)
+    assert "Approved by <@U0APPROVER>" in json.dumps(message["blocks"])
+    with posted.sessions() as session:
+        event = session.scalars(select(Event).where(Event.kind == "reminder.approved")).one()
+    assert (event.actor, event.reminder_id) == ("U0APPROVER", 1)
+
+
+def test_a_second_click_changes_nothing_and_names_who_approved(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    served.click("approve", "1")
+    wait_for(lambda: slack_api.calls("chat.update"))
+    served.click(
+        "approve",
+        "1",
+        user="U0SECOND",
+        headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
+    )
+    ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert ephemeral[0]["user"] == "U0SECOND"
+    assert "already approved by <@U0APPROVER>" in ephemeral[0]["text"]
+    with posted.sessions() as session:
+        assert session.scalar(select(func.count()).where(Event.kind == "reminder.approved")) == 1
+    assert len(slack_api.calls("chat.update")) == 2  # card and header, once
+
+
+def test_two_approvers_racing_approve_once(posted: Runtime, served: Any, slack_api: Any) -> None:
+    barrier = threading.Barrier(2)
+
+    def click(user: str) -> None:
+        barrier.wait()
+        served_client = httpx.Client(timeout=10)
+        try:
+            served.click("approve", "2", user=user)
+        finally:
+            served_client.close()
+
+    threads = [threading.Thread(target=click, args=(u,)) for u in ("U0APPROVER", "U0SECOND")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    with posted.sessions() as session:
+        assert session.scalar(select(func.count()).where(Event.kind == "reminder.approved")) == 1
+
+
+def test_a_non_approver_is_refused_and_nothing_changes(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    served.click("approve", "1", user="U0STRANGER")
+    ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert "Only approvers" in ephemeral[0]["text"]
+    assert state_of(posted, 1) == "planned"
+    assert slack_api.calls("chat.update") == []
+
+
+def test_edit_opens_a_prefilled_modal_and_a_clean_edit_is_saved_and_approved(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    served.click("edit", "1", trigger_id="trigger-edit")
+    opened = wait_for(lambda: slack_api.calls("views.open"))
+    view = opened[0]["view"]
+    assert view["callback_id"] == "edit_reminder"
+    assert "Invoice I-1" in json.dumps(view) or "I-1" in json.dumps(view)
+    body = (
+        "Hi Maria,\n\nA quick note about invoice I-1. Could you let us know when to expect it?\n\n"
+        "To stop receiving these emails, just reply and say so."
+    )
+    response = served.submit(
+        "edit_reminder",
+        view["private_metadata"],
+        {
+            "subject": {"value": {"type": "plain_text_input", "value": "Invoice I-1"}},
+            "body": {"value": {"type": "plain_text_input", "value": body}},
+        },
+    )
+    assert response.status_code == 200
+    wait_for(lambda: state_of(posted, 1) == "approved")
+    with posted.sessions() as session:
+        reminder = session.get(Reminder, 1)
+        example = session.scalars(select(EditExample)).one()
+    assert reminder is not None and reminder.subject == "Invoice I-1"
+    assert example.editor == "U0APPROVER"
+
+
+def test_an_edit_the_linter_refuses_shows_errors_in_the_modal_and_saves_nothing(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    response = served.submit(
+        "edit_reminder",
+        "1|C0FINANCE",
+        {
+            "subject": {"value": {"type": "plain_text_input", "value": "Final notice"}},
+            "body": {
+                "value": {"type": "plain_text_input", "value": "Pay now or face legal action."}
+            },
+        },
+    )
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["response_action"] == "errors"
+    assert "legal action" in answer["errors"]["body"]
+    assert state_of(posted, 1) == "planned"
+
+
+def test_an_expired_trigger_id_tells_the_user_to_click_again(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    slack_api.expired_triggers.add("stale-trigger")
+    served.click("edit", "1", trigger_id="stale-trigger")
+    ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert "click the button again" in ephemeral[0]["text"]
+    assert state_of(posted, 1) == "planned"
+
+
+def test_skip_asks_for_a_reason_and_the_message_shows_it(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    served.click("skip", "3", trigger_id="trigger-skip")
+    view = wait_for(lambda: slack_api.calls("views.open"))[0]["view"]
+    assert view["callback_id"] == "skip_reminder"
+    served.submit(
+        "skip_reminder",
+        view["private_metadata"],
+        {"reason": {"value": {"type": "plain_text_input", "value": "spoke to them today"}}},
+    )
+    wait_for(lambda: state_of(posted, 3) == "skipped")
+    wait_for(lambda: slack_api.calls("chat.update"))
+    text = json.dumps(message_of(posted, slack_api, 3)["blocks"])
+    assert "Skipped by <@U0APPROVER>" in text and "spoke to them today" in text
+
+
+def test_approve_all_for_a_tier(posted: Runtime, served: Any, slack_api: Any) -> None:
+    served.click("approve_all_standard", f"{TODAY.isoformat()}|standard")
+    wait_for(lambda: all(state_of(posted, n) == "approved" for n in (1, 2, 3)))
+    wait_for(lambda: len(slack_api.calls("chat.update")) >= 2)  # the cards' message and the header
+
+
+def test_a_later_state_change_updates_the_same_message(posted: Runtime, slack_api: Any) -> None:
+    from sqlalchemy import update
+
+    with posted.writing() as session:
+        session.execute(
+            update(Reminder).where(Reminder.id == 1).values(state="cancelled", cancel_reason="paid")
+        )
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    with posted.sessions() as session:
+        posting.refresh(session, chat, [1], posted.settings.timezone)
+    text = json.dumps(message_of(posted, slack_api, 1)["blocks"])
+    assert "Cancelled" in text and "paid" in text
+
+
+def test_a_rate_limited_update_is_retried_and_not_lost(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    slack_api.rate_limit_next("chat.update", retry_after=1)
+    served.click("approve", "1")
+    wait_for(
+        lambda: "Approved by" in json.dumps(message_of(posted, slack_api, 1)["blocks"]), timeout=10
+    )
+    assert slack_api.rate_limited_count == 1
+
+
+def test_approving_a_reminder_whose_invoice_was_disputed_meanwhile_cancels_it(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    from sqlalchemy import update
+
+    from bot.core.models import Invoice
+
+    with posted.writing() as session:
+        session.execute(update(Invoice).where(Invoice.number == "I-1").values(disputed=True))
+    served.click("approve", "1")
+    wait_for(lambda: state_of(posted, 1) == "cancelled")
+    ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert "already cancelled" in ephemeral[0]["text"]
+
+
+def test_an_escalation_card_names_who_it_was_routed_to(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    from bot.ledger.upsert import apply_batch
+    from integrations.csv_ledger import read_ledger_csv
+
+    slack_runtime.settings.escalation_routes = {"standard": "S0FINANCE"}
+    rows = [
+        row(
+            customer_id="C-9",
+            customer_name="Late Co",
+            invoice_number="L-1",
+            owner_slack_id="",
+            issue_date="2026-01-01",
+            due_date="2026-02-01",
+        )
+    ]
+    with slack_runtime.writing() as session:
+        apply_batch(
+            session, read_ledger_csv(write(tmp_path / "l.csv", rows)), slack_runtime.clock.now()
+        )
+    post_plan(slack_runtime, slack_api)
+    text = json.dumps(slack_api.calls("chat.postMessage")[1]["blocks"])
+    assert "<!subteam^S0FINANCE>" in text
+
+
+def test_a_message_too_long_for_slacks_form_is_not_cut_to_fit(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    from sqlalchemy import update
+
+    with posted.writing() as session:
+        session.execute(update(Reminder).where(Reminder.id == 1).values(body_text="x" * 3001))
+    served.click("edit", "1")
+    ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert "more than Slack's form can hold (3000)" in ephemeral[0]["text"]
+    assert slack_api.calls("views.open") == []

@@ -1,0 +1,49 @@
+"""The ASGI app: Slack's signature checked before anything runs (also for a button, answered
+before Bolt sees it), and /healthz."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+
+from bot.core.runtime import Runtime
+from tests.handlers.posted_plan import state_of
+from tests.support.slack_requests import sign
+
+
+def test_a_forged_signature_gets_401_and_changes_nothing(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    response = served.click("approve", "1", signature="v0=" + "0" * 64)
+    assert response.status_code == 401
+    assert state_of(posted, 1) == "planned"
+
+
+def test_a_request_older_than_five_minutes_is_refused(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    old = int(time.time()) - 301
+    response = served.click("approve", "1", timestamp=old)
+    assert response.status_code == 401
+    assert state_of(posted, 1) == "planned"
+
+
+def test_a_replayed_body_under_a_new_timestamp_fails_the_signature(
+    posted: Runtime, served: Any
+) -> None:
+    body = "payload=" + json.dumps({"type": "block_actions"})
+    old = int(time.time()) - 400
+    signature = sign(body, old)  # captured long ago
+    response = served.send(
+        body, "application/x-www-form-urlencoded", timestamp=int(time.time()), signature=signature
+    )
+    assert response.status_code == 401
+
+
+def test_healthz_answers(posted: Runtime, served: Any) -> None:
+    response = httpx.get(served.url.replace("/slack/events", "/healthz"))
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"
