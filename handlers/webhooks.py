@@ -27,6 +27,7 @@ from bot.reminders import delivery
 from bot.replies.email import email_needs_triage, handle_email
 from bot.replies.match import InboundResult, ReplyRules
 from bot.replies.sms import handle_sms, sms_needs_triage
+from bot.replies.triage import RuleClassifier
 from integrations.email_in import parse as parse_email
 from integrations.llm import classifier_from
 from integrations.slack_chat import SlackChat, chat_from
@@ -46,7 +47,7 @@ def webhook_routes(runtime: Runtime, slack: SlackChat | None = None) -> list[Rou
     settings = runtime.settings
     slack = slack or slack_out(runtime)
     escalation_channel = settings.escalation_channel or settings.finance_channel
-    classifier = classifier_from(settings)
+    classifier = classifier_from(settings, RuleClassifier())
     rules = ReplyRules.from_settings(settings)
     stripe_key = settings.stripe_api_key
     links = links_from(

@@ -442,6 +442,42 @@ class InboundEmail:
     bounce: Bounce | None  # for a delivery status notification
 
 
+# --- Triage: what a customer's reply is ---------------------------------------------------------
+
+LABELS: tuple[str, ...] = (
+    "dispute",
+    "already_paid",
+    "promise_to_pay",
+    "payment_plan_request",
+    "hardship",
+    "question",
+    "wrong_contact",
+    "opt_out",
+    "other",
+)
+
+
+@dataclass(frozen=True)
+class Triage:
+    label: str  # one of LABELS
+    confidence: float  # 0..1
+    promise_date: date | None  # only for promise_to_pay
+    reason: str  # which rule fired on which words, shown to people
+
+
+class Classifier(Protocol):
+    def classify(self, text: str, today: date) -> Triage: ...
+
+
+class FallbackClassifier(Classifier, Protocol):
+    """A classifier that needs nobody else (bot.replies.triage's rules): what an optional model
+    falls back to, and what cuts a reply to the customer's own words before a model sees it."""
+
+    def own_words(self, text: str) -> str:
+        """The reply without quoted history or a signature."""
+        ...
+
+
 # --- Drafting: a reminder's text polished by a model ----------------------------------------
 
 

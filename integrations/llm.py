@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from bot.replies.triage import LABELS, Classifier, RuleClassifier, Triage, own_words
+from integrations.base import LABELS, Classifier, FallbackClassifier, Triage
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,15 @@ class LlmSettings(Protocol):
 
 
 class LlmClassifier:
-    """Asks the model; on any failure answers what `fallback` says."""
+    """Asks the model, showing it only `fallback.own_words` of the reply; on any failure answers
+    what `fallback` says."""
 
     def __init__(
         self,
         base_url: str,
         model: str,
         api_key: str | None,
-        fallback: Classifier,
+        fallback: FallbackClassifier,
         client: httpx.Client | None = None,
         timeout_seconds: float = TIMEOUT_SECONDS,
     ) -> None:
@@ -99,7 +100,7 @@ class LlmClassifier:
     def classify(self, text: str, today: date) -> Triage:
         rules = self.fallback.classify(text, today)
         try:
-            answer = self._ask(own_words(text) or text.strip(), today)
+            answer = self._ask(self.fallback.own_words(text) or text.strip(), today)
         except Exception as exc:  # any failure of an optional model ends with the rules
             why = _why(exc)
             log.warning("reply triage by %s failed, the rules decide: %s", self.model, why)
@@ -167,10 +168,9 @@ def _why(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def classifier_from(settings: LlmSettings) -> Classifier:
-    """The model (falling back to the rules) when LLM_BASE_URL and LLM_MODEL are set, else the
-    rules alone."""
-    rules = RuleClassifier()
+def classifier_from(settings: LlmSettings, rules: FallbackClassifier) -> Classifier:
+    """The model (falling back to `rules`, bot.replies.triage.RuleClassifier) when LLM_BASE_URL
+    and LLM_MODEL are set, else the rules alone."""
     if not (settings.llm_base_url and settings.llm_model):
         return rules
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None

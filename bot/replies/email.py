@@ -34,7 +34,7 @@ from bot.replies.match import (
     reminder_by_token,
     stored_email,
 )
-from bot.replies.triage import Triage
+from integrations.base import Triage
 
 if TYPE_CHECKING:
     from integrations.base import InboundEmail

@@ -16,21 +16,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol
 
 from bot.replies.promise_dates import NextWeekday, normalise_reply, promised_date
+from integrations.base import LABELS, Triage
 
-LABELS: tuple[str, ...] = (
-    "dispute",
-    "already_paid",
-    "promise_to_pay",
-    "payment_plan_request",
-    "hardship",
-    "question",
-    "wrong_contact",
-    "opt_out",
-    "other",
-)
 # Replies after which the sequence may go on unchanged once a person has seen them. Every other
 # label stops or holds it: disputes, hardship and wrong contacts (RULES A9), opt-outs (A7, B2),
 # promises and plans until their date, claims of payment and questions until a person answers.
@@ -39,18 +28,6 @@ SAFE_LABELS = frozenset({"other"})
 JUDGMENT_LABELS = frozenset(
     {"dispute", "already_paid", "payment_plan_request", "hardship", "question", "wrong_contact"}
 )
-
-
-@dataclass(frozen=True)
-class Triage:
-    label: str
-    confidence: float  # 0..1
-    promise_date: date | None  # only for promise_to_pay
-    reason: str  # which rule fired on which words, shown to people
-
-
-class Classifier(Protocol):
-    def classify(self, text: str, today: date) -> Triage: ...
 
 
 def lets_reminders_continue(label: str) -> bool:
@@ -325,6 +302,10 @@ class RuleClassifier:
 
     def __init__(self, next_weekday: NextWeekday = "next_week") -> None:
         self.next_weekday: NextWeekday = next_weekday
+
+    def own_words(self, text: str) -> str:
+        """What a model may be shown of the reply: see `own_words`."""
+        return own_words(text)
 
     def classify(self, text: str, today: date) -> Triage:
         words = normalise_reply(own_words(text) or text)

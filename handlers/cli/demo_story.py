@@ -132,11 +132,14 @@ def play_dispute(runtime: Runtime, console: Console, secret_key: str) -> None:
         + (reminder.body_text or "").replace("\n", "\n> ")
     )
     raw = mail.as_bytes()
+    from bot.replies.triage import RuleClassifier
     from integrations.llm import classifier_from
 
     rules = ReplyRules(secret_key=secret_key, routes=dict(runtime.settings.escalation_routes))
     reply = parse(raw)
-    triage = classifier_from(runtime.settings).classify(reply.text, runtime.today())
+    triage = classifier_from(runtime.settings, RuleClassifier()).classify(
+        reply.text, runtime.today()
+    )
     with runtime.writing() as session:
         result = handle_email(session, reply, raw.decode(), runtime.clock.now(), rules, triage)
     console.print()

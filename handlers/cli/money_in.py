@@ -92,6 +92,7 @@ def import_payments_command(
 
 def poll_inbox_command() -> None:
     """Read new replies from the IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_PASSWORD)."""
+    from bot.replies.triage import RuleClassifier
     from integrations.email_in import parse
     from integrations.imap_in import poll
     from integrations.llm import classifier_from
@@ -102,7 +103,7 @@ def poll_inbox_command() -> None:
         if not (settings.imap_host and settings.imap_user and settings.imap_password):
             raise UserError("set IMAP_HOST, IMAP_USER and IMAP_PASSWORD to read replies by IMAP")
         context = ssl.create_default_context(cafile=settings.imap_ca_file)
-        classifier = classifier_from(settings)
+        classifier = classifier_from(settings, RuleClassifier())
         rules = ReplyRules.from_settings(settings)
         outcomes: dict[str, int] = {}
 

@@ -196,7 +196,7 @@ def test_settings_with_a_base_url_and_a_model_give_the_model_classifier() -> Non
         LLM_API_KEY="sk-from-env",
     )
 
-    chosen = classifier_from(settings)
+    chosen = classifier_from(settings, RuleClassifier())
 
     assert isinstance(chosen, LlmClassifier)
     assert chosen.url == "http://127.0.0.1:9/v1/chat/completions"
@@ -215,4 +215,4 @@ def test_without_both_base_url_and_model_the_rules_alone_decide(
         llm_model = model
         llm_api_key: SecretStr | None = SecretStr("unused")
 
-    assert isinstance(classifier_from(Plain()), RuleClassifier)
+    assert isinstance(classifier_from(Plain(), RuleClassifier()), RuleClassifier)

@@ -13,15 +13,14 @@ import pytest
 import yaml
 
 from bot.replies.triage import (
-    LABELS,
     RuleClassifier,
-    Triage,
     classify,
     lets_reminders_continue,
     needs_person,
     own_words,
     promised_date,
 )
+from integrations.base import LABELS, Triage
 
 CORPUS = Path(__file__).with_name("triage_corpus.yml")
 MONDAY = date(2026, 3, 16)
