@@ -13,10 +13,11 @@ so a request passes through four pools of threads:
    messages) runs here, so listener threads are free again at once; a failure is told to the
    person who clicked (handlers/slack/kit.py).
 4. `clicks` (handlers/app.py, 1 thread): a button click is acknowledged before Bolt sees it. Its
-   ack carries nothing, so handlers/app.py checks the signature itself (slack_sdk's check, as
-   Bolt's), answers an empty 200 at once, and hands the request to Bolt on this thread only when
-   AcksFirst says no other click is still waiting for its ack. Bolt then runs the listener as for
-   any request (1 to 3); its ack() answers nobody, and listeners read the same either way.
+   ack carries nothing, so handlers/app.py checks the signature itself (slack_sdk's check, the
+   one Bolt makes), answers an empty 200 at once, and dispatches the request to Bolt on this
+   thread instead of 1, once no click has come in for a moment or a quarter of a second after
+   its own ack (AcksFirst), so work never holds up the acks of a burst. Bolt then runs the
+   listener as in 2 and 3; its ack() answers nobody, and listeners read the same either way.
 
 A form's submission, a command and an event go through 1 to 3 only: their ack may carry an answer
 (the /ar text, a form's errors).
