@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Customer, Reminder
-from bot.core.vocabulary import WAITING
+from bot.core.vocabulary import WAITING, ReminderAction
 from bot.ledger.customers import find_customer
+from bot.reminders import state
 
 _DURATION = re.compile(r"^(\d{1,3})([dw])$")
 
@@ -35,28 +35,14 @@ def parse_duration(text: str) -> timedelta:
 
 def cancel_waiting(session: Session, customer_id: int, reason: str, now: datetime) -> list[int]:
     """Cancel the customer's reminders still waiting (planned or approved, not yet sending)."""
-    ids = list(
-        session.scalars(
-            update(Reminder)
-            .where(
-                Reminder.customer_id == customer_id,
-                Reminder.state.in_(WAITING),
-                Reminder.action == "remind",
-            )
-            .values(state="cancelled", cancel_reason=reason, updated_at=now)
-            .returning(Reminder.id)
-        )
+    return state.cancel(
+        session,
+        None,
+        from_states=WAITING,
+        reason=reason,
+        now=now,
+        where=[Reminder.customer_id == customer_id, Reminder.action == ReminderAction.REMIND],
     )
-    for reminder_id in ids:
-        audit.record(
-            session,
-            now,
-            "reminder.cancelled",
-            customer_id=customer_id,
-            reminder_id=reminder_id,
-            payload={"reason": reason},
-        )
-    return ids
 
 
 def pause(

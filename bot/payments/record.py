@@ -22,6 +22,7 @@ from bot.core import audit
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Invoice, Payment, PaymentAllocation, Reminder, ReminderInvoice
 from bot.core.vocabulary import WAITING
+from bot.reminders import state
 
 
 @dataclass
@@ -257,22 +258,14 @@ def cancel_for_invoices(session: Session, invoice_ids: Sequence[int], now: datet
             .where(ReminderInvoice.reminder_id == reminder.id, Invoice.status == "open")
         )
         reason = "superseded" if still_open else "paid"
-        result = session.execute(
-            update(Reminder)
-            .where(Reminder.id == reminder.id, Reminder.state.in_(WAITING))
-            .values(state="cancelled", cancel_reason=reason, updated_at=now)
-            .execution_options(synchronize_session=False)
+        cancelled += state.cancel(
+            session,
+            [reminder.id],
+            from_states=WAITING,
+            reason=reason,
+            now=now,
+            refresh_loaded=False,
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            cancelled.append(reminder.id)
-            audit.record(
-                session,
-                now,
-                "reminder.cancelled",
-                customer_id=reminder.customer_id,
-                reminder_id=reminder.id,
-                payload={"reason": reason},
-            )
     return cancelled
 
 

@@ -10,17 +10,18 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Contact, Customer, EditExample, Event, Reminder
+from bot.core.vocabulary import ReminderAction
+from bot.reminders import state
+from bot.reminders.state import APPROVED, PLANNED, SKIPPED
 from playbooks.lint import lint_message
 from playbooks.render import Rendered
-
-ACTIONABLE = ("planned",)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def cancel_if_stale(session: Session, reminder_id: int, now: datetime) -> str | 
     from bot.reminders.outbox import why_cancel
 
     reminder = _load(session, reminder_id)
-    if reminder.state != "planned" or reminder.action != "remind":
+    if reminder.state != PLANNED or reminder.action != ReminderAction.REMIND:
         return None
     customer = session.get(Customer, reminder.customer_id)
     contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
@@ -72,65 +73,40 @@ def cancel_if_stale(session: Session, reminder_id: int, now: datetime) -> str | 
     reason = why_cancel(session, reminder, customer, contact, now)
     if reason is None:
         return None
-    result = session.execute(
-        update(Reminder)
-        .where(Reminder.id == reminder_id, Reminder.state == "planned")
-        .values(state="cancelled", cancel_reason=reason, updated_at=now)
-    )
-    if result.rowcount == 1:  # type: ignore[attr-defined]
-        audit.record(
-            session,
-            now,
-            "reminder.cancelled",
-            customer_id=reminder.customer_id,
-            reminder_id=reminder_id,
-            payload={"reason": reason},
-        )
+    state.cancel(session, [reminder_id], from_states=(PLANNED,), reason=reason, now=now)
     return reason
 
 
 def approve(session: Session, reminder_id: int, user: str, now: datetime) -> Decision:
     if cancel_if_stale(session, reminder_id, now):
         return _outcome(session, reminder_id, False)
-    result = session.execute(
-        update(Reminder)
-        .where(Reminder.id == reminder_id, Reminder.state == "planned", Reminder.action == "remind")
-        .values(state="approved", approved_by=user, approved_at=now, updated_at=now)
+    approved = state.transition(
+        session,
+        [reminder_id],
+        from_states=(PLANNED,),
+        to=APPROVED,
+        now=now,
+        actor=user,
+        events=[("reminder.approved", {})],
+        where=[Reminder.action == ReminderAction.REMIND],
+        approved_by=user,
+        approved_at=now,
     )
-    changed = result.rowcount == 1  # type: ignore[attr-defined]
-    if changed:
-        reminder = _load(session, reminder_id)
-        audit.record(
-            session,
-            now,
-            "reminder.approved",
-            actor=user,
-            customer_id=reminder.customer_id,
-            reminder_id=reminder_id,
-        )
-    return _outcome(session, reminder_id, changed)
+    return _outcome(session, reminder_id, bool(approved))
 
 
 def skip(session: Session, reminder_id: int, user: str, reason: str, now: datetime) -> Decision:
     """The step counts as done for its invoices (their ReminderInvoice rows stay)."""
-    result = session.execute(
-        update(Reminder)
-        .where(Reminder.id == reminder_id, Reminder.state == "planned")
-        .values(state="skipped", updated_at=now)
+    skipped = state.transition(
+        session,
+        [reminder_id],
+        from_states=(PLANNED,),
+        to=SKIPPED,
+        now=now,
+        actor=user,
+        events=[("reminder.skipped", {"reason": reason.strip()})],
     )
-    changed = result.rowcount == 1  # type: ignore[attr-defined]
-    if changed:
-        reminder = _load(session, reminder_id)
-        audit.record(
-            session,
-            now,
-            "reminder.skipped",
-            actor=user,
-            customer_id=reminder.customer_id,
-            reminder_id=reminder_id,
-            payload={"reason": reason.strip()},
-        )
-    return _outcome(session, reminder_id, changed)
+    return _outcome(session, reminder_id, bool(skipped))
 
 
 def edit_problems(channel: str | None, subject: str | None, body: str) -> dict[str, str]:
@@ -160,25 +136,31 @@ def edit(
     if problems:
         return Decision(False, reminder_id, reminder.state, None, None), problems
     before = _text_of(reminder)
-    values: dict[str, object] = {
-        "state": "approved",
+    after = (f"{subject}\n\n" if reminder.channel == "email" else "") + body.strip()
+    values: dict[str, Any] = {
         "approved_by": user,
         "approved_at": now,
-        "updated_at": now,
         "body_text": body.strip() + "\n",
     }
     if reminder.channel == "email":
         values["subject"] = (subject or "").strip()
         values["body_html"] = _html_of(body)
-    result = session.execute(
-        update(Reminder)
-        .where(Reminder.id == reminder_id, Reminder.state == "planned")
-        .values(**values)
+    approved = state.transition(
+        session,
+        [reminder_id],
+        from_states=(PLANNED,),
+        to=APPROVED,
+        now=now,
+        actor=user,
+        events=[
+            ("reminder.edited", {"before": before, "after": after}),
+            ("reminder.approved", {"edited": True}),
+        ],
+        **values,
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not approved:
         return _outcome(session, reminder_id, False), {}
     tier = session.scalar(select(Customer.tier).where(Customer.id == reminder.customer_id)) or ""
-    after = (f"{subject}\n\n" if reminder.channel == "email" else "") + body.strip()
     session.add(
         EditExample(
             reminder_id=reminder_id,
@@ -189,24 +171,6 @@ def edit(
             editor=user,
             created_at=now,
         )
-    )
-    audit.record(
-        session,
-        now,
-        "reminder.edited",
-        actor=user,
-        customer_id=reminder.customer_id,
-        reminder_id=reminder_id,
-        payload={"before": before, "after": after},
-    )
-    audit.record(
-        session,
-        now,
-        "reminder.approved",
-        actor=user,
-        customer_id=reminder.customer_id,
-        reminder_id=reminder_id,
-        payload={"edited": True},
     )
     return _outcome(session, reminder_id, True), {}
 
@@ -229,43 +193,23 @@ def approve_all(session: Session, day: date, tier: str, user: str, now: datetime
         .join(Customer, Customer.id == Reminder.customer_id)
         .where(
             Reminder.plan_date == day,
-            Reminder.state == "planned",
-            Reminder.action == "remind",
+            Reminder.state == PLANNED,
+            Reminder.action == ReminderAction.REMIND,
             Customer.tier == tier,
         )
     )
     ids = list(session.scalars(waiting))
-    if not ids:
-        return []
-    approved = list(
-        session.scalars(
-            update(Reminder)
-            .where(Reminder.id.in_(ids), Reminder.state == "planned")
-            .values(state="approved", approved_by=user, approved_at=now, updated_at=now)
-            .returning(Reminder.id)
-        )
-    )
-    customer_of = dict(
-        session.execute(
-            select(Reminder.id, Reminder.customer_id).where(Reminder.id.in_(approved))
-        ).all()
-    )
-    audit.record_many(
+    return state.transition(
         session,
-        [
-            {
-                "at": now,
-                "actor": user,
-                "kind": "reminder.approved",
-                "customer_id": customer_of[rid],
-                "invoice_id": None,
-                "reminder_id": rid,
-                "payload": {"approve_all": tier},
-            }
-            for rid in approved
-        ],
+        ids,
+        from_states=(PLANNED,),
+        to=APPROVED,
+        now=now,
+        actor=user,
+        events=[("reminder.approved", {"approve_all": tier})],
+        approved_by=user,
+        approved_at=now,
     )
-    return approved
 
 
 def recent_examples(session: Session, tier: str, step_key: str, limit: int = 2) -> list[str]:

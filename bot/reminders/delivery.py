@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.models import Contact, Escalation, Reminder
+from bot.reminders import state
+from bot.reminders.state import FAILED, SENT
 
 FAILED_STATUSES = ("undelivered", "failed")
 # Twilio delivery error codes that are about the number itself.
@@ -46,13 +48,17 @@ def sms_status(
         return reminder.id
     if status not in FAILED_STATUSES:
         return reminder.id  # queued, sent, ...: nothing to do
-    result = session.execute(
-        update(Reminder)
-        .where(Reminder.id == reminder.id, Reminder.state == "sent")
-        .values(state="failed", updated_at=now, error=f"Twilio {status} {error_code or ''}".strip())
+    failed = state.transition(
+        session,
+        [reminder.id],
+        from_states=(SENT,),
+        to=FAILED,
+        now=now,
+        events=[("reminder.failed", payload)],
+        error=f"Twilio {status} {error_code or ''}".strip(),
     )
     # A repeated callback changes nothing.
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    if failed:
         if error_code in UNREACHABLE_NUMBER and reminder.contact_id:
             session.execute(
                 update(Contact).where(Contact.id == reminder.contact_id).values(sms_unusable_at=now)
@@ -66,14 +72,6 @@ def sms_status(
                 state="open",
                 opened_at=now,
             )
-        )
-        audit.record(
-            session,
-            now,
-            "reminder.failed",
-            customer_id=reminder.customer_id,
-            reminder_id=reminder.id,
-            payload=payload,
         )
     return reminder.id
 

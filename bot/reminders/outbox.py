@@ -13,15 +13,18 @@ import logging
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
 from bot.core.tokens import token
+from bot.core.vocabulary import ReminderAction, ReminderState
 from bot.planning.send_window import Window, candidate_zones, next_send_time
+from bot.reminders import state
+from bot.reminders.state import APPROVED, FAILED, SENDING, SENT, UNKNOWN, AuditEvent
 from integrations.base import Delivery, Outgoing
 
 log = logging.getLogger(__name__)
@@ -60,35 +63,22 @@ class FlushReport:
 
 def recover(session: Session, now: datetime) -> list[int]:
     """`sending` past its lease means a worker died mid-send: mark `unknown`, never re-send."""
-    stale = list(
-        session.scalars(
-            update(Reminder)
-            .where(Reminder.state == "sending", Reminder.updated_at < now - LEASE)
-            .values(
-                state="unknown",
-                updated_at=now,
-                error="the sender stopped while sending; check whether it went out",
-            )
-            .returning(Reminder.id)
-        )
+    return state.transition(
+        session,
+        None,
+        from_states=(SENDING,),
+        to=UNKNOWN,
+        now=now,
+        events=[("reminder.unknown", {})],
+        where=[Reminder.updated_at < now - LEASE],
+        error="the sender stopped while sending; check whether it went out",
     )
-    for reminder_id in stale:
-        audit.record(
-            session,
-            now,
-            "reminder.unknown",
-            reminder_id=reminder_id,
-            customer_id=session.scalar(
-                select(Reminder.customer_id).where(Reminder.id == reminder_id)
-            ),
-        )
-    return stale
 
 
 def due_now(now: datetime, channels: set[str]) -> ColumnElement[bool]:
     return and_(
-        Reminder.state == "approved",
-        Reminder.action == "remind",
+        Reminder.state == APPROVED,
+        Reminder.action == ReminderAction.REMIND,
         Reminder.channel.in_(channels),
         or_(Reminder.send_after.is_(None), Reminder.send_after <= now),
     )
@@ -143,20 +133,19 @@ def claim(
             report.rescheduled.append(reminder.id)
             continue
         outgoing = replace(_outgoing(reminder, customer, contact, config), date=now)
-        result = session.execute(
-            update(Reminder)
-            .where(Reminder.id == reminder.id, Reminder.state == "approved")
-            .values(
-                state="sending",
-                attempts=Reminder.attempts + 1,
-                updated_at=now,
-                message_id=outgoing.message_id,
-                reply_token=outgoing.reply_to.split("+", 1)[1].split("@", 1)[0]
-                if outgoing.reply_to
-                else None,
-            )
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
+        if state.transition(
+            session,
+            [reminder.id],
+            from_states=(APPROVED,),
+            to=SENDING,
+            now=now,
+            events=[],  # its Event is the provider's answer (record), or `unknown` (recover)
+            attempts=Reminder.attempts + 1,
+            message_id=outgoing.message_id,
+            reply_token=outgoing.reply_to.split("+", 1)[1].split("@", 1)[0]
+            if outgoing.reply_to
+            else None,
+        ):
             claimed.append(outgoing)
     return claimed, len(rows)
 
@@ -242,20 +231,7 @@ def _next_in_window(
 
 
 def _cancel(session: Session, reminder: Reminder, reason: str, now: datetime) -> None:
-    result = session.execute(
-        update(Reminder)
-        .where(Reminder.id == reminder.id, Reminder.state == "approved")
-        .values(state="cancelled", cancel_reason=reason, updated_at=now)
-    )
-    if result.rowcount == 1:  # type: ignore[attr-defined]
-        audit.record(
-            session,
-            now,
-            "reminder.cancelled",
-            customer_id=reminder.customer_id,
-            reminder_id=reminder.id,
-            payload={"reason": reason},
-        )
+    state.cancel(session, [reminder.id], from_states=(APPROVED,), reason=reason, now=now)
 
 
 def _outgoing(
@@ -306,48 +282,34 @@ def record(
     reminder = session.get(Reminder, outgoing.reminder_id)
     assert reminder is not None
 
-    def move(**values: object) -> bool:
-        result = session.execute(
-            update(Reminder)
-            .where(Reminder.id == reminder.id, Reminder.state == "sending")
-            .values(updated_at=now, **values)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            log.warning("reminder %s was no longer sending when its result came back", reminder.id)
-            return False
-        return True
-
-    def event(kind: str, payload: dict[str, object]) -> None:
-        audit.record(
-            session,
-            now,
-            kind,
-            customer_id=reminder.customer_id,
-            reminder_id=reminder.id,
-            payload=payload,
-        )
+    def move(to: ReminderState, events: list[AuditEvent], **values: Any) -> bool:
+        if state.transition(
+            session, [reminder.id], from_states=(SENDING,), to=to, now=now, events=events, **values
+        ):
+            return True
+        log.warning("reminder %s was no longer sending when its result came back", reminder.id)
+        return False
 
     status = delivery.status
     if status == "transient" and reminder.attempts >= MAX_ATTEMPTS:
         status = "permanent"
     if status == "sent":
-        if move(state="sent", sent_at=now, provider_message_id=delivery.provider_id, error=None):
-            event("reminder.sent", {"channel": outgoing.channel, "message_id": outgoing.message_id})
+        sent = ("reminder.sent", {"channel": outgoing.channel, "message_id": outgoing.message_id})
+        if move(SENT, [sent], sent_at=now, provider_message_id=delivery.provider_id, error=None):
             report.sent.append(reminder.id)
     elif status == "transient":
         wait = BACKOFF[min(reminder.attempts - 1, len(BACKOFF) - 1)]
-        if move(state="approved", send_after=now + wait, error=delivery.error):
-            event("reminder.retrying", {"error": delivery.error, "in": str(wait)})
+        retrying = ("reminder.retrying", {"error": delivery.error, "in": str(wait)})
+        if move(APPROVED, [retrying], send_after=now + wait, error=delivery.error):
             report.retrying.append(reminder.id)
     elif status == "outage":
-        # Our account or configuration, not this customer: put it back untouched.
-        if move(state="approved", attempts=reminder.attempts - 1, error=delivery.error):
+        # Our account or configuration, not this customer: put it back untouched (no Event).
+        if move(APPROVED, [], attempts=reminder.attempts - 1, error=delivery.error):
             report.outage = delivery.error
     elif status == "unknown":
-        if move(state="unknown", error=delivery.error):
-            event("reminder.unknown", {"error": delivery.error})
+        if move(UNKNOWN, [("reminder.unknown", {"error": delivery.error})], error=delivery.error):
             report.unknown.append(reminder.id)
-    elif move(state="failed", error=delivery.error):
+    elif move(FAILED, [("reminder.failed", {"error": delivery.error})], error=delivery.error):
         if (delivery.address_unusable or delivery.opted_out) and reminder.contact_id:
             kind = "opted_out" if delivery.opted_out else "unusable"
             column = f"{outgoing.channel}_{kind}_at"  # email_unusable_at, sms_opted_out_at, ...
@@ -364,7 +326,6 @@ def record(
                 opened_at=now,
             )
         )
-        event("reminder.failed", {"error": delivery.error})
         report.failed.append(reminder.id)
 
 

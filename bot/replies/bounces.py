@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.models import Contact, Customer, Reminder
 from bot.escalations import service
+from bot.reminders import state
+from bot.reminders.state import FAILED, SENDING, SENT, UNKNOWN
 from bot.replies.match import (
     InboundResult,
     ReplyRules,
@@ -84,12 +86,6 @@ def handle_bounce(
         )
         return InboundResult(stored.id, "automatic", reminder.customer_id)
     error = f"bounced: {bounce.status or ''} {bounce.diagnostic or ''}".strip()[:1000]
-    session.execute(
-        update(Reminder)
-        .where(Reminder.id == reminder.id, Reminder.state.in_(("sent", "unknown", "sending")))
-        .values(state="failed", error=error, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
     if reminder.contact_id is not None:
         session.execute(
             update(Contact)
@@ -105,13 +101,17 @@ def handle_bounce(
             reminder_id=reminder.id,
             payload={"contact": reminder.contact_id, "status": bounce.status, "error": error},
         )
-    audit.record(
+    # A message handed over (sent, unknown, or still sending) has failed after all; a repeated
+    # bounce changes nothing more on the reminder.
+    state.transition(
         session,
-        now,
-        "reminder.failed",
-        customer_id=reminder.customer_id,
-        reminder_id=reminder.id,
-        payload={"error": error},
+        [reminder.id],
+        from_states=(SENT, UNKNOWN, SENDING),
+        to=FAILED,
+        now=now,
+        events=[("reminder.failed", {"error": error})],
+        refresh_loaded=False,
+        error=error,
     )
     customer = session.get(Customer, reminder.customer_id)
     assert customer is not None

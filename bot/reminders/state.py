@@ -1,0 +1,138 @@
+"""The reminder state machine: every move of a reminder from one state to another goes through here.
+
+DESIGN: planned → approved → sending → sent, with skipped, cancelled, failed and unknown as ends.
+A move is one conditional UPDATE (`... WHERE state IN <from>`) whose RETURNING says which reminders
+moved; those, and only those, get their audit Events, in the same transaction. A double click, a
+Slack retry or a second worker therefore changes nothing and writes nothing the second time. A move
+that ALLOWED does not list is a programming error: it raises before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, update
+from sqlalchemy.orm import Session
+
+from bot.core import audit
+from bot.core.models import Reminder
+from bot.core.vocabulary import ReminderState
+
+PLANNED = ReminderState.PLANNED
+APPROVED = ReminderState.APPROVED
+SENDING = ReminderState.SENDING
+SENT = ReminderState.SENT
+SKIPPED = ReminderState.SKIPPED
+CANCELLED = ReminderState.CANCELLED
+FAILED = ReminderState.FAILED
+UNKNOWN = ReminderState.UNKNOWN
+
+# From each state, where a reminder may go next (and who moves it there).
+ALLOWED: dict[ReminderState, frozenset[ReminderState]] = {
+    # approve or edit; skip; stale at approval, paid, paused, opted out
+    PLANNED: frozenset({APPROVED, SKIPPED, CANCELLED}),
+    # the send claim; stale at claim, paid, paused
+    APPROVED: frozenset({SENDING, CANCELLED}),
+    # the provider's answer: sent; a transient error or an outage puts it back; a permanent error;
+    # no answer, or the worker died (its lease lapsed)
+    SENDING: frozenset({SENT, APPROVED, FAILED, UNKNOWN}),
+    # a delivery report or a bounce after the fact
+    SENT: frozenset({FAILED}),
+    UNKNOWN: frozenset({FAILED}),  # a bounce proves it went out, and failed
+    SKIPPED: frozenset(),
+    CANCELLED: frozenset(),
+    FAILED: frozenset(),
+}
+
+# An audit Event appended for each reminder moved: its kind and payload.
+AuditEvent = tuple[str, dict[str, Any]]
+
+
+class TransitionNotAllowed(ValueError):
+    """A move the state machine does not have: a bug in the caller, never a user's mistake."""
+
+
+def check(from_states: Collection[ReminderState], to: ReminderState) -> None:
+    """Raise unless every move from `from_states` to `to` is in ALLOWED."""
+    if not from_states:
+        raise TransitionNotAllowed(f"a move to {to} needs the state(s) it starts from")
+    for start in from_states:
+        if to not in ALLOWED[ReminderState(start)]:
+            raise TransitionNotAllowed(f"a reminder cannot go from {start} to {to}")
+
+
+def transition(
+    session: Session,
+    ids: Collection[int] | None,
+    *,
+    from_states: Collection[ReminderState],
+    to: ReminderState,
+    now: datetime,
+    events: Sequence[AuditEvent],
+    actor: str = audit.SYSTEM,
+    where: Sequence[ColumnElement[bool]] = (),
+    refresh_loaded: bool = True,
+    **values: Any,
+) -> list[int]:
+    """Move the reminders `ids` that are still in one of `from_states` to `to`, and return the ids
+    that moved, each with `events` appended (in that order, by `actor`). `values` are the other
+    columns the move sets (`updated_at` is always `now`); `where` adds conditions to the UPDATE
+    (a lease, an action). `ids=None` moves every reminder `where` selects (it must select some).
+    `refresh_loaded=False` leaves Reminder objects already loaded in the session as they are, for
+    bulk callers that do not read them again."""
+    check(from_states, to)
+    criteria = [Reminder.state.in_([ReminderState(s).value for s in from_states]), *where]
+    if ids is not None:
+        if not ids:
+            return []
+        criteria.append(Reminder.id.in_(list(ids)))
+    elif not where:
+        raise TransitionNotAllowed("name the reminders to move: ids, or conditions in where")
+    statement = (
+        update(Reminder)
+        .where(*criteria)
+        .values(state=to.value, updated_at=now, **values)
+        .returning(Reminder.id, Reminder.customer_id)
+    )
+    if not refresh_loaded:
+        statement = statement.execution_options(synchronize_session=False)
+    moved = session.execute(statement).all()
+    for reminder_id, customer_id in moved:
+        for kind, payload in events:
+            audit.record(
+                session,
+                now,
+                kind,
+                actor=actor,
+                customer_id=customer_id,
+                reminder_id=reminder_id,
+                payload=payload,
+            )
+    return [reminder_id for reminder_id, _ in moved]
+
+
+def cancel(
+    session: Session,
+    ids: Collection[int] | None,
+    *,
+    from_states: Collection[ReminderState],
+    reason: str,
+    now: datetime,
+    where: Sequence[ColumnElement[bool]] = (),
+    refresh_loaded: bool = True,
+) -> list[int]:
+    """Cancel with a reason (paid, disputed, paused, opted_out, superseded, ...): the reason is
+    stored on the reminder and in its `reminder.cancelled` Event."""
+    return transition(
+        session,
+        ids,
+        from_states=from_states,
+        to=CANCELLED,
+        now=now,
+        events=[("reminder.cancelled", {"reason": reason})],
+        where=where,
+        refresh_loaded=refresh_loaded,
+        cancel_reason=reason,
+    )
