@@ -38,7 +38,7 @@ from bot.core.settings import Settings, load_settings
 from bot.escalations import service as escalations
 from bot.learning.versions import activate, propose
 from bot.ledger.aging import aging_report
-from bot.ledger.sample import sample_rows, write_csv
+from bot.ledger.sample import sample_rows
 from bot.ledger.upsert import apply_batch
 from bot.payments.record import record_payment
 from bot.planning.planner import PlanRules
@@ -55,7 +55,6 @@ from integrations.base import (
     Outgoing,
     Sender,
 )
-from integrations.csv_ledger import read_ledger_csv
 from playbooks.model import TIER_NAMES
 
 SOURCE = "simulation"
@@ -101,34 +100,39 @@ class _Run:
     disputes: int = 0
 
 
+def sample_ledger(start_day: date, customers: int = DEFAULT_CUSTOMERS) -> list[dict[str, str]]:
+    """The bundled sample ledger with `customers` customers, as ledger CSV rows: what `simulate`
+    runs on unless it is given another ledger."""
+    return sample_rows(
+        start_day, customers=customers, invoices=customers * DEFAULT_INVOICES // DEFAULT_CUSTOMERS
+    )
+
+
 def simulate(
     days: int,
     seed: int,
     model: BehaviourModel,
-    ledger_rows: list[dict[str, str]] | None = None,
+    ledger: LedgerBatch,
     *,
     start_day: date = SIMULATION_START,
-    customers: int = DEFAULT_CUSTOMERS,
     playbook: Path | None = None,
     settings: Settings | None = None,
 ) -> SimulationResult:
-    """Run `days` calendar days from `start_day` with follow-up and without. `ledger_rows` are
-    ledger CSV rows (default: the bundled sample ledger with `customers` customers); `playbook`
-    simulates that playbook file instead of the bundled one. The sending rules (timezone, window,
-    send days, frequency cap) are those of `settings` (default: the environment's), as for
-    `arbot plan`; the database, sender and secrets are the simulation's own."""
+    """Run `days` calendar days from `start_day` with follow-up and without. `ledger` is the
+    opening ledger, already read by the caller (e.g. the ledger CSV of `sample_ledger`'s rows);
+    `playbook` simulates that playbook file instead of the bundled one. The sending rules
+    (timezone, window, send days, frequency cap) are those of `settings` (default: the
+    environment's), as for `arbot plan`; the database, sender and secrets are the simulation's
+    own."""
     if not 1 <= days <= 730:
         raise UserError(f"simulate between 1 and 730 days, not {days}")
-    rows = ledger_rows or sample_rows(
-        start_day, customers=customers, invoices=customers * DEFAULT_INVOICES // DEFAULT_CUSTOMERS
-    )
     with tempfile.TemporaryDirectory(prefix="arbot-simulation-") as folder:
-        ledger = Path(folder) / "ledger.db"
+        database = Path(folder) / "ledger.db"
         base = settings or load_settings(env_file=None)
-        counts = _prepare(base, ledger, Path(folder) / "ledger.csv", rows, start_day, playbook)
+        counts = _prepare(base, database, ledger, start_day, playbook)
         copy = Path(folder) / "no-follow-up.db"
-        shutil.copy(ledger, copy)
-        with_run = _play(base, ledger, start_day, days, seed, model, follow_up=True)
+        shutil.copy(database, copy)
+        with_run = _play(base, database, start_day, days, seed, model, follow_up=True)
         without_run = _play(base, copy, start_day, days, seed, model, follow_up=False)
     follow, figures_with = with_run
     _, figures_without = without_run
@@ -174,8 +178,7 @@ def _morning(runtime: Runtime, day: date) -> datetime:
 def _prepare(
     base: Settings,
     database: Path,
-    csv_path: Path,
-    rows: list[dict[str, str]],
+    ledger: LedgerBatch,
     start_day: date,
     playbook: Path | None,
 ) -> tuple[int, int]:
@@ -184,9 +187,8 @@ def _prepare(
     clock = FixedClock(datetime.combine(start_day, MORNING, ZoneInfo("UTC")))
     with _runtime(base, database, clock) as runtime:
         clock.set(_morning(runtime, start_day))
-        batch = read_ledger_csv(write_csv(csv_path, rows), runtime.settings.phone_region)
         with runtime.writing() as session:
-            apply_batch(session, batch, clock.now())
+            apply_batch(session, ledger, clock.now())
             if playbook is not None:
                 version = propose(session, playbook, ACTOR, "simulated playbook", clock.now())
                 activate(session, version.version, ACTOR, clock.now())

@@ -24,19 +24,29 @@ def simulate_command(
 ) -> None:
     """What following up is worth on the sample ledger, against no follow-up: from a stated
     model of customer behaviour, not from real customers."""
+    import tempfile
+
     from bot.core.clock import local_date
+    from bot.ledger.sample import write_csv
     from bot.simulation.model import BehaviourModel, load_model
     from bot.simulation.report import describe
-    from bot.simulation.run import simulate
+    from bot.simulation.run import sample_ledger, simulate
+    from integrations.csv_ledger import read_ledger_csv
 
     with opened_runtime() as runtime:  # ARBOT_WORKSPACE's business rules, when it names one
         settings = runtime.settings
+    start_day = local_date(settings.clock(), settings.timezone)
+    with tempfile.TemporaryDirectory(prefix="arbot-simulation-") as folder:
+        rows = sample_ledger(start_day, customers)
+        ledger = read_ledger_csv(
+            write_csv(Path(folder) / "ledger.csv", rows), settings.phone_region
+        )
     result = simulate(
         days,
         seed,
         load_model(model) if model else BehaviourModel(),
-        start_day=local_date(settings.clock(), settings.timezone),
-        customers=customers,
+        ledger,
+        start_day=start_day,
         playbook=playbook,
         settings=settings,
     )

@@ -3,6 +3,7 @@ less than not; the same outcome when reminders change nothing; a printout saying
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -11,23 +12,31 @@ from pathlib import Path
 import pytest
 
 from bot.core.errors import UserError
-from bot.ledger.sample import sample_rows
+from bot.ledger.sample import sample_rows, write_csv
 from bot.simulation.model import BehaviourModel, load_model
 from bot.simulation.report import DISCLAIMER, SimulationResult, describe
 from bot.simulation.run import simulate
+from integrations.base import LedgerBatch
+from integrations.csv_ledger import read_ledger_csv
 
 START = date(2026, 3, 16)
 DAYS = 12
 SMALL = sample_rows(START, customers=12, invoices=30, seed=7)
 
 
+def ledger(rows: list[dict[str, str]]) -> LedgerBatch:
+    """The rows as the CLI hands them over: written to a ledger CSV and read back."""
+    with tempfile.TemporaryDirectory() as folder:
+        return read_ledger_csv(write_csv(Path(folder) / "ledger.csv", rows))
+
+
 @pytest.fixture(scope="module")
 def default_run() -> SimulationResult:
-    return simulate(DAYS, seed=11, model=BehaviourModel(), ledger_rows=SMALL, start_day=START)
+    return simulate(DAYS, seed=11, model=BehaviourModel(), ledger=ledger(SMALL), start_day=START)
 
 
 def test_the_same_seed_gives_the_same_figures(default_run: SimulationResult) -> None:
-    again = simulate(DAYS, seed=11, model=BehaviourModel(), ledger_rows=SMALL, start_day=START)
+    again = simulate(DAYS, seed=11, model=BehaviourModel(), ledger=ledger(SMALL), start_day=START)
     assert again == default_run
 
 
@@ -50,7 +59,7 @@ def test_when_reminders_change_nothing_both_runs_collect_the_same() -> None:
         pay_on_touch_day={"strategic": 0.0, "standard": 0.0, "transactional": 0.0},
         dispute_after_touch=0.0,
     )
-    result = simulate(DAYS, seed=11, model=inert, ledger_rows=SMALL, start_day=START)
+    result = simulate(DAYS, seed=11, model=inert, ledger=ledger(SMALL), start_day=START)
     assert sum(result.sent.values()) > 0
     assert result.follow_up.collected == result.no_follow_up.collected
     assert result.follow_up.payments == result.no_follow_up.payments
@@ -58,10 +67,10 @@ def test_when_reminders_change_nothing_both_runs_collect_the_same() -> None:
 
 def test_replies_and_disputes_follow_their_probabilities() -> None:
     chatty = replace(BehaviourModel(), reply_after_touch=1.0, dispute_after_touch=1.0)
-    result = simulate(6, seed=11, model=chatty, ledger_rows=SMALL, start_day=START)
+    result = simulate(6, seed=11, model=chatty, ledger=ledger(SMALL), start_day=START)
     assert result.replies == result.disputes > 0
     quiet = replace(BehaviourModel(), reply_after_touch=0.0, dispute_after_touch=0.0)
-    assert simulate(6, seed=11, model=quiet, ledger_rows=SMALL, start_day=START).replies == 0
+    assert simulate(6, seed=11, model=quiet, ledger=ledger(SMALL), start_day=START).replies == 0
 
 
 def test_describe_says_the_figures_come_from_the_model_not_from_real_customers(
@@ -114,7 +123,7 @@ def test_a_bad_model_file_names_the_file_and_the_field(
 
 def test_a_simulation_refuses_a_silly_number_of_days() -> None:
     with pytest.raises(UserError, match="between 1 and 730 days"):
-        simulate(0, seed=1, model=BehaviourModel(), ledger_rows=SMALL)
+        simulate(0, seed=1, model=BehaviourModel(), ledger=ledger(SMALL))
 
 
 def test_money_in_the_result_is_decimal(default_run: SimulationResult) -> None:
@@ -133,7 +142,7 @@ def test_a_playbook_file_is_simulated_instead_of_the_bundled_one(tmp_path: Path)
         + "".join(f"  {tier}: {ladder}\n" for tier in ("strategic", "standard", "transactional"))
     )
     result = simulate(
-        6, seed=11, model=BehaviourModel(), ledger_rows=SMALL, start_day=START, playbook=path
+        6, seed=11, model=BehaviourModel(), ledger=ledger(SMALL), start_day=START, playbook=path
     )
     assert result.sent == {}
     assert result.follow_up.escalations > 0
