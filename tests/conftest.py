@@ -3,6 +3,7 @@ a clock that tests move, and the `arbot` command line run in-process."""
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import uuid
@@ -51,6 +52,31 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     migrate.upgrade(engine)
     engine.dispose()  # the last connection to close checkpoints the WAL into the file
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def playbook_checks_remembered() -> Iterator[None]:
+    """Each test's database is new, so its first plan imports the bundled playbook and checks it:
+    rendering every template against the sample data and linting it, about half a second of the
+    same work in every such test. The check depends only on the playbook's text and templates, so
+    each result is remembered by that content for the session (handed out as a copy: callers add
+    to it). A playbook with a problem still gets it, every time; `arbot playbook check` and the
+    tests that call check_bundle themselves still run the check."""
+    from bot.learning import check, rules, versions
+
+    real = check.check_bundle
+    results: dict[str, list[check.StepCheck]] = {}
+
+    def check_bundle(bundle: Any) -> list[check.StepCheck]:
+        key = bundle.to_json()
+        if key not in results:
+            results[key] = real(bundle)
+        return copy.deepcopy(results[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(versions, "check_bundle", check_bundle)
+        patch.setattr(rules, "check_bundle", check_bundle)
+        yield
 
 
 @pytest.fixture(scope="session")
