@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
@@ -42,6 +44,14 @@ def _postgres_answers() -> bool:
 
 
 POSTGRES = _postgres_answers()
+
+# Hypothesis fails an example that takes longer than its deadline (200 ms by default), and a run
+# whose data is slow to generate: a loaded machine is not a bug. No test here is about speed
+# (benchmarks/ is), so neither applies.
+hypothesis_settings.register_profile(
+    "arbot", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("arbot")
 
 
 @pytest.fixture(scope="session")
