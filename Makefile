@@ -1,10 +1,12 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both create .venv when needed.
+# `make test` (what CI runs) checks everything, on SQLite and PostgreSQL. `make test-fast` is the
+# inner loop: the tests on SQLite only, without the process-level ones (marked `slow`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,9 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/arbot playbook check
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not postgres and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
