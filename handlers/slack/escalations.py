@@ -18,7 +18,7 @@ from integrations.slack_escalation import OUTCOMES, dispute_modal, promise_modal
 from integrations.slack_ids import Action, Field, Form
 
 log = logging.getLogger(__name__)
-ONLY_APPROVERS = "Only approvers can act on service. Ask someone in finance."
+ONLY_APPROVERS = "Only approvers can act on escalations. Ask someone in finance."
 PROMISE_PREFILL_DAYS = 7  # the promise form suggests a date a week ahead
 FORM_BUTTONS = (Action.ESC_PROMISE, Action.ESC_DISPUTE, Action.ESC_RESOLVE)
 
