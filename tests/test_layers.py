@@ -212,5 +212,7 @@ def test_the_checks_find_a_forbidden_import_and_a_loop_in_a_tree(tmp_path: Path)
     )
     (tmp_path / "bot" / "b.py").write_text("import bot.a\n")
     (tmp_path / "handlers" / "app.py").write_text("")
-    assert violations(tmp_path) == ["bot/a.py imports handlers.app: bot/ never imports an entry point"]
+    assert violations(tmp_path) == [
+        "bot/a.py imports handlers.app: bot/ never imports an entry point"
+    ]
     assert cycles(tmp_path) == [["bot.a", "bot.b"]]
