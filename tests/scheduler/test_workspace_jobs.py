@@ -67,13 +67,12 @@ def test_the_leader_runs_each_workspaces_morning_plan_in_its_own_channel(
                 for r in slack_api.records("chat.postMessage")
                 if str(r["params"].get("text", "")).startswith("Collections plan for 2026-03-16")
             ],
-            timeout=10,
         )
         assert [(r["team"], r["params"]["channel"]) for r in posted] == [(BETA, BETA_CHANNEL)]
-        done = wait_for(lambda: runner.status().jobs.get("morning_plan@T0BETA"), timeout=10)
+        done = wait_for(lambda: runner.status().jobs.get("morning_plan@T0BETA"))
         assert done.error is None and "posted" in (done.outcome or "")
 
         workspaces.record_uninstall(BETA)
-        wait_for(lambda: runner._scheduler.get_job("morning_plan@T0BETA") is None, timeout=10)
+        wait_for(lambda: runner._scheduler.get_job("morning_plan@T0BETA") is None)
     finally:
         runner.stop()

@@ -11,7 +11,7 @@ import uvicorn
 
 from bot.core.runtime import Runtime
 from bot.workspaces.registry import Workspaces
-from tests.support.slack_requests import wait_for
+from tests.support.slack_requests import PATIENCE, wait_for
 
 
 @contextmanager
@@ -35,9 +35,9 @@ def serve(
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        wait_for(lambda: server.started, timeout=10)
+        wait_for(lambda: server.started, timeout=PATIENCE)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=PATIENCE)
         sock.close()

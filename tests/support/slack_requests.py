@@ -16,6 +16,13 @@ SIGNING_SECRET = "test-signing-secret"
 TEAM = "T0TEST"
 
 
+# Bounds for waiting on a condition, never a duration to sleep: a passing test stops waiting as
+# soon as the condition holds, so only a failing one waits a bound out. They are generous so that
+# a loaded 2-core machine (xdist, other test runs) is never mistaken for a bug.
+PATIENCE = 60.0  # work in this process: threads, the work after Slack's ack (normally ms)
+PROCESS_PATIENCE = 300.0  # `arbot` processes: start-up, imports, real work (normally seconds)
+
+
 def sign(body: str, timestamp: int, secret: str = SIGNING_SECRET) -> str:
     base = f"v0:{timestamp}:{body}".encode()
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
@@ -26,7 +33,7 @@ class SlackRequests:
         self.team = team  # the workspace every request says it comes from
         self.url = base_url.rstrip("/") + "/slack/events"
         self.secret = secret
-        self.client = httpx.Client(timeout=10)
+        self.client = httpx.Client(timeout=PATIENCE)  # the app answers in-process
 
     def close(self) -> None:
         self.client.close()
@@ -171,7 +178,9 @@ class SlackRequests:
         return self.send(body, "application/json", **kwargs)
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float = PATIENCE, interval: float = 0.02
+) -> Any:
     """Poll until `condition()` is truthy (the work after Slack's ack runs in the background)."""
     deadline = time.monotonic() + timeout
     while True:
