@@ -309,6 +309,8 @@ class Escalation(Base):
     owner_slack_id: Mapped[str | None] = mapped_column(String(32))
     slack_channel: Mapped[str | None] = mapped_column(String(32))
     slack_thread_ts: Mapped[str | None] = mapped_column(String(32))
+    # a process is posting it to Slack now (bot/escalations/posting.py: post_new)
+    slack_claimed_at: Mapped[datetime | None]
     opened_at: Mapped[datetime]
     claimed_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]

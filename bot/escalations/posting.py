@@ -4,22 +4,148 @@ again the ones nobody claimed.
 
 Slack is called after the change that caused it is stored. A post that fails leaves the
 escalation without a thread, and the next sweep posts it: an escalation never ends in silence.
+`post_new` holds no transaction open while Slack answers: each escalation is claimed in a short
+write (so two processes never both post it), posted, and its thread stored in another.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.models import Customer, Escalation
+from bot.core.runtime import Runtime
 from bot.escalations import service
-from integrations.base import EscalationPort, escape, mention
+from integrations.base import EscalationPort, EscalationView, escape, mention
 
 log = logging.getLogger(__name__)
+POST_CLAIM = timedelta(minutes=10)  # a claim older than this was lost (a crash): post it again
+
+
+def _unclaimed(now: datetime) -> ColumnElement[bool]:
+    """Nobody is posting it, or whoever claimed it is long gone."""
+    return or_(
+        Escalation.slack_claimed_at.is_(None), Escalation.slack_claimed_at < now - POST_CLAIM
+    )
+
+
+def post_new(runtime: Runtime, slack: EscalationPort) -> list[int]:
+    """Post every open escalation that has no thread yet to ARBOT_ESCALATION_CHANNEL (else the
+    finance channel), with no transaction open while Slack is called. Returns the ids posted."""
+    settings = runtime.settings
+    channel = settings.escalation_channel or settings.finance_channel
+    if not channel:
+        return []
+    with runtime.sessions() as session:
+        pending = list(
+            session.scalars(
+                select(Escalation.id)
+                .where(
+                    Escalation.state.in_(service.OPEN_STATES),
+                    Escalation.slack_thread_ts.is_(None),
+                )
+                .order_by(Escalation.id)
+            )
+        )
+    posted = []
+    for escalation_id in pending:
+        try:
+            if _post_claimed(runtime, slack, escalation_id, channel):
+                posted.append(escalation_id)
+        except Exception:  # one bad post must not stop the others; the next sweep tries again
+            log.exception("escalation %s not posted", escalation_id)
+    return posted
+
+
+def _post_claimed(
+    runtime: Runtime, slack: EscalationPort, escalation_id: int, channel: str
+) -> bool:
+    settings = runtime.settings
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        claimed = session.execute(
+            update(Escalation)
+            .where(
+                Escalation.id == escalation_id,
+                Escalation.state.in_(service.OPEN_STATES),
+                Escalation.slack_thread_ts.is_(None),
+                _unclaimed(now),
+            )
+            .values(slack_claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return False  # posted meanwhile, or another process is posting it
+        escalation = session.get(Escalation, escalation_id)
+        assert escalation is not None
+        if escalation.owner_slack_id is None:
+            customer = session.get(Customer, escalation.customer_id)
+            assert customer is not None
+            escalation.owner_slack_id = service.owner_for(
+                customer, dict(settings.escalation_routes)
+            )
+        thread = _thread_of_another(session, escalation)
+        view = (
+            None
+            if thread is not None
+            else service.view(session, escalation_id, runtime.today(), settings.timezone)
+        )
+        also = _also_needs(escalation)
+    try:
+        if thread is not None:  # one thread per customer: a second reason joins the first
+            slack.post_in_thread(thread[0], thread[1], also)
+            channel_id, ts = thread
+        else:
+            assert view is not None
+            channel_id, ts = slack.post_escalation(channel, view)
+    except Exception:
+        with runtime.writing() as session:  # give the claim back: the next sweep posts it
+            session.execute(
+                update(Escalation)
+                .where(Escalation.id == escalation_id)
+                .values(slack_claimed_at=None)
+                .execution_options(synchronize_session=False)
+            )
+        raise
+    # Stored before the history goes into the thread, whose failure is caught below: the next
+    # sweep must never post a second card with live buttons.
+    with runtime.writing() as session:
+        escalation = session.get(Escalation, escalation_id)
+        assert escalation is not None
+        escalation.slack_channel, escalation.slack_thread_ts = channel_id, ts
+        escalation.slack_claimed_at = None
+        if view is not None:
+            audit.record(
+                session,
+                now,
+                "escalation.posted",
+                customer_id=escalation.customer_id,
+                payload={"escalation": escalation.id, "channel": channel_id, "ts": ts},
+            )
+    if view is not None:
+        _post_history(slack, escalation_id, channel_id, ts, view)
+    return True
+
+
+def _also_needs(escalation: Escalation) -> str:
+    detail = f": {escape(escalation.detail)}" if escalation.detail else ""
+    return f":rotating_light: Also needs a person: {escalation.reason.replace('_', ' ')}{detail}"
+
+
+def _post_history(
+    slack: EscalationPort, escalation_id: int, channel_id: str, ts: str, view: EscalationView
+) -> None:
+    try:
+        slack.post_history(channel_id, ts, view)
+    except Exception:
+        log.exception("escalation %s posted without its history", escalation_id)
+        slack.post_in_thread(
+            channel_id, ts, "The account's history could not be posted here: see `/ar status`."
+        )
 
 
 def post_pending(
@@ -31,10 +157,15 @@ def post_pending(
     routes: dict[str, str],
     now: datetime,
 ) -> list[int]:
-    """Post every open escalation that has no thread yet. Returns the ids posted."""
+    """Post every open escalation that has no thread yet, inside the caller's transaction, and
+    leave alone those another process is posting (`post_new`). Returns the ids posted."""
     pending = session.scalars(
         select(Escalation)
-        .where(Escalation.state.in_(service.OPEN_STATES), Escalation.slack_thread_ts.is_(None))
+        .where(
+            Escalation.state.in_(service.OPEN_STATES),
+            Escalation.slack_thread_ts.is_(None),
+            _unclaimed(now),
+        )
         .order_by(Escalation.id)
     ).all()
     posted = []
@@ -63,12 +194,7 @@ def _post_one(
         escalation.owner_slack_id = service.owner_for(customer, routes)
     thread = _thread_of_another(session, escalation)
     if thread is not None:  # one thread per customer: a second reason joins the first
-        detail = f": {escape(escalation.detail)}" if escalation.detail else ""
-        slack.post_in_thread(
-            thread[0],
-            thread[1],
-            f":rotating_light: Also needs a person: {escalation.reason.replace('_', ' ')}{detail}",
-        )
+        slack.post_in_thread(thread[0], thread[1], _also_needs(escalation))
         escalation.slack_channel, escalation.slack_thread_ts = thread
         return True
     view = service.view(session, escalation.id, today, timezone)
@@ -83,13 +209,7 @@ def _post_one(
         customer_id=customer.id,
         payload={"escalation": escalation.id, "channel": channel_id, "ts": ts},
     )
-    try:
-        slack.post_history(channel_id, ts, view)
-    except Exception:
-        log.exception("escalation %s posted without its history", escalation.id)
-        slack.post_in_thread(
-            channel_id, ts, "The account's history could not be posted here: see `/ar status`."
-        )
+    _post_history(slack, escalation.id, channel_id, ts, view)
     return True
 
 

@@ -1,0 +1,80 @@
+"""Posting escalations with no transaction open while Slack answers: each is claimed first, so two
+processes never both post it, and a claim whose process died, or that Slack refused, is taken up
+again."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.core.models import Customer, Escalation
+from bot.core.runtime import Runtime
+from bot.escalations import posting, service
+from bot.ledger.upsert import apply_batch
+from integrations.csv_ledger import read_ledger_csv
+from integrations.slack_chat import SlackChat, web_client
+from tests.support.ledger_files import row, write
+
+TODAY = date(2026, 3, 16)
+
+
+def _escalation(rt: Runtime, tmp_path: Path) -> int:
+    with rt.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", [row()])), rt.clock.now())
+        customer_id = session.scalars(select(Customer.id)).one()
+        escalation, _ = service.open_or_add(session, customer_id, "replied", rt.clock.now())
+        return escalation.id
+
+
+def _claim(rt: Runtime, escalation_id: int, ago: timedelta) -> None:
+    with rt.writing() as session:
+        escalation = session.get(Escalation, escalation_id)
+        assert escalation is not None
+        escalation.slack_claimed_at = rt.clock.now() - ago
+
+
+def test_an_escalation_another_process_is_posting_is_left_to_it_until_its_claim_lapses(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    escalation_id = _escalation(rt, tmp_path)
+    _claim(rt, escalation_id, timedelta(0))  # another replica is posting it right now
+
+    assert posting.post_new(rt, chat) == []
+    with rt.writing() as session:  # nor does the sweep's post, inside its transaction
+        assert (
+            posting.post_pending(
+                session, chat, "C0FINANCE", TODAY, "America/New_York", {}, rt.clock.now()
+            )
+            == []
+        )
+    assert slack_api.calls("chat.postMessage") == []
+
+    _claim(rt, escalation_id, timedelta(minutes=11))  # ... and died doing it
+    assert posting.post_new(rt, chat) == [escalation_id]
+    assert posting.post_new(rt, chat) == []  # posted once
+    with rt.sessions() as session:
+        escalation = session.get(Escalation, escalation_id)
+    assert escalation is not None and escalation.slack_thread_ts
+    assert escalation.slack_claimed_at is None
+
+
+def test_an_escalation_slack_refused_is_given_back_for_the_next_try(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    escalation_id = _escalation(rt, tmp_path)
+    slack_api.fail_next("chat.postMessage", "fatal_error")
+
+    assert posting.post_new(rt, chat) == []
+    with rt.sessions() as session:
+        escalation = session.get(Escalation, escalation_id)
+    assert escalation is not None and escalation.slack_claimed_at is None
+    assert escalation.slack_thread_ts is None
+
+    assert posting.post_new(rt, chat) == [escalation_id]
