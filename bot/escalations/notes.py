@@ -1,11 +1,12 @@
-"""What Slack is told once a change in the ledger is stored: the plan cards of the reminders it
-cancelled are re-drawn, and the customer's open escalation thread hears about the money."""
+"""What Slack is told once a change is stored: the notes a payment or a reply adds to the
+customer's open escalation thread, and the messages that matched no customer, posted to the finance
+channel (bot/payments/flows.py and bot/replies/flows.py decide when)."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy import or_, select, update
@@ -14,11 +15,8 @@ from sqlalchemy.orm import Session
 from bot.core.models import InboundMessage, Invoice
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
-from bot.escalations import posting as escalation_posting
-from bot.payments import links as payment_links
 from bot.payments.record import PaymentOutcome
-from bot.planning import posting
-from integrations.base import EscalationPort, PaymentLinks, SlackPort, escape
+from integrations.base import EscalationPort, SlackPort, escape
 from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)
@@ -49,44 +47,6 @@ def payment_notes(session: Session, outcome: PaymentOutcome) -> dict[int, str]:
                 f"{format_money(invoice.balance, invoice.currency)} still due"
             )
     return {customer: "\n".join(lines) for customer, lines in parts.items()}
-
-
-def after_payment(
-    session: Session,
-    slack: SlackOut | None,
-    outcome: PaymentOutcome,
-    timezone: str,
-    links: PaymentLinks | None = None,
-    now: datetime | None = None,
-) -> dict[int, str]:
-    """Retire the payment links of invoices paid or changed, tell Slack; returns the notes (the
-    CLI and the demo print them when there is no Slack)."""
-    if links is not None and now is not None:
-        payment_links.retire(session, links, outcome.closed + outcome.reduced, now)
-    notes = payment_notes(session, outcome)
-    if slack is None:
-        return notes
-    try:
-        posting.refresh(session, slack, outcome.cancelled, timezone)
-        for customer_id, text in notes.items():
-            escalation_posting.note(session, slack, customer_id, text)
-    except SlackFailed as exc:  # the ledger is right; Slack catches up on the next change
-        log.error("Slack not updated after a payment: %s", exc.response.get("error"))
-    return notes
-
-
-def post_escalations(
-    session: Session,
-    slack: SlackOut | None,
-    channel: str | None,
-    today: date,
-    timezone: str,
-    routes: dict[str, str],
-    now: datetime,
-) -> list[int]:
-    if slack is None or not channel:
-        return []
-    return escalation_posting.post_pending(session, slack, channel, today, timezone, routes, now)
 
 
 def _quoted(text: str) -> str:

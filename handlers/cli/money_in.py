@@ -12,32 +12,17 @@ import typer
 from rich.console import Console
 
 from bot.core.errors import UserError
-from bot.core.runtime import Runtime
 from bot.core.settings import load_settings
-from bot.escalations import notes as followups
 from bot.payments import reviews
 from bot.payments.bank_import import import_payments
-from bot.replies.email import email_needs_triage, handle_email
-from bot.replies.match import ReplyRules
+from bot.payments.flows import after_payment
 from bot.workspaces.registry import open_runtime
-from integrations.base import PaymentLinks
 from integrations.csv_payments import read_payments
-from integrations.slack_chat import SlackChat, chat_from
-from integrations.stripe_links import links_from
+from integrations.wiring import links_for, slack_for
 
 
 def _out() -> Console:
     return Console(highlight=False)
-
-
-def _slack(runtime: Runtime) -> SlackChat | None:
-    token = runtime.settings.slack_bot_token
-    return chat_from(token.get_secret_value() if token else None, runtime.settings.slack_api_url)
-
-
-def _links(runtime: Runtime) -> PaymentLinks | None:
-    key = runtime.settings.stripe_api_key
-    return links_from(key.get_secret_value() if key else None, runtime.settings.stripe_api_base)
 
 
 def import_payments_command(
@@ -52,18 +37,13 @@ def import_payments_command(
     try:
         with runtime.writing() as session:
             summary = import_payments(session, payments, path.name, runtime.clock.now())
-        slack = _slack(runtime)
+        slack = slack_for(runtime.settings)
         channel = runtime.settings.finance_channel
-        with runtime.writing() as session:
-            notes = followups.after_payment(
-                session,
-                slack,
-                summary.outcome,
-                runtime.settings.timezone,
-                _links(runtime),
-                runtime.clock.now(),
-            )
-            if slack is not None and channel:
+        notes = after_payment(
+            runtime, summary.outcome, slack=slack, links=links_for(runtime.settings)
+        )
+        if slack is not None and channel:
+            with runtime.writing() as session:  # each review's message is stored as it posts
                 reviews.post_open(session, slack, channel)
     finally:
         runtime.close()
@@ -92,6 +72,7 @@ def import_payments_command(
 
 def poll_inbox_command() -> None:
     """Read new replies from the IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_PASSWORD)."""
+    from bot.replies.flows import receive_email
     from bot.replies.triage import RuleClassifier
     from integrations.email_in import parse
     from integrations.imap_in import poll
@@ -104,27 +85,18 @@ def poll_inbox_command() -> None:
             raise UserError("set IMAP_HOST, IMAP_USER and IMAP_PASSWORD to read replies by IMAP")
         context = ssl.create_default_context(cafile=settings.imap_ca_file)
         classifier = classifier_from(settings, RuleClassifier())
-        rules = ReplyRules.from_settings(settings)
+        slack = slack_for(settings)
         outcomes: dict[str, int] = {}
 
         def handle(raw: bytes) -> bool:
-            mail = parse(raw)
-            needed = email_needs_triage(mail)
-            triage = classifier.classify(mail.text, runtime.today()) if needed else None
-            with runtime.writing() as session:
-                result = handle_email(
-                    session,
-                    mail,
-                    raw.decode("utf-8", errors="replace"),
-                    runtime.clock.now(),
-                    rules,
-                    triage,
-                )
+            result = receive_email(
+                runtime,
+                parse(raw),
+                raw.decode("utf-8", errors="replace"),
+                classifier=classifier,
+                slack=slack,
+            )
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-            if result.outcome == "unmatched":
-                followups.post_unmatched(
-                    runtime, _slack(runtime), settings.finance_channel, [result.message_id]
-                )
             return True
 
         report = poll(
@@ -136,9 +108,6 @@ def poll_inbox_command() -> None:
             handle,
             ssl_context=context,
         )
-        from bot.escalations.sweeps import sweep
-
-        sweep(runtime, _slack(runtime), links=_links(runtime))
     finally:
         runtime.close()
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(outcomes.items())) or "nothing new"

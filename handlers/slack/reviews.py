@@ -6,11 +6,11 @@ from functools import partial
 
 from slack_bolt import Ack, App
 
-from bot.escalations import notes
 from bot.payments import bank_import, reviews
+from bot.payments.flows import after_payment
 from handlers.slack.kit import Body, ListenerKit, clicker
 from integrations.slack_ids import REVIEW_ANY
-from integrations.stripe_links import links_from
+from integrations.wiring import links_for
 
 ONLY_APPROVERS = "Only approvers can place payments. Ask someone in finance."
 
@@ -42,11 +42,6 @@ def decide(kit: ListenerKit, body: Body) -> None:
     if result.startswith("already"):
         kit.tell(channel, user, f"Nothing changed: this payment was {result}.")
         return
-    with runtime.writing() as session:
+    with runtime.sessions() as session:
         reviews.redraw(session, kit.slack, int(review_text))
-        settings = runtime.settings
-        key = settings.stripe_api_key
-        links = links_from(key.get_secret_value() if key else None, settings.stripe_api_base)
-        notes.after_payment(
-            session, kit.slack, outcome, settings.timezone, links, runtime.clock.now()
-        )
+    after_payment(runtime, outcome, slack=kit.slack, links=links_for(runtime.settings))

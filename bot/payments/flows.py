@@ -1,0 +1,97 @@
+"""After a payment is stored, told once: the Stripe webhook, `arbot import-payments` and a person
+placing a bank payment in Slack all end in `after_payment`.
+
+Each story commits its change in one write transaction; only after that commit are Stripe (the
+payment links of what was paid are deactivated) and Slack (the plan cards of the reminders it
+cancelled, the customer's escalation thread) called. What they miss, the sweep and the next
+payment catch up.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.core.models import Escalation, StripeEvent
+from bot.core.runtime import Runtime
+from bot.escalations import posting as escalation_posting
+from bot.escalations.notes import SlackOut, payment_notes
+from bot.payments import links as payment_links
+from bot.payments.record import PaymentOutcome
+from bot.payments.stripe_events import StripeResult, apply_event
+from bot.planning import posting
+from integrations.base import PaymentLinks, StripeEventIn
+from integrations.errors import SlackFailed
+
+log = logging.getLogger(__name__)
+
+
+def receive_stripe_event(
+    runtime: Runtime,
+    event: StripeEventIn,
+    *,
+    slack: SlackOut | None,
+    links: PaymentLinks | None,
+) -> StripeResult:
+    """A verified Stripe event: applied to the ledger once (its id is stored with its effects),
+    then, when it changed something, `after_payment` and any escalation it opened posted."""
+    try:
+        with runtime.writing() as session:
+            result = apply_event(
+                session, event, runtime.clock.now(), dict(runtime.settings.escalation_routes)
+            )
+    except IntegrityError:
+        with runtime.sessions() as session:
+            if session.get(StripeEvent, event.id) is None:
+                raise  # not the event stored twice: a real error, and Stripe retries
+        # the same event, stored a moment ago by another replica
+        return StripeResult("duplicate", f"event {event.id} was handled")
+    if result.status == "applied":
+        # The ledger is right from here on: Stripe gets its 2xx whatever Slack or the link
+        # deactivation do; what they miss, the sweep and the next payment catch up.
+        try:
+            after_payment(runtime, result.outcome, slack=slack, links=links)
+            _escalated(runtime, result, slack)
+        except Exception:
+            log.exception("after Stripe event %s: Slack or Stripe not updated", event.id)
+    return result
+
+
+def after_payment(
+    runtime: Runtime,
+    outcome: PaymentOutcome,
+    *,
+    slack: SlackOut | None,
+    links: PaymentLinks | None,
+) -> dict[int, str]:
+    """Once a payment (or refund) is committed: retire the payment links of the invoices it paid
+    or changed, re-draw the plan cards of the reminders it cancelled and say what happened in each
+    customer's open escalation thread. Returns the notes (the CLI prints them without Slack)."""
+    payment_links.retire_committed(runtime, links, outcome.closed + outcome.reduced)
+    with runtime.sessions() as session:
+        notes = payment_notes(session, outcome)
+        if slack is None:
+            return notes
+        try:
+            posting.refresh(session, slack, outcome.cancelled, runtime.settings.timezone)
+            for customer_id, text in notes.items():
+                escalation_posting.note(session, slack, customer_id, text)
+        except SlackFailed as exc:  # the ledger is right; Slack catches up on the next change
+            log.error("Slack not updated after a payment: %s", exc.error)
+    return notes
+
+
+def _escalated(runtime: Runtime, result: StripeResult, slack: SlackOut | None) -> None:
+    """Post the escalation the event opened; one already in Slack hears why in its thread."""
+    if slack is None:
+        return
+    posted = escalation_posting.post_new(runtime, slack)
+    if result.escalation_id in (None, *posted):
+        return
+    with runtime.sessions() as session:
+        escalation = session.get(Escalation, result.escalation_id)
+        if escalation is not None:
+            escalation_posting.note(
+                session, slack, escalation.customer_id, f":warning: {result.detail}"
+            )

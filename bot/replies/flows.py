@@ -1,0 +1,112 @@
+"""A message from a customer, told once: the email webhook and `arbot poll-inbox` call
+`receive_email`, the Twilio webhook `receive_sms`.
+
+The message is labelled first (an LLM classifier may take seconds, and SQLite's single writer must
+not wait on it), then stored and acted on in one write transaction. Only after that commit is Slack
+told: the plan cards of the reminders it paused are re-drawn, a new escalation is posted, an open
+one is re-drawn and hears the reply in its thread, and a message nobody could place goes to the
+finance channel. The message is stored whatever Slack does; what Slack misses, the sweep posts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from bot.core.runtime import Runtime
+from bot.escalations import notes
+from bot.escalations import posting as escalation_posting
+from bot.escalations.notes import SlackOut
+from bot.planning import posting
+from bot.replies.email import email_needs_triage, handle_email
+from bot.replies.match import InboundResult, ReplyRules
+from bot.replies.sms import handle_sms, sms_needs_triage
+from integrations.base import Classifier
+
+if TYPE_CHECKING:
+    from integrations.base import InboundEmail
+
+log = logging.getLogger(__name__)
+
+
+def receive_email(
+    runtime: Runtime,
+    mail: InboundEmail,
+    raw: str,
+    *,
+    classifier: Classifier,
+    slack: SlackOut | None,
+) -> InboundResult:
+    """An email (parsed, and `raw` as received): stored once, acted on, and Slack told."""
+    today = runtime.today()
+    triage = classifier.classify(mail.text, today) if email_needs_triage(mail) else None
+    rules = ReplyRules.from_settings(runtime.settings)
+    with runtime.writing() as session:
+        result = handle_email(session, mail, raw, runtime.clock.now(), rules, triage)
+    tell_slack(runtime, result, slack)
+    return result
+
+
+def receive_sms(
+    runtime: Runtime,
+    sender: str,
+    body: str,
+    provider_id: str | None,
+    *,
+    classifier: Classifier,
+    slack: SlackOut | None,
+) -> InboundResult:
+    """A text from `sender` (Twilio's MessageSid as `provider_id`): stored once, acted on, and
+    Slack told. The result's `answer` is what to text back, if anything."""
+    today = runtime.today()
+    triage = classifier.classify(body.strip(), today) if sms_needs_triage(body) else None
+    settings = runtime.settings
+    rules = ReplyRules.from_settings(settings)
+    with runtime.writing() as session:
+        result = handle_sms(
+            session,
+            sender,
+            body,
+            provider_id,
+            runtime.clock.now(),
+            rules,
+            triage,
+            settings.business_name,
+        )
+    tell_slack(runtime, result, slack)
+    return result
+
+
+def tell_slack(runtime: Runtime, result: InboundResult, slack: SlackOut | None) -> None:
+    """After the message is stored, with no transaction open: what Slack is told of it."""
+    try:
+        _tell_slack(runtime, result, slack)
+    except Exception:  # the message is stored; the sweep posts what Slack did not get
+        log.exception("Slack not told about inbound message %s", result.message_id)
+
+
+def _tell_slack(runtime: Runtime, result: InboundResult, slack: SlackOut | None) -> None:
+    settings = runtime.settings
+    if result.outcome == "unmatched":
+        notes.post_unmatched(runtime, slack, settings.finance_channel, [result.message_id])
+        return
+    if slack is None:
+        return
+    if result.cancelled:
+        with runtime.sessions() as session:
+            posting.refresh(session, slack, result.cancelled, settings.timezone)
+    posted = escalation_posting.post_new(runtime, slack)
+    # An escalation posted just now shows the reply already; an older one hears of it.
+    if result.escalation_id in (None, *posted):
+        return
+    assert result.escalation_id is not None and result.customer_id is not None
+    with runtime.sessions() as session:
+        escalation_posting.redraw(
+            session, slack, result.escalation_id, runtime.today(), settings.timezone
+        )
+        escalation_posting.note(
+            session,
+            slack,
+            result.customer_id,
+            notes.reply_note(session, result.message_id, result.label),
+        )

@@ -1,0 +1,37 @@
+"""HTTP webhooks: Stripe payments, inbound email, Twilio texts and delivery reports, and one-click
+unsubscribe. Each endpoint verifies the request, parses it, calls one function of bot/ and answers;
+the flows behind them store the change in one transaction and only then tell Slack and Stripe."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from bot.core.runtime import Runtime
+from bot.escalations.notes import SlackOut
+from bot.replies.triage import RuleClassifier
+from handlers.webhooks import email, stripe, twilio, unsubscribe
+from integrations.llm import classifier_from
+from integrations.wiring import links_for, slack_for
+
+
+def webhook_routes(runtime: Runtime, slack: SlackOut | None = None) -> list[Route]:
+    """The routes, built once per runtime (a workspace has its own, under /w/<team id>/)."""
+    settings = runtime.settings
+    slack = slack or slack_for(settings)
+    classifier = classifier_from(settings, RuleClassifier())
+    return [
+        Route(
+            "/webhooks/stripe",
+            stripe.endpoint(runtime, slack, links_for(settings)),
+            methods=["POST"],
+        ),
+        Route("/webhooks/email", email.endpoint(runtime, slack, classifier), methods=["POST"]),
+        Route(
+            "/webhooks/twilio/sms",
+            twilio.sms_endpoint(runtime, slack, classifier),
+            methods=["POST"],
+        ),
+        Route("/webhooks/twilio/status", twilio.status_endpoint(runtime), methods=["POST"]),
+        Route("/unsubscribe/{token}", unsubscribe.page_endpoint(runtime), methods=["GET"]),
+        Route("/unsubscribe/{token}", unsubscribe.endpoint(runtime), methods=["POST"]),
+    ]

@@ -1,0 +1,58 @@
+"""POST /webhooks/email: a raw RFC 5322 message from an inbound-mail service, behind a shared
+secret (INBOUND_EMAIL_SECRET)."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from bot.core.runtime import Runtime
+from bot.escalations.notes import SlackOut
+from bot.replies.flows import receive_email
+from integrations.base import Classifier
+from integrations.email_in import parse as parse_email
+
+
+def endpoint(
+    runtime: Runtime, slack: SlackOut | None, classifier: Classifier
+) -> Callable[[Request], Awaitable[Response]]:
+    async def email(request: Request) -> Response:
+        expected = runtime.settings.inbound_email_secret
+        if expected is None or not authorized(request, expected.get_secret_value()):
+            return PlainTextResponse("unauthorized", status_code=401)
+        raw = await request.body()
+        if not raw.strip():
+            return PlainTextResponse("empty message", status_code=400)
+        mail = parse_email(raw)
+        result = await run_in_threadpool(
+            receive_email,
+            runtime,
+            mail,
+            raw.decode("utf-8", errors="replace"),
+            classifier=classifier,
+            slack=slack,
+        )
+        return JSONResponse({"status": result.outcome, "label": result.label})
+
+    return email
+
+
+def authorized(request: Request, secret: str) -> bool:
+    """`Authorization: Bearer <secret>`, or Basic auth whose password is the secret (what most
+    inbound-mail services can be set to send)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    given = ""
+    if scheme.lower() == "bearer":
+        given = value.strip()
+    elif scheme.lower() == "basic":
+        try:
+            given = base64.b64decode(value.strip()).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return False
+    return bool(secret) and hmac.compare_digest(given.encode(), secret.encode())

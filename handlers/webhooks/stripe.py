@@ -1,0 +1,42 @@
+"""POST /webhooks/stripe: a payment, refund or card dispute, signed by Stripe."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from bot.core.runtime import Runtime
+from bot.escalations.notes import SlackOut
+from bot.payments.flows import receive_stripe_event
+from integrations.base import PaymentLinks
+from integrations.stripe_events import InvalidStripeEvent, verify
+
+log = logging.getLogger(__name__)
+
+
+def endpoint(
+    runtime: Runtime, slack: SlackOut | None, links: PaymentLinks | None
+) -> Callable[[Request], Awaitable[Response]]:
+    async def stripe(request: Request) -> Response:
+        secret = runtime.settings.stripe_webhook_secret
+        body = await request.body()
+        try:
+            event = verify(
+                body,
+                request.headers.get("Stripe-Signature"),
+                secret.get_secret_value() if secret else "",
+            )
+        except InvalidStripeEvent as exc:
+            log.warning("Stripe webhook refused: %s", exc)
+            return PlainTextResponse("invalid signature", status_code=400)
+        result = await run_in_threadpool(
+            receive_stripe_event, runtime, event, slack=slack, links=links
+        )
+        log.info("Stripe event %s %s: %s", event.id, result.status, result.detail)
+        return JSONResponse({"status": result.status, "detail": result.detail})
+
+    return stripe

@@ -1,0 +1,88 @@
+"""POST /webhooks/twilio/sms (a text from a customer) and /webhooks/twilio/status (what became of
+a text we sent), both signed with X-Twilio-Signature."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape as xml_escape
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from bot.core.runtime import Runtime
+from bot.core.settings import Settings
+from bot.core.tokens import verify_token
+from bot.escalations.notes import SlackOut
+from bot.reminders import delivery
+from bot.replies.flows import receive_sms
+from integrations.base import Classifier
+from integrations.twilio_sms import valid_twilio_request
+
+
+def sms_endpoint(
+    runtime: Runtime, slack: SlackOut | None, classifier: Classifier
+) -> Callable[[Request], Awaitable[Response]]:
+    async def twilio_sms(request: Request) -> Response:
+        form = await _form(request)
+        if not _signed(runtime.settings, request, form):
+            return PlainTextResponse("bad signature", status_code=401)
+        result = await run_in_threadpool(
+            receive_sms,
+            runtime,
+            form.get("From", ""),
+            form.get("Body", ""),
+            form.get("MessageSid"),
+            classifier=classifier,
+            slack=slack,
+        )
+        twiml = '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        if result.answer:
+            twiml += f"<Message>{xml_escape(result.answer)}</Message>"
+        return Response(twiml + "</Response>", media_type="application/xml")
+
+    return twilio_sms
+
+
+def status_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
+    async def twilio_status(request: Request) -> Response:
+        form = await _form(request)
+        settings = runtime.settings
+        if not _signed(settings, request, form):
+            return PlainTextResponse("bad signature", status_code=401)
+        secret = settings.secret_key.get_secret_value() if settings.secret_key else ""
+        given = request.query_params.get("r", "")
+        reminder_id = verify_token(secret, given, "status") if secret and given else None
+
+        def apply() -> None:
+            with runtime.writing() as session:
+                delivery.sms_status(
+                    session,
+                    form.get("MessageSid", ""),
+                    form.get("MessageStatus", ""),
+                    form.get("ErrorCode"),
+                    runtime.clock.now(),
+                    reminder_id,
+                )
+
+        await run_in_threadpool(apply)
+        return Response(status_code=204)
+
+    return twilio_status
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return {key: values[0] for key, values in parse_qs(body, keep_blank_values=True).items()}
+
+
+def _signed(settings: Settings, request: Request, form: dict[str, str]) -> bool:
+    token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+    # Twilio signs the URL it called: the public one, not what a proxy forwarded to us.
+    public = (settings.public_url or str(request.base_url)).rstrip("/") + request.url.path
+    if request.url.query:
+        public += "?" + request.url.query
+    return bool(token) and valid_twilio_request(
+        token, public, form, request.headers.get("X-Twilio-Signature", "")
+    )
