@@ -14,6 +14,7 @@ import socketserver
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,8 @@ class Mailbox:
         self.messages: list[StoredMessage] = []
         self.commands: list[str] = []
         self.lock = threading.Lock()
+        # Told "IMAP <command>" as each command arrives, before it is answered (a test's guard).
+        self.on_call: Callable[[str], None] | None = None
 
     def add(self, raw: bytes, seen: bool = False) -> int:
         with self.lock:
@@ -92,6 +95,8 @@ class _Session(socketserver.StreamRequestHandler):
                 break
 
     def _record(self, command: str, arguments: list[bytes]) -> None:
+        if self.server.mailbox.on_call is not None:
+            self.server.mailbox.on_call(f"IMAP {command}")
         shown = [a.decode("utf-8", "replace") for a in arguments]
         if command == "LOGIN" and len(shown) > 2:
             shown[2] = "***"

@@ -365,6 +365,8 @@ class FakeSlack:
         self.expired_triggers: set[str] = set()
         self.rate_limited_count = 0
         self._lock = threading.RLock()
+        # Told "Slack <method>" as each call arrives, before it is answered (a test's guard).
+        self.on_call: Callable[[str], None] | None = None
         self._records: list[dict[str, Any]] = []
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._views: dict[str, dict[str, Any]] = {}
@@ -499,6 +501,8 @@ class FakeSlack:
     # ----------------------------------------------------------------- dispatch
 
     def _dispatch(self, method: str, params: Params, headers: dict[str, str]) -> Answer:
+        if self.on_call is not None:
+            self.on_call(f"Slack {method}")
         with self._lock:
             status, body, extra = self._answer(method, params, headers)
             self._records.append(

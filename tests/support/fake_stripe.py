@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -30,6 +31,8 @@ class FakeStripe(LocalServer):
         self.fail_with: int | None = None
         self.updated: dict[str, dict[str, Any]] = {}  # payment link id -> the update's params
         self.lock = threading.Lock()
+        # Told "Stripe POST <path>" as each call arrives, before it is answered (a test's guard).
+        self.on_call: Callable[[str], None] | None = None
         fake = self
 
         class Handler(JsonHandler):
@@ -37,6 +40,8 @@ class FakeStripe(LocalServer):
                 length = int(self.headers.get("Content-Length", 0))
                 params = _nest(parse_qsl(self.rfile.read(length).decode()))
                 key = self.headers.get("Idempotency-Key")
+                if fake.on_call is not None:
+                    fake.on_call(f"Stripe POST {self.path}")
                 with fake.lock:
                     fake.calls.append((self.path, params, key))
                     if fake.fail_with:
