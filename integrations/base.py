@@ -342,6 +342,54 @@ class SlackPort(Protocol):
     def update_review(self, channel: str, ts: str, view: ReviewView) -> None: ...
 
 
+# --- Installing arbot into another Slack workspace ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SlackGrant:
+    """What Slack granted for an install (its oauth.v2.access answer), read at the edge."""
+
+    token: str  # the workspace's bot token; "" when Slack sent none
+    team_id: str  # "" when Slack named no workspace
+    team_name: str | None
+    enterprise: bool  # an Enterprise Grid install, or a workspace of a Grid organisation
+    installer: str | None  # the Slack user id of whoever installed
+    channel_id: str | None  # the finance channel the installer picked (incoming-webhook scope)
+    channel: str | None = None  # its name
+    webhook_url: str | None = None
+    webhook_configuration_url: str | None = None
+    app_id: str | None = None
+    bot_id: str | None = None
+    bot_user_id: str | None = None
+    scopes: str = ""
+    token_type: str | None = None
+
+
+class SlackInstalls(Protocol):
+    """Slack's side of installing arbot into a workspace, and the store of the tokens it grants
+    (sealed at rest). Failures Slack reports raise integrations.errors.InstallFailed."""
+
+    def exchange_code(self, code: str) -> SlackGrant:
+        """Trade the one-time code Slack sent the installer back with for the grant."""
+        ...
+
+    def main_team(self) -> str | None:
+        """The workspace SLACK_BOT_TOKEN belongs to (None without one)."""
+        ...
+
+    def keep(self, grant: SlackGrant) -> None:
+        """Store the granted tokens, sealed."""
+        ...
+
+    def forget(self, team_id: str) -> None:
+        """Take a workspace's stored tokens out again."""
+        ...
+
+    def revoke(self, token: str) -> None:
+        """Give a token back to Slack (best effort; nothing for "")."""
+        ...
+
+
 # --- Escalations: the thread a person takes over -----------------------------------------
 
 

@@ -43,3 +43,8 @@ class SlackFailed(SlackApiError):
     @property
     def error(self) -> str:
         return str(self.response.get("error") or "unknown_error")
+
+
+class InstallFailed(Exception):
+    """Slack did not grant the install, or arbot will not take it; the message says what
+    happened, for the installer."""

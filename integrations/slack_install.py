@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from slack_sdk import WebClient
@@ -22,8 +21,9 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
-from bot.core.sealing import Sealer
-from bot.workspaces.registry import TEAM_ID, InstalledWorkspace, Workspaces
+from bot.core.sealing import Sealer, slack_token_sealer
+from integrations.base import SlackGrant
+from integrations.errors import InstallFailed
 
 log = logging.getLogger(__name__)
 # What the app asks for; slack/manifest.yml lists the same (a test keeps them equal). The
@@ -40,7 +40,6 @@ BOT_SCOPES = (
     "incoming-webhook",
 )
 STATE_SECONDS = 600
-_PURPOSE = b"arbot slack tokens v1"
 _SEALED = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token")
 _Entity = TypeVar("_Entity", Installation, Bot)
 
@@ -146,7 +145,7 @@ def installation_store(main: Runtime) -> SealedInstallationStore:
     inner = SQLAlchemyInstallationStore(
         client_id=settings.slack_client_id or "", engine=main.engine, logger=log
     )
-    return SealedInstallationStore(inner, Sealer(secret, _PURPOSE, "each workspace's Slack token"))
+    return SealedInstallationStore(inner, slack_token_sealer(secret))
 
 
 def state_store(main: Runtime) -> SQLAlchemyOAuthStateStore:
@@ -192,114 +191,80 @@ def authorize_url(main: Runtime, state: str) -> str:
     return generator.generate(state)
 
 
-@dataclass(frozen=True)
-class Installed:
-    workspace: InstalledWorkspace
-    reinstalled: bool
+class SlackInstaller:
+    """The SlackInstalls port: Slack's Web API for the install, and the sealed installation store
+    in the main database."""
 
+    def __init__(self, main: Runtime) -> None:
+        self.main = main
 
-class InstallFailed(Exception):
-    """Slack did not grant the install; the message says what happened, for the installer."""
-
-
-def complete_install(main: Runtime, workspaces: Workspaces, code: str) -> Installed:
-    """Trade the one-time code for the workspace's bot token; make the workspace's storage
-    first, then store the token sealed and note the workspace, so an install that fails half-way
-    leaves nothing behind. A token Slack granted for an install arbot refuses is revoked."""
-    settings = main.settings
-    client = WebClient(base_url=settings.slack_api_url)
-    secret = settings.slack_client_secret
-    try:
-        answer = client.oauth_v2_access(
-            client_id=settings.slack_client_id or "",
-            client_secret=secret.get_secret_value() if secret else "",
-            code=code,
-            redirect_uri=redirect_uri(main),
+    def exchange_code(self, code: str) -> SlackGrant:
+        settings = self.main.settings
+        client = WebClient(base_url=settings.slack_api_url)
+        secret = settings.slack_client_secret
+        try:
+            answer = client.oauth_v2_access(
+                client_id=settings.slack_client_id or "",
+                client_secret=secret.get_secret_value() if secret else "",
+                code=code,
+                redirect_uri=redirect_uri(self.main),
+            )
+        except SlackApiError as exc:
+            raise InstallFailed(
+                f"Slack refused the install ({exc.response.get('error')})"
+            ) from None
+        team = answer.get("team") or {}
+        hook = answer.get("incoming_webhook") or {}
+        return SlackGrant(
+            token=str(answer.get("access_token") or ""),
+            team_id=str(team.get("id") or ""),
+            team_name=team.get("name"),
+            enterprise=bool(answer.get("is_enterprise_install") or answer.get("enterprise")),
+            installer=(answer.get("authed_user") or {}).get("id"),
+            channel_id=hook.get("channel_id"),
+            channel=hook.get("channel"),
+            webhook_url=hook.get("url"),
+            webhook_configuration_url=hook.get("configuration_url"),
+            app_id=answer.get("app_id"),
+            bot_id=answer.get("bot_id"),
+            bot_user_id=answer.get("bot_user_id"),
+            scopes=answer.get("scope") or "",
+            token_type=answer.get("token_type"),
         )
-    except SlackApiError as exc:
-        raise InstallFailed(f"Slack refused the install ({exc.response.get('error')})") from None
-    token = str(answer.get("access_token") or "")
-    try:
-        return _keep(main, workspaces, answer, token)
-    except BaseException:
-        _revoke(main, token)  # whatever stopped the install, the token goes back
-        raise
 
+    def main_team(self) -> str | None:
+        return main_team(self.main)
 
-def _keep(main: Runtime, workspaces: Workspaces, answer: Any, token: str) -> Installed:
-    """Check the install, make the workspace's storage, store the token and note the workspace.
-    A failure after the token is stored takes it out again."""
-    team = answer.get("team") or {}
-    team_id = str(team.get("id") or "")
-    refusal = _refusal(main, answer, team_id)
-    if refusal:
-        raise InstallFailed(refusal)
-    hook = answer.get("incoming_webhook") or {}
-    user = (answer.get("authed_user") or {}).get("id")
-    installation = Installation(
-        app_id=answer.get("app_id"),
-        enterprise_id=None,
-        team_id=team_id,
-        team_name=team.get("name"),
-        bot_token=token,
-        bot_id=answer.get("bot_id"),
-        bot_user_id=answer.get("bot_user_id"),
-        bot_scopes=answer.get("scope") or "",
-        user_id=user or "",
-        incoming_webhook_url=hook.get("url"),
-        incoming_webhook_channel=hook.get("channel"),
-        incoming_webhook_channel_id=hook.get("channel_id"),
-        incoming_webhook_configuration_url=hook.get("configuration_url"),
-        is_enterprise_install=False,
-        token_type=answer.get("token_type"),
-    )
-    before = workspaces.get(team_id)
-    try:
-        workspaces.prepare(team_id)
-    except UserError:  # a setting to fix (ARBOT_SECRET_KEY, DATABASE_URL): it says which
-        raise
-    except Exception as exc:
-        log.exception("workspace %s: its database could not be made", team_id)
-        raise InstallFailed(
-            f"arbot could not make this workspace's database ({type(exc).__name__}: {exc}); "
-            "nothing was installed. Tell whoever runs arbot"
-        ) from None
-    store = installation_store(main)
-    store.save(installation)
-    try:
-        workspace = workspaces.record_install(
-            team_id, team.get("name") or team_id, hook.get("channel_id"), user
+    def keep(self, grant: SlackGrant) -> None:
+        installation_store(self.main).save(
+            Installation(
+                app_id=grant.app_id,
+                enterprise_id=None,
+                team_id=grant.team_id,
+                team_name=grant.team_name,
+                bot_token=grant.token,
+                bot_id=grant.bot_id,
+                bot_user_id=grant.bot_user_id,
+                bot_scopes=grant.scopes,
+                user_id=grant.installer or "",
+                incoming_webhook_url=grant.webhook_url,
+                incoming_webhook_channel=grant.channel,
+                incoming_webhook_channel_id=grant.channel_id,
+                incoming_webhook_configuration_url=grant.webhook_configuration_url,
+                is_enterprise_install=False,
+                token_type=grant.token_type,
+            )
         )
-    except BaseException:  # its token is revoked (above): keep none of it
+
+    def forget(self, team_id: str) -> None:
+        store = installation_store(self.main)
         store.delete_bot(enterprise_id=None, team_id=team_id)
         store.delete_installation(enterprise_id=None, team_id=team_id)
-        raise
-    log.info("installed into workspace %s", team_id)
-    return Installed(workspace, reinstalled=before is not None)
 
-
-def _refusal(main: Runtime, answer: Any, team_id: str) -> str | None:
-    """Why arbot will not take this install, or None."""
-    if answer.get("is_enterprise_install") or answer.get("enterprise"):
-        return (
-            "arbot installs into standalone workspaces; workspaces of an Enterprise Grid "
-            "organisation are not supported"
-        )
-    if not TEAM_ID.match(team_id):
-        return f"Slack named no usable workspace ({team_id!r})"
-    if team_id == main_team(main):
-        return (
-            f"workspace {team_id} is already the main one (SLACK_BOT_TOKEN): its data is in the "
-            "main database, so there is nothing to install"
-        )
-    return None
-
-
-def _revoke(main: Runtime, token: str) -> None:
-    """Give back a token arbot will not keep (best effort: the install fails either way)."""
-    if not token:
-        return
-    try:
-        WebClient(token=token, base_url=main.settings.slack_api_url).auth_revoke()
-    except SlackApiError as exc:
-        log.warning("a refused install's token was not revoked: %s", exc.response.get("error"))
+    def revoke(self, token: str) -> None:
+        if not token:
+            return
+        try:
+            WebClient(token=token, base_url=self.main.settings.slack_api_url).auth_revoke()
+        except SlackApiError as exc:
+            log.warning("a refused install's token was not revoked: %s", exc.response.get("error"))

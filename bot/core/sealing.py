@@ -45,3 +45,13 @@ class Sealer:
             return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken:
             raise SealError("sealed with a different ARBOT_SECRET_KEY") from None
+
+
+# Each installed workspace's Slack tokens, kept in slack_sdk's tables in the main database:
+# integrations.slack_install seals them as it stores them, bot.workspaces.installs opens the bot
+# token to serve the workspace.
+SLACK_TOKENS = b"arbot slack tokens v1"
+
+
+def slack_token_sealer(secret_key: str) -> Sealer:
+    return Sealer(secret_key, SLACK_TOKENS, "each workspace's Slack token")

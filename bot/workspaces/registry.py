@@ -42,6 +42,7 @@ from bot.core.models import Workspace
 from bot.core.runtime import Runtime, start
 from bot.core.sealing import Sealer, SealError
 from bot.core.settings import Settings, field_for_variable, given_settings
+from bot.workspaces import installs
 
 # What an installed workspace takes from the deployment's environment; the rest is its own.
 DEPLOYMENT = (
@@ -351,9 +352,7 @@ class Workspaces:
                 return held[1]
             if held is not None:
                 held[1].close()
-            from integrations.slack_install import installation_store
-
-            bot_token = installation_store(self.main).bot_token(team_id)
+            bot_token = installs.bot_token(self.main, team_id)
             settings = workspace_settings(
                 self.main.settings, workspace, self.own_settings(team_id), bot_token
             )

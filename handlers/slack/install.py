@@ -16,12 +16,13 @@ from starlette.routing import Route
 
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
+from bot.workspaces.flows import complete_install
 from bot.workspaces.registry import Workspaces
+from integrations.errors import InstallFailed
 from integrations.slack_install import (
     STATE_SECONDS,
-    InstallFailed,
+    SlackInstaller,
     authorize_url,
-    complete_install,
     oauth_ready,
     state_store,
 )
@@ -80,7 +81,7 @@ def install_routes(main: Runtime, workspaces: Workspaces) -> list[Route]:
         if not await run_in_threadpool(state_store(main).consume, state):
             return _expired()
         try:
-            done = await run_in_threadpool(complete_install, main, workspaces, code)
+            done = await run_in_threadpool(complete_install, workspaces, SlackInstaller(main), code)
         except InstallFailed as exc:
             return page("arbot was not installed", escape(str(exc)) + ".", status=400)
         except UserError as exc:

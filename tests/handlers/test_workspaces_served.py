@@ -264,12 +264,14 @@ def test_an_uninstalled_workspace_is_no_longer_served_and_keeps_its_data(
 def test_the_main_workspace_cannot_be_installed_a_second_time(
     deployment: tuple[Runtime, Workspaces], slack_api: Any
 ) -> None:
-    from integrations.slack_install import InstallFailed, complete_install
+    from bot.workspaces.flows import complete_install
+    from integrations.errors import InstallFailed
+    from integrations.slack_install import SlackInstaller
 
     main, workspaces = deployment
     slack_api.grant("code-main", "T0TEST", "xoxb-test-2")  # T0TEST is SLACK_BOT_TOKEN's team
     with pytest.raises(InstallFailed, match="already the main one"):
-        complete_install(main, workspaces, "code-main")
+        complete_install(workspaces, SlackInstaller(main), "code-main")
     assert workspaces.all() == [] and installation_store(main).bot_token("T0TEST") is None
     assert slack_api.revoked == ["xoxb-test-2"]  # the token Slack granted is given back
 
@@ -295,12 +297,14 @@ def test_even_if_the_main_workspace_was_installed_its_clicks_act_on_the_main_dat
 def test_a_workspace_of_an_enterprise_org_is_refused_and_its_token_given_back(
     deployment: tuple[Runtime, Workspaces], slack_api: Any
 ) -> None:
-    from integrations.slack_install import InstallFailed, complete_install
+    from bot.workspaces.flows import complete_install
+    from integrations.errors import InstallFailed
+    from integrations.slack_install import SlackInstaller
 
     main, workspaces = deployment
     slack_api.grant("code-org", BETA, BETA_TOKEN, enterprise="E0ORG")
     with pytest.raises(InstallFailed, match="Enterprise Grid"):
-        complete_install(main, workspaces, "code-org")
+        complete_install(workspaces, SlackInstaller(main), "code-org")
     assert workspaces.all() == [] and slack_api.revoked == [BETA_TOKEN]
 
 
@@ -309,14 +313,15 @@ def test_an_install_whose_database_cannot_be_made_leaves_nothing_behind(
     deployment: tuple[Runtime, Workspaces], slack_api: Any, database_url: str
 ) -> None:
     from bot.core.errors import UserError
-    from integrations.slack_install import complete_install
+    from bot.workspaces.flows import complete_install
+    from integrations.slack_install import SlackInstaller
 
     main, workspaces = deployment
     # a directory where Beta's database file would go: SQLite cannot open it
     Path(database_url.removeprefix("sqlite:///")).with_name("arbot.t0beta.db").mkdir()
     slack_api.grant("code-b", BETA, BETA_TOKEN)
     with pytest.raises(UserError, match=r"cannot open the database .*arbot\.t0beta\.db"):
-        complete_install(main, workspaces, "code-b")
+        complete_install(workspaces, SlackInstaller(main), "code-b")
     assert workspaces.all() == [] and installation_store(main).bot_token(BETA) is None
     assert slack_api.revoked == [BETA_TOKEN]
 
@@ -340,14 +345,16 @@ def test_slack_can_check_the_events_url_of_a_deployment_without_a_main_workspace
 def test_an_install_that_cannot_check_the_main_workspace_gives_its_token_back(
     database_url: str, slack_api: Any, clock: FixedClock
 ) -> None:
-    from integrations.slack_install import InstallFailed, complete_install
+    from bot.workspaces.flows import complete_install
+    from integrations.errors import InstallFailed
+    from integrations.slack_install import SlackInstaller
 
     main = start(deployment_settings(database_url, slack_api, slack_bot_token="xoxb-revoked"))
     try:
         workspaces = Workspaces(main)
         slack_api.grant("code-b", BETA, BETA_TOKEN)
         with pytest.raises(InstallFailed, match="SLACK_BOT_TOKEN does not work"):
-            complete_install(main, workspaces, "code-b")
+            complete_install(workspaces, SlackInstaller(main), "code-b")
         assert workspaces.all() == [] and slack_api.revoked == [BETA_TOKEN]
     finally:
         main.close()

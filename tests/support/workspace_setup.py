@@ -9,9 +9,10 @@ from typing import Any
 from bot.core.runtime import Runtime
 from bot.core.settings import Settings, load_settings
 from bot.ledger.upsert import apply_batch
+from bot.workspaces.flows import complete_install
 from bot.workspaces.registry import InstalledWorkspace, Workspaces
 from integrations.csv_ledger import read_ledger_csv
-from integrations.slack_install import complete_install
+from integrations.slack_install import SlackInstaller
 from tests.support.ledger_files import row, write
 
 BETA = "T0BETA"
@@ -51,7 +52,7 @@ def install(
 ) -> InstalledWorkspace:
     code = f"code-{team}"
     slack_api.grant(code, team, token, channel=channel)
-    return complete_install(main, workspaces, code).workspace
+    return complete_install(workspaces, SlackInstaller(main), code).workspace
 
 
 def import_rows(runtime: Runtime, tmp_path: Path, rows: list[dict[str, str]]) -> None:

@@ -13,6 +13,7 @@ from bot.core.clock import FixedClock
 from bot.core.errors import UserError
 from bot.core.models import Customer, slack_bots, slack_installations
 from bot.core.runtime import Runtime, start
+from bot.workspaces import installs
 from bot.workspaces.registry import (
     InstalledWorkspace,
     Workspaces,
@@ -20,6 +21,7 @@ from bot.workspaces.registry import (
     workspace_database_url,
     workspace_settings,
 )
+from integrations.slack_install import installation_store
 from tests.support.ledger_files import a_week_late
 from tests.support.workspace_setup import (
     BETA,
@@ -107,6 +109,16 @@ def test_an_install_stores_the_token_sealed_and_makes_the_workspaces_storage(
     assert _names(beta) == []  # a database of its own, migrated and empty
     with beta.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM customers")).scalar() == 0
+
+
+def test_a_workspace_is_opened_with_the_token_slack_sdks_store_finds(
+    deployment: Any, slack_api: Any
+) -> None:
+    runtime, workspaces = deployment
+    install(runtime, workspaces, slack_api)
+    assert installs.bot_token(runtime, BETA) == BETA_TOKEN
+    assert installation_store(runtime).bot_token(BETA) == BETA_TOKEN
+    assert installs.bot_token(runtime, "T0NEVER") is None
 
 
 def test_a_token_sealed_under_another_key_is_refused_with_a_message(
