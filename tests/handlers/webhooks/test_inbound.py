@@ -341,9 +341,7 @@ def test_a_message_placed_by_a_person_is_not_posted_again(
     chat = _stranger_writes_while_slack_is_down(app, slack_api, "Paying next week.")
     with rt.writing() as session:
         rules = ReplyRules.from_settings(rt.settings)
-        assign(
-            session, 1, "C-1", "U0APPROVER", rt.clock.now(), TODAY, rules, RuleClassifier()
-        )
+        assign(session, 1, "C-1", "U0APPROVER", rt.clock.now(), TODAY, rules, RuleClassifier())
     assert sweep(rt, chat).unmatched_posted == []
 
 

@@ -79,7 +79,7 @@ def watched_settings(database_url: str, slack_api: Any, stripe_api: FakeStripe) 
 
 
 @pytest.fixture
-def posted(
+def planned(
     watched_settings: Settings, clock: FixedClock, tmp_path: Path, slack_api: Any
 ) -> Iterator[Runtime]:
     """Ridgeline owes INV-1 and INV-2; today's reminder (as if sent) is on a plan card in Slack,
@@ -115,8 +115,8 @@ def posted(
 
 
 @pytest.fixture
-def app(posted: Runtime) -> Iterator[httpx.Client]:
-    with serve(posted) as url, httpx.Client(base_url=url, timeout=10) as client:
+def app(planned: Runtime) -> Iterator[httpx.Client]:
+    with serve(planned) as url, httpx.Client(base_url=url, timeout=10) as client:
         yield client
 
 
@@ -171,8 +171,8 @@ def _text(app: httpx.Client, body: str, sender: str = "+13125550142") -> httpx.R
     )
 
 
-def _pay(app: httpx.Client, posted: Runtime, number: str, minor: int, pi: str) -> str:
-    with posted.sessions() as session:
+def _pay(app: httpx.Client, planned: Runtime, number: str, minor: int, pi: str) -> str:
+    with planned.sessions() as session:
         invoice_id = session.scalars(select(Invoice.id).where(Invoice.number == number)).one()
     body = sr.event("payment_intent.succeeded", sr.payment_intent(minor, [invoice_id], pi))
     answer = app.post(
@@ -211,11 +211,11 @@ def test_the_twilio_webhook_tells_slack_only_after_its_commit(
 
 
 def test_the_stripe_webhook_calls_stripe_and_slack_only_after_its_commit(
-    app: httpx.Client, posted: Runtime, watch: WriteWatch
+    app: httpx.Client, planned: Runtime, watch: WriteWatch
 ) -> None:
-    assert _pay(app, posted, "INV-1", 120000, "pi_paid") == "applied"  # link retired, card redrawn
-    assert _pay(app, posted, "INV-1", 120000, "pi_twice") == "applied"  # an escalation is posted
-    assert _pay(app, posted, "INV-2", 10000, "pi_part") == "applied"  # its thread hears of it
+    assert _pay(app, planned, "INV-1", 120000, "pi_paid") == "applied"  # link retired, card redrawn
+    assert _pay(app, planned, "INV-1", 120000, "pi_twice") == "applied"  # an escalation is posted
+    assert _pay(app, planned, "INV-2", 10000, "pi_part") == "applied"  # its thread hears of it
 
     assert "Stripe POST /v1/payment_links/plink_inv1" in watch.calls
     assert {"Slack chat.update", "Slack chat.postMessage"} <= set(watch.calls)
@@ -223,7 +223,7 @@ def test_the_stripe_webhook_calls_stripe_and_slack_only_after_its_commit(
 
 
 def test_poll_inbox_tells_slack_only_after_each_commit(
-    posted: Runtime,
+    planned: Runtime,
     cli: Any,
     monkeypatch: pytest.MonkeyPatch,
     slack_api: Any,
