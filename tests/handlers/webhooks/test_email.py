@@ -1,143 +1,43 @@
-"""Replies through the real ASGI app: POST /webhooks/email (a raw RFC 5322 message behind a shared
-secret) and POST /webhooks/twilio/sms (signed like Twilio), what is paused, and the escalation
-thread the fake Slack Web API receives."""
+"""An email reply through the real ASGI app: POST /webhooks/email (a raw RFC 5322 message behind a
+shared secret) or `arbot poll-inbox` (an IMAP mailbox), what is paused, and the escalation thread
+the fake Slack Web API receives."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator
 from datetime import date
-from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from bot.core.clock import FixedClock
 from bot.core.models import Contact, Escalation, InboundMessage, Invoice, Reminder
-from bot.core.runtime import Runtime, start
-from bot.core.settings import Settings, load_settings
+from bot.core.runtime import Runtime
 from bot.core.tokens import token
-from bot.ledger.upsert import apply_batch
-from bot.planning import posting as plan_posting
-from bot.planning.planner import PlanRules
-from bot.planning.store import run_plan
-from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
-from integrations.twilio_sms import twilio_signature
 from tests.support import MAIL_SAMPLES, TLS
 from tests.support.fake_slack import validate_blocks
-from tests.support.ledger_files import row, write
-from tests.support.serving import serve
-
-TODAY = date(2026, 3, 16)
-SECRET = "inbound-secret-1"
-KEY = "k" * 32
-TWILIO_TOKEN = "twilio-test-token"
-PUBLIC = "https://arbot.example.com"
-
-
-@pytest.fixture
-def inbound_settings(database_url: str, slack_api: Any) -> Settings:
-    return load_settings(
-        env_file=None,
-        database_url=database_url,
-        timezone="America/New_York",
-        slack_bot_token="xoxb-test",
-        slack_signing_secret="test-signing-secret",
-        slack_api_url=slack_api.url,
-        finance_channel="C0FINANCE",
-        escalation_channel="C0ESCALATE",
-        inbound_email_secret=SECRET,
-        secret_key=KEY,
-        twilio_auth_token=TWILIO_TOKEN,
-        public_url=PUBLIC,
-    )
-
-
-@pytest.fixture
-def rt(
-    inbound_settings: Settings, clock: FixedClock, tmp_path: Path, slack_api: Any
-) -> Iterator[Runtime]:
-    runtime = start(inbound_settings, clock=clock)
-    rows = [
-        row(invoice_number="INV-1001", due_date="2026-03-09"),
-        row(invoice_number="INV-1002", amount="300.00", balance="300.00", due_date="2026-03-09"),
-    ]
-    with runtime.writing() as session:
-        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), clock.now())
-        run_plan(session, PlanRules.from_settings(inbound_settings), TODAY, clock.now(), False)
-        reminder = session.scalars(select(Reminder)).one()
-        # as if it had gone out: its Message-ID is stored
-        reminder.message_id = "<arbot.1.0123456789abcdef@brightwater.example>"
-    plan_posting.post_plan(
-        runtime, SlackChat(web_client("xoxb-test", slack_api.url)), "C0FINANCE", TODAY
-    )
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def app(rt: Runtime) -> Iterator[httpx.Client]:
-    with serve(rt) as url, httpx.Client(base_url=url, timeout=10) as client:
-        yield client
-
-
-def _reminder(rt: Runtime) -> Reminder:
-    with rt.sessions() as session:
-        reminder = session.scalars(select(Reminder)).one()
-        session.expunge(reminder)
-        return reminder
-
-
-def _mail(text: str, **headers: str) -> bytes:
-    mail = EmailMessage()
-    mail["From"] = headers.pop("From", "Maria Garcia <ap@ridgeline.example>")
-    mail["To"] = headers.pop("To", "ar@brightwater.example")
-    mail["Subject"] = headers.pop("Subject", "Re: Invoice INV-1001 is past due")
-    mail["Message-ID"] = "<reply-1@ridgeline.example>"
-    for name, value in headers.items():
-        mail[name.replace("_", "-")] = value
-    mail.set_content(text)
-    return mail.as_bytes()
-
-
-def _post_mail(app: httpx.Client, raw: bytes, secret: str | None = SECRET) -> httpx.Response:
-    headers = {"Content-Type": "message/rfc822"}
-    if secret == "":
-        headers["Authorization"] = "Basic Og=="  # user "" and password "": not the secret
-    elif secret is not None:
-        headers["Authorization"] = f"Bearer {secret}"
-    return app.post("/webhooks/email", content=raw, headers=headers)
-
-
-def _counts(rt: Runtime) -> tuple[Any, ...]:
-    with rt.sessions() as session:
-        return (
-            session.scalar(select(func.count()).select_from(InboundMessage)),
-            session.scalar(select(func.count()).select_from(Escalation)),
-            tuple(session.scalars(select(Reminder.state).order_by(Reminder.id))),
-        )
-
-
-DISPUTE = (
-    "Hi, we are not paying INV-1001: the second delivery arrived damaged and we dispute the "
-    "charge until it is replaced.\n\nOn Mon, Mar 16, 2026 at 9:00 AM Accounts Receivable "
-    "<ar@brightwater.example> wrote:\n> Invoice INV-1001 is past due\n> Please pay\n"
+from tests.support.inbound_requests import (
+    DISPUTE,
+    KEY,
+    SECRET,
+    TODAY,
+    counts,
+    email_reply,
+    post_mail,
+    text_in,
+    the_reminder,
 )
 
 
 def test_a_dispute_reply_pauses_flags_and_opens_a_thread_with_the_history(
     rt: Runtime, app: httpx.Client, slack_api: Any
 ) -> None:
-    reminder = _reminder(rt)
+    reminder = the_reminder(rt)
     to = f"ar+r.{token(KEY, reminder.id, 'reply')}@brightwater.example"
 
-    answer = _post_mail(app, _mail(DISPUTE, To=to))
+    answer = post_mail(app, email_reply(DISPUTE, To=to))
 
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"status": "reply", "label": "dispute"}
@@ -177,12 +77,12 @@ def test_a_dispute_reply_pauses_flags_and_opens_a_thread_with_the_history(
 def test_a_reply_found_by_in_reply_to_with_a_promise_pauses_until_the_date(
     rt: Runtime, app: httpx.Client
 ) -> None:
-    raw = _mail(
+    raw = email_reply(
         "We will pay this by the 30th. Sorry for the delay.",
         In_Reply_To="<arbot.1.0123456789abcdef@brightwater.example>",
     )
 
-    assert _post_mail(app, raw).json()["label"] == "promise_to_pay"
+    assert post_mail(app, raw).json()["label"] == "promise_to_pay"
 
     with rt.sessions() as session:
         stored = session.scalars(select(InboundMessage)).one()
@@ -195,20 +95,20 @@ def test_a_reply_found_by_in_reply_to_with_a_promise_pauses_until_the_date(
 
 
 def test_the_same_message_twice_is_handled_once(rt: Runtime, app: httpx.Client) -> None:
-    raw = _mail(DISPUTE, In_Reply_To="<arbot.1.0123456789abcdef@brightwater.example>")
-    assert _post_mail(app, raw).json()["status"] == "reply"
-    before = _counts(rt)
-    assert _post_mail(app, raw).json()["status"] == "duplicate"
-    assert _counts(rt) == before
+    raw = email_reply(DISPUTE, In_Reply_To="<arbot.1.0123456789abcdef@brightwater.example>")
+    assert post_mail(app, raw).json()["status"] == "reply"
+    before = counts(rt)
+    assert post_mail(app, raw).json()["status"] == "duplicate"
+    assert counts(rt) == before
 
 
 def test_a_mail_to_the_unsubscribe_address_opts_the_address_out(
     rt: Runtime, app: httpx.Client
 ) -> None:
-    reminder = _reminder(rt)
+    reminder = the_reminder(rt)
     to = f"ar+u.{token(KEY, reminder.id, 'unsubscribe')}@brightwater.example"
     assert (
-        _post_mail(app, _mail("unsubscribe", To=to, Subject="unsubscribe")).json()["status"]
+        post_mail(app, email_reply("unsubscribe", To=to, Subject="unsubscribe")).json()["status"]
         == "opt_out"
     )
     with rt.sessions() as session:
@@ -218,7 +118,7 @@ def test_a_mail_to_the_unsubscribe_address_opts_the_address_out(
 def test_basic_auth_with_the_secret_as_password_is_accepted(rt: Runtime, app: httpx.Client) -> None:
     import base64
 
-    raw = _mail("Out of office", Auto_Submitted="auto-replied")
+    raw = email_reply("Out of office", Auto_Submitted="auto-replied")
     credentials = base64.b64encode(f"api:{SECRET}".encode()).decode()
     answer = app.post(
         "/webhooks/email",
@@ -229,21 +129,21 @@ def test_basic_auth_with_the_secret_as_password_is_accepted(rt: Runtime, app: ht
 
 
 def test_an_out_of_office_is_logged_and_pauses_nothing(rt: Runtime, app: httpx.Client) -> None:
-    raw = _mail(
+    raw = email_reply(
         "I am out of the office until March 20 with limited access to email.",
         Subject="Automatic reply: Invoice INV-1001 is past due",
         Auto_Submitted="auto-replied",
     )
 
-    assert _post_mail(app, raw).json()["status"] == "automatic"
-    inbound, escalations, states = _counts(rt)
+    assert post_mail(app, raw).json()["status"] == "automatic"
+    inbound, escalations, states = counts(rt)
     assert (inbound, escalations, states) == (1, 0, ("planned",))
 
 
 def test_a_bounce_marks_the_address_fails_the_reminder_and_escalates(
     rt: Runtime, app: httpx.Client
 ) -> None:
-    reminder = _reminder(rt)
+    reminder = the_reminder(rt)
     with rt.writing() as session:
         session.get(Reminder, reminder.id).state = "sent"  # type: ignore[union-attr]
     bounce_to = f"bounce+{token(KEY, reminder.id, 'bounce')}@brightwater.example"
@@ -265,7 +165,7 @@ def test_a_bounce_marks_the_address_fails_the_reminder_and_escalates(
         "--B--\r\n"
     ).encode()
 
-    assert _post_mail(app, raw).json()["status"] == "bounce"
+    assert post_mail(app, raw).json()["status"] == "bounce"
 
     with rt.sessions() as session:
         after = session.get(Reminder, reminder.id)
@@ -279,13 +179,13 @@ def test_a_bounce_marks_the_address_fails_the_reminder_and_escalates(
 def test_a_message_matching_nothing_goes_to_the_finance_channel(
     rt: Runtime, app: httpx.Client, slack_api: Any
 ) -> None:
-    raw = _mail("Who is this? I never ordered anything.", From="stranger@elsewhere.example")
+    raw = email_reply("Who is this? I never ordered anything.", From="stranger@elsewhere.example")
 
-    assert _post_mail(app, raw).json()["status"] == "unmatched"
+    assert post_mail(app, raw).json()["status"] == "unmatched"
     posted = slack_api.calls("chat.postMessage")[-1]
     assert posted["channel"] == "C0FINANCE"
     assert "matched no customer" in posted["text"] and "/ar assign" in posted["text"]
-    assert _counts(rt)[1:] == (0, ("planned",))
+    assert counts(rt)[1:] == (0, ("planned",))
 
 
 def _unmatched_bounce() -> bytes:
@@ -314,12 +214,14 @@ def test_a_message_slack_did_not_get_is_posted_by_the_next_sweep_once(
 
     slack_api.fail_next("chat.postMessage", "service_unavailable")
     if kind == "email":
-        raw = _mail("Who is this? I never ordered anything.", From="stranger@elsewhere.example")
-        assert _post_mail(app, raw).json()["status"] == "unmatched"
+        raw = email_reply(
+            "Who is this? I never ordered anything.", From="stranger@elsewhere.example"
+        )
+        assert post_mail(app, raw).json()["status"] == "unmatched"
     elif kind == "bounce":
-        assert _post_mail(app, _unmatched_bounce()).json()["status"] == "unmatched"
+        assert post_mail(app, _unmatched_bounce()).json()["status"] == "unmatched"
     else:
-        assert _sms(app, "who is this?", sender="+13125550199").status_code == 200
+        assert text_in(app, "who is this?", sender="+13125550199").status_code == 200
     assert slack_api.calls("chat.postMessage")  # it was tried, and refused
     assert not any("matched no customer" in c.get("text", "") for c in _posts(slack_api))
 
@@ -367,8 +269,8 @@ def test_a_message_another_process_is_posting_is_left_to_it_until_its_claim_laps
 def _stranger_writes_while_slack_is_down(app: httpx.Client, slack_api: Any, text: str) -> SlackChat:
     """A mail nobody can place arrives while Slack refuses the post; the Slack the sweep uses."""
     slack_api.fail_next("chat.postMessage", "service_unavailable")
-    raw = _mail(text, From="stranger@elsewhere.example")
-    assert _post_mail(app, raw).json()["status"] == "unmatched"
+    raw = email_reply(text, From="stranger@elsewhere.example")
+    assert post_mail(app, raw).json()["status"] == "unmatched"
     return SlackChat(web_client("xoxb-test", slack_api.url))
 
 
@@ -380,56 +282,9 @@ def _posts(slack_api: Any) -> list[dict[str, Any]]:
 def test_without_the_secret_the_email_webhook_answers_401_and_changes_nothing(
     rt: Runtime, app: httpx.Client, secret: str | None
 ) -> None:
-    before = _counts(rt)
-    assert _post_mail(app, _mail(DISPUTE), secret).status_code == 401
-    assert _counts(rt) == before
-
-
-def _sms(
-    app: httpx.Client, body: str, sender: str = "+13125550142", signature: str | None = None
-) -> httpx.Response:
-    sid = "SM" + hashlib.md5(body.encode()).hexdigest()  # the same text twice: Twilio retrying
-    form = {"From": sender, "To": "+15005550006", "Body": body, "MessageSid": sid}
-    url = f"{PUBLIC}/webhooks/twilio/sms"
-    return app.post(
-        "/webhooks/twilio/sms",
-        content=urlencode(form),
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Twilio-Signature": signature or twilio_signature(TWILIO_TOKEN, url, form),
-        },
-    )
-
-
-def test_stop_by_text_opts_the_number_out_and_start_back_in(rt: Runtime, app: httpx.Client) -> None:
-    answer = _sms(app, "stop")
-
-    assert answer.status_code == 200 and "no more texts" in answer.text
-    with rt.sessions() as session:
-        assert session.scalars(select(Contact.sms_opted_out_at)).one() is not None
-    assert _sms(app, "START").status_code == 200
-    with rt.sessions() as session:
-        assert session.scalars(select(Contact.sms_opted_out_at)).one() is None
-
-
-def test_a_text_reply_is_a_reply(rt: Runtime, app: httpx.Client) -> None:
-    answer = _sms(app, "Can you send me a copy of invoice 1001? I can't find it")
-
-    assert answer.status_code == 200
-    with rt.sessions() as session:
-        stored = session.scalars(select(InboundMessage)).one()
-        assert (stored.channel, stored.label) == ("sms", "question")
-        assert session.scalars(select(Reminder.cancel_reason)).one() == "replied"
-
-
-def test_a_forged_twilio_signature_gets_401_and_changes_nothing(
-    rt: Runtime, app: httpx.Client
-) -> None:
-    before = _counts(rt)
-    assert _sms(app, "STOP", signature="forged").status_code == 401
-    assert _counts(rt) == before
-    with rt.sessions() as session:
-        assert session.scalars(select(Contact.sms_opted_out_at)).one() is None
+    before = counts(rt)
+    assert post_mail(app, email_reply(DISPUTE), secret).status_code == 401
+    assert counts(rt) == before
 
 
 def test_an_html_only_reply_through_the_webhook_is_read_as_text(
@@ -440,7 +295,7 @@ def test_an_html_only_reply_through_the_webhook_is_read_as_text(
         b"<arbot.7.abcdef0123456789@example.com>", b"<arbot.1.0123456789abcdef@brightwater.example>"
     )
 
-    assert _post_mail(app, raw).json()["status"] == "reply"
+    assert post_mail(app, raw).json()["status"] == "reply"
     with rt.sessions() as session:
         stored = session.scalars(select(InboundMessage)).one()
     assert stored.matched_by == "in_reply_to"
@@ -495,23 +350,11 @@ def test_poll_inbox_reads_the_mailbox_once(
 def test_a_customers_text_cannot_ping_the_channel_or_disguise_a_link(
     rt: Runtime, app: httpx.Client, slack_api: Any
 ) -> None:
-    raw = _mail("<!channel> urgent <https://evil.example|Pay here>", From="x@elsewhere.example")
+    raw = email_reply(
+        "<!channel> urgent <https://evil.example|Pay here>", From="x@elsewhere.example"
+    )
 
-    assert _post_mail(app, raw).json()["status"] == "unmatched"
+    assert post_mail(app, raw).json()["status"] == "unmatched"
     posted = slack_api.calls("chat.postMessage")[-1]["text"]
     assert "<!channel>" not in posted and "&lt;!channel&gt;" in posted
     assert "<https://evil.example|Pay here>" not in posted
-
-
-@pytest.mark.parametrize("word", ["REVOKE", "optout", "Stop."])
-def test_every_stop_word_opts_out(rt: Runtime, app: httpx.Client, word: str) -> None:
-    assert _sms(app, word).status_code == 200
-    with rt.sessions() as session:
-        assert session.scalars(select(Contact.sms_opted_out_at)).one() is not None
-
-
-def test_a_retried_text_is_handled_once(rt: Runtime, app: httpx.Client) -> None:
-    assert _sms(app, "I will pay on Friday").status_code == 200
-    before = _counts(rt)
-    assert _sms(app, "I will pay on Friday").status_code == 200  # the same MessageSid
-    assert _counts(rt) == before
