@@ -22,6 +22,7 @@ from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Customer, Escalation, Event, InboundMessage, Invoice, Reminder
 from bot.core.money import format_money
+from bot.ledger.accounts import cancel_waiting
 from integrations.base import EscalationView, HistoryLine, InvoiceLine
 
 OPEN_STATES = ("open", "claimed")
@@ -235,10 +236,6 @@ def promise(
     now: datetime,
     actor: str = audit.SYSTEM,
 ) -> datetime:
-    from bot.ledger.accounts import (
-        cancel_waiting,  # accounts imports customers; keep the graph flat
-    )
-
     customer = session.get(Customer, customer_id)
     assert customer is not None
     until = datetime.combine(
@@ -278,8 +275,6 @@ def dispute(
 ) -> list[str]:
     """Mark the customer's open invoices disputed (those named, when the reply names some): no
     automated message goes out about them until a person resolves it."""
-    from bot.ledger.accounts import cancel_waiting
-
     invoices = _open_invoices(session, customer_id)
     named = [i for i in invoices if numbers and i.number in numbers]
     chosen = named or invoices

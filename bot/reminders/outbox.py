@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.errors import UserError
 from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
+from bot.core.settings import Settings
 from bot.core.tokens import token
 from bot.core.vocabulary import ReminderAction, ReminderState
 from bot.planning.send_window import Window, candidate_zones, next_send_time
@@ -329,10 +330,7 @@ def record(
         report.failed.append(reminder.id)
 
 
-def config_from(settings: object) -> SendConfig:
-    from bot.core.settings import Settings
-
-    assert isinstance(settings, Settings)
+def config_from(settings: Settings) -> SendConfig:
     if settings.secret_key is None:
         raise UserError(
             "set ARBOT_SECRET_KEY (any long random string) to sign reply and unsubscribe tokens"

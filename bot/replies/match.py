@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, InboundMessage, Reminder
+from bot.core.tokens import reminder_ids
 
 if TYPE_CHECKING:
     from bot.core.settings import Settings
@@ -56,8 +57,6 @@ class InboundResult:
 
 def reminder_by_token(addresses: tuple[str, ...], secret: str, purpose: str) -> int | None:
     """The reminder a signed address (ar+r.<token>@…, bounce+<token>@…) names, if any."""
-    from bot.core.tokens import reminder_ids
-
     found = reminder_ids(addresses, secret, purpose) if secret else ()
     return found[0] if found else None
 
