@@ -415,8 +415,9 @@ class Workspace(Base):
 
 # slack_sdk's SQLAlchemy installation and OAuth state stores run their own statements against
 # these tables (by these names and columns); they are declared here so our migrations make and
-# check them. Token columns are Text: the stores are handed sealed tokens (bot.slack_install),
-# longer than the plain ones. Their instants are naive UTC, as slack_sdk writes them.
+# check them. Token columns are Text: the stores are handed sealed tokens
+# (integrations.slack_install; bot.workspaces.installs reads the bot token back), longer than the
+# plain ones. Their instants are naive UTC, as slack_sdk writes them.
 def _slack_bot_columns() -> list[Column[Any]]:
     """What both of slack_sdk's tables keep of an installed bot (new Column objects each call)."""
     return [

@@ -17,7 +17,7 @@ from integrations.email_in import html_to_text, parse, strip_reply
 from tests.support import MAIL_SAMPLES
 
 SAMPLES = MAIL_SAMPLES
-# The samples' tokens were signed with this key for reminder 7 (bot.reminders.outbox.token).
+# The samples' tokens were signed with this key for reminder 7 (bot.core.tokens.token).
 SECRET = "sample-secret-key"
 REPLY_TO = "ar+r.7.39dfa579e04d3266563e@example.com"
 ORIGINAL = "<arbot.7.abcdef0123456789@example.com>"
