@@ -33,6 +33,7 @@ from bot.planning import posting as plan_posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.reminders import approvals
+from bot.reminders.stale import StaleRules
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.fake_slack import FakeSlack
@@ -79,9 +80,12 @@ def run() -> tuple[list[Result], str]:
         plan_posting.post_plan(runtime, SlackChat(client), "C0FINANCE", TODAY)
         posting_calls = len(fake.records()) - before
         before = len(fake.records())
+        rules = StaleRules.from_settings(settings)
         for tier in ("standard", "transactional"):
             with runtime.writing() as session:
-                ids = approvals.approve_all(session, TODAY, tier, "U0APPROVER", runtime.clock.now())
+                ids = approvals.approve_all(
+                    session, TODAY, tier, "U0APPROVER", runtime.clock.now(), rules=rules
+                ).changed()
             with runtime.sessions() as session:
                 plan_posting.refresh(session, SlackChat(client), ids, settings.timezone)
         approval_calls = len(fake.records()) - before

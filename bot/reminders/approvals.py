@@ -2,7 +2,9 @@
 
 Each is one conditional UPDATE (`... WHERE state = 'planned'`) and an Event in the same
 transaction: a double click, two approvers at once or a Slack retry changes nothing the second
-time, and the second actor learns who acted first.
+time, and the second actor learns who acted first. Approve and Approve all first ask whether
+the reminder is stale (bot/reminders/stale.py, with the rules the send claim uses): a stale one is
+cancelled with its reason instead of approved.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.errors import UserError
-from bot.core.models import Contact, Customer, EditExample, Event, Reminder
+from bot.core.models import Customer, EditExample, Event, Reminder
 from bot.core.vocabulary import ReminderAction
 from bot.reminders import state
+from bot.reminders.stale import StaleRules, why_stale
 from bot.reminders.state import APPROVED, PLANNED, SKIPPED
 from playbooks.lint import lint_message
 from playbooks.render import Rendered
@@ -59,26 +62,27 @@ def _outcome(session: Session, reminder_id: int, changed: bool) -> Decision:
     return Decision(changed, reminder_id, reminder.state, by, at)
 
 
-def cancel_if_stale(session: Session, reminder_id: int, now: datetime) -> str | None:
-    """Cancel a waiting reminder whose reason to exist has gone (paid, disputed, paused, opted
-    out, escalated since): the same checks the outbox makes before sending."""
-    from bot.reminders.outbox import why_cancel
-
+def cancel_if_stale(
+    session: Session, reminder_id: int, now: datetime, rules: StaleRules
+) -> str | None:
+    """Cancel a planned reminder whose reason to exist has gone (paid, disputed, resolved,
+    paused, opted out, escalated since; see bot/reminders/stale.py), with the same rules the send
+    claim uses. Returns why, or None when it may be approved."""
     reminder = _load(session, reminder_id)
     if reminder.state != PLANNED or reminder.action != ReminderAction.REMIND:
         return None
-    customer = session.get(Customer, reminder.customer_id)
-    contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
-    assert customer is not None
-    reason = why_cancel(session, reminder, customer, contact, now)
+    reason = why_stale(session, reminder, now, rules)
     if reason is None:
         return None
     state.cancel(session, [reminder_id], from_states=(PLANNED,), reason=reason, now=now)
     return reason
 
 
-def approve(session: Session, reminder_id: int, user: str, now: datetime) -> Decision:
-    if cancel_if_stale(session, reminder_id, now):
+def approve(
+    session: Session, reminder_id: int, user: str, now: datetime, *, rules: StaleRules
+) -> Decision:
+    """Approve a planned reminder, unless it is stale: then it is cancelled instead."""
+    if cancel_if_stale(session, reminder_id, now, rules):
         return _outcome(session, reminder_id, False)
     approved = state.transition(
         session,
@@ -186,8 +190,22 @@ def _html_of(body: str) -> str:
     return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>\n" for p in paragraphs)
 
 
-def approve_all(session: Session, day: date, tier: str, user: str, now: datetime) -> list[int]:
-    """Approve every reminder of a tier still waiting on that day's plan; returns their ids."""
+@dataclass(frozen=True)
+class BulkDecision:
+    """What Approve all did: the reminders it approved, and the stale ones it cancelled instead."""
+
+    approved: list[int]
+    cancelled: dict[int, str]  # reminder id -> why (paid, promised, payment_plan, ...)
+
+    def changed(self) -> list[int]:
+        return [*self.approved, *self.cancelled]
+
+
+def approve_all(
+    session: Session, day: date, tier: str, user: str, now: datetime, *, rules: StaleRules
+) -> BulkDecision:
+    """Approve every reminder of a tier still waiting on that day's plan; a stale one is cancelled
+    instead, exactly as Approve would cancel it."""
     waiting = (
         select(Reminder.id)
         .join(Customer, Customer.id == Reminder.customer_id)
@@ -199,9 +217,14 @@ def approve_all(session: Session, day: date, tier: str, user: str, now: datetime
         )
     )
     ids = list(session.scalars(waiting))
-    return state.transition(
+    cancelled: dict[int, str] = {}
+    for reminder_id in ids:
+        reason = cancel_if_stale(session, reminder_id, now, rules)
+        if reason is not None:
+            cancelled[reminder_id] = reason
+    approved = state.transition(
         session,
-        ids,
+        [reminder_id for reminder_id in ids if reminder_id not in cancelled],
         from_states=(PLANNED,),
         to=APPROVED,
         now=now,
@@ -210,6 +233,7 @@ def approve_all(session: Session, day: date, tier: str, user: str, now: datetime
         approved_by=user,
         approved_at=now,
     )
+    return BulkDecision(approved, cancelled)
 
 
 def recent_examples(session: Session, tier: str, step_key: str, limit: int = 2) -> list[str]:

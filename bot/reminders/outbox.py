@@ -3,7 +3,8 @@
 approved → sending (committed before the provider is called) → sent; or back to approved with a
 later send_after after a transient error; or failed after a permanent one. Claiming re-checks, in
 the same transaction, everything that may have changed since approval: a payment, a dispute, a
-pause, an opt-out, an escalation, the send window. A reminder found still `sending` after its lease
+pause, an opt-out, an escalation (bot/reminders/stale.py, the check approval makes too, with the
+same rules), and the send window. A reminder found still `sending` after its lease
 (the worker died mid-send) is never re-sent: it becomes `unknown` and a person decides.
 """
 
@@ -19,12 +20,13 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.errors import UserError
-from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
+from bot.core.models import Contact, Customer, Escalation, Reminder
 from bot.core.settings import Settings
 from bot.core.tokens import token
 from bot.core.vocabulary import ReminderAction, ReminderState
 from bot.planning.send_window import Window, candidate_zones, next_send_time
 from bot.reminders import state
+from bot.reminders.stale import StaleRules, why_stale
 from bot.reminders.state import APPROVED, FAILED, SENDING, SENT, UNKNOWN, AuditEvent
 from integrations.base import Delivery, Outgoing
 
@@ -42,7 +44,7 @@ class SendConfig:
     secret_key: str
     window: Window
     public_url: str | None = None
-    resolved_when: frozenset[str] = frozenset(("payment_plan", "promise"))
+    stale: StaleRules = field(default_factory=StaleRules)  # what makes it stale at claim time
     # Send as the account owner: Slack user id -> their address (ARBOT_OWNER_EMAILS).
     owner_emails: dict[str, str] = field(default_factory=dict)
 
@@ -107,7 +109,7 @@ def claim(
         contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
         customer = session.get(Customer, reminder.customer_id)
         assert customer is not None
-        reason = why_cancel(session, reminder, customer, contact, now, config.resolved_when)
+        reason = why_stale(session, reminder, now, config.stale)
         if reason:
             _cancel(session, reminder, reason, now)
             report.cancelled[reminder.id] = reason
@@ -149,71 +151,6 @@ def claim(
         ):
             claimed.append(outgoing)
     return claimed, len(rows)
-
-
-def why_cancel(
-    session: Session,
-    reminder: Reminder,
-    customer: Customer,
-    contact: Contact | None,
-    now: datetime,
-    resolved_when: frozenset[str] = frozenset(),
-) -> str | None:
-    invoices = session.scalars(
-        select(Invoice)
-        .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
-        .where(ReminderInvoice.reminder_id == reminder.id)
-    ).all()
-    if any(i.status != "open" or i.balance <= 0 for i in invoices):
-        return "paid"
-    if any(i.disputed for i in invoices):
-        return "disputed"
-    if "promise" in resolved_when and any(
-        i.promise_date is not None and i.promise_date >= now.date() for i in invoices
-    ):
-        return "promised"
-    if "payment_plan" in resolved_when and any(i.payment_plan for i in invoices):
-        return "payment_plan"
-    changed = session.scalar(
-        select(Event.id)
-        .where(
-            Event.invoice_id.in_([i.id for i in invoices]),
-            Event.kind.in_(("invoice.balance_changed", "payment.allocated")),
-            Event.at > reminder.created_at,
-        )
-        .limit(1)
-    )
-    if changed is not None:
-        return "superseded"  # the amounts in the message are no longer the ledger's
-    if customer.paused_until is not None and customer.paused_until > now:
-        return "paused"
-    if customer.never_automate:
-        return "paused"
-    open_escalation = session.scalar(
-        select(Escalation.id)
-        .where(
-            Escalation.customer_id == customer.id,
-            Escalation.state != "resolved",
-            Escalation.opened_at > reminder.created_at,
-        )
-        .limit(1)
-    )
-    if open_escalation is not None:
-        return "escalated"
-    if contact is None:
-        return "opted_out"
-    if reminder.channel == "email" and (
-        not contact.email or contact.email_opted_out_at or contact.email_unusable_at
-    ):
-        return "opted_out"
-    if reminder.channel == "sms" and (
-        not contact.phone
-        or not contact.sms_consent
-        or contact.sms_opted_out_at
-        or contact.sms_unusable_at
-    ):
-        return "opted_out"
-    return None
 
 
 NO_WINDOW = datetime.max.replace(tzinfo=UTC)  # no moment to send can be found at all
@@ -344,6 +281,6 @@ def config_from(settings: Settings) -> SendConfig:
         secret_key=settings.secret_key.get_secret_value(),
         window=Window(start, end, settings.weekday_numbers()),
         public_url=settings.public_url,
-        resolved_when=frozenset(settings.resolved_when),
+        stale=StaleRules.from_settings(settings),
         owner_emails=dict(settings.owner_emails),
     )

@@ -45,6 +45,7 @@ from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.reminders import approvals
 from bot.reminders.sending import flush
+from bot.reminders.stale import StaleRules
 from bot.simulation.model import BehaviourModel
 from bot.simulation.report import RunFigures, SimulationResult
 from integrations.base import (
@@ -280,10 +281,11 @@ def _follow_up(run: _Run, rules: PlanRules, day: date) -> dict[int, str]:
     """Plan, approve everything, send at each moment a reminder may go out; return the invoices
     a reminder reached today (invoice id -> channel)."""
     runtime, clock = run.runtime, run.clock
+    stale_rules = StaleRules.from_settings(runtime.settings)
     with runtime.writing() as session:
         run_plan(session, rules, day, clock.now(), dry_run=False)
         for tier in TIER_NAMES:
-            approvals.approve_all(session, day, tier, ACTOR, clock.now())
+            approvals.approve_all(session, day, tier, ACTOR, clock.now(), rules=stale_rules)
     zone = ZoneInfo(runtime.settings.timezone)
     evening = datetime.combine(day, EVENING, zone)
     cutoff = datetime.combine(day + timedelta(days=1), MORNING, zone)

@@ -102,14 +102,19 @@ def _demo_send(runtime: Runtime, clock: FixedClock, outbox: Path, today: date) -
     from sqlalchemy import select
 
     from bot.core.models import Reminder
+    from bot.core.vocabulary import TIERS
     from bot.reminders import approvals
     from bot.reminders.sending import flush
+    from bot.reminders.stale import StaleRules
     from integrations.email_out import FileSender
 
+    rules = StaleRules.from_settings(runtime.settings)
     with runtime.writing() as session:
         approved = [
-            approvals.approve_all(session, today, tier, "demo-approver", clock.now())
-            for tier in ("strategic", "standard", "transactional")
+            approvals.approve_all(
+                session, today, tier, "demo-approver", clock.now(), rules=rules
+            ).approved
+            for tier in TIERS
         ]
         due = session.scalars(select(Reminder.send_after).where(Reminder.state == "approved"))
         moments = sorted({t for t in due if t is not None})

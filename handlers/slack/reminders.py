@@ -12,6 +12,7 @@ from slack_bolt import Ack, App
 from bot.core.errors import UserError
 from bot.planning import posting
 from bot.reminders import approvals
+from bot.reminders.stale import StaleRules
 from handlers.slack.kit import Body, ListenerKit, clicked, clicker, typed
 from integrations.slack_blocks import edit_modal, skip_modal
 from integrations.slack_ids import APPROVE_ALL_ANY, Action, Field, Form
@@ -36,6 +37,11 @@ def redraw(kit: ListenerKit, reminder_ids: list[int]) -> None:
         posting.refresh(session, kit.slack, reminder_ids, kit.runtime.settings.timezone)
 
 
+def stale_rules(kit: ListenerKit) -> StaleRules:
+    """What makes a reminder stale at approval: the same rules as at the send claim."""
+    return StaleRules.from_settings(kit.runtime.settings)
+
+
 def already(decision: approvals.Decision) -> str:
     who = f" by <@{decision.by}>" if decision.by and decision.by != "playbook" else ""
     if decision.by == "playbook":
@@ -56,7 +62,9 @@ def approve(kit: ListenerKit, body: Body) -> None:
     runtime = kit.runtime
     try:
         with runtime.writing() as session:
-            decision = approvals.approve(session, reminder_id, user, runtime.clock.now())
+            decision = approvals.approve(
+                session, reminder_id, user, runtime.clock.now(), rules=stale_rules(kit)
+            )
     except UserError as exc:
         kit.tell(channel, user, str(exc))
         return
@@ -78,11 +86,16 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
     day_text, tier = body["actions"][0]["value"].split("|")
     runtime = kit.runtime
     with runtime.writing() as session:
-        ids = approvals.approve_all(
-            session, date.fromisoformat(day_text), tier, user, runtime.clock.now()
+        done = approvals.approve_all(
+            session,
+            date.fromisoformat(day_text),
+            tier,
+            user,
+            runtime.clock.now(),
+            rules=stale_rules(kit),
         )
-    if ids:
-        redraw(kit, ids)
+    if done.changed():  # the approved, and the stale ones cancelled instead
+        redraw(kit, done.changed())
     else:
         kit.tell(channel, user, f"Nothing changed: no {tier} reminder is waiting for approval.")
 

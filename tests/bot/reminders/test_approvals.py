@@ -12,9 +12,11 @@ from sqlalchemy import func, select
 from bot.core.models import EditExample, Event, Reminder
 from bot.core.runtime import Runtime
 from bot.reminders import approvals
+from bot.reminders.stale import StaleRules
 from tests.support.ledger_files import a_week_late, write
 
 TODAY = date(2026, 3, 16)
+RULES = StaleRules()  # the settings' default: a promise or a payment plan counts as resolved
 
 
 def planned(cli: Any, tmp_path: Path, customers: int = 1) -> None:
@@ -29,9 +31,9 @@ def test_approve_moves_planned_to_approved_once_and_names_the_first_approver(
     planned(cli, tmp_path)
     now = runtime.clock.now()
     with runtime.writing() as session:
-        first = approvals.approve(session, 1, "U0FIRST", now)
+        first = approvals.approve(session, 1, "U0FIRST", now, rules=RULES)
     with runtime.writing() as session:
-        second = approvals.approve(session, 1, "U0SECOND", now)
+        second = approvals.approve(session, 1, "U0SECOND", now, rules=RULES)
     assert (first.changed, first.state, first.by) == (True, "approved", "U0FIRST")
     assert (second.changed, second.state, second.by) == (False, "approved", "U0FIRST")
     with runtime.sessions() as session:
@@ -49,7 +51,7 @@ def test_two_approvers_racing_in_threads_approve_exactly_once(
     def click(user: str) -> None:
         barrier.wait()
         with runtime.writing() as session:
-            results.append(approvals.approve(session, 1, user, runtime.clock.now()))
+            results.append(approvals.approve(session, 1, user, runtime.clock.now(), rules=RULES))
 
     threads = [threading.Thread(target=click, args=(f"U0RACER{n}",)) for n in range(4)]
     for thread in threads:
@@ -70,7 +72,7 @@ def test_skip_records_the_reason_and_cannot_follow_an_approval(
     now = runtime.clock.now()
     with runtime.writing() as session:
         skipped = approvals.skip(session, 1, "U0A", "talked to them on the phone", now)
-        approvals.approve(session, 2, "U0A", now)
+        approvals.approve(session, 2, "U0A", now, rules=RULES)
         late_skip = approvals.skip(session, 2, "U0B", "", now)
     assert (skipped.changed, skipped.state) == (True, "skipped")
     assert (late_skip.changed, late_skip.state, late_skip.by) == (False, "approved", "U0A")
@@ -111,7 +113,7 @@ def test_approve_all_approves_only_the_waiting_reminders_of_that_tier(
     now = runtime.clock.now()
     with runtime.writing() as session:
         approvals.skip(session, 3, "U0A", "", now)
-        ids = approvals.approve_all(session, TODAY, "standard", "U0A", now)
-        again = approvals.approve_all(session, TODAY, "standard", "U0B", now)
-    assert sorted(ids) == [1, 2]
-    assert again == []
+        done = approvals.approve_all(session, TODAY, "standard", "U0A", now, rules=RULES)
+        again = approvals.approve_all(session, TODAY, "standard", "U0B", now, rules=RULES)
+    assert (sorted(done.approved), done.cancelled) == ([1, 2], {})
+    assert again.changed() == []
