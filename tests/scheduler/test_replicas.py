@@ -27,7 +27,7 @@ from bot.escalations import service
 from tests.conftest import NOW
 from tests.scheduler.conftest import plan_headers
 from tests.support.ledger_files import a_week_late, write
-from tests.support.slack_requests import wait_for
+from tests.support.slack_requests import PATIENCE, PROCESS_PATIENCE, wait_for
 from tests.support.smtp_server import SmtpServer
 
 pytestmark = pytest.mark.slow  # `arbot serve` processes
@@ -54,12 +54,12 @@ class Replica:
         return any(words in line["message"] for line in self.lines())
 
     def healthz(self) -> int:
-        return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).status_code
+        return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=PATIENCE).status_code
 
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+        return self.process.wait(timeout=PROCESS_PATIENCE)
 
 
 def _free_port() -> int:
@@ -120,7 +120,7 @@ def spawn(serve_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     for replica in started:
         if replica.process.poll() is None:
             replica.process.kill()
-            replica.process.wait(timeout=30)
+            replica.process.wait(timeout=PROCESS_PATIENCE)
 
 
 def _import(cli: Any, tmp_path: Path, customers: int) -> None:
@@ -165,8 +165,8 @@ def test_two_replicas_plan_once_and_the_survivor_takes_over_when_the_leader_is_k
     smtp.mailbox.slow_data_seconds = 0.1  # so the kill below lands while mail is going out
 
     replicas = [spawn("a"), spawn("b")]
-    run = wait_for(lambda: _plan_run(runtime), timeout=60)
-    wait_for(lambda: _posted_escalations(runtime)[1], timeout=30)
+    run = wait_for(lambda: _plan_run(runtime), timeout=PROCESS_PATIENCE)
+    wait_for(lambda: _posted_escalations(runtime)[1], timeout=PROCESS_PATIENCE)
     leader_pid = int(run.instance.rsplit(":", 1)[1])
     [leader] = [r for r in replicas if r.process.pid == leader_pid]
     [follower] = [r for r in replicas if r is not leader]
@@ -177,13 +177,13 @@ def test_two_replicas_plan_once_and_the_survivor_takes_over_when_the_leader_is_k
             .where(Reminder.state == "planned")
             .values(state="approved", approved_by="U0APPROVER", approved_at=NOW)
         )
-    wait_for(lambda: smtp.mailbox.messages, timeout=30)
+    wait_for(lambda: smtp.mailbox.messages, timeout=PROCESS_PATIENCE)
     _escalate(runtime, 2)  # the leader has swept already: only a new leader posts this one
     leader.process.send_signal(signal.SIGKILL)
-    leader.process.wait(timeout=30)
+    leader.process.wait(timeout=PROCESS_PATIENCE)
 
-    wait_for(lambda: _posted_escalations(runtime)[2], timeout=30)
-    wait_for(lambda: _states(runtime)["approved"] == 0, timeout=60)
+    wait_for(lambda: _posted_escalations(runtime)[2], timeout=PROCESS_PATIENCE)
+    wait_for(lambda: _states(runtime)["approved"] == 0, timeout=PROCESS_PATIENCE)
     assert follower.said("now runs the scheduled jobs")
     assert follower.healthz() == 200
     assert follower.stop() == 0
@@ -208,15 +208,15 @@ def test_on_sqlite_a_second_process_refuses_the_scheduler_says_who_has_it_and_se
 ) -> None:
     _import(cli, tmp_path, 3)
     first = spawn("first")
-    wait_for(lambda: _plan_run(runtime), timeout=60)
+    wait_for(lambda: _plan_run(runtime), timeout=PROCESS_PATIENCE)
     second = spawn("second")
 
-    wait_for(lambda: second.said("scheduler not started"), timeout=60)
+    wait_for(lambda: second.said("scheduler not started"), timeout=PROCESS_PATIENCE)
     [refusal] = [line for line in second.lines() if "scheduler not started" in line["message"]]
     assert refusal["level"] == "WARNING"
     assert f":{first.process.pid} already runs the scheduled jobs" in refusal["message"]
     assert database_url.removeprefix("sqlite:///") + ".scheduler.lock" in refusal["message"]
-    wait_for(lambda: _healthy(second), timeout=30)
+    wait_for(lambda: _healthy(second), timeout=PROCESS_PATIENCE)
     assert first.stop() == 0 and second.stop() == 0
     assert plan_headers(slack_api) == ["Collections plan for 2026-03-16"]
 
@@ -242,9 +242,9 @@ def test_sigterm_lets_the_send_worker_finish_its_tick_before_the_process_exits(
     smtp.mailbox.slow_data_seconds = 0.4
 
     replica = spawn("only")
-    wait_for(lambda: smtp.mailbox.messages, timeout=60)
+    wait_for(lambda: smtp.mailbox.messages, timeout=PROCESS_PATIENCE)
     replica.process.send_signal(signal.SIGTERM)
 
-    assert replica.process.wait(timeout=60) == 0
+    assert replica.process.wait(timeout=PROCESS_PATIENCE) == 0
     assert _states(runtime) == {"sent": customers}
     assert sorted(Counter(smtp.mailbox.message_ids()).values()) == [1] * customers
