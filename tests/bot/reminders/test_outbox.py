@@ -282,7 +282,7 @@ def test_arbot_serve_runs_the_send_worker(
     import subprocess
     import sys
 
-    from tests.support.slack_requests import wait_for
+    from tests.support.slack_requests import PROCESS_PATIENCE, wait_for
 
     if not database_url.startswith("sqlite"):
         pytest.skip("one database is enough for this process test")
@@ -307,10 +307,10 @@ def test_arbot_serve_runs_the_send_worker(
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: smtp.mailbox.messages, timeout=30)
+        wait_for(lambda: smtp.mailbox.messages, timeout=PROCESS_PATIENCE)
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        server.wait(timeout=PROCESS_PATIENCE)
     assert len(smtp.mailbox.messages) == 1
     assert states(runtime) == {1: "sent"}
 
@@ -368,10 +368,12 @@ def test_no_answer_after_data_is_unknown_and_never_sent_again(
     from integrations.email_out import SmtpSender
 
     approved(mail_env, runtime, tmp_path)
-    smtp.mailbox.slow_data_seconds = 1.5
+    # The server answers DATA only after the sender's timeout; every step before it must answer
+    # within the timeout, so it is not tight (a loaded machine must not time out at RCPT).
+    smtp.mailbox.slow_data_seconds = 3
     worker = _sender_env(runtime, database_url)
     report = flush(
-        worker, {"email": SmtpSender("127.0.0.1", smtp.port, None, None, False, timeout=0.5)}
+        worker, {"email": SmtpSender("127.0.0.1", smtp.port, None, None, False, timeout=2)}
     )
     assert report.unknown == [1] and report.retrying == []
     smtp.mailbox.slow_data_seconds = 0
