@@ -11,6 +11,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from handlers.cli.stopping import SigtermStop
+from tests.support.slack_requests import PATIENCE
 
 
 def _server() -> uvicorn.Server:
@@ -23,13 +24,13 @@ def _server() -> uvicorn.Server:
 
 def _runs_until_stopped(guard: SigtermStop, server: uvicorn.Server) -> bool:
     """Runs the server off the main thread (uvicorn then installs no signal handlers of its
-    own); True when it ended within ten seconds."""
+    own); True when it ended within PATIENCE (it normally ends at once)."""
     thread = threading.Thread(target=guard.run, args=(server,), daemon=True)
     thread.start()
-    thread.join(timeout=10)
+    thread.join(timeout=PATIENCE)
     if thread.is_alive():
         server.should_exit = True  # do not leave it running after a failure
-        thread.join(timeout=10)
+        thread.join(timeout=PATIENCE)
         return False
     return True
 
@@ -57,10 +58,10 @@ def test_a_sigterm_while_serving_stops_it() -> None:
     server = _server()
     thread = threading.Thread(target=guard.run, args=(server,), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + PATIENCE
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.01)
     assert server.started
     guard.handle()
-    thread.join(timeout=10)
+    thread.join(timeout=PATIENCE)
     assert not thread.is_alive()

@@ -18,7 +18,7 @@ from bot.planning import posting
 from integrations.slack_chat import SlackChat, web_client
 from tests.handlers.posted_plan import TODAY, ledger, message_of, post_plan, state_of
 from tests.support.ledger_files import row, write
-from tests.support.slack_requests import wait_for
+from tests.support.slack_requests import PATIENCE, wait_for
 
 
 def test_the_plan_is_posted_as_a_header_and_cards_within_block_kits_limits(
@@ -85,7 +85,7 @@ def test_two_approvers_racing_approve_once(posted: Runtime, served: Any, slack_a
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=20)
+        thread.join(timeout=PATIENCE)
     wait_for(lambda: slack_api.calls("chat.postEphemeral"))
     with posted.sessions() as session:
         assert session.scalar(select(func.count()).where(Event.kind == "reminder.approved")) == 1
@@ -202,9 +202,7 @@ def test_a_rate_limited_update_is_retried_and_not_lost(
 ) -> None:
     slack_api.rate_limit_next("chat.update", retry_after=1)
     served.click("approve", "1")
-    wait_for(
-        lambda: "Approved by" in json.dumps(message_of(posted, slack_api, 1)["blocks"]), timeout=10
-    )
+    wait_for(lambda: "Approved by" in json.dumps(message_of(posted, slack_api, 1)["blocks"]))
     assert slack_api.rate_limited_count == 1
 
 
