@@ -378,6 +378,8 @@ class PaymentReview(Base):
     state: Mapped[str] = mapped_column(String(16), default="open")
     slack_channel: Mapped[str | None] = mapped_column(String(32))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
+    # a process is posting it to Slack now (bot/payments/reviews.py: post_open)
+    slack_claimed_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(32))
     decided_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

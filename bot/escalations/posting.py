@@ -33,11 +33,12 @@ def _unclaimed(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def post_new(runtime: Runtime, slack: EscalationPort) -> list[int]:
-    """Post every open escalation that has no thread yet to ARBOT_ESCALATION_CHANNEL (else the
-    finance channel), with no transaction open while Slack is called. Returns the ids posted."""
+def post_new(runtime: Runtime, slack: EscalationPort, channel: str | None = None) -> list[int]:
+    """Post every open escalation that has no thread yet to `channel` (by default
+    ARBOT_ESCALATION_CHANNEL, else the finance channel), with no transaction open while Slack is
+    called. Returns the ids posted."""
     settings = runtime.settings
-    channel = settings.escalation_channel or settings.finance_channel
+    channel = channel or settings.escalation_channel or settings.finance_channel
     if not channel:
         return []
     with runtime.sessions() as session:
@@ -148,71 +149,6 @@ def _post_history(
         )
 
 
-def post_pending(
-    session: Session,
-    slack: EscalationPort,
-    channel: str,
-    today: date,
-    timezone: str,
-    routes: dict[str, str],
-    now: datetime,
-) -> list[int]:
-    """Post every open escalation that has no thread yet, inside the caller's transaction, and
-    leave alone those another process is posting (`post_new`). Returns the ids posted."""
-    pending = session.scalars(
-        select(Escalation)
-        .where(
-            Escalation.state.in_(service.OPEN_STATES),
-            Escalation.slack_thread_ts.is_(None),
-            _unclaimed(now),
-        )
-        .order_by(Escalation.id)
-    ).all()
-    posted = []
-    for escalation in pending:
-        try:
-            if _post_one(session, slack, escalation, channel, today, timezone, routes, now):
-                posted.append(escalation.id)
-        except Exception:  # one bad post must not stop the others; the next sweep tries again
-            log.exception("escalation %s not posted", escalation.id)
-    return posted
-
-
-def _post_one(
-    session: Session,
-    slack: EscalationPort,
-    escalation: Escalation,
-    channel: str,
-    today: date,
-    timezone: str,
-    routes: dict[str, str],
-    now: datetime,
-) -> bool:
-    customer = session.get(Customer, escalation.customer_id)
-    assert customer is not None
-    if escalation.owner_slack_id is None:
-        escalation.owner_slack_id = service.owner_for(customer, routes)
-    thread = _thread_of_another(session, escalation)
-    if thread is not None:  # one thread per customer: a second reason joins the first
-        slack.post_in_thread(thread[0], thread[1], _also_needs(escalation))
-        escalation.slack_channel, escalation.slack_thread_ts = thread
-        return True
-    view = service.view(session, escalation.id, today, timezone)
-    channel_id, ts = slack.post_escalation(channel, view)
-    # Stored before the history goes into the thread, whose failure is caught below: the next
-    # sweep must never post a second card with live buttons.
-    escalation.slack_channel, escalation.slack_thread_ts = channel_id, ts
-    audit.record(
-        session,
-        now,
-        "escalation.posted",
-        customer_id=customer.id,
-        payload={"escalation": escalation.id, "channel": channel_id, "ts": ts},
-    )
-    _post_history(slack, escalation.id, channel_id, ts, view)
-    return True
-
-
 def _thread_of_another(session: Session, escalation: Escalation) -> tuple[str, str] | None:
     other = session.scalars(
         select(Escalation)
@@ -263,39 +199,68 @@ def note(session: Session, slack: EscalationPort, customer_id: int, text: str) -
     return True
 
 
-def raise_unclaimed(
-    session: Session, slack: EscalationPort, now: datetime, ids: list[int]
-) -> list[int]:
-    """Mention the owner again in each of these threads (open, nobody claimed them)."""
+def raise_unclaimed(runtime: Runtime, slack: EscalationPort, ids: list[int]) -> list[int]:
+    """Mention the owner again in each of these threads (open, nobody claimed them). Each is
+    marked raised in a short write before Slack is called, so no other sweep raises it too, and
+    given back if Slack refuses."""
     raised = []
     for escalation_id in ids:
         try:
-            if _raise_one(session, slack, escalation_id, now):
+            if _raise_one(runtime, slack, escalation_id):
                 raised.append(escalation_id)
         except Exception:
             log.exception("escalation %s not raised again", escalation_id)
     return raised
 
 
-def _raise_one(session: Session, slack: EscalationPort, escalation_id: int, now: datetime) -> bool:
-    escalation = session.get(Escalation, escalation_id)
-    if escalation is None or escalation.state != "open":
-        return False
-    assert escalation.slack_channel and escalation.slack_thread_ts
-    who = mention(escalation.owner_slack_id) if escalation.owner_slack_id else "<!here>"
-    hours = int((now - escalation.opened_at).total_seconds() // 3600)
-    slack.post_in_thread(
-        escalation.slack_channel,
-        escalation.slack_thread_ts,
-        f"{who} this has waited {hours} hours without anyone claiming it. "
-        "Claim it, or resolve it if nothing is needed.",
-    )
-    escalation.raised_at = now
-    audit.record(
-        session,
-        now,
-        "escalation.raised",
-        customer_id=escalation.customer_id,
-        payload={"escalation": escalation.id, "waited_hours": hours},
-    )
+def _raise_one(runtime: Runtime, slack: EscalationPort, escalation_id: int) -> bool:
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        escalation = session.get(Escalation, escalation_id)
+        if escalation is None or escalation.state != "open":
+            return False
+        assert escalation.slack_channel and escalation.slack_thread_ts
+        before = escalation.raised_at
+        marked = session.execute(
+            update(Escalation)
+            .where(
+                Escalation.id == escalation_id,
+                Escalation.state == "open",
+                Escalation.raised_at.is_(None)
+                if before is None
+                else Escalation.raised_at == before,
+            )
+            .values(raised_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if marked.rowcount != 1:  # type: ignore[attr-defined]
+            return False  # claimed, resolved or raised meanwhile
+        channel, thread_ts = escalation.slack_channel, escalation.slack_thread_ts
+        who = mention(escalation.owner_slack_id) if escalation.owner_slack_id else "<!here>"
+        hours = int((now - escalation.opened_at).total_seconds() // 3600)
+        customer_id = escalation.customer_id
+    try:
+        slack.post_in_thread(
+            channel,
+            thread_ts,
+            f"{who} this has waited {hours} hours without anyone claiming it. "
+            "Claim it, or resolve it if nothing is needed.",
+        )
+    except Exception:
+        with runtime.writing() as session:  # not raised after all: the next sweep tries again
+            session.execute(
+                update(Escalation)
+                .where(Escalation.id == escalation_id, Escalation.raised_at == now)
+                .values(raised_at=before)
+                .execution_options(synchronize_session=False)
+            )
+        raise
+    with runtime.writing() as session:
+        audit.record(
+            session,
+            now,
+            "escalation.raised",
+            customer_id=customer_id,
+            payload={"escalation": escalation_id, "waited_hours": hours},
+        )
     return True

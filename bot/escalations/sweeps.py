@@ -54,7 +54,7 @@ def sweep(
 ) -> SweepReport:
     """Missed promises escalated, stale payment links retired (with `links`), and whatever Slack
     did not get posted again: escalations, bank-payment reviews, unmatched messages, unclaimed
-    threads raised."""
+    threads raised. Every Slack and Stripe call happens with no write transaction open."""
     settings = runtime.settings
     now, today = runtime.clock.now(), runtime.today()
     routes = dict(settings.escalation_routes)
@@ -93,23 +93,18 @@ def sweep(
             log.exception("missed-promise note for customer %s not posted", customer_id)
     if links is not None:
         try:
-            with runtime.writing() as session:
-                payment_links.retire_stale(session, links, now)
+            payment_links.retire_stale(runtime, links)
         except Exception:
             log.exception("stale payment links not retired")
     channel = settings.escalation_channel or settings.finance_channel
     if slack is None or not channel:
         return report
-    with runtime.writing() as session:
-        report.posted = posting.post_pending(
-            session, slack, channel, today, settings.timezone, routes, now
-        )
+    report.posted = posting.post_new(runtime, slack, channel)
     if settings.finance_channel:
         try:  # bank payments to place that Slack did not get when they were imported
-            with runtime.writing() as session:
-                report.reviews_posted = review_posting.post_open(
-                    session, slack, settings.finance_channel
-                )
+            report.reviews_posted = review_posting.post_open(
+                runtime, slack, settings.finance_channel
+            )
         except Exception:
             log.exception("payment reviews not posted")
     try:  # messages that matched no customer, which Slack did not get when they came in
@@ -117,13 +112,13 @@ def sweep(
     except Exception:
         log.exception("unmatched messages not posted")
     limit = timedelta(days=settings.unclaimed_after_days)
-    with runtime.writing() as session:
+    with runtime.sessions() as session:
         waiting = [
             e.id
             for e in escalations.unclaimed(session, now, timedelta(0))
             if business_time(e.raised_at or e.opened_at, now, settings.timezone, settings.send_days)
             >= limit
         ]
-        if waiting:
-            report.raised = posting.raise_unclaimed(session, slack, now, waiting)
+    if waiting:
+        report.raised = posting.raise_unclaimed(runtime, slack, waiting)
     return report

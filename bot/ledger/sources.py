@@ -80,8 +80,9 @@ def sync_all(
 def after_sync(
     runtime: Runtime, summary: ImportSummary, slack: SlackOut | None, links: PaymentLinks | None
 ) -> None:
-    settings = runtime.settings
-    with runtime.writing() as session:
-        payment_links.retire(session, links, summary.changed_invoice_ids, runtime.clock.now())
-        if slack is not None and summary.cancelled_reminders:
-            posting.refresh(session, slack, summary.cancelled_reminders, settings.timezone)
+    """What the sync changed, told after its commit: no payment link may take an old amount (the
+    processor is called with no transaction open), and the cancelled reminders' cards redrawn."""
+    payment_links.retire(runtime, links, summary.changed_invoice_ids)
+    if slack is not None and summary.cancelled_reminders:
+        with runtime.sessions() as session:
+            posting.refresh(session, slack, summary.cancelled_reminders, runtime.settings.timezone)

@@ -1,5 +1,5 @@
-"""After a payment is stored, told once: the Stripe webhook, `arbot import-payments` and a person
-placing a bank payment in Slack all end in `after_payment`.
+"""After a payment is stored, told once: the Stripe webhook, `arbot import-payments`
+(`receive_bank_payments`) and a person placing a bank payment in Slack all end in `after_payment`.
 
 Each story commits its change in one write transaction; only after that commit are Stripe (the
 payment links of what was paid are deactivated) and Slack (the plan cards of the reminders it
@@ -18,10 +18,12 @@ from bot.core.runtime import Runtime
 from bot.escalations import posting as escalation_posting
 from bot.escalations.notes import SlackOut, payment_notes
 from bot.payments import links as payment_links
+from bot.payments import reviews
+from bot.payments.bank_import import BankImportSummary, import_payments
 from bot.payments.record import PaymentOutcome
 from bot.payments.stripe_events import StripeResult, apply_event
 from bot.planning import posting
-from integrations.base import PaymentLinks, StripeEventIn
+from integrations.base import BankPayment, PaymentLinks, StripeEventIn
 from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ def after_payment(
     """Once a payment (or refund) is committed: retire the payment links of the invoices it paid
     or changed, re-draw the plan cards of the reminders it cancelled and say what happened in each
     customer's open escalation thread. Returns the notes (the CLI prints them without Slack)."""
-    payment_links.retire_committed(runtime, links, outcome.closed + outcome.reduced)
+    payment_links.retire(runtime, links, outcome.closed + outcome.reduced)
     with runtime.sessions() as session:
         notes = payment_notes(session, outcome)
         if slack is None:
@@ -95,3 +97,23 @@ def _escalated(runtime: Runtime, result: StripeResult, slack: SlackOut | None) -
             escalation_posting.note(
                 session, slack, escalation.customer_id, f":warning: {result.detail}"
             )
+
+
+def receive_bank_payments(
+    runtime: Runtime,
+    payments: list[BankPayment],
+    source: str,
+    *,
+    slack: SlackOut | None,
+    links: PaymentLinks | None,
+) -> tuple[BankImportSummary, dict[int, str]]:
+    """A bank feed's payments: matched and applied in one write transaction; then `after_payment`,
+    and each payment that matched more than one way posted for a person to place. Returns the
+    summary and the notes `after_payment` made."""
+    with runtime.writing() as session:
+        summary = import_payments(session, payments, source, runtime.clock.now())
+    notes = after_payment(runtime, summary.outcome, slack=slack, links=links)
+    channel = runtime.settings.finance_channel
+    if slack is not None and channel:
+        reviews.post_open(runtime, slack, channel)
+    return summary, notes

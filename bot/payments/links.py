@@ -136,27 +136,11 @@ def payment_link(
     return url
 
 
-def retire(
-    session: Session, links: PaymentLinks | None, invoice_ids: list[int], now: datetime
-) -> list[str]:
+def retire(runtime: Runtime, links: PaymentLinks | None, invoice_ids: list[int]) -> list[str]:
     """Deactivate every live link covering one of these invoices (paid, or paid in part: a link
-    for the old amount must not take a second payment). Returns the provider ids retired."""
-    if links is None or not invoice_ids:
-        return []
-    retired = []
-    for link in _live_covering(session, invoice_ids):
-        if _deactivated(links, link.provider_id):
-            link.retired_at = now
-            retired.append(link.provider_id)
-    return retired
-
-
-def retire_committed(
-    runtime: Runtime, links: PaymentLinks | None, invoice_ids: list[int]
-) -> list[str]:
-    """`retire`, once the change that paid these invoices is committed, with no transaction open
-    while the processor is called: the live links are read, deactivated one by one, and those
-    done are marked retired in one short write."""
+    for the old amount must not take a second payment), once the change is committed, with no
+    transaction open while the processor is called: the live links are read, deactivated one by
+    one, and those done are marked retired in one short write. Returns the provider ids retired."""
     if links is None or not invoice_ids:
         return []
     with runtime.sessions() as session:
@@ -196,19 +180,21 @@ def _deactivated(links: PaymentLinks, provider_id: str) -> bool:
     return True
 
 
-def retire_stale(session: Session, links: PaymentLinks | None, now: datetime) -> list[str]:
+def retire_stale(runtime: Runtime, links: PaymentLinks | None) -> list[str]:
     """Catch-up for a deactivation that failed: every live link whose invoices are no longer
-    open at the amounts it was made for."""
+    open at the amounts it was made for, retired with no transaction open while the processor
+    is called."""
     if links is None:
         return []
     stale = []
-    for link in session.scalars(select(PaymentLink).where(PaymentLink.retired_at.is_(None))):
-        open_now = session.execute(
-            select(Invoice.balance).where(
-                Invoice.id.in_(link.invoice_ids), Invoice.status == "open"
-            )
-        ).scalars()
-        balances = list(open_now)
-        if len(balances) != len(link.invoice_ids) or sum(balances, Decimal(0)) != link.amount:
-            stale.extend(link.invoice_ids)
-    return retire(session, links, stale, now) if stale else []
+    with runtime.sessions() as session:
+        for link in session.scalars(select(PaymentLink).where(PaymentLink.retired_at.is_(None))):
+            open_now = session.execute(
+                select(Invoice.balance).where(
+                    Invoice.id.in_(link.invoice_ids), Invoice.status == "open"
+                )
+            ).scalars()
+            balances = list(open_now)
+            if len(balances) != len(link.invoice_ids) or sum(balances, Decimal(0)) != link.amount:
+                stale.extend(link.invoice_ids)
+    return retire(runtime, links, stale) if stale else []

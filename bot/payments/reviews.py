@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
 from bot.core.money import format_money
+from bot.core.runtime import Runtime
 from bot.payments.bank_import import candidates_of
 from integrations.base import ReviewOption, ReviewView, SlackPort
 
@@ -52,22 +54,72 @@ def view_of(session: Session, review: PaymentReview) -> ReviewView:
     return ReviewView(review.id, described, why, tuple(options), review.state, decided)
 
 
-def post_open(session: Session, slack: SlackPort, channel: str) -> list[int]:
-    posted = []
-    for review in session.scalars(
-        select(PaymentReview)
-        .where(PaymentReview.state == "open", PaymentReview.slack_ts.is_(None))
-        .order_by(PaymentReview.id)
-    ):
-        try:
-            review.slack_channel, review.slack_ts = slack.post_review(
-                channel, view_of(session, review)
+POST_CLAIM = timedelta(minutes=10)  # a claim older than this was lost (a crash): post it again
+
+
+def post_open(runtime: Runtime, slack: SlackPort, channel: str) -> list[int]:
+    """Post every open review Slack does not have yet, each claimed in a short write first so
+    that no transaction is open while Slack is called and no other process posts it too; a claim
+    Slack refused is given back for the next sweep. Returns the ids posted."""
+    with runtime.sessions() as session:
+        pending = list(
+            session.scalars(
+                select(PaymentReview.id)
+                .where(PaymentReview.state == "open", PaymentReview.slack_ts.is_(None))
+                .order_by(PaymentReview.id)
             )
+        )
+    posted = []
+    for review_id in pending:
+        try:
+            if _post_claimed(runtime, slack, review_id, channel):
+                posted.append(review_id)
         except Exception:  # the others still go; the sweep posts this one later
-            log.exception("payment review %s not posted", review.id)
-            continue
-        posted.append(review.id)
+            log.exception("payment review %s not posted", review_id)
     return posted
+
+
+def _post_claimed(runtime: Runtime, slack: SlackPort, review_id: int, channel: str) -> bool:
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        claimed = session.execute(
+            update(PaymentReview)
+            .where(
+                PaymentReview.id == review_id,
+                PaymentReview.state == "open",
+                PaymentReview.slack_ts.is_(None),
+                or_(
+                    PaymentReview.slack_claimed_at.is_(None),
+                    PaymentReview.slack_claimed_at < now - POST_CLAIM,
+                ),
+            )
+            .values(slack_claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return False  # posted meanwhile, or another process is posting it
+        review = session.get(PaymentReview, review_id)
+        assert review is not None
+        view = view_of(session, review)
+    try:
+        posted_channel, ts = slack.post_review(channel, view)
+    except Exception:
+        with runtime.writing() as session:  # give the claim back: the next sweep posts it
+            session.execute(
+                update(PaymentReview)
+                .where(PaymentReview.id == review_id)
+                .values(slack_claimed_at=None)
+                .execution_options(synchronize_session=False)
+            )
+        raise
+    with runtime.writing() as session:
+        session.execute(
+            update(PaymentReview)
+            .where(PaymentReview.id == review_id)
+            .values(slack_channel=posted_channel, slack_ts=ts, slack_claimed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    return True
 
 
 def redraw(session: Session, slack: SlackPort, review_id: int) -> None:

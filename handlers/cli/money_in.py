@@ -13,9 +13,7 @@ from rich.console import Console
 
 from bot.core.errors import UserError
 from bot.core.settings import load_settings
-from bot.payments import reviews
-from bot.payments.bank_import import import_payments
-from bot.payments.flows import after_payment
+from bot.payments.flows import receive_bank_payments
 from bot.workspaces.registry import open_runtime
 from integrations.csv_payments import read_payments
 from integrations.wiring import links_for, slack_for
@@ -35,16 +33,13 @@ def import_payments_command(
     payments = read_payments(path)
     runtime = open_runtime(load_settings())
     try:
-        with runtime.writing() as session:
-            summary = import_payments(session, payments, path.name, runtime.clock.now())
-        slack = slack_for(runtime.settings)
-        channel = runtime.settings.finance_channel
-        notes = after_payment(
-            runtime, summary.outcome, slack=slack, links=links_for(runtime.settings)
+        summary, notes = receive_bank_payments(
+            runtime,
+            payments,
+            path.name,
+            slack=slack_for(runtime.settings),
+            links=links_for(runtime.settings),
         )
-        if slack is not None and channel:
-            with runtime.writing() as session:  # each review's message is stored as it posts
-                reviews.post_open(session, slack, channel)
     finally:
         runtime.close()
     if as_json:
@@ -72,6 +67,7 @@ def import_payments_command(
 
 def poll_inbox_command() -> None:
     """Read new replies from the IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_PASSWORD)."""
+    from bot.escalations.sweeps import sweep
     from bot.replies.flows import receive_email
     from bot.replies.triage import RuleClassifier
     from integrations.email_in import parse
@@ -108,6 +104,9 @@ def poll_inbox_command() -> None:
             handle,
             ssl_context=context,
         )
+        # What a cron job running poll-inbox without `arbot serve` would otherwise miss: missed
+        # promises, stale links, reviews and escalations Slack did not get, unclaimed threads.
+        sweep(runtime, slack, links=links_for(settings))
     finally:
         runtime.close()
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(outcomes.items())) or "nothing new"

@@ -45,13 +45,6 @@ def test_an_escalation_another_process_is_posting_is_left_to_it_until_its_claim_
     _claim(rt, escalation_id, timedelta(0))  # another replica is posting it right now
 
     assert posting.post_new(rt, chat) == []
-    with rt.writing() as session:  # nor does the sweep's post, inside its transaction
-        assert (
-            posting.post_pending(
-                session, chat, "C0FINANCE", TODAY, "America/New_York", {}, rt.clock.now()
-            )
-            == []
-        )
     assert slack_api.calls("chat.postMessage") == []
 
     _claim(rt, escalation_id, timedelta(minutes=11))  # ... and died doing it

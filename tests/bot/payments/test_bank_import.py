@@ -181,9 +181,9 @@ def test_review_messages_fit_slacks_limits_and_carry_the_options(
     bank = _bank(tmp_path / "b.csv", [["2026-03-14", "800.00", "USD", "March", "Harbor Dental"]])
     with rt.writing() as session:
         bank_import.import_payments(session, read_payments(bank), "b.csv", rt.clock.now())
-        posted = review_posting.post_open(
-            session, SlackChat(web_client("xoxb-test", slack_api.url)), "C0FIN"
-        )
+    posted = review_posting.post_open(
+        rt, SlackChat(web_client("xoxb-test", slack_api.url)), "C0FIN"
+    )
     assert len(posted) == 1
     message = slack_api.calls("chat.postMessage")[-1]
     assert validate_blocks(message["blocks"]) == []
@@ -206,8 +206,7 @@ def test_a_review_slack_did_not_take_is_posted_by_the_next_sweep(
     with rt.writing() as session:
         bank_import.import_payments(session, read_payments(bank), "b.csv", rt.clock.now())
     slack_api.fail_next("chat.postMessage", "channel_not_found")
-    with rt.writing() as session:
-        assert review_posting.post_open(session, chat, "C0FIN") == []
+    assert review_posting.post_open(rt, chat, "C0FIN") == []
 
     settings = rt.settings.model_copy(update={"finance_channel": "C0FIN"})
     rt.settings = settings  # type: ignore[misc]

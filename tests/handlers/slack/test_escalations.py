@@ -35,15 +35,7 @@ def thread(slack_runtime: Runtime, slack_api: Any, tmp_path: Path) -> Escalation
         apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), rt.clock.now())
         customer_id = session.scalars(select(Customer.id)).one()
         service.open_or_add(session, customer_id, "replied", rt.clock.now(), owner="U07DANA01")
-        posting.post_pending(
-            session,
-            SlackChat(web_client("xoxb-test", slack_api.url)),
-            "C0ESCALATE",
-            TODAY,
-            "America/New_York",
-            {},
-            rt.clock.now(),
-        )
+    posting.post_new(rt, SlackChat(web_client("xoxb-test", slack_api.url)), "C0ESCALATE")
     with rt.sessions() as session:
         escalation = session.scalars(select(Escalation)).one()
         session.expunge(escalation)

@@ -36,9 +36,9 @@ def test_a_bank_payment_is_placed_from_its_review_card(
         summary = bank_import.import_payments(
             session, read_payments(bank), "bank.csv", slack_runtime.clock.now()
         )
-        posted = reviews.post_open(
-            session, SlackChat(web_client("xoxb-test", slack_api.url)), "C0FINANCE"
-        )
+    posted = reviews.post_open(
+        slack_runtime, SlackChat(web_client("xoxb-test", slack_api.url)), "C0FINANCE"
+    )
     assert summary.to_review == 1 and posted
     with slack_runtime.sessions() as session:
         review = session.scalars(select(PaymentReview)).one()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
@@ -258,3 +258,51 @@ def test_poll_inbox_tells_slack_only_after_each_commit(
     assert watch.breaches == []
     assert "IMAP UID" in watch.calls
     assert {"Slack chat.update", "Slack chat.postMessage"} <= set(watch.calls)
+
+
+def test_the_sweep_calls_slack_and_stripe_only_after_each_commit(
+    planned: Runtime, clock: FixedClock, slack_api: Any, stripe_api: FakeStripe, watch: WriteWatch
+) -> None:
+    """An escalation with no thread, a bank payment to place, a payment link whose invoice was
+    paid, and an escalation nobody claimed for days: the sweep posts, retires and raises them
+    all, with no write open while Slack or Stripe answers."""
+    from bot.core.models import Customer, Escalation, Payment, PaymentReview
+    from bot.escalations import service
+    from bot.escalations.sweeps import sweep
+    from integrations.stripe_links import StripeLinks
+
+    now = clock.now()
+    with planned.writing() as session:
+        customer_id = session.scalars(select(Customer.id)).one()
+        service.open_or_add(session, customer_id, "replied", now, owner="U0APPROVER")
+        session.scalars(select(Invoice).where(Invoice.number == "INV-1")).one().status = "paid"
+        payment = Payment(
+            source="bank",
+            external_id="bank:1",
+            customer_id=None,
+            amount=Decimal("500.00"),
+            currency="USD",
+            received_on=TODAY,
+            payer="Someone",
+            reference="March",
+            created_at=now,
+        )
+        session.add(payment)
+        session.flush()
+        session.add(
+            PaymentReview(payment_id=payment.id, candidates=[], state="open", created_at=now)
+        )
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    links = StripeLinks("sk_test_arbot", stripe_api.url)
+
+    first = sweep(planned, chat, links=links)
+    assert first.posted and first.reviews_posted
+    with planned.writing() as session:  # nobody claimed the thread for a week
+        escalation = session.scalars(select(Escalation)).one()
+        escalation.opened_at = now - timedelta(days=7)
+    second = sweep(planned, chat, links=links)
+
+    assert second.raised == [escalation.id]
+    assert "Stripe POST /v1/payment_links/plink_inv1" in watch.calls
+    assert watch.calls.count("Slack chat.postMessage") >= 3  # escalation, review, raised again
+    assert watch.breaches == []

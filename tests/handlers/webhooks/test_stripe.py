@@ -132,10 +132,8 @@ def _open_thread(rt: Runtime, slack_api: Any, customer_ref: str = "C-1") -> Esca
         )
         assert customer_id is not None
         service.open_or_add(session, customer_id, "replied", rt.clock.now())
-        chat = SlackChat(web_client("xoxb-test", slack_api.url))
-        escalation_posting.post_pending(
-            session, chat, "C0ESCALATE", TODAY, "America/New_York", {}, rt.clock.now()
-        )
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    escalation_posting.post_new(rt, chat, "C0ESCALATE")
     with rt.sessions() as session:
         escalation = session.scalars(select(Escalation)).one()
         session.expunge(escalation)
