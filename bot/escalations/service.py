@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -82,6 +82,15 @@ def open_or_add(
         payload={"escalation": escalation.id, "reason": reason, "detail": detail, "owner": owner},
     )
     return escalation, True
+
+
+def open_many(session: Session, rows: list[dict[str, object]]) -> None:
+    """The plan's escalations, one INSERT for all: the bulk twin of `open_or_add`. Each row is a
+    customer the planner escalates, and the planner holds every customer who already has an open
+    escalation, so none joins another here. The plan records their `escalation.opened` events
+    with its own."""
+    if rows:
+        session.execute(insert(Escalation.__table__), rows)  # type: ignore[arg-type]
 
 
 def open_for(session: Session, customer_id: int) -> Escalation | None:

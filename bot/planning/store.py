@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.locks import PLAN_LOCK, schema_lock
-from bot.core.models import Escalation, Reminder, ReminderInvoice
+from bot.core.models import Reminder, ReminderInvoice
+from bot.escalations import service
 from bot.learning.versions import active_version, bundle_of, ensure_active, load_checked
 from bot.payments.links import PreparedLinks, PreparingLinks, payment_link
 from bot.planning import facts as plan_data
@@ -161,8 +162,7 @@ def _store(session: Session, plan: Plan, version_id: int, now: datetime) -> dict
                 }
             )
     session.execute(insert(ReminderInvoice.__table__), links)  # type: ignore[arg-type]
-    if escalations:
-        session.execute(insert(Escalation.__table__), escalations)  # type: ignore[arg-type]
+    service.open_many(session, escalations)
     audit.record_many(session, events)
     return ids
 

@@ -8,7 +8,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
-from bot.core.models import Contact, Escalation, Reminder
+from bot.core.models import Contact, Reminder
+from bot.escalations.service import open_or_add
 from bot.reminders import state
 from bot.reminders.state import FAILED, SENT
 
@@ -63,15 +64,13 @@ def sms_status(
             session.execute(
                 update(Contact).where(Contact.id == reminder.contact_id).values(sms_unusable_at=now)
             )
-        session.add(
-            Escalation(
-                customer_id=reminder.customer_id,
-                reminder_id=reminder.id,
-                reason="send_failed",
-                detail=f"text {status} ({error_code})",
-                state="open",
-                opened_at=now,
-            )
+        open_or_add(
+            session,
+            reminder.customer_id,
+            "send_failed",
+            now,
+            detail=f"text {status} ({error_code})",
+            reminder_id=reminder.id,
         )
     return reminder.id
 

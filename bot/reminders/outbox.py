@@ -20,10 +20,11 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.errors import UserError
-from bot.core.models import Contact, Customer, Escalation, Reminder
+from bot.core.models import Contact, Customer, Reminder
 from bot.core.settings import Settings
 from bot.core.tokens import token
 from bot.core.vocabulary import ReminderAction, ReminderState
+from bot.escalations.service import open_or_add
 from bot.planning.send_window import Window, candidate_zones, next_send_time
 from bot.reminders import state
 from bot.reminders.stale import StaleRules, why_stale
@@ -118,15 +119,13 @@ def claim(
         later = _next_in_window(reminder, customer, contact, now, config.window)
         if later is NO_WINDOW:  # it could wait forever: a person decides instead
             _cancel(session, reminder, "no_send_window", now)
-            session.add(
-                Escalation(
-                    customer_id=customer.id,
-                    reminder_id=reminder.id,
-                    reason="no_send_window",
-                    state="open",
-                    opened_at=now,
-                    detail="no sending hours in the contact's timezone(s)",
-                )
+            open_or_add(
+                session,
+                customer.id,
+                "no_send_window",
+                now,
+                detail="no sending hours in the contact's timezone(s)",
+                reminder_id=reminder.id,
             )
             report.cancelled[reminder.id] = "no_send_window"
             continue
@@ -254,15 +253,13 @@ def record(
             session.execute(
                 update(Contact).where(Contact.id == reminder.contact_id).values({column: now})
             )
-        session.add(
-            Escalation(
-                customer_id=reminder.customer_id,
-                reminder_id=reminder.id,
-                reason="send_failed",
-                detail=delivery.error,
-                state="open",
-                opened_at=now,
-            )
+        open_or_add(
+            session,
+            reminder.customer_id,
+            "send_failed",
+            now,
+            detail=delivery.error,
+            reminder_id=reminder.id,
         )
         report.failed.append(reminder.id)
 
