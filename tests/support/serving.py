@@ -13,6 +13,16 @@ from bot.core.runtime import Runtime
 from bot.workspaces.registry import Workspaces
 from tests.support.slack_requests import PATIENCE, wait_for
 
+# Servers told to stop and not yet waited for, with their sockets (see the end of `serve`).
+_stopping: list[tuple[threading.Thread, socket.socket]] = []
+
+
+def _finish_stopping() -> None:
+    while _stopping:
+        thread, sock = _stopping.pop()
+        thread.join(timeout=PATIENCE)
+        sock.close()
+
 
 @contextmanager
 def serve(
@@ -24,6 +34,7 @@ def serve(
     from handlers.slack import build_bolt
     from integrations.slack_chat import web_client
 
+    _finish_stopping()  # the last test's server, stopped long since
     settings = runtime.settings
     client = web_client("xoxb-test", settings.slack_api_url)
     bolt = build_bolt(runtime, client) if main_app else None
@@ -38,6 +49,8 @@ def serve(
         wait_for(lambda: server.started, timeout=PATIENCE)
         yield f"http://127.0.0.1:{port}"
     finally:
+        # uvicorn notices should_exit on its next tick (every 0.1 s), then sleeps 0.1 s more
+        # while it shuts down: rather than wait for that here, after every test, the next
+        # serve() waits for it (by then long over), and the last one's thread is a daemon.
         server.should_exit = True
-        thread.join(timeout=PATIENCE)
-        sock.close()
+        _stopping.append((thread, sock))
