@@ -29,7 +29,7 @@ class LocalServer:
         # serve_forever checks for shutdown() every poll_interval: its default (0.5 s) made
         # every test that stops a fake wait half a second for nothing.
         self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
 
     def start(self) -> Self:
