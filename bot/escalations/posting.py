@@ -20,6 +20,7 @@ from bot.core import audit
 from bot.core.models import Customer, Escalation
 from bot.core.runtime import Runtime
 from bot.escalations import service
+from bot.escalations import thread as thread_view
 from integrations.base import EscalationPort, EscalationView, escape, mention
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def _post_claimed(
         view = (
             None
             if thread is not None
-            else service.view(session, escalation_id, runtime.today(), settings.timezone)
+            else thread_view.view(session, escalation_id, runtime.today(), settings.timezone)
         )
         also = _also_needs(escalation)
     try:
@@ -171,7 +172,7 @@ def redraw(
     escalation = session.get(Escalation, escalation_id)
     if escalation is None or not escalation.slack_thread_ts or not escalation.slack_channel:
         return
-    view = service.view(session, escalation_id, today, timezone)
+    view = thread_view.view(session, escalation_id, today, timezone)
     slack.update_escalation(escalation.slack_channel, escalation.slack_thread_ts, view)
 
 

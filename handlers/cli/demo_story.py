@@ -24,7 +24,7 @@ from bot.core.money import minor_units
 from bot.core.runtime import Runtime
 from bot.core.tokens import token
 from bot.escalations import notes as followups
-from bot.escalations import service as escalations
+from bot.escalations import thread as thread_view
 from bot.payments import stripe_events as stripe_webhook
 from bot.replies.email import handle_email
 from bot.replies.match import ReplyRules
@@ -153,7 +153,7 @@ def play_dispute(runtime: Runtime, console: Console, secret_key: str) -> None:
     if result.escalation_id is None:
         return
     with runtime.sessions() as session:
-        view = escalations.view(
+        view = thread_view.view(
             session, result.escalation_id, runtime.today(), runtime.settings.timezone
         )
     owner = f"@{view.owner}" if view.owner else "the finance team"

@@ -1,0 +1,212 @@
+"""What an escalation's thread shows: the parent message's view of the account (open invoices,
+late payments this year, a suggested next step) and the account's history in the business's words."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.core import audit
+from bot.core.models import Customer, Event, InboundMessage, Invoice, Reminder
+from bot.core.money import format_money
+from bot.escalations.service import HISTORY_LIMIT, load, open_invoices
+from integrations.base import EscalationView, HistoryLine, InvoiceLine
+
+
+def view(session: Session, escalation_id: int, today: date, timezone: str) -> EscalationView:
+    escalation = load(session, escalation_id)
+    customer = session.get(Customer, escalation.customer_id)
+    assert customer is not None
+    invoices = open_invoices(session, customer.id)
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for invoice in invoices:
+        totals[invoice.currency] += invoice.balance
+    reply = session.scalars(
+        select(InboundMessage)
+        .where(InboundMessage.customer_id == customer.id, InboundMessage.automatic.is_(False))
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+    ).first()
+    recent_reply = (
+        reply if reply and reply.received_at >= escalation.opened_at - timedelta(hours=1) else None
+    )
+    history = history_of(session, customer.id, timezone)
+    return EscalationView(
+        id=escalation.id,
+        customer_id=customer.id,
+        customer_name=customer.name,
+        customer_ref=customer.external_id,
+        tier=customer.tier,
+        owner=escalation.owner_slack_id or customer.owner_slack_id,
+        state=escalation.state,
+        reason=escalation.reason,
+        detail=escalation.detail,
+        label=recent_reply.label if recent_reply else None,
+        wrote=recent_reply.text if recent_reply else None,
+        at_stake=", ".join(format_money(v, k) for k, v in sorted(totals.items())) or "nothing open",
+        suggestion=suggest(
+            escalation.reason,
+            recent_reply.label if recent_reply else None,
+            recent_reply.promise_date if recent_reply else None,
+            invoices,
+            late_payments_this_year(session, customer.id, today),
+        ),
+        claimed_by=escalation.owner_slack_id if escalation.state == "claimed" else None,
+        invoices=tuple(
+            InvoiceLine(
+                i.number,
+                format_money(i.balance, i.currency),
+                (today - i.due_date).days,
+                i.disputed,
+                i.promise_date,
+            )
+            for i in invoices
+        ),
+        history=tuple(history),
+    )
+
+
+def late_payments_this_year(session: Session, customer_id: int, today: date) -> int:
+    """Invoices paid after their due date since January 1st."""
+    start = datetime(today.year, 1, 1, tzinfo=ZoneInfo("UTC"))
+    paid = session.execute(
+        select(Invoice.due_date, Invoice.paid_at).where(
+            Invoice.customer_id == customer_id,
+            Invoice.status == "paid",
+            Invoice.paid_at.is_not(None),
+            Invoice.paid_at >= start,
+        )
+    ).all()
+    return sum(1 for due, at in paid if at is not None and at.date() > due)
+
+
+def suggest(
+    reason: str,
+    label: str | None,
+    promised: date | None,
+    invoices: list[Invoice],
+    late_this_year: int,
+) -> str:
+    """A next step drawn from what happened and the account's pattern."""
+    first = invoices[0].number if invoices else "the invoice"
+    if label == "dispute" or reason in ("dispute", "card_dispute"):
+        return f"Dispute: check the delivery record for {first} before anything else is sent."
+    if label == "promise_to_pay" and promised is not None:
+        return (
+            f"Promise for {promised.strftime('%a %d %b')}: nothing to do until "
+            f"{(promised + timedelta(days=1)).strftime('%A')}; arbot resumes if it is still open."
+        )
+    if label == "already_paid":
+        return f"They say it is paid: look for the payment in the bank feed before chasing {first}."
+    if label == "payment_plan_request":
+        return "Payment plan asked for: agree instalments, then mark the invoices on a plan."
+    if label == "hardship":
+        return "Hardship: a call from the account owner, not another reminder."
+    if label == "wrong_contact":
+        return "Wrong contact: find the right billing contact and update the ledger."
+    if label == "opt_out":
+        return "They asked to stop: reach them another way only if the debt warrants it."
+    if label == "question":
+        return "A question: answer it in the thread's email, then resume the sequence."
+    if reason == "send_failed":
+        return "A message could not be delivered: check the contact's address or number."
+    if reason == "missed_promise":
+        return "The promised date passed: call them, and resume the sequence if nothing comes."
+    if late_this_year >= 3:
+        return f"Late payment number {late_this_year} this year: consider a call."
+    return "Look at the history below, claim it, and decide the next step."
+
+
+_KIND_TEXT = {
+    "reminder.sent": "sent",
+    "reminder.delivered": "delivered",
+    "reminder.failed": "failed",
+    "reminder.approved": "approved",
+    "reminder.skipped": "skipped",
+    "reminder.cancelled": "cancelled",
+    "reminder.edited": "edited",
+    "payment.received": "payment",
+    "invoice.paid": "paid",
+    "invoice.reopened": "reopened",
+    "invoice.disputed": "disputed",
+    "reply.received": "reply",
+    "reply.automatic": "automatic reply",
+    "promise.recorded": "promise",
+    "promise.missed": "promise missed",
+    "escalation.opened": "escalated",
+    "escalation.added": "escalated",
+    "escalation.claimed": "claimed",
+    "escalation.resolved": "resolved",
+    "customer.paused": "paused",
+    "customer.resumed": "resumed",
+    "contact.bouncing": "bouncing",
+    "contact.opted_out": "opted out",
+    "note.added": "note",
+    "card.disputed": "card dispute",
+}
+
+
+def history_of(session: Session, customer_id: int, timezone: str) -> list[HistoryLine]:
+    """Every touch, reply, payment and decision about the customer, oldest first."""
+    events = list(
+        session.scalars(
+            select(Event)
+            .where(Event.customer_id == customer_id, Event.kind.in_(list(_KIND_TEXT)))
+            .order_by(Event.at.desc(), Event.id.desc())
+            .limit(HISTORY_LIMIT)
+        )
+    )
+    events.reverse()
+    steps = dict(
+        session.execute(
+            select(Reminder.id, Reminder.step_key).where(
+                Reminder.id.in_({e.reminder_id for e in events if e.reminder_id})
+            )
+        ).all()
+    )
+    channels = dict(
+        session.execute(
+            select(Reminder.id, Reminder.channel).where(Reminder.id.in_(list(steps)))
+        ).all()
+    )
+    zone = ZoneInfo(timezone)
+    lines = []
+    for e in events:
+        when = e.at.astimezone(zone)
+        lines.append(HistoryLine(when, e.kind, _describe(e, steps, channels)))
+    return lines
+
+
+def _describe(event: Event, steps: dict[int, str], channels: dict[int, str | None]) -> str:
+    p: dict[str, Any] = event.payload or {}
+    who = "" if event.actor == audit.SYSTEM else f" by <@{event.actor}>"
+    what = _KIND_TEXT.get(event.kind, event.kind)
+    if event.reminder_id and event.kind.startswith("reminder."):
+        step = steps.get(event.reminder_id, "?")
+        channel = channels.get(event.reminder_id) or ""
+        extra = f" ({p['reason']})" if p.get("reason") else ""
+        extra += f": {p['error']}" if p.get("error") else ""
+        return f"{what} {step} {channel}{who}{extra}".replace("  ", " ")
+    if event.kind == "payment.received":
+        return f"payment of {p.get('amount')} {p.get('currency')} ({p.get('source')}){who}"
+    if event.kind in ("invoice.paid", "invoice.reopened", "invoice.disputed"):
+        return f"{what} {p.get('number', '')}{who}"
+    if event.kind in ("reply.received", "reply.automatic"):
+        text = str(p.get("text", ""))
+        short = text if len(text) <= 280 else text[:277] + "…"
+        label = f" [{p['label']}]" if p.get("label") else ""
+        return f"{what} by {p.get('channel', 'email')}{label}: “{short}”"
+    if event.kind == "promise.recorded":
+        return f"promise to pay by {p.get('promised')}{who}"
+    if event.kind in ("escalation.opened", "escalation.added"):
+        return f"{what}: {p.get('reason')}{who}"
+    if event.kind == "escalation.resolved":
+        return f"resolved{who}: {p.get('outcome', '')}"
+    if event.kind == "note.added":
+        return f"note{who}: {p.get('text', '')}"
+    return f"{what}{who}"
