@@ -11,13 +11,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot.core.errors import UserError
-from bot.core.settings import load_settings
-from bot.payments.flows import receive_bank_payments
-from bot.workspaces.registry import open_runtime
-from integrations.csv_payments import read_payments
-from integrations.wiring import links_for, slack_for
-
 
 def _out() -> Console:
     return Console(highlight=False)
@@ -30,6 +23,12 @@ def import_payments_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Match bank payments to open invoices. Exactly one match: applied; else a person picks in Slack."""
+    from bot.core.settings import load_settings
+    from bot.payments.flows import receive_bank_payments
+    from bot.workspaces.registry import open_runtime
+    from integrations.csv_payments import read_payments
+    from integrations.wiring import links_for, slack_for
+
     payments = read_payments(path)
     runtime = open_runtime(load_settings())
     try:
@@ -67,12 +66,16 @@ def import_payments_command(
 
 def poll_inbox_command() -> None:
     """Read new replies from the IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_PASSWORD)."""
+    from bot.core.errors import UserError
+    from bot.core.settings import load_settings
     from bot.escalations.sweeps import sweep
     from bot.replies.flows import receive_email
     from bot.replies.triage import RuleClassifier
+    from bot.workspaces.registry import open_runtime
     from integrations.email_in import parse
     from integrations.imap_in import poll
     from integrations.llm import classifier_from
+    from integrations.wiring import links_for, slack_for
 
     runtime = open_runtime(load_settings())
     settings = runtime.settings

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from bot.core.money import format_money
 from bot.ledger.aging import BUCKETS, AgingReport, OverdueInvoice
-from bot.ledger.upsert import ImportSummary
+
+if TYPE_CHECKING:
+    from bot.ledger.upsert import ImportSummary
 
 
 def aging_table(report: AgingReport) -> Table:
