@@ -400,7 +400,7 @@ class FakeSlack:
         self._server = _Server(self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.01},  # stop() waits up to this for shutdown()
             name="fake-slack",
             daemon=True,
         )
