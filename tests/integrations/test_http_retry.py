@@ -13,7 +13,8 @@ import pytest
 
 from integrations.errors import SourceUnavailable
 from integrations.http_retry import Retries
-from tests.support.fake_http import JsonHandler, LocalServer
+from tests.support.fake_http import JsonHandler, LocalServer, local_client
+from tests.support.slack_requests import PATIENCE
 
 DROP = "drop"  # close the connection without answering
 GARBLE = "garble"  # a 200 whose gzip body is not gzip
@@ -75,7 +76,7 @@ def server() -> Iterator[ScriptedServer]:
 
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=5) as client:
+    with local_client(timeout=PATIENCE) as client:
         yield client
 
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 
-import httpx
 import pytest
 
 from bot.core.clock import FixedClock
@@ -19,7 +18,9 @@ from integrations.crm_http import CrmTokenRejected
 from integrations.errors import SourceError, SourceUnavailable
 from integrations.hubspot import HubSpotSource
 from tests.conftest import NOW
+from tests.support.fake_http import local_client
 from tests.support.fake_hubspot import TOKEN, FakeHubSpot, company, contact, owner
+from tests.support.slack_requests import PATIENCE
 
 CURSOR = "2026-03-05T00:00:00+00:00"
 BEFORE = "2026-03-01T17:00:00.000Z"  # before CURSOR
@@ -38,7 +39,7 @@ class Connected:
 
     def __init__(self, fake: FakeHubSpot, token: str = TOKEN, **options: object) -> None:
         self.sleeps: list[float] = []
-        self.http = httpx.Client(timeout=5)
+        self.http = local_client(timeout=PATIENCE)
         self.source = HubSpotSource(
             self.http,
             token,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from bot.core.errors import UserError
@@ -15,6 +14,7 @@ from integrations.base import ContactRecord, CrmAccount, CrmBatch
 from integrations.crm_http import CrmTokenRejected
 from integrations.errors import SourceError, SourceUnavailable
 from integrations.pipedrive import PipedriveSource
+from tests.support.fake_http import local_client
 from tests.support.fake_pipedrive import (
     ID_KEY,
     TAGS_KEY,
@@ -25,6 +25,7 @@ from tests.support.fake_pipedrive import (
     person,
     user,
 )
+from tests.support.slack_requests import PATIENCE
 
 CURSOR = "2026-03-05T00:00:00+00:00"
 DANA = user(11, "Dana Reyes", "Dana.Reyes@Seller.example")
@@ -43,7 +44,7 @@ class Connected:
 
     def __init__(self, fake: FakePipedrive, token: str = TOKEN, **options: object) -> None:
         self.sleeps: list[float] = []
-        self.http = httpx.Client(timeout=5)
+        self.http = local_client(timeout=PATIENCE)
         settings: dict[str, object] = {"tier_property": TIER_KEY, "tags_property": TAGS_KEY}
         self.source = PipedriveSource(
             self.http,

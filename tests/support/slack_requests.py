@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 
 import httpx
 
+from tests.support.fake_http import local_client
+
 SIGNING_SECRET = "test-signing-secret"
 TEAM = "T0TEST"
 
@@ -33,7 +35,7 @@ class SlackRequests:
         self.team = team  # the workspace every request says it comes from
         self.url = base_url.rstrip("/") + "/slack/events"
         self.secret = secret
-        self.client = httpx.Client(timeout=PATIENCE)  # the app answers in-process
+        self.client = local_client(timeout=PATIENCE)  # the app answers in-process
 
     def close(self) -> None:
         self.client.close()

@@ -21,9 +21,11 @@ from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
+from tests.support.fake_http import local_client
 from tests.support.inbound_requests import KEY, PUBLIC, SECRET, TODAY, TWILIO_TOKEN
 from tests.support.ledger_files import row, write
 from tests.support.serving import serve
+from tests.support.slack_requests import PATIENCE
 
 
 @pytest.fixture
@@ -68,5 +70,5 @@ def rt(
 
 @pytest.fixture
 def app(rt: Runtime) -> Iterator[httpx.Client]:
-    with serve(rt) as url, httpx.Client(base_url=url, timeout=10) as client:
+    with serve(rt) as url, local_client(base_url=url, timeout=PATIENCE) as client:
         yield client

@@ -37,9 +37,11 @@ from integrations.slack_chat import SlackChat, web_client
 from integrations.twilio_sms import twilio_signature
 from tests.support import TLS
 from tests.support import stripe_requests as sr
+from tests.support.fake_http import local_client
 from tests.support.fake_stripe import FakeStripe
 from tests.support.ledger_files import row, write
 from tests.support.serving import serve
+from tests.support.slack_requests import PATIENCE
 from tests.support.write_watch import WriteWatch
 
 TODAY = date(2026, 3, 16)
@@ -116,7 +118,7 @@ def planned(
 
 @pytest.fixture
 def app(planned: Runtime) -> Iterator[httpx.Client]:
-    with serve(planned) as url, httpx.Client(base_url=url, timeout=10) as client:
+    with serve(planned) as url, local_client(base_url=url, timeout=PATIENCE) as client:
         yield client
 
 

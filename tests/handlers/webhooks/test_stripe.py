@@ -29,8 +29,10 @@ from bot.planning.store import run_plan
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from tests.support import stripe_requests as sr
+from tests.support.fake_http import local_client
 from tests.support.ledger_files import row, write
 from tests.support.serving import serve
+from tests.support.slack_requests import PATIENCE
 
 TODAY = date(2026, 3, 16)
 
@@ -79,7 +81,7 @@ def rt(
 
 @pytest.fixture
 def app(rt: Runtime) -> Iterator[httpx.Client]:
-    with serve(rt) as url, httpx.Client(base_url=url, timeout=10) as client:
+    with serve(rt) as url, local_client(base_url=url, timeout=PATIENCE) as client:
         yield client
 
 
@@ -395,7 +397,7 @@ def test_paid_invoices_payment_links_are_deactivated_at_stripe(
                         )
                     )
                 ids = [invoice.id]
-            with serve(runtime) as url, httpx.Client(base_url=url, timeout=10) as client:
+            with serve(runtime) as url, local_client(base_url=url, timeout=PATIENCE) as client:
                 body = sr.event("payment_intent.succeeded", sr.payment_intent(120000, ids, "pi_l"))
                 assert _post(client, body).json()["status"] == "applied"
             assert list(stripe_api.updated) == ["plink_old"]  # only the link of the paid invoice
