@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from tests.support.fake_http import local_client
 
 SIGNING_SECRET = "test-signing-secret"
 TEAM = "T0TEST"
+_EVENT_NUMBERS = itertools.count(1)
 
 
 # Bounds for waiting on a condition, never a duration to sleep: a passing test stops waiting as
@@ -172,7 +174,7 @@ class SlackRequests:
                 "team_id": self.team,
                 "api_app_id": "A0ARBOT",
                 "type": "event_callback",
-                "event_id": f"Ev{int(time.time() * 1000)}",
+                "event_id": f"Ev{next(_EVENT_NUMBERS):08d}",  # unique, however quick the test
                 "event_time": int(time.time()),
                 "event": event,
             }
