@@ -10,33 +10,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Row, insert, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.locks import serialise_ledger_writes
-from bot.core.models import Contact, Customer, Invoice, Payment, PaymentAllocation
+from bot.core.models import Contact, Customer
+from bot.ledger.bulk import bulk_update, chunks, core_table
+from bot.ledger.invoices import upsert_invoices
+from bot.ledger.source_payments import record_source_payments
 from bot.payments.record import cancel_for_invoices
-from integrations.base import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
+from integrations.base import ContactRecord, CustomerRecord, LedgerBatch
 
-_CHUNK = 5000
-ARBOT_PAYMENT_SOURCES = ("stripe", "bank")
 # Rows are read as plain tuples of the columns compared, not ORM objects: a re-import of 100,000
 # invoices compares far faster that way.
 _CUSTOMER_FIELDS = ("name", "tier", "owner_slack_id", "timezone", "never_automate", "tags")
 _CONTACT_FIELDS = ("id", "customer_id", "name", "email", "phone", "sms_consent")
-_INVOICE_FIELDS = (
-    "id",
-    "payment_link",
-    "customer_id",
-    "number",
-    "issue_date",
-    "due_date",
-    "currency",
-    "total",
-    "balance",
-    "status",
-)  # rows per bulk statement; keeps parameter lists well inside driver limits
 
 
 @dataclass
@@ -94,30 +83,14 @@ def apply_batch(session: Session, batch: LedgerBatch, now: datetime) -> ImportSu
     serialise_ledger_writes(session)
     customer_ids = _upsert_customers(session, batch, now, summary)
     _upsert_contacts(session, batch, customer_ids, now, summary)
-    _upsert_invoices(session, batch, customer_ids, now, summary)
+    upsert_invoices(session, batch, customer_ids, now, summary)
     if batch.payments:
-        _record_payments(session, batch, customer_ids, now, summary)
+        record_source_payments(session, batch, customer_ids, now, summary)
     # Paid, voided or changed in the ledger: what still waits to be sent is stale.
     summary.cancelled_reminders = cancel_for_invoices(session, summary.changed_invoice_ids, now)
     if summary.changed:
         audit.record(session, now, "ledger.imported", payload=summary.as_dict())
     return summary
-
-
-def _table(model: type[Any]) -> Table:
-    """The Core table: bulk inserts through it are batched by the driver (executemany)."""
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-def _chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    return [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)]
-
-
-def _bulk_update(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
-    for chunk in _chunks(rows):
-        session.execute(update(model), chunk)
 
 
 def _customer_changes(stored: Row[Any], record: CustomerRecord) -> dict[str, Any]:
@@ -166,11 +139,11 @@ def _upsert_customers(
         changes = _customer_changes(existing, record)
         if changes:
             updates.append({"id": existing.id, "updated_at": now, **changes})
-    for chunk in _chunks(new_rows):
+    for chunk in chunks(new_rows):
         returned = session.execute(
-            insert(_table(Customer)).returning(
-                _table(Customer).c.id,
-                _table(Customer).c.external_id,
+            insert(core_table(Customer)).returning(
+                core_table(Customer).c.id,
+                core_table(Customer).c.external_id,
                 sort_by_parameter_order=True,
             ),
             chunk,
@@ -190,7 +163,7 @@ def _upsert_customers(
                 }
             )
         audit.record_many(session, added)
-    _bulk_update(session, Customer, updates)
+    bulk_update(session, Customer, updates)
     summary.customers_created = len(new_rows)
     summary.customers_updated = len(updates)
     return ids
@@ -251,9 +224,9 @@ def _upsert_contacts(
             changes = _contact_changes(existing, contact, now)
             if changes:
                 updates.append({"id": existing.id, "updated_at": now, **changes})
-    for chunk in _chunks(new_rows):
-        session.execute(insert(_table(Contact)), chunk)
-    _bulk_update(session, Contact, updates)
+    for chunk in chunks(new_rows):
+        session.execute(insert(core_table(Contact)), chunk)
+    bulk_update(session, Contact, updates)
     summary.contacts_created = len(new_rows)
     summary.contacts_updated = len(updates)
 
@@ -267,209 +240,3 @@ def _match_contact(known: list[Row[Any]], record: ContactRecord) -> Row[Any] | N
         if record.phone and contact.phone == record.phone and not (record.email and contact.email):
             return contact
     return None
-
-
-def _upsert_invoices(
-    session: Session,
-    batch: LedgerBatch,
-    customer_ids: dict[str, int],
-    now: datetime,
-    summary: ImportSummary,
-) -> None:
-    wanted_ids = set(customer_ids[i.customer_external_id] for i in batch.invoices)
-    stored: dict[tuple[int, str], Row[Any]] = {}
-    invoice_columns = [getattr(Invoice, c) for c in _INVOICE_FIELDS]
-    for invoice in session.execute(select(*invoice_columns)):
-        if invoice.customer_id in wanted_ids:
-            stored[(invoice.customer_id, invoice.number)] = invoice
-    # Invoices a payment arbot itself recorded (Stripe, the bank feed) paid: a ledger export
-    # that has not caught up must not reopen them. The ledger's own payments do not count.
-    allocated = set(
-        session.scalars(
-            select(PaymentAllocation.invoice_id)
-            .join(Payment, Payment.id == PaymentAllocation.payment_id)
-            .where(Payment.source.in_(ARBOT_PAYMENT_SOURCES))
-            .distinct()
-        )
-    )
-    new_rows: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    for record in batch.invoices:
-        customer_id = customer_ids[record.customer_external_id]
-        existing = stored.get((customer_id, record.number))
-        if existing is None:
-            new_rows.append(_new_invoice(batch.source, customer_id, record, now))
-            continue
-        changes = _invoice_changes(existing, record, now, existing.id in allocated)
-        if not changes:
-            summary.invoices_unchanged += 1
-            continue
-        updates.append({"id": existing.id, "updated_at": now, **changes})
-        if {"balance", "status"} & changes.keys():
-            summary.changed_invoice_ids.append(existing.id)
-        events.extend(_invoice_events(existing, record, changes, now, summary))
-    for chunk in _chunks(new_rows):
-        session.execute(insert(_table(Invoice)), chunk)
-    _bulk_update(session, Invoice, updates)
-    audit.record_many(session, events)
-    summary.invoices_created = len(new_rows)
-    summary.invoices_updated = len(updates)
-
-
-def _new_invoice(
-    source: str, customer_id: int, record: InvoiceRecord, now: datetime
-) -> dict[str, Any]:
-    paid = record.balance == 0
-    status = "void" if record.status == "void" else "paid" if paid else "open"
-    return {
-        "customer_id": customer_id,
-        "source": source,
-        "external_id": record.external_id or record.number,
-        "number": record.number,
-        "issue_date": record.issue_date,
-        "due_date": record.due_date,
-        "currency": record.currency,
-        "total": record.total,
-        "balance": record.balance,
-        "status": status,
-        "paid_at": now if status == "paid" else None,
-        "payment_link": record.payment_link,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def _invoice_changes(
-    stored: Row[Any], record: InvoiceRecord, now: datetime, paid_by_payment: bool
-) -> dict[str, Any]:
-    wanted: dict[str, Any] = {
-        "issue_date": record.issue_date,
-        "due_date": record.due_date,
-        "currency": record.currency,
-        "total": record.total,
-        "balance": record.balance,
-    }
-    if record.payment_link is not None:
-        wanted["payment_link"] = record.payment_link
-    changes = {k: v for k, v in wanted.items() if getattr(stored, k) != v}
-    if paid_by_payment and record.balance > stored.balance:
-        # arbot recorded a payment (Stripe, the bank feed) the ledger has not caught up with:
-        # its higher balance would quote money already paid, so the lower one stays.
-        changes.pop("balance", None)
-        if stored.status == "paid":
-            return {}
-    if record.status == "void":
-        if stored.status != "void":
-            changes["status"] = "void"
-        return changes
-    if "balance" in changes and stored.status in ("open", "paid"):
-        if record.balance == 0 and stored.status == "open":
-            changes.update(status="paid", paid_at=now)
-        elif record.balance > 0 and stored.status == "paid":
-            changes.update(status="open", paid_at=None)
-    return changes
-
-
-def _invoice_events(
-    stored: Row[Any],
-    record: InvoiceRecord,
-    changes: dict[str, Any],
-    now: datetime,
-    summary: ImportSummary,
-) -> list[dict[str, Any]]:
-    base = {
-        "at": now,
-        "actor": audit.SYSTEM,
-        "customer_id": stored.customer_id,
-        "invoice_id": stored.id,
-        "reminder_id": None,
-    }
-    money = {
-        "number": stored.number,
-        "currency": record.currency,
-        "balance_before": str(stored.balance),
-        "balance_after": str(record.balance),
-    }
-    if changes.get("status") == "void":
-        summary.invoices_voided.append(stored.number)
-        return [{**base, "kind": "invoice.voided", "payload": {**money, "source": "ledger"}}]
-    if changes.get("status") == "paid":
-        summary.invoices_paid.append(stored.number)
-        return [{**base, "kind": "invoice.paid", "payload": {**money, "source": "ledger import"}}]
-    if changes.get("status") == "open":
-        summary.invoices_reopened.append(stored.number)
-        return [{**base, "kind": "invoice.reopened", "payload": money}]
-    if "balance" in changes:
-        return [{**base, "kind": "invoice.balance_changed", "payload": money}]
-    if "due_date" in changes:
-        payload = {
-            "number": stored.number,
-            "due_before": stored.due_date.isoformat(),
-            "due_after": record.due_date.isoformat(),
-        }
-        return [{**base, "kind": "invoice.due_date_changed", "payload": payload}]
-    return []
-
-
-def _record_payments(
-    session: Session,
-    batch: LedgerBatch,
-    customer_ids: dict[str, int],
-    now: datetime,
-    summary: ImportSummary,
-) -> None:
-    """The source's own payments, kept for the account's history. The ledger's balances already
-    include them, so they are recorded with their allocations but change no balance."""
-    known = set(
-        session.scalars(
-            select(Payment.external_id).where(
-                Payment.source == batch.source,
-                Payment.external_id.in_([p.external_id for p in batch.payments]),
-            )
-        )
-    )
-    numbers = {
-        (customer_id, number): invoice_id
-        for invoice_id, customer_id, number in session.execute(
-            select(Invoice.id, Invoice.customer_id, Invoice.number).where(
-                Invoice.customer_id.in_(set(customer_ids.values()))
-            )
-        )
-    }
-    for record in batch.payments:
-        if record.external_id in known:
-            continue
-        customer_id = customer_ids.get(record.customer_external_id or "")
-        payment = Payment(
-            source=batch.source,
-            external_id=record.external_id,
-            customer_id=customer_id,
-            received_on=record.received_on,
-            amount=record.amount,
-            currency=record.currency,
-            reference=record.reference,
-            created_at=now,
-        )
-        session.add(payment)
-        session.flush()
-        for number, amount in record.allocations:
-            invoice_id = numbers.get((customer_id or 0, number))
-            if invoice_id is not None and amount > 0:
-                session.add(
-                    PaymentAllocation(payment_id=payment.id, invoice_id=invoice_id, amount=amount)
-                )
-        audit.record(
-            session,
-            now,
-            "payment.received",
-            customer_id=customer_id,
-            payload={
-                "source": batch.source,
-                "external_id": record.external_id,
-                "amount": str(record.amount),
-                "currency": record.currency,
-                "invoices": [n for n, _ in record.allocations],
-            },
-        )
-        summary.payments_recorded += 1

@@ -1,0 +1,178 @@
+"""Invoices of a ledger import: new ones inserted, changed ones updated in bulk, each change an
+Event (paid, reopened, due date moved). An invoice a payment arbot recorded itself paid is never
+reopened by an export that has not caught up."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Row, insert, select
+from sqlalchemy.orm import Session
+
+from bot.core import audit
+from bot.core.models import Invoice, Payment, PaymentAllocation
+from bot.ledger.bulk import bulk_update, chunks, core_table
+from integrations.base import InvoiceRecord, LedgerBatch
+
+if TYPE_CHECKING:
+    from bot.ledger.upsert import ImportSummary
+
+ARBOT_PAYMENT_SOURCES = ("stripe", "bank")
+# Rows are read as plain tuples of the columns compared, not ORM objects: a re-import of 100,000
+# invoices compares far faster that way.
+_INVOICE_FIELDS = (
+    "id",
+    "payment_link",
+    "customer_id",
+    "number",
+    "issue_date",
+    "due_date",
+    "currency",
+    "total",
+    "balance",
+    "status",
+)
+
+
+def upsert_invoices(
+    session: Session,
+    batch: LedgerBatch,
+    customer_ids: dict[str, int],
+    now: datetime,
+    summary: ImportSummary,
+) -> None:
+    wanted_ids = set(customer_ids[i.customer_external_id] for i in batch.invoices)
+    stored: dict[tuple[int, str], Row[Any]] = {}
+    invoice_columns = [getattr(Invoice, c) for c in _INVOICE_FIELDS]
+    for invoice in session.execute(select(*invoice_columns)):
+        if invoice.customer_id in wanted_ids:
+            stored[(invoice.customer_id, invoice.number)] = invoice
+    # Invoices a payment arbot itself recorded (Stripe, the bank feed) paid: a ledger export
+    # that has not caught up must not reopen them. The ledger's own payments do not count.
+    allocated = set(
+        session.scalars(
+            select(PaymentAllocation.invoice_id)
+            .join(Payment, Payment.id == PaymentAllocation.payment_id)
+            .where(Payment.source.in_(ARBOT_PAYMENT_SOURCES))
+            .distinct()
+        )
+    )
+    new_rows: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for record in batch.invoices:
+        customer_id = customer_ids[record.customer_external_id]
+        existing = stored.get((customer_id, record.number))
+        if existing is None:
+            new_rows.append(_new_invoice(batch.source, customer_id, record, now))
+            continue
+        changes = _invoice_changes(existing, record, now, existing.id in allocated)
+        if not changes:
+            summary.invoices_unchanged += 1
+            continue
+        updates.append({"id": existing.id, "updated_at": now, **changes})
+        if {"balance", "status"} & changes.keys():
+            summary.changed_invoice_ids.append(existing.id)
+        events.extend(_invoice_events(existing, record, changes, now, summary))
+    for chunk in chunks(new_rows):
+        session.execute(insert(core_table(Invoice)), chunk)
+    bulk_update(session, Invoice, updates)
+    audit.record_many(session, events)
+    summary.invoices_created = len(new_rows)
+    summary.invoices_updated = len(updates)
+
+
+def _new_invoice(
+    source: str, customer_id: int, record: InvoiceRecord, now: datetime
+) -> dict[str, Any]:
+    paid = record.balance == 0
+    status = "void" if record.status == "void" else "paid" if paid else "open"
+    return {
+        "customer_id": customer_id,
+        "source": source,
+        "external_id": record.external_id or record.number,
+        "number": record.number,
+        "issue_date": record.issue_date,
+        "due_date": record.due_date,
+        "currency": record.currency,
+        "total": record.total,
+        "balance": record.balance,
+        "status": status,
+        "paid_at": now if status == "paid" else None,
+        "payment_link": record.payment_link,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _invoice_changes(
+    stored: Row[Any], record: InvoiceRecord, now: datetime, paid_by_payment: bool
+) -> dict[str, Any]:
+    wanted: dict[str, Any] = {
+        "issue_date": record.issue_date,
+        "due_date": record.due_date,
+        "currency": record.currency,
+        "total": record.total,
+        "balance": record.balance,
+    }
+    if record.payment_link is not None:
+        wanted["payment_link"] = record.payment_link
+    changes = {k: v for k, v in wanted.items() if getattr(stored, k) != v}
+    if paid_by_payment and record.balance > stored.balance:
+        # arbot recorded a payment (Stripe, the bank feed) the ledger has not caught up with:
+        # its higher balance would quote money already paid, so the lower one stays.
+        changes.pop("balance", None)
+        if stored.status == "paid":
+            return {}
+    if record.status == "void":
+        if stored.status != "void":
+            changes["status"] = "void"
+        return changes
+    if "balance" in changes and stored.status in ("open", "paid"):
+        if record.balance == 0 and stored.status == "open":
+            changes.update(status="paid", paid_at=now)
+        elif record.balance > 0 and stored.status == "paid":
+            changes.update(status="open", paid_at=None)
+    return changes
+
+
+def _invoice_events(
+    stored: Row[Any],
+    record: InvoiceRecord,
+    changes: dict[str, Any],
+    now: datetime,
+    summary: ImportSummary,
+) -> list[dict[str, Any]]:
+    base = {
+        "at": now,
+        "actor": audit.SYSTEM,
+        "customer_id": stored.customer_id,
+        "invoice_id": stored.id,
+        "reminder_id": None,
+    }
+    money = {
+        "number": stored.number,
+        "currency": record.currency,
+        "balance_before": str(stored.balance),
+        "balance_after": str(record.balance),
+    }
+    if changes.get("status") == "void":
+        summary.invoices_voided.append(stored.number)
+        return [{**base, "kind": "invoice.voided", "payload": {**money, "source": "ledger"}}]
+    if changes.get("status") == "paid":
+        summary.invoices_paid.append(stored.number)
+        return [{**base, "kind": "invoice.paid", "payload": {**money, "source": "ledger import"}}]
+    if changes.get("status") == "open":
+        summary.invoices_reopened.append(stored.number)
+        return [{**base, "kind": "invoice.reopened", "payload": money}]
+    if "balance" in changes:
+        return [{**base, "kind": "invoice.balance_changed", "payload": money}]
+    if "due_date" in changes:
+        payload = {
+            "number": stored.number,
+            "due_before": stored.due_date.isoformat(),
+            "due_after": record.due_date.isoformat(),
+        }
+        return [{**base, "kind": "invoice.due_date_changed", "payload": payload}]
+    return []
