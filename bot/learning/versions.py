@@ -56,6 +56,11 @@ def ensure_active(session: Session, now: datetime) -> PlaybookVersion:
     return version
 
 
+def all_versions(session: Session) -> list[PlaybookVersion]:
+    """Every stored version, newest first."""
+    return list(session.scalars(select(PlaybookVersion).order_by(PlaybookVersion.version.desc())))
+
+
 def bundle_of(version: PlaybookVersion) -> Bundle:
     return Bundle.from_json(version.content, f"playbook version {version.version}")
 

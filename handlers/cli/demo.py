@@ -99,13 +99,11 @@ def demo(
 def _demo_send(runtime: Runtime, clock: FixedClock, outbox: Path, today: date) -> None:
     """Approve today's plan as a finance person would, then run the send worker at each moment a
     reminder may go out, into a folder of real .eml (and SMS .txt) files instead of SMTP."""
-    from sqlalchemy import select
-
-    from bot.core.models import Reminder
     from bot.core.vocabulary import TIERS
     from bot.reminders import approvals
     from bot.reminders.sending import flush
     from bot.reminders.stale import StaleRules
+    from bot.simulation import demo_subjects
     from integrations.email_out import FileSender
 
     rules = StaleRules.from_settings(runtime.settings)
@@ -116,8 +114,7 @@ def _demo_send(runtime: Runtime, clock: FixedClock, outbox: Path, today: date) -
             ).approved
             for tier in TIERS
         ]
-        due = session.scalars(select(Reminder.send_after).where(Reminder.state == "approved"))
-        moments = sorted({t for t in due if t is not None})
+        moments = demo_subjects.send_moments(session)
     count = sum(len(ids) for ids in approved)
     out().print(f"Approved {count} reminders (as a finance person would in Slack).")
     from handlers.cli.demo_story import play_payment

@@ -1,7 +1,6 @@
 """The end of `arbot demo`: a customer pays through the Stripe link (a signed webhook event,
-verified and applied exactly as `POST /webhooks/stripe` does), and another replies to dispute an
-invoice (a real MIME reply, parsed, matched, triaged and escalated as `POST /webhooks/email`
-does). What Slack would show is printed instead of posted."""
+verified and handed to the same flow as `POST /webhooks/stripe`), and another replies to dispute
+an invoice (a real MIME reply, parsed and handed to the same flow as `POST /webhooks/email`). What Slack would show is printed instead of posted."""
 
 from __future__ import annotations
 
@@ -17,17 +16,15 @@ from email.utils import format_datetime
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
-from sqlalchemy import select
 
-from bot.core.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
 from bot.core.money import minor_units
 from bot.core.runtime import Runtime
 from bot.core.tokens import token
 from bot.escalations import notes as followups
 from bot.escalations import thread as thread_view
-from bot.payments import stripe_events as stripe_webhook
-from bot.replies.email import handle_email
-from bot.replies.match import ReplyRules
+from bot.payments.flows import receive_stripe_event
+from bot.replies.flows import receive_email
+from bot.simulation import demo_subjects
 from integrations.email_in import parse
 from integrations.stripe_events import verify
 
@@ -39,20 +36,10 @@ AT_NAME = r"@\1"
 def play_payment(runtime: Runtime, console: Console) -> None:
     """The first customer with an approved reminder pays its invoices by the link."""
     with runtime.sessions() as session:
-        reminder = session.scalars(
-            select(Reminder)
-            .where(Reminder.state == "approved", Reminder.action == "remind")
-            .order_by(Reminder.id)
-        ).first()
-        if reminder is None:
-            return
-        invoices = session.scalars(
-            select(Invoice)
-            .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
-            .where(ReminderInvoice.reminder_id == reminder.id)
-        ).all()
-        customer = session.get(Customer, reminder.customer_id)
-        assert customer is not None
+        subject = demo_subjects.payer(session)
+    if subject is None:
+        return
+    invoices = subject.invoices
     currency = invoices[0].currency
     total = sum((i.balance for i in invoices if i.currency == currency), Decimal(0))
     minor = int(total.scaleb(minor_units(currency)))
@@ -83,11 +70,11 @@ def play_payment(runtime: Runtime, console: Console) -> None:
     stamp = int(time.time())
     digest = hmac.new(WEBHOOK_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
     event = verify(body, f"t={stamp},v1={digest.hexdigest()}", WEBHOOK_SECRET)
-    with runtime.writing() as session:
-        result = stripe_webhook.apply_event(session, event, runtime.clock.now(), {})
+    result = receive_stripe_event(runtime, event, slack=None, links=None)
+    with runtime.sessions() as session:
         notes = followups.payment_notes(session, result.outcome)
     console.print()
-    console.rule(f"[bold]{customer.name} pays by the Stripe link[/bold]")
+    console.rule(f"[bold]{subject.customer_name} pays by the Stripe link[/bold]")
     console.print(
         f"Stripe webhook checkout.session.completed: {result.status}, "
         f"{len(result.outcome.closed)} invoice(s) paid, "
@@ -102,48 +89,32 @@ def play_payment(runtime: Runtime, console: Console) -> None:
 def play_dispute(runtime: Runtime, console: Console, secret_key: str) -> None:
     """A customer who got a reminder answers it: they dispute the invoice."""
     with runtime.sessions() as session:
-        reminder = session.scalars(
-            select(Reminder)
-            .where(Reminder.state == "sent", Reminder.channel == "email")
-            .order_by(Reminder.id.desc())
-        ).first()
-        if reminder is None:
-            return
-        customer = session.get(Customer, reminder.customer_id)
-        number = session.scalar(
-            select(Invoice.number)
-            .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
-            .where(ReminderInvoice.reminder_id == reminder.id)
-        )
-        assert customer is not None
-        contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
-    sender = contact.email if contact and contact.email else "ap@example.com"
+        subject = demo_subjects.replier(session)
+    if subject is None:
+        return
+    sender = subject.email or "ap@example.com"
+    number = subject.invoice_number
     mail = EmailMessage()
     mail["From"] = f"Accounts Payable <{sender}>"
-    mail["To"] = f"ar+r.{token(secret_key, reminder.id, 'reply')}@brightwater.example"
-    mail["Subject"] = f"Re: {reminder.subject or 'Invoice'}"
+    mail["To"] = f"ar+r.{token(secret_key, subject.reminder_id, 'reply')}@brightwater.example"
+    mail["Subject"] = f"Re: {subject.subject or 'Invoice'}"
     mail["Message-ID"] = "<reply-1@customer.example>"
-    mail["In-Reply-To"] = reminder.message_id or ""
+    mail["In-Reply-To"] = subject.message_id or ""
     mail["Date"] = format_datetime(runtime.clock.now())
     mail.set_content(
         f"Hi,\n\nWe won't be paying {number} yet: the second delivery arrived damaged and we "
         "are disputing the charge until it is replaced. Please hold off.\n\nThanks,\nDana\n\n"
         f"On {runtime.today():%a, %b %d, %Y}, Accounts Receivable wrote:\n> "
-        + (reminder.body_text or "").replace("\n", "\n> ")
+        + (subject.body_text or "").replace("\n", "\n> ")
     )
     raw = mail.as_bytes()
     from bot.replies.triage import RuleClassifier
     from integrations.llm import classifier_from
 
-    rules = ReplyRules(secret_key=secret_key, routes=dict(runtime.settings.escalation_routes))
-    reply = parse(raw)
-    triage = classifier_from(runtime.settings, RuleClassifier()).classify(
-        reply.text, runtime.today()
-    )
-    with runtime.writing() as session:
-        result = handle_email(session, reply, raw.decode(), runtime.clock.now(), rules, triage)
+    classifier = classifier_from(runtime.settings, RuleClassifier())
+    result = receive_email(runtime, parse(raw), raw.decode(), classifier=classifier, slack=None)
     console.print()
-    console.rule(f"[bold]{customer.name} replies: a dispute[/bold]")
+    console.rule(f"[bold]{subject.customer_name} replies: a dispute[/bold]")
     console.print(
         f"Matched to its reminder by the Reply-To token; labelled "
         f"{result.label}; {len(result.cancelled)} waiting reminder(s) paused; "

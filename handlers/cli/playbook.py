@@ -43,16 +43,11 @@ def playbook_check(
 @playbook_app.command("list")
 def playbook_list() -> None:
     """The stored playbook versions, newest first."""
-    from sqlalchemy import select
-
-    from bot.core.models import PlaybookVersion
-    from bot.learning.versions import ensure_active
+    from bot.learning.versions import all_versions, ensure_active
 
     with opened_runtime() as runtime, runtime.writing() as session:
         ensure_active(session, runtime.clock.now())
-        versions = session.scalars(
-            select(PlaybookVersion).order_by(PlaybookVersion.version.desc())
-        ).all()
+        versions = all_versions(session)
         table = Table(title="Playbook versions", title_justify="left")
         for column in ("Version", "Status", "Name", "Proposed by", "Approved by", "Why"):
             table.add_column(column)
