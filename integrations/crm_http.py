@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.core.vocabulary import TIERS
-from integrations.base import FREE_MAIL, ContactRecord
+from integrations.base.ledger import FREE_MAIL, ContactRecord
 from integrations.csv_common import normalise_email, normalise_phone
 from integrations.errors import SourceError, SourceUnavailable, json_or_empty
 from integrations.http_retry import Retries

@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from bot.core.errors import UserError, ValidationFailed
 from bot.core.money import parse_amount
 from bot.core.vocabulary import TIERS
-from integrations.base import (
+from integrations.base.ledger import (
     REQUIRED_COLUMNS,
     ContactRecord,
     CustomerRecord,

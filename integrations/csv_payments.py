@@ -25,7 +25,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from bot.core.errors import UserError, ValidationFailed
 from bot.core.money import minor_units, parse_amount
-from integrations.base import BankPayment
+from integrations.base.payments import BankPayment
 from integrations.csv_common import (
     cell_text,
     currency_code,

@@ -23,7 +23,7 @@ from email.parser import BytesParser, HeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
-from integrations.base import Bounce, InboundEmail
+from integrations.base.inbound import Bounce, InboundEmail
 from integrations.email_text import html_to_text, strip_reply, unflow
 
 # Where the address a message was delivered to can appear (ours carry the signed tokens).

@@ -10,7 +10,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formataddr, formatdate
 from pathlib import Path
 
-from integrations.base import Delivery, Outgoing
+from integrations.base.outbound import Delivery, Outgoing
 
 TIMEOUT_SECONDS = 30
 

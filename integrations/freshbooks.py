@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from integrations.base import LedgerBatch
+from integrations.base.ledger import LedgerBatch
 from integrations.errors import SourceError, SourceUnavailable, json_or_empty
 from integrations.freshbooks_records import (
     DELETED,

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from integrations.base import (
+from integrations.base.ledger import (
     ContactRecord,
     InvoiceRecord,
     LedgerBatch,

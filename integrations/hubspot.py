@@ -29,7 +29,7 @@ import httpx
 
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import UserError
-from integrations.base import CrmAccount, CrmBatch, SourceProblem
+from integrations.base.ledger import CrmAccount, CrmBatch, SourceProblem
 from integrations.crm_http import (
     CrmApi,
     CrmClient,

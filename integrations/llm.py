@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from integrations.base import LABELS, Classifier, FallbackClassifier, Triage
+from integrations.base.inbound import LABELS, Classifier, FallbackClassifier, Triage
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field
 
-from integrations.base import DraftAnswer
+from integrations.base.outbound import DraftAnswer
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 20.0

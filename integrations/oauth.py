@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import httpx
 
 from bot.core.errors import UserError
-from integrations.base import Tokens
+from integrations.base.ledger import Tokens
 from integrations.errors import ReconnectNeeded, SourceError, SourceUnavailable, json_or_empty
 
 QUICKBOOKS_AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2"

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from integrations.base import Tokens, TokenStore
+from integrations.base.ledger import Tokens, TokenStore
 from integrations.errors import ReconnectNeeded, SourceError, SourceUnavailable, json_or_empty
 from integrations.http_retry import Retries
 from integrations.oauth import Provider, refresh

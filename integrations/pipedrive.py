@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from bot.core.errors import UserError
-from integrations.base import CrmAccount, CrmBatch, SourceProblem
+from integrations.base.ledger import CrmAccount, CrmBatch, SourceProblem
 from integrations.crm_http import (
     CrmApi,
     CrmClient,

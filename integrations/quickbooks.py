@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from integrations.base import (
+from integrations.base.ledger import (
     ContactRecord,
     InvoiceRecord,
     LedgerBatch,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.base import PlanSummary, ReminderCard, escape, mention
+from integrations.base.slack import PlanSummary, ReminderCard, escape, mention
 from integrations.slack_ids import (
     APPROVE_ALL_ROW,
     INPUT,

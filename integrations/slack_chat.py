@@ -13,7 +13,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from integrations.base import (
+from integrations.base.slack import (
     EscalationView,
     PlanSummary,
     PostedGroup,

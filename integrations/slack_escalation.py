@@ -4,7 +4,7 @@ characters a section, unique action_ids within a block)."""
 
 from __future__ import annotations
 
-from integrations.base import EscalationView, escape, mention
+from integrations.base.slack import EscalationView, escape, mention
 from integrations.slack_blocks import MAX_BLOCKS, MAX_SECTION, Block, _button, _clip, _section
 from integrations.slack_ids import INPUT, Action, Field, Form, Row, row
 

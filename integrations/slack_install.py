@@ -22,7 +22,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.core.sealing import Sealer, slack_token_sealer
-from integrations.base import SlackGrant
+from integrations.base.slack import SlackGrant
 from integrations.errors import InstallFailed
 
 log = logging.getLogger(__name__)

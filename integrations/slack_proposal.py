@@ -4,7 +4,7 @@ unique action_ids within a block."""
 
 from __future__ import annotations
 
-from integrations.base import ProposalView, escape
+from integrations.base.slack import ProposalView, escape
 from integrations.slack_blocks import MAX_SECTION, Block, _button, _clip, _section
 from integrations.slack_ids import Action, Row, row
 

@@ -3,7 +3,7 @@ Apply button, and Leave unmatched. Within Slack's limits (unique action_ids per 
 
 from __future__ import annotations
 
-from integrations.base import ReviewView, escape
+from integrations.base.slack import ReviewView, escape
 from integrations.slack_blocks import Block, _button, _section
 from integrations.slack_ids import Action, Row, review_apply, row
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.core.money import format_money
-from integrations.base import escape
+from integrations.base.slack import escape
 
 HELP = """*arbot* follows up on unpaid invoices. Commands:
 • `/ar status ACME`: open invoices, aging, last touches, what comes next

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.core.errors import UserError
 from bot.core.money import is_currency, minor_units, parse_amount
-from integrations.base import ContactRecord, CustomerRecord, LedgerBatch, SourceProblem
+from integrations.base.ledger import ContactRecord, CustomerRecord, LedgerBatch, SourceProblem
 from integrations.csv_common import normalise_email
 
 # The next cursor is the server's clock less this: a change made while a sync ran is fetched again

@@ -7,7 +7,7 @@ import json
 
 import stripe
 
-from integrations.base import StripeEventIn
+from integrations.base.payments import StripeEventIn
 
 
 class InvalidStripeEvent(Exception):

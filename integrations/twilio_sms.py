@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from integrations.base import Delivery, Outgoing
+from integrations.base.outbound import Delivery, Outgoing
 
 TIMEOUT_SECONDS = 20
 MAX_SEGMENTS = 2

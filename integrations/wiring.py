@@ -19,7 +19,9 @@ from bot.core.settings import Settings
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-    from integrations.base import CrmSource, PaymentLinks, Sender, TokenStore
+    from integrations.base.ledger import CrmSource, TokenStore
+    from integrations.base.outbound import Sender
+    from integrations.base.payments import PaymentLinks
     from integrations.llm_draft import LlmDrafter
     from integrations.oauth import Provider
     from integrations.slack_chat import SlackChat

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import phonenumbers
 
-from integrations.base import (
+from integrations.base.ledger import (
     ContactRecord,
     InvoiceRecord,
     LedgerBatch,

@@ -16,7 +16,7 @@ from bot.core.models import InboundMessage, Invoice
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.payments.record import PaymentOutcome
-from integrations.base import EscalationPort, SlackPort, escape
+from integrations.base.slack import EscalationPort, SlackPort, escape
 from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from bot.core.models import Customer, Escalation
 from bot.core.runtime import Runtime
 from bot.escalations import service
 from bot.escalations import thread as thread_view
-from integrations.base import EscalationPort, EscalationView, escape, mention
+from integrations.base.slack import EscalationPort, EscalationView, escape, mention
 
 log = logging.getLogger(__name__)
 POST_CLAIM = timedelta(minutes=10)  # a claim older than this was lost (a crash): post it again

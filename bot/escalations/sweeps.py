@@ -18,7 +18,7 @@ from bot.escalations.notes import SlackOut
 from bot.escalations.promises import missed_promises
 from bot.payments import links as payment_links
 from bot.payments import reviews as review_posting
-from integrations.base import PaymentLinks
+from integrations.base.payments import PaymentLinks
 
 log = logging.getLogger(__name__)
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

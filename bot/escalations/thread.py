@@ -16,7 +16,7 @@ from bot.core import audit
 from bot.core.models import Customer, Event, InboundMessage, Invoice, Reminder
 from bot.core.money import format_money
 from bot.escalations.service import HISTORY_LIMIT, load, open_invoices
-from integrations.base import EscalationView, HistoryLine, InvoiceLine
+from integrations.base.slack import EscalationView, HistoryLine, InvoiceLine
 
 
 def view(session: Session, escalation_id: int, today: date, timezone: str) -> EscalationView:

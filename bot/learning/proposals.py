@@ -23,7 +23,7 @@ from bot.core.runtime import Runtime
 from bot.learning.diff import version_diff
 from bot.learning.rules import WEEKS, Proposal, evaluate
 from bot.learning.versions import activate, ensure_active, propose
-from integrations.base import ProposalView
+from integrations.base.slack import ProposalView
 
 PROPOSER = "learning"
 

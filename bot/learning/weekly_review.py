@@ -19,7 +19,7 @@ from bot.core.models import Escalation, InboundMessage, Payment, Reminder
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.escalations.service import OPEN_STATES
-from integrations.base import ProposalView
+from integrations.base.slack import ProposalView
 
 DAYS = 7
 NOT_REPLIES = ("bounce", "opt_out", "opt_in", "help", "duplicate")  # inbound that nobody wrote

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.models import Contact, Customer
 from bot.core.vocabulary import TIERS
-from integrations.base import FREE_MAIL, CrmAccount, CrmBatch
+from integrations.base.ledger import FREE_MAIL, CrmAccount, CrmBatch
 
 _SUFFIX = re.compile(r"[\s,.]+(inc|llc|ltd|limited|gmbh|co|corp|corporation|plc|sa|sarl|bv)\.?$")
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.models import Invoice, Payment, PaymentAllocation
 from bot.ledger.bulk import bulk_update, chunks, core_table
-from integrations.base import InvoiceRecord, LedgerBatch
+from integrations.base.ledger import InvoiceRecord, LedgerBatch
 
 if TYPE_CHECKING:
     from bot.ledger.upsert import ImportSummary

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from integrations.base import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from integrations.base.ledger import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.models import Invoice, Payment, PaymentAllocation
-from integrations.base import LedgerBatch
+from integrations.base.ledger import LedgerBatch
 
 if TYPE_CHECKING:
     from bot.ledger.upsert import ImportSummary

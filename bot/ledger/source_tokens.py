@@ -15,7 +15,7 @@ from bot.core.errors import UserError
 from bot.core.models import SourceToken
 from bot.core.runtime import Runtime
 from bot.core.sealing import Sealer, SealError
-from integrations.base import Tokens
+from integrations.base.ledger import Tokens
 
 _HKDF_INFO = b"arbot source tokens v1"  # fixed: changing it makes every stored token unreadable
 

@@ -20,7 +20,8 @@ from bot.ledger.sync import CrmSyncResult, Source, SyncResult, sync_crm, sync_so
 from bot.ledger.upsert import ImportSummary
 from bot.payments import links as payment_links
 from bot.planning import posting
-from integrations.base import CrmSource, PaymentLinks, TokenStore
+from integrations.base.ledger import CrmSource, TokenStore
+from integrations.base.payments import PaymentLinks
 from integrations.errors import SourceError
 
 log = logging.getLogger(__name__)

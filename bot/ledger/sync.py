@@ -17,7 +17,7 @@ from bot.core.models import Contact, Customer, Event, Invoice, Reminder, Reminde
 from bot.core.runtime import Runtime
 from bot.ledger.crm import CrmMergeSummary, merge_crm
 from bot.ledger.upsert import ImportSummary, apply_batch
-from integrations.base import CrmSource, IncrementalSource, InvoiceNotes, SourceProblem
+from integrations.base.ledger import CrmSource, IncrementalSource, InvoiceNotes, SourceProblem
 from integrations.errors import SourceError
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from bot.ledger.bulk import bulk_update, chunks, core_table
 from bot.ledger.invoices import upsert_invoices
 from bot.ledger.source_payments import record_source_payments
 from bot.payments.record import cancel_for_invoices
-from integrations.base import ContactRecord, CustomerRecord, LedgerBatch
+from integrations.base.ledger import ContactRecord, CustomerRecord, LedgerBatch
 
 # Rows are read as plain tuples of the columns compared, not ORM objects: a re-import of 100,000
 # invoices compares far faster that way.

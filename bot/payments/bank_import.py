@@ -21,7 +21,7 @@ from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
 from bot.payments.reconcile import Allocation, Match, Matcher, OpenInvoice
 from bot.payments.record import PaymentOutcome, allocate, cancel_for_invoices, record_payment
-from integrations.base import BankPayment
+from integrations.base.payments import BankPayment
 
 SOURCE = "bank"
 

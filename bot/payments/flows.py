@@ -23,7 +23,7 @@ from bot.payments.bank_import import BankImportSummary, import_payments
 from bot.payments.record import PaymentOutcome
 from bot.payments.stripe_events import StripeResult, apply_event
 from bot.planning import posting
-from integrations.base import BankPayment, PaymentLinks, StripeEventIn
+from integrations.base.payments import BankPayment, PaymentLinks, StripeEventIn
 from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)

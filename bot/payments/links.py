@@ -16,7 +16,7 @@ from bot.core.models import Invoice, PaymentLink
 from bot.core.money import minor_units
 from bot.core.runtime import Runtime
 from bot.planning.facts import CustomerFacts, InvoiceFacts
-from integrations.base import PaymentLinks
+from integrations.base.payments import PaymentLinks
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any, Literal
 
-from integrations.base import BankPayment
+from integrations.base.payments import BankPayment
 
 Rule = Literal["reference", "exact_amount", "combination", "partial"]
 

@@ -12,7 +12,7 @@ from bot.core.models import Customer, Invoice, Payment, PaymentReview
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.payments.bank_import import candidates_of
-from integrations.base import ReviewOption, ReviewView, SlackPort
+from integrations.base.slack import ReviewOption, ReviewView, SlackPort
 
 log = logging.getLogger(__name__)
 RULES = {

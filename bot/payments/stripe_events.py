@@ -21,7 +21,7 @@ from bot.core.models import Customer, Invoice, Payment, PaymentLink, StripeEvent
 from bot.core.money import minor_units
 from bot.escalations import service
 from bot.payments.record import PaymentOutcome, record_payment, refund
-from integrations.base import StripeEventIn
+from integrations.base.payments import StripeEventIn
 
 log = logging.getLogger(__name__)
 SOURCE = "stripe"

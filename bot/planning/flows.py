@@ -15,7 +15,9 @@ from bot.planning import posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import PlanRun, prepare_links, run_plan
 from bot.reminders.drafting import polish
-from integrations.base import Drafter, PaymentLinks, SlackPort
+from integrations.base.outbound import Drafter
+from integrations.base.payments import PaymentLinks
+from integrations.base.slack import SlackPort
 from integrations.errors import SlackFailed
 
 

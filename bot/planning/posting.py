@@ -16,7 +16,7 @@ from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Remin
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import TIERS
-from integrations.base import (
+from integrations.base.slack import (
     CardInvoice,
     PlanSummary,
     PostedGroup,

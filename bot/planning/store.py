@@ -23,7 +23,7 @@ from bot.payments.links import PreparedLinks, PreparingLinks, payment_link
 from bot.planning import facts as plan_data
 from bot.planning.facts import CustomerFacts, InvoiceFacts
 from bot.planning.planner import Plan, PlanItem, PlanRules, compute_plan
-from integrations.base import PaymentLinks
+from integrations.base.payments import PaymentLinks
 from playbooks.render import Renderer
 
 AUTO_APPROVER = "playbook"

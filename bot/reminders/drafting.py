@@ -17,7 +17,7 @@ from bot.core import audit
 from bot.core.models import Customer, Reminder
 from bot.core.runtime import Runtime
 from bot.reminders.approvals import _html_of, edit_problems, recent_examples
-from integrations.base import DraftAnswer, Drafter
+from integrations.base.outbound import DraftAnswer, Drafter
 
 _FACT = re.compile(r"https?://\S+|[A-Z]{2,}-?\d+|\d[\d,]*\.\d\d")
 

@@ -10,7 +10,8 @@ from bot.core.runtime import Runtime
 from bot.planning import posting
 from bot.reminders.outbox import FlushReport
 from bot.reminders.sending import flush
-from integrations.base import Sender, SlackPort
+from integrations.base.outbound import Sender
+from integrations.base.slack import SlackPort
 
 
 def send_due(runtime: Runtime, senders: dict[str, Sender], slack: SlackPort | None) -> FlushReport:

@@ -29,7 +29,7 @@ from bot.planning.send_window import Window, candidate_zones, next_send_time
 from bot.reminders import state
 from bot.reminders.stale import StaleRules, why_stale
 from bot.reminders.state import APPROVED, FAILED, SENDING, SENT, UNKNOWN, AuditEvent
-from integrations.base import Delivery, Outgoing
+from integrations.base.outbound import Delivery, Outgoing
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=10)

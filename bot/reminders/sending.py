@@ -11,7 +11,7 @@ from bot.core.models import Reminder
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import CHANNELS
 from bot.reminders.outbox import FlushReport, claim, config_from, record, recover
-from integrations.base import Sender
+from integrations.base.outbound import Sender
 
 
 def flush(runtime: Runtime, senders: dict[str, Sender]) -> FlushReport:

@@ -13,7 +13,7 @@ from bot.core.models import InboundMessage
 from bot.ledger.customers import find_customer
 from bot.replies.email import human_reply
 from bot.replies.match import InboundResult, ReplyRules, contact_for
-from integrations.base import Classifier
+from integrations.base.inbound import Classifier
 
 
 def assign(

@@ -24,7 +24,7 @@ from bot.replies.match import (
 )
 
 if TYPE_CHECKING:
-    from integrations.base import InboundEmail
+    from integrations.base.inbound import InboundEmail
 
 
 def opt_out(

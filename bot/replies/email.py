@@ -34,10 +34,10 @@ from bot.replies.match import (
     reminder_by_token,
     stored_email,
 )
-from integrations.base import Triage
+from integrations.base.inbound import Triage
 
 if TYPE_CHECKING:
-    from integrations.base import InboundEmail
+    from integrations.base.inbound import InboundEmail
 
 # Labels after which a person decides; none of them lets a reminder go on by itself.
 LABEL_REASON = {

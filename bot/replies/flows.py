@@ -21,10 +21,10 @@ from bot.planning import posting
 from bot.replies.email import email_needs_triage, handle_email
 from bot.replies.match import InboundResult, ReplyRules
 from bot.replies.sms import handle_sms, sms_needs_triage
-from integrations.base import Classifier
+from integrations.base.inbound import Classifier
 
 if TYPE_CHECKING:
-    from integrations.base import InboundEmail
+    from integrations.base.inbound import InboundEmail
 
 log = logging.getLogger(__name__)
 

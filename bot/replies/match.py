@@ -21,7 +21,7 @@ from bot.core.tokens import reminder_ids
 
 if TYPE_CHECKING:
     from bot.core.settings import Settings
-    from integrations.base import InboundEmail
+    from integrations.base.inbound import InboundEmail
 
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 

@@ -15,7 +15,7 @@ from bot.ledger.accounts import cancel_waiting
 from bot.replies.bounces import opt_out
 from bot.replies.email import human_reply
 from bot.replies.match import InboundResult, ReplyRules
-from integrations.base import Triage
+from integrations.base.inbound import Triage
 
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 START_WORDS = {"START", "UNSTOP"}

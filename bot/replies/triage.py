@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from bot.replies.promise_dates import NextWeekday, normalise_reply, promised_date
-from integrations.base import LABELS, Triage
+from integrations.base.inbound import LABELS, Triage
 
 # Replies after which the sequence may go on unchanged once a person has seen them. Every other
 # label stops or holds it: disputes, hardship and wrong contacts (RULES A9), opt-outs (A7, B2),

@@ -48,14 +48,8 @@ from bot.reminders.sending import flush
 from bot.reminders.stale import StaleRules
 from bot.simulation.model import BehaviourModel
 from bot.simulation.report import RunFigures, SimulationResult
-from integrations.base import (
-    CustomerRecord,
-    Delivery,
-    InvoiceRecord,
-    LedgerBatch,
-    Outgoing,
-    Sender,
-)
+from integrations.base.ledger import CustomerRecord, InvoiceRecord, LedgerBatch
+from integrations.base.outbound import Delivery, Outgoing, Sender
 from playbooks.model import TIER_NAMES
 
 SOURCE = "simulation"

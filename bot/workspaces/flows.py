@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from bot.core.errors import UserError
 from bot.workspaces.registry import TEAM_ID, InstalledWorkspace, Workspaces
-from integrations.base import SlackGrant, SlackInstalls
+from integrations.base.slack import SlackGrant, SlackInstalls
 from integrations.errors import InstallFailed
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from bot.core.runtime import Runtime
 from bot.escalations.notes import SlackOut
 from bot.replies.flows import receive_email
-from integrations.base import Classifier
+from integrations.base.inbound import Classifier
 from integrations.email_in import parse as parse_email
 
 

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from bot.core.runtime import Runtime
 from bot.escalations.notes import SlackOut
 from bot.payments.flows import receive_stripe_event
-from integrations.base import PaymentLinks
+from integrations.base.payments import PaymentLinks
 from integrations.stripe_events import InvalidStripeEvent, verify
 
 log = logging.getLogger(__name__)

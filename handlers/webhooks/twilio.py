@@ -17,7 +17,7 @@ from bot.core.tokens import verify_token
 from bot.escalations.notes import SlackOut
 from bot.reminders import delivery
 from bot.replies.flows import receive_sms
-from integrations.base import Classifier
+from integrations.base.inbound import Classifier
 from integrations.twilio_sms import valid_twilio_request
 
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.core.tokens import reminder_ids, token, tokens
-from integrations.base import InboundEmail
+from integrations.base.inbound import InboundEmail
 from integrations.email_in import html_to_text, parse, strip_reply
 from tests.support import MAIL_SAMPLES
 

@@ -12,7 +12,13 @@ from decimal import Decimal
 import pytest
 
 from bot.core.clock import FixedClock
-from integrations.base import ContactRecord, InvoiceRecord, LedgerBatch, PaymentRecord, Tokens
+from integrations.base.ledger import (
+    ContactRecord,
+    InvoiceRecord,
+    LedgerBatch,
+    PaymentRecord,
+    Tokens,
+)
 from integrations.errors import SourceError
 from integrations.freshbooks import (
     FreshBooksAccount,

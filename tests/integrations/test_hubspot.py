@@ -13,7 +13,7 @@ import pytest
 
 from bot.core.clock import FixedClock
 from bot.core.errors import UserError
-from integrations.base import ContactRecord, CrmAccount, CrmBatch
+from integrations.base.ledger import ContactRecord, CrmAccount, CrmBatch
 from integrations.crm_http import CrmTokenRejected
 from integrations.errors import SourceError, SourceUnavailable
 from integrations.hubspot import HubSpotSource

@@ -12,7 +12,7 @@ import pytest
 
 from bot.core.clock import FixedClock
 from bot.core.errors import UserError
-from integrations.base import Tokens
+from integrations.base.ledger import Tokens
 from integrations.errors import ReconnectNeeded, SourceUnavailable
 from integrations.oauth import (
     MemoryTokenStore,

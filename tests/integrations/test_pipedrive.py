@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.core.errors import UserError
-from integrations.base import ContactRecord, CrmAccount, CrmBatch
+from integrations.base.ledger import ContactRecord, CrmAccount, CrmBatch
 from integrations.crm_http import CrmTokenRejected
 from integrations.errors import SourceError, SourceUnavailable
 from integrations.pipedrive import PipedriveSource

@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import date
 from typing import Any
 
-from integrations.base import CardInvoice, PlanSummary, ReminderCard, TierLine, escape
+from integrations.base.slack import CardInvoice, PlanSummary, ReminderCard, TierLine, escape
 from integrations.slack_blocks import (
     MAX_BLOCKS,
     edit_modal,

@@ -11,7 +11,13 @@ from decimal import Decimal
 import pytest
 
 from bot.core.clock import FixedClock
-from integrations.base import ContactRecord, InvoiceRecord, LedgerBatch, PaymentRecord, Tokens
+from integrations.base.ledger import (
+    ContactRecord,
+    InvoiceRecord,
+    LedgerBatch,
+    PaymentRecord,
+    Tokens,
+)
 from integrations.oauth import MemoryTokenStore, xero_provider
 from integrations.oauth_client import OAuthClient
 from integrations.xero import XeroSource, XeroTenant, parse_xero_date, xero_tenants

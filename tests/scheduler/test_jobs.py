@@ -16,7 +16,7 @@ from bot.core.models import Invoice, SyncState
 from bot.core.runtime import Runtime, start
 from bot.core.settings import Settings
 from bot.ledger.source_tokens import DatabaseTokenStore
-from integrations.base import Tokens
+from integrations.base.ledger import Tokens
 from integrations.slack_chat import SlackChat
 from scheduler.jobs import declare_jobs, sync_connected
 from tests.support.fake_quickbooks import (

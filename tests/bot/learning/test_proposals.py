@@ -27,7 +27,7 @@ from bot.planning.messages import MessageInvoice, Sender, message_context
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.reminders import approvals
-from integrations.base import ProposalView
+from integrations.base.slack import ProposalView
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_proposal import code_block, proposal_blocks
 from playbooks.loader import BUNDLED, parse_playbook

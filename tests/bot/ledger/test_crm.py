@@ -11,7 +11,7 @@ from bot.core.models import Contact, Customer, Event
 from bot.core.runtime import Runtime
 from bot.ledger.crm import merge_crm, normal_name
 from bot.ledger.upsert import apply_batch
-from integrations.base import ContactRecord, CrmAccount, CrmBatch
+from integrations.base.ledger import ContactRecord, CrmAccount, CrmBatch
 from integrations.csv_ledger import read_ledger_csv
 from tests.support.ledger_files import row, write
 

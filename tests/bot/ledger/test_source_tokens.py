@@ -15,7 +15,7 @@ from bot.core.models import SourceToken
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
 from bot.ledger.source_tokens import DatabaseTokenStore, TokenCipher
-from integrations.base import Tokens
+from integrations.base.ledger import Tokens
 from integrations.oauth import quickbooks_provider
 from integrations.oauth_client import OAuthClient
 from tests.conftest import NOW

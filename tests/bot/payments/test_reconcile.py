@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.payments.reconcile import Allocation, Decision, Match, Matcher, OpenInvoice, normalise_name
-from integrations.base import BankPayment
+from integrations.base.payments import BankPayment
 
 DUE = date(2026, 2, 1)
 ACME, BETA = 1, 2

@@ -416,7 +416,7 @@ def test_each_send_is_checked_against_the_window_at_its_own_time(
 ) -> None:
     from bot.core.clock import FixedClock
     from bot.reminders.sending import flush
-    from integrations.base import Delivery, Outgoing
+    from integrations.base.outbound import Delivery, Outgoing
 
     approved(mail_env, runtime, tmp_path, customers=6)
     clock = FixedClock(datetime(2026, 3, 16, 21, 40, tzinfo=UTC))  # 16:40 in Chicago (CDT)
@@ -446,7 +446,7 @@ def test_a_result_for_a_reminder_no_longer_sending_writes_nothing(
     mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
 ) -> None:
     from bot.reminders.sending import flush
-    from integrations.base import Delivery, Outgoing
+    from integrations.base.outbound import Delivery, Outgoing
 
     approved(mail_env, runtime, tmp_path)
     worker = _sender_env(runtime, database_url)

@@ -20,7 +20,7 @@ from bot.replies.triage import (
     own_words,
     promised_date,
 )
-from integrations.base import LABELS, Triage
+from integrations.base.inbound import LABELS, Triage
 
 CORPUS = Path(__file__).with_name("triage_corpus.yml")
 MONDAY = date(2026, 3, 16)

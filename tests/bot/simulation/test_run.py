@@ -16,7 +16,7 @@ from bot.ledger.sample import sample_rows, write_csv
 from bot.simulation.model import BehaviourModel, load_model
 from bot.simulation.report import DISCLAIMER, SimulationResult, describe
 from bot.simulation.run import simulate
-from integrations.base import LedgerBatch
+from integrations.base.ledger import LedgerBatch
 from integrations.csv_ledger import read_ledger_csv
 
 START = date(2026, 3, 16)

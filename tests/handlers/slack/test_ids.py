@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from handlers.slack.app import FEATURES
-from integrations.base import (
+from integrations.base.slack import (
     CardInvoice,
     EscalationView,
     HistoryLine,

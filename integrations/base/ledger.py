@@ -1,0 +1,213 @@
+"""What a ledger source and a CRM hand the core: already-validated records in a batch, the
+sources' protocols, the ledger CSV's columns, and the tokens of a connected accounting source.
+
+A ledger source (the CSV import, QuickBooks Online, Xero, FreshBooks) turns whatever it reads into a
+LedgerBatch; `bot.ledger.upsert` upserts a batch the same way whatever its source, so every source
+follows the same rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    name: str | None
+    email: str | None  # normalised address
+    phone: str | None  # E.164
+    sms_consent: bool
+    consent_source: str | None  # where the consent was recorded, e.g. "ledger.csv row 12"
+
+    def key(self) -> tuple[str, str]:
+        return ((self.email or "").lower(), self.phone or "")
+
+
+@dataclass(slots=True)
+class CustomerRecord:
+    """Customer-level fields; None means "not given by this source", which keeps what is stored."""
+
+    external_id: str
+    name: str
+    tier: str | None = None
+    owner_slack_id: str | None = None
+    timezone: str | None = None
+    never_automate: bool | None = None
+    tags: list[str] | None = None
+    contacts: list[ContactRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRecord:
+    customer_external_id: str
+    number: str
+    issue_date: date
+    due_date: date
+    currency: str
+    total: Decimal
+    balance: Decimal
+    # "void" when the source voided or deleted it (it stops every follow-up); None = open or paid
+    # by its balance, the CSV's only way of saying it.
+    status: str | None = None
+    payment_link: str | None = None  # the source's own pay-online link (QuickBooks InvoiceLink)
+    external_id: str | None = None  # the source's own id, where it has one beside the number
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """A payment the source recorded, with what it was applied to (invoice number → amount)."""
+
+    external_id: str
+    customer_external_id: str | None
+    received_on: date
+    amount: Decimal
+    currency: str
+    reference: str | None = None
+    allocations: tuple[tuple[str, Decimal], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProblem:
+    """A record the source returned that could not be read; the rest of the batch still syncs."""
+
+    kind: str  # "invoice", "payment", "customer"
+    external_id: str | None
+    message: str  # what is wrong, in words a person can act on
+
+
+@dataclass(slots=True)
+class LedgerBatch:
+    source: str  # "csv", "quickbooks", "xero", ...
+    label: str  # what a person would call it, e.g. the file name
+    customers: dict[str, CustomerRecord] = field(default_factory=dict)
+    invoices: list[InvoiceRecord] = field(default_factory=list)
+    payments: list[PaymentRecord] = field(default_factory=list)
+    problems: list[SourceProblem] = field(default_factory=list)
+    cursor: str | None = None  # where the next incremental fetch starts (source-defined)
+
+
+# The ledger CSV's columns: the file format's contract (integrations.csv_ledger reads it,
+# bot.ledger.sample writes it).
+REQUIRED_COLUMNS = (
+    "customer_id",
+    "customer_name",
+    "invoice_number",
+    "issue_date",
+    "due_date",
+    "currency",
+    "amount",
+    "balance",
+)
+
+
+OPTIONAL_COLUMNS = (
+    "contact_name",
+    "email",
+    "phone",
+    "tier",
+    "owner_slack_id",
+    "timezone",
+    "sms_consent",
+    "never_automate",
+    "tags",
+)
+
+
+class LedgerSource(Protocol):
+    def fetch(self) -> LedgerBatch:
+        """Read the source and return what it holds, validated. Raises UserError on bad input."""
+        ...
+
+
+class IncrementalSource(Protocol):
+    """A source that can return only what changed since a cursor it handed out before."""
+
+    name: str
+
+    def fetch_since(self, cursor: str | None) -> LedgerBatch:
+        """Everything changed since `cursor` (None = everything). The batch carries the next one."""
+        ...
+
+
+# Addresses at these are people's own; their domain says nothing about the company.
+FREE_MAIL = frozenset(
+    {
+        "aol.com",
+        "gmail.com",
+        "googlemail.com",
+        "gmx.com",
+        "gmx.de",
+        "gmx.net",
+        "hotmail.com",
+        "icloud.com",
+        "live.com",
+        "mac.com",
+        "mail.com",
+        "me.com",
+        "msn.com",
+        "outlook.com",
+        "proton.me",
+        "protonmail.com",
+        "web.de",
+        "yahoo.com",
+        "yandex.com",
+        "yandex.ru",
+        "zoho.com",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CrmAccount:
+    """What a CRM knows about one customer company: context, never money."""
+
+    crm_id: str
+    name: str
+    domains: tuple[str, ...] = ()  # lower case, e.g. ("ridgeline.example",)
+    external_id: str | None = None  # the ledger's customer id, when the CRM keeps it
+    tier: str | None = None  # "strategic" | "standard" | "transactional", already checked
+    owner_email: str | None = None  # the account owner, lower case
+    billing_contact: ContactRecord | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class CrmBatch:
+    source: str  # "hubspot", "pipedrive"
+    accounts: list[CrmAccount] = field(default_factory=list)
+    problems: list[SourceProblem] = field(default_factory=list)
+    cursor: str | None = None
+
+
+class CrmSource(Protocol):
+    name: str
+
+    def fetch_accounts(self, cursor: str | None) -> CrmBatch:
+        """Every company (None) or those changed since the cursor, with the next cursor."""
+        ...
+
+    def log_activity(self, crm_id: str, note: str) -> None:
+        """Add a note to the company's timeline in the CRM."""
+        ...
+
+
+class InvoiceNotes(Protocol):
+    """Writes a note of a sent reminder back to the invoice's history in the source."""
+
+    def add_note(self, invoice_external_id: str, note: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    access_token: str
+    refresh_token: str
+    expires_at: datetime  # when the access token stops working (UTC)
+    tenant_id: str | None = None  # the QuickBooks realm, Xero tenant or FreshBooks account
+
+
+class TokenStore(Protocol):
+    def load(self, provider: str) -> Tokens | None: ...
+
+    def save(self, provider: str, tokens: Tokens) -> None: ...

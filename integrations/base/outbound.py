@@ -1,0 +1,70 @@
+"""What goes out to customers: one outgoing message, what became of it, the sender that takes it,
+and a model that polishes a reminder's text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class DraftAnswer:
+    """A polished draft, already checked at the edge: subject at most 150 characters (None for
+    a text message), body 1 to 5,000."""
+
+    subject: str | None
+    body: str
+
+
+class Drafter(Protocol):
+    def draft(
+        self, channel: str, subject: str | None, body: str, examples: list[str]
+    ) -> DraftAnswer | None:
+        """A polished version of the draft in the style of `examples`, or None on any failure
+        (the template's text stands)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    reminder_id: int
+    channel: str  # "email" | "sms"
+    to: str  # an email address, or an E.164 number
+    to_name: str | None
+    from_email: str | None
+    from_name: str
+    subject: str | None
+    text: str
+    html: str | None
+    message_id: str | None  # <...@domain>, generated and stored before sending
+    reply_to: str | None  # ar+<token>@domain: replies find their reminder
+    unsubscribe_mailto: str | None
+    unsubscribe_url: str | None
+    envelope_from: str | None = None  # bounce+<token>@domain (VERP): bounces find their reminder
+    date: datetime | None = None  # the Date header: when it was claimed, by arbot's clock
+    status_callback: str | None = None  # where the provider reports delivery for this message
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the provider said. `transient` errors are retried; `permanent` ones end in failed."""
+
+    # "sent"; "transient" (retry later); "permanent" (this message can never go);
+    # "unknown" (handed over but no answer: may have gone, never retry blindly);
+    # "outage" (our account or configuration: stop the run, leave the reminder approved)
+    status: str
+    provider_id: str | None = None
+    error: str | None = None
+    address_unusable: bool = False  # the address or number itself is bad (not just this message)
+    opted_out: bool = False  # the recipient unsubscribed (e.g. Twilio 21610 after STOP)
+
+
+class Sender(Protocol):
+    """Sends messages of one channel; used as a context manager around a batch (one connection)."""
+
+    def __enter__(self) -> Sender: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def send(self, message: Outgoing) -> Delivery: ...

@@ -1,0 +1,234 @@
+"""What the core hands the Slack side and what it asks of it: the plan's cards, payment reviews,
+playbook proposals, escalation threads, installing into another workspace, and Slack's text escaping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+
+def escape(text: str) -> str:
+    """Slack's mrkdwn escaping: &, < and > only."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention(slack_id: str) -> str:
+    """A user (U…/W…) or a user group (S…)."""
+    return f"<!subteam^{slack_id}>" if slack_id.startswith("S") else f"<@{slack_id}>"
+
+
+@dataclass(frozen=True, slots=True)
+class CardInvoice:
+    number: str
+    balance: str  # formatted, e.g. "$1,200.00"
+    days_past_due: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderCard:
+    """One reminder (or escalation) as the finance channel sees it."""
+
+    reminder_id: int
+    customer_name: str
+    customer_id: str
+    tier: str
+    action: str  # "remind" | "escalate"
+    state: str
+    step: str
+    channel: str | None
+    contact: str | None
+    invoices: tuple[CardInvoice, ...]
+    total: str
+    subject: str | None
+    preview: str | None
+    send_after: str | None  # already formatted for people
+    acted_by: str | None = None  # Slack user id (or "playbook")
+    acted_at: str | None = None
+    note: str | None = None  # skip reason, cancel reason, error, escalation reason
+
+
+@dataclass(frozen=True, slots=True)
+class TierLine:
+    tier: str
+    reminders: int
+    escalations: int
+    amount: str
+    awaiting: int  # reminders still waiting for approval
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSummary:
+    day: date
+    tiers: tuple[TierLine, ...]
+    held: tuple[tuple[str, int], ...]  # (reason, customers)
+
+
+@dataclass(frozen=True, slots=True)
+class PostedGroup:
+    ts: str
+    reminder_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PostedPlan:
+    channel: str
+    header_ts: str
+    groups: tuple[PostedGroup, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewOption:
+    text: str  # e.g. "Ridgeline Roofing: INV-1 $1,200.00 (exact amount)"
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewView:
+    """A bank payment a person has to place, with the candidates to apply it to."""
+
+    id: int
+    payment: str  # "$1,200.00 on 2026-03-14 from RIDGELINE ROOFING, ref 'March'"
+    why: str
+    options: tuple[ReviewOption, ...]
+    state: str  # open | applied | unmatched
+    decided: str | None = None  # "applied option 2 by <@U1>"
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalView:
+    """A proposed playbook change: the evidence and the diff, with Approve / Reject while it waits."""
+
+    version_id: int  # PlaybookVersion.id: the buttons' value
+    version: int  # the number people see (`arbot playbook list`)
+    rationale: str  # the evidence, in words
+    diff: str  # unified diff of the playbook file and the templates it changes
+    status: str  # proposed | active | retired
+    decided: str | None = None  # "approved", "rejected", or why it was set aside
+    decided_by: str | None = None  # a Slack user id, or "cli" / "system"
+
+
+class SlackPort(Protocol):
+    """What the core asks of Slack; the implementation builds the Block Kit and calls the API."""
+
+    def post_plan(
+        self,
+        channel: str,
+        summary: PlanSummary,
+        cards: list[ReminderCard],
+        on_group: Callable[[str, PostedGroup], None],
+    ) -> PostedPlan:
+        """Post the header, then the cards in as few messages as Block Kit allows, calling
+        `on_group(channel_id, group)` right after each message is posted."""
+        ...
+
+    def update_plan_header(self, channel: str, ts: str, summary: PlanSummary) -> None: ...
+
+    def update_cards(self, channel: str, ts: str, cards: list[ReminderCard]) -> None: ...
+
+    def post_text(self, channel: str, text: str) -> None:
+        """A plain message to the channel; the text is already Slack mrkdwn."""
+        ...
+
+    def post_review(self, channel: str, view: ReviewView) -> tuple[str, str]:
+        """Post a bank payment to place; returns (channel id, ts)."""
+        ...
+
+    def update_review(self, channel: str, ts: str, view: ReviewView) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SlackGrant:
+    """What Slack granted for an install (its oauth.v2.access answer), read at the edge."""
+
+    token: str  # the workspace's bot token; "" when Slack sent none
+    team_id: str  # "" when Slack named no workspace
+    team_name: str | None
+    enterprise: bool  # an Enterprise Grid install, or a workspace of a Grid organisation
+    installer: str | None  # the Slack user id of whoever installed
+    channel_id: str | None  # the finance channel the installer picked (incoming-webhook scope)
+    channel: str | None = None  # its name
+    webhook_url: str | None = None
+    webhook_configuration_url: str | None = None
+    app_id: str | None = None
+    bot_id: str | None = None
+    bot_user_id: str | None = None
+    scopes: str = ""
+    token_type: str | None = None
+
+
+class SlackInstalls(Protocol):
+    """Slack's side of installing arbot into a workspace, and the store of the tokens it grants
+    (sealed at rest). Failures Slack reports raise integrations.errors.InstallFailed."""
+
+    def exchange_code(self, code: str) -> SlackGrant:
+        """Trade the one-time code Slack sent the installer back with for the grant."""
+        ...
+
+    def main_team(self) -> str | None:
+        """The workspace SLACK_BOT_TOKEN belongs to (None without one)."""
+        ...
+
+    def keep(self, grant: SlackGrant) -> None:
+        """Store the granted tokens, sealed."""
+        ...
+
+    def forget(self, team_id: str) -> None:
+        """Take a workspace's stored tokens out again."""
+        ...
+
+    def revoke(self, token: str) -> None:
+        """Give a token back to Slack (best effort; nothing for "")."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLine:
+    at: datetime
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    number: str
+    balance: str
+    days_overdue: int
+    disputed: bool
+    promise_date: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationView:
+    id: int
+    customer_id: int
+    customer_name: str
+    customer_ref: str
+    tier: str
+    owner: str | None
+    state: str
+    reason: str
+    detail: str | None
+    label: str | None  # the triage label of the reply behind it, if any
+    wrote: str | None  # what the customer wrote, if a reply opened it
+    at_stake: str
+    suggestion: str
+    claimed_by: str | None
+    invoices: tuple[InvoiceLine, ...]
+    history: tuple[HistoryLine, ...]
+
+
+class EscalationPort(Protocol):
+    def post_escalation(self, channel: str, view: EscalationView) -> tuple[str, str]:
+        """Post the parent message; returns (channel id, ts)."""
+        ...
+
+    def post_history(self, channel: str, thread_ts: str, view: EscalationView) -> None:
+        """The account's history, in the parent's thread."""
+        ...
+
+    def update_escalation(self, channel: str, ts: str, view: EscalationView) -> None: ...
+
+    def post_in_thread(self, channel: str, thread_ts: str, text: str) -> None: ...
+
+    def post_text(self, channel: str, text: str) -> None: ...
