@@ -274,4 +274,4 @@ def test_the_migrations_build_exactly_the_models_schema(runtime: Runtime) -> Non
 
 
 def test_the_written_head_revision_is_the_newest_migration_script() -> None:
-    assert migrate.HEAD_REVISION == migrate.head_revision()
+    assert migrate.head_revision() == migrate.HEAD_REVISION
