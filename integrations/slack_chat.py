@@ -153,8 +153,3 @@ class SlackChat:
         self.client.chat_update(
             channel=channel, ts=ts, text=proposal_text(view), blocks=proposal_blocks(view)
         )
-
-
-def chat_from(token: str | None, api_url: str) -> SlackChat | None:
-    """The Slack side for work outside a Slack request (webhooks, the CLI); None without a token."""
-    return SlackChat(web_client(token, api_url)) if token else None

@@ -1,5 +1,5 @@
 """The one place adapters are built from settings: Slack, the email and SMS senders, Stripe payment
-links, the LLM drafter, and the accounting sources and CRMs that sync reads. Entry points (handlers/, scheduler/) call these and hand what they get to
+links, the LLM drafter and reply classifier, and the accounting sources and CRMs that sync reads. Entry points (handlers/, scheduler/) call these and hand what they get to
 `bot/`, which knows only the ports in integrations/base.py.
 
 Each builder imports its adapter when it is called: a command that sends nothing never loads an
@@ -19,6 +19,7 @@ from bot.core.settings import Settings
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
+    from integrations.base.inbound import Classifier, FallbackClassifier
     from integrations.base.ledger import CrmSource, TokenStore
     from integrations.base.outbound import Sender
     from integrations.base.payments import PaymentLinks
@@ -93,6 +94,14 @@ def links_for(settings: Settings) -> PaymentLinks | None:
     from integrations.stripe_links import StripeLinks
 
     return StripeLinks(settings.stripe_api_key.get_secret_value(), settings.stripe_api_base)
+
+
+def classifier_for(settings: Settings, rules: FallbackClassifier) -> Classifier:
+    """What reads a customer's reply: the LLM (LLM_BASE_URL, LLM_MODEL), falling back to `rules`,
+    or the rules alone. The rules are the core's (bot.replies.triage.RuleClassifier), handed in."""
+    from integrations.llm import classifier_from
+
+    return classifier_from(settings, rules)
 
 
 def drafter_for(settings: Settings) -> LlmDrafter | None:

@@ -109,9 +109,9 @@ def play_dispute(runtime: Runtime, console: Console, secret_key: str) -> None:
     )
     raw = mail.as_bytes()
     from bot.replies.triage import RuleClassifier
-    from integrations.llm import classifier_from
+    from integrations.wiring import classifier_for
 
-    classifier = classifier_from(runtime.settings, RuleClassifier())
+    classifier = classifier_for(runtime.settings, RuleClassifier())
     result = receive_email(runtime, parse(raw), raw.decode(), classifier=classifier, slack=None)
     console.print()
     console.rule(f"[bold]{subject.customer_name} replies: a dispute[/bold]")

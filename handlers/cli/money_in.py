@@ -74,8 +74,7 @@ def poll_inbox_command() -> None:
     from bot.workspaces.registry import open_runtime
     from integrations.email_in import parse
     from integrations.imap_in import poll
-    from integrations.llm import classifier_from
-    from integrations.wiring import links_for, slack_for
+    from integrations.wiring import classifier_for, links_for, slack_for
 
     runtime = open_runtime(load_settings())
     settings = runtime.settings
@@ -83,7 +82,7 @@ def poll_inbox_command() -> None:
         if not (settings.imap_host and settings.imap_user and settings.imap_password):
             raise UserError("set IMAP_HOST, IMAP_USER and IMAP_PASSWORD to read replies by IMAP")
         context = ssl.create_default_context(cafile=settings.imap_ca_file)
-        classifier = classifier_from(settings, RuleClassifier())
+        classifier = classifier_for(settings, RuleClassifier())
         slack = slack_for(settings)
         outcomes: dict[str, int] = {}
 

@@ -99,16 +99,12 @@ def sync_command() -> None:
     from bot.core.settings import load_settings
     from bot.ledger.sources import sync_all
     from bot.workspaces.registry import open_runtime
-    from integrations.slack_chat import chat_from
-    from integrations.wiring import crm_openers, ledger_source_opener, links_for
+    from integrations.wiring import crm_openers, ledger_source_opener, links_for, slack_for
 
     runtime = open_runtime(load_settings())
     try:
-        token = runtime.settings.slack_bot_token
-        slack = chat_from(
-            token.get_secret_value() if token else None, runtime.settings.slack_api_url
-        )
         settings = runtime.settings
+        slack = slack_for(settings)
         done = sync_all(
             runtime,
             slack,

@@ -10,15 +10,14 @@ from bot.core.runtime import Runtime
 from bot.escalations.notes import SlackOut
 from bot.replies.triage import RuleClassifier
 from handlers.webhooks import email, stripe, twilio, unsubscribe
-from integrations.llm import classifier_from
-from integrations.wiring import links_for, slack_for
+from integrations.wiring import classifier_for, links_for, slack_for
 
 
 def webhook_routes(runtime: Runtime, slack: SlackOut | None = None) -> list[Route]:
     """The routes, built once per runtime (a workspace has its own, under /w/<team id>/)."""
     settings = runtime.settings
     slack = slack or slack_for(settings)
-    classifier = classifier_from(settings, RuleClassifier())
+    classifier = classifier_for(settings, RuleClassifier())
     return [
         Route(
             "/webhooks/stripe",
