@@ -370,10 +370,10 @@ def test_no_answer_after_data_is_unknown_and_never_sent_again(
     approved(mail_env, runtime, tmp_path)
     # The server answers DATA only after the sender's timeout; every step before it must answer
     # within the timeout, so it is not tight (a loaded machine must not time out at RCPT).
-    smtp.mailbox.slow_data_seconds = 3
+    smtp.mailbox.slow_data_seconds = 2
     worker = _sender_env(runtime, database_url)
     report = flush(
-        worker, {"email": SmtpSender("127.0.0.1", smtp.port, None, None, False, timeout=2)}
+        worker, {"email": SmtpSender("127.0.0.1", smtp.port, None, None, False, timeout=1)}
     )
     assert report.unknown == [1] and report.retrying == []
     smtp.mailbox.slow_data_seconds = 0
