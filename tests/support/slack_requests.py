@@ -183,7 +183,7 @@ class SlackRequests:
 
 
 def wait_for(
-    condition: Callable[[], Any], timeout: float = PATIENCE, interval: float = 0.02
+    condition: Callable[[], Any], timeout: float = PATIENCE, interval: float = 0.01
 ) -> Any:
     """Poll until `condition()` is truthy (the work after Slack's ack runs in the background)."""
     deadline = time.monotonic() + timeout
