@@ -1,6 +1,6 @@
 """The one place adapters are built from settings: Slack, the email and SMS senders, Stripe payment
 links, the LLM drafter and reply classifier, and the accounting sources and CRMs that sync reads. Entry points (handlers/, scheduler/) call these and hand what they get to
-`bot/`, which knows only the ports in integrations/base.py.
+`bot/`, which knows only the ports in integrations/base/.
 
 Each builder imports its adapter when it is called: a command that sends nothing never loads an
 SDK, and `arbot --help` loads none at all."""
