@@ -76,7 +76,24 @@ def load_bundle(path: Path | None = None) -> Bundle:
     return Bundle(playbook=playbook, source=source, templates=templates, label=str(path))
 
 
+_PARSED: dict[str, Playbook] = {}  # by source text; every plan parses the stored playbook again
+_PARSED_LIMIT = 64
+
+
 def parse_playbook(source: str, label: str) -> Playbook:
+    """The playbook a YAML text describes, or a PlaybookError naming `label` and each problem. A
+    text parsed before is handed out again (a copy) without parsing it anew; errors are not
+    remembered."""
+    known = _PARSED.get(source)
+    if known is None:
+        known = _parse(source, label)
+        if len(_PARSED) >= _PARSED_LIMIT:
+            _PARSED.clear()
+        _PARSED[source] = known
+    return known.model_copy(deep=True)
+
+
+def _parse(source: str, label: str) -> Playbook:
     try:
         data = yaml.safe_load(source)
     except yaml.YAMLError as exc:

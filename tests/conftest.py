@@ -3,7 +3,6 @@ a clock that tests move, and the `arbot` command line run in-process."""
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import uuid
@@ -62,42 +61,6 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     migrate.upgrade(engine)
     engine.dispose()  # the last connection to close checkpoints the WAL into the file
     return path
-
-
-@pytest.fixture(scope="session", autouse=True)
-def playbook_work_remembered() -> Iterator[None]:
-    """Each test's database is new, so its first plan imports the bundled playbook and checks it
-    (rendering every template against the sample data and linting it, about half a second), and
-    every plan parses and validates the stored playbook's YAML again: the same work over and
-    over. Both depend only on the playbook's text (and templates), so each result is
-    remembered by that content for the session, and handed out as a copy (callers may change
-    it). A playbook with a problem still gets its error, every time: failures are not
-    remembered. `arbot playbook check`, and the tests that call parse_playbook or check_bundle
-    themselves, still do the work."""
-    from bot.learning import check, rules, versions
-    from playbooks import loader
-
-    real_check = check.check_bundle
-    checked: dict[str, list[check.StepCheck]] = {}
-    real_parse = loader.parse_playbook
-    parsed: dict[str, loader.Playbook] = {}
-
-    def check_bundle(bundle: loader.Bundle) -> list[check.StepCheck]:
-        key = bundle.to_json()
-        if key not in checked:
-            checked[key] = real_check(bundle)
-        return copy.deepcopy(checked[key])
-
-    def parse_playbook(source: str, label: str) -> loader.Playbook:
-        if source not in parsed:  # the label only names the playbook in error messages
-            parsed[source] = real_parse(source, label)
-        return parsed[source].model_copy(deep=True)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(versions, "check_bundle", check_bundle)
-        patch.setattr(rules, "check_bundle", check_bundle)
-        patch.setattr(loader, "parse_playbook", parse_playbook)  # Bundle.from_json, load_bundle
-        yield
 
 
 @pytest.fixture(scope="session")

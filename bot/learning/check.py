@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -97,7 +98,27 @@ def sample_contexts(offset_days: int) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+_CHECKED: dict[
+    str, list[StepCheck]
+] = {}  # by the bundle's content: the check depends on nothing else
+_CHECKED_LIMIT = 16
+
+
 def check_bundle(bundle: Bundle) -> list[StepCheck]:
+    """Render every step's template against the sample situations and lint the result. A bundle
+    checked before (same playbook and templates) gets its results again without the work (about
+    half a second) — as a copy, which callers may change."""
+    key = bundle.to_json()
+    known = _CHECKED.get(key)
+    if known is None:
+        known = _check(bundle)
+        if len(_CHECKED) >= _CHECKED_LIMIT:
+            _CHECKED.clear()
+        _CHECKED[key] = known
+    return copy.deepcopy(known)
+
+
+def _check(bundle: Bundle) -> list[StepCheck]:
     renderer = Renderer(bundle.templates)
     results = []
     for ladder, step in bundle.playbook.all_steps():
