@@ -11,12 +11,12 @@ write (so two processes never both post it), posted, and its thread stored in an
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import date
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.core import audit
+from bot.core import audit, slack_claims
 from bot.core.models import Customer, Escalation
 from bot.core.runtime import Runtime
 from bot.escalations import service
@@ -24,14 +24,6 @@ from bot.escalations import thread as thread_view
 from integrations.base.slack import EscalationPort, EscalationView, escape, mention
 
 log = logging.getLogger(__name__)
-POST_CLAIM = timedelta(minutes=10)  # a claim older than this was lost (a crash): post it again
-
-
-def _unclaimed(now: datetime) -> ColumnElement[bool]:
-    """Nobody is posting it, or whoever claimed it is long gone."""
-    return or_(
-        Escalation.slack_claimed_at.is_(None), Escalation.slack_claimed_at < now - POST_CLAIM
-    )
 
 
 def post_new(runtime: Runtime, slack: EscalationPort, channel: str | None = None) -> list[int]:
@@ -69,18 +61,14 @@ def _post_claimed(
     settings = runtime.settings
     now = runtime.clock.now()
     with runtime.writing() as session:
-        claimed = session.execute(
-            update(Escalation)
-            .where(
-                Escalation.id == escalation_id,
-                Escalation.state.in_(service.OPEN_STATES),
-                Escalation.slack_thread_ts.is_(None),
-                _unclaimed(now),
-            )
-            .values(slack_claimed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if not slack_claims.claim(
+            session,
+            Escalation,
+            escalation_id,
+            now,
+            Escalation.state.in_(service.OPEN_STATES),
+            Escalation.slack_thread_ts.is_(None),
+        ):
             return False  # posted meanwhile, or another process is posting it
         escalation = session.get(Escalation, escalation_id)
         assert escalation is not None
@@ -105,13 +93,7 @@ def _post_claimed(
             assert view is not None
             channel_id, ts = slack.post_escalation(channel, view)
     except Exception:
-        with runtime.writing() as session:  # give the claim back: the next sweep posts it
-            session.execute(
-                update(Escalation)
-                .where(Escalation.id == escalation_id)
-                .values(slack_claimed_at=None)
-                .execution_options(synchronize_session=False)
-            )
+        slack_claims.give_back(runtime, Escalation, escalation_id)  # the next sweep posts it
         raise
     # Stored before the history goes into the thread, whose failure is caught below: the next
     # sweep must never post a second card with live buttons.

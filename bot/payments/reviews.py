@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.core import slack_claims
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
@@ -54,9 +54,6 @@ def view_of(session: Session, review: PaymentReview) -> ReviewView:
     return ReviewView(review.id, described, why, tuple(options), review.state, decided)
 
 
-POST_CLAIM = timedelta(minutes=10)  # a claim older than this was lost (a crash): post it again
-
-
 def post_open(runtime: Runtime, slack: SlackPort, channel: str) -> list[int]:
     """Post every open review Slack does not have yet, each claimed in a short write first so
     that no transaction is open while Slack is called and no other process posts it too; a claim
@@ -82,21 +79,14 @@ def post_open(runtime: Runtime, slack: SlackPort, channel: str) -> list[int]:
 def _post_claimed(runtime: Runtime, slack: SlackPort, review_id: int, channel: str) -> bool:
     now = runtime.clock.now()
     with runtime.writing() as session:
-        claimed = session.execute(
-            update(PaymentReview)
-            .where(
-                PaymentReview.id == review_id,
-                PaymentReview.state == "open",
-                PaymentReview.slack_ts.is_(None),
-                or_(
-                    PaymentReview.slack_claimed_at.is_(None),
-                    PaymentReview.slack_claimed_at < now - POST_CLAIM,
-                ),
-            )
-            .values(slack_claimed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if not slack_claims.claim(
+            session,
+            PaymentReview,
+            review_id,
+            now,
+            PaymentReview.state == "open",
+            PaymentReview.slack_ts.is_(None),
+        ):
             return False  # posted meanwhile, or another process is posting it
         review = session.get(PaymentReview, review_id)
         assert review is not None
@@ -104,13 +94,7 @@ def _post_claimed(runtime: Runtime, slack: SlackPort, review_id: int, channel: s
     try:
         posted_channel, ts = slack.post_review(channel, view)
     except Exception:
-        with runtime.writing() as session:  # give the claim back: the next sweep posts it
-            session.execute(
-                update(PaymentReview)
-                .where(PaymentReview.id == review_id)
-                .values(slack_claimed_at=None)
-                .execution_options(synchronize_session=False)
-            )
+        slack_claims.give_back(runtime, PaymentReview, review_id)  # the next sweep posts it
         raise
     with runtime.writing() as session:
         session.execute(
