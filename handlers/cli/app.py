@@ -1,4 +1,8 @@
-"""The `arbot` Typer application and what every command module shares: the consoles, the\n`--as-of` and `--json` options, and opening the runtime.\n\nCommand modules import what a command needs inside the command, so `arbot --help` and a command\nthat needs little start without loading the whole of arbot."""
+"""The `arbot` Typer application and what every command module shares: the consoles, the
+`--as-of` and `--json` options, and opening the runtime.
+
+Command modules import what a command needs inside the command, so `arbot --help` and a command
+that needs little start without loading the whole of arbot."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+from bot.core.errors import UserError
 
 if TYPE_CHECKING:
     from bot.core.clock import Clock
@@ -76,7 +82,6 @@ def opened_runtime(clock: Clock | None = None, **overrides: Any) -> Iterator[Run
 
 
 def as_of_date(runtime: Runtime, text: str | None) -> date:
-    from bot.core.errors import UserError
 
     if text is None:
         return runtime.today()

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from bot.core.errors import UserError
 from handlers.cli.app import Json, app, as_of_date, opened_runtime, out, print_json
 
 
@@ -18,7 +19,6 @@ def send(
     ] = None,
 ) -> None:
     """Send the approved reminders that are due now, then exit."""
-    from bot.core.errors import UserError
     from bot.reminders.flows import send_due
     from integrations.wiring import senders_for, slack_for
 

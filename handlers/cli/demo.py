@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bot.core.errors import UserError
 from handlers.cli.app import app, opened_runtime, out
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ def demo(
 ) -> None:
     """See arbot on a sample ledger: no accounts, credentials or network needed."""
     from bot.core.clock import FixedClock
-    from bot.core.errors import UserError
     from bot.core.settings import load_settings
     from bot.ledger.aging import aging_report, overdue_invoices
     from bot.ledger.sample import sample_rows, write_csv

@@ -1,4 +1,5 @@
-"""The `arbot` command line. Exit codes: 0 done, 1 something for you to fix (the message says what).
+"""The `arbot` command line. Exit codes: 0 done, 1 something to fix (the reason is on stderr), 2 bad
+usage.
 
 Each command group lives in a module of its own; importing them here registers their commands."""
 
@@ -8,7 +9,10 @@ import sys
 
 from rich.markup import escape
 
-from handlers.cli import daily, db, demo, learning, ledger, playbook, serve  # noqa: F401
+from bot.core.errors import UserError
+
+# Imported in the order `arbot --help` lists their commands.
+from handlers.cli import ledger, demo, daily, serve, playbook, learning, db  # noqa: F401  # isort: skip
 from handlers.cli.app import app, err
 
 
@@ -25,7 +29,6 @@ def _register_money_sources_and_workspaces() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bot.core.errors import UserError
 
     try:
         app(args=argv)

@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-
-def _out() -> Console:
-    return Console(highlight=False)
+from bot.core.errors import UserError
+from handlers.cli.app import out
 
 
 def import_payments_command(
@@ -45,7 +43,7 @@ def import_payments_command(
         print(json.dumps(summary.as_dict()))
         return
     amounts = ", ".join(f"{v} {k}" for k, v in sorted(summary.amount_applied.items())) or "nothing"
-    _out().print(
+    out().print(
         f"{path.name}: {summary.applied} payment(s) applied ({amounts}), "
         f"{summary.to_review} to review in Slack, {summary.already_imported} already imported. "
         f"{len(summary.outcome.closed)} invoice(s) paid, "
@@ -53,11 +51,11 @@ def import_payments_command(
         markup=False,
     )
     for text in notes.values():
-        _out().print(text, markup=False)
+        out().print(text, markup=False)
     if summary.to_review and not (
         runtime.settings.slack_bot_token and runtime.settings.finance_channel
     ):
-        _out().print(
+        out().print(
             "The payments to review wait in the database: set SLACK_BOT_TOKEN and "
             "ARBOT_FINANCE_CHANNEL to place them from Slack.",
             markup=False,
@@ -66,7 +64,6 @@ def import_payments_command(
 
 def poll_inbox_command() -> None:
     """Read new replies from the IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_PASSWORD)."""
-    from bot.core.errors import UserError
     from bot.core.settings import load_settings
     from bot.escalations.sweeps import sweep
     from bot.replies.flows import receive_email
@@ -112,4 +109,4 @@ def poll_inbox_command() -> None:
     finally:
         runtime.close()
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(outcomes.items())) or "nothing new"
-    _out().print(f"{settings.imap_folder}: {report.fetched} fetched: {summary}.", markup=False)
+    out().print(f"{settings.imap_folder}: {report.fetched} fetched: {summary}.", markup=False)

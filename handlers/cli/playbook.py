@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from bot.core.errors import UserError
 from handlers.cli.app import opened_runtime, out, playbook_app
 
 
@@ -18,7 +19,6 @@ def playbook_check(
     ] = None,
 ) -> None:
     """Render every template of every step against sample data and lint it."""
-    from bot.core.errors import UserError
     from bot.learning.check import check_bundle
     from playbooks.loader import PlaybookError, load_bundle
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from bot.core.errors import UserError
 from handlers.cli.app import app, err, opened_runtime
 
 
@@ -23,7 +24,6 @@ def serve(
     """Run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set), the webhooks,
     /healthz and the scheduled jobs (morning plan, sync, send worker, sweeps, weekly review).
     SIGTERM stops it gracefully: the send worker finishes its tick first."""
-    from bot.core.errors import UserError
 
     with opened_runtime(workspace=None) as runtime:
         settings = runtime.settings

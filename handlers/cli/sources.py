@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from bot.core.errors import UserError
+from handlers.cli.app import out
+
 if TYPE_CHECKING:
     from bot.core.settings import Settings
     from bot.ledger.sync import CrmSyncResult, SyncResult
-
-
-def _out() -> Console:
-    return Console(highlight=False)
 
 
 def redirect_uri(settings: Settings, name: str) -> str:
@@ -38,7 +37,6 @@ def connect_command(
     ] = None,
 ) -> None:
     """Connect an accounting source: open the printed address, approve, paste back where you land."""
-    from bot.core.errors import UserError
     from bot.core.settings import load_settings
     from bot.ledger.source_tokens import DatabaseTokenStore
     from bot.workspaces.registry import open_runtime
@@ -90,12 +88,11 @@ def connect_command(
         DatabaseTokenStore(runtime).save(source, tokens)
     finally:
         runtime.close()
-    _out().print(f"Connected {provider.label} (organisation {tokens.tenant_id}). Run `arbot sync`.")
+    out().print(f"Connected {provider.label} (organisation {tokens.tenant_id}). Run `arbot sync`.")
 
 
 def sync_command() -> None:
     """Pull what changed in each connected source since the last sync into the ledger."""
-    from bot.core.errors import UserError
     from bot.core.settings import load_settings
     from bot.ledger.sources import sync_all
     from bot.workspaces.registry import open_runtime
@@ -129,7 +126,7 @@ def sync_command() -> None:
 
 def _report(result: SyncResult) -> None:
     name, s = result.source, result.summary
-    _out().print(
+    out().print(
         f"{name}: {s.invoices_created} new invoice(s), {s.invoices_updated} changed "
         f"({len(s.invoices_paid)} paid, {len(s.invoices_voided)} voided, "
         f"{len(s.invoices_reopened)} reopened), {s.customers_created} new customer(s), "
@@ -148,7 +145,7 @@ def _report(result: SyncResult) -> None:
 
 def _report_crm(result: CrmSyncResult) -> None:
     m = result.summary
-    _out().print(
+    out().print(
         f"{result.source}: {m.matched} account(s) matched, {m.updated} customer(s) updated, "
         f"{m.contacts_added} billing contact(s) added, {len(m.unmatched)} not matched; "
         f"{result.activities_logged} activity note(s) written.",

@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from bot.core.errors import UserError
+from handlers.cli.app import out
 
 if TYPE_CHECKING:
     from bot.core.settings import Settings
@@ -19,10 +21,6 @@ workspace_app = typer.Typer(
     no_args_is_help=True,
 )
 SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
-
-
-def _out() -> Console:
-    return Console(highlight=False)
 
 
 def _workspaces() -> Workspaces:
@@ -49,7 +47,7 @@ def list_command() -> None:
     finally:
         workspaces.main.close()
     if not found:
-        _out().print("No workspace installed through /slack/install (the main one needs none).")
+        out().print("No workspace installed through /slack/install (the main one needs none).")
         return
     table = Table("workspace", "name", "finance channel", "installed (UTC)", "state")
     for w in found:
@@ -60,7 +58,7 @@ def list_command() -> None:
             w.installed_at.strftime("%Y-%m-%d %H:%M"),
             "active" if w.active else "uninstalled",
         )
-    _out().print(table)
+    out().print(table)
 
 
 @workspace_app.command("show")
@@ -74,12 +72,12 @@ def show_command(
         own = workspaces.own_settings(team_id)
     finally:
         workspaces.main.close()
-    _out().print(f"{workspace.team_id} ({workspace.team_name})", markup=False)
-    _out().print(f"  ARBOT_FINANCE_CHANNEL={workspace.finance_channel or ''} (chosen at install)")
+    out().print(f"{workspace.team_id} ({workspace.team_name})", markup=False)
+    out().print(f"  ARBOT_FINANCE_CHANNEL={workspace.finance_channel or ''} (chosen at install)")
     for variable in sorted(own):
-        _out().print(f"  {variable}={_shown(variable, own[variable])}", markup=False)
+        out().print(f"  {variable}={_shown(variable, own[variable])}", markup=False)
     if not own:
-        _out().print("  No settings of its own yet: `arbot workspace set` adds them.")
+        out().print("  No settings of its own yet: `arbot workspace set` adds them.")
 
 
 @workspace_app.command("set")
@@ -91,7 +89,6 @@ def set_command(
 ) -> None:
     """Set some of a workspace's own settings (SMTP, Stripe, timezone, …). All are checked
     first: one bad value changes nothing."""
-    from bot.core.errors import UserError
     from bot.workspaces.registry import settable
 
     changes: dict[str, str | None] = {}
@@ -127,10 +124,10 @@ def _change(team_id: str, changes: dict[str, str | None]) -> None:
         workspaces.main.close()
     for variable, value in changes.items():
         if value is None:
-            _out().print(f"{team_id}: {variable} cleared", markup=False)
+            out().print(f"{team_id}: {variable} cleared", markup=False)
         else:
-            _out().print(f"{team_id}: {variable}={_shown(variable, value)}", markup=False)
-    _out().print(f"{team_id} now has {len(stored)} setting(s) of its own.", markup=False)
+            out().print(f"{team_id}: {variable}={_shown(variable, value)}", markup=False)
+    out().print(f"{team_id} now has {len(stored)} setting(s) of its own.", markup=False)
 
 
 def upgrade_workspaces(settings: Settings) -> list[str]:
