@@ -84,11 +84,6 @@ class ListenerKit:
 
         self.workers.submit(run)
 
-    def after_ack(self, body: Body, work: Callable[..., None]) -> None:
-        """Run work(kit, body) for a click, after its ack."""
-        user, channel = clicker(body)
-        self.later(work, user, channel, body)
-
     def open_view(self, body: Body, view: Body, channel: str | None, user: str) -> None:
         """Open a form for the click in `body` (its trigger lasts three seconds)."""
         try:
@@ -105,3 +100,13 @@ class ListenerKit:
                 self.tell(
                     channel, user, f"Slack refused to open the form ({exc.response.get('error')})."
                 )
+
+
+def on_click(
+    kit: ListenerKit, work: Callable[[ListenerKit, Body], None], ack: Callable[[], None], body: Body
+) -> None:
+    """A button's listener (register it as `partial(on_click, kit, work)`): ack at once, then run
+    work(kit, body) on the workers."""
+    ack()
+    user, channel = clicker(body)
+    kit.later(work, user, channel, body)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 
 from bot.core.errors import UserError
 from bot.learning import proposals
-from handlers.slack.kit import Body, ListenerKit, clicker
+from handlers.slack.kit import Body, ListenerKit, clicker, on_click
 from integrations.slack_ids import Action
 
 ONLY_APPROVERS = "Only approvers can change the playbook."
@@ -17,12 +17,7 @@ ONLY_APPROVERS = "Only approvers can change the playbook."
 
 def register(app: App, kit: ListenerKit) -> None:
     for button in (Action.PROPOSAL_APPROVE, Action.PROPOSAL_REJECT):
-        app.action(button)(partial(on_proposal, kit))
-
-
-def on_proposal(kit: ListenerKit, ack: Ack, body: Body) -> None:
-    ack()
-    kit.after_ack(body, decide)
+        app.action(button)(partial(on_click, kit, decide))
 
 
 def decide(kit: ListenerKit, body: Body) -> None:

@@ -13,7 +13,7 @@ from bot.core.errors import UserError
 from bot.planning import posting
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
-from handlers.slack.kit import Body, ListenerKit, clicked, clicker, typed
+from handlers.slack.kit import Body, ListenerKit, clicked, clicker, on_click, typed
 from integrations.slack_blocks import edit_modal, skip_modal
 from integrations.slack_ids import APPROVE_ALL_ANY, Action, Field, Form
 
@@ -23,8 +23,8 @@ EDITED = {"subject": Field.SUBJECT, "body": Field.BODY}  # the linter's fields, 
 
 
 def register(app: App, kit: ListenerKit) -> None:
-    app.action(Action.APPROVE)(partial(on_approve, kit))
-    app.action(APPROVE_ALL_ANY)(partial(on_approve_all, kit))
+    app.action(Action.APPROVE)(partial(on_click, kit, approve))
+    app.action(APPROVE_ALL_ANY)(partial(on_click, kit, approve_all))
     app.action(Action.EDIT)(partial(on_edit, kit))
     app.action(Action.SKIP)(partial(on_skip, kit))
     app.view(Form.EDIT_REMINDER)(partial(on_edit_submit, kit))
@@ -50,11 +50,6 @@ def already(decision: approvals.Decision) -> str:
     return f"Nothing changed: this reminder was already {decision.state}{who}{at}."
 
 
-def on_approve(kit: ListenerKit, ack: Ack, body: Body) -> None:
-    ack()
-    kit.after_ack(body, approve)
-
-
 def approve(kit: ListenerKit, body: Body) -> None:
     user, channel, reminder_id = clicked(body)
     if kit.refused(channel, user, ONLY_APPROVERS):
@@ -72,11 +67,6 @@ def approve(kit: ListenerKit, body: Body) -> None:
         redraw(kit, [reminder_id])
     else:
         kit.tell(channel, user, already(decision))
-
-
-def on_approve_all(kit: ListenerKit, ack: Ack, body: Body) -> None:
-    ack()
-    kit.after_ack(body, approve_all)
 
 
 def approve_all(kit: ListenerKit, body: Body) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from slack_bolt import Ack, App
+from slack_bolt import App
 
 from bot.payments import bank_import, reviews
 from bot.payments.flows import after_payment
-from handlers.slack.kit import Body, ListenerKit, clicker
+from handlers.slack.kit import Body, ListenerKit, clicker, on_click
 from integrations.slack_ids import REVIEW_ANY
 from integrations.wiring import links_for
 
@@ -16,12 +16,7 @@ ONLY_APPROVERS = "Only approvers can place payments. Ask someone in finance."
 
 
 def register(app: App, kit: ListenerKit) -> None:
-    app.action(REVIEW_ANY)(partial(on_review, kit))
-
-
-def on_review(kit: ListenerKit, ack: Ack, body: Body) -> None:
-    ack()
-    kit.after_ack(body, decide)
+    app.action(REVIEW_ANY)(partial(on_click, kit, decide))
 
 
 def decide(kit: ListenerKit, body: Body) -> None:
