@@ -22,6 +22,7 @@ from bot.ledger.status import account_status
 from bot.planning import posting
 from handlers.slack.kit import ListenerKit
 from handlers.slack.reminders import redraw
+from integrations.base.slack import escape
 from integrations.slack_blocks import text_blocks
 from integrations.slack_text import HELP, aging_text, plan_text, status_text
 from integrations.wiring import links_for
@@ -148,7 +149,7 @@ def _pause(runtime: Runtime, words: list[str], user: str, allows: Allows) -> Ans
         name = customer.name
     note = f" {len(cancelled)} waiting reminder(s) cancelled." if cancelled else ""
     return Answer(
-        f"Paused reminders to *{name}* until {until:%Y-%m-%d}.{note}", cancelled=cancelled
+        f"Paused reminders to *{escape(name)}* until {until:%Y-%m-%d}.{note}", cancelled=cancelled
     )
 
 
@@ -163,17 +164,17 @@ def _control(
     with runtime.writing() as session:
         if what == "resume":
             name = accounts.resume(session, query, user, now).name
-            return f"Reminders to *{name}* are back on."
+            return f"Reminders to *{escape(name)}* are back on."
         never = what == "never"
         customer, cancelled = accounts.set_never_automate(session, query, never, user, now)
         name = customer.name
     if never:
         note = f" {len(cancelled)} waiting reminder(s) cancelled." if cancelled else ""
         return Answer(
-            f"*{name}* will always go to a person; no automated reminders.{note}",
+            f"*{escape(name)}* will always go to a person; no automated reminders.{note}",
             cancelled=cancelled,
         )
-    return f"*{name}* gets automated reminders again."
+    return f"*{escape(name)}* gets automated reminders again."
 
 
 def _report(in_finance: bool) -> Answer:
@@ -209,7 +210,7 @@ def _assign(runtime: Runtime, words: list[str], user: str, allows: Allows) -> An
         name = customers.name_of(session, result.customer_id)
     label = (result.label or "other").replace("_", " ")
     return Answer(
-        f"Message {words[0]} is now *{name}*'s reply ({label}); their reminders are paused and "
+        f"Message {words[0]} is now *{escape(name)}*'s reply ({label}); their reminders are paused and "
         "the escalation is posted.",
         cancelled=result.cancelled,
         escalate=True,

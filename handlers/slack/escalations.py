@@ -13,7 +13,8 @@ from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
 from bot.escalations import posting, service
-from handlers.slack.kit import Body, ListenerKit, clicked, entered, typed
+from handlers.slack.kit import Body, ListenerKit, clicked, entered, on_click, typed
+from integrations.base.slack import escape
 from integrations.slack_escalation import OUTCOMES, dispute_modal, promise_modal, resolve_modal
 from integrations.slack_ids import Action, Field, Form
 
@@ -24,10 +25,10 @@ FORM_BUTTONS = (Action.ESC_PROMISE, Action.ESC_DISPUTE, Action.ESC_RESOLVE)
 
 
 def register(app: App, kit: ListenerKit) -> None:
-    app.action(Action.ESC_CLAIM)(partial(on_claim, kit))
+    app.action(Action.ESC_CLAIM)(partial(on_click, kit, claim))
     for button in FORM_BUTTONS:
         app.action(button)(partial(on_form_button, kit))
-    app.action(Action.ESC_RESUME)(partial(on_resume, kit))
+    app.action(Action.ESC_RESUME)(partial(on_click, kit, resume))
     app.view(Form.ESC_PROMISE)(partial(on_promise, kit))
     app.view(Form.ESC_DISPUTE)(partial(on_dispute, kit))
     app.view(Form.ESC_RESOLVE)(partial(on_resolve, kit))
@@ -47,11 +48,6 @@ def submitted(view: Body) -> tuple[int, str | None, Body]:
     """Which escalation a form was about, the channel it was opened from, and what was entered."""
     escalation_text, _, channel = view["private_metadata"].partition("|")
     return int(escalation_text), channel or None, view["state"]["values"]
-
-
-def on_claim(kit: ListenerKit, ack: Ack, body: Body) -> None:
-    ack()
-    kit.after_ack(body, claim)
 
 
 def claim(kit: ListenerKit, body: Body) -> None:
@@ -139,14 +135,9 @@ def save_dispute(kit: ListenerKit, user: str, escalation_id: int, reason: str) -
     after(
         kit,
         escalation_id,
-        f"<@{user}> marked {', '.join(numbers) or 'the invoices'} disputed: {reason}. "
+        f"<@{user}> marked {escape(', '.join(numbers)) or 'the invoices'} disputed: {escape(reason)}. "
         "No automated message goes out about them until this is resolved.",
     )
-
-
-def on_resume(kit: ListenerKit, ack: Ack, body: Body) -> None:
-    ack()
-    kit.after_ack(body, resume)
 
 
 def resume(kit: ListenerKit, body: Body) -> None:
@@ -177,7 +168,7 @@ def save_resolve(kit: ListenerKit, user: str, escalation_id: int, choice: str, n
     with kit.runtime.writing() as session:
         done = service.resolve(session, escalation_id, user, outcome, kit.runtime.clock.now())
     if done:
-        after(kit, escalation_id, f"<@{user}> resolved this: {outcome}.")
+        after(kit, escalation_id, f"<@{user}> resolved this: {escape(outcome)}.")
 
 
 def on_message(kit: ListenerKit, event: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from bot.escalations import service
 from bot.ledger.aging import aging_report
 from handlers.slack.commands import todays_plan
 from handlers.slack.kit import ListenerKit
+from integrations.base.slack import escape, mention
 from integrations.slack_blocks import home_view
 from integrations.slack_text import aging_text
 
@@ -39,7 +40,9 @@ def home_for(runtime: Runtime, trusted: bool) -> dict[str, Any]:
             else "Balances are shown to approvers only."
         )
     lines = [
-        f"• {name}: {reason}" + (f" (<@{owner}>)" if owner else "") + f", {state}"
+        f"• {escape(name)}: {escape(reason)}"
+        + (f" ({mention(owner)})" if owner else "")
+        + f", {state}"
         for name, reason, owner, state in escalations
     ] or ["No open escalations."]
     return home_view(queue, "\n".join(lines), aging)

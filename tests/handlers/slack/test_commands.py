@@ -120,3 +120,19 @@ def test_ar_report_elsewhere_posts_no_charts_after_its_answer(
     wait_for(lambda: slack_api.calls("files.completeUploadExternal"))
     uploads = slack_api.calls("files.completeUploadExternal")
     assert [u["channel_id"] for u in uploads] == ["C0FINANCE"]
+
+
+def test_a_customer_name_reaches_answers_and_the_app_home_escaped(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    from bot.escalations import service
+
+    with posted.writing() as session:
+        customer = session.scalars(select(Customer).where(Customer.external_id == "C-2")).one()
+        customer.name = "<!channel> & Co"
+        service.open_or_add(session, customer.id, "replied", posted.clock.now())
+    answer = served.command("pause C-2 7d").json()["text"]
+    assert "&lt;!channel&gt; &amp; Co" in answer and "<!channel>" not in answer
+    served.event({"type": "app_home_opened", "user": "U0APPROVER", "channel": "D0", "tab": "home"})
+    view = json.dumps(wait_for(lambda: slack_api.calls("views.publish"))[0]["view"])
+    assert "&lt;!channel&gt; &amp; Co" in view and "<!channel>" not in view
