@@ -90,7 +90,7 @@ def test_the_rules_label_at_least_nine_replies_in_ten_right(
 ) -> None:
     table = accuracy_table(outcomes)
     with capsys.disabled():
-        print("\nreply triage on tests/bot/triage_corpus.yml\n" + table)
+        print("\nreply triage on tests/bot/replies/triage_corpus.yml\n" + table)
 
     correct = sum(o.right for o in outcomes)
     assert correct / len(outcomes) >= 0.90, table
