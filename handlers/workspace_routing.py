@@ -52,7 +52,6 @@ class SlackApps:
         self.main = main
         self.workspaces = workspaces
         self._apps = PerWorkspace(workspaces, lambda runtime: build(runtime, _client(runtime)))
-        self._lock = threading.Lock()
         self._main_team: str | None = None
         self._main_team_asked = -MAIN_TEAM_RETRY_SECONDS
 

@@ -59,8 +59,6 @@ def _slack_failures(cls: C) -> C:
         def wrapped(*args: Any, __method: Any = method, **kwargs: Any) -> Any:
             try:
                 return __method(*args, **kwargs)
-            except SlackFailed:
-                raise
             except SlackApiError as exc:
                 raise SlackFailed(str(exc), exc.response) from exc
 

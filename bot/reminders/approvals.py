@@ -265,11 +265,14 @@ class Draft:
 def draft_of(session: Session, reminder_id: int, examples: bool = False) -> Draft | None:
     """The reminder behind an Edit or Skip form, or None if there is no such reminder. With
     `examples`, the team's recent edits of the same step for the customer's tier too."""
-    reminder = session.get(Reminder, reminder_id)
-    if reminder is None:
+    found = session.execute(
+        select(Reminder, Customer.name, Customer.tier)
+        .join(Customer, Customer.id == Reminder.customer_id)
+        .where(Reminder.id == reminder_id)
+    ).first()
+    if found is None:
         return None
-    customer = session.get(Customer, reminder.customer_id)
-    assert customer is not None  # a reminder's customer is a foreign key
+    reminder, customer_name, tier = found
     return Draft(
         reminder_id=reminder.id,
         state=reminder.state,
@@ -277,8 +280,6 @@ def draft_of(session: Session, reminder_id: int, examples: bool = False) -> Draf
         subject=reminder.subject,
         body=reminder.body_text or "",
         step_key=reminder.step_key,
-        customer_name=customer.name,
-        examples=tuple(recent_examples(session, customer.tier, reminder.step_key))
-        if examples
-        else (),
+        customer_name=customer_name,
+        examples=tuple(recent_examples(session, tier, reminder.step_key)) if examples else (),
     )
