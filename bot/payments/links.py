@@ -43,12 +43,17 @@ class PreparingLinks:
     def __init__(self, processor: PaymentLinks) -> None:
         self.processor = processor
         self.made: dict[str, tuple[str, str]] = {}
+        self.refused: dict[str, Exception] = {}  # what the processor said, for stage two's hold
 
     def create(
         self, key: str, currency: str, amount_minor: int, description: str, metadata: dict[str, str]
     ) -> tuple[str, str]:
-        made = self.processor.create(key, currency, amount_minor, description, metadata)
-        self.made[key] = made  # a key the processor refused stays out: stage two holds it
+        try:
+            made = self.processor.create(key, currency, amount_minor, description, metadata)
+        except Exception as exc:
+            self.refused[key] = exc
+            raise
+        self.made[key] = made
         return made
 
     def deactivate(self, provider_id: str) -> None:
@@ -57,17 +62,23 @@ class PreparingLinks:
 
 class PreparedLinks:
     """Stage two, inside the plan's write transaction: the links made in stage one, by key; no
-    network call."""
+    network call. A key the processor refused in stage one raises its error again, so the held
+    reminder says what the processor said."""
 
-    def __init__(self, made: dict[str, tuple[str, str]]) -> None:
+    def __init__(
+        self, made: dict[str, tuple[str, str]], refused: dict[str, Exception] | None = None
+    ) -> None:
         self.made = made
+        self.refused = refused or {}
 
     def create(
         self, key: str, currency: str, amount_minor: int, description: str, metadata: dict[str, str]
     ) -> tuple[str, str]:
-        if key not in self.made:
-            raise LinkNotPrepared(key)
-        return self.made[key]
+        if key in self.made:
+            return self.made[key]
+        if key in self.refused:
+            raise self.refused[key]
+        raise LinkNotPrepared(f"no payment link was made for these invoices ({key})")
 
     def deactivate(self, provider_id: str) -> None:
         raise RuntimeError("planning never deactivates a payment link")
@@ -139,12 +150,16 @@ def payment_link(
 def retire(runtime: Runtime, links: PaymentLinks | None, invoice_ids: list[int]) -> list[str]:
     """Deactivate every live link covering one of these invoices (paid, or paid in part: a link
     for the old amount must not take a second payment), once the change is committed, with no
-    transaction open while the processor is called: the live links are read, deactivated one by
-    one, and those done are marked retired in one short write. Returns the provider ids retired."""
+    transaction open while the processor is called. Returns the provider ids retired."""
     if links is None or not invoice_ids:
         return []
     with runtime.sessions() as session:
         live = [(link.id, link.provider_id) for link in _live_covering(session, invoice_ids)]
+    return _switch_off(runtime, links, live)
+
+
+def _switch_off(runtime: Runtime, links: PaymentLinks, live: list[tuple[int, str]]) -> list[str]:
+    """Deactivate these links one by one, then mark those done retired in one short write."""
     done = {
         link_id: provider_id for link_id, provider_id in live if _deactivated(links, provider_id)
     }
@@ -196,5 +211,6 @@ def retire_stale(runtime: Runtime, links: PaymentLinks | None) -> list[str]:
             ).scalars()
             balances = list(open_now)
             if len(balances) != len(link.invoice_ids) or sum(balances, Decimal(0)) != link.amount:
-                stale.extend(link.invoice_ids)
-    return retire(runtime, links, stale) if stale else []
+                stale.append((link.id, link.provider_id))
+    # Only the stale links themselves: a newer link for what is still open is the one sent.
+    return _switch_off(runtime, links, stale) if stale else []

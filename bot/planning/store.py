@@ -81,7 +81,7 @@ def prepare_links(
         customers, history, bundle.playbook, rules, day, now, Renderer(bundle.templates), link_for
     )
     session.rollback()
-    return PreparedLinks(preparing.made)
+    return PreparedLinks(preparing.made, preparing.refused)
 
 
 def idempotency_key(customer_id: int, day: date) -> str:

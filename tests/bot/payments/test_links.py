@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,78 @@ def test_without_stripe_there_is_no_link(cli: Any, runtime: Runtime, tmp_path: P
     _load(cli, tmp_path, _due(7))
     assert cli("plan").code == 0
     assert "payment details" in _body(runtime)
+
+
+def test_a_held_reminder_says_what_the_processor_said(
+    cli: Any, runtime: Runtime, stripe_api: FakeStripe, tmp_path: Path
+) -> None:
+    stripe_api.fail_with = 500
+    _load(cli, tmp_path, _due(7))
+    doc = json.loads(cli("plan", "--json").stdout)
+    assert "Stripe is down" in doc["held"][0]["detail"]
+
+
+def test_a_link_not_made_before_the_plan_is_stored_holds_the_reminder_without_calling_stripe(
+    cli: Any, runtime: Runtime, stripe_api: FakeStripe, tmp_path: Path
+) -> None:
+    """The ledger changed between the plan's first reading and its store: the link the stored
+    plan needs was never made, and none is made inside the write transaction."""
+    from bot.payments.links import PreparedLinks
+    from bot.planning.planner import PlanRules
+    from bot.planning.store import run_plan
+
+    _load(cli, tmp_path, _due(7))
+    with runtime.writing() as session:
+        run = run_plan(
+            session,
+            PlanRules.from_settings(runtime.settings),
+            TODAY,
+            runtime.clock.now(),
+            dry_run=False,
+            links=PreparedLinks({}),
+        )
+    assert run.reminder_ids == {}
+    assert [h.reason for h in run.plan.held] == ["payment_link_error"]
+    assert stripe_api.calls == []
+
+
+def test_a_stale_link_is_retired_but_not_the_newer_link_for_what_is_still_open(
+    runtime: Runtime, stripe_api: FakeStripe, tmp_path: Path, cli: Any
+) -> None:
+    """A link for A and B whose deactivation failed when A was paid, and the link made since for
+    B alone (the one the customer was sent): the catch-up retires the first only."""
+    from bot.payments.links import retire_stale
+    from integrations.stripe_links import StripeLinks
+
+    _load(
+        cli,
+        tmp_path,
+        _due(7, invoice_number="A", amount="100.00", balance="100.00"),
+        _due(7, invoice_number="B", amount="200.00", balance="200.00"),
+    )
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        a, b = session.scalars(select(Invoice).order_by(Invoice.number)).all()
+        a.balance, a.status = Decimal(0), "paid"
+        for key, provider_id, invoices, amount in [
+            ("old", "plink_ab", [a.id, b.id], Decimal("300.00")),
+            ("new", "plink_b", [b.id], Decimal("200.00")),
+        ]:
+            session.add(
+                PaymentLink(
+                    key=key,
+                    customer_id=a.customer_id,
+                    url=f"https://buy.stripe.test/{provider_id}",
+                    provider_id=provider_id,
+                    currency="USD",
+                    amount=amount,
+                    invoice_ids=invoices,
+                    created_at=now,
+                )
+            )
+
+    assert retire_stale(runtime, StripeLinks("sk_test_arbot", stripe_api.url)) == ["plink_ab"]
+    assert set(stripe_api.updated) == {"plink_ab"}
+    with runtime.sessions() as session:
+        live = session.scalars(select(PaymentLink.key).where(PaymentLink.retired_at.is_(None)))
+        assert list(live) == ["new"]
