@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.core import slack_claims
 from bot.core.models import InboundMessage, Invoice
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
@@ -77,9 +77,6 @@ def unmatched_text(session: Session, inbound_id: int) -> str:
     )
 
 
-UNMATCHED_CLAIM = timedelta(minutes=10)  # a claim older than this was lost (a crash): retry
-
-
 def post_unmatched(
     runtime: Runtime, slack: SlackOut | None, channel: str | None, ids: list[int] | None = None
 ) -> list[int]:
@@ -104,39 +101,32 @@ def post_unmatched(
         try:
             slack.post_text(channel, text)
         except SlackFailed as exc:
-            log.error("unmatched message %s not posted: %s", inbound_id, exc.response.get("error"))
-            _mark_unmatched(runtime, inbound_id, told=False)
+            log.error("unmatched message %s not posted: %s", inbound_id, exc.error)
+            slack_claims.give_back(runtime, InboundMessage, inbound_id)
             break  # Slack is refusing: the rest wait for the next sweep too
-        _mark_unmatched(runtime, inbound_id, told=True)
+        except Exception:
+            slack_claims.give_back(runtime, InboundMessage, inbound_id)
+            raise
+        with runtime.writing() as session:  # told: the sweep leaves it alone from now on
+            session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == inbound_id)
+                .values(awaiting_slack=False)
+            )
         posted.append(inbound_id)
     return posted
 
 
 def _claim_unmatched(runtime: Runtime, inbound_id: int) -> str | None:
     """The message's text when this process may post it now, else None."""
-    now = runtime.clock.now()
     with runtime.writing() as session:
-        claimed = session.execute(
-            update(InboundMessage)
-            .where(
-                InboundMessage.id == inbound_id,
-                InboundMessage.awaiting_slack.is_(True),
-                InboundMessage.customer_id.is_(None),
-                or_(
-                    InboundMessage.slack_claimed_at.is_(None),
-                    InboundMessage.slack_claimed_at < now - UNMATCHED_CLAIM,
-                ),
-            )
-            .values(slack_claimed_at=now)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if not slack_claims.claim(
+            session,
+            InboundMessage,
+            inbound_id,
+            runtime.clock.now(),
+            InboundMessage.awaiting_slack.is_(True),
+            InboundMessage.customer_id.is_(None),
+        ):
             return None
         return unmatched_text(session, inbound_id)
-
-
-def _mark_unmatched(runtime: Runtime, inbound_id: int, told: bool) -> None:
-    values = {"awaiting_slack": False} if told else {"slack_claimed_at": None}
-    with runtime.writing() as session:
-        session.execute(
-            update(InboundMessage).where(InboundMessage.id == inbound_id).values(**values)
-        )

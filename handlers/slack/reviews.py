@@ -37,6 +37,8 @@ def decide(kit: ListenerKit, body: Body) -> None:
     if result.startswith("already"):
         kit.tell(channel, user, f"Nothing changed: this payment was {result}.")
         return
+    # The payment's consequences first (its links retired, its notes): a failed redraw of this
+    # message must not leave a paid invoice's link live.
+    after_payment(runtime, outcome, slack=kit.slack, links=links_for(runtime.settings))
     with runtime.sessions() as session:
         reviews.redraw(session, kit.slack, int(review_text))
-    after_payment(runtime, outcome, slack=kit.slack, links=links_for(runtime.settings))
