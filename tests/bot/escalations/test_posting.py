@@ -71,3 +71,28 @@ def test_an_escalation_slack_refused_is_given_back_for_the_next_try(
     assert escalation.slack_thread_ts is None
 
     assert posting.post_new(rt, chat) == [escalation_id]
+
+
+def _posted_and_waiting(rt: Runtime, chat: SlackChat, tmp_path: Path) -> int:
+    """An escalation in its thread, opened a week ago and claimed by nobody."""
+    escalation_id = _escalation(rt, tmp_path)
+    assert posting.post_new(rt, chat) == [escalation_id]
+    with rt.writing() as session:
+        escalation = session.get(Escalation, escalation_id)
+        assert escalation is not None
+        escalation.opened_at = rt.clock.now() - timedelta(days=7)
+    return escalation_id
+
+
+def test_an_unclaimed_thread_slack_refused_to_raise_stays_unraised_for_the_next_sweep(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    escalation_id = _posted_and_waiting(rt, chat, tmp_path)
+    slack_api.fail_next("chat.postMessage", "fatal_error")
+    assert posting.raise_unclaimed(rt, chat, [escalation_id]) == []
+    with rt.sessions() as session:
+        escalation = session.get(Escalation, escalation_id)
+        assert escalation is not None and escalation.raised_at is None
+    assert posting.raise_unclaimed(rt, chat, [escalation_id]) == [escalation_id]

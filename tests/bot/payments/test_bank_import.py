@@ -215,3 +215,44 @@ def test_a_review_slack_did_not_take_is_posted_by_the_next_sweep(
     assert len(report.reviews_posted) == 1
     with rt.sessions() as session:
         assert session.scalars(select(PaymentReview.slack_ts)).one() is not None
+
+
+def test_a_review_another_process_is_posting_is_left_to_it_until_its_claim_lapses(
+    ledger_runtime: Runtime, tmp_path: Path, slack_api: Any
+) -> None:
+    from datetime import timedelta
+
+    rt = ledger_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    bank = _bank(tmp_path / "b.csv", [["2026-03-14", "800.00", "USD", "March", "Harbor Dental"]])
+    with rt.writing() as session:
+        bank_import.import_payments(session, read_payments(bank), "b.csv", rt.clock.now())
+        review = session.scalars(select(PaymentReview)).one()
+        review.slack_claimed_at = rt.clock.now()  # another replica is posting it right now
+        review_id = review.id
+
+    assert review_posting.post_open(rt, chat, "C0FIN") == []
+    assert slack_api.calls("chat.postMessage") == []
+
+    with rt.writing() as session:  # ... and died doing it
+        review = session.get(PaymentReview, review_id)
+        assert review is not None
+        review.slack_claimed_at = rt.clock.now() - timedelta(minutes=11)
+    assert review_posting.post_open(rt, chat, "C0FIN") == [review_id]
+    assert review_posting.post_open(rt, chat, "C0FIN") == []  # posted once
+
+
+def test_a_review_slack_refused_is_given_back_at_once(
+    ledger_runtime: Runtime, tmp_path: Path, slack_api: Any
+) -> None:
+    rt = ledger_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    bank = _bank(tmp_path / "b.csv", [["2026-03-14", "800.00", "USD", "March", "Harbor Dental"]])
+    with rt.writing() as session:
+        bank_import.import_payments(session, read_payments(bank), "b.csv", rt.clock.now())
+    slack_api.fail_next("chat.postMessage", "fatal_error")
+    assert review_posting.post_open(rt, chat, "C0FIN") == []
+    with rt.sessions() as session:
+        review = session.scalars(select(PaymentReview)).one()
+        assert review.slack_claimed_at is None and review.slack_ts is None
+    assert review_posting.post_open(rt, chat, "C0FIN") == [review.id]

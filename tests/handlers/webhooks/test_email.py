@@ -358,3 +358,38 @@ def test_a_customers_text_cannot_ping_the_channel_or_disguise_a_link(
     posted = slack_api.calls("chat.postMessage")[-1]["text"]
     assert "<!channel>" not in posted and "&lt;!channel&gt;" in posted
     assert "<https://evil.example|Pay here>" not in posted
+
+
+def test_poll_inbox_ends_with_a_sweep_so_a_cron_job_alone_posts_what_slack_missed(
+    rt: Runtime, cli: Any, monkeypatch: pytest.MonkeyPatch, slack_api: Any
+) -> None:
+    """Run from cron without `arbot serve`, poll-inbox is the only thing that sweeps: an
+    escalation Slack never got is posted even when the mailbox is empty."""
+    from bot.core.models import Customer, Escalation
+    from bot.escalations import service
+    from tests.support.fake_imap import PASSWORD, USER, FakeImap
+
+    with rt.writing() as session:
+        customer_id = session.scalars(select(Customer.id)).one()
+        service.open_or_add(session, customer_id, "replied", rt.clock.now())
+    with FakeImap() as imap:
+        for name, value in {
+            "IMAP_HOST": "127.0.0.1",
+            "IMAP_PORT": str(imap.port),
+            "IMAP_USER": USER,
+            "IMAP_PASSWORD": PASSWORD,
+            "IMAP_CA_FILE": str(TLS / "cert.pem"),
+            "ARBOT_SECRET_KEY": KEY,
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_API_URL": slack_api.url,
+            "ARBOT_FINANCE_CHANNEL": "C0FINANCE",
+            "ARBOT_ESCALATION_CHANNEL": "C0ESCALATE",
+        }.items():
+            monkeypatch.setenv(name, value)
+        result = cli("poll-inbox")
+
+    assert result.code == 0, result.stderr
+    assert "0 fetched" in result.stdout
+    with rt.sessions() as session:
+        escalation = session.scalars(select(Escalation)).one()
+    assert escalation.slack_channel == "C0ESCALATE" and escalation.slack_thread_ts
