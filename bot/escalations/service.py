@@ -40,11 +40,7 @@ def open_or_add(
     actor: str = audit.SYSTEM,
 ) -> tuple[Escalation, bool]:
     """The customer's open escalation with this reason added, or a new one. True when new."""
-    current = session.scalars(
-        select(Escalation)
-        .where(Escalation.customer_id == customer_id, Escalation.state.in_(OPEN_STATES))
-        .order_by(Escalation.id)
-    ).first()
+    current = open_for(session, customer_id)
     if current is not None:
         audit.record(
             session,
