@@ -224,6 +224,8 @@ def _week(
     aging = {code: dict.fromkeys(BUCKETS, ZERO) for code in currencies}
     sales: dict[str, Decimal] = defaultdict(Decimal)
     sales_from = last_day - timedelta(days=DSO_PERIOD_DAYS)
+    reached_from = first_day - timedelta(days=PAID_BY_DAYS)
+    reached_until = last_day - timedelta(days=PAID_BY_DAYS)
     reached = paid = 0
     for history in histories:
         balance = history.balance_on(last_day)
@@ -232,11 +234,13 @@ def _week(
             aging[history.currency][bucket] += balance
         if sales_from < history.issue_date <= last_day:
             sales[history.currency] += history.total
-        day_30 = history.due_date + timedelta(days=PAID_BY_DAYS)
-        if first_day <= day_30 <= last_day and history.total > 0:
+        # Its 30th day past due falls in the week; counted back from the week's days, so a due
+        # date at the end of the calendar (9999-12-31, stored before dates were checked) cannot
+        # overflow.
+        if reached_from <= history.due_date <= reached_until and history.total > 0:
             reached += 1
             paid_on = history.paid_on()
-            if paid_on is not None and paid_on <= day_30:
+            if paid_on is not None and (paid_on - history.due_date).days <= PAID_BY_DAYS:
                 paid += 1
     cash = {code: ZERO for code in aging}
     for (day, currency), amount in collected.items():

@@ -250,3 +250,19 @@ def test_a_report_of_no_weeks_or_too_many_is_refused_with_the_range(
 ) -> None:
     with runtime.sessions() as session, pytest.raises(UserError, match=f"1 to {MAX_WEEKS} weeks"):
         build_report(session, TODAY, weeks=weeks)
+
+
+def test_dates_at_the_ends_of_the_calendar_stored_before_they_were_checked_do_not_stop_the_report(
+    runtime: Runtime,
+) -> None:
+    ledger = Ledger(runtime)
+    acme = ledger.customer()
+    ledger.invoice(acme, "300.00", issued=date(2026, 2, 20), due=date(2026, 3, 20))
+    ledger.invoice(acme, "50.00", issued=date(2026, 1, 2), due=date(9999, 12, 31))
+    ledger.invoice(acme, "70.00", issued=date(1, 1, 1), due=date(1, 1, 31))
+    with runtime.sessions() as session:
+        report = build_report(session, TODAY, timezone=ZONE, weeks=12)
+    latest = report.weeks[-1]
+    assert latest.open_total("USD") == Decimal("420.00")  # 300.00 and both typed in error
+    assert latest.overdue("USD") == Decimal("70.00")  # the one due in year 1
+    assert latest.reached_30 == 0
