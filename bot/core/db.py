@@ -1,11 +1,15 @@
-"""Engines and sessions. SQLite is the embedded default; PostgreSQL comes in through DATABASE_URL."""
+"""Engines and sessions. SQLite is the embedded default; PostgreSQL comes in through DATABASE_URL.
+
+Every engine hides a statement's parameters from its errors, and PostgreSQL's engines the detail
+the server adds to an error ("Failing row contains (…)", "Key (email)=(…) already exists"): both
+hold customers' names, addresses and whole messages, and a failing statement's error is logged."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,7 +41,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         raise UserError(
             f"DATABASE_URL: {parsed.get_backend_name()} is not supported; use SQLite or PostgreSQL"
         )
-    return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True, **kwargs)
+    event.listen(engine, "handle_error", _hide_server_detail)
+    return engine
+
+
+def _hide_server_detail(context: ExceptionContext) -> None:
+    """Drop the DETAIL PostgreSQL adds to an error (the failing row, the duplicate key's value):
+    the error keeps its first line, its SQL and its type, which is what a reader needs."""
+    error = context.original_exception
+    detail = getattr(getattr(error, "diag", None), "message_detail", None)
+    primary = getattr(getattr(error, "diag", None), "message_primary", None)
+    if not detail or not primary:
+        return
+    error.args = (f"{primary}\nDETAIL:  hidden (it may hold the row's values)",)
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None:
+        wrapped.args = (f"({type(error).__module__}.{type(error).__name__}) {error.args[0]}",)
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
@@ -45,7 +65,9 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     # begins: a writing one (see `writing_engine`) with BEGIN IMMEDIATE, so it takes the write
     # lock up front and a contending writer waits (busy_timeout) instead of failing half-way;
     # a reading one with a plain BEGIN, which in WAL mode never blocks a writer.
-    engine = create_engine(url, connect_args={"isolation_level": None}, **kwargs)
+    engine = create_engine(
+        url, connect_args={"isolation_level": None}, hide_parameters=True, **kwargs
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
