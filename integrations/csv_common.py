@@ -1,6 +1,8 @@
 """What the ledger CSV and the payments CSV read the same way: opening the file, the header and the
 rows (numbered as a spreadsheet shows them: the header is row 1), the field checks they share, and
-how a row's validation errors read (`row N, column: what is wrong`).
+how a row's validation errors read (`row N, column: what is wrong`). Every cell is held to what any
+ledger record may hold (integrations.base.ledger): no control characters or bidirectional
+overrides, and dates within the years arbot accepts.
 
 The email and phone checks also serve the accounting sources, which meet the same addresses and
 numbers in their contact records.
@@ -21,8 +23,9 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import ValidationError
 
-from bot.core.errors import UserError
+from bot.core.errors import UserError, ValidationFailed
 from bot.core.money import is_currency, minor_units
+from integrations.base.ledger import date_problem, text_problem
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -31,8 +34,15 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def cell_text(value: Any) -> str:
-    """A cell's text, trimmed; "" for a cell the row does not have."""
-    return value.strip() if isinstance(value, str) else ""
+    """A cell's text, trimmed; "" for a cell the row does not have. A control character or a
+    bidirectional override anywhere in it is refused (see integrations.base.ledger)."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    problem = text_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return text
 
 
 def required_text(value: Any) -> str:
@@ -53,9 +63,13 @@ def iso_date(value: Any) -> date:
     if not _ISO_DATE.fullmatch(text):
         raise ValueError(f"{text!r} is not an ISO date (YYYY-MM-DD, e.g. 2026-03-16)")
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a real date") from None
+    problem = date_problem(day)
+    if problem:
+        raise ValueError(problem)
+    return day
 
 
 def currency_code(value: Any) -> str:
@@ -135,16 +149,19 @@ def read_rows(
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(row number, column -> value) for each row that is not blank, columns named by the header
     (trimmed, lower case). A header that lacks a required column or repeats one, or a file that
-    is not UTF-8 CSV, raises UserError; a row with more values than the header has columns is
+    is not UTF-8 CSV, raises UserError (naming the row the csv module stopped at, with the
+    problems found before it); a row with more values than the header has columns is
     added to `problems` and skipped. A row with fewer values lacks the last columns, or with
     `fill_short_rows` has them empty. `file_kind` ("payments") lists the required columns in the
     missing-column message."""
+    index = 0  # the row last read
     with open_csv(path) as handle:
         try:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
                 raise UserError(f"{path}: the file is empty; expected a header row")
+            index = 1
             columns = _checked_header(path, header, required_columns, file_kind)
             for index, values in enumerate(reader, start=2):
                 if not any(value.strip() for value in values):
@@ -162,7 +179,21 @@ def read_rows(
                 f"{path}: is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
             ) from None
         except csv.Error as exc:
-            raise UserError(f"{path}: not readable as CSV: {exc}") from None
+            raise ValidationFailed(
+                str(path), [*problems, _unreadable_row(index + 1, exc)]
+            ) from None
+
+
+def _unreadable_row(row_number: int, exc: csv.Error) -> str:
+    """Why the csv module stopped at `row_number`; the rows after it are not read."""
+    limit = csv.field_size_limit()
+    if f"({limit})" in str(exc):
+        return (
+            f"row {row_number}: a value is longer than {limit:,} characters, far more than any "
+            "ledger value; look for a quote that opens on this row and never closes "
+            "(the rows after it were not read)"
+        )
+    return f"row {row_number}: not readable as CSV: {exc} (the rows after it were not read)"
 
 
 def _checked_header(

@@ -1,5 +1,6 @@
-"""What a ledger source and a CRM hand the core: already-validated records in a batch, the
-sources' protocols, the ledger CSV's columns, and the tokens of a connected accounting source.
+"""What a ledger source and a CRM hand the core: already-validated records in a batch, what any
+record's dates and text may hold, the sources' protocols, the ledger CSV's columns, and the tokens
+of a connected accounting source.
 
 A ledger source (the CSV import, QuickBooks Online, Xero, FreshBooks) turns whatever it reads into a
 LedgerBatch; `bot.ledger.upsert` upserts a batch the same way whatever its source, so every source
@@ -7,10 +8,52 @@ follows the same rules."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
+
+# --- What a record may hold, whatever its source ---------------------------------------------
+# The ledger CSV checks each cell with these, and `bot.ledger.screening` checks every batch with
+# them before it is stored. A date far outside these years is a typo (9999-12-31) that would
+# break the reports' date arithmetic; a control character or a bidirectional override (U+202E
+# shows "Acme \u202eDTL" reversed in Slack and in emails) has no place in a ledger, whose text
+# fields are all one line.
+
+EARLIEST_DATE = date(1990, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def date_problem(day: date) -> str | None:
+    """What is wrong with `day` as a ledger date, or None."""
+    if EARLIEST_DATE <= day <= LATEST_DATE:
+        return None
+    return (
+        f"{day.isoformat()} is outside the dates arbot accepts ({EARLIEST_DATE.isoformat()} "
+        f"to {LATEST_DATE.isoformat()}); check it for a typo"
+    )
+
+
+def text_problem(text: str) -> str | None:
+    """What is wrong with `text` as a ledger text field, or None: the first control character
+    (C0, DEL, C1, a line or paragraph separator) or bidirectional embedding, override or isolate."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    return (
+        f"contains a control character (U+{ord(found.group()):04X} at character "
+        f"{found.start() + 1}); remove it"
+    )
+
+
+def visible(text: str, limit: int = 60) -> str:
+    """`text` safe to show in a message: each control character written as its code point
+    (U+202E as \\u202e), and cut to `limit` characters."""
+    shown = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return shown if len(shown) <= limit else f"{shown[: limit - 1]}…"
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,24 @@ BAD_FIELDS = [
     ("never_automate", "sometimes", "row 3, never_automate: 'sometimes' is not yes/no"),
     ("customer_id", "  ", "row 3, customer_id: is required but empty"),
     ("invoice_number", "", "row 3, invoice_number: is required but empty"),
+    # a typo that would break every report's date arithmetic later
+    ("due_date", "9999-12-31", "row 3, due_date: 9999-12-31 is outside the dates arbot accepts"),
+    ("issue_date", "0001-01-01", "row 3, issue_date: 0001-01-01 is outside the dates arbot"),
+    ("due_date", "2101-01-01", "row 3, due_date: 2101-01-01 is outside the dates arbot accepts"),
+    # control characters and bidirectional overrides: stored on SQLite, a raw error on PostgreSQL
+    ("customer_id", "C\x00-1", "row 3, customer_id: contains a control character (U+0000 at"),
+    (
+        "customer_name",
+        "Acme \u202eDTL",
+        "row 3, customer_name: contains a control character (U+202E",
+    ),
+    ("customer_name", "Acme \u2067Ltd\u2069", "row 3, customer_name: contains a control character"),
+    ("invoice_number", "INV\x1b[31m-2", "row 3, invoice_number: contains a control character"),
+    ("contact_name", "Maria\x07", "row 3, contact_name: contains a control character (U+0007"),
+    ("contact_name", "Maria\nGarcia", "row 3, contact_name: contains a control character (U+000A"),
+    ("tags", "vip;\x08late", "row 3, tags: contains a control character (U+0008"),
+    ("phone", "+1312555\x000142", "row 3, phone: contains a control character (U+0000"),
+    ("amount", "12\x00", "row 3, amount: contains a control character (U+0000"),
 ]
 
 
@@ -174,6 +192,19 @@ def test_files_that_are_not_a_ledger_say_why(
     result = cli("import-csv", str(path))
     assert result.code == 1
     assert expected in result.stderr
+    assert _counts(session) == (0, 0, 0, 0)
+
+
+def test_a_value_longer_than_the_csv_module_reads_is_named_by_its_row(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "ledger.csv", [row(), row(invoice_number="INV-2")])
+    with path.open("a", encoding="utf-8") as handle:  # row 4 opens a quote it never closes
+        handle.write('C-1,"Ridgeline Roofing,INV-3,2026-01-15\n' + "x" * 140_000 + "\n")
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert "row 4: a value is longer than 131,072 characters" in result.stderr
+    assert "nothing was imported" in result.stderr
     assert _counts(session) == (0, 0, 0, 0)
 
 

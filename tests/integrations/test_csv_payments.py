@@ -75,6 +75,9 @@ BAD_FIELDS = [
     ("currency", "", "row 3, currency: is required but empty"),
     ("reference", "R" * 257, "row 3, reference: is 257 characters long; at most 256 fit"),
     ("payer", "P" * 300, "row 3, payer: is 300 characters long; at most 256 fit"),
+    ("date", "9999-12-31", "row 3, date: 9999-12-31 is outside the dates arbot accepts"),
+    ("reference", "INV\x00-1", "row 3, reference: contains a control character (U+0000"),
+    ("payer", "Acme \u202eDTL", "row 3, payer: contains a control character (U+202E"),
 ]
 
 
@@ -107,6 +110,19 @@ def test_every_bad_row_is_listed_not_only_the_first(tmp_path: Path) -> None:
         "row 4, amount: -1 is not money received; this file lists incoming payments only "
         "(more than 0)",
         "row 4, currency: 'EURO' is not an ISO 4217 currency code (e.g. USD, EUR, GBP)",
+    ]
+
+
+def test_a_value_longer_than_the_csv_module_reads_is_named_by_its_row(tmp_path: Path) -> None:
+    path = write(tmp_path / "feed.csv", [good(), good(date="yesterday")])
+    with path.open("a", encoding="utf-8") as handle:  # row 4 opens a quote it never closes
+        handle.write('2026-03-16,5.00,USD,"wire\n' + "x" * 140_000 + "\n")
+    with pytest.raises(ValidationFailed) as refused:
+        read_payments(path)
+    assert refused.value.problems == [
+        "row 3, date: 'yesterday' is not an ISO date (YYYY-MM-DD, e.g. 2026-03-16)",
+        "row 4: a value is longer than 131,072 characters, far more than any ledger value; look "
+        "for a quote that opens on this row and never closes (the rows after it were not read)",
     ]
 
 
