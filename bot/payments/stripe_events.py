@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.ids import parse_id
 from bot.core.models import Customer, Invoice, Payment, PaymentLink, StripeEvent
 from bot.core.money import minor_units
 from bot.escalations import service
@@ -52,7 +53,8 @@ def invoice_ids(metadata: object) -> list[int]:
     if not isinstance(metadata, dict):
         return []
     raw = str(metadata.get("arbot_invoice_ids") or "")
-    return [int(part) for part in raw.split(",") if part.strip().isdigit()]
+    ids = [parse_id(part.strip()) for part in raw.split(",")]
+    return [invoice_id for invoice_id in ids if invoice_id is not None]
 
 
 def apply_event(
@@ -149,7 +151,10 @@ def _refunded(session: Session, event: StripeEventIn, now: datetime) -> StripeRe
     ).first()
     if payment is None:
         return StripeResult("ignored", f"refund of {payment_id}, which arbot did not record")
-    total = amount_of(obj.get("amount_refunded"), payment.currency)
+    try:
+        total = amount_of(obj.get("amount_refunded"), payment.currency)
+    except ValueError as exc:
+        return StripeResult("ignored", f"unreadable refund: {exc}")
     outcome = refund(
         session,
         source=SOURCE,
@@ -176,10 +181,14 @@ def _disputed(
     customer = session.get(Customer, payment.customer_id)
     assert customer is not None
     currency = str(obj.get("currency") or payment.currency).upper()
+    try:
+        amount = amount_of(obj.get("amount"), currency)
+    except ValueError as exc:
+        return StripeResult("ignored", f"unreadable card dispute: {exc}")
     detail = (
         f"the card payment {payment.external_id} is disputed at the bank "
-        f"({obj.get('reason', 'no reason given')}, {amount_of(obj.get('amount'), currency)} "
-        f"{currency}): answer it in the Stripe dashboard"
+        f"({obj.get('reason') or 'no reason given'}, {amount} {currency}): answer it in the "
+        "Stripe dashboard"
     )
     audit.record(
         session,

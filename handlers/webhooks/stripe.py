@@ -1,4 +1,7 @@
-"""POST /webhooks/stripe: a payment, refund or card dispute, signed by Stripe."""
+"""POST /webhooks/stripe: a payment, refund or card dispute, signed by Stripe.
+
+A body that fails the signature is refused (400). A signed event arbot cannot read is answered
+200 "ignored" with why, and logged: a failure would only make Stripe retry it for three days."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from bot.core.runtime import Runtime
 from bot.escalations.notes import SlackOut
 from bot.payments.flows import receive_stripe_event
 from integrations.base.payments import PaymentLinks
-from integrations.stripe_events import InvalidStripeEvent, verify
+from integrations.stripe_events import InvalidStripeEvent, UnreadableStripeEvent, verify
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,8 @@ def endpoint(
         secret = runtime.settings.stripe_webhook_secret
         body = await request.body()
         try:
-            event = verify(
+            event = await run_in_threadpool(
+                verify,
                 body,
                 request.headers.get("Stripe-Signature"),
                 secret.get_secret_value() if secret else "",
@@ -33,6 +37,9 @@ def endpoint(
         except InvalidStripeEvent as exc:
             log.warning("Stripe webhook refused: %s", exc)
             return PlainTextResponse("invalid signature", status_code=400)
+        except UnreadableStripeEvent as exc:
+            log.warning("Stripe event ignored: %s", exc)
+            return JSONResponse({"status": "ignored", "detail": str(exc)})
         result = await run_in_threadpool(
             receive_stripe_event, runtime, event, slack=slack, links=links
         )
