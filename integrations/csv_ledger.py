@@ -26,6 +26,7 @@ from integrations.base.ledger import (
     CustomerRecord,
     InvoiceRecord,
     LedgerBatch,
+    visible,
 )
 from integrations.csv_common import (
     cell_text,
@@ -322,5 +323,6 @@ def _contact(
         email=row.email,
         phone=normalise_phone(row.phone, phone_region) if row.phone else None,
         sms_consent=bool(row.sms_consent),
-        consent_source=f"{file_name} row {row_number}" if row.sms_consent else None,
+        # the file's name as text the contact's consent_source column can always hold
+        consent_source=f"{visible(file_name, 200)} row {row_number}" if row.sms_consent else None,
     )

@@ -25,14 +25,18 @@ from integrations.base.ledger import (
     LedgerBatch,
     PaymentRecord,
     SourceProblem,
+    date_problem,
+    visible,
 )
 from integrations.csv_common import normalise_phone
 from integrations.source_records import (
     UnreadableField,
     checked_email,
     currency_code,
+    ledger_date,
     money,
     new_customer,
+    plain_text,
 )
 
 DELETED = 1  # the vis_state of a deleted record
@@ -87,7 +91,7 @@ def add_invoice(batch: LedgerBatch, raw: dict[str, Any]) -> None:
             SourceProblem(
                 "invoice",
                 invoice_id or None,
-                f"invoice {number} (FreshBooks id {invoice_id or '?'}): {exc}",
+                f"invoice {visible(number)} (FreshBooks id {visible(invoice_id) or '?'}): {exc}",
             )
         )
 
@@ -105,6 +109,7 @@ def add_payment(batch: LedgerBatch, raw: dict[str, Any], numbers: dict[str, str]
 
 def _invoice(raw: dict[str, Any], number: str) -> InvoiceRecord:
     invoice_id = _required(raw, "id")
+    plain_text(number, "invoice_number")
     client_id = _required(raw, "customerid")
     deleted = raw.get("vis_state") == DELETED
     issued = _date(raw, "create_date")
@@ -214,11 +219,12 @@ def _date(raw: dict[str, Any], field: str) -> date:
     if not text:
         raise UnreadableField(field, "is missing; set it on the record in FreshBooks")
     try:
-        if _ISO_DATE.fullmatch(text):
-            return date.fromisoformat(text)
+        day = date.fromisoformat(text) if _ISO_DATE.fullmatch(text) else None
     except ValueError:
-        pass
-    raise UnreadableField(field, f"{text!r} is not a date (YYYY-MM-DD)")
+        day = None
+    if day is None:
+        raise UnreadableField(field, f"{text!r} is not a date (YYYY-MM-DD)")
+    return ledger_date(day, field)
 
 
 def _due_date(raw: dict[str, Any], issued: date) -> date:
@@ -227,7 +233,16 @@ def _due_date(raw: dict[str, Any], issued: date) -> date:
         return _date(raw, "due_date")
     offset = raw.get("due_offset_days")
     if isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0:
-        return issued + timedelta(days=offset)
+        try:
+            due = issued + timedelta(days=offset)
+        except OverflowError:
+            raise UnreadableField(
+                "due_offset_days", f"{offset}: the due date is past the end of the calendar"
+            ) from None
+        problem = date_problem(due)
+        if problem:
+            raise UnreadableField("due_offset_days", f"{offset}: the due date {problem}")
+        return due
     raise UnreadableField("due_date", "is missing; set the invoice's due date in FreshBooks")
 
 

@@ -29,6 +29,7 @@ from integrations.base.ledger import (
     LedgerBatch,
     PaymentRecord,
     SourceProblem,
+    visible,
 )
 from integrations.csv_common import normalise_phone
 from integrations.errors import SourceError
@@ -41,10 +42,12 @@ from integrations.source_records import (
     checked_email,
     currency_code,
     format_time,
+    ledger_date,
     money,
     new_customer,
     next_cursor,
     parse_cursor,
+    plain_text,
 )
 
 DEFAULT_API_URL = "https://quickbooks.api.intuit.com"
@@ -253,7 +256,8 @@ class QuickBooksSource:
                 SourceProblem(
                     "invoice",
                     str(raw.get("Id") or "") or None,
-                    f"invoice {number} (QuickBooks Id {raw.get('Id')}): {exc}",
+                    f"invoice {visible(number)} (QuickBooks Id {visible(str(raw.get('Id')))}): "
+                    f"{exc}",
                 )
             )
             return
@@ -266,6 +270,7 @@ class QuickBooksSource:
 
     def _invoice(self, raw: dict[str, Any], number: str) -> InvoiceRecord:
         invoice_id = _required(raw, "Id")
+        plain_text(number, "DocNumber")
         customer_id = _ref(raw, "CustomerRef")
         if not customer_id:
             raise UnreadableField("CustomerRef", "is missing")
@@ -378,9 +383,10 @@ def _date(raw: dict[str, Any], field: str) -> date:
     if not _ISO_DATE.fullmatch(text):
         raise UnreadableField(field, f"{value!r} is not a date")
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise UnreadableField(field, f"{value!r} is not a real date") from None
+    return ledger_date(day, field)
 
 
 def _emails(

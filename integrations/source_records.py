@@ -9,13 +9,21 @@ names the record, and the rest of the batch still syncs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from bot.core.errors import UserError
 from bot.core.money import is_currency, minor_units, parse_amount
-from integrations.base.ledger import ContactRecord, CustomerRecord, LedgerBatch, SourceProblem
+from integrations.base.ledger import (
+    ContactRecord,
+    CustomerRecord,
+    LedgerBatch,
+    SourceProblem,
+    date_problem,
+    text_problem,
+    visible,
+)
 from integrations.csv_common import normalise_email
 
 # The next cursor is the server's clock less this: a change made while a sync ran is fetched again
@@ -56,6 +64,22 @@ def money(value: object, field: str, currency: str) -> Decimal:
     if parsed != parsed.quantize(quantum):
         raise UnreadableField(field, f"{parsed} has more decimal places than {currency} uses")
     return parsed.quantize(quantum)
+
+
+def ledger_date(day: date, field: str) -> date:
+    """`day`, when it is within the years a ledger date may be (integrations.base.ledger)."""
+    problem = date_problem(day)
+    if problem:
+        raise UnreadableField(field, problem)
+    return day
+
+
+def plain_text(text: str, field: str) -> str:
+    """`text`, when it holds no control character or bidirectional override."""
+    problem = text_problem(text)
+    if problem:
+        raise UnreadableField(field, problem)
+    return text
 
 
 def currency_code(code: str, field: str) -> str:
@@ -107,17 +131,20 @@ def next_cursor(
 def new_customer(
     batch: LedgerBatch, noun: str, customer_id: str, name: str, fields: tuple[str, str]
 ) -> CustomerRecord | None:
-    """A customer with this id and name; None when either is empty: then the batch gets a problem
-    naming the `noun` ("customer", "contact") and which of `fields` (id field, name field) is
-    missing."""
-    if not customer_id or not name:
-        field = fields[0] if not customer_id else fields[1]
-        batch.problems.append(
-            SourceProblem(
-                "customer", customer_id or None, f"{noun} {name or customer_id}: {field} is missing"
+    """A customer with this id and name; None when either is empty or holds a control character:
+    then the batch gets a problem naming the `noun` ("customer", "contact") and which of `fields`
+    (id field, name field) is wrong."""
+    for field, text in zip(fields, (customer_id, name), strict=True):
+        wrong = text_problem(text) if text else "is missing"
+        if wrong:
+            batch.problems.append(
+                SourceProblem(
+                    "customer",
+                    visible(customer_id) or None,
+                    f"{noun} {visible(name or customer_id)}: {field} {wrong}",
+                )
             )
-        )
-        return None
+            return None
     return CustomerRecord(external_id=customer_id, name=name)
 
 
@@ -143,7 +170,7 @@ def add_missing_customers(
         return
     # One already reported as unreadable is not asked for again (nor reported twice).
     unreadable = {p.external_id for p in batch.problems if p.kind == "customer"}
-    look_up([i for i in missing if i not in unreadable])
+    look_up([i for i in missing if visible(i) not in unreadable])
     for customer_id in missing:
         if customer_id not in batch.customers:
             batch.customers[customer_id] = CustomerRecord(

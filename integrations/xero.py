@@ -30,6 +30,7 @@ from integrations.base.ledger import (
     LedgerBatch,
     PaymentRecord,
     SourceProblem,
+    visible,
 )
 from integrations.csv_common import normalise_phone
 from integrations.errors import SourceError, SourceUnavailable
@@ -41,9 +42,11 @@ from integrations.source_records import (
     amount,
     checked_email,
     currency_code,
+    ledger_date,
     new_customer,
     next_cursor,
     parse_cursor,
+    plain_text,
 )
 
 DEFAULT_API_URL = "https://api.xero.com"
@@ -264,7 +267,9 @@ class XeroSource:
         except UnreadableField as exc:
             batch.problems.append(
                 SourceProblem(
-                    "invoice", _text(raw, "InvoiceID") or None, f"invoice {number}: {exc}"
+                    "invoice",
+                    visible(_text(raw, "InvoiceID")) or None,
+                    f"invoice {visible(number)}: {exc}",
                 )
             )
             return
@@ -284,6 +289,7 @@ class XeroSource:
 
 def _invoice(raw: dict[str, Any], number: str) -> InvoiceRecord:
     invoice_id = _required(raw, "InvoiceID")
+    plain_text(number, "InvoiceNumber")
     contact_id = _text(raw.get("Contact") or {}, "ContactID")
     if not contact_id:
         raise UnreadableField("Contact", "is missing")
@@ -368,9 +374,10 @@ def _date(raw: dict[str, Any], field: str) -> date:
     if not text:
         raise UnreadableField(field, "is missing; set it on the record in Xero")
     try:
-        return parse_xero_date(text).date()
+        day = parse_xero_date(text).date()
     except (ValueError, OverflowError):
         raise UnreadableField(field, f"{text!r} is not a date") from None
+    return ledger_date(day, field)
 
 
 def _currency(value: object) -> str:

@@ -18,9 +18,16 @@ from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Contact, Customer
 from bot.ledger.bulk import bulk_update, chunks, core_table
 from bot.ledger.invoices import upsert_invoices
+from bot.ledger.screening import screen
 from bot.ledger.source_payments import record_source_payments
 from bot.payments.record import cancel_for_invoices
-from integrations.base.ledger import ContactRecord, CustomerRecord, LedgerBatch
+from integrations.base.ledger import (
+    ContactRecord,
+    CustomerRecord,
+    LedgerBatch,
+    SourceProblem,
+    visible,
+)
 
 # Rows are read as plain tuples of the columns compared, not ORM objects: a re-import of 100,000
 # invoices compares far faster that way.
@@ -78,10 +85,15 @@ class ImportSummary:
 
 
 def apply_batch(session: Session, batch: LedgerBatch, now: datetime) -> ImportSummary:
-    """Upsert the batch inside the caller's transaction (all of it or, on error, none of it)."""
+    """Upsert the batch inside the caller's transaction (all of it or, on error, none of it).
+    First the batch is screened (bot/ledger/screening.py): a record it must not store is taken
+    out and added to batch.problems, and so is an invoice whose customer is neither in the batch
+    nor stored from this source."""
     summary = ImportSummary(source=batch.source, label=batch.label)
+    screen(batch)
     serialise_ledger_writes(session)
     customer_ids = _upsert_customers(session, batch, now, summary)
+    _take_out_unknown_customers(batch, customer_ids)
     _upsert_contacts(session, batch, customer_ids, now, summary)
     upsert_invoices(session, batch, customer_ids, now, summary)
     if batch.payments:
@@ -91,6 +103,24 @@ def apply_batch(session: Session, batch: LedgerBatch, now: datetime) -> ImportSu
     if summary.changed:
         audit.record(session, now, "ledger.imported", payload=summary.as_dict())
     return summary
+
+
+def _take_out_unknown_customers(batch: LedgerBatch, customer_ids: dict[str, int]) -> None:
+    kept = []
+    for invoice in batch.invoices:
+        if invoice.customer_external_id in customer_ids:
+            kept.append(invoice)
+            continue
+        batch.problems.append(
+            SourceProblem(
+                "invoice",
+                visible(invoice.external_id or invoice.number),
+                f"invoice {visible(invoice.number)}, customer: "
+                f"{visible(invoice.customer_external_id)} is not a customer in {batch.label} "
+                "or in the ledger; the invoice is not stored",
+            )
+        )
+    batch.invoices = kept
 
 
 def _customer_changes(stored: Row[Any], record: CustomerRecord) -> dict[str, Any]:

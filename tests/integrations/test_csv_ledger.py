@@ -239,6 +239,15 @@ def test_values_are_normalised_on_the_way_in(cli: Any, session: Session, tmp_pat
     assert customer.tags == ["contractor", "retainage"]
 
 
+def test_consent_names_a_file_whose_name_holds_a_control_character_in_visible_text(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "ledger\x1b[31m.csv", [row()])
+    assert cli("import-csv", str(path)).code == 0
+    contact = session.scalars(select(Contact)).one()
+    assert contact.sms_consent_source == "ledger\\u001b[31m.csv row 2"
+
+
 def test_one_email_with_two_phone_numbers_is_refused(
     cli: Any, session: Session, tmp_path: Path
 ) -> None:

@@ -332,6 +332,43 @@ def test_malformed_records_are_reported_by_name_and_field_and_the_rest_syncs(
     assert batch.customers["2"].name == "Client 2"
 
 
+def test_dates_outside_the_years_arbot_accepts_and_control_characters_are_reported_by_field(
+    freshbooks: FakeFreshBooks, clock: FixedClock
+) -> None:
+    freshbooks.clients = [client(1, "Ridgeway\x07Clinics"), client(2, "Harbour Dental")]
+    freshbooks.invoices = [
+        invoice(101, 2, "0001", "10.00", "10.00", due_date="9999-12-31"),
+        invoice(102, 2, "0002", "10.00", "10.00", due_date=None, due_offset_days=10**10),
+        invoice(103, 2, "0003", "10.00", "10.00", due_date=None, due_offset_days=40_000),
+        invoice(104, 2, "00\u202e04", "10.00", "10.00"),
+        invoice(105, 2, "0005", "10.00", "10.00"),
+    ]
+    batch = Connected(freshbooks, clock).fetch()
+
+    assert list(_by_number(batch)) == ["0005"]
+    messages = {(p.kind, p.external_id): p.message for p in batch.problems}
+    assert messages[("customer", "1")] == (
+        "client Ridgeway\\u0007Clinics: organization contains a control character (U+0007 at "
+        "character 9); remove it"
+    )
+    assert messages[("invoice", "101")] == (
+        "invoice 0001 (FreshBooks id 101): due_date 9999-12-31 is outside the dates arbot "
+        "accepts (1990-01-01 to 2100-12-31); check it for a typo"
+    )
+    assert messages[("invoice", "102")] == (
+        "invoice 0002 (FreshBooks id 102): due_offset_days 10000000000: the due date is past "
+        "the end of the calendar"
+    )
+    assert messages[("invoice", "103")].startswith(
+        "invoice 0003 (FreshBooks id 103): due_offset_days 40000: the due date 2135-07-23 is "
+        "outside the dates arbot accepts"
+    )
+    assert messages[("invoice", "104")] == (
+        "invoice 00\\u202e04 (FreshBooks id 104): invoice_number contains a control character "
+        "(U+202E at character 3); remove it"
+    )
+
+
 # --- Tokens and limits ------------------------------------------------------------------------
 
 

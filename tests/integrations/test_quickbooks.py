@@ -261,6 +261,45 @@ def test_malformed_records_are_reported_by_name_and_field_and_the_rest_syncs(
     )
 
 
+def test_dates_outside_the_years_arbot_accepts_and_control_characters_are_reported_by_field(
+    quickbooks: FakeQuickBooks, clock: FixedClock
+) -> None:
+    quickbooks.customers = [
+        customer("1", "Acme \u202eDTL"),
+        customer("2", "Bill's Windsurf Shop"),
+    ]
+    quickbooks.invoices = [
+        invoice("130", "2", "1037", 10.0, 10.0, due="9999-12-31"),
+        invoice("131", "2", "1038", 10.0, 10.0, issued="0001-01-01"),
+        invoice("132", "2", "10\x0039", 10.0, 10.0),
+        invoice("133", "2", "1040", 99.0, 99.0),
+    ]
+    quickbooks.payments = [payment("200", "2", 5.0, [("133", 5.0)], received="9999-01-01")]
+    batch = Connected(quickbooks, clock).fetch()
+
+    assert list(_by_number(batch)) == ["1040"]
+    assert batch.payments == []
+    messages = {(p.kind, p.external_id): p.message for p in batch.problems}
+    assert messages[("customer", "1")] == (
+        "customer Acme \\u202eDTL: DisplayName contains a control character (U+202E at "
+        "character 6); remove it"
+    )
+    assert messages[("invoice", "130")] == (
+        "invoice 1037 (QuickBooks Id 130): DueDate 9999-12-31 is outside the dates arbot accepts "
+        "(1990-01-01 to 2100-12-31); check it for a typo"
+    )
+    assert messages[("invoice", "131")].startswith(
+        "invoice 1038 (QuickBooks Id 131): TxnDate 0001-01-01 is outside the dates arbot accepts"
+    )
+    assert messages[("invoice", "132")] == (
+        "invoice 10\\u000039 (QuickBooks Id 132): DocNumber contains a control character "
+        "(U+0000 at character 3); remove it"
+    )
+    assert messages[("payment", "200")].startswith(
+        "payment 200: TxnDate 9999-01-01 is outside the dates arbot accepts"
+    )
+
+
 def test_a_rate_limit_and_an_expired_token_mid_sync_lose_nothing(
     quickbooks: FakeQuickBooks, clock: FixedClock
 ) -> None:

@@ -236,6 +236,37 @@ def test_malformed_records_are_reported_by_name_and_field_and_the_rest_syncs(
     assert batch.customers["c-2"].name == "Contact c-2"
 
 
+def test_dates_outside_the_years_arbot_accepts_and_control_characters_are_reported_by_field(
+    xero: FakeXero, clock: FixedClock
+) -> None:
+    xero.contacts = [contact("c-1", "Ridgeway\x1b[2J Clinics"), contact("c-2", "Harbour Dental")]
+    xero.invoices = [
+        invoice("i-1", "c-2", "INV-0001", 10.0, 10.0, due=date(9999, 12, 31)),
+        invoice("i-2", "c-2", "INV-0002", 10.0, 10.0, issued=date(1970, 1, 1)),
+        invoice("i-3", "c-2", "INV\u20660003", 10.0, 10.0),
+        invoice("i-4", "c-2", "INV-0004", 10.0, 10.0),
+    ]
+    batch = Connected(xero, clock).fetch()
+
+    assert list(_by_number(batch)) == ["INV-0004"]
+    messages = {(p.kind, p.external_id): p.message for p in batch.problems}
+    assert messages[("customer", "c-1")] == (
+        "contact Ridgeway\\u001b[2J Clinics: Name contains a control character (U+001B at "
+        "character 9); remove it"
+    )
+    assert messages[("invoice", "i-1")] == (
+        "invoice INV-0001: DueDate 9999-12-31 is outside the dates arbot accepts "
+        "(1990-01-01 to 2100-12-31); check it for a typo"
+    )
+    assert messages[("invoice", "i-2")].startswith(
+        "invoice INV-0002: Date 1970-01-01 is outside the dates arbot accepts"
+    )
+    assert messages[("invoice", "i-3")] == (
+        "invoice INV\\u20660003: InvoiceNumber contains a control character (U+2066 at "
+        "character 4); remove it"
+    )
+
+
 def test_a_rate_limit_and_an_expired_token_mid_sync_lose_nothing(
     xero: FakeXero, clock: FixedClock
 ) -> None:

@@ -189,6 +189,34 @@ def test_a_payment_in_quickbooks_stops_the_waiting_reminder_and_notes_go_back(
         rt.close()
 
 
+def test_records_no_ledger_may_hold_are_skipped_by_name_and_field_and_the_rest_syncs(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, qb: FakeQuickBooks, database_url: str
+) -> None:
+    qb.customers.append(customer("3", "Acme \u202eDTL"))
+    qb.invoices += [
+        invoice("132", "2", "1039", 40.0, 40.0, due="9999-12-31"),
+        # a customer QuickBooks did not return, named only by the invoice
+        invoice("133", "4", "1040", 50.0, 50.0, CustomerRef={"value": "4", "name": "Zed\x00"}),
+    ]
+    assert _connect(cli, monkeypatch, qb).code == 0
+    synced = cli("sync")
+    assert synced.code == 0, synced.stderr
+    assert "quickbooks: 2 new invoice(s)" in synced.stdout
+    errors = " ".join(synced.stderr.split())  # the console wraps long lines
+    assert "skipped customer 3: customer Acme \\u202eDTL: DisplayName contains a control" in errors
+    assert "skipped invoice 132: invoice 1039 (QuickBooks Id 132): DueDate 9999-12-31 is" in errors
+    assert "skipped customer 4: customer Zed\\u0000 (4), name: contains a control" in errors
+    assert "skipped invoice 133: invoice 1040 of customer 4, is not stored" in errors
+    rt = _rt(database_url)
+    try:
+        with rt.sessions() as session:
+            assert sorted(session.scalars(select(Invoice.number))) == ["1037", "1038"]
+            problems = session.scalars(select(Event).where(Event.kind == "sync.problem")).all()
+        assert len(problems) == 4
+    finally:
+        rt.close()
+
+
 def test_sync_without_a_connection_says_what_to_do(cli: Any) -> None:
     result = cli("sync")
     assert result.code == 1 and "arbot connect quickbooks" in result.stderr
