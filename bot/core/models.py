@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -280,6 +281,9 @@ class InboundMessage(Base):
     subject: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str | None] = mapped_column(String(998))
     raw: Mapped[str] = mapped_column(Text)
+    # The message exactly as it came, when `raw` cannot hold it so (a NUL, bytes not UTF-8): `raw`
+    # then holds it with those characters replaced by U+FFFD.
+    raw_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)
     text: Mapped[str] = mapped_column(Text)
     reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
