@@ -1,49 +1,139 @@
-"""Run every benchmark and print one table: `make bench` (or `python -m benchmarks`)."""
+"""`python -m benchmarks` (or `make bench`): every benchmark on SQLite and PostgreSQL, each figure
+beside the floor of the same work measured in the same run, then a verdict; exits 1 when a target
+is missed. `--help` lists the sizes and `--only` runs some benchmarks alone."""
 
 from __future__ import annotations
 
+import argparse
+import platform
 import resource
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
+from benchmarks import (
+    approvals,
+    importing,
+    memory,
+    payments,
+    planner,
+    scaling,
+    sending,
+    startup,
+)
+from benchmarks.databases import KINDS, POSTGRESQL, postgres_absent
+from benchmarks.options import SCALING_SIZES, Options
+from benchmarks.results import Result, Skipped, print_table
 
-from benchmarks import ledger, planner, reconcile, sending, slack, startup
+BENCHMARKS: dict[str, Callable[[Options], list[Result]]] = {
+    "startup": startup.run,
+    "import": importing.run,
+    "plan": planner.run,
+    "memory": memory.run,
+    "payments": payments.run,
+    "send": sending.run,
+    "approvals": approvals.run,
+}
 
 
-def main() -> None:
-    startup_results, startup_note = startup.run()
-    results = startup_results + ledger.run()
-    plan_results, plan_note = planner.run()
-    results += plan_results
-    slack_results, slack_note = slack.run()
-    results += slack_results
-    send_results, send_note = sending.run()
-    results += send_results
-    reconcile_results, reconcile_note = reconcile.run()
-    results += reconcile_results
-    table = Table(title="arbot benchmarks (this machine)", title_justify="left")
-    for column in ("benchmark", "size", "time", "target", "verdict"):
-        table.add_column(column, justify="right" if column in ("time", "target") else "left")
-    failed = False
-    for result in results:
-        ok = result.seconds <= result.target_seconds
-        failed |= not ok
-        table.add_row(
-            result.name,
-            result.size,
-            f"{result.seconds:.2f} s",
-            f"≤ {result.target_seconds:g} s",
-            "ok" if ok else "TOO SLOW",
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(int(part.replace("_", "")) for part in text.split(",") if part)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Time arbot's heavy paths against their floors, on SQLite and PostgreSQL.",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(BENCHMARKS),
+        help=f"comma-separated benchmarks to run (default all: {','.join(BENCHMARKS)})",
+    )
+    parser.add_argument(
+        "--databases",
+        default=",".join(KINDS),
+        help="comma-separated: sqlite,postgresql (default both; PostgreSQL is skipped with a "
+        "note when it does not answer at ARBOT_BENCH_POSTGRES)",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs per median (default 3)")
+    parser.add_argument("--invoices", type=int, default=100_000, help="the book's open invoices")
+    parser.add_argument("--payments", type=int, default=10_000, help="bank payments to import")
+    parser.add_argument("--emails", type=int, default=1_000, help="emails to send")
+    parser.add_argument("--clicks", type=int, default=50, help="concurrent Approve clicks")
+    parser.add_argument(
+        "--planned",
+        default="1000,20000",
+        help="reminders planned on the day the clicks land, one burst each (default 1000,20000)",
+    )
+    parser.add_argument(
+        "--memory-invoices",
+        type=int,
+        default=300_000,
+        help="the book whose plan's peak memory is measured",
+    )
+    parser.add_argument(
+        "--scaling",
+        nargs="?",
+        const=",".join(str(s) for s in SCALING_SIZES),
+        default=None,
+        help="also print the scaling table of import and plan over these book sizes "
+        "(default 10000,30000,100000,300000; long)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in only if name not in BENCHMARKS]
+    if unknown:
+        raise SystemExit(
+            f"--only: no benchmark named {', '.join(unknown)}; use {','.join(BENCHMARKS)}"
         )
-    Console().print(table)
+    wanted = [name.strip() for name in args.databases.split(",") if name.strip()]
+    if any(name not in KINDS for name in wanted):
+        raise SystemExit(f"--databases: use {','.join(KINDS)}")
+    skipped: list[Skipped] = []
+    kinds = [KINDS[name] for name in wanted]
+    if POSTGRESQL in kinds:
+        absent = postgres_absent()
+        if absent:
+            kinds.remove(POSTGRESQL)
+            skipped.append(Skipped("every PostgreSQL line", POSTGRESQL, absent))
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="arbot-bench-") as folder:
+        options = Options(
+            folder=Path(folder),
+            databases=tuple(kinds),
+            runs=args.runs,
+            invoices=args.invoices,
+            payments=args.payments,
+            emails=args.emails,
+            clicks=args.clicks,
+            planned=_sizes(args.planned),
+            memory_invoices=args.memory_invoices,
+            scaling=_sizes(args.scaling) if args.scaling else (),
+        )
+        for name in only:
+            results += BENCHMARKS[name](options)
+        title = (
+            f"arbot benchmarks: {platform.node()}, {platform.processor() or platform.machine()}, "
+            f"{_cores()} cores, Python {platform.python_version()}; medians of {args.runs}"
+        )
+        ok = print_table(title, results, skipped)
+        if options.scaling:
+            scaling.run(options)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    Console().print(startup_note)
-    Console().print(plan_note)
-    Console().print(slack_note)
-    Console().print(send_note)
-    Console().print(reconcile_note)
-    Console().print(f"Peak memory of the whole run: {peak_mib:.0f} MiB")
-    raise SystemExit(1 if failed else 0)
+    print(f"Peak memory of the benchmark process: {peak_mib:.0f} MiB")
+    raise SystemExit(0 if ok else 1)
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 build the Matcher, then decide each payment and apply the automatic ones, as an import does.
 
 `python -m benchmarks.reconcile` runs it alone. `ledger_rows` and `payment_rows` build the same
-synthetic ledger and bank feed (as CSV rows) for timing the full import with its database writes.
+synthetic ledger and bank feed (as CSV rows) for timing the full import with its database writes
+(benchmarks/payments.py).
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from benchmarks.ledger import TODAY, Result
+from benchmarks.books import TODAY, customers_for
+from benchmarks.results import Result, print_table
 from bot.ledger.sample import sample_rows
 from bot.payments.reconcile import Matcher, OpenInvoice
 from integrations.csv_payments import REQUIRED_COLUMNS, read_payments
@@ -37,9 +36,9 @@ SUFFIXES = ("", " LLC", " INC", ", Inc.", " Ltd")
 Invoice = tuple[str, Decimal, str]  # number, balance, currency
 
 
-def ledger_rows(seed: int = 19) -> list[dict[str, str]]:
-    """The ledger CSV rows: INVOICES invoices of CUSTOMERS customers, every one of them open."""
-    rows = sample_rows(TODAY, customers=CUSTOMERS, invoices=INVOICES, seed=seed)
+def ledger_rows(seed: int = 19, invoices: int = INVOICES) -> list[dict[str, str]]:
+    """The ledger CSV rows: `invoices` invoices of a fifth as many customers, every one open."""
+    rows = sample_rows(TODAY, customers=customers_for(invoices), invoices=invoices, seed=seed)
     for row in rows:
         row["balance"] = row["amount"]
     return rows
@@ -174,7 +173,8 @@ def open_invoices(ledger: list[dict[str, str]]) -> list[OpenInvoice]:
     ]
 
 
-def run() -> tuple[list[Result], str]:
+def run() -> Result:
+    """The matcher alone (no database), on the default sizes."""
     ledger = ledger_rows()
     feed = payment_rows(ledger)
     invoices = open_invoices(ledger)
@@ -207,27 +207,20 @@ def run() -> tuple[list[Result], str]:
     shown = ", ".join(f"{outcome} {n:,}" for outcome, n in outcomes.most_common())
     built = Counter(row["kind"] for row in feed)
     note = (
-        f"reconcile: read the payments CSV in {read_seconds:.2f} s, built the matcher in "
+        f"read the payments CSV in {read_seconds:.2f} s, built the matcher in "
         f"{built_seconds:.2f} s. Decisions: {shown}; {as_built:,} automatic matches are the ones "
         f"the feed was built to pay (built: "
         f"{', '.join(f'{kind} {n:,}' for kind, n in built.most_common())})."
     )
-    return [Result("reconcile (build matcher, decide, apply)", size, seconds, 5)], note
+    return Result(
+        "reconcile: build the matcher, decide, apply", "", size, seconds, target=5, note=note
+    )
 
 
 def main() -> None:
-    results, note = run()
-    table = Table(title="arbot benchmark: bank-feed reconciliation", title_justify="left")
-    for column in ("benchmark", "size", "time", "target", "verdict"):
-        table.add_column(column, justify="right" if column in ("time", "target") else "left")
-    for result in results:
-        ok = result.seconds <= result.target_seconds
-        verdict = "ok" if ok else "TOO SLOW"
-        target = f"≤ {result.target_seconds:g} s"
-        table.add_row(result.name, result.size, f"{result.seconds:.2f} s", target, verdict)
-    Console().print(table)
-    Console().print(note)
-    raise SystemExit(0 if all(r.seconds <= r.target_seconds for r in results) else 1)
+    result = run()
+    ok = print_table("arbot benchmark: bank-feed reconciliation (no database)", [result], [])
+    raise SystemExit(0 if ok else 1)
 
 
 if __name__ == "__main__":

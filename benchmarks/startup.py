@@ -1,5 +1,5 @@
 """How long `arbot` takes to start: `arbot --help` and `arbot aging` on an empty SQLite database,
-each the median of 5 fresh interpreters, beside a bare interpreter start for scale."""
+each the median of 5 fresh interpreters, beside a bare interpreter start (its floor)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from benchmarks.ledger import Result
+from benchmarks.databases import SQLITE
+from benchmarks.options import Options
+from benchmarks.results import Result
 
 RUNS = 5
+TARGET_SECONDS = 0.5
 
 
 def _median_seconds(args: list[str], env: dict[str, str]) -> float:
@@ -25,20 +26,31 @@ def _median_seconds(args: list[str], env: dict[str, str]) -> float:
     return statistics.median(timings)
 
 
-def run() -> tuple[list[Result], str]:
+def run(options: Options) -> list[Result]:
     arbot = [sys.executable, "-m", "handlers.cli.main"]
-    with tempfile.TemporaryDirectory() as folder:
-        env = os.environ | {"DATABASE_URL": f"sqlite:///{Path(folder) / 'arbot.db'}"}
-        subprocess.run([*arbot, "db", "upgrade"], env=env, check=True, capture_output=True)
-        bare = _median_seconds([sys.executable, "-c", "pass"], env)
-        help_seconds = _median_seconds([*arbot, "--help"], env)
-        aging_seconds = _median_seconds([*arbot, "aging"], env)
-    results = [
-        Result("arbot --help (start-up)", f"median of {RUNS}", help_seconds, 0.5),
-        Result("arbot aging (start-up, empty ledger)", f"median of {RUNS}", aging_seconds, 0.5),
+    env = os.environ | {"DATABASE_URL": f"sqlite:///{options.folder / 'startup.db'}"}
+    subprocess.run([*arbot, "db", "upgrade"], env=env, check=True, capture_output=True)
+    bare = _median_seconds([sys.executable, "-c", "pass"], env)
+    help_seconds = _median_seconds([*arbot, "--help"], env)
+    aging_seconds = _median_seconds([*arbot, "aging"], env)
+    size = f"median of {RUNS} starts"
+    return [
+        Result(
+            "arbot --help",
+            "",
+            size,
+            help_seconds,
+            floor=bare,
+            floor_name="bare python",
+            target=TARGET_SECONDS,
+        ),
+        Result(
+            "arbot aging, empty ledger",
+            SQLITE,
+            size,
+            aging_seconds,
+            floor=bare,
+            floor_name="bare python",
+            target=TARGET_SECONDS,
+        ),
     ]
-    note = (
-        f"Start-up: a bare interpreter starts in {bare:.2f} s; `arbot --help` takes "
-        f"{help_seconds / bare:.0f} times that, `arbot aging` {aging_seconds / bare:.0f} times."
-    )
-    return results, note
