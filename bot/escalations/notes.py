@@ -71,8 +71,15 @@ def unmatched_text(session: Session, inbound_id: int) -> str:
     assert message is not None
     quoted = _quoted(message.text)
     subject = f" · {escape(message.subject)}" if message.subject else ""
+    sender = escape(message.sender) or "an unknown sender"
+    if message.label == "unreadable":  # bot/replies/unreadable.py
+        return (
+            f":warning: A {message.channel} from {sender}{subject} could not be read "
+            f"automatically; it is kept as it came (message {message.id}).\n{quoted}\n"
+            f"Read it, then say whose it is with `/ar assign {message.id} CUSTOMER`."
+        )
     return (
-        f":incoming_envelope: A {message.channel} from {escape(message.sender)}{subject} matched no "
+        f":incoming_envelope: A {message.channel} from {sender}{subject} matched no "
         f"customer.\n{quoted}\nAssign it with `/ar assign {message.id} CUSTOMER`."
     )
 

@@ -48,7 +48,7 @@ def opt_out(
 
 
 def handle_bounce(
-    session: Session, mail: InboundEmail, raw: str, now: datetime, rules: ReplyRules
+    session: Session, mail: InboundEmail, raw: bytes | str, now: datetime, rules: ReplyRules
 ) -> InboundResult:
     bounce = mail.bounce
     assert bounce is not None

@@ -34,6 +34,7 @@ from bot.replies.match import (
     reminder_by_token,
     stored_email,
 )
+from bot.replies.storable import storable_email
 from integrations.base.inbound import Triage
 
 if TYPE_CHECKING:
@@ -61,13 +62,14 @@ def email_needs_triage(mail: InboundEmail) -> bool:
 def handle_email(
     session: Session,
     mail: InboundEmail,
-    raw: str,
+    raw: bytes | str,
     now: datetime,
     rules: ReplyRules,
     triage: Triage | None,
 ) -> InboundResult:
-    """Store the mail and act on it. `triage` is its label, worked out beforehand; it may be None
-    only when `email_needs_triage(mail)` is false."""
+    """Store the mail and act on it. `triage` is its label, worked out beforehand (from the
+    storable text); it may be None only when `email_needs_triage(mail)` is false."""
+    mail = storable_email(mail)
     if mail.message_id:
         seen = session.scalar(
             select(InboundMessage.id).where(InboundMessage.message_id == mail.message_id)

@@ -18,12 +18,14 @@ from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, InboundMessage, Reminder
 from bot.core.tokens import reminder_ids
+from bot.replies.storable import storable_raw
 
 if TYPE_CHECKING:
     from bot.core.settings import Settings
     from integrations.base.inbound import InboundEmail
 
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+MATCHED_IDS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,14 @@ def reminder_by_token(addresses: tuple[str, ...], secret: str, purpose: str) -> 
 
 
 def reminder_by_message_id(session: Session, ids: tuple[str, ...]) -> Reminder | None:
-    wanted = [m for raw in ids for m in MESSAGE_ID.findall(raw) or [raw.strip()] if m]
+    """The newest reminder one of `ids` names. Only the first and the last MATCHED_IDS / 2 are
+    looked up (In-Reply-To comes first, and References ends with the newest): a header of
+    thousands would pass the database's limit on one statement's parameters."""
+    wanted = list(
+        dict.fromkeys(m for raw in ids for m in MESSAGE_ID.findall(raw) or [raw.strip()] if m)
+    )
+    if len(wanted) > MATCHED_IDS:
+        wanted = wanted[: MATCHED_IDS // 2] + wanted[-MATCHED_IDS // 2 :]
     if not wanted:
         return None
     return session.scalars(
@@ -71,16 +80,19 @@ def reminder_by_message_id(session: Session, ids: tuple[str, ...]) -> Reminder |
 
 
 def stored_email(
-    mail: InboundEmail, raw: str, now: datetime, reminder_id: int | None, **fields: object
+    mail: InboundEmail, raw: bytes | str, now: datetime, reminder_id: int | None, **fields: object
 ) -> InboundMessage:
-    """The message as received (raw kept), with what is known of whose it is."""
+    """The message as received (raw kept, as bytes too when text cannot hold it as it came), with
+    what is known of whose it is. `mail` is storable already (bot.replies.storable)."""
+    raw_text, raw_bytes = storable_raw(raw)
     values: dict[str, object] = {
         "channel": "email",
         "received_at": now,
-        "sender": mail.sender[:320],
+        "sender": mail.sender,
         "subject": mail.subject,
         "message_id": mail.message_id,
-        "raw": raw,
+        "raw": raw_text,
+        "raw_bytes": raw_bytes,
         "text": mail.text,
         "reminder_id": reminder_id,
         **fields,

@@ -15,6 +15,7 @@ from bot.ledger.accounts import cancel_waiting
 from bot.replies.bounces import opt_out
 from bot.replies.email import human_reply
 from bot.replies.match import InboundResult, ReplyRules
+from bot.replies.storable import storable_raw, storable_sms
 from integrations.base.inbound import Triage
 
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
@@ -38,8 +39,10 @@ def handle_sms(
     triage: Triage | None,
     business_name: str,
 ) -> InboundResult:
-    """Store the text and act on it. `triage` is its label, worked out beforehand; it may be None
-    only when `sms_needs_triage(body)` is false."""
+    """Store the text and act on it. `triage` is its label, worked out beforehand (from the
+    storable body); it may be None only when `sms_needs_triage(body)` is false."""
+    sender, provider_id = storable_sms(sender, provider_id)
+    raw, raw_bytes = storable_raw(body)
     if provider_id:
         seen = session.scalar(
             select(InboundMessage.id).where(
@@ -51,15 +54,16 @@ def handle_sms(
     contacts = list(session.scalars(select(Contact).where(Contact.phone == sender)))
     customer_ids = {c.customer_id for c in contacts}
     customer_id = customer_ids.pop() if len(customer_ids) == 1 else None
-    word = body.strip().upper().rstrip(".!")
+    word = raw.strip().upper().rstrip(".!")
     stored = InboundMessage(
         channel="sms",
         received_at=now,
-        sender=sender[:320],
+        sender=sender,
         subject=None,
         message_id=provider_id,
-        raw=body,
-        text=body.strip(),
+        raw=raw,
+        raw_bytes=raw_bytes,
+        text=raw.strip(),
         customer_id=customer_id,
         matched_by="sender" if customer_id else None,
         automatic=False,

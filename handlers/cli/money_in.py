@@ -66,7 +66,7 @@ def poll_inbox_command() -> None:
     """Read new replies from the IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_PASSWORD)."""
     from bot.core.settings import load_settings
     from bot.escalations.sweeps import sweep
-    from bot.replies.flows import receive_email
+    from bot.replies.flows import receive_raw_email
     from bot.replies.triage import RuleClassifier
     from bot.workspaces.registry import open_runtime
     from integrations.email_in import parse
@@ -83,14 +83,8 @@ def poll_inbox_command() -> None:
         slack = slack_for(settings)
         outcomes: dict[str, int] = {}
 
-        def handle(raw: bytes) -> bool:
-            result = receive_email(
-                runtime,
-                parse(raw),
-                raw.decode("utf-8", errors="replace"),
-                classifier=classifier,
-                slack=slack,
-            )
+        def handle(raw: bytes) -> bool:  # True once kept: a message no one can read goes to Slack
+            result = receive_raw_email(runtime, raw, parse, classifier=classifier, slack=slack)
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
             return True
 

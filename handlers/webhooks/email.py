@@ -1,5 +1,6 @@
 """POST /webhooks/email: a raw RFC 5322 message from an inbound-mail service, behind a shared
-secret (INBOUND_EMAIL_SECRET)."""
+secret (INBOUND_EMAIL_SECRET). It is read off the event loop; once it is kept (a message that
+cannot be read or handled too, for a person) the answer is 200, so the service stops sending it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from bot.core.runtime import Runtime
 from bot.escalations.notes import SlackOut
-from bot.replies.flows import receive_email
+from bot.replies.flows import receive_raw_email
 from integrations.base.inbound import Classifier
 from integrations.email_in import parse as parse_email
 
@@ -28,14 +29,8 @@ def endpoint(
         raw = await request.body()
         if not raw.strip():
             return PlainTextResponse("empty message", status_code=400)
-        mail = parse_email(raw)
         result = await run_in_threadpool(
-            receive_email,
-            runtime,
-            mail,
-            raw.decode("utf-8", errors="replace"),
-            classifier=classifier,
-            slack=slack,
+            receive_raw_email, runtime, raw, parse_email, classifier=classifier, slack=slack
         )
         return JSONResponse({"status": result.outcome, "label": result.label})
 

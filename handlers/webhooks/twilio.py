@@ -1,5 +1,6 @@
 """POST /webhooks/twilio/sms (a text from a customer) and /webhooks/twilio/status (what became of
-a text we sent), both signed with X-Twilio-Signature."""
+a text we sent), both signed with X-Twilio-Signature. A text is answered 200 once it is kept: one
+with a NUL in it, or one that cannot be handled, too (bot/replies/flows.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from bot.core.tokens import verify_token
 from bot.escalations.notes import SlackOut
 from bot.reminders import delivery
 from bot.replies.flows import receive_sms
+from bot.replies.storable import storable
 from integrations.base.inbound import Classifier
 from integrations.twilio_sms import valid_twilio_request
 
@@ -51,6 +53,7 @@ def status_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response]
         settings = runtime.settings
         if not _signed(settings, request, form):
             return PlainTextResponse("bad signature", status_code=401)
+        form = {key: storable(value) for key, value in form.items()}  # a NUL is not a 500
         secret = settings.secret_key.get_secret_value() if settings.secret_key else ""
         given = request.query_params.get("r", "")
         reminder_id = verify_token(secret, given, "status") if secret and given else None

@@ -201,6 +201,20 @@ def test_the_email_webhook_tells_slack_only_after_its_commit(
     assert watch.breaches == []
 
 
+def test_the_email_webhook_hands_a_message_it_cannot_read_to_slack_only_after_keeping_it(
+    app: httpx.Client, watch: WriteWatch
+) -> None:
+    head = b"From: who@else.example\r\nSubject: Statement\r\nMIME-Version: 1.0\r\n"
+    nested = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n)
+        for n in range(5000)
+    )
+    assert _post_mail(app, head + nested + b"\r\nsee attached")["status"] == "unreadable"
+
+    assert "Slack chat.postMessage" in watch.calls
+    assert watch.breaches == []
+
+
 def test_the_twilio_webhook_tells_slack_only_after_its_commit(
     app: httpx.Client, watch: WriteWatch
 ) -> None:
