@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -401,6 +402,20 @@ class ScheduledRun(Base):
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class SchedulerLease(Base):
+    """Which replica runs the scheduled jobs on PostgreSQL: one row its holder renews (`beat`),
+    and that another replica takes over (`term` + 1) once it has seen it unchanged for a whole
+    lease (scheduler/leader.py). `holder` is empty once a leader has let it go."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    term: Mapped[int] = mapped_column(BigInteger)
+    beat: Mapped[int] = mapped_column(BigInteger)
+    lease_ms: Mapped[int]  # how long its holder may go without renewing before it is taken
 
 
 class Workspace(Base):
