@@ -92,7 +92,7 @@ def _customer_problem(customer: CustomerRecord) -> str | None:
 
 
 def _contact_kept(batch: LedgerBatch, customer: CustomerRecord, contact: ContactRecord) -> bool:
-    problem = _first_problem((f, getattr(contact, f), limit) for f, limit in _CONTACT_TEXT)
+    problem = _first_problem([(f, getattr(contact, f), limit) for f, limit in _CONTACT_TEXT])
     if problem is None:
         return True
     who = visible(contact.email or contact.phone or contact.name or "")
@@ -113,7 +113,7 @@ def _invoices_kept(batch: LedgerBatch, taken_out: set[str]) -> list[InvoiceRecor
     for invoice in batch.invoices:
         key = (invoice.customer_external_id, invoice.number)
         problem = _first_problem(
-            (f, getattr(invoice, f), limit) for f, limit in _INVOICE_TEXT
+            [(f, getattr(invoice, f), limit) for f, limit in _INVOICE_TEXT]
         ) or _first_date_problem(
             (("issue_date", invoice.issue_date), ("due_date", invoice.due_date))
         )
@@ -144,7 +144,7 @@ def _payments_kept(batch: LedgerBatch, taken_out: set[str]) -> list[PaymentRecor
     seen: set[str] = set()
     for payment in batch.payments:
         problem = _first_problem(
-            (f, getattr(payment, f), limit) for f, limit in _PAYMENT_TEXT
+            [(f, getattr(payment, f), limit) for f, limit in _PAYMENT_TEXT]
         ) or _first_date_problem((("received_on", payment.received_on),))
         if problem is None and payment.customer_external_id in taken_out:
             problem = _CUSTOMER_TAKEN_OUT
@@ -164,7 +164,13 @@ def _payments_kept(batch: LedgerBatch, taken_out: set[str]) -> list[PaymentRecor
     return kept
 
 
-def _first_problem(texts: Iterable[tuple[str, str | None, int | None]]) -> str | None:
+def _first_problem(texts: list[tuple[str, str | None, int | None]]) -> str | None:
+    """The first of (field, its text, the most characters it may have) that is wrong, as
+    `field: what is wrong`."""
+    if "".join(text for _, text, _ in texts if text).isprintable() and all(
+        limit is None or text is None or len(text) <= limit for _, text, limit in texts
+    ):
+        return None  # the usual case, decided without a look at each field
     for field, text, limit in texts:
         if text is None:
             continue

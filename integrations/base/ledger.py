@@ -40,6 +40,8 @@ def date_problem(day: date) -> str | None:
 def text_problem(text: str) -> str | None:
     """What is wrong with `text` as a ledger text field, or None: the first control character
     (C0, DEL, C1, a line or paragraph separator) or bidirectional embedding, override or isolate."""
+    if text.isprintable():  # the usual case, checked at C speed: none of them is printable
+        return None
     found = _CONTROL.search(text)
     if found is None:
         return None
