@@ -24,7 +24,7 @@ from bot.reminders import state
 from bot.reminders.stale import StaleRules, why_stale
 from bot.reminders.state import APPROVED, PLANNED, SKIPPED
 from playbooks.lint import lint_message
-from playbooks.render import Rendered
+from playbooks.render import SMS_LIMIT, Rendered
 
 
 @dataclass(frozen=True)
@@ -113,13 +113,34 @@ def skip(session: Session, reminder_id: int, user: str, reason: str, now: dateti
     return _outcome(session, reminder_id, bool(skipped))
 
 
+SUBJECT_LIMIT = 150  # characters: an edited subject, as the Edit form holds it
+BODY_LIMITS = {"email": 3000, "sms": SMS_LIMIT}  # an edited message, as the Edit form holds it
+
+
+def body_limit(channel: str | None) -> int:
+    """The most characters an edited message may have on this channel."""
+    return BODY_LIMITS.get(channel or "email", BODY_LIMITS["email"])
+
+
 def edit_problems(channel: str | None, subject: str | None, body: str) -> dict[str, str]:
-    """What the linter says about an edited message, by field (`subject`, `body`); empty = fine."""
+    """What is wrong with an edited message, by field (`subject`, `body`): longer than the Edit
+    form holds (a client may send more than the form lets a person type), or what the linter
+    refuses; empty = fine."""
+    problems: dict[str, str] = {}
+    if channel != "sms" and len(subject or "") > SUBJECT_LIMIT:
+        problems["subject"] = (
+            f"{len(subject or ''):,} characters: shorten it to at most {SUBJECT_LIMIT}"
+        )
+    if len(body) > body_limit(channel):
+        problems["body"] = (
+            f"{len(body):,} characters: shorten it to at most {body_limit(channel):,}"
+        )
+    if problems:  # the linter reads the whole text: not one that long
+        return problems
     if channel == "sms":
         message = Rendered(subject="-", text="unsubscribe", html="unsubscribe", sms=body)
     else:
         message = Rendered(subject=subject or "", text=body, html=body, sms="Reply STOP")
-    problems: dict[str, str] = {}
     for problem in lint_message(message):
         part, _, what = problem.partition(": ")
         field = "subject" if part == "subject" else "body"

@@ -21,6 +21,10 @@ so a request passes through four pools of threads:
 
 A form's submission, a command and an event go through 1 to 3 only: their ack may carry an answer
 (the /ar text, a form's errors).
+
+A signed request whose fields are not shaped as Slack sends them (handlers/slack/payload.py) is
+refused in one log line: a 400, or the form's own error, and never a crash, whether Bolt or a
+listener is the one reading it.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from bot.core.runtime import Runtime
 from handlers.slack import commands, escalations, home, proposals, reminders, reviews
-from handlers.slack.kit import Body, ListenerKit
+from handlers.slack.kit import ListenerKit
+from handlers.slack.payload import OddForm, OddPayload, person_and_place, unroutable
 from integrations.slack_chat import SlackChat
 
 log = logging.getLogger(__name__)
@@ -70,12 +75,24 @@ class Approvers:
         return user in self._members
 
 
+class ShapeCheckedApp(App):
+    """Bolt, refusing a payload whose fields it would fail to read while routing it (it reads
+    them again in its own error handler, so that would end in a 500 and a traceback)."""
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        why = unroutable(req.body)
+        if why is not None:
+            log.warning("refused a Slack request: %s", why)
+            return BoltResponse(status=400, body=f"refused: {why}")
+        return super().dispatch(req)
+
+
 def build_bolt(runtime: Runtime, client: WebClient) -> App:
     settings = runtime.settings
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     )
-    app = App(
+    app = ShapeCheckedApp(
         client=client,
         signing_secret=secret,
         # Enough threads that a burst of clicks is acknowledged at once, not queued behind work.
@@ -111,18 +128,29 @@ def same_workspace(context: Any, next: Callable[[], Any]) -> Any:
     return next()
 
 
-def on_error(kit: ListenerKit, error: Exception, body: Body) -> None:
-    """Whatever a listener raises reaches a person, not only the log."""
-    log.error("Slack listener failed: %s", error, exc_info=error)
-    user = (body.get("user") or {}).get("id") or body.get("user_id")
-    channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
-    if user and channel:
-        try:
-            kit.tell(
-                channel,
-                user,
-                f"Something went wrong ({type(error).__name__}); nothing was "
-                "changed. Please try again, or tell whoever runs arbot.",
+def on_error(
+    kit: ListenerKit, error: Exception, body: Any, response: BoltResponse | None
+) -> BoltResponse | None:
+    """Whatever a listener raises reaches a person, not only the log; a request of the wrong
+    shape is refused in one line. This never raises itself, whatever the request's shape:
+    `response` is None once the request was acknowledged (then nobody awaits an answer)."""
+    if isinstance(error, OddPayload):
+        log.warning("refused a Slack request: %s", error)
+        if response is None:
+            return None
+        if isinstance(error, OddForm):  # shown in the form, on its field
+            return BoltResponse(
+                status=200,
+                body={"response_action": "errors", "errors": {error.field: str(error)}},
             )
-        except Exception:
-            log.exception("could not tell %s about the failure", user)
+        return BoltResponse(status=400, body=f"refused: {error}")
+    log.error("Slack listener failed: %s", error, exc_info=error)
+    user, channel = person_and_place(body)
+    if user and channel:
+        kit.tell(
+            channel,
+            user,
+            f"Something went wrong ({type(error).__name__}); nothing was "
+            "changed. Please try again, or tell whoever runs arbot.",
+        )
+    return None

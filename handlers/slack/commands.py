@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
+from bot.core.ids import parse_id
 from bot.core.runtime import Runtime
 from bot.escalations.sweeps import sweep
 from bot.learning.report import post_report
@@ -21,6 +22,7 @@ from bot.ledger.aging import aging_report
 from bot.ledger.status import account_status
 from bot.planning import posting
 from handlers.slack.kit import ListenerKit
+from handlers.slack.payload import Command, command_of
 from handlers.slack.reminders import redraw
 from integrations.base.slack import escape
 from integrations.slack_blocks import text_blocks
@@ -45,17 +47,18 @@ class Answer:
 
 
 def on_ar(kit: ListenerKit, ack: Ack, command: dict[str, Any]) -> None:
-    answer = answer_ar(kit.runtime, kit.allows, command)
+    typed = command_of(command)
+    answer = answer_ar(kit.runtime, kit.allows, typed)
     ack(
         response_type="in_channel" if answer.share else "ephemeral",
         text=answer.text,
         blocks=text_blocks(answer.text),
     )
-    user, channel = command["user_id"], command.get("channel_id")
+    user, channel = typed.user, typed.channel
     if answer.cancelled:  # the cards of reminders a pause cancelled say so
         kit.later(redraw, user, channel, answer.cancelled)
-    if answer.report:
-        kit.later(post_the_report, user, channel, command)
+    if answer.report and channel:
+        kit.later(post_the_report, user, channel, channel)
     if answer.escalate:
         kit.later(post_escalations, user, channel)
 
@@ -64,20 +67,20 @@ def post_escalations(kit: ListenerKit) -> None:
     sweep(kit.runtime, kit.slack, links=links_for(kit.runtime.settings))
 
 
-def post_the_report(kit: ListenerKit, command: dict[str, Any]) -> None:
-    post_report(kit.runtime, kit.slack.client, command["channel_id"], kit.runtime.today())
+def post_the_report(kit: ListenerKit, channel: str) -> None:
+    post_report(kit.runtime, kit.slack.client, channel, kit.runtime.today())
 
 
-def answer_ar(runtime: Runtime, allows: Allows, command: dict[str, Any]) -> Answer:
+def answer_ar(runtime: Runtime, allows: Allows, command: Command) -> Answer:
     """The answer to an `/ar` command: its text, whether to share it, what it cancelled."""
     try:
-        words = shlex.split(command.get("text", ""))
+        words = shlex.split(command.text)
     except ValueError:
-        words = command.get("text", "").split()
+        words = command.text.split()
     share = bool(words) and words[-1].lower() == "share"
     if share:
         words = words[:-1]
-    user, channel = command["user_id"], command.get("channel_id")
+    user, channel = command.user, command.channel
     in_finance = channel is not None and channel == runtime.settings.finance_channel
     # Amounts go to approvers privately, or to the finance channel; sharing an answer with
     # amounts anywhere else would show them to people who may not see them.
@@ -186,8 +189,14 @@ def _report(in_finance: bool) -> Answer:
 
 def _assign(runtime: Runtime, words: list[str], user: str, allows: Allows) -> Answer:
     _must_approve(allows, user)
-    if len(words) < 2 or not words[0].isdigit():
+    if len(words) < 2:
         raise UserError("Usage: `/ar assign MESSAGE_NUMBER ACME`")
+    message_id = parse_id(words[0])
+    if message_id is None:
+        raise UserError(
+            f"`{escape(words[0][:20])}` is not a message number: use the number the unmatched "
+            "message shows, e.g. `/ar assign 12 ACME`."
+        )
     from bot.replies.assign import assign
     from bot.replies.match import ReplyRules
     from bot.replies.triage import RuleClassifier
@@ -197,7 +206,7 @@ def _assign(runtime: Runtime, words: list[str], user: str, allows: Allows) -> An
     with runtime.writing() as session:
         result = assign(
             session,
-            int(words[0]),
+            message_id,
             " ".join(words[1:]),
             user,
             runtime.clock.now(),
@@ -210,7 +219,7 @@ def _assign(runtime: Runtime, words: list[str], user: str, allows: Allows) -> An
         name = customers.name_of(session, result.customer_id)
     label = (result.label or "other").replace("_", " ")
     return Answer(
-        f"Message {words[0]} is now *{escape(name)}*'s reply ({label}); their reminders are paused and "
+        f"Message {message_id} is now *{escape(name)}*'s reply ({label}); their reminders are paused and "
         "the escalation is posted.",
         cancelled=result.cancelled,
         escalate=True,

@@ -13,7 +13,17 @@ from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
 from bot.escalations import posting, service
-from handlers.slack.kit import Body, ListenerKit, clicked, entered, on_click, typed
+from handlers.slack.kit import ListenerKit, on_click
+from handlers.slack.payload import (
+    Body,
+    chosen,
+    clicked,
+    clicker,
+    event_text,
+    first_action,
+    submission,
+    typed,
+)
 from integrations.base.slack import escape
 from integrations.slack_escalation import OUTCOMES, dispute_modal, promise_modal, resolve_modal
 from integrations.slack_ids import Action, Field, Form
@@ -44,12 +54,6 @@ def after(kit: ListenerKit, escalation_id: int, note: str) -> None:
         )
 
 
-def submitted(view: Body) -> tuple[int, str | None, Body]:
-    """Which escalation a form was about, the channel it was opened from, and what was entered."""
-    escalation_text, _, channel = view["private_metadata"].partition("|")
-    return int(escalation_text), channel or None, view["state"]["values"]
-
-
 def claim(kit: ListenerKit, body: Body) -> None:
     user, channel, escalation_id = clicked(body)
     if kit.refused(channel, user, ONLY_APPROVERS):
@@ -72,7 +76,7 @@ def on_form_button(kit: ListenerKit, ack: Ack, body: Body) -> None:
         return
     with kit.runtime.sessions() as session:
         customer = service.customer_name(session, escalation_id) or "this customer"
-    button = body["actions"][0]["action_id"]
+    button = first_action(body).get("action_id")
     if button == Action.ESC_PROMISE:
         in_a_week = kit.runtime.today() + timedelta(days=PROMISE_PREFILL_DAYS)
         view = promise_modal(escalation_id, customer, in_a_week.isoformat())
@@ -84,16 +88,24 @@ def on_form_button(kit: ListenerKit, ack: Ack, body: Body) -> None:
     kit.open_view(body, view, channel, user)
 
 
+def promised(picked: str | None) -> date | None:
+    """The day picked in the promise form (None: none, or not a date)."""
+    try:
+        return date.fromisoformat(picked) if picked else None
+    except ValueError:
+        return None
+
+
 def on_promise(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
     """A date in the past is refused in the form, before the ack; a good one is saved after."""
-    escalation_id, channel, values = submitted(view)
-    chosen = entered(values, Field.DATE).get("selected_date")
-    if not chosen or date.fromisoformat(chosen) < kit.runtime.today():
+    user, _ = clicker(body)
+    form = submission(view, Field.DATE)
+    day = promised(chosen(form.values, Field.DATE, "selected_date"))
+    if day is None or day < kit.runtime.today():
         ack(response_action="errors", errors={Field.DATE: "Pick today or a later date."})
         return
     ack()
-    user = body["user"]["id"]
-    kit.later(save_promise, user, channel, user, escalation_id, chosen)
+    kit.later(save_promise, user, form.channel, user, form.about, day.isoformat())
 
 
 def save_promise(kit: ListenerKit, user: str, escalation_id: int, chosen: str) -> None:
@@ -118,11 +130,11 @@ def save_promise(kit: ListenerKit, user: str, escalation_id: int, chosen: str) -
 
 
 def on_dispute(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
+    user, _ = clicker(body)
+    form = submission(view, Field.REASON)
     ack()
-    escalation_id, channel, values = submitted(view)
-    reason = typed(values, Field.REASON) or ""
-    user = body["user"]["id"]
-    kit.later(save_dispute, user, channel, user, escalation_id, reason)
+    reason = typed(form.values, Field.REASON) or ""
+    kit.later(save_dispute, user, form.channel, user, form.about, reason)
 
 
 def save_dispute(kit: ListenerKit, user: str, escalation_id: int, reason: str) -> None:
@@ -152,12 +164,12 @@ def resume(kit: ListenerKit, body: Body) -> None:
 
 
 def on_resolve(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
+    user, _ = clicker(body)
+    form = submission(view, Field.OUTCOME)
     ack()
-    escalation_id, channel, values = submitted(view)
-    choice = (entered(values, Field.OUTCOME).get("selected_option") or {}).get("value", "no_action")
-    note = typed(values, Field.NOTE) or ""
-    user = body["user"]["id"]
-    kit.later(save_resolve, user, channel, user, escalation_id, choice, note)
+    choice = chosen(form.values, Field.OUTCOME, "selected_option") or "no_action"
+    note = typed(form.values, Field.NOTE) or ""
+    kit.later(save_resolve, user, form.channel, user, form.about, choice, note)
 
 
 def save_resolve(kit: ListenerKit, user: str, escalation_id: int, choice: str, note: str) -> None:
@@ -173,17 +185,17 @@ def save_resolve(kit: ListenerKit, user: str, escalation_id: int, choice: str, n
 
 def on_message(kit: ListenerKit, event: dict[str, Any]) -> None:
     """What a person writes in an escalation's thread goes into the customer's history."""
-    thread = event.get("thread_ts")
-    if not thread or event.get("subtype") or event.get("bot_id") or not event.get("user"):
+    thread, user = event_text(event, "thread_ts"), event_text(event, "user")
+    if not thread or event.get("subtype") or event.get("bot_id") or not user:
         return
     runtime = kit.runtime
     with runtime.writing() as session:
-        escalation_id = service.in_thread(session, event.get("channel"), thread)
+        escalation_id = service.in_thread(session, event_text(event, "channel"), thread)
         if escalation_id is None:
             return
         try:
             service.thread_note(
-                session, escalation_id, event["user"], event.get("text", ""), runtime.clock.now()
+                session, escalation_id, user, event_text(event, "text") or "", runtime.clock.now()
             )
         except UserError:
             log.warning("thread note for a missing escalation %s", escalation_id)

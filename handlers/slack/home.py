@@ -13,6 +13,7 @@ from bot.escalations import service
 from bot.ledger.aging import aging_report
 from handlers.slack.commands import todays_plan
 from handlers.slack.kit import ListenerKit
+from handlers.slack.payload import OddPayload, event_text
 from integrations.base.slack import escape, mention
 from integrations.slack_blocks import home_view
 from integrations.slack_text import aging_text
@@ -25,7 +26,9 @@ def register(app: App, kit: ListenerKit) -> None:
 
 
 def on_home(kit: ListenerKit, event: dict[str, Any]) -> None:
-    user = event["user"]
+    user = event_text(event, "user")
+    if user is None:
+        raise OddPayload("event.user is missing or not text")
     kit.slack.client.views_publish(user_id=user, view=home_for(kit.runtime, kit.allows(user)))
 
 

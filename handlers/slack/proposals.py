@@ -9,7 +9,8 @@ from slack_bolt import App
 
 from bot.core.errors import UserError
 from bot.learning import proposals
-from handlers.slack.kit import Body, ListenerKit, clicker, on_click
+from handlers.slack.kit import ListenerKit, on_click
+from handlers.slack.payload import Body, clicker, first_action, message_ts, record_id
 from integrations.slack_ids import Action
 
 ONLY_APPROVERS = "Only approvers can change the playbook."
@@ -24,9 +25,9 @@ def decide(kit: ListenerKit, body: Body) -> None:
     user, channel = clicker(body)
     if kit.refused(channel, user, ONLY_APPROVERS):
         return
-    action = body["actions"][0]
-    version_id = int(action["value"])
-    approving = action["action_id"] == Action.PROPOSAL_APPROVE
+    action = first_action(body)
+    version_id = record_id(action.get("value"), "actions[0].value")
+    approving = action.get("action_id") == Action.PROPOSAL_APPROVE
     runtime = kit.runtime
     try:
         with runtime.writing() as session:
@@ -36,8 +37,8 @@ def decide(kit: ListenerKit, body: Body) -> None:
     except UserError as exc:
         kit.tell(channel, user, str(exc))
         return
-    message_ts = (body.get("message") or {}).get("ts")
-    if channel and message_ts:
-        kit.slack.update_proposal(channel, message_ts, view)
+    ts = message_ts(body)
+    if channel and ts:
+        kit.slack.update_proposal(channel, ts, view)
     if not decision.changed or (approving and decision.status == "retired"):
         kit.tell(channel, user, decision.message)

@@ -10,14 +10,24 @@ from functools import partial
 from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
+from bot.core.vocabulary import TIERS
 from bot.planning import posting
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
-from handlers.slack.kit import Body, ListenerKit, clicked, clicker, on_click, typed
+from handlers.slack.kit import ListenerKit, on_click
+from handlers.slack.payload import (
+    Body,
+    OddPayload,
+    action_value,
+    clicked,
+    clicker,
+    submission,
+    typed,
+)
+from integrations.base.slack import escape
 from integrations.slack_blocks import edit_modal, skip_modal
 from integrations.slack_ids import APPROVE_ALL_ANY, Action, Field, Form
 
-EDIT_LIMITS = {"email": 3000, "sms": 320}  # what Slack's multi-line input holds
 ONLY_APPROVERS = "Only approvers can act on reminders. Ask someone in finance."
 EDITED = {"subject": Field.SUBJECT, "body": Field.BODY}  # the linter's fields, in the form
 
@@ -69,16 +79,28 @@ def approve(kit: ListenerKit, body: Body) -> None:
         kit.tell(channel, user, already(decision))
 
 
+def plan_and_tier(value: str) -> tuple[date, str]:
+    """An Approve all button's value: `<plan day>|<tier>`."""
+    day_text, _, tier = value.partition("|")
+    try:
+        day = date.fromisoformat(day_text)
+    except ValueError:
+        raise OddPayload("actions[0].value does not name a plan's day") from None
+    if tier not in TIERS:
+        raise OddPayload(f"actions[0].value names no tier ({', '.join(TIERS)})")
+    return day, tier
+
+
 def approve_all(kit: ListenerKit, body: Body) -> None:
     user, channel = clicker(body)
     if kit.refused(channel, user, ONLY_APPROVERS):
         return
-    day_text, tier = body["actions"][0]["value"].split("|")
+    day, tier = plan_and_tier(action_value(body))
     runtime = kit.runtime
     with runtime.writing() as session:
         done = approvals.approve_all(
             session,
-            date.fromisoformat(day_text),
+            day,
             tier,
             user,
             runtime.clock.now(),
@@ -87,7 +109,9 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
     if done.changed():  # the approved, and the stale ones cancelled instead
         redraw(kit, done.changed())
     else:
-        kit.tell(channel, user, f"Nothing changed: no {tier} reminder is waiting for approval.")
+        kit.tell(
+            channel, user, f"Nothing changed: no {escape(tier)} reminder is waiting for approval."
+        )
 
 
 def on_edit(kit: ListenerKit, ack: Ack, body: Body) -> None:
@@ -102,7 +126,7 @@ def on_edit(kit: ListenerKit, ack: Ack, body: Body) -> None:
         state = draft.state if draft else "gone"
         kit.tell(channel, user, f"This reminder can no longer be edited: it is {state}.")
         return
-    limit = EDIT_LIMITS.get(draft.channel or "email", 3000)
+    limit = approvals.body_limit(draft.channel)
     if len(draft.body) > limit:  # never cut a customer's message silently
         kit.tell(
             channel,
@@ -140,17 +164,19 @@ def on_skip(kit: ListenerKit, ack: Ack, body: Body) -> None:
 
 
 def on_edit_submit(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
-    """What the linter refuses is shown in the form, and nothing is saved; the rest is acked,
-    then saved as an approval."""
-    user = body["user"]["id"]
-    reminder_id_text, _, channel = view["private_metadata"].partition("|")
-    values = view["state"]["values"]
-    subject = typed(values, Field.SUBJECT)
-    text = typed(values, Field.BODY) or ""
-    reminder_id = int(reminder_id_text)
+    """What the linter refuses, and a field longer than the form holds, is shown in the form, and
+    nothing is saved; the rest is acked, then saved as an approval."""
+    user, _ = clicker(body)
+    form = submission(view, Field.BODY)
+    subject = typed(form.values, Field.SUBJECT)
+    text = typed(form.values, Field.BODY) or ""
+    reminder_id, channel = form.about, form.channel
     with kit.runtime.sessions() as session:
         draft = approvals.draft_of(session, reminder_id)
-    problems = approvals.edit_problems(draft.channel if draft else None, subject, text)
+    if draft is None:
+        ack(response_action="errors", errors={Field.BODY: "This reminder no longer exists."})
+        return
+    problems = approvals.edit_problems(draft.channel, subject, text)
     if problems:
         ack(
             response_action="errors",
@@ -158,39 +184,50 @@ def on_edit_submit(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
         )
         return
     ack()
-    kit.later(save_edit, user, channel or None, user, reminder_id, subject, text, channel)
+    kit.later(save_edit, user, channel, user, reminder_id, subject, text, channel)
 
 
 def save_edit(
-    kit: ListenerKit, user: str, reminder_id: int, subject: str | None, text: str, channel: str
+    kit: ListenerKit,
+    user: str,
+    reminder_id: int,
+    subject: str | None,
+    text: str,
+    channel: str | None,
 ) -> None:
     if not kit.allows(user):
         return
     runtime = kit.runtime
     with runtime.writing() as session:
-        decision, _ = approvals.edit(session, reminder_id, user, subject, text, runtime.clock.now())
+        decision, problems = approvals.edit(
+            session, reminder_id, user, subject, text, runtime.clock.now()
+        )
+    if problems:  # the form checked the same a moment ago: only a changed reminder gets here
+        kit.tell(channel, user, "Nothing saved: " + "; ".join(problems.values()))
+        return
     if decision.changed:
         redraw(kit, [reminder_id])
     else:
-        kit.tell(channel or None, user, already(decision))
+        kit.tell(channel, user, already(decision))
 
 
 def on_skip_submit(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
+    user, _ = clicker(body)
+    form = submission(view, Field.REASON)
+    reason = typed(form.values, Field.REASON) or ""
     ack()
-    channel = view["private_metadata"].partition("|")[2] or None
-    kit.later(save_skip, body["user"]["id"], channel, body, view)
+    kit.later(save_skip, user, form.channel, user, form.about, reason, form.channel)
 
 
-def save_skip(kit: ListenerKit, body: Body, view: Body) -> None:
-    user = body["user"]["id"]
+def save_skip(
+    kit: ListenerKit, user: str, reminder_id: int, reason: str, channel: str | None
+) -> None:
     if not kit.allows(user):
         return
-    reminder_id_text, _, channel = view["private_metadata"].partition("|")
-    reason = typed(view["state"]["values"], Field.REASON) or ""
     runtime = kit.runtime
     with runtime.writing() as session:
-        decision = approvals.skip(session, int(reminder_id_text), user, reason, runtime.clock.now())
+        decision = approvals.skip(session, reminder_id, user, reason, runtime.clock.now())
     if decision.changed:
-        redraw(kit, [int(reminder_id_text)])
+        redraw(kit, [reminder_id])
     else:
-        kit.tell(channel or None, user, already(decision))
+        kit.tell(channel, user, already(decision))

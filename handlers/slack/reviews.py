@@ -8,28 +8,38 @@ from slack_bolt import App
 
 from bot.payments import bank_import, reviews
 from bot.payments.flows import after_payment
-from handlers.slack.kit import Body, ListenerKit, clicker, on_click
+from handlers.slack.kit import ListenerKit, on_click
+from handlers.slack.payload import Body, OddPayload, action_value, clicker, record_id
 from integrations.slack_ids import REVIEW_ANY
 from integrations.wiring import links_for
 
 ONLY_APPROVERS = "Only approvers can place payments. Ask someone in finance."
+MOST_OPTIONS = 99  # a review lists at most ten candidates; its buttons carry 1 to 10, 0 to leave
 
 
 def register(app: App, kit: ListenerKit) -> None:
     app.action(REVIEW_ANY)(partial(on_click, kit, decide))
 
 
+def review_and_option(value: str) -> tuple[int, int]:
+    """A review button's value: `<review id>:<candidate, from 1; 0 leaves it unmatched>`."""
+    review_text, _, option_text = value.partition(":")
+    review_id = record_id(review_text, "actions[0].value")
+    if not (option_text.isascii() and option_text.isdigit() and int(option_text) <= MOST_OPTIONS):
+        raise OddPayload("actions[0].value names no candidate payment")
+    return review_id, int(option_text)
+
+
 def decide(kit: ListenerKit, body: Body) -> None:
     user, channel = clicker(body)
     if kit.refused(channel, user, ONLY_APPROVERS):
         return
-    review_text, _, option_text = body["actions"][0]["value"].partition(":")
-    option = int(option_text)
+    review_id, option = review_and_option(action_value(body))
     runtime = kit.runtime
     with runtime.writing() as session:
         result, outcome = bank_import.decide_review(
             session,
-            int(review_text),
+            review_id,
             option - 1 if option else None,
             user,
             runtime.clock.now(),
@@ -41,4 +51,4 @@ def decide(kit: ListenerKit, body: Body) -> None:
     # message must not leave a paid invoice's link live.
     after_payment(runtime, outcome, slack=kit.slack, links=links_for(runtime.settings))
     with runtime.sessions() as session:
-        reviews.redraw(session, kit.slack, int(review_text))
+        reviews.redraw(session, kit.slack, review_id)

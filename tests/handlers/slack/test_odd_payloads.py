@@ -1,0 +1,286 @@
+"""Signed Slack requests whose fields are not shaped as Slack sends them, through the real ASGI app:
+never a 500, never a traceback in the log, nothing changed; a number typed after `/ar assign`
+beyond any id is answered, not a database error; a form that names nothing arbot made says so in
+the form; the Edit form's limits hold on the server; and arbot's own error handler tells the
+person whatever shape their request had."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from bot.core.models import Event, Reminder
+from bot.core.runtime import Runtime
+from tests.handlers.posted_plan import state_of
+from tests.support.slack_requests import SlackRequests, wait_for
+
+REFUSED = "refused a Slack request"
+Change = Callable[[dict[str, Any]], None]
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    with caplog.at_level(logging.INFO):
+        yield caplog
+
+
+def no_traceback(log: pytest.LogCaptureFixture) -> None:
+    assert not [r for r in log.records if r.exc_info or r.levelno >= logging.ERROR], log.text
+
+
+def unchanged(runtime: Runtime) -> None:
+    assert [state_of(runtime, n) for n in (1, 2, 3)] == ["planned"] * 3
+    with runtime.sessions() as session:
+        assert session.scalar(
+            select(func.count()).select_from(Event).where(Event.kind.like("reminder.%"))
+        ) == session.scalar(
+            select(func.count()).select_from(Event).where(Event.kind == "reminder.planned")
+        )
+
+
+def changed(**fields: Any) -> Change:
+    def change(payload: dict[str, Any]) -> None:
+        payload.update(fields)
+
+    return change
+
+
+def action(**fields: Any) -> Change:
+    def change(payload: dict[str, Any]) -> None:
+        payload["actions"][0].update(fields)
+
+    return change
+
+
+ODD_CLICKS: dict[str, tuple[str, str, Change]] = {
+    "user-a-string": ("approve", "1", changed(user="U0APPROVER")),
+    "user-without-id": ("approve", "1", changed(user={"name": "x"})),
+    "actions-not-a-list": ("approve", "1", changed(actions="approve")),
+    "actions-empty": ("approve", "1", changed(actions=[])),
+    "action-not-an-object": ("approve", "1", changed(actions=["approve"])),
+    "value-not-a-number": ("approve", "abc", lambda payload: None),
+    "value-beyond-any-id": ("approve", str(10**20), lambda payload: None),
+    "value-a-superscript-digit": ("approve", "²", lambda payload: None),
+    "value-a-json-number": ("approve", "1", action(value=1)),
+    "value-missing": ("edit", "1", action(value=None)),
+    "channel-a-string": ("approve", "x", changed(channel="C0FINANCE")),
+    "message-a-string": ("proposal_approve", "x", changed(message="text")),
+    "approve-all-odd-day": ("approve_all_standard", "tomorrow|standard", lambda payload: None),
+    "approve-all-odd-tier": ("approve_all_standard", "2026-03-16|<!channel>", lambda p: None),
+    "review-odd-option": ("review_apply_1", "1:x", lambda payload: None),
+    "review-beyond-any-id": ("review_leave", f"{10**20}:0", lambda payload: None),
+    "escalation-beyond-any-id": ("esc_claim", str(2**31), lambda payload: None),
+    "escalation-form-odd": ("esc_promise", "1", changed(trigger_id=["t"])),
+}
+
+
+@pytest.mark.parametrize("case", ODD_CLICKS, ids=list(ODD_CLICKS))
+def test_a_signed_click_of_the_wrong_shape_is_refused_in_one_line(
+    posted: Runtime, served: SlackRequests, log: pytest.LogCaptureFixture, case: str
+) -> None:
+    action_id, value, change = ODD_CLICKS[case]
+    payload = served.click_payload(action_id, value)
+    change(payload)
+
+    answer = served.interactive(payload)
+
+    assert answer.status_code == 200  # a click is acknowledged before it is read
+    wait_for(lambda: REFUSED in log.text)
+    no_traceback(log)
+    unchanged(posted)
+
+
+def view_payload(served: SlackRequests, callback_id: str, metadata: Any) -> dict[str, Any]:
+    return {
+        "type": "view_submission",
+        "team": {"id": served.team, "domain": "test"},
+        "user": {"id": "U0APPROVER", "team_id": served.team},
+        "api_app_id": "A0ARBOT",
+        "view": {
+            "id": "V0EDIT",
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": metadata,
+            "state": {"values": {}},
+        },
+    }
+
+
+def view(**fields: Any) -> Change:
+    def change(payload: dict[str, Any]) -> None:
+        payload["view"].update(fields)
+
+    return change
+
+
+ODD_SUBMISSIONS: dict[str, tuple[str, Change]] = {
+    "view-missing": ("edit_reminder", lambda payload: payload.pop("view")),
+    "view-a-string": ("edit_reminder", changed(view="edit_reminder")),
+    "view-without-type": ("edit_reminder", lambda payload: payload["view"].pop("type")),
+    "user-a-string": ("edit_reminder", changed(user="U0APPROVER")),
+    "skip-user-missing": ("skip_reminder", lambda payload: payload.pop("user")),
+    "state-a-list": ("skip_reminder", view(state=[])),
+    "values-of-the-wrong-shape": (
+        "esc_resolve",
+        view(state={"values": {"outcome": {"value": {"selected_option": "paid"}}, "note": 5}}),
+    ),
+    "promise-date-not-a-date": (
+        "esc_promise",
+        view(state={"values": {"date": {"value": {"selected_date": "soon"}}}}),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ODD_SUBMISSIONS, ids=list(ODD_SUBMISSIONS))
+def test_a_signed_form_of_the_wrong_shape_gets_no_500(
+    posted: Runtime, served: SlackRequests, log: pytest.LogCaptureFixture, case: str
+) -> None:
+    callback_id, change = ODD_SUBMISSIONS[case]
+    payload = view_payload(served, callback_id, "1|C0FINANCE")
+    change(payload)
+
+    answer = served.interactive(payload)
+
+    assert answer.status_code in (200, 400, 404), answer.text
+    no_traceback(log)
+    unchanged(posted)
+
+
+@pytest.mark.parametrize("metadata", ["abc|C0FINANCE", "", 7, "99999999999|", "1e3|C0FINANCE"])
+@pytest.mark.parametrize("form", ["edit_reminder", "skip_reminder", "esc_dispute"])
+def test_a_form_whose_metadata_names_nothing_says_so_in_the_form(
+    posted: Runtime, served: SlackRequests, log: pytest.LogCaptureFixture, metadata: Any, form: str
+) -> None:
+    answer = served.interactive(view_payload(served, form, metadata))
+
+    assert answer.status_code == 200, answer.text
+    errors = answer.json()["errors"]
+    assert "open it again" in " ".join(errors.values())
+    no_traceback(log)
+    unchanged(posted)
+
+
+@pytest.mark.parametrize("number", ["99999999999999999999", "2147483648", "²", "0"])
+def test_assign_with_a_number_beyond_any_message_is_answered_not_failed(
+    posted: Runtime, served: SlackRequests, log: pytest.LogCaptureFixture, number: str
+) -> None:
+    answer = served.command(f"assign {number} Customer 1")
+
+    assert answer.status_code == 200, answer.text
+    assert "is not a message number" in answer.json()["text"]
+    no_traceback(log)
+
+
+def test_a_command_whose_text_is_not_text_is_refused(
+    posted: Runtime, served: SlackRequests, log: pytest.LogCaptureFixture
+) -> None:
+    body = {"command": "/ar", "user_id": "U0APPROVER", "channel_id": "C0FINANCE", "text": 5}
+    body["team_id"] = served.team
+    answer = served.send(json.dumps(body), "application/json")
+    assert answer.status_code == 400
+    no_traceback(log)
+
+
+ODD_EVENTS: dict[str, dict[str, Any]] = {
+    "home-user-an-object": {"type": "app_home_opened", "user": {"id": "U0APPROVER"}},
+    "thread-ts-an-object": {
+        "type": "message",
+        "user": "U0APPROVER",
+        "channel": "C0FINANCE",
+        "thread_ts": {"ts": "1"},
+        "text": "hello",
+    },
+    "text-a-number": {"type": "message", "user": "U0APPROVER", "thread_ts": "1.0", "text": 5},
+    "type-a-number": {"type": 5},
+}
+
+
+@pytest.mark.parametrize("case", ODD_EVENTS, ids=list(ODD_EVENTS))
+def test_a_signed_event_of_the_wrong_shape_gets_no_500(
+    posted: Runtime, served: SlackRequests, log: pytest.LogCaptureFixture, case: str
+) -> None:
+    answer = served.event(ODD_EVENTS[case])
+    assert answer.status_code in (200, 400), answer.text
+    wait_for(lambda: "POST /slack/events" in log.text)
+    no_traceback(log)
+
+
+def test_an_event_that_is_not_an_object_is_refused(
+    posted: Runtime, served: SlackRequests, log: pytest.LogCaptureFixture
+) -> None:
+    body = {"type": "event_callback", "team_id": served.team, "event": "app_home_opened"}
+    answer = served.send(json.dumps(body), "application/json")
+    assert answer.status_code == 400
+    no_traceback(log)
+
+
+def test_the_error_handler_tells_the_person_whatever_shape_their_request_had(
+    posted: Runtime, served: SlackRequests, slack_api: Any
+) -> None:
+    """App Home fails at Slack; the request names its user and channel as bare strings."""
+    slack_api.fail_next("views.publish", "internal_error")
+    body = {
+        "token": "legacy",
+        "team_id": served.team,
+        "type": "event_callback",
+        "event_id": "Ev0ODD",
+        "event_time": 1,
+        "user": "U0APPROVER",
+        "channel": "C0FINANCE",
+        "event": {"type": "app_home_opened", "user": "U0APPROVER", "tab": "home"},
+    }
+    served.send(json.dumps(body), "application/json")
+    told = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert told[0]["user"] == "U0APPROVER" and "Something went wrong" in told[0]["text"]
+
+
+def edit(served: SlackRequests, subject: str, body: str) -> httpx.Response:
+    return served.submit(
+        "edit_reminder",
+        "1|C0FINANCE",
+        {
+            "subject": {"value": {"type": "plain_text_input", "value": subject}},
+            "body": {"value": {"type": "plain_text_input", "value": body}},
+        },
+    )
+
+
+CLEAN_BODY = (
+    "Hi Maria,\n\nA quick note about invoice I-1. Could you let us know when to expect it?\n\n"
+    "To stop receiving these emails, just reply and say so."
+)
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "field", "limit"),
+    [
+        ("Invoice I-1", CLEAN_BODY + "\n" + "x" * 100_000, "body", "3,000"),
+        ("Invoice I-1 " + "x" * 140, CLEAN_BODY, "subject", "150"),
+    ],
+    ids=["email-body", "subject"],
+)
+def test_the_edit_forms_limits_hold_on_the_server(
+    posted: Runtime, served: SlackRequests, subject: str, body: str, field: str, limit: str
+) -> None:
+    answer = edit(served, subject, body)
+
+    assert answer.status_code == 200
+    assert answer.json()["response_action"] == "errors"
+    assert f"at most {limit}" in answer.json()["errors"][field]
+    assert state_of(posted, 1) == "planned"
+
+
+def test_a_text_message_edit_holds_to_320_characters(
+    posted: Runtime, served: SlackRequests
+) -> None:
+    with posted.writing() as session:
+        session.execute(update(Reminder).where(Reminder.id == 1).values(channel="sms"))
+    answer = edit(served, "", "Hi, invoice I-1 is due. Reply STOP to opt out. " + "x" * 300)
+    assert "at most 320" in answer.json()["errors"]["body"]
+    assert state_of(posted, 1) == "planned"
