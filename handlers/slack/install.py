@@ -1,10 +1,12 @@
-"""The install pages: GET /slack/install (an "Add to Slack" link carrying a one-time state, also
-set as a cookie so the install finishes in the browser that began it) and GET
+"""The install pages: GET /slack/install (an "Add to Slack" link carrying a signed state that
+expires, also set as a cookie so the install finishes in the browser that began it; nothing is
+stored, and one address may start only so many installs a minute) and GET
 /slack/oauth_redirect (Slack sends the installer back here with a code; arbot trades it for the
 workspace's token and answers with a page that says what happened and what to do next)."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 from html import escape
 from urllib.parse import urlsplit
@@ -18,17 +20,13 @@ from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.workspaces.flows import complete_install
 from bot.workspaces.registry import Workspaces
+from handlers.slack.install_state import AttemptLimit, issue_state, state_is_valid
 from integrations.errors import InstallFailed
-from integrations.slack_install import (
-    STATE_SECONDS,
-    SlackInstaller,
-    authorize_url,
-    oauth_ready,
-    state_store,
-)
+from integrations.slack_install import STATE_SECONDS, SlackInstaller, authorize_url, oauth_ready
 
 log = logging.getLogger(__name__)
 STATE_COOKIE = "arbot_slack_state"
+INSTALLS_PER_MINUTE = 20  # from one address: far more than a person installing ever needs
 
 
 def page(title: str, *paragraphs: str, status: int = 200) -> HTMLResponse:
@@ -43,11 +41,22 @@ def page(title: str, *paragraphs: str, status: int = 200) -> HTMLResponse:
 
 
 def install_routes(main: Runtime, workspaces: Workspaces) -> list[Route]:
-    async def install(_request: Request) -> Response:
+    attempts = AttemptLimit(INSTALLS_PER_MINUTE, 60)
+
+    async def install(request: Request) -> Response:
         problem = oauth_ready(main)
         if problem:
             return page("arbot cannot be installed yet", escape(problem) + ".", status=503)
-        state = await run_in_threadpool(state_store(main).issue)
+        address = request.client.host if request.client else ""
+        if not attempts.allow(address, main.clock.now()):
+            log.warning("install page: too many visits from one address")
+            return page(
+                "Too many install attempts",
+                "This address started more installs in the last minute than anyone needs. "
+                "Wait a minute, then open this page again.",
+                status=429,
+            )
+        state = issue_state(_secret_key(main), main.clock.now())
         url = authorize_url(main, state)
         response = page(
             "Install arbot",
@@ -76,9 +85,9 @@ def install_routes(main: Runtime, workspaces: Workspaces) -> list[Route]:
         code = request.query_params.get("code", "")
         state = request.query_params.get("state", "")
         cookie = request.cookies.get(STATE_COOKIE, "")
-        if not code or not state or state != cookie:
+        if not code or not state or not hmac.compare_digest(state.encode(), cookie.encode()):
             return _expired()
-        if not await run_in_threadpool(state_store(main).consume, state):
+        if not state_is_valid(_secret_key(main), state, main.clock.now()):
             return _expired()
         try:
             done = await run_in_threadpool(complete_install, workspaces, SlackInstaller(main), code)
@@ -107,6 +116,11 @@ def install_routes(main: Runtime, workspaces: Workspaces) -> list[Route]:
         Route("/slack/install", install, methods=["GET"]),
         Route("/slack/oauth_redirect", oauth_redirect, methods=["GET"]),
     ]
+
+
+def _secret_key(main: Runtime) -> str:
+    key = main.settings.secret_key
+    return key.get_secret_value() if key else ""
 
 
 def _expired() -> HTMLResponse:
