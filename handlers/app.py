@@ -1,29 +1,36 @@
-"""The one ASGI app `arbot serve` runs: Slack at POST /slack/events, health at GET /healthz (the
-database, the scheduler, the last sync and plan, the send backlog), and the webhooks."""
+"""The one ASGI app `arbot serve` runs: Slack at POST /slack/events, health at GET /healthz (ok or
+unhealthy for anyone; the database, the scheduler, the last sync and plan, the send backlog and
+the workspaces for whoever holds ARBOT_HEALTH_TOKEN), and the webhooks. Every body is bounded
+(handlers.body_limits), and Slack's signature is checked before a Slack body is parsed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import hmac
 import json
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from bot.core.runtime import Runtime
+from bot.core.settings import Settings
 from bot.workspaces.registry import Workspaces
+from handlers.body_limits import BodyLimits, body_limit_middleware, body_limits
 from handlers.request_ids import request_id_middleware
 from handlers.slack.app import build_bolt
 from handlers.slack.install import install_routes
@@ -41,17 +48,46 @@ CLICK_THREADS = 1
 # than the bound after its own ack.
 ACKS_QUIET_SECONDS = 0.02
 WORK_DELAY_BOUND_SECONDS = 0.25
+SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+HealthReader = Literal["anyone", "operator", "refused"]
+
+
+def signed_by_slack(verifier: SignatureVerifier, request: Request, body: bytes) -> bool:
+    """Slack's signature (the check Bolt makes, from slack_sdk), on the raw bytes and before
+    anything else reads them. A timestamp that is not a plain number, a missing signature or a
+    body that is not UTF-8 (Slack sends only UTF-8) is simply not signed."""
+    timestamp = request.headers.get("x-slack-request-timestamp", "")
+    signature = request.headers.get("x-slack-signature", "")
+    if not (SLACK_TIMESTAMP.fullmatch(timestamp) and signature.startswith("v0=")):
+        return False
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return verifier.is_valid(text, timestamp, signature)
+
+
+def readable_by_bolt(request: Request, body: bytes) -> BoltRequest | None:
+    """Bolt's request for a signed body, or None (logged, in one line) when Bolt cannot read it:
+    not the JSON or form Slack sends, or a payload whose team, user or enterprise is not shaped
+    like Slack's."""
+    try:
+        return to_bolt_request(request, body)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+        log.warning("a signed Slack request could not be read: %s", type(exc).__name__)
+        return None
 
 
 def is_button_click(request: Request, body: bytes) -> bool:
-    """A block_actions payload (a button), whose acknowledgement is an empty 200."""
+    """A block_actions payload (a button), whose acknowledgement is an empty 200. Call only for a
+    body whose signature has been checked: it parses the body."""
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return False
     if not body.startswith(b"payload="):
         return False
     try:
         payload = json.loads(parse_qs(body.decode())["payload"][0])
-    except (ValueError, KeyError, UnicodeDecodeError):
+    except (ValueError, KeyError, UnicodeDecodeError, RecursionError):
         return False
     return isinstance(payload, dict) and payload.get("type") == "block_actions"
 
@@ -109,7 +145,9 @@ def create_app(
 
     def after_ack(request: Request, body: bytes, acked_at: float) -> None:
         acks_first.wait(acked_at)
-        apps.dispatch(to_bolt_request(request, body))
+        bolt_request = readable_by_bolt(request, body)
+        if bolt_request is not None:
+            apps.dispatch(bolt_request)
 
     def finished(work: asyncio.Future[None]) -> None:
         pending.discard(work)
@@ -117,13 +155,14 @@ def create_app(
             log.error("a Slack click failed after its ack", exc_info=error)
 
     async def slack_events(request: Request) -> Response:
-        body = await request.body()
+        body = await request.body()  # at most the route's body limit (handlers.body_limits)
+        # The signature first, before the body is parsed or routed (routing reads the database).
+        if not signed_by_slack(verifier, request, body):
+            return Response(status_code=401)
         loop = asyncio.get_running_loop()
         if is_button_click(request, body):
-            # A button's ack carries nothing: answer as soon as the signature checks out (the
-            # same check Bolt makes, from slack_sdk); Bolt runs the listener after the acks.
-            if not verifier.is_valid_request(body, dict(request.headers)):
-                return Response(status_code=401)
+            # A button's ack carries nothing: answer at once; Bolt runs the listener after the
+            # acks.
             work = loop.run_in_executor(
                 clicks,
                 contextvars.copy_context().run,
@@ -135,20 +174,30 @@ def create_app(
             pending.add(work)
             work.add_done_callback(finished)
             return Response(status_code=200)
-        if not verifier.is_valid_request(body, dict(request.headers)):
-            return Response(status_code=401)  # before routing, which reads the database
-        bolt_request = to_bolt_request(request, body)
+        bolt_request = readable_by_bolt(request, body)
+        if bolt_request is None:
+            return PlainTextResponse("not a Slack request arbot can read", status_code=400)
         # The request id travels with the work, so the listener's log lines carry it.
         bolt_response = await loop.run_in_executor(
             dispatchers, contextvars.copy_context().run, apps.dispatch, bolt_request
         )
         return to_starlette_response(bolt_response)
 
-    async def healthz(_request: Request) -> Response:
+    async def healthz(request: Request) -> Response:
+        reader = health_reader(runtime.settings, request)
+        if reader == "refused":
+            return JSONResponse(
+                {"detail": "Authorization must be 'Bearer ' and the value of ARBOT_HEALTH_TOKEN"},
+                status_code=401,
+            )
+        if reader == "anyone":  # a load balancer: healthy or not, and nothing about who is served
+            ok, doc = await run_in_threadpool(health, runtime, runner, None)
+            return JSONResponse({"status": doc["status"]}, status_code=200 if ok else 503)
         ok, doc = await run_in_threadpool(health, runtime, runner, workspaces)
         return JSONResponse(doc, status_code=200 if ok else 503)
 
     installing = install_routes(runtime, workspaces) if workspaces is not None else []
+    limits = body_limits(runtime.settings.inbound_email_max_bytes)
     app = Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
@@ -156,13 +205,34 @@ def create_app(
             *installing,
             *webhook_routes(runtime),
         ],
-        middleware=[request_id_middleware()],
+        middleware=[request_id_middleware(), body_limit_middleware(limits)],
     )
     if workspaces is None:
         return app
-    return WorkspaceWebhooks(app, workspaces, workspace_webhooks)
+    return WorkspaceWebhooks(app, workspaces, partial(workspace_webhooks, limits=limits))
 
 
-def workspace_webhooks(runtime: Runtime) -> Starlette:
-    """An installed workspace's webhook routes (served under /w/<team id>/)."""
-    return Starlette(routes=webhook_routes(runtime), middleware=[request_id_middleware()])
+def workspace_webhooks(runtime: Runtime, limits: BodyLimits) -> Starlette:
+    """An installed workspace's webhook routes (served under /w/<team id>/), within the
+    deployment's body limits."""
+    return Starlette(
+        routes=webhook_routes(runtime),
+        middleware=[request_id_middleware(), body_limit_middleware(limits)],
+    )
+
+
+def health_reader(settings: Settings, request: Request) -> HealthReader:
+    """Who asks /healthz: "anyone" (no Authorization), "operator" (the ARBOT_HEALTH_TOKEN), or
+    "refused" (any other Authorization)."""
+    given = request.headers.get("authorization")
+    if given is None:
+        return "anyone"
+    scheme, _, value = given.partition(" ")
+    expected = settings.health_token.get_secret_value() if settings.health_token else ""
+    if (
+        expected
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(value.strip().encode(), expected.encode())
+    ):
+        return "operator"
+    return "refused"

@@ -87,7 +87,7 @@ class SlackApps:
                 body=json.dumps({"challenge": body.get("challenge")}),
                 headers={"content-type": "application/json"},
             )
-        team_id = extract_team_id(body)
+        team_id = team_of(body)
         event = body.get("event") if isinstance(body.get("event"), dict) else None
         uninstall = event is not None and event.get("type") in UNINSTALL_EVENTS
         if uninstall and event is not None and self._uninstalled(team_id, event):
@@ -109,7 +109,10 @@ class SlackApps:
     def _uninstalled(self, team_id: str | None, event: dict[str, Any]) -> bool:
         if self.workspaces is None or not team_id or not TEAM_ID.match(team_id):
             return False
-        if event.get("type") == "tokens_revoked" and not (event.get("tokens") or {}).get("bot"):
+        tokens = event.get("tokens")
+        if event.get("type") == "tokens_revoked" and not (
+            isinstance(tokens, dict) and tokens.get("bot")
+        ):
             return False  # only users' tokens went: the bot still works
         if not self.workspaces.record_uninstall(team_id):
             return False  # not an installed workspace (the main one's goes to its app)
@@ -140,6 +143,13 @@ class WorkspaceWebhooks:
             await self.main_app(scope, receive, send)
             return
         team_id, _, rest = path[len("/w/") :].partition("/")
+        if not TEAM_ID.fullmatch(team_id):  # not a team id: nothing to look up
+            response = JSONResponse(
+                {"status": "not found", "detail": "/w/ must be followed by a Slack team id"},
+                status_code=404,
+            )
+            await response(scope, receive, send)
+            return
         try:
             app = await run_in_threadpool(self._apps.get, team_id)
         except Exception as exc:  # installed, but cannot be opened: say why, and try again later
@@ -186,6 +196,16 @@ class PerWorkspace(Generic[Built]):
     def forget(self, team_id: str) -> None:
         with self._lock:
             self._built.pop(team_id, None)
+
+
+def team_of(body: dict[str, Any]) -> str | None:
+    """The team id a Slack payload names (Bolt's reading), or None when it names none or names
+    something that is not a team id."""
+    try:
+        team_id = extract_team_id(body)
+    except (AttributeError, TypeError, KeyError, IndexError, RecursionError):
+        return None
+    return team_id if isinstance(team_id, str) and TEAM_ID.fullmatch(team_id) else None
 
 
 def _client(runtime: Runtime) -> WebClient:

@@ -133,6 +133,14 @@ class Settings(BaseSettings):
     inbound_email_secret: SecretStr | None = Field(
         None, validation_alias=_env("ARBOT_INBOUND_EMAIL_SECRET")
     )
+    # The largest message POST /webhooks/email accepts; a larger one is refused with 413 as it
+    # arrives, before the rest is read.
+    inbound_email_max_bytes: int = Field(
+        25 * 1024 * 1024,
+        ge=64 * 1024,
+        le=1024 * 1024 * 1024,
+        validation_alias=_env("ARBOT_INBOUND_EMAIL_MAX_BYTES"),
+    )
 
     # SMS
     twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
@@ -208,6 +216,9 @@ class Settings(BaseSettings):
     weekly_review_day: str = Field("mon", validation_alias=_env("ARBOT_WEEKLY_REVIEW_DAY"))
     scheduler_enabled: bool = Field(True, validation_alias=_env("ARBOT_SCHEDULER"))
     log_json: bool = Field(False, validation_alias=_env("ARBOT_LOG_JSON"))
+    # Whoever sends `Authorization: Bearer <this>` to GET /healthz reads the whole health
+    # document; anyone else reads only "ok" or "unhealthy".
+    health_token: SecretStr | None = Field(None, validation_alias=_env("ARBOT_HEALTH_TOKEN"))
 
     # What happens after a reply
     promise_grace_days: int = Field(

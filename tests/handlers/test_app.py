@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from bot.core.runtime import Runtime
 from tests.handlers.posted_plan import state_of
@@ -43,7 +44,16 @@ def test_a_replayed_body_under_a_new_timestamp_fails_the_signature(
     assert response.status_code == 401
 
 
-def test_healthz_answers(posted: Runtime, served: Any) -> None:
-    response = httpx.get(served.url.replace("/slack/events", "/healthz"))
-    assert response.status_code == 200
-    assert response.json()["database"] == "ok"
+def test_healthz_answers_anyone_ok_and_its_token_holder_the_whole_document(
+    posted: Runtime, served: Any
+) -> None:
+    url = served.url.replace("/slack/events", "/healthz")
+    anyone = httpx.get(url)
+    assert anyone.status_code == 200
+    assert anyone.json() == {"status": "ok"}
+    posted.settings.health_token = SecretStr("health-token-1")
+    operator = httpx.get(url, headers={"Authorization": "Bearer health-token-1"})
+    assert operator.status_code == 200
+    assert operator.json()["database"] == "ok"
+    wrong = httpx.get(url, headers={"Authorization": "Bearer health-token-2"})
+    assert wrong.status_code == 401 and "ARBOT_HEALTH_TOKEN" in wrong.text

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.core.clock import FixedClock
@@ -42,6 +43,7 @@ from tests.support.workspace_setup import (
 
 TODAY = date(2026, 3, 16)
 BETA_STRIPE_SECRET = "whsec_beta_only"
+HEALTH_TOKEN = "health-token-1"
 
 
 def _plan_and_post(runtime: Runtime, token_: str, channel: str, slack_api: Any) -> None:
@@ -228,7 +230,9 @@ def test_webhooks_and_links_reach_only_their_own_workspace(
 
         unknown = httpx.post(f"{url}/w/T0NOPE/webhooks/stripe", content=body, headers=headers)
         assert unknown.status_code == 404
-        assert httpx.get(f"{url}/healthz").json()["workspaces"] == {BETA: "ok"}
+        main.settings.health_token = SecretStr(HEALTH_TOKEN)
+        operator = {"Authorization": f"Bearer {HEALTH_TOKEN}"}
+        assert httpx.get(f"{url}/healthz", headers=operator).json()["workspaces"] == {BETA: "ok"}
     with beta.sessions() as session:
         assert session.scalar(select(Invoice.status).where(Invoice.id == 1)) == "paid"
         assert session.scalar(select(Contact.email_opted_out_at)) is not None
@@ -390,14 +394,20 @@ def test_a_workspace_that_cannot_be_opened_is_told_so_in_slack(
     two_businesses: tuple[Runtime, Runtime, Workspaces], database_url: str, slack_api: Any
 ) -> None:
     assert two_businesses  # Beta installed, its settings sealed under the deployment's key
-    rekeyed = start(deployment_settings(database_url, slack_api, secret_key="a-new-key"))
+    rekeyed = start(
+        deployment_settings(
+            database_url, slack_api, secret_key="a-new-key", health_token=HEALTH_TOKEN
+        )
+    )
     try:
         with serve(rekeyed, Workspaces(rekeyed), main_app=False) as url:
             theirs = SlackRequests(url, team=BETA)
             try:
                 answer = theirs.command("status Beta Only", channel=BETA_CHANNEL)
                 hook = httpx.post(f"{url}/w/{BETA}/webhooks/stripe", content=b"{}")
-                health = httpx.get(f"{url}/healthz")
+                health = httpx.get(
+                    f"{url}/healthz", headers={"Authorization": f"Bearer {HEALTH_TOKEN}"}
+                )
             finally:
                 theirs.close()
         assert answer.status_code == 200
