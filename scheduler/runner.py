@@ -5,18 +5,24 @@ APScheduler's 3.x job stores cannot be shared between processes, so nothing is s
 job is a stateless tick that reads what is due from the database, and the database guards every
 effect (SKIP LOCKED for sends, `scheduled_runs` for the once-a-day jobs).
 
-ARBOT_LEADER_POLL_SECONDS (default 10) sets how often a PostgreSQL replica that does not lead
-tries to take over, and how often the leader checks its lock; tests shorten it."""
+On PostgreSQL the leader renews its lease (`scheduler.leader.DatabaseLease`) every
+ARBOT_LEADER_POLL_SECONDS (default 5), and the other replicas read it as often; one that has seen
+it unchanged for ARBOT_LEADER_LEASE_SECONDS (default 15) takes it over. A replica renews its lease
+again just before each leader's job, and runs the job only if that succeeded in time: a leader
+that was frozen and wakes after losing the lease steps down instead. The polls run on a thread
+of their own, so long jobs never delay a renewal; tests shorten both settings."""
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
@@ -25,12 +31,12 @@ from bot.core.runtime import Runtime
 from bot.escalations.notes import SlackOut
 from bot.workspaces.registry import Workspaces
 from scheduler.jobs import Job, declare_jobs, workspace_jobs
-from scheduler.leader import Leadership, leadership_for, this_instance
+from scheduler.leader import LEASE_SECONDS, POLL_SECONDS, Leadership, leadership_for, this_instance
 
 log = logging.getLogger(__name__)
-LEADER_POLL_SECONDS = 10
 POLL_JOB = "leadership"
 MORE_JOB = "workspaces"
+JOB_THREADS = 10
 
 
 @dataclass(frozen=True)
@@ -50,11 +56,29 @@ class RunnerStatus:
 
 
 def leader_poll_seconds() -> float:
-    text = os.environ.get("ARBOT_LEADER_POLL_SECONDS", "")
+    return _seconds("ARBOT_LEADER_POLL_SECONDS", POLL_SECONDS)
+
+
+def leader_lease_seconds(poll_seconds: float) -> float:
+    lease = _seconds("ARBOT_LEADER_LEASE_SECONDS", LEASE_SECONDS)
+    if lease < 2 * poll_seconds:
+        raise UserError(
+            f"ARBOT_LEADER_LEASE_SECONDS: {lease:g} is shorter than two polls "
+            f"(ARBOT_LEADER_POLL_SECONDS is {poll_seconds:g}); the leader renews at every poll "
+            "and needs a lease that outlasts one that fails: raise it, or poll more often"
+        )
+    return lease
+
+
+def _seconds(variable: str, default: float) -> float:
+    text = os.environ.get(variable, "")
     try:
-        return float(text) if text else LEADER_POLL_SECONDS
+        seconds = float(text) if text else default
     except ValueError:
-        raise UserError(f"ARBOT_LEADER_POLL_SECONDS: {text!r} is not a number of seconds") from None
+        raise UserError(f"{variable}: {text!r} is not a number of seconds") from None
+    if not 0 < seconds < math.inf:
+        raise UserError(f"{variable}: {text!r} is not a positive number of seconds")
+    return seconds
 
 
 def wall_clock() -> datetime:
@@ -70,7 +94,7 @@ class Runner:
         jobs: list[Job],
         leadership: Leadership,
         instance: str,
-        poll_seconds: float = LEADER_POLL_SECONDS,
+        poll_seconds: float = POLL_SECONDS,
         more_jobs: Callable[[], list[Job]] | None = None,
     ) -> None:
         self.jobs = jobs
@@ -84,9 +108,14 @@ class Runner:
         self.role = "stopped"
         self.detail: str | None = None
         self._results: dict[str, JobResult] = {}
-        self._guard = threading.Lock()  # the leadership's connection is used by one thread at once
+        self._guard = threading.Lock()  # one thread at once asks the leadership, and acts on it
+        self._stopping = False
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
+            executors={
+                "default": ThreadPoolExecutor(JOB_THREADS),
+                POLL_JOB: ThreadPoolExecutor(1),  # busy job threads never delay a renewal
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
@@ -100,6 +129,7 @@ class Runner:
                 self._poll,
                 IntervalTrigger(seconds=self.poll_seconds),
                 id=POLL_JOB,
+                executor=POLL_JOB,
                 next_run_time=wall_clock(),
             )
             self._watch_more()
@@ -128,17 +158,20 @@ class Runner:
         """Start, restart or stop the jobs `more_jobs` declares now."""
         assert self.more_jobs is not None
         declared = {job.name: job for job in self.more_jobs()}
-        for name in [n for n in self._more if n not in declared]:
-            self._more.pop(name)
-            if self._scheduler.get_job(name) is not None:
-                self._scheduler.remove_job(name)
-        changed = [
-            job
-            for name, job in declared.items()
-            if name not in self._more or self._more[name].version != job.version
-        ]
-        self._more.update({job.name: job for job in changed})
-        self._add([j for j in changed if self.role == "leader" or not j.leader_only])
+        with self._guard:  # not while leadership changes hands, nor once stopping
+            if self._stopping:
+                return
+            for name in [n for n in self._more if n not in declared]:
+                self._more.pop(name)
+                if self._scheduler.get_job(name) is not None:
+                    self._scheduler.remove_job(name)
+            changed = [
+                job
+                for name, job in declared.items()
+                if name not in self._more or self._more[name].version != job.version
+            ]
+            self._more.update({job.name: job for job in changed})
+            self._add([j for j in changed if self.role == "leader" or not j.leader_only])
 
     def _refusal(self) -> str:
         holder = self.leadership.holder()
@@ -151,6 +184,8 @@ class Runner:
 
     def stop(self) -> None:
         """Let running jobs finish (the send worker ends its tick), then give up leadership."""
+        with self._guard:  # from now on no job thread touches the scheduler: shutting it down
+            self._stopping = True  # waits for them while it holds the scheduler's own locks
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
         with self._guard:
@@ -181,25 +216,38 @@ class Runner:
         return [*self.jobs, *self._more.values()]
 
     def _leads(self) -> bool:
+        """Ask the leadership (on PostgreSQL: renew the lease), and follow what it says."""
         with self._guard:
-            return self.leadership.acquire()
+            if self._stopping:
+                return False
+            leads = self.leadership.acquire()
+            if leads and self.role != "leader":
+                self.role = "leader"
+                log.info("this replica (%s) now runs the scheduled jobs", self.instance)
+                self._add([j for j in self._all() if j.leader_only])
+            elif not leads and self.role == "leader":
+                self.role = "follower"
+                holder = self.leadership.holder()
+                log.warning(
+                    "stepping down: this replica (%s) no longer leads (%s); it runs no leader's "
+                    "job until it leads again",
+                    self.instance,
+                    f"{holder} holds the lease"
+                    if holder and holder != self.instance
+                    else "its lease was not renewed in time",
+                )
+                for job in self._all():
+                    if job.leader_only and self._scheduler.get_job(job.name) is not None:
+                        self._scheduler.remove_job(job.name)
+            return leads
 
     def _poll(self) -> None:
-        leads = self._leads()
-        if leads and self.role != "leader":
-            self.role = "leader"
-            log.info("this replica (%s) now runs the scheduled jobs", self.instance)
-            self._add([j for j in self._all() if j.leader_only])
-        elif not leads and self.role == "leader":
-            self.role = "follower"
-            log.warning("this replica (%s) no longer leads; another will take over", self.instance)
-            for job in self._all():
-                if job.leader_only and self._scheduler.get_job(job.name) is not None:
-                    self._scheduler.remove_job(job.name)
+        self._leads()
 
     def _run(self, job: Job) -> None:
         if job.leader_only and not self._leads():
-            return  # lost the lock since the last poll: the next leader runs it
+            log.info("%s not run here: this replica (%s) does not lead", job.name, self.instance)
+            return  # lost the lead since the last poll: the leader runs it
         try:
             outcome = job.run()
         except Exception as exc:  # one failed run must not stop the scheduler; say so
@@ -223,11 +271,12 @@ def start_runner(
     name = instance or this_instance()
     jobs = declare_jobs(runtime, slack, name)
     more = (lambda: workspace_jobs(workspaces, name)) if workspaces is not None else None
+    poll = leader_poll_seconds()
     runner = Runner(
         jobs,
-        leadership_for(runtime.settings.database_url, name),
+        leadership_for(runtime.settings.database_url, name, leader_lease_seconds(poll), poll),
         name,
-        leader_poll_seconds(),
+        poll,
         more_jobs=more,
     )
     runner.start()

@@ -1,7 +1,8 @@
 """`arbot serve` as real processes. On PostgreSQL two replicas make one morning plan, share the
-sending without sending anything twice, and when the leader is killed (SIGKILL) the other takes
-over its jobs. On SQLite a second process refuses to run the scheduler, says who has it, and still
-serves HTTP. SIGTERM lets the send worker finish its tick before the process exits."""
+sending without sending anything twice, and when the leader is killed (SIGKILL) or frozen
+(SIGSTOP) the other takes over its jobs; a frozen leader that wakes steps down. On SQLite a second
+process refuses to run the scheduler, says who has it, and still serves HTTP. SIGTERM lets the
+send worker finish its tick before the process exits."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +36,9 @@ pytestmark = pytest.mark.slow  # `arbot serve` processes
 
 POSTGRES_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]
 SECRET = "replica-test-secret-key-0123456789"
+HEALTH_TOKEN = "replica-test-health-token"
+LEASE_SECONDS = 4  # with polls of 0.3 s: a frozen or killed leader is replaced within 4.6 s
+FAILOVER_BOUND = 30.0  # what the documentation promises with the default settings
 
 
 @dataclass
@@ -55,6 +60,16 @@ class Replica:
 
     def healthz(self) -> int:
         return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=PATIENCE).status_code
+
+    def scheduler(self) -> dict[str, Any]:
+        """The scheduler part of its /healthz: role and each job's last result."""
+        answer = httpx.get(
+            f"http://127.0.0.1:{self.port}/healthz",
+            headers={"Authorization": f"Bearer {HEALTH_TOKEN}"},
+            timeout=PATIENCE,
+        )
+        found: dict[str, Any] = answer.json()["scheduler"]
+        return found
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -93,6 +108,8 @@ def serve_env(database_url: str, slack_api: Any, smtp: SmtpServer) -> dict[str, 
         "ARBOT_SECRET_KEY": SECRET,
         "ARBOT_LOG_JSON": "true",
         "ARBOT_LEADER_POLL_SECONDS": "0.3",
+        "ARBOT_LEADER_LEASE_SECONDS": str(LEASE_SECONDS),
+        "ARBOT_HEALTH_TOKEN": HEALTH_TOKEN,
         "ARBOT_SEND_EVERY_SECONDS": "0.3",
     }
 
@@ -200,6 +217,65 @@ def test_two_replicas_plan_once_and_the_survivor_takes_over_when_the_leader_is_k
     assert states["sending"] <= 1  # at most the one the killed leader had in hand
     assert states["sent"] + states["sending"] == customers - 1  # C-1 waits for its escalation
     assert states["sent"] <= len(sent) <= customers - 1
+
+
+@pytest.mark.parametrize("database_url", POSTGRES_ONLY, indirect=True)
+def test_a_frozen_leader_is_replaced_within_its_lease_and_steps_down_when_it_wakes(
+    cli: Any, runtime: Runtime, slack_api: Any, spawn: Any, tmp_path: Path
+) -> None:
+    _import(cli, tmp_path, 3)
+    replicas = [spawn("a"), spawn("b")]
+    wait_for(lambda: _plan_run(runtime), timeout=PROCESS_PATIENCE)
+    roles = wait_for(lambda: _roles_once_both_answer(replicas), timeout=PROCESS_PATIENCE)
+    assert sorted(roles) == ["follower", "leader"]
+    leader, follower = (replicas[0], replicas[1]) if roles[0] == "leader" else replicas[::-1]
+    leaders_jobs = {"morning_plan", "sync", "sweep", "weekly_review"}
+    wait_for(lambda: set(_leaders_job_results(leader)) == leaders_jobs, timeout=PROCESS_PATIENCE)
+    ran_before = _leaders_job_results(leader)  # each ran once when it came to lead
+
+    leader.process.send_signal(signal.SIGSTOP)  # as a GC pause, a swap storm or a debugger would
+    frozen_at = time.monotonic()
+    try:
+        _escalate(runtime, 1)  # only a leader's sweep posts it
+        wait_for(lambda: follower.said("now runs the scheduled jobs"), timeout=PROCESS_PATIENCE)
+        took = time.monotonic() - frozen_at
+        wait_for(lambda: _posted_escalations(runtime)[1], timeout=PROCESS_PATIENCE)
+    finally:
+        leader.process.send_signal(signal.SIGCONT)
+    assert took < FAILOVER_BOUND
+
+    wait_for(lambda: leader.said("stepping down"), timeout=PROCESS_PATIENCE)
+    [stepped] = [line for line in leader.lines() if "stepping down" in line["message"]]
+    assert stepped["level"] == "WARNING"
+    assert f":{follower.process.pid} holds the lease" in stepped["message"]
+    assert leader.scheduler()["role"] == "follower"
+    assert _leaders_job_results(leader) == ran_before  # no leader's job ran after it woke
+    assert follower.scheduler()["jobs"]["morning_plan"]["outcome"] == (
+        "the plan of 2026-03-16 was already made"
+    )
+    assert leader.stop() == 0 and follower.stop() == 0
+
+    assert plan_headers(slack_api) == ["Collections plan for 2026-03-16"]
+    with runtime.sessions() as session:
+        plans = session.scalar(
+            select(func.count()).select_from(ScheduledRun).where(ScheduledRun.job == "morning_plan")
+        )
+    assert plans == 1
+    assert _posted_escalations(runtime) == {1: 1}
+
+
+def _roles_once_both_answer(replicas: list[Replica]) -> list[str] | None:
+    try:
+        roles = [replica.scheduler()["role"] for replica in replicas]
+    except httpx.TransportError:
+        return None  # not listening yet
+    return roles if "leader" in roles else None
+
+
+def _leaders_job_results(replica: Replica) -> dict[str, Any]:
+    """When each of the leader's jobs last ran on this replica, and what it did."""
+    jobs: dict[str, Any] = replica.scheduler()["jobs"]
+    return {name: result for name, result in jobs.items() if name != "send"}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
