@@ -11,6 +11,7 @@ import time
 import uuid
 
 from starlette.middleware import Middleware
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.core.logs import request_id
@@ -31,10 +32,15 @@ def incoming_id(scope: Scope) -> str:
 
 
 def route_of(scope: Scope) -> str:
-    """The matched route's template, or "unmatched" (the raw path may carry a token)."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    """The matched route's template, or "unmatched" (the raw path may carry a token). A request
+    answered before routing (e.g. a body over its limit) is named by the route it was for."""
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    for route in getattr(scope.get("app"), "routes", ()):
+        if isinstance(route, Route) and route.matches(scope)[0] is not Match.NONE:
+            return route.path
+    return "unmatched"
 
 
 class RequestIdMiddleware:

@@ -167,14 +167,19 @@ def _answer(connection: socket.socket) -> tuple[int, str]:
     "path", ["/webhooks/stripe", "/slack/events", f"/w/{BETA}/webhooks/stripe"]
 )
 def test_a_body_declared_over_the_limit_gets_413_before_any_of_it_is_sent(
-    site: tuple[Runtime, str], path: str
+    site: tuple[Runtime, str], caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
+    caplog.set_level(logging.INFO)
     _, url = site
     connection = _raw_request(
         url, path, {"Content-Type": "application/json", "Content-Length": str(100 * 1024 * 1024)}
     )
     status, text = _answer(connection)  # not one byte of the 100 MB was sent
     assert status == 413 and str(SMALL_BODY_BYTES) in text
+    # one line, naming the route (the request never reached it)
+    (line,) = wait_for(lambda: request_lines(caplog))
+    route = path.removeprefix(f"/w/{BETA}")
+    assert line.startswith(f"POST {route} 413 "), line
 
 
 def test_a_chunked_body_is_refused_with_413_once_it_passes_the_limit(
