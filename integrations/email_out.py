@@ -5,40 +5,41 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, formataddr, formatdate
+from email.utils import format_datetime, formatdate
 from pathlib import Path
 
 from integrations.base.outbound import Delivery, Outgoing
+from integrations.email_mime import email_bytes, mailbox, plain, text_value
 
 TIMEOUT_SECONDS = 30
 
 
-def build_email(message: Outgoing) -> EmailMessage:
+def build_email(message: Outgoing) -> bytes:
     """multipart/alternative (text and HTML), our Message-ID, a per-reminder Reply-To, one-click
-    List-Unsubscribe, and Auto-Submitted so vacation responders stay quiet (RFC 3834)."""
+    List-Unsubscribe, and Auto-Submitted so vacation responders stay quiet (RFC 3834). The bytes
+    as SMTP takes them (integrations/email_mime.py); ValueError when they cannot be written."""
     if not message.from_email:
         raise ValueError("no sender address: set ARBOT_FROM_EMAIL")
-    email = EmailMessage()
-    email["From"] = formataddr((message.from_name, message.from_email))
-    email["To"] = formataddr((message.to_name or "", message.to))
-    email["Subject"] = message.subject or ""
-    email["Date"] = format_datetime(message.date) if message.date else formatdate(localtime=False)
+    headers = [
+        ("From", mailbox(message.from_name, message.from_email)),
+        ("To", mailbox(message.to_name, message.to)),
+        ("Subject", text_value(message.subject or "")),
+        (
+            "Date",
+            format_datetime(message.date) if message.date else formatdate(localtime=False),
+        ),
+    ]
     if message.message_id:
-        email["Message-ID"] = message.message_id
+        headers.append(("Message-ID", plain("Message-ID", message.message_id)))
     if message.reply_to:
-        email["Reply-To"] = message.reply_to
+        headers.append(("Reply-To", mailbox(None, message.reply_to)))
     unsubscribe = [f"<{u}>" for u in (message.unsubscribe_mailto, message.unsubscribe_url) if u]
     if unsubscribe:
-        email["List-Unsubscribe"] = ", ".join(unsubscribe)
+        headers.append(("List-Unsubscribe", plain("List-Unsubscribe", ", ".join(unsubscribe))))
         if message.unsubscribe_url:
-            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    email["Auto-Submitted"] = "auto-generated"
-    email.set_content(message.text)
-    if message.html:
-        email.add_alternative(message.html, subtype="html")
-    return email
+            headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    headers.append(("Auto-Submitted", "auto-generated"))
+    return email_bytes(headers, message.text, message.html)
 
 
 class SmtpSender:
@@ -97,8 +98,7 @@ class SmtpSender:
         was handed over (retry, or stop the run for an account problem); a lost answer after DATA
         may mean the message was taken, so it is `unknown`, never retried blindly."""
         try:
-            email = build_email(message)
-            data = email.as_bytes(policy=SMTP_POLICY)  # CRLF line ends, as SMTP wants
+            data = build_email(message)
         except ValueError as exc:  # e.g. a line break in a header: this message can never go
             return Delivery("permanent", error=f"not a valid email: {exc}")
         try:
@@ -183,5 +183,5 @@ class FileSender:
             path.write_text(f"To: {message.to}\n\n{message.text}\n", encoding="utf-8")
         else:
             path = self.folder / f"reminder-{message.reminder_id}.eml"
-            path.write_bytes(bytes(build_email(message)))
+            path.write_bytes(build_email(message))
         return Delivery("sent", provider_id=path.name)

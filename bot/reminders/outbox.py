@@ -1,11 +1,14 @@
 """The outbox: approved reminders reach customers exactly once, inside their send window.
 
 approved → sending (committed before the provider is called) → sent; or back to approved with a
-later send_after after a transient error; or failed after a permanent one. Claiming re-checks, in
-the same transaction, everything that may have changed since approval: a payment, a dispute, a
-pause, an opt-out, an escalation (bot/reminders/stale.py, the check approval makes too, with the
-same rules), and the send window. A reminder found still `sending` after its lease
-(the worker died mid-send) is never re-sent: it becomes `unknown` and a person decides.
+later send_after after a transient error; or failed after a permanent one. A batch of due
+reminders is claimed at a time, and the claim re-checks each, in its transaction, for everything
+that may have changed since approval: a payment, a dispute, a pause, an opt-out, an escalation
+(bot/reminders/stale.py, the check approval makes too, with the same rules), and the send window.
+Then each claimed reminder goes to `sending` on its own, right before its send, only if it is
+still `approved` (what cancels it meanwhile wins) and inside its window at that moment. A
+reminder found still `sending` after its lease (the worker died mid-send) is never re-sent: it
+becomes `unknown` and a person decides.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Contact, Customer, Reminder
 from bot.core.settings import Settings
@@ -27,7 +31,7 @@ from bot.core.vocabulary import ReminderAction, ReminderState
 from bot.escalations.service import open_or_add
 from bot.planning.send_window import Window, candidate_zones, next_send_time
 from bot.reminders import state
-from bot.reminders.stale import StaleRules, why_stale
+from bot.reminders.stale import StaleRules, stale_reasons
 from bot.reminders.state import APPROVED, FAILED, SENDING, SENT, UNKNOWN, AuditEvent
 from integrations.base.outbound import Delivery, Outgoing
 
@@ -36,6 +40,22 @@ LEASE = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
 BATCH = 50
+# The two moves each send makes, built once (state.transition builds its statement anew each
+# call, which was most of a send's database time).
+TO_SENDING = state.prepared_move(
+    APPROVED,
+    SENDING,
+    attempts=Reminder.attempts + 1,
+    message_id=bindparam("new_message_id"),
+    reply_token=bindparam("new_reply_token"),
+)
+TO_SENT = state.prepared_move(
+    SENDING,
+    SENT,
+    sent_at=bindparam("answered_at"),
+    provider_message_id=bindparam("provider_id"),
+    error=None,
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,28 @@ def due_now(now: datetime, channels: set[str]) -> ColumnElement[bool]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A reminder claimed to be sent, with all its send needs, read once at the claim."""
+
+    reminder_id: int
+    customer_id: int
+    contact_id: int | None
+    zones: tuple[str, ...]  # where its contact may be: the send window holds in each
+    outgoing: Outgoing  # its message, dated when it goes to `sending`
+    attempts: int  # its send attempts, this one included
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    """A message handed to its provider, and what the provider said."""
+
+    claimed: Claimed
+    outgoing: Outgoing
+    delivery: Delivery
+    at: datetime  # when the answer came back
+
+
 def claim(
     session: Session,
     now: datetime,
@@ -95,80 +137,135 @@ def claim(
     report: FlushReport,
     channels: set[str],
     limit: int = BATCH,
-) -> tuple[list[Outgoing], int]:
-    """Claim what is due now, re-checking each reminder; commit `sending` before any send.
-    Returns the claimed messages and how many reminders were looked at."""
+) -> tuple[list[Claimed], int]:
+    """Claim up to `limit` reminders due now (on PostgreSQL, rows another worker holds are
+    skipped), re-checking each: a stale one is cancelled, one outside its contact's sending hours
+    waits for them (or goes to a person when there are none). Nothing is moved to `sending` here:
+    `start_sending` does that for each, at its own time, right before its send. Returns the
+    claimed reminders and how many were looked at."""
     query = (
         select(Reminder).where(due_now(now, channels)).order_by(Reminder.send_after, Reminder.id)
     )
     query = query.limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)  # replicas share the queue
-    claimed: list[Outgoing] = []
     rows = session.scalars(query).all()
+    stale = stale_reasons(session, rows, now, config.stale)
+    customers = {
+        c.id: c
+        for c in session.scalars(
+            select(Customer).where(Customer.id.in_({r.customer_id for r in rows}))
+        )
+    }
+    contact_ids = {r.contact_id for r in rows if r.contact_id is not None}
+    contacts = {
+        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+    }
+    claimed: list[Claimed] = []
     for reminder in rows:
-        contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
-        customer = session.get(Customer, reminder.customer_id)
-        assert customer is not None
-        reason = why_stale(session, reminder, now, config.stale)
+        reason = stale.get(reminder.id)
         if reason:
-            _cancel(session, reminder, reason, now)
+            _cancel(session, reminder.id, reason, now)
             report.cancelled[reminder.id] = reason
             continue
-        assert contact is not None
-        later = _next_in_window(reminder, customer, contact, now, config.window)
-        if later is NO_WINDOW:  # it could wait forever: a person decides instead
-            _cancel(session, reminder, "no_send_window", now)
+        customer = customers[reminder.customer_id]
+        contact = contacts[reminder.contact_id] if reminder.contact_id else None
+        assert contact is not None  # else it was stale: opted_out
+        zones = candidate_zones(contact.timezone or customer.timezone, contact.phone)
+        if _waits(session, reminder.id, customer.id, zones, now, config.window, report):
+            continue
+        claimed.append(
+            Claimed(
+                reminder.id,
+                customer.id,
+                contact.id,
+                zones,
+                _outgoing(reminder, customer, contact, config),
+                reminder.attempts + 1,
+            )
+        )
+    return claimed, len(rows)
+
+
+def start_sending(
+    session: Session, claimed: Claimed, now: datetime, window: Window, report: FlushReport
+) -> Outgoing | None:
+    """Move one claimed reminder to `sending`, to be committed before its provider is called:
+    only if it is still `approved` (a payment, reply, pause or dispute since the claim cancels
+    it) and `now` is inside its contact's sending hours (else it waits for them). Returns its
+    message dated `now`; None when it is not to be sent now."""
+    if _waits(
+        session, claimed.reminder_id, claimed.customer_id, claimed.zones, now, window, report
+    ):
+        return None
+    outgoing = replace(claimed.outgoing, date=now)
+    moved = session.connection().execute(  # its Event: the provider's answer, or `unknown`
+        TO_SENDING,
+        {
+            "reminder_id": claimed.reminder_id,
+            "moved_at": now,
+            "new_message_id": outgoing.message_id,
+            "new_reply_token": outgoing.reply_to.split("+", 1)[1].split("@", 1)[0]
+            if outgoing.reply_to
+            else None,
+        },
+    )
+    return outgoing if moved.rowcount == 1 else None
+
+
+def _waits(
+    session: Session,
+    reminder_id: int,
+    customer_id: int,
+    zones: tuple[str, ...],
+    now: datetime,
+    window: Window,
+    report: FlushReport,
+) -> bool:
+    """Whether the reminder must wait: outside its contact's sending hours it is moved to when
+    they next open; with none at all it is cancelled and a person decides."""
+    later = _next_in_window(zones, now, window)
+    if later is None:
+        return False
+    if later is NO_WINDOW:  # it could wait forever: a person decides instead
+        if _cancel(session, reminder_id, "no_send_window", now):
             open_or_add(
                 session,
-                customer.id,
+                customer_id,
                 "no_send_window",
                 now,
                 detail="no sending hours in the contact's timezone(s)",
-                reminder_id=reminder.id,
+                reminder_id=reminder_id,
             )
-            report.cancelled[reminder.id] = "no_send_window"
-            continue
-        if later is not None:
-            reminder.send_after = later
-            reminder.updated_at = now
-            report.rescheduled.append(reminder.id)
-            continue
-        outgoing = replace(_outgoing(reminder, customer, contact, config), date=now)
-        if state.transition(
-            session,
-            [reminder.id],
-            from_states=(APPROVED,),
-            to=SENDING,
-            now=now,
-            events=[],  # its Event is the provider's answer (record), or `unknown` (recover)
-            attempts=Reminder.attempts + 1,
-            message_id=outgoing.message_id,
-            reply_token=outgoing.reply_to.split("+", 1)[1].split("@", 1)[0]
-            if outgoing.reply_to
-            else None,
-        ):
-            claimed.append(outgoing)
-    return claimed, len(rows)
+            report.cancelled[reminder_id] = "no_send_window"
+        return True
+    session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder_id, Reminder.state == APPROVED)
+        .values(send_after=later, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    report.rescheduled.append(reminder_id)
+    return True
 
 
 NO_WINDOW = datetime.max.replace(tzinfo=UTC)  # no moment to send can be found at all
 
 
-def _next_in_window(
-    reminder: Reminder, customer: Customer, contact: Contact, now: datetime, window: Window
-) -> datetime | None:
+def _next_in_window(zones: tuple[str, ...], now: datetime, window: Window) -> datetime | None:
     """None when now is inside the contact's window; otherwise when it next opens (NO_WINDOW
     when the contact's timezones share no sending hours, or none is known)."""
-    zones = candidate_zones(contact.timezone or customer.timezone, contact.phone)
     allowed = next_send_time(now, zones, window)
     if allowed == now:
         return None
     return allowed or NO_WINDOW
 
 
-def _cancel(session: Session, reminder: Reminder, reason: str, now: datetime) -> None:
-    state.cancel(session, [reminder.id], from_states=(APPROVED,), reason=reason, now=now)
+def _cancel(session: Session, reminder_id: int, reason: str, now: datetime) -> bool:
+    cancelled = state.cancel(
+        session, [reminder_id], from_states=(APPROVED,), reason=reason, now=now
+    )
+    return bool(cancelled)
 
 
 def _outgoing(
@@ -210,58 +307,86 @@ def _outgoing(
     )
 
 
-def record(
-    session: Session, outgoing: Outgoing, delivery: Delivery, now: datetime, report: FlushReport
-) -> None:
+def record(session: Session, handed: Handed, report: FlushReport) -> None:
     """Store what the provider said. Each change is conditional on the reminder still being
     `sending`; if it is not (another worker marked it unknown meanwhile), nothing else is
     written: no event, no escalation, no contact change."""
-    reminder = session.get(Reminder, outgoing.reminder_id)
-    assert reminder is not None
+    claimed, outgoing, delivery, now = handed.claimed, handed.outgoing, handed.delivery, handed.at
+    reminder_id = claimed.reminder_id
 
     def move(to: ReminderState, events: list[AuditEvent], **values: Any) -> bool:
         if state.transition(
-            session, [reminder.id], from_states=(SENDING,), to=to, now=now, events=events, **values
+            session, [reminder_id], from_states=(SENDING,), to=to, now=now, events=events, **values
         ):
             return True
-        log.warning("reminder %s was no longer sending when its result came back", reminder.id)
+        log.warning("reminder %s was no longer sending when its result came back", reminder_id)
         return False
 
     status = delivery.status
-    if status == "transient" and reminder.attempts >= MAX_ATTEMPTS:
+    if status == "transient" and claimed.attempts >= MAX_ATTEMPTS:
         status = "permanent"
     if status == "sent":
-        sent = ("reminder.sent", {"channel": outgoing.channel, "message_id": outgoing.message_id})
-        if move(SENT, [sent], sent_at=now, provider_message_id=delivery.provider_id, error=None):
-            report.sent.append(reminder.id)
+        if _sent(session, handed):
+            report.sent.append(reminder_id)
+        else:
+            log.warning("reminder %s was no longer sending when it was sent", reminder_id)
     elif status == "transient":
-        wait = BACKOFF[min(reminder.attempts - 1, len(BACKOFF) - 1)]
+        wait = BACKOFF[min(claimed.attempts - 1, len(BACKOFF) - 1)]
         retrying = ("reminder.retrying", {"error": delivery.error, "in": str(wait)})
         if move(APPROVED, [retrying], send_after=now + wait, error=delivery.error):
-            report.retrying.append(reminder.id)
+            report.retrying.append(reminder_id)
     elif status == "outage":
         # Our account or configuration, not this customer: put it back untouched (no Event).
-        if move(APPROVED, [], attempts=reminder.attempts - 1, error=delivery.error):
+        if move(APPROVED, [], attempts=claimed.attempts - 1, error=delivery.error):
             report.outage = delivery.error
     elif status == "unknown":
         if move(UNKNOWN, [("reminder.unknown", {"error": delivery.error})], error=delivery.error):
-            report.unknown.append(reminder.id)
+            report.unknown.append(reminder_id)
     elif move(FAILED, [("reminder.failed", {"error": delivery.error})], error=delivery.error):
-        if (delivery.address_unusable or delivery.opted_out) and reminder.contact_id:
+        if (delivery.address_unusable or delivery.opted_out) and claimed.contact_id:
             kind = "opted_out" if delivery.opted_out else "unusable"
             column = f"{outgoing.channel}_{kind}_at"  # email_unusable_at, sms_opted_out_at, ...
             session.execute(
-                update(Contact).where(Contact.id == reminder.contact_id).values({column: now})
+                update(Contact).where(Contact.id == claimed.contact_id).values({column: now})
             )
         open_or_add(
             session,
-            reminder.customer_id,
+            claimed.customer_id,
             "send_failed",
             now,
             detail=delivery.error,
-            reminder_id=reminder.id,
+            reminder_id=reminder_id,
         )
-        report.failed.append(reminder.id)
+        report.failed.append(reminder_id)
+
+
+def _sent(session: Session, handed: Handed) -> bool:
+    """`sending` → `sent`, with its `reminder.sent` Event, in two statements built once."""
+    claimed, outgoing = handed.claimed, handed.outgoing
+    values = {
+        "reminder_id": claimed.reminder_id,
+        "moved_at": handed.at,
+        "answered_at": handed.at,
+        "provider_id": handed.delivery.provider_id,
+    }
+    if session.connection().execute(TO_SENT, values).rowcount != 1:
+        return False
+    event = {"channel": outgoing.channel, "message_id": outgoing.message_id}
+    audit.record_many(
+        session,
+        [
+            {
+                "at": handed.at,
+                "actor": audit.SYSTEM,
+                "kind": "reminder.sent",
+                "customer_id": claimed.customer_id,
+                "invoice_id": None,
+                "reminder_id": claimed.reminder_id,
+                "payload": event,
+            }
+        ],
+    )
+    return True
 
 
 def config_from(settings: Settings) -> SendConfig:

@@ -10,10 +10,12 @@ cancel a stale reminder with the reason this module gives, instead of approving 
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ReminderInvoice
@@ -40,11 +42,80 @@ class StaleRules:
 
 def why_stale(session: Session, reminder: Reminder, now: datetime, rules: StaleRules) -> str | None:
     """Why this reminder should no longer go out (its cancel reason), or None if it still should."""
-    invoices = session.scalars(
-        select(Invoice)
-        .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
-        .where(ReminderInvoice.reminder_id == reminder.id)
-    ).all()
+    return stale_reasons(session, [reminder], now, rules).get(reminder.id)
+
+
+def stale_reasons(
+    session: Session, reminders: Sequence[Reminder], now: datetime, rules: StaleRules
+) -> dict[int, str]:
+    """`why_stale` for many reminders at once, in five queries whatever their number: the
+    reminders that should no longer go out, each with its cancel reason."""
+    if not reminders:
+        return {}
+    ids = [r.id for r in reminders]
+    invoices: dict[int, list[Invoice]] = defaultdict(list)
+    for reminder_id, invoice in session.execute(
+        select(ReminderInvoice.reminder_id, Invoice)
+        .join(Invoice, ReminderInvoice.invoice_id == Invoice.id)
+        .where(ReminderInvoice.reminder_id.in_(ids))
+    ):
+        invoices[reminder_id].append(invoice)
+    invoice_ids = {i.id for covered in invoices.values() for i in covered}
+    last_change = dict(  # invoice -> its latest change of amount
+        session.execute(
+            select(Event.invoice_id, func.max(Event.at))
+            .where(
+                Event.invoice_id.in_(invoice_ids),
+                Event.kind.in_(("invoice.balance_changed", "payment.allocated")),
+            )
+            .group_by(Event.invoice_id)
+        ).all()
+    )
+    customer_ids = {r.customer_id for r in reminders}
+    customers = {
+        c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
+    }
+    last_opened = dict(  # customer -> when its latest open escalation opened
+        session.execute(
+            select(Escalation.customer_id, func.max(Escalation.opened_at))
+            .where(
+                Escalation.customer_id.in_(customer_ids),
+                Escalation.state != EscalationState.RESOLVED,
+            )
+            .group_by(Escalation.customer_id)
+        ).all()
+    )
+    contact_ids = {r.contact_id for r in reminders if r.contact_id}
+    contacts = {
+        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+    }
+    reasons = {}
+    for reminder in reminders:
+        reason = _reason(
+            reminder,
+            invoices[reminder.id],
+            [last_change[i.id] for i in invoices[reminder.id] if i.id in last_change],
+            customers[reminder.customer_id],  # a reminder's customer is a foreign key
+            last_opened.get(reminder.customer_id),
+            contacts.get(reminder.contact_id) if reminder.contact_id else None,
+            now,
+            rules,
+        )
+        if reason:
+            reasons[reminder.id] = reason
+    return reasons
+
+
+def _reason(
+    reminder: Reminder,
+    invoices: list[Invoice],
+    changes: list[datetime],
+    customer: Customer,
+    escalation_opened: datetime | None,
+    contact: Contact | None,
+    now: datetime,
+    rules: StaleRules,
+) -> str | None:
     if any(i.status != InvoiceStatus.OPEN or i.balance <= 0 for i in invoices):
         return "paid"
     if any(i.disputed for i in invoices):
@@ -55,35 +126,14 @@ def why_stale(session: Session, reminder: Reminder, now: datetime, rules: StaleR
         return "promised"
     if Resolution.PAYMENT_PLAN in rules.resolved_when and any(i.payment_plan for i in invoices):
         return "payment_plan"
-    changed = session.scalar(
-        select(Event.id)
-        .where(
-            Event.invoice_id.in_([i.id for i in invoices]),
-            Event.kind.in_(("invoice.balance_changed", "payment.allocated")),
-            Event.at > reminder.created_at,
-        )
-        .limit(1)
-    )
-    if changed is not None:
+    if any(at > reminder.created_at for at in changes):
         return "superseded"  # the amounts in the message are no longer the ledger's
-    customer = session.get(Customer, reminder.customer_id)
-    assert customer is not None  # a reminder's customer is a foreign key
     if customer.paused_until is not None and customer.paused_until > now:
         return "paused"
     if customer.never_automate:
         return "paused"
-    open_escalation = session.scalar(
-        select(Escalation.id)
-        .where(
-            Escalation.customer_id == customer.id,
-            Escalation.state != EscalationState.RESOLVED,
-            Escalation.opened_at > reminder.created_at,
-        )
-        .limit(1)
-    )
-    if open_escalation is not None:
+    if escalation_opened is not None and escalation_opened > reminder.created_at:
         return "escalated"
-    contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
     if contact is None:
         return "opted_out"
     if reminder.channel == Channel.EMAIL and (

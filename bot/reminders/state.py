@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, Update, bindparam, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -111,6 +111,21 @@ def transition(
                 payload=payload,
             )
     return [reminder_id for reminder_id, _ in moved]
+
+
+def prepared_move(from_state: ReminderState, to: ReminderState, **values: Any) -> Update:
+    """One reminder's move from `from_state` to `to` as a statement built once, for a loop that
+    makes the same move many times (the send worker; `transition` builds its statement anew each
+    call). Execute it with `reminder_id` and `moved_at` (and the bind parameters in `values`): it
+    moves the reminder only if it is still in `from_state`, its rowcount says whether it did, and
+    the caller appends the move's Event when it did."""
+    check((from_state,), to)
+    table: Any = Reminder.__table__
+    return (
+        update(table)
+        .where(table.c.id == bindparam("reminder_id"), table.c.state == from_state.value)
+        .values(state=to.value, updated_at=bindparam("moved_at"), **values)
+    )
 
 
 def cancel(

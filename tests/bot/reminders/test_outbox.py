@@ -551,3 +551,36 @@ def test_starttls_with_a_login_and_a_refused_login_stops_the_run(
         assert len(server.mailbox.messages) == 1
     finally:
         server.stop()
+
+
+def test_a_reminder_cancelled_after_its_batch_was_claimed_is_not_sent(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """A batch is claimed at once, but each reminder goes to `sending` only at its own turn, and
+    only if it is still approved: a reply that lands while the batch is being sent wins."""
+    from bot.ledger.accounts import cancel_waiting
+    from bot.reminders.sending import flush
+    from integrations.base.outbound import Delivery, Outgoing
+
+    approved(mail_env, runtime, tmp_path, customers=3)
+    worker = _sender_env(runtime, database_url)
+    handed: list[int] = []
+
+    class ReplyMeanwhile:  # while the first goes out, customer 3 replies
+        def __enter__(self) -> ReplyMeanwhile:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def send(self, message: Outgoing) -> Delivery:
+            handed.append(message.reminder_id)
+            if len(handed) == 1:
+                with runtime.writing() as session:
+                    cancel_waiting(session, 3, "replied", runtime.clock.now())
+            return Delivery("sent", provider_id="x")
+
+    report = flush(worker, {"email": ReplyMeanwhile()})
+    worker.close()
+    assert handed == [1, 2] and report.sent == [1, 2]
+    assert states(runtime) == {1: "sent", 2: "sent", 3: "cancelled"}

@@ -1,0 +1,130 @@
+"""The email a reminder becomes: whatever names, subjects and bodies it carries, a standard parser
+reads back exactly what was written, every line ends in CRLF and stays within SMTP's limit, and a
+value that would break the headers makes the message invalid instead of changing it."""
+
+from __future__ import annotations
+
+import email
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from integrations.base.outbound import Outgoing
+from integrations.email_out import build_email
+
+# Printable text of any script (letters, marks, digits, punctuation, symbols, spaces).
+PRINTABLE = st.characters(categories=("L", "M", "N", "P", "S", "Zs"))
+WORDS = st.lists(st.text(PRINTABLE.filter(lambda c: not c.isspace()), min_size=1), max_size=12)
+LINES = st.lists(
+    st.one_of(st.text(PRINTABLE, max_size=120), st.text(st.sampled_from("ab é€"), max_size=1100)),
+    min_size=1,
+    max_size=6,
+)
+
+
+def outgoing(**fields: object) -> Outgoing:
+    base: dict[str, object] = {
+        "reminder_id": 7,
+        "channel": "email",
+        "to": "ap@c1.example",
+        "to_name": "Maria Garcia",
+        "from_email": "ar@brightwater.example",
+        "from_name": "Brightwater Supply Co.",
+        "subject": "Checking in on invoice INV-1",
+        "text": "Hi Maria,\n\nInvoice INV-1 for $1,200.00 is still open.\n",
+        "html": "<p>Hi Maria,</p>\n<p>Invoice INV-1 for $1,200.00 is still open.</p>\n",
+        "message_id": "<arbot.7.0123456789abcdef@brightwater.example>",
+        "reply_to": "ar+r.token@brightwater.example",
+        "unsubscribe_mailto": "mailto:ar+u.token@brightwater.example?subject=unsubscribe",
+        "unsubscribe_url": "https://arbot.example/unsubscribe/" + "t" * 90,
+        "envelope_from": "bounce+token@brightwater.example",
+        "date": datetime(2026, 3, 16, 14, 0, tzinfo=UTC),
+    }
+    base.update(fields)
+    return Outgoing(**base)  # type: ignore[arg-type]
+
+
+def parsed(data: bytes) -> EmailMessage:
+    message = email.message_from_bytes(data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    assert not message.defects, message.defects
+    return message
+
+
+def bodies(message: EmailMessage) -> list[str]:
+    parts = message.get_payload() if message.is_multipart() else [message]
+    assert isinstance(parts, list)
+    return [part.get_content().replace("\r\n", "\n") for part in parts]
+
+
+def test_every_header_and_both_bodies_read_back() -> None:
+    data = build_email(outgoing())
+    message = parsed(data)
+    assert message["From"] == '"Brightwater Supply Co." <ar@brightwater.example>'
+    assert message["To"] == "Maria Garcia <ap@c1.example>"
+    assert message["Subject"] == "Checking in on invoice INV-1"
+    assert message["Date"] == "Mon, 16 Mar 2026 14:00:00 +0000"
+    assert message["Message-ID"] == "<arbot.7.0123456789abcdef@brightwater.example>"
+    assert message["Reply-To"] == "ar+r.token@brightwater.example"
+    assert message["List-Unsubscribe"] == (
+        "<mailto:ar+u.token@brightwater.example?subject=unsubscribe>, "
+        "<https://arbot.example/unsubscribe/" + "t" * 90 + ">"
+    )
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert bodies(message) == [outgoing().text, outgoing().html]
+
+
+def test_a_text_without_html_is_one_plain_part() -> None:
+    message = parsed(build_email(outgoing(html=None, unsubscribe_url=None)))
+    assert message.get_content_type() == "text/plain"
+    assert "List-Unsubscribe-Post" not in message
+    assert bodies(message) == [outgoing().text]
+
+
+@given(
+    name=WORDS.map(" ".join),
+    subject=WORDS.map(" ".join),
+    text=LINES.map("\n".join),
+    html=LINES.map("\n".join),
+)
+def test_any_name_subject_and_body_reads_back_exactly(
+    name: str, subject: str, text: str, html: str
+) -> None:
+    data = build_email(outgoing(to_name=name, from_name=name, subject=subject, text=text, html=html))
+    lines = data.split(b"\r\n")
+    assert b"\n" not in b"".join(lines) and b"\r" not in b"".join(lines)  # CRLF only
+    assert max(len(line) for line in lines) <= 998
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()
+    message = parsed(data)
+    assert message["To"].addresses[0].display_name == name
+    assert message["To"].addresses[0].addr_spec == "ap@c1.example"
+    assert message["From"].addresses[0].display_name == name
+    assert message["Subject"] == subject
+    # A body always ends in a line break (as EmailMessage's did).
+    assert bodies(message) == [body if body.endswith("\n") else body + "\n" for body in (text, html)]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"subject": "Invoice\r\nBcc: everyone@example.com"},
+        {"to_name": "Maria\nGarcia"},
+        {"to": "ap@c1.example\r\nBcc: x@example.com"},
+        {"to": "zoë@c1.example"},
+        {"message_id": "<a@b>\n"},
+        {"from_email": None},
+    ],
+)
+def test_a_value_that_would_break_the_headers_makes_the_message_invalid(
+    fields: dict[str, object],
+) -> None:
+    with pytest.raises(ValueError):
+        build_email(outgoing(**fields))
