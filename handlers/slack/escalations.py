@@ -13,7 +13,7 @@ from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
 from bot.escalations import posting, service
-from handlers.slack.kit import ListenerKit, on_click
+from handlers.slack.kit import ListenerKit, on_click, on_form_click
 from handlers.slack.payload import (
     Body,
     chosen,
@@ -37,7 +37,7 @@ FORM_BUTTONS = (Action.ESC_PROMISE, Action.ESC_DISPUTE, Action.ESC_RESOLVE)
 def register(app: App, kit: ListenerKit) -> None:
     app.action(Action.ESC_CLAIM)(partial(on_click, kit, claim))
     for button in FORM_BUTTONS:
-        app.action(button)(partial(on_form_button, kit))
+        app.action(button)(partial(on_form_click, kit, open_form))
     app.action(Action.ESC_RESUME)(partial(on_click, kit, resume))
     app.view(Form.ESC_PROMISE)(partial(on_promise, kit))
     app.view(Form.ESC_DISPUTE)(partial(on_dispute, kit))
@@ -67,10 +67,8 @@ def claim(kit: ListenerKit, body: Body) -> None:
     after(kit, escalation_id, f"<@{user}> claimed this.")
 
 
-def on_form_button(kit: ListenerKit, ack: Ack, body: Body) -> None:
-    """Record promise, Mark disputed and Resolve each open their form at once (its trigger lasts
-    three seconds)."""
-    ack()
+def open_form(kit: ListenerKit, body: Body, trigger_id: str) -> None:
+    """The form of Record promise, Mark disputed or Resolve."""
     user, channel, escalation_id = clicked(body)
     if kit.refused(channel, user, ONLY_APPROVERS):
         return
@@ -85,7 +83,7 @@ def on_form_button(kit: ListenerKit, ack: Ack, body: Body) -> None:
     else:
         view = resolve_modal(escalation_id, customer)
     view["private_metadata"] = f"{escalation_id}|{channel or ''}"
-    kit.open_view(body, view, channel, user)
+    kit.open_view(trigger_id, view, channel, user)
 
 
 def promised(picked: str | None) -> date | None:

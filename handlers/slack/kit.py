@@ -47,34 +47,35 @@ class ListenerKit:
         return True
 
     def later(self, work: Callable[..., None], user: str, channel: str | None, *args: Any) -> None:
-        """Run work(kit, *args) after the ack; if it fails, the person who clicked is told, not
-        only the log (nothing fails silently): a UserError's own words, a request of the wrong
-        shape in one log line, anything else with its traceback."""
+        """Run work(kit, *args) on the workers, after the ack (see `now`)."""
+        self.workers.submit(self.now, work, user, channel, *args)
 
-        def run() -> None:
-            try:
-                work(self, *args)
-            except OddPayload as exc:
-                self.tell(channel, user, f"Nothing was changed: {exc}.")
-                log.warning("refused a Slack request: %s", exc)
-            except UserError as exc:  # e.g. what the click was about no longer exists
-                log.info("Slack work for %s refused: %s", user, exc)
-                self.tell(channel, user, str(exc))
-            except Exception as exc:
-                log.exception("Slack work failed after ack: %s", getattr(work, "__name__", work))
-                self.tell(
-                    channel,
-                    user,
-                    f"That may not have gone through ({type(exc).__name__}). Please check "
-                    "the message, and try again if nothing changed.",
-                )
-
-        self.workers.submit(run)
-
-    def open_view(self, body: Body, view: Body, channel: str | None, user: str) -> None:
-        """Open a form for the click in `body` (its trigger lasts three seconds)."""
+    def now(self, work: Callable[..., None], user: str, channel: str | None, *args: Any) -> None:
+        """Run work(kit, *args) here; if it fails, the person who acted is told, not only the log
+        (nothing fails silently): a UserError's own words, a request of the wrong shape in one
+        log line, anything else with its traceback. Nothing it raises reaches Bolt (see
+        `on_click`)."""
         try:
-            self.slack.client.views_open(trigger_id=text_of(body, "trigger_id"), view=view)
+            work(self, *args)
+        except OddPayload as exc:
+            self.tell(channel, user, f"Nothing was changed: {exc}.")
+            log.warning("refused a Slack request: %s", exc)
+        except UserError as exc:  # e.g. what the click was about no longer exists
+            log.info("Slack work for %s refused: %s", user, exc)
+            self.tell(channel, user, str(exc))
+        except Exception as exc:
+            log.exception("Slack work failed after ack: %s", getattr(work, "__name__", work))
+            self.tell(
+                channel,
+                user,
+                f"That may not have gone through ({type(exc).__name__}). Please check "
+                "the message, and try again if nothing changed.",
+            )
+
+    def open_view(self, trigger_id: str, view: Body, channel: str | None, user: str) -> None:
+        """Open a form for a click (its trigger lasts three seconds)."""
+        try:
+            self.slack.client.views_open(trigger_id=trigger_id, view=view)
         except SlackApiError as exc:
             if exc.response.get("error") == "expired_trigger_id":
                 self.tell(
@@ -93,7 +94,26 @@ def on_click(
     kit: ListenerKit, work: Callable[[ListenerKit, Body], None], ack: Callable[[], None], body: Body
 ) -> None:
     """A button's listener (register it as `partial(on_click, kit, work)`): ack at once, then run
-    work(kit, body) on the workers."""
-    ack()
+    work(kit, body) on the workers.
+
+    Who clicked is read before the ack, and nothing is raised after it: when a listener raises
+    after acking, Bolt's error path drops the ack it made, and Bolt then waits three seconds for
+    one, on the one thread that hands clicks to Bolt (handlers/app.py)."""
     user, channel = clicker(body)
+    ack()
     kit.later(work, user, channel, body)
+
+
+def on_form_click(
+    kit: ListenerKit,
+    work: Callable[[ListenerKit, Body, str], None],
+    ack: Callable[[], None],
+    body: Body,
+) -> None:
+    """A button that opens a form (register it as `partial(on_form_click, kit, work)`): ack, then
+    run work(kit, body, trigger_id) at once, on this thread, since the trigger lasts three
+    seconds; as in `on_click`, nothing is raised after the ack."""
+    user, channel = clicker(body)
+    trigger_id = text_of(body, "trigger_id")
+    ack()
+    kit.now(work, user, channel, body, trigger_id)

@@ -14,7 +14,7 @@ from bot.core.vocabulary import TIERS
 from bot.planning import posting
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
-from handlers.slack.kit import ListenerKit, on_click
+from handlers.slack.kit import ListenerKit, on_click, on_form_click
 from handlers.slack.payload import (
     Body,
     OddPayload,
@@ -35,8 +35,8 @@ EDITED = {"subject": Field.SUBJECT, "body": Field.BODY}  # the linter's fields, 
 def register(app: App, kit: ListenerKit) -> None:
     app.action(Action.APPROVE)(partial(on_click, kit, approve))
     app.action(APPROVE_ALL_ANY)(partial(on_click, kit, approve_all))
-    app.action(Action.EDIT)(partial(on_edit, kit))
-    app.action(Action.SKIP)(partial(on_skip, kit))
+    app.action(Action.EDIT)(partial(on_form_click, kit, open_edit))
+    app.action(Action.SKIP)(partial(on_form_click, kit, open_skip))
     app.view(Form.EDIT_REMINDER)(partial(on_edit_submit, kit))
     app.view(Form.SKIP_REMINDER)(partial(on_skip_submit, kit))
 
@@ -114,9 +114,8 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
         )
 
 
-def on_edit(kit: ListenerKit, ack: Ack, body: Body) -> None:
-    """Opens the form at once (its trigger lasts three seconds), not after the ack."""
-    ack()
+def open_edit(kit: ListenerKit, body: Body, trigger_id: str) -> None:
+    """The Edit form, prefilled, with how the team wrote this step last time."""
     user, channel, reminder_id = clicked(body)
     if kit.refused(channel, user, ONLY_APPROVERS):
         return
@@ -145,12 +144,11 @@ def on_edit(kit: ListenerKit, ack: Ack, body: Body) -> None:
         list(draft.examples),
     )
     view["private_metadata"] = f"{reminder_id}|{channel or ''}"
-    kit.open_view(body, view, channel, user)
+    kit.open_view(trigger_id, view, channel, user)
 
 
-def on_skip(kit: ListenerKit, ack: Ack, body: Body) -> None:
-    """Opens the form at once (its trigger lasts three seconds), not after the ack."""
-    ack()
+def open_skip(kit: ListenerKit, body: Body, trigger_id: str) -> None:
+    """The Skip form, which asks why."""
     user, channel, reminder_id = clicked(body)
     if kit.refused(channel, user, ONLY_APPROVERS):
         return
@@ -160,7 +158,7 @@ def on_skip(kit: ListenerKit, ack: Ack, body: Body) -> None:
         return
     view = skip_modal(reminder_id, draft.customer_name)
     view["private_metadata"] = f"{reminder_id}|{channel or ''}"
-    kit.open_view(body, view, channel, user)
+    kit.open_view(trigger_id, view, channel, user)
 
 
 def on_edit_submit(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
