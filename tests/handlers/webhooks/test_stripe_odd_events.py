@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -19,8 +19,16 @@ from bot.core.models import Event, Invoice, Payment, Reminder, StripeEvent
 from bot.core.runtime import Runtime
 from integrations.stripe_events import InvalidStripeEvent, verify
 from tests.support import stripe_requests as sr
+from tests.support.log_of_test import LogOfTest
 
 YEAR_SECONDS = 365 * 24 * 3600
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> Iterator[LogOfTest]:
+    """Asked for first, before the app is served (see tests/support/log_of_test.py)."""
+    with caplog.at_level(logging.INFO):
+        yield LogOfTest(caplog)
 
 
 @pytest.fixture
@@ -117,22 +125,20 @@ ODD_EVENTS = {
 
 @pytest.mark.parametrize("case", ODD_EVENTS, ids=list(ODD_EVENTS))
 def test_a_signed_event_arbot_cannot_read_is_ignored_with_why_not_failed(
-    rt: Runtime, stripe_app: httpx.Client, caplog: pytest.LogCaptureFixture, case: str
+    log: LogOfTest, rt: Runtime, stripe_app: httpx.Client, case: str
 ) -> None:
     change, field = ODD_EVENTS[case]
     body = paid_event(rt, change)
     before = snapshot(rt)
 
-    with caplog.at_level(logging.INFO):
-        answer = post(stripe_app, body)
+    answer = post(stripe_app, body)
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "ignored"
     assert field in answer.json()["detail"]
     assert snapshot(rt) == before
-    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
-    ignored = [r for r in caplog.records if "Stripe event ignored" in r.getMessage()]
-    assert len(ignored) == 1
+    assert not log.failures(), log.failures()
+    assert log.text.count("Stripe event ignored") == 1
 
 
 @pytest.mark.parametrize(
@@ -179,15 +185,14 @@ def test_the_signed_moment_may_be_five_minutes_either_side_and_no_more() -> None
 
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
 def test_a_body_that_is_not_utf8_gets_400(
-    rt: Runtime, stripe_app: httpx.Client, caplog: pytest.LogCaptureFixture, signed: bool
+    log: LogOfTest, rt: Runtime, stripe_app: httpx.Client, signed: bool
 ) -> None:
     body = b'{"id": "evt_\xff\xfe"}'
     before = snapshot(rt)
-    with caplog.at_level(logging.INFO):
-        answer = post(stripe_app, body, None if signed else "t=1,v1=00")
+    answer = post(stripe_app, body, None if signed else "t=1,v1=00")
     assert answer.status_code == 400
     assert snapshot(rt) == before
-    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not log.failures(), log.failures()
 
 
 def test_a_refund_or_dispute_without_an_amount_is_ignored(
