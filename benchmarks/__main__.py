@@ -9,6 +9,7 @@ import platform
 import resource
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from benchmarks import (
 )
 from benchmarks.databases import KINDS, POSTGRESQL, postgres_absent
 from benchmarks.options import SCALING_SIZES, Options
-from benchmarks.results import Result, Skipped, print_table
+from benchmarks.results import Result, Skipped, figure, print_table
 
 BENCHMARKS: dict[str, Callable[[Options], list[Result]]] = {
     "startup": startup.run,
@@ -116,13 +117,28 @@ def main(argv: list[str] | None = None) -> None:
             memory_invoices=args.memory_invoices,
             scaling=_sizes(args.scaling) if args.scaling else (),
         )
+        failed: list[str] = []
         for name in only:
-            results += BENCHMARKS[name](options)
+            try:
+                measured = BENCHMARKS[name](options)
+            except Exception as exc:  # one broken benchmark must not lose the others' figures
+                traceback.print_exc()
+                failed.append(name)
+                skipped.append(Skipped(name, "", f"FAILED: {type(exc).__name__}: {exc}"[:160]))
+                continue
+            for result in measured:
+                print(
+                    f"{result.name} ({result.database or 'no database'}, {result.size}): "
+                    f"{figure(result.value, result.unit)}"
+                    + (f", floor {figure(result.floor, result.unit)}" if result.floor else ""),
+                    flush=True,
+                )
+            results += measured
         title = (
             f"arbot benchmarks: {platform.node()}, {platform.processor() or platform.machine()}, "
             f"{_cores()} cores, Python {platform.python_version()}; medians of {args.runs}"
         )
-        ok = print_table(title, results, skipped)
+        ok = print_table(title, results, skipped) and not failed
         if options.scaling:
             scaling.run(options)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

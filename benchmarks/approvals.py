@@ -287,7 +287,11 @@ def _burst_against_server(
         return Burst(latencies, applied, redrawn, clicks - waiting)
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # still busy after a minute: its figures are taken
+            server.kill()
+            server.wait(timeout=10)
 
 
 def _wait_for_health(address: tuple[str, int]) -> None:

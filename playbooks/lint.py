@@ -74,22 +74,35 @@ _WORDS = frozenset(
     ]
 )
 _PREFIXES = ("suspen", "disconnect", "terminat", "garnish", "arrest", "seiz", "discount", "promo")
-_WORD = re.compile(r"[a-z]+")
-_EMAIL_OPT_OUT = re.compile(
-    r"unsubscribe|opt\s*out|stop\s+(receiving|these|sending|emailing)", re.I
-)
+# The words of a text are its runs of a-z once lowercased: every other byte becomes a space.
+_LETTERS_ONLY = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
+_WORD_BYTES = frozenset(word.encode() for word in _WORDS)
+_PREFIX_BYTES = tuple(prefix.encode() for prefix in _PREFIXES)
+_OPT_OUT = r"unsubscribe|opt\s*out|stop\s+(receiving|these|sending|emailing)"
+_EMAIL_OPT_OUT = re.compile(_OPT_OUT, re.I)
+# Searched in the lowercased text first (several times faster); what it finds the pattern above
+# finds too, and only a text where it finds nothing is searched again with the pattern above.
+_EMAIL_OPT_OUT_LOWERCASE = re.compile(_OPT_OUT)
 _SMS_OPT_OUT = re.compile(r"\breply\s+stop\b", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
 
 
-def _may_hold_forbidden(text: str) -> bool:
-    words = set(_WORD.findall(text.lower()))
-    return bool(words & _WORDS) or any(w.startswith(_PREFIXES) for w in words)
+def _may_hold_forbidden(text: str, lowercase: str | None = None) -> bool:
+    """Whether some run of a-z in the lowercased text is one of _WORDS or starts with one of
+    _PREFIXES (non-ASCII characters become '?', which is no letter)."""
+    lowered = text.lower() if lowercase is None else lowercase
+    words = set(lowered.encode("ascii", "replace").translate(_LETTERS_ONLY).split())
+    return bool(words & _WORD_BYTES) or any(w.startswith(_PREFIX_BYTES) for w in words)
 
 
-def forbidden_phrases(text: str) -> list[str]:
-    """Which kinds of forbidden phrase the text carries, each with the words found."""
-    if not _may_hold_forbidden(text):
+def _has_email_opt_out(text: str, lowercase: str) -> bool:
+    return bool(_EMAIL_OPT_OUT_LOWERCASE.search(lowercase) or _EMAIL_OPT_OUT.search(text))
+
+
+def forbidden_phrases(text: str, lowercase: str | None = None) -> list[str]:
+    """Which kinds of forbidden phrase the text carries, each with the words found
+    (`lowercase`: the text lowercased, when the caller has it already)."""
+    if not _may_hold_forbidden(text, lowercase):
         return []
     found = []
     for pattern, label in _FORBIDDEN:
@@ -108,12 +121,13 @@ def lint_message(message: Rendered) -> list[str]:
         "HTML body": _TAGS.sub(" ", message.html),
         "SMS": message.sms,
     }
+    lowered = {part: text.lower() for part, text in parts.items()}
     for part, text in parts.items():
-        for phrase in forbidden_phrases(text):
+        for phrase in forbidden_phrases(text, lowered[part]):
             problems.append(f"{part}: no automated message may mention {phrase}")
-    if not _EMAIL_OPT_OUT.search(message.text):
+    if not _has_email_opt_out(message.text, lowered["text body"]):
         problems.append("text body: has no opt-out line (e.g. how to stop these emails)")
-    if not _EMAIL_OPT_OUT.search(parts["HTML body"]):
+    if not _has_email_opt_out(parts["HTML body"], lowered["HTML body"]):
         problems.append("HTML body: has no opt-out line (e.g. how to stop these emails)")
     if not _SMS_OPT_OUT.search(message.sms):
         problems.append("SMS: has no 'Reply STOP' opt-out")

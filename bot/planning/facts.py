@@ -3,13 +3,14 @@ contacts, and the history that decides what is already done, pending or too soon
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from bot.core.models import (
@@ -31,9 +32,10 @@ CON: Any = Contact.__table__.c
 CUS: Any = Customer.__table__.c
 LINK: Any = ReminderInvoice.__table__.c
 REM: Any = Reminder.__table__.c
+CHUNK = 2000  # rows fetched at a time
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContactFacts:
     id: int
     name: str | None
@@ -46,7 +48,7 @@ class ContactFacts:
     sms_blocked: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InvoiceFacts:
     id: int
     number: str
@@ -61,7 +63,7 @@ class InvoiceFacts:
     payment_link: str | None
 
 
-@dataclass
+@dataclass(slots=True)
 class CustomerFacts:
     id: int
     external_id: str
@@ -88,8 +90,15 @@ class History:
 
 def load_customers(session: Session) -> list[CustomerFacts]:
     """Customers with at least one open invoice (a zero balance is held back as paid)."""
-    invoices: dict[int, list[InvoiceFacts]] = defaultdict(list)
-    rows = session.execute(
+    return list(stream_customers(session))
+
+
+def stream_customers(session: Session) -> Iterator[CustomerFacts]:
+    """`load_customers` one customer at a time, in the order of their ids: the customers, their
+    open invoices and their contacts are read side by side, each in that order (on PostgreSQL
+    through server-side cursors), so that only one customer's facts are held at once."""
+    invoices = _grouped(
+        session,
         select(
             INV.customer_id,
             INV.id,
@@ -103,28 +112,60 @@ def load_customers(session: Session) -> list[CustomerFacts]:
             INV.promise_date,
             INV.payment_plan,
             INV.payment_link,
-        ).where(INV.status == "open")
+        )
+        .where(INV.status == "open")
+        .order_by(INV.customer_id, INV.id),
     )
-    for customer_id, *facts in rows:
-        invoices[customer_id].append(InvoiceFacts(*facts))
-    contacts: dict[int, list[ContactFacts]] = defaultdict(list)
-    contact_columns = select(
-        CON.id,
-        CON.customer_id,
-        CON.name,
-        CON.email,
-        CON.phone,
-        CON.role,
-        CON.timezone,
-        CON.sms_consent,
-        CON.email_opted_out_at,
-        CON.email_unusable_at,
-        CON.sms_opted_out_at,
-        CON.sms_unusable_at,
-    ).order_by(CON.id)
-    for c in session.execute(contact_columns):
-        if c.customer_id in invoices:
-            contacts[c.customer_id].append(
+    contacts = _grouped(
+        session,
+        select(
+            CON.customer_id,
+            CON.id,
+            CON.name,
+            CON.email,
+            CON.phone,
+            CON.role,
+            CON.timezone,
+            CON.sms_consent,
+            CON.email_opted_out_at,
+            CON.email_unusable_at,
+            CON.sms_opted_out_at,
+            CON.sms_unusable_at,
+        ).order_by(CON.customer_id, CON.id),
+    )
+    customers = session.execute(
+        select(
+            CUS.id,
+            CUS.external_id,
+            CUS.name,
+            CUS.tier,
+            CUS.tags,
+            CUS.never_automate,
+            CUS.paused_until,
+            CUS.timezone,
+            CUS.owner_slack_id,
+        ).order_by(CUS.id),
+        execution_options={"yield_per": CHUNK},
+    )
+    next_contacts: tuple[int, list[Any]] | None = next(contacts, None)
+    for customer_id, invoice_rows in invoices:
+        row = next(r for r in customers if r.id == customer_id)  # ids ascend in both
+        own: list[Any] = []
+        while next_contacts is not None and next_contacts[0] <= customer_id:
+            if next_contacts[0] == customer_id:
+                own = next_contacts[1]
+            next_contacts = next(contacts, None)
+        yield CustomerFacts(
+            id=row.id,
+            external_id=row.external_id,
+            name=row.name,
+            tier=row.tier,
+            tags=list(row.tags or []),
+            never_automate=row.never_automate,
+            paused_until=row.paused_until,
+            timezone=row.timezone,
+            owner_slack_id=row.owner_slack_id,
+            contacts=[
                 ContactFacts(
                     id=c.id,
                     name=c.name,
@@ -137,38 +178,24 @@ def load_customers(session: Session) -> list[CustomerFacts]:
                     or c.email_unusable_at is not None,
                     sms_blocked=c.sms_opted_out_at is not None or c.sms_unusable_at is not None,
                 )
-            )
-    customers = []
-    for row in session.execute(
-        select(
-            CUS.id,
-            CUS.external_id,
-            CUS.name,
-            CUS.tier,
-            CUS.tags,
-            CUS.never_automate,
-            CUS.paused_until,
-            CUS.timezone,
-            CUS.owner_slack_id,
-        ).order_by(CUS.id)
-    ):
-        if row.id in invoices:
-            customers.append(
-                CustomerFacts(
-                    id=row.id,
-                    external_id=row.external_id,
-                    name=row.name,
-                    tier=row.tier,
-                    tags=list(row.tags or []),
-                    never_automate=row.never_automate,
-                    paused_until=row.paused_until,
-                    timezone=row.timezone,
-                    owner_slack_id=row.owner_slack_id,
-                    contacts=contacts.get(row.id, []),
-                    invoices=sorted(invoices[row.id], key=lambda i: (i.due_date, i.number)),
-                )
-            )
-    return customers
+                for c in own
+            ],
+            invoices=sorted(
+                (InvoiceFacts(*facts) for _customer, *facts in invoice_rows),
+                key=lambda i: (i.due_date, i.number),
+            ),
+        )
+    customers.close()
+
+
+def _grouped(session: Session, query: Select[Any]) -> Iterator[tuple[int, list[Any]]]:
+    """The rows of `query` (ordered by its first column, a customer id) a customer at a time."""
+    rows = session.execute(query, execution_options={"yield_per": CHUNK})
+    try:
+        for customer_id, group in groupby(rows, key=lambda r: r[0]):
+            yield customer_id, list(group)
+    finally:
+        rows.close()
 
 
 def load_history(session: Session) -> History:

@@ -10,7 +10,7 @@ person instead of a message.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -148,7 +148,7 @@ LinkFor = Callable[[CustomerFacts, list[InvoiceFacts]], str | None]
 
 
 def compute_plan(
-    customers: list[CustomerFacts],
+    customers: Iterable[CustomerFacts],
     history: History,
     playbook: Playbook,
     rules: PlanRules,
@@ -158,11 +158,39 @@ def compute_plan(
     link_for: LinkFor | None = None,
 ) -> Plan:
     """The plan for `day`, from what was loaded; pure: nothing is read or written here."""
-    plan = Plan(day=day)
-    anchor = max(now, day_start(day, rules.business_timezone))
-    pilot_invoices = 0
+    planner = DayPlanner(history, playbook, rules, day, now, renderer, link_for)
     for customer in customers:
-        ladder_name, ladder = playbook.ladder_for(customer.tier, customer.tags)
+        planner.add(customer)
+    return planner.plan
+
+
+class DayPlanner:
+    """The plan for one day, worked out one customer at a time (`add`), so that customers can be
+    read one at a time too. Its `plan` holds what was decided so far."""
+
+    def __init__(
+        self,
+        history: History,
+        playbook: Playbook,
+        rules: PlanRules,
+        day: date,
+        now: datetime,
+        renderer: Renderer | None = None,
+        link_for: LinkFor | None = None,
+    ) -> None:
+        self.plan = Plan(day=day)
+        self.history = history
+        self.playbook = playbook
+        self.rules = rules
+        self.renderer = renderer
+        self.link_for = link_for
+        self.anchor = max(now, day_start(day, rules.business_timezone))
+        self.pilot_invoices = 0
+
+    def add(self, customer: CustomerFacts) -> None:
+        """Plan one customer: a reminder or an escalation for it, or why it is held back."""
+        plan, history, rules, day = self.plan, self.history, self.rules, self.plan.day
+        ladder_name, ladder = self.playbook.ladder_for(customer.tier, customer.tags)
         due: list[DueInvoice] = []
         held_by_reason: dict[str, list[str]] = defaultdict(list)
         for invoice in customer.invoices:
@@ -178,30 +206,34 @@ def compute_plan(
             Held(customer, numbers, reason) for reason, numbers in held_by_reason.items()
         )
         if not due:
-            continue
+            return
         numbers = [d.invoice.number for d in due]
-        reason = guardrails.customer_hold(customer, history, anchor)
+        reason = guardrails.customer_hold(customer, history, self.anchor)
         if (customer.id, day) in history.planned_days:
             reason = guardrails.ALREADY_TODAY
         if reason:
             plan.held.append(Held(customer, numbers, reason))
-            continue
+            return
         item = _escalation(customer, due, ladder_name, history, rules) or _reminder(
-            customer, due, ladder_name, history, rules, anchor, plan
+            customer, due, ladder_name, history, rules, self.anchor, plan
         )
         if item is None:
-            continue
+            return
         in_scope = rules.pilot.covers(customer)
         if in_scope and rules.pilot.max_invoices is not None:
-            in_scope = pilot_invoices + len(due) <= rules.pilot.max_invoices
-            pilot_invoices += len(due) if in_scope else 0
+            in_scope = self.pilot_invoices + len(due) <= rules.pilot.max_invoices
+            self.pilot_invoices += len(due) if in_scope else 0
         if not in_scope:
             item.observe_only = True
             plan.observed.append(item)
-            continue
-        if item.action == "remind" and renderer is not None:
+            return
+        if item.action == "remind" and self.renderer is not None:
             try:
-                link = link_for(customer, [d.invoice for d in item.due]) if link_for else None
+                link = (
+                    self.link_for(customer, [d.invoice for d in item.due])
+                    if self.link_for
+                    else None
+                )
             except Exception as exc:  # the processor refused or is down: a person looks
                 plan.held.append(
                     Held(
@@ -211,20 +243,19 @@ def compute_plan(
                         f"{type(exc).__name__}: {exc}"[:300],
                     )
                 )
-                continue
+                return
             try:
-                item.message = renderer.render(
+                item.message = self.renderer.render(
                     item.step.template or "", _context(item, rules, day, link), item.channel
                 )
             except RenderError as exc:
                 plan.held.append(Held(customer, numbers, guardrails.TEMPLATE_ERROR, str(exc)))
-                continue
+                return
             problems = channel_problems(lint_message(item.message), item.channel)
             if problems:  # e.g. a long name pushed the text past 320 characters
                 plan.held.append(Held(customer, numbers, guardrails.TEMPLATE_ERROR, problems[0]))
-                continue
+                return
         plan.items.append(item)
-    return plan
 
 
 def channel_problems(problems: list[str], channel: str | None) -> list[str]:

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.bulk_rows import insert_rows, new_ids
 from bot.core.locks import PLAN_LOCK, schema_lock
-from bot.core.models import Reminder, ReminderInvoice
+from bot.core.models import Event, Reminder, ReminderInvoice
 from bot.escalations import service
 from bot.learning.versions import active_version, bundle_of, ensure_active, load_checked
 from bot.payments.links import PreparedLinks, PreparingLinks, payment_link
 from bot.planning import facts as plan_data
 from bot.planning.facts import CustomerFacts, InvoiceFacts
-from bot.planning.planner import Plan, PlanItem, PlanRules, compute_plan
+from bot.planning.planner import DayPlanner, Plan, PlanItem, PlanRules, compute_plan
 from integrations.base.payments import PaymentLinks
 from playbooks.render import Renderer
 
 AUTO_APPROVER = "playbook"
+WRITE_EVERY = 2000  # reminders stored at a time
 
 
 @dataclass
@@ -44,21 +47,30 @@ def run_plan(
     dry_run: bool,
     links: PaymentLinks | None = None,
 ) -> PlanRun:
-    """Plan the day. Payment links are made only for a stored plan (a dry run makes none)."""
+    """Plan the day. Payment links are made only for a stored plan (a dry run makes none).
+    Customers are read and planned one at a time, and a stored plan is written every
+    WRITE_EVERY reminders, so that neither every customer's facts nor every row to write are
+    held at once."""
     schema_lock(session, PLAN_LOCK)  # one plan at a time (on PostgreSQL; SQLite serialises)
     version = ensure_active(session, now)
     bundle = bundle_of(version)
-    customers = plan_data.load_customers(session)
     history = plan_data.load_history(session)
 
     def link_for(customer: CustomerFacts, invoices: list[InvoiceFacts]) -> str | None:
         return payment_link(session, None if dry_run else links, customer, invoices, now)
 
-    plan = compute_plan(
-        customers, history, bundle.playbook, rules, day, now, Renderer(bundle.templates), link_for
+    planner = DayPlanner(
+        history, bundle.playbook, rules, day, now, Renderer(bundle.templates), link_for
     )
-    ids = {} if dry_run else _store(session, plan, version.id, now)
-    return PlanRun(plan=plan, playbook_version=version.version, reminder_ids=ids)
+    writer = None if dry_run else PlanWriter(session, day, version.id, now)
+    for customer in plan_data.stream_customers(session):
+        planner.add(customer)
+        if writer is not None and len(planner.plan.items) - writer.written >= WRITE_EVERY:
+            writer.write(planner.plan.items)
+    if writer is not None:
+        writer.write(planner.plan.items)
+    ids = writer.ids if writer is not None else {}
+    return PlanRun(plan=planner.plan, playbook_version=version.version, reminder_ids=ids)
 
 
 def prepare_links(
@@ -88,83 +100,100 @@ def idempotency_key(customer_id: int, day: date) -> str:
     return f"plan:{customer_id}:{day.isoformat()}"
 
 
-def _store(session: Session, plan: Plan, version_id: int, now: datetime) -> dict[int, int]:
-    """Bulk inserts: one statement per table, whatever the number of reminders."""
-    if not plan.items:
-        return {}
-    rows = [_reminder_row(item, plan.day, version_id, now) for item in plan.items]
-    returned = (
-        session.execute(
-            insert(Reminder.__table__).returning(  # type: ignore[arg-type]
-                Reminder.__table__.c.id, sort_by_parameter_order=True
-            ),
-            rows,
-        )
-        .scalars()
-        .all()
-    )
-    ids = {
-        item.customer.id: reminder_id
-        for item, reminder_id in zip(plan.items, returned, strict=True)
-    }
-    links: list[dict[str, object]] = []
-    events: list[dict[str, object]] = []
-    escalations: list[dict[str, object]] = []
-    for item, row in zip(plan.items, rows, strict=True):
-        reminder_id = ids[item.customer.id]
-        numbers = [d.invoice.number for d in item.due]
-        links.extend(
-            {
-                "reminder_id": reminder_id,
-                "invoice_id": d.invoice.id,
-                "step_key": d.step.key,
-                "due_date": d.invoice.due_date,
-            }
-            for d in item.due
-        )
-        base = {
-            "at": now,
-            "actor": audit.SYSTEM,
-            "customer_id": item.customer.id,
-            "invoice_id": None,
-            "reminder_id": reminder_id,
-        }
-        events.append(
-            {
-                **base,
-                "kind": "reminder.planned",
-                "payload": {
-                    "step": item.step.key,
-                    "action": item.action,
-                    "channel": item.channel,
-                    "invoices": numbers,
-                    "state": row["state"],
-                },
-            }
-        )
-        if item.action == "escalate":
-            escalations.append(
-                {
-                    "customer_id": item.customer.id,
-                    "reminder_id": reminder_id,
-                    "reason": item.reason or "playbook",
-                    "detail": ", ".join(numbers),
-                    "state": "open",
-                    "owner_slack_id": item.escalate_to,
-                    "opened_at": now,
-                }
+REMINDER_COLUMNS = (
+    "id",
+    "customer_id",
+    "contact_id",
+    "channel",
+    "plan_date",
+    "step_key",
+    "action",
+    "tone",
+    "playbook_version_id",
+    "state",
+    "cancel_reason",
+    "approved_by",
+    "approved_at",
+    "idempotency_key",
+    "subject",
+    "body_text",
+    "body_html",
+    "send_after",
+    "attempts",
+    "created_at",
+    "updated_at",
+)
+LINK_COLUMNS = ("reminder_id", "invoice_id", "step_key", "due_date")
+EVENT_COLUMNS = ("at", "actor", "kind", "customer_id", "invoice_id", "reminder_id", "payload")
+
+
+class PlanWriter:
+    """Writes a stored plan's reminders, the invoices and steps each covers, its escalations and
+    their audit events, a part at a time, with set-based statements (COPY on PostgreSQL): each
+    reminder's id is taken first, so nothing is read back."""
+
+    def __init__(self, session: Session, day: date, version_id: int, now: datetime) -> None:
+        self.session, self.day, self.version_id, self.now = session, day, version_id, now
+        self.written = 0  # how many of the plan's items are stored
+        self.ids: dict[int, int] = {}  # customer id -> stored reminder id
+
+    def write(self, items: list[PlanItem]) -> None:
+        """Store `items` from the first not yet stored."""
+        new = items[self.written :]
+        if not new:
+            return
+        session, now = self.session, self.now
+        reminder_ids = new_ids(session, core_table(Reminder), len(new))
+        reminders: list[tuple[Any, ...]] = []
+        links: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        escalations: list[dict[str, object]] = []
+        for item, reminder_id in zip(new, reminder_ids, strict=True):
+            self.ids[item.customer.id] = reminder_id
+            row = _reminder_row(item, self.day, self.version_id, now)
+            reminders.append((reminder_id, *(row[name] for name in REMINDER_COLUMNS[1:])))
+            links.extend(
+                (reminder_id, d.invoice.id, d.step.key, d.invoice.due_date) for d in item.due
             )
+            numbers = [d.invoice.number for d in item.due]
+            planned = {
+                "step": item.step.key,
+                "action": item.action,
+                "channel": item.channel,
+                "invoices": numbers,
+                "state": row["state"],
+            }
+            customer_id = item.customer.id
             events.append(
-                {
-                    **base,
-                    "kind": "escalation.opened",
-                    "payload": {"reason": item.reason, "owner": item.escalate_to},
-                }
+                (now, audit.SYSTEM, "reminder.planned", customer_id, None, reminder_id, planned)
             )
-    session.execute(insert(ReminderInvoice.__table__), links)  # type: ignore[arg-type]
-    service.open_many(session, escalations)
-    audit.record_many(session, events)
-    return ids
+            if item.action == "escalate":
+                escalations.append(
+                    {
+                        "customer_id": customer_id,
+                        "reminder_id": reminder_id,
+                        "reason": item.reason or "playbook",
+                        "detail": ", ".join(numbers),
+                        "state": "open",
+                        "owner_slack_id": item.escalate_to,
+                        "opened_at": now,
+                    }
+                )
+                opened = {"reason": item.reason, "owner": item.escalate_to}
+                events.append(
+                    (now, audit.SYSTEM, "escalation.opened", customer_id, None, reminder_id, opened)
+                )
+        insert_rows(session, core_table(Reminder), REMINDER_COLUMNS, reminders)
+        insert_rows(session, core_table(ReminderInvoice), LINK_COLUMNS, links)
+        service.open_many(session, escalations)
+        insert_rows(session, core_table(Event), EVENT_COLUMNS, events)
+        self.written = len(items)
+
+
+def core_table(model: type[Any]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def _reminder_row(item: PlanItem, day: date, version_id: int, now: datetime) -> dict[str, object]:
