@@ -20,10 +20,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
 from bot.core.clock import FixedClock
-from bot.core.models import Invoice
+from bot.core.models import Event, Invoice, Reminder, ReminderInvoice
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
 from bot.ledger.upsert import apply_batch
@@ -284,3 +285,49 @@ if __name__ == "__main__":
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(_one_entry_a_line(plan_document(url, Path(folder))), encoding="utf-8")
     print(f"wrote {GOLDEN} ({GOLDEN.stat().st_size:,} bytes)")
+
+
+def test_a_plan_written_in_parts_stores_every_reminder_as_planned(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored plan is written a part at a time: written in parts of 7, every reminder is
+    stored once with its message, its invoices and steps, and its events, as planned."""
+    from bot.planning import store
+
+    monkeypatch.setattr(store, "WRITE_EVERY", 7)
+    with _runtime(database_url, tmp_path) as runtime:
+        rules = PlanRules.from_settings(runtime.settings)
+        with runtime.writing() as session:
+            run = run_plan(session, rules, FIRST_DAY, NOW, dry_run=False)
+        with runtime.sessions() as session:
+            reminders = {r.id: r for r in session.scalars(select(Reminder))}
+            links = session.execute(
+                select(ReminderInvoice.reminder_id, Invoice.number, ReminderInvoice.step_key)
+                .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
+                .order_by(ReminderInvoice.reminder_id, Invoice.number)
+            ).all()
+            events = session.execute(
+                select(Event.reminder_id, Event.kind).where(Event.reminder_id.is_not(None))
+            ).all()
+    items = run.plan.items
+    assert len(items) > 7 * 3 and len(reminders) == len(items) == len(run.reminder_ids)
+    expected_links = []
+    for item in items:
+        stored = reminders[run.reminder_ids[item.customer.id]]
+        assert (stored.customer_id, stored.step_key, stored.action, stored.channel) == (
+            item.customer.id,
+            item.step.key,
+            item.action,
+            item.channel,
+        )
+        message = item.message
+        if message is not None:
+            body = message.text if item.channel == "email" else message.sms
+            assert stored.body_text == body
+            assert stored.body_html == (message.html if item.channel == "email" else None)
+        expected_links += [(stored.id, d.invoice.number, d.step.key) for d in item.due]
+    assert sorted(links) == sorted(expected_links)
+    escalations = sum(1 for item in items if item.action == "escalate")
+    assert sorted(kind for _id, kind in events) == sorted(
+        ["reminder.planned"] * len(items) + ["escalation.opened"] * escalations
+    )
