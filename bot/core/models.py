@@ -404,6 +404,45 @@ class ScheduledRun(Base):
     outcome: Mapped[str | None] = mapped_column(Text)
 
 
+class PlanPost(Base):
+    """A day's plan in the finance channel: where its header is, who is posting it now, and what
+    went wrong while Slack refused it (bot/planning/posting.py). One row per day."""
+
+    __tablename__ = "plan_posts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, unique=True)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    header_ts: Mapped[str | None] = mapped_column(String(32))
+    held: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[reason, customers], ...]
+    slack_claimed_at: Mapped[datetime | None]  # a process is posting it now
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row, since the last success
+    last_error: Mapped[str | None] = mapped_column(Text)
+    late_since: Mapped[datetime | None]  # the first refusal since the plan was last complete
+    next_try_at: Mapped[datetime | None]  # the sweep's next attempt (backoff)
+    late_notice: Mapped[str | None] = mapped_column(Text)  # owed to the finance channel
+    posted_at: Mapped[datetime | None]  # when the last missing part reached Slack
+
+
+class SlackRetry(Base):
+    """Something Slack refused that must still reach it: a redraw of a posted message
+    (`redraw`: the plan's cards at channel/ts) or an escalation's history in its thread
+    (`history`). The sweep retries each with backoff until Slack takes it, then deletes the row."""
+
+    __tablename__ = "slack_retries"
+    __table_args__ = (UniqueConstraint("kind", "channel", "ts", name="slack_retry_once"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str] = mapped_column(String(32))
+    escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id"))
+    since: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
 class SchedulerLease(Base):
     """Which replica runs the scheduled jobs on PostgreSQL: one row its holder renews (`beat`),
     and that another replica takes over (`term` + 1) once it has seen it unchanged for a whole
