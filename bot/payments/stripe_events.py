@@ -8,6 +8,7 @@ PaymentIntent, which is the payment's id here, so the second changes nothing eit
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,8 @@ from integrations.base.payments import StripeEventIn
 
 log = logging.getLogger(__name__)
 SOURCE = "stripe"
+EXTERNAL_ID_LENGTH = 128  # payments.external_id
+REFUND_ID_LEAST = 16  # characters of a digest that still tell refunds apart
 PAID_TYPES = (
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
@@ -151,6 +154,8 @@ def _refunded(session: Session, event: StripeEventIn, now: datetime) -> StripeRe
     ).first()
     if payment is None:
         return StripeResult("ignored", f"refund of {payment_id}, which arbot did not record")
+    if EXTERNAL_ID_LENGTH - len(f"{payment_id}:refund:") < REFUND_ID_LEAST:
+        return StripeResult("ignored", f"refund of {payment_id}: its id is too long to record")
     try:
         total = amount_of(obj.get("amount_refunded"), payment.currency)
     except ValueError as exc:
@@ -161,10 +166,20 @@ def _refunded(session: Session, event: StripeEventIn, now: datetime) -> StripeRe
         payment_external_id=str(payment_id),
         refunded_total=total,
         now=now,
-        refund_id=f"{obj.get('id')}:{obj.get('amount_refunded')}",
+        refund_id=_refund_id(str(payment_id), f"{obj.get('id')}:{obj.get('amount_refunded')}"),
     )
     status = "duplicate" if outcome.duplicate else "applied"
     return StripeResult(status, f"refund of {payment_id}", outcome)
+
+
+def _refund_id(payment_id: str, wanted: str) -> str:
+    """The refund's part of its payment row's id (`<payment>:refund:<refund>`, a 128-character
+    column): as Stripe names it when it fits, else a digest of that name, the same each time so a
+    repeated event is still known."""
+    room = EXTERNAL_ID_LENGTH - len(f"{payment_id}:refund:")
+    if len(wanted) <= room:
+        return wanted
+    return hashlib.sha256(wanted.encode()).hexdigest()[:room]
 
 
 def _disputed(

@@ -479,3 +479,23 @@ def test_slack_being_down_after_a_payment_still_answers_stripe_200(
     assert answer.status_code == 200 and answer.json()["status"] == "applied"
     with rt.sessions() as session:
         assert session.scalar(select(Invoice.status).where(Invoice.number == "INV-1")) == "paid"
+
+
+def test_a_refund_of_a_charge_with_a_long_id_is_recorded_not_failed(
+    rt: Runtime, app: httpx.Client
+) -> None:
+    """A charge id as long as Stripe may make one (the event's ids are bounded at 128) still fits
+    the refund's own id column: the refund is applied, never a 500 Stripe would retry."""
+    ids = _ids(rt, "INV-2")  # 300 due
+    pi = "pi_" + "p" * 90
+    _post(app, sr.event("payment_intent.succeeded", sr.payment_intent(30000, ids, pi)))
+    charge = sr.charge_refunded(pi, 30000, 30000) | {"id": "ch_" + "c" * 120}
+
+    answer = _post(app, sr.event("charge.refunded", charge))
+    again = _post(app, sr.event("charge.refunded", charge))
+
+    assert (answer.status_code, answer.json()["status"]) == (200, "applied"), answer.text
+    assert again.json()["status"] == "duplicate"
+    with rt.sessions() as session:
+        invoice = session.get(Invoice, ids[0])
+        assert invoice is not None and (invoice.status, invoice.balance) == ("open", Decimal(300))
