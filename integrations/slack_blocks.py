@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.base.slack import PlanSummary, ReminderCard, escape, mention
+from integrations.slack_approvals import approve_all_button, undo_row
 from integrations.slack_ids import (
     APPROVE_ALL_ROW,
     INPUT,
@@ -13,7 +14,6 @@ from integrations.slack_ids import (
     Field,
     Form,
     Row,
-    approve_all,
     row,
 )
 
@@ -77,16 +77,7 @@ def plan_header_blocks(summary: PlanSummary) -> list[Block]:
                 "elements": [{"type": "mrkdwn", "text": _clip(f"Held back: {held}", MAX_SECTION)}],
             }
         )
-    buttons = [
-        _button(
-            f"Approve all {t.awaiting} {t.tier}",
-            approve_all(t.tier),
-            f"{summary.day.isoformat()}|{t.tier}",
-            "primary",
-        )
-        for t in summary.tiers
-        if t.awaiting
-    ]
+    buttons = [approve_all_button(summary.day, t) for t in summary.tiers if t.awaiting]
     if buttons:
         blocks.append({"type": "actions", "block_id": APPROVE_ALL_ROW, "elements": buttons})
     return blocks
@@ -156,6 +147,8 @@ def reminder_blocks(card: ReminderCard) -> list[Block]:
                 ],
             }
         )
+    if card.state == "approved" and card.acted_by != "playbook":
+        blocks.append(undo_row(card.reminder_id))  # until the send worker takes it
     blocks.append({"type": "divider"})
     return blocks
 

@@ -7,8 +7,12 @@ changing one breaks those buttons: they are the public interface, as the slash c
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
 from enum import StrEnum
 
+from bot.core.ids import parse_id
 from bot.core.vocabulary import TIERS
 
 
@@ -19,6 +23,8 @@ class Action(StrEnum):
     EDIT = "edit"
     SKIP = "skip"
     APPROVE_ALL = "approve_all"  # + "_<tier>": one button per tier, in the plan's header
+    UNDO = "undo"  # an approved reminder's card, until the send worker takes it
+    UNDO_ALL = "undo_all"  # told to whoever clicked Approve all
     ESC_CLAIM = "esc_claim"
     ESC_PROMISE = "esc_promise"
     ESC_DISPUTE = "esc_dispute"
@@ -33,6 +39,89 @@ class Action(StrEnum):
 def approve_all(tier: str) -> str:
     """The action_id of the button that approves a whole tier's waiting reminders."""
     return f"{Action.APPROVE_ALL}_{tier}"
+
+
+BUTTON_VALUE_LIMIT = 2000  # characters Slack keeps of a button's value
+MOST_COVERED = 200_000  # reminders one Approve all may name: more than any day's plan holds
+
+
+@dataclass(frozen=True)
+class Covered:
+    """What an Approve all button covers: the day and tier, and the reminders its header showed
+    waiting, by id (`ids`), or, when naming them would pass Slack's limit on a button's value,
+    every one numbered up to `up_to`. A button drawn before buttons carried either covers
+    neither (`ids` and `up_to` None)."""
+
+    day: date
+    tier: str
+    ids: frozenset[int] | None = None
+    up_to: int | None = None
+
+
+def approve_all_value(day: date, tier: str, ids: Iterable[int]) -> str:
+    """An Approve all button's value: `<day>|<tier>|<ids>`, the ids as runs (`3-40.52.60-61`);
+    or `<day>|<tier>|<=<highest id>` when the runs would not fit in a button's value."""
+    ordered = sorted(set(ids))
+    runs: list[str] = []
+    start = previous = None
+    for reminder_id in [*ordered, None]:
+        if previous is not None and reminder_id == previous + 1:
+            previous = reminder_id
+            continue
+        if start is not None and previous is not None:
+            runs.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = reminder_id
+    value = f"{day.isoformat()}|{tier}|{'.'.join(runs)}"
+    if len(value) > BUTTON_VALUE_LIMIT:
+        value = f"{day.isoformat()}|{tier}|<={ordered[-1]}"
+    return value
+
+
+def covered_by(value: str) -> Covered:
+    """Read an Approve all button's value (see `approve_all_value`); ValueError says what is odd."""
+    day_text, _, rest = value.partition("|")
+    tier, _, listed = rest.partition("|")
+    try:
+        day = date.fromisoformat(day_text)
+    except ValueError:
+        raise ValueError("it does not name a plan's day") from None
+    if tier not in TIERS:
+        raise ValueError(f"it names no tier ({', '.join(TIERS)})")
+    if "|" not in rest:  # drawn before buttons named what they cover
+        return Covered(day, tier)
+    if listed.startswith("<="):
+        up_to = parse_id(listed[2:])
+        if up_to is None:
+            raise ValueError("it names no reminder id")
+        return Covered(day, tier, up_to=up_to)
+    ids: set[int] = set()
+    for run in listed.split(".") if listed else []:
+        first_text, _, last_text = run.partition("-")
+        first, last = parse_id(first_text), parse_id(last_text or first_text)
+        if first is None or last is None or last < first:
+            raise ValueError("it names no reminder ids")
+        if len(ids) + last - first > MOST_COVERED:
+            raise ValueError("it names more reminders than any plan holds")
+        ids.update(range(first, last + 1))
+    return Covered(day, tier, ids=frozenset(ids))
+
+
+def undo_all_value(day: date, tier: str, approved_at: datetime) -> str:
+    """An Undo of Approve all: `<day>|<tier>|<when it approved, ISO 8601 UTC>`; it takes back
+    every reminder that click approved (the same approver, at that instant)."""
+    return f"{day.isoformat()}|{tier}|{approved_at.isoformat()}"
+
+
+def undone_by(value: str) -> tuple[date, str, datetime]:
+    """Read an Undo of Approve all's value; ValueError says what is odd."""
+    day_text, tier, at_text = ([*value.split("|"), "", ""])[:3]
+    try:
+        day, at = date.fromisoformat(day_text), datetime.fromisoformat(at_text)
+    except ValueError:
+        raise ValueError("it does not name a plan's day and an approval's time") from None
+    if tier not in TIERS or at.tzinfo is None:
+        raise ValueError("it does not name a tier and an approval's time")
+    return day, tier, at
 
 
 def review_apply(option: int) -> str:

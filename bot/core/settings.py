@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     frequency_cap_days: int = Field(
         3, ge=1, le=30, validation_alias=_env("ARBOT_FREQUENCY_CAP_DAYS")
     )
+    # After a person approves a reminder it waits at least this long before it may be sent, so
+    # that Undo can take the approval back.
+    undo_seconds: int = Field(300, ge=0, le=86400, validation_alias=_env("ARBOT_UNDO_SECONDS"))
     write_off: Annotated[dict[str, Decimal], NoDecode] = Field(
         default_factory=dict, validation_alias=_env("ARBOT_WRITE_OFF")
     )

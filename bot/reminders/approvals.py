@@ -10,21 +10,25 @@ cancelled with its reason instead of approved.
 from __future__ import annotations
 
 import html
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, case, select
 from sqlalchemy.orm import Session
 
 from bot.core.errors import UserError
-from bot.core.models import Customer, EditExample, Event, Reminder
+from bot.core.models import Customer, EditExample, Event, Invoice, Reminder, ReminderInvoice
 from bot.core.vocabulary import ReminderAction
 from bot.reminders import state
-from bot.reminders.stale import StaleRules, why_stale
+from bot.reminders.message_facts import missing_facts
+from bot.reminders.stale import StaleRules, stale_reasons, why_stale
 from bot.reminders.state import APPROVED, PLANNED, SKIPPED
 from playbooks.lint import lint_message
 from playbooks.render import SMS_LIMIT, Rendered
+
+AUTO_APPROVER = "playbook"  # approved by the playbook's rules, not by a person: nothing to undo
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Decision:
     state: str
     by: str | None  # who acted (first)
     at: datetime | None
+    reason: str | None = None  # why it was cancelled (paid, disputed, ...), when it was
 
 
 def _load(session: Session, reminder_id: int) -> Reminder:
@@ -59,7 +64,17 @@ def _outcome(session: Session, reminder_id: int, changed: bool) -> Decision:
     session.expire_all()
     reminder = _load(session, reminder_id)
     by, at = _who_acted(session, reminder)
-    return Decision(changed, reminder_id, reminder.state, by, at)
+    return Decision(changed, reminder_id, reminder.state, by, at, reminder.cancel_reason)
+
+
+def send_no_sooner_than(earliest: datetime) -> ColumnElement[Any]:
+    """An approved reminder's send_after: as planned, but never before `earliest` (the end of its
+    undo window). A later approval of the same reminder (after an Undo) moves it on again."""
+    return case(
+        (Reminder.send_after.is_(None), earliest),
+        (Reminder.send_after < earliest, earliest),
+        else_=Reminder.send_after,
+    )
 
 
 def cancel_if_stale(
@@ -79,9 +94,16 @@ def cancel_if_stale(
 
 
 def approve(
-    session: Session, reminder_id: int, user: str, now: datetime, *, rules: StaleRules
+    session: Session,
+    reminder_id: int,
+    user: str,
+    now: datetime,
+    *,
+    rules: StaleRules,
+    undo: timedelta = timedelta(0),
 ) -> Decision:
-    """Approve a planned reminder, unless it is stale: then it is cancelled instead."""
+    """Approve a planned reminder, unless it is stale: then it is cancelled instead. It goes out
+    no sooner than `undo` from now, so that the approval can be taken back (`withdraw`)."""
     if cancel_if_stale(session, reminder_id, now, rules):
         return _outcome(session, reminder_id, False)
     approved = state.transition(
@@ -95,8 +117,30 @@ def approve(
         where=[Reminder.action == ReminderAction.REMIND],
         approved_by=user,
         approved_at=now,
+        send_after=send_no_sooner_than(now + undo),
     )
     return _outcome(session, reminder_id, bool(approved))
+
+
+def withdraw(session: Session, reminder_id: int, user: str, now: datetime) -> Decision:
+    """Undo an approval: back to planned (waiting for Approve, Edit or Skip again), as long as the
+    send worker has not taken it (`approved`, not yet `sending`). An edit saved with the approval
+    stays; the reminder's send time stays no sooner than the undone approval allowed."""
+    reminder = _load(session, reminder_id)
+    was = reminder.approved_by
+    withdrawn = state.transition(
+        session,
+        [reminder_id],
+        from_states=(APPROVED,),
+        to=PLANNED,
+        now=now,
+        actor=user,
+        events=[("reminder.approval_withdrawn", {"approved_by": was})],
+        where=[Reminder.action == ReminderAction.REMIND, Reminder.approved_by != AUTO_APPROVER],
+        approved_by=None,
+        approved_at=None,
+    )
+    return _outcome(session, reminder_id, bool(withdrawn))
 
 
 def skip(session: Session, reminder_id: int, user: str, reason: str, now: datetime) -> Decision:
@@ -122,10 +166,17 @@ def body_limit(channel: str | None) -> int:
     return BODY_LIMITS.get(channel or "email", BODY_LIMITS["email"])
 
 
-def edit_problems(channel: str | None, subject: str | None, body: str) -> dict[str, str]:
+def edit_problems(
+    channel: str | None,
+    subject: str | None,
+    body: str,
+    original: str | None = None,
+    invoice_numbers: Collection[str] = (),
+) -> dict[str, str]:
     """What is wrong with an edited message, by field (`subject`, `body`): longer than the Edit
-    form holds (a client may send more than the form lets a person type), or what the linter
-    refuses; empty = fine."""
+    form holds (a client may send more than the form lets a person type), what the linter
+    refuses, or (given the `original` message) a fact of it the edit lost: an invoice number,
+    an amount, the payment link or the offer to send payment details; empty = fine."""
     problems: dict[str, str] = {}
     if channel != "sms" and len(subject or "") > SUBJECT_LIMIT:
         problems["subject"] = (
@@ -149,15 +200,32 @@ def edit_problems(channel: str | None, subject: str | None, body: str) -> dict[s
         problems.setdefault(field, what)
     if not body.strip():
         problems["body"] = "the message is empty"
+    elif original is not None:
+        missing = missing_facts(original, f"{subject or ''}\n\n{body}", invoice_numbers)
+        if missing:
+            problems.setdefault("body", "put back " + "; ".join(missing))
     return problems
 
 
 def edit(
-    session: Session, reminder_id: int, user: str, subject: str | None, body: str, now: datetime
+    session: Session,
+    reminder_id: int,
+    user: str,
+    subject: str | None,
+    body: str,
+    now: datetime,
+    *,
+    undo: timedelta = timedelta(0),
 ) -> tuple[Decision, dict[str, str]]:
     """Save an approver's edit and approve it; or return what the linter refuses, by field."""
     reminder = _load(session, reminder_id)
-    problems = edit_problems(reminder.channel, subject, body)
+    problems = edit_problems(
+        reminder.channel,
+        subject,
+        body,
+        _text_of(reminder),
+        invoice_numbers_of(session, reminder_id),
+    )
     if problems:
         return Decision(False, reminder_id, reminder.state, None, None), problems
     before = _text_of(reminder)
@@ -165,6 +233,7 @@ def edit(
     values: dict[str, Any] = {
         "approved_by": user,
         "approved_at": now,
+        "send_after": send_no_sooner_than(now + undo),
         "body_text": body.strip() + "\n",
     }
     if reminder.channel == "email":
@@ -200,6 +269,18 @@ def edit(
     return _outcome(session, reminder_id, True), {}
 
 
+def invoice_numbers_of(session: Session, reminder_id: int) -> tuple[str, ...]:
+    """The numbers of the invoices a reminder is about."""
+    return tuple(
+        session.scalars(
+            select(Invoice.number)
+            .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
+            .where(ReminderInvoice.reminder_id == reminder_id)
+            .order_by(Invoice.number)
+        )
+    )
+
+
 def _text_of(reminder: Reminder) -> str:
     if reminder.channel == "email":
         return f"{reminder.subject or ''}\n\n{(reminder.body_text or '').strip()}"
@@ -222,13 +303,33 @@ class BulkDecision:
         return [*self.approved, *self.cancelled]
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What an Approve all button covers: the reminders its header showed waiting, named one by
+    one, or (too many to name in a button) every one of the tier numbered up to `up_to`, the
+    highest id there was when the header was drawn. Either way only reminders whose card is in
+    Slack (posted) are approved."""
+
+    ids: frozenset[int] | None = None
+    up_to: int | None = None
+
+
 def approve_all(
-    session: Session, day: date, tier: str, user: str, now: datetime, *, rules: StaleRules
+    session: Session,
+    day: date,
+    tier: str,
+    user: str,
+    now: datetime,
+    *,
+    rules: StaleRules,
+    shown: Shown | None = None,
+    undo: timedelta = timedelta(0),
 ) -> BulkDecision:
-    """Approve every reminder of a tier still waiting on that day's plan; a stale one is cancelled
-    instead, exactly as Approve would cancel it."""
+    """Approve the reminders of a tier still waiting on that day's plan (with `shown`, only those
+    the button covers and whose card was posted); a stale one is cancelled instead, by the same
+    check as Approve (`stale_reasons`) and with the same reason."""
     waiting = (
-        select(Reminder.id)
+        select(Reminder)
         .join(Customer, Customer.id == Reminder.customer_id)
         .where(
             Reminder.plan_date == day,
@@ -236,16 +337,26 @@ def approve_all(
             Reminder.action == ReminderAction.REMIND,
             Customer.tier == tier,
         )
+        .order_by(Reminder.id)
     )
-    ids = list(session.scalars(waiting))
+    if shown is not None:
+        waiting = waiting.where(Reminder.slack_ts.is_not(None))
+        if shown.ids is not None:
+            waiting = waiting.where(Reminder.id.in_(sorted(shown.ids)))
+        if shown.up_to is not None:
+            waiting = waiting.where(Reminder.id <= shown.up_to)
+    reminders = list(session.scalars(waiting))
+    stale = stale_reasons(session, reminders, now, rules)
     cancelled: dict[int, str] = {}
-    for reminder_id in ids:
-        reason = cancel_if_stale(session, reminder_id, now, rules)
-        if reason is not None:
+    for reason in sorted(set(stale.values())):
+        ids = [reminder_id for reminder_id, why in stale.items() if why == reason]
+        for reminder_id in state.cancel(
+            session, ids, from_states=(PLANNED,), reason=reason, now=now
+        ):
             cancelled[reminder_id] = reason
     approved = state.transition(
         session,
-        [reminder_id for reminder_id in ids if reminder_id not in cancelled],
+        [r.id for r in reminders if r.id not in stale],
         from_states=(PLANNED,),
         to=APPROVED,
         now=now,
@@ -253,8 +364,37 @@ def approve_all(
         events=[("reminder.approved", {"approve_all": tier})],
         approved_by=user,
         approved_at=now,
+        send_after=send_no_sooner_than(now + undo),
     )
     return BulkDecision(approved, cancelled)
+
+
+def approved_together(session: Session, day: date, tier: str, approved_at: datetime) -> list[int]:
+    """The reminders of a tier's plan on `day` one Approve all approved (at that instant) and
+    still approved: what its Undo takes back."""
+    return list(
+        session.scalars(
+            select(Reminder.id)
+            .join(Customer, Customer.id == Reminder.customer_id)
+            .where(
+                Reminder.plan_date == day,
+                Reminder.state == APPROVED,
+                Reminder.approved_at == approved_at,
+                Customer.tier == tier,
+            )
+            .order_by(Reminder.id)
+        )
+    )
+
+
+def withdraw_all(session: Session, ids: Collection[int], user: str, now: datetime) -> list[int]:
+    """Undo an Approve all: each of `ids` still approved (not yet taken by the send worker) goes
+    back to planned, as `withdraw` does one."""
+    moved = []
+    for reminder_id in sorted(ids):
+        if withdraw(session, reminder_id, user, now).changed:
+            moved.append(reminder_id)
+    return moved
 
 
 def recent_examples(session: Session, tier: str, step_key: str, limit: int = 2) -> list[str]:
@@ -281,6 +421,15 @@ class Draft:
     step_key: str
     customer_name: str
     examples: tuple[str, ...] = ()  # how this team wrote this step last time, when asked for
+    by: str | None = None  # who approved, skipped or cancelled it, when someone did
+    at: datetime | None = None
+    reason: str | None = None  # why it was cancelled, when it was
+    invoice_numbers: tuple[str, ...] = ()  # the invoices it is about
+
+    @property
+    def original(self) -> str:
+        """Its message as it stands (subject and text): what an edit may not lose facts of."""
+        return f"{self.subject or ''}\n\n{self.body.strip()}"
 
 
 def draft_of(session: Session, reminder_id: int, examples: bool = False) -> Draft | None:
@@ -294,6 +443,7 @@ def draft_of(session: Session, reminder_id: int, examples: bool = False) -> Draf
     if found is None:
         return None
     reminder, customer_name, tier = found
+    by, at = _who_acted(session, reminder) if reminder.state != PLANNED else (None, None)
     return Draft(
         reminder_id=reminder.id,
         state=reminder.state,
@@ -303,4 +453,8 @@ def draft_of(session: Session, reminder_id: int, examples: bool = False) -> Draf
         step_key=reminder.step_key,
         customer_name=customer_name,
         examples=tuple(recent_examples(session, tier, reminder.step_key)) if examples else (),
+        by=by,
+        at=at,
+        reason=reminder.cancel_reason,
+        invoice_numbers=invoice_numbers_of(session, reminder.id),
     )

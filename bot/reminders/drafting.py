@@ -9,22 +9,14 @@ can still Edit it.
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select, update
 
 from bot.core import audit
 from bot.core.models import Customer, Reminder
 from bot.core.runtime import Runtime
 from bot.reminders.approvals import _html_of, edit_problems, recent_examples
+from bot.reminders.message_facts import facts
 from integrations.base.outbound import DraftAnswer, Drafter
-
-_FACT = re.compile(r"https?://\S+|[A-Z]{2,}-?\d+|\d[\d,]*\.\d\d")
-
-
-def facts(text: str) -> set[str]:
-    """What a draft may not lose: links, invoice numbers, amounts."""
-    return {match.rstrip(".,)") for match in _FACT.findall(text)}
 
 
 def polish(runtime: Runtime, reminder_ids: list[int], drafter: Drafter) -> list[int]:

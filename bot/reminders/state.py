@@ -1,6 +1,7 @@
 """The reminder state machine: every move of a reminder from one state to another goes through here.
 
-DESIGN: planned → approved → sending → sent, with skipped, cancelled, failed and unknown as ends.
+DESIGN: planned → approved → sending → sent, with skipped, cancelled, failed and unknown as ends;
+Undo takes an approved reminder back to planned until the send worker takes it.
 A move is one conditional UPDATE (`... WHERE state IN <from>`) whose RETURNING says which reminders
 moved; those, and only those, get their audit Events, in the same transaction. A double click, a
 Slack retry or a second worker therefore changes nothing and writes nothing the second time. A move
@@ -33,8 +34,8 @@ UNKNOWN = ReminderState.UNKNOWN
 ALLOWED: dict[ReminderState, frozenset[ReminderState]] = {
     # approve or edit; skip; stale at approval, paid, paused, opted out
     PLANNED: frozenset({APPROVED, SKIPPED, CANCELLED}),
-    # the send claim; stale at claim, paid, paused
-    APPROVED: frozenset({SENDING, CANCELLED}),
+    # the send claim; stale at claim, paid, paused; a person's Undo before the claim
+    APPROVED: frozenset({SENDING, CANCELLED, PLANNED}),
     # the provider's answer: sent; a transient error or an outage puts it back; a permanent error;
     # no answer, or the worker died (its lease lapsed)
     SENDING: frozenset({SENT, APPROVED, FAILED, UNKNOWN}),

@@ -29,12 +29,20 @@ class ListenerKit:
     allows: Callable[[str], bool]  # an approver?
     workers: Executor  # the work after an ack (see handlers/slack/app.py)
 
-    def tell(self, channel: str | None, user: str, text: str) -> None:
-        """An ephemeral message, seen only by `user`, in the channel they acted in. Telling is the
-        last thing a failure does, so it never fails itself: what Slack refuses is logged."""
+    def tell(
+        self, channel: str | None, user: str, text: str, blocks: list[Body] | None = None
+    ) -> None:
+        """An ephemeral message, seen only by `user`, in the channel they acted in (with
+        `blocks`, those are shown and `text` is what notifications read). Telling is the last
+        thing a failure does, so it never fails itself: what Slack refuses is logged."""
         if not channel:
             return
         try:
+            if blocks:
+                self.slack.client.chat_postEphemeral(
+                    channel=channel, user=user, text=text, blocks=blocks
+                )
+                return
             self.slack.client.chat_postEphemeral(channel=channel, user=user, text=text)
         except Exception as exc:
             log.warning("could not tell %s in %s: %s: %s", user, channel, type(exc).__name__, exc)

@@ -1,16 +1,18 @@
-"""A reminder's buttons (Approve, Edit, Skip), the plan header's Approve all <tier>, and the Edit
-and Skip forms. A click is acknowledged first; the change runs after it, and then the card is
-redrawn, or the clicker is told why nothing changed."""
+"""A reminder's buttons (Approve, Edit, Skip, and Undo once approved), the plan header's Approve all
+<tier> (and the Undo its clicker is given), and the Edit and Skip forms. A click is acknowledged
+first; the change runs after it, and then the card is redrawn, or the clicker is told why nothing
+changed: who or what acted, at the business's local time. A form never opens for a reminder
+already decided."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import datetime, timedelta
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
-from bot.core.vocabulary import TIERS
 from bot.planning import posting
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
@@ -25,8 +27,17 @@ from handlers.slack.payload import (
     typed,
 )
 from integrations.base.slack import escape
+from integrations.slack_approvals import undo_all_blocks
 from integrations.slack_blocks import edit_modal, skip_modal
-from integrations.slack_ids import APPROVE_ALL_ANY, Action, Field, Form
+from integrations.slack_ids import (
+    APPROVE_ALL_ANY,
+    Action,
+    Covered,
+    Field,
+    Form,
+    covered_by,
+    undone_by,
+)
 
 ONLY_APPROVERS = "Only approvers can act on reminders. Ask someone in finance."
 EDITED = {"subject": Field.SUBJECT, "body": Field.BODY}  # the linter's fields, in the form
@@ -35,6 +46,8 @@ EDITED = {"subject": Field.SUBJECT, "body": Field.BODY}  # the linter's fields, 
 def register(app: App, kit: ListenerKit) -> None:
     app.action(Action.APPROVE)(partial(on_click, kit, approve))
     app.action(APPROVE_ALL_ANY)(partial(on_click, kit, approve_all))
+    app.action(Action.UNDO)(partial(on_click, kit, undo))
+    app.action(Action.UNDO_ALL)(partial(on_click, kit, undo_all))
     app.action(Action.EDIT)(partial(on_form_click, kit, open_edit))
     app.action(Action.SKIP)(partial(on_form_click, kit, open_skip))
     app.view(Form.EDIT_REMINDER)(partial(on_edit_submit, kit))
@@ -52,12 +65,60 @@ def stale_rules(kit: ListenerKit) -> StaleRules:
     return StaleRules.from_settings(kit.runtime.settings)
 
 
-def already(decision: approvals.Decision) -> str:
-    who = f" by <@{decision.by}>" if decision.by and decision.by != "playbook" else ""
-    if decision.by == "playbook":
-        who = " by the playbook"
-    at = f" at {decision.at.strftime('%H:%M UTC')}" if decision.at else ""
-    return f"Nothing changed: this reminder was already {decision.state}{who}{at}."
+def undo_window(kit: ListenerKit) -> timedelta:
+    """How long after a person's approval a reminder waits, so that Undo can take it back."""
+    return timedelta(seconds=kit.runtime.settings.undo_seconds)
+
+
+def local_time(kit: ListenerKit, at: datetime) -> str:
+    """A moment as people read it on the cards: the business's time zone (ARBOT_TIMEZONE)."""
+    return at.astimezone(ZoneInfo(kit.runtime.settings.timezone)).strftime("%H:%M %Z")
+
+
+# Why arbot cancelled a reminder, as the sentence "this reminder was cancelled ..." ends.
+CANCELLED_BECAUSE = {
+    "paid": "by a payment",
+    "disputed": "because an invoice it covers is disputed",
+    "promised": "because the customer promised to pay",
+    "payment_plan": "because the invoice is on a payment plan",
+    "superseded": "because an invoice's balance changed since it was written",
+    "paused": "because the customer is paused or never automated",
+    "escalated": "because the account went to a person",
+    "opted_out": "because the contact opted out or cannot be reached",
+}
+
+
+def who_acted(kit: ListenerKit, state: str, by: str | None, reason: str | None) -> str:
+    """`approved by <@U…>`, `cancelled by a payment`, `skipped by the playbook`: a state and who
+    or what put it there."""
+    if state == "cancelled" and (by is None or by == "system"):
+        because = CANCELLED_BECAUSE.get(reason or "", f"({escape(reason)})" if reason else "")
+        return f"cancelled {because}".rstrip()
+    if by == approvals.AUTO_APPROVER:
+        return f"{state} by the playbook"
+    if by and by != "system" and state != "planned":
+        verb = "approved" if state in ("sending", "sent", "failed", "unknown") else state
+        done = f"{verb} by <@{escape(by)}>"
+        return done if verb == state else f"{state} (approved by <@{escape(by)}>)"
+    return state
+
+
+def already(kit: ListenerKit, decision: approvals.Decision) -> str:
+    """Why a click changed nothing: what the reminder already is, who or what did it, when."""
+    at = f" at {local_time(kit, decision.at)}" if decision.at else ""
+    done = who_acted(kit, decision.state, decision.by, decision.reason)
+    return f"Nothing changed: this reminder was already {done}{at}."
+
+
+def decided(kit: ListenerKit, draft: approvals.Draft | None, what: str) -> str | None:
+    """Why a form must not open for this reminder (it is no longer waiting), or None."""
+    if draft is None:
+        return f"This reminder can no longer be {what}: it no longer exists."
+    if draft.state == "planned":
+        return None
+    at = f" at {local_time(kit, draft.at)}" if draft.at else ""
+    done = who_acted(kit, draft.state, draft.by, draft.reason)
+    return f"This reminder can no longer be {what}: it was already {done}{at}."
 
 
 def approve(kit: ListenerKit, body: Body) -> None:
@@ -68,7 +129,12 @@ def approve(kit: ListenerKit, body: Body) -> None:
     try:
         with runtime.writing() as session:
             decision = approvals.approve(
-                session, reminder_id, user, runtime.clock.now(), rules=stale_rules(kit)
+                session,
+                reminder_id,
+                user,
+                runtime.clock.now(),
+                rules=stale_rules(kit),
+                undo=undo_window(kit),
             )
     except UserError as exc:
         kit.tell(channel, user, str(exc))
@@ -76,42 +142,111 @@ def approve(kit: ListenerKit, body: Body) -> None:
     if decision.changed:
         redraw(kit, [reminder_id])
     else:
-        kit.tell(channel, user, already(decision))
+        kit.tell(channel, user, already(kit, decision))
 
 
-def plan_and_tier(value: str) -> tuple[date, str]:
-    """An Approve all button's value: `<plan day>|<tier>`."""
-    day_text, _, tier = value.partition("|")
+def undo(kit: ListenerKit, body: Body) -> None:
+    """Undo an approval: the reminder waits for Approve, Edit or Skip again, unless the send
+    worker has already taken it."""
+    user, channel, reminder_id = clicked(body)
+    if kit.refused(channel, user, ONLY_APPROVERS):
+        return
+    runtime = kit.runtime
+    with runtime.writing() as session:
+        decision = approvals.withdraw(session, reminder_id, user, runtime.clock.now())
+    if decision.changed:
+        redraw(kit, [reminder_id])
+        return
+    if decision.state in ("sending", "sent", "failed", "unknown"):
+        kit.tell(
+            channel,
+            user,
+            f"Too late to undo: this reminder is already {decision.state}; "
+            "the send worker took it. Ask the customer to ignore it if it should not have gone.",
+        )
+        return
+    kit.tell(channel, user, already(kit, decision))
+
+
+def covered(value: str) -> Covered:
+    """An Approve all button's value: the plan's day, the tier, and what the button covers."""
     try:
-        day = date.fromisoformat(day_text)
-    except ValueError:
-        raise OddPayload("actions[0].value does not name a plan's day") from None
-    if tier not in TIERS:
-        raise OddPayload(f"actions[0].value names no tier ({', '.join(TIERS)})")
-    return day, tier
+        return covered_by(value)
+    except ValueError as exc:
+        raise OddPayload(f"actions[0].value is no Approve all button's: {exc}") from None
 
 
 def approve_all(kit: ListenerKit, body: Body) -> None:
+    """Approve exactly what the header showed waiting in that tier (and whose cards were posted);
+    the clicker is told how many, with an Undo for them all."""
     user, channel = clicker(body)
     if kit.refused(channel, user, ONLY_APPROVERS):
         return
-    day, tier = plan_and_tier(action_value(body))
+    button = covered(action_value(body))
     runtime = kit.runtime
+    now = runtime.clock.now()
     with runtime.writing() as session:
         done = approvals.approve_all(
             session,
-            day,
-            tier,
+            button.day,
+            button.tier,
             user,
-            runtime.clock.now(),
+            now,
             rules=stale_rules(kit),
+            shown=approvals.Shown(ids=button.ids, up_to=button.up_to),
+            undo=undo_window(kit),
         )
-    if done.changed():  # the approved, and the stale ones cancelled instead
-        redraw(kit, done.changed())
-    else:
+    if not done.changed():
         kit.tell(
-            channel, user, f"Nothing changed: no {escape(tier)} reminder is waiting for approval."
+            channel,
+            user,
+            f"Nothing changed: none of the {escape(button.tier)} reminders this button "
+            "covers is waiting for approval any more.",
         )
+        return
+    redraw(kit, done.changed())  # the approved, and the stale ones cancelled instead
+    lines = []
+    if done.approved:
+        count = len(done.approved)
+        goes = local_time(kit, now + undo_window(kit))
+        lines.append(
+            f"Approved {count} {escape(button.tier)} reminder{'' if count == 1 else 's'}: "
+            f"none goes out before {goes}. Undo takes back those not yet sent."
+        )
+    if done.cancelled:
+        reasons = sorted(set(done.cancelled.values()))
+        why = "; ".join(CANCELLED_BECAUSE.get(r, escape(r)) for r in reasons)
+        lines.append(f"{len(done.cancelled)} cancelled instead, not approved: {why}.")
+    text = "\n".join(lines)
+    if done.approved:
+        kit.tell(channel, user, text, undo_all_blocks(text, button.day, button.tier, now))
+    else:
+        kit.tell(channel, user, text)
+
+
+def undo_all(kit: ListenerKit, body: Body) -> None:
+    """Undo an Approve all: what that click approved and the send worker has not taken yet."""
+    user, channel = clicker(body)
+    if kit.refused(channel, user, ONLY_APPROVERS):
+        return
+    try:
+        day, tier, approved_at = undone_by(action_value(body))
+    except ValueError as exc:
+        raise OddPayload(f"actions[0].value is no Undo button's: {exc}") from None
+    runtime = kit.runtime
+    with runtime.writing() as session:
+        ids = approvals.approved_together(session, day, tier, approved_at)
+        undone = approvals.withdraw_all(session, ids, user, runtime.clock.now())
+    if undone:
+        redraw(kit, undone)
+    left = len(ids) - len(undone)
+    note = f" {left} had already gone to the send worker or changed since." if left else ""
+    kit.tell(
+        channel,
+        user,
+        f"Undone: {len(undone)} {escape(tier)} reminder{'' if len(undone) == 1 else 's'} "
+        f"back to waiting for approval.{note}",
+    )
 
 
 def open_edit(kit: ListenerKit, body: Body, trigger_id: str) -> None:
@@ -121,9 +256,9 @@ def open_edit(kit: ListenerKit, body: Body, trigger_id: str) -> None:
         return
     with kit.runtime.sessions() as session:
         draft = approvals.draft_of(session, reminder_id, examples=True)
-    if draft is None or draft.state != "planned":
-        state = draft.state if draft else "gone"
-        kit.tell(channel, user, f"This reminder can no longer be edited: it is {state}.")
+    refusal = decided(kit, draft, "edited")
+    if refusal is not None or draft is None:
+        kit.tell(channel, user, refusal or "")
         return
     limit = approvals.body_limit(draft.channel)
     if len(draft.body) > limit:  # never cut a customer's message silently
@@ -154,7 +289,9 @@ def open_skip(kit: ListenerKit, body: Body, trigger_id: str) -> None:
         return
     with kit.runtime.sessions() as session:
         draft = approvals.draft_of(session, reminder_id)
-    if draft is None:
+    refusal = decided(kit, draft, "skipped")
+    if refusal is not None or draft is None:
+        kit.tell(channel, user, refusal or "")
         return
     view = skip_modal(reminder_id, draft.customer_name)
     view["private_metadata"] = f"{reminder_id}|{channel or ''}"
@@ -174,7 +311,9 @@ def on_edit_submit(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
     if draft is None:
         ack(response_action="errors", errors={Field.BODY: "This reminder no longer exists."})
         return
-    problems = approvals.edit_problems(draft.channel, subject, text)
+    problems = approvals.edit_problems(
+        draft.channel, subject, text, draft.original, draft.invoice_numbers
+    )
     if problems:
         ack(
             response_action="errors",
@@ -198,7 +337,7 @@ def save_edit(
     runtime = kit.runtime
     with runtime.writing() as session:
         decision, problems = approvals.edit(
-            session, reminder_id, user, subject, text, runtime.clock.now()
+            session, reminder_id, user, subject, text, runtime.clock.now(), undo=undo_window(kit)
         )
     if problems:  # the form checked the same a moment ago: only a changed reminder gets here
         kit.tell(channel, user, "Nothing saved: " + "; ".join(problems.values()))
@@ -206,7 +345,7 @@ def save_edit(
     if decision.changed:
         redraw(kit, [reminder_id])
     else:
-        kit.tell(channel, user, already(decision))
+        kit.tell(channel, user, already(kit, decision))
 
 
 def on_skip_submit(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
@@ -228,4 +367,4 @@ def save_skip(
     if decision.changed:
         redraw(kit, [reminder_id])
     else:
-        kit.tell(channel, user, already(decision))
+        kit.tell(channel, user, already(kit, decision))

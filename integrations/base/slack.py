@@ -56,6 +56,8 @@ class TierLine:
     escalations: int
     amount: str
     awaiting: int  # reminders still waiting for approval
+    covers: tuple[int, ...] = ()  # their ids: what the tier's Approve all button approves
+    awaiting_amount: str = ""  # what they ask for, in total
 
 
 @dataclass(frozen=True, slots=True)

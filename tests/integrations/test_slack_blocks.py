@@ -80,10 +80,16 @@ def test_a_waiting_reminder_has_approve_edit_skip_and_a_preview() -> None:
     assert "Invoice INV-1 may have slipped through" in blocks[1]["elements"][0]["text"]
 
 
-def test_an_acted_reminder_shows_who_and_when_instead_of_buttons() -> None:
+def test_an_acted_reminder_shows_who_and_when_and_only_undo_while_approved() -> None:
     blocks = reminder_blocks(card(7, state="approved", acted_by="U0APPROVER", acted_at="10:02 EDT"))
-    assert not any(b["type"] == "actions" for b in blocks)
+    rows = [b for b in blocks if b["type"] == "actions"]
+    assert [e["action_id"] for row in rows for e in row["elements"]] == ["undo"]
     assert ":white_check_mark: Approved by <@U0APPROVER> at 10:02 EDT" in str(blocks)
+    for done in ("sent", "skipped", "cancelled"):
+        blocks = reminder_blocks(card(7, state=done, acted_by="U0APPROVER"))
+        assert not any(b["type"] == "actions" for b in blocks)
+    by_playbook = reminder_blocks(card(7, state="approved", acted_by="playbook"))
+    assert not any(b["type"] == "actions" for b in by_playbook)
 
 
 def test_a_long_invoice_list_is_cut_with_a_count_and_stays_under_3000_characters() -> None:

@@ -7,6 +7,7 @@ escalation channel with the account's history in its thread."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ def test_a_ledger_row_becomes_a_sent_reminder_whose_disputed_reply_reaches_a_per
     slack_api: Any,
     smtp: SmtpServer,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ledger = write(
         tmp_path / "ledger.csv",
@@ -98,6 +100,10 @@ def test_a_ledger_row_becomes_a_sent_reminder_whose_disputed_reply_reaches_a_per
     assert answer.status_code == 200
     wait_for(lambda: _state(slack_runtime, reminder.id) == "approved")
 
+    too_soon = arbot("send")  # within the approval's undo window (ARBOT_UNDO_SECONDS)
+    assert too_soon.code == 0 and _state(slack_runtime, reminder.id) == "approved"
+    undo_over = slack_runtime.clock.now() + timedelta(seconds=slack_runtime.settings.undo_seconds)
+    monkeypatch.setenv("ARBOT_NOW", undo_over.isoformat())
     sent = arbot("send")
     assert sent.code == 0, sent.stderr
     assert "Sent 1," in sent.stdout

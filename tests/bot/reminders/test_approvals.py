@@ -93,7 +93,10 @@ def test_an_edit_is_linted_saved_as_an_example_and_approved(
     assert not refused.changed
     assert "final notice" in problems["subject"] or "threats" in problems["subject"]
     assert "lawyers and attorneys" in problems["body"]
-    good = "Hi Maria,\n\nJust checking in on invoice I-1. Reply to let us know.\n\nTo stop receiving these emails, reply and say so."
+    with runtime.sessions() as session:
+        original = session.get(Reminder, 1)
+        assert original is not None and original.body_text is not None
+        good = "Just checking in on invoice I-1.\n\n" + original.body_text
     with runtime.writing() as session:
         decision, problems = approvals.edit(session, 1, "U0A", "Quick check-in on I-1", good, now)
     assert problems == {} and decision.changed and decision.state == "approved"

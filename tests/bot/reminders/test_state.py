@@ -23,6 +23,7 @@ MOVES = {
     ("planned", "cancelled"),
     ("approved", "sending"),
     ("approved", "cancelled"),
+    ("approved", "planned"),  # Undo, before the send worker takes it
     ("sending", "sent"),
     ("sending", "approved"),
     ("sending", "failed"),

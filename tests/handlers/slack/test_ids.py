@@ -22,6 +22,7 @@ from integrations.base.slack import (
     ReviewView,
     TierLine,
 )
+from integrations.slack_approvals import undo_all_blocks
 from integrations.slack_blocks import (
     edit_modal,
     home_view,
@@ -141,6 +142,7 @@ def messages(text: str = "Acme") -> list[list[Block]]:
         plan_header_blocks(every_tier_waiting),
         reminder_blocks(card(text)),
         reminder_blocks(card(text, state="approved")),
+        undo_all_blocks(text, date(2026, 3, 16), "standard", datetime(2026, 3, 16, 14, 0)),
         reminder_blocks(card(text, state="cancelled", action="escalate")),
         escalation_blocks(escalation(text)),
         escalation_blocks(escalation(text, state="claimed")),

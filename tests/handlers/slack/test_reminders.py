@@ -109,9 +109,10 @@ def test_edit_opens_a_prefilled_modal_and_a_clean_edit_is_saved_and_approved(
     view = opened[0]["view"]
     assert view["callback_id"] == "edit_reminder"
     assert "Invoice I-1" in json.dumps(view) or "I-1" in json.dumps(view)
+    prefilled = next(b for b in view["blocks"] if b.get("block_id") == "body")
     body = (
-        "Hi Maria,\n\nA quick note about invoice I-1. Could you let us know when to expect it?\n\n"
-        "To stop receiving these emails, just reply and say so."
+        "A quick note first: thank you for your business.\n\n"
+        + (prefilled["element"]["initial_value"])
     )
     response = served.submit(
         "edit_reminder",
