@@ -5,7 +5,9 @@ Skip with their forms, and the card redrawn after each."""
 from __future__ import annotations
 
 import json
+import re
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ from sqlalchemy import func, select
 from bot.core.models import EditExample, Event, Reminder
 from bot.core.runtime import Runtime
 from bot.planning import posting
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
 from integrations.slack_chat import SlackChat, web_client
 from tests.handlers.posted_plan import TODAY, ledger, message_of, post_plan, state_of
 from tests.support.ledger_files import row, write
@@ -259,3 +263,176 @@ def test_a_message_too_long_for_slacks_form_is_not_cut_to_fit(
     ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
     assert "more than Slack's form can hold (3000)" in ephemeral[0]["text"]
     assert slack_api.calls("views.open") == []
+
+
+def approve_all_button(slack_api: Any, tier: str = "standard") -> dict[str, Any]:
+    """The tier's Approve all button, as the plan's header (its first message) was posted."""
+    header = slack_api.calls("chat.postMessage")[0]
+    row = next(b for b in header["blocks"] if b["type"] == "actions")
+    return next(e for e in row["elements"] if e["action_id"] == f"approve_all_{tier}")
+
+
+def test_approve_all_asks_first_naming_the_count_and_total(posted: Runtime, slack_api: Any) -> None:
+    confirm = approve_all_button(slack_api)["confirm"]
+    assert confirm["title"]["text"] == "Approve 3 reminders?"
+    assert "3 reminders of the standard tier" in confirm["text"]["text"]
+    assert "$" in confirm["text"]["text"]  # the total they ask for
+    assert confirm["confirm"]["text"] == "Approve 3"
+
+
+def test_approve_all_approves_only_what_its_header_showed_and_was_posted(
+    posted: Runtime, served: Any, slack_api: Any, tmp_path: Path
+) -> None:
+    from sqlalchemy import update
+
+    value = approve_all_button(slack_api)["value"]
+    with posted.writing() as session:  # a card that never reached Slack
+        session.execute(update(Reminder).where(Reminder.id == 3).values(slack_ts=None))
+    ledger(posted, tmp_path, customers=4)  # a fourth customer, planned after the post
+    with posted.writing() as session:
+        run_plan(
+            session, PlanRules.from_settings(posted.settings), TODAY, posted.clock.now(), False
+        )
+        late = session.scalars(select(Reminder).where(Reminder.id > 3)).one()
+        late.slack_channel, late.slack_ts = "C0FINANCE", "1700000009.000100"  # shown since
+    served.click("approve_all_standard", value)
+    wait_for(lambda: state_of(posted, 1) == state_of(posted, 2) == "approved")
+    ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert "Approved 2 standard reminders" in ephemeral[0]["text"]
+    assert state_of(posted, 3) == "planned" and state_of(posted, late.id) == "planned"
+
+
+def test_approve_all_cancels_a_paid_reminder_instead_of_approving_it(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    from decimal import Decimal
+
+    from sqlalchemy import update
+
+    from bot.core.models import Invoice
+
+    with posted.writing() as session:
+        session.execute(
+            update(Invoice).where(Invoice.number == "I-2").values(balance=Decimal(0), status="paid")
+        )
+    served.click("approve_all_standard", approve_all_button(slack_api)["value"])
+    wait_for(lambda: state_of(posted, 1) == "approved")
+    assert state_of(posted, 2) == "cancelled"
+    ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert "1 cancelled instead, not approved: by a payment" in ephemeral[0]["text"]
+
+
+def test_undo_before_the_send_worker_takes_it_puts_the_buttons_back(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    served.click("approve", "1")
+    wait_for(lambda: '"undo"' in json.dumps(message_of(posted, slack_api, 1)["blocks"]))
+    with posted.sessions() as session:
+        reminder = session.get(Reminder, 1)
+        assert reminder is not None and reminder.send_after is not None
+        assert reminder.send_after >= posted.clock.now() + timedelta(seconds=300)
+    served.click("undo", "1")
+    wait_for(lambda: state_of(posted, 1) == "planned")
+    wait_for(lambda: '"approve"' in json.dumps(message_of(posted, slack_api, 1)["blocks"]))
+    with posted.sessions() as session:
+        event = session.scalars(
+            select(Event).where(Event.kind == "reminder.approval_withdrawn")
+        ).one()
+    assert (event.actor, event.payload) == ("U0APPROVER", {"approved_by": "U0APPROVER"})
+
+
+def test_undo_after_the_send_worker_took_it_is_refused(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    from sqlalchemy import update
+
+    served.click("approve", "1")
+    wait_for(lambda: state_of(posted, 1) == "approved")
+    with posted.writing() as session:  # the send worker's claim
+        session.execute(update(Reminder).where(Reminder.id == 1).values(state="sending"))
+    served.click("undo", "1")
+    ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert "Too late to undo: this reminder is already sending" in ephemeral[0]["text"]
+    assert state_of(posted, 1) == "sending"
+
+
+def test_an_approve_all_can_be_undone_at_once(posted: Runtime, served: Any, slack_api: Any) -> None:
+    served.click("approve_all_standard", approve_all_button(slack_api)["value"])
+    told = wait_for(lambda: slack_api.calls("chat.postEphemeral"))[0]
+    undo = next(e for b in told["blocks"] if b["type"] == "actions" for e in b["elements"])
+    served.click("undo_all", undo["value"])
+    wait_for(lambda: all(state_of(posted, n) == "planned" for n in (1, 2, 3)))
+
+
+def test_the_send_claim_waits_for_the_undo_window(posted: Runtime, served: Any) -> None:
+    from bot.planning.send_window import Window
+    from bot.reminders.outbox import FlushReport, SendConfig, claim
+
+    served.click("approve", "1")
+    wait_for(lambda: state_of(posted, 1) == "approved")
+    config = SendConfig("ar@b.example", "B", "k", Window())
+    with posted.writing() as session:
+        soon, _ = claim(session, posted.clock.now(), config, FlushReport(), {"email"})
+    later = posted.clock.now() + timedelta(seconds=posted.settings.undo_seconds)
+    with posted.writing() as session:
+        due, _ = claim(session, later, config, FlushReport(), {"email"})
+    assert soon == [] and [c.reminder_id for c in due] == [1]
+
+
+def test_an_edit_that_drops_the_amount_is_refused_under_the_field(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    with posted.sessions() as session:
+        reminder = session.get(Reminder, 1)
+        assert reminder is not None and reminder.body_text is not None
+        original = reminder.body_text
+    amount = re.search(r"\$[\d,]+\.\d\d", original)
+    assert amount is not None
+    response = served.submit(
+        "edit_reminder",
+        "1|C0FINANCE",
+        {
+            "subject": {"value": {"type": "plain_text_input", "value": "Invoice I-1"}},
+            "body": {
+                "value": {
+                    "type": "plain_text_input",
+                    "value": original.replace(amount.group(0), "the balance"),
+                }
+            },
+        },
+    )
+    answer = response.json()
+    assert answer["response_action"] == "errors"
+    assert "put back the amount" in answer["errors"]["body"]
+    assert state_of(posted, 1) == "planned"
+
+
+def test_forms_do_not_open_for_a_decided_reminder_and_say_who_decided(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    from sqlalchemy import update
+
+    served.click("approve", "1")
+    wait_for(lambda: state_of(posted, 1) == "approved")
+    with posted.writing() as session:
+        session.execute(update(Reminder).where(Reminder.id == 1).values(state="sent"))
+        session.execute(
+            update(Reminder).where(Reminder.id == 2).values(state="cancelled", cancel_reason="paid")
+        )
+    served.click("skip", "1", trigger_id="t-skip")
+    served.click("edit", "2", trigger_id="t-edit")
+    told = wait_for(
+        lambda: (
+            len(slack_api.calls("chat.postEphemeral")) >= 2
+            and slack_api.calls("chat.postEphemeral")
+        )
+    )
+    texts = sorted(t["text"] for t in told)
+    assert slack_api.calls("views.open") == []
+    assert (
+        texts[0] == "This reminder can no longer be edited: it was already cancelled by a payment."
+    )
+    assert texts[1].startswith(
+        "This reminder can no longer be skipped: it was already sent (approved by <@U0APPROVER>) at "
+    )
+    assert texts[1].endswith("EDT.")  # the business's time, as on the cards
