@@ -1,17 +1,14 @@
-"""The SlackPort over slack_sdk's WebClient: base URL from SLACK_API_URL, retries on 429."""
+"""The SlackPort over slack_sdk's WebClient: base URL from SLACK_API_URL. It waits out 429s,
+retries a connection that failed, and retries a server error (500, 503) on the calls that may be
+repeated safely (chat.update, views and reads); a post that met a server error is left to the
+caller, since Slack may have posted it. Every failure, a Slack that cannot be reached included,
+reaches the core as SlackFailed."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-)
 
 from integrations.base.slack import (
     EscalationView,
@@ -33,6 +30,36 @@ from integrations.slack_blocks import (
 from integrations.slack_escalation import escalation_blocks, escalation_text, history_messages
 from integrations.slack_proposal import proposal_blocks, proposal_text
 from integrations.slack_review import review_blocks, review_text
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+
+REPEATABLE = ("chat.update", "views.", "conversations.", "auth.test", "users.")
+
+
+class RepeatableServerErrors(ServerErrorRetryHandler):
+    """Retry a 500 or 503 only where sending the call twice does no harm."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        method = request.url.rsplit("/", 1)[-1]
+        return bool(
+            method.startswith(REPEATABLE)
+            and super()._can_retry(state=state, request=request, response=response, error=error)
+        )
 
 
 def web_client(token: str, base_url: str) -> WebClient:
@@ -43,6 +70,7 @@ def web_client(token: str, base_url: str) -> WebClient:
         retry_handlers=[
             RateLimitErrorRetryHandler(max_retry_count=5),
             ConnectionErrorRetryHandler(max_retry_count=2),
+            RepeatableServerErrors(max_retry_count=2),
         ],
     )
 
@@ -59,8 +87,13 @@ def _slack_failures(cls: C) -> C:
         def wrapped(*args: Any, __method: Any = method, **kwargs: Any) -> Any:
             try:
                 return __method(*args, **kwargs)
+            except SlackFailed:
+                raise
             except SlackApiError as exc:
                 raise SlackFailed(str(exc), exc.response) from exc
+            except (OSError, ValueError) as exc:  # no answer, or one that is not Slack's JSON
+                unreachable = {"ok": False, "error": f"unreachable: {type(exc).__name__}"}
+                raise SlackFailed(f"cannot reach Slack: {exc}", unreachable) from exc
 
         setattr(cls, name, functools.wraps(method)(wrapped))
     return cls
@@ -77,13 +110,13 @@ class SlackChat:
         summary: PlanSummary,
         cards: list[ReminderCard],
         on_group: Callable[[str, PostedGroup], None],
+        *,
+        header: tuple[str, str] | None = None,
+        on_header: Callable[[str, str], None] | None = None,
     ) -> PostedPlan:
-        header = self.client.chat_postMessage(
-            channel=channel,
-            text=f"Collections plan for {summary.day.isoformat()}",
-            blocks=plan_header_blocks(summary),
-        )
-        channel_id = str(header["channel"])
+        channel_id, header_ts = self._plan_header(channel, summary, header)
+        if on_header is not None and (channel_id, header_ts) != header:
+            on_header(channel_id, header_ts)
         groups = []
         for group in pack(cards):
             posted = self.client.chat_postMessage(
@@ -92,7 +125,26 @@ class SlackChat:
             done = PostedGroup(str(posted["ts"]), tuple(c.reminder_id for c in group))
             on_group(channel_id, done)
             groups.append(done)
-        return PostedPlan(channel=channel_id, header_ts=str(header["ts"]), groups=tuple(groups))
+        return PostedPlan(channel=channel_id, header_ts=header_ts, groups=tuple(groups))
+
+    def _plan_header(
+        self, channel: str, summary: PlanSummary, header: tuple[str, str] | None
+    ) -> tuple[str, str]:
+        """The plan's header: the one posted before, updated, or a new one when there is none
+        (or Slack no longer has it)."""
+        if header is not None:
+            try:
+                self.update_plan_header(header[0], header[1], summary)
+                return header
+            except SlackApiError as exc:
+                if exc.response.get("error") not in ("message_not_found", "cant_update_message"):
+                    raise
+        posted = self.client.chat_postMessage(
+            channel=channel,
+            text=f"Collections plan for {summary.day.isoformat()}",
+            blocks=plan_header_blocks(summary),
+        )
+        return str(posted["channel"]), str(posted["ts"])
 
     def update_plan_header(self, channel: str, ts: str, summary: PlanSummary) -> None:
         self.client.chat_update(

@@ -419,6 +419,7 @@ class PlanPost(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row, since the last success
     last_error: Mapped[str | None] = mapped_column(Text)
     late_since: Mapped[datetime | None]  # the first refusal since the plan was last complete
+    late_cards: Mapped[int] = mapped_column(Integer, default=0)  # cards missing at that refusal
     next_try_at: Mapped[datetime | None]  # the sweep's next attempt (backoff)
     late_notice: Mapped[str | None] = mapped_column(Text)  # owed to the finance channel
     posted_at: Mapped[datetime | None]  # when the last missing part reached Slack
@@ -437,9 +438,8 @@ class SlackRetry(Base):
     channel: Mapped[str] = mapped_column(String(32))
     ts: Mapped[str] = mapped_column(String(32))
     escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id"))
-    since: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_try_at: Mapped[datetime]
+    next_try_at: Mapped[datetime | None]  # None: at the next sweep
     last_error: Mapped[str | None] = mapped_column(Text)
 
 

@@ -4,6 +4,7 @@ again the ones nobody claimed.
 
 Slack is called after the change that caused it is stored. A post that fails leaves the
 escalation without a thread, and the next sweep posts it: an escalation never ends in silence.
+A history Slack refused is owed (bot/core/slack_retries.py) and posted by the sweep.
 `post_new` holds no transaction open while Slack answers: each escalation is claimed in a short
 write (so two processes never both post it), posted, and its thread stored in another.
 """
@@ -13,15 +14,16 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
-from bot.core import audit, slack_claims
+from bot.core import audit, slack_claims, slack_retries
 from bot.core.models import Customer, Escalation
 from bot.core.runtime import Runtime
+from bot.core.slack_retries import HISTORY, owe
 from bot.escalations import service
 from bot.escalations import thread as thread_view
 from integrations.base.slack import EscalationPort, EscalationView, escape, mention
+from integrations.errors import SlackFailed
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ def _post_claimed(
                 payload={"escalation": escalation.id, "channel": channel_id, "ts": ts},
             )
     if view is not None:
-        _post_history(slack, escalation_id, channel_id, ts, view)
+        _post_history(runtime, slack, escalation_id, channel_id, ts, view)
     return True
 
 
@@ -121,15 +123,46 @@ def _also_needs(escalation: Escalation) -> str:
 
 
 def _post_history(
-    slack: EscalationPort, escalation_id: int, channel_id: str, ts: str, view: EscalationView
+    runtime: Runtime,
+    slack: EscalationPort,
+    escalation_id: int,
+    channel_id: str,
+    ts: str,
+    view: EscalationView,
 ) -> None:
+    """The account's history in the new thread; if Slack refuses it, it is owed, and the sweep
+    posts it (`retry_histories`) until Slack takes it."""
     try:
         slack.post_history(channel_id, ts, view)
-    except Exception:
-        log.exception("escalation %s posted without its history", escalation_id)
-        slack.post_in_thread(
-            channel_id, ts, "The account's history could not be posted here: see `/ar status`."
+    except Exception as exc:
+        log.warning(
+            "escalation %s posted without its history (%s): the sweep posts it", escalation_id, exc
         )
+        error = exc.error if isinstance(exc, SlackFailed) else type(exc).__name__
+        owe(runtime.writes, HISTORY, channel_id, ts, error, escalation_id=escalation_id)
+
+
+def retry_histories(runtime: Runtime, slack: EscalationPort) -> list[int]:
+    """Post the histories Slack refused into their threads, each when its backoff has passed.
+    Returns the escalation ids whose history is in its thread now."""
+    done = []
+    with runtime.sessions() as session:
+        owed = slack_retries.due(session, HISTORY, runtime.clock.now())
+    for retry in owed:
+        try:
+            assert retry.escalation_id is not None
+            with runtime.sessions() as session:
+                view = thread_view.view(
+                    session, retry.escalation_id, runtime.today(), runtime.settings.timezone
+                )
+            slack.post_history(retry.channel, retry.ts, view)
+        except Exception as exc:
+            error = exc.error if isinstance(exc, SlackFailed) else type(exc).__name__
+            slack_retries.refused_again(runtime, retry, error)
+            continue
+        slack_retries.paid(runtime, retry.id)
+        done.append(retry.escalation_id)
+    return done
 
 
 def _thread_of_another(session: Session, escalation: Escalation) -> tuple[str, str] | None:

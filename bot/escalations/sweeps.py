@@ -1,6 +1,7 @@
 """The periodic checks that make sure nothing waits in silence: escalations not yet in Slack are
-posted, promises past their date (plus grace) resume the sequence and tell the owner, and
-escalations nobody claimed within the configured business days are raised again."""
+posted (and histories Slack refused), promises past their date (plus grace) resume the sequence
+and tell the owner, the parts of today's plan and the redraws Slack refused are posted again with
+backoff, and escalations nobody claimed within the configured business days are raised again."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from bot.escalations.notes import SlackOut
 from bot.escalations.promises import missed_promises
 from bot.payments import links as payment_links
 from bot.payments import reviews as review_posting
+from bot.planning import posting as plan_posting
 from integrations.base.payments import PaymentLinks
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,9 @@ class SweepReport:
     raised: list[int] = field(default_factory=list)
     reviews_posted: list[int] = field(default_factory=list)
     unmatched_posted: list[int] = field(default_factory=list)  # inbound message ids
+    plan_cards_posted: int = 0  # cards of today's plan Slack did not take before
+    redrawn: int = 0  # messages drawn again after Slack refused a redraw
+    histories_posted: list[int] = field(default_factory=list)  # escalation ids
 
 
 def business_time(start: datetime, end: datetime, timezone: str, days: list[str]) -> timedelta:
@@ -100,6 +105,10 @@ def sweep(
     if slack is None or not channel:
         return report
     report.posted = posting.post_new(runtime, slack, channel)
+    report.histories_posted = posting.retry_histories(runtime, slack)
+    if settings.finance_channel:  # the plan's parts Slack refused, once their backoff passed
+        report.plan_cards_posted = plan_posting.post_missing(runtime, slack)
+    report.redrawn = plan_posting.retry_redraws(runtime, slack)
     if settings.finance_channel:
         try:  # bank payments to place that Slack did not get when they were imported
             report.reviews_posted = review_posting.post_open(

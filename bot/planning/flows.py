@@ -70,8 +70,27 @@ def post_day(
     try:
         posting.post_plan(runtime, slack, channel, day, held)
     except SlackFailed as exc:
-        raise UserError(
-            f"the plan is stored, but Slack refused it ({exc.error}); check SLACK_BOT_TOKEN and "
-            f"that the bot is in {channel}, then run `arbot plan` again to post it"
-        ) from None
+        raise UserError(why_not_posted(channel, exc.error)) from None
     return channel
+
+
+NOT_A_MEMBER = ("not_in_channel", "channel_not_found", "is_archived")
+RETRY = "`arbot serve` posts the rest within minutes, or run `arbot plan` again"
+
+
+def why_not_posted(channel: str, error: str) -> str:
+    """One line for a plan that is stored but not (all) in Slack: what happened and what to do."""
+    if error in NOT_A_MEMBER:
+        return (
+            f"the plan is stored, but arbot is not in the Slack channel {channel} ({error}): "
+            f"type `/invite @arbot` in {channel} (or fix ARBOT_FINANCE_CHANNEL); then {RETRY}"
+        )
+    if error.startswith("unreachable") or error in ("internal_error", "fatal_error"):
+        return (
+            f"the plan is stored, but Slack could not be reached ({error}); "
+            f"{RETRY} once Slack answers"
+        )
+    return (
+        f"the plan is stored, but Slack refused it ({error}); check SLACK_BOT_TOKEN and that "
+        f"the bot is in {channel}; then {RETRY}"
+    )

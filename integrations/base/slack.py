@@ -56,8 +56,6 @@ class TierLine:
     escalations: int
     amount: str
     awaiting: int  # reminders still waiting for approval
-    covers: tuple[int, ...] = ()  # their ids: what the tier's Approve all button approves
-    awaiting_amount: str = ""  # what they ask for, in total
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +117,14 @@ class SlackPort(Protocol):
         summary: PlanSummary,
         cards: list[ReminderCard],
         on_group: Callable[[str, PostedGroup], None],
+        *,
+        header: tuple[str, str] | None = None,
+        on_header: Callable[[str, str], None] | None = None,
     ) -> PostedPlan:
-        """Post the header, then the cards in as few messages as Block Kit allows, calling
-        `on_group(channel_id, group)` right after each message is posted."""
+        """Post the header (or update `header`, the (channel id, ts) of the one posted before),
+        then the cards in as few messages as Block Kit allows, calling `on_header(channel_id,
+        ts)` right after a new header is posted and `on_group(channel_id, group)` right after
+        each message is posted."""
         ...
 
     def update_plan_header(self, channel: str, ts: str, summary: PlanSummary) -> None: ...

@@ -6,6 +6,10 @@ shapes, `{"ok": false, "error": ...}` with HTTP 200 for refusals, HTTP 429 with 
 rate limits, and Block Kit limits enforced the way Slack refuses bad messages. Every call is
 recorded so tests can assert what was sent and what a message looks like after updates.
 
+Chosen calls can be made to fail: `fail_next` (an error answer such as `not_in_channel`),
+`rate_limit_next` (HTTP 429) and `server_error_next` (HTTP 500), each optionally only after a
+number of calls of the method were answered as usual (a failure part-way through a post).
+
     with FakeSlack() as fake:
         client = WebClient(token="xoxb-test", base_url=fake.url)
         client.chat_postMessage(channel="C1", text="hi")
@@ -371,6 +375,8 @@ class FakeSlack:
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._views: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, deque[str]] = {}
+        # method → what each of its next calls answers: None as usual, else (status, error).
+        self._scripts: dict[str, deque[tuple[int, str] | None]] = {}
         self._rate_limits: dict[str, deque[int]] = {}
         self._files: dict[str, dict[str, Any]] = {}
         self._ts_counter = 0
@@ -482,16 +488,34 @@ class FakeSlack:
             self._views.clear()
             self._files.clear()
             self._failures.clear()
+            self._scripts.clear()
             self._rate_limits.clear()
             self.expired_triggers.clear()
             self.rate_limited_count = 0
 
     # ----------------------------------------------------------------- failure injection
 
-    def fail_next(self, method: str, error: str) -> None:
-        """The next call of `method` answers `{"ok": false, "error": error}` (queued in order)."""
+    def fail_next(self, method: str, error: str, *, after: int = 0, times: int = 1) -> None:
+        """The next call of `method` answers `{"ok": false, "error": error}` (queued in order).
+        With `after`, that many calls are answered as usual first; `times` calls fail."""
         with self._lock:
-            self._failures.setdefault(method, deque()).append(error)
+            if after == 0 and times == 1 and not self._scripts.get(method):
+                self._failures.setdefault(method, deque()).append(error)
+                return
+            self._script(method, after, times, (200, error))
+
+    def server_error_next(
+        self, method: str, *, after: int = 0, times: int = 1, error: str = "internal_error"
+    ) -> None:
+        """After `after` calls of `method` answered as usual, the next `times` answer HTTP 500
+        (Slack having a bad minute) and do nothing."""
+        with self._lock:
+            self._script(method, after, times, (500, error))
+
+    def _script(self, method: str, after: int, times: int, answer: tuple[int, str]) -> None:
+        script = self._scripts.setdefault(method, deque())
+        script.extend([None] * after)
+        script.extend([answer] * times)
 
     def rate_limit_next(self, method: str, retry_after: int = 1, times: int = 1) -> None:
         """The next `times` calls of `method` answer HTTP 429 with `Retry-After: retry_after`."""
@@ -530,6 +554,12 @@ class FakeSlack:
         handler = self._methods.get(method)
         if handler is None:
             return 200, _err("unknown_method"), {}
+        script = self._scripts.get(method)
+        if script:
+            scripted = script.popleft()
+            if scripted is not None:
+                status, error = scripted
+                return status, _err(error), {}
         limits = self._rate_limits.get(method)
         if limits:
             retry_after = limits.popleft()

@@ -1,0 +1,88 @@
+"""What Slack refused and must still get: a redraw of a posted message, an escalation's history in
+its thread. Each is owed in a row of `slack_retries` (one per kind and message) and retried by the
+sweep with backoff until Slack takes it; then the row is deleted. The backoff is shared with the
+plan's own posting (bot/planning/plan_posts.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.core.models import SlackRetry
+from bot.core.runtime import Runtime
+
+FIRST_WAIT = timedelta(minutes=1)
+LONGEST_WAIT = timedelta(minutes=15)
+REDRAW = "redraw"
+HISTORY = "history"
+
+
+def backoff(failures: int) -> timedelta:
+    """How long to wait after `failures` refusals in a row: 1, 2, 4, 8, then 15 minutes."""
+    doubled: int = 2 ** max(failures - 1, 0)
+    return min(FIRST_WAIT * doubled, LONGEST_WAIT)
+
+
+def owe(
+    writes: sessionmaker[Session],
+    kind: str,
+    channel: str,
+    ts: str,
+    error: str,
+    *,
+    escalation_id: int | None = None,
+) -> None:
+    """Remember in a short write that Slack still needs this, for the next sweep; what is owed
+    already stays owed once (a redraw draws the message as it is then)."""
+    try:
+        with writes.begin() as session:
+            session.add(
+                SlackRetry(
+                    kind=kind,
+                    channel=channel,
+                    ts=ts,
+                    escalation_id=escalation_id,
+                    attempts=1,
+                    next_try_at=None,
+                    last_error=error[:500],
+                )
+            )
+    except IntegrityError:
+        return
+
+
+def due(session: Session, kind: str, now: datetime) -> list[SlackRetry]:
+    return list(
+        session.scalars(
+            select(SlackRetry)
+            .where(
+                SlackRetry.kind == kind,
+                or_(SlackRetry.next_try_at.is_(None), SlackRetry.next_try_at <= now),
+            )
+            .order_by(SlackRetry.id)
+        )
+    )
+
+
+def paid(runtime: Runtime, retry_id: int) -> None:
+    """Slack took it."""
+    with runtime.writing() as session:
+        session.execute(delete(SlackRetry).where(SlackRetry.id == retry_id))
+
+
+def refused_again(runtime: Runtime, retry: SlackRetry, error: str) -> None:
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(
+            update(SlackRetry)
+            .where(SlackRetry.id == retry.id)
+            .values(
+                attempts=retry.attempts + 1,
+                next_try_at=now + backoff(retry.attempts + 1),
+                last_error=error[:500],
+            )
+            .execution_options(synchronize_session=False)
+        )

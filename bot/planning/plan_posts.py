@@ -1,0 +1,138 @@
+"""A day's plan in the finance channel, as a row of `plan_posts`: where its header is (so a
+repost updates it instead of adding a second one), the held-back counts it shows, who is posting
+it now (a short claim, as for escalations: bot/core/slack_claims.py), and what Slack refused
+while parts of it were missing: how many refusals in a row, the last error, when the sweep tries
+again (bot/core/slack_retries.backoff) and the notice owed to the channel once it is complete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.core import slack_claims
+from bot.core.models import PlanPost, Reminder
+from bot.core.runtime import Runtime
+from bot.core.slack_retries import backoff
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """What of a day's plan Slack does not have yet."""
+
+    day: date
+    cards: int  # reminders and escalations without a message
+    of: int  # the day's reminders and escalations
+    failures: int
+    last_error: str | None
+    next_try_at: datetime | None
+    posting: bool  # a process is posting it right now
+
+
+def row_of(session: Session, day: date) -> PlanPost | None:
+    return session.scalars(select(PlanPost).where(PlanPost.day == day)).first()
+
+
+def claim(runtime: Runtime, day: date, held: list[tuple[str, int]] | None) -> PlanPost | None:
+    """Take the day's plan for posting (making its row the first time); None when another
+    process is posting it. `held` replaces the stored held-back counts when given."""
+    now = runtime.clock.now()
+    for _ in range(2):  # a second process may make the row first
+        try:
+            with runtime.writing() as session:
+                row = row_of(session, day)
+                if row is None:
+                    row = PlanPost(day=day, held=[], failures=0, late_cards=0)
+                    session.add(row)
+                    session.flush()
+                if not slack_claims.claim(session, PlanPost, row.id, now):
+                    return None
+                if held is not None:
+                    row.held = [[reason, count] for reason, count in held]
+                row.slack_claimed_at = now
+                return row
+        except IntegrityError:
+            continue
+    return None
+
+
+def header_posted(runtime: Runtime, row_id: int, channel: str, ts: str) -> None:
+    with runtime.writing() as session:
+        row = session.get(PlanPost, row_id)
+        assert row is not None
+        row.channel, row.header_ts = channel, ts
+
+
+def refused(runtime: Runtime, row_id: int, error: str) -> None:
+    """Slack refused a part: give the claim back, and wait longer before the next try."""
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        row = session.get(PlanPost, row_id)
+        assert row is not None
+        if row.late_since is None:
+            row.late_since = now
+            row.late_cards = _unposted(session, row.day)
+        row.failures += 1
+        row.last_error = error[:500]
+        row.next_try_at = now + backoff(row.failures)
+        row.slack_claimed_at = None
+
+
+def complete(runtime: Runtime, row_id: int, late_notice: str | None) -> None:
+    """Every part is in Slack: the claim is given back and a notice owed when it came late."""
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        row = session.get(PlanPost, row_id)
+        assert row is not None
+        row.slack_claimed_at = None
+        row.failures = 0
+        row.next_try_at = None
+        row.posted_at = now
+        row.late_since = None
+        row.late_cards = 0
+        if late_notice is not None:
+            row.late_notice = late_notice
+
+
+def notice_told(runtime: Runtime, row_id: int) -> None:
+    with runtime.writing() as session:
+        row = session.get(PlanPost, row_id)
+        assert row is not None
+        row.late_notice = None
+
+
+def missing(session: Session, day: date) -> Missing | None:
+    """What of the day's stored plan is not in Slack; None when all of it is (or none stored)."""
+    unposted, total = session.execute(
+        select(
+            func.count(Reminder.id).filter(Reminder.slack_ts.is_(None)),
+            func.count(Reminder.id),
+        ).where(Reminder.plan_date == day)
+    ).one()
+    if not unposted:
+        return None
+    row = row_of(session, day)
+    now_posting = row is not None and row.slack_claimed_at is not None
+    return Missing(
+        day=day,
+        cards=unposted,
+        of=total,
+        failures=row.failures if row else 0,
+        last_error=row.last_error if row else None,
+        next_try_at=row.next_try_at if row else None,
+        posting=now_posting,
+    )
+
+
+def _unposted(session: Session, day: date) -> int:
+    return (
+        session.scalar(
+            select(func.count(Reminder.id)).where(
+                Reminder.plan_date == day, Reminder.slack_ts.is_(None)
+            )
+        )
+        or 0
+    )
