@@ -10,12 +10,9 @@ import re
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from bot.core.errors import UserError, ValidationFailed
 from bot.core.money import parse_amount
@@ -29,43 +26,32 @@ from integrations.base.ledger import (
     visible,
 )
 from integrations.csv_common import (
-    cell_text,
+    Column,
+    RowChecker,
+    at_most,
     currency_code,
-    describe_errors,
+    cycles_collected_after,
     excess_places,
     iso_date,
     normalise_email,
     normalise_phone,
     read_rows,
-    required_text,
-    within_length,
 )
 
 # Customer-level columns must agree on every row of the same customer.
 CUSTOMER_COLUMNS = ("customer_name", "tier", "owner_slack_id", "timezone", "never_automate", "tags")
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+# An amount no check can refuse: at most 14 digits and 4 places, not negative.
+_PLAIN_AMOUNT = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,4})?")
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
 
 
-def _at_most(limit: int) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        return within_length(required_text(value), limit)
-
-    return check
-
-
-def _optional(check: Callable[[str], Any]) -> Callable[[Any], Any]:
-    def run(value: Any) -> Any:
-        text = cell_text(value)
-        return check(text) if text else None
-
-    return run
-
-
-def _amount(value: Any) -> Decimal:
-    amount = parse_amount(required_text(value))
+def _amount(text: str) -> Decimal:
+    if _PLAIN_AMOUNT.fullmatch(text):
+        return Decimal(text)  # what parse_amount gives it, without its other checks
+    amount = parse_amount(text)
     if amount < 0:
         raise ValueError(f"{amount} is negative; credit notes are not invoices")
     return amount
@@ -84,7 +70,6 @@ def _slack_user(text: str) -> str:
     return text
 
 
-@lru_cache(maxsize=1024)
 def _timezone(text: str) -> str:
     try:
         ZoneInfo(text)
@@ -106,28 +91,69 @@ def _tags(text: str) -> list[str]:
     return sorted({tag.strip().lower() for tag in text.split(";") if tag.strip()})
 
 
-class LedgerRow(BaseModel):
-    """One CSV row, checked field by field (the phone is checked afterwards: it needs a region)."""
+def _as_given(text: str) -> str:
+    return text
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
-    customer_id: Annotated[str, BeforeValidator(_at_most(128))]
-    customer_name: Annotated[str, BeforeValidator(_at_most(256))]
-    invoice_number: Annotated[str, BeforeValidator(_at_most(64))]
-    issue_date: Annotated[date, BeforeValidator(iso_date)]
-    due_date: Annotated[date, BeforeValidator(iso_date)]
-    currency: Annotated[str, BeforeValidator(currency_code)]
-    amount: Annotated[Decimal, BeforeValidator(_amount)]
-    balance: Annotated[Decimal, BeforeValidator(_amount)]
-    contact_name: Annotated[str | None, BeforeValidator(_optional(_at_most(256)))] = None
-    email: Annotated[str | None, BeforeValidator(_optional(normalise_email))] = None
-    phone: Annotated[str | None, BeforeValidator(_optional(str))] = None
-    tier: Annotated[str | None, BeforeValidator(_optional(_tier))] = None
-    owner_slack_id: Annotated[str | None, BeforeValidator(_optional(_slack_user))] = None
-    timezone: Annotated[str | None, BeforeValidator(_optional(_timezone))] = None
-    sms_consent: Annotated[bool | None, BeforeValidator(_optional(_boolean))] = None
-    never_automate: Annotated[bool | None, BeforeValidator(_optional(_boolean))] = None
-    tags: Annotated[list[str] | None, BeforeValidator(_optional(_tags))] = None
+# The columns a row is read by, in the order its problems are listed (the phone is checked after
+# the row: it needs the region).
+COLUMNS = (
+    Column("customer_id", at_most(128)),
+    Column("customer_name", at_most(256)),
+    Column("invoice_number", at_most(64), repeats=False),
+    Column("issue_date", iso_date),
+    Column("due_date", iso_date),
+    Column("currency", currency_code),
+    Column("amount", _amount, repeats=False),
+    Column("balance", _amount, repeats=False),
+    Column("contact_name", at_most(256), required=False),
+    Column("email", normalise_email, required=False),
+    Column("phone", _as_given, required=False),
+    Column("tier", _tier, required=False),
+    Column("owner_slack_id", _slack_user, required=False),
+    Column("timezone", _timezone, required=False),
+    Column("sms_consent", _boolean, required=False),
+    Column("never_automate", _boolean, required=False),
+    Column("tags", _tags, required=False),
+)
+
+
+# Cells that repeat on each row of a customer: read together, once per customer.
+_CUSTOMER_CELLS = (
+    "customer_id",
+    "customer_name",
+    "contact_name",
+    "email",
+    "phone",
+    "tier",
+    "owner_slack_id",
+    "timezone",
+    "sms_consent",
+    "never_automate",
+    "tags",
+)
+
+
+class LedgerRow(NamedTuple):
+    """One row's values, each read by its column of COLUMNS: the customer's, then the invoice's."""
+
+    customer_id: str
+    customer_name: str
+    contact_name: str | None
+    email: str | None
+    phone: str | None
+    tier: str | None
+    owner_slack_id: str | None
+    timezone: str | None
+    sms_consent: bool | None
+    never_automate: bool | None
+    tags: list[str] | None
+    invoice_number: str
+    issue_date: date
+    due_date: date
+    currency: str
+    amount: Decimal
+    balance: Decimal
 
 
 class CsvLedgerSource:
@@ -154,6 +180,11 @@ def read_ledger_csv(
     path: Path, phone_region: str = "US", on_row: Callable[[], None] | None = None
 ) -> LedgerBatch:
     """Validate the whole file; raise ValidationFailed listing every problem, or return the batch."""
+    with cycles_collected_after():
+        return _read(path, phone_region, on_row)
+
+
+def _read(path: Path, phone_region: str, on_row: Callable[[], None] | None) -> LedgerBatch:
     problems: list[str] = []
     batch = LedgerBatch(source="csv", label=path.name)
     first_row_of: dict[str, tuple[int, dict[str, Any]]] = {}  # customer id -> (row, its fields)
@@ -161,14 +192,18 @@ def read_ledger_csv(
     # per customer: contact key -> (first row, the merged contact)
     contacts_of: dict[str, dict[str, tuple[int, ContactRecord]]] = {}
 
+    checker = RowChecker(COLUMNS, together=_CUSTOMER_CELLS)
+    assert checker.order == LedgerRow._fields
+    # A row whose customer cells are those of a row already taken (the same list, from the
+    # checker) adds nothing to its customer or contacts: only its invoice is new.
+    taken: set[int] = set()
     for row_number, raw in read_rows(path, REQUIRED_COLUMNS, problems):
         if on_row is not None:
             on_row()
-        try:
-            row = LedgerRow.model_validate(raw)
-        except ValidationError as exc:
-            problems.extend(describe_errors(row_number, exc))
+        values = checker.read(row_number, raw, problems)
+        if values is None:
             continue
+        row = LedgerRow(*values.together, *values.apart)
         row_problems = _check_row(row_number, row, phone_region)
         if row_problems:
             problems.extend(row_problems)
@@ -182,6 +217,9 @@ def read_ledger_csv(
             )
             continue
         invoice_rows[key] = row_number
+        if id(values.together) in taken:
+            batch.invoices.append(_invoice(row))
+            continue
 
         fields = {column: getattr(row, column) for column in CUSTOMER_COLUMNS}
         if row.customer_id in first_row_of:
@@ -210,17 +248,8 @@ def read_ledger_csv(
                 problems.append(clash)
                 continue
 
-        batch.invoices.append(
-            InvoiceRecord(
-                customer_external_id=row.customer_id,
-                number=row.invoice_number,
-                issue_date=row.issue_date,
-                due_date=row.due_date,
-                currency=row.currency,
-                total=row.amount,
-                balance=row.balance,
-            )
-        )
+        batch.invoices.append(_invoice(row))
+        taken.add(id(values.together))
 
     if problems:
         raise ValidationFailed(str(path), problems)
@@ -234,8 +263,20 @@ def read_ledger_csv(
         customer.owner_slack_id = fields["owner_slack_id"]
         customer.timezone = fields["timezone"]
         customer.never_automate = fields["never_automate"]
-        customer.tags = fields["tags"]
+        customer.tags = None if fields["tags"] is None else list(fields["tags"])
     return batch
+
+
+def _invoice(row: LedgerRow) -> InvoiceRecord:
+    return InvoiceRecord(
+        customer_external_id=row.customer_id,
+        number=row.invoice_number,
+        issue_date=row.issue_date,
+        due_date=row.due_date,
+        currency=row.currency,
+        total=row.amount,
+        balance=row.balance,
+    )
 
 
 def _check_row(row_number: int, row: LedgerRow, phone_region: str) -> list[str]:

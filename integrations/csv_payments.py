@@ -19,30 +19,28 @@ from collections import Counter
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from typing import NamedTuple
 
 from bot.core.errors import UserError, ValidationFailed
 from bot.core.money import minor_units, parse_amount
 from integrations.base.payments import BankPayment
 from integrations.csv_common import (
-    cell_text,
+    Column,
+    RowChecker,
+    at_most,
     currency_code,
-    describe_errors,
+    cycles_collected_after,
     excess_places,
     iso_date,
     read_rows,
-    required_text,
-    within_length,
 )
 
 REQUIRED_COLUMNS = ("date", "amount", "currency", "reference", "payer")
 TEXT_LIMIT = 256  # Payment.reference and Payment.payer hold this many characters
 
 
-def _received(value: Any) -> Decimal:
-    amount = parse_amount(required_text(value))
+def _received(text: str) -> Decimal:
+    amount = parse_amount(text)
     if amount <= 0:
         raise ValueError(
             f"{amount} is not money received; this file lists incoming payments only (more than 0)"
@@ -50,34 +48,44 @@ def _received(value: Any) -> Decimal:
     return amount
 
 
-def _short_text(value: Any) -> str:
-    return within_length(cell_text(value), TEXT_LIMIT)
+# The columns a row is read by, in the order its problems are listed; a reference or payer may
+# be empty.
+COLUMNS = (
+    Column("date", iso_date),
+    Column("amount", _received),
+    Column("currency", currency_code),
+    Column("reference", at_most(TEXT_LIMIT), required=False, empty=""),
+    Column("payer", at_most(TEXT_LIMIT), required=False, empty=""),
+)
 
 
-class PaymentRow(BaseModel):
-    """One CSV row, checked field by field (decimal places are checked afterwards)."""
+class PaymentRow(NamedTuple):
+    """One row's values, each read by its column of COLUMNS (decimal places are checked after)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-
-    received_on: Annotated[date, BeforeValidator(iso_date)] = Field(alias="date")
-    amount: Annotated[Decimal, BeforeValidator(_received)]
-    currency: Annotated[str, BeforeValidator(currency_code)]
-    reference: Annotated[str, BeforeValidator(_short_text)]
-    payer: Annotated[str, BeforeValidator(_short_text)]
+    received_on: date
+    amount: Decimal
+    currency: str
+    reference: str
+    payer: str
 
 
 def read_payments(path: Path) -> list[BankPayment]:
     """Validate the whole file; raise ValidationFailed listing every problem, or return the rows."""
+    with cycles_collected_after():
+        return _read(path)
+
+
+def _read(path: Path) -> list[BankPayment]:
     problems: list[str] = []
     payments: list[BankPayment] = []
     seen: Counter[str] = Counter()
     rows = read_rows(path, REQUIRED_COLUMNS, problems, file_kind="payments", fill_short_rows=True)
+    checker = RowChecker(COLUMNS)
     for row_number, raw in rows:
-        try:
-            row = PaymentRow.model_validate(raw)
-        except ValidationError as exc:
-            problems.extend(describe_errors(row_number, exc))
+        values = checker.read(row_number, raw, problems)
+        if values is None:
             continue
+        row = PaymentRow._make(values.apart)
         excess = excess_places(row_number, "amount", row.amount, row.currency)
         if excess:
             problems.append(excess)

@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.core.errors import ValidationFailed
 from bot.core.models import Contact, Customer, Event, Invoice
+from integrations.csv_ledger import read_ledger_csv
 from tests.support.ledger_files import HEADER, row, write
 
 
@@ -285,3 +287,74 @@ def test_numbers_without_a_plus_are_read_in_the_configured_region(
     path = write(tmp_path / "ledger.csv", [row(phone="020 7946 0958")])
     assert cli("import-csv", str(path)).code == 0
     assert session.scalars(select(Contact.phone)).one() == "+442079460958"
+
+
+def test_a_rows_problems_are_listed_in_the_order_of_its_columns(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "ledger.csv",
+        [row(tags="a;\x07", invoice_number="", email="nope", customer_name="\u202eAcme", tier="x")],
+    )
+    with pytest.raises(ValidationFailed) as failed:
+        read_ledger_csv(path)
+    assert [p.split(":")[0] for p in failed.value.problems] == [
+        "row 2, customer_name",
+        "row 2, invoice_number",
+        "row 2, email",
+        "row 2, tier",
+        "row 2, tags",
+    ]
+
+
+def test_a_short_row_lacks_its_last_columns_which_are_required_or_empty(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.csv"
+    path.write_text(
+        ",".join(HEADER) + "\nC-1,Acme,INV-1,2026-01-15,2026-02-14,USD\n"
+        "C-1,Acme,INV-2,2026-01-15,2026-02-14,USD,10.00,10.00,Maria\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValidationFailed) as failed:
+        read_ledger_csv(path)
+    assert failed.value.problems == [
+        "row 2, amount: is required but the column is empty",
+        "row 2, balance: is required but the column is empty",
+    ]
+    path.write_text(
+        ",".join(HEADER) + "\nC-1,Acme,INV-2,2026-01-15,2026-02-14,USD,10.00,10.00,Maria\n",
+        encoding="utf-8",
+    )
+    customer = read_ledger_csv(path).customers["C-1"]
+    assert (customer.tier, customer.tags, customer.contacts) == (None, None, [])
+
+
+def test_each_row_of_a_customer_is_checked_though_its_customer_cells_repeat(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path / "ledger.csv",
+        [
+            row(invoice_number="INV-1"),
+            row(invoice_number="INV-2", balance="9999.00"),
+            row(invoice_number="INV-1"),
+            row(invoice_number="INV-3", amount="1.001", balance="1.00"),
+            row(invoice_number="INV-4"),
+        ],
+    )
+    with pytest.raises(ValidationFailed) as failed:
+        read_ledger_csv(path)
+    assert failed.value.problems == [
+        "row 3, balance: 9999.00 is more than the amount 1200.00",
+        "row 4, invoice_number: invoice INV-1 of customer C-1 is already on row 2",
+        "row 5, amount: 1.001 has more decimal places than USD uses (2)",
+    ]
+
+
+def test_rows_repeating_a_customers_cells_give_one_customer_and_contact_and_each_invoice(
+    tmp_path: Path,
+) -> None:
+    rows = [row(invoice_number=f"INV-{n}", tags="b;a") for n in range(4)]
+    rows.append(row(customer_id="C-2", invoice_number="INV-9", tags="b;a", email="x@c2.example"))
+    batch = read_ledger_csv(write(tmp_path / "ledger.csv", rows))
+    assert [i.number for i in batch.invoices] == ["INV-0", "INV-1", "INV-2", "INV-3", "INV-9"]
+    first, second = batch.customers["C-1"], batch.customers["C-2"]
+    assert len(first.contacts) == 1 and first.contacts[0].consent_source == "ledger.csv row 2"
+    assert first.tags == second.tags == ["a", "b"] and first.tags is not second.tags
