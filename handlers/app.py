@@ -192,7 +192,10 @@ def create_app(
             )
         if reader == "anyone":  # a load balancer: healthy or not, and nothing about who is served
             ok, doc = await run_in_threadpool(health, runtime, runner, None)
-            return JSONResponse({"status": doc["status"]}, status_code=200 if ok else 503)
+            # degraded is for the token holder: to a load balancer this replica is ok
+            return JSONResponse(
+                {"status": "ok" if ok else "unhealthy"}, status_code=200 if ok else 503
+            )
         ok, doc = await run_in_threadpool(health, runtime, runner, workspaces)
         return JSONResponse(doc, status_code=200 if ok else 503)
 

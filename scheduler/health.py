@@ -2,7 +2,11 @@
 morning plan, the send backlog and each installed workspace. Unhealthy (503) when the database
 does not answer or when a scheduler that should run has stopped; everything else is reported for
 a person to read (a workspace that cannot be opened is named with the reason, but does not make
-the replica unhealthy: a load balancer would then take it away from every other workspace)."""
+the replica unhealthy: a load balancer would then take it away from every other workspace).
+
+Degraded (still 200, and "ok" to anyone without the token, since the replica serves as it
+should): part of today's plan is not in Slack because Slack refused it or could not be reached;
+`plan_in_slack` says how much is missing, Slack's last answer and when the sweep tries again."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from sqlalchemy.orm import Session
 from bot.core.models import Reminder, ScheduledRun, SourceToken, SyncState
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import CHANNELS
+from bot.planning import plan_posts
 from bot.reminders.outbox import due_now
 from bot.workspaces.registry import Workspaces
 from scheduler.daily import MORNING_PLAN
@@ -33,6 +38,7 @@ def health(
                 "last_sync": _last_sync(session),
                 "last_plan": _last_plan(session),
                 "send_backlog": _backlog(session, runtime.clock.now()),
+                "plan_in_slack": _plan_in_slack(session, runtime),
             }
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
@@ -42,7 +48,10 @@ def health(
             "scheduler": scheduler,
         }
     ok = scheduler_ok
-    doc = {"status": "ok" if ok else "unhealthy", "database": "ok", "scheduler": scheduler, **found}
+    status = "ok" if ok else "unhealthy"
+    if ok and found["plan_in_slack"] is not None:
+        status = "degraded"
+    doc = {"status": status, "database": "ok", "scheduler": scheduler, **found}
     if workspaces is not None:
         doc["workspaces"] = _workspaces(workspaces)
     return ok, doc
@@ -106,6 +115,25 @@ def _last_plan(session: Session) -> dict[str, Any] | None:
         "finished_at": _iso(run.finished_at),
         "outcome": run.outcome,
         "instance": run.instance,
+    }
+
+
+def _plan_in_slack(session: Session, runtime: Runtime) -> dict[str, Any] | None:
+    """What of today's plan Slack does not have, when Slack is set up; None when it has it all
+    (or a process is posting it right now)."""
+    settings = runtime.settings
+    if not settings.slack_bot_token or not settings.finance_channel:
+        return None
+    gap = plan_posts.missing(session, runtime.today(), runtime.clock.now())
+    if gap is None or gap.posting:
+        return None
+    return {
+        "day": gap.day.isoformat(),
+        "missing": gap.cards,
+        "of": gap.of,
+        "refused": gap.failures,
+        "last_error": gap.last_error,
+        "next_try_at": _iso(gap.next_try_at),
     }
 
 

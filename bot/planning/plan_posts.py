@@ -104,7 +104,7 @@ def notice_told(runtime: Runtime, row_id: int) -> None:
         row.late_notice = None
 
 
-def missing(session: Session, day: date) -> Missing | None:
+def missing(session: Session, day: date, now: datetime) -> Missing | None:
     """What of the day's stored plan is not in Slack; None when all of it is (or none stored)."""
     unposted, total = session.execute(
         select(
@@ -115,7 +115,11 @@ def missing(session: Session, day: date) -> Missing | None:
     if not unposted:
         return None
     row = row_of(session, day)
-    now_posting = row is not None and row.slack_claimed_at is not None
+    now_posting = (
+        row is not None
+        and row.slack_claimed_at is not None
+        and row.slack_claimed_at >= now - slack_claims.CLAIM_LEASE
+    )
     return Missing(
         day=day,
         cards=unposted,

@@ -303,7 +303,7 @@ def post_missing(runtime: Runtime, slack: SlackPort) -> int:
         return 0
     day, now = runtime.today(), runtime.clock.now()
     with runtime.sessions() as session:
-        gap = plan_posts.missing(session, day)
+        gap = plan_posts.missing(session, day, now)
         row = plan_posts.row_of(session, day)
     posted = 0
     if gap is not None and (gap.next_try_at is None or gap.next_try_at <= now):
