@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.base.slack import PlanSummary, ReminderCard, escape, mention
+from bot.core.labels import channel_label, reason_label, step_label, words
+from integrations.base.mrkdwn import Mrkdwn, actor, clip, escape, join, mention, mrkdwn
+from integrations.base.slack import PlanSummary, ReminderCard
 from integrations.slack_approvals import approve_all_button, undo_row
 from integrations.slack_ids import (
     APPROVE_ALL_ROW,
@@ -35,11 +37,16 @@ STATE_LABELS = {
 
 
 def _clip(text: str, limit: int) -> str:
+    """Plain text cut to `limit` (for plain_text fields; `clip` cuts mrkdwn)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, MAX_SECTION)}}
+def _section(text: Mrkdwn) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION)}}
+
+
+def _context(text: Mrkdwn, limit: int = MAX_SECTION) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, limit)}]}
 
 
 def _button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
@@ -60,30 +67,28 @@ def plan_header_blocks(summary: PlanSummary) -> list[Block]:
     for tier in summary.tiers:
         if tier.reminders or tier.escalations:
             lines.append(
-                f"*{tier.tier.capitalize()}*: {tier.reminders} reminder"
-                f"{'' if tier.reminders == 1 else 's'}, {tier.escalations} to a person, {tier.amount}"
+                mrkdwn(
+                    f"*{tier.tier.capitalize()}*: {tier.reminders} reminder"
+                    f"{'' if tier.reminders == 1 else 's'}, {tier.escalations} to a person, ",
+                    tier.amount,
+                )
             )
     if not lines:
-        lines.append("Nothing to send today.")
+        lines.append(mrkdwn("Nothing to send today."))
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"Collections plan for {day}"}},
-        _section("\n".join(lines)),
+        _section(join(lines, "\n")),
     ]
     if summary.held:
-        held = ", ".join(f"{reason.replace('_', ' ')} {count}" for reason, count in summary.held)
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": _clip(f"Held back: {held}", MAX_SECTION)}],
-            }
-        )
+        held = ", ".join(f"{reason_label(reason)} {count}" for reason, count in summary.held)
+        blocks.append(_context(mrkdwn("Held back: ", held)))
     buttons = [approve_all_button(summary.day, t) for t in summary.tiers if t.awaiting]
     if buttons:
         blocks.append({"type": "actions", "block_id": APPROVE_ALL_ROW, "elements": buttons})
     return blocks
 
 
-def _invoice_lines(card: ReminderCard) -> str:
+def _invoice_lines(card: ReminderCard) -> Mrkdwn:
     lines = []
     for invoice in card.invoices[:MAX_INVOICE_LINES]:
         late = invoice.days_past_due
@@ -92,33 +97,57 @@ def _invoice_lines(card: ReminderCard) -> str:
             if late > 0
             else ("due today" if late == 0 else f"due in {-late} days")
         )
-        lines.append(f"• {escape(invoice.number)}: {invoice.balance} ({when})")
+        lines.append(mrkdwn("• ", invoice.number, ": ", invoice.balance, f" ({when})"))
     hidden = len(card.invoices) - MAX_INVOICE_LINES
     if hidden > 0:
-        lines.append(f"• and {hidden} more")
-    return "\n".join(lines)
+        lines.append(mrkdwn(f"• and {hidden} more"))
+    return join(lines, "\n")
+
+
+def card_step(card: ReminderCard) -> str:
+    """The card's step in words: "second reminder, 7 days late"."""
+    return step_label(card.step, card.step_offset, card.step_position)
 
 
 def reminder_blocks(card: ReminderCard) -> list[Block]:
     """One reminder: who, what, a preview, and Approve / Edit / Skip while it waits."""
-    name = f"*{escape(card.customer_name)}* ({escape(card.customer_id)}, {card.tier})"
+    name = mrkdwn("*", card.customer_name, "* (", card.customer_id, ", ", card.tier, ")")
     if card.action == "escalate":
-        head = f":raising_hand: {name} needs a person: {escape(card.note or card.step)}"
+        why = reason_label(card.note) if card.note and card.note != "escalated" else card_step(card)
         owner = mention(card.contact) if card.contact else "the finance channel"
-        text = f"{head}\nFor {owner} · total {card.total}\n{_invoice_lines(card)}"
+        text = mrkdwn(
+            ":raising_hand: ",
+            name,
+            " needs a person: ",
+            why,
+            "\n",
+            "For ",
+            owner,
+            " · total ",
+            card.total,
+            "\n",
+            _invoice_lines(card),
+        )
         return [_section(text), {"type": "divider"}]
-    route = f"{card.channel} to {escape(card.contact or '—')}"
-    when = f" · sends after {card.send_after}" if card.send_after else ""
-    text = f"{name}\nStep *{escape(card.step)}* · {route}{when} · total {card.total}\n{_invoice_lines(card)}"
-    blocks: list[Block] = [_section(text)]
-    preview = card.preview or ""
-    preview = f"*{escape(card.subject)}*\n{escape(preview)}" if card.subject else escape(preview)
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [{"type": "mrkdwn", "text": _clip(preview, MAX_PREVIEW) or "—"}],
-        }
+    route = mrkdwn(channel_label(card.channel or ""), " to ", card.contact or "—")
+    when = mrkdwn(" · sends after ", card.send_after) if card.send_after else ""
+    text = mrkdwn(
+        name,
+        "\n",
+        "*",
+        card_step(card).capitalize(),
+        "* · ",
+        route,
+        when,
+        " · total ",
+        card.total,
+        "\n",
+        _invoice_lines(card),
     )
+    blocks: list[Block] = [_section(text)]
+    body = card.preview or ""
+    preview = mrkdwn("*", card.subject, "*\n", body) if card.subject else escape(body)
+    blocks.append(_context(preview or mrkdwn("—"), MAX_PREVIEW))
     if card.state == "planned":
         value = str(card.reminder_id)
         blocks.append(
@@ -133,20 +162,13 @@ def reminder_blocks(card: ReminderCard) -> list[Block]:
             }
         )
     else:
-        label = STATE_LABELS.get(card.state, card.state)
-        who = ""
-        if card.acted_by:
-            who = " by the playbook" if card.acted_by == "playbook" else f" by <@{card.acted_by}>"
-        at = f" at {card.acted_at}" if card.acted_at else ""
-        note = f": {escape(card.note)}" if card.note else ""
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {"type": "mrkdwn", "text": _clip(f"{label}{who}{at}{note}", MAX_SECTION)}
-                ],
-            }
-        )
+        label = STATE_LABELS.get(card.state, words(card.state))
+        who = mrkdwn(" by the ", card.acted_by) if card.acted_by == "playbook" else ""
+        if card.acted_by and card.acted_by != "playbook":
+            who = mrkdwn(" by ", actor(card.acted_by))
+        at = mrkdwn(" at ", card.acted_at) if card.acted_at else ""
+        note = mrkdwn(": ", reason_label(card.note)) if card.note else ""
+        blocks.append(_context(mrkdwn(label, who, at, note)))
     if card.state == "approved" and card.acted_by != "playbook":
         blocks.append(undo_row(card.reminder_id))  # until the send worker takes it
     blocks.append({"type": "divider"})
@@ -174,11 +196,11 @@ def group_blocks(cards: list[ReminderCard]) -> list[Block]:
     return [block for card in cards for block in reminder_blocks(card)]
 
 
-def group_text(cards: list[ReminderCard]) -> str:
+def group_text(cards: list[ReminderCard]) -> Mrkdwn:
     """The notification text (and what screen readers read) for a group of cards."""
     names = ", ".join(card.customer_name for card in cards[:3])
     more = f" and {len(cards) - 3} more" if len(cards) > 3 else ""
-    return _clip(f"Reminders for {names}{more}", 3000)
+    return clip(mrkdwn("Reminders for ", names, more), 3000)
 
 
 def edit_modal(
@@ -190,7 +212,11 @@ def edit_modal(
     customer: str,
     examples: list[str] | None = None,
 ) -> Block:
-    blocks: list[Block] = [_section(f"*{escape(customer)}* · step {escape(step)} · {channel}")]
+    blocks: list[Block] = [
+        _section(
+            mrkdwn("*", customer, "* · ", step_label(step), " · ", channel_label(channel or ""))
+        )
+    ]
     if subject is not None:
         blocks.append(
             {
@@ -223,19 +249,7 @@ def edit_modal(
         }
     )
     for example in (examples or [])[:2]:
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": _clip(
-                            f"How this team wrote this step last time:\n{escape(example)}", 2000
-                        ),
-                    }
-                ],
-            }
-        )
+        blocks.append(_context(mrkdwn("How this team wrote this step last time:\n", example), 2000))
     return {
         "type": "modal",
         "callback_id": Form.EDIT_REMINDER,
@@ -256,7 +270,7 @@ def skip_modal(reminder_id: int, customer: str) -> Block:
         "submit": {"type": "plain_text", "text": "Skip it"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            _section(f"Skip today's reminder to *{escape(customer)}*? Its step counts as done."),
+            _section(mrkdwn("Skip today's reminder to *", customer, "*? Its step counts as done.")),
             {
                 "type": "input",
                 "block_id": Field.REASON,
@@ -268,9 +282,10 @@ def skip_modal(reminder_id: int, customer: str) -> Block:
     }
 
 
-def text_blocks(text: str) -> list[Block]:
-    """A plain answer split into sections that each fit Slack's limit."""
-    chunks, current = [], ""
+def text_blocks(text: Mrkdwn) -> list[Block]:
+    """An answer split into sections that each fit Slack's limit, cut between lines."""
+    chunks: list[str] = []
+    current = ""
     for line in text.splitlines():
         if current and len(current) + len(line) + 1 > MAX_SECTION - 10:
             chunks.append(current)
@@ -278,10 +293,11 @@ def text_blocks(text: str) -> list[Block]:
         current += line + "\n"
     if current:
         chunks.append(current)
-    return [_section(chunk.rstrip()) for chunk in chunks[:MAX_BLOCKS]]
+    # Cut between lines of mrkdwn: no escape or control sequence spans a line.
+    return [_section(Mrkdwn(chunk.rstrip())) for chunk in chunks[:MAX_BLOCKS]]
 
 
-def home_view(queue: str, escalations: str, aging: str) -> Block:
+def home_view(queue: Mrkdwn, escalations: Mrkdwn, aging: Mrkdwn) -> Block:
     return {
         "type": "home",
         "blocks": [

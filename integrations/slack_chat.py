@@ -10,6 +10,18 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+
+from integrations.base.mrkdwn import escape
 from integrations.base.slack import (
     EscalationView,
     PlanSummary,
@@ -30,16 +42,6 @@ from integrations.slack_blocks import (
 from integrations.slack_escalation import escalation_blocks, escalation_text, history_messages
 from integrations.slack_proposal import proposal_blocks, proposal_text
 from integrations.slack_review import review_blocks, review_text
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 
 REPEATABLE = ("chat.update", "views.", "conversations.", "auth.test", "users.")
 
@@ -177,10 +179,13 @@ class SlackChat:
         )
 
     def post_in_thread(self, channel: str, thread_ts: str, text: str) -> None:
-        self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+        """`text` is Mrkdwn; a plain str is escaped (integrations/base/mrkdwn.py)."""
+        self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=escape(text))
 
     def post_text(self, channel: str, text: str) -> None:
-        self.client.chat_postMessage(channel=channel, text=text, blocks=text_blocks(text))
+        """`text` is Mrkdwn; a plain str is escaped (integrations/base/mrkdwn.py)."""
+        safe = escape(text)
+        self.client.chat_postMessage(channel=channel, text=safe, blocks=text_blocks(safe))
 
     def post_review(self, channel: str, view: ReviewView) -> tuple[str, str]:
         posted = self.client.chat_postMessage(

@@ -4,8 +4,10 @@ characters a section, unique action_ids within a block)."""
 
 from __future__ import annotations
 
-from integrations.base.slack import EscalationView, escape, mention
-from integrations.slack_blocks import MAX_BLOCKS, MAX_SECTION, Block, _button, _clip, _section
+from bot.core.labels import reason_label, reply_label
+from integrations.base.mrkdwn import Mrkdwn, clip, join, mention, mrkdwn, quote
+from integrations.base.slack import EscalationView
+from integrations.slack_blocks import MAX_BLOCKS, MAX_SECTION, Block, _button, _context, _section
 from integrations.slack_ids import INPUT, Action, Field, Form, Row, row
 
 ACTIONS = (
@@ -23,34 +25,42 @@ STATE_TEXT = {
 MAX_WROTE = 1500
 
 
-def escalation_text(view: EscalationView) -> str:
-    return f"{view.customer_name}: {view.reason.replace('_', ' ')} ({view.at_stake})"
+def escalation_text(view: EscalationView) -> Mrkdwn:
+    """The notification text (and what screen readers read)."""
+    return clip(
+        mrkdwn(view.customer_name, ": ", reason_label(view.reason), " (", view.at_stake, ")"),
+        3000,
+    )
 
 
 def escalation_blocks(view: EscalationView) -> list[Block]:
     owner = mention(view.owner) if view.owner else "the finance team"
-    label = f" · reply labelled *{view.label.replace('_', ' ')}*" if view.label else ""
-    head = (
-        f"{STATE_TEXT.get(view.state, view.state)} · *{escape(view.customer_name)}* "
-        f"(`{escape(view.customer_ref)}`, {view.tier}) · {owner}\n"
-        f"*Why:* {escape(view.reason.replace('_', ' '))}"
-        + (f": {escape(view.detail)}" if view.detail else "")
-        + f"{label}\n*At stake:* {escape(view.at_stake)}"
+    label = mrkdwn(" · the reply *", reply_label(view.label), "*") if view.label else ""
+    head = mrkdwn(
+        STATE_TEXT.get(view.state, view.state),
+        " · *",
+        view.customer_name,
+        "* (`",
+        view.customer_ref,
+        "`, ",
+        view.tier,
+        ") · ",
+        owner,
+        "\n",
+        "*Why:* ",
+        reason_label(view.reason),
+        mrkdwn(": ", view.detail) if view.detail else "",
+        label,
+        "\n*At stake:* ",
+        view.at_stake,
     )
     blocks: list[Block] = [_section(head)]
     if view.wrote:
-        quoted = "\n".join(
-            f"> {escape(line)}" for line in _clip(view.wrote, MAX_WROTE).splitlines()
-        )
-        blocks.append(_section(f"*They wrote:*\n{quoted}"))
-    blocks.append(_section(f":bulb: {escape(view.suggestion)}"))
+        wrote = view.wrote if len(view.wrote) <= MAX_WROTE else view.wrote[: MAX_WROTE - 1] + "…"
+        blocks.append(_section(mrkdwn("*They wrote:*\n", quote(wrote))))
+    blocks.append(_section(mrkdwn(":bulb: ", view.suggestion)))
     if view.claimed_by and view.state == "claimed":
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"Claimed by {mention(view.claimed_by)}"}],
-            }
-        )
+        blocks.append(_context(mrkdwn("Claimed by ", mention(view.claimed_by))))
     if view.state != "resolved":
         blocks.append(
             {
@@ -69,37 +79,43 @@ def escalation_blocks(view: EscalationView) -> list[Block]:
 def history_messages(view: EscalationView) -> list[list[Block]]:
     """The thread: open invoices first, then every event in time order, split into as many
     messages as the limits need."""
-    sections: list[str] = []
+    sections: list[Mrkdwn] = []
     if view.invoices:
         lines = [
-            f"• {escape(i.number)}: {i.balance}, "
-            + (f"{i.days_overdue} days overdue" if i.days_overdue > 0 else "not yet due")
-            + (" · *disputed*" if i.disputed else "")
-            + (f" · promised {i.promise_date.isoformat()}" if i.promise_date else "")
+            mrkdwn(
+                "• ",
+                i.number,
+                ": ",
+                i.balance,
+                ", ",
+                f"{i.days_overdue} days overdue" if i.days_overdue > 0 else "not yet due",
+                " · *disputed*" if i.disputed else "",
+                f" · promised {i.promise_date.isoformat()}" if i.promise_date else "",
+            )
             for i in view.invoices
         ]
-        sections.extend(_chunks("*Open invoices*", lines))
+        sections.extend(_chunks(mrkdwn("*Open invoices*"), lines))
     else:
-        sections.append("*Open invoices*\nNone: everything is paid.")
-    events = [f"`{h.at.strftime('%Y-%m-%d %H:%M')}` {escape(h.text)}" for h in view.history] or [
-        "Nothing recorded yet."
+        sections.append(mrkdwn("*Open invoices*\nNone: everything is paid."))
+    events = [mrkdwn(f"`{h.at.strftime('%Y-%m-%d %H:%M')}` ", h.text) for h in view.history] or [
+        mrkdwn("Nothing recorded yet.")
     ]
-    sections.extend(_chunks("*History* (oldest first)", events))
+    sections.extend(_chunks(mrkdwn("*History* (oldest first)"), events))
     messages: list[list[Block]] = []
     for i in range(0, len(sections), MAX_BLOCKS):
         messages.append([_section(s) for s in sections[i : i + MAX_BLOCKS]])
     return messages
 
 
-def _chunks(title: str, lines: list[str]) -> list[str]:
+def _chunks(title: Mrkdwn, lines: list[Mrkdwn]) -> list[Mrkdwn]:
     out, current = [], title
     for line in lines:
-        line = _clip(line, MAX_SECTION - len(title) - 2)
+        line = clip(line, MAX_SECTION - len(title) - 2)
         if len(current) + 1 + len(line) > MAX_SECTION:
             out.append(current)
             current = line
         else:
-            current = f"{current}\n{line}"
+            current = join([current, line], "\n")
     out.append(current)
     return out
 
@@ -143,9 +159,13 @@ def promise_modal(escalation_id: int, customer: str, initial: str) -> Block:
         "Record it",
         [
             _section(
-                f"When did *{escape(customer)}* promise to pay? Nothing automated goes out "
-                "until that date plus the grace days; if it is still open then, the sequence "
-                "resumes and the owner is told here."
+                mrkdwn(
+                    "When did *",
+                    customer,
+                    "* promise to pay? Nothing automated goes out "
+                    "until that date plus the grace days; if it is still open then, the sequence "
+                    "resumes and the owner is told here.",
+                )
             ),
             {
                 "type": "input",
@@ -165,8 +185,12 @@ def dispute_modal(escalation_id: int, customer: str) -> Block:
         "Mark disputed",
         [
             _section(
-                f"Mark *{escape(customer)}*'s open invoices disputed? No automated message goes "
-                "out about them until a person resolves the dispute."
+                mrkdwn(
+                    "Mark *",
+                    customer,
+                    "*'s open invoices disputed? No automated message goes "
+                    "out about them until a person resolves the dispute.",
+                )
             ),
             _text_input(Field.REASON, "What is disputed", multiline=True),
         ],
@@ -180,7 +204,7 @@ def resolve_modal(escalation_id: int, customer: str) -> Block:
         "Resolve",
         "Resolve",
         [
-            _section(f"Close the escalation for *{escape(customer)}*."),
+            _section(mrkdwn("Close the escalation for *", customer, "*.")),
             {
                 "type": "input",
                 "block_id": Field.OUTCOME,

@@ -4,8 +4,9 @@ unique action_ids within a block."""
 
 from __future__ import annotations
 
-from integrations.base.slack import ProposalView, escape
-from integrations.slack_blocks import MAX_SECTION, Block, _button, _clip, _section
+from integrations.base.mrkdwn import Mrkdwn, actor, clip, escape, mrkdwn
+from integrations.base.slack import ProposalView
+from integrations.slack_blocks import MAX_SECTION, Block, _button, _context, _section
 from integrations.slack_ids import Action, Row, row
 
 FENCE = "```"
@@ -15,21 +16,21 @@ LABELS = {
 }
 
 
-def proposal_text(view: ProposalView) -> str:
+def proposal_text(view: ProposalView) -> Mrkdwn:
     """The notification text (and what screen readers read)."""
-    return _clip(f"Playbook change proposed (version {view.version}): {view.rationale}", 3000)
+    return clip(
+        mrkdwn(f"Playbook change proposed (version {view.version}): ", view.rationale), 3000
+    )
 
 
-def code_block(text: str, limit: int = MAX_SECTION) -> str:
+def code_block(text: str, limit: int = MAX_SECTION) -> Mrkdwn:
     """Text in a code block, escaped for Slack, cut at a line so the whole fits `limit`."""
     body = escape(text.replace(FENCE, "'''"))
     room = limit - 2 * len(FENCE) - 2
     if len(body) > room:
         note = "\n… (cut to fit; `arbot playbook list` and the version's content hold it all)"
-        cut = body[: room - len(note)]
-        body = cut[: cut.rfind("\n")] if "\n" in cut else cut
-        body += note
-    return f"{FENCE}\n{body}\n{FENCE}"
+        body = mrkdwn(clip(body, room - len(note), at_line=True), note)
+    return mrkdwn(FENCE, "\n", body, "\n", FENCE)
 
 
 def proposal_blocks(view: ProposalView) -> list[Block]:
@@ -41,7 +42,7 @@ def proposal_blocks(view: ProposalView) -> list[Block]:
                 "text": f"Playbook change proposed: version {view.version}",
             },
         },
-        _section(f"*Why:* {escape(view.rationale)}"),
+        _section(mrkdwn("*Why:* ", view.rationale)),
         {
             "type": "section",
             "text": {"type": "mrkdwn", "text": code_block(view.diff or "(no change)")},
@@ -70,14 +71,7 @@ def proposal_blocks(view: ProposalView) -> list[Block]:
             },
         ]
         return blocks
-    label = LABELS.get(view.decided or "", escape(view.decided or view.status))
-    who = f" by {_who(view.decided_by)}" if view.decided_by else ""
-    blocks.append(
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(label + who, 3000)}]}
-    )
+    label = LABELS.get(view.decided or "", view.decided or view.status)
+    who = mrkdwn(" by ", actor(view.decided_by)) if view.decided_by else ""
+    blocks.append(_context(mrkdwn(label, who)))
     return blocks
-
-
-def _who(actor: str) -> str:
-    """A Slack user as a mention; anyone else (the command line, the system) by name."""
-    return f"<@{actor}>" if actor[:1] in ("U", "W") and actor.isalnum() else escape(actor)

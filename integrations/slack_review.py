@@ -3,31 +3,28 @@ Apply button, and Leave unmatched. Within Slack's limits (unique action_ids per 
 
 from __future__ import annotations
 
-from integrations.base.slack import ReviewView, escape
-from integrations.slack_blocks import Block, _button, _section
+from bot.core.labels import state_label
+from integrations.base.mrkdwn import Mrkdwn, clip, join, mrkdwn
+from integrations.base.slack import ReviewView
+from integrations.slack_blocks import Block, _button, _context, _section
 from integrations.slack_ids import Action, Row, review_apply, row
 
 MAX_OPTIONS = 5
 
 
-def review_text(view: ReviewView) -> str:
-    return f"Bank payment to place: {view.payment}"
+def review_text(view: ReviewView) -> Mrkdwn:
+    """The notification text: payer and reference are whatever the payer wrote."""
+    return clip(mrkdwn("Bank payment to place: ", view.payment), 3000)
 
 
 def review_blocks(view: ReviewView) -> list[Block]:
-    blocks: list[Block] = [
-        _section(f":bank: *Bank payment to place:* {escape(view.payment)}\n_{escape(view.why)}_")
-    ]
-    lines = [f"*{n}.* {escape(o.text)}" for n, o in enumerate(view.options[:MAX_OPTIONS], 1)]
+    why = mrkdwn("\n_", view.why, "_") if view.why else ""
+    blocks: list[Block] = [_section(mrkdwn(":bank: *Bank payment to place:* ", view.payment, why))]
+    lines = [mrkdwn(f"*{n}.* ", o.text) for n, o in enumerate(view.options[:MAX_OPTIONS], 1)]
     if lines:
-        blocks.append(_section("\n".join(lines)))
+        blocks.append(_section(join(lines, "\n")))
     if view.state != "open":
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": view.decided or view.state}],
-            }
-        )
+        blocks.append(_context(view.decided or mrkdwn(state_label(view.state).capitalize())))
         return blocks
     buttons = [
         _button(f"Apply {n}", review_apply(n), f"{view.id}:{n}", "primary" if n == 1 else None)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
+from bot.core.labels import channel_label, reason_label, state_label, step_label
 from bot.core.money import format_money
-from integrations.base.slack import escape
+from integrations.base.mrkdwn import Mrkdwn, join, link, mention, mrkdwn
 
-HELP = """*arbot* follows up on unpaid invoices. Commands:
+HELP = mrkdwn("""*arbot* follows up on unpaid invoices. Commands:
 • `/ar status ACME`: open invoices, aging, last touches, what comes next
 • `/ar aging`: open balances by how late they are
 • `/ar plan`: today's plan and where it stands
@@ -16,13 +18,13 @@ HELP = """*arbot* follows up on unpaid invoices. Commands:
 • `/ar never ACME` / `/ar automate ACME`: always hand ACME to a person, or let reminders go again
 • `/ar report`: outcomes, DSO, aging and cash by week, with charts (in the finance channel)
 • `/ar assign 12 ACME`: a reply that matched no customer (message 12) is ACME's
-• add `share` at the end to post the answer in the channel instead of only to you"""
+• add `share` at the end to post the answer in the channel instead of only to you""")
 
 
-def aging_text(doc: dict[str, Any]) -> str:
+def aging_text(doc: dict[str, Any]) -> Mrkdwn:
     if not doc["currencies"]:
-        return f"Nothing is open as of {doc['as_of']}."
-    lines = [f"*Aging as of {doc['as_of']}*"]
+        return mrkdwn(f"Nothing is open as of {doc['as_of']}.")
+    lines = [mrkdwn(f"*Aging as of {doc['as_of']}*")]
     for code, buckets in doc["currencies"].items():
         parts = " · ".join(
             f"{name}: {format_money(Decimal(buckets[name]), code)}"
@@ -30,77 +32,122 @@ def aging_text(doc: dict[str, Any]) -> str:
         )
         dso = doc.get("dso", {}).get(code)
         lines.append(
-            f"*{code}* {format_money(Decimal(buckets['total']), code)} open ({parts})"
-            + (f", DSO {dso} days" if dso else "")
+            mrkdwn(
+                f"*{code}* {format_money(Decimal(buckets['total']), code)} open ({parts})",
+                f", DSO {dso} days" if dso else "",
+            )
         )
-    return "\n".join(lines)
+    return join(lines, "\n")
 
 
-def status_text(doc: dict[str, Any], show_amounts: bool) -> str:
+def status_text(doc: dict[str, Any], show_amounts: bool) -> Mrkdwn:
     customer = doc["customer"]
-    head = f"*{escape(customer['name'])}* ({escape(customer['id'])}) · {customer['tier']}"
+    head = mrkdwn("*", customer["name"], "* (", customer["id"], ") · ", customer["tier"])
     if customer["never_automate"]:
-        head += " · never automated"
+        head = mrkdwn(head, " · always handed to a person")
     if customer["paused_until"]:
-        head += f" · paused until {customer['paused_until'][:10]}"
+        head = mrkdwn(head, f" · paused until {customer['paused_until'][:10]}")
     if customer["owner_slack_id"]:
-        head += f" · owner <@{customer['owner_slack_id']}>"
+        head = mrkdwn(head, " · owner ", mention(customer["owner_slack_id"]))
     lines = [head]
     if not show_amounts:
-        lines.append("Balances are shown to approvers and in the finance channel only.")
-        return "\n".join(lines)
+        lines.append(mrkdwn("Balances are shown to approvers and in the finance channel only."))
+        return join(lines, "\n")
     invoices = doc["invoices"]
     if not invoices:
-        lines.append("No open invoices.")
+        lines.append(mrkdwn("No open invoices."))
     for inv in invoices[:15]:
         late = inv["days_past_due"]
         when = f"{late} days late" if late > 0 else f"due {inv['due_date']}"
         notes = " · disputed" if inv["disputed"] else ""
         if inv["promise_date"]:
             notes += f" · promised {inv['promise_date']}"
-        link = f" · <{inv['payment_link']}|pay>" if inv.get("payment_link") else ""
+        pay = mrkdwn(" · ", link(inv["payment_link"], "pay")) if inv.get("payment_link") else ""
         lines.append(
-            f"• {escape(inv['number'])}: {format_money(Decimal(inv['balance']), inv['currency'])}"
-            f" ({when}){notes}{link}"
+            mrkdwn(
+                "• ",
+                inv["number"],
+                ": ",
+                format_money(Decimal(inv["balance"]), inv["currency"]),
+                f" ({when}){notes}",
+                pay,
+            )
         )
     if len(invoices) > 15:
-        lines.append(f"• and {len(invoices) - 15} more")
+        lines.append(mrkdwn(f"• and {len(invoices) - 15} more"))
     totals = doc["aging"]["currencies"]
     if totals:
         lines.append(
-            "Open: "
-            + ", ".join(format_money(Decimal(b["total"]), code) for code, b in totals.items())
+            mrkdwn(
+                "Open: ",
+                ", ".join(format_money(Decimal(b["total"]), code) for code, b in totals.items()),
+            )
         )
     touches = doc.get("touches", [])
     if touches:
         lines.append(
-            "Last touches: "
-            + "; ".join(
-                f"{t['at'][:10]} {t['channel']} ({t['step']}, {t['state']})" for t in touches[:3]
+            mrkdwn(
+                "Last touches: ",
+                "; ".join(
+                    f"{t['at'][:10]} {channel_label(t['channel'] or '')} "
+                    f"({step_label(t['step'])}, {state_label(t['state'])})"
+                    for t in touches[:3]
+                ),
             )
         )
     if doc.get("next"):
-        lines.append(f"Next: {doc['next']}")
+        lines.append(mrkdwn("Next: ", _next_in_words(doc["next"])))
     open_escalations = [e for e in doc["escalations"] if e["state"] != "resolved"]
     for escalation in open_escalations:
-        owner = f" with <@{escalation['owner_slack_id']}>" if escalation["owner_slack_id"] else ""
-        lines.append(
-            f":raising_hand: Escalated ({escape(escalation['reason'])}){owner}, {escalation['state']}"
+        owner = (
+            mrkdwn(" with ", mention(escalation["owner_slack_id"]))
+            if escalation["owner_slack_id"]
+            else ""
         )
-    return "\n".join(lines)
+        lines.append(
+            mrkdwn(
+                ":raising_hand: Handed to a person (",
+                reason_label(escalation["reason"]),
+                ")",
+                owner,
+                ", ",
+                state_label(escalation["state"]),
+            )
+        )
+    return join(lines, "\n")
 
 
-def plan_text(summary: Any, states: dict[str, int], show_amounts: bool = True) -> str:
+_NEXT = re.compile(
+    r"(?P<step>\S+) by (?P<channel>\S+), (?P<state>\w+)(?:, sends after (?P<at>.+))?"
+)
+
+
+def _next_in_words(upcoming: str) -> str:
+    """The status document's next step ("plus7 by email, planned, sends after …") in words."""
+    found = _NEXT.fullmatch(upcoming)
+    if found is None:
+        return upcoming
+    at = f", sends after {found['at'].replace('T', ' ')}" if found["at"] else ""
+    return (
+        f"{step_label(found['step'])} by {channel_label(found['channel'])}, "
+        f"{state_label(found['state'])}{at}"
+    )
+
+
+def plan_text(summary: Any, states: dict[str, int], show_amounts: bool = True) -> Mrkdwn:
     lines = [f"*Plan for {summary.day.isoformat()}*"]
     for tier in summary.tiers:
         if tier.reminders or tier.escalations:
             amount = f", {tier.amount}" if show_amounts else ""
             lines.append(
-                f"{tier.tier}: {tier.reminders} reminders ({tier.awaiting} waiting), "
+                f"{tier.tier.capitalize()}: {tier.reminders} reminders ({tier.awaiting} waiting), "
                 f"{tier.escalations} to a person{amount}"
             )
     if states:
-        lines.append("Where it stands: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+        lines.append(
+            "Where it stands: "
+            + ", ".join(f"{n} {state_label(s)}" for s, n in sorted(states.items()))
+        )
     if len(lines) == 1:
         lines.append("Nothing planned today.")
-    return "\n".join(lines)
+    return join(lines, "\n")

@@ -12,11 +12,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core import slack_claims
+from bot.core.labels import reply_label
 from bot.core.models import InboundMessage, Invoice
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.payments.record import PaymentOutcome
-from integrations.base.slack import EscalationPort, SlackPort, escape
+from integrations.base.mrkdwn import Mrkdwn, join, mrkdwn, quote
+from integrations.base.slack import EscalationPort, SlackPort
 from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)
@@ -26,61 +28,84 @@ class SlackOut(SlackPort, EscalationPort, Protocol):
     """Both sides of the Slack port, as SlackChat implements them."""
 
 
-def payment_notes(session: Session, outcome: PaymentOutcome) -> dict[int, str]:
+def payment_notes(session: Session, outcome: PaymentOutcome) -> dict[int, Mrkdwn]:
     """customer id → what the thread says, e.g. ":moneybag: Paid: INV-1001 ($1,200.00)."""
     changed = outcome.closed + outcome.reduced + outcome.reopened
     invoices = session.scalars(select(Invoice).where(Invoice.id.in_(changed))).all()
-    parts: dict[int, list[str]] = defaultdict(list)
+    parts: dict[int, list[Mrkdwn]] = defaultdict(list)
     for invoice in sorted(invoices, key=lambda i: i.number):
         if invoice.id in outcome.reopened:
             parts[invoice.customer_id].append(
-                f":leftwards_arrow_with_hook: Refunded, open again: {invoice.number} "
-                f"({format_money(invoice.balance, invoice.currency)} due)"
+                mrkdwn(
+                    ":leftwards_arrow_with_hook: Refunded, open again: ",
+                    invoice.number,
+                    f" ({format_money(invoice.balance, invoice.currency)} due)",
+                )
             )
         elif invoice.id in outcome.closed:
             parts[invoice.customer_id].append(
-                f":moneybag: Paid: {invoice.number} ({format_money(invoice.total, invoice.currency)})"
+                mrkdwn(
+                    ":moneybag: Paid: ",
+                    invoice.number,
+                    f" ({format_money(invoice.total, invoice.currency)})",
+                )
             )
         else:
             parts[invoice.customer_id].append(
-                f":moneybag: Part paid: {invoice.number}, "
-                f"{format_money(invoice.balance, invoice.currency)} still due"
+                mrkdwn(
+                    ":moneybag: Part paid: ",
+                    invoice.number,
+                    f", {format_money(invoice.balance, invoice.currency)} still due",
+                )
             )
-    return {customer: "\n".join(lines) for customer, lines in parts.items()}
+    return {customer: join(lines, "\n") for customer, lines in parts.items()}
 
 
-def _quoted(text: str) -> str:
+def _quoted(text: str) -> Mrkdwn:
     """A customer's words in Slack: escaped, so `<!channel>` or a disguised link in an email
     stays text."""
-    body = text if len(text) <= 1500 else text[:1499] + "…"
-    return "\n".join(f"> {escape(line)}" for line in body.splitlines()) or "> (empty)"
+    return quote(text if len(text) <= 1500 else text[:1499] + "…")
 
 
-def reply_note(session: Session, inbound_id: int, label: str | None) -> str:
+def _kind(channel: str) -> str:
+    return "text" if channel == "sms" else channel
+
+
+def reply_note(session: Session, inbound_id: int, label: str | None) -> Mrkdwn:
     message = session.get(InboundMessage, inbound_id)
     assert message is not None
-    kind = (label or "other").replace("_", " ")
-    return (
-        f":speech_balloon: New {message.channel} reply from {escape(message.sender)} ({kind}):\n"
-        + _quoted(message.text)
+    kind = reply_label(label or "other")
+    return mrkdwn(
+        f":speech_balloon: New {_kind(message.channel)} reply from ",
+        message.sender,
+        f" ({kind}):\n",
+        _quoted(message.text),
     )
 
 
-def unmatched_text(session: Session, inbound_id: int) -> str:
+def unmatched_text(session: Session, inbound_id: int) -> Mrkdwn:
     message = session.get(InboundMessage, inbound_id)
     assert message is not None
     quoted = _quoted(message.text)
-    subject = f" · {escape(message.subject)}" if message.subject else ""
-    sender = escape(message.sender) or "an unknown sender"
+    subject = mrkdwn(" · ", message.subject) if message.subject else ""
+    sender = message.sender or "an unknown sender"
+    kind = _kind(message.channel)
     if message.label == "unreadable":  # bot/replies/unreadable.py
-        return (
-            f":warning: A {message.channel} from {sender}{subject} could not be read "
-            f"automatically; it is kept as it came (message {message.id}).\n{quoted}\n"
-            f"Read it, then say whose it is with `/ar assign {message.id} CUSTOMER`."
+        return mrkdwn(
+            f":warning: A {kind} from ",
+            sender,
+            subject,
+            f" could not be read automatically; it is kept as it came (message {message.id}).\n",
+            quoted,
+            f"\nRead it, then say whose it is with `/ar assign {message.id} CUSTOMER`.",
         )
-    return (
-        f":incoming_envelope: A {message.channel} from {sender}{subject} matched no "
-        f"customer.\n{quoted}\nAssign it with `/ar assign {message.id} CUSTOMER`."
+    return mrkdwn(
+        f":incoming_envelope: A {kind} from ",
+        sender,
+        subject,
+        " matched no customer.\n",
+        quoted,
+        f"\nAssign it with `/ar assign {message.id} CUSTOMER`.",
     )
 
 
@@ -124,7 +149,7 @@ def post_unmatched(
     return posted
 
 
-def _claim_unmatched(runtime: Runtime, inbound_id: int) -> str | None:
+def _claim_unmatched(runtime: Runtime, inbound_id: int) -> Mrkdwn | None:
     """The message's text when this process may post it now, else None."""
     with runtime.writing() as session:
         if not slack_claims.claim(

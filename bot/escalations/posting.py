@@ -14,16 +14,19 @@ from __future__ import annotations
 import logging
 from datetime import date
 
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
 from bot.core import audit, slack_claims, slack_retries
+from bot.core.labels import reason_label
 from bot.core.models import Customer, Escalation
 from bot.core.runtime import Runtime
 from bot.core.slack_retries import HISTORY, owe
 from bot.escalations import service
 from bot.escalations import thread as thread_view
-from integrations.base.slack import EscalationPort, EscalationView, escape, mention
+from integrations.base.mrkdwn import HERE, Mrkdwn, mention, mrkdwn
+from integrations.base.slack import EscalationPort, EscalationView
 from integrations.errors import SlackFailed
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +120,9 @@ def _post_claimed(
     return True
 
 
-def _also_needs(escalation: Escalation) -> str:
-    detail = f": {escape(escalation.detail)}" if escalation.detail else ""
-    return f":rotating_light: Also needs a person: {escalation.reason.replace('_', ' ')}{detail}"
+def _also_needs(escalation: Escalation) -> Mrkdwn:
+    detail = mrkdwn(": ", escalation.detail) if escalation.detail else ""
+    return mrkdwn(":rotating_light: Also needs a person: ", reason_label(escalation.reason), detail)
 
 
 def _post_history(
@@ -195,7 +198,7 @@ def after_decision(
     session: Session,
     slack: EscalationPort,
     escalation_id: int,
-    text: str,
+    text: Mrkdwn,
     today: date,
     timezone: str,
 ) -> None:
@@ -206,7 +209,7 @@ def after_decision(
         slack.post_in_thread(escalation.slack_channel, escalation.slack_thread_ts, text)
 
 
-def note(session: Session, slack: EscalationPort, customer_id: int, text: str) -> bool:
+def note(session: Session, slack: EscalationPort, customer_id: int, text: Mrkdwn) -> bool:
     """Say something in the customer's open escalation thread, if there is one."""
     escalation = service.open_for(session, customer_id)
     if escalation is None or not escalation.slack_thread_ts or not escalation.slack_channel:
@@ -252,15 +255,18 @@ def _raise_one(runtime: Runtime, slack: EscalationPort, escalation_id: int) -> b
         if marked.rowcount != 1:  # type: ignore[attr-defined]
             return False  # claimed, resolved or raised meanwhile
         channel, thread_ts = escalation.slack_channel, escalation.slack_thread_ts
-        who = mention(escalation.owner_slack_id) if escalation.owner_slack_id else "<!here>"
+        who = mention(escalation.owner_slack_id) if escalation.owner_slack_id else HERE
         hours = int((now - escalation.opened_at).total_seconds() // 3600)
         customer_id = escalation.customer_id
     try:
         slack.post_in_thread(
             channel,
             thread_ts,
-            f"{who} this has waited {hours} hours without anyone claiming it. "
-            "Claim it, or resolve it if nothing is needed.",
+            mrkdwn(
+                who,
+                f" this has waited {hours} hours without anyone claiming it. "
+                "Claim it, or resolve it if nothing is needed.",
+            ),
         )
     except Exception:
         with runtime.writing() as session:  # not raised after all: the next sweep tries again

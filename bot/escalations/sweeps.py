@@ -20,6 +20,7 @@ from bot.escalations.promises import missed_promises
 from bot.payments import links as payment_links
 from bot.payments import reviews as review_posting
 from bot.planning import posting as plan_posting
+from integrations.base.mrkdwn import mrkdwn
 from integrations.base.payments import PaymentLinks
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,11 @@ def sweep(
                     session,
                     slack,
                     customer_id,
-                    f":hourglass: The promise passed and {', '.join(numbers)} "
-                    "is still open. The sequence resumes with the next plan.",
+                    mrkdwn(
+                        ":hourglass: The promise passed and ",
+                        ", ".join(numbers),
+                        " is still open. The sequence resumes with the next plan.",
+                    ),
                 )
         except Exception:  # the escalation stands; the owner sees it in the thread's history
             log.exception("missed-promise note for customer %s not posted", customer_id)

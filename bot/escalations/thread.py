@@ -13,9 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.labels import channel_label, reason_label, reply_label, step_label
 from bot.core.models import Customer, Event, InboundMessage, Invoice, Reminder
 from bot.core.money import format_money
 from bot.escalations.service import HISTORY_LIMIT, load, open_invoices
+from integrations.base.mrkdwn import Mrkdwn, actor, mrkdwn
 from integrations.base.slack import EscalationView, HistoryLine, InvoiceLine
 
 
@@ -182,31 +184,38 @@ def history_of(session: Session, customer_id: int, timezone: str) -> list[Histor
     return lines
 
 
-def _describe(event: Event, steps: dict[int, str], channels: dict[int, str | None]) -> str:
+def _describe(event: Event, steps: dict[int, str], channels: dict[int, str | None]) -> Mrkdwn:
+    """One line of the history: what the payload says escaped, who did it as a live mention."""
     p: dict[str, Any] = event.payload or {}
-    who = "" if event.actor == audit.SYSTEM else f" by <@{event.actor}>"
+    who = "" if event.actor == audit.SYSTEM else mrkdwn(" by ", actor(event.actor))
     what = _KIND_TEXT.get(event.kind, event.kind)
     if event.reminder_id and event.kind.startswith("reminder."):
-        step = steps.get(event.reminder_id, "?")
-        channel = channels.get(event.reminder_id) or ""
-        extra = f" ({p['reason']})" if p.get("reason") else ""
-        extra += f": {p['error']}" if p.get("error") else ""
-        return f"{what} {step} {channel}{who}{extra}".replace("  ", " ")
+        step = steps.get(event.reminder_id)
+        channel = channels.get(event.reminder_id)
+        return mrkdwn(
+            what,
+            f" {step_label(step)}" if step else "",
+            f" by {channel_label(channel)}" if channel else "",
+            who,
+            f" ({reason_label(str(p['reason']))})" if p.get("reason") else "",
+            f": {p['error']}" if p.get("error") else "",
+        )
     if event.kind == "payment.received":
-        return f"payment of {p.get('amount')} {p.get('currency')} ({p.get('source')}){who}"
+        return mrkdwn(f"payment of {p.get('amount')} {p.get('currency')} ({p.get('source')})", who)
     if event.kind in ("invoice.paid", "invoice.reopened", "invoice.disputed"):
-        return f"{what} {p.get('number', '')}{who}"
+        return mrkdwn(what, " ", str(p.get("number", "")), who)
     if event.kind in ("reply.received", "reply.automatic"):
         text = str(p.get("text", ""))
         short = text if len(text) <= 280 else text[:277] + "…"
-        label = f" [{p['label']}]" if p.get("label") else ""
-        return f"{what} by {p.get('channel', 'email')}{label}: “{short}”"
+        label = f" ({reply_label(str(p['label']))})" if p.get("label") else ""
+        how = channel_label(str(p.get("channel", "email")))
+        return mrkdwn(f"{what} by {how}{label}: “", short, "”")
     if event.kind == "promise.recorded":
-        return f"promise to pay by {p.get('promised')}{who}"
+        return mrkdwn(f"promise to pay by {p.get('promised')}", who)
     if event.kind in ("escalation.opened", "escalation.added"):
-        return f"{what}: {p.get('reason')}{who}"
+        return mrkdwn(what, ": ", reason_label(str(p.get("reason", ""))), who)
     if event.kind == "escalation.resolved":
-        return f"resolved{who}: {p.get('outcome', '')}"
+        return mrkdwn("resolved", who, ": ", str(p.get("outcome", "")))
     if event.kind == "note.added":
-        return f"note{who}: {p.get('text', '')}"
-    return f"{what}{who}"
+        return mrkdwn("note", who, ": ", str(p.get("text", "")))
+    return mrkdwn(what, who)

@@ -23,6 +23,7 @@ from bot.payments.bank_import import BankImportSummary, import_payments
 from bot.payments.record import PaymentOutcome
 from bot.payments.stripe_events import StripeResult, apply_event
 from bot.planning import posting
+from integrations.base.mrkdwn import Mrkdwn, mrkdwn
 from integrations.base.payments import BankPayment, PaymentLinks, StripeEventIn
 from integrations.errors import SlackFailed
 
@@ -66,7 +67,7 @@ def after_payment(
     *,
     slack: SlackOut | None,
     links: PaymentLinks | None,
-) -> dict[int, str]:
+) -> dict[int, Mrkdwn]:
     """Once a payment (or refund) is committed: retire the payment links of the invoices it paid
     or changed, re-draw the plan cards of the reminders it cancelled and say what happened in each
     customer's open escalation thread. Returns the notes (the CLI prints them without Slack)."""
@@ -95,7 +96,7 @@ def _escalated(runtime: Runtime, result: StripeResult, slack: SlackOut | None) -
         escalation = session.get(Escalation, result.escalation_id)
         if escalation is not None:
             escalation_posting.note(
-                session, slack, escalation.customer_id, f":warning: {result.detail}"
+                session, slack, escalation.customer_id, mrkdwn(":warning: ", result.detail)
             )
 
 
@@ -106,7 +107,7 @@ def receive_bank_payments(
     *,
     slack: SlackOut | None,
     links: PaymentLinks | None,
-) -> tuple[BankImportSummary, dict[int, str]]:
+) -> tuple[BankImportSummary, dict[int, Mrkdwn]]:
     """A bank feed's payments: matched and applied in one write transaction; then `after_payment`,
     and each payment that matched more than one way posted for a person to place. Returns the
     summary and the notes `after_payment` made."""

@@ -8,10 +8,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core import slack_claims
+from bot.core.labels import state_label
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.payments.bank_import import candidates_of
+from integrations.base.mrkdwn import actor, mrkdwn
 from integrations.base.slack import ReviewOption, ReviewView, SlackPort
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,9 @@ def view_of(session: Session, review: PaymentReview) -> ReviewView:
     )
     decided = None
     if review.state != "open":
-        decided = f"{review.state.replace('_', ' ')} by <@{review.decided_by}>"
+        decided = mrkdwn(
+            state_label(review.state).capitalize(), " by ", actor(review.decided_by or "")
+        )
     return ReviewView(review.id, described, why, tuple(options), review.state, decided)
 
 

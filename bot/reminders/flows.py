@@ -10,6 +10,7 @@ from bot.core.runtime import Runtime
 from bot.planning import posting
 from bot.reminders.outbox import FlushReport
 from bot.reminders.sending import flush
+from integrations.base.mrkdwn import mrkdwn
 from integrations.base.outbound import Sender
 from integrations.base.slack import SlackPort
 
@@ -29,7 +30,9 @@ def tell_slack(runtime: Runtime, report: FlushReport, slack: SlackPort | None) -
     if report.outage:
         slack.post_text(
             channel,
-            f"Sending stopped: {report.outage}. The approved reminders wait; please fix it.",
+            mrkdwn(
+                "Sending stopped: ", report.outage, ". The approved reminders wait; please fix it."
+            ),
         )
     if not report.changed():
         return
@@ -38,7 +41,9 @@ def tell_slack(runtime: Runtime, report: FlushReport, slack: SlackPort | None) -
     if report.unknown:
         slack.post_text(
             channel,
-            f"{len(report.unknown)} reminder(s) may or may not have gone out: the sender "
-            f"stopped while sending (ids {report.unknown}). Please check the mailbox and "
-            "mark each sent, or approve it again.",
+            mrkdwn(
+                f"{len(report.unknown)} reminder(s) may or may not have gone out: the sender "
+                f"stopped while sending (ids {report.unknown}). Please check the mailbox and "
+                "mark each sent, or approve it again."
+            ),
         )

@@ -14,6 +14,7 @@ from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
 from bot.core.ids import parse_id
+from bot.core.labels import reply_label
 from bot.core.runtime import Runtime
 from bot.escalations.sweeps import sweep
 from bot.learning.report import post_report
@@ -24,7 +25,7 @@ from bot.planning import posting
 from handlers.slack.kit import ListenerKit
 from handlers.slack.payload import Command, command_of
 from handlers.slack.reminders import redraw
-from integrations.base.slack import escape
+from integrations.base.mrkdwn import Mrkdwn, escape, mrkdwn
 from integrations.slack_blocks import text_blocks
 from integrations.slack_text import HELP, aging_text, plan_text, status_text
 from integrations.wiring import links_for
@@ -39,7 +40,7 @@ def register(app: App, kit: ListenerKit) -> None:
 
 @dataclass
 class Answer:
-    text: str
+    text: Mrkdwn  # a plain str handed to answer_ar's handlers is escaped on its way here
     share: bool = False
     cancelled: list[int] = field(default_factory=list)  # reminders whose cards need redrawing
     escalate: bool = False  # an escalation was opened: post it
@@ -99,18 +100,18 @@ def answer_ar(runtime: Runtime, allows: Allows, command: Command) -> Answer:
         "report": lambda: _report(in_finance),
     }
     if sub not in handlers:
-        return Answer(HELP if sub == "help" else f"I don't know `{sub}`.\n{HELP}")
+        return Answer(HELP if sub == "help" else mrkdwn("I don't know `", sub, "`.\n", HELP))
     try:
         result = handlers[sub]()
-    except UserError as exc:
-        return Answer(str(exc))
+    except UserError as exc:  # its words may name customers: escaped like any other text
+        return Answer(escape(str(exc)))
     if isinstance(result, Answer):
         result.share = share
         return result
-    return Answer(result, share)
+    return Answer(escape(result), share)
 
 
-def todays_plan(runtime: Runtime, trusted: bool) -> str:
+def todays_plan(runtime: Runtime, trusted: bool) -> Mrkdwn:
     """Today's plan by tier and state (amounts only when `trusted`): `/ar plan` and App Home."""
     day = runtime.today()
     with runtime.sessions() as session:
@@ -119,7 +120,7 @@ def todays_plan(runtime: Runtime, trusted: bool) -> str:
     return plan_text(summary, states, show_amounts=trusted)
 
 
-def _status(runtime: Runtime, words: list[str], trusted: bool) -> str:
+def _status(runtime: Runtime, words: list[str], trusted: bool) -> Mrkdwn:
     if not words:
         raise UserError("Which customer? e.g. `/ar status ACME`")
     with runtime.sessions() as session:
@@ -152,7 +153,8 @@ def _pause(runtime: Runtime, words: list[str], user: str, allows: Allows) -> Ans
         name = customer.name
     note = f" {len(cancelled)} waiting reminder(s) cancelled." if cancelled else ""
     return Answer(
-        f"Paused reminders to *{escape(name)}* until {until:%Y-%m-%d}.{note}", cancelled=cancelled
+        mrkdwn("Paused reminders to *", name, f"* until {until:%Y-%m-%d}.{note}"),
+        cancelled=cancelled,
     )
 
 
@@ -167,24 +169,24 @@ def _control(
     with runtime.writing() as session:
         if what == "resume":
             name = accounts.resume(session, query, user, now).name
-            return f"Reminders to *{escape(name)}* are back on."
+            return mrkdwn("Reminders to *", name, "* are back on.")
         never = what == "never"
         customer, cancelled = accounts.set_never_automate(session, query, never, user, now)
         name = customer.name
     if never:
         note = f" {len(cancelled)} waiting reminder(s) cancelled." if cancelled else ""
         return Answer(
-            f"*{escape(name)}* will always go to a person; no automated reminders.{note}",
+            mrkdwn("*", name, f"* will always go to a person; no automated reminders.{note}"),
             cancelled=cancelled,
         )
-    return f"*{escape(name)}* gets automated reminders again."
+    return mrkdwn("*", name, "* gets automated reminders again.")
 
 
 def _report(in_finance: bool) -> Answer:
     # The report shows amounts to everyone in the channel: only the finance channel gets it.
     if not in_finance:
-        return Answer("The report is posted in the finance channel only: run it there.")
-    return Answer("Working out the report; the charts follow in a moment.", report=True)
+        return Answer(mrkdwn("The report is posted in the finance channel only: run it there."))
+    return Answer(mrkdwn("Working out the report; the charts follow in a moment."), report=True)
 
 
 def _assign(runtime: Runtime, words: list[str], user: str, allows: Allows) -> Answer:
@@ -194,7 +196,7 @@ def _assign(runtime: Runtime, words: list[str], user: str, allows: Allows) -> An
     message_id = parse_id(words[0])
     if message_id is None:
         raise UserError(
-            f"`{escape(words[0][:20])}` is not a message number: use the number the unmatched "
+            f"`{words[0][:20]}` is not a message number: use the number the unmatched "
             "message shows, e.g. `/ar assign 12 ACME`."
         )
     from bot.replies.assign import assign
@@ -217,10 +219,13 @@ def _assign(runtime: Runtime, words: list[str], user: str, allows: Allows) -> An
         )
         assert result.customer_id is not None  # an assigned message has its customer
         name = customers.name_of(session, result.customer_id)
-    label = (result.label or "other").replace("_", " ")
+    label = reply_label(result.label or "other")
     return Answer(
-        f"Message {message_id} is now *{escape(name)}*'s reply ({label}); their reminders are paused and "
-        "the escalation is posted.",
+        mrkdwn(
+            f"Message {message_id} is now *",
+            name,
+            f"*'s reply ({label}); their reminders are paused and the escalation is posted.",
+        ),
         cancelled=result.cancelled,
         escalate=True,
     )

@@ -12,6 +12,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
+from bot.core.labels import state_label
 from bot.escalations import posting, service
 from handlers.slack.kit import ListenerKit, on_click, on_form_click
 from handlers.slack.payload import (
@@ -24,7 +25,7 @@ from handlers.slack.payload import (
     submission,
     typed,
 )
-from integrations.base.slack import escape
+from integrations.base.mrkdwn import Mrkdwn, join, mention, mrkdwn
 from integrations.slack_escalation import OUTCOMES, dispute_modal, promise_modal, resolve_modal
 from integrations.slack_ids import Action, Field, Form
 
@@ -45,7 +46,7 @@ def register(app: App, kit: ListenerKit) -> None:
     app.event("message")(partial(on_message, kit))
 
 
-def after(kit: ListenerKit, escalation_id: int, note: str) -> None:
+def after(kit: ListenerKit, escalation_id: int, note: Mrkdwn) -> None:
     """Re-draw the parent message and say what happened in the thread."""
     runtime = kit.runtime
     with runtime.sessions() as session:
@@ -61,10 +62,14 @@ def claim(kit: ListenerKit, body: Body) -> None:
     with kit.runtime.writing() as session:
         holder = service.claim(session, escalation_id, user, kit.runtime.clock.now())
     if holder is not None:
-        who = f"<@{holder}>" if holder.startswith(("U", "W")) else holder
-        kit.tell(channel, user, f"Nothing changed: this escalation is already {who}.")
+        who = (
+            mrkdwn("claimed by ", mention(holder))
+            if holder.startswith(("U", "W"))
+            else state_label(holder)
+        )
+        kit.tell(channel, user, mrkdwn("Nothing changed: this escalation is already ", who, "."))
         return
-    after(kit, escalation_id, f"<@{user}> claimed this.")
+    after(kit, escalation_id, mrkdwn(mention(user), " claimed this."))
 
 
 def open_form(kit: ListenerKit, body: Body, trigger_id: str) -> None:
@@ -122,8 +127,11 @@ def save_promise(kit: ListenerKit, user: str, escalation_id: int, chosen: str) -
     after(
         kit,
         escalation_id,
-        f"<@{user}> recorded a promise to pay by {chosen}. Nothing automated goes out "
-        f"before {until:%Y-%m-%d}.",
+        mrkdwn(
+            mention(user),
+            f" recorded a promise to pay by {chosen}. Nothing automated goes out "
+            f"before {until:%Y-%m-%d}.",
+        ),
     )
 
 
@@ -145,8 +153,14 @@ def save_dispute(kit: ListenerKit, user: str, escalation_id: int, reason: str) -
     after(
         kit,
         escalation_id,
-        f"<@{user}> marked {escape(', '.join(numbers)) or 'the invoices'} disputed: {escape(reason)}. "
-        "No automated message goes out about them until this is resolved.",
+        mrkdwn(
+            mention(user),
+            " marked ",
+            join(numbers, ", ") or "the invoices",
+            " disputed",
+            mrkdwn(": ", reason) if reason else "",
+            ". No automated message goes out about them until this is resolved.",
+        ),
     )
 
 
@@ -157,7 +171,9 @@ def resume(kit: ListenerKit, body: Body) -> None:
     with kit.runtime.writing() as session:
         service.resume(session, escalation_id, user, kit.runtime.clock.now())
     after(
-        kit, escalation_id, f"<@{user}> resumed the sequence: the next morning's plan picks it up."
+        kit,
+        escalation_id,
+        mrkdwn(mention(user), " resumed the sequence: the next morning's plan picks it up."),
     )
 
 
@@ -178,7 +194,7 @@ def save_resolve(kit: ListenerKit, user: str, escalation_id: int, choice: str, n
     with kit.runtime.writing() as session:
         done = service.resolve(session, escalation_id, user, outcome, kit.runtime.clock.now())
     if done:
-        after(kit, escalation_id, f"<@{user}> resolved this: {escape(outcome)}.")
+        after(kit, escalation_id, mrkdwn(mention(user), " resolved this: ", outcome, "."))
 
 
 def on_message(kit: ListenerKit, event: dict[str, Any]) -> None:

@@ -8,13 +8,14 @@ from typing import Any
 
 from slack_bolt import App
 
+from bot.core.labels import reason_label, state_label
 from bot.core.runtime import Runtime
 from bot.escalations import service
 from bot.ledger.aging import aging_report
 from handlers.slack.commands import todays_plan
 from handlers.slack.kit import ListenerKit
 from handlers.slack.payload import OddPayload, event_text
-from integrations.base.slack import escape, mention
+from integrations.base.mrkdwn import join, mention, mrkdwn
 from integrations.slack_blocks import home_view
 from integrations.slack_text import aging_text
 
@@ -40,12 +41,18 @@ def home_for(runtime: Runtime, trusted: bool) -> dict[str, Any]:
         aging = (
             aging_text(aging_report(session, day).as_json())
             if trusted
-            else "Balances are shown to approvers only."
+            else mrkdwn("Balances are shown to approvers only.")
         )
     lines = [
-        f"• {escape(name)}: {escape(reason)}"
-        + (f" ({mention(owner)})" if owner else "")
-        + f", {state}"
+        mrkdwn(
+            "• ",
+            name,
+            ": ",
+            reason_label(reason),
+            mrkdwn(" (", mention(owner), ")") if owner else "",
+            ", ",
+            state_label(state),
+        )
         for name, reason, owner, state in escalations
-    ] or ["No open escalations."]
-    return home_view(queue, "\n".join(lines), aging)
+    ] or [mrkdwn("No open escalations.")]
+    return home_view(queue, join(lines, "\n"), aging)

@@ -8,15 +8,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
+from integrations.base.mrkdwn import Mrkdwn, escape, mention
 
-def escape(text: str) -> str:
-    """Slack's mrkdwn escaping: &, < and > only."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def mention(slack_id: str) -> str:
-    """A user (U…/W…) or a user group (S…)."""
-    return f"<!subteam^{slack_id}>" if slack_id.startswith("S") else f"<@{slack_id}>"
+__all__ = ["Mrkdwn", "escape", "mention"]  # Slack's text escaping, where the ports are
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +41,8 @@ class ReminderCard:
     acted_by: str | None = None  # Slack user id (or "playbook")
     acted_at: str | None = None
     note: str | None = None  # skip reason, cancel reason, error, escalation reason
+    step_offset: int | None = None  # the step's day, counted from the due date
+    step_position: int | None = None  # the step's place in its ladder, from 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +52,8 @@ class TierLine:
     escalations: int
     amount: str
     awaiting: int  # reminders still waiting for approval
+    covers: tuple[int, ...] = ()  # their ids: what the tier's Approve all button approves
+    awaiting_amount: str = ""  # what they ask for, in total
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +90,7 @@ class ReviewView:
     why: str
     options: tuple[ReviewOption, ...]
     state: str  # open | applied | unmatched
-    decided: str | None = None  # "applied option 2 by <@U1>"
+    decided: Mrkdwn | None = None  # "applied option 2 by <@U1>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +129,8 @@ class SlackPort(Protocol):
 
     def update_cards(self, channel: str, ts: str, cards: list[ReminderCard]) -> None: ...
 
-    def post_text(self, channel: str, text: str) -> None:
-        """A plain message to the channel; the text is already Slack mrkdwn."""
+    def post_text(self, channel: str, text: Mrkdwn) -> None:
+        """A message to the channel (see integrations/base/mrkdwn.py for making its text)."""
         ...
 
     def post_review(self, channel: str, view: ReviewView) -> tuple[str, str]:
@@ -191,7 +189,7 @@ class SlackInstalls(Protocol):
 class HistoryLine:
     at: datetime
     kind: str
-    text: str
+    text: Mrkdwn
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +232,6 @@ class EscalationPort(Protocol):
 
     def update_escalation(self, channel: str, ts: str, view: EscalationView) -> None: ...
 
-    def post_in_thread(self, channel: str, thread_ts: str, text: str) -> None: ...
+    def post_in_thread(self, channel: str, thread_ts: str, text: Mrkdwn) -> None: ...
 
-    def post_text(self, channel: str, text: str) -> None: ...
+    def post_text(self, channel: str, text: Mrkdwn) -> None: ...

@@ -109,7 +109,10 @@ def test_an_escalation_card_names_the_person_and_has_no_buttons() -> None:
             note="step plus30 (+30 days)",
         )
     )
-    assert "needs a person: step plus30" in blocks[0]["text"]["text"]
+    assert (
+        "needs a person: the playbook hands it to a person 30 days late"
+        in blocks[0]["text"]["text"]
+    )
     assert "<@U07DANA01>" in blocks[0]["text"]["text"]
     assert not any(b["type"] == "actions" for b in blocks)
 
@@ -132,7 +135,7 @@ def test_the_header_has_one_approve_all_button_per_tier_with_waiting_reminders()
         "Approve all 2 transactional",
     ]
     assert Counter(b["action_id"] for b in buttons).most_common(1)[0][1] == 1
-    assert "Held back: frequency cap 3, disputed 1" in str(blocks)
+    assert "Held back: contacted recently enough 3, disputed 1" in str(blocks)
 
 
 def test_the_edit_modal_is_prefilled() -> None:

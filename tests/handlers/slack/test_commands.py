@@ -20,7 +20,7 @@ def test_ar_status_in_the_finance_channel_shows_balances(posted: Runtime, served
     assert answer["response_type"] == "ephemeral"
     assert "*Customer 1* (C-1)" in answer["text"]
     assert "$1,200.00" in answer["text"] and "I-1" in answer["text"]
-    assert "Next: plus7 by email, planned" in answer["text"]
+    assert "Next: reminder, 7 days late by email, waiting for approval" in answer["text"]
 
 
 def test_ar_status_elsewhere_for_a_non_approver_shows_no_amounts(
@@ -62,7 +62,7 @@ def test_ar_aging_plan_help_and_share(posted: Runtime, served: Any) -> None:
     assert "*USD*" in served.command("aging").json()["text"]
     plan = served.command("plan share").json()
     assert plan["response_type"] == "in_channel"
-    assert "standard: 3 reminders (3 waiting)" in plan["text"]
+    assert "Standard: 3 reminders (3 waiting)" in plan["text"]
     assert "/ar status ACME" in served.command("help").json()["text"]
     unknown = served.command("frobnicate").json()
     assert "I don't know `frobnicate`" in unknown["text"] and "/ar aging" in unknown["text"]

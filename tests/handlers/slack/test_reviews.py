@@ -56,7 +56,7 @@ def test_a_bank_payment_is_placed_from_its_review_card(
         assert Decimal(0) in set(session.scalars(select(Invoice.balance)))
     card = wait_for(
         lambda: (
-            "applied by" in json.dumps(slack_api.messages[(review.slack_channel, review.slack_ts)])
+            "Applied by" in json.dumps(slack_api.messages[(review.slack_channel, review.slack_ts)])
         )
     )
     assert card
