@@ -77,7 +77,7 @@ _PREFIXES = ("suspen", "disconnect", "terminat", "garnish", "arrest", "seiz", "d
 # The words of a text are its runs of a-z once lowercased: every other byte becomes a space.
 _LETTERS_ONLY = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
 _WORD_BYTES = frozenset(word.encode() for word in _WORDS)
-_PREFIX_BYTES = tuple(prefix.encode() for prefix in _PREFIXES)
+_PREFIX_BYTES = tuple(b" " + prefix.encode() for prefix in _PREFIXES)  # at a word's start
 _OPT_OUT = r"unsubscribe|opt\s*out|stop\s+(receiving|these|sending|emailing)"
 _EMAIL_OPT_OUT = re.compile(_OPT_OUT, re.I)
 # Searched in the lowercased text first (several times faster); what it finds the pattern above
@@ -91,8 +91,10 @@ def _may_hold_forbidden(text: str, lowercase: str | None = None) -> bool:
     """Whether some run of a-z in the lowercased text is one of _WORDS or starts with one of
     _PREFIXES (non-ASCII characters become '?', which is no letter)."""
     lowered = text.lower() if lowercase is None else lowercase
-    words = set(lowered.encode("ascii", "replace").translate(_LETTERS_ONLY).split())
-    return bool(words & _WORD_BYTES) or any(w.startswith(_PREFIX_BYTES) for w in words)
+    letters = b" " + lowered.encode("ascii", "replace").translate(_LETTERS_ONLY)
+    return bool(_WORD_BYTES.intersection(letters.split())) or any(
+        prefix in letters for prefix in _PREFIX_BYTES
+    )
 
 
 def _has_email_opt_out(text: str, lowercase: str) -> bool:

@@ -1,17 +1,61 @@
-"""Writing many rows at once through the driver itself: COPY on PostgreSQL, one `executemany` on
-SQLite, in the session's own transaction. Each value is converted by its column's own type, as
-SQLAlchemy would convert it; what is skipped is SQLAlchemy's work per row (a plan writes hundreds
-of thousands of rows, and on PostgreSQL a multi-row INSERT of that size is mostly spent parsing
-its own parameters). Also `new_ids`: primary keys taken before the rows are written, so that rows
-which point at each other can be written without reading ids back."""
+"""Reading and writing many rows at once through the driver itself, in the session's own
+transaction: COPY on PostgreSQL and one `executemany` on SQLite to write, a cursor read a chunk at
+a time (server-side on PostgreSQL) to read. Each value is converted by its column's own type, as
+SQLAlchemy would convert it; what is skipped is SQLAlchemy's work per row (a plan reads and
+writes hundreds of thousands of rows, and on PostgreSQL a multi-row INSERT of that size is mostly
+spent parsing its own parameters). Also `new_ids`: primary keys taken before the rows are
+written, so that rows which point at each other can be written without reading ids back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import JSON, Select, Table, text
 from sqlalchemy.orm import Session
+
+
+class _Memo(dict[Any, Any]):
+    """A processor's results by the value it was given: each distinct value converted once."""
+
+    def __init__(self, processor: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.processor = processor
+
+    def __missing__(self, value: Any) -> Any:
+        converted = self[value] = self.processor(value)
+        return converted
+
+
+def _converter(
+    kinds: Sequence[Any], processors: Sequence[Any], hashable: Callable[[Any], bool]
+) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """One function converting a row (a sequence of values) with its columns' processors: a
+    value of a `hashable` kind through a _Memo (equal values then share one result), any other
+    through its processor; None stays None. Written out as one expression, since it runs once
+    for each of hundreds of thousands of rows."""
+    names: dict[str, Any] = {}
+    memos: dict[str, str] = {}  # columns of one type (a total and a balance) share their results
+    parts = []
+    for index, (kind, processor) in enumerate(zip(kinds, processors, strict=True)):
+        if processor is None:
+            parts.append(f"row[{index}]")
+            continue
+        name = f"convert_{index}"
+        if hashable(kind):
+            name = memos.setdefault(f"{type(kind).__module__}.{kind!r}", name)
+            names.setdefault(name, _Memo(processor))
+            parts.append(f"{name}[row[{index}]]")
+        else:
+            names[name] = processor
+            parts.append(f"(None if row[{index}] is None else {name}(row[{index}]))")
+    if not names:
+        return tuple
+    function: Callable[[Sequence[Any]], tuple[Any, ...]] = eval(
+        f"lambda row: ({', '.join(parts)},)", names
+    )
+    return function
 
 
 def _processors(session: Session, table: Table, columns: Sequence[str]) -> list[Any]:
@@ -23,27 +67,11 @@ def insert_rows(
     session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
     """INSERT `rows` (tuples of values in the order of `columns`) into `table`."""
-    processors = _processors(session, table, columns)
-    # Most values repeat (the plan's instant, its day, a step's key): each is converted once.
-    converters: list[tuple[int, Any, dict[Any, Any]]] = [
-        (i, p, {}) for i, p in enumerate(processors) if p is not None
-    ]
-
-    def converted(row: Sequence[Any]) -> tuple[Any, ...]:
-        if not converters:
-            return tuple(row)
-        values = list(row)
-        for index, processor, seen in converters:
-            value = values[index]
-            if value is None:
-                continue
-            try:
-                values[index] = seen[value]
-            except KeyError:
-                values[index] = seen[value] = processor(value)
-            except TypeError:  # not hashable (a JSON document)
-                values[index] = processor(value)
-        return tuple(values)
+    converted = _converter(
+        [table.c[name].type for name in columns],
+        _processors(session, table, columns),
+        hashable=lambda kind: not isinstance(kind, JSON),  # a JSON value is a dict or list
+    )
 
     driver: Any = session.connection().connection.driver_connection
     names = ", ".join(f'"{name}"' for name in columns)
@@ -82,3 +110,34 @@ def new_ids(session: Session, table: Table, count: int) -> list[int]:
         )
     largest = session.scalar(text(f'SELECT coalesce(max(id), 0) FROM "{table.name}"')) or 0
     return list(range(largest + 1, largest + 1 + count))
+
+
+def read_rows(
+    session: Session, query: Select[Any], chunk: int = 2000
+) -> Generator[tuple[Any, ...], None, None]:
+    """The rows of `query`, streamed through the driver (a server-side cursor on PostgreSQL), each
+    value converted by its column's type as SQLAlchemy would. Equal values are converted once and
+    shared between rows: a caller that changes a value it got (a JSON list) copies it first."""
+    dialect = session.get_bind().dialect
+    sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    driver: Any = session.connection().connection.driver_connection
+    postgres = dialect.name == "postgresql"
+    cursor = driver.cursor(name=f"rows_{uuid.uuid4().hex}") if postgres else driver.cursor()
+    try:
+        if postgres:
+            cursor.itersize = chunk
+        cursor.execute(sql)
+        columns = list(query.selected_columns)
+        processors = [
+            column.type._cached_result_processor(dialect, described[1])
+            for column, described in zip(columns, cursor.description, strict=True)
+        ]
+        # What the driver hands back for JSON is text on SQLite, a dict or list on PostgreSQL.
+        converted = _converter(
+            [column.type for column in columns],
+            processors,
+            hashable=lambda kind: not (postgres and isinstance(kind, JSON)),
+        )
+        yield from map(converted, cursor)
+    finally:
+        cursor.close()

@@ -10,12 +10,13 @@ each write their Event.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.bulk_rows import insert_rows
 from bot.core.errors import UserError
 from bot.core.models import Customer, Escalation, Invoice
 from bot.ledger.accounts import cancel_waiting
@@ -76,12 +77,15 @@ def open_or_add(
 
 
 def open_many(session: Session, rows: list[dict[str, object]]) -> None:
-    """The plan's escalations, one INSERT for all: the bulk twin of `open_or_add`. Each row is a
+    """The plan's escalations, written at once (bot/core/bulk_rows: COPY on PostgreSQL, one
+    executemany on SQLite): the bulk twin of `open_or_add`. Each row, with the same keys, is a
     customer the planner escalates, and the planner holds every customer who already has an open
     escalation, so none joins another here. The plan records their `escalation.opened` events
     with its own."""
     if rows:
-        session.execute(insert(Escalation.__table__), rows)  # type: ignore[arg-type]
+        columns = tuple(rows[0])
+        table: Any = Escalation.__table__
+        insert_rows(session, table, columns, [tuple(row.values()) for row in rows])
 
 
 def open_for(session: Session, customer_id: int) -> Escalation | None:

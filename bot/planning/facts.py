@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from bot.core.bulk_rows import read_rows
 from bot.core.models import (
     Contact,
     Customer,
@@ -133,7 +135,8 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
             CON.sms_unusable_at,
         ).order_by(CON.customer_id, CON.id),
     )
-    customers = session.execute(
+    customers = read_rows(
+        session,
         select(
             CUS.id,
             CUS.external_id,
@@ -145,40 +148,53 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
             CUS.timezone,
             CUS.owner_slack_id,
         ).order_by(CUS.id),
-        execution_options={"yield_per": CHUNK},
+        CHUNK,
     )
     next_contacts: tuple[int, list[Any]] | None = next(contacts, None)
     for customer_id, invoice_rows in invoices:
-        row = next(r for r in customers if r.id == customer_id)  # ids ascend in both
+        row = next(r for r in customers if r[0] == customer_id)  # ids ascend in both
         own: list[Any] = []
         while next_contacts is not None and next_contacts[0] <= customer_id:
             if next_contacts[0] == customer_id:
                 own = next_contacts[1]
             next_contacts = next(contacts, None)
+        _id, external_id, name, tier, tags, never_automate, paused_until, timezone, owner = row
         yield CustomerFacts(
-            id=row.id,
-            external_id=row.external_id,
-            name=row.name,
-            tier=row.tier,
-            tags=list(row.tags or []),
-            never_automate=row.never_automate,
-            paused_until=row.paused_until,
-            timezone=row.timezone,
-            owner_slack_id=row.owner_slack_id,
+            id=customer_id,
+            external_id=external_id,
+            name=name,
+            tier=tier,
+            tags=list(tags or []),  # a copy: read_rows shares equal values
+            never_automate=never_automate,
+            paused_until=paused_until,
+            timezone=timezone,
+            owner_slack_id=owner,
             contacts=[
                 ContactFacts(
-                    id=c.id,
-                    name=c.name,
-                    email=c.email,
-                    phone=c.phone,
-                    role=c.role,
-                    timezone=c.timezone,
-                    sms_consent=c.sms_consent,
-                    email_blocked=c.email_opted_out_at is not None
-                    or c.email_unusable_at is not None,
-                    sms_blocked=c.sms_opted_out_at is not None or c.sms_unusable_at is not None,
+                    id=contact_id,
+                    name=contact_name,
+                    email=email,
+                    phone=phone,
+                    role=role,
+                    timezone=contact_zone,
+                    sms_consent=sms_consent,
+                    email_blocked=email_opted_out is not None or email_unusable is not None,
+                    sms_blocked=sms_opted_out is not None or sms_unusable is not None,
                 )
-                for c in own
+                for (
+                    _customer,
+                    contact_id,
+                    contact_name,
+                    email,
+                    phone,
+                    role,
+                    contact_zone,
+                    sms_consent,
+                    email_opted_out,
+                    email_unusable,
+                    sms_opted_out,
+                    sms_unusable,
+                ) in own
             ],
             invoices=sorted(
                 (InvoiceFacts(*facts) for _customer, *facts in invoice_rows),
@@ -190,9 +206,9 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
 
 def _grouped(session: Session, query: Select[Any]) -> Iterator[tuple[int, list[Any]]]:
     """The rows of `query` (ordered by its first column, a customer id) a customer at a time."""
-    rows = session.execute(query, execution_options={"yield_per": CHUNK})
+    rows = read_rows(session, query, CHUNK)
     try:
-        for customer_id, group in groupby(rows, key=lambda r: r[0]):
+        for customer_id, group in groupby(rows, key=itemgetter(0)):
             yield customer_id, list(group)
     finally:
         rows.close()

@@ -123,6 +123,7 @@ REMINDER_COLUMNS = (
     "created_at",
     "updated_at",
 )
+STATE = REMINDER_COLUMNS.index("state")
 LINK_COLUMNS = ("reminder_id", "invoice_id", "step_key", "due_date")
 EVENT_COLUMNS = ("at", "actor", "kind", "customer_id", "invoice_id", "reminder_id", "payload")
 
@@ -150,8 +151,8 @@ class PlanWriter:
         escalations: list[dict[str, object]] = []
         for item, reminder_id in zip(new, reminder_ids, strict=True):
             self.ids[item.customer.id] = reminder_id
-            row = _reminder_row(item, self.day, self.version_id, now)
-            reminders.append((reminder_id, *(row[name] for name in REMINDER_COLUMNS[1:])))
+            row = _reminder_row(reminder_id, item, self.day, self.version_id, now)
+            reminders.append(row)
             links.extend(
                 (reminder_id, d.invoice.id, d.step.key, d.invoice.due_date) for d in item.due
             )
@@ -161,7 +162,7 @@ class PlanWriter:
                 "action": item.action,
                 "channel": item.channel,
                 "invoices": numbers,
-                "state": row["state"],
+                "state": row[STATE],
             }
             customer_id = item.customer.id
             events.append(
@@ -196,31 +197,36 @@ def core_table(model: type[Any]) -> Table:
     return table
 
 
-def _reminder_row(item: PlanItem, day: date, version_id: int, now: datetime) -> dict[str, object]:
+def _reminder_row(
+    reminder_id: int, item: PlanItem, day: date, version_id: int, now: datetime
+) -> tuple[Any, ...]:
+    """The reminder's values, in the order of REMINDER_COLUMNS."""
     auto = item.action == "remind" and item.auto_approve
     message = item.message
     email = item.channel == "email"
-    return {
-        "customer_id": item.customer.id,
-        "contact_id": item.contact.id if item.contact else None,
-        "channel": item.channel,
-        "plan_date": day,
-        "step_key": item.step.key,
-        "action": item.action,
-        "tone": item.step.tone,
-        "playbook_version_id": version_id,
+    escalate = item.action == "escalate"
+    return (
+        reminder_id,
+        item.customer.id,
+        item.contact.id if item.contact else None,
+        item.channel,
+        day,
+        item.step.key,
+        item.action,
+        item.step.tone,
+        version_id,
         # An escalation is never sent: its step is recorded as done and the Escalation row (open)
         # holds the account for a person.
-        "state": "cancelled" if item.action == "escalate" else ("approved" if auto else "planned"),
-        "cancel_reason": "escalated" if item.action == "escalate" else None,
-        "approved_by": AUTO_APPROVER if auto else None,
-        "approved_at": now if auto else None,
-        "idempotency_key": idempotency_key(item.customer.id, day),
-        "subject": message.subject if message and email else None,
-        "body_text": (message.text if email else message.sms) if message else None,
-        "body_html": message.html if message and email else None,
-        "send_after": item.send_after,
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
+        "cancelled" if escalate else ("approved" if auto else "planned"),  # state
+        "escalated" if escalate else None,  # cancel_reason
+        AUTO_APPROVER if auto else None,  # approved_by
+        now if auto else None,  # approved_at
+        idempotency_key(item.customer.id, day),
+        message.subject if message and email else None,
+        (message.text if email else message.sms) if message else None,  # body_text
+        message.html if message and email else None,  # body_html
+        item.send_after,
+        0,  # attempts
+        now,  # created_at
+        now,  # updated_at
+    )
