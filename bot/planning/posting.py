@@ -351,8 +351,9 @@ def _redraw(
     try:
         _draw(session, slack, channel, ts, timezone, day)
     except Exception as exc:
-        log.warning("redraw of %s/%s refused (%s): the sweep draws it again", channel, ts, exc)
-        owe(writing_factory(session.get_bind().engine), REDRAW, channel, ts, _why(exc))
+        why = _why(exc)
+        log.warning("redraw of %s/%s refused (%s): the sweep draws it again", channel, ts, why)
+        owe(writing_factory(session.get_bind().engine), REDRAW, channel, ts, why)
 
 
 def _draw(
