@@ -27,6 +27,7 @@ from integrations.email_out import SmtpSender
 
 RATE = 300.0  # emails a second
 RATIO = 0.2  # of the bare smtplib loop's rate
+LANES = (1, 4)  # ARBOT_SEND_CONCURRENCY: one connection, then four side by side
 
 
 def _approved_day(runtime: Runtime, options: Options) -> None:
@@ -55,11 +56,13 @@ def _approve_again(runtime: Runtime) -> None:
         )
 
 
-def measure(kind: str, options: Options) -> list[Result]:
+def measure(kind: str, options: Options, lanes: int) -> list[Result]:
     reports: list[FlushReport] = []
     received: list[int] = []
     with SmtpSink() as sink, database(kind, options.folder, "send") as url:
-        runtime = open_runtime(url, from_email="ar@bench.example", secret_key="bench")
+        runtime = open_runtime(
+            url, from_email="ar@bench.example", secret_key="bench", send_concurrency=lanes
+        )
         try:
             _approved_day(runtime, options)
 
@@ -86,7 +89,7 @@ def measure(kind: str, options: Options) -> list[Result]:
     assert set(received) == {options.emails}, f"the server received {received}"
     return [
         Result(
-            f"send {options.emails:,} emails",
+            f"send {options.emails:,} emails, {lanes} lane{'s' if lanes > 1 else ''}",
             kind,
             f"{options.emails:,} emails, loopback SMTP",
             options.emails / seconds,
@@ -101,4 +104,6 @@ def measure(kind: str, options: Options) -> list[Result]:
 
 
 def run(options: Options) -> list[Result]:
-    return [r for kind in options.databases for r in measure(kind, options)]
+    return [
+        r for kind in options.databases for lanes in LANES for r in measure(kind, options, lanes)
+    ]

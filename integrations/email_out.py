@@ -67,6 +67,18 @@ class SmtpSender:
     def __enter__(self) -> SmtpSender:
         return self
 
+    def another(self) -> SmtpSender:
+        """A sender like this one, on a connection of its own (for sending side by side)."""
+        return SmtpSender(
+            self.host,
+            self.port,
+            self.user,
+            self.password,
+            self.starttls,
+            timeout=self.timeout,
+            ca_file=self.ca_file,
+        )
+
     def __exit__(self, *exc: object) -> None:
         if self._smtp is not None:
             try:
@@ -173,6 +185,9 @@ class FileSender:
     def __enter__(self) -> FileSender:  # the same object may serve email and SMS
         self.folder.mkdir(parents=True, exist_ok=True)
         return self
+
+    def another(self) -> FileSender:
+        return FileSender(self.folder)  # each message is a file of its own
 
     def __exit__(self, *exc: object) -> None:
         return None

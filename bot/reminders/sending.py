@@ -2,11 +2,19 @@
 right before its send, on one connection per channel. Each result is committed with the next
 reminder's `sending` (one transaction a message), the last one alone: at any moment at most one
 message has been handed over without its result stored, so a crash leaves at most that one for a
-person to check (`unknown`). `arbot send` runs it once; `arbot serve` every minute."""
+person to check (`unknown`). With ARBOT_SEND_CONCURRENCY above 1, that many lanes send a batch
+side by side, each on connections of its own (a sender that cannot open another keeps one lane),
+and a crash leaves at most one such message per lane. `arbot send` runs it once; `arbot serve`
+every minute."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import func, select
 
@@ -27,6 +35,13 @@ from bot.reminders.outbox import (
 from integrations.base.outbound import Sender
 
 
+@runtime_checkable
+class Parallel(Protocol):
+    """A sender that can open another one like itself, on a connection of its own."""
+
+    def another(self) -> Sender: ...
+
+
 def flush(runtime: Runtime, senders: dict[str, Sender]) -> FlushReport:
     config = config_from(runtime.settings)
     report = FlushReport()
@@ -35,14 +50,17 @@ def flush(runtime: Runtime, senders: dict[str, Sender]) -> FlushReport:
         report.unknown = recover(session, now)
     channels = set(senders)
     with ExitStack() as stack:
-        opened = {channel: stack.enter_context(sender) for channel, sender in senders.items()}
+        lanes = _lanes(stack, senders, runtime.settings.send_concurrency)
         while not report.outage:  # an account problem stops the run before the next claim
             now = runtime.clock.now()
             with runtime.writing() as session:
                 batch, examined = claim(session, now, config, report, channels)
             if examined == 0:
                 break
-            _send(runtime, batch, opened, config, report)
+            if len(lanes) == 1:
+                _send(runtime, iter(batch), lanes[0], config, report)
+            else:
+                _send_side_by_side(runtime, batch, lanes, config, report)
     missing = [c for c in CHANNELS if c not in senders]
     if missing:
         with runtime.sessions() as session:
@@ -58,23 +76,38 @@ def flush(runtime: Runtime, senders: dict[str, Sender]) -> FlushReport:
     return report
 
 
+def _lanes(
+    stack: ExitStack, senders: dict[str, Sender], concurrency: int
+) -> list[dict[str, Sender]]:
+    """The senders of each lane, opened: the first lane uses `senders`, each other one a copy."""
+    lanes = [{channel: stack.enter_context(sender) for channel, sender in senders.items()}]
+    copyable = {c: sender for c, sender in senders.items() if isinstance(sender, Parallel)}
+    if len(copyable) == len(senders):
+        for _ in range(concurrency - 1):
+            lanes.append({c: stack.enter_context(s.another()) for c, s in copyable.items()})
+    return lanes
+
+
 def _send(
     runtime: Runtime,
-    batch: list[Claimed],
+    batch: Iterator[Claimed],
     senders: dict[str, Sender],
     config: SendConfig,
     report: FlushReport,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Send a claimed batch one message at a time, each at its own time (windows and leases hold
-    for each): the previous result and this reminder's `sending` in one commit, then its send."""
+    """Send claimed reminders one message at a time, each at its own time (windows and leases
+    hold for each): the previous result and this reminder's `sending` in one commit, then its
+    send. `stop` (set by another lane's outage) ends it before its next `sending`."""
     handed: Handed | None = None
     for claimed in batch:
         with runtime.writing() as session:
             if handed is not None:
                 record(session, handed, report)
                 handed = None
-            if report.outage:  # the account failed: what is left stays approved, untouched
-                return
+            if report.outage or (stop is not None and stop.is_set()):
+                # the account failed: what is left stays approved, untouched
+                break
             outgoing = start_sending(session, claimed, runtime.clock.now(), config.window, report)
         if outgoing is None:
             continue
@@ -83,6 +116,69 @@ def _send(
     if handed is not None:
         with runtime.writing() as session:
             record(session, handed, report)
+    if report.outage and stop is not None:
+        stop.set()
+
+
+class _Shared(Iterator[Claimed]):
+    """A batch the lanes take reminders from, one at a time, in order."""
+
+    def __init__(self, batch: list[Claimed]) -> None:
+        self.queue: SimpleQueue[Claimed] = SimpleQueue()
+        for claimed in batch:
+            self.queue.put(claimed)
+
+    def __next__(self) -> Claimed:
+        try:
+            return self.queue.get_nowait()
+        except Empty:
+            raise StopIteration from None
+
+
+@dataclass
+class _Lane:
+    senders: dict[str, Sender]
+    report: FlushReport = field(default_factory=FlushReport)
+    error: BaseException | None = None
+
+
+def _send_side_by_side(
+    runtime: Runtime,
+    batch: list[Claimed],
+    lanes: list[dict[str, Sender]],
+    config: SendConfig,
+    report: FlushReport,
+) -> None:
+    shared, stop = _Shared(batch), threading.Event()
+    runs = [_Lane(senders) for senders in lanes]
+
+    def run(lane: _Lane) -> None:
+        try:
+            _send(runtime, shared, lane.senders, config, lane.report, stop)
+        except BaseException as exc:  # raised again below, in the worker's own thread
+            lane.error = exc
+            stop.set()
+
+    threads = [threading.Thread(target=run, args=(lane,), name="send-lane") for lane in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for lane in runs:
+        _merge(report, lane.report)
+    for lane in runs:
+        if lane.error is not None:
+            raise lane.error
+
+
+def _merge(report: FlushReport, lane: FlushReport) -> None:
+    report.sent += lane.sent
+    report.cancelled.update(lane.cancelled)
+    report.rescheduled += lane.rescheduled
+    report.retrying += lane.retrying
+    report.failed += lane.failed
+    report.unknown += lane.unknown
+    report.outage = report.outage or lane.outage
 
 
 def backlog(runtime: Runtime) -> int:

@@ -584,3 +584,66 @@ def test_a_reminder_cancelled_after_its_batch_was_claimed_is_not_sent(
     worker.close()
     assert handed == [1, 2] and report.sent == [1, 2]
     assert states(runtime) == {1: "sent", 2: "sent", 3: "cancelled"}
+
+
+class Recording:
+    """A sender that keeps what it was handed; `another` opens one like it (a lane of its own)."""
+
+    def __init__(self, lanes: list[Recording], outage_after: int | None = None) -> None:
+        self.lanes, self.outage_after = lanes, outage_after
+        self.handed: list[int] = []
+        lanes.append(self)
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def another(self) -> Recording:
+        return Recording(self.lanes, self.outage_after)
+
+    def send(self, message: Any) -> Any:
+        from integrations.base.outbound import Delivery
+
+        self.handed.append(message.reminder_id)
+        first_lane = self is self.lanes[0]  # only the first lane's account fails
+        if first_lane and self.outage_after is not None and len(self.handed) > self.outage_after:
+            return Delivery("outage", error="SMTP login refused: 535")
+        return Delivery("sent", provider_id=f"p-{message.reminder_id}")
+
+
+def test_lanes_side_by_side_send_every_reminder_exactly_once(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str, monkeypatch: Any
+) -> None:
+    from bot.reminders.sending import flush
+
+    approved(mail_env, runtime, tmp_path, customers=60)
+    monkeypatch.setenv("ARBOT_SEND_CONCURRENCY", "3")
+    worker = _sender_env(runtime, database_url)
+    assert worker.settings.send_concurrency == 3
+    lanes: list[Recording] = []
+    report = flush(worker, {"email": Recording(lanes)})
+    worker.close()
+    handed = [reminder_id for lane in lanes for reminder_id in lane.handed]
+    assert len(lanes) == 3 and sum(1 for lane in lanes if lane.handed) >= 2
+    assert sorted(handed) == list(range(1, 61)) == sorted(report.sent)
+    assert set(states(runtime).values()) == {"sent"}
+
+
+def test_an_outage_in_one_lane_stops_them_all_and_leaves_the_rest_approved(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str, monkeypatch: Any
+) -> None:
+    from bot.reminders.sending import flush
+
+    approved(mail_env, runtime, tmp_path, customers=60)
+    monkeypatch.setenv("ARBOT_SEND_CONCURRENCY", "3")
+    worker = _sender_env(runtime, database_url)
+    lanes: list[Recording] = []
+    report = flush(worker, {"email": Recording(lanes, outage_after=2)})
+    worker.close()
+    assert report.outage == "SMTP login refused: 535"
+    by_state = Counter(states(runtime).values())
+    assert by_state["sent"] == len(report.sent) and by_state["approved"] == 60 - len(report.sent)
+    # The other lanes stop at their next message: far from the 57 they would go on to send.
+    assert len(report.sent) < 20, len(report.sent)
