@@ -9,6 +9,7 @@ each write their Event.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.bulk_rows import insert_rows
 from bot.core.errors import UserError
-from bot.core.models import Customer, Escalation, Invoice
+from bot.core.models import Customer, Escalation, Event, Invoice
 from bot.ledger.accounts import cancel_waiting
 
 OPEN_STATES = ("open", "claimed")
@@ -190,6 +191,33 @@ def resolve(session: Session, escalation_id: int, user: str, outcome: str, now: 
         payload={"escalation": escalation_id, "outcome": outcome},
     )
     return True
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """How an escalation was closed: who (a Slack user id, or "system"), when, and the outcome."""
+
+    actor: str
+    at: datetime
+    outcome: str
+
+
+def resolved(session: Session, escalation_id: int) -> Resolved | None:
+    """Who resolved it, when and how; None while it is open (or claimed)."""
+    escalation = load(session, escalation_id)
+    if escalation.state != "resolved" or escalation.resolved_at is None:
+        return None
+    actor = session.scalar(
+        select(Event.actor)
+        .where(
+            Event.kind == "escalation.resolved",
+            Event.customer_id == escalation.customer_id,
+            Event.at == escalation.resolved_at,
+        )
+        .order_by(Event.id.desc())
+        .limit(1)
+    )
+    return Resolved(actor or audit.SYSTEM, escalation.resolved_at, escalation.resolution or "")
 
 
 def _siblings(

@@ -8,6 +8,7 @@ import logging
 from datetime import date, timedelta
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from slack_bolt import Ack, App
 
@@ -77,9 +78,13 @@ def open_form(kit: ListenerKit, body: Body, trigger_id: str) -> None:
     user, channel, escalation_id = clicked(body)
     if kit.refused(channel, user, ONLY_APPROVERS):
         return
+    button = first_action(body).get("action_id")
     with kit.runtime.sessions() as session:
         customer = service.customer_name(session, escalation_id) or "this customer"
-    button = first_action(body).get("action_id")
+        closed = service.resolved(session, escalation_id)
+    if closed is not None and button == Action.ESC_RESOLVE:
+        kit.tell(channel, user, already_resolved(kit, closed))
+        return
     if button == Action.ESC_PROMISE:
         in_a_week = kit.runtime.today() + timedelta(days=PROMISE_PREFILL_DAYS)
         view = promise_modal(escalation_id, customer, in_a_week.isoformat())
@@ -183,18 +188,32 @@ def on_resolve(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
     ack()
     choice = chosen(form.values, Field.OUTCOME, "selected_option") or "no_action"
     note = typed(form.values, Field.NOTE) or ""
-    kit.later(save_resolve, user, form.channel, user, form.about, choice, note)
+    kit.later(save_resolve, user, form.channel, user, form.channel, form.about, choice, note)
 
 
-def save_resolve(kit: ListenerKit, user: str, escalation_id: int, choice: str, note: str) -> None:
+def save_resolve(
+    kit: ListenerKit, user: str, channel: str | None, escalation_id: int, choice: str, note: str
+) -> None:
     if not kit.allows(user):
         return
     label = dict(OUTCOMES).get(choice, choice)
     outcome = f"{label}: {note}" if note else label
     with kit.runtime.writing() as session:
         done = service.resolve(session, escalation_id, user, outcome, kit.runtime.clock.now())
+        closed = None if done else service.resolved(session, escalation_id)
     if done:
         after(kit, escalation_id, mrkdwn(mention(user), " resolved this: ", outcome, "."))
+    elif closed is not None:  # resolved while the form was open: say so, never drop it in silence
+        kit.tell(channel, user, already_resolved(kit, closed))
+
+
+def already_resolved(kit: ListenerKit, closed: service.Resolved) -> Mrkdwn:
+    """The refusal for a Resolve on what is resolved: who did it, when (local time), and how."""
+    who = mention(closed.actor) if closed.actor.startswith(("U", "W")) else "arbot"
+    when = closed.at.astimezone(ZoneInfo(kit.runtime.settings.timezone)).strftime("%-d %b %H:%M %Z")
+    return mrkdwn(
+        "Nothing changed: ", who, " already resolved this at ", when, ": ", closed.outcome, "."
+    )
 
 
 def on_message(kit: ListenerKit, event: dict[str, Any]) -> None:

@@ -154,6 +154,33 @@ def test_resolve_records_the_outcome(
     assert _state(slack_runtime).resolution == "Paid: wire came in"
 
 
+def test_a_resolved_escalation_opens_no_resolve_form_and_a_late_resolve_is_told(
+    served: Any, slack_runtime: Runtime, slack_api: Any, thread: Escalation
+) -> None:
+    """Resolve on what is resolved: the form does not open, and a Resolve submitted from a form
+    opened before is not dropped in silence; both say who resolved it, when (local time), how."""
+    resolution = {
+        "outcome": {"value": {"type": "static_select", "selected_option": {"value": "paid"}}},
+        "note": {"value": {"type": "plain_text_input", "value": "wire came in"}},
+    }
+    served.submit("esc_resolve", f"{thread.id}|C0ESCALATE", resolution)
+    wait_for(lambda: _state(slack_runtime).state == "resolved")
+
+    def told(user: str) -> list[str]:
+        return [c["text"] for c in slack_api.calls("chat.postEphemeral") if c["user"] == user]
+
+    served.click("esc_resolve", str(thread.id), channel="C0ESCALATE", user="U0SECOND")
+    refusal = wait_for(lambda: told("U0SECOND"))
+    assert "already resolved this" in refusal[0] and "<@U0APPROVER>" in refusal[0]
+    assert "Paid: wire came in" in refusal[0] and "EDT" in refusal[0]
+    assert not slack_api.calls("views.open")
+
+    served.submit("esc_resolve", f"{thread.id}|C0ESCALATE", resolution, user="U0SECOND")
+    late = wait_for(lambda: told("U0SECOND")[1:])
+    assert "Nothing changed" in late[0] and "<@U0APPROVER>" in late[0]
+    assert _state(slack_runtime).resolution == "Paid: wire came in"
+
+
 def test_what_a_person_writes_in_the_thread_joins_the_history(
     served: Any, slack_runtime: Runtime, thread: Escalation
 ) -> None:
