@@ -9,7 +9,7 @@ written, so that rows which point at each other can be written without reading i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Select, Table, text
@@ -28,17 +28,27 @@ class _Memo(dict[Any, Any]):
         return converted
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _converter(
-    kinds: Sequence[Any], processors: Sequence[Any], hashable: Callable[[Any], bool]
+    kinds: Sequence[Any],
+    processors: Sequence[Any],
+    hashable: Callable[[Any], bool],
+    shared: Collection[int] = (),
 ) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     """One function converting a row (a sequence of values) with its columns' processors: a
     value of a `hashable` kind through a _Memo (equal values then share one result), any other
-    through its processor; None stays None. Written out as one expression, since it runs once
-    for each of hundreds of thousands of rows."""
+    through its processor; None stays None. The columns whose indexes are in `shared` go through a
+    _Memo even without a processor, so that their few distinct values are held once. Written out
+    as one expression, since it runs once for each of hundreds of thousands of rows."""
     names: dict[str, Any] = {}
     memos: dict[str, str] = {}  # columns of one type (a total and a balance) share their results
     parts = []
     for index, (kind, processor) in enumerate(zip(kinds, processors, strict=True)):
+        if processor is None and index in shared and hashable(kind):
+            processor = _same
         if processor is None:
             parts.append(f"row[{index}]")
             continue
@@ -113,11 +123,13 @@ def new_ids(session: Session, table: Table, count: int) -> list[int]:
 
 
 def read_rows(
-    session: Session, query: Select[Any], chunk: int = 2000
+    session: Session, query: Select[Any], chunk: int = 2000, shared: Collection[int] = ()
 ) -> Generator[tuple[Any, ...], None, None]:
     """The rows of `query`, streamed through the driver (a server-side cursor on PostgreSQL), each
     value converted by its column's type as SQLAlchemy would. Equal values are converted once and
-    shared between rows: a caller that changes a value it got (a JSON list) copies it first."""
+    shared between rows: a caller that changes a value it got (a JSON list) copies it first. The
+    columns whose indexes are in `shared` (a currency, a date) are held once per distinct value
+    too, whatever their type."""
     dialect = session.get_bind().dialect
     sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     driver: Any = session.connection().connection.driver_connection
@@ -137,6 +149,7 @@ def read_rows(
             [column.type for column in columns],
             processors,
             hashable=lambda kind: not (postgres and isinstance(kind, JSON)),
+            shared=shared,
         )
         yield from map(converted, cursor)
     finally:

@@ -117,6 +117,7 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
         )
         .where(INV.status == "open")
         .order_by(INV.customer_id, INV.id),
+        shared=(3, 4, 5),  # the dates and the currency: a few distinct values, held once each
     )
     contacts = _grouped(
         session,
@@ -204,9 +205,11 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
     customers.close()
 
 
-def _grouped(session: Session, query: Select[Any]) -> Iterator[tuple[int, list[Any]]]:
+def _grouped(
+    session: Session, query: Select[Any], shared: tuple[int, ...] = ()
+) -> Iterator[tuple[int, list[Any]]]:
     """The rows of `query` (ordered by its first column, a customer id) a customer at a time."""
-    rows = read_rows(session, query, CHUNK)
+    rows = read_rows(session, query, CHUNK, shared)
     try:
         for customer_id, group in groupby(rows, key=itemgetter(0)):
             yield customer_id, list(group)
