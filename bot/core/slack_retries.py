@@ -5,6 +5,7 @@ plan's own posting (bot/planning/plan_posts.py)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
@@ -14,9 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.models import SlackRetry
 from bot.core.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 FIRST_WAIT = timedelta(minutes=1)
 LONGEST_WAIT = timedelta(minutes=15)
 REDRAW = "redraw"
+# Answers a retry cannot change.
+NEVER_TAKEN = frozenset(
+    {"message_not_found", "cant_update_message", "invalid_blocks", "msg_too_long", "no_text"}
+)
 HISTORY = "history"
 
 
@@ -74,6 +81,18 @@ def paid(runtime: Runtime, retry_id: int) -> None:
 
 
 def refused_again(runtime: Runtime, retry: SlackRetry, error: str) -> None:
+    """Slack refused it once more: wait longer. An answer no retry can change (the message is
+    gone, or Slack will never take these blocks) ends the retries, with an error in the log."""
+    if error in NEVER_TAKEN:
+        log.error(
+            "Slack will not take the %s of %s/%s (%s): no more retries",
+            retry.kind,
+            retry.channel,
+            retry.ts,
+            error,
+        )
+        paid(runtime, retry.id)
+        return
     now = runtime.clock.now()
     with runtime.writing() as session:
         session.execute(

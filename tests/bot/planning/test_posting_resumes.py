@@ -170,3 +170,25 @@ def test_a_redraw_slack_refused_after_a_click_is_drawn_again_by_the_sweep(
     assert "U0APPROVER" not in str(slack_api.messages[key]["blocks"])
     sweep(slack_runtime, _chat(slack_api))
     assert "U0APPROVER" in str(slack_api.messages[key]["blocks"])
+
+
+def test_a_redraw_slack_can_never_take_is_not_retried_for_ever(
+    cli: Any, slack_runtime: Runtime, slack_api: Any, clock: FixedClock, tmp_path: Path
+) -> None:
+    from bot.core import slack_retries
+    from bot.core.models import SlackRetry
+
+    _ledger(cli, tmp_path, customers=3)
+    plan_day(slack_runtime, TODAY, links=None, slack=_chat(slack_api))
+    with slack_runtime.sessions() as session:
+        ts = session.scalars(select(Reminder.slack_ts).where(Reminder.plan_date == TODAY)).first()
+    assert ts is not None
+    slack_retries.owe(slack_runtime.writes, "redraw", "C0FINANCE", ts, "internal_error")
+    slack_api.fail_next("chat.update", "message_not_found")  # deleted in Slack meanwhile
+    sweep(slack_runtime, _chat(slack_api))
+    with slack_runtime.sessions() as session:
+        assert session.scalars(select(SlackRetry)).all() == []
+    calls = len(slack_api.calls("chat.update"))
+    clock.advance(timedelta(hours=1))
+    sweep(slack_runtime, _chat(slack_api))
+    assert len(slack_api.calls("chat.update")) == calls  # not tried again
