@@ -5,7 +5,8 @@
 | send          | every minute, when sending is set up            | every replica      |
 | morning_plan  | ARBOT_MORNING_TIME on business days (local)     | the leader         |
 | sync          | every ARBOT_SYNC_EVERY_MINUTES, when connected  | the leader         |
-| sweep         | every 5 minutes (escalations, missed promises)  | the leader         |
+| sweep         | every 5 minutes (escalations, missed promises,  | the leader         |
+|               | what of the plan Slack refused)                 |                    |
 | weekly_review | ARBOT_WEEKLY_REVIEW_DAY at the morning time     | the leader         |
 
 Each job also runs once as soon as its replica starts running it (the send worker at start, the
@@ -150,10 +151,16 @@ def send_tick(runtime: Runtime) -> str:
 
 def sweep_tick(runtime: Runtime, slack: SlackOut | None) -> str:
     report = sweep(runtime, slack, links=links_for(runtime.settings))
-    return (
+    done = (
         f"{len(report.posted)} escalation(s) posted, {len(report.missed_promises)} missed "
         f"promise(s), {len(report.raised)} unclaimed raised"
     )
+    if report.plan_cards_posted or report.redrawn or report.histories_posted:
+        done += (
+            f"; Slack caught up: {report.plan_cards_posted} plan card(s), {report.redrawn} "
+            f"redraw(s), {len(report.histories_posted)} history(ies)"
+        )
+    return done
 
 
 def sync_connected(runtime: Runtime, slack: SlackOut | None) -> str:
