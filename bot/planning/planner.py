@@ -135,8 +135,11 @@ def due_step(ladder: list[Step], invoice: InvoiceFacts, day: date, history: Hist
 
 
 def firmest(due: list[DueInvoice]) -> Step:
+    """The firmest step due (by tone, then offset); the first of equals. Each step is weighed once,
+    however many invoices have it due."""
+    steps = {id(d.step): d.step for d in due}  # in the order each step first appears
     return max(
-        (d.step for d in due), key=lambda s: (TONE_ORDER.index(s.tone or "courtesy"), s.offset_days)
+        steps.values(), key=lambda s: (TONE_ORDER.index(s.tone or "courtesy"), s.offset_days)
     )
 
 
