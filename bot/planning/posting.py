@@ -145,19 +145,29 @@ def summary_for(
         .where(Reminder.plan_date == day)
     ).all()
     tier_of = {r.id: tier for r, tier in rows}
+    waiting = {r.id for r, _ in rows if r.action == "remind" and r.state == "planned"}
+    asked: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for reminder_id, currency, balance in links:
         totals[tier_of[reminder_id]][currency] += balance
+        if reminder_id in waiting:
+            asked[tier_of[reminder_id]][currency] += balance
     lines = []
     for tier in TIERS:
         mine = [r for r, t in rows if t == tier]
         amount = ", ".join(format_money(v, k) for k, v in sorted(totals[tier].items())) or "—"
+        covers = tuple(sorted(r.id for r in mine if r.id in waiting))
         lines.append(
             TierLine(
                 tier=tier,
                 reminders=sum(1 for r in mine if r.action == "remind"),
                 escalations=sum(1 for r in mine if r.action == "escalate"),
                 amount=amount,
-                awaiting=sum(1 for r in mine if r.action == "remind" and r.state == "planned"),
+                awaiting=len(covers),
+                covers=covers,
+                awaiting_amount=", ".join(
+                    format_money(v, k) for k, v in sorted(asked[tier].items())
+                )
+                or "—",
             )
         )
     return PlanSummary(day=day, tiers=tuple(lines), held=tuple(held or ()))
