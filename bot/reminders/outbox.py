@@ -17,44 +17,33 @@ import logging
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Contact, Customer, Reminder
 from bot.core.settings import Settings
 from bot.core.tokens import token
-from bot.core.vocabulary import ReminderAction, ReminderState
+from bot.core.vocabulary import ReminderAction
 from bot.escalations.service import open_or_add
 from bot.planning.send_window import Window, candidate_zones, next_send_time
 from bot.reminders import state
 from bot.reminders.stale import StaleRules, stale_reasons
-from bot.reminders.state import APPROVED, FAILED, SENDING, SENT, UNKNOWN, AuditEvent
-from integrations.base.outbound import Delivery, Outgoing
+from bot.reminders.state import APPROVED, SENDING, UNKNOWN
+from integrations.base.outbound import Outgoing
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=10)
-MAX_ATTEMPTS = 5
-BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
 BATCH = 50
-# The two moves each send makes, built once (state.transition builds its statement anew each
-# call, which was most of a send's database time).
+# The move each send starts with, built once (state.transition builds its statement anew each
+# call, which was most of a send's database time); its result's is in bot/reminders/results.py.
 TO_SENDING = state.prepared_move(
     APPROVED,
     SENDING,
     attempts=Reminder.attempts + 1,
     message_id=bindparam("new_message_id"),
     reply_token=bindparam("new_reply_token"),
-)
-TO_SENT = state.prepared_move(
-    SENDING,
-    SENT,
-    sent_at=bindparam("answered_at"),
-    provider_message_id=bindparam("provider_id"),
-    error=None,
 )
 
 
@@ -118,16 +107,6 @@ class Claimed:
     zones: tuple[str, ...]  # where its contact may be: the send window holds in each
     outgoing: Outgoing  # its message, dated when it goes to `sending`
     attempts: int  # its send attempts, this one included
-
-
-@dataclass(frozen=True, slots=True)
-class Handed:
-    """A message handed to its provider, and what the provider said."""
-
-    claimed: Claimed
-    outgoing: Outgoing
-    delivery: Delivery
-    at: datetime  # when the answer came back
 
 
 def claim(
@@ -305,88 +284,6 @@ def _outgoing(
         if config.public_url
         else None,
     )
-
-
-def record(session: Session, handed: Handed, report: FlushReport) -> None:
-    """Store what the provider said. Each change is conditional on the reminder still being
-    `sending`; if it is not (another worker marked it unknown meanwhile), nothing else is
-    written: no event, no escalation, no contact change."""
-    claimed, outgoing, delivery, now = handed.claimed, handed.outgoing, handed.delivery, handed.at
-    reminder_id = claimed.reminder_id
-
-    def move(to: ReminderState, events: list[AuditEvent], **values: Any) -> bool:
-        if state.transition(
-            session, [reminder_id], from_states=(SENDING,), to=to, now=now, events=events, **values
-        ):
-            return True
-        log.warning("reminder %s was no longer sending when its result came back", reminder_id)
-        return False
-
-    status = delivery.status
-    if status == "transient" and claimed.attempts >= MAX_ATTEMPTS:
-        status = "permanent"
-    if status == "sent":
-        if _sent(session, handed):
-            report.sent.append(reminder_id)
-        else:
-            log.warning("reminder %s was no longer sending when it was sent", reminder_id)
-    elif status == "transient":
-        wait = BACKOFF[min(claimed.attempts - 1, len(BACKOFF) - 1)]
-        retrying = ("reminder.retrying", {"error": delivery.error, "in": str(wait)})
-        if move(APPROVED, [retrying], send_after=now + wait, error=delivery.error):
-            report.retrying.append(reminder_id)
-    elif status == "outage":
-        # Our account or configuration, not this customer: put it back untouched (no Event).
-        if move(APPROVED, [], attempts=claimed.attempts - 1, error=delivery.error):
-            report.outage = delivery.error
-    elif status == "unknown":
-        if move(UNKNOWN, [("reminder.unknown", {"error": delivery.error})], error=delivery.error):
-            report.unknown.append(reminder_id)
-    elif move(FAILED, [("reminder.failed", {"error": delivery.error})], error=delivery.error):
-        if (delivery.address_unusable or delivery.opted_out) and claimed.contact_id:
-            kind = "opted_out" if delivery.opted_out else "unusable"
-            column = f"{outgoing.channel}_{kind}_at"  # email_unusable_at, sms_opted_out_at, ...
-            session.execute(
-                update(Contact).where(Contact.id == claimed.contact_id).values({column: now})
-            )
-        open_or_add(
-            session,
-            claimed.customer_id,
-            "send_failed",
-            now,
-            detail=delivery.error,
-            reminder_id=reminder_id,
-        )
-        report.failed.append(reminder_id)
-
-
-def _sent(session: Session, handed: Handed) -> bool:
-    """`sending` → `sent`, with its `reminder.sent` Event, in two statements built once."""
-    claimed, outgoing = handed.claimed, handed.outgoing
-    values = {
-        "reminder_id": claimed.reminder_id,
-        "moved_at": handed.at,
-        "answered_at": handed.at,
-        "provider_id": handed.delivery.provider_id,
-    }
-    if session.connection().execute(TO_SENT, values).rowcount != 1:
-        return False
-    event = {"channel": outgoing.channel, "message_id": outgoing.message_id}
-    audit.record_many(
-        session,
-        [
-            {
-                "at": handed.at,
-                "actor": audit.SYSTEM,
-                "kind": "reminder.sent",
-                "customer_id": claimed.customer_id,
-                "invoice_id": None,
-                "reminder_id": claimed.reminder_id,
-                "payload": event,
-            }
-        ],
-    )
-    return True
 
 
 def config_from(settings: Settings) -> SendConfig:

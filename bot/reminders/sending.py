@@ -24,14 +24,13 @@ from bot.core.vocabulary import CHANNELS
 from bot.reminders.outbox import (
     Claimed,
     FlushReport,
-    Handed,
     SendConfig,
     claim,
     config_from,
-    record,
     recover,
     start_sending,
 )
+from bot.reminders.results import Handed, record
 from integrations.base.outbound import Sender
 
 
@@ -112,12 +111,12 @@ def _send(
         if outgoing is None:
             continue
         delivery = senders[outgoing.channel].send(outgoing)
+        if delivery.status == "outage" and stop is not None:
+            stop.set()  # the other lanes stop before their next message
         handed = Handed(claimed, outgoing, delivery, runtime.clock.now())
     if handed is not None:
         with runtime.writing() as session:
             record(session, handed, report)
-    if report.outage and stop is not None:
-        stop.set()
 
 
 class _Shared(Iterator[Claimed]):

@@ -1,0 +1,127 @@
+"""What became of a message handed to its provider, stored: `sent`; back to `approved` to retry
+later (a transient error) or untouched (an outage of our account, which stops the run); `unknown`
+(no answer after it was handed over); or `failed`, with the address marked unusable when that is
+what the provider said, and an escalation for a person."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm import Session
+
+from bot.core import audit
+from bot.core.models import Contact
+from bot.core.vocabulary import ReminderState
+from bot.escalations.service import open_or_add
+from bot.reminders import state
+from bot.reminders.outbox import Claimed, FlushReport
+from bot.reminders.state import APPROVED, FAILED, SENDING, SENT, UNKNOWN, AuditEvent
+from integrations.base.outbound import Delivery, Outgoing
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
+# The move most sends end with, built once (see outbox.TO_SENDING).
+TO_SENT = state.prepared_move(
+    SENDING,
+    SENT,
+    sent_at=bindparam("answered_at"),
+    provider_message_id=bindparam("provider_id"),
+    error=None,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    """A message handed to its provider, and what the provider said."""
+
+    claimed: Claimed
+    outgoing: Outgoing
+    delivery: Delivery
+    at: datetime  # when the answer came back
+
+
+def record(session: Session, handed: Handed, report: FlushReport) -> None:
+    """Store what the provider said. Each change is conditional on the reminder still being
+    `sending`; if it is not (another worker marked it unknown meanwhile), nothing else is
+    written: no event, no escalation, no contact change."""
+    claimed, outgoing, delivery, now = handed.claimed, handed.outgoing, handed.delivery, handed.at
+    reminder_id = claimed.reminder_id
+
+    def move(to: ReminderState, events: list[AuditEvent], **values: Any) -> bool:
+        if state.transition(
+            session, [reminder_id], from_states=(SENDING,), to=to, now=now, events=events, **values
+        ):
+            return True
+        log.warning("reminder %s was no longer sending when its result came back", reminder_id)
+        return False
+
+    status = delivery.status
+    if status == "transient" and claimed.attempts >= MAX_ATTEMPTS:
+        status = "permanent"
+    if status == "sent":
+        if _sent(session, handed):
+            report.sent.append(reminder_id)
+        else:
+            log.warning("reminder %s was no longer sending when it was sent", reminder_id)
+    elif status == "transient":
+        wait = BACKOFF[min(claimed.attempts - 1, len(BACKOFF) - 1)]
+        retrying = ("reminder.retrying", {"error": delivery.error, "in": str(wait)})
+        if move(APPROVED, [retrying], send_after=now + wait, error=delivery.error):
+            report.retrying.append(reminder_id)
+    elif status == "outage":
+        # Our account or configuration, not this customer: put it back untouched (no Event).
+        if move(APPROVED, [], attempts=claimed.attempts - 1, error=delivery.error):
+            report.outage = delivery.error
+    elif status == "unknown":
+        if move(UNKNOWN, [("reminder.unknown", {"error": delivery.error})], error=delivery.error):
+            report.unknown.append(reminder_id)
+    elif move(FAILED, [("reminder.failed", {"error": delivery.error})], error=delivery.error):
+        if (delivery.address_unusable or delivery.opted_out) and claimed.contact_id:
+            kind = "opted_out" if delivery.opted_out else "unusable"
+            column = f"{outgoing.channel}_{kind}_at"  # email_unusable_at, sms_opted_out_at, ...
+            session.execute(
+                update(Contact).where(Contact.id == claimed.contact_id).values({column: now})
+            )
+        open_or_add(
+            session,
+            claimed.customer_id,
+            "send_failed",
+            now,
+            detail=delivery.error,
+            reminder_id=reminder_id,
+        )
+        report.failed.append(reminder_id)
+
+
+def _sent(session: Session, handed: Handed) -> bool:
+    """`sending` → `sent`, with its `reminder.sent` Event, in two statements built once."""
+    claimed, outgoing = handed.claimed, handed.outgoing
+    values = {
+        "reminder_id": claimed.reminder_id,
+        "moved_at": handed.at,
+        "answered_at": handed.at,
+        "provider_id": handed.delivery.provider_id,
+    }
+    if session.connection().execute(TO_SENT, values).rowcount != 1:
+        return False
+    event = {"channel": outgoing.channel, "message_id": outgoing.message_id}
+    audit.record_many(
+        session,
+        [
+            {
+                "at": handed.at,
+                "actor": audit.SYSTEM,
+                "kind": "reminder.sent",
+                "customer_id": claimed.customer_id,
+                "invoice_id": None,
+                "reminder_id": claimed.reminder_id,
+                "payload": event,
+            }
+        ],
+    )
+    return True
