@@ -1,26 +1,92 @@
-"""Bulk statements for a ledger import: rows in chunks well inside the drivers' parameter limits."""
+"""Bulk statements for a ledger import or a bank feed: many rows in one statement each.
+
+`insert_rows` writes a list of rows straight through the driver: PostgreSQL's COPY, or one
+executemany of a plain INSERT on SQLite. Each value goes through its column's type first (exact
+money, UTC instants, JSON), exactly as an ORM insert would store it, and a column the rows leave
+out takes its default. `bulk_update` updates rows by primary key, and `chunks` cuts rows or the
+values of an IN (...) into parts well inside the drivers' parameter limits.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from sqlalchemy import Table, update
+from sqlalchemy import Dialect, Table, update
 from sqlalchemy.orm import Session
 
-CHUNK = 5000  # rows per bulk statement; keeps parameter lists well inside driver limits
+CHUNK = 5000  # rows per bulk UPDATE or values per IN (...): well inside the drivers' limits
+T = TypeVar("T")
 
 
 def core_table(model: type[Any]) -> Table:
-    """The Core table: bulk inserts through it are batched by the driver (executemany)."""
+    """The Core table of a model."""
     table = model.__table__
     assert isinstance(table, Table)
     return table
 
 
-def chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    return [rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)]
+def chunks(values: Sequence[T]) -> list[Sequence[T]]:
+    """`values` in parts of at most CHUNK, for statements with one parameter (or row) each."""
+    return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)]
 
 
 def bulk_update(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
     for chunk in chunks(rows):
         session.execute(update(model), chunk)
+
+
+def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows` (dicts of the table's columns, every one with the same keys) into the
+    model's table in the session's transaction, in one COPY on PostgreSQL or one executemany on
+    SQLite. Ids are not returned: read them back by a unique key when they are needed."""
+    if not rows:
+        return
+    table = core_table(model)
+    dialect = session.get_bind().dialect
+    given = list(rows[0])
+    defaults = _defaults(table, given)
+    names = given + [name for name, _ in defaults]
+    converters = [_converter(table, name, dialect) for name in names]
+    default_values = [value for _, value in defaults]
+    values = [
+        tuple(
+            convert(value) if convert is not None else value
+            for convert, value in zip(
+                converters, [row[name] for name in given] + default_values, strict=True
+            )
+        )
+        for row in rows
+    ]
+    connection = session.connection()
+    quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    target = dialect.identifier_preparer.format_table(table)
+    if dialect.name == "postgresql":
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor, cursor.copy(f"COPY {target} ({quoted}) FROM STDIN") as copy:
+            for row in values:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in names)
+    connection.exec_driver_sql(f"INSERT INTO {target} ({quoted}) VALUES ({marks})", values)
+
+
+def _defaults(table: Table, given: list[str]) -> list[tuple[str, Any]]:
+    """The columns the rows leave out that have a default of their own, with its value."""
+    out = []
+    for column in table.columns:
+        if column.name in given or column.default is None:
+            continue
+        default: Any = column.default
+        if default.is_scalar:
+            out.append((column.name, default.arg))
+        elif default.is_callable:
+            out.append((column.name, default.arg(None)))
+    return out
+
+
+def _converter(table: Table, name: str, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What the column's type makes of a value before the driver sees it (None: nothing)."""
+    processor: Callable[[Any], Any] | None = table.c[name].type._cached_bind_processor(dialect)
+    return processor

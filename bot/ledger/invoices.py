@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
-from bot.core.models import Invoice, Payment, PaymentAllocation
-from bot.ledger.bulk import bulk_update, chunks, core_table
+from bot.core.models import Event, Invoice, Payment, PaymentAllocation
+from bot.ledger.bulk import bulk_update, insert_rows
 from integrations.base.ledger import InvoiceRecord, LedgerBatch
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ def upsert_invoices(
     wanted_ids = set(customer_ids[i.customer_external_id] for i in batch.invoices)
     stored: dict[tuple[int, str], Row[Any]] = {}
     invoice_columns = [getattr(Invoice, c) for c in _INVOICE_FIELDS]
-    for invoice in session.execute(select(*invoice_columns)):
+    # Read through the connection: plain rows, without the ORM's per-row bookkeeping.
+    for invoice in session.connection().execute(select(*invoice_columns)).all():
         if invoice.customer_id in wanted_ids:
             stored[(invoice.customer_id, invoice.number)] = invoice
     # Invoices a payment arbot itself recorded (Stripe, the bank feed) paid: a ledger export
@@ -67,6 +68,9 @@ def upsert_invoices(
         if existing is None:
             new_rows.append(_new_invoice(batch.source, customer_id, record, now))
             continue
+        if _unchanged(existing, record):
+            summary.invoices_unchanged += 1
+            continue
         changes = _invoice_changes(existing, record, now, existing.id in allocated)
         if not changes:
             summary.invoices_unchanged += 1
@@ -75,10 +79,9 @@ def upsert_invoices(
         if {"balance", "status"} & changes.keys():
             summary.changed_invoice_ids.append(existing.id)
         events.extend(_invoice_events(existing, record, changes, now, summary))
-    for chunk in chunks(new_rows):
-        session.execute(insert(core_table(Invoice)), chunk)
+    insert_rows(session, Invoice, new_rows)
     bulk_update(session, Invoice, updates)
-    audit.record_many(session, events)
+    insert_rows(session, Event, events)
     summary.invoices_created = len(new_rows)
     summary.invoices_updated = len(updates)
 
@@ -104,6 +107,20 @@ def _new_invoice(
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _unchanged(stored: Row[Any], record: InvoiceRecord) -> bool:
+    """The quick answer for the usual case: the record says what is stored (what
+    `_invoice_changes` would find no change in)."""
+    return (
+        stored.balance == record.balance
+        and stored.due_date == record.due_date
+        and stored.total == record.total
+        and stored.issue_date == record.issue_date
+        and stored.currency == record.currency
+        and (record.payment_link is None or record.payment_link == stored.payment_link)
+        and (record.status != "void" or stored.status == "void")
+    )
 
 
 def _invoice_changes(

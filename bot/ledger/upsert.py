@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.locks import serialise_ledger_writes
-from bot.core.models import Contact, Customer
-from bot.ledger.bulk import bulk_update, chunks, core_table
+from bot.core.models import Contact, Customer, Event
+from bot.ledger.bulk import bulk_update, insert_rows
 from bot.ledger.invoices import upsert_invoices
 from bot.ledger.screening import screen
 from bot.ledger.source_payments import record_source_payments
@@ -138,7 +138,9 @@ def _upsert_customers(
     columns = (Customer.id, Customer.external_id, *(getattr(Customer, c) for c in _CUSTOMER_FIELDS))
     stored = {
         c.external_id: c
-        for c in session.execute(select(*columns).where(Customer.source == batch.source))
+        for c in session.connection()
+        .execute(select(*columns).where(Customer.source == batch.source))
+        .all()
     }
     ids = {external_id: c.id for external_id, c in stored.items()}
     currencies: dict[str, set[str]] = {}
@@ -169,30 +171,30 @@ def _upsert_customers(
         changes = _customer_changes(existing, record)
         if changes:
             updates.append({"id": existing.id, "updated_at": now, **changes})
-    for chunk in chunks(new_rows):
-        returned = session.execute(
-            insert(core_table(Customer)).returning(
-                core_table(Customer).c.id,
-                core_table(Customer).c.external_id,
-                sort_by_parameter_order=True,
-            ),
-            chunk,
-        )
-        added = []
-        for row_id, external_id in returned:
-            ids[external_id] = row_id
-            added.append(
+    insert_rows(session, Customer, new_rows)
+    if new_rows:
+        added = {row["external_id"] for row in new_rows}
+        for row_id, external_id in session.execute(
+            select(Customer.id, Customer.external_id).where(Customer.source == batch.source)
+        ):
+            if external_id in added:
+                ids[external_id] = row_id
+        insert_rows(
+            session,
+            Event,
+            [
                 {
                     "at": now,
                     "actor": audit.SYSTEM,
                     "kind": "customer.added",
-                    "customer_id": row_id,
+                    "customer_id": ids[row["external_id"]],
                     "invoice_id": None,
                     "reminder_id": None,
                     "payload": {"source": batch.source, "from": batch.label},
                 }
-            )
-        audit.record_many(session, added)
+                for row in new_rows
+            ],
+        )
     bulk_update(session, Customer, updates)
     summary.customers_created = len(new_rows)
     summary.customers_updated = len(updates)
@@ -224,7 +226,7 @@ def _upsert_contacts(
     by_customer: dict[int, list[Row[Any]]] = {}
     wanted_ids = {customer_ids[external_id] for external_id in batch.customers}
     contact_columns = [getattr(Contact, c) for c in _CONTACT_FIELDS]
-    for stored in session.execute(select(*contact_columns)):
+    for stored in session.connection().execute(select(*contact_columns)).all():
         if stored.customer_id in wanted_ids:
             by_customer.setdefault(stored.customer_id, []).append(stored)
     new_rows: list[dict[str, Any]] = []
@@ -254,8 +256,7 @@ def _upsert_contacts(
             changes = _contact_changes(existing, contact, now)
             if changes:
                 updates.append({"id": existing.id, "updated_at": now, **changes})
-    for chunk in chunks(new_rows):
-        session.execute(insert(core_table(Contact)), chunk)
+    insert_rows(session, Contact, new_rows)
     bulk_update(session, Contact, updates)
     summary.contacts_created = len(new_rows)
     summary.contacts_updated = len(updates)

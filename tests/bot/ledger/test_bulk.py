@@ -1,0 +1,103 @@
+"""Rows written in bulk (COPY on PostgreSQL, one executemany on SQLite) are stored exactly as the
+ORM stores them: money exact, instants in UTC, JSON, and the columns' own defaults."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.core.models import Customer, Event, Invoice
+from bot.core.runtime import Runtime
+from bot.ledger.bulk import chunks, insert_rows
+
+NOW = datetime(2026, 3, 16, 9, 30, tzinfo=timezone(timedelta(hours=-5)))
+
+
+def _customer(external_id: str) -> dict[str, Any]:
+    return {
+        "source": "csv",
+        "external_id": external_id,
+        "name": 'Ridgeline \\ Roofing\t"Co"\nLtd',  # what COPY's text format must escape
+        "tier": "standard",
+        "owner_slack_id": None,
+        "timezone": "America/Chicago",
+        "never_automate": True,
+        "tags": ["retainage", "vip"],
+        "currency": None,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+
+
+def _invoice(customer_id: int, number: str) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "source": "csv",
+        "external_id": number,
+        "number": number,
+        "issue_date": date(2026, 1, 15),
+        "due_date": date(2026, 2, 14),
+        "currency": "KWD",
+        "total": Decimal("1200.125"),
+        "balance": Decimal("0.0001"),
+        "status": "open",
+        "paid_at": None,
+        "payment_link": None,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+
+
+def _stored(runtime: Runtime, model: type[Any], external_id: str) -> dict[str, Any]:
+    """The stored row, but for what tells the two apart (its id, external id and number)."""
+    table = model.__table__
+    with runtime.sessions() as session:
+        row = session.execute(select(table).where(table.c.external_id == external_id)).one()
+    return {k: v for k, v in row._mapping.items() if k not in ("id", "external_id", "number")}
+
+
+def test_a_bulk_insert_stores_what_the_orm_stores(runtime: Runtime) -> None:
+    with runtime.writing() as session:
+        session.add(Customer(**_customer("C-orm")))
+        insert_rows(session, Customer, [_customer("C-bulk")])
+    assert _stored(runtime, Customer, "C-orm") == _stored(runtime, Customer, "C-bulk")
+    with runtime.sessions() as session:
+        customer_id = session.scalars(select(Customer.id)).first()
+    assert customer_id is not None
+    with runtime.writing() as session:
+        session.add(Invoice(**_invoice(customer_id, "INV-orm")))
+        insert_rows(session, Invoice, [_invoice(customer_id, "INV-bulk")])
+    bulk = _stored(runtime, Invoice, "INV-bulk")
+    assert _stored(runtime, Invoice, "INV-orm") == bulk
+    assert (bulk["total"], bulk["balance"]) == (Decimal("1200.125"), Decimal("0.0001"))
+    assert bulk["updated_at"] == NOW.astimezone(UTC)
+    assert (bulk["disputed"], bulk["payment_plan"]) == (False, False)  # the columns' defaults
+    assert _stored(runtime, Customer, "C-bulk")["name"] == _customer("")["name"]
+
+
+def test_events_written_in_bulk_read_back_with_their_payloads(runtime: Runtime) -> None:
+    rows = [
+        {
+            "at": NOW,
+            "actor": "system",
+            "kind": "customer.added",
+            "customer_id": None,
+            "invoice_id": None,
+            "reminder_id": None,
+            "payload": {"from": "ledger\\.csv\ttab", "n": index},
+        }
+        for index in range(3)
+    ]
+    with runtime.writing() as session:
+        insert_rows(session, Event, rows)
+    with runtime.sessions() as session:
+        stored = session.scalars(select(Event).order_by(Event.id)).all()
+    assert [(e.payload, e.at) for e in stored] == [(r["payload"], NOW) for r in rows]
+
+
+def test_chunks_cut_what_is_given_into_parts_the_drivers_take() -> None:
+    assert [len(part) for part in chunks(list(range(12_001)))] == [5000, 5000, 2001]
+    assert chunks([]) == []
