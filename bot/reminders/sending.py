@@ -22,6 +22,7 @@ from bot.core.models import Reminder
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import CHANNELS
 from bot.reminders.outbox import (
+    BATCH,
     Claimed,
     FlushReport,
     SendConfig,
@@ -53,7 +54,7 @@ def flush(runtime: Runtime, senders: dict[str, Sender]) -> FlushReport:
         while not report.outage:  # an account problem stops the run before the next claim
             now = runtime.clock.now()
             with runtime.writing() as session:
-                batch, examined = claim(session, now, config, report, channels)
+                batch, examined = claim(session, now, config, report, channels, BATCH * len(lanes))
             if examined == 0:
                 break
             if len(lanes) == 1:
