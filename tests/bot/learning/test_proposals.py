@@ -96,7 +96,8 @@ def softer(n: int) -> tuple[str, str]:
     return (
         f"Invoice INV-{100 + n}: a quick note",
         f"Hi {FIRST_NAMES[n]},\n\nJust a note that invoice INV-{100 + n} for ${1000 + n:,}.50 was "
-        "due on March 13, 2026, 3 days ago. No rush at all.\n\nThanks,\nThe accounts team\n\n"
+        "due on March 13, 2026, 3 days ago. No rush at all.\n\nReply and we will send the "
+        "payment details.\n\nThanks,\nThe accounts team\n\n"
         "To stop receiving these reminders, just reply and tell us.",
     )
 

@@ -68,7 +68,7 @@ def test_a_dispute_reply_pauses_flags_and_opens_a_thread_with_the_history(
     history = json.dumps([c["blocks"] for c in thread])
     assert all(validate_blocks(c["blocks"]) == [] for c in thread)
     assert "INV-1001" in history and "days overdue" in history
-    assert "reply by email [dispute]" in history and "disputed INV-1001" in history
+    assert "reply by email (dispute)" in history and "disputed INV-1001" in history
     # the card in the finance channel shows the reminder stopped
     card = slack_api.messages[(reminder.slack_channel, reminder.slack_ts)]
     assert "replied" in json.dumps(card["blocks"])
