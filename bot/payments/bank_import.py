@@ -12,15 +12,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
+from bot.ledger.bulk import chunks, insert_rows
+from bot.payments.bulk_record import PaymentsInBulk, stored_external_ids
 from bot.payments.reconcile import Allocation, Match, Matcher, OpenInvoice
-from bot.payments.record import PaymentOutcome, allocate, cancel_for_invoices, record_payment
+from bot.payments.record import PaymentOutcome, allocate, cancel_for_invoices
 from integrations.base.payments import BankPayment
 
 SOURCE = "bank"
@@ -49,103 +51,96 @@ class BankImportSummary:
 
 
 def open_invoices(session: Session) -> list[OpenInvoice]:
-    rows = session.execute(
-        select(
-            Invoice.id,
-            Invoice.customer_id,
-            Customer.name,
-            Invoice.number,
-            Invoice.currency,
-            Invoice.balance,
-            Invoice.due_date,
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                Invoice.id,
+                Invoice.customer_id,
+                Customer.name,
+                Invoice.number,
+                Invoice.currency,
+                Invoice.balance,
+                Invoice.due_date,
+            )
+            .join(Customer, Customer.id == Invoice.customer_id)
+            .where(Invoice.status == "open", Invoice.balance > 0)
         )
-        .join(Customer, Customer.id == Invoice.customer_id)
-        .where(Invoice.status == "open", Invoice.balance > 0)
-    ).all()
-    return [OpenInvoice(*row) for row in rows]
+        .all()
+    )
+    return [OpenInvoice._make(row) for row in rows]
 
 
 def import_payments(
     session: Session, payments: list[BankPayment], label: str, now: datetime
 ) -> BankImportSummary:
+    """Match the file's payments in turn against the open invoices, then store them all at once:
+    the payments, their allocations, the invoices' new balances, the events and the reviews, each
+    in one statement (bot/ledger/bulk.py), inside the caller's transaction."""
     summary = BankImportSummary(label)
     serialise_ledger_writes(session)  # one import at a time, also on PostgreSQL
-    known = set(
-        session.scalars(
-            select(Payment.external_id).where(
-                Payment.source == SOURCE,
-                Payment.external_id.in_([p.external_id for p in payments]),
-            )
-        )
-    )
+    known = stored_external_ids(session, SOURCE, [p.external_id for p in payments])
     # Every customer's name, so a payer who owes nothing is still recognised (and a reference to
     # someone else's invoice goes to a person instead of being applied).
-    names = {cid: [name] for cid, name in session.execute(select(Customer.id, Customer.name))}
-    matcher = Matcher(open_invoices(session), customer_aliases=names)
-    with session.no_autoflush:  # allocations and events go in together at the end, in bulk
-        for payment in payments:
-            _import_one(session, payment, matcher, known, summary, now)
+    names = {
+        cid: [name]
+        for cid, name in session.connection().execute(select(Customer.id, Customer.name)).all()
+    }
+    invoices = open_invoices(session)
+    matcher = Matcher(invoices, customer_aliases=names)
+    ledger = PaymentsInBulk(SOURCE, invoices, now)
+    reviews: list[tuple[str, list[dict[str, Any]]]] = []  # (payment's external id, candidates)
+    for payment in payments:
+        if payment.external_id in known:
+            summary.already_imported += 1
+            continue
+        known.add(payment.external_id)
+        decision = matcher.decide(payment)
+        match = decision.auto
+        if match is not None:
+            matcher.apply(match)
+            outcome = ledger.pay(payment, match.customer_id, match.allocations)
+            _merge(summary.outcome, outcome)
+            summary.applied += 1
+            summary.amount_applied[payment.currency] = (
+                summary.amount_applied.get(payment.currency, Decimal(0)) + outcome.allocated
+            )
+            continue
+        ledger.pay(payment, None, ())
+        candidates = [{**m.as_json(), "why": decision.review_reason} for m in decision.matches]
+        reviews.append((payment.external_id, candidates or [{"why": decision.review_reason}]))
+        summary.to_review += 1
+    payment_ids = ledger.store(session)
+    summary.reviews = _store_reviews(session, reviews, payment_ids, now)
     done = summary.outcome
     done.cancelled = cancel_for_invoices(session, done.closed + done.reduced, now)
     return summary
 
 
-def _import_one(
+def _store_reviews(
     session: Session,
-    payment: BankPayment,
-    matcher: Matcher,
-    known: set[str],
-    summary: BankImportSummary,
+    reviews: list[tuple[str, list[dict[str, Any]]]],
+    payment_ids: dict[str, int],
     now: datetime,
-) -> None:
-    if payment.external_id in known:
-        summary.already_imported += 1
-        return
-    known.add(payment.external_id)
-    decision = matcher.decide(payment)
-    match = decision.auto
-    common: dict[str, Any] = {
-        "source": SOURCE,
-        "external_id": payment.external_id,
-        "received_on": payment.received_on,
-        "amount": payment.amount,
-        "currency": payment.currency,
-        "now": now,
-        "reference": payment.reference or None,
-        "payer": payment.payer or None,
-        "known_new": True,
-    }
-    if match is not None:
-        outcome = record_payment(
-            session,
-            customer_id=match.customer_id,
-            invoice_ids=[a.invoice_id for a in match.allocations],
-            amounts=[a.amount for a in match.allocations],
-            cancel=False,
-            **common,
-        )
-        matcher.apply(match)
-        _merge(summary.outcome, outcome)
-        summary.applied += 1
-        summary.amount_applied[payment.currency] = (
-            summary.amount_applied.get(payment.currency, Decimal(0)) + outcome.allocated
-        )
-        return
-    stored = record_payment(session, customer_id=None, invoice_ids=[], **common)
-    assert stored.payment_id is not None
-    candidates = [{**m.as_json(), "why": decision.review_reason} for m in decision.matches]
-    review_id = session.execute(
-        insert(PaymentReview)
-        .values(
-            payment_id=stored.payment_id,
-            candidates=candidates or [{"why": decision.review_reason}],
-            state="open",
-            created_at=now,
-        )
-        .returning(PaymentReview.id)
-    ).scalar_one()
-    summary.reviews.append(review_id)
-    summary.to_review += 1
+) -> list[int]:
+    """One open review a payment that did not match exactly one way; their ids, in file order."""
+    rows = [
+        {
+            "payment_id": payment_ids[external_id],
+            "candidates": candidates,
+            "state": "open",
+            "created_at": now,
+        }
+        for external_id, candidates in reviews
+    ]
+    insert_rows(session, PaymentReview, rows)
+    wanted = [row["payment_id"] for row in rows]
+    found: list[int] = []
+    for part in chunks(wanted):
+        found += session.scalars(
+            select(PaymentReview.id).where(PaymentReview.payment_id.in_(part))
+        ).all()
+    return sorted(found)
 
 
 def _merge(total: PaymentOutcome, one: PaymentOutcome) -> None:
@@ -174,7 +169,9 @@ def decide_review(
     session: Session, review_id: int, choice: int | None, user: str, now: datetime
 ) -> tuple[str, PaymentOutcome]:
     """A person's pick: candidate `choice` (0-based) is applied, or None leaves it unmatched.
-    A review decided before changes nothing (returns who decided it)."""
+    A review decided before changes nothing (returns who decided it). It waits for a bank import
+    in progress, whose matching counts on the balances it read."""
+    serialise_ledger_writes(session)
     review = session.get(PaymentReview, review_id, with_for_update=True)
     if review is None:
         raise UserError(f"payment review {review_id} does not exist")

@@ -22,6 +22,7 @@ from bot.core import audit
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Invoice, Payment, PaymentAllocation, Reminder, ReminderInvoice
 from bot.core.vocabulary import WAITING
+from bot.ledger.bulk import chunks
 from bot.reminders import state
 
 
@@ -238,34 +239,46 @@ def _allocate(
 
 def cancel_for_invoices(session: Session, invoice_ids: Sequence[int], now: datetime) -> list[int]:
     """Cancel every waiting reminder that covers one of these invoices: `paid` when all its
-    invoices are closed, `superseded` when an amount it quotes changed."""
+    invoices are closed, `superseded` when an amount it quotes changed. A few statements however
+    many invoices a bank file paid."""
     if not invoice_ids:
         return []
-    waiting = list(
-        session.scalars(
-            select(Reminder)
-            .join(ReminderInvoice, ReminderInvoice.reminder_id == Reminder.id)
-            .where(ReminderInvoice.invoice_id.in_(list(invoice_ids)), Reminder.state.in_(WAITING))
-            .distinct()
+    waiting: dict[int, None] = {}  # reminder ids, in the order found
+    for part in chunks(list(dict.fromkeys(invoice_ids))):
+        waiting.update(
+            dict.fromkeys(
+                session.scalars(
+                    select(ReminderInvoice.reminder_id)
+                    .join(Reminder, Reminder.id == ReminderInvoice.reminder_id)
+                    .where(ReminderInvoice.invoice_id.in_(part), Reminder.state.in_(WAITING))
+                    .distinct()
+                )
+            )
         )
-    )
-    cancelled = []
-    for reminder in waiting:
-        still_open = session.scalar(
-            select(func.count())
-            .select_from(ReminderInvoice)
-            .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
-            .where(ReminderInvoice.reminder_id == reminder.id, Invoice.status == "open")
+    still_open: set[int] = set()
+    for part in chunks(list(waiting)):
+        still_open.update(
+            session.scalars(
+                select(ReminderInvoice.reminder_id)
+                .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
+                .where(ReminderInvoice.reminder_id.in_(part), Invoice.status == "open")
+                .distinct()
+            )
         )
-        reason = "superseded" if still_open else "paid"
-        cancelled += state.cancel(
-            session,
-            [reminder.id],
-            from_states=WAITING,
-            reason=reason,
-            now=now,
-            refresh_loaded=False,
-        )
+    cancelled: list[int] = []
+    for reason, covered in (
+        ("superseded", [r for r in waiting if r in still_open]),
+        ("paid", [r for r in waiting if r not in still_open]),
+    ):
+        for part in chunks(covered):
+            cancelled += state.cancel(
+                session,
+                part,
+                from_states=WAITING,
+                reason=reason,
+                now=now,
+                refresh_loaded=False,
+            )
     return cancelled
 
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from threading import Event, Thread, current_thread
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text, update
+from sqlalchemy.orm import Session
 
+from bot.core.errors import UserError
+from bot.core.models import Event as AuditEvent
 from bot.core.models import Invoice, Payment, PaymentAllocation, PaymentReview, Reminder
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
@@ -24,6 +30,7 @@ from integrations.csv_ledger import read_ledger_csv
 from integrations.csv_payments import read_payments
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.ledger_files import row, write
+from tests.support.slack_requests import PATIENCE, wait_for
 
 HEADER = ["date", "amount", "currency", "reference", "payer"]
 
@@ -256,3 +263,207 @@ def test_a_review_slack_refused_is_given_back_at_once(
         review = session.scalars(select(PaymentReview)).one()
         assert review.slack_claimed_at is None and review.slack_ts is None
     assert review_posting.post_open(rt, chat, "C0FIN") == [review.id]
+
+
+# --- Two writers at once (PostgreSQL, where they run side by side) ------------------------------
+
+POSTGRES_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def _backend(session: Session, pids: list[int]) -> None:
+    pids.append(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _waits_for_the_ledger_lock(runtime: Runtime, pids: list[int]) -> bool:
+    """Whether the backend in `pids` is waiting for an advisory lock (the ledger's)."""
+    if not pids:
+        return False
+    with runtime.sessions() as session:
+        waiting = session.execute(
+            text("SELECT wait_event FROM pg_stat_activity WHERE pid = :pid"), {"pid": pids[0]}
+        ).scalar()
+    return waiting == "advisory"
+
+
+@contextmanager
+def _paused_before_invoice_updates(runtime: Runtime) -> Iterator[tuple[Event, Event]]:
+    """(reached, go): a thread named "import" stops before it updates invoices until `go`."""
+    reached, go = Event(), Event()
+
+    def pause(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if current_thread().name == "import" and statement.startswith("UPDATE invoices"):
+            reached.set()
+            assert go.wait(PATIENCE)
+
+    event.listen(runtime.engine, "before_cursor_execute", pause)
+    try:
+        yield reached, go
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", pause)
+
+
+def _in_thread(name: str, work: Callable[[], None], failures: list[BaseException]) -> Thread:
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # the test reads it
+            failures.append(exc)
+
+    thread = Thread(target=run, name=name)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("database_url", POSTGRES_ONLY, indirect=True)
+def test_the_same_file_imported_twice_at_once_records_each_payment_once(
+    ledger_runtime: Runtime, tmp_path: Path
+) -> None:
+    rt = ledger_runtime
+    bank = _bank(
+        tmp_path / "b.csv",
+        [
+            ["2026-03-14", "1200.00", "USD", "INV-1001", "Ridgeline Roofing"],
+            ["2026-03-14", "800.00", "USD", "March", "Harbor Dental"],
+        ],
+    )
+    payments = read_payments(bank)
+    pids: list[int] = []
+    failures: list[BaseException] = []
+    second: list[bank_import.BankImportSummary] = []
+
+    def import_again() -> None:
+        with rt.writing() as session:
+            _backend(session, pids)
+            second.append(bank_import.import_payments(session, payments, "b.csv", rt.clock.now()))
+
+    with rt.writing() as session:
+        first = bank_import.import_payments(session, payments, "b.csv", rt.clock.now())
+        thread = _in_thread("second", import_again, failures)
+        wait_for(lambda: _waits_for_the_ledger_lock(rt, pids))
+    thread.join(PATIENCE)
+
+    assert failures == []
+    assert (first.applied, first.to_review, first.already_imported) == (1, 1, 0)
+    assert (second[0].applied, second[0].to_review, second[0].already_imported) == (0, 0, 2)
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Payment)) == 2
+        assert session.scalar(select(func.count()).select_from(PaymentReview)) == 1
+        assert session.scalar(select(func.sum(PaymentAllocation.amount))) == Decimal("1200.00")
+
+
+@pytest.mark.parametrize("database_url", POSTGRES_ONLY, indirect=True)
+def test_a_persons_pick_waits_for_an_import_in_progress_and_no_invoice_is_paid_twice(
+    ledger_runtime: Runtime, tmp_path: Path
+) -> None:
+    rt = ledger_runtime
+    ambiguous = _bank(
+        tmp_path / "a.csv", [["2026-03-14", "800.00", "USD", "March", "Harbor Dental"]]
+    )
+    with rt.writing() as session:
+        summary = bank_import.import_payments(
+            session, read_payments(ambiguous), "a.csv", rt.clock.now()
+        )
+    [review_id] = summary.reviews
+    with rt.sessions() as session:
+        review = session.get(PaymentReview, review_id)
+        assert review is not None
+        numbers = dict(session.execute(select(Invoice.id, Invoice.number)).all())
+    options = [numbers[c["allocations"][0]["invoice_id"]] for c in review.candidates]
+    paying = _bank(
+        tmp_path / "p.csv", [["2026-03-15", "800.00", "USD", "INV-2001", "Harbor Dental"]]
+    )
+    pids: list[int] = []
+    failures: list[BaseException] = []
+    imported: list[bank_import.BankImportSummary] = []
+    picked: list[str] = []
+
+    def run_import() -> None:
+        with rt.writing() as session:
+            imported.append(
+                bank_import.import_payments(session, read_payments(paying), "p.csv", rt.clock.now())
+            )
+
+    def pick() -> None:
+        with rt.writing() as session:
+            _backend(session, pids)
+            picked.append(
+                bank_import.decide_review(
+                    session, review_id, options.index("INV-2001"), "U0APPROVER", rt.clock.now()
+                )[0]
+            )
+
+    with _paused_before_invoice_updates(rt) as (reached, go):
+        importing = _in_thread("import", run_import, failures)
+        wait_for(reached.is_set)  # matched, about to write what it matched
+        picking = _in_thread("pick", pick, failures)
+        wait_for(lambda: _waits_for_the_ledger_lock(rt, pids))
+        go.set()
+        importing.join(PATIENCE)
+        picking.join(PATIENCE)
+
+    assert failures == [] and imported[0].applied == 1 and picked == ["applied"]
+    with rt.sessions() as session:
+        paid = session.scalar(
+            select(func.sum(PaymentAllocation.amount))
+            .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
+            .where(Invoice.number == "INV-2001")
+        )
+    assert paid == Decimal("800.00")
+    assert _balances(rt.settings.database_url)["INV-2001"] == (Decimal(0), "paid")
+
+
+@pytest.mark.parametrize("database_url", POSTGRES_ONLY, indirect=True)
+def test_an_import_whose_invoices_changed_under_it_is_refused_whole(
+    ledger_runtime: Runtime, tmp_path: Path
+) -> None:
+    rt = ledger_runtime
+    paying = _bank(tmp_path / "p.csv", [["2026-03-15", "1200.00", "USD", "INV-1001", "Ridgeline"]])
+    failures: list[BaseException] = []
+
+    def run_import() -> None:
+        with rt.writing() as session:
+            bank_import.import_payments(session, read_payments(paying), "p.csv", rt.clock.now())
+
+    with _paused_before_invoice_updates(rt) as (reached, go):
+        importing = _in_thread("import", run_import, failures)
+        wait_for(reached.is_set)
+        with rt.writing() as session:  # a writer that does not take the ledger's lock
+            session.execute(
+                update(Invoice).where(Invoice.number == "INV-1001").values(balance=Decimal(700))
+            )
+        go.set()
+        importing.join(PATIENCE)
+
+    assert len(failures) == 1 and isinstance(failures[0], UserError)
+    assert "nothing was recorded: import the file again" in str(failures[0])
+    assert _balances(rt.settings.database_url)["INV-1001"] == (Decimal(700), "open")
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Payment)) == 0
+        received = select(func.count()).where(AuditEvent.kind == "payment.received")
+        assert session.scalar(received) == 0
+
+
+def test_a_bank_file_cancels_the_reminders_of_what_it_paid_paid_or_superseded(
+    ledger_runtime: Runtime, tmp_path: Path
+) -> None:
+    rt = ledger_runtime
+    bank = _bank(
+        tmp_path / "b.csv",
+        [
+            ["2026-03-14", "1650.00", "USD", "INV-1001 INV-1002", "Ridgeline Roofing"],
+            ["2026-03-14", "800.00", "USD", "INV-2001", "Harbor Dental"],
+        ],
+    )
+    with rt.writing() as session:
+        summary = bank_import.import_payments(session, read_payments(bank), "b.csv", rt.clock.now())
+    with rt.sessions() as session:
+        reasons = dict(
+            session.execute(
+                select(Reminder.customer_id, Reminder.cancel_reason).where(
+                    Reminder.state == "cancelled"
+                )
+            ).all()
+        )
+        customers = dict(session.execute(select(Invoice.number, Invoice.customer_id)).all())
+    assert summary.applied == 2 and len(summary.outcome.cancelled) == 2
+    assert reasons == {customers["INV-1001"]: "paid", customers["INV-2001"]: "superseded"}

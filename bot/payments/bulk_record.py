@@ -1,0 +1,202 @@
+"""A file of payments recorded at once (the bank feed): each payment is applied in turn to the open
+invoices' balances held in memory, exactly as `record.record_payment` applies one, and then all of
+it is stored in a few statements (bot/ledger/bulk.py): the payments, their allocations, the
+invoices' new balances and the audit events.
+
+The caller holds the ledger lock (bot/core/locks.py) from before it reads the open invoices until
+it commits, so no other writer changes a balance in between; each invoice's UPDATE is still
+conditional on the balance that was read, and a file whose invoices changed anyway is refused
+whole, with nothing stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from bot.core import audit
+from bot.core.errors import UserError
+from bot.core.models import Event, Invoice, Payment, PaymentAllocation
+from bot.ledger.bulk import chunks, core_table, insert_rows
+from bot.payments.reconcile import Allocation, OpenInvoice
+from bot.payments.record import PaymentOutcome
+from integrations.base.payments import BankPayment
+
+
+def stored_external_ids(session: Session, source: str, external_ids: Sequence[str]) -> set[str]:
+    """Which of these payments of `source` are stored already."""
+    found: set[str] = set()
+    for part in chunks(list(dict.fromkeys(external_ids))):
+        found.update(
+            session.scalars(
+                select(Payment.external_id).where(
+                    Payment.source == source, Payment.external_id.in_(part)
+                )
+            )
+        )
+    return found
+
+
+class PaymentsInBulk:
+    """The payments of one file, applied in memory as they come and stored together."""
+
+    def __init__(self, source: str, invoices: Iterable[OpenInvoice], now: datetime) -> None:
+        self.source = source
+        self.now = now
+        self._invoices = {invoice.id: invoice for invoice in invoices}
+        self._read = {invoice_id: i.balance for invoice_id, i in self._invoices.items()}
+        self._balances = dict(self._read)
+        self._closed: set[int] = set()
+        self._payments: list[dict[str, Any]] = []
+        self._allocations: list[tuple[str, int, Decimal]] = []  # payment, invoice, amount
+        self._events: list[dict[str, Any]] = []
+
+    def pay(
+        self, payment: BankPayment, customer_id: int | None, allocations: Sequence[Allocation]
+    ) -> PaymentOutcome:
+        """Record the payment, allocated as `allocations` say (each capped, as record.allocate
+        caps it, by the invoice's balance and what is left of the payment); no allocations
+        leaves it unapplied. Nothing is written until `store`."""
+        outcome = PaymentOutcome()
+        left = payment.amount
+        for allocation in allocations:
+            invoice = self._invoices.get(allocation.invoice_id)
+            if (
+                invoice is None
+                or invoice.currency != payment.currency
+                or invoice.id in self._closed
+            ):
+                continue
+            share = min(allocation.amount, self._balances[invoice.id], left)
+            if share <= 0:
+                continue
+            left -= share
+            self._allocate(payment, invoice, share, outcome)
+        outcome.unapplied = payment.amount - outcome.allocated
+        if customer_id is None and outcome.customers:
+            customer_id = min(outcome.customers)
+        reference = payment.reference or None
+        self._payments.append(
+            {
+                "source": self.source,
+                "external_id": payment.external_id,
+                "customer_id": customer_id,
+                "received_on": payment.received_on,
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "reference": reference,
+                "payer": payment.payer or None,
+                "created_at": self.now,
+            }
+        )
+        received = {
+            "source": self.source,
+            "external_id": payment.external_id,
+            "amount": str(payment.amount),
+            "currency": payment.currency,
+            "allocated": str(outcome.allocated),
+            "unapplied": str(outcome.unapplied),
+            "reference": reference,
+        }
+        self._event("payment.received", customer_id, None, received)
+        return outcome
+
+    def _allocate(
+        self, payment: BankPayment, invoice: OpenInvoice, share: Decimal, outcome: PaymentOutcome
+    ) -> None:
+        balance = self._balances[invoice.id] = self._balances[invoice.id] - share
+        self._allocations.append((payment.external_id, invoice.id, share))
+        outcome.allocated += share
+        outcome.customers.add(invoice.customer_id)
+        payload = {
+            "number": invoice.number,
+            "currency": invoice.currency,
+            "amount": str(share),
+            "balance_after": str(balance),
+            "payment": f"{self.source}:{payment.external_id}",
+        }
+        self._event("payment.allocated", invoice.customer_id, invoice.id, payload)
+        if balance == 0:
+            self._closed.add(invoice.id)
+            outcome.closed.append(invoice.id)
+            paid = {**payload, "source": self.source}
+            self._event("invoice.paid", invoice.customer_id, invoice.id, paid)
+        else:
+            outcome.reduced.append(invoice.id)
+
+    def _event(
+        self, kind: str, customer_id: int | None, invoice_id: int | None, payload: dict[str, Any]
+    ) -> None:
+        self._events.append(
+            {
+                "at": self.now,
+                "actor": audit.SYSTEM,
+                "kind": kind,
+                "customer_id": customer_id,
+                "invoice_id": invoice_id,
+                "reminder_id": None,
+                "payload": payload,
+            }
+        )
+
+    def store(self, session: Session) -> dict[str, int]:
+        """Write everything recorded, in the session's transaction; each payment's id by its
+        external id."""
+        insert_rows(session, Payment, self._payments)
+        ids: dict[str, int] = {}
+        for part in chunks([p["external_id"] for p in self._payments]):
+            ids.update(
+                (external_id, payment_id)
+                for payment_id, external_id in session.execute(
+                    select(Payment.id, Payment.external_id).where(
+                        Payment.source == self.source, Payment.external_id.in_(part)
+                    )
+                )
+            )
+        insert_rows(
+            session,
+            PaymentAllocation,
+            [
+                {"payment_id": ids[external_id], "invoice_id": invoice_id, "amount": amount}
+                for external_id, invoice_id, amount in self._allocations
+            ],
+        )
+        self._store_balances(session)
+        insert_rows(session, Event, self._events)
+        return ids
+
+    def _store_balances(self, session: Session) -> None:
+        """Each invoice paid from: its new balance (and paid when it reached nothing), on the
+        condition that it is still open at the balance read."""
+        table = core_table(Invoice)
+        changed = [i for i, balance in self._balances.items() if balance != self._read[i]]
+        read_and_open = (
+            table.c.id == bindparam("b_id"),
+            table.c.status == "open",
+            table.c.balance == bindparam("b_read"),
+        )
+        paying = (
+            update(table)
+            .where(*read_and_open)
+            .values(balance=bindparam("b_balance"), updated_at=self.now)
+        )
+        closing = paying.values(status="paid", paid_at=self.now)
+        updated = 0
+        for statement, closed in ((paying, False), (closing, True)):
+            rows = [
+                {"b_id": i, "b_read": self._read[i], "b_balance": self._balances[i]}
+                for i in changed
+                if (i in self._closed) is closed
+            ]
+            for part in chunks(rows):
+                updated += session.connection().execute(statement, list(part)).rowcount
+        if updated != len(changed):
+            raise UserError(
+                "the open invoices changed while the payments were matched (another process "
+                "wrote to the ledger without its lock); nothing was recorded: import the file again"
+            )
