@@ -27,8 +27,8 @@ def sms_endpoint(
     runtime: Runtime, slack: SlackOut | None, classifier: Classifier
 ) -> Callable[[Request], Awaitable[Response]]:
     async def twilio_sms(request: Request) -> Response:
-        form = await _form(request)
-        if not _signed(runtime.settings, request, form):
+        form = await _signed_form(runtime.settings, request)
+        if form is None:
             return PlainTextResponse("bad signature", status_code=401)
         result = await run_in_threadpool(
             receive_sms,
@@ -49,9 +49,9 @@ def sms_endpoint(
 
 def status_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
     async def twilio_status(request: Request) -> Response:
-        form = await _form(request)
         settings = runtime.settings
-        if not _signed(settings, request, form):
+        form = await _signed_form(settings, request)
+        if form is None:
             return PlainTextResponse("bad signature", status_code=401)
         form = {key: storable(value) for key, value in form.items()}  # a NUL is not a 500
         secret = settings.secret_key.get_secret_value() if settings.secret_key else ""
@@ -75,17 +75,23 @@ def status_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response]
     return twilio_status
 
 
-async def _form(request: Request) -> dict[str, str]:
-    body = (await request.body()).decode("utf-8", errors="replace")
-    return {key: values[0] for key, values in parse_qs(body, keep_blank_values=True).items()}
-
-
-def _signed(settings: Settings, request: Request, form: dict[str, str]) -> bool:
+async def _signed_form(settings: Settings, request: Request) -> dict[str, str] | None:
+    """The form, if Twilio signed it; None otherwise. Twilio signs the form's fields, so the body
+    is parsed before its signature can be judged: that happens off the event loop, and not at all
+    without a token and a signature."""
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not token or not signature:
+        return None
     # Twilio signs the URL it called: the public one, not what a proxy forwarded to us.
     public = (settings.public_url or str(request.base_url)).rstrip("/") + request.url.path
     if request.url.query:
         public += "?" + request.url.query
-    return bool(token) and valid_twilio_request(
-        token, public, form, request.headers.get("X-Twilio-Signature", "")
-    )
+    body = await request.body()
+
+    def judged() -> dict[str, str] | None:
+        text = body.decode("utf-8", errors="replace")
+        form = {key: values[0] for key, values in parse_qs(text, keep_blank_values=True).items()}
+        return form if valid_twilio_request(token, public, form, signature) else None
+
+    return await run_in_threadpool(judged)
