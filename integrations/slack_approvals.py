@@ -72,12 +72,15 @@ def approve_all_button(day: date, tier: TierLine) -> Block:
     return button
 
 
-def undo_row(reminder_id: int) -> Block:
-    """The row of an approved reminder's card while it waits to be sent: Undo."""
+def undo_line(reminder_id: int, state_line: str) -> Block:
+    """An approved reminder's state line (mrkdwn, already made safe) with its Undo button beside
+    it, in one block, while it waits to be sent: the card keeps the block count it was posted
+    with, so a message of cards approved together stays within Slack's 50 blocks."""
     return {
-        "type": "actions",
+        "type": "section",
         "block_id": row(Row.REMINDER, reminder_id),
-        "elements": [_button("Undo", Action.UNDO, str(reminder_id))],
+        "text": {"type": "mrkdwn", "text": state_line},
+        "accessory": _button("Undo", Action.UNDO, str(reminder_id)),
     }
 
 

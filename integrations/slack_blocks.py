@@ -3,12 +3,15 @@ at most 50 blocks a message, 3,000 characters a section, unique action_ids withi
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from bot.core.labels import channel_label, reason_label, step_label, words
+from bot.core.vocabulary import REMINDER_STATES
 from integrations.base.mrkdwn import Mrkdwn, actor, clip, escape, join, mention, mrkdwn
 from integrations.base.slack import PlanSummary, ReminderCard
-from integrations.slack_approvals import approve_all_button, undo_row
+from integrations.slack_approvals import approve_all_button, undo_line
 from integrations.slack_ids import (
     APPROVE_ALL_ROW,
     INPUT,
@@ -168,20 +171,64 @@ def reminder_blocks(card: ReminderCard) -> list[Block]:
             who = mrkdwn(" by ", actor(card.acted_by))
         at = mrkdwn(" at ", card.acted_at) if card.acted_at else ""
         note = mrkdwn(": ", reason_label(card.note)) if card.note else ""
-        blocks.append(_context(mrkdwn(label, who, at, note)))
-    if card.state == "approved" and card.acted_by != "playbook":
-        blocks.append(undo_row(card.reminder_id))  # until the send worker takes it
+        line = mrkdwn(label, who, at, note)
+        if card.state == "approved" and card.acted_by != "playbook":
+            # Undo until the send worker takes it, beside the state line: no extra block.
+            blocks.append(undo_line(card.reminder_id, clip(line, MAX_SECTION)))
+        else:
+            blocks.append(_context(line))
     blocks.append({"type": "divider"})
     return blocks
 
 
+# Every state a card can be redrawn in, and who can have acted: a group message is redrawn as a
+# whole whenever one of its cards changes, in whatever states its cards are then.
+_ACTORS = (None, "playbook", "U0PERSON")
+
+
+def most_blocks(card: ReminderCard) -> int:
+    """The most blocks this card can take, over every state it can be redrawn in. Text sets no
+    block's count, so the other states are counted on the card without its text (`_bare`)."""
+    return max(len(reminder_blocks(card)), _most_bare_blocks(_bare(card)))
+
+
+def _bare(card: ReminderCard) -> ReminderCard:
+    return replace(
+        card,
+        reminder_id=0,
+        customer_name="",
+        customer_id="",
+        tier="",
+        state="planned",
+        contact=None,
+        invoices=(),
+        total="",
+        subject=None,
+        preview=None,
+        send_after=None,
+        acted_by=None,
+        acted_at=None,
+        note=None,
+    )
+
+
+@lru_cache(maxsize=256)
+def _most_bare_blocks(bare: ReminderCard) -> int:
+    return max(
+        len(reminder_blocks(replace(bare, state=state, acted_by=by, acted_at="00:00", note="-")))
+        for state in REMINDER_STATES
+        for by in _ACTORS
+    )
+
+
 def pack(cards: list[ReminderCard], max_blocks: int = MAX_BLOCKS) -> list[list[ReminderCard]]:
-    """Group cards into as few messages as the block limit allows, keeping their order."""
+    """Group cards into as few messages as the block limit allows, keeping their order: each
+    counted at its largest (`most_blocks`), so any redraw of a message fits as its post did."""
     groups: list[list[ReminderCard]] = []
     current: list[ReminderCard] = []
     used = 0
     for card in cards:
-        size = len(reminder_blocks(card))
+        size = most_blocks(card)
         if current and used + size > max_blocks:
             groups.append(current)
             current, used = [], 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
+from bot.core.vocabulary import REMINDER_STATES, TIERS
 from integrations.base.slack import CardInvoice, PlanSummary, ReminderCard, TierLine, escape
 from integrations.slack_blocks import (
     MAX_BLOCKS,
@@ -15,6 +17,7 @@ from integrations.slack_blocks import (
     plan_header_blocks,
     reminder_blocks,
 )
+from tests.support.fake_slack import validate_blocks
 
 
 def card(
@@ -59,6 +62,13 @@ def check_limits(blocks: list[dict[str, Any]]) -> None:
             assert len(block["text"]["text"]) <= 150
 
 
+def buttons(blocks: list[dict[str, Any]]) -> list[str]:
+    """The action_ids of every button drawn, in rows or beside a section's text."""
+    elements = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    elements += [b["accessory"] for b in blocks if "accessory" in b]
+    return [e["action_id"] for e in elements]
+
+
 def test_a_300_reminder_day_fits_slacks_limits_in_few_messages() -> None:
     cards = [card(n, invoices=1 + n % 30) for n in range(300)]
     groups = pack(cards)
@@ -82,14 +92,12 @@ def test_a_waiting_reminder_has_approve_edit_skip_and_a_preview() -> None:
 
 def test_an_acted_reminder_shows_who_and_when_and_only_undo_while_approved() -> None:
     blocks = reminder_blocks(card(7, state="approved", acted_by="U0APPROVER", acted_at="10:02 EDT"))
-    rows = [b for b in blocks if b["type"] == "actions"]
-    assert [e["action_id"] for row in rows for e in row["elements"]] == ["undo"]
-    assert ":white_check_mark: Approved by <@U0APPROVER> at 10:02 EDT" in str(blocks)
+    assert buttons(blocks) == ["undo"]
+    line = next(b for b in blocks if "accessory" in b)  # the state line, Undo beside it
+    assert line["text"]["text"] == ":white_check_mark: Approved by <@U0APPROVER> at 10:02 EDT"
     for done in ("sent", "skipped", "cancelled"):
-        blocks = reminder_blocks(card(7, state=done, acted_by="U0APPROVER"))
-        assert not any(b["type"] == "actions" for b in blocks)
-    by_playbook = reminder_blocks(card(7, state="approved", acted_by="playbook"))
-    assert not any(b["type"] == "actions" for b in by_playbook)
+        assert buttons(reminder_blocks(card(7, state=done, acted_by="U0APPROVER"))) == []
+    assert buttons(reminder_blocks(card(7, state="approved", acted_by="playbook"))) == []
 
 
 def test_a_long_invoice_list_is_cut_with_a_count_and_stays_under_3000_characters() -> None:
@@ -149,3 +157,71 @@ def test_the_edit_modal_is_prefilled() -> None:
 
 def test_escape_only_touches_what_slack_needs() -> None:
     assert escape("a & b < c > d *e*") == "a &amp; b &lt; c &gt; d *e*"
+
+
+ACTED_BY = ("U0APPROVER", "playbook", None)
+
+
+def acted(c: ReminderCard, state: str, by: str | None) -> ReminderCard:
+    """The card redrawn in `state`, as posting.cards_for draws it then (who acted, when, why)."""
+    if state == "planned":
+        return replace(c, state=state, acted_by=None, acted_at=None, note=None)
+    note = None if state in ("approved", "sending", "sent") else "x" * 4000
+    return replace(c, state=state, acted_by=by, acted_at="10:02 EDT", note=note)
+
+
+def problems(blocks: list[dict[str, Any]]) -> list[str]:
+    check_limits(blocks)
+    return validate_blocks(blocks)
+
+
+def test_every_redraw_of_a_group_message_stays_within_slacks_limits() -> None:
+    states = [str(s) for s in REMINDER_STATES]
+    cards = [
+        card(n, invoices=1 + n % 40, action="escalate" if n % 17 == 0 else "remind")
+        for n in range(300)
+    ]
+    groups = pack(cards)
+    assert sum(len(g) for g in groups) == 300
+    for group in groups:
+        assert problems(group_blocks(group)) == []  # as posted: every card planned
+        for state in states:  # Approve all, a send run, a skip ... on the whole message
+            for by in ACTED_BY:
+                assert problems(group_blocks([acted(c, state, by) for c in group])) == [], state
+        for shift in range(len(states)):  # and every mix of states in one message
+            mixed = [
+                acted(c, states[(i + shift) % len(states)], ACTED_BY[i % len(ACTED_BY)])
+                for i, c in enumerate(group)
+            ]
+            assert problems(group_blocks(mixed)) == []
+
+
+def test_a_card_has_as_many_blocks_in_every_state_as_when_it_was_posted() -> None:
+    for action in ("remind", "escalate"):
+        posted = len(reminder_blocks(card(1, action=action)))
+        for state in REMINDER_STATES:
+            for by in ACTED_BY:
+                assert len(reminder_blocks(acted(card(1, action=action), state, by))) <= posted
+
+
+def test_the_plan_header_stays_within_slacks_limits_in_every_state() -> None:
+    reasons = [f"reason_{n}_" + "y" * 200 for n in range(40)]
+    for awaiting in (0, 1, 150_000):
+        for held in ((), tuple((r, n) for n, r in enumerate(reasons))):
+            summary = PlanSummary(
+                day=date(2026, 3, 16),
+                tiers=tuple(
+                    TierLine(
+                        str(tier),
+                        200_000,
+                        200_000,
+                        ", ".join(f"{c}9,999,999,999.99" for c in "$€£¥" * 40),
+                        awaiting,
+                        tuple(range(0, 2 * awaiting, 2)),
+                        "$1.00",
+                    )
+                    for tier in TIERS
+                ),
+                held=held,
+            )
+            assert problems(plan_header_blocks(summary)) == []

@@ -168,12 +168,12 @@ def forms(text: str = "Acme") -> list[Block]:
 
 
 def buttons(blocks: list[Block]) -> list[str]:
-    return [
-        element["action_id"]
-        for block in blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
+    """Every button's action_id: in a row of buttons, or beside a section's text."""
+    rows = [
+        element for block in blocks if block["type"] == "actions" for element in block["elements"]
     ]
+    beside = [block["accessory"] for block in blocks if "accessory" in block]
+    return [element["action_id"] for element in rows + beside]
 
 
 def test_every_button_drawn_has_a_listener_and_every_action_listener_a_button() -> None:
