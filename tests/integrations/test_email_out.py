@@ -97,7 +97,9 @@ def test_a_text_without_html_is_one_plain_part() -> None:
 def test_any_name_subject_and_body_reads_back_exactly(
     name: str, subject: str, text: str, html: str
 ) -> None:
-    data = build_email(outgoing(to_name=name, from_name=name, subject=subject, text=text, html=html))
+    data = build_email(
+        outgoing(to_name=name, from_name=name, subject=subject, text=text, html=html)
+    )
     lines = data.split(b"\r\n")
     assert b"\n" not in b"".join(lines) and b"\r" not in b"".join(lines)  # CRLF only
     assert max(len(line) for line in lines) <= 998
@@ -109,7 +111,9 @@ def test_any_name_subject_and_body_reads_back_exactly(
     assert message["From"].addresses[0].display_name == name
     assert message["Subject"] == subject
     # A body always ends in a line break (as EmailMessage's did).
-    assert bodies(message) == [body if body.endswith("\n") else body + "\n" for body in (text, html)]
+    assert bodies(message) == [
+        body if body.endswith("\n") else body + "\n" for body in (text, html)
+    ]
 
 
 @pytest.mark.parametrize(
