@@ -156,6 +156,8 @@ class RowChecker:
         self._read: dict[str, dict[str | None, tuple[bool, Any]]] = {
             c.name: {} for c in self.columns
         }
+        # what each column remembers, or None for a column whose values seldom recur
+        self._memo = {c: self._read[c.name] if c.repeats else None for c in self.columns}
         self._groups: dict[tuple[str | None, ...], list[Any] | None] = {}
 
     @property
@@ -183,9 +185,9 @@ class RowChecker:
         self, columns: tuple[Column, ...], cells: tuple[str | None, ...]
     ) -> list[Any] | None:
         """The cells' values, or None when one has a problem."""
-        values = []
+        values: list[Any] = []
         for column, cell in zip(columns, cells, strict=True):
-            seen = self._read[column.name] if column.repeats else None
+            seen = self._memo[column]
             known = seen.get(cell) if seen is not None else None
             if known is None:
                 known = _checked(column, cell)
@@ -221,9 +223,10 @@ def _checked(column: Column, cell: str | None) -> tuple[bool, Any]:
         return (False, _MISSING) if column.required else (True, column.empty)
     try:
         text = cell.strip()
-        problem = text_problem(text)
-        if problem:
-            return False, problem
+        if not text.isprintable():  # the usual case is printable: text_problem has no say
+            problem = text_problem(text)
+            if problem:
+                return False, problem
         if not text:
             return (False, _EMPTY) if column.required else (True, column.empty)
         return True, column.check(text)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Contact, Customer, Event
-from bot.ledger.bulk import bulk_update, insert_rows
+from bot.ledger.bulk import bulk_update, cycles_collected_after, insert_rows
 from bot.ledger.invoices import upsert_invoices
 from bot.ledger.screening import screen
 from bot.ledger.source_payments import record_source_payments
@@ -89,6 +89,11 @@ def apply_batch(session: Session, batch: LedgerBatch, now: datetime) -> ImportSu
     First the batch is screened (bot/ledger/screening.py): a record it must not store is taken
     out and added to batch.problems, and so is an invoice whose customer is neither in the batch
     nor stored from this source."""
+    with cycles_collected_after():
+        return _apply(session, batch, now)
+
+
+def _apply(session: Session, batch: LedgerBatch, now: datetime) -> ImportSummary:
     summary = ImportSummary(source=batch.source, label=batch.label)
     screen(batch)
     serialise_ledger_writes(session)

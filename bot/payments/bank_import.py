@@ -19,7 +19,7 @@ from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
-from bot.ledger.bulk import chunks, insert_rows
+from bot.ledger.bulk import chunks, cycles_collected_after, insert_rows
 from bot.payments.bulk_record import PaymentsInBulk, stored_external_ids
 from bot.payments.reconcile import Allocation, Match, Matcher, OpenInvoice
 from bot.payments.record import PaymentOutcome, allocate, cancel_for_invoices
@@ -77,6 +77,13 @@ def import_payments(
     """Match the file's payments in turn against the open invoices, then store them all at once:
     the payments, their allocations, the invoices' new balances, the events and the reviews, each
     in one statement (bot/ledger/bulk.py), inside the caller's transaction."""
+    with cycles_collected_after():
+        return _import(session, payments, label, now)
+
+
+def _import(
+    session: Session, payments: list[BankPayment], label: str, now: datetime
+) -> BankImportSummary:
     summary = BankImportSummary(label)
     serialise_ledger_writes(session)  # one import at a time, also on PostgreSQL
     known = stored_external_ids(session, SOURCE, [p.external_id for p in payments])
