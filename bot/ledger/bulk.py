@@ -17,6 +17,7 @@ from itertools import repeat
 from typing import Any, TypeVar
 
 from sqlalchemy import Dialect, Table, update
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
 CHUNK = 5000  # rows per bulk UPDATE or values per IN (...): well inside the drivers' limits
@@ -80,11 +81,15 @@ def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any
     quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     target = dialect.identifier_preparer.format_table(table)
     if dialect.name == "postgresql":
+        statement = f"COPY {target} ({quoted}) FROM STDIN"
         driver = connection.connection.driver_connection
         assert driver is not None
-        with driver.cursor() as cursor, cursor.copy(f"COPY {target} ({quoted}) FROM STDIN") as copy:
-            for row in values:
-                copy.write_row(row)
+        try:
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in values:
+                    copy.write_row(row)
+        except dialect.loaded_dbapi.Error as exc:
+            raise _without_values(exc, statement, dialect) from None
         return
     marks = ", ".join("?" for _ in names)
     connection.exec_driver_sql(f"INSERT INTO {target} ({quoted}) VALUES ({marks})", values)
@@ -103,6 +108,24 @@ def _converted(convert: Callable[[Any], Any], cells: list[Any]) -> Iterable[Any]
         except KeyError:
             out.append(done.setdefault(cell, convert(cell)))
     return out
+
+
+def _without_values(error: Exception, statement: str, dialect: Dialect) -> StatementError:
+    """A failed COPY's error as SQLAlchemy raises any other, naming no value: of what the server
+    said only its first line is kept (its DETAIL and CONTEXT quote the row), as the engine does
+    for every statement it runs itself (bot/core/db.py)."""
+    primary = getattr(getattr(error, "diag", None), "message_primary", None)
+    error.args = (
+        f"{primary or type(error).__name__}\nDETAIL:  hidden (it may hold the row's values)",
+    )
+    return DBAPIError.instance(
+        statement,
+        None,
+        error,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        dialect=dialect,
+    )
 
 
 def _defaults(table: Table, given: list[str]) -> list[tuple[str, Any]]:

@@ -3,11 +3,14 @@ ORM stores them: money exact, instants in UTC, JSON, and the columns' own defaul
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from bot.core.models import Customer, Event, Invoice
 from bot.core.runtime import Runtime
@@ -101,3 +104,16 @@ def test_events_written_in_bulk_read_back_with_their_payloads(runtime: Runtime) 
 def test_chunks_cut_what_is_given_into_parts_the_drivers_take() -> None:
     assert [len(part) for part in chunks(list(range(12_001)))] == [5000, 5000, 2001]
     assert chunks([]) == []
+
+
+def test_a_failing_bulk_insert_names_no_customer_data(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    private = _customer("Ridgeline Outfitters (private)")
+    with pytest.raises(IntegrityError) as failed, runtime.writing() as session:
+        insert_rows(session, Customer, [private, private])  # (source, external_id) is unique
+    with caplog.at_level(logging.ERROR):
+        logging.getLogger("arbot").error("storing failed", exc_info=failed.value)
+    told = str(failed.value) + "\n" + caplog.text
+    assert "INSERT INTO customers" in told or "COPY customers" in told  # what failed is named
+    assert "Ridgeline Outfitters" not in told and "Roofing" not in told
