@@ -34,6 +34,23 @@ def select_plan_rows(url: str) -> int:
         connection.close()
 
 
+# What a bank file is matched against: each open invoice with its customer's name.
+OPEN_INVOICES = """
+SELECT i.id, i.customer_id, cu.name, i.number, i.currency, i.balance, i.due_date
+FROM invoices i JOIN customers cu ON cu.id = i.customer_id
+WHERE i.status = 'open' AND i.balance > 0
+"""
+
+
+def select_open_invoices(url: str) -> int:
+    """One plain SELECT of the open invoices a bank file is matched against, every row fetched."""
+    connection = plain_connection(url)
+    try:
+        return len(connection.execute(OPEN_INVOICES).fetchall())
+    finally:
+        connection.close()
+
+
 def read_csv(path: Path) -> int:
     """Read every row of a CSV file with the csv module (the least a re-import must do)."""
     with path.open(newline="", encoding="utf-8") as handle:
