@@ -14,6 +14,7 @@ import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Dialect, Table, update
@@ -71,7 +72,7 @@ def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any
     columns: list[Iterable[Any]] = []
     for name in given:
         convert = _converter(table, name, dialect)
-        cells = [row[name] for row in rows]
+        cells = list(map(itemgetter(name), rows))
         columns.append(cells if convert is None else _converted(convert, cells))
     for name, value in defaults:
         convert = _converter(table, name, dialect)
@@ -96,10 +97,15 @@ def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any
 
 
 def _converted(convert: Callable[[Any], Any], cells: list[Any]) -> Iterable[Any]:
-    """The cells converted, each distinct value once: a column often repeats one value (the
-    instant of an import on every row, a currency, a date) and converting is the costly part."""
-    if cells and isinstance(cells[0], (dict, list)):
-        return map(convert, cells)  # JSON: not hashable, and seldom repeated
+    """The cells converted; when the column repeats its values (the instant of an import on
+    every row, a date), each distinct value once."""
+    head = cells[:100]
+    try:
+        mostly_distinct = len(set(head)) * 4 > len(head)
+    except TypeError:  # JSON: dicts and lists
+        mostly_distinct = True
+    if mostly_distinct:
+        return map(convert, cells)
     done: dict[Any, Any] = {}
     out = []
     for cell in cells:
