@@ -187,7 +187,14 @@ def test_a_chunked_body_is_refused_with_413_once_it_passes_the_limit(
 ) -> None:
     _, url = site
     connection = _raw_request(
-        url, "/webhooks/twilio/sms", {"Transfer-Encoding": "chunked", "Content-Type": "text/plain"}
+        url,
+        "/webhooks/twilio/sms",
+        # a signature (any) makes the route read the body, which Twilio's signature covers
+        {
+            "Transfer-Encoding": "chunked",
+            "Content-Type": "text/plain",
+            "X-Twilio-Signature": "c2lnbmVk",
+        },
     )
     chunk = b"x" * 65536
     sent = 0
@@ -200,6 +207,25 @@ def test_a_chunked_body_is_refused_with_413_once_it_passes_the_limit(
     status, _ = _answer(connection)
     assert status == 413
     assert sent < 20 * SMALL_BODY_BYTES  # the connection was closed on the sender
+
+
+def test_an_unsigned_text_is_refused_without_its_body_being_read(
+    site: tuple[Runtime, str],
+) -> None:
+    _, url = site
+    connection = _raw_request(
+        url, "/webhooks/twilio/sms", {"Transfer-Encoding": "chunked", "Content-Type": "text/plain"}
+    )
+    chunk = b"x" * 65536
+    sent = 0
+    try:  # the answer comes before the body: the server stops reading once it has answered
+        while sent < 20 * SMALL_BODY_BYTES:
+            connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+    except OSError:
+        pass
+    status, _ = _answer(connection)
+    assert status == 401
 
 
 def test_inbound_mail_has_a_limit_of_its_own_named_by_its_setting(
