@@ -212,20 +212,18 @@ def test_a_chunked_body_is_refused_with_413_once_it_passes_the_limit(
 def test_an_unsigned_text_is_refused_without_its_body_being_read(
     site: tuple[Runtime, str],
 ) -> None:
+    """A chunked body left unfinished: the answer comes all the same, so nothing waited for it."""
     _, url = site
     connection = _raw_request(
         url, "/webhooks/twilio/sms", {"Transfer-Encoding": "chunked", "Content-Type": "text/plain"}
     )
-    chunk = b"x" * 65536
-    sent = 0
-    try:  # the answer comes before the body: the server stops reading once it has answered
-        while sent < 20 * SMALL_BODY_BYTES:
-            connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            sent += len(chunk)
-    except OSError:
-        pass
-    status, _ = _answer(connection)
-    assert status == 401
+    chunk = b"From=%2B15555550100&Body=hi"
+    connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))  # and never the last chunk
+    received = b""
+    while b"\r\n" not in received and (more := connection.recv(65536)):
+        received += more
+    connection.close()
+    assert received.split(b" ")[1] == b"401"
 
 
 def test_inbound_mail_has_a_limit_of_its_own_named_by_its_setting(
