@@ -10,6 +10,9 @@ from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session
+
 from bot.core import audit, slack_retries
 from bot.core.db import writing_factory
 from bot.core.models import (
@@ -37,8 +40,6 @@ from integrations.base.slack import (
     escape,
 )
 from integrations.errors import SlackFailed
-from sqlalchemy import case, func, select, update
-from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
