@@ -3,6 +3,7 @@
 A payment is applied by itself only when exactly one match exists (see bot/payments/reconcile.py);
 otherwise it is stored unapplied with a PaymentReview listing the candidates, for a person to
 pick in Slack. A payment is identified by its fingerprint, so re-importing a file changes nothing.
+The whole file is matched first, then stored in a few statements (bot/payments/bulk_record.py).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _import(
     }
     invoices = open_invoices(session)
     matcher = Matcher(invoices, customer_aliases=names)
-    ledger = PaymentsInBulk(SOURCE, invoices, now)
+    recorded = PaymentsInBulk(SOURCE, invoices, now)
     reviews: list[tuple[str, list[dict[str, Any]]]] = []  # (payment's external id, candidates)
     for payment in payments:
         if payment.external_id in known:
@@ -106,18 +107,18 @@ def _import(
         match = decision.auto
         if match is not None:
             matcher.apply(match)
-            outcome = ledger.pay(payment, match.customer_id, match.allocations)
+            outcome = recorded.pay(payment, match.customer_id, match.allocations)
             _merge(summary.outcome, outcome)
             summary.applied += 1
             summary.amount_applied[payment.currency] = (
                 summary.amount_applied.get(payment.currency, Decimal(0)) + outcome.allocated
             )
             continue
-        ledger.pay(payment, None, ())
+        recorded.pay(payment, None, ())
         candidates = [{**m.as_json(), "why": decision.review_reason} for m in decision.matches]
         reviews.append((payment.external_id, candidates or [{"why": decision.review_reason}]))
         summary.to_review += 1
-    payment_ids = ledger.store(session)
+    payment_ids = recorded.store(session)
     summary.reviews = _store_reviews(session, reviews, payment_ids, now)
     done = summary.outcome
     done.cancelled = cancel_for_invoices(session, done.closed + done.reduced, now)
