@@ -133,8 +133,10 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
 def summary_for(
     session: Session, day: date, held: list[tuple[str, int]] | None = None
 ) -> PlanSummary:
+    # The few columns the counts need, not whole reminders (their texts): this is read again at
+    # every click's redraw of the header, on a day of any size.
     rows = session.execute(
-        select(Reminder, Customer.tier)
+        select(Reminder.id, Reminder.action, Reminder.state, Customer.tier)
         .join(Customer, Customer.id == Reminder.customer_id)
         .where(Reminder.plan_date == day)
     ).all()
@@ -145,8 +147,8 @@ def summary_for(
         .join(Reminder, Reminder.id == ReminderInvoice.reminder_id)
         .where(Reminder.plan_date == day)
     ).all()
-    tier_of = {r.id: tier for r, tier in rows}
-    waiting = {r.id for r, _ in rows if r.action == "remind" and r.state == "planned"}
+    tier_of = {r.id: r.tier for r in rows}
+    waiting = {r.id for r in rows if r.action == "remind" and r.state == "planned"}
     asked: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for reminder_id, currency, balance in links:
         totals[tier_of[reminder_id]][currency] += balance
@@ -154,7 +156,7 @@ def summary_for(
             asked[tier_of[reminder_id]][currency] += balance
     lines = []
     for tier in TIERS:
-        mine = [r for r, t in rows if t == tier]
+        mine = [r for r in rows if r.tier == tier]
         amount = ", ".join(format_money(v, k) for k, v in sorted(totals[tier].items())) or "—"
         covers = tuple(sorted(r.id for r in mine if r.id in waiting))
         lines.append(
