@@ -147,8 +147,20 @@ def summary_for(
         .join(Reminder, Reminder.id == ReminderInvoice.reminder_id)
         .where(Reminder.plan_date == day)
     ).all()
-    tier_of = {r.id: r.tier for r in rows}
-    waiting = {r.id for r in rows if r.action == "remind" and r.state == "planned"}
+    # One pass over the day's reminders, then one over their invoices.
+    tier_of: dict[int, str] = {}
+    reminders: Counter[str] = Counter()
+    escalations: Counter[str] = Counter()
+    covers: dict[str, list[int]] = defaultdict(list)
+    for reminder_id, action, state, tier in rows:
+        tier_of[reminder_id] = tier
+        if action == "remind":
+            reminders[tier] += 1
+            if state == "planned":
+                covers[tier].append(reminder_id)
+        elif action == "escalate":
+            escalations[tier] += 1
+    waiting = {reminder_id for ids in covers.values() for reminder_id in ids}
     asked: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for reminder_id, currency, balance in links:
         totals[tier_of[reminder_id]][currency] += balance
@@ -156,17 +168,16 @@ def summary_for(
             asked[tier_of[reminder_id]][currency] += balance
     lines = []
     for tier in TIERS:
-        mine = [r for r in rows if r.tier == tier]
         amount = ", ".join(format_money(v, k) for k, v in sorted(totals[tier].items())) or "—"
-        covers = tuple(sorted(r.id for r in mine if r.id in waiting))
+        waiting_here = tuple(sorted(covers[tier]))
         lines.append(
             TierLine(
                 tier=tier,
-                reminders=sum(1 for r in mine if r.action == "remind"),
-                escalations=sum(1 for r in mine if r.action == "escalate"),
+                reminders=reminders[tier],
+                escalations=escalations[tier],
                 amount=amount,
-                awaiting=len(covers),
-                covers=covers,
+                awaiting=len(waiting_here),
+                covers=waiting_here,
                 awaiting_amount=", ".join(
                     format_money(v, k) for k, v in sorted(asked[tier].items())
                 )
