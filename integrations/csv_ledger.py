@@ -18,6 +18,7 @@ from bot.core.errors import UserError, ValidationFailed
 from bot.core.money import parse_amount
 from bot.core.vocabulary import TIERS
 from integrations.base.ledger import (
+    OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     ContactRecord,
     CustomerRecord,
@@ -119,19 +120,7 @@ COLUMNS = (
 
 
 # Cells that repeat on each row of a customer: read together, once per customer.
-_CUSTOMER_CELLS = (
-    "customer_id",
-    "customer_name",
-    "contact_name",
-    "email",
-    "phone",
-    "tier",
-    "owner_slack_id",
-    "timezone",
-    "sms_consent",
-    "never_automate",
-    "tags",
-)
+_CUSTOMER_CELLS = ("customer_id", "customer_name", *OPTIONAL_COLUMNS)
 
 
 class LedgerRow(NamedTuple):
