@@ -80,6 +80,9 @@ class Resolution(StrEnum):
     PROMISE = "promise"  # a promise to pay whose date has not passed
 
 
+# Who approved a reminder the playbook lets go without a person (`approved_by`): nothing to undo.
+AUTO_APPROVER = "playbook"
+
 TIERS: tuple[Tier, ...] = tuple(Tier)  # in this order wherever tiers are listed
 CHANNELS: tuple[Channel, ...] = tuple(Channel)
 CONTACT_ROLES: tuple[ContactRole, ...] = tuple(ContactRole)

@@ -19,6 +19,7 @@ from bot.core import audit
 from bot.core.bulk_rows import insert_rows, new_ids
 from bot.core.locks import PLAN_LOCK, schema_lock
 from bot.core.models import Event, Reminder, ReminderInvoice
+from bot.core.vocabulary import AUTO_APPROVER
 from bot.escalations import service
 from bot.learning.versions import active_version, bundle_of, ensure_active, load_checked
 from bot.payments.links import PreparedLinks, PreparingLinks, payment_link
@@ -28,7 +29,6 @@ from bot.planning.planner import DayPlanner, Plan, PlanItem, PlanRules, compute_
 from integrations.base.payments import PaymentLinks
 from playbooks.render import Renderer
 
-AUTO_APPROVER = "playbook"
 WRITE_EVERY = 2000  # reminders stored at a time
 
 

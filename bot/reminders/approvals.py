@@ -20,15 +20,13 @@ from sqlalchemy.orm import Session
 
 from bot.core.errors import UserError
 from bot.core.models import Customer, EditExample, Event, Invoice, Reminder, ReminderInvoice
-from bot.core.vocabulary import ReminderAction
+from bot.core.vocabulary import AUTO_APPROVER, ReminderAction
 from bot.reminders import state
 from bot.reminders.message_facts import missing_facts
 from bot.reminders.stale import StaleRules, stale_reasons, why_stale
 from bot.reminders.state import APPROVED, PLANNED, SKIPPED
 from playbooks.lint import lint_message
 from playbooks.render import SMS_LIMIT, Rendered
-
-AUTO_APPROVER = "playbook"  # approved by the playbook's rules, not by a person: nothing to undo
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
+from bot.core.vocabulary import AUTO_APPROVER
 from bot.planning import posting
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
@@ -94,7 +95,7 @@ def who_acted(kit: ListenerKit, state: str, by: str | None, reason: str | None) 
     if state == "cancelled" and (by is None or by == "system"):
         because = CANCELLED_BECAUSE.get(reason or "", f"({escape(reason)})" if reason else "")
         return f"cancelled {because}".rstrip()
-    if by == approvals.AUTO_APPROVER:
+    if by == AUTO_APPROVER:
         return f"{state} by the playbook"
     if by and by != "system" and state != "planned":
         verb = "approved" if state in ("sending", "sent", "failed", "unknown") else state

@@ -7,10 +7,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.core.models import EditExample, Event, Reminder
 from bot.core.runtime import Runtime
+from bot.core.vocabulary import AUTO_APPROVER
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
 from tests.support.ledger_files import a_week_late, write
@@ -120,3 +121,24 @@ def test_approve_all_approves_only_the_waiting_reminders_of_that_tier(
         again = approvals.approve_all(session, TODAY, "standard", "U0B", now, rules=RULES)
     assert (sorted(done.approved), done.cancelled) == ([1, 2], {})
     assert again.changed() == []
+
+
+def test_an_approval_is_withdrawn_once_but_never_the_playbooks_own(
+    cli: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    """Undo takes back a person's approval; a reminder the playbook let go by itself has no
+    approval of a person's to take back, so it stays approved."""
+    planned(cli, tmp_path, customers=2)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        approvals.approve(session, 1, "U0FIRST", now, rules=RULES)
+        session.execute(
+            update(Reminder)
+            .where(Reminder.id == 2)
+            .values(state="approved", approved_by=AUTO_APPROVER, approved_at=now)
+        )
+    with runtime.writing() as session:
+        undone = approvals.withdraw(session, 1, "U0FIRST", now)
+        kept = approvals.withdraw(session, 2, "U0FIRST", now)
+    assert (undone.changed, undone.state) == (True, "planned")
+    assert (kept.changed, kept.state) == (False, "approved")
