@@ -10,7 +10,12 @@ from typing import Any
 from bot.core.labels import channel_label, reason_label, step_label, words
 from bot.core.vocabulary import REMINDER_STATES
 from integrations.base.mrkdwn import Mrkdwn, actor, clip, escape, join, mention, mrkdwn
-from integrations.base.slack import PlanSummary, ReminderCard
+from integrations.base.slack import (
+    EDIT_SUBJECT_LIMIT,
+    PlanSummary,
+    ReminderCard,
+    edit_body_limit,
+)
 from integrations.slack_approvals import approve_all_button, undo_line
 from integrations.slack_ids import (
     APPROVE_ALL_ROW,
@@ -273,8 +278,8 @@ def edit_modal(
                 "element": {
                     "type": "plain_text_input",
                     "action_id": INPUT,
-                    "initial_value": subject[:150],
-                    "max_length": 150,
+                    "initial_value": subject[:EDIT_SUBJECT_LIMIT],
+                    "max_length": EDIT_SUBJECT_LIMIT,
                 },
             }
         )
@@ -290,8 +295,8 @@ def edit_modal(
                 "type": "plain_text_input",
                 "action_id": INPUT,
                 "multiline": True,
-                "initial_value": body[:3000],
-                "max_length": 3000 if channel == "email" else 320,
+                "initial_value": body[: edit_body_limit(channel)],
+                "max_length": edit_body_limit(channel),
             },
         }
     )

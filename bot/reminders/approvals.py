@@ -25,8 +25,9 @@ from bot.reminders import state
 from bot.reminders.message_facts import missing_facts
 from bot.reminders.stale import StaleRules, stale_reasons, why_stale
 from bot.reminders.state import APPROVED, PLANNED, SKIPPED
+from integrations.base.slack import EDIT_SUBJECT_LIMIT, edit_body_limit
 from playbooks.lint import lint_message
-from playbooks.render import SMS_LIMIT, Rendered
+from playbooks.render import Rendered
 
 
 @dataclass(frozen=True)
@@ -155,15 +156,6 @@ def skip(session: Session, reminder_id: int, user: str, reason: str, now: dateti
     return _outcome(session, reminder_id, bool(skipped))
 
 
-SUBJECT_LIMIT = 150  # characters: an edited subject, as the Edit form holds it
-BODY_LIMITS = {"email": 3000, "sms": SMS_LIMIT}  # an edited message, as the Edit form holds it
-
-
-def body_limit(channel: str | None) -> int:
-    """The most characters an edited message may have on this channel."""
-    return BODY_LIMITS.get(channel or "email", BODY_LIMITS["email"])
-
-
 def edit_problems(
     channel: str | None,
     subject: str | None,
@@ -176,13 +168,13 @@ def edit_problems(
     refuses, or (given the `original` message) a fact of it the edit lost: an invoice number,
     an amount, the payment link or the offer to send payment details; empty = fine."""
     problems: dict[str, str] = {}
-    if channel != "sms" and len(subject or "") > SUBJECT_LIMIT:
+    if channel != "sms" and len(subject or "") > EDIT_SUBJECT_LIMIT:
         problems["subject"] = (
-            f"{len(subject or ''):,} characters: shorten it to at most {SUBJECT_LIMIT}"
+            f"{len(subject or ''):,} characters: shorten it to at most {EDIT_SUBJECT_LIMIT}"
         )
-    if len(body) > body_limit(channel):
+    if len(body) > edit_body_limit(channel):
         problems["body"] = (
-            f"{len(body):,} characters: shorten it to at most {body_limit(channel):,}"
+            f"{len(body):,} characters: shorten it to at most {edit_body_limit(channel):,}"
         )
     if problems:  # the linter reads the whole text: not one that long
         return problems

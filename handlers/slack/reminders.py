@@ -27,7 +27,7 @@ from handlers.slack.payload import (
     submission,
     typed,
 )
-from integrations.base.slack import escape
+from integrations.base.slack import edit_body_limit, escape
 from integrations.slack_approvals import undo_all_blocks
 from integrations.slack_blocks import edit_modal, skip_modal
 from integrations.slack_ids import (
@@ -261,7 +261,7 @@ def open_edit(kit: ListenerKit, body: Body, trigger_id: str) -> None:
     if refusal is not None or draft is None:
         kit.tell(channel, user, refusal or "")
         return
-    limit = approvals.body_limit(draft.channel)
+    limit = edit_body_limit(draft.channel)
     if len(draft.body) > limit:  # never cut a customer's message silently
         kit.tell(
             channel,

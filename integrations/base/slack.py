@@ -9,6 +9,17 @@ from datetime import date, datetime
 from typing import Protocol
 
 from integrations.base.mrkdwn import Mrkdwn, escape, mention
+from playbooks.render import SMS_LIMIT
+
+# What the Edit form holds, and what an edit may be on the server too (bot/reminders/approvals.py).
+EDIT_SUBJECT_LIMIT = 150
+EDIT_BODY_LIMITS = {"email": 3000, "sms": SMS_LIMIT}
+
+
+def edit_body_limit(channel: str | None) -> int:
+    """The most characters an edited message may have on this channel."""
+    return EDIT_BODY_LIMITS.get(channel or "email", EDIT_BODY_LIMITS["email"])
+
 
 __all__ = ["Mrkdwn", "escape", "mention"]  # Slack's text escaping, where the ports are
 
