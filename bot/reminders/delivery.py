@@ -16,6 +16,7 @@ from bot.reminders.state import FAILED, SENT
 FAILED_STATUSES = ("undelivered", "failed")
 # Twilio delivery error codes that are about the number itself.
 UNREACHABLE_NUMBER = {"30005", "30006"}  # unknown number, landline (30003 is often temporary)
+UNSUBSCRIBED = "21610"  # the recipient replied STOP to our number (RULES B4)
 
 
 def sms_status(
@@ -49,6 +50,8 @@ def sms_status(
         return reminder.id
     if status not in FAILED_STATUSES:
         return reminder.id  # queued, sent, ...: nothing to do
+    if error_code == UNSUBSCRIBED and reminder.contact_id:
+        _sms_opted_out(session, reminder, now)
     failed = state.transition(
         session,
         [reminder.id],
@@ -73,6 +76,25 @@ def sms_status(
             reminder_id=reminder.id,
         )
     return reminder.id
+
+
+def _sms_opted_out(session: Session, reminder: Reminder, now: datetime) -> None:
+    """The number replied STOP (Twilio says so by 21610): no more texts to it, as when a send
+    is refused with the same code. A repeated report changes nothing."""
+    changed = session.execute(
+        update(Contact)
+        .where(Contact.id == reminder.contact_id, Contact.sms_opted_out_at.is_(None))
+        .values(sms_opted_out_at=now, updated_at=now)
+    )
+    if changed.rowcount == 1:  # type: ignore[attr-defined]
+        audit.record(
+            session,
+            now,
+            "contact.opted_out",
+            customer_id=reminder.customer_id,
+            reminder_id=reminder.id,
+            payload={"channel": "sms", "how": "Twilio 21610", "contact": reminder.contact_id},
+        )
 
 
 def unsubscribe_email(session: Session, reminder_id: int, now: datetime) -> bool:

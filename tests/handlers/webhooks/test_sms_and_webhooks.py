@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -296,3 +297,39 @@ def test_a_report_that_arrives_before_the_sid_is_stored_still_finds_its_reminder
     assert httpx.post(url, data=form, headers={"X-Twilio-Signature": signature}).status_code == 204
     with sent_sms.sessions() as session:
         assert session.scalars(select(Reminder.state)).one() == "failed"
+
+
+CORPUS_STOP = (
+    Path(__file__).parents[3] / ".." / "shared" / "corpus" / "twilio" / "courier-statusStop.txt"
+)
+
+
+def _stop_report(served: Any, sent_sms: Runtime, form: dict[str, str]) -> None:
+    sent_sms.settings.twilio_auth_token = type(sent_sms.settings.slack_bot_token)(TOKEN)  # type: ignore[misc]
+    sent_sms.settings.public_url = PUBLIC
+    assert _status(served.url, form).status_code == 204
+    assert _status(served.url, form).status_code == 204  # Twilio retries: changes nothing more
+    with sent_sms.sessions() as session:
+        contact = session.scalars(select(Contact)).one()
+        opted = session.scalars(select(Event).where(Event.kind == "contact.opted_out")).all()
+        assert session.scalars(select(Reminder.state)).one() == "failed"
+    assert contact.sms_opted_out_at is not None
+    assert [e.payload["how"] for e in opted] == ["Twilio 21610"]
+
+
+def test_a_delivery_report_with_error_21610_opts_the_number_out(
+    sent_sms: Runtime, served: Any
+) -> None:
+    form = {"MessageSid": "SM1", "MessageStatus": "failed", "ErrorCode": "21610"}
+    _stop_report(served, sent_sms, form)
+
+
+def test_twilios_own_21610_status_callback_opts_the_number_out(
+    sent_sms: Runtime, served: Any
+) -> None:
+    if not CORPUS_STOP.exists():
+        pytest.skip("the shared corpus (../shared/corpus/twilio) is not beside the project")
+    form = {k: v[0] for k, v in parse_qs(CORPUS_STOP.read_text().strip()).items()}
+    with sent_sms.writing() as session:  # the report is about our own text
+        session.execute(update(Reminder).values(provider_message_id=form["MessageSid"]))
+    _stop_report(served, sent_sms, form)
