@@ -179,9 +179,16 @@ def error_detail(response: httpx.Response) -> str:
 
 # --- What a CRM record says --------------------------------------------------------------------
 
+# A title or label that names the work of paying invoices: billing or accounts payable. Finance,
+# controller or accounting titles are not enough (they fit a CFO or a Financial Controller too).
 _BILLING_TITLE = re.compile(
-    r"\b(billing|accounts? payable|a/p|ap|invoic\w*|finance|financial|controller|bookkeep\w*|"
-    r"accountant|accounting|payables?)\b",
+    r"\b(billing|accounts?[\s-]+payables?|a/p|ap|payables?|invoic\w*)\b", re.IGNORECASE
+)
+# An executive is never chased only because of a title, even "Chief Billing Officer"; only a
+# label a person set in the CRM makes them the billing contact.
+_EXECUTIVE_TITLE = re.compile(
+    r"\b(chief|c[efo]o|cxo|president|vp|vice[\s-]+president|founder|co-?founder|owner|"
+    r"chair\w*|evp|svp)\b",
     re.IGNORECASE,
 )
 _DOMAIN = re.compile(r"(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
@@ -242,9 +249,21 @@ def email_domain(email: str) -> str | None:
     return None if domain in FREE_MAIL else domain
 
 
+def names_billing(label: object) -> bool:
+    """An association label a person set in the CRM that names billing or accounts payable
+    ("Billing contact", "Accounts payable")."""
+    return isinstance(label, str) and bool(_BILLING_TITLE.search(label))
+
+
 def sounds_like_billing(title: object) -> bool:
-    """A job title (or association label) that says the person handles invoices."""
-    return isinstance(title, str) and bool(_BILLING_TITLE.search(title))
+    """A job title that says the person handles invoices (billing, accounts payable) and is not
+    an executive's: "AP Specialist" is; "Chief Financial Officer", "Controller" and "VP Billing"
+    are not."""
+    return (
+        isinstance(title, str)
+        and bool(_BILLING_TITLE.search(title))
+        and not _EXECUTIVE_TITLE.search(title)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,9 +281,10 @@ class Person:
 def billing_contact(
     people: Iterable[Person], phone_region: str, problems: list[str]
 ) -> ContactRecord | None:
-    """Of the people with a usable address: the first flagged as billing, else the first whose
-    title says billing; None when nobody is marked as handling billing (a CRM's first contact may
-    be a CEO or a salesperson: arbot never chases someone only because they are listed). Adds to `problems` the unusable
+    """Of the people with a usable address: the first flagged as billing (an association label),
+    else the first whose title names billing or accounts payable (never an executive's: see
+    `sounds_like_billing`); None when nobody is, as a CRM's first contact may be a CEO or a
+    salesperson and arbot never chases someone only because they are listed. Adds to `problems` the unusable
     address of someone flagged or titled, and the chosen one's unusable phone number (the contact
     then comes without it)."""
     usable: list[tuple[Person, str]] = []

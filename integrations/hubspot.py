@@ -9,8 +9,8 @@ last date seen. The next cursor is the latest modification date seen. A contact 
 without its company being edited is only seen by a full fetch (cursor None).
 
 Contacts come through the v4 associations API, whose custom association labels ("Billing
-contact") mark the person who handles invoices; failing a label, a job title that says billing,
-failing that the first associated contact with an email address. Owners' email addresses come
+contact") mark the person who handles invoices; failing a label, a job title that names billing
+or accounts payable (never an executive's). Nobody else is taken: a CFO is not chased by title. Owners' email addresses come
 from the owners API, once per owner per fetch.
 
 A company that cannot be used, or a field of one that cannot (a tier arbot does not know),
@@ -41,6 +41,7 @@ from integrations.crm_http import (
     bare_domain,
     billing_contact,
     checked_tier,
+    names_billing,
     sounds_like_billing,
     split_tags,
 )
@@ -317,7 +318,7 @@ class HubSpotSource:
                 company_id = as_text(as_dict(as_dict(result).get("from")).get("id"))
                 for linked in as_list(as_dict(result).get("to")):
                     types = as_list(as_dict(linked).get("associationTypes"))
-                    labelled = any(sounds_like_billing(as_dict(t).get("label")) for t in types)
+                    labelled = any(names_billing(as_dict(t).get("label")) for t in types)
                     contact_id = as_text(as_dict(linked).get("toObjectId"))
                     links.setdefault(company_id, []).append((contact_id, labelled))
                 after = _next_after(result)

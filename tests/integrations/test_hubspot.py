@@ -200,6 +200,24 @@ def test_the_billing_contact_is_the_labelled_one_else_a_billing_title_else_the_f
     assert all(not a.billing_contact.sms_consent for a in batch.accounts if a.billing_contact)
 
 
+def test_a_chief_financial_officer_not_labelled_billing_is_never_the_billing_contact(
+    hubspot: FakeHubSpot, connected: Connected
+) -> None:
+    hubspot.companies = [company("101", "Exec Only", "exec.example")]
+    hubspot.contacts = {
+        "201": contact(
+            "201", "Ana", "Ruiz", "ana@exec.example", jobtitle="Chief Financial Officer"
+        ),
+        "202": contact("202", "Ben", "Ito", "ben@exec.example", jobtitle="Financial Controller"),
+        "203": contact("203", "Cy", "Moss", "cy@exec.example", jobtitle="Accounting Manager"),
+    }
+    hubspot.associations = {"101": [("201", None), ("202", None), ("203", None)]}
+
+    [account] = connected.fetch().accounts
+
+    assert account.billing_contact is None
+
+
 def test_an_incremental_fetch_searches_only_what_changed_since_the_cursor(
     hubspot: FakeHubSpot, connected: Connected
 ) -> None:
