@@ -48,6 +48,15 @@ class CrmApi:
     # Headers that give the seconds to wait after a 429, after Retry-After, with a scale factor
     # (HubSpot gives its window in milliseconds).
     wait_headers: tuple[tuple[str, float], ...] = ()
+    # The permission each request needs, by "METHOD /path-prefix", so a 403 names the one to add.
+    scopes: tuple[tuple[str, str], ...] = ()
+
+    def scope_for(self, method: str, path: str) -> str | None:
+        request = f"{method.upper()} {path}"
+        for prefix, scope in self.scopes:
+            if request.startswith(prefix):
+                return scope
+        return None
 
 
 class CrmClient:
@@ -130,9 +139,12 @@ class CrmClient:
                 f"set {self.api.token_setting} to a valid token; {self.api.token_hint}"
             )
         if status == 403:
+            scope = self.api.scope_for(method, path)
+            needs = f"the scope {scope}" if scope else "a permission"
             return CrmTokenRejected(
                 f"{self.api.label} refused {where} ({detail}): the token in "
-                f"{self.api.token_setting} lacks a permission this needs; {self.api.token_hint}"
+                f"{self.api.token_setting} lacks {needs}, which this needs; add it, then "
+                f"{self.api.token_hint}"
             )
         if status == 429 or status >= 500:
             return SourceUnavailable(

@@ -1,5 +1,9 @@
 """HubSpot as a CRM source: companies with their tier, tags, owner and billing contact, read
-through the CRM v3 API with a private app token, and notes added to a company's timeline.
+through the CRM v3 API, and notes added to a company's timeline. HubSpot authorises a
+server-side integration of one account with a service key (Development > Keys > Service keys),
+which replaced private apps for new integrations; a legacy private app's token keeps working. Both
+are sent as a Bearer token and carry the scopes named in `HUBSPOT.token_hint`: a note
+(`POST /crm/v3/objects/notes`) needs crm.objects.contacts.write, whatever record it is on.
 
 A full fetch lists every company (`GET /crm/v3/objects/companies`, paged by `after`). An
 incremental one searches for companies whose `hs_lastmodifieddate` is at or after the cursor, less
@@ -60,9 +64,18 @@ HUBSPOT = CrmApi(
     label="HubSpot",
     token_setting="HUBSPOT_TOKEN",
     token_hint=(
-        "use a private app's access token (HubSpot: Settings > Integrations > Private apps) "
-        "with the scopes crm.objects.companies.read, crm.objects.contacts.read, "
-        "crm.objects.owners.read, and crm.objects.companies.write to log notes"
+        "use a service key (HubSpot: Development > Keys > Service keys; an existing legacy "
+        "private app's access token also works) with the scopes crm.objects.companies.read, "
+        "crm.objects.contacts.read and crm.objects.owners.read, plus "
+        "crm.objects.contacts.write when ARBOT_CRM_LOG_ACTIVITY writes notes"
+    ),
+    scopes=(
+        ("POST /crm/v3/objects/notes", "crm.objects.contacts.write"),
+        ("GET /crm/v3/objects/companies", "crm.objects.companies.read"),
+        ("POST /crm/v3/objects/companies", "crm.objects.companies.read"),
+        ("POST /crm/v4/associations/companies/contacts", "crm.objects.contacts.read"),
+        ("POST /crm/v3/objects/contacts", "crm.objects.contacts.read"),
+        ("GET /crm/v3/owners", "crm.objects.owners.read"),
     ),
     # After a 429 without Retry-After, wait out the whole rate-limit window.
     wait_headers=(("X-HubSpot-RateLimit-Interval-Milliseconds", 0.001),),
@@ -128,8 +141,8 @@ class HubSpotSource:
         batch.cursor = next_cursor(cursor, None, modified)
         return batch
 
-    def log_activity(self, crm_id: str, note: str) -> None:
-        """A note on the company's timeline, dated now."""
+    def log_activity(self, crm_id: str, note: str) -> str | None:
+        """A note on the company's timeline, dated now; HubSpot's id of the note."""
         stamp = self.clock.now().astimezone(UTC).isoformat(timespec="milliseconds")
         body = {
             "properties": {
@@ -148,7 +161,8 @@ class HubSpotSource:
                 }
             ],
         }
-        self.http.json("POST", "/crm/v3/objects/notes", body=body)
+        _, answer = self.http.json("POST", "/crm/v3/objects/notes", body=body)
+        return as_text(as_dict(answer).get("id")) or None
 
     # --- Companies -----------------------------------------------------------------------------
 

@@ -233,8 +233,9 @@ class CrmSource(Protocol):
         """Every company (None) or those changed since the cursor, with the next cursor."""
         ...
 
-    def log_activity(self, crm_id: str, note: str) -> None:
-        """Add a note to the company's timeline in the CRM."""
+    def log_activity(self, crm_id: str, note: str) -> str | None:
+        """Add a note to the company's timeline in the CRM; the CRM's id of the note, if told.
+        SourceUnavailable when it may succeed later (a 429 or a server error)."""
         ...
 
 

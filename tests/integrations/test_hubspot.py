@@ -477,3 +477,29 @@ def test_a_note_hubspot_refuses_is_a_source_error(
 ) -> None:
     with pytest.raises(SourceError, match=r"HubSpot refused POST /crm/v3/objects/notes with 400"):
         connected.source.log_activity("999", "a note")
+
+
+def test_a_note_refused_for_a_missing_scope_names_the_contacts_write_scope(
+    hubspot: FakeHubSpot, connected: Connected
+) -> None:
+    hubspot.companies = [company("101", "Ridgeline Builders", "ridgeline.example")]
+    # The scopes the token hint once advised: companies.write does not let a note be created.
+    hubspot.granted = {
+        "crm.objects.companies.read",
+        "crm.objects.contacts.read",
+        "crm.objects.owners.read",
+        "crm.objects.companies.write",
+    }
+
+    with pytest.raises(CrmTokenRejected) as refused:
+        connected.source.log_activity("101", "a note")
+
+    message = str(refused.value)
+    assert "lacks the scope crm.objects.contacts.write" in message
+    assert "HUBSPOT_TOKEN" in message and "Service keys" in message
+    assert "companies.write" not in message
+    assert hubspot.notes == []
+
+    hubspot.granted |= {"crm.objects.contacts.write"}
+    connected.source.log_activity("101", "a note")
+    assert len(hubspot.notes) == 1

@@ -39,6 +39,9 @@ class FakeHubSpot(LocalServer):
         self.rate_limit_window = False  # the next call gets a 429 with only X-HubSpot-RateLimit-*
         self.server_errors = 0  # this many calls answer 502 first
         self.search_window = 10_000
+        # The scopes the token was granted; None grants all. A request needing another answers
+        # 403 MISSING_SCOPES, as HubSpot does.
+        self.granted: set[str] | None = None
         self.lock = threading.Lock()
         super().__init__(type("HubSpotHandler", (Handler,), {"fake": self}))
 
@@ -93,6 +96,9 @@ class FakeHubSpot(LocalServer):
         if self.server_errors:
             self.server_errors -= 1
             return 502, _error("Bad gateway", "INTERNAL_ERROR"), {}
+        needed = _required_scope(request.method, request.path)
+        if self.granted is not None and needed and needed not in self.granted:
+            return 403, _missing_scope(needed), {}
         return None
 
     # --- companies -----------------------------------------------------------------------
@@ -186,6 +192,39 @@ class FakeHubSpot(LocalServer):
 
 
 # --- Answers shaped like HubSpot's --------------------------------------------------------------
+
+# The scope each endpoint needs, from HubSpot's scope reference (notes need the contacts scope).
+_SCOPES = (
+    ("POST", "/crm/v3/objects/notes", "crm.objects.contacts.write"),
+    ("GET", "/crm/v3/objects/companies", "crm.objects.companies.read"),
+    ("POST", "/crm/v3/objects/companies/search", "crm.objects.companies.read"),
+    ("POST", "/crm/v4/associations/companies/contacts", "crm.objects.contacts.read"),
+    ("POST", "/crm/v3/objects/contacts/batch/read", "crm.objects.contacts.read"),
+    ("GET", "/crm/v3/owners", "crm.objects.owners.read"),
+)
+
+
+def _required_scope(method: str, path: str) -> str | None:
+    for wanted_method, prefix, scope in _SCOPES:
+        if method == wanted_method and path.startswith(prefix):
+            return scope
+    return None
+
+
+def _missing_scope(scope: str) -> dict[str, Any]:
+    return {
+        "status": "error",
+        "message": "This app hasn't been granted all required scopes to make this call. "
+        "Read more about required scopes here: https://developers.hubspot.com/scopes.",
+        "correlationId": "7f1e2d3c-0000-4000-8000-000000000403",
+        "errors": [
+            {
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": [scope]},
+            }
+        ],
+        "category": "MISSING_SCOPES",
+    }
 
 
 def _error(message: str, category: str) -> dict[str, Any]:
