@@ -2,8 +2,8 @@
 
 Who sent it, what they actually wrote (quoted history and signature removed), the ids and
 per-reminder addresses it can be matched by (RFC 5322 threading, RFC 5233 subaddress tokens, VERP),
-whether a machine sent it (RFC 3834 auto-replies, out-of-office subjects) and, for a delivery status
-notification (RFC 3464), which address failed and why. A malformed message never raises: every
+whether a machine sent it (RFC 3834 auto-replies, out-of-office subjects) and, for a delivery report
+or a spam complaint, which address failed and why (integrations.delivery_reports). A malformed message never raises: every
 part is read best-effort; only empty input is refused.
 
 Turning a part into the words a person wrote (HTML, format=flowed, quoted history) is done by
@@ -15,14 +15,14 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesParser, HeaderParser
+from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
+from integrations import delivery_reports
 from integrations.base.inbound import Bounce, InboundEmail
 from integrations.email_text import html_to_text, strip_reply, unflow
 
@@ -46,8 +46,8 @@ def parse(raw: bytes) -> InboundEmail:
     name, address = parseaddr(_header(message, "From") or "")
     subject = _words(_header(message, "Subject") or "") or None
     full_text, reply_source = _body(message)
-    bounce = _bounce(message)
     sender = address.strip().lower()
+    bounce = delivery_reports.read(message, sender, subject)
     return InboundEmail(
         sender=sender,
         sender_name=_words(name) or None,
@@ -191,7 +191,7 @@ def _automatic(
     """Why a machine sent this (RFC 3834 §5 and the common practice around it), or None.
     X-Auto-Response-Suppress is not a sign: Outlook puts it on ordinary mail people write."""
     if bounce is not None:
-        return "delivery status notification"
+        return "spam complaint" if bounce.complaint else "delivery status notification"
     if message.get_content_type() == "multipart/report":
         return f"automatic report ({_param(message, 'report-type') or 'of no stated type'})"
     submitted = (_header(message, "Auto-Submitted") or "").split(";")[0].strip().lower()
@@ -210,65 +210,3 @@ def _automatic(
     if (_header(message, "Return-Path") or "").strip() == "<>":
         return "empty return path (sent by a mail system)"
     return None
-
-
-@dataclass(frozen=True)
-class _RecipientStatus:
-    address: str
-    action: str | None
-    status: str | None
-    diagnostic: str | None
-
-
-def _bounce(message: Message) -> Bounce | None:
-    if message.get_content_type() != "multipart/report":
-        return None
-    if _param(message, "report-type") != "delivery-status":
-        return None
-    reports: list[_RecipientStatus] = []
-    original: str | None = None
-    for part in _children(message):
-        kind = part.get_content_type()
-        if kind in ("message/delivery-status", "message/global-delivery-status"):
-            reports = [_recipient_status(b) for b in _status_blocks(part) if _is_recipient(b)]
-        elif kind in ("message/rfc822", "message/global"):
-            for attached in _children(part)[:1]:
-                original = original or next(iter(_ids(_headers(attached, "Message-ID"))), None)
-        elif kind.endswith("rfc822-headers") or kind == "message/global-headers":
-            headers = HeaderParser(policy=compat32).parsestr(_part_text(part))
-            original = original or next(iter(_ids(_headers(headers, "Message-ID"))), None)
-    failed = [r for r in reports if r.action == "failed"]
-    main = failed[0] if failed else next(iter(reports), None)
-    return Bounce(
-        action=main.action if main else None,
-        recipients=tuple(dict.fromkeys(r.address for r in reports if r.address)),
-        failed_recipients=tuple(dict.fromkeys(r.address for r in failed if r.address)),
-        status=main.status if main else None,
-        permanent=bool(main and main.action == "failed" and (main.status or "").startswith("5")),
-        diagnostic=main.diagnostic if main else None,
-        original_message_id=original,
-    )
-
-
-def _status_blocks(part: Message) -> list[Message]:
-    """The field groups of a message/delivery-status part: per message, then per recipient."""
-    if part.is_multipart():
-        return _children(part)
-    text = _part_text(part)
-    return [HeaderParser(policy=compat32).parsestr(b) for b in re.split(r"\n\s*\n", text)]
-
-
-def _is_recipient(block: Message) -> bool:
-    return any(_header(block, name) for name in ("Final-Recipient", "Original-Recipient", "Action"))
-
-
-def _recipient_status(block: Message) -> _RecipientStatus:
-    def typed(name: str) -> str | None:  # "rfc822; jo@example.org" -> "jo@example.org"
-        value = _header(block, name)
-        return " ".join(value.partition(";")[2].split()) if value and ";" in value else value
-
-    address = (typed("Final-Recipient") or typed("Original-Recipient") or "").strip("<> ")
-    diagnostic = typed("Diagnostic-Code")
-    found = re.search(r"\b[245]\.\d{1,3}\.\d{1,3}\b", f"{_header(block, 'Status')} {diagnostic}")
-    action = (_header(block, "Action") or "").strip().lower().split(" ")[0] or None
-    return _RecipientStatus(address.lower(), action, found.group() if found else None, diagnostic)

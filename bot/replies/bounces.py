@@ -1,6 +1,8 @@
 """Opt-outs and bounces: a contact who asked to stop is recorded once per channel; a delivery
 failure marks the address as bouncing, fails the reminder and escalates, while a delay only
-logs."""
+logs. A refusal for our own side (the sending domain's SPF/DKIM/DMARC, a banned attachment) fails
+the reminder and tells a person what to fix, leaving the address alone; a spam complaint opts the
+address out of email and tells a person."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from bot.replies.match import (
 )
 
 if TYPE_CHECKING:
-    from integrations.base.inbound import InboundEmail
+    from integrations.base.inbound import Bounce, InboundEmail
 
 
 def opt_out(
@@ -75,6 +77,10 @@ def handle_bounce(
         )
         stored.awaiting_slack = True
         return InboundResult(stored.id, "unmatched")
+    if bounce.complaint:
+        return _complaint(session, bounce, stored.id, reminder, now, rules)
+    if bounce.sender_side:
+        return _refused_for_us(session, bounce, stored.id, reminder, now, rules)
     if not bounce.permanent:
         audit.record(
             session,
@@ -125,3 +131,81 @@ def handle_bounce(
         owner=service.owner_for(customer, rules.routes),
     )
     return InboundResult(stored.id, "bounce", reminder.customer_id, escalation_id=escalation.id)
+
+
+def _complaint(
+    session: Session,
+    bounce: Bounce,
+    inbound_id: int,
+    reminder: Reminder,
+    now: datetime,
+    rules: ReplyRules,
+) -> InboundResult:
+    """The recipient marked our reminder as spam: no more email to that address."""
+    contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
+    if contact is not None:
+        opt_out(session, contact, "email", reminder.customer_id, now, "spam complaint")
+    who = ", ".join(bounce.recipients) or (contact.email if contact else None) or "the contact"
+    escalation = _tell(
+        session,
+        reminder,
+        now,
+        rules,
+        "spam complaint",
+        f"{who} marked our reminder as spam; email to that address is now opted out. "
+        "Reach the customer another way, or ask them before emailing again.",
+    )
+    return InboundResult(inbound_id, "bounce", reminder.customer_id, escalation_id=escalation)
+
+
+def _refused_for_us(
+    session: Session,
+    bounce: Bounce,
+    inbound_id: int,
+    reminder: Reminder,
+    now: datetime,
+    rules: ReplyRules,
+) -> InboundResult:
+    """Refused for what we sent or where from, not for the address: the address stays usable."""
+    error = f"refused: {bounce.status or ''} {bounce.diagnostic or ''}".strip()[:1000]
+    if bounce.action == "failed":
+        state.transition(
+            session,
+            [reminder.id],
+            from_states=(SENT, UNKNOWN, SENDING),
+            to=FAILED,
+            now=now,
+            events=[("reminder.failed", {"error": error, "sender_side": True})],
+            refresh_loaded=False,
+            error=error,
+        )
+    why = (bounce.diagnostic or "").strip()[:300]
+    escalation = _tell(
+        session,
+        reminder,
+        now,
+        rules,
+        "our email was refused",
+        f"the receiving server refused our email ({bounce.status or 'no status code'}) for our "
+        "side, not for the customer's address: check the sending domain's SPF, DKIM and DMARC "
+        "records (and that the reminder carries no attachment the receiver bans), then resend."
+        + (f" The server said: {why}" if why else ""),
+    )
+    return InboundResult(inbound_id, "bounce", reminder.customer_id, escalation_id=escalation)
+
+
+def _tell(
+    session: Session, reminder: Reminder, now: datetime, rules: ReplyRules, reason: str, detail: str
+) -> int:
+    customer = session.get(Customer, reminder.customer_id)
+    assert customer is not None
+    escalation, _ = service.open_or_add(
+        session,
+        reminder.customer_id,
+        reason,
+        now,
+        detail=detail,
+        reminder_id=reminder.id,
+        owner=service.owner_for(customer, rules.routes),
+    )
+    return escalation.id

@@ -16,13 +16,22 @@ class Bounce:
     recipients: tuple[str, ...]  # every address the report is about
     failed_recipients: tuple[str, ...]  # those whose Action is "failed"
     status: str | None  # e.g. "5.1.1"
-    permanent: bool  # failed with a 5.x.x status: the address will not work
+    permanent: bool  # the mail system gave up on the address (whatever the code): it will not work
     diagnostic: str | None  # e.g. "550 5.1.1 <jo@example.org>: User unknown"
     original_message_id: str | None  # the Message-ID of our message it is about
+    # Refused for our side (the sending domain's SPF/DKIM/DMARC, a banned attachment, our server
+    # on a block list): the address is fine, we have something to fix.
+    sender_side: bool = False
+    # A spam complaint (an abuse report from a feedback loop): `recipients` complained.
+    complaint: bool = False
 
     @property
     def summary(self) -> str:
         code = f" ({self.status})" if self.status else ""
+        if self.complaint:
+            return "spam complaint: the recipient marked our message as spam"
+        if self.sender_side:
+            return f"refused for our sending domain or content{code}, not for the address"
         if self.action == "delayed":
             return f"delivery delayed{code}, not a failure: the mail system is still trying"
         if self.permanent:

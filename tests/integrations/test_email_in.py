@@ -308,13 +308,15 @@ def test_the_original_message_id_is_read_from_an_attached_full_message_too() -> 
     assert report.bounce.original_message_id == ORIGINAL
 
 
-def test_a_failure_after_retries_with_a_4xx_status_is_not_permanent() -> None:
+def test_a_failure_after_retries_with_a_4xx_status_is_a_failure() -> None:
+    """The mail system gave up: the 4.x.x code only says why it kept trying before that."""
     raw = raw_sample("dsn_delayed").replace(b"Action: delayed", b"Action: failed")
     report = parse(raw)
 
     assert report.bounce is not None
     assert report.bounce.failed_recipients == ("ap@slow.example",)
-    assert report.bounce.permanent is False
+    assert report.bounce.status == "4.4.1"
+    assert report.bounce.permanent is True
 
 
 def test_a_status_missing_from_the_report_is_taken_from_the_diagnostic() -> None:

@@ -1,0 +1,158 @@
+"""Bounces written for people instead of as RFC 3464 reports (Exim, qmail, Yahoo, older Gmail,
+Exchange 2003, Google Groups, OpenSMTPD, DragonFly and many more), and the failed recipient of a
+report whose status block names none.
+
+A message is only read as a bounce when a mail system sent it (MAILER-DAEMON or postmaster, an
+empty return path, an X-Failed-Recipients header, or a bounce's subject): a person's reply that
+quotes an address is never taken for one. The failed addresses come from flufl.bounce (GNU
+Mailman's bounce detectors, which know the wording of each of those mail systems), else from the
+X-Failed-Recipients header, else from the returned original's `To:`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from email.message import Message
+from email.utils import getaddresses
+
+from flufl.bounce import all_failures
+
+log = logging.getLogger(__name__)
+
+MAIL_SYSTEMS = frozenset(
+    {"mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "postmaster", "mdaemon"}
+)
+BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery (?:status notification|failure|failed|has failed|problem)"
+    r"|failure notice|mail delivery (?:failed|failure|system|subsystem)|returned mail"
+    r"|non[- ]?delivery|delivery notification|could not (?:be )?deliver|not delivered"
+    r"|mail system error|error sending|trouble delivering|delivery report|message you sent|bounce|rejected|nicht zustellbar"
+    r"|unzustellbar|non remis|no entregado|non recapitato|配信|未達|エラー"
+    r"|не доставлено|недоставлено|returned to sender",
+    re.IGNORECASE,
+)
+# Where the returned original starts in a bounce written for people.
+_ORIGINAL_STARTS = re.compile(
+    r"^.*(?:original message|message headers follow|copy of (?:the|your) message|"
+    r"below this line|returned message|undelivered message|original headers|"
+    r"message header follows|unsent message below|headers of the original).*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def from_mail_system(message: Message, sender: str, subject: str | None) -> bool:
+    """Whether a mail system (not a person) sent the message about a delivery."""
+    local = sender.partition("@")[0]
+    if local in MAIL_SYSTEMS or local.startswith("mailer-daemon") or "mail.delivery" in local:
+        return True
+    if message.get("X-Failed-Recipients"):
+        return True
+    return_path = str(message.get("Return-Path") or "").strip()
+    if return_path.strip("<>").partition("@")[0].lower() in MAIL_SYSTEMS:
+        return True
+    looks_like_bounce = bool(subject and BOUNCE_SUBJECT.search(subject))
+    if return_path == "<>" or not sender:
+        return looks_like_bounce or bool(message.get("Auto-Submitted"))
+    return looks_like_bounce and bool(message.get("Auto-Submitted"))
+
+
+def failed_addresses(message: Message) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(temporary, permanent) failed addresses flufl.bounce finds, lowercased. A detector that
+    trips over a malformed message finds nothing rather than losing the message."""
+    try:
+        temporary, permanent = all_failures(message)
+    except Exception:  # a third-party detector's bug must not lose an inbound message
+        log.warning("bounce detectors failed on a message; read as no addresses", exc_info=True)
+        return (), ()
+    return _clean(temporary), _clean(permanent)
+
+
+def header_recipients(message: Message) -> tuple[str, ...]:
+    """X-Failed-Recipients (Exim), the most direct answer there is."""
+    values = [str(v) for v in message.get_all("X-Failed-Recipients") or []]
+    return _clean(address for _, address in getaddresses(values))
+
+
+def original_recipients(message: Message, own: tuple[str, ...]) -> tuple[str, ...]:
+    """The `To:` of the returned original (attached, or quoted after a marker), minus the
+    addresses the report itself was sent to or from."""
+    for part in message.walk():
+        if part.get_content_type() in ("message/rfc822", "message/rfc822-headers"):
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload else None
+            if isinstance(inner, Message):
+                found = _clean(a for _, a in getaddresses(inner.get_all("To") or []))
+                found = tuple(a for a in found if a not in own)
+                if found:
+                    return found
+    text = body_text(message)
+    marker = _ORIGINAL_STARTS.search(text)
+    if marker is not None:
+        quoted = re.search(r"^\s*To:\s*(.+)$", text[marker.end() :], re.MULTILINE | re.IGNORECASE)
+        if quoted:
+            found = tuple(a for a in _clean(_ADDRESS.findall(quoted.group(1))) if a not in own)
+            if found:
+                return found
+    return ()
+
+
+def notice_recipients(message: Message, own: tuple[str, ...]) -> tuple[str, ...]:
+    """Last resort: the addresses the notice's own words name, other than the report's sender
+    and recipients and any mail system's."""
+    found = _clean(_ADDRESS.findall(notice_text(message)))
+    return tuple(a for a in found if a not in own and a.partition("@")[0] not in MAIL_SYSTEMS)
+
+
+def notice_text(message: Message) -> str:
+    """The words of the notice itself, without the returned original."""
+    text = body_text(message)
+    marker = _ORIGINAL_STARTS.search(text)
+    return text[: marker.start()] if marker is not None else text
+
+
+def diagnostic_line(text: str) -> str | None:
+    """The remote server's answer as the notice quotes it: the first line with an SMTP code."""
+    for line in text.splitlines():
+        if re.search(r"(?<![\d.])[45]\.\d{1,3}\.\d{1,3}(?![\d.])|(?:^|\s)[45]\d\d[\s-]", line):
+            return " ".join(line.split())[:500] or None
+    return None
+
+
+def body_text(message: Message) -> str:
+    """Every text part outside attached messages, decoded best-effort, joined."""
+    texts = []
+    for part in _leaves(message):
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
+            continue
+        charset = part.get_content_charset() or "utf-8"
+        text = None
+        with contextlib.suppress(LookupError, UnicodeError):
+            text = data.decode(charset)
+        texts.append(text if text is not None else data.decode("utf-8", errors="replace"))
+    return "\n".join(t.replace("\r\n", "\n").replace("\r", "\n") for t in texts)
+
+
+def _leaves(part: Message) -> list[Message]:
+    if part.get_content_maintype() == "message":
+        return []
+    if part.is_multipart():
+        payload = part.get_payload()
+        children = (
+            [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
+        )
+        return [leaf for child in children for leaf in _leaves(child)]
+    return [part] if part.get_content_maintype() == "text" else []
+
+
+def _clean(addresses: object) -> tuple[str, ...]:
+    found = []
+    for address in addresses:  # type: ignore[attr-defined]
+        text = address.decode("utf-8", "replace") if isinstance(address, bytes) else str(address)
+        text = text.strip().strip("<>").lower()
+        if _ADDRESS.fullmatch(text):
+            found.append(text)
+    return tuple(dict.fromkeys(found))
