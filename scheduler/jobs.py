@@ -33,6 +33,7 @@ from bot.core.runtime import Runtime
 from bot.core.settings import WEEKDAYS, Settings
 from bot.escalations.notes import SlackOut
 from bot.escalations.sweeps import sweep
+from bot.ledger import crm_notes
 from bot.ledger.sources import sync_all
 from bot.reminders.flows import send_due
 from bot.workspaces.registry import Workspaces
@@ -151,6 +152,7 @@ def send_tick(runtime: Runtime) -> str:
 
 def sweep_tick(runtime: Runtime, slack: SlackOut | None) -> str:
     report = sweep(runtime, slack, links=links_for(runtime.settings))
+    notes_written, notes_failed = crm_notes.flush(runtime, crm_openers(runtime.settings), slack)
     done = (
         f"{len(report.posted)} escalation(s) posted, {len(report.missed_promises)} missed "
         f"promise(s), {len(report.raised)} unclaimed raised"
@@ -160,6 +162,8 @@ def sweep_tick(runtime: Runtime, slack: SlackOut | None) -> str:
             f"; Slack caught up: {report.plan_cards_posted} plan card(s), {report.redrawn} "
             f"redraw(s), {len(report.histories_posted)} history(ies)"
         )
+    if notes_written or notes_failed:
+        done += f"; {notes_written} CRM note(s) written, {len(notes_failed)} given up"
     return done
 
 

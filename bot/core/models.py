@@ -371,6 +371,38 @@ class SyncState(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class CrmNote(Base):
+    """A note to write on a customer's CRM company (a reminder sent, an account handed to a
+    person), one per event and CRM: `pending` until the sweep claims it (`writing`, committed
+    before the CRM is called), then `written` with the CRM's note id; `pending` again with a
+    later `next_try_at` after a 429 or server error; `failed` when the CRM refuses it or after
+    the last try; `unknown` when a claim was never finished (never written a second time)."""
+
+    __tablename__ = "crm_notes"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id", name="crm_note_once"),
+        CheckConstraint(
+            "state IN ('pending', 'writing', 'written', 'failed', 'unknown')", name="crm_note_state"
+        ),
+        Index("ix_crm_notes_due", "state", "next_try_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))  # "hubspot", "pipedrive"
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    crm_id: Mapped[str] = mapped_column(String(64))  # the CRM's company / organization id
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    written_at: Mapped[datetime | None]
+    crm_note_id: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
 class PaymentReview(Base):
     """A bank payment that did not match exactly one way: a person picks, in Slack."""
 

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
-from bot.core.models import Contact, Customer, Event, Invoice, Reminder, ReminderInvoice, SyncState
+from bot.core.models import Contact, Event, Invoice, Reminder, ReminderInvoice, SyncState
 from bot.core.runtime import Runtime
+from bot.ledger import crm_notes
 from bot.ledger.crm import CrmMergeSummary, merge_crm
 from bot.ledger.upsert import ImportSummary, apply_batch
 from integrations.base.ledger import CrmSource, IncrementalSource, InvoiceNotes, SourceProblem
@@ -139,13 +140,18 @@ class CrmSyncResult:
 
 def sync_crm(runtime: Runtime, source: CrmSource, log_activity: bool) -> CrmSyncResult:
     """CRM context into the customers (see bot/ledger/crm.py), then, when asked, each reminder
-    sent and escalation opened since the last sync as a note on the CRM company."""
+    sent and escalation opened since the last sync queued as a note on the CRM company and the
+    due notes written (bot/ledger/crm_notes.py; the scheduler's sweep writes them too)."""
     settings = runtime.settings
     with runtime.sessions() as session:
         state = session.get(SyncState, source.name)
         cursor = state.cursor if state else None
-        # The first sync notes what happens from now on, not the whole history at once.
-        since = _notes_since(state) if state else session.scalar(select(func.max(Event.id))) or 0
+        latest = session.scalar(select(func.max(Event.id))) or 0
+        # The first sync notes what happens from now on, not the whole history at once; with
+        # notes off, nothing waits to be noted when they are turned on.
+        marker = (state.summary or {}).get(crm_notes.MARKER, latest) if state else latest
+        if not log_activity:
+            marker = latest
     batch = source.fetch_accounts(cursor)  # outside any transaction: the network may be slow
     now = runtime.clock.now()
     with runtime.writing() as session:
@@ -158,48 +164,13 @@ def sync_crm(runtime: Runtime, source: CrmSource, log_activity: bool) -> CrmSync
         state.summary = {
             **summary.as_dict(),
             "problems": [p.message for p in batch.problems][:100],
-            "notes_after_event": (state.summary or {}).get("notes_after_event", 0),
+            crm_notes.MARKER: marker,
         }
     result = CrmSyncResult(source.name, summary, list(batch.problems))
     if log_activity:
-        _log_activities(runtime, source, since, result)
+        with runtime.writing() as session:
+            crm_notes.enqueue(session, source.name, runtime.clock.now())
+        written, failed = crm_notes.write_due(runtime, source.name, source)
+        result.activities_logged += written
+        result.activities_failed += failed
     return result
-
-
-def _log_activities(runtime: Runtime, source: CrmSource, since: int, result: CrmSyncResult) -> None:
-    prefix = f"{source.name}:"
-    with runtime.sessions() as session:
-        last = session.scalar(select(func.max(Event.id))) or 0
-        rows = session.execute(
-            select(
-                Event.at,
-                Event.kind,
-                Event.payload,
-                Customer.crm_ref,
-                Reminder.step_key,
-                Reminder.channel,
-            )
-            .join(Customer, Customer.id == Event.customer_id)
-            .outerjoin(Reminder, Reminder.id == Event.reminder_id)
-            .where(
-                Event.kind.in_(("reminder.sent", "escalation.opened")),
-                Customer.crm_ref.startswith(prefix, autoescape=True),
-                Event.id > since,
-                Event.id <= last,
-            )
-            .order_by(Event.id)
-        ).all()
-    for at, kind, payload, crm_ref, step, channel in rows:
-        if kind == "reminder.sent":
-            note = f"{at:%Y-%m-%d}: arbot sent the payment reminder '{step}' by {channel}."
-        else:
-            note = f"{at:%Y-%m-%d}: arbot handed the account to a person ({payload.get('reason')})."
-        try:
-            source.log_activity(crm_ref[len(prefix) :], note)
-            result.activities_logged += 1
-        except SourceError as exc:  # a courtesy copy: the sync itself stands
-            result.activities_failed.append(f"{crm_ref}: {exc}")
-    with runtime.writing() as session:
-        state = session.get(SyncState, source.name)
-        if state is not None:
-            state.summary = {**(state.summary or {}), "notes_after_event": last}
