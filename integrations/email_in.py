@@ -182,7 +182,9 @@ _OUT_OF_OFFICE = re.compile(
     r"fuori ufficio|automatisch antwoord|resposta automática|autosvar)",
     re.IGNORECASE,
 )
-_AUTO_PRECEDENCE = frozenset(("auto_reply", "bulk", "junk", "list"))
+# "list" is not among them: a person's reply through a mailing list (a Google Group) carries it
+# too; a list's own machine mail says so by Auto-Submitted or its subject, checked here as well.
+_AUTO_PRECEDENCE = frozenset(("auto_reply", "bulk", "junk"))
 
 
 def _automatic(

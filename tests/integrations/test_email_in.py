@@ -15,6 +15,7 @@ from bot.core.tokens import reminder_ids, token, tokens
 from integrations.base.inbound import InboundEmail
 from integrations.email_in import html_to_text, parse, strip_reply
 from tests.support import MAIL_SAMPLES
+from tests.support.corpus import corpus_file
 
 SAMPLES = MAIL_SAMPLES
 # The samples' tokens were signed with this key for reminder 7 (bot.core.tokens.token).
@@ -237,7 +238,7 @@ def test_a_person_writing_about_absence_is_not_automatic(subject: str) -> None:
         ("X-Autorespond", "Invoice INV-1001", "X-Autorespond header"),
         ("Precedence", "bulk", "Precedence: bulk"),
         ("Precedence", "junk", "Precedence: junk"),
-        ("Precedence", "list", "Precedence: list"),
+        ("Precedence", "list", None),  # a person writing through a mailing list
         ("Precedence", "auto_reply", "Precedence: auto_reply"),
         ("Precedence", "first-class", None),
         ("X-Auto-Response-Suppress", "All", None),
@@ -247,6 +248,23 @@ def test_a_person_writing_about_absence_is_not_automatic(subject: str) -> None:
 )
 def test_automatic_headers(header: str, value: str, reason: str | None) -> None:
     assert parse(a_message({header: value})).automatic == reason
+
+
+def test_a_list_message_is_automatic_only_when_a_machine_wrote_it() -> None:
+    on_list = {"Precedence": "list", "List-Id": "<billing.groups.example>"}
+    assert parse(a_message(on_list)).automatic is None
+    submitted = {**on_list, "Auto-Submitted": "auto-generated"}
+    assert parse(a_message(submitted)).automatic == "Auto-Submitted: auto-generated"
+    away = {**on_list, "Subject": "Automatic reply: Invoice INV-1001"}
+    assert parse(a_message(away)).automatic == "subject of an out-of-office reply"
+
+
+def test_a_persons_reply_through_a_google_group_is_not_automatic() -> None:
+    raw = corpus_file("mail", "jailhouse-dev-googlegroups-winmail.eml").read_bytes()
+    assert b"Precedence: list" in raw and b"googlegroups.com" in raw
+    reply = parse(raw)
+    assert reply.automatic is None and reply.bounce is None
+    assert reply.text
 
 
 def test_a_human_outlook_reply_carrying_x_auto_response_suppress_is_not_automatic() -> None:
