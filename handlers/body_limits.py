@@ -1,5 +1,5 @@
 """Every request body has a ceiling, per route: 1 MB for Slack, Stripe, Twilio and unsubscribe
-(what they send is far smaller), ARBOT_INBOUND_EMAIL_MAX_BYTES for inbound mail. A request that
+(what they send is far smaller), ARBOT_INBOUND_EMAIL_MAX_BYTES for inbound mail (its raw path and each mail service's). A request that
 says it is larger (Content-Length) is refused with 413 before any of its body is read; one sent
 in chunks is counted as it arrives and refused the moment it passes the limit, so no more than
 the limit is ever held in memory."""
@@ -17,6 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 SMALL_BODY_BYTES = 1024 * 1024
 INBOUND_EMAIL_PATH = "/webhooks/email"
+# The mail services' paths (handlers/webhooks/email_services.py) carry whole messages too.
+MAIL_SERVICE_PATHS = tuple(
+    f"{INBOUND_EMAIL_PATH}/{service}"
+    for service in ("mailgun", "mailgun/mime", "sendgrid", "postmark", "ses")
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class BodyLimits:
 def body_limits(inbound_email_max_bytes: int) -> BodyLimits:
     """arbot's limits: inbound mail's from its setting, every other route's 1 MB."""
     email = Limit(inbound_email_max_bytes, "ARBOT_INBOUND_EMAIL_MAX_BYTES")
-    return BodyLimits(by_path={INBOUND_EMAIL_PATH: email})
+    return BodyLimits(by_path=dict.fromkeys((INBOUND_EMAIL_PATH, *MAIL_SERVICE_PATHS), email))
 
 
 class BodyTooLarge(Exception):

@@ -147,6 +147,26 @@ class Settings(BaseSettings):
         le=1024 * 1024 * 1024,
         validation_alias=_env("ARBOT_INBOUND_EMAIL_MAX_BYTES"),
     )
+    # Inbound mail through a mail service, one path each (handlers/webhooks/email_services.py);
+    # a path refuses everything until its credentials are set.
+    mailgun_webhook_signing_key: SecretStr | None = Field(
+        None, validation_alias=_env("MAILGUN_WEBHOOK_SIGNING_KEY")
+    )
+    sendgrid_inbound_user: str | None = Field(None, validation_alias=_env("SENDGRID_INBOUND_USER"))
+    sendgrid_inbound_password: SecretStr | None = Field(
+        None, validation_alias=_env("SENDGRID_INBOUND_PASSWORD")
+    )
+    postmark_inbound_user: str | None = Field(None, validation_alias=_env("POSTMARK_INBOUND_USER"))
+    postmark_inbound_password: SecretStr | None = Field(
+        None, validation_alias=_env("POSTMARK_INBOUND_PASSWORD")
+    )
+    # The SNS topics SES receipt rules publish to; a notification from any other is refused.
+    ses_topic_arns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("SES_TOPIC_ARNS")
+    )
+    # Where SNS signing certificates and subscription URLs may come from instead of
+    # https://sns.<region>.amazonaws.com (tests point it at a local server).
+    sns_api_url: str | None = Field(None, validation_alias=_env("SNS_API_URL"))
 
     # SMS
     twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
@@ -266,6 +286,7 @@ class Settings(BaseSettings):
         "pilot_tags",
         "pilot_customers",
         "resolved_when",
+        "ses_topic_arns",
         mode="before",
     )
     @classmethod

@@ -10,6 +10,7 @@ from bot.core.runtime import Runtime
 from bot.escalations.notes import SlackOut
 from bot.replies.triage import RuleClassifier
 from handlers.webhooks import email, stripe, twilio, unsubscribe
+from handlers.webhooks.email_services import mail_service_routes
 from integrations.wiring import classifier_for, links_for, slack_for
 
 
@@ -25,6 +26,7 @@ def webhook_routes(runtime: Runtime, slack: SlackOut | None = None) -> list[Rout
             methods=["POST"],
         ),
         Route("/webhooks/email", email.endpoint(runtime, slack, classifier), methods=["POST"]),
+        *mail_service_routes(runtime, slack, classifier),
         Route(
             "/webhooks/twilio/sms",
             twilio.sms_endpoint(runtime, slack, classifier),

@@ -5,9 +5,11 @@ cannot be read or handled too, for a person) the answer is 200, so the service s
 from __future__ import annotations
 
 import base64
+import binascii
 import hmac
 from collections.abc import Awaitable, Callable
 
+from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -26,15 +28,21 @@ def endpoint(
         expected = runtime.settings.inbound_email_secret
         if expected is None or not authorized(request, expected.get_secret_value()):
             return PlainTextResponse("unauthorized", status_code=401)
-        raw = await request.body()
-        if not raw.strip():
-            return PlainTextResponse("empty message", status_code=400)
-        result = await run_in_threadpool(
-            receive_raw_email, runtime, raw, parse_email, classifier=classifier, slack=slack
-        )
-        return JSONResponse({"status": result.outcome, "label": result.label})
+        return await deliver(runtime, await request.body(), classifier, slack)
 
     return email
+
+
+async def deliver(
+    runtime: Runtime, raw: bytes, classifier: Classifier, slack: SlackOut | None
+) -> Response:
+    """A raw message, from this path or a mail service's, handed to the reply pipeline."""
+    if not raw.strip():
+        return PlainTextResponse("empty message", status_code=400)
+    result = await run_in_threadpool(
+        receive_raw_email, runtime, raw, parse_email, classifier=classifier, slack=slack
+    )
+    return JSONResponse({"status": result.outcome, "label": result.label})
 
 
 def authorized(request: Request, secret: str) -> bool:
@@ -51,3 +59,19 @@ def authorized(request: Request, secret: str) -> bool:
         except (ValueError, UnicodeDecodeError):
             return False
     return bool(secret) and hmac.compare_digest(given.encode(), secret.encode())
+
+
+def basic_auth_matches(request: Request, user: str | None, password: SecretStr | None) -> bool:
+    """`Authorization: Basic` with exactly this user and password (both set); what a URL with
+    credentials in it (https://user:password@host/...) makes a mail service send."""
+    if not user or password is None or not password.get_secret_value():
+        return False
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        given = base64.b64decode(value.strip(), validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    expected = f"{user}:{password.get_secret_value()}".encode()
+    return hmac.compare_digest(given, expected)
