@@ -173,24 +173,58 @@ _ATTRIBUTION = re.compile(
     r"|op\s.+\sschreef.*|em\s.+\sescreveu|den\s.+\sskrev.*|.+<[^<>\s]+@[^<>\s]+>\s+wrote)\s*:$",
     re.IGNORECASE,
 )
+# "… wrote:" as mail clients write it in other languages (with a date or an address on the line).
+_WROTE = re.compile(
+    r"(?:^|\s)(?:wrote|schrieb|schreef|a\s+écrit|escribió|ha\s+scritto|escreveu|skrev|kirjoitti"
+    r"|написал(?:\(а\)|а)?|написав(?:\(ла\)|ла)?|пишет|napisał(?:\(a\)|a)?|napsal(?:\(a\)|a)?"  # noqa: RUF001
+    r"|napísal(?:\(a\)|a)?|napisao|napisala|şunu\s+yazdı|yazdı|έγραψε|a\s+scris|írta(?:\s*\(.*\))?"  # noqa: RUF001
+    r"|rakstīja|kirjutas|parašė|menulis|đã\s+viết|כתב(?:\(ה\)|ה)?|كتب)\s*[:\uff1a]$"
+    r"|(?:写道|寫道|님이\s*작성|のメッセージ|さんは書きました)\s*[:\uff1a]$",
+    re.IGNORECASE,
+)
+# Gmail in most languages: "<date>, <name> <address>:" with no verb at all.
+_ADDRESSED = re.compile(r"[<(\[]\s*(?:mailto:)?[^<>()\[\]\s]+@[^<>()\[\]\s]+\s*[>)\]].*[:\uff1a]$")
 _SEPARATOR = re.compile(
     r"^(?:[-_=*]{2,}\s*(?:original message|forwarded message|ursprüngliche nachricht|"
     r"weitergeleitete nachricht|message d'origine|message transféré|mensaje original|"
-    r"messaggio originale|oorspronkelijk bericht|mensagem original|originalmeddelande)"
+    r"messaggio originale|oorspronkelijk bericht|mensagem original|originalmeddelande|"
+    r"oprindelig meddelelse|opprinnelig melding|alkuperäinen viesti|oryginalna wiadomość|"
+    r"původní zpráva|pôvodná správa|eredeti üzenet|исходное сообщение|пересылаемое сообщение|"
+    r"оригінальне повідомлення|orijinal ileti|αρχικό μήνυμα|mesaj original|原始邮件|原始郵件|"
+    r"元のメッセージ|원본 메시지|izvorna poruka|izvirno sporočilo|оригинално съобщение|"
+    r"pesan asli|thư gốc|ข้อความต้นฉบับ)"
     r"\s*[-_=*]*|begin forwarded message:)$",
     re.IGNORECASE,
 )
 _ATTRIBUTION_START = re.compile(r"^(?:on|am|le|el|il|op|em|den)\s", re.IGNORECASE)
-_FIELD = r"^\s*\*?(?:{})\s*:\*?(?:\s|$)"
-_FROM_FIELD = re.compile(_FIELD.format("from|von|de|da|van|från|fra|od"), re.I)
+# The header block Outlook (and others) put above a quoted message, in the languages they speak:
+# From, Sent or Date, To or Cc or Subject.
+_FIELD = r"^\s*\*?(?:{})\s*[:\uff1a]\*?(?:\s|$)"
+_FROM_FIELD = re.compile(
+    _FIELD.format(
+        "from|von|de|da|van|från|fra|od|lähettäjä|feladó|от|від|kimden|από|de la|差出人|发件人"
+        "|寄件者|寄件人|보낸 사람|šalje|pošiljatelj|מאת|من|dari|từ|จาก|nuo|no|saatja|afzender"
+        "|remitente|expéditeur|absender|avsändare|mittente|remetente"
+    ),
+    re.I,
+)
 _SENT_FIELD = re.compile(
-    _FIELD.format("sent|date|gesendet|datum|envoyé|enviado|fecha|inviato|data|verzonden|skickat"),
+    _FIELD.format(
+        "sent|date|gesendet|datum|envoyé|enviado|enviado el|fecha|inviato|data|verzonden|skickat"
+        "|sendt|lähetetty|päivämäärä|wysłano|odesláno|odoslané|dátum|elküldve|отправлено"
+        "|надіслано|дата|gönderildi|tarih|στάλθηκε|ημερομηνία|trimis|送信日時|日付|发送时间|日期"
+        "|寄件日期|보낸 날짜|날짜|poslano|изпратено|נשלח|تم الإرسال|dikirim|tanggal|đã gửi|ngày"
+        "|ส่ง|วันที่|išsiųsta|nosūtīts|saadetud|enviat"
+    ),
     re.I,
 )
 _TO_FIELD = re.compile(
     _FIELD.format(
-        "to|cc|an|à|a|para|aan|till|til|do|subject|betreff|objet|asunto|oggetto|onderwerp|ämne"
-        "|emne|assunto|temat"
+        "to|cc|an|à|a|para|aan|till|til|do|komu|címzett|кому|до|kime|προς|către|宛先|收件人"
+        "|收件者|받는 사람|prima|za|אל|إلى|kepada|đến|ถึง|kam|adressaat|vastaanottaja|kopio|抄送"
+        "|副本|subject|betreff|objet|asunto|oggetto|onderwerp|ämne|emne|assunto|temat|aihe"
+        "|předmět|predmet|tárgy|тема|относно|konu|θέμα|subiect|件名|主题|主旨|제목|zadeva|נושא"
+        "|الموضوع|subjek|perihal|chủ đề|เรื่อง|tēma|teema|assumpte"
     ),
     re.I,
 )
@@ -254,7 +288,11 @@ def _attribution_at(lines: list[str], index: int) -> int:
     wraps a long one; then the first line starts like one and is not a finished sentence)."""
     if _is_attribution(lines[index].strip()):
         return 1
-    if index + 1 >= len(lines) or _is_attribution(lines[index + 1].strip()):
+    if index + 1 >= len(lines):
+        return 0
+    second = lines[index + 1].strip()
+    # A whole attribution of its own on the next line (not the end of an address wrapped at "<")
+    if _is_attribution(second) and not re.match(r"[^\s<>]*@[^\s<>]*>", second):
         return 0
     first = lines[index].strip()
     if not _ATTRIBUTION_START.match(first) or first.endswith((".", "!", "?")):
@@ -263,7 +301,9 @@ def _attribution_at(lines: list[str], index: int) -> int:
 
 
 def _is_attribution(line: str) -> bool:
-    return len(line) < 300 and bool(_ATTRIBUTION.match(line)) and bool(re.search(r"[\d@]", line))
+    if len(line) >= 300 or not re.search(r"[\d@]", line):
+        return False
+    return bool(_ATTRIBUTION.match(line) or _WROTE.search(line) or _ADDRESSED.search(line))
 
 
 def _header_block_at(lines: list[str], index: int) -> bool:

@@ -14,6 +14,7 @@ classifier may take seconds, and SQLite's single writer must not wait on it.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ from bot.replies.match import (
     reminder_by_token,
     stored_email,
 )
+from bot.replies.quoted import without_our_words
 from bot.replies.storable import storable_email
 from integrations.base.inbound import Triage
 
@@ -57,6 +59,17 @@ LABEL_REASON = {
 def email_needs_triage(mail: InboundEmail) -> bool:
     """Whether a person may have written it (not an automatic reply, not a bounce)."""
     return mail.automatic is None and mail.bounce is None
+
+
+def in_own_words(session: Session, mail: InboundEmail, secret_key: str) -> InboundEmail:
+    """The mail with the reminder it answers cut out of its text, where the customer's mail client
+    quoted it in a way the parser did not recognise (bot/replies/quoted.py)."""
+    if not email_needs_triage(mail):
+        return mail
+    reminder, _, _ = match_email(session, mail, secret_key)
+    if reminder is None or not reminder.body_text:
+        return mail
+    return replace(mail, text=without_our_words(mail.text, reminder.body_text))
 
 
 def handle_email(

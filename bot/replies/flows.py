@@ -24,7 +24,7 @@ from bot.escalations import notes
 from bot.escalations import posting as escalation_posting
 from bot.escalations.notes import SlackOut
 from bot.planning import posting
-from bot.replies.email import email_needs_triage, handle_email
+from bot.replies.email import email_needs_triage, handle_email, in_own_words
 from bot.replies.match import InboundResult, ReplyRules
 from bot.replies.sms import handle_sms, sms_needs_triage
 from bot.replies.storable import storable, storable_email
@@ -68,8 +68,10 @@ def receive_email(
     mail = storable_email(mail)
     try:
         today = runtime.today()
-        triage = classifier.classify(mail.text, today) if email_needs_triage(mail) else None
         rules = ReplyRules.from_settings(runtime.settings)
+        with runtime.sessions() as session:
+            mail = in_own_words(session, mail, rules.secret_key)
+        triage = classifier.classify(mail.text, today) if email_needs_triage(mail) else None
         with runtime.writing() as session:
             result = handle_email(session, mail, raw, runtime.clock.now(), rules, triage)
     except Exception as exc:
