@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmarks import (
     approvals,
+    bounces,
     importing,
     memory,
     payments,
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Result]]] = {
     "payments": payments.run,
     "send": sending.run,
     "approvals": approvals.run,
+    "bounces": bounces.run,
 }
 
 
