@@ -107,4 +107,3 @@ def test_no_auto_reply_or_human_reply_is_taken_for_a_bounce() -> None:
 
     assert len(people) >= 15
     assert [n for n in people if parse(_mail(n)).bounce is not None] == []
-
