@@ -7,9 +7,12 @@ import smtplib
 import ssl
 from email.utils import format_datetime, formatdate
 from pathlib import Path
+from typing import overload
 
 from integrations.base.outbound import Delivery, Outgoing
 from integrations.email_mime import email_bytes, mailbox, plain, text_value
+from integrations.errors import ReconnectNeeded, SourceUnavailable
+from integrations.mail_oauth import MailboxAccess
 
 TIMEOUT_SECONDS = 30
 
@@ -52,9 +55,11 @@ class SmtpSender:
         starttls: bool,
         timeout: float = TIMEOUT_SECONDS,
         ca_file: str | None = None,
+        oauth: MailboxAccess | None = None,
     ) -> None:
         self.timeout = timeout
         self.ca_file = ca_file  # a private CA (an internal relay); None: the system's
+        self.oauth = oauth  # sign in with XOAUTH2 (Gmail, Microsoft 365) instead of a password
         self.host, self.port, self.user, self.password, self.starttls = (
             host,
             port,
@@ -77,6 +82,7 @@ class SmtpSender:
             self.starttls,
             timeout=self.timeout,
             ca_file=self.ca_file,
+            oauth=self.oauth,
         )
 
     def __exit__(self, *exc: object) -> None:
@@ -100,8 +106,14 @@ class SmtpSender:
                 smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.starttls:
                     smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
-            if self.user:
-                smtp.login(self.user, self.password or "")
+            try:
+                if self.oauth is not None:
+                    _xoauth2_login(smtp, self.oauth)
+                elif self.user:
+                    smtp.login(self.user, self.password or "")
+            except BaseException:
+                smtp.close()
+                raise
             self._smtp = smtp
         return self._smtp
 
@@ -115,6 +127,10 @@ class SmtpSender:
             return Delivery("permanent", error=f"not a valid email: {exc}")
         try:
             smtp = self._connection()
+        except ReconnectNeeded as exc:  # the mailbox grant is gone: nothing goes until reconnected
+            return Delivery("outage", error=str(exc))
+        except SourceUnavailable as exc:  # the token endpoint did not answer: later
+            return Delivery("transient", error=str(exc))
         except smtplib.SMTPAuthenticationError as exc:
             return Delivery(
                 "outage", error=f"SMTP login refused: {exc.smtp_code} {_text(exc.smtp_error)}"
@@ -151,6 +167,33 @@ class SmtpSender:
         if self._smtp is not None:
             self._smtp.close()
             self._smtp = None
+
+
+def _xoauth2_login(smtp: smtplib.SMTP, oauth: MailboxAccess) -> None:
+    """AUTH XOAUTH2 with a fresh token. Refused (535), once more with a token refreshed now: the
+    one held may have been revoked before it expired. A second refusal is the account's."""
+    smtp.ehlo_or_helo_if_needed()
+    try:
+        smtp.auth("XOAUTH2", _XOAuth2Answer(oauth.sasl()))
+    except smtplib.SMTPAuthenticationError:
+        smtp.auth("XOAUTH2", _XOAuth2Answer(oauth.sasl(force_refresh=True)))
+
+
+class _XOAuth2Answer:
+    """smtplib's authobject: the XOAUTH2 response first; to the server's error challenge (a
+    base64 JSON), an empty line, after which the server answers 535."""
+
+    def __init__(self, initial: str) -> None:
+        self.initial = initial
+
+    @overload
+    def __call__(self, challenge: None = None, /) -> str | None: ...
+
+    @overload
+    def __call__(self, challenge: bytes, /) -> str: ...
+
+    def __call__(self, challenge: bytes | None = None, /) -> str | None:
+        return self.initial if challenge is None else ""
 
 
 def _text(reason: bytes | str) -> str:

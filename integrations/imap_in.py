@@ -1,6 +1,7 @@
 """Inbound email over IMAP, for teams without an inbound-mail webhook.
 
-One poll logs in over TLS, opens the folder, asks for the unseen messages by UID and hands each raw
+One poll logs in over TLS (with a password, or with SASL XOAUTH2 and an OAuth access token for
+Gmail and Microsoft 365, integrations/mail_oauth.py), opens the folder, asks for the unseen messages by UID and hands each raw
 message to `handle`. A message is marked \\Seen only after `handle` returns True: a crash or a False
 leaves it unseen for the next poll, and one handled once is not fetched again. The fetch itself uses
 BODY.PEEK[], which changes no flag. Whatever happens, the session ends with LOGOUT.
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.errors import UserError
+from integrations.errors import ReconnectNeeded, SourceUnavailable
+from integrations.mail_oauth import MailboxAccess
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 30
@@ -44,13 +47,18 @@ def poll(
     ssl_context: ssl.SSLContext | None = None,
     timeout: float = TIMEOUT_SECONDS,
     limit: int | None = None,
+    oauth: MailboxAccess | None = None,
 ) -> PollReport:
     """Hand every unseen message of `folder` to `handle` (at most `limit` of them); mark \\Seen
-    those it returns True for. Raises ImapError when the server, login or folder is unusable."""
+    those it returns True for. Raises ImapError when the server, login or folder is unusable.
+    With `oauth`, signs in as its mailbox with XOAUTH2 (`user` and `password` unused)."""
     imap = _connect(host, port, ssl_context, timeout)
     report = PollReport()
     try:
-        _login(imap, host, user, password)
+        if oauth is not None:
+            _xoauth2_login(imap, host, oauth)
+        else:
+            _login(imap, host, user, password)
         _select(imap, folder)
         uids = _unseen(imap, folder)
         chosen = uids if limit is None else uids[: max(limit, 0)]
@@ -102,6 +110,43 @@ def _login(imap: imaplib.IMAP4, host: str, user: str, password: str) -> None:
             f"the IMAP server {host} refused the login ({_text(exc.args)}): "
             "check IMAP_USER and IMAP_PASSWORD"
         ) from exc
+
+
+def _xoauth2_login(imap: imaplib.IMAP4, host: str, oauth: MailboxAccess) -> None:
+    """AUTHENTICATE XOAUTH2; refused, once more with a token refreshed now (the one held may have
+    been revoked before it expired). A grant the provider refused is an ImapError naming the
+    command that fixes it."""
+    for force_refresh in (False, True):
+        try:
+            response = oauth.sasl(force_refresh).encode()
+        except ReconnectNeeded as exc:
+            raise ImapError(str(exc)) from exc
+        except SourceUnavailable as exc:
+            raise ImapError(f"cannot sign in to the IMAP server {host}: {exc}") from exc
+        try:
+            imap.authenticate("XOAUTH2", _responder(response))
+            return
+        except imaplib.IMAP4.abort as exc:
+            raise ImapError(
+                f"the IMAP server {host} closed the connection at login: {exc}"
+            ) from exc
+        except imaplib.IMAP4.error as exc:
+            refused = exc
+    raise ImapError(
+        f"the IMAP server {host} refused {oauth.label}'s sign-in for {oauth.address} "
+        f"({_text(refused.args)}): check that IMAP is on for that mailbox and that IMAP_USER "
+        f"(or SMTP_USER) is the address signed in with, or {oauth.reconnect_hint()}"
+    )
+
+
+def _responder(initial: bytes) -> Callable[[bytes], bytes]:
+    """imaplib's authobject: the XOAUTH2 response to the first (empty) continuation; to the
+    server's error challenge (a base64 JSON) an empty line, after which the server says NO."""
+
+    def respond(challenge: bytes) -> bytes:
+        return b"" if challenge else initial
+
+    return respond
 
 
 def _select(imap: imaplib.IMAP4, folder: str) -> None:

@@ -38,6 +38,12 @@ class Provider:
     authorize_endpoint: str
     token_endpoint: str
     scopes: tuple[str, ...]
+    # Further query parameters of the authorize link (Google: access_type=offline, prompt=consent)
+    authorize_extra: tuple[tuple[str, str], ...] = ()
+    # The app's credentials in the token request's form (client_secret_post) instead of HTTP Basic
+    secret_in_form: bool = False
+    # Microsoft asks for the scopes again on each refresh
+    scopes_on_refresh: bool = False
 
     def reconnect_hint(self) -> str:
         return f"run `arbot connect {self.name}` again"
@@ -139,6 +145,7 @@ def authorize_url(provider: Provider, state: str, redirect_uri: str) -> str:
         "scope": " ".join(provider.scopes),
         "redirect_uri": redirect_uri,
         "state": state,
+        **dict(provider.authorize_extra),
     }
     return f"{provider.authorize_endpoint}?{urlencode(query)}"
 
@@ -186,6 +193,8 @@ def refresh(
 ) -> Tokens:
     """New tokens for old; the refresh token in the answer replaces the old one when it differs."""
     form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
+    if provider.scopes_on_refresh:
+        form["scope"] = " ".join(provider.scopes)
     body = _token_request(provider, form, http)
     return _tokens(provider, body, now, tokens.tenant_id, previous_refresh=tokens.refresh_token)
 
@@ -194,13 +203,21 @@ def _token_request(
     provider: Provider, form: dict[str, str], http: httpx.Client | None
 ) -> dict[str, Any]:
     client = http or httpx.Client(timeout=30)
+    credentials = {"client_id": provider.client_id, "client_secret": provider.client_secret}
     try:
-        response = client.post(
-            provider.token_endpoint,
-            data=form,
-            auth=(provider.client_id, provider.client_secret),  # HTTP Basic
-            headers={"Accept": "application/json"},
-        )
+        if provider.secret_in_form:
+            response = client.post(
+                provider.token_endpoint,
+                data={**form, **credentials},
+                headers={"Accept": "application/json"},
+            )
+        else:
+            response = client.post(
+                provider.token_endpoint,
+                data=form,
+                auth=(provider.client_id, provider.client_secret),  # HTTP Basic
+                headers={"Accept": "application/json"},
+            )
     except httpx.HTTPError as exc:
         raise SourceUnavailable(
             f"cannot reach {provider.label}'s token endpoint ({exc.__class__.__name__}): "

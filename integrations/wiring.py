@@ -19,11 +19,13 @@ from bot.core.settings import Settings
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
+    from bot.core.runtime import Runtime
     from integrations.base.inbound import Classifier, FallbackClassifier
     from integrations.base.ledger import CrmSource, TokenStore
     from integrations.base.outbound import Sender
     from integrations.base.payments import PaymentLinks
     from integrations.llm_draft import LlmDrafter
+    from integrations.mail_oauth import MailboxAccess
     from integrations.oauth import Provider
     from integrations.slack_chat import SlackChat
 
@@ -48,13 +50,21 @@ def slack_for(settings: Settings) -> SlackChat | None:
     return SlackChat(client)
 
 
-def senders_for(settings: Settings, outbox: Path | None = None) -> dict[str, Sender]:
-    """Email by SMTP and texts by Twilio as configured, or both into a folder of files."""
+def senders_for(
+    settings: Settings, outbox: Path | None = None, runtime: Runtime | None = None
+) -> dict[str, Sender]:
+    """Email by SMTP and texts by Twilio as configured, or both into a folder of files. With
+    `runtime`, SMTP signs in with the mailbox's OAuth grant when one is connected; a grant the
+    provider refused leaves email out (the reminders wait as approved; `mailbox_refusal` says
+    why), so each run does not stop and tell Slack again."""
     from integrations.email_out import FileSender, SmtpSender
 
     if outbox is not None:
         files = FileSender(outbox)
         return {"email": files, "sms": files}
+    oauth = mailbox_access_for(settings, runtime) if runtime is not None else None
+    if oauth is not None and oauth.store.refusal(oauth.provider.name):
+        return _sms_sender(settings)
     if not settings.smtp_host:
         raise UserError(
             "set SMTP_HOST (and SMTP_PORT, SMTP_USER, SMTP_PASSWORD) to send email, "
@@ -69,8 +79,14 @@ def senders_for(settings: Settings, outbox: Path | None = None) -> dict[str, Sen
             password,
             settings.smtp_starttls,
             ca_file=settings.smtp_ca_file,
-        )
+            oauth=oauth,
+        ),
+        **_sms_sender(settings),
     }
+    return senders
+
+
+def _sms_sender(settings: Settings) -> dict[str, Sender]:
     sid, token, sender = (
         settings.twilio_account_sid,
         settings.twilio_auth_token,
@@ -81,10 +97,84 @@ def senders_for(settings: Settings, outbox: Path | None = None) -> dict[str, Sen
 
         public = settings.public_url
         callback = public.rstrip("/") + "/webhooks/twilio/status" if public else None
-        senders["sms"] = TwilioSender(
-            settings.twilio_api_url, sid, token.get_secret_value(), sender, callback
+        return {
+            "sms": TwilioSender(
+                settings.twilio_api_url, sid, token.get_secret_value(), sender, callback
+            )
+        }
+    return {}
+
+
+# --- The mailbox's OAuth sign-in (Gmail, Microsoft 365) ----------------------------------------
+
+
+def mailbox_provider_for(settings: Settings, name: str) -> Provider:
+    """The OAuth provider of a mailbox, from GMAIL_* or MICROSOFT365_* settings."""
+    from integrations.mail_oauth import MAILBOXES, gmail_provider, microsoft365_provider
+
+    if name not in MAILBOXES:
+        raise UserError(f"unknown mailbox {name!r}: choose one of {', '.join(MAILBOXES)}")
+    client_id = getattr(settings, f"{name}_client_id")
+    secret = getattr(settings, f"{name}_client_secret")
+    if not (client_id and secret):
+        prefix = name.upper()
+        raise UserError(
+            f"set {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET first (the OAuth app registered "
+            "for arbot; see the README)"
         )
-    return senders
+    if name == "gmail":
+        return gmail_provider(
+            client_id,
+            secret.get_secret_value(),
+            settings.gmail_authorize_url,
+            settings.gmail_token_url,
+        )
+    return microsoft365_provider(
+        client_id,
+        secret.get_secret_value(),
+        settings.microsoft365_tenant,
+        settings.microsoft365_authorize_url,
+        settings.microsoft365_token_url,
+    )
+
+
+def mailbox_address(settings: Settings, reading: bool = False) -> str:
+    """The mailbox signed in as: SMTP_USER, else ARBOT_FROM_EMAIL (IMAP_USER first to read)."""
+    candidates = [settings.imap_user] if reading else []
+    candidates += [settings.smtp_user, settings.from_email]
+    address = next((c for c in candidates if c), None)
+    if address is None:
+        raise UserError(
+            "set SMTP_USER (or ARBOT_FROM_EMAIL) to the mailbox address arbot signs in as"
+        )
+    return address
+
+
+def mailbox_access_for(
+    settings: Settings, runtime: Runtime, reading: bool = False
+) -> MailboxAccess | None:
+    """The OAuth sign-in of ARBOT_MAILBOX's mailbox when `arbot connect` stored a grant for it;
+    None otherwise (SMTP_PASSWORD / IMAP_PASSWORD then, e.g. an app password)."""
+    if settings.mailbox is None:
+        return None
+    from integrations.mail_oauth import MailboxAccess
+    from integrations.mailbox_grants import MailboxGrants
+
+    grants = MailboxGrants(runtime)
+    if not grants.connected(settings.mailbox):
+        return None
+    return MailboxAccess(
+        mailbox_provider_for(settings, settings.mailbox),
+        mailbox_address(settings, reading),
+        grants,
+        runtime.clock.now,
+    )
+
+
+def mailbox_refusal(settings: Settings, runtime: Runtime) -> str | None:
+    """Why email waits: the provider refused the mailbox's grant (and what to run), or None."""
+    oauth = mailbox_access_for(settings, runtime)
+    return oauth.store.refusal(oauth.provider.name) if oauth is not None else None
 
 
 def links_for(settings: Settings) -> PaymentLinks | None:

@@ -6,7 +6,9 @@ the replica unhealthy: a load balancer would then take it away from every other 
 
 Degraded (still 200, and "ok" to anyone without the token, since the replica serves as it
 should): part of today's plan is not in Slack because Slack refused it or could not be reached;
-`plan_in_slack` says how much is missing, Slack's last answer and when the sweep tries again."""
+`plan_in_slack` says how much is missing, Slack's last answer and when the sweep tries again;
+or the mailbox provider refused arbot's OAuth sign-in, so email waits: `mailbox` says since when
+and what to run."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot.core.models import Reminder, ScheduledRun, SourceToken, SyncState
+from bot.core.models import MailboxGrant, Reminder, ScheduledRun, SourceToken, SyncState
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import CHANNELS
 from bot.planning import plan_posts
@@ -39,6 +41,7 @@ def health(
                 "last_plan": _last_plan(session),
                 "send_backlog": _backlog(session, runtime.clock.now()),
                 "plan_in_slack": _plan_in_slack(session, runtime),
+                "mailbox": _mailbox(session),
             }
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
@@ -49,7 +52,8 @@ def health(
         }
     ok = scheduler_ok
     status = "ok" if ok else "unhealthy"
-    if ok and found["plan_in_slack"] is not None:
+    mailbox_refused = bool(found["mailbox"] and found["mailbox"]["refused"])
+    if ok and (found["plan_in_slack"] is not None or mailbox_refused):
         status = "degraded"
     doc = {"status": status, "database": "ok", "scheduler": scheduler, **found}
     if workspaces is not None:
@@ -134,6 +138,23 @@ def _plan_in_slack(session: Session, runtime: Runtime) -> dict[str, Any] | None:
         "refused": gap.failures,
         "last_error": gap.last_error,
         "next_try_at": _iso(gap.next_try_at),
+    }
+
+
+def _mailbox(session: Session) -> dict[str, Any]:
+    """The mailboxes signed in by OAuth, and each grant the provider refused: since when, why."""
+    rows = session.execute(
+        select(MailboxGrant.provider, MailboxGrant.refused_at, MailboxGrant.refusal).order_by(
+            MailboxGrant.provider
+        )
+    ).all()
+    return {
+        "connected": [provider for provider, _, _ in rows],
+        "refused": {
+            provider: {"at": _iso(at), "reason": reason}
+            for provider, at, reason in rows
+            if at is not None
+        },
     }
 
 

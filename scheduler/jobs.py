@@ -146,7 +146,7 @@ def declare_jobs(
 
 def send_tick(runtime: Runtime) -> str:
     """What `arbot send` does: send what is due, then tell Slack what changed."""
-    send_due(runtime, senders_for(runtime.settings), slack_for(runtime.settings))
+    send_due(runtime, senders_for(runtime.settings, runtime=runtime), slack_for(runtime.settings))
     return "outbox flushed"
 
 

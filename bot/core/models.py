@@ -360,6 +360,20 @@ class SourceToken(Base):
     updated_at: Mapped[datetime]
 
 
+class MailboxGrant(Base):
+    """The OAuth grant of the mailbox arbot sends and reads as (Gmail, Microsoft 365), sealed;
+    `refused_at` and `refusal` once the provider refused it, until `arbot connect` again."""
+
+    __tablename__ = "mailbox_grants"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    refused_at: Mapped[datetime | None]
+    refusal: Mapped[str | None] = mapped_column(Text)
+
+
 class SyncState(Base):
     """Where the next incremental sync of a source starts, and how the last one went."""
 

@@ -224,6 +224,33 @@ class Settings(BaseSettings):
 
     # A mailbox preset fills in the SMTP and IMAP hosts and ports not set by hand
     mailbox: str | None = Field(None, validation_alias=_env("ARBOT_MAILBOX"))
+    # Signing in to it with OAuth 2.0 (`arbot connect gmail|microsoft365`) instead of a password
+    gmail_client_id: str | None = Field(None, validation_alias=_env("GMAIL_CLIENT_ID"))
+    gmail_client_secret: SecretStr | None = Field(
+        None, validation_alias=_env("GMAIL_CLIENT_SECRET")
+    )
+    gmail_authorize_url: str = Field(
+        "https://accounts.google.com/o/oauth2/v2/auth",
+        validation_alias=_env("GMAIL_AUTHORIZE_URL"),
+    )
+    gmail_token_url: str = Field(
+        "https://oauth2.googleapis.com/token", validation_alias=_env("GMAIL_TOKEN_URL")
+    )
+    microsoft365_client_id: str | None = Field(
+        None, validation_alias=_env("MICROSOFT365_CLIENT_ID")
+    )
+    microsoft365_client_secret: SecretStr | None = Field(
+        None, validation_alias=_env("MICROSOFT365_CLIENT_SECRET")
+    )
+    # The directory (tenant) id or domain; "organizations" for any work account
+    microsoft365_tenant: str = Field("organizations", validation_alias=_env("MICROSOFT365_TENANT"))
+    # Default: https://login.microsoftonline.com/<tenant>/oauth2/v2.0/authorize and .../token
+    microsoft365_authorize_url: str | None = Field(
+        None, validation_alias=_env("MICROSOFT365_AUTHORIZE_URL")
+    )
+    microsoft365_token_url: str | None = Field(
+        None, validation_alias=_env("MICROSOFT365_TOKEN_URL")
+    )
 
     # Inbound mail for teams without a webhook (`arbot poll-inbox`)
     imap_host: str | None = Field(None, validation_alias=_env("IMAP_HOST"))

@@ -20,11 +20,12 @@ def send(
 ) -> None:
     """Send the approved reminders that are due now, then exit."""
     from bot.reminders.flows import send_due
-    from integrations.wiring import senders_for, slack_for
+    from integrations.wiring import mailbox_refusal, senders_for, slack_for
 
     with opened_runtime() as runtime:
-        senders = senders_for(runtime.settings, outbox)
+        senders = senders_for(runtime.settings, outbox, runtime)
         report = send_due(runtime, senders, slack_for(runtime.settings))
+        held = None if "email" in senders else mailbox_refusal(runtime.settings, runtime)
     out().print(
         f"Sent {len(report.sent)}, cancelled {len(report.cancelled)}, retrying "
         f"{len(report.retrying)}, failed {len(report.failed)}, not yet in the send window "
@@ -38,6 +39,10 @@ def send(
         raise UserError(
             f"sending stopped: {report.outage}. Nothing was lost: the reminders wait as "
             "approved; fix the setting and run `arbot send` again"
+        )
+    if held:
+        raise UserError(
+            f"email is not sent: {held}. Nothing was lost: the reminders wait as approved"
         )
     if report.waiting_for_sender:
         out().print(

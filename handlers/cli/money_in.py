@@ -63,7 +63,8 @@ def import_payments_command(
 
 
 def poll_inbox_command() -> None:
-    """Read new replies from the IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_PASSWORD)."""
+    """Read new replies from the IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_PASSWORD, or the
+    mailbox's OAuth sign-in)."""
     from bot.core.settings import load_settings
     from bot.escalations.sweeps import sweep
     from bot.replies.flows import receive_raw_email
@@ -71,13 +72,20 @@ def poll_inbox_command() -> None:
     from bot.workspaces.registry import open_runtime
     from integrations.email_in import parse
     from integrations.imap_in import poll
-    from integrations.wiring import classifier_for, links_for, slack_for
+    from integrations.wiring import classifier_for, links_for, mailbox_access_for, slack_for
 
     runtime = open_runtime(load_settings())
     settings = runtime.settings
     try:
-        if not (settings.imap_host and settings.imap_user and settings.imap_password):
-            raise UserError("set IMAP_HOST, IMAP_USER and IMAP_PASSWORD to read replies by IMAP")
+        oauth = mailbox_access_for(settings, runtime, reading=True)
+        password = settings.imap_password.get_secret_value() if settings.imap_password else ""
+        if oauth is None and not (settings.imap_host and settings.imap_user and password):
+            raise UserError(
+                "set IMAP_HOST, IMAP_USER and IMAP_PASSWORD to read replies by IMAP (or "
+                "ARBOT_MAILBOX=gmail|microsoft365 and run `arbot connect gmail|microsoft365`)"
+            )
+        if not settings.imap_host:
+            raise UserError("set IMAP_HOST (or ARBOT_MAILBOX) to read replies by IMAP")
         context = ssl.create_default_context(cafile=settings.imap_ca_file)
         classifier = classifier_for(settings, RuleClassifier())
         slack = slack_for(settings)
@@ -91,11 +99,12 @@ def poll_inbox_command() -> None:
         report = poll(
             settings.imap_host,
             settings.imap_port,
-            settings.imap_user,
-            settings.imap_password.get_secret_value(),
+            settings.imap_user or "",
+            password,
             settings.imap_folder,
             handle,
             ssl_context=context,
+            oauth=oauth,
         )
         # What a cron job running poll-inbox without `arbot serve` would otherwise miss: missed
         # promises, stale links, reviews and escalations Slack did not get, unclaimed threads.

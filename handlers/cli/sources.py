@@ -1,5 +1,6 @@
-"""CLI commands for the accounting sources: `arbot connect quickbooks|xero` (OAuth 2.0, the
-tokens stored encrypted) and `arbot sync` (everything changed since the last sync)."""
+"""CLI commands for the accounting sources: `arbot connect quickbooks|xero|freshbooks` (OAuth 2.0,
+the tokens stored encrypted) and `arbot sync` (everything changed since the last sync); and
+`arbot connect gmail|microsoft365`, the mailbox's OAuth sign-in for sending and reading mail."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from bot.core.errors import UserError
 from handlers.cli.app import out
 
 if TYPE_CHECKING:
+    from bot.core.runtime import Runtime
     from bot.core.settings import Settings
     from bot.ledger.sync import CrmSyncResult, SyncResult
+    from integrations.oauth import Provider, Redirect
 
 
 def redirect_uri(settings: Settings, name: str) -> str:
@@ -30,18 +33,22 @@ def redirect_uri(settings: Settings, name: str) -> str:
 
 
 def connect_command(
-    source: Annotated[str, typer.Argument(help="quickbooks, xero or freshbooks")],
+    source: Annotated[
+        str, typer.Argument(help="quickbooks, xero or freshbooks; gmail or microsoft365")
+    ],
     tenant: Annotated[
         str | None,
         typer.Option("--tenant", help="Xero organisation / FreshBooks business: name or id."),
     ] = None,
 ) -> None:
-    """Connect an accounting source: open the printed address, approve, paste back where you land."""
+    """Connect an accounting source or the mailbox: open the printed address, approve, paste back
+    where you land."""
     from bot.core.settings import load_settings
     from bot.ledger.source_tokens import DatabaseTokenStore
     from bot.workspaces.registry import open_runtime
     from integrations.freshbooks import freshbooks_accounts
-    from integrations.oauth import authorize_url, exchange_code, parse_redirect
+    from integrations.mail_oauth import MAILBOXES
+    from integrations.oauth import exchange_code
     from integrations.wiring import provider_for
     from integrations.xero import xero_tenants
 
@@ -50,18 +57,12 @@ def connect_command(
         settings = runtime.settings
         if not settings.secret_key:
             raise UserError("set ARBOT_SECRET_KEY first: the tokens are stored encrypted with it")
+        if source in MAILBOXES:
+            _connect_mailbox(runtime, source)
+            return
         provider = provider_for(settings, source)
-        state = secrets.token_urlsafe(24)
         uri = redirect_uri(settings, source)
-        # Plain prints: the address must come out whole, never wrapped, to be copied.
-        print("1. Open this address and approve arbot:")
-        print(authorize_url(provider, state, uri))
-        print(f"2. Your browser then goes to {uri}?code=… (the page may not load; that is fine).")
-        print("3. Paste that whole address here and press Enter:", flush=True)
-        pasted = sys.stdin.readline().strip()
-        if not pasted:
-            raise UserError("nothing was pasted: run `arbot connect` again")
-        landed = parse_redirect(pasted, state)
+        landed = _authorize(provider, uri)
         now = runtime.clock.now()
         if source == "quickbooks":
             if not landed.realm_id:
@@ -89,6 +90,47 @@ def connect_command(
     finally:
         runtime.close()
     out().print(f"Connected {provider.label} (organisation {tokens.tenant_id}). Run `arbot sync`.")
+
+
+def _authorize(provider: Provider, uri: str) -> Redirect:
+    """Print the authorize link, read back the address the browser landed on."""
+    from integrations.oauth import authorize_url, parse_redirect
+
+    state = secrets.token_urlsafe(24)
+    # Plain prints: the address must come out whole, never wrapped, to be copied.
+    print("1. Open this address and approve arbot:")
+    print(authorize_url(provider, state, uri))
+    print(f"2. Your browser then goes to {uri}?code=… (the page may not load; that is fine).")
+    print("3. Paste that whole address here and press Enter:", flush=True)
+    pasted = sys.stdin.readline().strip()
+    if not pasted:
+        raise UserError("nothing was pasted: run `arbot connect` again")
+    return parse_redirect(pasted, state)
+
+
+def _connect_mailbox(runtime: Runtime, name: str) -> None:
+    """Sign arbot in to the mailbox (Gmail, Microsoft 365): SMTP and IMAP then use XOAUTH2."""
+    from integrations.mailbox_grants import MailboxGrants
+    from integrations.oauth import exchange_code
+    from integrations.wiring import mailbox_address, mailbox_provider_for
+
+    settings = runtime.settings
+    provider = mailbox_provider_for(settings, name)
+    address = mailbox_address(settings)
+    if settings.mailbox != name:
+        raise UserError(
+            f"set ARBOT_MAILBOX={name} first: it picks the {provider.label} servers the sign-in is for"
+        )
+    print(f"Sign in as {address} (SMTP_USER, else ARBOT_FROM_EMAIL) when asked.")
+    uri = redirect_uri(settings, name)
+    landed = _authorize(provider, uri)
+    tokens = exchange_code(provider, landed.code, uri, runtime.clock.now())
+    MailboxGrants(runtime).connect(name, tokens)
+    out().print(
+        f"Connected the {provider.label} mailbox {address}: reminders are sent and replies read "
+        "with this sign-in (approved reminders waiting for it go at the next send).",
+        markup=False,
+    )
 
 
 def sync_command() -> None:

@@ -1,6 +1,7 @@
 """A small IMAP4rev1 server over TLS on 127.0.0.1, enough for what `integrations.imap_in` asks.
 
-CAPABILITY, LOGIN, SELECT, UID SEARCH UNSEEN, UID FETCH BODY.PEEK[] / BODY[] (a literal),
+CAPABILITY, LOGIN, AUTHENTICATE XOAUTH2 (an OAuth access token, refused as Gmail does: a
+continuation carrying a JSON error, then NO), SELECT, UID SEARCH UNSEEN, UID FETCH BODY.PEEK[] / BODY[] (a literal),
 UID STORE +FLAGS, NOOP and LOGOUT, over one shared mailbox whose messages keep their flags. Like a
 real server, fetching BODY[] without PEEK marks a message \\Seen. Every command is recorded (the
 password replaced by ***), so tests can say what the client did.
@@ -8,6 +9,8 @@ password replaced by ***), so tests can say what the client did.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import socket
 import socketserver
@@ -41,6 +44,7 @@ class Mailbox:
         self.lock = threading.Lock()
         # Told "IMAP <command>" as each command arrives, before it is answered (a test's guard).
         self.on_call: Callable[[str], None] | None = None
+        self.bearer_tokens: dict[str, str] = {}  # access token -> the mailbox it signs in as
 
     def add(self, raw: bytes, seen: bool = False) -> int:
         with self.lock:
@@ -115,6 +119,8 @@ class _Session(socketserver.StreamRequestHandler):
             pass
         elif command == "LOGIN":
             return self._login(tag, arguments)
+        elif command == "AUTHENTICATE" and [a.upper() for a in arguments] == [b"XOAUTH2"]:
+            return self._xoauth2(tag)
         elif not self.authenticated:
             self._send(tag + b" NO log in first")
             return True
@@ -135,6 +141,25 @@ class _Session(socketserver.StreamRequestHandler):
             self._send(tag + b" OK LOGIN completed")
         else:
             self._send(tag + b" NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)")
+        return True
+
+    def _xoauth2(self, tag: bytes) -> bool:
+        self._send(b"+ ")
+        answer = self.rfile.readline(65536).strip()
+        fields = dict(
+            f.split("=", 1) for f in base64.b64decode(answer).decode().split("\x01") if "=" in f
+        )
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        with self.server.mailbox.lock:
+            user = self.server.mailbox.bearer_tokens.get(token)
+        if user is not None and user == fields.get("user"):
+            self.authenticated = True
+            self._send(tag + b" OK AUTHENTICATE completed")
+            return True
+        error = {"status": "401", "schemes": "Bearer", "scope": "https://mail.google.com/"}
+        self._send(b"+ " + base64.b64encode(json.dumps(error).encode()))
+        self.rfile.readline(65536)  # the client's empty line
+        self._send(tag + b" NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)")
         return True
 
     def _select(self, tag: bytes, arguments: list[bytes]) -> bool:

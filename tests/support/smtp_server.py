@@ -1,9 +1,13 @@
-"""A real SMTP server on loopback (aiosmtpd) that keeps what it receives, and can refuse."""
+"""A real SMTP server on loopback (aiosmtpd) that keeps what it receives, and can refuse. Over
+TLS it also takes AUTH XOAUTH2 (an OAuth access token), answering a token it does not know as
+Gmail and Exchange Online do: a 334 challenge carrying a JSON error, then 535."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
+import json
 import socket
 import ssl
 import threading
@@ -26,6 +30,25 @@ class Mailbox:
         self.slow_data_seconds: float = 0  # answer DATA late (the message is still kept)
         self.envelopes: list[str] = []
         self.lock = threading.Lock()
+        self.bearer_tokens: dict[str, str] = {}  # access token -> the mailbox it signs in as
+        self.xoauth2_logins: list[str] = []  # each access token offered, accepted or not
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        """SASL XOAUTH2: base64("user=" user ^A "auth=Bearer " token ^A ^A)."""
+        if len(args) < 2:
+            return AuthResult(success=False, handled=False, message="501 5.5.2 initial response")
+        fields = dict(
+            f.split("=", 1) for f in base64.b64decode(args[1]).decode().split("\x01") if "=" in f
+        )
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        with self.lock:
+            self.xoauth2_logins.append(token)
+            user = self.bearer_tokens.get(token)
+        if user is not None and user == fields.get("user"):
+            return AuthResult(success=True, auth_data=user)
+        error = {"status": "401", "schemes": "Bearer", "scope": "https://mail.google.com/"}
+        await server.challenge_auth(json.dumps(error))  # the client answers with an empty line
+        return AuthResult(success=False, handled=False)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
