@@ -285,6 +285,9 @@ class InboundMessage(Base):
     # The message exactly as it came, when `raw` cannot hold it so (a NUL, bytes not UTF-8): `raw`
     # then holds it with those characters replaced by U+FFFD.
     raw_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # SHA-256 of the message as it came (hex): a message with no Message-ID delivered twice is
+    # recognised by it (bot.replies.storable.raw_digest).
+    raw_digest: Mapped[str | None] = mapped_column(String(64), index=True)
     text: Mapped[str] = mapped_column(Text)
     reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
@@ -501,6 +504,19 @@ class SchedulerLease(Base):
     term: Mapped[int] = mapped_column(BigInteger)
     beat: Mapped[int] = mapped_column(BigInteger)
     lease_ms: Mapped[int]  # how long its holder may go without renewing before it is taken
+
+
+class SlackRevocation(Base):
+    """Slack said a bot token of ours is dead (`app_uninstalled`, or `tokens_revoked` naming the
+    bot): Slack is not called with it again. Kept by a digest of the token, so the new token a
+    reinstall brings is not refused (bot.workspaces.access)."""
+
+    __tablename__ = "slack_revocations"
+
+    token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # app_uninstalled | tokens_revoked
+    at: Mapped[datetime]
 
 
 class Workspace(Base):

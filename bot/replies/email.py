@@ -36,7 +36,7 @@ from bot.replies.match import (
     stored_email,
 )
 from bot.replies.quoted import without_our_words
-from bot.replies.storable import storable_email
+from bot.replies.storable import raw_digest, storable_email
 from integrations.base.inbound import Triage
 
 if TYPE_CHECKING:
@@ -83,12 +83,16 @@ def handle_email(
     """Store the mail and act on it. `triage` is its label, worked out beforehand (from the
     storable text); it may be None only when `email_needs_triage(mail)` is false."""
     mail = storable_email(mail)
-    if mail.message_id:
-        seen = session.scalar(
-            select(InboundMessage.id).where(InboundMessage.message_id == mail.message_id)
-        )
-        if seen is not None:  # delivered twice (a retried webhook, a mailbox poll): once only
-            return InboundResult(seen, "duplicate")
+    # Delivered twice (a retried webhook, a mailbox poll): once only. A message without a
+    # Message-ID is known again by its digest.
+    same = (
+        InboundMessage.message_id == mail.message_id
+        if mail.message_id
+        else InboundMessage.raw_digest == raw_digest(raw)
+    )
+    seen = session.scalar(select(InboundMessage.id).where(same).limit(1))
+    if seen is not None:
+        return InboundResult(seen, "duplicate")
     if mail.bounce is not None:
         return handle_bounce(session, mail, raw, now, rules)
     unsubscribe = reminder_by_token(mail.recipients, rules.secret_key, "unsubscribe")

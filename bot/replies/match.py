@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, InboundMessage, Reminder
 from bot.core.tokens import reminder_ids
-from bot.replies.storable import storable_raw
+from bot.replies.storable import raw_digest, storable_raw
 
 if TYPE_CHECKING:
     from bot.core.settings import Settings
@@ -93,6 +93,7 @@ def stored_email(
         "message_id": mail.message_id,
         "raw": raw_text,
         "raw_bytes": raw_bytes,
+        "raw_digest": raw_digest(raw),
         "text": mail.text,
         "reminder_id": reminder_id,
         **fields,

@@ -9,6 +9,7 @@ than their column are cut to it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import fields, replace
 from typing import Any, TypeVar
@@ -36,6 +37,13 @@ def storable_raw(raw: bytes | str) -> tuple[str, bytes | None]:
         return text, None if text.encode("utf-8") == raw else raw
     text = storable(raw)
     return text, None if text == raw else raw.encode("utf-8", errors="surrogatepass")
+
+
+def raw_digest(raw: bytes | str) -> str:
+    """SHA-256 (hex) of a message as it came, line endings made one ("\r\n" and "\n" alike) and
+    blank space at its ends ignored: the same message delivered twice has the same digest."""
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", errors="surrogatepass")
+    return hashlib.sha256(data.replace(b"\r\n", b"\n").strip()).hexdigest()
 
 
 def storable_email(mail: InboundEmail) -> InboundEmail:
