@@ -444,3 +444,5 @@ def test_a_message_ses_stored_in_s3_is_kept_for_a_person_naming_where_it_is(
         stored = session.scalars(select(InboundMessage)).one()
     assert "ar-inbound-mail" in stored.raw and "o3vtl5m2ab1k" in stored.raw
     assert counts(rt)[2] == ("planned",)  # nothing acted on what nobody has read
+    told = slack_api.calls("chat.postMessage")[-1]
+    assert told["channel"] == "C0FINANCE"
