@@ -1,5 +1,6 @@
-"""Pipedrive as a CRM source, against the local fake: a full fetch across pages, an incremental one
-that stops at the first organization changed before the cursor, custom fields by hash key or name,
+"""Pipedrive as a CRM source, against the local fake of API v2: a full fetch across cursor pages
+with persons read in pages (a few requests for 620 organizations), an incremental one through
+`updated_since` (a person's change brings its organization), custom fields by hash key or name,
 owners, domains, the billing contact, malformed organizations, rate limits, server errors, a
 refused token, and notes."""
 
@@ -72,6 +73,7 @@ def _by_name(batch: CrmBatch) -> dict[str, CrmAccount]:
 
 
 def _five_organizations(fake: FakePipedrive) -> None:
+    fake.users = {11: DANA, 12: SAM}
     fake.organizations = [
         organization(
             101,
@@ -129,18 +131,20 @@ def test_a_full_fetch_reads_every_organization_across_pages(
     assert _by_name(batch)["Lumen Dental"].owner_email is None
     assert _by_name(batch)["Bayside Supply"].tags == ("wholesale",)
     assert _by_name(batch)["Bayside Supply"].billing_contact is None
-    pages = pipedrive.calls("/v1/organizations")
-    assert [(p.query["start"], p.query["sort"]) for p in pages] == [
-        ("0", "id ASC"),
-        ("2", "id ASC"),
-        ("4", "id ASC"),
+    pages = pipedrive.calls("/api/v2/organizations")
+    assert [(p.query.get("cursor"), p.query["sort_by"], p.query["limit"]) for p in pages] == [
+        (None, "id", "2"),
+        ("Mg==", "id", "2"),  # the opaque cursor Pipedrive handed back
+        ("NA==", "id", "2"),
     ]
     # The token goes in a header, never in a URL that a log could keep.
     assert all(r.headers["x-api-token"] == TOKEN for r in pipedrive.requests)
     assert all("api_token" not in r.query for r in pipedrive.requests)
-    # Only organizations with people are asked for them.
-    asked = sorted(r.path for r in pipedrive.requests if r.path.endswith("/persons"))
-    assert asked == ["/v1/organizations/101/persons", "/v1/organizations/102/persons"]
+    # Persons are read in pages, not one request per organization; nothing of the old v1 lists.
+    assert len(pipedrive.calls("/api/v2/persons")) == 2
+    assert all("org_id" not in r.query for r in pipedrive.calls("/api/v2/persons"))
+    assert not [r for r in pipedrive.requests if r.path.startswith("/v1/organizations")]
+    assert len(pipedrive.calls("/v1/users")) == 1
     assert batch.cursor == "2026-03-10T08:00:00+00:00"
 
 
@@ -157,9 +161,7 @@ def test_without_a_website_the_domains_are_those_of_its_peoples_work_addresses(
     assert harbor.billing_contact is None
 
 
-def test_an_owner_given_only_by_id_is_looked_up_once(
-    pipedrive: FakePipedrive, connected: Connected
-) -> None:
+def test_owners_are_read_once_per_fetch(pipedrive: FakePipedrive, connected: Connected) -> None:
     pipedrive.users = {11: DANA}
     pipedrive.organizations = [
         organization(101, "Ridgeline Builders", 11),
@@ -175,10 +177,10 @@ def test_an_owner_given_only_by_id_is_looked_up_once(
         "Harbor Clinic": "dana.reyes@seller.example",
         "Pinecrest Agency": None,
     }
-    assert len(pipedrive.calls("/v1/users/11")) == 1
+    assert len(pipedrive.calls("/v1/users")) == 1
 
 
-def test_an_incremental_fetch_stops_at_the_first_organization_changed_before_the_cursor(
+def test_an_incremental_fetch_asks_only_for_what_changed_since_the_cursor(
     pipedrive: FakePipedrive, connected: Connected
 ) -> None:
     pipedrive.organizations = [
@@ -187,18 +189,76 @@ def test_an_incremental_fetch_stops_at_the_first_organization_changed_before_the
         organization(103, "Pinecrest Agency", update_time="2026-03-06 16:45:10"),
         organization(104, "Lumen Dental", update_time="2026-02-20 09:00:00"),
         organization(105, "Bayside Supply", update_time="2026-02-10 09:00:00"),
-        organization(106, "Cobalt Labs", update_time="2026-01-10 09:00:00"),
+        organization(106, "Cobalt Labs", update_time="2026-03-05 00:00:00"),  # at the cursor
     ]
 
     batch = connected.fetch(CURSOR)
 
-    assert [a.name for a in batch.accounts] == ["Ridgeline Builders", "Pinecrest Agency"]
-    assert batch.cursor == "2026-03-12T10:30:00+00:00"
-    pages = pipedrive.calls("/v1/organizations")
-    assert [(p.query["start"], p.query["sort"]) for p in pages] == [
-        ("0", "update_time DESC"),
-        ("2", "update_time DESC"),  # holds the first older one: no third page
+    assert [a.name for a in batch.accounts] == [
+        "Cobalt Labs",
+        "Pinecrest Agency",
+        "Ridgeline Builders",
     ]
+    assert batch.cursor == "2026-03-12T10:30:00+00:00"
+    for path in ("/api/v2/organizations", "/api/v2/persons"):
+        first = pipedrive.calls(path)[0]
+        assert first.query["updated_since"] == "2026-03-05T00:00:00Z"
+        assert first.query["sort_by"] == "update_time"
+
+
+def test_a_person_changed_since_the_cursor_brings_its_organization_and_its_people(
+    pipedrive: FakePipedrive, connected: Connected
+) -> None:
+    pipedrive.organizations = [
+        organization(101, "Ridgeline Builders", update_time="2026-02-01 09:00:00"),
+        organization(102, "Harbor Clinic", update_time="2026-02-01 09:00:00"),
+    ]
+    pipedrive.persons = [
+        person(201, 101, "Mara Vance", ["mara@ridgeline.example"], job_title="CEO"),
+        person(
+            202,
+            101,
+            "Theo Park",
+            ["ap@ridgeline.example"],
+            job_title="Accounts Payable",
+            update_time="2026-03-09 12:00:00",
+        ),
+    ]
+
+    batch = connected.fetch(CURSOR)
+
+    [ridgeline] = batch.accounts
+    assert ridgeline.name == "Ridgeline Builders"
+    assert ridgeline.billing_contact is not None
+    assert ridgeline.billing_contact.email == "ap@ridgeline.example"
+    assert batch.cursor == "2026-03-09T12:00:00+00:00"
+    assert pipedrive.calls("/api/v2/organizations")[-1].query["ids"] == "101"
+    assert pipedrive.calls("/api/v2/persons")[-1].query["org_id"] == "101"
+
+
+def test_a_first_sync_of_620_organizations_takes_a_handful_of_requests(
+    pipedrive: FakePipedrive,
+) -> None:
+    pipedrive.users = {11: DANA}
+    pipedrive.organizations = [
+        organization(1000 + n, f"Company {n}", 11, website=f"company{n}.example")
+        for n in range(620)
+    ]
+    pipedrive.persons = [
+        person(5000 + n, 1000 + n // 2, f"Person {n}", [f"p{n}@company{n // 2}.example"])
+        for n in range(1240)
+    ]
+    http = local_client(timeout=PATIENCE)
+    source = PipedriveSource(http, TOKEN, api_url=pipedrive.url, id_property=ID_KEY)
+
+    batch = source.fetch_accounts(None)
+    http.close()
+
+    assert len(batch.accounts) == 620
+    # 2 pages of organizations, 3 of persons (500 a page), the fields, the users
+    assert len(pipedrive.requests) == 7
+    assert len(pipedrive.calls("/api/v2/organizations")) == 2
+    assert len(pipedrive.calls("/api/v2/persons")) == 3
 
 
 def test_an_incremental_fetch_with_nothing_changed_keeps_the_cursor(
@@ -248,6 +308,7 @@ def test_a_tier_field_pipedrive_does_not_have_is_one_problem_naming_the_setting(
 def test_a_tier_arbot_does_not_know_is_a_problem_and_the_rest_of_the_organization_is_kept(
     pipedrive: FakePipedrive, connected: Connected
 ) -> None:
+    pipedrive.users = {11: DANA, 12: SAM}
     pipedrive.organizations = [
         organization(101, "Ridgeline Builders", DANA, website="ridgeline.example", tier="Gold"),
         organization(102, "Harbor Clinic", SAM, tier="Standard"),
@@ -347,8 +408,8 @@ def test_a_refused_token_is_an_error_that_names_pipedrive_token(
     assert isinstance(raised.value, UserError)
     assert str(raised.value) == (
         "Pipedrive refused the token in PIPEDRIVE_TOKEN (unauthorized access): set "
-        "PIPEDRIVE_TOKEN to a valid token; copy your API token from Pipedrive: Settings > "
-        "Personal preferences > API"
+        "PIPEDRIVE_TOKEN to a valid token; copy the API token of a Pipedrive user who sees "
+        "every organization (Pipedrive: Settings > Personal preferences > API)"
     )
     assert len(pipedrive.requests) == 1
 

@@ -1,6 +1,9 @@
-"""A local stand-in for Pipedrive's v1 API: organizations (paged by `start`, sorted), organization
-fields, an organization's persons, users and notes, answering in Pipedrive's shapes
-(`{success, data, additional_data: {pagination}}`, custom fields under 40-character hash keys).
+"""A local stand-in for Pipedrive's API as it is today: organizations and persons through API v2
+(`/api/v2/organizations`, `/api/v2/persons` with `org_id`, `ids`, `updated_since`, `sort_by`, cursor
+paging: `{success, data, additional_data: {next_cursor}}`, RFC 3339 times, custom fields under
+`custom_fields` by their 40-character hash key, option fields as option ids), and through v1 the
+organization fields (paged by `start`), the users and notes. The deprecated v1 organization and
+person lists answer 410.
 
 It records every request, and can be told to refuse the token (401), to rate limit once (429,
 with `x-ratelimit-reset` and no Retry-After, or with Retry-After), or to fail with a server error.
@@ -8,7 +11,9 @@ with `x-ratelimit-reset` and no Retry-After, or with Retry-After), or to fail wi
 
 from __future__ import annotations
 
+import base64
 import threading
+from datetime import datetime
 from typing import Any
 
 from tests.support.fake_http import LocalServer
@@ -48,19 +53,20 @@ class FakePipedrive(LocalServer):
         refused = self._refusal(request)
         if refused is not None:
             return refused
-        path, method = request.path, request.method
-        parts = path.strip("/").split("/")
-        if path == "/v1/organizations" and method == "GET":
-            return self._list(self._organizations(request.query.get("sort")), request.query)
+        path, method, query = request.path, request.method, request.query
+        if path == "/api/v2/organizations" and method == "GET":
+            return self._v2_list(self.organizations, query)
+        if path == "/api/v2/persons" and method == "GET":
+            return self._v2_list(self.persons, query)
         if path == "/v1/organizationFields" and method == "GET":
-            return self._list(self.fields, request.query)
-        if parts[:2] == ["v1", "organizations"] and parts[3:] == ["persons"] and method == "GET":
-            persons = [p for p in self.persons if p["org_id"]["value"] == int(parts[2])]
-            return self._list(persons, request.query)
-        if parts[:2] == ["v1", "users"] and len(parts) == 3 and method == "GET":
-            return self._user(int(parts[2]))
+            return self._v1_list(self.fields, query)
+        if path == "/v1/users" and method == "GET":
+            users = [self.users[k] for k in sorted(self.users)]
+            return 200, {"success": True, "data": users}, {}
         if path == "/v1/notes" and method == "POST":
             return self._add_note(request.body)
+        if path in ("/v1/organizations", "/v1/persons") or path.startswith("/v1/organizations/"):
+            return 410, _failure("This endpoint is deprecated: use API v2"), {}
         return 404, _failure("Unknown method ."), {}
 
     def _refusal(self, request: Recorded) -> tuple[int, Any, dict[str, str]] | None:
@@ -83,17 +89,39 @@ class FakePipedrive(LocalServer):
             return 503, _failure("Service temporarily unavailable"), {}
         return None
 
-    def _organizations(self, sort: str | None) -> list[dict[str, Any]]:
-        ordered = sorted(self.organizations, key=lambda o: o["id"])
-        if sort == "update_time DESC":
-            ordered.sort(key=lambda o: o["update_time"], reverse=True)
-        elif sort not in (None, "id ASC"):
-            raise ValueError(f"the fake does not sort by {sort!r}")
-        for org in ordered:  # Pipedrive counts an organization's people itself
-            org["people_count"] = sum(p["org_id"]["value"] == org["id"] for p in self.persons)
-        return ordered
+    def _v2_list(
+        self, records: list[dict[str, Any]], query: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
+        """A v2 list: filtered by `ids`, `org_id`, `updated_since` (inclusive, RFC 3339), sorted
+        by `sort_by` (id, update_time) and `sort_direction`, paged by an opaque `cursor`."""
+        limit = int(query.get("limit", "100"))
+        if not 1 <= limit <= 500:
+            return 400, _failure("limit must be between 1 and 500"), {}
+        chosen = list(records)
+        if "ids" in query:
+            wanted = {int(i) for i in query["ids"].split(",")}
+            if len(wanted) > 100:
+                return 400, _failure("ids: at most 100"), {}
+            chosen = [r for r in chosen if r["id"] in wanted]
+        if "org_id" in query:
+            chosen = [r for r in chosen if r.get("org_id") == int(query["org_id"])]
+        if "updated_since" in query:
+            since = _instant(query["updated_since"])
+            chosen = [r for r in chosen if _instant(r["update_time"]) >= since]
+        sort_by = query.get("sort_by", "id")
+        if sort_by not in ("id", "update_time", "add_time"):
+            return 400, _failure(f"sort_by {sort_by!r} is not allowed"), {}
+        chosen.sort(key=lambda r: (r[sort_by], r["id"]))
+        if query.get("sort_direction", "asc") == "desc":
+            chosen.reverse()
+        start = int(base64.b64decode(query["cursor"]).decode()) if "cursor" in query else 0
+        page = chosen[start : start + limit]
+        more = start + limit < len(chosen)
+        next_cursor = base64.b64encode(str(start + limit).encode()).decode() if more else None
+        body = {"success": True, "data": page, "additional_data": {"next_cursor": next_cursor}}
+        return 200, body, {}
 
-    def _list(
+    def _v1_list(
         self, records: list[dict[str, Any]], query: dict[str, str]
     ) -> tuple[int, Any, dict[str, str]]:
         start, limit = int(query.get("start", "0")), min(int(query.get("limit", "100")), 500)
@@ -114,11 +142,6 @@ class FakePipedrive(LocalServer):
         }
         return 200, body, {}
 
-    def _user(self, user_id: int) -> tuple[int, Any, dict[str, str]]:
-        if user_id not in self.users:
-            return 404, _failure("User not found"), {}
-        return 200, {"success": True, "data": self.users[user_id]}, {}
-
     def _add_note(self, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         if not body.get("content"):
             return 400, _failure("Content is required"), {}
@@ -135,6 +158,15 @@ class FakePipedrive(LocalServer):
         }
         self.notes.append(note)
         return 201, {"success": True, "data": note}, {}
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _rfc3339(text: str) -> str:
+    """ "2026-03-01 09:00:00" (as tests write it) → "2026-03-01T09:00:00Z", as v2 answers."""
+    return text.replace(" ", "T") + "Z" if "T" not in text else text
 
 
 def _failure(error: str) -> dict[str, Any]:
@@ -211,21 +243,20 @@ def organization(
 ) -> dict[str, Any]:
     return {
         "id": org_id,
-        "company_id": 9123456,
-        "owner_id": owner,
         "name": name,
-        "open_deals_count": 0,
-        "people_count": 0,
-        "add_time": "2026-01-05 09:00:00",
-        "update_time": update_time,
-        "visible_to": "3",
-        "label": None,
+        "owner_id": owner["id"] if isinstance(owner, dict) else owner,
+        "add_time": "2026-01-05T09:00:00Z",
+        "update_time": _rfc3339(update_time),
+        "visible_to": 3,
+        "label_ids": [],
         "address": None,
-        "active_flag": True,
+        "is_deleted": False,
         "website": website,
-        TIER_KEY: str(TIER_OPTIONS[tier]) if tier else None,
-        TAGS_KEY: ",".join(str(TAG_OPTIONS[t]) for t in tags) or None,
-        ID_KEY: customer_id,
+        "custom_fields": {
+            TIER_KEY: TIER_OPTIONS[tier] if tier else None,
+            TAGS_KEY: [TAG_OPTIONS[t] for t in tags] or None,
+            ID_KEY: customer_id,
+        },
     }
 
 
@@ -237,23 +268,26 @@ def person(
     phones: list[str] | None = None,
     job_title: str | None = None,
     primary_email: int = 0,
+    update_time: str = "2026-01-05 09:00:00",
 ) -> dict[str, Any]:
     return {
         "id": person_id,
         "name": name,
-        "org_id": {"name": f"Organization {org_id}", "value": org_id, "people_count": 1},
-        "email": [
+        "owner_id": 11,
+        "org_id": org_id,
+        "emails": [
             {"label": "work", "value": value, "primary": index == primary_email}
             for index, value in enumerate(emails or [])
-        ]
-        or [{"value": "", "primary": True}],
-        "phone": [
+        ],
+        "phones": [
             {"label": "work", "value": value, "primary": index == 0}
             for index, value in enumerate(phones or [])
-        ]
-        or [{"value": "", "primary": True}],
+        ],
         "job_title": job_title,
-        "add_time": "2026-01-05 09:00:00",
-        "update_time": "2026-01-05 09:00:00",
-        "active_flag": True,
+        "add_time": "2026-01-05T09:00:00Z",
+        "update_time": _rfc3339(update_time),
+        "visible_to": 3,
+        "label_ids": [],
+        "is_deleted": False,
+        "custom_fields": {},
     }
