@@ -330,3 +330,55 @@ def test_the_sealed_grant_opens_only_with_its_key(
             MailboxGrants(other).load("gmail")
     finally:
         other.close()
+
+
+def test_the_schedulers_send_tick_tells_the_finance_channel_once_while_the_grant_is_refused(
+    mail_env: Any,
+    database_url: str,
+    clock: FixedClock,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    google: FakeMailOAuth,
+    slack_api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from scheduler.jobs import send_tick
+
+    assert connect(mail_env, monkeypatch).code == 0
+    approved(mail_env, runtime, tmp_path)
+    google.revoke()
+    smtp.mailbox.bearer_tokens.clear()
+    before = len(finance_posts(slack_api))
+    served = start(load_settings(env_file=None), clock=clock)  # what `arbot serve` reads
+    try:
+        for _ in range(3):  # three minutes of ticks
+            send_tick(served)
+            clock.advance(timedelta(minutes=1))
+    finally:
+        served.close()
+    told = finance_posts(slack_api)[before:]
+    assert len(told) == 1 and "arbot connect gmail" in told[0]["text"]
+    assert states(runtime) == {1: "approved"}
+
+
+def test_connect_microsoft365_asks_for_smtp_imap_and_offline_and_needs_the_matching_preset(
+    mail_env: Any, google: FakeMailOAuth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "MICROSOFT365_CLIENT_ID": CLIENT_ID,
+        "MICROSOFT365_CLIENT_SECRET": CLIENT_SECRET,
+        "MICROSOFT365_AUTHORIZE_URL": google.authorize_url,
+        "MICROSOFT365_TOKEN_URL": google.token_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    wrong = connect(mail_env, monkeypatch, "microsoft365")  # ARBOT_MAILBOX is still gmail
+    assert wrong.code == 1 and "set ARBOT_MAILBOX=microsoft365 first" in wrong.stderr
+
+    monkeypatch.setenv("ARBOT_MAILBOX", "microsoft365")
+    connected = connect(mail_env, monkeypatch, "microsoft365")
+    assert connected.code == 0, connected.stderr
+    assert "Connected the Microsoft 365 mailbox" in connected.stdout
+    assert "SMTP.Send" in connected.stdout and "offline_access" in connected.stdout
+    assert google.forms[-1]["grant_type"] == "authorization_code"
+    assert google.forms[-1]["client_secret"] == CLIENT_SECRET  # in the form, not HTTP Basic
