@@ -19,7 +19,8 @@ TIMEOUT_SECONDS = 30
 
 def build_email(message: Outgoing) -> bytes:
     """multipart/alternative (text and HTML), our Message-ID, a per-reminder Reply-To, one-click
-    List-Unsubscribe, and Auto-Submitted so vacation responders stay quiet (RFC 3834). The bytes
+    List-Unsubscribe, and Auto-Submitted so vacation responders stay quiet (RFC 3834; not on
+    what a person wrote, which carries In-Reply-To and References instead). The bytes
     as SMTP takes them (integrations/email_mime.py); ValueError when they cannot be written."""
     if not message.from_email:
         raise ValueError("no sender address: set ARBOT_FROM_EMAIL")
@@ -36,12 +37,17 @@ def build_email(message: Outgoing) -> bytes:
         headers.append(("Message-ID", plain("Message-ID", message.message_id)))
     if message.reply_to:
         headers.append(("Reply-To", mailbox(None, message.reply_to)))
+    if message.in_reply_to:
+        headers.append(("In-Reply-To", plain("In-Reply-To", message.in_reply_to)))
+    if message.references:
+        headers.append(("References", plain("References", message.references)))
     unsubscribe = [f"<{u}>" for u in (message.unsubscribe_mailto, message.unsubscribe_url) if u]
     if unsubscribe:
         headers.append(("List-Unsubscribe", plain("List-Unsubscribe", ", ".join(unsubscribe))))
         if message.unsubscribe_url:
             headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    headers.append(("Auto-Submitted", "auto-generated"))
+    if not message.written_by_person:
+        headers.append(("Auto-Submitted", "auto-generated"))
     return email_bytes(headers, message.text, message.html)
 
 

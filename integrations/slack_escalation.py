@@ -4,14 +4,17 @@ characters a section, unique action_ids within a block)."""
 
 from __future__ import annotations
 
-from bot.core.labels import reason_label, reply_label
-from integrations.base.mrkdwn import Mrkdwn, clip, join, mention, mrkdwn, quote
-from integrations.base.slack import EscalationView
+from collections.abc import Sequence
+
+from bot.core.labels import channel_label, reason_label, reply_label
+from integrations.base.mrkdwn import Mrkdwn, clip, join, link, mention, mrkdwn, quote
+from integrations.base.slack import ContactLine, EscalationView
 from integrations.slack_blocks import MAX_BLOCKS, MAX_SECTION, Block, _button, _context, _section
 from integrations.slack_ids import INPUT, Action, Field, Form, Row, row
 
 ACTIONS = (
     ("Claim", Action.ESC_CLAIM, "primary"),
+    ("Reply", Action.ESC_REPLY, None),
     ("Record promise", Action.ESC_PROMISE, None),
     ("Mark disputed", Action.ESC_DISPUTE, "danger"),
     ("Resume sequence", Action.ESC_RESUME, None),
@@ -23,6 +26,15 @@ STATE_TEXT = {
     "resolved": ":white_check_mark: Resolved",
 }
 MAX_WROTE = 1500
+MAX_OTHER_CONTACTS = 5  # other contacts named in the parent message
+MAX_SUBJECT = 150
+SENT_CHUNK = 2000  # characters of a sent message's text per section of Show's modal
+MAX_VIEW_BLOCKS = 100
+REPLY_SUBJECT_LIMIT = 150  # as bot/escalations/reply.py checks
+REPLY_TEXT_LIMIT = 3000
+MAX_OPTIONS = 100  # Slack's most options in a select: the oldest open invoices are offered
+MAX_OPTION_TEXT = 75
+MAX_OPTION_VALUE = 150
 
 
 def escalation_text(view: EscalationView) -> Mrkdwn:
@@ -58,6 +70,9 @@ def escalation_blocks(view: EscalationView) -> list[Block]:
     if view.wrote:
         wrote = view.wrote if len(view.wrote) <= MAX_WROTE else view.wrote[: MAX_WROTE - 1] + "…"
         blocks.append(_section(mrkdwn("*They wrote:*\n", quote(wrote))))
+    if view.contacts:
+        blocks.append(_section(contact_text(view)))
+    blocks.extend(sent_blocks(view))
     blocks.append(_section(mrkdwn(":bulb: ", view.suggestion)))
     if view.claimed_by and view.state == "claimed":
         blocks.append(_context(mrkdwn("Claimed by ", mention(view.claimed_by))))
@@ -76,6 +91,128 @@ def escalation_blocks(view: EscalationView) -> list[Block]:
     return blocks
 
 
+def contact_text(view: EscalationView) -> Mrkdwn:
+    """The contact a reply goes to (name, email, phone), and who else is on file."""
+    first, *others = view.contacts
+
+    def line(c: ContactLine) -> Mrkdwn:
+        parts = [p for p in (c.name, c.email, c.phone) if p] or ["no name or address"]
+        note = mrkdwn(" · _", c.note, "_") if c.note else ""
+        return mrkdwn(join(parts, " · "), " (", c.role, ")", note)
+
+    text = mrkdwn("*Contact:* ", line(first))
+    if others:
+        shown = [line(c) for c in others[:MAX_OTHER_CONTACTS]]
+        more = len(others) - len(shown)
+        text = mrkdwn(
+            text, "\n*Also on file:* ", join(shown, "; "), f" and {more} more" if more else ""
+        )
+    return text
+
+
+def sent_blocks(view: EscalationView) -> list[Block]:
+    """What was sent lately, a line each (collapsed), each with Show for its full text."""
+    blocks: list[Block] = []
+    for i, sent in enumerate(view.sent):
+        title = mrkdwn("*Last sent:*\n") if i == 0 else mrkdwn()
+        subject = (
+            mrkdwn(": “", clip(mrkdwn(sent.subject), MAX_SUBJECT), "”") if sent.subject else ""
+        )
+        blocks.append(
+            {
+                **_section(
+                    mrkdwn(
+                        title,
+                        f"`{sent.at:%Y-%m-%d %H:%M}` ",
+                        sent.step,
+                        " by ",
+                        channel_label(sent.channel),
+                        subject,
+                    )
+                ),
+                "accessory": _button("Show", Action.ESC_SENT, str(sent.reminder_id)),
+            }
+        )
+    return blocks
+
+
+def sent_modal(customer: str, subject: str | None, text: str) -> Block:
+    """A message sent to the customer, in full (its text split over sections as it needs)."""
+    head = mrkdwn("To *", customer, "*", mrkdwn("\n*Subject:* ", subject) if subject else "")
+    body = [mrkdwn(text[i : i + SENT_CHUNK]) for i in range(0, len(text), SENT_CHUNK)] or [
+        mrkdwn("(no text)")
+    ]
+    blocks = [_section(head), *[_section(b) for b in body[: MAX_VIEW_BLOCKS - 1]]]
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "What was sent"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": blocks,
+    }
+
+
+def reply_modal(
+    escalation_id: int,
+    customer: str,
+    to: str | None,
+    blocked: str | None,
+    subject: str,
+    text: str,
+    when: str | None,
+) -> Block:
+    """The Reply form: to whom, when it goes, a subject and the suggested answer to edit. When
+    it cannot go (the contact opted out, bounced, has no address), the form says so and has
+    nothing to submit."""
+    if blocked is not None:
+        return {
+            "type": "modal",
+            "callback_id": Form.ESC_REPLY,
+            "private_metadata": str(escalation_id),
+            "title": {"type": "plain_text", "text": "Reply"},
+            "close": {"type": "plain_text", "text": "Close"},
+            "blocks": [_section(mrkdwn(":no_entry: ", blocked))],
+        }
+    timing = (
+        mrkdwn("It is night for them: it is queued and goes out ", when, ".")
+        if when
+        else mrkdwn("It goes out within a minute.")
+    )
+    intro = mrkdwn(
+        "An email to *",
+        customer,
+        "* (",
+        to or "",
+        "), in the same conversation: their answer comes back to this thread. ",
+        timing,
+    )
+    return _modal(
+        Form.ESC_REPLY,
+        escalation_id,
+        "Reply",
+        "Send",
+        [
+            _section(intro),
+            _prefilled(Field.SUBJECT, "Subject", subject, REPLY_SUBJECT_LIMIT, False),
+            _prefilled(Field.BODY, "Message", text, REPLY_TEXT_LIMIT, True),
+        ],
+    )
+
+
+def _prefilled(block_id: str, label: str, value: str, limit: int, multiline: bool) -> Block:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "label": {"type": "plain_text", "text": label},
+        "element": {
+            "type": "plain_text_input",
+            "action_id": INPUT,
+            "multiline": multiline,
+            "initial_value": value[:limit],
+            "max_length": limit,
+        },
+    }
+
+
 def history_messages(view: EscalationView) -> list[list[Block]]:
     """The thread: open invoices first, then every event in time order, split into as many
     messages as the limits need."""
@@ -91,6 +228,7 @@ def history_messages(view: EscalationView) -> list[list[Block]]:
                 f"{i.days_overdue} days overdue" if i.days_overdue > 0 else "not yet due",
                 " · *disputed*" if i.disputed else "",
                 f" · promised {i.promise_date.isoformat()}" if i.promise_date else "",
+                mrkdwn(" · ", link(i.payment_link, "payment link")) if i.payment_link else "",
             )
             for i in view.invoices
         ]
@@ -177,24 +315,44 @@ def promise_modal(escalation_id: int, customer: str, initial: str) -> Block:
     )
 
 
-def dispute_modal(escalation_id: int, customer: str) -> Block:
-    return _modal(
-        Form.ESC_DISPUTE,
-        escalation_id,
-        "Mark disputed",
-        "Mark disputed",
-        [
-            _section(
-                mrkdwn(
-                    "Mark *",
-                    customer,
-                    "*'s open invoices disputed? No automated message goes "
-                    "out about them until a person resolves the dispute.",
-                )
-            ),
-            _text_input(Field.REASON, "What is disputed", multiline=True),
-        ],
-    )
+def dispute_modal(
+    escalation_id: int, customer: str, invoices: Sequence[tuple[str, str]] = ()
+) -> Block:
+    """Which of the open invoices (number, what it shows) are disputed: all are picked at
+    first, the person leaves out the ones that are not."""
+    blocks = [
+        _section(
+            mrkdwn(
+                "Mark *",
+                customer,
+                "*'s invoices disputed? No automated message goes "
+                "out about them until a person resolves the dispute.",
+            )
+        )
+    ]
+    if invoices:
+        options = [
+            {
+                "text": {"type": "plain_text", "text": shown[:MAX_OPTION_TEXT]},
+                "value": number[:MAX_OPTION_VALUE],
+            }
+            for number, shown in invoices[:MAX_OPTIONS]
+        ]
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": Field.INVOICES,
+                "label": {"type": "plain_text", "text": "Disputed invoices"},
+                "element": {
+                    "type": "multi_static_select",
+                    "action_id": INPUT,
+                    "options": options,
+                    "initial_options": options,
+                },
+            }
+        )
+    blocks.append(_text_input(Field.REASON, "What is disputed", multiline=True))
+    return _modal(Form.ESC_DISPUTE, escalation_id, "Mark disputed", "Mark disputed", blocks)
 
 
 def resolve_modal(escalation_id: int, customer: str) -> Block:

@@ -30,6 +30,8 @@ class Action(StrEnum):
     ESC_DISPUTE = "esc_dispute"
     ESC_RESUME = "esc_resume"
     ESC_RESOLVE = "esc_resolve"
+    ESC_REPLY = "esc_reply"  # write to the customer from the thread
+    ESC_SENT = "esc_sent"  # a message sent to the customer, in full, in a modal
     PROPOSAL_APPROVE = "proposal_approve"
     PROPOSAL_REJECT = "proposal_reject"
     REVIEW_APPLY = "review_apply"  # + "_<n>": one button per candidate payment
@@ -141,6 +143,7 @@ class Form(StrEnum):
     ESC_PROMISE = Action.ESC_PROMISE.value
     ESC_DISPUTE = Action.ESC_DISPUTE.value
     ESC_RESOLVE = Action.ESC_RESOLVE.value
+    ESC_REPLY = Action.ESC_REPLY.value
 
 
 class Field(StrEnum):
@@ -152,6 +155,7 @@ class Field(StrEnum):
     DATE = "date"
     OUTCOME = "outcome"
     NOTE = "note"
+    INVOICES = "invoices"
 
 
 INPUT = "value"  # the action_id of the one input element in each Field block

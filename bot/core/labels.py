@@ -16,6 +16,7 @@ _NAMED_STEPS = {
     "gentle": "gentle reminder",
     "check_in": "check-in",
     "owner_call": "call by the account owner",
+    "thread_reply": "reply from the thread",
     "due_today": "reminder on the due date",
 }
 _DAY_KEY = re.compile(r"(plus|minus|day)_?(-?\d+)")

@@ -326,6 +326,21 @@ class Escalation(Base):
     raised_at: Mapped[datetime | None]  # when the unclaimed sweep last raised it again
 
 
+class ThreadReply(Base):
+    """An email a person wrote from an escalation's thread: the message is its reminder (the
+    outbox sends it once); this says what it answers."""
+
+    __tablename__ = "thread_replies"
+
+    reminder_id: Mapped[int] = mapped_column(ForeignKey("reminders.id"), primary_key=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id"), index=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[str | None] = mapped_column(Text)
+    written_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
 class EditExample(Base):
     """An approver's edit of a draft: the learning loop's examples."""
 

@@ -82,6 +82,8 @@ class Resolution(StrEnum):
 
 # Who approved a reminder the playbook lets go without a person (`approved_by`): nothing to undo.
 AUTO_APPROVER = "playbook"
+# The step of a reminder a person wrote from an escalation's thread (bot/escalations/reply.py).
+THREAD_REPLY = "thread_reply"
 
 TIERS: tuple[Tier, ...] = tuple(Tier)  # in this order wherever tiers are listed
 CHANNELS: tuple[Channel, ...] = tuple(Channel)

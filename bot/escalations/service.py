@@ -291,10 +291,24 @@ def promise(
 
 
 def mark_disputed(
-    session: Session, escalation_id: int, user: str, reason: str, now: datetime
+    session: Session,
+    escalation_id: int,
+    user: str,
+    reason: str,
+    now: datetime,
+    numbers: list[str] | None = None,
 ) -> list[str]:
+    """Mark the invoices a person picked disputed (None: every open one). UserError when none
+    of those picked is open any more."""
     escalation = load(session, escalation_id)
-    return dispute(session, escalation.customer_id, reason, now, actor=user)
+    if numbers is not None:
+        still_open = {i.number for i in open_invoices(session, escalation.customer_id)}
+        numbers = [n for n in numbers if n in still_open]
+        if not numbers:
+            raise UserError(
+                "None of the invoices picked is still open, so nothing was marked disputed."
+            )
+    return dispute(session, escalation.customer_id, reason, now, actor=user, numbers=numbers)
 
 
 def dispute(

@@ -13,12 +13,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.errors import UserError
 from bot.core.labels import channel_label, reason_label, reply_label, step_label
-from bot.core.models import Customer, Event, InboundMessage, Invoice, Reminder
+from bot.core.models import Contact, Customer, Event, InboundMessage, Invoice, Reminder
 from bot.core.money import format_money
+from bot.escalations.reply import reply_contact
 from bot.escalations.service import HISTORY_LIMIT, load, open_invoices
 from integrations.base.mrkdwn import Mrkdwn, actor, mrkdwn
-from integrations.base.slack import EscalationView, HistoryLine, InvoiceLine
+from integrations.base.slack import (
+    ContactLine,
+    EscalationView,
+    HistoryLine,
+    InvoiceLine,
+    SentLine,
+)
 
 
 def view(session: Session, escalation_id: int, today: date, timezone: str) -> EscalationView:
@@ -66,11 +74,69 @@ def view(session: Session, escalation_id: int, today: date, timezone: str) -> Es
                 (today - i.due_date).days,
                 i.disputed,
                 i.promise_date,
+                i.payment_link,
             )
             for i in invoices
         ),
         history=tuple(history),
+        contacts=contacts_of(session, customer.id),
+        sent=last_sent(session, customer.id, timezone),
     )
+
+
+SENT_SHOWN = 3  # the last messages sent, one line each; each opens in full on request
+
+
+def contacts_of(session: Session, customer_id: int) -> tuple[ContactLine, ...]:
+    """Everyone on file for the customer, the one a reply from the thread goes to first."""
+    first = reply_contact(session, customer_id)
+    contacts = sorted(
+        session.scalars(select(Contact).where(Contact.customer_id == customer_id)),
+        key=lambda c: (first is None or c.id != first.id, c.id),
+    )
+    return tuple(
+        ContactLine(
+            c.name,
+            c.email,
+            c.phone,
+            c.role,
+            "opted out of email"
+            if c.email_opted_out_at
+            else "email bounced"
+            if c.email_unusable_at
+            else None,
+        )
+        for c in contacts
+    )
+
+
+def last_sent(session: Session, customer_id: int, timezone: str) -> tuple[SentLine, ...]:
+    rows = session.execute(
+        select(Reminder.id, Reminder.sent_at, Reminder.channel, Reminder.step_key, Reminder.subject)
+        .where(
+            Reminder.customer_id == customer_id,
+            Reminder.state == "sent",
+            Reminder.sent_at.is_not(None),
+        )
+        .order_by(Reminder.sent_at.desc(), Reminder.id.desc())
+        .limit(SENT_SHOWN)
+    ).all()
+    zone = ZoneInfo(timezone)
+    return tuple(
+        SentLine(rid, at.astimezone(zone), channel or "email", step_label(step), subject)
+        for rid, at, channel, step, subject in rows
+        if at is not None
+    )
+
+
+def sent_message(session: Session, reminder_id: int) -> tuple[str, str | None, str]:
+    """(customer name, subject, text) of a message sent to the customer, for Show."""
+    reminder = session.get(Reminder, reminder_id)
+    if reminder is None or reminder.state != "sent":
+        raise UserError("That message is not among those sent: nothing to show.")
+    customer = session.get(Customer, reminder.customer_id)
+    assert customer is not None
+    return customer.name, reminder.subject, reminder.body_text or ""
 
 
 def late_payments_this_year(session: Session, customer_id: int, today: date) -> int:
@@ -149,6 +215,7 @@ _KIND_TEXT = {
     "contact.bouncing": "bouncing",
     "contact.opted_out": "opted out",
     "note.added": "note",
+    "reply.written": "reply written",
     "card.disputed": "card dispute",
 }
 
@@ -216,6 +283,10 @@ def _describe(event: Event, steps: dict[int, str], channels: dict[int, str | Non
         return mrkdwn(what, ": ", reason_label(str(p.get("reason", ""))), who)
     if event.kind == "escalation.resolved":
         return mrkdwn("resolved", who, ": ", str(p.get("outcome", "")))
+    if event.kind == "reply.written":
+        text = str(p.get("text", ""))
+        short = text if len(text) <= 280 else text[:277] + "…"
+        return mrkdwn("reply to ", str(p.get("to", "")), who, ": “", short, "”")
     if event.kind == "note.added":
         return mrkdwn("note", who, ": ", str(p.get("text", "")))
     return mrkdwn(what, who)

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.errors import UserError
-from bot.core.models import Contact, Customer, Reminder
+from bot.core.models import Contact, Customer, Reminder, ThreadReply
 from bot.core.settings import Settings
 from bot.core.tokens import token
 from bot.core.vocabulary import ReminderAction
@@ -140,6 +140,12 @@ def claim(
     contacts = {
         c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
     }
+    answers = {  # a person's replies from a thread: what they answer
+        t.reminder_id: t
+        for t in session.scalars(
+            select(ThreadReply).where(ThreadReply.reminder_id.in_([r.id for r in rows]))
+        )
+    }
     claimed: list[Claimed] = []
     for reminder in rows:
         reason = stale.get(reminder.id)
@@ -159,7 +165,7 @@ def claim(
                 customer.id,
                 contact.id,
                 zones,
-                _outgoing(reminder, customer, contact, config),
+                _outgoing(reminder, customer, contact, config, answers.get(reminder.id)),
                 reminder.attempts + 1,
             )
         )
@@ -248,7 +254,11 @@ def _cancel(session: Session, reminder_id: int, reason: str, now: datetime) -> b
 
 
 def _outgoing(
-    reminder: Reminder, customer: Customer, contact: Contact, config: SendConfig
+    reminder: Reminder,
+    customer: Customer,
+    contact: Contact,
+    config: SendConfig,
+    answer: ThreadReply | None = None,
 ) -> Outgoing:
     domain = (config.from_email or "@invalid").rsplit("@", 1)[1]
     local = (config.from_email or "ar@").rsplit("@", 1)[0]
@@ -283,6 +293,10 @@ def _outgoing(
         unsubscribe_url=f"{config.public_url.rstrip('/')}/unsubscribe/{unsubscribe}"
         if config.public_url
         else None,
+        # A person's reply from an escalation's thread goes into the customer's conversation.
+        in_reply_to=answer.in_reply_to if answer else None,
+        references=answer.references if answer else None,
+        written_by_person=answer is not None,
     )
 
 

@@ -22,6 +22,7 @@ from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Remin
 from bot.core.settings import Settings
 from bot.core.vocabulary import (
     RESOLUTIONS,
+    THREAD_REPLY,
     Channel,
     EscalationState,
     InvoiceStatus,
@@ -128,11 +129,14 @@ def _reason(
         return "payment_plan"
     if any(at > reminder.created_at for at in changes):
         return "superseded"  # the amounts in the message are no longer the ledger's
-    if customer.paused_until is not None and customer.paused_until > now:
+    # A person's reply from an escalation's thread is no automated message: a pause, never
+    # automate or the escalation itself does not hold it back (what the contact allows does).
+    by_person = reminder.step_key == THREAD_REPLY
+    if not by_person and customer.paused_until is not None and customer.paused_until > now:
         return "paused"
-    if customer.never_automate:
+    if not by_person and customer.never_automate:
         return "paused"
-    if escalation_opened is not None and escalation_opened > reminder.created_at:
+    if not by_person and escalation_opened is not None and escalation_opened > reminder.created_at:
         return "escalated"
     if contact is None:
         return "opted_out"

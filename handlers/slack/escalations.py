@@ -14,7 +14,9 @@ from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
 from bot.core.labels import state_label
+from bot.core.money import format_money
 from bot.escalations import posting, service
+from handlers.slack import thread_reply
 from handlers.slack.kit import ListenerKit, on_click, on_form_click
 from handlers.slack.payload import (
     Body,
@@ -28,7 +30,7 @@ from handlers.slack.payload import (
 )
 from integrations.base.mrkdwn import Mrkdwn, join, mention, mrkdwn
 from integrations.slack_escalation import OUTCOMES, dispute_modal, promise_modal, resolve_modal
-from integrations.slack_ids import Action, Field, Form
+from integrations.slack_ids import INPUT, Action, Field, Form
 
 log = logging.getLogger(__name__)
 ONLY_APPROVERS = "Only approvers can act on escalations. Ask someone in finance."
@@ -45,6 +47,7 @@ def register(app: App, kit: ListenerKit) -> None:
     app.view(Form.ESC_DISPUTE)(partial(on_dispute, kit))
     app.view(Form.ESC_RESOLVE)(partial(on_resolve, kit))
     app.event("message")(partial(on_message, kit))
+    thread_reply.register(app, kit)
 
 
 def after(kit: ListenerKit, escalation_id: int, note: Mrkdwn) -> None:
@@ -89,7 +92,14 @@ def open_form(kit: ListenerKit, body: Body, trigger_id: str) -> None:
         in_a_week = kit.runtime.today() + timedelta(days=PROMISE_PREFILL_DAYS)
         view = promise_modal(escalation_id, customer, in_a_week.isoformat())
     elif button == Action.ESC_DISPUTE:
-        view = dispute_modal(escalation_id, customer)
+        with kit.runtime.sessions() as session:
+            invoices = service.open_invoices(
+                session, service.load(session, escalation_id).customer_id
+            )
+            choices = [
+                (i.number, f"{i.number} · {format_money(i.balance, i.currency)}") for i in invoices
+            ]
+        view = dispute_modal(escalation_id, customer, choices)
     else:
         view = resolve_modal(escalation_id, customer)
     view["private_metadata"] = f"{escalation_id}|{channel or ''}"
@@ -143,17 +153,35 @@ def save_promise(kit: ListenerKit, user: str, escalation_id: int, chosen: str) -
 def on_dispute(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
     user, _ = clicker(body)
     form = submission(view, Field.REASON)
+    picked = picked_invoices(form.values)
+    if picked == []:
+        ack(response_action="errors", errors={Field.INVOICES: "Pick at least one invoice."})
+        return
     ack()
     reason = typed(form.values, Field.REASON) or ""
-    kit.later(save_dispute, user, form.channel, user, form.about, reason)
+    kit.later(save_dispute, user, form.channel, user, form.about, reason, picked)
 
 
-def save_dispute(kit: ListenerKit, user: str, escalation_id: int, reason: str) -> None:
+def picked_invoices(values: Body) -> list[str] | None:
+    """The invoices picked in the dispute form (None: a form drawn without the choice)."""
+    block = values.get(Field.INVOICES)
+    entry = block.get(INPUT) if isinstance(block, dict) else None
+    if not isinstance(entry, dict):
+        return None
+    options = entry.get("selected_options")
+    if not isinstance(options, list):
+        return []
+    return [o["value"] for o in options if isinstance(o, dict) and isinstance(o.get("value"), str)]
+
+
+def save_dispute(
+    kit: ListenerKit, user: str, escalation_id: int, reason: str, picked: list[str] | None = None
+) -> None:
     if not kit.allows(user):
         return
     with kit.runtime.writing() as session:
         numbers = service.mark_disputed(
-            session, escalation_id, user, reason, kit.runtime.clock.now()
+            session, escalation_id, user, reason, kit.runtime.clock.now(), picked
         )
     after(
         kit,

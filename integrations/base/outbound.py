@@ -44,6 +44,10 @@ class Outgoing:
     envelope_from: str | None = None  # bounce+<token>@domain (VERP): bounces find their reminder
     date: datetime | None = None  # the Date header: when it was claimed, by arbot's clock
     status_callback: str | None = None  # where the provider reports delivery for this message
+    # A person's answer in a conversation: the customer's Message-ID, and the thread's ids
+    in_reply_to: str | None = None
+    references: str | None = None
+    written_by_person: bool = False  # not auto-generated (RFC 3834): no Auto-Submitted header
 
 
 @dataclass(frozen=True, slots=True)

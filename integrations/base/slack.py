@@ -210,6 +210,29 @@ class InvoiceLine:
     days_overdue: int
     disputed: bool
     promise_date: date | None
+    payment_link: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactLine:
+    """A contact on file for the customer; `note` says when they cannot be written to."""
+
+    name: str | None
+    email: str | None
+    phone: str | None
+    role: str
+    note: str | None = None  # e.g. "opted out of email"
+
+
+@dataclass(frozen=True, slots=True)
+class SentLine:
+    """A message sent to the customer; its full text is shown on request (Action.ESC_SENT)."""
+
+    reminder_id: int
+    at: datetime  # in the business's timezone
+    channel: str
+    step: str  # in words
+    subject: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +253,8 @@ class EscalationView:
     claimed_by: str | None
     invoices: tuple[InvoiceLine, ...]
     history: tuple[HistoryLine, ...]
+    contacts: tuple[ContactLine, ...] = ()  # the one a reply goes to first
+    sent: tuple[SentLine, ...] = ()  # the last messages sent, newest first
 
 
 class EscalationPort(Protocol):
