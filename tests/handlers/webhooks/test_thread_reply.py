@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.core.clock import FixedClock
-from bot.core.models import Contact, Escalation, Event, Invoice, Reminder, ThreadReply
+from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder, ThreadReply
 from bot.core.runtime import Runtime, start
 from bot.core.settings import Settings, load_settings
 from bot.core.tokens import token
@@ -24,6 +24,7 @@ from bot.core.vocabulary import THREAD_REPLY
 from bot.ledger.upsert import apply_batch
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
+from bot.reminders.outbox import LEASE
 from bot.reminders.sending import flush
 from integrations.csv_ledger import read_ledger_csv
 from integrations.email_out import SmtpSender
@@ -297,3 +298,54 @@ def test_mark_disputed_marks_only_the_invoices_picked(
     wait_for(lambda: flags()["INV-1002"])
     assert flags() == {"INV-1001": False, "INV-1002": True}
     wait_for(lambda: "marked INV-1002 disputed" in _in_thread(slack_api, escalation))
+
+
+def _queued_reply(
+    rt: Runtime, served: tuple[httpx.Client, SlackRequests], slack_api: Any
+) -> Reminder:
+    _, slack = served
+    escalation = _disputed(rt, served)
+    modal = _open_reply(slack, slack_api, escalation)
+    slack.submit("esc_reply", modal["private_metadata"], _values("Re: INV-1001", "Noted."))
+    wait_for(lambda: "replied to ap@ridgeline.example" in _in_thread(slack_api, escalation))
+    with rt.sessions() as session:
+        reply = session.scalars(select(Reminder).where(Reminder.step_key == THREAD_REPLY)).one()
+        session.expunge(reply)
+        return reply
+
+
+def test_a_reply_goes_to_a_paused_never_automated_customer_a_person_wrote_it(
+    rt: Runtime,
+    served: tuple[httpx.Client, SlackRequests],
+    slack_api: Any,
+    smtp: SmtpServer,
+    clock: FixedClock,
+) -> None:
+    clock.set(DAYTIME)
+    _queued_reply(rt, served, slack_api)
+    with rt.writing() as session:
+        customer = session.scalars(select(Customer)).one()
+        customer.paused_until, customer.never_automate = datetime(2026, 4, 1, tzinfo=UTC), True
+
+    report = flush(rt, {"email": SmtpSender("127.0.0.1", smtp.port, None, None, False)})
+
+    assert len(report.sent) == 1 and len(smtp.mailbox.messages) == 1
+
+
+def test_a_crash_between_claim_and_send_never_sends_the_reply_twice(
+    rt: Runtime,
+    served: tuple[httpx.Client, SlackRequests],
+    slack_api: Any,
+    smtp: SmtpServer,
+    clock: FixedClock,
+) -> None:
+    clock.set(DAYTIME)
+    reply = _queued_reply(rt, served, slack_api)
+    with rt.writing() as session:  # `sending` was committed, then the worker died
+        session.execute(update(Reminder).where(Reminder.id == reply.id).values(state="sending"))
+    clock.advance(LEASE + timedelta(minutes=1))
+
+    report = flush(rt, {"email": SmtpSender("127.0.0.1", smtp.port, None, None, False)})
+
+    assert report.unknown == [reply.id] and report.sent == []
+    assert smtp.mailbox.messages == []
