@@ -180,7 +180,9 @@ def test_a_reply_goes_out_once_in_the_conversation_and_the_answer_comes_back_to_
     assert mail["References"].split() == ["<reply-1@ridgeline.example>"]
     assert mail["Reply-To"] == f"ar+r.{token(KEY, reply.id, 'reply')}@brightwater.example"
     assert mail["Auto-Submitted"] is None  # a person wrote it
-    body = mail.get_payload(decode=True).decode()
+    payload = mail.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    body = payload.decode()
     assert "checking the delivery record" in body and "unsubscribe" in body
 
     answer_text = "Thanks, the replacement arrived today. We will pay INV-1001 by the 30th."
@@ -280,7 +282,7 @@ def test_mark_disputed_marks_only_the_invoices_picked(
         == "errors"
     )
 
-    one = {
+    one: dict[str, dict[str, Any]] = {
         "invoices": {
             "value": {
                 "type": "multi_static_select",
