@@ -446,3 +446,18 @@ def test_a_message_ses_stored_in_s3_is_kept_for_a_person_naming_where_it_is(
     assert counts(rt)[2] == ("planned",)  # nothing acted on what nobody has read
     told = slack_api.calls("chat.postMessage")[-1]
     assert told["channel"] == "C0FINANCE"
+
+
+def test_a_service_path_takes_messages_up_to_the_inbound_email_limit_not_1_mb(
+    rt: Runtime, app: httpx.Client
+) -> None:
+    document = postmark_json("Remittance attached. We will pay this by the 30th.")
+    document["Attachments"] = [
+        {
+            "Name": "scan.pdf",
+            "Content": base64.b64encode(b"%PDF" + b"\0" * 1_500_000).decode(),
+            "ContentType": "application/pdf",
+        }
+    ]
+    answer = post_postmark(app, document)
+    assert answer.status_code == 200, answer.text[:200]
