@@ -7,9 +7,9 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from bot.core.labels import channel_label, reason_label, step_label, words
+from bot.core.labels import channel_label, reason_label, step_label, when_due, words
 from bot.core.vocabulary import REMINDER_STATES
-from integrations.base.mrkdwn import Mrkdwn, actor, clip, escape, join, mention, mrkdwn
+from integrations.base.mrkdwn import Mrkdwn, actor, clip, join, mention, mrkdwn
 from integrations.base.slack import (
     EDIT_SUBJECT_LIMIT,
     PlanSummary,
@@ -26,10 +26,11 @@ from integrations.slack_ids import (
     Row,
     row,
 )
+from integrations.slack_plan_views import escalation_blocks, held_blocks
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
-MAX_PREVIEW = 600
+MAX_FIELD = 2000  # characters Slack allows a section's field
 MAX_INVOICE_LINES = 12
 Block = dict[str, Any]
 
@@ -87,9 +88,8 @@ def plan_header_blocks(summary: PlanSummary) -> list[Block]:
         {"type": "header", "text": {"type": "plain_text", "text": f"Collections plan for {day}"}},
         _section(join(lines, "\n")),
     ]
-    if summary.held:
-        held = ", ".join(f"{reason_label(reason)} {count}" for reason, count in summary.held)
-        blocks.append(_context(mrkdwn("Held back: ", held)))
+    blocks += escalation_blocks(summary)
+    blocks += held_blocks(summary)
     buttons = [approve_all_button(summary.day, t) for t in summary.tiers if t.awaiting]
     if buttons:
         blocks.append({"type": "actions", "block_id": APPROVE_ALL_ROW, "elements": buttons})
@@ -100,12 +100,7 @@ def _invoice_lines(card: ReminderCard) -> Mrkdwn:
     lines = []
     for invoice in card.invoices[:MAX_INVOICE_LINES]:
         late = invoice.days_past_due
-        when = (
-            f"{late} days late"
-            if late > 0
-            else ("due today" if late == 0 else f"due in {-late} days")
-        )
-        lines.append(mrkdwn("• ", invoice.number, ": ", invoice.balance, f" ({when})"))
+        lines.append(mrkdwn("• ", invoice.number, ": ", invoice.balance, f" ({when_due(late)})"))
     hidden = len(card.invoices) - MAX_INVOICE_LINES
     if hidden > 0:
         lines.append(mrkdwn(f"• and {hidden} more"))
@@ -117,16 +112,35 @@ def card_step(card: ReminderCard) -> str:
     return step_label(card.step, card.step_offset, card.step_position)
 
 
+def _facts(card: ReminderCard) -> list[Block]:
+    """What differs from one card to the next, as fields: the step, the ask, whom and when, and
+    the invoices; the message itself is one click away (Preview)."""
+    to = mrkdwn(channel_label(card.channel or "").capitalize(), " to ", card.contact or "—")
+    facts = [
+        mrkdwn("*Step*\n", card_step(card).capitalize()),
+        mrkdwn("*Asks for*\n", card.total),
+        mrkdwn("*To*\n", to),
+        mrkdwn("*Sends*\n", f"after {card.send_after}" if card.send_after else "when approved"),
+        mrkdwn("*Invoices*\n", _invoice_lines(card)),
+    ]
+    return [{"type": "mrkdwn", "text": clip(fact, MAX_FIELD)} for fact in facts]
+
+
+def preview_button(reminder_id: int) -> Block:
+    return _button("Preview", Action.PREVIEW, str(reminder_id))
+
+
 def reminder_blocks(card: ReminderCard) -> list[Block]:
-    """One reminder: who, what, a preview, and Approve / Edit / Skip while it waits."""
+    """One reminder: who, the facts that differ, Preview beside them, and Approve / Edit / Skip
+    while it waits (or where it stands, once decided)."""
     name = mrkdwn("*", card.customer_name, "* (", card.customer_id, ", ", card.tier, ")")
     if card.action == "escalate":
         why = reason_label(card.note) if card.note and card.note != "escalated" else card_step(card)
-        owner = mention(card.contact) if card.contact else "the finance channel"
+        owner = mention(card.contact) if card.contact else "the escalations channel"
         text = mrkdwn(
             ":raising_hand: ",
             name,
-            " needs a person: ",
+            " goes to a person: ",
             why,
             "\n",
             "For ",
@@ -137,25 +151,14 @@ def reminder_blocks(card: ReminderCard) -> list[Block]:
             _invoice_lines(card),
         )
         return [_section(text), {"type": "divider"}]
-    route = mrkdwn(channel_label(card.channel or ""), " to ", card.contact or "—")
-    when = mrkdwn(" · sends after ", card.send_after) if card.send_after else ""
-    text = mrkdwn(
-        name,
-        "\n",
-        "*",
-        card_step(card).capitalize(),
-        "* · ",
-        route,
-        when,
-        " · total ",
-        card.total,
-        "\n",
-        _invoice_lines(card),
-    )
-    blocks: list[Block] = [_section(text)]
-    body = card.preview or ""
-    preview = mrkdwn("*", card.subject, "*\n", body) if card.subject else escape(body)
-    blocks.append(_context(preview or mrkdwn("—"), MAX_PREVIEW))
+    blocks: list[Block] = [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": clip(name, MAX_SECTION)},
+            "fields": _facts(card),
+            "accessory": preview_button(card.reminder_id),
+        }
+    ]
     if card.state == "planned":
         value = str(card.reminder_id)
         blocks.append(

@@ -31,6 +31,15 @@ def when(offset_days: int) -> str:
     return f"{days} {unit} late" if offset_days > 0 else f"{days} {unit} before the due date"
 
 
+def when_due(days_past_due: int) -> str:
+    """An invoice's due date from today: "7 days late", "due today", "due in 3 days"."""
+    if days_past_due == 0:
+        return "due today"
+    days = abs(days_past_due)
+    unit = "day" if days == 1 else "days"
+    return f"{days} {unit} late" if days_past_due > 0 else f"due in {days} {unit}"
+
+
 def step_label(key: str, offset_days: int | None = None, position: int | None = None) -> str:
     """A step of the ladder: "second reminder, 7 days late", "call by the account owner".
     `position` counts the ladder's steps from 1; without it or the offset, the key is read."""

@@ -6,19 +6,23 @@ links are made before that transaction, from a first reading of the plan (store.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
-from bot.planning import posting
+from bot.escalations import posting as escalation_posting
+from bot.planning import held, posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import PlanRun, prepare_links, run_plan
 from bot.reminders.drafting import polish
 from integrations.base.outbound import Drafter
 from integrations.base.payments import PaymentLinks
-from integrations.base.slack import SlackPort
+from integrations.base.slack import EscalationPort, SlackPort
 from integrations.errors import SlackFailed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +70,23 @@ def post_day(
         return None
     if drafter is not None:
         polish(runtime, list(run.reminder_ids.values()), drafter)
-    held = posting.held_counts([h.reason for h in run.plan.held])
+    post_escalations(runtime, slack)
     try:
-        posting.post_plan(runtime, slack, channel, day, held)
+        posting.post_plan(runtime, slack, channel, day, held.to_store(run.plan.held))
     except SlackFailed as exc:
         raise UserError(why_not_posted(channel, exc.error)) from None
     return channel
+
+
+def post_escalations(runtime: Runtime, slack: SlackPort) -> None:
+    """The day's new escalations, before the plan, so its header can say where each one is (the
+    sweep posts any Slack refuses now)."""
+    if not isinstance(slack, EscalationPort):
+        return
+    try:
+        escalation_posting.post_new(runtime, slack)
+    except Exception:
+        log.exception("escalations not posted before the plan; the sweep posts them")
 
 
 NOT_A_MEMBER = ("not_in_channel", "channel_not_found", "is_archived")

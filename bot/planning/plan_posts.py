@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -24,8 +25,8 @@ class Missing:
     """What of a day's plan Slack does not have yet."""
 
     day: date
-    cards: int  # reminders and escalations without a message
-    of: int  # the day's reminders and escalations
+    cards: int  # reminders without a message (escalations are posted as escalations)
+    of: int  # the day's reminders
     failures: int
     last_error: str | None
     next_try_at: datetime | None
@@ -36,9 +37,10 @@ def row_of(session: Session, day: date) -> PlanPost | None:
     return session.scalars(select(PlanPost).where(PlanPost.day == day)).first()
 
 
-def claim(runtime: Runtime, day: date, held: list[tuple[str, int]] | None) -> PlanPost | None:
+def claim(runtime: Runtime, day: date, held: list[Any] | None) -> PlanPost | None:
     """Take the day's plan for posting (making its row the first time); None when another
-    process is posting it. `held` replaces the stored held-back counts when given."""
+    process is posting it. `held` replaces who is stored as held back when given (its shape:
+    bot/planning/held.py)."""
     now = runtime.clock.now()
     for _ in range(2):  # a second process may make the row first
         try:
@@ -51,12 +53,27 @@ def claim(runtime: Runtime, day: date, held: list[tuple[str, int]] | None) -> Pl
                 if not slack_claims.claim(session, PlanPost, row.id, now):
                     return None
                 if held is not None:
-                    row.held = [[reason, count] for reason, count in held]
+                    row.held = list(held)
                 row.slack_claimed_at = now
                 return row
         except IntegrityError:
             continue
     return None
+
+
+def keep_held(runtime: Runtime, day: date, held: list[Any]) -> None:
+    """Keep who the day's plan held back, on a day with nothing to post."""
+    for _ in range(2):  # a second process may make the row first
+        try:
+            with runtime.writing() as session:
+                row = row_of(session, day)
+                if row is None:
+                    row = PlanPost(day=day, held=[], failures=0, late_cards=0)
+                    session.add(row)
+                row.held = list(held)
+                return
+        except IntegrityError:
+            continue
 
 
 def header_posted(runtime: Runtime, row_id: int, channel: str, ts: str) -> None:
@@ -110,7 +127,7 @@ def missing(session: Session, day: date, now: datetime) -> Missing | None:
         select(
             func.count(Reminder.id).filter(Reminder.slack_ts.is_(None)),
             func.count(Reminder.id),
-        ).where(Reminder.plan_date == day)
+        ).where(Reminder.plan_date == day, Reminder.action == "remind")
     ).one()
     if not unposted:
         return None
@@ -135,7 +152,9 @@ def _unposted(session: Session, day: date) -> int:
     return (
         session.scalar(
             select(func.count(Reminder.id)).where(
-                Reminder.plan_date == day, Reminder.slack_ts.is_(None)
+                Reminder.plan_date == day,
+                Reminder.action == "remind",
+                Reminder.slack_ts.is_(None),
             )
         )
         or 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -30,13 +30,14 @@ from bot.core.runtime import Runtime
 from bot.core.slack_retries import REDRAW, owe
 from bot.core.vocabulary import TIERS
 from bot.planning import plan_posts
+from bot.planning.held import Stored
+from bot.planning.step_places import step_places
+from bot.planning.summary import states_for, summary_for
 from integrations.base.slack import (
     CardInvoice,
-    PlanSummary,
     PostedGroup,
     ReminderCard,
     SlackPort,
-    TierLine,
     escape,
 )
 from integrations.errors import SlackFailed
@@ -83,6 +84,7 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
             )
         )
     }
+    places = step_places(session, reminders, customers)
     zone = ZoneInfo(timezone)
     cards = []
     for r in reminders:
@@ -125,77 +127,17 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
                 else skips.get(r.id, (None, None))[0],
                 acted_at=acted_at.astimezone(zone).strftime("%H:%M %Z") if acted_at else None,
                 note=r.cancel_reason or r.error or skips.get(r.id, (None, None))[1],
+                step_offset=places[r.id][0] if r.id in places else None,
+                step_position=places[r.id][1] if r.id in places else None,
             )
         )
     return cards
 
 
-def summary_for(
-    session: Session, day: date, held: list[tuple[str, int]] | None = None
-) -> PlanSummary:
-    # The few columns the counts need, not whole reminders (their texts): this is read again at
-    # every click's redraw of the header, on a day of any size.
-    rows = session.execute(
-        select(Reminder.id, Reminder.action, Reminder.state, Customer.tier)
-        .join(Customer, Customer.id == Reminder.customer_id)
-        .where(Reminder.plan_date == day)
-    ).all()
-    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    links = session.execute(
-        select(ReminderInvoice.reminder_id, Invoice.currency, Invoice.balance)
-        .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
-        .join(Reminder, Reminder.id == ReminderInvoice.reminder_id)
-        .where(Reminder.plan_date == day)
-    ).all()
-    # One pass over the day's reminders, then one over their invoices.
-    tier_of: dict[int, str] = {}
-    reminders: Counter[str] = Counter()
-    escalations: Counter[str] = Counter()
-    covers: dict[str, list[int]] = defaultdict(list)
-    for reminder_id, action, state, tier in rows:
-        tier_of[reminder_id] = tier
-        if action == "remind":
-            reminders[tier] += 1
-            if state == "planned":
-                covers[tier].append(reminder_id)
-        elif action == "escalate":
-            escalations[tier] += 1
-    waiting = {reminder_id for ids in covers.values() for reminder_id in ids}
-    asked: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for reminder_id, currency, balance in links:
-        totals[tier_of[reminder_id]][currency] += balance
-        if reminder_id in waiting:
-            asked[tier_of[reminder_id]][currency] += balance
-    lines = []
-    for tier in TIERS:
-        amount = ", ".join(format_money(v, k) for k, v in sorted(totals[tier].items())) or "—"
-        waiting_here = tuple(sorted(covers[tier]))
-        lines.append(
-            TierLine(
-                tier=tier,
-                reminders=reminders[tier],
-                escalations=escalations[tier],
-                amount=amount,
-                awaiting=len(waiting_here),
-                covers=waiting_here,
-                awaiting_amount=", ".join(
-                    format_money(v, k) for k, v in sorted(asked[tier].items())
-                )
-                or "—",
-            )
-        )
-    return PlanSummary(day=day, tiers=tuple(lines), held=tuple(held or ()))
-
-
-def states_for(session: Session, day: date) -> dict[str, int]:
-    """How many of the day's reminders (escalations aside) are in each state."""
-    return dict(
-        session.execute(
-            select(Reminder.state, func.count())
-            .where(Reminder.plan_date == day, Reminder.action == "remind")
-            .group_by(Reminder.state)
-        ).all()
-    )
+def card_of(session: Session, reminder_id: int, timezone: str) -> ReminderCard | None:
+    """One reminder's card as the plan shows it (its whole text too): the Preview's content."""
+    reminder = session.get(Reminder, reminder_id)
+    return cards_for(session, [reminder], timezone)[0] if reminder is not None else None
 
 
 def post_plan(
@@ -203,9 +145,11 @@ def post_plan(
     slack: SlackPort,
     channel: str,
     day: date,
-    held: list[tuple[str, int]] | None = None,
+    held: Stored | None = None,
 ) -> int:
-    """Post what of the day's stored plan is not posted yet; returns how many cards were posted.
+    """Post what of the day's stored reminders is not posted yet (escalations are posted once,
+    as escalations, and named in the header); returns how many cards were posted. `held` (see
+    bot/planning/held.py) is kept with the day's plan, for the header and `/ar held`.
 
     Resumable and idempotent: the header's ts is stored as soon as Slack accepts it (a repost
     updates that header instead of adding a second one), and so is each message's ts, so a
@@ -220,10 +164,15 @@ def post_plan(
     with runtime.sessions() as session:
         waiting = session.scalar(
             select(func.count(Reminder.id)).where(
-                Reminder.plan_date == day, Reminder.slack_ts.is_(None)
+                Reminder.plan_date == day, Reminder.action == "remind", Reminder.slack_ts.is_(None)
             )
         )
-    if not waiting:
+        headless = _header_of(session, day) is None and bool(
+            held or summary_for(session, day, []).escalations
+        )
+    if not waiting and not headless:  # a day handing accounts over or holding some back
+        if held is not None:  # still gets its header, once
+            plan_posts.keep_held(runtime, day, held)
         return 0
     row = plan_posts.claim(runtime, day, held)
     if row is None:
@@ -250,13 +199,16 @@ def _post_claimed(
         reminders = session.scalars(
             select(Reminder)
             .join(Customer, Customer.id == Reminder.customer_id)
-            .where(Reminder.plan_date == day, Reminder.slack_ts.is_(None))
-            .order_by(Reminder.action.desc(), tier_rank, Reminder.id)
+            .where(
+                Reminder.plan_date == day,
+                Reminder.action == "remind",
+                Reminder.slack_ts.is_(None),
+            )
+            .order_by(tier_rank, Reminder.id)
         ).all()
-        if not reminders:
+        if not reminders and _header_of(session, day) is not None:
             return 0
-        held = [(str(reason), int(count)) for reason, count in row.held]
-        summary = summary_for(session, day, held)
+        summary = summary_for(session, day, row.held)
         cards = cards_for(session, list(reminders), runtime.settings.timezone)
         header = _header_of(session, day)
 
@@ -387,8 +339,7 @@ def _draw(
     if day is None:
         day = _header_day(session, channel, ts)
     if day is not None:
-        stored = row_held(session, day)
-        slack.update_plan_header(channel, ts, summary_for(session, day, stored))
+        slack.update_plan_header(channel, ts, summary_for(session, day))
         return
     group = session.scalars(
         select(Reminder)
@@ -416,11 +367,6 @@ def retry_redraws(runtime: Runtime, slack: SlackPort) -> int:
     return done
 
 
-def row_held(session: Session, day: date) -> list[tuple[str, int]]:
-    row = plan_posts.row_of(session, day)
-    return [(str(reason), int(count)) for reason, count in row.held] if row else []
-
-
 def _header_day(session: Session, channel: str, ts: str) -> date | None:
     return session.scalar(
         select(PlanPost.day).where(PlanPost.channel == channel, PlanPost.header_ts == ts)
@@ -439,5 +385,4 @@ def _header_of(session: Session, day: date) -> tuple[str, str] | None:
     return None
 
 
-def held_counts(held_reasons: list[str]) -> list[tuple[str, int]]:
-    return Counter(held_reasons).most_common()
+__all__ = ["cards_for", "post_plan", "refresh", "states_for", "summary_for"]

@@ -1,4 +1,4 @@
-"""The /ar command: status, aging, plan, pause, resume, never, automate, assign, report and help.
+"""The /ar command: status, aging, plan, held, pause, resume, never, automate, assign, report and help.
 Its answer is the ack itself (Slack shows it at once, privately unless the command ends with
 `share`); what follows from it (redrawn cards, the report's charts, a new escalation) comes after."""
 
@@ -21,12 +21,13 @@ from bot.learning.report import post_report
 from bot.ledger import accounts, customers
 from bot.ledger.aging import aging_report
 from bot.ledger.status import account_status
-from bot.planning import posting
+from bot.planning import held, posting
 from handlers.slack.kit import ListenerKit
 from handlers.slack.payload import Command, command_of
 from handlers.slack.reminders import redraw
 from integrations.base.mrkdwn import Mrkdwn, escape, mrkdwn
 from integrations.slack_blocks import text_blocks
+from integrations.slack_plan_views import held_status, held_text
 from integrations.slack_text import HELP, aging_text, plan_text, status_text
 from integrations.wiring import links_for
 
@@ -98,6 +99,7 @@ def answer_ar(runtime: Runtime, allows: Allows, command: Command) -> Answer:
         "automate": lambda: _control(runtime, rest, user, allows, "automate"),
         "assign": lambda: _assign(runtime, rest, user, allows),
         "report": lambda: _report(in_finance),
+        "held": lambda: _held(runtime),
     }
     if sub not in handlers:
         return Answer(HELP if sub == "help" else mrkdwn("I don't know `", sub, "`.\n", HELP))
@@ -123,9 +125,21 @@ def todays_plan(runtime: Runtime, trusted: bool) -> Mrkdwn:
 def _status(runtime: Runtime, words: list[str], trusted: bool) -> Mrkdwn:
     if not words:
         raise UserError("Which customer? e.g. `/ar status ACME`")
+    today = runtime.today()
     with runtime.sessions() as session:
-        doc = account_status(session, " ".join(words), runtime.today())
-    return status_text(doc, show_amounts=trusted)
+        doc = account_status(session, " ".join(words), today)
+        who = held.held_on(session, today)
+    ref = str(doc["customer"]["id"])
+    line = next((h for h in who or [] if h.customer_id == ref), None)
+    why = held_status(today, str(doc["customer"].get("name", ref)), line, who is not None)
+    return mrkdwn(status_text(doc, show_amounts=trusted), "\n", why)
+
+
+def _held(runtime: Runtime) -> Mrkdwn:
+    """Everyone held back in today's plan, and why: names and reasons, no amounts."""
+    today = runtime.today()
+    with runtime.sessions() as session:
+        return held_text(today, held.held_on(session, today))
 
 
 def _aging(runtime: Runtime, trusted: bool) -> str:

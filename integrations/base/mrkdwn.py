@@ -7,9 +7,9 @@ approver typed must reach Slack with `&`, `<` and `>` escaped, and only arbot's 
 links may stay live.
 
 `Mrkdwn` is text that is already fit for Slack. It is made only here: `escape` (plain text, made
-safe), `mention` and `link` (the control sequences arbot writes itself), `mrkdwn` and `join`
-(pieces put together: a plain `str` among them is escaped, a `Mrkdwn` kept as it is), `quote`
-and `clip`. Every builder of Block Kit and every port that posts text takes `Mrkdwn`, so a plain
+safe), `mention`, `channel` and `link` (the control sequences arbot writes itself), `mrkdwn` and
+`join` (pieces put together: a plain `str` among them is escaped, a `Mrkdwn` kept as it is),
+`quote` and `clip`. Every builder of Block Kit and every port that posts text takes `Mrkdwn`, so a plain
 `str` handed to Slack is a type error, and an escaped text is never escaped twice. Formatting
 characters (`*`, `_`, `~`, `` ` ``) are left alone: at worst they make text bold, never a ping.
 """
@@ -53,6 +53,14 @@ def mention(slack_id: str) -> Mrkdwn:
     if not _SLACK_ID.fullmatch(slack_id):
         return escape(slack_id)
     return Mrkdwn(f"<!subteam^{slack_id}>" if slack_id[0] == "S" else f"<@{slack_id}>")
+
+
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,30}")
+
+
+def channel(channel_id: str) -> Mrkdwn:
+    """A live link to a channel (C…/G…). Anything that is not a channel id is shown as text."""
+    return Mrkdwn(f"<#{channel_id}>") if _CHANNEL_ID.fullmatch(channel_id) else escape(channel_id)
 
 
 def actor(who: str) -> Mrkdwn:

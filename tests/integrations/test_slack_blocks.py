@@ -50,6 +50,8 @@ def check_limits(blocks: list[dict[str, Any]]) -> None:
     for block in blocks:
         if block["type"] == "section":
             assert len(block["text"]["text"]) <= 3000
+            assert len(block.get("fields", [])) <= 10
+            assert all(len(f["text"]) <= 2000 for f in block.get("fields", []))
         if block["type"] == "actions":
             action_ids = [e["action_id"] for e in block["elements"]]
             assert len(action_ids) == len(set(action_ids))
@@ -75,35 +77,46 @@ def test_a_300_reminder_day_fits_slacks_limits_in_few_messages() -> None:
     assert sum(len(g) for g in groups) == 300
     for group in groups:
         check_limits(group_blocks(group))
-    # 4 blocks a waiting reminder (section, preview, buttons, divider): 12 to a message.
-    assert len(groups) == 25
+    # 3 blocks a waiting reminder (the facts with Preview beside them, buttons, divider): 16 to
+    # a message (it was 4 blocks and 12 a message while the card carried the email's opening).
+    assert len(groups) == 19
 
 
-def test_a_waiting_reminder_has_approve_edit_skip_and_a_preview() -> None:
-    blocks = reminder_blocks(card(7))
+def test_a_waiting_reminder_shows_what_differs_in_fields_and_the_message_one_click_away() -> None:
+    blocks = reminder_blocks(card(7, step_offset=7, step_position=3))
+    assert buttons(blocks) == ["approve", "edit", "skip", "preview"]
     actions = next(b for b in blocks if b["type"] == "actions")
-    assert [e["action_id"] for e in actions["elements"]] == ["approve", "edit", "skip"]
     assert {e["value"] for e in actions["elements"]} == {"7"}
-    text = blocks[0]["text"]["text"]
-    assert "Customer &lt;7&gt; &amp; Sons" in text  # escaped
-    assert "INV-7-0" in text and "7 days late" in text
-    assert "Invoice INV-1 may have slipped through" in blocks[1]["elements"][0]["text"]
+    assert blocks[0]["accessory"]["value"] == "7"
+    assert "Customer &lt;7&gt; &amp; Sons" in blocks[0]["text"]["text"]  # escaped
+    facts = [f["text"] for f in blocks[0]["fields"]]
+    assert facts[:4] == [
+        "*Step*\nThird reminder, 7 days late",
+        "*Asks for*\n$3,600.00",
+        "*To*\nEmail to ap@c7.example",
+        "*Sends*\nafter Mon 09:00 EDT",
+    ]
+    assert "INV-7-0: $1,200.00 (7 days late)" in facts[4]
+    everything = str(blocks)
+    assert "plus7" not in everything  # the step in words, not its key
+    assert "We wanted to check in" not in everything  # the message is behind Preview
+    assert len(blocks) == 3
 
 
 def test_an_acted_reminder_shows_who_and_when_and_only_undo_while_approved() -> None:
     blocks = reminder_blocks(card(7, state="approved", acted_by="U0APPROVER", acted_at="10:02 EDT"))
-    assert buttons(blocks) == ["undo"]
-    line = next(b for b in blocks if "accessory" in b)  # the state line, Undo beside it
+    assert buttons(blocks) == ["preview", "undo"]  # the message can be read in every state
+    line = next(b for b in blocks if b.get("accessory", {}).get("action_id") == "undo")
     assert line["text"]["text"] == ":white_check_mark: Approved by <@U0APPROVER> at 10:02 EDT"
     for done in ("sent", "skipped", "cancelled"):
-        assert buttons(reminder_blocks(card(7, state=done, acted_by="U0APPROVER"))) == []
-    assert buttons(reminder_blocks(card(7, state="approved", acted_by="playbook"))) == []
+        assert buttons(reminder_blocks(card(7, state=done, acted_by="U0APPROVER"))) == ["preview"]
+    assert buttons(reminder_blocks(card(7, state="approved", acted_by="playbook"))) == ["preview"]
 
 
 def test_a_long_invoice_list_is_cut_with_a_count_and_stays_under_3000_characters() -> None:
     blocks = reminder_blocks(card(1, invoices=400))
     check_limits(blocks)
-    assert "and 388 more" in blocks[0]["text"]["text"]
+    assert "and 388 more" in blocks[0]["fields"][4]["text"]
 
 
 def test_an_escalation_card_names_the_person_and_has_no_buttons() -> None:
@@ -118,7 +131,7 @@ def test_an_escalation_card_names_the_person_and_has_no_buttons() -> None:
         )
     )
     assert (
-        "needs a person: the playbook hands it to a person 30 days late"
+        "goes to a person: the playbook hands it to a person 30 days late"
         in blocks[0]["text"]["text"]
     )
     assert "<@U07DANA01>" in blocks[0]["text"]["text"]
@@ -143,7 +156,7 @@ def test_the_header_has_one_approve_all_button_per_tier_with_waiting_reminders()
         "Approve all 2 transactional",
     ]
     assert Counter(b["action_id"] for b in buttons).most_common(1)[0][1] == 1
-    assert "Held back: contacted recently enough 3, disputed 1" in str(blocks)
+    assert "*Held back today*: contacted recently enough: 3, disputed: 1" in str(blocks)
 
 
 def test_the_edit_modal_is_prefilled() -> None:

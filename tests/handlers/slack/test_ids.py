@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
 from handlers.slack.app import FEATURES
 from integrations.base.slack import (
     CardInvoice,
+    EscalationLine,
     EscalationView,
+    HeldLine,
     HistoryLine,
     InvoiceLine,
     PlanSummary,
@@ -39,6 +42,7 @@ from integrations.slack_escalation import (
     resolve_modal,
 )
 from integrations.slack_ids import INPUT, Action, Field, Form
+from integrations.slack_plan_views import held_modal, preview_modal
 from integrations.slack_proposal import proposal_blocks
 from integrations.slack_review import MAX_OPTIONS, review_blocks
 from tests.integrations.test_slack_blocks import check_limits
@@ -137,9 +141,15 @@ def messages(text: str = "Acme") -> list[list[Block]]:
         ),
         held=(("frequency_cap", 3),),
     )
+    held = tuple(
+        HeldLine(f"{text} {n}", f"C-{n}", ("disputed", "paused"), (text,)) for n in range(80)
+    )
+    handed = tuple(EscalationLine(text, "replied", "U07DANA01", "C0ESC", "1.2") for _ in range(40))
+    names_and_links = replace(every_tier_waiting, held_customers=held, escalations=handed)
     options = tuple(ReviewOption(f"{text} {n}") for n in range(MAX_OPTIONS + 2))
     return [
         plan_header_blocks(every_tier_waiting),
+        plan_header_blocks(names_and_links),
         reminder_blocks(card(text)),
         reminder_blocks(card(text, state="approved")),
         undo_all_blocks(text, date(2026, 3, 16), "standard", datetime(2026, 3, 16, 14, 0)),
@@ -224,3 +234,24 @@ def test_every_form_stays_within_block_kits_limits_even_with_very_long_text() ->
                 for block in form["blocks"]
                 if block["type"] == "section"
             )
+
+
+def views(text: str = "Acme") -> list[Block]:
+    """Every read-only modal a builder makes (no submission, so no callback_id)."""
+    held = [HeldLine(f"{text} {n}", f"C-{n}", ("disputed",), (text,)) for n in range(300)]
+    return [
+        preview_modal(text, text, "email", text, text, text * 40),
+        preview_modal(text, text, "sms", None, None, ""),
+        held_modal(date(2026, 3, 16), held),
+        held_modal(date(2026, 3, 16), []),
+    ]
+
+
+def test_every_read_only_view_stays_within_block_kits_limits_even_with_very_long_text() -> None:
+    for text in ("Acme", LONG, "&" * 5000):
+        for view in views(text):
+            assert "callback_id" not in view and "submit" not in view
+            assert validate_blocks(view["blocks"], "/view/blocks", 100) == []
+            check_limits(view["blocks"][:50])
+            check_limits(view["blocks"][50:])
+            assert len(view["title"]["text"]) <= 24
