@@ -9,6 +9,8 @@ rotates in; when the provider refuses the grant (invalid_grant: revoked, expired
 changed) it records the refusal once and raises ReconnectNeeded, whose message names the command
 that fixes it.
 
+- Both: openid and email too, for an ID token naming who signed in (`arbot connect` refuses a
+  sign-in as another mailbox than the one arbot sends as).
 - Google: scope https://mail.google.com/ (the one scope for IMAP, POP and SMTP), and
   access_type=offline with prompt=consent so a refresh token comes back on every consent.
 - Microsoft identity platform v2: https://outlook.office.com/SMTP.Send and
@@ -25,9 +27,9 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -48,6 +50,7 @@ MICROSOFT_LOGIN_URL = "https://login.microsoftonline.com"
 MICROSOFT_SMTP_SCOPE = "https://outlook.office.com/SMTP.Send"
 MICROSOFT_IMAP_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
 
+WHO = ("openid", "email")  # an ID token naming the account that signed in, checked at connect
 REFRESH_MARGIN = timedelta(minutes=5)  # refresh this long before the access token expires
 
 
@@ -65,7 +68,7 @@ def gmail_provider(
         client_secret=client_secret,
         authorize_endpoint=authorize_endpoint,
         token_endpoint=token_endpoint,
-        scopes=(GMAIL_SCOPE,),
+        scopes=(GMAIL_SCOPE, *WHO),
         # offline: a refresh token; consent: asked again on a re-connect, so one comes back then too
         authorize_extra=(("access_type", "offline"), ("prompt", "consent")),
         secret_in_form=True,
@@ -88,11 +91,21 @@ def microsoft365_provider(
         client_secret=client_secret,
         authorize_endpoint=authorize_endpoint or f"{base}/authorize",
         token_endpoint=token_endpoint or f"{base}/token",
-        scopes=(MICROSOFT_SMTP_SCOPE, MICROSOFT_IMAP_SCOPE, "offline_access"),
+        scopes=(MICROSOFT_SMTP_SCOPE, MICROSOFT_IMAP_SCOPE, "offline_access", *WHO),
         authorize_extra=(("response_mode", "query"),),
         secret_in_form=True,
         scopes_on_refresh=True,
     )
+
+
+def signed_in_as(claims: Mapping[str, Any]) -> str | None:
+    """The mailbox address an ID token names: Google's `email`; Microsoft's `email`, else its
+    `preferred_username` (the sign-in name, an address for work accounts)."""
+    for claim in ("email", "preferred_username"):
+        value = claims.get(claim)
+        if isinstance(value, str) and "@" in value:
+            return value
+    return None
 
 
 def xoauth2(user: str, access_token: str) -> str:

@@ -110,8 +110,9 @@ def _authorize(provider: Provider, uri: str) -> Redirect:
 
 def _connect_mailbox(runtime: Runtime, name: str) -> None:
     """Sign arbot in to the mailbox (Gmail, Microsoft 365): SMTP and IMAP then use XOAUTH2."""
+    from integrations.mail_oauth import signed_in_as
     from integrations.mailbox_grants import MailboxGrants
-    from integrations.oauth import exchange_code
+    from integrations.oauth import exchange_code_signed_in
     from integrations.wiring import mailbox_address, mailbox_provider_for
 
     settings = runtime.settings
@@ -124,7 +125,14 @@ def _connect_mailbox(runtime: Runtime, name: str) -> None:
     print(f"Sign in as {address} (SMTP_USER, else ARBOT_FROM_EMAIL) when asked.")
     uri = redirect_uri(settings, name)
     landed = _authorize(provider, uri)
-    tokens = exchange_code(provider, landed.code, uri, runtime.clock.now())
+    tokens, claims = exchange_code_signed_in(provider, landed.code, uri, runtime.clock.now())
+    who = signed_in_as(claims)
+    if who is not None and who.casefold() != address.casefold():
+        raise UserError(
+            f"you signed in to {provider.label} as {who}, but arbot sends as {address} "
+            f"(SMTP_USER, else ARBOT_FROM_EMAIL): run `arbot connect {name}` again and sign in as "
+            f"{address}, or set SMTP_USER to {who}; nothing was stored"
+        )
     MailboxGrants(runtime).connect(name, tokens)
     out().print(
         f"Connected the {provider.label} mailbox {address}: reminders are sent and replies read "

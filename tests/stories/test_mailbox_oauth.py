@@ -40,9 +40,10 @@ from scheduler.health import health
 from tests.bot.reminders.test_outbox import approved, states
 from tests.conftest import NOW
 from tests.integrations.test_slack_blocks import check_limits
+from tests.support import TLS
 from tests.support.fake_imap import FakeImap
 from tests.support.fake_mail_oauth import CLIENT_ID, CLIENT_SECRET, CODE, FakeMailOAuth
-from tests.support.smtp_server import TLS, SmtpServer
+from tests.support.smtp_server import SmtpServer
 
 ADDRESS = "ar@brightwater.example"
 KEY = "test-secret-key"
@@ -133,7 +134,7 @@ def test_the_gmail_link_asks_for_mail_offline_and_consent_and_microsofts_for_smt
     None
 ):
     gmail = parse_qs(urlsplit(authorize_url(gmail_provider("id", "s"), "st", REDIRECT)).query)
-    assert gmail["scope"] == ["https://mail.google.com/"]
+    assert gmail["scope"] == ["https://mail.google.com/ openid email"]
     assert gmail["access_type"] == ["offline"] and gmail["prompt"] == ["consent"]
     link = authorize_url(microsoft365_provider("id", "s", tenant="contoso.com"), "st", REDIRECT)
     assert link.startswith("https://login.microsoftonline.com/contoso.com/oauth2/v2.0/authorize?")
@@ -142,6 +143,8 @@ def test_the_gmail_link_asks_for_mail_offline_and_consent_and_microsofts_for_smt
         "https://outlook.office.com/SMTP.Send",
         "https://outlook.office.com/IMAP.AccessAsUser.All",
         "offline_access",
+        "openid",
+        "email",
     ]
 
 
@@ -382,3 +385,15 @@ def test_connect_microsoft365_asks_for_smtp_imap_and_offline_and_needs_the_match
     assert "SMTP.Send" in connected.stdout and "offline_access" in connected.stdout
     assert google.forms[-1]["grant_type"] == "authorization_code"
     assert google.forms[-1]["client_secret"] == CLIENT_SECRET  # in the form, not HTTP Basic
+
+
+def test_a_sign_in_as_another_mailbox_is_refused_and_nothing_is_stored(
+    mail_env: Any, google: FakeMailOAuth, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    google.signs_in_as = "someone.else@brightwater.example"
+    refused = connect(mail_env, monkeypatch)
+    assert refused.code == 1
+    assert "you signed in to Gmail as someone.else@brightwater.example" in refused.stderr
+    assert f"sign in as {ADDRESS}" in refused.stderr
+    with runtime.sessions() as session:
+        assert session.scalars(select(MailboxGrant)).all() == []

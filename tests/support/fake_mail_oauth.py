@@ -5,6 +5,8 @@ invalid_grant once a grant is revoked. Every form it receives is recorded."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +22,7 @@ class FakeMailOAuth(LocalServer):
     def __init__(self, address: str, accept: Callable[[str, str], None], rotate: bool = False):
         """`accept(token, address)` makes an access token valid on the mail servers."""
         self.address = address
+        self.signs_in_as = address  # the `email` claim of the ID token a code is traded for
         self.accept = accept
         self.rotate = rotate  # a new refresh token on every refresh
         self.revoked = False
@@ -55,7 +58,7 @@ class FakeMailOAuth(LocalServer):
             grant = form.get("grant_type")
             if grant == "authorization_code" and form.get("code") == CODE:
                 self.revoked = False
-                return 200, self._tokens(new_refresh=True)
+                return 200, {**self._tokens(new_refresh=True), "id_token": self._id_token()}
             known = form.get("refresh_token") in self.refresh_tokens
             if grant == "refresh_token" and known and not self.revoked:
                 return 200, self._tokens(new_refresh=self.rotate)
@@ -75,6 +78,13 @@ class FakeMailOAuth(LocalServer):
             self.refresh_tokens.add(refresh)
             body["refresh_token"] = refresh
         return body
+
+    def _id_token(self) -> str:
+        def part(value: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+        claims = {"iss": self.url, "aud": CLIENT_ID, "sub": "1", "email": self.signs_in_as}
+        return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
 
     def revoke(self) -> None:
         """The person removed arbot's access (or an admin did): every refresh token is dead, and
