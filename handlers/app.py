@@ -141,7 +141,7 @@ def create_app(
     secret = runtime.settings.slack_signing_secret
     verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
 
-    apps = SlackApps(bolt, workspaces, build_bolt)
+    apps = SlackApps(bolt, workspaces, build_bolt, runtime)
 
     def after_ack(request: Request, body: bytes, acked_at: float) -> None:
         acks_first.wait(acked_at)

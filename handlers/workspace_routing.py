@@ -4,7 +4,9 @@ Slack: every request names its workspace (team id). A workspace installed throug
 is answered by a Bolt app of its own, built on that workspace's Runtime (its own data, its own
 token and settings); anything else goes to the main app (SLACK_BOT_TOKEN), which refuses a
 workspace that is not its own (E9), or, with no main app, is refused here. When Slack says the
-app was uninstalled, the workspace stops being served (its data stays).
+app was uninstalled, the workspace stops being served (its data stays); for the main workspace,
+its token is recorded as dead (bot.core.slack_access), so nothing calls Slack with it and
+/healthz says to reinstall. Either way Slack is answered 200.
 
 Webhooks: an installed workspace's Stripe, Twilio, inbound mail and unsubscribe addresses live
 under /w/<team id>/ (its ARBOT_PUBLIC_URL is the deployment's plus that prefix, so every link it
@@ -29,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
+from bot.core.slack_access import record_revoked
 from bot.workspaces.registry import TEAM_ID, Workspaces
 from integrations.slack_chat import web_client
 from integrations.slack_install import installation_store
@@ -48,8 +51,10 @@ class SlackApps:
         main: App | None,
         workspaces: Workspaces | None,
         build: Callable[[Runtime, WebClient], App],
+        runtime: Runtime | None = None,
     ) -> None:
         self.main = main
+        self.runtime = runtime  # the main workspace's (SLACK_BOT_TOKEN)
         self.workspaces = workspaces
         self._apps = PerWorkspace(workspaces, lambda runtime: build(runtime, _client(runtime)))
         self._main_team: str | None = None
@@ -90,7 +95,11 @@ class SlackApps:
         team_id = team_of(body)
         event = body.get("event") if isinstance(body.get("event"), dict) else None
         uninstall = event is not None and event.get("type") in UNINSTALL_EVENTS
-        if uninstall and event is not None and self._uninstalled(team_id, event):
+        if uninstall and event is not None:
+            # Acted on here, whichever workspace it is: no listener of ours wants it, and Slack
+            # retries an event that is not answered 200.
+            if bot_token_went(event) and not self._uninstalled(team_id):
+                self._main_revoked(team_id, event)
             return BoltResponse(status=200, body="")
         try:
             app = self.for_team(team_id)
@@ -106,14 +115,24 @@ class SlackApps:
             return BoltResponse(status=403, body=NOT_INSTALLED)
         return app.dispatch(request)
 
-    def _uninstalled(self, team_id: str | None, event: dict[str, Any]) -> bool:
+    def _main_revoked(self, team_id: str | None, event: dict[str, Any]) -> bool:
+        """The main workspace's app was uninstalled or its bot token revoked: record it (no
+        Slack call is made with that token again, and /healthz says so) and answer Slack 200.
+        A workspace that is not installed here and is not known to be another is the main one:
+        its dead token cannot tell us its team any more."""
+        if self.main is None or self.runtime is None or not team_id:
+            return False
+        main_team = self.main_team()
+        token = self.main.client.token
+        if (main_team is not None and team_id != main_team) or not token:
+            return False
+        with self.runtime.writing() as session:
+            record_revoked(session, token, team_id, str(event["type"]), self.runtime.clock.now())
+        return True
+
+    def _uninstalled(self, team_id: str | None) -> bool:
         if self.workspaces is None or not team_id or not TEAM_ID.match(team_id):
             return False
-        tokens = event.get("tokens")
-        if event.get("type") == "tokens_revoked" and not (
-            isinstance(tokens, dict) and tokens.get("bot")
-        ):
-            return False  # only users' tokens went: the bot still works
         if not self.workspaces.record_uninstall(team_id):
             return False  # not an installed workspace (the main one's goes to its app)
         store = installation_store(self.workspaces.main)
@@ -196,6 +215,15 @@ class PerWorkspace(Generic[Built]):
     def forget(self, team_id: str) -> None:
         with self._lock:
             self._built.pop(team_id, None)
+
+
+def bot_token_went(event: dict[str, Any]) -> bool:
+    """An app_uninstalled, or a tokens_revoked naming the bot (when only users' tokens went, the
+    bot still works)."""
+    if event.get("type") != "tokens_revoked":
+        return True
+    tokens = event.get("tokens")
+    return isinstance(tokens, dict) and bool(tokens.get("bot"))
 
 
 def team_of(body: dict[str, Any]) -> str | None:

@@ -7,6 +7,7 @@ reaches the core as SlackFailed."""
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.slack_response import SlackResponse
 
 from integrations.base.mrkdwn import escape
 from integrations.base.slack import (
@@ -43,6 +45,7 @@ from integrations.slack_escalation import escalation_blocks, escalation_text, hi
 from integrations.slack_proposal import proposal_blocks, proposal_text
 from integrations.slack_review import review_blocks, review_text
 
+log = logging.getLogger(__name__)
 REPEATABLE = ("chat.update", "views.", "conversations.", "auth.test", "users.")
 
 
@@ -64,17 +67,40 @@ class RepeatableServerErrors(ServerErrorRetryHandler):
         )
 
 
-def web_client(token: str, base_url: str) -> WebClient:
-    """A client that waits out Slack's rate limits (Retry-After) instead of losing a call."""
-    return WebClient(
-        token=token,
-        base_url=base_url,
-        retry_handlers=[
+class GuardedWebClient(WebClient):
+    """A client that first asks `refusal` whether Slack may be called at all (the app was
+    uninstalled, its token revoked: bot.core.slack_access); if not, no call is made and the caller
+    meets a Slack error `token_revoked`, as from Slack itself, with a log line."""
+
+    def __init__(self, *, refusal: Callable[[], str | None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.refusal = refusal
+
+    def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:
+        why = self.refusal()
+        if why is not None:
+            log.warning("Slack %s not called: %s", api_method, why)
+            raise SlackFailed(f"not called: {why}", {"ok": False, "error": "token_revoked"})
+        return super().api_call(api_method, **kwargs)
+
+
+def web_client(
+    token: str, base_url: str, refusal: Callable[[], str | None] | None = None
+) -> WebClient:
+    """A client that waits out Slack's rate limits (Retry-After) instead of losing a call, and
+    with `refusal`, makes no call while it gives a reason."""
+    options: dict[str, Any] = {
+        "token": token,
+        "base_url": base_url,
+        "retry_handlers": [
             RateLimitErrorRetryHandler(max_retry_count=5),
             ConnectionErrorRetryHandler(max_retry_count=2),
             RepeatableServerErrors(max_retry_count=2),
         ],
-    )
+    }
+    if refusal is None:
+        return WebClient(**options)
+    return GuardedWebClient(refusal=refusal, **options)
 
 
 C = TypeVar("C", bound=type)

@@ -34,9 +34,12 @@ def slack_client_for(settings: Settings) -> WebClient | None:
     """slack_sdk's client on SLACK_BOT_TOKEN and SLACK_API_URL; None without a token."""
     if not settings.slack_bot_token:
         return None
+    from bot.core.slack_access import SlackAccess
     from integrations.slack_chat import web_client
 
-    return web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    token = settings.slack_bot_token.get_secret_value()
+    access = SlackAccess(settings.database_url, token)
+    return web_client(token, settings.slack_api_url, access.refusal)
 
 
 def slack_for(settings: Settings) -> SlackChat | None:

@@ -7,8 +7,9 @@ the replica unhealthy: a load balancer would then take it away from every other 
 Degraded (still 200, and "ok" to anyone without the token, since the replica serves as it
 should): part of today's plan is not in Slack because Slack refused it or could not be reached;
 `plan_in_slack` says how much is missing, Slack's last answer and when the sweep tries again;
-or the mailbox provider refused arbot's OAuth sign-in, so email waits: `mailbox` says since when
-and what to run."""
+or Slack said the app was uninstalled or its token revoked: `slack` says to reinstall, and
+nothing is posted until then; or the mailbox provider refused arbot's OAuth sign-in, so email
+waits: `mailbox` says since when and what to run."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from bot.core import slack_access
 from bot.core.models import MailboxGrant, Reminder, ScheduledRun, SourceToken, SyncState
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import CHANNELS
@@ -36,12 +38,13 @@ def health(
     scheduler_ok, scheduler = _scheduler(runner)
     try:
         with runtime.sessions() as session:
-            found = {
+            found: dict[str, Any] = {
                 "last_sync": _last_sync(session),
                 "last_plan": _last_plan(session),
                 "send_backlog": _backlog(session, runtime.clock.now()),
                 "plan_in_slack": _plan_in_slack(session, runtime),
                 "mailbox": _mailbox(session),
+                "slack": _slack(session, runtime),
             }
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
@@ -53,7 +56,8 @@ def health(
     ok = scheduler_ok
     status = "ok" if ok else "unhealthy"
     mailbox_refused = bool(found["mailbox"] and found["mailbox"]["refused"])
-    if ok and (found["plan_in_slack"] is not None or mailbox_refused):
+    slack_refused = found["slack"] not in (None, "ok")
+    if ok and (found["plan_in_slack"] is not None or mailbox_refused or slack_refused):
         status = "degraded"
     doc = {"status": status, "database": "ok", "scheduler": scheduler, **found}
     if workspaces is not None:
@@ -120,6 +124,16 @@ def _last_plan(session: Session) -> dict[str, Any] | None:
         "outcome": run.outcome,
         "instance": run.instance,
     }
+
+
+def _slack(session: Session, runtime: Runtime) -> str | None:
+    """What to do when Slack said the app was uninstalled or its token revoked; else "ok" (None
+    without Slack)."""
+    token = runtime.settings.slack_bot_token
+    if not token:
+        return None
+    revoked = slack_access.revocation(session, token.get_secret_value())
+    return slack_access.describe(revoked) if revoked is not None else "ok"
 
 
 def _plan_in_slack(session: Session, runtime: Runtime) -> dict[str, Any] | None:
