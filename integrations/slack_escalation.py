@@ -16,6 +16,7 @@ ACTIONS = (
     ("Claim", Action.ESC_CLAIM, "primary"),
     ("Reply", Action.ESC_REPLY, None),
     ("Record promise", Action.ESC_PROMISE, None),
+    ("Record payment plan", Action.ESC_PLAN, None),
     ("Mark disputed", Action.ESC_DISPUTE, "danger"),
     ("Resume sequence", Action.ESC_RESUME, None),
     ("Resolve", Action.ESC_RESOLVE, None),
@@ -76,6 +77,17 @@ def escalation_blocks(view: EscalationView) -> list[Block]:
     blocks.append(_section(mrkdwn(":bulb: ", view.suggestion)))
     if view.claimed_by and view.state == "claimed":
         blocks.append(_context(mrkdwn("Claimed by ", mention(view.claimed_by))))
+    if view.plan:
+        blocks.append(_section(clip(mrkdwn(":calendar: ", "\n".join(view.plan)), MAX_SECTION)))
+    if view.state == "resolved":
+        blocks.append(_section(mrkdwn("*Outcome:* ", view.resolution or "not recorded")))
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": row(Row.ESCALATION, view.id),
+                "elements": [_button("Reopen", Action.ESC_REOPEN, str(view.id))],
+            }
+        )
     if view.state != "resolved":
         blocks.append(
             {

@@ -22,8 +22,6 @@ class Action(StrEnum):
     APPROVE = "approve"
     EDIT = "edit"
     SKIP = "skip"
-    PREVIEW = "preview"  # a card's full message, in a modal
-    SHOW_HELD = "show_held"  # the plan header's list of every customer held back today
     APPROVE_ALL = "approve_all"  # + "_<tier>": one button per tier, in the plan's header
     UNDO = "undo"  # an approved reminder's card, until the send worker takes it
     UNDO_ALL = "undo_all"  # told to whoever clicked Approve all
@@ -32,6 +30,8 @@ class Action(StrEnum):
     ESC_DISPUTE = "esc_dispute"
     ESC_RESUME = "esc_resume"
     ESC_RESOLVE = "esc_resolve"
+    ESC_PLAN = "esc_plan"  # record a payment plan
+    ESC_REOPEN = "esc_reopen"  # a resolved escalation, open again
     ESC_REPLY = "esc_reply"  # write to the customer from the thread
     ESC_SENT = "esc_sent"  # a message sent to the customer, in full, in a modal
     PROPOSAL_APPROVE = "proposal_approve"
@@ -145,6 +145,9 @@ class Form(StrEnum):
     ESC_PROMISE = Action.ESC_PROMISE.value
     ESC_DISPUTE = Action.ESC_DISPUTE.value
     ESC_RESOLVE = Action.ESC_RESOLVE.value
+    ESC_PLAN = Action.ESC_PLAN.value
+    ESC_RESUME = Action.ESC_RESUME.value  # what to clear
+    ESC_RESUME_CONFIRM = "esc_resume_confirm"  # the same, confirmed
     ESC_REPLY = Action.ESC_REPLY.value
 
 
@@ -157,6 +160,8 @@ class Field(StrEnum):
     DATE = "date"
     OUTCOME = "outcome"
     NOTE = "note"
+    CLEAR = "clear"  # what Resume clears
+    PLAN_SCOPE = "plan_scope"  # the invoice a payment plan covers, or the account
     INVOICES = "invoices"
 
 

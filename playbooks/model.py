@@ -91,6 +91,16 @@ class Playbook(BaseModel):
     description: str = ""
     tiers: dict[Tier, Ladder]
     segments: list[Segment] = []
+    # The reminder of a payment plan's instalment, `offset_days` from the instalment's date
+    # (bot/escalations/plans.py); none is sent when the playbook has no such step.
+    instalment: Step | None = None
+
+    @field_validator("instalment")
+    @classmethod
+    def _instalment_reminds(cls, step: Step | None) -> Step | None:
+        if step is not None and (step.action != "remind" or step.offset_days > 0):
+            raise ValueError("the instalment step reminds on or before the instalment's date")
+        return step
 
     @field_validator("tiers")
     @classmethod
@@ -117,6 +127,8 @@ class Playbook(BaseModel):
         for segment in self.segments:
             for tier, ladder in segment.tiers.items():
                 found.extend((f"{segment.name}/{tier}", step) for step in ladder)
+        if self.instalment is not None:
+            found.append(("instalment", self.instalment))
         return found
 
     def templates_used(self) -> set[str]:

@@ -326,6 +326,42 @@ class Escalation(Base):
     raised_at: Mapped[datetime | None]  # when the unclaimed sweep last raised it again
 
 
+class PaymentPlan(Base):
+    """Instalments agreed with a customer for some of its invoices (bot/escalations/plans.py):
+    the invoices' ladder waits while the instalments arrive on time."""
+
+    __tablename__ = "payment_plans"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('active', 'completed', 'missed', 'cancelled')", name="payment_plan_state"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id"))
+    invoice_ids: Mapped[list[int]] = mapped_column(JSON)
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[Decimal]  # the invoices' balance when the plan was agreed
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class PlanInstalment(Base):
+    __tablename__ = "plan_instalments"
+    __table_args__ = (UniqueConstraint("plan_id", "seq", name="plan_instalment_once"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("payment_plans.id"))
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, ... in date order
+    due_on: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal]
+    paid_on: Mapped[date | None] = mapped_column(Date)  # the day payments were seen to cover it
+    missed_at: Mapped[datetime | None]
+
+
 class ThreadReply(Base):
     """An email a person wrote from an escalation's thread: the message is its reminder (the
     outbox sends it once); this says what it answers."""

@@ -277,6 +277,9 @@ class Settings(BaseSettings):
     promise_grace_days: int = Field(
         2, ge=0, le=30, validation_alias=_env("ARBOT_PROMISE_GRACE_DAYS")
     )
+    instalment_grace_days: int = Field(
+        3, ge=0, le=30, validation_alias=_env("ARBOT_INSTALMENT_GRACE_DAYS")
+    )  # days after an instalment's date it still counts as on time
     unclaimed_after_days: float = Field(
         1, gt=0, le=30, validation_alias=_env("ARBOT_UNCLAIMED_AFTER_DAYS")
     )  # business days (ARBOT_SEND_DAYS) an escalation may wait unclaimed before it is raised

@@ -339,18 +339,89 @@ def dispute(
     return [i.number for i in chosen]
 
 
-def resume(session: Session, escalation_id: int, user: str, now: datetime) -> None:
-    """A person says automation may go on: lift the pause, the promise and the dispute flags,
-    and close the escalation. The next morning's plan picks the sequence up."""
+CLEARABLE = ("promise", "dispute", "pause")  # what Resume may lift, each only when chosen
+
+
+def on_hold(session: Session, escalation_id: int, now: datetime) -> dict[str, str]:
+    """What holds the account's sequence back that Resume could clear, each in words."""
     escalation = load(session, escalation_id)
     customer = session.get(Customer, escalation.customer_id)
     assert customer is not None
-    customer.paused_until, customer.updated_at = None, now
+    invoices = open_invoices(session, customer.id)
+    found: dict[str, str] = {}
+    promised = [i for i in invoices if i.promise_date is not None]
+    if promised:
+        found["promise"] = "The promise to pay by " + ", ".join(
+            f"{i.promise_date.isoformat()} ({i.number})" for i in promised if i.promise_date
+        )
+    disputed = [i for i in invoices if i.disputed]
+    if disputed:
+        found["dispute"] = "The dispute on " + ", ".join(
+            f"{i.number}" + (f" ({i.dispute_reason[:80]})" if i.dispute_reason else "")
+            for i in disputed
+        )
+    if customer.paused_until is not None and customer.paused_until > now:
+        found["pause"] = f"The pause until {customer.paused_until.date().isoformat()}"
+    return found
+
+
+def resume(
+    session: Session, escalation_id: int, user: str, now: datetime, clear: frozenset[str]
+) -> tuple[list[str], list[str]]:
+    """A person says automation may go on: lift what they chose (`clear`: promise, dispute,
+    pause) and nothing else, and close the escalation. Returns (cleared, kept) in words; what
+    is kept still holds its invoices back. The next morning's plan picks the sequence up."""
+    escalation = load(session, escalation_id)
+    customer = session.get(Customer, escalation.customer_id)
+    assert customer is not None
+    holding = on_hold(session, escalation_id, now)
     for invoice in open_invoices(session, customer.id):
-        invoice.disputed, invoice.dispute_reason, invoice.promise_date = False, None, None
-        invoice.updated_at = now
-    audit.record(session, now, "customer.resumed", actor=user, customer_id=customer.id)
-    resolve(session, escalation_id, user, "sequence resumed", now)
+        if "dispute" in clear and invoice.disputed:
+            invoice.disputed, invoice.dispute_reason, invoice.updated_at = False, None, now
+        if "promise" in clear and invoice.promise_date is not None:
+            invoice.promise_date, invoice.updated_at = None, now
+    if "pause" in clear and customer.paused_until is not None:
+        customer.paused_until, customer.updated_at = None, now
+    cleared = [text for key, text in holding.items() if key in clear]
+    kept = [text for key, text in holding.items() if key not in clear]
+    audit.record(
+        session,
+        now,
+        "customer.resumed",
+        actor=user,
+        customer_id=customer.id,
+        payload={"cleared": sorted(k for k in holding if k in clear), "kept": kept},
+    )
+    outcome = "Sequence resumed" + (
+        f"; cleared: {', '.join(k for k in holding if k in clear)}" if cleared else ""
+    )
+    resolve(session, escalation_id, user, outcome, now)
+    return cleared, kept
+
+
+def reopen(session: Session, escalation_id: int, user: str, now: datetime) -> None:
+    """Open a resolved escalation again (its thread takes the account back to a person). Refused
+    when it is not resolved, or when the customer has another escalation open."""
+    escalation = load(session, escalation_id)
+    other = open_for(session, escalation.customer_id)
+    if other is not None and other.id != escalation_id:
+        raise UserError("this customer already has an open escalation: carry on in that thread")
+    changed = session.execute(
+        update(Escalation)
+        .where(Escalation.id == escalation_id, Escalation.state == "resolved")
+        .values(state="open", resolved_at=None, resolution=None, claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise UserError("this escalation is not resolved, so there is nothing to reopen")
+    audit.record(
+        session,
+        now,
+        "escalation.reopened",
+        actor=user,
+        customer_id=escalation.customer_id,
+        payload={"escalation": escalation_id},
+    )
 
 
 def thread_note(session: Session, escalation_id: int, user: str, text: str, now: datetime) -> None:

@@ -10,17 +10,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.core.models import Customer
+from bot.core import audit
+from bot.core.models import Customer, Escalation
+from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.escalations import notes as followups
-from bot.escalations import posting
+from bot.escalations import plans, posting
 from bot.escalations import service as escalations
 from bot.escalations.notes import SlackOut
 from bot.escalations.promises import missed_promises
 from bot.payments import links as payment_links
 from bot.payments import reviews as review_posting
 from bot.planning import posting as plan_posting
-from integrations.base.mrkdwn import mrkdwn
+from integrations.base.mrkdwn import Mrkdwn, mention, mrkdwn
 from integrations.base.payments import PaymentLinks
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class SweepReport:
     posted: list[int] = field(default_factory=list)
     missed_promises: list[int] = field(default_factory=list)  # customer ids
+    missed_instalments: list[int] = field(default_factory=list)  # customer ids
     raised: list[int] = field(default_factory=list)
     reviews_posted: list[int] = field(default_factory=list)
     unmatched_posted: list[int] = field(default_factory=list)  # inbound message ids
@@ -53,6 +56,58 @@ def business_time(start: datetime, end: datetime, timezone: str, days: list[str]
             total += step_end - cursor
         cursor = step_end
     return total
+
+
+def _missed_instalments(runtime: Runtime, report: SweepReport) -> list[tuple[int, Mrkdwn]]:
+    """Payment plans checked: instalments newly paid marked, and for each plan whose instalment
+    is past its date plus ARBOT_INSTALMENT_GRACE_DAYS, the plan's thread reopened (or the
+    customer escalated, when it has no thread). Returns the threads to tell, with the owner
+    mentioned."""
+    settings = runtime.settings
+    now, today = runtime.clock.now(), runtime.today()
+    routes = dict(settings.escalation_routes)
+    told: list[tuple[int, Mrkdwn]] = []
+    with runtime.writing() as session:
+        for miss in plans.check_plans(session, today, settings.instalment_grace_days, now):
+            customer = session.get(Customer, miss.customer_id)
+            assert customer is not None
+            owed = format_money(miss.owed, miss.currency)
+            detail = f"instalment {miss.seq} due {miss.due_on.isoformat()} missed: {owed} owed"
+            report.missed_instalments.append(miss.customer_id)
+            thread = session.get(Escalation, miss.escalation_id) if miss.escalation_id else None
+            if (
+                thread is not None
+                and thread.state == "resolved"
+                and thread.slack_thread_ts
+                and escalations.open_for(session, miss.customer_id) is None
+            ):
+                escalations.reopen(session, thread.id, audit.SYSTEM, now)
+                target: Escalation = thread
+            else:
+                target, new = escalations.open_or_add(
+                    session,
+                    miss.customer_id,
+                    "missed_instalment",
+                    now,
+                    detail=detail,
+                    owner=escalations.owner_for(customer, routes),
+                )
+                if new:  # posted by post_new, its owner mentioned there
+                    continue
+            owner = target.owner_slack_id or escalations.owner_for(customer, routes)
+            told.append(
+                (
+                    target.id,
+                    mrkdwn(
+                        ":rotating_light: ",
+                        mention(owner) if owner else "Finance team",
+                        f": instalment {miss.seq} of the payment plan, due "
+                        f"{miss.due_on.isoformat()}, was missed ({owed} still owed). The plan "
+                        "has ended and this thread is open again.",
+                    ),
+                )
+            )
+    return told
 
 
 def sweep(
@@ -100,6 +155,17 @@ def sweep(
                 )
         except Exception:  # the escalation stands; the owner sees it in the thread's history
             log.exception("missed-promise note for customer %s not posted", customer_id)
+    reopened = _missed_instalments(runtime, report)
+    for escalation_id, text in reopened:
+        if slack is None:
+            break
+        try:
+            with runtime.sessions() as session:
+                posting.after_decision(
+                    session, slack, escalation_id, text, today, settings.timezone
+                )
+        except Exception:  # reopened all the same; the unclaimed sweep raises it again
+            log.exception("missed-instalment note for escalation %s not posted", escalation_id)
     if links is not None:
         try:
             payment_links.retire_stale(runtime, links)

@@ -17,6 +17,7 @@ from bot.core.errors import UserError
 from bot.core.labels import channel_label, reason_label, reply_label, step_label
 from bot.core.models import Contact, Customer, Event, InboundMessage, Invoice, Reminder
 from bot.core.money import format_money
+from bot.escalations import plans
 from bot.escalations.reply import reply_contact
 from bot.escalations.service import HISTORY_LIMIT, load, open_invoices
 from integrations.base.mrkdwn import Mrkdwn, actor, mrkdwn
@@ -81,7 +82,15 @@ def view(session: Session, escalation_id: int, today: date, timezone: str) -> Es
         history=tuple(history),
         contacts=contacts_of(session, customer.id),
         sent=last_sent(session, customer.id, timezone),
+        resolution=escalation.resolution if escalation.state == "resolved" else None,
+        plan=plan_lines(session, customer.id),
     )
+
+
+def plan_lines(session: Session, customer_id: int) -> tuple[str, ...]:
+    """The customer's latest payment plan: its summary, then a line per instalment."""
+    progress = plans.progress(session, customer_id)
+    return (progress.summary(), *progress.lines()) if progress else ()
 
 
 SENT_SHOWN = 3  # the last messages sent, one line each; each opens in full on request
@@ -215,6 +224,11 @@ _KIND_TEXT = {
     "contact.bouncing": "bouncing",
     "contact.opted_out": "opted out",
     "note.added": "note",
+    "plan.recorded": "payment plan",
+    "plan.completed": "payment plan completed",
+    "instalment.paid": "instalment paid",
+    "instalment.missed": "instalment missed",
+    "escalation.reopened": "reopened",
     "reply.written": "reply written",
     "card.disputed": "card dispute",
 }

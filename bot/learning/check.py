@@ -95,6 +95,25 @@ def sample_contexts(offset_days: int) -> list[tuple[str, dict[str, Any]]]:
                 unsubscribe_url=None,
             ),
         ),
+        (
+            "an instalment of a payment plan",
+            message_context(
+                customer_name="Ridgeline Roofing & Restoration Contractors",
+                customer_id="C-1001",
+                contact_name="Maria Garcia",
+                invoices=one,
+                day=SAMPLE_DAY,
+                sender=Sender("Brightwater Supply Co.", "ar@brightwater.example"),
+                payment_link=LONG_LINK,
+                unsubscribe_url=None,
+                instalment={
+                    "number": 2,
+                    "of": 3,
+                    "due_date": "March 19, 2026",
+                    "amount": "$416.67",
+                },
+            ),
+        ),
     ]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder
 from bot.core.money import decimal_str
 from bot.core.vocabulary import TOUCHED, WAITING
+from bot.escalations import plans
 from bot.ledger.aging import aging_report
 from bot.ledger.customers import find_customer
 
@@ -75,6 +76,31 @@ def account_status(session: Session, query: str, as_of: date) -> dict[str, Any]:
         "aging": aging_report(session, as_of, customer.id).as_json(),
         "events": [_event(event) for event in events],
         "escalations": [_escalation(escalation) for escalation in escalations],
+        "payment_plan": _plan(plans.progress(session, customer.id)),
+    }
+
+
+def _plan(progress: plans.Progress | None) -> dict[str, Any] | None:
+    """The latest payment plan and each instalment: paid, missed or to come."""
+    if progress is None:
+        return None
+    code = progress.currency
+    return {
+        "state": progress.state,
+        "currency": code,
+        "total": decimal_str(progress.total, code),
+        "paid": decimal_str(progress.paid, code),
+        "summary": progress.summary(),
+        "instalments": [
+            {
+                "seq": s.seq,
+                "due_on": s.due_on.isoformat(),
+                "amount": decimal_str(s.amount, code),
+                "owed": decimal_str(s.owed, code),
+                "state": s.state,
+            }
+            for s in progress.steps
+        ],
     }
 
 

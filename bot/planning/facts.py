@@ -26,6 +26,7 @@ from bot.core.models import (
     ReminderInvoice,
 )
 from bot.core.vocabulary import TOUCHED, WAITING_OR_SENDING
+from bot.escalations.plans import NextInstalment, next_instalments
 
 # Core columns (Table.c), not ORM attributes: rows then skip the ORM's result machinery, which is
 # most of the cost at 100,000 invoices.
@@ -88,6 +89,7 @@ class History:
     touches: dict[int, int] = field(default_factory=dict)  # invoice -> unanswered touches
     escalated: set[int] = field(default_factory=set)  # customers with an open escalation
     planned_days: set[tuple[int, date]] = field(default_factory=set)  # (customer, plan date)
+    instalments: dict[int, NextInstalment] = field(default_factory=dict)  # customer -> next one
 
 
 def load_customers(session: Session) -> list[CustomerFacts]:
@@ -266,6 +268,7 @@ def load_history(session: Session) -> History:
             .group_by(Event.invoice_id)
         ).all()
     )
+    history.instalments = next_instalments(session)
     for customer_id, invoice_id, when in sent_touches:
         answered = max(filter(None, (replied.get(customer_id), paid.get(invoice_id))), default=None)
         if answered is None or when > answered:

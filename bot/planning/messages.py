@@ -55,6 +55,7 @@ def message_context(
     sender: Sender,
     payment_link: str | None = None,
     unsubscribe_url: str | None = None,
+    instalment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The template context (DESIGN's contract with the playbook templates)."""
     if not invoices:
@@ -84,6 +85,8 @@ def message_context(
         "payment_link": link,
         "sender": {"name": sender.name, "email": sender.email, "phone": sender.phone},
         "unsubscribe_url": unsubscribe_url,
+        # a payment plan's instalment (number, of, due_date, amount), for its reminder; else None
+        "instalment": instalment,
     }
 
 

@@ -16,11 +16,13 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from bot.core.money import format_money
 from bot.core.settings import Settings
 from bot.core.vocabulary import RESOLUTIONS
+from bot.escalations.plans import NextInstalment
 from bot.planning import guardrails
 from bot.planning.facts import ContactFacts, CustomerFacts, History, InvoiceFacts
-from bot.planning.messages import MessageInvoice, Sender, message_context
+from bot.planning.messages import LOCALE, MessageInvoice, Sender, long_date, message_context
 from bot.planning.send_window import Window, candidate_zones, next_send_time
 from playbooks.lint import lint_message
 from playbooks.model import TONE_ORDER, Playbook, Step
@@ -105,6 +107,7 @@ class PlanItem:
     reason: str | None = None  # why a person gets it, for escalations
     message: Rendered | None = None
     observe_only: bool = False
+    instalment: NextInstalment | None = None  # a payment plan's instalment this reminds of
 
 
 @dataclass(frozen=True)
@@ -208,8 +211,11 @@ class DayPlanner:
         plan.held.extend(
             Held(customer, numbers, reason) for reason, numbers in held_by_reason.items()
         )
+        instalment = None
         if not due:
-            return
+            instalment, due = self._instalment_due(customer)
+            if not due:
+                return
         numbers = [d.invoice.number for d in due]
         reason = guardrails.customer_hold(customer, history, self.anchor)
         if (customer.id, day) in history.planned_days:
@@ -222,6 +228,7 @@ class DayPlanner:
         )
         if item is None:
             return
+        item.instalment = instalment
         in_scope = rules.pilot.covers(customer)
         if in_scope and rules.pilot.max_invoices is not None:
             in_scope = self.pilot_invoices + len(due) <= rules.pilot.max_invoices
@@ -259,6 +266,27 @@ class DayPlanner:
                 plan.held.append(Held(customer, numbers, guardrails.TEMPLATE_ERROR, problems[0]))
                 return
         plan.items.append(item)
+
+    def _instalment_due(
+        self, customer: CustomerFacts
+    ) -> tuple[NextInstalment | None, list[DueInvoice]]:
+        """The playbook's instalment reminder, when the customer's next instalment of a running
+        plan falls within the step's days before its date and was not reminded yet."""
+        base, day = self.playbook.instalment, self.plan.day
+        upcoming = self.history.instalments.get(customer.id)
+        if base is None or upcoming is None:
+            return None, []
+        if not upcoming.due_on + timedelta(days=base.offset_days) <= day <= upcoming.due_on:
+            return None, []
+        step = base.model_copy(update={"key": upcoming.step_key})
+        covered = [
+            i
+            for i in customer.invoices
+            if i.id in upcoming.invoice_ids and not i.disputed and i.balance > 0
+        ]
+        if not covered or any((i.id, step.key, i.due_date) in self.history.done for i in covered):
+            return None, []
+        return upcoming, [DueInvoice(i, step, (day - i.due_date).days) for i in covered]
 
 
 def channel_problems(problems: list[str], channel: str | None) -> list[str]:
@@ -370,4 +398,14 @@ def _context(
         day=day,
         sender=rules.sender,
         payment_link=payment_link,
+        instalment=(
+            {
+                "number": item.instalment.seq,
+                "of": item.instalment.count,
+                "due_date": long_date(item.instalment.due_on),
+                "amount": format_money(item.instalment.owed, item.instalment.currency, LOCALE),
+            }
+            if item.instalment
+            else None
+        ),
     )

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,6 +29,8 @@ from bot.core.vocabulary import (
     InvoiceStatus,
     Resolution,
 )
+from bot.escalations import plans
+from bot.escalations.plans import is_instalment_step
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,9 @@ def stale_reasons(
             contacts.get(reminder.contact_id) if reminder.contact_id else None,
             now,
             rules,
+            plans.instalment_owed(session, reminder.step_key)
+            if plans.is_instalment_step(reminder.step_key)
+            else None,
         )
         if reason:
             reasons[reminder.id] = reason
@@ -116,6 +122,7 @@ def _reason(
     contact: Contact | None,
     now: datetime,
     rules: StaleRules,
+    instalment_owed: Decimal | None = None,
 ) -> str | None:
     if any(i.status != InvoiceStatus.OPEN or i.balance <= 0 for i in invoices):
         return "paid"
@@ -125,13 +132,16 @@ def _reason(
         i.promise_date is not None and i.promise_date >= now.date() for i in invoices
     ):
         return "promised"
-    if Resolution.PAYMENT_PLAN in rules.resolved_when and any(i.payment_plan for i in invoices):
+    if is_instalment_step(reminder.step_key):
+        if instalment_owed is None or instalment_owed <= 0:
+            return "paid"  # the instalment was covered (or its plan ended) since it was planned
+    elif Resolution.PAYMENT_PLAN in rules.resolved_when and any(i.payment_plan for i in invoices):
         return "payment_plan"
     if any(at > reminder.created_at for at in changes):
         return "superseded"  # the amounts in the message are no longer the ledger's
     # A person's reply from an escalation's thread is no automated message: a pause, never
     # automate or the escalation itself does not hold it back (what the contact allows does).
-    by_person = reminder.step_key == THREAD_REPLY
+    by_person = False and reminder.step_key == THREAD_REPLY
     if not by_person and customer.paused_until is not None and customer.paused_until > now:
         return "paused"
     if not by_person and customer.never_automate:

@@ -42,7 +42,6 @@ def register(app: App, kit: ListenerKit) -> None:
     app.action(Action.ESC_CLAIM)(partial(on_click, kit, claim))
     for button in FORM_BUTTONS:
         app.action(button)(partial(on_form_click, kit, open_form))
-    app.action(Action.ESC_RESUME)(partial(on_click, kit, resume))
     app.view(Form.ESC_PROMISE)(partial(on_promise, kit))
     app.view(Form.ESC_DISPUTE)(partial(on_dispute, kit))
     app.view(Form.ESC_RESOLVE)(partial(on_resolve, kit))
@@ -194,19 +193,6 @@ def save_dispute(
             mrkdwn(": ", reason) if reason else "",
             ". No automated message goes out about them until this is resolved.",
         ),
-    )
-
-
-def resume(kit: ListenerKit, body: Body) -> None:
-    user, channel, escalation_id = clicked(body)
-    if kit.refused(channel, user, ONLY_APPROVERS):
-        return
-    with kit.runtime.writing() as session:
-        service.resume(session, escalation_id, user, kit.runtime.clock.now())
-    after(
-        kit,
-        escalation_id,
-        mrkdwn(mention(user), " resumed the sequence: the next morning's plan picks it up."),
     )
 
 

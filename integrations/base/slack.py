@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from integrations.base.mrkdwn import Mrkdwn, escape, mention
 from playbooks.render import SMS_LIMIT
@@ -68,33 +68,10 @@ class TierLine:
 
 
 @dataclass(frozen=True, slots=True)
-class HeldLine:
-    """A customer held back today, and why (reason keys, bot/planning/guardrails.py)."""
-
-    customer_name: str
-    customer_id: str  # the ledger's id for it, as people type it in `/ar status`
-    reasons: tuple[str, ...]
-    invoices: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class EscalationLine:
-    """An account the day's plan handed to a person: where its escalation is in Slack."""
-
-    customer_name: str
-    reason: str  # why (a reason key, or "step <key> (<n> days)")
-    owner: str | None  # the Slack user or group it went to
-    channel: str | None  # where its message is, once posted
-    ts: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class PlanSummary:
     day: date
     tiers: tuple[TierLine, ...]
     held: tuple[tuple[str, int], ...]  # (reason, customers)
-    held_customers: tuple[HeldLine, ...] = ()  # who, when the plan kept their names
-    escalations: tuple[EscalationLine, ...] = ()  # shown once, in their own channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,11 +253,12 @@ class EscalationView:
     claimed_by: str | None
     invoices: tuple[InvoiceLine, ...]
     history: tuple[HistoryLine, ...]
+    resolution: str | None = None  # how it was closed, once resolved
+    plan: tuple[str, ...] = ()  # the payment plan's progress: a summary, then one line each
     contacts: tuple[ContactLine, ...] = ()  # the one a reply goes to first
     sent: tuple[SentLine, ...] = ()  # the last messages sent, newest first
 
 
-@runtime_checkable
 class EscalationPort(Protocol):
     def post_escalation(self, channel: str, view: EscalationView) -> tuple[str, str]:
         """Post the parent message; returns (channel id, ts)."""

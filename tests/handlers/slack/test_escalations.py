@@ -130,13 +130,18 @@ def test_mark_disputed_then_resume_then_resolve(
             return bool(session.scalars(select(Invoice.disputed)).one())
 
     wait_for(disputed)
-    served.click("esc_resume", str(thread.id), channel="C0ESCALATE")
+    ticked = {
+        "clear": {"value": {"type": "checkboxes", "selected_options": [{"value": "dispute"}]}}
+    }
+    confirm = served.submit("esc_resume", meta, ticked).json()["view"]
+    served.submit("esc_resume_confirm", confirm["private_metadata"], {})
     wait_for(lambda: _state(slack_runtime).state == "resolved")
     assert not disputed()
-    assert _state(slack_runtime).resolution == "sequence resumed"
+    assert _state(slack_runtime).resolution == "Sequence resumed; cleared: dispute"
     key = (thread.slack_channel, thread.slack_thread_ts)
-    # a resolved one has no buttons (the card is redrawn just after the database changes)
+    # a resolved one offers only Reopen (the card is redrawn just after the database changes)
     wait_for(lambda: "esc_claim" not in json.dumps(slack_api.messages[key]["blocks"]))
+    assert "esc_reopen" in json.dumps(slack_api.messages[key]["blocks"])
 
 
 def test_resolve_records_the_outcome(

@@ -1,0 +1,443 @@
+"""Payment plans: instalments agreed with a customer, recorded from an escalation's thread.
+
+A plan covers one open invoice or all of the account's open invoices in one currency; its
+instalments (dates in the future, increasing, amounts in the invoices' currency) sum to their
+balance. While it runs the invoices' ladder waits (their `payment_plan` flag, a hold the planner
+and the send check know), and each instalment gets the playbook's `instalment` reminder.
+
+Payments are not tied to instalments one by one: whatever has come off the invoices' balance
+since the plan was agreed counts against the instalments in date order, whichever way it arrived
+(sync, Stripe, a bank file). An instalment not covered `grace_days` after its date is missed: the
+plan ends, and the sweep reopens the thread for the owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.core import audit
+from bot.core.errors import UserError
+from bot.core.models import Invoice, PaymentPlan, PlanInstalment
+from bot.core.money import format_money, minor_units, parse_amount
+from bot.escalations import service
+from bot.ledger.accounts import cancel_waiting
+
+MAX_INSTALMENTS = 6  # rows of the form
+ACCOUNT = "account"  # the plan covers every open invoice, not one
+STEP_PREFIX = "instalment-"  # an instalment reminder's step key: instalment-<plan>-<seq>
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the form as typed: a date picked, an amount written (None: left empty)."""
+
+    due_on: date | None
+    amount: str | None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The instalments, once valid; else `errors`: (row from 0, "date" | "amount") -> message."""
+
+    instalments: list[tuple[date, Decimal]]
+    errors: dict[tuple[int, str], str]
+
+
+def check_entries(
+    entries: Sequence[Entry], balance: Decimal, currency: str, today: date
+) -> Checked:
+    """Each filled row must have a date after today, later than the row before, and an amount
+    above zero in the currency's minor units; together the amounts must make the balance."""
+    errors: dict[tuple[int, str], str] = {}
+    instalments: list[tuple[date, Decimal]] = []
+    places = minor_units(currency)
+    previous: date | None = None
+    last_row = 0
+    for row, entry in enumerate(entries):
+        if entry.due_on is None and not entry.amount:
+            continue
+        last_row = row
+        if entry.due_on is None:
+            errors[(row, "date")] = "Pick the date of this instalment."
+        elif entry.due_on <= today:
+            errors[(row, "date")] = "Pick a date after today."
+        elif previous is not None and entry.due_on <= previous:
+            errors[(row, "date")] = "Pick a date after the instalment above."
+        amount = _amount(entry.amount, places, currency, errors, row)
+        if entry.due_on is not None:
+            previous = entry.due_on
+        if amount is not None and entry.due_on is not None:
+            instalments.append((entry.due_on, amount))
+    if not errors:
+        if not instalments:
+            errors[(0, "date")] = "Enter at least one instalment: a date and an amount."
+        elif (total := sum((a for _, a in instalments), Decimal(0))) != balance:
+            errors[(last_row, "amount")] = (
+                f"The instalments add up to {format_money(total, currency)}; they must make "
+                f"the balance, {format_money(balance, currency)}."
+            )
+    return Checked(instalments if not errors else [], errors)
+
+
+def _amount(
+    text: str | None, places: int, currency: str, errors: dict[tuple[int, str], str], row: int
+) -> Decimal | None:
+    if not text:
+        errors[(row, "amount")] = f"Write the amount in {currency}, e.g. 250.00."
+        return None
+    try:
+        amount = parse_amount(text.replace(",", ""))
+    except ValueError as exc:
+        errors[(row, "amount")] = f"The amount {exc}."
+        return None
+    if amount <= 0:
+        errors[(row, "amount")] = "Write an amount above zero."
+        return None
+    if -amount.as_tuple().exponent > places:  # type: ignore[operator]
+        errors[(row, "amount")] = f"{currency} has {places} decimal places at most."
+        return None
+    return amount
+
+
+def plan_invoices(session: Session, customer_id: int, scope: str) -> list[Invoice]:
+    """The open invoices a plan would cover: one (`scope` is its number), or all (ACCOUNT)."""
+    invoices = [i for i in service.open_invoices(session, customer_id) if not i.disputed]
+    if scope != ACCOUNT:
+        invoices = [i for i in invoices if i.number == scope]
+        if not invoices:
+            raise UserError(f"invoice {scope} is not open (or is disputed): pick another one")
+    if not invoices:
+        raise UserError("this account has no open, undisputed invoice to put on a plan")
+    currencies = {i.currency for i in invoices}
+    if len(currencies) > 1:
+        raise UserError(
+            "the open invoices are in several currencies "
+            f"({', '.join(sorted(currencies))}): record a plan per invoice"
+        )
+    return invoices
+
+
+def balance_of(invoices: Sequence[Invoice]) -> tuple[Decimal, str]:
+    return sum((i.balance for i in invoices), Decimal(0)), invoices[0].currency
+
+
+def record(
+    session: Session,
+    escalation_id: int,
+    user: str,
+    scope: str,
+    instalments: list[tuple[date, Decimal]],
+    now: datetime,
+) -> PaymentPlan:
+    """Store the plan, put its invoices on hold, and resolve the escalation ("Payment plan
+    agreed"): the instalment reminders need the account out of a person's hands."""
+    escalation = service.load(session, escalation_id)
+    if active_plan(session, escalation.customer_id) is not None:
+        raise UserError("this account already has a payment plan running")
+    invoices = plan_invoices(session, escalation.customer_id, scope)
+    total, currency = balance_of(invoices)
+    checked = check_entries([Entry(d, str(a)) for d, a in instalments], total, currency, now.date())
+    if checked.errors:  # the balance moved while the form was open
+        raise UserError(next(iter(checked.errors.values())))
+    plan = PaymentPlan(
+        customer_id=escalation.customer_id,
+        escalation_id=escalation_id,
+        invoice_ids=[i.id for i in invoices],
+        currency=currency,
+        total=total,
+        state="active",
+        created_by=user,
+        created_at=now,
+    )
+    session.add(plan)
+    session.flush()
+    for seq, (due_on, amount) in enumerate(checked.instalments, start=1):
+        session.add(PlanInstalment(plan_id=plan.id, seq=seq, due_on=due_on, amount=amount))
+    for invoice in invoices:
+        invoice.payment_plan, invoice.updated_at = True, now
+    cancel_waiting(session, escalation.customer_id, "payment_plan", now)
+    audit.record(
+        session,
+        now,
+        "plan.recorded",
+        actor=user,
+        customer_id=escalation.customer_id,
+        payload={
+            "plan": plan.id,
+            "invoices": [i.number for i in invoices],
+            "instalments": [[d.isoformat(), str(a)] for d, a in checked.instalments],
+            "currency": currency,
+        },
+    )
+    outcome = f"Payment plan agreed: {len(checked.instalments)} instalments"
+    service.resolve(session, escalation_id, user, outcome, now)
+    return plan
+
+
+def active_plan(session: Session, customer_id: int) -> PaymentPlan | None:
+    return session.scalars(
+        select(PaymentPlan).where(
+            PaymentPlan.customer_id == customer_id, PaymentPlan.state == "active"
+        )
+    ).first()
+
+
+def latest_plan(session: Session, customer_id: int) -> PaymentPlan | None:
+    return session.scalars(
+        select(PaymentPlan)
+        .where(PaymentPlan.customer_id == customer_id)
+        .order_by(PaymentPlan.id.desc())
+    ).first()
+
+
+def instalments_of(session: Session, plan_id: int) -> list[PlanInstalment]:
+    return list(
+        session.scalars(
+            select(PlanInstalment)
+            .where(PlanInstalment.plan_id == plan_id)
+            .order_by(PlanInstalment.seq)
+        )
+    )
+
+
+def paid_so_far(session: Session, plan: PaymentPlan) -> Decimal:
+    """What has come off the plan's invoices since it was agreed (never below zero)."""
+    left = sum(
+        session.scalars(
+            select(Invoice.balance).where(
+                Invoice.id.in_(plan.invoice_ids), Invoice.status == "open"
+            )
+        ),
+        Decimal(0),
+    )
+    return max(plan.total - left, Decimal(0))
+
+
+def still_owed(instalments: Sequence[PlanInstalment], paid: Decimal) -> list[Decimal]:
+    """What each instalment still lacks once `paid` is counted against them in date order."""
+    owed, counted = [], Decimal(0)
+    for instalment in instalments:
+        counted += instalment.amount
+        owed.append(min(instalment.amount, max(counted - paid, Decimal(0))))
+    return owed
+
+
+@dataclass(frozen=True)
+class Step:
+    """One instalment as people see it."""
+
+    seq: int
+    due_on: date
+    amount: Decimal
+    owed: Decimal
+    state: str  # "paid" | "missed" | "due"
+
+
+@dataclass(frozen=True)
+class Progress:
+    plan_id: int
+    state: str
+    currency: str
+    total: Decimal
+    paid: Decimal
+    steps: list[Step]
+
+    @property
+    def paid_count(self) -> int:
+        return sum(1 for s in self.steps if s.state == "paid")
+
+    def summary(self) -> str:
+        """ "Payment plan: 1 of 3 instalments paid ($400.00 of $1,200.00), next $400.00 on …"."""
+        head = (
+            f"Payment plan ({self.state}): {self.paid_count} of {len(self.steps)} instalments "
+            f"paid ({format_money(self.paid, self.currency)} of "
+            f"{format_money(self.total, self.currency)})"
+        )
+        upcoming = next((s for s in self.steps if s.state == "due"), None)
+        if upcoming is not None and self.state == "active":
+            head += f", next {format_money(upcoming.owed, self.currency)} on {upcoming.due_on}"
+        return head
+
+    def lines(self) -> list[str]:
+        marks = {"paid": "paid", "missed": "*missed*", "due": "to come"}
+        return [
+            f"{s.seq}. {s.due_on.isoformat()}: {format_money(s.amount, self.currency)} · "
+            f"{marks[s.state]}"
+            + (
+                f" ({format_money(s.owed, self.currency)} still owed)"
+                if s.state != "paid" and s.owed != s.amount
+                else ""
+            )
+            for s in self.steps
+        ]
+
+
+def progress(session: Session, customer_id: int) -> Progress | None:
+    """The latest plan of the customer, with each instalment paid, missed or to come."""
+    plan = latest_plan(session, customer_id)
+    if plan is None:
+        return None
+    instalments = instalments_of(session, plan.id)
+    paid = paid_so_far(session, plan)
+    steps = [
+        Step(
+            i.seq,
+            i.due_on,
+            i.amount,
+            owed,
+            "paid" if owed == 0 else ("missed" if i.missed_at is not None else "due"),
+        )
+        for i, owed in zip(instalments, still_owed(instalments, paid), strict=True)
+    ]
+    return Progress(plan.id, plan.state, plan.currency, plan.total, paid, steps)
+
+
+@dataclass(frozen=True)
+class Missed:
+    customer_id: int
+    plan_id: int
+    escalation_id: int | None
+    seq: int
+    due_on: date
+    owed: Decimal
+    currency: str
+
+
+def check_plans(session: Session, today: date, grace_days: int, now: datetime) -> list[Missed]:
+    """Mark instalments newly covered paid; end plans fully paid (completed) and plans whose
+    first instalment not covered is past its date plus grace (missed). The invoices of an ended
+    plan leave the hold. Returns the misses, for the owner to be told."""
+    missed: list[Missed] = []
+    plans = session.scalars(select(PaymentPlan).where(PaymentPlan.state == "active")).all()
+    for plan in plans:
+        instalments = instalments_of(session, plan.id)
+        owed = still_owed(instalments, paid_so_far(session, plan))
+        for instalment, lacking in zip(instalments, owed, strict=True):
+            if lacking == 0 and instalment.paid_on is None:
+                instalment.paid_on = today
+                _event(session, now, plan, "instalment.paid", instalment)
+        late = next(
+            (
+                (i, lacking)
+                for i, lacking in zip(instalments, owed, strict=True)
+                if lacking > 0 and i.due_on + timedelta(days=grace_days) < today
+            ),
+            None,
+        )
+        if all(lacking == 0 for lacking in owed):
+            _end(session, plan, "completed", now)
+            audit.record(
+                session, now, "plan.completed", customer_id=plan.customer_id,
+                payload={"plan": plan.id},
+            )  # fmt: skip
+        elif late is not None:
+            instalment, lacking = late
+            instalment.missed_at = now
+            _end(session, plan, "missed", now)
+            _event(session, now, plan, "instalment.missed", instalment, owed=lacking)
+            missed.append(
+                Missed(
+                    plan.customer_id,
+                    plan.id,
+                    plan.escalation_id,
+                    instalment.seq,
+                    instalment.due_on,
+                    lacking,
+                    plan.currency,
+                )
+            )
+    return missed
+
+
+def _end(session: Session, plan: PaymentPlan, state: str, now: datetime) -> None:
+    plan.state, plan.ended_at = state, now
+    for invoice in session.scalars(select(Invoice).where(Invoice.id.in_(plan.invoice_ids))):
+        invoice.payment_plan, invoice.updated_at = False, now
+
+
+def _event(
+    session: Session,
+    now: datetime,
+    plan: PaymentPlan,
+    kind: str,
+    instalment: PlanInstalment,
+    owed: Decimal | None = None,
+) -> None:
+    payload: dict[str, object] = {
+        "plan": plan.id,
+        "seq": instalment.seq,
+        "due_on": instalment.due_on.isoformat(),
+        "amount": str(instalment.amount),
+        "currency": plan.currency,
+    }
+    if owed is not None:
+        payload["owed"] = str(owed)
+    audit.record(session, now, kind, customer_id=plan.customer_id, payload=payload)
+
+
+@dataclass(frozen=True)
+class NextInstalment:
+    """The instalment a customer's reminder would be about: the first one not yet covered."""
+
+    plan_id: int
+    seq: int
+    count: int
+    due_on: date
+    owed: Decimal
+    currency: str
+    invoice_ids: tuple[int, ...]
+
+    @property
+    def step_key(self) -> str:
+        """The reminder's step: one per instalment (a plan's instalment is reminded once)."""
+        return f"{STEP_PREFIX}{self.plan_id}-{self.seq}"
+
+
+def next_instalments(session: Session) -> dict[int, NextInstalment]:
+    """Per customer with a running plan, its first instalment not yet covered nor missed."""
+    out: dict[int, NextInstalment] = {}
+    for plan in session.scalars(select(PaymentPlan).where(PaymentPlan.state == "active")):
+        instalments = instalments_of(session, plan.id)
+        owed = still_owed(instalments, paid_so_far(session, plan))
+        for instalment, lacking in zip(instalments, owed, strict=True):
+            if lacking > 0 and instalment.missed_at is None:
+                out[plan.customer_id] = NextInstalment(
+                    plan.id,
+                    instalment.seq,
+                    len(instalments),
+                    instalment.due_on,
+                    lacking,
+                    plan.currency,
+                    tuple(plan.invoice_ids),
+                )
+                break
+    return out
+
+
+def is_instalment_step(step_key: str) -> bool:
+    return step_key.startswith(STEP_PREFIX)
+
+
+def instalment_owed(session: Session, step_key: str) -> Decimal | None:
+    """For an instalment reminder's step key, what that instalment still lacks (0 once paid);
+    None when the key names no instalment of a running plan."""
+    if not is_instalment_step(step_key):
+        return None
+    plan_text, _, seq_text = step_key[len(STEP_PREFIX) :].partition("-")
+    if not (plan_text.isdigit() and seq_text.isdigit()):
+        return None
+    plan = session.get(PaymentPlan, int(plan_text))
+    if plan is None or plan.state != "active":
+        return Decimal(0) if plan is not None and plan.state == "completed" else None
+    instalments = instalments_of(session, plan.id)
+    owed = still_owed(instalments, paid_so_far(session, plan))
+    for instalment, lacking in zip(instalments, owed, strict=True):
+        if instalment.seq == int(seq_text):
+            return lacking
+    return None
