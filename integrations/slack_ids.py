@@ -22,6 +22,8 @@ class Action(StrEnum):
     APPROVE = "approve"
     EDIT = "edit"
     SKIP = "skip"
+    PREVIEW = "preview"  # a card's full message, in a modal
+    SHOW_HELD = "show_held"  # the plan header's list of every customer held back today
     APPROVE_ALL = "approve_all"  # + "_<tier>": one button per tier, in the plan's header
     UNDO = "undo"  # an approved reminder's card, until the send worker takes it
     UNDO_ALL = "undo_all"  # told to whoever clicked Approve all

@@ -14,6 +14,7 @@ HELP = mrkdwn("""*arbot* follows up on unpaid invoices. Commands:
 • `/ar status ACME`: open invoices, aging, last touches, what comes next
 • `/ar aging`: open balances by how late they are
 • `/ar plan`: today's plan and where it stands
+• `/ar held`: who today's plan holds back, and why (`/ar status ACME` says it for ACME)
 • `/ar pause ACME 14d [reason]` / `/ar resume ACME`: stop reminders for a while, or start again
 • `/ar never ACME` / `/ar automate ACME`: always hand ACME to a person, or let reminders go again
 • `/ar report`: outcomes, DSO, aging and cash by week, with charts (in the finance channel)

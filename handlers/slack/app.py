@@ -40,7 +40,16 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from bot.core.runtime import Runtime
-from handlers.slack import commands, escalations, home, plan_forms, proposals, reminders, reviews
+from handlers.slack import (
+    commands,
+    escalations,
+    home,
+    plan_forms,
+    plan_views,
+    proposals,
+    reminders,
+    reviews,
+)
 from handlers.slack.kit import ListenerKit
 from handlers.slack.payload import OddForm, OddPayload, person_and_place, unroutable
 from integrations.slack_chat import SlackChat
@@ -49,7 +58,7 @@ log = logging.getLogger(__name__)
 MEMBERS_TTL_SECONDS = 60
 LISTENER_THREADS = 64
 WORK_THREADS = 2
-FEATURES = (reminders, commands, home, escalations, plan_forms, proposals, reviews)
+FEATURES = (reminders, plan_views, commands, home, escalations, plan_forms, proposals, reviews)
 
 
 class Approvers:

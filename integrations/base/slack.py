@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from integrations.base.mrkdwn import Mrkdwn, escape, mention
 from playbooks.render import SMS_LIMIT
@@ -68,10 +68,33 @@ class TierLine:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldLine:
+    """A customer held back today, and why (reason keys, bot/planning/guardrails.py)."""
+
+    customer_name: str
+    customer_id: str  # the ledger's id for it, as people type it in `/ar status`
+    reasons: tuple[str, ...]
+    invoices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationLine:
+    """An account the day's plan handed to a person: where its escalation is in Slack."""
+
+    customer_name: str
+    reason: str  # why (a reason key, or "step <key> (<n> days)")
+    owner: str | None  # the Slack user or group it went to
+    channel: str | None  # where its message is, once posted
+    ts: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class PlanSummary:
     day: date
     tiers: tuple[TierLine, ...]
     held: tuple[tuple[str, int], ...]  # (reason, customers)
+    held_customers: tuple[HeldLine, ...] = ()  # who, when the plan kept their names
+    escalations: tuple[EscalationLine, ...] = ()  # shown once, in their own channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +282,7 @@ class EscalationView:
     sent: tuple[SentLine, ...] = ()  # the last messages sent, newest first
 
 
+@runtime_checkable
 class EscalationPort(Protocol):
     def post_escalation(self, channel: str, view: EscalationView) -> tuple[str, str]:
         """Post the parent message; returns (channel id, ts)."""
