@@ -134,8 +134,7 @@ def _xoauth2_login(imap: imaplib.IMAP4, host: str, oauth: MailboxAccess) -> None
             refused = exc
     raise ImapError(
         f"the IMAP server {host} refused {oauth.label}'s sign-in for {oauth.address} "
-        f"({_text(refused.args)}): check that IMAP is on for that mailbox and that IMAP_USER "
-        f"(or SMTP_USER) is the address signed in with, or {oauth.reconnect_hint()}"
+        f"({_text(refused.args)}): check that IMAP is on for that mailbox, or {oauth.reconnect_hint()}"
     )
 
 

@@ -141,11 +141,9 @@ def mailbox_provider_for(settings: Settings, name: str) -> Provider:
     )
 
 
-def mailbox_address(settings: Settings, reading: bool = False) -> str:
-    """The mailbox signed in as: SMTP_USER, else ARBOT_FROM_EMAIL (IMAP_USER first to read)."""
-    candidates = [settings.imap_user] if reading else []
-    candidates += [settings.smtp_user, settings.from_email]
-    address = next((c for c in candidates if c), None)
+def mailbox_address(settings: Settings) -> str:
+    """The mailbox the grant is for, sending and reading alike: SMTP_USER, else ARBOT_FROM_EMAIL."""
+    address = settings.smtp_user or settings.from_email
     if address is None:
         raise UserError(
             "set SMTP_USER (or ARBOT_FROM_EMAIL) to the mailbox address arbot signs in as"
@@ -153,9 +151,7 @@ def mailbox_address(settings: Settings, reading: bool = False) -> str:
     return address
 
 
-def mailbox_access_for(
-    settings: Settings, runtime: Runtime, reading: bool = False
-) -> MailboxAccess | None:
+def mailbox_access_for(settings: Settings, runtime: Runtime) -> MailboxAccess | None:
     """The OAuth sign-in of ARBOT_MAILBOX's mailbox when `arbot connect` stored a grant for it;
     None otherwise (SMTP_PASSWORD / IMAP_PASSWORD then, e.g. an app password)."""
     if settings.mailbox is None:
@@ -168,7 +164,7 @@ def mailbox_access_for(
         return None
     return MailboxAccess(
         mailbox_provider_for(settings, settings.mailbox),
-        mailbox_address(settings, reading),
+        mailbox_address(settings),
         grants,
         runtime.clock.now,
     )

@@ -77,7 +77,7 @@ def poll_inbox_command() -> None:
     runtime = open_runtime(load_settings())
     settings = runtime.settings
     try:
-        oauth = mailbox_access_for(settings, runtime, reading=True)
+        oauth = mailbox_access_for(settings, runtime)
         password = settings.imap_password.get_secret_value() if settings.imap_password else ""
         if oauth is None and not (settings.imap_host and settings.imap_user and password):
             raise UserError(
