@@ -141,7 +141,7 @@ def _reason(
         return "superseded"  # the amounts in the message are no longer the ledger's
     # A person's reply from an escalation's thread is no automated message: a pause, never
     # automate or the escalation itself does not hold it back (what the contact allows does).
-    by_person = False and reminder.step_key == THREAD_REPLY
+    by_person = reminder.step_key == THREAD_REPLY
     if not by_person and customer.paused_until is not None and customer.paused_until > now:
         return "paused"
     if not by_person and customer.never_automate:
