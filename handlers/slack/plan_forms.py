@@ -15,7 +15,7 @@ from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
 from bot.core.money import format_money
-from bot.escalations import plans, service
+from bot.escalations import plan_checks, plans, service
 from handlers.slack.escalations import ONLY_APPROVERS, after
 from handlers.slack.kit import ListenerKit, on_click, on_form_click
 from handlers.slack.payload import Body, OddPayload, clicked, clicker, submission
@@ -82,7 +82,7 @@ def on_plan(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
         day_text = _entry(form.values, plan_row("date", row)).get("selected_date")
         amount = _entry(form.values, plan_row("amount", row)).get("value")
         entries.append(
-            plans.Entry(
+            plan_checks.Entry(
                 _day(day_text), amount.strip() if isinstance(amount, str) and amount else None
             )
         )
@@ -94,7 +94,7 @@ def on_plan(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
     except UserError as exc:
         ack(response_action="errors", errors={Field.PLAN_SCOPE: str(exc)[:150]})
         return
-    checked = plans.check_entries(entries, balance, currency, kit.runtime.today())
+    checked = plan_checks.check_entries(entries, balance, currency, kit.runtime.today())
     if checked.errors:
         ack(
             response_action="errors",

@@ -25,7 +25,7 @@ from bot.core.models import (
     Reminder,
 )
 from bot.core.runtime import Runtime
-from bot.escalations import plans, posting, service
+from bot.escalations import plan_checks, plans, posting, service
 from bot.escalations.sweeps import sweep
 from bot.ledger.upsert import apply_batch
 from bot.planning.flows import plan_day
@@ -274,23 +274,26 @@ def test_resume_clears_only_what_is_ticked_and_confirmed_and_a_later_resolve_is_
 
 def test_the_plan_form_checks_each_row() -> None:
     today = date(2026, 3, 16)
-    checked = plans.check_entries(
+    checked = plan_checks.check_entries(
         [
-            plans.Entry(date(2026, 3, 20), "500"),
-            plans.Entry(None, "200"),
-            plans.Entry(date(2026, 4, 20), "abc"),
+            plan_checks.Entry(date(2026, 3, 20), "500"),
+            plan_checks.Entry(None, "200"),
+            plan_checks.Entry(date(2026, 4, 20), "abc"),
         ],
         Decimal("1000"),
         "USD",
         today,
     )
     assert set(checked.errors) == {(1, "date"), (2, "amount")} and checked.instalments == []
-    yen = plans.check_entries(
-        [plans.Entry(date(2026, 3, 20), "1000.5")], Decimal("1000.5"), "JPY", today
+    yen = plan_checks.check_entries(
+        [plan_checks.Entry(date(2026, 3, 20), "1000.5")], Decimal("1000.5"), "JPY", today
     )
     assert yen.errors == {(0, "amount"): "JPY has 0 decimal places at most."}
-    good = plans.check_entries(
-        [plans.Entry(date(2026, 3, 20), "333.33"), plans.Entry(date(2026, 4, 20), "666.67")],
+    good = plan_checks.check_entries(
+        [
+            plan_checks.Entry(date(2026, 3, 20), "333.33"),
+            plan_checks.Entry(date(2026, 4, 20), "666.67"),
+        ],
         Decimal("1000.00"),
         "USD",
         today,
