@@ -43,6 +43,7 @@ from integrations.slack_escalation import (
 )
 from integrations.slack_ids import INPUT, Action, Field, Form
 from integrations.slack_plan_views import held_modal, preview_modal
+from integrations.slack_plans import plan_modal, resume_confirmation, resume_modal
 from integrations.slack_proposal import proposal_blocks
 from integrations.slack_review import MAX_OPTIONS, review_blocks
 from tests.integrations.test_slack_blocks import check_limits
@@ -156,6 +157,7 @@ def messages(text: str = "Acme") -> list[list[Block]]:
         reminder_blocks(card(text, state="cancelled", action="escalate")),
         escalation_blocks(escalation(text)),
         escalation_blocks(escalation(text, state="claimed")),
+        escalation_blocks(replace(escalation(text, "resolved"), resolution=text, plan=(text,) * 7)),
         *history_messages(escalation(text)),
         proposal_blocks(ProposalView(5, 2, text, text, "proposed")),
         proposal_blocks(ProposalView(5, 2, text, text, "active", "approved", "U0APPROVER")),
@@ -174,6 +176,9 @@ def forms(text: str = "Acme") -> list[Block]:
         promise_modal(3, text, "2026-03-23"),
         dispute_modal(3, text),
         resolve_modal(3, text),
+        plan_modal(3, text, [("account", text)] + [(f"INV-{n}", text) for n in range(120)], "USD"),
+        resume_modal(3, text, {"promise": text, "dispute": text, "pause": text}),
+        resume_confirmation(f"3|C0ESC|{text[:50]}", [text], [text]),
     ]
 
 
