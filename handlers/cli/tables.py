@@ -96,6 +96,8 @@ def status_tables(doc: dict[str, Any]) -> list[Any]:
     head.add_row("Timezone", customer["timezone"] or "—")
     if customer["tags"]:
         head.add_row("Tags", ", ".join(customer["tags"]))
+    if doc.get("payment_plan"):
+        head.add_row("Payment plan", doc["payment_plan"]["summary"])
     for contact in customer["contacts"]:
         reach = ", ".join(x for x in (contact["email"], contact["phone"]) if x)
         flags = []
