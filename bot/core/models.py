@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
 
@@ -334,6 +335,13 @@ class PaymentPlan(Base):
     __table_args__ = (
         CheckConstraint(
             "state IN ('active', 'completed', 'missed', 'cancelled')", name="payment_plan_state"
+        ),
+        Index(  # one running plan per customer, even when two forms are submitted at once
+            "uq_payment_plans_one_active",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
         ),
     )
 

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -85,7 +86,10 @@ def record(
         created_at=now,
     )
     session.add(plan)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # another form recorded one a moment ago
+        raise UserError("this account already has a payment plan running") from None
     for seq, (due_on, amount) in enumerate(checked.instalments, start=1):
         session.add(PlanInstalment(plan_id=plan.id, seq=seq, due_on=due_on, amount=amount))
     for invoice in invoices:

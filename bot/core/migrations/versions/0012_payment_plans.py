@@ -1,6 +1,7 @@
 """payment_plans (instalments agreed with a customer for some of its invoices, recorded from an
 escalation's thread) and plan_instalments (each instalment's date and amount, when it was found
-paid, and when it was found missed). Existing rows: none; an invoice already flagged
+paid, and when it was found missed). A customer has at most one active plan (a partial unique
+index). Existing rows: none; an invoice already flagged
 `payment_plan` keeps its flag and has no instalments.
 
 Revision ID: 0012
@@ -42,6 +43,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_payment_plans_customer_id", "payment_plans", ["customer_id"])
+    op.create_index(
+        "uq_payment_plans_one_active",
+        "payment_plans",
+        ["customer_id"],
+        unique=True,
+        sqlite_where=sa.text("state = 'active'"),
+        postgresql_where=sa.text("state = 'active'"),
+    )
     op.create_table(
         "plan_instalments",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -59,5 +68,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("plan_instalments")
+    op.drop_index("uq_payment_plans_one_active", table_name="payment_plans")
     op.drop_index("ix_payment_plans_customer_id", table_name="payment_plans")
     op.drop_table("payment_plans")
