@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Invoice, PaymentPlan, PlanInstalment
-from bot.core.money import format_money
+from bot.core.money import decimal_str, format_money
 from bot.escalations import service
 from bot.escalations.plan_checks import Entry, check_entries
 from bot.ledger.accounts import cancel_waiting
@@ -104,7 +104,9 @@ def record(
         payload={
             "plan": plan.id,
             "invoices": [i.number for i in invoices],
-            "instalments": [[d.isoformat(), str(a)] for d, a in checked.instalments],
+            "instalments": [
+                [d.isoformat(), decimal_str(a, currency)] for d, a in checked.instalments
+            ],
             "currency": currency,
         },
     )
@@ -306,11 +308,11 @@ def _event(
         "plan": plan.id,
         "seq": instalment.seq,
         "due_on": instalment.due_on.isoformat(),
-        "amount": str(instalment.amount),
+        "amount": decimal_str(instalment.amount, plan.currency),
         "currency": plan.currency,
     }
     if owed is not None:
-        payload["owed"] = str(owed)
+        payload["owed"] = decimal_str(owed, plan.currency)
     audit.record(session, now, kind, customer_id=plan.customer_id, payload=payload)
 
 

@@ -291,6 +291,17 @@ def _describe(event: Event, steps: dict[int, str], channels: dict[int, str | Non
         label = f" ({reply_label(str(p['label']))})" if p.get("label") else ""
         how = channel_label(str(p.get("channel", "email")))
         return mrkdwn(f"{what} by {how}{label}: “", short, "”")
+    if event.kind == "plan.recorded":
+        count = len(p.get("instalments") or [])
+        covers = ", ".join(str(n) for n in p.get("invoices") or [])
+        return mrkdwn(
+            f"payment plan of {count} instalments in {p.get('currency')} for ", covers, who
+        )
+    if event.kind in ("instalment.paid", "instalment.missed"):
+        return mrkdwn(
+            f"{what}: number {p.get('seq')}, {p.get('amount')} {p.get('currency')} "
+            f"due {p.get('due_on')}"
+        )
     if event.kind == "promise.recorded":
         return mrkdwn(f"promise to pay by {p.get('promised')}", who)
     if event.kind in ("escalation.opened", "escalation.added"):

@@ -27,6 +27,7 @@ from bot.core.models import (
 from bot.core.runtime import Runtime
 from bot.escalations import plan_checks, plans, posting, service
 from bot.escalations.sweeps import sweep
+from bot.escalations.thread import history_of
 from bot.ledger.upsert import apply_batch
 from bot.planning.flows import plan_day
 from bot.reminders.stale import StaleRules, why_stale
@@ -186,6 +187,11 @@ def test_a_plan_pauses_the_ladder_reminds_each_instalment_and_a_miss_reopens_the
     assert _escalation(rt).state == "open"
     note = wait_for(lambda: [t for t in _in_thread(slack_api, thread) if "was missed" in t])
     assert f"<@{OWNER}>" in note[0] and "instalment 2" in note[0]
+    with rt.sessions() as session:
+        lines = [h.text for h in history_of(session, thread.customer_id, "America/New_York")]
+    assert "payment plan of 3 instalments in USD for INV-7 by <@U0APPROVER>" in lines
+    assert "instalment paid: number 1, 400.00 USD due 2026-03-20" in lines
+    assert "instalment missed: number 2, 400.00 USD due 2026-04-20" in lines
     assert "esc_claim" in json.dumps(slack_api.messages[key]["blocks"])  # buttons are back
     with rt.sessions() as session:
         assert session.scalars(select(Invoice.payment_plan)).one() is False
