@@ -66,7 +66,8 @@ def open_plan_form(kit: ListenerKit, body: Body, trigger_id: str) -> None:
         if len({i.currency for i in open_ones}) == 1:
             total, currency = plans.balance_of(open_ones)
             scopes.insert(0, (plans.ACCOUNT, f"The whole account: {format_money(total, currency)}"))
-    view = plan_modal(escalation_id, customer, scopes, open_ones[0].currency)
+    currencies = "/".join(sorted({i.currency for i in open_ones}))  # several: one per invoice
+    view = plan_modal(escalation_id, customer, scopes, currencies)
     view["private_metadata"] = f"{escalation_id}|{channel or ''}"
     kit.open_view(trigger_id, view, channel, user)
 
