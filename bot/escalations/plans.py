@@ -154,6 +154,43 @@ def paid_so_far(session: Session, plan: PaymentPlan) -> Decimal:
     return max(plan.total - left, Decimal(0))
 
 
+def running(session: Session) -> list[tuple[PaymentPlan, list[PlanInstalment], Decimal]]:
+    """Every active plan with its instalments and what has been paid, in three queries however
+    many plans run (the sweep and the morning plan read them all)."""
+    active = list(
+        session.scalars(
+            select(PaymentPlan).where(PaymentPlan.state == "active").order_by(PaymentPlan.id)
+        )
+    )
+    if not active:
+        return []
+    by_plan: dict[int, list[PlanInstalment]] = {p.id: [] for p in active}
+    for instalment in session.scalars(
+        select(PlanInstalment)
+        .join(PaymentPlan, PaymentPlan.id == PlanInstalment.plan_id)
+        .where(PaymentPlan.state == "active")
+        .order_by(PlanInstalment.plan_id, PlanInstalment.seq)
+    ):
+        by_plan.setdefault(instalment.plan_id, []).append(instalment)
+    left = {  # the invoices held by a running plan carry its flag
+        invoice_id: balance if status == "open" else Decimal(0)
+        for invoice_id, balance, status in session.execute(
+            select(Invoice.id, Invoice.balance, Invoice.status).where(
+                Invoice.payment_plan.is_(True)
+            )
+        )
+    }
+    out = []
+    for plan in active:
+        if all(i in left for i in plan.invoice_ids):
+            owed = sum((left[i] for i in plan.invoice_ids), Decimal(0))
+            paid = max(plan.total - owed, Decimal(0))
+        else:  # a flag cleared by hand: read this plan's invoices themselves
+            paid = paid_so_far(session, plan)
+        out.append((plan, by_plan[plan.id], paid))
+    return out
+
+
 def still_owed(instalments: Sequence[PlanInstalment], paid: Decimal) -> list[Decimal]:
     """What each instalment still lacks once `paid` is counted against them in date order."""
     owed, counted = [], Decimal(0)
@@ -249,10 +286,8 @@ def check_plans(session: Session, today: date, grace_days: int, now: datetime) -
     first instalment not covered is past its date plus grace (missed). The invoices of an ended
     plan leave the hold. Returns the misses, for the owner to be told."""
     missed: list[Missed] = []
-    plans = session.scalars(select(PaymentPlan).where(PaymentPlan.state == "active")).all()
-    for plan in plans:
-        instalments = instalments_of(session, plan.id)
-        owed = still_owed(instalments, paid_so_far(session, plan))
+    for plan, instalments, paid in running(session):
+        owed = still_owed(instalments, paid)
         for instalment, lacking in zip(instalments, owed, strict=True):
             if lacking == 0 and instalment.paid_on is None:
                 instalment.paid_on = today
@@ -337,9 +372,8 @@ class NextInstalment:
 def next_instalments(session: Session) -> dict[int, NextInstalment]:
     """Per customer with a running plan, its first instalment not yet covered nor missed."""
     out: dict[int, NextInstalment] = {}
-    for plan in session.scalars(select(PaymentPlan).where(PaymentPlan.state == "active")):
-        instalments = instalments_of(session, plan.id)
-        owed = still_owed(instalments, paid_so_far(session, plan))
+    for plan, instalments, paid in running(session):
+        owed = still_owed(instalments, paid)
         for instalment, lacking in zip(instalments, owed, strict=True):
             if lacking > 0 and instalment.missed_at is None:
                 out[plan.customer_id] = NextInstalment(
