@@ -114,10 +114,7 @@ def test_a_report_that_says_not_delivered_fails_the_reminder_whatever_its_code(
     rt: Runtime, app: httpx.Client, block: str
 ) -> None:
     reminder = _sent(rt)
-    notice = (
-        "Your message to ap@ridgeline.example could not be delivered: "
-        "the mail system gave up."
-    )
+    notice = "Your message to ap@ridgeline.example could not be delivered: the mail system gave up."
 
     assert post_mail(app, _dsn(reminder, block, notice)).json()["status"] == "bounce"
 
