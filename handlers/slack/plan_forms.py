@@ -170,8 +170,13 @@ def on_resume(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
             if isinstance(o, dict) and o.get("value") in service.CLEARABLE
         }
     )
-    with kit.runtime.sessions() as session:
-        holding = service.on_hold(session, form.about, kit.runtime.clock.now())
+    try:
+        with kit.runtime.sessions() as session:
+            holding = service.on_hold(session, form.about, kit.runtime.clock.now())
+    except UserError as exc:  # e.g. the escalation is gone: close the form and say why
+        ack()
+        kit.tell(form.channel, clicker(body)[0], mrkdwn("Nothing changed: ", str(exc), "."))
+        return
     cleared = [text for key, text in holding.items() if key in clear]
     kept = [text for key, text in holding.items() if key not in clear]
     metadata = f"{form.about}|{form.channel or ''}|{','.join(clear)}"
