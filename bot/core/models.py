@@ -131,11 +131,33 @@ class Invoice(Base):
     promise_date: Mapped[date | None] = mapped_column(Date)
     payment_plan: Mapped[bool] = mapped_column(Boolean, default=False)
     payment_link: Mapped[str | None] = mapped_column(String(2048))
+    # Where the invoice's PDF copy is fetched from, for a ledger CSV's `pdf_url` (http(s))
+    document_url: Mapped[str | None] = mapped_column(String(2048))
     paid_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
     customer: Mapped[Customer] = relationship(back_populates="invoices")
+
+
+class InvoiceDocument(Base):
+    """An invoice's PDF copy as its source gave it, for one version of the invoice (a digest of
+    its facts, bot/ledger/documents.py): a changed invoice has a new version and is fetched
+    again, so a copy never outlives the facts it shows."""
+
+    __tablename__ = "invoice_documents"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "version", name="invoice_document_version"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    version: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(String(32))  # "quickbooks", "pdf_url", "folder", ...
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    fetched_at: Mapped[datetime]
 
 
 class Payment(Base):
@@ -254,6 +276,16 @@ class ReminderInvoice(Base):
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
     step_key: Mapped[str] = mapped_column(String(64))
     due_date: Mapped[date] = mapped_column(Date)
+
+
+class ReminderAttachment(Base):
+    """An invoice whose PDF copy goes with a reminder's email: its step or the setting asked
+    for it, or the person who wrote a reply from a thread ticked it."""
+
+    __tablename__ = "reminder_attachments"
+
+    reminder_id: Mapped[int] = mapped_column(ForeignKey("reminders.id"), primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
 
 
 class Event(Base):

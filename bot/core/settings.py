@@ -303,6 +303,15 @@ class Settings(BaseSettings):
         "https://api.freshbooks.com/auth/oauth/token", validation_alias=_env("FRESHBOOKS_TOKEN_URL")
     )
 
+    # Copies of invoices (PDF) in reminders: every remind step attaches them when on (a step's
+    # own attach_invoice_pdf wins); a CSV ledger's copies come from its pdf_url column or from
+    # this folder (one <invoice number>.pdf a file); an email carrying more than this is refused.
+    attach_invoice_pdf: bool = Field(False, validation_alias=_env("ARBOT_ATTACH_INVOICE_PDF"))
+    invoice_pdf_dir: str | None = Field(None, validation_alias=_env("ARBOT_INVOICE_PDF_DIR"))
+    max_message_mb: float = Field(
+        10.0, gt=0, le=100, validation_alias=_env("ARBOT_MAX_MESSAGE_MB")
+    )
+
     # Optional LLM (off unless LLM_BASE_URL is set)
     llm_base_url: str | None = Field(None, validation_alias=_env("LLM_BASE_URL"))
     llm_model: str | None = Field(None, validation_alias=_env("LLM_MODEL"))
