@@ -74,6 +74,7 @@ class Customer(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     crm_ref: Mapped[str | None] = mapped_column(String(160))  # "<crm>:<id>" once matched
+    language: Mapped[str | None] = mapped_column(String(16))  # BCP 47 tag ("es"); None: English
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -99,6 +100,7 @@ class Contact(Base):
     sms_opted_out_at: Mapped[datetime | None]
     email_unusable_at: Mapped[datetime | None]
     sms_unusable_at: Mapped[datetime | None]
+    language: Mapped[str | None] = mapped_column(String(16))  # else the customer's
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -258,6 +260,7 @@ class Reminder(Base):
     error: Mapped[str | None] = mapped_column(Text)
     cancel_reason: Mapped[str | None] = mapped_column(String(32))
     sent_at: Mapped[datetime | None]
+    language: Mapped[str | None] = mapped_column(String(16))  # the message's; None: English
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
