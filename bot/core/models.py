@@ -471,6 +471,35 @@ class MailboxGrant(Base):
     refusal: Mapped[str | None] = mapped_column(Text)
 
 
+class ControlHoldout(Base):
+    """The randomized holdout's one row: the installation's salt (drawn once), the share of
+    ARBOT_CONTROL_SHARE in force and since when (bot.planning.control)."""
+
+    __tablename__ = "control_holdout"
+    __table_args__ = (CheckConstraint("id = 1", name="control_holdout_one_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    salt: Mapped[str] = mapped_column(String(64))
+    share: Mapped[Decimal]
+    share_since: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class ControlAssignment(Base):
+    """A customer's group in the holdout, never changed once written: `control` (observed only)
+    or `followed`; when, and the share in force then."""
+
+    __tablename__ = "control_assignments"
+    __table_args__ = (
+        CheckConstraint("grp IN ('control', 'followed')", name="control_assignment_group"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    grp: Mapped[str] = mapped_column(String(16), index=True)
+    assigned_at: Mapped[datetime]
+    share: Mapped[Decimal]
+
+
 class SyncState(Base):
     """Where the next incremental sync of a source starts, and how the last one went."""
 
