@@ -123,6 +123,15 @@ class Settings(BaseSettings):
     pilot_max_invoices: int | None = Field(
         None, ge=1, validation_alias=_env("ARBOT_PILOT_MAX_INVOICES")
     )
+    # A stable random share of the customers in the pilot's scope kept observe-only, to compare
+    # against (bot.planning.control); 0 runs no holdout.
+    control_share: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        le=Decimal("0.5"),
+        decimal_places=4,
+        validation_alias=_env("ARBOT_CONTROL_SHARE"),
+    )
 
     # Email
     smtp_host: str | None = Field(None, validation_alias=_env("SMTP_HOST"))
