@@ -12,15 +12,20 @@ milliseconds a message (most of a send). What it writes is plain MIME that any r
 
 from __future__ import annotations
 
+import base64
 import binascii
+import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from email.header import Header
 from email.utils import formataddr
+
+from integrations.base.outbound import Attachment
 
 FOLD_AT = 78  # RFC 5322: lines SHOULD be at most 78 characters
 LONGEST_LINE = 998  # ... and MUST be at most 998 (RFC 2045's 7bit)
 CRLF = "\r\n"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,120}")
 
 
 def plain(name: str, value: str) -> str:
@@ -82,22 +87,66 @@ def _body(content: str, subtype: str) -> str:
     )
 
 
-def email_bytes(headers: Iterable[tuple[str, str]], text: str, html: str | None) -> bytes:
+def email_bytes(
+    headers: Iterable[tuple[str, str]],
+    text: str,
+    html: str | None,
+    attachments: Sequence[Attachment] = (),
+) -> bytes:
     """The whole message: `headers` (name and value, each value made by `plain`, `mailbox` or
-    `text_value`), MIME-Version, and the text (and HTML) bodies."""
+    `text_value`), MIME-Version, and the text (and HTML) bodies; with `attachments`, those
+    bodies and then each file, in a multipart/mixed."""
     head = [_fold(name, value) for name, value in headers]
     head.append("MIME-Version: 1.0")
+    content = _bodies(text, html)
+    if attachments:
+        boundary = _boundary()
+        parts = [f'Content-Type: multipart/mixed; boundary="{boundary}"{CRLF}{CRLF}']
+        parts += [f"--{boundary}{CRLF}", content]
+        for attachment in attachments:
+            parts += [f"{CRLF}--{boundary}{CRLF}", _file(attachment)]
+        parts.append(f"{CRLF}--{boundary}--{CRLF}")
+        content = "".join(parts)
+    return (CRLF.join(head) + CRLF + content).encode("ascii")
+
+
+def _boundary() -> str:
+    return f"==============={secrets.token_hex(12)}=="
+
+
+def _bodies(text: str, html: str | None) -> str:
+    """The text body, or the text and HTML bodies in a multipart/alternative: one MIME entity,
+    its headers and then its content."""
     if html is None:
-        return (CRLF.join(head) + CRLF + _body(text, "plain")).encode("ascii")
-    boundary = f"==============={secrets.token_hex(12)}=="
-    head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+        return _body(text, "plain")
+    boundary = _boundary()
     # The line break before a boundary belongs to the boundary: each body keeps its own last.
     parts = [
-        CRLF.join(head) + CRLF + CRLF,
+        f'Content-Type: multipart/alternative; boundary="{boundary}"{CRLF}{CRLF}',
         f"--{boundary}{CRLF}",
         _body(text, "plain"),
         f"{CRLF}--{boundary}{CRLF}",
         _body(html, "html"),
         f"{CRLF}--{boundary}--{CRLF}",
     ]
-    return "".join(parts).encode("ascii")
+    return "".join(parts)
+
+
+def _file(attachment: Attachment) -> str:
+    """One attached file, base64 in lines of 76 characters (RFC 2045)."""
+    name = attachment.filename
+    if not _SAFE_NAME.fullmatch(name):
+        raise ValueError(f"the attachment name {name!r} may hold only letters, digits, . _ -")
+    kind = plain("Content-Type", attachment.content_type)
+    data = base64.encodebytes(attachment.data).decode("ascii").replace("\n", CRLF)
+    return (
+        f'Content-Type: {kind}; name="{name}"{CRLF}'
+        f'Content-Disposition: attachment; filename="{name}"{CRLF}'
+        f"Content-Transfer-Encoding: base64{CRLF}{CRLF}{data}"
+    )
+
+
+def encoded_size(size: int) -> int:
+    """How many bytes `size` bytes take in a message as base64 lines of 76 and their CRLFs."""
+    encoded = 4 * ((size + 2) // 3)
+    return encoded + 2 * ((encoded + 75) // 76)

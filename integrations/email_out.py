@@ -20,7 +20,8 @@ TIMEOUT_SECONDS = 30
 def build_email(message: Outgoing) -> bytes:
     """multipart/alternative (text and HTML), our Message-ID, a per-reminder Reply-To, one-click
     List-Unsubscribe, and Auto-Submitted so vacation responders stay quiet (RFC 3834; not on
-    what a person wrote, which carries In-Reply-To and References instead). The bytes
+    what a person wrote, which carries In-Reply-To and References instead), and the files it
+    carries (copies of invoices) after the text, in a multipart/mixed. The bytes
     as SMTP takes them (integrations/email_mime.py); ValueError when they cannot be written."""
     if not message.from_email:
         raise ValueError("no sender address: set ARBOT_FROM_EMAIL")
@@ -48,7 +49,7 @@ def build_email(message: Outgoing) -> bytes:
             headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     if not message.written_by_person:
         headers.append(("Auto-Submitted", "auto-generated"))
-    return email_bytes(headers, message.text, message.html)
+    return email_bytes(headers, message.text, message.html, message.attachments)
 
 
 class SmtpSender:

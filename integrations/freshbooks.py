@@ -51,6 +51,7 @@ from integrations.freshbooks_records import (
     is_draft,
     updated_at,
 )
+from integrations.invoice_pdfs import source_pdf
 from integrations.oauth_client import OAuthClient
 from integrations.source_records import add_missing_customers, next_cursor, parse_cursor
 
@@ -150,6 +151,14 @@ class FreshBooksSource:
         rows = [*raw_clients, *raw_invoices, *raw_payments]
         batch.cursor = next_cursor(cursor, self._server_time, (updated_at(row) for row in rows))
         return batch
+
+    # --- PdfSource ---------------------------------------------------------------------------
+
+    def invoice_pdf(self, external_id: str, number: str, max_bytes: int) -> bytes:
+        """The invoice as FreshBooks renders it (`GET invoices/invoices/{id}/pdf`)."""
+        return source_pdf(
+            self.client, number, f"{self.base}/invoices/invoices/{external_id}/pdf", max_bytes
+        )
 
     # --- InvoiceNotes -------------------------------------------------------------------------
 

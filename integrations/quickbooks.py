@@ -33,6 +33,7 @@ from integrations.base.ledger import (
 )
 from integrations.csv_common import normalise_phone
 from integrations.errors import SourceError
+from integrations.invoice_pdfs import source_pdf
 from integrations.oauth_client import OAuthClient
 from integrations.source_records import (
     UnreadableField,
@@ -104,6 +105,18 @@ class QuickBooksSource:
         rows = [*raw_customers, *raw_invoices, *raw_payments]
         batch.cursor = next_cursor(cursor, self._server_time, (_updated(row) for row in rows))
         return batch
+
+    # --- PdfSource ---------------------------------------------------------------------------
+
+    def invoice_pdf(self, external_id: str, number: str, max_bytes: int) -> bytes:
+        """The invoice as QuickBooks renders it (`GET invoice/{id}/pdf`)."""
+        return source_pdf(
+            self.client,
+            number,
+            f"{self.base}/invoice/{external_id}/pdf",
+            max_bytes,
+            params={"minorversion": MINOR_VERSION},
+        )
 
     # --- InvoiceNotes -------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from integrations.base.ledger import (
 )
 from integrations.csv_common import normalise_phone
 from integrations.errors import SourceError, SourceUnavailable
+from integrations.invoice_pdfs import source_pdf
 from integrations.oauth_client import OAuthClient
 from integrations.source_records import (
     UnreadableField,
@@ -134,6 +135,18 @@ class XeroSource:
         rows = [*raw_contacts, *raw_invoices, *raw_payments]
         batch.cursor = next_cursor(cursor, self._server_time, (_updated(row) for row in rows))
         return batch
+
+    # --- PdfSource ---------------------------------------------------------------------------
+
+    def invoice_pdf(self, external_id: str, number: str, max_bytes: int) -> bytes:
+        """The invoice as Xero renders it (`GET Invoices/{InvoiceID}` asking for a PDF)."""
+        return source_pdf(
+            self.client,
+            number,
+            f"{self.base}/Invoices/{external_id}",
+            max_bytes,
+            headers={"xero-tenant-id": self.tenant_id},
+        )
 
     # --- InvoiceNotes -------------------------------------------------------------------------
 

@@ -27,6 +27,15 @@ class Drafter(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file carried by an email, e.g. a copy of an invoice: `INV-1042.pdf`, application/pdf."""
+
+    filename: str  # letters, digits, `.`, `_` and `-` only
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     reminder_id: int
     channel: str  # "email" | "sms"
@@ -48,6 +57,7 @@ class Outgoing:
     in_reply_to: str | None = None
     references: str | None = None
     written_by_person: bool = False  # not auto-generated (RFC 3834): no Auto-Submitted header
+    attachments: tuple[Attachment, ...] = ()  # email only: files after the text (multipart/mixed)
 
 
 @dataclass(frozen=True, slots=True)
