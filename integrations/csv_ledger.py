@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core.errors import UserError, ValidationFailed
+from bot.core.language import parse_language
 from bot.core.money import parse_amount
 from bot.core.vocabulary import TIERS
 from integrations.base.ledger import (
@@ -116,6 +117,7 @@ COLUMNS = (
     Column("sms_consent", _boolean, required=False),
     Column("never_automate", _boolean, required=False),
     Column("tags", _tags, required=False),
+    Column("language", parse_language, required=False),
 )
 
 
@@ -137,6 +139,7 @@ class LedgerRow(NamedTuple):
     sms_consent: bool | None
     never_automate: bool | None
     tags: list[str] | None
+    language: str | None
     invoice_number: str
     issue_date: date
     due_date: date
@@ -229,6 +232,8 @@ def _read(path: Path, phone_region: str, on_row: Callable[[], None] | None) -> L
         if customer is None:
             customer = CustomerRecord(external_id=row.customer_id, name=row.customer_name)
             batch.customers[row.customer_id] = customer
+        if customer.language is None:  # the first language given on its rows
+            customer.language = row.language
         contact = _contact(row, row_number, path.name, phone_region)
         if contact is not None:
             known = contacts_of.setdefault(row.customer_id, {})
@@ -330,6 +335,12 @@ def _merge_contact(
             f"row {row_number}, phone: {contact.phone} differs from {earlier.phone} given for "
             f"{contact.email} on row {first_row}; one contact has one phone number"
         )
+    if earlier.language and contact.language and earlier.language != contact.language:
+        return (
+            f"row {row_number}, language: {contact.language} differs from {earlier.language} "
+            f"given for {contact.email or contact.phone} on row {first_row}; one contact reads "
+            "one language"
+        )
     known[key] = (
         first_row,
         ContactRecord(
@@ -338,6 +349,7 @@ def _merge_contact(
             phone=earlier.phone or contact.phone,
             sms_consent=earlier.sms_consent or contact.sms_consent,
             consent_source=earlier.consent_source or contact.consent_source,
+            language=earlier.language or contact.language,
         ),
     )
     return None
@@ -355,4 +367,5 @@ def _contact(
         sms_consent=bool(row.sms_consent),
         # the file's name as text the contact's consent_source column can always hold
         consent_source=f"{visible(file_name, 200)} row {row_number}" if row.sms_consent else None,
+        language=row.language,
     )

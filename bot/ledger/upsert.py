@@ -31,8 +31,16 @@ from integrations.base.ledger import (
 
 # Rows are read as plain tuples of the columns compared, not ORM objects: a re-import of 100,000
 # invoices compares far faster that way.
-_CUSTOMER_FIELDS = ("name", "tier", "owner_slack_id", "timezone", "never_automate", "tags")
-_CONTACT_FIELDS = ("id", "customer_id", "name", "email", "phone", "sms_consent")
+_CUSTOMER_FIELDS = (
+    "name",
+    "tier",
+    "owner_slack_id",
+    "timezone",
+    "never_automate",
+    "tags",
+    "language",
+)
+_CONTACT_FIELDS = ("id", "customer_id", "name", "email", "phone", "sms_consent", "language")
 
 
 @dataclass
@@ -167,6 +175,7 @@ def _upsert_customers(
                     "timezone": record.timezone,
                     "never_automate": bool(record.never_automate),
                     "tags": record.tags or [],
+                    "language": record.language,
                     "currency": next(iter(only)) if len(only) == 1 else None,
                     "created_at": now,
                     "updated_at": now,
@@ -214,6 +223,8 @@ def _contact_changes(stored: Row[Any], record: ContactRecord, now: datetime) -> 
         changes["email"] = record.email
     if record.phone and stored.phone != record.phone:
         changes["phone"] = record.phone
+    if record.language and stored.language != record.language:
+        changes["language"] = record.language
     if record.sms_consent and not stored.sms_consent:
         changes.update(
             sms_consent=True, sms_consent_at=now, sms_consent_source=record.consent_source
@@ -253,6 +264,7 @@ def _upsert_contacts(
                         "sms_consent": contact.sms_consent,
                         "sms_consent_at": now if contact.sms_consent else None,
                         "sms_consent_source": contact.consent_source,
+                        "language": contact.language,
                         "created_at": now,
                         "updated_at": now,
                     }

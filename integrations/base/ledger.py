@@ -65,6 +65,7 @@ class ContactRecord:
     phone: str | None  # E.164
     sms_consent: bool
     consent_source: str | None  # where the consent was recorded, e.g. "ledger.csv row 12"
+    language: str | None = None  # BCP 47 tag (bot.core.language); None: not given, keep stored
 
     def key(self) -> tuple[str, str]:
         return ((self.email or "").lower(), self.phone or "")
@@ -81,6 +82,7 @@ class CustomerRecord:
     timezone: str | None = None
     never_automate: bool | None = None
     tags: list[str] | None = None
+    language: str | None = None  # BCP 47 tag, for contacts without their own
     contacts: list[ContactRecord] = field(default_factory=list)
 
 
@@ -157,6 +159,7 @@ OPTIONAL_COLUMNS = (
     "sms_consent",
     "never_automate",
     "tags",
+    "language",
 )
 
 
