@@ -100,6 +100,8 @@ def status_text(doc: dict[str, Any], show_amounts: bool) -> Mrkdwn:
         lines.append(mrkdwn("Next: ", _next_in_words(doc["next"])))
     if doc.get("payment_plan"):
         lines.append(mrkdwn(":calendar: ", doc["payment_plan"]["summary"]))
+    if doc.get("control"):
+        lines.append(mrkdwn(":test_tube: ", doc["control"]["summary"].capitalize()))
     open_escalations = [e for e in doc["escalations"] if e["state"] != "resolved"]
     for escalation in open_escalations:
         owner = (

@@ -8,12 +8,21 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.core.models import Contact, Customer, Escalation, Event, Invoice, Reminder
+from bot.core.models import (
+    Contact,
+    ControlAssignment,
+    Customer,
+    Escalation,
+    Event,
+    Invoice,
+    Reminder,
+)
 from bot.core.money import decimal_str
 from bot.core.vocabulary import TOUCHED, WAITING
 from bot.escalations import plans
 from bot.ledger.aging import aging_report
 from bot.ledger.customers import find_customer
+from bot.planning import control
 
 RECENT_EVENTS = 50
 
@@ -77,6 +86,26 @@ def account_status(session: Session, query: str, as_of: date) -> dict[str, Any]:
         "events": [_event(event) for event in events],
         "escalations": [_escalation(escalation) for escalation in escalations],
         "payment_plan": _plan(plans.progress(session, customer.id)),
+        "control": _control(control.assignment_of(session, customer.id)),
+    }
+
+
+def _control(assignment: ControlAssignment | None) -> dict[str, Any] | None:
+    """The customer's group in the randomized holdout, when one ever ran."""
+    if assignment is None:
+        return None
+    since = assignment.assigned_at.date().isoformat()
+    share = f"{assignment.share.normalize():f}"
+    summary = (
+        f"in the control group: observed only since {since} (ARBOT_CONTROL_SHARE {share})"
+        if assignment.grp == control.CONTROL
+        else f"followed up, not in the control group (drawn on {since}, share {share})"
+    )
+    return {
+        "group": assignment.grp,
+        "since": assignment.assigned_at.isoformat(),
+        "share": share,
+        "summary": summary,
     }
 
 

@@ -90,6 +90,7 @@ class History:
     escalated: set[int] = field(default_factory=set)  # customers with an open escalation
     planned_days: set[tuple[int, date]] = field(default_factory=set)  # (customer, plan date)
     instalments: dict[int, NextInstalment] = field(default_factory=dict)  # customer -> next one
+    control: dict[int, datetime] = field(default_factory=dict)  # control group -> since when
 
 
 def load_customers(session: Session) -> list[CustomerFacts]:

@@ -13,7 +13,7 @@ from datetime import date
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.escalations import posting as escalation_posting
-from bot.planning import held, posting
+from bot.planning import control, held, posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import PlanRun, prepare_links, run_plan
 from bot.reminders.drafting import polish
@@ -44,6 +44,9 @@ def plan_day(
     polish the drafts (with a drafter) and post the plan to ARBOT_FINANCE_CHANNEL (with Slack)."""
     rules = PlanRules.from_settings(runtime.settings)
     now = runtime.clock.now()
+    if rules.control_share > 0:  # the salt is kept even by a dry run, so both draw alike
+        with runtime.writing() as session:
+            control.ensure_holdout(session, rules.control_share, now)
     if links is not None and not dry_run:  # made at the processor before the write transaction
         with runtime.sessions() as session:
             links = prepare_links(session, rules, day, now, links)

@@ -10,7 +10,7 @@ person instead of a message.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -43,12 +43,17 @@ class Pilot:
         return bool(self.tiers or self.tags or self.customers or self.max_invoices)
 
     def covers(self, customer: CustomerFacts) -> bool:
+        return self.scope_covers(customer.tier, customer.tags, customer.external_id)
+
+    def scope_covers(self, tier: str, tags: Sequence[str], external_id: str) -> bool:
+        """Whether the scope (tiers, tags, customers) takes in a customer; every customer when
+        the pilot names none."""
         if not (self.tiers or self.tags or self.customers):
             return True
         return (
-            customer.tier in self.tiers
-            or bool(self.tags.intersection(customer.tags))
-            or customer.external_id in self.customers
+            tier in self.tiers
+            or bool(self.tags.intersection(tags))
+            or external_id in self.customers
         )
 
 
@@ -61,7 +66,9 @@ class PlanRules:
     resolved_when: frozenset[str] = frozenset(RESOLUTIONS)
     escalation_routes: dict[str, str] = field(default_factory=dict)
     pilot: Pilot = field(default_factory=Pilot)
+    control_share: Decimal = Decimal(0)  # ARBOT_CONTROL_SHARE (bot.planning.control)
     sender: Sender = field(default_factory=lambda: Sender("Accounts Receivable"))
+    attach_invoice_pdf: bool = False  # ARBOT_ATTACH_INVOICE_PDF: a step's own say wins
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PlanRules:
@@ -79,7 +86,9 @@ class PlanRules:
                 customers=frozenset(settings.pilot_customers),
                 max_invoices=settings.pilot_max_invoices,
             ),
+            control_share=settings.control_share,
             sender=Sender(settings.business_name, settings.from_email, None),
+            attach_invoice_pdf=settings.attach_invoice_pdf,
         )
 
 
@@ -107,6 +116,7 @@ class PlanItem:
     reason: str | None = None  # why a person gets it, for escalations
     message: Rendered | None = None
     observe_only: bool = False
+    control: bool = False  # observed only because the customer is in the control group
     instalment: NextInstalment | None = None  # a payment plan's instalment this reminds of
 
 
@@ -230,6 +240,9 @@ class DayPlanner:
             return
         item.instalment = instalment
         in_scope = rules.pilot.covers(customer)
+        # The control group gets no automated message; an escalation still reaches a person.
+        if in_scope and item.action == "remind" and customer.id in history.control:
+            item.control, in_scope = True, False
         if in_scope and rules.pilot.max_invoices is not None:
             in_scope = self.pilot_invoices + len(due) <= rules.pilot.max_invoices
             self.pilot_invoices += len(due) if in_scope else 0

@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.bulk_rows import insert_rows, new_ids
 from bot.core.locks import PLAN_LOCK, schema_lock
-from bot.core.models import Event, Reminder, ReminderInvoice
+from bot.core.models import Event, Reminder, ReminderAttachment, ReminderInvoice
 from bot.core.vocabulary import AUTO_APPROVER
 from bot.escalations import service
 from bot.learning.versions import active_version, bundle_of, ensure_active, load_checked
 from bot.payments.links import PreparedLinks, PreparingLinks, payment_link
+from bot.planning import control
 from bot.planning import facts as plan_data
 from bot.planning.facts import CustomerFacts, InvoiceFacts
 from bot.planning.planner import DayPlanner, Plan, PlanItem, PlanRules, compute_plan
@@ -55,6 +56,7 @@ def run_plan(
     version = ensure_active(session, now)
     bundle = bundle_of(version)
     history = plan_data.load_history(session)
+    history.control = control_group(session, rules, now)
 
     def link_for(customer: CustomerFacts, invoices: list[InvoiceFacts]) -> str | None:
         return payment_link(session, None if dry_run else links, customer, invoices, now)
@@ -62,7 +64,9 @@ def run_plan(
     planner = DayPlanner(
         history, bundle.playbook, rules, day, now, Renderer(bundle.templates), link_for
     )
-    writer = None if dry_run else PlanWriter(session, day, version.id, now)
+    writer = (
+        None if dry_run else PlanWriter(session, day, version.id, now, rules.attach_invoice_pdf)
+    )
     for customer in plan_data.stream_customers(session):
         planner.add(customer)
         if writer is not None and len(planner.plan.items) - writer.written >= WRITE_EVERY:
@@ -84,6 +88,9 @@ def prepare_links(
     bundle = bundle_of(version) if version is not None else load_checked(None)
     customers = plan_data.load_customers(session)
     history = plan_data.load_history(session)
+    history.control = control.control_members(
+        session, rules.control_share, rules.pilot.scope_covers
+    )
     preparing = PreparingLinks(links)
 
     def link_for(customer: CustomerFacts, invoices: list[InvoiceFacts]) -> str | None:
@@ -94,6 +101,13 @@ def prepare_links(
     )
     session.rollback()
     return PreparedLinks(preparing.made, preparing.refused)
+
+
+def control_group(session: Session, rules: PlanRules, now: datetime) -> dict[int, datetime]:
+    """Give the customers in the pilot's scope met for the first time their holdout group, then
+    return the control group (customer id -> since when)."""
+    control.assign_new(session, rules.control_share, now, rules.pilot.scope_covers)
+    return control.control_members(session)
 
 
 def idempotency_key(customer_id: int, day: date) -> str:
@@ -125,6 +139,7 @@ REMINDER_COLUMNS = (
 )
 STATE = REMINDER_COLUMNS.index("state")
 LINK_COLUMNS = ("reminder_id", "invoice_id", "step_key", "due_date")
+ATTACHMENT_COLUMNS = ("reminder_id", "invoice_id")
 EVENT_COLUMNS = ("at", "actor", "kind", "customer_id", "invoice_id", "reminder_id", "payload")
 
 
@@ -133,8 +148,16 @@ class PlanWriter:
     their audit events, a part at a time, with set-based statements (COPY on PostgreSQL): each
     reminder's id is taken first, so nothing is read back."""
 
-    def __init__(self, session: Session, day: date, version_id: int, now: datetime) -> None:
+    def __init__(
+        self,
+        session: Session,
+        day: date,
+        version_id: int,
+        now: datetime,
+        attach_by_default: bool = False,
+    ) -> None:
         self.session, self.day, self.version_id, self.now = session, day, version_id, now
+        self.attach_by_default = attach_by_default  # ARBOT_ATTACH_INVOICE_PDF
         self.written = 0  # how many of the plan's items are stored
         self.ids: dict[int, int] = {}  # customer id -> stored reminder id
 
@@ -147,6 +170,7 @@ class PlanWriter:
         reminder_ids = new_ids(session, core_table(Reminder), len(new))
         reminders: list[tuple[Any, ...]] = []
         links: list[tuple[Any, ...]] = []
+        copies: list[tuple[Any, ...]] = []  # the invoices whose copies each email carries
         events: list[tuple[Any, ...]] = []
         escalations: list[dict[str, object]] = []
         for item, reminder_id in zip(new, reminder_ids, strict=True):
@@ -156,6 +180,12 @@ class PlanWriter:
             links.extend(
                 (reminder_id, d.invoice.id, d.step.key, d.invoice.due_date) for d in item.due
             )
+            if (
+                item.action == "remind"
+                and item.channel == "email"
+                and item.step.attaches_copies(self.attach_by_default)
+            ):
+                copies.extend((reminder_id, d.invoice.id) for d in item.due)
             numbers = [d.invoice.number for d in item.due]
             planned = {
                 "step": item.step.key,
@@ -186,6 +216,7 @@ class PlanWriter:
                 )
         insert_rows(session, core_table(Reminder), REMINDER_COLUMNS, reminders)
         insert_rows(session, core_table(ReminderInvoice), LINK_COLUMNS, links)
+        insert_rows(session, core_table(ReminderAttachment), ATTACHMENT_COLUMNS, copies)
         service.open_many(session, escalations)
         insert_rows(session, core_table(Event), EVENT_COLUMNS, events)
         self.written = len(items)

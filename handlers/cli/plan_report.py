@@ -33,6 +33,7 @@ def _item_json(item: PlanItem, reminder_id: int | None) -> dict[str, Any]:
         "auto_approve": item.auto_approve,
         "escalate_to": item.escalate_to,
         "reason": item.reason,
+        "control": item.control,
     }
 
 
@@ -124,10 +125,16 @@ def plan_tables(run: PlanRun, dry_run: bool) -> Group:
                 + (f" ({example.detail})" if example.detail else ""),
             )
         parts.append(held)
-    if plan.observed:
+    control = sum(1 for i in plan.observed if i.control)
+    if len(plan.observed) > control:
         parts.append(
             f"Observe only (outside the pilot scope, not offered for approval): "
-            f"{len(plan.observed)} customers would be contacted."
+            f"{len(plan.observed) - control} customers would be contacted."
+        )
+    if control:
+        parts.append(
+            f"Control group (observed only, ARBOT_CONTROL_SHARE): {control} customers would "
+            f"be contacted."
         )
     return Group(*parts)
 

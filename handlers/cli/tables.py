@@ -98,6 +98,8 @@ def status_tables(doc: dict[str, Any]) -> list[Any]:
         head.add_row("Tags", ", ".join(customer["tags"]))
     if doc.get("payment_plan"):
         head.add_row("Payment plan", doc["payment_plan"]["summary"])
+    if doc.get("control"):
+        head.add_row("Holdout", doc["control"]["summary"])
     for contact in customer["contacts"]:
         reach = ", ".join(x for x in (contact["email"], contact["phone"]) if x)
         flags = []
