@@ -1,0 +1,271 @@
+"""When will an invoice be paid: a transparent statistical model learned from the ledger's history.
+
+An invoice's *days late* is its payment date minus its due date (negative when paid early). For
+the whole book and for each customer the model keeps a distribution of days late, estimated with
+Kaplan-Meier so that invoices still open count honestly: an invoice open on the as-of day says
+"not paid before today", which is all that is known of it (censoring). Each observation is
+weighted by its recency (a half-life in days, counted back from the as-of day).
+
+A customer's distribution is a mixture of its own and the book's (the portfolio's), the customer's
+share being n / (n + PRIOR_INVOICES) where n is the recency-weighted count of its paid invoices: a
+customer with a dozen recent payments speaks mostly for itself; one with none gets the portfolio's
+behaviour, and every answer says which (`basis`).
+
+For an open invoice the model conditions on what is known on the as-of day (not paid yet): the
+expected payment date is the median of the remaining distribution (the date that minimises the
+mean absolute error), the spread its 10th and 90th percentiles. Mass the history never saw paid
+(a last observation still open) is "later than anything seen": it is never placed inside a
+forecast week, and a median falling there is put TAIL_DAYS past what history covers.
+
+Fitting is one pass over the history; every question after that is a few binary searches, so the
+plan asks it of 100,000 invoices cheaply."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+PRIOR_INVOICES = 0.25  # the book's usual lateness counts as this many of the customer's invoices
+OWN_PRIOR_INVOICES = 4.0  # the pooled spread counts as this many of the customer's own invoices
+CUSTOMER_HALF_LIFE_DAYS = 180.0  # a customer's payment from this long ago counts half
+PORTFOLIO_HALF_LIFE_DAYS = 365.0
+TAIL_DAYS = 30  # a median beyond all history: this many days past what history covers
+LOW_QUANTILE, HIGH_QUANTILE = 0.1, 0.9
+RECENT_INVOICES = 12  # "usually pays 9 days late (last 12 invoices)"
+
+CUSTOMER, PORTFOLIO = "customer", "portfolio"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """One invoice's history: paid on `paid_on`, or still open (None) on the as-of day."""
+
+    customer: Hashable
+    due_date: date
+    paid_on: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class DaysLate:
+    """A distribution of days late: `days` ascending, `cumulative[i]` the mass at or before
+    days[i]; what is left up to 1 lies beyond every day seen (the tail)."""
+
+    days: tuple[int, ...]
+    cumulative: tuple[float, ...]
+
+    def at_least(self, day: int) -> float:
+        """P(days late >= day), tail included."""
+        below = bisect_left(self.days, day)  # points strictly before `day`
+        return 1.0 - (self.cumulative[below - 1] if below else 0.0)
+
+    @property
+    def last_day(self) -> int | None:
+        return self.days[-1] if self.days else None
+
+
+EMPTY = DaysLate((), ())
+
+
+def kaplan_meier(observations: Iterable[tuple[int, bool, float]]) -> DaysLate:
+    """(days late or days open so far, paid?, weight) -> the Kaplan-Meier distribution. An open
+    invoice observed at t days is at risk at t (it may still be paid that day)."""
+    events: dict[int, float] = defaultdict(float)
+    leaving: dict[int, float] = defaultdict(float)  # weight leaving the risk set after each day
+    total = 0.0
+    for days, paid, weight in observations:
+        if weight <= 0:
+            continue
+        total += weight
+        leaving[days] += weight
+        if paid:
+            events[days] += weight
+    if total <= 0 or not events:
+        return EMPTY
+    at_risk, surviving, mass = total, 1.0, 0.0
+    days_out: list[int] = []
+    cumulative: list[float] = []
+    for day in sorted(leaving):
+        paid = events.get(day, 0.0)
+        if paid > 0 and at_risk > 0:
+            step = surviving * paid / at_risk
+            surviving -= step
+            mass += step
+            days_out.append(day)
+            cumulative.append(min(mass, 1.0))
+        at_risk -= leaving[day]
+    return DaysLate(tuple(days_out), tuple(cumulative))
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """How one customer pays, as far as history tells: its usual lateness (`shift`, in days)."""
+
+    shift: int
+    paid_invoices: int
+    recent_days_late: tuple[int, ...]  # days late of the last RECENT_INVOICES paid, newest first
+    own: DaysLate = EMPTY  # its own days late (Kaplan-Meier), for the share `weight`
+    weight: float = 0.0
+
+    @property
+    def basis(self) -> str:
+        return CUSTOMER if self.paid_invoices else PORTFOLIO
+
+    @property
+    def usual_days_late(self) -> int | None:
+        """The median days late of the recent paid invoices (None with no payment yet)."""
+        if not self.recent_days_late:
+            return None
+        ordered = sorted(self.recent_days_late)
+        return ordered[(len(ordered) - 1) // 2]
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    expected_pay_date: date
+    low: date  # 10th percentile
+    high: date | None  # 90th percentile; None when it lies beyond all history
+    p_paid_by_due_plus_30: float
+    basis: str
+
+
+@dataclass
+class PaymentModel:
+    as_of: date
+    spread: DaysLate  # days late around each customer's usual lateness, the whole book's
+    usual: int  # the book's usual lateness: a customer without history's
+    profiles: dict[Hashable, Profile] = field(default_factory=dict)
+
+    def profile(self, customer: Hashable) -> Profile:
+        return self.profiles.get(customer) or Profile(self.usual, 0, ())
+
+    def survival(self, profile: Profile, day: int) -> float:
+        """P(days late >= day) for the customer."""
+        pooled = self.spread.at_least(day - profile.shift)
+        if not profile.weight:
+            return pooled
+        return profile.weight * profile.own.at_least(day) + (1 - profile.weight) * pooled
+
+    def _last_day(self, profile: Profile) -> int:
+        last = self.spread.last_day
+        pooled = profile.shift + (last if last is not None else 0)
+        own = profile.own.last_day
+        return pooled if own is None or not profile.weight else max(pooled, own)
+
+    def _quantile(self, profile: Profile, opened: int, q: float) -> int | None:
+        """The smallest day d >= opened by which a share q of the remaining *paid* mass is paid
+        (the tail, never seen paid, is left out); None when history saw nothing paid that late."""
+        last = self._last_day(profile)
+        if opened > last:
+            return None
+        since = self.survival(profile, opened)
+        beyond = self.survival(profile, last + 1)  # the tail
+        if since - beyond <= 1e-12:
+            return None
+        target = since - q * (since - beyond)  # survival left once q of the paid mass is paid
+        lo, hi = opened, last
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.survival(profile, mid + 1) <= target + 1e-12:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def predict(self, customer: Hashable, due_date: date) -> Prediction:
+        """For an invoice open on the as-of day: when it is expected to be paid, and how surely."""
+        profile = self.profile(customer)
+        opened = (self.as_of - due_date).days  # it was not paid before today
+        middle = self._quantile(profile, opened, 0.5)
+        low = self._quantile(profile, opened, LOW_QUANTILE)
+        high = self._quantile(profile, opened, HIGH_QUANTILE)
+        beyond = max(opened, 0) + TAIL_DAYS
+        expected = due_date + timedelta(days=middle if middle is not None else beyond)
+        return Prediction(
+            expected_pay_date=expected,
+            low=due_date + timedelta(days=low if low is not None else beyond),
+            high=due_date + timedelta(days=high) if high is not None else None,
+            p_paid_by_due_plus_30=self.paid_between(profile, opened, opened, 31),
+            basis=profile.basis,
+        )
+
+    def paid_between(self, profile: Profile, opened: int, first: int, end: int) -> float:
+        """P(first <= days late < end | days late >= opened)."""
+        since = self.survival(profile, opened)
+        first = max(first, opened)
+        if since <= 0 or end <= first:
+            return 0.0
+        share = (self.survival(profile, first) - self.survival(profile, end)) / since
+        return min(1.0, max(0.0, share))
+
+    def week_shares(
+        self, customer: Hashable, due_date: date, week_starts: list[date]
+    ) -> list[float]:
+        """The probability that the invoice is paid in each week (7 days from each start)."""
+        profile = self.profile(customer)
+        opened = (self.as_of - due_date).days
+        return [
+            self.paid_between(profile, opened, (start - due_date).days, (start - due_date).days + 7)
+            for start in week_starts
+        ]
+
+    def brought_forward(self, customer: Hashable, due_date: date, days: int) -> float:
+        """P(paid within `days` days from the as-of day): what a touch today can move sooner."""
+        profile = self.profile(customer)
+        opened = (self.as_of - due_date).days
+        return self.paid_between(profile, opened, opened, opened + days)
+
+
+def fit(records: Iterable[PaymentRecord], as_of: date) -> PaymentModel:
+    """Learn from invoices paid before `as_of` and those still open on it (censored); invoices
+    paid on or after `as_of` are treated as open, as they were on that day.
+
+    A customer's usual lateness is the recency-weighted mean of its paid invoices' days late,
+    shrunk toward the book's by PRIOR_INVOICES; the spread is the Kaplan-Meier distribution of
+    every invoice's days late less its customer's usual lateness (open invoices censored)."""
+    rows: dict[Hashable, list[tuple[int, bool, float, date]]] = defaultdict(list)
+    for record in records:
+        paid = record.paid_on is not None and record.paid_on < as_of
+        on = record.paid_on if paid and record.paid_on is not None else as_of
+        age = max((as_of - record.due_date).days, 0)
+        rows[record.customer].append(((on - record.due_date).days, paid, age, on))
+    book_weight = book_total = 0.0
+    for customer_rows in rows.values():
+        for days, paid, age, _ in customer_rows:
+            if paid:
+                weight = 0.5 ** (age / PORTFOLIO_HALF_LIFE_DAYS)
+                book_weight += weight
+                book_total += weight * days
+    usual = round(book_total / book_weight) if book_weight else 0
+    model = PaymentModel(as_of, EMPTY, usual)
+    spread: list[tuple[int, bool, float]] = []
+    for customer, customer_rows in rows.items():
+        n = total = 0.0
+        for days, paid, age, _ in customer_rows:
+            if paid:
+                weight = 0.5 ** (age / CUSTOMER_HALF_LIFE_DAYS)
+                n += weight
+                total += weight * days
+        shift = round((total + PRIOR_INVOICES * usual) / (n + PRIOR_INVOICES))
+        paid_rows = sorted(
+            ((on, days) for days, paid, _, on in customer_rows if paid), reverse=True
+        )
+        own = [
+            (days, paid, 0.5 ** (age / CUSTOMER_HALF_LIFE_DAYS))
+            for days, paid, age, _ in customer_rows
+        ]
+        model.profiles[customer] = Profile(
+            shift,
+            len(paid_rows),
+            tuple(days for _, days in paid_rows[:RECENT_INVOICES]),
+            own=kaplan_meier(own) if paid_rows else EMPTY,
+            weight=n / (n + OWN_PRIOR_INVOICES) if paid_rows else 0.0,
+        )
+        spread.extend(
+            (days - shift, paid, 0.5 ** (age / PORTFOLIO_HALF_LIFE_DAYS))
+            for days, paid, age, _ in customer_rows
+        )
+    model.spread = kaplan_meier(spread)
+    return model

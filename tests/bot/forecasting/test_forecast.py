@@ -1,0 +1,126 @@
+"""`arbot forecast`: learned from the payments arbot knows of, each open invoice's expected payment
+date, and the cash expected week by week per currency."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bot.forecasting.model import PaymentRecord, fit, kaplan_meier
+from tests.bot.forecasting.history_files import AS_OF, history_ledger
+
+
+def test_a_customer_who_always_pays_ten_days_late_is_expected_ten_days_late() -> None:
+    records = [
+        PaymentRecord("steady", date(2025, 1, 1) + timedelta(days=30 * n), None) for n in range(12)
+    ]
+    records = [
+        PaymentRecord(r.customer, r.due_date, r.due_date + timedelta(days=10)) for r in records
+    ]
+    records += [
+        PaymentRecord(
+            f"other-{n}",
+            date(2025, 6, 1) + timedelta(days=n),
+            date(2025, 6, 1) + timedelta(days=2 * n),
+        )
+        for n in range(30)
+    ]
+    model = fit(records, date(2026, 3, 1))
+    due = date(2026, 3, 10)
+
+    predicted = model.predict("steady", due)
+
+    assert predicted.expected_pay_date == due + timedelta(days=10)
+    assert predicted.basis == "customer"
+    assert predicted.p_paid_by_due_plus_30 > 0.9
+    assert model.profile("steady").usual_days_late == 10
+
+
+def test_a_new_customer_gets_the_books_behaviour_and_says_so() -> None:
+    records = [
+        PaymentRecord(f"c{n}", date(2025, 6, 1), date(2025, 6, 1) + timedelta(days=20))
+        for n in range(20)
+    ]
+    model = fit(records, date(2026, 3, 1))
+
+    predicted = model.predict("never-seen", date(2026, 3, 10))
+
+    assert predicted.basis == "portfolio"
+    assert predicted.expected_pay_date == date(2026, 3, 30)
+
+
+def test_invoices_still_open_count_as_not_paid_yet_not_as_missing() -> None:
+    """Kaplan-Meier: two paid at 5 days, two still open at 30 days: half the mass is beyond 30
+    days, not all of it at 5 (which dropping the open ones would say)."""
+    days_late = kaplan_meier([(5, True, 1.0), (5, True, 1.0), (30, False, 1.0), (30, False, 1.0)])
+
+    assert days_late.at_least(6) == 0.5
+    assert days_late.at_least(31) == 0.5
+
+
+def test_forecast_json_has_the_documented_shape_and_learns_from_imported_payments(
+    cli: Any, tmp_path: Path
+) -> None:
+    history_ledger(tmp_path, cli)
+
+    result = cli("forecast", "--json")
+
+    assert result.code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"as_of", "invoices", "weeks"}
+    assert doc["as_of"] == AS_OF.isoformat()
+    by_number = {i["number"]: i for i in doc["invoices"]}
+    assert set(by_number) == {"INV-1-OPEN", "INV-2-OPEN", "INV-3-OPEN"}
+    for invoice in doc["invoices"]:
+        assert {
+            "number",
+            "customer",
+            "due_date",
+            "expected_pay_date",
+            "p_paid_by_due_plus_30",
+        } <= set(invoice)
+        assert 0 <= invoice["p_paid_by_due_plus_30"] <= 1
+    steady = by_number["INV-1-OPEN"]
+    assert (steady["customer"], steady["due_date"]) == ("C-1", "2026-03-20")
+    assert steady["expected_pay_date"] == "2026-03-30"  # paid 10 days late, 12 times
+    assert steady["basis"] == "customer"
+    # Three payments on the due date, shrunk a little toward the book's habit:
+    assert by_number["INV-2-OPEN"]["expected_pay_date"] in ("2026-03-22", "2026-03-23")
+    assert by_number["INV-3-OPEN"]["basis"] == "portfolio"  # no history: the book's behaviour
+    assert len(doc["weeks"]) == 13
+    assert doc["weeks"][0]["week_start"] == "2026-03-16"  # the Monday of the as-of day's week
+    assert all(set(w) == {"week_start", "expected"} for w in doc["weeks"])
+
+
+def test_weeks_add_up_to_the_open_balance_per_currency(cli: Any, tmp_path: Path) -> None:
+    """Every history in this ledger pays within 13 weeks, so the weeks hold each currency's whole
+    open balance, and no currency's money lands in another's column."""
+    history_ledger(tmp_path, cli)
+
+    doc = json.loads(cli("forecast", "--json", "--weeks", "13").stdout)
+
+    totals: dict[str, Decimal] = {}
+    for week in doc["weeks"]:
+        for currency, amount in week["expected"].items():
+            totals[currency] = totals.get(currency, Decimal(0)) + Decimal(amount)
+    assert set(totals) == {"USD", "EUR"}
+    assert abs(totals["USD"] - Decimal("2700.00")) <= Decimal("0.05")
+    assert abs(totals["EUR"] - Decimal("900.00")) <= Decimal("0.05")
+    expected_week = next(w for w in doc["weeks"] if w["week_start"] == "2026-03-30")
+    assert Decimal(expected_week["expected"]["USD"]) >= Decimal("1500")  # most of C-1's 2,000
+
+
+def test_forecast_table_and_bad_weeks(cli: Any, tmp_path: Path) -> None:
+    history_ledger(tmp_path, cli)
+
+    shown = cli("forecast", "--weeks", "4")
+    refused = cli("forecast", "--weeks", "0")
+
+    assert shown.code == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "Expected cash in, by week, as of 2026-03-16" in text
+    assert "INV-3-OPEN" in text and "the whole book (no history)" in text
+    assert refused.code == 1 and "--weeks 0" in refused.stderr
