@@ -61,3 +61,39 @@ def snapshot(*runtimes: Runtime) -> list[list[str]]:
 def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
     """The messages of log records that carry a traceback."""
     return [r.getMessage() for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+
+
+# Text written outside arbot (customers, payers, approvers) that Slack would read as a control
+# sequence if it reached mrkdwn unescaped: a channel-wide ping, a mention, a disguised link.
+CONTROL_SEQUENCES = ("<!channel>", "<!here>", "<@U0EVIL>", "<https://evil.example|ok>", "<script>")
+HOSTILE_TEXT = "<!channel> & <!here> <@U0EVIL> <https://evil.example|ok> <script>"
+
+
+def mrkdwn_texts(payload: Any) -> list[str]:
+    """Every text Slack parses as mrkdwn in a payload: a message's notification `text` and every
+    text object but plain_text (which shows `<` as it is), in blocks, fields and views."""
+    if isinstance(payload, str):
+        return [payload]
+    found: list[str] = []
+    if isinstance(payload, dict):
+        plain = payload.get("type") == "plain_text"
+        for key, value in payload.items():
+            if key == "text" and isinstance(value, str):
+                if not plain:
+                    found.append(value)
+            elif isinstance(value, dict | list):
+                found.extend(mrkdwn_texts(value))
+    elif isinstance(payload, list):
+        for item in payload:
+            found.extend(mrkdwn_texts(item))
+    return found
+
+
+def unescaped(payloads: list[Any]) -> list[str]:
+    """The mrkdwn texts of `payloads` that carry one of CONTROL_SEQUENCES as Slack would act on it."""
+    return [
+        text
+        for payload in payloads
+        for text in mrkdwn_texts(payload)
+        if any(sequence in text for sequence in CONTROL_SEQUENCES)
+    ]
