@@ -16,6 +16,7 @@ from pathlib import Path
 from benchmarks import (
     approvals,
     bounces,
+    forecast,
     importing,
     memory,
     payments,
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Result]]] = {
     "send": sending.run,
     "approvals": approvals.run,
     "bounces": bounces.run,
+    "forecast": forecast.run,
 }
 
 
