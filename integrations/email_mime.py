@@ -144,9 +144,3 @@ def _file(attachment: Attachment) -> str:
         f'Content-Disposition: attachment; filename="{name}"{CRLF}'
         f"Content-Transfer-Encoding: base64{CRLF}{CRLF}{data}"
     )
-
-
-def encoded_size(size: int) -> int:
-    """How many bytes `size` bytes take in a message as base64 lines of 76 and their CRLFs."""
-    encoded = 4 * ((size + 2) // 3)
-    return encoded + 2 * ((encoded + 75) // 76)

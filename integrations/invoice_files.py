@@ -9,6 +9,7 @@ lie inside the folder, so no invoice number reaches another file."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -25,12 +26,7 @@ class InvoiceFiles:
 
     def __init__(self, folder: Path | None, http: httpx.Client | None = None) -> None:
         self.folder = folder
-        self.http = http or httpx.Client(
-            timeout=TIMEOUT_SECONDS, follow_redirects=True, max_redirects=MAX_REDIRECTS
-        )
-
-    def close(self) -> None:
-        self.http.close()
+        self.http = http  # None: a client of its own for each fetch, closed after it
 
     def copy(self, number: str, url: str | None, max_bytes: int) -> bytes:
         if url:
@@ -48,7 +44,15 @@ class InvoiceFiles:
         if not url.lower().startswith(("http://", "https://")):
             raise CopyRefused(f"{what} is not an http(s) address; correct it in the ledger CSV")
         try:
-            with self.http.stream("GET", url, headers={"Accept": PDF_TYPE}) as response:
+            with ExitStack() as stack:
+                http = self.http or stack.enter_context(
+                    httpx.Client(
+                        timeout=TIMEOUT_SECONDS, follow_redirects=True, max_redirects=MAX_REDIRECTS
+                    )
+                )
+                response = stack.enter_context(
+                    http.stream("GET", url, headers={"Accept": PDF_TYPE})
+                )
                 if response.status_code >= 500 or response.status_code == 429:
                     raise CopyRefused(
                         f"{what} could not be fetched: the server answered "
@@ -82,6 +86,10 @@ class InvoiceFiles:
                             f"{what} is over the {megabytes(max_bytes)} limit; it was not read "
                             "further"
                         )
+        except (httpx.TooManyRedirects, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise CopyRefused(
+                f"{what} could not be fetched ({exc}): correct the address in the ledger CSV"
+            ) from None
         except httpx.HTTPError as exc:
             raise CopyRefused(
                 f"{what} could not be fetched ({exc.__class__.__name__}); it is tried again later",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
 
     from bot.core.runtime import Runtime
+    from integrations.base.documents import CopyFetchers
     from integrations.base.inbound import Classifier, FallbackClassifier
     from integrations.base.ledger import CrmSource, TokenStore
     from integrations.base.outbound import Sender
@@ -268,6 +269,16 @@ def ledger_source_opener(
             client.close()
 
     return open_source
+
+
+def copy_fetchers_for(settings: Settings) -> CopyFetchers:
+    """Where copies of invoices come from: the connected accounting sources, opened as sync
+    opens them, and a CSV ledger's pdf_url or ARBOT_INVOICE_PDF_DIR."""
+    from integrations.base.documents import CopyFetchers
+    from integrations.invoice_files import InvoiceFiles
+
+    folder = Path(settings.invoice_pdf_dir) if settings.invoice_pdf_dir else None
+    return CopyFetchers(ledger_source_opener(settings), InvoiceFiles(folder))
 
 
 def crm_openers(settings: Settings) -> dict[str, Callable[[], AbstractContextManager[CrmSource]]]:

@@ -28,6 +28,9 @@ class Step(BaseModel):
     auto_approve: bool = False
     # Route to a person instead when this many touches on the invoice got no answer and no payment.
     escalate_after_touches: int | None = Field(default=None, ge=1, le=20)
+    # Its emails carry a copy (PDF) of each invoice they remind of; None: as
+    # ARBOT_ATTACH_INVOICE_PDF says. A text carries none.
+    attach_invoice_pdf: bool | None = None
 
     @model_validator(mode="after")
     def _remind_needs_a_message(self) -> Step:
@@ -40,7 +43,15 @@ class Step(BaseModel):
                 raise ValueError("a channel is listed twice")
         elif self.auto_approve:
             raise ValueError("an escalate step goes to a person; it cannot be auto_approve")
+        if self.attach_invoice_pdf and "email" not in self.channels:
+            raise ValueError(
+                "attach_invoice_pdf needs the email channel: a text cannot carry a copy"
+            )
         return self
+
+    def attaches_copies(self, by_default: bool) -> bool:
+        """Whether its emails carry copies of their invoices: its own say, else the setting's."""
+        return by_default if self.attach_invoice_pdf is None else self.attach_invoice_pdf
 
     @property
     def human_only(self) -> bool:

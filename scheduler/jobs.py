@@ -40,6 +40,7 @@ from bot.workspaces.registry import Workspaces
 from integrations.errors import SourceError
 from integrations.slack_chat import SlackChat
 from integrations.wiring import (
+    copy_fetchers_for,
     crm_openers,
     ledger_source_opener,
     links_for,
@@ -146,7 +147,12 @@ def declare_jobs(
 
 def send_tick(runtime: Runtime) -> str:
     """What `arbot send` does: send what is due, then tell Slack what changed."""
-    send_due(runtime, senders_for(runtime.settings, runtime=runtime), slack_for(runtime.settings))
+    send_due(
+        runtime,
+        senders_for(runtime.settings, runtime=runtime),
+        slack_for(runtime.settings),
+        copy_fetchers_for(runtime.settings),
+    )
     return "outbox flushed"
 
 

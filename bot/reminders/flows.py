@@ -10,14 +10,21 @@ from bot.core.runtime import Runtime
 from bot.planning import posting
 from bot.reminders.outbox import FlushReport
 from bot.reminders.sending import flush
+from integrations.base.documents import CopyFetchers
 from integrations.base.mrkdwn import mrkdwn
 from integrations.base.outbound import Sender
 from integrations.base.slack import SlackPort
 
 
-def send_due(runtime: Runtime, senders: dict[str, Sender], slack: SlackPort | None) -> FlushReport:
-    """Send the approved reminders that are due now, then tell Slack what changed."""
-    report = flush(runtime, senders)
+def send_due(
+    runtime: Runtime,
+    senders: dict[str, Sender],
+    slack: SlackPort | None,
+    copies: CopyFetchers | None = None,
+) -> FlushReport:
+    """Send the approved reminders that are due now, then tell Slack what changed. `copies`
+    fetches the copies of invoices emails carry."""
+    report = flush(runtime, senders, copies)
     tell_slack(runtime, report, slack)
     return report
 
@@ -32,6 +39,15 @@ def tell_slack(runtime: Runtime, report: FlushReport, slack: SlackPort | None) -
             channel,
             mrkdwn(
                 "Sending stopped: ", report.outage, ". The approved reminders wait; please fix it."
+            ),
+        )
+    for reminder_id, why in sorted(report.not_sent.items()):
+        slack.post_text(
+            channel,
+            mrkdwn(
+                f"Reminder {reminder_id} was not sent: it was to carry a copy of an invoice, and ",
+                why,
+                ". A person has the account in its escalation thread.",
             ),
         )
     if not report.changed():

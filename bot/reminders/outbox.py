@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.errors import UserError
-from bot.core.models import Contact, Customer, Reminder, ThreadReply
+from bot.core.models import Contact, Customer, Reminder, ReminderAttachment, ThreadReply
 from bot.core.settings import Settings
 from bot.core.tokens import token
 from bot.core.vocabulary import ReminderAction
@@ -68,6 +68,8 @@ class FlushReport:
     failed: list[int] = field(default_factory=list)
     unknown: list[int] = field(default_factory=list)
     waiting_for_sender: list[int] = field(default_factory=list)
+    # cancelled because its email could not carry the copies of invoices it was to: id -> why
+    not_sent: dict[int, str] = field(default_factory=dict)
     outage: str | None = None  # the sender's account or configuration failed: the run stopped
 
     def changed(self) -> list[int]:
@@ -107,6 +109,7 @@ class Claimed:
     zones: tuple[str, ...]  # where its contact may be: the send window holds in each
     outgoing: Outgoing  # its message, dated when it goes to `sending`
     attempts: int  # its send attempts, this one included
+    attach: tuple[int, ...] = ()  # the invoices whose copies its email carries
 
 
 def claim(
@@ -146,6 +149,13 @@ def claim(
             select(ThreadReply).where(ThreadReply.reminder_id.in_([r.id for r in rows]))
         )
     }
+    attach: dict[int, list[int]] = {}  # the invoices whose copies each email carries
+    for reminder_id, invoice_id in session.execute(
+        select(ReminderAttachment.reminder_id, ReminderAttachment.invoice_id).where(
+            ReminderAttachment.reminder_id.in_([r.id for r in rows])
+        )
+    ):
+        attach.setdefault(reminder_id, []).append(invoice_id)
     claimed: list[Claimed] = []
     for reminder in rows:
         reason = stale.get(reminder.id)
@@ -167,6 +177,7 @@ def claim(
                 zones,
                 _outgoing(reminder, customer, contact, config, answers.get(reminder.id)),
                 reminder.attempts + 1,
+                tuple(sorted(attach.get(reminder.id, ()))),
             )
         )
     return claimed, len(rows)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from queue import Empty, SimpleQueue
 from typing import Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from bot.core.models import Reminder
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import CHANNELS
+from bot.reminders.attaching import Refusal, gather, hold
 from bot.reminders.outbox import (
     BATCH,
     Claimed,
@@ -32,7 +33,8 @@ from bot.reminders.outbox import (
     start_sending,
 )
 from bot.reminders.results import Handed, record
-from integrations.base.outbound import Sender
+from integrations.base.documents import CopyFetchers
+from integrations.base.outbound import Attachment, Sender
 
 
 @runtime_checkable
@@ -42,7 +44,11 @@ class Parallel(Protocol):
     def another(self) -> Sender: ...
 
 
-def flush(runtime: Runtime, senders: dict[str, Sender]) -> FlushReport:
+def flush(
+    runtime: Runtime, senders: dict[str, Sender], copies: CopyFetchers | None = None
+) -> FlushReport:
+    """Send what is due. `copies` fetches the copies of invoices that emails carry
+    (bot/reminders/attaching.py); without it, a reminder that is to carry one is not sent."""
     config = config_from(runtime.settings)
     report = FlushReport()
     now = runtime.clock.now()
@@ -58,9 +64,9 @@ def flush(runtime: Runtime, senders: dict[str, Sender]) -> FlushReport:
             if examined == 0:
                 break
             if len(lanes) == 1:
-                _send(runtime, iter(batch), lanes[0], config, report)
+                _send(runtime, iter(batch), lanes[0], config, report, copies)
             else:
-                _send_side_by_side(runtime, batch, lanes, config, report)
+                _send_side_by_side(runtime, batch, lanes, config, report, copies)
     missing = [c for c in CHANNELS if c not in senders]
     if missing:
         with runtime.sessions() as session:
@@ -94,13 +100,26 @@ def _send(
     senders: dict[str, Sender],
     config: SendConfig,
     report: FlushReport,
+    copies: CopyFetchers | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Send claimed reminders one message at a time, each at its own time (windows and leases
     hold for each): the previous result and this reminder's `sending` in one commit, then its
-    send. `stop` (set by another lane's outage) ends it before its next `sending`."""
+    send. `stop` (set by another lane's outage) ends it before its next `sending`. Copies of
+    invoices an email carries are gathered first, with no transaction open (the previous
+    result is stored before, so no message waits on a fetch with its result unstored); an
+    email that cannot carry them is held (bot/reminders/attaching.py), never sent without."""
     handed: Handed | None = None
     for claimed in batch:
+        files: tuple[Attachment, ...] | Refusal = ()
+        if claimed.attach:
+            if handed is not None:
+                with runtime.writing() as session:
+                    record(session, handed, report)
+                handed = None
+            if report.outage or (stop is not None and stop.is_set()):
+                break
+            files = gather(runtime, claimed, copies)
         with runtime.writing() as session:
             if handed is not None:
                 record(session, handed, report)
@@ -108,9 +127,14 @@ def _send(
             if report.outage or (stop is not None and stop.is_set()):
                 # the account failed: what is left stays approved, untouched
                 break
+            if isinstance(files, Refusal):
+                hold(session, claimed, files, runtime.clock.now(), report)
+                continue
             outgoing = start_sending(session, claimed, runtime.clock.now(), config.window, report)
         if outgoing is None:
             continue
+        if files:
+            outgoing = replace(outgoing, attachments=files)
         delivery = senders[outgoing.channel].send(outgoing)
         if delivery.status == "outage" and stop is not None:
             stop.set()  # the other lanes stop before their next message
@@ -148,13 +172,14 @@ def _send_side_by_side(
     lanes: list[dict[str, Sender]],
     config: SendConfig,
     report: FlushReport,
+    copies: CopyFetchers | None = None,
 ) -> None:
     shared, stop = _Shared(batch), threading.Event()
     runs = [_Lane(senders) for senders in lanes]
 
     def run(lane: _Lane) -> None:
         try:
-            _send(runtime, shared, lane.senders, config, lane.report, stop)
+            _send(runtime, shared, lane.senders, config, lane.report, copies, stop)
         except BaseException as exc:  # raised again below, in the worker's own thread
             lane.error = exc
             stop.set()
@@ -179,6 +204,7 @@ def _merge(report: FlushReport, lane: FlushReport) -> None:
     report.failed += lane.failed
     report.unknown += lane.unknown
     report.outage = report.outage or lane.outage
+    report.not_sent.update(lane.not_sent)
 
 
 def backlog(runtime: Runtime) -> int:

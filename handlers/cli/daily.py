@@ -20,11 +20,12 @@ def send(
 ) -> None:
     """Send the approved reminders that are due now, then exit."""
     from bot.reminders.flows import send_due
-    from integrations.wiring import mailbox_refusal, senders_for, slack_for
+    from integrations.wiring import copy_fetchers_for, mailbox_refusal, senders_for, slack_for
 
     with opened_runtime() as runtime:
         senders = senders_for(runtime.settings, outbox, runtime)
-        report = send_due(runtime, senders, slack_for(runtime.settings))
+        copies = copy_fetchers_for(runtime.settings)
+        report = send_due(runtime, senders, slack_for(runtime.settings), copies)
         held = None if "email" in senders else mailbox_refusal(runtime.settings, runtime)
     out().print(
         f"Sent {len(report.sent)}, cancelled {len(report.cancelled)}, retrying "
@@ -32,7 +33,8 @@ def send(
         f"{len(report.rescheduled)}, unknown {len(report.unknown)}."
     )
     for reminder_id, reason in report.cancelled.items():
-        out().print(f"  reminder {reminder_id} cancelled: {reason}")
+        why = report.not_sent.get(reminder_id)
+        out().print(f"  reminder {reminder_id} cancelled: {reason}" + (f" ({why})" if why else ""))
     if report.unknown:
         out().print(f"  check by hand whether these went out: {report.unknown}")
     if report.outage:

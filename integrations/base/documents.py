@@ -10,7 +10,13 @@ with `%PDF-`), it is not empty, and it is not larger than the caller allows. Any
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
+
+from integrations.base.ledger import TokenStore
 
 PDF_MAGIC = b"%PDF-"
 PDF_TYPE = "application/pdf"
@@ -40,6 +46,21 @@ class FileCopies(Protocol):
         ...
 
 
+OpenPdfSource = Callable[
+    [str, str, TokenStore, Callable[[], datetime]], AbstractContextManager[PdfSource]
+]
+
+
+@dataclass(frozen=True)
+class CopyFetchers:
+    """Where copies come from: the connected accounting sources (opened by name and tenant, as
+    `arbot sync` opens them: integrations/wiring.py) and a CSV ledger's files. None: that way
+    is not set up."""
+
+    open_source: OpenPdfSource | None
+    files: FileCopies | None
+
+
 def checked_pdf(data: bytes, what: str, max_bytes: int) -> bytes:
     """`data` when it is a PDF of at most `max_bytes`; CopyRefused (naming `what`) otherwise."""
     if len(data) > max_bytes:
@@ -63,3 +84,10 @@ def pdf_filename(number: str) -> str:
 
 def megabytes(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
+
+
+def encoded_size(size: int) -> int:
+    """How many bytes a file of `size` bytes takes in an email: base64 in lines of 76, each
+    with its CRLF (integrations/email_mime.py writes it so)."""
+    encoded = 4 * ((size + 2) // 3)
+    return encoded + 2 * ((encoded + 75) // 76)
