@@ -1,11 +1,15 @@
 """The once-a-day jobs: the morning plan and the weekly review. Each runs at most once per date,
 whatever the scheduler does: the run first inserts its (job, day) row in `scheduled_runs` in a
 transaction of its own, and a run whose insert fails leaves the day to the run that has it. So a
-restart, a missed morning caught up later or a second replica never plans or posts twice."""
+restart, a missed morning caught up later or a second replica never plans or posts twice.
+
+The review waits for the day's plan to be all in Slack (bot/planning/plan_unit.py): its row is
+kept as WAITING meanwhile, and the morning job and the sweep try it again."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -17,12 +21,14 @@ from bot.core.runtime import Runtime
 from bot.learning import proposals
 from bot.learning.report import SlackFiles, post_report
 from bot.learning.weekly_review import PostsText, post_weekly_review
+from bot.planning import plan_posts, plan_unit
 from bot.planning.flows import plan_day
 from integrations.wiring import drafter_for, links_for, slack_for
 from scheduler.business_days import BusinessDays
 
-MORNING_PLAN = "morning_plan"
+MORNING_PLAN = plan_unit.MORNING_JOB
 WEEKLY_REVIEW = "weekly_review"
+WAITING = "waiting for the day's plan"  # a review row's outcome while it waits
 OUTCOME_LENGTH = 500
 
 
@@ -54,8 +60,14 @@ def local_now(runtime: Runtime) -> datetime:
     return runtime.clock.now().astimezone(ZoneInfo(runtime.settings.timezone))
 
 
-def morning_plan(runtime: Runtime, calendar: BusinessDays, instance: str) -> str:
-    """What `arbot plan` does for today, once: plan, store, and post to Slack when it is set up.
+def morning_plan(
+    runtime: Runtime,
+    calendar: BusinessDays,
+    instance: str,
+    then: Callable[[], str] | None = None,
+) -> str:
+    """What `arbot plan` does for today, once: plan, store, and post to Slack when it is set up;
+    then `then` (the weekly review, which waits for the plan to be in Slack).
 
     Does nothing before ARBOT_MORNING_TIME or on a day off; after it, the first call of the day
     plans (so a service that was down at the morning time catches up when it comes back)."""
@@ -74,6 +86,11 @@ def morning_plan(runtime: Runtime, calendar: BusinessDays, instance: str) -> str
         finish_day(runtime, MORNING_PLAN, day, f"failed: {exc}")
         raise
     finish_day(runtime, MORNING_PLAN, day, outcome)
+    if then is not None:
+        try:
+            log.info("after the plan of %s: %s", day, then())
+        except Exception:
+            log.exception("after the plan of %s: the weekly review failed", day)
     return outcome
 
 
@@ -93,6 +110,59 @@ def _plan_and_post(runtime: Runtime, day: date) -> str:
     return f"planned {stored} reminder(s) and escalation(s), {held} held; {where}"
 
 
+def _waits_for_plan(
+    runtime: Runtime, day: date, instance: str, calendar: BusinessDays | None
+) -> plan_unit.Unfinished | str | None:
+    """Take the day's review for posting: its (job, day) row is made the first time it is due,
+    and kept as WAITING while today's plan is not all in Slack (with `calendar`, a business
+    day's plan not made yet counts), for at most plan_unit.PLAN_WAIT from that first time or
+    from when the plan began going out. Returns what to say instead of posting (a str), else
+    the plan's gap to mention (None: it is complete); this run has the day then."""
+    now = runtime.clock.now()
+    with runtime.sessions() as session:
+        run = session.get(ScheduledRun, (WEEKLY_REVIEW, day))
+        if run is not None and run.outcome != WAITING:
+            return f"the review of {day.isoformat()} was already posted"
+        gap = plan_unit.unfinished(session, day, now)
+        if (
+            gap is None
+            and calendar is not None
+            and not calendar.why_not(day)
+            and session.get(ScheduledRun, (MORNING_PLAN, day)) is None
+            and plan_posts.row_of(session, day) is None
+        ):
+            gap = plan_unit.Unfinished(day, "not made yet", 0, None, now)
+    if run is None:
+        if not claim_day(runtime, WEEKLY_REVIEW, day, instance):
+            return f"the review of {day.isoformat()} was already posted"
+        first = now
+    else:
+        first = run.started_at
+    if gap is not None and now - min(first, gap.since) < plan_unit.PLAN_WAIT:
+        _mark(runtime, day, None if run is None else WAITING, WAITING, instance)
+        return f"the review of {day.isoformat()} waits for today's plan ({gap.why})"
+    if run is not None and not _mark(runtime, day, WAITING, None, instance):
+        return f"the review of {day.isoformat()} was already posted"
+    return gap
+
+
+def _mark(runtime: Runtime, day: date, was: str | None, outcome: str | None, instance: str) -> bool:
+    """Move the review's row from outcome `was` to `outcome` (None: being posted); False when
+    another run changed it first."""
+    with runtime.writing() as session:
+        moved = session.execute(
+            update(ScheduledRun)
+            .where(
+                ScheduledRun.job == WEEKLY_REVIEW,
+                ScheduledRun.day == day,
+                ScheduledRun.finished_at.is_(None),
+                ScheduledRun.outcome.is_(None) if was is None else ScheduledRun.outcome == was,
+            )
+            .values(outcome=outcome, instance=instance)
+        )
+        return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def weekly_review(
     runtime: Runtime,
     slack: PostsText,
@@ -100,18 +170,24 @@ def weekly_review(
     review_weekday: int,
     instance: str,
     files: SlackFiles | None = None,
+    calendar: BusinessDays | None = None,
 ) -> str:
-    """Post the weekly review once on its day, at or after the morning time."""
+    """Post the weekly review once on its day, at or after the morning time, and after the
+    day's plan is all in Slack (with `calendar`, a business day's plan not made yet is waited
+    for too). The morning job and the sweep call this again, so a review that waited goes out
+    once the plan is complete, or past plan_unit.PLAN_WAIT saying that the plan is not."""
     now = local_now(runtime)
     day = now.date()
     if day.weekday() != review_weekday:
         return f"no review on {day:%A}"
     if now.time() < runtime.settings.morning_time:
         return f"too early for the review of {day.isoformat()}"
-    if not claim_day(runtime, WEEKLY_REVIEW, day, instance):
-        return f"the review of {day.isoformat()} was already posted"
+    gap = _waits_for_plan(runtime, day, instance, calendar)
+    if isinstance(gap, str):
+        return gap
     try:
-        review = post_weekly_review(runtime, slack, channel, day)
+        note = plan_unit.still_missing_line(gap) if gap is not None else None
+        review = post_weekly_review(runtime, slack, channel, day, note=note)
     except Exception as exc:
         finish_day(runtime, WEEKLY_REVIEW, day, f"failed: {exc}")
         raise

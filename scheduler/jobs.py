@@ -7,7 +7,9 @@
 | sync          | every ARBOT_SYNC_EVERY_MINUTES, when connected  | the leader         |
 | sweep         | every 5 minutes (escalations, missed promises,  | the leader         |
 |               | what of the plan Slack refused)                 |                    |
-| weekly_review | ARBOT_WEEKLY_REVIEW_DAY at the morning time     | the leader         |
+| weekly_review | ARBOT_WEEKLY_REVIEW_DAY at the morning time,    | the leader         |
+|               | once the day's plan is all in Slack (the        |                    |
+|               | morning job and the sweep try it again)         |                    |
 
 Each job also runs once as soon as its replica starts running it (the send worker at start, the
 others when the replica becomes the leader): a missed morning is caught up, and each job decides
@@ -109,11 +111,21 @@ def declare_jobs(
         log.warning(
             "%snot sending: set SMTP_HOST, ARBOT_FROM_EMAIL and ARBOT_SECRET_KEY to send", where
         )
+    channel = settings.finance_channel
+    review: Callable[[], str] | None = None
+    if isinstance(slack, SlackChat) and channel:
+        chat, finance = slack, channel
+
+        def review() -> str:  # waits for the day's plan to be all in Slack (bounded)
+            return weekly_review(
+                runtime, chat, finance, review_day, instance, files=chat.client, calendar=calendar
+            )
+
     jobs.append(
         Job(
             "morning_plan",
             CronTrigger(day_of_week=",".join(settings.send_days), timezone=zone, **at_morning),
-            lambda: morning_plan(runtime, calendar, instance),
+            lambda: morning_plan(runtime, calendar, instance, then=review),
         )
     )
     jobs.append(
@@ -127,19 +139,15 @@ def declare_jobs(
         Job(
             "sweep",
             IntervalTrigger(minutes=SWEEP_EVERY_MINUTES),
-            lambda: sweep_tick(runtime, slack),
+            lambda: sweep_tick(runtime, slack, then=review),
         )
     )
-    channel = settings.finance_channel
-    if isinstance(slack, SlackChat) and channel:
-        chat = slack
+    if review is not None:
         jobs.append(
             Job(
                 "weekly_review",
                 CronTrigger(day_of_week=WEEKDAYS[review_day], timezone=zone, **at_morning),
-                lambda: weekly_review(
-                    runtime, chat, channel, review_day, instance, files=chat.client
-                ),
+                review,
             )
         )
     return jobs
@@ -156,7 +164,10 @@ def send_tick(runtime: Runtime) -> str:
     return "outbox flushed"
 
 
-def sweep_tick(runtime: Runtime, slack: SlackOut | None) -> str:
+def sweep_tick(
+    runtime: Runtime, slack: SlackOut | None, then: Callable[[], str] | None = None
+) -> str:
+    """The sweep, then `then` (the weekly review, when it waited for today's plan)."""
     report = sweep(runtime, slack, links=links_for(runtime.settings))
     notes_written, notes_failed = crm_notes.flush(runtime, crm_openers(runtime.settings), slack)
     done = (
@@ -170,6 +181,14 @@ def sweep_tick(runtime: Runtime, slack: SlackOut | None) -> str:
         )
     if notes_written or notes_failed:
         done += f"; {notes_written} CRM note(s) written, {len(notes_failed)} given up"
+    if then is not None:
+        try:
+            review = then()
+        except Exception:
+            log.exception("the sweep's weekly review failed")
+            review = "the weekly review failed"
+        if review.startswith("posted"):
+            done += f"; weekly review {review}"
     return done
 
 

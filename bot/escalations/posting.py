@@ -24,6 +24,7 @@ from bot.core.runtime import Runtime
 from bot.core.slack_retries import HISTORY, owe
 from bot.escalations import service
 from bot.escalations import thread as thread_view
+from bot.planning import posting as plan_posting
 from integrations.base.mrkdwn import HERE, Mrkdwn, mention, mrkdwn
 from integrations.base.slack import EscalationPort, EscalationView
 from integrations.errors import SlackFailed
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 def post_new(runtime: Runtime, slack: EscalationPort, channel: str | None = None) -> list[int]:
     """Post every open escalation that has no thread yet to `channel` (by default
     ARBOT_ESCALATION_CHANNEL, else the finance channel), with no transaction open while Slack is
-    called. Returns the ids posted."""
+    called, then redraw the plan header that names any of them (posted after the plan: the
+    sweep's retry). Returns the ids posted."""
     settings = runtime.settings
     channel = channel or settings.escalation_channel or settings.finance_channel
     if not channel:
@@ -57,6 +59,9 @@ def post_new(runtime: Runtime, slack: EscalationPort, channel: str | None = None
                 posted.append(escalation_id)
         except Exception:  # one bad post must not stop the others; the next sweep tries again
             log.exception("escalation %s not posted", escalation_id)
+    if posted:  # a plan already in Slack names them in its header: give each line its link
+        with runtime.sessions() as session:
+            plan_posting.redraw_headers_naming(session, slack, posted)
     return posted
 
 

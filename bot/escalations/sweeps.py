@@ -1,7 +1,10 @@
 """The periodic checks that make sure nothing waits in silence: escalations not yet in Slack are
 posted (and histories Slack refused), promises past their date (plus grace) resume the sequence
 and tell the owner, the parts of today's plan and the redraws Slack refused are posted again with
-backoff, and escalations nobody claimed within the configured business days are raised again."""
+backoff, and escalations nobody claimed within the configured business days are raised again.
+
+Today's plan is posted first and as one unit: while it is not all in Slack, what else goes to the
+finance channel waits for a later sweep, up to plan_unit.PLAN_WAIT (bot/planning/plan_unit.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from bot.escalations.notes import SlackOut
 from bot.escalations.promises import missed_promises
 from bot.payments import links as payment_links
 from bot.payments import reviews as review_posting
+from bot.planning import plan_unit
 from bot.planning import posting as plan_posting
 from integrations.base.mrkdwn import Mrkdwn, mention, mrkdwn
 from integrations.base.payments import PaymentLinks
@@ -174,12 +178,18 @@ def sweep(
     channel = settings.escalation_channel or settings.finance_channel
     if slack is None or not channel:
         return report
-    report.posted = posting.post_new(runtime, slack, channel)
-    report.histories_posted = posting.retry_histories(runtime, slack)
     if settings.finance_channel:  # the plan's parts Slack refused, once their backoff passed
         report.plan_cards_posted = plan_posting.post_missing(runtime, slack)
+    with runtime.sessions() as session:  # the plan is one unit: the rest waits (bounded)
+        gap = plan_unit.unfinished(session, today, runtime.clock.now())
+    plan_first = gap is not None and not gap.overdue(runtime.clock.now())
+    if plan_first:
+        log.info("posts to the finance channel wait for today's plan: %s", gap and gap.why)
+    if not (plan_first and channel == settings.finance_channel):
+        report.posted = posting.post_new(runtime, slack, channel)
+    report.histories_posted = posting.retry_histories(runtime, slack)
     report.redrawn = plan_posting.retry_redraws(runtime, slack)
-    if settings.finance_channel:
+    if settings.finance_channel and not plan_first:
         try:  # bank payments to place that Slack did not get when they were imported
             report.reviews_posted = review_posting.post_open(
                 runtime, slack, settings.finance_channel
@@ -187,7 +197,10 @@ def sweep(
         except Exception:
             log.exception("payment reviews not posted")
     try:  # messages that matched no customer, which Slack did not get when they came in
-        report.unmatched_posted = followups.post_unmatched(runtime, slack, settings.finance_channel)
+        if not plan_first:
+            report.unmatched_posted = followups.post_unmatched(
+                runtime, slack, settings.finance_channel
+            )
     except Exception:
         log.exception("unmatched messages not posted")
     limit = timedelta(days=settings.unclaimed_after_days)

@@ -100,13 +100,15 @@ def review_text(review: WeeklyReview) -> str:
 
 
 def post_weekly_review(
-    runtime: Runtime, slack: PostsText, channel: str, today: date
+    runtime: Runtime, slack: PostsText, channel: str, today: date, note: str | None = None
 ) -> WeeklyReview:
-    """Post the review, then note it in the audit log (counts only). Slack is called outside any
+    """Post the review (with `note` under it: arbot's own words, e.g. that today's plan is not
+    all in Slack yet), then note it in the audit log (counts only). Slack is called outside any
     transaction, so a slow Slack never holds the database's write lock."""
     with runtime.sessions() as session:
         review = weekly_review(session, today, runtime.settings.timezone)
-    slack.post_text(channel, review_text(review))
+    text = review_text(review)
+    slack.post_text(channel, f"{text}\n{note}" if note else text)
     with runtime.writing() as session:
         audit.record(
             session,

@@ -8,6 +8,7 @@ import re
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
+from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select, update
@@ -35,6 +36,7 @@ from bot.planning.step_places import step_places
 from bot.planning.summary import states_for, summary_for
 from integrations.base.slack import (
     CardInvoice,
+    PlanSummary,
     PostedGroup,
     ReminderCard,
     SlackPort,
@@ -365,6 +367,39 @@ def retry_redraws(runtime: Runtime, slack: SlackPort) -> int:
         slack_retries.paid(runtime, retry.id)
         done += 1
     return done
+
+
+@runtime_checkable
+class HeaderRedraws(Protocol):
+    def update_plan_header(self, channel: str, ts: str, summary: PlanSummary) -> None: ...
+
+
+def redraw_headers_naming(session: Session, slack: object, escalation_ids: list[int]) -> int:
+    """Draw again the plan headers that name these escalations (just posted, so each header's
+    line gets its link): the header of the day whose plan handed the account to a person.
+    A redraw Slack refuses is owed like any other. Returns how many headers were drawn."""
+    if not escalation_ids or not isinstance(slack, HeaderRedraws):
+        return 0
+    days = session.scalars(
+        select(Reminder.plan_date)
+        .join(Escalation, Escalation.reminder_id == Reminder.id)
+        .where(Escalation.id.in_(escalation_ids), Reminder.action == "escalate")
+        .distinct()
+    ).all()
+    drawn = 0
+    for day in days:
+        header = _header_of(session, day)
+        if header is None:  # the plan is not posted yet: its header links them when it is
+            continue
+        try:
+            slack.update_plan_header(header[0], header[1], summary_for(session, day))
+        except Exception as exc:
+            why = _why(exc)
+            log.warning("header of %s not redrawn (%s): the sweep draws it again", day, why)
+            owe(writing_factory(session.get_bind().engine), REDRAW, header[0], header[1], why)
+            continue
+        drawn += 1
+    return drawn
 
 
 def _header_day(session: Session, channel: str, ts: str) -> date | None:
