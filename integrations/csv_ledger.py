@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core.errors import UserError, ValidationFailed
@@ -97,6 +98,16 @@ def _as_given(text: str) -> str:
     return text
 
 
+def pdf_url(text: str) -> str:
+    """Where the invoice's PDF copy is: an http(s) address with a host, one line."""
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{visible(text)!r} is not an http(s) address of the invoice's PDF")
+    if len(text) > 2048 or not text.isprintable() or " " in text:
+        raise ValueError("is not one address of at most 2,048 characters without spaces")
+    return text
+
+
 # The columns a row is read by, in the order its problems are listed (the phone is checked after
 # the row: it needs the region).
 COLUMNS = (
@@ -108,6 +119,7 @@ COLUMNS = (
     Column("currency", currency_code),
     Column("amount", _amount, repeats=False),
     Column("balance", _amount, repeats=False),
+    Column("pdf_url", pdf_url, required=False, repeats=False),
     Column("contact_name", at_most(256), required=False),
     Column("email", normalise_email, required=False),
     Column("phone", _as_given, required=False),
@@ -146,6 +158,7 @@ class LedgerRow(NamedTuple):
     currency: str
     amount: Decimal
     balance: Decimal
+    pdf_url: str | None
 
 
 class CsvLedgerSource:
@@ -270,6 +283,7 @@ def _invoice(row: LedgerRow) -> InvoiceRecord:
         currency=row.currency,
         total=row.amount,
         balance=row.balance,
+        document_url=row.pdf_url,
     )
 
 

@@ -24,6 +24,7 @@ ARBOT_PAYMENT_SOURCES = ("stripe", "bank")
 _INVOICE_FIELDS = (
     "id",
     "payment_link",
+    "document_url",
     "customer_id",
     "number",
     "issue_date",
@@ -104,6 +105,7 @@ def _new_invoice(
         "status": status,
         "paid_at": now if status == "paid" else None,
         "payment_link": record.payment_link,
+        "document_url": record.document_url,
         "created_at": now,
         "updated_at": now,
     }
@@ -119,6 +121,7 @@ def _unchanged(stored: Row[Any], record: InvoiceRecord) -> bool:
         and stored.issue_date == record.issue_date
         and stored.currency == record.currency
         and (record.payment_link is None or record.payment_link == stored.payment_link)
+        and (record.document_url is None or record.document_url == stored.document_url)
         and (record.status != "void" or stored.status == "void")
     )
 
@@ -135,6 +138,8 @@ def _invoice_changes(
     }
     if record.payment_link is not None:
         wanted["payment_link"] = record.payment_link
+    if record.document_url is not None:  # an empty pdf_url keeps the address stored
+        wanted["document_url"] = record.document_url
     changes = {k: v for k, v in wanted.items() if getattr(stored, k) != v}
     if paid_by_payment and record.balance > stored.balance:
         # arbot recorded a payment (Stripe, the bank feed) the ledger has not caught up with:

@@ -100,6 +100,7 @@ class InvoiceRecord:
     status: str | None = None
     payment_link: str | None = None  # the source's own pay-online link (QuickBooks InvoiceLink)
     external_id: str | None = None  # the source's own id, where it has one beside the number
+    document_url: str | None = None  # where its PDF copy is fetched (the ledger CSV's pdf_url)
 
 
 @dataclass(frozen=True, slots=True)
