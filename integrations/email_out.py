@@ -124,6 +124,11 @@ class SmtpSender:
             self._smtp = smtp
         return self._smtp
 
+    def sign_in(self) -> None:
+        """Connect and sign in as a send does, and send nothing (`arbot doctor`): raises what the
+        connection or the login raised."""
+        self._connection()
+
     def send(self, message: Outgoing) -> Delivery:
         """MAIL, RCPT and DATA step by step, so a failure is placed exactly: before DATA nothing
         was handed over (retry, or stop the run for an account problem); a lost answer after DATA

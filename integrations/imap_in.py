@@ -76,6 +76,29 @@ def poll(
     return report
 
 
+def sign_in(
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    folder: str,
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = TIMEOUT_SECONDS,
+    oauth: MailboxAccess | None = None,
+) -> None:
+    """Connect, sign in and open `folder` as a poll does, and read nothing (`arbot doctor`).
+    ImapError names what to fix."""
+    imap = _connect(host, port, ssl_context, timeout)
+    try:
+        if oauth is not None:
+            _xoauth2_login(imap, host, oauth)
+        else:
+            _login(imap, host, user, password)
+        _select(imap, folder)
+    finally:
+        _logout(imap)
+
+
 def _connect(
     host: str, port: int, context: ssl.SSLContext | None, timeout: float
 ) -> imaplib.IMAP4_SSL:

@@ -1,6 +1,5 @@
 """A local stand-in for HubSpot's CRM API: companies (list and search, paged by `after`), contacts
-(batch read), company-to-contact associations (v4 batch read, with labels), owners, and notes,
-answering in HubSpot's shapes.
+(batch read), company-to-contact associations (v4 batch read, with labels), owners, notes, and a private app token's description (its scopes), answering in HubSpot's shapes.
 
 It records every request, and can be told to refuse the token (401, as for an expired or revoked
 private app token), to rate limit once (429, with Retry-After or with only HubSpot's own
@@ -53,6 +52,8 @@ class FakeHubSpot(LocalServer):
     # --- routing -------------------------------------------------------------------------
 
     def route(self, request: Recorded) -> tuple[int, Any, dict[str, str]]:
+        if request.path == "/oauth/v2/private-apps/get/access-token-info":
+            return self._token_info(request.body)
         refused = self._refusal(request)
         if refused is not None:
             return refused
@@ -70,6 +71,19 @@ class FakeHubSpot(LocalServer):
         if path == "/crm/v3/objects/notes" and method == "POST":
             return self._create_note(request.body)
         return 404, _error("Resource not found", "OBJECT_NOT_FOUND"), {}
+
+    def _token_info(self, body: Any) -> tuple[int, Any, dict[str, str]]:
+        """What HubSpot says of a private app's (or service key's) token: the token is in the
+        body, and no Authorization is needed."""
+        token = body.get("tokenKey") if isinstance(body, dict) else None
+        if self.token_refused or token != TOKEN:
+            return 400, _error("The token is not a valid private app token", "VALIDATION_ERROR"), {}
+        granted = (
+            sorted(self.granted)
+            if self.granted is not None
+            else sorted({scope for _, _, scope in _SCOPES})
+        )
+        return 200, {"userId": 7001, "hubId": 4455, "appId": 3301, "scopes": granted}, {}
 
     def _refusal(self, request: Recorded) -> tuple[int, Any, dict[str, str]] | None:
         authorization = request.headers.get("authorization")

@@ -2,7 +2,7 @@
 (`/api/v2/organizations`, `/api/v2/persons` with `org_id`, `ids`, `updated_since`, `sort_by`, cursor
 paging: `{success, data, additional_data: {next_cursor}}`, RFC 3339 times, custom fields under
 `custom_fields` by their 40-character hash key, option fields as option ids), and through v1 the
-organization fields (paged by `start`), the users and notes. The deprecated v1 organization and
+organization fields (paged by `start`), the users (and `users/me`) and notes. The deprecated v1 organization and
 person lists answer 410.
 
 It records every request, and can be told to refuse the token (401), to rate limit once (429,
@@ -65,6 +65,18 @@ class FakePipedrive(LocalServer):
             return 200, {"success": True, "data": users}, {}
         if path == "/v1/notes" and method == "POST":
             return self._add_note(request.body)
+        if path == "/v1/users/me" and method == "GET":  # the token's own user
+            me = {
+                "id": 8877,
+                "name": "Dana Ruiz",
+                "email": "dana@brightwater.example",
+                "company_id": 5544,
+                "company_name": "Brightwater Supply",
+                "company_domain": "brightwater",
+                "is_admin": 1,
+                "active_flag": True,
+            }
+            return 200, {"success": True, "data": me}, {}
         if path in ("/v1/organizations", "/v1/persons") or path.startswith("/v1/organizations/"):
             return 410, _failure("This endpoint is deprecated: use API v2"), {}
         return 404, _failure("Unknown method ."), {}

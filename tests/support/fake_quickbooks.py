@@ -1,5 +1,5 @@
 """A local stand-in for QuickBooks Online: Intuit's token endpoint and the v3 accounting API
-(query with paging, invoice read and sparse update, preferences), answering in QuickBooks' shapes.
+(query with paging, invoice read and sparse update, preferences, company info), answering in QuickBooks' shapes.
 
 It records every request, and can be told to expire the access token once (401), to rate limit
 once (429 with Retry-After), or to fail with a server error. The token desk (`TokenDesk`) is shared
@@ -112,7 +112,8 @@ class Handler(JsonHandler):
         with self.fake.lock:
             self.fake.requests.append(record)
             status, answer, headers = self.fake.route(record)
-        data = json.dumps(answer).encode()
+        # bytes are sent as they are (a PDF), with the Content-Type the fake gives them
+        data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
         self.send_response(status)
         for name, value in {"Content-Type": "application/json", **headers}.items():
             self.send_header(name, value)
@@ -142,6 +143,11 @@ class FakeQuickBooks(LocalServer):
         self.retry_after: str | None = None  # the next API call gets a 429 with this Retry-After
         self.server_errors = 0  # this many API calls answer 503 first
         self.edits_in_between = 0  # this many updates find the invoice edited since it was read
+        # Invoice PDFs by invoice Id (`invoice/{id}/pdf`), served as `pdf_type`; `pdf_status`
+        # makes every PDF request answer that status (401: this app may not read PDFs).
+        self.pdfs: dict[str, bytes] = {}
+        self.pdf_type = "application/pdf"
+        self.pdf_status: int | None = None
         self.lock = threading.Lock()
         handler = type("QuickBooksHandler", (Handler,), {"fake": self})
         super().__init__(handler)
@@ -186,6 +192,11 @@ class FakeQuickBooks(LocalServer):
             return 200, self._query(request.query.get("query", "")), {}
         if resource == "/preferences":
             return 200, self._preferences(), {}
+        if resource == f"/companyinfo/{self.realm}" and request.method == "GET":
+            return 200, self._company_info(), {}
+        pdf = re.fullmatch(r"/invoice/([^/]+)/pdf", resource)
+        if pdf and request.method == "GET":
+            return self._invoice_pdf(pdf[1], request)
         if resource.startswith("/invoice/") and request.method == "GET":
             return self._read_invoice(resource.removeprefix("/invoice/"))
         if resource == "/invoice" and request.method == "POST":
@@ -211,6 +222,18 @@ class FakeQuickBooks(LocalServer):
             "time": SERVER_TIME,
         }
 
+    def _company_info(self) -> dict[str, Any]:
+        return {
+            "CompanyInfo": {
+                "Id": "1",
+                "CompanyName": "Brightwater Supply Co.",
+                "LegalName": "Brightwater Supply Company LLC",
+                "Country": "US",
+                "SyncToken": "4",
+            },
+            "time": SERVER_TIME,
+        }
+
     def _preferences(self) -> dict[str, Any]:
         return {
             "Preferences": {
@@ -221,6 +244,18 @@ class FakeQuickBooks(LocalServer):
             },
             "time": SERVER_TIME,
         }
+
+    def _invoice_pdf(self, invoice_id: str, request: Recorded) -> tuple[int, Any, dict[str, str]]:
+        """The invoice as a PDF (Accept: application/pdf), as QuickBooks answers it."""
+        if self.pdf_status == 401:
+            return 401, _auth_fault(), {"WWW-Authenticate": 'Bearer realm="Intuit"'}
+        if self.pdf_status is not None:
+            return self.pdf_status, _fault("Error", "PDF refused", str(self.pdf_status)), {}
+        if invoice_id not in self.pdfs:
+            return 400, _fault("Object Not Found", f"Invoice {invoice_id}", "610"), {}
+        if request.headers.get("accept") != "application/pdf":
+            return 400, _fault("Unsupported Accept", "ask for application/pdf", "4000"), {}
+        return 200, self.pdfs[invoice_id], {"Content-Type": self.pdf_type}
 
     def _read_invoice(self, invoice_id: str) -> tuple[int, Any, dict[str, str]]:
         for invoice in self.invoices:

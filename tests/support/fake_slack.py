@@ -37,6 +37,18 @@ BOT_ID = "B0BOT"
 APP_ID = "A0APP"
 TEAM_URL = "https://test-team.slack.com/"
 
+# The bot scopes of slack/manifest.yml, which an app created from it is granted.
+MANIFEST_SCOPES = (
+    "chat:write",
+    "commands",
+    "channels:read",
+    "groups:read",
+    "channels:history",
+    "groups:history",
+    "files:write",
+    "incoming-webhook",
+)
+
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_MESSAGE_TEXT = 40_000
@@ -366,6 +378,11 @@ class FakeSlack:
         self.grants: dict[str, dict[str, Any]] = {}
         self.revoked: list[str] = []  # tokens given back with auth.revoke
         self.members: list[str] = list(members) if members is not None else ["U0APPROVER"]
+        # The bot token's scopes, sent as `x-oauth-scopes` (default: the manifest's).
+        self.scopes: list[str] = list(MANIFEST_SCOPES)
+        # conversations.info: what differs from a public #finance the bot is in, by channel id;
+        # None: the channel does not exist (or is private and the bot not in it).
+        self.channels: dict[str, dict[str, Any] | None] = {}
         self.expired_triggers: set[str] = set()
         self.rate_limited_count = 0
         self._lock = threading.RLock()
@@ -529,6 +546,8 @@ class FakeSlack:
             self.on_call(f"Slack {method}")
         with self._lock:
             status, body, extra = self._answer(method, params, headers)
+            if self._token_of(params, headers) in self.tokens:  # Slack lists them on every answer
+                extra = {**extra, "x-oauth-scopes": ",".join(self.scopes)}
             self._records.append(
                 {
                     "method": method,
@@ -798,7 +817,7 @@ class FakeSlack:
 
     def _conversations_info(self, params: Params) -> dict[str, Any]:
         channel = params.get("channel")
-        if not channel:
+        if not channel or (channel in self.channels and self.channels[channel] is None):
             return _err("channel_not_found")
         return _ok(
             channel={
@@ -809,6 +828,7 @@ class FakeSlack:
                 "is_archived": False,
                 "is_member": True,
                 "context_team_id": TEAM_ID,
+                **(self.channels.get(channel) or {}),
             }
         )
 

@@ -1,5 +1,6 @@
-"""A local stand-in for the two Stripe endpoints arbot calls (prices, payment links), honouring
-Idempotency-Key the way Stripe does: the same key returns the same object."""
+"""A local stand-in for the Stripe endpoints arbot calls (prices, payment links, and the account
+`arbot doctor` reads), honouring Idempotency-Key the way Stripe does: the same key returns the
+same object."""
 
 from __future__ import annotations
 
@@ -36,6 +37,34 @@ class FakeStripe(LocalServer):
         fake = self
 
         class Handler(JsonHandler):
+            def do_GET(self) -> None:
+                if self.headers.get("Authorization") != "Bearer sk_test_arbot":
+                    return self.answer(
+                        401,
+                        {"error": {"type": "invalid_request_error", "message": "Invalid API Key"}},
+                    )
+                if self.path != "/v1/account":
+                    return self.answer(
+                        404,
+                        {
+                            "error": {
+                                "type": "invalid_request_error",
+                                "message": "Unrecognized request URL",
+                            }
+                        },
+                    )
+                return self.answer(
+                    200,
+                    {
+                        "id": "acct_1ArbotTest",
+                        "object": "account",
+                        "charges_enabled": True,
+                        "country": "US",
+                        "default_currency": "usd",
+                        "settings": {"dashboard": {"display_name": "Brightwater Supply"}},
+                    },
+                )
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 params = _nest(parse_qsl(self.rfile.read(length).decode()))

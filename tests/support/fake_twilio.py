@@ -1,10 +1,11 @@
-"""A local stand-in for Twilio's Messages API: records each message, answers like Twilio."""
+"""A local stand-in for Twilio's Messages API (records each message, answers like Twilio) and the
+account's IncomingPhoneNumbers list, filtered by `PhoneNumber` as Twilio's is."""
 
 from __future__ import annotations
 
 import base64
 import threading
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from tests.support.fake_http import JsonHandler, LocalServer
 
@@ -17,10 +18,47 @@ class FakeTwilio(LocalServer):
         self.messages: list[dict[str, str]] = []
         self.errors: dict[str, tuple[int, int | None, str]] = {}  # To -> (status, code, message)
         self.hang_up_after_reading = False  # take the message, then close without answering
+        self.numbers: list[str] = ["+15005550006"]  # the account's phone numbers (E.164)
         self.lock = threading.Lock()
         fake = self
 
         class Handler(JsonHandler):
+            def do_GET(self) -> None:
+                expected = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
+                if self.headers.get("Authorization") != expected:
+                    return self.answer(
+                        401,
+                        {
+                            "code": 20003,
+                            "message": "Authenticate",
+                            "more_info": "https://www.twilio.com/docs/errors/20003",
+                            "status": 401,
+                        },
+                    )
+                split = urlsplit(self.path)
+                if split.path != f"/2010-04-01/Accounts/{SID}/IncomingPhoneNumbers.json":
+                    return self.answer(404, {"code": 20404, "message": "not found", "status": 404})
+                wanted = parse_qs(split.query).get("PhoneNumber", [None])[0]
+                listed = [n for n in fake.numbers if wanted in (None, n)]
+                return self.answer(
+                    200,
+                    {
+                        "incoming_phone_numbers": [
+                            {
+                                "sid": f"PN{i:032d}",
+                                "account_sid": SID,
+                                "phone_number": number,
+                                "friendly_name": number,
+                                "capabilities": {"sms": True, "mms": True, "voice": True},
+                            }
+                            for i, number in enumerate(listed)
+                        ],
+                        "page": 0,
+                        "page_size": 50,
+                        "next_page_uri": None,
+                    },
+                )
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
