@@ -8,9 +8,10 @@ from collections import Counter, defaultdict
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from bot.core.dbtypes import Amount
 from bot.core.models import Customer, Escalation, Invoice, Reminder, ReminderInvoice
 from bot.core.money import format_money
 from bot.core.vocabulary import TIERS
@@ -25,39 +26,49 @@ def summary_for(session: Session, day: date, held: Stored | None = None) -> Plan
     if held is None:
         row = plan_posts.row_of(session, day)
         held = row.held if row is not None else []
-    # The few columns the counts need, not whole reminders (their texts): this is read again at
-    # every click's redraw of the header, on a day of any size.
-    rows = session.execute(
-        select(Reminder.id, Reminder.action, Reminder.state, Customer.tier)
-        .join(Customer, Customer.id == Reminder.customer_id)
-        .where(Reminder.plan_date == day)
-    ).all()
-    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    links = session.execute(
-        select(ReminderInvoice.reminder_id, Invoice.currency, Invoice.balance)
-        .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
-        .join(Reminder, Reminder.id == ReminderInvoice.reminder_id)
-        .where(Reminder.plan_date == day)
-    ).all()
-    # One pass over the day's reminders, then one over their invoices.
-    tier_of: dict[int, str] = {}
+    # Counts and sums by the database, in two aggregate queries, and the ids still waiting (what
+    # each tier's Approve all covers): this is read again at every click's redraw of the header,
+    # on a day of any size, so no row of the day comes back whole.
+    waiting_now = and_(Reminder.action == "remind", Reminder.state == "planned")
     reminders: Counter[str] = Counter()
     escalations: Counter[str] = Counter()
-    covers: dict[str, list[int]] = defaultdict(list)
-    for reminder_id, action, state, tier in rows:
-        tier_of[reminder_id] = tier
+    for tier_name, action, count in session.execute(
+        select(Customer.tier, Reminder.action, func.count(Reminder.id))
+        .join(Customer, Customer.id == Reminder.customer_id)
+        .where(Reminder.plan_date == day)
+        .group_by(Customer.tier, Reminder.action)
+    ):
         if action == "remind":
-            reminders[tier] += 1
-            if state == "planned":
-                covers[tier].append(reminder_id)
+            reminders[tier_name] += count
         elif action == "escalate":
-            escalations[tier] += 1
-    waiting = {reminder_id for ids in covers.values() for reminder_id in ids}
+            escalations[tier_name] += count
+    covers: dict[str, list[int]] = defaultdict(list)
+    for reminder_id, tier_name in session.execute(
+        select(Reminder.id, Customer.tier)
+        .join(Customer, Customer.id == Reminder.customer_id)
+        .where(Reminder.plan_date == day, waiting_now)
+    ):
+        covers[tier_name].append(reminder_id)
+    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     asked: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for reminder_id, currency, balance in links:
-        totals[tier_of[reminder_id]][currency] += balance
-        if reminder_id in waiting:
-            asked[tier_of[reminder_id]][currency] += balance
+    for tier_name, action, state, currency, balance in session.execute(
+        select(
+            Customer.tier,
+            Reminder.action,
+            Reminder.state,
+            Invoice.currency,
+            func.sum(Invoice.balance, type_=Amount()),
+        )
+        .select_from(ReminderInvoice)
+        .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
+        .join(Reminder, Reminder.id == ReminderInvoice.reminder_id)
+        .join(Customer, Customer.id == Reminder.customer_id)
+        .where(Reminder.plan_date == day)
+        .group_by(Customer.tier, Reminder.action, Reminder.state, Invoice.currency)
+    ):
+        totals[tier_name][currency] += balance
+        if action == "remind" and state == "planned":
+            asked[tier_name][currency] += balance
     lines = []
     for tier in TIERS:
         amount = ", ".join(format_money(v, k) for k, v in sorted(totals[tier].items())) or "—"
