@@ -79,13 +79,14 @@ def escalation_blocks(view: EscalationView) -> list[Block]:
         blocks.append(_context(mrkdwn("Claimed by ", mention(view.claimed_by))))
     if view.plan:
         blocks.append(_section(clip(mrkdwn(":calendar: ", "\n".join(view.plan)), MAX_SECTION)))
+    cancel = [cancel_plan_button(view)] if view.plan_running else []
     if view.state == "resolved":
         blocks.append(_section(mrkdwn("*Outcome:* ", view.resolution or "not recorded")))
         blocks.append(
             {
                 "type": "actions",
                 "block_id": row(Row.ESCALATION, view.id),
-                "elements": [_button("Reopen", Action.ESC_REOPEN, str(view.id))],
+                "elements": [_button("Reopen", Action.ESC_REOPEN, str(view.id)), *cancel],
             }
         )
     if view.state != "resolved":
@@ -94,13 +95,35 @@ def escalation_blocks(view: EscalationView) -> list[Block]:
                 "type": "actions",
                 "block_id": row(Row.ESCALATION, view.id),
                 "elements": [
-                    _button(text, action_id, str(view.id), style)
-                    for text, action_id, style in ACTIONS
-                    if not (action_id == Action.ESC_CLAIM and view.state == "claimed")
+                    *(
+                        _button(text, action_id, str(view.id), style)
+                        for text, action_id, style in ACTIONS
+                        if not (action_id == Action.ESC_CLAIM and view.state == "claimed")
+                        and not (action_id == Action.ESC_PLAN and view.plan_running)
+                    ),
+                    *cancel,
                 ],
             }
         )
     return blocks
+
+
+def cancel_plan_button(view: EscalationView) -> Block:
+    """*Cancel payment plan*, behind Slack's confirmation saying what cancelling does."""
+    button = _button("Cancel payment plan", Action.ESC_PLAN_CANCEL, str(view.id), "danger")
+    name = view.customer_name if len(view.customer_name) <= 60 else view.customer_name[:59] + "…"
+    button["confirm"] = {
+        "title": {"type": "plain_text", "text": "Cancel the payment plan?"},
+        "text": {
+            "type": "plain_text",
+            "text": f"{name}'s instalments stop being followed and their reminders are "
+            "cancelled; the reminder ladder resumes with the next morning's plan.",
+        },
+        "confirm": {"type": "plain_text", "text": "Cancel the plan"},
+        "deny": {"type": "plain_text", "text": "Keep it"},
+        "style": "danger",
+    }
+    return button
 
 
 def contact_text(view: EscalationView) -> Mrkdwn:

@@ -34,6 +34,7 @@ class Action(StrEnum):
     ESC_RESOLVE = "esc_resolve"
     ESC_PLAN = "esc_plan"  # record a payment plan
     ESC_REOPEN = "esc_reopen"  # a resolved escalation, open again
+    ESC_PLAN_CANCEL = "esc_plan_cancel"  # end a running payment plan (Slack asks first)
     ESC_REPLY = "esc_reply"  # write to the customer from the thread
     ESC_SENT = "esc_sent"  # a message sent to the customer, in full, in a modal
     PROPOSAL_APPROVE = "proposal_approve"

@@ -85,6 +85,7 @@ _REASONS = {
     "card_dispute": "card payment disputed",
     "replied": "the customer replied",
     "bounced": "messages to the contact bounce",
+    "plan_cancelled": "the payment plan was cancelled",
 }
 _STEP_REASON = re.compile(r"step (\S+) \(([+-]?\d+) days\)")
 

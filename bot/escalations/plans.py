@@ -18,17 +18,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.errors import UserError
-from bot.core.models import Invoice, PaymentPlan, PlanInstalment
+from bot.core.models import Invoice, PaymentPlan, PlanInstalment, Reminder
 from bot.core.money import decimal_str, format_money
+from bot.core.vocabulary import WAITING
 from bot.escalations import service
 from bot.escalations.plan_checks import Entry, check_entries
 from bot.ledger.accounts import cancel_waiting
+from bot.reminders import state
 
 MAX_INSTALMENTS = 6  # rows of the form
 ACCOUNT = "account"  # the plan covers every open invoice, not one
@@ -113,6 +115,56 @@ def record(
     outcome = f"Payment plan agreed: {len(checked.instalments)} instalments"
     service.resolve(session, escalation_id, user, outcome, now)
     return plan
+
+
+def cancel(session: Session, escalation_id: int, user: str, now: datetime) -> Progress:
+    """End the customer's running plan at a person's word (from its escalation's thread): its
+    invoices leave the hold and the instalment reminders still waiting are cancelled, so the
+    ladder resumes with the next morning's plan. Recorded in the history with what was paid.
+    Refused when no plan is running (ended, or cancelled a moment ago by someone else)."""
+    escalation = service.load(session, escalation_id)
+    plan = active_plan(session, escalation.customer_id)
+    if plan is None:
+        raise UserError("this account has no payment plan running, so there is nothing to cancel")
+    ended = session.execute(
+        update(PaymentPlan)
+        .where(PaymentPlan.id == plan.id, PaymentPlan.state == "active")
+        .values(state="cancelled", ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if ended.rowcount != 1:  # type: ignore[attr-defined]
+        raise UserError("this payment plan has just ended (paid, missed or cancelled)")
+    session.refresh(plan)
+    _end(session, plan, "cancelled", now)
+    state.cancel(
+        session,
+        None,
+        from_states=WAITING,
+        reason="plan_cancelled",
+        now=now,
+        where=[
+            Reminder.customer_id == plan.customer_id,
+            Reminder.step_key.startswith(f"{STEP_PREFIX}{plan.id}-"),
+        ],
+    )
+    done = progress(session, plan.customer_id)
+    assert done is not None
+    audit.record(
+        session,
+        now,
+        "plan.cancelled",
+        actor=user,
+        customer_id=plan.customer_id,
+        payload={
+            "plan": plan.id,
+            "paid": decimal_str(done.paid, plan.currency),
+            "total": decimal_str(plan.total, plan.currency),
+            "currency": plan.currency,
+            "instalments_paid": done.paid_count,
+            "instalments": len(done.steps),
+        },
+    )
+    return done
 
 
 def active_plan(session: Session, customer_id: int) -> PaymentPlan | None:

@@ -84,6 +84,7 @@ def view(session: Session, escalation_id: int, today: date, timezone: str) -> Es
         sent=last_sent(session, customer.id, timezone),
         resolution=escalation.resolution if escalation.state == "resolved" else None,
         plan=plan_lines(session, customer.id),
+        plan_running=plans.active_plan(session, customer.id) is not None,
     )
 
 
@@ -226,6 +227,7 @@ _KIND_TEXT = {
     "note.added": "note",
     "plan.recorded": "payment plan",
     "plan.completed": "payment plan completed",
+    "plan.cancelled": "payment plan cancelled",
     "instalment.paid": "instalment paid",
     "instalment.missed": "instalment missed",
     "escalation.reopened": "reopened",
@@ -296,6 +298,12 @@ def _describe(event: Event, steps: dict[int, str], channels: dict[int, str | Non
         covers = ", ".join(str(n) for n in p.get("invoices") or [])
         return mrkdwn(
             f"payment plan of {count} instalments in {p.get('currency')} for ", covers, who
+        )
+    if event.kind == "plan.cancelled":
+        return mrkdwn(
+            f"{what} after {p.get('instalments_paid')} of {p.get('instalments')} instalments "
+            f"({p.get('paid')} of {p.get('total')} {p.get('currency')} paid)",
+            who,
         )
     if event.kind in ("instalment.paid", "instalment.missed"):
         return mrkdwn(

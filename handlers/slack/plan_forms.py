@@ -1,6 +1,7 @@
-"""An escalation's Record payment plan, Resume sequence and Reopen: the plan's form is checked
-before the ack (a problem shows under its field), Resume asks what to clear and then confirms
-exactly that, and Reopen opens a resolved escalation again. Each change is made after the ack;
+"""An escalation's Record payment plan (and Cancel payment plan), Resume sequence and Reopen: the
+plan's form is checked before the ack (a problem shows under its field), Cancel is confirmed in
+Slack before it is clicked, Resume asks what to clear and then confirms exactly that, and Reopen
+opens a resolved escalation again. Each change is made after the ack;
 then the parent message is redrawn and the thread told who did what."""
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def register(app: App, kit: ListenerKit) -> None:
     app.action(Action.ESC_PLAN)(partial(on_form_click, kit, open_plan_form))
     app.action(Action.ESC_RESUME)(partial(on_form_click, kit, open_resume_form))
     app.action(Action.ESC_REOPEN)(partial(on_click, kit, reopen))
+    app.action(Action.ESC_PLAN_CANCEL)(partial(on_click, kit, cancel_plan))
     app.view(Form.ESC_PLAN)(partial(on_plan, kit))
     app.view(Form.ESC_RESUME)(partial(on_resume, kit))
     app.view(Form.ESC_RESUME_CONFIRM)(partial(on_resume_confirmed, kit))
@@ -233,3 +235,23 @@ def reopen(kit: ListenerKit, body: Body) -> None:
     with kit.runtime.writing() as session:
         service.reopen(session, escalation_id, user, kit.runtime.clock.now())
     after(kit, escalation_id, mrkdwn(mention(user), " reopened this."))
+
+
+def cancel_plan(kit: ListenerKit, body: Body) -> None:
+    """*Cancel payment plan* (Slack asked the person to confirm before this click came)."""
+    user, channel, escalation_id = clicked(body)
+    if kit.refused(channel, user, ONLY_APPROVERS):
+        return
+    with kit.runtime.writing() as session:
+        ended = plans.cancel(session, escalation_id, user, kit.runtime.clock.now())
+    after(
+        kit,
+        escalation_id,
+        mrkdwn(
+            mention(user),
+            f" cancelled the payment plan after {ended.paid_count} of {len(ended.steps)} "
+            f"instalments ({format_money(ended.paid, ended.currency)} of "
+            f"{format_money(ended.total, ended.currency)} paid). The reminder ladder resumes "
+            "with the next morning's plan.",
+        ),
+    )

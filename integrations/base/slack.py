@@ -278,6 +278,7 @@ class EscalationView:
     history: tuple[HistoryLine, ...]
     resolution: str | None = None  # how it was closed, once resolved
     plan: tuple[str, ...] = ()  # the payment plan's progress: a summary, then one line each
+    plan_running: bool = False  # the plan is active: it can be cancelled from the thread
     contacts: tuple[ContactLine, ...] = ()  # the one a reply goes to first
     sent: tuple[SentLine, ...] = ()  # the last messages sent, newest first
 

@@ -168,6 +168,10 @@ def messages(text: str = "Acme") -> list[list[Block]]:
         escalation_blocks(escalation(text)),
         escalation_blocks(escalation(text, state="claimed")),
         escalation_blocks(replace(escalation(text, "resolved"), resolution=text, plan=(text,) * 7)),
+        escalation_blocks(
+            replace(escalation(text, "resolved"), resolution=text, plan=(text,), plan_running=True)
+        ),
+        escalation_blocks(replace(escalation(text, "claimed"), plan_running=True)),
         *history_messages(escalation(text)),
         proposal_blocks(ProposalView(5, 2, text, text, "proposed")),
         proposal_blocks(ProposalView(5, 2, text, text, "active", "approved", "U0APPROVER")),
