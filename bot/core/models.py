@@ -232,6 +232,8 @@ class Reminder(Base):
         CheckConstraint(_in("state", REMINDER_STATES), name="reminder_state"),
         CheckConstraint(_in("channel", CHANNELS), name="reminder_channel"),
         Index("ix_reminders_state_send_after", "state", "send_after"),
+        Index("ix_reminders_plan_date", "plan_date"),  # a day's plan, its header's counts
+        Index("ix_reminders_slack_message", "slack_channel", "slack_ts"),  # a message's cards
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -613,6 +615,23 @@ class SlackRetry(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_try_at: Mapped[datetime | None]  # None: at the next sweep
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class MessageVersion(Base):
+    """A posted plan message's versions (bot/planning/redraws.py), so a redraw never goes back in
+    time: `wanted` counts the redraws asked for, `drawn` is the newest one claimed for drawing
+    (compare-and-set, before chat.update), and `drawing_since` is the lease of the one worker
+    drawing it now; the others only raise `wanted`, and that worker draws again."""
+
+    __tablename__ = "message_versions"
+    __table_args__ = (UniqueConstraint("channel", "ts", name="message_version_once"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str] = mapped_column(String(32))
+    wanted: Mapped[int] = mapped_column(Integer, default=0)
+    drawn: Mapped[int] = mapped_column(Integer, default=0)
+    drawing_since: Mapped[datetime | None]
 
 
 class SchedulerLease(Base):
