@@ -18,6 +18,7 @@ HELP = mrkdwn("""*arbot* follows up on unpaid invoices. Commands:
 • `/ar pause ACME 14d [reason]` / `/ar resume ACME`: stop reminders for a while, or start again
 • `/ar never ACME` / `/ar automate ACME`: always hand ACME to a person, or let reminders go again
 • `/ar report`: outcomes, DSO, aging and cash by week, with charts (in the finance channel)
+• `/ar forecast`: the cash expected in each of the next 13 weeks, learned from how customers pay
 • `/ar assign 12 ACME`: a reply that matched no customer (message 12) is ACME's
 • add `share` at the end to post the answer in the channel instead of only to you""")
 

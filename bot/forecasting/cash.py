@@ -21,7 +21,7 @@ from bot.core.errors import UserError
 from bot.core.models import Customer, Invoice
 from bot.core.money import decimal_str
 from bot.forecasting.history import learn
-from bot.forecasting.model import PaymentModel, Prediction
+from bot.forecasting.model import Prediction
 
 MAX_WEEKS = 104
 SHARE_PLACES = Decimal("0.000001")
@@ -133,18 +133,3 @@ def cash_forecast(session: Session, as_of: date, weeks: int, timezone: str) -> F
         invoices,
         [Week(start, dict(amounts)) for start, amounts in zip(starts, expected, strict=True)],
     )
-
-
-def usual_lateness(model: PaymentModel, customer_id: int) -> str:
-    """ "usually pays 9 days late (last 12 invoices)", or "no payment history yet"."""
-    profile = model.profile(customer_id)
-    days = profile.usual_days_late
-    if days is None:
-        return "no payment history yet"
-    count = len(profile.recent_days_late)
-    last = f"last {count} invoice{'s' if count != 1 else ''}"
-    if days == 0:
-        return f"usually pays on the due date ({last})"
-    if days < 0:
-        return f"usually pays {-days} day{'s' if days != -1 else ''} early ({last})"
-    return f"usually pays {days} day{'s' if days != 1 else ''} late ({last})"

@@ -1,24 +1,24 @@
 """When will an invoice be paid: a transparent statistical model learned from the ledger's history.
 
-An invoice's *days late* is its payment date minus its due date (negative when paid early). For
-the whole book and for each customer the model keeps a distribution of days late, estimated with
-Kaplan-Meier so that invoices still open count honestly: an invoice open on the as-of day says
-"not paid before today", which is all that is known of it (censoring). Each observation is
-weighted by its recency (a half-life in days, counted back from the as-of day).
-
-A customer's distribution is a mixture of its own and the book's (the portfolio's), the customer's
-share being n / (n + PRIOR_INVOICES) where n is the recency-weighted count of its paid invoices: a
-customer with a dozen recent payments speaks mostly for itself; one with none gets the portfolio's
-behaviour, and every answer says which (`basis`).
+An invoice's *days late* is its payment date minus its due date (negative when paid early). Each
+customer has a usual lateness: the recency-weighted mean of its paid invoices' days late (a
+half-life in days counted back from the as-of day), shrunk a little toward the whole book's. The
+book's spread around each customer's usual lateness is estimated with Kaplan-Meier, so that
+invoices still open count honestly: open on the as-of day says "not paid before today", which is
+all that is known of it (censoring). A customer's distribution is its usual lateness plus that
+spread, mixed with its own Kaplan-Meier distribution in the share n / (n + OWN_PRIOR_INVOICES),
+n being the recency-weighted count of its paid invoices: a steady payer with a dozen payments
+speaks mostly for itself. A customer with no payment yet gets the book's behaviour, and every
+answer says which (`basis`: "customer" or "portfolio").
 
 For an open invoice the model conditions on what is known on the as-of day (not paid yet): the
-expected payment date is the median of the remaining distribution (the date that minimises the
-mean absolute error), the spread its 10th and 90th percentiles. Mass the history never saw paid
-(a last observation still open) is "later than anything seen": it is never placed inside a
-forecast week, and a median falling there is put TAIL_DAYS past what history covers.
+expected payment date is the median of what remains (the date that minimises the mean absolute
+error), the likely range its 10th and 90th percentiles. Mass the history never saw paid (the last
+observations still open) is "later than anything seen": it falls in no forecast week, and is left
+out of the expected date, which is put TAIL_DAYS past the as-of day when nothing seen is that late.
 
 Fitting is one pass over the history; every question after that is a few binary searches, so the
-plan asks it of 100,000 invoices cheaply."""
+plan can ask it of 100,000 invoices cheaply."""
 
 from __future__ import annotations
 
@@ -269,3 +269,18 @@ def fit(records: Iterable[PaymentRecord], as_of: date) -> PaymentModel:
         )
     model.spread = kaplan_meier(spread)
     return model
+
+
+def usual_lateness(model: PaymentModel, customer: Hashable) -> str:
+    """ "usually pays 9 days late (last 12 invoices)", or "no payment history yet"."""
+    profile = model.profile(customer)
+    days = profile.usual_days_late
+    if days is None:
+        return "no payment history yet"
+    count = len(profile.recent_days_late)
+    last = f"last {count} invoice{'s' if count != 1 else ''}"
+    if days == 0:
+        return f"usually pays on the due date ({last})"
+    if days < 0:
+        return f"usually pays {-days} day{'s' if days != -1 else ''} early ({last})"
+    return f"usually pays {days} day{'s' if days != 1 else ''} late ({last})"

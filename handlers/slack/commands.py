@@ -1,4 +1,5 @@
-"""The /ar command: status, aging, plan, held, pause, resume, never, automate, assign, report and help.
+"""The /ar command: status, aging, plan, held, forecast, pause, resume, never, automate, assign, report
+and help.
 Its answer is the ack itself (Slack shows it at once, privately unless the command ends with
 `share`); what follows from it (redrawn cards, the report's charts, a new escalation) comes after."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from functools import partial
 from typing import Any
 
@@ -100,6 +102,7 @@ def answer_ar(runtime: Runtime, allows: Allows, command: Command) -> Answer:
         "assign": lambda: _assign(runtime, rest, user, allows),
         "report": lambda: _report(in_finance),
         "held": lambda: _held(runtime),
+        "forecast": lambda: _forecast(runtime, trusted),
     }
     if sub not in handlers:
         return Answer(HELP if sub == "help" else mrkdwn("I don't know `", sub, "`.\n", HELP))
@@ -132,7 +135,27 @@ def _status(runtime: Runtime, words: list[str], trusted: bool) -> Mrkdwn:
     ref = str(doc["customer"]["id"])
     line = next((h for h in who or [] if h.customer_id == ref), None)
     why = held_status(today, str(doc["customer"].get("name", ref)), line, who is not None)
-    return mrkdwn(status_text(doc, show_amounts=trusted), "\n", why)
+    habit = mrkdwn("Pays: ", _habit(runtime, ref, today))
+    return mrkdwn(status_text(doc, show_amounts=trusted), "\n", habit, "\n", why)
+
+
+def _habit(runtime: Runtime, external_id: str, today: date) -> str:
+    """ "usually pays 9 days late (last 12 invoices)", from the customer's own payments."""
+    from bot.forecasting.history import payment_habit
+
+    with runtime.sessions() as session:
+        customer_id = customers.find_customer(session, external_id).id
+        return payment_habit(session, customer_id, today, runtime.settings.timezone)
+
+
+def _forecast(runtime: Runtime, trusted: bool) -> Mrkdwn:
+    """The cash expected in each of the next 13 weeks, per currency (amounts only when trusted)."""
+    from bot.forecasting.cash import cash_forecast
+    from integrations.slack_forecast import forecast_text
+
+    with runtime.sessions() as session:
+        forecast = cash_forecast(session, runtime.today(), 13, runtime.settings.timezone)
+    return forecast_text(forecast, show_amounts=trusted)
 
 
 def _held(runtime: Runtime) -> Mrkdwn:

@@ -1,0 +1,68 @@
+"""/ar forecast and the payment habit in /ar status, through the real app with signed requests."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bot.forecasting.cash import Forecast, InvoiceForecast, Week
+from bot.forecasting.model import Prediction
+from integrations.slack_blocks import text_blocks
+from integrations.slack_forecast import forecast_text
+from tests.bot.forecasting.history_files import AS_OF, history_ledger
+from tests.support.hostile import HOSTILE_TEXT
+
+
+def test_ar_forecast_gives_the_weeks_per_currency_in_the_finance_channel(
+    served: Any, cli: Any, tmp_path: Path
+) -> None:
+    history_ledger(tmp_path, cli)
+
+    answer = served.command("forecast").json()
+
+    assert answer["response_type"] == "ephemeral"
+    text = answer["text"]
+    assert "*Expected cash in, as of 2026-03-16*" in text
+    assert text.count("• week of ") == 13
+    assert "• week of Mar 30: €" in text and " · $" in text  # each currency in its own column
+    assert "1 of 3 open invoices are from customers with no payment history yet" in text
+    assert all(len(b["text"]["text"]) <= 3000 for b in answer["blocks"])
+
+
+def test_ar_forecast_elsewhere_shows_no_amounts(served: Any, cli: Any, tmp_path: Path) -> None:
+    history_ledger(tmp_path, cli)
+
+    answer = served.command("forecast", user="U0MEMBER", channel="C0GENERAL").json()
+
+    assert "shown to approvers and in the finance channel only" in answer["text"]
+    assert "$" not in answer["text"] and "€" not in answer["text"]
+
+
+def test_ar_status_says_how_the_customer_usually_pays(
+    served: Any, cli: Any, tmp_path: Path
+) -> None:
+    history_ledger(tmp_path, cli)
+
+    steady = served.command("status C-1").json()["text"]
+    new = served.command("status C-3").json()["text"]
+
+    assert "Pays: usually pays 10 days late (last 12 invoices)" in steady
+    assert "Pays: no payment history yet" in new
+
+
+def test_the_forecast_answer_stays_within_slacks_limits_with_long_hostile_names() -> None:
+    hostile = HOSTILE_TEXT * 40
+    prediction = Prediction(AS_OF, AS_OF, None, 0.5, "portfolio")
+    invoices = [
+        InvoiceForecast(hostile, hostile, hostile, "USD", Decimal(10**9), AS_OF, prediction)
+        for _ in range(500)
+    ]
+    weeks = [Week(AS_OF, {c: Decimal(10**12) for c in ("USD", "EUR", "GBP", "JPY", "CAD")})] * 104
+    text = forecast_text(Forecast(AS_OF, invoices, weeks), show_amounts=True)
+
+    blocks = text_blocks(text)
+
+    assert len(blocks) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks)
+    assert "<!channel>" not in text and "<script>" not in text
