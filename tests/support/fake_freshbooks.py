@@ -75,6 +75,11 @@ class FakeFreshBooks(LocalServer):
         self.server_errors = 0  # this many API calls answer 503 first
         self.server_time: datetime | None = SERVER_TIME  # None: answers carry no Date header
         self.refuse_updates: str | None = None  # updates answer 422 with this message
+        # Invoice PDFs by invoice id, served as `pdf_type`; `pdf_status` makes every PDF
+        # request answer that status (401: this app may not read PDFs).
+        self.pdfs: dict[str, bytes] = {}
+        self.pdf_type = "application/pdf"
+        self.pdf_status: int | None = None
         self.lock = threading.Lock()
         super().__init__(type("FreshBooksHandler", (FreshBooksHandler,), {"fake": self}))
 
@@ -116,6 +121,9 @@ class FakeFreshBooks(LocalServer):
         return self._accounting(request.path.removeprefix(prefix), request)
 
     def _accounting(self, resource: str, request: Recorded) -> tuple[int, Any, dict[str, str]]:
+        pdf = re.fullmatch(r"invoices/invoices/([^/]+)/pdf", resource)
+        if pdf and request.method == "GET":
+            return self._invoice_pdf(pdf[1])
         tables = {
             "users/clients": ("clients", "client", self.clients),
             "invoices/invoices": ("invoices", "invoice", self.invoices),
@@ -127,6 +135,17 @@ class FakeFreshBooks(LocalServer):
             if resource.startswith(path + "/"):
                 return self._one(single, rows, resource.removeprefix(path + "/"), request)
         return 404, _errors(1012, "resource", f"No such resource {resource}."), {}
+
+    def _invoice_pdf(self, invoice_id: str) -> tuple[int, Any, dict[str, str]]:
+        """`invoices/invoices/{id}/pdf`: the invoice as a PDF."""
+        if self.pdf_status == 401:
+            body = {"error": "unauthenticated", "error_description": "Not allowed"}
+            return 401, body, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        if self.pdf_status is not None:
+            return self.pdf_status, {"message": "refused"}, {}
+        if invoice_id not in self.pdfs:
+            return 404, _errors(1012, "invoiceid", "Invoice not found."), {}
+        return 200, self.pdfs[invoice_id], {"Content-Type": self.pdf_type}
 
     def _one(
         self, single: str, rows: list[dict[str, Any]], record_id: str, request: Recorded

@@ -49,6 +49,11 @@ class FakeXero(LocalServer):
         self.requests: list[Recorded] = []
         self.retry_after: str | None = None  # the next API call gets a 429 with this Retry-After
         self.server_errors = 0  # this many API calls answer 500 first
+        # Invoice PDFs by invoice id, served as `pdf_type`; `pdf_status` makes every PDF
+        # request answer that status (401: this app may not read PDFs).
+        self.pdfs: dict[str, bytes] = {}
+        self.pdf_type = "application/pdf"
+        self.pdf_status: int | None = None
         self.lock = threading.Lock()
         super().__init__(type("XeroHandler", (Handler,), {"fake": self}))
 
@@ -84,11 +89,25 @@ class FakeXero(LocalServer):
         history = re.fullmatch(_API + r"Invoices/([^/]+)/History", request.path)
         if history and request.method == "PUT":
             return self._add_history(history[1], request.body)
+        one = re.fullmatch(_API + r"Invoices/([^/]+)", request.path)
+        if one and request.method == "GET" and request.headers.get("accept") == "application/pdf":
+            return self._invoice_pdf(one[1])
         entity = request.path.removeprefix(_API)
         lists = {"Invoices": self.invoices, "Contacts": self.contacts, "Payments": self.payments}
         if request.method == "GET" and entity in lists:
             return 200, self._list(entity, lists[entity], request), {}
         return 404, {"Title": "Not Found", "Status": 404}, {}
+
+    def _invoice_pdf(self, invoice_id: str) -> tuple[int, Any, dict[str, str]]:
+        """`GET Invoices/{InvoiceID}` asked for application/pdf: the invoice as a PDF."""
+        if self.pdf_status == 401:
+            problem = {"Type": None, "Title": "Unauthorized", "Status": 401, "Detail": "AuthFailed"}
+            return 401, problem, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        if self.pdf_status is not None:
+            return self.pdf_status, {"Title": "Error", "Status": self.pdf_status}, {}
+        if invoice_id not in self.pdfs:
+            return 404, {"Title": "Not Found", "Status": 404}, {}
+        return 200, self.pdfs[invoice_id], {"Content-Type": self.pdf_type}
 
     def _connections(self) -> list[dict[str, Any]]:
         return [
