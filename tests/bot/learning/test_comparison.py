@@ -1,0 +1,151 @@
+"""The pilot against the observed segment, and the followed-up group against the control group,
+on ledgers whose answers are worked out by hand: the sentence carries the difference, its
+interval and the customers behind it, or says "not enough data yet"."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from bot.core.models import ControlAssignment
+from bot.core.runtime import Runtime
+from bot.learning.comparison import (
+    CONTROL_DESIGN,
+    NOT_ENOUGH,
+    PILOT_DESIGN,
+    Comparison,
+    Unavailable,
+    compare,
+)
+from bot.planning.planner import Pilot
+from tests.bot.learning.test_outcomes import TODAY, ZONE, Ledger, at
+
+UNTIL = TODAY - timedelta(days=1)
+SINCE = UNTIL - timedelta(days=8 * 7 - 1)  # eight weeks
+PILOT = Pilot(tiers=frozenset({"strategic"}))
+
+
+def paying(ledger: Ledger, tier: str, days_late: list[int], total: str = "100.00") -> list[int]:
+    """One customer per entry, with one invoice due four weeks ago paid `days_late` days after
+    its due date (each payment inside the eight weeks)."""
+    customers = []
+    due = UNTIL - timedelta(days=40)
+    for late in days_late:
+        customer = ledger.customer(tier)
+        invoice = ledger.invoice(customer, total, issued=due - timedelta(days=30), due=due)
+        ledger.pay(invoice, total, due + timedelta(days=late))
+        customers.append(customer)
+    return customers
+
+
+def compared(runtime: Runtime, pilot: Pilot | None = PILOT) -> Comparison:
+    with runtime.sessions() as session:
+        found = compare(session, SINCE, UNTIL, timezone=ZONE, pilot=pilot)
+    assert isinstance(found, Comparison), found
+    return found
+
+
+def test_the_sentence_gives_the_difference_its_interval_and_the_customers(
+    runtime: Runtime,
+) -> None:
+    ledger = Ledger(runtime)
+    paying(ledger, "strategic", [3, 4, 5, 6, 7] * 3)  # 5 days late on average
+    paying(ledger, "standard", [13, 14, 15, 16, 17] * 2 + [15, 15])  # 15
+
+    found = compared(runtime)
+    row = found.headline
+    assert found.design == PILOT_DESIGN
+    assert (row.followed, row.baseline) == (5.0, 15.0)
+    assert (row.followed_customers, row.baseline_customers) == (15, 12)
+    assert row.gain is not None and row.conclusive
+    gain, low, high = row.gain
+    assert gain == 10.0
+    assert 8.0 < low < 10.0 < high < 12.0
+    assert found.sentence() == (
+        f"the pilot segment pays 10.0 days sooner (95% CI {low:.1f}\N{EN DASH}{high:.1f}) "
+        "over 8 weeks, 15 customers against 12"
+    )
+    assert row.gain_text() == "10.0 days sooner"
+    by30 = next(r for r in found.rows if r.key == "by30")
+    assert (by30.followed, by30.baseline) == (100.0, 100.0)  # all paid within 30 days
+    assert by30.gain_text() == NOT_ENOUGH
+    assert [r.key for r in found.rows] == ["late", "by30", "dso:USD", "cash:USD"]
+    cash = next(r for r in found.rows if r.key == "cash:USD")
+    assert cash.followed == pytest.approx(100.0 / 8)  # one 100.00 payment in eight weeks
+
+
+def test_later_payers_read_later_and_the_interval_is_turned_round(runtime: Runtime) -> None:
+    ledger = Ledger(runtime)
+    paying(ledger, "strategic", [20, 21, 22, 23, 24] * 2)
+    paying(ledger, "standard", [1, 2, 3, 4, 5] * 2)
+    sentence = compared(runtime).sentence()
+    match = re.fullmatch(
+        r"the pilot segment pays 19\.0 days later \(95% CI (\d+\.\d)\N{EN DASH}(\d+\.\d)\) "
+        r"over 8 weeks, 10 customers against 10",
+        sentence,
+    )
+    assert match, sentence
+    assert float(match[1]) <= 19.0 <= float(match[2])
+
+
+def test_below_the_thresholds_it_says_not_enough_data_yet(runtime: Runtime) -> None:
+    ledger = Ledger(runtime)
+    paying(ledger, "strategic", [3, 4, 5])  # three customers: fewer than five
+    paying(ledger, "standard", [13, 14, 15, 16, 17, 18])
+    found = compared(runtime)
+    assert found.headline.gain is None
+    assert found.sentence() == (
+        "the pilot segment against the observed segment over 8 weeks, "
+        f"3 customers against 6: {NOT_ENOUGH}"
+    )
+    assert "fewer than 5 customers" in found.headline.interval_text()
+
+
+def test_a_difference_lost_in_the_spread_is_not_enough_data_yet(runtime: Runtime) -> None:
+    ledger = Ledger(runtime)
+    paying(ledger, "strategic", [0, 30, 2, 28, 5, 25, 1])
+    paying(ledger, "standard", [1, 29, 3, 27, 6, 24, 2])
+    found = compared(runtime)
+    assert found.headline.gain is not None
+    assert not found.headline.conclusive
+    assert found.sentence().endswith(f"7 customers against 7: {NOT_ENOUGH}")
+
+
+def test_the_control_group_is_the_baseline_when_a_holdout_ran(runtime: Runtime) -> None:
+    ledger = Ledger(runtime)
+    followed = paying(ledger, "standard", [3, 4, 5, 6, 7])
+    held_out = paying(ledger, "standard", [13, 14, 15, 16, 17])
+    drawn = at(SINCE - timedelta(days=30))
+    with runtime.writing() as session:
+        for customer_id in followed + held_out:
+            session.add(
+                ControlAssignment(
+                    customer_id=customer_id,
+                    grp="control" if customer_id in held_out else "followed",
+                    assigned_at=drawn,
+                    share=Decimal("0.5"),
+                )
+            )
+    found = compared(runtime, pilot=None)  # the holdout needs no pilot scope
+    assert found.design == CONTROL_DESIGN
+    assert found.sentence().startswith(
+        "the followed-up group pays 10.0 days sooner than the control group (95% CI "
+    )
+    assert found.sentence().endswith("over 8 weeks, 5 customers against 5")
+    assert "share 0.5 for 10 customers" in found.notes[0]
+
+
+def test_without_a_pilot_scope_or_a_holdout_there_is_nothing_to_compare(
+    runtime: Runtime,
+) -> None:
+    paying(Ledger(runtime), "standard", [1, 2])
+    with runtime.sessions() as session:
+        found = compare(session, SINCE, UNTIL, timezone=ZONE, pilot=Pilot(max_invoices=10))
+        assert isinstance(found, Unavailable)
+        assert "ARBOT_CONTROL_SHARE" in found.reason
+        only_pilot = compare(session, SINCE, UNTIL, timezone=ZONE, pilot=PILOT)
+        assert isinstance(only_pilot, Unavailable)
+        assert "pilot segment has no customers" in only_pilot.reason
