@@ -76,7 +76,8 @@ class InvoiceFiles:
                 if declared.isdigit() and int(declared) > max_bytes:
                     raise CopyRefused(
                         f"{what} is {megabytes(int(declared))}, over the "
-                        f"{megabytes(max_bytes)} limit"
+                        f"{megabytes(max_bytes)} limit",
+                        too_large=True,
                     )
                 data = bytearray()
                 for chunk in response.iter_bytes(CHUNK):
@@ -84,7 +85,8 @@ class InvoiceFiles:
                     if len(data) > max_bytes:
                         raise CopyRefused(
                             f"{what} is over the {megabytes(max_bytes)} limit; it was not read "
-                            "further"
+                            "further",
+                            too_large=True,
                         )
         except (httpx.TooManyRedirects, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise CopyRefused(
@@ -119,7 +121,8 @@ class InvoiceFiles:
             size = path.stat().st_size
             if size > max_bytes:
                 raise CopyRefused(
-                    f"{what} is {megabytes(size)}, over the {megabytes(max_bytes)} limit"
+                    f"{what} is {megabytes(size)}, over the {megabytes(max_bytes)} limit",
+                    too_large=True,
                 )
             with path.open("rb") as handle:
                 data = handle.read(max_bytes + 1)

@@ -64,7 +64,7 @@ def gather(
     try:
         files = tuple(invoice_copies(runtime, claimed.attach, copies, limit))
     except CopyRefused as exc:
-        return Refusal(NO_COPY, exc.message, exc.later)
+        return Refusal(TOO_LARGE if exc.too_large else NO_COPY, exc.message, exc.later)
     size = message_size(claimed.outgoing, files)
     if size > limit:
         names = ", ".join(f.filename for f in files)

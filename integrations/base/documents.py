@@ -25,12 +25,14 @@ _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 class CopyRefused(Exception):
     """No copy of the invoice could be had. `later`: it may work on another try (the source
-    was down or rate limited); otherwise a person has to fix something (the message says what)."""
+    was down or rate limited); otherwise a person has to fix something (the message says what).
+    `too_large`: the copy is larger than a message may be."""
 
-    def __init__(self, message: str, *, later: bool = False) -> None:
+    def __init__(self, message: str, *, later: bool = False, too_large: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.later = later
+        self.too_large = too_large
 
 
 class PdfSource(Protocol):
@@ -65,7 +67,8 @@ def checked_pdf(data: bytes, what: str, max_bytes: int) -> bytes:
     """`data` when it is a PDF of at most `max_bytes`; CopyRefused (naming `what`) otherwise."""
     if len(data) > max_bytes:
         raise CopyRefused(
-            f"{what} is {megabytes(len(data))}, over the {megabytes(max_bytes)} limit"
+            f"{what} is {megabytes(len(data))}, over the {megabytes(max_bytes)} limit",
+            too_large=True,
         )
     if not data:
         raise CopyRefused(f"{what} is empty")
@@ -83,7 +86,8 @@ def pdf_filename(number: str) -> str:
 
 
 def megabytes(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB"
+    """A size in words: `2.5 MB`, or `40 kB` under a megabyte."""
+    return f"{size / 1_000_000:.1f} MB" if size >= 1_000_000 else f"{size / 1000:.0f} kB"
 
 
 def encoded_size(size: int) -> int:

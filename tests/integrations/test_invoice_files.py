@@ -95,9 +95,9 @@ def test_a_pdf_url_over_the_limit_is_refused_without_reading_it_all(
 ) -> None:
     server, _seen = host
     files = InvoiceFiles(None)
-    with pytest.raises(CopyRefused, match=r"is 0.0 MB, over the 0.0 MB limit"):
+    with pytest.raises(CopyRefused, match=r"is 10 kB, over the 10 kB limit"):
         files.copy("INV-1", f"{server.url}/big.pdf", LIMIT)
-    with pytest.raises(CopyRefused, match="over the 0.0 MB limit; it was not read further"):
+    with pytest.raises(CopyRefused, match="over the 10 kB limit; it was not read further"):
         files.copy("INV-1", f"{server.url}/big-chunked.pdf", LIMIT)
 
 
@@ -126,5 +126,5 @@ def test_no_invoice_number_reaches_a_file_outside_the_folder(tmp_path: Path) -> 
 
 
 def test_without_a_pdf_url_or_a_folder_it_says_how_to_give_one() -> None:
-    with pytest.raises(CopyRefused, match="give it a pdf_url .* or set ARBOT_INVOICE_PDF_DIR"):
+    with pytest.raises(CopyRefused, match=r"give it a pdf_url .* or set ARBOT_INVOICE_PDF_DIR"):
         InvoiceFiles(None).copy("INV-1", None, LIMIT)

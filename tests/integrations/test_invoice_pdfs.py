@@ -170,7 +170,7 @@ def test_a_copy_over_the_limit_is_refused_and_a_source_that_is_down_is_tried_lat
 ) -> None:
     fake, source = xero
     fake.pdfs[XERO_ID] = PDF + b"x" * 5000
-    with pytest.raises(CopyRefused, match="over the 0.0 MB limit"):
+    with pytest.raises(CopyRefused, match="over the 1 kB limit"):
         source.invoice_pdf(XERO_ID, "INV-0042", 1000)
     fake.server_errors = 10
     with pytest.raises(CopyRefused) as refused:
