@@ -1,5 +1,7 @@
 """A local stand-in for HubSpot's CRM API: companies (list and search, paged by `after`), contacts
-(batch read), company-to-contact associations (v4 batch read, with labels), owners, notes, and a private app token's description (its scopes), answering in HubSpot's shapes.
+(batch read; the list's first page), company-to-contact associations (v4 batch read, with labels),
+owners (by id; the list's first page), notes, and a private app token's description (its
+scopes), answering in HubSpot's shapes.
 
 It records every request, and can be told to refuse the token (401, as for an expired or revoked
 private app token), to rate limit once (429, with Retry-After or with only HubSpot's own
@@ -41,6 +43,8 @@ class FakeHubSpot(LocalServer):
         # The scopes the token was granted; None grants all. A request needing another answers
         # 403 MISSING_SCOPES, as HubSpot does.
         self.granted: set[str] | None = None
+        # Whether the token-info endpoint describes the token (False: a key it does not know).
+        self.describes_token = True
         self.lock = threading.Lock()
         super().__init__(type("HubSpotHandler", (Handler,), {"fake": self}))
 
@@ -68,6 +72,8 @@ class FakeHubSpot(LocalServer):
             return self._read_contacts(request.body)
         if path.startswith("/crm/v3/owners/") and method == "GET":
             return self._owner(path.removeprefix("/crm/v3/owners/"))
+        if path in ("/crm/v3/owners", "/crm/v3/objects/contacts") and method == "GET":
+            return self._first_page(path, request.query)
         if path == "/crm/v3/objects/notes" and method == "POST":
             return self._create_note(request.body)
         return 404, _error("Resource not found", "OBJECT_NOT_FOUND"), {}
@@ -76,7 +82,7 @@ class FakeHubSpot(LocalServer):
         """What HubSpot says of a private app's (or service key's) token: the token is in the
         body, and no Authorization is needed."""
         token = body.get("tokenKey") if isinstance(body, dict) else None
-        if self.token_refused or token != TOKEN:
+        if self.token_refused or token != TOKEN or not self.describes_token:
             return 400, _error("The token is not a valid private app token", "VALIDATION_ERROR"), {}
         granted = (
             sorted(self.granted)
@@ -180,6 +186,18 @@ class FakeHubSpot(LocalServer):
         ]
         return 200, {"status": "COMPLETE", "results": results, **_times()}, {}
 
+    def _first_page(self, path: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """The first page of the owners or contacts list (no `after`: `arbot doctor` reads one)."""
+        limit = int(query.get("limit", "100"))
+        if path == "/crm/v3/owners":
+            rows = [self.owners[k] for k in sorted(self.owners)]
+        else:
+            rows = [
+                {"id": k, "properties": {"email": v.get("email")}, "archived": False}
+                for k, v in sorted(self.contacts.items())
+            ]
+        return 200, {"results": rows[:limit]}, {}
+
     def _owner(self, owner_id: str) -> tuple[int, Any, dict[str, str]]:
         if owner_id not in self.owners:
             return 404, _error(f"No owner with id {owner_id}", "OBJECT_NOT_FOUND"), {}
@@ -214,6 +232,7 @@ _SCOPES = (
     ("POST", "/crm/v3/objects/companies/search", "crm.objects.companies.read"),
     ("POST", "/crm/v4/associations/companies/contacts", "crm.objects.contacts.read"),
     ("POST", "/crm/v3/objects/contacts/batch/read", "crm.objects.contacts.read"),
+    ("GET", "/crm/v3/objects/contacts", "crm.objects.contacts.read"),
     ("GET", "/crm/v3/owners", "crm.objects.owners.read"),
 )
 

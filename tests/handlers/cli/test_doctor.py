@@ -423,3 +423,29 @@ def test_the_fake_slack_grants_the_manifests_scopes_by_default() -> None:
 
     manifest = yaml.safe_load((REPO / "slack" / "manifest.yml").read_text())
     assert list(MANIFEST_SCOPES) == manifest["oauth_config"]["scopes"]["bot"]
+
+
+def test_hubspot_read_scopes_are_tried_by_reading_and_the_notes_scope_unknown_is_said(
+    doctor: Any, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.hubspot.granted = {
+        "crm.objects.companies.read",
+        "crm.objects.contacts.read",
+        "crm.objects.contacts.write",
+    }
+    world.hubspot.describes_token = False  # e.g. a key HubSpot's token description does not know
+    result = doctor("doctor", "--json")
+    checks = {(c["integration"], c["check"]): c for c in json.loads(result.stdout)["checks"]}
+    scopes = checks[("HubSpot", "scopes")]
+    assert scopes["status"] == "problem"
+    assert "could not be checked: make sure it has crm.objects.contacts.write" in scopes["message"]
+    assert "crm.objects.owners.read" in scopes["message"]
+
+    monkeypatch.setenv("ARBOT_CRM_LOG_ACTIVITY", "false")  # no notes: no write scope needed
+    result = doctor("doctor", "--json")
+    checks = {(c["integration"], c["check"]): c for c in json.loads(result.stdout)["checks"]}
+    assert checks[("HubSpot", "scopes")]["message"].startswith(
+        "HUBSPOT_TOKEN lacks the scope(s) crm.objects.owners.read:"
+    )
+    world.hubspot.granted = None
+    assert doctor("doctor").code == 0
