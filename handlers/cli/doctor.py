@@ -110,6 +110,7 @@ def _unread(settings: Settings, name: str, label: str) -> list[Finding]:
 
 
 def _slack(runtime: Runtime, timeout: float) -> list[Finding]:
+    from bot.core.slack_access import SlackAccess
     from integrations.doctor.findings import not_configured
     from integrations.doctor.slack import check_slack
 
@@ -124,9 +125,9 @@ def _slack(runtime: Runtime, timeout: float) -> list[Finding]:
         "ARBOT_FINANCE_CHANNEL": settings.finance_channel,
         "ARBOT_ESCALATION_CHANNEL": settings.escalation_channel,
     }
-    return check_slack(
-        settings.slack_bot_token.get_secret_value(), settings.slack_api_url, channels, timeout
-    )
+    token = settings.slack_bot_token.get_secret_value()
+    refusal = SlackAccess(settings.database_url, token).refusal()
+    return check_slack(token, settings.slack_api_url, channels, timeout, refusal)
 
 
 def _print(findings: list[Finding]) -> None:

@@ -22,9 +22,22 @@ REINSTALL = "add it under OAuth & Permissions > Bot Token Scopes (or update the 
 
 
 def check_slack(
+    token: str,
+    api_url: str,
+    channels: Mapping[str, str | None],
+    timeout: float,
+    refusal: str | None = None,
+) -> list[Finding]:
+    """`channels`: setting name → channel id (ARBOT_FINANCE_CHANNEL, ARBOT_ESCALATION_CHANNEL).
+    `refusal`: why arbot itself no longer calls Slack with this token (Slack said the app was
+    uninstalled or the token revoked: bot.core.slack_access), whatever Slack answers now."""
+    stopped = [problem(SLACK, "revoked", refusal)] if refusal else []
+    return stopped + _live(token, api_url, channels, timeout)
+
+
+def _live(
     token: str, api_url: str, channels: Mapping[str, str | None], timeout: float
 ) -> list[Finding]:
-    """`channels`: setting name → channel id (ARBOT_FINANCE_CHANNEL, ARBOT_ESCALATION_CHANNEL)."""
     client = WebClient(token=token, base_url=api_url, timeout=int(max(timeout, 1)))
     try:
         answer = client.auth_test()

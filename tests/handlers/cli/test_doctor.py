@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from bot.core.runtime import start
 from bot.core.settings import load_settings
+from bot.core.slack_access import record_revoked
 from bot.ledger.source_tokens import DatabaseTokenStore
 from integrations.base.ledger import Tokens
 from integrations.doctor.database import check_database
@@ -447,5 +448,19 @@ def test_hubspot_read_scopes_are_tried_by_reading_and_the_notes_scope_unknown_is
     assert checks[("HubSpot", "scopes")]["message"].startswith(
         "HUBSPOT_TOKEN lacks the scope(s) crm.objects.owners.read:"
     )
-    world.hubspot.granted = None
-    assert doctor("doctor").code == 0
+
+
+def test_a_token_slack_said_was_revoked_is_a_problem_even_if_slack_takes_it_now(
+    doctor: Any, database_url: str
+) -> None:
+    runtime = start(load_settings(env_file=None, database_url=database_url))
+    try:
+        with runtime.writing() as session:
+            record_revoked(session, "xoxb-test", "T0TEST", "app_uninstalled", NOW)
+    finally:
+        runtime.close()
+    result = doctor("doctor")
+    assert result.code == 1
+    slack = lines(result.stdout)["Slack"]
+    assert slack[0].startswith("PROBLEM") and "reinstall" in slack[0]
+    assert "set SLACK_BOT_TOKEN to its new bot token" in " ".join(slack[0].split())
