@@ -23,6 +23,7 @@ from benchmarks import (
     planner,
     scaling,
     sending,
+    slack_calls,
     startup,
 )
 from benchmarks.databases import KINDS, POSTGRESQL, postgres_absent
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Result]]] = {
     "approvals": approvals.run,
     "bounces": bounces.run,
     "forecast": forecast.run,
+    "slack_calls": slack_calls.run,
 }
 
 

@@ -19,6 +19,7 @@ SECONDS = "s"
 PER_SECOND = "/s"  # a rate: more is better
 MIB = "MiB"
 CALLS = "calls/reminder"
+MISSED = {MIB: "TOO BIG", CALLS: "TOO MANY"}  # what a missed target is called, by unit
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def print_table(title: str, results: list[Result], skipped: list[Skipped]) -> bo
             else "",
             f"{ratio:.2f}x" if ratio is not None else "",
             target_text(result),
-            "ok" if not missed else ("TOO SLOW" if result.unit != MIB else "TOO BIG"),
+            "ok" if not missed else MISSED.get(result.unit, "TOO SLOW"),
         )
     for skip in skipped:
         table.add_row(skip.name, skip.database, "", "", "", "", "", f"skipped: {skip.why}")
