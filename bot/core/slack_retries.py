@@ -74,6 +74,16 @@ def due(session: Session, kind: str, now: datetime) -> list[SlackRetry]:
     )
 
 
+def owed(session: Session, kind: str) -> list[tuple[str, str]]:
+    """Every message owed this kind of retry, due or waiting for its backoff: channel and ts."""
+    return [
+        (channel, ts)
+        for channel, ts in session.execute(
+            select(SlackRetry.channel, SlackRetry.ts).where(SlackRetry.kind == kind)
+        )
+    ]
+
+
 def paid(runtime: Runtime, retry_id: int) -> None:
     """Slack took it."""
     with runtime.writing() as session:

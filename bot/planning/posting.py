@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from bot.core import audit, slack_retries
+from bot.core import audit, message_versions, slack_retries
 from bot.core.db import writing_factory
 from bot.core.models import (
     Contact,
@@ -326,12 +327,25 @@ def _redraw(
     *,
     day: date | None = None,
 ) -> None:
+    """Draw the message at channel/ts from the state read when it is sent, never older than a
+    redraw already applied, and once for many redraws asked for at once (see
+    bot/core/message_versions.py)."""
+    engine = session.get_bind().engine
     try:
-        _draw(session, slack, channel, ts, timezone, day)
+        message_versions.draw_newest(
+            engine, channel, ts, _drawing(slack, channel, ts, timezone, day)
+        )
     except Exception as exc:
         why = _why(exc)
         log.warning("redraw of %s/%s refused (%s): the sweep draws it again", channel, ts, why)
-        owe(writing_factory(session.get_bind().engine), REDRAW, channel, ts, why)
+        owe(writing_factory(engine), REDRAW, channel, ts, why)
+
+
+def _drawing(
+    slack: SlackPort, channel: str, ts: str, timezone: str, day: date | None
+) -> Callable[[Session], None]:
+    """The drawing of channel/ts from the state a session reads (see `_draw`)."""
+    return lambda session: _draw(session, slack, channel, ts, timezone, day)
 
 
 def _draw(
@@ -353,19 +367,39 @@ def _draw(
 
 
 def retry_redraws(runtime: Runtime, slack: SlackPort) -> int:
-    """The sweep's part: draw again every message whose redraw Slack refused, with backoff."""
+    """The sweep's part: draw again every message whose redraw Slack refused, with backoff, and
+    every message whose drawer died with a redraw still wanted (bot/core/message_versions.py)."""
     done = 0
     with runtime.sessions() as session:
         owed = slack_retries.due(session, REDRAW, runtime.clock.now())
+        waiting = set(slack_retries.owed(session, REDRAW))
+        abandoned = [
+            message
+            for message in message_versions.abandoned(session, message_versions.REAL_TIME.now())
+            if message not in waiting
+        ]
+    timezone = runtime.settings.timezone
     for retry in owed:
         try:
-            with runtime.sessions() as session:
-                _draw(session, slack, retry.channel, retry.ts, runtime.settings.timezone, None)
+            message_versions.draw_newest(
+                runtime.engine,
+                retry.channel,
+                retry.ts,
+                _drawing(slack, retry.channel, retry.ts, timezone, None),
+            )
         except Exception as exc:
             slack_retries.refused_again(runtime, retry, _why(exc))
             continue
         slack_retries.paid(runtime, retry.id)
         done += 1
+    for channel, ts in abandoned:  # asked for, and its drawer died before drawing it
+        try:
+            if message_versions.draw_newest(
+                runtime.engine, channel, ts, _drawing(slack, channel, ts, timezone, None)
+            ):
+                done += 1
+        except Exception as exc:
+            owe(runtime.writes, REDRAW, channel, ts, _why(exc))
     return done
 
 
@@ -392,7 +426,12 @@ def redraw_headers_naming(session: Session, slack: object, escalation_ids: list[
         if header is None:  # the plan is not posted yet: its header links them when it is
             continue
         try:
-            slack.update_plan_header(header[0], header[1], summary_for(session, day))
+            message_versions.draw_newest(
+                session.get_bind().engine,
+                header[0],
+                header[1],
+                _header_drawing(slack, header[0], header[1], day),
+            )
         except Exception as exc:
             why = _why(exc)
             log.warning("header of %s not redrawn (%s): the sweep draws it again", day, why)
@@ -400,6 +439,12 @@ def redraw_headers_naming(session: Session, slack: object, escalation_ids: list[
             continue
         drawn += 1
     return drawn
+
+
+def _header_drawing(
+    slack: HeaderRedraws, channel: str, ts: str, day: date
+) -> Callable[[Session], None]:
+    return lambda session: slack.update_plan_header(channel, ts, summary_for(session, day))
 
 
 def _header_day(session: Session, channel: str, ts: str) -> date | None:

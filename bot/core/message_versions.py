@@ -1,0 +1,152 @@
+"""A version per posted Slack message, so that its redraws never go back in time.
+
+Each redraw asked for raises the message's `wanted` count (`ask`). One worker at a time draws a
+message: whoever takes its lease (`drawing_since`) in the same short write. The drawer claims
+the newest version asked for with a compare-and-set (`claim`: drawn < wanted → drawn = wanted)
+and only then reads the state it renders, so what it sends is at least as new as every redraw
+counted in that version; a redraw whose version is not newer than the one drawn is dropped. The
+drawer gives the lease back only when nothing newer was asked for meanwhile (`release`), else it
+draws again: many redraws asked for at once become one chat.update with the latest state, and
+the last state is always drawn.
+
+A lease lasts LEASE in real time, so a worker that died while drawing holds the message no
+longer than that (`abandoned` lists such messages for the sweep)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Engine, and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.core.clock import Clock, SystemClock
+from bot.core.db import session_factory, writing_factory
+from bot.core.models import MessageVersion
+
+LEASE = timedelta(seconds=60)
+# Leases are measured in real time: a clock fixed for a demo (ARBOT_NOW) must not keep a dead
+# drawer's lease forever.
+REAL_TIME: Clock = SystemClock()
+
+
+def draw_newest(
+    engine: Engine,
+    channel: str,
+    ts: str,
+    draw: Callable[[Session], None],
+    clock: Clock = REAL_TIME,
+) -> bool:
+    """Redraw channel/ts with `draw(session)`, which reads the state it renders from that fresh
+    session and sends it to Slack. Returns True when this call drew it (as often as redraws were
+    asked for while it drew), False when another worker is drawing it and draws this one too.
+    What `draw` raises is raised, after the lease is given back (the caller owes the redraw to
+    the sweep)."""
+    writes = writing_factory(engine)
+    if not ask(writes, channel, ts, clock.now()):
+        return False
+    reads = session_factory(engine)
+    while True:
+        try:
+            if claim(writes, channel, ts, clock.now()) is not None:
+                with reads() as session:  # read after the claim: as new as every redraw it counts
+                    draw(session)
+        except BaseException:
+            give_up(writes, channel, ts)
+            raise
+        if release(writes, channel, ts):
+            return True
+
+
+def _this(channel: str, ts: str) -> list[ColumnElement[bool]]:
+    return [MessageVersion.channel == channel, MessageVersion.ts == ts]
+
+
+def _free(now: datetime) -> ColumnElement[bool]:
+    return or_(MessageVersion.drawing_since.is_(None), MessageVersion.drawing_since < now - LEASE)
+
+
+def ask(writes: sessionmaker[Session], channel: str, ts: str, now: datetime) -> bool:
+    """Ask for a redraw of channel/ts. True when the caller took the message's lease and must
+    draw it (`claim` … `release`); False when another worker is drawing it and will draw this
+    redraw too."""
+    for _ in range(2):  # two first redraws of a message at once: the second finds the row
+        try:
+            with writes.begin() as session:
+                raised = session.execute(
+                    update(MessageVersion)
+                    .where(*_this(channel, ts))
+                    .values(wanted=MessageVersion.wanted + 1)
+                    .execution_options(synchronize_session=False)
+                )
+                if raised.rowcount == 0:  # type: ignore[attr-defined]
+                    session.add(
+                        MessageVersion(channel=channel, ts=ts, wanted=1, drawn=0, drawing_since=now)
+                    )
+                    session.flush()
+                    return True
+                taken = session.execute(
+                    update(MessageVersion)
+                    .where(*_this(channel, ts), _free(now))
+                    .values(drawing_since=now)
+                    .execution_options(synchronize_session=False)
+                )
+                return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
+        except IntegrityError:
+            continue
+    return False
+
+
+def claim(writes: sessionmaker[Session], channel: str, ts: str, now: datetime) -> int | None:
+    """The version the lease holder draws now: the newest asked for, claimed by compare-and-set
+    before the state is read; None when nothing newer than the version drawn was asked for.
+    Claiming renews the lease."""
+    with writes.begin() as session:
+        claimed = session.execute(
+            update(MessageVersion)
+            .where(*_this(channel, ts), MessageVersion.drawn < MessageVersion.wanted)
+            .values(drawn=MessageVersion.wanted, drawing_since=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return session.scalar(select(MessageVersion.drawn).where(*_this(channel, ts)))
+
+
+def release(writes: sessionmaker[Session], channel: str, ts: str) -> bool:
+    """Give the lease back, unless a newer redraw was asked for since the last claim: then
+    False, and the holder draws again."""
+    with writes.begin() as session:
+        released = session.execute(
+            update(MessageVersion)
+            .where(*_this(channel, ts), MessageVersion.drawn >= MessageVersion.wanted)
+            .values(drawing_since=None)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(released.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def give_up(writes: sessionmaker[Session], channel: str, ts: str) -> None:
+    """Give the lease back whatever is still wanted (Slack refused the drawing: the redraw is
+    owed to the sweep, which asks again)."""
+    with writes.begin() as session:
+        session.execute(
+            update(MessageVersion)
+            .where(*_this(channel, ts))
+            .values(drawing_since=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def abandoned(session: Session, now: datetime) -> list[tuple[str, str]]:
+    """Messages with a redraw asked for and not drawn, that nobody is drawing (their drawer died
+    or gave up): channel and ts, for the sweep."""
+    return [
+        (channel, ts)
+        for channel, ts in session.execute(
+            select(MessageVersion.channel, MessageVersion.ts)
+            .where(and_(MessageVersion.drawn < MessageVersion.wanted, _free(now)))
+            .order_by(MessageVersion.id)
+        )
+    ]
