@@ -40,6 +40,8 @@ def check_twilio(settings: Settings, timeout: float) -> list[Finding]:
             )
         ]
     assert sid and token and sender
+    if sender.startswith("MG"):  # a Messaging Service: it sends from numbers of its own pool
+        return _twilio_account(settings, sid, token.get_secret_value(), sender, timeout)
     base = settings.twilio_api_url.rstrip("/")
     url = f"{base}/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json"
     try:
@@ -94,6 +96,40 @@ def check_twilio(settings: Settings, timeout: float) -> list[Finding]:
     else:
         found.append(ok(TWILIO, "from", f"TWILIO_FROM {sender} belongs to the account"))
     return found
+
+
+def _twilio_account(
+    settings: Settings, sid: str, token: str, service: str, timeout: float
+) -> list[Finding]:
+    """The credentials only, by reading the account (`GET /2010-04-01/Accounts/{Sid}.json`)."""
+    url = f"{settings.twilio_api_url.rstrip('/')}/2010-04-01/Accounts/{sid}.json"
+    try:
+        with httpx.Client(timeout=timeout, auth=(sid, token)) as http:
+            response = http.get(url)
+    except httpx.HTTPError as exc:
+        return [
+            problem(
+                TWILIO,
+                "account",
+                f"cannot reach Twilio ({type(exc).__name__}): check TWILIO_API_URL and the network",
+            )
+        ]
+    if response.status_code != 200:
+        return [
+            problem(
+                TWILIO,
+                "account",
+                f"Twilio refused TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN ({_twilio_error(response, _json(response))}): copy both from the Twilio console's Account Info",
+            )
+        ]
+    return [
+        ok(TWILIO, "account", f"TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN work (account {sid})"),
+        ok(
+            TWILIO,
+            "from",
+            f"TWILIO_FROM {service} is a Messaging Service: the numbers it sends from are not checked",
+        ),
+    ]
 
 
 def check_stripe(settings: Settings, timeout: float) -> list[Finding]:

@@ -1,5 +1,5 @@
-"""A local stand-in for Twilio's Messages API (records each message, answers like Twilio) and the
-account's IncomingPhoneNumbers list, filtered by `PhoneNumber` as Twilio's is."""
+"""A local stand-in for Twilio's Messages API (records each message, answers like Twilio), the
+account itself and its IncomingPhoneNumbers list, filtered by `PhoneNumber` as Twilio's is."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ class FakeTwilio(LocalServer):
                         },
                     )
                 split = urlsplit(self.path)
+                if split.path == f"/2010-04-01/Accounts/{SID}.json":
+                    return self.answer(
+                        200,
+                        {"sid": SID, "friendly_name": "Brightwater", "status": "active"},
+                    )
                 if split.path != f"/2010-04-01/Accounts/{SID}/IncomingPhoneNumbers.json":
                     return self.answer(404, {"code": 20404, "message": "not found", "status": 404})
                 wanted = parse_qs(split.query).get("PhoneNumber", [None])[0]
