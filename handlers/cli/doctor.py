@@ -139,6 +139,7 @@ def _print(findings: list[Finding]) -> None:
         )
     counts = {s: sum(f.status == s for f in findings) for s in MARKS}
     console.print(
-        f"{counts['problem']} problem(s), {counts['ok']} OK, {counts['not_configured']} not configured.",
+        f"{counts['problem']} problem(s), {counts['ok']} OK, {counts['not_configured']} not "
+        "configured.",
         markup=False,
     )

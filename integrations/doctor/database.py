@@ -23,7 +23,8 @@ def check_database(url: str) -> list[Finding]:
             problem(
                 DATABASE,
                 "reachable",
-                "DATABASE_URL is not a database URL (e.g. sqlite:///arbot.db or postgresql://user@host/dbname)",
+                "DATABASE_URL is not a database URL (e.g. sqlite:///arbot.db or "
+                "postgresql://user@host/dbname)",
             )
         ]
     shown = parsed.render_as_string(hide_password=True)
@@ -33,7 +34,8 @@ def check_database(url: str) -> list[Finding]:
             problem(
                 DATABASE,
                 "reachable",
-                f"there is no database at {file} yet: run `arbot db upgrade` to create it (or check DATABASE_URL)",
+                f"there is no database at {file} yet: run `arbot db upgrade` to create it (or "
+                "check DATABASE_URL)",
             )
         ]
     try:
@@ -48,7 +50,8 @@ def check_database(url: str) -> list[Finding]:
             problem(
                 DATABASE,
                 "reachable",
-                f"cannot open the database at {shown} ({str(reason).strip().splitlines()[0]}): check DATABASE_URL and that the server runs",
+                f"cannot open the database at {shown} ({str(reason).strip().splitlines()[0]}): "
+                "check DATABASE_URL and that the server runs",
             )
         ]
     finally:
@@ -68,14 +71,16 @@ def check_database(url: str) -> list[Finding]:
                 problem(
                     DATABASE,
                     "schema",
-                    f"the database is at revision {current}, newer than this arbot knows ({head}): run the newer arbot",
+                    f"the database is at revision {current}, newer than this arbot knows "
+                    f"({head}): run the newer arbot",
                 )
             ]
         return [
             problem(
                 DATABASE,
                 "schema",
-                f"the database is at revision {current}, this arbot needs {head}: run `arbot db upgrade`",
+                f"the database is at revision {current}, this arbot needs {head}: run `arbot db "
+                "upgrade`",
             )
         ]
     return [ok(DATABASE, "schema", f"{shown} answers, at the head revision {head}")]

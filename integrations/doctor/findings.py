@@ -50,8 +50,9 @@ class Check:
 
 def run_checks(checks: Sequence[Check], timeout: float) -> list[Finding]:
     """Every check at once, each in a thread of its own; the findings in the checks' order. A check
-    still running after `timeout` seconds is reported as such (its thread is left to end by itself:
-    a daemon, it never holds the command up), and one that raises is reported with what it raised."""
+    still running after `timeout` seconds is reported as such (its thread is left to end by
+    itself: a daemon, it never holds the command up), and one that raises is reported with what
+    it raised."""
     results: list[list[Finding] | None] = [None] * len(checks)
 
     def work(index: int, check: Check) -> None:

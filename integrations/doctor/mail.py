@@ -40,7 +40,8 @@ def check_smtp(settings: Settings, runtime: Runtime, timeout: float) -> list[Fin
         return [
             not_configured(
                 SMTP,
-                "set SMTP_HOST (or ARBOT_MAILBOX) with SMTP_PORT, SMTP_USER and SMTP_PASSWORD to send email",
+                "set SMTP_HOST (or ARBOT_MAILBOX) with SMTP_PORT, SMTP_USER and SMTP_PASSWORD "
+                "to send email",
             )
         ]
     oauth, refusal = _oauth(settings, runtime)
@@ -65,15 +66,23 @@ def check_smtp(settings: Settings, runtime: Runtime, timeout: float) -> list[Fin
         return [problem(SMTP, "sign-in", str(exc))]
     except smtplib.SMTPNotSupportedError as exc:
         if "STARTTLS" in str(exc):
-            why = "the server does not offer STARTTLS: use its TLS port (465) or its submission port (587), or set SMTP_STARTTLS=false only for a relay on a trusted network"
+            why = (
+                "the server does not offer STARTTLS: use its TLS port (465) or its submission "
+                "port (587), or set SMTP_STARTTLS=false only for a relay on a trusted network"
+            )
         else:
-            why = f"the server does not take a login ({exc}): unset SMTP_USER for a relay that needs none, or check SMTP_HOST and SMTP_PORT"
+            why = (
+                f"the server does not take a login ({exc}): unset SMTP_USER for a relay that "
+                "needs none, or check SMTP_HOST and SMTP_PORT"
+            )
         return [problem(SMTP, "connect", f"{where}: {why}")]
     except smtplib.SMTPAuthenticationError as exc:
         how = (
-            f"{oauth.label}'s sign-in for {oauth.address} was refused: check that SMTP AUTH is on for that mailbox, or {oauth.reconnect_hint()}"
+            f"{oauth.label}'s sign-in for {oauth.address} was refused: check that SMTP AUTH is "
+            f"on for that mailbox, or {oauth.reconnect_hint()}"
             if oauth is not None
-            else "check SMTP_USER and SMTP_PASSWORD (Gmail and Microsoft 365 want an app password, or `arbot connect gmail|microsoft365`)"
+            else "check SMTP_USER and SMTP_PASSWORD (Gmail and Microsoft 365 want an app "
+            "password, or `arbot connect gmail|microsoft365`)"
         )
         return [
             problem(
@@ -87,7 +96,8 @@ def check_smtp(settings: Settings, runtime: Runtime, timeout: float) -> list[Fin
             problem(
                 SMTP,
                 "connect",
-                f"{where} presented a certificate that is not trusted ({exc.verify_message}): check SMTP_HOST, or set SMTP_CA_FILE to the CA that signed it",
+                f"{where} presented a certificate that is not trusted ({exc.verify_message}): "
+                "check SMTP_HOST, or set SMTP_CA_FILE to the CA that signed it",
             )
         ]
     except ssl.SSLError as exc:
@@ -95,7 +105,8 @@ def check_smtp(settings: Settings, runtime: Runtime, timeout: float) -> list[Fin
             problem(
                 SMTP,
                 "connect",
-                f"TLS with {where} failed ({exc.reason}): port 465 speaks TLS at once, 587 and 25 need SMTP_STARTTLS=true",
+                f"TLS with {where} failed ({exc.reason}): port 465 speaks TLS at once, 587 and "
+                "25 need SMTP_STARTTLS=true",
             )
         ]
     except (smtplib.SMTPException, OSError) as exc:
@@ -103,7 +114,8 @@ def check_smtp(settings: Settings, runtime: Runtime, timeout: float) -> list[Fin
             problem(
                 SMTP,
                 "connect",
-                f"cannot connect to {where} ({exc or type(exc).__name__}): check SMTP_HOST and SMTP_PORT",
+                f"cannot connect to {where} ({exc or type(exc).__name__}): check SMTP_HOST and "
+                "SMTP_PORT",
             )
         ]
     security = (
@@ -133,13 +145,15 @@ def check_imap(settings: Settings, runtime: Runtime, timeout: float) -> list[Fin
                 problem(
                     IMAP,
                     "sign-in",
-                    "set IMAP_USER and IMAP_PASSWORD (or connect the mailbox with `arbot connect gmail|microsoft365`) to read replies by IMAP",
+                    "set IMAP_USER and IMAP_PASSWORD (or connect the mailbox with `arbot "
+                    "connect gmail|microsoft365`) to read replies by IMAP",
                 )
             ]
         return [
             not_configured(
                 IMAP,
-                "replies come by webhook only (set IMAP_HOST, IMAP_USER and IMAP_PASSWORD for `arbot poll-inbox`)",
+                "replies come by webhook only (set IMAP_HOST, IMAP_USER and IMAP_PASSWORD for "
+                "`arbot poll-inbox`)",
             )
         ]
     if refusal:
@@ -167,7 +181,8 @@ def check_imap(settings: Settings, runtime: Runtime, timeout: float) -> list[Fin
         ok(
             IMAP,
             "sign-in",
-            f"{where} over TLS, signed in as {who}, folder {settings.imap_folder!r} opens; nothing was read",
+            f"{where} over TLS, signed in as {who}, folder {settings.imap_folder!r} opens; "
+            "nothing was read",
         )
     ]
 

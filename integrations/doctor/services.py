@@ -28,7 +28,8 @@ def check_twilio(settings: Settings, timeout: float) -> list[Finding]:
         return [
             not_configured(
                 TWILIO,
-                "texts are off (set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM to send them)",
+                "texts are off (set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM to "
+                "send them)",
             )
         ]
     if missing:
@@ -52,7 +53,8 @@ def check_twilio(settings: Settings, timeout: float) -> list[Finding]:
             problem(
                 TWILIO,
                 "account",
-                f"cannot reach Twilio at {base} ({type(exc).__name__}): check TWILIO_API_URL and the network",
+                f"cannot reach Twilio at {base} ({type(exc).__name__}): check TWILIO_API_URL and "
+                "the network",
             )
         ]
     body = _json(response)
@@ -61,7 +63,9 @@ def check_twilio(settings: Settings, timeout: float) -> list[Finding]:
             problem(
                 TWILIO,
                 "account",
-                f"Twilio refused TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN ({_twilio_error(response, body)}): copy both from the Twilio console's Account Info",
+                "Twilio refused TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN "
+                f"({_twilio_error(response, body)}): copy both from the Twilio console's Account "
+                "Info",
             )
         ]
     if response.status_code == 404:
@@ -69,7 +73,8 @@ def check_twilio(settings: Settings, timeout: float) -> list[Finding]:
             problem(
                 TWILIO,
                 "account",
-                f"Twilio knows no account {sid} ({_twilio_error(response, body)}): check TWILIO_ACCOUNT_SID",
+                f"Twilio knows no account {sid} ({_twilio_error(response, body)}): check "
+                "TWILIO_ACCOUNT_SID",
             )
         ]
     if response.status_code != 200:
@@ -77,7 +82,8 @@ def check_twilio(settings: Settings, timeout: float) -> list[Finding]:
             problem(
                 TWILIO,
                 "account",
-                f"Twilio answered {response.status_code} ({_twilio_error(response, body)}): try again later",
+                f"Twilio answered {response.status_code} ({_twilio_error(response, body)}): try "
+                "again later",
             )
         ]
     numbers = body.get("incoming_phone_numbers") if isinstance(body, dict) else None
@@ -90,7 +96,8 @@ def check_twilio(settings: Settings, timeout: float) -> list[Finding]:
             problem(
                 TWILIO,
                 "from",
-                f"TWILIO_FROM {sender} is not a phone number of account {sid}: set it to one of the account's numbers, in E.164 (+15551234567)",
+                f"TWILIO_FROM {sender} is not a phone number of account {sid}: set it to one of "
+                "the account's numbers, in E.164 (+15551234567)",
             )
         )
     else:
@@ -119,7 +126,9 @@ def _twilio_account(
             problem(
                 TWILIO,
                 "account",
-                f"Twilio refused TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN ({_twilio_error(response, _json(response))}): copy both from the Twilio console's Account Info",
+                "Twilio refused TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN "
+                f"({_twilio_error(response, _json(response))}): copy both from the Twilio "
+                "console's Account Info",
             )
         ]
     return [
@@ -127,7 +136,8 @@ def _twilio_account(
         ok(
             TWILIO,
             "from",
-            f"TWILIO_FROM {service} is a Messaging Service: the numbers it sends from are not checked",
+            f"TWILIO_FROM {service} is a Messaging Service: the numbers it sends from are not "
+            "checked",
         ),
     ]
 
@@ -139,13 +149,15 @@ def check_stripe(settings: Settings, timeout: float) -> list[Finding]:
                 problem(
                     STRIPE,
                     "configured",
-                    "STRIPE_WEBHOOK_SECRET is set but STRIPE_API_KEY is not: payment links need the key",
+                    "STRIPE_WEBHOOK_SECRET is set but STRIPE_API_KEY is not: payment links need "
+                    "the key",
                 )
             ]
         return [
             not_configured(
                 STRIPE,
-                "payment links are off (set STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET to put one in each reminder)",
+                "payment links are off (set STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET to put one "
+                "in each reminder)",
             )
         ]
     base = settings.stripe_api_base.rstrip("/")
@@ -161,7 +173,8 @@ def check_stripe(settings: Settings, timeout: float) -> list[Finding]:
             problem(
                 STRIPE,
                 "key",
-                f"cannot reach Stripe at {base} ({type(exc).__name__}): check STRIPE_API_BASE and the network",
+                f"cannot reach Stripe at {base} ({type(exc).__name__}): check STRIPE_API_BASE "
+                "and the network",
             )
         )
     else:
@@ -173,7 +186,8 @@ def check_stripe(settings: Settings, timeout: float) -> list[Finding]:
                 problem(
                     STRIPE,
                     "key",
-                    f"Stripe refused STRIPE_API_KEY ({message or 'invalid key'}): copy a secret or restricted key from the Stripe dashboard's API keys",
+                    f"Stripe refused STRIPE_API_KEY ({message or 'invalid key'}): copy a secret "
+                    "or restricted key from the Stripe dashboard's API keys",
                 )
             )
         elif response.status_code == 403:
@@ -181,7 +195,8 @@ def check_stripe(settings: Settings, timeout: float) -> list[Finding]:
                 problem(
                     STRIPE,
                     "key",
-                    f"STRIPE_API_KEY may not read the account ({message or 'forbidden'}): a restricted key needs write access to Prices and Payment Links",
+                    f"STRIPE_API_KEY may not read the account ({message or 'forbidden'}): a "
+                    "restricted key needs write access to Prices and Payment Links",
                 )
             )
         elif response.status_code != 200:
@@ -189,7 +204,8 @@ def check_stripe(settings: Settings, timeout: float) -> list[Finding]:
                 problem(
                     STRIPE,
                     "key",
-                    f"Stripe answered {response.status_code} ({message or 'no reason given'}): try again later",
+                    f"Stripe answered {response.status_code} ({message or 'no reason given'}): "
+                    "try again later",
                 )
             )
         else:
@@ -211,7 +227,9 @@ def check_stripe(settings: Settings, timeout: float) -> list[Finding]:
             problem(
                 STRIPE,
                 "webhook",
-                "payment links are on but STRIPE_WEBHOOK_SECRET is unset: a payment by link would never be seen; add an endpoint for <ARBOT_PUBLIC_URL>/webhooks/stripe in Stripe and set its signing secret (whsec_…)",
+                "payment links are on but STRIPE_WEBHOOK_SECRET is unset: a payment by link "
+                "would never be seen; add an endpoint for <ARBOT_PUBLIC_URL>/webhooks/stripe in "
+                "Stripe and set its signing secret (whsec_…)",
             )
         )
     return found

@@ -18,7 +18,10 @@ SLACK = "Slack"
 # slack/manifest.yml by a test), less incoming-webhook, which only lends its channel picker to
 # installing a workspace through /slack/install.
 NEEDED_SCOPES = tuple(s for s in BOT_SCOPES if s != "incoming-webhook")
-REINSTALL = "add it under OAuth & Permissions > Bot Token Scopes (or update the app from slack/manifest.yml), then reinstall the app"
+REINSTALL = (
+    "add it under OAuth & Permissions > Bot Token Scopes (or update the app from "
+    "slack/manifest.yml), then reinstall the app"
+)
 
 
 def check_slack(
@@ -57,7 +60,8 @@ def _live(
         ok(
             SLACK,
             "token",
-            f"SLACK_BOT_TOKEN works: workspace {team}, bot @{answer.get('user') or '?'} ({bot_user or '?'})",
+            f"SLACK_BOT_TOKEN works: workspace {team}, bot @{answer.get('user') or '?'} "
+            f"({bot_user or '?'})",
         )
     ]
     found.append(_scopes(_header(answer.headers, "x-oauth-scopes")))
@@ -72,7 +76,8 @@ def _scopes(header: str | None) -> Finding:
         return problem(
             SLACK,
             "scopes",
-            "Slack did not say which scopes the token has (no x-oauth-scopes header): they could not be checked",
+            "Slack did not say which scopes the token has (no x-oauth-scopes header): they "
+            "could not be checked",
         )
     granted = {s.strip() for s in header.split(",") if s.strip()}
     missing = [s for s in NEEDED_SCOPES if s not in granted]
@@ -94,13 +99,16 @@ def _membership(client: WebClient, setting: str, channel: str, bot_user: str) ->
             return problem(
                 SLACK,
                 "channel",
-                f"{setting} is {channel!r}, which the bot cannot see: use the channel's id (C…, at the bottom of the channel's details); for a private channel, run /invite @arbot there first",
+                f"{setting} is {channel!r}, which the bot cannot see: use the channel's id (C…, "
+                "at the bottom of the channel's details); for a private channel, run /invite "
+                "@arbot there first",
             )
         if error == "missing_scope":
             return problem(
                 SLACK,
                 "channel",
-                f"Slack would not show {setting} ({channel}) to the bot (missing_scope): it needs channels:read and groups:read; {REINSTALL}",
+                f"Slack would not show {setting} ({channel}) to the bot (missing_scope): it "
+                f"needs channels:read and groups:read; {REINSTALL}",
             )
         return problem(SLACK, "channel", f"Slack refused to show {setting} ({channel}): {error}")
     name = f"#{info.get('name') or channel}"
@@ -134,9 +142,15 @@ def _listed(client: WebClient, channel: str, bot_user: str) -> bool:
 
 def _token_refused(error: str) -> str:
     if error in ("invalid_auth", "not_authed"):
-        return f"Slack does not know SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions page"
+        return (
+            f"Slack does not know SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth Token "
+            "(xoxb-…) from the app's OAuth & Permissions page"
+        )
     if error in ("token_revoked", "account_inactive", "token_expired"):
-        return f"Slack says SLACK_BOT_TOKEN is dead ({error}): reinstall the app and set SLACK_BOT_TOKEN to its new bot token"
+        return (
+            f"Slack says SLACK_BOT_TOKEN is dead ({error}): reinstall the app and set "
+            "SLACK_BOT_TOKEN to its new bot token"
+        )
     return f"Slack refused SLACK_BOT_TOKEN ({error})"
 
 

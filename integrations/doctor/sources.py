@@ -53,13 +53,15 @@ def check_ledger_source(
                 problem(
                     label,
                     "grant",
-                    f"{prefix}_CLIENT_ID is set but {label} is not connected: run `arbot connect {name}`",
+                    f"{prefix}_CLIENT_ID is set but {label} is not connected: run `arbot connect "
+                    f"{name}`",
                 )
             ]
         return [
             not_configured(
                 label,
-                f"not connected (`arbot connect {name}` after setting {prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET)",
+                f"not connected (`arbot connect {name}` after setting {prefix}_CLIENT_ID and "
+                f"{prefix}_CLIENT_SECRET)",
             )
         ]
     try:
@@ -104,7 +106,8 @@ def _read(name: str, settings: Settings, client: OAuthClient, tokens: Tokens) ->
             return problem(
                 label,
                 "grant",
-                f"the organisation {tenant} is no longer connected to arbot in Xero: run `arbot connect xero`",
+                f"the organisation {tenant} is no longer connected to arbot in Xero: run `arbot "
+                "connect xero`",
             )
         return ok(
             label,
@@ -122,7 +125,8 @@ def _read(name: str, settings: Settings, client: OAuthClient, tokens: Tokens) ->
         return problem(
             label,
             "grant",
-            f"the connected login no longer belongs to the business {tenant}: run `arbot connect freshbooks`",
+            f"the connected login no longer belongs to the business {tenant}: run `arbot connect "
+            "freshbooks`",
         )
     return ok(label, "grant", f"the stored grant works: business {names[tenant] or '?'} ({tenant})")
 
