@@ -36,6 +36,7 @@ REPLY_TEXT_LIMIT = 3000
 MAX_OPTIONS = 100  # Slack's most options in a select: the oldest open invoices are offered
 MAX_OPTION_TEXT = 75
 MAX_OPTION_VALUE = 150
+MAX_CHECKBOXES = 10  # Slack's most options in a checkboxes element; more take a multi-select
 
 
 def escalation_text(view: EscalationView) -> Mrkdwn:
@@ -194,10 +195,13 @@ def reply_modal(
     subject: str,
     text: str,
     when: str | None,
+    copies: Sequence[tuple[int, str]] = (),
+    copies_asked: bool = False,
 ) -> Block:
-    """The Reply form: to whom, when it goes, a subject and the suggested answer to edit. When
-    it cannot go (the contact opted out, bounced, has no address), the form says so and has
-    nothing to submit."""
+    """The Reply form: to whom, when it goes, a subject and the suggested answer to edit, and
+    the open invoices (`copies`: id and what to show) whose PDF copies it may carry, all ticked
+    when the customer asked for a copy. When it cannot go (the contact opted out, bounced, has
+    no address), the form says so and has nothing to submit."""
     if blocked is not None:
         return {
             "type": "modal",
@@ -229,8 +233,33 @@ def reply_modal(
             _section(intro),
             _prefilled(Field.SUBJECT, "Subject", subject, REPLY_SUBJECT_LIMIT, False),
             _prefilled(Field.BODY, "Message", text, REPLY_TEXT_LIMIT, True),
+            *([_copies(copies, copies_asked)] if copies else []),
         ],
     )
+
+
+def _copies(copies: Sequence[tuple[int, str]], ticked: bool) -> Block:
+    """Which invoices' copies (PDF) go with the reply: checkboxes, or a multi-select past
+    MAX_CHECKBOXES (the oldest MAX_OPTIONS); ticked when the customer asked for a copy."""
+    options = [
+        {"text": {"type": "plain_text", "text": shown[:MAX_OPTION_TEXT]}, "value": str(key)}
+        for key, shown in copies[:MAX_OPTIONS]
+    ]
+    element: Block = {"action_id": INPUT, "options": options}
+    if len(options) <= MAX_CHECKBOXES:
+        element["type"] = "checkboxes"
+    else:
+        element["type"] = "multi_static_select"
+        element["placeholder"] = {"type": "plain_text", "text": "Invoices to attach"}
+    if ticked:
+        element["initial_options"] = options
+    return {
+        "type": "input",
+        "block_id": Field.ATTACH,
+        "optional": True,
+        "label": {"type": "plain_text", "text": "Attach copies of the invoices (PDF)"},
+        "element": element,
+    }
 
 
 def _prefilled(block_id: str, label: str, value: str, limit: int, multiline: bool) -> Block:

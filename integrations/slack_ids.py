@@ -166,6 +166,7 @@ class Field(StrEnum):
     CLEAR = "clear"  # what Resume clears
     PLAN_SCOPE = "plan_scope"  # the invoice a payment plan covers, or the account
     INVOICES = "invoices"
+    ATTACH = "attach"  # the invoices whose copies (PDF) a reply from a thread carries
 
 
 INPUT = "value"  # the action_id of the one input element in each Field block

@@ -8,11 +8,18 @@ approved reminder of the step `thread_reply`: the outbox sends it like any other
 (the same claim, `sending` committed before SMTP is called), inside the contact's sending hours
 (at night it waits for the morning), from an address whose `+r.` token brings the customer's
 answer back to this customer's thread. A double submit of the same form stores one reply.
+
+The form lists the customer's open invoices to attach copies of (PDF); they are ticked already
+when the customer's message asks for a copy. The ticked ones are stored with the reply
+(`reminder_attachments`) and the outbox sends it with them, or not at all
+(bot/reminders/attaching.py).
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,7 +31,15 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.errors import UserError
-from bot.core.models import Contact, Customer, InboundMessage, Invoice, Reminder, ThreadReply
+from bot.core.models import (
+    Contact,
+    Customer,
+    InboundMessage,
+    Invoice,
+    Reminder,
+    ReminderAttachment,
+    ThreadReply,
+)
 from bot.core.money import format_money
 from bot.core.vocabulary import THREAD_REPLY, Channel, ReminderAction, ReminderState
 from bot.escalations.service import load, open_invoices
@@ -36,6 +51,18 @@ SUBJECT_LIMIT = 150  # as the Edit form's (integrations/base/slack.py)
 TEXT_LIMIT = 3000
 KEPT_REFERENCES = 20  # the thread's newest Message-IDs carried in References
 OPT_OUT_LINE = 'To stop these emails, reply with "unsubscribe".'
+# The customer asks for a copy of an invoice: "could you resend the invoice?", "a PDF please"
+ASKS_FOR_A_COPY = re.compile(
+    r"\b(?:cop(?:y|ies)|pdfs?|duplicate|re-?send|re-?issue)\b", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class CopyChoice:
+    """An open invoice whose copy the reply may carry."""
+
+    invoice_id: int
+    text: str  # "INV-1042: $1,200.00, due 2026-03-09"
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,8 @@ class ReplyDraft:
     in_reply_to: str | None
     references: str | None
     inbound_id: int | None
+    copies: tuple[CopyChoice, ...] = ()  # the open invoices whose copies it may carry
+    copies_asked: bool = False  # the customer asked for a copy: the form ticks them all
 
 
 @dataclass(frozen=True)
@@ -84,6 +113,7 @@ def draft(
             "from here: set the customer's timezone in the ledger."
         )
     invoices = open_invoices(session, customer.id)
+    asked = message is not None and bool(ASKS_FOR_A_COPY.search(message.text or ""))
     return ReplyDraft(
         escalation_id=escalation.id,
         customer_name=customer.name,
@@ -98,12 +128,21 @@ def draft(
             invoices,
             message.promise_date if message else None,
             business,
+            copies_asked=asked,
         )[:TEXT_LIMIT],
         send_at=None if send_at is None or send_at <= now else send_at,
         zone=zones[0] if zones else None,
         in_reply_to=in_reply_to,
         references=references,
         inbound_id=message.id if message else None,
+        copies=tuple(
+            CopyChoice(
+                i.id,
+                f"{i.number}: {format_money(i.balance, i.currency)}, due {i.due_date.isoformat()}",
+            )
+            for i in invoices
+        ),
+        copies_asked=asked and bool(invoices),
     )
 
 
@@ -215,6 +254,7 @@ def suggested(
     invoices: list[Invoice],
     promised: date | None,
     business: str,
+    copies_asked: bool = False,
 ) -> str:
     """A first answer for what the customer said; the person edits it before it goes."""
     numbers = ", ".join(i.number for i in invoices) or "your account"
@@ -253,6 +293,10 @@ def suggested(
         body = (
             "Thank you for telling us. We understand, and would like to find a way that works "
             "for you: could we arrange a short call this week?"
+        )
+    elif copies_asked and invoices:
+        body = (
+            f"Thank you for your message. Please find attached a copy of {numbers}.\n\n" + details
         )
     elif label == "wrong_contact":
         body = (
@@ -299,9 +343,11 @@ def queue(
     today: date,
     window: Window,
     business: str,
+    attach: Sequence[int] = (),
 ) -> Queued:
     """Store the reply as an approved reminder for the outbox, once per `form_key` (the Slack
-    view's id): the same form submitted twice stores it once. UserError when it cannot go."""
+    view's id): the same form submitted twice stores it once, with the copies of the invoices
+    in `attach` (the customer's open invoices only). UserError when it cannot go."""
     key = f"{THREAD_REPLY}:{form_key}"
     found = _by_key(session, key)
     if found is not None:
@@ -312,6 +358,11 @@ def queue(
     wrong = problems(subject, text)
     if wrong:
         raise UserError("Nothing was sent: " + " ".join(wrong.values()))
+    offered = {c.invoice_id for c in plan.copies}
+    if not set(attach) <= offered:
+        raise UserError(
+            "Nothing was sent: an invoice ticked to attach is no longer open; open Reply again"
+        )
     escalation = load(session, escalation_id)
     reminder = Reminder(
         customer_id=escalation.customer_id,
@@ -350,6 +401,8 @@ def queue(
             created_at=now,
         )
     )
+    for invoice_id in sorted(set(attach)):
+        session.add(ReminderAttachment(reminder_id=reminder.id, invoice_id=invoice_id))
     audit.record(
         session,
         now,
@@ -363,6 +416,7 @@ def queue(
             "subject": subject,
             "text": text[:TEXT_LIMIT],
             "send_after": plan.send_at.isoformat() if plan.send_at else None,
+            "copies": [c.text.split(":", 1)[0] for c in plan.copies if c.invoice_id in attach],
         },
     )
     return Queued(reminder.id, plan.to, plan.send_at, True)

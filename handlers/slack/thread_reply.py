@@ -13,7 +13,15 @@ from slack_bolt import Ack, App
 from bot.escalations import posting, reply, thread
 from bot.reminders.outbox import config_from
 from handlers.slack.kit import ListenerKit, on_form_click
-from handlers.slack.payload import Body, OddPayload, clicked, clicker, submission, typed
+from handlers.slack.payload import (
+    Body,
+    OddPayload,
+    clicked,
+    clicker,
+    entered,
+    submission,
+    typed,
+)
 from integrations.base.mrkdwn import mention, mrkdwn
 from integrations.slack_escalation import reply_modal, sent_modal
 from integrations.slack_ids import Action, Field, Form
@@ -51,6 +59,8 @@ def open_reply(kit: ListenerKit, body: Body, trigger_id: str) -> None:
         plan.subject,
         plan.text,
         when_local(plan.send_at, plan.zone) + " their time" if plan.send_at else None,
+        [(c.invoice_id, c.text) for c in plan.copies],
+        plan.copies_asked,
     )
     view["private_metadata"] = f"{escalation_id}|{channel or ''}"
     kit.open_view(trigger_id, view, channel, user)
@@ -77,12 +87,28 @@ def on_reply(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
     view_id = view.get("id")
     if not isinstance(view_id, str) or not view_id:
         raise OddPayload("view.id is missing")
+    attach = ticked_ids(entered(form.values, Field.ATTACH))
     ack()
-    kit.later(save_reply, user, form.channel, user, form.about, subject, text, view_id)
+    kit.later(save_reply, user, form.channel, user, form.about, subject, text, view_id, attach)
+
+
+def ticked_ids(entry: Body) -> list[int]:
+    """The ids ticked in a checkboxes or multi-select entry; what is not an id is ignored."""
+    chosen = entry.get("selected_options")
+    values = (
+        [o.get("value") for o in chosen if isinstance(o, dict)] if isinstance(chosen, list) else []
+    )
+    return sorted({int(v) for v in values if isinstance(v, str) and v.isdigit()})
 
 
 def save_reply(
-    kit: ListenerKit, user: str, escalation_id: int, subject: str, text: str, view_id: str
+    kit: ListenerKit,
+    user: str,
+    escalation_id: int,
+    subject: str,
+    text: str,
+    view_id: str,
+    attach: list[int] | None = None,
 ) -> None:
     if not kit.allows(user):
         return
@@ -100,6 +126,7 @@ def save_reply(
             runtime.today(),
             window,
             runtime.settings.business_name,
+            attach or (),
         )
         zone = reply.draft(
             session, escalation_id, runtime.clock.now(), window, runtime.settings.business_name
@@ -113,7 +140,14 @@ def save_reply(
         if queued.send_at
         else mrkdwn("It goes out within a minute.")
     )
-    note = mrkdwn(mention(user), " replied to ", queued.to, " by email: “", subject, "”. ", when)
+    copies = (
+        f" with {len(attach)} invoice cop{'y' if len(attach) == 1 else 'ies'} (PDF)"
+        if attach
+        else ""
+    )
+    note = mrkdwn(
+        mention(user), " replied to ", queued.to, " by email", copies, ": “", subject, "”. ", when
+    )
     with runtime.sessions() as session:
         posting.after_decision(
             session, kit.slack, escalation_id, note, runtime.today(), runtime.settings.timezone

@@ -195,6 +195,10 @@ def forms(text: str = "Acme") -> list[Block]:
         resume_modal(3, text, {"promise": text, "dispute": text, "pause": text}),
         resume_confirmation(f"3|C0ESC|{text[:50]}", [text], [text]),
         reply_modal(3, text, "ap@acme.example", None, text, text, "Mon 09:00 EDT"),
+        reply_modal(3, text, "ap@acme.example", None, text, text, None, [(1, text)], True),
+        reply_modal(
+            3, text, "ap@a.example", None, text, text, None, [(n, text) for n in range(150)], True
+        ),
     ]
 
 
