@@ -13,10 +13,11 @@ signed requests) against the recording fake of Slack's Web API and a real SMTP s
 - a payment plan recorded from the thread, one instalment paid (a ledger sync), one missed (the
   clock moved past the grace): the thread is reopened, mentioning the owner;
 - and across every payload Slack received all day, no control sequence from the hostile text a
-  customer's name, a customer's email and an approver's words carry."""
+  customer's name, a customer's email, a bank payer and an approver's words carry."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -37,8 +38,10 @@ from bot.core.settings import Settings, load_settings
 from bot.core.vocabulary import TIERS
 from bot.escalations.sweeps import sweep
 from bot.ledger.upsert import apply_batch
+from bot.payments import bank_import
 from bot.planning.flows import plan_day
 from integrations.csv_ledger import read_ledger_csv
+from integrations.csv_payments import read_payments
 from integrations.slack_chat import SlackChat
 from integrations.wiring import slack_for
 from scheduler.business_days import business_days
@@ -302,6 +305,25 @@ def test_a_scripted_monday_in_slack(
         assert len(headers(slack_api)) == 1
         assert sorted(cards_in_slack(slack_api)) == planned
 
+        # A bank payment no invoice matches, its payer and reference written by whoever paid,
+        # goes to the finance channel for a person to place
+        bank = tmp_path / "bank.csv"
+        with bank.open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(
+                [
+                    ["date", "amount", "currency", "reference", "payer"],
+                    ["2026-03-13", "55.55", "USD", f"March {HOSTILE_TEXT}", HOSTILE_TEXT],
+                ]
+            )
+        with rt.writing() as session:
+            imported = bank_import.import_payments(
+                session, read_payments(bank), "bank.csv", clock.now()
+            )
+        assert len(imported.reviews) == 1
+        assert sweep(rt, chat).reviews_posted == imported.reviews
+        review = slack_api.last("chat.postMessage")
+        assert review["channel"] == FINANCE and "&lt;@U0EVIL&gt;" in json.dumps(review)
+
         # --- a reminder planned after the header a person clicks was drawn is not approved by it
         seen = approve_all_buttons(slack_api)  # what the approver has on screen
         sync(rt, ledger_rows(extra=1), tmp_path)  # C-51 came in with the morning's sync
@@ -309,6 +331,7 @@ def test_a_scripted_monday_in_slack(
         [late_id] = [r.id for r in reminders(rt) if r.id not in planned and r.action == "remind"]
         assert late_id in cards_in_slack(slack_api)  # posted, under the same header
         assert len(headers(slack_api)) == 1
+        slack_api.rate_limit_next("chat.update", retry_after=0)  # a redraw waits its turn
         for button in seen.values():  # one per tier with reminders waiting
             assert "confirm" in button
             app.slack.click(button["action_id"], button["value"])
@@ -446,7 +469,8 @@ def test_a_scripted_monday_in_slack(
     # --- all day, Slack refused nothing but the 500 it was told to answer, and nobody was misled
     refusals = [(r["method"], r["status"], r["response"]) for r in slack_api.records()]
     assert [r for r in refusals if not r[2].get("ok")] == [
-        ("chat.postMessage", 500, {"ok": False, "error": "internal_error"})
+        ("chat.postMessage", 500, {"ok": False, "error": "internal_error"}),
+        ("chat.update", 429, {"ok": False, "error": "ratelimited"}),
     ]
     told = [c.get("text", "") for c in slack_api.calls("chat.postEphemeral")]
     assert not [t for t in told if "may not have gone through" in t or "went wrong" in t]
