@@ -104,14 +104,16 @@ def _unread(settings: Settings, name: str, label: str) -> list[Finding]:
         return [not_configured(label, f"not connected (`arbot connect {name}`)")]
     return [
         problem(
-            label, "grant", "not checked: the database, where the grant is kept, cannot be read"
+            label,
+            "grant",
+            "not checked: the grant is kept in the database, which is not ready (see Database)",
         )
     ]
 
 
 def _slack(runtime: Runtime, timeout: float) -> list[Finding]:
     from bot.core.slack_access import SlackAccess
-    from integrations.doctor.findings import not_configured
+    from integrations.doctor.findings import not_configured, problem
     from integrations.doctor.slack import check_slack
 
     settings = runtime.settings
@@ -127,7 +129,20 @@ def _slack(runtime: Runtime, timeout: float) -> list[Finding]:
     }
     token = settings.slack_bot_token.get_secret_value()
     refusal = SlackAccess(settings.database_url, token).refusal()
-    return check_slack(token, settings.slack_api_url, channels, timeout, refusal)
+    found = check_slack(token, settings.slack_api_url, channels, timeout, refusal)
+    if not (settings.slack_signing_secret or settings.slack_app_token):
+        unsigned = (
+            "SLACK_SIGNING_SECRET is unset, so every button, form and /ar from Slack is refused: "
+            "copy the Signing Secret from the app's Basic Information page"
+        )
+        found.insert(0, problem("Slack", "signing", unsigned))
+    if not settings.finance_channel:
+        found.append(
+            problem(
+                "Slack", "channel", "set ARBOT_FINANCE_CHANNEL to the id of the finance channel"
+            )
+        )
+    return found
 
 
 def _print(findings: list[Finding]) -> None:

@@ -483,3 +483,15 @@ def test_a_messaging_service_as_sender_checks_the_account_and_says_its_numbers_a
     result = doctor("doctor")
     assert result.code == 1
     assert "Twilio refused TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN" in result.stdout
+
+
+def test_slack_without_a_signing_secret_or_a_finance_channel_is_a_problem(
+    doctor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLACK_SIGNING_SECRET")
+    monkeypatch.delenv("ARBOT_FINANCE_CHANNEL")
+    result = doctor("doctor")
+    assert result.code == 1
+    slack = " ".join(" ".join(lines(result.stdout)["Slack"]).split())
+    assert "SLACK_SIGNING_SECRET is unset" in slack
+    assert "set ARBOT_FINANCE_CHANNEL to the id of the finance channel" in slack
