@@ -85,6 +85,8 @@ _REASONS = {
     "card_dispute": "card payment disputed",
     "replied": "the customer replied",
     "bounced": "messages to the contact bounce",
+    "no_invoice_copy": "a copy of an invoice could not be attached",
+    "message_too_large": "the email with its invoice copies is too large",
     "plan_cancelled": "the payment plan was cancelled",
 }
 _STEP_REASON = re.compile(r"step (\S+) \(([+-]?\d+) days\)")
