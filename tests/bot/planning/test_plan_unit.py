@@ -160,3 +160,40 @@ def test_a_plan_slack_keeps_refusing_holds_the_review_no_longer_than_the_bound(
     (review,) = [p for p in _posts(slack_api) if _is_review(p)]
     assert "Today's plan (2026-03-16) is not all in Slack yet" in review["text"]
     assert "card(s) not in Slack yet" in review["text"] and "internal_error" in review["text"]
+
+
+def test_the_sweeps_other_finance_channel_posts_wait_for_a_half_posted_plan(
+    cli: Any, slack_runtime: Runtime, slack_api: Any, clock: FixedClock, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from bot.core.models import InboundMessage
+
+    _ledger(cli, tmp_path, customers=24)
+    slack_api.server_error_next("chat.postMessage", after=2)
+    with pytest.raises(UserError):
+        plan_day(slack_runtime, TODAY, links=None, slack=_chat(slack_api))
+    with slack_runtime.writing() as session:  # a message that matched nobody, for the channel
+        session.add(
+            InboundMessage(
+                channel="email",
+                received_at=datetime(2026, 3, 16, 14, 0, tzinfo=UTC),
+                sender="stranger@nowhere.example",
+                raw="(raw)",
+                text="Who are you?",
+                automatic=False,
+                awaiting_slack=True,
+            )
+        )
+    before = len(_posts(slack_api))
+
+    sweep(slack_runtime, _chat(slack_api))  # the plan's retry is not due yet: nothing else goes
+    assert len(_posts(slack_api)) == before
+
+    clock.advance(timedelta(minutes=5))
+    report = sweep(slack_runtime, _chat(slack_api))
+
+    assert report.plan_cards_posted > 0 and len(report.unmatched_posted) == 1
+    finance = [p for p in _posts(slack_api) if p["channel"] == "C0FINANCE"]
+    assert "stranger@nowhere.example" in finance[-1]["text"]
+    assert float(finance[-1]["ts"]) > max(float(p["ts"]) for p in finance[:-1])
