@@ -27,7 +27,7 @@ def check_database(url: str) -> list[Finding]:
                 "postgresql://user@host/dbname)",
             )
         ]
-    shown = parsed.render_as_string(hide_password=True)
+    shown = make_url(url).render_as_string(hide_password=True)  # as given, less its password
     file = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if file and file != ":memory:" and not Path(file).exists():
         return [

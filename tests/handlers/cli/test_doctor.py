@@ -495,3 +495,13 @@ def test_slack_without_a_signing_secret_or_a_finance_channel_is_a_problem(
     slack = " ".join(" ".join(lines(result.stdout)["Slack"]).split())
     assert "SLACK_SIGNING_SECRET is unset" in slack
     assert "set ARBOT_FINANCE_CHANNEL to the id of the finance channel" in slack
+
+
+def test_a_database_server_that_refuses_is_named_without_its_password() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    found = check_database(f"postgresql://arbot:s3cret@127.0.0.1:{port}/arbot")
+    assert found[0].status == "problem" and found[0].check == "reachable"
+    assert "cannot open the database at postgresql://arbot:***@127.0.0.1" in found[0].message
+    assert "s3cret" not in found[0].message
