@@ -2,11 +2,18 @@
 
 Applies to every step that is not human-only. A person may write such words in an escalation; a
 machine never sends them (threats and false statements: 15 USC 1692e; Reg F opt-out notice).
+Each language the bundled templates are written in (Spanish, French, German) has its own list of
+such phrases and its own ways of saying how to opt out; English is always checked too.
 """
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from playbooks.render import SMS_LIMIT, Rendered
 
@@ -30,6 +37,11 @@ FORBIDDEN: tuple[tuple[str, str], ...] = (
     (
         r"\bdiscount\w*\b|\bspecial\s+offer\b|\bpromo\w*\b|\d+\s*%\s*off\b|\bupgrade\b",
         "promotional content",
+    ),
+    (
+        r"\bdeadbeats?\b|\birresponsible\b|\bdelinquent\b|\bashamed\b|\bshame(ful)?\b"
+        r"|\bembarrass\w*",
+        "shaming",
     ),
 )
 _FORBIDDEN = tuple((re.compile(pattern, re.IGNORECASE), label) for pattern, label in FORBIDDEN)
@@ -71,9 +83,26 @@ _WORDS = frozenset(
         "upgrade",
         "bailiff",
         "bailiffs",
+        "deadbeat",
+        "deadbeats",
+        "irresponsible",
+        "delinquent",
+        "ashamed",
+        "shame",
+        "shameful",
     ]
 )
-_PREFIXES = ("suspen", "disconnect", "terminat", "garnish", "arrest", "seiz", "discount", "promo")
+_PREFIXES = (
+    "suspen",
+    "disconnect",
+    "terminat",
+    "garnish",
+    "arrest",
+    "seiz",
+    "discount",
+    "promo",
+    "embarrass",
+)
 # The words of a text are its runs of a-z once lowercased: every other byte becomes a space.
 _LETTERS_ONLY = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
 _WORD_BYTES = frozenset(word.encode() for word in _WORDS)
@@ -87,6 +116,198 @@ _SMS_OPT_OUT = re.compile(r"\breply\s+stop\b", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
 
 
+@dataclass(frozen=True)
+class LanguageRules:
+    """What the linter knows of one language: the phrases no automated message may carry (pattern,
+    kind), how a message says it can be stopped (email; SMS keeps the STOP keyword carriers
+    act on), and how it offers the payment details when there is no link."""
+
+    forbidden: tuple[tuple[str, str], ...]
+    email_opt_out: str
+    sms_opt_out: str
+    payment_details: str
+
+
+LANGUAGES: dict[str, LanguageRules] = {
+    "es": LanguageRules(
+        forbidden=(
+            (
+                r"\bacci[oó]n(es)?\s+(legal|legales|judicial|judiciales)\b|\bmedidas\s+legales\b"
+                r"|\bv[ií]a\s+(judicial|legal|ejecutiva)\b|\bdemand(a|ar|aremos|arle|arles)\b"
+                r"|\bprocedimientos?\s+(judicial|judiciales|monitorio)\b|\bburofax\b",
+                "legal action",
+            ),
+            (r"\btribunal(es)?\b|\bjuzgados?\b|\bjuez\b", "courts"),
+            (r"\babogad[oa]s?\b|\bletrad[oa]s?\b|\bbufete\b", "lawyers"),
+            (
+                r"\b(agencia|agencias|empresa|empresas|gestor[ií]a)\s+de\s+(cobros?|recobro)\b"
+                r"|\brecobro\b",
+                "collection agencies",
+            ),
+            (
+                r"\b(fichero|ficheros|lista|listas|registro)\s+de\s+morosos\b|\basnef\b"
+                r"|\bbur[oó]\s+de\s+cr[eé]dito\b|\bhistorial\s+crediticio\b",
+                "credit reporting",
+            ),
+            (
+                r"\bsuspen(der|deremos|si[oó]n|dido|dida)\b|\bcorte\s+del?\s+servicio\b"
+                r"|\bcortar(emos)?\b|\binterrump\w+",
+                "suspension of service",
+            ),
+            (r"\bembarg\w*|\bincautaci[oó]n\b|\bdetenci[oó]n\b", "garnishment, arrest, seizure"),
+            (
+                r"\b[uú]ltim[oa]s?\s+(aviso|advertencia|oportunidad|requerimiento)\b"
+                r"|\bconsecuencias\b|\bnos\s+veremos\s+obligados\b|\bde\s+lo\s+contrario\b",
+                "threats",
+            ),
+            (
+                r"\brecargos?\b|\bpenalizaci[oó]n(es)?\b|\bintereses\s+de\s+demora\b|\bmultas?\b",
+                "fees or penalties",
+            ),
+            (
+                r"\bdescuentos?\b|\boferta\s+especial\b|\bpromoci[oó]n\b|\bpromo\w*\b",
+                "promotional content",
+            ),
+            (r"\bmoros[oa]s?\b|\bverg[uü]enza\b|\birresponsable\w*\b", "shaming"),
+        ),
+        email_opt_out=r"dejar\s+de\s+recibir|darse\s+de\s+baja|darte\s+de\s+baja|dar\w*\s+de\s+baja",
+        sms_opt_out=r"\b(responda|responde|env[ií]e|envía)\s+STOP\b",
+        payment_details=r"datos\s+(de\s+pago|bancarios)",
+    ),
+    "fr": LanguageRules(
+        forbidden=(
+            (
+                r"\bpoursuites?\b|\bactions?\s+(en\s+justice|judiciaires?|l[ée]gales?)\b"
+                r"|\bmesures\s+(l[ée]gales|judiciaires)\b|\bproc[ée]dures?\s+(judiciaires?"
+                r"|contentieuses?)\b|\bcontentieux\b|\bmise\s+en\s+demeure\b|\binjonction\b",
+                "legal action",
+            ),
+            (r"\btribunal\b|\btribunaux\b|\bhuissiers?\b|\bjuges?\b", "courts and bailiffs"),
+            (r"\bavocats?\b|\bconseil\s+juridique\b", "lawyers"),
+            (
+                r"\b(soci[ée]t[ée]s?|agences?|cabinets?)\s+de\s+recouvrement\b"
+                r"|\brecouvrement\s+(forc[ée]|contentieux)\b",
+                "collection agencies",
+            ),
+            (
+                r"\bfichier\s+(des\s+)?(incidents|mauvais\s+payeurs)\b|\bbanque\s+de\s+france\b"
+                r"|\bcote\s+de\s+cr[ée]dit\b|\bdossier\s+de\s+cr[ée]dit\b",
+                "credit reporting",
+            ),
+            (
+                r"\bsuspen(dre|drons|sion|du|due)\b|\bcoupure\b|\bcouper\b|\binterrompre\b"
+                r"|\br[ée]sili\w+",
+                "suspension of service",
+            ),
+            (r"\bsaisies?\b|\bsaisir\b|\barrestation\b", "garnishment, arrest, seizure"),
+            (
+                r"\bdernier\s+(avis|avertissement|d[ée]lai)\b"
+                r"|\bderni[eè]re\s+(chance|relance|sommation|mise)\b|\bcons[ée]quences\b"
+                r"|\bcontraints?\s+de\b|\bsans\s+quoi\b|\b[aà]\s+d[ée]faut\s+de\s+paiement\b",
+                "threats",
+            ),
+            (
+                r"\bp[ée]nalit[ée]s?\b|\bfrais\s+de\s+(retard|recouvrement)\b"
+                r"|\bint[ée]r[eê]ts\s+de\s+retard\b|\bindemnit[ée]\s+forfaitaire\b|\bmajorations?\b",
+                "fees or penalties",
+            ),
+            (
+                r"\bremises?\s+(de|exceptionnelles?)\b|\brabais\b|\boffre\s+sp[ée]ciale\b"
+                r"|\bpromo\w*\b|\br[ée]ductions?\b",
+                "promotional content",
+            ),
+            (r"\bmauvais\s+payeurs?\b|\bhonte\w*\b|\birresponsables?\b|\bn[ée]glig\w+", "shaming"),
+        ),
+        email_opt_out=r"ne\s+plus\s+recevoir|d[ée]sabonne\w*|d[ée]sinscri\w+",
+        sms_opt_out=r"\b(r[ée]pondez|envoyez|r[ée]ponds)\s+STOP\b",
+        payment_details=r"coordonn[ée]es\s+(de\s+paiement|bancaires)|informations\s+de\s+paiement",
+    ),
+    "de": LanguageRules(
+        forbidden=(
+            (
+                r"\brechtlich\w*\s+schritte\b|\bklage\w*\b|\bverklagen\b|\bmahnverfahren\b"
+                r"|\bmahnbescheid\w*\b|\bvollstreck\w*",
+                "legal action",
+            ),
+            (r"\bgericht\w*\b", "courts"),
+            (r"\b(rechts)?anw[aä]lt\w*\b|\banwaltskanzlei\b|\bkanzlei\b", "lawyers"),
+            (r"\binkasso\w*\b", "collection agencies"),
+            (
+                r"\bschufa\b|\bauskunftei\w*\b|\bbonit[aä]t\w*\b|\bkreditw[uü]rdigkeit\b",
+                "credit reporting",
+            ),
+            (
+                r"\b(liefer|leistungs|konto|service)sperre\b|\bsperren\b|\bgesperrt\b"
+                r"|\bk[uü]ndig(en|ung)\b|\babschalt\w*|\beinstell(en|ung)\s+(der|unserer)\s+"
+                r"(leistung|lieferung|dienst)\w*",
+                "suspension of service",
+            ),
+            (
+                r"\bpf[aä]nd\w*|\bgerichtsvollzieher\b|\bverhaft\w*|\bbeschlagnahm\w*",
+                "garnishment, arrest, seizure",
+            ),
+            (
+                r"\bletzte\s+(mahnung|warnung|chance|aufforderung|frist)\b|\bkonsequenzen\b"
+                r"|\bgezwungen\b|\bandernfalls\b|\bwidrigenfalls\b",
+                "threats",
+            ),
+            (
+                r"\bmahngeb[uü]hr\w*|\bverzugszins\w*|\bs[aä]umniszuschl\w*|\bvertragsstrafe\w*"
+                r"|\bverzugspauschale\b|\bstrafgeb[uü]hr\w*",
+                "fees or penalties",
+            ),
+            (
+                r"\brabatt\w*|\bsonderangebot\w*|\bgutschein\w*|\bpreisnachlass\w*",
+                "promotional content",
+            ),
+            (
+                r"\bs[aä]umig\w*|\bsch[aä]m\w+|\bverantwortungslos\w*|\bzahlungsunwillig\w*",
+                "shaming",
+            ),
+        ),
+        email_opt_out=r"abmelden|abbestellen|nicht\s+mehr\s+(erhalten|bekommen)",
+        sms_opt_out=r"\bantworten\s+sie\s+(mit\s+)?STOP\b|\bSTOP\s+(antworten|senden)\b",
+        payment_details=r"zahlungsdaten|bankverbindung|zahlungsinformationen",
+    ),
+}
+_ENGLISH_DETAILS = r"payment\s+details"
+# Any language's offer of the payment details (bot.reminders.message_facts keeps it in an edit).
+PAYMENT_DETAILS = re.compile(
+    "|".join([_ENGLISH_DETAILS, *(rules.payment_details for rules in LANGUAGES.values())]),
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    forbidden: tuple[tuple[re.Pattern[str], str], ...]
+    any_forbidden: re.Pattern[str]  # one search tells whether any of them is there at all
+    email_opt_out: re.Pattern[str]
+    sms_opt_out: re.Pattern[str]
+    payment_details: re.Pattern[str]
+
+
+@cache
+def _rules(language: str) -> _Compiled:
+    rules = LANGUAGES[language]
+    return _Compiled(
+        forbidden=tuple((re.compile(p, re.IGNORECASE), label) for p, label in rules.forbidden),
+        any_forbidden=re.compile("|".join(f"(?:{p})" for p, _ in rules.forbidden), re.IGNORECASE),
+        email_opt_out=re.compile(rules.email_opt_out, re.IGNORECASE),
+        sms_opt_out=re.compile(rules.sms_opt_out, re.IGNORECASE),
+        payment_details=re.compile(rules.payment_details, re.IGNORECASE),
+    )
+
+
+def _languages(language: str | None) -> Sequence[str]:
+    """The other languages a text is checked in besides English: its own (`fr-CA` → `fr`), none
+    for English or a language without rules, every one when it is not known (None)."""
+    if language is None:
+        return tuple(LANGUAGES)
+    base = language.split("-", 1)[0].lower()
+    return (base,) if base in LANGUAGES else ()
+
+
 def _may_hold_forbidden(text: str, lowercase: str | None = None) -> bool:
     """Whether some run of a-z in the lowercased text is one of _WORDS or starts with one of
     _PREFIXES (non-ASCII characters become '?', which is no letter)."""
@@ -95,25 +316,46 @@ def _may_hold_forbidden(text: str, lowercase: str | None = None) -> bool:
     return bool(_WORD_BYTES.intersection(letters.split()) or _PREFIX_BYTES.search(letters))
 
 
-def _has_email_opt_out(text: str, lowercase: str) -> bool:
-    return bool(_EMAIL_OPT_OUT_LOWERCASE.search(lowercase) or _EMAIL_OPT_OUT.search(text))
+def _has_email_opt_out(text: str, lowercase: str, languages: Sequence[str] = ()) -> bool:
+    if _EMAIL_OPT_OUT_LOWERCASE.search(lowercase) or _EMAIL_OPT_OUT.search(text):
+        return True
+    return any(_rules(language).email_opt_out.search(text) for language in languages)
 
 
-def forbidden_phrases(text: str, lowercase: str | None = None) -> list[str]:
+def _has_sms_opt_out(text: str, languages: Sequence[str] = ()) -> bool:
+    if _SMS_OPT_OUT.search(text):
+        return True
+    return any(_rules(language).sms_opt_out.search(text) for language in languages)
+
+
+def forbidden_phrases(
+    text: str, lowercase: str | None = None, language: str | None = None
+) -> list[str]:
     """Which kinds of forbidden phrase the text carries, each with the words found
-    (`lowercase`: the text lowercased, when the caller has it already)."""
-    if not _may_hold_forbidden(text, lowercase):
-        return []
+    (`lowercase`: the text lowercased, when the caller has it already). English phrases are
+    looked for always; those of `language` too (a BCP 47 tag), or of every language the linter
+    knows when the language is not given."""
     found = []
-    for pattern, label in _FORBIDDEN:
-        match = pattern.search(text)
-        if match:
-            found.append(f"{label} ({match.group(0)!r})")
+    if _may_hold_forbidden(text, lowercase):
+        for pattern, label in _FORBIDDEN:
+            match = pattern.search(text)
+            if match:
+                found.append(f"{label} ({match.group(0)!r})")
+    for language_key in _languages(language):
+        rules = _rules(language_key)
+        if rules.any_forbidden.search(text) is None:
+            continue
+        for pattern, label in rules.forbidden:
+            match = pattern.search(text)
+            if match:
+                found.append(f"{label} ({match.group(0)!r})")
     return found
 
 
-def lint_message(message: Rendered) -> list[str]:
-    """Problems with one rendered message of an automated step (empty when it is fine)."""
+def lint_message(message: Rendered, language: str | None = None) -> list[str]:
+    """Problems with one rendered message of an automated step (empty when it is fine), checked
+    in English and in `language` (every language the linter knows when it is None)."""
+    languages = _languages(language)
     problems = []
     parts = {
         "subject": message.subject,
@@ -123,16 +365,78 @@ def lint_message(message: Rendered) -> list[str]:
     }
     lowered = {part: text.lower() for part, text in parts.items()}
     for part, text in parts.items():
-        for phrase in forbidden_phrases(text, lowered[part]):
+        for phrase in forbidden_phrases(text, lowered[part], language):
             problems.append(f"{part}: no automated message may mention {phrase}")
-    if not _has_email_opt_out(message.text, lowered["text body"]):
+    if not _has_email_opt_out(message.text, lowered["text body"], languages):
         problems.append("text body: has no opt-out line (e.g. how to stop these emails)")
-    if not _has_email_opt_out(parts["HTML body"], lowered["HTML body"]):
+    if not _has_email_opt_out(parts["HTML body"], lowered["HTML body"], languages):
         problems.append("HTML body: has no opt-out line (e.g. how to stop these emails)")
-    if not _SMS_OPT_OUT.search(message.sms):
+    if not _has_sms_opt_out(message.sms, languages):
         problems.append("SMS: has no 'Reply STOP' opt-out")
     if len(message.sms) > SMS_LIMIT:
         problems.append(f"SMS: {len(message.sms)} characters; at most {SMS_LIMIT} with the link")
     if not message.subject:
         problems.append("subject: is empty")
     return problems
+
+
+def missing_contents(
+    message: Rendered,
+    context: dict[str, Any],
+    language: str | None = None,
+    identity: Collection[str] = ("text body", "HTML body"),
+) -> list[str]:
+    """What a reminder must say that this rendering of it leaves out, given the context it was
+    rendered from: every invoice number and its balance (or the total, when there are several),
+    the payment link or the offer to send the payment details, and, in the `identity` parts,
+    who it is from. The SMS, which has room for less, must still name the invoice (or the
+    total), and the link or the offer. A payment plan's instalment reminder asks for the
+    instalment's amount instead of the balances."""
+    problems = []
+    invoices = context["invoices"]
+    instalment = context.get("instalment")
+    link = context.get("payment_link")
+    sender = context["sender"]["name"]
+    details = (
+        _rules(language.split("-", 1)[0]).payment_details
+        if language and language.split("-", 1)[0] in LANGUAGES
+        else re.compile(_ENGLISH_DETAILS, re.IGNORECASE)
+    )
+    bodies = {
+        "text body": message.text,
+        "HTML body": html.unescape(_TAGS.sub(" ", message.html)),
+    }
+    if message.sms:
+        bodies["SMS"] = message.sms
+    for part, text in bodies.items():
+        wanted = []
+        if instalment:
+            wanted.append(instalment["amount"])
+            if part != "SMS":
+                wanted += [invoice["number"] for invoice in invoices]
+        elif part == "SMS" and len(invoices) > 1:
+            wanted.append(context["total"])
+        else:
+            wanted += [invoice["number"] for invoice in invoices]
+            balances = [invoice["balance"] for invoice in invoices]
+            if len(invoices) == 1:
+                wanted += balances
+            elif context["total"] not in text:  # the total, or every balance
+                wanted += balances
+        if part in identity:
+            wanted.append(sender)
+        problems.extend(f"{part}: does not say {item!r}" for item in wanted if item not in text)
+        if not (link and link in text) and not details.search(text):
+            problems.append(f"{part}: has no payment link and does not offer the payment details")
+    return problems
+
+
+def naming_parts(message: Rendered, name: str) -> frozenset[str]:
+    """The parts of a message that name `name` (the business): what each translation of the
+    message must name it in too."""
+    parts = {
+        "text body": message.text,
+        "HTML body": html.unescape(message.html),
+        "SMS": message.sms,
+    }
+    return frozenset(part for part, text in parts.items() if name in text)

@@ -7,17 +7,23 @@ Every error names the file, the place inside it and what is wrong, e.g.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from babel.core import Locale, UnknownLocaleError
 from pydantic import ValidationError
 
 from playbooks.model import Playbook
 
 BUNDLED = Path(__file__).parent / "default.yml"
 TEMPLATE_PARTS = ("subject.txt.j2", "body.txt.j2", "body.html.j2", "sms.txt.j2")
+# A template's translations sit beside its English parts, one folder per language named by its
+# tag as arbot stores it (`templates/polite/es/`, `templates/polite/fr-CA/`); English, the parts
+# in the template's own folder, is what every other language falls back to.
+_LANGUAGE_FOLDER = re.compile(r"[a-z]{2,3}(-[A-Z][a-z]{3})?(-[A-Z]{2}|-[0-9]{3})?")
 
 
 class PlaybookError(ValueError):
@@ -36,6 +42,11 @@ class Bundle:
     source: str  # the YAML text
     templates: dict[str, str] = field(default_factory=dict)  # "polite/sms.txt.j2" -> source
     label: str = "playbook"
+
+    @property
+    def languages(self) -> list[str]:
+        """The languages its templates are written in besides English, e.g. ["de", "es", "fr"]."""
+        return sorted({key.split("/")[1] for key in self.templates if key.count("/") == 2})
 
     def to_json(self) -> str:
         return json.dumps({"playbook": self.source, "templates": self.templates}, sort_keys=True)
@@ -71,9 +82,46 @@ def load_bundle(path: Path | None = None) -> Bundle:
                 templates[f"{name}/{part}"] = file.read_text(encoding="utf-8")
             else:
                 missing.append(f"{path}: template {name!r} has no {file}")
+        for language in _language_folders(folder / name, missing):
+            for part in TEMPLATE_PARTS:
+                file = folder / name / language / part
+                if file.is_file():
+                    templates[f"{name}/{language}/{part}"] = file.read_text(encoding="utf-8")
+                else:
+                    missing.append(
+                        f"{path}: template {name!r} in language {language!r} has no {file}"
+                    )
     if missing:
         raise PlaybookError(missing)
     return Bundle(playbook=playbook, source=source, templates=templates, label=str(path))
+
+
+def _language_folders(folder: Path, problems: list[str]) -> list[str]:
+    """The language folders inside a template's folder; one not named as a known language tag is
+    a problem (a folder `Spanish` or `es_ES` would otherwise be silently ignored)."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in sorted(folder.iterdir()):
+        if not entry.is_dir():
+            continue
+        name = entry.name
+        if _LANGUAGE_FOLDER.fullmatch(name) and _known_language(name):
+            found.append(name)
+        else:
+            problems.append(
+                f"{entry}: not a language folder; name it by a language tag such as es, fr, de "
+                "or fr-CA"
+            )
+    return found
+
+
+def _known_language(tag: str) -> bool:
+    try:
+        Locale.parse(tag, sep="-")
+    except (UnknownLocaleError, ValueError):
+        return False
+    return True
 
 
 _PARSED: dict[str, Playbook] = {}  # by source text; every plan parses the stored playbook again

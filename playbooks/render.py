@@ -54,6 +54,15 @@ class _Compiled:
         self.text = _Sandbox(autoescape=False, **common)
         self.html = _Sandbox(autoescape=True, **common)
         self.templates: dict[str, Template] = {}
+        # template -> the languages it is written in besides English ("polite/es/sms.txt.j2")
+        found: dict[str, set[str]] = {}
+        for key in templates:
+            parts = key.split("/")
+            if len(parts) == 3:
+                found.setdefault(parts[0], set()).add(parts[1])
+        self.languages: dict[str, frozenset[str]] = {
+            name: frozenset(tags) for name, tags in found.items()
+        }
 
     def template(self, name: str) -> Template:
         compiled = self.templates.get(name)
@@ -72,19 +81,42 @@ class Renderer:
     def __init__(self, templates: dict[str, str]) -> None:
         self._compiled = _compiled(frozenset(templates.items()))
 
+    def languages(self, template: str) -> frozenset[str]:
+        """The languages `template` is written in besides English."""
+        return self._compiled.languages.get(template, frozenset())
+
+    def language_for(self, template: str, tag: str | None) -> str | None:
+        """The translation of `template` a reader of `tag` gets: the tag's own (`fr-CA`), else
+        its language's (`fr`), else None, English."""
+        if tag is None:
+            return None
+        written = self._compiled.languages.get(template)
+        if not written:
+            return None
+        if tag in written:
+            return tag
+        base = tag.split("-", 1)[0]
+        return base if base in written else None
+
     def render(
-        self, template: str, context: dict[str, Any], channel: str | None = None
+        self,
+        template: str,
+        context: dict[str, Any],
+        channel: str | None = None,
+        language: str | None = None,
     ) -> Rendered:
-        """Every part, or only the parts one channel sends (`email` or `sms`)."""
+        """Every part, or only the parts one channel sends (`email` or `sms`), in `language` (one
+        of `languages(template)`; None: English)."""
         email = channel in (None, "email")
         sms = channel in (None, "sms")
+        folder = f"{template}/{language}" if language else template
         return Rendered(
-            subject=" ".join(self._part(template, "subject.txt.j2", context).split())
+            subject=" ".join(self._part(folder, "subject.txt.j2", context).split())
             if email
             else "",
-            text=self._part(template, "body.txt.j2", context).strip() + "\n" if email else "",
-            html=self._part(template, "body.html.j2", context).strip() + "\n" if email else "",
-            sms=" ".join(self._part(template, "sms.txt.j2", context).split()) if sms else "",
+            text=self._part(folder, "body.txt.j2", context).strip() + "\n" if email else "",
+            html=self._part(folder, "body.html.j2", context).strip() + "\n" if email else "",
+            sms=" ".join(self._part(folder, "sms.txt.j2", context).split()) if sms else "",
         )
 
     def _part(self, template: str, part: str, context: dict[str, Any]) -> str:

@@ -1,4 +1,7 @@
-"""`arbot playbook check`: render every template of every step against sample data, and lint it."""
+"""`arbot playbook check`: render every template of every step against sample data, in English and
+in every language the template is written in, and lint it: no forbidden phrase of that language
+or of English, the opt-out lines, and everything a reminder must say (its invoices and amounts,
+the payment link or the offer of payment details, who it is from)."""
 
 from __future__ import annotations
 
@@ -8,8 +11,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from bot.planning.messages import MessageInvoice, Sender, message_context
-from playbooks.lint import lint_message
+from bot.core.language import formatting_locale
+from bot.core.money import format_money
+from bot.planning.messages import MessageInvoice, Sender, long_date, message_context
+from playbooks.lint import lint_message, missing_contents, naming_parts
 from playbooks.loader import Bundle
 from playbooks.render import Renderer, RenderError
 
@@ -23,14 +28,19 @@ class StepCheck:
     step: str
     template: str | None
     problems: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)  # checked besides English
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def sample_contexts(offset_days: int) -> list[tuple[str, dict[str, Any]]]:
-    """Situations every template must handle: one invoice or several, with or without a link."""
+def sample_contexts(
+    offset_days: int, language: str | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Situations every template must handle: one invoice or several, with or without a link,
+    with amounts and dates written for a reader of `language` (None: English)."""
+    locale = formatting_locale(language)
     due = SAMPLE_DAY - timedelta(days=offset_days)
     one = [
         MessageInvoice(
@@ -67,6 +77,7 @@ def sample_contexts(offset_days: int) -> list[tuple[str, dict[str, Any]]]:
                 ),
                 payment_link=LONG_LINK,
                 unsubscribe_url="https://ar.brightwater.example/u/abc",
+                language=language,
             ),
         ),
         (
@@ -80,6 +91,7 @@ def sample_contexts(offset_days: int) -> list[tuple[str, dict[str, Any]]]:
                 sender=Sender("Brightwater Supply Co."),
                 payment_link=None,
                 unsubscribe_url=None,
+                language=language,
             ),
         ),
         (
@@ -93,6 +105,7 @@ def sample_contexts(offset_days: int) -> list[tuple[str, dict[str, Any]]]:
                 sender=Sender("Brightwater Supply Co.", "ar@brightwater.example"),
                 payment_link=LONG_LINK,
                 unsubscribe_url=None,
+                language=language,
             ),
         ),
         (
@@ -109,9 +122,10 @@ def sample_contexts(offset_days: int) -> list[tuple[str, dict[str, Any]]]:
                 instalment={
                     "number": 2,
                     "of": 3,
-                    "due_date": "March 19, 2026",
-                    "amount": "$416.67",
+                    "due_date": long_date(SAMPLE_DAY + timedelta(days=3), locale),
+                    "amount": format_money(Decimal("416.67"), "USD", locale),
                 },
+                language=language,
             ),
         ),
     ]
@@ -145,11 +159,25 @@ def _check(bundle: Bundle) -> list[StepCheck]:
         results.append(check)
         if step.human_only or step.template is None:
             continue  # a person writes these; nothing is rendered or sent automatically
-        for situation, context in sample_contexts(step.offset_days):
-            try:
-                message = renderer.render(step.template, context)
-            except RenderError as exc:
-                check.problems.append(f"{situation}: {exc}")
-                continue
-            check.problems.extend(f"{situation}: {p}" for p in lint_message(message))
+        check.languages = sorted(renderer.languages(step.template))
+        # Where the English message names the business, each translation must name it too.
+        identity: dict[str, frozenset[str]] = {}
+        for language in [None, *check.languages]:
+            where = f"[{language}] " if language else ""
+            for situation, context in sample_contexts(step.offset_days, language):
+                try:
+                    message = renderer.render(step.template, context, language=language)
+                except RenderError as exc:
+                    check.problems.append(f"{where}{situation}: {exc}")
+                    continue
+                if language is None:
+                    identity[situation] = naming_parts(message, context["sender"]["name"])
+                named = identity.get(situation, frozenset())
+                problems = lint_message(message, language or "en")
+                if ladder != "instalment":  # its reminders ask for the balances
+                    plain = {**context, "instalment": None}
+                    problems += missing_contents(message, plain, language, named)
+                elif context["instalment"]:  # it asks for the instalment; it has no other use
+                    problems += missing_contents(message, context, language, named)
+                check.problems.extend(f"{where}{situation}: {p}" for p in problems)
     return results

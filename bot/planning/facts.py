@@ -49,6 +49,7 @@ class ContactFacts:
     sms_consent: bool
     email_blocked: bool  # opted out or unusable (bounced)
     sms_blocked: bool
+    language: str | None = None  # BCP 47 tag; None: the customer's
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class CustomerFacts:
     timezone: str | None
     owner_slack_id: str | None
     contacts: list[ContactFacts] = field(default_factory=list)
+    language: str | None = None  # BCP 47 tag; None: English
     invoices: list[InvoiceFacts] = field(default_factory=list)
 
 
@@ -137,6 +139,7 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
             CON.email_unusable_at,
             CON.sms_opted_out_at,
             CON.sms_unusable_at,
+            CON.language,
         ).order_by(CON.customer_id, CON.id),
     )
     customers = read_rows(
@@ -151,6 +154,7 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
             CUS.paused_until,
             CUS.timezone,
             CUS.owner_slack_id,
+            CUS.language,
         ).order_by(CUS.id),
         CHUNK,
     )
@@ -162,7 +166,18 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
             if next_contacts[0] == customer_id:
                 own = next_contacts[1]
             next_contacts = next(contacts, None)
-        _id, external_id, name, tier, tags, never_automate, paused_until, timezone, owner = row
+        (
+            _id,
+            external_id,
+            name,
+            tier,
+            tags,
+            never_automate,
+            paused_until,
+            timezone,
+            owner,
+            language,
+        ) = row
         yield CustomerFacts(
             id=customer_id,
             external_id=external_id,
@@ -173,6 +188,7 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
             paused_until=paused_until,
             timezone=timezone,
             owner_slack_id=owner,
+            language=language,
             contacts=[
                 ContactFacts(
                     id=contact_id,
@@ -184,6 +200,7 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
                     sms_consent=sms_consent,
                     email_blocked=email_opted_out is not None or email_unusable is not None,
                     sms_blocked=sms_opted_out is not None or sms_unusable is not None,
+                    language=contact_language,
                 )
                 for (
                     _customer,
@@ -198,6 +215,7 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
                     email_unusable,
                     sms_opted_out,
                     sms_unusable,
+                    contact_language,
                 ) in own
             ],
             invoices=sorted(

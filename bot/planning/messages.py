@@ -1,7 +1,9 @@
 """What a reminder's templates receive, and rendering it: the one place a message is put together.
 
 Amounts come from the ledger only (Decimal, formatted with Babel in the invoice's own currency); a
-message covering several currencies states a total per currency, never a sum across them.
+message covering several currencies states a total per currency, never a sum across them. Amounts,
+dates and the list of totals are written in the message's language (`es`: "1.234,56 €", "3 de
+marzo de 2026"); without one, in US English.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from functools import lru_cache
 from typing import Any
 
 from babel.dates import format_date
+from babel.lists import format_list
 
+from bot.core.language import DEFAULT_LANGUAGE, formatting_locale
 from bot.core.money import babel_locale, format_money
 from playbooks.render import Rendered, Renderer
 
@@ -56,10 +60,13 @@ def message_context(
     payment_link: str | None = None,
     unsubscribe_url: str | None = None,
     instalment: dict[str, Any] | None = None,
+    language: str | None = None,
 ) -> dict[str, Any]:
-    """The template context (DESIGN's contract with the playbook templates)."""
+    """The template context (DESIGN's contract with the playbook templates), its amounts and
+    dates written for a reader of `language` (a BCP 47 tag; None: English)."""
     if not invoices:
         raise ValueError("a message covers at least one invoice")
+    locale = formatting_locale(language)
     ordered = sorted(invoices, key=lambda i: (i.due_date, i.number))
     totals = totals_by_currency(ordered)
     link = payment_link or next((i.payment_link for i in ordered if i.payment_link), None)
@@ -69,31 +76,41 @@ def message_context(
         "invoices": [
             {
                 "number": i.number,
-                "issue_date": long_date(i.issue_date),
-                "due_date": long_date(i.due_date),
-                "amount": format_money(i.total, i.currency, LOCALE),
-                "balance": format_money(i.balance, i.currency, LOCALE),
+                "issue_date": long_date(i.issue_date, locale),
+                "due_date": long_date(i.due_date, locale),
+                "amount": format_money(i.total, i.currency, locale),
+                "balance": format_money(i.balance, i.currency, locale),
                 "currency": i.currency,
                 "days_overdue": max((day - i.due_date).days, 0),
                 "days_until_due": max((i.due_date - day).days, 0),
             }
             for i in ordered
         ],
-        "total": " and ".join(
-            format_money(amount, code, LOCALE) for code, amount in totals.items()
+        "total": money_list(
+            tuple(format_money(amount, code, locale) for code, amount in totals.items()), locale
         ),
         "payment_link": link,
         "sender": {"name": sender.name, "email": sender.email, "phone": sender.phone},
         "unsubscribe_url": unsubscribe_url,
         # a payment plan's instalment (number, of, due_date, amount), for its reminder; else None
         "instalment": instalment,
+        "language": language or DEFAULT_LANGUAGE,
     }
 
 
 @lru_cache(maxsize=4096)
-def long_date(day: date) -> str:
-    """ "March 16, 2026". Cached: a plan formats the same few hundred dates many times."""
-    return str(format_date(day, "long", locale=babel_locale(LOCALE)))
+def long_date(day: date, locale: str = LOCALE) -> str:
+    """ "March 16, 2026" ("16 de marzo de 2026" in `es`). Cached: a plan formats the same few
+    hundred dates many times."""
+    return str(format_date(day, "long", locale=babel_locale(locale)))
+
+
+@lru_cache(maxsize=1024)
+def money_list(amounts: tuple[str, ...], locale: str = LOCALE) -> str:
+    """ "$10.00 and €5.00", "10,00 US$ y 5,00 €": the totals of several currencies, never summed."""
+    if len(amounts) == 1:
+        return amounts[0]
+    return str(format_list(list(amounts), locale=babel_locale(locale)))
 
 
 def _first_name(name: str | None) -> str | None:

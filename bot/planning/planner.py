@@ -16,13 +16,14 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from bot.core.language import formatting_locale
 from bot.core.money import format_money
 from bot.core.settings import Settings
 from bot.core.vocabulary import RESOLUTIONS
 from bot.escalations.plans import NextInstalment
 from bot.planning import guardrails
 from bot.planning.facts import ContactFacts, CustomerFacts, History, InvoiceFacts
-from bot.planning.messages import LOCALE, MessageInvoice, Sender, long_date, message_context
+from bot.planning.messages import MessageInvoice, Sender, long_date, message_context
 from bot.planning.send_window import Window, candidate_zones, next_send_time
 from playbooks.lint import lint_message
 from playbooks.model import TONE_ORDER, Playbook, Step
@@ -115,6 +116,7 @@ class PlanItem:
     escalate_to: str | None = None
     reason: str | None = None  # why a person gets it, for escalations
     message: Rendered | None = None
+    language: str | None = None  # the message's language (BCP 47); None: English
     observe_only: bool = False
     control: bool = False  # observed only because the customer is in the control group
     instalment: NextInstalment | None = None  # a payment plan's instalment this reminds of
@@ -267,14 +269,21 @@ class DayPlanner:
                     )
                 )
                 return
+            template = item.step.template or ""
+            # The contact's language, else the customer's; English when the template has no
+            # translation for it (the amounts and dates then follow English too).
+            wanted = (item.contact.language if item.contact else None) or customer.language
+            language = self.renderer.language_for(template, wanted)
+            item.language = wanted if language else None
             try:
                 item.message = self.renderer.render(
-                    item.step.template or "", _context(item, rules, day, link), item.channel
+                    template, _context(item, rules, day, link), item.channel, language
                 )
             except RenderError as exc:
                 plan.held.append(Held(customer, numbers, guardrails.TEMPLATE_ERROR, str(exc)))
                 return
-            problems = channel_problems(lint_message(item.message), item.channel)
+            lint = lint_message(item.message, item.language or "en")
+            problems = channel_problems(lint, item.channel)
             if problems:  # e.g. a long name pushed the text past 320 characters
                 plan.held.append(Held(customer, numbers, guardrails.TEMPLATE_ERROR, problems[0]))
                 return
@@ -403,6 +412,7 @@ def _context(
         )
         for d in item.due
     ]
+    locale = formatting_locale(item.language)
     return message_context(
         customer_name=item.customer.name,
         customer_id=item.customer.external_id,
@@ -415,10 +425,11 @@ def _context(
             {
                 "number": item.instalment.seq,
                 "of": item.instalment.count,
-                "due_date": long_date(item.instalment.due_on),
-                "amount": format_money(item.instalment.owed, item.instalment.currency, LOCALE),
+                "due_date": long_date(item.instalment.due_on, locale),
+                "amount": format_money(item.instalment.owed, item.instalment.currency, locale),
             }
             if item.instalment
             else None
         ),
+        language=item.language,
     )

@@ -134,6 +134,7 @@ REMINDER_COLUMNS = (
     "body_html",
     "send_after",
     "attempts",
+    "language",
     "created_at",
     "updated_at",
 )
@@ -258,6 +259,7 @@ def _reminder_row(
         message.html if message and email else None,  # body_html
         item.send_after,
         0,  # attempts
+        item.language,
         now,  # created_at
         now,  # updated_at
     )
