@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from email.message import Message
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,8 @@ FINANCE, ESCALATIONS = "C0FINANCE", "C0ESCALATE"
 APPROVER, OWNER = "U0APPROVER", "U07DANA01"  # the owner the ledger names is an approver too
 HOSTILE_NAME = "<!channel> & Co <script> <@U0EVIL> <https://evil.example|ok> <!here>"
 HEALTH_TOKEN = "health-token-1"
+EMOJI = re.compile(r":[a-z0-9_+-]+:")
+STEP_KEY = re.compile(r"\b(?:plus|minus)\d+\b|\b[a-z]+_[a-z_]+\b")
 DISPUTED_AT = 7  # the customer C-7, with the hostile name, disputes I-7 and keeps I-7B
 
 
@@ -167,6 +171,27 @@ def cards_in_slack(slack_api: Any) -> list[int]:
             if block_id.startswith("reminder_") and block_id[len("reminder_") :].isdigit():
                 found.append(int(block_id[len("reminder_") :]))
     return found
+
+
+def card_states(slack_api: Any) -> dict[int, str]:
+    """What each card in the finance channel shows of its reminder now: `waiting` (Approve, Edit,
+    Skip), `approved` (with Undo), or the text of its state line."""
+    shown = {}
+    for message in slack_api.messages.values():
+        if message["channel"] != FINANCE:
+            continue
+        blocks = message.get("blocks") or []
+        for block, after in pairwise(blocks):
+            preview = block.get("accessory") or {}
+            if preview.get("action_id") != "preview":
+                continue
+            if after["type"] == "actions":
+                shown[int(preview["value"])] = "waiting"
+            elif (after.get("accessory") or {}).get("action_id") == "undo":
+                shown[int(preview["value"])] = "approved"
+            else:
+                shown[int(preview["value"])] = " ".join(e["text"] for e in after["elements"])
+    return shown
 
 
 def approve_all_buttons(slack_api: Any) -> dict[str, dict[str, Any]]:
@@ -370,6 +395,9 @@ def test_a_scripted_monday_in_slack(
         send_tick(rt)
         assert len(smtp.mailbox.messages) == REMINDERS
         assert states(rt, planned) == Counter(sent=REMINDERS)
+        shown = card_states(slack_api)  # Slack shows what happened, card by card
+        assert [i for i in planned if not shown[i].startswith(":email: Sent")] == []
+        assert shown[late_id] == "waiting"
 
         # --- C-7 disputes I-7 by replying to its reminder: a thread for the account owner
         [sent] = delivered_to(smtp, f"ap@c{DISPUTED_AT}.example")
@@ -482,6 +510,12 @@ def test_a_scripted_monday_in_slack(
     assert "&lt;!channel&gt; &amp; Co &lt;script&gt;" in everything  # the name, shown escaped
     assert "&lt;!here&gt;" in everything  # the customer's words and the owner's, shown escaped
     assert all(sequence not in everything for sequence in CONTROL_SEQUENCES)
+    read = [EMOJI.sub("", text) for payload in payloads for text in mrkdwn_texts(payload)]
+    # people read English, not step keys or snake_case words (but Slack's own error code, quoted)
+    assert {m for text in read for m in STEP_KEY.findall(text)} <= {"internal_error"}
+    # and the mentions arbot writes itself stay live
+    assert not [t for t in read if f"&lt;@{APPROVER}&gt;" in t or f"&lt;@{OWNER}&gt;" in t]
+    assert any(f"<@{OWNER}>" in text for text in read)
 
 
 def tier_by_reminder(rt: Runtime) -> dict[int, str]:
