@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Sequence
+from datetime import date
 from decimal import Decimal
+from typing import Protocol
 
 import matplotlib
 import matplotlib.style
@@ -19,6 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from bot.learning.comparison import WeekPoint
 from bot.learning.metrics import WeekMetrics
 from bot.ledger.aging import BUCKETS
 
@@ -33,6 +36,13 @@ BUCKET_COLOURS = {
 LINE_COLOURS = ("#1f5f8b", "#d1495b", "#4c9f70", "#7a1f3d", "#f2a541", "#5c4d7d")
 CASH_COLOUR = "#1f5f8b"
 MAX_TICK_LABELS = 13
+
+
+class Week(Protocol):
+    """What a chart's x axis needs of a week."""
+
+    @property
+    def last_day(self) -> date: ...
 
 
 def aging_chart(weeks: Sequence[WeekMetrics], currency: str) -> bytes:
@@ -98,7 +108,32 @@ def cash_chart(weeks: Sequence[WeekMetrics], currency: str) -> bytes:
     return _draw(f"Cash collected per week ({currency})", weeks, paint)
 
 
-def _draw(title: str, weeks: Sequence[WeekMetrics], paint: Callable[[Axes], None]) -> bytes:
+def comparison_chart(weeks: Sequence[WeekPoint], followed: str, baseline: str) -> bytes:
+    """Mean days past due at payment of the invoices paid each week, one line per group (a gap
+    where a group had no payment that week)."""
+
+    def paint(axes: Axes) -> None:
+        for values, label, colour in (
+            ([w.followed for w in weeks], followed, LINE_COLOURS[0]),
+            ([w.baseline for w in weeks], baseline, LINE_COLOURS[1]),
+        ):
+            axes.plot(
+                range(len(weeks)),
+                [math.nan if v is None else v for v in values],
+                marker="o",
+                color=colour,
+                label=label,
+            )
+        axes.axhline(0, color="#555555", linewidth=0.8)
+        axes.set_ylabel("days past due at payment")
+        axes.legend(
+            loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize="small", frameon=False
+        )
+
+    return _draw("Days past due at payment", weeks, paint)
+
+
+def _draw(title: str, weeks: Sequence[Week], paint: Callable[[Axes], None]) -> bytes:
     with matplotlib.style.context("default"):
         figure = Figure(figsize=(WIDTH / DPI, HEIGHT / DPI), dpi=DPI, layout="constrained")
         FigureCanvasAgg(figure)
@@ -119,7 +154,7 @@ def _draw(title: str, weeks: Sequence[WeekMetrics], paint: Callable[[Axes], None
     return buffer.getvalue()
 
 
-def _week_ticks(axes: Axes, weeks: Sequence[WeekMetrics]) -> None:
+def _week_ticks(axes: Axes, weeks: Sequence[Week]) -> None:
     step = max(1, math.ceil(len(weeks) / MAX_TICK_LABELS))
     shown = list(range(len(weeks)))[::-1][::step][::-1]  # always label the latest week
     axes.set_xticks(shown, [f"{weeks[i].last_day:%d %b}" for i in shown], fontsize="small")

@@ -42,11 +42,12 @@ from sqlalchemy.orm import Session
 
 from bot.core.models import ControlAssignment, Customer, Invoice, Payment
 from bot.core.money import format_money, minor_units
+from bot.core.settings import Settings
 from bot.learning.bootstrap import MIN_CUSTOMERS, Difference, Part, counted, difference, ratio
 from bot.learning.metrics import PAID_BY_DAYS, WEEK_DAYS, InvoiceHistory, load_histories, start_of
 from bot.ledger.aging import DSO_PERIOD_DAYS
 from bot.planning import control
-from bot.planning.planner import Pilot
+from bot.planning.planner import Pilot, PlanRules
 
 NOT_ENOUGH = "not enough data yet"
 WORDS = {  # the figure -> how a positive and a negative gain read
@@ -176,6 +177,11 @@ class Comparison:
 @dataclass(frozen=True)
 class Unavailable:
     reason: str
+
+
+def pilot_of(settings: Settings) -> Pilot:
+    """The pilot's scope as the planner reads it from the settings."""
+    return PlanRules.from_settings(settings).pilot
 
 
 def _one(value: float) -> str:

@@ -20,10 +20,13 @@ from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
-from bot.learning.charts import aging_chart, cash_chart, dso_chart
+from bot.learning.bootstrap import MIN_CUSTOMERS, RESAMPLES
+from bot.learning.charts import aging_chart, cash_chart, comparison_chart, dso_chart
+from bot.learning.comparison import Comparison, Unavailable, compare, pilot_of
 from bot.learning.metrics import DEFAULT_WEEKS, WEEK_DAYS, WeekMetrics, percent, portfolio
 from bot.learning.outcomes import OUTCOMES, PAID_WITHIN_DAYS, StepRow, effectiveness, outcomes
 from bot.ledger.aging import BUCKETS
+from bot.planning.planner import Pilot
 
 MAX_SLACK_TEXT = 3000  # one section block's text: the summary fits one, so it fits anywhere
 MAX_SLACK_FILES = 10  # charts on one Slack message; the folder report has them all
@@ -40,6 +43,9 @@ class Report:
     weeks: list[WeekMetrics]
     steps: list[StepRow]
     outcomes: dict[str, int]  # outcome -> touches
+    # The followed-up customers against the control group or the observed segment over the same
+    # weeks (bot.learning.comparison), or why there is nothing to compare.
+    comparison: Comparison | Unavailable | None = None
 
     @property
     def currencies(self) -> list[str]:
@@ -58,9 +64,15 @@ class Chart:
 
 
 def build_report(
-    session: Session, today: date, *, timezone: str = "UTC", weeks: int = DEFAULT_WEEKS
+    session: Session,
+    today: date,
+    *,
+    timezone: str = "UTC",
+    weeks: int = DEFAULT_WEEKS,
+    pilot: Pilot | None = None,
 ) -> Report:
-    """The figures for the `weeks` weeks before `today` (today is not over yet)."""
+    """The figures for the `weeks` weeks before `today` (today is not over yet); `pilot` is the
+    pilot's scope, for the comparison when no control group was drawn."""
     if not 1 <= weeks <= MAX_WEEKS:
         raise UserError(f"the report covers 1 to {MAX_WEEKS} weeks, not {weeks}")
     since, until = today - timedelta(days=WEEK_DAYS * weeks), today - timedelta(days=1)
@@ -73,12 +85,23 @@ def build_report(
         weeks=portfolio(session, today, weeks, timezone),
         steps=effectiveness(touches),
         outcomes={name: counts.get(name, 0) for name in OUTCOMES},
+        comparison=compare(session, since, until, timezone=timezone, pilot=pilot),
     )
 
 
 def report_charts(report: Report) -> list[Chart]:
     """DSO for every currency, then open balances and cash collected per currency."""
     charts = [Chart("dso.png", "Days sales outstanding", dso_chart(report.weeks))]
+    found = report.comparison
+    if isinstance(found, Comparison):
+        charts.append(
+            Chart(
+                "comparison.png",
+                f"Days past due at payment: the {found.followed_label} and the "
+                f"{found.baseline_label}",
+                comparison_chart(found.weekly, found.followed_label, found.baseline_label),
+            )
+        )
     for code in report.currencies:
         charts.append(
             Chart(
@@ -107,11 +130,12 @@ def write_report(
     *,
     timezone: str = "UTC",
     weeks: int = DEFAULT_WEEKS,
+    pilot: Pilot | None = None,
 ) -> list[Path]:
     """Write the charts and `index.html` into `out_dir` (made when missing) and return their
     paths, index.html last. Everything is computed before the first file is written, and each
     file replaces its old version in one step, so a failure never leaves a half-written page."""
-    report = build_report(session, today, timezone=timezone, weeks=weeks)
+    report = build_report(session, today, timezone=timezone, weeks=weeks, pilot=pilot)
     charts = report_charts(report)
     files = [(c.filename, c.png) for c in charts]
     files.append(("index.html", report_html(report, charts).encode("utf-8")))
@@ -149,6 +173,10 @@ def report_html(report: Report, charts: Sequence[Chart]) -> str:
         money=format_money,
         pct=_pct,
         label=_outcome_label,
+        compared=report.comparison if isinstance(report.comparison, Comparison) else None,
+        unavailable=report.comparison if isinstance(report.comparison, Unavailable) else None,
+        resamples=RESAMPLES,
+        min_customers=MIN_CUSTOMERS,
     )
 
 
@@ -181,6 +209,34 @@ img { display: block; margin: 1rem 0; max-width: 100%; height: auto; }
 <p class="note">Made on {{ report.today.isoformat() }}. Touches sent from {{ report.since.isoformat() }}
 to {{ report.until.isoformat() }}; money after a touch is credited to the last touch of that invoice
 before it arrived. Past weeks' balances are rebuilt from invoice totals and recorded payments.</p>
+
+<h2>Follow-up compared</h2>
+{% if compared %}
+<p><strong>{{ compared.sentence()[:1]|upper }}{{ compared.sentence()[1:] }}.</strong></p>
+<table>
+<caption>The {{ compared.followed_label }} against the {{ compared.baseline_label }},
+{{ compared.since.isoformat() }} to {{ compared.until.isoformat() }}
+({{ compared.followed_customers }} customers against {{ compared.baseline_customers }})</caption>
+<tr><th>Figure</th><th>{{ compared.followed_label|capitalize }}</th>
+<th>{{ compared.baseline_label|capitalize }}</th><th>Difference</th><th>95% interval</th>
+<th>Customers counted</th></tr>
+{% for row in compared.rows %}
+<tr><td>{{ row.title }}</td><td>{{ row.value_text(row.followed) }}</td>
+<td>{{ row.value_text(row.baseline) }}</td><td>{{ row.gain_text() }}</td>
+<td>{{ row.interval_text() }}</td>
+<td>{{ row.followed_customers }} / {{ row.baseline_customers }}</td></tr>
+{% endfor %}
+</table>
+<p class="note">Differences are signed so that positive favours the {{ compared.followed_label }}.
+Each interval comes from {{ resamples }} resamples of the customers of each group (a customer's
+invoices stay together), seeded, so the same ledger gives the same page. A difference is given
+only when its 95% interval leaves 0 out and is no wider on each side than the difference itself,
+with at least {{ min_customers }} customers behind the figure in each group; otherwise it reads
+"not enough data yet".
+{% for note in compared.notes %}{{ note }} {% endfor %}</p>
+{% else %}
+<p>{{ unavailable.reason if unavailable else "No comparison." }}</p>
+{% endif %}
 
 <h2>What followed the touches</h2>
 <table>
@@ -250,6 +306,8 @@ def report_text(report: Report) -> str:
     """A short mrkdwn summary (at most MAX_SLACK_TEXT characters, so it fits one section)."""
     last = report.weeks[-1]
     lines = [f"*Collections report*, weeks to {last.last_day:%a %d %b %Y}"]
+    if isinstance(report.comparison, Comparison):
+        lines.append(f"• Follow-up compared: {report.comparison.sentence()}")
     lines += [_currency_line(report, code) for code in report.currencies]
     reached = sum(w.reached_30 for w in report.weeks)
     paid = sum(w.paid_by_30 for w in report.weeks)
@@ -341,7 +399,13 @@ def post_report(
     (files.getUploadURLExternal, the bytes, files.completeUploadExternal). Slack is called outside
     any transaction; the audit log notes the post afterwards."""
     with runtime.sessions() as session:
-        report = build_report(session, today, timezone=runtime.settings.timezone, weeks=weeks)
+        report = build_report(
+            session,
+            today,
+            timezone=runtime.settings.timezone,
+            weeks=weeks,
+            pilot=pilot_of(runtime.settings),
+        )
     charts = report_charts(report)[:MAX_SLACK_FILES]
     client.files_upload_v2(
         file_uploads=[

@@ -19,9 +19,13 @@ from bot.core.models import Escalation, InboundMessage, Payment, Reminder
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.escalations.service import OPEN_STATES
+from bot.learning.comparison import Comparison, compare, pilot_of
+from bot.learning.metrics import DEFAULT_WEEKS
+from bot.planning.planner import Pilot
 from integrations.base.slack import ProposalView
 
 DAYS = 7
+COMPARE_WEEKS = DEFAULT_WEEKS
 NOT_REPLIES = ("bounce", "opt_out", "opt_in", "help", "duplicate")  # inbound that nobody wrote
 
 
@@ -39,9 +43,15 @@ class WeeklyReview:
     reminders_sent: int = 0
     replies_received: int = 0
     escalations_open: int = 0
+    # The followed-up customers against the control group or the observed segment over the
+    # COMPARE_WEEKS weeks before today, in one sentence (bot.learning.comparison); None when
+    # there is nothing to compare.
+    comparison: str | None = None
 
 
-def weekly_review(session: Session, today: date, timezone: str) -> WeeklyReview:
+def weekly_review(
+    session: Session, today: date, timezone: str, pilot: Pilot | None = None
+) -> WeeklyReview:
     """The seven days before `today` (today itself is in next week's review)."""
     first_day, last_day = today - timedelta(days=DAYS), today - timedelta(days=1)
     zone = ZoneInfo(timezone)
@@ -79,7 +89,15 @@ def weekly_review(session: Session, today: date, timezone: str) -> WeeklyReview:
         reminders_sent=sent or 0,
         replies_received=replies or 0,
         escalations_open=open_now or 0,
+        comparison=_comparison(session, today, timezone, pilot),
     )
+
+
+def _comparison(session: Session, today: date, timezone: str, pilot: Pilot | None) -> str | None:
+    last_day = today - timedelta(days=1)
+    since = today - timedelta(days=DAYS * COMPARE_WEEKS)
+    found = compare(session, since, last_day, timezone=timezone, pilot=pilot)
+    return found.sentence() if isinstance(found, Comparison) else None
 
 
 def review_text(review: WeeklyReview) -> str:
@@ -95,6 +113,7 @@ def review_text(review: WeeklyReview) -> str:
             f"• Reminders sent: {review.reminders_sent}",
             f"• Replies received: {review.replies_received}",
             f"• Escalations open: {review.escalations_open}",
+            *([f"• Follow-up compared: {review.comparison}"] if review.comparison else []),
         ]
     )
 
@@ -106,7 +125,9 @@ def post_weekly_review(
     all in Slack yet), then note it in the audit log (counts only). Slack is called outside any
     transaction, so a slow Slack never holds the database's write lock."""
     with runtime.sessions() as session:
-        review = weekly_review(session, today, runtime.settings.timezone)
+        review = weekly_review(
+            session, today, runtime.settings.timezone, pilot_of(runtime.settings)
+        )
     text = review_text(review)
     slack.post_text(channel, f"{text}\n{note}" if note else text)
     with runtime.writing() as session:
@@ -122,6 +143,7 @@ def post_weekly_review(
                 "reminders_sent": review.reminders_sent,
                 "replies_received": review.replies_received,
                 "escalations_open": review.escalations_open,
+                "comparison": review.comparison,
             },
         )
     return review

@@ -58,12 +58,19 @@ def report(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the charts and index.html.")],
     weeks: Annotated[int, typer.Option("--weeks", help="How many weeks back (1-104).")] = 12,
 ) -> None:
-    """Outcomes per step and tier, DSO, aging and cash collected by week: charts and an HTML page."""
+    """Outcomes per step and tier, DSO, aging and cash collected by week, and the followed-up
+    customers against the control group or the observed segment: charts and an HTML page."""
+    from bot.learning.comparison import pilot_of
     from bot.learning.report import write_report
 
     with opened_runtime() as runtime, runtime.sessions() as session:
         paths = write_report(
-            session, runtime.today(), out_dir, timezone=runtime.settings.timezone, weeks=weeks
+            session,
+            runtime.today(),
+            out_dir,
+            timezone=runtime.settings.timezone,
+            weeks=weeks,
+            pilot=pilot_of(runtime.settings),
         )
     for path in paths:
         out().print(str(path), markup=False)

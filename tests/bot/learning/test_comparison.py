@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,8 @@ from bot.learning.comparison import (
     Unavailable,
     compare,
 )
+from bot.learning.report import build_report, report_text, write_report
+from bot.learning.weekly_review import review_text, weekly_review
 from bot.planning.planner import Pilot
 from tests.bot.learning.test_outcomes import TODAY, ZONE, Ledger, at
 
@@ -149,3 +152,55 @@ def test_without_a_pilot_scope_or_a_holdout_there_is_nothing_to_compare(
         only_pilot = compare(session, SINCE, UNTIL, timezone=ZONE, pilot=PILOT)
         assert isinstance(only_pilot, Unavailable)
         assert "pilot segment has no customers" in only_pilot.reason
+
+
+def two_segments(runtime: Runtime) -> None:
+    ledger = Ledger(runtime)
+    paying(ledger, "strategic", [3, 4, 5, 6, 7] * 2)
+    paying(ledger, "standard", [13, 14, 15, 16, 17] * 2)
+
+
+def test_the_weekly_review_carries_the_sentence(runtime: Runtime) -> None:
+    two_segments(runtime)
+    with runtime.sessions() as session:
+        review = weekly_review(session, TODAY, ZONE, pilot=PILOT)
+        nothing = weekly_review(session, TODAY, ZONE)
+    assert review.comparison is not None
+    assert review.comparison.startswith("the pilot segment pays 10.0 days sooner (95% CI ")
+    assert review.comparison.endswith(" over 12 weeks, 10 customers against 10")
+    assert f"• Follow-up compared: {review.comparison}" in review_text(review).splitlines()
+    assert nothing.comparison is None  # no pilot scope, no holdout: no line
+    assert "compared" not in review_text(nothing)
+
+
+@pytest.mark.slow  # renders the charts
+def test_index_html_carries_the_comparison_its_table_and_its_chart(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    two_segments(runtime)
+    with runtime.sessions() as session:
+        written = write_report(session, TODAY, tmp_path, timezone=ZONE, weeks=8, pilot=PILOT)
+        report = build_report(session, TODAY, timezone=ZONE, weeks=8, pilot=PILOT)
+    assert isinstance(report.comparison, Comparison)
+    names = [p.name for p in written]
+    assert names[:2] == ["dso.png", "comparison.png"]
+    page = (tmp_path / "index.html").read_text()
+    sentence = report.comparison.sentence()
+    assert f"<strong>T{sentence[1:]}.</strong>" in page
+    assert "<h2>Follow-up compared</h2>" in page
+    assert "<th>Pilot segment</th>" in page and "<th>Observed segment</th>" in page
+    for row in report.comparison.rows:
+        assert f"<td>{row.title}</td>" in page
+    assert "<td>10.0 days sooner</td>" in page
+    assert '<img src="comparison.png"' in page
+    assert sentence in report_text(report)
+
+
+@pytest.mark.slow
+def test_index_html_says_why_there_is_nothing_to_compare(runtime: Runtime, tmp_path: Path) -> None:
+    two_segments(runtime)
+    with runtime.sessions() as session:
+        write_report(session, TODAY, tmp_path, timezone=ZONE, weeks=8)
+    page = (tmp_path / "index.html").read_text()
+    assert "no comparison: arbot follows up the whole book" in page
+    assert not (tmp_path / "comparison.png").exists()
