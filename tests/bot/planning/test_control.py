@@ -17,6 +17,7 @@ from sqlalchemy import select
 from bot.core.models import ControlAssignment, ControlHoldout, Customer, Event
 from bot.core.runtime import Runtime
 from bot.planning.control import CONTROL, FOLLOWED, draw, group_for
+from integrations.slack_text import status_text
 from tests.bot.planning.test_planner import TODAY, customer, due
 from tests.support.ledger_files import write
 
@@ -178,3 +179,5 @@ def test_status_says_who_is_in_the_control_group_and_since_when(
     assert shown.code == 0
     assert "in the control group: observed only since 2026-03-16" in shown.stdout
     assert json.loads(cli("status", followed, "--json").stdout)["control"]["group"] == FOLLOWED
+    slack = status_text(doc, show_amounts=True)  # what /ar status answers an approver
+    assert "In the control group: observed only since 2026-03-16" in slack
