@@ -362,6 +362,14 @@ def test_a_scripted_monday_in_slack(
             app.slack.click(button["action_id"], button["value"])
             clicks += 1
         wait_for(lambda: states(rt, planned) == Counter(approved=REMINDERS))
+        app.slack.click("approve", str(planned[0]), user=OWNER)  # too late: already approved
+        [again] = wait_for(
+            lambda: [c for c in slack_api.calls("chat.postEphemeral") if c["user"] == OWNER]
+        )
+        assert again["text"].startswith(
+            f"Nothing changed: this reminder was already approved by <@{APPROVER}> at "
+        )
+        assert again["text"].endswith(" EDT.")  # the business's time, as on the cards
         assert clicks <= MOST_CLICKS
         assert states(rt, [late_id]) == Counter(planned=1)
         late_tier = tier_of_new(rt, late_id)
@@ -493,6 +501,14 @@ def test_a_scripted_monday_in_slack(
         assert {"plan.recorded", "instalment.paid", "instalment.missed"} <= kinds
         parent = slack_api.messages[(ESCALATIONS, thread.slack_thread_ts)]
         assert "esc_claim" in json.dumps(parent["blocks"])  # open again, its buttons back
+        answers = [  # /ar status: the account, and a list of several matches
+            app.slack.command(f"status C-{DISPUTED_AT}", user=OWNER).json(),
+            app.slack.command("status evil.example", user=OWNER).json(),
+            app.slack.command("status custom", user=OWNER).json(),
+        ]
+        assert "Payment plan (missed): 1 of 2 instalments paid" in answers[0]["text"]
+        assert answers[1]["text"] == answers[0]["text"]  # found by a part of its name
+        assert "matches 50 customers" in answers[2]["text"]
 
     # --- all day, Slack refused nothing but the 500 it was told to answer, and nobody was misled
     refusals = [(r["method"], r["status"], r["response"]) for r in slack_api.records()]
@@ -504,7 +520,7 @@ def test_a_scripted_monday_in_slack(
     assert not [t for t in told if "may not have gone through" in t or "went wrong" in t]
 
     # --- all day, nothing from outside reached Slack as a control sequence
-    payloads = slack_api.calls()
+    payloads = [*slack_api.calls(), *answers]
     assert unescaped(payloads) == []
     everything = "\n".join(t for p in payloads for t in mrkdwn_texts(p))
     assert "&lt;!channel&gt; &amp; Co &lt;script&gt;" in everything  # the name, shown escaped
