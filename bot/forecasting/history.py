@@ -15,42 +15,51 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.core.bulk_rows import read_rows
 from bot.core.models import Invoice, Payment, PaymentAllocation
 from bot.forecasting.model import PaymentModel, PaymentRecord, fit, usual_lateness
 
-INV: Any = Invoice.__table__.c
+INV_TABLE: Any = Invoice.__table__
+INV: Any = INV_TABLE.c
 ALLOC: Any = PaymentAllocation.__table__.c
 PAY: Any = Payment.__table__.c
 
 
 def payment_records(
-    session: Session, as_of: date, timezone: str, customer_id: int | None = None
+    session: Session,
+    as_of: date,
+    timezone: str,
+    customer_id: int | None = None,
+    paid_only: bool = False,
 ) -> list[PaymentRecord]:
-    """Every invoice issued on or before `as_of` that is open or paid, keyed by customer id (only
-    `customer_id`'s when it is given)."""
+    """Every invoice issued on or before `as_of` that is open or paid (only paid ones with
+    `paid_only`), keyed by customer id (only `customer_id`'s when it is given). Read through the
+    driver (bulk_rows): the plan learns from the book each morning."""
     last_payment = (
-        select(ALLOC.invoice_id, func.max(PAY.received_on).label("received_on"))
+        select(ALLOC.invoice_id, func.max(PAY.received_on))
         .join(Payment.__table__, PAY.id == ALLOC.payment_id)
         .group_by(ALLOC.invoice_id)
-        .subquery()
     )
-    query = (
-        select(INV.customer_id, INV.due_date, INV.status, INV.paid_at, last_payment.c.received_on)
-        .outerjoin(last_payment, last_payment.c.invoice_id == INV.id)
-        .where(INV.status.in_(("open", "paid")), INV.issue_date <= as_of)
+    invoices = select(INV.id, INV.customer_id, INV.due_date, INV.status, INV.paid_at).where(
+        INV.status.in_(("paid",) if paid_only else ("open", "paid")), INV.issue_date <= as_of
     )
     if customer_id is not None:
-        query = query.where(INV.customer_id == customer_id)
+        invoices = invoices.where(INV.customer_id == customer_id)
+        last_payment = last_payment.join(INV_TABLE, INV.id == ALLOC.invoice_id).where(
+            INV.customer_id == customer_id
+        )
+    received = dict(read_rows(session, last_payment))
     zone = ZoneInfo(timezone)
     records = []
-    for customer_id, due_date, status, paid_at, received_on in session.execute(query):
+    rows = read_rows(session, invoices, shared=(2, 3))
+    for invoice_id, customer, due_date, status, paid_at in rows:
         paid_on: date | None = None
         if status == "paid":
-            if received_on is not None:
-                paid_on = received_on
+            if invoice_id in received:
+                paid_on = received[invoice_id]
             elif paid_at is not None:
                 paid_on = paid_at.astimezone(zone).date()
-        records.append(PaymentRecord(customer_id, due_date, paid_on))
+        records.append(PaymentRecord(customer, due_date, paid_on))
     return records
 
 
@@ -62,6 +71,11 @@ def payment_habit(session: Session, customer_id: int, as_of: date, timezone: str
     )
 
 
-def learn(session: Session, as_of: date, timezone: str) -> PaymentModel:
-    """The payment model as of `as_of`, learned from the ledger (one query, one pass)."""
-    return fit(payment_records(session, as_of, timezone), as_of)
+def learn(
+    session: Session, as_of: date, timezone: str, open_invoices: list[PaymentRecord] | None = None
+) -> PaymentModel:
+    """The payment model as of `as_of`, learned from the ledger in one pass. `open_invoices`,
+    when the caller has read them already (the plan has), saves reading them again."""
+    if open_invoices is None:
+        return fit(payment_records(session, as_of, timezone), as_of)
+    return fit(payment_records(session, as_of, timezone, paid_only=True) + open_invoices, as_of)

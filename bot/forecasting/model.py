@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -139,7 +139,10 @@ class PaymentModel:
     profiles: dict[Hashable, Profile] = field(default_factory=dict)
 
     def profile(self, customer: Hashable) -> Profile:
-        return self.profiles.get(customer) or Profile(self.usual, 0, ())
+        found = self.profiles.get(customer)
+        if found is None:
+            found = self.profiles[customer] = Profile(self.usual, 0, ())
+        return found
 
     def survival(self, profile: Profile, day: int) -> float:
         """P(days late >= day) for the customer."""
@@ -218,6 +221,19 @@ class PaymentModel:
         return self.paid_between(profile, opened, opened, opened + days)
 
 
+def _decay(half_life_days: float) -> Callable[[int], float]:
+    """Recency weights by age in days, worked out once per distinct age (a few thousand)."""
+    weights: dict[int, float] = {}
+
+    def weight(age: int) -> float:
+        found = weights.get(age)
+        if found is None:
+            found = weights[age] = 0.5 ** (age / half_life_days)
+        return found
+
+    return weight
+
+
 def fit(records: Iterable[PaymentRecord], as_of: date) -> PaymentModel:
     """Learn from invoices paid before `as_of` and those still open on it (censored); invoices
     paid on or after `as_of` are treated as open, as they were on that day.
@@ -225,48 +241,49 @@ def fit(records: Iterable[PaymentRecord], as_of: date) -> PaymentModel:
     A customer's usual lateness is the recency-weighted mean of its paid invoices' days late,
     shrunk toward the book's by PRIOR_INVOICES; the spread is the Kaplan-Meier distribution of
     every invoice's days late less its customer's usual lateness (open invoices censored)."""
-    rows: dict[Hashable, list[tuple[int, bool, float, date]]] = defaultdict(list)
-    for record in records:
-        paid = record.paid_on is not None and record.paid_on < as_of
-        on = record.paid_on if paid and record.paid_on is not None else as_of
-        age = max((as_of - record.due_date).days, 0)
-        rows[record.customer].append(((on - record.due_date).days, paid, age, on))
+    paid_by: dict[Hashable, list[tuple[date, int, int]]] = defaultdict(list)  # (on, days, age)
+    open_by: dict[Hashable, list[tuple[int, int]]] = defaultdict(list)  # (days so far, age)
+    customer_weight = _decay(CUSTOMER_HALF_LIFE_DAYS)
+    book_weight_of = _decay(PORTFOLIO_HALF_LIFE_DAYS)
     book_weight = book_total = 0.0
-    for customer_rows in rows.values():
-        for days, paid, age, _ in customer_rows:
-            if paid:
-                weight = 0.5 ** (age / PORTFOLIO_HALF_LIFE_DAYS)
-                book_weight += weight
-                book_total += weight * days
+    for record in records:
+        due = record.due_date
+        age = max((as_of - due).days, 0)
+        paid_on = record.paid_on
+        if paid_on is not None and paid_on < as_of:
+            days = (paid_on - due).days
+            paid_by[record.customer].append((paid_on, days, age))
+            weight = book_weight_of(age)
+            book_weight += weight
+            book_total += weight * days
+        else:
+            open_by[record.customer].append(((as_of - due).days, age))
     usual = round(book_total / book_weight) if book_weight else 0
     model = PaymentModel(as_of, EMPTY, usual)
     spread: list[tuple[int, bool, float]] = []
-    for customer, customer_rows in rows.items():
+    for customer, paid_rows in paid_by.items():
         n = total = 0.0
-        for days, paid, age, _ in customer_rows:
-            if paid:
-                weight = 0.5 ** (age / CUSTOMER_HALF_LIFE_DAYS)
-                n += weight
-                total += weight * days
+        for _, days, age in paid_rows:
+            weight = customer_weight(age)
+            n += weight
+            total += weight * days
         shift = round((total + PRIOR_INVOICES * usual) / (n + PRIOR_INVOICES))
-        paid_rows = sorted(
-            ((on, days) for days, paid, _, on in customer_rows if paid), reverse=True
-        )
-        own = [
-            (days, paid, 0.5 ** (age / CUSTOMER_HALF_LIFE_DAYS))
-            for days, paid, age, _ in customer_rows
-        ]
+        still_open = open_by.get(customer, [])
+        own = [(days, True, customer_weight(age)) for _, days, age in paid_rows]
+        own += [(days, False, customer_weight(age)) for days, age in still_open]
+        paid_rows.sort(reverse=True)
         model.profiles[customer] = Profile(
             shift,
             len(paid_rows),
-            tuple(days for _, days in paid_rows[:RECENT_INVOICES]),
-            own=kaplan_meier(own) if paid_rows else EMPTY,
-            weight=n / (n + OWN_PRIOR_INVOICES) if paid_rows else 0.0,
+            tuple(days for _, days, _ in paid_rows[:RECENT_INVOICES]),
+            own=kaplan_meier(own),
+            weight=n / (n + OWN_PRIOR_INVOICES),
         )
-        spread.extend(
-            (days - shift, paid, 0.5 ** (age / PORTFOLIO_HALF_LIFE_DAYS))
-            for days, paid, age, _ in customer_rows
-        )
+        spread.extend((days - shift, True, book_weight_of(age)) for _, days, age in paid_rows)
+        spread.extend((days - shift, False, book_weight_of(age)) for days, age in still_open)
+    for customer, still_open in open_by.items():
+        if customer not in paid_by:  # no payment yet: the book's usual lateness
+            spread.extend((days - usual, False, book_weight_of(age)) for days, age in still_open)
     model.spread = kaplan_meier(spread)
     return model
 

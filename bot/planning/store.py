@@ -25,6 +25,7 @@ from bot.learning.versions import active_version, bundle_of, ensure_active, load
 from bot.payments.links import PreparedLinks, PreparingLinks, payment_link
 from bot.planning import control
 from bot.planning import facts as plan_data
+from bot.planning.cash_effect import CashEffectOrder
 from bot.planning.facts import CustomerFacts, InvoiceFacts
 from bot.planning.planner import DayPlanner, Plan, PlanItem, PlanRules, compute_plan
 from integrations.base.payments import PaymentLinks
@@ -50,8 +51,7 @@ def run_plan(
 ) -> PlanRun:
     """Plan the day. Payment links are made only for a stored plan (a dry run makes none).
     Customers are read and planned one at a time, and a stored plan is written every
-    WRITE_EVERY reminders, so that neither every customer's facts nor every row to write are
-    held at once."""
+    WRITE_EVERY reminders, so that not every row to write is held at once."""
     schema_lock(session, PLAN_LOCK)  # one plan at a time (on PostgreSQL; SQLite serialises)
     version = ensure_active(session, now)
     bundle = bundle_of(version)
@@ -64,15 +64,19 @@ def run_plan(
     planner = DayPlanner(
         history, bundle.playbook, rules, day, now, Renderer(bundle.templates), link_for
     )
+    order = CashEffectOrder(day, rules.business_timezone)
+    for customer in plan_data.stream_customers(session):
+        order.see(customer)
+        planner.add(customer)
     writer = (
         None if dry_run else PlanWriter(session, day, version.id, now, rules.attach_invoice_pdf)
     )
-    for customer in plan_data.stream_customers(session):
-        planner.add(customer)
-        if writer is not None and len(planner.plan.items) - writer.written >= WRITE_EVERY:
-            writer.write(planner.plan.items)
     if writer is not None:
-        writer.write(planner.plan.items)
+        # Stored in the order the cards are posted within a tier (bot/planning/cash_effect.py),
+        # WRITE_EVERY at a time; the payment model is learned once for the whole plan.
+        ordered = order.apply(session, planner.plan.items)
+        for end in range(WRITE_EVERY, len(ordered) + WRITE_EVERY, WRITE_EVERY):
+            writer.write(ordered[:end])
     ids = writer.ids if writer is not None else {}
     return PlanRun(plan=planner.plan, playbook_version=version.version, reminder_ids=ids)
 
