@@ -45,6 +45,9 @@ from tests.support.fake_xero import FakeXero
 from tests.support.smtp_server import SmtpServer
 
 KEY = "doctor-secret-key"
+# What a test of the services' answers runs on: the database plays no part in it (the tests of
+# stored grants and of nothing configured run on both).
+SERVICES_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 FROM_NUMBER = "+15005550006"
 MAILBOX = "ar@brightwater.example"
 
@@ -200,6 +203,7 @@ def test_everything_configured_right_is_ok_line_by_line_and_nothing_is_sent(
     assert twilio_asked == [FROM_NUMBER]
 
 
+@SERVICES_ONLY
 def test_json_lists_every_check_with_its_status_for_scripts(doctor: Any) -> None:
     result = doctor("doctor", "--json")
     assert result.code == 0, result.stderr
@@ -213,6 +217,7 @@ def test_json_lists_every_check_with_its_status_for_scripts(doctor: Any) -> None
     assert all(set(c) == {"integration", "check", "status", "message"} for c in document["checks"])
 
 
+@SERVICES_ONLY
 def test_each_broken_integration_is_named_with_what_to_fix_and_the_rest_still_checked(
     doctor: Any, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,6 +270,7 @@ def test_each_broken_integration_is_named_with_what_to_fix_and_the_rest_still_ch
     assert world.quickbooks.tokens.issued == 1
 
 
+@SERVICES_ONLY
 def test_a_bad_slack_token_and_a_bad_stripe_key_and_twilio_credentials_say_where_to_get_good_ones(
     doctor: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -352,6 +358,7 @@ def test_the_mailbox_signed_in_by_oauth_is_checked_with_xoauth2_and_a_revoked_gr
         google.stop()
 
 
+@SERVICES_ONLY
 def test_a_server_that_never_answers_is_reported_after_the_timeout_and_the_others_still_run(
     doctor: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -432,6 +439,7 @@ def test_the_fake_slack_grants_the_manifests_scopes_by_default() -> None:
     assert list(MANIFEST_SCOPES) == manifest["oauth_config"]["scopes"]["bot"]
 
 
+@SERVICES_ONLY
 def test_hubspot_read_scopes_are_tried_by_reading_and_the_notes_scope_unknown_is_said(
     doctor: Any, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -472,6 +480,7 @@ def test_a_token_slack_said_was_revoked_is_a_problem_even_if_slack_takes_it_now(
     assert "set SLACK_BOT_TOKEN to its new bot token" in " ".join(slack[0].split())
 
 
+@SERVICES_ONLY
 def test_a_messaging_service_as_sender_checks_the_account_and_says_its_numbers_are_not_checked(
     doctor: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -485,6 +494,7 @@ def test_a_messaging_service_as_sender_checks_the_account_and_says_its_numbers_a
     assert "Twilio refused TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN" in result.stdout
 
 
+@SERVICES_ONLY
 def test_slack_without_a_signing_secret_or_a_finance_channel_is_a_problem(
     doctor: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
