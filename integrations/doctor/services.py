@@ -214,7 +214,19 @@ def check_stripe(settings: Settings, timeout: float) -> list[Finding]:
             dashboard = (body.get("settings") or {}).get("dashboard") or {}
             name = dashboard.get("display_name") or body.get("id") or "?"
             found.append(ok(STRIPE, "key", f"STRIPE_API_KEY works: account {name} ({mode} mode)"))
-    if settings.stripe_webhook_secret:
+    secret = (
+        settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else ""
+    )
+    if secret and not secret.strip().startswith("whsec_"):
+        found.append(
+            problem(
+                STRIPE,
+                "webhook",
+                "STRIPE_WEBHOOK_SECRET does not look like an endpoint's signing secret (whsec_…): "
+                "copy it from the webhook endpoint's page in Stripe, not the API key",
+            )
+        )
+    elif secret:
         found.append(
             ok(
                 STRIPE,

@@ -277,6 +277,7 @@ def test_a_bad_slack_token_and_a_bad_stripe_key_and_twilio_credentials_say_where
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-wrong")
     monkeypatch.setenv("STRIPE_API_KEY", "sk_test_wrong")
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "wrong")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "sk_test_arbot")  # the key pasted by mistake
     result = doctor("doctor", "--json")
     assert result.code == 1
     checks = {(c["integration"], c["check"]): c for c in json.loads(result.stdout)["checks"]}
@@ -284,6 +285,10 @@ def test_a_bad_slack_token_and_a_bad_stripe_key_and_twilio_credentials_say_where
     assert "Bot User OAuth Token" in checks[("Slack", "token")]["message"]
     assert ("Slack", "scopes") not in checks  # nothing more is asked with a token Slack refused
     assert "Stripe refused STRIPE_API_KEY" in checks[("Stripe", "key")]["message"]
+    assert (
+        "does not look like an endpoint's signing secret"
+        in checks[("Stripe", "webhook")]["message"]
+    )
     assert (
         "Twilio refused TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN"
         in checks[("Twilio", "account")]["message"]
