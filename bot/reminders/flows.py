@@ -7,6 +7,7 @@ an outage or of sends whose fate is unknown."""
 from __future__ import annotations
 
 from bot.core.runtime import Runtime
+from bot.escalations import reply_outcome
 from bot.planning import posting
 from bot.reminders.outbox import FlushReport
 from bot.reminders.sending import flush
@@ -54,6 +55,9 @@ def tell_slack(runtime: Runtime, report: FlushReport, slack: SlackPort | None) -
         return
     with runtime.sessions() as session:
         posting.refresh(session, slack, report.changed(), settings.timezone)
+        reply_outcome.tell_threads(  # replies written in a thread: sent, or not delivered
+            session, slack, [*report.sent, *report.failed], settings.timezone
+        )
     if report.unknown:
         slack.post_text(
             channel,

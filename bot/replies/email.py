@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.models import Contact, Customer, InboundMessage, Invoice, Reminder
-from bot.escalations import service
+from bot.escalations import reply_outcome, service
 from bot.ledger.accounts import cancel_waiting
 from bot.reminders.delivery import unsubscribe_email
 from bot.replies.bounces import handle_bounce, opt_out
@@ -199,6 +199,13 @@ def human_reply(
     customer = session.get(Customer, customer_id)
     assert customer is not None
     reason = LABEL_REASON.get(label, "replied") + (" (unsure: please read)" if unsure else "")
+    answered = reply_outcome.thread_of(session, stored.reminder_id)
+    if (  # an answer to a reply written in a thread belongs in that thread, open again
+        answered is not None
+        and answered.state == "resolved"
+        and service.open_for(session, customer_id) is None
+    ):
+        service.reopen(session, answered.id, audit.SYSTEM, now)
     escalation, _ = service.open_or_add(
         session,
         customer_id,

@@ -19,8 +19,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from bot.core.models import InboundMessage
 from bot.core.runtime import Runtime
-from bot.escalations import notes
+from bot.escalations import notes, reply_outcome
 from bot.escalations import posting as escalation_posting
 from bot.escalations.notes import SlackOut
 from bot.planning import posting
@@ -180,6 +181,13 @@ def _tell_slack(runtime: Runtime, result: InboundResult, slack: SlackOut | None)
     if result.cancelled:
         with runtime.sessions() as session:
             posting.refresh(session, slack, result.cancelled, settings.timezone)
+    if result.outcome == "bounce":  # a reply written in a thread: that thread hears it failed
+        with runtime.sessions() as session:
+            bounced = session.get(InboundMessage, result.message_id)
+            if bounced is not None and bounced.reminder_id is not None:
+                reply_outcome.tell_threads(
+                    session, slack, [bounced.reminder_id], settings.timezone, failed_only=True
+                )
     posted = escalation_posting.post_new(runtime, slack)
     # An escalation posted just now shows the reply already; an older one hears of it.
     if result.escalation_id in (None, *posted):
