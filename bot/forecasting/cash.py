@@ -58,6 +58,10 @@ class Week:
     week_start: date
     expected: dict[str, Decimal]  # currency -> expected cash in
 
+    @property
+    def last_day(self) -> date:
+        return self.week_start + timedelta(days=6)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "week_start": self.week_start.isoformat(),

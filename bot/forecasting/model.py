@@ -185,11 +185,10 @@ class PaymentModel:
         low = self._quantile(profile, opened, LOW_QUANTILE)
         high = self._quantile(profile, opened, HIGH_QUANTILE)
         beyond = max(opened, 0) + TAIL_DAYS
-        expected = due_date + timedelta(days=middle if middle is not None else beyond)
         return Prediction(
-            expected_pay_date=expected,
-            low=due_date + timedelta(days=low if low is not None else beyond),
-            high=due_date + timedelta(days=high) if high is not None else None,
+            expected_pay_date=_later(due_date, middle if middle is not None else beyond),
+            low=_later(due_date, low if low is not None else beyond),
+            high=_later(due_date, high) if high is not None else None,
             p_paid_by_due_plus_30=self.paid_between(profile, opened, opened, 31),
             basis=profile.basis,
         )
@@ -219,6 +218,14 @@ class PaymentModel:
         profile = self.profile(customer)
         opened = (self.as_of - due_date).days
         return self.paid_between(profile, opened, opened, opened + days)
+
+
+def _later(day: date, days: int) -> date:
+    """`day` moved by `days`, kept within the calendar (a due date typed as 9999-12-31)."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.max if days > 0 else date.min
 
 
 def _decay(half_life_days: float) -> Callable[[int], float]:

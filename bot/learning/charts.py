@@ -35,6 +35,7 @@ BUCKET_COLOURS = {
 }
 LINE_COLOURS = ("#1f5f8b", "#d1495b", "#4c9f70", "#7a1f3d", "#f2a541", "#5c4d7d")
 CASH_COLOUR = "#1f5f8b"
+FORECAST_COLOUR = "#4c9f70"
 MAX_TICK_LABELS = 13
 
 
@@ -106,6 +107,26 @@ def cash_chart(weeks: Sequence[WeekMetrics], currency: str) -> bytes:
         axes.axhline(0, color="#555555", linewidth=0.8)
 
     return _draw(f"Cash collected per week ({currency})", weeks, paint)
+
+
+class ExpectedWeek(Week, Protocol):
+    """A coming week of the cash forecast (bot/forecasting/cash.py)."""
+
+    @property
+    def expected(self) -> dict[str, Decimal]: ...
+
+
+def forecast_chart(weeks: Sequence[ExpectedWeek], currency: str) -> bytes:
+    """The cash expected in each coming week: each open invoice's balance times the chance it is
+    paid that week, from how its customer has paid."""
+
+    def paint(axes: Axes) -> None:
+        heights = [float(week.expected.get(currency, 0)) for week in weeks]
+        axes.bar(range(len(weeks)), heights, color=FORECAST_COLOUR)
+        axes.yaxis.set_major_formatter(_amounts(max(heights, default=0.0)))
+        axes.set_ylabel(currency)
+
+    return _draw(f"Cash expected per week, the next {len(weeks)} ({currency})", weeks, paint)
 
 
 def comparison_chart(weeks: Sequence[WeekPoint], followed: str, baseline: str) -> bytes:

@@ -20,8 +20,15 @@ from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
+from bot.forecasting.cash import Forecast, cash_forecast
 from bot.learning.bootstrap import MIN_CUSTOMERS, RESAMPLES
-from bot.learning.charts import aging_chart, cash_chart, comparison_chart, dso_chart
+from bot.learning.charts import (
+    aging_chart,
+    cash_chart,
+    comparison_chart,
+    dso_chart,
+    forecast_chart,
+)
 from bot.learning.comparison import Comparison, Unavailable, compare, pilot_of
 from bot.learning.metrics import DEFAULT_WEEKS, WEEK_DAYS, WeekMetrics, percent, portfolio
 from bot.learning.outcomes import OUTCOMES, PAID_WITHIN_DAYS, StepRow, effectiveness, outcomes
@@ -32,6 +39,7 @@ MAX_SLACK_TEXT = 3000  # one section block's text: the summary fits one, so it f
 MAX_SLACK_FILES = 10  # charts on one Slack message; the folder report has them all
 MAX_WEEKS = 104
 TOP_STEPS = 5
+FORECAST_WEEKS = 13
 ZERO = Decimal(0)
 
 
@@ -46,6 +54,8 @@ class Report:
     # The followed-up customers against the control group or the observed segment over the same
     # weeks (bot.learning.comparison), or why there is nothing to compare.
     comparison: Comparison | Unavailable | None = None
+    # The cash expected in each of the next FORECAST_WEEKS weeks, from today (bot.forecasting).
+    forecast: Forecast | None = None
 
     @property
     def currencies(self) -> list[str]:
@@ -86,11 +96,13 @@ def build_report(
         steps=effectiveness(touches),
         outcomes={name: counts.get(name, 0) for name in OUTCOMES},
         comparison=compare(session, since, until, timezone=timezone, pilot=pilot),
+        forecast=cash_forecast(session, today, FORECAST_WEEKS, timezone),
     )
 
 
 def report_charts(report: Report) -> list[Chart]:
-    """DSO for every currency, then open balances and cash collected per currency."""
+    """DSO for every currency, the comparison, the cash expected in the coming weeks per
+    currency, then open balances and cash collected per currency."""
     charts = [Chart("dso.png", "Days sales outstanding", dso_chart(report.weeks))]
     found = report.comparison
     if isinstance(found, Comparison):
@@ -100,6 +112,15 @@ def report_charts(report: Report) -> list[Chart]:
                 f"Days past due at payment: the {found.followed_label} and the "
                 f"{found.baseline_label}",
                 comparison_chart(found.weekly, found.followed_label, found.baseline_label),
+            )
+        )
+    forecast = report.forecast
+    for code in sorted(forecast.open_balance()) if forecast else []:
+        charts.append(
+            Chart(
+                f"forecast-{code}.png",
+                f"Cash expected per week, the next {len(forecast.weeks)} weeks ({code})",
+                forecast_chart(forecast.weeks, code),
             )
         )
     for code in report.currencies:
@@ -177,6 +198,7 @@ def report_html(report: Report, charts: Sequence[Chart]) -> str:
         unavailable=report.comparison if isinstance(report.comparison, Unavailable) else None,
         resamples=RESAMPLES,
         min_customers=MIN_CUSTOMERS,
+        zero=ZERO,
     )
 
 
@@ -236,6 +258,27 @@ with at least {{ min_customers }} customers behind the figure in each group; oth
 {% for note in compared.notes %}{{ note }} {% endfor %}</p>
 {% else %}
 <p>{{ unavailable.reason if unavailable else "No comparison." }}</p>
+{% endif %}
+
+<h2>Cash expected in the coming weeks</h2>
+{% if report.forecast and report.forecast.invoices %}
+{% set open_balance = report.forecast.open_balance() %}
+<table>
+<caption>Expected cash in, week by week (from how each customer has paid;
+{{ report.forecast.invoices|length }} open invoices)</caption>
+<tr><th>Week of</th>{% for code in open_balance|sort %}<th>{{ code }}</th>{% endfor %}</tr>
+{% for week in report.forecast.weeks %}
+<tr><td>{{ week.week_start.isoformat() }}</td>
+{% for code in open_balance|sort %}<td>{{ money(week.expected.get(code, zero), code) }}</td>{% endfor %}</tr>
+{% endfor %}
+<tr><td>Open now</td>{% for code in open_balance|sort %}<td>{{ money(open_balance[code], code) }}</td>{% endfor %}</tr>
+</table>
+<p class="note">Each week sums every open invoice's balance times the chance it is paid that week,
+learned from the payments arbot knows of; a customer with no payment yet is given the whole book's
+behaviour. Money history never saw paid that late falls in no week, so the weeks add up to less
+than what is open. <code>arbot forecast</code> lists each invoice's expected date.</p>
+{% else %}
+<p>No open invoices to forecast.</p>
 {% endif %}
 
 <h2>What followed the touches</h2>

@@ -9,8 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bot.forecasting.cash import Week
 from bot.forecasting.model import PaymentRecord, fit, kaplan_meier
+from bot.learning.charts import HEIGHT, WIDTH, forecast_chart
 from tests.bot.forecasting.history_files import AS_OF, history_ledger
+from tests.bot.learning.test_report import png_size
 
 
 def test_a_customer_who_always_pays_ten_days_late_is_expected_ten_days_late() -> None:
@@ -124,3 +129,18 @@ def test_forecast_table_and_bad_weeks(cli: Any, tmp_path: Path) -> None:
     assert "Expected cash in, by week, as of 2026-03-16" in text
     assert "INV-3-OPEN" in text and "the whole book (no history)" in text
     assert refused.code == 1 and "--weeks 0" in refused.stderr
+
+
+@pytest.mark.slow  # matplotlib renders the chart
+def test_the_forecast_chart_is_a_png_of_the_fixed_size_that_shows_the_weeks() -> None:
+    weeks = [
+        Week(AS_OF + timedelta(weeks=n), {"USD": Decimal(100 * n), "EUR": Decimal(7)})
+        for n in range(13)
+    ]
+
+    drawn = forecast_chart(weeks, "USD")
+
+    assert png_size(drawn) == (WIDTH, HEIGHT)
+    assert forecast_chart(weeks, "USD") == drawn  # the same figures give the same bytes
+    assert forecast_chart(weeks, "EUR") != drawn
+    assert Week(AS_OF, {}).last_day == date(2026, 3, 22)  # a week labelled by its Sunday

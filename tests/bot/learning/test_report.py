@@ -109,6 +109,8 @@ def test_write_report_writes_the_charts_and_an_escaped_self_contained_page(
     names = [p.name for p in written]
     assert names == [
         "dso.png",
+        "forecast-EUR.png",
+        "forecast-USD.png",
         "aging-EUR.png",
         "cash-EUR.png",
         "aging-USD.png",
@@ -125,6 +127,7 @@ def test_write_report_writes_the_charts_and_an_escaped_self_contained_page(
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert "$1,200.00" in page  # collected after the plus7 touch
     assert "€900.00" in page  # the EUR invoice, open
+    assert "Cash expected in the coming weeks" in page and "Expected cash in, week by week" in page
 
 
 @pytest.mark.slow  # the charts are drawn before the folder is checked
@@ -186,13 +189,15 @@ def test_post_report_uploads_the_charts_through_slack_and_posts_the_summary(
     asked = slack_api.calls("files.getUploadURLExternal")
     assert [c["filename"] for c in asked] == [
         "dso.png",
+        "forecast-EUR.png",
+        "forecast-USD.png",
         "aging-EUR.png",
         "cash-EUR.png",
         "aging-USD.png",
         "cash-USD.png",
     ]
     uploaded = slack_api.files
-    assert len(uploaded) == 5
+    assert len(uploaded) == 7
     for entry in uploaded.values():
         assert entry["data"] is not None and entry["data"][:8] == PNG_SIGNATURE
         assert len(entry["data"]) == entry["length"] > 10_000
@@ -239,7 +244,7 @@ def test_a_report_with_many_currencies_posts_ten_charts_and_the_folder_keeps_the
     with runtime.sessions() as session:
         written = write_report(session, TODAY, tmp_path / "out", timezone=ZONE)
 
-    assert len(written) == 1 + 2 * 6 + 1  # DSO, two per currency, the page
+    assert len(written) == 1 + 3 * 6 + 1  # DSO, three per currency, the page
     posted = [c["filename"] for c in slack_api.calls("files.getUploadURLExternal")]
     assert posted == [p.name for p in written[:MAX_SLACK_FILES]]
 
