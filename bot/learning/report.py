@@ -250,7 +250,7 @@ before it arrived. Past weeks' balances are rebuilt from invoice totals and reco
 {% endfor %}
 </table>
 <p class="note">Differences are signed so that positive favours the {{ compared.followed_label }}.
-Each interval comes from {{ resamples }} resamples of the customers of each group (a customer's
+Each interval comes from {{ "{:,}".format(resamples) }} resamples of the customers of each group (a customer's
 invoices stay together), seeded, so the same ledger gives the same page. A difference is given
 only when its 95% interval leaves 0 out and is no wider on each side than the difference itself,
 with at least {{ min_customers }} customers behind the figure in each group; otherwise it reads
