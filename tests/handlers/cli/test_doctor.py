@@ -520,3 +520,35 @@ def test_a_database_server_that_refuses_is_named_without_its_password() -> None:
     assert found[0].status == "problem" and found[0].check == "reachable"
     assert "cannot open the database at postgresql://arbot:***@127.0.0.1" in found[0].message
     assert "s3cret" not in found[0].message
+
+
+def test_with_arbot_workspace_it_checks_that_workspaces_own_slack_token_and_channel(
+    cli: Any, slack_api: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.workspaces.registry import Workspaces
+    from tests.support.workspace_setup import BETA, BETA_CHANNEL, deployment_settings, install
+
+    for name, value in {
+        "ARBOT_SECRET_KEY": "deployment-secret-key",
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "test-signing-secret",
+        "SLACK_API_URL": slack_api.url,
+        "SLACK_CLIENT_ID": slack_api.client_id,
+        "SLACK_CLIENT_SECRET": slack_api.client_secret,
+        "ARBOT_FINANCE_CHANNEL": "C0FINANCE",
+    }.items():
+        monkeypatch.setenv(name, value)
+    runtime = start(deployment_settings(database_url, slack_api))
+    try:
+        install(runtime, Workspaces(runtime), slack_api)
+    finally:
+        runtime.close()
+    slack_api.channels[BETA_CHANNEL] = {"name": "beta-finance", "is_member": False}
+
+    assert cli("doctor").code == 0  # the main workspace
+    monkeypatch.setenv("ARBOT_WORKSPACE", BETA)
+    result = cli("doctor", "--timeout", "60")
+    assert result.code == 1
+    slack = " ".join(" ".join(lines(result.stdout)["Slack"]).split())
+    assert f"({BETA})" in slack
+    assert "the bot is not in #beta-finance (ARBOT_FINANCE_CHANNEL)" in slack
