@@ -218,7 +218,7 @@ LANGUAGES: dict[str, LanguageRules] = {
             ),
             (r"\bmauvais\s+payeurs?\b|\bhonte\w*\b|\birresponsables?\b|\bn[ée]glig\w+", "shaming"),
         ),
-        email_opt_out=r"ne\s+plus\s+recevoir|d[ée]sabonne\w*|d[ée]sinscri\w+",
+        email_opt_out=r"plus\s+recevoir|d[ée]sabonne\w*|d[ée]sinscri\w+",
         sms_opt_out=r"\b(r[ée]pondez|envoyez|r[ée]ponds)\s+STOP\b",
         payment_details=r"coordonn[ée]es\s+(de\s+paiement|bancaires)|informations\s+de\s+paiement",
     ),
@@ -265,7 +265,7 @@ LANGUAGES: dict[str, LanguageRules] = {
                 "shaming",
             ),
         ),
-        email_opt_out=r"abmelden|abbestellen|nicht\s+mehr\s+(erhalten|bekommen)",
+        email_opt_out=r"abmelden|abbestellen|nicht\s+mehr\s+(\S+\s+){0,3}(erhalten|bekommen)",
         sms_opt_out=r"\bantworten\s+sie\s+(mit\s+)?STOP\b|\bSTOP\s+(antworten|senden)\b",
         payment_details=r"zahlungsdaten|bankverbindung|zahlungsinformationen",
     ),
@@ -425,10 +425,18 @@ def missing_contents(
                 wanted += balances
         if part in identity:
             wanted.append(sender)
-        problems.extend(f"{part}: does not say {item!r}" for item in wanted if item not in text)
+        spaced = _plain_spaces(text)  # the SMS and subject have theirs made plain by rendering
+        problems.extend(
+            f"{part}: does not say {item!r}" for item in wanted if _plain_spaces(item) not in spaced
+        )
         if not (link and link in text) and not details.search(text):
             problems.append(f"{part}: has no payment link and does not offer the payment details")
     return problems
+
+
+def _plain_spaces(text: str) -> str:
+    """`text` with its no-break spaces (Babel's, between a number and its currency) as spaces."""
+    return text.replace("\u00a0", " ").replace("\u202f", " ")
 
 
 def naming_parts(message: Rendered, name: str) -> frozenset[str]:
