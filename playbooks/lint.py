@@ -419,9 +419,8 @@ def missing_contents(
         else:
             wanted += [invoice["number"] for invoice in invoices]
             balances = [invoice["balance"] for invoice in invoices]
-            if len(invoices) == 1:
-                wanted += balances
-            elif context["total"] not in text:  # the total, or every balance
+            # one invoice: its balance; several: their total, or else every balance
+            if len(invoices) == 1 or _plain_spaces(context["total"]) not in _plain_spaces(text):
                 wanted += balances
         if part in identity:
             wanted.append(sender)
