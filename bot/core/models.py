@@ -148,9 +148,7 @@ class InvoiceDocument(Base):
     again, so a copy never outlives the facts it shows."""
 
     __tablename__ = "invoice_documents"
-    __table_args__ = (
-        UniqueConstraint("invoice_id", "version", name="invoice_document_version"),
-    )
+    __table_args__ = (UniqueConstraint("invoice_id", "version", name="invoice_document_version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
@@ -232,7 +230,8 @@ class Reminder(Base):
         CheckConstraint(_in("state", REMINDER_STATES), name="reminder_state"),
         CheckConstraint(_in("channel", CHANNELS), name="reminder_channel"),
         Index("ix_reminders_state_send_after", "state", "send_after"),
-        Index("ix_reminders_plan_date", "plan_date"),  # a day's plan, its header's counts
+        # a day's plan and its header's counts; what of it is not in Slack yet
+        Index("ix_reminders_plan_date", "plan_date", "slack_ts"),
         Index("ix_reminders_slack_message", "slack_channel", "slack_ts"),  # a message's cards
     )
 

@@ -123,14 +123,14 @@ def notice_told(runtime: Runtime, row_id: int) -> None:
 
 def missing(session: Session, day: date, now: datetime) -> Missing | None:
     """What of the day's stored plan is not in Slack; None when all of it is (or none stored)."""
-    unposted, total = session.execute(
-        select(
-            func.count(Reminder.id).filter(Reminder.slack_ts.is_(None)),
-            func.count(Reminder.id),
-        ).where(Reminder.plan_date == day, Reminder.action == "remind")
-    ).one()
+    unposted = _unposted(session, day)  # found through the index, without the posted ones
     if not unposted:
         return None
+    total = session.scalar(
+        select(func.count(Reminder.id)).where(
+            Reminder.plan_date == day, Reminder.action == "remind"
+        )
+    )
     row = row_of(session, day)
     now_posting = (
         row is not None
@@ -140,7 +140,7 @@ def missing(session: Session, day: date, now: datetime) -> Missing | None:
     return Missing(
         day=day,
         cards=unposted,
-        of=total,
+        of=total or 0,
         failures=row.failures if row else 0,
         last_error=row.last_error if row else None,
         next_try_at=row.next_try_at if row else None,

@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("channel", "ts", name="message_version_once"),
     )
-    op.create_index("ix_reminders_plan_date", "reminders", ["plan_date"])
+    op.create_index("ix_reminders_plan_date", "reminders", ["plan_date", "slack_ts"])
     op.create_index("ix_reminders_slack_message", "reminders", ["slack_channel", "slack_ts"])
 
 
