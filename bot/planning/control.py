@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Select, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -107,16 +107,10 @@ def assign_new(session: Session, share: Decimal, now: datetime, in_scope: InScop
     if share == 0 and holdout(session) is None:
         return Assigned()
     row = ensure_holdout(session, share, now)
-    assigned = set(session.scalars(select(ControlAssignment.customer_id)))
     rows: list[tuple[int, str, datetime, Decimal]] = []
-    for customer_id, tier, tags, external_id in session.execute(
-        select(Customer.id, Customer.tier, Customer.tags, Customer.external_id).order_by(
-            Customer.id
-        )
-    ):
-        if customer_id in assigned or not in_scope(tier, list(tags or []), external_id):
-            continue
-        rows.append((customer_id, group_for(row.salt, customer_id, share), now, share))
+    for customer_id, tier, tags, external_id in session.execute(_unassigned()):
+        if in_scope(tier, list(tags or []), external_id):
+            rows.append((customer_id, group_for(row.salt, customer_id, share), now, share))
     if not rows:
         return Assigned()
     table = ControlAssignment.__table__
@@ -151,15 +145,21 @@ def control_members(
     row = holdout(session)
     if share is None or in_scope is None or row is None:
         return members
-    assigned = set(session.scalars(select(ControlAssignment.customer_id)))
-    for customer_id, tier, tags, external_id in session.execute(
-        select(Customer.id, Customer.tier, Customer.tags, Customer.external_id)
-    ):
-        if customer_id in assigned or not in_scope(tier, list(tags or []), external_id):
-            continue
-        if group_for(row.salt, customer_id, share) == CONTROL:
+    for customer_id, tier, tags, external_id in session.execute(_unassigned()):
+        drawn = in_scope(tier, list(tags or []), external_id)
+        if drawn and group_for(row.salt, customer_id, share) == CONTROL:
             members[customer_id] = row.share_since
     return members
+
+
+def _unassigned() -> Select[int, str, list[str], str]:
+    """The customers with no group yet, by id."""
+    return (
+        select(Customer.id, Customer.tier, Customer.tags, Customer.external_id)
+        .outerjoin(ControlAssignment, ControlAssignment.customer_id == Customer.id)
+        .where(ControlAssignment.customer_id.is_(None))
+        .order_by(Customer.id)
+    )
 
 
 def assignments(session: Session) -> list[ControlAssignment]:
