@@ -108,6 +108,7 @@ def cash_forecast(session: Session, as_of: date, weeks: int, timezone: str) -> F
             Invoice.currency,
             Invoice.balance,
             Invoice.due_date,
+            Invoice.disputed,
         )
         .join(Customer, Customer.id == Invoice.customer_id)
         .where(Invoice.status == "open", Invoice.balance > 0, Invoice.issue_date <= as_of)
@@ -116,7 +117,7 @@ def cash_forecast(session: Session, as_of: date, weeks: int, timezone: str) -> F
     starts = week_starts(as_of, weeks)
     expected: list[dict[str, Decimal]] = [defaultdict(Decimal) for _ in starts]
     invoices = []
-    for number, customer_id, external_id, name, currency, balance, due_date in rows:
+    for number, customer_id, external_id, name, currency, balance, due_date, disputed in rows:
         invoices.append(
             InvoiceForecast(
                 number,
@@ -125,10 +126,10 @@ def cash_forecast(session: Session, as_of: date, weeks: int, timezone: str) -> F
                 currency,
                 balance,
                 due_date,
-                model.predict(customer_id, due_date),
+                model.predict(customer_id, due_date, disputed),
             )
         )
-        shares = model.week_shares(customer_id, due_date, starts)
+        shares = model.week_shares(customer_id, due_date, starts, disputed)
         for week, share in zip(expected, shares, strict=True):
             if share > 0:
                 week[currency] += balance * Decimal(share).quantize(SHARE_PLACES)

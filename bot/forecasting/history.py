@@ -40,9 +40,9 @@ def payment_records(
         .join(Payment.__table__, PAY.id == ALLOC.payment_id)
         .group_by(ALLOC.invoice_id)
     )
-    invoices = select(INV.id, INV.customer_id, INV.due_date, INV.status, INV.paid_at).where(
-        INV.status.in_(("paid",) if paid_only else ("open", "paid")), INV.issue_date <= as_of
-    )
+    invoices = select(
+        INV.id, INV.customer_id, INV.due_date, INV.status, INV.paid_at, INV.disputed
+    ).where(INV.status.in_(("paid",) if paid_only else ("open", "paid")), INV.issue_date <= as_of)
     if customer_id is not None:
         invoices = invoices.where(INV.customer_id == customer_id)
         last_payment = last_payment.join(INV_TABLE, INV.id == ALLOC.invoice_id).where(
@@ -52,14 +52,14 @@ def payment_records(
     zone = ZoneInfo(timezone)
     records = []
     rows = read_rows(session, invoices, shared=(2, 3))
-    for invoice_id, customer, due_date, status, paid_at in rows:
+    for invoice_id, customer, due_date, status, paid_at, disputed in rows:
         paid_on: date | None = None
         if status == "paid":
             if invoice_id in received:
                 paid_on = received[invoice_id]
             elif paid_at is not None:
                 paid_on = paid_at.astimezone(zone).date()
-        records.append(PaymentRecord(customer, due_date, paid_on))
+        records.append(PaymentRecord(customer, due_date, paid_on, bool(disputed)))
     return records
 
 

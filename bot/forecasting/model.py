@@ -11,6 +11,11 @@ n being the recency-weighted count of its paid invoices: a steady payer with a d
 speaks mostly for itself. A customer with no payment yet gets the book's behaviour, and every
 answer says which (`basis`: "customer" or "portfolio").
 
+A dispute is the one thing about an invoice itself the model uses: when the book has paid at
+least MIN_DISPUTED disputed invoices, a disputed one is expected later by how much later the book's
+disputed invoices were paid than the others (less what the customer's usual lateness already holds
+of its own disputes).
+
 For an open invoice the model conditions on what is known on the as-of day (not paid yet): the
 expected payment date is the median of what remains (the date that minimises the mean absolute
 error), the likely range its 10th and 90th percentiles. Mass the history never saw paid (the last
@@ -25,10 +30,11 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 PRIOR_INVOICES = 0.25  # the book's usual lateness counts as this many of the customer's invoices
+MIN_DISPUTED = 5  # paid disputed invoices the book needs before a dispute moves a forecast
 OWN_PRIOR_INVOICES = 4.0  # the pooled spread counts as this many of the customer's own invoices
 CUSTOMER_HALF_LIFE_DAYS = 180.0  # a customer's payment from this long ago counts half
 PORTFOLIO_HALF_LIFE_DAYS = 365.0
@@ -46,6 +52,7 @@ class PaymentRecord:
     customer: Hashable
     due_date: date
     paid_on: date | None
+    disputed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +115,8 @@ class Profile:
     recent_days_late: tuple[int, ...]  # days late of the last RECENT_INVOICES paid, newest first
     own: DaysLate = EMPTY  # its own days late (Kaplan-Meier), for the share `weight`
     weight: float = 0.0
+    own_offset: int = 0  # days added to its own distribution (a disputed invoice's extra)
+    dispute_lift: int = 0  # how much later than usual its disputed invoices are expected
 
     @property
     def basis(self) -> str:
@@ -138,10 +147,13 @@ class PaymentModel:
     usual: int  # the book's usual lateness: a customer without history's
     profiles: dict[Hashable, Profile] = field(default_factory=dict)
 
-    def profile(self, customer: Hashable) -> Profile:
+    def profile(self, customer: Hashable, disputed: bool = False) -> Profile:
         found = self.profiles.get(customer)
-        if found is None:
-            found = self.profiles[customer] = Profile(self.usual, 0, ())
+        if found is None:  # no payment yet: the book's (kept under None)
+            found = self.profiles.get(None) or Profile(self.usual, 0, ())
+        if disputed and found.dispute_lift:
+            lift = found.dispute_lift
+            return replace(found, shift=found.shift + lift, own_offset=lift)
         return found
 
     def survival(self, profile: Profile, day: int) -> float:
@@ -149,13 +161,16 @@ class PaymentModel:
         pooled = self.spread.at_least(day - profile.shift)
         if not profile.weight:
             return pooled
-        return profile.weight * profile.own.at_least(day) + (1 - profile.weight) * pooled
+        own = profile.own.at_least(day - profile.own_offset)
+        return profile.weight * own + (1 - profile.weight) * pooled
 
     def _last_day(self, profile: Profile) -> int:
         last = self.spread.last_day
         pooled = profile.shift + (last if last is not None else 0)
         own = profile.own.last_day
-        return pooled if own is None or not profile.weight else max(pooled, own)
+        if own is None or not profile.weight:
+            return pooled
+        return max(pooled, own + profile.own_offset)
 
     def _quantile(self, profile: Profile, opened: int, q: float) -> int | None:
         """The smallest day d >= opened by which a share q of the remaining *paid* mass is paid
@@ -177,9 +192,9 @@ class PaymentModel:
                 lo = mid + 1
         return lo
 
-    def predict(self, customer: Hashable, due_date: date) -> Prediction:
+    def predict(self, customer: Hashable, due_date: date, disputed: bool = False) -> Prediction:
         """For an invoice open on the as-of day: when it is expected to be paid, and how surely."""
-        profile = self.profile(customer)
+        profile = self.profile(customer, disputed)
         opened = (self.as_of - due_date).days  # it was not paid before today
         middle = self._quantile(profile, opened, 0.5)
         low = self._quantile(profile, opened, LOW_QUANTILE)
@@ -203,19 +218,21 @@ class PaymentModel:
         return min(1.0, max(0.0, share))
 
     def week_shares(
-        self, customer: Hashable, due_date: date, week_starts: list[date]
+        self, customer: Hashable, due_date: date, week_starts: list[date], disputed: bool = False
     ) -> list[float]:
         """The probability that the invoice is paid in each week (7 days from each start)."""
-        profile = self.profile(customer)
+        profile = self.profile(customer, disputed)
         opened = (self.as_of - due_date).days
         return [
             self.paid_between(profile, opened, (start - due_date).days, (start - due_date).days + 7)
             for start in week_starts
         ]
 
-    def brought_forward(self, customer: Hashable, due_date: date, days: int) -> float:
+    def brought_forward(
+        self, customer: Hashable, due_date: date, days: int, disputed: bool = False
+    ) -> float:
         """P(paid within `days` days from the as-of day): what a touch today can move sooner."""
-        profile = self.profile(customer)
+        profile = self.profile(customer, disputed)
         opened = (self.as_of - due_date).days
         return self.paid_between(profile, opened, opened, opened + days)
 
@@ -248,25 +265,41 @@ def fit(records: Iterable[PaymentRecord], as_of: date) -> PaymentModel:
     A customer's usual lateness is the recency-weighted mean of its paid invoices' days late,
     shrunk toward the book's by PRIOR_INVOICES; the spread is the Kaplan-Meier distribution of
     every invoice's days late less its customer's usual lateness (open invoices censored)."""
-    paid_by: dict[Hashable, list[tuple[date, int, int]]] = defaultdict(list)  # (on, days, age)
-    open_by: dict[Hashable, list[tuple[int, int]]] = defaultdict(list)  # (days so far, age)
+    # Days late, age, disputed? Paid ones with their day, open ones with their days so far.
+    paid_rows_by: dict[Hashable, list[tuple[date, int, int, bool]]] = defaultdict(list)
+    open_rows_by: dict[Hashable, list[tuple[int, int, bool]]] = defaultdict(list)
     customer_weight = _decay(CUSTOMER_HALF_LIFE_DAYS)
     book_weight_of = _decay(PORTFOLIO_HALF_LIFE_DAYS)
-    book_weight = book_total = 0.0
+    sums = {False: [0.0, 0.0, 0], True: [0.0, 0.0, 0]}  # disputed? -> weight, total, count
     for record in records:
         due = record.due_date
         age = max((as_of - due).days, 0)
         paid_on = record.paid_on
         if paid_on is not None and paid_on < as_of:
             days = (paid_on - due).days
-            paid_by[record.customer].append((paid_on, days, age))
+            paid_rows_by[record.customer].append((paid_on, days, age, record.disputed))
             weight = book_weight_of(age)
-            book_weight += weight
-            book_total += weight * days
+            figures = sums[record.disputed]
+            figures[0] += weight
+            figures[1] += weight * days
+            figures[2] += 1
         else:
-            open_by[record.customer].append(((as_of - due).days, age))
-    usual = round(book_total / book_weight) if book_weight else 0
+            open_rows_by[record.customer].append(((as_of - due).days, age, record.disputed))
+    extra = 0
+    undisputed, disputed = sums[False], sums[True]
+    if disputed[2] >= MIN_DISPUTED and undisputed[0]:
+        extra = max(0, round(disputed[1] / disputed[0] - undisputed[1] / undisputed[0]))
+    book_weight = undisputed[0] + disputed[0]
+    usual = round((undisputed[1] + disputed[1]) / book_weight) if book_weight else 0
+    # A customer's usual lateness already holds its share of disputes: a disputed invoice is
+    # expected `extra` days later than an undisputed one, so later than usual by the rest.
+    book_rate = disputed[2] / (disputed[2] + undisputed[2]) if undisputed[2] else 0.0
     model = PaymentModel(as_of, EMPTY, usual)
+    model.profiles[None] = Profile(usual, 0, (), dispute_lift=round(extra * (1 - book_rate)))
+    paid_by = {
+        c: [(on, days, age) for on, days, age, _ in rows] for c, rows in paid_rows_by.items()
+    }
+    open_by = {c: [(days, age) for days, age, _ in rows] for c, rows in open_rows_by.items()}
     spread: list[tuple[int, bool, float]] = []
     for customer, paid_rows in paid_by.items():
         n = total = 0.0
@@ -278,13 +311,17 @@ def fit(records: Iterable[PaymentRecord], as_of: date) -> PaymentModel:
         still_open = open_by.get(customer, [])
         own = [(days, True, customer_weight(age)) for _, days, age in paid_rows]
         own += [(days, False, customer_weight(age)) for days, age in still_open]
-        paid_rows.sort(reverse=True)
+        recent = sorted(paid_rows_by[customer], reverse=True)[:RECENT_INVOICES]
+        rate = (sum(d for *_, d in paid_rows_by[customer]) + PRIOR_INVOICES * book_rate) / (
+            len(paid_rows) + PRIOR_INVOICES
+        )
         model.profiles[customer] = Profile(
             shift,
             len(paid_rows),
-            tuple(days for _, days, _ in paid_rows[:RECENT_INVOICES]),
+            tuple(days for _, days, _, _ in recent),
             own=kaplan_meier(own),
             weight=n / (n + OWN_PRIOR_INVOICES),
+            dispute_lift=round(extra * (1 - rate)),
         )
         spread.extend((days - shift, True, book_weight_of(age)) for _, days, age in paid_rows)
         spread.extend((days - shift, False, book_weight_of(age)) for days, age in still_open)

@@ -73,7 +73,7 @@ class CashEffectOrder:
 
     def see(self, customer: CustomerFacts) -> None:
         self.open_invoices.extend(
-            PaymentRecord(customer.id, invoice.due_date, None)
+            PaymentRecord(customer.id, invoice.due_date, None, invoice.disputed)
             for invoice in customer.invoices
             if invoice.issue_date <= self.day
         )

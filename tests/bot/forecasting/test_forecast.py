@@ -144,3 +144,22 @@ def test_the_forecast_chart_is_a_png_of_the_fixed_size_that_shows_the_weeks() ->
     assert forecast_chart(weeks, "USD") == drawn  # the same figures give the same bytes
     assert forecast_chart(weeks, "EUR") != drawn
     assert Week(AS_OF, {}).last_day == date(2026, 3, 22)  # a week labelled by its Sunday
+
+
+def test_a_disputed_invoice_is_expected_later_by_what_disputes_cost_the_book() -> None:
+    start = date(2025, 1, 1)
+    records = [
+        PaymentRecord(f"c{n}", start + timedelta(days=n), start + timedelta(days=n + 5))
+        for n in range(40)
+    ] + [
+        PaymentRecord(f"d{n}", start + timedelta(days=n), start + timedelta(days=n + 35), True)
+        for n in range(8)
+    ]
+    model = fit(records, date(2026, 3, 1))
+    due = date(2026, 3, 10)
+
+    plain = model.predict("c1", due)
+    disputed = model.predict("c1", due, disputed=True)
+
+    assert plain.expected_pay_date == due + timedelta(days=5)
+    assert (disputed.expected_pay_date - plain.expected_pay_date).days >= 20
