@@ -123,6 +123,8 @@ def _facts(card: ReminderCard) -> list[Block]:
         mrkdwn("*Sends*\n", f"after {card.send_after}" if card.send_after else "when approved"),
         mrkdwn("*Invoices*\n", _invoice_lines(card)),
     ]
+    if card.copies:  # the approver knows the email carries them, and cannot go without them
+        facts.append(mrkdwn("*Attaches*\n", "PDF copies of ", ", ".join(card.copies)))
     return [{"type": "mrkdwn", "text": clip(fact, MAX_FIELD)} for fact in facts]
 
 

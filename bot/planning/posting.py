@@ -25,6 +25,7 @@ from bot.core.models import (
     Invoice,
     PlanPost,
     Reminder,
+    ReminderAttachment,
     ReminderInvoice,
 )
 from bot.core.money import format_money
@@ -88,6 +89,14 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
         )
     }
     places = step_places(session, reminders, customers)
+    copies: dict[int, list[str]] = defaultdict(list)  # the invoices whose PDF copies it carries
+    for reminder_id, number in session.execute(
+        select(ReminderAttachment.reminder_id, Invoice.number)
+        .join(Invoice, Invoice.id == ReminderAttachment.invoice_id)
+        .where(ReminderAttachment.reminder_id.in_([r.id for r in reminders]))
+        .order_by(Invoice.number)
+    ):
+        copies[reminder_id].append(number)
     zone = ZoneInfo(timezone)
     cards = []
     for r in reminders:
@@ -132,6 +141,7 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
                 note=r.cancel_reason or r.error or skips.get(r.id, (None, None))[1],
                 step_offset=places[r.id][0] if r.id in places else None,
                 step_position=places[r.id][1] if r.id in places else None,
+                copies=tuple(copies.get(r.id, ())),
             )
         )
     return cards

@@ -54,6 +54,7 @@ class ReminderCard:
     note: str | None = None  # skip reason, cancel reason, error, escalation reason
     step_offset: int | None = None  # the step's day, counted from the due date
     step_position: int | None = None  # the step's place in its ladder, from 1
+    copies: tuple[str, ...] = ()  # the invoice numbers whose PDF copies the email carries
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,3 +238,11 @@ def test_the_plan_header_stays_within_slacks_limits_in_every_state() -> None:
                 held=held,
             )
             assert problems(plan_header_blocks(summary)) == []
+
+
+def test_a_card_says_which_invoice_copies_its_email_carries() -> None:
+    blocks = reminder_blocks(card(7, invoices=2, copies=("INV-7-0", "INV-7-1")))
+    fields = [f["text"] for b in blocks for f in b.get("fields", [])]
+    assert "*Attaches*\nPDF copies of INV-7-0, INV-7-1" in fields
+    plain = reminder_blocks(card(8))
+    assert not any("Attaches" in f["text"] for b in plain for f in b.get("fields", []))

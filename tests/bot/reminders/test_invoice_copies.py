@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from bot.core.models import Escalation, Invoice, InvoiceDocument, Reminder, ReminderAttachment
 from bot.core.runtime import Runtime
 from bot.ledger.invoice_copies import invoice_copies
+from bot.planning.posting import cards_for
 from integrations.base.documents import CopyFetchers
 from integrations.invoice_files import InvoiceFiles
 from playbooks.model import Step
@@ -252,3 +253,8 @@ def test_the_plan_marks_the_copies_of_email_reminders_only(
             )
         ).all()
     assert [tuple(m) for m in marks] == [(1, "I-1")]
+    with runtime.sessions() as session:
+        reminder = session.get(Reminder, 1)
+        assert reminder is not None
+        (card,) = cards_for(session, [reminder], "America/New_York")
+    assert card.copies == ("I-1",)  # the approver sees the email carries it

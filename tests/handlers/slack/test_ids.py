@@ -115,6 +115,7 @@ def card(text: str = "Acme", state: str = "planned", action: str = "remind") -> 
         preview=text,
         send_after="Mon 09:00 EDT",
         note=text,
+        copies=(text, text, "INV-1"),
     )
 
 
