@@ -95,9 +95,9 @@ def kaplan_meier(observations: Iterable[tuple[int, bool, float]]) -> DaysLate:
     days_out: list[int] = []
     cumulative: list[float] = []
     for day in sorted(leaving):
-        paid = events.get(day, 0.0)
-        if paid > 0 and at_risk > 0:
-            step = surviving * paid / at_risk
+        paid_weight = events.get(day, 0.0)
+        if paid_weight > 0 and at_risk > 0:
+            step = surviving * paid_weight / at_risk
             surviving -= step
             mass += step
             days_out.append(day)

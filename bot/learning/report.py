@@ -115,14 +115,15 @@ def report_charts(report: Report) -> list[Chart]:
             )
         )
     forecast = report.forecast
-    for code in sorted(forecast.open_balance()) if forecast else []:
-        charts.append(
-            Chart(
-                f"forecast-{code}.png",
-                f"Cash expected per week, the next {len(forecast.weeks)} weeks ({code})",
-                forecast_chart(forecast.weeks, code),
+    if forecast is not None:
+        for code in sorted(forecast.open_balance()):
+            charts.append(
+                Chart(
+                    f"forecast-{code}.png",
+                    f"Cash expected per week, the next {len(forecast.weeks)} weeks ({code})",
+                    forecast_chart(forecast.weeks, code),
+                )
             )
-        )
     for code in report.currencies:
         charts.append(
             Chart(
