@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from bot.core.labels import channel_label, reason_label, step_label, when_due, words
+from bot.core.language import is_english, language_name
 from bot.core.vocabulary import REMINDER_STATES
 from integrations.base.mrkdwn import Mrkdwn, actor, clip, join, mention, mrkdwn
 from integrations.base.slack import (
@@ -125,6 +126,8 @@ def _facts(card: ReminderCard) -> list[Block]:
     ]
     if card.copies:  # the approver knows the email carries them, and cannot go without them
         facts.append(mrkdwn("*Attaches*\n", "PDF copies of ", ", ".join(card.copies)))
+    if not is_english(card.language):  # the approver reads what the customer will
+        facts.insert(3, mrkdwn("*Language*\n", language_name(card.language or "")))
     return [{"type": "mrkdwn", "text": clip(fact, MAX_FIELD)} for fact in facts]
 
 

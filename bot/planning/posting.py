@@ -142,6 +142,7 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
                 step_offset=places[r.id][0] if r.id in places else None,
                 step_position=places[r.id][1] if r.id in places else None,
                 copies=tuple(copies.get(r.id, ())),
+                language=r.language,
             )
         )
     return cards

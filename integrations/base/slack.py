@@ -55,6 +55,7 @@ class ReminderCard:
     step_offset: int | None = None  # the step's day, counted from the due date
     step_position: int | None = None  # the step's place in its ladder, from 1
     copies: tuple[str, ...] = ()  # the invoice numbers whose PDF copies the email carries
+    language: str | None = None  # the message's language (BCP 47 tag); None: English
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,3 +210,15 @@ def test_a_language_folder_must_hold_every_part_and_be_named_by_a_tag(copy: Path
     message = str(caught.value)
     assert "template 'polite' in language 'es' has no" in message
     assert "Spanish: not a language folder; name it by a language tag such as es" in message
+
+
+def test_the_plan_card_of_a_spanish_reminder_says_so(runtime: Runtime, tmp_path: Path) -> None:
+    from bot.planning.posting import cards_for
+    from integrations.slack_blocks import reminder_blocks
+
+    reminder = plan_one(runtime, tmp_path, "es")
+    with runtime.sessions() as session:
+        (card,) = cards_for(session, [session.get(Reminder, reminder.id)], "America/New_York")
+    assert card.language == "es"
+    fields = [f["text"] for f in reminder_blocks(card)[0]["fields"]]
+    assert "*Language*\nSpanish" in fields
