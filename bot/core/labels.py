@@ -20,6 +20,7 @@ _NAMED_STEPS = {
     "due_today": "reminder on the due date",
 }
 _DAY_KEY = re.compile(r"(plus|minus|day)_?(-?\d+)")
+_INSTALMENT_KEY = re.compile(r"instalment-\d+-(\d+)")  # a payment plan's: plan, then instalment
 
 
 def when(offset_days: int) -> str:
@@ -43,6 +44,9 @@ def when_due(days_past_due: int) -> str:
 def step_label(key: str, offset_days: int | None = None, position: int | None = None) -> str:
     """A step of the ladder: "second reminder, 7 days late", "call by the account owner".
     `position` counts the ladder's steps from 1; without it or the offset, the key is read."""
+    instalment = _INSTALMENT_KEY.fullmatch(key)
+    if instalment:
+        return f"reminder of payment plan instalment {int(instalment[1])}"
     match = _DAY_KEY.fullmatch(key)
     if offset_days is None and match:
         offset_days = int(match[2]) * (-1 if match[1] == "minus" else 1)
@@ -76,6 +80,11 @@ _REASONS = {
     "no_send_window": "no time to send today",
     "template_error": "the message could not be written",
     "payment_link_error": "the payment link could not be made",
+    # held by an approved guardrail (bot/learning/guardrail_holds.py)
+    "guardrail_bounces": "held: emails bounce, a new billing contact is asked for",
+    "guardrail_wrong_contact": "held: we wrote to the wrong person, a new contact is asked for",
+    "guardrail_correction": "held for review: an invoice was corrected after a reminder",
+    "contact_needed": "a billing contact is needed",
     # why a reminder was cancelled, or why a person has the account
     "superseded": "replaced by a newer reminder",
     "never_automate": "always handed to a person",

@@ -13,7 +13,7 @@ plan ends, and the sweep reopens the thread for the owner.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -443,6 +443,30 @@ def next_instalments(session: Session) -> dict[int, NextInstalment]:
 
 def is_instalment_step(step_key: str) -> bool:
     return step_key.startswith(STEP_PREFIX)
+
+
+def instalment_asks(session: Session, step_keys: Iterable[str]) -> dict[str, tuple[Decimal, str]]:
+    """What each instalment reminder asks for, by its step key: the instalment's amount and the
+    plan's currency (not its invoices' balances). Keys naming no instalment are left out."""
+    wanted: dict[tuple[int, int], str] = {}
+    for key in step_keys:
+        plan_text, _, seq_text = key[len(STEP_PREFIX) :].partition("-")
+        if is_instalment_step(key) and plan_text.isdigit() and seq_text.isdigit():
+            wanted[(int(plan_text), int(seq_text))] = key
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(
+            PlanInstalment.plan_id, PlanInstalment.seq, PlanInstalment.amount, PaymentPlan.currency
+        )
+        .join(PaymentPlan, PaymentPlan.id == PlanInstalment.plan_id)
+        .where(PlanInstalment.plan_id.in_(sorted({plan for plan, _ in wanted})))
+    )
+    return {
+        wanted[(plan, seq)]: (amount, currency)
+        for plan, seq, amount, currency in rows
+        if (plan, seq) in wanted
+    }
 
 
 def instalment_owed(session: Session, step_key: str) -> Decimal | None:

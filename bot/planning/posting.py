@@ -32,6 +32,7 @@ from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.core.slack_retries import REDRAW, owe
 from bot.core.vocabulary import TIERS
+from bot.escalations.plans import instalment_asks
 from bot.planning import plan_posts
 from bot.planning.held import Stored
 from bot.planning.step_places import step_places
@@ -89,6 +90,7 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
         )
     }
     places = step_places(session, reminders, customers)
+    asks = instalment_asks(session, [r.step_key for r in reminders])  # an instalment's amount
     copies: dict[int, list[str]] = defaultdict(list)  # the invoices whose PDF copies it carries
     for reminder_id, number in session.execute(
         select(ReminderAttachment.reminder_id, Invoice.number)
@@ -128,7 +130,9 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
                     )
                     for i, due in lines
                 ),
-                total=", ".join(format_money(v, k) for k, v in sorted(totals.items())) or "—",
+                total=format_money(*asks[r.step_key])
+                if r.step_key in asks
+                else ", ".join(format_money(v, k) for k, v in sorted(totals.items())) or "—",
                 subject=r.subject,
                 preview=r.body_text,
                 send_after=r.send_after.astimezone(zone).strftime("%a %H:%M %Z")

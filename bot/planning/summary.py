@@ -15,6 +15,7 @@ from bot.core.dbtypes import Amount
 from bot.core.models import Customer, Escalation, Invoice, Reminder, ReminderInvoice
 from bot.core.money import format_money
 from bot.core.vocabulary import TIERS
+from bot.escalations.plans import instalment_asks, is_instalment_step
 from bot.planning import plan_posts
 from bot.planning.held import Stored, counts_of, customers_of
 from integrations.base.slack import EscalationLine, PlanSummary, TierLine
@@ -43,12 +44,15 @@ def summary_for(session: Session, day: date, held: Stored | None = None) -> Plan
         elif action == "escalate":
             escalations[tier_name] += count
     covers: dict[str, list[int]] = defaultdict(list)
-    for reminder_id, tier_name in session.execute(
-        select(Reminder.id, Customer.tier)
+    instalments: dict[int, tuple[str, str]] = {}  # waiting instalment reminders: tier, step
+    for reminder_id, tier_name, step_key in session.execute(
+        select(Reminder.id, Customer.tier, Reminder.step_key)
         .join(Customer, Customer.id == Reminder.customer_id)
         .where(Reminder.plan_date == day, waiting_now)
     ):
         covers[tier_name].append(reminder_id)
+        if is_instalment_step(step_key):
+            instalments[reminder_id] = (tier_name, step_key)
     totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     asked: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for tier_name, action, state, currency, balance in session.execute(
@@ -69,6 +73,8 @@ def summary_for(session: Session, day: date, held: Stored | None = None) -> Plan
         totals[tier_name][currency] += balance
         if action == "remind" and state == "planned":
             asked[tier_name][currency] += balance
+    if instalments:
+        _ask_for_instalments(session, instalments, asked)
     lines = []
     for tier in TIERS:
         amount = ", ".join(format_money(v, k) for k, v in sorted(totals[tier].items())) or "—"
@@ -94,6 +100,28 @@ def summary_for(session: Session, day: date, held: Stored | None = None) -> Plan
         held_customers=tuple(customers_of(held)),
         escalations=tuple(escalations_on(session, day)),
     )
+
+
+def _ask_for_instalments(
+    session: Session,
+    instalments: dict[int, tuple[str, str]],
+    asked: dict[str, dict[str, Decimal]],
+) -> None:
+    """An instalment's reminder asks for the instalment, not its invoices' balances: `asked`
+    (summed by tier and currency over the invoices of waiting reminders) corrected for these."""
+    asks = instalment_asks(session, [step for _, step in instalments.values()])
+    for reminder_id, currency, balance in session.execute(
+        select(ReminderInvoice.reminder_id, Invoice.currency, Invoice.balance)
+        .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
+        .where(ReminderInvoice.reminder_id.in_(sorted(instalments)))
+    ):
+        tier_name, step_key = instalments[reminder_id]
+        if step_key in asks:
+            asked[tier_name][currency] -= balance
+    for tier_name, step_key in instalments.values():
+        if step_key in asks:
+            amount, currency = asks[step_key]
+            asked[tier_name][currency] += amount
 
 
 def states_for(session: Session, day: date) -> dict[str, int]:
