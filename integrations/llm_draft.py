@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field
 
+from bot.core.language import DEFAULT_LANGUAGE, language_name
 from integrations.base.outbound import DraftAnswer
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,8 @@ _INSTRUCTIONS = (
     "You polish payment reminders for a business's accounts-receivable team. Keep every fact "
     "exactly: invoice numbers, amounts, dates, the payment link and the opt-out line. Do not add "
     "threats, fees, deadlines or anything not in the draft. Match the tone of the team's examples. "
+    "Write in the language named (the draft's own), as a finance team there would, even when the "
+    "examples are in another language; keep amounts and dates written exactly as in the draft. "
     'Answer with JSON only: {"subject": "...", "body": "..."} (subject null for a text message).'
 )
 
@@ -47,10 +50,15 @@ class LlmDrafter:
         self._client.close()
 
     def draft(
-        self, channel: str, subject: str | None, body: str, examples: list[str]
+        self,
+        channel: str,
+        subject: str | None,
+        body: str,
+        examples: list[str],
+        language: str | None = None,
     ) -> DraftAnswer | None:
         try:
-            return self._ask(channel, subject, body, examples)
+            return self._ask(channel, subject, body, examples, language)
         except Exception as exc:  # optional: any failure keeps the template's text
             log.warning(
                 "drafting by %s failed, the template stands: %s", self.model, type(exc).__name__
@@ -58,12 +66,19 @@ class LlmDrafter:
             return None
 
     def _ask(
-        self, channel: str, subject: str | None, body: str, examples: list[str]
+        self,
+        channel: str,
+        subject: str | None,
+        body: str,
+        examples: list[str],
+        language: str | None = None,
     ) -> DraftAnswer:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         shown = "\n\n---\n\n".join(examples) or "(none yet)"
+        tag = language or DEFAULT_LANGUAGE
         prompt = (
-            f"Channel: {channel}\nHow the team wrote this step before:\n{shown}\n\n"
+            f"Channel: {channel}\nLanguage: {language_name(tag)} ({tag})\n"
+            f"How the team wrote this step before:\n{shown}\n\n"
             f"Draft to polish:\nSubject: {subject or '(none)'}\n{body}"
         )
         request: dict[str, Any] = {

@@ -34,13 +34,15 @@ def polish(runtime: Runtime, reminder_ids: list[int], drafter: Drafter) -> list[
                 r.subject,
                 r.body_text or "",
                 recent_examples(session, tier, r.step_key),
+                r.language,
             )
             for r, tier in rows
             if r.body_text
         ]
     replaced = []
-    for reminder_id, channel, subject, body, examples in work:
-        answer = drafter.draft(channel, subject, body, examples)  # outside any transaction
+    for reminder_id, channel, subject, body, examples, language in work:
+        # outside any transaction; told the message's language
+        answer = drafter.draft(channel, subject, body, examples, language)
         if answer is None or not _keeps_facts(body, subject, answer):
             continue
         new_subject = answer.subject if channel == "email" else None

@@ -19,10 +19,16 @@ class DraftAnswer:
 
 class Drafter(Protocol):
     def draft(
-        self, channel: str, subject: str | None, body: str, examples: list[str]
+        self,
+        channel: str,
+        subject: str | None,
+        body: str,
+        examples: list[str],
+        language: str | None = None,
     ) -> DraftAnswer | None:
-        """A polished version of the draft in the style of `examples`, or None on any failure
-        (the template's text stands)."""
+        """A polished version of the draft in the style of `examples`, kept in the draft's
+        `language` (a BCP 47 tag; None: English), or None on any failure (the template's text
+        stands)."""
         ...
 
 
