@@ -3,17 +3,49 @@ the whole book's behaviour rather than the customer's own. Pure: a forecast in, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot.core.money import format_money
 from integrations.base.mrkdwn import Mrkdwn, join, mrkdwn
 
-if TYPE_CHECKING:
-    from bot.forecasting.cash import Forecast
+
+class ExpectedWeek(Protocol):
+    @property
+    def week_start(self) -> date: ...
+
+    @property
+    def expected(self) -> dict[str, Decimal]: ...
 
 
-def forecast_text(forecast: Forecast, show_amounts: bool) -> Mrkdwn:
+class Basis(Protocol):
+    @property
+    def basis(self) -> str: ...
+
+
+class ForecastInvoice(Protocol):
+    @property
+    def prediction(self) -> Basis: ...
+
+
+class CashForecast(Protocol):
+    """What the answer needs of bot/forecasting/cash.py's Forecast."""
+
+    @property
+    def as_of(self) -> date: ...
+
+    @property
+    def weeks(self) -> Sequence[ExpectedWeek]: ...
+
+    @property
+    def invoices(self) -> Sequence[ForecastInvoice]: ...
+
+    def open_balance(self) -> dict[str, Decimal]: ...
+
+
+def forecast_text(forecast: CashForecast, show_amounts: bool) -> Mrkdwn:
     """A line a week (Slack cuts long answers between lines into sections of its size)."""
     lines = [
         mrkdwn(
