@@ -8,8 +8,11 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
+from bot.forecasting.cash import Forecast, InvoiceForecast, Week
+from bot.forecasting.model import Prediction
 from handlers.slack.app import FEATURES
 from integrations.base.slack import (
     CardInvoice,
@@ -44,6 +47,7 @@ from integrations.slack_escalation import (
     resolve_modal,
     sent_modal,
 )
+from integrations.slack_forecast import forecast_text
 from integrations.slack_ids import INPUT, Action, Field, Form
 from integrations.slack_plan_views import held_modal, preview_modal
 from integrations.slack_plans import (
@@ -178,8 +182,21 @@ def messages(text: str = "Acme") -> list[list[Block]]:
         proposal_blocks(ProposalView(5, 2, text, text, "active", "approved", "U0APPROVER")),
         review_blocks(ReviewView(4, text, text, options, "open")),
         text_blocks(text),
+        text_blocks(forecast_text(forecast(text), show_amounts=True)),
         home_view(text, text, text)["blocks"],
     ]
+
+
+def forecast(text: str) -> Forecast:
+    """Two years of weeks in five currencies, and many invoices named `text` with no history."""
+    guess = Prediction(date(2026, 3, 16), date(2026, 3, 16), None, 0.5, "portfolio")
+    invoices = [
+        InvoiceForecast(text, text, text, "USD", Decimal(10**9), date(2026, 3, 16), guess)
+        for _ in range(200)
+    ]
+    amounts = {c: Decimal(10**12) for c in ("USD", "EUR", "GBP", "JPY", "CAD")}
+    weeks = [Week(date(2026, 3, 16), amounts)] * 104
+    return Forecast(date(2026, 3, 16), invoices, weeks)
 
 
 def forms(text: str = "Acme") -> list[Block]:
