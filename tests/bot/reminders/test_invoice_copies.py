@@ -181,6 +181,7 @@ def test_a_copy_that_cannot_be_had_keeps_the_email_from_going_and_a_person_is_to
     mail_env: Any,
     runtime: Runtime,
     smtp: SmtpServer,
+    slack_api: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -188,10 +189,22 @@ def test_a_copy_that_cannot_be_had_keeps_the_email_from_going_and_a_person_is_to
     folder.mkdir()
     monkeypatch.setenv("ARBOT_INVOICE_PDF_DIR", str(folder))
     approved(mail_env, runtime, tmp_path)
+    for name, value in {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_API_URL": slack_api.url,
+        "ARBOT_FINANCE_CHANNEL": "C0FINANCE",
+    }.items():
+        monkeypatch.setenv(name, value)
     result = mail_env("send")
     assert "reminder 1 cancelled: no_invoice_copy" in result.stdout
     assert "I-1.pdf" in result.stdout
     assert smtp.mailbox.messages == []
+    told = [c["text"] for c in slack_api.calls("chat.postMessage") if c["channel"] == "C0FINANCE"]
+    assert told == [
+        "Reminder 1 was not sent: it was to carry a copy of an invoice, and the copy of invoice "
+        f"I-1 in ARBOT_INVOICE_PDF_DIR is missing: put I-1.pdf in {folder}. A person has the "
+        "account in its escalation thread."
+    ]
     with runtime.sessions() as session:
         reminder = session.get(Reminder, 1)
         escalation = session.scalars(select(Escalation)).one()
