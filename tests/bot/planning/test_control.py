@@ -69,7 +69,7 @@ def groups(runtime: Runtime) -> dict[str, tuple[str, Any, Decimal]]:
 
 
 def test_control_customers_get_no_reminder_and_are_listed_as_observed(
-    load: Any, plan: Any, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    load: Any, plan: Any, cli: Any, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ARBOT_CONTROL_SHARE", "0.3")
     load(*(customer(n, **due(7)) for n in range(1, 41)))
@@ -84,6 +84,8 @@ def test_control_customers_get_no_reminder_and_are_listed_as_observed(
     with runtime.sessions() as session:
         assigned = session.scalars(select(Event).where(Event.kind == "control.assigned")).one()
         assert assigned.payload["control"] == len(control)
+    shown = cli("plan", "--dry-run").stdout
+    assert f"Control group (observed only, ARBOT_CONTROL_SHARE): {len(control)} customers" in shown
 
 
 def test_the_assignment_is_stored_once_and_a_new_share_only_reaches_new_customers(
