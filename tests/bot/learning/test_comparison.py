@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -204,3 +205,16 @@ def test_index_html_says_why_there_is_nothing_to_compare(runtime: Runtime, tmp_p
     page = (tmp_path / "index.html").read_text()
     assert "no comparison: arbot follows up the whole book" in page
     assert not (tmp_path / "comparison.png").exists()
+
+
+@pytest.mark.slow
+def test_arbot_report_compares_the_pilot_scope_of_the_settings(
+    runtime: Runtime, cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    two_segments(runtime)
+    monkeypatch.setenv("ARBOT_PILOT_TIERS", "strategic")
+    result = cli("report", "--out", str(tmp_path / "out"), "--weeks", "8")
+    assert result.code == 0, result.stderr
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "The pilot segment pays 10.0 days sooner (95% CI " in page
+    assert (tmp_path / "out" / "comparison.png").exists()
