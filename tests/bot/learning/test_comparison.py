@@ -218,3 +218,28 @@ def test_arbot_report_compares_the_pilot_scope_of_the_settings(
     page = (tmp_path / "out" / "index.html").read_text()
     assert "The pilot segment pays 10.0 days sooner (95% CI " in page
     assert (tmp_path / "out" / "comparison.png").exists()
+
+
+def test_the_comparison_names_each_share_the_control_group_was_drawn_with(
+    runtime: Runtime,
+) -> None:
+    ledger = Ledger(runtime)
+    customers = paying(ledger, "standard", [3, 4, 5, 13, 14, 15])
+    with runtime.writing() as session:
+        for n, customer_id in enumerate(customers):
+            session.add(
+                ControlAssignment(
+                    customer_id=customer_id,
+                    grp="control" if n >= 3 else "followed",
+                    assigned_at=at(SINCE - timedelta(days=20 if n % 2 else 10)),
+                    share=Decimal("0.1") if n % 2 else Decimal("0.2"),
+                )
+            )
+    notes = compared(runtime, pilot=None).notes
+    first, second = SINCE - timedelta(days=20), SINCE - timedelta(days=10)
+    assert notes == [
+        "Control group drawn at random (ARBOT_CONTROL_SHARE): "
+        f"share 0.1 for 3 customers drawn {first} to {first}; "
+        f"share 0.2 for 3 customers drawn {second} to {second}. "
+        "The share changed: customers keep the group they were drawn into."
+    ]
