@@ -7,9 +7,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-_FACT = re.compile(r"https?://\S+|[A-Z]{2,}-?\d+|\d[\d,]*\.\d\d")
-_AMOUNT = re.compile(r"\d[\d,]*\.\d\d")
-_DETAILS = re.compile(r"payment\s+details", re.IGNORECASE)
+from playbooks.lint import PAYMENT_DETAILS
+
+# An amount as English writes it (1,234.56) or as Spanish, French and German do (1.234,56 and
+# 1 234,56 with a no-break space), so a rewrite of a message in any of them keeps its amounts.
+_AMOUNT_TEXT = r"\d{1,3}(?:[.\u00a0\u202f]\d{3})*,\d\d(?!\d)|\d[\d,]*\.\d\d"
+_FACT = re.compile(rf"https?://\S+|[A-Z]{{2,}}-?\d+|{_AMOUNT_TEXT}")
+_AMOUNT = re.compile(_AMOUNT_TEXT)
+_DETAILS = PAYMENT_DETAILS  # "payment details", "datos de pago", "Bankverbindung"...
 
 
 def facts(text: str) -> set[str]:
