@@ -44,6 +44,9 @@ class CashForecast(Protocol):
 
     def open_balance(self) -> dict[str, Decimal]: ...
 
+    @property
+    def nothing_learned(self) -> str | None: ...
+
 
 def forecast_text(forecast: CashForecast, show_amounts: bool) -> Mrkdwn:
     """A line a week (Slack cuts long answers between lines into sections of its size)."""
@@ -57,6 +60,9 @@ def forecast_text(forecast: CashForecast, show_amounts: bool) -> Mrkdwn:
         return join(lines, "\n")
     if not forecast.invoices:
         lines.append(mrkdwn("No open invoices."))
+        return join(lines, "\n")
+    if forecast.nothing_learned:
+        lines.append(mrkdwn(forecast.nothing_learned))
         return join(lines, "\n")
     currencies = sorted(forecast.open_balance())
     for week in forecast.weeks:

@@ -74,6 +74,7 @@ class Forecast:
     as_of: date
     invoices: list[InvoiceForecast]
     weeks: list[Week]
+    learned_from: int = 0  # paid invoices the model learned from
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,17 @@ class Forecast:
             "invoices": [i.as_json() for i in self.invoices],
             "weeks": [w.as_json() for w in self.weeks],
         }
+
+    @property
+    def nothing_learned(self) -> str | None:
+        """What to say when no invoice was ever paid: the weeks are then empty, not a forecast."""
+        if self.learned_from or not self.invoices:
+            return None
+        return (
+            "No invoice of this ledger has been paid yet, so there is nothing to learn from and no "
+            "cash is placed in any week: import the bank's payments (arbot import-payments) or "
+            "sync a source that reports them."
+        )
 
     def open_balance(self) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = defaultdict(Decimal)
@@ -137,4 +149,5 @@ def cash_forecast(session: Session, as_of: date, weeks: int, timezone: str) -> F
         as_of,
         invoices,
         [Week(start, dict(amounts)) for start, amounts in zip(starts, expected, strict=True)],
+        model.paid_invoices,
     )

@@ -146,6 +146,7 @@ class PaymentModel:
     spread: DaysLate  # days late around each customer's usual lateness, the whole book's
     usual: int  # the book's usual lateness: a customer without history's
     profiles: dict[Hashable, Profile] = field(default_factory=dict)
+    paid_invoices: int = 0  # how many paid invoices it learned from
 
     def profile(self, customer: Hashable, disputed: bool = False) -> Profile:
         found = self.profiles.get(customer)
@@ -294,7 +295,7 @@ def fit(records: Iterable[PaymentRecord], as_of: date) -> PaymentModel:
     # A customer's usual lateness already holds its share of disputes: a disputed invoice is
     # expected `extra` days later than an undisputed one, so later than usual by the rest.
     book_rate = disputed[2] / (disputed[2] + undisputed[2]) if undisputed[2] else 0.0
-    model = PaymentModel(as_of, EMPTY, usual)
+    model = PaymentModel(as_of, EMPTY, usual, paid_invoices=undisputed[2] + disputed[2])
     model.profiles[None] = Profile(usual, 0, (), dispute_lift=round(extra * (1 - book_rate)))
     paid_by = {
         c: [(on, days, age) for on, days, age, _ in rows] for c, rows in paid_rows_by.items()

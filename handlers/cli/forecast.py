@@ -36,6 +36,8 @@ def forecast_command(
         return
     for table in forecast_tables(forecast):
         out().print(table)
+    if forecast.nothing_learned:
+        out().print(forecast.nothing_learned, markup=False)
 
 
 def forecast_tables(forecast: Forecast) -> list[Table]:

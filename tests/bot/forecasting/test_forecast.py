@@ -16,6 +16,7 @@ from bot.forecasting.model import PaymentRecord, fit, kaplan_meier
 from bot.learning.charts import HEIGHT, WIDTH, forecast_chart
 from tests.bot.forecasting.history_files import AS_OF, history_ledger
 from tests.bot.learning.test_report import png_size
+from tests.support.ledger_files import row, write
 
 
 def test_a_customer_who_always_pays_ten_days_late_is_expected_ten_days_late() -> None:
@@ -163,3 +164,17 @@ def test_a_disputed_invoice_is_expected_later_by_what_disputes_cost_the_book() -
 
     assert plain.expected_pay_date == due + timedelta(days=5)
     assert (disputed.expected_pay_date - plain.expected_pay_date).days >= 20
+
+
+def test_a_ledger_with_no_payment_yet_says_there_is_nothing_to_learn_from(
+    cli: Any, tmp_path: Path
+) -> None:
+    rows = [row(invoice_number="INV-9", due_date="2026-03-01")]
+    assert cli("import-csv", str(write(tmp_path / "l.csv", rows))).code == 0
+
+    shown = cli("forecast")
+    doc = json.loads(cli("forecast", "--json").stdout)
+
+    assert "No invoice of this ledger has been paid yet" in " ".join(shown.stdout.split())
+    assert doc["invoices"][0]["basis"] == "portfolio"
+    assert all(week["expected"] == {} for week in doc["weeks"])

@@ -12,6 +12,7 @@ from integrations.slack_blocks import text_blocks
 from integrations.slack_forecast import forecast_text
 from tests.bot.forecasting.history_files import AS_OF, history_ledger
 from tests.support.hostile import HOSTILE_TEXT
+from tests.support.ledger_files import row, write
 
 
 def test_ar_forecast_gives_the_weeks_per_currency_in_the_finance_channel(
@@ -66,3 +67,14 @@ def test_the_forecast_answer_stays_within_slacks_limits_with_long_hostile_names(
     assert len(blocks) <= 50
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks)
     assert "<!channel>" not in text and "<script>" not in text
+
+
+def test_ar_forecast_on_a_ledger_with_no_payment_yet_says_so(
+    served: Any, cli: Any, tmp_path: Path
+) -> None:
+    rows = [row(invoice_number="INV-9", due_date="2026-03-01")]
+    assert cli("import-csv", str(write(tmp_path / "l.csv", rows))).code == 0
+
+    text = served.command("forecast").json()["text"]
+
+    assert "No invoice of this ledger has been paid yet" in text and "week of" not in text
