@@ -10,8 +10,9 @@ signed requests) against the recording fake of Slack's Web API and a real SMTP s
 - an edit that removes the amount is refused in the form, under the field;
 - the account owner replies to a customer's dispute from the escalation's thread: the email goes
   out over SMTP in the same conversation, and the customer's answer comes back into the thread;
-- a payment plan recorded from the thread, one instalment paid (a ledger sync), one missed (the
-  clock moved past the grace): the thread is reopened, mentioning the owner;
+- a payment plan recorded from the thread; on the first instalment's day the plan holds the
+  account's ladder back and a reminder asks for that instalment; it is paid (a ledger sync), the
+  next one missed (the clock moved past the grace): the thread is reopened, mentioning the owner;
 - and across every payload Slack received all day, no control sequence from the hostile text a
   customer's name, a customer's email, a bank payer and an approver's words carry."""
 
@@ -206,8 +207,13 @@ def approve_all_buttons(slack_api: Any) -> dict[str, dict[str, Any]]:
 
 
 def escalation(rt: Runtime) -> Escalation:
+    """The escalation of the customer who disputed (C-7)."""
     with rt.sessions() as session:
-        found = session.scalars(select(Escalation)).one()
+        found = session.scalars(
+            select(Escalation)
+            .join(Customer, Customer.id == Escalation.customer_id)
+            .where(Customer.external_id == f"C-{DISPUTED_AT}")
+        ).one()
         session.expunge(found)
         return found
 
@@ -476,8 +482,37 @@ def test_a_scripted_monday_in_slack(
         assert recorded.status_code == 200 and not recorded.content, recorded.text
         wait_for(lambda: escalation(rt).state == "resolved")
 
+        # On the first instalment's day the plan holds the ladder back and reminds of it alone
+        clock.set(at(date(2026, 3, 20)))  # the contact was last written to 4 days ago
+        assert "posted to" in morning_plan(rt, calendar, "replica-2")
+        [friday] = [
+            m
+            for m in slack_api.messages.values()
+            if m.get("text") == "Collections plan for 2026-03-20"
+        ]
+        [instalment] = [
+            r
+            for r in reminders(rt)
+            if r.plan_date == date(2026, 3, 20) and r.step_key.startswith("instalment-")
+        ]
+        assert instalment.customer_id == customer_of(rt, f"C-{DISPUTED_AT}")
+        assert "&lt;!channel&gt; &amp; Co" in json.dumps(friday["blocks"])  # held, and why
+        assert "on a payment plan" in json.dumps(friday["blocks"])
+        card = next(m for m in slack_api.messages.values() if m["ts"] == instalment.slack_ts)
+        fields = [f["text"] for b in card["blocks"] for f in b.get("fields") or []]
+        assert "*Asks for*\n$400.00" in fields  # the instalment, not the $800.00 it is part of
+        app.slack.click("approve", str(instalment.id), message_ts=instalment.slack_ts)
+        wait_for(lambda: states(rt, [instalment.id]) == Counter(approved=1))
+        clock.advance(timedelta(seconds=slack_settings.undo_seconds + 60))
+        send_tick(rt)
+        assert states(rt, [instalment.id]) == Counter(sent=1)
+        assert [
+            m
+            for m in delivered_to(smtp, f"ap@c{DISPUTED_AT}.example")
+            if "instalment 1 of 2" in str(m["Subject"])
+        ]
+
         # One instalment paid: the books' sync brings I-7B down to 400.00
-        clock.set(at(date(2026, 3, 19)))
         sync(rt, ledger_rows(extra=1, i7b_balance="400.00"), tmp_path)
         clock.set(at(date(2026, 3, 24)))  # past the 20th and its grace
         assert sweep(rt, chat).missed_instalments == []
