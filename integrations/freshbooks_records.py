@@ -37,6 +37,7 @@ from integrations.source_records import (
     money,
     new_customer,
     plain_text,
+    source_language,
 )
 
 DELETED = 1  # the vis_state of a deleted record
@@ -59,8 +60,12 @@ def add_customer(batch: LedgerBatch, raw: dict[str, Any], phone_region: str) -> 
     who = f"client {name}"
     email = checked_email(batch, client_id, who, "email", field_text(raw, "email"))
     phone = _phone(batch, client_id, who, raw, phone_region)
+    # the client's language (RFC 5646, e.g. "es"), which FreshBooks writes its invoices in
+    record.language = source_language(batch, client_id, who, field_text(raw, "language"))
     if email or phone:
-        record.contacts.append(ContactRecord(person or None, email, phone, False, None))
+        record.contacts.append(
+            ContactRecord(person or None, email, phone, False, None, record.language)
+        )
     batch.customers[client_id] = record
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.core.errors import UserError
+from bot.core.language import parse_language
 from bot.core.money import is_currency, minor_units, parse_amount
 from integrations.base.ledger import (
     ContactRecord,
@@ -146,6 +147,21 @@ def new_customer(
             )
             return None
     return CustomerRecord(external_id=customer_id, name=name)
+
+
+def source_language(batch: LedgerBatch, customer_id: str, who: str, text: str) -> str | None:
+    """The language tag a source gives (`es`, `fr-CA`), normalised; None when it gives none, or
+    one arbot does not know (the batch then gets a problem naming it, and the customer syncs
+    without it)."""
+    if not text:
+        return None
+    try:
+        return parse_language(text)
+    except ValueError as exc:
+        batch.problems.append(
+            SourceProblem("customer", visible(customer_id) or None, f"{who}: language {exc}")
+        )
+        return None
 
 
 def add_contact(customer: CustomerRecord, contact: ContactRecord) -> None:
