@@ -26,6 +26,7 @@ from slack_sdk.web.slack_response import SlackResponse
 from integrations.base.mrkdwn import escape
 from integrations.base.slack import (
     EscalationView,
+    GuardrailView,
     PlanSummary,
     PostedGroup,
     PostedPlan,
@@ -42,6 +43,7 @@ from integrations.slack_blocks import (
     text_blocks,
 )
 from integrations.slack_escalation import escalation_blocks, escalation_text, history_messages
+from integrations.slack_guardrail import guardrail_blocks, guardrail_text
 from integrations.slack_proposal import proposal_blocks, proposal_text
 from integrations.slack_review import review_blocks, review_text
 
@@ -233,4 +235,15 @@ class SlackChat:
     def update_proposal(self, channel: str, ts: str, view: ProposalView) -> None:
         self.client.chat_update(
             channel=channel, ts=ts, text=proposal_text(view), blocks=proposal_blocks(view)
+        )
+
+    def post_guardrail(self, channel: str, view: GuardrailView) -> tuple[str, str]:
+        posted = self.client.chat_postMessage(
+            channel=channel, text=guardrail_text(view), blocks=guardrail_blocks(view)
+        )
+        return str(posted["channel"]), str(posted["ts"])
+
+    def update_guardrail(self, channel: str, ts: str, view: GuardrailView) -> None:
+        self.client.chat_update(
+            channel=channel, ts=ts, text=guardrail_text(view), blocks=guardrail_blocks(view)
         )

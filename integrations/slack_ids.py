@@ -39,6 +39,9 @@ class Action(StrEnum):
     ESC_SENT = "esc_sent"  # a message sent to the customer, in full, in a modal
     PROPOSAL_APPROVE = "proposal_approve"
     PROPOSAL_REJECT = "proposal_reject"
+    GUARDRAIL_APPROVE = "guardrail_approve"  # a guardrail proposed after recurring errors
+    GUARDRAIL_DISMISS = "guardrail_dismiss"  # opens a form asking why
+    GUARDRAIL_RELEASE = "guardrail_release"  # an approved hold, lifted
     REVIEW_APPLY = "review_apply"  # + "_<n>": one button per candidate payment
     REVIEW_LEAVE = "review_leave"
 
@@ -152,6 +155,7 @@ class Form(StrEnum):
     ESC_RESUME = Action.ESC_RESUME.value  # what to clear
     ESC_RESUME_CONFIRM = "esc_resume_confirm"  # the same, confirmed
     ESC_REPLY = Action.ESC_REPLY.value
+    GUARDRAIL_DISMISS = Action.GUARDRAIL_DISMISS.value  # why a guardrail is dismissed
 
 
 class Field(StrEnum):
@@ -178,6 +182,7 @@ class Row(StrEnum):
     REMINDER = "reminder_"
     ESCALATION = "esc:"
     PROPOSAL = "proposal_"
+    GUARDRAIL = "guardrail_"
     REVIEW = "review:"
 
 

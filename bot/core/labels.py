@@ -80,6 +80,11 @@ _REASONS = {
     "no_send_window": "no time to send today",
     "template_error": "the message could not be written",
     "payment_link_error": "the payment link could not be made",
+    # held by an approved guardrail (bot/learning/guardrail_holds.py)
+    "guardrail_bounces": "held: emails bounce, a new billing contact is asked for",
+    "guardrail_wrong_contact": "held: we wrote to the wrong person, a new contact is asked for",
+    "guardrail_correction": "held for review: an invoice was corrected after a reminder",
+    "contact_needed": "a billing contact is needed",
     # why a reminder was cancelled, or why a person has the account
     "superseded": "replaced by a newer reminder",
     "never_automate": "always handed to a person",

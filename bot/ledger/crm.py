@@ -126,6 +126,10 @@ def merge_crm(
                     "source": batch.source,
                     "changes": {k: [_plain(b), _plain(a)] for k, (b, a) in changes.items()},
                     "billing_contact_added": bool(added),
+                    # the address it gave, for a guardrail to propose (bot/learning/guardrail_rules.py)
+                    "billing_contact": account.billing_contact.email
+                    if added and account.billing_contact
+                    else None,
                 },
             )
     return summary
@@ -197,6 +201,7 @@ def _billing_contact(
             phone=record.phone,
             role="billing",
             sms_consent=False,  # a CRM does not record consent to texts
+            language=record.language,  # the CRM's preferred language (HubSpot's hs_language)
             created_at=now,
             updated_at=now,
         )

@@ -27,6 +27,7 @@ from bot.core.models import (
 )
 from bot.core.vocabulary import TOUCHED, WAITING_OR_SENDING
 from bot.escalations.plans import NextInstalment, next_instalments
+from bot.learning.guardrail_holds import active_holds
 
 # Core columns (Table.c), not ORM attributes: rows then skip the ORM's result machinery, which is
 # most of the cost at 100,000 invoices.
@@ -93,6 +94,7 @@ class History:
     planned_days: set[tuple[int, date]] = field(default_factory=set)  # (customer, plan date)
     instalments: dict[int, NextInstalment] = field(default_factory=dict)  # customer -> next one
     control: dict[int, datetime] = field(default_factory=dict)  # control group -> since when
+    guarded: dict[int, str] = field(default_factory=dict)  # customer -> a guardrail hold
 
 
 def load_customers(session: Session) -> list[CustomerFacts]:
@@ -288,6 +290,7 @@ def load_history(session: Session) -> History:
         ).all()
     )
     history.instalments = next_instalments(session)
+    history.guarded = active_holds(session)
     for customer_id, invoice_id, when in sent_touches:
         answered = max(filter(None, (replied.get(customer_id), paid.get(invoice_id))), default=None)
         if answered is None or when > answered:

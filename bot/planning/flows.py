@@ -13,13 +13,15 @@ from datetime import date
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.escalations import posting as escalation_posting
+from bot.learning import guardrails
 from bot.planning import control, held, posting
+from bot.planning.guardrails import NO_CONTACT
 from bot.planning.planner import PlanRules
 from bot.planning.store import PlanRun, prepare_links, run_plan
 from bot.reminders.drafting import polish
 from integrations.base.outbound import Drafter
 from integrations.base.payments import PaymentLinks
-from integrations.base.slack import EscalationPort, SlackPort
+from integrations.base.slack import EscalationPort, GuardrailPort, SlackPort
 from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,21 @@ def plan_day(
             session.rollback()  # a dry run stores nothing, not even a first playbook version
     if dry_run:
         return DayPlan(run, None)
-    return DayPlan(run, post_day(runtime, day, run, slack=slack, drafter=drafter))
+    _propose_guardrails(runtime, run)
+    posted_to = post_day(runtime, day, run, slack=slack, drafter=drafter)
+    if posted_to and isinstance(slack, GuardrailPort):  # after the plan: it goes out as one unit
+        guardrails.post_waiting(runtime, slack, posted_to)
+    return DayPlan(run, posted_to)
+
+
+def _propose_guardrails(runtime: Runtime, run: PlanRun) -> None:
+    """Guardrails the recurring errors support (bot/learning/guardrails.py), with the customers
+    this plan held back for want of any contact; a failure here never stops the plan."""
+    no_contact = [h.customer.id for h in run.plan.held if h.reason == NO_CONTACT]
+    try:
+        guardrails.propose_today(runtime, no_contact)
+    except Exception:
+        log.exception("guardrails not proposed; the next plan tries again")
 
 
 def post_day(

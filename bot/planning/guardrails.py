@@ -66,6 +66,8 @@ def customer_hold(customer: CustomerFacts, history: History, now: datetime) -> s
         return PENDING_APPROVAL
     if customer.paused_until is not None and customer.paused_until > now:
         return PAUSED
+    if customer.id in history.guarded:  # an approved guardrail (bot/learning/guardrails.py)
+        return history.guarded[customer.id]
     if customer.id in history.escalated:
         return ESCALATED
     return None

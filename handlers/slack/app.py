@@ -43,6 +43,7 @@ from bot.core.runtime import Runtime
 from handlers.slack import (
     commands,
     escalations,
+    guardrails,
     home,
     plan_forms,
     plan_views,
@@ -58,7 +59,17 @@ log = logging.getLogger(__name__)
 MEMBERS_TTL_SECONDS = 60
 LISTENER_THREADS = 64
 WORK_THREADS = 2
-FEATURES = (reminders, plan_views, commands, home, escalations, plan_forms, proposals, reviews)
+FEATURES = (
+    reminders,
+    plan_views,
+    commands,
+    home,
+    escalations,
+    plan_forms,
+    proposals,
+    reviews,
+    guardrails,
+)
 
 
 class Approvers:

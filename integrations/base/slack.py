@@ -142,6 +142,35 @@ class ProposalView:
     decided_by: str | None = None  # a Slack user id, or "cli" / "system"
 
 
+@dataclass(frozen=True, slots=True)
+class GuardrailView:
+    """A guardrail proposed after recurring errors: what happened, what approving would change,
+    with Approve / Dismiss while it waits, and Release while an approved hold still holds."""
+
+    proposal_id: int  # the buttons' value
+    customer_name: str
+    customer_id: str  # the ledger's id, as people type it in `/ar status`
+    rule: str  # bounces | wrong_contact | correction | no_contact
+    happened: str
+    change: str
+    status: str  # proposed | approved | dismissed
+    decided_by: str | None = None  # a Slack user id
+    why: str | None = None  # why it was dismissed, as typed
+    holding: bool = False  # approved, and its hold still keeps the customer out of the plan
+    released_by: str | None = None  # who released the hold
+
+
+@runtime_checkable
+class GuardrailPort(Protocol):
+    """Posting a guardrail proposal to the finance channel and redrawing it after a decision."""
+
+    def post_guardrail(self, channel: str, view: GuardrailView) -> tuple[str, str]:
+        """Post it; returns (channel id, ts)."""
+        ...
+
+    def update_guardrail(self, channel: str, ts: str, view: GuardrailView) -> None: ...
+
+
 class SlackPort(Protocol):
     """What the core asks of Slack; the implementation builds the Block Kit and calls the API."""
 

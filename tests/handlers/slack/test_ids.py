@@ -18,6 +18,7 @@ from integrations.base.slack import (
     CardInvoice,
     EscalationLine,
     EscalationView,
+    GuardrailView,
     HeldLine,
     HistoryLine,
     InvoiceLine,
@@ -48,6 +49,7 @@ from integrations.slack_escalation import (
     sent_modal,
 )
 from integrations.slack_forecast import forecast_text
+from integrations.slack_guardrail import dismiss_modal, guardrail_blocks
 from integrations.slack_ids import INPUT, Action, Field, Form
 from integrations.slack_plan_views import held_modal, preview_modal
 from integrations.slack_plans import (
@@ -180,6 +182,16 @@ def messages(text: str = "Acme") -> list[list[Block]]:
         *history_messages(escalation(text)),
         proposal_blocks(ProposalView(5, 2, text, text, "proposed")),
         proposal_blocks(ProposalView(5, 2, text, text, "active", "approved", "U0APPROVER")),
+        guardrail_blocks(GuardrailView(9, text, text, "bounces", text, text, "proposed")),
+        guardrail_blocks(
+            GuardrailView(9, text, text, "correction", text, text, "approved", "U0A", holding=True)
+        ),
+        guardrail_blocks(
+            GuardrailView(9, text, text, "no_contact", text, text, "dismissed", "U0A", text)
+        ),
+        guardrail_blocks(
+            GuardrailView(9, text, text, "wrong_contact", text, text, "approved", released_by="U0A")
+        ),
         review_blocks(ReviewView(4, text, text, options, "open")),
         text_blocks(text),
         text_blocks(forecast_text(forecast(text), show_amounts=True)),
@@ -205,6 +217,7 @@ def forms(text: str = "Acme") -> list[Block]:
         edit_modal(7, "email", text, text, "plus7", text, [text, text]),
         edit_modal(7, "sms", None, text, "plus7", text),
         skip_modal(7, text),
+        dismiss_modal(9, text),
         promise_modal(3, text, "2026-03-23"),
         dispute_modal(3, text),
         dispute_modal(3, text, [(f"INV-{n}", text) for n in range(150)]),
