@@ -37,6 +37,8 @@ from integrations.base.outbound import Attachment, Outgoing
 
 NO_COPY = "no_invoice_copy"
 TOO_LARGE = "message_too_large"
+# Headers and MIME structure, counted generously (a reminder with a copy has about 1.1 kB)
+MIME_HEADROOM = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +80,10 @@ def gather(
 
 
 def message_size(outgoing: Outgoing, files: tuple[Attachment, ...]) -> int:
-    """About what the email takes as sent: its texts and its files as base64."""
+    """What the email takes as sent, a little over: its texts, its files as base64, and
+    MIME_HEADROOM for its headers and MIME structure."""
     texts = len((outgoing.text or "").encode()) + len((outgoing.html or "").encode())
-    return texts + sum(encoded_size(len(f.data)) for f in files)
+    return MIME_HEADROOM + texts + sum(encoded_size(len(f.data)) for f in files)
 
 
 def hold(

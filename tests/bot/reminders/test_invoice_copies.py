@@ -21,7 +21,10 @@ from bot.core.models import Escalation, Invoice, InvoiceDocument, Reminder, Remi
 from bot.core.runtime import Runtime
 from bot.ledger.invoice_copies import invoice_copies
 from bot.planning.posting import cards_for
+from bot.reminders.attaching import MIME_HEADROOM, message_size
 from integrations.base.documents import CopyFetchers
+from integrations.base.outbound import Attachment, Outgoing
+from integrations.email_out import build_email
 from integrations.invoice_files import InvoiceFiles
 from playbooks.model import Step
 from tests.support.fake_http import LocalServer
@@ -271,3 +274,26 @@ def test_the_plan_marks_the_copies_of_email_reminders_only(
         assert reminder is not None
         (card,) = cards_for(session, [reminder], "America/New_York")
     assert card.copies == ("I-1",)  # the approver sees the email carries it
+
+
+def test_the_size_counted_against_the_limit_is_never_below_the_email_as_sent() -> None:
+    for size in (1, 1000, 250_000, 1_000_003):
+        pdf = b"%PDF-" + b"\xff" * (size - 1)
+        outgoing = Outgoing(
+            1,
+            "email",
+            "ap@c1.example",
+            "Maria García",
+            "ar@brightwater.example",
+            "Brightwater",
+            "Invoice I-1",
+            "Hello Maria,\n" * 200,
+            "<p>Hello Maria</p>" * 200,
+            "<arbot.1.x@brightwater.example>",
+            "ar+r.t@brightwater.example",
+            "mailto:ar+u.t@brightwater.example",
+            "https://arbot.example/unsubscribe/t",
+            attachments=(Attachment("I-1.pdf", "application/pdf", pdf),),
+        )
+        sent = len(build_email(outgoing))
+        assert sent <= message_size(outgoing, outgoing.attachments) <= sent + MIME_HEADROOM
