@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bot.core.language import parse_language
 from bot.core.vocabulary import TIERS
 from integrations.base.ledger import FREE_MAIL, ContactRecord
 from integrations.csv_common import normalise_email, normalise_phone
@@ -288,6 +289,7 @@ class Person:
     phone: str | None
     flagged: bool = False  # marked in the CRM as the billing contact
     titled: bool = False  # a job title that says they handle invoices
+    language: str | None = None  # their preferred language as the CRM has it, not yet checked
 
 
 def billing_contact(
@@ -321,4 +323,10 @@ def billing_contact(
             phone = normalise_phone(person.phone, phone_region)
         except ValueError as exc:
             problems.append(f"{person.label}: phone {exc}; the billing contact comes without it")
-    return ContactRecord(person.name, email, phone, False, None)
+    language = None
+    if person.language:
+        try:
+            language = parse_language(person.language)
+        except ValueError as exc:
+            problems.append(f"{person.label}: language {exc}; the billing contact comes without it")
+    return ContactRecord(person.name, email, phone, False, None, language)

@@ -58,7 +58,16 @@ BATCH_SIZE = 100  # ids per batch read
 SEARCH_WINDOW = 10_000  # the most results one search pages through
 NOTE_TO_COMPANY = 190  # HubSpot's association type id: note → company
 COMPANIES = "/crm/v3/objects/companies"
-CONTACT_PROPERTIES = ("email", "firstname", "lastname", "phone", "mobilephone", "jobtitle")
+# hs_language: the contact's "Preferred language" (a default contact property, e.g. "es")
+CONTACT_PROPERTIES = (
+    "email",
+    "firstname",
+    "lastname",
+    "phone",
+    "mobilephone",
+    "jobtitle",
+    "hs_language",
+)
 
 HUBSPOT = CrmApi(
     label="HubSpot",
@@ -370,6 +379,7 @@ def _person(contact_id: str, props: dict[str, Any], labelled: bool) -> Person:
         phone=as_text(props.get("phone")) or as_text(props.get("mobilephone")) or None,
         flagged=labelled,
         titled=sounds_like_billing(props.get("jobtitle")),
+        language=as_text(props.get("hs_language")) or None,
     )
 
 

@@ -1,10 +1,25 @@
-"""A ledger source's own language field: FreshBooks' client `language` (RFC 5646)."""
+"""A source's own language field, where its API has one: FreshBooks' client `language`
+(RFC 5646) and HubSpot's contact property `hs_language` ("Preferred language")."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
 from bot.core.clock import FixedClock
 from tests.integrations.test_freshbooks import Connected, freshbooks  # noqa: F401
+from tests.integrations.test_hubspot import Connected as HubSpotConnected
+from tests.integrations.test_hubspot import hubspot  # noqa: F401
 from tests.support.fake_freshbooks import FakeFreshBooks, client, invoice
+from tests.support.fake_hubspot import FakeHubSpot, company, contact
+
+
+@pytest.fixture
+def hubspot_connected(hubspot: FakeHubSpot) -> Iterator[HubSpotConnected]:  # noqa: F811
+    source = HubSpotConnected(hubspot)
+    yield source
+    source.http.close()
 
 
 def test_a_freshbooks_clients_language_is_read_and_an_unknown_one_is_named(
@@ -26,3 +41,26 @@ def test_a_freshbooks_clients_language_is_read_and_an_unknown_one_is_named(
         "client Odd Ltd: language 'klingon' is not a language tag; use a short tag such as es, "
         "fr, de or fr-CA"
     ]
+
+
+def test_a_hubspot_billing_contacts_preferred_language_comes_with_it(
+    hubspot: FakeHubSpot,  # noqa: F811
+    hubspot_connected: HubSpotConnected,
+) -> None:
+    hubspot.companies = [company("101", "Sol", "sol.example"), company("102", "Odd", "odd.example")]
+    hubspot.contacts = {
+        "201": contact("201", "Ana", "Ruiz", "ana@sol.example", jobtitle="Accounts Payable"),
+        "202": contact("202", "Bo", "Li", "bo@odd.example", jobtitle="Accounts Payable"),
+    }
+    hubspot.contacts["201"]["properties"]["hs_language"] = "es-mx"
+    hubspot.contacts["202"]["properties"]["hs_language"] = "elvish"
+    hubspot.associations = {"101": [("201", None)], "102": [("202", None)]}
+
+    batch = hubspot_connected.fetch()
+
+    chosen = {a.name: a.billing_contact for a in batch.accounts if a.billing_contact}
+    assert chosen["Sol"].language == "es-MX"
+    assert chosen["Odd"].language is None
+    assert any("language 'elvish' is not a language tag" in p.message for p in batch.problems)
+    read = hubspot.calls("/crm/v3/objects/contacts/batch/read", "POST")
+    assert read and "hs_language" in str(read[0].body)
