@@ -202,7 +202,6 @@ def _billing_contact(
             role="billing",
             sms_consent=False,  # a CRM does not record consent to texts
             language=record.language,  # the CRM's preferred language (HubSpot's hs_language)
-            language=record.language,  # the CRM's preferred language (HubSpot's hs_language)
             created_at=now,
             updated_at=now,
         )
