@@ -429,6 +429,19 @@ def test_a_scripted_monday_in_slack(
         thread = wait_for(lambda: escalation(rt).slack_thread_ts and escalation(rt))
         assert thread.slack_channel == ESCALATIONS and thread.owner_slack_id == OWNER
 
+        # The owner takes it; a second claim is told who has it
+        app.slack.click("esc_claim", str(thread.id), user=OWNER, channel=ESCALATIONS)
+        wait_for(lambda: f"<@{OWNER}> claimed this." in in_thread(slack_api, thread))
+        app.slack.click("esc_claim", str(thread.id), user=APPROVER, channel=ESCALATIONS)
+        [taken] = wait_for(
+            lambda: [
+                c["text"]
+                for c in slack_api.calls("chat.postEphemeral")
+                if c["user"] == APPROVER and c["channel"] == ESCALATIONS
+            ]
+        )
+        assert taken == f"Nothing changed: this escalation is already claimed by <@{OWNER}>."
+
         # The owner answers from the thread: the email goes out in the same conversation
         app.slack.click("esc_reply", str(thread.id), user=OWNER, channel=ESCALATIONS)
         form = wait_for(
