@@ -392,7 +392,7 @@ def missing_contents(
     who it is from. The SMS, which has room for less, must still name the invoice (or the
     total), and the link or the offer. A payment plan's instalment reminder asks for the
     instalment's amount instead of the balances."""
-    problems = []
+    problems: list[str] = []
     invoices = context["invoices"]
     instalment = context.get("instalment")
     link = context.get("payment_link")
