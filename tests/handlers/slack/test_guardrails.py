@@ -1,0 +1,157 @@
+"""A guardrail proposed by the morning plan, decided from its Slack card through the real Bolt app
+with signed requests: approved (and released), dismissed with a reason; a non-approver's click
+and a second decision change nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.core import audit
+from bot.core.models import Contact, Customer, Event
+from bot.core.runtime import Runtime
+from bot.learning.guardrail_holds import APPROVED, DISMISSED, PROPOSED, RELEASED
+from bot.ledger.upsert import apply_batch
+from bot.planning.flows import plan_day
+from integrations.csv_ledger import read_ledger_csv
+from integrations.slack_chat import SlackChat, web_client
+from integrations.slack_ids import INPUT, Action, Field, Form
+from tests.support.ledger_files import row, write
+from tests.support.slack_requests import wait_for
+
+TODAY = date(2026, 3, 16)
+
+
+def seed(runtime: Runtime, tmp_path: Path) -> None:
+    """Ridgeline's emails bounced three times; Harbor has no contact at all."""
+    rows = [
+        row(due_date="2026-03-09"),
+        row(
+            customer_id="C-2",
+            customer_name="Harbor <Dental> & Co",
+            invoice_number="INV-2",
+            due_date="2026-03-09",
+            email="",
+            phone="",
+            contact_name="",
+            sms_consent="false",
+        ),
+    ]
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "ledger.csv", rows)), now)
+        customer, contact = session.execute(
+            select(Customer.id, Contact.id)
+            .join(Contact, Contact.customer_id == Customer.id)
+            .where(Customer.external_id == "C-1")
+        ).one()
+        for _ in range(3):
+            audit.record(
+                session,
+                now,
+                "contact.bouncing",
+                customer_id=customer,
+                payload={"contact": contact, "status": "5.1.1"},
+            )
+
+
+def cards(slack_api: Any) -> dict[str, tuple[str, str]]:
+    """Each guardrail card posted, by its customer's name: (channel, ts)."""
+    found = {}
+    for (channel, ts), message in slack_api.messages.items():
+        text = json.dumps(message.get("blocks") or [])
+        if "guardrail_" in text and "What happened" in text:
+            name = "Harbor" if "Harbor" in text else "Ridgeline"
+            found[name] = (channel, ts)
+    return found
+
+
+def blocks_of(slack_api: Any, where: tuple[str, str]) -> str:
+    return json.dumps(slack_api.messages[where]["blocks"])
+
+
+def decisions(runtime: Runtime, kind: str) -> list[Event]:
+    with runtime.sessions() as session:
+        return list(session.scalars(select(Event).where(Event.kind == kind)))
+
+
+def test_the_morning_plan_posts_guardrails_after_the_plan_and_they_are_decided_in_slack(
+    served: Any, slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    seed(slack_runtime, tmp_path)
+    slack = SlackChat(web_client("xoxb-test", slack_api.url))
+    plan_day(slack_runtime, TODAY, links=None, slack=slack)
+    posted = cards(slack_api)
+    assert set(posted) == {"Ridgeline", "Harbor"}
+    plan_ts = [float(w[1]) for w in slack_api.messages if w not in posted.values()]
+    assert plan_ts and min(float(ts) for _, ts in posted.values()) > max(plan_ts)  # after the plan
+    ridgeline, harbor = posted["Ridgeline"], posted["Harbor"]
+    assert "Harbor &lt;Dental&gt; &amp; Co" in blocks_of(slack_api, harbor)  # escaped
+    (bounces,) = [
+        e.id for e in decisions(slack_runtime, PROPOSED) if e.payload["rule"] == "bounces"
+    ]
+
+    served.click(Action.GUARDRAIL_APPROVE, str(bounces), user="U0MEMBER", message_ts=ridgeline[1])
+    served.click(Action.GUARDRAIL_APPROVE, str(bounces), message_ts=ridgeline[1])
+    wait_for(lambda: "Release hold" in blocks_of(slack_api, ridgeline))
+    (approved,) = decisions(slack_runtime, APPROVED)
+    assert approved.actor == "U0APPROVER"  # the non-approver's click changed nothing
+    assert "Approved" in blocks_of(slack_api, ridgeline)
+
+    served.click(Action.GUARDRAIL_APPROVE, str(bounces), user="U0SECOND", message_ts=ridgeline[1])
+    wait_for(
+        lambda: any(
+            "already approved by <@U0APPROVER>" in c.get("text", "")
+            for c in slack_api.calls("chat.postEphemeral")
+        )
+    )
+    assert len(decisions(slack_runtime, APPROVED)) == 1
+
+    # the next plan shows why Ridgeline is held back
+    with slack_runtime.sessions() as session:
+        from bot.planning.facts import load_history
+
+        assert "guardrail_bounces" in load_history(session).guarded.values()
+
+    served.click(Action.GUARDRAIL_RELEASE, str(bounces), message_ts=ridgeline[1])
+    wait_for(lambda: "Hold released by" in blocks_of(slack_api, ridgeline))
+    assert [e.actor for e in decisions(slack_runtime, RELEASED)] == ["U0APPROVER"]
+
+
+def test_a_guardrail_is_dismissed_from_its_card_with_a_reason(
+    served: Any, slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    seed(slack_runtime, tmp_path)
+    slack = SlackChat(web_client("xoxb-test", slack_api.url))
+    plan_day(slack_runtime, TODAY, links=None, slack=slack)
+    harbor = cards(slack_api)["Harbor"]
+    (asked,) = [
+        e.id for e in decisions(slack_runtime, PROPOSED) if e.payload["rule"] == "no_contact"
+    ]
+    served.click(Action.GUARDRAIL_DISMISS, str(asked), message_ts=harbor[1])
+    form = wait_for(
+        lambda: next(
+            (v for v in slack_api.views.values() if v.get("callback_id") == Form.GUARDRAIL_DISMISS),
+            None,
+        )
+    )
+    assert form["private_metadata"].startswith(f"{asked}|")
+    served.submit(
+        Form.GUARDRAIL_DISMISS,
+        form["private_metadata"],
+        {Field.REASON: {INPUT: {"type": "plain_text_input", "value": "they pay by phone"}}},
+    )
+    wait_for(lambda: "Dismissed" in blocks_of(slack_api, harbor))
+    (dismissed,) = decisions(slack_runtime, DISMISSED)
+    assert (dismissed.actor, dismissed.payload["why"]) == ("U0APPROVER", "they pay by phone")
+    assert "they pay by phone" in blocks_of(slack_api, harbor)
+    # the next morning asks nothing again
+    plan_day(slack_runtime, TODAY, links=None, slack=slack)
+    assert (
+        len([e for e in decisions(slack_runtime, PROPOSED) if e.payload["rule"] == "no_contact"])
+        == 1
+    )
