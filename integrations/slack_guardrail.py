@@ -107,3 +107,20 @@ def dismiss_modal(proposal_id: int, customer: str) -> Block:
             },
         ],
     }
+
+
+def guardrail_status(views: list[GuardrailView]) -> Mrkdwn:
+    """`/ar status`'s word on the approved guardrails holding the customer back (empty: none)."""
+    lines = [
+        mrkdwn(
+            "*Held back by a guardrail* (",
+            TITLES.get(view.rule, "guardrail").lower(),
+            ", approved",
+            mrkdwn(" by ", actor(view.decided_by)) if view.decided_by else "",
+            "): ",
+            view.happened,
+            " Its card in the finance channel has *Release hold*.",
+        )
+        for view in views
+    ]
+    return mrkdwn(*(part for line in lines for part in ("\n", line)))

@@ -19,6 +19,7 @@ from bot.core.ids import parse_id
 from bot.core.labels import reply_label
 from bot.core.runtime import Runtime
 from bot.escalations.sweeps import sweep
+from bot.learning import guardrails
 from bot.learning.report import post_report
 from bot.ledger import accounts, customers
 from bot.ledger.aging import aging_report
@@ -29,6 +30,7 @@ from handlers.slack.payload import Command, command_of
 from handlers.slack.reminders import redraw
 from integrations.base.mrkdwn import Mrkdwn, escape, mrkdwn
 from integrations.slack_blocks import text_blocks
+from integrations.slack_guardrail import guardrail_status
 from integrations.slack_plan_views import held_status, held_text
 from integrations.slack_text import HELP, aging_text, plan_text, status_text
 from integrations.wiring import links_for
@@ -132,11 +134,14 @@ def _status(runtime: Runtime, words: list[str], trusted: bool) -> Mrkdwn:
     with runtime.sessions() as session:
         doc = account_status(session, " ".join(words), today)
         who = held.held_on(session, today)
-    ref = str(doc["customer"]["id"])
+        ref = str(doc["customer"]["id"])
+        guarded = guardrails.holds_of(session, customers.find_customer(session, ref).id)
     line = next((h for h in who or [] if h.customer_id == ref), None)
     why = held_status(today, str(doc["customer"].get("name", ref)), line, who is not None)
     habit = mrkdwn("Pays: ", _habit(runtime, ref, today))
-    return mrkdwn(status_text(doc, show_amounts=trusted), "\n", habit, "\n", why)
+    return mrkdwn(
+        status_text(doc, show_amounts=trusted), "\n", habit, "\n", why, guardrail_status(guarded)
+    )
 
 
 def _habit(runtime: Runtime, external_id: str, today: date) -> str:

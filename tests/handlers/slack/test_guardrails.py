@@ -117,9 +117,14 @@ def test_the_morning_plan_posts_guardrails_after_the_plan_and_they_are_decided_i
 
         assert "guardrail_bounces" in load_history(session).guarded.values()
 
+    status = served.command("status C-1").json()["text"]
+    assert "Held back by a guardrail* (emails bounce, approved by <@U0APPROVER>)" in status
+    assert "3 emails to Ridgeline Roofing at ridgeline.example bounced" in status
+
     served.click(Action.GUARDRAIL_RELEASE, str(bounces), message_ts=ridgeline[1])
     wait_for(lambda: "Hold released by" in blocks_of(slack_api, ridgeline))
     assert [e.actor for e in decisions(slack_runtime, RELEASED)] == ["U0APPROVER"]
+    assert "Held back by a guardrail" not in served.command("status C-1").json()["text"]
 
 
 def test_a_guardrail_is_dismissed_from_its_card_with_a_reason(
