@@ -121,6 +121,15 @@ class PlanItem:
     control: bool = False  # observed only because the customer is in the control group
     instalment: NextInstalment | None = None  # a payment plan's instalment this reminds of
 
+    def carries_copies(self, by_default: bool) -> bool:
+        """Whether its email carries a PDF copy of each invoice: its step's say, else
+        `by_default` (ARBOT_ATTACH_INVOICE_PDF); never a text or an escalation."""
+        return (
+            self.action == "remind"
+            and self.channel == "email"
+            and self.step.attaches_copies(by_default)
+        )
+
 
 @dataclass(frozen=True)
 class Held:

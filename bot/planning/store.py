@@ -39,6 +39,7 @@ class PlanRun:
     plan: Plan
     playbook_version: int
     reminder_ids: dict[int, int]  # customer id -> stored reminder id (empty on a dry run)
+    attach_by_default: bool = False  # ARBOT_ATTACH_INVOICE_PDF, for steps that do not say
 
 
 def run_plan(
@@ -78,7 +79,12 @@ def run_plan(
         for end in range(WRITE_EVERY, len(ordered) + WRITE_EVERY, WRITE_EVERY):
             writer.write(ordered[:end])
     ids = writer.ids if writer is not None else {}
-    return PlanRun(plan=planner.plan, playbook_version=version.version, reminder_ids=ids)
+    return PlanRun(
+        plan=planner.plan,
+        playbook_version=version.version,
+        reminder_ids=ids,
+        attach_by_default=rules.attach_invoice_pdf,
+    )
 
 
 def prepare_links(
@@ -185,11 +191,7 @@ class PlanWriter:
             links.extend(
                 (reminder_id, d.invoice.id, d.step.key, d.invoice.due_date) for d in item.due
             )
-            if (
-                item.action == "remind"
-                and item.channel == "email"
-                and item.step.attaches_copies(self.attach_by_default)
-            ):
+            if item.carries_copies(self.attach_by_default):
                 copies.extend((reminder_id, d.invoice.id) for d in item.due)
             numbers = [d.invoice.number for d in item.due]
             planned = {

@@ -16,7 +16,9 @@ from bot.planning.planner import PlanItem
 from bot.planning.store import PlanRun
 
 
-def _item_json(item: PlanItem, reminder_id: int | None) -> dict[str, Any]:
+def _item_json(
+    item: PlanItem, reminder_id: int | None, attach_by_default: bool = False
+) -> dict[str, Any]:
     return {
         "id": reminder_id,
         "customer": item.customer.external_id,
@@ -27,6 +29,10 @@ def _item_json(item: PlanItem, reminder_id: int | None) -> dict[str, Any]:
         "tone": item.step.tone,
         "action": item.action,
         "invoices": [d.invoice.number for d in item.due],
+        # the invoices whose PDF copies its email carries
+        "copies": [d.invoice.number for d in item.due]
+        if item.carries_copies(attach_by_default)
+        else [],
         "amounts": _amounts_json(item),
         "send_after": item.send_after.isoformat() if item.send_after else None,
         "contact": item.contact.email or item.contact.phone if item.contact else None,
@@ -49,7 +55,10 @@ def plan_json(run: PlanRun) -> dict[str, Any]:
     return {
         "date": plan.day.isoformat(),
         "playbook_version": run.playbook_version,
-        "reminders": [_item_json(i, run.reminder_ids.get(i.customer.id)) for i in plan.items],
+        "reminders": [
+            _item_json(i, run.reminder_ids.get(i.customer.id), run.attach_by_default)
+            for i in plan.items
+        ],
         "held": [
             {
                 "customer": h.customer.external_id,
@@ -59,7 +68,7 @@ def plan_json(run: PlanRun) -> dict[str, Any]:
             }
             for h in plan.held
         ],
-        "observed": [_item_json(i, None) for i in plan.observed],
+        "observed": [_item_json(i, None, run.attach_by_default) for i in plan.observed],
     }
 
 

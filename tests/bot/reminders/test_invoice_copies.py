@@ -8,6 +8,7 @@ makes it wait."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
@@ -297,3 +298,15 @@ def test_the_size_counted_against_the_limit_is_never_below_the_email_as_sent() -
         )
         sent = len(build_email(outgoing))
         assert sent <= message_size(outgoing, outgoing.attachments) <= sent + MIME_HEADROOM
+
+
+def test_plan_json_names_the_copies_each_email_will_carry(
+    mail_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = write(tmp_path / "l.csv", a_week_late(1), header=[*HEADER, "pdf_url"])
+    assert mail_env("import-csv", str(ledger)).code == 0
+    planned = json.loads(mail_env("plan", "--dry-run", "--json").stdout)
+    assert [(r["channel"], r["copies"]) for r in planned["reminders"]] == [("email", ["I-1"])]
+    monkeypatch.setenv("ARBOT_ATTACH_INVOICE_PDF", "false")
+    planned = json.loads(mail_env("plan", "--dry-run", "--json").stdout)
+    assert [r["copies"] for r in planned["reminders"]] == [[]]
