@@ -22,12 +22,14 @@ from bot.escalations import plans, posting
 from bot.escalations import service as escalations
 from bot.escalations.notes import SlackOut
 from bot.escalations.promises import missed_promises
+from bot.learning import guardrails
 from bot.payments import links as payment_links
 from bot.payments import reviews as review_posting
 from bot.planning import plan_unit
 from bot.planning import posting as plan_posting
 from integrations.base.mrkdwn import Mrkdwn, mention, mrkdwn
 from integrations.base.payments import PaymentLinks
+from integrations.base.slack import GuardrailPort
 
 log = logging.getLogger(__name__)
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -196,6 +198,11 @@ def sweep(
             )
         except Exception:
             log.exception("payment reviews not posted")
+    if settings.finance_channel and not plan_first and isinstance(slack, GuardrailPort):
+        try:  # guardrail proposals Slack did not take after the morning plan
+            guardrails.post_waiting(runtime, slack, settings.finance_channel)
+        except Exception:
+            log.exception("guardrail proposals not posted")
     try:  # messages that matched no customer, which Slack did not get when they came in
         if not plan_first:
             report.unmatched_posted = followups.post_unmatched(

@@ -126,15 +126,14 @@ def propose_today(runtime: Runtime, no_contact: Iterable[int]) -> list[int]:
 
 
 def post_waiting(runtime: Runtime, slack: GuardrailPort, channel: str) -> list[int]:
-    """Post each waiting proposal not yet in Slack; a refusal is logged and retried next
-    morning. Returns the proposals posted."""
+    """Post each waiting proposal not yet in Slack (after the morning plan, and from the sweep
+    once the day's plan is all in Slack); a refusal is logged and tried again. Returns the
+    proposals posted."""
     with runtime.sessions() as session:
-        posted = {proposal_of(e) for e in _events(session, (POSTED,))}
-        decided = {proposal_of(e) for e in _events(session, DECISIONS)}
+        events = _events(session, (PROPOSED, POSTED, *DECISIONS))  # one read of the log
+        done_with = {proposal_of(e) for e in events if e.kind != PROPOSED}
         views = [
-            view_of(session, e.id)
-            for e in _events(session, (PROPOSED,))
-            if e.id not in posted and e.id not in decided
+            view_of(session, e.id) for e in events if e.kind == PROPOSED and e.id not in done_with
         ]
     done = []
     for view in views:

@@ -160,3 +160,21 @@ def test_a_guardrail_is_dismissed_from_its_card_with_a_reason(
         len([e for e in decisions(slack_runtime, PROPOSED) if e.payload["rule"] == "no_contact"])
         == 1
     )
+
+
+def test_the_sweep_posts_a_guardrail_slack_did_not_get_once(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    from bot.escalations.sweeps import sweep
+    from bot.learning import guardrails
+
+    seed(slack_runtime, tmp_path)
+    (proposal,) = guardrails.propose_today(slack_runtime, [])  # stored; Slack not told yet
+    slack = SlackChat(web_client("xoxb-test", slack_api.url))
+    sweep(slack_runtime, slack)
+    assert list(cards(slack_api)) == ["Ridgeline"]
+    sweep(slack_runtime, slack)
+    posted = [m for m in slack_api.messages.values() if "guardrail_approve" in json.dumps(m)]
+    assert len(posted) == 1
+    with slack_runtime.sessions() as session:
+        assert guardrails.where_posted(session, proposal) == cards(slack_api)["Ridgeline"]
