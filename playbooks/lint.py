@@ -123,6 +123,10 @@ class LanguageRules:
     act on), and how it offers the payment details when there is no link."""
 
     forbidden: tuple[tuple[str, str], ...]
+    # for each forbidden pattern, lowercase pieces of text (words apart by one space) at least
+    # one of which any text it matches contains: a text with none of them is not searched with
+    # it (a plan lints thousands of messages, and these patterns are slow over a whole email)
+    stems: tuple[tuple[str, ...], ...]
     email_opt_out: str
     sms_opt_out: str
     payment_details: str
@@ -169,6 +173,19 @@ LANGUAGES: dict[str, LanguageRules] = {
                 "promotional content",
             ),
             (r"\bmoros[oa]s?\b|\bverg[uü]enza\b|\birresponsable\w*\b", "shaming"),
+        ),
+        stems=(
+            ("legal", "judicial", "ejecutiva", "demand", "monitorio", "burofax"),
+            ("tribunal", "juzgado", "juez"),
+            ("abogad", "letrad", "bufete"),
+            ("cobro",),
+            ("moroso", "asnef", "dito", "crediticio"),
+            ("suspen", "corte", "cortar", "interrump"),
+            ("embarg", "incautaci", "detenci"),
+            ("ltim", "consecuencias", "obligados", "contrario"),
+            ("recargo", "penalizaci", "demora", "multa"),
+            ("descuento", "oferta", "promo"),
+            ("moros", "verg", "irresponsable"),
         ),
         email_opt_out=r"dejar\s+de\s+recibir|darse\s+de\s+baja|darte\s+de\s+baja|dar\w*\s+de\s+baja",
         sms_opt_out=r"\b(responda|responde|env[ií]e|envía)\s+STOP\b",
@@ -218,6 +235,19 @@ LANGUAGES: dict[str, LanguageRules] = {
             ),
             (r"\bmauvais\s+payeurs?\b|\bhonte\w*\b|\birresponsables?\b|\bn[ée]glig\w+", "shaming"),
         ),
+        stems=(
+            ("poursuite", "justice", "judiciaire", "gale", "contentieu", "demeure", "injonction"),
+            ("tribuna", "huissier", "juge"),
+            ("avocat", "juridique"),
+            ("recouvrement",),
+            ("fichier", "banque", "cote", "dossier"),
+            ("suspen", "coupure", "couper", "interrompre", "sili"),
+            ("saisi", "arrestation"),
+            ("derni", "quences", "contraint", "sans quoi", "faut de paiement"),
+            ("nalit", "frais de", "ts de retard", "indemnit", "majoration"),
+            ("remise", "rabais", "offre", "promo", "duction"),
+            ("mauvais", "honte", "irresponsable", "glig"),
+        ),
         email_opt_out=r"plus\s+recevoir|d[ée]sabonne\w*|d[ée]sinscri\w+",
         sms_opt_out=r"\b(r[ée]pondez|envoyez|r[ée]ponds)\s+STOP\b",
         payment_details=r"coordonn[ée]es\s+(de\s+paiement|bancaires)|informations\s+de\s+paiement",
@@ -265,6 +295,36 @@ LANGUAGES: dict[str, LanguageRules] = {
                 "shaming",
             ),
         ),
+        stems=(
+            ("rechtlich", "klage", "verklagen", "mahnverfahren", "mahnbescheid", "vollstreck"),
+            ("gericht",),
+            ("anw", "kanzlei"),
+            ("inkasso",),
+            ("schufa", "auskunftei", "bonit", "kreditw"),
+            ("sperr", "ndig", "abschalt", "einstell"),
+            ("pfänd", "pfand", "gerichtsvollzieher", "verhaft", "beschlagnahm"),
+            (
+                "letzte mahnung",
+                "letzte warnung",
+                "letzte chance",
+                "letzte aufforderung",
+                "letzte frist",
+                "konsequenz",
+                "gezwungen",
+                "andernfalls",
+                "widrigenfalls",
+            ),
+            (
+                "mahngeb",
+                "verzugszins",
+                "umniszuschl",
+                "vertragsstrafe",
+                "verzugspauschale",
+                "strafgeb",
+            ),
+            ("rabatt", "sonderangebot", "gutschein", "preisnachlass"),
+            ("umig", "schäm", "scham", "verantwortungslos", "zahlungsunwillig"),
+        ),
         email_opt_out=r"abmelden|abbestellen|nicht\s+mehr\s+(\S+\s+){0,3}(erhalten|bekommen)",
         sms_opt_out=r"\bantworten\s+sie\s+(mit\s+)?STOP\b|\bSTOP\s+(antworten|senden)\b",
         payment_details=r"zahlungsdaten|bankverbindung|zahlungsinformationen",
@@ -280,9 +340,8 @@ PAYMENT_DETAILS = re.compile(
 
 @dataclass(frozen=True)
 class _Compiled:
-    forbidden: tuple[tuple[re.Pattern[str], str], ...]
-    any_forbidden: re.Pattern[str]  # one search tells whether any of them is there at all
-    email_opt_out: re.Pattern[str]
+    forbidden: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...]  # pattern, kind, stems
+    email_opt_out: re.Pattern[str]  # searched in the lowercased text
     sms_opt_out: re.Pattern[str]
     payment_details: re.Pattern[str]
 
@@ -290,10 +349,14 @@ class _Compiled:
 @cache
 def _rules(language: str) -> _Compiled:
     rules = LANGUAGES[language]
+    if len(rules.stems) != len(rules.forbidden):
+        raise ValueError(f"{language}: each forbidden pattern needs its stems")
     return _Compiled(
-        forbidden=tuple((re.compile(p, re.IGNORECASE), label) for p, label in rules.forbidden),
-        any_forbidden=re.compile("|".join(f"(?:{p})" for p, _ in rules.forbidden), re.IGNORECASE),
-        email_opt_out=re.compile(rules.email_opt_out, re.IGNORECASE),
+        forbidden=tuple(
+            (re.compile(pattern, re.IGNORECASE), label, stems)
+            for (pattern, label), stems in zip(rules.forbidden, rules.stems, strict=True)
+        ),
+        email_opt_out=re.compile(rules.email_opt_out),
         sms_opt_out=re.compile(rules.sms_opt_out, re.IGNORECASE),
         payment_details=re.compile(rules.payment_details, re.IGNORECASE),
     )
@@ -317,9 +380,12 @@ def _may_hold_forbidden(text: str, lowercase: str | None = None) -> bool:
 
 
 def _has_email_opt_out(text: str, lowercase: str, languages: Sequence[str] = ()) -> bool:
-    if _EMAIL_OPT_OUT_LOWERCASE.search(lowercase) or _EMAIL_OPT_OUT.search(text):
+    """Whether the text says how to stop these emails, in English or one of `languages` (looked
+    for first: a Spanish message has its Spanish line, and the English search would read it all
+    for nothing)."""
+    if any(_rules(language).email_opt_out.search(lowercase) for language in languages):
         return True
-    return any(_rules(language).email_opt_out.search(text) for language in languages)
+    return bool(_EMAIL_OPT_OUT_LOWERCASE.search(lowercase) or _EMAIL_OPT_OUT.search(text))
 
 
 def _has_sms_opt_out(text: str, languages: Sequence[str] = ()) -> bool:
@@ -341,14 +407,17 @@ def forbidden_phrases(
             match = pattern.search(text)
             if match:
                 found.append(f"{label} ({match.group(0)!r})")
-    for language_key in _languages(language):
-        rules = _rules(language_key)
-        if rules.any_forbidden.search(text) is None:
-            continue
-        for pattern, label in rules.forbidden:
-            match = pattern.search(text)
-            if match:
-                found.append(f"{label} ({match.group(0)!r})")
+    languages = _languages(language)
+    if languages:
+        # lowercased, every run of spaces and line breaks one space, as the stems are written
+        lowered = " ".join((text.lower() if lowercase is None else lowercase).split())
+        for language_key in languages:
+            for pattern, label, stems in _rules(language_key).forbidden:
+                if not any(stem in lowered for stem in stems):
+                    continue
+                match = pattern.search(text)
+                if match:
+                    found.append(f"{label} ({match.group(0)!r})")
     return found
 
 

@@ -222,3 +222,10 @@ def test_the_plan_card_of_a_spanish_reminder_says_so(runtime: Runtime, tmp_path:
     assert card.language == "es"
     fields = [f["text"] for f in reminder_blocks(card)[0]["fields"]]
     assert "*Language*\nSpanish" in fields
+
+
+def test_a_phrase_broken_over_lines_or_in_capitals_is_still_caught() -> None:
+    text = "Le transmettrons à une SOCIÉTÉ DE\n   RECOUVREMENT, sans\nquoi..."
+    found = forbidden_phrases(text, language="fr")
+    assert any(f.startswith("collection agencies") for f in found)
+    assert any(f.startswith("threats") for f in found)
