@@ -23,6 +23,9 @@ from integrations.base.slack import EscalationPort
 
 log = logging.getLogger(__name__)
 ERROR_SHOWN = 300  # characters of the mail server's words
+# A reply cancelled before it went because it could not carry the copies of invoices ticked for it
+# (bot/reminders/attaching.py)
+NOT_SENT_FOR_COPIES = ("no_invoice_copy", "message_too_large")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +38,9 @@ class ThreadLine:
 def outcome_lines(
     session: Session, reminder_ids: list[int], timezone: str, failed_only: bool = False
 ) -> list[ThreadLine]:
-    """For each of these reminders that is a reply from a thread, now sent or failed (only
-    failed: a bounce's word): the line its thread is told."""
+    """For each of these reminders that is a reply from a thread, now sent, failed (only
+    failed: a bounce's word) or not sent for want of its copies of invoices: the line its
+    thread is told."""
     if not reminder_ids:
         return []
     rows = session.execute(
@@ -49,7 +53,7 @@ def outcome_lines(
             Reminder.state.in_(
                 [ReminderState.FAILED]
                 if failed_only
-                else [ReminderState.SENT, ReminderState.FAILED]
+                else [ReminderState.SENT, ReminderState.FAILED, ReminderState.CANCELLED]
             ),
         )
         .order_by(Reminder.id)
@@ -60,7 +64,19 @@ def outcome_lines(
         if not escalation.slack_channel or not escalation.slack_thread_ts:
             continue  # the thread is not in Slack (yet): its history shows the send
         who, address = mention(writer), to or "the contact"
-        if reminder.state == ReminderState.SENT:
+        if reminder.state == ReminderState.CANCELLED:
+            if reminder.cancel_reason not in NOT_SENT_FOR_COPIES:
+                continue
+            text = mrkdwn(
+                ":warning: ",
+                who,
+                "'s reply to ",
+                address,
+                " was not sent: ",
+                (reminder.error or "a copy of an invoice could not be attached")[:ERROR_SHOWN],
+                ". Reply again with fewer copies, or once the copy can be had.",
+            )
+        elif reminder.state == ReminderState.SENT:
             at = reminder.sent_at.astimezone(zone).strftime("%H:%M %Z") if reminder.sent_at else ""
             text = mrkdwn(":outbox_tray: ", who, "'s reply was sent to ", address, f" at {at}.")
         else:

@@ -56,7 +56,7 @@ def tell_slack(runtime: Runtime, report: FlushReport, slack: SlackPort | None) -
     with runtime.sessions() as session:
         posting.refresh(session, slack, report.changed(), settings.timezone)
         reply_outcome.tell_threads(  # replies written in a thread: sent, or not delivered
-            session, slack, [*report.sent, *report.failed], settings.timezone
+            session, slack, [*report.sent, *report.failed, *report.not_sent], settings.timezone
         )
     if report.unknown:
         slack.post_text(

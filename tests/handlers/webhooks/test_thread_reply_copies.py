@@ -1,7 +1,8 @@
 """A copy of the invoice from an escalation's thread: the customer asks for one by email, the
 Reply form (through the real Bolt app, signed requests) lists the open invoices with both ticked,
 the approver keeps one, and the send worker hands the email to a real SMTP server with that
-invoice's PDF attached, once."""
+invoice's PDF attached, once. A reply whose copy cannot be had is not sent, and its thread says
+which copy and why."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from bot.core.models import Invoice, Reminder, ReminderAttachment
 from bot.core.runtime import Runtime
 from bot.core.tokens import token
 from bot.core.vocabulary import THREAD_REPLY
+from bot.escalations.reply import queue as queue_reply
 from bot.reminders.flows import send_due
+from bot.reminders.outbox import config_from
 from integrations.base.documents import CopyFetchers
 from integrations.email_out import SmtpSender
 from integrations.invoice_files import InvoiceFiles
@@ -82,7 +85,6 @@ def test_the_reply_form_attaches_the_copy_the_customer_asked_for(
     folder = tmp_path / "copies"
     folder.mkdir()
     (folder / "INV-1001.pdf").write_bytes(PDF)
-    (folder / "INV-1002.pdf").write_bytes(PDF + b"% the other one\n")
     copies = CopyFetchers(None, InvoiceFiles(folder))
     senders = {"email": SmtpSender("127.0.0.1", smtp.port, None, None, False)}
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
@@ -96,3 +98,28 @@ def test_the_reply_form_attaches_the_copy_the_customer_asked_for(
         if part.get_content_disposition() == "attachment"
     ]
     assert files == [("application/pdf", "INV-1001.pdf", PDF)]
+
+    # A second reply (queued as the form's submission queues it) with a copy that cannot be had:
+    # it is not sent, and the thread says which copy and why.
+    with rt.writing() as session:
+        again = queue_reply(
+            session,
+            escalation.id,
+            "U0APPROVER",
+            "Re: INV-1002",
+            "And the other one.",
+            "V0SECOND",
+            clock.now(),
+            rt.today(),
+            config_from(rt.settings).window,
+            rt.settings.business_name,
+            attach=[ids["INV-1002"]],
+        )
+    send_due(rt, senders, chat, copies)
+    assert len(smtp.mailbox.messages) == 1
+    with rt.sessions() as session:
+        held = session.get(Reminder, again.reminder_id)
+    assert held is not None and held.cancel_reason == "no_invoice_copy"
+    thread = _in_thread(slack_api, escalation)
+    assert "reply to ap@ridgeline.example was not sent: the copy of invoice INV-1002 in" in thread
+    assert thread.count("was not sent") == 1
