@@ -38,6 +38,11 @@ def playbook_check(
     if problems:
         raise UserError(f"{bundle.label}: the playbook has problems:\n" + "\n".join(problems))
     out().print(f"All {len(results)} steps render and pass the linter.")
+    if bundle.languages:
+        from bot.core.language import language_name
+
+        names = ", ".join(language_name(tag) for tag in bundle.languages)
+        out().print(f"Checked in English and in {names}.")
 
 
 @playbook_app.command("list")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -229,3 +230,9 @@ def test_a_phrase_broken_over_lines_or_in_capitals_is_still_caught() -> None:
     found = forbidden_phrases(text, language="fr")
     assert any(f.startswith("collection agencies") for f in found)
     assert any(f.startswith("threats") for f in found)
+
+
+def test_playbook_check_says_which_languages_it_checked(cli: Any) -> None:
+    result = cli("playbook", "check")
+    assert result.code == 0
+    assert "Checked in English and in German, Spanish, French." in result.stdout
