@@ -317,9 +317,7 @@ class Settings(BaseSettings):
     # this folder (one <invoice number>.pdf a file); an email carrying more than this is refused.
     attach_invoice_pdf: bool = Field(False, validation_alias=_env("ARBOT_ATTACH_INVOICE_PDF"))
     invoice_pdf_dir: str | None = Field(None, validation_alias=_env("ARBOT_INVOICE_PDF_DIR"))
-    max_message_mb: float = Field(
-        10.0, gt=0, le=100, validation_alias=_env("ARBOT_MAX_MESSAGE_MB")
-    )
+    max_message_mb: float = Field(10.0, gt=0, le=100, validation_alias=_env("ARBOT_MAX_MESSAGE_MB"))
 
     # Optional LLM (off unless LLM_BASE_URL is set)
     llm_base_url: str | None = Field(None, validation_alias=_env("LLM_BASE_URL"))
