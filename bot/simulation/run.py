@@ -1,22 +1,21 @@
-"""What following up might be worth: the whole loop run in simulated time against a behaviour model.
+"""One run of the whole loop in simulated time against a behaviour model: one arm on one seed.
 
-Two runs over the same ledger, the same model and the same seed, each on a throwaway SQLite
-database in a temporary folder. In the follow-up run, each business day is planned (`run_plan`),
-every reminder is approved, and the send worker "sends" into a counting sender; in the other run
-nothing is planned or sent. Then simulated customers act: an open invoice is paid with a
-probability that depends on its tier, how late it is and whether a reminder about it arrived that
-day; a customer who got a reminder may reply or dispute. Both runs draw the same random number for
-the same invoice on the same day, so the only difference between them is the follow-up.
+A run plays a prepared SQLite database (the opening ledger and the playbook to follow, in a
+temporary folder) day by day. With follow-up, each business day is planned (`run_plan`), every
+reminder is approved, and the send worker "sends" into a counting sender; without, nothing is
+planned or sent. Then simulated customers act: an open invoice is paid with a probability that
+depends on its tier, how late it is and whether a reminder about it arrived that day; a customer
+who got a reminder may reply or dispute. Every draw is keyed by the seed and what it is about
+(this invoice, this day), so every arm on a seed bills the same invoices and faces the same
+customers: the only difference between arms is the follow-up (`bot.simulation.bench` runs them).
 
-The figures come from the model's assumed probabilities, never from real customers;
-`bot.simulation.report.describe` says so in plain words. The model itself is in `bot.simulation.model`.
+The figures come from the model's assumed (or fitted) probabilities, never from real customers;
+`bot.simulation.report.describe` says so in plain words. The model is in `bot.simulation.model`.
 """
 
 from __future__ import annotations
 
 import random
-import shutil
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,11 +31,20 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import FixedClock
 from bot.core.errors import UserError
-from bot.core.models import Customer, Escalation, Invoice, Payment, Reminder, ReminderInvoice
+from bot.core.models import (
+    Customer,
+    Escalation,
+    Invoice,
+    Payment,
+    PaymentAllocation,
+    PlaybookVersion,
+    Reminder,
+    ReminderInvoice,
+)
 from bot.core.runtime import Runtime, start
-from bot.core.settings import Settings, load_settings
+from bot.core.settings import Settings
 from bot.escalations import service as escalations
-from bot.learning.versions import activate, propose
+from bot.learning.versions import activate, ensure_active
 from bot.ledger.aging import aging_report
 from bot.ledger.sample import sample_rows
 from bot.ledger.upsert import apply_batch
@@ -47,9 +55,10 @@ from bot.reminders import approvals
 from bot.reminders.sending import flush
 from bot.reminders.stale import StaleRules
 from bot.simulation.model import BehaviourModel
-from bot.simulation.report import RunFigures, SimulationResult
+from bot.simulation.report import RunFigures
 from integrations.base.ledger import CustomerRecord, InvoiceRecord, LedgerBatch
 from integrations.base.outbound import Delivery, Outgoing, Sender
+from playbooks.loader import Bundle
 from playbooks.model import TIER_NAMES
 
 SOURCE = "simulation"
@@ -62,6 +71,7 @@ DEFAULT_INVOICES = 320
 MORNING = time(8, 0)
 EVENING = time(18, 0)
 CENTS = Decimal("0.01")
+PLUS_30 = timedelta(days=30)
 
 
 class CountingSender:
@@ -81,6 +91,25 @@ class CountingSender:
         return Delivery("sent", provider_id=f"{SOURCE}-{message.reminder_id}")
 
 
+@dataclass(frozen=True, slots=True)
+class _Like:
+    """An invoice of the opening ledger, as a model for the ones billed during the run."""
+
+    total: Decimal
+    terms: timedelta
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    """A customer of the opening ledger and the invoices new ones are modelled on."""
+
+    source: str
+    external_id: str
+    name: str
+    invoices: tuple[_Like, ...]
+
+
 @dataclass
 class _Run:
     """What one run needs from day to day."""
@@ -89,6 +118,7 @@ class _Run:
     clock: FixedClock
     model: BehaviourModel
     seed: int
+    opening: list[_Account]
     sender: CountingSender = field(default_factory=CountingSender)
     billed: int = 0
     replies: int = 0
@@ -103,49 +133,73 @@ def sample_ledger(start_day: date, customers: int = DEFAULT_CUSTOMERS) -> list[d
     )
 
 
-def simulate(
+def prepare(
+    base: Settings, database: Path, ledger: LedgerBatch, start_day: date
+) -> tuple[int, int]:
+    """The opening ledger and the bundled playbook (as version 1, active) in a fresh database;
+    returns how many customers and invoices the ledger holds."""
+    if database.exists():
+        raise UserError(f"{database}: already exists; the simulation starts from an empty file")
+    clock = FixedClock(datetime.combine(start_day, MORNING, ZoneInfo("UTC")))
+    with _runtime(base, database, clock) as runtime:
+        clock.set(_morning(runtime, start_day))
+        with runtime.writing() as session:
+            apply_batch(session, ledger, clock.now())
+            ensure_active(session, clock.now())
+            customers = session.scalar(select(func.count()).select_from(Customer)) or 0
+            invoices = session.scalar(select(func.count()).select_from(Invoice)) or 0
+    return customers, invoices
+
+
+def install_playbook(
+    base: Settings, database: Path, start_day: date, content: str, label: str
+) -> None:
+    """Make a playbook (a stored version's content) the active one in a prepared database."""
+    clock = FixedClock(datetime.combine(start_day, MORNING, ZoneInfo("UTC")))
+    with _runtime(base, database, clock) as runtime, runtime.writing() as session:
+        latest = session.scalar(select(func.max(PlaybookVersion.version))) or 0
+        version = PlaybookVersion(
+            name=Bundle.from_json(content, label).playbook.name,
+            version=latest + 1,
+            content=content,
+            status="proposed",
+            proposed_by=ACTOR,
+            rationale=label,
+            created_at=clock.now(),
+        )
+        session.add(version)
+        session.flush()
+        activate(session, version.version, ACTOR, clock.now())
+
+
+def play(
+    base: Settings,
+    database: Path,
+    start_day: date,
     days: int,
     seed: int,
     model: BehaviourModel,
-    ledger: LedgerBatch,
-    *,
-    start_day: date = SIMULATION_START,
-    playbook: Path | None = None,
-    settings: Settings | None = None,
-) -> SimulationResult:
-    """Run `days` calendar days from `start_day` with follow-up and without. `ledger` is the
-    opening ledger, already read by the caller (e.g. the ledger CSV of `sample_ledger`'s rows);
-    `playbook` simulates that playbook file instead of the bundled one. The sending rules
-    (timezone, window, send days, frequency cap) are those of `settings` (default: the
-    environment's), as for `arbot plan`; the database, sender and secrets are the simulation's
-    own."""
+    follow_up: bool,
+) -> RunFigures:
+    """One arm on one seed: `days` calendar days on a prepared database (which it changes)."""
     if not 1 <= days <= 730:
         raise UserError(f"simulate between 1 and 730 days, not {days}")
-    with tempfile.TemporaryDirectory(prefix="arbot-simulation-") as folder:
-        database = Path(folder) / "ledger.db"
-        base = settings or load_settings(env_file=None)
-        counts = _prepare(base, database, ledger, start_day, playbook)
-        copy = Path(folder) / "no-follow-up.db"
-        shutil.copy(database, copy)
-        with_run = _play(base, database, start_day, days, seed, model, follow_up=True)
-        without_run = _play(base, copy, start_day, days, seed, model, follow_up=False)
-    follow, figures_with = with_run
-    _, figures_without = without_run
-    return SimulationResult(
-        start=start_day,
-        end=start_day + timedelta(days=days - 1),
-        days=days,
-        seed=seed,
-        customers=counts[0],
-        invoices_at_start=counts[1],
-        invoices_billed=follow.billed,
-        model=model,
-        follow_up=figures_with,
-        no_follow_up=figures_without,
-        sent=dict(sorted(follow.sender.sent.items())),
-        replies=follow.replies,
-        disputes=follow.disputes,
-    )
+    clock = FixedClock(datetime.combine(start_day, MORNING, ZoneInfo("UTC")))
+    with _runtime(base, database, clock) as runtime:
+        run = _Run(runtime, clock, model, seed, _opening(runtime))
+        business_days = runtime.settings.weekday_numbers()
+        rules = PlanRules.from_settings(runtime.settings)
+        for offset in range(days):
+            day = start_day + timedelta(days=offset)
+            if day.weekday() not in business_days:
+                continue
+            clock.set(_morning(runtime, day))
+            _bill(run, day)
+            touched: dict[int, str] = {}
+            if follow_up:
+                touched = _follow_up(run, rules, day)
+            _customers_act(run, day, touched)
+        return _figures(run, start_day, start_day + timedelta(days=days - 1))
 
 
 @contextmanager
@@ -170,58 +224,25 @@ def _morning(runtime: Runtime, day: date) -> datetime:
     return datetime.combine(day, MORNING, ZoneInfo(runtime.settings.timezone))
 
 
-def _prepare(
-    base: Settings,
-    database: Path,
-    ledger: LedgerBatch,
-    start_day: date,
-    playbook: Path | None,
-) -> tuple[int, int]:
-    """The opening ledger, and the playbook to simulate, in a fresh database; returns how many
-    customers and invoices the ledger holds."""
-    clock = FixedClock(datetime.combine(start_day, MORNING, ZoneInfo("UTC")))
-    with _runtime(base, database, clock) as runtime:
-        clock.set(_morning(runtime, start_day))
-        with runtime.writing() as session:
-            apply_batch(session, ledger, clock.now())
-            if playbook is not None:
-                version = propose(session, playbook, ACTOR, "simulated playbook", clock.now())
-                activate(session, version.version, ACTOR, clock.now())
-            customers = session.scalar(select(func.count()).select_from(Customer)) or 0
-            invoices = session.scalar(select(func.count()).select_from(Invoice)) or 0
-    return customers, invoices
-
-
-def _play(
-    base: Settings,
-    database: Path,
-    start_day: date,
-    days: int,
-    seed: int,
-    model: BehaviourModel,
-    follow_up: bool,
-) -> tuple[_Run, RunFigures]:
-    clock = FixedClock(datetime.combine(start_day, MORNING, ZoneInfo("UTC")))
-    with _runtime(base, database, clock) as runtime:
-        run = _Run(runtime, clock, model, seed)
-        business_days = runtime.settings.weekday_numbers()
-        rules = PlanRules.from_settings(runtime.settings)
-        for offset in range(days):
-            day = start_day + timedelta(days=offset)
-            if day.weekday() not in business_days:
-                continue
-            clock.set(_morning(runtime, day))
-            _bill(run, day)
-            touched: dict[int, str] = {}
-            if follow_up:
-                touched = _follow_up(run, rules, day)
-            _customers_act(run, day, touched)
-        return run, _figures(runtime, start_day + timedelta(days=days - 1))
-
-
 def _draw(seed: int, *parts: object) -> float:
     """The same number for the same thing on the same day, in both runs."""
     return random.Random(":".join(str(p) for p in (seed, *parts))).random()
+
+
+def _opening(runtime: Runtime) -> list[_Account]:
+    """The customers of the opening ledger with their invoices, read once per run."""
+    with runtime.sessions() as session:
+        rows = session.execute(
+            select(Customer.source, Customer.external_id, Customer.name, Invoice)
+            .join(Invoice, Invoice.customer_id == Customer.id)
+            .where(Invoice.number.not_like(f"{BILLED}%"))
+            .order_by(Customer.source, Customer.external_id, Invoice.number)
+        ).all()
+    grouped: dict[tuple[str, str, str], list[_Like]] = defaultdict(list)
+    for source, external_id, name, invoice in rows:
+        like = _Like(invoice.total, invoice.due_date - invoice.issue_date, invoice.currency)
+        grouped[(source, external_id, name)].append(like)
+    return [_Account(*key, tuple(likes)) for key, likes in grouped.items()]
 
 
 def _bill(run: _Run, day: date) -> None:
@@ -229,42 +250,33 @@ def _bill(run: _Run, day: date) -> None:
     the same customers), at the pace each was billed there."""
     if run.model.billing_factor == 0:
         return
+    batches: dict[str, LedgerBatch] = {}
+    for account in run.opening:
+        # the sample's invoices per calendar day, spread over five business days a week
+        rate = len(account.invoices) / SAMPLE_DAYS * 7 / 5 * run.model.billing_factor
+        if _draw(run.seed, "bill", account.external_id, day) >= rate:
+            continue
+        batch = batches.setdefault(account.source, LedgerBatch(account.source, f"billing on {day}"))
+        batch.customers[account.external_id] = CustomerRecord(account.external_id, account.name)
+        batch.invoices.append(_new_invoice(run.seed, account, day))
+    if not batches:
+        return
     with run.runtime.writing() as session:
-        opening = session.execute(
-            select(Customer.source, Customer.external_id, Customer.name, Invoice)
-            .join(Invoice, Invoice.customer_id == Customer.id)
-            .where(Invoice.number.not_like(f"{BILLED}%"))
-            .order_by(Customer.source, Customer.external_id, Invoice.number)
-        ).all()
-        by_customer: dict[tuple[str, str], list[Invoice]] = defaultdict(list)
-        names: dict[str, str] = {}
-        for source, external_id, name, invoice in opening:
-            by_customer[(source, external_id)].append(invoice)
-            names[external_id] = name
-        batches: dict[str, LedgerBatch] = {}
-        for (source, external_id), invoices in by_customer.items():
-            # the sample's invoices per calendar day, spread over five business days a week
-            rate = len(invoices) / SAMPLE_DAYS * 7 / 5 * run.model.billing_factor
-            if _draw(run.seed, "bill", external_id, day) >= rate:
-                continue
-            batch = batches.setdefault(source, LedgerBatch(source, f"billing on {day}"))
-            batch.customers[external_id] = CustomerRecord(external_id, names[external_id])
-            batch.invoices.append(_new_invoice(run.seed, external_id, invoices, day))
         for batch in batches.values():
             apply_batch(session, batch, run.clock.now())
             run.billed += len(batch.invoices)
 
 
-def _new_invoice(seed: int, external_id: str, like: list[Invoice], day: date) -> InvoiceRecord:
-    rng = random.Random(f"{seed}:invoice:{external_id}:{day.isoformat()}")
-    model = like[rng.randrange(len(like))]
+def _new_invoice(seed: int, account: _Account, day: date) -> InvoiceRecord:
+    rng = random.Random(f"{seed}:invoice:{account.external_id}:{day.isoformat()}")
+    model = account.invoices[rng.randrange(len(account.invoices))]
     scale = Decimal(rng.randrange(70, 131)) / 100
     total = (model.total * scale).quantize(CENTS, ROUND_HALF_UP)
     return InvoiceRecord(
-        customer_external_id=external_id,
-        number=f"{BILLED}{day:%Y%m%d}-{external_id}",
+        customer_external_id=account.external_id,
+        number=f"{BILLED}{day:%Y%m%d}-{account.external_id}",
         issue_date=day,
-        due_date=day + (model.due_date - model.issue_date),
+        due_date=day + model.terms,
         currency=model.currency,
         total=total,
         balance=total,
@@ -348,8 +360,8 @@ def _pay(session: Session, invoice: Invoice, day: date, now: datetime) -> None:
     )
 
 
-def _figures(runtime: Runtime, last_day: date) -> RunFigures:
-    with runtime.sessions() as session:
+def _figures(run: _Run, first_day: date, last_day: date) -> RunFigures:
+    with run.runtime.sessions() as session:
         collected = {
             currency: Decimal(amount)
             for currency, amount in session.execute(
@@ -367,10 +379,41 @@ def _figures(runtime: Runtime, last_day: date) -> RunFigures:
         )
         report = aging_report(session, last_day)
         handed = session.scalar(select(func.count(distinct(Escalation.customer_id)))) or 0
+        paid_on = dict(
+            session.execute(
+                select(PaymentAllocation.invoice_id, func.min(Payment.received_on))
+                .join(Payment, Payment.id == PaymentAllocation.payment_id)
+                .where(Payment.source == SOURCE)
+                .group_by(PaymentAllocation.invoice_id)
+            ).all()
+        )
+        # the invoices whose 30th day after due falls within the run: could they be paid by then?
+        reachable = session.execute(
+            select(Invoice.id, Invoice.due_date).where(
+                Invoice.due_date >= first_day - PLUS_30,
+                Invoice.due_date <= last_day - PLUS_30,
+                Invoice.status.in_(("open", "paid")),
+            )
+        ).all()
+    paid_in_time = sum(
+        1
+        for invoice_id, due in reachable
+        if invoice_id in paid_on and paid_on[invoice_id] <= due + PLUS_30
+    )
     return RunFigures(
         collected=collected,
         dso={code: aging.dso for code, aging in report.currencies.items()},
         open_at_end={code: aging.total for code, aging in report.currencies.items()},
         payments=payments,
         escalations=handed,
+        paid_by_plus_30=(
+            (Decimal(paid_in_time) / len(reachable)).quantize(Decimal("0.0001"))
+            if reachable
+            else None
+        ),
+        invoices_due_plus_30=len(reachable),
+        sent=dict(sorted(run.sender.sent.items())),
+        replies=run.replies,
+        disputes=run.disputes,
+        billed=run.billed,
     )

@@ -7,50 +7,86 @@ from typing import Annotated
 
 import typer
 
-from handlers.cli.app import app, opened_runtime, out
+from handlers.cli.app import Json, app, opened_runtime, out, print_json
 
 
 @app.command("simulate")
 def simulate_command(
     days: Annotated[int, typer.Option("--days", help="Simulated days.")] = 90,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same run).")] = 7,
+    seed: Annotated[
+        int, typer.Option("--seed", help="The first random seed (same seeds, same figures).")
+    ] = 7,
+    seeds: Annotated[
+        int, typer.Option("--seeds", help="How many seeds each arm runs on (1-500).")
+    ] = 20,
     model: Annotated[
         Path | None, typer.Option("--model", help="A YAML file of behaviour probabilities.")
     ] = None,
+    fit: Annotated[
+        bool, typer.Option("--fit", help="Fit the behaviour model to the ledger's own history.")
+    ] = False,
     customers: Annotated[int, typer.Option("--customers", help="Sample customers.")] = 90,
     playbook: Annotated[
-        Path | None, typer.Option("--playbook", help="A playbook file (default: the bundled one).")
+        Path | None,
+        typer.Option("--playbook", help="A playbook file to compare too, as one more arm."),
     ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Processes to run seeds in (default: the CPUs).")
+    ] = 0,
+    as_json: Json = False,
 ) -> None:
-    """What following up is worth on the sample ledger, against no follow-up: from a stated
-    model of customer behaviour, not from real customers."""
+    """What following up is worth on the sample ledger: no follow-up, the active playbook and
+    each proposed version on the same seeds, with the spread over seeds. From a stated (or
+    fitted) model of customer behaviour, not from real customers."""
+    import os
     import tempfile
 
     from bot.core.clock import local_date
     from bot.ledger.sample import write_csv
+    from bot.simulation.bench import run_bench, seeds_from, stored_arms
+    from bot.simulation.fit import fit_model, read_history
+    from bot.simulation.fit_report import describe_fit, fit_json
     from bot.simulation.model import BehaviourModel, load_model
+    from bot.simulation.report import as_json as bench_json
     from bot.simulation.report import describe
-    from bot.simulation.run import sample_ledger, simulate
+    from bot.simulation.run import sample_ledger
     from integrations.csv_ledger import read_ledger_csv
 
+    chosen = seeds_from(seed, seeds)
+    defaults = load_model(model) if model else BehaviourModel()
+    fitted = None
     with opened_runtime() as runtime:  # ARBOT_WORKSPACE's business rules, when it names one
         settings = runtime.settings
+        with runtime.sessions() as session:
+            arms = stored_arms(session, playbook)
+            if fit:
+                today = runtime.today()
+                history = read_history(session, today, settings.timezone)
+                fitted = fit_model(history, today, settings.weekday_numbers(), defaults)
     start_day = local_date(settings.clock(), settings.timezone)
     with tempfile.TemporaryDirectory(prefix="arbot-simulation-") as folder:
         rows = sample_ledger(start_day, customers)
         ledger = read_ledger_csv(
             write_csv(Path(folder) / "ledger.csv", rows), settings.phone_region
         )
-    result = simulate(
+    if fitted is not None and not as_json:
+        out().print(describe_fit(fitted, defaults) + "\n", markup=False, soft_wrap=True)
+    bench = run_bench(
         days,
-        seed,
-        load_model(model) if model else BehaviourModel(),
+        chosen,
+        fitted.model if fitted is not None else defaults,
         ledger,
+        arms,
         start_day=start_day,
-        playbook=playbook,
         settings=settings,
+        workers=workers or min(os.cpu_count() or 1, 4),
     )
-    out().print(describe(result), markup=False)
+    if as_json:
+        doc = bench_json(bench)
+        doc["fit"] = fit_json(fitted, defaults) if fitted is not None else None
+        print_json(doc)
+    else:
+        out().print(describe(bench), markup=False, soft_wrap=True)
 
 
 @app.command()
