@@ -121,6 +121,8 @@ def _softened(session: Session, current: Bundle, since: datetime) -> list[Propos
         .join(Reminder, Reminder.id == EditExample.reminder_id)
         .join(Customer, Customer.id == Reminder.customer_id)
         .where(EditExample.created_at >= since)
+        # an edit of a message in another language says nothing of the English template
+        .where(Reminder.language.is_(None))
         .order_by(EditExample.created_at.desc(), EditExample.id.desc())
     ).all()
     groups: dict[tuple[str, str], list[tuple[EditExample, Reminder, Customer]]] = defaultdict(list)
