@@ -19,7 +19,6 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from statistics import median
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -132,7 +131,6 @@ def fit_model(
     exposure, events, touch = _count(history, as_of, business_days)
     touch_days = sum(n for n, _ in touch.values())
     observed = _observed(history, as_of)
-    terms = _terms(history)
     notes: list[str] = []
     model = defaults
     if paid < MIN_PAID:
@@ -151,37 +149,60 @@ def fit_model(
         touch_days=touch_days,
         notes=notes,
         history=observed,
-        with_fitted=implied(model, terms, business_days),
-        with_defaults=implied(defaults, terms, business_days),
+        with_fitted=implied(model, history, as_of, business_days),
+        with_defaults=implied(defaults, history, as_of, business_days),
         as_of=as_of,
     )
 
 
 def implied(
-    model: BehaviourModel, terms: dict[str, tuple[int, int]], business_days: frozenset[int]
+    model: BehaviourModel,
+    history: list[InvoiceHistory],
+    as_of: date,
+    business_days: frozenset[int],
 ) -> Implied:
-    """Mean days after due (of invoices paid within the horizon) and the share not paid within
-    it, for invoices like the history's: `terms` is per tier (invoices, days from issue to due)."""
-    weight = paid_mass = late_sum = unpaid = 0.0
-    start = date(2026, 1, 5)  # a Monday: the weekday pattern is what matters
-    for tier, (count, term) in terms.items():
-        survive, tier_paid, tier_late = 1.0, 0.0, 0.0
-        for offset in range(HORIZON_DAYS):
-            day = start + timedelta(days=offset)
-            if day.weekday() not in business_days:
-                continue
+    """What the model says of the history's own invoices, each seen for as long as the history
+    saw it (from its issue to `as_of`, at most the horizon): the mean days after due of those
+    paid in that time, and the share of those issued a horizon ago not paid within it. Compared
+    with `_observed`, the same invoices and the same windows, so a recent invoice still open
+    biases neither side."""
+    curves: dict[tuple[str, int, int], tuple[list[float], list[float]]] = {}
+    paid_mass = late_sum = unpaid = 0.0
+    old = 0
+    for item in history:
+        term = (item.due_date - item.issue_date).days
+        key = (item.tier, term, item.issue_date.weekday())
+        if key not in curves:
+            curves[key] = _curve(model, item.tier, term, item.issue_date, business_days)
+        paid, late = curves[key]
+        window = min(HORIZON_DAYS, (as_of - item.issue_date).days)
+        if window <= 0:
+            continue
+        paid_mass += paid[window - 1]
+        late_sum += late[window - 1]
+        if window == HORIZON_DAYS:
+            old += 1
+            unpaid += 1 - paid[window - 1]
+    return Implied(late_sum / paid_mass if paid_mass else None, unpaid / old if old else None)
+
+
+def _curve(
+    model: BehaviourModel, tier: str, term: int, issued: date, business_days: frozenset[int]
+) -> tuple[list[float], list[float]]:
+    """For each day after issue: the chance it is paid by then, and the days after due that
+    payment makes, summed (weighted by its chance)."""
+    survive, paid, late_sum = 1.0, 0.0, 0.0
+    paid_by, late_by = [], []
+    for offset in range(HORIZON_DAYS):
+        if (issued + timedelta(days=offset)).weekday() in business_days:
             late = offset - term
             p = model.pay_probability(tier, late, None, False)
-            tier_paid += survive * p
-            tier_late += survive * p * late
+            paid += survive * p
+            late_sum += survive * p * late
             survive *= 1 - p
-        weight += count
-        paid_mass += count * tier_paid
-        late_sum += count * tier_late
-        unpaid += count * survive
-    if weight == 0:
-        return Implied(None, None)
-    return Implied(late_sum / paid_mass if paid_mass else None, unpaid / weight)
+        paid_by.append(paid)
+        late_by.append(late_sum)
+    return paid_by, late_by
 
 
 def _count(
@@ -288,20 +309,12 @@ def _observed(history: list[InvoiceHistory], as_of: date) -> Implied:
     paid = [
         (h.paid_on - h.due_date).days
         for h in history
-        if h.paid_on is not None and (h.paid_on - h.issue_date).days < HORIZON_DAYS
+        if h.paid_on is not None
+        and h.paid_on < as_of
+        and (h.paid_on - h.issue_date).days < HORIZON_DAYS
     ]
     old = [h for h in history if h.issue_date + timedelta(days=HORIZON_DAYS) <= as_of]
     unpaid = [
         h for h in old if h.paid_on is None or (h.paid_on - h.issue_date).days >= HORIZON_DAYS
     ]
     return Implied(sum(paid) / len(paid) if paid else None, len(unpaid) / len(old) if old else None)
-
-
-def _terms(history: list[InvoiceHistory]) -> dict[str, tuple[int, int]]:
-    """Per tier: how many invoices, and their median days from issue to due (30 without any)."""
-    by_tier: dict[str, list[int]] = defaultdict(list)
-    for item in history:
-        by_tier[item.tier].append((item.due_date - item.issue_date).days)
-    if not by_tier:
-        return {tier: (1, 30) for tier in TIERS}
-    return {tier: (len(days), int(median(days))) for tier, days in by_tier.items()}

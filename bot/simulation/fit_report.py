@@ -20,12 +20,16 @@ def describe_fit(fit: Fit, defaults: BehaviourModel) -> str:
     for name, default, fitted in _rows(fit.model, defaults):
         lines.append(f"{name:32}{default:>12}{fitted:>12}")
     lines += [
-        f"{'':32}{'history':>12}{'fitted':>12}{'defaults':>12}",
+        f"{'The same invoices, as seen:':32}{'history':>12}{'fitted':>12}{'defaults':>12}",
         f"{'Mean days after due (paid)':32}{_days(fit.history):>12}"
         f"{_days(fit.with_fitted):>12}{_days(fit.with_defaults):>12}",
         f"{'Unpaid a year after issue':32}{_share(fit.history):>12}"
         f"{_share(fit.with_fitted):>12}{_share(fit.with_defaults):>12}",
     ]
+    lines.append(
+        "(The models' figures are for invoices like the ledger's, over the days the history saw "
+        "each one, with no reminders.)"
+    )
     lines += [f"Kept: {note}." for note in fit.notes]
     if fit.fitted:
         lines.append("The simulation below runs on the fitted model.")
