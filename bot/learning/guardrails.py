@@ -53,6 +53,7 @@ WHY_LIMIT = 500
 class GuardrailDecision:
     changed: bool
     message: str  # what to tell the person who clicked
+    cancelled: tuple[int, ...] = ()  # reminders a hold cancelled (their cards to redraw)
 
 
 # --- proposing --------------------------------------------------------------------------------
@@ -207,8 +208,9 @@ def approve(
                 customer_id=customer.id,
                 payload={"contact": int(contact_id), "proposal": proposal_id},
             )
+    cancelled: list[int] = []
     if payload.get("hold"):
-        cancel_waiting(session, customer.id, "paused", now)
+        cancelled = cancel_waiting(session, customer.id, "paused", now)
     ask = payload_text(payload, "ask")
     if ask:
         escalations.open_or_add(
@@ -220,7 +222,7 @@ def approve(
             owner=escalations.owner_for(customer, routes),
             actor=by,
         )
-    return GuardrailDecision(True, "")
+    return GuardrailDecision(True, "", tuple(cancelled))
 
 
 def dismiss(

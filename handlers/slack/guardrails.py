@@ -20,6 +20,7 @@ from handlers.slack.payload import (
     submission,
     typed,
 )
+from handlers.slack.reminders import redraw
 from integrations.slack_guardrail import dismiss_modal
 from integrations.slack_ids import Action, Field, Form
 
@@ -55,6 +56,8 @@ def approve(kit: ListenerKit, body: Body) -> None:
             dict(runtime.settings.escalation_routes),
         )
     _answer(kit, proposal_id, channel, message_ts(body), user, decision)
+    if decision.cancelled:  # the reminders a hold cancelled say so on their cards
+        redraw(kit, list(decision.cancelled))
     if decision.changed:  # a person asked for a contact: its thread now (else the sweep posts it)
         escalation_posting.post_new(runtime, kit.slack)
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.core import audit
-from bot.core.models import Contact, Customer, Event
+from bot.core.models import Contact, Customer, Event, Reminder
 from bot.core.runtime import Runtime
 from bot.learning.guardrail_holds import APPROVED, DISMISSED, PROPOSED, RELEASED
 from bot.ledger.upsert import apply_batch
@@ -101,6 +101,11 @@ def test_the_morning_plan_posts_guardrails_after_the_plan_and_they_are_decided_i
     (approved,) = decisions(slack_runtime, APPROVED)
     assert approved.actor == "U0APPROVER"  # the non-approver's click changed nothing
     assert "Approved" in blocks_of(slack_api, ridgeline)
+    with slack_runtime.sessions() as session:  # the hold cancelled today's waiting reminder
+        (reminder,) = session.scalars(select(Reminder).where(Reminder.action == "remind"))
+        assert reminder.state == "cancelled" and reminder.slack_ts
+        card = (str(reminder.slack_channel), reminder.slack_ts)
+    wait_for(lambda: "Cancelled" in blocks_of(slack_api, card))
 
     served.click(Action.GUARDRAIL_APPROVE, str(bounces), user="U0SECOND", message_ts=ridgeline[1])
     wait_for(
