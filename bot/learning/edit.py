@@ -1,6 +1,6 @@
-"""Editing one step of a playbook file in place: a new template or channel order for that step,
-with comments, layout and every other line left as a person wrote them, so a diff shows only the
-change."""
+"""Editing one step of a playbook file in place: a new template, channel order or day for that
+step, or the step dropped, with comments, layout and every other line left as a person wrote
+them, so a diff shows only the change."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ def edit_step(
     *,
     template: str | None = None,
     channels: list[str] | None = None,
+    offset_days: int | None = None,
 ) -> str:
-    """The playbook file with one step's template or channel order changed in place: comments,
+    """The playbook file with one step's template, channel order or day changed in place: comments,
     layout and every other line stay as a person wrote them, so the diff shows only the change."""
     root = yaml.compose(source)
     if root is None:
@@ -41,10 +42,38 @@ def edit_step(
             (item.start_mark.index, item.end_mark.index, _plain(channel))
             for item, channel in zip(node.value, channels, strict=True)
         ]
+    if offset_days is not None:
+        node = _value(step, "offset_days")
+        if not isinstance(node, ScalarNode):
+            raise ValueError(f"step {step_key} of {ladder} has no day to change")
+        edits.append((node.start_mark.index, node.end_mark.index, str(offset_days)))
     text = source
     for start, end, value in sorted(edits, reverse=True):
         text = text[:start] + value + text[end:]
-    _expect(source, text, ladder, step_key, template, channels)
+    _expect(source, text, ladder, step_key, template, channels, offset_days)
+    return text
+
+
+def drop_step(source: str, ladder: str, step_key: str) -> str:
+    """The playbook file without one step of one ladder: the lines that held it go, every other
+    line stays as a person wrote it. Only a step written on lines of its own can be dropped."""
+    root = yaml.compose(source)
+    if root is None:
+        raise ValueError("the playbook file is empty")
+    node = _step_node(root, ladder, step_key)
+    lines = source.splitlines(keepends=True)
+    first, last = node.start_mark.line, node.end_mark.line
+    if not lines[first][: node.start_mark.column].strip() == "-":
+        raise ValueError(f"step {step_key} of {ladder} does not start a line of its own")
+    if lines[last][node.end_mark.column :].strip():
+        raise ValueError(f"step {step_key} of {ladder} shares its last line with something else")
+    text = "".join(lines[:first] + lines[last + 1 :])
+    wanted = parse_playbook(source, "active").model_dump()
+    steps = _ladder_of(wanted, ladder)
+    steps.remove(next(s for s in steps if s["key"] == step_key))
+    _set_ladder(wanted, ladder, steps)
+    if parse_playbook(text, "proposed").model_dump() != wanted:
+        raise ValueError(f"dropping step {step_key} of {ladder} changed more than that step")
     return text
 
 
@@ -55,6 +84,7 @@ def _expect(
     step_key: str,
     template: str | None,
     channels: list[str] | None,
+    offset_days: int | None = None,
 ) -> None:
     """The edited file must say exactly the old playbook with that one change, nothing else."""
     wanted = parse_playbook(before, "active").model_dump()
@@ -62,6 +92,8 @@ def _expect(
         if step["key"] == step_key:
             step["template"] = template if template is not None else step["template"]
             step["channels"] = tuple(channels) if channels is not None else step["channels"]
+            if offset_days is not None:
+                step["offset_days"] = offset_days
     if parse_playbook(after, "proposed").model_dump() != wanted:
         raise ValueError(f"editing step {step_key} of {ladder} changed more than that step")
 
@@ -72,6 +104,15 @@ def _ladder_of(dump: dict[str, Any], ladder: str) -> list[dict[str, Any]]:
         return list(dump["tiers"][tier])
     found = next(s for s in dump["segments"] if s["name"] == segment)
     return list(found["tiers"][tier])
+
+
+def _set_ladder(dump: dict[str, Any], ladder: str, steps: list[dict[str, Any]]) -> None:
+    segment, _, tier = ladder.rpartition("/")
+    if not segment:
+        dump["tiers"][tier] = steps
+        return
+    found = next(s for s in dump["segments"] if s["name"] == segment)
+    found["tiers"][tier] = steps
 
 
 def _value(mapping: Node, key: str) -> Node | None:

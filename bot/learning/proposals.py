@@ -21,7 +21,8 @@ from bot.core.errors import UserError
 from bot.core.models import Event, PlaybookVersion
 from bot.core.runtime import Runtime
 from bot.learning.diff import version_diff
-from bot.learning.rules import WEEKS, Proposal, evaluate
+from bot.learning.proposal import Proposal
+from bot.learning.rules import WEEKS, evaluate
 from bot.learning.versions import activate, ensure_active, propose
 from integrations.base.slack import ProposalView
 

@@ -7,6 +7,9 @@ Each rule has pinned thresholds:
   back into the template's placeholders.
 - channel order: when a step's text messages were followed by a payment within 7 days at least
   twice as often as its emails, with at least 20 of each, propose texting first at that step.
+- timing: move a step to the day its reminders were clearly more often paid within 7 days, or
+  drop a step that did no better than going without it (the evidence and its thresholds are in
+  `bot.learning.timing`).
 
 A proposal is a whole playbook version (the YAML plus the templates it uses, as a PlaybookVersion
 stores them); only those that pass the loader and `arbot playbook check` are returned. Nothing is
@@ -18,9 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -36,9 +37,11 @@ from bot.core.models import (
 )
 from bot.learning.check import check_bundle
 from bot.learning.edit import edit_step
+from bot.learning.proposal import Proposal, ladder_words
 from bot.learning.template_from_edit import edited_template
+from bot.learning.timing_revisions import timing_proposals
 from bot.learning.versions import active_version, bundle_of, load_checked
-from playbooks.loader import TEMPLATE_PARTS, Bundle, PlaybookError, parse_playbook
+from playbooks.loader import TEMPLATE_PARTS, Bundle, PlaybookError
 from playbooks.model import Playbook, Step
 
 log = logging.getLogger(__name__)
@@ -69,26 +72,6 @@ CHANNEL_RATIO = 2.0  # texts paid at least twice as often as emails
 PAID_WITHIN_DAYS = 7
 
 
-@dataclass(frozen=True)
-class Proposal:
-    rule: str  # "softened" | "channel_order"
-    change: str  # what changes, e.g. "softened:strategic:gentle": one waiting proposal per change
-    ladder: str  # "strategic", or "patients/standard" for a segment's ladder
-    step: str
-    rationale: str  # the evidence, in words
-    playbook_yaml: str  # the whole new playbook file
-    templates: dict[str, str]  # every template source it uses ("name/part" -> source)
-    evidence: dict[str, Any] = field(default_factory=dict)  # the numbers behind the rationale
-
-    def bundle(self) -> Bundle:
-        return Bundle(
-            playbook=parse_playbook(self.playbook_yaml, "proposal"),
-            source=self.playbook_yaml,
-            templates=dict(self.templates),
-            label=f"proposal {self.change}",
-        )
-
-
 # --- the rules ------------------------------------------------------------------------------
 
 
@@ -96,7 +79,11 @@ def evaluate(session: Session, today: date, weeks: int = WEEKS) -> list[Proposal
     """Each change the last `weeks` weeks of edits and outcomes support, checked; none stored."""
     current = _current_bundle(session)
     since = datetime.combine(today - timedelta(weeks=weeks), time.min, UTC)
-    found = _softened(session, current, since) + _channel_order(session, current, today, since)
+    found = (
+        _softened(session, current, since)
+        + _channel_order(session, current, today, since)
+        + timing_proposals(session, current, today, since)
+    )
     return [p for p in found if _passes_check(p)]
 
 
@@ -163,7 +150,7 @@ def _template_proposal(
             templates[f"{name}/{part}"] = parts.get(
                 part, current.templates[f"{step.template}/{part}"]
             )
-        who = _who(ladder)
+        who = ladder_words(ladder)
         rationale = (
             f"{count} of the last {SOFTENED_LAST} {_when(step)} messages to {who} were softened "
             f"by approvers. Proposed: template {name} for step {step.key}, written from the edit "
@@ -221,7 +208,7 @@ def _channel_order(
             continue
         order = ("sms", *(c for c in step.channels if c != "sms"))
         rationale = (
-            f"At step {step.key} ({_when(step)}) for {_who(ladder)}, over the last "
+            f"At step {step.key} ({_when(step)}) for {ladder_words(ladder)}, over the last "
             f"{(today - since.date()).days // 7} weeks: {texts_paid} of {texts} text messages "
             f"({texts_paid / texts:.0%}) were followed by a payment within {PAID_WITHIN_DAYS} "
             f"days, against {emails_paid} of {emails} emails ({emails_paid / emails:.0%}). "
@@ -292,11 +279,6 @@ def _step(playbook: Playbook, ladder: str, key: str) -> Step | None:
 
 def _when(step: Step) -> str:
     return "due-day" if step.offset_days == 0 else f"{step.offset_days:+d}"
-
-
-def _who(ladder: str) -> str:
-    segment, _, tier = ladder.rpartition("/")
-    return f"{tier} accounts in segment {segment}" if segment else f"{tier} accounts"
 
 
 def _new_template_name(bundle: Bundle, ladder: str, step_key: str) -> str:

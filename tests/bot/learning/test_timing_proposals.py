@@ -1,0 +1,350 @@
+"""Revisions of when a step is sent and whether it is: fed recorded reminders (sent on given days
+after the due date) and payments (on given days), the weekly look back proposes moving a step to
+the day its reminders were clearly more often paid, or dropping one that did no better than going
+without it, and nothing below each pinned threshold. A proposal is a playbook version like any
+other: it passes the check, is not proposed twice, and approving, rejecting and rolling back
+work."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.core.models import Customer, Invoice, PlaybookVersion, Reminder, ReminderInvoice
+from bot.core.runtime import Runtime
+from bot.learning import proposals, rules, timing
+from bot.learning.check import check_bundle
+from bot.learning.edit import drop_step
+from bot.learning.proposal import Proposal
+from bot.learning.versions import active_version, bundle_of, rollback
+from bot.payments.record import record_payment
+from playbooks.loader import BUNDLED, parse_playbook
+
+TODAY = date(2026, 3, 16)
+DUE = date(2026, 2, 1)  # reminders of the next weeks are within the eight weeks looked back on
+
+
+def remind(
+    session: Session,
+    count: int,
+    paid: int,
+    *,
+    step: str = "plus7",
+    day: int = 7,
+    paid_on_day: int | None = None,
+    channel: str = "email",
+    tier: str = "standard",
+    also: tuple[tuple[str, int], ...] = (),
+) -> None:
+    """`count` invoices due on DUE, each of its own customer, reminded by `step` on `day` (from
+    the due date) and by each (step, day) of `also` before it; the first `paid` of them paid in
+    full on `paid_on_day` (three days after `day` unless given)."""
+    start = session.scalar(select(func.count()).select_from(Customer)) or 0
+    created = datetime.combine(DUE - timedelta(days=30), time(12), UTC)
+    customers = [
+        Customer(
+            source="csv",
+            external_id=f"C-{n}",
+            name=f"Customer {n}",
+            tier=tier,
+            tags=[],
+            created_at=created,
+            updated_at=created,
+        )
+        for n in range(start, start + count)
+    ]
+    session.add_all(customers)
+    session.flush()
+    invoices = [
+        Invoice(
+            customer_id=customer.id,
+            source="csv",
+            external_id=customer.external_id.replace("C-", "I-"),
+            number=customer.external_id.replace("C-", "I-"),
+            issue_date=DUE - timedelta(days=30),
+            due_date=DUE,
+            currency="USD",
+            total=Decimal("500.00"),
+            balance=Decimal("500.00"),
+            created_at=created,
+            updated_at=created,
+        )
+        for customer in customers
+    ]
+    session.add_all(invoices)
+    sent = []
+    for invoice in invoices:
+        for key, sent_day in (*also, (step, day)):
+            sent_at = datetime.combine(DUE + timedelta(days=sent_day), time(15), UTC)
+            reminder = Reminder(
+                customer_id=invoice.customer_id,
+                channel=channel,
+                plan_date=sent_at.date(),
+                step_key=key,
+                state="sent",
+                idempotency_key=f"test:{invoice.number}:{key}",
+                sent_at=sent_at,
+                created_at=sent_at,
+                updated_at=sent_at,
+            )
+            sent.append((reminder, invoice, key))
+    session.add_all([reminder for reminder, _, _ in sent])
+    session.flush()
+    session.add_all(
+        ReminderInvoice(reminder_id=r.id, invoice_id=i.id, step_key=key, due_date=DUE)
+        for r, i, key in sent
+    )
+    paid_on = DUE + timedelta(days=day + 3 if paid_on_day is None else paid_on_day)
+    for invoice in invoices[:paid]:
+        record_payment(
+            session,
+            source="bank",
+            external_id=f"P-{invoice.number}",
+            customer_id=invoice.customer_id,
+            received_on=paid_on,
+            amount=Decimal("500.00"),
+            currency="USD",
+            invoice_ids=[invoice.id],
+            now=datetime.combine(paid_on, time(18), UTC),
+        )
+
+
+def steps_of(proposal: Proposal, ladder: str) -> dict[str, int]:
+    playbook = parse_playbook(proposal.playbook_yaml, "proposal")
+    return {s.key: s.offset_days for name, s in playbook.all_steps() if name == ladder}
+
+
+def seven_against_ten(session: Session) -> None:
+    """The issue's example: +7 emails paid within 7 days 18% of the time, +10 ones 31%."""
+    remind(session, 140, paid=25, day=7)
+    remind(session, 95, paid=29, day=10)
+
+
+# --- moving a step --------------------------------------------------------------------------------
+
+
+def test_reminders_sent_later_and_paid_more_often_propose_moving_the_step_to_that_day(
+    runtime: Runtime,
+) -> None:
+    with runtime.writing() as session:
+        seven_against_ten(session)
+        found = rules.evaluate(session, TODAY)
+    assert [p.change for p in found] == ["timing:standard:plus7:10"]
+    (proposal,) = found
+    assert proposal.rationale.startswith(
+        "Third reminder, 7 days late, for standard accounts, over the last 8 weeks: emails sent "
+        "7 days late were paid in full within 7 days 18% (25 of 140); sent 10 days late (later "
+        "or earlier than planned: holds, the send window, waiting for approval), 31% (29 of 95). "
+        "That is 13 points more (two-proportion test p = 0.02"
+    )
+    assert proposal.rationale.endswith(
+        "Proposed: send this step 10 days late instead of 7 days late."
+    )
+    assert "plus7" not in proposal.rationale
+    assert steps_of(proposal, "standard")["plus7"] == 10
+    assert steps_of(proposal, "transactional")["plus7"] == 7  # another ladder keeps its day
+    assert proposal.evidence == {
+        "from_day": 7,
+        "to_day": 10,
+        "current": [25, 140],
+        "proposed": [29, 95],
+        "p_value": pytest.approx(0.0235, abs=0.0005),
+        "days": 7,
+    }
+    assert all(check.ok for check in check_bundle(proposal.bundle()))
+    changed = [
+        (a, b)
+        for a, b in zip(
+            BUNDLED.read_text().splitlines(), proposal.playbook_yaml.splitlines(), strict=True
+        )
+        if a != b
+    ]
+    assert changed == [
+        (
+            "    - {key: plus7, offset_days: 7, channels: [email, sms], tone: polite, "
+            "template: polite}",
+            "    - {key: plus7, offset_days: 10, channels: [email, sms], tone: polite, "
+            "template: polite}",
+        )
+    ]
+
+
+def test_of_several_better_days_the_one_paid_most_often_is_proposed(runtime: Runtime) -> None:
+    with runtime.writing() as session:
+        seven_against_ten(session)
+        remind(session, 60, paid=27, day=9)  # 45%
+        found = rules.evaluate(session, TODAY)
+    assert [p.change for p in found] == ["timing:standard:plus7:9"]
+    assert "sent 9 days late (" in found[0].rationale and "45% (27 of 60)" in found[0].rationale
+
+
+@pytest.mark.parametrize(
+    ("at_step_day", "paid_there", "at_other_day", "other_day", "paid_other"),
+    [
+        (140, 25, 95, 10, 26),  # 27% against 18%: 9.5 points, not 10
+        (140, 25, 39, 10, 20),  # 39 reminders on the other day: too few
+        (39, 5, 95, 10, 40),  # 39 on the step's own day: too few
+        (40, 8, 40, 10, 13),  # 32% against 20%: 12 points, but p = 0.2
+        (140, 25, 95, 14, 60),  # +14 is the next step's day: the ladder's order stays
+    ],
+)
+def test_no_move_below_any_threshold(
+    runtime: Runtime,
+    at_step_day: int,
+    paid_there: int,
+    at_other_day: int,
+    other_day: int,
+    paid_other: int,
+) -> None:
+    with runtime.writing() as session:
+        remind(session, at_step_day, paid=paid_there, day=7)
+        remind(session, at_other_day, paid=paid_other, day=other_day)
+        assert rules.evaluate(session, TODAY) == []
+
+
+def test_a_payment_eight_days_after_the_reminder_is_not_paid_within_seven(
+    runtime: Runtime,
+) -> None:
+    with runtime.writing() as session:
+        remind(session, 140, paid=25, day=7)
+        remind(session, 95, paid=29, day=10, paid_on_day=18)
+        assert rules.evaluate(session, TODAY) == []
+
+
+def test_the_pinned_test_agrees_with_the_textbook_figures() -> None:
+    a, b = timing.Share(29, 95), timing.Share(25, 140)
+    assert timing.two_proportion_p(a, b) == pytest.approx(0.0235, abs=0.0005)  # z = 2.27
+    assert timing.two_proportion_p(timing.Share(5, 10), timing.Share(50, 100)) == 1.0
+    assert timing.two_proportion_p(timing.Share(0, 10), timing.Share(0, 10)) == 1.0
+    assert timing.gain_high(timing.Share(20, 100), timing.Share(25, 100)) == pytest.approx(
+        0.0656, abs=0.0005
+    )
+
+
+# --- dropping a step ------------------------------------------------------------------------------
+
+
+def with_and_without_plus14(
+    session: Session, with_step: int, paid_with: int, without: int, paid_without: int
+) -> None:
+    """Invoices reminded at +7; some reminded again at +14 (paid on +17), the others not
+    (held back) and still open on +14 (paid on +16)."""
+    remind(session, with_step, paid_with, step="plus14", day=14, also=(("plus7", 7),))
+    remind(session, without, paid_without, step="plus7", day=7, paid_on_day=16)
+
+
+def test_a_step_that_does_no_better_than_going_without_it_is_proposed_for_dropping(
+    runtime: Runtime,
+) -> None:
+    with runtime.writing() as session:
+        with_and_without_plus14(session, 100, 20, 100, 25)
+        found = rules.evaluate(session, TODAY)
+    assert [p.change for p in found] == ["drop_step:standard:plus14"]
+    (proposal,) = found
+    assert proposal.rationale.startswith(
+        "Fourth reminder, 14 days late, for standard accounts, over the last 8 weeks: invoices it "
+        "reminded of were paid in full within 7 days 20% (20 of 100); invoices that had the "
+        "one before (third reminder, 7 days late) but not this one and were still open on its day, "
+        "25% (25 of 100). With 95% confidence it brings fewer than 10 more in 100 invoices paid "
+        "(at most 7;"
+    )
+    assert proposal.rationale.endswith("Proposed: drop this step.")
+    assert steps_of(proposal, "standard") == {
+        "courtesy": -3,
+        "due_today": 0,
+        "plus7": 7,
+        "plus30": 30,
+    }
+    assert steps_of(proposal, "transactional")["plus14"] == 14
+    assert all(check.ok for check in check_bundle(proposal.bundle()))
+
+
+@pytest.mark.parametrize(
+    ("with_step", "paid_with", "without", "paid_without"),
+    [
+        (400, 108, 400, 100),  # the step does better, 27% against 25%, if by fewer than 10
+        (100, 20, 39, 10),  # 39 invoices without it: too few
+        (39, 7, 100, 25),  # 39 with it: too few
+        (40, 8, 40, 10),  # no better, but the interval reaches 13 points
+    ],
+)
+def test_no_drop_below_any_threshold(
+    runtime: Runtime, with_step: int, paid_with: int, without: int, paid_without: int
+) -> None:
+    with runtime.writing() as session:
+        with_and_without_plus14(session, with_step, paid_with, without, paid_without)
+        assert rules.evaluate(session, TODAY) == []
+
+
+def test_the_first_reminder_of_a_ladder_is_never_dropped(runtime: Runtime) -> None:
+    """The strategic ladder's first reminder, against nothing: no proposal whatever its share."""
+    with runtime.writing() as session:
+        remind(session, 100, 0, step="heads_up", day=-7, tier="strategic")
+        assert rules.evaluate(session, TODAY) == []
+
+
+def test_dropping_removes_the_lines_of_that_step_only() -> None:
+    source = BUNDLED.read_text()
+    dropped = drop_step(source, "standard", "plus14")
+    assert dropped.count("\n") == source.count("\n") - 2  # the step spans two lines
+    assert "# The bundled playbook." in dropped
+    with pytest.raises(ValueError, match="no step plus99"):
+        drop_step(source, "standard", "plus99")
+
+
+# --- the proposal's life: stored once, approved, rolled back, rejected ----------------------------
+
+
+def statuses(session: Session) -> dict[int, str]:
+    return dict(session.execute(select(PlaybookVersion.version, PlaybookVersion.status)).all())
+
+
+def test_a_timing_proposal_is_stored_once_and_approving_it_moves_the_step_until_rollback(
+    runtime: Runtime,
+) -> None:
+    with runtime.writing() as session:
+        seven_against_ten(session)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        (version,) = proposals.propose_all(session, TODAY, now)
+        assert proposals.propose_all(session, TODAY, now) == []  # waiting: not twice
+        card = proposals.view_of(session, version.id)
+    assert "-    - {key: plus7, offset_days: 7," in card.diff
+    assert "+    - {key: plus7, offset_days: 10," in card.diff
+    assert card.rationale.startswith("Third reminder, 7 days late")
+    with runtime.writing() as session:
+        decision = proposals.approve(session, version.id, "U0APPROVER", now)
+        assert decision.status == "active"
+        active = active_version(session)
+        assert active is not None
+        assert bundle_of(active).playbook.tiers["standard"][2].offset_days == 10
+        assert rollback(session, "U0APPROVER", now).version == 1
+        back = active_version(session)
+        assert back is not None and back.version == 1
+        assert bundle_of(back).playbook.tiers["standard"][2].offset_days == 7
+
+
+def test_a_rejected_move_is_not_proposed_again_for_eight_weeks(runtime: Runtime) -> None:
+    with runtime.writing() as session:
+        seven_against_ten(session)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        (version,) = proposals.propose_all(session, TODAY, now)
+        assert proposals.reject(session, version.id, "U0APPROVER", now).status == "retired"
+        assert proposals.propose_all(session, TODAY, now + timedelta(weeks=8)) == []
+        again = proposals.propose_all(session, TODAY, now + timedelta(weeks=8, days=1))
+        assert [v.version for v in again] == [3]
+        assert statuses(session) == {1: "active", 2: "retired", 3: "proposed"}
+
+
+def test_the_command_line_shows_a_timing_proposal(runtime: Runtime, cli: Any) -> None:
+    with runtime.writing() as session:
+        seven_against_ten(session)
+    shown = cli("playbook", "suggest", "--dry-run")
+    assert shown.code == 0
+    assert "Proposed: send this step 10 days late instead of 7 days late." in shown.stdout
