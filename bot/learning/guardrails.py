@@ -259,10 +259,14 @@ def release(session: Session, proposal_id: int, by: str, now: datetime) -> Guard
         return GuardrailDecision(
             False, "This guardrail holds nothing back, so there is nothing to release."
         )
-    if not view.holding:
-        who = f" by <@{view.released_by}>" if view.released_by else ""
+    if not view.holding and view.released_by:
         return GuardrailDecision(
-            False, f"The hold on {view.customer_name} was already released{who}."
+            False,
+            f"The hold on {view.customer_name} was already released by <@{view.released_by}>.",
+        )
+    if not view.holding:
+        return GuardrailDecision(
+            False, f"The hold on {view.customer_name} has ended: a new contact was added."
         )
     audit.record(
         session,

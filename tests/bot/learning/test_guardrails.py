@@ -156,6 +156,9 @@ def test_an_approved_bounce_hold_keeps_the_customer_out_of_the_plan_until_a_new_
     with runtime.sessions() as session:
         assert active_holds(session) == {}
         assert guardrails.view_of(session, proposal).holding is False
+    with runtime.writing() as session:
+        late = guardrails.release(session, proposal, "U0APPROVER", clock.now())
+        assert not late.changed and "has ended: a new contact was added" in late.message
 
 
 def test_a_dismissed_guardrail_is_not_proposed_again_for_eight_weeks(
