@@ -227,6 +227,7 @@ def sample_rows(
             "sms_consent": "true" if (has_phone or euro) and rng.random() < 0.6 else "false",
             "never_automate": "true" if tier == "strategic" and rng.random() < 0.15 else "false",
             "tags": ";".join(tags),
+            "language": "de" if euro else "",  # the Berlin customer reads German
         }
         for _ in range(per_customer[index]):
             invoice_no += 1

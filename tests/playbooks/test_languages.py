@@ -236,3 +236,11 @@ def test_playbook_check_says_which_languages_it_checked(cli: Any) -> None:
     result = cli("playbook", "check")
     assert result.code == 0
     assert "Checked in English and in German, Spanish, French." in result.stdout
+
+
+def test_the_sample_ledgers_berlin_customer_reads_german() -> None:
+    from bot.ledger.sample import sample_rows
+
+    languages = {(r["customer_name"], r["language"]) for r in sample_rows(TODAY)}
+    assert ("Nordlicht Messebau GmbH", "de") in languages
+    assert {language for _, language in languages} == {"", "de"}
