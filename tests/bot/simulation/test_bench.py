@@ -94,9 +94,9 @@ def test_when_reminders_change_nothing_every_arm_collects_the_same() -> None:
         pay_on_touch_day={"strategic": 0.0, "standard": 0.0, "transactional": 0.0},
         dispute_after_touch=0.0,
     )
-    result = run_bench(6, [11], inert, ledger(SMALL), ARMS[:1], start_day=START)
+    result = run_bench(DAYS, [11], inert, ledger(SMALL), ARMS[:1], start_day=START)
     with_, without = result.runs["active"][0], result.runs["none"][0]
-    assert with_.messages > 0
+    assert with_.messages > 0 and with_.payments > 0
     assert with_.collected == without.collected and with_.payments == without.payments
 
 
