@@ -144,6 +144,7 @@ def _customer(customer: Customer, contacts: list[Contact] | Any) -> dict[str, An
         "never_automate": customer.never_automate,
         "paused_until": customer.paused_until.isoformat() if customer.paused_until else None,
         "tags": list(customer.tags or []),
+        "language": customer.language,  # BCP 47 tag; null: English
         "contacts": [
             {
                 "name": c.name,
@@ -153,6 +154,7 @@ def _customer(customer: Customer, contacts: list[Contact] | Any) -> dict[str, An
                 "sms_consent": c.sms_consent,
                 "email_opted_out": c.email_opted_out_at is not None,
                 "sms_opted_out": c.sms_opted_out_at is not None,
+                "language": c.language,  # null: the customer's
             }
             for c in contacts
         ],

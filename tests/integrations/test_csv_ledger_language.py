@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +80,15 @@ def test_a_language_given_later_is_stored_and_an_empty_cell_keeps_it(
     session.rollback()
     assert cli("import-csv", str(write(tmp_path / "c.csv", [row()]))).code == 0
     assert session.scalars(select(Contact.language)).one() == "de"
+
+
+def test_status_json_names_the_customers_and_each_contacts_language(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "ledger.csv", [row(language="es")], header=WITH_LANGUAGE)
+    assert cli("import-csv", str(path)).code == 0
+    result = cli("status", "C-1", "--json")
+    assert result.code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["customer"]["language"] == "es"
+    assert [c["language"] for c in document["customer"]["contacts"]] == ["es"]
