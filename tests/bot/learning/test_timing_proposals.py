@@ -7,6 +7,7 @@ work."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,7 +24,9 @@ from bot.learning.edit import drop_step
 from bot.learning.proposal import Proposal
 from bot.learning.versions import active_version, bundle_of, rollback
 from bot.payments.record import record_payment
+from integrations.slack_proposal import proposal_blocks
 from playbooks.loader import BUNDLED, parse_playbook
+from tests.integrations.test_slack_blocks import check_limits
 
 TODAY = date(2026, 3, 16)
 DUE = date(2026, 2, 1)  # reminders of the next weeks are within the eight weeks looked back on
@@ -317,6 +320,9 @@ def test_a_timing_proposal_is_stored_once_and_approving_it_moves_the_step_until_
     assert "-    - {key: plus7, offset_days: 7," in card.diff
     assert "+    - {key: plus7, offset_days: 10," in card.diff
     assert card.rationale.startswith("Third reminder, 7 days late")
+    blocks = proposal_blocks(card)
+    check_limits(blocks)
+    assert "Proposed: send this step 10 days late instead of 7 days late." in json.dumps(blocks)
     with runtime.writing() as session:
         decision = proposals.approve(session, version.id, "U0APPROVER", now)
         assert decision.status == "active"
