@@ -1,5 +1,7 @@
 """How simulated customers behave: the behaviour model the simulation runs against, and reading
-one from a YAML file. Its probabilities are assumptions, not measurements of real customers."""
+one from a YAML file. Its default probabilities are assumptions, not measurements of real
+customers (docs/behaviour/simulation.md lists each with what it implies); `bot.simulation.fit`
+fits them to a ledger's own history."""
 
 from __future__ import annotations
 
