@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot.core.language import formatting_locale
+from bot.core.language import formatting_locale, is_english
 from bot.core.money import format_money
 from bot.core.settings import Settings
 from bot.core.vocabulary import RESOLUTIONS
@@ -280,10 +280,11 @@ class DayPlanner:
                 return
             template = item.step.template or ""
             # The contact's language, else the customer's; English when the template has no
-            # translation for it (the amounts and dates then follow English too).
+            # translation for it (the amounts and dates then follow US English too; a reader of
+            # British English gets the English text with British dates).
             wanted = (item.contact.language if item.contact else None) or customer.language
             language = self.renderer.language_for(template, wanted)
-            item.language = wanted if language else None
+            item.language = wanted if language or (wanted and is_english(wanted)) else None
             try:
                 item.message = self.renderer.render(
                     template, _context(item, rules, day, link), item.channel, language

@@ -244,3 +244,13 @@ def test_the_sample_ledgers_berlin_customer_reads_german() -> None:
     languages = {(r["customer_name"], r["language"]) for r in sample_rows(TODAY)}
     assert ("Nordlicht Messebau GmbH", "de") in languages
     assert {language for _, language in languages} == {"", "de"}
+
+
+def test_a_british_reader_gets_the_english_text_with_british_dates(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    reminder = plan_one(runtime, tmp_path, "en-GB")
+    assert reminder.language == "en-GB"
+    assert reminder.subject == "Checking in on invoice INV-1"
+    assert "3 March 2026" in (reminder.body_text or "")
+    assert "€1,234.56" in (reminder.body_text or "")
