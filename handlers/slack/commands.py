@@ -50,6 +50,7 @@ class Answer:
     cancelled: list[int] = field(default_factory=list)  # reminders whose cards need redrawing
     escalate: bool = False  # an escalation was opened: post it
     report: bool = False  # post the report (charts) to the channel
+    forecast: bool | None = None  # work out the cash forecast and post it (True: with amounts)
 
 
 def on_ar(kit: ListenerKit, ack: Ack, command: dict[str, Any]) -> None:
@@ -67,10 +68,30 @@ def on_ar(kit: ListenerKit, ack: Ack, command: dict[str, Any]) -> None:
         kit.later(post_the_report, user, channel, channel)
     if answer.escalate:
         kit.later(post_escalations, user, channel)
+    if answer.forecast is not None:
+        kit.later(post_forecast, user, channel, channel, user, answer.forecast, answer.share)
 
 
 def post_escalations(kit: ListenerKit) -> None:
     sweep(kit.runtime, kit.slack, links=links_for(kit.runtime.settings))
+
+
+def post_forecast(
+    kit: ListenerKit, channel: str | None, user: str, show_amounts: bool, share: bool
+) -> None:
+    """The cash expected in each of the next 13 weeks (learning from the whole ledger takes
+    seconds on a large one: after the ack), to the person who asked, or to the channel."""
+    from bot.forecasting.cash import cash_forecast
+    from integrations.slack_forecast import forecast_text
+
+    runtime = kit.runtime
+    with runtime.sessions() as session:
+        forecast = cash_forecast(session, runtime.today(), 13, runtime.settings.timezone)
+    text = forecast_text(forecast, show_amounts)
+    if share and channel:
+        kit.slack.client.chat_postMessage(channel=channel, text=text, blocks=text_blocks(text))
+        return
+    kit.tell(channel, user, text, text_blocks(text))
 
 
 def post_the_report(kit: ListenerKit, channel: str) -> None:
@@ -104,7 +125,10 @@ def answer_ar(runtime: Runtime, allows: Allows, command: Command) -> Answer:
         "assign": lambda: _assign(runtime, rest, user, allows),
         "report": lambda: _report(in_finance),
         "held": lambda: _held(runtime),
-        "forecast": lambda: _forecast(runtime, trusted),
+        "forecast": lambda: Answer(
+            mrkdwn("Working out the cash forecast; it follows here in a moment."),
+            forecast=trusted,
+        ),
     }
     if sub not in handlers:
         return Answer(HELP if sub == "help" else mrkdwn("I don't know `", sub, "`.\n", HELP))
@@ -151,16 +175,6 @@ def _habit(runtime: Runtime, external_id: str, today: date) -> str:
     with runtime.sessions() as session:
         customer_id = customers.find_customer(session, external_id).id
         return payment_habit(session, customer_id, today, runtime.settings.timezone)
-
-
-def _forecast(runtime: Runtime, trusted: bool) -> Mrkdwn:
-    """The cash expected in each of the next 13 weeks, per currency (amounts only when trusted)."""
-    from bot.forecasting.cash import cash_forecast
-    from integrations.slack_forecast import forecast_text
-
-    with runtime.sessions() as session:
-        forecast = cash_forecast(session, runtime.today(), 13, runtime.settings.timezone)
-    return forecast_text(forecast, show_amounts=trusted)
 
 
 def _held(runtime: Runtime) -> Mrkdwn:

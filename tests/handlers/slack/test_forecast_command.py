@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,31 +14,48 @@ from integrations.slack_forecast import forecast_text
 from tests.bot.forecasting.history_files import AS_OF, history_ledger
 from tests.support.hostile import HOSTILE_TEXT
 from tests.support.ledger_files import row, write
+from tests.support.slack_requests import wait_for
+
+
+def _told(slack_api: Any, user: str = "U0APPROVER") -> dict[str, Any]:
+    """The forecast, posted after the ack (it learns from the whole ledger), to `user` alone."""
+    return wait_for(
+        lambda: next(
+            (c for c in slack_api.calls("chat.postEphemeral") if c.get("user") == user), None
+        )
+    )
 
 
 def test_ar_forecast_gives_the_weeks_per_currency_in_the_finance_channel(
-    served: Any, cli: Any, tmp_path: Path
+    served: Any, cli: Any, tmp_path: Path, slack_api: Any
 ) -> None:
     history_ledger(tmp_path, cli)
 
     answer = served.command("forecast").json()
+    told = _told(slack_api)
 
     assert answer["response_type"] == "ephemeral"
-    text = answer["text"]
+    assert "Working out the cash forecast" in answer["text"]
+    assert told["channel"] == "C0FINANCE"
+    text = told["text"]
     assert "*Expected cash in, as of 2026-03-16*" in text
     assert text.count("• week of ") == 13
     assert "• week of Mar 30: €" in text and " · $" in text  # each currency in its own column
     assert "1 of 3 open invoices are from customers with no payment history yet" in text
-    assert all(len(b["text"]["text"]) <= 3000 for b in answer["blocks"])
+    blocks = json.loads(told["blocks"]) if isinstance(told["blocks"], str) else told["blocks"]
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks)
 
 
-def test_ar_forecast_elsewhere_shows_no_amounts(served: Any, cli: Any, tmp_path: Path) -> None:
+def test_ar_forecast_elsewhere_shows_no_amounts(
+    served: Any, cli: Any, tmp_path: Path, slack_api: Any
+) -> None:
     history_ledger(tmp_path, cli)
 
-    answer = served.command("forecast", user="U0MEMBER", channel="C0GENERAL").json()
+    served.command("forecast", user="U0MEMBER", channel="C0GENERAL")
+    text = _told(slack_api, "U0MEMBER")["text"]
 
-    assert "shown to approvers and in the finance channel only" in answer["text"]
-    assert "$" not in answer["text"] and "€" not in answer["text"]
+    assert "shown to approvers and in the finance channel only" in text
+    assert "$" not in text and "€" not in text
 
 
 def test_ar_status_says_how_the_customer_usually_pays(
@@ -70,11 +88,24 @@ def test_the_forecast_answer_stays_within_slacks_limits_with_long_hostile_names(
 
 
 def test_ar_forecast_on_a_ledger_with_no_payment_yet_says_so(
-    served: Any, cli: Any, tmp_path: Path
+    served: Any, cli: Any, tmp_path: Path, slack_api: Any
 ) -> None:
     rows = [row(invoice_number="INV-9", due_date="2026-03-01")]
     assert cli("import-csv", str(write(tmp_path / "l.csv", rows))).code == 0
 
-    text = served.command("forecast").json()["text"]
+    served.command("forecast")
+    text = _told(slack_api)["text"]
 
     assert "No invoice of this ledger has been paid yet" in text and "week of" not in text
+
+
+def test_ar_forecast_share_posts_it_in_the_finance_channel(
+    served: Any, cli: Any, tmp_path: Path, slack_api: Any
+) -> None:
+    history_ledger(tmp_path, cli)
+
+    served.command("forecast share")
+    posted = wait_for(lambda: slack_api.calls("chat.postMessage"))
+
+    assert posted[0]["channel"] == "C0FINANCE"
+    assert "• week of Mar 30: €" in posted[0]["text"]
