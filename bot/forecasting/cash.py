@@ -17,12 +17,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.core.bulk_rows import read_rows
 from bot.core.errors import UserError
 from bot.core.models import Customer, Invoice
 from bot.core.money import decimal_str
 from bot.forecasting.history import learn
-from bot.forecasting.model import Prediction
+from bot.forecasting.model import PaymentRecord, Prediction
 
+INV: Any = Invoice.__table__.c
+CUS: Any = Customer.__table__.c
 MAX_WEEKS = 104
 SHARE_PLACES = Decimal("0.000001")
 
@@ -110,26 +113,30 @@ def cash_forecast(session: Session, as_of: date, weeks: int, timezone: str) -> F
     """The forecast as of `as_of` over `weeks` weeks (1 to MAX_WEEKS)."""
     if not 1 <= weeks <= MAX_WEEKS:
         raise UserError(f"--weeks {weeks}: give a number of weeks from 1 to {MAX_WEEKS}")
-    model = learn(session, as_of, timezone)
-    rows = session.execute(
+    query = (
         select(
-            Invoice.number,
-            Invoice.customer_id,
-            Customer.external_id,
-            Customer.name,
-            Invoice.currency,
-            Invoice.balance,
-            Invoice.due_date,
-            Invoice.disputed,
+            INV.number,
+            INV.customer_id,
+            CUS.external_id,
+            CUS.name,
+            INV.currency,
+            INV.balance,
+            INV.due_date,
+            INV.disputed,
         )
-        .join(Customer, Customer.id == Invoice.customer_id)
-        .where(Invoice.status == "open", Invoice.balance > 0, Invoice.issue_date <= as_of)
-        .order_by(Invoice.due_date, Customer.external_id, Invoice.number)
-    ).all()
+        .join(Customer.__table__, CUS.id == INV.customer_id)
+        .where(INV.status == "open", INV.balance > 0, INV.issue_date <= as_of)
+        .order_by(INV.due_date, CUS.external_id, INV.number)
+    )
+    rows = list(read_rows(session, query, shared=(1, 2, 3, 4, 6)))
+    # The open invoices are read once: for the forecast, and as "not paid yet" for the model.
+    still_open = [PaymentRecord(row[1], row[6], None, bool(row[7])) for row in rows]
+    model = learn(session, as_of, timezone, still_open)
     starts = week_starts(as_of, weeks)
     expected: list[dict[str, Decimal]] = [defaultdict(Decimal) for _ in starts]
     invoices = []
     for number, customer_id, external_id, name, currency, balance, due_date, disputed in rows:
+        disputed = bool(disputed)
         invoices.append(
             InvoiceForecast(
                 number,

@@ -224,10 +224,21 @@ class PaymentModel:
         """The probability that the invoice is paid in each week (7 days from each start)."""
         profile = self.profile(customer, disputed)
         opened = (self.as_of - due_date).days
-        return [
-            self.paid_between(profile, opened, (start - due_date).days, (start - due_date).days + 7)
-            for start in week_starts
-        ]
+        since = self.survival(profile, opened)
+        if since <= 0 or not week_starts:
+            return [0.0] * len(week_starts)
+        # Consecutive weeks share their boundaries: one survival a boundary, not three a week.
+        edges = [(start - due_date).days for start in week_starts]
+        edges.append(edges[-1] + 7)
+        left = [self.survival(profile, edge) if edge > opened else since for edge in edges]
+        shares = []
+        for n, start in enumerate(edges[:-1]):
+            end = start + 7
+            if end <= opened or edges[n + 1] != end:  # before today, or weeks not back to back
+                shares.append(self.paid_between(profile, opened, start, end))
+                continue
+            shares.append(min(1.0, max(0.0, (left[n] - left[n + 1]) / since)))
+        return shares
 
     def brought_forward(
         self, customer: Hashable, due_date: date, days: int, disputed: bool = False
