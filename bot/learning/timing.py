@@ -252,6 +252,7 @@ def evidence(
             Reminder.channel,
             Reminder.sent_at,
             ReminderInvoice.invoice_id,
+            ReminderInvoice.step_key.label("invoice_step"),  # the invoice's own step
             ReminderInvoice.due_date,
             Customer.tier,
             Customer.tags,
@@ -279,7 +280,7 @@ def evidence(
         trail = trails.setdefault(
             row.invoice_id, Trail(ladder, row.due_date, paid_on[row.invoice_id], {})
         )
-        trail.sent.setdefault(row.step_key, sent_on)
+        trail.sent.setdefault(row.invoice_step, sent_on)
     touches = []
     window = timedelta(days=PAID_WITHIN_DAYS)
     for reminder_id, invoices in grouped.items():
