@@ -135,20 +135,20 @@ def cash_forecast(session: Session, as_of: date, weeks: int, timezone: str) -> F
     starts = week_starts(as_of, weeks)
     expected: list[dict[str, Decimal]] = [defaultdict(Decimal) for _ in starts]
     invoices = []
+    # Invoices of customers without history that fall due the same day get the same answer.
+    answers: dict[tuple[object, date, bool], tuple[Prediction, list[float]]] = {}
     for number, customer_id, external_id, name, currency, balance, due_date, disputed in rows:
-        disputed = bool(disputed)
-        invoices.append(
-            InvoiceForecast(
-                number,
-                external_id,
-                name,
-                currency,
-                balance,
-                due_date,
-                model.predict(customer_id, due_date, disputed),
+        key = (customer_id if customer_id in model.profiles else None, due_date, bool(disputed))
+        answer = answers.get(key)
+        if answer is None:
+            answer = answers[key] = (
+                model.predict(customer_id, due_date, key[2]),
+                model.week_shares(customer_id, due_date, starts, key[2]),
             )
+        prediction, shares = answer
+        invoices.append(
+            InvoiceForecast(number, external_id, name, currency, balance, due_date, prediction)
         )
-        shares = model.week_shares(customer_id, due_date, starts, disputed)
         for week, share in zip(expected, shares, strict=True):
             if share > 0:
                 week[currency] += balance * Decimal(share).quantize(SHARE_PLACES)
