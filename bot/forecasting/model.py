@@ -306,7 +306,7 @@ def fit(records: Iterable[PaymentRecord], as_of: date) -> PaymentModel:
     # A customer's usual lateness already holds its share of disputes: a disputed invoice is
     # expected `extra` days later than an undisputed one, so later than usual by the rest.
     book_rate = disputed[2] / (disputed[2] + undisputed[2]) if undisputed[2] else 0.0
-    model = PaymentModel(as_of, EMPTY, usual, paid_invoices=undisputed[2] + disputed[2])
+    model = PaymentModel(as_of, EMPTY, usual, paid_invoices=int(undisputed[2] + disputed[2]))
     model.profiles[None] = Profile(usual, 0, (), dispute_lift=round(extra * (1 - book_rate)))
     paid_by = {
         c: [(on, days, age) for on, days, age, _ in rows] for c, rows in paid_rows_by.items()
