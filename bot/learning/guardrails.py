@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 LOCK = "arbot guardrails"
 PROPOSER = "guardrails"
 WHY_LIMIT = 500
+POSTING = "guardrail.posting"  # a job is posting the proposal to Slack now
+CLAIM_FOR = timedelta(minutes=10)  # after which another job may try again
 
 
 @dataclass(frozen=True)
@@ -128,21 +130,18 @@ def propose_today(runtime: Runtime, no_contact: Iterable[int]) -> list[int]:
 
 def post_waiting(runtime: Runtime, slack: GuardrailPort, channel: str) -> list[int]:
     """Post each waiting proposal not yet in Slack (after the morning plan, and from the sweep
-    once the day's plan is all in Slack); a refusal is logged and tried again. Returns the
-    proposals posted."""
-    with runtime.sessions() as session:
-        events = _events(session, (PROPOSED, POSTED, *DECISIONS))  # one read of the log
-        done_with = {proposal_of(e) for e in events if e.kind != PROPOSED}
-        views = [
-            view_of(session, e.id) for e in events if e.kind == PROPOSED and e.id not in done_with
-        ]
+    once the day's plan is all in Slack); a refusal is logged and tried again after CLAIM_FOR.
+    Each is claimed first, so two jobs at once never post one twice. Returns those posted."""
+    with runtime.writing() as session:
+        claimed = _claim_unposted(session, runtime.clock.now())
+        views = [view_of(session, proposal_id) for proposal_id in claimed]
     done = []
     for view in views:
         try:
             where, ts = slack.post_guardrail(channel, view)
         except Exception:
             log.exception(
-                "guardrail proposal %s not posted; tried again tomorrow", view.proposal_id
+                "guardrail proposal %s not posted; the sweep tries again", view.proposal_id
             )
             continue
         with runtime.writing() as session:
@@ -155,6 +154,22 @@ def post_waiting(runtime: Runtime, slack: GuardrailPort, channel: str) -> list[i
             )
         done.append(view.proposal_id)
     return done
+
+
+def _claim_unposted(session: Session, now: datetime) -> list[int]:
+    """The waiting proposals not in Slack and not being posted by another job, claimed."""
+    schema_lock(session, LOCK)
+    events = _events(session, (PROPOSED, POSTED, POSTING, *DECISIONS))  # one read of the log
+    done_with = {proposal_of(e) for e in events if e.kind in (POSTED, *DECISIONS)}
+    busy = {proposal_of(e) for e in events if e.kind == POSTING and e.at > now - CLAIM_FOR}
+    claimed = []
+    for event in events:
+        if event.kind == PROPOSED and event.id not in done_with and event.id not in busy:
+            audit.record(
+                session, now, POSTING, customer_id=event.customer_id, payload={"proposal": event.id}
+            )
+            claimed.append(event.id)
+    return claimed
 
 
 def where_posted(session: Session, proposal_id: int) -> tuple[str, str] | None:

@@ -183,3 +183,22 @@ def test_the_sweep_posts_a_guardrail_slack_did_not_get_once(
     assert len(posted) == 1
     with slack_runtime.sessions() as session:
         assert guardrails.where_posted(session, proposal) == cards(slack_api)["Ridgeline"]
+
+
+def test_a_guardrail_another_job_is_posting_is_left_to_it_until_its_claim_lapses(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path, clock: Any
+) -> None:
+    from datetime import timedelta
+
+    from bot.learning import guardrails
+
+    seed(slack_runtime, tmp_path)
+    (proposal,) = guardrails.propose_today(slack_runtime, [])
+    with slack_runtime.writing() as session:  # another job claims it, then dies before posting
+        assert guardrails._claim_unposted(session, clock.now()) == [proposal]
+    slack = SlackChat(web_client("xoxb-test", slack_api.url))
+    assert guardrails.post_waiting(slack_runtime, slack, "C0FINANCE") == []
+    assert cards(slack_api) == {}
+    clock.advance(guardrails.CLAIM_FOR + timedelta(seconds=1))
+    assert guardrails.post_waiting(slack_runtime, slack, "C0FINANCE") == [proposal]
+    assert list(cards(slack_api)) == ["Ridgeline"]
