@@ -106,6 +106,39 @@ def _ladder_of(dump: dict[str, Any], ladder: str) -> list[dict[str, Any]]:
     return list(found["tiers"][tier])
 
 
+def add_step(source: str, ladder: str, after_key: str, step: dict[str, Any]) -> str:
+    """The playbook file with a new step on a line of its own right after step `after_key` of a
+    ladder, written as a one-line mapping indented like that step; every other line stays."""
+    root = yaml.compose(source)
+    if root is None:
+        raise ValueError("the playbook file is empty")
+    node = _step_node(root, ladder, after_key)
+    lines = source.splitlines(keepends=True)
+    first, last = node.start_mark.line, node.end_mark.line
+    lead = lines[first][: node.start_mark.column]
+    if lead.strip() != "-" or lines[last][node.end_mark.column :].strip():
+        raise ValueError(f"step {after_key} of {ladder} is not on lines of its own")
+    fields = ", ".join(f"{name}: {_flow(value)}" for name, value in step.items())
+    text = "".join([*lines[: last + 1], f"{lead}{{{fields}}}\n", *lines[last + 1 :]])
+    wanted = parse_playbook(source, "active").model_dump()
+    steps = _ladder_of(wanted, ladder)
+    at = next(n for n, s in enumerate(steps) if s["key"] == after_key) + 1
+    added = parse_playbook(text, "proposed").model_dump()
+    steps.insert(at, _ladder_of(added, ladder)[at])
+    _set_ladder(wanted, ladder, steps)
+    if added != wanted or _ladder_of(added, ladder)[at]["key"] != step["key"]:
+        raise ValueError(f"adding a step after {after_key} of {ladder} changed more than that")
+    return text
+
+
+def _flow(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_plain(str(v)) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _plain(str(value)) if isinstance(value, str) else str(value)
+
+
 def _set_ladder(dump: dict[str, Any], ladder: str, steps: list[dict[str, Any]]) -> None:
     segment, _, tier = ladder.rpartition("/")
     if not segment:

@@ -12,7 +12,7 @@ from playbooks.loader import Bundle, parse_playbook
 
 @dataclass(frozen=True)
 class Proposal:
-    rule: str  # "softened" | "channel_order" | "timing" | "drop_step"
+    rule: str  # "softened" | "channel_order" | "timing" | "drop_step" | "add_step"
     change: str  # what changes, e.g. "softened:strategic:gentle": one waiting proposal per change
     ladder: str  # "strategic", or "patients/standard" for a segment's ladder
     step: str

@@ -7,8 +7,9 @@ Each rule has pinned thresholds:
   back into the template's placeholders.
 - channel order: when a step's text messages were followed by a payment within 7 days at least
   twice as often as its emails, with at least 20 of each, propose texting first at that step.
-- timing: move a step to the day its reminders were clearly more often paid within 7 days, or
-  drop a step that did no better than going without it (the evidence and its thresholds are in
+- timing: move a step to the day its reminders were clearly more often paid within 7 days, drop
+  a step that did no better than going without it, or add a reminder halfway through a long gap
+  after which payments waited for the next reminder (the evidence and its thresholds are in
   `bot.learning.timing`).
 
 A proposal is a whole playbook version (the YAML plus the templates it uses, as a PlaybookVersion

@@ -25,7 +25,13 @@ of the 95% interval (Wald) of what the step adds below `DROP_MARGIN` (10 points)
 confidence it brings fewer than 10 more in 100 invoices paid. The first reminder of a ladder has
 nothing before it to compare with and is never dropped; escalations are never dropped.
 
-Adding a step is not proposed.
+Adding a step (kept simple, pinned thresholds): between two reminder steps of a ladder that follow
+each other at least `ADD_MIN_GAP_DAYS` (14) days apart, when the invoices that had the first and
+were still open a week after it were paid, per week of the quiet rest of the gap, less than half
+as often (`ADD_RATIO`) as those reminded by the second were paid in the week after it, with at
+least `ADD_MIN_INVOICES` (40) on each side: payments wait for the next reminder, so a reminder
+halfway (the first one's channels, tone and template) is proposed. A week's rate is worked out
+from the gap's as 1 - (1 - share) ^ (7 / days), as if payments were spread evenly over it.
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ MOVE_MIN_GAIN = 0.10  # paid within 7 days at least 10 points more often on the 
 MOVE_ALPHA = 0.05  # two-sided two-proportion z-test
 DROP_MIN_INVOICES = 40  # invoices on each side: with the step, and without it
 DROP_MARGIN = 0.10  # the step adds fewer than 10 points, at 95% confidence
+ADD_MIN_GAP_DAYS = 14  # between two reminder steps that follow each other
+ADD_MIN_INVOICES = 40  # on each side: open in the gap, and reminded by the next step
+ADD_RATIO = 2.0  # paid in the week after the next reminder at least twice a week of the gap
 Z_95 = 1.959964  # two-sided 95%
 
 
@@ -110,6 +119,22 @@ class Drop:
     with_step: Share
     without: Share
     gain_high: float  # upper end of the 95% interval of what the step adds
+
+
+@dataclass(frozen=True, slots=True)
+class Add:
+    ladder: str
+    before: Step  # the reminder the new one follows, and whose channels, tone and template it uses
+    after: Step
+    place: int  # of `before` among the ladder's reminders
+    day: int
+    gap: Share  # open a week after `before`: paid in the rest of the gap
+    gap_days: int
+    next_week: Share  # reminded by `after`: paid within 7 days of it
+
+    @property
+    def gap_week_rate(self) -> float:
+        return 1 - float((1 - self.gap.rate) ** (7 / self.gap_days))
 
 
 # --- the tests -----------------------------------------------------------------------------------
@@ -203,6 +228,52 @@ def drops(playbook: Playbook, trails: Iterable[Trail], today: date) -> list[Drop
         high = gain_high(with_step, without)
         if high < DROP_MARGIN:
             found.append(Drop(ladder_name, step, place, before, with_step, without, high))
+    return found
+
+
+def additions(playbook: Playbook, trails: Iterable[Trail], today: date) -> list[Add]:
+    """Each long gap between two reminders where payments waited for the second one."""
+    trails = list(trails)
+    window = timedelta(days=PAID_WITHIN_DAYS)
+    found = []
+    for ladder_name, step in playbook.all_steps():
+        placed = _placed(playbook, ladder_name, step.key)
+        if placed is None:
+            continue
+        ladder, index, place = placed
+        after = ladder[index + 1] if index + 1 < len(ladder) else None
+        if after is None or after.action != "remind":
+            continue
+        if after.offset_days - step.offset_days < ADD_MIN_GAP_DAYS:
+            continue
+        quiet_from = step.offset_days + PAID_WITHIN_DAYS
+        gap_paid = gap_of = next_paid = next_of = 0
+        for trail in trails:
+            if trail.ladder != ladder_name or step.key not in trail.sent:
+                continue
+            start = trail.due_date + timedelta(days=quiet_from)
+            end = trail.due_date + timedelta(days=after.offset_days)  # the gap ends the day before
+            if (trail.paid_on is None or trail.paid_on >= start) and end + window < today:
+                gap_of += 1
+                gap_paid += trail.paid_on is not None and trail.paid_on < end
+            sent = trail.sent.get(after.key)
+            if sent is not None and sent + window < today:
+                next_of += 1
+                next_paid += trail.paid_on is not None and sent <= trail.paid_on <= sent + window
+        add = Add(
+            ladder=ladder_name,
+            before=step,
+            after=after,
+            place=place,
+            day=(step.offset_days + after.offset_days) // 2,
+            gap=Share(gap_paid, gap_of),
+            gap_days=after.offset_days - quiet_from,
+            next_week=Share(next_paid, next_of),
+        )
+        if min(gap_of, next_of) < ADD_MIN_INVOICES or next_paid == 0:
+            continue
+        if add.next_week.rate >= ADD_RATIO * add.gap_week_rate:
+            found.append(add)
     return found
 
 

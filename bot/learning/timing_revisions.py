@@ -1,5 +1,6 @@
 """The timing rules' proposals: a step moved to the day its reminders were clearly more often
-paid, or dropped when it did no better than going without it, each as a whole playbook version
+paid, dropped when it did no better than going without it, or a reminder added halfway through a
+long gap after which payments waited for the next reminder, each as a whole playbook version
 with its evidence in words a person reads. The evidence and the pinned thresholds are in
 `bot.learning.timing`; `bot.learning.rules` checks these proposals with its others."""
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.labels import step_label, when
 from bot.learning import timing
-from bot.learning.edit import drop_step, edit_step
+from bot.learning.edit import add_step, drop_step, edit_step
 from bot.learning.proposal import Proposal, ladder_words
 from playbooks.loader import Bundle
 
@@ -23,6 +24,10 @@ def timing_proposals(
     weeks = (today - since.date()).days // 7
     found = [_move(current, move, weeks) for move in timing.moves(current.playbook, touches)]
     found += [_drop(current, drop, weeks) for drop in timing.drops(current.playbook, trails, today)]
+    for add in timing.additions(current.playbook, trails, today):
+        proposal = _add(current, add, weeks)
+        if proposal is not None:
+            found.append(proposal)
     return found
 
 
@@ -90,6 +95,47 @@ def _drop(current: Bundle, drop: timing.Drop, weeks: int) -> Proposal:
             "with": [drop.with_step.paid, drop.with_step.of],
             "without": [drop.without.paid, drop.without.of],
             "gain_high": round(drop.gain_high, 4),
+            "days": timing.PAID_WITHIN_DAYS,
+        },
+    )
+
+
+def _add(current: Bundle, add: timing.Add, weeks: int) -> Proposal | None:
+    key = f"plus{add.day}" if add.day >= 0 else f"minus{-add.day}"
+    if any(name == add.ladder and s.key == key for name, s in current.playbook.all_steps()):
+        return None
+    before = step_label(add.before.key, add.before.offset_days, add.place)
+    after = step_label(add.after.key, add.after.offset_days, add.place + 1)
+    rationale = (
+        f"For {ladder_words(add.ladder)}, over the last {weeks} weeks: of the invoices still open "
+        f"a week after the {before}, {add.gap.words()} were paid in the {add.gap_days} days "
+        f"before the {after} (about {add.gap_week_rate:.0%} a week); of those the {after} "
+        f"reminded of, {add.next_week.words()} were paid within {timing.PAID_WITHIN_DAYS} days "
+        f"of it. Payments wait for the next reminder (the rule asks a week after it at least "
+        f"{timing.ADD_RATIO:g} times a week of the gap, {timing.ADD_MIN_INVOICES} invoices on "
+        f"each side, {timing.ADD_MIN_GAP_DAYS} days or more between the two). Proposed: a "
+        f"reminder {when(add.day)}, like the {before} (same channels, tone and template)."
+    )
+    step = {
+        "key": key,
+        "offset_days": add.day,
+        "channels": list(add.before.channels),
+        "tone": add.before.tone,
+        "template": add.before.template,
+    }
+    return Proposal(
+        rule="add_step",
+        change=f"add_step:{add.ladder}:{key}",
+        ladder=add.ladder,
+        step=key,
+        rationale=rationale,
+        playbook_yaml=add_step(current.source, add.ladder, add.before.key, step),
+        templates=dict(current.templates),
+        evidence={
+            "gap": [add.gap.paid, add.gap.of],
+            "gap_days": add.gap_days,
+            "next_week": [add.next_week.paid, add.next_week.of],
+            "day": add.day,
             "days": timing.PAID_WITHIN_DAYS,
         },
     )

@@ -8,8 +8,10 @@ work."""
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from bot.core.models import Customer, Invoice, PlaybookVersion, Reminder, ReminderInvoice
 from bot.core.runtime import Runtime
-from bot.learning import proposals, rules, timing
+from bot.learning import proposals, rules, timing, versions
 from bot.learning.check import check_bundle
-from bot.learning.edit import drop_step
+from bot.learning.edit import drop_step, edit_step
 from bot.learning.proposal import Proposal
 from bot.learning.versions import active_version, bundle_of, rollback
 from bot.payments.record import record_payment
@@ -354,3 +356,81 @@ def test_the_command_line_shows_a_timing_proposal(runtime: Runtime, cli: Any) ->
     shown = cli("playbook", "suggest", "--dry-run")
     assert shown.code == 0
     assert "Proposed: send this step 10 days late instead of 7 days late." in shown.stdout
+
+
+# --- adding a step --------------------------------------------------------------------------------
+
+
+def second_reminder_on(runtime: Runtime, tmp_path: Path, day: int) -> None:
+    """The active playbook: the bundled one with the standard ladder's +14 step on `day`."""
+    shutil.copytree(BUNDLED.parent / "templates", tmp_path / "templates")
+    path = tmp_path / "playbook.yml"
+    path.write_text(edit_step(BUNDLED.read_text(), "standard", "plus14", offset_days=day))
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        version = versions.propose(session, path, "U0ADMIN", "a longer wait", now)
+        versions.activate(session, version.version, "U0ADMIN", now)
+
+
+def gap_then_reminder(
+    session: Session, day: int, paid_in_gap: int, reminded: int, paid_after: int
+) -> None:
+    """Invoices reminded at +7: `paid_in_gap` of them paid on +16 with nothing more; `reminded`
+    more reminded again on `day`, `paid_after` of those paid three days after."""
+    remind(session, paid_in_gap, paid_in_gap, step="plus7", day=7, paid_on_day=16)
+    remind(session, reminded, paid_after, step="plus14", day=day, also=(("plus7", 7),))
+
+
+def test_payments_that_wait_for_the_next_reminder_propose_one_halfway_through_the_gap(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    second_reminder_on(runtime, tmp_path, 28)
+    with runtime.writing() as session:
+        gap_then_reminder(session, 28, paid_in_gap=10, reminded=90, paid_after=36)
+        found = rules.evaluate(session, TODAY)
+    assert [p.change for p in found] == ["add_step:standard:plus17"]
+    (proposal,) = found
+    assert proposal.rationale == (
+        "For standard accounts, over the last 8 weeks: of the invoices still open a week after "
+        "the third reminder, 7 days late, 10% (10 of 100) were paid in the 14 days before the "
+        "fourth reminder, 28 days late (about 5% a week); of those the fourth reminder, 28 days "
+        "late reminded of, 40% (36 of 90) were paid within 7 days of it. Payments wait for the "
+        "next reminder (the rule asks a week after it at least 2 times a week of the gap, 40 "
+        "invoices on each side, 14 days or more between the two). Proposed: a reminder 17 days "
+        "late, like the third reminder, 7 days late (same channels, tone and template)."
+    )
+    playbook = parse_playbook(proposal.playbook_yaml, "proposal")
+    added = playbook.tiers["standard"][3]
+    assert (added.key, added.offset_days, added.channels, added.tone, added.template) == (
+        "plus17",
+        17,
+        ("email", "sms"),
+        "polite",
+        "polite",
+    )
+    assert [s.key for s in playbook.tiers["standard"]] == [
+        "courtesy",
+        "due_today",
+        "plus7",
+        "plus17",
+        "plus14",
+        "plus30",
+    ]
+    assert all(check.ok for check in check_bundle(proposal.bundle()))
+
+
+@pytest.mark.parametrize(
+    ("day", "paid_in_gap", "reminded", "paid_after"),
+    [
+        (28, 10, 90, 9),  # 10% the week after it, against 5.1% a week of the gap: not twice
+        (28, 1, 39, 20),  # 39 reminded by the next step: too few
+        (20, 10, 90, 36),  # 13 days between the two reminders: no long gap
+    ],
+)
+def test_no_step_is_added_below_any_threshold(
+    runtime: Runtime, tmp_path: Path, day: int, paid_in_gap: int, reminded: int, paid_after: int
+) -> None:
+    second_reminder_on(runtime, tmp_path, day)
+    with runtime.writing() as session:
+        gap_then_reminder(session, day, paid_in_gap, reminded, paid_after)
+        assert rules.evaluate(session, TODAY) == []
