@@ -149,15 +149,15 @@ def describe(bench: Bench) -> str:
         lines += [
             "",
             f"{_TITLES[kind] + (f' ({code})' if code else ''):{LABEL_WIDTH}}"
-            f"{'median':>15}{'10th to 90th':>29}{'vs no follow-up':>40}",
+            f"{'median':>16}{'10th to 90th':>34}{'vs no follow-up':>42}",
         ]
         for key, _label in bench.arms:
             figure = figures[key][name]
             lines.append(
                 f"  {key:{LABEL_WIDTH - 2}}"
-                f"{_show(kind, figure.spread.median if figure.spread else None):>15}"
-                f"{_range(kind, figure.spread):>29}"
-                f"{_versus(kind, figure.versus_none):>40}".rstrip()
+                f"{_show(kind, figure.spread.median if figure.spread else None):>16}"
+                f"{_range(kind, figure.spread):>34}"
+                f"{_versus(kind, figure.versus_none):>42}".rstrip()
             )
     lines += [
         "",
@@ -168,10 +168,10 @@ def describe(bench: Bench) -> str:
     for key, label in bench.arms[1:]:
         runs = bench.runs[key]
         lines.append(
-            f"{label}: per seed, {_median_int([r.replies for r in runs])} replies and "
-            f"{_median_int([r.disputes for r in runs])} disputes (median); "
-            f"{_median_int([r.escalations for r in runs])} accounts went to a person, who does "
-            "nothing in the simulation."
+            f"{label}, per seed (median): replies {_median_int([r.replies for r in runs])}, "
+            f"disputes {_median_int([r.disputes for r in runs])}, accounts handed to a person "
+            f"{_median_int([r.escalations for r in runs])} (a person does nothing in the "
+            "simulation)."
         )
     return "\n".join(lines)
 
