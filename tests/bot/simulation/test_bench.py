@@ -141,3 +141,11 @@ def test_seeds_run_from_the_first_and_a_silly_count_is_refused() -> None:
 def test_a_bench_refuses_a_silly_number_of_days() -> None:
     with pytest.raises(UserError, match="between 1 and 730 days"):
         run_bench(0, [1], BehaviourModel(), ledger(SMALL), [])
+
+
+def test_seeds_run_in_a_process_pool_give_the_same_figures() -> None:
+    tiny = ledger(sample_rows(START, customers=4, invoices=10, seed=7))
+    alone = run_bench(1, [5, 6], BehaviourModel(), tiny, ARMS[:1], start_day=START)
+    pooled = run_bench(1, [5, 6], BehaviourModel(), tiny, ARMS[:1], start_day=START, workers=2)
+    assert pooled == alone
+    assert sum(run.messages for run in pooled.runs["active"]) > 0
