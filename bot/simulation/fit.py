@@ -31,7 +31,7 @@ MIN_PAID = 30  # paid invoices needed to fit anything
 MIN_TIER_PAID = 10  # paid invoices a tier needs for its own daily rate
 MIN_TOUCH_DAYS = 50  # reminder-days needed to measure a reminder's effect
 HORIZON_DAYS = 365  # "never paid": not paid within this many days of issue
-FOLLOWED_DAYS = 730  # an invoice is followed for at most this many days after issue
+FOLLOWED_DAYS = 730  # invoices issued this many days back at most, followed as long at most
 HALVING_GRID = (10, 15, 20, 30, 45, 60, 90, 120, 180, 365, 730, 3650)
 BEFORE_DUE_GRID = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 TIERS = ("strategic", "standard", "transactional")
@@ -70,7 +70,8 @@ class Fit:
 
 
 def read_history(session: Session, as_of: date, timezone: str) -> list[InvoiceHistory]:
-    """Every open or paid invoice issued before `as_of`: its customer's tier, its dates, the
+    """Every open or paid invoice issued in the two years before `as_of` (recent habits, and a
+    bounded read): its customer's tier, its dates, the
     day it was paid (the latest payment allocated to it, else the day arbot saw it paid), and
     the days a reminder about it went out. Void and written-off invoices say nothing of when a
     customer pays and are left out."""
@@ -100,7 +101,11 @@ def read_history(session: Session, as_of: date, timezone: str) -> list[InvoiceHi
             Invoice.paid_at,
         )
         .join(Customer, Customer.id == Invoice.customer_id)
-        .where(Invoice.status.in_(("open", "paid")), Invoice.issue_date < as_of)
+        .where(
+            Invoice.status.in_(("open", "paid")),
+            Invoice.issue_date < as_of,
+            Invoice.issue_date >= as_of - timedelta(days=FOLLOWED_DAYS),
+        )
         .order_by(Invoice.id)
     ).all()
     history = []
