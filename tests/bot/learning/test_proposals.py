@@ -89,7 +89,16 @@ def plan_strategic(runtime: Runtime, tmp_path: Path, customers: int) -> list[int
         apply_batch(session, read_ledger_csv(write(tmp_path / "ledger.csv", rows)), now)
         run = run_plan(session, PlanRules.from_settings(runtime.settings), TODAY, now, False)
     assert {item.step.key for item in run.plan.items} == {"gentle"}
-    return sorted(run.reminder_ids.values())
+    with runtime.sessions() as session:  # in invoice order: the plan orders by expected effect
+        covers = dict(
+            session.execute(
+                select(Invoice.number, ReminderInvoice.reminder_id).join(
+                    ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id
+                )
+            ).all()
+        )
+    assert sorted(covers.values()) == sorted(run.reminder_ids.values())
+    return [covers[f"INV-{100 + n}"] for n in range(customers)]
 
 
 def softer(n: int) -> tuple[str, str]:
