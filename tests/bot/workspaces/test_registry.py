@@ -231,7 +231,7 @@ def test_the_command_line_works_on_the_workspace_arbot_workspace_names(
     # simulate follows the workspace's rules: its day starts in its own timezone
     assert cli("workspace", "set", BETA, "ARBOT_TIMEZONE=Pacific/Kiritimati").code == 0
     monkeypatch.setenv("ARBOT_WORKSPACE", BETA)
-    simulated = cli("simulate", "--days", "1", "--customers", "3")
+    simulated = cli("simulate", "--days", "1", "--customers", "3", "--seeds", "1", "--workers", "1")
     assert simulated.code == 0 and "(2026-03-17 to 2026-03-17)" in simulated.stdout
 
 
