@@ -76,34 +76,51 @@ class DaysLate:
 EMPTY = DaysLate((), ())
 
 
-def kaplan_meier(observations: Iterable[tuple[int, bool, float]]) -> DaysLate:
-    """(days late or days open so far, paid?, weight) -> the Kaplan-Meier distribution. An open
-    invoice observed at t days is at risk at t (it may still be paid that day)."""
-    events: dict[int, float] = defaultdict(float)
-    leaving: dict[int, float] = defaultdict(float)  # weight leaving the risk set after each day
-    total = 0.0
-    for days, paid, weight in observations:
+class Tally:
+    """Kaplan-Meier's input summed by day: the weight leaving the risk set after each day, and
+    how much of it was paid that day. Memory grows with the days seen, not the invoices."""
+
+    __slots__ = ("events", "leaving")
+
+    def __init__(self) -> None:
+        self.events: dict[int, float] = defaultdict(float)
+        self.leaving: dict[int, float] = defaultdict(float)
+
+    def add(self, days: int, paid: bool, weight: float) -> None:
         if weight <= 0:
-            continue
-        total += weight
-        leaving[days] += weight
+            return
+        self.leaving[days] += weight
         if paid:
-            events[days] += weight
-    if total <= 0 or not events:
-        return EMPTY
-    at_risk, surviving, mass = total, 1.0, 0.0
-    days_out: list[int] = []
-    cumulative: list[float] = []
-    for day in sorted(leaving):
-        paid_weight = events.get(day, 0.0)
-        if paid_weight > 0 and at_risk > 0:
-            step = surviving * paid_weight / at_risk
-            surviving -= step
-            mass += step
-            days_out.append(day)
-            cumulative.append(min(mass, 1.0))
-        at_risk -= leaving[day]
-    return DaysLate(tuple(days_out), tuple(cumulative))
+            self.events[days] += weight
+
+    def distribution(self) -> DaysLate:
+        """The Kaplan-Meier distribution. An open invoice observed at t days is at risk at t
+        (it may still be paid that day)."""
+        events, leaving = self.events, self.leaving
+        at_risk = sum(leaving.values())
+        if at_risk <= 0 or not events:
+            return EMPTY
+        surviving, mass = 1.0, 0.0
+        days_out: list[int] = []
+        cumulative: list[float] = []
+        for day in sorted(leaving):
+            paid_weight = events.get(day, 0.0)
+            if paid_weight > 0 and at_risk > 0:
+                step = surviving * paid_weight / at_risk
+                surviving -= step
+                mass += step
+                days_out.append(day)
+                cumulative.append(min(mass, 1.0))
+            at_risk -= leaving[day]
+        return DaysLate(tuple(days_out), tuple(cumulative))
+
+
+def kaplan_meier(observations: Iterable[tuple[int, bool, float]]) -> DaysLate:
+    """(days late or days open so far, paid?, weight) -> the Kaplan-Meier distribution."""
+    tally = Tally()
+    for days, paid, weight in observations:
+        tally.add(days, paid, weight)
+    return tally.distribution()
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,76 +289,110 @@ def _decay(half_life_days: float) -> Callable[[int], float]:
 
 def fit(records: Iterable[PaymentRecord], as_of: date) -> PaymentModel:
     """Learn from invoices paid before `as_of` and those still open on it (censored); invoices
-    paid on or after `as_of` are treated as open, as they were on that day.
+    paid on or after `as_of` are treated as open, as they were on that day."""
+    records = list(records)
+    learner = Learner(as_of, records)
+    for record in records:
+        if record.paid_on is None:
+            learner.add_open(record.customer, record.due_date, record.disputed)
+    return learner.model()
+
+
+class Learner:
+    """The model learned in two steps, so that open invoices need not be held: the paid ones
+    first (`records`: those not paid before `as_of` among them count as open), then each open
+    invoice as it is read (`add_open`; the plan feeds them while it reads its customers), then
+    `model()`.
 
     A customer's usual lateness is the recency-weighted mean of its paid invoices' days late,
     shrunk toward the book's by PRIOR_INVOICES; the spread is the Kaplan-Meier distribution of
     every invoice's days late less its customer's usual lateness (open invoices censored)."""
-    # Days late, age, disputed? Paid ones with their day, open ones with their days so far.
-    paid_rows_by: dict[Hashable, list[tuple[date, int, int, bool]]] = defaultdict(list)
-    open_rows_by: dict[Hashable, list[tuple[int, int, bool]]] = defaultdict(list)
-    customer_weight = _decay(CUSTOMER_HALF_LIFE_DAYS)
-    book_weight_of = _decay(PORTFOLIO_HALF_LIFE_DAYS)
-    sums = {False: [0.0, 0.0, 0], True: [0.0, 0.0, 0]}  # disputed? -> weight, total, count
-    for record in records:
-        due = record.due_date
-        age = max((as_of - due).days, 0)
-        paid_on = record.paid_on
-        if paid_on is not None and paid_on < as_of:
+
+    def __init__(self, as_of: date, records: Iterable[PaymentRecord]) -> None:
+        self.as_of = as_of
+        self.customer_weight = _decay(CUSTOMER_HALF_LIFE_DAYS)
+        self.book_weight = _decay(PORTFOLIO_HALF_LIFE_DAYS)
+        paid_rows_by: dict[Hashable, list[tuple[date, int, int, bool]]] = defaultdict(list)
+        paid_later: list[PaymentRecord] = []  # paid on or after `as_of`: open on that day
+        sums = {False: [0.0, 0.0, 0], True: [0.0, 0.0, 0]}  # disputed? -> weight, total, count
+        for record in records:
+            paid_on = record.paid_on
+            if paid_on is None:
+                continue
+            if paid_on >= as_of:
+                paid_later.append(record)
+                continue
+            due = record.due_date
+            age = max((as_of - due).days, 0)
             days = (paid_on - due).days
             paid_rows_by[record.customer].append((paid_on, days, age, record.disputed))
-            weight = book_weight_of(age)
+            weight = self.book_weight(age)
             figures = sums[record.disputed]
             figures[0] += weight
             figures[1] += weight * days
             figures[2] += 1
-        else:
-            open_rows_by[record.customer].append(((as_of - due).days, age, record.disputed))
-    extra = 0
-    undisputed, disputed = sums[False], sums[True]
-    if disputed[2] >= MIN_DISPUTED and undisputed[0]:
-        extra = max(0, round(disputed[1] / disputed[0] - undisputed[1] / undisputed[0]))
-    book_weight = undisputed[0] + disputed[0]
-    usual = round((undisputed[1] + disputed[1]) / book_weight) if book_weight else 0
-    # A customer's usual lateness already holds its share of disputes: a disputed invoice is
-    # expected `extra` days later than an undisputed one, so later than usual by the rest.
-    book_rate = disputed[2] / (disputed[2] + undisputed[2]) if undisputed[2] else 0.0
-    model = PaymentModel(as_of, EMPTY, usual, paid_invoices=int(undisputed[2] + disputed[2]))
-    model.profiles[None] = Profile(usual, 0, (), dispute_lift=round(extra * (1 - book_rate)))
-    paid_by = {
-        c: [(on, days, age) for on, days, age, _ in rows] for c, rows in paid_rows_by.items()
-    }
-    open_by = {c: [(days, age) for days, age, _ in rows] for c, rows in open_rows_by.items()}
-    spread: list[tuple[int, bool, float]] = []
-    for customer, paid_rows in paid_by.items():
-        n = total = 0.0
-        for _, days, age in paid_rows:
-            weight = customer_weight(age)
-            n += weight
-            total += weight * days
-        shift = round((total + PRIOR_INVOICES * usual) / (n + PRIOR_INVOICES))
-        still_open = open_by.get(customer, [])
-        own = [(days, True, customer_weight(age)) for _, days, age in paid_rows]
-        own += [(days, False, customer_weight(age)) for days, age in still_open]
-        recent = sorted(paid_rows_by[customer], reverse=True)[:RECENT_INVOICES]
-        rate = (sum(d for *_, d in paid_rows_by[customer]) + PRIOR_INVOICES * book_rate) / (
-            len(paid_rows) + PRIOR_INVOICES
+        extra = 0
+        undisputed, disputed = sums[False], sums[True]
+        if disputed[2] >= MIN_DISPUTED and undisputed[0]:
+            extra = max(0, round(disputed[1] / disputed[0] - undisputed[1] / undisputed[0]))
+        book_weight = undisputed[0] + disputed[0]
+        usual = round((undisputed[1] + disputed[1]) / book_weight) if book_weight else 0
+        # A customer's usual lateness already holds its share of disputes: a disputed invoice is
+        # expected `extra` days later than an undisputed one, so later than usual by the rest.
+        book_rate = disputed[2] / (disputed[2] + undisputed[2]) if undisputed[2] else 0.0
+        self.usual = usual
+        self.paid_invoices = int(undisputed[2] + disputed[2])
+        self.spread = Tally()
+        self.profiles: dict[Hashable, Profile] = {
+            None: Profile(usual, 0, (), dispute_lift=round(extra * (1 - book_rate)))
+        }
+        self.own: dict[Hashable, Tally] = {}
+        for customer, rows in paid_rows_by.items():
+            n = total = 0.0
+            own = self.own[customer] = Tally()
+            for _, days, age, _ in rows:
+                weight = self.customer_weight(age)
+                n += weight
+                total += weight * days
+                own.add(days, True, weight)
+            shift = round((total + PRIOR_INVOICES * usual) / (n + PRIOR_INVOICES))
+            for _, days, age, _ in rows:
+                self.spread.add(days - shift, True, self.book_weight(age))
+            rows.sort(reverse=True)
+            rate = (sum(d for *_, d in rows) + PRIOR_INVOICES * book_rate) / (
+                len(rows) + PRIOR_INVOICES
+            )
+            self.profiles[customer] = Profile(
+                shift,
+                len(rows),
+                tuple(days for _, days, _, _ in rows[:RECENT_INVOICES]),
+                weight=n / (n + OWN_PRIOR_INVOICES),
+                dispute_lift=round(extra * (1 - rate)),
+            )
+        for record in paid_later:
+            self.add_open(record.customer, record.due_date, record.disputed)
+
+    def add_open(self, customer: Hashable, due_date: date, disputed: bool = False) -> None:
+        """An invoice open on the as-of day: not paid in its first days (as many as so far)."""
+        days = (self.as_of - due_date).days
+        age = max(days, 0)
+        profile = self.profiles.get(customer)
+        if profile is None:  # no payment yet: the book's usual lateness
+            self.spread.add(days - self.usual, False, self.book_weight(age))
+            return
+        self.spread.add(days - profile.shift, False, self.book_weight(age))
+        self.own[customer].add(days, False, self.customer_weight(age))
+
+    def model(self) -> PaymentModel:
+        model = PaymentModel(
+            self.as_of, self.spread.distribution(), self.usual, paid_invoices=self.paid_invoices
         )
-        model.profiles[customer] = Profile(
-            shift,
-            len(paid_rows),
-            tuple(days for _, days, _, _ in recent),
-            own=kaplan_meier(own),
-            weight=n / (n + OWN_PRIOR_INVOICES),
-            dispute_lift=round(extra * (1 - rate)),
-        )
-        spread.extend((days - shift, True, book_weight_of(age)) for _, days, age in paid_rows)
-        spread.extend((days - shift, False, book_weight_of(age)) for days, age in still_open)
-    for customer, still_open in open_by.items():
-        if customer not in paid_by:  # no payment yet: the book's usual lateness
-            spread.extend((days - usual, False, book_weight_of(age)) for days, age in still_open)
-    model.spread = kaplan_meier(spread)
-    return model
+        for customer, profile in self.profiles.items():
+            own = self.own.get(customer)
+            model.profiles[customer] = (
+                replace(profile, own=own.distribution()) if own is not None else profile
+            )
+        return model
 
 
 def usual_lateness(model: PaymentModel, customer: Hashable) -> str:

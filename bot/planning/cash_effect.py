@@ -20,8 +20,8 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from bot.forecasting.history import learn
-from bot.forecasting.model import PaymentModel, PaymentRecord
+from bot.forecasting.history import payment_records
+from bot.forecasting.model import Learner, PaymentModel
 from bot.planning.facts import CustomerFacts
 from bot.planning.planner import PlanItem
 
@@ -64,20 +64,17 @@ def by_cash_effect(items: list[PlanItem], model: PaymentModel) -> list[PlanItem]
 
 
 class CashEffectOrder:
-    """The plan's order, learned while the plan reads its customers: each open invoice the plan
-    reads is remembered (customer, due date), so only paid invoices are read again to learn."""
+    """The plan's order, learned while the plan reads its customers: the paid invoices are read
+    first, then each open invoice the plan reads is counted as it goes by (none is kept)."""
 
-    def __init__(self, day: date, timezone: str) -> None:
-        self.day, self.timezone = day, timezone
-        self.open_invoices: list[PaymentRecord] = []
+    def __init__(self, session: Session, day: date, timezone: str) -> None:
+        self.day = day
+        self.learner = Learner(day, payment_records(session, day, timezone, paid_only=True))
 
     def see(self, customer: CustomerFacts) -> None:
-        self.open_invoices.extend(
-            PaymentRecord(customer.id, invoice.due_date, None, invoice.disputed)
-            for invoice in customer.invoices
-            if invoice.issue_date <= self.day
-        )
+        for invoice in customer.invoices:
+            if invoice.issue_date <= self.day:
+                self.learner.add_open(customer.id, invoice.due_date, invoice.disputed)
 
-    def apply(self, session: Session, items: list[PlanItem]) -> list[PlanItem]:
-        model = learn(session, self.day, self.timezone, self.open_invoices)
-        return by_cash_effect(items, model)
+    def apply(self, items: list[PlanItem]) -> list[PlanItem]:
+        return by_cash_effect(items, self.learner.model())

@@ -65,7 +65,7 @@ def run_plan(
     planner = DayPlanner(
         history, bundle.playbook, rules, day, now, Renderer(bundle.templates), link_for
     )
-    order = CashEffectOrder(day, rules.business_timezone)
+    order = CashEffectOrder(session, day, rules.business_timezone)
     for customer in plan_data.stream_customers(session):
         order.see(customer)
         planner.add(customer)
@@ -75,7 +75,7 @@ def run_plan(
     if writer is not None:
         # Stored in the order the cards are posted within a tier (bot/planning/cash_effect.py),
         # WRITE_EVERY at a time; the payment model is learned once for the whole plan.
-        ordered = order.apply(session, planner.plan.items)
+        ordered = order.apply(planner.plan.items)
         for end in range(WRITE_EVERY, len(ordered) + WRITE_EVERY, WRITE_EVERY):
             writer.write(ordered[:end])
     ids = writer.ids if writer is not None else {}
