@@ -270,7 +270,7 @@ def test_a_scripted_monday_in_slack(
         sync(rt, ledger_rows(), tmp_path)
         calendar = business_days(slack_settings)
 
-        # --- 08:00 … 10:00: the morning plan, Slack answering 500 after the header and 2 messages
+        # --- 10:00: the morning plan, Slack answering HTTP 500 after the header and two messages
         slack_api.server_error_next("chat.postMessage", after=3)
         with pytest.raises(UserError) as refused:
             morning_plan(rt, calendar, "replica-1")
