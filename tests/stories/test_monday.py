@@ -512,6 +512,7 @@ def test_a_scripted_monday_in_slack(
         assert instalment.customer_id == customer_of(rt, f"C-{DISPUTED_AT}")
         assert "&lt;!channel&gt; &amp; Co" in json.dumps(friday["blocks"])  # held, and why
         assert "on a payment plan" in json.dumps(friday["blocks"])
+        assert instalment.slack_ts is not None
         card = next(m for m in slack_api.messages.values() if m["ts"] == instalment.slack_ts)
         fields = [f["text"] for b in card["blocks"] for f in b.get("fields") or []]
         assert "*Asks for*\n$400.00" in fields  # the instalment, not the $800.00 it is part of
