@@ -82,6 +82,9 @@ class Resolution(StrEnum):
 
 # Who approved a reminder the playbook lets go without a person (`approved_by`): nothing to undo.
 AUTO_APPROVER = "playbook"
+# Who approved a reminder of a step that earned trust (bot/learning/trust.py): a person approved
+# the playbook version that made the step auto-approve; the reminder can still be undone.
+TRUSTED_APPROVER = "arbot (trusted step)"
 # The step of a reminder a person wrote from an escalation's thread (bot/escalations/reply.py).
 THREAD_REPLY = "thread_reply"
 
