@@ -208,8 +208,16 @@ def command_of(command: Body) -> Command:
     if text is not None and not isinstance(text, str):
         raise OddPayload("text is not text")
     return Command(
-        _text(command.get("user_id"), "user_id"), _plain(command.get("channel_id")), text or ""
+        _text(command.get("user_id"), "user_id"),
+        _plain(command.get("channel_id")),
+        _as_typed(text or ""),
     )
+
+
+def _as_typed(text: str) -> str:
+    """What the person typed: Slack sends a command's text with `&`, `<` and `>` escaped (its
+    control characters), so `/ar status Smith & Sons` arrives as `Smith &amp; Sons`."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def event_text(event: Body, key: str) -> str | None:

@@ -31,6 +31,17 @@ def test_ar_status_elsewhere_for_a_non_approver_shows_no_amounts(
     assert "shown to approvers and in the finance channel only" in answer["text"]
 
 
+def test_ar_status_reads_the_name_as_typed_though_slack_escapes_it(
+    posted: Runtime, served: Any
+) -> None:
+    """Slack sends `&`, `<` and `>` of a command's text as `&amp;`, `&lt;` and `&gt;`."""
+    with posted.writing() as session:
+        customer = session.scalars(select(Customer).where(Customer.external_id == "C-1")).one()
+        customer.name = "Smith & Sons <West>"
+    answer = served.command('status "Smith &amp; Sons &lt;West&gt;"').json()["text"]
+    assert "*Smith &amp; Sons &lt;West&gt;* (C-1)" in answer
+
+
 def test_ar_status_suggests_near_misses(posted: Runtime, served: Any) -> None:
     answer = served.command("status Custmer 1x").json()
     assert "Did you mean" in answer["text"]
