@@ -176,6 +176,25 @@ class Settings(BaseSettings):
     # Where SNS signing certificates and subscription URLs may come from instead of
     # https://sns.<region>.amazonaws.com (tests point it at a local server).
     sns_api_url: str | None = Field(None, validation_alias=_env("SNS_API_URL"))
+    # A message an SES receipt rule stored in S3 is read with these (s3:GetObject on the
+    # bucket); unset, such a message is kept for a person. The region is the bucket's (default:
+    # the SNS topic's region); S3_API_URL replaces https://<bucket>.s3.<region>.amazonaws.com
+    # (path-style, or virtual-hosted when it contains {bucket}); for tests and S3-compatible stores.
+    ses_s3_access_key_id: str | None = Field(None, validation_alias=_env("SES_S3_ACCESS_KEY_ID"))
+    ses_s3_secret_access_key: SecretStr | None = Field(
+        None, validation_alias=_env("SES_S3_SECRET_ACCESS_KEY")
+    )
+    ses_s3_session_token: SecretStr | None = Field(
+        None, validation_alias=_env("SES_S3_SESSION_TOKEN")
+    )
+    ses_s3_region: str | None = Field(None, validation_alias=_env("SES_S3_REGION"))
+    s3_api_url: str | None = Field(None, validation_alias=_env("S3_API_URL"))
+    # While a notification is younger than this, an S3 read that failed for a passing reason
+    # (5xx, timeout) answers SNS 503 so that SNS delivers it again (by default 3 more times,
+    # 20 s apart); older, it is kept for a person. 0: keep it at once.
+    ses_s3_retry_seconds: int = Field(
+        30, ge=0, le=3600, validation_alias=_env("SES_S3_RETRY_SECONDS")
+    )
 
     # SMS
     twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
