@@ -127,6 +127,34 @@ def receive_sms(
     return result
 
 
+def keep_unfetched(
+    runtime: Runtime,
+    notice: bytes | str,
+    why: str,
+    *,
+    sender: str = "",
+    subject: str | None = None,
+    slack: SlackOut | None,
+) -> InboundResult:
+    """An email arbot was told of but could not fetch (a message a mail service stored elsewhere):
+    the notice is kept for a person, `why` (where the message is and why it was not read, in
+    words) as its text, and the finance channel told."""
+    with runtime.writing() as session:
+        result = keep_unreadable(
+            session,
+            "email",
+            notice,
+            runtime.clock.now(),
+            why,
+            sender=sender,
+            subject=subject,
+            text=why,
+        )
+    log.warning("inbound email %s kept for a person: %s", result.message_id, why)
+    tell_slack(runtime, result, slack)
+    return result
+
+
 def _keep(
     runtime: Runtime,
     channel: str,
