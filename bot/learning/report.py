@@ -262,7 +262,9 @@ with at least {{ min_customers }} customers behind the figure in each group; oth
 {% endif %}
 
 <h2>Cash expected in the coming weeks</h2>
-{% if report.forecast and report.forecast.invoices %}
+{% if report.forecast and report.forecast.nothing_learned %}
+<p>{{ report.forecast.nothing_learned }}</p>
+{% elif report.forecast and report.forecast.invoices %}
 {% set open_balance = report.forecast.open_balance() %}
 <table>
 <caption>Expected cash in, week by week (from how each customer has paid;

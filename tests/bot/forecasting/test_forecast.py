@@ -178,3 +178,15 @@ def test_a_ledger_with_no_payment_yet_says_there_is_nothing_to_learn_from(
     assert "No invoice of this ledger has been paid yet" in " ".join(shown.stdout.split())
     assert doc["invoices"][0]["basis"] == "portfolio"
     assert all(week["expected"] == {} for week in doc["weeks"])
+
+
+@pytest.mark.slow  # the report draws its charts
+def test_the_report_page_says_when_there_is_nothing_to_learn_from(cli: Any, tmp_path: Path) -> None:
+    rows = [row(invoice_number="INV-9", due_date="2026-03-01")]
+    assert cli("import-csv", str(write(tmp_path / "l.csv", rows))).code == 0
+
+    made = cli("report", "--out", str(tmp_path / "out"))
+
+    assert made.code == 0, made.stderr
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert "No invoice of this ledger has been paid yet" in page
