@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.core.labels import channel_label, reason_label, step_label, when_due, words
 from bot.core.language import is_english, language_name
-from bot.core.vocabulary import REMINDER_STATES
+from bot.core.vocabulary import REMINDER_STATES, TRUSTED_APPROVER
 from integrations.base.mrkdwn import Mrkdwn, actor, clip, join, mention, mrkdwn
 from integrations.base.slack import (
     EDIT_SUBJECT_LIMIT,
@@ -85,6 +85,16 @@ def plan_header_blocks(summary: PlanSummary) -> list[Block]:
             )
     if not lines:
         lines.append(mrkdwn("Nothing to send today."))
+    if summary.trusted:
+        lines.append(
+            mrkdwn(
+                ":handshake: *Approved automatically* (steps that earned trust, Undo still "
+                "works): ",
+                "; ".join(summary.trusted),
+            )
+        )
+    for lost in summary.untrusted:
+        lines.append(mrkdwn(":warning: *Trust taken back* from ", lost))
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"Collections plan for {day}"}},
         _section(join(lines, "\n")),
@@ -180,7 +190,15 @@ def reminder_blocks(card: ReminderCard) -> list[Block]:
     else:
         label = STATE_LABELS.get(card.state, words(card.state))
         who = mrkdwn(" by the ", card.acted_by) if card.acted_by == "playbook" else ""
-        if card.acted_by and card.acted_by != "playbook":
+        if card.acted_by == TRUSTED_APPROVER:
+            since = f" since {card.trusted_since}" if card.trusted_since else ""
+            label = (
+                ":white_check_mark: Approved automatically: this step has earned trust" + since
+                if card.state == "approved"
+                else f"{label} (approved automatically: a trusted step)"
+            )
+            who = ""
+        elif card.acted_by and card.acted_by != "playbook":
             who = mrkdwn(" by ", actor(card.acted_by))
         at = mrkdwn(" at ", card.acted_at) if card.acted_at else ""
         note = mrkdwn(": ", reason_label(card.note)) if card.note else ""
@@ -196,7 +214,7 @@ def reminder_blocks(card: ReminderCard) -> list[Block]:
 
 # Every state a card can be redrawn in, and who can have acted: a group message is redrawn as a
 # whole whenever one of its cards changes, in whatever states its cards are then.
-_ACTORS = (None, "playbook", "U0PERSON")
+_ACTORS = (None, "playbook", TRUSTED_APPROVER, "U0PERSON")
 
 
 def most_blocks(card: ReminderCard) -> int:
@@ -222,6 +240,7 @@ def _bare(card: ReminderCard) -> ReminderCard:
         acted_by=None,
         acted_at=None,
         note=None,
+        trusted_since=None,
     )
 
 

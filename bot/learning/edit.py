@@ -1,5 +1,5 @@
 """Editing one step of a playbook file in place: a new template, channel order or day for that
-step, or the step dropped, with comments, layout and every other line left as a person wrote
+step, its auto_approve flag, or the step dropped, with comments, layout and every other line left as a person wrote
 them, so a diff shows only the change."""
 
 from __future__ import annotations
@@ -96,6 +96,38 @@ def _expect(
                 step["offset_days"] = offset_days
     if parse_playbook(after, "proposed").model_dump() != wanted:
         raise ValueError(f"editing step {step_key} of {ladder} changed more than that step")
+
+
+def set_auto_approve(source: str, ladder: str, step_key: str, value: bool) -> str:
+    """The playbook file with one step's `auto_approve` set (its value replaced, or the key added
+    to the step's mapping), every other line as a person wrote it."""
+    root = yaml.compose(source)
+    if root is None:
+        raise ValueError("the playbook file is empty")
+    step = _step_node(root, ladder, step_key)
+    flag = "true" if value else "false"
+    node = _value(step, "auto_approve")
+    if isinstance(node, ScalarNode):
+        text = source[: node.start_mark.index] + flag + source[node.end_mark.index :]
+    elif isinstance(step, MappingNode) and step.flow_style:
+        end = source.rindex("}", 0, step.end_mark.index)
+        text = source[:end].rstrip(" ") + f", auto_approve: {flag}" + source[end:]
+    elif isinstance(step, MappingNode) and step.value:
+        first = step.value[0][0]
+        lines = source.splitlines(keepends=True)
+        last = step.value[-1][1].end_mark
+        at = last.line if last.column else last.line - 1
+        lead = " " * first.start_mark.column
+        text = "".join([*lines[: at + 1], f"{lead}auto_approve: {flag}\n", *lines[at + 1 :]])
+    else:
+        raise ValueError(f"step {step_key} of {ladder} is not a mapping")
+    wanted = parse_playbook(source, "active").model_dump()
+    for found in _ladder_of(wanted, ladder):
+        if found["key"] == step_key:
+            found["auto_approve"] = value
+    if parse_playbook(text, "proposed").model_dump() != wanted:
+        raise ValueError(f"setting auto_approve of step {step_key} of {ladder} changed more")
+    return text
 
 
 def _ladder_of(dump: dict[str, Any], ladder: str) -> list[dict[str, Any]]:

@@ -11,6 +11,8 @@ Each rule has pinned thresholds:
   a step that did no better than going without it, or add a reminder halfway through a long gap
   after which payments waited for the next reminder (the evidence and its thresholds are in
   `bot.learning.timing`).
+- trust: approve a step's reminders automatically once its last 30 decided reminders were approved
+  as written, with no dispute or opt-out reply (`bot.learning.trust_rules`).
 
 A proposal is a whole playbook version (the YAML plus the templates it uses, as a PlaybookVersion
 stores them); only those that pass the loader and `arbot playbook check` are returned. Nothing is
@@ -41,6 +43,7 @@ from bot.learning.edit import edit_step
 from bot.learning.proposal import Proposal, ladder_words
 from bot.learning.template_from_edit import edited_template
 from bot.learning.timing_revisions import timing_proposals
+from bot.learning.trust_rules import trust_proposals
 from bot.learning.versions import active_version, bundle_of, load_checked
 from playbooks.loader import TEMPLATE_PARTS, Bundle, PlaybookError
 from playbooks.model import Playbook, Step
@@ -84,6 +87,7 @@ def evaluate(session: Session, today: date, weeks: int = WEEKS) -> list[Proposal
         _softened(session, current, since)
         + _channel_order(session, current, today, since)
         + timing_proposals(session, current, today, since)
+        + trust_proposals(session, current)
     )
     return [p for p in found if _passes_check(p)]
 

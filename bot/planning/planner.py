@@ -70,6 +70,9 @@ class PlanRules:
     control_share: Decimal = Decimal(0)  # ARBOT_CONTROL_SHARE (bot.planning.control)
     sender: Sender = field(default_factory=lambda: Sender("Accounts Receivable"))
     attach_invoice_pdf: bool = False  # ARBOT_ATTACH_INVOICE_PDF: a step's own say wins
+    # ARBOT_UNDO_SECONDS: a trusted step's reminder, approved automatically, waits as long as
+    # one a person approved, so that its Undo can take it back
+    undo: timedelta = timedelta(0)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PlanRules:
@@ -90,6 +93,7 @@ class PlanRules:
             control_share=settings.control_share,
             sender=Sender(settings.business_name, settings.from_email, None),
             attach_invoice_pdf=settings.attach_invoice_pdf,
+            undo=timedelta(seconds=settings.undo_seconds),
         )
 
 

@@ -33,6 +33,7 @@ from bot.core.runtime import Runtime
 from bot.core.slack_retries import REDRAW, owe
 from bot.core.vocabulary import TIERS
 from bot.escalations.plans import instalment_asks
+from bot.learning.trust import since_for
 from bot.planning import plan_posts
 from bot.planning.held import Stored
 from bot.planning.step_places import step_places
@@ -100,6 +101,8 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
     ):
         copies[reminder_id].append(number)
     zone = ZoneInfo(timezone)
+    # Approved automatically because their step earned trust: since when (bot/learning/trust.py).
+    trusted = since_for(session, [(r, customers[r.customer_id]) for r in reminders])
     cards = []
     for r in reminders:
         customer = customers[r.customer_id]
@@ -147,6 +150,7 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
                 step_position=places[r.id][1] if r.id in places else None,
                 copies=tuple(copies.get(r.id, ())),
                 language=r.language,
+                trusted_since=f"{trusted[r.id]:%-d %b %Y}" if r.id in trusted else None,
             )
         )
     return cards

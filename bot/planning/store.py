@@ -9,7 +9,7 @@ idempotency key is its customer and day: running the plan twice stores nothing n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table
@@ -19,8 +19,10 @@ from bot.core import audit
 from bot.core.bulk_rows import insert_rows, new_ids
 from bot.core.locks import PLAN_LOCK, schema_lock
 from bot.core.models import Event, Reminder, ReminderAttachment, ReminderInvoice
-from bot.core.vocabulary import AUTO_APPROVER
+from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER
 from bot.escalations import service
+from bot.learning.trust import Place, trusted_steps
+from bot.learning.trust_rules import review_trust
 from bot.learning.versions import active_version, bundle_of, ensure_active, load_checked
 from bot.payments.links import PreparedLinks, PreparingLinks, payment_link
 from bot.planning import control
@@ -54,6 +56,8 @@ def run_plan(
     Customers are read and planned one at a time, and a stored plan is written every
     WRITE_EVERY reminders, so that not every row to write is held at once."""
     schema_lock(session, PLAN_LOCK)  # one plan at a time (on PostgreSQL; SQLite serialises)
+    if not dry_run:  # trust a step lost is taken back before the plan (bot/learning/trust.py)
+        review_trust(session, now)
     version = ensure_active(session, now)
     bundle = bundle_of(version)
     history = plan_data.load_history(session)
@@ -70,7 +74,17 @@ def run_plan(
         order.see(customer)
         planner.add(customer)
     writer = (
-        None if dry_run else PlanWriter(session, day, version.id, now, rules.attach_invoice_pdf)
+        None
+        if dry_run
+        else PlanWriter(
+            session,
+            day,
+            version.id,
+            now,
+            rules.attach_invoice_pdf,
+            trusted=set(trusted_steps(session)),
+            undo=rules.undo,
+        )
     )
     if writer is not None:
         # Stored in the order the cards are posted within a tier (bot/planning/cash_effect.py),
@@ -166,8 +180,12 @@ class PlanWriter:
         version_id: int,
         now: datetime,
         attach_by_default: bool = False,
+        trusted: set[Place] | None = None,
+        undo: timedelta = timedelta(0),
     ) -> None:
         self.session, self.day, self.version_id, self.now = session, day, version_id, now
+        self.trusted = trusted or set()  # steps that earned trust: their reminders can be undone
+        self.undo = undo
         self.attach_by_default = attach_by_default  # ARBOT_ATTACH_INVOICE_PDF
         self.written = 0  # how many of the plan's items are stored
         self.ids: dict[int, int] = {}  # customer id -> stored reminder id
@@ -186,7 +204,10 @@ class PlanWriter:
         escalations: list[dict[str, object]] = []
         for item, reminder_id in zip(new, reminder_ids, strict=True):
             self.ids[item.customer.id] = reminder_id
-            row = _reminder_row(reminder_id, item, self.day, self.version_id, now)
+            trusted = any((item.ladder, d.step.key) in self.trusted for d in item.due)
+            row = _reminder_row(
+                reminder_id, item, self.day, self.version_id, now, trusted, self.undo
+            )
             reminders.append(row)
             links.extend(
                 (reminder_id, d.invoice.id, d.step.key, d.invoice.due_date) for d in item.due
@@ -236,10 +257,21 @@ def core_table(model: type[Any]) -> Table:
 
 
 def _reminder_row(
-    reminder_id: int, item: PlanItem, day: date, version_id: int, now: datetime
+    reminder_id: int,
+    item: PlanItem,
+    day: date,
+    version_id: int,
+    now: datetime,
+    trusted: bool = False,
+    undo: timedelta = timedelta(0),
 ) -> tuple[Any, ...]:
-    """The reminder's values, in the order of REMINDER_COLUMNS."""
+    """The reminder's values, in the order of REMINDER_COLUMNS. One of a step that earned trust
+    is approved by TRUSTED_APPROVER and goes out no sooner than the undo window allows."""
     auto = item.action == "remind" and item.auto_approve
+    approver = TRUSTED_APPROVER if trusted else AUTO_APPROVER
+    send_after = item.send_after
+    if auto and trusted and (send_after is None or send_after < now + undo):
+        send_after = now + undo
     message = item.message
     email = item.channel == "email"
     escalate = item.action == "escalate"
@@ -257,13 +289,13 @@ def _reminder_row(
         # holds the account for a person.
         "cancelled" if escalate else ("approved" if auto else "planned"),  # state
         "escalated" if escalate else None,  # cancel_reason
-        AUTO_APPROVER if auto else None,  # approved_by
+        approver if auto else None,  # approved_by
         now if auto else None,  # approved_at
         idempotency_key(item.customer.id, day),
         message.subject if message and email else None,
         (message.text if email else message.sms) if message else None,  # body_text
         message.html if message and email else None,  # body_html
-        item.send_after,
+        send_after,
         0,  # attempts
         item.language,
         now,  # created_at

@@ -5,7 +5,7 @@ escalation is, and how many reminders stand in each state (`/ar plan`)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import and_, func, select
@@ -16,6 +16,7 @@ from bot.core.models import Customer, Escalation, Invoice, Reminder, ReminderInv
 from bot.core.money import format_money
 from bot.core.vocabulary import TIERS
 from bot.escalations.plans import instalment_asks, is_instalment_step
+from bot.learning.trust import header_lines
 from bot.planning import plan_posts
 from bot.planning.held import Stored, counts_of, customers_of
 from integrations.base.slack import EscalationLine, PlanSummary, TierLine
@@ -93,8 +94,14 @@ def summary_for(session: Session, day: date, held: Stored | None = None) -> Plan
                 or "—",
             )
         )
+    # The steps approved automatically because they earned trust, and trust lost in the last week.
+    trusted, untrusted = header_lines(
+        session, datetime.combine(day - timedelta(days=7), time.min, UTC)
+    )
     return PlanSummary(
         day=day,
+        trusted=tuple(trusted),
+        untrusted=tuple(untrusted),
         tiers=tuple(lines),
         held=tuple(counts_of(held)),
         held_customers=tuple(customers_of(held)),

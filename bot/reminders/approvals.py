@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from bot.core.errors import UserError
 from bot.core.models import Customer, EditExample, Event, Invoice, Reminder, ReminderInvoice
 from bot.core.vocabulary import AUTO_APPROVER, ReminderAction
+from bot.learning.trust_rules import review_trust
 from bot.reminders import state
 from bot.reminders.message_facts import missing_facts
 from bot.reminders.stale import StaleRules, stale_reasons, why_stale
@@ -256,6 +257,8 @@ def edit(
             created_at=now,
         )
     )
+    session.flush()
+    review_trust(session, now)  # an edit of a trusted step's draft takes its trust back at once
     return _outcome(session, reminder_id, True), {}
 
 

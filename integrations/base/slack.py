@@ -56,6 +56,8 @@ class ReminderCard:
     step_position: int | None = None  # the step's place in its ladder, from 1
     copies: tuple[str, ...] = ()  # the invoice numbers whose PDF copies the email carries
     language: str | None = None  # the message's language (BCP 47 tag); None: English
+    # Approved automatically because its step earned trust: since when, formatted for people.
+    trusted_since: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,10 @@ class PlanSummary:
     held: tuple[tuple[str, int], ...]  # (reason, customers)
     held_customers: tuple[HeldLine, ...] = ()  # who, when the plan kept their names
     escalations: tuple[EscalationLine, ...] = ()  # shown once, in their own channel
+    # Steps approved automatically because they earned trust ("+7 polite reminder to standard
+    # accounts, since 1 Dec 2026"), and trust taken back lately, with why: said in the header.
+    trusted: tuple[str, ...] = ()
+    untrusted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from bot.core.vocabulary import TRUSTED_APPROVER
 from bot.forecasting.cash import Forecast, InvoiceForecast, Week
 from bot.forecasting.model import Prediction
 from handlers.slack.app import FEATURES
@@ -164,12 +165,17 @@ def messages(text: str = "Acme") -> list[list[Block]]:
     )
     handed = tuple(EscalationLine(text, "replied", "U07DANA01", "C0ESC", "1.2") for _ in range(40))
     names_and_links = replace(every_tier_waiting, held_customers=held, escalations=handed)
+    trust = replace(every_tier_waiting, trusted=(text,) * 40, untrusted=(text,) * 40)
     options = tuple(ReviewOption(f"{text} {n}") for n in range(MAX_OPTIONS + 2))
     return [
         plan_header_blocks(every_tier_waiting),
         plan_header_blocks(names_and_links),
         reminder_blocks(card(text)),
         reminder_blocks(card(text, state="approved")),
+        plan_header_blocks(trust),
+        reminder_blocks(
+            replace(card(text, state="approved"), acted_by=TRUSTED_APPROVER, trusted_since=text)
+        ),
         undo_all_blocks(text, date(2026, 3, 16), "standard", datetime(2026, 3, 16, 14, 0)),
         reminder_blocks(card(text, state="cancelled", action="escalate")),
         escalation_blocks(escalation(text)),
