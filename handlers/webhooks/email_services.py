@@ -9,7 +9,8 @@ checked its own documented way before its body is read into anything heavy:
 - POST /webhooks/email/postmark: basic auth (POSTMARK_INBOUND_USER, POSTMARK_INBOUND_PASSWORD),
   checked before the body is read; the message made again from the JSON (or its RawEmail);
 - POST /webhooks/email/ses: an SNS message from a topic in SES_TOPIC_ARNS, its signature checked
-  against SNS's certificate; a subscription is confirmed, a notification's content delivered.
+  against SNS's certificate; a subscription is confirmed, a notification's content delivered,
+  or the message SES stored in S3 read from there (SES_S3_* settings) and delivered.
 
 Forms and JSON are read off the event loop, by a reader with bounds (integrations/inbound_mail);
 the message then goes where POST /webhooks/email sends it."""
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from functools import partial
 
 import httpx
 from starlette.concurrency import run_in_threadpool
@@ -27,10 +30,10 @@ from starlette.routing import Route
 
 from bot.core.runtime import Runtime
 from bot.escalations.notes import SlackOut
-from bot.replies.flows import receive_raw_email
+from bot.replies.flows import keep_unfetched
 from handlers.webhooks.email import basic_auth_matches, deliver
-from integrations.base.inbound import Classifier, InboundEmail
-from integrations.inbound_mail import mailgun, postmark, sendgrid, ses, sns
+from integrations.base.inbound import Classifier
+from integrations.inbound_mail import mailgun, postmark, s3, sendgrid, ses, sns
 from integrations.inbound_mail.forms import FormError, read_form
 
 log = logging.getLogger(__name__)
@@ -121,6 +124,7 @@ def postmark_endpoint(runtime: Runtime, slack: SlackOut | None, classifier: Clas
 
 def ses_endpoint(runtime: Runtime, slack: SlackOut | None, classifier: Classifier) -> Endpoint:
     verifier = sns.SnsVerifier(runtime.settings.sns_api_url)
+    reader = s3.reader_from(runtime.settings)
 
     async def ses_via_sns(request: Request) -> Response:
         topics = runtime.settings.ses_topic_arns
@@ -153,31 +157,85 @@ def ses_endpoint(runtime: Runtime, slack: SlackOut | None, classifier: Classifie
             log.info("an SES notification was ignored: %s", exc)
             return JSONResponse({"status": "ignored"})
         if isinstance(found, ses.StoredInS3):
-            return await _keep_unfetched(runtime, message, found, classifier, slack)
+            return await _from_s3(runtime, reader, message, found, classifier, slack)
         return await deliver(runtime, found, classifier, slack)
 
     return ses_via_sns
+
+
+async def _from_s3(
+    runtime: Runtime,
+    reader: s3.S3Reader | None,
+    message: sns.SnsMessage,
+    stored: ses.StoredInS3,
+    classifier: Classifier,
+    slack: SlackOut | None,
+) -> Response:
+    """A message SES stored in S3: read from there and delivered like any other. When it cannot
+    be read, the notification is kept for a person, saying where the message is and why; a
+    passing failure (5xx, timeout) of a notification younger than SES_S3_RETRY_SECONDS is
+    answered 503 instead, so that SNS delivers it again (SNS retries only 5xx and timeouts)."""
+    if reader is None:
+        why = (
+            "arbot does not read S3 here: set SES_S3_ACCESS_KEY_ID and SES_S3_SECRET_ACCESS_KEY "
+            "(a key with s3:GetObject on the bucket)"
+        )
+        return await _keep_unfetched(runtime, message, stored, why, slack)
+    try:
+        raw = await run_in_threadpool(
+            reader.read, stored.bucket, stored.key, runtime.clock.now(), message.topic_arn
+        )
+    except s3.S3ReadFailed as exc:
+        if exc.passing and _young(runtime, message):
+            log.warning(
+                "the message SES stored in S3 (bucket %s, key %s) could not be read (%s); "
+                "SNS is asked to deliver the notification again",
+                stored.bucket,
+                stored.key,
+                exc.reason,
+            )
+            return PlainTextResponse("S3 could not be read just now", status_code=503)
+        return await _keep_unfetched(runtime, message, stored, exc.reason, slack)
+    return await deliver(runtime, raw, classifier, slack)
+
+
+def _young(runtime: Runtime, message: sns.SnsMessage) -> bool:
+    """Whether SNS published the notification less than SES_S3_RETRY_SECONDS ago (its Timestamp
+    stays the same through SNS's retries)."""
+    try:
+        published = datetime.fromisoformat(message.fields.get("Timestamp", ""))
+    except ValueError:
+        return False
+    if published.tzinfo is None:
+        return False
+    age = runtime.clock.now() - published
+    return age < timedelta(seconds=runtime.settings.ses_s3_retry_seconds)
 
 
 async def _keep_unfetched(
     runtime: Runtime,
     message: sns.SnsMessage,
     stored: ses.StoredInS3,
-    classifier: Classifier,
+    reason: str,
     slack: SlackOut | None,
 ) -> Response:
-    """A message SES stored in S3: arbot does not read S3, so the notification (which names the
-    bucket and key) is kept for a person, as a message that could not be read is."""
-
-    def unread(_: bytes) -> InboundEmail:
-        raise LookupError(
-            f"SES stored this message in S3 (bucket {stored.bucket}, key {stored.key}) and "
-            "arbot does not read S3: give the receipt rule an SNS action that carries the content"
-        )
-
+    """The notification (which names the bucket and key) kept for a person, as a message that
+    could not be read is, with where the message is and why it was not read."""
+    why = (
+        f"SES stored this message in S3 (bucket {stored.bucket}, key {stored.key}) and arbot "
+        f"could not read it: {reason}."
+    )
     raw = message.message.encode("utf-8", errors="surrogateescape")
     result = await run_in_threadpool(
-        receive_raw_email, runtime, raw, unread, classifier=classifier, slack=slack
+        partial(
+            keep_unfetched,
+            runtime,
+            raw,
+            why,
+            sender=stored.sender,
+            subject=stored.subject or None,
+            slack=slack,
+        )
     )
     return JSONResponse({"status": result.outcome, "label": result.label})
 

@@ -1,7 +1,8 @@
 """Amazon SES receipt rules that publish to SNS: the notification (notificationType "Received")
 carries the message in `content` when the rule's action is SNS (encoding UTF8 or BASE64). When
-the rule stores the message in S3 instead, the notification names the bucket and key; arbot does
-not read S3, so such a notification is kept for a person with where the message is."""
+the rule stores the message in S3 instead, the notification names the bucket and key (and, in
+`mail`, who sent it and its subject): the message is then read from S3 (integrations/inbound_mail/
+s3.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Any
 class StoredInS3:
     bucket: str
     key: str
+    sender: str = ""
+    subject: str = ""
 
 
 class NotSesMail(ValueError):
@@ -37,5 +40,14 @@ def message_from_notification(notification: dict[str, Any]) -> bytes | StoredInS
                 raise NotSesMail("the notification's content is not base64") from exc
         return content.encode("utf-8", errors="surrogateescape")
     if action.get("type") == "S3":
-        return StoredInS3(str(action.get("bucketName", "")), str(action.get("objectKey", "")))
+        mail = notification.get("mail")
+        mail = mail if isinstance(mail, dict) else {}
+        common = mail.get("commonHeaders")
+        common = common if isinstance(common, dict) else {}
+        return StoredInS3(
+            str(action.get("bucketName", "")),
+            str(action.get("objectKey", "")),
+            sender=str(mail.get("source") or ""),
+            subject=str(common.get("subject") or ""),
+        )
     raise NotSesMail("the notification carries no content and names no S3 object")

@@ -137,11 +137,15 @@ def ses_received(raw: bytes, encoding: str = "UTF8") -> str:
     )
 
 
-def ses_stored_in_s3(bucket: str, key: str) -> str:
+def ses_stored_in_s3(bucket: str, key: str, subject: str = "") -> str:
+    """SES's notification of a message its S3 action stored (no content; bucket and key)."""
+    mail: dict[str, object] = {"source": "ap@ridgeline.example", "messageId": key}
+    if subject:
+        mail["commonHeaders"] = {"from": ["ap@ridgeline.example"], "subject": subject}
     return json.dumps(
         {
             "notificationType": "Received",
-            "mail": {"source": "ap@ridgeline.example", "messageId": key},
+            "mail": mail,
             "receipt": {
                 "recipients": ["ar@brightwater.example"],
                 "action": {
