@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote
@@ -38,6 +39,8 @@ class FakeS3(LocalServer):
         self.denied: set[tuple[str, str]] = set()  # objects the key may not read: 403
         self.failures: list[int] = []  # statuses to answer next, one a request (500, 503)
         self.requests: list[dict[str, str]] = []  # each request's path and headers
+        self.holding = False  # answer nothing until `release` is set (a read that times out)
+        self.release = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,6 +50,8 @@ class FakeS3(LocalServer):
             def do_GET(self) -> None:
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 fake.requests.append({"path": self.path, **headers})
+                if fake.holding:
+                    fake.release.wait(timeout=30)
                 status, code, body = fake.answer(self.path, headers, secret)
                 if status != 200:
                     body = (
