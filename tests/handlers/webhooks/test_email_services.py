@@ -446,6 +446,7 @@ def test_a_message_ses_stored_in_s3_is_kept_for_a_person_naming_where_it_is(
     assert counts(rt)[2] == ("planned",)  # nothing acted on what nobody has read
     told = slack_api.calls("chat.postMessage")[-1]
     assert told["channel"] == "C0FINANCE"
+    assert "o3vtl5m2ab1k" in told["text"] and "set SES_S3_ACCESS_KEY_ID" in told["text"]
 
 
 def test_a_service_path_takes_messages_up_to_the_inbound_email_limit_not_1_mb(
