@@ -66,6 +66,8 @@ def trusted_steps(session: Session) -> dict[Place, datetime]:
     withdrawn: dict[Place, datetime] = {}
     for event in session.scalars(
         select(Event)
+        # playbook events name no customer: the (customer_id, at) index finds them
+        .where(Event.customer_id.is_(None))
         .where(Event.kind.in_(("playbook.evidence", "playbook.activated", WITHDRAWN)))
         .order_by(Event.id)
     ):
@@ -96,7 +98,9 @@ def _place(change: str) -> Place | None:
 def last_withdrawn(session: Session, place: Place) -> datetime | None:
     """When trust was last taken back from this step, if ever: its earning starts again then."""
     found = None
-    for event in session.scalars(select(Event).where(Event.kind == WITHDRAWN)):
+    for event in session.scalars(
+        select(Event).where(Event.customer_id.is_(None), Event.kind == WITHDRAWN)
+    ):
         payload = event.payload or {}
         if (payload.get("ladder"), payload.get("step")) == place:
             found = event.at if found is None else max(found, event.at)
@@ -172,7 +176,9 @@ def recent_withdrawals(session: Session, after: datetime) -> list[tuple[datetime
     return [
         (e.at, str(e.payload.get("ladder")), str(e.payload.get("step")), str(e.payload.get("why")))
         for e in session.scalars(
-            select(Event).where(Event.kind == WITHDRAWN, Event.at >= after).order_by(Event.id)
+            select(Event)
+            .where(Event.customer_id.is_(None), Event.kind == WITHDRAWN, Event.at >= after)
+            .order_by(Event.id)
         )
     ]
 
