@@ -85,9 +85,10 @@ def trust_proposals(session: Session, current: Bundle) -> list[Proposal]:
         ladder, key = place
         first, last = _decided_at(reminders[-1]), _decided_at(reminders[0])
         rationale = (
-            f"The last {TRUST_AFTER} reminders of the "
-            f"{step_label(key, step.offset_days, position)} to {ladder_words(ladder)} "
-            f"({first:%Y-%m-%d} to {last:%Y-%m-%d}) were approved as written: none edited or "
+            f"The last {TRUST_AFTER} reminders of step {key} "
+            f"({step_label(key, step.offset_days, position)}) for {ladder_words(ladder)}, "
+            f"decided from {first:%Y-%m-%d} to {last:%Y-%m-%d}, were approved as written: none "
+            "edited or "
             "skipped, and none drew a dispute or an opt-out reply. Proposed: approve this "
             "step's reminders automatically. Every other check still holds (the undo window, "
             "the recheck at send, the send window, opt-outs, disputes, frequency caps); an "

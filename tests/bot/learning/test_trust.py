@@ -126,7 +126,10 @@ def test_29_clean_approvals_propose_nothing_and_30_propose_trusting_the_step(
         (proposal,) = [p for p in rules.evaluate(session, TODAY) if p.rule == "trust"]
     gentle = next(s for s in proposal.bundle().playbook.tiers["strategic"] if s.key == "gentle")
     assert gentle.auto_approve
-    assert proposal.rationale.startswith(f"The last {TRUST_AFTER} reminders of the ")
+    assert proposal.rationale.startswith(
+        "The last 30 reminders of step gentle (gentle reminder, 3 days late) for strategic "
+        "accounts, decided from 2026-03-16 to 2026-03-16, were approved as written"
+    )
     assert "none edited or skipped, and none drew a dispute or an opt-out reply" in (
         proposal.rationale
     )
