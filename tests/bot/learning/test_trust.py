@@ -19,6 +19,7 @@ from bot.core.models import Contact, Customer, Event, InboundMessage, Invoice, R
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import TRUSTED_APPROVER
 from bot.learning import proposals, rules
+from bot.learning.edit import set_auto_approve
 from bot.learning.trust import trusted_steps
 from bot.learning.trust_rules import TRUST_AFTER, trust_proposals
 from bot.learning.versions import active_version, bundle_of
@@ -32,6 +33,7 @@ from bot.reminders.stale import StaleRules
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_blocks import plan_header_blocks, reminder_blocks
 from integrations.slack_ids import Action
+from playbooks.loader import BUNDLED
 from tests.support.ledger_files import row, write
 from tests.support.smtp_server import SmtpServer
 
@@ -351,3 +353,26 @@ def test_a_paid_invoices_trusted_reminder_is_still_not_sent(
     with runtime.sessions() as session:
         states = dict(session.execute(select(Reminder.id, Reminder.state)).all())
     assert (states[paid], states[due]) == ("cancelled", "sent")
+
+
+def test_auto_approve_is_set_in_place_in_a_flow_or_a_block_mapping_and_nothing_else_changes() -> (
+    None
+):
+    source = BUNDLED.read_text(encoding="utf-8")
+    flipped = set_auto_approve(source, "patients/standard", "plus10", True)
+    changed = [
+        (a, b) for a, b in zip(source.splitlines(), flipped.splitlines(), strict=True) if a != b
+    ]
+    assert len(changed) == 1 and changed[0][1].endswith(
+        "template: quick_nudge, auto_approve: true}"
+    )
+    off = set_auto_approve(source, "transactional", "due_today", False)
+    assert "auto_approve: false}" in off and len(off) == len(source) + 1
+    block = source.replace(
+        "    - {key: courtesy, offset_days: -3, channels: [email], tone: courtesy, template: courtesy}",
+        "    - key: courtesy\n      offset_days: -3\n      channels: [email]\n      tone: courtesy\n"
+        "      template: courtesy",
+    )
+    assert set_auto_approve(block, "standard", "courtesy", True) == block.replace(
+        "      template: courtesy\n", "      template: courtesy\n      auto_approve: true\n", 1
+    )
