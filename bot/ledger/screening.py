@@ -13,8 +13,9 @@ that makes PostgreSQL refuse the whole import.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
+from operator import attrgetter
 from typing import Any
 
 from bot.core.models import Contact, Customer, Invoice, Payment
@@ -67,6 +68,12 @@ _CUSTOMER_TAKEN_OUT = "is not stored, as its customer is not (see that customer'
 def screen(batch: LedgerBatch) -> None:
     """Take out of `batch` every record it must not store, each as a problem in batch.problems."""
     taken_out: set[str] = set()
+    if _all_fine(batch.customers.values(), _CUSTOMER_TEXT, lists=("tags",)) and _all_fine(
+        [c for customer in batch.customers.values() for c in customer.contacts], _CONTACT_TEXT
+    ):
+        batch.invoices = _invoices_kept(batch, taken_out)
+        batch.payments = _payments_kept(batch, taken_out)
+        return
     for customer_id, customer in list(batch.customers.items()):
         problem = _customer_problem(customer)
         if problem:
@@ -108,6 +115,8 @@ def _contact_kept(batch: LedgerBatch, customer: CustomerRecord, contact: Contact
 
 
 def _invoices_kept(batch: LedgerBatch, taken_out: set[str]) -> list[InvoiceRecord]:
+    if _invoices_all_fine(batch.invoices, taken_out):
+        return list(batch.invoices)
     kept: list[InvoiceRecord] = []
     first_of: dict[tuple[str, str], InvoiceRecord] = {}
     for invoice in batch.invoices:
@@ -162,6 +171,45 @@ def _payments_kept(batch: LedgerBatch, taken_out: set[str]) -> list[PaymentRecor
         seen.add(payment.external_id)
         kept.append(payment)
     return kept
+
+
+def _all_fine(
+    records: Iterable[Any], fields: Sequence[tuple[str, int | None]], lists: Sequence[str] = ()
+) -> bool:
+    """Whether no record has a problem in any of its text `fields` (nor in the texts of its
+    `lists`): the usual case, decided a field at a time over all the records at once; when it is
+    not, each record is looked at on its own to name the problem."""
+    records = list(records)
+    for name, limit in fields:
+        if not _texts_fine(list(filter(None, map(attrgetter(name), records))), limit):
+            return False
+    for name in lists:
+        texts = [text for values in map(attrgetter(name), records) if values for text in values]
+        if not _texts_fine(texts, None):
+            return False
+    return True
+
+
+def _texts_fine(texts: list[str], limit: int | None) -> bool:
+    if not "".join(texts).isprintable():
+        return False
+    return limit is None or not texts or max(map(len, texts)) <= limit
+
+
+def _invoices_all_fine(invoices: list[InvoiceRecord], taken_out: set[str]) -> bool:
+    """Whether every invoice is kept: no text or date problem, none of a customer taken out and
+    none twice in the batch (the usual case, decided without a look at each invoice)."""
+    if not _all_fine(invoices, _INVOICE_TEXT):
+        return False
+    customers = list(map(attrgetter("customer_external_id"), invoices))
+    if taken_out and not taken_out.isdisjoint(customers):
+        return False
+    days = {*map(attrgetter("issue_date"), invoices), *map(attrgetter("due_date"), invoices)}
+    if any(date_problem(day) for day in days):
+        return False
+    return len(set(zip(customers, map(attrgetter("number"), invoices), strict=True))) == len(
+        invoices
+    )
 
 
 def _first_problem(texts: list[tuple[str, str | None, int | None]]) -> str | None:
