@@ -156,9 +156,14 @@ class RowChecker:
         self._read: dict[str, dict[str | None, tuple[bool, Any]]] = {
             c.name: {} for c in self.columns
         }
-        # what each column remembers, or None for a column whose values seldom recur
-        self._memo = {c: self._read[c.name] if c.repeats else None for c in self.columns}
+        # each column with what it remembers, or None for a column whose values seldom recur
+        # (paired once here: a Column's hash is worked out anew at each lookup)
+        self._together_cells = _quiet_reader(tuple(self._memo_of(c) for c in self._together))
+        self._apart_cells = _quiet_reader(tuple(self._memo_of(c) for c in self._apart))
         self._groups: dict[tuple[str | None, ...], list[Any] | None] = {}
+
+    def _memo_of(self, column: Column) -> tuple[Column, dict[str | None, tuple[bool, Any]] | None]:
+        return column, self._read[column.name] if column.repeats else None
 
     @property
     def order(self) -> tuple[str, ...]:
@@ -171,8 +176,8 @@ class RowChecker:
         cells = tuple(map(raw.get, self._together_names))
         together = self._groups.get(cells, _UNSEEN)
         if together is _UNSEEN:
-            together = self._groups[cells] = self._quiet(self._together, cells)
-        apart = self._quiet(self._apart, tuple(map(raw.get, self._apart_names)))
+            together = self._groups[cells] = self._together_cells(cells)
+        apart = self._apart_cells(tuple(map(raw.get, self._apart_names)))
         if together is None or apart is None:
             for column in self.columns:
                 good, value = self._cell(column, raw.get(column.name))
@@ -181,29 +186,58 @@ class RowChecker:
             return None
         return RowValues(together, apart)
 
-    def _quiet(
-        self, columns: tuple[Column, ...], cells: tuple[str | None, ...]
-    ) -> list[Any] | None:
-        """The cells' values, or None when one has a problem."""
-        values: list[Any] = []
-        for column, cell in zip(columns, cells, strict=True):
-            seen = self._memo[column]
-            known = seen.get(cell) if seen is not None else None
-            if known is None:
-                known = _checked(column, cell)
-                if seen is not None:
-                    seen[cell] = known
-            if not known[0]:
-                return None
-            values.append(known[1])
-        return values
-
     def _cell(self, column: Column, cell: str | None) -> tuple[bool, Any]:
         seen = self._read[column.name]
         known = seen.get(cell)
         if known is None:
             known = seen[cell] = _checked(column, cell)
         return known
+
+
+_Memos = tuple[tuple[Column, dict[str | None, tuple[bool, Any]] | None], ...]
+
+
+def _quiet_reader(memos: _Memos) -> Callable[[tuple[str | None, ...]], list[Any] | None]:
+    """One function giving the cells' values (a cell for each column of `memos`, in order), or
+    None when one has a problem: a column that remembers looks its cell up first, and a cell of
+    any other column that is printable and not empty is checked straight away. Written out as
+    one function, since it runs for each of a file's rows."""
+    names: dict[str, Any] = {"checked": _checked}
+    lines = ["def read(cells):", f"    ({''.join(f'c{i}, ' for i in range(len(memos)))}) = cells"]
+    for index, (column, seen) in enumerate(memos):
+        names[f"column{index}"] = column
+        names[f"check{index}"] = column.check
+        cell, value = f"c{index}", f"v{index}"
+        if seen is not None:
+            names[f"seen{index}"] = seen
+            lines += [
+                f"    known = seen{index}.get({cell})",
+                "    if known is None:",
+                f"        known = seen{index}[{cell}] = checked(column{index}, {cell})",
+                "    if not known[0]:",
+                "        return None",
+                f"    {value} = known[1]",
+            ]
+            continue
+        names[f"empty{index}"] = column.empty
+        lines += [
+            f"    if {cell} is None:",
+            f"        {value} = empty{index}" if not column.required else "        return None",
+            "    elif (text := " + cell + ".strip()) and text.isprintable():",
+            "        try:",
+            f"            {value} = check{index}(text)",
+            "        except ValueError:",
+            "            return None",
+            "    else:",
+            f"        known = checked(column{index}, {cell})",
+            "        if not known[0]:",
+            "            return None",
+            f"        {value} = known[1]",
+        ]
+    lines.append(f"    return [{', '.join(f'v{i}' for i in range(len(memos)))}]")
+    exec("\n".join(lines), names)  # the text above: it names only these columns' checks
+    read: Callable[[tuple[str | None, ...]], list[Any] | None] = names["read"]
+    return read
 
 
 class RowValues(NamedTuple):

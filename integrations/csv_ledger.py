@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core.errors import UserError, ValidationFailed
 from bot.core.language import parse_language
-from bot.core.money import parse_amount
+from bot.core.money import minor_units, parse_amount
 from bot.core.vocabulary import TIERS
 from integrations.base.ledger import (
     OPTIONAL_COLUMNS,
@@ -133,6 +134,17 @@ COLUMNS = (
 )
 
 
+# The cells of a row's own invoice, in the order the checker gives their values.
+_INVOICE_CELLS = (
+    "invoice_number",
+    "issue_date",
+    "due_date",
+    "currency",
+    "amount",
+    "balance",
+    "pdf_url",
+)
+
 # Cells that repeat on each row of a customer: read together, once per customer.
 _CUSTOMER_CELLS = ("customer_id", "customer_name", *OPTIONAL_COLUMNS)
 
@@ -199,6 +211,7 @@ def _read(path: Path, phone_region: str, on_row: Callable[[], None] | None) -> L
 
     checker = RowChecker(COLUMNS, together=_CUSTOMER_CELLS)
     assert checker.order == LedgerRow._fields
+    assert LedgerRow._fields[-7:] == _INVOICE_CELLS
     # A row whose customer cells are those of a row already taken (the same list, from the
     # checker) adds nothing to its customer or contacts: only its invoice is new.
     taken: set[int] = set()
@@ -208,7 +221,35 @@ def _read(path: Path, phone_region: str, on_row: Callable[[], None] | None) -> L
         values = checker.read(row_number, raw, problems)
         if values is None:
             continue
-        row = LedgerRow(*values.together, *values.apart)
+        together, apart = values
+        if id(together) in taken:
+            # The usual row: its customer's cells passed on an earlier row, and its invoice's
+            # passes every check of _check_row (which then has nothing to say).
+            number, issue_date, due_date, currency, amount, balance, document_url = apart
+            places = _places(currency)
+            if (
+                issue_date <= due_date
+                and balance <= amount
+                and -amount.as_tuple().exponent <= places  # type: ignore[operator]
+                and -balance.as_tuple().exponent <= places  # type: ignore[operator]
+            ):
+                key = (together[0], number)
+                if key not in invoice_rows:
+                    invoice_rows[key] = row_number
+                    batch.invoices.append(
+                        InvoiceRecord(
+                            customer_external_id=key[0],
+                            number=number,
+                            issue_date=issue_date,
+                            due_date=due_date,
+                            currency=currency,
+                            total=amount,
+                            balance=balance,
+                            document_url=document_url,
+                        )
+                    )
+                    continue
+        row = LedgerRow(*together, *apart)
         row_problems = _check_row(row_number, row, phone_region)
         if row_problems:
             problems.extend(row_problems)
@@ -222,7 +263,7 @@ def _read(path: Path, phone_region: str, on_row: Callable[[], None] | None) -> L
             )
             continue
         invoice_rows[key] = row_number
-        if id(values.together) in taken:
+        if id(together) in taken:
             batch.invoices.append(_invoice(row))
             continue
 
@@ -256,7 +297,7 @@ def _read(path: Path, phone_region: str, on_row: Callable[[], None] | None) -> L
                 continue
 
         batch.invoices.append(_invoice(row))
-        taken.add(id(values.together))
+        taken.add(id(together))
 
     if problems:
         raise ValidationFailed(str(path), problems)
@@ -285,6 +326,11 @@ def _invoice(row: LedgerRow) -> InvoiceRecord:
         balance=row.balance,
         document_url=row.pdf_url,
     )
+
+
+@cache
+def _places(currency: str) -> int:
+    return minor_units(currency)
 
 
 def _check_row(row_number: int, row: LedgerRow, phone_region: str) -> list[str]:
