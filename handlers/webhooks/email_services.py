@@ -196,6 +196,8 @@ async def _from_s3(
             )
             return PlainTextResponse("S3 could not be read just now", status_code=503)
         return await _keep_unfetched(runtime, message, stored, exc.reason, slack)
+    if not raw.strip():
+        return await _keep_unfetched(runtime, message, stored, "the object is empty", slack)
     return await deliver(runtime, raw, classifier, slack)
 
 

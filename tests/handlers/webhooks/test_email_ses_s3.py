@@ -153,6 +153,7 @@ def test_a_bounce_ses_stored_in_s3_is_recognised_and_fails_the_reminder(
     [
         ("denied", "S3 answered 403 AccessDenied"),
         ("missing", "S3 answered 404 NoSuchKey"),
+        ("empty", "the object is empty"),
     ],
 )
 def test_an_object_s3_refuses_or_has_not_is_kept_for_a_person_and_said(
@@ -168,6 +169,8 @@ def test_an_object_s3_refuses_or_has_not_is_kept_for_a_person_and_said(
     if case == "denied":
         s3_server.put(KEY_IN_S3, outlook_reply_to(rt))
         s3_server.denied.add((fake_s3.BUCKET, KEY_IN_S3))
+    elif case == "empty":
+        s3_server.put(KEY_IN_S3, b"\r\n")
 
     answer = stored_in_s3(app, sns_server)
 
@@ -182,7 +185,7 @@ def test_an_object_s3_refuses_or_has_not_is_kept_for_a_person_and_said(
     assert "ap@ridgeline.example" in text and "RE: Invoice INV-1001" in text
     if case == "denied":
         assert "s3:GetObject" in text
-    else:
+    elif case == "missing":
         assert "lifecycle" in text
 
 
