@@ -38,6 +38,7 @@ from integrations.inbound_mail.forms import FormError, read_form
 
 log = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
+CLOCK_SKEW = timedelta(seconds=5)  # how far ahead of ours an SNS Timestamp may be and still count
 
 
 def _refused(service: str, why: str) -> Response:
@@ -203,7 +204,8 @@ async def _from_s3(
 
 def _young(runtime: Runtime, message: sns.SnsMessage) -> bool:
     """Whether SNS published the notification less than SES_S3_RETRY_SECONDS ago (its Timestamp
-    stays the same through SNS's retries)."""
+    stays the same through SNS's retries). One stamped well ahead of our clock is not: with the
+    clocks that far apart, answering 503 could outlast SNS's retries and lose it."""
     try:
         published = datetime.fromisoformat(message.fields.get("Timestamp", ""))
     except ValueError:
@@ -211,7 +213,7 @@ def _young(runtime: Runtime, message: sns.SnsMessage) -> bool:
     if published.tzinfo is None:
         return False
     age = runtime.clock.now() - published
-    return age < timedelta(seconds=runtime.settings.ses_s3_retry_seconds)
+    return -CLOCK_SKEW < age < timedelta(seconds=runtime.settings.ses_s3_retry_seconds)
 
 
 async def _keep_unfetched(
