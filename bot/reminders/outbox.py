@@ -17,6 +17,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
@@ -194,19 +195,28 @@ def start_sending(
         session, claimed.reminder_id, claimed.customer_id, claimed.zones, now, window, report
     ):
         return None
-    outgoing = replace(claimed.outgoing, date=now)
-    moved = session.connection().execute(  # its Event: the provider's answer, or `unknown`
-        TO_SENDING,
-        {
-            "reminder_id": claimed.reminder_id,
-            "moved_at": now,
-            "new_message_id": outgoing.message_id,
-            "new_reply_token": outgoing.reply_to.split("+", 1)[1].split("@", 1)[0]
-            if outgoing.reply_to
-            else None,
-        },
-    )
+    outgoing, values = sending_values(claimed, now)
+    # its Event: the provider's answer, or `unknown`
+    moved = session.connection().execute(TO_SENDING, values)
     return outgoing if moved.rowcount == 1 else None
+
+
+def sending_values(claimed: Claimed, now: datetime) -> tuple[Outgoing, dict[str, Any]]:
+    """A claimed reminder's message dated `now`, and the values of its move to `sending`."""
+    outgoing = replace(claimed.outgoing, date=now)
+    return outgoing, {
+        "reminder_id": claimed.reminder_id,
+        "moved_at": now,
+        "new_message_id": outgoing.message_id,
+        "new_reply_token": outgoing.reply_to.split("+", 1)[1].split("@", 1)[0]
+        if outgoing.reply_to
+        else None,
+    }
+
+
+def in_window(claimed: Claimed, now: datetime, window: Window) -> bool:
+    """Whether `now` is inside the claimed reminder's sending hours (no database needed)."""
+    return _next_in_window(claimed.zones, now, window) is None
 
 
 def _waits(

@@ -9,19 +9,23 @@ every minute."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from queue import Empty, SimpleQueue
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
+from sqlalchemy.orm import Session
 
+from bot.core.db import WRITING
 from bot.core.models import Reminder
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import CHANNELS
 from bot.reminders.attaching import Refusal, gather, hold
+from bot.reminders.one_trip import sent_then_sending
 from bot.reminders.outbox import (
     BATCH,
     Claimed,
@@ -29,12 +33,15 @@ from bot.reminders.outbox import (
     SendConfig,
     claim,
     config_from,
+    in_window,
     recover,
     start_sending,
 )
 from bot.reminders.results import Handed, record
 from integrations.base.documents import CopyFetchers
-from integrations.base.outbound import Attachment, Sender
+from integrations.base.outbound import Attachment, Outgoing, Sender
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -108,29 +115,98 @@ def _send(
     send. `stop` (set by another lane's outage) ends it before its next `sending`. Copies of
     invoices an email carries are gathered first, with no transaction open (the previous
     result is stored before, so no message waits on a fetch with its result unstored); an
-    email that cannot carry them is held (bot/reminders/attaching.py), never sent without."""
+    email that cannot carry them is held (bot/reminders/attaching.py), never sent without.
+    The lane holds its connections for the batch (no pool checkout, no ping, per message)."""
+    with _Connections(runtime) as lane:
+        _send_on(lane, batch, senders, config, report, copies, stop)
+
+
+class _Connections:
+    """A lane's connections for one batch: one for the general step, and on PostgreSQL one in
+    autocommit for the one-statement step (bot/reminders/one_trip.py)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.general: Connection | None = None
+        self.one_trip: Connection | None = None
+        self.postgresql = runtime.engine.dialect.name == "postgresql"
+
+    def __enter__(self) -> _Connections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for connection in (self.general, self.one_trip):
+            if connection is not None:
+                connection.close()
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A transaction, like runtime.writing(), on the lane's connection."""
+        if self.general is None or self.general.invalidated:
+            if self.general is not None:
+                self.general.close()
+            self.general = self.runtime.engine.connect().execution_options(**{WRITING: True})
+        with Session(bind=self.general, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def autocommit(self) -> Connection:
+        if self.one_trip is None or self.one_trip.invalidated:
+            if self.one_trip is not None:
+                self.one_trip.close()
+            self.one_trip = self.runtime.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT"
+            )
+        return self.one_trip
+
+
+def _send_on(
+    lane: _Connections,
+    batch: Iterator[Claimed],
+    senders: dict[str, Sender],
+    config: SendConfig,
+    report: FlushReport,
+    copies: CopyFetchers | None,
+    stop: threading.Event | None,
+) -> None:
+    runtime = lane.runtime
     handed: Handed | None = None
     for claimed in batch:
         files: tuple[Attachment, ...] | Refusal = ()
-        if claimed.attach:
-            if handed is not None:
-                with runtime.writing() as session:
-                    record(session, handed, report)
-                handed = None
-            if report.outage or (stop is not None and stop.is_set()):
-                break
-            files = gather(runtime, claimed, copies)
-        with runtime.writing() as session:
-            if handed is not None:
+        if handed is not None and (claimed.attach or handed.delivery.status != "sent"):
+            # stored first: before a fetch of copies, or a result that may stop the run
+            with lane.writing() as session:
                 record(session, handed, report)
+            handed = None
+        if report.outage or (stop is not None and stop.is_set()):
+            break  # the account failed: what is left stays approved, untouched
+        if claimed.attach:
+            files = gather(runtime, claimed, copies)
+        now = runtime.clock.now()
+        outgoing: Outgoing | None
+        if (
+            lane.postgresql
+            and not isinstance(files, Refusal)
+            and in_window(claimed, now, config.window)
+        ):
+            stored, outgoing = sent_then_sending(lane.autocommit(), handed, claimed, now)
+            if handed is not None:
+                if stored:
+                    report.sent.append(handed.claimed.reminder_id)
+                else:
+                    log.warning(
+                        "reminder %s was no longer sending when it was sent",
+                        handed.claimed.reminder_id,
+                    )
                 handed = None
-            if report.outage or (stop is not None and stop.is_set()):
-                # the account failed: what is left stays approved, untouched
-                break
-            if isinstance(files, Refusal):
-                hold(session, claimed, files, runtime.clock.now(), report)
-                continue
-            outgoing = start_sending(session, claimed, runtime.clock.now(), config.window, report)
+        else:
+            with lane.writing() as session:
+                if handed is not None:
+                    record(session, handed, report)
+                    handed = None
+                if isinstance(files, Refusal):
+                    hold(session, claimed, files, now, report)
+                    continue
+                outgoing = start_sending(session, claimed, now, config.window, report)
         if outgoing is None:
             continue
         if files:
@@ -140,7 +216,7 @@ def _send(
             stop.set()  # the other lanes stop before their next message
         handed = Handed(claimed, outgoing, delivery, runtime.clock.now())
     if handed is not None:
-        with runtime.writing() as session:
+        with lane.writing() as session:
             record(session, handed, report)
 
 
