@@ -17,10 +17,12 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core import audit
-from bot.core.models import Customer, Event, PlaybookVersion, Reminder
+from bot.core.models import Customer, Event, PlaybookVersion, Reminder, SlackRetry
+from bot.core.slack_retries import REDRAW
 from bot.core.vocabulary import TRUSTED_APPROVER, ReminderAction
 from bot.learning.edit import set_auto_approve
 from bot.learning.proposal import ladder_words
@@ -154,6 +156,7 @@ def withdraw(session: Session, place: Place, why: str, now: datetime) -> Withdra
         approved_by=None,
         approved_at=None,
     )
+    _redraw_later(session, moved)
     audit.record(
         session,
         now,
@@ -169,6 +172,42 @@ def withdraw(session: Session, place: Place, why: str, now: datetime) -> Withdra
         },
     )
     return Withdrawal(ladder, key, why, number, moved)
+
+
+def _redraw_later(session: Session, reminder_ids: list[int]) -> None:
+    """Owe Slack a redraw of the messages holding these cards (now waiting for a click again):
+    the sweep draws them as they are then, whichever entry point took the trust back."""
+    if not reminder_ids:
+        return
+    posted = session.execute(
+        select(Reminder.slack_channel, Reminder.slack_ts)
+        .where(Reminder.id.in_(reminder_ids), Reminder.slack_ts.is_not(None))
+        .distinct()
+    ).all()
+    for channel, ts in posted:
+        if channel is None or ts is None:
+            continue
+        owed = session.scalar(
+            select(SlackRetry.id).where(
+                SlackRetry.kind == REDRAW, SlackRetry.channel == channel, SlackRetry.ts == ts
+            )
+        )
+        if owed is not None:
+            continue
+        try:
+            with session.begin_nested():
+                session.add(
+                    SlackRetry(
+                        kind=REDRAW,
+                        channel=channel,
+                        ts=ts,
+                        attempts=0,
+                        next_try_at=None,
+                        last_error="trust taken back: its cards wait for a click again",
+                    )
+                )
+        except IntegrityError:  # owed meanwhile by another transaction: drawn all the same
+            continue
 
 
 def recent_withdrawals(session: Session, after: datetime) -> list[tuple[datetime, str, str, str]]:

@@ -15,7 +15,15 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.core.clock import FixedClock
-from bot.core.models import Contact, Customer, Event, InboundMessage, Invoice, Reminder
+from bot.core.models import (
+    Contact,
+    Customer,
+    Event,
+    InboundMessage,
+    Invoice,
+    Reminder,
+    SlackRetry,
+)
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import TRUSTED_APPROVER
 from bot.learning import proposals, rules
@@ -222,6 +230,12 @@ def test_an_undo_then_edit_of_a_trusted_draft_takes_the_trust_back_at_once(
 ) -> None:
     edited, other = trusted
     now = runtime.clock.now()
+    with runtime.writing() as session:  # the other card is in Slack
+        session.execute(
+            update(Reminder)
+            .where(Reminder.id == other)
+            .values(slack_channel="C0FIN", slack_ts="9.1")
+        )
     with runtime.writing() as session:
         assert approvals.withdraw(session, edited, "U0APPROVER", now).changed  # Undo
         reminder = session.get(Reminder, edited)
@@ -242,6 +256,8 @@ def test_an_undo_then_edit_of_a_trusted_draft_takes_the_trust_back_at_once(
         assert back is not None and (back.state, back.approved_by) == ("planned", None)
         event = session.scalars(select(Event).where(Event.kind == "playbook.trust_withdrawn")).one()
         assert event.payload["back_to_planned"] == [other]
+        owed = session.execute(select(SlackRetry.kind, SlackRetry.channel, SlackRetry.ts)).all()
+        assert owed == [("redraw", "C0FIN", "9.1")]  # the sweep redraws its card as waiting
         summary = summary_for(session, LATER)
         assert trust_proposals(session, bundle_of(version)) == []  # earned anew from here
     assert summary.trusted == ()
