@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.bulk_rows import read_rows
 from bot.core.errors import UserError
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
@@ -52,24 +53,22 @@ class BankImportSummary:
 
 
 def open_invoices(session: Session) -> list[OpenInvoice]:
-    rows = (
-        session.connection()
-        .execute(
-            select(
-                Invoice.id,
-                Invoice.customer_id,
-                Customer.name,
-                Invoice.number,
-                Invoice.currency,
-                Invoice.balance,
-                Invoice.due_date,
-            )
-            .join(Customer, Customer.id == Invoice.customer_id)
-            .where(Invoice.status == "open", Invoice.balance > 0)
+    """Every open invoice with something left to pay, read through the driver: each customer's
+    name, currency and due date converted once however many invoices share it."""
+    query = (
+        select(
+            Invoice.id,
+            Invoice.customer_id,
+            Customer.name,
+            Invoice.number,
+            Invoice.currency,
+            Invoice.balance,
+            Invoice.due_date,
         )
-        .all()
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.status == "open", Invoice.balance > 0)
     )
-    return [OpenInvoice._make(row) for row in rows]
+    return list(map(OpenInvoice._make, read_rows(session, query, shared=(2, 4, 6))))
 
 
 def import_payments(

@@ -24,6 +24,8 @@ from bot.core.settings import load_settings
 from bot.ledger.upsert import apply_batch
 from bot.payments import bank_import
 from bot.payments import reviews as review_posting
+from bot.payments.bulk_record import PaymentsInBulk
+from bot.payments.reconcile import Allocation
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from integrations.csv_ledger import read_ledger_csv
@@ -467,3 +469,44 @@ def test_a_bank_file_cancels_the_reminders_of_what_it_paid_paid_or_superseded(
         customers = dict(session.execute(select(Invoice.number, Invoice.customer_id)).all())
     assert summary.applied == 2 and len(summary.outcome.cancelled) == 2
     assert reasons == {customers["INV-1001"]: "paid", customers["INV-2001"]: "superseded"}
+
+
+def test_payments_whose_invoices_changed_since_they_were_read_store_nothing(
+    ledger_runtime: Runtime, tmp_path: Path
+) -> None:
+    """The invoices' new balances are written on the condition of the balances read; one that
+    changed in between refuses the whole file, on both databases' ways of writing them."""
+    bank = _bank(
+        tmp_path / "b.csv",
+        [
+            ["2026-03-14", "1200.00", "USD", "INV-1001", "Ridgeline Roofing"],
+            ["2026-03-14", "100.00", "USD", "INV-1002", "Ridgeline Roofing"],
+        ],
+    )
+    paid, part = read_payments(bank)
+    now = ledger_runtime.clock.now()
+    with ledger_runtime.writing() as session:
+        invoices = bank_import.open_invoices(session)
+        ids = {invoice.number: invoice.id for invoice in invoices}
+        recorded = PaymentsInBulk(bank_import.SOURCE, invoices, now)
+        recorded.pay(paid, None, [Allocation(ids["INV-1001"], Decimal("1200.00"))])
+        recorded.pay(part, None, [Allocation(ids["INV-1002"], Decimal("100.00"))])
+        session.execute(
+            update(Invoice).where(Invoice.number == "INV-1002").values(balance=Decimal("449.00"))
+        )
+        with pytest.raises(UserError, match="the open invoices changed"):
+            recorded.store(session)
+        session.rollback()
+
+    with ledger_runtime.writing() as session:
+        invoices = bank_import.open_invoices(session)
+        ids = {invoice.number: invoice.id for invoice in invoices}
+        recorded = PaymentsInBulk(bank_import.SOURCE, invoices, now)
+        recorded.pay(paid, None, [Allocation(ids["INV-1001"], Decimal("1200.00"))])
+        recorded.pay(part, None, [Allocation(ids["INV-1002"], Decimal("100.00"))])
+        recorded.store(session)
+    with ledger_runtime.sessions() as session:
+        stored = dict(session.execute(select(Invoice.number, Invoice.balance)).all())
+        statuses = dict(session.execute(select(Invoice.number, Invoice.status)).all())
+    assert stored["INV-1001"] == Decimal(0) and statuses["INV-1001"] == "paid"
+    assert stored["INV-1002"] == Decimal("350.00") and statuses["INV-1002"] == "open"
