@@ -151,6 +151,9 @@ def read_rows(
             hashable=lambda kind: not (postgres and isinstance(kind, JSON)),
             shared=shared,
         )
-        yield from map(converted, cursor)
+        # A chunk at a time: a PostgreSQL server-side cursor iterated row by row costs a call
+        # through psycopg for each row.
+        while rows := cursor.fetchmany(chunk):
+            yield from map(converted, rows)
     finally:
         cursor.close()
