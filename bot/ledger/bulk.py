@@ -99,9 +99,9 @@ def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any
 def _converted(convert: Callable[[Any], Any], cells: list[Any]) -> Iterable[Any]:
     """The cells converted; when the column repeats its values (the instant of an import on
     every row, a date), each distinct value once."""
-    head = cells[:100]
+    head = cells[:1000]  # enough rows to see a date or an instant come back
     try:
-        mostly_distinct = len(set(head)) * 4 > len(head)
+        mostly_distinct = len(set(head)) * 2 > len(head)
     except TypeError:  # JSON: dicts and lists
         mostly_distinct = True
     if mostly_distinct:
