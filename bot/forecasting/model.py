@@ -164,6 +164,11 @@ class PaymentModel:
     usual: int  # the book's usual lateness: a customer without history's
     profiles: dict[Hashable, Profile] = field(default_factory=dict)
     paid_invoices: int = 0  # how many paid invoices it learned from
+    # brought_forward's answers by (customer, or None for the book's, days late today, days):
+    # a plan asks it for each invoice, and many share a profile and a due date
+    _brought: dict[tuple[Hashable, int, int], float] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def profile(self, customer: Hashable, disputed: bool = False) -> Profile:
         found = self.profiles.get(customer)
@@ -261,8 +266,16 @@ class PaymentModel:
         self, customer: Hashable, due_date: date, days: int, disputed: bool = False
     ) -> float:
         """P(paid within `days` days from the as-of day): what a touch today can move sooner."""
-        profile = self.profile(customer, disputed)
         opened = (self.as_of - due_date).days
+        if disputed:
+            return self._brought_forward(self.profile(customer, disputed), opened, days)
+        key = (customer if customer in self.profiles else None, opened, days)
+        found = self._brought.get(key)
+        if found is None:
+            found = self._brought[key] = self._brought_forward(self.profile(customer), opened, days)
+        return found
+
+    def _brought_forward(self, profile: Profile, opened: int, days: int) -> float:
         return self.paid_between(profile, opened, opened, opened + days)
 
 
