@@ -55,6 +55,7 @@ def trust_proposals(session: Session, current: Bundle) -> list[Proposal]:
     if not candidates:
         return []
     keys = sorted({key for _, key in candidates})
+    # Newest decision first, read a part at a time, until every step has its last TRUST_AFTER.
     decided = session.execute(
         select(Reminder, Customer)
         .join(Customer, Customer.id == Reminder.customer_id)
@@ -68,12 +69,20 @@ def trust_proposals(session: Session, current: Bundle) -> list[Proposal]:
         .order_by(
             func.coalesce(Reminder.approved_at, Reminder.updated_at).desc(), Reminder.id.desc()
         )
-    ).all()
+        .execution_options(yield_per=500)
+    )
     by_place: dict[Place, list[Reminder]] = defaultdict(list)
-    for reminder, customer in decided:
-        place = (ladder_of(playbook, customer), reminder.step_key)
-        if place in candidates and len(by_place[place]) < TRUST_AFTER:
-            by_place[place].append(reminder)
+    full = 0
+    try:
+        for reminder, customer in decided:
+            place = (ladder_of(playbook, customer), reminder.step_key)
+            if place in candidates and len(by_place[place]) < TRUST_AFTER:
+                by_place[place].append(reminder)
+                full += len(by_place[place]) == TRUST_AFTER
+                if full == len(candidates):
+                    break
+    finally:
+        decided.close()
     proposals = []
     for place, reminders in sorted(by_place.items()):
         lost = last_withdrawn(session, place)
