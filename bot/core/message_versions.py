@@ -1,13 +1,13 @@
 """A version per posted Slack message, so that its redraws never go back in time.
 
 Each redraw asked for raises the message's `wanted` count (`ask`). One worker at a time draws a
-message: whoever takes its lease (`drawing_since`) in the same short write. The drawer claims
-the newest version asked for with a compare-and-set (`claim`: drawn < wanted → drawn = wanted)
-and only then reads the state it renders, so what it sends is at least as new as every redraw
-counted in that version; a redraw whose version is not newer than the one drawn is dropped. The
-drawer gives the lease back only when nothing newer was asked for meanwhile (`release`), else it
-draws again: many redraws asked for at once become one chat.update with the latest state, and
-the last state is always drawn.
+message: whoever takes its lease (`drawing_since`), claiming the newest version in the same short
+write; each later round claims the newest version asked for by compare-and-set (`claim`:
+drawn < wanted → drawn = wanted). The state is read only after the claim, so what is sent is at
+least as new as every redraw counted in that version, and a redraw whose version is not newer
+than the one drawn is dropped. The drawer gives the lease back only when nothing newer was asked
+for meanwhile (`release`), else it draws again: many redraws asked for at once become one
+chat.update with the latest state, and the last state is always drawn.
 
 A lease lasts LEASE in real time, so a worker that died while drawing holds the message no
 longer than that (`abandoned` lists such messages for the sweep)."""
@@ -44,12 +44,13 @@ def draw_newest(
     What `draw` raises is raised, after the lease is given back (the caller owes the redraw to
     the sweep)."""
     writes = writing_factory(engine)
-    if not ask(writes, channel, ts, clock.now()):
+    version = ask(writes, channel, ts, clock.now())
+    if version is None:
         return False
     reads = session_factory(engine)
     while True:
         try:
-            if claim(writes, channel, ts, clock.now()) is not None:
+            if version is not None:
                 with reads() as session:  # read after the claim: as new as every redraw it counts
                     draw(session)
         except BaseException:
@@ -57,6 +58,7 @@ def draw_newest(
             raise
         if release(writes, channel, ts):
             return True
+        version = claim(writes, channel, ts, clock.now())
 
 
 def _this(channel: str, ts: str) -> list[ColumnElement[bool]]:
@@ -67,10 +69,11 @@ def _free(now: datetime) -> ColumnElement[bool]:
     return or_(MessageVersion.drawing_since.is_(None), MessageVersion.drawing_since < now - LEASE)
 
 
-def ask(writes: sessionmaker[Session], channel: str, ts: str, now: datetime) -> bool:
-    """Ask for a redraw of channel/ts. True when the caller took the message's lease and must
-    draw it (`claim` … `release`); False when another worker is drawing it and will draw this
-    redraw too."""
+def ask(writes: sessionmaker[Session], channel: str, ts: str, now: datetime) -> int | None:
+    """Ask for a redraw of channel/ts. When nobody is drawing it, the caller takes the lease and
+    the newest version, in the same write, and must draw it (then `release`, and `claim` again
+    while `release` says more was asked); None when another worker is drawing it and will draw
+    this redraw too."""
     for _ in range(2):  # two first redraws of a message at once: the second finds the row
         try:
             with writes.begin() as session:
@@ -82,20 +85,22 @@ def ask(writes: sessionmaker[Session], channel: str, ts: str, now: datetime) -> 
                 )
                 if raised.rowcount == 0:  # type: ignore[attr-defined]
                     session.add(
-                        MessageVersion(channel=channel, ts=ts, wanted=1, drawn=0, drawing_since=now)
+                        MessageVersion(channel=channel, ts=ts, wanted=1, drawn=1, drawing_since=now)
                     )
                     session.flush()
-                    return True
+                    return 1
                 taken = session.execute(
                     update(MessageVersion)
                     .where(*_this(channel, ts), _free(now))
-                    .values(drawing_since=now)
+                    .values(drawing_since=now, drawn=MessageVersion.wanted)
                     .execution_options(synchronize_session=False)
                 )
-                return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
+                if taken.rowcount != 1:  # type: ignore[attr-defined]
+                    return None
+                return session.scalar(select(MessageVersion.drawn).where(*_this(channel, ts)))
         except IntegrityError:
             continue
-    return False
+    return None
 
 
 def claim(writes: sessionmaker[Session], channel: str, ts: str, now: datetime) -> int | None:

@@ -12,11 +12,11 @@ from decimal import Decimal
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Engine, case, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit, message_versions, slack_retries
-from bot.core.db import writing_factory
+from bot.core.db import session_factory, writing_factory
 from bot.core.models import (
     Contact,
     Customer,
@@ -320,25 +320,28 @@ def refresh(session: Session, slack: SlackPort, reminder_ids: list[int], timezon
 
     A redraw Slack refuses is owed (bot/core/slack_retries.py) and the sweep draws the message
     again until Slack takes it (`retry_redraws`); the change itself is stored already, so the
-    person who acted is not told it failed."""
-    touched = session.execute(
-        select(Reminder.slack_channel, Reminder.slack_ts, Reminder.plan_date)
-        .where(Reminder.id.in_(reminder_ids), Reminder.slack_ts.is_not(None))
-        .distinct()
-    ).all()
-    days = set()
-    for channel, ts, day in touched:
+    person who acted is not told it failed.
+
+    Which messages those are is read in a short transaction of its own, closed before any is
+    drawn: each is drawn from a fresh read of its own (bot/core/message_versions.py)."""
+    engine = session.get_bind().engine
+    with session_factory(engine)() as lookup:
+        touched = lookup.execute(
+            select(Reminder.slack_channel, Reminder.slack_ts, Reminder.plan_date)
+            .where(Reminder.id.in_(reminder_ids), Reminder.slack_ts.is_not(None))
+            .distinct()
+        ).all()
+        headers = {day: _header_of(lookup, day) for day in {day for _, _, day in touched}}
+    for channel, ts, _day in touched:
         assert channel is not None and ts is not None
-        _redraw(session, slack, channel, ts, timezone)
-        days.add(day)
-    for day in days:
-        header = _header_of(session, day)
+        _redraw(engine, slack, channel, ts, timezone)
+    for day, header in headers.items():
         if header:
-            _redraw(session, slack, header[0], header[1], timezone, day=day)
+            _redraw(engine, slack, header[0], header[1], timezone, day=day)
 
 
 def _redraw(
-    session: Session,
+    engine: Engine,
     slack: SlackPort,
     channel: str,
     ts: str,
@@ -349,7 +352,6 @@ def _redraw(
     """Draw the message at channel/ts from the state read when it is sent, never older than a
     redraw already applied, and once for many redraws asked for at once (see
     bot/core/message_versions.py)."""
-    engine = session.get_bind().engine
     try:
         message_versions.draw_newest(
             engine, channel, ts, _drawing(slack, channel, ts, timezone, day)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from handlers.slack.payload import Body, OddPayload, clicker, text_of
+from handlers.slack.redraw_queue import RedrawQueue
 from integrations.slack_chat import SlackChat
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class ListenerKit:
     slack: SlackChat
     allows: Callable[[str], bool]  # an approver?
     workers: Executor  # the work after an ack (see handlers/slack/app.py)
+    redraws: RedrawQueue = field(default_factory=RedrawQueue)  # the plan's cards, coalesced
 
     def tell(
         self, channel: str | None, user: str, text: str, blocks: list[Body] | None = None

@@ -14,7 +14,6 @@ from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
 from bot.core.vocabulary import AUTO_APPROVER
-from bot.planning import posting
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
 from handlers.slack.kit import ListenerKit, on_click, on_form_click
@@ -56,9 +55,9 @@ def register(app: App, kit: ListenerKit) -> None:
 
 
 def redraw(kit: ListenerKit, reminder_ids: list[int]) -> None:
-    """Redraw these reminders' cards (and the plan's header) as they are now."""
-    with kit.runtime.sessions() as session:
-        posting.refresh(session, kit.slack, reminder_ids, kit.runtime.settings.timezone)
+    """Redraw these reminders' cards (and the plan's header) soon, from the state read then,
+    together with whatever other clicks ask for meanwhile (handlers/slack/redraw_queue.py)."""
+    kit.redraws.ask(kit, reminder_ids)
 
 
 def stale_rules(kit: ListenerKit) -> StaleRules:
