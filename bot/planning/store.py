@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.bulk_rows import insert_rows, new_ids
+from bot.core.collector import bulk_work
 from bot.core.locks import PLAN_LOCK, schema_lock
 from bot.core.models import Event, Reminder, ReminderAttachment, ReminderInvoice
 from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER
@@ -55,6 +56,18 @@ def run_plan(
     """Plan the day. Payment links are made only for a stored plan (a dry run makes none).
     Customers are read and planned one at a time, and a stored plan is written every
     WRITE_EVERY reminders, so that not every row to write is held at once."""
+    with bulk_work():  # few full passes of the garbage collector (bot/core/collector.py)
+        return _run_plan(session, rules, day, now, dry_run, links)
+
+
+def _run_plan(
+    session: Session,
+    rules: PlanRules,
+    day: date,
+    now: datetime,
+    dry_run: bool,
+    links: PaymentLinks | None,
+) -> PlanRun:
     schema_lock(session, PLAN_LOCK)  # one plan at a time (on PostgreSQL; SQLite serialises)
     if not dry_run:  # trust a step lost is taken back before the plan (bot/learning/trust.py)
         review_trust(session, now)
