@@ -230,8 +230,8 @@ def _read(path: Path, phone_region: str, on_row: Callable[[], None] | None) -> L
             if (
                 issue_date <= due_date
                 and balance <= amount
-                and -amount.as_tuple().exponent <= places  # type: ignore[operator]
-                and -balance.as_tuple().exponent <= places  # type: ignore[operator]
+                and -amount.as_tuple().exponent <= places
+                and -balance.as_tuple().exponent <= places
             ):
                 key = (together[0], number)
                 if key not in invoice_rows:

@@ -96,7 +96,7 @@ def upsert_invoices(
         ):  # the usual case of a re-import, decided without a look at each field
             summary.invoices_unchanged += 1
             continue
-        existing = _StoredInvoice._make(found)
+        existing: Any = _StoredInvoice._make(found)
         if _unchanged(existing, record):
             summary.invoices_unchanged += 1
             continue

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -68,7 +68,8 @@ def open_invoices(session: Session) -> list[OpenInvoice]:
         .join(Customer, Customer.id == Invoice.customer_id)
         .where(Invoice.status == "open", Invoice.balance > 0)
     )
-    return list(map(OpenInvoice._make, read_rows(session, query, shared=(2, 4, 6))))
+    rows = read_rows(session, cast("Select[Any]", query), shared=(2, 4, 6))
+    return list(map(OpenInvoice._make, rows))
 
 
 def import_payments(
