@@ -6,6 +6,7 @@ already decided."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
-from bot.core.vocabulary import AUTO_APPROVER
+from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
 from handlers.slack.kit import ListenerKit, on_click, on_form_click
@@ -88,6 +89,9 @@ CANCELLED_BECAUSE = {
 }
 
 
+SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")  # a person's id: mentioned, anything else named
+
+
 def who_acted(kit: ListenerKit, state: str, by: str | None, reason: str | None) -> str:
     """`approved by <@U…>`, `cancelled by a payment`, `skipped by the playbook`: a state and who
     or what put it there."""
@@ -98,8 +102,15 @@ def who_acted(kit: ListenerKit, state: str, by: str | None, reason: str | None) 
         return f"{state} by the playbook"
     if by and by != "system" and state != "planned":
         verb = "approved" if state in ("sending", "sent", "failed", "unknown") else state
-        done = f"{verb} by <@{escape(by)}>"
-        return done if verb == state else f"{state} (approved by <@{escape(by)}>)"
+        who = (
+            "arbot, for a step that earned trust"
+            if by == TRUSTED_APPROVER
+            else f"<@{escape(by)}>"
+            if SLACK_USER.fullmatch(by)
+            else escape(by)
+        )
+        done = f"{verb} by {who}"
+        return done if verb == state else f"{state} (approved by {who})"
     return state
 
 

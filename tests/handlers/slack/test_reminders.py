@@ -440,3 +440,14 @@ def test_forms_do_not_open_for_a_decided_reminder_and_say_who_decided(
         "This reminder can no longer be skipped: it was already sent (approved by <@U0APPROVER>) at "
     )
     assert texts[1].endswith("EDT.")  # the business's time, as on the cards
+
+
+def test_a_refusal_mentions_people_and_names_what_is_not_a_person() -> None:
+    from bot.core.vocabulary import TRUSTED_APPROVER
+    from handlers.slack.reminders import who_acted
+
+    kit: Any = None  # who_acted reads nothing from the kit
+    assert who_acted(kit, "approved", "U0APPROVER", None) == "approved by <@U0APPROVER>"
+    trusted = who_acted(kit, "sent", TRUSTED_APPROVER, None)
+    assert trusted == "sent (approved by arbot, for a step that earned trust)"
+    assert "<@" not in who_acted(kit, "approved", "<!channel> & co", None)
