@@ -7,6 +7,7 @@ same run on the same machine: on a busy machine absolute times move, ratios much
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -108,14 +109,17 @@ def interleaved(
 ) -> tuple[float, float]:
     """Medians of `runs` timings of `work` and of its `floor`, taken in turns (floor, work, floor,
     work, ...) so that a machine busy for a while slows both alike. `before` (untimed) runs ahead
-    of each `work`."""
+    of each `work`. Each timing starts from a collected heap (untimed gc.collect()): what one
+    leaves for the garbage collector, the next does not pay for, as in a process of its own."""
     work_times, floor_times = [], []
     for _ in range(runs):
+        gc.collect()
         started = time.perf_counter()
         floor()
         floor_times.append(time.perf_counter() - started)
         if before is not None:
             before()
+        gc.collect()
         started = time.perf_counter()
         work()
         work_times.append(time.perf_counter() - started)
