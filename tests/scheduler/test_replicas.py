@@ -48,9 +48,10 @@ class Replica:
     log: Path
 
     def lines(self) -> list[dict[str, Any]]:
-        """Its JSON log lines so far (anything else it printed is skipped)."""
+        """Its JSON log lines so far (anything else it printed is skipped, and so is a last
+        line it is still writing)."""
         found = []
-        for line in self.log.read_text(encoding="utf-8").splitlines():
+        for line in self.log.read_text(encoding="utf-8").split("\n")[:-1]:
             if line.startswith("{"):
                 found.append(json.loads(line))
         return found
