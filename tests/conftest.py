@@ -86,6 +86,15 @@ def postgres_schema() -> Iterator[str]:
         admin.dispose()
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: one worker more than the cores. Many tests spend their time waiting on a
+    server, a subprocess or the database, so a core would otherwise sit idle. The environment's
+    PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return (os.cpu_count() or 1) + 1
+
+
 TRUNCATE_ATTEMPTS = 5  # PostgreSQL gives up a deadlocked TRUNCATE: the work it met ends soon
 
 

@@ -231,8 +231,10 @@ def test_a_refused_upload_posts_nothing_and_logs_nothing(runtime: Runtime, slack
 
 @pytest.mark.slow
 def test_a_report_with_many_currencies_posts_ten_charts_and_the_folder_keeps_them_all(
-    runtime: Runtime, slack_api: Any, tmp_path: Path
+    runtime: Runtime, slack_api: Any, tmp_path: Path, database_url: str
 ) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("charts are drawn the same from either database: one is enough")
     ledger = Ledger(runtime)
     acme = ledger.customer()
     for code in ("AUD", "CAD", "CHF", "EUR", "GBP", "USD"):
