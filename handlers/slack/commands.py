@@ -8,7 +8,6 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from functools import partial
 from typing import Any
 
@@ -19,6 +18,7 @@ from bot.core.ids import parse_id
 from bot.core.labels import reply_label
 from bot.core.runtime import Runtime
 from bot.escalations.sweeps import sweep
+from bot.forecasting.history import payment_habit
 from bot.learning import guardrails
 from bot.learning.report import post_report
 from bot.ledger import accounts, customers
@@ -159,22 +159,16 @@ def _status(runtime: Runtime, words: list[str], trusted: bool) -> Mrkdwn:
         doc = account_status(session, " ".join(words), today)
         who = held.held_on(session, today)
         ref = str(doc["customer"]["id"])
-        guarded = guardrails.holds_of(session, customers.find_customer(session, ref).id)
+        customer_id = customers.find_customer(session, ref).id
+        guarded = guardrails.holds_of(session, customer_id)
+        habit = mrkdwn(
+            "Pays: ", payment_habit(session, customer_id, today, runtime.settings.timezone)
+        )
     line = next((h for h in who or [] if h.customer_id == ref), None)
     why = held_status(today, str(doc["customer"].get("name", ref)), line, who is not None)
-    habit = mrkdwn("Pays: ", _habit(runtime, ref, today))
     return mrkdwn(
         status_text(doc, show_amounts=trusted), "\n", habit, "\n", why, guardrail_status(guarded)
     )
-
-
-def _habit(runtime: Runtime, external_id: str, today: date) -> str:
-    """ "usually pays 9 days late (last 12 invoices)", from the customer's own payments."""
-    from bot.forecasting.history import payment_habit
-
-    with runtime.sessions() as session:
-        customer_id = customers.find_customer(session, external_id).id
-        return payment_habit(session, customer_id, today, runtime.settings.timezone)
 
 
 def _held(runtime: Runtime) -> Mrkdwn:
