@@ -203,13 +203,29 @@ def reminder_blocks(card: ReminderCard) -> list[Block]:
         at = mrkdwn(" at ", card.acted_at) if card.acted_at else ""
         note = mrkdwn(": ", reason_label(card.note)) if card.note else ""
         line = mrkdwn(label, who, at, note)
-        if card.state == "approved" and card.acted_by != "playbook":
+        if card.state == "approved" and card.acted_by == TRUSTED_APPROVER:
+            # Undo and Skip until the send worker takes it; the state line joins the card's
+            # first section, so the card keeps the three blocks it was posted with.
+            blocks[0]["text"]["text"] = clip(mrkdwn(name, "\n", line), MAX_SECTION)
+            blocks.append(trusted_buttons(card.reminder_id))
+        elif card.state == "approved" and card.acted_by != "playbook":
             # Undo until the send worker takes it, beside the state line: no extra block.
             blocks.append(undo_line(card.reminder_id, clip(line, MAX_SECTION)))
         else:
             blocks.append(_context(line))
     blocks.append({"type": "divider"})
     return blocks
+
+
+def trusted_buttons(reminder_id: int) -> Block:
+    """Undo and Skip of a reminder a trusted step approved, in one row: Skip takes the same form,
+    and the same rules, as a waiting card's."""
+    value = str(reminder_id)
+    return {
+        "type": "actions",
+        "block_id": row(Row.REMINDER, reminder_id),
+        "elements": [_button("Undo", Action.UNDO, value), _button("Skip", Action.SKIP, value)],
+    }
 
 
 # Every state a card can be redrawn in, and who can have acted: a group message is redrawn as a

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, select
+from sqlalchemy import ColumnElement, case, or_, select
 from sqlalchemy.orm import Session
 
 from bot.core.errors import UserError
 from bot.core.models import Customer, EditExample, Event, Invoice, Reminder, ReminderInvoice
-from bot.core.vocabulary import AUTO_APPROVER, ReminderAction
+from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER, ReminderAction
 from bot.learning.trust_rules import review_trust
 from bot.reminders import state
 from bot.reminders.message_facts import missing_facts
@@ -144,17 +144,33 @@ def withdraw(session: Session, reminder_id: int, user: str, now: datetime) -> De
 
 
 def skip(session: Session, reminder_id: int, user: str, reason: str, now: datetime) -> Decision:
-    """The step counts as done for its invoices (their ReminderInvoice rows stay)."""
+    """The step counts as done for its invoices (their ReminderInvoice rows stay). A reminder
+    waits for a click (`planned`), or was approved by arbot for a trusted step and the send
+    worker has not taken it yet: a person's approval is never skipped over."""
     skipped = state.transition(
         session,
         [reminder_id],
-        from_states=(PLANNED,),
+        from_states=(PLANNED, APPROVED),
         to=SKIPPED,
         now=now,
         actor=user,
         events=[("reminder.skipped", {"reason": reason.strip()})],
+        where=[skippable()],
+        approved_by=None,  # who skipped it is in its event: not arbot's approval any more
+        approved_at=None,
     )
     return _outcome(session, reminder_id, bool(skipped))
+
+
+def skippable() -> ColumnElement[bool]:
+    """Which reminders a person may skip: those waiting for a click, and those a trusted step
+    approved automatically, until the send worker claims them."""
+    return or_(Reminder.state == PLANNED, Reminder.approved_by == TRUSTED_APPROVER)
+
+
+def can_skip(draft_state: str, by: str | None) -> bool:
+    """The same rule for a reminder already read (the Skip form opens only when it holds)."""
+    return draft_state == PLANNED or (draft_state == APPROVED and by == TRUSTED_APPROVER)
 
 
 def edit_problems(

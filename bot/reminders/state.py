@@ -34,8 +34,9 @@ UNKNOWN = ReminderState.UNKNOWN
 ALLOWED: dict[ReminderState, frozenset[ReminderState]] = {
     # approve or edit; skip; stale at approval, paid, paused, opted out
     PLANNED: frozenset({APPROVED, SKIPPED, CANCELLED}),
-    # the send claim; stale at claim, paid, paused; a person's Undo before the claim
-    APPROVED: frozenset({SENDING, CANCELLED, PLANNED}),
+    # the send claim; stale at claim, paid, paused; a person's Undo before the claim; a person's
+    # Skip of a reminder a trusted step approved, before the claim
+    APPROVED: frozenset({SENDING, CANCELLED, PLANNED, SKIPPED}),
     # the provider's answer: sent; a transient error or an outage puts it back; a permanent error;
     # no answer, or the worker died (its lease lapsed)
     SENDING: frozenset({SENT, APPROVED, FAILED, UNKNOWN}),

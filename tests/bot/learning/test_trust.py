@@ -220,9 +220,9 @@ def test_after_a_person_approves_trust_the_steps_next_reminders_are_approved_by_
     header = str(plan_header_blocks(summary))
     assert "Approved automatically" in header and "since 16 Mar 2026" in header
     blocks = reminder_blocks(cards[0])
-    state_line = blocks[-2]
-    assert "Approved automatically: this step has earned trust since 16 Mar 2026" in str(state_line)
-    assert state_line["accessory"]["action_id"] == Action.UNDO  # Undo until it is claimed
+    assert "Approved automatically: this step has earned trust since 16 Mar 2026" in str(blocks[0])
+    buttons = [e["action_id"] for e in blocks[-2]["elements"]]
+    assert buttons == [Action.UNDO, Action.SKIP]  # Undo and Skip until it is claimed
 
 
 def test_an_undo_then_edit_of_a_trusted_draft_takes_the_trust_back_at_once(

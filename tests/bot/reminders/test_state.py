@@ -24,6 +24,7 @@ MOVES = {
     ("approved", "sending"),
     ("approved", "cancelled"),
     ("approved", "planned"),  # Undo, before the send worker takes it
+    ("approved", "skipped"),  # Skip of a trusted step's reminder, before the send worker takes it
     ("sending", "sent"),
     ("sending", "approved"),
     ("sending", "failed"),
