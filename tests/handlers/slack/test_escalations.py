@@ -68,10 +68,11 @@ def test_claim_once_and_the_second_claimer_is_told_who_has_it(
     told = slack_api.calls("chat.postEphemeral")[-1]
     assert told["user"] == "U0SECOND" and "<@U0APPROVER>" in told["text"]
     assert _state(slack_runtime).owner_slack_id == "U0APPROVER"
-    parent = slack_api.messages[(thread.slack_channel, thread.slack_thread_ts)]
-    assert validate_blocks(parent["blocks"]) == []
-    assert "Claimed by <@U0APPROVER>" in json.dumps(parent["blocks"])
-    assert any("claimed this" in t for t in _in_thread(slack_api, thread))
+    # the parent's redraw and the thread's note come after the claim is stored, in the background
+    key = (thread.slack_channel, thread.slack_thread_ts)
+    wait_for(lambda: "Claimed by <@U0APPROVER>" in json.dumps(slack_api.messages[key]["blocks"]))
+    assert validate_blocks(slack_api.messages[key]["blocks"]) == []
+    wait_for(lambda: any("claimed this" in t for t in _in_thread(slack_api, thread)))
 
 
 def test_a_non_approver_cannot_act(
