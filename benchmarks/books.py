@@ -8,8 +8,7 @@ from pathlib import Path
 
 from bot.core.runtime import Runtime
 from bot.ledger.sample import sample_rows, write_csv
-from bot.ledger.upsert import apply_batch
-from integrations.csv_ledger import read_ledger_csv
+from handlers.cli.ledger import import_file
 
 TODAY = date(2026, 3, 16)
 INVOICES_PER_CUSTOMER = 5
@@ -39,10 +38,9 @@ def book_csv(folder: Path, invoices: int) -> Path:
 
 
 def import_book(runtime: Runtime, path: Path) -> None:
-    """What `arbot import-csv` does: read the file, then upsert it in one transaction."""
-    batch = read_ledger_csv(path)
-    with runtime.writing() as session:
-        apply_batch(session, batch, runtime.clock.now())
+    """What `arbot import-csv` does: unless the file is the one last imported into a ledger
+    unchanged since, read it, then upsert it in one transaction."""
+    import_file(runtime, path)
 
 
 def one_invoice_each(

@@ -42,6 +42,8 @@ from integrations.csv_common import (
     read_rows,
 )
 
+SOURCE = "csv"  # the source of the customers and invoices a ledger CSV brings
+
 # Customer-level columns must agree on every row of the same customer.
 CUSTOMER_COLUMNS = ("customer_name", "tier", "owner_slack_id", "timezone", "never_automate", "tags")
 
@@ -203,7 +205,7 @@ def read_ledger_csv(
 
 def _read(path: Path, phone_region: str, on_row: Callable[[], None] | None) -> LedgerBatch:
     problems: list[str] = []
-    batch = LedgerBatch(source="csv", label=path.name)
+    batch = LedgerBatch(source=SOURCE, label=path.name)
     first_row_of: dict[str, tuple[int, dict[str, Any]]] = {}  # customer id -> (row, its fields)
     invoice_rows: dict[tuple[str, str], int] = {}
     # per customer: contact key -> (first row, the merged contact)

@@ -512,6 +512,22 @@ class SyncState(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class LedgerFileImport(Base):
+    """The last ledger file imported from a source (bot/ledger/file_imports.py): its bytes'
+    digest, the settings it was read with, and the state of the ledger right after its import.
+    The same file again, read the same way into a ledger nothing else has changed since, has
+    nothing to write and is not read again."""
+
+    __tablename__ = "ledger_file_imports"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label: Mapped[str] = mapped_column(String(256))  # the file's name
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of its bytes, hex
+    settings: Mapped[str] = mapped_column(Text)
+    ledger_state: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[datetime]
+
+
 class CrmNote(Base):
     """A note to write on a customer's CRM company (a reminder sent, an account handed to a
     person), one per event and CRM: `pending` until the sweep claims it (`writing`, committed

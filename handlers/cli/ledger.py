@@ -13,6 +13,7 @@ from handlers.cli.app import AsOf, Json, app, as_of_date, err, opened_runtime, o
 
 if TYPE_CHECKING:
     from bot.core.runtime import Runtime
+    from bot.ledger.file_imports import UnchangedFile
     from bot.ledger.upsert import ImportSummary
 
 
@@ -38,21 +39,50 @@ def import_csv(
         out().print(line, markup=False)
 
 
-def import_file(runtime: Runtime, path: Path) -> ImportSummary:
+def import_file(runtime: Runtime, path: Path) -> ImportSummary | UnchangedFile:
+    """Import the ledger CSV at `path`, unless it is the file last imported, read with the same
+    settings into a ledger nothing has changed since (bot/ledger/file_imports.py): that import
+    would write nothing, and the file is not read."""
+    from bot.ledger import file_imports
     from bot.ledger.upsert import apply_batch
-    from integrations.csv_ledger import read_ledger_csv
+    from integrations.csv_ledger import SOURCE, read_ledger_csv
 
     region = runtime.settings.phone_region
+    settings = file_imports.reading_settings(region)
+    digest = _digest(path)
+    if digest is not None:
+        with runtime.sessions() as session:
+            last = file_imports.unchanged_since(session, SOURCE, digest, settings)
+            if last is not None:
+                return file_imports.UnchangedFile(path.name, last.imported_at)
     batch = _with_progress(path, lambda tick: read_ledger_csv(path, region, on_row=tick))
+    # A file changed while it was read is not recorded: its digest may not be what was read.
+    recorded = digest if digest is not None and _digest(path) == digest else None
     with runtime.writing() as session:
-        return apply_batch(session, batch, runtime.clock.now())
+        now = runtime.clock.now()
+        summary = apply_batch(session, batch, now)
+        if recorded is not None and not batch.problems:
+            file_imports.record_import(session, SOURCE, path.name, recorded, settings, now)
+        return summary
+
+
+def _digest(path: Path) -> str | None:
+    """The file's digest; None when it cannot be read (reading it then says why)."""
+    from bot.ledger.file_imports import file_digest
+
+    try:
+        return file_digest(path)
+    except OSError:
+        return None
 
 
 def _with_progress(path: Path, work: Callable[[Callable[[], None]], T]) -> T:
     from integrations.csv_ledger import count_rows
 
-    rows = count_rows(path) if path.is_file() else 0
-    if rows < PROGRESS_FROM_ROWS or not err().is_terminal:
+    if not err().is_terminal or not path.is_file():
+        return work(lambda: None)
+    rows = count_rows(path)
+    if rows < PROGRESS_FROM_ROWS:
         return work(lambda: None)
     columns = (
         TextColumn("Checking rows"),

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from bot.core.money import format_money
 from bot.ledger.aging import BUCKETS, AgingReport, OverdueInvoice
+from bot.ledger.file_imports import UnchangedFile
 
 if TYPE_CHECKING:
     from bot.ledger.upsert import ImportSummary
@@ -62,7 +63,12 @@ def overdue_table(rows: list[OverdueInvoice], limit: int | None = None) -> Table
     return table
 
 
-def import_summary_lines(summary: ImportSummary) -> list[str]:
+def import_summary_lines(summary: ImportSummary | UnchangedFile) -> list[str]:
+    if isinstance(summary, UnchangedFile):
+        return [
+            f"{summary.label}: unchanged since the import at "
+            f"{summary.imported_at:%Y-%m-%d %H:%M:%S} UTC; nothing to write."
+        ]
     if not summary.changed:
         return [f"{summary.label}: already up to date, nothing changed."]
     lines = [

@@ -44,6 +44,8 @@ def test_importing_the_same_file_twice_changes_nothing(
     )
     assert cli("import-csv", str(path)).code == 0
     before = _snapshot(session)
+    # The same rows with a blank line after them: not the same bytes, so read and compared in full
+    path.write_bytes(path.read_bytes() + b"\r\n")
     second = cli("import-csv", str(path))
     assert second.code == 0
     assert "already up to date, nothing changed" in second.stdout
