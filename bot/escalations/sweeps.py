@@ -22,7 +22,7 @@ from bot.escalations import plans, posting
 from bot.escalations import service as escalations
 from bot.escalations.notes import SlackOut
 from bot.escalations.promises import missed_promises
-from bot.learning import guardrails
+from bot.learning import guardrails, trust_notices
 from bot.payments import links as payment_links
 from bot.payments import reviews as review_posting
 from bot.planning import plan_unit
@@ -203,6 +203,11 @@ def sweep(
             guardrails.post_waiting(runtime, slack, settings.finance_channel)
         except Exception:
             log.exception("guardrail proposals not posted")
+    if settings.finance_channel and not plan_first:
+        try:  # trust taken back that Slack did not take when it happened
+            trust_notices.post_waiting(runtime, slack, settings.finance_channel)
+        except Exception:
+            log.exception("trust withdrawals not told in Slack")
     try:  # messages that matched no customer, which Slack did not get when they came in
         if not plan_first:
             report.unmatched_posted = followups.post_unmatched(

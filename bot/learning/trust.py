@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.labels import step_label
 from bot.core.models import Customer, Event, PlaybookVersion, Reminder, SlackRetry
 from bot.core.slack_retries import REDRAW
 from bot.core.vocabulary import TRUSTED_APPROVER, ReminderAction
@@ -113,11 +114,24 @@ def ladder_of(playbook: Playbook, customer: Customer) -> str:
     return playbook.ladder_for(customer.tier, customer.tags or [])[0]
 
 
-def withdraw(session: Session, place: Place, why: str, now: datetime) -> Withdrawal:
+def step_words(playbook: Playbook, ladder: str, key: str) -> str:
+    """The step as people read it: "gentle reminder, 3 days late", "third reminder, 7 days late"."""
+    steps = [s for name, s in playbook.all_steps() if name == ladder]
+    for position, step in enumerate(steps, start=1):
+        if step.key == key:
+            return step_label(key, step.offset_days, position)
+    return step_label(key)
+
+
+def withdraw(
+    session: Session, place: Place, why: str, now: datetime, since: datetime | None = None
+) -> Withdrawal:
     """Take a step's trust back at once: a playbook version without its auto_approve becomes
-    active, and its reminders approved automatically and not yet claimed go back to planned."""
+    active, and its reminders approved automatically and not yet claimed go back to planned.
+    `since`: when the step had earned trust (told in Slack, bot/learning/trust_notices.py)."""
     ladder, key = place
     current = ensure_active(session, now)
+    label = step_words(bundle_of(current).playbook, ladder, key)
     text = set_auto_approve(bundle_of(current).source, ladder, key, False)
     rationale = (
         f"Trust taken back from step {key} of {ladder}: {why}. Its reminders wait for a "
@@ -169,6 +183,8 @@ def withdraw(session: Session, place: Place, why: str, now: datetime) -> Withdra
             "why": why,
             "version": number,
             "back_to_planned": moved,
+            "label": label,
+            "since": since.isoformat() if since is not None else None,
         },
     )
     return Withdrawal(ladder, key, why, number, moved)

@@ -168,7 +168,7 @@ def review_trust(session: Session, now: datetime) -> list[Withdrawal]:
     for place, since in sorted(trusted.items()):
         why = _why_lost(session, playbook, place, since)
         if why is not None:
-            withdrawals.append(withdraw(session, place, why, now))
+            withdrawals.append(withdraw(session, place, why, now, since))
             version = active_version(session)
             assert version is not None
             playbook = bundle_of(version).playbook

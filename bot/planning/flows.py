@@ -13,7 +13,7 @@ from datetime import date
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.escalations import posting as escalation_posting
-from bot.learning import guardrails
+from bot.learning import guardrails, trust_notices
 from bot.planning import control, held, posting
 from bot.planning.guardrails import NO_CONTACT
 from bot.planning.planner import PlanRules
@@ -62,6 +62,8 @@ def plan_day(
     posted_to = post_day(runtime, day, run, slack=slack, drafter=drafter)
     if posted_to and isinstance(slack, GuardrailPort):  # after the plan: it goes out as one unit
         guardrails.post_waiting(runtime, slack, posted_to)
+    if posted_to and slack is not None:  # trust this plan took back, told after its commit
+        _tell_trust_withdrawn(runtime, slack, posted_to)
     return DayPlan(run, posted_to)
 
 
@@ -73,6 +75,13 @@ def _propose_guardrails(runtime: Runtime, run: PlanRun) -> None:
         guardrails.propose_today(runtime, no_contact)
     except Exception:
         log.exception("guardrails not proposed; the next plan tries again")
+
+
+def _tell_trust_withdrawn(runtime: Runtime, slack: SlackPort, channel: str) -> None:
+    try:
+        trust_notices.post_waiting(runtime, slack, channel)
+    except Exception:
+        log.exception("trust withdrawals not told in Slack; the sweep tries again")
 
 
 def post_day(

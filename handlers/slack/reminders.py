@@ -15,6 +15,7 @@ from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
 from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER
+from bot.learning import trust_notices
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
 from handlers.slack.kit import ListenerKit, on_click, on_form_click
@@ -357,6 +358,9 @@ def save_edit(
         return
     if decision.changed:
         redraw(kit, [reminder_id])
+        finance = runtime.settings.finance_channel
+        if finance:  # the edit of a trusted step's draft took its trust back: told at once
+            trust_notices.post_waiting(runtime, kit.slack, finance)
     else:
         kit.tell(channel, user, already(kit, decision))
 

@@ -6,7 +6,7 @@ the trust back at once, and its reminders not yet claimed wait for a click again
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from sqlalchemy import select, update
 from bot.core.clock import FixedClock
 from bot.core.models import (
     Contact,
-    Customer,
     Event,
     InboundMessage,
     Invoice,
@@ -31,91 +30,30 @@ from bot.learning.edit import set_auto_approve
 from bot.learning.trust import trusted_steps
 from bot.learning.trust_rules import TRUST_AFTER, trust_proposals
 from bot.learning.versions import active_version, bundle_of
-from bot.ledger.upsert import apply_batch
-from bot.planning.planner import PlanRules
 from bot.planning.posting import cards_for
-from bot.planning.store import run_plan
 from bot.planning.summary import summary_for
 from bot.reminders import approvals
-from bot.reminders.stale import StaleRules
-from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_blocks import plan_header_blocks, reminder_blocks
 from integrations.slack_ids import Action
 from playbooks.loader import BUNDLED
-from tests.support.ledger_files import row, write
 from tests.support.smtp_server import SmtpServer
-
-TODAY = date(2026, 3, 16)  # the conftest clock: Monday 09:00 in New York
-LATER = date(2026, 3, 20)
-LATER_NOW = datetime(2026, 3, 20, 14, 0, tzinfo=UTC)
-EARNERS = TRUST_AFTER  # strategic customers 3 days late today: the `gentle` step
-NEWCOMERS = 2  # strategic customers due tomorrow: `gentle` on LATER
-
-
-def ledger(tmp_path: Path) -> Path:
-    rows = [
-        row(
-            customer_id=f"C-{n}",
-            customer_name=f"Harbor Dental {n}",
-            invoice_number=f"INV-{100 + n}",
-            issue_date="2026-02-01",
-            due_date="2026-03-13" if n < EARNERS else "2026-03-17",
-            amount="1000.00",
-            balance="1000.00",
-            contact_name="Maria Smith",
-            email=f"ap@c{n}.example",
-            tier="strategic",
-            tags="",
-        )
-        for n in range(EARNERS + NEWCOMERS)
-    ]
-    return write(tmp_path / "ledger.csv", rows)
-
-
-def plan(runtime: Runtime, day: date) -> dict[str, int]:
-    """Plan `day` at the clock's time; the stored reminders by invoice number."""
-    now = runtime.clock.now()
-    with runtime.writing() as session:
-        run_plan(session, PlanRules.from_settings(runtime.settings), day, now, False)
-    with runtime.sessions() as session:
-        return {
-            number: reminder_id
-            for number, reminder_id in session.execute(
-                select(Invoice.number, Reminder.id)
-                .join(Customer, Customer.id == Invoice.customer_id)
-                .join(Reminder, Reminder.customer_id == Customer.id)
-                .where(Reminder.plan_date == day)
-            )
-        }
+from tests.support.trusted_step import (
+    EARNERS,
+    LATER,
+    LATER_NOW,
+    NEWCOMERS,
+    TODAY,
+    approve,
+    earn_trust,
+    plan,
+    plan_today,
+)
 
 
 @pytest.fixture
 def planned(runtime: Runtime, tmp_path: Path) -> dict[str, int]:
     """Today's plan: 30 `gentle` reminders waiting, and the newcomers' heads-up (skipped)."""
-    with runtime.writing() as session:
-        apply_batch(session, read_ledger_csv(ledger(tmp_path)), runtime.clock.now())
-    found = plan(runtime, TODAY)
-    newcomers = [found[f"INV-{100 + n}"] for n in range(EARNERS, EARNERS + NEWCOMERS)]
-    with runtime.writing() as session:
-        for reminder_id in newcomers:
-            skipped = approvals.skip(
-                session, reminder_id, "U0APPROVER", "called", runtime.clock.now()
-            )
-            assert skipped.changed
-    return {k: v for k, v in found.items() if v not in newcomers}
-
-
-def approve(runtime: Runtime, ids: list[int]) -> None:
-    with runtime.writing() as session:
-        for reminder_id in ids:
-            decision = approvals.approve(
-                session,
-                reminder_id,
-                "U0APPROVER",
-                runtime.clock.now(),
-                rules=StaleRules.from_settings(runtime.settings),
-            )
-            assert decision.changed and decision.state == "approved"
+    return plan_today(runtime, tmp_path)
 
 
 def proposed_changes(runtime: Runtime) -> list[str]:
@@ -188,15 +126,7 @@ def test_an_edit_a_dispute_or_an_opt_out_among_the_last_30_proposes_nothing(
 @pytest.fixture
 def trusted(runtime: Runtime, clock: FixedClock, planned: dict[str, int]) -> Iterator[list[int]]:
     """The trust proposal approved today; on LATER the newcomers' `gentle` reminders, stored."""
-    approve(runtime, sorted(planned.values()))
-    now = runtime.clock.now()
-    with runtime.writing() as session:
-        (stored,) = proposals.propose_all(session, TODAY, now)
-        decision = proposals.approve(session, stored.id, "U0APPROVER", now)
-        assert decision.status == "active", decision.message
-    clock.set(LATER_NOW)
-    later = plan(runtime, LATER)
-    yield sorted(later.values())
+    yield earn_trust(runtime, clock, planned)
 
 
 def test_after_a_person_approves_trust_the_steps_next_reminders_are_approved_by_arbot(
