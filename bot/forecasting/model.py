@@ -11,6 +11,15 @@ n being the recency-weighted count of its paid invoices: a steady payer with a d
 speaks mostly for itself. A customer with no payment yet gets the book's behaviour, and every
 answer says which (`basis`: "customer" or "portfolio").
 
+A customer's lateness may drift: each customer's trend (days late gained per day, an ordinary
+least-squares line through its paid invoices' days late against their due dates) is shrunk toward
+no trend by how much it is to be believed (empirical Bayes): by tau^2 / (tau^2 + se^2), se being
+the line's own standard error and tau^2 how much customers' trends truly differ across the book
+(the spread of the book's estimated trends around their mean, less what their standard errors
+explain). A book whose customers keep their habits gets tau^2 = 0: no customer is given a trend.
+The usual lateness and the distributions are learned from days late brought to the as-of day along
+that trend, and each invoice is expected along it at its own due date.
+
 A dispute is the one thing about an invoice itself the model uses: when the book has paid at
 least MIN_DISPUTED disputed invoices, a disputed one is expected later by how much later the book's
 disputed invoices were paid than the others (less what the customer's usual lateness already holds
@@ -41,6 +50,7 @@ PORTFOLIO_HALF_LIFE_DAYS = 365.0
 TAIL_DAYS = 30  # a median beyond all history: this many days past what history covers
 LOW_QUANTILE, HIGH_QUANTILE = 0.1, 0.9
 RECENT_INVOICES = 12  # "usually pays 9 days late (last 12 invoices)"
+MIN_TREND_INVOICES = 4  # paid invoices a customer needs for a trend (a line and its error)
 
 CUSTOMER, PORTFOLIO = "customer", "portfolio"
 
@@ -134,6 +144,16 @@ class Profile:
     weight: float = 0.0
     own_offset: int = 0  # days added to its own distribution (a disputed invoice's extra)
     dispute_lift: int = 0  # how much later than usual its disputed invoices are expected
+    slope: float = 0.0  # its trend: days late gained per day, as believed (shrunk)
+    span: int = 0  # days from its oldest paid invoice's due date to the as-of day
+
+    def drift(self, due_date: date, as_of: date) -> int:
+        """Days its lateness has moved along its trend between the as-of day and `due_date` (not
+        carried further from the as-of day than the history it was seen over)."""
+        if not self.slope:
+            return 0
+        offset = max(-self.span, min(self.span, (due_date - as_of).days))
+        return round(self.slope * offset)
 
     @property
     def basis(self) -> str:
@@ -170,12 +190,18 @@ class PaymentModel:
         default_factory=dict, repr=False, compare=False
     )
 
-    def profile(self, customer: Hashable, disputed: bool = False) -> Profile:
+    def profile(
+        self, customer: Hashable, disputed: bool = False, due_date: date | None = None
+    ) -> Profile:
+        """The customer's profile; for an invoice due on `due_date` (and disputed), moved along
+        its trend to that day (and by what a dispute costs)."""
         found = self.profiles.get(customer)
         if found is None:  # no payment yet: the book's (kept under None)
             found = self.profiles.get(None) or Profile(self.usual, 0, ())
-        if disputed and found.dispute_lift:
-            lift = found.dispute_lift
+        lift = found.drift(due_date, self.as_of) if due_date is not None else 0
+        if disputed:
+            lift += found.dispute_lift
+        if lift:
             return replace(found, shift=found.shift + lift, own_offset=lift)
         return found
 
@@ -217,7 +243,7 @@ class PaymentModel:
 
     def predict(self, customer: Hashable, due_date: date, disputed: bool = False) -> Prediction:
         """For an invoice open on the as-of day: when it is expected to be paid, and how surely."""
-        profile = self.profile(customer, disputed)
+        profile = self.profile(customer, disputed, due_date)
         opened = (self.as_of - due_date).days  # it was not paid before today
         middle = self._quantile(profile, opened, 0.5)
         low = self._quantile(profile, opened, LOW_QUANTILE)
@@ -244,7 +270,7 @@ class PaymentModel:
         self, customer: Hashable, due_date: date, week_starts: list[date], disputed: bool = False
     ) -> list[float]:
         """The probability that the invoice is paid in each week (7 days from each start)."""
-        profile = self.profile(customer, disputed)
+        profile = self.profile(customer, disputed, due_date)
         opened = (self.as_of - due_date).days
         since = self.survival(profile, opened)
         if since <= 0 or not week_starts:
@@ -268,11 +294,13 @@ class PaymentModel:
         """P(paid within `days` days from the as-of day): what a touch today can move sooner."""
         opened = (self.as_of - due_date).days
         if disputed:
-            return self._brought_forward(self.profile(customer, disputed), opened, days)
+            return self._brought_forward(self.profile(customer, disputed, due_date), opened, days)
+        # `opened` stands for the due date: the trend's move is the same for the same key
         key = (customer if customer in self.profiles else None, opened, days)
         found = self._brought.get(key)
         if found is None:
-            found = self._brought[key] = self._brought_forward(self.profile(customer), opened, days)
+            profile = self.profile(customer, due_date=due_date)
+            found = self._brought[key] = self._brought_forward(profile, opened, days)
         return found
 
     def _brought_forward(self, profile: Profile, opened: int, days: int) -> float:
@@ -325,7 +353,8 @@ class Learner:
         self.as_of = as_of
         self.customer_weight = _decay(CUSTOMER_HALF_LIFE_DAYS)
         self.book_weight = _decay(PORTFOLIO_HALF_LIFE_DAYS)
-        paid_rows_by: dict[Hashable, list[tuple[date, int, int, bool]]] = defaultdict(list)
+        # (paid on, days late, age, disputed, due date less the as-of day) by customer
+        paid_rows_by: dict[Hashable, list[tuple[date, int, int, bool, int]]] = defaultdict(list)
         paid_later: list[PaymentRecord] = []  # paid on or after `as_of`: open on that day
         sums = {False: [0.0, 0.0, 0], True: [0.0, 0.0, 0]}  # disputed? -> weight, total, count
         for record in records:
@@ -338,7 +367,9 @@ class Learner:
             due = record.due_date
             age = max((as_of - due).days, 0)
             days = (paid_on - due).days
-            paid_rows_by[record.customer].append((paid_on, days, age, record.disputed))
+            paid_rows_by[record.customer].append(
+                (paid_on, days, age, record.disputed, (due - as_of).days)
+            )
             weight = self.book_weight(age)
             figures = sums[record.disputed]
             figures[0] += weight
@@ -360,27 +391,39 @@ class Learner:
             None: Profile(usual, 0, (), dispute_lift=round(extra * (1 - book_rate)))
         }
         self.own: dict[Hashable, Tally] = {}
+        slopes = trends(
+            {
+                customer: [(t, days) for _, days, _, _, t in rows]
+                for customer, rows in paid_rows_by.items()
+            }
+        )
         for customer, rows in paid_rows_by.items():
             n = total = 0.0
+            slope = slopes.get(customer, 0.0)
             own = self.own[customer] = Tally()
-            for _, days, age, _ in rows:
+            # days late brought to the as-of day along the customer's trend
+            brought = [round(days - slope * t) for _, days, _, _, t in rows]
+            for (_, _, age, _, _), days in zip(rows, brought, strict=True):
                 weight = self.customer_weight(age)
                 n += weight
                 total += weight * days
                 own.add(days, True, weight)
             shift = round((total + PRIOR_INVOICES * usual) / (n + PRIOR_INVOICES))
-            for _, days, age, _ in rows:
+            for (_, _, age, _, _), days in zip(rows, brought, strict=True):
                 self.spread.add(days - shift, True, self.book_weight(age))
+            span = max(-t for *_, t in rows)
             rows.sort(reverse=True)
-            rate = (sum(d for *_, d in rows) + PRIOR_INVOICES * book_rate) / (
+            rate = (sum(d for *_, d, _ in rows) + PRIOR_INVOICES * book_rate) / (
                 len(rows) + PRIOR_INVOICES
             )
             self.profiles[customer] = Profile(
                 shift,
                 len(rows),
-                tuple(days for _, days, _, _ in rows[:RECENT_INVOICES]),
+                tuple(days for _, days, *_ in rows[:RECENT_INVOICES]),
                 weight=n / (n + OWN_PRIOR_INVOICES),
                 dispute_lift=round(extra * (1 - rate)),
+                slope=slope,
+                span=max(span, 0),
             )
         for record in paid_later:
             self.add_open(record.customer, record.due_date, record.disputed)
@@ -393,6 +436,8 @@ class Learner:
         if profile is None:  # no payment yet: the book's usual lateness
             self.spread.add(days - self.usual, False, self.book_weight(age))
             return
+        # not paid in its first `days` days: along the trend, that many less the drift to its due date
+        days -= profile.drift(due_date, self.as_of)
         self.spread.add(days - profile.shift, False, self.book_weight(age))
         self.own[customer].add(days, False, self.customer_weight(age))
 
@@ -406,6 +451,40 @@ class Learner:
                 replace(profile, own=own.distribution()) if own is not None else profile
             )
         return model
+
+
+def trends(history: dict[Hashable, list[tuple[int, int]]]) -> dict[Hashable, float]:
+    """Each customer's trend in days late per day, as believed: `history` holds each customer's
+    paid invoices as (due date less the as-of day, days late). A customer's least-squares slope b,
+    with standard error se, is shrunk toward no trend by tau^2 / (tau^2 + se^2), tau^2 being how
+    much customers' trends truly differ: the variance of the book's slopes around their mean less
+    their mean se^2 (empirical Bayes). Customers with fewer than MIN_TREND_INVOICES paid invoices,
+    or all due the same day, have no trend; so has everyone when tau^2 comes out at zero."""
+    estimates: dict[Hashable, tuple[float, float]] = {}
+    for customer, points in history.items():
+        count = len(points)
+        if count < MIN_TREND_INVOICES:
+            continue
+        mean_t = sum(t for t, _ in points) / count
+        mean_days = sum(days for _, days in points) / count
+        sxx = sum((t - mean_t) ** 2 for t, _ in points)
+        if sxx <= 0:
+            continue
+        slope = sum((t - mean_t) * (days - mean_days) for t, days in points) / sxx
+        residual = sum((days - mean_days - slope * (t - mean_t)) ** 2 for t, days in points)
+        # at least a day's variance: days late are whole days, a perfect line is not a certainty
+        estimates[customer] = (slope, max(residual / (count - 2), 1.0) / sxx)
+    if len(estimates) < 2:
+        return {}
+    slopes = [slope for slope, _ in estimates.values()]
+    centre = sum(slopes) / len(slopes)
+    noise = sum(error for _, error in estimates.values()) / len(estimates)
+    tau2 = sum((slope - centre) ** 2 for slope in slopes) / len(slopes) - noise
+    if tau2 <= 0:
+        return {}
+    return {
+        customer: slope * tau2 / (tau2 + error) for customer, (slope, error) in estimates.items()
+    }
 
 
 def usual_lateness(model: PaymentModel, customer: Hashable) -> str:

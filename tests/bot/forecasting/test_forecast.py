@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.forecasting.cash import Week
-from bot.forecasting.model import PaymentRecord, fit, kaplan_meier
+from bot.forecasting.model import PaymentRecord, fit, kaplan_meier, trends
 from bot.learning.charts import HEIGHT, WIDTH, forecast_chart
 from tests.bot.forecasting.history_files import AS_OF, history_ledger
 from tests.bot.learning.test_report import png_size
@@ -56,6 +56,86 @@ def test_a_new_customer_gets_the_books_behaviour_and_says_so() -> None:
 
     assert predicted.basis == "portfolio"
     assert predicted.expected_pay_date == date(2026, 3, 30)
+
+
+def monthly(customer: str, days_late: list[int], first_due: date) -> list[PaymentRecord]:
+    """A customer's invoices due a month apart, each paid `days_late[n]` days after its due date."""
+    dues = [first_due + timedelta(days=30 * n) for n in range(len(days_late))]
+    return [
+        PaymentRecord(customer, due, due + timedelta(days=late))
+        for due, late in zip(dues, days_late, strict=True)
+    ]
+
+
+def test_an_invoice_already_far_past_its_customers_usual_lateness_is_expected_later_still() -> None:
+    """Ten days late as a rule; one invoice already 40 days past due is not paid 10 days late:
+    what the book saw paid later than 40 days after its usual says when."""
+    start = date(2025, 1, 1)
+    records = monthly("steady", [10, 9, 11, 10, 10, 12, 8, 10, 11, 9, 10, 10], start)
+    for n in range(20):  # the book: mostly prompt, a few paid two months past their usual
+        records += monthly(f"c{n}", [0, 1, -1, 0, 60 + n if n % 4 == 0 else 0, 1], start)
+    as_of = date(2026, 3, 1)
+    model = fit(records, as_of)
+    fresh = model.predict("steady", date(2026, 3, 10))
+    overdue_since = as_of - timedelta(days=40)
+
+    late = model.predict("steady", overdue_since)
+
+    assert fresh.expected_pay_date == date(2026, 3, 20)  # its usual 10 days late
+    assert (late.expected_pay_date - overdue_since).days > 50  # past its usual by the book's tail
+    assert late.expected_pay_date > as_of
+    assert late.p_paid_by_due_plus_30 == 0  # that day has passed
+    assert late.basis == "customer"
+
+
+def test_the_chance_of_payment_within_30_days_agrees_with_the_expected_date() -> None:
+    """The expected date is the median of what remains: within 30 days of the due date exactly
+    when the chance of being paid by then is at least a half."""
+    start = date(2025, 1, 1)
+    records = monthly("prompt", [2, 3, 1, 2, 4, 2, 3, 2], start)
+    records += monthly("slow", [44, 46, 45, 43, 47, 45, 44, 46], start)
+    records += monthly("mixed", [10, 50, 12, 48, 11, 52, 9, 49], start)
+    model = fit(records, date(2026, 3, 1))
+
+    for customer in ("prompt", "slow", "mixed", "never-seen"):
+        for due in (date(2026, 2, 20), date(2026, 3, 10), date(2026, 4, 1)):
+            predicted = model.predict(customer, due)
+            within = predicted.expected_pay_date <= due + timedelta(days=30)
+            assert within == (predicted.p_paid_by_due_plus_30 >= 0.5), (customer, due)
+    assert model.predict("prompt", date(2026, 3, 10)).p_paid_by_due_plus_30 > 0.9
+    assert model.predict("slow", date(2026, 3, 10)).p_paid_by_due_plus_30 < 0.2
+
+
+def test_a_customer_paying_later_and_later_is_expected_along_its_trend() -> None:
+    """A day later every month for two years, among customers who keep their habits: its next
+    invoice is expected about as late as the trend has reached, not at its (recent) average."""
+    start = date(2024, 3, 1)
+    records = monthly("drifting", list(range(24)), start)
+    for n in range(10):
+        records += monthly(f"c{n}", [(n + 3 * k) % 7 - 3 for k in range(24)], start)
+    as_of = start + timedelta(days=30 * 24)
+    model = fit(records, as_of)
+    due = as_of + timedelta(days=10)
+
+    predicted = model.predict("drifting", due)
+
+    assert (predicted.expected_pay_date - due).days >= 23
+    assert model.profile("drifting").usual_days_late == 17  # "usually pays": the last 12 paid
+    steady = model.predict("c0", due)
+    assert abs((steady.expected_pay_date - due).days) <= 3
+
+
+def test_a_trend_the_whole_book_shares_is_no_customers_own() -> None:
+    """Trends are believed by how much customers' trends differ: when every customer's is the
+    same, none is given one (the recency weighting follows the book as a whole)."""
+    history = {f"c{n}": [(-30 * k, k // 3 + (k * 5) % 3) for k in range(12)] for n in range(8)}
+    few = {"a": [(-30, 5), (-60, 1), (-90, 9)], "b": [(-30, 1), (-60, 2), (-90, 30)]}
+
+    assert trends(history) == {}
+    assert trends(few) == {}  # fewer than four paid invoices each: no line to believe
+    history["drifting"] = [(-30 * k, 40 - 2 * k) for k in range(12)]
+    believed = trends(history)
+    assert 0.05 < believed["drifting"] <= 2 / 30  # two days a month, shrunk a little
 
 
 def test_invoices_still_open_count_as_not_paid_yet_not_as_missing() -> None:
