@@ -10,6 +10,7 @@ import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -22,6 +23,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.slack_response import SlackResponse
+from slack_sdk.webhook import WebhookClient
 
 from integrations.base.mrkdwn import escape
 from integrations.base.slack import (
@@ -49,6 +51,9 @@ from integrations.slack_review import review_blocks, review_text
 
 log = logging.getLogger(__name__)
 REPEATABLE = ("chat.update", "views.", "conversations.", "auth.test", "users.")
+# Where Slack's response_urls point (a click's answer is posted there, not to the Web API).
+RESPONSE_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
+RESPONSE_TIMEOUT_SECONDS = 10
 
 
 class RepeatableServerErrors(ServerErrorRetryHandler):
@@ -183,6 +188,42 @@ class SlackChat:
             text=f"Collections plan for {summary.day.isoformat()}",
             blocks=plan_header_blocks(summary),
         )
+
+    def answerable(self, response_url: str) -> bool:
+        """Whether a click's response_url is Slack's own (https on Slack's hooks host, or the
+        host SLACK_API_URL names): an answer is posted to no other address."""
+        url, api = urlsplit(response_url), urlsplit(self.client.base_url)
+        if url.scheme == "https" and url.hostname in RESPONSE_HOSTS:
+            return True
+        return bool(url.netloc) and (url.scheme, url.netloc) == (api.scheme, api.netloc)
+
+    def respond(self, response_url: str, text: str, blocks: list[dict[str, Any]] | None) -> None:
+        """Tell whoever clicked, and only them, through the click's response_url (an ephemeral
+        message, as chat.postEphemeral posts, without a Web API call). Slack takes up to five
+        answers at a response_url within 30 minutes of the click. Not retried: a failure is
+        raised, and the caller tells them another way."""
+        if not self.answerable(response_url):
+            raise SlackFailed("not Slack's response_url", {"ok": False, "error": "invalid_url"})
+        answer: dict[str, Any] = {
+            "text": text,
+            "response_type": "ephemeral",
+            "replace_original": False,
+        }
+        if blocks:
+            answer["blocks"] = blocks
+        webhook = WebhookClient(
+            response_url,
+            timeout=RESPONSE_TIMEOUT_SECONDS,
+            ssl=self.client.ssl,
+            proxy=self.client.proxy,
+            retry_handlers=[],
+        )
+        sent = webhook.send_dict(answer)
+        if sent.status_code != 200:
+            raise SlackFailed(
+                f"response_url answered {sent.status_code}: {sent.body}",
+                {"ok": False, "error": str(sent.body or sent.status_code)},
+            )
 
     def update_cards(self, channel: str, ts: str, cards: list[ReminderCard]) -> None:
         self.client.chat_update(

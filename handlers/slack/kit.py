@@ -32,11 +32,32 @@ class ListenerKit:
     redraws: RedrawQueue = field(default_factory=RedrawQueue)  # the plan's cards, coalesced
 
     def tell(
-        self, channel: str | None, user: str, text: str, blocks: list[Body] | None = None
+        self,
+        channel: str | None,
+        user: str,
+        text: str,
+        blocks: list[Body] | None = None,
+        *,
+        response_url: str | None = None,
     ) -> None:
         """An ephemeral message, seen only by `user`, in the channel they acted in (with
-        `blocks`, those are shown and `text` is what notifications read). Telling is the last
-        thing a failure does, so it never fails itself: what Slack refuses is logged."""
+        `blocks`, those are shown and `text` is what notifications read). Given the
+        `response_url` of the click being answered, it goes there (Slack's own way to answer a
+        click, no Web API call), and by chat.postEphemeral when Slack refuses it there. Telling
+        is the last thing a failure does, so it never fails itself: what Slack refuses is
+        logged."""
+        if response_url and self.slack.answerable(response_url):
+            try:
+                self.slack.respond(response_url, text, blocks)
+                return
+            except Exception as exc:
+                log.warning(
+                    "could not answer %s at the click's response_url (%s: %s): "
+                    "telling them by chat.postEphemeral",
+                    user,
+                    type(exc).__name__,
+                    exc,
+                )
         if not channel:
             return
         try:

@@ -127,6 +127,11 @@ def message_ts(body: Body) -> str | None:
     return _plain(message.get("ts")) if isinstance(message, dict) else None
 
 
+def response_url(body: Body) -> str | None:
+    """Where Slack takes an answer to this click (its `response_url`; None when it sends none)."""
+    return _plain(body.get("response_url"))
+
+
 def person_and_place(body: Any) -> tuple[str | None, str | None]:
     """Who a request came from and where, as far as it says: never raises (for telling someone
     that their request failed, whatever shape it had)."""

@@ -25,6 +25,7 @@ from handlers.slack.payload import (
     action_value,
     clicked,
     clicker,
+    response_url,
     submission,
     typed,
 )
@@ -149,12 +150,12 @@ def approve(kit: ListenerKit, body: Body) -> None:
                 undo=undo_window(kit),
             )
     except UserError as exc:
-        kit.tell(channel, user, str(exc))
+        kit.tell(channel, user, str(exc), response_url=response_url(body))
         return
     if decision.changed:
         redraw(kit, [reminder_id])
     else:
-        kit.tell(channel, user, already(kit, decision))
+        kit.tell(channel, user, already(kit, decision), response_url=response_url(body))
 
 
 def undo(kit: ListenerKit, body: Body) -> None:
@@ -175,9 +176,10 @@ def undo(kit: ListenerKit, body: Body) -> None:
             user,
             f"Too late to undo: this reminder is already {decision.state}; "
             "the send worker took it. Ask the customer to ignore it if it should not have gone.",
+            response_url=response_url(body),
         )
         return
-    kit.tell(channel, user, already(kit, decision))
+    kit.tell(channel, user, already(kit, decision), response_url=response_url(body))
 
 
 def covered(value: str) -> Covered:
@@ -190,7 +192,8 @@ def covered(value: str) -> Covered:
 
 def approve_all(kit: ListenerKit, body: Body) -> None:
     """Approve exactly what the header showed waiting in that tier (and whose cards were posted);
-    the clicker is told how many, with an Undo for them all."""
+    the clicker is told how many, with an Undo for them all, through the click's response_url
+    (chat.postEphemeral when there is none, or Slack refuses it)."""
     user, channel = clicker(body)
     if kit.refused(channel, user, ONLY_APPROVERS):
         return
@@ -214,6 +217,7 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
             user,
             f"Nothing changed: none of the {escape(button.tier)} reminders this button "
             "covers is waiting for approval any more.",
+            response_url=response_url(body),
         )
         return
     redraw(kit, done.changed())  # the approved, and the stale ones cancelled instead
@@ -230,10 +234,8 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
         why = "; ".join(CANCELLED_BECAUSE.get(r, escape(r)) for r in reasons)
         lines.append(f"{len(done.cancelled)} cancelled instead, not approved: {why}.")
     text = "\n".join(lines)
-    if done.approved:
-        kit.tell(channel, user, text, undo_all_blocks(text, button.day, button.tier, now))
-    else:
-        kit.tell(channel, user, text)
+    with_undo = undo_all_blocks(text, button.day, button.tier, now) if done.approved else None
+    kit.tell(channel, user, text, with_undo, response_url=response_url(body))
 
 
 def undo_all(kit: ListenerKit, body: Body) -> None:
@@ -258,6 +260,7 @@ def undo_all(kit: ListenerKit, body: Body) -> None:
         user,
         f"Undone: {len(undone)} {escape(tier)} reminder{'' if len(undone) == 1 else 's'} "
         f"back to waiting for approval.{note}",
+        response_url=response_url(body),
     )
 
 

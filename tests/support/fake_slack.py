@@ -6,6 +6,14 @@ shapes, `{"ok": false, "error": ...}` with HTTP 200 for refusals, HTTP 429 with 
 rate limits, and Block Kit limits enforced the way Slack refuses bad messages. Every call is
 recorded so tests can assert what was sent and what a message looks like after updates.
 
+A click's `response_url` (Slack's webhook for answering that click, not a Web API method) can
+point at the fake too: `response_url(channel, ts)` makes one for a click on that message, and
+`/response/<id>` answers what is posted there as Slack does: HTTP 200 `ok`; an ephemeral message
+(the default) or one `in_channel`, or with `replace_original` / `delete_original` the message the
+button is on changed or deleted; 400 for a message Slack would refuse; 404 `used_url` after
+five answers (Slack's 30 minutes are not kept). Each post is recorded in `responses()`, apart
+from the Web API's `records()`, and `fail_response_next` makes the next one answer an error.
+
 Chosen calls can be made to fail: `fail_next` (an error answer such as `not_in_channel`),
 `rate_limit_next` (HTTP 429) and `server_error_next` (HTTP 500), each optionally only after a
 number of calls of the method were answered as usual (a failure part-way through a post).
@@ -330,6 +338,11 @@ class _Handler(BaseHTTPRequestHandler):
         if split.path.startswith("/upload/"):  # where files.getUploadURLExternal sends the bytes
             self._send_text(*self.server.fake._receive_upload(split.path[len("/upload/") :], body))
             return
+        if split.path.startswith("/response/"):  # a click's response_url
+            answer_id = split.path[len("/response/") :].strip("/")
+            content_type = self.headers.get("Content-Type", "")
+            self._send_text(*self.server.fake._answer_at(answer_id, content_type, body))
+            return
         if not split.path.startswith("/api/"):
             status, answer = 404, _err("not_found")
         else:
@@ -399,6 +412,11 @@ class FakeSlack:
         self._ts_counter = 0
         self._view_counter = 0
         self._file_counter = 0
+        # response_url id → the message (channel, ts) whose button was clicked; what was posted
+        # at each, and the errors its next answers give (status, error).
+        self._answer_urls: dict[str, tuple[str, str]] = {}
+        self._answers: list[dict[str, Any]] = []
+        self._answer_failures: deque[tuple[int, str]] = deque()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._methods: dict[str, Callable[[Params], dict[str, Any]]] = {
@@ -497,9 +515,85 @@ class FakeSlack:
         with self._lock:
             return {key: dict(entry) for key, entry in self._files.items()}
 
+    def response_url(self, channel: str, ts: str) -> str:
+        """A new response_url, as Slack sends with a click on the message channel/ts."""
+        if self._server is None:
+            raise RuntimeError("FakeSlack is not started")
+        with self._lock:
+            answer_id = f"R{len(self._answer_urls) + 1:06d}"
+            self._answer_urls[answer_id] = (channel, ts)
+        return f"http://127.0.0.1:{self._server.server_address[1]}/response/{answer_id}"
+
+    def responses(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """What was posted at response_urls, oldest first: `id`, `channel` and `ts` (the clicked
+        message), `kind` (`ephemeral`, `in_channel`, `replace_original` or `delete_original`),
+        `body` (the JSON posted), and `status` and `answer` (what the fake answered)."""
+        with self._lock:
+            return [dict(a) for a in self._answers if kind is None or a["kind"] == kind]
+
+    def fail_response_next(self, error: str = "expired_url", status: int = 404) -> None:
+        """The next post at any response_url answers HTTP `status` with `error`, and does
+        nothing (Slack's answer to a response_url that expired, or was used up)."""
+        with self._lock:
+            self._answer_failures.append((status, error))
+
+    def _answer_at(self, answer_id: str, content_type: str, raw: bytes) -> tuple[int, str]:
+        try:
+            body = _parse_body(content_type or "application/json", raw)
+        except (ValueError, UnicodeDecodeError):
+            body = {}
+        with self._lock:
+            channel, ts = self._answer_urls.get(answer_id, ("", ""))
+            if body.get("delete_original"):
+                kind = "delete_original"
+            elif body.get("replace_original"):
+                kind = "replace_original"
+            else:
+                kind = "in_channel" if body.get("response_type") == "in_channel" else "ephemeral"
+            status, answer = self._answered_at(answer_id, channel, ts, kind, body)
+            self._answers.append(
+                {
+                    "id": answer_id,
+                    "channel": channel,
+                    "ts": ts,
+                    "kind": kind,
+                    "body": body,
+                    "status": status,
+                    "answer": answer,
+                }
+            )
+            return status, answer
+
+    def _answered_at(
+        self, answer_id: str, channel: str, ts: str, kind: str, body: Params
+    ) -> tuple[int, str]:
+        if not channel:
+            return 404, "invalid_url"
+        if self._answer_failures:
+            return self._answer_failures.popleft()
+        if sum(1 for a in self._answers if a["id"] == answer_id and a["status"] == 200) >= 5:
+            return 404, "used_url"
+        if kind == "delete_original":
+            return (200, "ok") if self._messages.pop((channel, ts), None) else (404, "not_found")
+        problem = self._message_problem(body)
+        if problem is not None:
+            return 400, str(problem["error"])
+        if kind == "replace_original":
+            current = self._messages.get((channel, ts))
+            if current is None:
+                return 404, "message_not_found"
+            current["text"] = str(body.get("text") or "")
+            current["blocks"] = body.get("blocks") or []
+            current["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
+        elif kind == "in_channel":
+            self._chat_post_message({**body, "channel": channel})
+        return 200, "ok"
+
     def reset(self) -> None:
         """Forget recorded calls, messages, views, pending failures and rate limits."""
         with self._lock:
+            self._answers.clear()
+            self._answer_failures.clear()
             self._records.clear()
             self._messages.clear()
             self._views.clear()

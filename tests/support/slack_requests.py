@@ -33,8 +33,17 @@ def sign(body: str, timestamp: int, secret: str = SIGNING_SECRET) -> str:
 
 
 class SlackRequests:
-    def __init__(self, base_url: str, secret: str = SIGNING_SECRET, team: str = TEAM) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        secret: str = SIGNING_SECRET,
+        team: str = TEAM,
+        response_urls: Callable[[str, str], str] | None = None,
+    ) -> None:
         self.team = team  # the workspace every request says it comes from
+        # Given, each click carries a response_url made by response_urls(channel, message_ts)
+        # (FakeSlack.response_url); else one on a host that never answers, which arbot leaves.
+        self.response_urls = response_urls
         self.url = base_url.rstrip("/") + "/slack/events"
         self.secret = secret
         self.client = local_client(timeout=PATIENCE)  # the app answers in-process
@@ -107,7 +116,9 @@ class SlackRequests:
             "trigger_id": trigger_id,
             "channel": {"id": channel, "name": "finance"},
             "message": {"ts": message_ts, "text": "plan"},
-            "response_url": f"https://hooks.slack.invalid/actions/{self.team}/1/abc",
+            "response_url": self.response_urls(channel, message_ts)
+            if self.response_urls is not None
+            else f"https://hooks.slack.invalid/actions/{self.team}/1/abc",
             "actions": [
                 {
                     "action_id": action_id,

@@ -368,6 +368,37 @@ def test_an_approve_all_can_be_undone_at_once(posted: Runtime, served: Any, slac
     wait_for(lambda: all(state_of(posted, n) == "planned" for n in (1, 2, 3)))
 
 
+def test_the_approve_all_clicker_is_told_at_the_clicks_response_url_not_by_the_web_api(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    served.response_urls = slack_api.response_url  # each click carries one, as Slack's do
+    header_ts = slack_api.records("chat.postMessage")[0]["response"]["ts"]
+    served.click(
+        "approve_all_standard", approve_all_button(slack_api)["value"], message_ts=header_ts
+    )
+    told = wait_for(lambda: slack_api.responses("ephemeral"))[0]
+    assert (told["status"], told["ts"]) == (200, header_ts)
+    assert told["body"]["text"].startswith("Approved 3 standard reminders")
+    undo = next(e for b in told["body"]["blocks"] if b["type"] == "actions" for e in b["elements"])
+    served.click("undo_all", undo["value"])
+    wait_for(lambda: all(state_of(posted, n) == "planned" for n in (1, 2, 3)))
+    undone = wait_for(lambda: slack_api.responses("ephemeral")[1:])[0]
+    assert undone["body"]["text"].startswith("Undone: 3 standard reminders")
+    assert slack_api.calls("chat.postEphemeral") == []
+
+
+def test_the_approve_all_clicker_is_told_by_chat_post_ephemeral_when_the_response_url_fails(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    served.response_urls = slack_api.response_url
+    slack_api.fail_response_next("expired_url", 404)
+    served.click("approve_all_standard", approve_all_button(slack_api)["value"])
+    told = wait_for(lambda: slack_api.calls("chat.postEphemeral"))[0]
+    assert told["text"].startswith("Approved 3 standard reminders")
+    assert any(b["type"] == "actions" for b in told["blocks"])  # the Undo, still
+    assert [(r["status"], r["answer"]) for r in slack_api.responses()] == [(404, "expired_url")]
+
+
 def test_the_send_claim_waits_for_the_undo_window(posted: Runtime, served: Any) -> None:
     from bot.planning.send_window import Window
     from bot.reminders.outbox import FlushReport, SendConfig, claim
