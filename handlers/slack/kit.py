@@ -78,8 +78,22 @@ class ListenerKit:
         return True
 
     def later(self, work: Callable[..., None], user: str, channel: str | None, *args: Any) -> None:
-        """Run work(kit, *args) on the workers, after the ack (see `now`)."""
-        self.workers.submit(self.now, work, user, channel, *args)
+        """Run work(kit, *args) on the workers, after the ack (see `now`); the plan's redraws
+        meanwhile wait for it (handlers/slack/redraw_queue.py)."""
+        self.redraws.taken()
+        try:
+            self.workers.submit(self._in_hand, work, user, channel, *args)
+        except BaseException:
+            self.redraws.finished()
+            raise
+
+    def _in_hand(
+        self, work: Callable[..., None], user: str, channel: str | None, *args: Any
+    ) -> None:
+        try:
+            self.now(work, user, channel, *args)
+        finally:
+            self.redraws.finished()
 
     def now(self, work: Callable[..., None], user: str, channel: str | None, *args: Any) -> None:
         """Run work(kit, *args) here; if it fails, the person who acted is told, not only the log

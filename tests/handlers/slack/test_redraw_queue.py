@@ -1,10 +1,12 @@
 """Clicks' redraws are coalesced: what several clicks ask for before a work thread gets to it is
-drawn once per message, with the latest state, and what is asked while a drain is drawing is
-drawn by that drain's next round (the work threads are a hand-run executor here)."""
+drawn once per message, with the latest state, what is asked while a drain is drawing is
+drawn by that drain's next round, and a drain lets the clicks in hand be applied before it draws
+(the work threads are a hand-run executor here)."""
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -17,6 +19,7 @@ from handlers.slack.kit import ListenerKit
 from handlers.slack.reminders import redraw
 from integrations.slack_chat import SlackChat, web_client
 from tests.handlers.posted_plan import message_of
+from tests.support.slack_requests import PATIENCE, wait_for
 
 
 class HandRun(Executor):
@@ -85,5 +88,34 @@ def test_what_is_asked_while_a_drain_draws_is_drawn_by_its_next_round(
     workers.run_all()
 
     assert asked_meanwhile and not workers.waiting
+    cards = json.dumps(message_of(posted, slack_api, 2)["blocks"])
+    assert cards.count("Approved by <@U0APPROVER>") == 2
+
+
+def test_a_drain_lets_the_clicks_in_hand_be_applied_before_it_draws(
+    posted: Runtime, slack_api: Any
+) -> None:
+    workers = HandRun()
+    kit = _kit(posted, slack_api, workers)
+
+    def click(_: ListenerKit, reminder_id: int) -> None:
+        _approve(posted, reminder_id)
+        redraw(kit, [reminder_id])
+
+    kit.later(click, "U0APPROVER", "C0FINANCE", 1)
+    kit.later(click, "U0APPROVER", "C0FINANCE", 2)  # in hand while the first one's drain starts
+    first, second = workers.waiting
+    workers.waiting.clear()
+    first()
+    (drain,) = workers.waiting
+    workers.waiting.clear()
+    drawing = threading.Thread(target=drain)
+    drawing.start()
+    wait_for(lambda: kit.redraws.holding() or slack_api.calls("chat.update"))
+    second()
+    drawing.join(PATIENCE)
+
+    assert not drawing.is_alive() and not workers.waiting
+    assert len(slack_api.calls("chat.update")) == 2  # the cards' message and the header, once
     cards = json.dumps(message_of(posted, slack_api, 2)["blocks"])
     assert cards.count("Approved by <@U0APPROVER>") == 2
