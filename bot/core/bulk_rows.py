@@ -4,7 +4,8 @@ a time (server-side on PostgreSQL) to read. Each value is converted by its colum
 SQLAlchemy would convert it; what is skipped is SQLAlchemy's work per row (a plan reads and
 writes hundreds of thousands of rows, and on PostgreSQL a multi-row INSERT of that size is mostly
 spent parsing its own parameters). Also `new_ids`: primary keys taken before the rows are
-written, so that rows which point at each other can be written without reading ids back."""
+written, so that rows which point at each other can be written without reading ids back, and
+`among`: a column's `IN (...)` over many values as one array parameter on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import uuid
 from collections.abc import Callable, Collection, Generator, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Select, Table, text
-from sqlalchemy.orm import Session
+from sqlalchemy import JSON, ColumnElement, Select, Table, any_, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import QueryableAttribute, Session
+
+IN_CHUNK = 5000  # values of one IN (...) on SQLite: well inside its parameter limit
 
 
 class _Memo(dict[Any, Any]):
@@ -120,6 +124,22 @@ def new_ids(session: Session, table: Table, count: int) -> list[int]:
         )
     largest = session.scalar(text(f'SELECT coalesce(max(id), 0) FROM "{table.name}"')) or 0
     return list(range(largest + 1, largest + 1 + count))
+
+
+def among(
+    session: Session, column: QueryableAttribute[Any] | ColumnElement[Any], values: Sequence[Any]
+) -> list[ColumnElement[bool]]:
+    """Conditions that together say `column IN values`, each for a statement of its own: on
+    PostgreSQL one `column = ANY(array)` (a single parameter however many values: an IN of
+    thousands is mostly spent rendering and parsing its placeholders), on SQLite one IN (...)
+    per IN_CHUNK values; none for no values."""
+    if not values:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        expression = column.expression if isinstance(column, QueryableAttribute) else column
+        array = bindparam(None, list(values), type_=ARRAY(expression.type))
+        return [expression == any_(array)]
+    return [column.in_(values[i : i + IN_CHUNK]) for i in range(0, len(values), IN_CHUNK)]
 
 
 def read_rows(

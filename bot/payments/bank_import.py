@@ -17,11 +17,11 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
-from bot.core.bulk_rows import read_rows
+from bot.core.bulk_rows import new_ids, read_rows
 from bot.core.errors import UserError
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
-from bot.ledger.bulk import chunks, cycles_collected_after, insert_rows
+from bot.ledger.bulk import core_table, cycles_collected_after, insert_rows
 from bot.payments.bulk_record import PaymentsInBulk, stored_external_ids
 from bot.payments.reconcile import Allocation, Match, Matcher, OpenInvoice
 from bot.payments.record import PaymentOutcome, allocate, cancel_for_invoices
@@ -95,7 +95,8 @@ def _import(
         for cid, name in session.connection().execute(select(Customer.id, Customer.name)).all()
     }
     invoices = open_invoices(session)
-    matcher = Matcher(invoices, customer_aliases=names)
+    references = [p.reference for p in payments if p.reference]
+    matcher = Matcher(invoices, customer_aliases=names, references=references)
     recorded = PaymentsInBulk(SOURCE, invoices, now)
     reviews: list[tuple[str, list[dict[str, Any]]]] = []  # (payment's external id, candidates)
     for payment in payments:
@@ -131,24 +132,21 @@ def _store_reviews(
     payment_ids: dict[str, int],
     now: datetime,
 ) -> list[int]:
-    """One open review a payment that did not match exactly one way; their ids, in file order."""
+    """One open review a payment that did not match exactly one way; their ids, in file order
+    (taken before the rows are written, as the payments' are)."""
+    review_ids = new_ids(session, core_table(PaymentReview), len(reviews))
     rows = [
         {
+            "id": review_id,
             "payment_id": payment_ids[external_id],
             "candidates": candidates,
             "state": "open",
             "created_at": now,
         }
-        for external_id, candidates in reviews
+        for review_id, (external_id, candidates) in zip(review_ids, reviews, strict=True)
     ]
     insert_rows(session, PaymentReview, rows)
-    wanted = [row["payment_id"] for row in rows]
-    found: list[int] = []
-    for part in chunks(wanted):
-        found += session.scalars(
-            select(PaymentReview.id).where(PaymentReview.payment_id.in_(part))
-        ).all()
-    return sorted(found)
+    return review_ids
 
 
 def _merge(total: PaymentOutcome, one: PaymentOutcome) -> None:

@@ -16,13 +16,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.bulk_rows import among, new_ids
 from bot.core.errors import UserError
 from bot.core.models import Event, Invoice, Payment, PaymentAllocation
-from bot.ledger.bulk import chunks, core_table, insert_rows
+from bot.ledger.bulk import core_table, insert_rows
 from bot.payments.reconcile import Allocation, OpenInvoice
 from bot.payments.record import PaymentOutcome
 from integrations.base.payments import BankPayment
@@ -31,13 +32,9 @@ from integrations.base.payments import BankPayment
 def stored_external_ids(session: Session, source: str, external_ids: Sequence[str]) -> set[str]:
     """Which of these payments of `source` are stored already."""
     found: set[str] = set()
-    for part in chunks(list(dict.fromkeys(external_ids))):
+    for among_them in among(session, Payment.external_id, list(dict.fromkeys(external_ids))):
         found.update(
-            session.scalars(
-                select(Payment.external_id).where(
-                    Payment.source == source, Payment.external_id.in_(part)
-                )
-            )
+            session.scalars(select(Payment.external_id).where(Payment.source == source, among_them))
         )
     return found
 
@@ -146,18 +143,12 @@ class PaymentsInBulk:
 
     def store(self, session: Session) -> dict[str, int]:
         """Write everything recorded, in the session's transaction; each payment's id by its
-        external id."""
-        insert_rows(session, Payment, self._payments)
-        ids: dict[str, int] = {}
-        for part in chunks([p["external_id"] for p in self._payments]):
-            ids.update(
-                (external_id, payment_id)
-                for payment_id, external_id in session.execute(
-                    select(Payment.id, Payment.external_id).where(
-                        Payment.source == self.source, Payment.external_id.in_(part)
-                    )
-                )
-            )
+        external id. The payments' ids are taken before they are written (bot/core/bulk_rows.py
+        `new_ids`), so the allocations point at them without reading them back."""
+        payment_ids = new_ids(session, core_table(Payment), len(self._payments))
+        rows = [{"id": i, **p} for p, i in zip(self._payments, payment_ids, strict=True)]
+        insert_rows(session, Payment, rows)
+        ids = {row["external_id"]: row["id"] for row in rows}
         insert_rows(
             session,
             PaymentAllocation,
@@ -173,23 +164,11 @@ class PaymentsInBulk:
     def _store_balances(self, session: Session) -> None:
         """Each invoice paid from: its new balance (and paid when it reached nothing), on the
         condition that it is still open at the balance read."""
-        table = core_table(Invoice)
         changed = [i for i, balance in self._balances.items() if balance != self._read[i]]
-        read_and_open = (
-            table.c.id == bindparam("b_id"),
-            table.c.status == "open",
-            table.c.balance == bindparam("b_read"),
-        )
-        paying = (
-            update(table)
-            .where(*read_and_open)
-            .values(balance=bindparam("b_balance"), updated_at=self.now)
-        )
-        closing = paying.values(status="paid", paid_at=self.now)
         if session.get_bind().dialect.name == "postgresql":
             updated = self._store_balances_at_once(session, changed)
         else:
-            updated = self._store_balances_each(session, changed, paying, closing)
+            updated = self._store_balances_each(session, changed)
         if updated != len(changed):
             raise UserError(
                 "the open invoices changed while the payments were matched (another process "
@@ -224,17 +203,38 @@ class PaymentsInBulk:
             updated += result.rowcount
         return updated
 
-    def _store_balances_each(
-        self, session: Session, changed: list[int], paying: Any, closing: Any
-    ) -> int:
-        """SQLite: one executemany of each UPDATE; how many rows were updated."""
+    def _store_balances_each(self, session: Session, changed: list[int]) -> int:
+        """SQLite: one executemany of each UPDATE through the driver, every value converted by
+        its column's type first (what SQLAlchemy would do row by row); how many rows were
+        updated."""
+        table = core_table(Invoice)
+        dialect = session.get_bind().dialect
+        money = table.c.balance.type._cached_bind_processor(dialect) or _same
+        instant = table.c.updated_at.type._cached_bind_processor(dialect) or _same
+        now = instant(self.now)
+        target = dialect.identifier_preparer.format_table(table)
         updated = 0
-        for statement, closed in ((paying, False), (closing, True)):
+        for closed in (False, True):
+            closing = ", status = 'paid', paid_at = ?" if closed else ""
+            statement = (
+                f"UPDATE {target} SET balance = ?, updated_at = ?{closing} "
+                "WHERE id = ? AND status = 'open' AND balance = ?"
+            )
             rows = [
-                {"b_id": i, "b_read": self._read[i], "b_balance": self._balances[i]}
+                (
+                    money(self._balances[i]),
+                    now,
+                    *((now,) if closed else ()),
+                    i,
+                    money(self._read[i]),
+                )
                 for i in changed
                 if (i in self._closed) is closed
             ]
-            for part in chunks(rows):
-                updated += session.connection().execute(statement, list(part)).rowcount
+            if rows:
+                updated += session.connection().exec_driver_sql(statement, rows).rowcount
         return updated
+
+
+def _same(value: Any) -> Any:
+    return value

@@ -51,6 +51,7 @@ LEGAL_SUFFIXES = frozenset({
 
 _WORD = re.compile(r"[^\W_]+")
 _PART = re.compile(r"[^\W\d_]+|\d+")  # a run of letters or a run of digits
+_DIGITS = re.compile(r"\d+")
 
 
 class OpenInvoice(NamedTuple):
@@ -65,6 +66,9 @@ class OpenInvoice(NamedTuple):
     currency: str
     balance: Decimal
     due_date: date
+
+
+_CUSTOMER_KEY = attrgetter("id", "customer_id", "currency")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +151,17 @@ class Matcher:
     `customer_aliases` are the other names a customer pays under. Give every customer's own name
     there too, open invoices or not: a payer is then recognised even when it owes nothing, and a
     reference to someone else's invoice from that payer goes to a person.
+
+    `references`, when given, are those of every payment the matcher will decide (a bank file's):
+    an invoice number is then indexed only when its digits stand in one of them, which decides
+    each of those payments exactly as indexing every number would, for a fraction of the work.
     """
 
     def __init__(
         self,
         invoices: Iterable[OpenInvoice],
         customer_aliases: Mapping[int, Iterable[str]] | None = None,
+        references: Iterable[str] | None = None,
     ) -> None:
         self._invoices: dict[int, OpenInvoice] = {}
         self._balances: dict[int, Decimal] = {}
@@ -161,28 +170,49 @@ class Matcher:
         self._customers_by_name: dict[str, set[int]] = defaultdict(set)
         self._names: dict[int, str] = {}
         self._payers: dict[str, frozenset[int]] = {}
-        # Added oldest due first, so each customer's invoices are kept in that order.
-        for invoice in sorted(invoices, key=attrgetter("due_date", "id")):
-            self._add(invoice)
+        # Indexed oldest due first, so each customer's invoices are kept in that order. Each
+        # index is built in a pass of its own over the 100,000 invoices of a book.
+        ordered = sorted(invoices, key=attrgetter("due_date", "id"))
+        self._check(ordered)
+        self._invoices = {invoice.id: invoice for invoice in ordered}
+        self._balances = {invoice.id: invoice.balance for invoice in ordered}
+        numbered = ordered if references is None else _possibly_named(ordered, references)
+        by_number = self._by_number
+        for invoice_id, keys in zip(
+            map(attrgetter("id"), numbered),
+            map(_number_keys, map(attrgetter("number"), numbered)),
+            strict=True,
+        ):
+            for key in keys:
+                by_number[key].append(invoice_id)
+        of_customer = self._of_customer
+        for invoice_id, customer_id, currency in map(_CUSTOMER_KEY, ordered):
+            of_customer[(customer_id, currency)].append(invoice_id)
+        for invoice in ordered:
+            if invoice.customer_id not in self._names:
+                self._names[invoice.customer_id] = invoice.customer_name
+                self._name(invoice.customer_id, invoice.customer_name)
         for customer_id, aliases in (customer_aliases or {}).items():
             for alias in aliases:
                 self._names.setdefault(customer_id, alias)
                 self._name(customer_id, alias)
-        self._longest_number = max((len(key) for key in self._by_number), default=0)
+        self._longest_number = max(map(len, self._by_number), default=0)
 
-    def _add(self, invoice: OpenInvoice) -> None:
-        if invoice.id in self._invoices:
-            raise ValueError(f"invoice {invoice.id} ({invoice.number}) is given twice")
-        if invoice.balance < 0:
-            raise ValueError(f"invoice {invoice.number} has a negative balance {invoice.balance}")
-        self._invoices[invoice.id] = invoice
-        self._balances[invoice.id] = invoice.balance
-        for key in _number_keys(invoice.number):
-            self._by_number[key].append(invoice.id)
-        self._of_customer[(invoice.customer_id, invoice.currency)].append(invoice.id)
-        if invoice.customer_id not in self._names:
-            self._names[invoice.customer_id] = invoice.customer_name
-            self._name(invoice.customer_id, invoice.customer_name)
+    @staticmethod
+    def _check(invoices: Sequence[OpenInvoice]) -> None:
+        """Refuse an invoice given twice or one with a negative balance (the first, in order)."""
+        ids = list(map(attrgetter("id"), invoices))
+        if len(set(ids)) == len(ids) and min(map(attrgetter("balance"), invoices), default=0) >= 0:
+            return
+        seen: set[int] = set()
+        for invoice in invoices:
+            if invoice.id in seen:
+                raise ValueError(f"invoice {invoice.id} ({invoice.number}) is given twice")
+            if invoice.balance < 0:
+                raise ValueError(
+                    f"invoice {invoice.number} has a negative balance {invoice.balance}"
+                )
+            seen.add(invoice.id)
 
     def _name(self, customer_id: int, name: str) -> None:
         normalised = normalise_name(name)
@@ -375,6 +405,23 @@ def _number_keys(number: str) -> list[tuple[str, ...]]:
     if len("".join(core)) >= SHORTEST_NUMBER:
         keys.append(core)
     return keys
+
+
+def _possibly_named(
+    invoices: Sequence[OpenInvoice], references: Iterable[str]
+) -> list[OpenInvoice]:
+    """The invoices whose number a reference may name: those sharing a run of digits with one.
+    Every number key holds a digit run of the number (`_number_keys`), and a reference names the
+    key only with the same run among its own parts, so the others can never be named. A number
+    that is not ASCII (digits of other scripts) is always kept."""
+    runs: set[str] = set()
+    for reference in references:
+        runs.update(_PART.findall(reference.casefold()))
+    return [
+        invoice
+        for invoice in invoices
+        if not runs.isdisjoint(_DIGITS.findall(invoice.number)) or not invoice.number.isascii()
+    ]
 
 
 def _referenced(

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.core import audit
+from bot.core.bulk_rows import among
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Invoice, Payment, PaymentAllocation, Reminder, ReminderInvoice
 from bot.core.vocabulary import WAITING
@@ -244,24 +245,24 @@ def cancel_for_invoices(session: Session, invoice_ids: Sequence[int], now: datet
     if not invoice_ids:
         return []
     waiting: dict[int, None] = {}  # reminder ids, in the order found
-    for part in chunks(list(dict.fromkeys(invoice_ids))):
+    for covering in among(session, ReminderInvoice.invoice_id, list(dict.fromkeys(invoice_ids))):
         waiting.update(
             dict.fromkeys(
                 session.scalars(
                     select(ReminderInvoice.reminder_id)
                     .join(Reminder, Reminder.id == ReminderInvoice.reminder_id)
-                    .where(ReminderInvoice.invoice_id.in_(part), Reminder.state.in_(WAITING))
+                    .where(covering, Reminder.state.in_(WAITING))
                     .distinct()
                 )
             )
         )
     still_open: set[int] = set()
-    for part in chunks(list(waiting)):
+    for of_waiting in among(session, ReminderInvoice.reminder_id, list(waiting)):
         still_open.update(
             session.scalars(
                 select(ReminderInvoice.reminder_id)
                 .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
-                .where(ReminderInvoice.reminder_id.in_(part), Invoice.status == "open")
+                .where(of_waiting, Invoice.status == "open")
                 .distinct()
             )
         )

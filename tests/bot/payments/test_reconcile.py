@@ -382,3 +382,30 @@ def _check_match(
         assert owed.currency == paid.currency
         taken[allocation.invoice_id] += allocation.amount
         assert 0 < taken[allocation.invoice_id] <= matcher.balance(allocation.invoice_id)
+
+
+# Numbers and references of many shapes, sharing digit runs on purpose.
+NUMBER_SHAPES = ("INV-{}", "{}", "inv{}", "INV-{}-2", "PO {}", "A-12-{}", "{}.5", "INV-\u0661{}")
+REFERENCE_SHAPES = ("#{}", "inv {}", "INV-{}-2", "{}", "PO{}", "12 {}", "A-12-{}", "\u0661{}", "x")
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(NUMBER_SHAPES), st.integers(1, 4)), max_size=12),
+    st.lists(st.tuples(st.sampled_from(REFERENCE_SHAPES), st.integers(1, 4)), max_size=6),
+)
+def test_indexing_only_the_numbers_a_files_references_may_name_decides_the_same(
+    numbers: list[tuple[str, int]], references: list[tuple[str, int]]
+) -> None:
+    invoices = [
+        invoice(index, shape.format(str(n) * 3), "100.00", customer_id=index % 2 + 1)
+        for index, (shape, n) in enumerate(numbers, start=1)
+    ]
+    file = [payment("150.00", shape.format(str(n) * 3)) for shape, n in references]
+    everything = Matcher(invoices)
+    indexed_for_file = Matcher(invoices, references=[p.reference for p in file])
+    for paid in file:
+        decision = everything.decide(paid)
+        assert indexed_for_file.decide(paid) == decision
+        if decision.auto is not None:
+            everything.apply(decision.auto)
+            indexed_for_file.apply(decision.auto)
