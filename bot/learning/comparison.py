@@ -136,6 +136,7 @@ class Comparison:
     rows: list[Row] = field(default_factory=list)
     weekly: list[WeekPoint] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    ended: date | None = None  # the holdout ended that day (`until` is no later)
 
     @property
     def followed_label(self) -> str:
@@ -158,6 +159,8 @@ class Comparison:
         customers against 38", or the same groups with NOT_ENOUGH."""
         row = self.headline
         counts = f"{row.followed_customers} customers against {row.baseline_customers}"
+        if self.ended is not None:
+            counts += f" (the holdout ended on {self.ended.isoformat()})"
         period = f"over {self.weeks} week{'s' if self.weeks != 1 else ''}"
         gain = row.gain
         if gain is None or not row.conclusive:
@@ -198,6 +201,7 @@ class Groups:
     followed: dict[int, date]  # customer id -> first day counted
     baseline: dict[int, date]
     notes: list[str]
+    ended: date | None = None  # the holdout ended that day: nothing after it is compared
 
 
 def groups(
@@ -207,14 +211,29 @@ def groups(
     zone = ZoneInfo(timezone)
     stored = control.assignments(session)
     if stored:
+        end = control.ended(session)
+        last = until if end is None else min(until, end.at.astimezone(zone).date())
         followed: dict[int, date] = {}
         baseline: dict[int, date] = {}
         for row in stored:
             first = max(since, row.assigned_at.astimezone(zone).date())
-            if first > until:
+            if first > last:
                 continue
             (baseline if row.grp == control.CONTROL else followed)[row.customer_id] = first
-        return Groups(CONTROL_DESIGN, followed, baseline, _share_notes(stored, zone))
+        notes = _share_notes(stored, zone)
+        if end is None:
+            return Groups(CONTROL_DESIGN, followed, baseline, notes)
+        ended_on = end.at.astimezone(zone).date()
+        if ended_on < since:
+            return Unavailable(
+                f"no comparison: the holdout ended on {ended_on.isoformat()}, before these "
+                "weeks (a non-zero ARBOT_CONTROL_SHARE starts a new one)"
+            )
+        notes.append(
+            f"The holdout ended on {ended_on.isoformat()} (by {end.by}): its control group is "
+            "followed up since, so the comparison covers the weeks it ran, up to that day."
+        )
+        return Groups(CONTROL_DESIGN, followed, baseline, notes, ended_on)
     if pilot is None or not (pilot.tiers or pilot.tags or pilot.customers):
         return Unavailable(
             "no comparison: arbot follows up the whole book and no control group was drawn "
@@ -271,6 +290,8 @@ def compare(
         if not found.followed:
             empty = "followed-up group" if found.design == CONTROL_DESIGN else "pilot segment"
         return Unavailable(f"no comparison: the {empty} has no customers yet")
+    if found.ended is not None and found.ended < until:
+        until = found.ended  # the weeks the holdout ran
     zone = ZoneInfo(timezone)
     histories = load_histories(session, _could_matter(since, until, zone), timezone)
     by_customer: dict[int, list[InvoiceHistory]] = defaultdict(list)
@@ -288,6 +309,7 @@ def compare(
         rows=rows,
         weekly=_weekly(found, by_customer, first_counted, until),
         notes=found.notes,
+        ended=found.ended,
     )
 
 

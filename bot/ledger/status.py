@@ -86,12 +86,14 @@ def account_status(session: Session, query: str, as_of: date) -> dict[str, Any]:
         "events": [_event(event) for event in events],
         "escalations": [_escalation(escalation) for escalation in escalations],
         "payment_plan": _plan(plans.progress(session, customer.id)),
-        "control": _control(control.assignment_of(session, customer.id)),
+        "control": _control(control.assignment_of(session, customer.id), control.ended(session)),
     }
 
 
-def _control(assignment: ControlAssignment | None) -> dict[str, Any] | None:
-    """The customer's group in the randomized holdout, when one ever ran."""
+def _control(
+    assignment: ControlAssignment | None, ended: control.Ended | None
+) -> dict[str, Any] | None:
+    """The customer's group in the randomized holdout, when one ever ran (and when it ended)."""
     if assignment is None:
         return None
     since = assignment.assigned_at.date().isoformat()
@@ -101,11 +103,20 @@ def _control(assignment: ControlAssignment | None) -> dict[str, Any] | None:
         if assignment.grp == control.CONTROL
         else f"followed up, not in the control group (drawn on {since}, share {share})"
     )
+    if ended is not None:
+        end = ended.at.date().isoformat()
+        summary = (
+            f"was in the control group (observed only) from {since} until the holdout ended on "
+            f"{end}; followed up since"
+            if assignment.grp == control.CONTROL
+            else f"followed up (drawn on {since}, share {share}; the holdout ended on {end})"
+        )
     return {
         "group": assignment.grp,
         "since": assignment.assigned_at.isoformat(),
         "share": share,
         "summary": summary,
+        "ended": ended.at.isoformat() if ended is not None else None,
     }
 
 

@@ -11,6 +11,12 @@ customers like them that it leaves alone.
   in the log and a `control.share_changed` event, named in the report).
 * Setting the share back to 0 assigns new customers to the followed group and keeps everyone
   already in the control group there.
+* `arbot control end` ends the holdout (`end_holdout`): a `control.ended` event says who and
+  when, its control group is followed up from the next plan, and nobody is drawn any more. Its
+  stored groups stay for the report, which compares the weeks it ran. A later non-zero share
+  starts a new holdout with a new salt, so a new draw: the ended one's groups then move to a
+  `control.archived` event (the table holds one group per customer) and every customer in the
+  scope is drawn afresh.
 """
 
 from __future__ import annotations
@@ -24,18 +30,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Select, Table, func, select, update
+from sqlalchemy import Select, Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.bulk_rows import insert_rows
-from bot.core.models import ControlAssignment, ControlHoldout, Customer
+from bot.core.errors import UserError
+from bot.core.models import ControlAssignment, ControlHoldout, Customer, Event
 
 log = logging.getLogger(__name__)
 
 CONTROL = "control"
 FOLLOWED = "followed"
 HOLDOUT_ID = 1
+STARTED = "control.started"
+ENDED = "control.ended"
+ARCHIVED = "control.archived"  # an ended holdout's groups, when a new holdout starts
 
 # tier, tags, external id -> whether the pilot's scope covers the customer
 InScope = Callable[[str, Sequence[str], str], bool]
@@ -69,8 +79,10 @@ def ensure_holdout(session: Session, share: Decimal, now: datetime) -> ControlHo
         )
         session.add(row)
         session.flush()
-        audit.record(session, now, "control.started", payload={"share": str(share)})
+        audit.record(session, now, STARTED, payload={"share": str(share)})
         return row
+    if share > 0 and ended(session) is not None:
+        return _start_again(session, row, share, now)
     if row.share != share:
         kept = session.scalar(select(func.count()).select_from(ControlAssignment)) or 0
         log.warning(
@@ -104,7 +116,7 @@ class Assigned:
 def assign_new(session: Session, share: Decimal, now: datetime, in_scope: InScope) -> Assigned:
     """Store a group for every customer in the pilot's scope that has none yet. Nothing happens
     while no holdout ever ran and the share is 0."""
-    if share == 0 and holdout(session) is None:
+    if share == 0 and (holdout(session) is None or ended(session) is not None):
         return Assigned()
     row = ensure_holdout(session, share, now)
     rows: list[tuple[int, str, datetime, Decimal]] = []
@@ -135,6 +147,8 @@ def control_members(
     """Customer id -> since when it is in the control group. With `share` and `in_scope`, also
     the customers not assigned yet that `assign_new` would put there (since the holdout's share
     took effect), without writing anything: what a read-only first look at the plan needs."""
+    if ended(session) is not None and not share:  # followed up since the end, every one
+        return {}
     members: dict[int, datetime] = dict(
         session.execute(
             select(ControlAssignment.customer_id, ControlAssignment.assigned_at).where(
@@ -168,3 +182,139 @@ def assignments(session: Session) -> list[ControlAssignment]:
 
 def assignment_of(session: Session, customer_id: int) -> ControlAssignment | None:
     return session.get(ControlAssignment, customer_id)
+
+
+# --- ending a holdout -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    at: datetime
+    by: str
+
+
+def ended(session: Session) -> Ended | None:
+    """When and by whom the holdout in force was ended, if it was: the latest of its start and
+    end events is an end."""
+    event = session.scalars(
+        select(Event)
+        .where(Event.customer_id.is_(None), Event.kind.in_((STARTED, ENDED)))
+        .order_by(Event.id.desc())
+        .limit(1)
+    ).first()
+    if event is None or event.kind != ENDED:
+        return None
+    return Ended(event.at, event.actor)
+
+
+def _counts(session: Session) -> dict[str, int]:
+    found = dict(
+        session.execute(
+            select(ControlAssignment.grp, func.count()).group_by(ControlAssignment.grp)
+        ).all()
+    )
+    return {CONTROL: int(found.get(CONTROL, 0)), FOLLOWED: int(found.get(FOLLOWED, 0))}
+
+
+def end_holdout(session: Session, by: str, now: datetime, configured: Decimal) -> dict[str, int]:
+    """End the holdout: its control group is followed up from the next plan and nobody is drawn
+    any more; its groups stay for the report. Refused while ARBOT_CONTROL_SHARE is above 0 (the
+    next plan would start a new holdout at once). Returns how many were in each group."""
+    row = holdout(session)
+    if row is None:
+        raise UserError("no control group was ever drawn (ARBOT_CONTROL_SHARE): nothing to end")
+    already = ended(session)
+    if already is not None:
+        raise UserError(
+            f"the holdout already ended on {already.at:%Y-%m-%d %H:%M} UTC (by {already.by})"
+        )
+    if configured > 0:
+        raise UserError(
+            f"ARBOT_CONTROL_SHARE is {configured.normalize():f}: set it to 0 where arbot reads "
+            "it (`arbot serve` too) first, or the next plan starts a new holdout at once"
+        )
+    counts = _counts(session)
+    audit.record(
+        session,
+        now,
+        ENDED,
+        actor=by,
+        payload={
+            "started": row.created_at.isoformat(),
+            "share": f"{row.share.normalize():f}",
+            CONTROL: counts[CONTROL],
+            FOLLOWED: counts[FOLLOWED],
+        },
+    )
+    session.execute(
+        update(ControlHoldout)
+        .where(ControlHoldout.id == HOLDOUT_ID)
+        .values(share=0, share_since=now)
+    )
+    log.info(
+        "holdout ended by %s: its %d control customers are followed up from the next plan",
+        by,
+        counts[CONTROL],
+    )
+    return counts
+
+
+def _start_again(
+    session: Session, row: ControlHoldout, share: Decimal, now: datetime
+) -> ControlHoldout:
+    """A non-zero share after an end: a new holdout with a new salt, so a new draw. The ended
+    one's groups move to a `control.archived` event, and every customer in scope is drawn anew."""
+    stored = assignments(session)
+    audit.record(
+        session,
+        now,
+        ARCHIVED,
+        payload={
+            "started": row.created_at.isoformat(),
+            "groups": [
+                [a.customer_id, a.grp, a.assigned_at.isoformat(), str(a.share)] for a in stored
+            ],
+        },
+    )
+    session.execute(delete(ControlAssignment))
+    session.execute(
+        update(ControlHoldout)
+        .where(ControlHoldout.id == HOLDOUT_ID)
+        .values(salt=secrets.token_hex(16), share=share, share_since=now, created_at=now)
+    )
+    audit.record(session, now, STARTED, payload={"share": str(share), "new_draw": True})
+    session.refresh(row)
+    log.warning(
+        "ARBOT_CONTROL_SHARE %s after the holdout ended: a new holdout starts with a new draw "
+        "(the ended one's %d groups are kept in the audit log)",
+        share,
+        len(stored),
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class HoldoutStatus:
+    configured: Decimal  # ARBOT_CONTROL_SHARE as set now
+    share: Decimal | None  # the share in force (None: no holdout ever ran)
+    share_since: datetime | None
+    started: datetime | None
+    ended: Ended | None
+    control: int = 0
+    followed: int = 0
+
+
+def holdout_status(session: Session, configured: Decimal) -> HoldoutStatus:
+    row = holdout(session)
+    if row is None:
+        return HoldoutStatus(configured, None, None, None, None)
+    counts = _counts(session)
+    return HoldoutStatus(
+        configured,
+        row.share,
+        row.share_since,
+        row.created_at,
+        ended(session),
+        counts[CONTROL],
+        counts[FOLLOWED],
+    )

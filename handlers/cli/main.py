@@ -17,6 +17,7 @@ from handlers.cli.app import app, err
 
 
 def _register_money_sources_and_workspaces() -> None:
+    from handlers.cli.control import control_app
     from handlers.cli.doctor import doctor_command
     from handlers.cli.forecast import forecast_command
     from handlers.cli.money_in import import_payments_command, poll_inbox_command
@@ -29,6 +30,7 @@ def _register_money_sources_and_workspaces() -> None:
     app.command("sync")(sync_command)
     app.command("forecast")(forecast_command)
     app.command("doctor")(doctor_command)
+    app.add_typer(control_app, name="control")
     app.add_typer(workspace_app, name="workspace")
 
 

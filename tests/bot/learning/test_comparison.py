@@ -243,3 +243,47 @@ def test_the_comparison_names_each_share_the_control_group_was_drawn_with(
         f"share 0.2 for 3 customers drawn {second} to {second}. "
         "The share changed: customers keep the group they were drawn into."
     ]
+
+
+def test_an_ended_holdout_is_compared_over_the_weeks_it_ran_and_the_report_says_when_it_ended(
+    runtime: Runtime,
+) -> None:
+    from bot.planning import control
+
+    ledger = Ledger(runtime)
+    followed = paying(ledger, "standard", [3, 4, 5, 6, 7])
+    held_out = paying(ledger, "standard", [13, 14, 15, 16, 17])
+    drawn, ended = at(SINCE - timedelta(days=30)), at(UNTIL - timedelta(days=14))
+    with runtime.writing() as session:
+        control.ensure_holdout(session, Decimal("0.5"), drawn)
+        for customer_id in followed + held_out:
+            session.add(
+                ControlAssignment(
+                    customer_id=customer_id,
+                    grp="control" if customer_id in held_out else "followed",
+                    assigned_at=drawn,
+                    share=Decimal("0.5"),
+                )
+            )
+        session.flush()
+        control.end_holdout(session, "alice", ended, Decimal(0))
+    found = compared(runtime, pilot=None)
+    end_day = (UNTIL - timedelta(days=14)).isoformat()
+    assert found.design == CONTROL_DESIGN
+    assert (found.until, found.ended) == ((UNTIL - timedelta(days=14)),) * 2
+    assert found.sentence().startswith(
+        "the followed-up group pays 10.0 days sooner than the control group (95% CI "
+    )
+    assert found.sentence().endswith(
+        f"over 6 weeks, 5 customers against 5 (the holdout ended on {end_day})"
+    )
+    assert found.notes[-1] == (
+        f"The holdout ended on {end_day} (by alice): its control group is followed up since, "
+        "so the comparison covers the weeks it ran, up to that day."
+    )
+    with runtime.sessions() as session:
+        later = compare(
+            session, UNTIL - timedelta(days=7), UNTIL + timedelta(days=7), timezone=ZONE
+        )
+    assert isinstance(later, Unavailable)
+    assert later.reason.startswith(f"no comparison: the holdout ended on {end_day}, before")
