@@ -189,6 +189,10 @@ class PaymentModel:
     _brought: dict[tuple[Hashable, int, int], float] = field(
         default_factory=dict, repr=False, compare=False
     )
+    # profile's answers moved by a trend or a dispute, by (customer or None, days moved)
+    _moved: dict[tuple[Hashable, int], Profile] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def profile(
         self, customer: Hashable, disputed: bool = False, due_date: date | None = None
@@ -201,9 +205,13 @@ class PaymentModel:
         lift = found.drift(due_date, self.as_of) if due_date is not None else 0
         if disputed:
             lift += found.dispute_lift
-        if lift:
-            return replace(found, shift=found.shift + lift, own_offset=lift)
-        return found
+        if not lift:
+            return found
+        key = (customer if found.paid_invoices else None, lift)
+        moved = self._moved.get(key)
+        if moved is None:
+            moved = self._moved[key] = replace(found, shift=found.shift + lift, own_offset=lift)
+        return moved
 
     def survival(self, profile: Profile, day: int) -> float:
         """P(days late >= day) for the customer."""
@@ -393,25 +401,29 @@ class Learner:
         self.own: dict[Hashable, Tally] = {}
         slopes = trends(
             {
-                customer: [(t, days) for _, days, _, _, t in rows]
+                customer: Line.of((t, days) for _, days, _, _, t in rows)
                 for customer, rows in paid_rows_by.items()
+                if len(rows) >= MIN_TREND_INVOICES
             }
         )
         for customer, rows in paid_rows_by.items():
             n = total = 0.0
             slope = slopes.get(customer, 0.0)
             own = self.own[customer] = Tally()
-            # days late brought to the as-of day along the customer's trend
-            brought = [round(days - slope * t) for _, days, _, _, t in rows]
-            for (_, _, age, _, _), days in zip(rows, brought, strict=True):
+            brought = []  # days late brought to the as-of day along its trend, and age
+            oldest = 0
+            for _, days, age, _, t in rows:
+                if slope:
+                    days = round(days - slope * t)
                 weight = self.customer_weight(age)
                 n += weight
                 total += weight * days
                 own.add(days, True, weight)
+                brought.append((days, age))
+                oldest = min(oldest, t)
             shift = round((total + PRIOR_INVOICES * usual) / (n + PRIOR_INVOICES))
-            for (_, _, age, _, _), days in zip(rows, brought, strict=True):
+            for days, age in brought:
                 self.spread.add(days - shift, True, self.book_weight(age))
-            span = max(-t for *_, t in rows)
             rows.sort(reverse=True)
             rate = (sum(d for *_, d, _ in rows) + PRIOR_INVOICES * book_rate) / (
                 len(rows) + PRIOR_INVOICES
@@ -423,7 +435,7 @@ class Learner:
                 weight=n / (n + OWN_PRIOR_INVOICES),
                 dispute_lift=round(extra * (1 - rate)),
                 slope=slope,
-                span=max(span, 0),
+                span=-oldest,
             )
         for record in paid_later:
             self.add_open(record.customer, record.due_date, record.disputed)
@@ -453,27 +465,59 @@ class Learner:
         return model
 
 
-def trends(history: dict[Hashable, list[tuple[int, int]]]) -> dict[Hashable, float]:
-    """Each customer's trend in days late per day, as believed: `history` holds each customer's
-    paid invoices as (due date less the as-of day, days late). A customer's least-squares slope b,
-    with standard error se, is shrunk toward no trend by tau^2 / (tau^2 + se^2), tau^2 being how
+@dataclass(frozen=True, slots=True)
+class Line:
+    """What a least-squares line of days late against due date needs of a customer's paid
+    invoices: their count and sums, `t` being the due date less the as-of day."""
+
+    count: int
+    t: float
+    days: float
+    t2: float
+    tdays: float
+    days2: float
+
+    @classmethod
+    def of(cls, points: Iterable[tuple[int, int]]) -> Line:
+        """The sums of (t, days late) points, in one pass."""
+        count = 0
+        t_sum = days_sum = t2 = tdays = days2 = 0
+        for t, days in points:
+            count += 1
+            t_sum += t
+            days_sum += days
+            t2 += t * t
+            tdays += t * days
+            days2 += days * days
+        return cls(count, t_sum, days_sum, t2, tdays, days2)
+
+    def fit(self) -> tuple[float, float] | None:
+        """(slope, its squared standard error), or None with too few invoices or one due date."""
+        count = self.count
+        if count < MIN_TREND_INVOICES:
+            return None
+        sxx = self.t2 - self.t * self.t / count
+        if sxx <= 1e-9:
+            return None
+        sxy = self.tdays - self.t * self.days / count
+        syy = self.days2 - self.days * self.days / count
+        slope = sxy / sxx
+        residual = max(syy - slope * sxy, 0.0)
+        # at least a day's variance: days late are whole days, a perfect line is not a certainty
+        return slope, max(residual / (count - 2), 1.0) / sxx
+
+
+def trends(lines: dict[Hashable, Line]) -> dict[Hashable, float]:
+    """Each customer's trend in days late per day, as believed. A customer's least-squares slope
+    b, with standard error se, is shrunk toward no trend by tau^2 / (tau^2 + se^2), tau^2 being how
     much customers' trends truly differ: the variance of the book's slopes around their mean less
     their mean se^2 (empirical Bayes). Customers with fewer than MIN_TREND_INVOICES paid invoices,
     or all due the same day, have no trend; so has everyone when tau^2 comes out at zero."""
-    estimates: dict[Hashable, tuple[float, float]] = {}
-    for customer, points in history.items():
-        count = len(points)
-        if count < MIN_TREND_INVOICES:
-            continue
-        mean_t = sum(t for t, _ in points) / count
-        mean_days = sum(days for _, days in points) / count
-        sxx = sum((t - mean_t) ** 2 for t, _ in points)
-        if sxx <= 0:
-            continue
-        slope = sum((t - mean_t) * (days - mean_days) for t, days in points) / sxx
-        residual = sum((days - mean_days - slope * (t - mean_t)) ** 2 for t, days in points)
-        # at least a day's variance: days late are whole days, a perfect line is not a certainty
-        estimates[customer] = (slope, max(residual / (count - 2), 1.0) / sxx)
+    estimates = {}
+    for customer, line in lines.items():
+        found = line.fit()
+        if found is not None:
+            estimates[customer] = found
     if len(estimates) < 2:
         return {}
     slopes = [slope for slope, _ in estimates.values()]

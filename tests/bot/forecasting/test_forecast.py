@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.forecasting.cash import Week
-from bot.forecasting.model import PaymentRecord, fit, kaplan_meier, trends
+from bot.forecasting.model import Line, PaymentRecord, fit, kaplan_meier, trends
 from bot.learning.charts import HEIGHT, WIDTH, forecast_chart
 from tests.bot.forecasting.history_files import AS_OF, history_ledger
 from tests.bot.learning.test_report import png_size
@@ -128,13 +128,17 @@ def test_a_customer_paying_later_and_later_is_expected_along_its_trend() -> None
 def test_a_trend_the_whole_book_shares_is_no_customers_own() -> None:
     """Trends are believed by how much customers' trends differ: when every customer's is the
     same, none is given one (the recency weighting follows the book as a whole)."""
+
+    def lines(history: dict[str, list[tuple[int, int]]]) -> dict[str, Line]:
+        return {customer: Line.of(points) for customer, points in history.items()}
+
     history = {f"c{n}": [(-30 * k, k // 3 + (k * 5) % 3) for k in range(12)] for n in range(8)}
     few = {"a": [(-30, 5), (-60, 1), (-90, 9)], "b": [(-30, 1), (-60, 2), (-90, 30)]}
 
-    assert trends(history) == {}
-    assert trends(few) == {}  # fewer than four paid invoices each: no line to believe
+    assert trends(lines(history)) == {}
+    assert trends(lines(few)) == {}  # fewer than four paid invoices each: no line to believe
     history["drifting"] = [(-30 * k, 40 - 2 * k) for k in range(12)]
-    believed = trends(history)
+    believed = trends(lines(history))
     assert 0.05 < believed["drifting"] <= 2 / 30  # two days a month, shrunk a little
 
 
