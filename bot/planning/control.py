@@ -65,9 +65,12 @@ def holdout(session: Session) -> ControlHoldout | None:
     return session.get(ControlHoldout, HOLDOUT_ID)
 
 
-def ensure_holdout(session: Session, share: Decimal, now: datetime) -> ControlHoldout:
+def ensure_holdout(
+    session: Session, share: Decimal, now: datetime, *, start_again: bool = True
+) -> ControlHoldout:
     """The holdout's row, made (with a new salt) when missing; a share that differs from the one
-    in force becomes the one in force from `now`, with a warning and an audit event."""
+    in force becomes the one in force from `now`, with a warning and an audit event. After an
+    end, a non-zero share starts a new holdout (unless not `start_again`: a dry run's look)."""
     row = holdout(session)
     if row is None:
         row = ControlHoldout(
@@ -82,7 +85,7 @@ def ensure_holdout(session: Session, share: Decimal, now: datetime) -> ControlHo
         audit.record(session, now, STARTED, payload={"share": str(share)})
         return row
     if share > 0 and ended(session) is not None:
-        return _start_again(session, row, share, now)
+        return _start_again(session, row, share, now) if start_again else row
     if row.share != share:
         kept = session.scalar(select(func.count()).select_from(ControlAssignment)) or 0
         log.warning(
@@ -147,8 +150,8 @@ def control_members(
     """Customer id -> since when it is in the control group. With `share` and `in_scope`, also
     the customers not assigned yet that `assign_new` would put there (since the holdout's share
     took effect), without writing anything: what a read-only first look at the plan needs."""
-    if ended(session) is not None and not share:  # followed up since the end, every one
-        return {}
+    if ended(session) is not None:  # followed up since the end, every one (a new holdout
+        return {}  # draws only once a stored plan starts it)
     members: dict[int, datetime] = dict(
         session.execute(
             select(ControlAssignment.customer_id, ControlAssignment.assigned_at).where(

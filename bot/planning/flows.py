@@ -48,7 +48,8 @@ def plan_day(
     now = runtime.clock.now()
     if rules.control_share > 0:  # the salt is kept even by a dry run, so both draw alike
         with runtime.writing() as session:
-            control.ensure_holdout(session, rules.control_share, now)
+            # after an end, a stored plan starts the new holdout; a dry run keeps what is stored
+            control.ensure_holdout(session, rules.control_share, now, start_again=not dry_run)
     if links is not None and not dry_run:  # made at the processor before the write transaction
         with runtime.sessions() as session:
             links = prepare_links(session, rules, day, now, links)

@@ -143,6 +143,8 @@ def test_a_later_share_starts_a_new_holdout_with_a_new_draw_and_keeps_the_ended_
     assert groups(runtime) == first  # an ended holdout draws nobody
 
     monkeypatch.setenv("ARBOT_CONTROL_SHARE", "0.5")
+    plan("--dry-run", "--date", (TODAY + timedelta(days=2)).isoformat())
+    assert groups(runtime) == first and events(runtime, "control.archived") == []  # a look only
     plan("--date", (TODAY + timedelta(days=2)).isoformat())
     after = groups(runtime)  # everyone in the scope drawn afresh, at the new share
     assert len(after) == 35 and {g[2] for g in after.values()} == {Decimal("0.5")}
