@@ -353,9 +353,10 @@ class Learner:
     invoice as it is read (`add_open`; the plan feeds them while it reads its customers), then
     `model()`.
 
-    A customer's usual lateness is the recency-weighted mean of its paid invoices' days late,
-    shrunk toward the book's by PRIOR_INVOICES; the spread is the Kaplan-Meier distribution of
-    every invoice's days late less its customer's usual lateness (open invoices censored)."""
+    A customer's usual lateness is the recency-weighted mean of its paid invoices' days late
+    (brought to the as-of day along its trend), shrunk toward the book's by PRIOR_INVOICES; the
+    spread is the Kaplan-Meier distribution of every invoice's days late less its customer's usual
+    lateness at its due date (open invoices censored)."""
 
     def __init__(self, as_of: date, records: Iterable[PaymentRecord]) -> None:
         self.as_of = as_of
