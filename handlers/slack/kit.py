@@ -79,12 +79,12 @@ class ListenerKit:
 
     def later(self, work: Callable[..., None], user: str, channel: str | None, *args: Any) -> None:
         """Run work(kit, *args) on the workers, after the ack (see `now`); the plan's redraws
-        meanwhile wait for it (handlers/slack/redraw_queue.py)."""
+        asked for meanwhile start once it is done (handlers/slack/redraw_queue.py)."""
         self.redraws.taken()
         try:
             self.workers.submit(self._in_hand, work, user, channel, *args)
         except BaseException:
-            self.redraws.finished()
+            self.redraws.finished(self)
             raise
 
     def _in_hand(
@@ -93,7 +93,7 @@ class ListenerKit:
         try:
             self.now(work, user, channel, *args)
         finally:
-            self.redraws.finished()
+            self.redraws.finished(self)
 
     def now(self, work: Callable[..., None], user: str, channel: str | None, *args: Any) -> None:
         """Run work(kit, *args) here; if it fails, the person who acted is told, not only the log

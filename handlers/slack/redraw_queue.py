@@ -6,9 +6,11 @@ also against other processes), and looks again until nothing more was asked. A b
 Approve clicks is applied at the pace of the approvals, and each message is drawn a few times,
 not 50: bounded, and the last state is always drawn.
 
-Before it looks, a drain lets the clicks already in hand (their work handed to the workers and
-not finished) be applied first, for at most IN_HAND_SECONDS: three Approve all clicks in a row
-redraw the header and each message once, not once per click."""
+A drain starts once the clicks in hand (their work handed to the workers and not finished) are
+applied, when the last of them finishes, or IN_HAND_SECONDS after its redraws were asked for,
+whichever is first (a timer's, so a slow work in hand or a steady stream of clicks delays
+redraws, never starves them); no work thread waits for it. Three Approve all clicks in a row redraw the header and each message
+once, not once per click."""
 
 from __future__ import annotations
 
@@ -24,42 +26,66 @@ if TYPE_CHECKING:
     from handlers.slack.kit import ListenerKit
 
 log = logging.getLogger(__name__)
-IN_HAND_SECONDS = 0.25  # the longest a drain waits for clicks in hand before it draws
+IN_HAND_SECONDS = 0.25  # the longest a redraw asked for waits for the clicks in hand
 
 
 class RedrawQueue:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._settled = threading.Condition(self._lock)
         self._asked: set[int] = set()
+        self._asked_since: float | None = None  # when what is asked now was first asked
         self._draining = False
         self._in_hand = 0  # clicks whose work was handed to the workers and has not finished
-        self._holding = False  # a drain is waiting for them
+        self._timer: threading.Timer | None = None  # starts the drain when waited long enough
 
     def taken(self) -> None:
         """A click's work was handed to the workers (ListenerKit.later)."""
         with self._lock:
             self._in_hand += 1
 
-    def finished(self) -> None:
-        """A click's work handed over by `taken` has finished, whatever its end."""
+    def finished(self, kit: ListenerKit) -> None:
+        """A click's work handed over by `taken` has finished, whatever its end: the last of
+        the clicks in hand starts the drain of what they asked for."""
         with self._lock:
             self._in_hand -= 1
-            if self._in_hand <= 0:
-                self._settled.notify_all()
-
-    def holding(self) -> bool:
-        """Whether a drain is waiting for clicks in hand before it draws."""
-        with self._lock:
-            return self._holding
+            if not self._due():
+                return
+            self._draining = True
+        self._start(kit)
 
     def ask(self, kit: ListenerKit, reminder_ids: Iterable[int]) -> None:
-        """Redraw these reminders' messages soon, on kit's work threads."""
+        """Redraw these reminders' messages soon, on kit's work threads: once no click is in
+        hand, or IN_HAND_SECONDS after it was asked for."""
         with self._lock:
+            if not self._asked:
+                self._asked_since = time.monotonic()
             self._asked.update(reminder_ids)
+            if not self._due():
+                if self._timer is None and self._asked:
+                    self._timer = threading.Timer(IN_HAND_SECONDS, self._overdue, (kit,))
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+            self._draining = True
+        self._start(kit)
+
+    def _overdue(self, kit: ListenerKit) -> None:
+        """IN_HAND_SECONDS since a redraw was asked for, and clicks are still in hand."""
+        with self._lock:
+            self._timer = None
             if self._draining or not self._asked:
                 return
             self._draining = True
+        self._start(kit)
+
+    def _due(self) -> bool:
+        """Whether a drain should start now (called holding the lock)."""
+        if self._draining or not self._asked:
+            return False
+        waited = time.monotonic() - (self._asked_since or 0.0)
+        return self._in_hand <= 0 or waited >= IN_HAND_SECONDS
+
+    def _start(self, kit: ListenerKit) -> None:
         try:
             kit.workers.submit(self._drain, kit)
         except RuntimeError:  # the app is shutting down: the sweep draws what is owed
@@ -70,13 +96,9 @@ class RedrawQueue:
     def _drain(self, kit: ListenerKit) -> None:
         while True:
             with self._lock:
-                until = time.monotonic() + IN_HAND_SECONDS
-                while self._in_hand > 0 and (left := until - time.monotonic()) > 0:
-                    self._holding = True
-                    self._settled.wait(left)
-                self._holding = False
                 reminder_ids = sorted(self._asked)
                 self._asked.clear()
+                self._asked_since = None
                 if not reminder_ids:
                     self._draining = False
                     return
@@ -85,3 +107,8 @@ class RedrawQueue:
                     posting.refresh(session, kit.slack, reminder_ids, kit.runtime.settings.timezone)
             except Exception:  # what Slack refused is owed already; this is the database
                 log.exception("the cards of reminders %s were not redrawn", reminder_ids)
+            with self._lock:  # more was asked meanwhile: draw it now, or after the clicks
+                self._draining = False  # in hand, whose last one starts the next drain
+                if not self._due():
+                    return
+                self._draining = True

@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from bot.core.models import Reminder
 from bot.core.runtime import Runtime
+from handlers.slack import redraw_queue
 from handlers.slack.kit import ListenerKit
 from handlers.slack.reminders import redraw
 from integrations.slack_chat import SlackChat, web_client
@@ -92,30 +94,42 @@ def test_what_is_asked_while_a_drain_draws_is_drawn_by_its_next_round(
     assert cards.count("Approved by <@U0APPROVER>") == 2
 
 
-def test_a_drain_lets_the_clicks_in_hand_be_applied_before_it_draws(
-    posted: Runtime, slack_api: Any
+def test_redraws_start_once_the_clicks_in_hand_are_applied(
+    posted: Runtime, slack_api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(redraw_queue, "IN_HAND_SECONDS", PATIENCE)  # no timer within the test
     workers = HandRun()
     kit = _kit(posted, slack_api, workers)
-
-    def click(_: ListenerKit, reminder_id: int) -> None:
-        _approve(posted, reminder_id)
-        redraw(kit, [reminder_id])
-
     kit.later(click, "U0APPROVER", "C0FINANCE", 1)
-    kit.later(click, "U0APPROVER", "C0FINANCE", 2)  # in hand while the first one's drain starts
+    kit.later(click, "U0APPROVER", "C0FINANCE", 2)  # in hand while the first one is applied
     first, second = workers.waiting
     workers.waiting.clear()
     first()
-    (drain,) = workers.waiting
-    workers.waiting.clear()
-    drawing = threading.Thread(target=drain)
-    drawing.start()
-    wait_for(lambda: kit.redraws.holding() or slack_api.calls("chat.update"))
+    assert workers.waiting == []  # its redraw waits for the click still in hand
     second()
-    drawing.join(PATIENCE)
+    workers.run_all()
 
-    assert not drawing.is_alive() and not workers.waiting
     assert len(slack_api.calls("chat.update")) == 2  # the cards' message and the header, once
     cards = json.dumps(message_of(posted, slack_api, 2)["blocks"])
     assert cards.count("Approved by <@U0APPROVER>") == 2
+
+
+def test_a_slow_work_in_hand_holds_the_redraws_back_only_briefly(
+    posted: Runtime, slack_api: Any
+) -> None:
+    slow_done = threading.Event()
+    with ThreadPoolExecutor(max_workers=2) as workers:
+        kit = _kit(posted, slack_api, workers)
+        kit.later(lambda _: slow_done.wait(PATIENCE), "U0APPROVER", "C0FINANCE")
+        kit.later(click, "U0APPROVER", "C0FINANCE", 1)
+        try:
+            wait_for(lambda: len(slack_api.calls("chat.update")) == 2)
+        finally:
+            slow_done.set()
+    assert "Approved by <@U0APPROVER>" in json.dumps(message_of(posted, slack_api, 1)["blocks"])
+
+
+def click(kit: ListenerKit, reminder_id: int) -> None:
+    """A click's work: an approval, and the redraw it asks for."""
+    _approve(kit.runtime, reminder_id)
+    redraw(kit, [reminder_id])
