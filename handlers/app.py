@@ -12,6 +12,8 @@ import json
 import logging
 import re
 import time
+import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
@@ -199,6 +201,13 @@ def create_app(
         ok, doc = await run_in_threadpool(health, runtime, runner, workspaces)
         return JSONResponse(doc, status_code=200 if ok else 503)
 
+    def finish() -> None:
+        # In the order work flows: the clicks already answered hand on to Bolt's listeners,
+        # which hand on to arbot's work threads.
+        clicks.shutdown(wait=True)
+        dispatchers.shutdown(wait=True)
+        apps.finish_work()
+
     installing = install_routes(runtime, workspaces) if workspaces is not None else []
     limits = body_limits(runtime.settings.inbound_email_max_bytes)
     app = Starlette(
@@ -210,9 +219,25 @@ def create_app(
         ],
         middleware=[request_id_middleware(), body_limit_middleware(limits)],
     )
-    if workspaces is None:
-        return app
-    return WorkspaceWebhooks(app, workspaces, partial(workspace_webhooks, limits=limits))
+    served: ASGIApp = app
+    if workspaces is not None:
+        served = WorkspaceWebhooks(app, workspaces, partial(workspace_webhooks, limits=limits))
+    _finishers[served] = finish
+    return served
+
+
+# What each app made by create_app runs to finish the work it took on after its acks.
+_finishers: weakref.WeakKeyDictionary[Any, Callable[[], None]] = weakref.WeakKeyDictionary()
+
+
+def finish_work(app: ASGIApp) -> None:
+    """Wait for the work `app` (from create_app) took on after answering Slack: the listeners a
+    click started and the redraws and posts they handed on. For a server that has stopped taking
+    requests, so that what a person clicked is carried out before the process ends (or, in
+    tests, before the fake Slack it talks to is gone)."""
+    finish = _finishers.pop(app, None)
+    if finish is not None:
+        finish()
 
 
 def workspace_webhooks(runtime: Runtime, limits: BodyLimits) -> Starlette:

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.request.internals import extract_team_id
@@ -41,6 +41,12 @@ UNINSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")
 NOT_INSTALLED = "arbot is not installed in this workspace"
 MAIN_TEAM_RETRY_SECONDS = 60.0
 Built = TypeVar("Built")
+
+
+@runtime_checkable
+class FinishesWork(Protocol):
+    def finish_work(self) -> None:
+        """Wait for the work taken on after acks, and take no more."""
 
 
 class SlackApps:
@@ -81,6 +87,12 @@ class SlackApps:
         if app is None or team_id == self.main_team():
             return self.main
         return app
+
+    def finish_work(self) -> None:
+        """Wait for what every app built so far took on after its acks (a server stopping)."""
+        for app in [self.main, *self._apps.built()]:
+            if isinstance(app, FinishesWork):
+                app.finish_work()
 
     def dispatch(self, request: BoltRequest) -> BoltResponse:
         """Run the request through its workspace's app. Call only for a request whose Slack
@@ -211,6 +223,11 @@ class PerWorkspace(Generic[Built]):
                 held = (runtime, self.build(runtime))
                 self._built[team_id] = held
             return held[1]
+
+    def built(self) -> list[Built]:
+        """What has been built so far, for every workspace."""
+        with self._lock:
+            return [built for _, built in self._built.values()]
 
     def forget(self, team_id: str) -> None:
         with self._lock:

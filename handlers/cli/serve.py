@@ -38,7 +38,7 @@ def serve(
 
         setup_logging(json=settings.log_json, secrets=secrets_of(settings))
         from bot.workspaces.registry import Workspaces
-        from handlers.app import create_app
+        from handlers.app import create_app, finish_work
         from handlers.cli.stopping import SigtermStop
         from handlers.slack import build_bolt
         from integrations.slack_chat import SlackChat
@@ -79,14 +79,17 @@ def serve(
                 socket_mode.connect()  # type: ignore[no-untyped-call]
             import uvicorn
 
+            app = create_app(runtime, bolt, runner=runner, workspaces=workspaces)
             config = uvicorn.Config(
-                create_app(runtime, bolt, runner=runner, workspaces=workspaces),
+                app,
                 host=host,
                 port=port,
                 log_config=None,  # arbot's logging (bot.core.logs) formats every line
                 access_log=False,  # raw paths can carry tokens (/unsubscribe/{token})
             )
             sigterm.run(uvicorn.Server(config))
+            # Stopped taking requests: finish what the clicks already answered started.
+            finish_work(app)
         finally:
             if socket_mode is not None:
                 socket_mode.close()  # type: ignore[no-untyped-call]

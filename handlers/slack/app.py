@@ -99,6 +99,16 @@ class ShapeCheckedApp(App):
     """Bolt, refusing a payload whose fields it would fail to read while routing it (it reads
     them again in its own error handler, so that would end in a 500 and a traceback)."""
 
+    # The thread pools of the work after an ack, in the order work flows through them: Bolt's
+    # listeners, then the work they hand on (set by build_bolt).
+    pools: tuple[ThreadPoolExecutor, ...] = ()
+
+    def finish_work(self) -> None:
+        """Wait for the work this app took on after its acks, and take no more (a server that
+        is stopping: what a click started is finished, not cut off)."""
+        for pool in self.pools:
+            pool.shutdown(wait=True)
+
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         why = unroutable(req.body)
         if why is not None:
@@ -107,16 +117,18 @@ class ShapeCheckedApp(App):
         return super().dispatch(req)
 
 
-def build_bolt(runtime: Runtime, client: WebClient) -> App:
+def build_bolt(runtime: Runtime, client: WebClient) -> ShapeCheckedApp:
     settings = runtime.settings
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     )
+    listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS)
+    workers = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="arbot-work")
     app = ShapeCheckedApp(
         client=client,
         signing_secret=secret,
         # Enough threads that a burst of clicks is acknowledged at once, not queued behind work.
-        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
+        listener_executor=listeners,
         token_verification_enabled=False,
         process_before_response=False,
         raise_error_for_unhandled_request=False,
@@ -125,8 +137,9 @@ def build_bolt(runtime: Runtime, client: WebClient) -> App:
         runtime=runtime,
         slack=SlackChat(client),
         allows=Approvers(runtime, client).allows,
-        workers=ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="arbot-work"),
+        workers=workers,
     )
+    app.pools = (listeners, workers)
     app.middleware(same_workspace)
     app.error(partial(on_error, kit))
     for feature in FEATURES:

@@ -36,6 +36,9 @@ class AsgiCalls:
         self.runner = asyncio.Runner()
 
     def close(self) -> None:
+        from handlers.app import finish_work
+
+        finish_work(self.app)  # what the calls started after their acks ends with them
         self.runner.close()
 
     def call(

@@ -30,7 +30,7 @@ def serve(
 ) -> Iterator[str]:
     """Serve the app for `runtime` (and, given them, the installed `workspaces`; without
     `main_app`, only those); yields its base URL."""
-    from handlers.app import create_app
+    from handlers.app import create_app, finish_work
     from handlers.slack import build_bolt
     from integrations.slack_chat import web_client
 
@@ -49,6 +49,9 @@ def serve(
         wait_for(lambda: server.started, timeout=PATIENCE)
         yield f"http://127.0.0.1:{port}"
     finally:
+        # What the test's requests started after their acks ends here, while the fakes it talks
+        # to are still up: none of it runs on into the next test.
+        finish_work(app)
         # uvicorn notices should_exit on its next tick (every 0.1 s), then sleeps 0.1 s more
         # while it shuts down: rather than wait for that here, after every test, the next
         # serve() waits for it (by then long over), and the last one's thread is a daemon.
