@@ -278,3 +278,34 @@ def test_concurrent_posts_get_unique_ts(fake: FakeSlack, client: WebClient) -> N
         thread.join()
     assert len(set(seen)) == 16 and len(fake.messages) == 16
     assert len(fake.calls("chat.postMessage")) == 16
+
+
+def test_a_response_url_answers_the_click_apart_from_the_web_api(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    from slack_sdk.webhook import WebhookClient
+
+    posted = client.chat_postMessage(channel="C1", text="plan", blocks=[section("Plan")])
+    url = fake.response_url("C1", posted["ts"])
+    told = WebhookClient(url).send_dict({"text": "only you", "response_type": "ephemeral"})
+    assert (told.status_code, told.body) == (200, "ok")
+    replaced = WebhookClient(url).send_dict(
+        {"replace_original": True, "text": "plan, approved", "blocks": [section("Approved")]}
+    )
+    assert replaced.status_code == 200
+    assert fake.messages[("C1", posted["ts"])]["text"] == "plan, approved"
+    assert [(a["kind"], a["ts"]) for a in fake.responses()] == [
+        ("ephemeral", posted["ts"]),
+        ("replace_original", posted["ts"]),
+    ]
+    assert [r["method"] for r in fake.records()] == ["chat.postMessage"]  # not Web API calls
+    too_many = [section(f"line {n}") for n in range(51)]  # Slack's limit is 50 blocks
+    refused = WebhookClient(url).send_dict({"text": "long", "blocks": too_many})
+    assert (refused.status_code, refused.body) == (400, "invalid_blocks")
+    fake.fail_response_next("expired_url", 404)
+    expired = WebhookClient(url).send_dict({"text": "late"})
+    assert (expired.status_code, expired.body) == (404, "expired_url")
+    for _ in range(3):  # five answers in all
+        assert WebhookClient(url).send_dict({"text": "again"}).status_code == 200
+    used = WebhookClient(url).send_dict({"text": "once more"})
+    assert (used.status_code, used.body) == (404, "used_url")
