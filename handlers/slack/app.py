@@ -53,6 +53,7 @@ from handlers.slack import (
 )
 from handlers.slack.kit import ListenerKit
 from handlers.slack.payload import OddForm, OddPayload, person_and_place, unroutable
+from handlers.slack.work_pool import WorkPool
 from integrations.slack_chat import SlackChat
 
 log = logging.getLogger(__name__)
@@ -99,15 +100,18 @@ class ShapeCheckedApp(App):
     """Bolt, refusing a payload whose fields it would fail to read while routing it (it reads
     them again in its own error handler, so that would end in a 500 and a traceback)."""
 
-    # The thread pools of the work after an ack, in the order work flows through them: Bolt's
-    # listeners, then the work they hand on (set by build_bolt).
-    pools: tuple[ThreadPoolExecutor, ...] = ()
+    # The thread pools of the work after an ack (set by build_bolt): Bolt's listeners, and
+    # arbot's work they hand on (which may hand on more work to itself).
+    listeners: ThreadPoolExecutor | None = None
+    workers: WorkPool | None = None
 
     def finish_work(self) -> None:
         """Wait for the work this app took on after its acks, and take no more (a server that
         is stopping: what a click started is finished, not cut off)."""
-        for pool in self.pools:
-            pool.shutdown(wait=True)
+        if self.listeners is not None:
+            self.listeners.shutdown(wait=True)
+        if self.workers is not None:
+            self.workers.finish()
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         why = unroutable(req.body)
@@ -123,7 +127,7 @@ def build_bolt(runtime: Runtime, client: WebClient) -> ShapeCheckedApp:
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     )
     listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS)
-    workers = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="arbot-work")
+    workers = WorkPool(WORK_THREADS, "arbot-work")
     app = ShapeCheckedApp(
         client=client,
         signing_secret=secret,
@@ -139,7 +143,7 @@ def build_bolt(runtime: Runtime, client: WebClient) -> ShapeCheckedApp:
         allows=Approvers(runtime, client).allows,
         workers=workers,
     )
-    app.pools = (listeners, workers)
+    app.listeners, app.workers = listeners, workers
     app.middleware(same_workspace)
     app.error(partial(on_error, kit))
     for feature in FEATURES:
