@@ -88,6 +88,9 @@ def post_waiting(runtime: Runtime, slack: SlackPort, channel: str) -> list[int]:
     """Post each withdrawal not told yet (claimed first, after the write that took the trust
     back has committed); a refusal is logged and the sweep tries again after its backoff.
     Returns the withdrawals posted."""
+    with runtime.sessions() as session:  # most sweeps find nothing: no write for them
+        if not _untold(session, runtime.clock.now()):
+            return []
     with runtime.writing() as session:
         notices = claim(session, runtime.clock.now())
     done = []
@@ -109,6 +112,22 @@ def post_waiting(runtime: Runtime, slack: SlackPort, channel: str) -> list[int]:
             )
         done.append(notice.withdrawal)
     return done
+
+
+def _untold(session: Session, now: datetime) -> bool:
+    """Whether a withdrawal of the last week has not been told yet."""
+    withdrawn: set[int] = set()
+    told: set[int] = set()
+    for event in session.scalars(
+        select(Event)
+        .where(Event.customer_id.is_(None), Event.kind.in_((WITHDRAWN, POSTED)))
+        .where(Event.at >= now - TOLD_WITHIN)
+    ):
+        if event.kind == WITHDRAWN:
+            withdrawn.add(event.id)
+        else:
+            told.add(_withdrawal(event))
+    return bool(withdrawn - told)
 
 
 def claim(session: Session, now: datetime) -> list[Notice]:
