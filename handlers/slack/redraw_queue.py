@@ -88,10 +88,9 @@ class RedrawQueue:
     def _start(self, kit: ListenerKit) -> None:
         try:
             kit.workers.submit(self._drain, kit)
-        except RuntimeError:  # the app is shutting down: the sweep draws what is owed
-            with self._lock:
-                self._draining = False
-            log.warning("plan cards not redrawn: the app is shutting down")
+        except RuntimeError:  # the app is stopping: what its clicks asked for is drawn here
+            log.info("the app is stopping: the plan's cards are redrawn before it goes")
+            self._drain(kit)
 
     def _drain(self, kit: ListenerKit) -> None:
         while True:

@@ -29,8 +29,11 @@ class HandRun(Executor):
 
     def __init__(self) -> None:
         self.waiting: list[Callable[[], Any]] = []
+        self.stopped = False  # takes no more work, as an executor shut down
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if self.stopped:
+            raise RuntimeError("cannot schedule new futures after shutdown")
         self.waiting.append(lambda: fn(*args, **kwargs))
         return Future()
 
@@ -127,6 +130,25 @@ def test_a_slow_work_in_hand_holds_the_redraws_back_only_briefly(
         finally:
             slow_done.set()
     assert "Approved by <@U0APPROVER>" in json.dumps(message_of(posted, slack_api, 1)["blocks"])
+
+
+def test_clicks_in_hand_when_the_app_stops_still_have_their_cards_redrawn(
+    posted: Runtime, slack_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redraw_queue, "IN_HAND_SECONDS", PATIENCE)
+    workers = HandRun()
+    kit = _kit(posted, slack_api, workers)
+    kit.later(click, "U0APPROVER", "C0FINANCE", 1)
+    kit.later(click, "U0APPROVER", "C0FINANCE", 2)
+    first, second = workers.waiting
+    workers.waiting.clear()
+    workers.stopped = True  # the app stops while they are in hand
+    first()
+    second()
+
+    assert len(slack_api.calls("chat.update")) == 2
+    cards = json.dumps(message_of(posted, slack_api, 2)["blocks"])
+    assert cards.count("Approved by <@U0APPROVER>") == 2
 
 
 def click(kit: ListenerKit, reminder_id: int) -> None:
