@@ -50,3 +50,13 @@ def message_of(runtime: Runtime, slack_api: Any, reminder_id: int) -> dict[str, 
         assert reminder is not None
         key = (reminder.slack_channel, reminder.slack_ts)
     return slack_api.messages[key]
+
+
+def buttons_of(runtime: Runtime, slack_api: Any, reminder_id: int) -> list[str]:
+    """The action_ids of the buttons on this reminder's card as Slack shows it now (its message
+    holds other cards too)."""
+    for block in message_of(runtime, slack_api, reminder_id)["blocks"]:
+        if block.get("block_id") == f"reminder_{reminder_id}":
+            elements = block.get("elements") or [block["accessory"]]
+            return [element["action_id"] for element in elements]
+    return []
