@@ -14,7 +14,7 @@ On a 50-reminder morning in three tiers the plan is posted as a header and four 
 (handlers/slack/redraw_queue.py), so the header and each message are redrawn once: 5 updates,
 10 calls, 0.2 a reminder, the floor with cards drawn as they are. Were each click redrawn on its
 own it would be 3 header redraws and 6 of messages (0.28). At 500: 33 posts and about 35
-updates (0.14)."""
+updates (0.14). Approving each card of the 50: 5 posts and 6 to 11 updates (0.22 to 0.32)."""
 
 from __future__ import annotations
 
