@@ -220,7 +220,7 @@ def groups(
             if first > last:
                 continue
             (baseline if row.grp == control.CONTROL else followed)[row.customer_id] = first
-        notes = _share_notes(stored, zone)
+        notes = _share_notes(stored, zone) + _earlier_notes(session, zone)
         if end is None:
             return Groups(CONTROL_DESIGN, followed, baseline, notes)
         ended_on = end.at.astimezone(zone).date()
@@ -252,6 +252,24 @@ def groups(
         "comparison."
     ]
     return Groups(PILOT_DESIGN, followed, baseline, notes)
+
+
+def _earlier_notes(session: Session, zone: ZoneInfo) -> list[str]:
+    """A line per ended holdout a new one replaced: its groups are kept in the audit log."""
+    lines = []
+    for earlier in control.earlier_holdouts(session):
+        until = (
+            f" to {earlier.ended.astimezone(zone).date().isoformat()} (ended by {earlier.ended_by})"
+            if earlier.ended is not None
+            else ""
+        )
+        lines.append(
+            f"An earlier holdout ran from {earlier.started.astimezone(zone).date().isoformat()}"
+            f"{until}, {earlier.control} in its control group and {earlier.followed} followed: "
+            "a new one was drawn after it, compared here; its groups are kept in the audit log "
+            "(control.archived)."
+        )
+    return lines
 
 
 def _share_notes(stored: Sequence[ControlAssignment], zone: ZoneInfo) -> list[str]:

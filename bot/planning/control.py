@@ -268,12 +268,15 @@ def _start_again(
     """A non-zero share after an end: a new holdout with a new salt, so a new draw. The ended
     one's groups move to a `control.archived` event, and every customer in scope is drawn anew."""
     stored = assignments(session)
+    end = ended(session)
     audit.record(
         session,
         now,
         ARCHIVED,
         payload={
             "started": row.created_at.isoformat(),
+            "ended": end.at.isoformat() if end is not None else None,
+            "ended_by": end.by if end is not None else None,
             "groups": [
                 [a.customer_id, a.grp, a.assigned_at.isoformat(), str(a.share)] for a in stored
             ],
@@ -294,6 +297,38 @@ def _start_again(
         len(stored),
     )
     return row
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A holdout that ended and gave way to a new one: its groups are in a control.archived event."""
+
+    started: datetime
+    ended: datetime | None
+    ended_by: str | None
+    control: int
+    followed: int
+
+
+def earlier_holdouts(session: Session) -> list[Earlier]:
+    """The ended holdouts a new one replaced, oldest first."""
+    found = []
+    for event in session.scalars(
+        select(Event).where(Event.customer_id.is_(None), Event.kind == ARCHIVED).order_by(Event.id)
+    ):
+        payload = event.payload or {}
+        rows = payload.get("groups") or []
+        end = payload.get("ended")
+        found.append(
+            Earlier(
+                started=datetime.fromisoformat(str(payload.get("started"))),
+                ended=datetime.fromisoformat(str(end)) if end else None,
+                ended_by=payload.get("ended_by"),
+                control=sum(1 for r in rows if r[1] == CONTROL),
+                followed=sum(1 for r in rows if r[1] == FOLLOWED),
+            )
+        )
+    return found
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot.core.models import ControlAssignment, ControlHoldout, Customer, Event
 from bot.core.runtime import Runtime
+from bot.learning.comparison import Unavailable, compare
 from bot.planning.control import CONTROL
 from tests.bot.planning.test_planner import TODAY, customer, due
 from tests.support.ledger_files import write
@@ -160,3 +161,10 @@ def test_a_later_share_starts_a_new_holdout_with_a_new_draw_and_keeps_the_ended_
     assert [e.payload.get("new_draw") for e in events(runtime, "control.started")] == [None, True]
     shown = cli("control", "status").stdout
     assert "The holdout runs since 2026-03-16: share 0.5" in shown  # the clock stands still
+    with runtime.sessions() as session:  # the report compares the new one, naming the ended one
+        found = compare(session, TODAY, TODAY + timedelta(days=7), timezone="America/New_York")
+    assert not isinstance(found, Unavailable), found
+    assert (
+        "An earlier holdout ran from 2026-03-16 to 2026-03-16 (ended by alice), "
+        f"{len([g for g in first.values() if g[0] == CONTROL])} in its control group"
+    ) in " ".join(found.notes)
