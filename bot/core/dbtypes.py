@@ -50,7 +50,8 @@ class Amount(TypeDecorator[Decimal]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return (Decimal(int(value)) / _SCALE).quantize(Decimal(1).scaleb(-STORAGE_PLACES))
+            # The count of 1/10,000ths with its exponent moved: exact, and always four places.
+            return Decimal(int(value)).scaleb(-STORAGE_PLACES)
         return Decimal(value)
 
 

@@ -8,12 +8,14 @@ The whole file is matched first, then stored in a few statements (bot/payments/b
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -23,7 +25,14 @@ from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
 from bot.ledger.bulk import core_table, cycles_collected_after, insert_rows
 from bot.payments.bulk_record import PaymentsInBulk, stored_external_ids
-from bot.payments.reconcile import Allocation, Match, Matcher, OpenInvoice
+from bot.payments.reconcile import (
+    Allocation,
+    Match,
+    Matcher,
+    OpenInvoice,
+    nameable_by,
+    normalise_name,
+)
 from bot.payments.record import PaymentOutcome, allocate, cancel_for_invoices
 from integrations.base.payments import BankPayment
 
@@ -52,9 +61,10 @@ class BankImportSummary:
         }
 
 
-def open_invoices(session: Session) -> list[OpenInvoice]:
-    """Every open invoice with something left to pay, read through the driver: each customer's
-    name, currency and due date converted once however many invoices share it."""
+def open_invoices(session: Session, *among: ColumnElement[bool]) -> list[OpenInvoice]:
+    """Every open invoice with something left to pay (of those `among` selects, when given), read
+    through the driver: each customer's name, currency and due date converted once however many
+    invoices share it."""
     query = (
         select(
             Invoice.id,
@@ -66,10 +76,43 @@ def open_invoices(session: Session) -> list[OpenInvoice]:
             Invoice.due_date,
         )
         .join(Customer, Customer.id == Invoice.customer_id)
-        .where(Invoice.status == "open", Invoice.balance > 0)
+        .where(Invoice.status == "open", Invoice.balance > 0, *among)
     )
     rows = read_rows(session, cast("Select[Any]", query), shared=(2, 4, 6))
     return list(map(OpenInvoice._make, rows))
+
+
+def invoices_to_match(
+    session: Session, payments: Sequence[BankPayment], names: Mapping[int, Iterable[str]]
+) -> list[OpenInvoice]:
+    """The open invoices these payments can be matched to, and no others: those of every customer
+    a payer's name names (`names`: each customer's names, as the Matcher is given them), and those
+    whose number a reference may name (reconcile.nameable_by; only the numbers are read for the
+    rest). The Matcher decides each of these payments over them exactly as over the whole book."""
+    by_name: dict[str, set[int]] = defaultdict(set)
+    for customer_id, aliases in names.items():
+        for alias in aliases:
+            if normalised := normalise_name(alias):
+                by_name[normalised].add(customer_id)
+    payers: set[int] = set()
+    for payer in {p.payer for p in payments}:
+        payers.update(by_name.get(normalise_name(payer), ()))
+    nameable = nameable_by(p.reference for p in payments)
+    numbers = select(Invoice.id, Invoice.customer_id, Invoice.number).where(
+        Invoice.status == "open", Invoice.balance > 0
+    )
+    named = [
+        invoice_id
+        for invoice_id, customer_id, number in read_rows(session, cast("Select[Any]", numbers))
+        if customer_id not in payers and nameable(number)
+    ]
+    # Values written into the statement (read_rows renders it whole): an IN of thousands of
+    # numbers costs the database little, where as many parameters would cost the drivers much.
+    invoices: list[OpenInvoice] = []
+    for column, wanted in ((Invoice.customer_id, sorted(payers)), (Invoice.id, named)):
+        if wanted:
+            invoices += open_invoices(session, column.in_(wanted))
+    return invoices
 
 
 def import_payments(
@@ -94,8 +137,9 @@ def _import(
         cid: [name]
         for cid, name in session.connection().execute(select(Customer.id, Customer.name)).all()
     }
-    invoices = open_invoices(session)
-    references = [p.reference for p in payments if p.reference]
+    fresh = [p for p in payments if p.external_id not in known]
+    invoices = invoices_to_match(session, fresh, names)
+    references = [p.reference for p in fresh if p.reference]
     matcher = Matcher(invoices, customer_aliases=names, references=references)
     recorded = PaymentsInBulk(SOURCE, invoices, now)
     reviews: list[tuple[str, list[dict[str, Any]]]] = []  # (payment's external id, candidates)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -176,7 +176,11 @@ class Matcher:
         self._check(ordered)
         self._invoices = {invoice.id: invoice for invoice in ordered}
         self._balances = {invoice.id: invoice.balance for invoice in ordered}
-        numbered = ordered if references is None else _possibly_named(ordered, references)
+        if references is None:
+            numbered = ordered
+        else:
+            nameable = nameable_by(references)
+            numbered = [invoice for invoice in ordered if nameable(invoice.number)]
         by_number = self._by_number
         for invoice_id, keys in zip(
             map(attrgetter("id"), numbered),
@@ -407,21 +411,19 @@ def _number_keys(number: str) -> list[tuple[str, ...]]:
     return keys
 
 
-def _possibly_named(
-    invoices: Sequence[OpenInvoice], references: Iterable[str]
-) -> list[OpenInvoice]:
-    """The invoices whose number a reference may name: those sharing a run of digits with one.
-    Every number key holds a digit run of the number (`_number_keys`), and a reference names the
-    key only with the same run among its own parts, so the others can never be named. A number
-    that is not ASCII (digits of other scripts) is always kept."""
+def nameable_by(references: Iterable[str]) -> Callable[[str], bool]:
+    """Whether one of these references may name an invoice number: the number shares a run of
+    digits with one. Every number key holds a digit run of the number (`_number_keys`), and a
+    reference names the key only with the same run among its own parts, so the other numbers can
+    never be named. A number that is not ASCII (digits of other scripts) may always be."""
     runs: set[str] = set()
     for reference in references:
         runs.update(_PART.findall(reference.casefold()))
-    return [
-        invoice
-        for invoice in invoices
-        if not runs.isdisjoint(_DIGITS.findall(invoice.number)) or not invoice.number.isascii()
-    ]
+
+    def nameable(number: str) -> bool:
+        return not runs.isdisjoint(_DIGITS.findall(number)) or not number.isascii()
+
+    return nameable
 
 
 def _referenced(

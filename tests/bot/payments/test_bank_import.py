@@ -17,15 +17,22 @@ from sqlalchemy import event, func, select, text, update
 from sqlalchemy.orm import Session
 
 from bot.core.errors import UserError
+from bot.core.models import (
+    Customer,
+    Invoice,
+    Payment,
+    PaymentAllocation,
+    PaymentReview,
+    Reminder,
+)
 from bot.core.models import Event as AuditEvent
-from bot.core.models import Invoice, Payment, PaymentAllocation, PaymentReview, Reminder
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
 from bot.ledger.upsert import apply_batch
 from bot.payments import bank_import
 from bot.payments import reviews as review_posting
 from bot.payments.bulk_record import PaymentsInBulk
-from bot.payments.reconcile import Allocation
+from bot.payments.reconcile import Allocation, Matcher
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from integrations.csv_ledger import read_ledger_csv
@@ -510,3 +517,35 @@ def test_payments_whose_invoices_changed_since_they_were_read_store_nothing(
         statuses = dict(session.execute(select(Invoice.number, Invoice.status)).all())
     assert stored["INV-1001"] == Decimal(0) and statuses["INV-1001"] == "paid"
     assert stored["INV-1002"] == Decimal("350.00") and statuses["INV-1002"] == "open"
+
+
+def test_a_file_is_matched_against_only_the_invoices_it_can_name_and_decided_as_over_the_book(
+    ledger_runtime: Runtime, tmp_path: Path
+) -> None:
+    """Only the payers' invoices and those whose number a reference may name are read; each
+    payment is decided as a matcher over every open invoice decides it."""
+    bank = _bank(
+        tmp_path / "b.csv",
+        [
+            ["2026-03-14", "450.00", "USD", "", "Ridgeline Roofing"],  # the payer's exact amount
+            ["2026-03-14", "800.00", "USD", "INV-2001", "Someone Else"],  # named by number only
+            ["2026-03-14", "1200.00", "USD", "re 2001", "RIDGELINE ROOFING INC"],  # another's
+        ],
+    )
+    payments = read_payments(bank)
+    with ledger_runtime.writing() as session:
+        names = {c: [name] for c, name in session.execute(select(Customer.id, Customer.name))}
+        book = bank_import.open_invoices(session)
+        read = bank_import.invoices_to_match(session, payments, names)
+    assert sorted(i.number for i in read) == ["INV-1001", "INV-1002", "INV-2001"]
+    over_book = Matcher(book, customer_aliases=names)
+    over_read = Matcher(read, customer_aliases=names, references=[p.reference for p in payments])
+    rules = []
+    for paid in payments:
+        decision = over_book.decide(paid)
+        assert over_read.decide(paid) == decision
+        rules.append(decision.auto.rule if decision.auto else decision.review_reason)
+        if decision.auto is not None:
+            over_book.apply(decision.auto)
+            over_read.apply(decision.auto)
+    assert rules[:2] == ["exact_amount", "reference"] and "already paid" in str(rules[2])
