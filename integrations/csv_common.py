@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import cache, lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -173,14 +174,66 @@ class RowChecker:
     def read(self, row_number: int, raw: dict[str, str], problems: list[str]) -> RowValues | None:
         """The row's values, or None after adding its problems (each as `row N, column: what is
         wrong`, in the columns' order) to `problems`."""
-        cells = tuple(map(raw.get, self._together_names))
-        together = self._groups.get(cells, _UNSEEN)
+        return self._values(
+            row_number,
+            tuple(map(raw.get, self._together_names)),
+            tuple(map(raw.get, self._apart_names)),
+            raw.get,
+            problems,
+        )
+
+    def by_position(
+        self, header: Sequence[str]
+    ) -> Callable[[int, list[Any], list[str]], RowValues | None]:
+        """`read` for rows given as lists of cells in the order of the file's `header` (as
+        `read_cells` gives them; the list is taken over and lengthened): a cell a short row lacks,
+        or of a column the header lacks, reads as None. The cells are picked out of the list in
+        one step for the columns read together and one for the others, without a dict per row."""
+        absent = len(header)  # each row gets a None there
+        width = absent + 1
+        position = {name: index for index, name in reversed(list(enumerate(header)))}
+
+        def picker(names: Sequence[str]) -> Callable[[list[str | None]], tuple[str | None, ...]]:
+            indexes = [position.get(name, absent) for name in names]
+            if len(indexes) == 1:
+                return lambda values: (values[indexes[0]],)
+            if not indexes:
+                return lambda values: ()
+            pick: Callable[[list[str | None]], tuple[str | None, ...]] = itemgetter(*indexes)
+            return pick
+
+        together_of, apart_of = picker(self._together_names), picker(self._apart_names)
+
+        def read(row_number: int, values: list[Any], problems: list[str]) -> RowValues | None:
+            if len(values) == absent:
+                values.append(None)
+            else:
+                values.extend([None] * (width - len(values)))
+            return self._values(
+                row_number,
+                together_of(values),
+                apart_of(values),
+                lambda name: values[position.get(name, absent)],
+                problems,
+            )
+
+        return read
+
+    def _values(
+        self,
+        row_number: int,
+        together_cells: tuple[str | None, ...],
+        apart_cells: tuple[str | None, ...],
+        cell_of: Callable[[str], str | None],
+        problems: list[str],
+    ) -> RowValues | None:
+        together = self._groups.get(together_cells, _UNSEEN)
         if together is _UNSEEN:
-            together = self._groups[cells] = self._together_cells(cells)
-        apart = self._apart_cells(tuple(map(raw.get, self._apart_names)))
+            together = self._groups[together_cells] = self._together_cells(together_cells)
+        apart = self._apart_cells(apart_cells)
         if together is None or apart is None:
             for column in self.columns:
-                good, value = self._cell(column, raw.get(column.name))
+                good, value = self._cell(column, cell_of(column.name))
                 if not good:
                     problems.append(f"row {row_number}, {column.name}: {value}")
             return None
@@ -318,12 +371,31 @@ def read_rows(
     fill_short_rows: bool = False,
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(row number, column -> value) for each row that is not blank, columns named by the header
-    (trimmed, lower case). A header that lacks a required column or repeats one, or a file that
-    is not UTF-8 CSV, raises UserError (naming the row the csv module stopped at, with the
-    problems found before it); a row with more values than the header has columns is
-    added to `problems` and skipped. A row with fewer values lacks the last columns, or with
-    `fill_short_rows` has them empty. `file_kind` ("payments") lists the required columns in the
-    missing-column message."""
+    (trimmed, lower case): `read_cells`, each row as a dict. A row with fewer values than the
+    header lacks the last columns, or with `fill_short_rows` has them empty."""
+    header: list[str] = []
+    for index, values in read_cells(
+        path, required_columns, problems, file_kind=file_kind, on_header=header.extend
+    ):
+        if fill_short_rows:
+            values = values + [""] * (len(header) - len(values))
+        yield index, dict(zip(header, values, strict=False))
+
+
+def read_cells(
+    path: Path,
+    required_columns: Sequence[str],
+    problems: list[str],
+    *,
+    file_kind: str | None = None,
+    on_header: Callable[[list[str]], None] = lambda columns: None,
+) -> Iterator[tuple[int, list[str]]]:
+    """(row number, its values) for each row that is not blank, after `on_header` has been given
+    the header's columns (trimmed, lower case). A header that lacks a required column or repeats
+    one, or a file that is not UTF-8 CSV, raises UserError (naming the row the csv module stopped
+    at, with the problems found before it); a row with more values than the header has columns is
+    added to `problems` and skipped; a row may have fewer. `file_kind` ("payments") lists the
+    required columns in the missing-column message."""
     index = 0  # the row last read
     with open_csv(path) as handle:
         try:
@@ -333,17 +405,17 @@ def read_rows(
                 raise UserError(f"{path}: the file is empty; expected a header row")
             index = 1
             columns = _checked_header(path, header, required_columns, file_kind)
+            on_header(columns)
+            width = len(columns)
             for index, values in enumerate(reader, start=2):
                 if not "".join(values).strip():
                     continue  # blank line
-                if len(values) > len(columns):
+                if len(values) > width:
                     problems.append(
-                        f"row {index}: {len(values)} values but the header has {len(columns)} columns"
+                        f"row {index}: {len(values)} values but the header has {width} columns"
                     )
                     continue
-                if fill_short_rows:
-                    values = values + [""] * (len(columns) - len(values))
-                yield index, dict(zip(columns, values, strict=False))
+                yield index, values
         except UnicodeDecodeError as exc:
             raise UserError(
                 f"{path}: is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"

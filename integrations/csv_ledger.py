@@ -32,6 +32,7 @@ from integrations.base.ledger import (
 from integrations.csv_common import (
     Column,
     RowChecker,
+    RowValues,
     at_most,
     currency_code,
     cycles_collected_after,
@@ -39,7 +40,7 @@ from integrations.csv_common import (
     iso_date,
     normalise_email,
     normalise_phone,
-    read_rows,
+    read_cells,
 )
 
 SOURCE = "csv"  # the source of the customers and invoices a ledger CSV brings
@@ -214,13 +215,20 @@ def _read(path: Path, phone_region: str, on_row: Callable[[], None] | None) -> L
     checker = RowChecker(COLUMNS, together=_CUSTOMER_CELLS)
     assert checker.order == LedgerRow._fields
     assert LedgerRow._fields[-7:] == _INVOICE_CELLS
+    # the checker's reader of the rows by their position in the header
+    readers: list[Callable[[int, list[Any], list[str]], RowValues | None]] = []
     # A row whose customer cells are those of a row already taken (the same list, from the
     # checker) adds nothing to its customer or contacts: only its invoice is new.
     taken: set[int] = set()
-    for row_number, raw in read_rows(path, REQUIRED_COLUMNS, problems):
+    for row_number, cells in read_cells(
+        path,
+        REQUIRED_COLUMNS,
+        problems,
+        on_header=lambda header: readers.append(checker.by_position(header)),
+    ):
         if on_row is not None:
             on_row()
-        values = checker.read(row_number, raw, problems)
+        values = readers[0](row_number, cells, problems)
         if values is None:
             continue
         together, apart = values
@@ -228,12 +236,13 @@ def _read(path: Path, phone_region: str, on_row: Callable[[], None] | None) -> L
             # The usual row: its customer's cells passed on an earlier row, and its invoice's
             # passes every check of _check_row (which then has nothing to say).
             number, issue_date, due_date, currency, amount, balance, document_url = apart
-            places = _places(currency)
+            places, unit = _minor_unit(currency)
             if (
                 issue_date <= due_date
                 and balance <= amount
-                and -amount.as_tuple().exponent <= places
-                and -balance.as_tuple().exponent <= places
+                # written to the currency's places exactly (the usual), or to fewer
+                and (amount.same_quantum(unit) or -amount.as_tuple().exponent <= places)
+                and (balance.same_quantum(unit) or -balance.as_tuple().exponent <= places)
             ):
                 key = (together[0], number)
                 if key not in invoice_rows:
@@ -331,8 +340,10 @@ def _invoice(row: LedgerRow) -> InvoiceRecord:
 
 
 @cache
-def _places(currency: str) -> int:
-    return minor_units(currency)
+def _minor_unit(currency: str) -> tuple[int, Decimal]:
+    """The currency's decimal places, and its minor unit as a Decimal (0.01 for USD)."""
+    places = minor_units(currency)
+    return places, Decimal(1).scaleb(-places)
 
 
 def _check_row(row_number: int, row: LedgerRow, phone_region: str) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from datetime import datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -54,7 +55,9 @@ def upsert_invoices(
     now: datetime,
     summary: ImportSummary,
 ) -> None:
-    wanted_ids = set(customer_ids[i.customer_external_id] for i in batch.invoices)
+    wanted_ids = set(
+        map(customer_ids.__getitem__, map(attrgetter("customer_external_id"), batch.invoices))
+    )
     stored: dict[tuple[int, str], tuple[Any, ...]] = {}
     invoice_columns = [getattr(Invoice, c) for c in _INVOICE_FIELDS]
     # Read through the driver: plain tuples, each distinct date, currency or amount converted
@@ -75,7 +78,12 @@ def upsert_invoices(
     new_rows: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
-    for record in batch.invoices:
+    if not stored:  # a new book: every invoice is new
+        new_rows = [
+            _new_invoice(batch.source, customer_ids[record.customer_external_id], record, now)
+            for record in batch.invoices
+        ]
+    for record in batch.invoices if stored else ():
         customer_id = customer_ids[record.customer_external_id]
         found = stored.get((customer_id, record.number))
         if found is None:

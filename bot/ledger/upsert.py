@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -119,6 +120,8 @@ def _apply(session: Session, batch: LedgerBatch, now: datetime) -> ImportSummary
 
 
 def _take_out_unknown_customers(batch: LedgerBatch, customer_ids: dict[str, int]) -> None:
+    if customer_ids.keys() >= set(map(attrgetter("customer_external_id"), batch.invoices)):
+        return  # the usual case: every invoice's customer is known
     kept = []
     for invoice in batch.invoices:
         if invoice.customer_external_id in customer_ids:
@@ -156,15 +159,19 @@ def _upsert_customers(
         .all()
     }
     ids = {external_id: c.id for external_id, c in stored.items()}
-    currencies: dict[str, set[str]] = {}
+    # each customer's one currency, when all its invoices are in one
+    currency_of: dict[str, str] = {}
+    mixed: set[str] = set()
     for invoice in batch.invoices:
-        currencies.setdefault(invoice.customer_external_id, set()).add(invoice.currency)
+        if currency_of.setdefault(invoice.customer_external_id, invoice.currency) != (
+            invoice.currency
+        ):
+            mixed.add(invoice.customer_external_id)
     new_rows: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for external_id, record in batch.customers.items():
         existing = stored.get(external_id)
         if existing is None:
-            only = currencies.get(external_id, set())
             new_rows.append(
                 {
                     "source": batch.source,
@@ -176,7 +183,7 @@ def _upsert_customers(
                     "never_automate": bool(record.never_automate),
                     "tags": record.tags or [],
                     "language": record.language,
-                    "currency": next(iter(only)) if len(only) == 1 else None,
+                    "currency": None if external_id in mixed else currency_of.get(external_id),
                     "created_at": now,
                     "updated_at": now,
                 }

@@ -101,6 +101,43 @@ def test_events_written_in_bulk_read_back_with_their_payloads(runtime: Runtime) 
     assert [(e.payload, e.at) for e in stored] == [(r["payload"], NOW) for r in rows]
 
 
+def test_values_converted_once_for_many_rows_are_still_each_rows_own(runtime: Runtime) -> None:
+    # Payloads and tags that repeat are converted once, but values equal in Python and written
+    # apart in JSON (True and 1, 1 and "1") stay apart; a balance equal to its total, written
+    # otherwise or not, is stored as itself.
+    payloads = [{"n": 1}, {"n": True}, {"n": "1"}, {"n": 1}, [1], [True], {"n": [1]}] * 200
+    rows = [
+        {
+            "at": NOW,
+            "actor": "system",
+            "kind": "customer.added",
+            "customer_id": None,
+            "invoice_id": None,
+            "reminder_id": None,
+            "payload": payload,
+        }
+        for payload in payloads
+    ]
+    with runtime.writing() as session:
+        insert_rows(session, Event, rows)
+        insert_rows(session, Customer, [_customer("C-1")])
+        customer_id = session.scalars(select(Customer.id)).one()
+        balances = [Decimal("1200.125"), Decimal("1200.1250"), Decimal("7"), Decimal("0")] * 300
+        invoices = [_invoice(customer_id, f"INV-{n}") for n in range(len(balances))]
+        for invoice, balance in zip(invoices, balances, strict=True):
+            invoice["balance"] = balance
+        insert_rows(session, Invoice, invoices)
+    with runtime.sessions() as session:
+        stored = session.scalars(select(Event.payload).order_by(Event.id)).all()
+        amounts = session.execute(select(Invoice.total, Invoice.balance).order_by(Invoice.id))
+        assert [tuple(row) for row in amounts] == [
+            (Decimal("1200.125"), balance) for balance in balances
+        ]
+    assert stored == payloads
+    assert [type(p["n"]) for p in stored[:3]] == [int, bool, str]  # type: ignore[call-overload]
+    assert type(stored[5][0]) is bool  # type: ignore[index]
+
+
 def test_chunks_cut_what_is_given_into_parts_the_drivers_take() -> None:
     assert [len(part) for part in chunks(list(range(12_001)))] == [5000, 5000, 2001]
     assert chunks([]) == []
