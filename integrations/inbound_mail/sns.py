@@ -97,13 +97,22 @@ def trusted_url(url: str, base_url: str | None) -> bool:
 
 
 class SnsVerifier:
-    """Checks SNS signatures; the certificates it fetched are kept (a few, by URL)."""
+    """Checks SNS signatures; the certificates it fetched are kept (a few, by URL). Its HTTP
+    client is made at the first fetch: making one loads the CA bundle (tens of milliseconds),
+    which an app that never hears from SNS would pay at every start."""
 
     def __init__(self, base_url: str | None, client: httpx.Client | None = None) -> None:
         self.base_url = base_url
-        self.client = client or httpx.Client(timeout=FETCH_TIMEOUT_SECONDS)
+        self._client = client
         self._keys: dict[str, rsa.RSAPublicKey] = {}
         self._lock = threading.Lock()
+
+    @property
+    def client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=FETCH_TIMEOUT_SECONDS)
+            return self._client
 
     def verify(self, message: SnsMessage, now: datetime) -> None:
         """Returns when SNS signed `message`; NotFromSns otherwise."""
