@@ -55,6 +55,7 @@ def bench() -> Bench:
     return run_bench(DAYS, SEEDS, BehaviourModel(), ledger(SMALL), ARMS, start_day=START)
 
 
+@pytest.mark.slow  # the module's bench: three arms on three seeds
 def test_every_arm_runs_on_every_seed_of_the_same_opening_ledger(bench: Bench) -> None:
     assert [key for key, _ in bench.arms] == ["none", "active", "v2"]
     assert bench.customers == 10 and bench.invoices_at_start == 26
@@ -65,6 +66,7 @@ def test_every_arm_runs_on_every_seed_of_the_same_opening_ledger(bench: Bench) -
         assert [r.billed for r in runs] == [r.billed for r in bench.runs["none"]]
 
 
+@pytest.mark.slow
 def test_following_up_collects_more_and_sooner_than_none_on_every_seed(bench: Bench) -> None:
     for with_, without in zip(bench.runs["active"], bench.runs["none"], strict=True):
         assert with_.messages > 0 and without.messages == 0
@@ -77,6 +79,7 @@ def test_following_up_collects_more_and_sooner_than_none_on_every_seed(bench: Be
     assert dso is not None and dso.median < 0
 
 
+@pytest.mark.slow
 def test_a_proposed_version_is_an_arm_of_its_own(bench: Bench) -> None:
     """The proposed version only hands accounts to a person: it sends nothing, so on each seed
     it collects exactly what no follow-up collects (the same draws), and less than the active."""
@@ -100,6 +103,7 @@ def test_when_reminders_change_nothing_every_arm_collects_the_same() -> None:
     assert with_.collected == without.collected and with_.payments == without.payments
 
 
+@pytest.mark.slow
 def test_the_printout_shows_the_spread_and_the_paired_difference(bench: Bench) -> None:
     text = describe(bench)
     assert text.splitlines()[1] == DISCLAIMER
@@ -114,6 +118,7 @@ def test_the_printout_shows_the_spread_and_the_paired_difference(bench: Bench) -
     assert f"{cash.versus_none.median:+,.2f}" in row
 
 
+@pytest.mark.slow
 def test_the_json_has_every_arm_its_spread_and_each_seed(bench: Bench) -> None:
     doc = as_json(bench)
     assert doc["seeds"] == SEEDS and [a["key"] for a in doc["arms"]] == ["none", "active", "v2"]
@@ -143,6 +148,7 @@ def test_a_bench_refuses_a_silly_number_of_days() -> None:
         run_bench(0, [1], BehaviourModel(), ledger(SMALL), [])
 
 
+@pytest.mark.slow  # worker processes
 def test_seeds_run_in_a_process_pool_give_the_same_figures() -> None:
     tiny = ledger(sample_rows(START, customers=4, invoices=10, seed=7))
     alone = run_bench(1, [5, 6], BehaviourModel(), tiny, ARMS[:1], start_day=START)

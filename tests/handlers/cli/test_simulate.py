@@ -26,6 +26,7 @@ NOW = datetime(2026, 3, 16, 14, 0, tzinfo=UTC)
 TINY = ("--days", "1", "--customers", "2", "--workers", "1")
 
 
+@pytest.mark.slow  # twenty seeds of a simulation
 def test_simulate_runs_twenty_seeds_by_default_and_prints_their_spread(
     cli: Any, database_url: str
 ) -> None:
@@ -98,6 +99,7 @@ def _write_history(runtime: Runtime) -> None:
             )
 
 
+@pytest.mark.slow  # 240 generated invoices over 400 days fitted, then simulated twice
 def test_fit_learns_the_ledgers_habit_prints_it_beside_the_defaults_and_simulates_with_it(
     cli: Any, runtime: Runtime
 ) -> None:
