@@ -24,8 +24,11 @@ test: $(STAMP)
 	$(BIN)/arbot playbook check
 	$(BIN)/python -m pytest
 
+# Compiled and assertion-rewritten modules are kept between runs even where the environment turns
+# bytecode off (PYTHONDONTWRITEBYTECODE, as in the Docker image): each worker would otherwise
+# compile every module again at every run.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not postgres and not slow"
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -m "not postgres and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
