@@ -11,13 +11,14 @@ values of an IN (...) into parts well inside the drivers' parameter limits.
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
 from operator import eq, itemgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import Dialect, Table, update
+from sqlalchemy import JSON, Dialect, Table, update
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
@@ -195,6 +196,25 @@ def _defaults(table: Table, given: list[str]) -> list[tuple[str, Any]]:
 
 
 def _converter(table: Table, name: str, dialect: Dialect) -> Callable[[Any], Any] | None:
-    """What the column's type makes of a value before the driver sees it (None: nothing)."""
+    """What the column's type makes of a value before the driver sees it (None: nothing). A JSON
+    value for PostgreSQL's COPY is made its text here, as psycopg would at each row, so that
+    values written alike are written once."""
     processor: Callable[[Any], Any] | None = table.c[name].type._cached_bind_processor(dialect)
+    if (
+        processor is not None
+        and dialect.name == "postgresql"
+        and isinstance(table.c[name].type, JSON)
+    ):
+        wrap = processor
+        return lambda value: _json_text(wrap(value))
     return processor
+
+
+def _json_text(value: Any) -> Any:
+    """The text psycopg writes for a JSON value it was handed wrapped (its own dumps, else the
+    standard json module's, psycopg's default); anything else as it is."""
+    from psycopg.types.json import Json
+
+    if isinstance(value, Json):
+        return (value.dumps or json.dumps)(value.obj)
+    return value
