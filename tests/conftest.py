@@ -55,13 +55,11 @@ hypothesis_settings.load_profile("arbot")
 
 
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sqlite_template() -> Path:
     """A migrated SQLite file; each test gets a copy (migrating once keeps the suite fast)."""
-    path = tmp_path_factory.mktemp("template") / "arbot.db"
-    engine = make_engine(f"sqlite:///{path}")
-    migrate.upgrade(engine)
-    engine.dispose()  # the last connection to close checkpoints the WAL into the file
-    return path
+    from tests.support.migrated_sqlite import migrated_sqlite
+
+    return migrated_sqlite()
 
 
 @pytest.fixture(scope="session")

@@ -6,14 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from bot.core.runtime import Runtime
 from bot.core.settings import Settings, load_settings
 from bot.ledger.upsert import apply_batch
 from bot.workspaces.flows import complete_install
-from bot.workspaces.registry import InstalledWorkspace, Workspaces
+from bot.workspaces.registry import InstalledWorkspace, Workspaces, workspace_database_url
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_install import SlackInstaller
 from tests.support.ledger_files import row, write
+from tests.support.migrated_sqlite import copy_migrated
 
 BETA = "T0BETA"
 BETA_TOKEN = "xoxb-beta"
@@ -50,6 +53,12 @@ def install(
     token: str = BETA_TOKEN,
     channel: str = BETA_CHANNEL,
 ) -> InstalledWorkspace:
+    """Install `team` as Slack would; on SQLite its file starts as a copy of a migrated one
+    (tests/support/migrated_sqlite.py)."""
+    if main.engine.dialect.name == "sqlite":
+        own = make_url(workspace_database_url(main.settings.database_url, team)).database
+        if own and not Path(own).exists():
+            copy_migrated(Path(own))
     code = f"code-{team}"
     slack_api.grant(code, team, token, channel=channel)
     return complete_install(workspaces, SlackInstaller(main), code).workspace
