@@ -143,13 +143,19 @@ def among(
 
 
 def read_rows(
-    session: Session, query: Select[Any], chunk: int = 2000, shared: Collection[int] = ()
+    session: Session,
+    query: Select[Any],
+    chunk: int = 2000,
+    shared: Collection[int] = (),
+    keep: Callable[[Sequence[Any]], bool] | None = None,
 ) -> Generator[tuple[Any, ...], None, None]:
     """The rows of `query`, streamed through the driver (a server-side cursor on PostgreSQL), each
     value converted by its column's type as SQLAlchemy would. Equal values are converted once and
     shared between rows: a caller that changes a value it got (a JSON list) copies it first. The
     columns whose indexes are in `shared` (a currency, a date) are held once per distinct value
-    too, whatever their type."""
+    too, whatever their type. `keep`, when given, picks the rows wanted from the driver's own
+    values, before any is converted (an id or a text is the same either way; a Decimal or a date
+    may not be)."""
     dialect = session.get_bind().dialect
     sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     driver: Any = session.connection().connection.driver_connection
@@ -174,6 +180,6 @@ def read_rows(
         # A chunk at a time: a PostgreSQL server-side cursor iterated row by row costs a call
         # through psycopg for each row.
         while rows := cursor.fetchmany(chunk):
-            yield from map(converted, rows)
+            yield from map(converted, rows if keep is None else filter(keep, rows))
     finally:
         cursor.close()

@@ -9,13 +9,13 @@ The whole file is matched first, then stored in a few statements (bot/payments/b
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -61,10 +61,12 @@ class BankImportSummary:
         }
 
 
-def open_invoices(session: Session, *among: ColumnElement[bool]) -> list[OpenInvoice]:
-    """Every open invoice with something left to pay (of those `among` selects, when given), read
-    through the driver: each customer's name, currency and due date converted once however many
-    invoices share it."""
+def open_invoices(
+    session: Session, keep: Callable[[Sequence[Any]], bool] | None = None
+) -> list[OpenInvoice]:
+    """Every open invoice with something left to pay (those `keep` picks by their id, customer id
+    and number, when given), read through the driver: each customer's name, currency and due date
+    converted once however many invoices share it, and only the invoices kept converted at all."""
     query = (
         select(
             Invoice.id,
@@ -76,9 +78,9 @@ def open_invoices(session: Session, *among: ColumnElement[bool]) -> list[OpenInv
             Invoice.due_date,
         )
         .join(Customer, Customer.id == Invoice.customer_id)
-        .where(Invoice.status == "open", Invoice.balance > 0, *among)
+        .where(Invoice.status == "open", Invoice.balance > 0)
     )
-    rows = read_rows(session, cast("Select[Any]", query), shared=(2, 4, 6))
+    rows = read_rows(session, cast("Select[Any]", query), shared=(2, 4, 6), keep=keep)
     return list(map(OpenInvoice._make, rows))
 
 
@@ -87,8 +89,9 @@ def invoices_to_match(
 ) -> list[OpenInvoice]:
     """The open invoices these payments can be matched to, and no others: those of every customer
     a payer's name names (`names`: each customer's names, as the Matcher is given them), and those
-    whose number a reference may name (reconcile.nameable_by; only the numbers are read for the
-    rest). The Matcher decides each of these payments over them exactly as over the whole book."""
+    whose number a reference may name (reconcile.nameable_by). The Matcher decides each of these
+    payments over them exactly as over the whole book. One read of the open invoices, of which
+    only these are converted and indexed."""
     by_name: dict[str, set[int]] = defaultdict(set)
     for customer_id, aliases in names.items():
         for alias in aliases:
@@ -98,21 +101,11 @@ def invoices_to_match(
     for payer in {p.payer for p in payments}:
         payers.update(by_name.get(normalise_name(payer), ()))
     nameable = nameable_by(p.reference for p in payments)
-    numbers = select(Invoice.id, Invoice.customer_id, Invoice.number).where(
-        Invoice.status == "open", Invoice.balance > 0
-    )
-    named = [
-        invoice_id
-        for invoice_id, customer_id, number in read_rows(session, cast("Select[Any]", numbers))
-        if customer_id not in payers and nameable(number)
-    ]
-    # Values written into the statement (read_rows renders it whole): an IN of thousands of
-    # numbers costs the database little, where as many parameters would cost the drivers much.
-    invoices: list[OpenInvoice] = []
-    for column, wanted in ((Invoice.customer_id, sorted(payers)), (Invoice.id, named)):
-        if wanted:
-            invoices += open_invoices(session, column.in_(wanted))
-    return invoices
+
+    def can_match(row: Sequence[Any]) -> bool:  # id, customer id, customer name, number, ...
+        return row[1] in payers or nameable(row[3])
+
+    return open_invoices(session, can_match)
 
 
 def import_payments(
