@@ -98,6 +98,8 @@ def test_the_morning_plan_posts_guardrails_after_the_plan_and_they_are_decided_i
     served.click(Action.GUARDRAIL_APPROVE, str(bounces), user="U0MEMBER", message_ts=ridgeline[1])
     served.click(Action.GUARDRAIL_APPROVE, str(bounces), message_ts=ridgeline[1])
     wait_for(lambda: "Release hold" in blocks_of(slack_api, ridgeline))
+    # the non-approver's click is worked on its own thread: done once they are told why not
+    wait_for(lambda: [c for c in slack_api.calls("chat.postEphemeral") if c["user"] == "U0MEMBER"])
     (approved,) = decisions(slack_runtime, APPROVED)
     assert approved.actor == "U0APPROVER"  # the non-approver's click changed nothing
     assert "Approved" in blocks_of(slack_api, ridgeline)
