@@ -61,11 +61,21 @@ def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any
     """Insert `rows` (dicts of the table's columns, every one with the same keys) into the
     model's table in the session's transaction, in one COPY on PostgreSQL or one executemany on
     SQLite. Ids are not returned: read them back by a unique key when they are needed."""
-    if not rows:
+    if rows:
+        insert_columns(
+            session, model, {name: list(map(itemgetter(name), rows)) for name in rows[0]}
+        )
+
+
+def insert_columns(session: Session, model: type[Any], given_columns: dict[str, list[Any]]) -> None:
+    """`insert_rows` for rows given column by column: each of the table's columns given with its
+    cells, all of the same length (the rows' number)."""
+    count = len(next(iter(given_columns.values()), []))
+    if count == 0:
         return
     table = core_table(model)
     dialect = session.get_bind().dialect
-    given = list(rows[0])
+    given = list(given_columns)
     defaults = _defaults(table, given)
     names = given + [name for name, _ in defaults]
     # Column by column: each column's type converts its values in one pass, then the rows are
@@ -75,7 +85,7 @@ def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any
     converted_of: dict[str, tuple[list[Any], list[Any]]] = {}
     for name in given:
         convert = _converter(table, name, dialect)
-        cells = list(map(itemgetter(name), rows))
+        cells = given_columns[name]
         if convert is None:
             columns.append(cells)
             continue
@@ -93,7 +103,7 @@ def insert_rows(session: Session, model: type[Any], rows: Sequence[dict[str, Any
         columns.append(converted)
     for name, value in defaults:
         convert = _converter(table, name, dialect)
-        columns.append(repeat(value if convert is None else convert(value), len(rows)))
+        columns.append(repeat(value if convert is None else convert(value), count))
     values = list(zip(*columns, strict=True))
     connection = session.connection()
     quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
