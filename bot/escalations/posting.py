@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from bot.core import audit, slack_claims, slack_retries
+from bot.core import audit, message_versions, slack_claims, slack_retries
 from bot.core.labels import reason_label
 from bot.core.models import Customer, Escalation
 from bot.core.runtime import Runtime
@@ -192,11 +192,22 @@ def _thread_of_another(session: Session, escalation: Escalation) -> tuple[str, s
 def redraw(
     session: Session, slack: EscalationPort, escalation_id: int, today: date, timezone: str
 ) -> None:
+    """Draw the parent message again from the escalation's state when it is sent, never older
+    than a redraw already applied (two decisions in quick succession: the first one's redraw,
+    answered late, must not overwrite the second's), through the message's version
+    (bot/core/message_versions.py)."""
     escalation = session.get(Escalation, escalation_id)
     if escalation is None or not escalation.slack_thread_ts or not escalation.slack_channel:
         return
-    view = thread_view.view(session, escalation_id, today, timezone)
-    slack.update_escalation(escalation.slack_channel, escalation.slack_thread_ts, view)
+    channel, ts = escalation.slack_channel, escalation.slack_thread_ts
+
+    def draw(fresh: Session) -> None:
+        view = thread_view.view(fresh, escalation_id, today, timezone)
+        slack.update_escalation(channel, ts, view)
+
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    message_versions.draw_newest(engine, channel, ts, draw)
 
 
 def after_decision(

@@ -4,6 +4,8 @@ again."""
 
 from __future__ import annotations
 
+import json
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from bot.ledger.upsert import apply_batch
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.ledger_files import row, write
+from tests.support.slack_requests import PATIENCE, wait_for
 
 TODAY = date(2026, 3, 16)
 
@@ -96,3 +99,39 @@ def test_an_unclaimed_thread_slack_refused_to_raise_stays_unraised_for_the_next_
         escalation = session.get(Escalation, escalation_id)
         assert escalation is not None and escalation.raised_at is None
     assert posting.raise_unclaimed(rt, chat, [escalation_id]) == [escalation_id]
+
+
+def test_a_redraw_answered_late_never_overwrites_a_newer_decision(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    escalation_id = _escalation(rt, tmp_path)
+    assert posting.post_new(rt, chat) == [escalation_id]
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_first_redraw(what: str) -> None:
+        if what == "Slack chat.update" and not held.is_set():
+            held.set()
+            release.wait(PATIENCE)
+
+    def redraw() -> None:
+        with rt.sessions() as session:
+            posting.redraw(session, chat, escalation_id, TODAY, "America/New_York")
+
+    slack_api.on_call = hold_the_first_redraw
+    first = threading.Thread(target=redraw)
+    first.start()  # drawn as open, and Slack is slow to answer
+    wait_for(held.is_set)
+    with rt.writing() as session:
+        service.claim(session, escalation_id, "U0APPROVER", rt.clock.now())
+    redraw()  # the claim's redraw, asked while the first is on its way
+    release.set()
+    first.join(timeout=PATIENCE)
+    slack_api.on_call = None
+
+    with rt.sessions() as session:
+        escalation = session.get(Escalation, escalation_id)
+        assert escalation is not None and escalation.slack_channel and escalation.slack_thread_ts
+        where = (escalation.slack_channel, escalation.slack_thread_ts)
+    assert "Claimed by <@U0APPROVER>" in json.dumps(slack_api.messages[where]["blocks"])
