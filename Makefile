@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both create .venv when needed.
 # `make test` (what CI runs) checks everything, on SQLite and PostgreSQL. `make test-fast` is the
-# inner loop: the tests on SQLite only, without the process-level ones (marked `slow`).
+# inner loop: the tests on SQLite only, without the process-level and simulation-scale ones
+# (marked `slow`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
