@@ -24,6 +24,7 @@ from bot.core.runtime import Runtime
 from bot.core.slack_retries import HISTORY, owe
 from bot.escalations import service
 from bot.escalations import thread as thread_view
+from bot.planning import plan_unit
 from bot.planning import posting as plan_posting
 from integrations.base.mrkdwn import HERE, Mrkdwn, mention, mrkdwn
 from integrations.base.slack import EscalationPort, EscalationView
@@ -32,15 +33,32 @@ from integrations.errors import SlackFailed
 log = logging.getLogger(__name__)
 
 
-def post_new(runtime: Runtime, slack: EscalationPort, channel: str | None = None) -> list[int]:
+def post_new(
+    runtime: Runtime,
+    slack: EscalationPort,
+    channel: str | None = None,
+    *,
+    plan_first: bool = True,
+) -> list[int]:
     """Post every open escalation that has no thread yet to `channel` (by default
     ARBOT_ESCALATION_CHANNEL, else the finance channel), with no transaction open while Slack is
     called, then redraw the plan header that names any of them (posted after the plan: the
-    sweep's retry). Returns the ids posted."""
+    sweep's retry). Returns the ids posted.
+
+    In the finance channel, while today's plan is going out or half out (and not yet past
+    plan_unit.PLAN_WAIT), nothing is posted with `plan_first`: an escalation a reply or a payment
+    opened then would land between the plan's messages, so the sweep posts it once the plan is
+    all there. The morning job, posting the day's escalations before its plan, passes False."""
     settings = runtime.settings
     channel = channel or settings.escalation_channel or settings.finance_channel
     if not channel:
         return []
+    if plan_first and channel == settings.finance_channel:
+        with runtime.sessions() as session:
+            gap = plan_unit.unfinished(session, runtime.today(), runtime.clock.now())
+        if gap is not None and not gap.overdue(runtime.clock.now()):
+            log.info("escalations wait for today's plan in the finance channel: %s", gap.why)
+            return []
     with runtime.sessions() as session:
         pending = list(
             session.scalars(

@@ -113,7 +113,7 @@ def post_escalations(runtime: Runtime, slack: SlackPort) -> None:
     if not isinstance(slack, EscalationPort):
         return
     try:
-        escalation_posting.post_new(runtime, slack)
+        escalation_posting.post_new(runtime, slack, plan_first=False)
     except Exception:
         log.exception("escalations not posted before the plan; the sweep posts them")
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.core.models import Customer, Escalation
+from bot.core.models import Customer, Escalation, ScheduledRun
 from bot.core.runtime import Runtime
 from bot.escalations import posting, service
 from bot.ledger.upsert import apply_batch
+from bot.planning import plan_unit
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.ledger_files import row, write
@@ -135,3 +136,62 @@ def test_a_redraw_answered_late_never_overwrites_a_newer_decision(
         assert escalation is not None and escalation.slack_channel and escalation.slack_thread_ts
         where = (escalation.slack_channel, escalation.slack_thread_ts)
     assert "Claimed by <@U0APPROVER>" in json.dumps(slack_api.messages[where]["blocks"])
+
+
+def test_an_escalation_waits_while_todays_plan_is_going_out_in_the_same_channel(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    escalation_id = _escalation(rt, tmp_path)
+    with rt.writing() as session:  # the morning job is making and posting today's plan
+        session.add(
+            ScheduledRun(
+                job=plan_unit.MORNING_JOB,
+                day=rt.today(),
+                instance="another replica",
+                started_at=rt.clock.now(),
+            )
+        )
+
+    assert posting.post_new(rt, chat) == []  # would land between the plan's messages
+    assert slack_api.calls("chat.postMessage") == []
+    # The morning job's own post, before its plan, does not wait for itself.
+    assert posting.post_new(rt, chat, plan_first=False) == [escalation_id]
+
+
+def test_an_escalation_in_its_own_channel_does_not_wait_for_the_plan(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    escalation_id = _escalation(rt, tmp_path)
+    with rt.writing() as session:
+        session.add(
+            ScheduledRun(
+                job=plan_unit.MORNING_JOB,
+                day=rt.today(),
+                instance="another replica",
+                started_at=rt.clock.now(),
+            )
+        )
+    assert posting.post_new(rt, chat, "C0ESCALATE") == [escalation_id]
+
+
+def test_an_escalation_is_posted_once_todays_plan_is_all_in_slack(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    escalation_id = _escalation(rt, tmp_path)
+    with rt.writing() as session:
+        session.add(
+            ScheduledRun(
+                job=plan_unit.MORNING_JOB,
+                day=rt.today(),
+                instance="another replica",
+                started_at=rt.clock.now(),
+                finished_at=rt.clock.now(),
+            )
+        )
+    assert posting.post_new(rt, chat) == [escalation_id]
