@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,7 +38,7 @@ def serve(
 
         setup_logging(json=settings.log_json, secrets=secrets_of(settings))
         from bot.workspaces.registry import Workspaces
-        from handlers.app import create_app, finish_work
+        from handlers.app import create_app
         from handlers.cli.stopping import SigtermStop
         from handlers.slack import build_bolt
         from integrations.slack_chat import SlackChat
@@ -70,6 +70,7 @@ def serve(
         else:
             err().print("Scheduler off (--no-scheduler or ARBOT_SCHEDULER=false): HTTP only.")
         socket_mode = None
+        served = None
         try:
             if settings.slack_app_token and bolt is not None:
                 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -79,20 +80,30 @@ def serve(
                 socket_mode.connect()  # type: ignore[no-untyped-call]
             import uvicorn
 
-            app = create_app(runtime, bolt, runner=runner, workspaces=workspaces)
+            served = create_app(runtime, bolt, runner=runner, workspaces=workspaces)
             config = uvicorn.Config(
-                app,
+                served,
                 host=host,
                 port=port,
                 log_config=None,  # arbot's logging (bot.core.logs) formats every line
                 access_log=False,  # raw paths can carry tokens (/unsubscribe/{token})
             )
             sigterm.run(uvicorn.Server(config))
-            # Stopped taking requests: finish what the clicks already answered started.
-            finish_work(app)
         finally:
-            if socket_mode is not None:
-                socket_mode.close()  # type: ignore[no-untyped-call]
+            stop_taking_clicks(socket_mode, served)
             if runner is not None:
                 runner.stop()
             workspaces.close()
+
+
+def stop_taking_clicks(socket_mode: Any, served: Any) -> None:
+    """Once the HTTP server has stopped taking requests: Socket Mode is closed first (its close
+    waits for the messages its threads are handing to Bolt), then what the clicks already taken
+    started is finished (handlers.app.finish_work). The other way round, a click Socket Mode
+    hands over meanwhile finds Bolt's listener threads shut down and is lost."""
+    if socket_mode is not None:
+        socket_mode.close()
+    if served is not None:
+        from handlers.app import finish_work
+
+        finish_work(served)
