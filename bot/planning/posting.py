@@ -40,6 +40,7 @@ from bot.planning.step_places import step_places
 from bot.planning.summary import states_for, summary_for
 from integrations.base.slack import (
     CardInvoice,
+    EscalationPort,
     PlanSummary,
     PostedGroup,
     ReminderCard,
@@ -363,16 +364,29 @@ def _redraw(
 
 
 def _drawing(
-    slack: SlackPort, channel: str, ts: str, timezone: str, day: date | None
+    slack: SlackPort,
+    channel: str,
+    ts: str,
+    timezone: str,
+    day: date | None,
+    today: date | None = None,
 ) -> Callable[[Session], None]:
     """The drawing of channel/ts from the state a session reads (see `_draw`)."""
-    return lambda session: _draw(session, slack, channel, ts, timezone, day)
+    return lambda session: _draw(session, slack, channel, ts, timezone, day, today)
 
 
 def _draw(
-    session: Session, slack: SlackPort, channel: str, ts: str, timezone: str, day: date | None
+    session: Session,
+    slack: SlackPort,
+    channel: str,
+    ts: str,
+    timezone: str,
+    day: date | None,
+    today: date | None = None,
 ) -> None:
-    """Draw the message at channel/ts as it is now: a plan header (for `day`), or cards."""
+    """Draw the message at channel/ts as it is now: a plan header (for `day`), or cards; for the
+    sweep (given `today`), also an escalation's parent message, which is drawn through its
+    message version too (bot/escalations/posting.redraw)."""
     if day is None:
         day = _header_day(session, channel, ts)
     if day is not None:
@@ -385,6 +399,19 @@ def _draw(
     ).all()
     if group:
         slack.update_cards(channel, ts, cards_for(session, list(group), timezone))
+        return
+    if today is None or not isinstance(slack, EscalationPort):
+        return
+    escalation_id = session.scalar(
+        select(Escalation.id).where(
+            Escalation.slack_channel == channel, Escalation.slack_thread_ts == ts
+        )
+    )
+    if escalation_id is not None:
+        from bot.escalations import thread as escalation_thread
+
+        view = escalation_thread.view(session, escalation_id, today, timezone)
+        slack.update_escalation(channel, ts, view)
 
 
 def retry_redraws(runtime: Runtime, slack: SlackPort) -> int:
@@ -399,14 +426,14 @@ def retry_redraws(runtime: Runtime, slack: SlackPort) -> int:
             for message in message_versions.abandoned(session, message_versions.REAL_TIME.now())
             if message not in waiting
         ]
-    timezone = runtime.settings.timezone
+    timezone, today = runtime.settings.timezone, runtime.today()
     for retry in owed:
         try:
             message_versions.draw_newest(
                 runtime.engine,
                 retry.channel,
                 retry.ts,
-                _drawing(slack, retry.channel, retry.ts, timezone, None),
+                _drawing(slack, retry.channel, retry.ts, timezone, None, today),
             )
         except Exception as exc:
             slack_retries.refused_again(runtime, retry, _why(exc))
@@ -416,7 +443,7 @@ def retry_redraws(runtime: Runtime, slack: SlackPort) -> int:
     for channel, ts in abandoned:  # asked for, and its drawer died before drawing it
         try:
             if message_versions.draw_newest(
-                runtime.engine, channel, ts, _drawing(slack, channel, ts, timezone, None)
+                runtime.engine, channel, ts, _drawing(slack, channel, ts, timezone, None, today)
             ):
                 done += 1
         except Exception as exc:

@@ -12,11 +12,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot.core import message_versions
+from bot.core.db import writing_factory
 from bot.core.models import Customer, Escalation, ScheduledRun
 from bot.core.runtime import Runtime
 from bot.escalations import posting, service
 from bot.ledger.upsert import apply_batch
 from bot.planning import plan_unit
+from bot.planning import posting as plan_posting
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.ledger_files import row, write
@@ -195,3 +198,24 @@ def test_an_escalation_is_posted_once_todays_plan_is_all_in_slack(
             )
         )
     assert posting.post_new(rt, chat) == [escalation_id]
+
+
+def test_a_redraw_left_by_a_drawer_that_died_is_drawn_by_the_sweep(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    escalation_id = _escalation(rt, tmp_path)
+    assert posting.post_new(rt, chat) == [escalation_id]
+    with rt.writing() as session:
+        service.claim(session, escalation_id, "U0APPROVER", rt.clock.now())
+        escalation = session.get(Escalation, escalation_id)
+        assert escalation is not None and escalation.slack_channel and escalation.slack_thread_ts
+        channel, ts = escalation.slack_channel, escalation.slack_thread_ts
+    writes = writing_factory(rt.engine)
+    long_ago = message_versions.REAL_TIME.now() - 2 * message_versions.LEASE
+    assert message_versions.ask(writes, channel, ts, long_ago) == 1  # a drawer took it, and died
+    assert message_versions.ask(writes, channel, ts, long_ago) is None  # the claim's, left to it
+
+    assert plan_posting.retry_redraws(rt, chat) == 1
+    assert "Claimed by <@U0APPROVER>" in json.dumps(slack_api.messages[(channel, ts)]["blocks"])
