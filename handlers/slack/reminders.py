@@ -6,6 +6,7 @@ already decided."""
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime, timedelta
 from functools import partial
@@ -16,6 +17,7 @@ from slack_bolt import Ack, App
 from bot.core.errors import UserError
 from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER
 from bot.learning import trust_notices
+from bot.planning import plan_unit
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
 from handlers.slack.kit import ListenerKit, on_click, on_form_click
@@ -44,6 +46,8 @@ from integrations.slack_ids import (
 
 ONLY_APPROVERS = "Only approvers can act on reminders. Ask someone in finance."
 EDITED = {"subject": Field.SUBJECT, "body": Field.BODY}  # the linter's fields, in the form
+
+log = logging.getLogger(__name__)
 
 
 def register(app: App, kit: ListenerKit) -> None:
@@ -361,11 +365,27 @@ def save_edit(
         return
     if decision.changed:
         redraw(kit, [reminder_id])
-        finance = runtime.settings.finance_channel
-        if finance:  # the edit of a trusted step's draft took its trust back: told at once
-            trust_notices.post_waiting(runtime, kit.slack, finance)
+        tell_trust_withdrawn(kit)
     else:
         kit.tell(channel, user, already(kit, decision))
+
+
+def tell_trust_withdrawn(kit: ListenerKit) -> None:
+    """An edit of a trusted step's draft took its trust back: told in the finance channel at
+    once, unless today's plan is going out there (then the sweep tells it after the plan, as it
+    does any withdrawal Slack did not take). The edit is saved whatever happens here."""
+    runtime = kit.runtime
+    finance = runtime.settings.finance_channel
+    if not finance:
+        return
+    try:
+        with runtime.sessions() as session:
+            gap = plan_unit.unfinished(session, runtime.today(), runtime.clock.now())
+        if gap is not None and not gap.overdue(runtime.clock.now()):
+            return
+        trust_notices.post_waiting(runtime, kit.slack, finance)
+    except Exception:  # the sweep tells it
+        log.exception("trust withdrawal not told after an edit; the sweep tells it")
 
 
 def on_skip_submit(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:

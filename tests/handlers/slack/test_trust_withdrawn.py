@@ -16,12 +16,15 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.core.clock import FixedClock
-from bot.core.models import Event, InboundMessage, Reminder
+from bot.core.models import Event, InboundMessage, Reminder, ScheduledRun
 from bot.core.runtime import Runtime
 from bot.escalations.sweeps import sweep
 from bot.learning.trust import trusted_steps
 from bot.learning.trust_notices import notice_text
-from bot.planning import posting
+from bot.planning import plan_unit, posting
+from handlers.slack.kit import ListenerKit
+from handlers.slack.reminders import tell_trust_withdrawn
+from handlers.slack.work_pool import WorkPool
 from integrations.slack_chat import SlackChat, web_client
 from tests.handlers.posted_plan import state_of
 from tests.support.slack_requests import wait_for
@@ -201,3 +204,33 @@ def test_disputes_past_the_bound_are_told_after_arbot_plan_posts_and_never_insid
     posts = slack_api.calls("chat.postMessage")
     assert posts.index(told) > 0  # after the plan's own messages: the plan goes out as one unit
     assert len(posted_events(runtime)) == 1
+
+
+def test_a_withdrawal_by_an_edit_waits_while_todays_plan_is_going_out(
+    slack_runtime: Runtime, slack_api: Any, clock: FixedClock, tmp_path: Path, served: Any
+) -> None:
+    reminder_id = trusted_and_posted(slack_runtime, slack_api, clock, tmp_path)
+    with slack_runtime.writing() as session:  # the morning job is posting today's plan
+        session.add(
+            ScheduledRun(
+                job=plan_unit.MORNING_JOB,
+                day=slack_runtime.today(),
+                instance="another replica",
+                started_at=slack_runtime.clock.now(),
+            )
+        )
+    undo_then_edit(served, slack_api, slack_runtime, reminder_id)
+    wait_for(lambda: trusted_steps_of(slack_runtime) == {})
+    kit = ListenerKit(
+        runtime=slack_runtime,
+        slack=chat(slack_api),
+        allows=lambda _: True,
+        workers=WorkPool(1, "test-work"),
+    )
+    tell_trust_withdrawn(kit)  # what the edit's work does once it is saved
+    assert notices(slack_api) == []  # it would land between the plan's messages
+
+    with slack_runtime.writing() as session:
+        session.execute(update(ScheduledRun).values(finished_at=slack_runtime.clock.now()))
+    sweep(slack_runtime, chat(slack_api))  # the plan is all in Slack: told now, once
+    assert len(notices(slack_api)) == 1
