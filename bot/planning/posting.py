@@ -32,6 +32,7 @@ from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.core.slack_retries import REDRAW, owe
 from bot.core.vocabulary import TIERS
+from bot.escalations import thread as escalation_thread
 from bot.escalations.plans import instalment_asks
 from bot.learning.trust import since_for
 from bot.planning import plan_posts
@@ -408,8 +409,6 @@ def _draw(
         )
     )
     if escalation_id is not None:
-        from bot.escalations import thread as escalation_thread
-
         view = escalation_thread.view(session, escalation_id, today, timezone)
         slack.update_escalation(channel, ts, view)
 

@@ -14,15 +14,15 @@ from sqlalchemy import select
 
 from bot.core import message_versions
 from bot.core.db import writing_factory
-from bot.core.models import Customer, Escalation, ScheduledRun
+from bot.core.models import Customer, Escalation
 from bot.core.runtime import Runtime
 from bot.escalations import posting, service
 from bot.ledger.upsert import apply_batch
-from bot.planning import plan_unit
 from bot.planning import posting as plan_posting
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.ledger_files import row, write
+from tests.support.morning_job import morning_job_finished, morning_job_running
 from tests.support.slack_requests import PATIENCE, wait_for
 
 TODAY = date(2026, 3, 16)
@@ -147,15 +147,7 @@ def test_an_escalation_waits_while_todays_plan_is_going_out_in_the_same_channel(
     rt = slack_runtime
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
     escalation_id = _escalation(rt, tmp_path)
-    with rt.writing() as session:  # the morning job is making and posting today's plan
-        session.add(
-            ScheduledRun(
-                job=plan_unit.MORNING_JOB,
-                day=rt.today(),
-                instance="another replica",
-                started_at=rt.clock.now(),
-            )
-        )
+    morning_job_running(rt)  # the morning job is making and posting today's plan
 
     assert posting.post_new(rt, chat) == []  # would land between the plan's messages
     assert slack_api.calls("chat.postMessage") == []
@@ -169,15 +161,7 @@ def test_an_escalation_in_its_own_channel_does_not_wait_for_the_plan(
     rt = slack_runtime
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
     escalation_id = _escalation(rt, tmp_path)
-    with rt.writing() as session:
-        session.add(
-            ScheduledRun(
-                job=plan_unit.MORNING_JOB,
-                day=rt.today(),
-                instance="another replica",
-                started_at=rt.clock.now(),
-            )
-        )
+    morning_job_running(rt)  # the morning job is making and posting today's plan
     assert posting.post_new(rt, chat, "C0ESCALATE") == [escalation_id]
 
 
@@ -187,16 +171,8 @@ def test_an_escalation_is_posted_once_todays_plan_is_all_in_slack(
     rt = slack_runtime
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
     escalation_id = _escalation(rt, tmp_path)
-    with rt.writing() as session:
-        session.add(
-            ScheduledRun(
-                job=plan_unit.MORNING_JOB,
-                day=rt.today(),
-                instance="another replica",
-                started_at=rt.clock.now(),
-                finished_at=rt.clock.now(),
-            )
-        )
+    morning_job_running(rt)
+    morning_job_finished(rt)
     assert posting.post_new(rt, chat) == [escalation_id]
 
 

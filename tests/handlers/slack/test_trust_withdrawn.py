@@ -16,17 +16,18 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.core.clock import FixedClock
-from bot.core.models import Event, InboundMessage, Reminder, ScheduledRun
+from bot.core.models import Event, InboundMessage, Reminder
 from bot.core.runtime import Runtime
 from bot.escalations.sweeps import sweep
 from bot.learning.trust import trusted_steps
 from bot.learning.trust_notices import notice_text
-from bot.planning import plan_unit, posting
+from bot.planning import posting
 from handlers.slack.kit import ListenerKit
 from handlers.slack.reminders import tell_trust_withdrawn
 from handlers.slack.work_pool import WorkPool
 from integrations.slack_chat import SlackChat, web_client
 from tests.handlers.posted_plan import state_of
+from tests.support.morning_job import morning_job_finished, morning_job_running
 from tests.support.slack_requests import wait_for
 from tests.support.trusted_step import LATER, LATER_NOW, earn_trust, plan_today
 from tests.support.write_watch import WriteWatch
@@ -210,15 +211,7 @@ def test_a_withdrawal_by_an_edit_waits_while_todays_plan_is_going_out(
     slack_runtime: Runtime, slack_api: Any, clock: FixedClock, tmp_path: Path, served: Any
 ) -> None:
     reminder_id = trusted_and_posted(slack_runtime, slack_api, clock, tmp_path)
-    with slack_runtime.writing() as session:  # the morning job is posting today's plan
-        session.add(
-            ScheduledRun(
-                job=plan_unit.MORNING_JOB,
-                day=slack_runtime.today(),
-                instance="another replica",
-                started_at=slack_runtime.clock.now(),
-            )
-        )
+    morning_job_running(slack_runtime)  # the morning job is posting today's plan
     undo_then_edit(served, slack_api, slack_runtime, reminder_id)
     wait_for(lambda: trusted_steps_of(slack_runtime) == {})
     kit = ListenerKit(
@@ -230,7 +223,6 @@ def test_a_withdrawal_by_an_edit_waits_while_todays_plan_is_going_out(
     tell_trust_withdrawn(kit)  # what the edit's work does once it is saved
     assert notices(slack_api) == []  # it would land between the plan's messages
 
-    with slack_runtime.writing() as session:
-        session.execute(update(ScheduledRun).values(finished_at=slack_runtime.clock.now()))
+    morning_job_finished(slack_runtime)
     sweep(slack_runtime, chat(slack_api))  # the plan is all in Slack: told now, once
     assert len(notices(slack_api)) == 1
