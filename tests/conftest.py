@@ -3,6 +3,7 @@ a clock that tests move, and the `arbot` command line run in-process."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -188,6 +189,30 @@ def cli(
             code = exc.code if isinstance(exc.code, int) else 1
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def load(cli: Any, tmp_path: Path) -> Any:
+    """`load(*rows)`: `arbot import-csv` of a ledger file of these rows, which must succeed."""
+    from tests.support.ledger_files import write
+
+    def run(*rows: dict[str, str]) -> None:
+        result = cli("import-csv", str(write(tmp_path / "ledger.csv", list(rows))))
+        assert result.code == 0, result.stderr
+
+    return run
+
+
+@pytest.fixture
+def plan(cli: Any) -> Any:
+    """`plan(*args)`: `arbot plan --json ARGS`, which must succeed, as the JSON it prints."""
+
+    def run(*args: str) -> dict[str, Any]:
+        result = cli("plan", "--json", *args)
+        assert result.code == 0, result.stderr
+        return dict(json.loads(result.stdout))
 
     return run
 

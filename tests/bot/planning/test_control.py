@@ -8,7 +8,6 @@ import json
 import logging
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from bot.core.runtime import Runtime
 from bot.planning.control import CONTROL, FOLLOWED, draw, group_for
 from integrations.slack_text import status_text
 from tests.bot.planning.test_planner import TODAY, customer, due
-from tests.support.ledger_files import write
 
 
 def test_the_draw_is_stable_and_puts_about_the_share_in_the_control_group() -> None:
@@ -35,25 +33,6 @@ def test_the_draw_is_stable_and_puts_about_the_share_in_the_control_group() -> N
         for n in range(1, 2_001)
         if group_for("salt", n, share) == CONTROL
     )
-
-
-@pytest.fixture
-def load(cli: Any, tmp_path: Path) -> Any:
-    def run(*rows: dict[str, str]) -> None:
-        result = cli("import-csv", str(write(tmp_path / "ledger.csv", list(rows))))
-        assert result.code == 0, result.stderr
-
-    return run
-
-
-@pytest.fixture
-def plan(cli: Any) -> Any:
-    def run(*args: str) -> dict[str, Any]:
-        result = cli("plan", "--json", *args)
-        assert result.code == 0, result.stderr
-        return json.loads(result.stdout)
-
-    return run
 
 
 def groups(runtime: Runtime) -> dict[str, tuple[str, Any, Decimal]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from bot.core.models import (
     ReminderInvoice,
 )
 from bot.core.runtime import Runtime
-from tests.support.ledger_files import row, write
+from tests.support.ledger_files import row
 
 TODAY = date(2026, 3, 16)  # Monday; the test clock is 10:00 in New York
 
@@ -48,25 +47,6 @@ def customer(n: int, **fields: str) -> dict[str, str]:
     )
     base.update(fields)
     return base
-
-
-@pytest.fixture
-def load(cli: Any, tmp_path: Path) -> Any:
-    def run(*rows: dict[str, str]) -> None:
-        result = cli("import-csv", str(write(tmp_path / "ledger.csv", list(rows))))
-        assert result.code == 0, result.stderr
-
-    return run
-
-
-@pytest.fixture
-def plan(cli: Any) -> Any:
-    def run(*args: str) -> dict[str, Any]:
-        result = cli("plan", "--json", *args)
-        assert result.code == 0, result.stderr
-        return json.loads(result.stdout)
-
-    return run
 
 
 def held(doc: dict[str, Any]) -> dict[str, str]:

@@ -7,49 +7,17 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from bot.core.models import ControlAssignment, ControlHoldout, Customer, Event
+from bot.core.models import ControlHoldout, Customer, Event
 from bot.core.runtime import Runtime
 from bot.learning.comparison import Unavailable, compare
 from bot.planning.control import CONTROL
+from tests.bot.planning.test_control import groups
 from tests.bot.planning.test_planner import TODAY, customer, due
-from tests.support.ledger_files import write
-
-
-@pytest.fixture
-def load(cli: Any, tmp_path: Path) -> Any:
-    def run(*rows: dict[str, str]) -> None:
-        result = cli("import-csv", str(write(tmp_path / "ledger.csv", list(rows))))
-        assert result.code == 0, result.stderr
-
-    return run
-
-
-@pytest.fixture
-def plan(cli: Any) -> Any:
-    def run(*args: str) -> dict[str, Any]:
-        result = cli("plan", "--json", *args)
-        assert result.code == 0, result.stderr
-        return json.loads(result.stdout)
-
-    return run
-
-
-def groups(runtime: Runtime) -> dict[str, tuple[str, Any, Decimal]]:
-    with runtime.sessions() as session:
-        return {
-            external_id: (row.grp, row.assigned_at, row.share)
-            for row, external_id in session.execute(
-                select(ControlAssignment, Customer.external_id).join(
-                    Customer, Customer.id == ControlAssignment.customer_id
-                )
-            ).all()
-        }
 
 
 def in_control(runtime: Runtime) -> set[str]:
