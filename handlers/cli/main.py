@@ -5,6 +5,7 @@ Each command group lives in a module of its own; importing them here registers t
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from rich.markup import escape
@@ -35,12 +36,19 @@ def _register_money_sources_and_workspaces() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-
+    """Run one command; `argv` None means this process's own arguments (the `arbot` script)."""
     try:
         app(args=argv)
     except UserError as exc:
         err().print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)
+    finally:
+        if argv is None:
+            # The process ends with the command. Python's shutdown would walk every object
+            # loaded (a hundred thousand after a database command) in several full collections,
+            # a fifth of a short command's time; set aside, they are freed with the process.
+            # What needs closing (the database, files) is closed by then; atexit still runs.
+            gc.freeze()
 
 
 _register_money_sources_and_workspaces()

@@ -1,0 +1,110 @@
+"""What every command does before its own work: bring the schema to the newest revision. A
+database already there is recognised by one plain query, without loading Alembic; one behind is
+still upgraded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot.core import migrate
+from bot.core.db import make_engine
+from tests.conftest import NOW
+
+# What `arbot aging` has no use for on a database already at the newest revision.
+NOT_FOR_AGING = ("alembic",)
+
+_RUN_AS_ARBOT = """
+import json, sys
+sys.argv = ["arbot", *sys.argv[1:]]
+from handlers.cli.main import main
+try:
+    main()
+finally:
+    loaded = sorted({name.split(".")[0] for name in sys.modules})
+    sys.stderr.write("\\nLOADED " + json.dumps(loaded) + "\\n")
+"""
+
+
+def _arbot(database: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """`arbot ARGS` in a fresh interpreter, and the top-level packages it had loaded at the end."""
+    env = os.environ | {
+        "DATABASE_URL": f"sqlite:///{database}",
+        "ARBOT_NOW": NOW.isoformat(),
+        "ARBOT_TIMEZONE": "America/New_York",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN_AS_ARBOT, *args],
+        cwd=database.parent,  # no stray .env from the working tree
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    marker = result.stderr.rindex("LOADED ")
+    loaded = set(json.loads(result.stderr[marker + len("LOADED ") :]))
+    return result, loaded
+
+
+def _revision(database: Path) -> str | None:
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        return migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def _one_revision_behind(database: Path, sqlite_template: Path) -> None:
+    from alembic import command
+
+    shutil.copy(sqlite_template, database)
+    engine = make_engine(f"sqlite:///{database}")
+    config = migrate.alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "-1")
+    engine.dispose()
+    assert _revision(database) not in (None, migrate.HEAD_REVISION)
+
+
+def test_aging_at_the_newest_revision_prints_the_report_without_loading_alembic(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    database = tmp_path / "arbot.db"
+    shutil.copy(sqlite_template, database)
+    result, loaded = _arbot(database, "aging", "--json")
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert report == {"as_of": "2026-03-16", "currencies": {}, "dso": {}, "dso_period_days": 90}
+    assert loaded.isdisjoint(NOT_FOR_AGING), loaded & set(NOT_FOR_AGING)
+
+
+def test_aging_on_a_database_one_revision_behind_upgrades_it_first(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    database = tmp_path / "arbot.db"
+    _one_revision_behind(database, sqlite_template)
+    result, loaded = _arbot(database, "aging", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["currencies"] == {}
+    assert "alembic" in loaded
+    assert _revision(database) == migrate.HEAD_REVISION
+
+
+def test_the_quick_check_upgrades_a_database_behind_and_passes_one_at_the_newest(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    database = tmp_path / "arbot.db"
+    _one_revision_behind(database, sqlite_template)
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        assert migrate.upgrade(engine) is True
+        assert migrate.current_revision(engine) == migrate.HEAD_REVISION
+        assert migrate.upgrade(engine) is False
+    finally:
+        engine.dispose()
