@@ -12,7 +12,8 @@ speaks mostly for itself. A customer with no payment yet gets the book's behavio
 answer says which (`basis`: "customer" or "portfolio").
 
 A customer's lateness may drift: each customer's trend (days late gained per day, an ordinary
-least-squares line through its paid invoices' days late against their due dates) is shrunk toward
+least-squares line through its paid invoices' days late against their due dates, leaving out those
+paid far outside its habit: see `within_habit`) is shrunk toward
 no trend by how much it is to be believed (empirical Bayes): by tau^2 / (tau^2 + se^2), se being
 the line's own standard error and tau^2 how much customers' trends truly differ across the book
 (the spread of the book's estimated trends around their mean, less what their standard errors
@@ -51,6 +52,9 @@ TAIL_DAYS = 30  # a median beyond all history: this many days past what history 
 LOW_QUANTILE, HIGH_QUANTILE = 0.1, 0.9
 RECENT_INVOICES = 12  # "usually pays 9 days late (last 12 invoices)"
 MIN_TREND_INVOICES = 4  # paid invoices a customer needs for a trend (a line and its error)
+MIN_RESISTANT_INVOICES = 6  # paid invoices a customer needs before any is left out of its trend
+OUTLIER_SPREADS = 5.0  # left out of a trend: this many robust standard deviations off the line
+MIN_SPREAD_DAYS = 1.0  # the least spread a customer is taken to have (days late are whole days)
 
 CUSTOMER, PORTFOLIO = "customer", "portfolio"
 
@@ -402,7 +406,7 @@ class Learner:
         self.own: dict[Hashable, Tally] = {}
         slopes = trends(
             {
-                customer: Line.of((t, days) for _, days, _, _, t in rows)
+                customer: Line.of(within_habit([(t, days) for _, days, _, _, t in rows]))
                 for customer, rows in paid_rows_by.items()
                 if len(rows) >= MIN_TREND_INVOICES
             }
@@ -506,6 +510,38 @@ class Line:
         residual = max(syy - slope * sxy, 0.0)
         # at least a day's variance: days late are whole days, a perfect line is not a certainty
         return slope, max(residual / (count - 2), 1.0) / sxx
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return (ordered[middle] + ordered[~middle]) / 2
+
+
+def within_habit(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """A customer's paid invoices, (due date less the as-of day, days late), less those paid far
+    outside its habit, which are not its trend: one dispute paid two months late would tilt a
+    steady payer's line, or make it too uncertain to believe. The habit is Tukey's resistant
+    line: through the median due date and median days late of the oldest third and of the newest
+    third, set at the median of the points' offsets from it (medians, so the outliers do not move
+    it). Its spread is 1.4826 times the median distance of the points from it (a standard
+    deviation, were they normal; at least MIN_SPREAD_DAYS), and a point more than OUTLIER_SPREADS
+    of it off the line is left out. Fewer than MIN_RESISTANT_INVOICES points are kept whole."""
+    if len(points) < MIN_RESISTANT_INVOICES:
+        return points
+    ordered = sorted(points)
+    third = len(ordered) // 3
+    oldest, newest = ordered[:third], ordered[-third:]
+    t_old = _median([t for t, _ in oldest])
+    t_new = _median([t for t, _ in newest])
+    if t_new <= t_old:  # all due on the same few days: no line to stand on
+        return points
+    slope = (_median([d for _, d in newest]) - _median([d for _, d in oldest])) / (t_new - t_old)
+    offsets = [days - slope * t for t, days in ordered]
+    level = _median(offsets)
+    spread = max(1.4826 * _median([abs(o - level) for o in offsets]), MIN_SPREAD_DAYS)
+    bound = OUTLIER_SPREADS * spread
+    return [point for point, o in zip(ordered, offsets, strict=True) if abs(o - level) <= bound]
 
 
 def trends(lines: dict[Hashable, Line]) -> dict[Hashable, float]:

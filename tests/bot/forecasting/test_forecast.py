@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from bot.forecasting.cash import Week
-from bot.forecasting.model import Line, PaymentRecord, fit, kaplan_meier, trends
+from bot.forecasting.model import (
+    Line,
+    PaymentRecord,
+    fit,
+    kaplan_meier,
+    trends,
+    within_habit,
+)
 from bot.learning.charts import HEIGHT, WIDTH, forecast_chart
 from tests.bot.forecasting.history_files import AS_OF, history_ledger
 from tests.bot.learning.test_report import png_size
@@ -123,6 +130,42 @@ def test_a_customer_paying_later_and_later_is_expected_along_its_trend() -> None
     assert model.profile("drifting").usual_days_late == 17  # "usually pays": the last 12 paid
     steady = model.predict("c0", due)
     assert abs((steady.expected_pay_date - due).days) <= 3
+
+
+def test_disputes_paid_months_late_do_not_hide_a_customers_trend() -> None:
+    """A day later every month for two years, two of its invoices disputed and paid two months
+    later still: those two are left out of its line, so its next invoice is still expected
+    about as late as the trend has reached (with them in, the line is too uncertain to believe
+    and it would be expected at its average)."""
+    start = date(2024, 3, 1)
+    days_late = list(range(24))
+    days_late[6] += 60
+    days_late[15] += 60
+    records = monthly("drifting", days_late, start)
+    for n in range(10):
+        records += monthly(f"c{n}", [(n + 3 * k) % 7 - 3 for k in range(24)], start)
+    as_of = start + timedelta(days=30 * 24)
+    model = fit(records, as_of)
+    due = as_of + timedelta(days=10)
+
+    predicted = model.predict("drifting", due)
+
+    assert (predicted.expected_pay_date - due).days >= 23
+    assert abs((model.predict("c0", due).expected_pay_date - due).days) <= 3
+
+
+def test_only_invoices_paid_far_outside_a_customers_habit_are_left_out_of_its_trend() -> None:
+    """Tukey's resistant line through a customer's days late: a dispute paid 60 days late is left
+    out; a steady payer's noise, a drift and too short a history are kept whole."""
+    drifting = [(-30 * k, 20 - k + (k * 5) % 3) for k in range(12)]
+    disputed = (-30 * 4, 20 - 4 + 60)
+
+    assert sorted(within_habit([*drifting, disputed])) == sorted(drifting)
+    assert sorted(within_habit(drifting)) == sorted(drifting)
+    few = [(-30, 5), (-60, 4), (-90, 70), (-120, 6), (-150, 5)]  # fewer than six: all kept
+    assert within_habit(few) == few
+    same_day = [(-30, 5)] * 5 + [(-30, 90)]  # no line to stand on: all kept
+    assert within_habit(same_day) == same_day
 
 
 def test_a_trend_the_whole_book_shares_is_no_customers_own() -> None:
