@@ -71,10 +71,18 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document inst
 
 @contextmanager
 def opened_runtime(clock: Clock | None = None, **overrides: Any) -> Iterator[Runtime]:
+    from bot.core.runtime import start
     from bot.core.settings import load_settings
-    from bot.workspaces.registry import open_runtime
 
-    runtime = open_runtime(load_settings(**overrides), clock=clock)
+    settings = load_settings(**overrides)
+    if settings.workspace:
+        from bot.workspaces.registry import open_runtime
+
+        runtime = open_runtime(settings, clock=clock)
+    else:
+        # The main workspace's books: what open_runtime does, without loading the workspace
+        # registry (and with it the whole model) that a command such as aging has no use for.
+        runtime = start(settings, clock=clock)
     try:
         yield runtime
     finally:

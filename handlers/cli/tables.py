@@ -9,9 +9,9 @@ from rich.table import Table
 
 from bot.core.money import format_money
 from bot.ledger.aging import BUCKETS, AgingReport, OverdueInvoice
-from bot.ledger.file_imports import UnchangedFile
 
 if TYPE_CHECKING:
+    from bot.ledger.file_imports import UnchangedFile
     from bot.ledger.upsert import ImportSummary
 
 
@@ -64,6 +64,8 @@ def overdue_table(rows: list[OverdueInvoice], limit: int | None = None) -> Table
 
 
 def import_summary_lines(summary: ImportSummary | UnchangedFile) -> list[str]:
+    from bot.ledger.file_imports import UnchangedFile  # it loads the model; aging needs none
+
     if isinstance(summary, UnchangedFile):
         return [
             f"{summary.label}: unchanged since the import at "

@@ -225,3 +225,13 @@ def test_a_bad_as_of_date_is_a_user_error(cli: Any) -> None:
     result = cli("aging", "--as-of", "16/03/2026")
     assert result.code == 1
     assert "--as-of '16/03/2026' is not a date; write it as YYYY-MM-DD" in result.stderr
+
+
+def test_the_reports_invoice_columns_are_the_models() -> None:
+    from bot.core.models import Invoice
+    from bot.ledger.aging import INVOICES
+
+    mapped = Invoice.__table__.c
+    for column in INVOICES.c:
+        assert column.name in mapped
+        assert type(column.type) is type(mapped[column.name].type), column.name
