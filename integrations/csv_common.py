@@ -289,7 +289,10 @@ def _quiet_reader(memos: _Memos) -> Callable[[tuple[str | None, ...]], list[Any]
         ]
     lines.append(f"    return [{', '.join(f'v{i}' for i in range(len(memos)))}]")
     exec("\n".join(lines), names)  # the text above: it names only these columns' checks
-    read: Callable[[tuple[str | None, ...]], list[Any] | None] = names["read"]
+    # Taken out of the names it runs with: left there, the function and its globals would hold
+    # each other, and with them every value the columns remember (a whole file's worth), until
+    # the cycle collector found them.
+    read: Callable[[tuple[str | None, ...]], list[Any] | None] = names.pop("read")
     return read
 
 

@@ -44,17 +44,31 @@ def import_file(runtime: Runtime, path: Path) -> ImportSummary | UnchangedFile:
     settings into a ledger nothing has changed since (bot/ledger/file_imports.py): that import
     would write nothing, and the file is not read."""
     from bot.ledger import file_imports
-    from bot.ledger.upsert import apply_batch
-    from integrations.csv_ledger import SOURCE, read_ledger_csv
+    from bot.ledger.bulk import cycles_collected_after
+    from integrations.csv_ledger import SOURCE
 
-    region = runtime.settings.phone_region
-    settings = file_imports.reading_settings(region)
+    settings = file_imports.reading_settings(runtime.settings.phone_region)
     digest = _digest(path)
     if digest is not None:
         with runtime.sessions() as session:
             last = file_imports.unchanged_since(session, SOURCE, digest, settings)
             if last is not None:
                 return file_imports.UnchangedFile(path.name, last.imported_at)
+    # The cycle collector is held off for the reading and the writing together, and the batch is
+    # let go before it is back: its first collection then walks what outlives the import, not the
+    # hundreds of thousands of objects of a whole book still alive.
+    with cycles_collected_after():
+        return _read_and_apply(runtime, path, settings, digest)
+
+
+def _read_and_apply(
+    runtime: Runtime, path: Path, settings: str, digest: str | None
+) -> ImportSummary:
+    from bot.ledger import file_imports
+    from bot.ledger.upsert import apply_batch
+    from integrations.csv_ledger import SOURCE, read_ledger_csv
+
+    region = runtime.settings.phone_region
     batch = _with_progress(path, lambda tick: read_ledger_csv(path, region, on_row=tick))
     # A file changed while it was read is not recorded: its digest may not be what was read.
     recorded = digest if digest is not None and _digest(path) == digest else None
