@@ -549,3 +549,19 @@ def test_a_file_is_matched_against_only_the_invoices_it_can_name_and_decided_as_
             over_book.apply(decision.auto)
             over_read.apply(decision.auto)
     assert rules[:2] == ["exact_amount", "reference"] and "already paid" in str(rules[2])
+
+
+@pytest.mark.parametrize("scanning", [True, False])
+def test_the_open_invoices_are_read_alike_by_a_scan_or_through_the_status_index(
+    ledger_runtime: Runtime, monkeypatch: pytest.MonkeyPatch, scanning: bool
+) -> None:
+    with ledger_runtime.writing() as session:
+        session.execute(update(Invoice).where(Invoice.number == "INV-1002").values(status="paid"))
+        session.execute(update(Invoice).where(Invoice.number == "INV-2002").values(balance=0))
+        monkeypatch.setattr(bank_import, "_scanning_is_cheaper", lambda _session: scanning)
+        read = sorted(bank_import.open_invoices(session))
+        session.rollback()
+    assert [(i.number, i.customer_name, i.balance) for i in read] == [
+        ("INV-1001", "Ridgeline Roofing", Decimal("1200.00")),
+        ("INV-2001", "Harbor Dental LLC", Decimal("800.00")),
+    ]
