@@ -6,14 +6,16 @@ hold customers' names, addresses and whole messages, and a failing statement's e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.errors import UserError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 WRITING = "arbot_writing"  # execution option: this transaction will write
@@ -86,11 +88,19 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+# The ORM is loaded when the first session is made, not with the engine: a command that reads
+# through the engine alone (aging) starts without it.
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions for reading."""
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(engine, expire_on_commit=False)
 
 
 def writing_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions for a unit of work that writes (BEGIN IMMEDIATE on SQLite)."""
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(engine.execution_options(**{WRITING: True}), expire_on_commit=False)

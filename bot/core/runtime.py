@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core import migrate
 from bot.core.clock import Clock, local_date
@@ -18,15 +19,27 @@ from bot.core.db import make_engine, session_factory, writing_factory
 from bot.core.errors import UserError
 from bot.core.settings import Settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
 
 @dataclass
 class Runtime:
     settings: Settings
     clock: Clock
     engine: Engine
-    sessions: sessionmaker[Session]  # for reading
-    writes: sessionmaker[Session]  # for writing
     parent: Runtime | None = None  # a workspace's runtime: the deployment's, closed with it
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        """Sessions for reading (made at first use: a command that reads through the engine
+        alone never loads the ORM)."""
+        return session_factory(self.engine)
+
+    @cached_property
+    def writes(self) -> sessionmaker[Session]:
+        """Sessions for a unit of work that writes."""
+        return writing_factory(self.engine)
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
@@ -56,13 +69,7 @@ def start(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
                 f"cannot open the database at DATABASE_URL ({_safe(settings.database_url)}): "
                 f"{exc.orig}"
             ) from None
-    return Runtime(
-        settings=settings,
-        clock=clock or settings.clock(),
-        engine=engine,
-        sessions=session_factory(engine),
-        writes=writing_factory(engine),
-    )
+    return Runtime(settings=settings, clock=clock or settings.clock(), engine=engine)
 
 
 def _safe(url: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -19,11 +19,14 @@ from sqlalchemy import (
     select,
     table,
 )
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import SQLCoreOperations
 
 from bot.core.dbtypes import Amount
 from bot.core.money import decimal_str
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 DSO_PERIOD_DAYS = 90
@@ -116,7 +119,10 @@ def open_invoices_as_of(
     return (status == "open") & (balance > 0) & (issue_date <= as_of)
 
 
-def aging_report(session: Session, as_of: date, customer_id: int | None = None) -> AgingReport:
+def aging_report(
+    session: Session | Connection, as_of: date, customer_id: int | None = None
+) -> AgingReport:
+    """The report from a session, or from a plain connection (no ORM needed)."""
     bucket = _bucket_expression(as_of).label("bucket")
     query = (
         select(_invoice.currency, bucket, func.sum(_invoice.balance), func.count())
@@ -143,7 +149,9 @@ def aging_report(session: Session, as_of: date, customer_id: int | None = None) 
     return AgingReport(as_of=as_of, currencies=currencies)
 
 
-def _sales_in_period(session: Session, as_of: date, customer_id: int | None) -> dict[str, Decimal]:
+def _sales_in_period(
+    session: Session | Connection, as_of: date, customer_id: int | None
+) -> dict[str, Decimal]:
     start = as_of - timedelta(days=DSO_PERIOD_DAYS)
     query = (
         select(_invoice.currency, func.sum(_invoice.total))

@@ -117,8 +117,8 @@ def aging(as_of: AsOf = None, as_json: Json = False) -> None:
 
     with opened_runtime() as runtime:
         day = as_of_date(runtime, as_of)
-        with runtime.sessions() as session:
-            report = aging_report(session, day)
+        with runtime.engine.connect() as connection:  # plain reads: the ORM is not loaded
+            report = aging_report(connection, day)
     if as_json:
         print_json(report.as_json())
     else:

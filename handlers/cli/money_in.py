@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import ssl
 from pathlib import Path
 from typing import Annotated
 
@@ -65,6 +64,8 @@ def import_payments_command(
 def poll_inbox_command() -> None:
     """Read new replies from the IMAP mailbox (IMAP_HOST, IMAP_USER, IMAP_PASSWORD, or the
     mailbox's OAuth sign-in)."""
+    import ssl
+
     from bot.core.settings import load_settings
     from bot.escalations.sweeps import sweep
     from bot.replies.flows import receive_raw_email
