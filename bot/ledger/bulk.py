@@ -104,7 +104,27 @@ def insert_columns(session: Session, model: type[Any], given_columns: dict[str, 
     for name, value in defaults:
         convert = _converter(table, name, dialect)
         columns.append(repeat(value if convert is None else convert(value), count))
-    values = list(zip(*columns, strict=True))
+    write_converted(session, table, names, list(zip(*columns, strict=True)))
+
+
+def converter_of(session: Session, model: type[Any], name: str) -> Callable[[Any], Any]:
+    """What the column `name` of the model's table makes of a value before the driver sees it
+    (as `insert_columns` converts it), for rows handed to `write_converted`."""
+    return _converter(core_table(model), name, session.get_bind().dialect) or _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def write_converted(
+    session: Session, table: Table, names: Sequence[str], values: Sequence[Sequence[Any]]
+) -> None:
+    """Write rows whose values are converted already (`converter_of`), in the order of `names`,
+    in one COPY on PostgreSQL or one executemany on SQLite."""
+    if not values:
+        return
+    dialect = session.get_bind().dialect
     connection = session.connection()
     quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     target = dialect.identifier_preparer.format_table(table)

@@ -11,7 +11,7 @@ whole, with nothing stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -23,7 +23,7 @@ from bot.core import audit
 from bot.core.bulk_rows import among, new_ids
 from bot.core.errors import UserError
 from bot.core.models import Event, Invoice, Payment, PaymentAllocation
-from bot.ledger.bulk import core_table, insert_rows
+from bot.ledger.bulk import converter_of, core_table, insert_rows, write_converted
 from bot.payments.reconcile import Allocation, OpenInvoice
 from bot.payments.record import PaymentOutcome
 from integrations.base.payments import BankPayment
@@ -39,6 +39,23 @@ def stored_external_ids(session: Session, source: str, external_ids: Sequence[st
     return found
 
 
+# An audit event recorded: its kind, customer id, invoice id and payload.
+_Event = tuple[str, int | None, int | None, dict[str, Any]]
+EVENT_COLUMNS = ("at", "actor", "kind", "customer_id", "invoice_id", "reminder_id", "payload")
+
+
+class _Converted(dict[Any, Any]):
+    """A conversion's results by the value converted: each of a few distinct values once."""
+
+    def __init__(self, convert: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, value: Any) -> Any:
+        converted = self[value] = self.convert(value)
+        return converted
+
+
 class PaymentsInBulk:
     """The payments of one file, applied in memory as they come and stored together."""
 
@@ -51,7 +68,7 @@ class PaymentsInBulk:
         self._closed: set[int] = set()
         self._payments: list[dict[str, Any]] = []
         self._allocations: list[tuple[str, int, Decimal]] = []  # payment, invoice, amount
-        self._events: list[dict[str, Any]] = []
+        self._events: list[_Event] = []
 
     def pay(
         self, payment: BankPayment, customer_id: int | None, allocations: Sequence[Allocation]
@@ -129,17 +146,7 @@ class PaymentsInBulk:
     def _event(
         self, kind: str, customer_id: int | None, invoice_id: int | None, payload: dict[str, Any]
     ) -> None:
-        self._events.append(
-            {
-                "at": self.now,
-                "actor": audit.SYSTEM,
-                "kind": kind,
-                "customer_id": customer_id,
-                "invoice_id": invoice_id,
-                "reminder_id": None,
-                "payload": payload,
-            }
-        )
+        self._events.append((kind, customer_id, invoice_id, payload))
 
     def store(self, session: Session) -> dict[str, int]:
         """Write everything recorded, in the session's transaction; each payment's id by its
@@ -158,8 +165,31 @@ class PaymentsInBulk:
             ],
         )
         self._store_balances(session)
-        insert_rows(session, Event, self._events)
+        self._store_events(session)
         return ids
+
+    def _store_events(self, session: Session) -> None:
+        """The audit events, each row made straight from what was recorded: every event has the
+        same instant and actor, converted once; each payload is converted by its column."""
+        at = converter_of(session, Event, "at")(self.now)
+        actor = converter_of(session, Event, "actor")(audit.SYSTEM)
+        kinds = _Converted(converter_of(session, Event, "kind"))
+        customer = converter_of(session, Event, "customer_id")
+        invoice = converter_of(session, Event, "invoice_id")
+        payload = converter_of(session, Event, "payload")
+        rows = [
+            (
+                at,
+                actor,
+                kinds[kind],
+                None if customer_id is None else customer(customer_id),
+                None if invoice_id is None else invoice(invoice_id),
+                None,
+                payload(values),
+            )
+            for kind, customer_id, invoice_id, values in self._events
+        ]
+        write_converted(session, core_table(Event), EVENT_COLUMNS, rows)
 
     def _store_balances(self, session: Session) -> None:
         """Each invoice paid from: its new balance (and paid when it reached nothing), on the
