@@ -22,7 +22,7 @@ from bot.core import audit
 from bot.core.bulk_rows import among
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Invoice, Payment, PaymentAllocation, Reminder, ReminderInvoice
-from bot.core.vocabulary import WAITING
+from bot.core.vocabulary import WAITING, WAITING_OR_SENDING
 from bot.ledger.bulk import chunks
 from bot.reminders import state
 
@@ -240,8 +240,9 @@ def _allocate(
 
 def cancel_for_invoices(session: Session, invoice_ids: Sequence[int], now: datetime) -> list[int]:
     """Cancel every waiting reminder that covers one of these invoices: `paid` when all its
-    invoices are closed, `superseded` when an amount it quotes changed. A few statements however
-    many invoices a bank file paid."""
+    invoices are closed, `superseded` when an amount it quotes changed; one the send worker has
+    claimed (`sending`) is asked to stop with the same reason (bot/reminders/state.py). A few
+    statements however many invoices a bank file paid."""
     if not invoice_ids:
         return []
     waiting: dict[int, None] = {}  # reminder ids, in the order found
@@ -251,7 +252,7 @@ def cancel_for_invoices(session: Session, invoice_ids: Sequence[int], now: datet
                 session.scalars(
                     select(ReminderInvoice.reminder_id)
                     .join(Reminder, Reminder.id == ReminderInvoice.reminder_id)
-                    .where(covering, Reminder.state.in_(WAITING))
+                    .where(covering, Reminder.state.in_(WAITING_OR_SENDING))
                     .distinct()
                 )
             )

@@ -2,10 +2,10 @@
 
 A reminder carries the copies its `reminder_attachments` name (its step or ARBOT_ATTACH_INVOICE_PDF
 asked for them at planning; a person ticked them in a thread's Reply form). They are gathered
-(bot/ledger/invoice_copies.py) with no transaction open, before the reminder goes to `sending`.
-It never goes without them:
+(bot/ledger/invoice_copies.py) at its turn in its batch (already `sending`, not yet handed over),
+with no transaction open and the results before it stored. It never goes without them:
 
-- a source that is down or rate limiting: the reminder waits (still `approved`, a later
+- a source that is down or rate limiting: the reminder waits (back to `approved`, a later
   `send_after`, the error kept) and is tried again, up to MAX_ATTEMPTS tries in all;
 - a copy that cannot be had (no such invoice at the source, a refused connection, not a PDF, no
   pdf_url or file), or the same after the last try: the reminder is cancelled (`no_invoice_copy`)
@@ -23,7 +23,6 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from bot.core import audit
 from bot.core.models import Reminder
 from bot.core.runtime import Runtime
 from bot.escalations.service import open_or_add
@@ -31,7 +30,7 @@ from bot.ledger.invoice_copies import invoice_copies
 from bot.reminders import state
 from bot.reminders.outbox import Claimed, FlushReport
 from bot.reminders.results import BACKOFF, MAX_ATTEMPTS
-from bot.reminders.state import APPROVED
+from bot.reminders.state import APPROVED, SENDING
 from integrations.base.documents import CopyFetchers, CopyRefused, encoded_size, megabytes
 from integrations.base.outbound import Attachment, Outgoing
 
@@ -94,30 +93,22 @@ def hold(
     reminder_id = claimed.reminder_id
     if refusal.later and claimed.attempts < MAX_ATTEMPTS:
         wait = BACKOFF[min(claimed.attempts - 1, len(BACKOFF) - 1)]
-        moved = session.execute(
-            update(Reminder)
-            .where(Reminder.id == reminder_id, Reminder.state == APPROVED)
-            .values(
-                send_after=now + wait,
-                attempts=Reminder.attempts + 1,
-                error=refusal.message,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if moved.rowcount == 1:  # type: ignore[attr-defined]
-            audit.record(
-                session,
-                now,
-                "reminder.retrying",
-                customer_id=claimed.customer_id,
-                reminder_id=reminder_id,
-                payload={"error": refusal.message, "in": str(wait)},
-            )
+        if state.transition(  # the claim counted this try
+            session,
+            [reminder_id],
+            from_states=(SENDING,),
+            to=APPROVED,
+            now=now,
+            events=[("reminder.retrying", {"error": refusal.message, "in": str(wait)})],
+            refresh_loaded=False,
+            send_after=now + wait,
+            error=refusal.message,
+            cancel_reason=None,
+        ):
             report.retrying.append(reminder_id)
         return
     cancelled = state.cancel(
-        session, [reminder_id], from_states=(APPROVED,), reason=refusal.reason, now=now
+        session, [reminder_id], from_states=(SENDING,), reason=refusal.reason, now=now
     )
     if not cancelled:
         return

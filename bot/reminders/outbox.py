@@ -5,10 +5,12 @@ later send_after after a transient error; or failed after a permanent one. A bat
 reminders is claimed at a time, and the claim re-checks each, in its transaction, for everything
 that may have changed since approval: a payment, a dispute, a pause, an opt-out, an escalation
 (bot/reminders/stale.py, the check approval makes too, with the same rules), and the send window.
-Then each claimed reminder goes to `sending` on its own, right before its send, only if it is
-still `approved` (what cancels it meanwhile wins) and inside its window at that moment. A
-reminder found still `sending` after its lease (the worker died mid-send) is never re-sent: it
-becomes `unknown` and a person decides.
+The claimed reminders all go to `sending` in the claim's own transaction, committed before the
+first of them is handed to its provider (one commit for the batch, not one a message). Each is
+then checked again at its own turn, right before its send (bot/reminders/sending.py): a cancel
+asked for since the claim (a payment, reply, pause or dispute: bot/reminders/state.py) wins, and
+so does its contact's window closing. A reminder found still `sending` after its lease (the
+worker died mid-batch) is never re-sent: it becomes `unknown` and a person decides.
 """
 
 from __future__ import annotations
@@ -36,15 +38,18 @@ from integrations.base.outbound import Outgoing
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=10)
-BATCH = 50
-# The move each send starts with, built once (state.transition builds its statement anew each
-# call, which was most of a send's database time); its result's is in bot/reminders/results.py.
+# A batch still being sent this long after its claim hands nothing more over: what is left goes
+# back to `approved`, well before another worker could take it for dead (LEASE).
+TURNS_END = LEASE / 2
+# The move each claimed reminder starts with, built once (state.transition builds its statement
+# anew each call); its result's is in bot/reminders/results.py.
 TO_SENDING = state.prepared_move(
     APPROVED,
     SENDING,
     attempts=Reminder.attempts + 1,
     message_id=bindparam("new_message_id"),
     reply_token=bindparam("new_reply_token"),
+    cancel_reason=None,
 )
 
 
@@ -88,6 +93,7 @@ def recover(session: Session, now: datetime) -> list[int]:
         events=[("reminder.unknown", {})],
         where=[Reminder.updated_at < now - LEASE],
         error="the sender stopped while sending; check whether it went out",
+        cancel_reason=None,
     )
 
 
@@ -111,6 +117,7 @@ class Claimed:
     outgoing: Outgoing  # its message, dated when it goes to `sending`
     attempts: int  # its send attempts, this one included
     attach: tuple[int, ...] = ()  # the invoices whose copies its email carries
+    claimed_at: datetime | None = None  # when it went to `sending` with its batch
 
 
 def claim(
@@ -119,13 +126,13 @@ def claim(
     config: SendConfig,
     report: FlushReport,
     channels: set[str],
-    limit: int = BATCH,
+    limit: int,
 ) -> tuple[list[Claimed], int]:
     """Claim up to `limit` reminders due now (on PostgreSQL, rows another worker holds are
     skipped), re-checking each: a stale one is cancelled, one outside its contact's sending hours
-    waits for them (or goes to a person when there are none). Nothing is moved to `sending` here:
-    `start_sending` does that for each, at its own time, right before its send. Returns the
-    claimed reminders and how many were looked at."""
+    waits for them (or goes to a person when there are none). The others are moved to `sending`,
+    each with its Message-ID and reply token, to be committed with the claim before any is sent.
+    Returns them and how many reminders were looked at."""
     query = (
         select(Reminder).where(due_now(now, channels)).order_by(Reminder.send_after, Reminder.id)
     )
@@ -181,24 +188,19 @@ def claim(
                 tuple(sorted(attach.get(reminder.id, ()))),
             )
         )
-    return claimed, len(rows)
+    return _start_sending(session, claimed, now), len(rows)
 
 
-def start_sending(
-    session: Session, claimed: Claimed, now: datetime, window: Window, report: FlushReport
-) -> Outgoing | None:
-    """Move one claimed reminder to `sending`, to be committed before its provider is called:
-    only if it is still `approved` (a payment, reply, pause or dispute since the claim cancels
-    it) and `now` is inside its contact's sending hours (else it waits for them). Returns its
-    message dated `now`; None when it is not to be sent now."""
-    if _waits(
-        session, claimed.reminder_id, claimed.customer_id, claimed.zones, now, window, report
-    ):
-        return None
-    outgoing, values = sending_values(claimed, now)
-    # its Event: the provider's answer, or `unknown`
-    moved = session.connection().execute(TO_SENDING, values)
-    return outgoing if moved.rowcount == 1 else None
+def _start_sending(session: Session, claimed: list[Claimed], now: datetime) -> list[Claimed]:
+    """Move the claimed reminders to `sending` (no Event: the provider's answer, or `unknown`,
+    brings one), each only if it is still `approved`."""
+    connection = session.connection()
+    started = []
+    for one in claimed:
+        outgoing, values = sending_values(one, now)
+        if connection.execute(TO_SENDING, values).rowcount == 1:
+            started.append(replace(one, outgoing=outgoing, claimed_at=now))
+    return started
 
 
 def sending_values(claimed: Claimed, now: datetime) -> tuple[Outgoing, dict[str, Any]]:
@@ -214,9 +216,10 @@ def sending_values(claimed: Claimed, now: datetime) -> tuple[Outgoing, dict[str,
     }
 
 
-def in_window(claimed: Claimed, now: datetime, window: Window) -> bool:
-    """Whether `now` is inside the claimed reminder's sending hours (no database needed)."""
-    return _next_in_window(claimed.zones, now, window) is None
+def window_opens(claimed: Claimed, now: datetime, window: Window) -> datetime | None:
+    """None when `now` is inside the claimed reminder's sending hours (no database needed);
+    otherwise when they next open (NO_WINDOW when never)."""
+    return _next_in_window(claimed.zones, now, window)
 
 
 def _waits(

@@ -32,6 +32,7 @@ TO_SENT = state.prepared_move(
     sent_at=bindparam("answered_at"),
     provider_message_id=bindparam("provider_id"),
     error=None,
+    cancel_reason=None,  # a stop asked for while it was already handed over
 )
 
 
@@ -54,7 +55,14 @@ def record(session: Session, handed: Handed, report: FlushReport) -> None:
 
     def move(to: ReminderState, events: list[AuditEvent], **values: Any) -> bool:
         if state.transition(
-            session, [reminder_id], from_states=(SENDING,), to=to, now=now, events=events, **values
+            session,
+            [reminder_id],
+            from_states=(SENDING,),
+            to=to,
+            now=now,
+            events=events,
+            cancel_reason=None,
+            **values,
         ):
             return True
         log.warning("reminder %s was no longer sending when its result came back", reminder_id)

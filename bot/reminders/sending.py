@@ -1,11 +1,14 @@
-"""The send worker's loop: recover, claim a batch, then for each claimed reminder commit `sending`
-right before its send, on one connection per channel. Each result is committed with the next
-reminder's `sending` (one transaction a message), the last one alone: at any moment at most one
-message has been handed over without its result stored, so a crash leaves at most that one for a
-person to check (`unknown`). With ARBOT_SEND_CONCURRENCY above 1, that many lanes send a batch
-side by side, each on connections of its own (a sender that cannot open another keeps one lane),
-and a crash leaves at most one such message per lane. `arbot send` runs it once; `arbot serve`
-every minute."""
+"""The send worker's loop: recover, then batch after batch, claim a batch (ARBOT_SEND_BATCH a lane)
+and move it to `sending` in one commit, hand each of its reminders to its provider in turn, and
+commit the batch's results together. Every message's `sending` is committed before its provider
+is called, so nothing is ever sent twice; what a crash costs is the batch in hand: its reminders
+are left `sending`, and each becomes `unknown` for a person to check (at most ARBOT_SEND_BATCH a
+lane, sent or not). Right before its send each reminder is checked again, with one read and no
+commit (bot/reminders/turns.py): a payment, reply, pause, dispute or opt-out since the claim stops
+it, and so does its contact's window closing. With ARBOT_SEND_CONCURRENCY above 1, that many lanes
+send a batch side by side, each on connections of its own (a sender that cannot open another
+keeps one lane). `arbot send` runs it once; `arbot serve` every minute. One commit a batch rather
+than one a message: on PostgreSQL each commit waits for its write-ahead log to reach the disk."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from queue import Empty, SimpleQueue
 from typing import Protocol, runtime_checkable
 
@@ -25,21 +29,19 @@ from bot.core.models import Reminder
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import CHANNELS
 from bot.reminders.attaching import Refusal, gather, hold
-from bot.reminders.one_trip import sent_then_sending
 from bot.reminders.outbox import (
-    BATCH,
+    TURNS_END,
     Claimed,
     FlushReport,
     SendConfig,
     claim,
     config_from,
-    in_window,
     recover,
-    start_sending,
 )
-from bot.reminders.results import Handed, record
+from bot.reminders.results import Handed
+from bot.reminders.turns import Turns, check, settle
 from integrations.base.documents import CopyFetchers
-from integrations.base.outbound import Attachment, Outgoing, Sender
+from integrations.base.outbound import Attachment, Sender
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,8 @@ def flush(
         while not report.outage:  # an account problem stops the run before the next claim
             now = runtime.clock.now()
             with runtime.writing() as session:
-                batch, examined = claim(session, now, config, report, channels, BATCH * len(lanes))
+                size = runtime.settings.send_batch * len(lanes)
+                batch, examined = claim(session, now, config, report, channels, size)
             if examined == 0:
                 break
             if len(lanes) == 1:
@@ -110,32 +113,32 @@ def _send(
     copies: CopyFetchers | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """Send claimed reminders one message at a time, each at its own time (windows and leases
-    hold for each): the previous result and this reminder's `sending` in one commit, then its
-    send. `stop` (set by another lane's outage) ends it before its next `sending`. Copies of
-    invoices an email carries are gathered first, with no transaction open (the previous
-    result is stored before, so no message waits on a fetch with its result unstored); an
-    email that cannot carry them is held (bot/reminders/attaching.py), never sent without.
-    The lane holds its connections for the batch (no pool checkout, no ping, per message)."""
+    """Send claimed reminders (already `sending`) one message at a time, each checked at its own
+    turn (bot/reminders/turns.py), then store their results in one commit. `stop` (set by another
+    lane's outage) ends the handing over: what is left goes back to `approved`, untouched, as after
+    an outage of this lane. Copies of invoices an email carries are gathered first, with no
+    transaction open and the results before stored (no message waits on a fetch with its result
+    unstored); an email that cannot carry them is held (bot/reminders/attaching.py), never sent
+    without. The lane holds its connections for the batch (no pool checkout, no ping, per
+    message)."""
     with _Connections(runtime) as lane:
         _send_on(lane, batch, senders, config, report, copies, stop)
 
 
 class _Connections:
-    """A lane's connections for one batch: one for the general step, and on PostgreSQL one in
-    autocommit for the one-statement step (bot/reminders/one_trip.py)."""
+    """A lane's connections for one batch: one for the transactions that store, and one for each
+    reminder's check at its turn (on PostgreSQL in autocommit: no transaction to begin or end)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.general: Connection | None = None
-        self.one_trip: Connection | None = None
-        self.postgresql = runtime.engine.dialect.name == "postgresql"
+        self.reading: Connection | None = None
 
     def __enter__(self) -> _Connections:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for connection in (self.general, self.one_trip):
+        for connection in (self.general, self.reading):
             if connection is not None:
                 connection.close()
 
@@ -149,14 +152,14 @@ class _Connections:
         with Session(bind=self.general, expire_on_commit=False) as session, session.begin():
             yield session
 
-    def autocommit(self) -> Connection:
-        if self.one_trip is None or self.one_trip.invalidated:
-            if self.one_trip is not None:
-                self.one_trip.close()
-            self.one_trip = self.runtime.engine.connect().execution_options(
-                isolation_level="AUTOCOMMIT"
-            )
-        return self.one_trip
+    def reader(self) -> Connection:
+        if self.reading is None or self.reading.invalidated:
+            if self.reading is not None:
+                self.reading.close()
+            self.reading = self.runtime.engine.connect()
+            if self.reading.dialect.name == "postgresql":  # SQLite's read transaction is local
+                self.reading = self.reading.execution_options(isolation_level="AUTOCOMMIT")
+        return self.reading
 
 
 def _send_on(
@@ -169,55 +172,55 @@ def _send_on(
     stop: threading.Event | None,
 ) -> None:
     runtime = lane.runtime
-    handed: Handed | None = None
-    for claimed in batch:
-        files: tuple[Attachment, ...] | Refusal = ()
-        if handed is not None and (claimed.attach or handed.delivery.status != "sent"):
-            # stored first: before a fetch of copies, or a result that may stop the run
-            with lane.writing() as session:
-                record(session, handed, report)
-            handed = None
-        if report.outage or (stop is not None and stop.is_set()):
-            break  # the account failed: what is left stays approved, untouched
-        if claimed.attach:
-            files = gather(runtime, claimed, copies)
-        now = runtime.clock.now()
-        outgoing: Outgoing | None
-        if (
-            lane.postgresql
-            and not isinstance(files, Refusal)
-            and in_window(claimed, now, config.window)
-        ):
-            stored, outgoing = sent_then_sending(lane.autocommit(), handed, claimed, now)
-            if handed is not None:
-                if stored:
-                    report.sent.append(handed.claimed.reminder_id)
-                else:
-                    log.warning(
-                        "reminder %s was no longer sending when it was sent",
-                        handed.claimed.reminder_id,
-                    )
-                handed = None
-        else:
-            with lane.writing() as session:
-                if handed is not None:
-                    record(session, handed, report)
-                    handed = None
-                if isinstance(files, Refusal):
-                    hold(session, claimed, files, now, report)
+    turns = Turns()
+    halted = False  # this lane met an outage of the account
+    try:
+        for claimed in batch:
+            now = runtime.clock.now()
+            if halted or (stop is not None and stop.is_set()) or _late(claimed, now):
+                turns.back(claimed, now)  # never handed over: as it was
+                continue
+            files: tuple[Attachment, ...] = ()
+            if claimed.attach:
+                if turns:  # stored first: no message waits on a fetch with its result unstored
+                    with lane.writing() as session:
+                        settle(session, turns, report)
+                    turns = Turns()
+                gathered = gather(runtime, claimed, copies)
+                now = runtime.clock.now()
+                if isinstance(gathered, Refusal):
+                    with lane.writing() as session:
+                        hold(session, claimed, gathered, now, report)
                     continue
-                outgoing = start_sending(session, claimed, now, config.window, report)
-        if outgoing is None:
-            continue
-        if files:
-            outgoing = replace(outgoing, attachments=files)
-        delivery = senders[outgoing.channel].send(outgoing)
-        if delivery.status == "outage" and stop is not None:
-            stop.set()  # the other lanes stop before their next message
-        handed = Handed(claimed, outgoing, delivery, runtime.clock.now())
-    if handed is not None:
+                files = gathered
+            held = check(lane.reader(), claimed, now, config.window)
+            if held is not None:
+                turns.held.append((claimed, held, now))
+                continue
+            outgoing = replace(claimed.outgoing, date=now, attachments=files)
+            delivery = senders[outgoing.channel].send(outgoing)
+            if delivery.status == "outage":
+                halted = True
+                if stop is not None:
+                    stop.set()  # the other lanes stop before their next message
+            turns.handed.append(Handed(claimed, outgoing, delivery, runtime.clock.now()))
+    except Exception:
+        # What was handed over is stored, what was never handed over goes back; the one in hand
+        # when it failed stays `sending`, for a person once its lease is over.
+        now = runtime.clock.now()
+        for claimed in batch:
+            turns.back(claimed, now)
         with lane.writing() as session:
-            record(session, handed, report)
+            settle(session, turns, report)
+        raise
+    if turns:
+        with lane.writing() as session:
+            settle(session, turns, report)
+
+
+def _late(claimed: Claimed, now: datetime) -> bool:
+    """Whether the batch has taken so long that nothing more of it may be handed over."""
+    return claimed.claimed_at is not None and now >= claimed.claimed_at + TURNS_END
 
 
 class _Shared(Iterator[Claimed]):

@@ -2,6 +2,9 @@
 
 DESIGN: planned → approved → sending → sent, with skipped, cancelled, failed and unknown as ends;
 Undo takes an approved reminder back to planned until the send worker takes it.
+The send worker moves a batch to `sending` before it sends any of them; a cancel of waiting
+reminders that finds one of them there asks for it to stop instead (its `cancel_reason`, the state
+left as it is), and the worker cancels it at its turn unless it has gone out already.
 A move is one conditional UPDATE (`... WHERE state IN <from>`) whose RETURNING says which reminders
 moved; those, and only those, get their audit Events, in the same transaction. A double click, a
 Slack retry or a second worker therefore changes nothing and writes nothing the second time. A move
@@ -38,8 +41,9 @@ ALLOWED: dict[ReminderState, frozenset[ReminderState]] = {
     # Skip of a reminder a trusted step approved, before the claim
     APPROVED: frozenset({SENDING, CANCELLED, PLANNED, SKIPPED}),
     # the provider's answer: sent; a transient error or an outage puts it back; a permanent error;
-    # no answer, or the worker died (its lease lapsed)
-    SENDING: frozenset({SENT, APPROVED, FAILED, UNKNOWN}),
+    # no answer, or the worker died (its lease lapsed); cancelled at its turn, never handed over
+    # (a stop asked for since its batch was claimed)
+    SENDING: frozenset({SENT, APPROVED, FAILED, UNKNOWN, CANCELLED}),
     # a delivery report or a bounce after the fact
     SENT: frozenset({FAILED}),
     UNKNOWN: frozenset({FAILED}),  # a bounce proves it went out, and failed
@@ -141,8 +145,11 @@ def cancel(
     refresh_loaded: bool = True,
 ) -> list[int]:
     """Cancel with a reason (paid, disputed, paused, opted_out, superseded, ...): the reason is
-    stored on the reminder and in its `reminder.cancelled` Event."""
-    return transition(
+    stored on the reminder and in its `reminder.cancelled` Event. A cancel of `approved` reminders
+    also asks those the send worker has claimed since (`sending`, maybe not handed over yet) to
+    stop: the reason is stored on them and the worker cancels each at its turn (see
+    bot/reminders/sending.py); they are not among the ids returned."""
+    cancelled = transition(
         session,
         ids,
         from_states=from_states,
@@ -153,3 +160,14 @@ def cancel(
         refresh_loaded=refresh_loaded,
         cancel_reason=reason,
     )
+    if APPROVED in from_states and (ids is None or ids):
+        criteria = [Reminder.state == SENDING.value, Reminder.cancel_reason.is_(None), *where]
+        if ids is not None:
+            criteria.append(Reminder.id.in_(list(ids)))
+        session.execute(
+            update(Reminder)
+            .where(*criteria)
+            .values(cancel_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+    return cancelled

@@ -648,3 +648,122 @@ def test_an_outage_in_one_lane_stops_them_all_and_leaves_the_rest_approved(
     # Two went out before the outage, and each other lane had at most one in flight when it came
     # (without the stop, the other lanes would go on to send the other 57).
     assert len(report.sent) <= 2 + 2, len(report.sent)
+
+
+def test_a_payment_after_the_batch_was_claimed_stops_its_reminder_at_its_turn(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """The batch goes to `sending` before its first message; a payment recorded while the first
+    one goes out asks the third to stop, and it is cancelled at its turn instead of sent."""
+    from bot.payments.record import record_payment
+    from bot.reminders.sending import flush
+    from integrations.base.outbound import Delivery, Outgoing
+
+    approved(mail_env, runtime, tmp_path, customers=3)
+    worker = _sender_env(runtime, database_url)
+    handed: list[int] = []
+    claimed: list[dict[int, str]] = []
+
+    class PaymentMeanwhile:  # while the first goes out, customer 3 pays in full
+        def __enter__(self) -> PaymentMeanwhile:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def send(self, message: Outgoing) -> Delivery:
+            handed.append(message.reminder_id)
+            if len(handed) == 1:
+                claimed.append(states(runtime))
+                with runtime.writing() as session:
+                    invoice = session.get(Invoice, 3)
+                    assert invoice is not None and invoice.customer_id == 3
+                    record_payment(
+                        session,
+                        source="bank",
+                        external_id="P-3",
+                        customer_id=3,
+                        received_on=TODAY,
+                        amount=invoice.balance,
+                        currency=invoice.currency,
+                        invoice_ids=[3],
+                        now=runtime.clock.now(),
+                    )
+            return Delivery("sent", provider_id=f"p-{message.reminder_id}")
+
+    report = flush(worker, {"email": PaymentMeanwhile()})
+    worker.close()
+    assert claimed == [{1: "sending", 2: "sending", 3: "sending"}]  # one claim, before any send
+    assert handed == [1, 2] and report.sent == [1, 2]
+    assert report.cancelled == {3: "paid"}
+    assert states(runtime) == {1: "sent", 2: "sent", 3: "cancelled"}
+    with runtime.sessions() as session:
+        stopped = session.get(Reminder, 3)
+        assert stopped is not None and stopped.cancel_reason == "paid"
+        assert session.scalars(select(Reminder.cancel_reason).where(Reminder.id != 3)).all() == [
+            None,
+            None,
+        ]
+
+
+class Died(BaseException):
+    """The process dying in the middle of a send: nothing after it runs."""
+
+
+def test_a_crash_mid_batch_leaves_its_reminders_to_a_person_and_sends_none_again(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str, monkeypatch: Any
+) -> None:
+    """A batch of five is `sending` before its first message; the worker dies at the third. The
+    two sent, the one in hand and the two never handed over all stay `sending`, then become
+    `unknown` for a person once their lease is over; none is ever handed over again."""
+    from bot.core.clock import FixedClock
+    from bot.core.models import Event
+    from bot.reminders.outbox import LEASE
+    from bot.reminders.sending import flush
+    from integrations.base.outbound import Delivery, Outgoing
+
+    approved(mail_env, runtime, tmp_path, customers=8)
+    monkeypatch.setenv("ARBOT_SEND_BATCH", "5")
+    worker = _sender_env(runtime, database_url)
+    assert worker.settings.send_batch == 5
+    handed: list[int] = []
+    at_first: list[dict[int, str]] = []
+
+    class DiesAtTheThird:
+        def __enter__(self) -> DiesAtTheThird:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def send(self, message: Outgoing) -> Delivery:
+            if not handed:
+                at_first.append(states(runtime))
+            handed.append(message.reminder_id)
+            if len(handed) == 3:
+                raise Died
+            return Delivery("sent", provider_id=f"p-{message.reminder_id}")
+
+    with pytest.raises(Died):
+        flush(worker, {"email": DiesAtTheThird()})
+    batch = {n: "sending" for n in range(1, 6)}
+    assert at_first == [batch | {6: "approved", 7: "approved", 8: "approved"}]
+    assert states(runtime) == batch | {6: "approved", 7: "approved", 8: "approved"}
+
+    worker.clock = FixedClock(runtime.clock.now() + LEASE + timedelta(minutes=1))
+    lanes: list[Recording] = []
+    report = flush(worker, {"email": Recording(lanes)})
+    worker.close()
+    assert report.unknown == [1, 2, 3, 4, 5]
+    assert lanes[0].handed == [6, 7, 8] and report.sent == [6, 7, 8]
+    assert handed == [1, 2, 3]
+    assert states(runtime) == {n: "unknown" for n in range(1, 6)} | {
+        6: "sent",
+        7: "sent",
+        8: "sent",
+    }
+    with runtime.sessions() as session:
+        told = session.scalars(
+            select(Event.reminder_id).where(Event.kind == "reminder.unknown")
+        ).all()
+    assert sorted(told) == [1, 2, 3, 4, 5]

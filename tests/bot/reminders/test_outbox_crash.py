@@ -1,5 +1,7 @@
 """A real `arbot send` process killed (SIGKILL) at random moments while it sends never sends a
-reminder twice, and leaves every unfinished one `unknown` for a person.
+reminder twice, and leaves every unfinished one `unknown` for a person: each kill leaves at most
+the batch in hand (ARBOT_SEND_BATCH a lane), every one of them claimed and committed `sending`
+before its message went out.
 
 The kills come after a random number of this round's messages reached the mail server, not after a
 random time: a slow machine must not turn them into kills during start-up, which prove nothing.
@@ -21,7 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from bot.core.models import Reminder
+from bot.core.models import Event, Reminder
 from bot.core.runtime import Runtime
 from tests.support.ledger_files import row, write
 from tests.support.slack_requests import PROCESS_PATIENCE
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.slow  # `arbot send` processes, killed
 
 REMINDERS = 1000
 MOST_PER_ROUND = 100  # a killed round sends 1 to this many first: the last round sends the most
+BATCH = 7  # ARBOT_SEND_BATCH: reminders a lane claims at once (not a divisor of the kill points)
 
 
 def kill_rounds() -> int:
@@ -53,7 +56,7 @@ def wait_for_messages(server: SmtpServer, count: int, process: subprocess.Popen[
 def test_killing_the_sender_at_random_never_duplicates_and_leaves_unknowns(
     cli: Any, runtime: Runtime, tmp_path: Path, database_url: str, lanes: int
 ) -> None:
-    """With ARBOT_SEND_CONCURRENCY lanes, at most one message per lane is in flight at a kill."""
+    """With ARBOT_SEND_CONCURRENCY lanes, at most one batch per lane is in doubt at a kill."""
     due = "2026-03-09"
     rows = [
         row(
@@ -92,6 +95,7 @@ def test_killing_the_sender_at_random_never_duplicates_and_leaves_unknowns(
         "ARBOT_FROM_EMAIL": "ar@b.example",
         "ARBOT_SECRET_KEY": "k",
         "ARBOT_SEND_CONCURRENCY": str(lanes),
+        "ARBOT_SEND_BATCH": str(BATCH),
     }
     try:
         for round_number in range(kills + 1):
@@ -125,10 +129,13 @@ def test_killing_the_sender_at_random_never_duplicates_and_leaves_unknowns(
     assert max(received.values()) == 1, "a message went out twice"
     with runtime.sessions() as session:
         reminders = session.execute(select(Reminder.state, Reminder.message_id)).all()
+        told = session.scalars(select(Event.reminder_id).where(Event.kind == "reminder.unknown"))
+        unknown = session.scalars(select(Reminder.id).where(Reminder.state == "unknown"))
+        assert sorted(told) == sorted(unknown)  # each one in doubt is handed to a person
     by_state = Counter(state for state, _ in reminders)
     print("states after the kills:", dict(by_state), "messages:", sum(received.values()))
     assert set(by_state) <= {"sent", "unknown"}, by_state
-    assert by_state["unknown"] <= kills * lanes  # at most those in flight at each kill
+    assert by_state["unknown"] <= kills * lanes * BATCH  # at most the batches in hand at each kill
     for state, message_id in reminders:
         if state == "sent":
             assert received[message_id] == 1

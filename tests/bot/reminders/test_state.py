@@ -29,6 +29,7 @@ MOVES = {
     ("sending", "approved"),
     ("sending", "failed"),
     ("sending", "unknown"),
+    ("sending", "cancelled"),  # claimed with its batch, stopped at its turn before its send
     ("sent", "failed"),
     ("unknown", "failed"),
 }
@@ -169,7 +170,7 @@ def test_cancel_stores_the_reason_on_the_reminder_and_in_its_event(runtime: Runt
         [
             (ids[0], "cancelled", "paused"),
             (ids[1], "cancelled", "paused"),
-            (sending, "sending", None),
+            (sending, "sending", "paused"),  # a stop asked for: the send worker cancels it
         ]
     )
     assert sorted(tuple(e) for e in events) == sorted(

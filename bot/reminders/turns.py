@@ -1,0 +1,118 @@
+"""A claimed reminder's turn in its batch: the check right before its send, and what becomes of
+one that is not handed over.
+
+Its batch went to `sending` in the claim's commit, before any of it was sent
+(bot/reminders/outbox.py). At its turn it is checked again, in one read and with nothing written:
+its contact's sending hours must be open, it must still be `sending` (not taken for dead by another
+worker), and no stop may have been asked for since the claim (a payment, reply, pause, dispute or
+opt-out that cancels the customer's waiting reminders asks the claimed ones to stop:
+bot/reminders/state.py). One that is not handed over is stored with the batch's results: cancelled
+with the reason asked for, or back to `approved` as it was (its attempt not counted), at its
+window's next opening when that is what held it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.orm import Session
+
+from bot.core.models import Reminder
+from bot.planning.send_window import Window
+from bot.reminders import state
+from bot.reminders.outbox import NO_WINDOW, Claimed, FlushReport, window_opens
+from bot.reminders.results import Handed, record
+from bot.reminders.state import APPROVED, CANCELLED, SENDING
+
+log = logging.getLogger(__name__)
+_table: Any = Reminder.__table__
+READ = select(_table.c.state, _table.c.cancel_reason).where(_table.c.id == bindparam("reminder_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Why a claimed reminder is not handed over at its turn."""
+
+    stop: str | None = None  # the cancel asked for since its claim
+    until: datetime | None = None  # its contact's sending hours open then
+    gone: bool = False  # no longer `sending` (another worker took it for dead): nothing is written
+
+
+def check(connection: Connection, claimed: Claimed, now: datetime, window: Window) -> Hold | None:
+    """None when the claimed reminder is to be handed over now; else why not. The read sees what
+    was committed up to now, and leaves no transaction open on `connection`."""
+    opens = window_opens(claimed, now, window)
+    if opens is not None:
+        return Hold(until=opens)
+    row = connection.execute(READ, {"reminder_id": claimed.reminder_id}).one_or_none()
+    connection.commit()  # in autocommit (PostgreSQL) nothing reaches the server
+    if row is None or row.state != SENDING.value:
+        log.warning("reminder %s was no longer sending at its turn", claimed.reminder_id)
+        return Hold(gone=True)
+    if row.cancel_reason is not None:
+        return Hold(stop=row.cancel_reason)
+    return None
+
+
+@dataclass
+class Turns:
+    """A lane's batch as it went, until it is stored: the messages handed over with their
+    providers' answers, and the reminders held back at their turns, each with when."""
+
+    handed: list[Handed] = field(default_factory=list)
+    held: list[tuple[Claimed, Hold, datetime]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.handed or self.held)
+
+    def back(self, claimed: Claimed, now: datetime) -> None:
+        """Not handed over (the run stopped, or the batch took too long): back to `approved`."""
+        self.held.append((claimed, Hold(), now))
+
+
+def settle(session: Session, turns: Turns, report: FlushReport) -> None:
+    """Store the batch's results and what was held back, in `session`'s transaction. Each change
+    is conditional on the reminder still being `sending`."""
+    for handed in turns.handed:
+        record(session, handed, report)
+    for claimed, hold, now in turns.held:
+        if hold.gone:
+            continue
+        reminder_id, attempts = claimed.reminder_id, claimed.attempts - 1
+        if hold.stop is not None:
+            if state.transition(
+                session,
+                [reminder_id],
+                from_states=(SENDING,),
+                to=CANCELLED,
+                now=now,
+                events=[("reminder.cancelled", {"reason": hold.stop})],
+                refresh_loaded=False,
+                cancel_reason=hold.stop,
+                attempts=attempts,
+            ):
+                report.cancelled[reminder_id] = hold.stop
+            continue
+        later: dict[str, Any] = {}
+        if hold.until is not None and hold.until != NO_WINDOW:
+            later["send_after"] = hold.until
+        if (
+            state.transition(
+                session,
+                [reminder_id],
+                from_states=(SENDING,),
+                to=APPROVED,
+                now=now,
+                events=[],
+                refresh_loaded=False,
+                cancel_reason=None,
+                attempts=attempts,
+                **later,
+            )
+            and hold.until is not None
+        ):
+            report.rescheduled.append(reminder_id)
