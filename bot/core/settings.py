@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 from pydantic import (
     AliasChoices,
     Field,
@@ -403,6 +402,10 @@ class Settings(BaseSettings):
     @classmethod
     def _region(cls, value: str) -> str:
         region = value.upper()
+        if region == "US":
+            return region  # the default: checked without loading phonenumbers at every start
+        import phonenumbers
+
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"{value!r} is not a country code such as US, GB or DE")
         return region

@@ -151,3 +151,13 @@ def test_an_unknown_mailbox_preset_names_the_setting(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ARBOT_MAILBOX", "yahoo")
     with pytest.raises(UserError, match="ARBOT_MAILBOX"):
         load_settings(env_file=None)
+
+
+@pytest.mark.parametrize(("given", "region"), [("us", "US"), ("gb", "GB"), ("DE", "DE")])
+def test_the_phone_region_is_a_country_code_in_capitals(given: str, region: str) -> None:
+    assert load_settings(env_file=None, phone_region=given).phone_region == region
+
+
+def test_an_unknown_phone_region_names_its_variable() -> None:
+    with pytest.raises(UserError, match="ARBOT_PHONE_REGION"):
+        load_settings(env_file=None, phone_region="ZZ")
