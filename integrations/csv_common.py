@@ -32,7 +32,9 @@ from bot.core.money import is_currency, minor_units
 from integrations.base.ledger import date_problem, text_problem
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)  # reserved domains no address may use
+# reserved domains no address may use, each with a dot before it: a domain is one of them, or
+# under one, when it ends with one after a dot is put before it
+_SPECIAL_USE = tuple(f".{name}" for name in SPECIAL_USE_DOMAIN_NAMES)
 
 
 # --- Cells -------------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ def _plain_email(text: str) -> bool:
         return False  # too long, or Punycode and its look-alikes: email_validator decides
     if local.lower() in _MAILBOX_NAMES:
         return False
-    return not any(domain == name or domain.endswith(f".{name}") for name in _SPECIAL_USE)
+    return not f".{domain}".endswith(_SPECIAL_USE)
 
 
 @lru_cache(maxsize=65536)
@@ -134,6 +136,9 @@ class Column:
     required: bool = True
     empty: Any = None
     repeats: bool = True  # its values recur from row to row: each is checked once and remembered
+    # An earlier column with the same check, read apart with it, whose text this one's often is
+    # (a balance beside its amount): the same text then reads as the value already read.
+    like: str | None = None
 
 
 _MISSING = "is required but the column is empty"
@@ -159,8 +164,12 @@ class RowChecker:
         }
         # each column with what it remembers, or None for a column whose values seldom recur
         # (paired once here: a Column's hash is worked out anew at each lookup)
-        self._together_cells = _quiet_reader(tuple(self._memo_of(c) for c in self._together))
-        self._apart_cells = _quiet_reader(tuple(self._memo_of(c) for c in self._apart))
+        self._together_cells = _quiet_reader(
+            tuple(self._memo_of(c) for c in self._together), self._together_names
+        )
+        self._apart_cells = _quiet_reader(
+            tuple(self._memo_of(c) for c in self._apart), self._apart_names
+        )
         self._groups: dict[tuple[str | None, ...], list[Any] | None] = {}
 
     def _memo_of(self, column: Column) -> tuple[Column, dict[str | None, tuple[bool, Any]] | None]:
@@ -203,19 +212,25 @@ class RowChecker:
             return pick
 
         together_of, apart_of = picker(self._together_names), picker(self._apart_names)
+        groups, together_cells, apart_cells = self._groups, self._together_cells, self._apart_cells
 
+        # `_values` written out: it runs once for each of a file's rows.
         def read(row_number: int, values: list[Any], problems: list[str]) -> RowValues | None:
             if len(values) == absent:
                 values.append(None)
             else:
                 values.extend([None] * (width - len(values)))
-            return self._values(
-                row_number,
-                together_of(values),
-                apart_of(values),
-                lambda name: values[position.get(name, absent)],
-                problems,
-            )
+            cells = together_of(values)
+            together = groups.get(cells, _UNSEEN)
+            if together is _UNSEEN:
+                together = groups[cells] = together_cells(cells)
+            apart = apart_cells(apart_of(values))
+            if together is None or apart is None:
+                self._problems(
+                    row_number, lambda name: values[position.get(name, absent)], problems
+                )
+                return None
+            return RowValues(together, apart)
 
         return read
 
@@ -232,12 +247,18 @@ class RowChecker:
             together = self._groups[together_cells] = self._together_cells(together_cells)
         apart = self._apart_cells(apart_cells)
         if together is None or apart is None:
-            for column in self.columns:
-                good, value = self._cell(column, cell_of(column.name))
-                if not good:
-                    problems.append(f"row {row_number}, {column.name}: {value}")
+            self._problems(row_number, cell_of, problems)
             return None
         return RowValues(together, apart)
+
+    def _problems(
+        self, row_number: int, cell_of: Callable[[str], str | None], problems: list[str]
+    ) -> None:
+        """Add each problem of the row's cells to `problems`, in the columns' order."""
+        for column in self.columns:
+            good, value = self._cell(column, cell_of(column.name))
+            if not good:
+                problems.append(f"row {row_number}, {column.name}: {value}")
 
     def _cell(self, column: Column, cell: str | None) -> tuple[bool, Any]:
         seen = self._read[column.name]
@@ -250,9 +271,12 @@ class RowChecker:
 _Memos = tuple[tuple[Column, dict[str | None, tuple[bool, Any]] | None], ...]
 
 
-def _quiet_reader(memos: _Memos) -> Callable[[tuple[str | None, ...]], list[Any] | None]:
+def _quiet_reader(
+    memos: _Memos, order: Sequence[str]
+) -> Callable[[tuple[str | None, ...]], list[Any] | None]:
     """One function giving the cells' values (a cell for each column of `memos`, in order), or
-    None when one has a problem: a column that remembers looks its cell up first, and a cell of
+    None when one has a problem: a column that remembers looks its cell up first, a column
+    `like` an earlier one of `order` whose cell has the same text takes its value, and a cell of
     any other column that is printable and not empty is checked straight away. Written out as
     one function, since it runs for each of a file's rows."""
     names: dict[str, Any] = {"checked": _checked}
@@ -261,31 +285,47 @@ def _quiet_reader(memos: _Memos) -> Callable[[tuple[str | None, ...]], list[Any]
         names[f"column{index}"] = column
         names[f"check{index}"] = column.check
         cell, value = f"c{index}", f"v{index}"
+        earlier = order.index(column.like) if column.like in order[:index] else None
+        if earlier is not None and memos[earlier][0].check is column.check:
+            lines += [
+                f"    if {cell} is not None and {cell} == c{earlier}:",
+                f"        {value} = v{earlier}",
+                "    else:",
+            ]
+            indent = "    "
+        else:
+            indent = ""
         if seen is not None:
             names[f"seen{index}"] = seen
             lines += [
-                f"    known = seen{index}.get({cell})",
-                "    if known is None:",
-                f"        known = seen{index}[{cell}] = checked(column{index}, {cell})",
-                "    if not known[0]:",
-                "        return None",
-                f"    {value} = known[1]",
+                indent + line
+                for line in (
+                    f"    known = seen{index}.get({cell})",
+                    "    if known is None:",
+                    f"        known = seen{index}[{cell}] = checked(column{index}, {cell})",
+                    "    if not known[0]:",
+                    "        return None",
+                    f"    {value} = known[1]",
+                )
             ]
             continue
         names[f"empty{index}"] = column.empty
         lines += [
-            f"    if {cell} is None:",
-            f"        {value} = empty{index}" if not column.required else "        return None",
-            "    elif (text := " + cell + ".strip()) and text.isprintable():",
-            "        try:",
-            f"            {value} = check{index}(text)",
-            "        except ValueError:",
-            "            return None",
-            "    else:",
-            f"        known = checked(column{index}, {cell})",
-            "        if not known[0]:",
-            "            return None",
-            f"        {value} = known[1]",
+            indent + line
+            for line in (
+                f"    if {cell} is None:",
+                f"        {value} = empty{index}" if not column.required else "        return None",
+                "    elif (text := " + cell + ".strip()) and text.isprintable():",
+                "        try:",
+                f"            {value} = check{index}(text)",
+                "        except ValueError:",
+                "            return None",
+                "    else:",
+                f"        known = checked(column{index}, {cell})",
+                "        if not known[0]:",
+                "            return None",
+                f"        {value} = known[1]",
+            )
         ]
     lines.append(f"    return [{', '.join(f'v{i}' for i in range(len(memos)))}]")
     exec("\n".join(lines), names)  # the text above: it names only these columns' checks
@@ -411,8 +451,9 @@ def read_cells(
             on_header(columns)
             width = len(columns)
             for index, values in enumerate(reader, start=2):
-                if not "".join(values).strip():
-                    continue  # blank line
+                # blank: no cell but spaces (the usual row is known by its first cell)
+                if not (values and values[0].strip()) and not "".join(values).strip():
+                    continue
                 if len(values) > width:
                     problems.append(
                         f"row {index}: {len(values)} values but the header has {width} columns"

@@ -122,7 +122,7 @@ COLUMNS = (
     Column("due_date", iso_date),
     Column("currency", currency_code),
     Column("amount", _amount, repeats=False),
-    Column("balance", _amount, repeats=False),
+    Column("balance", _amount, repeats=False, like="amount"),
     Column("pdf_url", pdf_url, required=False, repeats=False),
     Column("contact_name", at_most(256), required=False),
     Column("email", normalise_email, required=False),
@@ -242,21 +242,30 @@ def _read(path: Path, phone_region: str, on_row: Callable[[], None] | None) -> L
                 and balance <= amount
                 # written to the currency's places exactly (the usual), or to fewer
                 and (amount.same_quantum(unit) or -amount.as_tuple().exponent <= places)
-                and (balance.same_quantum(unit) or -balance.as_tuple().exponent <= places)
+                and (
+                    balance is amount  # written alike: read once (its column is `like` amount)
+                    or balance.same_quantum(unit)
+                    or -balance.as_tuple().exponent <= places
+                )
             ):
                 key = (together[0], number)
                 if key not in invoice_rows:
                     invoice_rows[key] = row_number
+                    # by position, every field of InvoiceRecord in its order (half the cost of
+                    # naming them, on each of a book's rows)
                     batch.invoices.append(
                         InvoiceRecord(
-                            customer_external_id=key[0],
-                            number=number,
-                            issue_date=issue_date,
-                            due_date=due_date,
-                            currency=currency,
-                            total=amount,
-                            balance=balance,
-                            document_url=document_url,
+                            key[0],  # customer_external_id
+                            number,
+                            issue_date,
+                            due_date,
+                            currency,
+                            amount,  # total
+                            balance,
+                            None,  # status
+                            None,  # payment_link
+                            None,  # external_id
+                            document_url,
                         )
                     )
                     continue
