@@ -30,19 +30,26 @@ EFFECT_DAYS = (
 )
 
 
-def expected_effect(item: PlanItem, model: PaymentModel) -> tuple[str, Decimal, Decimal]:
+def expected_effect(
+    item: PlanItem, model: PaymentModel, unlikely: dict[float, Decimal] | None = None
+) -> tuple[str, Decimal, Decimal]:
     """(currency, balance not expected within EFFECT_DAYS without a touch, balance) for one
-    card, in the currency of its largest balance."""
+    card, in the currency of its largest balance. `unlikely`: 1 - P as a Decimal for each P
+    met so far (a plan meets a few hundred), filled in as it goes."""
     by_currency: dict[str, Decimal] = {}
     waiting: dict[str, Decimal] = {}
+    factors = {} if unlikely is None else unlikely
     for due in item.due:
         invoice = due.invoice
         soon = model.brought_forward(item.customer.id, invoice.due_date, EFFECT_DAYS)
+        factor = factors.get(soon)
+        if factor is None:
+            factor = factors[soon] = Decimal(1) - Decimal(soon).quantize(Decimal("0.000001"))
         by_currency[invoice.currency] = (
             by_currency.get(invoice.currency, Decimal(0)) + invoice.balance
         )
-        waiting[invoice.currency] = waiting.get(invoice.currency, Decimal(0)) + invoice.balance * (
-            Decimal(1) - Decimal(soon).quantize(Decimal("0.000001"))
+        waiting[invoice.currency] = (
+            waiting.get(invoice.currency, Decimal(0)) + invoice.balance * factor
         )
     if not by_currency:
         return "", Decimal(0), Decimal(0)
@@ -54,7 +61,8 @@ def by_cash_effect(items: list[PlanItem], model: PaymentModel) -> list[PlanItem]
     """`items` reordered: the most common currency's first, then largest expected effect first,
     then (when history expects both paid soon anyway) the larger balance; further ties keep the
     plan's order. Tiers are kept apart where the cards are posted."""
-    effects = [expected_effect(item, model) for item in items]
+    unlikely: dict[float, Decimal] = {}
+    effects = [expected_effect(item, model, unlikely) for item in items]
     common = Counter(currency for currency, _, _ in effects)
     rank = {c: n for n, (c, _) in enumerate(sorted(common.items(), key=lambda p: (-p[1], p[0])))}
     order = sorted(

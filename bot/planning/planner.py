@@ -152,13 +152,18 @@ class Plan:
 
 
 def due_step(ladder: list[Step], invoice: InvoiceFacts, day: date, history: History) -> Step | None:
-    days_past_due = (day - invoice.due_date).days
+    latest = latest_step(ladder, (day - invoice.due_date).days)
+    if latest is None or (invoice.id, latest.key, invoice.due_date) in history.done:
+        return None
+    return latest
+
+
+def latest_step(ladder: list[Step], days_past_due: int) -> Step | None:
+    """The ladder's last step whose offset is at or before `days_past_due`, done or not."""
     latest = None
     for step in ladder:
         if step.offset_days <= days_past_due:
             latest = step
-    if latest is None or (invoice.id, latest.key, invoice.due_date) in history.done:
-        return None
     return latest
 
 
@@ -217,6 +222,10 @@ class DayPlanner:
         self.link_for = link_for
         self.anchor = max(now, day_start(day, rules.business_timezone))
         self.pilot_invoices = 0
+        # Worked out once per plan: the latest step of a ladder at a number of days past due,
+        # and the send time for a set of zones (the anchor and the window are the plan's).
+        self._latest: dict[int, dict[int, Step | None]] = {}  # id(ladder) -> days -> step
+        self._send_times: dict[tuple[str, ...], datetime | None] = {}
 
     def add(self, customer: CustomerFacts) -> None:
         """Plan one customer: a reminder or an escalation for it, or why it is held back."""
@@ -224,18 +233,27 @@ class DayPlanner:
         ladder_name, ladder = self.playbook.ladder_for(customer.tier, customer.tags)
         due: list[DueInvoice] = []
         held_by_reason: dict[str, list[str]] = defaultdict(list)
+        done = history.done
+        latest = self._latest.get(id(ladder))
+        if latest is None:
+            latest = self._latest[id(ladder)] = {}
         for invoice in customer.invoices:
-            step = due_step(ladder, invoice, day, history)
-            if step is None:
+            days_past_due = (day - invoice.due_date).days
+            if days_past_due in latest:
+                step = latest[days_past_due]
+            else:
+                step = latest[days_past_due] = latest_step(ladder, days_past_due)
+            if step is None or (invoice.id, step.key, invoice.due_date) in done:
                 continue
             reason = guardrails.invoice_hold(invoice, day, rules.write_off, rules.resolved_when)
             if reason:
                 held_by_reason[reason].append(invoice.number)
                 continue
-            due.append(DueInvoice(invoice, step, (day - invoice.due_date).days))
-        plan.held.extend(
-            Held(customer, numbers, reason) for reason, numbers in held_by_reason.items()
-        )
+            due.append(DueInvoice(invoice, step, days_past_due))
+        if held_by_reason:
+            plan.held.extend(
+                Held(customer, numbers, reason) for reason, numbers in held_by_reason.items()
+            )
         instalment = None
         if not due:
             instalment, due = self._instalment_due(customer)
@@ -249,7 +267,7 @@ class DayPlanner:
             plan.held.append(Held(customer, numbers, reason))
             return
         item = _escalation(customer, due, ladder_name, history, rules) or _reminder(
-            customer, due, ladder_name, history, rules, self.anchor, plan
+            customer, due, ladder_name, history, rules, self.anchor, plan, self._send_times
         )
         if item is None:
             return
@@ -363,7 +381,10 @@ def _reminder(
     rules: PlanRules,
     anchor: datetime,
     plan: Plan,
+    send_times: dict[tuple[str, ...], datetime | None] | None = None,
 ) -> PlanItem | None:
+    """`send_times`: the send time already worked out for a set of zones (from `anchor` in
+    the rules' window), filled in as it goes."""
     numbers = [d.invoice.number for d in due]
     step = firmest(due)
     route = guardrails.choose_route(customer, step.channels)
@@ -387,7 +408,12 @@ def _reminder(
             Held(customer, numbers, guardrails.UNKNOWN_TIMEZONE, "add a timezone for this customer")
         )
         return None
-    send_after = next_send_time(anchor, zones, rules.window)
+    if send_times is None:
+        send_after = next_send_time(anchor, zones, rules.window)
+    elif zones in send_times:
+        send_after = send_times[zones]
+    else:
+        send_after = send_times[zones] = next_send_time(anchor, zones, rules.window)
     if send_after is None:
         plan.held.append(
             Held(

@@ -217,7 +217,9 @@ class PlanWriter:
         escalations: list[dict[str, object]] = []
         for item, reminder_id in zip(new, reminder_ids, strict=True):
             self.ids[item.customer.id] = reminder_id
-            trusted = any((item.ladder, d.step.key) in self.trusted for d in item.due)
+            trusted = bool(self.trusted) and any(
+                (item.ladder, d.step.key) in self.trusted for d in item.due
+            )
             row = _reminder_row(
                 reminder_id, item, self.day, self.version_id, now, trusted, self.undo
             )
