@@ -112,6 +112,7 @@ _EMAIL_OPT_OUT = re.compile(_OPT_OUT, re.I)
 # Searched in the lowercased text first (several times faster); what it finds the pattern above
 # finds too, and only a text where it finds nothing is searched again with the pattern above.
 _EMAIL_OPT_OUT_LOWERCASE = re.compile(_OPT_OUT)
+_OPT_OUT_FIRST_WORDS = ("unsubscribe", "opt", "stop")  # each branch of _OPT_OUT starts with one
 _SMS_OPT_OUT = re.compile(r"\breply\s+stop\b", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
 
@@ -385,7 +386,12 @@ def _has_email_opt_out(text: str, lowercase: str, languages: Sequence[str] = ())
     for nothing)."""
     if any(_rules(language).email_opt_out.search(lowercase) for language in languages):
         return True
-    return bool(_EMAIL_OPT_OUT_LOWERCASE.search(lowercase) or _EMAIL_OPT_OUT.search(text))
+    # A match starts where one of the pattern's first words does: searched from the first of them
+    # (the opt-out line is near the end, after most of the text).
+    starts = [at for at in map(lowercase.find, _OPT_OUT_FIRST_WORDS) if at >= 0]
+    if starts and _EMAIL_OPT_OUT_LOWERCASE.search(lowercase, min(starts)):
+        return True
+    return bool(_EMAIL_OPT_OUT.search(text))
 
 
 def _has_sms_opt_out(text: str, languages: Sequence[str] = ()) -> bool:
