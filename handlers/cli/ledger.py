@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from handlers.cli.app import AsOf, Json, app, as_of_date, err, opened_runtime, out, print_json
 
@@ -98,6 +97,14 @@ def _with_progress(path: Path, work: Callable[[Callable[[], None]], T]) -> T:
     rows = count_rows(path)
     if rows < PROGRESS_FROM_ROWS:
         return work(lambda: None)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("Checking rows"),
         BarColumn(),

@@ -37,6 +37,10 @@ def _register_money_sources_and_workspaces() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run one command; `argv` None means this process's own arguments (the `arbot` script)."""
+    if argv is None:
+        # What is loaded so far (Typer, Rich, the command modules) lives as long as the process:
+        # the collector need not walk it again while the command loads and runs the rest.
+        gc.freeze()
     try:
         app(args=argv)
     except UserError as exc:
