@@ -129,18 +129,32 @@ def write_converted(
     quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     target = dialect.identifier_preparer.format_table(table)
     if dialect.name == "postgresql":
-        statement = f"COPY {target} ({quoted}) FROM STDIN"
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        try:
-            with driver.cursor() as cursor, cursor.copy(statement) as copy:
-                for row in values:
-                    copy.write_row(row)
-        except dialect.loaded_dbapi.Error as exc:
-            raise _without_values(exc, statement, dialect) from None
+        with copy_into(session, table, names) as write:
+            for row in values:
+                write(row)
         return
     marks = ", ".join("?" for _ in names)
     connection.exec_driver_sql(f"INSERT INTO {target} ({quoted}) VALUES ({marks})", values)
+
+
+@contextmanager
+def copy_into(
+    session: Session, table: Table, names: Sequence[str]
+) -> Iterator[Callable[[Sequence[Any]], None]]:
+    """PostgreSQL: one COPY into `table`, open while the block runs; the function it gives
+    hands the server a row (converted already, in the order of `names`), which the server
+    writes as it arrives while the caller goes on. The COPY ends with the block, once the server
+    has written every row; a block that raises writes nothing."""
+    dialect = session.get_bind().dialect
+    quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({quoted}) FROM STDIN"
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            yield copy.write_row
+    except dialect.loaded_dbapi.Error as exc:
+        raise _without_values(exc, statement, dialect) from None
 
 
 def _converted(convert: Callable[[Any], Any], cells: list[Any]) -> Iterable[Any]:

@@ -154,26 +154,28 @@ def _import(
     matcher = Matcher(invoices, customer_aliases=names, references=references)
     recorded = PaymentsInBulk(SOURCE, invoices, now)
     reviews: list[tuple[str, list[dict[str, Any]]]] = []  # (payment's external id, candidates)
-    for payment in payments:
-        if payment.external_id in known:
-            summary.already_imported += 1
-            continue
-        known.add(payment.external_id)
-        decision = matcher.decide(payment)
-        match = decision.auto
-        if match is not None:
-            matcher.apply(match)
-            outcome = recorded.pay(payment, match.customer_id, match.allocations)
-            _merge(summary.outcome, outcome)
-            summary.applied += 1
-            summary.amount_applied[payment.currency] = (
-                summary.amount_applied.get(payment.currency, Decimal(0)) + outcome.allocated
-            )
-            continue
-        recorded.pay(payment, None, ())
-        candidates = [{**m.as_json(), "why": decision.review_reason} for m in decision.matches]
-        reviews.append((payment.external_id, candidates or [{"why": decision.review_reason}]))
-        summary.to_review += 1
+    with recorded.events_sent_as_recorded(session):  # the server writes them while we match
+        for payment in payments:
+            if payment.external_id in known:
+                summary.already_imported += 1
+                continue
+            known.add(payment.external_id)
+            decision = matcher.decide(payment)
+            match = decision.auto
+            if match is not None:
+                matcher.apply(match)
+                outcome = recorded.pay(payment, match.customer_id, match.allocations)
+                _merge(summary.outcome, outcome)
+                summary.applied += 1
+                summary.amount_applied[payment.currency] = (
+                    summary.amount_applied.get(payment.currency, Decimal(0)) + outcome.allocated
+                )
+                continue
+            recorded.pay(payment, None, ())
+            why = decision.review_reason
+            candidates = [{**m.as_json(), "why": why} for m in decision.matches]
+            reviews.append((payment.external_id, candidates or [{"why": why}]))
+            summary.to_review += 1
     payment_ids = recorded.store(session)
     summary.reviews = _store_reviews(session, reviews, payment_ids, now)
     done = summary.outcome

@@ -11,7 +11,8 @@ whole, with nothing stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -23,7 +24,7 @@ from bot.core import audit
 from bot.core.bulk_rows import among, new_ids
 from bot.core.errors import UserError
 from bot.core.models import Event, Invoice, Payment, PaymentAllocation
-from bot.ledger.bulk import converter_of, core_table, insert_rows, write_converted
+from bot.ledger.bulk import converter_of, copy_into, core_table, insert_rows, write_converted
 from bot.payments.reconcile import Allocation, OpenInvoice
 from bot.payments.record import PaymentOutcome
 from integrations.base.payments import BankPayment
@@ -68,7 +69,8 @@ class PaymentsInBulk:
         self._closed: set[int] = set()
         self._payments: list[dict[str, Any]] = []
         self._allocations: list[tuple[str, int, Decimal]] = []  # payment, invoice, amount
-        self._events: list[_Event] = []
+        self._events: list[_Event] = []  # those not sent to the database as recorded
+        self._send: Callable[[_Event], None] | None = None
 
     def pay(
         self, payment: BankPayment, customer_id: int | None, allocations: Sequence[Allocation]
@@ -146,7 +148,10 @@ class PaymentsInBulk:
     def _event(
         self, kind: str, customer_id: int | None, invoice_id: int | None, payload: dict[str, Any]
     ) -> None:
-        self._events.append((kind, customer_id, invoice_id, payload))
+        if self._send is None:
+            self._events.append((kind, customer_id, invoice_id, payload))
+        else:
+            self._send((kind, customer_id, invoice_id, payload))
 
     def store(self, session: Session) -> dict[str, int]:
         """Write everything recorded, in the session's transaction; each payment's id by its
@@ -168,17 +173,43 @@ class PaymentsInBulk:
         self._store_events(session)
         return ids
 
+    @contextmanager
+    def events_sent_as_recorded(self, session: Session) -> Iterator[None]:
+        """On PostgreSQL, the events recorded while the block runs go to the server as they are
+        recorded, through one COPY open meanwhile (nothing else may use the session then), so
+        that the server writes them while the rest of the file is matched. On SQLite they wait
+        for `store`, as outside the block."""
+        if session.get_bind().dialect.name != "postgresql":
+            yield
+            return
+        row_of = self._event_rows(session)
+        with copy_into(session, core_table(Event), EVENT_COLUMNS) as write:
+            self._send = lambda event: write(row_of(event))
+            try:
+                yield
+            finally:
+                self._send = None
+
     def _store_events(self, session: Session) -> None:
-        """The audit events, each row made straight from what was recorded: every event has the
-        same instant and actor, converted once; each payload is converted by its column."""
+        """The audit events not sent already, in the order recorded."""
+        row_of = self._event_rows(session)
+        rows = list(map(row_of, self._events))
+        write_converted(session, core_table(Event), EVENT_COLUMNS, rows)
+        self._events.clear()
+
+    def _event_rows(self, session: Session) -> Callable[[_Event], tuple[Any, ...]]:
+        """An event's row, made straight from what was recorded: every event has the same
+        instant and actor, converted once; each payload is converted by its column."""
         at = converter_of(session, Event, "at")(self.now)
         actor = converter_of(session, Event, "actor")(audit.SYSTEM)
         kinds = _Converted(converter_of(session, Event, "kind"))
         customer = converter_of(session, Event, "customer_id")
         invoice = converter_of(session, Event, "invoice_id")
         payload = converter_of(session, Event, "payload")
-        rows = [
-            (
+
+        def row_of(event: _Event) -> tuple[Any, ...]:
+            kind, customer_id, invoice_id, values = event
+            return (
                 at,
                 actor,
                 kinds[kind],
@@ -187,9 +218,8 @@ class PaymentsInBulk:
                 None,
                 payload(values),
             )
-            for kind, customer_id, invoice_id, values in self._events
-        ]
-        write_converted(session, core_table(Event), EVENT_COLUMNS, rows)
+
+        return row_of
 
     def _store_balances(self, session: Session) -> None:
         """Each invoice paid from: its new balance (and paid when it reached nothing), on the
