@@ -148,6 +148,7 @@ def read_rows(
     chunk: int = 2000,
     shared: Collection[int] = (),
     keep: Callable[[Sequence[Any]], bool] | None = None,
+    server_side: bool = True,
 ) -> Generator[tuple[Any, ...], None, None]:
     """The rows of `query`, streamed through the driver (a server-side cursor on PostgreSQL), each
     value converted by its column's type as SQLAlchemy would. Equal values are converted once and
@@ -155,14 +156,18 @@ def read_rows(
     columns whose indexes are in `shared` (a currency, a date) are held once per distinct value
     too, whatever their type. `keep`, when given, picks the rows wanted from the driver's own
     values, before any is converted (an id or a text is the same either way; a Decimal or a date
-    may not be)."""
+    may not be). `server_side=False` reads PostgreSQL's rows through an ordinary cursor: the
+    whole result is held by the driver at once (a server-side cursor holds a chunk), but the
+    server plans for every row, where a cursor's plan is made for the first tenth of them, and
+    sends them without a round trip per chunk."""
     dialect = session.get_bind().dialect
     sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     driver: Any = session.connection().connection.driver_connection
     postgres = dialect.name == "postgresql"
-    cursor = driver.cursor(name=f"rows_{uuid.uuid4().hex}") if postgres else driver.cursor()
+    named = postgres and server_side
+    cursor = driver.cursor(name=f"rows_{uuid.uuid4().hex}") if named else driver.cursor()
     try:
-        if postgres:
+        if named:
             cursor.itersize = chunk
         cursor.execute(sql)
         columns = list(query.selected_columns)

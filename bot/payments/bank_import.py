@@ -83,7 +83,11 @@ def open_invoices(
         .join(Customer, Customer.id == Invoice.customer_id)
         .where(status == "open", Invoice.balance > 0)
     )
-    rows = read_rows(session, cast("Select[Any]", query), shared=(2, 4, 6), keep=keep)
+    # Every row is read, so through an ordinary cursor: a server-side cursor's plan, made for
+    # its first rows, takes up to four times the server's work for them all.
+    rows = read_rows(
+        session, cast("Select[Any]", query), shared=(2, 4, 6), keep=keep, server_side=False
+    )
     return list(map(OpenInvoice._make, rows))
 
 
