@@ -12,17 +12,16 @@ from datetime import date
 
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
-from bot.escalations import posting as escalation_posting
-from bot.learning import guardrails, trust_notices
-from bot.planning import control, held, posting
+from bot.planning import control
 from bot.planning.guardrails import NO_CONTACT
 from bot.planning.planner import PlanRules
 from bot.planning.store import PlanRun, prepare_links, run_plan
-from bot.reminders.drafting import polish
 from integrations.base.outbound import Drafter
 from integrations.base.payments import PaymentLinks
 from integrations.base.slack import EscalationPort, GuardrailPort, SlackPort
-from integrations.errors import SlackFailed
+
+# What posts a stored plan (Slack, escalations, drafting, guardrails) is imported where it is
+# used: a dry run loads none of it.
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +58,8 @@ def plan_day(
             session.rollback()  # a dry run stores nothing, not even a first playbook version
     if dry_run:
         return DayPlan(run, None)
+    from bot.learning import guardrails
+
     _propose_guardrails(runtime, run)
     posted_to = post_day(runtime, day, run, slack=slack, drafter=drafter)
     if posted_to and isinstance(slack, GuardrailPort):  # after the plan: it goes out as one unit
@@ -71,6 +72,8 @@ def plan_day(
 def _propose_guardrails(runtime: Runtime, run: PlanRun) -> None:
     """Guardrails the recurring errors support (bot/learning/guardrails.py), with the customers
     this plan held back for want of any contact; a failure here never stops the plan."""
+    from bot.learning import guardrails
+
     no_contact = [h.customer.id for h in run.plan.held if h.reason == NO_CONTACT]
     try:
         guardrails.propose_today(runtime, no_contact)
@@ -79,6 +82,8 @@ def _propose_guardrails(runtime: Runtime, run: PlanRun) -> None:
 
 
 def _tell_trust_withdrawn(runtime: Runtime, slack: SlackPort, channel: str) -> None:
+    from bot.learning import trust_notices
+
     try:
         trust_notices.post_waiting(runtime, slack, channel)
     except Exception:
@@ -94,6 +99,10 @@ def post_day(
     drafter: Drafter | None = None,
 ) -> str | None:
     """Post the stored plan to the finance channel when Slack is set up; None when it is not."""
+    from bot.planning import held, posting
+    from bot.reminders.drafting import polish
+    from integrations.errors import SlackFailed
+
     channel = runtime.settings.finance_channel
     if slack is None or not channel:
         return None
@@ -112,6 +121,8 @@ def post_escalations(runtime: Runtime, slack: SlackPort) -> None:
     sweep posts any Slack refuses now)."""
     if not isinstance(slack, EscalationPort):
         return
+    from bot.escalations import posting as escalation_posting
+
     try:
         escalation_posting.post_new(runtime, slack, plan_first=False)
     except Exception:
