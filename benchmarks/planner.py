@@ -27,6 +27,7 @@ PLAN_TABLES = (
     "DELETE FROM reminder_invoices",
     "DELETE FROM reminders",
 )
+PLAN_WRITES = ("events", "escalations", "reminder_invoices", "reminder_attachments", "reminders")
 
 
 def plan(runtime: Runtime, dry_run: bool) -> PlanRun:
@@ -39,7 +40,8 @@ def plan(runtime: Runtime, dry_run: bool) -> PlanRun:
 
 
 def forget_plan(runtime: Runtime) -> None:
-    """Remove a stored plan (reminders, their invoices and escalations, and their events)."""
+    """Remove a stored plan (reminders, their invoices and escalations, and their events); on
+    PostgreSQL, vacuum the tables it wrote."""
     with runtime.writing() as session:
         if session.get_bind().dialect.name == "sqlite":
             guard = session.execute(
@@ -54,6 +56,13 @@ def forget_plan(runtime: Runtime) -> None:
             session.execute(text(guard))
         else:
             session.execute(text("ALTER TABLE events ENABLE TRIGGER events_append_only"))
+    if runtime.engine.dialect.name == "postgresql":
+        # The removed rows are vacuumed away, so that the next run writes into the tables as the
+        # first did, not past the dead index entries of every run before it (its unique keys).
+        with runtime.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text(f"VACUUM {', '.join(PLAN_WRITES)}")
+            )
 
 
 def measure(kind: str, options: Options, invoices: int) -> list[Result]:
