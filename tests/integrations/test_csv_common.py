@@ -3,12 +3,15 @@ email_validator, and only when email_validator would give it back unchanged."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from integrations.csv_common import _plain_email, normalise_email
+from integrations.csv_common import Column, RowChecker, _plain_email, normalise_email
 
 LOCAL = "abcXYZ019_!#$%&'*+-/=?^`{|}~."
 DOMAIN = "abcxyz019-.Aé"
@@ -75,3 +78,29 @@ def test_an_address_that_normalises_to_another_is_asked_of_email_validator(
 def test_an_address_email_validator_refuses_is_refused_with_its_reason(address: str) -> None:
     with pytest.raises(ValueError, match="is not a valid email address: "):
         normalise_email(address)
+
+
+class _Value:
+    """A value a check gives, which can be watched for being freed."""
+
+
+def test_what_a_row_checker_remembers_is_freed_with_it_without_the_cycle_collector() -> None:
+    made: list[weakref.ref[_Value]] = []
+
+    def check(text: str) -> _Value:
+        value = _Value()
+        made.append(weakref.ref(value))
+        return value
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        checker = RowChecker([Column("kind", check), Column("size", check)], together=["kind"])
+        read = checker.by_position(["kind", "size"])
+        assert read(2, ["a", "b"], []) is not None
+        del checker, read
+        assert len(made) == 2
+        assert [ref() for ref in made] == [None, None]
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -359,3 +360,22 @@ def test_rows_repeating_a_customers_cells_give_one_customer_and_contact_and_each
     first, second = batch.customers["C-1"], batch.customers["C-2"]
     assert len(first.contacts) == 1 and first.contacts[0].consent_source == "ledger.csv row 2"
     assert first.tags == second.tags == ["a", "b"] and first.tags is not second.tags
+
+
+def test_a_balance_written_as_its_amount_is_read_and_checked_as_it(tmp_path: Path) -> None:
+    rows = [
+        row(),
+        row(invoice_number="INV-2", amount="1200.001", balance="1200.001"),
+        row(invoice_number="INV-3", amount="1,0", balance="1,0"),
+    ]
+    with pytest.raises(ValidationFailed) as failed:
+        read_ledger_csv(write(tmp_path / "ledger.csv", rows))
+    assert [p.split(" is")[0].split(" has")[0] for p in failed.value.problems] == [
+        "row 3, amount: 1200.001",
+        "row 3, balance: 1200.001",
+        "row 4, amount: '1,0'",
+        "row 4, balance: '1,0'",
+    ]
+    batch = read_ledger_csv(write(tmp_path / "ledger.csv", [row(amount="5.5", balance="5.5")]))
+    (invoice,) = batch.invoices
+    assert (invoice.total, invoice.balance) == (Decimal("5.5"), Decimal("5.5"))
