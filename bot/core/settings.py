@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     # time on one connection; a killed worker leaves at most this many batches for a person).
     send_concurrency: int = Field(1, ge=1, le=16, validation_alias=_env("ARBOT_SEND_CONCURRENCY"))
     # Reminders a lane moves to `sending` in one commit before it sends them, their results then
-    # committed together (a killed worker leaves at most this many a lane for a person to check).
+    # committed with the next ones (a killed worker leaves at most this many a lane for a person).
     send_batch: int = Field(10, ge=1, le=100, validation_alias=_env("ARBOT_SEND_BATCH"))
     secret_key: SecretStr | None = Field(None, validation_alias=_env("ARBOT_SECRET_KEY"))
     inbound_email_secret: SecretStr | None = Field(

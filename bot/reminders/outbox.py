@@ -5,12 +5,12 @@ later send_after after a transient error; or failed after a permanent one. A bat
 reminders is claimed at a time, and the claim re-checks each, in its transaction, for everything
 that may have changed since approval: a payment, a dispute, a pause, an opt-out, an escalation
 (bot/reminders/stale.py, the check approval makes too, with the same rules), and the send window.
-The claimed reminders all go to `sending` in the claim's own transaction, committed before the
-first of them is handed to its provider (one commit for the batch, not one a message). Each is
-then checked again at its own turn, right before its send (bot/reminders/sending.py): a cancel
-asked for since the claim (a payment, reply, pause or dispute: bot/reminders/state.py) wins, and
-so does its contact's window closing. A reminder found still `sending` after its lease (the
-worker died mid-batch) is never re-sent: it becomes `unknown` and a person decides.
+Then the claimed reminders go to `sending` a few at a time (ARBOT_SEND_BATCH), each only if it is
+still `approved` (what cancelled it since the claim wins), in one commit before the first of them
+is handed to its provider; each is checked again at its own turn, right before its send
+(bot/reminders/turns.py): a cancel asked for since (bot/reminders/state.py) wins, and so does its
+contact's window closing. A reminder found still `sending` after its lease (the worker died
+mid-batch) is never re-sent: it becomes `unknown` and a person decides.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from integrations.base.outbound import Outgoing
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=10)
+BATCH = 50  # reminders claimed at a time (a lane's worth, in as many lanes as there are)
 # A batch still being sent this long after its claim hands nothing more over: what is left goes
 # back to `approved`, well before another worker could take it for dead (LEASE).
 TURNS_END = LEASE / 2
@@ -117,7 +118,7 @@ class Claimed:
     outgoing: Outgoing  # its message, dated when it goes to `sending`
     attempts: int  # its send attempts, this one included
     attach: tuple[int, ...] = ()  # the invoices whose copies its email carries
-    claimed_at: datetime | None = None  # when it went to `sending` with its batch
+    claimed_at: datetime | None = None  # when it went to `sending` (None: still `approved`)
 
 
 def claim(
@@ -126,13 +127,13 @@ def claim(
     config: SendConfig,
     report: FlushReport,
     channels: set[str],
-    limit: int,
+    limit: int = BATCH,
 ) -> tuple[list[Claimed], int]:
     """Claim up to `limit` reminders due now (on PostgreSQL, rows another worker holds are
     skipped), re-checking each: a stale one is cancelled, one outside its contact's sending hours
-    waits for them (or goes to a person when there are none). The others are moved to `sending`,
-    each with its Message-ID and reply token, to be committed with the claim before any is sent.
-    Returns them and how many reminders were looked at."""
+    waits for them (or goes to a person when there are none). Nothing is moved to `sending` here:
+    `start_sending` does that, a few at a time, right before their sends. Returns the claimed
+    reminders and how many were looked at."""
     query = (
         select(Reminder).where(due_now(now, channels)).order_by(Reminder.send_after, Reminder.id)
     )
@@ -188,19 +189,36 @@ def claim(
                 tuple(sorted(attach.get(reminder.id, ()))),
             )
         )
-    return _start_sending(session, claimed, now), len(rows)
+    return claimed, len(rows)
 
 
-def _start_sending(session: Session, claimed: list[Claimed], now: datetime) -> list[Claimed]:
-    """Move the claimed reminders to `sending` (no Event: the provider's answer, or `unknown`,
-    brings one), each only if it is still `approved`."""
+def start_sending(session: Session, claimed: list[Claimed], now: datetime) -> list[Claimed]:
+    """Move claimed reminders to `sending`, to be committed before the first of them is handed
+    to its provider (no Event: the provider's answer, or `unknown`, brings one), each only if it
+    is still `approved` (a payment, reply, pause or dispute since the claim cancelled it), in one
+    statement for them all. Returns those moved, with their messages dated `now`."""
+    if not claimed:
+        return []
     connection = session.connection()
-    started = []
-    for one in claimed:
-        outgoing, values = sending_values(one, now)
-        if connection.execute(TO_SENDING, values).rowcount == 1:
-            started.append(replace(one, outgoing=outgoing, claimed_at=now))
-    return started
+    moves = [sending_values(one, now) for one in claimed]
+    started = [
+        replace(one, outgoing=outgoing, claimed_at=now)
+        for one, (outgoing, _) in zip(claimed, moves, strict=True)
+    ]
+    if connection.execute(TO_SENDING, [values for _, values in moves]).rowcount == len(claimed):
+        return started
+    # Some were no longer `approved`: those moved now carry this attempt's Message-ID.
+    table: Any = Reminder.__table__
+    moved = set(
+        connection.scalars(
+            select(table.c.id).where(
+                table.c.id.in_([one.reminder_id for one in started]),
+                table.c.state == SENDING.value,
+                table.c.message_id.in_([one.outgoing.message_id for one in started]),
+            )
+        )
+    )
+    return [one for one in started if one.reminder_id in moved]
 
 
 def sending_values(claimed: Claimed, now: datetime) -> tuple[Outgoing, dict[str, Any]]:

@@ -6,15 +6,16 @@ what the provider said, and an escalation for a person."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
-from bot.core.models import Contact
+from bot.core.models import Contact, Reminder
 from bot.core.vocabulary import ReminderState
 from bot.escalations.service import open_or_add
 from bot.reminders import state
@@ -72,10 +73,7 @@ def record(session: Session, handed: Handed, report: FlushReport) -> None:
     if status == "transient" and claimed.attempts >= MAX_ATTEMPTS:
         status = "permanent"
     if status == "sent":
-        if _sent(session, handed):
-            report.sent.append(reminder_id)
-        else:
-            log.warning("reminder %s was no longer sending when it was sent", reminder_id)
+        record_sent(session, [handed], report)
     elif status == "transient":
         wait = BACKOFF[min(claimed.attempts - 1, len(BACKOFF) - 1)]
         retrying = ("reminder.retrying", {"error": delivery.error, "in": str(wait)})
@@ -106,30 +104,54 @@ def record(session: Session, handed: Handed, report: FlushReport) -> None:
         report.failed.append(reminder_id)
 
 
-def _sent(session: Session, handed: Handed) -> bool:
-    """`sending` → `sent`, with its `reminder.sent` Event, in two statements built once."""
-    claimed, outgoing = handed.claimed, handed.outgoing
-    values = {
-        "reminder_id": claimed.reminder_id,
-        "moved_at": handed.at,
-        "answered_at": handed.at,
-        "provider_id": handed.delivery.provider_id,
-    }
-    if session.connection().execute(TO_SENT, values).rowcount != 1:
-        return False
-    event = {"channel": outgoing.channel, "message_id": outgoing.message_id}
+def record_sent(session: Session, handed: Sequence[Handed], report: FlushReport) -> None:
+    """The messages their providers accepted: each `sending` → `sent` with its `reminder.sent`
+    Event, in two statements for them all (built once). Like every result, a move happens only
+    if the reminder is still `sending`, and only those moved get their Event."""
+    if not handed:
+        return
+    connection = session.connection()
+    values = [
+        {
+            "reminder_id": one.claimed.reminder_id,
+            "moved_at": one.at,
+            "answered_at": one.at,
+            "provider_id": one.delivery.provider_id,
+        }
+        for one in handed
+    ]
+    stored = list(handed)
+    if connection.execute(TO_SENT, values).rowcount != len(handed):
+        # Some were no longer `sending`: those moved now are `sent` with this attempt's Message-ID.
+        table: Any = Reminder.__table__
+        moved = set(
+            connection.scalars(
+                select(table.c.id).where(
+                    table.c.id.in_([one.claimed.reminder_id for one in handed]),
+                    table.c.state == SENT.value,
+                    table.c.message_id.in_([one.outgoing.message_id for one in handed]),
+                )
+            )
+        )
+        stored = [one for one in handed if one.claimed.reminder_id in moved]
+        for one in handed:
+            if one.claimed.reminder_id not in moved:
+                log.warning(
+                    "reminder %s was no longer sending when it was sent", one.claimed.reminder_id
+                )
     audit.record_many(
         session,
         [
             {
-                "at": handed.at,
+                "at": one.at,
                 "actor": audit.SYSTEM,
                 "kind": "reminder.sent",
-                "customer_id": claimed.customer_id,
+                "customer_id": one.claimed.customer_id,
                 "invoice_id": None,
-                "reminder_id": claimed.reminder_id,
-                "payload": event,
+                "reminder_id": one.claimed.reminder_id,
+                "payload": {"channel": one.outgoing.channel, "message_id": one.outgoing.message_id},
             }
+            for one in stored
         ],
     )
-    return True
+    report.sent += [one.claimed.reminder_id for one in stored]

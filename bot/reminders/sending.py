@@ -1,14 +1,14 @@
-"""The send worker's loop: recover, then batch after batch, claim a batch (ARBOT_SEND_BATCH a lane)
-and move it to `sending` in one commit, hand each of its reminders to its provider in turn, and
-commit the batch's results together. Every message's `sending` is committed before its provider
-is called, so nothing is ever sent twice; what a crash costs is the batch in hand: its reminders
-are left `sending`, and each becomes `unknown` for a person to check (at most ARBOT_SEND_BATCH a
-lane, sent or not). Right before its send each reminder is checked again, with one read and no
-commit (bot/reminders/turns.py): a payment, reply, pause, dispute or opt-out since the claim stops
+"""The send worker's loop: recover, claim a batch (bot/reminders/outbox.py), then a few of its
+reminders at a time (ARBOT_SEND_BATCH): move them to `sending` in one commit, with the results of
+the few before, and hand each to its provider in turn. Every message's `sending` is committed
+before its provider is called, so nothing is ever sent twice; what a crash costs is the few in
+hand: they are left `sending`, and each becomes `unknown` for a person to check (at most
+ARBOT_SEND_BATCH a lane, sent or not). Right before its send each is checked again, with one read
+and no commit (bot/reminders/turns.py): a payment, reply, pause, dispute or opt-out since stops
 it, and so does its contact's window closing. With ARBOT_SEND_CONCURRENCY above 1, that many lanes
-send a batch side by side, each on connections of its own (a sender that cannot open another
-keeps one lane). `arbot send` runs it once; `arbot serve` every minute. One commit a batch rather
-than one a message: on PostgreSQL each commit waits for its write-ahead log to reach the disk."""
+share a batch, each on connections of its own (a sender that cannot open another keeps one lane).
+`arbot send` runs it once; `arbot serve` every minute. One commit for a few messages rather than
+one a message: on PostgreSQL each commit waits for its write-ahead log to reach the disk."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import islice
 from queue import Empty, SimpleQueue
 from typing import Protocol, runtime_checkable
 
@@ -30,6 +31,7 @@ from bot.core.runtime import Runtime
 from bot.core.vocabulary import CHANNELS
 from bot.reminders.attaching import Refusal, gather, hold
 from bot.reminders.outbox import (
+    BATCH,
     TURNS_END,
     Claimed,
     FlushReport,
@@ -37,6 +39,7 @@ from bot.reminders.outbox import (
     claim,
     config_from,
     recover,
+    start_sending,
 )
 from bot.reminders.results import Handed
 from bot.reminders.turns import Turns, check, settle
@@ -69,8 +72,7 @@ def flush(
         while not report.outage:  # an account problem stops the run before the next claim
             now = runtime.clock.now()
             with runtime.writing() as session:
-                size = runtime.settings.send_batch * len(lanes)
-                batch, examined = claim(session, now, config, report, channels, size)
+                batch, examined = claim(session, now, config, report, channels, BATCH * len(lanes))
             if examined == 0:
                 break
             if len(lanes) == 1:
@@ -172,50 +174,79 @@ def _send_on(
     stop: threading.Event | None,
 ) -> None:
     runtime = lane.runtime
-    turns = Turns()
+    turns = Turns()  # the results not stored yet
     halted = False  # this lane met an outage of the account
-    try:
-        for claimed in batch:
-            now = runtime.clock.now()
-            if halted or (stop is not None and stop.is_set()) or _late(claimed, now):
-                turns.back(claimed, now)  # never handed over: as it was
-                continue
-            files: tuple[Attachment, ...] = ()
-            if claimed.attach:
-                if turns:  # stored first: no message waits on a fetch with its result unstored
-                    with lane.writing() as session:
-                        settle(session, turns, report)
-                    turns = Turns()
-                gathered = gather(runtime, claimed, copies)
-                now = runtime.clock.now()
-                if isinstance(gathered, Refusal):
-                    with lane.writing() as session:
-                        hold(session, claimed, gathered, now, report)
-                    continue
-                files = gathered
-            held = check(lane.reader(), claimed, now, config.window)
-            if held is not None:
-                turns.held.append((claimed, held, now))
-                continue
-            outgoing = replace(claimed.outgoing, date=now, attachments=files)
-            delivery = senders[outgoing.channel].send(outgoing)
-            if delivery.status == "outage":
-                halted = True
-                if stop is not None:
-                    stop.set()  # the other lanes stop before their next message
-            turns.handed.append(Handed(claimed, outgoing, delivery, runtime.clock.now()))
-    except Exception:
-        # What was handed over is stored, what was never handed over goes back; the one in hand
-        # when it failed stays `sending`, for a person once its lease is over.
-        now = runtime.clock.now()
-        for claimed in batch:
-            turns.back(claimed, now)
-        with lane.writing() as session:
+    while not halted and not (stop is not None and stop.is_set()):
+        taken = list(islice(batch, runtime.settings.send_batch))
+        if not taken:
+            break
+        with lane.writing() as session:  # the results before, and these reminders' `sending`
             settle(session, turns, report)
-        raise
+            started = start_sending(session, taken, runtime.clock.now())
+        turns = Turns()
+        chunk = iter(started)
+        try:
+            halted = _hand_over(lane, chunk, senders, config, report, copies, stop, turns)
+        except Exception:
+            # What was handed over is stored, what was never handed over goes back; the one in
+            # hand when it failed stays `sending`, for a person once its lease is over.
+            now = runtime.clock.now()
+            for claimed in chunk:
+                turns.back(claimed, now)
+            with lane.writing() as session:
+                settle(session, turns, report)
+            raise
     if turns:
         with lane.writing() as session:
             settle(session, turns, report)
+
+
+def _hand_over(
+    lane: _Connections,
+    chunk: Iterator[Claimed],
+    senders: dict[str, Sender],
+    config: SendConfig,
+    report: FlushReport,
+    copies: CopyFetchers | None,
+    stop: threading.Event | None,
+    turns: Turns,
+) -> bool:
+    """Hand the reminders just moved to `sending` to their providers, each checked at its turn,
+    keeping what came of each in `turns`. Returns whether the account had an outage."""
+    runtime = lane.runtime
+    halted = False
+    first = True  # its `sending`, conditional on `approved`, was committed just now: no read
+    for claimed in chunk:
+        now = runtime.clock.now()
+        if halted or (stop is not None and stop.is_set()) or _late(claimed, now):
+            turns.back(claimed, now)  # never handed over: as it was
+            continue
+        files: tuple[Attachment, ...] = ()
+        if claimed.attach:
+            if turns:  # stored first: no message waits on a fetch with its result unstored
+                with lane.writing() as session:
+                    settle(session, turns, report)
+                turns.clear()
+            gathered = gather(runtime, claimed, copies)
+            now = runtime.clock.now()
+            if isinstance(gathered, Refusal):
+                with lane.writing() as session:
+                    hold(session, claimed, gathered, now, report)
+                continue
+            files, first = gathered, False
+        held = check(None if first else lane.reader(), claimed, now, config.window)
+        first = False
+        if held is not None:
+            turns.held.append((claimed, held, now))
+            continue
+        outgoing = replace(claimed.outgoing, date=now, attachments=files)
+        delivery = senders[outgoing.channel].send(outgoing)
+        if delivery.status == "outage":
+            halted = True
+            if stop is not None:
+                stop.set()  # the other lanes stop before their next message
+        turns.handed.append(Handed(claimed, outgoing, delivery, runtime.clock.now()))
+    return halted
 
 
 def _late(claimed: Claimed, now: datetime) -> bool:

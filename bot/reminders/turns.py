@@ -1,14 +1,14 @@
-"""A claimed reminder's turn in its batch: the check right before its send, and what becomes of
-one that is not handed over.
+"""A claimed reminder's turn: the check right before its send, and what becomes of one that is not
+handed over.
 
-Its batch went to `sending` in the claim's commit, before any of it was sent
-(bot/reminders/outbox.py). At its turn it is checked again, in one read and with nothing written:
+It went to `sending` with the few sent with it, in one commit before any of them was handed over
+(bot/reminders/sending.py). At its turn it is checked again, in one read and with nothing written:
 its contact's sending hours must be open, it must still be `sending` (not taken for dead by another
-worker), and no stop may have been asked for since the claim (a payment, reply, pause, dispute or
-opt-out that cancels the customer's waiting reminders asks the claimed ones to stop:
-bot/reminders/state.py). One that is not handed over is stored with the batch's results: cancelled
-with the reason asked for, or back to `approved` as it was (its attempt not counted), at its
-window's next opening when that is what held it.
+worker), and no stop may have been asked for since (a payment, reply, pause, dispute or opt-out
+that cancels the customer's waiting reminders asks those already `sending` to stop:
+bot/reminders/state.py). One that is not handed over is stored with the results: cancelled with
+the reason asked for, or back to `approved` as it was (its attempt not counted), at its window's
+next opening when that is what held it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bot.core.models import Reminder
 from bot.planning.send_window import Window
 from bot.reminders import state
 from bot.reminders.outbox import NO_WINDOW, Claimed, FlushReport, window_opens
-from bot.reminders.results import Handed, record
+from bot.reminders.results import Handed, record, record_sent
 from bot.reminders.state import APPROVED, CANCELLED, SENDING
 
 log = logging.getLogger(__name__)
@@ -42,12 +42,17 @@ class Hold:
     gone: bool = False  # no longer `sending` (another worker took it for dead): nothing is written
 
 
-def check(connection: Connection, claimed: Claimed, now: datetime, window: Window) -> Hold | None:
+def check(
+    connection: Connection | None, claimed: Claimed, now: datetime, window: Window
+) -> Hold | None:
     """None when the claimed reminder is to be handed over now; else why not. The read sees what
-    was committed up to now, and leaves no transaction open on `connection`."""
+    was committed up to now, and leaves no transaction open on `connection`; without one (its
+    `sending` was committed just now, conditional on `approved`) only its window is checked."""
     opens = window_opens(claimed, now, window)
     if opens is not None:
         return Hold(until=opens)
+    if connection is None:
+        return None
     row = connection.execute(READ, {"reminder_id": claimed.reminder_id}).one_or_none()
     connection.commit()  # in autocommit (PostgreSQL) nothing reaches the server
     if row is None or row.state != SENDING.value:
@@ -69,6 +74,11 @@ class Turns:
     def __bool__(self) -> bool:
         return bool(self.handed or self.held)
 
+    def clear(self) -> None:
+        """Stored: start again."""
+        self.handed.clear()
+        self.held.clear()
+
     def back(self, claimed: Claimed, now: datetime) -> None:
         """Not handed over (the run stopped, or the batch took too long): back to `approved`."""
         self.held.append((claimed, Hold(), now))
@@ -77,8 +87,10 @@ class Turns:
 def settle(session: Session, turns: Turns, report: FlushReport) -> None:
     """Store the batch's results and what was held back, in `session`'s transaction. Each change
     is conditional on the reminder still being `sending`."""
+    record_sent(session, [one for one in turns.handed if one.delivery.status == "sent"], report)
     for handed in turns.handed:
-        record(session, handed, report)
+        if handed.delivery.status != "sent":
+            record(session, handed, report)
     for claimed, hold, now in turns.held:
         if hold.gone:
             continue

@@ -419,10 +419,10 @@ def test_the_send_claim_waits_for_the_undo_window(posted: Runtime, served: Any) 
     wait_for(lambda: state_of(posted, 1) == "approved")
     config = SendConfig("ar@b.example", "B", "k", Window())
     with posted.writing() as session:
-        soon, _ = claim(session, posted.clock.now(), config, FlushReport(), {"email"}, 10)
+        soon, _ = claim(session, posted.clock.now(), config, FlushReport(), {"email"})
     later = posted.clock.now() + timedelta(seconds=posted.settings.undo_seconds)
     with posted.writing() as session:
-        due, _ = claim(session, later, config, FlushReport(), {"email"}, 10)
+        due, _ = claim(session, later, config, FlushReport(), {"email"})
     assert soon == [] and [c.reminder_id for c in due] == [1]
 
 
