@@ -78,12 +78,19 @@ def _processors(session: Session, table: Table, columns: Sequence[str]) -> list[
 
 
 def insert_rows(
-    session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    as_is: Collection[str] = (),
 ) -> None:
-    """INSERT `rows` (tuples of values in the order of `columns`) into `table`."""
+    """INSERT `rows` (tuples of values in the order of `columns`) into `table`. The values of the
+    columns named in `as_is` are handed to the driver as they are, already in its form (a JSON
+    document's text)."""
+    processors = _processors(session, table, columns)
     converted = _converter(
         [table.c[name].type for name in columns],
-        _processors(session, table, columns),
+        [None if name in as_is else p for name, p in zip(columns, processors, strict=True)],
         hashable=lambda kind: not isinstance(kind, JSON),  # a JSON value is a dict or list
     )
 

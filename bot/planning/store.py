@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from json.encoder import encode_basestring_ascii as _quoted  # json.dumps's quoting of a text
 from typing import Any
 
 from sqlalchemy import Table
@@ -178,6 +179,8 @@ REMINDER_COLUMNS = (
 STATE = REMINDER_COLUMNS.index("state")
 LINK_COLUMNS = ("reminder_id", "invoice_id", "step_key", "due_date")
 ATTACHMENT_COLUMNS = ("reminder_id", "invoice_id")
+# An event's payload is written as its JSON text, as json.dumps writes it (a plan writes one or
+# two events for each reminder, and their payloads have two shapes).
 EVENT_COLUMNS = ("at", "actor", "kind", "customer_id", "invoice_id", "reminder_id", "payload")
 
 
@@ -230,13 +233,12 @@ class PlanWriter:
             if item.carries_copies(self.attach_by_default):
                 copies.extend((reminder_id, d.invoice.id) for d in item.due)
             numbers = [d.invoice.number for d in item.due]
-            planned = {
-                "step": item.step.key,
-                "action": item.action,
-                "channel": item.channel,
-                "invoices": numbers,
-                "state": row[STATE],
-            }
+            planned = (
+                f'{{"step": {_quoted(item.step.key)}, "action": {_quoted(item.action)}, '
+                f'"channel": {_json_text(item.channel)}, '
+                f'"invoices": [{", ".join(map(_quoted, numbers))}], '
+                f'"state": {_quoted(row[STATE])}}}'
+            )
             customer_id = item.customer.id
             events.append(
                 (now, audit.SYSTEM, "reminder.planned", customer_id, None, reminder_id, planned)
@@ -253,7 +255,10 @@ class PlanWriter:
                         "opened_at": now,
                     }
                 )
-                opened = {"reason": item.reason, "owner": item.escalate_to}
+                opened = (
+                    f'{{"reason": {_json_text(item.reason)}, '
+                    f'"owner": {_json_text(item.escalate_to)}}}'
+                )
                 events.append(
                     (now, audit.SYSTEM, "escalation.opened", customer_id, None, reminder_id, opened)
                 )
@@ -261,8 +266,13 @@ class PlanWriter:
         insert_rows(session, core_table(ReminderInvoice), LINK_COLUMNS, links)
         insert_rows(session, core_table(ReminderAttachment), ATTACHMENT_COLUMNS, copies)
         service.open_many(session, escalations)
-        insert_rows(session, core_table(Event), EVENT_COLUMNS, events)
+        insert_rows(session, core_table(Event), EVENT_COLUMNS, events, as_is=("payload",))
         self.written = len(items)
+
+
+def _json_text(value: str | None) -> str:
+    """A text or None as JSON, written as json.dumps writes it."""
+    return "null" if value is None else _quoted(value)
 
 
 def core_table(model: type[Any]) -> Table:
