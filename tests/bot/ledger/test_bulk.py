@@ -138,6 +138,26 @@ def test_values_converted_once_for_many_rows_are_still_each_rows_own(runtime: Ru
     assert type(stored[5][0]) is bool  # type: ignore[index]
 
 
+def test_amounts_and_instants_of_any_form_are_stored_as_their_values(runtime: Runtime) -> None:
+    # COPY is handed each date, instant and amount as text: exponents and offsets kept exact
+    amounts = [(Decimal("1E+3"), Decimal("5E-4")), (Decimal("12.5000"), Decimal("0E-4"))]
+    with runtime.writing() as session:
+        insert_rows(session, Customer, [_customer("C-1")])
+        customer_id = session.scalars(select(Customer.id)).one()
+        invoices = [_invoice(customer_id, f"INV-{n}") for n in range(len(amounts))]
+        for invoice, (total, balance) in zip(invoices, amounts, strict=True):
+            invoice.update(total=total, balance=balance, paid_at=NOW - timedelta(microseconds=7))
+        insert_rows(session, Invoice, invoices)
+    with runtime.sessions() as session:
+        stored = session.execute(
+            select(Invoice.total, Invoice.balance, Invoice.paid_at, Invoice.due_date)
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        (total, balance, NOW - timedelta(microseconds=7), date(2026, 2, 14))
+        for total, balance in amounts
+    ]
+
+
 def test_chunks_cut_what_is_given_into_parts_the_drivers_take() -> None:
     assert [len(part) for part in chunks(list(range(12_001)))] == [5000, 5000, 2001]
     assert chunks([]) == []
