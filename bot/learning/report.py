@@ -22,13 +22,6 @@ from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.forecasting.cash import Forecast, cash_forecast
 from bot.learning.bootstrap import MIN_CUSTOMERS, RESAMPLES
-from bot.learning.charts import (
-    aging_chart,
-    cash_chart,
-    comparison_chart,
-    dso_chart,
-    forecast_chart,
-)
 from bot.learning.comparison import Comparison, Unavailable, compare, pilot_of
 from bot.learning.metrics import DEFAULT_WEEKS, WEEK_DAYS, WeekMetrics, percent, portfolio
 from bot.learning.outcomes import OUTCOMES, PAID_WITHIN_DAYS, StepRow, effectiveness, outcomes
@@ -103,6 +96,16 @@ def build_report(
 def report_charts(report: Report) -> list[Chart]:
     """DSO for every currency, the comparison, the cash expected in the coming weeks per
     currency, then open balances and cash collected per currency."""
+    # matplotlib takes about a second of CPU to import: only drawing a report pays for it, not
+    # every process that imports the Slack app or the scheduler.
+    from bot.learning.charts import (
+        aging_chart,
+        cash_chart,
+        comparison_chart,
+        dso_chart,
+        forecast_chart,
+    )
+
     charts = [Chart("dso.png", "Days sales outstanding", dso_chart(report.weeks))]
     found = report.comparison
     if isinstance(found, Comparison):

@@ -20,9 +20,8 @@ from bot.forecasting.model import (
     trends,
     within_habit,
 )
-from bot.learning.charts import HEIGHT, WIDTH, forecast_chart
 from tests.bot.forecasting.history_files import AS_OF, history_ledger
-from tests.bot.learning.test_report import png_size
+from tests.bot.learning.test_report import chart_size, png_size
 from tests.support.ledger_files import row, write
 
 
@@ -261,6 +260,8 @@ def test_forecast_table_and_bad_weeks(cli: Any, tmp_path: Path) -> None:
 
 @pytest.mark.slow  # matplotlib renders the chart
 def test_the_forecast_chart_is_a_png_of_the_fixed_size_that_shows_the_weeks() -> None:
+    from bot.learning.charts import forecast_chart
+
     weeks = [
         Week(AS_OF + timedelta(weeks=n), {"USD": Decimal(100 * n), "EUR": Decimal(7)})
         for n in range(13)
@@ -268,7 +269,7 @@ def test_the_forecast_chart_is_a_png_of_the_fixed_size_that_shows_the_weeks() ->
 
     drawn = forecast_chart(weeks, "USD")
 
-    assert png_size(drawn) == (WIDTH, HEIGHT)
+    assert png_size(drawn) == chart_size()
     assert forecast_chart(weeks, "USD") == drawn  # the same figures give the same bytes
     assert forecast_chart(weeks, "EUR") != drawn
     assert Week(AS_OF, {}).last_day == date(2026, 3, 22)  # a week labelled by its Sunday
