@@ -115,14 +115,14 @@ def _send(
     copies: CopyFetchers | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """Send claimed reminders (already `sending`) one message at a time, each checked at its own
-    turn (bot/reminders/turns.py), then store their results in one commit. `stop` (set by another
-    lane's outage) ends the handing over: what is left goes back to `approved`, untouched, as after
-    an outage of this lane. Copies of invoices an email carries are gathered first, with no
-    transaction open and the results before stored (no message waits on a fetch with its result
-    unstored); an email that cannot carry them is held (bot/reminders/attaching.py), never sent
-    without. The lane holds its connections for the batch (no pool checkout, no ping, per
-    message)."""
+    """Send claimed reminders one message at a time, ARBOT_SEND_BATCH at a time moved to
+    `sending` in one commit with the results before, each checked at its own turn
+    (bot/reminders/turns.py). `stop` (set by another lane's outage) ends the handing over: what is
+    left goes back to, or stays, `approved`, untouched, as after an outage of this lane. Copies of
+    invoices an email carries are gathered first, with no transaction open and the results before
+    stored (no message waits on a fetch with its result unstored); an email that cannot carry them
+    is held (bot/reminders/attaching.py), never sent without. The lane holds its connections for
+    the batch (no pool checkout, no ping, per message)."""
     with _Connections(runtime) as lane:
         _send_on(lane, batch, senders, config, report, copies, stop)
 
