@@ -165,10 +165,12 @@ def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
     return groups
 
 
+@pytest.mark.slow  # parses every module of the tree
 def test_dependencies_point_inward() -> None:
     assert violations(REPO) == []
 
 
+@pytest.mark.slow  # parses every module of the tree
 def test_no_module_imports_itself_around_a_loop() -> None:
     assert cycles(REPO) == []
 

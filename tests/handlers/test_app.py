@@ -8,11 +8,14 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from bot.core.runtime import Runtime
 from tests.handlers.posted_plan import state_of
 from tests.support.slack_requests import sign
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 
 def test_a_forged_signature_gets_401_and_changes_nothing(

@@ -26,6 +26,8 @@ from tests.support import stripe_requests as sr
 from tests.support.log_of_test import LogOfTest
 from tests.support.slack_requests import SlackRequests, wait_for
 
+pytestmark = pytest.mark.slow  # random signed requests to the served app, many examples each
+
 EXAMPLES = 60
 FUZZ = settings(
     max_examples=EXAMPLES,

@@ -21,6 +21,8 @@ from tests.support.asgi_calls import AsgiCalls, asgi_calls
 from tests.support.hostile import deployment_with_every_secret, snapshot, tracebacks
 from tests.support.workspace_setup import BETA
 
+pytestmark = pytest.mark.slow  # every route, many random requests each
+
 EXAMPLES = 50  # per route: each example is one request through the whole app
 
 ROUTES = [

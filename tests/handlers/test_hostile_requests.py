@@ -39,6 +39,8 @@ from tests.support.serving import serve
 from tests.support.slack_requests import PATIENCE, SlackRequests, wait_for
 from tests.support.workspace_setup import BETA
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 
 @pytest.fixture
 def deployment_with_secrets(

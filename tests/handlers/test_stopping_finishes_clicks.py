@@ -8,10 +8,14 @@ import json
 import threading
 from typing import Any
 
+import pytest
+
 from bot.core.runtime import Runtime
 from tests.handlers.posted_plan import message_of, state_of
 from tests.support.serving import serve
 from tests.support.slack_requests import PATIENCE, SlackRequests, wait_for
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 
 def test_a_stopping_server_finishes_the_redraw_a_click_started(

@@ -41,6 +41,8 @@ from tests.support.workspace_setup import (
     install,
 )
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 TODAY = date(2026, 3, 16)
 BETA_STRIPE_SECRET = "whsec_beta_only"
 HEALTH_TOKEN = "health-token-1"

@@ -20,6 +20,7 @@ def _mail(name: str) -> bytes:
     return (CORPUS / "mail" / name).read_bytes()
 
 
+@pytest.mark.slow  # every delivery report in the corpus
 def test_at_least_95_percent_of_the_real_bounces_are_recognised_with_their_recipient() -> None:
     total, recognised, with_recipient, confirmed, confirmable, _ = measure(
         CORPUS / "bounces-sisimai" / "maildir" / "bsd"

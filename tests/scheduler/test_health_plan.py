@@ -19,6 +19,8 @@ from scheduler.business_days import business_days
 from scheduler.daily import morning_plan
 from scheduler.health import health
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 
 def test_health_is_degraded_while_slack_lacks_part_of_the_plan_and_ok_once_posted(
     ledger: None, slack_runtime: Runtime, slack_api: Any, clock: FixedClock, served: Any

@@ -52,6 +52,7 @@ def test_every_installed_workspace_has_the_jobs_under_its_own_name(
     assert not any(name.endswith(f"@{GAMMA}") for name in names)  # bad settings: its own only
 
 
+@pytest.mark.slow  # two installed workspaces' whole morning plans
 def test_the_leader_runs_each_workspaces_morning_plan_in_its_own_channel(
     deployment: tuple[Runtime, Workspaces], slack_api: Any, tmp_path: Path
 ) -> None:

@@ -45,6 +45,8 @@ from tests.support.fake_imap import FakeImap
 from tests.support.fake_mail_oauth import CLIENT_ID, CLIENT_SECRET, CODE, FakeMailOAuth
 from tests.support.smtp_server import SmtpServer
 
+pytestmark = pytest.mark.slow  # a whole story through the real app served over HTTP
+
 ADDRESS = "ar@brightwater.example"
 KEY = "test-secret-key"
 REDIRECT = "http://localhost:8765/callback"

@@ -23,6 +23,8 @@ from tests.support.ledger_files import row, write
 from tests.support.slack_requests import wait_for
 from tests.support.smtp_server import SmtpServer
 
+pytestmark = pytest.mark.slow  # a whole story through the real app served over HTTP
+
 SECRET_KEY = "k" * 32
 INBOUND_SECRET = "inbound-secret-1"
 

@@ -35,6 +35,10 @@ from playbooks.render import Renderer
 from tests.integrations.test_slack_blocks import check_limits
 from tests.support.ledger_files import row, write
 
+pytestmark = (
+    pytest.mark.slow
+)  # thresholds: each case records dozens of reminders, edits or payments
+
 TODAY = date(2026, 3, 16)
 FIRST_NAMES = (
     "Maria",

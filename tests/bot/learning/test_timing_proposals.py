@@ -30,6 +30,10 @@ from integrations.slack_proposal import proposal_blocks
 from playbooks.loader import BUNDLED, parse_playbook
 from tests.integrations.test_slack_blocks import check_limits
 
+pytestmark = (
+    pytest.mark.slow
+)  # thresholds: each case records dozens of reminders, edits or payments
+
 TODAY = date(2026, 3, 16)
 DUE = date(2026, 2, 1)  # reminders of the next weeks are within the eight weeks looked back on
 

@@ -14,6 +14,8 @@ from bot.core.runtime import Runtime
 from tests.handlers.posted_plan import message_of, state_of
 from tests.support.slack_requests import wait_for
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 
 def test_ar_status_in_the_finance_channel_shows_balances(posted: Runtime, served: Any) -> None:
     answer = served.command("status customer 1").json()

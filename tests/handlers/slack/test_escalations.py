@@ -24,6 +24,8 @@ from tests.support.fake_slack import validate_blocks
 from tests.support.ledger_files import row, write
 from tests.support.slack_requests import wait_for
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 TODAY = date(2026, 3, 16)
 
 

@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.forecasting.cash import Forecast, InvoiceForecast, Week
 from bot.forecasting.model import Prediction
 from integrations.slack_blocks import text_blocks
@@ -15,6 +17,8 @@ from tests.bot.forecasting.history_files import AS_OF, history_ledger
 from tests.support.hostile import HOSTILE_TEXT
 from tests.support.ledger_files import row, write
 from tests.support.slack_requests import wait_for
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 
 def _told(slack_api: Any, user: str = "U0APPROVER") -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.core.models import Reminder
@@ -17,6 +18,8 @@ from integrations.csv_ledger import read_ledger_csv
 from tests.handlers.posted_plan import post_plan
 from tests.support.ledger_files import a_week_late, write
 from tests.support.slack_requests import wait_for
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 REMINDERS = 50
 MOST_CLICKS = 5

@@ -21,6 +21,8 @@ from tests.handlers.posted_plan import state_of
 from tests.support.log_of_test import LogOfTest
 from tests.support.slack_requests import SlackRequests, wait_for
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 REFUSED = "refused a Slack request"
 Change = Callable[[dict[str, Any]], None]
 

@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FixedClock
@@ -28,6 +29,8 @@ from tests.handlers.slack.test_payment_plans import (
 )
 from tests.support.fake_slack import validate_blocks
 from tests.support.slack_requests import wait_for
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 __all__ = ["thread"]  # the fixture: a customer's escalation posted with its thread
 

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from bot.core.models import Reminder
@@ -21,6 +22,8 @@ from integrations.slack_chat import SlackChat, web_client
 from tests.handlers.posted_plan import TODAY, ledger
 from tests.support.fake_slack import validate_blocks
 from tests.support.slack_requests import wait_for
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 PAUSED = 11  # more than the header names: the rest are behind Show all
 

@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.core.runtime import Runtime
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.slack_requests import wait_for
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 
 def test_a_proposed_playbook_is_approved_from_its_slack_card(

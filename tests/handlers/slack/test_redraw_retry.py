@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.core.models import SlackRetry
@@ -15,6 +16,8 @@ from bot.escalations.sweeps import sweep
 from integrations.slack_chat import SlackChat, web_client
 from tests.handlers.posted_plan import message_of, state_of
 from tests.support.slack_requests import wait_for
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 
 def _owed(runtime: Runtime) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from bot.core.models import EditExample, Event, Reminder
@@ -30,6 +31,8 @@ from tests.handlers.posted_plan import (
 )
 from tests.support.ledger_files import row, write
 from tests.support.slack_requests import PATIENCE, wait_for
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 
 def test_the_plan_is_posted_as_a_header_and_cards_within_block_kits_limits(

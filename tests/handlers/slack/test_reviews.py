@@ -7,12 +7,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.core.runtime import Runtime
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.ledger_files import row, write
 from tests.support.slack_requests import wait_for
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 
 def test_a_bank_payment_is_placed_from_its_review_card(

@@ -32,6 +32,8 @@ from tests.support.slack_requests import wait_for
 from tests.support.trusted_step import LATER, LATER_NOW, earn_trust, plan_today
 from tests.support.write_watch import WriteWatch
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 TOLD = "Trust taken back"
 
 

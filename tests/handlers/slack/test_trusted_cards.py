@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.core.models import Event, Reminder
@@ -17,6 +18,8 @@ from integrations.slack_chat import SlackChat, web_client
 from tests.handlers.posted_plan import buttons_of, message_of, state_of
 from tests.support.fake_slack import validate_blocks
 from tests.support.slack_requests import wait_for
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 
 def trusted_card(runtime: Runtime, slack_api: Any, reminder_id: int) -> None:

@@ -25,6 +25,8 @@ from tests.handlers.posted_plan import TODAY, ledger
 from tests.support.corpus import corpus_file
 from tests.support.slack_requests import TEAM
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 REINSTALL = "Slack app uninstalled / token revoked: reinstall"
 
 

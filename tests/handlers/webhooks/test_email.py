@@ -30,6 +30,8 @@ from tests.support.inbound_requests import (
     the_reminder,
 )
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 
 def test_a_dispute_reply_pauses_flags_and_opens_a_thread_with_the_history(
     rt: Runtime, app: httpx.Client, slack_api: Any

@@ -17,6 +17,8 @@ from bot.core.tokens import token
 from tests.support.fake_slack import validate_blocks
 from tests.support.inbound_requests import KEY, post_mail, the_reminder
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 ORIGINAL_ID = "<arbot.1.0123456789abcdef@brightwater.example>"
 
 

@@ -4,11 +4,14 @@ delivered twice, and a person's reply that came through a mailing list (a Google
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from bot.core.models import InboundMessage
 from bot.core.runtime import Runtime
 from tests.support.inbound_requests import counts, email_reply, post_mail
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 SENT_ID = "<arbot.1.0123456789abcdef@brightwater.example>"
 

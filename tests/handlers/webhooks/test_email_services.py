@@ -27,6 +27,8 @@ from tests.support import fake_sns
 from tests.support.fake_slack import validate_blocks
 from tests.support.inbound_requests import DISPUTE, KEY, counts, email_reply, the_reminder
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 MAILGUN_KEY = "key-mailgun-signing-1"
 SENDGRID = ("sendgrid", "sg-inbound-password")
 POSTMARK = ("postmark", "pm-inbound-password")

@@ -24,6 +24,8 @@ from tests.handlers.webhooks.test_email_services import SENT_MESSAGE_ID, post_sn
 from tests.support import MAIL_SAMPLES, fake_s3, fake_sns
 from tests.support.inbound_requests import KEY, counts, the_reminder
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 KEY_IN_S3 = "inbound/0ab1c2d3e4f5g6h7i8j9"
 
 

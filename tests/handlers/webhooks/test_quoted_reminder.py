@@ -21,6 +21,8 @@ from tests.support.quoted_replies import (
     outlook_quote,
 )
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 SENT_ID = "<arbot.1.0123456789abcdef@brightwater.example>"  # the reminder's, as the fixture stores
 FRIDAY = date(2026, 3, 20)  # the Friday after TODAY (Monday 16 March 2026)
 UNKNOWN = "Welsh"  # a language arbot knows no header word of: only our text marks the quote

@@ -34,6 +34,8 @@ from tests.support.ledger_files import row, write
 from tests.support.serving import serve
 from tests.support.slack_requests import PATIENCE
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 TODAY = date(2026, 3, 16)
 
 

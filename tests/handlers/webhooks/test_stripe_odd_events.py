@@ -21,6 +21,8 @@ from integrations.stripe_events import InvalidStripeEvent, verify
 from tests.support import stripe_requests as sr
 from tests.support.log_of_test import LogOfTest
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 YEAR_SECONDS = 365 * 24 * 3600
 
 

@@ -36,6 +36,8 @@ from tests.support.serving import serve
 from tests.support.slack_requests import PATIENCE, SlackRequests, wait_for
 from tests.support.smtp_server import SmtpServer
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 SENT_ID = "<arbot.1.0123456789abcdef@brightwater.example>"
 DAYTIME = datetime(2026, 3, 16, 16, 0, tzinfo=UTC)  # 11:00 in Chicago, the contact's zone
 NIGHT = datetime(2026, 3, 16, 3, 0, tzinfo=UTC)  # 22:00 on Sunday in Chicago

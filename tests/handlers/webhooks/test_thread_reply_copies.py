@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FixedClock
@@ -38,6 +39,8 @@ from tests.handlers.webhooks.test_thread_reply import (
 from tests.support.inbound_requests import KEY, email_reply, post_mail
 from tests.support.slack_requests import SlackRequests, wait_for
 from tests.support.smtp_server import SmtpServer
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 __all__ = ["reply_settings", "rt", "served", "smtp"]  # the fixtures this file shares
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"

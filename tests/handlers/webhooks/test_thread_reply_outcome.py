@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from bot.core.clock import FixedClock
@@ -35,6 +36,8 @@ from tests.handlers.webhooks.test_thread_reply import (
 from tests.support.inbound_requests import KEY, email_reply, post_mail
 from tests.support.slack_requests import SlackRequests, wait_for
 from tests.support.smtp_server import SmtpServer
+
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 __all__ = ["reply_settings", "rt", "served", "smtp"]  # the fixtures this file shares
 SENT_LINE = "<@U0APPROVER>'s reply was sent to ap@ridgeline.example at 12:00 EDT."

@@ -11,6 +11,8 @@ from bot.core.models import Contact, InboundMessage, Reminder
 from bot.core.runtime import Runtime
 from tests.support.inbound_requests import counts, text_in
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 
 def test_stop_by_text_opts_the_number_out_and_start_back_in(rt: Runtime, app: httpx.Client) -> None:
     answer = text_in(app, "stop")

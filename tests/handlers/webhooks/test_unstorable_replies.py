@@ -27,6 +27,8 @@ from tests.support.inbound_requests import (
     the_reminder,
 )
 
+pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+
 FFFD = "\ufffd"
 
 
