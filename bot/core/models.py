@@ -118,7 +118,8 @@ class Invoice(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    # Looked up by customer through UNIQUE(customer_id, number), whose leading column it is
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     source: Mapped[str] = mapped_column(String(32))
     external_id: Mapped[str] = mapped_column(String(128))
     number: Mapped[str] = mapped_column(String(64))
@@ -181,7 +182,8 @@ class PaymentAllocation(Base):
     __table_args__ = (UniqueConstraint("payment_id", "invoice_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
+    # Looked up by payment through UNIQUE(payment_id, invoice_id), whose leading column it is
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
     amount: Mapped[Decimal]
 
