@@ -44,6 +44,8 @@ from tests.support.fake_twilio import FakeTwilio
 from tests.support.fake_xero import FakeXero
 from tests.support.smtp_server import SmtpServer
 
+pytestmark = pytest.mark.slow  # live checks of a stand-in of every service, some time out
+
 KEY = "doctor-secret-key"
 # What a test of the services' answers runs on: the database plays no part in it (the tests of
 # stored grants and of nothing configured run on both).
