@@ -215,7 +215,6 @@ def _hand_over(
     keeping what came of each in `turns`. Returns whether the account had an outage."""
     runtime = lane.runtime
     halted = False
-    first = True  # its `sending`, conditional on `approved`, was committed just now: no read
     for claimed in chunk:
         now = runtime.clock.now()
         if halted or (stop is not None and stop.is_set()) or _late(claimed, now):
@@ -233,9 +232,8 @@ def _hand_over(
                 with lane.writing() as session:
                     hold(session, claimed, gathered, now, report)
                 continue
-            files, first = gathered, False
-        held = check(None if first else lane.reader(), claimed, now, config.window)
-        first = False
+            files = gathered
+        held = check(lane.reader(), claimed, now, config.window)
         if held is not None:
             turns.held.append((claimed, held, now))
             continue

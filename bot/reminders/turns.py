@@ -4,9 +4,10 @@ handed over.
 It went to `sending` with the few sent with it, in one commit before any of them was handed over
 (bot/reminders/sending.py). At its turn it is checked again, in one read and with nothing written:
 its contact's sending hours must be open, it must still be `sending` (not taken for dead by another
-worker), and no stop may have been asked for since (a payment, reply, pause, dispute or opt-out
-that cancels the customer's waiting reminders asks those already `sending` to stop:
-bot/reminders/state.py). One that is not handed over is stored with the results: cancelled with
+worker), no stop may have been asked for since (a payment, reply, pause, dispute or opt-out that
+cancels the customer's waiting reminders asks those already `sending` to stop:
+bot/reminders/state.py), and its address or number must not have been opted out or found unusable
+since (an unsubscribe, a STOP, a bounce: `opted_out`, as the claim says). One that is not handed over is stored with the results: cancelled with
 the reason asked for, or back to `approved` as it was (its attempt not counted), at its window's
 next opening when that is what held it.
 """
@@ -21,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
-from bot.core.models import Reminder
+from bot.core.models import Contact, Reminder
 from bot.planning.send_window import Window
 from bot.reminders import state
 from bot.reminders.outbox import NO_WINDOW, Claimed, FlushReport, window_opens
@@ -30,7 +31,19 @@ from bot.reminders.state import APPROVED, CANCELLED, SENDING
 
 log = logging.getLogger(__name__)
 _table: Any = Reminder.__table__
-READ = select(_table.c.state, _table.c.cancel_reason).where(_table.c.id == bindparam("reminder_id"))
+_contacts: Any = Contact.__table__
+READ = (
+    select(
+        _table.c.state,
+        _table.c.cancel_reason,
+        _contacts.c.email_opted_out_at,
+        _contacts.c.email_unusable_at,
+        _contacts.c.sms_opted_out_at,
+        _contacts.c.sms_unusable_at,
+    )
+    .select_from(_table.outerjoin(_contacts, _contacts.c.id == _table.c.contact_id))
+    .where(_table.c.id == bindparam("reminder_id"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +55,12 @@ class Hold:
     gone: bool = False  # no longer `sending` (another worker took it for dead): nothing is written
 
 
-def check(
-    connection: Connection | None, claimed: Claimed, now: datetime, window: Window
-) -> Hold | None:
+def check(connection: Connection, claimed: Claimed, now: datetime, window: Window) -> Hold | None:
     """None when the claimed reminder is to be handed over now; else why not. The read sees what
-    was committed up to now, and leaves no transaction open on `connection`; without one (its
-    `sending` was committed just now, conditional on `approved`) only its window is checked."""
+    was committed up to now, and leaves no transaction open on `connection`."""
     opens = window_opens(claimed, now, window)
     if opens is not None:
         return Hold(until=opens)
-    if connection is None:
-        return None
     row = connection.execute(READ, {"reminder_id": claimed.reminder_id}).one_or_none()
     connection.commit()  # in autocommit (PostgreSQL) nothing reaches the server
     if row is None or row.state != SENDING.value:
@@ -60,6 +68,12 @@ def check(
         return Hold(gone=True)
     if row.cancel_reason is not None:
         return Hold(stop=row.cancel_reason)
+    if claimed.outgoing.channel == "sms":
+        unreachable = row.sms_opted_out_at or row.sms_unusable_at
+    else:
+        unreachable = row.email_opted_out_at or row.email_unusable_at
+    if unreachable is not None:  # an unsubscribe, a STOP or a bounce since the claim
+        return Hold(stop="opted_out")
     return None
 
 

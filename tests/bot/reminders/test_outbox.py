@@ -767,3 +767,37 @@ def test_a_crash_mid_batch_leaves_its_reminders_to_a_person_and_sends_none_again
             select(Event.reminder_id).where(Event.kind == "reminder.unknown")
         ).all()
     assert sorted(told) == [1, 2, 3, 4, 5]
+
+
+def test_an_unsubscribe_after_the_batch_was_claimed_stops_its_reminder_at_its_turn(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """A one-click unsubscribe cancels no waiting reminder (the next claim finds the address
+    opted out); one already `sending` and not yet handed over is stopped at its turn."""
+    from bot.reminders.delivery import unsubscribe_email
+    from bot.reminders.sending import flush
+    from integrations.base.outbound import Delivery, Outgoing
+
+    approved(mail_env, runtime, tmp_path, customers=3)
+    worker = _sender_env(runtime, database_url)
+    handed: list[int] = []
+
+    class UnsubscribeMeanwhile:  # while the first goes out, customer 3's contact unsubscribes
+        def __enter__(self) -> UnsubscribeMeanwhile:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def send(self, message: Outgoing) -> Delivery:
+            handed.append(message.reminder_id)
+            if len(handed) == 1:
+                with runtime.writing() as session:
+                    assert unsubscribe_email(session, 3, runtime.clock.now())
+            return Delivery("sent", provider_id=f"p-{message.reminder_id}")
+
+    report = flush(worker, {"email": UnsubscribeMeanwhile()})
+    worker.close()
+    assert handed == [1, 2] and report.sent == [1, 2]
+    assert report.cancelled == {3: "opted_out"}
+    assert states(runtime) == {1: "sent", 2: "sent", 3: "cancelled"}
