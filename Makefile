@@ -1,7 +1,8 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both create .venv when needed.
 # `make test` (what CI runs) checks everything, on SQLite and PostgreSQL. `make test-fast` is the
-# inner loop: the tests on SQLite only, without the process-level and simulation-scale ones
-# (marked `slow`).
+# inner loop: the tests on SQLite only, without those marked `slow`: process-level, the real app
+# served over HTTP end to end (Slack, webhooks, hostile and fuzzed requests) and the stories through
+# it, simulation scale, the learning thresholds, chart rendering and whole-tree or corpus sweeps.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
