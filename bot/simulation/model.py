@@ -77,6 +77,14 @@ def load_model(path: Path) -> BehaviourModel:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not a file; name the model's YAML file") from None
+    except PermissionError:
+        raise UserError(f"{path}: not allowed to read it; check the file's permissions") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the model as UTF-8 YAML"
+        ) from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -54,6 +54,15 @@ def test_a_bad_model_file_names_the_file_and_the_field(
     assert str(caught.value).startswith(f"{path}: ") and named in str(caught.value)
 
 
+def test_a_model_path_that_is_no_readable_text_file_says_what_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="a folder, not a file"):
+        load_model(tmp_path)
+    binary = tmp_path / "model.yml"
+    binary.write_bytes(b"reply_after_touch: \xff\xfe")
+    with pytest.raises(UserError, match=r"not UTF-8 text \(byte 19\)"):
+        load_model(binary)
+
+
 def test_a_run_refuses_a_silly_number_of_days(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="between 1 and 730 days"):
         play(load_settings(env_file=None), tmp_path / "x.db", START, 0, 1, BehaviourModel(), True)
