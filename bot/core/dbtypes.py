@@ -39,10 +39,11 @@ class Amount(TypeDecorator[Decimal]):
                 value = Decimal(value)
             else:
                 raise TypeError(f"money must be Decimal, got {type(value).__name__}")
+        # Refused on both databases alike: PostgreSQL's NUMERIC would round it silently.
+        scaled = value * _SCALE
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{value} has more than {STORAGE_PLACES} decimal places")
         if dialect.name == "sqlite":
-            scaled = value * _SCALE
-            if scaled != scaled.to_integral_value():
-                raise ValueError(f"{value} has more than {STORAGE_PLACES} decimal places")
             return int(scaled)
         return value
 

@@ -66,6 +66,32 @@ def test_money_round_trips_and_sums_exactly(runtime: Runtime, amounts: list[Deci
     assert total == sum(amounts, Decimal(0))
 
 
+def test_an_amount_finer_than_the_storage_is_refused_not_rounded(runtime: Runtime) -> None:
+    customer_id = _customer(runtime)
+    now = runtime.clock.now()
+    with (
+        pytest.raises(Exception, match=r"1\.00005 has more than 4 decimal places"),
+        runtime.writing() as session,
+    ):
+        session.add(
+            Invoice(
+                customer_id=customer_id,
+                source="csv",
+                external_id="1",
+                number="1",
+                issue_date=date(2026, 1, 1),
+                due_date=date(2026, 2, 1),
+                currency="USD",
+                total=Decimal("1.00005"),
+                balance=Decimal("1.00005"),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Invoice)) == 0
+
+
 def test_instants_must_carry_a_timezone_and_come_back_in_utc(runtime: Runtime) -> None:
     new_york = timezone(timedelta(hours=-4))
     with runtime.writing() as session:
