@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.models import Customer, Event, Invoice
@@ -156,6 +156,52 @@ def test_amounts_and_instants_of_any_form_are_stored_as_their_values(runtime: Ru
         (total, balance, NOW - timedelta(microseconds=7), date(2026, 2, 14))
         for total, balance in amounts
     ]
+
+
+def test_values_repeated_in_other_forms_are_stored_as_the_plain_insert_stores_them(
+    runtime: Runtime,
+) -> None:
+    # Enough rows that a column of few values is converted once per value, and a balance equal
+    # to its total is written as the total beside it: equal values in other forms (an exponent,
+    # trailing zeros, a negative zero; one instant at other offsets) must still store alike.
+    forms = [Decimal("1E+2"), Decimal("100.00"), Decimal("100")]
+    offsets = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+    rows = 1002
+    with runtime.writing() as session:
+        insert_rows(session, Customer, [_customer("C-1")])
+        customer_id = session.scalars(select(Customer.id)).one()
+        made: dict[str, list[dict[str, Any]]] = {"bulk": [], "plain": []}
+        for way, invoices in made.items():
+            for n in range(rows):
+                invoice = _invoice(customer_id, f"{way}-{n}")
+                at = NOW.astimezone(offsets[n % 3])
+                invoice.update(
+                    currency="USD",
+                    total=forms[n % 3],
+                    # mostly its total in another form; every fourth a negative zero
+                    balance=Decimal("-0E-10") if n % 4 == 0 else forms[(n + 1) % 3],
+                    paid_at=NOW.astimezone(offsets[(n + 1) % 3]),
+                    created_at=at,
+                    updated_at=at,
+                )
+                invoices.append(invoice)
+        insert_rows(session, Invoice, made["bulk"])
+        session.execute(insert(Invoice), made["plain"])  # each value through its column's type
+    compared = (Invoice.total, Invoice.balance, Invoice.paid_at, Invoice.created_at)
+    with runtime.sessions() as session:
+        stored = {
+            number: tuple(values)
+            for number, *values in session.execute(
+                select(Invoice.number, *compared, Invoice.updated_at, Invoice.due_date)
+            )
+        }
+    assert len(stored) == 2 * rows
+    for n in range(rows):
+        assert stored[f"bulk-{n}"] == stored[f"plain-{n}"]
+        total, balance, paid_at, created_at, updated_at, due_date = stored[f"bulk-{n}"]
+        assert (total, balance) == (Decimal(100), Decimal(0) if n % 4 == 0 else Decimal(100))
+        assert paid_at == created_at == updated_at == NOW
+        assert due_date == date(2026, 2, 14)
 
 
 def test_chunks_cut_what_is_given_into_parts_the_drivers_take() -> None:
