@@ -30,7 +30,7 @@ from bot.ledger.invoice_copies import invoice_copies
 from bot.reminders import state
 from bot.reminders.outbox import Claimed, FlushReport
 from bot.reminders.results import BACKOFF, MAX_ATTEMPTS
-from bot.reminders.state import APPROVED, SENDING
+from bot.reminders.state import SENDING
 from integrations.base.documents import CopyFetchers, CopyRefused, encoded_size, megabytes
 from integrations.base.outbound import Attachment, Outgoing
 
@@ -93,18 +93,16 @@ def hold(
     reminder_id = claimed.reminder_id
     if refusal.later and claimed.attempts < MAX_ATTEMPTS:
         wait = BACKOFF[min(claimed.attempts - 1, len(BACKOFF) - 1)]
-        if state.transition(  # the claim counted this try
+        back, stopped = state.back_to_approved(  # the claim counted this try
             session,
             [reminder_id],
-            from_states=(SENDING,),
-            to=APPROVED,
             now=now,
             events=[("reminder.retrying", {"error": refusal.message, "in": str(wait)})],
-            refresh_loaded=False,
             send_after=now + wait,
             error=refusal.message,
-            cancel_reason=None,
-        ):
+        )
+        report.cancelled.update(stopped)
+        if back:
             report.retrying.append(reminder_id)
         return
     cancelled = state.cancel(

@@ -20,7 +20,7 @@ from bot.core.vocabulary import ReminderState
 from bot.escalations.service import open_or_add
 from bot.reminders import state
 from bot.reminders.outbox import Claimed, FlushReport
-from bot.reminders.state import APPROVED, FAILED, SENDING, SENT, UNKNOWN, AuditEvent
+from bot.reminders.state import FAILED, SENDING, SENT, UNKNOWN, AuditEvent
 from integrations.base.outbound import Delivery, Outgoing
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,16 @@ def record(session: Session, handed: Handed, report: FlushReport) -> None:
         log.warning("reminder %s was no longer sending when its result came back", reminder_id)
         return False
 
+    def back(events: list[AuditEvent], **values: Any) -> bool:
+        """Back to `approved`, unless a stop was asked for since the claim: then cancelled."""
+        moved, stopped = state.back_to_approved(
+            session, [reminder_id], now=now, events=events, **values
+        )
+        report.cancelled.update(stopped)
+        if not moved and not stopped:
+            log.warning("reminder %s was no longer sending when its result came back", reminder_id)
+        return bool(moved)
+
     status = delivery.status
     if status == "transient" and claimed.attempts >= MAX_ATTEMPTS:
         status = "permanent"
@@ -77,12 +87,12 @@ def record(session: Session, handed: Handed, report: FlushReport) -> None:
     elif status == "transient":
         wait = BACKOFF[min(claimed.attempts - 1, len(BACKOFF) - 1)]
         retrying = ("reminder.retrying", {"error": delivery.error, "in": str(wait)})
-        if move(APPROVED, [retrying], send_after=now + wait, error=delivery.error):
+        if back([retrying], send_after=now + wait, error=delivery.error):
             report.retrying.append(reminder_id)
     elif status == "outage":
         # Our account or configuration, not this customer: put it back untouched (no Event).
-        if move(APPROVED, [], attempts=claimed.attempts - 1, error=delivery.error):
-            report.outage = delivery.error
+        back([], attempts=claimed.attempts - 1, error=delivery.error)
+        report.outage = delivery.error
     elif status == "unknown":
         if move(UNKNOWN, [("reminder.unknown", {"error": delivery.error})], error=delivery.error):
             report.unknown.append(reminder_id)

@@ -134,6 +134,60 @@ def prepared_move(from_state: ReminderState, to: ReminderState, **values: Any) -
     )
 
 
+def back_to_approved(
+    session: Session,
+    ids: Collection[int],
+    *,
+    now: datetime,
+    events: Sequence[AuditEvent],
+    attempts: Any = None,
+    **values: Any,
+) -> tuple[list[int], dict[int, str]]:
+    """Put `sending` reminders never handed over, or that met a transient error, back to
+    `approved` (`values` as the move sets them, `events` appended to those moved), unless a stop
+    was asked for since their claim (`cancel_reason`): those are cancelled with that reason and
+    its `reminder.cancelled` Event instead, as any other cancel. `attempts`, when given, is set
+    on both. Returns the ids put back, and those cancelled with their reasons."""
+    if not ids:
+        return [], {}
+    counted = {} if attempts is None else {"attempts": attempts}
+    table: Any = Reminder.__table__
+    stopped = session.execute(
+        update(table)
+        .where(
+            table.c.id.in_(list(ids)),
+            table.c.state == SENDING.value,
+            table.c.cancel_reason.is_not(None),
+        )
+        .values(state=CANCELLED.value, updated_at=now, **counted)
+        .returning(table.c.id, table.c.customer_id, table.c.cancel_reason)
+    ).all()
+    cancelled: dict[int, str] = {}
+    for reminder_id, customer_id, reason in stopped:
+        audit.record(
+            session,
+            now,
+            "reminder.cancelled",
+            customer_id=customer_id,
+            reminder_id=reminder_id,
+            payload={"reason": reason},
+        )
+        cancelled[reminder_id] = reason
+    back = transition(
+        session,
+        [one for one in ids if one not in cancelled],
+        from_states=(SENDING,),
+        to=APPROVED,
+        now=now,
+        events=events,
+        where=[Reminder.cancel_reason.is_(None)],
+        refresh_loaded=False,
+        **counted,
+        **values,
+    )
+    return back, cancelled
+
+
 def cancel(
     session: Session,
     ids: Collection[int] | None,

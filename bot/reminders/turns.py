@@ -9,7 +9,9 @@ cancels the customer's waiting reminders asks those already `sending` to stop:
 bot/reminders/state.py), and its address or number must not have been opted out or found unusable
 since (an unsubscribe, a STOP, a bounce: `opted_out`, as the claim says). One that is not handed over is stored with the results: cancelled with
 the reason asked for, or back to `approved` as it was (its attempt not counted), at its window's
-next opening when that is what held it.
+next opening when that is what held it. A move back to `approved` (the window closed, the batch
+late, the lane stopped) happens only if no stop was asked for meanwhile; one that was asked for is
+cancelled with its reason instead (state.back_to_approved).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from bot.planning.send_window import Window
 from bot.reminders import state
 from bot.reminders.outbox import NO_WINDOW, Claimed, FlushReport, window_opens
 from bot.reminders.results import Handed, record, record_sent
-from bot.reminders.state import APPROVED, CANCELLED, SENDING
+from bot.reminders.state import CANCELLED, SENDING
 
 log = logging.getLogger(__name__)
 _table: Any = Reminder.__table__
@@ -58,16 +60,16 @@ class Hold:
 def check(connection: Connection, claimed: Claimed, now: datetime, window: Window) -> Hold | None:
     """None when the claimed reminder is to be handed over now; else why not. The read sees what
     was committed up to now, and leaves no transaction open on `connection`."""
-    opens = window_opens(claimed, now, window)
-    if opens is not None:
-        return Hold(until=opens)
     row = connection.execute(READ, {"reminder_id": claimed.reminder_id}).one_or_none()
     connection.commit()  # in autocommit (PostgreSQL) nothing reaches the server
     if row is None or row.state != SENDING.value:
         log.warning("reminder %s was no longer sending at its turn", claimed.reminder_id)
         return Hold(gone=True)
-    if row.cancel_reason is not None:
+    if row.cancel_reason is not None:  # read before the window: a stop is never put off
         return Hold(stop=row.cancel_reason)
+    opens = window_opens(claimed, now, window)
+    if opens is not None:
+        return Hold(until=opens)
     if claimed.outgoing.channel == "sms":
         unreachable = row.sms_opted_out_at or row.sms_unusable_at
     else:
@@ -126,19 +128,9 @@ def settle(session: Session, turns: Turns, report: FlushReport) -> None:
         later: dict[str, Any] = {}
         if hold.until is not None and hold.until != NO_WINDOW:
             later["send_after"] = hold.until
-        if (
-            state.transition(
-                session,
-                [reminder_id],
-                from_states=(SENDING,),
-                to=APPROVED,
-                now=now,
-                events=[],
-                refresh_loaded=False,
-                cancel_reason=None,
-                attempts=attempts,
-                **later,
-            )
-            and hold.until is not None
-        ):
+        back, stopped = state.back_to_approved(
+            session, [reminder_id], now=now, events=[], attempts=attempts, **later
+        )
+        report.cancelled.update(stopped)
+        if back and hold.until is not None:
             report.rescheduled.append(reminder_id)

@@ -1,0 +1,186 @@
+"""A stop asked for while a reminder is already `sending` (a payment, reply, pause or dispute that
+cancels the customer's waiting reminders) is never lost: every way back to `approved` (the window
+closed, the batch late, the lane stopped, a transient error, an outage, a copy to fetch later)
+cancels it with that reason instead, and a crash keeps it in what a person is told."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.core.clock import FixedClock
+from bot.core.models import Event, Reminder, ReminderAttachment
+from bot.core.runtime import Runtime
+from bot.ledger.accounts import cancel_waiting
+from bot.reminders.outbox import FlushReport
+from integrations.base.outbound import Delivery, Outgoing
+from tests.bot.reminders.test_outbox import _sender_env, approved, mail_env, smtp, states
+
+__all__ = ["mail_env", "smtp"]  # fixtures
+
+
+class Sender:
+    """A sender that runs `meanwhile` with each message handed over and answers what it says."""
+
+    def __init__(self, meanwhile: Callable[[Outgoing, int], Delivery]) -> None:
+        self.meanwhile = meanwhile
+        self.handed: list[int] = []
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def send(self, message: Outgoing) -> Delivery:
+        self.handed.append(message.reminder_id)
+        return self.meanwhile(message, len(self.handed))
+
+
+def stop(runtime: Runtime, customer_id: int, reason: str) -> None:
+    with runtime.writing() as session:
+        cancel_waiting(session, customer_id, reason, runtime.clock.now())
+
+
+def cancelled_events(runtime: Runtime) -> dict[int, Any]:
+    with runtime.sessions() as session:
+        rows = session.execute(
+            select(Event.reminder_id, Event.payload).where(Event.kind == "reminder.cancelled")
+        ).all()
+    return {reminder_id: payload for reminder_id, payload in rows}
+
+
+def flush_with(runtime: Runtime, database_url: str, sender: Sender, **worker: Any) -> FlushReport:
+    from bot.reminders.sending import flush
+
+    env = _sender_env(runtime, database_url)
+    for name, value in worker.items():
+        setattr(env, name, value)
+    try:
+        return flush(env, {"email": sender})
+    finally:
+        env.close()
+
+
+def assert_stopped(runtime: Runtime, report: FlushReport, reminder_id: int, reason: str) -> None:
+    assert report.cancelled.get(reminder_id) == reason
+    assert states(runtime)[reminder_id] == "cancelled"
+    with runtime.sessions() as session:
+        reminder = session.get(Reminder, reminder_id)
+    assert reminder is not None and reminder.cancel_reason == reason
+    assert cancelled_events(runtime)[reminder_id] == {"reason": reason}
+
+
+def test_a_reply_while_the_window_closes_cancels_instead_of_waiting_for_the_morning(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """Six Chicago customers, five minutes a send from 16:40: customer 6 replies during the
+    first; at 17:00 the window has closed, and reminder 6 is cancelled, not put off."""
+    approved(mail_env, runtime, tmp_path, customers=6)
+    clock = FixedClock(datetime(2026, 3, 16, 21, 40, tzinfo=UTC))  # 16:40 in Chicago (CDT)
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(send_after=clock.now()))
+
+    def slow(message: Outgoing, count: int) -> Delivery:
+        if count == 1:
+            stop(runtime, 6, "replied")
+        clock.advance(timedelta(minutes=5))
+        return Delivery("sent", provider_id=f"p-{message.reminder_id}")
+
+    sender = Sender(slow)
+    report = flush_with(runtime, database_url, sender, clock=clock)
+    assert sender.handed == [1, 2, 3, 4]
+    assert report.rescheduled == [5]
+    assert_stopped(runtime, report, 6, "replied")
+    assert states(runtime)[5] == "approved"
+
+
+def test_a_payment_while_the_batch_runs_late_cancels_instead_of_putting_back(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """The first send takes longer than a batch may: the rest go back to `approved`, except the
+    one whose customer paid meanwhile."""
+    from bot.reminders.outbox import TURNS_END
+
+    approved(mail_env, runtime, tmp_path, customers=3)
+    clock = FixedClock(runtime.clock.now())
+
+    def late(message: Outgoing, count: int) -> Delivery:
+        stop(runtime, 2, "paid")
+        clock.advance(TURNS_END + timedelta(minutes=1))
+        return Delivery("sent", provider_id=f"p-{message.reminder_id}")
+
+    sender = Sender(late)
+    report = flush_with(runtime, database_url, sender, clock=clock)
+    assert sender.handed == [1, 3]  # 3 went back, and the next claim sent it
+    assert_stopped(runtime, report, 2, "paid")
+
+
+def test_a_stop_during_an_outage_of_the_account_cancels_the_ones_left_and_the_one_in_hand(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """The account fails on the first message: it and the two never handed over go back as they
+    were, except those whose customers replied meanwhile."""
+    approved(mail_env, runtime, tmp_path, customers=3)
+
+    def outage(message: Outgoing, count: int) -> Delivery:
+        stop(runtime, 1, "replied")
+        stop(runtime, 3, "disputed")
+        return Delivery("outage", error="SMTP login refused: 535")
+
+    report = flush_with(runtime, database_url, Sender(outage))
+    assert report.outage == "SMTP login refused: 535"
+    assert_stopped(runtime, report, 1, "replied")
+    assert_stopped(runtime, report, 3, "disputed")
+    assert states(runtime)[2] == "approved"
+
+
+def test_a_stop_during_a_transient_error_cancels_instead_of_retrying(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    approved(mail_env, runtime, tmp_path, customers=2)
+
+    def transient(message: Outgoing, count: int) -> Delivery:
+        if message.reminder_id == 1:
+            stop(runtime, 1, "paused")
+            return Delivery("transient", error="451 try again later")
+        return Delivery("sent", provider_id="p-2")
+
+    report = flush_with(runtime, database_url, Sender(transient))
+    assert report.retrying == [] and report.sent == [2]
+    assert_stopped(runtime, report, 1, "paused")
+    with runtime.sessions() as session:
+        told = session.scalars(select(Event.kind).where(Event.reminder_id == 1)).all()
+    assert "reminder.retrying" not in told
+
+
+def test_a_stop_while_a_copy_is_fetched_cancels_instead_of_retrying_later(
+    mail_env: Any,
+    runtime: Runtime,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The source of the invoice's copy is down (worth another try later); the customer paid
+    while it was asked."""
+    from bot.reminders import sending
+    from bot.reminders.attaching import NO_COPY, Refusal
+
+    approved(mail_env, runtime, tmp_path, customers=1)
+    with runtime.writing() as session:
+        session.add(ReminderAttachment(reminder_id=1, invoice_id=1))
+
+    def down(*args: Any) -> Refusal:
+        stop(runtime, 1, "paid")
+        return Refusal(NO_COPY, "the source answered 503", True)
+
+    monkeypatch.setattr(sending, "gather", down)
+    sender = Sender(lambda message, count: Delivery("sent", provider_id="p"))
+    report = flush_with(runtime, database_url, sender)
+    assert sender.handed == [] and report.retrying == []
+    assert_stopped(runtime, report, 1, "paid")
