@@ -67,3 +67,12 @@ def tell_slack(runtime: Runtime, report: FlushReport, slack: SlackPort | None) -
                 "mark each sent, or approve it again."
             ),
         )
+    for reminder_id, stop in sorted(report.stopped_unknown.items()):
+        slack.post_text(
+            channel,
+            mrkdwn(
+                f"Reminder {reminder_id}: a stop was asked (",
+                stop,
+                ") after it was claimed; it was probably not handed over.",
+            ),
+        )

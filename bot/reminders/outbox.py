@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Contact, Customer, Reminder, ReminderAttachment, ThreadReply
 from bot.core.settings import Settings
@@ -74,6 +75,8 @@ class FlushReport:
     retrying: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     unknown: list[int] = field(default_factory=list)
+    # marked unknown after a crash though a stop was asked for after the claim: id -> the reason
+    stopped_unknown: dict[int, str] = field(default_factory=dict)
     waiting_for_sender: list[int] = field(default_factory=list)
     # cancelled because its email could not carry the copies of invoices it was to: id -> why
     not_sent: dict[int, str] = field(default_factory=dict)
@@ -83,19 +86,32 @@ class FlushReport:
         return [*self.sent, *self.cancelled, *self.failed, *self.unknown]
 
 
-def recover(session: Session, now: datetime) -> list[int]:
-    """`sending` past its lease means a worker died mid-send: mark `unknown`, never re-send."""
-    return state.transition(
-        session,
-        None,
-        from_states=(SENDING,),
-        to=UNKNOWN,
-        now=now,
-        events=[("reminder.unknown", {})],
-        where=[Reminder.updated_at < now - LEASE],
-        error="the sender stopped while sending; check whether it went out",
-        cancel_reason=None,
-    )
+def recover(session: Session, now: datetime) -> dict[int, str | None]:
+    """`sending` past its lease means a worker died mid-send: mark `unknown`, never re-send.
+    Returns those marked, each with the stop asked for after its claim (its `cancel_reason`, kept
+    on the row and in its `reminder.unknown` Event as `stop`), or None."""
+    state.check((SENDING,), UNKNOWN)
+    table: Any = Reminder.__table__
+    marked = session.execute(
+        update(table)
+        .where(table.c.state == SENDING.value, table.c.updated_at < now - LEASE)
+        .values(
+            state=UNKNOWN.value,
+            updated_at=now,
+            error="the sender stopped while sending; check whether it went out",
+        )  # an asked-for stop stays in cancel_reason
+        .returning(table.c.id, table.c.customer_id, table.c.cancel_reason)
+    ).all()
+    for reminder_id, customer_id, stop in marked:
+        audit.record(
+            session,
+            now,
+            "reminder.unknown",
+            customer_id=customer_id,
+            reminder_id=reminder_id,
+            payload={"stop": stop} if stop else {},
+        )
+    return {reminder_id: stop for reminder_id, _, stop in sorted(marked)}
 
 
 def due_now(now: datetime, channels: set[str]) -> ColumnElement[bool]:

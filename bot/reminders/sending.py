@@ -65,7 +65,9 @@ def flush(
     report = FlushReport()
     now = runtime.clock.now()
     with runtime.writing() as session:
-        report.unknown = recover(session, now)
+        recovered = recover(session, now)
+    report.unknown = list(recovered)
+    report.stopped_unknown = {one: stop for one, stop in recovered.items() if stop}
     channels = set(senders)
     with ExitStack() as stack:
         lanes = _lanes(stack, senders, runtime.settings.send_concurrency)

@@ -184,3 +184,41 @@ def test_a_stop_while_a_copy_is_fetched_cancels_instead_of_retrying_later(
     report = flush_with(runtime, database_url, sender)
     assert sender.handed == [] and report.retrying == []
     assert_stopped(runtime, report, 1, "paid")
+
+
+def test_a_stop_asked_before_a_crash_is_kept_and_told_with_the_unknown_reminder(
+    mail_env: Any,
+    runtime: Runtime,
+    tmp_path: Path,
+    slack_api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker died with reminder 2 `sending`; customer 2 paid before it was found: it is
+    `unknown`, its Event keeps the stop, and the finance channel is told."""
+    for name, value in {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_API_URL": slack_api.url,
+        "ARBOT_FINANCE_CHANNEL": "C0FINANCE",
+    }.items():
+        monkeypatch.setenv(name, value)
+    approved(mail_env, runtime, tmp_path, customers=2)
+    with runtime.writing() as session:
+        session.execute(
+            update(Reminder)
+            .where(Reminder.id == 2)
+            .values(state="sending", updated_at=runtime.clock.now() - timedelta(hours=1))
+        )
+    stop(runtime, 2, "paid")
+    assert mail_env("send").code == 0
+    assert states(runtime) == {1: "sent", 2: "unknown"}
+    with runtime.sessions() as session:
+        payloads = session.scalars(
+            select(Event.payload).where(Event.kind == "reminder.unknown", Event.reminder_id == 2)
+        ).all()
+    assert payloads == [{"stop": "paid"}]
+    texts = [c.get("text", "") for c in slack_api.calls("chat.postMessage")]
+    assert sum("may or may not" in text for text in texts) == 1
+    told = [text for text in texts if "a stop was asked" in text]
+    assert told == [
+        "Reminder 2: a stop was asked (paid) after it was claimed; it was probably not handed over."
+    ]
