@@ -458,6 +458,25 @@ class Learner:
         self.spread.add(days - profile.shift, False, self.book_weight(age))
         self.own[customer].add(days, False, self.customer_weight(age))
 
+    def add_open_dues(self, customer: Hashable, due_dates: Iterable[date]) -> None:
+        """`add_open` for each of one customer's open invoices, given by their due dates in
+        order: the same tallies, with the customer's profile looked up once."""
+        as_of, spread, book_weight = self.as_of, self.spread, self.book_weight
+        profile = self.profiles.get(customer)
+        if profile is None:
+            usual = self.usual
+            for due_date in due_dates:
+                days = (as_of - due_date).days
+                spread.add(days - usual, False, book_weight(max(days, 0)))
+            return
+        own, shift, customer_weight = self.own[customer], profile.shift, self.customer_weight
+        for due_date in due_dates:
+            days = (as_of - due_date).days
+            age = max(days, 0)
+            days -= profile.drift(due_date, as_of)
+            spread.add(days - shift, False, book_weight(age))
+            own.add(days, False, customer_weight(age))
+
     def model(self) -> PaymentModel:
         model = PaymentModel(
             self.as_of, self.spread.distribution(), self.usual, paid_invoices=self.paid_invoices

@@ -28,6 +28,7 @@ from bot.planning.planner import PlanItem
 EFFECT_DAYS = (
     14  # a touch today is judged by what it brings within two weeks (the ladder's spacing)
 )
+_ZERO, _ONE, _MICRO = Decimal(0), Decimal(1), Decimal("0.000001")
 
 
 def expected_effect(
@@ -39,20 +40,26 @@ def expected_effect(
     by_currency: dict[str, Decimal] = {}
     waiting: dict[str, Decimal] = {}
     factors = {} if unlikely is None else unlikely
+    customer_id = item.customer.id
+    brought_forward = model.brought_forward
     for due in item.due:
         invoice = due.invoice
-        soon = model.brought_forward(item.customer.id, invoice.due_date, EFFECT_DAYS)
+        soon = brought_forward(customer_id, invoice.due_date, EFFECT_DAYS)
         factor = factors.get(soon)
         if factor is None:
-            factor = factors[soon] = Decimal(1) - Decimal(soon).quantize(Decimal("0.000001"))
-        by_currency[invoice.currency] = (
-            by_currency.get(invoice.currency, Decimal(0)) + invoice.balance
-        )
-        waiting[invoice.currency] = (
-            waiting.get(invoice.currency, Decimal(0)) + invoice.balance * factor
-        )
+            factor = factors[soon] = _ONE - Decimal(soon).quantize(_MICRO)
+        currency, balance = invoice.currency, invoice.balance
+        if currency in by_currency:
+            by_currency[currency] += balance
+            waiting[currency] += balance * factor
+        else:
+            by_currency[currency] = _ZERO + balance
+            waiting[currency] = _ZERO + balance * factor
     if not by_currency:
         return "", Decimal(0), Decimal(0)
+    if len(by_currency) == 1:
+        [(currency, total)] = by_currency.items()
+        return currency, waiting[currency], total
     currency = max(by_currency, key=lambda c: (by_currency[c], c))
     return currency, waiting[currency], by_currency[currency]
 
@@ -80,9 +87,10 @@ class CashEffectOrder:
         self.learner = Learner(day, payment_records(session, day, timezone, paid_only=True))
 
     def see(self, customer: CustomerFacts) -> None:
-        for invoice in customer.invoices:
-            if invoice.issue_date <= self.day:
-                self.learner.add_open(customer.id, invoice.due_date, invoice.disputed)
+        day = self.day
+        self.learner.add_open_dues(
+            customer.id, [i.due_date for i in customer.invoices if i.issue_date <= day]
+        )
 
     def apply(self, items: list[PlanItem]) -> list[PlanItem]:
         return by_cash_effect(items, self.learner.model())
