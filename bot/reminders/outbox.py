@@ -44,7 +44,9 @@ BATCH = 50  # reminders claimed at a time (a lane's worth, in as many lanes as t
 # back to `approved`, well before another worker could take it for dead (LEASE).
 TURNS_END = LEASE / 2
 # The move each claimed reminder starts with, built once (state.transition builds its statement
-# anew each call); its result's is in bot/reminders/results.py.
+# anew each call); its result's is in bot/reminders/results.py. It moves the reminder only if it
+# is still the row the claim read (its `updated_at` unchanged): one put back after a transient
+# error, or undone, edited and approved again since, is left to a later claim.
 TO_SENDING = state.prepared_move(
     APPROVED,
     SENDING,
@@ -52,7 +54,7 @@ TO_SENDING = state.prepared_move(
     message_id=bindparam("new_message_id"),
     reply_token=bindparam("new_reply_token"),
     cancel_reason=None,
-)
+).where(Reminder.__table__.c.updated_at == bindparam("claimed_version"))
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class Claimed:
     attempts: int  # its send attempts, this one included
     attach: tuple[int, ...] = ()  # the invoices whose copies its email carries
     claimed_at: datetime | None = None  # when it went to `sending` (None: still `approved`)
+    version: datetime | None = None  # its `updated_at` as the claim read it
 
 
 def claim(
@@ -145,8 +148,8 @@ def claim(
     channels: set[str],
     limit: int = BATCH,
 ) -> tuple[list[Claimed], int]:
-    """Claim up to `limit` reminders due now (on PostgreSQL, rows another worker holds are
-    skipped), re-checking each: a stale one is cancelled, one outside its contact's sending hours
+    """Claim up to `limit` reminders due now (on PostgreSQL, rows another claim holds at this
+    moment are skipped), re-checking each: a stale one is cancelled, one outside its contact's sending hours
     waits for them (or goes to a person when there are none). Nothing is moved to `sending` here:
     `start_sending` does that, a few at a time, right before their sends. Returns the claimed
     reminders and how many were looked at."""
@@ -155,7 +158,10 @@ def claim(
     )
     query = query.limit(limit)
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)  # replicas share the queue
+        # Two claims at the same moment take different rows; the lock ends with the claim's
+        # transaction, so later claims may take the same ones again: only the conditional move
+        # to `sending` (still `approved`, unchanged since the claim) decides who sends each.
+        query = query.with_for_update(skip_locked=True)
     rows = session.scalars(query).all()
     stale = stale_reasons(session, rows, now, config.stale)
     customers = {
@@ -203,6 +209,7 @@ def claim(
                 _outgoing(reminder, customer, contact, config, answers.get(reminder.id)),
                 reminder.attempts + 1,
                 tuple(sorted(attach.get(reminder.id, ()))),
+                version=reminder.updated_at,
             )
         )
     return claimed, len(rows)
@@ -211,8 +218,10 @@ def claim(
 def start_sending(session: Session, claimed: list[Claimed], now: datetime) -> list[Claimed]:
     """Move claimed reminders to `sending`, to be committed before the first of them is handed
     to its provider (no Event: the provider's answer, or `unknown`, brings one), each only if it
-    is still `approved` (a payment, reply, pause or dispute since the claim cancelled it), in one
-    statement for them all. Returns those moved, with their messages dated `now`."""
+    is still `approved` (a payment, reply, pause or dispute since the claim cancelled it) and
+    unchanged since the claim (its `updated_at`: not put back after a transient error, undone,
+    edited or approved again since, so the message sent is the row moved), in one statement for
+    them all. Returns those moved, with their messages dated `now`; the others are dropped."""
     if not claimed:
         return []
     connection = session.connection()
@@ -242,6 +251,7 @@ def sending_values(claimed: Claimed, now: datetime) -> tuple[Outgoing, dict[str,
     outgoing = replace(claimed.outgoing, date=now)
     return outgoing, {
         "reminder_id": claimed.reminder_id,
+        "claimed_version": claimed.version,
         "moved_at": now,
         "new_message_id": outgoing.message_id,
         "new_reply_token": outgoing.reply_to.split("+", 1)[1].split("@", 1)[0]

@@ -222,3 +222,70 @@ def test_a_stop_asked_before_a_crash_is_kept_and_told_with_the_unknown_reminder(
     assert told == [
         "Reminder 2: a stop was asked (paid) after it was claimed; it was probably not handed over."
     ]
+
+
+def _claim_now(env: Runtime) -> list[Any]:
+    from bot.reminders.outbox import claim, config_from
+
+    with env.writing() as session:
+        batch, _ = claim(
+            session, env.clock.now(), config_from(env.settings), FlushReport(), {"email"}
+        )
+    return batch
+
+
+def test_an_older_claim_does_not_send_a_reminder_put_back_to_wait_for_its_retry(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """Lane B claimed reminder 1; lane A, from a claim of its own, met a transient error and put
+    it back to wait: B's older claim moves nothing, and nothing goes out before the wait."""
+    from bot.reminders.outbox import start_sending
+
+    approved(mail_env, runtime, tmp_path, customers=1)
+    env = _sender_env(runtime, database_url)
+    env.clock = FixedClock(runtime.clock.now() + timedelta(minutes=1))
+    older = _claim_now(env)
+    assert [one.reminder_id for one in older] == [1]
+    sender = Sender(lambda message, count: Delivery("transient", error="451 later"))
+    report = flush_with(runtime, database_url, sender, clock=env.clock)
+    assert report.retrying == [1] and states(runtime) == {1: "approved"}
+    with env.writing() as session:
+        assert start_sending(session, older, env.clock.now()) == []
+    env.close()
+    assert states(runtime) == {1: "approved"}
+    with runtime.sessions() as session:
+        reminder = session.get(Reminder, 1)
+    assert reminder is not None and reminder.send_after is not None
+    assert reminder.send_after > env.clock.now() and reminder.attempts == 1
+
+
+def test_a_reminder_undone_edited_and_approved_again_after_its_claim_goes_out_as_edited(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    from bot.reminders import state
+    from bot.reminders.outbox import start_sending
+
+    approved(mail_env, runtime, tmp_path, customers=1)
+    env = _sender_env(runtime, database_url)
+    older = _claim_now(env)
+    later = runtime.clock.now() + timedelta(minutes=1)
+    with runtime.writing() as session:
+        state.transition(
+            session, [1], from_states=(state.APPROVED,), to=state.PLANNED, now=later, events=[]
+        )
+        session.execute(update(Reminder).values(body_text="Edited text.\n"))
+        state.transition(
+            session, [1], from_states=(state.PLANNED,), to=state.APPROVED, now=later, events=[]
+        )
+    with env.writing() as session:
+        assert start_sending(session, older, later) == []
+    env.close()
+    assert states(runtime) == {1: "approved"}
+    texts: list[str] = []
+
+    def keep(message: Outgoing, count: int) -> Delivery:
+        texts.append(message.text or "")
+        return Delivery("sent", provider_id="p")
+
+    report = flush_with(runtime, database_url, Sender(keep), clock=FixedClock(later))
+    assert report.sent == [1] and texts == ["Edited text.\n"]
