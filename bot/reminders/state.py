@@ -5,6 +5,9 @@ Undo takes an approved reminder back to planned until the send worker takes it.
 The send worker moves a batch to `sending` before it sends any of them; a cancel of waiting
 reminders that finds one of them there asks for it to stop instead (its `cancel_reason`, the state
 left as it is), and the worker cancels it at its turn unless it has gone out already.
+From `sending`: → `cancelled` when a stop was asked for after the claim (at its turn, or instead
+of any move back); → `approved` only when none was (`back_to_approved`: never handed over because
+its window closed, its batch ran late or its lane stopped, or a transient error or an outage).
 A move is one conditional UPDATE (`... WHERE state IN <from>`) whose RETURNING says which reminders
 moved; those, and only those, get their audit Events, in the same transaction. A double click, a
 Slack retry or a second worker therefore changes nothing and writes nothing the second time. A move
