@@ -13,8 +13,10 @@
 
 Each job also runs once as soon as its replica starts running it (the send worker at start, the
 others when the replica becomes the leader): a missed morning is caught up, and each job decides
-from the database whether there is anything to do. The send worker runs everywhere because
-replicas share the outbox through SELECT … FOR UPDATE SKIP LOCKED.
+from the database whether there is anything to do. The send worker runs everywhere: replicas
+share the outbox, and what keeps two from sending the same reminder is its conditional move to
+`sending` (still `approved`, unchanged since the claim), not the claim's SKIP LOCKED, which lasts
+only the claim's own transaction.
 
 ARBOT_SEND_EVERY_SECONDS (default 60) sets the send worker's interval; tests shorten it."""
 
