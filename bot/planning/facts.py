@@ -110,22 +110,7 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
     through server-side cursors), so that only one customer's facts are held at once."""
     invoices = _grouped(
         session,
-        select(
-            INV.customer_id,
-            INV.id,
-            INV.number,
-            INV.issue_date,
-            INV.due_date,
-            INV.currency,
-            INV.total,
-            INV.balance,
-            INV.disputed,
-            INV.promise_date,
-            INV.payment_plan,
-            INV.payment_link,
-        )
-        .where(INV.status == "open")
-        .order_by(INV.customer_id, INV.id),
+        open_invoices_query(),
         shared=(3, 4, 5),  # the dates and the currency: a few distinct values, held once each
     )
     contacts = _grouped(
@@ -227,6 +212,34 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
             ),
         )
     customers.close()
+
+
+def open_invoices_query() -> Select[Any]:
+    """The open invoices, a customer at a time: its id, then an InvoiceFacts' values in the order
+    of its fields (each row is made one with `tuple.__new__`, which checks nothing). A query whose
+    columns no longer match the fields fails here, once, rather than mislabelling every value."""
+    query = (
+        select(
+            INV.customer_id,
+            INV.id,
+            INV.number,
+            INV.issue_date,
+            INV.due_date,
+            INV.currency,
+            INV.total,
+            INV.balance,
+            INV.disputed,
+            INV.promise_date,
+            INV.payment_plan,
+            INV.payment_link,
+        )
+        .where(INV.status == "open")
+        .order_by(INV.customer_id, INV.id)
+    )
+    names = tuple(column.name for column in query.selected_columns)[1:]
+    if names != InvoiceFacts._fields:
+        raise TypeError(f"the open invoices' columns {names} are not InvoiceFacts' fields")
+    return query
 
 
 # An InvoiceFacts from the values of a row, in the order of its fields (no keyword parsing).
