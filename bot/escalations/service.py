@@ -9,6 +9,7 @@ each write their Event.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -77,16 +78,15 @@ def open_or_add(
     return escalation, True
 
 
-def open_many(session: Session, rows: list[dict[str, object]]) -> None:
+def open_many(session: Session, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
     """The plan's escalations, written at once (bot/core/bulk_rows: COPY on PostgreSQL, one
-    executemany on SQLite): the bulk twin of `open_or_add`. Each row, with the same keys, is a
-    customer the planner escalates, and the planner holds every customer who already has an open
-    escalation, so none joins another here. The plan records their `escalation.opened` events
-    with its own."""
+    executemany on SQLite): the bulk twin of `open_or_add`. Each row holds the values of
+    `columns`, in their order, for a customer the planner escalates, and the planner holds every
+    customer who already has an open escalation, so none joins another here. The plan records
+    their `escalation.opened` events with its own."""
     if rows:
-        columns = tuple(rows[0])
         table: Any = Escalation.__table__
-        insert_rows(session, table, columns, [tuple(row.values()) for row in rows])
+        insert_rows(session, table, columns, rows)
 
 
 def open_for(session: Session, customer_id: int) -> Escalation | None:

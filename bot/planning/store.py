@@ -181,6 +181,16 @@ LINK_COLUMNS = ("reminder_id", "invoice_id", "step_key", "due_date")
 ATTACHMENT_COLUMNS = ("reminder_id", "invoice_id")
 # An event's payload is written as its JSON text, as json.dumps writes it (a plan writes one or
 # two events for each reminder, and their payloads have two shapes).
+# An escalation the plan opens, in the order of its values (bot/escalations/service.py).
+ESCALATION_COLUMNS = (
+    "customer_id",
+    "reminder_id",
+    "reason",
+    "detail",
+    "state",
+    "owner_slack_id",
+    "opened_at",
+)
 EVENT_COLUMNS = ("at", "actor", "kind", "customer_id", "invoice_id", "reminder_id", "payload")
 
 
@@ -217,9 +227,11 @@ class PlanWriter:
         links: list[tuple[Any, ...]] = []
         copies: list[tuple[Any, ...]] = []  # the invoices whose copies each email carries
         events: list[tuple[Any, ...]] = []
-        escalations: list[dict[str, object]] = []
+        escalations: list[tuple[Any, ...]] = []
+        add_link, add_event = links.append, events.append
         for item, reminder_id in zip(new, reminder_ids, strict=True):
-            self.ids[item.customer.id] = reminder_id
+            customer_id = item.customer.id
+            self.ids[customer_id] = reminder_id
             trusted = bool(self.trusted) and any(
                 (item.ladder, d.step.key) in self.trusted for d in item.due
             )
@@ -227,45 +239,45 @@ class PlanWriter:
                 reminder_id, item, self.day, self.version_id, now, trusted, self.undo
             )
             reminders.append(row)
-            links.extend(
-                (reminder_id, d.invoice.id, d.step.key, d.invoice.due_date) for d in item.due
-            )
+            numbers = []
+            for d in item.due:
+                invoice = d.invoice
+                add_link((reminder_id, invoice.id, d.step.key, invoice.due_date))
+                numbers.append(invoice.number)
             if item.carries_copies(self.attach_by_default):
                 copies.extend((reminder_id, d.invoice.id) for d in item.due)
-            numbers = [d.invoice.number for d in item.due]
             planned = (
                 f'{{"step": {_quoted(item.step.key)}, "action": {_quoted(item.action)}, '
                 f'"channel": {_json_text(item.channel)}, '
                 f'"invoices": [{", ".join(map(_quoted, numbers))}], '
                 f'"state": {_quoted(row[STATE])}}}'
             )
-            customer_id = item.customer.id
-            events.append(
+            add_event(
                 (now, audit.SYSTEM, "reminder.planned", customer_id, None, reminder_id, planned)
             )
             if item.action == "escalate":
                 escalations.append(
-                    {
-                        "customer_id": customer_id,
-                        "reminder_id": reminder_id,
-                        "reason": item.reason or "playbook",
-                        "detail": ", ".join(numbers),
-                        "state": "open",
-                        "owner_slack_id": item.escalate_to,
-                        "opened_at": now,
-                    }
+                    (
+                        customer_id,
+                        reminder_id,
+                        item.reason or "playbook",
+                        ", ".join(numbers),
+                        "open",
+                        item.escalate_to,
+                        now,
+                    )
                 )
                 opened = (
                     f'{{"reason": {_json_text(item.reason)}, '
                     f'"owner": {_json_text(item.escalate_to)}}}'
                 )
-                events.append(
+                add_event(
                     (now, audit.SYSTEM, "escalation.opened", customer_id, None, reminder_id, opened)
                 )
         insert_rows(session, core_table(Reminder), REMINDER_COLUMNS, reminders)
         insert_rows(session, core_table(ReminderInvoice), LINK_COLUMNS, links)
         insert_rows(session, core_table(ReminderAttachment), ATTACHMENT_COLUMNS, copies)
-        service.open_many(session, escalations)
+        service.open_many(session, ESCALATION_COLUMNS, escalations)
         insert_rows(session, core_table(Event), EVENT_COLUMNS, events, as_is=("payload",))
         self.written = len(items)
 
