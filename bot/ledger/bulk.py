@@ -93,9 +93,10 @@ def insert_columns(session: Session, model: type[Any], given_columns: dict[str, 
         kind = f"{type(table.c[name].type).__module__}.{table.c[name].type!r}"
         twin = converted_of.get(kind)
         if twin is not None and _mostly_equal(cells, twin[0]):
-            # a balance beside its total: a cell equal to the twin's is converted alike
+            # a balance beside its total: a cell equal to the twin's is converted alike (the
+            # same object, as a reader that parsed it once hands it, without comparing)
             converted = [
-                done if cell == other else convert(cell)
+                done if cell is other or cell == other else convert(cell)
                 for cell, other, done in zip(cells, *twin, strict=True)
             ]
         else:
@@ -196,12 +197,18 @@ def _converted_json(convert: Callable[[Any], Any], cells: list[Any]) -> list[Any
     JSON text is made of."""
     done: dict[str, Any] = {}
     out = []
+    last: Any = _UNSEEN
+    converted: Any = None
     for cell in cells:
+        if cell is last:  # the same object as the row before's (one payload for many rows)
+            out.append(converted)
+            continue
         key = repr(cell)
         converted = done.get(key, _UNSEEN)
         if converted is _UNSEEN:
             converted = done[key] = convert(cell)
         out.append(converted)
+        last = cell
     return out
 
 

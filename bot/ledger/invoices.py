@@ -124,15 +124,18 @@ def _new_invoices(
     source: str, records: list[InvoiceRecord], customer_ids: dict[str, int], now: datetime
 ) -> dict[str, list[Any]]:
     """The new invoices' rows, column by column (a whole book's worth without a dict each)."""
-    statuses = [
-        "void" if record.status == "void" else "paid" if record.balance == 0 else "open"
-        for record in records
-    ]
 
     def each(field: str) -> list[Any]:
         return list(map(attrgetter(field), records))
 
     numbers = each("number")
+    balances = each("balance")
+    statuses = ["open" if balance else "paid" for balance in balances]  # a zero is falsy
+    given = each("status")
+    if any(given):  # a ledger that marks invoices (void); a CSV's never does
+        for index, status in enumerate(given):
+            if status == "void":
+                statuses[index] = "void"
     return {
         "customer_id": list(map(customer_ids.__getitem__, each("customer_external_id"))),
         "source": [source] * len(records),
@@ -145,7 +148,7 @@ def _new_invoices(
         "due_date": each("due_date"),
         "currency": each("currency"),
         "total": each("total"),
-        "balance": each("balance"),
+        "balance": balances,
         "status": statuses,
         "paid_at": [now if status == "paid" else None for status in statuses],
         "payment_link": each("payment_link"),

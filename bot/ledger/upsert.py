@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Contact, Customer, Event
-from bot.ledger.bulk import bulk_update, cycles_collected_after, insert_rows
+from bot.ledger.bulk import bulk_update, cycles_collected_after, insert_columns
 from bot.ledger.invoices import upsert_invoices
 from bot.ledger.screening import screen
 from bot.ledger.source_payments import record_source_payments
@@ -139,6 +139,36 @@ def _take_out_unknown_customers(batch: LedgerBatch, customer_ids: dict[str, int]
     batch.invoices = kept
 
 
+def _new_customers(
+    source: str,
+    new: list[tuple[str, CustomerRecord]],
+    currency_of: dict[str, str],
+    mixed: set[str],
+    now: datetime,
+) -> dict[str, list[Any]]:
+    """The new customers' rows, column by column (no dict for each customer)."""
+    count = len(new)
+    records = [record for _external_id, record in new]
+    external_ids = [external_id for external_id, _record in new]
+    return {
+        "source": [source] * count,
+        "external_id": external_ids,
+        "name": [record.name for record in records],
+        "tier": [record.tier or "standard" for record in records],
+        "owner_slack_id": [record.owner_slack_id for record in records],
+        "timezone": [record.timezone for record in records],
+        "never_automate": [bool(record.never_automate) for record in records],
+        "tags": [record.tags or [] for record in records],
+        "language": [record.language for record in records],
+        "currency": [
+            None if external_id in mixed else currency_of.get(external_id)
+            for external_id in external_ids
+        ],
+        "created_at": [now] * count,
+        "updated_at": [now] * count,
+    }
+
+
 def _customer_changes(stored: Row[Any], record: CustomerRecord) -> dict[str, Any]:
     wanted: dict[str, Any] = {"name": record.name}
     for column in _CUSTOMER_FIELDS[1:]:
@@ -162,62 +192,53 @@ def _upsert_customers(
     # each customer's one currency, when all its invoices are in one
     currency_of: dict[str, str] = {}
     mixed: set[str] = set()
-    for invoice in batch.invoices:
-        if currency_of.setdefault(invoice.customer_external_id, invoice.currency) != (
-            invoice.currency
-        ):
-            mixed.add(invoice.customer_external_id)
-    new_rows: list[dict[str, Any]] = []
+    invoices = batch.invoices
+    # each (customer, currency) pair once: a customer's invoices are mostly in one currency
+    for external_id, currency in set(
+        zip(
+            map(attrgetter("customer_external_id"), invoices),
+            map(attrgetter("currency"), invoices),
+            strict=True,
+        )
+    ):
+        if currency_of.setdefault(external_id, currency) != currency:
+            mixed.add(external_id)
+    new: list[tuple[str, CustomerRecord]] = []
     updates: list[dict[str, Any]] = []
     for external_id, record in batch.customers.items():
         existing = stored.get(external_id)
         if existing is None:
-            new_rows.append(
-                {
-                    "source": batch.source,
-                    "external_id": external_id,
-                    "name": record.name,
-                    "tier": record.tier or "standard",
-                    "owner_slack_id": record.owner_slack_id,
-                    "timezone": record.timezone,
-                    "never_automate": bool(record.never_automate),
-                    "tags": record.tags or [],
-                    "language": record.language,
-                    "currency": None if external_id in mixed else currency_of.get(external_id),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+            new.append((external_id, record))
             continue
         changes = _customer_changes(existing, record)
         if changes:
             updates.append({"id": existing.id, "updated_at": now, **changes})
-    insert_rows(session, Customer, new_rows)
-    if new_rows:
-        added = {row["external_id"] for row in new_rows}
-        for row_id, external_id in session.execute(
+    insert_columns(session, Customer, _new_customers(batch.source, new, currency_of, mixed, now))
+    if new:
+        added = {external_id for external_id, _record in new}
+        for row_id, external_id in session.connection().execute(
             select(Customer.id, Customer.external_id).where(Customer.source == batch.source)
         ):
             if external_id in added:
                 ids[external_id] = row_id
-        insert_rows(
+        count = len(new)
+        # one payload for every customer added: the same dict, made JSON text once
+        payload = {"source": batch.source, "from": batch.label}
+        insert_columns(
             session,
             Event,
-            [
-                {
-                    "at": now,
-                    "actor": audit.SYSTEM,
-                    "kind": "customer.added",
-                    "customer_id": ids[row["external_id"]],
-                    "invoice_id": None,
-                    "reminder_id": None,
-                    "payload": {"source": batch.source, "from": batch.label},
-                }
-                for row in new_rows
-            ],
+            {
+                "at": [now] * count,
+                "actor": [audit.SYSTEM] * count,
+                "kind": ["customer.added"] * count,
+                "customer_id": [ids[external_id] for external_id, _record in new],
+                "invoice_id": [None] * count,
+                "reminder_id": [None] * count,
+                "payload": [payload] * count,
+            },
         )
     bulk_update(session, Customer, updates)
-    summary.customers_created = len(new_rows)
+    summary.customers_created = len(new)
     summary.customers_updated = len(updates)
     return ids
 
@@ -252,7 +273,7 @@ def _upsert_contacts(
     for stored in session.connection().execute(select(*contact_columns)).all():
         if stored.customer_id in wanted_ids:
             by_customer.setdefault(stored.customer_id, []).append(stored)
-    new_rows: list[dict[str, Any]] = []
+    new: list[tuple[int, str | None, ContactRecord]] = []  # customer id, its timezone, contact
     updates: list[dict[str, Any]] = []
     for external_id, record in batch.customers.items():
         customer_id = customer_ids[external_id]
@@ -260,30 +281,37 @@ def _upsert_contacts(
         for contact in record.contacts:
             existing = _match_contact(known, contact)
             if existing is None:
-                new_rows.append(
-                    {
-                        "customer_id": customer_id,
-                        "name": contact.name,
-                        "email": contact.email,
-                        "phone": contact.phone,
-                        "role": "billing",
-                        "timezone": record.timezone,
-                        "sms_consent": contact.sms_consent,
-                        "sms_consent_at": now if contact.sms_consent else None,
-                        "sms_consent_source": contact.consent_source,
-                        "language": contact.language,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
+                new.append((customer_id, record.timezone, contact))
                 continue
             changes = _contact_changes(existing, contact, now)
             if changes:
                 updates.append({"id": existing.id, "updated_at": now, **changes})
-    insert_rows(session, Contact, new_rows)
+    insert_columns(session, Contact, _new_contacts(new, now))
     bulk_update(session, Contact, updates)
-    summary.contacts_created = len(new_rows)
+    summary.contacts_created = len(new)
     summary.contacts_updated = len(updates)
+
+
+def _new_contacts(
+    new: list[tuple[int, str | None, ContactRecord]], now: datetime
+) -> dict[str, list[Any]]:
+    """The new contacts' rows, column by column (no dict for each contact)."""
+    count = len(new)
+    contacts = [contact for _customer_id, _timezone, contact in new]
+    return {
+        "customer_id": [customer_id for customer_id, _timezone, _contact in new],
+        "name": [contact.name for contact in contacts],
+        "email": [contact.email for contact in contacts],
+        "phone": [contact.phone for contact in contacts],
+        "role": ["billing"] * count,
+        "timezone": [timezone for _customer_id, timezone, _contact in new],
+        "sms_consent": [contact.sms_consent for contact in contacts],
+        "sms_consent_at": [now if contact.sms_consent else None for contact in contacts],
+        "sms_consent_source": [contact.consent_source for contact in contacts],
+        "language": [contact.language for contact in contacts],
+        "created_at": [now] * count,
+        "updated_at": [now] * count,
+    }
 
 
 def _match_contact(known: list[Row[Any]], record: ContactRecord) -> Row[Any] | None:
