@@ -13,7 +13,18 @@ import uuid
 from collections.abc import Callable, Collection, Generator, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Select, Table, any_, bindparam, text
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Date,
+    DateTime,
+    Select,
+    Table,
+    TypeDecorator,
+    any_,
+    bindparam,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import QueryableAttribute, Session
 
@@ -73,8 +84,34 @@ def _converter(
 
 
 def _processors(session: Session, table: Table, columns: Sequence[str]) -> list[Any]:
+    """Each column's bind processor. On PostgreSQL a date's, or a timezone-aware instant's, ends
+    in the text psycopg would write for it (its isoformat): COPY writes text several times faster
+    than it dumps those types, and a value repeated down a column is made text once."""
     dialect = session.get_bind().dialect
-    return [table.c[name].type._cached_bind_processor(dialect) for name in columns]
+    processors = [table.c[name].type._cached_bind_processor(dialect) for name in columns]
+    if dialect.name != "postgresql":
+        return processors
+    return [
+        _as_text(processor) if _dated(table.c[name].type) else processor
+        for name, processor in zip(columns, processors, strict=True)
+    ]
+
+
+def _dated(kind: Any) -> bool:
+    """Whether a column holds a date or a timezone-aware instant."""
+    kind = kind.impl if isinstance(kind, TypeDecorator) else kind
+    return (isinstance(kind, DateTime) and bool(kind.timezone)) or type(kind) is Date
+
+
+def _as_text(processor: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    if processor is None:
+        return _isoformat
+    return lambda value: _isoformat(processor(value))
+
+
+def _isoformat(value: Any) -> Any:
+    """A date's or an aware instant's isoformat; None as it is."""
+    return None if value is None else value.isoformat()
 
 
 def insert_rows(
