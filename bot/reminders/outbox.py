@@ -6,8 +6,9 @@ reminders is claimed at a time, and the claim re-checks each, in its transaction
 that may have changed since approval: a payment, a dispute, a pause, an opt-out, an escalation
 (bot/reminders/stale.py, the check approval makes too, with the same rules), and the send window.
 Then the claimed reminders go to `sending` a few at a time (ARBOT_SEND_BATCH), each only if it is
-still `approved` (what cancelled it since the claim wins), in one commit before the first of them
-is handed to its provider; each is checked again at its own turn, right before its send
+still `approved` (what cancelled it since the claim wins) and unchanged since the claim (another
+lane or replica may have claimed, tried and put it back, or a person undone, edited and approved
+it again: it is dropped), in one commit before the first of them is handed to its provider; each is checked again at its own turn, right before its send
 (bot/reminders/turns.py): a cancel asked for since (bot/reminders/state.py) wins, and so does its
 contact's window closing. A reminder found still `sending` after its lease (the worker died
 mid-batch) is never re-sent: it becomes `unknown` and a person decides.
