@@ -147,7 +147,9 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
                 if r.state in ("approved", "sending", "sent")
                 else skips.get(r.id, (None, None))[0],
                 acted_at=acted_at.astimezone(zone).strftime("%H:%M %Z") if acted_at else None,
-                note=r.cancel_reason or r.error or skips.get(r.id, (None, None))[1],
+                note=_unknown_stop(r.cancel_reason)
+                if r.state == "unknown" and r.cancel_reason
+                else r.cancel_reason or r.error or skips.get(r.id, (None, None))[1],
                 step_offset=places[r.id][0] if r.id in places else None,
                 step_position=places[r.id][1] if r.id in places else None,
                 copies=tuple(copies.get(r.id, ())),
@@ -513,3 +515,9 @@ def _header_of(session: Session, day: date) -> tuple[str, str] | None:
 
 
 __all__ = ["cards_for", "post_plan", "refresh", "states_for", "summary_for"]
+
+
+def _unknown_stop(reason: str) -> str:
+    """The note of a reminder left `unknown` by a crash though a stop was asked for after its
+    claim."""
+    return f"a stop was asked ({reason}) after it was claimed; it was probably not handed over"

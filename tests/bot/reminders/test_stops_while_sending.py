@@ -5,6 +5,7 @@ cancels it with that reason instead, and a crash keeps it in what a person is to
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -222,6 +223,10 @@ def test_a_stop_asked_before_a_crash_is_kept_and_told_with_the_unknown_reminder(
     assert told == [
         "Reminder 2: a stop was asked (paid) after it was claimed; it was probably not handed over."
     ]
+    cards = [json.dumps(message["blocks"]) for message in slack_api.messages.values()]
+    card = next(one for one in cards if "(C-2," in one)
+    assert "Unknown: check whether it went out" in card
+    assert "a stop was asked (paid) after it was claimed" in card
 
 
 def _claim_now(env: Runtime) -> list[Any]:
