@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 # --- What a record may hold, whatever its source ---------------------------------------------
 # The ledger CSV checks each cell with these, and `bot.ledger.screening` checks every batch with
@@ -86,8 +86,10 @@ class CustomerRecord:
     contacts: list[ContactRecord] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class InvoiceRecord:
+class InvoiceRecord(NamedTuple):
+    """One invoice as its source gives it. A named tuple: a book's 100,000 are made several
+    times faster than as a frozen dataclass, and are as unchangeable."""
+
     customer_external_id: str
     number: str
     issue_date: date
