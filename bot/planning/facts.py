@@ -110,7 +110,7 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
     through server-side cursors), so that only one customer's facts are held at once."""
     invoices = _grouped(
         session,
-        open_invoices_query(),
+        open_invoices_query(scan=_scanning_is_cheaper(session)),
         shared=(3, 4, 5),  # the dates and the currency: a few distinct values, held once each
     )
     contacts = _grouped(
@@ -214,10 +214,13 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
     customers.close()
 
 
-def open_invoices_query() -> Select[Any]:
+def open_invoices_query(scan: bool = False) -> Select[Any]:
     """The open invoices, a customer at a time: its id, then an InvoiceFacts' values in the order
     of its fields (each row is made one with `tuple.__new__`, which checks nothing). A query whose
-    columns no longer match the fields fails here, once, rather than mislabelling every value."""
+    columns no longer match the fields fails here, once, rather than mislabelling every value.
+    `scan`: the status is compared as an expression, which SQLite cannot look up in an index, so
+    that it reads the invoices in the order of their customers instead of each open one apart."""
+    status: Any = INV.status.concat("") if scan else INV.status
     query = (
         select(
             INV.customer_id,
@@ -233,13 +236,28 @@ def open_invoices_query() -> Select[Any]:
             INV.payment_plan,
             INV.payment_link,
         )
-        .where(INV.status == "open")
+        .where(status == "open")
         .order_by(INV.customer_id, INV.id)
     )
     names = tuple(column.name for column in query.selected_columns)[1:]
     if names != InvoiceFacts._fields:
         raise TypeError(f"the open invoices' columns {names} are not InvoiceFacts' fields")
     return query
+
+
+def _scanning_is_cheaper(session: Session) -> bool:
+    """Whether SQLite reads the open invoices faster without the index on their status: it takes
+    that index whenever it can (it keeps no statistics), looks each open invoice up in the table
+    apart and sorts them all by customer, where a pass in the order of the invoices' unique key
+    (customer, number) sorts only each customer's few. So when at least half the invoices are
+    open (two counts, a few milliseconds), it passes over them all."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    total = session.execute(select(func.count()).select_from(Invoice.__table__)).scalar_one()
+    open_ = session.execute(
+        select(func.count()).select_from(Invoice.__table__).where(INV.status == "open")
+    ).scalar_one()
+    return bool(open_ * 2 >= total)
 
 
 # An InvoiceFacts from the values of a row, in the order of its fields (no keyword parsing).
