@@ -31,15 +31,15 @@ from sqlalchemy.orm import QueryableAttribute, Session
 IN_CHUNK = 5000  # values of one IN (...) on SQLite: well inside its parameter limit
 
 
-class _Memo(dict[Any, Any]):
-    """A processor's results by the value it was given: each distinct value converted once."""
+class Memo(dict[Any, Any]):
+    """A conversion's results by the value converted: each distinct value converted once."""
 
-    def __init__(self, processor: Callable[[Any], Any]) -> None:
+    def __init__(self, convert: Callable[[Any], Any]) -> None:
         super().__init__()
-        self.processor = processor
+        self.convert = convert
 
     def __missing__(self, value: Any) -> Any:
-        converted = self[value] = self.processor(value)
+        converted = self[value] = self.convert(value)
         return converted
 
 
@@ -54,9 +54,9 @@ def _converter(
     shared: Collection[int] = (),
 ) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     """One function converting a row (a sequence of values) with its columns' processors: a
-    value of a `hashable` kind through a _Memo (equal values then share one result), any other
+    value of a `hashable` kind through a Memo (equal values then share one result), any other
     through its processor; None stays None. The columns whose indexes are in `shared` go through a
-    _Memo even without a processor, so that their few distinct values are held once. Written out
+    Memo even without a processor, so that their few distinct values are held once. Written out
     as one expression, since it runs once for each of hundreds of thousands of rows."""
     names: dict[str, Any] = {}
     memos: dict[str, str] = {}  # columns of one type (a total and a balance) share their results
@@ -70,7 +70,7 @@ def _converter(
         name = f"convert_{index}"
         if hashable(kind):
             name = memos.setdefault(f"{type(kind).__module__}.{kind!r}", name)
-            names.setdefault(name, _Memo(processor))
+            names.setdefault(name, Memo(processor))
             parts.append(f"{name}[row[{index}]]")
         else:
             names[name] = processor

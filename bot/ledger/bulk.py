@@ -23,6 +23,8 @@ from sqlalchemy import JSON, Date, DateTime, Dialect, Numeric, Table, TypeDecora
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
+from bot.core.bulk_rows import Memo
+
 CHUNK = 5000  # rows per bulk UPDATE or values per IN (...): well inside the drivers' limits
 T = TypeVar("T")
 
@@ -169,19 +171,7 @@ def _converted(convert: Callable[[Any], Any], cells: list[Any]) -> Iterable[Any]
         return _converted_json(convert, cells)
     if mostly_distinct:
         return map(convert, cells)
-    return list(map(_Memo(convert).__getitem__, cells))
-
-
-class _Memo(dict[Any, Any]):
-    """A conversion's results by the value converted: each distinct value converted once."""
-
-    def __init__(self, convert: Callable[[Any], Any]) -> None:
-        super().__init__()
-        self.convert = convert
-
-    def __missing__(self, value: Any) -> Any:
-        converted = self[value] = self.convert(value)
-        return converted
+    return list(map(Memo(convert).__getitem__, cells))
 
 
 def _mostly_equal(cells: list[Any], others: list[Any]) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from bot.core import audit
-from bot.core.bulk_rows import among, new_ids
+from bot.core.bulk_rows import Memo, among, new_ids
 from bot.core.errors import UserError
 from bot.core.models import Event, Invoice, Payment, PaymentAllocation
 from bot.ledger.bulk import converter_of, copy_into, core_table, insert_rows, write_converted
@@ -43,18 +43,6 @@ def stored_external_ids(session: Session, source: str, external_ids: Sequence[st
 # An audit event recorded: its kind, customer id, invoice id and payload.
 _Event = tuple[str, int | None, int | None, dict[str, Any]]
 EVENT_COLUMNS = ("at", "actor", "kind", "customer_id", "invoice_id", "reminder_id", "payload")
-
-
-class _Converted(dict[Any, Any]):
-    """A conversion's results by the value converted: each of a few distinct values once."""
-
-    def __init__(self, convert: Callable[[Any], Any]) -> None:
-        super().__init__()
-        self.convert = convert
-
-    def __missing__(self, value: Any) -> Any:
-        converted = self[value] = self.convert(value)
-        return converted
 
 
 class PaymentsInBulk:
@@ -202,7 +190,7 @@ class PaymentsInBulk:
         instant and actor, converted once; each payload is converted by its column."""
         at = converter_of(session, Event, "at")(self.now)
         actor = converter_of(session, Event, "actor")(audit.SYSTEM)
-        kinds = _Converted(converter_of(session, Event, "kind"))
+        kinds = Memo(converter_of(session, Event, "kind"))
         customer = converter_of(session, Event, "customer_id")
         invoice = converter_of(session, Event, "invoice_id")
         payload = converter_of(session, Event, "payload")
