@@ -78,6 +78,7 @@ class Forecast:
     invoices: list[InvoiceForecast]
     weeks: list[Week]
     learned_from: int = 0  # paid invoices the model learned from
+    paid_since: int = 0  # paid only on or after the as-of day: nothing learned from them yet
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +92,16 @@ class Forecast:
         """What to say when no invoice was ever paid: the weeks are then empty, not a forecast."""
         if self.learned_from or not self.invoices:
             return None
+        if self.paid_since:
+            # A ledger file says an invoice is paid only by its balance: arbot then knows the day
+            # it saw it paid, not the day it was paid, and a first import sees every one at once.
+            return (
+                f"{self.paid_since:,} paid invoice{'s' if self.paid_since != 1 else ''} of this "
+                f"ledger {'were' if self.paid_since != 1 else 'was'} seen paid only on or after "
+                f"{self.as_of.isoformat()} (a ledger file gives no payment day), so there is no "
+                "payment history to learn from yet and no cash is placed in any week: import the "
+                "bank's payments (arbot import-payments) or sync a source that reports them."
+            )
         return (
             "No invoice of this ledger has been paid yet, so there is nothing to learn from and no "
             "cash is placed in any week: import the bank's payments (arbot import-payments) or "
@@ -157,4 +168,5 @@ def cash_forecast(session: Session, as_of: date, weeks: int, timezone: str) -> F
         invoices,
         [Week(start, dict(amounts)) for start, amounts in zip(starts, expected, strict=True)],
         model.paid_invoices,
+        model.paid_since,
     )

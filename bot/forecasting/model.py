@@ -188,6 +188,8 @@ class PaymentModel:
     usual: int  # the book's usual lateness: a customer without history's
     profiles: dict[Hashable, Profile] = field(default_factory=dict)
     paid_invoices: int = 0  # how many paid invoices it learned from
+    # paid, but on or after the as-of day: open on that day, so nothing learned from their payment
+    paid_since: int = 0
     # brought_forward's answers by (customer, or None for the book's, days late today, days):
     # a plan asks it for each invoice, and many share a profile and a due date
     _brought: dict[tuple[Hashable, int, int], float] = field(
@@ -442,6 +444,7 @@ class Learner:
                 slope=slope,
                 span=-oldest,
             )
+        self.paid_since = len(paid_later)
         for record in paid_later:
             self.add_open(record.customer, record.due_date, record.disputed)
 
@@ -479,7 +482,11 @@ class Learner:
 
     def model(self) -> PaymentModel:
         model = PaymentModel(
-            self.as_of, self.spread.distribution(), self.usual, paid_invoices=self.paid_invoices
+            self.as_of,
+            self.spread.distribution(),
+            self.usual,
+            paid_invoices=self.paid_invoices,
+            paid_since=self.paid_since,
         )
         for customer, profile in self.profiles.items():
             own = self.own.get(customer)

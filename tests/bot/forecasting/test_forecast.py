@@ -308,6 +308,22 @@ def test_a_ledger_with_no_payment_yet_says_there_is_nothing_to_learn_from(
     assert all(week["expected"] == {} for week in doc["weeks"])
 
 
+def test_invoices_seen_paid_only_today_are_not_called_unpaid(cli: Any, tmp_path: Path) -> None:
+    """A first import of a ledger file sees its paid invoices (balance 0) paid today: the forecast
+    must not say none was paid, but that no payment day is known yet."""
+    rows = [
+        row(invoice_number="INV-8", due_date="2026-02-01", balance="0.00"),
+        row(invoice_number="INV-9", due_date="2026-03-01"),
+    ]
+    assert cli("import-csv", str(write(tmp_path / "l.csv", rows))).code == 0
+
+    shown = " ".join(cli("forecast").stdout.split())
+
+    assert "No invoice of this ledger has been paid yet" not in shown
+    assert "1 paid invoice of this ledger was seen paid only on or after" in shown
+    assert "no payment history to learn from yet" in shown
+
+
 @pytest.mark.slow  # the report draws its charts
 def test_the_report_page_says_when_there_is_nothing_to_learn_from(cli: Any, tmp_path: Path) -> None:
     rows = [row(invoice_number="INV-9", due_date="2026-03-01")]
