@@ -9,13 +9,16 @@ it back (untimed), so every run starts from the same book."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
+from benchmarks import schema_rows
 from benchmarks.books import import_book
 from benchmarks.databases import database, open_runtime
 from benchmarks.floors import csv_bulk_insert, select_open_invoices
 from benchmarks.options import Options
 from benchmarks.reconcile import ledger_rows, payment_rows, write_payments
 from benchmarks.results import Result, interleaved
+from bot.core.runtime import Runtime
 from bot.ledger.sample import write_csv
 from bot.payments.bank_import import BankImportSummary, import_payments
 from integrations.csv_payments import read_payments
@@ -49,24 +52,38 @@ def measure(kind: str, options: Options) -> list[Result]:
                 csv_bulk_insert(url, feed)
 
             seconds, floor = interleaved(options.runs, work, floor_work)
+            written = rows_of_an_import(runtime, url, feed)
+            last = summaries[-1]
+            shown = Counter({"applied": last.applied, "to review": last.to_review})
+            line = Result(
+                "import-payments",
+                kind,
+                f"{options.payments:,} payments, {options.invoices:,} open invoices",
+                seconds,
+                floor=floor,
+                floor_name="SELECT open invoices, csv + bulk insert",
+                ratio_target=RATIO,
+                target=SECONDS,
+                note=", ".join(f"{n:,} {what}" for what, n in shown.items())
+                + "; timed up to the last write, then rolled back.",
+            )
+            alone = schema_rows.figures(line, url, written, options.runs)
         finally:
             runtime.close()
-    last = summaries[-1]
-    shown = Counter({"applied": last.applied, "to review": last.to_review})
-    return [
-        Result(
-            "import-payments",
-            kind,
-            f"{options.payments:,} payments, {options.invoices:,} open invoices",
-            seconds,
-            floor=floor,
-            floor_name="SELECT open invoices, csv + bulk insert",
-            ratio_target=RATIO,
-            target=SECONDS,
-            note=", ".join(f"{n:,} {what}" for what, n in shown.items())
-            + "; timed up to the last write, then rolled back.",
-        )
-    ]
+    return [line, *alone]
+
+
+def rows_of_an_import(runtime: Runtime, url: str, feed: Path) -> schema_rows.Written:
+    """The rows one more import of `feed` (untimed) writes, read back inside its transaction
+    before it is rolled back."""
+    before = schema_rows.snapshot_of(url)
+    with runtime.writes() as session:
+        import_payments(session, read_payments(feed), feed.name, runtime.clock.now())
+        session.flush()
+        driver = session.connection().connection.dbapi_connection
+        written = schema_rows.written_since(driver, before)
+        session.rollback()
+    return written
 
 
 def run(options: Options) -> list[Result]:

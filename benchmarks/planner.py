@@ -7,8 +7,11 @@ append-only guard for that removal alone."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from sqlalchemy import text
 
+from benchmarks import schema_rows
 from benchmarks.books import TODAY, book_csv, import_book, size_text
 from benchmarks.databases import database, open_runtime
 from benchmarks.floors import select_plan_rows
@@ -88,6 +91,18 @@ def measure(kind: str, options: Options, invoices: int) -> list[Result]:
             stored_seconds, stored_floor = interleaved(
                 options.runs, stored, floor, before=lambda: forget_plan(runtime)
             )
+            written = rows_of_a_stored_plan(runtime, url)
+            line = Result(
+                "plan, stored",
+                kind,
+                size_text(invoices),
+                stored_seconds,
+                floor=stored_floor,
+                floor_name="SELECT",
+                ratio_target=RATIO,
+                target=SECONDS,
+            )
+            alone = schema_rows.figures(line, url, written, options.runs)
         finally:
             runtime.close()
     last = runs[-1]
@@ -109,18 +124,19 @@ def measure(kind: str, options: Options, invoices: int) -> list[Result]:
             ratio_target=RATIO,
             target=SECONDS,
         ),
-        Result(
-            "plan, stored",
-            kind,
-            size,
-            stored_seconds,
-            floor=stored_floor,
-            floor_name="SELECT",
-            ratio_target=RATIO,
-            target=SECONDS,
-            note=note,
-        ),
+        dataclasses.replace(line, note=note),
+        *alone,
     ]
+
+
+def rows_of_a_stored_plan(runtime: Runtime, url: str) -> schema_rows.Written:
+    """The rows one more stored plan (untimed) writes, read back; then removed like the others."""
+    forget_plan(runtime)
+    before = schema_rows.snapshot_of(url)
+    plan(runtime, dry_run=False)
+    written = schema_rows.written_into(url, before)
+    forget_plan(runtime)
+    return written
 
 
 def run(options: Options) -> list[Result]:

@@ -35,6 +35,7 @@ class Result:
     ratio_target: float | None = None  # value / floor at most this (a rate: at least this)
     target: float | None = None  # value at most this (a rate: at least this)
     note: str = ""
+    shown_only: bool = False  # a figure to read beside the line above it, never a target
 
     @property
     def more_is_better(self) -> bool:
@@ -78,6 +79,8 @@ def figure(value: float, unit: str) -> str:
 
 
 def target_text(result: Result) -> str:
+    if result.shown_only:
+        return "not a target"
     sign = "≥" if result.more_is_better else "≤"
     parts = []
     if result.ratio_target is not None:
@@ -148,7 +151,11 @@ def print_table(title: str, results: list[Result], skipped: list[Skipped]) -> bo
             else "",
             f"{ratio:.2f}x" if ratio is not None else "",
             target_text(result),
-            "ok" if not missed else MISSED.get(result.unit, "TOO SLOW"),
+            ""
+            if result.shown_only
+            else "ok"
+            if not missed
+            else MISSED.get(result.unit, "TOO SLOW"),
         )
     for skip in skipped:
         table.add_row(skip.name, skip.database, "", "", "", "", "", f"skipped: {skip.why}")

@@ -1,0 +1,61 @@
+"""The benchmarks' "same rows alone" figures at a tiny size: the rows a run wrote, read back, are
+written again exactly (read back once more, they are the same rows), and each line they are shown
+under gets them as two lines beside its floor, never targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import payments, schema_rows
+from benchmarks.books import book_csv, import_book
+from benchmarks.databases import POSTGRESQL, SQLITE, database, open_runtime, plain_connection
+from benchmarks.options import Options
+from benchmarks.results import target_text
+from tests.conftest import POSTGRES
+
+KINDS = [
+    SQLITE,
+    pytest.param(
+        POSTGRESQL, marks=pytest.mark.skipif(not POSTGRES, reason="PostgreSQL does not answer")
+    ),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_rows_of_an_import_are_written_again_exactly(kind: str, tmp_path: Path) -> None:
+    with database(kind, tmp_path, "imported") as url, database(kind, tmp_path, "again") as again:
+        runtime = open_runtime(url)
+        open_runtime(again).close()
+        before = schema_rows.snapshot_of(again)
+        import_book(runtime, book_csv(tmp_path, 40))
+        runtime.close()
+        written = schema_rows.written_into(url, before)
+
+        connection = plain_connection(again)
+        try:
+            schema_rows.write(connection, written)
+            assert schema_rows.written_since(connection, before) == written
+            connection.rollback()
+        finally:
+            connection.close()
+        assert schema_rows.written_into(again, before).rows() == 0  # rolled back
+    added = {table.name: len(table.added) for table in written.tables}
+    assert added["invoices"] == 40 and added["customers"] == 8
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_import_payments_shows_its_rows_alone_beside_its_floor(kind: str, tmp_path: Path) -> None:
+    options = Options(folder=tmp_path, databases=(kind,), runs=1, invoices=60, payments=12)
+
+    line, alone, unchecked = payments.measure(kind, options)
+
+    assert alone.name == f"import-payments: {schema_rows.ALONE}"
+    assert unchecked.name == f"import-payments: {schema_rows.UNCHECKED}"
+    for shown in (alone, unchecked):
+        assert shown.shown_only and shown.misses() == []
+        assert target_text(shown) == "not a target"
+        assert shown.value > 0 and shown.floor == line.floor and shown.database == kind
+    assert not line.shown_only and line.ratio_target is not None
+    assert "payments 12" in alone.note and "invoices" in alone.note  # balances changed
