@@ -234,7 +234,14 @@ class Reminder(Base):
         Index("ix_reminders_state_send_after", "state", "send_after"),
         # a day's plan and its header's counts; what of it is not in Slack yet
         Index("ix_reminders_plan_date", "plan_date", "slack_ts"),
-        Index("ix_reminders_slack_message", "slack_channel", "slack_ts"),  # a message's cards
+        # a message's cards; partial, so that a plan's reminders cost it nothing until posted
+        Index(
+            "ix_reminders_slack_message",
+            "slack_channel",
+            "slack_ts",
+            sqlite_where=text("slack_ts IS NOT NULL"),
+            postgresql_where=text("slack_ts IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -298,15 +305,31 @@ class Event(Base):
     """The append-only audit log. Rows are inserted, never updated or deleted."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_customer_at", "customer_id", "at"),)
+    __table_args__ = (
+        Index("ix_events_customer_at", "customer_id", "at"),
+        # Partial: most events are written in bulk with one of these empty (a plan's have no
+        # invoice, an import's no reminder), and every query on them asks for a value.
+        Index(
+            "ix_events_invoice_id",
+            "invoice_id",
+            sqlite_where=text("invoice_id IS NOT NULL"),
+            postgresql_where=text("invoice_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_events_reminder_id",
+            "reminder_id",
+            sqlite_where=text("reminder_id IS NOT NULL"),
+            postgresql_where=text("reminder_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(64))  # a Slack user id, or "system"
     kind: Mapped[str] = mapped_column(String(64))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
-    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
-    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
