@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from sqlalchemy import select, text
@@ -194,6 +195,8 @@ class PaymentsInBulk:
         customer = converter_of(session, Event, "customer_id")
         invoice = converter_of(session, Event, "invoice_id")
         payload = converter_of(session, Event, "payload")
+        if payload(_PROBE) == _payload_text(_PROBE):  # the column writes JSON as json.dumps
+            payload = _payload_text
 
         def row_of(event: _Event) -> tuple[Any, ...]:
             kind, customer_id, invoice_id, values = event
@@ -286,3 +289,20 @@ class PaymentsInBulk:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _payload_text(values: dict[str, str | None]) -> str:
+    """The text json.dumps makes of an event's payload, a flat object of strings and None, in
+    about a third of its time (it sets up an encoder at each call): a bank file's 33,000."""
+    quoted = encode_basestring_ascii
+    return (
+        "{"
+        + ", ".join(
+            [f"{quoted(k)}: {'null' if v is None else quoted(v)}" for k, v in values.items()]
+        )
+        + "}"
+    )
+
+
+# A payload whose text shows how the column writes JSON: escapes, non-ASCII, null.
+_PROBE: dict[str, str | None] = {"number": 'Nº "7"\t\\', "reference": None}
