@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from bot.core.language import formatting_locale, is_english
@@ -97,8 +98,10 @@ class PlanRules:
         )
 
 
-@dataclass(frozen=True)
-class DueInvoice:
+class DueInvoice(NamedTuple):
+    """An invoice with the step due on it. A named tuple, not a dataclass: a plan makes one for
+    most of its open invoices."""
+
     invoice: InvoiceFacts
     step: Step
     days_past_due: int
@@ -222,30 +225,39 @@ class DayPlanner:
         self.link_for = link_for
         self.anchor = max(now, day_start(day, rules.business_timezone))
         self.pilot_invoices = 0
-        # Worked out once per plan: the latest step of a ladder at a number of days past due,
-        # and the send time for a set of zones (the anchor and the window are the plan's).
-        self._latest: dict[int, dict[int, Step | None]] = {}  # id(ladder) -> days -> step
+        # Worked out once per plan: the latest step of a ladder for a due date (with the days
+        # past due), and the send time for a set of zones (the anchor and the window are the
+        # plan's). A book's invoices share a few hundred due dates.
+        self._latest: dict[int, dict[date, tuple[Step | None, int]]] = {}  # id(ladder) -> ...
         self._send_times: dict[tuple[str, ...], datetime | None] = {}
+        # A customer's ladder by its tier and tags: the few pairs a book holds, looked up once.
+        self._ladders: dict[tuple[str, ...], tuple[str, list[Step]]] = {}
 
     def add(self, customer: CustomerFacts) -> None:
         """Plan one customer: a reminder or an escalation for it, or why it is held back."""
         plan, history, rules, day = self.plan, self.history, self.rules, self.plan.day
-        ladder_name, ladder = self.playbook.ladder_for(customer.tier, customer.tags)
+        segment = (customer.tier, *customer.tags)
+        found = self._ladders.get(segment)
+        if found is None:
+            found = self._ladders[segment] = self.playbook.ladder_for(customer.tier, customer.tags)
+        ladder_name, ladder = found
         due: list[DueInvoice] = []
         held_by_reason: dict[str, list[str]] = defaultdict(list)
         done = history.done
         latest = self._latest.get(id(ladder))
         if latest is None:
             latest = self._latest[id(ladder)] = {}
+        write_off, resolved_when = rules.write_off, rules.resolved_when
         for invoice in customer.invoices:
-            days_past_due = (day - invoice.due_date).days
-            if days_past_due in latest:
-                step = latest[days_past_due]
-            else:
-                step = latest[days_past_due] = latest_step(ladder, days_past_due)
-            if step is None or (invoice.id, step.key, invoice.due_date) in done:
+            due_date = invoice.due_date
+            known = latest.get(due_date)
+            if known is None:
+                days = (day - due_date).days
+                known = latest[due_date] = (latest_step(ladder, days), days)
+            step, days_past_due = known
+            if step is None or (invoice.id, step.key, due_date) in done:
                 continue
-            reason = guardrails.invoice_hold(invoice, day, rules.write_off, rules.resolved_when)
+            reason = guardrails.invoice_hold(invoice, day, write_off, resolved_when)
             if reason:
                 held_by_reason[reason].append(invoice.number)
                 continue
@@ -356,15 +368,16 @@ def _escalation(
     history: History,
     rules: PlanRules,
 ) -> PlanItem | None:
-    reason = None
-    if customer.never_automate:
-        reason = "never_automate"
-    for d in due:
-        if reason is None and d.step.action == "escalate":
-            reason = f"step {d.step.key} ({d.step.offset_days:+d} days)"
-        limit = d.step.escalate_after_touches
-        if reason is None and limit is not None and history.touches.get(d.invoice.id, 0) >= limit:
-            reason = f"{limit} touches on {d.invoice.number} without an answer or a payment"
+    reason = "never_automate" if customer.never_automate else None
+    touches = history.touches
+    for invoice, step, _days in due if reason is None else ():
+        if step.action == "escalate":
+            reason = f"step {step.key} ({step.offset_days:+d} days)"
+            break
+        limit = step.escalate_after_touches
+        if limit is not None and touches.get(invoice.id, 0) >= limit:
+            reason = f"{limit} touches on {invoice.number} without an answer or a payment"
+            break
     if reason is None:
         return None
     escalating = [d.step for d in due if d.step.action == "escalate"]
