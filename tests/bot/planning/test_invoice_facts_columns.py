@@ -3,8 +3,13 @@ InvoiceFacts with `tuple.__new__`, which would take a missing, extra or moved co
 
 from __future__ import annotations
 
-import pytest
+from decimal import Decimal
+from typing import Any
 
+import pytest
+from sqlalchemy.dialects import sqlite
+
+from bot.core.dbtypes import Amount
 from bot.planning import facts
 from bot.planning.facts import INV, InvoiceFacts, open_invoices_query
 
@@ -41,3 +46,18 @@ def test_a_moved_column_fails_too(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_invoice_table_still_has_every_field() -> None:
     assert all(name in INV for name in InvoiceFacts._fields)
+
+
+def _read_on_sqlite(kind: Any, stored: int) -> Any:
+    processor = kind._cached_result_processor(sqlite.dialect(), None)
+    assert processor is not None
+    return processor(stored)
+
+
+@pytest.mark.parametrize("stored", [0, 1, -1, 5, -5, 366_846_400, 10**18 - 1, -(10**18 - 1)])
+def test_an_open_invoices_amounts_are_read_as_the_amount_type_reads_them(stored: int) -> None:
+    expected = _read_on_sqlite(Amount(), stored)
+    for name in ("total", "balance"):
+        read = _read_on_sqlite(open_invoices_query().selected_columns[name].type, stored)
+        assert isinstance(read, Decimal)
+        assert read.as_tuple() == expected.as_tuple()
