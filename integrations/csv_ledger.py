@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -124,6 +124,7 @@ COLUMNS = (
     Column("amount", _amount, repeats=False),
     Column("balance", _amount, repeats=False, like="amount"),
     Column("pdf_url", pdf_url, required=False, repeats=False),
+    Column("paid_date", iso_date, required=False),
     Column("contact_name", at_most(256), required=False),
     Column("email", normalise_email, required=False),
     Column("phone", _as_given, required=False),
@@ -146,6 +147,7 @@ _INVOICE_CELLS = (
     "amount",
     "balance",
     "pdf_url",
+    "paid_date",
 )
 
 # Cells that repeat on each row of a customer: read together, once per customer.
@@ -174,20 +176,67 @@ class LedgerRow(NamedTuple):
     amount: Decimal
     balance: Decimal
     pdf_url: str | None
+    paid_date: date | None
+
+
+class PaidDays:
+    """A row's paid_date: checked against its invoice and today, and made the instant stored as
+    its paid_at, the start of that day in the business's timezone (what the forecast's history
+    reads back, in the same timezone, as that day)."""
+
+    def __init__(self, today: date | None, timezone: str) -> None:
+        self.today = today  # None: no clock to check against (nothing imported from it)
+        self.zone = ZoneInfo(timezone)
+        self._instants: dict[date, datetime] = {}
+
+    def fits(self, paid: date, issue_date: date, balance: Decimal) -> bool:
+        return not balance and issue_date <= paid and (self.today is None or paid <= self.today)
+
+    def problems(self, row_number: int, row: LedgerRow) -> list[str]:
+        paid = row.paid_date
+        if paid is None or self.fits(paid, row.issue_date, row.balance):
+            return []
+        where = f"row {row_number}, paid_date:"
+        if row.balance:
+            return [
+                f"{where} {paid} is given but the balance is {row.balance}; only a paid "
+                "invoice (balance 0) has a paid date"
+            ]
+        if paid < row.issue_date:
+            return [f"{where} {paid} is before the issue date {row.issue_date}"]
+        return [f"{where} {paid} is after today ({self.today})"]
+
+    def instant(self, paid: date | None) -> datetime | None:
+        if paid is None:
+            return None
+        found = self._instants.get(paid)
+        if found is None:
+            local = datetime.combine(paid, time(0), tzinfo=self.zone)
+            found = self._instants[paid] = local.astimezone(UTC)
+        return found
 
 
 class CsvLedgerSource:
     """The ledger CSV as a LedgerSource."""
 
     def __init__(
-        self, path: Path, phone_region: str = "US", on_row: Callable[[], None] | None = None
+        self,
+        path: Path,
+        phone_region: str = "US",
+        on_row: Callable[[], None] | None = None,
+        today: date | None = None,
+        timezone: str = "UTC",
     ):
         self.path = path
         self.phone_region = phone_region
         self.on_row = on_row
+        self.today = today
+        self.timezone = timezone
 
     def fetch(self) -> LedgerBatch:
-        return read_ledger_csv(self.path, self.phone_region, self.on_row)
+        return read_ledger_csv(
+            self.path, self.phone_region, self.on_row, today=self.today, timezone=self.timezone
+        )
 
 
 def count_rows(path: Path) -> int:
@@ -209,14 +258,19 @@ def read_ledger_csv(
     on_row: Callable[[], None] | None = None,
     on_part: OnPart | None = None,
     part_rows: int | None = None,
+    today: date | None = None,
+    timezone: str = "UTC",
 ) -> LedgerBatch:
     """Validate the whole file; raise ValidationFailed listing every problem, or return the batch.
     `on_part`, when given, is handed the file's records every `part_rows` rows (PART_ROWS by
     default) while no row has
     had a problem (and the rest at the end, once the whole file has none), so that they can be
-    written while the next rows are checked."""
+    written while the next rows are checked. A paid_date may not be after `today` (the business's
+    date; an import passes its clock's) and is stored from the start of that day in `timezone`
+    (the business's)."""
+    paid_days = PaidDays(today, timezone)
     with cycles_collected_after():
-        return _read(path, phone_region, on_row, on_part, part_rows or PART_ROWS)
+        return _read(path, phone_region, on_row, on_part, part_rows or PART_ROWS, paid_days)
 
 
 def _read(
@@ -225,7 +279,9 @@ def _read(
     on_row: Callable[[], None] | None,
     on_part: OnPart | None = None,
     part_rows: int = PART_ROWS,
+    paid_days: PaidDays | None = None,
 ) -> LedgerBatch:
+    paid_days = paid_days or PaidDays(None, "UTC")
     problems: list[str] = []
     batch = LedgerBatch(source=SOURCE, label=path.name)
     first_row_of: dict[str, tuple[int, dict[str, Any]]] = {}  # customer id -> (row, its fields)
@@ -235,7 +291,7 @@ def _read(
 
     checker = RowChecker(COLUMNS, together=_CUSTOMER_CELLS)
     assert checker.order == LedgerRow._fields
-    assert LedgerRow._fields[-7:] == _INVOICE_CELLS
+    assert LedgerRow._fields[-8:] == _INVOICE_CELLS
     # the checker's reader of the rows by their position in the header
     readers: list[Callable[[int, list[Any], list[str]], RowValues | None]] = []
     # A row whose customer cells are those of a row already taken (the same list, from the
@@ -262,7 +318,7 @@ def _read(
         if id(together) in taken:
             # The usual row: its customer's cells passed on an earlier row, and its invoice's
             # passes every check of _check_row (which then has nothing to say).
-            number, issue_date, due_date, currency, amount, balance, document_url = apart
+            number, issue_date, due_date, currency, amount, balance, document_url, paid = apart
             places, unit = _minor_unit(currency)
             if (
                 issue_date <= due_date
@@ -274,6 +330,7 @@ def _read(
                     or balance.same_quantum(unit)
                     or -balance.as_tuple().exponent <= places
                 )
+                and (paid is None or paid_days.fits(paid, issue_date, balance))
             ):
                 key = (together[0], number)
                 if key not in invoice_rows:
@@ -293,11 +350,12 @@ def _read(
                             None,  # payment_link
                             None,  # external_id
                             document_url,
+                            paid_days.instant(paid),  # paid_at
                         )
                     )
                     continue
         row = LedgerRow(*together, *apart)
-        row_problems = _check_row(row_number, row, phone_region)
+        row_problems = _check_row(row_number, row, phone_region, paid_days)
         if row_problems:
             problems.extend(row_problems)
             continue
@@ -311,7 +369,7 @@ def _read(
             continue
         invoice_rows[key] = row_number
         if id(together) in taken:
-            batch.invoices.append(_invoice(row))
+            batch.invoices.append(_invoice(row, paid_days))
             continue
 
         fields = {column: getattr(row, column) for column in CUSTOMER_COLUMNS}
@@ -344,7 +402,7 @@ def _read(
                 problems.append(clash)
                 continue
 
-        batch.invoices.append(_invoice(row))
+        batch.invoices.append(_invoice(row, paid_days))
         taken.add(id(together))
 
     if problems:
@@ -405,7 +463,7 @@ class _Parts:
         )
 
 
-def _invoice(row: LedgerRow) -> InvoiceRecord:
+def _invoice(row: LedgerRow, paid_days: PaidDays) -> InvoiceRecord:
     return InvoiceRecord(
         customer_external_id=row.customer_id,
         number=row.invoice_number,
@@ -415,6 +473,7 @@ def _invoice(row: LedgerRow) -> InvoiceRecord:
         total=row.amount,
         balance=row.balance,
         document_url=row.pdf_url,
+        paid_at=paid_days.instant(row.paid_date),
     )
 
 
@@ -425,7 +484,9 @@ def _minor_unit(currency: str) -> tuple[int, Decimal]:
     return places, Decimal(1).scaleb(-places)
 
 
-def _check_row(row_number: int, row: LedgerRow, phone_region: str) -> list[str]:
+def _check_row(
+    row_number: int, row: LedgerRow, phone_region: str, paid_days: PaidDays
+) -> list[str]:
     problems = []
     if row.due_date < row.issue_date:
         problems.append(
@@ -439,6 +500,7 @@ def _check_row(row_number: int, row: LedgerRow, phone_region: str) -> list[str]:
         problems.append(
             f"row {row_number}, balance: {row.balance} is more than the amount {row.amount}"
         )
+    problems.extend(paid_days.problems(row_number, row))
     if row.phone:
         try:
             normalise_phone(row.phone, phone_region)

@@ -1,6 +1,6 @@
 """Invoices of a ledger import: new ones inserted, changed ones updated in bulk, each change an
-Event (paid, reopened, due date moved). An invoice a payment arbot recorded itself paid is never
-reopened by an export that has not caught up."""
+Event (paid, reopened, due date moved, paid day corrected). An invoice a payment arbot recorded
+itself paid is never reopened by an export that has not caught up."""
 
 from __future__ import annotations
 
@@ -36,10 +36,12 @@ _INVOICE_FIELDS = (
     "total",
     "balance",
     "status",
+    "paid_at",
 )
 _StoredInvoice = namedtuple("_StoredInvoice", _INVOICE_FIELDS)  # type: ignore[misc]
 _CUSTOMER_ID = _INVOICE_FIELDS.index("customer_id")
 _NUMBER = _INVOICE_FIELDS.index("number")
+_PAID_AT = _INVOICE_FIELDS.index("paid_at")
 # issue_date, due_date, currency, total, balance: what a re-import compares first
 _COMPARED = slice(_INVOICE_FIELDS.index("issue_date"), _INVOICE_FIELDS.index("balance") + 1)
 # the columns whose few distinct values are held once (dates, currencies, statuses)
@@ -98,6 +100,7 @@ def upsert_invoices(
             and record.payment_link is None
             and record.document_url is None
             and record.status is None
+            and (record.paid_at is None or record.paid_at == found[_PAID_AT])
         ):  # the usual case of a re-import, decided without a look at each field
             summary.invoices_unchanged += 1
             continue
@@ -150,7 +153,10 @@ def _new_invoices(
         "total": each("total"),
         "balance": balances,
         "status": statuses,
-        "paid_at": [now if status == "paid" else None for status in statuses],
+        "paid_at": [
+            (paid_at or now) if status == "paid" else None
+            for status, paid_at in zip(statuses, each("paid_at"), strict=True)
+        ],
         "payment_link": each("payment_link"),
         "document_url": each("document_url"),
         "created_at": [now] * len(records),
@@ -170,6 +176,7 @@ def _unchanged(stored: Any, record: InvoiceRecord) -> bool:
         and (record.payment_link is None or record.payment_link == stored.payment_link)
         and (record.document_url is None or record.document_url == stored.document_url)
         and (record.status != "void" or stored.status == "void")
+        and (record.paid_at is None or record.paid_at == stored.paid_at)
     )
 
 
@@ -200,9 +207,16 @@ def _invoice_changes(
         return changes
     if "balance" in changes and stored.status in ("open", "paid"):
         if record.balance == 0 and stored.status == "open":
-            changes.update(status="paid", paid_at=now)
+            changes.update(status="paid", paid_at=record.paid_at or now)
         elif record.balance > 0 and stored.status == "paid":
             changes.update(status="open", paid_at=None)
+    elif (
+        stored.status == "paid"
+        and record.paid_at is not None
+        and record.balance == 0
+        and record.paid_at != stored.paid_at
+    ):  # the ledger says it was paid on another day than the one stored
+        changes["paid_at"] = record.paid_at
     return changes
 
 
@@ -237,6 +251,14 @@ def _invoice_events(
         return [{**base, "kind": "invoice.reopened", "payload": money}]
     if "balance" in changes:
         return [{**base, "kind": "invoice.balance_changed", "payload": money}]
+    if "paid_at" in changes:
+        before = stored.paid_at
+        payload = {
+            "number": stored.number,
+            "paid_before": None if before is None else before.isoformat(),
+            "paid_after": changes["paid_at"].isoformat(),
+        }
+        return [{**base, "kind": "invoice.paid_at_changed", "payload": payload}]
     if "due_date" in changes:
         payload = {
             "number": stored.number,

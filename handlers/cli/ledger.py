@@ -68,6 +68,8 @@ def _read_and_apply(
     from integrations.csv_ledger import SOURCE, read_ledger_csv
 
     region = runtime.settings.phone_region
+    # a paid_date is checked against the business's today and stored in its timezone
+    today, zone = runtime.today(), runtime.settings.timezone
     with runtime.sessions() as session:
         new_book = is_new_book(session, SOURCE)
     if new_book:
@@ -80,14 +82,18 @@ def _read_and_apply(
                     session,
                     SOURCE,
                     path.name,
-                    lambda on_part: read_ledger_csv(path, region, on_row=tick, on_part=on_part),
+                    lambda on_part: read_ledger_csv(
+                        path, region, on_row=tick, on_part=on_part, today=today, timezone=zone
+                    ),
                     now,
                 ),
             )
             if digest is not None and _digest(path) == digest and not batch.problems:
                 file_imports.record_import(session, SOURCE, path.name, digest, settings, now)
             return summary
-    batch = _with_progress(path, lambda tick: read_ledger_csv(path, region, on_row=tick))
+    batch = _with_progress(
+        path, lambda tick: read_ledger_csv(path, region, on_row=tick, today=today, timezone=zone)
+    )
     # A file changed while it was read is not recorded: its digest may not be what was read.
     recorded = digest if digest is not None and _digest(path) == digest else None
     with runtime.writing() as session:

@@ -103,6 +103,10 @@ class InvoiceRecord(NamedTuple):
     payment_link: str | None = None  # the source's own pay-online link (QuickBooks InvoiceLink)
     external_id: str | None = None  # the source's own id, where it has one beside the number
     document_url: str | None = None  # where its PDF copy is fetched (the ledger CSV's pdf_url)
+    # When the source says it was paid (UTC; the ledger CSV's paid_date, from the start of that
+    # day in the business's timezone); None: not said, and a paid invoice is taken as paid when
+    # arbot sees it so.
+    paid_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
