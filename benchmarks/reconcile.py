@@ -41,6 +41,7 @@ def ledger_rows(seed: int = 19, invoices: int = INVOICES) -> list[dict[str, str]
     rows = sample_rows(TODAY, customers=customers_for(invoices), invoices=invoices, seed=seed)
     for row in rows:
         row["balance"] = row["amount"]
+        row.pop("paid_date", None)  # an open invoice has no paid date
     return rows
 
 

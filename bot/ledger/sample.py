@@ -1,8 +1,10 @@
 """The bundled sample ledger: a believable book of receivables, dated relative to a given day.
 
 Contractors, clinics, agencies and B2B service firms across all three tiers, some with several
-open invoices, one billing in EUR. Seeded, so the same day always gives the same ledger; the
-benchmarks use the same generator at a larger size.
+open invoices, one billing in EUR. Each paid invoice says when it was paid, by its customer's own
+habit (a few pay early, most a few days to a few weeks late), so the forecast has history to learn
+from. Seeded, so the same day always gives the same ledger; the benchmarks use the same generator
+at a larger size.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from integrations.base.ledger import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+PAID_DATE = "paid_date"  # written only when a row says when it was paid
 
 
 @dataclass(frozen=True)
@@ -229,12 +232,36 @@ def sample_rows(
             "tags": ";".join(tags),
             "language": "de" if euro else "",  # the Berlin customer reads German
         }
+        # Its own generator: the paid dates draw nothing from the ledger's, whose rows stay
+        # what they were before the ledger said when invoices were paid.
+        habit = _Habit(random.Random(f"{seed}:{index}"))
         for _ in range(per_customer[index]):
             invoice_no += 1
-            rows.append(
-                {**customer, **_invoice(rng, today, industry, invoice_no, "EUR" if euro else "USD")}
-            )
+            invoice = _invoice(rng, today, industry, invoice_no, "EUR" if euro else "USD")
+            if invoice["balance"] == PAID:
+                invoice[PAID_DATE] = habit.paid_on(invoice, today).isoformat()
+            rows.append({**customer, **invoice})
     return rows
+
+
+PAID = "0.00"  # a paid invoice's balance as the sample writes it
+
+
+class _Habit:
+    """How one customer pays: its usual days after the due date (some before it), and how much
+    each invoice strays from that."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.usual = -rng.randint(1, 6) if rng.random() < 0.15 else rng.randint(2, 25)
+        self.spread = rng.uniform(1.0, 5.0)
+
+    def paid_on(self, invoice: dict[str, str], today: date) -> date:
+        """A day between the invoice's issue and today, near its due date plus the habit."""
+        due = date.fromisoformat(invoice["due_date"])
+        late = round(self.rng.gauss(self.usual, self.spread))
+        day = due + timedelta(days=late)
+        return min(max(day, date.fromisoformat(invoice["issue_date"])), today)
 
 
 def _spread(rng: random.Random, invoices: int, customers: int) -> list[int]:
@@ -287,7 +314,9 @@ def _invoice(
 def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
+        # a book whose rows say no paid day (all open) is written without the column
+        paid = any(row.get(PAID_DATE) for row in rows)
+        writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, PAID_DATE] if paid else list(COLUMNS))
         writer.writeheader()
         writer.writerows(rows)
     return path
