@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -172,4 +173,13 @@ def _describe_event(event: dict[str, Any]) -> str:
         )
     if kind == "invoice.due_date_changed":
         return f"{payload['number']} due date {payload['due_before']} → {payload['due_after']}"
+    if kind == "invoice.paid_at_changed":  # a ledger file's paid_date corrected the day it was paid
+        before = payload["paid_before"]
+        was = f" (was {_utc_minute(before)})" if before else ""
+        return f"{payload['number']} paid at {_utc_minute(payload['paid_after'])}{was}"
     return str(kind)
+
+
+def _utc_minute(instant: str) -> str:
+    """An event's ISO instant as `2026-10-03 04:00 UTC`."""
+    return datetime.fromisoformat(instant).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -138,6 +138,8 @@ def test_a_paid_invoice_whose_file_says_another_day_is_corrected_with_an_event(
         "paid_before": NOW.isoformat(),
         "paid_after": FEB_20.isoformat(),
     }
+    shown = " ".join(cli("status", "C-1").stdout.split())
+    assert f"INV-1 paid at {FEB_20:%Y-%m-%d %H:%M} UTC (was {NOW:%Y-%m-%d %H:%M} UTC)" in shown
 
     # the same day again, or no day at all: nothing changes
     # (the file of day 2 with a blank line after it: read again, not skipped by its digest)
