@@ -245,40 +245,25 @@ def count_rows(path: Path) -> int:
         return max(sum(1 for _ in handle) - 1, 0)
 
 
-PART_ROWS = 5_000  # rows a part handed over while the file is read holds (see read_ledger_csv)
-
-# What a part of the file read so far adds: the customers first seen in it (with what their rows
-# have said of them so far: a later row may still fill in a field) and its invoices.
-OnPart = Callable[[list[CustomerRecord], list[InvoiceRecord]], None]
-
-
 def read_ledger_csv(
     path: Path,
     phone_region: str = "US",
     on_row: Callable[[], None] | None = None,
-    on_part: OnPart | None = None,
-    part_rows: int | None = None,
     today: date | None = None,
     timezone: str = "UTC",
 ) -> LedgerBatch:
     """Validate the whole file; raise ValidationFailed listing every problem, or return the batch.
-    `on_part`, when given, is handed the file's records every `part_rows` rows (PART_ROWS by
-    default) while no row has
-    had a problem (and the rest at the end, once the whole file has none), so that they can be
-    written while the next rows are checked. A paid_date may not be after `today` (the business's
-    date; an import passes its clock's) and is stored from the start of that day in `timezone`
-    (the business's)."""
+    A paid_date may not be after `today` (the business's date; an import passes its clock's) and
+    is stored from the start of that day in `timezone` (the business's)."""
     paid_days = PaidDays(today, timezone)
     with cycles_collected_after():
-        return _read(path, phone_region, on_row, on_part, part_rows or PART_ROWS, paid_days)
+        return _read(path, phone_region, on_row, paid_days)
 
 
 def _read(
     path: Path,
     phone_region: str,
     on_row: Callable[[], None] | None,
-    on_part: OnPart | None = None,
-    part_rows: int = PART_ROWS,
     paid_days: PaidDays | None = None,
 ) -> LedgerBatch:
     paid_days = paid_days or PaidDays(None, "UTC")
@@ -297,8 +282,6 @@ def _read(
     # A row whose customer cells are those of a row already taken (the same list, from the
     # checker) adds nothing to its customer or contacts: only its invoice is new.
     taken: set[int] = set()
-    part = _Parts(batch, first_row_of, on_part)
-    next_part = part_rows
     for row_number, cells in read_cells(
         path,
         REQUIRED_COLUMNS,
@@ -307,10 +290,6 @@ def _read(
     ):
         if on_row is not None:
             on_row()
-        if row_number - 1 > next_part:  # the header is row 1
-            next_part += part_rows
-            if not problems:
-                part.hand_over()
         values = readers[0](row_number, cells, problems)
         if values is None:
             continue
@@ -391,7 +370,6 @@ def _read(
         if customer is None:
             customer = CustomerRecord(external_id=row.customer_id, name=row.customer_name)
             batch.customers[row.customer_id] = customer
-            part.customers.append(row.customer_id)
         if customer.language is None:  # the first language given on its rows
             customer.language = row.language
         contact = _contact(row, row_number, path.name, phone_region)
@@ -418,49 +396,7 @@ def _read(
         customer.timezone = fields["timezone"]
         customer.never_automate = fields["never_automate"]
         customer.tags = None if fields["tags"] is None else list(fields["tags"])
-    part.hand_over()
     return batch
-
-
-class _Parts:
-    """The records read since the last part was handed over."""
-
-    def __init__(
-        self,
-        batch: LedgerBatch,
-        first_row_of: dict[str, tuple[int, dict[str, Any]]],
-        on_part: OnPart | None,
-    ) -> None:
-        self.batch = batch
-        self.first_row_of = first_row_of
-        self.on_part = on_part
-        self.customers: list[str] = []  # the external ids of the customers first seen
-        self.invoices_before = 0  # the invoices handed over already
-
-    def hand_over(self) -> None:
-        if self.on_part is None:
-            return
-        customers = [self._so_far(external_id) for external_id in self.customers]
-        invoices = self.batch.invoices[self.invoices_before :]
-        self.customers = []
-        self.invoices_before = len(self.batch.invoices)
-        if customers or invoices:
-            self.on_part(customers, invoices)
-
-    def _so_far(self, external_id: str) -> CustomerRecord:
-        """The customer as its rows read so far describe it."""
-        record = self.batch.customers[external_id]
-        fields = self.first_row_of[external_id][1]
-        return CustomerRecord(
-            external_id=external_id,
-            name=record.name,
-            tier=fields["tier"],
-            owner_slack_id=fields["owner_slack_id"],
-            timezone=fields["timezone"],
-            never_automate=fields["never_automate"],
-            tags=None if fields["tags"] is None else list(fields["tags"]),
-            language=record.language,
-        )
 
 
 def _invoice(row: LedgerRow, paid_days: PaidDays) -> InvoiceRecord:

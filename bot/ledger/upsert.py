@@ -6,7 +6,6 @@ and an Event says so; one whose balance rises again is reopened.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -16,19 +15,16 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
-from bot.core.bulk_rows import new_ids
 from bot.core.locks import serialise_ledger_writes
-from bot.core.models import Contact, Customer, Event, Invoice
-from bot.core.write_behind import WriteBehind
-from bot.ledger.bulk import bulk_update, core_table, cycles_collected_after, insert_columns
-from bot.ledger.invoices import _new_invoices, upsert_invoices
+from bot.core.models import Contact, Customer, Event
+from bot.ledger.bulk import bulk_update, cycles_collected_after, insert_columns
+from bot.ledger.invoices import upsert_invoices
 from bot.ledger.screening import screen
 from bot.ledger.source_payments import record_source_payments
 from bot.payments.record import cancel_for_invoices
 from integrations.base.ledger import (
     ContactRecord,
     CustomerRecord,
-    InvoiceRecord,
     LedgerBatch,
     SourceProblem,
     visible,
@@ -123,163 +119,6 @@ def _apply(session: Session, batch: LedgerBatch, now: datetime) -> ImportSummary
     return summary
 
 
-def is_new_book(session: Session, source: str) -> bool:
-    """Whether no customer of `source` is stored yet: everything its batch holds is new."""
-    stored = session.scalar(select(Customer.id).where(Customer.source == source).limit(1))
-    return stored is None
-
-
-def apply_while_read(
-    session: Session,
-    source: str,
-    label: str,
-    read: Callable[
-        [Callable[[list[CustomerRecord], list[InvoiceRecord]], None] | None], LedgerBatch
-    ],
-    now: datetime,
-) -> tuple[LedgerBatch, ImportSummary]:
-    """Read a batch (of `source`, labelled `label`) with `read` and upsert it, inside the caller's
-    transaction, as apply_batch does. For a new book (`is_new_book`), `read` is handed a function to give it the records as
-    it reads them, part by part, and each part is written while the next is read; anything left
-    for the end (contacts, a field a later row filled in, the events) is written once the whole
-    batch is read. A read that fails (a bad row anywhere) writes nothing, as the caller's
-    transaction is rolled back; so does a batch the screening would take anything out of, which
-    is then upserted by apply_batch instead."""
-    with cycles_collected_after():
-        serialise_ledger_writes(session)
-        if not is_new_book(session, source):
-            batch = read(None)
-            return batch, _apply(session, batch, now)
-        book = _NewBook(session, source, label, now)
-        try:
-            with session.begin_nested():
-                with WriteBehind(book.write) as behind:
-                    batch = read(lambda customers, invoices: behind.put((customers, invoices)))
-                    # while the last part is written: the screening reads the batch, not the rows
-                    taken_out = _screened_out(batch)
-                if taken_out:
-                    raise _ScreenedOut(batch)  # rolls back to before the first part
-                return batch, book.finish(batch)
-        except _ScreenedOut as screened:
-            return screened.batch, _apply(session, screened.batch, now)
-
-
-class _ScreenedOut(Exception):
-    """The screening took a record out of a batch whose parts were written already."""
-
-    def __init__(self, batch: LedgerBatch) -> None:
-        super().__init__("screened out")
-        self.batch = batch
-
-
-def _screened_out(batch: LedgerBatch) -> bool:
-    """Whether the screening takes anything out of the batch (each thing taken out is a problem
-    it adds); the usual CSV, whose rows were all checked, loses nothing."""
-    problems = len(batch.problems)
-    screen(batch)
-    return len(batch.problems) != problems
-
-
-# a new customer's cells that a later row of its may change
-_COMPARED_CUSTOMER = (
-    "name",
-    "tier",
-    "owner_slack_id",
-    "timezone",
-    "never_automate",
-    "tags",
-    "language",
-    "currency",
-)
-
-
-class _NewBook:
-    """A new book's customers and invoices written part by part as the file is read (on the
-    writer's thread), then what only the whole batch tells (on the caller's)."""
-
-    def __init__(self, session: Session, source: str, label: str, now: datetime) -> None:
-        self.session = session
-        self.source = source
-        self.label = label
-        self.now = now
-        self.customer_ids: dict[str, int] = {}
-        self.written: dict[str, tuple[Any, ...]] = {}  # each customer's row as first written
-        self.currency_of: dict[str, str] = {}
-        self.mixed: set[str] = set()
-        self.invoices = 0
-
-    def write(self, part: tuple[list[CustomerRecord], list[InvoiceRecord]]) -> None:
-        customers, invoices = part
-        for external_id, currency in set(
-            zip(
-                map(attrgetter("customer_external_id"), invoices),
-                map(attrgetter("currency"), invoices),
-                strict=True,
-            )
-        ):
-            if self.currency_of.setdefault(external_id, currency) != currency:
-                self.mixed.add(external_id)
-        if customers:
-            # the ids an insert would give them, taken first so the invoices can point at them
-            ids = new_ids(self.session, core_table(Customer), len(customers))
-            rows = self._customer_rows(customers)
-            insert_columns(self.session, Customer, {"id": ids, **rows})
-            for external_id, row_id, row in zip(
-                rows["external_id"], ids, _rows_of(rows), strict=True
-            ):
-                self.customer_ids[external_id] = row_id
-                self.written[external_id] = row
-            # their events now, in the customers' order, as apply_batch writes them
-            _customers_added(self.session, self.source, self.label, ids, self.now)
-        insert_columns(
-            self.session,
-            Invoice,
-            _new_invoices(self.source, invoices, self.customer_ids, self.now),
-        )
-        self.invoices += len(invoices)
-
-    def _customer_rows(self, customers: list[CustomerRecord]) -> dict[str, list[Any]]:
-        new = [(record.external_id, record) for record in customers]
-        return _new_customers(self.source, new, self.currency_of, self.mixed, self.now)
-
-    def finish(self, batch: LedgerBatch) -> ImportSummary:
-        """What the whole batch tells: a customer field a later row filled in (or a currency
-        its later invoices mixed), the customers' events, their contacts, the import's event."""
-        assert self.invoices == len(batch.invoices)
-        assert (batch.source, batch.label) == (self.source, self.label)
-        session, now = self.session, self.now
-        summary = ImportSummary(source=batch.source, label=batch.label)
-        final = self._customer_rows(list(batch.customers.values()))
-        updates = []
-        for external_id, row in zip(final["external_id"], _rows_of(final), strict=True):
-            first = self.written[external_id]
-            if row != first:
-                changes = {
-                    name: value
-                    for name, value, before in zip(_COMPARED_CUSTOMER, row, first, strict=True)
-                    if value != before
-                }
-                updates.append({"id": self.customer_ids[external_id], "updated_at": now, **changes})
-        bulk_update(session, Customer, updates)
-        summary.customers_created = len(batch.customers)
-        # a new book's customers have no contact stored: each of theirs is new
-        contacts = [
-            (self.customer_ids[external_id], record.timezone, contact)
-            for external_id, record in batch.customers.items()
-            for contact in record.contacts
-        ]
-        insert_columns(session, Contact, _new_contacts(contacts, now))
-        summary.contacts_created = len(contacts)
-        summary.invoices_created = self.invoices
-        audit.record(session, now, "ledger.imported", payload=summary.as_dict())
-        return summary
-
-
-def _rows_of(columns: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
-    """Each customer's compared cells, as one tuple."""
-    return list(zip(*(columns[name] for name in _COMPARED_CUSTOMER), strict=True))
-
-
 def _take_out_unknown_customers(batch: LedgerBatch, customer_ids: dict[str, int]) -> None:
     if customer_ids.keys() >= set(map(attrgetter("customer_external_id"), batch.invoices)):
         return  # the usual case: every invoice's customer is known
@@ -328,28 +167,6 @@ def _new_customers(
         "created_at": [now] * count,
         "updated_at": [now] * count,
     }
-
-
-def _customers_added(
-    session: Session, source: str, label: str, customer_ids: list[int], now: datetime
-) -> None:
-    """A customer.added event for each of these customers, new from `source`'s batch `label`."""
-    count = len(customer_ids)
-    # one payload for every customer added: the same dict, made JSON text once
-    payload = {"source": source, "from": label}
-    insert_columns(
-        session,
-        Event,
-        {
-            "at": [now] * count,
-            "actor": [audit.SYSTEM] * count,
-            "kind": ["customer.added"] * count,
-            "customer_id": customer_ids,
-            "invoice_id": [None] * count,
-            "reminder_id": [None] * count,
-            "payload": [payload] * count,
-        },
-    )
 
 
 def _customer_changes(stored: Row[Any], record: CustomerRecord) -> dict[str, Any]:
@@ -404,8 +221,22 @@ def _upsert_customers(
         ):
             if external_id in added:
                 ids[external_id] = row_id
-        added_ids = [ids[external_id] for external_id, _record in new]
-        _customers_added(session, batch.source, batch.label, added_ids, now)
+        count = len(new)
+        # one payload for every customer added: the same dict, made JSON text once
+        payload = {"source": batch.source, "from": batch.label}
+        insert_columns(
+            session,
+            Event,
+            {
+                "at": [now] * count,
+                "actor": [audit.SYSTEM] * count,
+                "kind": ["customer.added"] * count,
+                "customer_id": [ids[external_id] for external_id, _record in new],
+                "invoice_id": [None] * count,
+                "reminder_id": [None] * count,
+                "payload": [payload] * count,
+            },
+        )
     bulk_update(session, Customer, updates)
     summary.customers_created = len(new)
     summary.customers_updated = len(updates)

@@ -64,33 +64,12 @@ def _read_and_apply(
     runtime: Runtime, path: Path, settings: str, digest: str | None
 ) -> ImportSummary:
     from bot.ledger import file_imports
-    from bot.ledger.upsert import apply_batch, apply_while_read, is_new_book
+    from bot.ledger.upsert import apply_batch
     from integrations.csv_ledger import SOURCE, read_ledger_csv
 
     region = runtime.settings.phone_region
     # a paid_date is checked against the business's today and stored in its timezone
     today, zone = runtime.today(), runtime.settings.timezone
-    with runtime.sessions() as session:
-        new_book = is_new_book(session, SOURCE)
-    if new_book:
-        # Written while it is read: the database's work runs beside the checks of the rows after.
-        with runtime.writing() as session:
-            now = runtime.clock.now()
-            batch, summary = _with_progress(
-                path,
-                lambda tick: apply_while_read(
-                    session,
-                    SOURCE,
-                    path.name,
-                    lambda on_part: read_ledger_csv(
-                        path, region, on_row=tick, on_part=on_part, today=today, timezone=zone
-                    ),
-                    now,
-                ),
-            )
-            if digest is not None and _digest(path) == digest and not batch.problems:
-                file_imports.record_import(session, SOURCE, path.name, digest, settings, now)
-            return summary
     batch = _with_progress(
         path, lambda tick: read_ledger_csv(path, region, on_row=tick, today=today, timezone=zone)
     )
