@@ -93,19 +93,21 @@ class Forecast:
         if self.learned_from or not self.invoices:
             return None
         if self.paid_since:
-            # A ledger file says an invoice is paid only by its balance: arbot then knows the day
-            # it saw it paid, not the day it was paid, and a first import sees every one at once.
+            # Paid, but on or after the as-of day as far as arbot knows: a ledger file without
+            # paid_date says only that an invoice is paid, and arbot then dates it the day it saw it.
+            many = self.paid_since != 1
             return (
-                f"{self.paid_since:,} paid invoice{'s' if self.paid_since != 1 else ''} of this "
-                f"ledger {'were' if self.paid_since != 1 else 'was'} seen paid only on or after "
-                f"{self.as_of.isoformat()} (a ledger file gives no payment day), so there is no "
-                "payment history to learn from yet and no cash is placed in any week: import the "
-                "bank's payments (arbot import-payments) or sync a source that reports them."
+                f"{self.paid_since:,} paid invoice{'s' if many else ''} of this ledger "
+                f"{'were' if many else 'was'} paid only on or after {self.as_of.isoformat()} as far "
+                "as arbot knows, so there is no payment history before that day to learn from and "
+                "no cash is placed in any week: give the ledger file's paid_date column (the day "
+                "each paid invoice was paid), import the bank's payments (arbot import-payments) "
+                "or sync a source that reports them."
             )
         return (
             "No invoice of this ledger has been paid yet, so there is nothing to learn from and no "
-            "cash is placed in any week: import the bank's payments (arbot import-payments) or "
-            "sync a source that reports them."
+            "cash is placed in any week: import the bank's payments (arbot import-payments), sync "
+            "a source that reports them, or give the ledger file's paid_date column."
         )
 
     def open_balance(self) -> dict[str, Decimal]:

@@ -30,7 +30,7 @@ from bot.core.models import LedgerFileImport
 
 # Raise when a change to how a ledger file is read or stored makes the same bytes write
 # something else: a file recorded before it is then imported in full again.
-READING_VERSION = 1
+READING_VERSION = 2  # 2: a paid_date column is read (it was ignored as an extra column)
 _DIGEST_BLOCK = 1 << 20
 
 _LEDGER_STATE = text(
@@ -66,10 +66,16 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def reading_settings(phone_region: str) -> str:
-    """The settings a ledger file is read and stored with, as one text to compare."""
+def reading_settings(phone_region: str, timezone: str) -> str:
+    """The settings a ledger file is read and stored with, as one text to compare: `timezone`
+    (the business's) makes a paid_date's stored instant."""
     return json.dumps(
-        {"phone_region": phone_region, "schema": HEAD_REVISION, "reading": READING_VERSION},
+        {
+            "phone_region": phone_region,
+            "timezone": timezone,
+            "schema": HEAD_REVISION,
+            "reading": READING_VERSION,
+        },
         sort_keys=True,
     )
 

@@ -46,7 +46,9 @@ def import_file(runtime: Runtime, path: Path) -> ImportSummary | UnchangedFile:
     from bot.ledger.bulk import cycles_collected_after
     from integrations.csv_ledger import SOURCE
 
-    settings = file_imports.reading_settings(runtime.settings.phone_region)
+    settings = file_imports.reading_settings(
+        runtime.settings.phone_region, runtime.settings.timezone
+    )
     digest = _digest(path)
     if digest is not None:
         with runtime.sessions() as session:

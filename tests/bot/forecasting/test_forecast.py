@@ -320,8 +320,8 @@ def test_invoices_seen_paid_only_today_are_not_called_unpaid(cli: Any, tmp_path:
     shown = " ".join(cli("forecast").stdout.split())
 
     assert "No invoice of this ledger has been paid yet" not in shown
-    assert "1 paid invoice of this ledger was seen paid only on or after" in shown
-    assert "no payment history to learn from yet" in shown
+    assert "1 paid invoice of this ledger was paid only on or after" in shown
+    assert "give the ledger file's paid_date column" in shown
 
 
 @pytest.mark.slow  # the report draws its charts

@@ -4,6 +4,7 @@ bytes, the settings it is read with or the ledger changed since its last import.
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, Customer, Event, Invoice, LedgerFileImport
-from tests.support.ledger_files import row, write
+from tests.support.ledger_files import HEADER, row, write
 
 SKIPPED = "ledger.csv: unchanged since the import at 2026-03-16 14:00:00 UTC; nothing to write."
 
@@ -101,6 +102,25 @@ def test_the_same_file_read_with_another_phone_region_is_imported_in_full(
     again = cli("import-csv", str(path))
     assert again.code == 1  # not a US number: the file is read again, and refused
     assert "row 2, phone" in again.stderr
+
+
+def test_the_same_file_read_in_another_timezone_is_imported_in_full(
+    cli: Any, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paid_date is stored from the start of that day in the business's timezone: the same
+    bytes read in another one store another instant, so they are not skipped."""
+    rows = [row(balance="0.00", paid_date="2026-02-20")]
+    path = write(tmp_path / "ledger.csv", rows, [*HEADER, "paid_date"])
+    monkeypatch.setenv("ARBOT_TIMEZONE", "UTC")
+    assert cli("import-csv", str(path)).code == 0
+    assert cli("import-csv", str(path)).stdout.strip() == SKIPPED
+    monkeypatch.setenv("ARBOT_TIMEZONE", "Asia/Tokyo")
+    again = cli("import-csv", str(path))
+    assert again.code == 0
+    assert again.stdout.strip() != SKIPPED
+    session.rollback()
+    paid_at = session.scalars(select(Invoice.paid_at)).one()
+    assert paid_at == datetime(2026, 2, 19, 15, 0, tzinfo=UTC)  # midnight in Tokyo
 
 
 def test_another_file_in_between_makes_the_first_one_import_in_full(
