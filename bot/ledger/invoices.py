@@ -212,6 +212,7 @@ def _invoice_changes(
             changes.update(status="open", paid_at=None)
     elif (
         stored.status == "paid"
+        and not paid_by_payment  # a recorded payment's own instant is the better one
         and record.paid_at is not None
         and record.balance == 0
         and record.paid_at != stored.paid_at
@@ -251,6 +252,7 @@ def _invoice_events(
         return [{**base, "kind": "invoice.reopened", "payload": money}]
     if "balance" in changes:
         return [{**base, "kind": "invoice.balance_changed", "payload": money}]
+    events = []
     if "paid_at" in changes:
         before = stored.paid_at
         payload = {
@@ -258,12 +260,12 @@ def _invoice_events(
             "paid_before": None if before is None else before.isoformat(),
             "paid_after": changes["paid_at"].isoformat(),
         }
-        return [{**base, "kind": "invoice.paid_at_changed", "payload": payload}]
-    if "due_date" in changes:
+        events.append({**base, "kind": "invoice.paid_at_changed", "payload": payload})
+    if "due_date" in changes:  # said too when the paid day changed with it (a correction)
         payload = {
             "number": stored.number,
             "due_before": stored.due_date.isoformat(),
             "due_after": record.due_date.isoformat(),
         }
-        return [{**base, "kind": "invoice.due_date_changed", "payload": payload}]
-    return []
+        events.append({**base, "kind": "invoice.due_date_changed", "payload": payload})
+    return events

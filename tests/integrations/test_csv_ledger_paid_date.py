@@ -159,6 +159,26 @@ def test_a_paid_invoice_whose_file_says_another_day_is_corrected_with_an_event(
     )
 
 
+def test_a_corrected_paid_day_and_due_date_are_both_said(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    _import(cli, tmp_path / "day1.csv", [row(balance="0.00", due_date="2026-02-10")])
+
+    _import(
+        cli,
+        tmp_path / "day2.csv",
+        [row(balance="0.00", due_date="2026-02-12", paid_date="2026-02-20")],
+    )
+
+    session.rollback()
+    kinds = session.scalars(
+        select(Event.kind).where(
+            Event.kind.in_(("invoice.paid_at_changed", "invoice.due_date_changed"))
+        )
+    ).all()
+    assert sorted(kinds) == ["invoice.due_date_changed", "invoice.paid_at_changed"]
+
+
 def test_the_forecast_learns_a_customers_habit_from_the_files_paid_dates(
     cli: Any, tmp_path: Path
 ) -> None:
