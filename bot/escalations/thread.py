@@ -65,7 +65,7 @@ def view(session: Session, escalation_id: int, today: date, timezone: str) -> Es
             recent_reply.label if recent_reply else None,
             recent_reply.promise_date if recent_reply else None,
             invoices,
-            late_payments_this_year(session, customer.id, today),
+            late_payments_this_year(session, customer.id, today, timezone),
         ),
         claimed_by=escalation.owner_slack_id if escalation.state == "claimed" else None,
         invoices=tuple(
@@ -149,9 +149,13 @@ def sent_message(session: Session, reminder_id: int) -> tuple[str, str | None, s
     return customer.name, reminder.subject, reminder.body_text or ""
 
 
-def late_payments_this_year(session: Session, customer_id: int, today: date) -> int:
-    """Invoices paid after their due date since January 1st."""
-    start = datetime(today.year, 1, 1, tzinfo=ZoneInfo("UTC"))
+def late_payments_this_year(
+    session: Session, customer_id: int, today: date, timezone: str = "UTC"
+) -> int:
+    """Invoices paid after their due date since January 1st, days in `timezone` (the
+    business's: a ledger file's paid day is stored from its start there)."""
+    zone = ZoneInfo(timezone)
+    start = datetime(today.year, 1, 1, tzinfo=zone)
     paid = session.execute(
         select(Invoice.due_date, Invoice.paid_at).where(
             Invoice.customer_id == customer_id,
@@ -160,7 +164,7 @@ def late_payments_this_year(session: Session, customer_id: int, today: date) -> 
             Invoice.paid_at >= start,
         )
     ).all()
-    return sum(1 for due, at in paid if at is not None and at.date() > due)
+    return sum(1 for due, at in paid if at is not None and at.astimezone(zone).date() > due)
 
 
 def suggest(

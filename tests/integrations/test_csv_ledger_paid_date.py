@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core.models import Customer, Event, Invoice
+from bot.escalations.thread import late_payments_this_year
 from bot.forecasting.history import payment_records
 from integrations.csv_ledger import read_ledger_csv
 from tests.conftest import NOW
@@ -177,6 +178,23 @@ def test_a_corrected_paid_day_and_due_date_are_both_said(
         )
     ).all()
     assert sorted(kinds) == ["invoice.due_date_changed", "invoice.paid_at_changed"]
+
+
+def test_a_paid_day_east_of_utc_counts_late_on_its_own_day(
+    cli: Any, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paid on 2026-02-20 in Tokyo (stored 2026-02-19 15:00 UTC), due the 19th: one day late, as
+    the escalation thread's pattern counts it in the business's timezone, not in UTC."""
+    monkeypatch.setenv("ARBOT_TIMEZONE", "Asia/Tokyo")
+    _import(
+        cli,
+        tmp_path / "l.csv",
+        [row(balance="0.00", due_date="2026-02-19", paid_date="2026-02-20")],
+    )
+    session.rollback()
+    customer_id = session.scalars(select(Invoice.customer_id)).one()
+
+    assert late_payments_this_year(session, customer_id, TODAY, "Asia/Tokyo") == 1
 
 
 def test_the_forecast_learns_a_customers_habit_from_the_files_paid_dates(
