@@ -197,6 +197,30 @@ def test_a_paid_day_east_of_utc_counts_late_on_its_own_day(
     assert late_payments_this_year(session, customer_id, TODAY, "Asia/Tokyo") == 1
 
 
+def test_a_paid_day_from_a_payment_arbot_recorded_is_not_moved_by_the_file(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    _import(cli, tmp_path / "day1.csv", [row()])  # open, 1200.00
+    bank = tmp_path / "bank.csv"
+    bank.write_text(
+        "date,amount,currency,reference,payer\n"
+        "2026-03-14,1200.00,USD,Payment INV-1 thanks,RIDGELINE ROOFING\n",
+        encoding="utf-8",
+    )
+    paid = cli("import-payments", str(bank))
+    assert paid.code == 0, paid.stderr
+    recorded = _paid_at(session, "INV-1")
+    assert recorded is not None
+
+    # the ledger catches up, with a day of its own for the payment
+    _import(cli, tmp_path / "day2.csv", [row(balance="0.00", paid_date="2026-03-10")])
+
+    assert _paid_at(session, "INV-1") == recorded
+    session.rollback()
+    changed = select(func.count()).select_from(Event).where(Event.kind == "invoice.paid_at_changed")
+    assert session.scalar(changed) == 0
+
+
 def test_the_forecast_learns_a_customers_habit_from_the_files_paid_dates(
     cli: Any, tmp_path: Path
 ) -> None:
