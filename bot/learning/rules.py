@@ -263,8 +263,10 @@ def _paid_within(session: Session, sent: ColumnElement[bool]) -> set[int]:
         if sent_at is None:
             continue
         sent_on = sent_at.date()
+        # by days, as a payment received is: a ledger file's paid day is stored from its start,
+        # before any touch sent that day
         if any(sent_on <= day <= sent_on + window for day in received[invoice_id]) or (
-            paid_at is not None and sent_at <= paid_at <= sent_at + window
+            paid_at is not None and sent_on <= paid_at.date() <= sent_on + window
         ):
             paid.add(reminder_id)
     return paid

@@ -4,10 +4,11 @@ Plus the proposal's Slack card, within Block Kit's limits."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -280,9 +281,12 @@ def touches(
     paid: int,
     step: str = "plus7",
     paid_after_days: int = 3,
+    ledger_day: bool = False,
 ) -> None:
     """`count` sent reminders of one step, each about one invoice; the first `paid` of them were
-    followed by a bank payment `paid_after_days` later."""
+    followed by a bank payment `paid_after_days` later (with `ledger_day`, by the ledger marking
+    the invoice paid on that day: paid_at the start of the day in New York, as a ledger file's
+    paid_date is stored)."""
     now = SENT
     start = session.scalar(select(func.count()).select_from(Customer)) or 0
     for n in range(start, start + count):
@@ -331,7 +335,11 @@ def touches(
                 due_date=invoice.due_date,
             )
         )
-        if n - start < paid:
+        if n - start < paid and ledger_day:
+            day = SENT.date() + timedelta(days=paid_after_days)
+            invoice.status, invoice.balance = "paid", Decimal("0.00")
+            invoice.paid_at = datetime.combine(day, time(0), ZoneInfo("America/New_York"))
+        elif n - start < paid:
             record_payment(
                 session,
                 source="bank",
@@ -362,6 +370,18 @@ def test_texts_paid_twice_as_often_as_emails_propose_texting_first_at_that_step(
     assert steps[("standard", "plus7")] == ("sms", "email")
     assert steps[("transactional", "plus7")] == ("email", "sms")  # not this ladder
     assert readable_diff(BUNDLED.read_text(), found[0].playbook_yaml).count("\n+ ") == 1
+
+
+def test_a_ledger_paid_day_on_the_day_of_the_touch_counts_as_following_it(
+    runtime: Runtime,
+) -> None:
+    """A ledger file's paid day is stored from the start of the day, before a touch sent later
+    that day: it counts by days, as a bank payment received that day does."""
+    with runtime.writing() as session:
+        touches(session, "sms", 20, paid=10, paid_after_days=0, ledger_day=True)
+        touches(session, "email", 20, paid=5, paid_after_days=0, ledger_day=True)
+        found = rules.evaluate(session, TODAY)
+    assert [p.change for p in found] == ["channel_order:standard:plus7:sms,email"]
 
 
 @pytest.mark.parametrize(
