@@ -264,9 +264,8 @@ def _read(
     path: Path,
     phone_region: str,
     on_row: Callable[[], None] | None,
-    paid_days: PaidDays | None = None,
+    paid_days: PaidDays,
 ) -> LedgerBatch:
-    paid_days = paid_days or PaidDays(None, "UTC")
     problems: list[str] = []
     batch = LedgerBatch(source=SOURCE, label=path.name)
     first_row_of: dict[str, tuple[int, dict[str, Any]]] = {}  # customer id -> (row, its fields)

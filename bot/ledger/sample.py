@@ -20,6 +20,7 @@ from integrations.base.ledger import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 PAID_DATE = "paid_date"  # written only when a row says when it was paid
+PAID = "0.00"  # a paid invoice's balance as the sample writes it
 
 
 @dataclass(frozen=True)
@@ -242,9 +243,6 @@ def sample_rows(
                 invoice[PAID_DATE] = habit.paid_on(invoice, today).isoformat()
             rows.append({**customer, **invoice})
     return rows
-
-
-PAID = "0.00"  # a paid invoice's balance as the sample writes it
 
 
 class _Habit:

@@ -67,7 +67,10 @@ def simulate_command(
     with tempfile.TemporaryDirectory(prefix="arbot-simulation-") as folder:
         rows = sample_ledger(start_day, customers)
         ledger = read_ledger_csv(
-            write_csv(Path(folder) / "ledger.csv", rows), settings.phone_region
+            write_csv(Path(folder) / "ledger.csv", rows),
+            settings.phone_region,
+            today=start_day,
+            timezone=settings.timezone,  # its paid days, from their start there
         )
     if fitted is not None and not as_json:
         out().print(describe_fit(fitted, defaults) + "\n", markup=False, soft_wrap=True)
