@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Numeric
@@ -13,6 +13,9 @@ from bot.core.clock import as_utc
 from bot.core.money import STORAGE_PLACES
 
 _SCALE = Decimal(10) ** STORAGE_PLACES
+_UNIT = Decimal(1).scaleb(-STORAGE_PLACES)
+# Multiplies a stored count of 1/10,000ths by 0.0001 exactly: any rounding would raise.
+_EXACT = Context(prec=28, traps=[Inexact, InvalidOperation, Overflow])
 
 
 class Amount(TypeDecorator[Decimal]):
@@ -46,6 +49,18 @@ class Amount(TypeDecorator[Decimal]):
         if dialect.name == "sqlite":
             return int(scaled)
         return value
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        # What process_result_value gives, by one C call per value instead of three Python ones
+        # (a plan reads about 100,000 amounts): the same Decimal, with four places.
+        multiply, unit = _EXACT.multiply, _UNIT
+
+        def read(value: Any) -> Decimal | None:
+            return None if value is None else multiply(value, unit)
+
+        return read
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:

@@ -6,17 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
-from functools import partial
+from decimal import Decimal
 from itertools import groupby
 from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Dialect, Select, func, select, type_coerce
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from bot.core.bulk_rows import read_rows
-from bot.core.dbtypes import Amount
 from bot.core.models import (
     Contact,
     Customer,
@@ -27,7 +25,6 @@ from bot.core.models import (
     Reminder,
     ReminderInvoice,
 )
-from bot.core.money import STORAGE_PLACES
 from bot.core.vocabulary import TOUCHED, WAITING_OR_SENDING
 from bot.escalations.plans import NextInstalment, next_instalments
 from bot.learning.guardrail_holds import active_holds
@@ -217,22 +214,6 @@ def stream_customers(session: Session) -> Iterator[CustomerFacts]:
     customers.close()
 
 
-class _OpenAmount(Amount):
-    """Amount, read on SQLite by one C call per value: the stored count of 1/10,000ths times
-    0.0001, an exact product (never rounded: Inexact is trapped), the same Decimal with four places as Amount's own
-    reading. A plan reads about 100,000 distinct amounts, each otherwise three Python calls."""
-
-    cache_ok = True
-
-    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
-        if dialect.name == "sqlite":
-            return partial(_EXACT.multiply, Decimal(1).scaleb(-STORAGE_PLACES))
-        return super().result_processor(dialect, coltype)
-
-
-_EXACT = Context(prec=28, traps=[Inexact, InvalidOperation, Overflow])
-
-
 def open_invoices_query(scan: bool = False) -> Select[Any]:
     """The open invoices, a customer at a time: its id, then an InvoiceFacts' values in the order
     of its fields (each row is made one with `tuple.__new__`, which checks nothing). A query whose
@@ -248,8 +229,8 @@ def open_invoices_query(scan: bool = False) -> Select[Any]:
             INV.issue_date,
             INV.due_date,
             INV.currency,
-            type_coerce(INV.total, _OpenAmount()).label("total"),
-            type_coerce(INV.balance, _OpenAmount()).label("balance"),
+            INV.total,
+            INV.balance,
             INV.disputed,
             INV.promise_date,
             INV.payment_plan,
