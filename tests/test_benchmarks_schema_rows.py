@@ -18,7 +18,11 @@ from tests.conftest import POSTGRES
 KINDS = [
     SQLITE,
     pytest.param(
-        POSTGRESQL, marks=pytest.mark.skipif(not POSTGRES, reason="PostgreSQL does not answer")
+        POSTGRESQL,
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not POSTGRES, reason="PostgreSQL does not answer"),
+        ],
     ),
 ]
 
