@@ -41,12 +41,13 @@ class ProposalDecision:
 
 
 def propose_all(
-    session: Session, today: date, now: datetime, weeks: int = WEEKS
+    session: Session, today: date, now: datetime, timezone: str, weeks: int = WEEKS
 ) -> list[PlaybookVersion]:
-    """Store each supported change as a `proposed` PlaybookVersion (activating nothing)."""
+    """Store each supported change as a `proposed` PlaybookVersion (activating nothing); the
+    evidence counts days in the business's `timezone`."""
     waiting, refused = _changes_in_play(session, now, weeks)
     stored = []
-    for proposal in evaluate(session, today, weeks):
+    for proposal in evaluate(session, today, timezone, weeks):
         if proposal.change in waiting or proposal.change in refused:
             continue
         version = _store(session, proposal, now)
@@ -59,7 +60,7 @@ def weekly_proposals(runtime: Runtime, today: date) -> list[ProposalView]:
     """The weekly job's part: store what the evidence supports, and return the cards to post.
     Slack is called by the caller, after this transaction has committed."""
     with runtime.writing() as session:
-        stored = propose_all(session, today, runtime.clock.now())
+        stored = propose_all(session, today, runtime.clock.now(), runtime.settings.timezone)
         return [view_of(session, version.id) for version in stored]
 
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -40,6 +41,7 @@ from bot.core.models import (
 )
 from bot.learning.check import check_bundle
 from bot.learning.edit import edit_step
+from bot.learning.metrics import local_day, start_of
 from bot.learning.proposal import Proposal, ladder_words
 from bot.learning.template_from_edit import edited_template
 from bot.learning.timing_revisions import timing_proposals
@@ -79,14 +81,17 @@ PAID_WITHIN_DAYS = 7
 # --- the rules ------------------------------------------------------------------------------
 
 
-def evaluate(session: Session, today: date, weeks: int = WEEKS) -> list[Proposal]:
-    """Each change the last `weeks` weeks of edits and outcomes support, checked; none stored."""
+def evaluate(session: Session, today: date, timezone: str, weeks: int = WEEKS) -> list[Proposal]:
+    """Each change the last `weeks` weeks of edits and outcomes support, checked; none stored.
+    Days are the business's (`timezone`): the window starts at the start of its day, and a touch
+    and the payment after it are compared by their days there."""
     current = _current_bundle(session)
-    since = datetime.combine(today - timedelta(weeks=weeks), time.min, UTC)
+    zone = ZoneInfo(timezone)
+    since = start_of(today - timedelta(weeks=weeks), zone)
     found = (
         _softened(session, current, since)
-        + _channel_order(session, current, today, since)
-        + timing_proposals(session, current, today, since)
+        + _channel_order(session, current, today, since, zone)
+        + timing_proposals(session, current, today, since, timezone)
         + trust_proposals(session, current)
     )
     return [p for p in found if _passes_check(p)]
@@ -178,9 +183,9 @@ def _template_proposal(
 
 
 def _channel_order(
-    session: Session, current: Bundle, today: date, since: datetime
+    session: Session, current: Bundle, today: date, since: datetime, zone: ZoneInfo
 ) -> list[Proposal]:
-    until = datetime.combine(today - timedelta(days=PAID_WITHIN_DAYS), time.min, UTC)
+    until = start_of(today - timedelta(days=PAID_WITHIN_DAYS), zone)
     sent = (
         (Reminder.state == "sent")
         & (Reminder.action == "remind")
@@ -192,7 +197,7 @@ def _channel_order(
         .join(Customer, Customer.id == Reminder.customer_id)
         .where(sent)
     ).all()
-    paid = _paid_within(session, sent)
+    paid = _paid_within(session, sent, zone)
     counts: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(
         lambda: {"email": [0, 0], "sms": [0, 0]}
     )
@@ -238,9 +243,10 @@ def _channel_order(
     return proposals
 
 
-def _paid_within(session: Session, sent: ColumnElement[bool]) -> set[int]:
+def _paid_within(session: Session, sent: ColumnElement[bool], zone: ZoneInfo) -> set[int]:
     """The touches (reminders matching `sent`) after which money arrived for one of their
-    invoices within the days allowed: a payment received, or the invoice marked paid."""
+    invoices within the days allowed: a payment received, or the invoice marked paid. Days are
+    the business's (`zone`), as a payment's `received_on` is."""
     covered = session.execute(
         select(Reminder.id, Reminder.sent_at, Invoice.id, Invoice.paid_at)
         .join(ReminderInvoice, ReminderInvoice.reminder_id == Reminder.id)
@@ -262,11 +268,12 @@ def _paid_within(session: Session, sent: ColumnElement[bool]) -> set[int]:
     for reminder_id, sent_at, invoice_id, paid_at in covered:
         if sent_at is None:
             continue
-        sent_on = sent_at.date()
-        # by days, as a payment received is: a ledger file's paid day is stored from its start,
-        # before any touch sent that day
+        sent_on = local_day(sent_at, zone)
+        # by the business's days, as a payment received is: a ledger file's paid day is stored
+        # from its start there, before any touch sent that day (and, east of UTC, on the UTC
+        # day before)
         if any(sent_on <= day <= sent_on + window for day in received[invoice_id]) or (
-            paid_at is not None and sent_on <= paid_at.date() <= sent_on + window
+            paid_at is not None and sent_on <= local_day(paid_at, zone) <= sent_on + window
         ):
             paid.add(reminder_id)
     return paid

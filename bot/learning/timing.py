@@ -39,14 +39,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from math import erfc, sqrt
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.models import Customer, Invoice, Reminder, ReminderInvoice
-from bot.learning.metrics import load_histories
+from bot.learning.metrics import load_histories, local_day, start_of
 from playbooks.model import Ladder, Playbook, Step
 
 PAID_WITHIN_DAYS = 7
@@ -305,11 +306,13 @@ def _placed(playbook: Playbook, ladder_name: str, key: str) -> tuple[Ladder, int
 
 
 def evidence(
-    session: Session, playbook: Playbook, today: date, since: datetime
+    session: Session, playbook: Playbook, today: date, since: datetime, timezone: str
 ) -> tuple[list[Touch], list[Trail]]:
     """The reminders sent from `since` until `PAID_WITHIN_DAYS` days before `today`, and the
-    trail of each invoice they covered, each in the ladder its customer follows today."""
-    until = datetime.combine(today - timedelta(days=PAID_WITHIN_DAYS), time.min, UTC)
+    trail of each invoice they covered, each in the ladder its customer follows today. Days are
+    the business's (`timezone`): the day a reminder went out, and the day an invoice was paid."""
+    zone = ZoneInfo(timezone)
+    until = start_of(today - timedelta(days=PAID_WITHIN_DAYS), zone)
     sent = (
         (Reminder.state == "sent")
         & (Reminder.action == "remind")
@@ -336,7 +339,9 @@ def evidence(
     covered = select(ReminderInvoice.invoice_id).join(Reminder).where(sent)
     paid_on = {
         invoice_id: history.paid_on()
-        for invoice_id, history in load_histories(session, Invoice.id.in_(covered), "UTC").items()
+        for invoice_id, history in load_histories(
+            session, Invoice.id.in_(covered), timezone
+        ).items()
     }
     grouped: dict[int, list[tuple[int, date]]] = defaultdict(list)
     about: dict[int, tuple[str, str, str, date]] = {}
@@ -345,7 +350,7 @@ def evidence(
         if row.invoice_id not in paid_on:  # void: owed by nobody
             continue
         ladder, _ = playbook.ladder_for(row.tier, list(row.tags or []))
-        sent_on = row.sent_at.date()
+        sent_on = local_day(row.sent_at, zone)
         grouped[row.id].append((row.invoice_id, row.due_date))
         about[row.id] = (ladder, row.step_key, row.channel or "email", sent_on)
         trail = trails.setdefault(

@@ -18,9 +18,9 @@ from playbooks.loader import Bundle
 
 
 def timing_proposals(
-    session: Session, current: Bundle, today: date, since: datetime
+    session: Session, current: Bundle, today: date, since: datetime, timezone: str
 ) -> list[Proposal]:
-    touches, trails = timing.evidence(session, current.playbook, today, since)
+    touches, trails = timing.evidence(session, current.playbook, today, since, timezone)
     weeks = (today - since.date()).days // 7
     found = [_move(current, move, weeks) for move in timing.moves(current.playbook, touches)]
     found += [_drop(current, drop, weeks) for drop in timing.drops(current.playbook, trails, today)]

@@ -114,12 +114,14 @@ def playbook_suggest(
     from bot.learning import rules as proposal_rules
 
     with opened_runtime() as runtime, runtime.writing() as session:
+        today, timezone = runtime.today(), runtime.settings.timezone
         if dry_run:
-            lines = [p.rationale for p in proposal_rules.evaluate(session, runtime.today())]
+            lines = [p.rationale for p in proposal_rules.evaluate(session, today, timezone)]
         else:
+            now = runtime.clock.now()
             lines = [
                 f"version {v.version} proposed: {v.rationale}"
-                for v in proposals.propose_all(session, runtime.today(), runtime.clock.now())
+                for v in proposals.propose_all(session, today, now, timezone)
             ]
     for line in lines or ["Nothing to propose."]:
         out().print(line, markup=False)

@@ -100,7 +100,7 @@ def earn_trust(runtime: Runtime, clock: FixedClock, planned: dict[str, int]) -> 
     approve(runtime, sorted(planned.values()))
     now = runtime.clock.now()
     with runtime.writing() as session:
-        (stored,) = proposals.propose_all(session, TODAY, now)
+        (stored,) = proposals.propose_all(session, TODAY, now, runtime.settings.timezone)
         decision = proposals.approve(session, stored.id, "U0APPROVER", now)
         assert decision.status == "active", decision.message
     clock.set(LATER_NOW)

@@ -41,5 +41,5 @@ def test_only_edits_of_english_messages_propose_a_softer_english_template(
         session.execute(update(Reminder).values(language=language))
     _soften_eight_of_ten(runtime, ids)
     with runtime.sessions() as session:
-        found = [p.change for p in rules.evaluate(session, TODAY)]
+        found = [p.change for p in rules.evaluate(session, TODAY, runtime.settings.timezone)]
     assert ("softened:strategic:gentle" in found) is proposed

@@ -139,7 +139,7 @@ def test_eight_of_ten_softened_edits_propose_a_generic_template_for_that_step(
 ) -> None:
     edit_all(runtime, plan_strategic(runtime, tmp_path, 10), softened=8)
     with runtime.sessions() as session:
-        found = rules.evaluate(session, TODAY)
+        found = rules.evaluate(session, TODAY, runtime.settings.timezone)
     assert [p.change for p in found] == ["softened:strategic:gentle"]
     proposal = found[0]
     assert proposal.rationale.startswith(
@@ -182,7 +182,7 @@ def test_eight_of_ten_softened_edits_propose_a_generic_template_for_that_step(
 def test_seven_softened_edits_of_ten_propose_nothing(runtime: Runtime, tmp_path: Path) -> None:
     edit_all(runtime, plan_strategic(runtime, tmp_path, 10), softened=7)
     with runtime.sessions() as session:
-        assert rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY, runtime.settings.timezone) == []
 
 
 def test_nine_edits_are_not_yet_evidence_even_when_all_softened(
@@ -190,13 +190,18 @@ def test_nine_edits_are_not_yet_evidence_even_when_all_softened(
 ) -> None:
     edit_all(runtime, plan_strategic(runtime, tmp_path, 9), softened=9)
     with runtime.sessions() as session:
-        assert rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY, runtime.settings.timezone) == []
 
 
 def test_edits_older_than_the_window_do_not_count(runtime: Runtime, tmp_path: Path) -> None:
     edit_all(runtime, plan_strategic(runtime, tmp_path, 10), softened=10)
     with runtime.sessions() as session:
-        assert rules.evaluate(session, TODAY + timedelta(weeks=rules.WEEKS + 1)) == []
+        assert (
+            rules.evaluate(
+                session, TODAY + timedelta(weeks=rules.WEEKS + 1), runtime.settings.timezone
+            )
+            == []
+        )
 
 
 def test_edits_that_still_name_something_of_that_customer_make_no_template(
@@ -213,7 +218,7 @@ def test_edits_that_still_name_something_of_that_customer_make_no_template(
             decision, problems = approvals.edit(session, reminder_id, "U0A", subject, body, now)
             assert decision.changed, problems
     with runtime.sessions() as session:
-        assert rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY, runtime.settings.timezone) == []
 
 
 def test_a_text_message_edit_with_a_pay_link_keeps_the_link_only_when_there_is_one(
@@ -246,7 +251,7 @@ def test_a_text_message_edit_with_a_pay_link_keeps_the_link_only_when_there_is_o
             decision, problems = approvals.edit(session, reminder_id, "U0A", None, text, now)
             assert decision.changed, problems
     with runtime.sessions() as session:
-        (proposal,) = rules.evaluate(session, TODAY)
+        (proposal,) = rules.evaluate(session, TODAY, runtime.settings.timezone)
     sms = proposal.templates["standard_plus7/sms.txt.j2"]
     assert "{% if payment_link %}Pay at {{ payment_link }}.{% else %}" in sms
     assert "https://" not in sms
@@ -282,12 +287,15 @@ def touches(
     step: str = "plus7",
     paid_after_days: int = 3,
     ledger_day: bool = False,
+    sent: datetime = SENT,
+    timezone: str = "America/New_York",
 ) -> None:
-    """`count` sent reminders of one step, each about one invoice; the first `paid` of them were
-    followed by a bank payment `paid_after_days` later (with `ledger_day`, by the ledger marking
-    the invoice paid on that day: paid_at the start of the day in New York, as a ledger file's
-    paid_date is stored)."""
-    now = SENT
+    """`count` reminders of one step sent at `sent`, each about one invoice; the first `paid` of
+    them were followed by a bank payment `paid_after_days` later (with `ledger_day`, by the ledger
+    marking the invoice paid on that day of the business in `timezone`: paid_at the start of the
+    day there, as a ledger file's paid_date is stored)."""
+    now = sent
+    sent_on = sent.astimezone(ZoneInfo(timezone)).date()
     start = session.scalar(select(func.count()).select_from(Customer)) or 0
     for n in range(start, start + count):
         customer = Customer(
@@ -317,11 +325,11 @@ def touches(
         reminder = Reminder(
             customer_id=customer.id,
             channel=channel,
-            plan_date=SENT.date(),
+            plan_date=sent_on,
             step_key=step,
             state="sent",
             idempotency_key=f"test:{n}",
-            sent_at=SENT,
+            sent_at=sent,
             created_at=now,
             updated_at=now,
         )
@@ -336,20 +344,20 @@ def touches(
             )
         )
         if n - start < paid and ledger_day:
-            day = SENT.date() + timedelta(days=paid_after_days)
+            day = sent_on + timedelta(days=paid_after_days)
             invoice.status, invoice.balance = "paid", Decimal("0.00")
-            invoice.paid_at = datetime.combine(day, time(0), ZoneInfo("America/New_York"))
+            invoice.paid_at = datetime.combine(day, time(0), ZoneInfo(timezone))
         elif n - start < paid:
             record_payment(
                 session,
                 source="bank",
                 external_id=f"P-{n}",
                 customer_id=customer.id,
-                received_on=SENT.date() + timedelta(days=paid_after_days),
+                received_on=sent_on + timedelta(days=paid_after_days),
                 amount=Decimal("500.00"),
                 currency="USD",
                 invoice_ids=[invoice.id],
-                now=SENT + timedelta(days=paid_after_days, hours=2),
+                now=sent + timedelta(days=paid_after_days, hours=2),
             )
 
 
@@ -359,7 +367,7 @@ def test_texts_paid_twice_as_often_as_emails_propose_texting_first_at_that_step(
     with runtime.writing() as session:
         touches(session, "sms", 20, paid=10)
         touches(session, "email", 20, paid=5)
-        found = rules.evaluate(session, TODAY)
+        found = rules.evaluate(session, TODAY, runtime.settings.timezone)
     assert [p.change for p in found] == ["channel_order:standard:plus7:sms,email"]
     assert (
         "10 of 20 text messages (50%) were followed by a payment within 7 days, "
@@ -380,8 +388,42 @@ def test_a_ledger_paid_day_on_the_day_of_the_touch_counts_as_following_it(
     with runtime.writing() as session:
         touches(session, "sms", 20, paid=10, paid_after_days=0, ledger_day=True)
         touches(session, "email", 20, paid=5, paid_after_days=0, ledger_day=True)
-        found = rules.evaluate(session, TODAY)
+        found = rules.evaluate(session, TODAY, runtime.settings.timezone)
     assert [p.change for p in found] == ["channel_order:standard:plus7:sms,email"]
+
+
+@pytest.mark.parametrize(
+    ("timezone", "sent"),
+    [
+        # Tokyo, UTC+9: sent at 10:00 on February 20 there (01:00 UTC that day); the ledger's
+        # paid day February 20 is stored as 00:00 there, 15:00 UTC on February 19
+        ("Asia/Tokyo", datetime(2026, 2, 20, 1, 0, tzinfo=UTC)),
+        # New York, UTC-5: sent at 20:00 on February 20 there (01:00 UTC on February 21); the
+        # ledger's paid day February 20 is stored as 05:00 UTC on February 20
+        ("America/New_York", datetime(2026, 2, 21, 1, 0, tzinfo=UTC)),
+    ],
+)
+def test_a_ledger_paid_day_counts_by_the_business_day_of_the_touch_not_the_utc_day(
+    runtime: Runtime, timezone: str, sent: datetime
+) -> None:
+    """The touch and the ledger's paid day fall on one day of the business, but on two UTC days:
+    the paid day still counts as following the touch."""
+    with runtime.writing() as session:
+        for channel, paid in (("sms", 10), ("email", 5)):
+            touches(
+                session,
+                channel,
+                20,
+                paid,
+                paid_after_days=0,
+                ledger_day=True,
+                sent=sent,
+                timezone=timezone,
+            )
+        found = rules.evaluate(session, TODAY, timezone)
+    assert [p.change for p in found] == ["channel_order:standard:plus7:sms,email"]
+    assert "10 of 20 text messages (50%)" in found[0].rationale
+    assert "5 of 20 emails (25%)" in found[0].rationale
 
 
 @pytest.mark.parametrize(
@@ -400,7 +442,7 @@ def test_channel_order_needs_twice_the_rate_twenty_of_each_and_payment_within_se
     with runtime.writing() as session:
         touches(session, "sms", sms, sms_paid, paid_after_days=paid_after_days)
         touches(session, "email", email, email_paid, paid_after_days=paid_after_days)
-        assert rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY, runtime.settings.timezone) == []
 
 
 # --- storing, approving, rejecting, rolling back -------------------------------------------------
@@ -423,8 +465,8 @@ def test_proposals_are_stored_as_proposed_once_pass_the_check_and_activate_nothi
     evidence_for_two_steps(runtime)
     now = runtime.clock.now()
     with runtime.writing() as session:
-        stored = proposals.propose_all(session, TODAY, now)
-        again = proposals.propose_all(session, TODAY, now)
+        stored = proposals.propose_all(session, TODAY, now, runtime.settings.timezone)
+        again = proposals.propose_all(session, TODAY, now, runtime.settings.timezone)
     assert len(stored) == 2 and again == []
     with runtime.sessions() as session:
         assert versions(session) == {1: "active", 2: "proposed", 3: "proposed"}
@@ -464,7 +506,7 @@ def test_approve_activates_the_proposal_and_rollback_returns_to_the_version_befo
         touches(session, "email", 20, paid=4)
     now = runtime.clock.now()
     with runtime.writing() as session:
-        (version,) = proposals.propose_all(session, TODAY, now)
+        (version,) = proposals.propose_all(session, TODAY, now, runtime.settings.timezone)
         version_id = version.id
     with runtime.writing() as session:
         first = proposals.approve(session, version_id, "U0APPROVER", now)
@@ -489,7 +531,7 @@ def test_reject_retires_it_and_the_same_change_waits_a_window_before_it_is_propo
         touches(session, "email", 20, paid=4)
     now = runtime.clock.now()
     with runtime.writing() as session:
-        (version,) = proposals.propose_all(session, TODAY, now)
+        (version,) = proposals.propose_all(session, TODAY, now, runtime.settings.timezone)
         version_id = version.id
     with runtime.writing() as session:
         assert proposals.id_of_version(session, 2) == version_id
@@ -499,13 +541,16 @@ def test_reject_retires_it_and_the_same_change_waits_a_window_before_it_is_propo
         twice = proposals.reject(session, version_id, "U0SECOND", now)
         approved_after = proposals.approve(session, version_id, "U0SECOND", now)
         assert versions(session) == {1: "active", 2: "retired"}
-        assert proposals.propose_all(session, TODAY, now) == []
+        assert proposals.propose_all(session, TODAY, now, runtime.settings.timezone) == []
     assert (rejected.changed, rejected.status) == (True, "retired")
     assert not twice.changed and "already rejected by U0APPROVER" in twice.message
     assert not approved_after.changed
     later = now + timedelta(weeks=rules.WEEKS, days=1)
     with runtime.writing() as session:
-        assert [v.version for v in proposals.propose_all(session, TODAY, later)] == [3]
+        assert [
+            v.version
+            for v in proposals.propose_all(session, TODAY, later, runtime.settings.timezone)
+        ] == [3]
 
 
 def test_approving_a_proposal_made_against_an_older_playbook_sets_it_aside(
@@ -514,14 +559,16 @@ def test_approving_a_proposal_made_against_an_older_playbook_sets_it_aside(
     evidence_for_two_steps(runtime)
     now = runtime.clock.now()
     with runtime.writing() as session:
-        first, second = (v.id for v in proposals.propose_all(session, TODAY, now))
+        first, second = (
+            v.id for v in proposals.propose_all(session, TODAY, now, runtime.settings.timezone)
+        )
     with runtime.writing() as session:
         assert proposals.approve(session, first, "U0A", now).status == "active"
         outdated = proposals.approve(session, second, "U0A", now)
     assert outdated.status == "retired"
     assert "proposed as a change to version 1, but version 2 is active now" in outdated.message
     with runtime.writing() as session:
-        (again,) = proposals.propose_all(session, TODAY, now)
+        (again,) = proposals.propose_all(session, TODAY, now, runtime.settings.timezone)
         ladder = bundle_of(again).playbook.tiers["standard"]
         assert [s.channels for s in ladder[2:4]] == [("sms", "email"), ("sms", "email")]
         assert versions(session) == {1: "retired", 2: "active", 3: "retired", 4: "proposed"}
@@ -618,7 +665,7 @@ def test_the_card_of_a_stored_proposal_shows_its_diff_and_then_its_decision(
         touches(session, "email", 20, paid=4)
     now = runtime.clock.now()
     with runtime.writing() as session:
-        (version,) = proposals.propose_all(session, TODAY, now)
+        (version,) = proposals.propose_all(session, TODAY, now, runtime.settings.timezone)
         waiting = proposals.view_of(session, version.id)
         proposals.reject(session, version.id, "U0APPROVER", now)
         decided = proposals.view_of(session, version.id)

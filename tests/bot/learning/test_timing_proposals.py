@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -49,10 +50,16 @@ def remind(
     channel: str = "email",
     tier: str = "standard",
     also: tuple[tuple[str, int], ...] = (),
+    timezone: str = "UTC",
+    sent_time: time = time(15),
+    ledger: bool = False,
 ) -> None:
     """`count` invoices due on DUE, each of its own customer, reminded by `step` on `day` (from
-    the due date) and by each (step, day) of `also` before it; the first `paid` of them paid in
-    full on `paid_on_day` (three days after `day` unless given)."""
+    the due date) and by each (step, day) of `also` before it, at `sent_time` in `timezone`; the
+    first `paid` of them paid in full on `paid_on_day` (three days after `day` unless given): by
+    a bank payment, or with `ledger` by the ledger marking them paid that day (paid_at the start
+    of the day in `timezone`, as a ledger file's paid_date is stored)."""
+    zone = ZoneInfo(timezone)
     start = session.scalar(select(func.count()).select_from(Customer)) or 0
     created = datetime.combine(DUE - timedelta(days=30), time(12), UTC)
     customers = [
@@ -89,11 +96,12 @@ def remind(
     sent = []
     for invoice in invoices:
         for key, sent_day in (*also, (step, day)):
-            sent_at = datetime.combine(DUE + timedelta(days=sent_day), time(15), UTC)
+            sent_on = DUE + timedelta(days=sent_day)
+            sent_at = datetime.combine(sent_on, sent_time, zone).astimezone(UTC)
             reminder = Reminder(
                 customer_id=invoice.customer_id,
                 channel=channel,
-                plan_date=sent_at.date(),
+                plan_date=sent_on,
                 step_key=key,
                 state="sent",
                 idempotency_key=f"test:{invoice.number}:{key}",
@@ -110,6 +118,10 @@ def remind(
     )
     paid_on = DUE + timedelta(days=day + 3 if paid_on_day is None else paid_on_day)
     for invoice in invoices[:paid]:
+        if ledger:
+            invoice.status, invoice.balance = "paid", Decimal("0.00")
+            invoice.paid_at = datetime.combine(paid_on, time(0), zone)
+            continue
         record_payment(
             session,
             source="bank",
@@ -142,7 +154,7 @@ def test_reminders_sent_later_and_paid_more_often_propose_moving_the_step_to_tha
 ) -> None:
     with runtime.writing() as session:
         seven_against_ten(session)
-        found = rules.evaluate(session, TODAY)
+        found = rules.evaluate(session, TODAY, runtime.settings.timezone)
     assert [p.change for p in found] == ["timing:standard:plus7:10"]
     (proposal,) = found
     assert proposal.rationale.startswith(
@@ -183,11 +195,36 @@ def test_reminders_sent_later_and_paid_more_often_propose_moving_the_step_to_tha
     ]
 
 
+def test_the_day_a_step_went_out_and_the_day_it_was_paid_are_the_business_days(
+    runtime: Runtime,
+) -> None:
+    """East of UTC (Tokyo, UTC+9), reminders sent at 08:00 there went out on the UTC day before,
+    and a ledger's paid day, stored from its start there (15:00 UTC the day before), falls on
+    the UTC day before too: counted in UTC, the +7 reminders went out on +6 and those of +10
+    were paid before they went out."""
+    with runtime.writing() as session:
+        for count, paid, day in ((140, 25, 7), (95, 29, 10)):  # +10 paid that day, +7 three after
+            remind(
+                session,
+                count,
+                paid,
+                day=day,
+                paid_on_day=10,
+                timezone="Asia/Tokyo",
+                sent_time=time(8),
+                ledger=True,
+            )
+        found = rules.evaluate(session, TODAY, "Asia/Tokyo")
+    assert [p.change for p in found] == ["timing:standard:plus7:10"]
+    assert found[0].evidence["current"] == [25, 140]
+    assert found[0].evidence["proposed"] == [29, 95]
+
+
 def test_of_several_better_days_the_one_paid_most_often_is_proposed(runtime: Runtime) -> None:
     with runtime.writing() as session:
         seven_against_ten(session)
         remind(session, 60, paid=27, day=9)  # 45%
-        found = rules.evaluate(session, TODAY)
+        found = rules.evaluate(session, TODAY, runtime.settings.timezone)
     assert [p.change for p in found] == ["timing:standard:plus7:9"]
     assert "sent 9 days late (" in found[0].rationale and "45% (27 of 60)" in found[0].rationale
 
@@ -213,7 +250,7 @@ def test_no_move_below_any_threshold(
     with runtime.writing() as session:
         remind(session, at_step_day, paid=paid_there, day=7)
         remind(session, at_other_day, paid=paid_other, day=other_day)
-        assert rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY, runtime.settings.timezone) == []
 
 
 def test_a_payment_eight_days_after_the_reminder_is_not_paid_within_seven(
@@ -222,7 +259,7 @@ def test_a_payment_eight_days_after_the_reminder_is_not_paid_within_seven(
     with runtime.writing() as session:
         remind(session, 140, paid=25, day=7)
         remind(session, 95, paid=29, day=10, paid_on_day=18)
-        assert rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY, runtime.settings.timezone) == []
 
 
 def test_the_pinned_test_agrees_with_the_textbook_figures() -> None:
@@ -252,7 +289,7 @@ def test_a_step_that_does_no_better_than_going_without_it_is_proposed_for_droppi
 ) -> None:
     with runtime.writing() as session:
         with_and_without_plus14(session, 100, 20, 100, 25)
-        found = rules.evaluate(session, TODAY)
+        found = rules.evaluate(session, TODAY, runtime.settings.timezone)
     assert [p.change for p in found] == ["drop_step:standard:plus14"]
     (proposal,) = found
     assert proposal.rationale.startswith(
@@ -288,14 +325,14 @@ def test_no_drop_below_any_threshold(
 ) -> None:
     with runtime.writing() as session:
         with_and_without_plus14(session, with_step, paid_with, without, paid_without)
-        assert rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY, runtime.settings.timezone) == []
 
 
 def test_the_first_reminder_of_a_ladder_is_never_dropped(runtime: Runtime) -> None:
     """The strategic ladder's first reminder, against nothing: no proposal whatever its share."""
     with runtime.writing() as session:
         remind(session, 100, 0, step="heads_up", day=-7, tier="strategic")
-        assert rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY, runtime.settings.timezone) == []
 
 
 def test_dropping_removes_the_lines_of_that_step_only() -> None:
@@ -321,8 +358,10 @@ def test_a_timing_proposal_is_stored_once_and_approving_it_moves_the_step_until_
         seven_against_ten(session)
     now = runtime.clock.now()
     with runtime.writing() as session:
-        (version,) = proposals.propose_all(session, TODAY, now)
-        assert proposals.propose_all(session, TODAY, now) == []  # waiting: not twice
+        (version,) = proposals.propose_all(session, TODAY, now, runtime.settings.timezone)
+        assert (
+            proposals.propose_all(session, TODAY, now, runtime.settings.timezone) == []
+        )  # waiting: not twice
         card = proposals.view_of(session, version.id)
     assert "-    - {key: plus7, offset_days: 7," in card.diff
     assert "+    - {key: plus7, offset_days: 10," in card.diff
@@ -347,10 +386,17 @@ def test_a_rejected_move_is_not_proposed_again_for_eight_weeks(runtime: Runtime)
         seven_against_ten(session)
     now = runtime.clock.now()
     with runtime.writing() as session:
-        (version,) = proposals.propose_all(session, TODAY, now)
+        (version,) = proposals.propose_all(session, TODAY, now, runtime.settings.timezone)
         assert proposals.reject(session, version.id, "U0APPROVER", now).status == "retired"
-        assert proposals.propose_all(session, TODAY, now + timedelta(weeks=8)) == []
-        again = proposals.propose_all(session, TODAY, now + timedelta(weeks=8, days=1))
+        assert (
+            proposals.propose_all(
+                session, TODAY, now + timedelta(weeks=8), runtime.settings.timezone
+            )
+            == []
+        )
+        again = proposals.propose_all(
+            session, TODAY, now + timedelta(weeks=8, days=1), runtime.settings.timezone
+        )
         assert [v.version for v in again] == [3]
         assert statuses(session) == {1: "active", 2: "retired", 3: "proposed"}
 
@@ -392,7 +438,7 @@ def test_payments_that_wait_for_the_next_reminder_propose_one_halfway_through_th
     second_reminder_on(runtime, tmp_path, 28)
     with runtime.writing() as session:
         gap_then_reminder(session, 28, paid_in_gap=10, reminded=90, paid_after=36)
-        found = rules.evaluate(session, TODAY)
+        found = rules.evaluate(session, TODAY, runtime.settings.timezone)
     assert [p.change for p in found] == ["add_step:standard:plus17"]
     (proposal,) = found
     assert proposal.rationale == (
@@ -438,4 +484,4 @@ def test_no_step_is_added_below_any_threshold(
     second_reminder_on(runtime, tmp_path, day)
     with runtime.writing() as session:
         gap_then_reminder(session, day, paid_in_gap, reminded, paid_after)
-        assert rules.evaluate(session, TODAY) == []
+        assert rules.evaluate(session, TODAY, runtime.settings.timezone) == []

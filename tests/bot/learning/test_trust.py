@@ -58,7 +58,11 @@ def planned(runtime: Runtime, tmp_path: Path) -> dict[str, int]:
 
 def proposed_changes(runtime: Runtime) -> list[str]:
     with runtime.sessions() as session:
-        return [p.change for p in rules.evaluate(session, TODAY) if p.rule == "trust"]
+        return [
+            p.change
+            for p in rules.evaluate(session, TODAY, runtime.settings.timezone)
+            if p.rule == "trust"
+        ]
 
 
 def test_29_clean_approvals_propose_nothing_and_30_propose_trusting_the_step(
@@ -71,7 +75,11 @@ def test_29_clean_approvals_propose_nothing_and_30_propose_trusting_the_step(
     approve(runtime, ids[-1:])
     assert proposed_changes(runtime) == ["trust:strategic:gentle"]
     with runtime.sessions() as session:
-        (proposal,) = [p for p in rules.evaluate(session, TODAY) if p.rule == "trust"]
+        (proposal,) = [
+            p
+            for p in rules.evaluate(session, TODAY, runtime.settings.timezone)
+            if p.rule == "trust"
+        ]
     gentle = next(s for s in proposal.bundle().playbook.tiers["strategic"] if s.key == "gentle")
     assert gentle.auto_approve
     assert proposal.rationale.startswith(
@@ -241,11 +249,18 @@ def test_a_rejected_trust_proposal_is_not_proposed_again_within_eight_weeks(
     approve(runtime, sorted(planned.values()))
     now = runtime.clock.now()
     with runtime.writing() as session:
-        (stored,) = proposals.propose_all(session, TODAY, now)
+        (stored,) = proposals.propose_all(session, TODAY, now, runtime.settings.timezone)
         proposals.reject(session, stored.id, "U0APPROVER", now)
     with runtime.writing() as session:
-        assert proposals.propose_all(session, TODAY, now + timedelta(weeks=7)) == []
-        again = proposals.propose_all(session, TODAY, now + timedelta(weeks=8, days=1))
+        assert (
+            proposals.propose_all(
+                session, TODAY, now + timedelta(weeks=7), runtime.settings.timezone
+            )
+            == []
+        )
+        again = proposals.propose_all(
+            session, TODAY, now + timedelta(weeks=8, days=1), runtime.settings.timezone
+        )
     assert len(again) == 1
 
 
