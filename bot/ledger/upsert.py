@@ -41,7 +41,16 @@ _CUSTOMER_FIELDS = (
     "tags",
     "language",
 )
-_CONTACT_FIELDS = ("id", "customer_id", "name", "email", "phone", "sms_consent", "language")
+_CONTACT_FIELDS = (
+    "id",
+    "customer_id",
+    "name",
+    "email",
+    "phone",
+    "timezone",
+    "sms_consent",
+    "language",
+)
 
 
 @dataclass
@@ -278,6 +287,7 @@ def _upsert_contacts(
     for external_id, record in batch.customers.items():
         customer_id = customer_ids[external_id]
         known = by_customer.get(customer_id, [])
+        changes_of: dict[int, dict[str, Any]] = {}  # contact id -> its changes
         for contact in record.contacts:
             existing = _match_contact(known, contact)
             if existing is None:
@@ -285,7 +295,18 @@ def _upsert_contacts(
                 continue
             changes = _contact_changes(existing, contact, now)
             if changes:
-                updates.append({"id": existing.id, "updated_at": now, **changes})
+                changes_of.setdefault(existing.id, {}).update(changes)
+        if record.timezone is not None:
+            # No source gives a contact a timezone of its own: a contact's is its customer's,
+            # copied when it was added, and follows the customer's (whether or not this batch
+            # names the contact). None stays None: it already reads the customer's.
+            for stored in known:
+                if stored.timezone is not None and stored.timezone != record.timezone:
+                    changes_of.setdefault(stored.id, {})["timezone"] = record.timezone
+        updates.extend(
+            {"id": contact_id, "updated_at": now, **changes}
+            for contact_id, changes in changes_of.items()
+        )
     insert_columns(session, Contact, _new_contacts(new, now))
     bulk_update(session, Contact, updates)
     summary.contacts_created = len(new)

@@ -129,6 +129,28 @@ def test_customer_details_follow_the_ledger_but_empty_columns_keep_what_is_store
     assert customer.timezone == "America/Denver"
 
 
+def test_contacts_follow_their_customers_new_timezone_named_in_the_file_or_not(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    first = [
+        row(),  # America/Chicago
+        row(invoice_number="INV-2", email="", phone="+13125550199", contact_name="Front desk"),
+    ]
+    assert cli("import-csv", str(write(tmp_path / "a.csv", first))).code == 0
+    # the front desk's row is gone from the second file: its contact follows all the same
+    moved = [row(timezone="America/Los_Angeles")]
+    assert cli("import-csv", str(write(tmp_path / "b.csv", moved))).code == 0
+    session.rollback()
+    assert session.scalars(select(Customer.timezone)).one() == "America/Los_Angeles"
+    zones = session.scalars(select(Contact.timezone).order_by(Contact.id)).all()
+    assert zones == ["America/Los_Angeles", "America/Los_Angeles"]
+    # a file without the timezone changes no one's
+    no_zone = [row(timezone="")]
+    assert cli("import-csv", str(write(tmp_path / "c.csv", no_zone))).code == 0
+    session.rollback()
+    assert session.scalars(select(Contact.timezone)).all() == ["America/Los_Angeles"] * 2
+
+
 def test_contacts_are_matched_by_email_and_consent_is_recorded_once(
     cli: Any, session: Session, tmp_path: Path
 ) -> None:
