@@ -49,6 +49,10 @@ SOURCE = "csv"  # the source of the customers and invoices a ledger CSV brings
 CUSTOMER_COLUMNS = ("customer_name", "tier", "owner_slack_id", "timezone", "never_automate", "tags")
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+# What the customer's owner_slack_id and timezone columns hold (bot/core/models.py); the other
+# text cells are held to theirs by their Column's check (at_most, or a format shorter than it)
+_owner_slack_id_fits = at_most(32)
+_timezone_fits = at_most(64)
 # An amount no check can refuse: at most 14 digits and 4 places, not negative.
 _PLAIN_AMOUNT = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,4})?")
 _TRUE = {"true", "yes", "y", "1"}
@@ -74,10 +78,11 @@ def _tier(text: str) -> str:
 def _slack_user(text: str) -> str:
     if not _SLACK_USER.fullmatch(text):
         raise ValueError(f"{text!r} is not a Slack user id (like U024BE7LH)")
-    return text
+    return _owner_slack_id_fits(text)
 
 
 def _timezone(text: str) -> str:
+    _timezone_fits(text)
     try:
         ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):

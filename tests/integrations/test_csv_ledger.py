@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import zoneinfo
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -379,3 +383,62 @@ def test_a_balance_written_as_its_amount_is_read_and_checked_as_it(tmp_path: Pat
     batch = read_ledger_csv(write(tmp_path / "ledger.csv", [row(amount="5.5", balance="5.5")]))
     (invoice,) = batch.invoices
     assert (invoice.total, invoice.balance) == (Decimal("5.5"), Decimal("5.5"))
+
+
+def _held(model: Any, column: str) -> int:
+    length: int = model.__table__.c[column].type.length
+    return length
+
+
+# (the CSV's column, the longest text it can hold, a well-formed value of n characters)
+TEXT_CELLS: list[tuple[str, int, Callable[[int], str]]] = [
+    ("customer_id", _held(Customer, "external_id"), lambda n: "C" * n),
+    ("customer_name", _held(Customer, "name"), lambda n: "N" * n),
+    ("owner_slack_id", _held(Customer, "owner_slack_id"), lambda n: "U" + "0" * (n - 1)),
+    ("invoice_number", _held(Invoice, "number"), lambda n: "I" * n),
+    ("contact_name", _held(Contact, "name"), lambda n: "M" * n),
+]
+
+
+@pytest.mark.parametrize(
+    ("column", "held", "text"), TEXT_CELLS, ids=[column for column, _, _ in TEXT_CELLS]
+)
+def test_a_text_cell_longer_than_its_column_holds_is_named_and_nothing_is_written(
+    cli: Any, session: Session, tmp_path: Path, column: str, held: int, text: Callable[[int], str]
+) -> None:
+    fits = write(tmp_path / "fits.csv", [row(**{column: text(held)})])
+    assert cli("import-csv", str(fits)).code == 0
+    session.rollback()
+    counts = _counts(session)
+
+    path = write(
+        tmp_path / "ledger.csv", [row(invoice_number="INV-0"), row(**{column: text(held + 1)})]
+    )
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert f"row 3, {column}: is {held + 1} characters long; at most {held} fit" in result.stderr
+    assert "nothing was imported" in result.stderr
+    session.rollback()
+    assert _counts(session) == counts
+
+
+def test_a_timezone_the_system_knows_but_its_column_cannot_hold_is_refused(
+    tmp_path: Path,
+) -> None:
+    held = _held(Customer, "timezone")
+    zone = "Region/" + "Z" * (held + 1 - len("Region/"))
+    zones = tmp_path / "zoneinfo"
+    (zones / "Region").mkdir(parents=True)
+    shutil.copyfile(Path(zoneinfo.TZPATH[0]) / "UTC", zones / zone)
+    zoneinfo.reset_tzpath([str(zones), *zoneinfo.TZPATH])
+    try:
+        ZoneInfo(zone)  # a zone this system has
+        path = write(tmp_path / "ledger.csv", [row(), row(customer_id="C-2", timezone=zone)])
+        with pytest.raises(ValidationFailed) as failed:
+            read_ledger_csv(path)
+    finally:
+        zoneinfo.reset_tzpath()
+        ZoneInfo.clear_cache(only_keys=[zone])
+    assert failed.value.problems == [
+        f"row 3, timezone: is {held + 1} characters long; at most {held} fit"
+    ]
