@@ -15,6 +15,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.errors import ValidationFailed
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Contact, Customer, Event
 from bot.ledger.bulk import bulk_update, cycles_collected_after, insert_columns
@@ -102,21 +103,33 @@ class ImportSummary:
         }
 
 
-def apply_batch(session: Session, batch: LedgerBatch, now: datetime) -> ImportSummary:
+def apply_batch(
+    session: Session, batch: LedgerBatch, now: datetime, *, all_or_nothing: bool = False
+) -> ImportSummary:
     """Upsert the batch inside the caller's transaction (all of it or, on error, none of it).
     First the batch is screened (bot/ledger/screening.py): a record it must not store is taken
     out and added to batch.problems, and so is an invoice whose customer is neither in the batch
-    nor stored from this source."""
+    nor stored from this source. The rest is stored, and the caller reports the problems (an
+    accounting sync), unless `all_or_nothing` (a ledger file: a file with any bad row imports
+    nothing): then any problem raises ValidationFailed naming the batch's label and listing them
+    all, before anything is written (an unknown customer, known only once the customers are
+    written, raises then, and the caller's transaction takes back what was written)."""
     with cycles_collected_after():
-        return _apply(session, batch, now)
+        return _apply(session, batch, now, all_or_nothing)
 
 
-def _apply(session: Session, batch: LedgerBatch, now: datetime) -> ImportSummary:
+def _apply(
+    session: Session, batch: LedgerBatch, now: datetime, all_or_nothing: bool
+) -> ImportSummary:
     summary = ImportSummary(source=batch.source, label=batch.label)
     screen(batch)
+    if all_or_nothing:
+        _refuse_problems(batch)
     serialise_ledger_writes(session)
     customer_ids = _upsert_customers(session, batch, now, summary)
     _take_out_unknown_customers(batch, customer_ids)
+    if all_or_nothing:
+        _refuse_problems(batch)
     _upsert_contacts(session, batch, customer_ids, now, summary)
     upsert_invoices(session, batch, customer_ids, now, summary)
     if batch.payments:
@@ -126,6 +139,11 @@ def _apply(session: Session, batch: LedgerBatch, now: datetime) -> ImportSummary
     if summary.changed:
         audit.record(session, now, "ledger.imported", payload=summary.as_dict())
     return summary
+
+
+def _refuse_problems(batch: LedgerBatch) -> None:
+    if batch.problems:
+        raise ValidationFailed(batch.label, [problem.message for problem in batch.problems])
 
 
 def _take_out_unknown_customers(batch: LedgerBatch, customer_ids: dict[str, int]) -> None:

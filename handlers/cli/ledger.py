@@ -79,8 +79,9 @@ def _read_and_apply(
     recorded = digest if digest is not None and _digest(path) == digest else None
     with runtime.writing() as session:
         now = runtime.clock.now()
-        summary = apply_batch(session, batch, now)
-        if recorded is not None and not batch.problems:
+        # a record the screening would take out fails the file as a bad row does: nothing written
+        summary = apply_batch(session, batch, now, all_or_nothing=True)
+        if recorded is not None:
             file_imports.record_import(session, SOURCE, path.name, recorded, settings, now)
         return summary
 

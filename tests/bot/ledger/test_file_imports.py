@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, Customer, Event, Invoice, LedgerFileImport
+from integrations.base.ledger import LedgerBatch
 from tests.support.ledger_files import HEADER, row, write
 
 SKIPPED = "ledger.csv: unchanged since the import at 2026-03-16 14:00:00 UTC; nothing to write."
@@ -144,3 +145,30 @@ def test_a_file_with_a_bad_row_records_nothing_and_is_checked_again(
     assert "row 3, currency" in again.stderr
     session.rollback()
     assert session.scalars(select(LedgerFileImport)).all() == []
+
+
+def test_a_file_the_screening_would_cut_imports_nothing_and_names_each_problem(
+    cli: Any, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whatever the reader lets through that the ledger cannot hold fails the whole file, as a bad
+    # row does, instead of its customer being left out while the rest imports with exit 0.
+    import integrations.csv_ledger
+
+    read = integrations.csv_ledger.read_ledger_csv
+
+    def read_past_a_column(*args: Any, **kwargs: Any) -> LedgerBatch:
+        batch = read(*args, **kwargs)
+        batch.customers["C-2"].owner_slack_id = "U" + "0" * 40
+        return batch
+
+    monkeypatch.setattr(integrations.csv_ledger, "read_ledger_csv", read_past_a_column)
+    path = _ledger(tmp_path)
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert "ledger.csv: 2 problems, nothing was imported" in result.stderr
+    assert (
+        "customer Harbor Family Dental (C-2), owner_slack_id: is 41 characters long; at most 32 fit"
+        in result.stderr
+    )
+    assert "invoice INV-1 of customer C-2, is not stored, as its customer is not" in result.stderr
+    assert _snapshot(session) == []

@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from bot.core.errors import ValidationFailed
 from bot.core.models import Contact, Customer, Invoice, Payment
 from bot.core.runtime import Runtime
 from bot.ledger.upsert import apply_batch
@@ -169,3 +170,23 @@ def test_an_invoice_of_a_customer_stored_by_an_earlier_sync_is_kept(runtime: Run
     assert later.problems == []
     with runtime.sessions() as session:
         assert sorted(session.scalars(select(Invoice.number))) == ["1040", "1041"]
+
+
+@pytest.mark.parametrize(("what", "spoil", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_all_or_nothing_a_record_no_ledger_may_hold_fails_the_batch_and_nothing_is_stored(
+    runtime: Runtime, what: str, spoil: Callable[[LedgerBatch], None], expected: list[str]
+) -> None:
+    batch = _good_batch()
+    spoil(batch)
+    with pytest.raises(ValidationFailed) as failed, runtime.writing() as session:
+        apply_batch(session, batch, NOW, all_or_nothing=True)
+
+    assert failed.value.source == "QuickBooks company 9341"
+    problems = failed.value.problems
+    assert len(problems) == len(expected), problems
+    for problem, start in zip(problems, expected, strict=True):
+        assert problem.startswith(start)
+    assert "nothing was imported" in str(failed.value)
+    with runtime.sessions() as session:
+        for model in (Customer, Contact, Invoice, Payment):
+            assert session.scalars(select(model)).all() == []
