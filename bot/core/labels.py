@@ -90,6 +90,7 @@ _REASONS = {
     "never_automate": "always handed to a person",
     "never_automated": "always handed to a person",
     "send_failed": "a message could not be delivered",
+    "send_unknown": "a message may or may not have gone out",
     "missed_promise": "a promise to pay was missed",
     "card_dispute": "card payment disputed",
     "replied": "the customer replied",

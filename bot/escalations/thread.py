@@ -197,6 +197,11 @@ def suggest(
         return "A question: answer it in the thread's email, then resume the sequence."
     if reason == "send_failed":
         return "A message could not be delivered: check the contact's address or number."
+    if reason == "send_unknown":
+        return (
+            "Look for the message in the sent mailbox (or the SMS provider's log): if it went "
+            "out, resolve this; if not, write to them with Reply."
+        )
     if reason == "missed_promise":
         return "The promised date passed: call them, and resume the sequence if nothing comes."
     if late_this_year >= 3:

@@ -63,8 +63,8 @@ def tell_slack(runtime: Runtime, report: FlushReport, slack: SlackPort | None) -
             channel,
             mrkdwn(
                 f"{len(report.unknown)} reminder(s) may or may not have gone out: the sender "
-                f"stopped while sending (ids {report.unknown}). Please check the mailbox and "
-                "mark each sent, or approve it again."
+                f"stopped while sending (ids {report.unknown}). Please check the mailbox: each "
+                "is also in its customer's escalation, for a person."
             ),
         )
     for reminder_id, stop in sorted(report.stopped_unknown.items()):

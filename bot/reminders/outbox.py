@@ -11,7 +11,8 @@ lane or replica may have claimed, tried and put it back, or a person undone, edi
 it again: it is dropped), in one commit before the first of them is handed to its provider; each is checked again at its own turn, right before its send
 (bot/reminders/turns.py): a cancel asked for since (bot/reminders/state.py) wins, and so does its
 contact's window closing. A reminder found still `sending` after its lease (the worker died
-mid-batch) is never re-sent: it becomes `unknown` and a person decides.
+mid-batch) is never re-sent: it becomes `unknown` and, in the same transaction, goes to a person
+in its customer's escalation (bot/reminders/in_doubt.py).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from bot.core.tokens import token
 from bot.core.vocabulary import ReminderAction
 from bot.escalations.service import open_or_add
 from bot.planning.send_window import Window, candidate_zones, next_send_time
-from bot.reminders import state
+from bot.reminders import in_doubt, state
 from bot.reminders.stale import StaleRules, stale_reasons
 from bot.reminders.state import APPROVED, SENDING, UNKNOWN
 from integrations.base.outbound import Outgoing
@@ -90,9 +91,11 @@ class FlushReport:
 
 
 def recover(session: Session, now: datetime) -> dict[int, str | None]:
-    """`sending` past its lease means a worker died mid-send: mark `unknown`, never re-send.
-    Returns those marked, each with the stop asked for after its claim (its `cancel_reason`, kept
-    on the row and in its `reminder.unknown` Event as `stop`), or None."""
+    """`sending` past its lease means a worker died mid-send: mark `unknown`, never re-send, and
+    hand each to a person in the same transaction (its customer's escalation: in_doubt.escalate),
+    so a run that fails after this commit still leaves them told. Returns those marked, each with
+    the stop asked for after its claim (its `cancel_reason`, kept on the row and in its
+    `reminder.unknown` Event as `stop`), or None."""
     state.check((SENDING,), UNKNOWN)
     table: Any = Reminder.__table__
     marked = session.execute(
@@ -103,9 +106,9 @@ def recover(session: Session, now: datetime) -> dict[int, str | None]:
             updated_at=now,
             error="the sender stopped while sending; check whether it went out",
         )  # an asked-for stop stays in cancel_reason
-        .returning(table.c.id, table.c.customer_id, table.c.cancel_reason)
+        .returning(table.c.id, table.c.customer_id, table.c.channel, table.c.cancel_reason)
     ).all()
-    for reminder_id, customer_id, stop in marked:
+    for reminder_id, customer_id, channel, stop in sorted(marked):
         audit.record(
             session,
             now,
@@ -114,7 +117,16 @@ def recover(session: Session, now: datetime) -> dict[int, str | None]:
             reminder_id=reminder_id,
             payload={"stop": stop} if stop else {},
         )
-    return {reminder_id: stop for reminder_id, _, stop in sorted(marked)}
+        in_doubt.escalate(
+            session,
+            now,
+            customer_id=customer_id,
+            reminder_id=reminder_id,
+            channel=channel,
+            why="the sender stopped while sending it",
+            stop=stop,
+        )
+    return {reminder_id: stop for reminder_id, _, _, stop in sorted(marked)}
 
 
 def due_now(now: datetime, channels: set[str]) -> ColumnElement[bool]:

@@ -1,7 +1,8 @@
 """What became of a message handed to its provider, stored: `sent`; back to `approved` to retry
 later (a transient error) or untouched (an outage of our account, which stops the run); `unknown`
-(no answer after it was handed over); or `failed`, with the address marked unusable when that is
-what the provider said, and an escalation for a person."""
+(no answer after it was handed over), with an escalation for a person to check it
+(bot/reminders/in_doubt.py); or `failed`, with the address marked unusable when that is what the
+provider said, and an escalation for a person."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from bot.core import audit
 from bot.core.models import Contact, Reminder
 from bot.core.vocabulary import ReminderState
 from bot.escalations.service import open_or_add
-from bot.reminders import state
+from bot.reminders import in_doubt, state
 from bot.reminders.outbox import Claimed, FlushReport
 from bot.reminders.state import FAILED, SENDING, SENT, UNKNOWN, AuditEvent
 from integrations.base.outbound import Delivery, Outgoing
@@ -95,6 +96,14 @@ def record(session: Session, handed: Handed, report: FlushReport) -> None:
         report.outage = delivery.error
     elif status == "unknown":
         if move(UNKNOWN, [("reminder.unknown", {"error": delivery.error})], error=delivery.error):
+            in_doubt.escalate(  # a person is told even if the run fails before Slack hears
+                session,
+                now,
+                customer_id=claimed.customer_id,
+                reminder_id=reminder_id,
+                channel=outgoing.channel,
+                why=delivery.error or "no answer from the provider after it took the message",
+            )
             report.unknown.append(reminder_id)
     elif move(FAILED, [("reminder.failed", {"error": delivery.error})], error=delivery.error):
         if (delivery.address_unusable or delivery.opted_out) and claimed.contact_id:
