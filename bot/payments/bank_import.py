@@ -23,6 +23,7 @@ from bot.core.bulk_rows import new_ids, read_rows
 from bot.core.errors import UserError
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
+from bot.core.money import decimal_str
 from bot.ledger.bulk import core_table, cycles_collected_after, insert_rows
 from bot.payments.bulk_record import PaymentsInBulk, stored_external_ids
 from bot.payments.reconcile import (
@@ -57,7 +58,11 @@ class BankImportSummary:
             "already_imported": self.already_imported,
             "invoices_paid": len(self.outcome.closed),
             "reminders_cancelled": len(self.outcome.cancelled),
-            "amount_applied": {k: str(v) for k, v in sorted(self.amount_applied.items())},
+            # each currency's decimal text to its own places ("1200.00" USD, "5000" JPY)
+            "amount_applied": {
+                currency: decimal_str(amount, currency)
+                for currency, amount in sorted(self.amount_applied.items())
+            },
         }
 
 

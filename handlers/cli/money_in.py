@@ -20,6 +20,7 @@ def import_payments_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Match bank payments to open invoices. Exactly one match: applied; else a person picks in Slack."""
+    from bot.core.money import decimal_str
     from bot.core.settings import load_settings
     from bot.payments.flows import receive_bank_payments
     from bot.workspaces.registry import open_runtime
@@ -41,7 +42,8 @@ def import_payments_command(
     if as_json:
         print(json.dumps(summary.as_dict()))
         return
-    amounts = ", ".join(f"{v} {k}" for k, v in sorted(summary.amount_applied.items())) or "nothing"
+    applied = sorted(summary.amount_applied.items())
+    amounts = ", ".join(f"{decimal_str(v, k)} {k}" for k, v in applied) or "nothing"
     out().print(
         f"{path.name}: {summary.applied} payment(s) applied ({amounts}), "
         f"{summary.to_review} to review in Slack, {summary.already_imported} already imported. "

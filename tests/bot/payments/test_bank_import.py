@@ -116,6 +116,7 @@ def test_import_payments_applies_the_sure_ones_and_holds_the_rest(
     doc = json.loads(result.stdout)
     assert (doc["applied"], doc["to_review"], doc["already_imported"]) == (1, 2, 0)
     assert doc["invoices_paid"] == 1
+    assert doc["amount_applied"] == {"USD": "1200.00"}
     balances = _balances(database_url)
     assert balances["INV-1001"] == (Decimal(0), "paid")
     assert balances["INV-2001"] == (Decimal("800.00"), "open")  # ambiguous: a person decides
@@ -125,6 +126,57 @@ def test_import_payments_applies_the_sure_ones_and_holds_the_rest(
 
     assert json.loads(again.stdout)["already_imported"] == 3
     assert _balances(database_url) == balances
+
+
+def test_the_amount_applied_is_written_to_each_currencys_own_decimal_places(
+    cli: Any, tmp_path: Path
+) -> None:
+    others = {"phone": "", "sms_consent": "", "due_date": "2026-03-09"}
+    ledger = write(
+        tmp_path / "ledger.csv",
+        [
+            row(invoice_number="INV-1001", **others),
+            row(
+                customer_id="C-3",
+                customer_name="Kyoto Tile Works",
+                email="ap@kyoto.example",
+                invoice_number="INV-3001",
+                currency="JPY",
+                amount="5000",
+                balance="5000",
+                **others,
+            ),
+            row(
+                customer_id="C-4",
+                customer_name="Gulf Freight",
+                email="ap@gulf.example",
+                invoice_number="INV-4001",
+                currency="KWD",
+                amount="1.250",
+                balance="1.250",
+                **others,
+            ),
+        ],
+    )
+    assert cli("import-csv", str(ledger)).code == 0
+    bank = _bank(
+        tmp_path / "bank.csv",
+        [
+            ["2026-03-14", "5000", "JPY", "Payment INV-3001", "Kyoto Tile Works"],
+            ["2026-03-14", "1.25", "KWD", "Payment INV-4001", "Gulf Freight"],
+        ],
+    )
+
+    result = cli("import-payments", str(bank), "--json")
+
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["amount_applied"] == {"JPY": "5000", "KWD": "1.250"}
+    usd = _bank(
+        tmp_path / "usd.csv", [["2026-03-14", "1200", "USD", "Payment INV-1001", "Ridgeline"]]
+    )
+    text = cli("import-payments", str(usd))
+    assert text.code == 0, text.stderr
+    assert "usd.csv: 1 payment(s) applied (1200.00 USD)" in text.stdout
 
 
 def test_a_bad_bank_file_says_which_row_and_field_and_imports_nothing(
