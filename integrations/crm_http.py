@@ -329,4 +329,4 @@ def billing_contact(
             language = parse_language(person.language)
         except ValueError as exc:
             problems.append(f"{person.label}: language {exc}; the billing contact comes without it")
-    return ContactRecord(person.name, email, phone, False, None, language)
+    return ContactRecord(person.name, email, phone, None, None, language)

@@ -495,14 +495,19 @@ def _merge_contact(
             f"given for {contact.email or contact.phone} on row {first_row}; one contact reads "
             "one language"
         )
+    # A yes on any of its rows gives consent, else the first no withdraws it, each with its row
+    # as the source; no value on every row leaves the stored consent as it is.
+    consent = earlier
+    if (contact.sms_consent, earlier.sms_consent) in ((True, False), (True, None), (False, None)):
+        consent = contact
     known[key] = (
         first_row,
         ContactRecord(
             name=earlier.name or contact.name,
             email=earlier.email,
             phone=earlier.phone or contact.phone,
-            sms_consent=earlier.sms_consent or contact.sms_consent,
-            consent_source=earlier.consent_source or contact.consent_source,
+            sms_consent=consent.sms_consent,
+            consent_source=consent.consent_source,
             language=earlier.language or contact.language,
         ),
     )
@@ -518,8 +523,11 @@ def _contact(
         name=row.contact_name,
         email=row.email,
         phone=normalise_phone(row.phone, phone_region) if row.phone else None,
-        sms_consent=bool(row.sms_consent),
+        # an empty cell is None (not given: the stored consent stays), "false" withdraws it
+        sms_consent=row.sms_consent,
         # the file's name as text the contact's consent_source column can always hold
-        consent_source=f"{visible(file_name, 200)} row {row_number}" if row.sms_consent else None,
+        consent_source=(
+            None if row.sms_consent is None else f"{visible(file_name, 200)} row {row_number}"
+        ),
         language=row.language,
     )

@@ -64,7 +64,7 @@ def add_customer(batch: LedgerBatch, raw: dict[str, Any], phone_region: str) -> 
     record.language = source_language(batch, client_id, who, field_text(raw, "language"))
     if email or phone:
         record.contacts.append(
-            ContactRecord(person or None, email, phone, False, None, record.language)
+            ContactRecord(person or None, email, phone, None, None, record.language)
         )
     batch.customers[client_id] = record
 

@@ -224,10 +224,10 @@ class QuickBooksSource:
         for index, email in enumerate(emails):
             add_contact(
                 record,
-                ContactRecord(contact_name, email, phone if index == 0 else None, False, None),
+                ContactRecord(contact_name, email, phone if index == 0 else None, None, None),
             )
         if not emails and phone:
-            add_contact(record, ContactRecord(contact_name, None, phone, False, None))
+            add_contact(record, ContactRecord(contact_name, None, phone, None, None))
         batch.customers[customer_id] = record
 
     def _phone(
@@ -278,7 +278,7 @@ class QuickBooksSource:
         for email in _emails(
             batch, customer.external_id, customer.name, "BillEmail", _address(raw, "BillEmail")
         ):
-            add_contact(customer, ContactRecord(None, email, None, False, None))
+            add_contact(customer, ContactRecord(None, email, None, None, None))
         batch.invoices.append(record)
 
     def _invoice(self, raw: dict[str, Any], number: str) -> InvoiceRecord:

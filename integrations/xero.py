@@ -213,7 +213,7 @@ class XeroSource:
         email = checked_email(batch, contact_id, who, "EmailAddress", _text(raw, "EmailAddress"))
         phone = self._phone(batch, contact_id, name, raw.get("Phones") or [])
         if email or phone:
-            record.contacts.append(ContactRecord(person or None, email, phone, False, None))
+            record.contacts.append(ContactRecord(person or None, email, phone, None, None))
         for other in raw.get("ContactPersons") or []:
             if not isinstance(other, dict) or other.get("IncludeInEmails") is False:
                 continue
@@ -224,7 +224,7 @@ class XeroSource:
                 full = " ".join(
                     p for p in (_text(other, "FirstName"), _text(other, "LastName")) if p
                 )
-                add_contact(record, ContactRecord(full or None, address, None, False, None))
+                add_contact(record, ContactRecord(full or None, address, None, None, None))
         batch.customers[contact_id] = record
 
     def _phone(

@@ -7,6 +7,7 @@ already planned or approved goes out meanwhile.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.models import Customer, Reminder
-from bot.core.vocabulary import WAITING, ReminderAction
+from bot.core.vocabulary import WAITING, Channel, ReminderAction
 from bot.ledger.customers import find_customer
 from bot.reminders import state
 
@@ -42,6 +43,27 @@ def cancel_waiting(session: Session, customer_id: int, reason: str, now: datetim
         reason=reason,
         now=now,
         where=[Reminder.customer_id == customer_id, Reminder.action == ReminderAction.REMIND],
+    )
+
+
+def cancel_waiting_texts(
+    session: Session, contact_ids: Collection[int], reason: str, now: datetime
+) -> list[int]:
+    """Cancel the texts still waiting (planned or approved) to these contacts, as cancel_waiting
+    does a customer's reminders: those the send worker has claimed are asked to stop."""
+    if not contact_ids:
+        return []
+    return state.cancel(
+        session,
+        None,
+        from_states=WAITING,
+        reason=reason,
+        now=now,
+        where=[
+            Reminder.contact_id.in_(list(contact_ids)),
+            Reminder.channel == Channel.SMS,
+            Reminder.action == ReminderAction.REMIND,
+        ],
     )
 
 

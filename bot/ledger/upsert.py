@@ -18,11 +18,13 @@ from bot.core import audit
 from bot.core.errors import ValidationFailed
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Contact, Customer, Event
+from bot.ledger.accounts import cancel_waiting_texts
 from bot.ledger.bulk import bulk_update, cycles_collected_after, insert_columns
 from bot.ledger.invoices import upsert_invoices
 from bot.ledger.screening import screen
 from bot.ledger.source_payments import record_source_payments
 from bot.payments.record import cancel_for_invoices
+from bot.planning.guardrails import NO_SMS_CONSENT
 from integrations.base.ledger import (
     ContactRecord,
     CustomerRecord,
@@ -50,6 +52,8 @@ _CONTACT_FIELDS = (
     "phone",
     "timezone",
     "sms_consent",
+    "sms_consent_at",
+    "sms_consent_source",
     "language",
 )
 
@@ -130,12 +134,15 @@ def _apply(
     _take_out_unknown_customers(batch, customer_ids)
     if all_or_nothing:
         _refuse_problems(batch)
-    _upsert_contacts(session, batch, customer_ids, now, summary)
+    withdrawn = _upsert_contacts(session, batch, customer_ids, now, summary)
     upsert_invoices(session, batch, customer_ids, now, summary)
     if batch.payments:
         record_source_payments(session, batch, customer_ids, now, summary)
     # Paid, voided or changed in the ledger: what still waits to be sent is stale.
     summary.cancelled_reminders = cancel_for_invoices(session, summary.changed_invoice_ids, now)
+    # No more consent to texts: what still waits to be texted to them goes no further (as a
+    # STOP reply stops it).
+    summary.cancelled_reminders += cancel_waiting_texts(session, withdrawn, NO_SMS_CONSENT, now)
     if summary.changed:
         audit.record(session, now, "ledger.imported", payload=summary.as_dict())
     return summary
@@ -280,9 +287,12 @@ def _contact_changes(stored: Row[Any], record: ContactRecord, now: datetime) -> 
         changes["phone"] = record.phone
     if record.language and stored.language != record.language:
         changes["language"] = record.language
-    if record.sms_consent and not stored.sms_consent:
+    if record.sms_consent is not None and record.sms_consent != stored.sms_consent:
+        # given or withdrawn (the ledger CSV's "false"); None, not given, keeps what is stored
         changes.update(
-            sms_consent=True, sms_consent_at=now, sms_consent_source=record.consent_source
+            sms_consent=record.sms_consent,
+            sms_consent_at=now,
+            sms_consent_source=record.consent_source,
         )
     return changes
 
@@ -293,7 +303,9 @@ def _upsert_contacts(
     customer_ids: dict[str, int],
     now: datetime,
     summary: ImportSummary,
-) -> None:
+) -> list[int]:
+    """Add and update the batch's contacts; return the ids of those whose consent to texts it
+    withdrew."""
     by_customer: dict[int, list[Row[Any]]] = {}
     wanted_ids = {customer_ids[external_id] for external_id in batch.customers}
     contact_columns = [getattr(Contact, c) for c in _CONTACT_FIELDS]
@@ -302,6 +314,7 @@ def _upsert_contacts(
             by_customer.setdefault(stored.customer_id, []).append(stored)
     new: list[tuple[int, str | None, ContactRecord]] = []  # customer id, its timezone, contact
     updates: list[dict[str, Any]] = []
+    withdrawn: list[int] = []
     for external_id, record in batch.customers.items():
         customer_id = customer_ids[external_id]
         known = by_customer.get(customer_id, [])
@@ -314,6 +327,9 @@ def _upsert_contacts(
             changes = _contact_changes(existing, contact, now)
             if changes:
                 changes_of.setdefault(existing.id, {}).update(changes)
+            if changes.get("sms_consent") is False and existing.id not in withdrawn:
+                withdrawn.append(existing.id)
+                _record_withdrawal(session, existing, contact, now)
         if record.timezone is not None:
             # No source gives a contact a timezone of its own: a contact's is its customer's,
             # copied when it was added, and follows the customer's (whether or not this batch
@@ -329,6 +345,27 @@ def _upsert_contacts(
     bulk_update(session, Contact, updates)
     summary.contacts_created = len(new)
     summary.contacts_updated = len(updates)
+    return withdrawn
+
+
+def _record_withdrawal(
+    session: Session, stored: Row[Any], record: ContactRecord, now: datetime
+) -> None:
+    """An Event of the withdrawal that keeps when and where the consent had been given: the
+    contact's row now holds the withdrawal's, and the texts already sent rested on the consent."""
+    given_at = stored.sms_consent_at
+    audit.record(
+        session,
+        now,
+        "contact.sms_consent_withdrawn",
+        customer_id=stored.customer_id,
+        payload={
+            "contact": stored.id,
+            "source": record.consent_source,
+            "consent_given_at": given_at.isoformat() if given_at else None,
+            "consent_source": stored.sms_consent_source,
+        },
+    )
 
 
 def _new_contacts(
@@ -344,9 +381,12 @@ def _new_contacts(
         "phone": [contact.phone for contact in contacts],
         "role": ["billing"] * count,
         "timezone": [timezone for _customer_id, timezone, _contact in new],
-        "sms_consent": [contact.sms_consent for contact in contacts],
+        # a new contact's consent is recorded when given; a "no" (or none) is no consent
+        "sms_consent": [bool(contact.sms_consent) for contact in contacts],
         "sms_consent_at": [now if contact.sms_consent else None for contact in contacts],
-        "sms_consent_source": [contact.consent_source for contact in contacts],
+        "sms_consent_source": [
+            contact.consent_source if contact.sms_consent else None for contact in contacts
+        ],
         "language": [contact.language for contact in contacts],
         "created_at": [now] * count,
         "updated_at": [now] * count,

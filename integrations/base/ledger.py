@@ -63,8 +63,11 @@ class ContactRecord:
     name: str | None
     email: str | None  # normalised address
     phone: str | None  # E.164
-    sms_consent: bool
-    consent_source: str | None  # where the consent was recorded, e.g. "ledger.csv row 12"
+    # Consent to texts as the source gives it: True given, False withdrawn (the ledger CSV's
+    # sms_consent "false"), None not given by this source, which keeps what is stored.
+    sms_consent: bool | None
+    # where the consent or its withdrawal was recorded, e.g. "ledger.csv row 12"
+    consent_source: str | None
     language: str | None = None  # BCP 47 tag (bot.core.language); None: not given, keep stored
 
     def key(self) -> tuple[str, str]:

@@ -118,11 +118,11 @@ def test_a_first_sync_reads_clients_invoices_and_payments(
     assert (batch.source, batch.problems) == ("freshbooks", [])
     assert batch.customers["1"].name == "Ridgeway Clinics"
     assert batch.customers["1"].contacts == [
-        ContactRecord("Dana Ruiz", "Billing@ridgeway.example", "+16505553311", False, None, "en")
+        ContactRecord("Dana Ruiz", "Billing@ridgeway.example", "+16505553311", None, None, "en")
     ]
     assert batch.customers["2"].name == "Lee Ng"  # no organization: the person's name
     assert batch.customers["2"].contacts == [
-        ContactRecord("Lee Ng", None, "+14155550123", False, None, "en")
+        ContactRecord("Lee Ng", None, "+14155550123", None, None, "en")
     ]
     invoices = _by_number(batch)
     assert sorted(invoices) == ["0001", "0002", "0003", "0005"]  # the draft is not owed yet

@@ -118,7 +118,7 @@ def test_a_full_fetch_reads_every_company_across_pages(
         tier="strategic",
         owner_email="dana.reyes@seller.example",
         billing_contact=ContactRecord(
-            "Theo Park", "AP@ridgeline.example", "+14155550142", False, None
+            "Theo Park", "AP@ridgeline.example", "+14155550142", None, None
         ),
         tags=("construction", "net-60"),
     )
@@ -338,7 +338,7 @@ def test_malformed_records_are_reported_by_name_and_field_and_the_rest_comes_thr
 
     assert [a.crm_id for a in batch.accounts] == ["101", "102", "103", "104", "105", "111"]
     assert _by_name(batch)["Harbor Clinic"].billing_contact == ContactRecord(
-        "Ines Cole", "ines@harborclinic.example", None, False, None
+        "Ines Cole", "ines@harborclinic.example", None, None, None
     )
     assert _by_name(batch)["Odd Domain"].domains == ()
     assert _by_name(batch)["Odd Domain"].billing_contact is None

@@ -123,7 +123,7 @@ def test_a_full_fetch_reads_every_organization_across_pages(
         tier="strategic",  # the option's label, from the option id Pipedrive stores
         owner_email="dana.reyes@seller.example",
         billing_contact=ContactRecord(
-            "Theo Park", "AP@ridgeline.example", "+14155550142", False, None
+            "Theo Park", "AP@ridgeline.example", "+14155550142", None, None
         ),
         tags=("construction", "net-60"),
     )
@@ -344,7 +344,7 @@ def test_malformed_records_are_reported_by_name_and_field_and_the_rest_comes_thr
     assert [a.crm_id for a in batch.accounts] == ["101", "102", "103", "104", "105", "111"]
     odd = _by_name(batch)["Odd Site"]
     assert odd.domains == ("odd.example",)  # the website unusable: its people's domain
-    assert odd.billing_contact == ContactRecord("Jo Diaz", "jo@odd.example", None, False, None)
+    assert odd.billing_contact == ContactRecord("Jo Diaz", "jo@odd.example", None, None, None)
     messages = [(p.external_id, p.message) for p in batch.problems]
     assert messages[0] == (
         "110",

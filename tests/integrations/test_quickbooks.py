@@ -102,8 +102,8 @@ def test_a_first_sync_reads_customers_invoices_and_payments(
     amy, bill = batch.customers["1"], batch.customers["2"]
     assert amy.name == "Amy's Bird Sanctuary"
     assert amy.contacts == [
-        ContactRecord(None, "Birds@intuit.com", "+16505553311", False, None),
-        ContactRecord(None, "ap@birds.example", None, False, None),  # the invoice's BillEmail
+        ContactRecord(None, "Birds@intuit.com", "+16505553311", None, None),
+        ContactRecord(None, "ap@birds.example", None, None, None),  # the invoice's BillEmail
     ]
     assert (bill.name, bill.contacts) == ("Bill's Windsurf Shop", [])
     assert _by_number(batch)["1037"] == InvoiceRecord(

@@ -108,11 +108,11 @@ def test_a_first_sync_reads_contacts_invoices_and_payments(
     ridgeway = batch.customers["c-1"]
     assert ridgeway.name == "Ridgeway Clinics"
     assert ridgeway.contacts == [
-        ContactRecord("Dana Ruiz", "Billing@ridgeway.example", "+442079460958", False, None),
-        ContactRecord("Lee Ng", "lee@ridgeway.example", None, False, None),
+        ContactRecord("Dana Ruiz", "Billing@ridgeway.example", "+442079460958", None, None),
+        ContactRecord("Lee Ng", "lee@ridgeway.example", None, None, None),
     ]
     assert batch.customers["c-2"].contacts == [
-        ContactRecord(None, None, "+14155550123", False, None)
+        ContactRecord(None, None, "+14155550123", None, None)
     ]
     invoices = _by_number(batch)
     assert sorted(invoices) == ["INV-0001", "INV-0002", "INV-0003", "INV-0005"]  # no draft

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.core.models import Contact, Customer, Event, Invoice
+from bot.core.models import Contact, Customer, Event, Invoice, Reminder
 from tests.support.ledger_files import row, write
 
 
@@ -177,6 +179,54 @@ def test_contacts_are_matched_by_email_and_consent_is_recorded_once(
     assert cli("import-csv", str(tmp_path / "b.csv")).code == 0
     session.rollback()
     assert session.get(Contact, contacts[0].id).sms_consent_at == consent_at  # type: ignore[union-attr]
+
+
+def test_a_no_to_texts_in_the_ledger_withdraws_consent_and_cancels_the_waiting_text(
+    cli: Any, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texted = {
+        "tier": "transactional",  # due today: a text first, approved by itself
+        "issue_date": "2026-01-01",
+        "due_date": "2026-03-16",
+    }
+    assert cli("import-csv", str(write(tmp_path / "a.csv", [row(**texted)]))).code == 0
+    assert cli("plan").code == 0
+    # an empty cell says nothing: the consent stays, and so does the text
+    blank = write(tmp_path / "b.csv", [row(**texted, sms_consent="")])
+    assert "nothing changed" in cli("import-csv", str(blank)).stdout
+    session.rollback()
+    given_at = session.scalars(select(Contact.sms_consent_at)).one()
+    assert given_at is not None
+    assert session.scalars(select(Reminder.state)).one() == "approved"
+
+    later = datetime(2026, 3, 16, 15, 0, tzinfo=UTC)
+    monkeypatch.setenv("ARBOT_NOW", later.isoformat())
+    withdraw = write(tmp_path / "c.csv", [row(**texted, sms_consent="no")])
+    assert cli("import-csv", str(withdraw)).code == 0
+    session.rollback()
+    contact = session.scalars(select(Contact)).one()
+    assert (contact.sms_consent, contact.sms_consent_at, contact.sms_consent_source) == (
+        False,
+        later,
+        "c.csv row 2",
+    )
+    reminder = session.scalars(select(Reminder)).one()
+    assert (reminder.channel, reminder.state, reminder.cancel_reason) == (
+        "sms",
+        "cancelled",
+        "no_sms_consent",
+    )
+    withdrawn = session.scalars(
+        select(Event).where(Event.kind == "contact.sms_consent_withdrawn")
+    ).one()
+    assert withdrawn.payload == {
+        "contact": contact.id,
+        "source": "c.csv row 2",
+        "consent_given_at": given_at.isoformat(),
+        "consent_source": "a.csv row 2",
+    }
+    withdraw.write_bytes(withdraw.read_bytes() + b"\r\n")  # not the same bytes: read in full
+    assert "nothing changed" in cli("import-csv", str(withdraw)).stdout
 
 
 def test_the_audit_log_refuses_changes_in_the_database_itself(runtime: Any) -> None:
