@@ -87,6 +87,8 @@ _REASONS = {
     "contact_needed": "a billing contact is needed",
     # why a reminder was cancelled, or why a person has the account
     "superseded": "replaced by a newer reminder",
+    "due_date_changed": "the invoice's due date changed",
+    "total_changed": "the invoice's total changed",
     "never_automate": "always handed to a person",
     "never_automated": "always handed to a person",
     "send_failed": "a message could not be delivered",

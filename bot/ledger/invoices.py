@@ -1,11 +1,12 @@
 """Invoices of a ledger import: new ones inserted, changed ones updated in bulk, each change an
-Event (paid, reopened, due date moved, paid day corrected). An invoice a payment arbot recorded
-itself paid is never reopened by an export that has not caught up."""
+Event (paid, reopened, balance, due date, total or issue date changed, paid day corrected). A
+payment arbot recorded itself is never undone by an export that has not caught up with it."""
 
 from __future__ import annotations
 
 from collections import namedtuple
 from datetime import datetime
+from decimal import Decimal
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -113,8 +114,13 @@ def upsert_invoices(
             summary.invoices_unchanged += 1
             continue
         updates.append({"id": existing.id, "updated_at": now, **changes})
+        # The waiting reminders of the invoice state what changed: they are cancelled after.
         if {"balance", "status"} & changes.keys():
             summary.changed_invoice_ids.append(existing.id)
+        elif "due_date" in changes:
+            summary.due_date_changed_ids.append(existing.id)
+        elif "total" in changes:
+            summary.total_changed_ids.append(existing.id)
         events.extend(_invoice_events(existing, record, changes, now, summary))
     insert_columns(session, Invoice, _new_invoices(batch.source, new, customer_ids, now))
     bulk_update(session, Invoice, updates)
@@ -183,32 +189,35 @@ def _unchanged(stored: Any, record: InvoiceRecord) -> bool:
 def _invoice_changes(
     stored: Any, record: InvoiceRecord, now: datetime, paid_by_payment: bool
 ) -> dict[str, Any]:
+    balance = record.balance
+    paid_before = stored.total - stored.balance
+    if paid_by_payment and record.total - record.balance < paid_before:
+        # arbot recorded a payment (Stripe, the bank feed) the ledger has not caught up with: its
+        # balance would quote money already paid. What is owed is the ledger's total less what
+        # is stored as paid (while the total stays, the stored balance).
+        balance = max(record.total - paid_before, Decimal(0))
+        if stored.status == "paid" and balance == 0 and record.total == stored.total:
+            return {}
     wanted: dict[str, Any] = {
         "issue_date": record.issue_date,
         "due_date": record.due_date,
         "currency": record.currency,
         "total": record.total,
-        "balance": record.balance,
+        "balance": balance,
     }
     if record.payment_link is not None:
         wanted["payment_link"] = record.payment_link
     if record.document_url is not None:  # an empty pdf_url keeps the address stored
         wanted["document_url"] = record.document_url
     changes = {k: v for k, v in wanted.items() if getattr(stored, k) != v}
-    if paid_by_payment and record.balance > stored.balance:
-        # arbot recorded a payment (Stripe, the bank feed) the ledger has not caught up with:
-        # its higher balance would quote money already paid, so the lower one stays.
-        changes.pop("balance", None)
-        if stored.status == "paid":
-            return {}
     if record.status == "void":
         if stored.status != "void":
             changes["status"] = "void"
         return changes
     if "balance" in changes and stored.status in ("open", "paid"):
-        if record.balance == 0 and stored.status == "open":
+        if balance == 0 and stored.status == "open":
             changes.update(status="paid", paid_at=record.paid_at or now)
-        elif record.balance > 0 and stored.status == "paid":
+        elif balance > 0 and stored.status == "paid":
             changes.update(status="open", paid_at=None)
     elif (
         stored.status == "paid"
@@ -239,21 +248,23 @@ def _invoice_events(
         "number": stored.number,
         "currency": record.currency,
         "balance_before": str(stored.balance),
-        "balance_after": str(record.balance),
+        "balance_after": str(changes.get("balance", record.balance)),
     }
+    events = []
+    # First what happened to the balance or the status (one Event), then each other change.
     if changes.get("status") == "void":
         summary.invoices_voided.append(stored.number)
-        return [{**base, "kind": "invoice.voided", "payload": {**money, "source": "ledger"}}]
-    if changes.get("status") == "paid":
+        events.append({**base, "kind": "invoice.voided", "payload": {**money, "source": "ledger"}})
+    elif changes.get("status") == "paid":
         summary.invoices_paid.append(stored.number)
-        return [{**base, "kind": "invoice.paid", "payload": {**money, "source": "ledger import"}}]
-    if changes.get("status") == "open":
+        paid = {**money, "source": "ledger import"}
+        events.append({**base, "kind": "invoice.paid", "payload": paid})
+    elif changes.get("status") == "open":
         summary.invoices_reopened.append(stored.number)
-        return [{**base, "kind": "invoice.reopened", "payload": money}]
-    if "balance" in changes:
-        return [{**base, "kind": "invoice.balance_changed", "payload": money}]
-    events = []
-    if "paid_at" in changes:
+        events.append({**base, "kind": "invoice.reopened", "payload": money})
+    elif "balance" in changes:
+        events.append({**base, "kind": "invoice.balance_changed", "payload": money})
+    elif "paid_at" in changes:
         before = stored.paid_at
         payload = {
             "number": stored.number,
@@ -261,11 +272,26 @@ def _invoice_events(
             "paid_after": changes["paid_at"].isoformat(),
         }
         events.append({**base, "kind": "invoice.paid_at_changed", "payload": payload})
-    if "due_date" in changes:  # said too when the paid day changed with it (a correction)
+    if "due_date" in changes:
         payload = {
             "number": stored.number,
             "due_before": stored.due_date.isoformat(),
             "due_after": record.due_date.isoformat(),
         }
         events.append({**base, "kind": "invoice.due_date_changed", "payload": payload})
+    if "total" in changes:
+        payload = {
+            "number": stored.number,
+            "currency": record.currency,
+            "total_before": str(stored.total),
+            "total_after": str(record.total),
+        }
+        events.append({**base, "kind": "invoice.total_changed", "payload": payload})
+    if "issue_date" in changes:
+        payload = {
+            "number": stored.number,
+            "issue_before": stored.issue_date.isoformat(),
+            "issue_after": record.issue_date.isoformat(),
+        }
+        events.append({**base, "kind": "invoice.issue_date_changed", "payload": payload})
     return events

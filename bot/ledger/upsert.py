@@ -75,6 +75,10 @@ class ImportSummary:
     payments_recorded: int = 0
     # invoices whose balance or status changed: their waiting reminders quote stale amounts
     changed_invoice_ids: list[int] = field(default_factory=list)
+    # invoices whose due date, or else total, changed (and nothing above): their waiting
+    # reminders state the old one
+    due_date_changed_ids: list[int] = field(default_factory=list)
+    total_changed_ids: list[int] = field(default_factory=list)
     cancelled_reminders: list[int] = field(default_factory=list)
 
     @property
@@ -143,6 +147,13 @@ def _apply(
     # No more consent to texts: what still waits to be texted to them goes no further (as a
     # STOP reply stops it).
     summary.cancelled_reminders += cancel_waiting_texts(session, withdrawn, NO_SMS_CONSENT, now)
+    for changed, invoice_ids in (
+        ("due_date_changed", summary.due_date_changed_ids),
+        ("total_changed", summary.total_changed_ids),
+    ):
+        summary.cancelled_reminders += cancel_for_invoices(
+            session, invoice_ids, now, changed=changed
+        )
     if summary.changed:
         audit.record(session, now, "ledger.imported", payload=summary.as_dict())
     return summary

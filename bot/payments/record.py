@@ -238,11 +238,14 @@ def _allocate(
         outcome.reduced.append(invoice.id)
 
 
-def cancel_for_invoices(session: Session, invoice_ids: Sequence[int], now: datetime) -> list[int]:
+def cancel_for_invoices(
+    session: Session, invoice_ids: Sequence[int], now: datetime, changed: str = "superseded"
+) -> list[int]:
     """Cancel every waiting reminder that covers one of these invoices: `paid` when all its
-    invoices are closed, `superseded` when an amount it quotes changed; one the send worker has
-    claimed (`sending`) is asked to stop with the same reason (bot/reminders/state.py). A few
-    statements however many invoices a bank file paid."""
+    invoices are closed, else `changed`: `superseded` when an amount it quotes changed (a ledger
+    import says `due_date_changed` or `total_changed` when that is what changed); one the send
+    worker has claimed (`sending`) is asked to stop with the same reason
+    (bot/reminders/state.py). A few statements however many invoices a bank file paid."""
     if not invoice_ids:
         return []
     waiting: dict[int, None] = {}  # reminder ids, in the order found
@@ -269,7 +272,7 @@ def cancel_for_invoices(session: Session, invoice_ids: Sequence[int], now: datet
         )
     cancelled: list[int] = []
     for reason, covered in (
-        ("superseded", [r for r in waiting if r in still_open]),
+        (changed, [r for r in waiting if r in still_open]),
         ("paid", [r for r in waiting if r not in still_open]),
     ):
         for part in chunks(covered):

@@ -2,10 +2,11 @@
 outbox claims the reminder to send it, with the same rules both times.
 
 A reminder is stale when its reason to exist has gone since it was planned: an invoice it covers
-was paid or changed, is disputed, or counts as resolved (a payment plan, a promise to pay not yet
-due, as ARBOT_RESOLVED_WHEN says); the customer is paused, never automated or escalated since; the
-contact can no longer be reached on the reminder's channel. Approve, Approve all and the send claim
-cancel a stale reminder with the reason this module gives, instead of approving or sending it.
+was paid or changed (its balance, due date or total, which the message states), is disputed, or
+counts as resolved (a payment plan, a promise to pay not yet due, as ARBOT_RESOLVED_WHEN says); the
+customer is paused, never automated or escalated since; the contact can no longer be reached on
+the reminder's channel. Approve, Approve all and the send claim cancel a stale reminder with the
+reason this module gives, instead of approving or sending it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ from bot.core.vocabulary import (
 )
 from bot.escalations import plans
 from bot.escalations.plans import is_instalment_step
+
+# The changes to an invoice that make a message planned before them untrue, each with the reason
+# the reminder is cancelled for; the first of these reasons is given when several changed.
+CHANGED_SINCE = {
+    "invoice.balance_changed": "superseded",  # the amounts are no longer the ledger's
+    "payment.allocated": "superseded",
+    "invoice.due_date_changed": "due_date_changed",
+    "invoice.total_changed": "total_changed",
+}
+_FIRST_REASON = tuple(dict.fromkeys(CHANGED_SINCE.values()))
 
 
 @dataclass(frozen=True)
@@ -65,16 +76,13 @@ def stale_reasons(
     ):
         invoices[reminder_id].append(invoice)
     invoice_ids = {i.id for covered in invoices.values() for i in covered}
-    last_change = dict(  # invoice -> its latest change of amount
-        session.execute(
-            select(Event.invoice_id, func.max(Event.at))
-            .where(
-                Event.invoice_id.in_(invoice_ids),
-                Event.kind.in_(("invoice.balance_changed", "payment.allocated")),
-            )
-            .group_by(Event.invoice_id)
-        ).all()
-    )
+    last_change: dict[int | None, list[tuple[datetime, str]]] = defaultdict(list)
+    for invoice_id, kind, at in session.execute(  # invoice -> its latest change of each kind
+        select(Event.invoice_id, Event.kind, func.max(Event.at))
+        .where(Event.invoice_id.in_(invoice_ids), Event.kind.in_(CHANGED_SINCE))
+        .group_by(Event.invoice_id, Event.kind)
+    ):
+        last_change[invoice_id].append((at, CHANGED_SINCE[kind]))
     customer_ids = {r.customer_id for r in reminders}
     customers = {
         c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
@@ -98,7 +106,7 @@ def stale_reasons(
         reason = _reason(
             reminder,
             invoices[reminder.id],
-            [last_change[i.id] for i in invoices[reminder.id] if i.id in last_change],
+            [change for i in invoices[reminder.id] for change in last_change.get(i.id, ())],
             customers[reminder.customer_id],  # a reminder's customer is a foreign key
             last_opened.get(reminder.customer_id),
             contacts.get(reminder.contact_id) if reminder.contact_id else None,
@@ -116,7 +124,7 @@ def stale_reasons(
 def _reason(
     reminder: Reminder,
     invoices: list[Invoice],
-    changes: list[datetime],
+    changes: list[tuple[datetime, str]],
     customer: Customer,
     escalation_opened: datetime | None,
     contact: Contact | None,
@@ -137,8 +145,9 @@ def _reason(
             return "paid"  # the instalment was covered (or its plan ended) since it was planned
     elif Resolution.PAYMENT_PLAN in rules.resolved_when and any(i.payment_plan for i in invoices):
         return "payment_plan"
-    if any(at > reminder.created_at for at in changes):
-        return "superseded"  # the amounts in the message are no longer the ledger's
+    changed = {reason for at, reason in changes if at > reminder.created_at}
+    if changed:  # the message states an amount or a date that is no longer the ledger's
+        return min(changed, key=_FIRST_REASON.index)
     # A person's reply from an escalation's thread is no automated message: a pause, never
     # automate or the escalation itself does not hold it back (what the contact allows does).
     by_person = reminder.step_key == THREAD_REPLY

@@ -173,6 +173,15 @@ def _describe_event(event: dict[str, Any]) -> str:
         )
     if kind == "invoice.due_date_changed":
         return f"{payload['number']} due date {payload['due_before']} → {payload['due_after']}"
+    if kind == "invoice.total_changed":
+        return (
+            f"{payload['number']} total {payload['total_before']} → "
+            f"{payload['total_after']} {payload['currency']}"
+        )
+    if kind == "invoice.issue_date_changed":
+        return (
+            f"{payload['number']} issue date {payload['issue_before']} → {payload['issue_after']}"
+        )
     if kind == "invoice.paid_at_changed":  # a ledger file's paid_date corrected the day it was paid
         before = payload["paid_before"]
         was = f" (was {_utc_minute(before)})" if before else ""
