@@ -11,7 +11,7 @@ from bot.core import audit
 from bot.core.models import Contact, Reminder
 from bot.escalations.service import open_or_add
 from bot.reminders import state
-from bot.reminders.state import FAILED, SENT
+from bot.reminders.state import FAILED, SENDING, SENT, UNKNOWN
 
 FAILED_STATUSES = ("undelivered", "failed")
 # Twilio delivery error codes that are about the number itself.
@@ -52,16 +52,21 @@ def sms_status(
         return reminder.id  # queued, sent, ...: nothing to do
     if error_code == UNSUBSCRIBED and reminder.contact_id:
         _sms_opted_out(session, reminder, now)
+    # A text handed over has failed after all: one `sent`, `unknown` (no answer from Twilio), or
+    # still `sending` (its lane commits results a few at a time, and a report can come first; the
+    # lane's own result then finds it no longer `sending` and leaves it). A stop asked for after
+    # its claim is dropped, as when the lane stores the failure itself. A repeated callback
+    # changes nothing.
     failed = state.transition(
         session,
         [reminder.id],
-        from_states=(SENT,),
+        from_states=(SENT, UNKNOWN, SENDING),
         to=FAILED,
         now=now,
         events=[("reminder.failed", payload)],
         error=f"Twilio {status} {error_code or ''}".strip(),
+        cancel_reason=None,
     )
-    # A repeated callback changes nothing.
     if failed:
         if error_code in UNREACHABLE_NUMBER and reminder.contact_id:
             session.execute(

@@ -299,6 +299,43 @@ def test_a_report_that_arrives_before_the_sid_is_stored_still_finds_its_reminder
         assert session.scalars(select(Reminder.state)).one() == "failed"
 
 
+@pytest.mark.parametrize("before", ["sending", "unknown"])
+def test_a_failure_report_for_a_text_not_yet_stored_as_sent_fails_it_and_escalates(
+    sent_sms: Runtime, served: Any, before: str
+) -> None:
+    """Still `sending` (its lane stores results a few at a time) or `unknown` (Twilio never
+    answered the send): the report proves it was handed over, and that it failed. A stop asked
+    for after its claim (the customer paid) no longer describes it."""
+    secret_type = type(sent_sms.settings.slack_bot_token)
+    sent_sms.settings.twilio_auth_token = secret_type(TOKEN)  # type: ignore[misc]
+    sent_sms.settings.secret_key = secret_type(SECRET)  # type: ignore[misc]
+    sent_sms.settings.public_url = PUBLIC
+    with sent_sms.writing() as session:
+        session.execute(
+            update(Reminder).values(
+                state=before, sent_at=None, provider_message_id=None, cancel_reason="paid"
+            )
+        )
+    query = f"r={token(SECRET, 1, 'status')}"
+    form = {"MessageSid": "SM2", "MessageStatus": "undelivered", "ErrorCode": "30006"}
+    signature = twilio_signature(TOKEN, f"{PUBLIC}/webhooks/twilio/status?{query}", form)
+    url = served.url.replace("/slack/events", f"/webhooks/twilio/status?{query}")
+    for _ in range(2):  # Twilio retries: changes nothing more
+        assert (
+            httpx.post(url, data=form, headers={"X-Twilio-Signature": signature}).status_code == 204
+        )
+    with sent_sms.sessions() as session:
+        reminder = session.scalars(select(Reminder)).one()
+        contact = session.scalars(select(Contact)).one()
+        escalations = session.scalars(select(Escalation)).all()
+        kinds = session.scalars(select(Event.kind).where(Event.reminder_id == reminder.id)).all()
+    assert reminder.state == "failed" and reminder.error == "Twilio undelivered 30006"
+    assert reminder.cancel_reason is None
+    assert contact.sms_unusable_at is not None
+    assert [(e.reason, e.reminder_id) for e in escalations] == [("send_failed", reminder.id)]
+    assert kinds == ["reminder.failed", "escalation.opened"]
+
+
 CORPUS_STOP = (
     Path(__file__).parents[3] / ".." / "shared" / "corpus" / "twilio" / "courier-statusStop.txt"
 )
