@@ -166,7 +166,8 @@ class SmtpSender:
             return Delivery("transient", error=f"SMTP connection lost before sending: {exc}")
         try:
             code, reply = smtp.data(data)
-        except smtplib.SMTPResponseException as exc:
+        except smtplib.SMTPResponseException as exc:  # DATA itself refused: nothing handed over
+            self._reset(smtp)
             return _smtp_outcome(exc.smtp_code, exc.smtp_error)
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
@@ -174,6 +175,17 @@ class SmtpSender:
         if code != 250:
             return _smtp_outcome(code, reply)
         return Delivery("sent", provider_id=message.message_id)
+
+    def _reset(self, smtp: smtplib.SMTP) -> None:
+        """End the transaction a refused DATA left open (RSET), or else drop the connection: left
+        open, the next message's MAIL FROM meets 503 (nested MAIL), which reads as a refusal of
+        our sender address and stops the run."""
+        try:
+            code, _ = smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            code = 0
+        if code != 250:
+            self._drop()
 
     def _drop(self) -> None:
         if self._smtp is not None:

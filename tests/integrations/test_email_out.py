@@ -1,10 +1,13 @@
 """The email a reminder becomes: whatever names, subjects and bodies it carries, a standard parser
 reads back exactly what was written, every line ends in CRLF and stays within SMTP's limit, and a
-value that would break the headers makes the message invalid instead of changing it."""
+value that would break the headers makes the message invalid instead of changing it. And the SMTP
+sender, against a real server on loopback: one message refused leaves the connection fit for the
+next."""
 
 from __future__ import annotations
 
 import email
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
@@ -13,8 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from integrations.base.outbound import Outgoing
-from integrations.email_out import build_email
+from integrations.base.outbound import Delivery, Outgoing
+from integrations.email_out import SmtpSender, build_email
+from tests.support.smtp_server import SmtpServer
 
 # Printable text of any script (letters, marks, digits, punctuation, symbols, spaces).
 PRINTABLE = st.characters(categories=("L", "M", "N", "P", "S", "Zs"))
@@ -132,3 +136,49 @@ def test_a_value_that_would_break_the_headers_makes_the_message_invalid(
 ) -> None:
     with pytest.raises(ValueError):
         build_email(outgoing(**fields))
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+def two_messages(smtp: SmtpServer) -> tuple[Delivery, Delivery]:
+    """Two messages on one sender (one connection, as a lane sends a batch)."""
+    first = outgoing(reminder_id=1, message_id="<arbot.1@brightwater.example>")
+    second = outgoing(reminder_id=2, to="ap@c2.example", message_id="<arbot.2@brightwater.example>")
+    with SmtpSender("127.0.0.1", smtp.port, None, None, False, timeout=5) as sender:
+        return sender.send(first), sender.send(second)
+
+
+@pytest.mark.parametrize(
+    ("refusal", "outcome"),
+    [
+        ("451 4.7.1 Try again later", "transient"),
+        ("554 5.7.1 Message refused by policy", "permanent"),
+    ],
+)
+def test_a_refused_data_command_ends_the_transaction_and_the_next_message_goes(
+    smtp: SmtpServer, refusal: str, outcome: str
+) -> None:
+    """Left open, the next message's MAIL FROM meets 503 (nested MAIL), taken for a refusal of our
+    sender address: an outage that stops every lane."""
+    smtp.mailbox.refuse_data = [refusal]
+    first, second = two_messages(smtp)
+    assert first == Delivery(outcome, error=f"SMTP {refusal}")
+    assert second == Delivery("sent", provider_id="<arbot.2@brightwater.example>")
+    assert smtp.mailbox.message_ids() == ["<arbot.2@brightwater.example>"]
+    assert smtp.mailbox.connections == 1
+
+
+def test_a_connection_that_cannot_be_reset_after_a_refused_data_is_dropped_for_a_new_one(
+    smtp: SmtpServer,
+) -> None:
+    smtp.mailbox.refuse_data = ["451 4.7.1 Try again later"]
+    smtp.mailbox.hang_up_at_rset = True
+    first, second = two_messages(smtp)
+    assert first == Delivery("transient", error="SMTP 451 4.7.1 Try again later")
+    assert second == Delivery("sent", provider_id="<arbot.2@brightwater.example>")
+    assert smtp.mailbox.connections == 2

@@ -15,7 +15,7 @@ from email.message import Message
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from tests.support import TLS
 
@@ -28,6 +28,9 @@ class Mailbox:
         self.refuse: dict[str, str] = {}  # address -> "550 5.1.1 No such user" / "451 ..."
         self.refuse_sender: str | None = None  # e.g. "553 5.7.1 Sender not allowed"
         self.slow_data_seconds: float = 0  # answer DATA late (the message is still kept)
+        self.refuse_data: list[str] = []  # replies to the next DATA commands, instead of 354
+        self.hang_up_at_rset = False  # close the connection when RSET comes
+        self.connections = 0  # connections clients opened
         self.envelopes: list[str] = []
         self.lock = threading.Lock()
         self.bearer_tokens: dict[str, str] = {}  # access token -> the mailbox it signs in as
@@ -79,6 +82,37 @@ class Mailbox:
             return [str(m["Message-ID"]) for m in self.messages]
 
 
+class _Smtp(SMTP):
+    """aiosmtpd's server, with the refusals a Mailbox asks for before the message is read."""
+
+    def connection_made(self, transport: Any) -> None:
+        mailbox: Mailbox = self.event_handler
+        with mailbox.lock:
+            mailbox.connections += 1
+        super().connection_made(transport)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        mailbox: Mailbox = self.event_handler
+        with mailbox.lock:
+            refusal = mailbox.refuse_data.pop(0) if mailbox.refuse_data else None
+        if refusal is not None:
+            await self.push(refusal)
+            return
+        await super().smtp_DATA(arg)
+
+    async def smtp_RSET(self, arg: str) -> None:
+        mailbox: Mailbox = self.event_handler
+        if mailbox.hang_up_at_rset and self.transport is not None:
+            self.transport.close()
+            return
+        await super().smtp_RSET(arg)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _Smtp(self.handler, **self.SMTP_kwargs)
+
+
 USER, PASSWORD = "arbot", "relay-password"
 
 
@@ -111,10 +145,13 @@ class SmtpServer:
                 "auth_required": True,
                 "authenticator": _check_login,
             }
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self._port, **options)
+        self.controller = _Controller(
+            self.mailbox, hostname="127.0.0.1", port=self._port, **options
+        )
 
     def start(self) -> SmtpServer:
         self.controller.start()
+        self.mailbox.connections = 0  # not the controller's own, that saw the server answer
         return self
 
     def stop(self) -> None:

@@ -401,6 +401,19 @@ def test_a_refused_sender_address_stops_the_run_and_loses_nothing(
     assert "Sent 3" in mail_env("send").stdout
 
 
+def test_a_refused_data_command_puts_that_reminder_back_and_sends_the_rest(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """Not an outage: the next message on the same connection is not refused as a nested MAIL."""
+    approved(mail_env, runtime, tmp_path, customers=3)
+    smtp.mailbox.refuse_data = ["451 4.7.1 Try again later"]
+    result = mail_env("send")
+    assert result.code == 0, result.stderr
+    assert "Sent 2" in result.stdout
+    assert sorted(states(runtime).values()) == ["approved", "sent", "sent"]
+    assert len(smtp.mailbox.messages) == 2
+
+
 def test_the_envelope_sender_is_a_per_reminder_bounce_address(
     mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
 ) -> None:
