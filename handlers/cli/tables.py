@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from bot.core.money import format_money
+from bot.core.money import decimal_str, format_money
 from bot.ledger.aging import BUCKETS, AgingReport, OverdueInvoice
 
 if TYPE_CHECKING:
@@ -167,17 +167,11 @@ def _describe_event(event: dict[str, Any]) -> str:
     if kind == "invoice.reopened":
         return f"{payload['number']} reopened: balance {payload['balance_after']} {payload['currency']}"
     if kind == "invoice.balance_changed":
-        return (
-            f"{payload['number']} balance {payload['balance_before']} → "
-            f"{payload['balance_after']} {payload['currency']}"
-        )
+        return _amounts_changed(payload, "balance")
     if kind == "invoice.due_date_changed":
         return f"{payload['number']} due date {payload['due_before']} → {payload['due_after']}"
     if kind == "invoice.total_changed":
-        return (
-            f"{payload['number']} total {payload['total_before']} → "
-            f"{payload['total_after']} {payload['currency']}"
-        )
+        return _amounts_changed(payload, "total")
     if kind == "invoice.issue_date_changed":
         return (
             f"{payload['number']} issue date {payload['issue_before']} → {payload['issue_after']}"
@@ -187,6 +181,16 @@ def _describe_event(event: dict[str, Any]) -> str:
         was = f" (was {_utc_minute(before)})" if before else ""
         return f"{payload['number']} paid at {_utc_minute(payload['paid_after'])}{was}"
     return str(kind)
+
+
+def _amounts_changed(payload: dict[str, Any], what: str) -> str:
+    """An event's change of an amount, each written to its currency's places (they are stored
+    with four): 'INV-1 total 1200.00 → 1500.00 USD'."""
+    currency = payload["currency"]
+    before, after = (
+        decimal_str(Decimal(payload[f"{what}_{end}"]), currency) for end in ("before", "after")
+    )
+    return f"{payload['number']} {what} {before} → {after} {currency}"
 
 
 def _utc_minute(instant: str) -> str:

@@ -210,5 +210,5 @@ def test_a_change_of_the_total_or_the_issue_date_alone_is_recorded(
         ),
     ]
     history = cli("status", "C-1").stdout
-    assert "INV-1 total 1200.0000 → 1500.00 USD" in history
+    assert "INV-1 total 1200.00 → 1500.00 USD" in history
     assert "INV-1 issue date 2026-01-15 → 2026-01-10" in history
