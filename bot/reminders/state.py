@@ -4,7 +4,9 @@ DESIGN: planned → approved → sending → sent, with skipped, cancelled, fail
 Undo takes an approved reminder back to planned until the send worker takes it.
 The send worker moves a batch to `sending` before it sends any of them; a cancel of waiting
 reminders that finds one of them there asks for it to stop instead (its `cancel_reason`, the state
-left as it is), and the worker cancels it at its turn unless it has gone out already.
+left as it is), and the worker cancels it at its turn unless it has gone out already. On
+PostgreSQL such a cancel first locks the reminders it may change, so that none moves between
+`sending` and `approved` under it.
 From `sending`: → `cancelled` when a stop was asked for after the claim (at its turn, or instead
 of any move back); → `approved` only when none was (`back_to_approved`: never handed over because
 its window closed, its batch ran late or its lane stopped, or a transient error or an outage).
@@ -20,7 +22,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, bindparam, update
+from sqlalchemy import ColumnElement, Update, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -92,13 +94,9 @@ def transition(
     `refresh_loaded=False` leaves Reminder objects already loaded in the session as they are, for
     bulk callers that do not read them again."""
     check(from_states, to)
-    criteria = [Reminder.state.in_([ReminderState(s).value for s in from_states]), *where]
-    if ids is not None:
-        if not ids:
-            return []
-        criteria.append(Reminder.id.in_(list(ids)))
-    elif not where:
-        raise TransitionNotAllowed("name the reminders to move: ids, or conditions in where")
+    if ids is not None and not ids:
+        return []
+    criteria = _chosen(ids, from_states, where)
     statement = (
         update(Reminder)
         .where(*criteria)
@@ -120,6 +118,21 @@ def transition(
                 payload=payload,
             )
     return [reminder_id for reminder_id, _ in moved]
+
+
+def _chosen(
+    ids: Collection[int] | None,
+    states: Collection[ReminderState],
+    where: Sequence[ColumnElement[bool]],
+) -> list[ColumnElement[bool]]:
+    """The conditions that choose the reminders `ids` (None: those `where` selects) still in one
+    of `states`. Raises when neither ids nor `where` names any."""
+    criteria = [Reminder.state.in_([ReminderState(s).value for s in states]), *where]
+    if ids is not None:
+        criteria.append(Reminder.id.in_(list(ids)))
+    elif not where:
+        raise TransitionNotAllowed("name the reminders to move: ids, or conditions in where")
+    return criteria
 
 
 def prepared_move(from_state: ReminderState, to: ReminderState, **values: Any) -> Update:
@@ -154,11 +167,31 @@ def back_to_approved(
     if not ids:
         return [], {}
     counted = {} if attempts is None else {"attempts": attempts}
+    # The move back comes first. A cancel that holds the row (see `cancel`) makes it wait, and
+    # it then finds the stop and leaves the row to the next statement; in the other order, a
+    # stop committed between the two would match neither, and the reminder stay `sending`
+    # until its lease ran out.
+    back = transition(
+        session,
+        ids,
+        from_states=(SENDING,),
+        to=APPROVED,
+        now=now,
+        events=events,
+        where=[Reminder.cancel_reason.is_(None)],
+        refresh_loaded=False,
+        **counted,
+        **values,
+    )
+    moved = set(back)
+    left = [one for one in ids if one not in moved]
+    if not left:
+        return back, {}
     table: Any = Reminder.__table__
     stopped = session.execute(
         update(table)
         .where(
-            table.c.id.in_(list(ids)),
+            table.c.id.in_(left),
             table.c.state == SENDING.value,
             table.c.cancel_reason.is_not(None),
         )
@@ -176,18 +209,6 @@ def back_to_approved(
             payload={"reason": reason},
         )
         cancelled[reminder_id] = reason
-    back = transition(
-        session,
-        [one for one in ids if one not in cancelled],
-        from_states=(SENDING,),
-        to=APPROVED,
-        now=now,
-        events=events,
-        where=[Reminder.cancel_reason.is_(None)],
-        refresh_loaded=False,
-        **counted,
-        **values,
-    )
     return back, cancelled
 
 
@@ -206,6 +227,10 @@ def cancel(
     also asks those the send worker has claimed since (`sending`, maybe not handed over yet) to
     stop: the reason is stored on them and the worker cancels each at its turn (see
     bot/reminders/sending.py); they are not among the ids returned."""
+    check(from_states, CANCELLED)
+    asks_sending = APPROVED in from_states and (ids is None or bool(ids))
+    if asks_sending:
+        _lock(session, _chosen(ids, (*from_states, SENDING), where))
     cancelled = transition(
         session,
         ids,
@@ -217,7 +242,7 @@ def cancel(
         refresh_loaded=refresh_loaded,
         cancel_reason=reason,
     )
-    if APPROVED in from_states and (ids is None or ids):
+    if asks_sending:
         criteria = [Reminder.state == SENDING.value, Reminder.cancel_reason.is_(None), *where]
         if ids is not None:
             criteria.append(Reminder.id.in_(list(ids)))
@@ -228,3 +253,19 @@ def cancel(
             .execution_options(synchronize_session=False)
         )
     return cancelled
+
+
+def _lock(session: Session, criteria: Sequence[ColumnElement[bool]]) -> None:
+    """On PostgreSQL, lock the reminders a cancel may change (`criteria`), in the order the send
+    worker claims them (bot/reminders/outbox.py), before its two statements: a worker's move
+    from `sending` back to `approved` committed between them would match neither, and the
+    reminder go out on the next run. SQLite's writing transactions already run one at a time
+    (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        select(Reminder.id)
+        .where(*criteria)
+        .order_by(Reminder.send_after, Reminder.id)
+        .with_for_update(of=Reminder)
+    )

@@ -6,21 +6,26 @@ cancels it with that reason instead, and a crash keeps it in what a person is to
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, text, update
+from sqlalchemy.orm import Session
 
 from bot.core.clock import FixedClock
 from bot.core.models import Event, Reminder, ReminderAttachment
 from bot.core.runtime import Runtime
 from bot.ledger.accounts import cancel_waiting
+from bot.reminders import state
 from bot.reminders.outbox import FlushReport
 from integrations.base.outbound import Delivery, Outgoing
 from tests.bot.reminders.test_outbox import _sender_env, approved, mail_env, smtp, states
+from tests.support.slack_requests import wait_for
 
 __all__ = ["mail_env", "smtp"]  # fixtures
 
@@ -294,3 +299,106 @@ def test_a_reminder_undone_edited_and_approved_again_after_its_claim_goes_out_as
 
     report = flush_with(runtime, database_url, Sender(keep), clock=FixedClock(later))
     assert report.sent == [1] and texts == ["Edited text.\n"]
+
+
+def meanwhile(
+    pool: ThreadPoolExecutor, env: Runtime, work: Callable[[Session], Any]
+) -> Future[Any]:
+    """Run `work` in a transaction of its own on `env`, in `pool`'s thread, and return when it
+    has committed or waits for a row another transaction holds (PostgreSQL's pg_blocking_pids)."""
+    backend: list[int] = []
+
+    def run() -> Any:
+        with env.writing() as session:
+            backend.append(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            return work(session)
+
+    def waits() -> bool:
+        with env.engine.connect() as probe:
+            blockers = probe.execute(
+                text("SELECT pg_blocking_pids(:pid)"), {"pid": backend[0]}
+            ).scalar_one()
+        return bool(blockers)
+
+    done = pool.submit(run)
+    wait_for(lambda: done.done() or (backend and waits()))
+    return done
+
+
+@contextmanager
+def after_first_reminders_update(env: Runtime, then: Callable[[], None]) -> Iterator[None]:
+    """Within the block, `then` is called once, right after `env`'s first UPDATE of reminders."""
+    fired: list[bool] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if not fired and statement.startswith("UPDATE reminders"):
+            fired.append(True)
+            then()
+
+    event.listen(env.engine, "after_cursor_execute", listener)
+    try:
+        yield
+    finally:
+        event.remove(env.engine, "after_cursor_execute", listener)
+    assert fired
+
+
+@pytest.mark.postgres
+def test_a_reply_while_the_worker_puts_a_held_reminder_back_cancels_it(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """Reminder 1 is `sending`, held at its turn; customer 1 replies, and the worker puts the
+    reminder back to `approved` right after the cancel's first statement: it waits for the
+    reply, then cancels the reminder, and the next run sends nothing."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's writing transactions run one at a time (BEGIN IMMEDIATE)")
+    approved(mail_env, runtime, tmp_path, customers=1)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="sending", updated_at=now))
+    worker = _sender_env(runtime, database_url)
+    settled: list[Future[Any]] = []
+
+    def settle() -> None:
+        back = meanwhile(pool, worker, lambda s: state.back_to_approved(s, [1], now=now, events=[]))
+        settled.append(back)
+
+    with ThreadPoolExecutor(1) as pool, after_first_reminders_update(runtime, settle):
+        stop(runtime, 1, "replied")
+    worker.close()
+    assert settled[0].result() == ([], {1: "replied"})
+    assert states(runtime) == {1: "cancelled"}
+    assert cancelled_events(runtime) == {1: {"reason": "replied"}}
+    sender = Sender(lambda message, count: Delivery("sent", provider_id="p"))
+    assert flush_with(runtime, database_url, sender).sent == []
+
+
+@pytest.mark.postgres
+def test_a_reply_between_the_workers_two_statements_putting_a_reminder_back_cancels_it(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """The other way round: customer 1 replies right after the first statement of the worker's
+    move of reminder 1 back to `approved`: the reply waits for it, then cancels the reminder,
+    which does not stay `sending` for a person to find after its lease."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's writing transactions run one at a time (BEGIN IMMEDIATE)")
+    approved(mail_env, runtime, tmp_path, customers=1)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="sending", updated_at=now))
+    worker = _sender_env(runtime, database_url)
+    replies: list[Future[Any]] = []
+
+    def reply() -> None:
+        replies.append(meanwhile(pool, runtime, lambda s: cancel_waiting(s, 1, "replied", now)))
+
+    with (
+        ThreadPoolExecutor(1) as pool,
+        after_first_reminders_update(worker, reply),
+        worker.writing() as session,
+    ):
+        state.back_to_approved(session, [1], now=now, events=[])
+    worker.close()
+    replies[0].result()
+    assert states(runtime) == {1: "cancelled"}
+    assert cancelled_events(runtime) == {1: {"reason": "replied"}}
