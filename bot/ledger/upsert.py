@@ -17,16 +17,16 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.errors import ValidationFailed
 from bot.core.locks import serialise_ledger_writes
-from bot.core.models import Contact, Customer, Event
+from bot.core.models import Customer, Event
 from bot.ledger.accounts import cancel_waiting_texts
 from bot.ledger.bulk import bulk_update, cycles_collected_after, insert_columns
+from bot.ledger.contacts import upsert_contacts
 from bot.ledger.invoices import upsert_invoices
 from bot.ledger.screening import screen
 from bot.ledger.source_payments import record_source_payments
 from bot.payments.record import cancel_for_invoices
 from bot.planning.guardrails import NO_SMS_CONSENT
 from integrations.base.ledger import (
-    ContactRecord,
     CustomerRecord,
     LedgerBatch,
     SourceProblem,
@@ -42,18 +42,6 @@ _CUSTOMER_FIELDS = (
     "timezone",
     "never_automate",
     "tags",
-    "language",
-)
-_CONTACT_FIELDS = (
-    "id",
-    "customer_id",
-    "name",
-    "email",
-    "phone",
-    "timezone",
-    "sms_consent",
-    "sms_consent_at",
-    "sms_consent_source",
     "language",
 )
 
@@ -138,14 +126,14 @@ def _apply(
     _take_out_unknown_customers(batch, customer_ids)
     if all_or_nothing:
         _refuse_problems(batch)
-    withdrawn = _upsert_contacts(session, batch, customer_ids, now, summary)
+    withdrawn = upsert_contacts(session, batch, customer_ids, now, summary)
     upsert_invoices(session, batch, customer_ids, now, summary)
     if batch.payments:
         record_source_payments(session, batch, customer_ids, now, summary)
     # Paid, voided or changed in the ledger: what still waits to be sent is stale.
     summary.cancelled_reminders = cancel_for_invoices(session, summary.changed_invoice_ids, now)
-    # No more consent to texts: what still waits to be texted to them goes no further (as a
-    # STOP reply stops it).
+    # No more consent to texts (withdrawn, or given for a phone number the ledger replaced): what
+    # still waits to be texted to them goes no further (as a STOP reply stops it).
     summary.cancelled_reminders += cancel_waiting_texts(session, withdrawn, NO_SMS_CONSENT, now)
     for changed, invoice_ids in (
         ("due_date_changed", summary.due_date_changed_ids),
@@ -286,130 +274,3 @@ def _upsert_customers(
     summary.customers_created = len(new)
     summary.customers_updated = len(updates)
     return ids
-
-
-def _contact_changes(stored: Row[Any], record: ContactRecord, now: datetime) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    if record.name and stored.name != record.name:
-        changes["name"] = record.name
-    if record.email and stored.email != record.email:
-        changes["email"] = record.email
-    if record.phone and stored.phone != record.phone:
-        changes["phone"] = record.phone
-    if record.language and stored.language != record.language:
-        changes["language"] = record.language
-    if record.sms_consent is not None and record.sms_consent != stored.sms_consent:
-        # given or withdrawn (the ledger CSV's "false"); None, not given, keeps what is stored
-        changes.update(
-            sms_consent=record.sms_consent,
-            sms_consent_at=now,
-            sms_consent_source=record.consent_source,
-        )
-    return changes
-
-
-def _upsert_contacts(
-    session: Session,
-    batch: LedgerBatch,
-    customer_ids: dict[str, int],
-    now: datetime,
-    summary: ImportSummary,
-) -> list[int]:
-    """Add and update the batch's contacts; return the ids of those whose consent to texts it
-    withdrew."""
-    by_customer: dict[int, list[Row[Any]]] = {}
-    wanted_ids = {customer_ids[external_id] for external_id in batch.customers}
-    contact_columns = [getattr(Contact, c) for c in _CONTACT_FIELDS]
-    for stored in session.connection().execute(select(*contact_columns)).all():
-        if stored.customer_id in wanted_ids:
-            by_customer.setdefault(stored.customer_id, []).append(stored)
-    new: list[tuple[int, str | None, ContactRecord]] = []  # customer id, its timezone, contact
-    updates: list[dict[str, Any]] = []
-    withdrawn: list[int] = []
-    for external_id, record in batch.customers.items():
-        customer_id = customer_ids[external_id]
-        known = by_customer.get(customer_id, [])
-        changes_of: dict[int, dict[str, Any]] = {}  # contact id -> its changes
-        for contact in record.contacts:
-            existing = _match_contact(known, contact)
-            if existing is None:
-                new.append((customer_id, record.timezone, contact))
-                continue
-            changes = _contact_changes(existing, contact, now)
-            if changes:
-                changes_of.setdefault(existing.id, {}).update(changes)
-            if changes.get("sms_consent") is False and existing.id not in withdrawn:
-                withdrawn.append(existing.id)
-                _record_withdrawal(session, existing, contact, now)
-        if record.timezone is not None:
-            # No source gives a contact a timezone of its own: a contact's is its customer's,
-            # copied when it was added, and follows the customer's (whether or not this batch
-            # names the contact). None stays None: it already reads the customer's.
-            for stored in known:
-                if stored.timezone is not None and stored.timezone != record.timezone:
-                    changes_of.setdefault(stored.id, {})["timezone"] = record.timezone
-        updates.extend(
-            {"id": contact_id, "updated_at": now, **changes}
-            for contact_id, changes in changes_of.items()
-        )
-    insert_columns(session, Contact, _new_contacts(new, now))
-    bulk_update(session, Contact, updates)
-    summary.contacts_created = len(new)
-    summary.contacts_updated = len(updates)
-    return withdrawn
-
-
-def _record_withdrawal(
-    session: Session, stored: Row[Any], record: ContactRecord, now: datetime
-) -> None:
-    """An Event of the withdrawal that keeps when and where the consent had been given: the
-    contact's row now holds the withdrawal's, and the texts already sent rested on the consent."""
-    given_at = stored.sms_consent_at
-    audit.record(
-        session,
-        now,
-        "contact.sms_consent_withdrawn",
-        customer_id=stored.customer_id,
-        payload={
-            "contact": stored.id,
-            "source": record.consent_source,
-            "consent_given_at": given_at.isoformat() if given_at else None,
-            "consent_source": stored.sms_consent_source,
-        },
-    )
-
-
-def _new_contacts(
-    new: list[tuple[int, str | None, ContactRecord]], now: datetime
-) -> dict[str, list[Any]]:
-    """The new contacts' rows, column by column (no dict for each contact)."""
-    count = len(new)
-    contacts = [contact for _customer_id, _timezone, contact in new]
-    return {
-        "customer_id": [customer_id for customer_id, _timezone, _contact in new],
-        "name": [contact.name for contact in contacts],
-        "email": [contact.email for contact in contacts],
-        "phone": [contact.phone for contact in contacts],
-        "role": ["billing"] * count,
-        "timezone": [timezone for _customer_id, timezone, _contact in new],
-        # a new contact's consent is recorded when given; a "no" (or none) is no consent
-        "sms_consent": [bool(contact.sms_consent) for contact in contacts],
-        "sms_consent_at": [now if contact.sms_consent else None for contact in contacts],
-        "sms_consent_source": [
-            contact.consent_source if contact.sms_consent else None for contact in contacts
-        ],
-        "language": [contact.language for contact in contacts],
-        "created_at": [now] * count,
-        "updated_at": [now] * count,
-    }
-
-
-def _match_contact(known: list[Row[Any]], record: ContactRecord) -> Row[Any] | None:
-    """Same person: same email (case-insensitive), else same phone when neither has an email."""
-    for contact in known:
-        if record.email and contact.email and contact.email.lower() == record.email.lower():
-            return contact
-    for contact in known:
-        if record.phone and contact.phone == record.phone and not (record.email and contact.email):
-            return contact
-    return None

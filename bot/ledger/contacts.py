@@ -1,0 +1,195 @@
+"""Contacts of a ledger import, whatever its source: new ones inserted, changed ones updated in
+bulk, and consent to texts kept per phone number (docs RULES B1). A consent the ledger withdraws,
+or one that was given for a number the ledger has since replaced, is dropped with an Event that
+keeps when and where it had been given."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session
+
+from bot.core import audit
+from bot.core.models import Contact
+from bot.ledger.bulk import bulk_update, insert_columns
+from integrations.base.ledger import ContactRecord, LedgerBatch, visible
+
+if TYPE_CHECKING:
+    from bot.ledger.upsert import ImportSummary
+
+# Rows are read as plain tuples of the columns compared, not ORM objects (as the invoices are).
+_CONTACT_FIELDS = (
+    "id",
+    "customer_id",
+    "name",
+    "email",
+    "phone",
+    "timezone",
+    "sms_consent",
+    "sms_consent_at",
+    "sms_consent_source",
+    "language",
+)
+PHONE_CHANGED = "phone_changed"  # why a consent was dropped when the ledger gave no "no"
+
+
+def upsert_contacts(
+    session: Session,
+    batch: LedgerBatch,
+    customer_ids: dict[str, int],
+    now: datetime,
+    summary: ImportSummary,
+) -> list[int]:
+    """Add and update the batch's contacts; return the ids of those whose consent to texts it
+    dropped (withdrawn by the ledger, or lost with the phone number it was given for)."""
+    by_customer: dict[int, list[Row[Any]]] = {}
+    wanted_ids = {customer_ids[external_id] for external_id in batch.customers}
+    contact_columns = [getattr(Contact, c) for c in _CONTACT_FIELDS]
+    for stored in session.connection().execute(select(*contact_columns)).all():
+        if stored.customer_id in wanted_ids:
+            by_customer.setdefault(stored.customer_id, []).append(stored)
+    new: list[tuple[int, str | None, ContactRecord]] = []  # customer id, its timezone, contact
+    updates: list[dict[str, Any]] = []
+    dropped: list[int] = []
+    for external_id, record in batch.customers.items():
+        customer_id = customer_ids[external_id]
+        known = by_customer.get(customer_id, [])
+        changes_of: dict[int, dict[str, Any]] = {}  # contact id -> its changes
+        for contact in record.contacts:
+            existing = _match_contact(known, contact)
+            if existing is None:
+                new.append((customer_id, record.timezone, contact))
+                continue
+            changes = _contact_changes(existing, contact, batch.label, now)
+            if changes:
+                changes_of.setdefault(existing.id, {}).update(changes)
+            if changes.get("sms_consent") is False and existing.id not in dropped:
+                dropped.append(existing.id)
+                _record_withdrawal(session, existing, changes, now)
+        if record.timezone is not None:
+            # No source gives a contact a timezone of its own: a contact's is its customer's,
+            # copied when it was added, and follows the customer's (whether or not this batch
+            # names the contact). None stays None: it already reads the customer's.
+            for stored in known:
+                if stored.timezone is not None and stored.timezone != record.timezone:
+                    changes_of.setdefault(stored.id, {})["timezone"] = record.timezone
+        updates.extend(
+            {"id": contact_id, "updated_at": now, **changes}
+            for contact_id, changes in changes_of.items()
+        )
+    insert_columns(session, Contact, _new_contacts(new, now))
+    bulk_update(session, Contact, updates)
+    summary.contacts_created = len(new)
+    summary.contacts_updated = len(updates)
+    return dropped
+
+
+def _contact_changes(
+    stored: Row[Any], record: ContactRecord, label: str, now: datetime
+) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if record.name and stored.name != record.name:
+        changes["name"] = record.name
+    if record.email and stored.email != record.email:
+        changes["email"] = record.email
+    if record.language and stored.language != record.language:
+        changes["language"] = record.language
+    if record.phone and stored.phone != record.phone:
+        changes["phone"] = record.phone
+        changes.update(_new_number(stored, record, label, now))
+    elif record.sms_consent is not None and record.sms_consent != stored.sms_consent:
+        # given or withdrawn (the ledger CSV's "false"); None, not given, keeps what is stored
+        changes.update(
+            sms_consent=record.sms_consent,
+            sms_consent_at=now,
+            sms_consent_source=record.consent_source,
+        )
+    return changes
+
+
+def _new_number(
+    stored: Row[Any], record: ContactRecord, label: str, now: datetime
+) -> dict[str, Any]:
+    """What a new phone number changes besides itself. Consent is given for a number, so the old
+    number's does not carry over: the new one has consent only when this record gives it (then
+    recorded with this import as its source and time, as any grant is), and a stored consent is
+    dropped otherwise (a "no", or nothing said, as every accounting source says nothing). An
+    undeliverable mark was the old number's too.
+
+    The STOP opt-out (sms_opted_out_at) is kept on purpose: it is the person's, who stays opted
+    out until they text START, whatever number the ledger now gives them."""
+    changes: dict[str, Any] = {"sms_unusable_at": None}
+    if record.sms_consent:
+        changes.update(
+            sms_consent=True, sms_consent_at=now, sms_consent_source=record.consent_source
+        )
+    elif stored.sms_consent:
+        changes.update(
+            sms_consent=False,
+            sms_consent_at=now,
+            # the row the "no" is on, else the import that changed the number
+            sms_consent_source=record.consent_source or f"{visible(label, 200)}, new phone",
+        )
+    return changes
+
+
+def _record_withdrawal(
+    session: Session, stored: Row[Any], changes: dict[str, Any], now: datetime
+) -> None:
+    """An Event of the withdrawal that keeps when and where the consent had been given: the
+    contact's row now holds the withdrawal's, and the texts already sent rested on the consent.
+    A consent dropped with the number it was given for says so."""
+    given_at = stored.sms_consent_at
+    payload: dict[str, Any] = {
+        "contact": stored.id,
+        "source": changes["sms_consent_source"],
+        "consent_given_at": given_at.isoformat() if given_at else None,
+        "consent_source": stored.sms_consent_source,
+    }
+    if "phone" in changes:
+        payload["reason"] = PHONE_CHANGED
+    audit.record(
+        session,
+        now,
+        "contact.sms_consent_withdrawn",
+        customer_id=stored.customer_id,
+        payload=payload,
+    )
+
+
+def _new_contacts(
+    new: list[tuple[int, str | None, ContactRecord]], now: datetime
+) -> dict[str, list[Any]]:
+    """The new contacts' rows, column by column (no dict for each contact)."""
+    count = len(new)
+    contacts = [contact for _customer_id, _timezone, contact in new]
+    return {
+        "customer_id": [customer_id for customer_id, _timezone, _contact in new],
+        "name": [contact.name for contact in contacts],
+        "email": [contact.email for contact in contacts],
+        "phone": [contact.phone for contact in contacts],
+        "role": ["billing"] * count,
+        "timezone": [timezone for _customer_id, timezone, _contact in new],
+        # a new contact's consent is recorded when given; a "no" (or none) is no consent
+        "sms_consent": [bool(contact.sms_consent) for contact in contacts],
+        "sms_consent_at": [now if contact.sms_consent else None for contact in contacts],
+        "sms_consent_source": [
+            contact.consent_source if contact.sms_consent else None for contact in contacts
+        ],
+        "language": [contact.language for contact in contacts],
+        "created_at": [now] * count,
+        "updated_at": [now] * count,
+    }
+
+
+def _match_contact(known: list[Row[Any]], record: ContactRecord) -> Row[Any] | None:
+    """Same person: same email (case-insensitive), else same phone when neither has an email."""
+    for contact in known:
+        if record.email and contact.email and contact.email.lower() == record.email.lower():
+            return contact
+    for contact in known:
+        if record.phone and contact.phone == record.phone and not (record.email and contact.email):
+            return contact
+    return None
