@@ -16,10 +16,11 @@ from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.labels import channel_label, reason_label, reply_label, step_label
 from bot.core.models import Contact, Customer, Event, InboundMessage, Invoice, Reminder
-from bot.core.money import format_money
+from bot.core.money import decimal_str, format_money
 from bot.escalations import plans
 from bot.escalations.reply import reply_contact
 from bot.escalations.service import HISTORY_LIMIT, load, open_invoices
+from bot.ledger.contacts import PHONE_CHANGED
 from integrations.base.mrkdwn import Mrkdwn, actor, mrkdwn
 from integrations.base.slack import (
     ContactLine,
@@ -221,6 +222,9 @@ _KIND_TEXT = {
     "invoice.paid": "paid",
     "invoice.reopened": "reopened",
     "invoice.disputed": "disputed",
+    "invoice.due_date_changed": "due date changed",
+    "invoice.total_changed": "total changed",
+    "invoice.issue_date_changed": "issue date changed",
     "reply.received": "reply",
     "reply.automatic": "automatic reply",
     "promise.recorded": "promise",
@@ -233,6 +237,7 @@ _KIND_TEXT = {
     "customer.resumed": "resumed",
     "contact.bouncing": "bouncing",
     "contact.opted_out": "opted out",
+    "contact.sms_consent_withdrawn": "consent to texts withdrawn",
     "note.added": "note",
     "plan.recorded": "payment plan",
     "plan.completed": "payment plan completed",
@@ -296,6 +301,26 @@ def _describe(event: Event, steps: dict[int, str], channels: dict[int, str | Non
         return mrkdwn(f"payment of {p.get('amount')} {p.get('currency')} ({p.get('source')})", who)
     if event.kind in ("invoice.paid", "invoice.reopened", "invoice.disputed"):
         return mrkdwn(what, " ", str(p.get("number", "")), who)
+    if event.kind == "invoice.due_date_changed":
+        return mrkdwn(
+            str(p.get("number", "")), f" due date {p.get('due_before')} → {p.get('due_after')}"
+        )
+    if event.kind == "invoice.issue_date_changed":
+        return mrkdwn(
+            str(p.get("number", "")),
+            f" issue date {p.get('issue_before')} → {p.get('issue_after')}",
+        )
+    if event.kind == "invoice.total_changed":
+        currency = str(p.get("currency"))
+        before, after = (
+            decimal_str(Decimal(str(p[k])), currency) for k in ("total_before", "total_after")
+        )
+        return mrkdwn(str(p.get("number", "")), f" total {before} → {after} {currency}")
+    if event.kind == "contact.sms_consent_withdrawn":
+        # the ledger said no, or the contact's phone number changed (consent is per number)
+        why = ": the phone number changed" if p.get("reason") == PHONE_CHANGED else ""
+        source = f" ({p['source']})" if p.get("source") else ""
+        return mrkdwn(what, why, source)
     if event.kind in ("reply.received", "reply.automatic"):
         text = str(p.get("text", ""))
         short = text if len(text) <= 280 else text[:277] + "…"

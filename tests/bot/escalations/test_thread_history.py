@@ -1,0 +1,45 @@
+"""The account history an escalation's thread shows: what the ledger changed on an invoice and a
+consent to texts that was dropped, each in words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.core.models import Customer
+from bot.escalations.thread import history_of
+from tests.support.ledger_files import row, write
+
+
+def _history(session: Session) -> list[str]:
+    session.rollback()  # a new read transaction sees the imports
+    customer_id = session.scalars(select(Customer.id)).one()
+    return [line.text for line in history_of(session, customer_id, "America/New_York")]
+
+
+def test_the_history_says_what_the_ledger_changed_on_an_invoice_and_a_dropped_consent(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    assert cli("import-csv", str(write(tmp_path / "a.csv", [row()]))).code == 0
+    corrected = row(
+        issue_date="2026-01-16",
+        due_date="2026-02-28",
+        amount="1500.00",
+        phone="+13125550177",  # consent was given for the old number
+        sms_consent="",
+    )
+    assert cli("import-csv", str(write(tmp_path / "b.csv", [corrected]))).code == 0
+    history = _history(session)
+    assert "consent to texts withdrawn: the phone number changed (b.csv, new phone)" in history
+    assert "INV-1 due date 2026-02-14 → 2026-02-28" in history
+    assert "INV-1 total 1200.00 → 1500.00 USD" in history
+    assert "INV-1 issue date 2026-01-15 → 2026-01-16" in history
+
+    given = write(tmp_path / "c.csv", [row(phone="+13125550177", sms_consent="true")])
+    assert cli("import-csv", str(given)).code == 0
+    withdraw = write(tmp_path / "d.csv", [row(phone="+13125550177", sms_consent="no")])
+    assert cli("import-csv", str(withdraw)).code == 0
+    assert _history(session)[-1] == "consent to texts withdrawn (d.csv row 2)"
