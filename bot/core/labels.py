@@ -86,7 +86,10 @@ _REASONS = {
     "guardrail_correction": "held for review: an invoice was corrected after a reminder",
     "contact_needed": "a billing contact is needed",
     # why a reminder was cancelled, or why a person has the account
-    "superseded": "replaced by a newer reminder",
+    # a payment or the ledger changed an invoice's balance (or paid, voided or reopened one of
+    # several) under a waiting reminder, whose amounts are then untrue (bot/payments/record.py
+    # cancel_for_invoices, bot/reminders/stale.py)
+    "superseded": "an invoice's balance or status changed after the reminder was planned",
     "due_date_changed": "the invoice's due date changed",
     "total_changed": "the invoice's total changed",
     "never_automate": "always handed to a person",

@@ -1,5 +1,5 @@
-"""The account history an escalation's thread shows: what the ledger changed on an invoice and a
-consent to texts that was dropped, each in words."""
+"""The account history an escalation's thread shows: what the ledger changed on an invoice, a
+consent to texts that was dropped, and why a waiting reminder was cancelled, each in words."""
 
 from __future__ import annotations
 
@@ -43,3 +43,19 @@ def test_the_history_says_what_the_ledger_changed_on_an_invoice_and_a_dropped_co
     withdraw = write(tmp_path / "d.csv", [row(phone="+13125550177", sms_consent="no")])
     assert cli("import-csv", str(withdraw)).code == 0
     assert _history(session)[-1] == "consent to texts withdrawn (d.csv row 2)"
+
+
+def test_a_reminder_cancelled_by_a_balance_change_says_the_balance_changed(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    texted = {"tier": "transactional", "issue_date": "2026-01-01", "due_date": "2026-03-16"}
+    assert cli("import-csv", str(write(tmp_path / "a.csv", [row(**texted)]))).code == 0
+    assert cli("plan").code == 0
+    paid_part = write(tmp_path / "b.csv", [row(**texted, balance="900.00")])
+    assert cli("import-csv", str(paid_part)).code == 0
+    cancelled = [line for line in _history(session) if line.startswith("cancelled")]
+    assert len(cancelled) == 1
+    # not "replaced by a newer reminder": no reminder replaced it
+    assert cancelled[0].endswith(
+        "(an invoice's balance or status changed after the reminder was planned)"
+    )
