@@ -134,14 +134,21 @@ def test_the_database_refuses_the_same_step_twice_for_one_invoice(
         )
 
 
-def test_a_new_due_date_starts_the_ladder_again(load: Any, plan: Any) -> None:
+def test_a_new_due_date_starts_the_ladder_again(load: Any, plan: Any, runtime: Runtime) -> None:
+    """The reminder still waiting states the old due date: the import cancels it, and the next
+    plan takes the invoice up at the first step of its new due date."""
     load(customer(1, **due(7)))
     assert steps(plan()) == {"C-1": "plus7"}
     load(
         customer(1, **due(8), invoice_number="I-1")
         | {"due_date": (TODAY - timedelta(days=8)).isoformat()}
     )
-    assert plan("--date", "2026-03-17")["held"][0]["reason"] == "pending_approval"
+    doc = plan("--date", "2026-03-17")
+    assert steps(doc) == {"C-1": "plus7"} and doc["held"] == []
+    with runtime.sessions() as session:
+        first = session.scalars(select(Reminder).order_by(Reminder.id)).first()
+    assert first is not None
+    assert (first.state, first.cancel_reason) == ("cancelled", "due_date_changed")
 
 
 # --- one message per customer per day ---------------------------------------------------------
