@@ -1,7 +1,7 @@
 """Contacts of a ledger import, whatever its source: new ones inserted, changed ones updated in
 bulk, and consent to texts kept per phone number (docs RULES B1). A consent the ledger withdraws,
 or one that was given for a number the ledger has since replaced, is dropped with an Event that
-keeps when and where it had been given."""
+keeps when and where it had been given. A bounce mark goes with the address it was for."""
 
 from __future__ import annotations
 
@@ -94,6 +94,12 @@ def _contact_changes(
         changes["name"] = record.name
     if record.email and stored.email != record.email:
         changes["email"] = record.email
+        if (stored.email or "").lower() != record.email.lower():
+            # A bounce (or a reply from the wrong person) marked the old address unusable, not
+            # this one; a change of case alone is the same address (matched as one) and keeps
+            # its mark. An email opt-out stays, as a STOP does with a new number: it is the
+            # person's, who stays out until they opt in again, whatever their address.
+            changes["email_unusable_at"] = None
     if record.language and stored.language != record.language:
         changes["language"] = record.language
     if record.phone and stored.phone != record.phone:

@@ -1,5 +1,6 @@
 """Contacts of a ledger import: consent to texts is given for a phone number, so a contact whose
-number the ledger changes keeps none of the old number's consent, whatever the source."""
+number the ledger changes keeps none of the old number's consent, whatever the source; a bounce
+mark is an address's, so a new address clears it."""
 
 from __future__ import annotations
 
@@ -130,3 +131,46 @@ def test_an_accounting_sync_that_changes_the_number_drops_its_consent_too(
         assert [(p["consent_source"], p["reason"]) for p in _withdrawals(session)] == [
             ("by hand", "phone_changed")
         ]
+
+
+def test_an_email_address_given_to_a_contact_clears_the_bounce_mark_and_keeps_an_opt_out(
+    cli: Any, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a contact known by phone only, whose email was marked bouncing and who opted out of email
+    assert cli("import-csv", str(write(tmp_path / "a.csv", [row(email="")]))).code == 0
+    opted_out_at = datetime(2026, 3, 10, tzinfo=UTC)
+    session.execute(
+        update(Contact).values(
+            email_opted_out_at=opted_out_at, email_unusable_at=datetime(2026, 3, 12, tzinfo=UTC)
+        )
+    )
+    session.commit()
+
+    monkeypatch.setenv("ARBOT_NOW", LATER.isoformat())
+    # the same person (same phone) now with an address
+    assert cli("import-csv", str(write(tmp_path / "b.csv", [row()]))).code == 0
+    session.rollback()
+    contact = session.scalars(select(Contact)).one()
+    assert (contact.email, contact.updated_at) == ("ap@ridgeline.example", LATER)
+    assert contact.email_unusable_at is None  # that was the old address's
+    # a person who opted out of email stays out until they opt in again
+    assert contact.email_opted_out_at == opted_out_at
+
+
+def test_an_email_address_whose_case_alone_changes_keeps_its_bounce_mark(
+    cli: Any, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("import-csv", str(write(tmp_path / "a.csv", [row()]))).code == 0
+    bounced_at = datetime(2026, 3, 12, tzinfo=UTC)
+    session.execute(update(Contact).values(email_unusable_at=bounced_at))
+    session.commit()
+
+    monkeypatch.setenv("ARBOT_NOW", LATER.isoformat())
+    # the same address (matched as one): the mark is still its own
+    assert (
+        cli("import-csv", str(write(tmp_path / "b.csv", [row(email="AP@ridgeline.example")]))).code
+        == 0
+    )
+    session.rollback()
+    contact = session.scalars(select(Contact)).one()
+    assert (contact.email, contact.email_unusable_at) == ("AP@ridgeline.example", bounced_at)
