@@ -10,6 +10,7 @@ from rich.table import Table
 
 from bot.core.money import decimal_str, format_money
 from bot.ledger.aging import BUCKETS, AgingReport, OverdueInvoice
+from bot.ledger.contacts import PHONE_CHANGED
 
 if TYPE_CHECKING:
     from bot.ledger.file_imports import UnchangedFile
@@ -180,6 +181,11 @@ def _describe_event(event: dict[str, Any]) -> str:
         before = payload["paid_before"]
         was = f" (was {_utc_minute(before)})" if before else ""
         return f"{payload['number']} paid at {_utc_minute(payload['paid_after'])}{was}"
+    if kind == "contact.sms_consent_withdrawn":
+        # the ledger said no, or the contact's phone number changed (consent is per number)
+        why = ": the phone number changed" if payload.get("reason") == PHONE_CHANGED else ""
+        source = f" ({payload['source']})" if payload.get("source") else ""
+        return f"consent to texts withdrawn{why}{source}"
     return str(kind)
 
 
