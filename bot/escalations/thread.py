@@ -221,6 +221,8 @@ _KIND_TEXT = {
     "payment.received": "payment",
     "invoice.paid": "paid",
     "invoice.reopened": "reopened",
+    "invoice.balance_changed": "balance changed",
+    "invoice.paid_at_changed": "paid date changed",
     "invoice.disputed": "disputed",
     "invoice.due_date_changed": "due date changed",
     "invoice.total_changed": "total changed",
@@ -277,12 +279,15 @@ def history_of(session: Session, customer_id: int, timezone: str) -> list[Histor
     lines = []
     for e in events:
         when = e.at.astimezone(zone)
-        lines.append(HistoryLine(when, e.kind, _describe(e, steps, channels)))
+        lines.append(HistoryLine(when, e.kind, _describe(e, steps, channels, zone)))
     return lines
 
 
-def _describe(event: Event, steps: dict[int, str], channels: dict[int, str | None]) -> Mrkdwn:
-    """One line of the history: what the payload says escaped, who did it as a live mention."""
+def _describe(
+    event: Event, steps: dict[int, str], channels: dict[int, str | None], zone: ZoneInfo
+) -> Mrkdwn:
+    """One line of the history: what the payload says escaped, who did it as a live mention;
+    instants in the business's timezone (`zone`), as the lines' own times are."""
     p: dict[str, Any] = event.payload or {}
     who = "" if event.actor == audit.SYSTEM else mrkdwn(" by ", actor(event.actor))
     what = _KIND_TEXT.get(event.kind, event.kind)
@@ -310,12 +315,15 @@ def _describe(event: Event, steps: dict[int, str], channels: dict[int, str | Non
             str(p.get("number", "")),
             f" issue date {p.get('issue_before')} → {p.get('issue_after')}",
         )
+    if event.kind == "invoice.balance_changed":
+        return _amounts_changed(p, "balance")
     if event.kind == "invoice.total_changed":
-        currency = str(p.get("currency"))
-        before, after = (
-            decimal_str(Decimal(str(p[k])), currency) for k in ("total_before", "total_after")
-        )
-        return mrkdwn(str(p.get("number", "")), f" total {before} → {after} {currency}")
+        return _amounts_changed(p, "total")
+    if event.kind == "invoice.paid_at_changed":  # a ledger file's paid_date corrected the day
+        before = p.get("paid_before")
+        was = f" (was {_local_minute(str(before), zone)})" if before else ""
+        paid = _local_minute(str(p["paid_after"]), zone)
+        return mrkdwn(str(p.get("number", "")), f" paid at {paid}{was}")
     if event.kind == "contact.sms_consent_withdrawn":
         # the ledger said no, or the contact's phone number changed (consent is per number)
         why = ": the phone number changed" if p.get("reason") == PHONE_CHANGED else ""
@@ -357,3 +365,18 @@ def _describe(event: Event, steps: dict[int, str], channels: dict[int, str | Non
     if event.kind == "note.added":
         return mrkdwn("note", who, ": ", str(p.get("text", "")))
     return mrkdwn(what, who)
+
+
+def _amounts_changed(p: dict[str, Any], what: str) -> Mrkdwn:
+    """An invoice's changed amount, each written to its currency's places (they are stored with
+    four): 'INV-1 balance 1200.00 → 800.00 USD'."""
+    currency = str(p.get("currency"))
+    before, after = (
+        decimal_str(Decimal(str(p[f"{what}_{end}"])), currency) for end in ("before", "after")
+    )
+    return mrkdwn(str(p.get("number", "")), f" {what} {before} → {after} {currency}")
+
+
+def _local_minute(instant: str, zone: ZoneInfo) -> str:
+    """An event's ISO instant as `2026-02-20 00:00` in the business's timezone."""
+    return datetime.fromisoformat(instant).astimezone(zone).strftime("%Y-%m-%d %H:%M")

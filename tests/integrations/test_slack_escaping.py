@@ -9,6 +9,7 @@ import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.core.models import Event
 from bot.core.runtime import Runtime
@@ -231,7 +232,7 @@ def test_a_history_line_keeps_arbots_mention_live_and_the_approvers_words_escape
         at=datetime(2026, 3, 16, 9, tzinfo=UTC),
         payload={"text": HOSTILE},
     )
-    line = _describe(event, {}, {})
+    line = _describe(event, {}, {}, ZoneInfo("UTC"))
     text = json.dumps(history_messages(escalation(history=(HistoryLine(event.at, "n", line),))))
     assert f"note by <@{OURS}>: &lt;!channel&gt;" in text
     assert "&lt;@U0APPROVER&gt;" not in text

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.models import Customer
 from bot.escalations.thread import history_of
-from tests.support.ledger_files import row, write
+from tests.support.ledger_files import HEADER, row, write
 
 
 def _history(session: Session) -> list[str]:
@@ -59,3 +59,22 @@ def test_a_reminder_cancelled_by_a_balance_change_says_the_balance_changed(
     assert cancelled[0].endswith(
         "(an invoice's balance or status changed after the reminder was planned)"
     )
+
+
+def test_the_history_says_a_balance_the_ledger_changed_and_a_paid_day_it_corrected(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    with_paid = [*HEADER, "paid_date"]
+    assert cli("import-csv", str(write(tmp_path / "a.csv", [row()], with_paid))).code == 0
+    part_paid = write(tmp_path / "b.csv", [row(balance="800.00")], with_paid)
+    assert cli("import-csv", str(part_paid)).code == 0
+    # paid when seen (NOW: 10:00 in New York), then the file says it was paid on 20 February
+    paid = write(tmp_path / "c.csv", [row(balance="0.00")], with_paid)
+    assert cli("import-csv", str(paid)).code == 0
+    corrected = write(tmp_path / "d.csv", [row(balance="0.00", paid_date="2026-02-20")], with_paid)
+    assert cli("import-csv", str(corrected)).code == 0
+
+    history = _history(session)
+    assert "INV-1 balance 1200.00 → 800.00 USD" in history
+    # in the business's timezone, as the lines' own times are
+    assert history[-1] == "INV-1 paid at 2026-02-20 00:00 (was 2026-03-16 10:00)"
