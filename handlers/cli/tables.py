@@ -10,11 +10,14 @@ from rich.table import Table
 
 from bot.core.money import decimal_str, format_money
 from bot.ledger.aging import BUCKETS, AgingReport, OverdueInvoice
-from bot.ledger.contacts import PHONE_CHANGED
 
 if TYPE_CHECKING:
     from bot.ledger.file_imports import UnchangedFile
     from bot.ledger.upsert import ImportSummary
+
+# bot.ledger.contacts.PHONE_CHANGED, not imported from there: `arbot aging` prints its report
+# through this module without loading the ORM
+_PHONE_CHANGED = "phone_changed"
 
 
 def aging_table(report: AgingReport) -> Table:
@@ -183,7 +186,7 @@ def _describe_event(event: dict[str, Any]) -> str:
         return f"{payload['number']} paid at {_utc_minute(payload['paid_after'])}{was}"
     if kind == "contact.sms_consent_withdrawn":
         # the ledger said no, or the contact's phone number changed (consent is per number)
-        why = ": the phone number changed" if payload.get("reason") == PHONE_CHANGED else ""
+        why = ": the phone number changed" if payload.get("reason") == _PHONE_CHANGED else ""
         source = f" ({payload['source']})" if payload.get("source") else ""
         return f"consent to texts withdrawn{why}{source}"
     return str(kind)
