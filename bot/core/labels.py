@@ -90,6 +90,8 @@ _REASONS = {
     # several) under a waiting reminder, whose amounts are then untrue (bot/payments/record.py
     # cancel_for_invoices, bot/reminders/stale.py)
     "superseded": "an invoice's balance or status changed after the reminder was planned",
+    # every invoice the reminder covers voided (or deleted) in the ledger: none was paid
+    "voided": "voided in the ledger",
     "due_date_changed": "the invoice's due date changed",
     "total_changed": "the invoice's total changed",
     "never_automate": "always handed to a person",

@@ -22,9 +22,12 @@ from bot.core import audit
 from bot.core.bulk_rows import among
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Invoice, Payment, PaymentAllocation, Reminder, ReminderInvoice
-from bot.core.vocabulary import WAITING, WAITING_OR_SENDING
+from bot.core.vocabulary import WAITING, WAITING_OR_SENDING, InvoiceStatus
 from bot.ledger.bulk import chunks
 from bot.reminders import state
+
+PAID = "paid"  # why a reminder is cancelled: the invoices it covers are closed, one at least paid
+VOIDED = "voided"  # ... all of them voided (or deleted) in the ledger
 
 
 @dataclass
@@ -241,10 +244,11 @@ def _allocate(
 def cancel_for_invoices(
     session: Session, invoice_ids: Sequence[int], now: datetime, changed: str = "superseded"
 ) -> list[int]:
-    """Cancel every waiting reminder that covers one of these invoices: `paid` when all its
-    invoices are closed, else `changed`: `superseded` when an amount it quotes changed (a ledger
-    import says `due_date_changed` or `total_changed` when that is what changed); one the send
-    worker has claimed (`sending`) is asked to stop with the same reason
+    """Cancel every waiting reminder that covers one of these invoices: `voided` when all its
+    invoices are void (the ledger voided or deleted them), `paid` when they are all closed and
+    one at least was paid, else `changed`: `superseded` when an amount it quotes changed (a
+    ledger import says `due_date_changed` or `total_changed` when that is what changed); one the
+    send worker has claimed (`sending`) is asked to stop with the same reason
     (bot/reminders/state.py). A few statements however many invoices a bank file paid."""
     if not invoice_ids:
         return []
@@ -260,22 +264,19 @@ def cancel_for_invoices(
                 )
             )
         )
-    still_open: set[int] = set()
+    statuses: dict[int, set[str]] = {}  # reminder id -> the statuses of the invoices it covers
     for of_waiting in among(session, ReminderInvoice.reminder_id, list(waiting)):
-        still_open.update(
-            session.scalars(
-                select(ReminderInvoice.reminder_id)
-                .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
-                .where(of_waiting, Invoice.status == "open")
-                .distinct()
-            )
-        )
+        for reminder_id, status in session.execute(
+            select(ReminderInvoice.reminder_id, Invoice.status)
+            .join(Invoice, Invoice.id == ReminderInvoice.invoice_id)
+            .where(of_waiting)
+            .distinct()
+        ):
+            statuses.setdefault(reminder_id, set()).add(status)
+    reasons = {r: _closed_or(statuses.get(r, set()), changed) for r in waiting}
     cancelled: list[int] = []
-    for reason, covered in (
-        (changed, [r for r in waiting if r in still_open]),
-        ("paid", [r for r in waiting if r not in still_open]),
-    ):
-        for part in chunks(covered):
+    for reason in (changed, PAID, VOIDED):
+        for part in chunks([r for r in waiting if reasons[r] == reason]):
             cancelled += state.cancel(
                 session,
                 part,
@@ -285,6 +286,17 @@ def cancel_for_invoices(
                 refresh_loaded=False,
             )
     return cancelled
+
+
+def _closed_or(statuses: set[str], changed: str) -> str:
+    """Why a waiting reminder covering invoices of these statuses stops: `changed` while one is
+    still open; `voided` when the ledger voided every one (nothing was paid: `paid` would not be
+    true); else `paid`, for what one payment at least closed."""
+    if InvoiceStatus.OPEN in statuses:
+        return changed
+    if statuses == {InvoiceStatus.VOID}:
+        return VOIDED
+    return PAID
 
 
 def refund(

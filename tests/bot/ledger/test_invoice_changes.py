@@ -14,10 +14,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
-from bot.core.models import Event, Invoice, Reminder
+from bot.core.models import Event, Invoice, Reminder, ReminderInvoice
 from bot.core.runtime import Runtime
+from bot.escalations.thread import history_of
+from bot.ledger.upsert import apply_batch
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
+from integrations.base.ledger import ContactRecord, CustomerRecord, InvoiceRecord, LedgerBatch
 from tests.support.ledger_files import a_week_late, row, write
 
 
@@ -212,3 +215,60 @@ def test_a_change_of_the_total_or_the_issue_date_alone_is_recorded(
     history = cli("status", "C-1").stdout
     assert "INV-1 total 1200.00 → 1500.00 USD" in history
     assert "INV-1 issue date 2026-01-15 → 2026-01-10" in history
+
+
+def _quickbooks(*invoices: tuple[str, str, str | None]) -> LedgerBatch:
+    """A QuickBooks sync of one customer's invoices, each (number, balance, status)."""
+    contact = ContactRecord("Maria Garcia", "ap@ridgeline.example", None, None, None)
+    customer = CustomerRecord(
+        "58", "Ridgeline Roofing", timezone="America/Chicago", contacts=[contact]
+    )
+    records = [
+        InvoiceRecord(
+            "58",
+            number,
+            date(2026, 1, 1),
+            date(2026, 3, 9),  # a week late on 2026-03-16
+            "USD",
+            Decimal("400.00"),
+            Decimal(balance),
+            status,
+        )
+        for number, balance, status in invoices
+    ]
+    return LedgerBatch(
+        "quickbooks", "QuickBooks company 9130", customers={"58": customer}, invoices=records
+    )
+
+
+@pytest.mark.parametrize(
+    ("closed", "reason", "why"),
+    [
+        ([("1037", "0.00", "void")], "voided", "voided in the ledger"),
+        # nothing is left to collect, and some of it was paid
+        ([("1037", "0.00", "void"), ("1038", "0.00", None)], "paid", "paid"),
+    ],
+)
+def test_a_reminder_whose_invoices_the_ledger_voided_is_cancelled_as_voided_or_paid_when_one_was(
+    cli: Any,
+    runtime: Runtime,
+    closed: list[tuple[str, str, str | None]],
+    reason: str,
+    why: str,
+) -> None:
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, _quickbooks(*[(n, "400.00", None) for n, _b, _s in closed]), now)
+    assert cli("plan").code == 0
+    with runtime.sessions() as session:
+        covered = session.scalars(select(ReminderInvoice.invoice_id)).all()
+    assert len(covered) == len(closed)  # one reminder for them all
+
+    with runtime.writing() as session:
+        apply_batch(session, _quickbooks(*closed), now)
+
+    with runtime.sessions() as session:
+        reminder = session.scalars(select(Reminder)).one()
+        assert (reminder.state, reminder.cancel_reason) == ("cancelled", reason)
+        history = [line.text for line in history_of(session, reminder.customer_id, "UTC")]
+    assert history[-1] == f"cancelled reminder, 7 days late by email ({why})"
