@@ -82,16 +82,26 @@ def local_time(kit: ListenerKit, at: datetime) -> str:
     return at.astimezone(ZoneInfo(kit.runtime.settings.timezone)).strftime("%H:%M %Z")
 
 
-# Why arbot cancelled a reminder, as the sentence "this reminder was cancelled ..." ends.
+# Why arbot cancelled a reminder, as the sentence "this reminder was cancelled ..." ends: one for
+# every reason the code cancels with (tests/handlers/slack/test_cancel_reasons.py finds them).
 CANCELLED_BECAUSE = {
     "paid": "by a payment",
+    "voided": "because the ledger voided every invoice it covers",
     "disputed": "because an invoice it covers is disputed",
     "promised": "because the customer promised to pay",
     "payment_plan": "because the invoice is on a payment plan",
+    "plan_cancelled": "because its payment plan was cancelled",
     "superseded": "because an invoice's balance changed since it was written",
+    "due_date_changed": "because an invoice's due date changed since it was written",
+    "total_changed": "because an invoice's total changed since it was written",
     "paused": "because the customer is paused or never automated",
     "escalated": "because the account went to a person",
+    "replied": "because the customer replied",
     "opted_out": "because the contact opted out or cannot be reached",
+    "no_sms_consent": "because the contact gave no consent to texts at this phone number",
+    "no_send_window": "because the contact's sending hours leave no time to send",
+    "no_invoice_copy": "because a copy of an invoice could not be attached",
+    "message_too_large": "because the email with its invoice copies is too large",
 }
 
 
