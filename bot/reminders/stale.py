@@ -132,8 +132,9 @@ def _reason(
     rules: StaleRules,
     instalment_owed: Decimal | None = None,
 ) -> str | None:
-    if any(i.status != InvoiceStatus.OPEN or i.balance <= 0 for i in invoices):
-        return "paid"
+    closed = [i for i in invoices if i.status != InvoiceStatus.OPEN or i.balance <= 0]
+    if closed:  # as a payment or an import cancels it (bot/payments/record.py)
+        return "voided" if all(i.status == InvoiceStatus.VOID for i in closed) else "paid"
     if any(i.disputed for i in invoices):
         return "disputed"
     if Resolution.PROMISE in rules.resolved_when and any(

@@ -26,6 +26,8 @@ TODAY = date(2026, 3, 16)
 RESOLVED = {
     "payment_plan": ({"payment_plan": True}, "payment_plan"),
     "promise": ({"promise_date": date(2026, 3, 20)}, "promised"),
+    # voided in the ledger since: the reminder is not sent, and not for being paid
+    "void": ({"status": "void", "balance": Decimal(0)}, "voided"),
 }
 
 
