@@ -30,7 +30,7 @@ from bot.core.settings import Settings, load_settings
 PG_SERVER = os.environ.get(
     "ARBOT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-NOW = datetime(2026, 3, 16, 14, 0, tzinfo=UTC)  # a Monday, 09:00 in New York
+NOW = datetime(2026, 3, 16, 14, 0, tzinfo=UTC)  # a Monday, 10:00 in New York (daylight time)
 
 
 def _postgres_answers() -> bool:
