@@ -221,6 +221,7 @@ _KIND_TEXT = {
     "payment.received": "payment",
     "invoice.paid": "paid",
     "invoice.reopened": "reopened",
+    "invoice.voided": "voided",
     "invoice.balance_changed": "balance changed",
     "invoice.paid_at_changed": "paid date changed",
     "invoice.disputed": "disputed",
@@ -304,7 +305,7 @@ def _describe(
         )
     if event.kind == "payment.received":
         return mrkdwn(f"payment of {p.get('amount')} {p.get('currency')} ({p.get('source')})", who)
-    if event.kind in ("invoice.paid", "invoice.reopened", "invoice.disputed"):
+    if event.kind in ("invoice.paid", "invoice.reopened", "invoice.voided", "invoice.disputed"):
         return mrkdwn(what, " ", str(p.get("number", "")), who)
     if event.kind == "invoice.due_date_changed":
         return mrkdwn(

@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.core.models import Customer
+from bot.core import audit
+from bot.core.models import Customer, Invoice
+from bot.core.runtime import Runtime
 from bot.escalations.thread import history_of
 from tests.support.ledger_files import HEADER, row, write
 
@@ -78,3 +80,22 @@ def test_the_history_says_a_balance_the_ledger_changed_and_a_paid_day_it_correct
     assert "INV-1 balance 1200.00 → 800.00 USD" in history
     # in the business's timezone, as the lines' own times are
     assert history[-1] == "INV-1 paid at 2026-02-20 00:00 (was 2026-03-16 10:00)"
+
+
+def test_the_history_says_an_invoice_the_ledger_voided(
+    cli: Any, runtime: Runtime, session: Session, tmp_path: Path
+) -> None:
+    """An accounting source's void (bot/ledger/invoices.py records it) is in the history."""
+    assert cli("import-csv", str(write(tmp_path / "a.csv", [row()]))).code == 0
+    with runtime.writing() as writing:
+        invoice = writing.scalars(select(Invoice)).one()
+        payload = {"number": "INV-1", "currency": "USD", "source": "ledger"}
+        audit.record(
+            writing,
+            runtime.clock.now(),
+            "invoice.voided",
+            customer_id=invoice.customer_id,
+            invoice_id=invoice.id,
+            payload=payload,
+        )
+    assert _history(session)[-1] == "voided INV-1"
