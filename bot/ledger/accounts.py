@@ -10,6 +10,7 @@ import re
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -59,12 +60,26 @@ def cancel_waiting_texts(
         from_states=WAITING,
         reason=reason,
         now=now,
-        where=[
-            Reminder.contact_id.in_(list(contact_ids)),
-            Reminder.channel == Channel.SMS,
-            Reminder.action == ReminderAction.REMIND,
-        ],
+        where=_texts_to(contact_ids),
     )
+
+
+def lock_waiting_texts(session: Session, contact_ids: Collection[int]) -> None:
+    """On PostgreSQL, lock the texts `cancel_waiting_texts` would change for these contacts, in
+    the order every writer of several reminders locks them (state.lock). A ledger import calls
+    it before it changes the contacts: a Twilio failure report and the send worker's results
+    change a text, then its contact, so an import that held the contact while it waited for
+    the text would deadlock with them."""
+    if contact_ids:
+        state.lock(session, state.cancellable(None, WAITING, _texts_to(contact_ids)))
+
+
+def _texts_to(contact_ids: Collection[int]) -> list[ColumnElement[bool]]:
+    return [
+        Reminder.contact_id.in_(list(contact_ids)),
+        Reminder.channel == Channel.SMS,
+        Reminder.action == ReminderAction.REMIND,
+    ]
 
 
 def pause(

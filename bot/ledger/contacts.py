@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.models import Contact
+from bot.ledger.accounts import lock_waiting_texts
 from bot.ledger.bulk import bulk_update, insert_columns
 from integrations.base.ledger import ContactRecord, LedgerBatch, visible
 
@@ -80,6 +81,10 @@ def upsert_contacts(
             for contact_id, changes in changes_of.items()
         )
     insert_columns(session, Contact, _new_contacts(new, now))
+    # The texts whose contacts lose consent are cancelled later in the import; their locks are
+    # taken before the contacts', in the order of a text's change then its contact's (a Twilio
+    # failure report, the send worker's results).
+    lock_waiting_texts(session, dropped)
     bulk_update(session, Contact, updates)
     summary.contacts_created = len(new)
     summary.contacts_updated = len(updates)

@@ -22,7 +22,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, bindparam, select, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -230,7 +230,7 @@ def cancel(
     check(from_states, CANCELLED)
     asks_sending = APPROVED in from_states and (ids is None or bool(ids))
     if asks_sending:
-        _lock(session, _chosen(ids, (*from_states, SENDING), where))
+        lock(session, cancellable(ids, from_states, where))
     cancelled = transition(
         session,
         ids,
@@ -255,12 +255,42 @@ def cancel(
     return cancelled
 
 
-def _lock(session: Session, criteria: Sequence[ColumnElement[bool]]) -> None:
-    """On PostgreSQL, lock the reminders a cancel may change (`criteria`), in the order the send
-    worker claims them (bot/reminders/outbox.py), before its two statements: a worker's move
-    from `sending` back to `approved` committed between them would match neither, and the
-    reminder go out on the next run. SQLite's writing transactions already run one at a time
-    (BEGIN IMMEDIATE)."""
+def cancellable(
+    ids: Collection[int] | None,
+    from_states: Collection[ReminderState],
+    where: Sequence[ColumnElement[bool]] = (),
+) -> list[ColumnElement[bool]]:
+    """The conditions that choose exactly the reminders a `cancel` of `ids` (None: those `where`
+    selects) from `from_states` may change: those still in one of `from_states`, and those
+    `sending` with no stop asked for yet. One `sending` with a stop already is left out: the
+    cancel does not change it, and the send worker may hold it (cancelled at its turn) while it
+    waits for another it puts back to `approved`."""
+    criteria = [
+        or_(
+            Reminder.state.in_([ReminderState(s).value for s in from_states]),
+            and_(Reminder.state == SENDING.value, Reminder.cancel_reason.is_(None)),
+        ),
+        *where,
+    ]
+    if ids is not None:
+        criteria.append(Reminder.id.in_(list(ids)))
+    elif not where:
+        raise TransitionNotAllowed("name the reminders to cancel: ids, or conditions in where")
+    return criteria
+
+
+def lock(session: Session, criteria: Sequence[ColumnElement[bool]]) -> None:
+    """On PostgreSQL, lock the reminders `criteria` selects, in (send_after, id) order. Every
+    transaction that writes several reminders which another may also write takes their locks in
+    this one order, so two of them never wait for each other: a cancel of waiting reminders
+    (before its two statements: a worker's move from `sending` back to `approved` committed
+    between them would match neither, and the reminder go out on the next run), a ledger import
+    before it changes the contacts whose texts it cancels (bot/ledger/contacts.py), and the send
+    worker's storing of a batch's results (bot/reminders/turns.py `settle`, which locks all it
+    will write first). The send worker's claim reads due reminders in this order too and skips
+    those locked (bot/reminders/outbox.py), and its move of claimed ones to `sending` follows
+    the claim's order. SQLite's writing transactions already run one at a time (BEGIN
+    IMMEDIATE)."""
     if session.get_bind().dialect.name != "postgresql":
         return
     session.execute(

@@ -102,7 +102,18 @@ class Turns:
 
 def settle(session: Session, turns: Turns, report: FlushReport) -> None:
     """Store the batch's results and what was held back, in `session`'s transaction. Each change
-    is conditional on the reminder still being `sending`."""
+    is conditional on the reminder still being `sending`.
+
+    The results are stored grouped (those sent first, in one statement), not in the order the
+    reminders are locked elsewhere; so on PostgreSQL all the reminders written here are locked
+    first, in one statement and in the order a cancel of waiting reminders locks them
+    (state.lock): a payment or reply that cancels several of them waits for this transaction
+    instead of holding one it needs while waiting for another, which PostgreSQL would end as a
+    deadlock by aborting one of the two."""
+    written = [one.claimed.reminder_id for one in turns.handed]
+    written += [claimed.reminder_id for claimed, hold, _ in turns.held if not hold.gone]
+    if written:
+        state.lock(session, [Reminder.id.in_(written)])
     record_sent(session, [one for one in turns.handed if one.delivery.status == "sent"], report)
     for handed in turns.handed:
         if handed.delivery.status != "sent":

@@ -1,0 +1,170 @@
+"""On PostgreSQL, a payment, reply or ledger import that changes several reminders never deadlocks
+with the send worker or a delivery report: each locks reminders in one order (send_after, id),
+and a reminder before its contact. A deadlock would abort one of the two transactions, and with
+it the payment, the reply or the import."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.core.models import Contact, Reminder
+from bot.core.runtime import Runtime
+from bot.core.vocabulary import WAITING
+from bot.ledger.upsert import apply_batch
+from bot.reminders import state
+from bot.reminders.delivery import sms_status
+from bot.reminders.outbox import FlushReport
+from bot.reminders.results import Handed
+from bot.reminders.turns import Turns, settle
+from integrations.base.ledger import ContactRecord, CustomerRecord, LedgerBatch
+from integrations.base.outbound import Delivery
+from tests.bot.reminders.test_outbox import _sender_env, approved, mail_env, smtp, states
+from tests.bot.reminders.test_stops_while_sending import (
+    _claim_now,
+    after_first_reminders_update,
+    cancelled_events,
+    meanwhile,
+)
+
+__all__ = ["mail_env", "smtp"]  # fixtures
+
+pytestmark = pytest.mark.postgres
+PHONE = "+13125550100"
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's writing transactions run one at a time (BEGIN IMMEDIATE)")
+
+
+def two_sending(runtime: Runtime, tmp_path: Path, cli: Any) -> None:
+    """Reminders 1 and 2 `sending`, 2 due first: (send_after, id) puts 2 before 1."""
+    approved(cli, runtime, tmp_path, customers=2)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        for reminder_id, hours in ((1, 1), (2, 2)):
+            session.execute(
+                update(Reminder)
+                .where(Reminder.id == reminder_id)
+                .values(send_after=now - timedelta(hours=hours))
+            )
+
+
+def pay_both(now: Any) -> Any:
+    """A payment import's cancel of reminders 1 and 2 (their invoices paid)."""
+    return lambda session: state.cancel(
+        session, [1, 2], from_states=WAITING, reason="paid", now=now
+    )
+
+
+def test_a_payment_does_not_wait_for_a_reminder_the_worker_cancelled_at_its_turn(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """The worker cancelled reminder 1 at its turn (a reply asked it to stop) and is about to put
+    reminder 2 back; a payment of both comes in between. It leaves 1 to the worker (its stop is
+    already asked for) and asks 2 to stop, which the worker then cancels instead of putting it
+    back."""
+    two_sending(runtime, tmp_path, mail_env)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="sending", updated_at=now))
+        session.execute(update(Reminder).where(Reminder.id == 1).values(cancel_reason="replied"))
+    worker = _sender_env(runtime, database_url)
+    with ThreadPoolExecutor(1) as pool, worker.writing() as session:
+        state.transition(
+            session,
+            [1],
+            from_states=(state.SENDING,),
+            to=state.CANCELLED,
+            now=now,
+            events=[("reminder.cancelled", {"reason": "replied"})],
+            cancel_reason="replied",
+        )
+        payment = meanwhile(pool, runtime, pay_both(now))
+        state.back_to_approved(session, [2], now=now, events=[])
+    worker.close()
+    assert payment.result() == []  # 2 was `sending`: asked to stop
+    assert states(runtime) == {1: "cancelled", 2: "cancelled"}
+    assert cancelled_events(runtime) == {1: {"reason": "replied"}, 2: {"reason": "paid"}}
+
+
+def test_a_payment_while_the_worker_stores_a_sent_one_and_puts_another_back_waits_for_it(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """The worker stores its batch: reminder 1 sent, reminder 2 held at its turn (its window
+    closed) and put back. Results are stored sent first, so 1 is written before 2; a payment of
+    both comes right after 1's write. It waits for the worker, then cancels 2."""
+    two_sending(runtime, tmp_path, mail_env)
+    worker = _sender_env(runtime, database_url)
+    claimed = {one.reminder_id: one for one in _claim_now(worker)}
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="sending", updated_at=now))
+    turns = Turns()
+    sent = Delivery("sent", provider_id="p-1")
+    turns.handed.append(Handed(claimed[1], claimed[1].outgoing, sent, now))
+    turns.back(claimed[2], now)
+    report = FlushReport()
+    payments: list[Future[Any]] = []
+
+    def pay() -> None:
+        payments.append(meanwhile(pool, runtime, pay_both(now)))
+
+    with (
+        ThreadPoolExecutor(1) as pool,
+        after_first_reminders_update(worker, pay),
+        worker.writing() as session,
+    ):
+        settle(session, turns, report)
+    worker.close()
+    assert payments[0].result() == [2]
+    assert report.sent == [1]
+    assert states(runtime) == {1: "sent", 2: "cancelled"}
+    assert cancelled_events(runtime) == {2: {"reason": "paid"}}
+
+
+def test_a_ledger_import_withdrawing_consent_during_a_failure_report_of_a_text_waits_for_it(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """A text is `sending`; Twilio reports it undelivered (30005, an unknown number): the report
+    fails the text, then marks its contact's number unusable. In between, a ledger import
+    withdraws the contact's consent to texts (which cancels its waiting texts). The import waits
+    for the report, and both are stored."""
+    approved(mail_env, runtime, tmp_path, customers=1)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="sending", channel="sms", updated_at=now))
+        session.execute(update(Contact).values(phone=PHONE, sms_consent=True))
+    withdrawn = ContactRecord(None, "ap@c1.example", PHONE, False, "m.csv row 2")
+    batch = LedgerBatch(
+        "csv", "m.csv", customers={"C-1": CustomerRecord("C-1", "Customer 1", contacts=[withdrawn])}
+    )
+    imports: list[Future[Any]] = []
+
+    def ledger(session: Session) -> Any:
+        return apply_batch(session, batch, now)
+
+    def import_now() -> None:
+        imports.append(meanwhile(pool, runtime, ledger))
+
+    twilio = _sender_env(runtime, database_url)
+    with (
+        ThreadPoolExecutor(1) as pool,
+        after_first_reminders_update(twilio, import_now),
+        twilio.writing() as session,
+    ):
+        sms_status(session, "SM1", "undelivered", "30005", now, reminder_id=1)
+    twilio.close()
+    assert imports[0].result().contacts_updated == 1
+    assert states(runtime) == {1: "failed"}
+    with runtime.sessions() as session:
+        contact = session.scalars(select(Contact)).one()
+    assert (contact.sms_consent, contact.sms_unusable_at) == (False, now)
