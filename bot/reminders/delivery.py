@@ -50,8 +50,6 @@ def sms_status(
         return reminder.id
     if status not in FAILED_STATUSES:
         return reminder.id  # queued, sent, ...: nothing to do
-    if error_code == UNSUBSCRIBED and reminder.contact_id:
-        _sms_opted_out(session, reminder, now)
     # A text handed over has failed after all: one `sent`, `unknown` (no answer from Twilio), or
     # still `sending` (its lane commits results a few at a time, and a report can come first; the
     # lane's own result then finds it no longer `sending` and leaves it). A stop asked for after
@@ -67,6 +65,11 @@ def sms_status(
         error=f"Twilio {status} {error_code or ''}".strip(),
         cancel_reason=None,
     )
+    # The text first, then its contact, as the send worker's results and a ledger import
+    # (bot/ledger/contacts.py) take their locks on PostgreSQL: in the other order, a report
+    # holding the contact while it waited for the text would deadlock with them.
+    if error_code == UNSUBSCRIBED and reminder.contact_id:
+        _sms_opted_out(session, reminder, now)
     if failed:
         if error_code in UNREACHABLE_NUMBER and reminder.contact_id:
             session.execute(

@@ -5,13 +5,15 @@ it the payment, the reply or the import."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, Reminder
@@ -43,6 +45,24 @@ PHONE = "+13125550100"
 def _postgres_only(database_url: str) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite's writing transactions run one at a time (BEGIN IMMEDIATE)")
+
+
+@contextmanager
+def after_first_contacts_update(env: Runtime, then: Callable[[], None]) -> Iterator[None]:
+    """Within the block, `then` is called once, right after `env`'s first UPDATE of contacts."""
+    fired: list[bool] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if not fired and statement.startswith("UPDATE contacts"):
+            fired.append(True)
+            then()
+
+    event.listen(env.engine, "after_cursor_execute", listener)
+    try:
+        yield
+    finally:
+        event.remove(env.engine, "after_cursor_execute", listener)
+    assert fired
 
 
 def two_sending(runtime: Runtime, tmp_path: Path, cli: Any) -> None:
@@ -131,14 +151,10 @@ def test_a_payment_while_the_worker_stores_a_sent_one_and_puts_another_back_wait
     assert cancelled_events(runtime) == {2: {"reason": "paid"}}
 
 
-def test_a_ledger_import_withdrawing_consent_during_a_failure_report_of_a_text_waits_for_it(
-    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
-) -> None:
-    """A text is `sending`; Twilio reports it undelivered (30005, an unknown number): the report
-    fails the text, then marks its contact's number unusable. In between, a ledger import
-    withdraws the contact's consent to texts (which cancels its waiting texts). The import waits
-    for the report, and both are stored."""
-    approved(mail_env, runtime, tmp_path, customers=1)
+def withdrawing_import(runtime: Runtime, tmp_path: Path, cli: Any) -> Callable[[Session], Any]:
+    """Reminder 1 a text `sending` to a contact with consent; returns a ledger import that
+    withdraws the consent (and so cancels the contact's waiting texts)."""
+    approved(cli, runtime, tmp_path, customers=1)
     now = runtime.clock.now()
     with runtime.writing() as session:
         session.execute(update(Reminder).values(state="sending", channel="sms", updated_at=now))
@@ -147,10 +163,18 @@ def test_a_ledger_import_withdrawing_consent_during_a_failure_report_of_a_text_w
     batch = LedgerBatch(
         "csv", "m.csv", customers={"C-1": CustomerRecord("C-1", "Customer 1", contacts=[withdrawn])}
     )
-    imports: list[Future[Any]] = []
+    return lambda session: apply_batch(session, batch, now)
 
-    def ledger(session: Session) -> Any:
-        return apply_batch(session, batch, now)
+
+def test_a_ledger_import_withdrawing_consent_during_a_failure_report_of_a_text_waits_for_it(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """Twilio reports the text undelivered (30005, an unknown number): the report fails the text,
+    then marks its contact's number unusable. In between, a ledger import withdraws the
+    contact's consent to texts. The import waits for the report, and both are stored."""
+    ledger = withdrawing_import(runtime, tmp_path, mail_env)
+    now = runtime.clock.now()
+    imports: list[Future[Any]] = []
 
     def import_now() -> None:
         imports.append(meanwhile(pool, runtime, ledger))
@@ -168,3 +192,31 @@ def test_a_ledger_import_withdrawing_consent_during_a_failure_report_of_a_text_w
     with runtime.sessions() as session:
         contact = session.scalars(select(Contact)).one()
     assert (contact.sms_consent, contact.sms_unusable_at) == (False, now)
+
+
+def test_a_ledger_import_withdrawing_consent_during_a_stop_report_of_a_text_waits_for_it(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """Twilio reports the text failed with 21610 (the person replied STOP): the report fails the
+    text and opts the number out; a ledger import withdrawing the contact's consent comes right
+    after the report's change of the contact. It waits for the report, and both are stored."""
+    ledger = withdrawing_import(runtime, tmp_path, mail_env)
+    now = runtime.clock.now()
+    imports: list[Future[Any]] = []
+
+    def import_now() -> None:
+        imports.append(meanwhile(pool, runtime, ledger))
+
+    twilio = _sender_env(runtime, database_url)
+    with (
+        ThreadPoolExecutor(1) as pool,
+        after_first_contacts_update(twilio, import_now),
+        twilio.writing() as session,
+    ):
+        sms_status(session, "SM1", "failed", "21610", now, reminder_id=1)
+    twilio.close()
+    assert imports[0].result().contacts_updated == 1
+    assert states(runtime) == {1: "failed"}
+    with runtime.sessions() as session:
+        contact = session.scalars(select(Contact)).one()
+    assert (contact.sms_consent, contact.sms_opted_out_at) == (False, now)
