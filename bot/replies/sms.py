@@ -72,8 +72,10 @@ def handle_sms(
     session.flush()
     if word in STOP_WORDS:
         for contact in contacts:
-            opt_out(session, contact, "sms", contact.customer_id, now, f"texted {word}")
+            # The reminders before the contact, as a reply by email does, and as the send
+            # worker's results take their locks on PostgreSQL (a text, then its contact).
             cancel_waiting(session, contact.customer_id, "opted_out", now)
+            opt_out(session, contact, "sms", contact.customer_id, now, f"texted {word}")
         return InboundResult(
             stored.id,
             "opt_out",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ from bot.ledger.upsert import apply_batch
 from bot.reminders import state
 from bot.reminders.delivery import sms_status
 from bot.reminders.outbox import FlushReport
-from bot.reminders.results import Handed
+from bot.reminders.results import Handed, record
 from bot.reminders.turns import Turns, settle
+from bot.replies.match import ReplyRules
+from bot.replies.sms import handle_sms
 from integrations.base.ledger import ContactRecord, CustomerRecord, LedgerBatch
 from integrations.base.outbound import Delivery
 from tests.bot.reminders.test_outbox import _sender_env, approved, mail_env, smtp, states
@@ -220,3 +223,41 @@ def test_a_ledger_import_withdrawing_consent_during_a_stop_report_of_a_text_wait
     with runtime.sessions() as session:
         contact = session.scalars(select(Contact)).one()
     assert (contact.sms_consent, contact.sms_opted_out_at) == (False, now)
+
+
+def test_a_stop_texted_while_the_worker_stores_a_refusal_of_the_same_text_waits_for_it(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """Twilio refused the text with 21610 (the number had replied STOP): the worker fails it,
+    then opts its contact's number out. The STOP itself comes in right after the text's change;
+    it waits for the worker, and the number is opted out once."""
+    approved(mail_env, runtime, tmp_path, customers=1)
+    worker = _sender_env(runtime, database_url)
+    (claimed,) = _claim_now(worker)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="sending", channel="sms", updated_at=now))
+        session.execute(update(Contact).values(phone=PHONE, sms_consent=True))
+    refused = Delivery("permanent", error="Twilio 21610", opted_out=True)
+    handed = Handed(claimed, replace(claimed.outgoing, channel="sms", to=PHONE), refused, now)
+    stops: list[Future[Any]] = []
+
+    def texted_stop(session: Session) -> Any:
+        return handle_sms(session, PHONE, "STOP", "SM9", now, ReplyRules("k" * 32), None, "Acme")
+
+    def stop_now() -> None:
+        stops.append(meanwhile(pool, runtime, texted_stop))
+
+    report = FlushReport()
+    with (
+        ThreadPoolExecutor(1) as pool,
+        after_first_reminders_update(worker, stop_now),
+        worker.writing() as session,
+    ):
+        record(session, handed, report)
+    worker.close()
+    assert stops[0].result().outcome == "opt_out"
+    assert report.failed == [1] and states(runtime) == {1: "failed"}
+    with runtime.sessions() as session:
+        contact = session.scalars(select(Contact)).one()
+    assert contact.sms_opted_out_at == now
