@@ -92,6 +92,19 @@ def handle_bounce(
         )
         return InboundResult(stored.id, "automatic", reminder.customer_id)
     error = f"bounced: {bounce.status or ''} {bounce.diagnostic or ''}".strip()[:1000]
+    # A message handed over (sent, unknown, or still sending) has failed after all; a repeated
+    # bounce changes nothing more on the reminder. The reminder before its contact, as the send
+    # worker's results take their locks on PostgreSQL (a message, then its contact).
+    state.transition(
+        session,
+        [reminder.id],
+        from_states=(SENT, UNKNOWN, SENDING),
+        to=FAILED,
+        now=now,
+        events=[("reminder.failed", {"error": error})],
+        refresh_loaded=False,
+        error=error,
+    )
     if reminder.contact_id is not None:
         session.execute(
             update(Contact)
@@ -107,18 +120,6 @@ def handle_bounce(
             reminder_id=reminder.id,
             payload={"contact": reminder.contact_id, "status": bounce.status, "error": error},
         )
-    # A message handed over (sent, unknown, or still sending) has failed after all; a repeated
-    # bounce changes nothing more on the reminder.
-    state.transition(
-        session,
-        [reminder.id],
-        from_states=(SENT, UNKNOWN, SENDING),
-        to=FAILED,
-        now=now,
-        events=[("reminder.failed", {"error": error})],
-        refresh_loaded=False,
-        error=error,
-    )
     customer = session.get(Customer, reminder.customer_id)
     assert customer is not None
     escalation, _ = service.open_or_add(

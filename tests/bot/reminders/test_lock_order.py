@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, Reminder
 from bot.core.runtime import Runtime
+from bot.core.tokens import token
 from bot.core.vocabulary import WAITING
 from bot.ledger.upsert import apply_batch
 from bot.reminders import state
@@ -26,11 +27,20 @@ from bot.reminders.delivery import sms_status
 from bot.reminders.outbox import FlushReport
 from bot.reminders.results import Handed, record
 from bot.reminders.turns import Turns, settle
+from bot.replies.email import handle_email
 from bot.replies.match import ReplyRules
 from bot.replies.sms import handle_sms
 from integrations.base.ledger import ContactRecord, CustomerRecord, LedgerBatch
 from integrations.base.outbound import Delivery
-from tests.bot.reminders.test_outbox import _sender_env, approved, mail_env, smtp, states
+from integrations.email_in import parse
+from tests.bot.reminders.test_outbox import (
+    SECRET,
+    _sender_env,
+    approved,
+    mail_env,
+    smtp,
+    states,
+)
 from tests.bot.reminders.test_stops_while_sending import (
     _claim_now,
     after_first_reminders_update,
@@ -261,3 +271,57 @@ def test_a_stop_texted_while_the_worker_stores_a_refusal_of_the_same_text_waits_
     with runtime.sessions() as session:
         contact = session.scalars(select(Contact)).one()
     assert contact.sms_opted_out_at == now
+
+
+def _bounce_of(reminder_id: int) -> bytes:
+    """A mail server's delivery report: the reminder's address does not exist (5.1.1)."""
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example>\r\n"
+        f"To: bounce+{token(SECRET, reminder_id, 'bounce')}@b.example\r\n"
+        "Subject: Delivery Status Notification (Failure)\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example\r\n\r\n"
+        "Final-Recipient: rfc822; ap@c1.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B--\r\n"
+    ).encode()
+
+
+def test_a_bounce_while_the_worker_stores_a_refusal_of_the_same_email_waits_for_it(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """The mail server refused the address (550 5.1.1): the worker fails the email, then marks
+    its contact's address unusable. The bounce of the same email comes in right after the
+    email's change; it waits for the worker, and one escalation holds both."""
+    approved(mail_env, runtime, tmp_path, customers=1)
+    worker = _sender_env(runtime, database_url)
+    (claimed,) = _claim_now(worker)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="sending", updated_at=now))
+    refused = Delivery("permanent", error="550 5.1.1 user unknown", address_unusable=True)
+    handed = Handed(claimed, claimed.outgoing, refused, now)
+    raw = _bounce_of(1)
+    bounces: list[Future[Any]] = []
+
+    def bounced(session: Session) -> Any:
+        return handle_email(session, parse(raw), raw, now, ReplyRules(SECRET), None)
+
+    def bounce_now() -> None:
+        bounces.append(meanwhile(pool, runtime, bounced))
+
+    report = FlushReport()
+    with (
+        ThreadPoolExecutor(1) as pool,
+        after_first_reminders_update(worker, bounce_now),
+        worker.writing() as session,
+    ):
+        record(session, handed, report)
+    worker.close()
+    assert bounces[0].result().outcome == "bounce"
+    assert report.failed == [1] and states(runtime) == {1: "failed"}
+    with runtime.sessions() as session:
+        contact = session.scalars(select(Contact)).one()
+    assert contact.email_unusable_at == now
