@@ -280,9 +280,9 @@ def cancellable(
 
 
 def lock(session: Session, criteria: Sequence[ColumnElement[bool]]) -> None:
-    """On PostgreSQL, lock the reminders `criteria` selects, in (send_after, id) order. Every
-    transaction that writes several reminders which another may also write takes their locks in
-    this one order, so two of them never wait for each other: a cancel of waiting reminders
+    """On PostgreSQL, lock the reminders `criteria` selects, in (send_after, id) order. These
+    writers of several reminders take their locks in this one order, so that two of them wait
+    for one another instead of each holding a row the other needs: a cancel of waiting reminders
     (before its two statements: a worker's move from `sending` back to `approved` committed
     between them would match neither, and the reminder go out on the next run), a ledger import
     before it changes the contacts whose texts it cancels (bot/ledger/contacts.py), and the send
