@@ -5,16 +5,15 @@ it the payment, the reply or the import."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, Reminder
@@ -43,7 +42,7 @@ from tests.bot.reminders.test_outbox import (
 )
 from tests.bot.reminders.test_stops_while_sending import (
     _claim_now,
-    after_first_reminders_update,
+    after_first_update,
     cancelled_events,
     meanwhile,
 )
@@ -58,24 +57,6 @@ PHONE = "+13125550100"
 def _postgres_only(database_url: str) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite's writing transactions run one at a time (BEGIN IMMEDIATE)")
-
-
-@contextmanager
-def after_first_contacts_update(env: Runtime, then: Callable[[], None]) -> Iterator[None]:
-    """Within the block, `then` is called once, right after `env`'s first UPDATE of contacts."""
-    fired: list[bool] = []
-
-    def listener(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        if not fired and statement.startswith("UPDATE contacts"):
-            fired.append(True)
-            then()
-
-    event.listen(env.engine, "after_cursor_execute", listener)
-    try:
-        yield
-    finally:
-        event.remove(env.engine, "after_cursor_execute", listener)
-    assert fired
 
 
 def two_sending(runtime: Runtime, tmp_path: Path, cli: Any) -> None:
@@ -153,7 +134,7 @@ def test_a_payment_while_the_worker_stores_a_sent_one_and_puts_another_back_wait
 
     with (
         ThreadPoolExecutor(1) as pool,
-        after_first_reminders_update(worker, pay),
+        after_first_update(worker, pay),
         worker.writing() as session,
     ):
         settle(session, turns, report)
@@ -195,7 +176,7 @@ def test_a_ledger_import_withdrawing_consent_during_a_failure_report_of_a_text_w
     twilio = _sender_env(runtime, database_url)
     with (
         ThreadPoolExecutor(1) as pool,
-        after_first_reminders_update(twilio, import_now),
+        after_first_update(twilio, import_now),
         twilio.writing() as session,
     ):
         sms_status(session, "SM1", "undelivered", "30005", now, reminder_id=1)
@@ -223,7 +204,7 @@ def test_a_ledger_import_withdrawing_consent_during_a_stop_report_of_a_text_wait
     twilio = _sender_env(runtime, database_url)
     with (
         ThreadPoolExecutor(1) as pool,
-        after_first_contacts_update(twilio, import_now),
+        after_first_update(twilio, import_now, table="contacts"),
         twilio.writing() as session,
     ):
         sms_status(session, "SM1", "failed", "21610", now, reminder_id=1)
@@ -261,7 +242,7 @@ def test_a_stop_texted_while_the_worker_stores_a_refusal_of_the_same_text_waits_
     report = FlushReport()
     with (
         ThreadPoolExecutor(1) as pool,
-        after_first_reminders_update(worker, stop_now),
+        after_first_update(worker, stop_now),
         worker.writing() as session,
     ):
         record(session, handed, report)
@@ -315,7 +296,7 @@ def test_a_bounce_while_the_worker_stores_a_refusal_of_the_same_email_waits_for_
     report = FlushReport()
     with (
         ThreadPoolExecutor(1) as pool,
-        after_first_reminders_update(worker, bounce_now),
+        after_first_update(worker, bounce_now),
         worker.writing() as session,
     ):
         record(session, handed, report)

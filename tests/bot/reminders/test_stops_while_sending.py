@@ -326,12 +326,14 @@ def meanwhile(
 
 
 @contextmanager
-def after_first_reminders_update(env: Runtime, then: Callable[[], None]) -> Iterator[None]:
-    """Within the block, `then` is called once, right after `env`'s first UPDATE of reminders."""
+def after_first_update(
+    env: Runtime, then: Callable[[], None], table: str = "reminders"
+) -> Iterator[None]:
+    """Within the block, `then` is called once, right after `env`'s first UPDATE of `table`."""
     fired: list[bool] = []
 
     def listener(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        if not fired and statement.startswith("UPDATE reminders"):
+        if not fired and statement.startswith(f"UPDATE {table}"):
             fired.append(True)
             then()
 
@@ -363,7 +365,7 @@ def test_a_reply_while_the_worker_puts_a_held_reminder_back_cancels_it(
         back = meanwhile(pool, worker, lambda s: state.back_to_approved(s, [1], now=now, events=[]))
         settled.append(back)
 
-    with ThreadPoolExecutor(1) as pool, after_first_reminders_update(runtime, settle):
+    with ThreadPoolExecutor(1) as pool, after_first_update(runtime, settle):
         stop(runtime, 1, "replied")
     worker.close()
     assert settled[0].result() == ([], {1: "replied"})
@@ -394,7 +396,7 @@ def test_a_reply_between_the_workers_two_statements_putting_a_reminder_back_canc
 
     with (
         ThreadPoolExecutor(1) as pool,
-        after_first_reminders_update(worker, reply),
+        after_first_update(worker, reply),
         worker.writing() as session,
     ):
         state.back_to_approved(session, [1], now=now, events=[])
