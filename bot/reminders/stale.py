@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -49,10 +50,15 @@ class StaleRules:
     """What, besides a payment, makes a reminder stale: the settings' ARBOT_RESOLVED_WHEN."""
 
     resolved_when: frozenset[Resolution] = frozenset(RESOLUTIONS)
+    # The business's timezone (ARBOT_TIMEZONE): a promise holds through its date there.
+    timezone: str = "UTC"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StaleRules:
-        return cls(resolved_when=frozenset(Resolution(r) for r in settings.resolved_when))
+        return cls(
+            resolved_when=frozenset(Resolution(r) for r in settings.resolved_when),
+            timezone=settings.timezone,
+        )
 
 
 def why_stale(session: Session, reminder: Reminder, now: datetime, rules: StaleRules) -> str | None:
@@ -137,8 +143,9 @@ def _reason(
         return "voided" if all(i.status == InvoiceStatus.VOID for i in closed) else "paid"
     if any(i.disputed for i in invoices):
         return "disputed"
+    today = now.astimezone(ZoneInfo(rules.timezone)).date()  # the business's day
     if Resolution.PROMISE in rules.resolved_when and any(
-        i.promise_date is not None and i.promise_date >= now.date() for i in invoices
+        i.promise_date is not None and i.promise_date >= today for i in invoices
     ):
         return "promised"
     if is_instalment_step(reminder.step_key):

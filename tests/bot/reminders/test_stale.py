@@ -4,7 +4,7 @@ the send claim uses."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -126,3 +126,19 @@ def test_the_send_claim_checks_with_the_rules_approval_uses(runtime: Runtime) ->
     )
     assert config_from(settings).stale == StaleRules.from_settings(settings)
     assert config_from(settings).stale.resolved_when == {Resolution.PROMISE}
+
+
+def test_a_promise_holds_through_its_date_in_the_business_timezone(
+    cli: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    """At 22:00 in New York on the promised day it is already the next day in UTC: the promise
+    still holds, and Approve cancels the reminder."""
+    planned(cli, tmp_path, customers=1)
+    with runtime.writing() as session:
+        session.execute(update(Invoice).values(promise_date=TODAY))
+    evening = datetime(2026, 3, 17, 2, 0, tzinfo=UTC)  # 2026-03-16 22:00 in New York
+    rules = StaleRules.from_settings(runtime.settings)
+    assert runtime.settings.timezone == "America/New_York"
+    with runtime.writing() as session:
+        approvals.approve(session, 1, "U0A", evening, rules=rules)
+    assert outcome(runtime, 1)[:2] == ("cancelled", "promised")
