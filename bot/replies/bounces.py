@@ -104,6 +104,7 @@ def handle_bounce(
         events=[("reminder.failed", {"error": error})],
         refresh_loaded=False,
         error=error,
+        cancel_reason=None,  # a stop asked for after its claim no longer describes it
     )
     if reminder.contact_id is not None:
         session.execute(
@@ -179,6 +180,7 @@ def _refused_for_us(
             events=[("reminder.failed", {"error": error, "sender_side": True})],
             refresh_loaded=False,
             error=error,
+            cancel_reason=None,
         )
     why = (bounce.diagnostic or "").strip()[:300]
     escalation = _tell(

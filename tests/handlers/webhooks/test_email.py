@@ -142,12 +142,17 @@ def test_an_out_of_office_is_logged_and_pauses_nothing(rt: Runtime, app: httpx.C
     assert (inbound, escalations, states) == (1, 0, ("planned",))
 
 
+@pytest.mark.parametrize(("before", "stop"), [("sent", None), ("sending", "paid")])
 def test_a_bounce_marks_the_address_fails_the_reminder_and_escalates(
-    rt: Runtime, app: httpx.Client
+    rt: Runtime, app: httpx.Client, before: str, stop: str | None
 ) -> None:
+    """Also one still `sending` (its lane stores results a few at a time): a stop asked for after
+    its claim no longer describes it, the bounce does."""
     reminder = the_reminder(rt)
     with rt.writing() as session:
-        session.get(Reminder, reminder.id).state = "sent"  # type: ignore[union-attr]
+        stored = session.get(Reminder, reminder.id)
+        assert stored is not None
+        stored.state, stored.cancel_reason = before, stop
     bounce_to = f"bounce+{token(KEY, reminder.id, 'bounce')}@brightwater.example"
     raw = (
         f"From: Mail Delivery System <MAILER-DAEMON@mx.example>\r\n"
@@ -174,6 +179,7 @@ def test_a_bounce_marks_the_address_fails_the_reminder_and_escalates(
         contact = session.scalars(select(Contact)).one()
         escalation = session.scalars(select(Escalation)).one()
     assert after is not None and after.state == "failed" and "5.1.1" in (after.error or "")
+    assert after.cancel_reason is None
     assert contact.email_unusable_at is not None
     assert escalation.reason == "send_failed"
 
