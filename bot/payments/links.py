@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core.models import Invoice, PaymentLink
-from bot.core.money import minor_units
 from bot.core.runtime import Runtime
+from bot.payments.stripe_amounts import to_stripe_minor
 from bot.planning.facts import CustomerFacts, InvoiceFacts
 from integrations.base.payments import PaymentLinks
 
@@ -121,7 +121,7 @@ def payment_link(
     url, provider_id = links.create(
         key=key,
         currency=currency,
-        amount_minor=int(amount.scaleb(minor_units(currency))),
+        amount_minor=to_stripe_minor(amount, currency),  # refuses what Stripe cannot take
         description=f"{customer.name}: invoice{'s' if len(invoices) > 1 else ''} {numbers}",
         metadata={
             "arbot_customer": customer.external_id,
