@@ -4,12 +4,6 @@ Each event id is stored in the same transaction as its effects: a retry of a han
 changes nothing, and an event whose handling failed is handled again on Stripe's next try.
 `checkout.session.completed` and `payment_intent.succeeded` for one payment both name the same
 PaymentIntent, which is the payment's id here, so the second changes nothing either.
-
-Events come in any order (RULES D4): a refund or card dispute of a payment not recorded yet raises
-`PaymentNotRecordedYet`, which rolls the event id back with the rest, and the webhook answers 503
-so that Stripe tries again once the payment may be here. Once the event is `TELL_AFTER` old, its
-next try is kept and the finance channel told instead (status "unmatched"): Stripe stops trying
-after three days, at intervals it does not publish, and money is never left in silence.
 """
 
 from __future__ import annotations
@@ -17,18 +11,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
-from bot.core.errors import ArbotError
 from bot.core.ids import parse_id
 from bot.core.models import Customer, Invoice, Payment, PaymentLink, StripeEvent
 from bot.escalations import service
-from bot.ledger.accounts import cancel_waiting
 from bot.payments.record import PaymentOutcome, record_payment, refund
 from bot.payments.stripe_amounts import from_stripe_minor
 from integrations.base.payments import StripeEventIn
@@ -42,22 +34,11 @@ PAID_TYPES = (
     "checkout.session.async_payment_succeeded",
     "payment_intent.succeeded",
 )
-# Stripe retries a failed delivery for up to three days in live mode: an event this old whose
-# payment is still unknown goes to a person on this try, as a later one may never come.
-TELL_AFTER = timedelta(days=2)
-REFUNDED = "payment_refunded"  # why a person has the account: a refund reopened invoices
-DISPUTED = "disputed"  # why its waiting reminders are cancelled, as a dispute reply's are
-
-
-class PaymentNotRecordedYet(ArbotError):
-    """A refund or card dispute of a payment arbot has not recorded yet: the write rolls back
-    (the event id with it) and Stripe is asked to try again."""
 
 
 @dataclass
 class StripeResult:
-    # "applied" | "duplicate" | "ignored" | "unmatched" (the finance channel hears) | "retry"
-    status: str
+    status: str  # "applied" | "duplicate" | "ignored"
     detail: str = ""
     outcome: PaymentOutcome = field(default_factory=PaymentOutcome)
     escalation_id: int | None = None
@@ -92,7 +73,7 @@ def apply_event(
     if event.type in PAID_TYPES:
         return _paid(session, event, now, routes)
     if event.type == "charge.refunded":
-        return _refunded(session, event, now, routes)
+        return _refunded(session, event, now)
     if event.type == "charge.dispute.created":
         return _disputed(session, event, now, routes)
     log.info("Stripe event %s (%s) acknowledged; arbot does not act on it", event.id, event.type)
@@ -164,9 +145,7 @@ def _paid(
     return result
 
 
-def _refunded(
-    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str]
-) -> StripeResult:
+def _refunded(session: Session, event: StripeEventIn, now: datetime) -> StripeResult:
     obj = event.object
     payment_id = obj.get("payment_intent")
     if not payment_id:
@@ -175,7 +154,7 @@ def _refunded(
         select(Payment).where(Payment.source == SOURCE, Payment.external_id == str(payment_id))
     ).first()
     if payment is None:
-        return _not_recorded(session, event, now, f"a refund of Stripe payment {payment_id}")
+        return StripeResult("ignored", f"refund of {payment_id}, which arbot did not record")
     if EXTERNAL_ID_LENGTH - len(f"{payment_id}:refund:") < REFUND_ID_LEAST:
         return StripeResult("ignored", f"refund of {payment_id}: its id is too long to record")
     try:
@@ -191,43 +170,7 @@ def _refunded(
         refund_id=_refund_id(str(payment_id), f"{obj.get('id')}:{obj.get('amount_refunded')}"),
     )
     status = "duplicate" if outcome.duplicate else "applied"
-    if outcome.reopened and payment.customer_id is not None:
-        # A person hears of it even when no escalation thread was open to carry the note.
-        customer = session.get(Customer, payment.customer_id)
-        assert customer is not None
-        numbers = session.scalars(
-            select(Invoice.number).where(Invoice.id.in_(outcome.reopened)).order_by(Invoice.number)
-        ).all()
-        service.open_or_add(
-            session,
-            customer.id,
-            REFUNDED,
-            now,
-            detail=(
-                f"Stripe payment {payment_id} was refunded ({total} {payment.currency} in all): "
-                f"{', '.join(numbers)} open again"
-            ),
-            owner=service.owner_for(customer, routes),
-        )
     return StripeResult(status, f"refund of {payment_id}", outcome)
-
-
-def _not_recorded(session: Session, event: StripeEventIn, now: datetime, what: str) -> StripeResult:
-    """A refund or dispute whose payment is not here yet: retried while Stripe still retries,
-    then kept and handed to the finance channel (no customer is known to escalate)."""
-    if event.created is not None and now - event.created < TELL_AFTER:
-        raise PaymentNotRecordedYet(f"{what}, which arbot has not recorded yet: try again later")
-    detail = (
-        f"{what} ({event.type}, event {event.id}) names a payment arbot never recorded. "
-        "If it paid arbot's invoices, check them in the ledger and the Stripe dashboard."
-    )
-    audit.record(session, now, "stripe.unmatched", payload={"event": event.id, "type": event.type})
-    log.warning(
-        "Stripe event %s (%s): its payment is unknown; the finance channel is told",
-        event.id,
-        event.type,
-    )
-    return StripeResult("unmatched", detail)
 
 
 def _refund_id(payment_id: str, wanted: str) -> str:
@@ -249,11 +192,8 @@ def _disputed(
             Payment.source == SOURCE, Payment.external_id == str(obj.get("payment_intent") or "")
         )
     ).first()
-    if payment is None:
-        where = obj.get("payment_intent") or obj.get("charge") or "?"
-        return _not_recorded(session, event, now, f"a card dispute of Stripe payment {where}")
-    if payment.customer_id is None:
-        return StripeResult("ignored", "a card dispute on a payment placed on no customer")
+    if payment is None or payment.customer_id is None:
+        return StripeResult("ignored", "a card dispute on a payment arbot did not record")
     customer = session.get(Customer, payment.customer_id)
     assert customer is not None
     currency = str(obj.get("currency") or payment.currency).upper()
@@ -285,8 +225,4 @@ def _disputed(
         detail=detail,
         owner=service.owner_for(customer, routes),
     )
-    # No reminder goes out while the bank decides, as after a reply that disputes (RULES A9).
-    cancelled = cancel_waiting(session, customer.id, DISPUTED, now)
-    return StripeResult(
-        "applied", detail, PaymentOutcome(cancelled=cancelled), escalation_id=escalation.id
-    )
+    return StripeResult("applied", detail, escalation_id=escalation.id)
