@@ -2,7 +2,7 @@
 
 Each is one conditional UPDATE (`... WHERE state = 'planned'`) and an Event in the same
 transaction: a double click, two approvers at once or a Slack retry changes nothing the second
-time, and the second actor learns who acted first. Approve and Approve all first ask whether
+time, and the second actor learns who acted first. Approve, Edit and Approve all first ask whether
 the reminder is stale (bot/reminders/stale.py, with the rules the send claim uses): a stale one is
 cancelled with its reason instead of approved.
 """
@@ -222,9 +222,13 @@ def edit(
     body: str,
     now: datetime,
     *,
+    rules: StaleRules,
     undo: timedelta = timedelta(0),
 ) -> tuple[Decision, dict[str, str]]:
-    """Save an approver's edit and approve it; or return what the linter refuses, by field."""
+    """Save an approver's edit and approve it; or return what the linter refuses, by field. A
+    stale reminder is cancelled instead, as Approve does, whatever the edit says."""
+    if cancel_if_stale(session, reminder_id, now, rules):
+        return _outcome(session, reminder_id, False), {}
     reminder = _load(session, reminder_id)
     problems = edit_problems(
         reminder.channel,
@@ -257,6 +261,7 @@ def edit(
             ("reminder.edited", {"before": before, "after": after}),
             ("reminder.approved", {"edited": True}),
         ],
+        where=[Reminder.action == ReminderAction.REMIND],
         **values,
     )
     if not approved:

@@ -368,7 +368,14 @@ def save_edit(
     runtime = kit.runtime
     with runtime.writing() as session:
         decision, problems = approvals.edit(
-            session, reminder_id, user, subject, text, runtime.clock.now(), undo=undo_window(kit)
+            session,
+            reminder_id,
+            user,
+            subject,
+            text,
+            runtime.clock.now(),
+            rules=stale_rules(kit),
+            undo=undo_window(kit),
         )
     if problems:  # the form checked the same a moment ago: only a changed reminder gets here
         kit.tell(channel, user, "Nothing saved: " + "; ".join(problems.values()))

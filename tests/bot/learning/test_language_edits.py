@@ -13,6 +13,7 @@ from bot.core.models import Reminder
 from bot.core.runtime import Runtime
 from bot.learning import rules
 from bot.reminders import approvals
+from bot.reminders.stale import StaleRules
 from tests.bot.learning.test_proposals import TODAY, plan_strategic, softer
 
 
@@ -28,7 +29,9 @@ def _soften_eight_of_ten(runtime: Runtime, ids: list[int]) -> None:
                 if n < 8
                 else (reminder.subject, (reminder.body_text or "") + "\nWe appreciate it.")
             )
-            decision, problems = approvals.edit(session, reminder_id, "U0A", subject, body, now)
+            decision, problems = approvals.edit(
+                session, reminder_id, "U0A", subject, body, now, rules=StaleRules()
+            )
             assert decision.changed, problems
 
 

@@ -28,6 +28,7 @@ from bot.planning.messages import MessageInvoice, Sender, message_context
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.reminders import approvals
+from bot.reminders.stale import StaleRules
 from integrations.base.slack import ProposalView
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_proposal import code_block, proposal_blocks
@@ -129,7 +130,7 @@ def edit_all(runtime: Runtime, reminder_ids: list[int], softened: int) -> None:
                 else (reminder.subject, reminder.body_text + "\nWe appreciate your business.")
             )
             decision, problems = approvals.edit(
-                session, reminder_id, "U0APPROVER", subject, body, now
+                session, reminder_id, "U0APPROVER", subject, body, now, rules=StaleRules()
             )
             assert decision.changed, problems
 
@@ -215,7 +216,9 @@ def test_edits_that_still_name_something_of_that_customer_make_no_template(
         for n, reminder_id in enumerate(reminder_ids):
             subject, body = softer(n)
             body = body.replace("No rush at all.", "We got $500.00 of it, thank you.")
-            decision, problems = approvals.edit(session, reminder_id, "U0A", subject, body, now)
+            decision, problems = approvals.edit(
+                session, reminder_id, "U0A", subject, body, now, rules=StaleRules()
+            )
             assert decision.changed, problems
     with runtime.sessions() as session:
         assert rules.evaluate(session, TODAY, runtime.settings.timezone) == []
@@ -248,7 +251,9 @@ def test_a_text_message_edit_with_a_pay_link_keeps_the_link_only_when_there_is_o
                 f"Hi {FIRST_NAMES[n]}, invoice I-{n} for $1,200.00 is still open. "
                 f"Pay at {LINK}I-{n}. Thanks! Reply STOP to opt out."
             )
-            decision, problems = approvals.edit(session, reminder_id, "U0A", None, text, now)
+            decision, problems = approvals.edit(
+                session, reminder_id, "U0A", None, text, now, rules=StaleRules()
+            )
             assert decision.changed, problems
     with runtime.sessions() as session:
         (proposal,) = rules.evaluate(session, TODAY, runtime.settings.timezone)

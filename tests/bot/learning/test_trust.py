@@ -33,6 +33,7 @@ from bot.learning.versions import active_version, bundle_of
 from bot.planning.posting import cards_for
 from bot.planning.summary import summary_for
 from bot.reminders import approvals
+from bot.reminders.stale import StaleRules
 from integrations.slack_blocks import plan_header_blocks, reminder_blocks
 from integrations.slack_ids import Action
 from playbooks.loader import BUNDLED
@@ -109,6 +110,7 @@ def test_an_edit_a_dispute_or_an_opt_out_among_the_last_30_proposes_nothing(
                 reminder.subject,
                 reminder.body_text + "\nThank you for your business.",
                 now,
+                rules=StaleRules(),
             )
             assert decision.changed, problems
     else:
@@ -179,7 +181,13 @@ def test_an_undo_then_edit_of_a_trusted_draft_takes_the_trust_back_at_once(
         reminder = session.get(Reminder, edited)
         assert reminder is not None and reminder.body_text is not None
         decision, problems = approvals.edit(
-            session, edited, "U0APPROVER", reminder.subject, reminder.body_text + "\nThanks!", now
+            session,
+            edited,
+            "U0APPROVER",
+            reminder.subject,
+            reminder.body_text + "\nThanks!",
+            now,
+            rules=StaleRules(),
         )
         assert decision.changed, problems
     with runtime.sessions() as session:

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
 
-from bot.core.models import EditExample, Event, Reminder
+from bot.core.models import Contact, EditExample, Event, Invoice, Reminder
 from bot.core.runtime import Runtime
-from bot.core.vocabulary import AUTO_APPROVER
+from bot.core.vocabulary import AUTO_APPROVER, ReminderAction
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
 from tests.support.ledger_files import a_week_late, write
 
 TODAY = date(2026, 3, 16)
 RULES = StaleRules()  # the settings' default: a promise or a payment plan counts as resolved
+OPTED_OUT_AT = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
 
 
 def planned(cli: Any, tmp_path: Path, customers: int = 1) -> None:
@@ -89,7 +92,7 @@ def test_an_edit_is_linted_saved_as_an_example_and_approved(
     now = runtime.clock.now()
     with runtime.writing() as session:
         refused, problems = approvals.edit(
-            session, 1, "U0A", "Final notice", "Pay or we call our attorney.", now
+            session, 1, "U0A", "Final notice", "Pay or we call our attorney.", now, rules=RULES
         )
     assert not refused.changed
     assert "final notice" in problems["subject"] or "threats" in problems["subject"]
@@ -99,7 +102,9 @@ def test_an_edit_is_linted_saved_as_an_example_and_approved(
         assert original is not None and original.body_text is not None
         good = "Just checking in on invoice I-1.\n\n" + original.body_text
     with runtime.writing() as session:
-        decision, problems = approvals.edit(session, 1, "U0A", "Quick check-in on I-1", good, now)
+        decision, problems = approvals.edit(
+            session, 1, "U0A", "Quick check-in on I-1", good, now, rules=RULES
+        )
     assert problems == {} and decision.changed and decision.state == "approved"
     with runtime.sessions() as session:
         reminder = session.get(Reminder, 1)
@@ -142,3 +147,60 @@ def test_an_approval_is_withdrawn_once_but_never_the_playbooks_own(
         kept = approvals.withdraw(session, 2, "U0FIRST", now)
     assert (undone.changed, undone.state) == (True, "planned")
     assert (kept.changed, kept.state) == (False, "approved")
+
+
+def edited_text(runtime: Runtime, reminder_id: int) -> str:
+    """The reminder's own text with a sentence added: an edit the linter lets through."""
+    with runtime.sessions() as session:
+        reminder = session.get(Reminder, reminder_id)
+        assert reminder is not None and reminder.body_text is not None
+        return "Just checking in.\n\n" + reminder.body_text
+
+
+# What made a reminder stale between the plan and the edit, and the reason it is cancelled for.
+GONE_STALE = {
+    "disputed": (Invoice, {"disputed": True}, "disputed"),
+    "voided": (Invoice, {"status": "void", "balance": Decimal(0)}, "voided"),
+    "opted_out": (Contact, {"email_opted_out_at": OPTED_OUT_AT}, "opted_out"),
+}
+
+
+@pytest.mark.parametrize("since", sorted(GONE_STALE))
+def test_save_and_approve_cancels_a_reminder_gone_stale_since_it_was_planned(
+    cli: Any, runtime: Runtime, tmp_path: Path, since: str
+) -> None:
+    """The Edit form's Save and approve asks what Approve asks: a stale reminder is cancelled
+    with its reason, and neither approved nor kept as an example of the team's writing."""
+    planned(cli, tmp_path)
+    table, change, reason = GONE_STALE[since]
+    body = edited_text(runtime, 1)
+    with runtime.writing() as session:
+        session.execute(update(table).values(**change))
+    with runtime.writing() as session:
+        decision, problems = approvals.edit(
+            session, 1, "U0A", "Invoice I-1", body, runtime.clock.now(), rules=RULES
+        )
+    assert problems == {}
+    assert (decision.changed, decision.state, decision.reason) == (False, "cancelled", reason)
+    with runtime.sessions() as session:
+        kinds = session.scalars(
+            select(Event.kind).where(Event.reminder_id == 1, Event.kind != "reminder.planned")
+        ).all()
+        assert session.scalar(select(func.count()).select_from(EditExample)) == 0
+    assert kinds == ["reminder.cancelled"]
+
+
+def test_save_and_approve_leaves_a_reminder_that_is_no_message_to_send(
+    cli: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    """As Approve does, an edit approves only a reminder that is a message (`remind`)."""
+    planned(cli, tmp_path)
+    body = edited_text(runtime, 1)
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(action=ReminderAction.ESCALATE))
+    with runtime.writing() as session:
+        decision, _ = approvals.edit(
+            session, 1, "U0A", "Invoice I-1", body, runtime.clock.now(), rules=RULES
+        )
+    assert (decision.changed, decision.state) == (False, "planned")
+

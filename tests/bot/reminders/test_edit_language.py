@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bot.core.runtime import Runtime
 from bot.reminders import approvals
+from bot.reminders.stale import StaleRules
 from tests.playbooks.test_languages import plan_one
 
 
@@ -20,18 +21,18 @@ def test_a_spanish_edit_keeps_its_facts_or_is_refused(runtime: Runtime, tmp_path
             "le enviaremos los datos de pago", "le contestaremos"
         )
         decision, problems = approvals.edit(
-            session, reminder.id, "U0A", reminder.subject, dropped, now
+            session, reminder.id, "U0A", reminder.subject, dropped, now, rules=StaleRules()
         )
         assert not decision.changed
         assert "the amount 1.234,56" in problems["body"]
         assert "the offer to send the payment details" in problems["body"]
         threat = body + "\nDe lo contrario, pasaremos el expediente a una agencia de cobros."
         decision, problems = approvals.edit(
-            session, reminder.id, "U0A", reminder.subject, threat, now
+            session, reminder.id, "U0A", reminder.subject, threat, now, rules=StaleRules()
         )
         assert not decision.changed and "collection agencies" in problems["body"]
         kept = body.replace("Esperamos que se encuentre bien. ", "")
         decision, problems = approvals.edit(
-            session, reminder.id, "U0A", reminder.subject, kept, now
+            session, reminder.id, "U0A", reminder.subject, kept, now, rules=StaleRules()
         )
         assert decision.changed, problems
