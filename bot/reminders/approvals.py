@@ -197,8 +197,8 @@ def edit_problems(
         return problems
     if channel == "sms":
         message = Rendered(subject="-", text="unsubscribe", html="unsubscribe", sms=body)
-    else:
-        message = Rendered(subject=subject or "", text=body, html=body, sms="Reply STOP")
+    else:  # a subject of only spaces is an empty one (it is saved stripped)
+        message = Rendered(subject=(subject or "").strip(), text=body, html=body, sms="Reply STOP")
     for problem in lint_message(message):
         part, _, what = problem.partition(": ")
         field = "subject" if part == "subject" else "body"

@@ -204,3 +204,7 @@ def test_save_and_approve_leaves_a_reminder_that_is_no_message_to_send(
         )
     assert (decision.changed, decision.state) == (False, "planned")
 
+
+def test_a_subject_of_only_spaces_is_refused_as_empty() -> None:
+    problems = approvals.edit_problems("email", "   ", "Hi Maria, invoice I-1 is open.")
+    assert problems["subject"] == "is empty"
