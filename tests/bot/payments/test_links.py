@@ -189,3 +189,42 @@ def test_a_stale_link_is_retired_but_not_the_newer_link_for_what_is_still_open(
     with runtime.sessions() as session:
         live = session.scalars(select(PaymentLink.key).where(PaymentLink.retired_at.is_(None)))
         assert list(live) == ["new"]
+
+
+@pytest.mark.parametrize(
+    ("currency", "balance", "unit_amount"),
+    [
+        ("USD", "1250.05", "125005"),
+        ("JPY", "150000", "150000"),
+        ("ISK", "10000", "1000000"),  # Stripe counts krónur in hundredths: 100 is 1 ISK
+        ("HUF", "250000", "25000000"),  # two-decimal at Stripe for charges
+        ("KWD", "120.500", "120500"),
+    ],
+)
+def test_the_link_charges_the_balance_in_stripes_own_minor_units(
+    cli: Any,
+    runtime: Runtime,
+    stripe_api: FakeStripe,
+    tmp_path: Path,
+    currency: str,
+    balance: str,
+    unit_amount: str,
+) -> None:
+    _load(cli, tmp_path, _due(7, currency=currency, amount=balance, balance=balance))
+    assert cli("plan").code == 0
+    price = stripe_api.created("/v1/prices")[0]
+    assert (price["currency"], price["unit_amount"]) == (currency.lower(), unit_amount)
+
+
+def test_an_amount_stripe_cannot_charge_exactly_is_held_for_a_person_not_rounded(
+    cli: Any, runtime: Runtime, stripe_api: FakeStripe, tmp_path: Path
+) -> None:
+    """Stripe needs a three-decimal amount's last digit to be 0: 5.124 KWD would be cut to
+    5.120 KWD (or refused by Stripe); the reminder is held and says why."""
+    _load(cli, tmp_path, _due(7, currency="KWD", amount="5.124", balance="5.124"))
+    doc = json.loads(cli("plan", "--json").stdout)
+    assert doc["reminders"] == []
+    assert doc["held"][0]["reason"] == "payment_link_error"
+    assert "5.124" in doc["held"][0]["detail"]
+    assert "steps of 0.01 KWD" in doc["held"][0]["detail"]
+    assert stripe_api.calls == []
