@@ -17,12 +17,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from bot.core.money import minor_units
 from bot.core.runtime import Runtime
 from bot.core.tokens import token
 from bot.escalations import notes as followups
 from bot.escalations import thread as thread_view
 from bot.payments.flows import receive_stripe_event
+from bot.payments.stripe_amounts import to_stripe_minor
 from bot.replies.flows import receive_email
 from bot.simulation import demo_subjects
 from integrations.email_in import parse
@@ -42,7 +42,7 @@ def play_payment(runtime: Runtime, console: Console) -> None:
     invoices = subject.invoices
     currency = invoices[0].currency
     total = sum((i.balance for i in invoices if i.currency == currency), Decimal(0))
-    minor = int(total.scaleb(minor_units(currency)))
+    minor = to_stripe_minor(total, currency)
     body = json.dumps(
         {
             "id": "evt_demo_1",
