@@ -203,6 +203,11 @@ def suggest(
             "Look for the message in the sent mailbox (or the SMS provider's log): if it went "
             "out, resolve this; if not, write to them with Reply."
         )
+    if reason == "sent_after_stop":
+        return (
+            "A reminder went out after a stop was asked (a payment, reply, pause or dispute): the "
+            "provider already had it. Check whether to apologise, and write to them with Reply."
+        )
     if reason == "missed_promise":
         return "The promised date passed: call them, and resume the sequence if nothing comes."
     if late_this_year >= 3:

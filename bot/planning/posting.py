@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit, message_versions, slack_retries
 from bot.core.db import session_factory, writing_factory
+from bot.core.labels import reason_label
 from bot.core.models import (
     Contact,
     Customer,
@@ -92,6 +93,20 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
             )
         )
     }
+    # Sent though a stop was asked for after its claim (bot/reminders/results.py): the stop.
+    sent = [r.id for r in reminders if r.state == "sent"]
+    late_stops = {
+        reminder_id: str((payload or {}).get("stop"))
+        for reminder_id, payload in (
+            session.execute(
+                select(Event.reminder_id, Event.payload).where(
+                    Event.reminder_id.in_(sent), Event.kind == "reminder.sent_after_stop"
+                )
+            )
+            if sent
+            else ()
+        )
+    }
     places = step_places(session, reminders, customers)
     asks = instalment_asks(session, [r.step_key for r in reminders])  # an instalment's amount
     copies: dict[int, list[str]] = defaultdict(list)  # the invoices whose PDF copies it carries
@@ -149,6 +164,8 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
                 acted_at=acted_at.astimezone(zone).strftime("%H:%M %Z") if acted_at else None,
                 note=_unknown_stop(r.cancel_reason)
                 if r.state == "unknown" and r.cancel_reason
+                else _sent_after_stop(late_stops[r.id])
+                if r.id in late_stops
                 else r.cancel_reason or r.error or skips.get(r.id, (None, None))[1],
                 step_offset=places[r.id][0] if r.id in places else None,
                 step_position=places[r.id][1] if r.id in places else None,
@@ -521,3 +538,12 @@ def _unknown_stop(reason: str) -> str:
     """The note of a reminder left `unknown` by a crash though a stop was asked for after its
     claim."""
     return f"a stop was asked ({reason}) after it was claimed; it was probably not handed over"
+
+
+def _sent_after_stop(reason: str) -> str:
+    """The note of a reminder that went out though a stop was asked for after its claim: the
+    provider already had it."""
+    return (
+        f"it went out after a stop was asked ({reason_label(reason)}); a person has it in the "
+        "customer's escalation"
+    )

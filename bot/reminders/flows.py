@@ -6,6 +6,7 @@ an outage or of sends whose fate is unknown."""
 
 from __future__ import annotations
 
+from bot.core.labels import reason_label
 from bot.core.runtime import Runtime
 from bot.escalations import reply_outcome
 from bot.planning import posting
@@ -74,5 +75,14 @@ def tell_slack(runtime: Runtime, report: FlushReport, slack: SlackPort | None) -
                 f"Reminder {reminder_id}: a stop was asked (",
                 stop,
                 ") after it was claimed; it was probably not handed over.",
+            ),
+        )
+    for reminder_id, stop in sorted(report.sent_after_stop.items()):
+        slack.post_text(
+            channel,
+            mrkdwn(
+                f"Reminder {reminder_id} went out after a stop was asked (",
+                reason_label(stop),
+                "): the provider already had it. It is in its customer's escalation, for a person.",
             ),
         )

@@ -81,6 +81,8 @@ class FlushReport:
     unknown: list[int] = field(default_factory=list)
     # marked unknown after a crash though a stop was asked for after the claim: id -> the reason
     stopped_unknown: dict[int, str] = field(default_factory=dict)
+    # sent though a stop was asked for after the claim (the provider had it): id -> the reason
+    sent_after_stop: dict[int, str] = field(default_factory=dict)
     waiting_for_sender: list[int] = field(default_factory=list)
     # cancelled because its email could not carry the copies of invoices it was to: id -> why
     not_sent: dict[int, str] = field(default_factory=dict)

@@ -2,7 +2,10 @@
 later (a transient error) or untouched (an outage of our account, which stops the run); `unknown`
 (no answer after it was handed over), with an escalation for a person to check it
 (bot/reminders/in_doubt.py); or `failed`, with the address marked unusable when that is what the
-provider said, and an escalation for a person."""
+provider said, and an escalation for a person. One sent though a stop was asked for after its
+claim (a payment, reply, pause or dispute while the provider already had it) is `sent`, and its
+customer's escalation says it went out after the stop, for a person to decide whether to
+apologise."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.labels import reason_label
 from bot.core.models import Contact, Reminder
 from bot.core.vocabulary import ReminderState
 from bot.escalations.service import open_or_add
@@ -25,6 +29,7 @@ from bot.reminders.state import FAILED, SENDING, SENT, UNKNOWN, AuditEvent
 from integrations.base.outbound import Delivery, Outgoing
 
 log = logging.getLogger(__name__)
+SENT_AFTER_STOP = "sent_after_stop"  # the escalation's reason (a free text column: no migration)
 MAX_ATTEMPTS = 5
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
 # The move most sends end with, built once (see outbox.TO_SENDING).
@@ -34,7 +39,7 @@ TO_SENT = state.prepared_move(
     sent_at=bindparam("answered_at"),
     provider_message_id=bindparam("provider_id"),
     error=None,
-    cancel_reason=None,  # a stop asked for while it was already handed over
+    cancel_reason=None,  # a stop asked for while it was already handed over: read before
 )
 
 
@@ -126,10 +131,25 @@ def record(session: Session, handed: Handed, report: FlushReport) -> None:
 def record_sent(session: Session, handed: Sequence[Handed], report: FlushReport) -> None:
     """The messages their providers accepted: each `sending` → `sent` with its `reminder.sent`
     Event, in two statements for them all (built once). Like every result, a move happens only
-    if the reminder is still `sending`, and only those moved get their Event."""
+    if the reminder is still `sending`, and only those moved get their Event. One whose stop was
+    asked for after its claim (its `cancel_reason`, read first: the move clears it) went out all
+    the same: its `reminder.sent_after_stop` Event keeps the stop, and its customer's escalation
+    is opened or added to (`tell_sent_after_stop`)."""
     if not handed:
         return
     connection = session.connection()
+    table: Any = Reminder.__table__
+    # The settle has locked these rows (state.lock), so no stop comes between this read and the
+    # move; SQLite's writing transactions run one at a time.
+    stops: dict[int, str] = dict(
+        connection.execute(
+            select(table.c.id, table.c.cancel_reason).where(
+                table.c.id.in_([one.claimed.reminder_id for one in handed]),
+                table.c.state == SENDING.value,
+                table.c.cancel_reason.is_not(None),
+            )
+        ).all()
+    )
     values = [
         {
             "reminder_id": one.claimed.reminder_id,
@@ -142,7 +162,6 @@ def record_sent(session: Session, handed: Sequence[Handed], report: FlushReport)
     stored = list(handed)
     if connection.execute(TO_SENT, values).rowcount != len(handed):
         # Some were no longer `sending`: those moved now are `sent` with this attempt's Message-ID.
-        table: Any = Reminder.__table__
         moved = set(
             connection.scalars(
                 select(table.c.id).where(
@@ -174,3 +193,41 @@ def record_sent(session: Session, handed: Sequence[Handed], report: FlushReport)
         ],
     )
     report.sent += [one.claimed.reminder_id for one in stored]
+    for one in stored:
+        stop = stops.get(one.claimed.reminder_id)
+        if stop is not None:
+            tell_sent_after_stop(session, one, stop)
+            report.sent_after_stop[one.claimed.reminder_id] = stop
+
+
+def tell_sent_after_stop(session: Session, handed: Handed, stop: str) -> None:
+    """A reminder the provider had already taken when a stop was asked for (`stop`: paid,
+    replied, disputed, ...) went out: it cannot be unsent, so a person is told, in the caller's
+    transaction: an Event on the reminder, and its customer's escalation opened or added to."""
+    reminder_id, customer_id = handed.claimed.reminder_id, handed.claimed.customer_id
+    audit.record(
+        session,
+        handed.at,
+        "reminder.sent_after_stop",
+        customer_id=customer_id,
+        reminder_id=reminder_id,
+        payload={"stop": stop, "channel": handed.outgoing.channel},
+    )
+    open_or_add(
+        session,
+        customer_id,
+        SENT_AFTER_STOP,
+        handed.at,
+        detail=sent_after_stop_detail(reminder_id, stop),
+        reminder_id=reminder_id,
+    )
+
+
+def sent_after_stop_detail(reminder_id: int, stop: str) -> str:
+    """What the escalation says after its reason ("a reminder went out after a stop was
+    asked"): the reminder, the stop, and what to do."""
+    return (
+        f"reminder {reminder_id} went out after a stop was asked ({reason_label(stop)}): the "
+        "provider already had it when the stop came, so it was not stopped. Check whether to "
+        "apologise or put it right with Reply."
+    )

@@ -18,11 +18,12 @@ from sqlalchemy import event, select, text, update
 from sqlalchemy.orm import Session
 
 from bot.core.clock import FixedClock
-from bot.core.models import Event, Reminder, ReminderAttachment
+from bot.core.models import Escalation, Event, Reminder, ReminderAttachment
 from bot.core.runtime import Runtime
 from bot.ledger.accounts import cancel_waiting
 from bot.reminders import state
 from bot.reminders.outbox import FlushReport
+from bot.reminders.results import SENT_AFTER_STOP
 from integrations.base.outbound import Delivery, Outgoing
 from tests.bot.reminders.test_outbox import _sender_env, approved, mail_env, smtp, states
 from tests.support.slack_requests import wait_for
@@ -232,6 +233,58 @@ def test_a_stop_asked_before_a_crash_is_kept_and_told_with_the_unknown_reminder(
     card = next(one for one in cards if "(C-2," in one)
     assert "Unknown: check whether it went out" in card
     assert "a stop was asked (paid) after it was claimed" in card
+
+
+def test_a_payment_while_the_provider_has_the_message_leaves_it_sent_and_tells_a_person(
+    mail_env: Any,
+    runtime: Runtime,
+    tmp_path: Path,
+    slack_api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Customer 1 pays while the mail server holds reminder 1: it went out and cannot be
+    unsent, so it is `sent`, its Event keeps the stop, customer 1's escalation says it went out
+    after the payment, the finance channel is told, and its card says so. Reminder 2, with no stop, is only sent."""
+    from integrations.email_out import SmtpSender
+
+    for name, value in {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_API_URL": slack_api.url,
+        "ARBOT_FINANCE_CHANNEL": "C0FINANCE",
+    }.items():
+        monkeypatch.setenv(name, value)
+    approved(mail_env, runtime, tmp_path, customers=2)
+
+    def pays_meanwhile(self: SmtpSender, message: Outgoing) -> Delivery:
+        if message.reminder_id == 1:
+            stop(runtime, 1, "paid")  # the payment commits while the server has the message
+        return Delivery("sent", provider_id=f"p-{message.reminder_id}")
+
+    monkeypatch.setattr(SmtpSender, "send", pays_meanwhile)
+    assert mail_env("send").code == 0
+    assert states(runtime) == {1: "sent", 2: "sent"}
+    with runtime.sessions() as session:
+        told = session.execute(
+            select(Event.reminder_id, Event.payload).where(Event.kind == "reminder.sent_after_stop")
+        ).all()
+        [escalation] = session.scalars(select(Escalation)).all()
+    assert told == [(1, {"stop": "paid", "channel": "email"})]
+    assert (escalation.customer_id, escalation.reminder_id) == (1, 1)
+    assert escalation.reason == SENT_AFTER_STOP
+    assert escalation.detail == (
+        "reminder 1 went out after a stop was asked (paid): the provider already had it when "
+        "the stop came, so it was not stopped. Check whether to apologise or put it right with "
+        "Reply."
+    )
+    texts = [c.get("text", "") for c in slack_api.calls("chat.postMessage")]
+    assert [text for text in texts if "after a stop was asked" in text] == [
+        "Reminder 1 went out after a stop was asked (paid): the provider already had it. It is "
+        "in its customer's escalation, for a person."
+    ]
+    cards = [json.dumps(message["blocks"]) for message in slack_api.messages.values()]
+    card = next(one for one in cards if "(C-1," in one)
+    assert "it went out after a stop was asked (paid); a person has it in the" in card
+    assert card.count("a stop was asked") == 1  # customer 2's reminder only went out
 
 
 def _claim_now(env: Runtime) -> list[Any]:
