@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import unicodedata
+from datetime import UTC, datetime
 from typing import Annotated
 
 import stripe
@@ -162,7 +163,11 @@ def read_event(text: str) -> StripeEventIn:
     except ValidationError as exc:
         raise UnreadableStripeEvent(_first_problem(exc)) from None
     return StripeEventIn(
-        id=event.id, type=event.type, object=dict(body["data"]["object"]), livemode=event.livemode
+        id=event.id,
+        type=event.type,
+        object=dict(body["data"]["object"]),
+        livemode=event.livemode,
+        created=None if event.created is None else datetime.fromtimestamp(event.created, UTC),
     )
 
 

@@ -21,7 +21,7 @@ from bot.payments import links as payment_links
 from bot.payments import reviews
 from bot.payments.bank_import import BankImportSummary, import_payments
 from bot.payments.record import PaymentOutcome
-from bot.payments.stripe_events import StripeResult, apply_event
+from bot.payments.stripe_events import PaymentNotRecordedYet, StripeResult, apply_event
 from bot.planning import posting
 from integrations.base.mrkdwn import Mrkdwn, mrkdwn
 from integrations.base.payments import BankPayment, PaymentLinks, StripeEventIn
@@ -38,12 +38,16 @@ def receive_stripe_event(
     links: PaymentLinks | None,
 ) -> StripeResult:
     """A verified Stripe event: applied to the ledger once (its id is stored with its effects),
-    then, when it changed something, `after_payment` and any escalation it opened posted."""
+    then, when it changed something, `after_payment` and any escalation it opened posted. Status
+    "retry" when it must wait for its payment (nothing is stored: Stripe's next try is new)."""
     try:
         with runtime.writing() as session:
             result = apply_event(
                 session, event, runtime.clock.now(), dict(runtime.settings.escalation_routes)
             )
+    except PaymentNotRecordedYet as exc:
+        log.info("Stripe event %s (%s) waits for its payment: %s", event.id, event.type, exc)
+        return StripeResult("retry", str(exc))
     except IntegrityError:
         with runtime.sessions() as session:
             if session.get(StripeEvent, event.id) is None:
@@ -58,7 +62,26 @@ def receive_stripe_event(
             _escalated(runtime, result, slack)
         except Exception:
             log.exception("after Stripe event %s: Slack or Stripe not updated", event.id)
+    if result.status == "unmatched":
+        _tell_finance(runtime, slack, event, result.detail)
     return result
+
+
+def _tell_finance(
+    runtime: Runtime, slack: SlackOut | None, event: StripeEventIn, text: str
+) -> None:
+    """Money no customer's escalation can carry: the finance channel hears (the event's audit
+    row stays when Slack refuses)."""
+    channel = runtime.settings.finance_channel
+    if slack is None or not channel:
+        log.error(
+            "Stripe event %s needs a person; no Slack finance channel to tell: %s", event.id, text
+        )
+        return
+    try:
+        slack.post_text(channel, mrkdwn(":warning: ", text))
+    except Exception:
+        log.exception("Stripe event %s: the finance channel was not told: %s", event.id, text)
 
 
 def after_payment(

@@ -4,6 +4,12 @@ Each event id is stored in the same transaction as its effects: a retry of a han
 changes nothing, and an event whose handling failed is handled again on Stripe's next try.
 `checkout.session.completed` and `payment_intent.succeeded` for one payment both name the same
 PaymentIntent, which is the payment's id here, so the second changes nothing either.
+
+Events come in any order (RULES D4): a refund or card dispute of a payment not recorded yet raises
+`PaymentNotRecordedYet`, which rolls the event id back with the rest, and the webhook answers 503
+so that Stripe tries again once the payment may be here. Once the event is `TELL_AFTER` old, its
+next try is kept and the finance channel told instead (status "unmatched"): Stripe stops trying
+after three days, at intervals it does not publish, and money is never left in silence.
 """
 
 from __future__ import annotations
@@ -11,17 +17,19 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.errors import ArbotError
 from bot.core.ids import parse_id
 from bot.core.models import Customer, Invoice, Payment, PaymentLink, StripeEvent
 from bot.escalations import service
-from bot.payments.record import PaymentOutcome, record_payment, refund
+from bot.ledger.accounts import cancel_waiting
+from bot.payments.record import PaymentOutcome, record_payment, refund, unapplied_why
 from bot.payments.stripe_amounts import from_stripe_minor
 from integrations.base.payments import StripeEventIn
 
@@ -34,11 +42,22 @@ PAID_TYPES = (
     "checkout.session.async_payment_succeeded",
     "payment_intent.succeeded",
 )
+# Stripe retries a failed delivery for up to three days in live mode: an event this old whose
+# payment is still unknown goes to a person on this try, as a later one may never come.
+TELL_AFTER = timedelta(days=2)
+REFUNDED = "payment_refunded"  # why a person has the account: a refund reopened invoices
+DISPUTED = "disputed"  # why its waiting reminders are cancelled, as a dispute reply's are
+
+
+class PaymentNotRecordedYet(ArbotError):
+    """A refund or card dispute of a payment arbot has not recorded yet: the write rolls back
+    (the event id with it) and Stripe is asked to try again."""
 
 
 @dataclass
 class StripeResult:
-    status: str  # "applied" | "duplicate" | "ignored"
+    # "applied" | "duplicate" | "ignored" | "unmatched" (the finance channel hears) | "retry"
+    status: str
     detail: str = ""
     outcome: PaymentOutcome = field(default_factory=PaymentOutcome)
     escalation_id: int | None = None
@@ -73,7 +92,7 @@ def apply_event(
     if event.type in PAID_TYPES:
         return _paid(session, event, now, routes)
     if event.type == "charge.refunded":
-        return _refunded(session, event, now)
+        return _refunded(session, event, now, routes)
     if event.type == "charge.dispute.created":
         return _disputed(session, event, now, routes)
     log.info("Stripe event %s (%s) acknowledged; arbot does not act on it", event.id, event.type)
@@ -125,13 +144,13 @@ def _paid(
         return StripeResult("duplicate", f"payment {payment_id} was recorded before", outcome)
     result = StripeResult("applied", f"payment {payment_id}", outcome)
     if outcome.unapplied > 0:
-        # Paid twice, or paid after the invoice closed another way: a person decides about a
-        # refund; the money is never left in silence.
+        # Paid twice, paid after the invoice closed another way, or paid in another currency:
+        # a person decides about a refund; the money is never left in silence.
         customer = session.get(Customer, customer_id)
         assert customer is not None
         result.detail = (
             f"{outcome.unapplied} {currency} of Stripe payment {payment_id} could not be applied: "
-            "its invoices were already paid (or changed). A refund may be owed."
+            + unapplied_why(outcome, currency)
         )
         escalation, _ = service.open_or_add(
             session,
@@ -145,7 +164,9 @@ def _paid(
     return result
 
 
-def _refunded(session: Session, event: StripeEventIn, now: datetime) -> StripeResult:
+def _refunded(
+    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str]
+) -> StripeResult:
     obj = event.object
     payment_id = obj.get("payment_intent")
     if not payment_id:
@@ -154,7 +175,7 @@ def _refunded(session: Session, event: StripeEventIn, now: datetime) -> StripeRe
         select(Payment).where(Payment.source == SOURCE, Payment.external_id == str(payment_id))
     ).first()
     if payment is None:
-        return StripeResult("ignored", f"refund of {payment_id}, which arbot did not record")
+        return _not_recorded(session, event, now, f"a refund of Stripe payment {payment_id}")
     if EXTERNAL_ID_LENGTH - len(f"{payment_id}:refund:") < REFUND_ID_LEAST:
         return StripeResult("ignored", f"refund of {payment_id}: its id is too long to record")
     try:
@@ -170,7 +191,43 @@ def _refunded(session: Session, event: StripeEventIn, now: datetime) -> StripeRe
         refund_id=_refund_id(str(payment_id), f"{obj.get('id')}:{obj.get('amount_refunded')}"),
     )
     status = "duplicate" if outcome.duplicate else "applied"
+    if outcome.reopened and payment.customer_id is not None:
+        # A person hears of it even when no escalation thread was open to carry the note.
+        customer = session.get(Customer, payment.customer_id)
+        assert customer is not None
+        numbers = session.scalars(
+            select(Invoice.number).where(Invoice.id.in_(outcome.reopened)).order_by(Invoice.number)
+        ).all()
+        service.open_or_add(
+            session,
+            customer.id,
+            REFUNDED,
+            now,
+            detail=(
+                f"Stripe payment {payment_id} was refunded ({total} {payment.currency} in all): "
+                f"{', '.join(numbers)} open again"
+            ),
+            owner=service.owner_for(customer, routes),
+        )
     return StripeResult(status, f"refund of {payment_id}", outcome)
+
+
+def _not_recorded(session: Session, event: StripeEventIn, now: datetime, what: str) -> StripeResult:
+    """A refund or dispute whose payment is not here yet: retried while Stripe still retries,
+    then kept and handed to the finance channel (no customer is known to escalate)."""
+    if event.created is not None and now - event.created < TELL_AFTER:
+        raise PaymentNotRecordedYet(f"{what}, which arbot has not recorded yet: try again later")
+    detail = (
+        f"{what} ({event.type}, event {event.id}) names a payment arbot never recorded. "
+        "If it paid arbot's invoices, check them in the ledger and the Stripe dashboard."
+    )
+    audit.record(session, now, "stripe.unmatched", payload={"event": event.id, "type": event.type})
+    log.warning(
+        "Stripe event %s (%s): its payment is unknown; the finance channel is told",
+        event.id,
+        event.type,
+    )
+    return StripeResult("unmatched", detail)
 
 
 def _refund_id(payment_id: str, wanted: str) -> str:
@@ -192,8 +249,11 @@ def _disputed(
             Payment.source == SOURCE, Payment.external_id == str(obj.get("payment_intent") or "")
         )
     ).first()
-    if payment is None or payment.customer_id is None:
-        return StripeResult("ignored", "a card dispute on a payment arbot did not record")
+    if payment is None:
+        where = obj.get("payment_intent") or obj.get("charge") or "?"
+        return _not_recorded(session, event, now, f"a card dispute of Stripe payment {where}")
+    if payment.customer_id is None:
+        return StripeResult("ignored", "a card dispute on a payment placed on no customer")
     customer = session.get(Customer, payment.customer_id)
     assert customer is not None
     currency = str(obj.get("currency") or payment.currency).upper()
@@ -225,4 +285,8 @@ def _disputed(
         detail=detail,
         owner=service.owner_for(customer, routes),
     )
-    return StripeResult("applied", detail, escalation_id=escalation.id)
+    # No reminder goes out while the bank decides, as after a reply that disputes (RULES A9).
+    cancelled = cancel_waiting(session, customer.id, DISPUTED, now)
+    return StripeResult(
+        "applied", detail, PaymentOutcome(cancelled=cancelled), escalation_id=escalation.id
+    )

@@ -1,7 +1,9 @@
 """POST /webhooks/stripe: a payment, refund or card dispute, signed by Stripe.
 
 A body that fails the signature is refused (400). A signed event arbot cannot read is answered
-200 "ignored" with why, and logged: a failure would only make Stripe retry it for three days."""
+200 "ignored" with why, and logged: a failure would only make Stripe retry it for three days. A
+refund or card dispute that came before its payment is answered 503 "retry": nothing is kept, and
+Stripe's next try finds the payment (bot/payments/stripe_events.py)."""
 
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ def endpoint(
             receive_stripe_event, runtime, event, slack=slack, links=links
         )
         log.info("Stripe event %s %s: %s", event.id, result.status, result.detail)
-        return JSONResponse({"status": result.status, "detail": result.detail})
+        status_code = 503 if result.status == "retry" else 200
+        return JSONResponse(
+            {"status": result.status, "detail": result.detail}, status_code=status_code
+        )
 
     return stripe

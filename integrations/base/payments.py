@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ class StripeEventIn:
     type: str
     object: dict[str, Any]
     livemode: bool
+    created: datetime | None = None  # when Stripe made the event, UTC; its retries keep it
 
 
 @dataclass(frozen=True, slots=True)
