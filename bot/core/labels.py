@@ -102,7 +102,6 @@ _REASONS = {
     "missed_promise": "a promise to pay was missed",
     "card_dispute": "card payment disputed",
     "payment_refunded": "a refund reopened invoices",
-    "payment_refunded": "a refund reopened invoices",
     "replied": "the customer replied",
     "bounced": "messages to the contact bounce",
     "no_invoice_copy": "a copy of an invoice could not be attached",
