@@ -41,6 +41,8 @@ class PaymentOutcome:
     reopened: list[int] = field(default_factory=list)  # invoice ids a refund reopened
     cancelled: list[int] = field(default_factory=list)  # reminder ids
     customers: set[int] = field(default_factory=set)
+    # The currencies of open invoices it named but could not pay: the payment's currency differs.
+    other_currencies: set[str] = field(default_factory=set)
 
     @property
     def touched_reminders(self) -> list[int]:
@@ -140,7 +142,8 @@ def allocate(
             )
         )
         left = payment.amount - Decimal(already or 0)
-    for invoice, share in _split(session, invoice_ids, left, payment.currency, amounts):
+    split = _split(session, invoice_ids, left, payment.currency, amounts, outcome.other_currencies)
+    for invoice, share in split:
         _allocate(session, payment, invoice, share, now, actor, outcome)
     outcome.unapplied = left - outcome.allocated
     if payment.customer_id is None and outcome.customers:
@@ -160,7 +163,11 @@ def _split(
     amount: Decimal,
     currency: str,
     amounts: Sequence[Decimal] | None,
+    other_currencies: set[str],
 ) -> list[tuple[Invoice, Decimal]]:
+    """Each open invoice named in `currency` with its share of `amount`. An open invoice in
+    another currency gets none (money is never converted here): its currency is added to
+    `other_currencies`, for the caller to say why the payment was not applied."""
     invoices = {
         i.id: i
         for i in session.scalars(
@@ -175,7 +182,10 @@ def _split(
         ordered = sorted(invoices.values(), key=lambda i: (i.due_date, i.id))
         pairs = [(i, i.balance) for i in ordered]
     for invoice, asked in pairs:
-        if invoice is None or invoice.currency != currency or invoice.status != "open":
+        if invoice is None or invoice.status != "open":
+            continue
+        if invoice.currency != currency:
+            other_currencies.add(invoice.currency)
             continue
         share = min(asked, invoice.balance, left)
         if share <= 0:
@@ -183,6 +193,19 @@ def _split(
         out.append((invoice, share))
         left -= share
     return out
+
+
+def unapplied_why(outcome: PaymentOutcome, currency: str) -> str:
+    """Why some of a payment in `currency` could not be applied, and what a person does: its
+    invoices are in another currency (named), or they were already paid or changed."""
+    if outcome.other_currencies:
+        theirs = " and ".join(sorted(outcome.other_currencies))
+        return (
+            f"it was paid in {currency}, but its invoices are in {theirs}, so they stay open "
+            "(arbot never converts one currency into another). Refund it and ask for a payment "
+            f"in {theirs}, or record it in the ledger at the rate the bank used."
+        )
+    return "its invoices were already paid (or changed). A refund may be owed."
 
 
 def _allocate(
