@@ -8,8 +8,8 @@ PaymentIntent, which is the payment's id here, so the second changes nothing eit
 Events come in any order (RULES D4): a refund or card dispute of a payment not recorded yet raises
 `PaymentNotRecordedYet`, which rolls the event id back with the rest, and the webhook answers 503
 so that Stripe tries again once the payment may be here. Once the event is `TELL_AFTER` old, its
-next try is kept and the finance channel told instead (status "unmatched"): Stripe stops trying
-after three days, at intervals it does not publish, and money is never left in silence.
+next try is kept and the finance channel told instead (status "unmatched"), so money is never
+left in silence.
 """
 
 from __future__ import annotations
@@ -42,9 +42,11 @@ PAID_TYPES = (
     "checkout.session.async_payment_succeeded",
     "payment_intent.succeeded",
 )
-# Stripe retries a failed delivery for up to three days in live mode: an event this old whose
-# payment is still unknown goes to a person on this try, as a later one may never come.
-TELL_AFTER = timedelta(days=2)
+# A refund or dispute overtakes its payment by seconds, and Stripe's first retries come within
+# minutes: an event this old whose payment is still unknown goes to a person on this try. Kept
+# short, as the same 503 meets every refund of a charge made outside arbot's links (Stripe warns
+# about, and in time disables, an endpoint that keeps failing).
+TELL_AFTER = timedelta(hours=1)
 REFUNDED = "payment_refunded"  # why a person has the account: a refund reopened invoices
 DISPUTED = "disputed"  # why its waiting reminders are cancelled, as a dispute reply's are
 
