@@ -166,9 +166,9 @@ def approve(kit: ListenerKit, body: Body) -> None:
     except UserError as exc:
         kit.tell(channel, user, str(exc), response_url=response_url(body))
         return
-    if decision.changed:
+    if decision.changed or decision.state == "cancelled":  # cancelled: perhaps by this click
         redraw(kit, [reminder_id])
-    else:
+    if not decision.changed:
         kit.tell(channel, user, already(kit, decision), response_url=response_url(body))
 
 
@@ -380,8 +380,9 @@ def save_edit(
     if problems:  # the form checked the same a moment ago: only a changed reminder gets here
         kit.tell(channel, user, "Nothing saved: " + "; ".join(problems.values()))
         return
-    if decision.changed:
+    if decision.changed or decision.state == "cancelled":  # cancelled: perhaps by this save
         redraw(kit, [reminder_id])
+    if decision.changed:
         tell_trust_withdrawn(kit)
     else:
         kit.tell(channel, user, already(kit, decision))
