@@ -31,7 +31,7 @@ from handlers.slack.payload import (
     submission,
     typed,
 )
-from integrations.base.slack import edit_body_limit, escape
+from integrations.base.slack import EDIT_SUBJECT_LIMIT, edit_body_limit, escape
 from integrations.slack_approvals import undo_all_blocks
 from integrations.slack_blocks import edit_modal, skip_modal
 from integrations.slack_ids import (
@@ -289,6 +289,7 @@ def open_edit(kit: ListenerKit, body: Body, trigger_id: str) -> None:
     if refusal is not None or draft is None:
         kit.tell(channel, user, refusal or "")
         return
+    subject = draft.subject if draft.channel == "email" else None
     limit = edit_body_limit(draft.channel)
     if len(draft.body) > limit:  # never cut a customer's message silently
         kit.tell(
@@ -298,10 +299,18 @@ def open_edit(kit: ListenerKit, body: Body, trigger_id: str) -> None:
             f"more than Slack's form can hold ({limit}). Approve or skip it as it is.",
         )
         return
+    if subject is not None and len(subject) > EDIT_SUBJECT_LIMIT:  # nor its subject
+        kit.tell(
+            channel,
+            user,
+            f"This message's subject is {len(subject)} characters, "
+            f"more than Slack's form can hold ({EDIT_SUBJECT_LIMIT}). Approve or skip it as it is.",
+        )
+        return
     view = edit_modal(
         draft.reminder_id,
         draft.channel,
-        draft.subject if draft.channel == "email" else None,
+        subject,
         draft.body,
         draft.step_key,
         draft.customer_name,

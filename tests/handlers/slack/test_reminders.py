@@ -545,3 +545,18 @@ def test_save_and_approve_of_a_reminder_disputed_since_cancels_it_and_redraws_it
     assert "cancelled because an invoice it covers is disputed" in ephemeral[0]["text"]
     with posted.sessions() as session:
         assert session.scalar(select(func.count()).select_from(EditExample)) == 0
+
+
+def test_a_subject_too_long_for_slacks_form_is_not_cut_to_fit(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    from sqlalchemy import update
+
+    with posted.writing() as session:
+        session.execute(update(Reminder).where(Reminder.id == 1).values(subject="x" * 151))
+    served.click("edit", "1")
+    ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
+    assert (
+        "subject is 151 characters, more than Slack's form can hold (150)" in (ephemeral[0]["text"])
+    )
+    assert slack_api.calls("views.open") == []
