@@ -372,7 +372,7 @@ def save_edit(
     text: str,
     channel: str | None,
 ) -> None:
-    if not kit.allows(user):
+    if kit.refused(channel, user, ONLY_APPROVERS):
         return
     runtime = kit.runtime
     with runtime.writing() as session:
@@ -426,7 +426,7 @@ def on_skip_submit(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
 def save_skip(
     kit: ListenerKit, user: str, reminder_id: int, reason: str, channel: str | None
 ) -> None:
-    if not kit.allows(user):
+    if kit.refused(channel, user, ONLY_APPROVERS):
         return
     runtime = kit.runtime
     with runtime.writing() as session:

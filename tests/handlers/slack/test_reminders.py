@@ -560,3 +560,21 @@ def test_a_subject_too_long_for_slacks_form_is_not_cut_to_fit(
         "subject is 151 characters, more than Slack's form can hold (150)" in (ephemeral[0]["text"])
     )
     assert slack_api.calls("views.open") == []
+
+
+def test_a_form_saved_by_a_non_approver_is_refused_and_says_so(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    served.submit("edit_reminder", "1|C0FINANCE", edit_form(posted, 1), user="U0STRANGER")
+    reason = {"reason": {"value": {"type": "plain_text_input", "value": "spoke to them"}}}
+    served.submit("skip_reminder", "2|C0FINANCE", reason, user="U0STRANGER")
+    refusals = wait_for(
+        lambda: (
+            len(slack_api.calls("chat.postEphemeral")) >= 2
+            and slack_api.calls("chat.postEphemeral")
+        )
+    )
+    assert [(t["user"], t["text"]) for t in refusals] == [
+        ("U0STRANGER", "Only approvers can act on reminders. Ask someone in finance.")
+    ] * 2
+    assert state_of(posted, 1) == state_of(posted, 2) == "planned"
