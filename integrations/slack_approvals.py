@@ -84,9 +84,12 @@ def undo_line(reminder_id: int, state_line: str) -> Block:
     }
 
 
-def undo_all_blocks(text: str, day: date, tier: str, approved_at: datetime) -> list[Block]:
-    """What whoever clicked Approve all is told (`text`, mrkdwn already made safe), with a
-    button that takes back every reminder that click approved and the send worker has not taken."""
+def undo_all_blocks(
+    text: str, day: date, tier: str, approved_at: datetime, approved_by: str
+) -> list[Block]:
+    """What whoever clicked Approve all (`approved_by`) is told (`text`, mrkdwn already made
+    safe), with a button that takes back every reminder that click approved and the send worker
+    has not taken."""
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
         {
@@ -95,7 +98,7 @@ def undo_all_blocks(text: str, day: date, tier: str, approved_at: datetime) -> l
                 _button(
                     f"Undo: back to waiting for approval ({tier})",
                     Action.UNDO_ALL,
-                    undo_all_value(day, tier, approved_at),
+                    undo_all_value(day, tier, approved_at, approved_by),
                 )
             ],
         },

@@ -116,22 +116,41 @@ def covered_by(value: str) -> Covered:
     return Covered(day, tier, ids=frozenset(ids))
 
 
-def undo_all_value(day: date, tier: str, approved_at: datetime) -> str:
-    """An Undo of Approve all: `<day>|<tier>|<when it approved, ISO 8601 UTC>`; it takes back
-    every reminder that click approved (the same approver, at that instant)."""
-    return f"{day.isoformat()}|{tier}|{approved_at.isoformat()}"
+@dataclass(frozen=True)
+class ApprovedTogether:
+    """What an Undo of Approve all takes back: the reminders of a tier's plan on `day` that
+    `approved_by` approved with one click, at `approved_at`. An Undo drawn before its value named
+    the approver has `approved_by` None."""
+
+    day: date
+    tier: str
+    approved_at: datetime
+    approved_by: str | None = None
 
 
-def undone_by(value: str) -> tuple[date, str, datetime]:
-    """Read an Undo of Approve all's value; ValueError says what is odd."""
-    day_text, tier, at_text = ([*value.split("|"), "", ""])[:3]
+def undo_all_value(day: date, tier: str, approved_at: datetime, approved_by: str) -> str:
+    """An Undo of Approve all: `<day>|<tier>|<when it approved, ISO 8601 UTC>|<approver>`; it
+    takes back every reminder that click approved (the same approver, at that instant)."""
+    return f"{day.isoformat()}|{tier}|{approved_at.isoformat()}|{approved_by}"
+
+
+def undone_by(value: str) -> ApprovedTogether:
+    """Read an Undo of Approve all's value, with or without its approver (`<day>|<tier>|<when>`,
+    as Undo buttons already posted carry it); ValueError says what is odd."""
+    parts = value.split("|")
+    if len(parts) not in (3, 4):
+        raise ValueError("it does not name a plan's day and an approval's time")
+    day_text, tier, at_text = parts[:3]
     try:
         day, at = date.fromisoformat(day_text), datetime.fromisoformat(at_text)
     except ValueError:
         raise ValueError("it does not name a plan's day and an approval's time") from None
     if tier not in TIERS or at.tzinfo is None:
         raise ValueError("it does not name a tier and an approval's time")
-    return day, tier, at
+    approved_by = parts[3] if len(parts) == 4 else None
+    if approved_by == "":
+        raise ValueError("it names no approver")
+    return ApprovedTogether(day, tier, at, approved_by)
 
 
 def review_apply(option: int) -> str:

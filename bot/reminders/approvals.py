@@ -383,9 +383,12 @@ def approve_all(
     return BulkDecision(approved, cancelled)
 
 
-def approved_together(session: Session, day: date, tier: str, approved_at: datetime) -> list[int]:
-    """The reminders of a tier's plan on `day` one Approve all approved (at that instant) and
-    still approved: what its Undo takes back."""
+def approved_together(
+    session: Session, day: date, tier: str, approved_at: datetime, approved_by: str
+) -> list[int]:
+    """The reminders of a tier's plan on `day` one Approve all approved (by `approved_by`, at
+    that instant) and still approved: what its Undo takes back, and no one else's approval made
+    at the same instant."""
     return list(
         session.scalars(
             select(Reminder.id)
@@ -394,6 +397,7 @@ def approved_together(session: Session, day: date, tier: str, approved_at: datet
                 Reminder.plan_date == day,
                 Reminder.state == APPROVED,
                 Reminder.approved_at == approved_at,
+                Reminder.approved_by == approved_by,
                 Customer.tier == tier,
             )
             .order_by(Reminder.id)

@@ -248,7 +248,7 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
         why = "; ".join(CANCELLED_BECAUSE.get(r, escape(r)) for r in reasons)
         lines.append(f"{len(done.cancelled)} cancelled instead, not approved: {why}.")
     text = "\n".join(lines)
-    with_undo = undo_all_blocks(text, button.day, button.tier, now) if done.approved else None
+    with_undo = undo_all_blocks(text, button.day, button.tier, now, user) if done.approved else None
     kit.tell(channel, user, text, with_undo, response_url=response_url(body))
 
 
@@ -258,12 +258,17 @@ def undo_all(kit: ListenerKit, body: Body) -> None:
     if kit.refused(channel, user, ONLY_APPROVERS):
         return
     try:
-        day, tier, approved_at = undone_by(action_value(body))
+        together = undone_by(action_value(body))
     except ValueError as exc:
         raise OddPayload(f"actions[0].value is no Undo button's: {exc}") from None
+    # An Undo posted before its value named the approver was told only to them: the clicker.
+    approver = together.approved_by or user
+    tier = together.tier
     runtime = kit.runtime
     with runtime.writing() as session:
-        ids = approvals.approved_together(session, day, tier, approved_at)
+        ids = approvals.approved_together(
+            session, together.day, tier, together.approved_at, approver
+        )
         undone = approvals.withdraw_all(session, ids, user, runtime.clock.now())
     if undone:
         redraw(kit, undone)

@@ -208,3 +208,19 @@ def test_save_and_approve_leaves_a_reminder_that_is_no_message_to_send(
 def test_a_subject_of_only_spaces_is_refused_as_empty() -> None:
     problems = approvals.edit_problems("email", "   ", "Hi Maria, invoice I-1 is open.")
     assert problems["subject"] == "is empty"
+
+
+def test_undo_all_takes_back_only_what_its_approver_approved_at_that_instant(
+    cli: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    """Another person's approval made at the same instant is theirs: an Undo of Approve all
+    leaves it approved."""
+    planned(cli, tmp_path, customers=3)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(slack_ts="1700000001.000100"))
+        approvals.approve(session, 1, "U0B", now, rules=RULES)
+        done = approvals.approve_all(session, TODAY, "standard", "U0A", now, rules=RULES)
+    with runtime.sessions() as session:
+        together = approvals.approved_together(session, TODAY, "standard", now, "U0A")
+    assert done.approved == together == [2, 3]

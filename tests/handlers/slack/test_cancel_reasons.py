@@ -148,7 +148,9 @@ def test_every_cancel_reason_reads_as_words_on_the_card_and_when_a_click_is_refu
 def test_an_approve_all_that_cancelled_for_every_reason_stays_within_slacks_limits() -> None:
     why = "; ".join(CANCELLED_BECAUSE[r] for r in sorted(CANCELLED_BECAUSE))
     text = f"Approved 300 standard reminders: none goes out before 10:02 EDT.\n{why}."
-    blocks = undo_all_blocks(text, date(2026, 3, 16), "standard", datetime(2026, 3, 16, tzinfo=UTC))
+    blocks = undo_all_blocks(
+        text, date(2026, 3, 16), "standard", datetime(2026, 3, 16, tzinfo=UTC), "U0APPROVER"
+    )
     check_limits(blocks)
     assert validate_blocks(blocks) == []
     assert blocks[0]["text"]["text"] == text  # nothing cut

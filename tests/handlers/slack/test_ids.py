@@ -7,9 +7,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from bot.core.vocabulary import TRUSTED_APPROVER
 from bot.forecasting.cash import Forecast, InvoiceForecast, Week
@@ -51,7 +53,15 @@ from integrations.slack_escalation import (
 )
 from integrations.slack_forecast import forecast_text
 from integrations.slack_guardrail import dismiss_modal, guardrail_blocks
-from integrations.slack_ids import INPUT, Action, Field, Form
+from integrations.slack_ids import (
+    INPUT,
+    Action,
+    ApprovedTogether,
+    Field,
+    Form,
+    undo_all_value,
+    undone_by,
+)
 from integrations.slack_plan_views import held_modal, preview_modal
 from integrations.slack_plans import (
     MAX_INSTALMENTS,
@@ -176,7 +186,9 @@ def messages(text: str = "Acme") -> list[list[Block]]:
         reminder_blocks(
             replace(card(text, state="approved"), acted_by=TRUSTED_APPROVER, trusted_since=text)
         ),
-        undo_all_blocks(text, date(2026, 3, 16), "standard", datetime(2026, 3, 16, 14, 0)),
+        undo_all_blocks(
+            text, date(2026, 3, 16), "standard", datetime(2026, 3, 16, 14, 0), "U0APPROVER"
+        ),
         reminder_blocks(card(text, state="cancelled", action="escalate")),
         escalation_blocks(escalation(text)),
         escalation_blocks(escalation(text, state="claimed")),
@@ -321,3 +333,14 @@ def test_every_read_only_view_stays_within_block_kits_limits_even_with_very_long
             check_limits(view["blocks"][:50])
             check_limits(view["blocks"][50:])
             assert len(view["title"]["text"]) <= 24
+
+
+def test_an_undo_of_approve_all_names_its_approver_and_old_undos_still_read() -> None:
+    day, at = date(2026, 3, 16), datetime(2026, 3, 16, 14, 0, tzinfo=UTC)
+    value = undo_all_value(day, "standard", at, "U0APPROVER")
+    assert undone_by(value) == ApprovedTogether(day, "standard", at, "U0APPROVER")
+    posted_before = f"{day.isoformat()}|standard|{at.isoformat()}"
+    assert undone_by(posted_before) == ApprovedTogether(day, "standard", at, None)
+    for odd in (f"{posted_before}|", f"{value}|U0OTHER", "2026-03-16|standard"):
+        with pytest.raises(ValueError):
+            undone_by(odd)

@@ -578,3 +578,29 @@ def test_a_form_saved_by_a_non_approver_is_refused_and_says_so(
         ("U0STRANGER", "Only approvers can act on reminders. Ask someone in finance.")
     ] * 2
     assert state_of(posted, 1) == state_of(posted, 2) == "planned"
+
+
+@pytest.mark.parametrize("posted_before", [False, True], ids=["value", "value_without_approver"])
+def test_an_approve_all_undo_leaves_another_approvers_approval_of_the_same_instant(
+    posted: Runtime, served: Any, slack_api: Any, posted_before: bool
+) -> None:
+    """Undo of Approve all takes back what that click approved, not a colleague's approval made
+    at the same moment; an Undo posted before its value named the approver was told only to
+    whoever clicked Approve all, and takes back that person's approvals."""
+    served.click("approve", "1", user="U0SECOND")
+    wait_for(lambda: state_of(posted, 1) == "approved")
+    served.click("approve_all_standard", approve_all_button(slack_api)["value"])
+    wait_for(lambda: state_of(posted, 2) == state_of(posted, 3) == "approved")
+    told = wait_for(lambda: [t for t in slack_api.calls("chat.postEphemeral") if t.get("blocks")])[
+        0
+    ]
+    undo = next(e for b in told["blocks"] if b["type"] == "actions" for e in b["elements"])
+    value = undo["value"].rpartition("|")[0] if posted_before else undo["value"]
+    served.click("undo_all", value)
+    wait_for(lambda: state_of(posted, 2) == state_of(posted, 3) == "planned")
+    assert state_of(posted, 1) == "approved"
+    with posted.sessions() as session:
+        undone = session.scalars(
+            select(Event.reminder_id).where(Event.kind == "reminder.approval_withdrawn")
+        ).all()
+    assert sorted(undone) == [2, 3]
