@@ -16,11 +16,11 @@ from bot.core import audit
 from bot.core.errors import UserError
 from bot.core.labels import channel_label, reason_label, reply_label, step_label
 from bot.core.models import Contact, Customer, Event, InboundMessage, Invoice, Reminder
-from bot.core.money import decimal_str, format_money
+from bot.core.money import format_money
 from bot.escalations import plans
 from bot.escalations.reply import reply_contact
 from bot.escalations.service import HISTORY_LIMIT, load, open_invoices
-from bot.ledger.contacts import PHONE_CHANGED
+from bot.ledger.change_words import CONSENT_WITHDRAWN, ledger_change
 from integrations.base.mrkdwn import Mrkdwn, actor, mrkdwn
 from integrations.base.slack import (
     ContactLine,
@@ -245,7 +245,7 @@ _KIND_TEXT = {
     "customer.resumed": "resumed",
     "contact.bouncing": "bouncing",
     "contact.opted_out": "opted out",
-    "contact.sms_consent_withdrawn": "consent to texts withdrawn",
+    "contact.sms_consent_withdrawn": CONSENT_WITHDRAWN,
     "note.added": "note",
     "plan.recorded": "payment plan",
     "plan.completed": "payment plan completed",
@@ -312,29 +312,9 @@ def _describe(
         return mrkdwn(f"payment of {p.get('amount')} {p.get('currency')} ({p.get('source')})", who)
     if event.kind in ("invoice.paid", "invoice.reopened", "invoice.voided", "invoice.disputed"):
         return mrkdwn(what, " ", str(p.get("number", "")), who)
-    if event.kind == "invoice.due_date_changed":
-        return mrkdwn(
-            str(p.get("number", "")), f" due date {p.get('due_before')} → {p.get('due_after')}"
-        )
-    if event.kind == "invoice.issue_date_changed":
-        return mrkdwn(
-            str(p.get("number", "")),
-            f" issue date {p.get('issue_before')} → {p.get('issue_after')}",
-        )
-    if event.kind == "invoice.balance_changed":
-        return _amounts_changed(p, "balance")
-    if event.kind == "invoice.total_changed":
-        return _amounts_changed(p, "total")
-    if event.kind == "invoice.paid_at_changed":  # a ledger file's paid_date corrected the day
-        before = p.get("paid_before")
-        was = f" (was {_local_minute(str(before), zone)})" if before else ""
-        paid = _local_minute(str(p["paid_after"]), zone)
-        return mrkdwn(str(p.get("number", "")), f" paid at {paid}{was}")
-    if event.kind == "contact.sms_consent_withdrawn":
-        # the ledger said no, or the contact's phone number changed (consent is per number)
-        why = ": the phone number changed" if p.get("reason") == PHONE_CHANGED else ""
-        source = f" ({p['source']})" if p.get("source") else ""
-        return mrkdwn(what, why, source)
+    changed = ledger_change(event.kind, p, lambda instant: _local_minute(instant, zone))
+    if changed is not None:
+        return mrkdwn(changed)
     if event.kind in ("reply.received", "reply.automatic"):
         text = str(p.get("text", ""))
         short = text if len(text) <= 280 else text[:277] + "…"
@@ -371,16 +351,6 @@ def _describe(
     if event.kind == "note.added":
         return mrkdwn("note", who, ": ", str(p.get("text", "")))
     return mrkdwn(what, who)
-
-
-def _amounts_changed(p: dict[str, Any], what: str) -> Mrkdwn:
-    """An invoice's changed amount, each written to its currency's places (they are stored with
-    four): 'INV-1 balance 1200.00 → 800.00 USD'."""
-    currency = str(p.get("currency"))
-    before, after = (
-        decimal_str(Decimal(str(p[f"{what}_{end}"])), currency) for end in ("before", "after")
-    )
-    return mrkdwn(str(p.get("number", "")), f" {what} {before} → {after} {currency}")
 
 
 def _local_minute(instant: str, zone: ZoneInfo) -> str:

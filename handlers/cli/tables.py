@@ -8,16 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from bot.core.money import decimal_str, format_money
+from bot.core.money import format_money
 from bot.ledger.aging import BUCKETS, AgingReport, OverdueInvoice
+from bot.ledger.change_words import ledger_change  # no ORM: `arbot aging` prints through here
 
 if TYPE_CHECKING:
     from bot.ledger.file_imports import UnchangedFile
     from bot.ledger.upsert import ImportSummary
-
-# bot.ledger.contacts.PHONE_CHANGED, not imported from there: `arbot aging` prints its report
-# through this module without loading the ORM
-_PHONE_CHANGED = "phone_changed"
 
 
 def aging_table(report: AgingReport) -> Table:
@@ -170,36 +167,10 @@ def _describe_event(event: dict[str, Any]) -> str:
         return f"{payload['number']} paid ({payload['source']})"
     if kind == "invoice.reopened":
         return f"{payload['number']} reopened: balance {payload['balance_after']} {payload['currency']}"
-    if kind == "invoice.balance_changed":
-        return _amounts_changed(payload, "balance")
-    if kind == "invoice.due_date_changed":
-        return f"{payload['number']} due date {payload['due_before']} → {payload['due_after']}"
-    if kind == "invoice.total_changed":
-        return _amounts_changed(payload, "total")
-    if kind == "invoice.issue_date_changed":
-        return (
-            f"{payload['number']} issue date {payload['issue_before']} → {payload['issue_after']}"
-        )
-    if kind == "invoice.paid_at_changed":  # a ledger file's paid_date corrected the day it was paid
-        before = payload["paid_before"]
-        was = f" (was {_utc_minute(before)})" if before else ""
-        return f"{payload['number']} paid at {_utc_minute(payload['paid_after'])}{was}"
-    if kind == "contact.sms_consent_withdrawn":
-        # the ledger said no, or the contact's phone number changed (consent is per number)
-        why = ": the phone number changed" if payload.get("reason") == _PHONE_CHANGED else ""
-        source = f" ({payload['source']})" if payload.get("source") else ""
-        return f"consent to texts withdrawn{why}{source}"
+    changed = ledger_change(kind, payload, _utc_minute)
+    if changed is not None:
+        return changed
     return str(kind)
-
-
-def _amounts_changed(payload: dict[str, Any], what: str) -> str:
-    """An event's change of an amount, each written to its currency's places (they are stored
-    with four): 'INV-1 total 1200.00 → 1500.00 USD'."""
-    currency = payload["currency"]
-    before, after = (
-        decimal_str(Decimal(payload[f"{what}_{end}"]), currency) for end in ("before", "after")
-    )
-    return f"{payload['number']} {what} {before} → {after} {currency}"
 
 
 def _utc_minute(instant: str) -> str:

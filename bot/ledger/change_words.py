@@ -1,0 +1,44 @@
+"""Words for what the ledger changed, read from the payloads of its Events: the same in
+`arbot status` (handlers/cli/tables.py) and in an escalation thread's history
+(bot/escalations/thread.py). Plain text: the Slack side escapes it like any text from outside.
+An instant is written by the caller's `minute` (UTC in the terminal, the business's timezone in
+Slack, where the lines' own times are)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from bot.core.money import decimal_str
+
+PHONE_CHANGED = "phone_changed"  # why a consent was dropped when the ledger gave no "no"
+CONSENT_WITHDRAWN = "consent to texts withdrawn"
+
+
+def ledger_change(kind: str, payload: dict[str, Any], minute: Callable[[str], str]) -> str | None:
+    """The words for an Event of one of the changes below, or None for any other kind."""
+    number = str(payload.get("number", ""))
+    if kind == "invoice.due_date_changed":
+        return f"{number} due date {payload.get('due_before')} → {payload.get('due_after')}"
+    if kind == "invoice.issue_date_changed":
+        return f"{number} issue date {payload.get('issue_before')} → {payload.get('issue_after')}"
+    if kind in ("invoice.balance_changed", "invoice.total_changed"):
+        # each amount to its currency's places (they are stored with four)
+        what = kind.removeprefix("invoice.").removesuffix("_changed")
+        currency = str(payload.get("currency"))
+        before, after = (
+            decimal_str(Decimal(str(payload[f"{what}_{end}"])), currency)
+            for end in ("before", "after")
+        )
+        return f"{number} {what} {before} → {after} {currency}"
+    if kind == "invoice.paid_at_changed":  # a ledger file's paid_date corrected the day it was paid
+        earlier = payload.get("paid_before")
+        was = f" (was {minute(str(earlier))})" if earlier else ""
+        return f"{number} paid at {minute(str(payload['paid_after']))}{was}"
+    if kind == "contact.sms_consent_withdrawn":
+        # the ledger said no, or the contact's phone number changed (consent is per number)
+        why = ": the phone number changed" if payload.get("reason") == PHONE_CHANGED else ""
+        source = f" ({payload['source']})" if payload.get("source") else ""
+        return f"{CONSENT_WITHDRAWN}{why}{source}"
+    return None
