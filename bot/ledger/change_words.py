@@ -27,10 +27,10 @@ def ledger_change(kind: str, payload: dict[str, Any], minute: Callable[[str], st
         # each amount to its currency's places (they are stored with four)
         what = kind.removeprefix("invoice.").removesuffix("_changed")
         currency = str(payload.get("currency"))
-        before, after = (
-            decimal_str(Decimal(str(payload[f"{what}_{end}"])), currency)
-            for end in ("before", "after")
-        )
+        amounts = [payload.get(f"{what}_{end}") for end in ("before", "after")]
+        if None in amounts:  # an Event written without them: say what changed, no more
+            return f"{number} {what} changed"
+        before, after = (decimal_str(Decimal(str(amount)), currency) for amount in amounts)
         return f"{number} {what} {before} → {after} {currency}"
     if kind == "invoice.paid_at_changed":  # a ledger file's paid_date corrected the day it was paid
         earlier = payload.get("paid_before")
