@@ -155,11 +155,11 @@ class SmtpSender:
             smtp.ehlo_or_helo_if_needed()
             code, reply = smtp.mail(envelope)
             if code != 250:
-                smtp.rset()
+                self._reset(smtp)
                 return _sender_outcome(code, reply)
             code, reply = smtp.rcpt(message.to)
             if code not in (250, 251):
-                smtp.rset()
+                self._reset(smtp)
                 return _smtp_outcome(code, reply)
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
@@ -177,9 +177,9 @@ class SmtpSender:
         return Delivery("sent", provider_id=message.message_id)
 
     def _reset(self, smtp: smtplib.SMTP) -> None:
-        """End the transaction a refused DATA left open (RSET), or else drop the connection: left
-        open, the next message's MAIL FROM meets 503 (nested MAIL), which reads as a refusal of
-        our sender address and stops the run."""
+        """End the transaction a refused MAIL, RCPT or DATA left open (RSET), or else drop the
+        connection: left open, the next message's MAIL FROM meets 503 (nested MAIL), which reads
+        as a refusal of our sender address and stops the run. The refusal is what is reported."""
         try:
             code, _ = smtp.rset()
         except (smtplib.SMTPException, OSError):
