@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from bot.core.labels import reason_label
 from bot.core.vocabulary import Channel
 from bot.escalations.service import open_or_add
 
@@ -47,7 +48,8 @@ def detail(reminder_id: int, channel: str | None, why: str, stop: str | None = N
     the reminder, why it is in doubt, and what to do."""
     where = "the SMS provider's message log" if channel == Channel.SMS else "the sent mailbox"
     stopped = (
-        f" A stop was asked for after it was claimed ({stop}): it was probably not handed over."
+        f" A stop was asked for after it was claimed ({reason_label(stop)}): it was probably not"
+        " handed over."
         if stop
         else ""
     )

@@ -117,3 +117,8 @@ def test_a_text_in_doubt_points_at_the_sms_log_and_keeps_the_stop_asked_for() ->
         "claimed (paid): it was probably not handed over. Check the SMS provider's message log; "
         "if it is not there, write to them with Reply: it is never sent again by itself."
     )
+
+
+def test_the_stop_is_named_in_words_not_by_its_code() -> None:
+    said = detail(7, "email", "no answer", stop="due_date_changed")
+    assert "(the invoice's due date changed)" in said and "due_date_changed" not in said
