@@ -96,7 +96,7 @@ def transition(
     check(from_states, to)
     if ids is not None and not ids:
         return []
-    criteria = _chosen(ids, from_states, where)
+    criteria = _chosen(ids, _in(from_states), where)
     statement = (
         update(Reminder)
         .where(*criteria)
@@ -122,17 +122,26 @@ def transition(
 
 def _chosen(
     ids: Collection[int] | None,
-    states: Collection[ReminderState],
+    in_state: ColumnElement[bool],
     where: Sequence[ColumnElement[bool]],
 ) -> list[ColumnElement[bool]]:
-    """The conditions that choose the reminders `ids` (None: those `where` selects) still in one
-    of `states`. Raises when neither ids nor `where` names any."""
-    criteria = [Reminder.state.in_([ReminderState(s).value for s in states]), *where]
+    """The conditions that choose the reminders `ids` (None: those `where` selects) whose state
+    meets `in_state`. Raises when neither ids nor `where` names any."""
+    criteria = [in_state, *where]
     if ids is not None:
         criteria.append(Reminder.id.in_(list(ids)))
     elif not where:
         raise TransitionNotAllowed("name the reminders to move: ids, or conditions in where")
     return criteria
+
+
+def _in(states: Collection[ReminderState]) -> ColumnElement[bool]:
+    return Reminder.state.in_([ReminderState(s).value for s in states])
+
+
+def _sending_unstopped() -> ColumnElement[bool]:
+    """Claimed by the send worker, with no stop asked for yet."""
+    return and_(Reminder.state == SENDING.value, Reminder.cancel_reason.is_(None))
 
 
 def prepared_move(from_state: ReminderState, to: ReminderState, **values: Any) -> Update:
@@ -243,12 +252,9 @@ def cancel(
         cancel_reason=reason,
     )
     if asks_sending:
-        criteria = [Reminder.state == SENDING.value, Reminder.cancel_reason.is_(None), *where]
-        if ids is not None:
-            criteria.append(Reminder.id.in_(list(ids)))
         session.execute(
             update(Reminder)
-            .where(*criteria)
+            .where(*_chosen(ids, _sending_unstopped(), where))
             .values(cancel_reason=reason)
             .execution_options(synchronize_session=False)
         )
@@ -265,18 +271,7 @@ def cancellable(
     `sending` with no stop asked for yet. One `sending` with a stop already is left out: the
     cancel does not change it, and the send worker may hold it (cancelled at its turn) while it
     waits for another it puts back to `approved`."""
-    criteria = [
-        or_(
-            Reminder.state.in_([ReminderState(s).value for s in from_states]),
-            and_(Reminder.state == SENDING.value, Reminder.cancel_reason.is_(None)),
-        ),
-        *where,
-    ]
-    if ids is not None:
-        criteria.append(Reminder.id.in_(list(ids)))
-    elif not where:
-        raise TransitionNotAllowed("name the reminders to cancel: ids, or conditions in where")
-    return criteria
+    return _chosen(ids, or_(_in(from_states), _sending_unstopped()), where)
 
 
 def lock(session: Session, criteria: Sequence[ColumnElement[bool]]) -> None:
