@@ -15,6 +15,7 @@ from bot.core import audit
 from bot.core.models import Contact
 from bot.ledger.accounts import lock_waiting_texts
 from bot.ledger.bulk import bulk_update, insert_columns
+from bot.ledger.change_words import PHONE_CHANGED
 from integrations.base.ledger import ContactRecord, LedgerBatch, visible
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ _CONTACT_FIELDS = (
     "sms_consent_source",
     "language",
 )
-PHONE_CHANGED = "phone_changed"  # why a consent was dropped when the ledger gave no "no"
 
 
 def upsert_contacts(
