@@ -9,7 +9,7 @@ invoice's planned and approved reminders are cancelled with reason `paid` in the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -317,9 +317,13 @@ def _closed_or(statuses: set[str], changed: str) -> str:
     true); else `paid`, for what one payment at least closed."""
     if InvoiceStatus.OPEN in statuses:
         return changed
-    if statuses == {InvoiceStatus.VOID}:
-        return VOIDED
-    return PAID
+    return why_closed(statuses)
+
+
+def why_closed(statuses: Collection[str]) -> str:
+    """Why a reminder about closed invoices of these statuses stops (bot/reminders/stale.py asks
+    too): `voided` when the ledger voided every one, else `paid`."""
+    return VOIDED if set(statuses) == {InvoiceStatus.VOID} else PAID
 
 
 def refund(

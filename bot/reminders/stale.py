@@ -33,6 +33,7 @@ from bot.core.vocabulary import (
 )
 from bot.escalations import plans
 from bot.escalations.plans import is_instalment_step
+from bot.payments.record import why_closed
 
 # The changes to an invoice that make a message planned before them untrue, each with the reason
 # the reminder is cancelled for; the first of these reasons is given when several changed.
@@ -140,7 +141,7 @@ def _reason(
 ) -> str | None:
     closed = [i for i in invoices if i.status != InvoiceStatus.OPEN or i.balance <= 0]
     if closed:  # as a payment or an import cancels it (bot/payments/record.py)
-        return "voided" if all(i.status == InvoiceStatus.VOID for i in closed) else "paid"
+        return why_closed([i.status for i in closed])
     if any(i.disputed for i in invoices):
         return "disputed"
     today = now.astimezone(ZoneInfo(rules.timezone)).date()  # the business's day
