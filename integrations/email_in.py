@@ -12,6 +12,7 @@ integrations.email_text; `html_to_text` and `strip_reply` can still be imported 
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import re
 from collections.abc import Iterable, Iterator
@@ -90,7 +91,8 @@ def _words(value: str) -> str:
     if "=?" in value:
         # Not decodable (an unknown charset): the encoded form is still the best text there is.
         with contextlib.suppress(LookupError, UnicodeError, ValueError, MessageError):
-            value = str(make_header(decode_header(value)))
+            words = [(text, _wider(charset)) for text, charset in decode_header(value)]
+            value = str(make_header(words))
     return " ".join(value.split())
 
 
@@ -160,16 +162,65 @@ def _part_text(part: Message) -> str:
     return text.strip()
 
 
+# What a charset label stands for in mail as it is written (the WHATWG Encoding Standard's
+# decoders): clients label Windows code pages with the ISO and national names they extend, so
+# windows-1252 text comes as ISO-8859-1 (its curly apostrophes, dashes and euro sign read strictly
+# are control characters), Windows-31J as Shift_JIS (its circled digits and company signs lost),
+# Unified Hangul as ks_c_5601-1987, GBK as GB2312. Keys are Python's names for a label
+# (codecs.lookup), or the label itself where Python knows none.
+_WIDER = {
+    "iso8859-1": "cp1252",
+    "iso8859-9": "cp1254",
+    "iso8859-11": "cp874",
+    "tis-620": "cp874",
+    "windows-874": "cp874",
+    "shift_jis": "cp932",
+    "x-sjis": "cp932",
+    "windows-31j": "cp932",
+    "euc_kr": "cp949",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "big5": "big5hkscs",
+    "x-mac-roman": "mac_roman",
+    "iso-8859-8-i": "iso8859-8",
+}
+
+
+def _wider(charset: str | None) -> str | None:
+    """The codec that reads what `charset` labels in practice (itself when nothing wider)."""
+    if not charset:
+        return charset
+    label = charset.strip().lower()
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        name = label
+    return _WIDER.get(name, charset)
+
+
 def _decode(data: bytes, charset: str | None) -> str:
-    for candidate in (charset, "utf-8"):
+    """`data` in the code page its label stands for, else as labelled, else UTF-8; text labelled
+    US-ASCII that is not UTF-8 either is read as windows-1252. Bytes that fit none become U+FFFD."""
+    wider = _wider(charset)
+    ascii_label = _is_ascii(charset)
+    tried = (charset, "utf-8", "cp1252") if ascii_label else (wider, charset, "utf-8")
+    for candidate in tried:
         try:
             return data.decode(candidate or "utf-8")
         except (LookupError, ValueError):  # unknown, or not a text codec
             continue
     try:
-        return data.decode(charset or "utf-8", errors="replace")
+        return data.decode(wider or "utf-8", errors="replace")
     except (LookupError, ValueError):  # unknown, or not a text codec
         return data.decode("utf-8", errors="replace")
+
+
+def _is_ascii(charset: str | None) -> bool:
+    try:
+        return bool(charset) and codecs.lookup(charset.strip()).name == "ascii"
+    except LookupError:
+        return False
 
 
 # --- machines: auto-replies and delivery reports ----------------------------------------------
