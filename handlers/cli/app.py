@@ -89,14 +89,21 @@ def opened_runtime(clock: Clock | None = None, **overrides: Any) -> Iterator[Run
         runtime.close()
 
 
-def as_of_date(runtime: Runtime, text: str | None) -> date:
+def as_of_date(runtime: Runtime, text: str | None, option: str = "--as-of") -> date:
+    """The day `option` gives (today when it gives none), held to the dates a ledger may hold: a
+    typo such as 9999-12-31 would plan, escalate and count days late on a day no invoice has."""
+    from integrations.base.ledger import date_problem
 
     if text is None:
         return runtime.today()
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
-        raise UserError(f"--as-of {text!r} is not a date; write it as YYYY-MM-DD") from None
+        raise UserError(f"{option} {text!r} is not a date; write it as YYYY-MM-DD") from None
+    problem = date_problem(day)
+    if problem:
+        raise UserError(f"{option} {problem}")
+    return day
 
 
 def print_json(doc: Any) -> None:

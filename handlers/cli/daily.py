@@ -81,7 +81,7 @@ def plan(
     from integrations.wiring import drafter_for, links_for, slack_for
 
     with opened_runtime() as runtime:
-        when = as_of_date(runtime, day)
+        when = as_of_date(runtime, day, "--date")
         rules = PlanRules.from_settings(runtime.settings)
         if forecast_days is not None:
             with runtime.writing() as session:

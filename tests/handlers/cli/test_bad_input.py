@@ -1,0 +1,36 @@
+"""What the command line says to input it cannot use: one line on stderr naming what to fix, exit
+code 1, and nothing written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.core.models import Escalation, Reminder
+from tests.support.ledger_files import row
+
+
+def test_a_date_option_outside_arbots_dates_is_refused_by_its_name_and_plans_nothing(
+    cli: Any, load: Any, runtime: Any
+) -> None:
+    load(row(issue_date="2026-01-01", due_date="2026-01-31"))
+    result = cli("plan", "--date", "9999-12-31")  # a typo for 2026-12-31
+    assert result.code == 1
+    assert (
+        "--date 9999-12-31 is outside the dates arbot accepts (1990-01-01 to 2100-12-31)"
+        in result.stderr
+    )
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Reminder)) == 0
+        assert session.scalar(select(func.count()).select_from(Escalation)) == 0
+    for command in (("aging",), ("status", "C-1"), ("forecast",)):
+        result = cli(*command, "--as-of", "0001-01-01")  # was a traceback (date out of range)
+        assert result.code == 1, command
+        assert "--as-of 0001-01-01 is outside the dates arbot accepts" in result.stderr
+
+
+def test_a_date_that_is_not_one_is_refused_by_the_options_own_name(cli: Any) -> None:
+    result = cli("plan", "--date", "2026-02-30")
+    assert result.code == 1
+    assert "--date '2026-02-30' is not a date; write it as YYYY-MM-DD" in result.stderr
