@@ -100,9 +100,14 @@ def recover(session: Session, now: datetime) -> dict[int, str | None]:
     `reminder.unknown` Event as `stop`), or None."""
     state.check((SENDING,), UNKNOWN)
     table: Any = Reminder.__table__
+    lapsed = [table.c.state == SENDING.value, table.c.updated_at < now - LEASE]
+    # One UPDATE locks rows in the order it meets them, not in the order every writer of several
+    # reminders takes them (state.lock): a payment holding one of them while it waits for another
+    # this UPDATE met first would deadlock with it. So they are locked in that order first.
+    state.lock(session, lapsed)
     marked = session.execute(
         update(table)
-        .where(table.c.state == SENDING.value, table.c.updated_at < now - LEASE)
+        .where(*lapsed)
         .values(
             state=UNKNOWN.value,
             updated_at=now,

@@ -282,7 +282,8 @@ def lock(session: Session, criteria: Sequence[ColumnElement[bool]]) -> None:
     between them would match neither, and the reminder go out on the next run), a ledger import
     before it changes the contacts whose texts it cancels (bot/ledger/contacts.py), and the send
     worker's storing of a batch's results (bot/reminders/turns.py `settle`, which locks all it
-    will write first). The send worker's claim reads due reminders in this order too and skips
+    will write first), and its marking of those found `sending` past their lease
+    (bot/reminders/outbox.py `recover`). The send worker's claim reads due reminders in this order too and skips
     those locked (bot/reminders/outbox.py), and its move of claimed ones to `sending` follows
     the claim's order. SQLite's writing transactions already run one at a time (BEGIN
     IMMEDIATE)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, Reminder
@@ -23,7 +23,7 @@ from bot.core.vocabulary import WAITING
 from bot.ledger.upsert import apply_batch
 from bot.reminders import state
 from bot.reminders.delivery import sms_status
-from bot.reminders.outbox import FlushReport
+from bot.reminders.outbox import LEASE, FlushReport, recover
 from bot.reminders.results import Handed, record
 from bot.reminders.turns import Turns, settle
 from bot.replies.email import handle_email
@@ -143,6 +143,35 @@ def test_a_payment_while_the_worker_stores_a_sent_one_and_puts_another_back_wait
     assert report.sent == [1]
     assert states(runtime) == {1: "sent", 2: "cancelled"}
     assert cancelled_events(runtime) == {2: {"reason": "paid"}}
+
+
+def test_a_recovery_of_reminders_past_their_lease_during_a_payment_of_them_waits_for_it(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """Reminders 1 and 2 are `sending` past their lease (their worker died), 2 due first. A
+    payment of both locks them in (send_after, id) order and has taken 2 when the next run's
+    recovery marks them `unknown`; the table holds 1 first, so a recovery that marked rows in
+    the order it met them would hold 1 while waiting for 2, which the payment asks for next. It
+    waits for the payment instead, holding neither, and then marks both with its stop."""
+    two_sending(runtime, tmp_path, mail_env)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(
+            update(Reminder).values(state="sending", updated_at=now - LEASE - timedelta(minutes=1))
+        )
+    with runtime.engine.connect() as connection:  # the table in id order: 1 met first
+        connection.execute(text("CLUSTER reminders USING reminders_pkey"))
+        connection.commit()
+        met = connection.execute(text("SELECT id FROM reminders ORDER BY ctid")).scalars()
+        assert list(met) == [1, 2]
+    worker = _sender_env(runtime, database_url)
+    with ThreadPoolExecutor(1) as pool, runtime.writing() as session:
+        state.lock(session, [Reminder.id == 2])  # the payment's lock, as far as it has come
+        recovery = meanwhile(pool, worker, lambda session: recover(session, now))
+        assert pay_both(now)(session) == []  # both `sending`: asked to stop
+    worker.close()
+    assert recovery.result() == {1: "paid", 2: "paid"}
+    assert states(runtime) == {1: "unknown", 2: "unknown"}
 
 
 def withdrawing_import(runtime: Runtime, tmp_path: Path, cli: Any) -> Callable[[Session], Any]:
