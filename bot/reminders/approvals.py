@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,7 @@ class Decision:
     by: str | None  # who acted (first)
     at: datetime | None
     reason: str | None = None  # why it was cancelled (paid, disputed, ...), when it was
+    cancelled_now: bool = False  # this call found it stale and cancelled it, instead of approving
 
 
 def _load(session: Session, reminder_id: int) -> Reminder:
@@ -105,7 +106,7 @@ def approve(
     """Approve a planned reminder, unless it is stale: then it is cancelled instead. It goes out
     no sooner than `undo` from now, so that the approval can be taken back (`withdraw`)."""
     if cancel_if_stale(session, reminder_id, now, rules):
-        return _outcome(session, reminder_id, False)
+        return replace(_outcome(session, reminder_id, False), cancelled_now=True)
     approved = state.transition(
         session,
         [reminder_id],
@@ -228,7 +229,7 @@ def edit(
     """Save an approver's edit and approve it; or return what the linter refuses, by field. A
     stale reminder is cancelled instead, as Approve does, whatever the edit says."""
     if cancel_if_stale(session, reminder_id, now, rules):
-        return _outcome(session, reminder_id, False), {}
+        return replace(_outcome(session, reminder_id, False), cancelled_now=True), {}
     reminder = _load(session, reminder_id)
     problems = edit_problems(
         reminder.channel,

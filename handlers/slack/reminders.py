@@ -130,8 +130,13 @@ def who_acted(kit: ListenerKit, state: str, by: str | None, reason: str | None) 
     return state
 
 
-def already(kit: ListenerKit, decision: approvals.Decision) -> str:
-    """Why a click changed nothing: what the reminder already is, who or what did it, when."""
+def already(kit: ListenerKit, decision: approvals.Decision, what: str = "approved") -> str:
+    """Why a click changed nothing: what the reminder already is, who or what did it, when; or,
+    when the click itself found it stale and cancelled it, that it was not `what` but cancelled
+    now, and why."""
+    if decision.cancelled_now:
+        done = who_acted(kit, "cancelled", None, decision.reason)
+        return f"Not {what}: arbot cancelled this reminder just now instead; it is {done}."
     at = f" at {local_time(kit, decision.at)}" if decision.at else ""
     done = who_acted(kit, decision.state, decision.by, decision.reason)
     return f"Nothing changed: this reminder was already {done}{at}."
@@ -399,7 +404,7 @@ def save_edit(
     if decision.changed:
         tell_trust_withdrawn(kit)
     else:
-        kit.tell(channel, user, already(kit, decision))
+        kit.tell(channel, user, already(kit, decision, "saved or approved"))
 
 
 def tell_trust_withdrawn(kit: ListenerKit) -> None:

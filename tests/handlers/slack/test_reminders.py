@@ -238,7 +238,33 @@ def test_approving_a_reminder_whose_invoice_was_disputed_meanwhile_cancels_it(
     served.click("approve", "1")
     wait_for(lambda: state_of(posted, 1) == "cancelled")
     ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
-    assert "already cancelled" in ephemeral[0]["text"]
+    # this click cancelled it: not "already cancelled", as if someone had before
+    assert ephemeral[0]["text"] == (
+        "Not approved: arbot cancelled this reminder just now instead; "
+        "it is cancelled because an invoice it covers is disputed."
+    )
+
+
+def test_an_approve_that_finds_the_invoice_paid_says_it_cancelled_it_now_by_a_payment(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    from sqlalchemy import update
+
+    from bot.core.models import Invoice
+
+    with posted.writing() as session:
+        session.execute(
+            update(Invoice).where(Invoice.number == "I-1").values(status="paid", balance=0)
+        )
+    served.click("approve", "1")
+    wait_for(lambda: state_of(posted, 1) == "cancelled")
+    told = wait_for(lambda: slack_api.calls("chat.postEphemeral"))[0]["text"]
+    assert told == (
+        "Not approved: arbot cancelled this reminder just now instead; it is cancelled by a payment."
+    )
+    served.click("approve", "1", user="U0SECOND")  # a later click: it was cancelled before
+    later = wait_for(lambda: slack_api.calls("chat.postEphemeral")[1:])[0]["text"]
+    assert later.startswith("Nothing changed: this reminder was already cancelled by a payment")
 
 
 def test_an_escalation_card_names_who_it_was_routed_to(
