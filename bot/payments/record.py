@@ -297,6 +297,9 @@ def cancel_for_invoices(
         ):
             statuses.setdefault(reminder_id, set()).add(status)
     reasons = {r: _closed_or(statuses.get(r, set()), changed) for r in waiting}
+    # Each reason's cancel (and each part of one) locks its reminders in turn: all of them are
+    # locked first, in one ordered pass (state.lock_cancellable).
+    state.lock_cancellable(session, among(session, Reminder.id, list(waiting)), WAITING)
     cancelled: list[int] = []
     for reason in (changed, PAID, VOIDED):
         for part in chunks([r for r in waiting if reasons[r] == reason]):

@@ -274,19 +274,35 @@ def cancellable(
     return _chosen(ids, or_(_in(from_states), _sending_unstopped()), where)
 
 
+def lock_cancellable(
+    session: Session,
+    choices: Sequence[ColumnElement[bool]],
+    from_states: Collection[ReminderState],
+) -> None:
+    """On PostgreSQL, lock in one pass, in `lock`'s order, every reminder that several cancels
+    from `from_states` may change, each cancel's reminders chosen by one of `choices` (nothing
+    for no choices). A writer whose cancels each locked theirs in turn would take them out of
+    that order when a later cancel's come first: holding one while it waits for another, it
+    would deadlock with a writer that holds that other while it waits for this one. Each cancel
+    then finds its reminders held already."""
+    if choices:
+        lock(session, cancellable(None, from_states, [or_(*choices)]))
+
+
 def lock(session: Session, criteria: Sequence[ColumnElement[bool]]) -> None:
     """On PostgreSQL, lock the reminders `criteria` selects, in (send_after, id) order. These
     writers of several reminders take their locks in this one order, so that two of them wait
     for one another instead of each holding a row the other needs: a cancel of waiting reminders
     (before its two statements: a worker's move from `sending` back to `approved` committed
-    between them would match neither, and the reminder go out on the next run), a ledger import
-    before it changes the contacts whose texts it cancels (bot/ledger/contacts.py), and the send
-    worker's storing of a batch's results (bot/reminders/turns.py `settle`, which locks all it
-    will write first), and its marking of those found `sending` past their lease
-    (bot/reminders/outbox.py `recover`). The send worker's claim reads due reminders in this order too and skips
-    those locked (bot/reminders/outbox.py), and its move of claimed ones to `sending` follows
-    the claim's order. SQLite's writing transactions already run one at a time (BEGIN
-    IMMEDIATE)."""
+    between them would match neither, and the reminder go out on the next run), a payment that
+    cancels reminders for several reasons (all of them before its first cancel:
+    `lock_cancellable`), a ledger import before it changes the contacts whose texts it cancels
+    (bot/ledger/contacts.py), the send worker's storing of a batch's results
+    (bot/reminders/turns.py `settle`, which locks all it will write first), and its marking of
+    those found `sending` past their lease (bot/reminders/outbox.py `recover`). The send
+    worker's claim reads due reminders in this order too and skips those locked
+    (bot/reminders/outbox.py), and its move of claimed ones to `sending` follows the claim's
+    order. SQLite's writing transactions already run one at a time (BEGIN IMMEDIATE)."""
     if session.get_bind().dialect.name != "postgresql":
         return
     session.execute(

@@ -16,11 +16,12 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from bot.core.models import Contact, Reminder
+from bot.core.models import Contact, Invoice, Reminder
 from bot.core.runtime import Runtime
 from bot.core.tokens import token
 from bot.core.vocabulary import WAITING
 from bot.ledger.upsert import apply_batch
+from bot.payments.record import cancel_for_invoices
 from bot.reminders import state
 from bot.reminders.delivery import sms_status
 from bot.reminders.outbox import LEASE, FlushReport, recover
@@ -172,6 +173,70 @@ def test_a_recovery_of_reminders_past_their_lease_during_a_payment_of_them_waits
     worker.close()
     assert recovery.result() == {1: "paid", 2: "paid"}
     assert states(runtime) == {1: "unknown", 2: "unknown"}
+
+
+def both_held_back(runtime: Runtime, database_url: str) -> tuple[Runtime, Turns]:
+    """The worker's claim of reminders 1 and 2, both now `sending` and held back at their turns:
+    storing them puts them back to `approved`, or cancels those asked to stop meanwhile."""
+    worker = _sender_env(runtime, database_url)
+    claimed = {one.reminder_id: one for one in _claim_now(worker)}
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="sending", updated_at=now))
+    turns = Turns()
+    for reminder_id in (1, 2):
+        turns.back(claimed[reminder_id], now)
+    return worker, turns
+
+
+def while_the_worker_stores(
+    runtime: Runtime, worker: Runtime, turns: Turns, work: Callable[[Session], Any]
+) -> tuple[Any, FlushReport]:
+    """Run `work` on `runtime`; right after its first change of a reminder, the worker stores
+    `turns` (locking 2 then 1, as state.lock orders them). Returns what `work` returned and the
+    worker's report."""
+    report = FlushReport()
+    stored: list[Future[Any]] = []
+
+    def store() -> None:
+        stored.append(meanwhile(pool, worker, lambda session: settle(session, turns, report)))
+
+    with (
+        ThreadPoolExecutor(1) as pool,
+        after_first_update(runtime, store),
+        runtime.writing() as session,
+    ):
+        done = work(session)
+    worker.close()
+    stored[0].result()
+    return done, report
+
+
+def test_a_payment_closing_one_invoice_and_reducing_another_waits_for_the_worker_storing_both(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """A bank file pays customer 2's invoice and part of customer 1's: reminder 1 is cancelled
+    as superseded and reminder 2 as paid, each reason's cancel in turn, 1 first although 2 comes
+    first in (send_after, id). The worker storing both (2, then 1) comes right after the first
+    cancel; the payment has locked both already, in order, so the worker waits for it, then
+    cancels each with the stop asked for."""
+    two_sending(runtime, tmp_path, mail_env)
+    worker, turns = both_held_back(runtime, database_url)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(
+            update(Invoice).where(Invoice.customer_id == 2).values(status="paid", balance=0)
+        )
+        invoice_ids = list(session.scalars(select(Invoice.id).order_by(Invoice.customer_id)))
+
+    def pay(session: Session) -> list[int]:
+        return cancel_for_invoices(session, invoice_ids, now)
+
+    cancelled, report = while_the_worker_stores(runtime, worker, turns, pay)
+    assert cancelled == []  # both `sending`: asked to stop
+    assert report.cancelled == {1: "superseded", 2: "paid"}
+    assert states(runtime) == {1: "cancelled", 2: "cancelled"}
+    assert cancelled_events(runtime) == {1: {"reason": "superseded"}, 2: {"reason": "paid"}}
 
 
 def withdrawing_import(runtime: Runtime, tmp_path: Path, cli: Any) -> Callable[[Session], Any]:
