@@ -6,6 +6,7 @@ hold customers' names, addresses and whole messages, and a failing statement's e
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -32,9 +33,9 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         parsed = make_url(normalise_url(url))
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise UserError(
-            f"DATABASE_URL {url!r} is not a database URL "
+            f"DATABASE_URL {_without_password(url)!r} is not a database URL "
             "(e.g. sqlite:///arbot.db or postgresql://user@host/dbname)"
         ) from None
     if parsed.get_backend_name() == "sqlite":
@@ -46,6 +47,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True, **kwargs)
     event.listen(engine, "handle_error", _hide_server_detail)
     return engine
+
+
+_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def _without_password(url: str) -> str:
+    """A URL that did not parse, for a message: `user:password@` read as the usual form."""
+    return _PASSWORD.sub(r"\1***@", url, count=1)
 
 
 def _hide_server_detail(context: ExceptionContext) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 from bot.core import migrate
 from bot.core.clock import Clock, local_date
@@ -62,14 +62,29 @@ def start(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
     engine = make_engine(settings.database_url)
     if upgrade:
         try:
-            migrate.upgrade(engine)
-        except OperationalError as exc:
+            with opening(settings.database_url):
+                migrate.upgrade(engine)
+        except BaseException:
             engine.dispose()
-            raise UserError(
-                f"cannot open the database at DATABASE_URL ({_safe(settings.database_url)}): "
-                f"{exc.orig}"
-            ) from None
+            raise
     return Runtime(settings=settings, clock=clock or settings.clock(), engine=engine)
+
+
+@contextmanager
+def opening(database_url: str) -> Iterator[None]:
+    """Turn what keeps the database at `database_url` from being opened (no server there, a
+    folder that does not exist, a file that is not a database) into the UserError saying so."""
+    try:
+        yield
+    except DatabaseError as exc:
+        # OperationalError: it cannot be reached or opened; DatabaseError itself: SQLite's "file
+        # is not a database". Its other kinds (a constraint, a programming error) are no
+        # problem of the setting, and go on as they are.
+        if not isinstance(exc, OperationalError) and type(exc) is not DatabaseError:
+            raise
+        raise UserError(
+            f"cannot open the database at DATABASE_URL ({_safe(database_url)}): {exc.orig}"
+        ) from None
 
 
 def _safe(url: str) -> str:

@@ -11,14 +11,16 @@ def db_upgrade() -> None:
     (arbot also does this itself when it starts)."""
     from bot.core import migrate
     from bot.core.db import make_engine
+    from bot.core.runtime import opening
     from bot.core.settings import load_settings
 
     settings = load_settings(workspace=None)
     engine = make_engine(settings.database_url)
     try:
-        before = migrate.current_revision(engine)
-        applied = migrate.upgrade(engine)
-        after = migrate.current_revision(engine)
+        with opening(settings.database_url):
+            before = migrate.current_revision(engine)
+            applied = migrate.upgrade(engine)
+            after = migrate.current_revision(engine)
     finally:
         engine.dispose()
     if applied:

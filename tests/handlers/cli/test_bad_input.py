@@ -3,8 +3,10 @@ code 1, and nothing written."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.core.models import Escalation, Reminder
@@ -34,3 +36,31 @@ def test_a_date_that_is_not_one_is_refused_by_the_options_own_name(cli: Any) -> 
     result = cli("plan", "--date", "2026-02-30")
     assert result.code == 1
     assert "--date '2026-02-30' is not a date; write it as YYYY-MM-DD" in result.stderr
+
+
+@pytest.mark.parametrize("command", [("aging",), ("db", "upgrade")])
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        # a port mistyped, the password kept out of the message
+        ("postgresql://arbot:s3cret@localhost:54x2/arbot", "is not a database URL"),
+        ("sqlite:///{tmp}/ledger.csv", "file is not a database"),  # a file, not a database
+        ("sqlite:////nonexistent-folder/x/arbot.db", "unable to open database file"),
+    ],
+)
+def test_a_database_url_arbot_cannot_open_is_one_line_naming_the_setting(
+    cli: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: tuple[str, ...],
+    url: str,
+    said: str,
+) -> None:
+    (tmp_path / "ledger.csv").write_text("customer_id,customer_name\nC-1,Acme\n")
+    monkeypatch.setenv("DATABASE_URL", url.format(tmp=tmp_path))
+    result = cli(*command)  # was a traceback, but for aging on a folder that does not exist
+    assert result.code == 1
+    assert result.stderr.startswith("error: ") and "DATABASE_URL" in result.stderr
+    assert said in result.stderr
+    assert "s3cret" not in result.stderr
+    assert (tmp_path / "ledger.csv").read_text() == "customer_id,customer_name\nC-1,Acme\n"
