@@ -10,6 +10,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from bot.core.db import WRITING
+from bot.core.errors import UserError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -38,6 +39,15 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+@cache
+def known_revisions() -> frozenset[str]:
+    """Every revision among the scripts."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return frozenset(script.revision for script in scripts.walk_revisions())
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
@@ -62,8 +72,15 @@ def upgrade(engine: Engine) -> bool:
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
-    if current_revision(engine) == head_revision():
+    current = current_revision(engine)
+    if current == head_revision():
         return False
+    if current is not None and current not in known_revisions():
+        raise UserError(
+            f"the database's schema is at revision {current}, which this arbot does not know "
+            f"(its newest is {head_revision()}): a newer arbot has most likely upgraded it; "
+            "run that version, or restore a backup of the database taken before"
+        )
     config = alembic_config()
     with engine.execution_options(**{WRITING: True}).begin() as connection:
         if connection.dialect.name == "postgresql":

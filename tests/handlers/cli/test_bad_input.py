@@ -3,12 +3,14 @@ code 1, and nothing written."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.core.migrate import HEAD_REVISION
 from bot.core.models import Escalation, Reminder
 from tests.support.ledger_files import row
 
@@ -64,3 +66,24 @@ def test_a_database_url_arbot_cannot_open_is_one_line_naming_the_setting(
     assert said in result.stderr
     assert "s3cret" not in result.stderr
     assert (tmp_path / "ledger.csv").read_text() == "customer_id,customer_name\nC-1,Acme\n"
+
+
+def test_a_database_a_newer_arbot_upgraded_is_refused_naming_both_schema_revisions(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "newer.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
+    assert cli("db", "upgrade").code == 0
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0099'")
+    for command in (("aging",), ("db", "upgrade")):
+        result = cli(*command)  # was Alembic's traceback: "Can't locate revision '0099'"
+        assert result.code == 1, command
+        assert (
+            "the database's schema is at revision 0099, which this arbot does not know "
+            f"(its newest is {HEAD_REVISION})" in result.stderr
+        )
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            ("0099",)
+        ]
