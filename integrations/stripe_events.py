@@ -80,6 +80,7 @@ class _Object(BaseModel):
 
     id: StripeId | None = None
     payment_intent: StripeId | None = None
+    charge: StripeId | None = None  # a dispute's (bot/payments/stripe_charges.py asks Stripe)
     payment_link: StripeId | None = None
     payment_status: ShortText | None = None
     reason: ShortText | None = None

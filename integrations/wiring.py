@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from integrations.base.inbound import Classifier, FallbackClassifier
     from integrations.base.ledger import CrmSource, TokenStore
     from integrations.base.outbound import Sender
-    from integrations.base.payments import PaymentLinks
+    from integrations.base.payments import PaymentLinks, StripePayments
     from integrations.llm_draft import LlmDrafter
     from integrations.mail_oauth import MailboxAccess
     from integrations.oauth import Provider
@@ -184,6 +184,16 @@ def links_for(settings: Settings) -> PaymentLinks | None:
     from integrations.stripe_links import StripeLinks
 
     return StripeLinks(settings.stripe_api_key.get_secret_value(), settings.stripe_api_base)
+
+
+def stripe_payments_for(settings: Settings) -> StripePayments | None:
+    """What Stripe holds on a payment (is it one of arbot's links'?), when STRIPE_API_KEY is set;
+    otherwise none."""
+    if not settings.stripe_api_key:
+        return None
+    from integrations.stripe_payments import StripePaymentReader
+
+    return StripePaymentReader(settings.stripe_api_key.get_secret_value(), settings.stripe_api_base)
 
 
 def classifier_for(settings: Settings, rules: FallbackClassifier) -> Classifier:

@@ -21,10 +21,11 @@ from bot.payments import links as payment_links
 from bot.payments import reviews
 from bot.payments.bank_import import BankImportSummary, import_payments
 from bot.payments.record import PaymentOutcome
+from bot.payments.stripe_charges import outside_arbot
 from bot.payments.stripe_events import PaymentNotRecordedYet, StripeResult, apply_event
 from bot.planning import posting
 from integrations.base.mrkdwn import Mrkdwn, mrkdwn
-from integrations.base.payments import BankPayment, PaymentLinks, StripeEventIn
+from integrations.base.payments import BankPayment, PaymentLinks, StripeEventIn, StripePayments
 from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)
@@ -36,14 +37,22 @@ def receive_stripe_event(
     *,
     slack: SlackOut | None,
     links: PaymentLinks | None,
+    stripe: StripePayments | None = None,
 ) -> StripeResult:
     """A verified Stripe event: applied to the ledger once (its id is stored with its effects),
     then, when it changed something, `after_payment` and any escalation it opened posted. Status
-    "retry" when it must wait for its payment (nothing is stored: Stripe's next try is new)."""
+    "retry" when it must wait for its payment (nothing is stored: Stripe's next try is new). With
+    `stripe`, a refund or dispute whose payment is not recorded is first looked up there, before
+    the write: one of a charge made outside arbot's links is "ignored" at once."""
+    outside = outside_arbot(runtime, event, stripe)
     try:
         with runtime.writing() as session:
             result = apply_event(
-                session, event, runtime.clock.now(), dict(runtime.settings.escalation_routes)
+                session,
+                event,
+                runtime.clock.now(),
+                dict(runtime.settings.escalation_routes),
+                outside_arbot=outside,
             )
     except PaymentNotRecordedYet as exc:
         log.info("Stripe event %s (%s) waits for its payment: %s", event.id, event.type, exc)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from bot.core.models import Invoice, PaymentLink
 from bot.core.runtime import Runtime
 from bot.payments.stripe_amounts import to_stripe_minor
+from bot.payments.stripe_charges import INVOICE_IDS, MARK
 from bot.planning.facts import CustomerFacts, InvoiceFacts
 from integrations.base.payments import PaymentLinks
 
@@ -123,9 +124,12 @@ def payment_link(
         currency=currency,
         amount_minor=to_stripe_minor(amount, currency),  # refuses what Stripe cannot take
         description=f"{customer.name}: invoice{'s' if len(invoices) > 1 else ''} {numbers}",
+        # The processor puts these on the payment too (a Stripe link on its PaymentIntent), so a
+        # refund or dispute of it is known as arbot's by the mark (bot.payments.stripe_charges).
         metadata={
+            MARK: key,
             "arbot_customer": customer.external_id,
-            "arbot_invoice_ids": ",".join(str(i.id) for i in sorted(invoices, key=lambda i: i.id)),
+            INVOICE_IDS: ",".join(str(i.id) for i in sorted(invoices, key=lambda i: i.id)),
             "arbot_invoice_numbers": numbers[:500],
         },
     )

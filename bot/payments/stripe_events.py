@@ -9,7 +9,8 @@ Events come in any order (RULES D4): a refund or card dispute of a payment not r
 `PaymentNotRecordedYet`, which rolls the event id back with the rest, and the webhook answers 503
 so that Stripe tries again once the payment may be here. Once the event is `TELL_AFTER` old, its
 next try is kept and the finance channel told instead (status "unmatched"), so money is never
-left in silence.
+left in silence. One of a charge Stripe showed was made outside arbot's links
+(bot.payments.stripe_charges) is kept and ignored at once instead: it is none of arbot's money.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ PAID_TYPES = (
 )
 # A refund or dispute overtakes its payment by seconds, and Stripe's first retries come within
 # minutes: an event this old whose payment is still unknown goes to a person on this try. Kept
-# short, as the same 503 meets every refund of a charge made outside arbot's links (Stripe warns
-# about, and in time disables, an endpoint that keeps failing).
+# short, as the same 503 meets a refund of a charge made outside arbot's links when Stripe cannot
+# be asked about it (Stripe warns about, and in time disables, an endpoint that keeps failing).
 TELL_AFTER = timedelta(hours=1)
 REFUNDED = "payment_refunded"  # why a person has the account: a refund reopened invoices
 DISPUTED = "disputed"  # why its waiting reminders are cancelled, as a dispute reply's are
@@ -83,8 +84,15 @@ def invoice_ids(metadata: object) -> list[int]:
 
 
 def apply_event(
-    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str]
+    session: Session,
+    event: StripeEventIn,
+    now: datetime,
+    routes: dict[str, str],
+    *,
+    outside_arbot: bool = False,
 ) -> StripeResult:
+    """`outside_arbot`: Stripe showed a refund's or dispute's charge was not made through arbot's
+    links (bot.payments.stripe_charges), so an unrecorded payment is not waited for."""
     if session.get(StripeEvent, event.id) is not None:
         return StripeResult("duplicate", f"event {event.id} was handled before")
     # A replica handling the same event at the same moment fails here on the primary key, and
@@ -94,9 +102,9 @@ def apply_event(
     if event.type in PAID_TYPES:
         return _paid(session, event, now, routes)
     if event.type == "charge.refunded":
-        return _refunded(session, event, now, routes)
+        return _refunded(session, event, now, routes, outside_arbot)
     if event.type == "charge.dispute.created":
-        return _disputed(session, event, now, routes)
+        return _disputed(session, event, now, routes, outside_arbot)
     log.info("Stripe event %s (%s) acknowledged; arbot does not act on it", event.id, event.type)
     return StripeResult("ignored", f"arbot does not act on {event.type}")
 
@@ -167,7 +175,7 @@ def _paid(
 
 
 def _refunded(
-    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str]
+    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str], outside: bool
 ) -> StripeResult:
     obj = event.object
     payment_id = obj.get("payment_intent")
@@ -177,7 +185,9 @@ def _refunded(
         select(Payment).where(Payment.source == SOURCE, Payment.external_id == str(payment_id))
     ).first()
     if payment is None:
-        return _not_recorded(session, event, now, f"a refund of Stripe payment {payment_id}")
+        return _not_recorded(
+            session, event, now, f"a refund of Stripe payment {payment_id}", outside
+        )
     if EXTERNAL_ID_LENGTH - len(f"{payment_id}:refund:") < REFUND_ID_LEAST:
         return StripeResult("ignored", f"refund of {payment_id}: its id is too long to record")
     try:
@@ -214,9 +224,14 @@ def _refunded(
     return StripeResult(status, f"refund of {payment_id}", outcome)
 
 
-def _not_recorded(session: Session, event: StripeEventIn, now: datetime, what: str) -> StripeResult:
+def _not_recorded(
+    session: Session, event: StripeEventIn, now: datetime, what: str, outside: bool
+) -> StripeResult:
     """A refund or dispute whose payment is not here yet: retried while Stripe still retries,
-    then kept and handed to the finance channel (no customer is known to escalate)."""
+    then kept and handed to the finance channel (no customer is known to escalate). One of a
+    charge made outside arbot's links is kept and ignored at once."""
+    if outside:
+        return StripeResult("ignored", f"{what}, a charge made outside arbot's payment links")
     if event.created is not None and now - event.created < TELL_AFTER:
         raise PaymentNotRecordedYet(f"{what}, which arbot has not recorded yet: try again later")
     detail = (
@@ -243,7 +258,7 @@ def _refund_id(payment_id: str, wanted: str) -> str:
 
 
 def _disputed(
-    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str]
+    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str], outside: bool
 ) -> StripeResult:
     obj = event.object
     payment = session.scalars(
@@ -253,7 +268,9 @@ def _disputed(
     ).first()
     if payment is None:
         where = obj.get("payment_intent") or obj.get("charge") or "?"
-        return _not_recorded(session, event, now, f"a card dispute of Stripe payment {where}")
+        return _not_recorded(
+            session, event, now, f"a card dispute of Stripe payment {where}", outside
+        )
     if payment.customer_id is None:
         return StripeResult("ignored", "a card dispute on a payment placed on no customer")
     customer = session.get(Customer, payment.customer_id)

@@ -11,7 +11,7 @@ from bot.escalations.notes import SlackOut
 from bot.replies.triage import RuleClassifier
 from handlers.webhooks import email, stripe, twilio, unsubscribe
 from handlers.webhooks.email_services import mail_service_routes
-from integrations.wiring import classifier_for, links_for, slack_for
+from integrations.wiring import classifier_for, links_for, slack_for, stripe_payments_for
 
 
 def webhook_routes(runtime: Runtime, slack: SlackOut | None = None) -> list[Route]:
@@ -22,7 +22,7 @@ def webhook_routes(runtime: Runtime, slack: SlackOut | None = None) -> list[Rout
     return [
         Route(
             "/webhooks/stripe",
-            stripe.endpoint(runtime, slack, links_for(settings)),
+            stripe.endpoint(runtime, slack, links_for(settings), stripe_payments_for(settings)),
             methods=["POST"],
         ),
         Route("/webhooks/email", email.endpoint(runtime, slack, classifier), methods=["POST"]),

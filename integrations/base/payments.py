@@ -1,4 +1,5 @@
-"""Money in: the processor's payment links, a verified Stripe event, and a bank feed's payment."""
+"""Money in: the processor's payment links, what Stripe says of a payment, a verified Stripe event,
+and a bank feed's payment."""
 
 from __future__ import annotations
 
@@ -19,6 +20,25 @@ class PaymentLinks(Protocol):
 
     def deactivate(self, provider_id: str) -> None:
         """Nobody can pay through this link any more (its invoices were paid or changed)."""
+        ...
+
+
+class StripePayments(Protocol):
+    """Reads what Stripe holds on a payment, for a refund or card dispute whose payment arbot has
+    not recorded: is it one made through arbot's links? Each call may raise (Stripe unreachable,
+    refused, or the object unknown): the caller then cannot tell, and says so."""
+
+    def payment_intent_of_charge(self, charge_id: str) -> str | None:
+        """The PaymentIntent the charge belongs to; None when it has none (a bare charge)."""
+        ...
+
+    def payment_intent_metadata(self, payment_intent_id: str) -> dict[str, str]:
+        """The PaymentIntent's metadata (where arbot's links put their marker)."""
+        ...
+
+    def payment_links_of(self, payment_intent_id: str) -> list[str]:
+        """The Payment Links whose Checkout Sessions made this PaymentIntent (none for a payment
+        made another way)."""
         ...
 
 

@@ -1,6 +1,6 @@
-"""A local stand-in for the Stripe endpoints arbot calls (prices, payment links, and the account
-`arbot doctor` reads), honouring Idempotency-Key the way Stripe does: the same key returns the
-same object."""
+"""A local stand-in for the Stripe endpoints arbot calls (prices, payment links, the account
+`arbot doctor` reads, and the charges, PaymentIntents and Checkout Sessions the webhook reads),
+honouring Idempotency-Key the way Stripe does: the same key returns the same object."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from tests.support.fake_http import JsonHandler, LocalServer
 
@@ -32,7 +32,13 @@ class FakeStripe(LocalServer):
         self.fail_with: int | None = None
         self.updated: dict[str, dict[str, Any]] = {}  # payment link id -> the update's params
         self.lock = threading.Lock()
-        # Told "Stripe POST <path>" as each call arrives, before it is answered (a test's guard).
+        # What GET /v1/payment_intents/<id>, /v1/charges/<id> and /v1/checkout/sessions answer
+        # (sessions filtered by `payment_intent`); an id not here is Stripe's 404.
+        self.payment_intents: dict[str, dict[str, Any]] = {}
+        self.charges: dict[str, dict[str, Any]] = {}
+        self.sessions: list[dict[str, Any]] = []
+        self.reads: list[str] = []  # the path and query of each of those GETs
+        # Told "Stripe POST <path>" (or GET) as each call arrives, before it is answered.
         self.on_call: Callable[[str], None] | None = None
         fake = self
 
@@ -44,15 +50,7 @@ class FakeStripe(LocalServer):
                         {"error": {"type": "invalid_request_error", "message": "Invalid API Key"}},
                     )
                 if self.path != "/v1/account":
-                    return self.answer(
-                        404,
-                        {
-                            "error": {
-                                "type": "invalid_request_error",
-                                "message": "Unrecognized request URL",
-                            }
-                        },
-                    )
+                    return self.read()
                 return self.answer(
                     200,
                     {
@@ -64,6 +62,45 @@ class FakeStripe(LocalServer):
                         "settings": {"dashboard": {"display_name": "Brightwater Supply"}},
                     },
                 )
+
+            def read(self) -> None:
+                """A charge, a PaymentIntent or the Checkout Sessions of one, as stored."""
+                url = urlsplit(self.path)
+                if fake.on_call is not None:
+                    fake.on_call(f"Stripe GET {url.path}")
+                with fake.lock:
+                    fake.reads.append(self.path)
+                    if fake.fail_with:
+                        return self.answer(
+                            fake.fail_with,
+                            {"error": {"type": "api_error", "message": "Stripe is down"}},
+                        )
+                    kind, _, object_id = url.path.removeprefix("/v1/").partition("/")
+                    stored = {"payment_intents": fake.payment_intents, "charges": fake.charges}
+                    if kind in stored and object_id in stored[kind]:
+                        return self.answer(200, stored[kind][object_id])
+                    if url.path == "/v1/checkout/sessions":
+                        wanted = parse_qs(url.query).get("payment_intent", [None])[0]
+                        found = [s for s in fake.sessions if s.get("payment_intent") == wanted]
+                        return self.answer(
+                            200,
+                            {
+                                "object": "list",
+                                "url": "/v1/checkout/sessions",
+                                "has_more": False,
+                                "data": found,
+                            },
+                        )
+                    return self.answer(
+                        404,
+                        {
+                            "error": {
+                                "type": "invalid_request_error",
+                                "code": "resource_missing",
+                                "message": f"No such object: '{object_id}'",
+                            }
+                        },
+                    )
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))

@@ -64,6 +64,22 @@ def test_a_reminder_carries_one_stripe_link_for_exactly_its_invoices(
     assert all(key and key.startswith("arbot-") for _, _, key in stripe_api.calls)
 
 
+def test_a_stripe_link_marks_its_payment_as_arbots_with_the_invoices_it_covers(
+    cli: Any, runtime: Runtime, stripe_api: FakeStripe, tmp_path: Path
+) -> None:
+    """The PaymentIntent a Payment Link makes carries `payment_intent_data.metadata`: the mark a
+    refund or dispute of it is known by, and the invoice ids a payment is applied to."""
+    _load(cli, tmp_path, _due(7, invoice_number="A"), _due(8, invoice_number="B"))
+    assert cli("plan").code == 0
+    link = stripe_api.created("/v1/payment_links")[0]
+    with runtime.sessions() as session:
+        ids = sorted(session.scalars(select(Invoice.id)))
+        key = session.scalars(select(PaymentLink.key)).one()
+    on_payment = link["payment_intent_data"]["metadata"]
+    assert on_payment["arbot_link"] == key
+    assert on_payment["arbot_invoice_ids"] == ",".join(map(str, ids))
+
+
 def test_the_link_is_reused_until_something_changes(
     cli: Any, runtime: Runtime, stripe_api: FakeStripe, tmp_path: Path
 ) -> None:

@@ -1,0 +1,110 @@
+"""Whose charge a Stripe refund or card dispute is about, when arbot has not recorded its payment.
+
+arbot's payment links mark the PaymentIntents they make (`MARK` in its metadata, beside the
+invoice ids), so such an event is one of two things: a refund or dispute of arbot's own payment
+that came before the payment did (Stripe keeps no order: it is retried, then the finance channel
+hears), or one of a charge the business made outside arbot, on its own Stripe (nothing for arbot
+to do: it is acknowledged as ignored at once).
+
+A charge is outside arbot only when Stripe says so plainly: its PaymentIntent carries neither the
+mark nor invoice ids (links made before the mark carry those), and none of the Payment Links whose
+Checkout Sessions made it is one of arbot's. A charge with no PaymentIntent at all is outside too:
+a Payment Link always makes one. Whatever Stripe cannot answer leaves the event on the path it
+always took. Stripe is asked with no transaction open, and only about an event not handled before
+whose payment is not recorded."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from bot.core.models import Payment, PaymentLink, StripeEvent
+from bot.core.runtime import Runtime
+from bot.payments.stripe_events import SOURCE
+from integrations.base.payments import StripeEventIn, StripePayments
+
+log = logging.getLogger(__name__)
+MARK = "arbot_link"  # metadata key arbot's links set, its value the link's key
+INVOICE_IDS = "arbot_invoice_ids"
+REFUND = "charge.refunded"
+DISPUTE = "charge.dispute.created"
+
+
+def marked(metadata: object) -> bool:
+    """Metadata arbot's links set: the mark, or (links made before it) the invoice ids."""
+    if not isinstance(metadata, dict):
+        return False
+    return any(
+        isinstance(metadata.get(key), str) and metadata[key].strip() for key in (MARK, INVOICE_IDS)
+    )
+
+
+def outside_arbot(runtime: Runtime, event: StripeEventIn, stripe: StripePayments | None) -> bool:
+    """True when this refund or dispute is of a charge Stripe shows was not made through arbot's
+    links; False when it may be arbot's, or Stripe cannot be asked."""
+    if stripe is None or event.type not in (REFUND, DISPUTE):
+        return False
+    obj = event.object
+    if marked(obj.get("metadata")):  # a charge carries its PaymentIntent's metadata
+        return False
+    intent = _id(obj.get("payment_intent"))
+    charge = _id(obj.get("charge")) if event.type == DISPUTE else None
+    if intent is None and charge is None:
+        return False  # a refund of a bare charge: arbot ignores it already
+    if _known(runtime, event.id, intent):
+        return False
+    try:
+        if intent is None:
+            assert charge is not None
+            intent = stripe.payment_intent_of_charge(charge)
+            if intent is None:
+                return _outside(event, f"charge {charge} has no PaymentIntent")
+            if _known(runtime, event.id, intent):
+                return False
+        if marked(stripe.payment_intent_metadata(intent)):
+            return False
+        links = stripe.payment_links_of(intent)
+    except Exception as exc:  # unknown to Stripe, refused, or unreachable: it may be arbot's
+        log.warning(
+            "Stripe event %s (%s): could not ask Stripe whose payment it is: %s",
+            event.id,
+            event.type,
+            type(exc).__name__,
+        )
+        return False
+    if links and _arbots_link(runtime, links):  # made through a link from before the mark
+        return False
+    return _outside(event, f"PaymentIntent {intent} carries no mark of arbot's links")
+
+
+def _id(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _known(runtime: Runtime, event_id: str, intent: str | None) -> bool:
+    """The event was handled before, or its payment is recorded: the ledger answers it."""
+    with runtime.sessions() as session:
+        if session.get(StripeEvent, event_id) is not None:
+            return True
+        if intent is None:
+            return False
+        recorded = session.scalars(
+            select(Payment.id).where(Payment.source == SOURCE, Payment.external_id == intent)
+        ).first()
+    return recorded is not None
+
+
+def _arbots_link(runtime: Runtime, provider_ids: list[str]) -> bool:
+    with runtime.sessions() as session:
+        found = session.scalars(
+            select(PaymentLink.id).where(PaymentLink.provider_id.in_(provider_ids))
+        ).first()
+    return found is not None
+
+
+def _outside(event: StripeEventIn, why: str) -> bool:
+    log.info(
+        "Stripe event %s (%s) is of a charge made outside arbot: %s", event.id, event.type, why
+    )
+    return True
