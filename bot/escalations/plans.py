@@ -66,15 +66,20 @@ def record(
     scope: str,
     instalments: list[tuple[date, Decimal]],
     now: datetime,
+    today: date | None = None,
 ) -> PaymentPlan:
     """Store the plan, put its invoices on hold, and resolve the escalation ("Payment plan
-    agreed"): the instalment reminders need the account out of a person's hands."""
+    agreed"): the instalment reminders need the account out of a person's hands. Every
+    instalment must fall after `today`, the business's date (Runtime.today(), as the form
+    checked it); without it, the date of `now` in UTC, which in the business's evening west of
+    UTC is already tomorrow."""
     escalation = service.load(session, escalation_id)
     if active_plan(session, escalation.customer_id) is not None:
         raise UserError("this account already has a payment plan running")
     invoices = plan_invoices(session, escalation.customer_id, scope)
     total, currency = balance_of(invoices)
-    checked = check_entries([Entry(d, str(a)) for d, a in instalments], total, currency, now.date())
+    entries = [Entry(d, str(a)) for d, a in instalments]
+    checked = check_entries(entries, total, currency, today or now.date())
     if checked.errors:  # the balance moved while the form was open
         raise UserError(next(iter(checked.errors.values())))
     plan = PaymentPlan(

@@ -131,7 +131,13 @@ def save_plan(
     instalments = [(date.fromisoformat(d), Decimal(a)) for d, a in rows]
     with kit.runtime.writing() as session:
         plan = plans.record(
-            session, escalation_id, user, scope, instalments, kit.runtime.clock.now()
+            session,
+            escalation_id,
+            user,
+            scope,
+            instalments,
+            kit.runtime.clock.now(),
+            today=kit.runtime.today(),  # the day the form checked the dates against
         )
         summary = plans.progress(session, plan.customer_id)
     after(
