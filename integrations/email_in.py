@@ -253,6 +253,11 @@ def _automatic(
     for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder"):
         if _header(message, name) is not None:
             return f"{name} header"
+    # Exchange stamps what a mailbox rule sent (its out-of-office, an automatic answer, a
+    # redirect) with this header; the out-of-office carries no Auto-Submitted, and its subject is
+    # in the mailbox's language, so it is the one sign of it in every language.
+    if _header(message, "X-MS-Exchange-Inbox-Rules-Loop") is not None:
+        return "sent by a mailbox rule (X-MS-Exchange-Inbox-Rules-Loop)"
     precedence = (_header(message, "Precedence") or "").strip().lower()
     if precedence in _AUTO_PRECEDENCE:
         return f"Precedence: {precedence}"
