@@ -49,11 +49,15 @@ app.add_typer(playbook_app, name="playbook")
 
 
 def out() -> Console:
-    return Console(highlight=False)
+    """Standard output. What arbot prints carries the ledger's and the outside world's text (a
+    name `Beta [old account]`, an invoice `INV-[/red]`), so a string is printed as it is: no
+    Rich markup and no `:emoji:` codes, in tables and titles too. Styling is a `Text` style."""
+    return Console(highlight=False, markup=False, emoji=False)
 
 
 def err() -> Console:
-    return Console(stderr=True)
+    """Standard error, printing text as it is, as `out()` does."""
+    return Console(stderr=True, markup=False, emoji=False)
 
 
 AsOf = Annotated[

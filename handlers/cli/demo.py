@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
 from bot.core.errors import UserError
 from handlers.cli.app import app, opened_runtime, out
@@ -64,7 +65,7 @@ def demo(
     ) as runtime:
         today = runtime.today()
         ledger = write_csv(folder / "sample-ledger.csv", sample_rows(today))
-        out().rule("[bold]arbot demo[/bold]")
+        out().rule(Text("arbot demo", style="bold"))
         out().print(f"Sample ledger for {today.isoformat()}: {ledger}")
         summary = import_file(runtime, ledger)
         for line in import_summary_lines(summary):
@@ -89,10 +90,12 @@ def demo(
         out().print()
         _demo_send(runtime, demo_clock, folder / "outbox", today)
     out().print()
+    customer_id = overdue[0].customer_id if overdue else "C-00001"
     out().print(
-        f"Try: [bold]DATABASE_URL=sqlite:///{folder}/arbot.db arbot status "
-        f"{overdue[0].customer_id if overdue else 'C-00001'}[/bold]",
-        highlight=False,
+        Text.assemble(
+            "Try: ",
+            (f"DATABASE_URL=sqlite:///{folder}/arbot.db arbot status {customer_id}", "bold"),
+        )
     )
 
 

@@ -14,8 +14,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from rich.console import Console
-from rich.markup import escape
+from rich.emoji import Emoji
 from rich.panel import Panel
+from rich.text import Text
 
 from bot.core.runtime import Runtime
 from bot.core.tokens import token
@@ -74,7 +75,7 @@ def play_payment(runtime: Runtime, console: Console) -> None:
     with runtime.sessions() as session:
         notes = followups.payment_notes(session, result.outcome)
     console.print()
-    console.rule(f"[bold]{subject.customer_name} pays by the Stripe link[/bold]")
+    console.rule(Text(f"{subject.customer_name} pays by the Stripe link", style="bold"))
     console.print(
         f"Stripe webhook checkout.session.completed: {result.status}, "
         f"{len(result.outcome.closed)} invoice(s) paid, "
@@ -82,8 +83,8 @@ def play_payment(runtime: Runtime, console: Console) -> None:
         "before they could go out.",
         markup=False,
     )
-    for text in notes.values():
-        console.print(f"In Slack: {text}", markup=False)
+    for text in notes.values():  # its :moneybag: as Slack shows it
+        console.print(f"In Slack: {Emoji.replace(text)}")
 
 
 def play_dispute(runtime: Runtime, console: Console, secret_key: str) -> None:
@@ -114,7 +115,7 @@ def play_dispute(runtime: Runtime, console: Console, secret_key: str) -> None:
     classifier = classifier_for(runtime.settings, RuleClassifier())
     result = receive_email(runtime, parse(raw), raw.decode(), classifier=classifier, slack=None)
     console.print()
-    console.rule(f"[bold]{subject.customer_name} replies: a dispute[/bold]")
+    console.rule(Text(f"{subject.customer_name} replies: a dispute", style="bold"))
     console.print(
         f"Matched to its reminder by the Reply-To token; labelled "
         f"{result.label}; {len(result.cancelled)} waiting reminder(s) paused; "
@@ -135,9 +136,7 @@ def play_dispute(runtime: Runtime, console: Console, secret_key: str) -> None:
         + f"\n\nNext step: {view.suggestion}\n\n"
         "[Claim] [Record promise] [Mark disputed] [Resume sequence] [Resolve]"
     )
-    console.print(
-        Panel(escape(parent), title="#escalations (as it would look in Slack)", expand=False)
-    )
+    console.print(Panel(parent, title="#escalations (as it would look in Slack)", expand=False))
     thread = ["Open invoices"]
     thread += [
         f"  {i.number}: {i.balance}, "
@@ -147,4 +146,4 @@ def play_dispute(runtime: Runtime, console: Console, secret_key: str) -> None:
     ]
     thread += ["History (oldest first)"]
     thread += [f"  {h.at:%Y-%m-%d %H:%M} {MENTION.sub(AT_NAME, h.text)}" for h in view.history]
-    console.print(Panel(escape("\n".join(thread)), title="in its thread", expand=False))
+    console.print(Panel("\n".join(thread), title="in its thread", expand=False))

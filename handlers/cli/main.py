@@ -8,7 +8,7 @@ from __future__ import annotations
 import gc
 import sys
 
-from rich.markup import escape
+from rich.text import Text
 
 from bot.core.errors import UserError
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv)
     except UserError as exc:
-        err().print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        err().print(Text.assemble(("error:", "red"), f" {exc}"), soft_wrap=True)
         sys.exit(1)
     finally:
         if argv is None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.emoji import Emoji
 
 from bot.core.errors import UserError
 from handlers.cli.app import out
@@ -51,8 +52,8 @@ def import_payments_command(
         f"{len(summary.outcome.cancelled)} waiting reminder(s) cancelled.",
         markup=False,
     )
-    for text in notes.values():
-        out().print(text, markup=False)
+    for text in notes.values():  # Slack's words: its :moneybag: shows as Slack shows it
+        out().print(Emoji.replace(text))
     if summary.to_review and not (
         runtime.settings.slack_bot_token and runtime.settings.finance_channel
     ):

@@ -10,10 +10,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from bot.core.errors import UserError
-from handlers.cli.app import out
+from handlers.cli.app import err, out
 
 if TYPE_CHECKING:
     from bot.core.runtime import Runtime
@@ -185,12 +184,12 @@ def _report(result: SyncResult) -> None:
         markup=False,
     )
     for problem in result.problems:
-        Console(stderr=True).print(
+        err().print(
             f"{name}: skipped {problem.kind} {problem.external_id or ''}: {problem.message}",
             markup=False,
         )
     for failure in result.notes_failed:
-        Console(stderr=True).print(f"{name}: note not written for {failure}", markup=False)
+        err().print(f"{name}: note not written for {failure}", markup=False)
 
 
 def _report_crm(result: CrmSyncResult) -> None:
@@ -201,7 +200,7 @@ def _report_crm(result: CrmSyncResult) -> None:
         f"{result.activities_logged} activity note(s) written.",
         markup=False,
     )
-    errors = Console(stderr=True)
+    errors = err()
     for conflict in m.conflicts:
         errors.print(f"{result.source}: left for a person: {conflict}", markup=False)
     for problem in result.problems:
