@@ -129,12 +129,28 @@ def contact_for(
     email: str | None = None,
     phone: str | None = None,
 ) -> Contact | None:
-    """The contact who wrote: the reminder's, else the customer's with this address or number."""
-    if reminder is not None and reminder.contact_id is not None:
-        return session.get(Contact, reminder.contact_id)
+    """The contact who wrote: the customer's with the sender's address or number (the reminder's
+    own first, as contacts may share one), else the reminder's (someone the ledger does not know
+    answered it), else, with no address or number to go by, the customer's first. A colleague on
+    file who answers the reminder sent to the billing mailbox is that colleague, not the mailbox:
+    an opt-out applies to the address that asked (RULES A7)."""
+    sent_to = (
+        session.get(Contact, reminder.contact_id)
+        if reminder is not None and reminder.contact_id is not None
+        else None
+    )
+    if sent_to is not None and _is_sender(sent_to, email, phone):
+        return sent_to
     query = select(Contact).where(Contact.customer_id == customer_id)
     if email:
         query = query.where(func.lower(Contact.email) == email.lower())
     if phone:
         query = query.where(Contact.phone == phone)
-    return session.scalars(query.order_by(Contact.id)).first()
+    return session.scalars(query.order_by(Contact.id)).first() or sent_to
+
+
+def _is_sender(contact: Contact, email: str | None, phone: str | None) -> bool:
+    """Whether `contact` has the sender's address and number (those given)."""
+    if email and (contact.email or "").lower() != email.lower():
+        return False
+    return not phone or contact.phone == phone
