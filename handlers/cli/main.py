@@ -44,7 +44,18 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv)
     except UserError as exc:
-        err().print(Text.assemble(("error:", "red"), f" {exc}"), soft_wrap=True)
+        _say_error(str(exc))
+        sys.exit(1)
+    except Exception as exc:
+        if not _database_busy(exc):
+            raise
+        # The write that met the lock was rolled back whole: what the command had not committed
+        # is not in the database, and running it again does it.
+        _say_error(
+            "the database is busy: another arbot (or another program writing to it) held it "
+            f"for more than {_busy_seconds()} seconds, and this command's unfinished work was "
+            "not written; run the command again"
+        )
         sys.exit(1)
     finally:
         if argv is None:
@@ -53,6 +64,29 @@ def main(argv: list[str] | None = None) -> None:
             # a fifth of a short command's time; set aside, they are freed with the process.
             # What needs closing (the database, files) is closed by then; atexit still runs.
             gc.freeze()
+
+
+def _say_error(message: str) -> None:
+    err().print(Text.assemble(("error:", "red"), f" {message}"), soft_wrap=True)
+
+
+def _database_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked": another connection held the write lock for longer than the
+    busy timeout (a second arbot importing, or a program in the middle of a write)."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    if not isinstance(exc, OperationalError) or not isinstance(exc.orig, sqlite3.Error):
+        return False
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def _busy_seconds() -> str:
+    from bot.core.db import SQLITE_BUSY_TIMEOUT_MS
+
+    return f"{SQLITE_BUSY_TIMEOUT_MS / 1000:g}"
 
 
 _register_money_sources_and_workspaces()

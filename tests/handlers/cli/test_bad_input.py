@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.core.migrate import HEAD_REVISION
-from bot.core.models import Escalation, Reminder
-from tests.support.ledger_files import row
+from bot.core.models import Escalation, Invoice, Reminder
+from tests.support.ledger_files import row, write
 
 
 def test_a_date_option_outside_arbots_dates_is_refused_by_its_name_and_plans_nothing(
@@ -87,3 +87,30 @@ def test_a_database_a_newer_arbot_upgraded_is_refused_naming_both_schema_revisio
         assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
             ("0099",)
         ]
+
+
+def test_an_import_while_another_writer_holds_the_database_is_one_line_and_writes_nothing(
+    cli: Any,
+    database_url: str,
+    tmp_path: Path,
+    runtime: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL waits for a lock; SQLite gives up after its busy timeout")
+    monkeypatch.setattr("bot.core.db.SQLITE_BUSY_TIMEOUT_MS", 100)  # the test need not wait 5 s
+    ledger = write(tmp_path / "ledger.csv", [row()])
+    other = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another arbot (or program) in the middle of a write
+        result = cli("import-csv", str(ledger))  # was an OperationalError traceback
+    finally:
+        other.rollback()
+        other.close()
+    assert result.code == 1
+    assert result.stderr.startswith("error: the database is busy: another arbot")
+    assert "run the command again" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Invoice)) == 0
+    assert cli("import-csv", str(ledger)).code == 0  # once the other writer is done
