@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -500,6 +501,18 @@ def load_settings(env_file: str | None = ".env", **overrides: object) -> Setting
         return Settings(_env_file=env_file, **by_variable)
     except ValidationError as exc:
         raise UserError("bad setting: " + _problems(exc)) from None
+    except UnicodeDecodeError:
+        if env_file is None:  # not the file's text: nothing a user fixes by saving a file
+            raise
+        raise UserError(_not_utf8(Path(env_file).resolve())) from None
+
+
+def _not_utf8(path: Path) -> str:
+    """What to say of a settings file that is not UTF-8 (Windows Notepad's "Unicode" is UTF-16)."""
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    saved = "is saved as UTF-16" if head in (b"\xff\xfe", b"\xfe\xff") else "is not UTF-8 text"
+    return f"the settings file {path} {saved}: save it as UTF-8 and run the command again"
 
 
 class _GivenOnly(Settings):

@@ -114,3 +114,15 @@ def test_an_import_while_another_writer_holds_the_database_is_one_line_and_write
     with runtime.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Invoice)) == 0
     assert cli("import-csv", str(ledger)).code == 0  # once the other writer is done
+
+
+def test_a_dotenv_file_saved_as_utf16_is_refused_by_its_name_asking_for_utf8(
+    cli: Any, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_bytes(b"\xff\xfeA\x00=\x00")  # Notepad's "Unicode"
+    for command in (("aging",), ("status", "C-1"), ("db", "upgrade")):
+        result = cli(*command)  # was a UnicodeDecodeError traceback
+        assert result.code == 1, command
+        assert result.stderr.startswith(f"error: the settings file {tmp_path / '.env'} ")
+        assert "UTF-16" in result.stderr and "save it as UTF-8" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
