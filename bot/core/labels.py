@@ -94,6 +94,7 @@ _REASONS = {
     "voided": "voided in the ledger",
     "due_date_changed": "the invoice's due date changed",
     "total_changed": "the invoice's total changed",
+    "email_changed": "the ledger gave the contact another email address",
     "never_automate": "always handed to a person",
     "never_automated": "always handed to a person",
     "send_failed": "a message could not be delivered",

@@ -246,6 +246,7 @@ _KIND_TEXT = {
     "contact.bouncing": "bouncing",
     "contact.opted_out": "opted out",
     "contact.sms_consent_withdrawn": CONSENT_WITHDRAWN,
+    "contact.email_changed": "email address changed",
     "note.added": "note",
     "plan.recorded": "payment plan",
     "plan.completed": "payment plan completed",

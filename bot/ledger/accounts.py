@@ -10,7 +10,7 @@ import re
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -52,6 +52,14 @@ def cancel_waiting_texts(
 ) -> list[int]:
     """Cancel the texts still waiting (planned or approved) to these contacts, as cancel_waiting
     does a customer's reminders: those the send worker has claimed are asked to stop."""
+    return cancel_waiting_to(session, contact_ids, Channel.SMS, reason, now)
+
+
+def cancel_waiting_to(
+    session: Session, contact_ids: Collection[int], channel: str, reason: str, now: datetime
+) -> list[int]:
+    """Cancel the reminders still waiting to these contacts on this channel (texts, or emails),
+    as cancel_waiting_texts does."""
     if not contact_ids:
         return []
     return state.cancel(
@@ -60,26 +68,33 @@ def cancel_waiting_texts(
         from_states=WAITING,
         reason=reason,
         now=now,
-        where=_texts_to(contact_ids),
+        where=[_messages_to(contact_ids, channel)],
     )
 
 
-def lock_waiting_texts(session: Session, contact_ids: Collection[int]) -> None:
-    """On PostgreSQL, lock the texts `cancel_waiting_texts` would change for these contacts, in
-    the order every writer of several reminders locks them (state.lock). A ledger import calls
-    it before it changes the contacts: a Twilio failure report and the send worker's results
-    change a text, then its contact, so an import that held the contact while it waited for
-    the text would deadlock with them."""
-    if contact_ids:
-        state.lock(session, state.cancellable(None, WAITING, _texts_to(contact_ids)))
-
-
-def _texts_to(contact_ids: Collection[int]) -> list[ColumnElement[bool]]:
-    return [
-        Reminder.contact_id.in_(list(contact_ids)),
-        Reminder.channel == Channel.SMS,
-        Reminder.action == ReminderAction.REMIND,
+def lock_waiting_messages(
+    session: Session, texts_to: Collection[int], emails_to: Collection[int] = ()
+) -> None:
+    """On PostgreSQL, lock the texts and the emails `cancel_waiting_to` would change for these
+    contacts (texts to the first, emails to the second), all in the order every writer of several
+    reminders locks them (state.lock). A ledger import calls it before it changes the contacts: a
+    Twilio failure report and the send worker's results change a message, then its contact, so an
+    import that held the contact while it waited for the message would deadlock with them."""
+    chosen = [
+        _messages_to(contact_ids, channel)
+        for contact_ids, channel in ((texts_to, Channel.SMS), (emails_to, Channel.EMAIL))
+        if contact_ids
     ]
+    if chosen:
+        state.lock(session, state.cancellable(None, WAITING, [or_(*chosen)]))
+
+
+def _messages_to(contact_ids: Collection[int], channel: str) -> ColumnElement[bool]:
+    return and_(
+        Reminder.contact_id.in_(list(contact_ids)),
+        Reminder.channel == channel,
+        Reminder.action == ReminderAction.REMIND,
+    )
 
 
 def pause(

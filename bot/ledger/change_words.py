@@ -14,6 +14,8 @@ from bot.core.money import decimal_str
 
 PHONE_CHANGED = "phone_changed"  # why a consent was dropped when the ledger gave no "no"
 CONSENT_WITHDRAWN = "consent to texts withdrawn"
+# why a waiting email was cancelled: the ledger gave its contact another address
+EMAIL_CHANGED = "email_changed"
 
 
 def ledger_change(kind: str, payload: dict[str, Any], minute: Callable[[str], str]) -> str | None:
@@ -41,4 +43,19 @@ def ledger_change(kind: str, payload: dict[str, Any], minute: Callable[[str], st
         why = ": the phone number changed" if payload.get("reason") == PHONE_CHANGED else ""
         source = f" ({payload['source']})" if payload.get("source") else ""
         return f"{CONSENT_WITHDRAWN}{why}{source}"
+    if kind == "contact.email_changed":  # the ledger moved a contact to another address
+        old = payload.get("from")
+        marks = [
+            words
+            for mark, words in (
+                ("email_unusable_at", "had bounced or reached the wrong person"),
+                ("email_opted_out_at", "had opted out of email"),
+            )
+            if payload.get(mark)
+        ]
+        notes = [str(payload["source"])] if payload.get("source") else []
+        if marks:  # the new address has neither: they stay with the old one
+            notes.append(f"{old} {' and '.join(marks)}")
+        said = f" ({'; '.join(notes)})" if notes else ""
+        return f"email address {old} → {payload.get('to')}{said}"
     return None

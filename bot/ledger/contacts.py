@@ -1,10 +1,13 @@
 """Contacts of a ledger import, whatever its source: new ones inserted, changed ones updated in
 bulk, and consent to texts kept per phone number (docs RULES B1). A consent the ledger withdraws,
 or one that was given for a number the ledger has since replaced, is dropped with an Event that
-keeps when and where it had been given. A bounce mark goes with the address it was for."""
+keeps when and where it had been given. A contact whose address the ledger changed moves to the
+new one (bot/ledger/contact_addresses.py); a bounce mark and an email opt-out go with the address
+they were for."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.models import Contact
-from bot.ledger.accounts import lock_waiting_texts
+from bot.ledger.accounts import lock_waiting_messages
 from bot.ledger.bulk import bulk_update, insert_columns
 from bot.ledger.change_words import PHONE_CHANGED
+from bot.ledger.contact_addresses import MARKS, moved_contacts, record_move, remembered_marks
 from integrations.base.ledger import ContactRecord, LedgerBatch, visible
 
 if TYPE_CHECKING:
@@ -33,7 +37,19 @@ _CONTACT_FIELDS = (
     "sms_consent_at",
     "sms_consent_source",
     "language",
+    "email_opted_out_at",
+    "email_unusable_at",
 )
+# A contact's new address has none of the old one's marks, unless it once had its own.
+_NO_MARKS: dict[str, datetime | None] = dict.fromkeys(MARKS)
+
+
+@dataclass
+class ContactChanges:
+    """The contacts whose waiting messages an import's changes stop."""
+
+    consent_dropped: list[int] = field(default_factory=list)  # no more consent to texts
+    moved: list[int] = field(default_factory=list)  # at another email address
 
 
 def upsert_contacts(
@@ -42,9 +58,10 @@ def upsert_contacts(
     customer_ids: dict[str, int],
     now: datetime,
     summary: ImportSummary,
-) -> list[int]:
-    """Add and update the batch's contacts; return the ids of those whose consent to texts it
-    dropped (withdrawn by the ledger, or lost with the phone number it was given for)."""
+) -> ContactChanges:
+    """Add and update the batch's contacts; return those whose consent to texts it dropped
+    (withdrawn by the ledger, or lost with the phone number it was given for) and those it moved
+    to another email address."""
     by_customer: dict[int, list[Row[Any]]] = {}
     wanted_ids = {customer_ids[external_id] for external_id in batch.customers}
     contact_columns = [getattr(Contact, c) for c in _CONTACT_FIELDS]
@@ -52,22 +69,30 @@ def upsert_contacts(
         if stored.customer_id in wanted_ids:
             by_customer.setdefault(stored.customer_id, []).append(stored)
     new: list[tuple[int, str | None, ContactRecord]] = []  # customer id, its timezone, contact
-    updates: list[dict[str, Any]] = []
-    dropped: list[int] = []
+    changes_of: dict[int, dict[str, Any]] = {}  # contact id -> its changes
+    done = ContactChanges()
+    moves: list[tuple[Row[Any], str, str]] = []  # stored contact, its new address, the evidence
     for external_id, record in batch.customers.items():
         customer_id = customer_ids[external_id]
         known = by_customer.get(customer_id, [])
-        changes_of: dict[int, dict[str, Any]] = {}  # contact id -> its changes
-        for contact in record.contacts:
-            existing = _match_contact(known, contact)
+        matched = [_match_contact(known, contact) for contact in record.contacts]
+        unmatched = [
+            i for i, contact in enumerate(record.contacts) if contact.email and matched[i] is None
+        ]
+        moved = moved_contacts(known, record.contacts, unmatched)
+        for index, contact in enumerate(record.contacts):
+            existing = matched[index]
+            if index in moved:
+                existing, evidence = moved[index]
+                moves.append((existing, contact.email or "", evidence))
             if existing is None:
                 new.append((customer_id, record.timezone, contact))
                 continue
             changes = _contact_changes(existing, contact, batch.label, now)
             if changes:
                 changes_of.setdefault(existing.id, {}).update(changes)
-            if changes.get("sms_consent") is False and existing.id not in dropped:
-                dropped.append(existing.id)
+            if changes.get("sms_consent") is False and existing.id not in done.consent_dropped:
+                done.consent_dropped.append(existing.id)
                 _record_withdrawal(session, existing, changes, now)
         if record.timezone is not None:
             # No source gives a contact a timezone of its own: a contact's is its customer's,
@@ -76,19 +101,36 @@ def upsert_contacts(
             for stored in known:
                 if stored.timezone is not None and stored.timezone != record.timezone:
                     changes_of.setdefault(stored.id, {})["timezone"] = record.timezone
-        updates.extend(
-            {"id": contact_id, "updated_at": now, **changes}
-            for contact_id, changes in changes_of.items()
+    # An address a known customer's contact moved away from keeps its marks in that move's Event:
+    # a contact given it again (moved back, or added) has them again.
+    remembered = remembered_marks(
+        session,
+        [(stored.customer_id, address) for stored, address, _evidence in moves]
+        + [
+            (customer_id, contact.email)
+            for customer_id, _timezone, contact in new
+            if contact.email and customer_id in by_customer
+        ],
+    )
+    for stored, address, evidence in moves:
+        changes_of[stored.id].update(
+            remembered.get((stored.customer_id, address.lower()), _NO_MARKS)
         )
-    insert_columns(session, Contact, _new_contacts(new, now))
-    # The texts whose contacts lose consent are cancelled later in the import; their locks are
-    # taken before the contacts', in the order of a text's change then its contact's (a Twilio
-    # failure report, the send worker's results).
-    lock_waiting_texts(session, dropped)
+        record_move(session, stored, address, evidence, batch.label, now)
+        done.moved.append(stored.id)
+    insert_columns(session, Contact, _new_contacts(new, now, remembered))
+    # The messages to contacts that lose consent or their address are cancelled later in the
+    # import; their locks are taken before the contacts', in the order of a message's change
+    # then its contact's (a Twilio failure report, the send worker's results).
+    lock_waiting_messages(session, done.consent_dropped, done.moved)
+    updates = [
+        {"id": contact_id, "updated_at": now, **changes}
+        for contact_id, changes in changes_of.items()
+    ]
     bulk_update(session, Contact, updates)
     summary.contacts_created = len(new)
     summary.contacts_updated = len(updates)
-    return dropped
+    return done
 
 
 def _contact_changes(
@@ -102,9 +144,13 @@ def _contact_changes(
         if (stored.email or "").lower() != record.email.lower():
             # A bounce (or a reply from the wrong person) marked the old address unusable, not
             # this one; a change of case alone is the same address (matched as one) and keeps
-            # its mark. An email opt-out stays, as a STOP does with a new number: it is the
-            # person's, who stays out until they opt in again, whatever their address.
+            # its mark.
             changes["email_unusable_at"] = None
+            if stored.email:
+                # A move from another address: an email opt-out was that address's (RULES A7,
+                # the one-click unsubscribe stops "only that one") and stays with it, in the
+                # move's Event. A contact that had no address keeps its opt-out.
+                changes["email_opted_out_at"] = None
     if record.language and stored.language != record.language:
         changes["language"] = record.language
     if record.phone and stored.phone != record.phone:
@@ -171,12 +217,14 @@ def _record_withdrawal(
 
 
 def _new_contacts(
-    new: list[tuple[int, str | None, ContactRecord]], now: datetime
+    new: list[tuple[int, str | None, ContactRecord]],
+    now: datetime,
+    remembered: dict[tuple[int, str], dict[str, datetime | None]],
 ) -> dict[str, list[Any]]:
     """The new contacts' rows, column by column (no dict for each contact)."""
     count = len(new)
     contacts = [contact for _customer_id, _timezone, contact in new]
-    return {
+    columns: dict[str, list[Any]] = {
         "customer_id": [customer_id for customer_id, _timezone, _contact in new],
         "name": [contact.name for contact in contacts],
         "email": [contact.email for contact in contacts],
@@ -193,6 +241,14 @@ def _new_contacts(
         "created_at": [now] * count,
         "updated_at": [now] * count,
     }
+    if remembered:  # an address a contact of the customer once moved away from, with its marks
+        marks = [
+            remembered.get((customer_id, (contact.email or "").lower()), _NO_MARKS)
+            for customer_id, _timezone, contact in new
+        ]
+        for mark in MARKS:
+            columns[mark] = [of_address[mark] for of_address in marks]
+    return columns
 
 
 def _match_contact(known: list[Row[Any]], record: ContactRecord) -> Row[Any] | None:

@@ -18,8 +18,10 @@ from bot.core import audit
 from bot.core.errors import ValidationFailed
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Customer, Event
-from bot.ledger.accounts import cancel_waiting_texts
+from bot.core.vocabulary import Channel
+from bot.ledger.accounts import cancel_waiting_texts, cancel_waiting_to
 from bot.ledger.bulk import bulk_update, cycles_collected_after, insert_columns
+from bot.ledger.change_words import EMAIL_CHANGED
 from bot.ledger.contacts import upsert_contacts
 from bot.ledger.invoices import upsert_invoices
 from bot.ledger.screening import screen
@@ -126,7 +128,7 @@ def _apply(
     _take_out_unknown_customers(batch, customer_ids)
     if all_or_nothing:
         _refuse_problems(batch)
-    withdrawn = upsert_contacts(session, batch, customer_ids, now, summary)
+    contacts = upsert_contacts(session, batch, customer_ids, now, summary)
     upsert_invoices(session, batch, customer_ids, now, summary)
     if batch.payments:
         record_source_payments(session, batch, customer_ids, now, summary)
@@ -134,7 +136,14 @@ def _apply(
     summary.cancelled_reminders = cancel_for_invoices(session, summary.changed_invoice_ids, now)
     # No more consent to texts (withdrawn, or given for a phone number the ledger replaced): what
     # still waits to be texted to them goes no further (as a STOP reply stops it).
-    summary.cancelled_reminders += cancel_waiting_texts(session, withdrawn, NO_SMS_CONSENT, now)
+    summary.cancelled_reminders += cancel_waiting_texts(
+        session, contacts.consent_dropped, NO_SMS_CONSENT, now
+    )
+    # Another email address: what waits to be emailed was written and approved for the old one,
+    # which the ledger no longer has (the contact's next message goes to the new one).
+    summary.cancelled_reminders += cancel_waiting_to(
+        session, contacts.moved, Channel.EMAIL, EMAIL_CHANGED, now
+    )
     for changed, invoice_ids in (
         ("due_date_changed", summary.due_date_changed_ids),
         ("total_changed", summary.total_changed_ids),

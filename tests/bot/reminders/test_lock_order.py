@@ -400,3 +400,42 @@ def test_a_bounce_while_the_worker_stores_a_refusal_of_the_same_email_waits_for_
     with runtime.sessions() as session:
         contact = session.scalars(select(Contact)).one()
     assert contact.email_unusable_at == now
+
+
+def test_a_ledger_import_moving_the_address_while_the_worker_stores_a_refusal_waits_for_it(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """The mail server refused the address (550 5.1.1): the worker fails the email, then marks
+    its contact's address unusable. In between, a ledger import gives the contact another
+    address, which cancels the emails waiting for the old one. The import waits for the worker,
+    and both are stored: the email failed, the contact at its new address without the mark."""
+    approved(mail_env, runtime, tmp_path, customers=1)
+    worker = _sender_env(runtime, database_url)
+    (claimed,) = _claim_now(worker)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="sending", updated_at=now))
+    refused = Delivery("permanent", error="550 5.1.1 user unknown", address_unusable=True)
+    handed = Handed(claimed, claimed.outgoing, refused, now)
+    moved = ContactRecord(None, "billing@c1.example", None, None, None)
+    batch = LedgerBatch(
+        "csv", "m.csv", customers={"C-1": CustomerRecord("C-1", "Customer 1", contacts=[moved])}
+    )
+    imports: list[Future[Any]] = []
+
+    def import_now() -> None:
+        imports.append(meanwhile(pool, runtime, lambda session: apply_batch(session, batch, now)))
+
+    report = FlushReport()
+    with (
+        ThreadPoolExecutor(1) as pool,
+        after_first_update(worker, import_now),
+        worker.writing() as session,
+    ):
+        record(session, handed, report)
+    worker.close()
+    assert imports[0].result().contacts_updated == 1
+    assert report.failed == [1] and states(runtime) == {1: "failed"}
+    with runtime.sessions() as session:
+        contact = session.scalars(select(Contact)).one()
+    assert (contact.email, contact.email_unusable_at) == ("billing@c1.example", None)

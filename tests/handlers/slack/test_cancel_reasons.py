@@ -27,6 +27,7 @@ CANCELLERS = {
     "_cancel": 2,  # bot/reminders/outbox.py
     "cancel_waiting": 2,  # bot/ledger/accounts.py
     "cancel_waiting_texts": 2,
+    "cancel_waiting_to": 3,  # bot/ledger/accounts.py: after the contacts and the channel
     "cancel_for_invoices": None,  # bot/payments/record.py: `changed`
     "Refusal": 0,  # bot/reminders/attaching.py
     "Hold": None,  # bot/reminders/turns.py: `stop`
