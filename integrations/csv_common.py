@@ -10,8 +10,10 @@ numbers in their contact records.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gc
+import io
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -460,14 +462,49 @@ def read_cells(
                     )
                     continue
                 yield index, values
-        except UnicodeDecodeError as exc:
-            raise UserError(
-                f"{path}: is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
-            ) from None
+        except UnicodeDecodeError:
+            # The error's offset is within the block of the file being decoded, and the rows
+            # read so far stop short of that block: the file is read again to say where.
+            raise UserError(f"{path}: {_where_not_utf8(path)}") from None
         except csv.Error as exc:
             raise ValidationFailed(
                 str(path), [*problems, _unreadable_row(index + 1, exc)]
             ) from None
+
+
+def _where_not_utf8(path: Path) -> str:
+    """`row N, column: is not UTF-8 text (byte 0xE9 at offset 188,771, …)`: the first byte of the
+    file that is not UTF-8, by its row (as a spreadsheet numbers them, a quoted value across lines
+    being one row), its column and its offset in the file."""
+    data = path.read_bytes()
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        data[start:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = start + exc.start
+    else:  # the file changed since it was read
+        return "is not UTF-8 text; save it as CSV UTF-8"
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return "is saved as UTF-16, not UTF-8 text; save it as CSV UTF-8"
+    byte = data[offset]
+    as_latin = bytes([byte]).decode("cp1252", errors="replace")
+    hint = f", {as_latin!r} in Latin-1 or Windows-1252" if as_latin.isprintable() else ""
+    what = f"is not UTF-8 text (byte 0x{byte:02X} at offset {offset:,}{hint}); save it as CSV UTF-8"
+    # The rows before the byte, and the row it is in up to it (the "x" makes that row one even
+    # when the byte begins it).
+    before = io.StringIO(data[start:offset].decode("utf-8") + "x", newline="")
+    header: list[str] = []
+    row_number, cells = 0, list[str]()
+    try:
+        for row_number, cells in enumerate(csv.reader(before), start=1):
+            if row_number == 1:
+                header = [name.strip().lower() for name in cells]
+    except csv.Error:  # a row before it is not CSV either: say what is known
+        return what
+    if row_number <= 1:
+        return f"row 1 (header): {what}"
+    column = header[len(cells) - 1] if len(cells) <= len(header) else ""
+    return f"row {row_number}, {column}: {what}" if column else f"row {row_number}: {what}"
 
 
 def _unreadable_row(row_number: int, exc: csv.Error) -> str:
