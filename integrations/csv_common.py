@@ -472,6 +472,21 @@ def read_cells(
             ) from None
 
 
+def _other_separator(
+    header: list[str], required_columns: Sequence[str], missing: int
+) -> str | None:
+    """How a header that lacks required columns separates its values, when that is not a comma
+    (a spreadsheet set to a language that writes decimal commas saves `;`): the separator that
+    finds more of the required columns than commas did, as the message names it."""
+    line = ",".join(header)
+    found_with_commas = len(required_columns) - missing
+    for separator, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
+        columns = {cell.strip().strip('"').lower() for cell in line.split(separator)}
+        if sum(1 for column in required_columns if column in columns) > found_with_commas:
+            return name
+    return None
+
+
 def _where_not_utf8(path: Path) -> str:
     """`row N, column: is not UTF-8 text (byte 0xE9 at offset 188,771, …)`: the first byte of the
     file that is not UTF-8, by its row (as a spreadsheet numbers them, a quoted value across lines
@@ -525,6 +540,12 @@ def _checked_header(
     columns = [name.strip().lower() for name in header]
     missing = [name for name in required_columns if name not in columns]
     if missing:
+        separator = _other_separator(header, required_columns, len(missing))
+        if separator is not None:
+            raise UserError(
+                f"{path}: row 1 (header): the file seems to use {separator} between values; "
+                "arbot needs commas (save it as CSV UTF-8, comma-separated)"
+            )
         listed = f" (a {file_kind} file has {', '.join(required_columns)})" if file_kind else ""
         raise UserError(
             f"{path}: row 1 (header): missing required column"

@@ -187,7 +187,7 @@ def test_sms_consent_without_a_phone_number_is_refused(
         (b"", "the file is empty"),
         (",".join(HEADER).encode() + b"\n", "no invoices found"),
         (",".join(HEADER).encode() + b"\nC-1,Caf\xe9 Lumen\n", "is not UTF-8 text"),
-        (b"customer_id;customer_name\n1;x\n", "missing required columns"),
+        (b"customer_id;customer_name\n1;x\n", "seems to use ';' between values"),
     ],
     ids=["empty", "header only", "latin-1", "semicolons"],
 )

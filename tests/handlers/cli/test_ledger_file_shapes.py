@@ -47,3 +47,21 @@ def test_a_latin1_byte_in_a_quoted_value_across_lines_is_named_by_the_rows_own_n
     assert result.code == 1
     assert "row 4, currency: is not UTF-8 text (byte 0xA3 at offset " in result.stderr
     assert "'£' in Latin-1 or Windows-1252" in result.stderr
+
+
+def test_a_semicolon_separated_file_is_told_arbot_needs_commas(
+    cli: Any, runtime: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "ledger.csv"
+    path.write_text(
+        ";".join(REQUIRED) + "\nC-1;Acme;INV-1;2026-01-15;2026-02-14;USD;10,00;10,00\n",
+        encoding="utf-8",
+    )
+    result = cli("import-csv", str(path))  # listed all eight columns as missing
+    assert result.code == 1
+    assert (
+        "row 1 (header): the file seems to use ';' between values; arbot needs commas "
+        "(save it as CSV UTF-8, comma-separated)"
+    ) in result.stderr
+    assert "missing" not in result.stderr
+    assert _invoices(runtime) == 0
