@@ -448,6 +448,14 @@ def read_cells(
             header = next(reader, None)
             if header is None:
                 raise UserError(f"{path}: the file is empty; expected a header row")
+            if not "".join(header).strip():
+                if all(not "".join(values).strip() for values in reader):
+                    raise UserError(
+                        f"{path}: the file is empty (only blank lines); expected a header row"
+                    )
+                raise UserError(
+                    f"{path}: row 1 (header): is blank; the column names must be on the first row"
+                )
             index = 1
             columns = _checked_header(path, header, required_columns, file_kind)
             on_header(columns)

@@ -65,3 +65,23 @@ def test_a_semicolon_separated_file_is_told_arbot_needs_commas(
     ) in result.stderr
     assert "missing" not in result.stderr
     assert _invoices(runtime) == 0
+
+
+def test_a_file_of_blank_lines_is_said_to_be_empty(cli: Any, runtime: Any, tmp_path: Path) -> None:
+    path = tmp_path / "ledger.csv"
+    path.write_text("\n\n   \n\r\n", encoding="utf-8")
+    result = cli("import-csv", str(path))  # said "missing required columns"
+    assert result.code == 1
+    assert f"{path}: the file is empty (only blank lines); expected a header row" in result.stderr
+    assert "missing" not in result.stderr
+
+
+def test_a_blank_first_line_before_the_header_is_named_as_such(
+    cli: Any, runtime: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "ledger.csv"
+    good = write(tmp_path / "good.csv", [row()]).read_text(encoding="utf-8")
+    path.write_text("\n" + good, encoding="utf-8")
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert "row 1 (header): is blank; the column names must be on the first row" in result.stderr
