@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.emoji import Emoji
 
 from bot.core.errors import UserError
 from handlers.cli.app import out
@@ -52,8 +51,8 @@ def import_payments_command(
         f"{len(summary.outcome.cancelled)} waiting reminder(s) cancelled.",
         markup=False,
     )
-    for text in notes.values():  # Slack's words: its :moneybag: shows as Slack shows it
-        out().print(Emoji.replace(text))
+    for text in notes.values():  # as Slack is sent them: ledger text as written
+        out().print(text)
     if summary.to_review and not (
         runtime.settings.slack_bot_token and runtime.settings.finance_channel
     ):

@@ -73,6 +73,21 @@ def test_the_import_summary_names_paid_invoices_with_brackets_as_written(
     assert "Now paid: INV-[/red], INV-[bold]2, INV-:x:" in result.stdout
 
 
+def test_the_import_payments_summary_names_a_paid_invoice_as_written(
+    cli: Any, load: Any, tmp_path: Path
+) -> None:
+    load(EMOJI)
+    bank = tmp_path / "bank.csv"
+    bank.write_text(
+        "date,amount,currency,reference,payer\n"
+        f'2026-03-14,1200.00,USD,Payment INV-:x:,"{EMOJI["customer_name"]}"\n',
+        encoding="utf-8",
+    )
+    result = cli("import-payments", str(bank))
+    assert result.code == 0, result.stderr
+    assert "Paid: INV-:x: ($1,200.00)" in result.stdout  # was "INV-❌"
+
+
 def test_an_error_naming_a_customer_with_brackets_prints_it_as_written(cli: Any, load: Any) -> None:
     load(HOSTILE)
     result = cli("status", "C-[bold]:x:")
