@@ -1,6 +1,9 @@
 """A text from a number: STOP and its synonyms opt the number out of SMS (carriers require it),
 START opts back in, HELP answers who we are; anything else is a reply from a person, matched to
-its customer by the sender's number."""
+its customer by the sender's number.
+
+An opt-out reaches every contact at the number, whoever's they are and however it is worded:
+"STOP" and "Please stop texting me" stop the same texts (RULES A7, B2)."""
 
 from __future__ import annotations
 
@@ -51,7 +54,9 @@ def handle_sms(
         )
         if seen is not None:  # Twilio retried the webhook: once only
             return InboundResult(seen, "duplicate")
-    contacts = list(session.scalars(select(Contact).where(Contact.phone == sender)))
+    contacts = list(
+        session.scalars(select(Contact).where(Contact.phone == sender).order_by(Contact.id))
+    )
     customer_ids = {c.customer_id for c in contacts}
     customer_id = customer_ids.pop() if len(customer_ids) == 1 else None
     word = raw.strip().upper().rstrip(".!")
@@ -71,11 +76,7 @@ def handle_sms(
     session.add(stored)
     session.flush()
     if word in STOP_WORDS:
-        for contact in contacts:
-            # The reminders before the contact, as a reply by email does, and as the send
-            # worker's results take their locks on PostgreSQL (a text, then its contact).
-            cancel_waiting(session, contact.customer_id, "opted_out", now)
-            opt_out(session, contact, "sms", contact.customer_id, now, f"texted {word}")
+        _opt_out_number(session, contacts, now, f"texted {word}")
         return InboundResult(
             stored.id,
             "opt_out",
@@ -109,11 +110,30 @@ def handle_sms(
                 "Reply STOP to stop texts."
             ),
         )
+    asked_to_stop = triage is not None and triage.label == "opt_out"
     if customer_id is None:
+        # Several customers' contacts share the number: a person says whose text it is, but
+        # an opt-out is for the number and needs nobody to decide.
+        if asked_to_stop:
+            _opt_out_number(session, contacts, now, "asked in a reply")
         audit.record(session, now, "reply.unmatched", payload={"inbound": stored.id, "sms": sender})
         stored.awaiting_slack = True
         return InboundResult(stored.id, "unmatched")
     if triage is None:
         raise ValueError("a reply from a person needs its triage: classify it before handle_sms")
-    first = contacts[0] if contacts else None
-    return human_reply(session, stored, customer_id, first, now, rules, triage)
+    # No one contact is the writer: an opt-out is for every contact at the number, below.
+    result = human_reply(session, stored, customer_id, None, now, rules, triage)
+    if asked_to_stop:
+        _opt_out_number(session, contacts, now, "asked in a reply")
+    return result
+
+
+def _opt_out_number(session: Session, contacts: list[Contact], now: datetime, how: str) -> None:
+    """Opt every contact at the number out of texts, after cancelling what waits for their
+    customers: the reminders before the contacts, as a reply by email does and as the send
+    worker's results take their locks on PostgreSQL (a text, then its contact), the contacts in
+    id order."""
+    for customer_id in sorted({contact.customer_id for contact in contacts}):
+        cancel_waiting(session, customer_id, "opted_out", now)
+    for contact in contacts:
+        opt_out(session, contact, "sms", contact.customer_id, now, how)
