@@ -1,8 +1,9 @@
 """The SlackPort over slack_sdk's WebClient: base URL from SLACK_API_URL. It waits out 429s,
-retries a connection that failed, and retries a server error (500, 503) on the calls that may be
-repeated safely (chat.update, views and reads); a post that met a server error is left to the
-caller, since Slack may have posted it. Every failure, a Slack that cannot be reached included,
-reaches the core as SlackFailed."""
+retries a connection that failed before the call reached Slack, and retries a server error (500,
+503) or an answer lost on the way back (the connection dropped after the call was sent) on the
+calls that may be repeated safely (chat.update, views and reads); a post that met either is left
+to the caller, since Slack may have posted it. Every failure, a Slack that cannot be reached
+included, reaches the core as SlackFailed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.error import URLError
 from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
@@ -56,6 +58,10 @@ RESPONSE_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
 RESPONSE_TIMEOUT_SECONDS = 10
 
 
+def _repeatable(request: HttpRequest) -> bool:
+    return request.url.rsplit("/", 1)[-1].startswith(REPEATABLE)
+
+
 class RepeatableServerErrors(ServerErrorRetryHandler):
     """Retry a 500 or 503 only where sending the call twice does no harm."""
 
@@ -67,10 +73,30 @@ class RepeatableServerErrors(ServerErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
-        method = request.url.rsplit("/", 1)[-1]
         return bool(
-            method.startswith(REPEATABLE)
+            _repeatable(request)
             and super()._can_retry(state=state, request=request, response=response, error=error)
+        )
+
+
+class RepeatableConnectionErrors(ConnectionErrorRetryHandler):
+    """Retry a call whose connection failed before it reached Slack (urllib's URLError: no
+    connection, or the request could not be sent). A call whose connection dropped after it was
+    sent (Slack may have done it: a post would be posted twice) is retried only where sending it
+    twice does no harm."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if not (isinstance(error, URLError) or _repeatable(request)):
+            return False
+        return bool(
+            super()._can_retry(state=state, request=request, response=response, error=error)
         )
 
 
@@ -101,7 +127,7 @@ def web_client(
         "base_url": base_url,
         "retry_handlers": [
             RateLimitErrorRetryHandler(max_retry_count=5),
-            ConnectionErrorRetryHandler(max_retry_count=2),
+            RepeatableConnectionErrors(max_retry_count=2),
             RepeatableServerErrors(max_retry_count=2),
         ],
     }

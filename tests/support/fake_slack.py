@@ -16,7 +16,9 @@ from the Web API's `records()`, and `fail_response_next` makes the next one answ
 
 Chosen calls can be made to fail: `fail_next` (an error answer such as `not_in_channel`),
 `rate_limit_next` (HTTP 429) and `server_error_next` (HTTP 500), each optionally only after a
-number of calls of the method were answered as usual (a failure part-way through a post).
+number of calls of the method were answered as usual (a failure part-way through a post);
+`lose_answer_next` does the call (a message is posted) and then closes the connection without
+an answer, as when Slack's answer is lost on the way back.
 
     with FakeSlack() as fake:
         client = WebClient(token="xoxb-test", base_url=fake.url)
@@ -356,6 +358,9 @@ class _Handler(BaseHTTPRequestHandler):
                 status, answer, extra = self.server.fake._dispatch(
                     method, _decode_json_params(params), headers
                 )
+                if self.server.fake._answer_lost(method):  # done, and the answer never arrives
+                    self.close_connection = True
+                    return
         payload = json.dumps(answer).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -408,6 +413,8 @@ class FakeSlack:
         # method → what each of its next calls answers: None as usual, else (status, error).
         self._scripts: dict[str, deque[tuple[int, str] | None]] = {}
         self._rate_limits: dict[str, deque[int]] = {}
+        # method → whether each of its next calls' answer is lost (the call done all the same).
+        self._lost: dict[str, deque[bool]] = {}
         self._files: dict[str, dict[str, Any]] = {}
         self._ts_counter = 0
         self._view_counter = 0
@@ -601,6 +608,7 @@ class FakeSlack:
             self._failures.clear()
             self._scripts.clear()
             self._rate_limits.clear()
+            self._lost.clear()
             self.expired_triggers.clear()
             self.rate_limited_count = 0
 
@@ -632,6 +640,20 @@ class FakeSlack:
         """The next `times` calls of `method` answer HTTP 429 with `Retry-After: retry_after`."""
         with self._lock:
             self._rate_limits.setdefault(method, deque()).extend([retry_after] * times)
+
+    def lose_answer_next(self, method: str, *, after: int = 0, times: int = 1) -> None:
+        """After `after` calls of `method` answered as usual, the next `times` are done as usual
+        (a chat.postMessage posts its message) but the connection is closed before any answer
+        is sent: the caller cannot tell whether Slack did it."""
+        with self._lock:
+            lost = self._lost.setdefault(method, deque())
+            lost.extend([False] * after)
+            lost.extend([True] * times)
+
+    def _answer_lost(self, method: str) -> bool:
+        with self._lock:
+            lost = self._lost.get(method)
+            return lost.popleft() if lost else False
 
     # ----------------------------------------------------------------- dispatch
 
