@@ -1,7 +1,8 @@
 """What Slack refused and must still get: a redraw of a posted message, an escalation's history in
-its thread. Each is owed in a row of `slack_retries` (one per kind and message) and retried by the
-sweep with backoff until Slack takes it; then the row is deleted. The backoff is shared with the
-plan's own posting (bot/planning/plan_posts.py)."""
+its thread, the notes owed to an escalation's thread (reasons added once it was posted:
+bot/escalations/thread_notes.py). Each is owed in a row of `slack_retries` (one per kind and
+message) and retried by the sweep with backoff until Slack takes it; then the row is deleted. The
+backoff is shared with the plan's own posting (bot/planning/plan_posts.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ NEVER_TAKEN = frozenset(
     {"message_not_found", "cant_update_message", "invalid_blocks", "msg_too_long", "no_text"}
 )
 HISTORY = "history"
+NOTE = "note"  # an escalation's thread is owed notes (bot/escalations/thread_notes.py)
 
 
 def backoff(failures: int) -> timedelta:
@@ -58,6 +60,42 @@ def owe(
                 )
             )
     except IntegrityError:
+        return
+
+
+def owe_with(
+    session: Session,
+    kind: str,
+    channel: str,
+    ts: str,
+    why: str,
+    *,
+    escalation_id: int | None = None,
+) -> None:
+    """Owe it in the caller's transaction, with the change that makes it owed: both commit, or
+    neither. A row already owed is locked (FOR UPDATE on PostgreSQL), so a sweep deleting it once
+    Slack took what it owed waits for this transaction and sees what it adds."""
+    held = session.scalar(
+        select(SlackRetry.id)
+        .where(SlackRetry.kind == kind, SlackRetry.channel == channel, SlackRetry.ts == ts)
+        .with_for_update()
+    )
+    if held is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(
+                SlackRetry(
+                    kind=kind,
+                    channel=channel,
+                    ts=ts,
+                    escalation_id=escalation_id,
+                    attempts=0,
+                    next_try_at=None,
+                    last_error=why[:500],
+                )
+            )
+    except IntegrityError:  # owed meanwhile by another transaction: posted all the same
         return
 
 

@@ -18,11 +18,10 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit, message_versions, slack_claims, slack_retries
-from bot.core.labels import reason_label
 from bot.core.models import Customer, Escalation
 from bot.core.runtime import Runtime
 from bot.core.slack_retries import HISTORY, owe
-from bot.escalations import service
+from bot.escalations import service, thread_notes
 from bot.escalations import thread as thread_view
 from bot.planning import plan_unit
 from bot.planning import posting as plan_posting
@@ -144,8 +143,7 @@ def _post_claimed(
 
 
 def _also_needs(escalation: Escalation) -> Mrkdwn:
-    detail = mrkdwn(": ", escalation.detail) if escalation.detail else ""
-    return mrkdwn(":rotating_light: Also needs a person: ", reason_label(escalation.reason), detail)
+    return thread_notes.also_needs(escalation.reason, escalation.detail)
 
 
 def _post_history(

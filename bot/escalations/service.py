@@ -21,9 +21,12 @@ from bot.core import audit
 from bot.core.bulk_rows import insert_rows
 from bot.core.errors import UserError
 from bot.core.models import Customer, Escalation, Event, Invoice
+from bot.core.slack_retries import NOTE, owe_with
 from bot.ledger.accounts import cancel_waiting
 
 OPEN_STATES = ("open", "claimed")
+ADDED = "escalation.added"  # a reason added to the customer's open escalation
+THREAD_NOTE = "thread_note"  # in ADDED's payload: its thread is owed a note saying so
 HISTORY_LIMIT = 200  # events shown in a thread; older ones stay in `arbot status`
 
 
@@ -41,19 +44,41 @@ def open_or_add(
     reminder_id: int | None = None,
     owner: str | None = None,
     actor: str = audit.SYSTEM,
+    inbound_id: int | None = None,
 ) -> tuple[Escalation, bool]:
-    """The customer's open escalation with this reason added, or a new one. True when new."""
+    """The customer's open escalation with this reason added, or a new one. True when new.
+
+    A reason added to an escalation already in Slack owes its thread a note, in this same
+    transaction (bot/escalations/thread_notes.py posts it, the sweep until Slack takes it); one
+    not in Slack yet is told by the history posted with it. `inbound_id`: the reply that is the
+    reason, quoted in that note."""
     current = open_for(session, customer_id)
     if current is not None:
+        told = bool(current.slack_channel and current.slack_thread_ts)
+        payload: dict[str, object] = {"escalation": current.id, "reason": reason, "detail": detail}
+        if inbound_id is not None:
+            payload["inbound"] = inbound_id
+        if told:
+            payload[THREAD_NOTE] = True
         audit.record(
             session,
             now,
-            "escalation.added",
+            ADDED,
             actor=actor,
             customer_id=customer_id,
             reminder_id=reminder_id,
-            payload={"escalation": current.id, "reason": reason, "detail": detail},
+            payload=payload,
         )
+        if told:
+            assert current.slack_channel and current.slack_thread_ts
+            owe_with(
+                session,
+                NOTE,
+                current.slack_channel,
+                current.slack_thread_ts,
+                f"a reason added: {reason}",
+                escalation_id=current.id,
+            )
         return current, False
     escalation = Escalation(
         customer_id=customer_id,

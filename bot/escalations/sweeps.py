@@ -18,7 +18,7 @@ from bot.core.models import Customer, Escalation
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.escalations import notes as followups
-from bot.escalations import plans, posting
+from bot.escalations import plans, posting, thread_notes
 from bot.escalations import service as escalations
 from bot.escalations.notes import SlackOut
 from bot.escalations.promises import missed_promises
@@ -46,6 +46,7 @@ class SweepReport:
     plan_cards_posted: int = 0  # cards of today's plan Slack did not take before
     redrawn: int = 0  # messages drawn again after Slack refused a redraw
     histories_posted: list[int] = field(default_factory=list)  # escalation ids
+    notes_posted: int = 0  # reasons added to escalations in Slack, told in their threads
 
 
 def business_time(start: datetime, end: datetime, timezone: str, days: list[str]) -> timedelta:
@@ -100,6 +101,8 @@ def _missed_instalments(runtime: Runtime, report: SweepReport) -> list[tuple[int
                 )
                 if new:  # posted by post_new, its owner mentioned there
                     continue
+                if target.slack_thread_ts:  # its thread is owed a note saying so (thread_notes)
+                    continue
             owner = target.owner_slack_id or escalations.owner_for(customer, routes)
             told.append(
                 (
@@ -126,14 +129,13 @@ def sweep(
     now, today = runtime.clock.now(), runtime.today()
     routes = dict(settings.escalation_routes)
     report = SweepReport()
-    noted: list[tuple[int, list[str]]] = []
-    with runtime.writing() as session:
+    with runtime.writing() as session:  # an escalation in Slack is owed a note (thread_notes)
         for customer_id, numbers in missed_promises(
             session, today, settings.promise_grace_days, now
         ):
             customer = session.get(Customer, customer_id)
             assert customer is not None
-            _, new = escalations.open_or_add(
+            escalations.open_or_add(
                 session,
                 customer_id,
                 "missed_promise",
@@ -142,25 +144,6 @@ def sweep(
                 owner=escalations.owner_for(customer, routes),
             )
             report.missed_promises.append(customer_id)
-            if not new:
-                noted.append((customer_id, numbers))
-    for customer_id, numbers in noted:
-        if slack is None:
-            break
-        try:
-            with runtime.sessions() as session:
-                posting.note(
-                    session,
-                    slack,
-                    customer_id,
-                    mrkdwn(
-                        ":hourglass: The promise passed and ",
-                        ", ".join(numbers),
-                        " is still open. The sequence resumes with the next plan.",
-                    ),
-                )
-        except Exception:  # the escalation stands; the owner sees it in the thread's history
-            log.exception("missed-promise note for customer %s not posted", customer_id)
     reopened = _missed_instalments(runtime, report)
     for escalation_id, text in reopened:
         if slack is None:
@@ -172,6 +155,11 @@ def sweep(
                 )
         except Exception:  # reopened all the same; the unclaimed sweep raises it again
             log.exception("missed-instalment note for escalation %s not posted", escalation_id)
+    if slack is not None:  # reasons added to escalations in Slack, told in their threads
+        try:
+            report.notes_posted = thread_notes.post_owed(runtime, slack)
+        except Exception:
+            log.exception("notes owed to escalation threads not posted")
     if links is not None:
         try:
             payment_links.retire_stale(runtime, links)

@@ -13,9 +13,10 @@ import logging
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.core.models import Escalation, StripeEvent
+from bot.core.models import StripeEvent
 from bot.core.runtime import Runtime
 from bot.escalations import posting as escalation_posting
+from bot.escalations import thread_notes
 from bot.escalations.notes import SlackOut, payment_notes
 from bot.payments import links as payment_links
 from bot.payments import reviews
@@ -118,18 +119,12 @@ def after_payment(
 
 
 def _escalated(runtime: Runtime, result: StripeResult, slack: SlackOut | None) -> None:
-    """Post the escalation the event opened; one already in Slack hears why in its thread."""
+    """Post the escalation the event opened; one already in Slack hears why in its thread (the
+    note its reason owes it, which the sweep posts if Slack refuses it now)."""
     if slack is None:
         return
-    posted = escalation_posting.post_new(runtime, slack)
-    if result.escalation_id in (None, *posted):
-        return
-    with runtime.sessions() as session:
-        escalation = session.get(Escalation, result.escalation_id)
-        if escalation is not None:
-            escalation_posting.note(
-                session, slack, escalation.customer_id, mrkdwn(":warning: ", result.detail)
-            )
+    escalation_posting.post_new(runtime, slack)
+    thread_notes.post_owed(runtime, slack)
 
 
 def receive_bank_payments(

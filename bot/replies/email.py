@@ -214,6 +214,7 @@ def human_reply(
         detail=f"{stored.channel} from {stored.sender}",
         reminder_id=stored.reminder_id,
         owner=service.owner_for(customer, rules.routes),
+        inbound_id=stored.id,
     )
     return InboundResult(stored.id, "reply", customer_id, label, escalation.id, cancelled=cancelled)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from bot.core.models import InboundMessage
 from bot.core.runtime import Runtime
-from bot.escalations import notes, reply_outcome
+from bot.escalations import notes, reply_outcome, thread_notes
 from bot.escalations import posting as escalation_posting
 from bot.escalations.notes import SlackOut
 from bot.planning import posting
@@ -217,17 +217,12 @@ def _tell_slack(runtime: Runtime, result: InboundResult, slack: SlackOut | None)
                     session, slack, [bounced.reminder_id], settings.timezone, failed_only=True
                 )
     posted = escalation_posting.post_new(runtime, slack)
-    # An escalation posted just now shows the reply already; an older one hears of it.
-    if result.escalation_id in (None, *posted):
-        return
-    assert result.escalation_id is not None and result.customer_id is not None
-    with runtime.sessions() as session:
-        escalation_posting.redraw(
-            session, slack, result.escalation_id, runtime.today(), settings.timezone
-        )
-        escalation_posting.note(
-            session,
-            slack,
-            result.customer_id,
-            notes.reply_note(session, result.message_id, result.label),
-        )
+    # An escalation posted just now shows the reply already; an older one hears of it: the note
+    # its reason owes the thread (bot/escalations/thread_notes.py; the sweep's if Slack refuses).
+    if result.escalation_id not in (None, *posted):
+        assert result.escalation_id is not None
+        with runtime.sessions() as session:
+            escalation_posting.redraw(
+                session, slack, result.escalation_id, runtime.today(), settings.timezone
+            )
+    thread_notes.post_owed(runtime, slack)

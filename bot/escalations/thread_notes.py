@@ -1,0 +1,175 @@
+"""The notes an escalation's Slack thread is owed: each reason added once the escalation was in
+Slack (a refund, a send in doubt, a dispute, a reply, a failed send...), so the person watching
+the thread hears of it.
+
+`service.open_or_add` records the reason (an `escalation.added` event marked `thread_note`) and
+owes its thread a `note` row of slack_retries in the same transaction. `post_owed` posts what a
+thread is owed: the entry point that added the reason calls it after its commit, and the sweep
+calls it until Slack takes every note, with the shared backoff after a refusal. A thread is
+claimed first in a short write (its row's `next_try_at` set a lease ahead, as slack_claims
+does), so the flow and the sweep, or two replicas, never both post it; each note Slack took is
+recorded at once (an `escalation.noted` event), so a retry, after a refusal or a crash part-way,
+posts only the notes Slack did not take. The row is deleted once nothing is owed, under its row
+lock, so a reason added meanwhile keeps it owed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from bot.core import audit, slack_retries
+from bot.core.labels import reason_label
+from bot.core.models import Escalation, Event, InboundMessage, SlackRetry
+from bot.core.runtime import Runtime
+from bot.core.slack_claims import CLAIM_LEASE
+from bot.core.slack_retries import NOTE
+from bot.escalations.notes import reply_note
+from bot.escalations.service import ADDED, THREAD_NOTE
+from integrations.base.mrkdwn import Mrkdwn, clip, mrkdwn
+from integrations.base.slack import EscalationPort
+from integrations.errors import SlackFailed
+
+log = logging.getLogger(__name__)
+
+NOTED = "escalation.noted"  # Slack took the note of an `escalation.added` event (`added`)
+LONGEST = 3000  # characters of a note: Slack's limit for a section's text
+ROUNDS = 3  # a thread told again at once when reasons were added while it was being told
+
+
+@dataclass(frozen=True)
+class Note:
+    added: int  # the `escalation.added` event
+    escalation_id: int
+    customer_id: int
+    text: Mrkdwn
+
+
+def also_needs(reason: str, detail: str | None) -> Mrkdwn:
+    """A reason added, in words: ":rotating_light: Also needs a person: <reason>: <detail>"."""
+    told = mrkdwn(":rotating_light: Also needs a person: ", reason_label(reason))
+    return clip(mrkdwn(told, ": ", detail) if detail else told, LONGEST)
+
+
+def post_owed(runtime: Runtime, slack: EscalationPort) -> int:
+    """Post the notes of every thread owed some and due (never refused, or its backoff passed).
+    Returns how many notes Slack took."""
+    with runtime.sessions() as session:
+        owed = slack_retries.due(session, NOTE, runtime.clock.now())
+    posted = 0
+    for retry in owed:
+        for _ in range(ROUNDS):
+            taken, again = _tell_thread(runtime, slack, retry)
+            posted += taken
+            if not again:
+                break
+    return posted
+
+
+def _tell_thread(runtime: Runtime, slack: EscalationPort, retry: SlackRetry) -> tuple[int, bool]:
+    """Post what this thread is owed, if this process may. Returns how many notes Slack took, and
+    whether more were added meanwhile (to tell at once)."""
+    now = runtime.clock.now()
+    lease = now + CLAIM_LEASE
+    with runtime.writing() as session:
+        taken = session.execute(
+            update(SlackRetry)
+            .where(
+                SlackRetry.id == retry.id,
+                or_(SlackRetry.next_try_at.is_(None), SlackRetry.next_try_at <= now),
+            )
+            .values(next_try_at=lease)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            return 0, False  # told now by another process, or told already
+        notes = _unposted(session, retry.channel, retry.ts)
+    posted = 0
+    for note in notes:
+        try:
+            slack.post_in_thread(retry.channel, retry.ts, note.text)
+        except Exception as exc:
+            error = exc.error if isinstance(exc, SlackFailed) else type(exc).__name__
+            log.warning(
+                "note %s for escalation %s not posted (%s): the sweep posts it",
+                note.added,
+                note.escalation_id,
+                error,
+            )
+            slack_retries.refused_again(runtime, retry, error)
+            return posted, False
+        with runtime.writing() as session:  # taken: never posted again
+            audit.record(
+                session,
+                runtime.clock.now(),
+                NOTED,
+                customer_id=note.customer_id,
+                payload={"escalation": note.escalation_id, "added": note.added},
+            )
+        posted += 1
+    return posted, _settle(runtime, retry.id)
+
+
+def _settle(runtime: Runtime, retry_id: int) -> bool:
+    """Every note posted: the row is deleted, unless a reason added meanwhile is still owed (then
+    it is due again at once, and True). The row is locked first, so a transaction adding a
+    reason either commits before this reads what is owed or finds the row gone and owes anew."""
+    with runtime.writing() as session:
+        retry = session.scalars(
+            select(SlackRetry).where(SlackRetry.id == retry_id).with_for_update()
+        ).first()
+        if retry is None:
+            return False
+        if _unposted(session, retry.channel, retry.ts):
+            retry.next_try_at = None
+            return True
+        session.execute(delete(SlackRetry).where(SlackRetry.id == retry_id))
+        return False
+
+
+def _unposted(session: Session, channel: str, thread_ts: str) -> list[Note]:
+    """The notes this thread is owed and Slack has not taken, oldest first."""
+    sharing: dict[int, int] = {
+        escalation_id: customer_id
+        for escalation_id, customer_id in session.execute(
+            select(Escalation.id, Escalation.customer_id).where(
+                Escalation.slack_channel == channel, Escalation.slack_thread_ts == thread_ts
+            )
+        )
+    }
+    if not sharing:
+        return []
+    events = list(
+        session.scalars(
+            select(Event)
+            .where(Event.customer_id.in_(set(sharing.values())), Event.kind.in_((ADDED, NOTED)))
+            .order_by(Event.id)
+        )
+    )
+    noted = {(e.payload or {}).get("added") for e in events if e.kind == NOTED}
+    notes = []
+    for event in events:
+        payload = event.payload or {}
+        escalation_id = payload.get("escalation")
+        if (
+            event.kind != ADDED
+            or not payload.get(THREAD_NOTE)
+            or escalation_id not in sharing
+            or event.id in noted
+        ):
+            continue
+        notes.append(Note(event.id, escalation_id, sharing[escalation_id], _text(session, event)))
+    return notes
+
+
+def _text(session: Session, event: Event) -> Mrkdwn:
+    """The note: the reply itself, quoted, when a reply is the reason; else the reason in words."""
+    payload = event.payload or {}
+    inbound_id = payload.get("inbound")
+    message = session.get(InboundMessage, inbound_id) if isinstance(inbound_id, int) else None
+    if message is not None:
+        return clip(reply_note(session, message.id, message.label), LONGEST)
+    return also_needs(str(payload.get("reason") or ""), payload.get("detail"))
