@@ -2,14 +2,17 @@
 retries a connection that failed before the call reached Slack, and retries a server error (500,
 503) or an answer lost on the way back (the connection dropped after the call was sent) on the
 calls that may be repeated safely (chat.update, views and reads); a post that met either is left
-to the caller, since Slack may have posted it. Every failure, a Slack that cannot be reached
-included, reaches the core as SlackFailed."""
+to the caller, since Slack may have posted it. A plan's card messages carry their day and
+reminders as metadata, so that posting the rest of a plan first finds any Slack took though its
+answer was lost. Every failure, a Slack that cannot be reached included, reaches the core as
+SlackFailed."""
 
 from __future__ import annotations
 
 import functools
 import logging
 from collections.abc import Callable
+from datetime import date
 from typing import Any, TypeVar
 from urllib.error import URLError
 from urllib.parse import urlsplit
@@ -137,6 +140,30 @@ def web_client(
 
 
 C = TypeVar("C", bound=type)
+# What a plan's card message carries in its metadata: the day and its reminders, so that a repost
+# finds a message Slack took though its answer was lost, instead of posting its cards twice.
+PLAN_CARDS = "arbot_plan_cards"
+HISTORY_PAGE = 200  # messages a page when looking for them; at most HISTORY_PAGES pages
+HISTORY_PAGES = 5
+
+
+def _cards_metadata(day: date, reminder_ids: tuple[int, ...]) -> dict[str, Any]:
+    return {
+        "event_type": PLAN_CARDS,
+        "event_payload": {"day": day.isoformat(), "reminders": ",".join(map(str, reminder_ids))},
+    }
+
+
+def _card_ids(message: dict[str, Any], day: date) -> tuple[int, ...]:
+    """The reminders of a plan's card message posted for `day`; () for any other message."""
+    metadata = message.get("metadata") or {}
+    payload = metadata.get("event_payload") or {}
+    if metadata.get("event_type") != PLAN_CARDS or payload.get("day") != day.isoformat():
+        return ()
+    try:
+        return tuple(int(part) for part in str(payload.get("reminders") or "").split(",") if part)
+    except ValueError:
+        return ()
 
 
 def _slack_failures(cls: C) -> C:
@@ -179,14 +206,61 @@ class SlackChat:
         if on_header is not None and (channel_id, header_ts) != header:
             on_header(channel_id, header_ts)
         groups = []
+        if (channel_id, header_ts) == header:  # a repost: what Slack took, its answer lost
+            wanted = {c.reminder_id for c in cards}
+            for done in self._cards_posted(channel_id, header_ts, summary.day, wanted):
+                on_group(channel_id, done)
+                groups.append(done)
+            taken = {reminder_id for done in groups for reminder_id in done.reminder_ids}
+            cards = [c for c in cards if c.reminder_id not in taken]
         for group in pack(cards):
+            ids = tuple(c.reminder_id for c in group)
             posted = self.client.chat_postMessage(
-                channel=channel_id, text=group_text(group), blocks=group_blocks(group)
+                channel=channel_id,
+                text=group_text(group),
+                blocks=group_blocks(group),
+                metadata=_cards_metadata(summary.day, ids),
             )
-            done = PostedGroup(str(posted["ts"]), tuple(c.reminder_id for c in group))
+            done = PostedGroup(str(posted["ts"]), ids)
             on_group(channel_id, done)
             groups.append(done)
         return PostedPlan(channel=channel_id, header_ts=header_ts, groups=tuple(groups))
+
+    def _cards_posted(
+        self, channel: str, header_ts: str, day: date, wanted: set[int]
+    ) -> list[PostedGroup]:
+        """The plan's card messages Slack has under the header though their post met an error
+        (its answer lost on the way back, the process stopped before keeping its ts): each one
+        whose reminders are all still `wanted`, oldest first. A refusal to read the channel
+        (an install without the history scopes) finds none: the cards are posted again."""
+        found: list[PostedGroup] = []
+        cursor = ""
+        for _ in range(HISTORY_PAGES):
+            try:
+                page = self.client.conversations_history(
+                    channel=channel,
+                    oldest=header_ts,
+                    include_all_metadata=True,
+                    limit=HISTORY_PAGE,
+                    cursor=cursor or None,
+                )
+            except SlackApiError as exc:
+                if getattr(exc.response, "status_code", 200) != 200:  # a bad minute: try later
+                    raise
+                log.warning(
+                    "plan cards already in %s not looked for (%s): posting them",
+                    channel,
+                    exc.response.get("error"),
+                )
+                return []
+            for message in page.get("messages") or []:
+                ids = _card_ids(message, day)
+                if ids and set(ids) <= wanted:
+                    found.append(PostedGroup(str(message["ts"]), ids))
+            cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                break
+        return sorted(found, key=lambda done: float(done.ts))
 
     def _plan_header(
         self, channel: str, summary: PlanSummary, header: tuple[str, str] | None

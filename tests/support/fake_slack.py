@@ -436,6 +436,7 @@ class FakeSlack:
             "views.publish": self._views_publish,
             "conversations.members": self._conversations_members,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
         }
@@ -946,6 +947,40 @@ class FakeSlack:
                 "context_team_id": TEAM_ID,
                 **(self.channels.get(channel) or {}),
             }
+        )
+
+    def _conversations_history(self, params: Params) -> dict[str, Any]:
+        """A channel's messages, newest first, without thread replies: those after `oldest`
+        (and at it, with `inclusive`), `limit` a page, paged by `cursor`; each message's
+        `metadata` only with `include_all_metadata`."""
+        channel = params.get("channel")
+        if not channel or (channel in self.channels and self.channels[channel] is None):
+            return _err("channel_not_found")
+        oldest = float(params.get("oldest") or 0)
+        inclusive = str(params.get("inclusive")).lower() in ("true", "1")
+        metadata = str(params.get("include_all_metadata")).lower() in ("true", "1")
+        found = sorted(
+            (
+                m
+                for (where, ts), m in self._messages.items()
+                if where == channel
+                and m.get("thread_ts") in (None, ts)
+                and (float(ts) > oldest or (inclusive and float(ts) == oldest))
+            ),
+            key=lambda m: float(m["ts"]),
+            reverse=True,
+        )
+        start = int(params.get("cursor") or 0)
+        limit = int(params.get("limit") or 0) or 100
+        page = [
+            {k: v for k, v in m.items() if k != "channel" and (metadata or k != "metadata")}
+            for m in found[start : start + limit]
+        ]
+        more = start + limit < len(found)
+        return _ok(
+            messages=page,
+            has_more=more,
+            response_metadata={"next_cursor": str(start + limit) if more else ""},
         )
 
     # ----------------------------------------------------------------- file uploads
