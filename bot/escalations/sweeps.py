@@ -25,6 +25,7 @@ from bot.escalations.promises import missed_promises
 from bot.learning import guardrails, trust_notices
 from bot.payments import links as payment_links
 from bot.payments import reviews as review_posting
+from bot.payments import unmatched_notices
 from bot.planning import plan_unit
 from bot.planning import posting as plan_posting
 from integrations.base.mrkdwn import Mrkdwn, mention, mrkdwn
@@ -47,6 +48,7 @@ class SweepReport:
     redrawn: int = 0  # messages drawn again after Slack refused a redraw
     histories_posted: list[int] = field(default_factory=list)  # escalation ids
     notes_posted: int = 0  # reasons added to escalations in Slack, told in their threads
+    stripe_unmatched_posted: list[str] = field(default_factory=list)  # Stripe event ids
 
 
 def business_time(start: datetime, end: datetime, timezone: str, days: list[str]) -> timedelta:
@@ -196,6 +198,13 @@ def sweep(
             trust_notices.post_waiting(runtime, slack, settings.finance_channel)
         except Exception:
             log.exception("trust withdrawals not told in Slack")
+    if settings.finance_channel and not plan_first:
+        try:  # Stripe events naming no payment of arbot's, which Slack did not get then
+            report.stripe_unmatched_posted = unmatched_notices.post_waiting(
+                runtime, slack, settings.finance_channel
+            )
+        except Exception:
+            log.exception("unmatched Stripe events not told in Slack")
     try:  # messages that matched no customer, which Slack did not get when they came in
         if not plan_first:
             report.unmatched_posted = followups.post_unmatched(

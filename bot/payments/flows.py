@@ -19,13 +19,13 @@ from bot.escalations import posting as escalation_posting
 from bot.escalations import thread_notes
 from bot.escalations.notes import SlackOut, payment_notes
 from bot.payments import links as payment_links
-from bot.payments import reviews
+from bot.payments import reviews, unmatched_notices
 from bot.payments.bank_import import BankImportSummary, import_payments
 from bot.payments.record import PaymentOutcome
 from bot.payments.stripe_charges import outside_arbot
 from bot.payments.stripe_events import PaymentNotRecordedYet, StripeResult, apply_event
 from bot.planning import posting
-from integrations.base.mrkdwn import Mrkdwn, mrkdwn
+from integrations.base.mrkdwn import Mrkdwn
 from integrations.base.payments import BankPayment, PaymentLinks, StripeEventIn, StripePayments
 from integrations.errors import SlackFailed
 
@@ -55,6 +55,8 @@ def receive_stripe_event(
                 dict(runtime.settings.escalation_routes),
                 outside_arbot=outside,
             )
+            if result.status == "unmatched":  # owed with the event, so it is never lost
+                unmatched_notices.owe(session, runtime.clock.now(), event.id, result.detail)
     except PaymentNotRecordedYet as exc:
         log.info("Stripe event %s (%s) waits for its payment: %s", event.id, event.type, exc)
         return StripeResult("retry", str(exc))
@@ -80,8 +82,8 @@ def receive_stripe_event(
 def _tell_finance(
     runtime: Runtime, slack: SlackOut | None, event: StripeEventIn, text: str
 ) -> None:
-    """Money no customer's escalation can carry: the finance channel hears (the event's audit
-    row stays when Slack refuses)."""
+    """Money no customer's escalation can carry: the finance channel hears, now or, when Slack
+    refuses, from the sweep (bot/payments/unmatched_notices.py)."""
     channel = runtime.settings.finance_channel
     if slack is None or not channel:
         log.error(
@@ -89,7 +91,7 @@ def _tell_finance(
         )
         return
     try:
-        slack.post_text(channel, mrkdwn(":warning: ", text))
+        unmatched_notices.post_waiting(runtime, slack, channel)
     except Exception:
         log.exception("Stripe event %s: the finance channel was not told: %s", event.id, text)
 
