@@ -451,8 +451,10 @@ def is_instalment_step(step_key: str) -> bool:
 
 
 def instalment_asks(session: Session, step_keys: Iterable[str]) -> dict[str, tuple[Decimal, str]]:
-    """What each instalment reminder asks for, by its step key: the instalment's amount and the
-    plan's currency (not its invoices' balances). Keys naming no instalment are left out."""
+    """What each instalment reminder asks for, by its step key, and the plan's currency (not its
+    invoices' balances): while its plan runs and the instalment is not covered, what it still
+    lacks, as its message says (next_instalments); else the instalment's amount. Keys naming no
+    instalment are left out."""
     wanted: dict[tuple[int, int], str] = {}
     for key in step_keys:
         plan_text, _, seq_text = key[len(STEP_PREFIX) :].partition("-")
@@ -467,11 +469,20 @@ def instalment_asks(session: Session, step_keys: Iterable[str]) -> dict[str, tup
         .join(PaymentPlan, PaymentPlan.id == PlanInstalment.plan_id)
         .where(PlanInstalment.plan_id.in_(sorted({plan for plan, _ in wanted})))
     )
-    return {
+    asks = {
         wanted[(plan, seq)]: (amount, currency)
         for plan, seq, amount, currency in rows
         if (plan, seq) in wanted
     }
+    plan_ids = {plan for plan, _ in wanted}
+    for plan, instalments, paid in running(session):
+        if plan.id not in plan_ids:
+            continue
+        for instalment, lacking in zip(instalments, still_owed(instalments, paid), strict=True):
+            key = wanted.get((plan.id, instalment.seq))
+            if key is not None and lacking > 0:
+                asks[key] = (lacking, plan.currency)
+    return asks
 
 
 def instalment_owed(session: Session, step_key: str) -> Decimal | None:

@@ -1,0 +1,58 @@
+"""Payment plans and the money behind them: what an instalment's reminder asks for, on its card
+as in its message, once payments or the plan's invoices change. Planned and posted through the
+real flow to the recording Slack fake."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.core.clock import FixedClock
+from bot.core.models import Customer, Reminder
+from bot.core.runtime import Runtime
+from bot.escalations import plans, service
+from bot.ledger.upsert import apply_batch
+from bot.planning.flows import plan_day
+from integrations.csv_ledger import read_ledger_csv
+from integrations.slack_chat import SlackChat, web_client
+from tests.support.ledger_files import row, write
+
+REMINDED = date(2026, 3, 17)  # three days before the first instalment
+INSTALMENTS = [(date(2026, 3, 20), Decimal("400.00")), (date(2026, 4, 20), Decimal("800.00"))]
+
+
+def _ledger(rt: Runtime, clock: FixedClock, path: Path, rows: list[dict[str, str]]) -> None:
+    with rt.writing() as session:
+        apply_batch(session, read_ledger_csv(write(path, rows)), clock.now())
+
+
+def _plan(rt: Runtime, clock: FixedClock) -> int:
+    with rt.writing() as session:
+        customer_id = session.scalars(select(Customer.id)).one()
+        escalation, _ = service.open_or_add(session, customer_id, "replied", clock.now())
+        plans.record(session, escalation.id, "U0APPROVER", plans.ACCOUNT, INSTALMENTS, clock.now())
+        service.resolve(session, escalation.id, "U0APPROVER", "Plan agreed", clock.now())
+        return customer_id
+
+
+def test_a_card_asks_for_what_the_instalment_still_lacks_as_its_message_does(
+    slack_runtime: Runtime, slack_api: Any, clock: FixedClock, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    first = [row(invoice_number="INV-7", due_date="2026-03-01", balance="1200.00")]
+    _ledger(rt, clock, tmp_path / "a.csv", first)
+    _plan(rt, clock)
+    paid = [row(invoice_number="INV-7", due_date="2026-03-01", balance="1050.00")]
+    _ledger(rt, clock, tmp_path / "b.csv", paid)  # $150 of the first $400 came in
+    clock.set(datetime(2026, 3, 17, 14, 0, tzinfo=UTC))
+    plan_day(rt, REMINDED, links=None, slack=SlackChat(web_client("xoxb-test", slack_api.url)))
+    with rt.sessions() as session:
+        reminder = session.scalars(select(Reminder)).one()
+    assert "$250.00" in (reminder.subject or "")
+    card = slack_api.messages[(reminder.slack_channel, reminder.slack_ts)]
+    fields = [f["text"] for b in card["blocks"] for f in b.get("fields") or []]
+    assert "*Asks for*\n$250.00" in fields, fields
