@@ -13,6 +13,7 @@ import functools
 import logging
 from collections.abc import Callable
 from datetime import date
+from http.client import HTTPException
 from typing import Any, TypeVar
 from urllib.error import URLError
 from urllib.parse import urlsplit
@@ -167,7 +168,8 @@ def _card_ids(message: dict[str, Any], day: date) -> tuple[int, ...]:
 
 
 def _slack_failures(cls: C) -> C:
-    """Every public method raises SlackFailed (a SlackApiError) for an error answer from Slack."""
+    """Every public method raises SlackFailed (a SlackApiError) for an error answer from Slack,
+    and for no usable answer at all."""
     for name, method in list(vars(cls).items()):
         if name.startswith("_") or not callable(method):
             continue
@@ -179,7 +181,9 @@ def _slack_failures(cls: C) -> C:
                 raise
             except SlackApiError as exc:
                 raise SlackFailed(str(exc), exc.response) from exc
-            except (OSError, ValueError) as exc:  # no answer, or one that is not Slack's JSON
+            # No answer, one cut off part-way (http.client's IncompleteRead is no OSError), or
+            # one that is not Slack's JSON.
+            except (OSError, HTTPException, ValueError) as exc:
                 unreachable = {"ok": False, "error": f"unreachable: {type(exc).__name__}"}
                 raise SlackFailed(f"cannot reach Slack: {exc}", unreachable) from exc
 

@@ -18,7 +18,8 @@ Chosen calls can be made to fail: `fail_next` (an error answer such as `not_in_c
 `rate_limit_next` (HTTP 429) and `server_error_next` (HTTP 500), each optionally only after a
 number of calls of the method were answered as usual (a failure part-way through a post);
 `lose_answer_next` does the call (a message is posted) and then closes the connection without
-an answer, as when Slack's answer is lost on the way back.
+an answer, as when Slack's answer is lost on the way back; `cut_answer_next` does it and closes
+the connection part-way through the answer.
 
     with FakeSlack() as fake:
         client = WebClient(token="xoxb-test", base_url=fake.url)
@@ -358,8 +359,12 @@ class _Handler(BaseHTTPRequestHandler):
                 status, answer, extra = self.server.fake._dispatch(
                     method, _decode_json_params(params), headers
                 )
-                if self.server.fake._answer_lost(method):  # done, and the answer never arrives
+                lost = self.server.fake._answer_lost(method)
+                if lost == "lost":  # done, and the answer never arrives
                     self.close_connection = True
+                    return
+                if lost == "cut":  # done, and the answer stops part-way
+                    self._send_cut(status, answer)
                     return
         payload = json.dumps(answer).encode("utf-8")
         self.send_response(status)
@@ -369,6 +374,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+
+    def _send_cut(self, status: int, answer: dict[str, Any]) -> None:
+        payload = json.dumps(answer).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload[: len(payload) // 2])
+        self.wfile.flush()
+        self.close_connection = True
 
     def _send_text(self, status: int, text: str) -> None:
         payload = text.encode("utf-8")
@@ -413,8 +428,9 @@ class FakeSlack:
         # method → what each of its next calls answers: None as usual, else (status, error).
         self._scripts: dict[str, deque[tuple[int, str] | None]] = {}
         self._rate_limits: dict[str, deque[int]] = {}
-        # method → whether each of its next calls' answer is lost (the call done all the same).
-        self._lost: dict[str, deque[bool]] = {}
+        # method → what becomes of each of its next calls' answer (the call done all the same):
+        # None as usual, "lost" (never sent) or "cut" (stopped part-way).
+        self._lost: dict[str, deque[str | None]] = {}
         self._files: dict[str, dict[str, Any]] = {}
         self._ts_counter = 0
         self._view_counter = 0
@@ -647,14 +663,18 @@ class FakeSlack:
         (a chat.postMessage posts its message) but the connection is closed before any answer
         is sent: the caller cannot tell whether Slack did it."""
         with self._lock:
-            lost = self._lost.setdefault(method, deque())
-            lost.extend([False] * after)
-            lost.extend([True] * times)
+            self._lost.setdefault(method, deque()).extend([None] * after + ["lost"] * times)
 
-    def _answer_lost(self, method: str) -> bool:
+    def cut_answer_next(self, method: str, *, after: int = 0, times: int = 1) -> None:
+        """As `lose_answer_next`, but the answer is cut off part-way: its headers and half of
+        its body are sent (Content-Length promising all of it), then the connection is closed."""
+        with self._lock:
+            self._lost.setdefault(method, deque()).extend([None] * after + ["cut"] * times)
+
+    def _answer_lost(self, method: str) -> str | None:
         with self._lock:
             lost = self._lost.get(method)
-            return lost.popleft() if lost else False
+            return lost.popleft() if lost else None
 
     # ----------------------------------------------------------------- dispatch
 

@@ -1,8 +1,9 @@
 """A post whose answer Slack lost on the way back (the connection dropped or timed out after
 Slack had posted) is not posted a second time: the client does not send it again by itself, and
-the plan's sweep finds the card message Slack already has before posting what is missing.
+the plan's sweep finds the card message Slack already has before posting what is missing. An
+answer cut off part-way reaches the core as Slack unreachable, like any other lost answer.
 Driven through the real flows against the recording Slack fake, which can do a call and close
-the connection without answering."""
+the connection without answering, or part-way through its answer."""
 
 from __future__ import annotations
 
@@ -128,6 +129,30 @@ def test_a_repost_slack_will_not_let_look_at_the_channel_still_posts_the_missing
     assert [r["response"]["error"] for r in slack_api.records("conversations.history")] == [
         "missing_scope"
     ]
+    assert _unposted(slack_runtime) == 0
+    buttons = _approve_buttons(slack_api)
+    assert len(buttons) == len(set(buttons)) == 24
+
+
+def test_an_answer_cut_off_part_way_reaches_the_core_as_slack_unreachable(slack_api: Any) -> None:
+    slack_api.cut_answer_next("chat.postMessage")
+    with pytest.raises(SlackFailed) as failed:
+        _chat(slack_api).post_text("C0FINANCE", "The plan reached this channel late")
+    assert failed.value.error == "unreachable: IncompleteRead"
+    assert len(slack_api.messages) == 1
+
+
+def test_a_plan_whose_answer_was_cut_off_is_stored_said_so_and_posted_once_by_the_sweep(
+    cli: Any, slack_runtime: Runtime, slack_api: Any, clock: FixedClock, tmp_path: Path
+) -> None:
+    _ledger(cli, tmp_path, customers=24)
+    slack_api.cut_answer_next("chat.postMessage", after=1)  # the header, then the first cards
+    with pytest.raises(UserError) as refused:
+        plan_day(slack_runtime, TODAY, links=None, slack=_chat(slack_api))
+    assert "could not be reached (unreachable: IncompleteRead)" in str(refused.value)
+
+    clock.advance(timedelta(minutes=5))
+    sweep(slack_runtime, _chat(slack_api))
     assert _unposted(slack_runtime) == 0
     buttons = _approve_buttons(slack_api)
     assert len(buttons) == len(set(buttons)) == 24
