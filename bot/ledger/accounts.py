@@ -10,7 +10,7 @@ import re
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -72,21 +72,18 @@ def cancel_waiting_to(
     )
 
 
-def lock_waiting_messages(
-    session: Session, texts_to: Collection[int], emails_to: Collection[int] = ()
-) -> None:
-    """On PostgreSQL, lock the texts and the emails `cancel_waiting_to` would change for these
-    contacts (texts to the first, emails to the second), all in the order every writer of several
-    reminders locks them (state.lock). A ledger import calls it before it changes the contacts: a
-    Twilio failure report and the send worker's results change a message, then its contact, so an
-    import that held the contact while it waited for the message would deadlock with them."""
-    chosen = [
+def waiting_messages_to(
+    texts_to: Collection[int], emails_to: Collection[int] = ()
+) -> list[ColumnElement[bool]]:
+    """The conditions that choose the reminders `cancel_waiting_to` cancels for these contacts,
+    the texts to the first and the emails to the second (one each, none for no contacts): for a
+    ledger import to lock them with the others it cancels, before it changes any contact
+    (bot/ledger/upsert.py)."""
+    return [
         _messages_to(contact_ids, channel)
         for contact_ids, channel in ((texts_to, Channel.SMS), (emails_to, Channel.EMAIL))
         if contact_ids
     ]
-    if chosen:
-        state.lock(session, state.cancellable(None, WAITING, [or_(*chosen)]))
 
 
 def _messages_to(contact_ids: Collection[int], channel: str) -> ColumnElement[bool]:

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.models import Contact
-from bot.ledger.accounts import lock_waiting_messages
 from bot.ledger.bulk import bulk_update, insert_columns
 from bot.ledger.change_words import PHONE_CHANGED
 from bot.ledger.contact_addresses import MARKS, moved_contacts, record_move, remembered_marks
@@ -46,22 +45,27 @@ _NO_MARKS: dict[str, datetime | None] = dict.fromkeys(MARKS)
 
 @dataclass
 class ContactChanges:
-    """The contacts whose waiting messages an import's changes stop."""
+    """An import's changes of stored contacts, to be written by `update_contacts`, and the
+    contacts whose waiting messages they stop."""
 
     consent_dropped: list[int] = field(default_factory=list)  # no more consent to texts
     moved: list[int] = field(default_factory=list)  # at another email address
+    updates: list[dict[str, Any]] = field(default_factory=list)  # each: id, then the columns
 
 
-def upsert_contacts(
+def add_contacts(
     session: Session,
     batch: LedgerBatch,
     customer_ids: dict[str, int],
     now: datetime,
     summary: ImportSummary,
 ) -> ContactChanges:
-    """Add and update the batch's contacts; return those whose consent to texts it dropped
-    (withdrawn by the ledger, or lost with the phone number it was given for) and those it moved
-    to another email address."""
+    """Add the batch's new contacts, and return its changes of stored ones, not yet written
+    (`update_contacts` writes them), with those whose consent to texts it drops (withdrawn by the
+    ledger, or lost with the phone number it was given for) and those it moves to another email
+    address. The import writes them once it holds every reminder it cancels: a Twilio failure
+    report and the send worker's results change a message, then its contact, so an import that
+    held the contact while it waited for the message would deadlock with them."""
     by_customer: dict[int, list[Row[Any]]] = {}
     wanted_ids = {customer_ids[external_id] for external_id in batch.customers}
     contact_columns = [getattr(Contact, c) for c in _CONTACT_FIELDS]
@@ -119,18 +123,18 @@ def upsert_contacts(
         record_move(session, stored, address, evidence, batch.label, now)
         done.moved.append(stored.id)
     insert_columns(session, Contact, _new_contacts(new, now, remembered))
-    # The messages to contacts that lose consent or their address are cancelled later in the
-    # import; their locks are taken before the contacts', in the order of a message's change
-    # then its contact's (a Twilio failure report, the send worker's results).
-    lock_waiting_messages(session, done.consent_dropped, done.moved)
-    updates = [
+    done.updates = [
         {"id": contact_id, "updated_at": now, **changes}
         for contact_id, changes in changes_of.items()
     ]
-    bulk_update(session, Contact, updates)
     summary.contacts_created = len(new)
-    summary.contacts_updated = len(updates)
+    summary.contacts_updated = len(done.updates)
     return done
+
+
+def update_contacts(session: Session, changes: ContactChanges) -> None:
+    """Write the changes of stored contacts `add_contacts` found."""
+    bulk_update(session, Contact, changes.updates)
 
 
 def _contact_changes(

@@ -18,16 +18,17 @@ from bot.core import audit
 from bot.core.errors import ValidationFailed
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Customer, Event
-from bot.core.vocabulary import Channel
-from bot.ledger.accounts import cancel_waiting_texts, cancel_waiting_to
+from bot.core.vocabulary import WAITING, Channel
+from bot.ledger.accounts import cancel_waiting_texts, cancel_waiting_to, waiting_messages_to
 from bot.ledger.bulk import bulk_update, cycles_collected_after, insert_columns
 from bot.ledger.change_words import EMAIL_CHANGED
-from bot.ledger.contacts import upsert_contacts
+from bot.ledger.contacts import add_contacts, update_contacts
 from bot.ledger.invoices import upsert_invoices
 from bot.ledger.screening import screen
 from bot.ledger.source_payments import record_source_payments
-from bot.payments.record import cancel_for_invoices
+from bot.payments.record import cancel_for_invoices, covering
 from bot.planning.guardrails import NO_SMS_CONSENT
+from bot.reminders import state
 from integrations.base.ledger import (
     CustomerRecord,
     LedgerBatch,
@@ -128,10 +129,27 @@ def _apply(
     _take_out_unknown_customers(batch, customer_ids)
     if all_or_nothing:
         _refuse_problems(batch)
-    contacts = upsert_contacts(session, batch, customer_ids, now, summary)
+    contacts = add_contacts(session, batch, customer_ids, now, summary)
     upsert_invoices(session, batch, customer_ids, now, summary)
     if batch.payments:
         record_source_payments(session, batch, customer_ids, now, summary)
+    # The reminders cancelled below, whatever the reason, are locked first, all in one ordered
+    # pass (each cancel in turn would take them out of order), and before any contact changes
+    # (a message's change comes before its contact's everywhere).
+    changed_invoice_ids = [
+        *summary.changed_invoice_ids,
+        *summary.due_date_changed_ids,
+        *summary.total_changed_ids,
+    ]
+    state.lock_cancellable(
+        session,
+        [
+            *covering(session, changed_invoice_ids),
+            *waiting_messages_to(contacts.consent_dropped, contacts.moved),
+        ],
+        WAITING,
+    )
+    update_contacts(session, contacts)
     # Paid, voided or changed in the ledger: what still waits to be sent is stale.
     summary.cancelled_reminders = cancel_for_invoices(session, summary.changed_invoice_ids, now)
     # No more consent to texts (withdrawn, or given for a phone number the ledger replaced): what

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -314,6 +314,16 @@ def cancel_for_invoices(
     return cancelled
 
 
+def covering(session: Session, invoice_ids: Sequence[int]) -> list[ColumnElement[bool]]:
+    """Conditions that, any one of them, choose reminders covering one of these invoices, and
+    together all of them, as `cancel_for_invoices` finds them (one on PostgreSQL; none for no
+    invoices)."""
+    return [
+        Reminder.id.in_(select(ReminderInvoice.reminder_id).where(of_invoices))
+        for of_invoices in among(session, ReminderInvoice.invoice_id, list(invoice_ids))
+    ]
+
+
 def _closed_or(statuses: set[str], changed: str) -> str:
     """Why a waiting reminder covering invoices of these statuses stops: `changed` while one is
     still open; `voided` when the ledger voided every one (nothing was paid: `paid` would not be
@@ -336,11 +346,13 @@ def refund(
     payment_external_id: str,
     refunded_total: Decimal,
     now: datetime,
+    received_on: date,
     refund_id: str,
 ) -> PaymentOutcome:
     """Give back what a refund takes: `refunded_total` is everything refunded on that payment so
     far (Stripe's `amount_refunded`), so a repeat or an out-of-order event reverses nothing twice.
-    The newest allocations are reversed first; an invoice with a balance again is reopened."""
+    The newest allocations are reversed first; an invoice with a balance again is reopened. The
+    refund's negative payment is dated `received_on`, the business's day."""
     outcome = PaymentOutcome()
     serialise_ledger_writes(session)  # two refund events at once must not both reverse
     payment = session.scalars(
@@ -377,7 +389,7 @@ def refund(
         source=source,
         external_id=f"{payment_external_id}:refund:{refund_id}",
         customer_id=payment.customer_id,
-        received_on=now.date(),
+        received_on=received_on,
         amount=-todo,
         currency=payment.currency,
         reference=f"refund of {payment_external_id}",

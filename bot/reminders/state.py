@@ -294,10 +294,10 @@ def lock(session: Session, criteria: Sequence[ColumnElement[bool]]) -> None:
     writers of several reminders take their locks in this one order, so that two of them wait
     for one another instead of each holding a row the other needs: a cancel of waiting reminders
     (before its two statements: a worker's move from `sending` back to `approved` committed
-    between them would match neither, and the reminder go out on the next run), a payment that
-    cancels reminders for several reasons (all of them before its first cancel:
-    `lock_cancellable`), a ledger import before it changes the contacts whose texts it cancels
-    (bot/ledger/contacts.py), the send worker's storing of a batch's results
+    between them would match neither, and the reminder go out on the next run), a payment or a
+    ledger import that cancels reminders for several reasons (all of them before its first
+    cancel, and an import before it changes any contact: `lock_cancellable`,
+    bot/ledger/upsert.py), the send worker's storing of a batch's results
     (bot/reminders/turns.py `settle`, which locks all it will write first), and its marking of
     those found `sending` past their lease (bot/reminders/outbox.py `recover`). The send
     worker's claim reads due reminders in this order too and skips those locked

@@ -20,7 +20,7 @@ from bot.core.models import Contact, Invoice, Reminder
 from bot.core.runtime import Runtime
 from bot.core.tokens import token
 from bot.core.vocabulary import WAITING
-from bot.ledger.upsert import apply_batch
+from bot.ledger.upsert import ImportSummary, apply_batch
 from bot.payments.record import cancel_for_invoices
 from bot.reminders import state
 from bot.reminders.delivery import sms_status
@@ -32,6 +32,7 @@ from bot.replies.match import ReplyRules
 from bot.replies.sms import handle_sms
 from integrations.base.ledger import ContactRecord, CustomerRecord, LedgerBatch
 from integrations.base.outbound import Delivery
+from integrations.csv_ledger import read_ledger_csv
 from integrations.email_in import parse
 from tests.bot.reminders.test_outbox import (
     SECRET,
@@ -47,6 +48,7 @@ from tests.bot.reminders.test_stops_while_sending import (
     cancelled_events,
     meanwhile,
 )
+from tests.support.ledger_files import a_week_late, write
 
 __all__ = ["mail_env", "smtp"]  # fixtures
 
@@ -237,6 +239,74 @@ def test_a_payment_closing_one_invoice_and_reducing_another_waits_for_the_worker
     assert report.cancelled == {1: "superseded", 2: "paid"}
     assert states(runtime) == {1: "cancelled", 2: "cancelled"}
     assert cancelled_events(runtime) == {1: {"reason": "superseded"}, 2: {"reason": "paid"}}
+
+
+def test_a_ledger_import_paying_one_invoice_and_moving_another_due_date_waits_for_the_worker(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """A ledger import pays customer 1's invoice and moves customer 2's due date: it cancels the
+    paid first, then the moved, so reminder 1 before reminder 2, which comes first in
+    (send_after, id). The worker storing both comes right after the first cancel; the import
+    has locked every reminder it cancels already, in order, so the worker waits for it."""
+    two_sending(runtime, tmp_path, mail_env)
+    worker, turns = both_held_back(runtime, database_url)
+    now = runtime.clock.now()
+    paid, moved = a_week_late(2)
+    batch = read_ledger_csv(
+        write(
+            tmp_path / "m.csv", [{**paid, "balance": "0.00"}, {**moved, "due_date": "2026-03-10"}]
+        )
+    )
+
+    def import_it(session: Session) -> ImportSummary:
+        return apply_batch(session, batch, now)
+
+    summary, report = while_the_worker_stores(runtime, worker, turns, import_it)
+    assert summary.cancelled_reminders == []  # both `sending`: asked to stop
+    assert report.cancelled == {1: "paid", 2: "due_date_changed"}
+    assert states(runtime) == {1: "cancelled", 2: "cancelled"}
+    assert cancelled_events(runtime) == {1: {"reason": "paid"}, 2: {"reason": "due_date_changed"}}
+
+
+def test_a_ledger_import_renaming_a_contact_and_paying_its_invoice_waits_for_a_refusal_of_it(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """The mail server refused the address (550 5.1.1): the worker fails the email, then marks
+    its contact's address unusable. A ledger import comes right after the email's change: it
+    renames the contact and pays the invoice, whose waiting reminders it cancels. It locks them
+    before it writes the contact, so it waits for the worker instead of holding the contact the
+    worker needs next, and both are stored."""
+    approved(mail_env, runtime, tmp_path, customers=1)
+    worker = _sender_env(runtime, database_url)
+    (claimed,) = _claim_now(worker)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="sending", updated_at=now))
+    refused = Delivery("permanent", error="550 5.1.1 user unknown", address_unusable=True)
+    handed = Handed(claimed, claimed.outgoing, refused, now)
+    (row,) = a_week_late(1)
+    batch = read_ledger_csv(
+        write(tmp_path / "m.csv", [{**row, "contact_name": "Dana Reyes", "balance": "0.00"}])
+    )
+    imports: list[Future[Any]] = []
+
+    def import_now() -> None:
+        imports.append(meanwhile(pool, runtime, lambda session: apply_batch(session, batch, now)))
+
+    report = FlushReport()
+    with (
+        ThreadPoolExecutor(1) as pool,
+        after_first_update(worker, import_now),
+        worker.writing() as session,
+    ):
+        record(session, handed, report)
+    worker.close()
+    summary = imports[0].result()
+    assert (summary.contacts_updated, summary.invoices_paid) == (1, ["I-1"])
+    assert report.failed == [1] and states(runtime) == {1: "failed"}
+    with runtime.sessions() as session:
+        contact = session.scalars(select(Contact)).one()
+    assert (contact.name, contact.email_unusable_at) == ("Dana Reyes", now)
 
 
 def withdrawing_import(runtime: Runtime, tmp_path: Path, cli: Any) -> Callable[[Session], Any]:
