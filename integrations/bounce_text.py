@@ -2,11 +2,13 @@
 Exchange 2003, Google Groups, OpenSMTPD, DragonFly and many more), and the failed recipient of a
 report whose status block names none.
 
-A message is only read as a bounce when a mail system sent it (MAILER-DAEMON or postmaster, an
-empty return path, an X-Failed-Recipients header, or a bounce's subject): a person's reply that
-quotes an address is never taken for one. The failed addresses come from flufl.bounce (GNU
-Mailman's bounce detectors, which know the wording of each of those mail systems), else from the
-X-Failed-Recipients header, else from the returned original's `To:`.
+A message is only read as a bounce when a mail system sent it (MAILER-DAEMON or postmaster, the
+null sender `From: <>`, an empty return path, an X-Failed-Recipients header, a bounce's subject from
+a no-reply address): a person's reply that quotes an address is never taken for one. The failed
+addresses come from flufl.bounce (GNU Mailman's bounce detectors, which know the wording of each
+of those mail systems), else from the X-Failed-Recipients header, else from the address the notice
+says it could not deliver to (a `RCPT TO:` it quotes, "Could not be delivered to: <...>"), else
+from the returned original's `To:`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,18 @@ from flufl.bounce import all_failures
 log = logging.getLogger(__name__)
 
 MAIL_SYSTEMS = frozenset(
-    {"mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "postmaster", "mdaemon"}
+    {
+        "mailer-daemon",
+        "mailer_daemon",
+        "mailerdaemon",
+        "mail-daemon",
+        "postmaster",
+        "post_master",
+        "mdaemon",
+    }
 )
+# Addresses no person writes from: a provider's notice about a delivery comes from one of them.
+NO_REPLY = frozenset({"no-reply", "noreply", "no_reply", "do-not-reply", "donotreply"})
 BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery (?:status notification|failure|failed|has failed|problem)"
     r"|failure notice|mail delivery (?:failed|failure|system|subsystem)|returned mail"
@@ -41,6 +53,12 @@ _ORIGINAL_STARTS = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# A line of a notice that names the address it could not deliver to: the envelope recipient of a
+# session transcript ("RCPT TO: jo@example.org"), or a notice's own words.
+_NAMES_FAILED = re.compile(
+    r"^\s*(?:RCPT TO\s*:|(?:could not|couldn't|cannot) be delivered to\s*:).*$",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 def from_mail_system(message: Message, sender: str, subject: str | None) -> bool:
@@ -48,15 +66,27 @@ def from_mail_system(message: Message, sender: str, subject: str | None) -> bool
     local = sender.partition("@")[0]
     if local in MAIL_SYSTEMS or local.startswith("mailer-daemon") or "mail.delivery" in local:
         return True
-    if message.get("X-Failed-Recipients"):
+    if message.get("X-Failed-Recipients") or null_sender(message):
         return True
     return_path = str(message.get("Return-Path") or "").strip()
     if return_path.strip("<>").partition("@")[0].lower() in MAIL_SYSTEMS:
         return True
     looks_like_bounce = bool(subject and BOUNCE_SUBJECT.search(subject))
+    if looks_like_bounce and local in NO_REPLY and not _forwarded_or_answered(subject):
+        return True
     if return_path == "<>" or not sender:
         return looks_like_bounce or bool(message.get("Auto-Submitted"))
     return looks_like_bounce and bool(message.get("Auto-Submitted"))
+
+
+def null_sender(message: Message) -> bool:
+    """Whether the message says it is from the null sender (`From: <>`, a mail system's notice
+    that must never be answered, RFC 5321 §4.5.5)."""
+    return bool(re.fullmatch(r"[^<>@]*<\s*>\s*", str(message.get("From") or "")))
+
+
+def _forwarded_or_answered(subject: str | None) -> bool:
+    return bool(subject and re.match(r"\s*(?:fwd?|re|aw|tr|wg|sv|vs)\s*:", subject, re.I))
 
 
 def failed_addresses(message: Message) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -74,6 +104,13 @@ def header_recipients(message: Message) -> tuple[str, ...]:
     """X-Failed-Recipients (Exim), the most direct answer there is."""
     values = [str(v) for v in message.get_all("X-Failed-Recipients") or []]
     return _clean(address for _, address in getaddresses(values))
+
+
+def named_recipients(message: Message) -> tuple[str, ...]:
+    """The addresses the notice's words say it could not deliver to (its `RCPT TO:` lines, "Could
+    not be delivered to: <...>"), outside the returned original."""
+    lines = _NAMES_FAILED.findall(notice_text(message))
+    return _clean(a for line in lines for a in _ADDRESS.findall(line))
 
 
 def original_recipients(message: Message, own: tuple[str, ...]) -> tuple[str, ...]:
@@ -136,7 +173,7 @@ def body_text(message: Message) -> str:
     return "\n".join(t.replace("\r\n", "\n").replace("\r", "\n") for t in texts)
 
 
-def _leaves(part: Message) -> list[Message]:
+def _leaves(part: Message, nested: bool = False) -> list[Message]:
     if part.get_content_maintype() == "message":
         return []
     if part.is_multipart():
@@ -144,8 +181,12 @@ def _leaves(part: Message) -> list[Message]:
         children = (
             [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
         )
-        return [leaf for child in children for leaf in _leaves(child)]
-    return [part] if part.get_content_maintype() == "text" else []
+        return [leaf for child in children for leaf in _leaves(child, nested=True)]
+    # A part inside the message that says it is multipart but whose boundary was lost (Verizon
+    # folds `boundary=` onto a line of its own, no longer part of the header) is read as the text
+    # it now is. The message itself is not: its text would carry the returned original's too.
+    lost = nested and part.get_content_maintype() == "multipart"
+    return [part] if part.get_content_maintype() == "text" or lost else []
 
 
 def _clean(addresses: object) -> tuple[str, ...]:

@@ -3,9 +3,11 @@ it is; or a spam complaint about one.
 
 Three shapes come in. A delivery status notification (RFC 3464) has a status block per recipient;
 one whose block is missing, empty or oddly spaced ("Action : failed") is still read, its recipient
-then taken from the notice's words. A bounce written for people (Exim, qmail, Yahoo, Exchange
-2003, ...) is read by integrations.bounce_text. An abuse report (ARF) is a complaint
-(integrations.complaints). What each means is decided in one place, integrations.bounce_status.
+then taken from the notice's words; a mail system's notice that carries its status part in an
+ordinary multipart/mixed message (McAfee Email Gateway, OpenSMTPD) is read as one. A bounce
+written for people (Exim, qmail, Yahoo, Exchange 2003, ...) is read by integrations.bounce_text.
+An abuse report (ARF) is a complaint (integrations.complaints). What each means is decided in one
+place, integrations.bounce_status.
 """
 
 from __future__ import annotations
@@ -64,9 +66,17 @@ def read(message: Message, sender: str, subject: str | None) -> Bounce | None:
         return _from_dsn(message)
     if not bounce_text.from_mail_system(message, sender, subject):
         return None
+    if any(p.get_content_type() in DSN_PARTS for p in _own_parts(message)):
+        return _from_dsn(message)
     named = subject and bounce_text.BOUNCE_SUBJECT.search(subject)
     temporary, permanent = bounce_text.failed_addresses(message)
-    if not (named or temporary or permanent or bounce_text.header_recipients(message)):
+    if not (
+        named
+        or temporary
+        or permanent
+        or bounce_text.header_recipients(message)
+        or bounce_text.named_recipients(message)
+    ):
         return None  # an auto-reply from a mail system's address, not a failed delivery
     return _from_text(message, subject, bounce_text.original_recipients(message, ()))
 
@@ -116,6 +126,7 @@ def _from_text(message: Message, subject: str | None, original_to: tuple[str, ..
         permanent
         or temporary
         or bounce_text.header_recipients(message)
+        or bounce_text.named_recipients(message)
         or original_to
         or bounce_text.notice_recipients(message, _own(message))
     )
@@ -124,6 +135,15 @@ def _from_text(message: Message, subject: str | None, original_to: tuple[str, ..
     hint = "failed" if permanent else None
     verdict = bounce_status.judge(hint, None, diagnostic, f"{subject or ''}\n{text}")
     return _bounce(verdict, hint, addresses, diagnostic, _original_id(message))
+
+
+def _own_parts(part: Message) -> list[Message]:
+    """The parts of the message itself, not those of a message attached to it."""
+    if part.get_content_maintype() == "message" or not part.is_multipart():
+        return [part]
+    payload = part.get_payload()
+    children = [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
+    return [part] + [leaf for child in children for leaf in _own_parts(child)]
 
 
 def _own(message: Message) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
-from integrations import delivery_reports
+from integrations import bounce_text, delivery_reports
 from integrations.base.inbound import Bounce, InboundEmail
 from integrations.email_text import html_to_text, strip_reply, unflow
 
@@ -265,6 +265,8 @@ def _automatic(
         return "subject of an out-of-office reply"
     if sender.partition("@")[0] in ("mailer-daemon", "postmaster"):
         return "sent by a mail system (MAILER-DAEMON)"
+    if bounce_text.null_sender(message):
+        return "from the null sender (sent by a mail system)"
     if (_header(message, "Return-Path") or "").strip() == "<>":
         return "empty return path (sent by a mail system)"
     return None
