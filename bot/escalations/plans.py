@@ -248,6 +248,21 @@ def running(session: Session) -> list[tuple[PaymentPlan, list[PlanInstalment], D
     return out
 
 
+def undisputed_open(session: Session, invoice_ids: Iterable[int]) -> dict[int, Decimal]:
+    """The open, undisputed balance of each of these invoices (0 for the rest): what a plan's
+    reminder may ask for, since a disputed invoice is asked for nothing until a person resolves
+    the dispute (RULES A9)."""
+    wanted = sorted(set(invoice_ids))
+    out = dict.fromkeys(wanted, Decimal(0))
+    for invoice_id, balance in session.execute(
+        select(Invoice.id, Invoice.balance).where(
+            Invoice.id.in_(wanted), Invoice.status == "open", Invoice.disputed.is_(False)
+        )
+    ):
+        out[invoice_id] = max(balance, Decimal(0))
+    return out
+
+
 def still_owed(instalments: Sequence[PlanInstalment], paid: Decimal) -> list[Decimal]:
     """What each instalment still lacks once `paid` is counted against them in date order."""
     owed, counted = [], Decimal(0)
@@ -427,9 +442,12 @@ class NextInstalment:
 
 
 def next_instalments(session: Session) -> dict[int, NextInstalment]:
-    """Per customer with a running plan, its first instalment not yet covered nor missed."""
+    """Per customer with a running plan, its first instalment not yet covered nor missed; its
+    `owed` is what the reminder asks for (asked_for)."""
     out: dict[int, NextInstalment] = {}
-    for plan, instalments, paid in running(session):
+    active = running(session)
+    open_now = undisputed_open(session, (i for plan, _, _ in active for i in plan.invoice_ids))
+    for plan, instalments, paid in active:
         owed = still_owed(instalments, paid)
         for instalment, lacking in zip(instalments, owed, strict=True):
             if lacking > 0 and instalment.missed_at is None:
@@ -438,12 +456,19 @@ def next_instalments(session: Session) -> dict[int, NextInstalment]:
                     instalment.seq,
                     len(instalments),
                     instalment.due_on,
-                    lacking,
+                    asked_for(lacking, plan, open_now),
                     plan.currency,
                     tuple(plan.invoice_ids),
                 )
                 break
     return out
+
+
+def asked_for(lacking: Decimal, plan: PaymentPlan, open_now: dict[int, Decimal]) -> Decimal:
+    """What an instalment's reminder asks for: what the instalment still lacks, but never more
+    than the plan's invoices still owe undisputed (a disputed invoice's money is not asked for,
+    nor a voided one's)."""
+    return min(lacking, sum((open_now.get(i, Decimal(0)) for i in plan.invoice_ids), Decimal(0)))
 
 
 def is_instalment_step(step_key: str) -> bool:
@@ -452,9 +477,9 @@ def is_instalment_step(step_key: str) -> bool:
 
 def instalment_asks(session: Session, step_keys: Iterable[str]) -> dict[str, tuple[Decimal, str]]:
     """What each instalment reminder asks for, by its step key, and the plan's currency (not its
-    invoices' balances): while its plan runs and the instalment is not covered, what it still
-    lacks, as its message says (next_instalments); else the instalment's amount. Keys naming no
-    instalment are left out."""
+    invoices' balances): while its plan runs and the instalment is not covered, what its
+    message says (next_instalments: what it still lacks, never more than is owed undisputed);
+    else the instalment's amount. Keys naming no instalment are left out."""
     wanted: dict[tuple[int, int], str] = {}
     for key in step_keys:
         plan_text, _, seq_text = key[len(STEP_PREFIX) :].partition("-")
@@ -475,13 +500,13 @@ def instalment_asks(session: Session, step_keys: Iterable[str]) -> dict[str, tup
         if (plan, seq) in wanted
     }
     plan_ids = {plan for plan, _ in wanted}
-    for plan, instalments, paid in running(session):
-        if plan.id not in plan_ids:
-            continue
+    active = [found for found in running(session) if found[0].id in plan_ids]
+    open_now = undisputed_open(session, (i for plan, _, _ in active for i in plan.invoice_ids))
+    for plan, instalments, paid in active:
         for instalment, lacking in zip(instalments, still_owed(instalments, paid), strict=True):
-            key = wanted.get((plan.id, instalment.seq))
-            if key is not None and lacking > 0:
-                asks[key] = (lacking, plan.currency)
+            step_key = wanted.get((plan.id, instalment.seq))
+            if step_key is not None and lacking > 0:
+                asks[step_key] = (asked_for(lacking, plan, open_now), plan.currency)
     return asks
 
 

@@ -56,3 +56,26 @@ def test_a_card_asks_for_what_the_instalment_still_lacks_as_its_message_does(
     card = slack_api.messages[(reminder.slack_channel, reminder.slack_ts)]
     fields = [f["text"] for b in card["blocks"] for f in b.get("fields") or []]
     assert "*Asks for*\n$250.00" in fields, fields
+
+
+def test_an_instalment_reminder_asks_for_no_money_of_a_disputed_invoice(
+    slack_runtime: Runtime, slack_api: Any, clock: FixedClock, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    rows = [
+        row(invoice_number="INV-7", due_date="2026-03-01", amount="300.00", balance="300.00"),
+        row(invoice_number="INV-8", due_date="2026-03-01", amount="900.00", balance="900.00"),
+    ]
+    _ledger(rt, clock, tmp_path / "a.csv", rows)
+    customer_id = _plan(rt, clock)  # $400 on March 20, $800 on April 20
+    with rt.writing() as session:  # INV-8 disputed while the plan runs: only INV-7 is asked for
+        service.dispute(session, customer_id, "wrong roof", clock.now(), numbers=["INV-8"])
+    clock.set(datetime(2026, 3, 17, 14, 0, tzinfo=UTC))
+    plan_day(rt, REMINDED, links=None, slack=SlackChat(web_client("xoxb-test", slack_api.url)))
+    with rt.sessions() as session:
+        reminder = session.scalars(select(Reminder)).one()
+    words = f"{reminder.subject}\n{reminder.body_text}"
+    assert "$300.00" in (reminder.subject or "") and "$400.00" not in words
+    card = slack_api.messages[(reminder.slack_channel, reminder.slack_ts)]
+    fields = [f["text"] for b in card["blocks"] for f in b.get("fields") or []]
+    assert "*Asks for*\n$300.00" in fields
