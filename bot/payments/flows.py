@@ -54,6 +54,7 @@ def receive_stripe_event(
                 runtime.clock.now(),
                 dict(runtime.settings.escalation_routes),
                 outside_arbot=outside,
+                timezone=runtime.settings.timezone,
             )
             if result.status == "unmatched":  # owed with the event, so it is never lost
                 unmatched_notices.owe(session, runtime.clock.now(), event.id, result.detail)

@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -90,19 +91,23 @@ def apply_event(
     routes: dict[str, str],
     *,
     outside_arbot: bool = False,
+    timezone: str = "UTC",
 ) -> StripeResult:
     """`outside_arbot`: Stripe showed a refund's or dispute's charge was not made through arbot's
-    links (bot.payments.stripe_charges), so an unrecorded payment is not waited for."""
+    links (bot.payments.stripe_charges), so an unrecorded payment is not waited for. `timezone`:
+    the business's (ARBOT_TIMEZONE), whose day a payment or refund is received on, as a ledger's
+    or a bank file's is."""
     if session.get(StripeEvent, event.id) is not None:
         return StripeResult("duplicate", f"event {event.id} was handled before")
     # A replica handling the same event at the same moment fails here on the primary key, and
     # its whole transaction with it (the handler answers that as a duplicate).
     session.add(StripeEvent(id=event.id, type=event.type[:64], received_at=now))
     session.flush()
+    zone = ZoneInfo(timezone)
     if event.type in PAID_TYPES:
-        return _paid(session, event, now, routes)
+        return _paid(session, event, now, routes, zone)
     if event.type == "charge.refunded":
-        return _refunded(session, event, now, routes, outside_arbot)
+        return _refunded(session, event, now, routes, outside_arbot, zone)
     if event.type == "charge.dispute.created":
         return _disputed(session, event, now, routes, outside_arbot)
     log.info("Stripe event %s (%s) acknowledged; arbot does not act on it", event.id, event.type)
@@ -110,7 +115,7 @@ def apply_event(
 
 
 def _paid(
-    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str]
+    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str], zone: ZoneInfo
 ) -> StripeResult:
     obj = event.object
     if event.type.startswith("checkout.session"):
@@ -141,9 +146,7 @@ def _paid(
         source=SOURCE,
         external_id=str(payment_id),
         customer_id=customer_id,
-        received_on=datetime.fromtimestamp(
-            int(obj.get("created") or now.timestamp()), now.tzinfo
-        ).date(),
+        received_on=datetime.fromtimestamp(int(obj.get("created") or now.timestamp()), zone).date(),
         amount=amount,
         currency=currency,
         invoice_ids=ids,
@@ -175,7 +178,12 @@ def _paid(
 
 
 def _refunded(
-    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str], outside: bool
+    session: Session,
+    event: StripeEventIn,
+    now: datetime,
+    routes: dict[str, str],
+    outside: bool,
+    zone: ZoneInfo,
 ) -> StripeResult:
     obj = event.object
     payment_id = obj.get("payment_intent")
@@ -200,6 +208,7 @@ def _refunded(
         payment_external_id=str(payment_id),
         refunded_total=total,
         now=now,
+        received_on=now.astimezone(zone).date(),
         refund_id=_refund_id(str(payment_id), f"{obj.get('id')}:{obj.get('amount_refunded')}"),
     )
     status = "duplicate" if outcome.duplicate else "applied"
