@@ -129,6 +129,7 @@ def _post_claimed(
         assert escalation is not None
         escalation.slack_channel, escalation.slack_thread_ts = channel_id, ts
         escalation.slack_claimed_at = None
+        thread_notes.owe_added_while_posting(session, escalation)
         if view is not None:
             audit.record(
                 session,

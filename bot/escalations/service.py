@@ -50,15 +50,16 @@ def open_or_add(
 
     A reason added to an escalation already in Slack owes its thread a note, in this same
     transaction (bot/escalations/thread_notes.py posts it, the sweep until Slack takes it); one
-    not in Slack yet is told by the history posted with it. `inbound_id`: the reply that is the
-    reason, quoted in that note."""
+    not in Slack yet is told by the history posted with it, unless it is being posted now (its
+    history was read before this reason: the note is owed once its thread is stored).
+    `inbound_id`: the reply that is the reason, quoted in that note."""
     current = open_for(session, customer_id)
     if current is not None:
         told = bool(current.slack_channel and current.slack_thread_ts)
         payload: dict[str, object] = {"escalation": current.id, "reason": reason, "detail": detail}
         if inbound_id is not None:
             payload["inbound"] = inbound_id
-        if told:
+        if told or current.slack_claimed_at is not None:
             payload[THREAD_NOTE] = True
         audit.record(
             session,

@@ -54,6 +54,21 @@ def also_needs(reason: str, detail: str | None) -> Mrkdwn:
     return clip(mrkdwn(told, ": ", detail) if detail else told, LONGEST)
 
 
+def owe_added_while_posting(session: Session, escalation: Escalation) -> None:
+    """The escalation's thread was just stored: the reasons added while it was being posted (its
+    history was read before them) are owed to it, in the same transaction."""
+    channel, ts = escalation.slack_channel, escalation.slack_thread_ts
+    if channel and ts and _unposted(session, channel, ts):
+        slack_retries.owe_with(
+            session,
+            NOTE,
+            channel,
+            ts,
+            "reasons added while it was posted",
+            escalation_id=escalation.id,
+        )
+
+
 def post_owed(runtime: Runtime, slack: EscalationPort) -> int:
     """Post the notes of every thread owed some and due (never refused, or its backoff passed).
     Returns how many notes Slack took."""

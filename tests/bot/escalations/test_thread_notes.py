@@ -206,3 +206,37 @@ def test_a_reply_added_to_a_posted_escalation_is_quoted_in_its_thread_escaped(
     [note] = _notes(slack_api, thread)
     assert "reply from ap@ridgeline.example" in note and "> We dispute this" in note
     assert "&lt;!channel&gt;" in note and "<!channel>" not in note and "<https://" not in note
+
+
+def test_a_reason_added_while_the_escalation_is_being_posted_is_told_in_its_thread(
+    slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    with rt.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", [row()])), rt.clock.now())
+        customer_id = session.scalars(select(Customer.id)).one()
+        service.open_or_add(session, customer_id, "replied", rt.clock.now())
+
+    class ReasonMeanwhile:
+        """The real port; a send in doubt is recorded while Slack takes the parent message."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(chat, name)
+
+        def post_escalation(self, channel: str, view: Any) -> tuple[str, str]:
+            with rt.writing() as session:
+                service.open_or_add(
+                    session, customer_id, "send_unknown", rt.clock.now(), detail="meanwhile"
+                )
+            return chat.post_escalation(channel, view)
+
+    [posted] = posting.post_new(rt, ReasonMeanwhile(), "C0ESCALATE")
+    with rt.sessions() as session:
+        thread = session.get(Escalation, posted)
+        assert thread is not None
+        session.expunge(thread)
+
+    assert sweep(rt, chat).notes_posted == 1
+    [note] = _notes(slack_api, thread)
+    assert "may or may not have gone out" in note and "meanwhile" in note
