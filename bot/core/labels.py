@@ -95,6 +95,7 @@ _REASONS = {
     "due_date_changed": "the invoice's due date changed",
     "total_changed": "the invoice's total changed",
     "email_changed": "the ledger gave the contact another email address",
+    "phone_changed": "the ledger gave the contact another phone number",
     "never_automate": "always handed to a person",
     "never_automated": "always handed to a person",
     "send_failed": "a message could not be delivered",

@@ -247,6 +247,7 @@ _KIND_TEXT = {
     "contact.opted_out": "opted out",
     "contact.sms_consent_withdrawn": CONSENT_WITHDRAWN,
     "contact.email_changed": "email address changed",
+    "contact.phone_changed": "phone number changed",
     "note.added": "note",
     "plan.recorded": "payment plan",
     "plan.completed": "payment plan completed",

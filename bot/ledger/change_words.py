@@ -12,7 +12,9 @@ from typing import Any
 
 from bot.core.money import decimal_str
 
-PHONE_CHANGED = "phone_changed"  # why a consent was dropped when the ledger gave no "no"
+# why a consent was dropped when the ledger gave no "no", and why a waiting text was cancelled:
+# the ledger gave its contact another phone number (the text was approved for the old one)
+PHONE_CHANGED = "phone_changed"
 CONSENT_WITHDRAWN = "consent to texts withdrawn"
 # why a waiting email was cancelled: the ledger gave its contact another address
 EMAIL_CHANGED = "email_changed"
@@ -58,4 +60,12 @@ def ledger_change(kind: str, payload: dict[str, Any], minute: Callable[[str], st
             notes.append(f"{old} {' and '.join(marks)}")
         said = f" ({'; '.join(notes)})" if notes else ""
         return f"email address {old} → {payload.get('to')}{said}"
+    if kind == "contact.phone_changed":  # the ledger gave a contact another number
+        notes = [str(payload["source"])] if payload.get("source") else []
+        if payload.get("consent_given"):  # else any consent went with the old number
+            notes.append("consent to texts given with it")
+        if cancelled := len(payload.get("texts_cancelled") or []):
+            notes.append(f"{cancelled} waiting text{'' if cancelled == 1 else 's'} cancelled")
+        said = f" ({'; '.join(notes)})" if notes else ""
+        return f"phone number {payload.get('from')} → {payload.get('to')}{said}"
     return None

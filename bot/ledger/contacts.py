@@ -1,12 +1,15 @@
 """Contacts of a ledger import, whatever its source: new ones inserted, changed ones updated in
 bulk, and consent to texts kept per phone number (docs RULES B1). A consent the ledger withdraws,
 or one that was given for a number the ledger has since replaced, is dropped with an Event that
-keeps when and where it had been given. A contact whose address the ledger changed moves to the
-new one (bot/ledger/contact_addresses.py); a bounce mark and an email opt-out go with the address
-they were for."""
+keeps when and where it had been given. A contact whose number the ledger changed is no longer
+texted what was written and approved for the old number: its waiting texts are cancelled, and a
+`contact.phone_changed` Event names both numbers and those texts. A contact whose address the
+ledger changed moves to the new one (bot/ledger/contact_addresses.py); a bounce mark and an email
+opt-out go with the address they were for."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,7 +18,8 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
-from bot.core.models import Contact
+from bot.core.bulk_rows import among
+from bot.core.models import Contact, Reminder
 from bot.ledger.bulk import bulk_update, insert_columns
 from bot.ledger.change_words import PHONE_CHANGED
 from bot.ledger.contact_addresses import MARKS, moved_contacts, record_move, remembered_marks
@@ -41,6 +45,16 @@ _CONTACT_FIELDS = (
 )
 # A contact's new address has none of the old one's marks, unless it once had its own.
 _NO_MARKS: dict[str, datetime | None] = dict.fromkeys(MARKS)
+NUMBER_CHANGED = "contact.phone_changed"  # the Event of a contact's new phone number
+
+
+@dataclass(frozen=True)
+class NumberChange:
+    """A stored contact's new phone number: its customer, and its Event's payload but the texts
+    it cancelled (written by `record_number_changes` once those are cancelled)."""
+
+    customer_id: int
+    payload: dict[str, Any]
 
 
 @dataclass
@@ -50,6 +64,8 @@ class ContactChanges:
 
     consent_dropped: list[int] = field(default_factory=list)  # no more consent to texts
     moved: list[int] = field(default_factory=list)  # at another email address
+    # at another phone number (from one it had): contact id -> the change
+    renumbered: dict[int, NumberChange] = field(default_factory=dict)
     updates: list[dict[str, Any]] = field(default_factory=list)  # each: id, then the columns
 
 
@@ -62,10 +78,11 @@ def add_contacts(
 ) -> ContactChanges:
     """Add the batch's new contacts, and return its changes of stored ones, not yet written
     (`update_contacts` writes them), with those whose consent to texts it drops (withdrawn by the
-    ledger, or lost with the phone number it was given for) and those it moves to another email
-    address. The import writes them once it holds every reminder it cancels: a Twilio failure
-    report and the send worker's results change a message, then its contact, so an import that
-    held the contact while it waited for the message would deadlock with them."""
+    ledger, or lost with the phone number it was given for), those it gives another phone number
+    and those it moves to another email address. The import writes them once it holds every
+    reminder it cancels: a Twilio failure report and the send worker's results change a message,
+    then its contact, so an import that held the contact while it waited for the message would
+    deadlock with them."""
     by_customer: dict[int, list[Row[Any]]] = {}
     wanted_ids = {customer_ids[external_id] for external_id in batch.customers}
     contact_columns = [getattr(Contact, c) for c in _CONTACT_FIELDS]
@@ -98,6 +115,8 @@ def add_contacts(
             if changes.get("sms_consent") is False and existing.id not in done.consent_dropped:
                 done.consent_dropped.append(existing.id)
                 _record_withdrawal(session, existing, changes, now)
+            if "phone" in changes and existing.phone and existing.id not in done.renumbered:
+                done.renumbered[existing.id] = _number_change(existing, changes, batch.label)
         if record.timezone is not None:
             # No source gives a contact a timezone of its own: a contact's is its customer's,
             # copied when it was added, and follows the customer's (whether or not this batch
@@ -135,6 +154,45 @@ def add_contacts(
 def update_contacts(session: Session, changes: ContactChanges) -> None:
     """Write the changes of stored contacts `add_contacts` found."""
     bulk_update(session, Contact, changes.updates)
+
+
+def _number_change(stored: Row[Any], changes: dict[str, Any], label: str) -> NumberChange:
+    payload = {
+        "contact": stored.id,
+        "from": stored.phone,
+        "to": changes["phone"],
+        "source": visible(label, 200),
+        # consent given for the new number on its record; else any consent went with the old one
+        "consent_given": bool(changes.get("sms_consent")),
+    }
+    return NumberChange(stored.customer_id, payload)
+
+
+def record_number_changes(
+    session: Session, changes: ContactChanges, cancelled: Sequence[int], now: datetime
+) -> None:
+    """The Event of each new phone number `add_contacts` found, with the texts to its contact
+    among `cancelled` (the import's cancels of texts waiting for the old number): written after
+    those cancels, as they say what the change stopped."""
+    if not changes.renumbered:
+        return
+    texts_of: dict[int | None, list[int]] = {}  # the texts to each renumbered contact
+    renumbered = list(changes.renumbered)
+    for of_cancelled in among(session, Reminder.id, sorted(cancelled)):
+        for reminder_id, contact_id in session.execute(
+            select(Reminder.id, Reminder.contact_id).where(
+                of_cancelled, Reminder.contact_id.in_(renumbered)
+            )
+        ):
+            texts_of.setdefault(contact_id, []).append(reminder_id)
+    for contact_id, change in changes.renumbered.items():
+        audit.record(
+            session,
+            now,
+            NUMBER_CHANGED,
+            customer_id=change.customer_id,
+            payload={**change.payload, "texts_cancelled": sorted(texts_of.get(contact_id, []))},
+        )
 
 
 def _contact_changes(

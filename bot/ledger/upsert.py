@@ -21,8 +21,8 @@ from bot.core.models import Customer, Event
 from bot.core.vocabulary import WAITING, Channel
 from bot.ledger.accounts import cancel_waiting_texts, cancel_waiting_to, waiting_messages_to
 from bot.ledger.bulk import bulk_update, cycles_collected_after, insert_columns
-from bot.ledger.change_words import EMAIL_CHANGED
-from bot.ledger.contacts import add_contacts, update_contacts
+from bot.ledger.change_words import EMAIL_CHANGED, PHONE_CHANGED
+from bot.ledger.contacts import add_contacts, record_number_changes, update_contacts
 from bot.ledger.invoices import upsert_invoices
 from bot.ledger.screening import screen
 from bot.ledger.source_payments import record_source_payments
@@ -145,7 +145,7 @@ def _apply(
         session,
         [
             *covering(session, changed_invoice_ids),
-            *waiting_messages_to(contacts.consent_dropped, contacts.moved),
+            *waiting_messages_to([*contacts.consent_dropped, *contacts.renumbered], contacts.moved),
         ],
         WAITING,
     )
@@ -154,9 +154,13 @@ def _apply(
     summary.cancelled_reminders = cancel_for_invoices(session, summary.changed_invoice_ids, now)
     # No more consent to texts (withdrawn, or given for a phone number the ledger replaced): what
     # still waits to be texted to them goes no further (as a STOP reply stops it).
-    summary.cancelled_reminders += cancel_waiting_texts(
-        session, contacts.consent_dropped, NO_SMS_CONSENT, now
-    )
+    texts_cancelled = cancel_waiting_texts(session, contacts.consent_dropped, NO_SMS_CONSENT, now)
+    # Another phone number, even with consent of its own: what waits to be texted was written
+    # and approved for the old one, and would go to the new one (a reminder names its contact,
+    # not the number). The phone change's Event names what it stopped, for either reason.
+    texts_cancelled += cancel_waiting_texts(session, list(contacts.renumbered), PHONE_CHANGED, now)
+    record_number_changes(session, contacts, texts_cancelled, now)
+    summary.cancelled_reminders += texts_cancelled
     # Another email address: what waits to be emailed was written and approved for the old one,
     # which the ledger no longer has (the contact's next message goes to the new one).
     summary.cancelled_reminders += cancel_waiting_to(

@@ -100,6 +100,7 @@ CANCELLED_BECAUSE = {
     "opted_out": "because the contact opted out or cannot be reached",
     "no_sms_consent": "because the contact gave no consent to texts at this phone number",
     "email_changed": "because the ledger gave the contact another email address",
+    "phone_changed": "because the ledger gave the contact another phone number",
     "no_send_window": "because the contact's sending hours leave no time to send",
     "no_invoice_copy": "because a copy of an invoice could not be attached",
     "message_too_large": "because the email with its invoice copies is too large",

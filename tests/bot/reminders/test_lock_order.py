@@ -509,3 +509,46 @@ def test_a_ledger_import_moving_the_address_while_the_worker_stores_a_refusal_wa
     with runtime.sessions() as session:
         contact = session.scalars(select(Contact)).one()
     assert (contact.email, contact.email_unusable_at) == ("billing@c1.example", None)
+
+
+def test_a_ledger_import_giving_a_new_number_during_a_failure_report_of_a_text_waits_for_it(
+    mail_env: Any, runtime: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    """Twilio reports the text undelivered (30005, an unknown number): the report fails the text,
+    then marks its contact's number unusable. In between, a ledger import gives the contact
+    another number, with consent to texts at it, which cancels the texts waiting for the old
+    one. The import waits for the report, and both are stored: the text failed, the contact at
+    its new number (with its consent) without the old number's mark."""
+    approved(mail_env, runtime, tmp_path, customers=1)
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="sending", channel="sms", updated_at=now))
+        session.execute(update(Contact).values(phone=PHONE, sms_consent=True))
+    renumbered = ContactRecord(None, "ap@c1.example", "+13125550177", True, "m.csv row 2")
+    batch = LedgerBatch(
+        "csv",
+        "m.csv",
+        customers={"C-1": CustomerRecord("C-1", "Customer 1", contacts=[renumbered])},
+    )
+    imports: list[Future[Any]] = []
+
+    def import_now() -> None:
+        imports.append(meanwhile(pool, runtime, lambda session: apply_batch(session, batch, now)))
+
+    twilio = _sender_env(runtime, database_url)
+    with (
+        ThreadPoolExecutor(1) as pool,
+        after_first_update(twilio, import_now),
+        twilio.writing() as session,
+    ):
+        sms_status(session, "SM1", "undelivered", "30005", now, reminder_id=1)
+    twilio.close()
+    assert imports[0].result().contacts_updated == 1
+    assert states(runtime) == {1: "failed"}
+    with runtime.sessions() as session:
+        contact = session.scalars(select(Contact)).one()
+    assert (contact.phone, contact.sms_consent, contact.sms_unusable_at) == (
+        "+13125550177",
+        True,
+        None,
+    )
