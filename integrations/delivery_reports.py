@@ -1,25 +1,26 @@
 """Delivery reports about our messages: which address failed, whether for good, and whose problem
 it is; or a spam complaint about one.
 
-Three shapes come in. A delivery status notification (RFC 3464) has a status block per recipient;
+Four shapes come in. A delivery status notification (RFC 3464) has a status block per recipient;
 one whose block is missing, empty or oddly spaced ("Action : failed") is still read, its recipient
 then taken from the notice's words; a mail system's notice that carries its status part in an
 ordinary multipart/mixed message (McAfee Email Gateway, OpenSMTPD) is read as one. A bounce
 written for people (Exim, qmail, Yahoo, Exchange 2003, ...) is read by integrations.bounce_text.
-An abuse report (ARF) is a complaint (integrations.complaints). What each means is decided in one
-place, integrations.bounce_status.
+An abuse report (ARF) is a complaint (integrations.complaints). Amazon SES's bounce and complaint
+notifications, mailed by SNS as JSON, are read by integrations.ses_feedback. What each means is
+decided in one place, integrations.bounce_status.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 from email.parser import HeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 
-from integrations import bounce_status, bounce_text, complaints
+from integrations import bounce_status, bounce_text, complaints, ses_feedback
 from integrations.base.inbound import Bounce
 
 DSN_PARTS = ("message/delivery-status", "message/global-delivery-status")
@@ -58,6 +59,10 @@ def read(message: Message, sender: str, subject: str | None) -> Bounce | None:
             original_message_id=original,
             complaint=True,
         )
+    if sender.endswith(ses_feedback.SNS_SENDER):
+        feedback = ses_feedback.read(bounce_text.body_text(message))
+        if feedback is not None:
+            return _from_ses(feedback)
     is_dsn = message.get_content_type() == "multipart/report" and _param(
         message, "report-type"
     ) in ("delivery-status", "")
@@ -103,7 +108,11 @@ def _from_dsn(message: Message) -> Bounce:
             first.diagnostic or text_bounce.diagnostic,
             original,
         )
-    text = bounce_text.notice_text(message)
+    return _from_reports(reports, original, bounce_text.notice_text(message))
+
+
+def _from_reports(reports: list[_RecipientStatus], original: str | None, text: str) -> Bounce:
+    """What the status of each recipient (at least one with an address) says, together."""
     verdicts = [(r, bounce_status.judge(r.action, r.status, r.diagnostic, text)) for r in reports]
     failed = [(r, v) for r, v in verdicts if v.outcome == bounce_status.FAILED]
     main, verdict = failed[0] if failed else verdicts[0]
@@ -117,6 +126,33 @@ def _from_dsn(message: Message) -> Bounce:
         original_message_id=original,
         sender_side=bool(failed) and verdict.sender_side,
     )
+
+
+def _from_ses(feedback: ses_feedback.Feedback) -> Bounce | None:
+    addresses = tuple(dict.fromkeys(r.address for r in feedback.recipients))
+    if feedback.kind == "Complaint":
+        return Bounce(
+            action="complaint",
+            recipients=addresses,
+            failed_recipients=(),
+            status=None,
+            permanent=False,
+            diagnostic=f"feedback type: {feedback.feedback_type}"
+            if feedback.feedback_type
+            else None,
+            original_message_id=feedback.original_message_id,
+            complaint=True,
+        )
+    if feedback.kind != "Bounce" or not addresses:
+        return None  # a delivery receipt: nothing failed
+    reports = [
+        _RecipientStatus(r.address, r.action, r.status, r.diagnostic) for r in feedback.recipients
+    ]
+    bounce = _from_reports(reports, feedback.original_message_id, "")
+    if feedback.permanent:
+        return bounce
+    # A transient or undetermined bounce: SES gave up on this message, not on the address.
+    return replace(bounce, failed_recipients=(), permanent=False, sender_side=False)
 
 
 def _from_text(message: Message, subject: str | None, original_to: tuple[str, ...]) -> Bounce:

@@ -269,4 +269,6 @@ def _automatic(
         return "from the null sender (sent by a mail system)"
     if (_header(message, "Return-Path") or "").strip() == "<>":
         return "empty return path (sent by a mail system)"
+    if sender.partition("@")[0] in bounce_text.NO_REPLY:
+        return "sent from a no-reply address"
     return None
