@@ -1,7 +1,10 @@
 """Spam complaints: an abuse report (ARF, RFC 5965: `multipart/report;
 report-type=feedback-report`), as mailbox providers' feedback loops send them (Yahoo's among
-them), says the recipient marked one of our messages as spam. The address it names is the one who
-complained: from the report's Original-Rcpt-To, else the returned original's `To:`."""
+them), says the recipient marked one of our messages as spam. So does Microsoft's junk mail
+reporting program (Hotmail, Outlook.com), which sends no ARF: a mail from staff@hotmail.com with
+the message attached whole, marked X-HmXmrOriginalRecipient. The address it names is the one who
+complained: from the report's Original-Rcpt-To (or that mark), else the returned original's `To:`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from email.policy import compat32
 from email.utils import getaddresses
 
 FEEDBACK_SENDERS = ("@arf.mail.yahoo.com", "@fbl.", "@feedback.")
+JMRP_SENDER = "staff@hotmail.com"
+JMRP_MARK = "X-HmXmrOriginalRecipient"
 
 
 def is_complaint(message: Message, sender: str) -> bool:
@@ -20,6 +25,8 @@ def is_complaint(message: Message, sender: str) -> bool:
         kind = message.get_param("report-type")
         if isinstance(kind, str) and kind.lower() == "feedback-report":
             return True
+    if sender == JMRP_SENDER and _jmrp_original(message) is not None:
+        return True
     return (
         any(marker in sender for marker in FEEDBACK_SENDERS) and _feedback_part(message) is not None
     )
@@ -35,6 +42,10 @@ def complained(message: Message) -> tuple[tuple[str, ...], str | None, str | Non
         kind = (fields.get("Feedback-Type") or "").strip().lower() or None
         values = [str(v) for v in fields.get_all("Original-Rcpt-To") or []]
         addresses += [a for _, a in getaddresses(values)]
+    marked = _jmrp_original(message)
+    if marked is not None:  # Microsoft's report: every one is about junk mail
+        kind = kind or "abuse"
+        addresses += [a for _, a in getaddresses([str(v) for v in marked.get_all(JMRP_MARK) or []])]
     original_id = None
     for part in message.walk():
         if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
@@ -47,6 +58,16 @@ def complained(message: Message) -> tuple[tuple[str, ...], str | None, str | Non
             original_id = original_id or (found.group() if found else None)
     clean = (a.strip().strip("<>").lower() for a in addresses)
     return tuple(dict.fromkeys(a for a in clean if "@" in a)), kind, original_id
+
+
+def _jmrp_original(message: Message) -> Message | None:
+    """The attached message Microsoft marked with the address that reported it, if any."""
+    for part in message.walk():
+        if part.get_content_type() == "message/rfc822":
+            inner = _inner(part)
+            if inner is not None and inner.get(JMRP_MARK):
+                return inner
+    return None
 
 
 def _feedback_part(message: Message) -> Message | None:
