@@ -276,12 +276,20 @@ def open_invoices(session: Session, customer_id: int) -> list[Invoice]:
 
 
 def record_promise(
-    session: Session, escalation_id: int, user: str, promised: date, grace_days: int, now: datetime
+    session: Session,
+    escalation_id: int,
+    user: str,
+    promised: date,
+    grace_days: int,
+    now: datetime,
+    today: date | None = None,
 ) -> datetime:
     """The customer promised to pay by `promised`: nothing automated until promised + grace.
-    Returns when the sequence may resume."""
+    Returns when the sequence may resume. A promise before `today`, the business's date
+    (Runtime.today(), as the form checked it), is refused; without it, the date of `now` in UTC,
+    which in the business's evening west of UTC is already tomorrow."""
     escalation = load(session, escalation_id)
-    if promised < now.date():
+    if promised < (today or now.date()):
         raise UserError(f"{promised.isoformat()} is in the past: give the date they promised")
     return promise(session, escalation.customer_id, promised, grace_days, now, actor=user)
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FixedClock
-from bot.core.models import Customer, Escalation, PlanInstalment
+from bot.core.models import Customer, Escalation, Invoice, PlanInstalment
 from bot.core.runtime import Runtime
 from bot.escalations import posting, service
 from bot.ledger.upsert import apply_batch
@@ -42,6 +42,31 @@ def thread(slack_runtime: Runtime, slack_api: Any, tmp_path: Path) -> Escalation
         return escalation
 
 
+def test_a_promise_for_today_recorded_in_the_evening_is_kept(
+    served: Any, slack_runtime: Runtime, slack_api: Any, thread: Escalation, clock: FixedClock
+) -> None:
+    clock.set(EVENING)
+    served.click("esc_promise", str(thread.id), channel="C0ESCALATE")
+    wait_for(lambda: slack_api.calls("views.open"))
+    modal = slack_api.calls("views.open")[-1]["view"]
+
+    accepted = served.submit(
+        "esc_promise",
+        modal["private_metadata"],
+        {"date": {"value": {"type": "datepicker", "selected_date": "2026-03-16"}}},
+    )
+
+    assert accepted.status_code == 200 and not accepted.content  # the form took today
+
+    def promised() -> Any:
+        with slack_runtime.sessions() as session:
+            return session.scalars(select(Invoice.promise_date)).one()
+
+    assert wait_for(promised) == date(2026, 3, 16)
+    wait_for(lambda: any("promise to pay by 2026-03-16" in c["text"] for c in _posted(slack_api)))
+    assert not any("in the past" in c["text"] for c in slack_api.calls("chat.postEphemeral"))
+
+
 def test_a_payment_plan_starting_tomorrow_recorded_in_the_evening_is_kept(
     served: Any, slack_runtime: Runtime, slack_api: Any, thread: Escalation, clock: FixedClock
 ) -> None:
@@ -66,3 +91,7 @@ def test_a_payment_plan_starting_tomorrow_recorded_in_the_evening_is_kept(
 
     assert wait_for(stored) == [date(2026, 3, 17), date(2026, 4, 17)]
     assert not any("after today" in c["text"] for c in slack_api.calls("chat.postEphemeral"))
+
+
+def _posted(slack_api: Any) -> list[dict[str, Any]]:
+    return [c for c in slack_api.calls("chat.postMessage") if "text" in c]
