@@ -399,6 +399,16 @@ class Settings(BaseSettings):
         parse_window(value)
         return value
 
+    @field_validator("morning_time")
+    @classmethod
+    def _wall_clock_morning(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError(
+                f"{value.isoformat()} names a timezone: give the time without a timezone, "
+                "such as 08:00 (it is read in ARBOT_TIMEZONE)"
+            )
+        return value
+
     @field_validator("phone_region")
     @classmethod
     def _region(cls, value: str) -> str:
@@ -477,12 +487,18 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def parse_window(text: str) -> tuple[time, time]:
-    """`09:00-17:00` -> (09:00, 17:00); the end must come after the start."""
+    """`09:00-17:00` -> (09:00, 17:00); the end must come after the start, and neither names a
+    timezone (the window is wall-clock time in each contact's zone)."""
     start_text, sep, end_text = text.partition("-")
     try:
         start, end = time.fromisoformat(start_text.strip()), time.fromisoformat(end_text.strip())
     except ValueError:
         raise ValueError(f"{text!r} is not a window such as 09:00-17:00") from None
+    if start.tzinfo is not None or end.tzinfo is not None:
+        raise ValueError(
+            f"{text!r} names a timezone: give the window without a timezone, such as "
+            "09:00-17:00 (it is read in each contact's own timezone)"
+        )
     if not sep or end <= start:
         raise ValueError(f"{text!r} is not a window such as 09:00-17:00")
     return start, end

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import pytest
@@ -161,3 +161,32 @@ def test_the_phone_region_is_a_country_code_in_capitals(given: str, region: str)
 def test_an_unknown_phone_region_names_its_variable() -> None:
     with pytest.raises(UserError, match="ARBOT_PHONE_REGION"):
         load_settings(env_file=None, phone_region="ZZ")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ARBOT_SEND_WINDOW", "09:00Z-17:00Z"),
+        ("ARBOT_SEND_WINDOW", "09:00-17:00+02:00"),
+        ("ARBOT_MORNING_TIME", "08:00Z"),
+        ("ARBOT_MORNING_TIME", "08:00-05:00"),
+    ],
+)
+def test_a_wall_clock_setting_with_a_utc_offset_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """The send window is read in each contact's zone and the morning time in ARBOT_TIMEZONE: an
+    offset would be accepted here and then crash comparing it with a local time."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(UserError, match="bad setting") as caught:
+        load_settings(env_file=None)
+    assert f"{name}: Value error" in str(caught.value)
+    assert "without a timezone" in str(caught.value)
+
+
+def test_wall_clock_settings_without_an_offset_still_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBOT_SEND_WINDOW", "08:30-18:00")
+    monkeypatch.setenv("ARBOT_MORNING_TIME", "07:45")
+    settings = load_settings(env_file=None)
+    assert settings.window() == (time(8, 30), time(18))
+    assert settings.morning_time == time(7, 45)
