@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.core.clock import zone_named
 from bot.core.errors import UserError, ValidationFailed
 from bot.core.language import parse_language
 from bot.core.money import minor_units, parse_amount
@@ -84,7 +85,7 @@ def _slack_user(text: str) -> str:
 def _timezone(text: str) -> str:
     _timezone_fits(text)
     try:
-        ZoneInfo(text)
+        zone_named(text)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"{text!r} is not an IANA timezone (e.g. America/Chicago)") from None
     return text

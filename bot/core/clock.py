@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class Clock(Protocol):
@@ -39,6 +39,20 @@ def as_utc(instant: datetime) -> datetime:
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError(f"naive datetime {instant.isoformat()} has no timezone")
     return instant.astimezone(UTC)
+
+
+# Names the system's zone files carry that are not places: `localtime` is whatever zone this
+# server is set to, `Factory` a placeholder with no offset. Compared casefolded, as a
+# case-insensitive file system would find them.
+NOT_PLACES = frozenset({"localtime", "factory"})
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The IANA timezone of that name, refusing `localtime` and `Factory` as unknown
+    (ZoneInfoNotFoundError, like any name with no zone file; ValueError for a malformed one)."""
+    if name.casefold() in NOT_PLACES:
+        raise ZoneInfoNotFoundError(f"No time zone found with key {name}")
+    return ZoneInfo(name)
 
 
 def local_date(clock: Clock, timezone: str) -> date:

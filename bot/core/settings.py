@@ -6,7 +6,7 @@ from datetime import datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfoNotFoundError
 
 from pydantic import (
     AliasChoices,
@@ -23,7 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from bot.core.clock import Clock, FixedClock, SystemClock
+from bot.core.clock import Clock, FixedClock, SystemClock, zone_named
 from bot.core.errors import UserError
 from bot.core.vocabulary import RESOLUTIONS, TIERS
 
@@ -466,7 +466,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         try:
-            ZoneInfo(value)
+            zone_named(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{value!r} is not an IANA timezone such as America/Chicago") from None
         return value

@@ -53,6 +53,9 @@ BAD_FIELDS = [
     ("phone", "+1 555 0100", "row 3, phone: '+1 555 0100' is not a valid phone number"),
     ("tier", "gold", "row 3, tier: 'gold' is not a tier; use one of strategic, standard"),
     ("timezone", "Central Time", "row 3, timezone: 'Central Time' is not an IANA timezone"),
+    # names the system's zone files carry that are not places: the server's zone, a placeholder
+    ("timezone", "localtime", "row 3, timezone: 'localtime' is not an IANA timezone"),
+    ("timezone", "Factory", "row 3, timezone: 'Factory' is not an IANA timezone"),
     ("owner_slack_id", "@dana", "row 3, owner_slack_id: '@dana' is not a Slack user id"),
     ("sms_consent", "maybe", "row 3, sms_consent: 'maybe' is not yes/no"),
     ("never_automate", "sometimes", "row 3, never_automate: 'sometimes' is not yes/no"),
@@ -442,3 +445,12 @@ def test_a_timezone_the_system_knows_but_its_column_cannot_hold_is_refused(
     assert failed.value.problems == [
         f"row 3, timezone: is {held + 1} characters long; at most {held} fit"
     ]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/GMT+5", "America/New_York", "Asia/Tokyo"])
+def test_every_iana_timezone_is_imported_as_given(
+    cli: Any, session: Session, tmp_path: Path, zone: str
+) -> None:
+    path = write(tmp_path / "ledger.csv", [row(timezone=zone)])
+    assert cli("import-csv", str(path)).code == 0
+    assert session.scalars(select(Customer.timezone)).one() == zone

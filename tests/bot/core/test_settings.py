@@ -107,6 +107,16 @@ def test_arbot_now_fixes_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
             "Central",
             "ARBOT_TIMEZONE: Value error, 'Central' is not an IANA timezone",
         ),
+        (
+            "ARBOT_TIMEZONE",
+            "localtime",
+            "ARBOT_TIMEZONE: Value error, 'localtime' is not an IANA timezone",
+        ),
+        (
+            "ARBOT_TIMEZONE",
+            "Factory",
+            "ARBOT_TIMEZONE: Value error, 'Factory' is not an IANA timezone",
+        ),
         ("ARBOT_NOW", "2026-03-16T09:00:00", "ARBOT_NOW: Value error, needs a timezone"),
         ("SMTP_PORT", "twenty-five", "SMTP_PORT:"),
     ],
@@ -190,3 +200,8 @@ def test_wall_clock_settings_without_an_offset_still_load(monkeypatch: pytest.Mo
     settings = load_settings(env_file=None)
     assert settings.window() == (time(8, 30), time(18))
     assert settings.morning_time == time(7, 45)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/GMT+5", "America/New_York", "Asia/Tokyo"])
+def test_every_iana_timezone_is_a_business_timezone(zone: str) -> None:
+    assert load_settings(env_file=None, timezone=zone).timezone == zone
