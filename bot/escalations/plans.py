@@ -8,7 +8,9 @@ and the send check know), and each instalment gets the playbook's `instalment` r
 Payments are not tied to instalments one by one: whatever has come off the invoices' balance
 since the plan was agreed counts against the instalments in date order, whichever way it arrived
 (sync, Stripe, a bank file). An instalment not covered `grace_days` after its date is missed: the
-plan ends, and the sweep reopens the thread for the owner.
+plan ends, and the sweep reopens the thread for the owner. An invoice of the plan voided in the
+ledger (or written off) went without a payment: the plan ends at the next check, none of it
+counted as paid, and a person has the account again.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.errors import UserError
-from bot.core.models import Invoice, PaymentPlan, PlanInstalment, Reminder
+from bot.core.models import Customer, Invoice, PaymentPlan, PlanInstalment, Reminder
 from bot.core.money import decimal_str, format_money
-from bot.core.vocabulary import WAITING
+from bot.core.vocabulary import WAITING, InvoiceStatus
 from bot.escalations import service
 from bot.escalations.plan_checks import Entry, check_entries
 from bot.ledger.accounts import cancel_waiting
@@ -140,6 +142,15 @@ def cancel(session: Session, escalation_id: int, user: str, now: datetime) -> Pr
     if ended.rowcount != 1:  # type: ignore[attr-defined]
         raise UserError("this payment plan has just ended (paid, missed or cancelled)")
     session.refresh(plan)
+    return _cancelled(session, plan, user, now)
+
+
+def _cancelled(
+    session: Session, plan: PaymentPlan, actor: str, now: datetime, **why: object
+) -> Progress:
+    """End the plan as cancelled: its invoices leave the hold, its instalment reminders still
+    waiting are cancelled, and the history says what was paid (and `why`, when the ledger ended
+    it)."""
     _end(session, plan, "cancelled", now)
     state.cancel(
         session,
@@ -158,7 +169,7 @@ def cancel(session: Session, escalation_id: int, user: str, now: datetime) -> Pr
         session,
         now,
         "plan.cancelled",
-        actor=user,
+        actor=actor,
         customer_id=plan.customer_id,
         payload={
             "plan": plan.id,
@@ -167,6 +178,7 @@ def cancel(session: Session, escalation_id: int, user: str, now: datetime) -> Pr
             "currency": plan.currency,
             "instalments_paid": done.paid_count,
             "instalments": len(done.steps),
+            **why,
         },
     )
     return done
@@ -209,6 +221,18 @@ def paid_so_far(session: Session, plan: PaymentPlan) -> Decimal:
         Decimal(0),
     )
     return max(plan.total - left, Decimal(0))
+
+
+def voided(session: Session, invoice_ids: Iterable[int]) -> dict[int, str]:
+    """Those of these invoices voided in the ledger (or written off), by id: their number. No
+    money came off them, so none of it counts against a plan's instalments."""
+    rows = session.execute(
+        select(Invoice.id, Invoice.number).where(
+            Invoice.id.in_(sorted(set(invoice_ids))),
+            Invoice.status.in_([InvoiceStatus.VOID, InvoiceStatus.WRITTEN_OFF]),
+        )
+    )
+    return {invoice_id: number for invoice_id, number in rows}
 
 
 def running(session: Session) -> list[tuple[PaymentPlan, list[PlanInstalment], Decimal]]:
@@ -329,6 +353,8 @@ def progress(session: Session, customer_id: int) -> Progress | None:
         return None
     instalments = instalments_of(session, plan.id)
     paid = paid_so_far(session, plan)
+    if voided(session, plan.invoice_ids):  # its balance is gone, not paid: what was, before
+        paid = sum((i.amount for i in instalments if i.paid_on is not None), Decimal(0))
     steps = [
         Step(
             i.seq,
@@ -355,10 +381,16 @@ class Missed:
 
 def check_plans(session: Session, today: date, grace_days: int, now: datetime) -> list[Missed]:
     """Mark instalments newly covered paid; end plans fully paid (completed) and plans whose
-    first instalment not covered is past its date plus grace (missed). The invoices of an ended
-    plan leave the hold. Returns the misses, for the owner to be told."""
+    first instalment not covered is past its date plus grace (missed); a plan with an invoice
+    voided (or written off) is cancelled first, nothing of it counted (_voided_under). The
+    invoices of an ended plan leave the hold. Returns the misses, for the owner to be told."""
     missed: list[Missed] = []
-    for plan, instalments, paid in running(session):
+    plans = running(session)
+    gone = voided(session, (i for plan, _, _ in plans for i in plan.invoice_ids))
+    for plan, instalments, paid in plans:
+        if any(i in gone for i in plan.invoice_ids):
+            _voided_under(session, plan, [gone[i] for i in plan.invoice_ids if i in gone], now)
+            continue
         owed = still_owed(instalments, paid)
         for instalment, lacking in zip(instalments, owed, strict=True):
             if lacking == 0 and instalment.paid_on is None:
@@ -395,6 +427,26 @@ def check_plans(session: Session, today: date, grace_days: int, now: datetime) -
                 )
             )
     return missed
+
+
+def _voided_under(session: Session, plan: PaymentPlan, numbers: list[str], now: datetime) -> None:
+    """An invoice of the plan was voided (or written off): its balance went without a payment,
+    so the instalments no longer say what is owed. The plan ends (cancelled, by the ledger)
+    without counting that balance as paid, and a person has the account, to agree what is left."""
+    _cancelled(session, plan, audit.SYSTEM, now, voided=numbers)
+    customer = session.get(Customer, plan.customer_id)
+    assert customer is not None
+    service.open_or_add(
+        session,
+        plan.customer_id,
+        "plan_invoice_voided",
+        now,
+        detail=(
+            f"{', '.join(numbers)} voided in the ledger while the payment plan ran: the plan "
+            "has ended; agree what is left"
+        ),
+        owner=customer.owner_slack_id,
+    )
 
 
 def _end(session: Session, plan: PaymentPlan, state: str, now: datetime) -> None:

@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.core.clock import FixedClock
-from bot.core.models import Customer, Reminder
+from bot.core.models import Customer, Event, Invoice, PaymentPlan, Reminder
 from bot.core.runtime import Runtime
 from bot.escalations import plans, service
+from bot.escalations.sweeps import sweep
 from bot.ledger.upsert import apply_batch
 from bot.planning.flows import plan_day
 from integrations.csv_ledger import read_ledger_csv
@@ -79,3 +80,55 @@ def test_an_instalment_reminder_asks_for_no_money_of_a_disputed_invoice(
     card = slack_api.messages[(reminder.slack_channel, reminder.slack_ts)]
     fields = [f["text"] for b in card["blocks"] for f in b.get("fields") or []]
     assert "*Asks for*\n$300.00" in fields
+
+
+def _void(rt: Runtime, clock: FixedClock, path: Path, rows: list[dict[str, str]]) -> None:
+    """The ledger voids INV-8 (as QuickBooks does: nothing left on it)."""
+    batch = read_ledger_csv(write(path, rows))
+    batch.invoices[:] = [
+        r._replace(status="void", balance=Decimal(0)) if r.number == "INV-8" else r
+        for r in batch.invoices
+    ]
+    with rt.writing() as session:
+        apply_batch(session, batch, clock.now())
+
+
+def test_an_invoice_voided_under_a_plan_is_not_counted_as_instalments_paid(
+    runtime: Runtime, clock: FixedClock, tmp_path: Path
+) -> None:
+    rows = [
+        row(invoice_number="INV-7", due_date="2026-03-01", amount="400.00", balance="400.00"),
+        row(invoice_number="INV-8", due_date="2026-03-01", amount="800.00", balance="800.00"),
+    ]
+    _ledger(runtime, clock, tmp_path / "a.csv", rows)
+    customer_id = _plan(runtime, clock)  # $400 on March 20, $800 on April 20
+    _void(runtime, clock, tmp_path / "b.csv", rows)  # nothing was paid
+    sweep(runtime, None)
+    with runtime.sessions() as session:
+        plan = session.scalars(select(PaymentPlan)).one()
+        kinds = list(session.scalars(select(Event.kind).order_by(Event.id)))
+        escalation = service.open_for(session, customer_id)
+        held = list(session.scalars(select(Invoice.number).where(Invoice.payment_plan.is_(True))))
+        progress = plans.progress(session, customer_id)
+    assert progress is not None and progress.summary() == (
+        "Payment plan (cancelled): 0 of 2 instalments paid ($0.00 of $1,200.00)"
+    )
+    assert "instalment.paid" not in kinds and "plan.completed" not in kinds
+    assert plan.state == "cancelled" and kinds[-1] != "plan.recorded"
+    assert escalation is not None and "INV-8" in (escalation.detail or "")  # a person agrees
+    assert held == []  # what is left to pay on INV-7
+
+
+def test_a_plan_whose_every_invoice_is_voided_does_not_complete_as_paid(
+    runtime: Runtime, clock: FixedClock, tmp_path: Path
+) -> None:
+    rows = [row(invoice_number="INV-8", due_date="2026-03-01", balance="1200.00")]
+    _ledger(runtime, clock, tmp_path / "a.csv", rows)
+    _plan(runtime, clock)
+    _void(runtime, clock, tmp_path / "b.csv", rows)
+    sweep(runtime, None)
+    with runtime.sessions() as session:
+        plan = session.scalars(select(PaymentPlan)).one()
+        kinds = list(session.scalars(select(Event.kind)))
+    assert plan.state == "cancelled"
+    assert "instalment.paid" not in kinds and "plan.completed" not in kinds
