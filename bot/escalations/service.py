@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -283,6 +284,7 @@ def record_promise(
     grace_days: int,
     now: datetime,
     today: date | None = None,
+    timezone: str = "UTC",
 ) -> datetime:
     """The customer promised to pay by `promised`: nothing automated until promised + grace.
     Returns when the sequence may resume. A promise before `today`, the business's date
@@ -291,7 +293,9 @@ def record_promise(
     escalation = load(session, escalation_id)
     if promised < (today or now.date()):
         raise UserError(f"{promised.isoformat()} is in the past: give the date they promised")
-    return promise(session, escalation.customer_id, promised, grace_days, now, actor=user)
+    return promise(
+        session, escalation.customer_id, promised, grace_days, now, actor=user, timezone=timezone
+    )
 
 
 def promise(
@@ -301,16 +305,20 @@ def promise(
     grace_days: int,
     now: datetime,
     actor: str = audit.SYSTEM,
+    timezone: str = "UTC",
 ) -> datetime:
+    """Record the promise on the customer's open invoices and pause the customer through
+    `promised` plus `grace_days`, days in `timezone` (the business's, ARBOT_TIMEZONE, as the
+    missed-promise sweep counts them). Returns when the sequence may resume: the start of the
+    next day there, in that timezone."""
     customer = session.get(Customer, customer_id)
     assert customer is not None
-    until = datetime.combine(
-        promised + timedelta(days=grace_days + 1), datetime.min.time(), now.tzinfo
-    )
+    until = promise_ends(promised, grace_days, timezone)
     for invoice in open_invoices(session, customer_id):
         invoice.promise_date = promised
         invoice.updated_at = now
-    customer.paused_until = max(until, customer.paused_until or until)
+    resume_at = until.astimezone(UTC)
+    customer.paused_until = max(resume_at, customer.paused_until or resume_at)
     customer.updated_at = now
     cancel_waiting(session, customer_id, "promised", now)
     audit.record(
@@ -322,6 +330,14 @@ def promise(
         payload={"promised": promised.isoformat(), "resume_after": until.isoformat()},
     )
     return until
+
+
+def promise_ends(promised: date, grace_days: int, timezone: str) -> datetime:
+    """When a promise to pay by `promised` stops holding the account back: midnight after its
+    last day of grace, in `timezone` (the day the missed-promise sweep clears it there)."""
+    return datetime.combine(
+        promised + timedelta(days=grace_days + 1), time(0), tzinfo=ZoneInfo(timezone)
+    )
 
 
 def mark_disputed(
@@ -376,8 +392,11 @@ def dispute(
 CLEARABLE = ("promise", "dispute", "pause")  # what Resume may lift, each only when chosen
 
 
-def on_hold(session: Session, escalation_id: int, now: datetime) -> dict[str, str]:
-    """What holds the account's sequence back that Resume could clear, each in words."""
+def on_hold(
+    session: Session, escalation_id: int, now: datetime, timezone: str = "UTC"
+) -> dict[str, str]:
+    """What holds the account's sequence back that Resume could clear, each in words; a pause's
+    end as a date in `timezone` (the business's)."""
     escalation = load(session, escalation_id)
     customer = session.get(Customer, escalation.customer_id)
     assert customer is not None
@@ -395,12 +414,18 @@ def on_hold(session: Session, escalation_id: int, now: datetime) -> dict[str, st
             for i in disputed
         )
     if customer.paused_until is not None and customer.paused_until > now:
-        found["pause"] = f"The pause until {customer.paused_until.date().isoformat()}"
+        ends = customer.paused_until.astimezone(ZoneInfo(timezone)).date()
+        found["pause"] = f"The pause until {ends.isoformat()}"
     return found
 
 
 def resume(
-    session: Session, escalation_id: int, user: str, now: datetime, clear: frozenset[str]
+    session: Session,
+    escalation_id: int,
+    user: str,
+    now: datetime,
+    clear: frozenset[str],
+    timezone: str = "UTC",
 ) -> tuple[list[str], list[str]]:
     """A person says automation may go on: lift what they chose (`clear`: promise, dispute,
     pause) and nothing else, and close the escalation. Returns (cleared, kept) in words; what
@@ -408,7 +433,7 @@ def resume(
     escalation = load(session, escalation_id)
     customer = session.get(Customer, escalation.customer_id)
     assert customer is not None
-    holding = on_hold(session, escalation_id, now)
+    holding = on_hold(session, escalation_id, now, timezone)
     for invoice in open_invoices(session, customer.id):
         if "dispute" in clear and invoice.disputed:
             invoice.disputed, invoice.dispute_reason, invoice.updated_at = False, None, now

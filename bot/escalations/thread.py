@@ -67,6 +67,9 @@ def view(session: Session, escalation_id: int, today: date, timezone: str) -> Es
             recent_reply.promise_date if recent_reply else None,
             invoices,
             late_payments_this_year(session, customer.id, today, timezone),
+            promise_holds_until(session, customer.id, recent_reply.promise_date, timezone)
+            if recent_reply and recent_reply.promise_date
+            else None,
         ),
         claimed_by=escalation.owner_slack_id if escalation.state == "claimed" else None,
         invoices=tuple(
@@ -150,6 +153,20 @@ def sent_message(session: Session, reminder_id: int) -> tuple[str, str | None, s
     return customer.name, reminder.subject, reminder.body_text or ""
 
 
+def _promise_step(promised: date, ends: date | None) -> str:
+    """What to do about a promise: nothing until its grace is over (the day the sweep clears it
+    and the sequence resumes), or record it when it was not."""
+    day = f"{promised:%a %d %b}"
+    if ends is None:
+        return f"Promise for {day}, not recorded: record it to hold reminders until then."
+    grace = (ends - promised).days - 1
+    after = {0: "", 1: " (1 day's grace)"}.get(grace, f" ({grace} days' grace)")
+    return (
+        f"Promise for {day}: nothing to do until {ends:%a %d %b}{after}; "
+        "arbot resumes then if it is still open."
+    )
+
+
 def late_payments_this_year(
     session: Session, customer_id: int, today: date, timezone: str = "UTC"
 ) -> int:
@@ -168,22 +185,39 @@ def late_payments_this_year(
     return sum(1 for due, at in paid if at is not None and at.astimezone(zone).date() > due)
 
 
+def promise_holds_until(
+    session: Session, customer_id: int, promised: date, timezone: str
+) -> date | None:
+    """The business's day a recorded promise to pay by `promised` stops holding the account back
+    (the day after its grace, when the missed-promise sweep clears it), as its promise.recorded
+    event says; None when no such promise was recorded (an unsure reply records none)."""
+    recorded = session.scalars(
+        select(Event.payload)
+        .where(Event.customer_id == customer_id, Event.kind == "promise.recorded")
+        .order_by(Event.at.desc(), Event.id.desc())
+    )
+    for payload in recorded:
+        if payload and payload.get("promised") == promised.isoformat():
+            resumes = datetime.fromisoformat(payload["resume_after"])
+            return resumes.astimezone(ZoneInfo(timezone)).date()
+    return None
+
+
 def suggest(
     reason: str,
     label: str | None,
     promised: date | None,
     invoices: list[Invoice],
     late_this_year: int,
+    promise_ends: date | None = None,
 ) -> str:
-    """A next step drawn from what happened and the account's pattern."""
+    """A next step drawn from what happened and the account's pattern. `promise_ends`: the
+    business's day a recorded promise stops holding the account back (promise_holds_until)."""
     first = invoices[0].number if invoices else "the invoice"
     if label == "dispute" or reason in ("dispute", "card_dispute"):
         return f"Dispute: check the delivery record for {first} before anything else is sent."
     if label == "promise_to_pay" and promised is not None:
-        return (
-            f"Promise for {promised.strftime('%a %d %b')}: nothing to do until "
-            f"{(promised + timedelta(days=1)).strftime('%A')}; arbot resumes if it is still open."
-        )
+        return _promise_step(promised, promise_ends)
     if label == "already_paid":
         return f"They say it is paid: look for the payment in the bank feed before chasing {first}."
     if label == "payment_plan_request":

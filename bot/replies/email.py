@@ -195,7 +195,14 @@ def human_reply(
     elif label == "opt_out" and contact is not None:
         opt_out(session, contact, stored.channel, customer_id, now, "asked in a reply")
     elif label == "promise_to_pay" and triage.promise_date and not unsure:
-        service.promise(session, customer_id, triage.promise_date, rules.grace_days, now)
+        service.promise(
+            session,
+            customer_id,
+            triage.promise_date,
+            rules.grace_days,
+            now,
+            timezone=rules.timezone,
+        )
     customer = session.get(Customer, customer_id)
     assert customer is not None
     reason = LABEL_REASON.get(label, "replied") + (" (unsure: please read)" if unsure else "")

@@ -34,6 +34,8 @@ class ReplyRules:
     grace_days: int = 2
     min_confidence: float = 0.6
     routes: dict[str, str] = field(default_factory=dict)
+    # The business's timezone (ARBOT_TIMEZONE): a promise holds through its date plus grace there.
+    timezone: str = "UTC"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplyRules:
@@ -42,6 +44,7 @@ class ReplyRules:
             grace_days=settings.promise_grace_days,
             min_confidence=settings.triage_min_confidence,
             routes=dict(settings.escalation_routes),
+            timezone=settings.timezone,
         )
 
 

@@ -138,6 +138,7 @@ def save_promise(kit: ListenerKit, user: str, escalation_id: int, chosen: str) -
             runtime.settings.promise_grace_days,
             runtime.clock.now(),
             today=runtime.today(),  # the day the form checked the date against
+            timezone=runtime.settings.timezone,
         )
     after(
         kit,

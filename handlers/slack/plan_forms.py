@@ -159,7 +159,9 @@ def open_resume_form(kit: ListenerKit, body: Body, trigger_id: str) -> None:
     with kit.runtime.sessions() as session:
         customer = service.customer_name(session, escalation_id) or "this customer"
         closed = service.resolved(session, escalation_id)
-        holding = service.on_hold(session, escalation_id, kit.runtime.clock.now())
+        holding = service.on_hold(
+            session, escalation_id, kit.runtime.clock.now(), kit.runtime.settings.timezone
+        )
     if closed is not None:
         raise UserError(f"this escalation is already resolved ({closed.outcome}): reopen it first")
     view = resume_modal(escalation_id, customer, holding)
@@ -180,7 +182,9 @@ def on_resume(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
     )
     try:
         with kit.runtime.sessions() as session:
-            holding = service.on_hold(session, form.about, kit.runtime.clock.now())
+            holding = service.on_hold(
+                session, form.about, kit.runtime.clock.now(), kit.runtime.settings.timezone
+            )
     except UserError as exc:  # e.g. the escalation is gone: close the form and say why
         ack()
         kit.tell(form.channel, clicker(body)[0], mrkdwn("Nothing changed: ", str(exc), "."))
@@ -211,7 +215,12 @@ def save_resume(
         closed = service.resolved(session, escalation_id)
         if closed is None:
             cleared, kept = service.resume(
-                session, escalation_id, user, kit.runtime.clock.now(), clear
+                session,
+                escalation_id,
+                user,
+                kit.runtime.clock.now(),
+                clear,
+                kit.runtime.settings.timezone,
             )
     if closed is not None:  # resolved while the form was open: say so, change nothing
         kit.tell(
