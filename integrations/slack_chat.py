@@ -2,16 +2,17 @@
 retries a connection that failed before the call reached Slack, and retries a server error (500,
 503) or an answer lost on the way back (the connection dropped after the call was sent) on the
 calls that may be repeated safely (chat.update, views and reads); a post that met either is left
-to the caller, since Slack may have posted it. A plan's card messages carry their day and
-reminders as metadata, so that posting the rest of a plan first finds any Slack took though its
-answer was lost. Every failure, a Slack that cannot be reached included, reaches the core as
-SlackFailed."""
+to the caller, since Slack may have posted it. A plan's header and card messages, and an
+escalation's parent message, carry what they are as metadata (the day and workspace, the
+reminders, the escalation), so that a post after one that met such an error first finds any Slack
+took though its answer was lost, instead of posting it twice. Every failure, a Slack that cannot
+be reached included, reaches the core as SlackFailed."""
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from http.client import HTTPException
 from typing import Any, TypeVar
@@ -144,8 +145,25 @@ C = TypeVar("C", bound=type)
 # What a plan's card message carries in its metadata: the day and its reminders, so that a repost
 # finds a message Slack took though its answer was lost, instead of posting its cards twice.
 PLAN_CARDS = "arbot_plan_cards"
+# A plan's header names its day and workspace; an escalation's parent message, its escalation and
+# workspace ("" for the deployment's main one): what a post whose answer was lost looks for.
+PLAN_HEADER = "arbot_plan_header"
+ESCALATION = "arbot_escalation"
 HISTORY_PAGE = 200  # messages a page when looking for them; at most HISTORY_PAGES pages
 HISTORY_PAGES = 5
+
+
+def _metadata(event_type: str, **payload: str) -> dict[str, Any]:
+    return {"event_type": event_type, "event_payload": payload}
+
+
+def _carries(message: dict[str, Any], event_type: str, **payload: str) -> bool:
+    """Whether the message's metadata is of `event_type` with each of these values."""
+    metadata = message.get("metadata") or {}
+    found = metadata.get("event_payload") or {}
+    return metadata.get("event_type") == event_type and all(
+        str(found.get(key, "")) == value for key, value in payload.items()
+    )
 
 
 def _cards_metadata(day: date, reminder_ids: tuple[int, ...]) -> dict[str, Any]:
@@ -205,12 +223,16 @@ class SlackChat:
         *,
         header: tuple[str, str] | None = None,
         on_header: Callable[[str, str], None] | None = None,
+        workspace: str = "",
+        header_maybe_posted: bool = False,
     ) -> PostedPlan:
-        channel_id, header_ts = self._plan_header(channel, summary, header)
+        channel_id, header_ts, reposted = self._plan_header(
+            channel, summary, header, workspace, header_maybe_posted
+        )
         if on_header is not None and (channel_id, header_ts) != header:
             on_header(channel_id, header_ts)
         groups = []
-        if (channel_id, header_ts) == header:  # a repost: what Slack took, its answer lost
+        if reposted:  # a repost: what Slack took, its answer lost
             wanted = {c.reminder_id for c in cards}
             for done in self._cards_posted(channel_id, header_ts, summary.day, wanted):
                 on_group(channel_id, done)
@@ -230,20 +252,17 @@ class SlackChat:
             groups.append(done)
         return PostedPlan(channel=channel_id, header_ts=header_ts, groups=tuple(groups))
 
-    def _cards_posted(
-        self, channel: str, header_ts: str, day: date, wanted: set[int]
-    ) -> list[PostedGroup]:
-        """The plan's card messages Slack has under the header though their post met an error
-        (its answer lost on the way back, the process stopped before keeping its ts): each one
-        whose reminders are all still `wanted`, oldest first. A refusal to read the channel
-        (an install without the history scopes) finds none: the cards are posted again."""
-        found: list[PostedGroup] = []
+    def _history(self, channel: str, oldest: str | None = None) -> Iterator[dict[str, Any]]:
+        """The channel's messages (after `oldest`) with their metadata, newest first, at most
+        HISTORY_PAGES pages. A refusal to read the channel (an install without the history
+        scopes) ends them, with a log line: what was looked for is posted as before. A bad
+        minute at Slack (an HTTP error) is raised: the post is tried again later."""
         cursor = ""
         for _ in range(HISTORY_PAGES):
             try:
                 page = self.client.conversations_history(
                     channel=channel,
-                    oldest=header_ts,
+                    oldest=oldest,
                     include_all_metadata=True,
                     limit=HISTORY_PAGE,
                     cursor=cursor or None,
@@ -252,38 +271,69 @@ class SlackChat:
                 if getattr(exc.response, "status_code", 200) != 200:  # a bad minute: try later
                     raise
                 log.warning(
-                    "plan cards already in %s not looked for (%s): posting them",
+                    "messages Slack may have already in %s not looked for (%s): posting them",
                     channel,
                     exc.response.get("error"),
                 )
-                return []
-            for message in page.get("messages") or []:
-                ids = _card_ids(message, day)
-                if ids and set(ids) <= wanted:
-                    found.append(PostedGroup(str(message["ts"]), ids))
+                return
+            yield from page.get("messages") or []
             cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
             if not cursor:
-                break
+                return
+
+    def _posted_ts(self, channel: str, event_type: str, **payload: str) -> str | None:
+        """The ts of the newest message in the channel whose metadata is this, if any."""
+        for message in self._history(channel):
+            if _carries(message, event_type, **payload):
+                return str(message["ts"])
+        return None
+
+    def _cards_posted(
+        self, channel: str, header_ts: str, day: date, wanted: set[int]
+    ) -> list[PostedGroup]:
+        """The plan's card messages Slack has under the header though their post met an error
+        (its answer lost on the way back, the process stopped before keeping its ts): each one
+        whose reminders are all still `wanted`, oldest first. A refusal to read the channel
+        (an install without the history scopes) finds none: the cards are posted again."""
+        found: list[PostedGroup] = []
+        for message in self._history(channel, oldest=header_ts):
+            ids = _card_ids(message, day)
+            if ids and set(ids) <= wanted:
+                found.append(PostedGroup(str(message["ts"]), ids))
         return sorted(found, key=lambda done: float(done.ts))
 
     def _plan_header(
-        self, channel: str, summary: PlanSummary, header: tuple[str, str] | None
-    ) -> tuple[str, str]:
-        """The plan's header: the one posted before, updated, or a new one when there is none
-        (or Slack no longer has it)."""
+        self,
+        channel: str,
+        summary: PlanSummary,
+        header: tuple[str, str] | None,
+        workspace: str,
+        maybe_posted: bool,
+    ) -> tuple[str, str, bool]:
+        """The plan's header, and whether Slack had it before: the one posted before, updated;
+        with `maybe_posted` (an earlier post of the plan failed before its header's ts was kept),
+        the one of this day and workspace Slack took though its answer was lost, found in the
+        channel and updated; else a new one (also when Slack no longer has the one before)."""
+        day = summary.day.isoformat()
         if header is not None:
             try:
                 self.update_plan_header(header[0], header[1], summary)
-                return header
+                return header[0], header[1], True
             except SlackApiError as exc:
                 if exc.response.get("error") not in ("message_not_found", "cant_update_message"):
                     raise
+        elif maybe_posted:
+            ts = self._posted_ts(channel, PLAN_HEADER, day=day, workspace=workspace)
+            if ts is not None:
+                self.update_plan_header(channel, ts, summary)
+                return channel, ts, True
         posted = self.client.chat_postMessage(
             channel=channel,
-            text=f"Collections plan for {summary.day.isoformat()}",
+            text=f"Collections plan for {day}",
             blocks=plan_header_blocks(summary),
+            metadata=_metadata(PLAN_HEADER, day=day, workspace=workspace),
         )
-        return str(posted["channel"]), str(posted["ts"])
+        return str(posted["channel"]), str(posted["ts"]), False
 
     def update_plan_header(self, channel: str, ts: str, summary: PlanSummary) -> None:
         self.client.chat_update(
@@ -334,9 +384,25 @@ class SlackChat:
             channel=channel, ts=ts, text=group_text(cards), blocks=group_blocks(cards)
         )
 
-    def post_escalation(self, channel: str, view: EscalationView) -> tuple[str, str]:
+    def post_escalation(
+        self,
+        channel: str,
+        view: EscalationView,
+        *,
+        workspace: str = "",
+        maybe_posted: bool = False,
+    ) -> tuple[str, str]:
+        tag = {"escalation": str(view.id), "workspace": workspace}
+        if maybe_posted:  # Slack may have taken an earlier post: that one, drawn anew
+            ts = self._posted_ts(channel, ESCALATION, **tag)
+            if ts is not None:
+                self.update_escalation(channel, ts, view)
+                return channel, ts
         parent = self.client.chat_postMessage(
-            channel=channel, text=escalation_text(view), blocks=escalation_blocks(view)
+            channel=channel,
+            text=escalation_text(view),
+            blocks=escalation_blocks(view),
+            metadata=_metadata(ESCALATION, **tag),
         )
         return str(parent["channel"]), str(parent["ts"])
 

@@ -4,6 +4,11 @@ again the ones nobody claimed.
 
 Slack is called after the change that caused it is stored. A post that fails leaves the
 escalation without a thread, and the next sweep posts it: an escalation never ends in silence.
+A post that failed without Slack's own answer (its answer lost on the way back, a server error)
+may have reached Slack all the same: that is recorded (`escalation.post_in_doubt`), and the next
+post, like one after a claim its process left behind, first looks in the channel for the parent
+message, which names its escalation in its metadata, and keeps it instead of posting a second
+card with live buttons.
 A history Slack refused is owed (bot/core/slack_retries.py) and posted by the sweep.
 `post_new` holds no transaction open while Slack answers: each escalation is claimed in a short
 write (so two processes never both post it), posted, and its thread stored in another.
@@ -18,7 +23,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit, message_versions, slack_claims, slack_retries
-from bot.core.models import Customer, Escalation
+from bot.core.models import Customer, Escalation, Event
 from bot.core.runtime import Runtime
 from bot.core.slack_retries import HISTORY, owe
 from bot.escalations import service, thread_notes
@@ -30,6 +35,10 @@ from integrations.base.slack import EscalationPort, EscalationView
 from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)
+
+# A post of the escalation's parent message failed in a way that leaves unknown whether Slack
+# took it: the next post looks for it in the channel first.
+IN_DOUBT = "escalation.post_in_doubt"
 
 
 def post_new(
@@ -88,6 +97,9 @@ def _post_claimed(
     settings = runtime.settings
     now = runtime.clock.now()
     with runtime.writing() as session:
+        left_claimed = session.scalar(  # by a process that died posting it, maybe after Slack
+            select(Escalation.slack_claimed_at).where(Escalation.id == escalation_id)
+        )
         if not slack_claims.claim(
             session,
             Escalation,
@@ -112,14 +124,30 @@ def _post_claimed(
             else thread_view.view(session, escalation_id, runtime.today(), settings.timezone)
         )
         also = _also_needs(escalation)
+        customer_id = escalation.customer_id
+        maybe_posted = left_claimed is not None or _in_doubt(session, escalation)
     try:
         if thread is not None:  # one thread per customer: a second reason joins the first
             slack.post_in_thread(thread[0], thread[1], also)
             channel_id, ts = thread
         else:
             assert view is not None
-            channel_id, ts = slack.post_escalation(channel, view)
-    except Exception:
+            channel_id, ts = slack.post_escalation(
+                channel,
+                view,
+                workspace=settings.workspace or "",
+                maybe_posted=maybe_posted,
+            )
+    except Exception as exc:
+        if thread is None and not maybe_posted and _unknown_outcome(exc):
+            with runtime.writing() as session:
+                audit.record(
+                    session,
+                    now,
+                    IN_DOUBT,
+                    customer_id=customer_id,
+                    payload={"escalation": escalation_id, "error": _error(exc)},
+                )
         slack_claims.give_back(runtime, Escalation, escalation_id)  # the next sweep posts it
         raise
     # Stored before the history goes into the thread, whose failure is caught below: the next
@@ -141,6 +169,28 @@ def _post_claimed(
     if view is not None:
         _post_history(runtime, slack, escalation_id, channel_id, ts, view)
     return True
+
+
+def _in_doubt(session: Session, escalation: Escalation) -> bool:
+    """Whether an earlier post of the escalation may have reached Slack though it failed."""
+    return any(
+        (payload or {}).get("escalation") == escalation.id
+        for payload in session.scalars(
+            select(Event.payload).where(
+                Event.kind == IN_DOUBT, Event.customer_id == escalation.customer_id
+            )
+        )
+    )
+
+
+def _unknown_outcome(exc: Exception) -> bool:
+    """A failure after which Slack may have posted all the same: anything but Slack's own answer
+    refusing the call (an HTTP 200 with ok: false)."""
+    return not (isinstance(exc, SlackFailed) and getattr(exc.response, "status_code", 0) == 200)
+
+
+def _error(exc: Exception) -> str:
+    return exc.error if isinstance(exc, SlackFailed) else type(exc).__name__
 
 
 def _also_needs(escalation: Escalation) -> Mrkdwn:

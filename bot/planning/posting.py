@@ -201,9 +201,13 @@ def post_plan(
     lock while people click), under a short claim so two processes never post the same day.
     SlackFailed is raised after the refusal is recorded (see plan_posts.refused).
 
-    A process killed between Slack's accept and the write of the ts (milliseconds) leaves that
-    one message unrecorded: it is posted again, so a crash can cost at most one duplicate
-    message, whose buttons act on the same reminders (every decision is idempotent)."""
+    A message Slack took whose ts was not kept (its answer lost on the way back, or the process
+    killed between Slack's accept and the write of the ts) is not posted again: each message
+    names what it is in its metadata (the header its day and workspace, a card message its
+    reminders), and the next post, after a failure or a lapsed claim, finds it in the channel and
+    keeps it. Only an install that may not read the channel (without the history scopes) posts
+    it again: a duplicate whose buttons act on the same reminders (every decision is idempotent).
+    """
     with runtime.sessions() as session:
         waiting = session.scalar(
             select(func.count(Reminder.id)).where(
@@ -213,6 +217,12 @@ def post_plan(
         headless = _header_of(session, day) is None and bool(
             held or summary_for(session, day, []).escalations
         )
+        earlier = plan_posts.row_of(session, day)
+        # An earlier post failed, or its process died (its claim left), maybe after Slack took
+        # the header: it is looked for before a header is posted.
+        maybe_posted = earlier is not None and (
+            earlier.failures > 0 or earlier.slack_claimed_at is not None
+        )
     if not waiting and not headless:  # a day handing accounts over or holding some back
         if held is not None:  # still gets its header, once
             plan_posts.keep_held(runtime, day, held)
@@ -221,7 +231,7 @@ def post_plan(
     if row is None:
         return 0  # another process is posting it
     try:
-        cards = _post_claimed(runtime, slack, channel, day, row)
+        cards = _post_claimed(runtime, slack, channel, day, row, maybe_posted)
     except Exception as exc:
         plan_posts.refused(runtime, row.id, _why(exc))
         raise
@@ -233,7 +243,12 @@ def post_plan(
 
 
 def _post_claimed(
-    runtime: Runtime, slack: SlackPort, channel: str, day: date, row: PlanPost
+    runtime: Runtime,
+    slack: SlackPort,
+    channel: str,
+    day: date,
+    row: PlanPost,
+    maybe_posted: bool,
 ) -> int:
     # Reminders by tier, then escalations: "Approve all <tier>" then redraws only that tier's
     # messages, which keeps Web API calls at about 0.2 per reminder on a busy day.
@@ -266,7 +281,16 @@ def _post_claimed(
     def save_header(posted_channel: str, ts: str) -> None:
         plan_posts.header_posted(runtime, row.id, posted_channel, ts)
 
-    posted = slack.post_plan(channel, summary, cards, save, header=header, on_header=save_header)
+    posted = slack.post_plan(
+        channel,
+        summary,
+        cards,
+        save,
+        header=header,
+        on_header=save_header,
+        workspace=runtime.settings.workspace or "",
+        header_maybe_posted=maybe_posted and header is None,
+    )
     with runtime.writing() as session:
         audit.record(
             session,

@@ -189,11 +189,16 @@ class SlackPort(Protocol):
         *,
         header: tuple[str, str] | None = None,
         on_header: Callable[[str, str], None] | None = None,
+        workspace: str = "",
+        header_maybe_posted: bool = False,
     ) -> PostedPlan:
         """Post the header (or update `header`, the (channel id, ts) of the one posted before),
         then the cards in as few messages as Block Kit allows, calling `on_header(channel_id,
         ts)` right after a new header is posted and `on_group(channel_id, group)` right after
-        each message is posted."""
+        each message is posted. The header names its day and `workspace` (the team id; "" for
+        the deployment's main one); with `header_maybe_posted` (an earlier post of the plan
+        failed before its header's ts was kept), a header Slack already has for them is found
+        and updated, and `on_header` called with it, instead of a second one posted."""
         ...
 
     def update_plan_header(self, channel: str, ts: str, summary: PlanSummary) -> None: ...
@@ -322,8 +327,18 @@ class EscalationView:
 
 @runtime_checkable
 class EscalationPort(Protocol):
-    def post_escalation(self, channel: str, view: EscalationView) -> tuple[str, str]:
-        """Post the parent message; returns (channel id, ts)."""
+    def post_escalation(
+        self,
+        channel: str,
+        view: EscalationView,
+        *,
+        workspace: str = "",
+        maybe_posted: bool = False,
+    ) -> tuple[str, str]:
+        """Post the parent message, naming the escalation and `workspace` (the team id; "" for
+        the deployment's main one); returns (channel id, ts). With `maybe_posted` (an earlier
+        post of it failed without knowing whether Slack took it), the one Slack already has is
+        drawn again from `view` and returned instead of a second one posted."""
         ...
 
     def post_history(self, channel: str, thread_ts: str, view: EscalationView) -> None:

@@ -224,12 +224,12 @@ def test_a_reason_added_while_the_escalation_is_being_posted_is_told_in_its_thre
         def __getattr__(self, name: str) -> Any:
             return getattr(chat, name)
 
-        def post_escalation(self, channel: str, view: Any) -> tuple[str, str]:
+        def post_escalation(self, channel: str, view: Any, **options: Any) -> tuple[str, str]:
             with rt.writing() as session:
                 service.open_or_add(
                     session, customer_id, "send_unknown", rt.clock.now(), detail="meanwhile"
                 )
-            return chat.post_escalation(channel, view)
+            return chat.post_escalation(channel, view, **options)
 
     [posted] = posting.post_new(rt, ReasonMeanwhile(), "C0ESCALATE")
     with rt.sessions() as session:

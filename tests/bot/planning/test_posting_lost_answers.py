@@ -19,7 +19,9 @@ from bot.core.errors import UserError
 from bot.core.models import Reminder
 from bot.core.runtime import Runtime
 from bot.escalations.sweeps import sweep
+from bot.planning import plan_posts
 from bot.planning.flows import plan_day
+from integrations.base.slack import PlanSummary
 from integrations.errors import SlackFailed
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.ledger_files import row, write
@@ -156,3 +158,65 @@ def test_a_plan_whose_answer_was_cut_off_is_stored_said_so_and_posted_once_by_th
     assert _unposted(slack_runtime) == 0
     buttons = _approve_buttons(slack_api)
     assert len(buttons) == len(set(buttons)) == 24
+
+
+def _headers(slack_api: Any) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in slack_api.messages.values()
+        if str(m.get("text") or "").startswith("Collections plan for")
+    ]
+
+
+def test_a_plan_header_slack_posted_but_whose_answer_was_lost_is_not_posted_twice(
+    cli: Any, slack_runtime: Runtime, slack_api: Any, clock: FixedClock, tmp_path: Path
+) -> None:
+    _ledger(cli, tmp_path, customers=3)
+    slack_api.lose_answer_next("chat.postMessage")  # the header: Slack has it, arbot no ts
+    with pytest.raises(UserError):
+        plan_day(slack_runtime, TODAY, links=None, slack=_chat(slack_api))
+    assert len(_headers(slack_api)) == 1
+
+    clock.advance(timedelta(minutes=5))
+    sweep(slack_runtime, _chat(slack_api))
+    assert _unposted(slack_runtime) == 0
+    [header] = _headers(slack_api)  # one header, and it is the one arbot redraws
+    with slack_runtime.sessions() as session:
+        row = plan_posts.row_of(session, TODAY)
+        assert row is not None and row.header_ts == header["ts"]
+    assert [c["ts"] for c in slack_api.calls("chat.update")] == [header["ts"]]  # counts drawn
+    assert len(_approve_buttons(slack_api)) == 3
+
+
+def test_a_lost_header_is_posted_again_where_slack_will_not_let_arbot_read_the_channel(
+    cli: Any, slack_runtime: Runtime, slack_api: Any, clock: FixedClock, tmp_path: Path
+) -> None:
+    _ledger(cli, tmp_path, customers=3)
+    slack_api.lose_answer_next("chat.postMessage")
+    with pytest.raises(UserError):
+        plan_day(slack_runtime, TODAY, links=None, slack=_chat(slack_api))
+    slack_api.fail_next("conversations.history", "missing_scope")  # installed without history
+
+    clock.advance(timedelta(minutes=5))
+    sweep(slack_runtime, _chat(slack_api))
+    assert [r["response"]["error"] for r in slack_api.records("conversations.history")] == [
+        "missing_scope"
+    ]
+    assert _unposted(slack_runtime) == 0
+    assert len(_headers(slack_api)) == 2  # as before: the plan reaches the channel all the same
+    assert len(_approve_buttons(slack_api)) == 3
+
+
+def test_a_header_of_another_workspace_or_day_is_not_taken_for_the_plans(
+    slack_api: Any,
+) -> None:
+    chat = _chat(slack_api)
+    for day, workspace in ((TODAY, "T0OTHER"), (TODAY - timedelta(days=1), "")):
+        chat.post_plan(
+            "C0FINANCE", PlanSummary(day, (), ()), [], lambda *_: None, workspace=workspace
+        )
+    posted = chat.post_plan(
+        "C0FINANCE", PlanSummary(TODAY, (), ()), [], lambda *_: None, header_maybe_posted=True
+    )
+    assert len(_headers(slack_api)) == 3
+    assert posted.header_ts == _headers(slack_api)[-1]["ts"]
