@@ -266,11 +266,18 @@ class DayPlanner:
             plan.held.extend(
                 Held(customer, numbers, reason) for reason, numbers in held_by_reason.items()
             )
-        instalment = None
+        # A payment plan's instalment is reminded within its few days before its date: its
+        # reminder goes before an ordinary ladder step of other invoices (which waits, as for
+        # the frequency cap, and is sent later), never before an escalation to a person.
+        instalment, reminding = self._instalment_due(customer)
+        if reminding and (
+            not due or _escalation(customer, due, ladder_name, history, rules) is None
+        ):
+            due = reminding
+        else:
+            instalment = None
         if not due:
-            instalment, due = self._instalment_due(customer)
-            if not due:
-                return
+            return
         numbers = [d.invoice.number for d in due]
         reason = guardrails.customer_hold(customer, history, self.anchor)
         if (customer.id, day) in history.planned_days:
@@ -278,8 +285,12 @@ class DayPlanner:
         if reason:
             plan.held.append(Held(customer, numbers, reason))
             return
-        item = _escalation(customer, due, ladder_name, history, rules) or _reminder(
-            customer, due, ladder_name, history, rules, self.anchor, plan, self._send_times
+        item = (
+            _escalation(customer, due, ladder_name, history, rules)
+            or self._instalment_escalation(customer, due, ladder_name, instalment)
+            or _reminder(
+                customer, due, ladder_name, history, rules, self.anchor, plan, self._send_times
+            )
         )
         if item is None:
             return
@@ -353,6 +364,42 @@ class DayPlanner:
         if not covered or any((i.id, step.key, i.due_date) in self.history.done for i in covered):
             return None, []
         return upcoming, [DueInvoice(i, step, (day - i.due_date).days) for i in covered]
+
+    def _instalment_escalation(
+        self,
+        customer: CustomerFacts,
+        due: list[DueInvoice],
+        ladder: str,
+        instalment: NextInstalment | None,
+    ) -> PlanItem | None:
+        """An escalation instead of the instalment's reminder when the frequency cap holds it
+        past the instalment's date (today is that date, or the cap lasts beyond it): the customer
+        would not be told before the instalment falls due, so a person is."""
+        if instalment is None:
+            return None
+        rules = self.rules
+        last = self.history.last_touch.get(customer.id)
+        if last is None or not guardrails.too_soon(
+            customer, self.history, self.anchor, rules.frequency_cap
+        ):
+            return None
+        after_its_date = day_start(instalment.due_on + timedelta(days=1), rules.business_timezone)
+        if self.plan.day < instalment.due_on and last + rules.frequency_cap < after_its_date:
+            return None  # a later day of its window is free of the cap
+        reason = (
+            f"instalment {instalment.seq} of {instalment.count} due "
+            f"{instalment.due_on.isoformat()} not reminded (frequency cap)"
+        )
+        owner = customer.owner_slack_id or rules.escalation_routes.get(customer.tier)
+        return PlanItem(
+            customer,
+            "escalate",
+            due[0].step,
+            ladder,
+            due,
+            escalate_to=owner,
+            reason=reason[:64],  # Escalation.reason's length
+        )
 
 
 def channel_problems(problems: list[str], channel: str | None) -> list[str]:
