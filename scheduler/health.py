@@ -8,8 +8,11 @@ Degraded (still 200, and "ok" to anyone without the token, since the replica ser
 should): part of today's plan is not in Slack because Slack refused it or could not be reached;
 `plan_in_slack` says how much is missing, Slack's last answer and when the sweep tries again;
 or Slack said the app was uninstalled or its token revoked: `slack` says to reinstall, and
-nothing is posted until then; or the mailbox provider refused arbot's OAuth sign-in, so email
-waits: `mailbox` says since when and what to run."""
+nothing is posted until then; or Slack keeps refusing a redraw, a history or a thread note owed
+to it for a reason no retry changes (the bot out of the channel, the channel archived or gone, a
+token Slack does not take): `slack_refused` names each one and what to do; or the mailbox
+provider refused arbot's OAuth sign-in, so email waits: `mailbox` says since when and what to
+run."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot.core import slack_access
+from bot.core import slack_access, slack_retries
 from bot.core.models import MailboxGrant, Reminder, ScheduledRun, SourceToken, SyncState
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import CHANNELS
@@ -45,6 +48,7 @@ def health(
                 "plan_in_slack": _plan_in_slack(session, runtime),
                 "mailbox": _mailbox(session),
                 "slack": _slack(session, runtime),
+                "slack_refused": _slack_refused(session),
             }
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
@@ -56,7 +60,7 @@ def health(
     ok = scheduler_ok
     status = "ok" if ok else "unhealthy"
     mailbox_refused = bool(found["mailbox"] and found["mailbox"]["refused"])
-    slack_refused = found["slack"] not in (None, "ok")
+    slack_refused = found["slack"] not in (None, "ok") or bool(found["slack_refused"])
     if ok and (found["plan_in_slack"] is not None or mailbox_refused or slack_refused):
         status = "degraded"
     doc = {"status": status, "database": "ok", "scheduler": scheduler, **found}
@@ -134,6 +138,23 @@ def _slack(session: Session, runtime: Runtime) -> str | None:
         return None
     revoked = slack_access.revocation(session, token.get_secret_value())
     return slack_access.describe(revoked) if revoked is not None else "ok"
+
+
+def _slack_refused(session: Session) -> list[dict[str, Any]]:
+    """What Slack is owed and keeps refusing until a person acts: which message, Slack's answer,
+    how many tries, the next one, and what to do (bot/core/slack_retries.FOR_A_PERSON)."""
+    return [
+        {
+            "what": retry.kind,
+            "channel": retry.channel,
+            "ts": retry.ts,
+            "error": retry.last_error,
+            "attempts": retry.attempts,
+            "next_try_at": _iso(retry.next_try_at),
+            "to_do": slack_retries.FOR_A_PERSON.get(retry.last_error or "", ""),
+        }
+        for retry in slack_retries.waiting_for_a_person(session)
+    ]
 
 
 def _plan_in_slack(session: Session, runtime: Runtime) -> dict[str, Any] | None:

@@ -2,7 +2,12 @@
 its thread, the notes owed to an escalation's thread (reasons added once it was posted:
 bot/escalations/thread_notes.py). Each is owed in a row of `slack_retries` (one per kind and
 message) and retried by the sweep with backoff until Slack takes it; then the row is deleted. The
-backoff is shared with the plan's own posting (bot/planning/plan_posts.py)."""
+backoff is shared with the plan's own posting (bot/planning/plan_posts.py).
+
+An answer that will not pass by itself (the bot taken out of the channel, the channel archived or
+gone, a token Slack no longer takes: FOR_A_PERSON) is still retried, so what is owed goes out once
+someone has put it right, but it is also logged as an error, and named with what to do in
+/healthz (`slack_refused`, scheduler/health.py) and by `arbot doctor`, until Slack takes it."""
 
 from __future__ import annotations
 
@@ -25,6 +30,22 @@ REDRAW = "redraw"
 NEVER_TAKEN = frozenset(
     {"message_not_found", "cant_update_message", "invalid_blocks", "msg_too_long", "no_text"}
 )
+# Answers no retry changes until a person acts, with what they should do; retried all the same.
+FOR_A_PERSON = {
+    "not_in_channel": "the bot is not in the channel: type /invite @arbot in it",
+    "channel_not_found": (
+        "Slack cannot find the channel, or the bot cannot see it (a private channel): invite "
+        "@arbot to it, or set ARBOT_FINANCE_CHANNEL / ARBOT_ESCALATION_CHANNEL to a channel's id"
+    ),
+    "is_archived": (
+        "the channel is archived: unarchive it (and /invite @arbot), or set "
+        "ARBOT_FINANCE_CHANNEL / ARBOT_ESCALATION_CHANNEL to another channel"
+    ),
+    "invalid_auth": (
+        "Slack does not take SLACK_BOT_TOKEN: set it to the app's current Bot User OAuth Token "
+        "(`arbot doctor` checks it)"
+    ),
+}
 HISTORY = "history"
 NOTE = "note"  # an escalation's thread is owed notes (bot/escalations/thread_notes.py)
 
@@ -61,6 +82,19 @@ def owe(
             )
     except IntegrityError:
         return
+    _tell_a_person(kind, channel, ts, error)
+
+
+def _tell_a_person(kind: str, channel: str, ts: str, error: str) -> None:
+    if error in FOR_A_PERSON:
+        log.error(
+            "Slack refuses the %s of %s/%s (%s) until someone acts: %s",
+            kind,
+            channel,
+            ts,
+            error,
+            FOR_A_PERSON[error],
+        )
 
 
 def owe_with(
@@ -122,6 +156,18 @@ def owed(session: Session, kind: str) -> list[tuple[str, str]]:
     ]
 
 
+def waiting_for_a_person(session: Session) -> list[SlackRetry]:
+    """What is owed to Slack whose last answer will not change until a person acts, oldest
+    first."""
+    return list(
+        session.scalars(
+            select(SlackRetry)
+            .where(SlackRetry.last_error.in_(FOR_A_PERSON))
+            .order_by(SlackRetry.id)
+        )
+    )
+
+
 def paid(runtime: Runtime, retry_id: int) -> None:
     """Slack took it."""
     with runtime.writing() as session:
@@ -141,6 +187,7 @@ def refused_again(runtime: Runtime, retry: SlackRetry, error: str) -> None:
         )
         paid(runtime, retry.id)
         return
+    _tell_a_person(retry.kind, retry.channel, retry.ts, error)
     now = runtime.clock.now()
     with runtime.writing() as session:
         session.execute(

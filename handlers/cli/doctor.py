@@ -142,7 +142,35 @@ def _slack(runtime: Runtime, timeout: float) -> list[Finding]:
                 "Slack", "channel", "set ARBOT_FINANCE_CHANNEL to the id of the finance channel"
             )
         )
-    return found
+    return found + _refused(runtime)
+
+
+def _refused(runtime: Runtime) -> list[Finding]:
+    """What Slack is owed (redraws, histories, thread notes) and keeps refusing for a reason no
+    retry changes: one problem for each channel and answer, with what to do."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.core.slack_retries import FOR_A_PERSON, waiting_for_a_person
+    from integrations.doctor.findings import problem
+
+    try:
+        with runtime.sessions() as session:
+            waiting = waiting_for_a_person(session)
+    except SQLAlchemyError:  # the Database check says what is wrong with it
+        return []
+    counts: dict[tuple[str, str], int] = {}
+    for retry in waiting:
+        key = (retry.channel, retry.last_error or "")
+        counts[key] = counts.get(key, 0) + 1
+    return [
+        problem(
+            "Slack",
+            "refused",
+            f"Slack keeps refusing {count} message(s) owed in {channel} ({error}): "
+            f"{FOR_A_PERSON[error]}; the sweep sends them once it takes them",
+        )
+        for (channel, error), count in counts.items()
+    ]
 
 
 def _print(findings: list[Finding]) -> None:

@@ -487,6 +487,26 @@ def test_a_token_slack_said_was_revoked_is_a_problem_even_if_slack_takes_it_now(
     assert "set SLACK_BOT_TOKEN to its new bot token" in " ".join(slack[0].split())
 
 
+def test_what_slack_keeps_refusing_until_a_person_acts_is_a_problem_with_what_to_do(
+    doctor: Any, database_url: str
+) -> None:
+    from bot.core.slack_retries import HISTORY, REDRAW, owe
+
+    runtime = start(load_settings(env_file=None, database_url=database_url))
+    try:
+        owe(runtime.writes, REDRAW, "C0FINANCE", "1.000100", "is_archived")
+        owe(runtime.writes, HISTORY, "C0FINANCE", "1.000200", "is_archived")
+        owe(runtime.writes, REDRAW, "C0FINANCE", "1.000300", "ratelimited")  # passes by itself
+    finally:
+        runtime.close()
+    result = doctor("doctor")
+    assert result.code == 1
+    refused = [line for line in problems(result.stdout) if "keeps refusing" in line]
+    assert len(refused) == 1
+    text = " ".join(refused[0].split())
+    assert "2 message(s) owed in C0FINANCE (is_archived)" in text and "unarchive it" in text
+
+
 @SERVICES_ONLY
 def test_a_messaging_service_as_sender_checks_the_account_and_says_its_numbers_are_not_checked(
     doctor: Any, monkeypatch: pytest.MonkeyPatch
