@@ -37,9 +37,11 @@ from bot.planning import posting as plan_posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.reminders import approvals
+from bot.reminders.shown import versions_of
 from bot.reminders.stale import StaleRules
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
+from integrations.slack_ids import approve_value
 from tests.support.slack_requests import SIGNING_SECRET, SlackRequests
 
 ACK_P99 = 0.1
@@ -272,7 +274,11 @@ def _burst_against_server(
             _exchange(connection, _signed_clicks(address, [999_999])[0])
         time.sleep(WARM_UP_SECONDS)
         updates_before = fake.updates()
-        latencies = _burst(address, _signed_clicks(address, range(1, clicks + 1)))
+        check = open_runtime(settings_env["DATABASE_URL"])
+        with check.sessions() as session:  # what each card's Approve carries
+            shown = versions_of(session, range(1, clicks + 1))
+        check.close()
+        latencies = _burst(address, _signed_clicks(address, range(1, clicks + 1), shown))
         started = time.monotonic()
         check = open_runtime(settings_env["DATABASE_URL"])
         while time.monotonic() < started + PATIENCE_SECONDS and _waiting(check, clicks):
@@ -313,12 +319,18 @@ def _wait_for_health(address: tuple[str, int]) -> None:
         time.sleep(0.05)
 
 
-def _signed_clicks(address: tuple[str, int], reminder_ids: Iterable[int]) -> list[bytes]:
-    """Approve clicks as Slack sends them: distinct, freshly signed, ready to write."""
+def _signed_clicks(
+    address: tuple[str, int], reminder_ids: Iterable[int], shown: dict[int, str] | None = None
+) -> list[bytes]:
+    """Approve clicks as Slack sends them: distinct, freshly signed, ready to write, each with
+    the version of the message its card shows (`shown`; without one, as no card carries it)."""
     slack = SlackRequests(f"http://{address[0]}:{address[1]}")
     clicks = []
     for reminder_id in reminder_ids:
-        payload = slack.click_payload("approve", str(reminder_id), trigger_id=f"t-{reminder_id}")
+        value = str(reminder_id)
+        if shown and reminder_id in shown:
+            value = approve_value(reminder_id, shown[reminder_id])
+        payload = slack.click_payload("approve", value, trigger_id=f"t-{reminder_id}")
         body, headers = slack.signed_form(payload)
         clicks.append(_request(address, "POST", "/slack/events", body, headers))
     slack.close()

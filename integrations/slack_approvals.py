@@ -48,20 +48,30 @@ def _reminders(count: int) -> str:
 
 
 def approve_all_button(day: date, tier: TierLine) -> Block:
-    """Approve all of a tier: it approves exactly the reminders the header showed waiting (its
-    value names them) and asks first, naming how many and for how much."""
-    count = tier.awaiting
+    """Approve all of a tier: it approves exactly the reminders the header showed waiting, as
+    their messages were (its value names them, with their messages' versions) and asks first,
+    naming how many and for how much. A tier with more waiting than a button's value can name
+    is approved in turns: the button says how many of them it approves."""
+    value, count = approve_all_value(day, tier.tier, zip(tier.covers, tier.versions, strict=True))
+    every = count == tier.awaiting
     button = _button(
-        f"Approve all {count} {tier.tier}",
+        f"Approve all {count} {tier.tier}"
+        if every
+        else f"Approve {count} of {tier.awaiting} {tier.tier}",
         approve_all(tier.tier),
-        approve_all_value(day, tier.tier, tier.covers),
+        value,
         "primary",
     )
-    total = f" asking for {tier.awaiting_amount}" if tier.awaiting_amount else ""
+    total = f" asking for {tier.awaiting_amount}" if tier.awaiting_amount and every else ""
+    which = (
+        f"the {_reminders(count)}"
+        if every
+        else f"the first {count} of the {_reminders(tier.awaiting)}"
+    )
     button["confirm"] = {
         "title": _plain(f"Approve {_reminders(count)}?", CONFIRM_TITLE),
         "text": _plain(
-            f"This approves the {_reminders(count)} of the {tier.tier} tier shown waiting in "
+            f"This approves {which} of the {tier.tier} tier shown waiting in "
             f"this plan{total}. Each can be undone from its card until it is sent.",
             CONFIRM_TEXT,
         ),

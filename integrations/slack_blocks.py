@@ -25,6 +25,7 @@ from integrations.slack_ids import (
     Field,
     Form,
     Row,
+    approve_value,
     row,
 )
 from integrations.slack_plan_views import escalation_blocks, held_blocks
@@ -181,7 +182,12 @@ def reminder_blocks(card: ReminderCard) -> list[Block]:
                 "type": "actions",
                 "block_id": row(Row.REMINDER, card.reminder_id),
                 "elements": [
-                    _button("Approve", Action.APPROVE, value, "primary"),
+                    _button(
+                        "Approve",
+                        Action.APPROVE,
+                        approve_value(card.reminder_id, card.text_version),
+                        "primary",
+                    ),
                     _button("Edit", Action.EDIT, value),
                     _button("Skip", Action.SKIP, value),
                 ],

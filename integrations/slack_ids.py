@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from bot.core.ids import parse_id
 from bot.core.vocabulary import TIERS
+from integrations.base.slack import TEXT_VERSION_LENGTH as VERSION_LENGTH
 
 
 class Action(StrEnum):
@@ -53,25 +54,53 @@ def approve_all(tier: str) -> str:
 
 BUTTON_VALUE_LIMIT = 2000  # characters Slack keeps of a button's value
 MOST_COVERED = 200_000  # reminders one Approve all may name: more than any day's plan holds
+_VERSION = re.compile(rf"[A-Za-z0-9_-]{{{VERSION_LENGTH}}}")  # a message's version, base64url
+_VERSIONS = re.compile(r"[A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class Approving:
+    """What an Approve button approves: a reminder, as its card showed its message (`version`,
+    bot/reminders/shown.py). A button drawn before buttons carried the version has None."""
+
+    reminder_id: int
+    version: str | None = None
+
+
+def approve_value(reminder_id: int, version: str) -> str:
+    """An Approve button's value: `<reminder id>|<version of the message its card shows>`."""
+    return f"{reminder_id}|{version}"
+
+
+def approving(value: str) -> Approving:
+    """Read an Approve button's value, with or without its version (`<id>`, as Approve buttons
+    drawn before carried it); ValueError says what is odd."""
+    id_text, bar, version = value.strip().partition("|")
+    reminder_id = parse_id(id_text)
+    if reminder_id is None:
+        raise ValueError("it is not the id of anything arbot made")
+    if bar and not _VERSION.fullmatch(version):
+        raise ValueError("it names no version of a message")
+    return Approving(reminder_id, version if bar else None)
 
 
 @dataclass(frozen=True)
 class Covered:
     """What an Approve all button covers: the day and tier, and the reminders its header showed
-    waiting, by id (`ids`), or, when naming them would pass Slack's limit on a button's value,
-    every one numbered up to `up_to`. A button drawn before buttons carried either covers
-    neither (`ids` and `up_to` None)."""
+    waiting, by id (`ids`) with the version of each one's message as shown (`versions`). Buttons
+    drawn before carried less, and still read: the ids without versions, or, when naming them
+    would pass Slack's limit on a button's value, every one numbered up to `up_to`, or neither
+    (`ids` and `up_to` None)."""
 
     day: date
     tier: str
     ids: frozenset[int] | None = None
     up_to: int | None = None
+    versions: dict[int, str] | None = None  # reminder id -> the version its message had
 
 
-def approve_all_value(day: date, tier: str, ids: Iterable[int]) -> str:
-    """An Approve all button's value: `<day>|<tier>|<ids>`, the ids as runs (`3-40.52.60-61`);
-    or `<day>|<tier>|<=<highest id>` when the runs would not fit in a button's value."""
-    ordered = sorted(set(ids))
+def _runs(ordered: list[int]) -> str:
+    """Ids in ascending order as runs: `3-40.52.60-61`."""
     runs: list[str] = []
     start = previous = None
     for reminder_id in [*ordered, None]:
@@ -81,16 +110,37 @@ def approve_all_value(day: date, tier: str, ids: Iterable[int]) -> str:
         if start is not None and previous is not None:
             runs.append(str(start) if start == previous else f"{start}-{previous}")
         start = previous = reminder_id
-    value = f"{day.isoformat()}|{tier}|{'.'.join(runs)}"
-    if len(value) > BUTTON_VALUE_LIMIT:
-        value = f"{day.isoformat()}|{tier}|<={ordered[-1]}"
-    return value
+    return ".".join(runs)
+
+
+def approve_all_value(day: date, tier: str, shown: Iterable[tuple[int, str]]) -> tuple[str, int]:
+    """An Approve all button's value, `<day>|<tier>|<ids>|<versions>` (the ids as runs, their
+    messages' versions one after another in the order of the ids), and how many reminders it
+    covers: the first of `shown` (id and version, ascending by id), as many as fit in a
+    button's value."""
+    pairs = sorted(shown)
+
+    def value(count: int) -> str:
+        ids = [reminder_id for reminder_id, _ in pairs[:count]]
+        versions = "".join(version for _, version in pairs[:count])
+        return f"{day.isoformat()}|{tier}|{_runs(ids)}|{versions}"
+
+    fits, too_many = 0, len(pairs) + 1  # a value grows with each reminder it names
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        if len(value(middle)) <= BUTTON_VALUE_LIMIT:
+            fits = middle
+        else:
+            too_many = middle
+    return value(fits), fits
 
 
 def covered_by(value: str) -> Covered:
-    """Read an Approve all button's value (see `approve_all_value`); ValueError says what is odd."""
+    """Read an Approve all button's value (see `approve_all_value`), or one drawn before buttons
+    carried versions; ValueError says what is odd."""
     day_text, _, rest = value.partition("|")
     tier, _, listed = rest.partition("|")
+    listed, bar, versions = listed.partition("|")
     try:
         day = date.fromisoformat(day_text)
     except ValueError:
@@ -99,7 +149,7 @@ def covered_by(value: str) -> Covered:
         raise ValueError(f"it names no tier ({', '.join(TIERS)})")
     if "|" not in rest:  # drawn before buttons named what they cover
         return Covered(day, tier)
-    if listed.startswith("<="):
+    if listed.startswith("<=") and not bar:
         up_to = parse_id(listed[2:])
         if up_to is None:
             raise ValueError("it names no reminder id")
@@ -113,7 +163,16 @@ def covered_by(value: str) -> Covered:
         if len(ids) + last - first > MOST_COVERED:
             raise ValueError("it names more reminders than any plan holds")
         ids.update(range(first, last + 1))
-    return Covered(day, tier, ids=frozenset(ids))
+    if not bar:  # drawn before buttons carried what each message said
+        return Covered(day, tier, ids=frozenset(ids))
+    ordered = sorted(ids)
+    if len(versions) != VERSION_LENGTH * len(ordered) or not _VERSIONS.fullmatch(versions):
+        raise ValueError("it does not name a version of each reminder's message")
+    by_id = {
+        reminder_id: versions[n * VERSION_LENGTH : (n + 1) * VERSION_LENGTH]
+        for n, reminder_id in enumerate(ordered)
+    }
+    return Covered(day, tier, ids=frozenset(ids), versions=by_id)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from bot.planning import plan_posts
 from bot.planning.held import Stored
 from bot.planning.step_places import step_places
 from bot.planning.summary import states_for, summary_for
+from bot.reminders.shown import version_of
 from integrations.base.slack import (
     CardInvoice,
     EscalationPort,
@@ -172,6 +173,7 @@ def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> lis
                 copies=tuple(copies.get(r.id, ())),
                 language=r.language,
                 trusted_since=f"{trusted[r.id]:%-d %b %Y}" if r.id in trusted else None,
+                text_version=version_of(r, contact),
             )
         )
     return cards

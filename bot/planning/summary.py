@@ -19,7 +19,13 @@ from bot.escalations.plans import instalment_asks, is_instalment_step
 from bot.learning.trust import header_lines
 from bot.planning import plan_posts
 from bot.planning.held import Stored, counts_of, customers_of
-from integrations.base.slack import EscalationLine, PlanSummary, TierLine
+from bot.reminders.shown import versions_of
+from integrations.base.slack import (
+    MOST_APPROVED_TOGETHER,
+    EscalationLine,
+    PlanSummary,
+    TierLine,
+)
 
 
 def summary_for(session: Session, day: date, held: Stored | None = None) -> PlanSummary:
@@ -30,7 +36,8 @@ def summary_for(session: Session, day: date, held: Stored | None = None) -> Plan
         held = row.held if row is not None else []
     # Counts and sums by the database, in two aggregate queries, and the ids still waiting (what
     # each tier's Approve all covers): this is read again at every click's redraw of the header,
-    # on a day of any size, so no row of the day comes back whole.
+    # on a day of any size, so no row of the day comes back whole (but the messages of the few
+    # each Approve all approves, for their versions).
     waiting_now = and_(Reminder.action == "remind", Reminder.state == "planned")
     reminders: Counter[str] = Counter()
     escalations: Counter[str] = Counter()
@@ -79,7 +86,9 @@ def summary_for(session: Session, day: date, held: Stored | None = None) -> Plan
     lines = []
     for tier in TIERS:
         amount = ", ".join(format_money(v, k) for k, v in sorted(totals[tier].items())) or "—"
-        waiting_here = tuple(sorted(covers[tier]))
+        waiting_here = sorted(covers[tier])
+        approved_together = tuple(waiting_here[:MOST_APPROVED_TOGETHER])
+        versions = versions_of(session, approved_together)
         lines.append(
             TierLine(
                 tier=tier,
@@ -87,7 +96,8 @@ def summary_for(session: Session, day: date, held: Stored | None = None) -> Plan
                 escalations=escalations[tier],
                 amount=amount,
                 awaiting=len(waiting_here),
-                covers=waiting_here,
+                covers=approved_together,
+                versions=tuple(versions[reminder_id] for reminder_id in approved_together),
                 awaiting_amount=", ".join(
                     format_money(v, k) for k, v in sorted(asked[tier].items())
                 )

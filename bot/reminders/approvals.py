@@ -10,8 +10,8 @@ cancelled with its reason instead of approved.
 from __future__ import annotations
 
 import html
-from collections.abc import Collection
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER, ReminderAction
 from bot.learning.trust_rules import review_trust
 from bot.reminders import state
 from bot.reminders.message_facts import missing_facts
+from bot.reminders.shown import unchanged, versions_of
 from bot.reminders.stale import StaleRules, stale_reasons, why_stale
 from bot.reminders.state import APPROVED, PLANNED, SKIPPED
 from integrations.base.slack import EDIT_SUBJECT_LIMIT, edit_body_limit
@@ -40,6 +41,8 @@ class Decision:
     at: datetime | None
     reason: str | None = None  # why it was cancelled (paid, disputed, ...), when it was
     cancelled_now: bool = False  # this call found it stale and cancelled it, instead of approving
+    # Left waiting: its message is no longer the one the approver was shown (bot/reminders/shown.py)
+    changed_since: bool = False
 
 
 def _load(session: Session, reminder_id: int) -> Reminder:
@@ -102,11 +105,23 @@ def approve(
     *,
     rules: StaleRules,
     undo: timedelta = timedelta(0),
+    shown: str | None = None,
 ) -> Decision:
     """Approve a planned reminder, unless it is stale: then it is cancelled instead. It goes out
-    no sooner than `undo` from now, so that the approval can be taken back (`withdraw`)."""
+    no sooner than `undo` from now, so that the approval can be taken back (`withdraw`).
+
+    With `shown`, the version of its message the approver's card showed (bot/reminders/shown.py),
+    only that message is approved: a reminder whose message changed since (an Edit, an Edit then
+    Undo, a new draft, a new address of its contact) is left waiting (`changed_since`). None
+    approves the message as it stands (no card was shown: the demo, a simulation)."""
     if cancel_if_stale(session, reminder_id, now, rules):
         return replace(_outcome(session, reminder_id, False), cancelled_now=True)
+    same: list[ColumnElement[bool]] = []
+    if shown is not None:
+        reminder = _load(session, reminder_id)
+        if reminder.state == PLANNED and versions_of(session, [reminder_id])[reminder_id] != shown:
+            return replace(_outcome(session, reminder_id, False), changed_since=True)
+        same = unchanged(reminder)  # and still so when the approval is written
     approved = state.transition(
         session,
         [reminder_id],
@@ -115,7 +130,7 @@ def approve(
         now=now,
         actor=user,
         events=[("reminder.approved", {})],
-        where=[Reminder.action == ReminderAction.REMIND],
+        where=[Reminder.action == ReminderAction.REMIND, *same],
         approved_by=user,
         approved_at=now,
         send_after=send_no_sooner_than(now + undo),
@@ -309,10 +324,12 @@ def _html_of(body: str) -> str:
 
 @dataclass(frozen=True)
 class BulkDecision:
-    """What Approve all did: the reminders it approved, and the stale ones it cancelled instead."""
+    """What Approve all did: the reminders it approved, the stale ones it cancelled instead, and
+    those it left waiting because their message changed since the header showed it."""
 
     approved: list[int]
     cancelled: dict[int, str]  # reminder id -> why (paid, promised, payment_plan, ...)
+    left: dict[int, str] = field(default_factory=dict)  # reminder id -> its customer's name
 
     def changed(self) -> list[int]:
         return [*self.approved, *self.cancelled]
@@ -323,10 +340,12 @@ class Shown:
     """What an Approve all button covers: the reminders its header showed waiting, named one by
     one, or (too many to name in a button) every one of the tier numbered up to `up_to`, the
     highest id there was when the header was drawn. Either way only reminders whose card is in
-    Slack (posted) are approved."""
+    Slack (posted) are approved. With `versions` (reminder id -> the version of its message the
+    header was drawn with), only those messages: one changed since is left waiting."""
 
     ids: frozenset[int] | None = None
     up_to: int | None = None
+    versions: Mapping[int, str] | None = None
 
 
 def approve_all(
@@ -369,9 +388,12 @@ def approve_all(
             session, ids, from_states=(PLANNED,), reason=reason, now=now
         ):
             cancelled[reminder_id] = reason
+    fresh = [r.id for r in reminders if r.id not in stale]
+    versions = shown.versions if shown is not None else None
+    left = _changed_since(session, fresh, versions) if versions is not None else {}
     approved = state.transition(
         session,
-        [r.id for r in reminders if r.id not in stale],
+        [reminder_id for reminder_id in fresh if reminder_id not in left],
         from_states=(PLANNED,),
         to=APPROVED,
         now=now,
@@ -381,7 +403,29 @@ def approve_all(
         approved_at=now,
         send_after=send_no_sooner_than(now + undo),
     )
-    return BulkDecision(approved, cancelled)
+    return BulkDecision(approved, cancelled, left)
+
+
+def _changed_since(
+    session: Session, reminder_ids: list[int], shown: Mapping[int, str]
+) -> dict[int, str]:
+    """Those of `reminder_ids` whose message is not the version `shown`, with their customers'
+    names."""
+    changed = [
+        reminder_id
+        for reminder_id, version in versions_of(session, reminder_ids).items()
+        if shown.get(reminder_id) != version
+    ]
+    if not changed:
+        return {}
+    return dict(
+        session.execute(
+            select(Reminder.id, Customer.name)
+            .join(Customer, Customer.id == Reminder.customer_id)
+            .where(Reminder.id.in_(changed))
+            .order_by(Reminder.id)
+        ).all()
+    )
 
 
 def approved_together(

@@ -19,6 +19,7 @@ from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER
 from bot.learning import trust_notices
 from bot.planning import plan_unit
 from bot.reminders import approvals
+from bot.reminders.shown import NOT_SHOWN
 from bot.reminders.stale import StaleRules
 from handlers.slack.kit import ListenerKit, on_click, on_form_click
 from handlers.slack.payload import (
@@ -37,9 +38,11 @@ from integrations.slack_blocks import edit_modal, skip_modal
 from integrations.slack_ids import (
     APPROVE_ALL_ANY,
     Action,
+    Approving,
     Covered,
     Field,
     Form,
+    approving,
     covered_by,
     undone_by,
 )
@@ -155,8 +158,33 @@ def decided(kit: ListenerKit, draft: approvals.Draft | None, what: str) -> str |
     return f"This reminder can no longer be {what}: it was already {done}{at}."
 
 
+CHANGED_SINCE_DRAWN = (
+    "Not approved: this reminder's message changed since this card was drawn (edited, "
+    "redrafted, or its contact's address is new), and a person approves only the message they "
+    "were shown. The card is drawn again now: read it (Preview) and approve it again."
+)
+DRAWN_BEFORE_VERSIONS = (
+    "Not approved: this card was drawn before Approve named the message it approves, so what "
+    "it showed cannot be checked against what would be sent. The card is drawn again now: read "
+    "it (Preview) and approve it again."
+)
+
+
+def approving_button(value: str) -> Approving:
+    """An Approve button's value: the reminder, and the version of the message its card showed."""
+    try:
+        return approving(value)
+    except ValueError as exc:
+        raise OddPayload(f"actions[0].value is no Approve button's: {exc}") from None
+
+
 def approve(kit: ListenerKit, body: Body) -> None:
-    user, channel, reminder_id = clicked(body)
+    """Approve the message the card showed: refused, and the card drawn again, when the
+    reminder's message is no longer that one, or the card (drawn before Approve carried the
+    message's version) cannot say which it showed."""
+    user, channel = clicker(body)
+    button = approving_button(action_value(body))
+    reminder_id = button.reminder_id
     if kit.refused(channel, user, ONLY_APPROVERS):
         return
     runtime = kit.runtime
@@ -169,13 +197,17 @@ def approve(kit: ListenerKit, body: Body) -> None:
                 runtime.clock.now(),
                 rules=stale_rules(kit),
                 undo=undo_window(kit),
+                shown=NOT_SHOWN if button.version is None else button.version,
             )
     except UserError as exc:
         kit.tell(channel, user, str(exc), response_url=response_url(body))
         return
-    if decision.changed or decision.state == "cancelled":  # cancelled: perhaps by this click
-        redraw(kit, [reminder_id])
-    if not decision.changed:
+    if decision.changed or decision.changed_since or decision.state == "cancelled":
+        redraw(kit, [reminder_id])  # cancelled: perhaps by this click
+    if decision.changed_since:
+        refusal = CHANGED_SINCE_DRAWN if button.version is not None else DRAWN_BEFORE_VERSIONS
+        kit.tell(channel, user, refusal, response_url=response_url(body))
+    elif not decision.changed:
         kit.tell(channel, user, already(kit, decision), response_url=response_url(body))
 
 
@@ -221,6 +253,9 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
     button = covered(action_value(body))
     runtime = kit.runtime
     now = runtime.clock.now()
+    # A button drawn before it named the messages it approves shows none of them, as far as
+    # anyone can tell: it approves nothing, and what it covers is drawn again.
+    versions = {} if button.versions is None else button.versions
     with runtime.writing() as session:
         done = approvals.approve_all(
             session,
@@ -229,10 +264,10 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
             user,
             now,
             rules=stale_rules(kit),
-            shown=approvals.Shown(ids=button.ids, up_to=button.up_to),
+            shown=approvals.Shown(ids=button.ids, up_to=button.up_to, versions=versions),
             undo=undo_window(kit),
         )
-    if not done.changed():
+    if not done.changed() and not done.left:
         kit.tell(
             channel,
             user,
@@ -241,7 +276,8 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
             response_url=response_url(body),
         )
         return
-    redraw(kit, done.changed())  # the approved, and the stale ones cancelled instead
+    # the approved, the stale ones cancelled instead, and those left for a new look
+    redraw(kit, [*done.changed(), *done.left])
     lines = []
     if done.approved:
         count = len(done.approved)
@@ -254,9 +290,35 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
         reasons = sorted(set(done.cancelled.values()))
         why = "; ".join(CANCELLED_BECAUSE.get(r, escape(r)) for r in reasons)
         lines.append(f"{len(done.cancelled)} cancelled instead, not approved: {why}.")
+    if done.left:
+        lines.append(left_waiting(button, done.left))
     text = "\n".join(lines)
     with_undo = undo_all_blocks(text, button.day, button.tier, now, user) if done.approved else None
     kit.tell(channel, user, text, with_undo, response_url=response_url(body))
+
+
+NAMED_LEFT = 10  # customers named among those Approve all left waiting; the rest counted
+
+
+def left_waiting(button: Covered, left: dict[int, str]) -> str:
+    """What Approve all left waiting, and why: the customers, by name (escaped)."""
+    names = [escape(name) for name in list(left.values())[:NAMED_LEFT]]
+    more = len(left) - len(names)
+    named = ", ".join(names) + (f" and {more} more" if more else "")
+    count = f"{len(left)} reminder{'' if len(left) == 1 else 's'}"
+    if button.versions is None:
+        why = (
+            "this button was drawn before Approve all named the messages it approves, so what "
+            "the plan showed cannot be checked against what would be sent"
+        )
+    else:
+        why = (
+            "their message changed since this plan was drawn (edited, redrafted, or a new address)"
+        )
+    return (
+        f"{count} left waiting, not approved ({named}): {why}. Their cards and this header are "
+        "drawn again now: read them (Preview) and approve again."
+    )
 
 
 def undo_all(kit: ListenerKit, body: Body) -> None:

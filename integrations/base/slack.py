@@ -14,6 +14,12 @@ from playbooks.render import SMS_LIMIT
 # What the Edit form holds, and what an edit may be on the server too (bot/reminders/approvals.py).
 EDIT_SUBJECT_LIMIT = 150
 EDIT_BODY_LIMITS = {"email": 3000, "sms": SMS_LIMIT}
+# The most reminders one Approve all button approves: each one's id and message version must fit
+# in the button's value (2,000 characters); a tier with more waiting is approved in turns.
+MOST_APPROVED_TOGETHER = 300
+# Characters of the version of a reminder's message (bot/reminders/shown.py) that an Approve or
+# Approve all button carries for each reminder: 36 bits, so a changed message keeps it ~never.
+TEXT_VERSION_LENGTH = 6
 
 
 def edit_body_limit(channel: str | None) -> int:
@@ -58,6 +64,8 @@ class ReminderCard:
     language: str | None = None  # the message's language (BCP 47 tag); None: English
     # Approved automatically because its step earned trust: since when, formatted for people.
     trusted_since: str | None = None
+    # The version of the message it shows (bot/reminders/shown.py), carried by its Approve.
+    text_version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +75,11 @@ class TierLine:
     escalations: int
     amount: str
     awaiting: int  # reminders still waiting for approval
-    covers: tuple[int, ...] = ()  # their ids: what the tier's Approve all button approves
+    # What the tier's Approve all approves: the first of them by id (at most
+    # MOST_APPROVED_TOGETHER), with the version of each one's message (bot/reminders/shown.py).
+    covers: tuple[int, ...] = ()
     awaiting_amount: str = ""  # what they ask for, in total
+    versions: tuple[str, ...] = ()  # of the messages of `covers`, in the same order
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,3 +60,23 @@ def buttons_of(runtime: Runtime, slack_api: Any, reminder_id: int) -> list[str]:
             elements = block.get("elements") or [block["accessory"]]
             return [element["action_id"] for element in elements]
     return []
+
+
+def approve_value(runtime: Runtime, slack_api: Any, reminder_id: int) -> str:
+    """The value of the Approve button on this reminder's card as Slack shows it now: what a
+    click on it sends (the reminder, and the version of the message the card shows)."""
+    with runtime.sessions() as session:
+        reminder = session.get(Reminder, reminder_id)
+        assert reminder is not None
+        key = (reminder.slack_channel, reminder.slack_ts)
+    return approve_value_in(slack_api.messages[key], reminder_id)
+
+
+def approve_value_in(message: dict[str, Any], reminder_id: int) -> str:
+    """The value of the Approve button on this reminder's card in a message as Slack keeps it."""
+    for block in message["blocks"]:
+        if block.get("block_id") == f"reminder_{reminder_id}":
+            for element in block.get("elements") or []:
+                if element["action_id"] == "approve":
+                    return str(element["value"])
+    raise AssertionError(f"reminder {reminder_id}'s card has no Approve button")

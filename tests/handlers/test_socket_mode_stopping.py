@@ -12,7 +12,7 @@ from handlers.app import create_app
 from handlers.cli.serve import stop_taking_clicks
 from handlers.slack import build_bolt
 from integrations.slack_chat import web_client
-from tests.handlers.posted_plan import state_of
+from tests.handlers.posted_plan import approve_value, state_of
 from tests.support.slack_requests import SlackRequests
 
 
@@ -22,7 +22,7 @@ def test_a_click_socket_mode_hands_over_while_it_closes_is_applied(
     bolt = build_bolt(posted, web_client("xoxb-test", slack_api.url))
     served = create_app(posted, bolt)
     requests = SlackRequests("http://127.0.0.1:9")  # only for the click's payload
-    click = requests.click_payload("approve", "1")
+    click = requests.click_payload("approve", approve_value(posted, slack_api, 1))
     requests.close()
     answers: list[int] = []
 

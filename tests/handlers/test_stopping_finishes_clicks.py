@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.core.runtime import Runtime
-from tests.handlers.posted_plan import message_of, state_of
+from tests.handlers.posted_plan import approve_value, message_of, state_of
 from tests.support.serving import serve
 from tests.support.slack_requests import PATIENCE, SlackRequests, wait_for
 
@@ -32,7 +32,7 @@ def test_a_stopping_server_finishes_the_redraw_a_click_started(
     slack_api.on_call = hold_the_redraw_until_the_server_stops
     with serve(posted) as url:
         requests = SlackRequests(url)
-        requests.click("approve", "1")
+        requests.click("approve", approve_value(posted, slack_api, 1))
         wait_for(lambda: state_of(posted, 1) == "approved")
         wait_for(redraw_arrived.is_set)
         requests.close()

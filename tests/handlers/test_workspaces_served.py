@@ -27,6 +27,7 @@ from bot.planning.store import run_plan
 from bot.workspaces.registry import Workspaces
 from integrations.slack_chat import SlackChat, web_client
 from integrations.slack_install import installation_store
+from tests.handlers.posted_plan import approve_value
 from tests.support import stripe_requests as sr
 from tests.support.ledger_files import a_week_late
 from tests.support.serving import serve
@@ -173,7 +174,12 @@ def test_another_workspace_cannot_see_or_act_on_the_first_ones_customers(
             with beta.sessions() as session:
                 beta_card = session.get(Reminder, 1)
                 assert beta_card is not None
-            theirs.click("approve", "1", channel=BETA_CHANNEL, message_ts=beta_card.slack_ts or "")
+            theirs.click(
+                "approve",
+                approve_value(beta, slack_api, 1),
+                channel=BETA_CHANNEL,
+                message_ts=beta_card.slack_ts or "",
+            )
             wait_for(lambda: _state(beta, 1) == "approved")
             assert _state(main, 1) == "planned"
             updates = wait_for(lambda: slack_api.records("chat.update"))  # card redrawn
@@ -181,7 +187,7 @@ def test_another_workspace_cannot_see_or_act_on_the_first_ones_customers(
             assert {r["params"]["channel"] for r in updates} == {BETA_CHANNEL}
 
             # and the main workspace's click acts on its own reminder 1 only
-            ours.click("approve", "1")
+            ours.click("approve", approve_value(main, slack_api, 1))
             wait_for(lambda: _state(main, 1) == "approved")
         finally:
             ours.close()
@@ -294,7 +300,7 @@ def test_even_if_the_main_workspace_was_installed_its_clicks_act_on_the_main_dat
         ours = SlackRequests(url)
         try:
             assert "I-1" in ours.command("status Customer 1").json()["text"]
-            ours.click("approve", "1")
+            ours.click("approve", approve_value(main, slack_api, 1))
             wait_for(lambda: _state(main, 1) == "approved")
         finally:
             ours.close()

@@ -38,6 +38,7 @@ def card(
         "subject": "Invoice INV-1 may have slipped through",
         "preview": "Hi Maria,\n\n" + "We wanted to check in. " * 80,
         "send_after": "Mon 09:00 EDT",
+        "text_version": f"v{n:05d}",
     }
     fields.update(extra)
     return ReminderCard(**fields)
@@ -86,7 +87,8 @@ def test_a_waiting_reminder_shows_what_differs_in_fields_and_the_message_one_cli
     blocks = reminder_blocks(card(7, step_offset=7, step_position=3))
     assert buttons(blocks) == ["approve", "edit", "skip", "preview"]
     actions = next(b for b in blocks if b["type"] == "actions")
-    assert {e["value"] for e in actions["elements"]} == {"7"}
+    # Edit and Skip name the reminder; Approve, the version of the message the card shows too
+    assert [e["value"] for e in actions["elements"]] == ["7|v00007", "7", "7"]
     assert blocks[0]["accessory"]["value"] == "7"
     assert "Customer &lt;7&gt; &amp; Sons" in blocks[0]["text"]["text"]  # escaped
     facts = [f["text"] for f in blocks[0]["fields"]]
@@ -143,8 +145,8 @@ def test_the_header_has_one_approve_all_button_per_tier_with_waiting_reminders()
         day=date(2026, 3, 16),
         tiers=(
             TierLine("strategic", 2, 1, "$5,000.00", 0),
-            TierLine("standard", 12, 3, "$40,000.00", 12),
-            TierLine("transactional", 5, 0, "$900.00", 2),
+            TierLine("standard", 12, 3, "$40,000.00", 12, tuple(range(1, 13)), "", ("v" * 6,) * 12),
+            TierLine("transactional", 5, 0, "$900.00", 2, (20, 21), "", ("w" * 6,) * 2),
         ),
         held=(("frequency_cap", 3), ("disputed", 1)),
     )
@@ -232,6 +234,7 @@ def test_the_plan_header_stays_within_slacks_limits_in_every_state() -> None:
                         awaiting,
                         tuple(range(0, 2 * awaiting, 2)),
                         "$1.00",
+                        ("v" * 6,) * awaiting,
                     )
                     for tier in TIERS
                 ),

@@ -50,6 +50,7 @@ from integrations.wiring import slack_for
 from scheduler.business_days import business_days
 from scheduler.daily import morning_plan
 from scheduler.jobs import send_tick
+from tests.handlers.posted_plan import approve_value_in
 from tests.support.fake_http import local_client
 from tests.support.hostile import CONTROL_SEQUENCES, HOSTILE_TEXT, mrkdwn_texts, unescaped
 from tests.support.inbound_requests import KEY, SECRET, email_reply, post_mail
@@ -516,7 +517,9 @@ def test_a_scripted_monday_in_slack(
         card = next(m for m in slack_api.messages.values() if m["ts"] == instalment.slack_ts)
         fields = [f["text"] for b in card["blocks"] for f in b.get("fields") or []]
         assert "*Asks for*\n$400.00" in fields  # the instalment, not the $800.00 it is part of
-        app.slack.click("approve", str(instalment.id), message_ts=instalment.slack_ts)
+        app.slack.click(
+            "approve", approve_value_in(card, instalment.id), message_ts=instalment.slack_ts
+        )
         wait_for(lambda: states(rt, [instalment.id]) == Counter(approved=1))
         clock.advance(timedelta(seconds=slack_settings.undo_seconds + 60))
         send_tick(rt)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from bot.core.models import Escalation, Invoice, Reminder
 from bot.core.runtime import Runtime
 from bot.core.settings import Settings, load_settings
+from tests.handlers.posted_plan import approve_value_in
 from tests.support.fake_http import local_client
 from tests.support.ledger_files import row, write
 from tests.support.slack_requests import wait_for
@@ -98,7 +99,9 @@ def test_a_ledger_row_becomes_a_sent_reminder_whose_disputed_reply_reaches_a_per
         reminder = session.scalars(select(Reminder)).one()
     assert reminder.state == "planned" and reminder.slack_ts
 
-    answer = served.click("approve", str(reminder.id), message_ts=reminder.slack_ts)
+    card = slack_api.messages[(reminder.slack_channel, reminder.slack_ts)]
+    shown = approve_value_in(card, reminder.id)  # the card's Approve, as Slack shows it
+    answer = served.click("approve", shown, message_ts=reminder.slack_ts)
     assert answer.status_code == 200
     wait_for(lambda: _state(slack_runtime, reminder.id) == "approved")
 

@@ -14,7 +14,7 @@ from bot.core.models import SlackRetry
 from bot.core.runtime import Runtime
 from bot.escalations.sweeps import sweep
 from integrations.slack_chat import SlackChat, web_client
-from tests.handlers.posted_plan import message_of, state_of
+from tests.handlers.posted_plan import approve_value, message_of, state_of
 from tests.support.slack_requests import wait_for
 
 pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
@@ -29,7 +29,7 @@ def test_a_redraw_slack_refused_after_approve_is_drawn_by_the_sweep_and_nobody_i
     posted: Runtime, served: Any, slack_api: Any
 ) -> None:
     slack_api.server_error_next("chat.update", times=6)  # the card and the header, retries too
-    assert served.click("approve", "1").status_code == 200
+    assert served.click("approve", approve_value(posted, slack_api, 1)).status_code == 200
     wait_for(lambda: state_of(posted, 1) == "approved" and _owed(posted) == 2)
     assert "Approved by" not in json.dumps(message_of(posted, slack_api, 1)["blocks"])
 

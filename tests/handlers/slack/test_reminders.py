@@ -23,6 +23,7 @@ from bot.planning.store import run_plan
 from integrations.slack_chat import SlackChat, web_client
 from tests.handlers.posted_plan import (
     TODAY,
+    approve_value,
     buttons_of,
     ledger,
     message_of,
@@ -54,7 +55,7 @@ def test_the_plan_is_posted_as_a_header_and_cards_within_block_kits_limits(
 def test_approve_updates_the_message_in_place_with_who_and_when(
     posted: Runtime, served: Any, slack_api: Any
 ) -> None:
-    response = served.click("approve", "1")
+    response = served.click("approve", approve_value(posted, slack_api, 1))
     assert response.status_code == 200
     wait_for(lambda: slack_api.calls("chat.update"))
     assert state_of(posted, 1) == "approved"
@@ -71,11 +72,12 @@ def test_approve_updates_the_message_in_place_with_who_and_when(
 def test_a_second_click_changes_nothing_and_names_who_approved(
     posted: Runtime, served: Any, slack_api: Any
 ) -> None:
-    served.click("approve", "1")
+    first = approve_value(posted, slack_api, 1)  # what both clickers' cards showed
+    served.click("approve", first)
     wait_for(lambda: len(slack_api.calls("chat.update")) >= 2)  # the card, then the header
     served.click(
         "approve",
-        "1",
+        first,
         user="U0SECOND",
         headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
     )
@@ -89,12 +91,13 @@ def test_a_second_click_changes_nothing_and_names_who_approved(
 
 def test_two_approvers_racing_approve_once(posted: Runtime, served: Any, slack_api: Any) -> None:
     barrier = threading.Barrier(2)
+    value = approve_value(posted, slack_api, 2)
 
     def click(user: str) -> None:
         barrier.wait()
         served_client = httpx.Client(timeout=10)
         try:
-            served.click("approve", "2", user=user)
+            served.click("approve", value, user=user)
         finally:
             served_client.close()
 
@@ -198,7 +201,7 @@ def test_skip_asks_for_a_reason_and_the_message_shows_it(
 
 
 def test_approve_all_for_a_tier(posted: Runtime, served: Any, slack_api: Any) -> None:
-    served.click("approve_all_standard", f"{TODAY.isoformat()}|standard")
+    served.click("approve_all_standard", approve_all_button(slack_api)["value"])
     wait_for(lambda: all(state_of(posted, n) == "approved" for n in (1, 2, 3)))
     wait_for(lambda: len(slack_api.calls("chat.update")) >= 2)  # the cards' message and the header
 
@@ -221,7 +224,7 @@ def test_a_rate_limited_update_is_retried_and_not_lost(
     posted: Runtime, served: Any, slack_api: Any
 ) -> None:
     slack_api.rate_limit_next("chat.update", retry_after=1)
-    served.click("approve", "1")
+    served.click("approve", approve_value(posted, slack_api, 1))
     wait_for(lambda: "Approved by" in json.dumps(message_of(posted, slack_api, 1)["blocks"]))
     assert slack_api.rate_limited_count == 1
 
@@ -235,7 +238,7 @@ def test_approving_a_reminder_whose_invoice_was_disputed_meanwhile_cancels_it(
 
     with posted.writing() as session:
         session.execute(update(Invoice).where(Invoice.number == "I-1").values(disputed=True))
-    served.click("approve", "1")
+    served.click("approve", approve_value(posted, slack_api, 1))
     wait_for(lambda: state_of(posted, 1) == "cancelled")
     ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
     # this click cancelled it: not "already cancelled", as if someone had before
@@ -256,13 +259,14 @@ def test_an_approve_that_finds_the_invoice_paid_says_it_cancelled_it_now_by_a_pa
         session.execute(
             update(Invoice).where(Invoice.number == "I-1").values(status="paid", balance=0)
         )
-    served.click("approve", "1")
+    shown = approve_value(posted, slack_api, 1)
+    served.click("approve", shown)
     wait_for(lambda: state_of(posted, 1) == "cancelled")
     told = wait_for(lambda: slack_api.calls("chat.postEphemeral"))[0]["text"]
     assert told == (
         "Not approved: arbot cancelled this reminder just now instead; it is cancelled by a payment."
     )
-    served.click("approve", "1", user="U0SECOND")  # a later click: it was cancelled before
+    served.click("approve", shown, user="U0SECOND")  # a later click: it was cancelled before
     later = wait_for(lambda: slack_api.calls("chat.postEphemeral")[1:])[0]["text"]
     assert later.startswith("Nothing changed: this reminder was already cancelled by a payment")
 
@@ -370,7 +374,7 @@ def test_approve_all_cancels_a_paid_reminder_instead_of_approving_it(
 def test_undo_before_the_send_worker_takes_it_puts_the_buttons_back(
     posted: Runtime, served: Any, slack_api: Any
 ) -> None:
-    served.click("approve", "1")
+    served.click("approve", approve_value(posted, slack_api, 1))
     wait_for(lambda: '"undo"' in json.dumps(message_of(posted, slack_api, 1)["blocks"]))
     with posted.sessions() as session:
         reminder = session.get(Reminder, 1)
@@ -391,7 +395,7 @@ def test_undo_after_the_send_worker_took_it_is_refused(
 ) -> None:
     from sqlalchemy import update
 
-    served.click("approve", "1")
+    served.click("approve", approve_value(posted, slack_api, 1))
     wait_for(lambda: state_of(posted, 1) == "approved")
     with posted.writing() as session:  # the send worker's claim
         session.execute(update(Reminder).where(Reminder.id == 1).values(state="sending"))
@@ -440,11 +444,13 @@ def test_the_approve_all_clicker_is_told_by_chat_post_ephemeral_when_the_respons
     assert [(r["status"], r["answer"]) for r in slack_api.responses()] == [(404, "expired_url")]
 
 
-def test_the_send_claim_waits_for_the_undo_window(posted: Runtime, served: Any) -> None:
+def test_the_send_claim_waits_for_the_undo_window(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
     from bot.planning.send_window import Window
     from bot.reminders.outbox import FlushReport, SendConfig, claim
 
-    served.click("approve", "1")
+    served.click("approve", approve_value(posted, slack_api, 1))
     wait_for(lambda: state_of(posted, 1) == "approved")
     config = SendConfig("ar@b.example", "B", "k", Window())
     with posted.writing() as session:
@@ -488,7 +494,7 @@ def test_forms_do_not_open_for_a_decided_reminder_and_say_who_decided(
 ) -> None:
     from sqlalchemy import update
 
-    served.click("approve", "1")
+    served.click("approve", approve_value(posted, slack_api, 1))
     wait_for(lambda: state_of(posted, 1) == "approved")
     with posted.writing() as session:
         session.execute(update(Reminder).where(Reminder.id == 1).values(state="sent"))
@@ -534,7 +540,7 @@ def test_an_approve_that_cancels_a_stale_reminder_redraws_its_card_without_butto
 
     with posted.writing() as session:
         session.execute(update(Invoice).where(Invoice.number == "I-1").values(disputed=True))
-    served.click("approve", "1")
+    served.click("approve", approve_value(posted, slack_api, 1))
     wait_for(lambda: "Cancelled" in json.dumps(message_of(posted, slack_api, 1)["blocks"]))
     assert buttons_of(posted, slack_api, 1) == []
     ephemeral = wait_for(lambda: slack_api.calls("chat.postEphemeral"))
@@ -613,7 +619,7 @@ def test_an_approve_all_undo_leaves_another_approvers_approval_of_the_same_insta
     """Undo of Approve all takes back what that click approved, not a colleague's approval made
     at the same moment; an Undo posted before its value named the approver was told only to
     whoever clicked Approve all, and takes back that person's approvals."""
-    served.click("approve", "1", user="U0SECOND")
+    served.click("approve", approve_value(posted, slack_api, 1), user="U0SECOND")
     wait_for(lambda: state_of(posted, 1) == "approved")
     served.click("approve_all_standard", approve_all_button(slack_api)["value"])
     wait_for(lambda: state_of(posted, 2) == state_of(posted, 3) == "approved")

@@ -1,0 +1,78 @@
+"""What an approver was shown of a reminder's message: a short version of what would be sent (its
+channel, the address it goes to, its subject and text), drawn into the card's Approve button and
+the header's Approve all. An approval counts only while the message is still the one shown: an
+Edit, an Edit then Undo, a new draft or a contact's new address since the card was drawn changes
+the version, and the click is refused (bot/reminders/approvals.py)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Collection
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from bot.core.models import Contact, Reminder
+from integrations.base.slack import TEXT_VERSION_LENGTH
+
+# What a card drawn before Approve carried a version showed, as far as anyone can tell: no
+# version of any message, so such a click approves nothing (its card is drawn again instead).
+NOT_SHOWN = ""
+
+
+def text_version(
+    channel: str | None,
+    to: str | None,
+    subject: str | None,
+    body_text: str | None,
+    body_html: str | None,
+) -> str:
+    """The version of a message: the same for the same message to the same address, and
+    another (but for one chance in 2^36) as soon as any of these differs."""
+    message = json.dumps([channel, to, subject, body_text, body_html], ensure_ascii=False)
+    digest = hashlib.sha256(message.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:TEXT_VERSION_LENGTH]
+
+
+def address_of(channel: str | None, contact: Contact | None) -> str | None:
+    """Where a reminder on `channel` goes: the contact's email, or phone for a text."""
+    if contact is None:
+        return None
+    return contact.email if channel == "email" else contact.phone
+
+
+def version_of(reminder: Reminder, contact: Contact | None) -> str:
+    """The version of a reminder's message as it stands, sent to `contact` (its contact)."""
+    return text_version(
+        reminder.channel,
+        address_of(reminder.channel, contact),
+        reminder.subject,
+        reminder.body_text,
+        reminder.body_html,
+    )
+
+
+def versions_of(session: Session, reminder_ids: Collection[int]) -> dict[int, str]:
+    """The version of each of these reminders' messages as they stand, in one query."""
+    if not reminder_ids:
+        return {}
+    rows = session.execute(
+        select(Reminder, Contact)
+        .outerjoin(Contact, Contact.id == Reminder.contact_id)
+        .where(Reminder.id.in_(sorted(reminder_ids)))
+    )
+    return {reminder.id: version_of(reminder, contact) for reminder, contact in rows}
+
+
+def unchanged(reminder: Reminder) -> list[ColumnElement[bool]]:
+    """Conditions for an UPDATE that hold only while the reminder's message is still the one
+    read in `reminder` (an edit committed since the version was checked makes them false)."""
+    return [
+        Reminder.channel.is_not_distinct_from(reminder.channel),
+        Reminder.contact_id.is_not_distinct_from(reminder.contact_id),
+        Reminder.subject.is_not_distinct_from(reminder.subject),
+        Reminder.body_text.is_not_distinct_from(reminder.body_text),
+        Reminder.body_html.is_not_distinct_from(reminder.body_html),
+    ]
