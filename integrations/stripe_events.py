@@ -70,6 +70,7 @@ class _Metadata(BaseModel):
     model_config = ConfigDict(strict=True)
 
     arbot_invoice_ids: Annotated[str, AfterValidator(_invoice_ids)] | None = None
+    arbot_workspace: ShortText | None = None  # integrations.base.payments.WORKSPACE_KEY
 
 
 class _Object(BaseModel):

@@ -5,14 +5,24 @@ from __future__ import annotations
 
 from stripe import StripeClient
 
+from integrations.base.payments import MAIN_BOOKS, WORKSPACE_KEY
+
 
 class StripeLinks:
-    def __init__(self, api_key: str, api_base: str) -> None:
+    """`books`: the workspace the links are for (integrations.base.payments.books_of). Its links
+    say so in their metadata, and an installed workspace's idempotency keys name it: on a Stripe
+    account another workspace also uses, the same invoice ids never return that one's link."""
+
+    def __init__(self, api_key: str, api_base: str, books: str = MAIN_BOOKS) -> None:
         self.client = StripeClient(api_key, base_addresses={"api": api_base}, max_network_retries=2)
+        self.books = books
 
     def create(
         self, key: str, currency: str, amount_minor: int, description: str, metadata: dict[str, str]
     ) -> tuple[str, str]:
+        metadata = {**metadata, WORKSPACE_KEY: self.books}
+        if self.books != MAIN_BOOKS:  # the main workspace's keys stay those it always used
+            key = f"{self.books}-{key}"
         price = self.client.v1.prices.create(
             params={
                 "currency": currency.lower(),

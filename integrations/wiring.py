@@ -181,9 +181,14 @@ def links_for(settings: Settings) -> PaymentLinks | None:
     """Stripe payment links when STRIPE_API_KEY is set; otherwise none."""
     if not settings.stripe_api_key:
         return None
+    from integrations.base.payments import books_of
     from integrations.stripe_links import StripeLinks
 
-    return StripeLinks(settings.stripe_api_key.get_secret_value(), settings.stripe_api_base)
+    return StripeLinks(
+        settings.stripe_api_key.get_secret_value(),
+        settings.stripe_api_base,
+        books_of(settings.workspace),
+    )
 
 
 def stripe_payments_for(settings: Settings) -> StripePayments | None:

@@ -26,7 +26,14 @@ from bot.payments.stripe_charges import outside_arbot
 from bot.payments.stripe_events import PaymentNotRecordedYet, StripeResult, apply_event
 from bot.planning import posting
 from integrations.base.mrkdwn import Mrkdwn
-from integrations.base.payments import BankPayment, PaymentLinks, StripeEventIn, StripePayments
+from integrations.base.payments import (
+    WORKSPACE_KEY,
+    BankPayment,
+    PaymentLinks,
+    StripeEventIn,
+    StripePayments,
+    books_of,
+)
 from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)
@@ -44,7 +51,13 @@ def receive_stripe_event(
     then, when it changed something, `after_payment` and any escalation it opened posted. Status
     "retry" when it must wait for its payment (nothing is stored: Stripe's next try is new). With
     `stripe`, a refund or dispute whose payment is not recorded is first looked up there, before
-    the write: one of a charge made outside arbot's links is "ignored" at once."""
+    the write: one of a charge made outside arbot's links is "ignored" at once. So is one about
+    a payment link another workspace made (businesses that share a Stripe account each get every
+    event of it): its invoice ids are that workspace's, not ids in this one's books."""
+    elsewhere = other_books(runtime, event)
+    if elsewhere is not None:
+        log.info("Stripe event %s (%s) is for workspace %s", event.id, event.type, elsewhere)
+        return StripeResult("ignored", f"its payment link is workspace {elsewhere}'s, not ours")
     outside = outside_arbot(runtime, event, stripe)
     try:
         with runtime.writing() as session:
@@ -78,6 +91,17 @@ def receive_stripe_event(
     if result.status == "unmatched":
         _tell_finance(runtime, slack, event, result.detail)
     return result
+
+
+def other_books(runtime: Runtime, event: StripeEventIn) -> str | None:
+    """The workspace whose payment link the event is about, when that is another workspace
+    (integrations.base.payments.WORKSPACE_KEY); None for this one's, or a link made before links
+    named their workspace."""
+    metadata = event.object.get("metadata")
+    books = metadata.get(WORKSPACE_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(books, str) or not books or books == books_of(runtime.settings.workspace):
+        return None
+    return books
 
 
 def _tell_finance(

@@ -8,6 +8,16 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+# Metadata key of the workspace whose books a payment link was made for (its team id, or MAIN_BOOKS
+# for the main workspace): businesses that share one Stripe account get each other's events.
+WORKSPACE_KEY = "arbot_workspace"
+MAIN_BOOKS = "main"
+
+
+def books_of(workspace: str | None) -> str:
+    """The value of WORKSPACE_KEY for a workspace's links (ARBOT_WORKSPACE; None: the main one)."""
+    return workspace or MAIN_BOOKS
+
 
 class PaymentLinks(Protocol):
     """Creates a hosted payment link (the processor's; arbot never sees card data)."""
