@@ -194,7 +194,7 @@ def _error(exc: Exception) -> str:
 
 
 def _also_needs(escalation: Escalation) -> Mrkdwn:
-    return thread_notes.also_needs(escalation.reason, escalation.detail)
+    return thread_notes.also_needs(escalation.reason, escalation.detail, escalation.owner_slack_id)
 
 
 def _post_history(

@@ -60,6 +60,8 @@ def open_or_add(
         payload: dict[str, object] = {"escalation": current.id, "reason": reason, "detail": detail}
         if inbound_id is not None:
             payload["inbound"] = inbound_id
+        if owner is not None:  # who a note about this reason may call on (thread_notes)
+            payload["owner"] = owner
         if told or current.slack_claimed_at is not None:
             payload[THREAD_NOTE] = True
         audit.record(

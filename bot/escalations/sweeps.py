@@ -103,7 +103,7 @@ def _missed_instalments(runtime: Runtime, report: SweepReport) -> list[tuple[int
                 )
                 if new:  # posted by post_new, its owner mentioned there
                     continue
-                if target.slack_thread_ts:  # its thread is owed a note saying so (thread_notes)
+                if target.slack_thread_ts:  # owed a note saying so, its owner mentioned
                     continue
             owner = target.owner_slack_id or escalations.owner_for(customer, routes)
             told.append(

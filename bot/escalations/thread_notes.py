@@ -29,7 +29,7 @@ from bot.core.slack_claims import CLAIM_LEASE
 from bot.core.slack_retries import NOTE
 from bot.escalations.notes import reply_note
 from bot.escalations.service import ADDED, THREAD_NOTE
-from integrations.base.mrkdwn import Mrkdwn, clip, mrkdwn
+from integrations.base.mrkdwn import Mrkdwn, clip, mention, mrkdwn
 from integrations.base.slack import EscalationPort
 from integrations.errors import SlackFailed
 
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 NOTED = "escalation.noted"  # Slack took the note of an `escalation.added` event (`added`)
 LONGEST = 3000  # characters of a note: Slack's limit for a section's text
 ROUNDS = 3  # a thread told again at once when reasons were added while it was being told
+# Reasons whose note mentions the escalation's owner: a missed instalment ends the plan they
+# agreed, and only they can take it up with the customer.
+CALLS_THE_OWNER = frozenset({"missed_instalment"})
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,12 @@ class Note:
     text: Mrkdwn
 
 
-def also_needs(reason: str, detail: str | None) -> Mrkdwn:
-    """A reason added, in words: ":rotating_light: Also needs a person: <reason>: <detail>"."""
-    told = mrkdwn(":rotating_light: Also needs a person: ", reason_label(reason))
+def also_needs(reason: str, detail: str | None, owner: str | None = None) -> Mrkdwn:
+    """A reason added, in words: ":rotating_light: Also needs a person: <reason>: <detail>"; a
+    reason the owner must act on (CALLS_THE_OWNER) mentions `owner` first (a Slack id as a live
+    mention, anything else as escaped text)."""
+    who = mrkdwn(mention(owner), " ") if owner and reason in CALLS_THE_OWNER else ""
+    told = mrkdwn(":rotating_light: ", who, "Also needs a person: ", reason_label(reason))
     return clip(mrkdwn(told, ": ", detail) if detail else told, LONGEST)
 
 
@@ -187,4 +193,7 @@ def _text(session: Session, event: Event) -> Mrkdwn:
     message = session.get(InboundMessage, inbound_id) if isinstance(inbound_id, int) else None
     if message is not None:
         return clip(reply_note(session, message.id, message.label), LONGEST)
-    return also_needs(str(payload.get("reason") or ""), payload.get("detail"))
+    escalation_id = payload.get("escalation")
+    escalation = session.get(Escalation, escalation_id) if isinstance(escalation_id, int) else None
+    owner = (escalation.owner_slack_id if escalation is not None else None) or payload.get("owner")
+    return also_needs(str(payload.get("reason") or ""), payload.get("detail"), owner)

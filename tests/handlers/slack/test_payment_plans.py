@@ -311,3 +311,30 @@ def test_the_plan_form_checks_each_row() -> None:
         today,
     )
     assert good.errors == {} and good.instalments[1] == (date(2026, 4, 20), Decimal("666.67"))
+
+
+def test_a_missed_instalment_told_in_an_open_thread_mentions_its_owner(
+    slack_runtime: Runtime, slack_api: Any, thread: Escalation, clock: FixedClock
+) -> None:
+    rt = slack_runtime
+    with rt.writing() as session:  # the plan resolves the thread it was agreed in
+        plans.record(
+            session,
+            thread.id,
+            "U0APPROVER",
+            plans.ACCOUNT,
+            [(date(2026, 3, 20), Decimal("600")), (date(2026, 4, 20), Decimal("600"))],
+            clock.now(),
+        )
+        service.open_or_add(session, thread.customer_id, "replied", clock.now(), owner=OWNER)
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    [open_id] = posting.post_new(rt, chat, META_CHANNEL)  # a reply: a new thread, still open
+    with rt.sessions() as session:
+        open_thread = session.get(Escalation, open_id)
+        assert open_thread is not None and open_thread.slack_thread_ts
+        session.expunge(open_thread)
+
+    clock.set(_at(date(2026, 3, 24)))  # the first instalment and its grace passed, unpaid
+    assert sweep(rt, chat).missed_instalments == [thread.customer_id]
+    [note] = [t for t in _in_thread(slack_api, open_thread) if "instalment 1" in t]
+    assert f"<@{OWNER}>" in note and "$600.00" in note
