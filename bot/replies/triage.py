@@ -83,11 +83,12 @@ def own_words(text: str) -> str:
 # One rule a line: label, weight, what a person reads in the reason, the pattern (on lowercased
 # text). A weight ending in "!" marks a phrase that carries its own negation ("do not owe"), so a
 # negation before it does not undo it; any other rule is skipped when one of the three words before
-# it, in the same clause, is a negation. <WHEN> is the start of a date, <PAY> a way to say "pay".
+# it, in the same clause, is a negation. <WHEN> is the start of a date, <PAY> a way to say "pay",
+# <DOC> an invoice's or order's number ("inv-2", "#1042").
 _RULE_TABLE = r"""
 dispute 0.9 "says it disputes the invoice" \bdisput(?:e|es|ed|ing)\b|\bcontest(?:ed|ing)\b
 dispute 0.8 "calls the amount wrong" \b(?:wrong|incorrect|inaccurate)\b[^.?!\n]{0,30}\b(?:amount|charge|price|rate|total|invoice|bill|quantity|hours|fee)s?\b
-dispute 0.8! "calls the amount wrong" \b(?:amount|charge|price|rate|total|invoice|bill|figure|hours|fee)s?\b[^.?!\n]{0,25}\b(?:is|are|was|were|looks?|seems?)\s+(?:\w+\s+)?(?:wrong|incorrect|not correct|too high)\b
+dispute 0.8! "calls the amount wrong" (?:\b(?:amount|charge|price|rate|total|invoice|bill|figure|hours|fee)s?|<DOC>)\b[^.?!\n]{0,25}\b(?:is|are|was|were|looks?|seems?)\s+(?:(?!not\b|never\b)\w+\s+)?(?:wrong|incorrect|not correct|too high)\b|\b(?:the|that) (?:first|second|third|other|last|latest|new|newer|old|older)(?: one)? (?:is|looks|seems)\s+(?:(?!not\b|never\b)\w+\s+)?(?:wrong|incorrect|not correct|too high)\b
 dispute 0.8 "says it was billed twice" \b(?:charged|billed|invoiced)\b[^.?!\n]{0,40}\b(?:twice|two times|2 times|double)\b|\bdouble[- ](?:billed|charged|billing)\b|\bduplicate[sd]\b|\bduplicate (?:charge|invoice|bill|billing|payment)s?\b|\b(?:is|looks like|seems to be) a duplicate\b
 dispute 0.8 "says it was overcharged" \bover-?(?:charged|billed|billing|charging)\b
 dispute 0.75! "says nothing arrived" \b(?:never|not|didn't|did not|haven't|have not|wasn't|was not|weren't|were not)\s+(?:yet\s+)?(?:received|receive|arrived|delivered|shipped|get|got)\b(?![^.?!\n]{0,25}\b(?:invoice|bill|statement|link|email|reminder)s?\b)
@@ -129,6 +130,7 @@ wrong_contact 0.8! "says the address is not read" \bno longer (?:monitored|in us
 wrong_contact 0.75 "reached a personal line" \bpersonal (?:phone|number|email|cell|mobile|line|address)\b
 wrong_contact 0.7 "is not in a billing role" \bi(?:'m| am) (?:just |only )?(?:the |a )?(?:receptionist|assistant|intern|front desk|secretary|tenant|employee)\b
 wrong_contact 0.85! "says the person has left" \b(?:no longer|not)\s+(?:work(?:s|ing)?|employed)\s+(?:at|for|with|here|there)\b|\bleft the (?:company|firm|business|practice|organi[sz]ation)\b|\bdo(?:es)?(?:n't| not) work (?:here|there) any ?more\b
+wrong_contact 0.85! "says the person is no longer there" \b(?:i'm|i am|(?:he|she)'s|(?!(?:it|this|that|which|there|what|who|invoice|bill|payment|account|amount|balance|money|check|cheque|order|statement)\b)[a-z]+ is|they(?:'re| are))\s+no longer\s+(?:(?:with|at|part of)\s+(?:(?:the|this|that|our|your|their)\s+)?(?:company|firm|business|practice|organi[sz]ation|agency|office|clinic|school|store|shop|restaurant)\b|(?:with|at|on|using)\s+(?:this|that) (?:address|email|e-mail|number|phone|mailbox|inbox)\b|(?:with|at)\s+(?!(?:the|this|that|my|our|your|their|a|an|them|you|it|me|him|her)\b)[a-z][\w&'-]*(?:\s+[a-z][\w&'-]*){0,2}\s*(?:[,;!\n]|\.(?:\s|$)|$)|(?:here|there)\b)
 wrong_contact 0.8! "is not the billing contact" \bnot (?:the )?(?:right|correct|appropriate) (?:person|contact|address|email|recipient|department)\b|\bnot (?:in |from |part of )?(?:the )?(?:accounting|accounts|billing|finance|payables|ap|a/p)\b
 wrong_contact 0.7 "sends us elsewhere" \b(?:send|direct|forward|address|redirect)\s+(?:all\s+)?(?:this|these|invoices?|bills?|billing(?: questions)?|statements?|future \w+|correspondence|it)\s+(?:\w+\s+){0,3}?to\s+(?:our\s+|the\s+)?(?:\S+@\S+|accounts|ap\b|billing|finance|accounting)
 wrong_contact 0.75! "does not handle billing" \b(?:don't|do not|doesn't|does not|no longer)\s+(?:handle|deal with|manage|process)\s+(?:the\s+)?(?:billing|invoices|payments|accounts|finances|bills)\b
@@ -162,6 +164,7 @@ already_paid 0.85 "says it was paid" \b(?:has|have|had|was|were|is|'s|'ve)\s+(?:
 already_paid 0.85 "says it paid" \b(?:all|fully) (?:settled|paid(?: up)?)\b|\b(?:we|i|they|(?:my|our) \w+)(?:'ve| have| had)?\s+(?:already\s+|just\s+|actually\s+)?(?:paid|settled)\b
 already_paid 0.85 "says the payment went out" \b(?:payment|cheque|check|wire|transfer|ach|remittance|funds|money)s?\s+(?:(?!will\b|should\b|to\b|can\b)\S+\s+){0,4}?(?:(?:was|were|has been|have been|had been|got)\s+(?:already\s+)?(?:sent|made|processed|submitted|mailed|posted|initiated|completed|issued|released|transferred|wired|cleared|deposited|received)|went (?:out|through)|cleared|cashed|deposited|left|hit|reached|landed)\b
 already_paid 0.85 "says it sent the money" (?:\b(?:we|i)(?:'ve| have| had)?\s+|(?:^|[.!?,;\n])\s*)(?:already\s+|just\s+)?(?:sent|mailed|wired|transferred|posted|cut|issued|made|submitted|initiated)\b(?:\s+\w+){0,3}?\s+(?:payment|cheque|check|wire|money|funds|amount|transfer|balance|[$€£]\s?\d)
+already_paid 0.85 "says the payment was sent" \b(?:(?:payment|cheque|check|wire|transfer|ach|eft|remittance|funds|money|deposit)s?\s+){1,2}(?:sent|made|mailed|posted|wired|transferred|submitted|initiated|issued|released|remitted|processed|deposited)\b(?![^.!?,;\n]*\?)(?=\s+(?:today|yesterday|this (?:morning|afternoon|week)|earlier|last\b|on\b|via\b|by\b|through\b|from\b|to (?:you|your)\b|over\b|in full\b|\d)|\s*(?:[.!,;:)\n]|$))
 already_paid 0.85 "says when it paid" \bpaid\s+(?:\S+\s+){0,2}?(?:in full|on\b|via|by (?:check|cheque|card|credit card|ach|wire|bank|transfer)|through|over the phone|online|last|yesterday|this morning|earlier)
 already_paid 0.95 "says paid" ^\W*(?:paid|already paid|all paid|payment (?:sent|made|done))\W*$
 already_paid 0.6 "cites a proof of payment" \bproof of payment\b|\bpayment (?:confirmation|receipt)\b|\bremittance\b|\bconfirmation (?:number|#|no)|\breceipt\b|\btransaction (?:id|number|reference)\b|\bref(?:erence)?\b[\s:#.]*(?:no\.?\s*)?[a-z]*-?\d{3,}|\b(?:check|cheque)\s*(?:#|no\.?\s*)\d+
@@ -189,6 +192,7 @@ other 0.4 "says thanks" \bthanks?\b|\bthank you\b|\bappreciate\b
 _FRAGMENTS = {
     "<WHEN>": r"(?:the\s+)?(?:\d|next|mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|end|tomorrow)",
     "<PAY>": r"(?:pay|settle|transfer|wire|send|remit|sort (?:out )?(?:the |a )?payment|make sure (?:it|this|that|the \w+)(?:'s| is| gets)? paid|have (?:it|this|that|the \w+) (?:paid|sent|settled|transferred|over)|make (?:a |the |your |this |full )?payments?|process|release|submit|mail|post|take care of|clear|cover|include|be included|get (?:it|this|that|them|these|everything|the \w+|an? \w+|\S+-\d+) (?:paid|settled|sorted|done|processed|out|over|sent|across)|go out|be (?:paid|sent|processed|released|settled|made|transferred|wired|mailed|posted|issued))",
+    "<DOC>": r"\b[a-z]{2,}-?\d[\w-]*|#\d+",
     "<ACK>": r"(?:ok(?:ay)?|k|thanks?|thank you|thx|ty|noted|received|got it|understood|great|cheers|👍|🙏)",
 }  # fmt: skip
 _RULE_LINE = re.compile(r'(\w+) ([\d.]+)(!?) "([^"]+)" (.+)')

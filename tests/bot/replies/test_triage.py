@@ -241,6 +241,41 @@ def test_not_having_paid_or_paying_later_is_no_claim_of_payment(text: str) -> No
     assert classify(text, MONDAY).label != "already_paid"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Payment sent today via ACH",
+        "ACH sent yesterday.",
+        "Check mailed on Friday, #10452.",
+        "Wire sent this morning, ref 4471.",
+        "Payment made via our portal on the 12th.",
+        "Funds transferred today, can you confirm you got them?",
+        "ACH payment initiated 3/12",
+    ],
+)
+def test_a_payment_said_to_have_gone_out_in_few_words_is_a_claim_of_payment(text: str) -> None:
+    t = classify(text, MONDAY)
+    assert t.label == "already_paid"
+    assert t.confidence >= 0.6 and needs_person(t, min_confidence=0.6)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Payment sent by mail or online?",
+        "Where should the payment be sent?",
+        "Check made out to whom?",
+        "No payment sent yet, sorry.",
+        "Once payment made on our side I will let you know.",
+        "Can I get the payment link sent again?",
+        "Please check posted payments on your side.",
+        "Payment sent to which address?",
+    ],
+)
+def test_asking_about_a_payment_or_not_having_sent_it_is_no_claim_of_payment(text: str) -> None:
+    assert classify(text, MONDAY).label != "already_paid"
+
+
 def test_not_paid_yet_but_a_promise_is_a_promise_with_its_date() -> None:
     t = classify("We have not paid yet, but we will pay it by Friday.", MONDAY)
     assert (t.label, t.promise_date) == ("promise_to_pay", date(2026, 3, 20))
@@ -257,6 +292,64 @@ def test_not_paid_yet_but_a_promise_is_a_promise_with_its_date() -> None:
 )
 def test_stop_that_is_no_request_to_stop_is_no_opt_out(text: str) -> None:
     assert classify(text, MONDAY).label != "opt_out"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I am no longer with the company",
+        "I'm no longer with Brightline Dental, sorry.",
+        "She's no longer at the firm.",
+        "Dana is no longer with Acme Corp; try ap@acme.example",
+        "He is no longer here.",
+        "I am no longer employed there.",
+    ],
+)
+def test_a_contact_who_has_left_is_a_wrong_contact_a_person_handles(text: str) -> None:
+    t = classify(text, MONDAY)
+    assert t.label == "wrong_contact"
+    assert t.confidence >= 0.6 and needs_person(t, min_confidence=0.6)
+    assert not lets_reminders_continue(t.label)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We are no longer with that bank, so the autopay failed.",
+        "It is no longer with our AP team, they approved it.",
+        "I'm no longer with that bank, so autopay failed.",
+    ],
+)
+def test_no_longer_with_a_bank_or_a_team_is_no_wrong_contact(text: str) -> None:
+    assert classify(text, MONDAY).label != "wrong_contact"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We paid INV-1 but INV-2 is wrong",
+        "Paid INV-1041 last week; INV-1042 is incorrect.",
+        "We paid #1041 by ACH on the 2nd, #1042 looks wrong to us.",
+    ],
+)
+def test_a_reply_that_pays_one_invoice_and_calls_another_wrong_keeps_the_dispute(
+    text: str,
+) -> None:
+    t = classify(text, MONDAY)
+    assert t.label == "dispute"
+    assert "already_paid" in t.reason  # the payment claim is named for the person who reads it
+    assert needs_person(t, min_confidence=0.6)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The amount is not wrong, we just need more time.",
+        "INV-2 is not wrong, we paid it on the 2nd.",
+    ],
+)
+def test_saying_an_amount_is_not_wrong_is_no_dispute(text: str) -> None:
+    assert classify(text, MONDAY).label != "dispute"
 
 
 def test_a_dispute_that_is_denied_is_no_dispute() -> None:
