@@ -170,7 +170,10 @@ def open_resume_form(kit: ListenerKit, body: Body, trigger_id: str) -> None:
 
 
 def on_resume(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
-    """The first step: show what the ticked boxes clear and what stays, before anything does."""
+    """The first step: show what the ticked boxes clear and what stays, before anything does.
+    Who submitted it is read before the ack, as in every listener: once acked, nothing may
+    raise (see handlers/slack/kit.py `on_click`)."""
+    user, _ = clicker(body)
     form = submission(view, Field.CLEAR)
     ticked = _entry(form.values, Field.CLEAR).get("selected_options")
     clear = sorted(
@@ -187,7 +190,7 @@ def on_resume(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
             )
     except UserError as exc:  # e.g. the escalation is gone: close the form and say why
         ack()
-        kit.tell(form.channel, clicker(body)[0], mrkdwn("Nothing changed: ", str(exc), "."))
+        kit.tell(form.channel, user, mrkdwn("Nothing changed: ", str(exc), "."))
         return
     cleared = [text for key, text in holding.items() if key in clear]
     kept = [text for key, text in holding.items() if key not in clear]

@@ -177,6 +177,27 @@ def test_a_signed_form_of_the_wrong_shape_gets_no_500(
     unchanged(posted)
 
 
+@pytest.mark.parametrize("user", [None, "U0APPROVER", {"name": "x"}], ids=repr)
+def test_a_resume_form_from_no_one_is_refused_at_once_even_about_what_is_gone(
+    log: LogOfTest, posted: Runtime, served: SlackRequests, user: Any
+) -> None:
+    """Resume's first step names an escalation that does not exist and no one who submitted it.
+    Who submitted it is read before the ack: read after it, the refusal raised there made Bolt
+    drop the ack, wait three seconds for one and answer 404, logging an unhandled request."""
+    payload = view_payload(served, "esc_resume", f"{2**31 - 1}|C0FINANCE")
+    payload["user"] = user
+
+    answer = served.interactive(payload)
+
+    assert answer.status_code == 400, answer.text
+    assert "user.id" in answer.text
+    assert f"{REFUSED}: user.id is missing or not text" in log.text
+    assert "didn't call ack()" not in log.text
+    assert "Unhandled request" not in log.text
+    no_traceback(log)
+    unchanged(posted)
+
+
 @pytest.mark.parametrize("metadata", ["abc|C0FINANCE", "", 7, "99999999999|", "1e3|C0FINANCE"])
 @pytest.mark.parametrize("form", ["edit_reminder", "skip_reminder", "esc_dispute"])
 def test_a_form_whose_metadata_names_nothing_says_so_in_the_form(
