@@ -38,13 +38,14 @@ def parse_duration(text: str) -> timedelta:
 def cancel_waiting(session: Session, customer_id: int, reason: str, now: datetime) -> list[int]:
     """Cancel the customer's reminders still waiting (planned or approved, not yet sending)."""
     return state.cancel(
-        session,
-        None,
-        from_states=WAITING,
-        reason=reason,
-        now=now,
-        where=[Reminder.customer_id == customer_id, Reminder.action == ReminderAction.REMIND],
+        session, None, from_states=WAITING, reason=reason, now=now, where=[waiting_of(customer_id)]
     )
+
+
+def waiting_of(customer_id: int) -> ColumnElement[bool]:
+    """The condition that chooses the reminders `cancel_waiting` cancels for this customer: for a
+    writer that cancels several customers' to lock them all first (state.lock_cancellable)."""
+    return and_(Reminder.customer_id == customer_id, Reminder.action == ReminderAction.REMIND)
 
 
 def cancel_waiting_texts(

@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.models import Contact, InboundMessage
-from bot.ledger.accounts import cancel_waiting
+from bot.core.vocabulary import WAITING
+from bot.ledger.accounts import cancel_waiting, waiting_of
+from bot.reminders import state
 from bot.replies.bounces import opt_out
 from bot.replies.email import human_reply
 from bot.replies.match import InboundResult, ReplyRules
@@ -132,8 +134,12 @@ def _opt_out_number(session: Session, contacts: list[Contact], now: datetime, ho
     """Opt every contact at the number out of texts, after cancelling what waits for their
     customers: the reminders before the contacts, as a reply by email does and as the send
     worker's results take their locks on PostgreSQL (a text, then its contact), the contacts in
-    id order."""
-    for customer_id in sorted({contact.customer_id for contact in contacts}):
+    id order. Each customer's cancel locks its reminders in turn, which for a number several
+    customers share would take them out of (send_after, id) order and deadlock with the send
+    worker storing them: all of them are locked first, in one ordered pass."""
+    customer_ids = sorted({contact.customer_id for contact in contacts})
+    state.lock_cancellable(session, [waiting_of(one) for one in customer_ids], WAITING)
+    for customer_id in customer_ids:
         cancel_waiting(session, customer_id, "opted_out", now)
     for contact in contacts:
         opt_out(session, contact, "sms", contact.customer_id, now, how)

@@ -30,6 +30,7 @@ from bot.reminders.turns import Turns, settle
 from bot.replies.email import handle_email
 from bot.replies.match import ReplyRules
 from bot.replies.sms import handle_sms
+from integrations.base.inbound import Triage
 from integrations.base.ledger import ContactRecord, CustomerRecord, LedgerBatch
 from integrations.base.outbound import Delivery
 from integrations.csv_ledger import read_ledger_csv
@@ -552,3 +553,42 @@ def test_a_ledger_import_giving_a_new_number_during_a_failure_report_of_a_text_w
         True,
         None,
     )
+
+
+def sharing_a_number(runtime: Runtime) -> None:
+    """Customers 1 and 2's contacts share one phone number (a bookkeeper who does both)."""
+    with runtime.writing() as session:
+        session.execute(update(Contact).values(phone=PHONE, sms_consent=True))
+
+
+@pytest.mark.parametrize(
+    ("body", "triage"),
+    [("STOP", None), ("Please stop texting me", Triage("opt_out", 0.9, None, "said stop"))],
+)
+def test_an_opt_out_from_a_number_two_customers_share_waits_for_the_worker_storing_both(
+    mail_env: Any,
+    runtime: Runtime,
+    tmp_path: Path,
+    database_url: str,
+    body: str,
+    triage: Triage | None,
+) -> None:
+    """A text asks to stop from a number customers 1 and 2 share: the opt-out cancels what waits
+    for each customer, 1 first although reminder 2 comes first in (send_after, id). The worker
+    storing both (2, then 1) comes right after the first cancel; the opt-out has locked both
+    already, in order, so the worker waits for it, then cancels each with the stop asked for."""
+    two_sending(runtime, tmp_path, mail_env)
+    sharing_a_number(runtime)
+    worker, turns = both_held_back(runtime, database_url)
+    now = runtime.clock.now()
+
+    def texted(session: Session) -> Any:
+        return handle_sms(session, PHONE, body, "SM9", now, ReplyRules("k" * 32), triage, "Acme")
+
+    result, report = while_the_worker_stores(runtime, worker, turns, texted)
+    assert result.outcome == ("opt_out" if triage is None else "unmatched")
+    assert report.cancelled == {1: "opted_out", 2: "opted_out"}
+    assert states(runtime) == {1: "cancelled", 2: "cancelled"}
+    with runtime.sessions() as session:
+        opted_out = session.scalars(select(Contact.sms_opted_out_at)).all()
+    assert opted_out == [now, now]
