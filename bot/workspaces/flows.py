@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from bot.core.errors import UserError
+from bot.workspaces import installs
 from bot.workspaces.registry import TEAM_ID, InstalledWorkspace, Workspaces
 from integrations.base.slack import SlackGrant, SlackInstalls
 from integrations.errors import InstallFailed
@@ -24,18 +25,44 @@ class Installed:
 def complete_install(workspaces: Workspaces, slack: SlackInstalls, code: str) -> Installed:
     """Trade the one-time code for the workspace's bot token; make the workspace's storage
     first, then store the token sealed and note the workspace, so an install that fails half-way
-    leaves nothing behind. A token Slack granted for an install arbot refuses is revoked."""
+    leaves nothing behind. A token Slack granted for an install arbot refuses is revoked, unless
+    a workspace is served with it: Slack grants the same bot token again when the app is added
+    again to a workspace it is in, so adding it to the main workspace (SLACK_BOT_TOKEN's) or an
+    installed one's reinstall that fails would otherwise cut that workspace off from Slack."""
     grant = slack.exchange_code(code)
+    in_use = serves_a_workspace(workspaces, grant)
     try:
-        return _keep(workspaces, slack, grant)
+        return _keep(workspaces, slack, grant, in_use)
     except BaseException:
-        slack.revoke(grant.token)  # whatever stopped the install, the token goes back
+        if in_use:
+            log.warning(
+                "install into %s did not finish; its token stays: it is in use", grant.team_id
+            )
+        else:
+            slack.revoke(grant.token)  # whatever stopped the install, the token goes back
         raise
 
 
-def _keep(workspaces: Workspaces, slack: SlackInstalls, grant: SlackGrant) -> Installed:
+def serves_a_workspace(workspaces: Workspaces, grant: SlackGrant) -> bool:
+    """Whether the granted token is one a workspace is served with now (read before anything of
+    this install is stored): SLACK_BOT_TOKEN, or the token of the installed workspace it is for."""
+    main_token = workspaces.main.settings.slack_bot_token
+    if main_token is not None and grant.token == main_token.get_secret_value():
+        return True
+    if not TEAM_ID.match(grant.team_id or ""):
+        return False
+    installed = workspaces.get(grant.team_id)
+    if installed is None or not installed.active:
+        return False
+    return bool(grant.token) and grant.token == installs.bot_token(workspaces.main, grant.team_id)
+
+
+def _keep(
+    workspaces: Workspaces, slack: SlackInstalls, grant: SlackGrant, in_use: bool = False
+) -> Installed:
     """Check the install, make the workspace's storage, store the token and note the workspace.
-    A failure after the token is stored takes it out again."""
+    A failure after the token is stored takes it out again (unless `in_use`: the workspace is
+    served with that token)."""
     team_id = grant.team_id
     refusal = _refusal(slack, grant)
     if refusal:
@@ -57,7 +84,8 @@ def _keep(workspaces: Workspaces, slack: SlackInstalls, grant: SlackGrant) -> In
             team_id, grant.team_name or team_id, grant.channel_id, grant.installer
         )
     except BaseException:  # its token is revoked (above): keep none of it
-        slack.forget(team_id)
+        if not in_use:
+            slack.forget(team_id)
         raise
     log.info("installed into workspace %s", team_id)
     return Installed(workspace, reinstalled=before is not None)
