@@ -254,9 +254,12 @@ def _automatic(
         if _header(message, name) is not None:
             return f"{name} header"
     # Exchange stamps what a mailbox rule sent (its out-of-office, an automatic answer, a
-    # redirect) with this header; the out-of-office carries no Auto-Submitted, and its subject is
-    # in the mailbox's language, so it is the one sign of it in every language.
-    if _header(message, "X-MS-Exchange-Inbox-Rules-Loop") is not None:
+    # redirect) with this header, naming the mailbox whose rule acted; the out-of-office carries
+    # no Auto-Submitted, and its subject is in the mailbox's language, so it is the one sign of
+    # it in every language. Only the sender's own mailbox's rule makes the mail automatic: a rule
+    # of the recipient's (the business's ar@ redirecting to the inbound service) passes on what
+    # a person wrote.
+    if sender and sender in _addresses(message, ("X-MS-Exchange-Inbox-Rules-Loop",)):
         return "sent by a mailbox rule (X-MS-Exchange-Inbox-Rules-Loop)"
     precedence = (_header(message, "Precedence") or "").strip().lower()
     if precedence in _AUTO_PRECEDENCE:

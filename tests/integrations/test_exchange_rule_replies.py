@@ -68,3 +68,48 @@ def test_a_person_replying_from_exchange_is_not_automatic() -> None:
     )
 
     assert parse(raw).automatic is None
+
+
+@pytest.mark.parametrize("name", ["sisimai-rfc3834-02.eml", "sisimai-rfc3834-04.eml"])
+def test_an_exchange_out_of_office_names_its_own_mailbox_and_is_automatic(name: str) -> None:
+    mail = parse(corpus_file("mail", name).read_bytes())
+
+    assert mail.automatic is not None
+
+
+def test_a_customer_reply_the_businesss_exchange_mailbox_redirected_is_not_automatic() -> None:
+    """The business's Microsoft 365 ar@ mailbox redirects what it receives to the inbound
+    provider: Exchange stamps the header with ar@'s own address on every customer reply it
+    passes on. The rule that acted is the business's, not the customer's: a person wrote it."""
+    raw = (
+        b"From: Jane Doe <jane@northwind.example>\r\nTo: ar@books.example.com\r\n"
+        b"Subject: RE: Invoice INV-1001\r\n"
+        b"X-MS-Exchange-Inbox-Rules-Loop: ar@books.example.com\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        b"We dispute this invoice: the work was never finished.\r\n"
+    )
+
+    assert parse(raw).automatic is None
+
+
+def test_mail_a_rule_of_another_mailbox_passed_on_is_not_automatic_for_that() -> None:
+    raw = (
+        b"From: Jane Doe <jane@northwind.example>\r\nTo: ap@northwind.example\r\n"
+        b"Subject: RE: Invoice INV-1001\r\n"
+        b"X-MS-Exchange-Inbox-Rules-Loop: AP@northwind.example\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nPlease stop emailing me.\r\n"
+    )
+
+    assert parse(raw).automatic is None
+
+
+def test_a_rule_of_the_senders_own_mailbox_among_several_marks_it_automatic() -> None:
+    raw = (
+        b"From: Jane Doe <Jane@Northwind.example>\r\nTo: ar@books.example.com\r\n"
+        b"Subject: Re: Invoice INV-1001\r\n"
+        b"X-MS-Exchange-Inbox-Rules-Loop: ar@books.example.com\r\n"
+        b"X-MS-Exchange-Inbox-Rules-Loop: jane@northwind.example\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nI will be back on Monday.\r\n"
+    )
+
+    assert parse(raw).automatic == "sent by a mailbox rule (X-MS-Exchange-Inbox-Rules-Loop)"
