@@ -8,8 +8,8 @@ Degraded (still 200, and "ok" to anyone without the token, since the replica ser
 should): part of today's plan is not in Slack because Slack refused it or could not be reached;
 `plan_in_slack` says how much is missing, Slack's last answer and when the sweep tries again;
 or Slack said the app was uninstalled or its token revoked: `slack` says to reinstall, and
-nothing is posted until then; or Slack keeps refusing a redraw, a history or a thread note owed
-to it for a reason no retry changes (the bot out of the channel, the channel archived or gone, a
+nothing is posted until then; or Slack keeps refusing a redraw, a history, a thread note, an
+escalation or a Stripe notice owed to it for a reason no retry changes (the bot out of the channel, the channel archived or gone, a
 token Slack does not take): `slack_refused` names each one and what to do; or the mailbox
 provider refused arbot's OAuth sign-in, so email waits: `mailbox` says since when and what to
 run."""
@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot.core import slack_access, slack_retries
+from bot.core import slack_access, slack_refusals
 from bot.core.models import MailboxGrant, Reminder, ScheduledRun, SourceToken, SyncState
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import CHANNELS
@@ -141,19 +141,20 @@ def _slack(session: Session, runtime: Runtime) -> str | None:
 
 
 def _slack_refused(session: Session) -> list[dict[str, Any]]:
-    """What Slack is owed and keeps refusing until a person acts: which message, Slack's answer,
-    how many tries, the next one, and what to do (bot/core/slack_retries.FOR_A_PERSON)."""
+    """What Slack is owed and keeps refusing until a person acts: which message (or which post:
+    an escalation, a Stripe notice), Slack's answer, how many tries, the next one, and what to do
+    (bot/core/slack_refusals.py)."""
     return [
         {
-            "what": retry.kind,
-            "channel": retry.channel,
-            "ts": retry.ts,
-            "error": retry.last_error,
-            "attempts": retry.attempts,
-            "next_try_at": _iso(retry.next_try_at),
-            "to_do": slack_retries.FOR_A_PERSON.get(retry.last_error or "", ""),
+            "what": refused.what,
+            "channel": refused.channel,
+            "ts": refused.ts,
+            "error": refused.error,
+            "attempts": refused.attempts,
+            "next_try_at": _iso(refused.next_try_at),
+            "to_do": refused.to_do,
         }
-        for retry in slack_retries.waiting_for_a_person(session)
+        for refused in slack_refusals.waiting(session)
     ]
 
 

@@ -8,7 +8,9 @@ A post that failed without Slack's own answer (its answer lost on the way back, 
 may have reached Slack all the same: that is recorded (`escalation.post_in_doubt`), and the next
 post, like one after a claim its process left behind, first looks in the channel for the parent
 message, which names its escalation in its metadata, and keeps it instead of posting a second
-card with live buttons.
+card with live buttons. Every other failed post is recorded too (`escalation.post_refused`, with
+Slack's answer), so one Slack refuses until a person acts reaches /healthz and `arbot doctor`
+(bot/core/slack_refusals.py).
 A history Slack refused is owed (bot/core/slack_retries.py) and posted by the sweep.
 `post_new` holds no transaction open while Slack answers: each escalation is claimed in a short
 write (so two processes never both post it), posted, and its thread stored in another.
@@ -22,7 +24,7 @@ from datetime import date
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from bot.core import audit, message_versions, slack_claims, slack_retries
+from bot.core import audit, message_versions, slack_claims, slack_refusals, slack_retries
 from bot.core.models import Customer, Escalation, Event
 from bot.core.runtime import Runtime
 from bot.core.slack_retries import HISTORY, owe
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 
 # A post of the escalation's parent message failed in a way that leaves unknown whether Slack
 # took it: the next post looks for it in the channel first.
-IN_DOUBT = "escalation.post_in_doubt"
+IN_DOUBT = slack_refusals.ESCALATION_IN_DOUBT
 
 
 def post_new(
@@ -139,15 +141,19 @@ def _post_claimed(
                 maybe_posted=maybe_posted,
             )
     except Exception as exc:
-        if thread is None and not maybe_posted and _unknown_outcome(exc):
-            with runtime.writing() as session:
-                audit.record(
-                    session,
-                    now,
-                    IN_DOUBT,
-                    customer_id=customer_id,
-                    payload={"escalation": escalation_id, "error": _error(exc)},
-                )
+        in_doubt = thread is None and not maybe_posted and _unknown_outcome(exc)
+        with runtime.writing() as session:  # a refusal only a person ends reaches /healthz
+            audit.record(
+                session,
+                now,
+                IN_DOUBT if in_doubt else slack_refusals.ESCALATION_REFUSED,
+                customer_id=customer_id,
+                payload={
+                    "escalation": escalation_id,
+                    "channel": thread[0] if thread is not None else channel,
+                    "error": _error(exc),
+                },
+            )
         slack_claims.give_back(runtime, Escalation, escalation_id)  # the next sweep posts it
         raise
     # Stored before the history goes into the thread, whose failure is caught below: the next

@@ -8,6 +8,8 @@ and, when Slack refused it or the process died first, by the sweep. Each is clai
 (`stripe.unmatched_posting`, under a lock), so the webhook and the sweep, or two replicas, never
 both post it; `stripe.unmatched_posted` records that Slack took it. A claim that did not end in a
 post is tried again after the shared backoff, growing with the claims: 2, 4, 8, then 15 minutes.
+A failed post is recorded with Slack's answer (`stripe.unmatched_refused`), so one Slack refuses
+until a person acts reaches /healthz and `arbot doctor` (bot/core/slack_refusals.py).
 """
 
 from __future__ import annotations
@@ -19,20 +21,22 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.core import audit
+from bot.core import audit, slack_refusals
 from bot.core.locks import schema_lock
 from bot.core.models import Event
 from bot.core.runtime import Runtime
 from bot.core.slack_retries import backoff
 from integrations.base.mrkdwn import Mrkdwn, mrkdwn
 from integrations.base.slack import SlackPort
+from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)
 
 LOCK = "arbot stripe unmatched notices"
-OWED = "stripe.unmatched_owed"  # the finance channel must hear of this event (`text`)
-POSTING = "stripe.unmatched_posting"  # a job claimed the notice and is posting it
-POSTED = "stripe.unmatched_posted"  # Slack took it
+OWED = slack_refusals.NOTICE_OWED  # the finance channel must hear of this event (`text`)
+POSTING = slack_refusals.NOTICE_POSTING  # a job claimed the notice and is posting it
+POSTED = slack_refusals.NOTICE_POSTED  # Slack took it
+REFUSED = slack_refusals.NOTICE_REFUSED  # a post failed, with Slack's answer (for /healthz)
 KINDS = (OWED, POSTING, POSTED)
 
 
@@ -60,11 +64,23 @@ def post_waiting(runtime: Runtime, slack: SlackPort, channel: str) -> list[str]:
     for notice in notices:
         try:
             slack.post_text(channel, notice.text)
-        except Exception:
+        except Exception as exc:
             log.exception(
                 "Stripe event %s: the finance channel was not told; the sweep tries again",
                 notice.stripe_event,
             )
+            with runtime.writing() as session:  # a refusal only a person ends: /healthz says so
+                audit.record(
+                    session,
+                    runtime.clock.now(),
+                    REFUSED,
+                    payload={
+                        "owed": notice.owed,
+                        "event": notice.stripe_event,
+                        "channel": channel,
+                        "error": exc.error if isinstance(exc, SlackFailed) else type(exc).__name__,
+                    },
+                )
             continue
         with runtime.writing() as session:
             audit.record(

@@ -146,28 +146,31 @@ def _slack(runtime: Runtime, timeout: float) -> list[Finding]:
 
 
 def _refused(runtime: Runtime) -> list[Finding]:
-    """What Slack is owed (redraws, histories, thread notes) and keeps refusing for a reason no
-    retry changes: one problem for each channel and answer, with what to do."""
+    """What Slack is owed (redraws, histories, thread notes, escalations, Stripe notices) and
+    keeps refusing for a reason no retry changes: one problem for each channel and answer, with
+    what to do."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.core.slack_retries import FOR_A_PERSON, waiting_for_a_person
+    from bot.core.slack_refusals import waiting
     from integrations.doctor.findings import problem
 
     try:
         with runtime.sessions() as session:
-            waiting = waiting_for_a_person(session)
+            refused = waiting(session)
     except SQLAlchemyError:  # the Database check says what is wrong with it
         return []
     counts: dict[tuple[str, str], int] = {}
-    for retry in waiting:
-        key = (retry.channel, retry.last_error or "")
+    to_do: dict[str, str] = {}
+    for one in refused:
+        key = (one.channel, one.error)
         counts[key] = counts.get(key, 0) + 1
+        to_do[one.error] = one.to_do
     return [
         problem(
             "Slack",
             "refused",
             f"Slack keeps refusing {count} message(s) owed in {channel} ({error}): "
-            f"{FOR_A_PERSON[error]}; the sweep sends them once it takes them",
+            f"{to_do[error]}; the sweep sends them once it takes them",
         )
         for (channel, error), count in counts.items()
     ]

@@ -89,3 +89,66 @@ def test_a_redraw_refused_for_a_passing_reason_leaves_health_ok(
 
     ok, doc = health(rt, None)
     assert ok and doc["status"] == "ok" and doc["slack_refused"] == []
+
+
+def test_an_escalation_slack_will_not_post_for_want_of_a_person_is_named_until_it_is_posted(
+    slack_runtime: Runtime, slack_api: Any, clock: FixedClock, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    with rt.writing() as session:
+        from bot.ledger.upsert import apply_batch
+        from integrations.csv_ledger import read_ledger_csv
+
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", [row()])), rt.clock.now())
+        customer_id = session.scalars(select(Customer.id)).one()
+        service.open_or_add(session, customer_id, "replied", rt.clock.now())
+    slack_api.fail_next("chat.postMessage", "not_in_channel", times=50)
+    assert posting.post_new(rt, _chat(slack_api), "C0ESCALATE") == []
+    clock.advance(timedelta(minutes=20))
+    assert posting.post_new(rt, _chat(slack_api), "C0ESCALATE") == []
+
+    ok, doc = health(rt, None)
+    assert ok and doc["status"] == "degraded"
+    [refused] = doc["slack_refused"]
+    assert refused["what"] == "escalation" and refused["channel"] == "C0ESCALATE"
+    assert refused["error"] == "not_in_channel" and refused["attempts"] == 2
+    assert "/invite @arbot" in refused["to_do"]
+
+    slack_api.reset()  # the bot invited back: the next post goes out
+    assert len(posting.post_new(rt, _chat(slack_api), "C0ESCALATE")) == 1
+    ok, doc = health(rt, None)
+    assert ok and doc["status"] == "ok" and doc["slack_refused"] == []
+
+
+def test_an_unmatched_stripe_notice_slack_will_not_post_for_want_of_a_person_is_named(
+    slack_runtime: Runtime, slack_api: Any, clock: FixedClock
+) -> None:
+    from bot.payments.flows import receive_stripe_event
+    from bot.payments.stripe_events import TELL_AFTER
+    from integrations.base.payments import StripeEventIn
+    from tests.support import stripe_requests as sr
+
+    rt = slack_runtime
+    slack_api.fail_next("chat.postMessage", "is_archived", times=50)
+    event = StripeEventIn(
+        id="evt_never",
+        type="charge.refunded",
+        object=sr.charge_refunded("pi_never", 50000, 50000),
+        livemode=False,
+        created=rt.clock.now() - TELL_AFTER,
+    )
+    assert receive_stripe_event(rt, event, slack=_chat(slack_api), links=None).status == (
+        "unmatched"
+    )
+
+    ok, doc = health(rt, None)
+    assert ok and doc["status"] == "degraded"
+    [refused] = doc["slack_refused"]
+    assert refused["what"] == "stripe_unmatched" and refused["channel"] == "C0FINANCE"
+    assert refused["error"] == "is_archived" and "unarchive it" in refused["to_do"]
+
+    slack_api.reset()  # unarchived: the sweep tells it after its backoff
+    clock.advance(timedelta(minutes=3))
+    assert sweep(rt, _chat(slack_api)).stripe_unmatched_posted == ["evt_never"]
+    ok, doc = health(rt, None)
+    assert ok and doc["status"] == "ok" and doc["slack_refused"] == []

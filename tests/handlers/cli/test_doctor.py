@@ -507,6 +507,37 @@ def test_what_slack_keeps_refusing_until_a_person_acts_is_a_problem_with_what_to
     assert "2 message(s) owed in C0FINANCE (is_archived)" in text and "unarchive it" in text
 
 
+def test_an_escalation_slack_will_not_post_until_a_person_acts_is_a_problem_with_what_to_do(
+    doctor: Any, world: World, database_url: str, tmp_path: Path
+) -> None:
+    from sqlalchemy import select
+
+    from bot.core.models import Customer
+    from bot.escalations import posting, service
+    from bot.ledger.upsert import apply_batch
+    from integrations.csv_ledger import read_ledger_csv
+    from integrations.slack_chat import SlackChat, web_client
+    from tests.support.ledger_files import row, write
+
+    runtime = start(load_settings(env_file=None, database_url=database_url))
+    try:
+        with runtime.writing() as session:
+            rows = read_ledger_csv(write(tmp_path / "l.csv", [row()]))
+            apply_batch(session, rows, runtime.clock.now())
+            customer_id = session.scalars(select(Customer.id)).one()
+            service.open_or_add(session, customer_id, "replied", runtime.clock.now())
+        world.slack.fail_next("chat.postMessage", "not_in_channel")
+        chat = SlackChat(web_client("xoxb-test", world.slack.url))
+        assert posting.post_new(runtime, chat, "C0COLLECT") == []
+    finally:
+        runtime.close()
+    result = doctor("doctor")
+    assert result.code == 1
+    [refused] = [line for line in problems(result.stdout) if "keeps refusing" in line]
+    text = " ".join(refused.split())
+    assert "1 message(s) owed in C0COLLECT (not_in_channel)" in text and "/invite @arbot" in text
+
+
 @SERVICES_ONLY
 def test_a_messaging_service_as_sender_checks_the_account_and_says_its_numbers_are_not_checked(
     doctor: Any, monkeypatch: pytest.MonkeyPatch
