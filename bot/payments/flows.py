@@ -22,7 +22,7 @@ from bot.payments import links as payment_links
 from bot.payments import reviews, unmatched_notices
 from bot.payments.bank_import import BankImportSummary, import_payments
 from bot.payments.record import PaymentOutcome
-from bot.payments.stripe_charges import outside_arbot
+from bot.payments.stripe_charges import whose_charge
 from bot.payments.stripe_events import PaymentNotRecordedYet, StripeResult, apply_event
 from bot.planning import posting
 from integrations.base.mrkdwn import Mrkdwn
@@ -53,12 +53,13 @@ def receive_stripe_event(
     `stripe`, a refund or dispute whose payment is not recorded is first looked up there, before
     the write: one of a charge made outside arbot's links is "ignored" at once. So is one about
     a payment link another workspace made (businesses that share a Stripe account each get every
-    event of it): its invoice ids are that workspace's, not ids in this one's books."""
+    event of it): its invoice ids are that workspace's, not ids in this one's books. One that
+    names only its charge is matched by the PaymentIntent Stripe names behind that charge."""
     elsewhere = other_books(runtime, event)
     if elsewhere is not None:
         log.info("Stripe event %s (%s) is for workspace %s", event.id, event.type, elsewhere)
         return StripeResult("ignored", f"its payment link is workspace {elsewhere}'s, not ours")
-    outside = outside_arbot(runtime, event, stripe)
+    charge = whose_charge(runtime, event, stripe)  # asked with no transaction open
     try:
         with runtime.writing() as session:
             result = apply_event(
@@ -66,7 +67,8 @@ def receive_stripe_event(
                 event,
                 runtime.clock.now(),
                 dict(runtime.settings.escalation_routes),
-                outside_arbot=outside,
+                outside_arbot=charge.outside_arbot,
+                payment_intent=charge.payment_intent,
                 timezone=runtime.settings.timezone,
             )
             if result.status == "unmatched":  # owed with the event, so it is never lost

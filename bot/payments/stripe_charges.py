@@ -16,6 +16,7 @@ whose payment is not recorded."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -40,20 +41,33 @@ def marked(metadata: object) -> bool:
     )
 
 
-def outside_arbot(runtime: Runtime, event: StripeEventIn, stripe: StripePayments | None) -> bool:
-    """True when this refund or dispute is of a charge Stripe shows was not made through arbot's
-    links; False when it may be arbot's, or Stripe cannot be asked."""
-    if stripe is None or event.type not in (REFUND, DISPUTE):
-        return False
+@dataclass(frozen=True, slots=True)
+class WhoseCharge:
+    """What Stripe said, before the write, of a refund's or dispute's charge."""
+
+    outside_arbot: bool = False  # Stripe shows the charge was not made through arbot's links
+    # The event's own PaymentIntent, or the one Stripe names behind its charge when the event
+    # names only the charge (a dispute in Stripe's older format): the payment to match it to.
+    payment_intent: str | None = None
+
+
+def whose_charge(
+    runtime: Runtime, event: StripeEventIn, stripe: StripePayments | None
+) -> WhoseCharge:
+    """Whether this refund or dispute is of a charge Stripe shows was not made through arbot's
+    links (not when it may be arbot's, or Stripe cannot be asked), and the PaymentIntent it is
+    about, as far as the event and Stripe tell."""
+    if event.type not in (REFUND, DISPUTE):
+        return WhoseCharge()
     obj = event.object
-    if marked(obj.get("metadata")):  # a charge carries its PaymentIntent's metadata
-        return False
     intent = _id(obj.get("payment_intent"))
-    charge = _id(obj.get("charge")) if event.type == DISPUTE else None
+    if stripe is None or marked(obj.get("metadata")):  # a charge carries its intent's metadata
+        return WhoseCharge(payment_intent=intent)
+    charge = _id(obj.get("id") if event.type == REFUND else obj.get("charge"))
     if intent is None and charge is None:
-        return False  # a refund of a bare charge: arbot ignores it already
+        return WhoseCharge()
     if _known(runtime, event.id, intent):
-        return False
+        return WhoseCharge(payment_intent=intent)
     try:
         if intent is None:
             assert charge is not None
@@ -61,9 +75,9 @@ def outside_arbot(runtime: Runtime, event: StripeEventIn, stripe: StripePayments
             if intent is None:
                 return _outside(event, f"charge {charge} has no PaymentIntent")
             if _known(runtime, event.id, intent):
-                return False
+                return WhoseCharge(payment_intent=intent)
         if marked(stripe.payment_intent_metadata(intent)):
-            return False
+            return WhoseCharge(payment_intent=intent)
         links = stripe.payment_links_of(intent)
     except Exception as exc:  # unknown to Stripe, refused, or unreachable: it may be arbot's
         log.warning(
@@ -72,10 +86,10 @@ def outside_arbot(runtime: Runtime, event: StripeEventIn, stripe: StripePayments
             event.type,
             type(exc).__name__,
         )
-        return False
+        return WhoseCharge(payment_intent=intent)
     if links and _arbots_link(runtime, links):  # made through a link from before the mark
-        return False
-    return _outside(event, f"PaymentIntent {intent} carries no mark of arbot's links")
+        return WhoseCharge(payment_intent=intent)
+    return _outside(event, f"PaymentIntent {intent} carries no mark of arbot's links", intent)
 
 
 def _id(value: object) -> str | None:
@@ -103,8 +117,8 @@ def _arbots_link(runtime: Runtime, provider_ids: list[str]) -> bool:
     return found is not None
 
 
-def _outside(event: StripeEventIn, why: str) -> bool:
+def _outside(event: StripeEventIn, why: str, intent: str | None = None) -> WhoseCharge:
     log.info(
         "Stripe event %s (%s) is of a charge made outside arbot: %s", event.id, event.type, why
     )
-    return True
+    return WhoseCharge(outside_arbot=True, payment_intent=intent)

@@ -91,10 +91,14 @@ def apply_event(
     routes: dict[str, str],
     *,
     outside_arbot: bool = False,
+    payment_intent: str | None = None,
     timezone: str = "UTC",
 ) -> StripeResult:
     """`outside_arbot`: Stripe showed a refund's or dispute's charge was not made through arbot's
-    links (bot.payments.stripe_charges), so an unrecorded payment is not waited for. `timezone`:
+    links (bot.payments.stripe_charges), so an unrecorded payment is not waited for.
+    `payment_intent`: the PaymentIntent Stripe named behind a refund's or dispute's charge, asked
+    before the write, for an event that names only the charge (as disputes in Stripe's older
+    format do); the event's own is used when it has one. `timezone`:
     the business's (ARBOT_TIMEZONE), whose day a payment or refund is received on, as a ledger's
     or a bank file's is."""
     if session.get(StripeEvent, event.id) is not None:
@@ -107,9 +111,9 @@ def apply_event(
     if event.type in PAID_TYPES:
         return _paid(session, event, now, routes, zone)
     if event.type == "charge.refunded":
-        return _refunded(session, event, now, routes, outside_arbot, zone)
+        return _refunded(session, event, now, routes, outside_arbot, payment_intent, zone)
     if event.type == "charge.dispute.created":
-        return _disputed(session, event, now, routes, outside_arbot)
+        return _disputed(session, event, now, routes, outside_arbot, payment_intent)
     log.info("Stripe event %s (%s) acknowledged; arbot does not act on it", event.id, event.type)
     return StripeResult("ignored", f"arbot does not act on {event.type}")
 
@@ -183,10 +187,11 @@ def _refunded(
     now: datetime,
     routes: dict[str, str],
     outside: bool,
+    charge_intent: str | None,
     zone: ZoneInfo,
 ) -> StripeResult:
     obj = event.object
-    payment_id = obj.get("payment_intent")
+    payment_id = obj.get("payment_intent") or charge_intent
     if not payment_id:
         return StripeResult("ignored", "refund of a charge without a PaymentIntent")
     payment = session.scalars(
@@ -267,16 +272,22 @@ def _refund_id(payment_id: str, wanted: str) -> str:
 
 
 def _disputed(
-    session: Session, event: StripeEventIn, now: datetime, routes: dict[str, str], outside: bool
+    session: Session,
+    event: StripeEventIn,
+    now: datetime,
+    routes: dict[str, str],
+    outside: bool,
+    charge_intent: str | None,
 ) -> StripeResult:
     obj = event.object
+    payment_id = obj.get("payment_intent") or charge_intent
     payment = session.scalars(
         select(Payment).where(
-            Payment.source == SOURCE, Payment.external_id == str(obj.get("payment_intent") or "")
+            Payment.source == SOURCE, Payment.external_id == str(payment_id or "")
         )
     ).first()
     if payment is None:
-        where = obj.get("payment_intent") or obj.get("charge") or "?"
+        where = payment_id or obj.get("charge") or "?"
         return _not_recorded(
             session, event, now, f"a card dispute of Stripe payment {where}", outside
         )

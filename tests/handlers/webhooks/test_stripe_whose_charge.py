@@ -2,7 +2,8 @@
 the real ASGI app with Stripe's API served by a local fake: a charge the business made outside
 arbot's payment links (its PaymentIntent carries no arbot mark, and no link of arbot's made it) is
 acknowledged as ignored at once, telling nobody; one of arbot's, one from a link made before the
-mark, or one Stripe cannot say anything about keeps the retry-then-finance-channel path."""
+mark, or one Stripe cannot say anything about keeps the retry-then-finance-channel path. One that
+names only its charge (Stripe's older format) is matched by the PaymentIntent behind the charge."""
 
 from __future__ import annotations
 
@@ -15,10 +16,18 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.core.clock import FixedClock
-from bot.core.models import Escalation, Event, Invoice, Payment, PaymentLink, StripeEvent
+from bot.core.models import (
+    Escalation,
+    Event,
+    Invoice,
+    Payment,
+    PaymentLink,
+    Reminder,
+    StripeEvent,
+)
 from bot.core.runtime import Runtime
 from bot.payments.stripe_events import TELL_AFTER
 from tests.support import stripe_requests as sr
@@ -83,11 +92,19 @@ def dispute_without_payment_intent(pi: str) -> dict[str, Any]:
     return {**sr.dispute_created(pi, 50000), "payment_intent": None}
 
 
+def refund_without_payment_intent(pi: str, amount_minor: int) -> dict[str, Any]:
+    """A refund whose charge names no PaymentIntent, as a dispute in the older format does."""
+    return {**sr.charge_refunded(pi, amount_minor, amount_minor), "payment_intent": None}
+
+
 OUTSIDE = [
     pytest.param(sr.charge_refunded(SHOP, 50000, 50000), "charge.refunded", id="refund"),
     pytest.param(sr.dispute_created(SHOP, 50000), "charge.dispute.created", id="dispute"),
     pytest.param(
         dispute_without_payment_intent(SHOP), "charge.dispute.created", id="dispute-of-a-charge"
+    ),
+    pytest.param(
+        refund_without_payment_intent(SHOP, 50000), "charge.refunded", id="refund-of-a-charge"
     ),
 ]
 
@@ -239,3 +256,64 @@ def test_a_refund_of_a_recorded_payment_asks_stripe_nothing(
 
     assert answer.json()["status"] == "applied", answer.text
     assert stripe_api.reads == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "obj"),
+    [
+        pytest.param("charge.dispute.created", sr.dispute_created("pi_arbot", 30000), id="dispute"),
+        pytest.param(
+            "charge.dispute.created",
+            dispute_without_payment_intent("pi_arbot"),
+            id="dispute-of-a-charge",
+        ),
+        pytest.param("charge.refunded", sr.charge_refunded("pi_arbot", 30000, 30000), id="refund"),
+        pytest.param(
+            "charge.refunded",
+            refund_without_payment_intent("pi_arbot", 30000),
+            id="refund-of-a-charge",
+        ),
+    ],
+)
+def test_a_refund_or_dispute_naming_only_the_charge_of_arbots_recorded_payment_is_applied(
+    rt: Runtime,
+    client: httpx.Client,
+    stripe_api: FakeStripe,
+    slack_api: Any,
+    kind: str,
+    obj: dict[str, Any],
+) -> None:
+    """Stripe's older event format names the charge and no PaymentIntent: the PaymentIntent Stripe
+    names behind that charge is arbot's recorded payment, and the event does what the newer
+    format does (a dispute escalates and cancels waiting reminders, a refund reopens invoices)."""
+    stripe_api.charges["ch_pi_arbot"] = {
+        "id": "ch_pi_arbot",
+        "object": "charge",
+        "payment_intent": "pi_arbot",
+    }
+    with rt.sessions() as session:
+        invoice_id = session.scalars(select(Invoice.id).where(Invoice.number == "INV-1002")).one()
+    paid = sr.event("payment_intent.succeeded", sr.payment_intent(30000, [invoice_id], "pi_arbot"))
+    assert post(client, paid).json()["status"] == "applied"
+    with rt.writing() as session:  # the payment superseded the reminder: as if planned again
+        session.execute(update(Reminder).values(state="planned", cancel_reason=None))
+        waiting = session.scalars(select(Reminder.id)).all()
+    finance = len(told_finance(slack_api))
+
+    answer = post(client, sr.event(kind, obj, "evt_of_pi_arbot"))
+
+    assert (answer.status_code, answer.json()["status"]) == (200, "applied"), answer.text
+    assert len(told_finance(slack_api)) == finance  # nobody is told it was never recorded
+    with rt.sessions() as session:
+        escalation = session.scalars(select(Escalation)).one()
+        invoice = session.get(Invoice, invoice_id)
+        reminders = session.scalars(select(Reminder).where(Reminder.id.in_(waiting))).all()
+    assert invoice is not None
+    if kind == "charge.dispute.created":
+        assert escalation.reason == "card_dispute"
+        assert "pi_arbot" in answer.json()["detail"]
+        assert waiting and all(r.state == "cancelled" for r in reminders)  # RULES A9
+        assert {r.cancel_reason for r in reminders} == {"disputed"}
+    else:
+        assert escalation.reason == "payment_refunded"
+        assert (invoice.status, invoice.balance) == ("open", Decimal("300.00"))
