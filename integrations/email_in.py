@@ -23,7 +23,7 @@ from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
-from integrations import bounce_text, delivery_reports
+from integrations import bounce_text, delivery_reports, ses_feedback
 from integrations.base.inbound import Bounce, InboundEmail
 from integrations.email_text import html_to_text, strip_reply, unflow
 
@@ -272,6 +272,10 @@ def _automatic(
         return "from the null sender (sent by a mail system)"
     if (_header(message, "Return-Path") or "").strip() == "<>":
         return "empty return path (sent by a mail system)"
-    if sender.partition("@")[0] in bounce_text.NO_REPLY:
-        return "sent from a no-reply address"
+    # A no-reply address alone is no sign: an accounts-payable portal relays what a person wrote
+    # (a dispute) from one. Amazon SES's notifications by SNS say what they are in their JSON.
+    if sender.endswith(ses_feedback.SNS_SENDER):
+        feedback = ses_feedback.read(bounce_text.body_text(message))
+        if feedback is not None:
+            return f"an Amazon SES {feedback.kind} notification"
     return None

@@ -114,4 +114,4 @@ def test_an_ses_delivery_receipt_of_our_own_is_automatic() -> None:
 
     parsed = parse(mail.as_bytes())
 
-    assert parsed.bounce is None and parsed.automatic == "sent from a no-reply address"
+    assert parsed.bounce is None and parsed.automatic == "an Amazon SES Delivery notification"
