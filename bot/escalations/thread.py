@@ -348,6 +348,9 @@ def _describe(
         return mrkdwn(f"payment of {p.get('amount')} {p.get('currency')} ({p.get('source')})", who)
     if event.kind in ("invoice.paid", "invoice.reopened", "invoice.voided", "invoice.disputed"):
         return mrkdwn(what, " ", str(p.get("number", "")), who)
+    if event.kind in ("contact.opted_out", "contact.bouncing") and p.get("address"):
+        # an address the contact has moved from since the message to it went, not its own now
+        return mrkdwn(what, ": ", str(p["address"]), ", a former address", who)
     changed = ledger_change(event.kind, p, lambda instant: _local_minute(instant, zone))
     if changed is not None:
         return mrkdwn(changed)

@@ -130,7 +130,8 @@ def _bounces(session: Session, now: datetime, since: Since) -> list[Candidate]:
     )
     groups: dict[tuple[int, str], dict[int, tuple[datetime, str]]] = defaultdict(dict)
     for event_id, at, customer_id, reminder_id, payload in rows:
-        email = str(emails.get(payload.get("contact")) or "")
+        # the address that bounced: the contact's, or one it has moved from since (its own)
+        email = str(payload.get("address") or emails.get(payload.get("contact")) or "")
         if "@" not in email:
             continue
         domain = email.rsplit("@", 1)[1].lower()

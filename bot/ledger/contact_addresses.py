@@ -12,7 +12,9 @@ one contact per address, over as many rows as it likes).
 
 The marks an address got stay with it (RULES A7, C6: an opt-out and a bounce are an address's):
 the new address has neither, and the Event of the move keeps the old address's, so that they come
-back if the ledger later gives the customer that address again (a correction)."""
+back if the ledger later gives the customer that address again (a correction). So do the marks a
+message sent to the old address before the move earned after it (bot/ledger/former_addresses.py):
+an opt-out or a bounce recorded against the old address."""
 
 from __future__ import annotations
 
@@ -29,7 +31,10 @@ from bot.core.models import Event
 from integrations.base.ledger import ContactRecord, visible
 
 ADDRESS_CHANGED = "contact.email_changed"  # the Event of a move
-MARKS = ("email_opted_out_at", "email_unusable_at")  # an address's own, moved with it
+OPTED_OUT, UNUSABLE = "email_opted_out_at", "email_unusable_at"
+MARKS = (OPTED_OUT, UNUSABLE)  # an address's own, moved with it
+# The Events of a mark recorded against an address a contact has moved from, by their mark.
+_MARKED = {"contact.opted_out": OPTED_OUT, "contact.bouncing": UNUSABLE}
 
 SAME_PHONE, SAME_NAME, ONLY_ADDRESS = "phone", "name", "only address"
 
@@ -82,25 +87,34 @@ def remembered_marks(
     session: Session, addresses: Collection[tuple[int, str]]
 ) -> dict[tuple[int, str], dict[str, datetime | None]]:
     """The marks each of these (customer id, address) pairs had when a contact of that customer
-    last moved away from it, for those that had any. Read only when an import gives a known
-    customer an address it has no contact at (rare)."""
+    last moved away from it, with those recorded against it since (a message sent to it before
+    the move, opted out or bounced after), for those that have any. Read only when an import
+    gives a known customer an address it has no contact at (rare)."""
     wanted = {(customer_id, address.lower()) for customer_id, address in addresses}
     if not wanted:
         return {}
     customer_ids = sorted({customer_id for customer_id, _address in wanted})
     found: dict[tuple[int, str], dict[str, datetime | None]] = {}
     for of_customers in among(session, Event.customer_id, customer_ids):
-        for customer_id, payload in session.execute(
-            select(Event.customer_id, Event.payload)
-            .where(of_customers, Event.kind == ADDRESS_CHANGED)
+        for customer_id, kind, at, payload in session.execute(
+            select(Event.customer_id, Event.kind, Event.at, Event.payload)
+            .where(of_customers, Event.kind.in_([ADDRESS_CHANGED, *_MARKED]))
             .order_by(Event.id)
         ):
-            key = (customer_id, str(payload.get("from", "")).lower())
-            if key in wanted:  # the latest move away from it wins
-                found[key] = {
-                    mark: datetime.fromisoformat(payload[mark]) if payload.get(mark) else None
-                    for mark in MARKS
-                }
+            if kind == ADDRESS_CHANGED:
+                key = (customer_id, str(payload.get("from", "")).lower())
+                if key in wanted:  # the latest move away from it wins
+                    found[key] = {
+                        mark: datetime.fromisoformat(payload[mark]) if payload.get(mark) else None
+                        for mark in MARKS
+                    }
+                continue
+            if not payload.get("address") or payload.get("channel", "email") != "email":
+                continue  # a mark of a contact's current address: the contact holds it
+            key = (customer_id, str(payload["address"]).lower())
+            if key in found:  # recorded after a move away from it, as only those are
+                marks = found[key]
+                marks[_MARKED[kind]] = marks[_MARKED[kind]] or at
     return {key: marks for key, marks in found.items() if any(marks.values())}
 
 

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.models import Contact, Reminder
 from bot.escalations.service import open_or_add
+from bot.ledger.contact_addresses import OPTED_OUT, UNUSABLE
+from bot.ledger.former_addresses import former_address, mark_former_address
 from bot.reminders import state
 from bot.reminders.state import FAILED, SENDING, SENT, UNKNOWN
 
@@ -50,6 +52,9 @@ def sms_status(
         return reminder.id
     if status not in FAILED_STATUSES:
         return reminder.id  # queued, sent, ...: nothing to do
+    # A text sent before the ledger gave its contact another number went to the old one: a
+    # report on it says nothing of the new number (read before the text's state changes).
+    old_number = former_address(session, reminder)
     # A text handed over has failed after all: one `sent`, `unknown` (no answer from Twilio), or
     # still `sending` (its lane commits results a few at a time, and a report can come first; the
     # lane's own result then finds it no longer `sending` and leaves it). A stop asked for after
@@ -72,9 +77,16 @@ def sms_status(
         _sms_opted_out(session, reminder, now)
     if failed:
         if error_code in UNREACHABLE_NUMBER and reminder.contact_id:
-            session.execute(
-                update(Contact).where(Contact.id == reminder.contact_id).values(sms_unusable_at=now)
-            )
+            if old_number is not None:
+                mark_former_address(
+                    session, reminder, old_number, UNUSABLE, now, status=status, error=error_code
+                )
+            else:
+                session.execute(
+                    update(Contact)
+                    .where(Contact.id == reminder.contact_id)
+                    .values(sms_unusable_at=now)
+                )
         open_or_add(
             session,
             reminder.customer_id,
@@ -106,10 +118,16 @@ def _sms_opted_out(session: Session, reminder: Reminder, now: datetime) -> None:
 
 
 def unsubscribe_email(session: Session, reminder_id: int, now: datetime) -> bool:
-    """One-click unsubscribe: stop email to the address this reminder went to (only that one)."""
+    """One-click unsubscribe: stop email to the address this reminder went to (only that one).
+    When its contact has moved to another address since, that is the old address, not the
+    contact's: the opt-out is recorded against it and comes back with it."""
     reminder = session.get(Reminder, reminder_id)
     if reminder is None or reminder.contact_id is None:
         return False
+    old_address = former_address(session, reminder)
+    if old_address is not None:
+        mark_former_address(session, reminder, old_address, OPTED_OUT, now, how="one-click")
+        return True
     result = session.execute(
         update(Contact)
         .where(Contact.id == reminder.contact_id, Contact.email_opted_out_at.is_(None))

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.models import Contact, Customer, Reminder
 from bot.escalations import service
+from bot.ledger.contact_addresses import OPTED_OUT, UNUSABLE
+from bot.ledger.former_addresses import former_address, mark_former_address, same_address
 from bot.reminders import state
 from bot.reminders.state import FAILED, SENDING, SENT, UNKNOWN
 from bot.replies.match import (
@@ -92,6 +94,8 @@ def handle_bounce(
         )
         return InboundResult(stored.id, "automatic", reminder.customer_id)
     error = f"bounced: {bounce.status or ''} {bounce.diagnostic or ''}".strip()[:1000]
+    # Read before the reminder's state changes: the address it went to, if its contact has moved.
+    old_address = _about_former_address(session, reminder, bounce.failed_recipients)
     # A message handed over (sent, unknown, or still sending) has failed after all; a repeated
     # bounce changes nothing more on the reminder. The reminder before its contact, as the send
     # worker's results take their locks on PostgreSQL (a message, then its contact).
@@ -106,7 +110,11 @@ def handle_bounce(
         error=error,
         cancel_reason=None,  # a stop asked for after its claim no longer describes it
     )
-    if reminder.contact_id is not None:
+    if old_address is not None:
+        mark_former_address(
+            session, reminder, old_address, UNUSABLE, now, status=bounce.status, error=error
+        )
+    elif reminder.contact_id is not None:
         session.execute(
             update(Contact)
             .where(Contact.id == reminder.contact_id)
@@ -128,7 +136,7 @@ def handle_bounce(
         reminder.customer_id,
         "send_failed",
         now,
-        detail=f"the email to {', '.join(bounce.failed_recipients) or 'the contact'} bounced ({bounce.status})",
+        detail=f"the email to {', '.join(bounce.failed_recipients) or old_address or 'the contact'} bounced ({bounce.status})",
         reminder_id=reminder.id,
         owner=service.owner_for(customer, rules.routes),
     )
@@ -143,11 +151,20 @@ def _complaint(
     now: datetime,
     rules: ReplyRules,
 ) -> InboundResult:
-    """The recipient marked our reminder as spam: no more email to that address."""
+    """The recipient marked our reminder as spam: no more email to that address (the one it went
+    to, when its contact has moved to another since)."""
     contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
-    if contact is not None:
+    old_address = _about_former_address(session, reminder, bounce.recipients)
+    if old_address is not None:
+        mark_former_address(session, reminder, old_address, OPTED_OUT, now, how="spam complaint")
+    elif contact is not None:
         opt_out(session, contact, "email", reminder.customer_id, now, "spam complaint")
-    who = ", ".join(bounce.recipients) or (contact.email if contact else None) or "the contact"
+    who = (
+        ", ".join(bounce.recipients)
+        or old_address
+        or (contact.email if contact else None)
+        or "the contact"
+    )
     escalation = _tell(
         session,
         reminder,
@@ -212,3 +229,19 @@ def _tell(
         owner=service.owner_for(customer, rules.routes),
     )
     return escalation.id
+
+
+def _about_former_address(
+    session: Session, reminder: Reminder, recipients: tuple[str, ...]
+) -> str | None:
+    """The address a report on `reminder` is about when that is not its contact's: the one the
+    reminder went to before its contact moved, unless the report names the contact's current
+    address as its recipient."""
+    old_address = former_address(session, reminder)
+    if old_address is None or reminder.contact_id is None:
+        return None
+    contact = session.get(Contact, reminder.contact_id)
+    current = contact.email if contact is not None else None
+    if any(same_address(recipient, current) for recipient in recipients):
+        return None  # the report is about the contact's address as it is now
+    return old_address

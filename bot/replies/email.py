@@ -25,6 +25,8 @@ from bot.core import audit
 from bot.core.models import Contact, Customer, InboundMessage, Invoice, Reminder
 from bot.escalations import reply_outcome, service
 from bot.ledger.accounts import cancel_waiting
+from bot.ledger.contact_addresses import OPTED_OUT
+from bot.ledger.former_addresses import former_address, mark_former_address
 from bot.reminders.delivery import unsubscribe_email
 from bot.replies.bounces import handle_bounce, opt_out
 from bot.replies.match import (
@@ -146,7 +148,15 @@ def handle_email(
     if triage is None:
         raise ValueError("a reply from a person needs its triage: classify it before handle_email")
     contact = contact_for(session, customer_id, reminder, email=mail.sender)
-    return human_reply(session, stored, customer_id, contact, now, rules, triage)
+    result = human_reply(session, stored, customer_id, contact, now, rules, triage)
+    if contact is None and reminder is not None and triage.label == "opt_out":
+        # The reminder went to an address its contact has moved from since: that address asked.
+        old_address = former_address(session, reminder)
+        if old_address is not None:
+            mark_former_address(
+                session, reminder, old_address, OPTED_OUT, now, how="asked in a reply"
+            )
+    return result
 
 
 def human_reply(

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.models import Contact, InboundMessage, Reminder
 from bot.core.tokens import reminder_ids
+from bot.ledger.former_addresses import former_address
 from bot.replies.storable import raw_digest, storable_raw
 
 if TYPE_CHECKING:
@@ -136,7 +137,9 @@ def contact_for(
     own first, as contacts may share one), else the reminder's (someone the ledger does not know
     answered it), else, with no address or number to go by, the customer's first. A colleague on
     file who answers the reminder sent to the billing mailbox is that colleague, not the mailbox:
-    an opt-out applies to the address that asked (RULES A7)."""
+    an opt-out applies to the address that asked (RULES A7). A reminder whose contact has moved
+    to another address since it went is not its contact's any more: None (the address it went
+    to is `former_address`'s, and the contact's new one asked nothing)."""
     sent_to = (
         session.get(Contact, reminder.contact_id)
         if reminder is not None and reminder.contact_id is not None
@@ -149,7 +152,10 @@ def contact_for(
         query = query.where(func.lower(Contact.email) == email.lower())
     if phone:
         query = query.where(Contact.phone == phone)
-    return session.scalars(query.order_by(Contact.id)).first() or sent_to
+    writer = session.scalars(query.order_by(Contact.id)).first()
+    if writer is not None or sent_to is None or reminder is None:
+        return writer or sent_to
+    return None if former_address(session, reminder) is not None else sent_to
 
 
 def _is_sender(contact: Contact, email: str | None, phone: str | None) -> bool:
