@@ -36,7 +36,7 @@ from handlers.body_limits import BodyLimits, body_limit_middleware, body_limits
 from handlers.request_ids import request_id_middleware
 from handlers.slack.app import build_bolt
 from handlers.slack.install import install_routes
-from handlers.webhooks import webhook_routes
+from handlers.webhooks import unsubscribe_routes, webhook_routes
 from handlers.workspace_routing import SlackApps, WorkspaceWebhooks
 from scheduler.health import health
 
@@ -221,7 +221,12 @@ def create_app(
     )
     served: ASGIApp = app
     if workspaces is not None:
-        served = WorkspaceWebhooks(app, workspaces, partial(workspace_webhooks, limits=limits))
+        served = WorkspaceWebhooks(
+            app,
+            workspaces,
+            partial(workspace_webhooks, limits=limits),
+            partial(kept_webhooks, limits=limits),
+        )
     _finishers[served] = finish
     return served
 
@@ -245,6 +250,15 @@ def workspace_webhooks(runtime: Runtime, limits: BodyLimits) -> Starlette:
     deployment's body limits."""
     return Starlette(
         routes=webhook_routes(runtime),
+        middleware=[request_id_middleware(), body_limit_middleware(limits)],
+    )
+
+
+def kept_webhooks(runtime: Runtime, limits: BodyLimits) -> Starlette:
+    """What a workspace that uninstalled arbot still answers under /w/<team id>/: its
+    unsubscribe links."""
+    return Starlette(
+        routes=unsubscribe_routes(runtime),
         middleware=[request_id_middleware(), body_limit_middleware(limits)],
     )
 

@@ -10,7 +10,10 @@ its token is recorded as dead (bot.core.slack_access), so nothing calls Slack wi
 
 Webhooks: an installed workspace's Stripe, Twilio, inbound mail and unsubscribe addresses live
 under /w/<team id>/ (its ARBOT_PUBLIC_URL is the deployment's plus that prefix, so every link it
-sends points there), served by that workspace's own webhook routes."""
+sends points there), served by that workspace's own webhook routes. A workspace that uninstalled
+arbot keeps its data, and of its addresses only its unsubscribe links are still answered: the
+reminders it sent are still in its customers' inboxes, and an address that asked to stop must not
+be mailed after a reinstall."""
 
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 UNINSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")
 NOT_INSTALLED = "arbot is not installed in this workspace"
 MAIN_TEAM_RETRY_SECONDS = 60.0
+KEPT_PATHS = ("unsubscribe/",)  # what an uninstalled workspace still answers, under /w/<team>/
 Built = TypeVar("Built")
 
 
@@ -164,9 +168,14 @@ class WorkspaceWebhooks:
         main_app: ASGIApp,
         workspaces: Workspaces | None,
         build: Callable[[Runtime], Starlette],
+        build_kept: Callable[[Runtime], Starlette] | None = None,
     ) -> None:
         self.main_app = main_app
         self._apps = PerWorkspace(workspaces, build)
+        # An uninstalled workspace's routes that still answer (its unsubscribe links).
+        self._kept = (
+            PerWorkspace(workspaces, build_kept, kept=True) if build_kept is not None else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -183,6 +192,8 @@ class WorkspaceWebhooks:
             return
         try:
             app = await run_in_threadpool(self._apps.get, team_id)
+            if app is None and self._kept is not None and rest.startswith(KEPT_PATHS):
+                app = await run_in_threadpool(self._kept.get, team_id)
         except Exception as exc:  # installed, but cannot be opened: say why, and try again later
             log.exception("workspace %s cannot be served", team_id)
             detail = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
@@ -204,17 +215,26 @@ class PerWorkspace(Generic[Built]):
     """What is built for each installed workspace from its Runtime (its Bolt app, its webhook
     routes), kept while that Runtime stays the same and built again when it is reopened."""
 
-    def __init__(self, workspaces: Workspaces | None, build: Callable[[Runtime], Built]) -> None:
+    def __init__(
+        self, workspaces: Workspaces | None, build: Callable[[Runtime], Built], kept: bool = False
+    ) -> None:
+        """`kept`: for the workspaces that uninstalled arbot (their data kept), not the
+        installed ones."""
         self.workspaces = workspaces
         self.build = build
+        self.kept = kept
         self._built: dict[str, tuple[Runtime, Built]] = {}
         self._lock = threading.Lock()
 
     def get(self, team_id: str | None) -> Built | None:
-        """None unless `team_id` is an installed workspace; raises when it cannot be opened."""
+        """None unless `team_id` is an installed workspace (with `kept`, an uninstalled one);
+        raises when it cannot be opened."""
         if self.workspaces is None or team_id is None:
             return None
-        runtime = self.workspaces.installed_runtime(team_id)
+        if self.kept:
+            runtime = self.workspaces.kept_runtime(team_id)
+        else:
+            runtime = self.workspaces.installed_runtime(team_id)
         if runtime is None:
             return None
         with self._lock:

@@ -343,6 +343,18 @@ class Workspaces:
             return None
         return self._opened(workspace)
 
+    def kept_runtime(self, team_id: str | None) -> Runtime | None:
+        """The Runtime of a workspace that uninstalled arbot (its data is kept, and a reinstall
+        picks it up), for the little that must still reach its data: its customers' unsubscribe
+        links. None for anything else (not a team id, never installed, installed). It has no
+        Slack token."""
+        if not team_id or not TEAM_ID.match(team_id):
+            return None
+        workspace = self.get(team_id)
+        if workspace is None or workspace.active:
+            return None
+        return self._opened(workspace)
+
     def _opened(self, workspace: InstalledWorkspace) -> Runtime:
         team_id = workspace.team_id
         with self._lock_of(team_id):

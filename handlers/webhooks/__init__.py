@@ -33,6 +33,14 @@ def webhook_routes(runtime: Runtime, slack: SlackOut | None = None) -> list[Rout
             methods=["POST"],
         ),
         Route("/webhooks/twilio/status", twilio.status_endpoint(runtime), methods=["POST"]),
+        *unsubscribe_routes(runtime),
+    ]
+
+
+def unsubscribe_routes(runtime: Runtime) -> list[Route]:
+    """The one-click unsubscribe link's page and POST (all a workspace that uninstalled arbot
+    still answers: handlers.workspace_routing)."""
+    return [
         Route("/unsubscribe/{token}", unsubscribe.page_endpoint(runtime), methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.endpoint(runtime), methods=["POST"]),
     ]
