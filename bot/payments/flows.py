@@ -22,18 +22,11 @@ from bot.payments import links as payment_links
 from bot.payments import reviews, unmatched_notices
 from bot.payments.bank_import import BankImportSummary, import_payments
 from bot.payments.record import PaymentOutcome
-from bot.payments.stripe_charges import whose_charge
+from bot.payments.stripe_charges import named_elsewhere, whose_charge
 from bot.payments.stripe_events import PaymentNotRecordedYet, StripeResult, apply_event
 from bot.planning import posting
 from integrations.base.mrkdwn import Mrkdwn
-from integrations.base.payments import (
-    WORKSPACE_KEY,
-    BankPayment,
-    PaymentLinks,
-    StripeEventIn,
-    StripePayments,
-    books_of,
-)
+from integrations.base.payments import BankPayment, PaymentLinks, StripeEventIn, StripePayments
 from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)
@@ -53,13 +46,19 @@ def receive_stripe_event(
     `stripe`, a refund or dispute whose payment is not recorded is first looked up there, before
     the write: one of a charge made outside arbot's links is "ignored" at once. So is one about
     a payment link another workspace made (businesses that share a Stripe account each get every
-    event of it): its invoice ids are that workspace's, not ids in this one's books. One that
+    event of it): its invoice ids are that workspace's, not ids in this one's books; a refund or
+    dispute whose PaymentIntent (asked of Stripe) names another workspace likewise. One that
     names only its charge is matched by the PaymentIntent Stripe names behind that charge."""
     elsewhere = other_books(runtime, event)
     if elsewhere is not None:
         log.info("Stripe event %s (%s) is for workspace %s", event.id, event.type, elsewhere)
         return StripeResult("ignored", f"its payment link is workspace {elsewhere}'s, not ours")
     charge = whose_charge(runtime, event, stripe)  # asked with no transaction open
+    if charge.elsewhere is not None:  # a refund or dispute: its PaymentIntent names the workspace
+        log.info("Stripe event %s (%s) is for workspace %s", event.id, event.type, charge.elsewhere)
+        return StripeResult(
+            "ignored", f"its payment link is workspace {charge.elsewhere}'s, not ours"
+        )
     try:
         with runtime.writing() as session:
             result = apply_event(
@@ -99,11 +98,7 @@ def other_books(runtime: Runtime, event: StripeEventIn) -> str | None:
     """The workspace whose payment link the event is about, when that is another workspace
     (integrations.base.payments.WORKSPACE_KEY); None for this one's, or a link made before links
     named their workspace."""
-    metadata = event.object.get("metadata")
-    books = metadata.get(WORKSPACE_KEY) if isinstance(metadata, dict) else None
-    if not isinstance(books, str) or not books or books == books_of(runtime.settings.workspace):
-        return None
-    return books
+    return named_elsewhere(runtime, event.object.get("metadata"))
 
 
 def _tell_finance(

@@ -11,7 +11,12 @@ mark nor invoice ids (links made before the mark carry those), and none of the P
 Checkout Sessions made it is one of arbot's. A charge with no PaymentIntent at all is outside too:
 a Payment Link always makes one. Whatever Stripe cannot answer leaves the event on the path it
 always took. Stripe is asked with no transaction open, and only about an event not handled before
-whose payment is not recorded."""
+whose payment is not recorded.
+
+Businesses that share one Stripe account each get every event of it. A refund's charge or a dispute
+need not carry the link's metadata; the PaymentIntent does, naming the workspace whose link made it
+(WORKSPACE_KEY): one naming another workspace is that workspace's payment, never one this one waits
+for, and is ignored at once as the payment itself is (bot.payments.flows)."""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from sqlalchemy import select
 from bot.core.models import Payment, PaymentLink, StripeEvent
 from bot.core.runtime import Runtime
 from bot.payments.stripe_events import SOURCE
-from integrations.base.payments import StripeEventIn, StripePayments
+from integrations.base.payments import WORKSPACE_KEY, StripeEventIn, StripePayments, books_of
 
 log = logging.getLogger(__name__)
 MARK = "arbot_link"  # metadata key arbot's links set, its value the link's key
@@ -49,14 +54,26 @@ class WhoseCharge:
     # The event's own PaymentIntent, or the one Stripe names behind its charge when the event
     # names only the charge (a dispute in Stripe's older format): the payment to match it to.
     payment_intent: str | None = None
+    # Another workspace whose link made the PaymentIntent (its metadata names it), on a Stripe
+    # account two workspaces share: the event is that workspace's, nothing of this one's.
+    elsewhere: str | None = None
+
+
+def named_elsewhere(runtime: Runtime, metadata: object) -> str | None:
+    """The workspace `metadata` names (WORKSPACE_KEY) when it is another one; None when it names
+    this one, or nothing (a link made before links named their workspace)."""
+    books = metadata.get(WORKSPACE_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(books, str) or not books or books == books_of(runtime.settings.workspace):
+        return None
+    return books
 
 
 def whose_charge(
     runtime: Runtime, event: StripeEventIn, stripe: StripePayments | None
 ) -> WhoseCharge:
     """Whether this refund or dispute is of a charge Stripe shows was not made through arbot's
-    links (not when it may be arbot's, or Stripe cannot be asked), and the PaymentIntent it is
-    about, as far as the event and Stripe tell."""
+    links (not when it may be arbot's, or Stripe cannot be asked) or through another workspace's,
+    and the PaymentIntent it is about, as far as the event and Stripe tell."""
     if event.type not in (REFUND, DISPUTE):
         return WhoseCharge()
     obj = event.object
@@ -76,7 +93,11 @@ def whose_charge(
                 return _outside(event, f"charge {charge} has no PaymentIntent")
             if _known(runtime, event.id, intent):
                 return WhoseCharge(payment_intent=intent)
-        if marked(stripe.payment_intent_metadata(intent)):
+        metadata = stripe.payment_intent_metadata(intent)
+        elsewhere = named_elsewhere(runtime, metadata)
+        if elsewhere is not None:
+            return WhoseCharge(payment_intent=intent, elsewhere=elsewhere)
+        if marked(metadata):
             return WhoseCharge(payment_intent=intent)
         links = stripe.payment_links_of(intent)
     except Exception as exc:  # unknown to Stripe, refused, or unreachable: it may be arbot's

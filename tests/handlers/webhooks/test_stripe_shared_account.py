@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.core.clock import FixedClock
-from bot.core.models import Invoice, PaymentLink
+from bot.core.models import Invoice, PaymentLink, StripeEvent
 from bot.core.runtime import Runtime, start
 from bot.planning.flows import plan_day
 from bot.workspaces.registry import Workspaces
@@ -142,3 +142,81 @@ def test_the_same_invoice_ids_and_balance_give_each_workspace_its_own_link(
         beta_url = session.scalars(select(PaymentLink.url)).one()
     assert beta_url != main_url
     assert len(stripe_api.created("/v1/payment_links")) == 2
+
+
+def _send(url: str, path: str, kind: str, obj: dict[str, Any], secret: str) -> httpx.Response:
+    body = sr.event(kind, obj)
+    headers = {"Content-Type": "application/json", "Stripe-Signature": sr.signature(body, secret)}
+    return httpx.post(f"{url}{path}", content=body, headers=headers)
+
+
+def _stored_events(runtime: Runtime) -> int:
+    with runtime.sessions() as session:
+        return session.scalar(select(func.count()).select_from(StripeEvent)) or 0
+
+
+def test_a_refund_or_dispute_of_another_workspaces_payment_is_ignored_at_once(
+    one_stripe_account: tuple[Runtime, Runtime, Workspaces, FakeStripe],
+) -> None:
+    """A refund's charge and a dispute carry no link metadata of their own: only the PaymentIntent
+    behind them (which Stripe is asked for) names the workspace whose link made it. Beta's
+    customer's refund or dispute is nothing in main's books: 200 "ignored", not a 503 retried
+    for an hour and then told to main's finance channel as a payment never recorded."""
+    main, beta, workspaces, stripe_api = one_stripe_account
+    beta_link = _link_metadata(beta, stripe_api)
+    stripe_api.payment_intents["pi_b"] = {
+        "id": "pi_b",
+        "object": "payment_intent",
+        "status": "succeeded",
+        "metadata": beta_link,
+    }
+    stripe_api.charges["ch_pi_b"] = {"id": "ch_pi_b", "object": "charge", "payment_intent": "pi_b"}
+    older_dispute = sr.dispute_created("pi_b", 120000)
+    del older_dispute["payment_intent"]  # Stripe's older format names only the charge
+    with serve(main, workspaces) as url:
+        paid = _pay(url, f"/w/{BETA}/webhooks/stripe", beta_link, BETA_STRIPE_SECRET, "pi_b")
+        assert paid.json()["status"] == "applied", paid.text
+        for kind, obj in (
+            ("charge.refunded", sr.charge_refunded("pi_b", 120000, 120000)),
+            ("charge.dispute.created", sr.dispute_created("pi_b", 120000)),
+            ("charge.dispute.created", older_dispute),
+        ):
+            at_main = _send(url, "/webhooks/stripe", kind, obj, MAIN_STRIPE_SECRET)
+            assert at_main.status_code == 200, (kind, at_main.text)
+            assert at_main.json()["status"] == "ignored", (kind, at_main.text)
+            assert BETA in at_main.json()["detail"]
+        assert _stored_events(main) == 0
+        assert _status(main) == "open"
+        # Beta, whose payment it is, still gets its dispute.
+        at_beta = _send(
+            url,
+            f"/w/{BETA}/webhooks/stripe",
+            "charge.dispute.created",
+            sr.dispute_created("pi_b", 120000),
+            BETA_STRIPE_SECRET,
+        )
+        assert at_beta.json()["status"] == "applied", at_beta.text
+
+
+def test_a_refund_whose_payment_intent_names_no_workspace_still_waits_for_its_payment(
+    one_stripe_account: tuple[Runtime, Runtime, Workspaces, FakeStripe],
+) -> None:
+    """A link made before links named their workspace may be this workspace's: its refund still
+    waits for its payment (503), as it always did."""
+    main, _beta, workspaces, stripe_api = one_stripe_account
+    stripe_api.payment_intents["pi_old"] = {
+        "id": "pi_old",
+        "object": "payment_intent",
+        "status": "succeeded",
+        "metadata": {"arbot_invoice_ids": "1"},
+    }
+    with serve(main, workspaces) as url:
+        at_main = _send(
+            url,
+            "/webhooks/stripe",
+            "charge.refunded",
+            sr.charge_refunded("pi_old", 120000, 120000),
+            MAIN_STRIPE_SECRET,
+        )
+        assert at_main.status_code == 503, at_main.text
+        assert at_main.json()["status"] == "retry"
