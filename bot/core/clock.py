@@ -42,17 +42,30 @@ def as_utc(instant: datetime) -> datetime:
 
 
 # Names the system's zone files carry that are not places: `localtime` is whatever zone this
-# server is set to, `Factory` a placeholder with no offset. Compared casefolded, as a
-# case-insensitive file system would find them.
-NOT_PLACES = frozenset({"localtime", "factory"})
+# server is set to, `Factory` a placeholder with no offset, `posixrules` the rules a POSIX TZ
+# string borrows. The `posix/` tree holds a copy of every zone (these among them); the `right/`
+# tree holds leap-second variants, whose clocks run 27 seconds off civil time. Compared
+# casefolded, as a case-insensitive file system would find them.
+NOT_PLACES = frozenset({"localtime", "factory", "posixrules"})
+POSIX_TREE = "posix/"
+LEAP_SECOND_TREE = "right/"
 
 
 def zone_named(name: str) -> ZoneInfo:
-    """The IANA timezone of that name, refusing `localtime` and `Factory` as unknown
-    (ZoneInfoNotFoundError, like any name with no zone file; ValueError for a malformed one)."""
-    if name.casefold() in NOT_PLACES:
+    """The IANA timezone of that name, refusing `localtime`, `Factory`, `posixrules` (also under
+    `posix/`) and every `right/` zone as unknown (ZoneInfoNotFoundError, like any name with no
+    zone file; ValueError for a malformed one)."""
+    if not _is_place(name):
         raise ZoneInfoNotFoundError(f"No time zone found with key {name}")
     return ZoneInfo(name)
+
+
+def _is_place(name: str) -> bool:
+    """False for the zone file names zone_named refuses, whether a zone file has them or not."""
+    key = name.casefold()
+    if key.startswith(LEAP_SECOND_TREE):
+        return False
+    return key.removeprefix(POSIX_TREE) not in NOT_PLACES
 
 
 def local_date(clock: Clock, timezone: str) -> date:

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
 
+from bot.core.clock import zone_named
+
 QUIET_UNTIL = time(8)  # nothing goes out before this, local time
 QUIET_FROM = time(21)  # nor from this time on
 LOOK_AHEAD_DAYS = 15
@@ -42,8 +44,10 @@ def zones_for_phone(e164: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=1024)
 def _zone(name: str) -> ZoneInfo | None:
+    """The zone of that name, or None for one that is not a place (a contact's zone stored
+    before zone_named refused it, such as Factory): no zone known, as when none is stored."""
     try:
-        return ZoneInfo(name)
+        return zone_named(name)
     except (ZoneInfoNotFoundError, ValueError):
         return None
 

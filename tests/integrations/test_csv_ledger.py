@@ -56,6 +56,13 @@ BAD_FIELDS = [
     # names the system's zone files carry that are not places: the server's zone, a placeholder
     ("timezone", "localtime", "row 3, timezone: 'localtime' is not an IANA timezone"),
     ("timezone", "Factory", "row 3, timezone: 'Factory' is not an IANA timezone"),
+    # a leap-second zone (its clock 27 s off), and the POSIX tree's copy of the placeholder
+    (
+        "timezone",
+        "right/Europe/Paris",
+        "row 3, timezone: 'right/Europe/Paris' is not an IANA timezone",
+    ),
+    ("timezone", "posix/Factory", "row 3, timezone: 'posix/Factory' is not an IANA timezone"),
     ("owner_slack_id", "@dana", "row 3, owner_slack_id: '@dana' is not a Slack user id"),
     ("sms_consent", "maybe", "row 3, sms_consent: 'maybe' is not yes/no"),
     ("never_automate", "sometimes", "row 3, never_automate: 'sometimes' is not yes/no"),

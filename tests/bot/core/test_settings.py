@@ -205,3 +205,23 @@ def test_wall_clock_settings_without_an_offset_still_load(monkeypatch: pytest.Mo
 @pytest.mark.parametrize("zone", ["UTC", "Etc/GMT+5", "America/New_York", "Asia/Tokyo"])
 def test_every_iana_timezone_is_a_business_timezone(zone: str) -> None:
     assert load_settings(env_file=None, timezone=zone).timezone == zone
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "posix/Factory",
+        "right/Factory",
+        "posixrules",
+        "right/America/New_York",  # counts leap seconds: 27 s off every clock
+        "right/UTC",
+        "POSIX/factory",  # as a case-insensitive file system finds it
+    ],
+)
+def test_zone_files_that_are_not_places_are_refused_as_unknown_zones(
+    monkeypatch: pytest.MonkeyPatch, zone: str
+) -> None:
+    monkeypatch.setenv("ARBOT_TIMEZONE", zone)
+    with pytest.raises(UserError) as refused:
+        load_settings(env_file=None)
+    assert f"ARBOT_TIMEZONE: Value error, {zone!r} is not an IANA timezone" in str(refused.value)

@@ -56,6 +56,16 @@ def test_an_unknown_zone_is_never_assumed() -> None:
     assert next_send_time(utc("2026-06-10T12:00:00+00:00"), (), Window()) is None
 
 
+@pytest.mark.parametrize(
+    "stored", ["Factory", "localtime", "posix/Factory", "posixrules", "right/America/New_York"]
+)
+def test_a_zone_stored_before_it_was_refused_counts_as_unknown(stored: str) -> None:
+    """A contact's zone the ledger took before such names were refused is no zone: the phone's
+    zones, if any, decide, and with none the reminder is held for a person (RULES A3)."""
+    assert candidate_zones(stored, None) == ()
+    assert candidate_zones(stored, "+12125550100") == ("America/New_York",)
+
+
 def test_a_phone_number_alone_gives_its_zone() -> None:
     assert candidate_zones(None, "+18085550100") == ("Pacific/Honolulu",)
 
