@@ -217,8 +217,10 @@ def _decode(data: bytes, charset: str | None) -> str:
 
 
 def _is_ascii(charset: str | None) -> bool:
+    if not charset:
+        return False
     try:
-        return bool(charset) and codecs.lookup(charset.strip()).name == "ascii"
+        return codecs.lookup(charset.strip()).name == "ascii"
     except LookupError:
         return False
 
