@@ -36,7 +36,7 @@ from handlers.body_limits import BodyLimits, body_limit_middleware, body_limits
 from handlers.request_ids import request_id_middleware
 from handlers.slack.app import build_bolt
 from handlers.slack.install import install_routes
-from handlers.webhooks import unsubscribe_routes, webhook_routes
+from handlers.webhooks import uninstalled_routes, webhook_routes
 from handlers.workspace_routing import SlackApps, WorkspaceWebhooks
 from scheduler.health import health
 
@@ -256,9 +256,9 @@ def workspace_webhooks(runtime: Runtime, limits: BodyLimits) -> Starlette:
 
 def kept_webhooks(runtime: Runtime, limits: BodyLimits) -> Starlette:
     """What a workspace that uninstalled arbot still answers under /w/<team id>/: its
-    unsubscribe links."""
+    unsubscribe links, and the texts and emails that opt out."""
     return Starlette(
-        routes=unsubscribe_routes(runtime),
+        routes=uninstalled_routes(runtime),
         middleware=[request_id_middleware(), body_limit_middleware(limits)],
     )
 

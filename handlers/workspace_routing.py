@@ -11,9 +11,10 @@ its token is recorded as dead (bot.core.slack_access), so nothing calls Slack wi
 Webhooks: an installed workspace's Stripe, Twilio, inbound mail and unsubscribe addresses live
 under /w/<team id>/ (its ARBOT_PUBLIC_URL is the deployment's plus that prefix, so every link it
 sends points there), served by that workspace's own webhook routes. A workspace that uninstalled
-arbot keeps its data, and of its addresses only its unsubscribe links are still answered: the
-reminders it sent are still in its customers' inboxes, and an address that asked to stop must not
-be mailed after a reinstall."""
+arbot keeps its data, and of its addresses only its unsubscribe links and its inbound text and
+email addresses are still answered, the latter for opt-outs alone: the reminders it sent are still
+in its customers' inboxes and phones, and a number or address that asked to stop must not be
+texted or mailed after a reinstall."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 UNINSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")
 NOT_INSTALLED = "arbot is not installed in this workspace"
 MAIN_TEAM_RETRY_SECONDS = 60.0
-KEPT_PATHS = ("unsubscribe/",)  # what an uninstalled workspace still answers, under /w/<team>/
+# What an uninstalled workspace still answers under /w/<team>/ (webhooks.uninstalled_routes)
+KEPT_PATHS = ("unsubscribe/", "webhooks/twilio/sms", "webhooks/email")
 Built = TypeVar("Built")
 
 
@@ -172,7 +174,7 @@ class WorkspaceWebhooks:
     ) -> None:
         self.main_app = main_app
         self._apps = PerWorkspace(workspaces, build)
-        # An uninstalled workspace's routes that still answer (its unsubscribe links).
+        # An uninstalled workspace's routes that still answer (its unsubscribe links, opt-outs).
         self._kept = (
             PerWorkspace(workspaces, build_kept, kept=True) if build_kept is not None else None
         )

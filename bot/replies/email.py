@@ -85,14 +85,7 @@ def handle_email(
     """Store the mail and act on it. `triage` is its label, worked out beforehand (from the
     storable text); it may be None only when `email_needs_triage(mail)` is false."""
     mail = storable_email(mail)
-    # Delivered twice (a retried webhook, a mailbox poll): once only. A message without a
-    # Message-ID is known again by its digest.
-    same = (
-        InboundMessage.message_id == mail.message_id
-        if mail.message_id
-        else InboundMessage.raw_digest == raw_digest(raw)
-    )
-    seen = session.scalar(select(InboundMessage.id).where(same).limit(1))
+    seen = already_stored(session, mail, raw)
     if seen is not None:
         return InboundResult(seen, "duplicate")
     if mail.bounce is not None:
@@ -157,6 +150,17 @@ def handle_email(
                 session, reminder, old_address, OPTED_OUT, now, how="asked in a reply"
             )
     return result
+
+
+def already_stored(session: Session, mail: InboundEmail, raw: bytes | str) -> int | None:
+    """The stored message this one is, delivered twice (a retried webhook, a mailbox poll). A
+    message without a Message-ID is known again by its digest. `mail` is storable already."""
+    same = (
+        InboundMessage.message_id == mail.message_id
+        if mail.message_id
+        else InboundMessage.raw_digest == raw_digest(raw)
+    )
+    return session.scalar(select(InboundMessage.id).where(same).limit(1))
 
 
 def human_reply(

@@ -30,8 +30,7 @@ HELP_WORDS = {"HELP", "INFO"}
 
 def sms_needs_triage(body: str) -> bool:
     """Whether the text is more than a keyword (STOP, START, HELP and their synonyms)."""
-    word = body.strip().upper().rstrip(".!")
-    return word not in STOP_WORDS | START_WORDS | HELP_WORDS
+    return keyword(body) not in STOP_WORDS | START_WORDS | HELP_WORDS
 
 
 def handle_sms(
@@ -47,36 +46,12 @@ def handle_sms(
     """Store the text and act on it. `triage` is its label, worked out beforehand (from the
     storable body); it may be None only when `sms_needs_triage(body)` is false."""
     sender, provider_id = storable_sms(sender, provider_id)
-    raw, raw_bytes = storable_raw(body)
-    if provider_id:
-        seen = session.scalar(
-            select(InboundMessage.id).where(
-                InboundMessage.channel == "sms", InboundMessage.message_id == provider_id
-            )
-        )
-        if seen is not None:  # Twilio retried the webhook: once only
-            return InboundResult(seen, "duplicate")
-    contacts = list(
-        session.scalars(select(Contact).where(Contact.phone == sender).order_by(Contact.id))
-    )
-    customer_ids = {c.customer_id for c in contacts}
-    customer_id = customer_ids.pop() if len(customer_ids) == 1 else None
-    word = raw.strip().upper().rstrip(".!")
-    stored = InboundMessage(
-        channel="sms",
-        received_at=now,
-        sender=sender,
-        subject=None,
-        message_id=provider_id,
-        raw=raw,
-        raw_bytes=raw_bytes,
-        text=raw.strip(),
-        customer_id=customer_id,
-        matched_by="sender" if customer_id else None,
-        automatic=False,
-    )
-    session.add(stored)
-    session.flush()
+    seen = _seen(session, provider_id)
+    if seen is not None:  # Twilio retried the webhook: once only
+        return InboundResult(seen, "duplicate")
+    stored, contacts = _stored(session, sender, body, provider_id, now)
+    customer_id = stored.customer_id
+    word = keyword(stored.text)
     if word in STOP_WORDS:
         _opt_out_number(session, contacts, now, f"texted {word}")
         return InboundResult(
@@ -128,6 +103,76 @@ def handle_sms(
     if asked_to_stop:
         _opt_out_number(session, contacts, now, "asked in a reply")
     return result
+
+
+def record_opt_out(
+    session: Session,
+    sender: str,
+    body: str,
+    provider_id: str | None,
+    now: datetime,
+    triage: Triage | None,
+) -> InboundResult:
+    """Store a text that asks to stop (a STOP keyword, or `triage` read it as an opt-out) and opt
+    the number out, and nothing else: no escalation, no answer. For a workspace that uninstalled
+    arbot (bot/replies/uninstalled.py), whose customers' opt-outs must hold after a reinstall."""
+    sender, provider_id = storable_sms(sender, provider_id)
+    seen = _seen(session, provider_id)
+    if seen is not None:
+        return InboundResult(seen, "duplicate")
+    stored, contacts = _stored(session, sender, body, provider_id, now)
+    word = keyword(stored.text)
+    if triage is not None:
+        stored.label, stored.confidence = triage.label, triage.confidence
+    _opt_out_number(
+        session, contacts, now, f"texted {word}" if word in STOP_WORDS else "asked in a reply"
+    )
+    return InboundResult(stored.id, "opt_out", stored.customer_id, stored.label)
+
+
+def keyword(text: str) -> str:
+    """The text read as a keyword (STOP, START, HELP and their synonyms are compared to it)."""
+    return text.strip().upper().rstrip(".!")
+
+
+def _seen(session: Session, provider_id: str | None) -> int | None:
+    """The stored text with this MessageSid, if Twilio delivered it before."""
+    if not provider_id:
+        return None
+    return session.scalar(
+        select(InboundMessage.id).where(
+            InboundMessage.channel == "sms", InboundMessage.message_id == provider_id
+        )
+    )
+
+
+def _stored(
+    session: Session, sender: str, body: str, provider_id: str | None, now: datetime
+) -> tuple[InboundMessage, list[Contact]]:
+    """The text stored, matched to its customer when every contact at the number is one
+    customer's, and those contacts."""
+    raw, raw_bytes = storable_raw(body)
+    contacts = list(
+        session.scalars(select(Contact).where(Contact.phone == sender).order_by(Contact.id))
+    )
+    customer_ids = {c.customer_id for c in contacts}
+    customer_id = customer_ids.pop() if len(customer_ids) == 1 else None
+    stored = InboundMessage(
+        channel="sms",
+        received_at=now,
+        sender=sender,
+        subject=None,
+        message_id=provider_id,
+        raw=raw,
+        raw_bytes=raw_bytes,
+        text=raw.strip(),
+        customer_id=customer_id,
+        matched_by="sender" if customer_id else None,
+        automatic=False,
+    )
+    session.add(stored)
+    session.flush()
+    return stored, contacts
 
 
 def _opt_out_number(session: Session, contacts: list[Contact], now: datetime, how: str) -> None:

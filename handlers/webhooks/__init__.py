@@ -37,9 +37,29 @@ def webhook_routes(runtime: Runtime, slack: SlackOut | None = None) -> list[Rout
     ]
 
 
+def uninstalled_routes(runtime: Runtime) -> list[Route]:
+    """What a workspace that uninstalled arbot still answers (handlers.workspace_routing): its
+    unsubscribe links, and the texts and emails that opt out (bot/replies/uninstalled.py), with no
+    Slack to tell."""
+    classifier = classifier_for(runtime.settings, RuleClassifier())
+    return [
+        Route(
+            "/webhooks/email",
+            email.endpoint(runtime, None, classifier, uninstalled=True),
+            methods=["POST"],
+        ),
+        *mail_service_routes(runtime, None, classifier, uninstalled=True),
+        Route(
+            "/webhooks/twilio/sms",
+            twilio.opt_out_sms_endpoint(runtime, classifier),
+            methods=["POST"],
+        ),
+        *unsubscribe_routes(runtime),
+    ]
+
+
 def unsubscribe_routes(runtime: Runtime) -> list[Route]:
-    """The one-click unsubscribe link's page and POST (all a workspace that uninstalled arbot
-    still answers: handlers.workspace_routing)."""
+    """The one-click unsubscribe link's page and POST."""
     return [
         Route("/unsubscribe/{token}", unsubscribe.page_endpoint(runtime), methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.endpoint(runtime), methods=["POST"]),

@@ -1,6 +1,8 @@
 """POST /webhooks/email: a raw RFC 5322 message from an inbound-mail service, behind a shared
 secret (INBOUND_EMAIL_SECRET). It is read off the event loop; once it is kept (a message that
-cannot be read or handled too, for a person) the answer is 200, so the service stops sending it."""
+cannot be read or handled too, for a person) the answer is 200, so the service stops sending it.
+A workspace that uninstalled arbot keeps only a message that opts out (bot/replies/uninstalled.py),
+answered 200; anything else is answered 404, as before."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import base64
 import binascii
 import hmac
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
@@ -17,28 +20,44 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from bot.core.runtime import Runtime
 from bot.escalations.notes import SlackOut
 from bot.replies.flows import receive_raw_email
+from bot.replies.uninstalled import receive_opt_out_email
+from handlers.webhooks.not_served import not_installed
 from integrations.base.inbound import Classifier
 from integrations.email_in import parse as parse_email
 
 
 def endpoint(
-    runtime: Runtime, slack: SlackOut | None, classifier: Classifier
+    runtime: Runtime, slack: SlackOut | None, classifier: Classifier, *, uninstalled: bool = False
 ) -> Callable[[Request], Awaitable[Response]]:
+    """`uninstalled`: for a workspace that uninstalled arbot (opt-outs only)."""
+
     async def email(request: Request) -> Response:
         expected = runtime.settings.inbound_email_secret
         if expected is None or not authorized(request, expected.get_secret_value()):
             return PlainTextResponse("unauthorized", status_code=401)
-        return await deliver(runtime, await request.body(), classifier, slack)
+        return await deliver(runtime, await request.body(), classifier, slack, uninstalled)
 
     return email
 
 
 async def deliver(
-    runtime: Runtime, raw: bytes, classifier: Classifier, slack: SlackOut | None
+    runtime: Runtime,
+    raw: bytes,
+    classifier: Classifier,
+    slack: SlackOut | None,
+    uninstalled: bool = False,
 ) -> Response:
-    """A raw message, from this path or a mail service's, handed to the reply pipeline."""
+    """A raw message, from this path or a mail service's, handed to the reply pipeline (for a
+    workspace that uninstalled arbot, `uninstalled`, only an opt-out is kept)."""
     if not raw.strip():
         return PlainTextResponse("empty message", status_code=400)
+    if uninstalled:
+        kept = await run_in_threadpool(
+            partial(receive_opt_out_email, runtime, raw, parse_email, classifier=classifier)
+        )
+        if kept is None:
+            return not_installed()
+        return JSONResponse({"status": kept.outcome, "label": kept.label})
     result = await run_in_threadpool(
         receive_raw_email, runtime, raw, parse_email, classifier=classifier, slack=slack
     )

@@ -13,7 +13,8 @@ checked its own documented way before its body is read into anything heavy:
   or the message SES stored in S3 read from there (SES_S3_* settings) and delivered.
 
 Forms and JSON are read off the event loop, by a reader with bounds (integrations/inbound_mail);
-the message then goes where POST /webhooks/email sends it."""
+the message then goes where POST /webhooks/email sends it (for a workspace that uninstalled arbot,
+only an opt-out is kept)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from bot.core.runtime import Runtime
 from bot.escalations.notes import SlackOut
 from bot.replies.flows import keep_unfetched
 from handlers.webhooks.email import basic_auth_matches, deliver
+from handlers.webhooks.not_served import not_installed
 from integrations.base.inbound import Classifier
 from integrations.inbound_mail import mailgun, postmark, s3, sendgrid, ses, sns
 from integrations.inbound_mail.forms import FormError, read_form
@@ -51,7 +53,9 @@ async def _form(request: Request) -> dict[str, bytes]:
     return await run_in_threadpool(read_form, body, request.headers.get("content-type", ""))
 
 
-def mailgun_endpoint(runtime: Runtime, slack: SlackOut | None, classifier: Classifier) -> Endpoint:
+def mailgun_endpoint(
+    runtime: Runtime, slack: SlackOut | None, classifier: Classifier, uninstalled: bool = False
+) -> Endpoint:
     tokens = mailgun.TokenLedger()
 
     async def mailgun_route(request: Request) -> Response:
@@ -78,12 +82,14 @@ def mailgun_endpoint(runtime: Runtime, slack: SlackOut | None, classifier: Class
                 "/webhooks/email/mailgun/mime.",
                 status_code=400,
             )
-        return await deliver(runtime, raw, classifier, slack)
+        return await deliver(runtime, raw, classifier, slack, uninstalled)
 
     return mailgun_route
 
 
-def sendgrid_endpoint(runtime: Runtime, slack: SlackOut | None, classifier: Classifier) -> Endpoint:
+def sendgrid_endpoint(
+    runtime: Runtime, slack: SlackOut | None, classifier: Classifier, uninstalled: bool = False
+) -> Endpoint:
     async def sendgrid_parse(request: Request) -> Response:
         settings = runtime.settings
         if not basic_auth_matches(
@@ -101,12 +107,14 @@ def sendgrid_endpoint(runtime: Runtime, slack: SlackOut | None, classifier: Clas
                 "SendGrid's Inbound Parse settings.",
                 status_code=400,
             )
-        return await deliver(runtime, raw, classifier, slack)
+        return await deliver(runtime, raw, classifier, slack, uninstalled)
 
     return sendgrid_parse
 
 
-def postmark_endpoint(runtime: Runtime, slack: SlackOut | None, classifier: Classifier) -> Endpoint:
+def postmark_endpoint(
+    runtime: Runtime, slack: SlackOut | None, classifier: Classifier, uninstalled: bool = False
+) -> Endpoint:
     async def postmark_inbound(request: Request) -> Response:
         settings = runtime.settings
         if not basic_auth_matches(
@@ -118,12 +126,14 @@ def postmark_endpoint(runtime: Runtime, slack: SlackOut | None, classifier: Clas
             raw = await run_in_threadpool(postmark.message_from_json, body)
         except postmark.NotPostmark as exc:
             return PlainTextResponse(f"Not Postmark's inbound JSON: {exc}.", status_code=400)
-        return await deliver(runtime, raw, classifier, slack)
+        return await deliver(runtime, raw, classifier, slack, uninstalled)
 
     return postmark_inbound
 
 
-def ses_endpoint(runtime: Runtime, slack: SlackOut | None, classifier: Classifier) -> Endpoint:
+def ses_endpoint(
+    runtime: Runtime, slack: SlackOut | None, classifier: Classifier, uninstalled: bool = False
+) -> Endpoint:
     verifier = sns.SnsVerifier(runtime.settings.sns_api_url)
     reader = s3.reader_from(runtime.settings)
 
@@ -158,8 +168,8 @@ def ses_endpoint(runtime: Runtime, slack: SlackOut | None, classifier: Classifie
             log.info("an SES notification was ignored: %s", exc)
             return JSONResponse({"status": "ignored"})
         if isinstance(found, ses.StoredInS3):
-            return await _from_s3(runtime, reader, message, found, classifier, slack)
-        return await deliver(runtime, found, classifier, slack)
+            return await _from_s3(runtime, reader, message, found, classifier, slack, uninstalled)
+        return await deliver(runtime, found, classifier, slack, uninstalled)
 
     return ses_via_sns
 
@@ -171,17 +181,20 @@ async def _from_s3(
     stored: ses.StoredInS3,
     classifier: Classifier,
     slack: SlackOut | None,
+    uninstalled: bool = False,
 ) -> Response:
     """A message SES stored in S3: read from there and delivered like any other. When it cannot
     be read, the notification is kept for a person, saying where the message is and why; a
     passing failure (5xx, timeout) of a notification younger than SES_S3_RETRY_SECONDS is
-    answered 503 instead, so that SNS delivers it again (SNS retries only 5xx and timeouts)."""
+    answered 503 instead, so that SNS delivers it again (SNS retries only 5xx and timeouts).
+    For a workspace that uninstalled arbot (`uninstalled`) one that cannot be read, which may be
+    no opt-out, is not kept."""
     if reader is None:
         why = (
             "arbot does not read S3 here: set SES_S3_ACCESS_KEY_ID and SES_S3_SECRET_ACCESS_KEY "
             "(a key with s3:GetObject on the bucket)"
         )
-        return await _keep_unfetched(runtime, message, stored, why, slack)
+        return await _keep_unfetched(runtime, message, stored, why, slack, uninstalled)
     try:
         raw = await run_in_threadpool(
             reader.read, stored.bucket, stored.key, runtime.clock.now(), message.topic_arn
@@ -196,10 +209,11 @@ async def _from_s3(
                 exc.reason,
             )
             return PlainTextResponse("S3 could not be read just now", status_code=503)
-        return await _keep_unfetched(runtime, message, stored, exc.reason, slack)
+        return await _keep_unfetched(runtime, message, stored, exc.reason, slack, uninstalled)
     if not raw.strip():
-        return await _keep_unfetched(runtime, message, stored, "the object is empty", slack)
-    return await deliver(runtime, raw, classifier, slack)
+        why = "the object is empty"
+        return await _keep_unfetched(runtime, message, stored, why, slack, uninstalled)
+    return await deliver(runtime, raw, classifier, slack, uninstalled)
 
 
 def _young(runtime: Runtime, message: sns.SnsMessage) -> bool:
@@ -222,9 +236,14 @@ async def _keep_unfetched(
     stored: ses.StoredInS3,
     reason: str,
     slack: SlackOut | None,
+    uninstalled: bool = False,
 ) -> Response:
     """The notification (which names the bucket and key) kept for a person, as a message that
-    could not be read is, with where the message is and why it was not read."""
+    could not be read is, with where the message is and why it was not read; not for a workspace
+    that uninstalled arbot (`uninstalled`)."""
+    if uninstalled:
+        log.warning("SES's message in S3 (bucket %s) was not read: %s", stored.bucket, reason)
+        return not_installed()
     why = (
         f"SES stored this message in S3 (bucket {stored.bucket}, key {stored.key}) and arbot "
         f"could not read it: {reason}."
@@ -245,21 +264,26 @@ async def _keep_unfetched(
 
 
 def mail_service_routes(
-    runtime: Runtime, slack: SlackOut | None, classifier: Classifier
+    runtime: Runtime, slack: SlackOut | None, classifier: Classifier, uninstalled: bool = False
 ) -> list[Route]:
-    mailgun_route = mailgun_endpoint(runtime, slack, classifier)
+    """`uninstalled`: for a workspace that uninstalled arbot (opt-outs only)."""
+    mailgun_route = mailgun_endpoint(runtime, slack, classifier, uninstalled)
     return [
         Route("/webhooks/email/mailgun", mailgun_route, methods=["POST"]),
         Route("/webhooks/email/mailgun/mime", mailgun_route, methods=["POST"]),
         Route(
             "/webhooks/email/sendgrid",
-            sendgrid_endpoint(runtime, slack, classifier),
+            sendgrid_endpoint(runtime, slack, classifier, uninstalled),
             methods=["POST"],
         ),
         Route(
             "/webhooks/email/postmark",
-            postmark_endpoint(runtime, slack, classifier),
+            postmark_endpoint(runtime, slack, classifier, uninstalled),
             methods=["POST"],
         ),
-        Route("/webhooks/email/ses", ses_endpoint(runtime, slack, classifier), methods=["POST"]),
+        Route(
+            "/webhooks/email/ses",
+            ses_endpoint(runtime, slack, classifier, uninstalled),
+            methods=["POST"],
+        ),
     ]

@@ -1,10 +1,16 @@
 """POST /webhooks/twilio/sms (a text from a customer) and /webhooks/twilio/status (what became of
 a text we sent), both signed with X-Twilio-Signature. A text is answered 200 once it is kept: one
-with a NUL in it, or one that cannot be handled, too (bot/replies/flows.py)."""
+with a NUL in it, or one that cannot be handled, too (bot/replies/flows.py).
+
+A workspace that uninstalled arbot still takes a text that asks to stop (bot/replies/uninstalled.py)
+and answers it 200 with empty TwiML: it texts nothing in the business's name any more (Twilio's
+own opt-out handling confirms a STOP), and Twilio retries no inbound text whatever the answer.
+Any other text is answered 404, as before."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape as xml_escape
 
@@ -19,6 +25,8 @@ from bot.escalations.notes import SlackOut
 from bot.reminders import delivery
 from bot.replies.flows import receive_sms
 from bot.replies.storable import storable
+from bot.replies.uninstalled import receive_opt_out_sms
+from handlers.webhooks.not_served import not_installed
 from integrations.base.inbound import Classifier
 from integrations.twilio_sms import valid_twilio_request
 
@@ -45,6 +53,35 @@ def sms_endpoint(
         return Response(twiml + "</Response>", media_type="application/xml")
 
     return twilio_sms
+
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def opt_out_sms_endpoint(
+    runtime: Runtime, classifier: Classifier
+) -> Callable[[Request], Awaitable[Response]]:
+    """A text to a workspace that uninstalled arbot: only an opt-out is recorded."""
+
+    async def twilio_sms_uninstalled(request: Request) -> Response:
+        form = await _signed_form(runtime.settings, request)
+        if form is None:
+            return PlainTextResponse("bad signature", status_code=401)
+        result = await run_in_threadpool(
+            partial(
+                receive_opt_out_sms,
+                runtime,
+                form.get("From", ""),
+                form.get("Body", ""),
+                form.get("MessageSid"),
+                classifier=classifier,
+            )
+        )
+        if result is None:
+            return not_installed()
+        return Response(EMPTY_TWIML, media_type="application/xml")
+
+    return twilio_sms_uninstalled
 
 
 def status_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
