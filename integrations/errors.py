@@ -45,6 +45,18 @@ class SlackFailed(SlackApiError):
         return str(self.response.get("error") or "unknown_error")
 
 
+def slack_error(exc: BaseException) -> str:
+    """What a Slack call's failure says: Slack's code, else the exception's kind."""
+    return exc.error if isinstance(exc, SlackFailed) else type(exc).__name__
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """A post that failed this way may have reached Slack all the same: anything but Slack's own
+    answer refusing the call (an HTTP 200 with ok: false, or a 429 sent before doing anything)."""
+    status = getattr(getattr(exc, "response", None), "status_code", 0)
+    return not (isinstance(exc, SlackFailed) and status in (200, 429))
+
+
 class InstallFailed(Exception):
     """Slack did not grant the install, or arbot will not take it; the message says what
     happened, for the installer."""

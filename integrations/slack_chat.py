@@ -42,6 +42,7 @@ from integrations.base.slack import (
     ProposalView,
     ReminderCard,
     ReviewView,
+    Tag,
 )
 from integrations.errors import SlackFailed
 from integrations.slack_blocks import (
@@ -149,12 +150,19 @@ PLAN_CARDS = "arbot_plan_cards"
 # workspace ("" for the deployment's main one): what a post whose answer was lost looks for.
 PLAN_HEADER = "arbot_plan_header"
 ESCALATION = "arbot_escalation"
+# A message naming what it is (integrations/base/slack.Tag): "arbot_<kind>", its key.
+TAGGED = "arbot_"
+HISTORY = "history"  # a part of an escalation's history: "<escalation id>:<part>"
 HISTORY_PAGE = 200  # messages a page when looking for them; at most HISTORY_PAGES pages
 HISTORY_PAGES = 5
 
 
 def _metadata(event_type: str, **payload: str) -> dict[str, Any]:
     return {"event_type": event_type, "event_payload": payload}
+
+
+def _tag_metadata(tag: Tag) -> dict[str, Any]:
+    return _metadata(TAGGED + tag.kind, key=tag.key)
 
 
 def _carries(message: dict[str, Any], event_type: str, **payload: str) -> bool:
@@ -257,12 +265,19 @@ class SlackChat:
         HISTORY_PAGES pages. A refusal to read the channel (an install without the history
         scopes) ends them, with a log line: what was looked for is posted as before. A bad
         minute at Slack (an HTTP error) is raised: the post is tried again later."""
+        return self._read(self.client.conversations_history, channel=channel, oldest=oldest)
+
+    def _replies(self, channel: str, thread_ts: str) -> Iterator[dict[str, Any]]:
+        """A thread's messages with their metadata, oldest first, as `_history` reads them."""
+        return self._read(self.client.conversations_replies, channel=channel, ts=thread_ts)
+
+    def _read(self, method: Callable[..., Any], **where: Any) -> Iterator[dict[str, Any]]:
+        channel = where["channel"]
         cursor = ""
         for _ in range(HISTORY_PAGES):
             try:
-                page = self.client.conversations_history(
-                    channel=channel,
-                    oldest=oldest,
+                page = method(
+                    **where,
                     include_all_metadata=True,
                     limit=HISTORY_PAGE,
                     cursor=cursor or None,
@@ -406,10 +421,20 @@ class SlackChat:
         )
         return str(parent["channel"]), str(parent["ts"])
 
-    def post_history(self, channel: str, thread_ts: str, view: EscalationView) -> None:
-        for blocks in history_messages(view):
+    def post_history(
+        self, channel: str, thread_ts: str, view: EscalationView, *, maybe_posted: bool = False
+    ) -> None:
+        parts = [Tag(HISTORY, f"{view.id}:{n}") for n, _ in enumerate(history_messages(view))]
+        taken = self._tags_in_thread(channel, thread_ts) if maybe_posted else set()
+        for part, blocks in zip(parts, history_messages(view), strict=True):
+            if part in taken:  # Slack took it though its answer was lost
+                continue
             self.client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, text="Account history", blocks=blocks
+                channel=channel,
+                thread_ts=thread_ts,
+                text="Account history",
+                blocks=blocks,
+                metadata=_tag_metadata(part),
             )
 
     def update_escalation(self, channel: str, ts: str, view: EscalationView) -> None:
@@ -417,14 +442,52 @@ class SlackChat:
             channel=channel, ts=ts, text=escalation_text(view), blocks=escalation_blocks(view)
         )
 
-    def post_in_thread(self, channel: str, thread_ts: str, text: str) -> None:
+    def post_in_thread(
+        self,
+        channel: str,
+        thread_ts: str,
+        text: str,
+        *,
+        tag: Tag | None = None,
+        maybe_posted: bool = False,
+    ) -> None:
         """`text` is Mrkdwn; a plain str is escaped (integrations/base/mrkdwn.py)."""
-        self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=escape(text))
+        if tag is not None and maybe_posted and tag in self._tags_in_thread(channel, thread_ts):
+            return  # Slack took it though its answer was lost
+        self.client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            text=escape(text),
+            metadata=_tag_metadata(tag) if tag is not None else None,
+        )
 
-    def post_text(self, channel: str, text: str) -> None:
+    def post_text(
+        self, channel: str, text: str, *, tag: Tag | None = None, maybe_posted: bool = False
+    ) -> None:
         """`text` is Mrkdwn; a plain str is escaped (integrations/base/mrkdwn.py)."""
+        if tag is not None and maybe_posted:
+            wanted = _tag_metadata(tag)
+            if self._posted_ts(channel, wanted["event_type"], **wanted["event_payload"]):
+                return  # Slack took it though its answer was lost
         safe = escape(text)
-        self.client.chat_postMessage(channel=channel, text=safe, blocks=text_blocks(safe))
+        self.client.chat_postMessage(
+            channel=channel,
+            text=safe,
+            blocks=text_blocks(safe),
+            metadata=_tag_metadata(tag) if tag is not None else None,
+        )
+
+    def _tags_in_thread(self, channel: str, thread_ts: str) -> set[Tag]:
+        """What the thread's replies name in their metadata (none where Slack will not let the
+        install read the channel: then everything is posted as before)."""
+        found = set()
+        for message in self._replies(channel, thread_ts):
+            metadata = message.get("metadata") or {}
+            kind = str(metadata.get("event_type") or "")
+            key = (metadata.get("event_payload") or {}).get("key")
+            if kind.startswith(TAGGED) and key is not None:
+                found.add(Tag(kind.removeprefix(TAGGED), str(key)))
+        return found
 
     def post_review(self, channel: str, view: ReviewView) -> tuple[str, str]:
         posted = self.client.chat_postMessage(

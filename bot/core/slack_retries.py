@@ -47,6 +47,23 @@ FOR_A_PERSON = {
     ),
 }
 HISTORY = "history"
+# How `last_error` starts when the last try's outcome is unknown (its answer lost, a server error,
+# the process stopped while posting): Slack may have taken it, so the next try looks first.
+IN_DOUBT = "in doubt: "
+POSTING = IN_DOUBT + "being posted"  # set when a try is claimed; replaced by its outcome
+
+
+def noted(error: str, unknown: bool) -> str:
+    """The `last_error` of a failed try: Slack's answer, marked IN_DOUBT when Slack may have
+    posted all the same."""
+    return IN_DOUBT + error if unknown else error
+
+
+def in_doubt(error: str | None) -> bool:
+    """Whether the last try of what is owed may have reached Slack though it failed."""
+    return bool(error and error.startswith(IN_DOUBT))
+
+
 NOTE = "note"  # an escalation's thread is owed notes (bot/escalations/thread_notes.py)
 
 

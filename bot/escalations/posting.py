@@ -8,7 +8,9 @@ A post that failed without Slack's own answer (its answer lost on the way back, 
 may have reached Slack all the same: that is recorded (`escalation.post_in_doubt`), and the next
 post, like one after a claim its process left behind, first looks in the channel for the parent
 message, which names its escalation in its metadata, and keeps it instead of posting a second
-card with live buttons. Every other failed post is recorded too (`escalation.post_refused`, with
+card with live buttons; a second escalation's "also needs" note in the customer's open thread
+and the history's messages name theirs too, and are looked for in the thread the same way. Every
+other failed post is recorded too (`escalation.post_refused`, with
 Slack's answer), so one Slack refuses until a person acts reaches /healthz and `arbot doctor`
 (bot/core/slack_refusals.py).
 A history Slack refused is owed (bot/core/slack_retries.py) and posted by the sweep.
@@ -33,14 +35,15 @@ from bot.escalations import thread as thread_view
 from bot.planning import plan_unit
 from bot.planning import posting as plan_posting
 from integrations.base.mrkdwn import HERE, Mrkdwn, mention, mrkdwn
-from integrations.base.slack import EscalationPort, EscalationView
-from integrations.errors import SlackFailed
+from integrations.base.slack import EscalationPort, EscalationView, Tag
+from integrations.errors import outcome_unknown, slack_error
 
 log = logging.getLogger(__name__)
 
 # A post of the escalation's parent message failed in a way that leaves unknown whether Slack
 # took it: the next post looks for it in the channel first.
 IN_DOUBT = slack_refusals.ESCALATION_IN_DOUBT
+ALSO_NEEDS = "also_needs"  # a reason joining another's thread names its escalation in metadata
 
 
 def post_new(
@@ -130,7 +133,13 @@ def _post_claimed(
         maybe_posted = left_claimed is not None or _in_doubt(session, escalation)
     try:
         if thread is not None:  # one thread per customer: a second reason joins the first
-            slack.post_in_thread(thread[0], thread[1], also)
+            slack.post_in_thread(
+                thread[0],
+                thread[1],
+                also,
+                tag=Tag(ALSO_NEEDS, str(escalation_id)),
+                maybe_posted=maybe_posted,
+            )
             channel_id, ts = thread
         else:
             assert view is not None
@@ -141,7 +150,7 @@ def _post_claimed(
                 maybe_posted=maybe_posted,
             )
     except Exception as exc:
-        in_doubt = thread is None and not maybe_posted and _unknown_outcome(exc)
+        in_doubt = not maybe_posted and outcome_unknown(exc)
         with runtime.writing() as session:  # a refusal only a person ends reaches /healthz
             audit.record(
                 session,
@@ -189,14 +198,8 @@ def _in_doubt(session: Session, escalation: Escalation) -> bool:
     )
 
 
-def _unknown_outcome(exc: Exception) -> bool:
-    """A failure after which Slack may have posted all the same: anything but Slack's own answer
-    refusing the call (an HTTP 200 with ok: false)."""
-    return not (isinstance(exc, SlackFailed) and getattr(exc.response, "status_code", 0) == 200)
-
-
 def _error(exc: Exception) -> str:
-    return exc.error if isinstance(exc, SlackFailed) else type(exc).__name__
+    return slack_error(exc)
 
 
 def _also_needs(escalation: Escalation) -> Mrkdwn:
@@ -219,7 +222,7 @@ def _post_history(
         log.warning(
             "escalation %s posted without its history (%s): the sweep posts it", escalation_id, exc
         )
-        error = exc.error if isinstance(exc, SlackFailed) else type(exc).__name__
+        error = slack_retries.noted(slack_error(exc), outcome_unknown(exc))
         owe(runtime.writes, HISTORY, channel_id, ts, error, escalation_id=escalation_id)
 
 
@@ -236,9 +239,12 @@ def retry_histories(runtime: Runtime, slack: EscalationPort) -> list[int]:
                 view = thread_view.view(
                     session, retry.escalation_id, runtime.today(), runtime.settings.timezone
                 )
-            slack.post_history(retry.channel, retry.ts, view)
+            # after a try whose outcome is unknown, the parts Slack took are kept, not posted again
+            slack.post_history(
+                retry.channel, retry.ts, view, maybe_posted=slack_retries.in_doubt(retry.last_error)
+            )
         except Exception as exc:
-            error = exc.error if isinstance(exc, SlackFailed) else type(exc).__name__
+            error = slack_retries.noted(slack_error(exc), outcome_unknown(exc))
             slack_retries.refused_again(runtime, retry, error)
             continue
         slack_retries.paid(runtime, retry.id)

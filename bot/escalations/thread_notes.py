@@ -9,7 +9,10 @@ calls it until Slack takes every note, with the shared backoff after a refusal. 
 claimed first in a short write (its row's `next_try_at` set a lease ahead, as slack_claims
 does), so the flow and the sweep, or two replicas, never both post it; each note Slack took is
 recorded at once (an `escalation.noted` event), so a retry, after a refusal or a crash part-way,
-posts only the notes Slack did not take. The row is deleted once nothing is owed, under its row
+posts only the notes Slack did not take. Each note names its event in its metadata: after a try
+whose outcome is unknown (its answer lost, a server error, the process stopped while posting),
+the thread's replies are read first and a note Slack has is kept, not posted again (an install
+that may not read the channel posts it as before). The row is deleted once nothing is owed, under its row
 lock, so a reason added meanwhile keeps it owed.
 """
 
@@ -30,12 +33,13 @@ from bot.core.slack_retries import NOTE
 from bot.escalations.notes import reply_note
 from bot.escalations.service import ADDED, THREAD_NOTE
 from integrations.base.mrkdwn import Mrkdwn, clip, mention, mrkdwn
-from integrations.base.slack import EscalationPort
-from integrations.errors import SlackFailed
+from integrations.base.slack import EscalationPort, Tag
+from integrations.errors import outcome_unknown, slack_error
 
 log = logging.getLogger(__name__)
 
 NOTED = "escalation.noted"  # Slack took the note of an `escalation.added` event (`added`)
+NOTE_TAG = "thread_note"  # a note names its `escalation.added` event in its metadata
 LONGEST = 3000  # characters of a note: Slack's limit for a section's text
 ROUNDS = 3  # a thread told again at once when reasons were added while it was being told
 # Reasons whose note mentions the escalation's owner: a missed instalment ends the plan they
@@ -96,31 +100,43 @@ def _tell_thread(runtime: Runtime, slack: EscalationPort, retry: SlackRetry) -> 
     now = runtime.clock.now()
     lease = now + CLAIM_LEASE
     with runtime.writing() as session:
+        before = session.scalar(select(SlackRetry.last_error).where(SlackRetry.id == retry.id))
         taken = session.execute(
             update(SlackRetry)
             .where(
                 SlackRetry.id == retry.id,
                 or_(SlackRetry.next_try_at.is_(None), SlackRetry.next_try_at <= now),
             )
-            .values(next_try_at=lease)
+            .values(next_try_at=lease, last_error=slack_retries.POSTING)
             .execution_options(synchronize_session=False)
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             return 0, False  # told now by another process, or told already
         notes = _unposted(session, retry.channel, retry.ts)
+    # The last try failed without Slack's own answer, or its process stopped while posting:
+    # a note Slack took then is found in the thread (by its metadata) instead of posted again.
+    maybe_posted = slack_retries.in_doubt(before)
     posted = 0
     for note in notes:
         try:
-            slack.post_in_thread(retry.channel, retry.ts, note.text)
+            slack.post_in_thread(
+                retry.channel,
+                retry.ts,
+                note.text,
+                tag=Tag(NOTE_TAG, str(note.added)),
+                maybe_posted=maybe_posted,
+            )
         except Exception as exc:
-            error = exc.error if isinstance(exc, SlackFailed) else type(exc).__name__
+            error = slack_error(exc)
             log.warning(
                 "note %s for escalation %s not posted (%s): the sweep posts it",
                 note.added,
                 note.escalation_id,
                 error,
             )
-            slack_retries.refused_again(runtime, retry, error)
+            slack_retries.refused_again(
+                runtime, retry, slack_retries.noted(error, outcome_unknown(exc))
+            )
             return posted, False
         with runtime.writing() as session:  # taken: never posted again
             audit.record(
@@ -146,6 +162,7 @@ def _settle(runtime: Runtime, retry_id: int) -> bool:
             return False
         if _unposted(session, retry.channel, retry.ts):
             retry.next_try_at = None
+            retry.last_error = "reasons added while it was told"  # Slack took every try's
             return True
         session.execute(delete(SlackRetry).where(SlackRetry.id == retry_id))
         return False

@@ -9,7 +9,11 @@ and, when Slack refused it or the process died first, by the sweep. Each is clai
 both post it; `stripe.unmatched_posted` records that Slack took it. A claim that did not end in a
 post is tried again after the shared backoff, growing with the claims: 2, 4, 8, then 15 minutes.
 A failed post is recorded with Slack's answer (`stripe.unmatched_refused`), so one Slack refuses
-until a person acts reaches /healthz and `arbot doctor` (bot/core/slack_refusals.py).
+until a person acts reaches /healthz and `arbot doctor` (bot/core/slack_refusals.py). The notice
+names its Stripe event in its metadata: after a try whose outcome is unknown (its answer lost, a
+server error, the process stopped while posting), the channel's recent messages are read first
+and a notice Slack has is kept, not posted again (an install that may not read the channel posts
+it as before).
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from bot.core.models import Event
 from bot.core.runtime import Runtime
 from bot.core.slack_retries import backoff
 from integrations.base.mrkdwn import Mrkdwn, mrkdwn
-from integrations.base.slack import SlackPort
-from integrations.errors import SlackFailed
+from integrations.base.slack import SlackPort, Tag
+from integrations.errors import outcome_unknown, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,8 @@ OWED = slack_refusals.NOTICE_OWED  # the finance channel must hear of this event
 POSTING = slack_refusals.NOTICE_POSTING  # a job claimed the notice and is posting it
 POSTED = slack_refusals.NOTICE_POSTED  # Slack took it
 REFUSED = slack_refusals.NOTICE_REFUSED  # a post failed, with Slack's answer (for /healthz)
-KINDS = (OWED, POSTING, POSTED)
+KINDS = (OWED, POSTING, POSTED, REFUSED)
+TAG = "stripe_unmatched"  # the notice names its Stripe event in its metadata
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class Notice:
     owed: int  # the `stripe.unmatched_owed` event
     stripe_event: str
     text: Mrkdwn
+    maybe_posted: bool = False  # an earlier try's outcome is unknown: Slack may have it
 
 
 def owe(session: Session, now: datetime, stripe_event: str, text: str) -> None:
@@ -63,7 +69,12 @@ def post_waiting(runtime: Runtime, slack: SlackPort, channel: str) -> list[str]:
     done = []
     for notice in notices:
         try:
-            slack.post_text(channel, notice.text)
+            slack.post_text(
+                channel,
+                notice.text,
+                tag=Tag(TAG, notice.stripe_event),
+                maybe_posted=notice.maybe_posted,
+            )
         except Exception as exc:
             log.exception(
                 "Stripe event %s: the finance channel was not told; the sweep tries again",
@@ -78,7 +89,8 @@ def post_waiting(runtime: Runtime, slack: SlackPort, channel: str) -> list[str]:
                         "owed": notice.owed,
                         "event": notice.stripe_event,
                         "channel": channel,
-                        "error": exc.error if isinstance(exc, SlackFailed) else type(exc).__name__,
+                        "error": slack_error(exc),
+                        "in_doubt": outcome_unknown(exc),
                     },
                 )
             continue
@@ -116,9 +128,13 @@ def claim(session: Session, now: datetime) -> list[Notice]:
     events = _events(session)
     told = {_owed(e) for e in events if e.kind == POSTED}
     tries: dict[int, list[datetime]] = {}
+    settled: dict[int, bool] = {}  # whether the last try ended in Slack's own refusal
     for event in events:
         if event.kind == POSTING:
             tries.setdefault(_owed(event), []).append(event.at)
+            settled[_owed(event)] = False  # the process may have stopped while posting
+        elif event.kind == REFUSED:
+            settled[_owed(event)] = not (event.payload or {}).get("in_doubt", True)
     notices = []
     for event in events:
         if event.kind != OWED or event.id in told:
@@ -129,7 +145,9 @@ def claim(session: Session, now: datetime) -> list[Notice]:
         payload = event.payload or {}
         stripe_event = str(payload.get("event"))
         audit.record(session, now, POSTING, payload={"owed": event.id, "event": stripe_event})
-        notices.append(Notice(event.id, stripe_event, mrkdwn(":warning: ", str(payload["text"]))))
+        text = mrkdwn(":warning: ", str(payload["text"]))
+        maybe_posted = bool(tried) and not settled.get(event.id, False)
+        notices.append(Notice(event.id, stripe_event, text, maybe_posted))
     return notices
 
 

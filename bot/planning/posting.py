@@ -48,11 +48,15 @@ from integrations.base.slack import (
     PostedGroup,
     ReminderCard,
     SlackPort,
+    Tag,
     escape,
 )
-from integrations.errors import SlackFailed
+from integrations.errors import SlackFailed, outcome_unknown, slack_error
 
 log = logging.getLogger(__name__)
+
+LATE_TAG = "late_plan"  # a late-plan notice names its plan post in its metadata
+LATE_IN_DOUBT = "plan.late_notice_in_doubt"  # a try of it whose outcome is unknown (`plan_post`)
 
 
 def cards_for(session: Session, reminders: list[Reminder], timezone: str) -> list[ReminderCard]:
@@ -330,14 +334,49 @@ def _late_notice(runtime: Runtime, row: PlanPost) -> str:
     )
 
 
-def tell_late(runtime: Runtime, slack: SlackPort, channel: str, row_id: int, notice: str) -> None:
-    """Tell the finance channel what came late and why; kept for the sweep if Slack refuses."""
+def tell_late(
+    runtime: Runtime,
+    slack: SlackPort,
+    channel: str,
+    row_id: int,
+    notice: str,
+    *,
+    again: bool = False,
+) -> None:
+    """Tell the finance channel what came late and why; kept for the sweep if Slack refuses.
+    The notice names its plan post in its metadata: a try whose outcome is unknown (its answer
+    lost, a server error) is recorded (LATE_IN_DOUBT), and the sweep's try `again` then first
+    looks for it in the channel and keeps the one Slack has."""
+    maybe_posted = False
+    if again:
+        with runtime.sessions() as session:
+            maybe_posted = _late_in_doubt(session, row_id)
     try:
-        slack.post_text(channel, escape(notice))  # nothing in it to escape: typed as mrkdwn
-    except Exception:
+        slack.post_text(  # nothing in it to escape: typed as mrkdwn
+            channel, escape(notice), tag=Tag(LATE_TAG, str(row_id)), maybe_posted=maybe_posted
+        )
+    except Exception as exc:
         log.exception("late-plan notice not posted; the sweep tries again")
+        if outcome_unknown(exc) and not maybe_posted:
+            with runtime.writing() as session:
+                audit.record(
+                    session,
+                    runtime.clock.now(),
+                    LATE_IN_DOUBT,
+                    payload={"plan_post": row_id, "error": slack_error(exc)},
+                )
         return
     plan_posts.notice_told(runtime, row_id)
+
+
+def _late_in_doubt(session: Session, row_id: int) -> bool:
+    """Whether an earlier try of this plan post's late notice may have reached Slack."""
+    return any(
+        (payload or {}).get("plan_post") == row_id
+        for payload in session.scalars(
+            select(Event.payload).where(Event.customer_id.is_(None), Event.kind == LATE_IN_DOUBT)
+        )
+    )
 
 
 def post_missing(runtime: Runtime, slack: SlackPort) -> int:
@@ -358,7 +397,7 @@ def post_missing(runtime: Runtime, slack: SlackPort) -> int:
             log.warning("the plan of %s is still not all in Slack: %s", day, _why(exc))
         return posted
     if row is not None and row.late_notice:
-        tell_late(runtime, slack, channel, row.id, row.late_notice)
+        tell_late(runtime, slack, channel, row.id, row.late_notice, again=True)
     return posted
 
 

@@ -31,6 +31,16 @@ __all__ = ["Mrkdwn", "escape", "mention"]  # Slack's text escaping, where the po
 
 
 @dataclass(frozen=True, slots=True)
+class Tag:
+    """What a message is, named in its metadata (`kind`, e.g. "thread_note", and `key`, e.g. the
+    note's id), so that a post after one whose outcome is unknown (its answer lost, a server
+    error, the process stopped) finds the one Slack took instead of posting it twice."""
+
+    kind: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class CardInvoice:
     number: str
     balance: str  # formatted, e.g. "$1,200.00"
@@ -216,8 +226,13 @@ class SlackPort(Protocol):
 
     def update_cards(self, channel: str, ts: str, cards: list[ReminderCard]) -> None: ...
 
-    def post_text(self, channel: str, text: Mrkdwn) -> None:
-        """A message to the channel (see integrations/base/mrkdwn.py for making its text)."""
+    def post_text(
+        self, channel: str, text: Mrkdwn, *, tag: Tag | None = None, maybe_posted: bool = False
+    ) -> None:
+        """A message to the channel (see integrations/base/mrkdwn.py for making its text),
+        naming `tag` in its metadata; with `maybe_posted` (an earlier post of it failed without
+        knowing whether Slack took it), nothing is posted when the channel's recent messages
+        hold one naming `tag` (an install that may not read the channel posts it)."""
         ...
 
     def post_review(self, channel: str, view: ReviewView) -> tuple[str, str]:
@@ -352,12 +367,31 @@ class EscalationPort(Protocol):
         drawn again from `view` and returned instead of a second one posted."""
         ...
 
-    def post_history(self, channel: str, thread_ts: str, view: EscalationView) -> None:
-        """The account's history, in the parent's thread."""
+    def post_history(
+        self, channel: str, thread_ts: str, view: EscalationView, *, maybe_posted: bool = False
+    ) -> None:
+        """The account's history, in the parent's thread, each of its messages naming the
+        escalation and its part in its metadata; with `maybe_posted` (an earlier post of it
+        failed without knowing whether Slack took it), the parts the thread already holds are
+        not posted again."""
         ...
 
     def update_escalation(self, channel: str, ts: str, view: EscalationView) -> None: ...
 
-    def post_in_thread(self, channel: str, thread_ts: str, text: Mrkdwn) -> None: ...
+    def post_in_thread(
+        self,
+        channel: str,
+        thread_ts: str,
+        text: Mrkdwn,
+        *,
+        tag: Tag | None = None,
+        maybe_posted: bool = False,
+    ) -> None:
+        """A reply in the thread naming `tag` in its metadata; with `maybe_posted`, nothing is
+        posted when the thread's replies hold one naming `tag` (an install that may not read
+        the channel posts it)."""
+        ...
 
-    def post_text(self, channel: str, text: Mrkdwn) -> None: ...
+    def post_text(
+        self, channel: str, text: Mrkdwn, *, tag: Tag | None = None, maybe_posted: bool = False
+    ) -> None: ...

@@ -453,6 +453,7 @@ class FakeSlack:
             "conversations.members": self._conversations_members,
             "conversations.info": self._conversations_info,
             "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
         }
@@ -989,6 +990,36 @@ class FakeSlack:
             ),
             key=lambda m: float(m["ts"]),
             reverse=True,
+        )
+        start = int(params.get("cursor") or 0)
+        limit = int(params.get("limit") or 0) or 100
+        page = [
+            {k: v for k, v in m.items() if k != "channel" and (metadata or k != "metadata")}
+            for m in found[start : start + limit]
+        ]
+        more = start + limit < len(found)
+        return _ok(
+            messages=page,
+            has_more=more,
+            response_metadata={"next_cursor": str(start + limit) if more else ""},
+        )
+
+    def _conversations_replies(self, params: Params) -> dict[str, Any]:
+        """A thread's messages, the parent first, then its replies oldest first, `limit` a page,
+        paged by `cursor`; each message's `metadata` only with `include_all_metadata`."""
+        channel, thread_ts = params.get("channel"), str(params.get("ts") or "")
+        if not channel or (channel in self.channels and self.channels[channel] is None):
+            return _err("channel_not_found")
+        if (str(channel), thread_ts) not in self._messages:
+            return _err("thread_not_found")
+        metadata = str(params.get("include_all_metadata")).lower() in ("true", "1")
+        found = sorted(
+            (
+                m
+                for (where, ts), m in self._messages.items()
+                if where == channel and (ts == thread_ts or m.get("thread_ts") == thread_ts)
+            ),
+            key=lambda m: float(m["ts"]),
         )
         start = int(params.get("cursor") or 0)
         limit = int(params.get("limit") or 0) or 100

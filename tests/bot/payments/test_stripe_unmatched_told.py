@@ -69,3 +69,35 @@ def test_an_unmatched_stripe_event_slack_took_at_once_is_not_told_again(
 
     assert sweep(rt, chat).stripe_unmatched_posted == []
     assert len(_told(slack_api)) == 1
+
+
+def test_an_unmatched_stripe_notice_slack_took_though_its_answer_was_lost_is_told_once(
+    slack_runtime: Runtime, slack_api: Any, clock: FixedClock
+) -> None:
+    rt = slack_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    slack_api.lose_answer_next("chat.postMessage")
+
+    receive_stripe_event(rt, _refund_of_a_payment_never_recorded(rt), slack=chat, links=None)
+    assert slack_api.calls("conversations.history") == []  # a first try reads nothing
+    clock.advance(timedelta(minutes=3))
+    assert sweep(rt, chat).stripe_unmatched_posted == ["evt_never"]  # found, and kept
+    assert sweep(rt, chat).stripe_unmatched_posted == []
+    posted = [c for c in slack_api.calls("chat.postMessage") if c.get("channel") == "C0FINANCE"]
+    assert len(posted) == 1 and "never recorded" in posted[0]["text"]
+    assert slack_api.calls("conversations.history")
+
+
+def test_a_lost_stripe_notice_is_told_again_where_slack_will_not_let_arbot_read_the_channel(
+    slack_runtime: Runtime, slack_api: Any, clock: FixedClock
+) -> None:
+    rt = slack_runtime
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    slack_api.lose_answer_next("chat.postMessage")
+    receive_stripe_event(rt, _refund_of_a_payment_never_recorded(rt), slack=chat, links=None)
+    slack_api.fail_next("conversations.history", "missing_scope")
+
+    clock.advance(timedelta(minutes=3))
+    assert sweep(rt, chat).stripe_unmatched_posted == ["evt_never"]
+    posted = [c for c in slack_api.calls("chat.postMessage") if c.get("channel") == "C0FINANCE"]
+    assert len(posted) == 2  # as before: the finance channel is told

@@ -192,3 +192,30 @@ def test_a_redraw_slack_can_never_take_is_not_retried_for_ever(
     clock.advance(timedelta(hours=1))
     sweep(slack_runtime, _chat(slack_api))
     assert len(slack_api.calls("chat.update")) == calls  # not tried again
+
+
+def _late_notices(slack_api: Any) -> list[str]:
+    return [
+        m["text"] for m in slack_api.messages.values() if "reached this channel late" in m["text"]
+    ]
+
+
+def test_a_late_plan_notice_slack_took_though_its_answer_was_lost_is_posted_once(
+    cli: Any, slack_runtime: Runtime, slack_api: Any, clock: FixedClock, tmp_path: Path
+) -> None:
+    _ledger(cli, tmp_path, customers=3)  # a header and one message of cards
+    slack_api.server_error_next("chat.postMessage", after=1)  # the cards: a 500
+    with pytest.raises(UserError):
+        plan_day(slack_runtime, TODAY, links=None, slack=_chat(slack_api))
+    clock.advance(timedelta(minutes=5))
+    slack_api.lose_answer_next("chat.postMessage", after=1)  # the cards, then the notice
+    sweep(slack_runtime, _chat(slack_api))
+    assert _unposted(slack_runtime) == 0
+    assert len(_late_notices(slack_api)) == 1
+    looked = len(slack_api.calls("conversations.history"))  # for the cards, not the notice
+
+    clock.advance(timedelta(minutes=5))
+    sweep(slack_runtime, _chat(slack_api))  # found in the channel, and kept
+    sweep(slack_runtime, _chat(slack_api))
+    assert len(_late_notices(slack_api)) == 1
+    assert len(slack_api.calls("conversations.history")) == looked + 1
