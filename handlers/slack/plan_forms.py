@@ -15,6 +15,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.core.errors import UserError
+from bot.core.ids import parse_id
 from bot.core.money import format_money
 from bot.escalations import plan_checks, plans, service
 from handlers.slack.escalations import ONLY_APPROVERS, after
@@ -202,11 +203,12 @@ def on_resume_confirmed(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> N
     user, _ = clicker(body)
     metadata = view.get("private_metadata") if isinstance(view, dict) else None
     about, channel, chosen = ([*str(metadata or "").split("|"), "", ""])[:3]
-    if not about.isdigit():
+    escalation_id = parse_id(about.strip())  # "²" is a digit to str.isdigit(), not to int()
+    if escalation_id is None:
         raise OddPayload("the confirmation does not say which escalation it is about")
     clear = frozenset(c for c in chosen.split(",") if c in service.CLEARABLE)
     ack(response_action="clear")
-    kit.later(save_resume, user, channel or None, user, channel or None, int(about), clear)
+    kit.later(save_resume, user, channel or None, user, channel or None, escalation_id, clear)
 
 
 def save_resume(

@@ -198,6 +198,27 @@ def test_a_resume_form_from_no_one_is_refused_at_once_even_about_what_is_gone(
     unchanged(posted)
 
 
+@pytest.mark.parametrize(
+    "about", ["²", str(10**30), str(2**31), "0"], ids=["superscript", "huge", "past-int4", "zero"]
+)
+def test_a_resume_confirmation_naming_no_escalation_is_refused_before_its_ack(
+    log: LogOfTest, posted: Runtime, served: SlackRequests, about: str
+) -> None:
+    """Digits that are no id of ours: "²" passes str.isdigit() but not int() (which raised after
+    the ack, so Bolt dropped it and answered 404 three seconds later), and a number past any id
+    reached the database after the ack and failed there."""
+    payload = view_payload(served, "esc_resume_confirm", f"{about}|C0FINANCE|pause")
+
+    answer = served.interactive(payload)
+
+    assert answer.status_code == 400, answer.text
+    assert "does not say which escalation" in answer.text
+    assert "didn't call ack()" not in log.text
+    assert "Unhandled request" not in log.text
+    no_traceback(log)
+    unchanged(posted)
+
+
 @pytest.mark.parametrize("metadata", ["abc|C0FINANCE", "", 7, "99999999999|", "1e3|C0FINANCE"])
 @pytest.mark.parametrize("form", ["edit_reminder", "skip_reminder", "esc_dispute"])
 def test_a_form_whose_metadata_names_nothing_says_so_in_the_form(
