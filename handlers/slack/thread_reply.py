@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from slack_bolt import Ack, App
 
+from bot.core.ids import parse_id
 from bot.escalations import posting, reply, thread
 from bot.reminders.outbox import config_from
 from handlers.slack.kit import ListenerKit, on_form_click
@@ -93,12 +94,14 @@ def on_reply(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
 
 
 def ticked_ids(entry: Body) -> list[int]:
-    """The ids ticked in a checkboxes or multi-select entry; what is not an id is ignored."""
+    """The ids ticked in a checkboxes or multi-select entry; what is not an id is ignored (such
+    as "²", a digit to str.isdigit() but not to int(), or a number past any id)."""
     chosen = entry.get("selected_options")
     values = (
         [o.get("value") for o in chosen if isinstance(o, dict)] if isinstance(chosen, list) else []
     )
-    return sorted({int(v) for v in values if isinstance(v, str) and v.isdigit()})
+    ids = (parse_id(v) for v in values if isinstance(v, str))
+    return sorted({found for found in ids if found is not None})
 
 
 def save_reply(

@@ -219,6 +219,28 @@ def test_a_resume_confirmation_naming_no_escalation_is_refused_before_its_ack(
     unchanged(posted)
 
 
+@pytest.mark.parametrize("ticked", ["²", str(10**30), "0"], ids=["superscript", "huge", "zero"])
+def test_a_reply_ticking_a_copy_that_is_no_invoice_id_gets_no_500(
+    log: LogOfTest, posted: Runtime, served: SlackRequests, slack_api: Any, ticked: str
+) -> None:
+    """The Reply form's ticked invoice copies: "²" passes str.isdigit() but not int(), which
+    raised before the ack (a 500 and a traceback); what is no id of ours is left out."""
+    payload = view_payload(served, "esc_reply", f"{2**31 - 1}|C0FINANCE")
+    payload["view"]["state"]["values"] = {
+        "subject": {"value": {"type": "plain_text_input", "value": "Re: I-1"}},
+        "body": {"value": {"type": "plain_text_input", "value": "Noted, thanks."}},
+        "attach": {"value": {"type": "checkboxes", "selected_options": [{"value": ticked}]}},
+    }
+
+    answer = served.interactive(payload)
+
+    assert answer.status_code == 200, answer.text
+    wait_for(lambda: slack_api.calls("chat.postEphemeral"))  # no such escalation: told so
+    assert "didn't call ack()" not in log.text
+    no_traceback(log)
+    unchanged(posted)
+
+
 @pytest.mark.parametrize("metadata", ["abc|C0FINANCE", "", 7, "99999999999|", "1e3|C0FINANCE"])
 @pytest.mark.parametrize("form", ["edit_reminder", "skip_reminder", "esc_dispute"])
 def test_a_form_whose_metadata_names_nothing_says_so_in_the_form(
