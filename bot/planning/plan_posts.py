@@ -6,6 +6,7 @@ again (bot/core/slack_retries.backoff) and the notice owed to the channel once i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -15,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core import slack_claims
-from bot.core.models import PlanPost, Reminder
+from bot.core.models import Event, PlanPost, Reminder
 from bot.core.runtime import Runtime
 from bot.core.slack_retries import backoff
+from integrations.errors import SlackFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,3 +161,23 @@ def _unposted(session: Session, day: date) -> int:
         )
         or 0
     )
+
+
+def refusal(exc: Exception) -> str:
+    """Slack's answer, in the words the finance channel and /healthz show: an error code, or
+    the kind of failure; nothing in it is read as Slack markup."""
+    text = exc.error if isinstance(exc, SlackFailed) else type(exc).__name__
+    return re.sub(r"[^A-Za-z0-9_:. -]", "", text)[:200]
+
+
+def header_of(session: Session, day: date) -> tuple[str, str] | None:
+    """Where the day's plan header is in Slack (channel, ts), or None while it is not posted."""
+    row = row_of(session, day)
+    if row is not None and row.channel and row.header_ts:
+        return row.channel, row.header_ts
+    for payload in session.scalars(  # a day posted before plan_posts kept its header here
+        select(Event.payload).where(Event.kind == "plan.posted").order_by(Event.id.desc())
+    ):
+        if payload.get("day") == day.isoformat():
+            return str(payload["channel"]), str(payload["header_ts"])
+    return None

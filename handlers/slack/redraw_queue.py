@@ -1,7 +1,7 @@
 """The plan's cards redrawn after clicks, many at once: a click's work asks for its reminders'
 cards (and the header) to be redrawn and goes on to the next click; one drain at a time, on the
 work threads, redraws every message asked for since it last looked, from the state read then
-(bot/planning/posting.refresh, whose message versions keep a redraw from going back in time,
+(bot/planning/redraws.refresh, whose message versions keep a redraw from going back in time,
 also against other processes), and looks again until nothing more was asked. A burst of 50
 Approve clicks is applied at the pace of the approvals, and each message is drawn a few times,
 not 50: bounded, and the last state is always drawn.

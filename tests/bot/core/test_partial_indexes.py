@@ -49,14 +49,14 @@ QUERIES: dict[str, tuple[ClauseElement, str]] = {
         .order_by(Event.id.desc()),
         "ix_events_reminder_id",
     ),
-    # bot/planning/posting.py: who skipped each card of a message, and why
+    # bot/planning/cards.py: who skipped each card of a message, and why
     "skips": (
         select(Event.reminder_id, Event.actor, Event.payload).where(
             Event.reminder_id.in_([1, 2, 3]), Event.kind == "reminder.skipped"
         ),
         "ix_events_reminder_id",
     ),
-    # bot/planning/posting.py: the cards of one Slack message, to redraw it
+    # bot/planning/redraws.py: the cards of one Slack message, to redraw it
     "a message's cards": (
         select(Reminder)
         .where(Reminder.slack_channel == "C1", Reminder.slack_ts == "1700000000.000100")
