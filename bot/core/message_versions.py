@@ -151,7 +151,13 @@ def abandoned(session: Session, now: datetime) -> list[tuple[str, str]]:
         (channel, ts)
         for channel, ts in session.execute(
             select(MessageVersion.channel, MessageVersion.ts)
-            .where(and_(MessageVersion.drawn < MessageVersion.wanted, _free(now)))
+            .where(left_undrawn(now))
             .order_by(MessageVersion.id)
         )
     ]
+
+
+def left_undrawn(now: datetime) -> ColumnElement[bool]:
+    """A message with a redraw asked for and not drawn, that nobody is drawing (`now` in real
+    time, as leases are)."""
+    return and_(MessageVersion.drawn < MessageVersion.wanted, _free(now))

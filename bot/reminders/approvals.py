@@ -15,11 +15,22 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, or_, select
+from sqlalchemy import ColumnElement, case, exists, or_, select
 from sqlalchemy.orm import Session
 
+from bot.core import message_versions
 from bot.core.errors import UserError
-from bot.core.models import Customer, EditExample, Event, Invoice, Reminder, ReminderInvoice
+from bot.core.models import (
+    Customer,
+    EditExample,
+    Event,
+    Invoice,
+    MessageVersion,
+    Reminder,
+    ReminderInvoice,
+    SlackRetry,
+)
+from bot.core.slack_retries import REDRAW
 from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER, ReminderAction
 from bot.learning.trust_rules import review_trust
 from bot.reminders import state
@@ -325,11 +336,13 @@ def _html_of(body: str) -> str:
 @dataclass(frozen=True)
 class BulkDecision:
     """What Approve all did: the reminders it approved, the stale ones it cancelled instead, and
-    those it left waiting because their message changed since the header showed it."""
+    those it left waiting because their message changed since the header showed it (`left`) or
+    their card may not show it yet (`redrawing`: Slack refused its last redraw, owed to the sweep)."""
 
     approved: list[int]
     cancelled: dict[int, str]  # reminder id -> why (paid, promised, payment_plan, ...)
     left: dict[int, str] = field(default_factory=dict)  # reminder id -> its customer's name
+    redrawing: dict[int, str] = field(default_factory=dict)  # reminder id -> its customer's name
 
     def changed(self) -> list[int]:
         return [*self.approved, *self.cancelled]
@@ -391,9 +404,20 @@ def approve_all(
     fresh = [r.id for r in reminders if r.id not in stale]
     versions = shown.versions if shown is not None else None
     left = _changed_since(session, fresh, versions) if versions is not None else {}
+    # The header is drawn after the cards, from the database: when a card's redraw failed, the
+    # header names a version that card does not show yet (until the sweep draws it).
+    redrawing = (
+        _card_not_redrawn(session, [i for i in fresh if i not in left])
+        if versions is not None
+        else {}
+    )
     approved = state.transition(
         session,
-        [reminder_id for reminder_id in fresh if reminder_id not in left],
+        [
+            reminder_id
+            for reminder_id in fresh
+            if reminder_id not in left and reminder_id not in redrawing
+        ],
         from_states=(PLANNED,),
         to=APPROVED,
         now=now,
@@ -403,7 +427,34 @@ def approve_all(
         approved_at=now,
         send_after=send_no_sooner_than(now + undo),
     )
-    return BulkDecision(approved, cancelled, left)
+    return BulkDecision(approved, cancelled, left, redrawing)
+
+
+def _card_not_redrawn(session: Session, reminder_ids: list[int]) -> dict[int, str]:
+    """Those of `reminder_ids` whose card's message may not show their message as it stands: a
+    redraw of it is owed to the sweep (Slack refused it), or was asked for and nobody is drawing
+    it (its drawer died or gave up; bot/core/message_versions.py); with their customers' names.
+    One query."""
+    if not reminder_ids:
+        return {}
+    owed = exists().where(
+        SlackRetry.kind == REDRAW,
+        SlackRetry.channel == Reminder.slack_channel,
+        SlackRetry.ts == Reminder.slack_ts,
+    )
+    abandoned = exists().where(
+        MessageVersion.channel == Reminder.slack_channel,
+        MessageVersion.ts == Reminder.slack_ts,
+        message_versions.left_undrawn(message_versions.REAL_TIME.now()),
+    )
+    return dict(
+        session.execute(
+            select(Reminder.id, Customer.name)
+            .join(Customer, Customer.id == Reminder.customer_id)
+            .where(Reminder.id.in_(sorted(reminder_ids)), or_(owed, abandoned))
+            .order_by(Reminder.id)
+        ).all()
+    )
 
 
 def _changed_since(

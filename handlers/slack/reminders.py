@@ -267,7 +267,7 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
             shown=approvals.Shown(ids=button.ids, up_to=button.up_to, versions=versions),
             undo=undo_window(kit),
         )
-    if not done.changed() and not done.left:
+    if not done.changed() and not done.left and not done.redrawing:
         kit.tell(
             channel,
             user,
@@ -277,7 +277,7 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
         )
         return
     # the approved, the stale ones cancelled instead, and those left for a new look
-    redraw(kit, [*done.changed(), *done.left])
+    redraw(kit, [*done.changed(), *done.left, *done.redrawing])
     lines = []
     if done.approved:
         count = len(done.approved)
@@ -292,6 +292,8 @@ def approve_all(kit: ListenerKit, body: Body) -> None:
         lines.append(f"{len(done.cancelled)} cancelled instead, not approved: {why}.")
     if done.left:
         lines.append(left_waiting(button, done.left))
+    if done.redrawing:
+        lines.append(left_while_redrawn(done.redrawing))
     text = "\n".join(lines)
     with_undo = undo_all_blocks(text, button.day, button.tier, now, user) if done.approved else None
     kit.tell(channel, user, text, with_undo, response_url=response_url(body))
@@ -318,6 +320,22 @@ def left_waiting(button: Covered, left: dict[int, str]) -> str:
     return (
         f"{count} left waiting, not approved ({named}): {why}. Their cards and this header are "
         "drawn again now: read them (Preview) and approve again."
+    )
+
+
+def left_while_redrawn(left: dict[int, str]) -> str:
+    """What Approve all left waiting because Slack has not yet taken the redraw of their cards, so
+    the header may name a message their cards do not show: the customers, by name (escaped)."""
+    names = [escape(name) for name in list(left.values())[:NAMED_LEFT]]
+    more = len(left) - len(names)
+    named = ", ".join(names) + (f" and {more} more" if more else "")
+    one = len(left) == 1
+    count = f"{len(left)} reminder{'' if one else 's'}"
+    cards = "its card is" if one else "their cards are"
+    return (
+        f"{count} left waiting, not approved ({named}): {cards} being drawn again (Slack "
+        "refused the last redraw), so this header may name a message a card does not show yet. "
+        "Approve from the card once it is drawn again."
     )
 
 

@@ -13,13 +13,17 @@ from sqlalchemy import func, select, update
 
 from bot.core.models import Contact, Event, Reminder
 from bot.core.runtime import Runtime
+from bot.escalations.sweeps import sweep
+from bot.planning import plan_posts, redraws
 from handlers.slack.reminders import CHANGED_SINCE_DRAWN, DRAWN_BEFORE_VERSIONS
+from integrations.slack_chat import SlackChat, web_client
 from tests.handlers.posted_plan import TODAY, approve_value, message_of, state_of
 from tests.support.slack_requests import wait_for
 
 pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
 
 EDITED_OPENING = "A word from our new finance lead first."
+REDRAFTED = "A new draft of this reminder, in other words."
 
 
 def told(slack_api: Any, count: int = 1) -> list[str]:
@@ -149,3 +153,33 @@ def test_an_approve_all_drawn_before_buttons_named_the_messages_approves_nothing
         assert "drawn before Approve all named the messages it approves" in text
     assert [state_of(posted, n) for n in (1, 2, 3)] == ["planned"] * 3
     assert approvals_by(posted, "U0APPROVER") == 0
+
+
+def test_approve_all_leaves_waiting_a_reminder_whose_card_slack_has_not_redrawn_yet(
+    posted: Runtime, served: Any, slack_api: Any
+) -> None:
+    shown = approve_value(posted, slack_api, 2)
+    with posted.writing() as session:  # a redraft of reminder 2's message
+        session.execute(update(Reminder).where(Reminder.id == 2).values(body_text=REDRAFTED))
+        header = plan_posts.header_of(session, TODAY)
+    assert header is not None
+    slack_api.fail_next("chat.update", "internal_error")  # its card's redraw, not the header's
+    chat = SlackChat(web_client("xoxb-test", slack_api.url))
+    with posted.sessions() as session:
+        redraws.refresh(session, chat, [2], posted.settings.timezone)
+    assert approve_value(posted, slack_api, 2) == shown  # its card still shows the old message
+    header_message = slack_api.messages[header]  # the header, drawn again: its Approve all now
+    row = next(b for b in header_message["blocks"] if b["type"] == "actions")
+    button = next(e for e in row["elements"] if e["action_id"] == "approve_all_standard")
+    served.click("approve_all_standard", button["value"])
+    (text,) = told(slack_api)
+    assert [state_of(posted, n) for n in (1, 2, 3)] == ["planned"] * 3  # the three share a card
+    assert text.startswith(
+        "3 reminders left waiting, not approved (Customer 1, Customer 2, Customer 3): their "
+        "cards are being drawn again"
+    )
+    # once the sweep has drawn the card, its Approve approves the message it shows
+    sweep(posted, chat)
+    assert approve_value(posted, slack_api, 2) != shown
+    served.click("approve", approve_value(posted, slack_api, 2))
+    wait_for(lambda: state_of(posted, 2) == "approved")
