@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, exists, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, or_, select
 from sqlalchemy.orm import Session
 
 from bot.core import message_versions
@@ -35,7 +35,7 @@ from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER, ReminderAction
 from bot.learning.trust_rules import review_trust
 from bot.reminders import state
 from bot.reminders.message_facts import missing_facts
-from bot.reminders.shown import unchanged, versions_of
+from bot.reminders.shown import Message, messages_of
 from bot.reminders.stale import StaleRules, stale_reasons, why_stale
 from bot.reminders.state import APPROVED, PLANNED, SKIPPED
 from integrations.base.slack import EDIT_SUBJECT_LIMIT, edit_body_limit
@@ -130,9 +130,10 @@ def approve(
     same: list[ColumnElement[bool]] = []
     if shown is not None:
         reminder = _load(session, reminder_id)
-        if reminder.state == PLANNED and versions_of(session, [reminder_id])[reminder_id] != shown:
+        message = messages_of(session, [reminder_id])[reminder_id]  # as stored now
+        if reminder.state == PLANNED and message.version != shown:
             return replace(_outcome(session, reminder_id, False), changed_since=True)
-        same = unchanged(reminder)  # and still so when the approval is written
+        same = message.unchanged()  # and still so when the approval is written
     approved = state.transition(
         session,
         [reminder_id],
@@ -403,7 +404,10 @@ def approve_all(
             cancelled[reminder_id] = reason
     fresh = [r.id for r in reminders if r.id not in stale]
     versions = shown.versions if shown is not None else None
-    left = _changed_since(session, fresh, versions) if versions is not None else {}
+    # The messages as stored now (not as `reminders` were read), each approved only while its
+    # version is the one shown, up to the UPDATE that writes the approval.
+    messages = messages_of(session, fresh) if versions is not None else {}
+    left = _changed_since(session, messages, versions) if versions is not None else {}
     # The header is drawn after the cards, from the database: when a card's redraw failed, the
     # header names a version that card does not show yet (until the sweep draws it).
     redrawing = (
@@ -411,23 +415,45 @@ def approve_all(
         if versions is not None
         else {}
     )
+    chosen = [i for i in fresh if i not in left and i not in redrawing]
     approved = state.transition(
         session,
-        [
-            reminder_id
-            for reminder_id in fresh
-            if reminder_id not in left and reminder_id not in redrawing
-        ],
+        chosen,
         from_states=(PLANNED,),
         to=APPROVED,
         now=now,
         actor=user,
         events=[("reminder.approved", {"approve_all": tier})],
+        where=[_still_as_read(messages, chosen)] if versions is not None and chosen else [],
         approved_by=user,
         approved_at=now,
         send_after=send_no_sooner_than(now + undo),
     )
+    if versions is not None and len(approved) < len(chosen):  # edited since they were read
+        left |= _still_waiting(session, set(chosen) - set(approved))
     return BulkDecision(approved, cancelled, left, redrawing)
+
+
+def _still_as_read(messages: Mapping[int, Message], reminder_ids: list[int]) -> ColumnElement[bool]:
+    """A condition for the approving UPDATE: each of `reminder_ids` only while its message is
+    still the one in `messages`, one term per distinct message (an edit committed since makes
+    its term false)."""
+    same: dict[Message, list[int]] = {}
+    for reminder_id in reminder_ids:
+        same.setdefault(messages[reminder_id], []).append(reminder_id)
+    return or_(*(and_(Reminder.id.in_(ids), *message.unchanged()) for message, ids in same.items()))
+
+
+def _still_waiting(session: Session, reminder_ids: Collection[int]) -> dict[int, str]:
+    """Those of `reminder_ids` still waiting for approval, with their customers' names."""
+    return dict(
+        session.execute(
+            select(Reminder.id, Customer.name)
+            .join(Customer, Customer.id == Reminder.customer_id)
+            .where(Reminder.id.in_(sorted(reminder_ids)), Reminder.state == PLANNED)
+            .order_by(Reminder.id)
+        ).all()
+    )
 
 
 def _card_not_redrawn(session: Session, reminder_ids: list[int]) -> dict[int, str]:
@@ -458,14 +484,14 @@ def _card_not_redrawn(session: Session, reminder_ids: list[int]) -> dict[int, st
 
 
 def _changed_since(
-    session: Session, reminder_ids: list[int], shown: Mapping[int, str]
+    session: Session, messages: Mapping[int, Message], shown: Mapping[int, str]
 ) -> dict[int, str]:
-    """Those of `reminder_ids` whose message is not the version `shown`, with their customers'
-    names."""
+    """Those of `messages` (by reminder id) that are not the version `shown`, with their
+    customers' names."""
     changed = [
         reminder_id
-        for reminder_id, version in versions_of(session, reminder_ids).items()
-        if shown.get(reminder_id) != version
+        for reminder_id, message in messages.items()
+        if shown.get(reminder_id) != message.version
     ]
     if not changed:
         return {}

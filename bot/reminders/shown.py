@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -55,24 +56,68 @@ def version_of(reminder: Reminder, contact: Contact | None) -> str:
 
 
 def versions_of(session: Session, reminder_ids: Collection[int]) -> dict[int, str]:
-    """The version of each of these reminders' messages as they stand, in one query."""
+    """The version of each of these reminders' messages as stored now, in one query."""
+    return {
+        reminder_id: message.version
+        for reminder_id, message in messages_of(session, reminder_ids).items()
+    }
+
+
+@dataclass(frozen=True)
+class Message:
+    """A reminder's message as read from the database: what its version is made of, and its
+    contact (whose address it goes to)."""
+
+    channel: str | None
+    contact_id: int | None
+    to: str | None
+    subject: str | None
+    body_text: str | None
+    body_html: str | None
+
+    @property
+    def version(self) -> str:
+        return text_version(self.channel, self.to, self.subject, self.body_text, self.body_html)
+
+    def unchanged(self) -> list[ColumnElement[bool]]:
+        """Conditions for an UPDATE that hold only while the reminder's message is still this
+        one (an edit committed since it was read makes them false)."""
+        return [
+            Reminder.channel.is_not_distinct_from(self.channel),
+            Reminder.contact_id.is_not_distinct_from(self.contact_id),
+            Reminder.subject.is_not_distinct_from(self.subject),
+            Reminder.body_text.is_not_distinct_from(self.body_text),
+            Reminder.body_html.is_not_distinct_from(self.body_html),
+        ]
+
+
+def messages_of(session: Session, reminder_ids: Collection[int]) -> dict[int, Message]:
+    """These reminders' messages as the database holds them now, in one query: columns, not
+    the Reminder objects the session may have loaded before an edit was committed."""
     if not reminder_ids:
         return {}
     rows = session.execute(
-        select(Reminder, Contact)
+        select(
+            Reminder.id,
+            Reminder.channel,
+            Reminder.contact_id,
+            Contact.email,
+            Contact.phone,
+            Reminder.subject,
+            Reminder.body_text,
+            Reminder.body_html,
+        )
         .outerjoin(Contact, Contact.id == Reminder.contact_id)
         .where(Reminder.id.in_(sorted(reminder_ids)))
     )
-    return {reminder.id: version_of(reminder, contact) for reminder, contact in rows}
-
-
-def unchanged(reminder: Reminder) -> list[ColumnElement[bool]]:
-    """Conditions for an UPDATE that hold only while the reminder's message is still the one
-    read in `reminder` (an edit committed since the version was checked makes them false)."""
-    return [
-        Reminder.channel.is_not_distinct_from(reminder.channel),
-        Reminder.contact_id.is_not_distinct_from(reminder.contact_id),
-        Reminder.subject.is_not_distinct_from(reminder.subject),
-        Reminder.body_text.is_not_distinct_from(reminder.body_text),
-        Reminder.body_html.is_not_distinct_from(reminder.body_html),
-    ]
+    return {
+        reminder_id: Message(
+            channel,
+            contact_id,
+            None if contact_id is None else (email if channel == "email" else phone),
+            subject,
+            body_text,
+            body_html,
+        )
+        for reminder_id, channel, contact_id, email, phone, subject, body_text, body_html in rows
+    }
