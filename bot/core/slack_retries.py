@@ -86,20 +86,25 @@ def owe(
     already stays owed once (a redraw draws the message as it is then)."""
     try:
         with writes.begin() as session:
-            session.add(
-                SlackRetry(
-                    kind=kind,
-                    channel=channel,
-                    ts=ts,
-                    escalation_id=escalation_id,
-                    attempts=1,
-                    next_try_at=None,
-                    last_error=error[:500],
-                )
-            )
+            session.add(_owed_row(kind, channel, ts, escalation_id, attempts=1, why=error))
     except IntegrityError:
         return
     _tell_a_person(kind, channel, ts, error)
+
+
+def _owed_row(
+    kind: str, channel: str, ts: str, escalation_id: int | None, *, attempts: int, why: str
+) -> SlackRetry:
+    """A row owing Slack this message's work, due at the next sweep."""
+    return SlackRetry(
+        kind=kind,
+        channel=channel,
+        ts=ts,
+        escalation_id=escalation_id,
+        attempts=attempts,
+        next_try_at=None,
+        last_error=why[:500],
+    )
 
 
 def _tell_a_person(kind: str, channel: str, ts: str, error: str) -> None:
@@ -135,17 +140,7 @@ def owe_with(
         return
     try:
         with session.begin_nested():
-            session.add(
-                SlackRetry(
-                    kind=kind,
-                    channel=channel,
-                    ts=ts,
-                    escalation_id=escalation_id,
-                    attempts=0,
-                    next_try_at=None,
-                    last_error=why[:500],
-                )
-            )
+            session.add(_owed_row(kind, channel, ts, escalation_id, attempts=0, why=why))
     except IntegrityError:  # owed meanwhile by another transaction: posted all the same
         return
 
