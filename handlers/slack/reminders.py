@@ -304,10 +304,6 @@ NAMED_LEFT = 10  # customers named among those Approve all left waiting; the res
 
 def left_waiting(button: Covered, left: dict[int, str]) -> str:
     """What Approve all left waiting, and why: the customers, by name (escaped)."""
-    names = [escape(name) for name in list(left.values())[:NAMED_LEFT]]
-    more = len(left) - len(names)
-    named = ", ".join(names) + (f" and {more} more" if more else "")
-    count = f"{len(left)} reminder{'' if len(left) == 1 else 's'}"
     if button.versions is None:
         why = (
             "this button was drawn before Approve all named the messages it approves, so what "
@@ -318,7 +314,7 @@ def left_waiting(button: Covered, left: dict[int, str]) -> str:
             "their message changed since this plan was drawn (edited, redrafted, or a new address)"
         )
     return (
-        f"{count} left waiting, not approved ({named}): {why}. Their cards and this header are "
+        f"{_left_named(left)}: {why}. Their cards and this header are "
         "drawn again now: read them (Preview) and approve again."
     )
 
@@ -326,17 +322,22 @@ def left_waiting(button: Covered, left: dict[int, str]) -> str:
 def left_while_redrawn(left: dict[int, str]) -> str:
     """What Approve all left waiting because Slack has not yet taken the redraw of their cards, so
     the header may name a message their cards do not show: the customers, by name (escaped)."""
-    names = [escape(name) for name in list(left.values())[:NAMED_LEFT]]
-    more = len(left) - len(names)
-    named = ", ".join(names) + (f" and {more} more" if more else "")
-    one = len(left) == 1
-    count = f"{len(left)} reminder{'' if one else 's'}"
-    cards = "its card is" if one else "their cards are"
+    cards = "its card is" if len(left) == 1 else "their cards are"
     return (
-        f"{count} left waiting, not approved ({named}): {cards} being drawn again (Slack "
+        f"{_left_named(left)}: {cards} being drawn again (Slack "
         "refused the last redraw), so this header may name a message a card does not show yet. "
         "Approve from the card once it is drawn again."
     )
+
+
+def _left_named(left: dict[int, str]) -> str:
+    """ "2 reminders left waiting, not approved (Acme, Beta)": the first customers by name
+    (escaped), the rest counted."""
+    names = [escape(name) for name in list(left.values())[:NAMED_LEFT]]
+    more = len(left) - len(names)
+    named = ", ".join(names) + (f" and {more} more" if more else "")
+    count = f"{len(left)} reminder{'' if len(left) == 1 else 's'}"
+    return f"{count} left waiting, not approved ({named})"
 
 
 def undo_all(kit: ListenerKit, body: Body) -> None:
