@@ -16,22 +16,30 @@ MAX_SUGGESTIONS = 5
 
 
 def find_customer(session: Session, query: str) -> Customer:
-    """Exact id or name (any case), else a unique part of a name; otherwise a UserError with
+    """The customer `query` names, trying in turn: the id exactly as typed, a whole name (any
+    case), an id in any case, then a unique part of a name. The first step that matches settles
+    it (so `ACME` is the customer with that id though another is named "Acme", and `Acme` is that
+    one); several matches in a step are a UserError listing them, none at all a UserError with
     suggestions. Case is folded in Python (SQLite's lower() only folds ASCII: "Électricité")."""
-    wanted = query.strip().casefold()
+    typed = query.strip()
+    wanted = typed.casefold()
     if not wanted:
         raise UserError("say which customer: an id such as C-1001 or a name such as Acme")
     names = session.execute(select(Customer.id, Customer.external_id, Customer.name)).all()
-    exact = [r for r in names if wanted in (r.external_id.casefold(), r.name.casefold())]
-    partial = [r for r in names if wanted in r.name.casefold()]
-    for matches in (exact, partial):
+    steps = (
+        [r for r in names if r.external_id == typed],
+        [r for r in names if r.name.casefold() == wanted],
+        [r for r in names if r.external_id.casefold() == wanted],
+        [r for r in names if wanted in r.name.casefold()],
+    )
+    for matches in steps:
         if len(matches) == 1:
             customer = session.get(Customer, matches[0].id)
             assert customer is not None
             return customer
         if len(matches) > 1:
-            raise UserError(_ambiguous(query.strip(), matches))
-    raise UserError(_not_found(names, query.strip()))
+            raise UserError(_ambiguous(typed, matches))
+    raise UserError(_not_found(names, typed))
 
 
 def _label(customer: Any) -> str:

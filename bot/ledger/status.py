@@ -28,8 +28,12 @@ RECENT_EVENTS = 50
 
 
 def account_status(session: Session, query: str, as_of: date) -> dict[str, Any]:
-    """The document behind `arbot status CUSTOMER --json` (and, later, `/ar status`)."""
-    customer = find_customer(session, query)
+    """The document behind `arbot status CUSTOMER --json`, for the customer `query` names."""
+    return status_of(session, find_customer(session, query), as_of)
+
+
+def status_of(session: Session, customer: Customer, as_of: date) -> dict[str, Any]:
+    """One customer's account as `arbot status --json` and `/ar status` show it."""
     invoices = session.scalars(
         select(Invoice)
         .where(Invoice.customer_id == customer.id, Invoice.status == "open", Invoice.balance > 0)

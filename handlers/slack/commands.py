@@ -23,7 +23,7 @@ from bot.learning import guardrails
 from bot.learning.report import post_report
 from bot.ledger import accounts, customers
 from bot.ledger.aging import aging_report
-from bot.ledger.status import account_status
+from bot.ledger.status import status_of
 from bot.planning import held, posting
 from handlers.slack.kit import ListenerKit
 from handlers.slack.payload import Command, command_of
@@ -156,10 +156,10 @@ def _status(runtime: Runtime, words: list[str], trusted: bool) -> Mrkdwn:
         raise UserError("Which customer? e.g. `/ar status ACME`")
     today = runtime.today()
     with runtime.sessions() as session:
-        doc = account_status(session, " ".join(words), today)
+        customer = customers.find_customer(session, " ".join(words))
+        doc = status_of(session, customer, today)
         who = held.held_on(session, today)
-        ref = str(doc["customer"]["id"])
-        customer_id = customers.find_customer(session, ref).id
+        ref, customer_id = customer.external_id, customer.id
         guarded = guardrails.holds_of(session, customer_id)
         habit = mrkdwn(
             "Pays: ", payment_habit(session, customer_id, today, runtime.settings.timezone)

@@ -119,3 +119,27 @@ def test_the_readable_status_shows_the_account(cli: Any, ledger: None) -> None:
         "added from ledger.csv",
     ):
         assert text in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("query", "customer_id"),
+    [
+        ("ACME", "ACME"),  # the id as typed, though another customer is named "Acme"
+        ("Acme Roofing", "ACME"),
+        ("Acme", "B-1"),  # a name as typed, though another customer's id is "ACME"
+        ("acme", "B-1"),
+        ("b-1", "B-1"),
+        ("roofing", "ACME"),
+    ],
+)
+def test_an_exact_id_beats_a_name_and_an_exact_name_beats_part_of_one(
+    cli: Any, tmp_path: Path, query: str, customer_id: str
+) -> None:
+    rows = [
+        row(customer_id="ACME", customer_name="Acme Roofing", invoice_number="A-1"),
+        row(customer_id="B-1", customer_name="Acme", email="ap@acme.example", invoice_number="B-1"),
+    ]
+    assert cli("import-csv", str(write(tmp_path / "ledger.csv", rows))).code == 0
+    result = cli("status", query, "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["customer"]["id"] == customer_id

@@ -44,6 +44,32 @@ def test_ar_status_reads_the_name_as_typed_though_slack_escapes_it(
     assert "*Smith &amp; Sons &lt;West&gt;* (C-1)" in answer
 
 
+def test_ar_status_finds_a_customer_whose_id_is_another_customers_name(
+    posted: Runtime, served: Any
+) -> None:
+    with posted.writing() as session:
+        first = session.scalars(select(Customer).where(Customer.external_id == "C-1")).one()
+        first.external_id, first.name = "ACME", "Acme Roofing"
+        second = session.scalars(select(Customer).where(Customer.external_id == "C-2")).one()
+        second.name = "Acme"
+    for query in ("Acme Roofing", "ACME"):
+        answer = served.command(f"status {query}").json()["text"]
+        assert "*Acme Roofing* (ACME)" in answer and "$1,200.00" in answer, query
+    assert "*Acme* (C-2)" in served.command("status Acme").json()["text"]
+
+
+def test_ar_status_shows_the_customer_it_found_though_another_source_uses_the_same_id(
+    posted: Runtime, served: Any
+) -> None:
+    with posted.writing() as session:
+        first = session.scalars(select(Customer).where(Customer.external_id == "C-1")).one()
+        first.name = "Acme Roofing"
+        second = session.scalars(select(Customer).where(Customer.external_id == "C-2")).one()
+        second.source, second.external_id = "xero", "C-1"
+    answer = served.command("status Acme Roofing").json()["text"]
+    assert "*Acme Roofing* (C-1)" in answer and "$1,200.00" in answer
+
+
 def test_ar_status_suggests_near_misses(posted: Runtime, served: Any) -> None:
     answer = served.command("status Custmer 1x").json()
     assert "Did you mean" in answer["text"]
