@@ -69,7 +69,6 @@ def message_context(
     locale = formatting_locale(language)
     ordered = sorted(invoices, key=lambda i: (i.due_date, i.number))
     totals = totals_by_currency(ordered)
-    link = payment_link or next((i.payment_link for i in ordered if i.payment_link), None)
     return {
         "customer": {"name": customer_name, "id": customer_id},
         "contact": {"name": contact_name, "first_name": _first_name(contact_name)},
@@ -89,7 +88,9 @@ def message_context(
         "total": money_list(
             tuple(format_money(amount, code, locale) for code, amount in totals.items()), locale
         ),
-        "payment_link": link,
+        # Only the link chosen for exactly these invoices (bot.payments.links): one invoice's own
+        # pay page does not pay the others, so without one the message says how to pay.
+        "payment_link": payment_link,
         "sender": {"name": sender.name, "email": sender.email, "phone": sender.phone},
         "unsubscribe_url": unsubscribe_url,
         # a payment plan's instalment (number, of, due_date, amount), for its reminder; else None

@@ -244,3 +244,37 @@ def test_an_amount_stripe_cannot_charge_exactly_is_held_for_a_person_not_rounded
     assert "5.124" in doc["held"][0]["detail"]
     assert "steps of 0.01 KWD" in doc["held"][0]["detail"]
     assert stripe_api.calls == []
+
+
+def test_several_invoices_each_with_its_own_pay_url_get_no_link_without_stripe(
+    cli: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    """Neither invoice's own page pays both: the message says how to pay instead of linking one."""
+    _load(
+        cli,
+        tmp_path,
+        _due(7, invoice_number="INV-A", amount="100.00", balance="100.00"),
+        _due(7, invoice_number="INV-B", amount="900.00", balance="900.00"),
+    )
+    with runtime.writing() as session:
+        for number in ("INV-A", "INV-B"):
+            session.execute(
+                update(Invoice)
+                .where(Invoice.number == number)
+                .values(payment_link=f"https://qbo.example/pay/{number}")
+            )
+    assert cli("plan").code == 0
+    body = _body(runtime)
+    assert "INV-A" in body and "INV-B" in body
+    assert "qbo.example" not in body
+    assert "payment details" in body
+
+
+def test_several_invoices_sharing_one_pay_url_carry_it_without_stripe(
+    cli: Any, runtime: Runtime, tmp_path: Path
+) -> None:
+    _load(cli, tmp_path, _due(7, invoice_number="INV-A"), _due(7, invoice_number="INV-B"))
+    with runtime.writing() as session:
+        session.execute(update(Invoice).values(payment_link="https://pay.ledger.example/acct/1"))
+    assert cli("plan").code == 0
+    assert "https://pay.ledger.example/acct/1" in _body(runtime)
