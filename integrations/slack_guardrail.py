@@ -109,8 +109,11 @@ def dismiss_modal(proposal_id: int, customer: str) -> Block:
     }
 
 
-def guardrail_status(views: list[GuardrailView]) -> Mrkdwn:
-    """`/ar status`'s word on the approved guardrails holding the customer back (empty: none)."""
+def guardrail_status(views: list[GuardrailView], *, show_details: bool) -> Mrkdwn:
+    """`/ar status`'s word on the approved guardrails holding the customer back (empty: none).
+
+    What happened names amounts (a correction) or contact addresses (bounces), so it is shown only
+    when `show_details` (an approver, or the finance channel); otherwise only which guardrail."""
     lines = [
         mrkdwn(
             "*Held back by a guardrail* (",
@@ -120,6 +123,12 @@ def guardrail_status(views: list[GuardrailView]) -> Mrkdwn:
             "): ",
             view.happened,
             " Its card in the finance channel has *Release hold*.",
+        )
+        if show_details
+        else mrkdwn(
+            "*Held back by a guardrail* (",
+            TITLES.get(view.rule, "guardrail").lower(),
+            "): see its card in the finance channel.",
         )
         for view in views
     ]

@@ -166,9 +166,8 @@ def _status(runtime: Runtime, words: list[str], trusted: bool) -> Mrkdwn:
         )
     line = next((h for h in who or [] if h.customer_id == ref), None)
     why = held_status(today, str(doc["customer"].get("name", ref)), line, who is not None)
-    return mrkdwn(
-        status_text(doc, show_amounts=trusted), "\n", habit, "\n", why, guardrail_status(guarded)
-    )
+    guardrail = guardrail_status(guarded, show_details=trusted)
+    return mrkdwn(status_text(doc, show_amounts=trusted), "\n", habit, "\n", why, guardrail)
 
 
 def _held(runtime: Runtime) -> Mrkdwn:

@@ -5,7 +5,7 @@ and a second decision change nothing."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +204,35 @@ def test_a_guardrail_another_job_is_posting_is_left_to_it_until_its_claim_lapses
     clock.advance(guardrails.CLAIM_FOR + timedelta(seconds=1))
     assert guardrails.post_waiting(slack_runtime, slack, "C0FINANCE") == [proposal]
     assert list(cards(slack_api)) == ["Ridgeline"]
+
+
+def test_a_guardrail_shown_outside_finance_names_itself_but_not_its_amounts_or_addresses(
+    served: Any, slack_runtime: Runtime, tmp_path: Path, clock: Any
+) -> None:
+    from tests.bot.learning import test_guardrails as learning
+
+    learning.load(slack_runtime, tmp_path, [learning.row()])
+    customer = learning.customer_id(slack_runtime)
+    contact = learning.contact_of(slack_runtime, customer)
+    learning.sent_reminder(slack_runtime)
+    for _ in range(3):
+        learning.bounce(slack_runtime, customer, contact)
+    clock.advance(timedelta(days=1))
+    higher = [learning.row(amount="1500.00", balance="1500.00")]
+    learning.load(slack_runtime, tmp_path, [learning.row(amount="1100.00", balance="1100.00")])
+    learning.load(slack_runtime, tmp_path, higher, "higher.csv")
+    proposals = learning.propose(slack_runtime)
+    assert len(proposals) == 2  # the bounces and the correction
+    for proposal in proposals:
+        assert learning.approve(slack_runtime, proposal).changed
+
+    trusted = served.command("status C-1").json()["text"]
+    assert "corrected up from $1,100.00 to $1,500.00" in trusted
+    assert "ridgeline.example" in trusted
+    for text in ("status C-1", "status C-1 share"):
+        answer = served.command(text, user="U0NOBODY", channel="C0GENERAL").json()["text"]
+        assert "Held back by a guardrail* (emails bounce)" in answer
+        assert "Held back by a guardrail* (invoice corrected after a reminder)" in answer
+        assert "see its card in the finance channel" in answer
+        assert "$" not in answer and "1,500" not in answer
+        assert "ridgeline.example" not in answer and "@" not in answer.replace("<@", "")
