@@ -617,3 +617,32 @@ def test_the_open_invoices_are_read_alike_by_a_scan_or_through_the_status_index(
         ("INV-1001", "Ridgeline Roofing", Decimal("1200.00")),
         ("INV-2001", "Harbor Dental LLC", Decimal("800.00")),
     ]
+
+
+def test_a_payment_matching_seven_invoices_offers_all_seven_in_slack(
+    runtime: Runtime, tmp_path: Path, slack_api: Any
+) -> None:
+    rows = [
+        row(
+            invoice_number=f"INV-300{n}",
+            amount="100.00",
+            balance="100.00",
+            due_date=f"2026-02-1{n}",
+        )
+        for n in range(1, 8)
+    ]
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), runtime.clock.now())
+    bank = _bank(tmp_path / "b.csv", [["2026-03-14", "100.00", "USD", "", "Ridgeline Roofing"]])
+    with runtime.writing() as session:
+        summary = bank_import.import_payments(
+            session, read_payments(bank), "b.csv", runtime.clock.now()
+        )
+    assert summary.to_review == 1
+
+    review_posting.post_open(runtime, SlackChat(web_client("xoxb-test", slack_api.url)), "C0FIN")
+
+    blocks = slack_api.calls("chat.postMessage")[-1]["blocks"]
+    text = json.dumps(blocks)
+    assert "INV-3006" in text and "INV-3007" in text
+    assert '"Apply 7"' in text
