@@ -3,6 +3,7 @@ late payments this year, a suggested next step) and the account's history in the
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +22,7 @@ from bot.escalations import plans
 from bot.escalations.reply import reply_contact
 from bot.escalations.service import HISTORY_LIMIT, load, open_invoices
 from bot.ledger.change_words import CONSENT_WITHDRAWN, ledger_change
-from integrations.base.mrkdwn import Mrkdwn, actor, mrkdwn
+from integrations.base.mrkdwn import Mrkdwn, actor, mention, mrkdwn
 from integrations.base.slack import (
     ContactLine,
     EscalationView,
@@ -388,8 +389,18 @@ def _describe(
         short = text if len(text) <= 280 else text[:277] + "…"
         return mrkdwn("reply to ", str(p.get("to", "")), who, ": “", short, "”")
     if event.kind == "note.added":
-        return mrkdwn("note", who, ": ", str(p.get("text", "")))
+        return mrkdwn("note", who, ": ", _with_mentions(str(p.get("text", ""))))
     return mrkdwn(what, who)
+
+
+_MENTIONED = re.compile(r"@([UW][A-Z0-9]{2,30})\b")
+
+
+def _with_mentions(note: str) -> Mrkdwn:
+    """A note as written, escaped, with each person it names (`@U0ALICE`, as a thread note
+    keeps a mention) mentioned again."""
+    pieces = _MENTIONED.split(note)  # text, id, text, id, …, text
+    return mrkdwn(*(mention(piece) if i % 2 else piece for i, piece in enumerate(pieces)))
 
 
 def _local_minute(instant: str, zone: ZoneInfo) -> str:

@@ -25,6 +25,7 @@ from handlers.slack.payload import (
     clicker,
     event_text,
     first_action,
+    message_text,
     submission,
     typed,
 )
@@ -244,7 +245,7 @@ def on_message(kit: ListenerKit, event: dict[str, Any]) -> None:
             return
         try:
             service.thread_note(
-                session, escalation_id, user, event_text(event, "text") or "", runtime.clock.now()
+                session, escalation_id, user, message_text(event), runtime.clock.now()
             )
         except UserError:
             log.warning("thread note for a missing escalation %s", escalation_id)

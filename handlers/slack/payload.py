@@ -9,6 +9,7 @@ the same for the fields Bolt itself reads to route a request to a listener."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,6 +224,32 @@ def _as_typed(text: str) -> str:
     """What the person typed: Slack sends a command's text with `&`, `<` and `>` escaped (its
     control characters), so `/ar status Smith & Sons` arrives as `Smith &amp; Sons`."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+_CONTROL = re.compile(r"<([^<>]*)>")
+
+
+def message_text(event: Body) -> str:
+    """What a person wrote in a message, as Slack showed it to them: Slack sends `&`, `<` and `>`
+    escaped and writes mentions, channels and links as control sequences, which are read back
+    here as `@U0ALICE` (a person's id: a history shows it as a mention again), `@here`,
+    `#finance` and `the transfer (https://…)`."""
+    text = _plain(event.get("text")) or ""
+    return _as_typed(_CONTROL.sub(lambda found: _as_read(found.group(1)), text))
+
+
+def _as_read(sequence: str) -> str:
+    """One control sequence (what is between `<` and `>`) as the reader saw it."""
+    target, _, label = sequence.partition("|")
+    if target.startswith("@"):  # a person: their id, which a history mentions again
+        return target
+    if target.startswith("#"):
+        return f"#{label}" if label else target
+    if target.startswith("!"):  # @here, @channel, a user group, a date
+        return label or f"@{target[1:].split('^')[-1]}"
+    if not label or label in target:
+        return label or target.removeprefix("mailto:")
+    return f"{label} ({target})"
 
 
 def event_text(event: Body, key: str) -> str | None:

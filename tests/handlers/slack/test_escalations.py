@@ -17,6 +17,7 @@ from bot.core.models import Customer, Escalation, Event, Invoice
 from bot.core.runtime import Runtime
 from bot.escalations import posting, service
 from bot.escalations.sweeps import business_time, sweep
+from bot.escalations.thread import history_of
 from bot.ledger.upsert import apply_batch
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
@@ -209,6 +210,37 @@ def test_what_a_person_writes_in_the_thread_joins_the_history(
 
     note = wait_for(noted)
     assert note.actor == "U0APPROVER" and note.payload["text"] == "Called Maria: cheque in the post"
+
+
+def test_a_thread_note_is_stored_as_typed_and_shown_once_escaped_in_the_history(
+    served: Any, slack_runtime: Runtime, thread: Escalation
+) -> None:
+    """Slack sends a message's `&`, `<` and `>` escaped, and a mention as `<@U…>`."""
+    served.event(
+        {
+            "type": "message",
+            "channel": thread.slack_channel,
+            "user": "U0APPROVER",
+            "text": "Spoke to Bob &amp; Maria: cheque &gt; $500 next week, cc <@U0ALICE> "
+            "in <#C0FINANCE|finance>, see <https://bank.example/t?a=1&amp;b=2|the transfer>",
+            "ts": "1700000100.000200",
+            "thread_ts": thread.slack_thread_ts,
+        }
+    )
+
+    def noted() -> Any:
+        with slack_runtime.sessions() as session:
+            return session.scalars(select(Event).where(Event.kind == "note.added")).first()
+
+    note = wait_for(noted)
+    assert note.payload["text"] == (
+        "Spoke to Bob & Maria: cheque > $500 next week, cc @U0ALICE in #finance, "
+        "see the transfer (https://bank.example/t?a=1&b=2)"
+    )
+    with slack_runtime.sessions() as session:
+        shown = history_of(session, thread.customer_id, "America/Chicago")[-1].text
+    assert "note by <@U0APPROVER>: Spoke to Bob &amp; Maria: cheque &gt; $500" in shown
+    assert "cc <@U0ALICE> in #finance" in shown and "a=1&amp;b=2" in shown
 
 
 def test_an_unclaimed_escalation_is_raised_again_after_a_business_day(
