@@ -212,7 +212,7 @@ def sync_connected(runtime: Runtime, slack: SlackOut | None) -> str:
         f"{r.source}: {r.summary.invoices_created} new, {r.summary.invoices_updated} changed"
         for r in done.results
     ]
-    return "; ".join(parts + done.failed)
+    return "; ".join(parts + done.failed + done.busy)
 
 
 def workspace_jobs(workspaces: Workspaces, instance: str) -> list[Job]:

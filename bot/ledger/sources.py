@@ -16,7 +16,14 @@ from bot.core.models import SourceToken
 from bot.core.runtime import Runtime
 from bot.escalations.notes import SlackOut
 from bot.ledger.source_tokens import DatabaseTokenStore
-from bot.ledger.sync import CrmSyncResult, Source, SyncResult, sync_crm, sync_source
+from bot.ledger.sync import (
+    CrmSyncResult,
+    Source,
+    SyncResult,
+    SyncRunning,
+    sync_crm,
+    sync_source,
+)
 from bot.ledger.upsert import ImportSummary
 from bot.payments import links as payment_links
 from bot.planning import posting
@@ -32,6 +39,7 @@ class SyncAll:
     results: list[SyncResult] = field(default_factory=list)
     crm: list[CrmSyncResult] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # "<source>: <what went wrong>"
+    busy: list[str] = field(default_factory=list)  # "<source>: <another sync is running>"
     connected: int = 0  # accounting sources and CRMs
 
 
@@ -61,6 +69,10 @@ def sync_all(
         try:
             with open_source(name, tenant_id or "", tokens, runtime.clock.now) as source:
                 result = sync_source(runtime, source)
+        except SyncRunning as exc:  # not a failure: the sync running brings the changes
+            log.warning("sync of %s not run: %s", name, exc)
+            done.busy.append(f"{name}: {exc}")
+            continue
         except SourceError as exc:
             log.error("sync of %s failed: %s", name, exc)
             done.failed.append(f"{name}: {exc}")

@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
+from bot.core.errors import UserError
+from bot.core.locks import held_alone
 from bot.core.models import Contact, Event, Invoice, Reminder, ReminderInvoice, SyncState
 from bot.core.runtime import Runtime
 from bot.ledger import crm_notes
@@ -37,7 +39,28 @@ class SyncResult:
     notes_failed: list[str] = field(default_factory=list)
 
 
+class SyncRunning(UserError):
+    """Another sync of the same source is reading it or writing what it read."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(
+            f"another sync of {source} is running (the scheduler's, or another `arbot sync`), "
+            "so this one read and changed nothing; the ledger has that sync's changes once it "
+            "ends: run `arbot sync` again then to bring in anything newer"
+        )
+
+
 def sync_source(runtime: Runtime, source: Source) -> SyncResult:
+    """One sync of `source`, alone: two at once could each read the source and the one that read
+    earlier could write last, taking the ledger back (a paid invoice reopened), and both would
+    write the same notes. So the second is refused (SyncRunning) while the first runs."""
+    with held_alone(runtime.engine, f"arbot sync {source.name}") as alone:
+        if not alone:
+            raise SyncRunning(source.name)
+        return _sync(runtime, source)
+
+
+def _sync(runtime: Runtime, source: Source) -> SyncResult:
     with runtime.sessions() as session:
         state = session.get(SyncState, source.name)
         cursor = state.cursor if state else None

@@ -169,8 +169,8 @@ def sync_command() -> None:
             _report_crm(crm)
     finally:
         runtime.close()
-    if done.failed:
-        raise UserError("; ".join(done.failed))
+    if done.failed or done.busy:
+        raise UserError("; ".join(done.failed + done.busy))
 
 
 def _report(result: SyncResult) -> None:
