@@ -3,6 +3,7 @@ and a file sender writing real .eml files (the demo's outbox), behind the same i
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from email.utils import format_datetime, formatdate
@@ -15,6 +16,8 @@ from integrations.errors import ReconnectNeeded, SourceUnavailable
 from integrations.mail_oauth import MailboxAccess
 
 TIMEOUT_SECONDS = 30
+# An enhanced status code (RFC 3463) at the start of an SMTP reply: class, subject, detail.
+_ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 
 
 def build_email(message: Outgoing) -> bytes:
@@ -234,13 +237,22 @@ def _sender_outcome(code: int, reason: bytes | str) -> Delivery:
 
 
 def _smtp_outcome(code: int, reason: bytes | str) -> Delivery:
+    """A refused RCPT or DATA. The enhanced status code (RFC 3463) at the start of the reply says
+    whose problem it is: 5.7.x (relay, login, policy) is our account's, whatever the address, so
+    the run stops and nothing is charged to the reminder; 5.1.x is a bad mailbox or address, which
+    is never used again. With no enhanced code, 550/551/553 say the mailbox is refused."""
     text = _text(reason)
     if 400 <= code < 500:
         return Delivery("transient", error=f"SMTP {code} {text}")
-    # 550/551/553: the mailbox does not exist or is refused: the address itself is unusable.
-    return Delivery(
-        "permanent", error=f"SMTP {code} {text}", address_unusable=code in (550, 551, 553)
-    )
+    enhanced = _ENHANCED.match(text)
+    if enhanced is not None and enhanced.group(1) == "5" and enhanced.group(2) == "7":
+        return Delivery(
+            "outage",
+            error=f"the SMTP server refused to take mail from our account ({code} {text}); "
+            "check SMTP_HOST, SMTP_USER and SMTP_PASSWORD with the mail provider",
+        )
+    unusable = enhanced.group(2) == "1" if enhanced is not None else code in (550, 551, 553)
+    return Delivery("permanent", error=f"SMTP {code} {text}", address_unusable=unusable)
 
 
 class FileSender:

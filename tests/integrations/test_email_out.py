@@ -157,7 +157,7 @@ def two_messages(smtp: SmtpServer) -> tuple[Delivery, Delivery]:
     ("refusal", "outcome"),
     [
         ("451 4.7.1 Try again later", "transient"),
-        ("554 5.7.1 Message refused by policy", "permanent"),
+        ("554 5.6.0 Message content refused", "permanent"),
     ],
 )
 def test_a_refused_data_command_ends_the_transaction_and_the_next_message_goes(
