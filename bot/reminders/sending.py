@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from itertools import islice
 from queue import Empty, SimpleQueue
@@ -307,14 +307,16 @@ def _send_side_by_side(
 
 
 def _merge(report: FlushReport, lane: FlushReport) -> None:
-    report.sent += lane.sent
-    report.cancelled.update(lane.cancelled)
-    report.rescheduled += lane.rescheduled
-    report.retrying += lane.retrying
-    report.failed += lane.failed
-    report.unknown += lane.unknown
-    report.outage = report.outage or lane.outage
-    report.not_sent.update(lane.not_sent)
+    """Add what a lane saw to the run's report: every field, so none a lane fills is lost
+    (lists are joined, mappings joined, the first outage kept)."""
+    for one in fields(FlushReport):
+        mine, theirs = getattr(report, one.name), getattr(lane, one.name)
+        if isinstance(mine, list):
+            mine.extend(theirs)
+        elif isinstance(mine, dict):
+            mine.update(theirs)
+        elif mine is None:
+            setattr(report, one.name, theirs)
 
 
 def backlog(runtime: Runtime) -> int:
