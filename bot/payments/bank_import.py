@@ -2,7 +2,8 @@
 
 A payment is applied by itself only when exactly one match exists (see bot/payments/reconcile.py);
 otherwise it is stored unapplied with a PaymentReview listing the candidates, for a person to
-pick in Slack. A payment is identified by its fingerprint, so re-importing a file changes nothing.
+pick in Slack. What an applied payment leaves over (more than its invoices owed) is kept
+unapplied and handed to a person in the customer's escalation (`payment_unapplied`, as Stripe's). A payment is identified by its fingerprint, so re-importing a file changes nothing.
 The whole file is matched first, then stored in a few statements (bot/payments/bulk_record.py).
 """
 
@@ -23,7 +24,8 @@ from bot.core.bulk_rows import new_ids, read_rows
 from bot.core.errors import UserError
 from bot.core.locks import serialise_ledger_writes
 from bot.core.models import Customer, Invoice, Payment, PaymentReview
-from bot.core.money import decimal_str
+from bot.core.money import decimal_str, format_money
+from bot.escalations import service
 from bot.ledger.bulk import core_table, cycles_collected_after, insert_rows
 from bot.payments.bulk_record import PaymentsInBulk, stored_external_ids
 from bot.payments.reconcile import (
@@ -38,6 +40,7 @@ from bot.payments.record import PaymentOutcome, allocate, cancel_for_invoices
 from integrations.base.payments import BankPayment
 
 SOURCE = "bank"
+UNAPPLIED = "payment_unapplied"  # why a person has the account: money kept unapplied
 
 
 @dataclass
@@ -47,8 +50,11 @@ class BankImportSummary:
     to_review: int = 0
     already_imported: int = 0
     amount_applied: dict[str, Decimal] = field(default_factory=dict)
+    # What applied payments left over (paid more than their invoices owed), kept unapplied
+    amount_unapplied: dict[str, Decimal] = field(default_factory=dict)
     outcome: PaymentOutcome = field(default_factory=PaymentOutcome)
     reviews: list[int] = field(default_factory=list)
+    escalations: list[int] = field(default_factory=list)  # opened or added to for the rest
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +68,10 @@ class BankImportSummary:
             "amount_applied": {
                 currency: decimal_str(amount, currency)
                 for currency, amount in sorted(self.amount_applied.items())
+            },
+            "amount_unapplied": {
+                currency: decimal_str(amount, currency)
+                for currency, amount in sorted(self.amount_unapplied.items())
             },
         }
 
@@ -136,17 +146,26 @@ def invoices_to_match(
 
 
 def import_payments(
-    session: Session, payments: list[BankPayment], label: str, now: datetime
+    session: Session,
+    payments: list[BankPayment],
+    label: str,
+    now: datetime,
+    routes: Mapping[str, str] | None = None,
 ) -> BankImportSummary:
     """Match the file's payments in turn against the open invoices, then store them all at once:
     the payments, their allocations, the invoices' new balances, the events and the reviews, each
-    in one statement (bot/ledger/bulk.py), inside the caller's transaction."""
+    in one statement (bot/ledger/bulk.py), inside the caller's transaction. `routes`: the owner of
+    each tier's escalations (ARBOT_ESCALATION_ROUTES), for the money a payment leaves over."""
     with cycles_collected_after():
-        return _import(session, payments, label, now)
+        return _import(session, payments, label, now, dict(routes or {}))
 
 
 def _import(
-    session: Session, payments: list[BankPayment], label: str, now: datetime
+    session: Session,
+    payments: list[BankPayment],
+    label: str,
+    now: datetime,
+    routes: dict[str, str],
 ) -> BankImportSummary:
     summary = BankImportSummary(label)
     serialise_ledger_writes(session)  # one import at a time, also on PostgreSQL
@@ -163,6 +182,7 @@ def _import(
     matcher = Matcher(invoices, customer_aliases=names, references=references)
     recorded = PaymentsInBulk(SOURCE, invoices, now)
     reviews: list[tuple[str, list[dict[str, Any]]]] = []  # (payment's external id, candidates)
+    left_over: list[_LeftOver] = []
     with recorded.events_sent_as_recorded(session):  # the server writes them while we match
         for payment in payments:
             if payment.external_id in known:
@@ -179,6 +199,12 @@ def _import(
                 summary.amount_applied[payment.currency] = (
                     summary.amount_applied.get(payment.currency, Decimal(0)) + outcome.allocated
                 )
+                if outcome.unapplied > 0:
+                    summary.amount_unapplied[payment.currency] = (
+                        summary.amount_unapplied.get(payment.currency, Decimal(0))
+                        + outcome.unapplied
+                    )
+                    left_over.append(_LeftOver(payment, match, outcome.unapplied))
                 continue
             recorded.pay(payment, None, ())
             why = decision.review_reason
@@ -187,9 +213,61 @@ def _import(
             summary.to_review += 1
     payment_ids = recorded.store(session)
     summary.reviews = _store_reviews(session, reviews, payment_ids, now)
+    summary.escalations = _hand_over(session, left_over, invoices, routes, now)
     done = summary.outcome
     done.cancelled = cancel_for_invoices(session, done.closed + done.reduced, now)
     return summary
+
+
+@dataclass(frozen=True)
+class _LeftOver:
+    """An applied payment's rest: more than the invoices it was matched to owed."""
+
+    payment: BankPayment
+    match: Match
+    unapplied: Decimal
+
+
+def _hand_over(
+    session: Session,
+    left_over: Sequence[_LeftOver],
+    invoices: Sequence[OpenInvoice],
+    routes: dict[str, str],
+    now: datetime,
+) -> list[int]:
+    """Each payment's rest handed to a person: the customer's escalation opened (or this reason
+    added to it) with what is left and what it paid, as a Stripe payment's rest is. A payment is
+    imported once, so its rest is handed over once. The escalations' ids."""
+    if not left_over:
+        return []
+    named = {a.invoice_id for rest in left_over for a in rest.match.allocations}
+    numbers = {i.id: i.number for i in invoices if i.id in named}
+    escalations: list[int] = []
+    for rest in left_over:
+        payment, currency = rest.payment, rest.payment.currency
+        customer = session.get(Customer, rest.match.customer_id)
+        assert customer is not None
+        paid = ", ".join(
+            numbers.get(a.invoice_id, str(a.invoice_id)) for a in rest.match.allocations
+        )
+        ref = f", ref “{payment.reference}”" if payment.reference else ""
+        detail = (
+            f"{format_money(rest.unapplied, currency)} of a bank payment of "
+            f"{format_money(payment.amount, currency)} on {payment.received_on.isoformat()} from "
+            f"{payment.payer or 'an unnamed payer'}{ref} is more than {paid} owed: it is kept "
+            "unapplied. A refund (or a credit to the account) may be owed."
+        )
+        escalation, _ = service.open_or_add(
+            session,
+            customer.id,
+            UNAPPLIED,
+            now,
+            detail=detail,
+            owner=service.owner_for(customer, routes),
+        )
+        if escalation.id not in escalations:
+            escalations.append(escalation.id)
+    return escalations
 
 
 def _store_reviews(

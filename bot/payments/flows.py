@@ -160,11 +160,23 @@ def receive_bank_payments(
     links: PaymentLinks | None,
 ) -> tuple[BankImportSummary, dict[int, Mrkdwn]]:
     """A bank feed's payments: matched and applied in one write transaction; then `after_payment`,
-    and each payment that matched more than one way posted for a person to place. Returns the
-    summary and the notes `after_payment` made."""
+    the escalations opened for money left unapplied, and each payment that matched more than one
+    way posted for a person to place. Returns the summary and the notes `after_payment` made."""
     with runtime.writing() as session:
-        summary = import_payments(session, payments, source, runtime.clock.now())
+        summary = import_payments(
+            session,
+            payments,
+            source,
+            runtime.clock.now(),
+            routes=runtime.settings.escalation_routes,
+        )
     notes = after_payment(runtime, summary.outcome, slack=slack, links=links)
+    if summary.escalations and slack is not None:
+        try:  # what Slack does not take now, the sweep posts
+            escalation_posting.post_new(runtime, slack)
+            thread_notes.post_owed(runtime, slack)
+        except Exception:
+            log.exception("bank payments of %s: their escalations not posted to Slack", source)
     channel = runtime.settings.finance_channel
     if slack is not None and channel:
         reviews.post_open(runtime, slack, channel)

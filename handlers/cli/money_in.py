@@ -51,6 +51,14 @@ def import_payments_command(
         f"{len(summary.outcome.cancelled)} waiting reminder(s) cancelled.",
         markup=False,
     )
+    if summary.amount_unapplied:
+        left = sorted(summary.amount_unapplied.items())
+        out().print(
+            ", ".join(f"{decimal_str(v, k)} {k}" for k, v in left)
+            + " paid beyond the invoices named is kept unapplied: a person decides on a refund "
+            "in the customer's escalation (`arbot status CUSTOMER` shows it).",
+            markup=False,
+        )
     for text in notes.values():  # as Slack is sent them: ledger text as written
         out().print(text)
     if summary.to_review and not (
