@@ -24,6 +24,7 @@ from bot.ledger.sync import (
     sync_crm,
     sync_source,
 )
+from bot.ledger.sync_failures import sync_failed, sync_succeeded
 from bot.ledger.upsert import ImportSummary
 from bot.payments import links as payment_links
 from bot.planning import posting
@@ -76,7 +77,9 @@ def sync_all(
         except SourceError as exc:
             log.error("sync of %s failed: %s", name, exc)
             done.failed.append(f"{name}: {exc}")
+            sync_failed(runtime, name, exc, slack)
             continue
+        sync_succeeded(runtime, name, slack)
         after_sync(runtime, result.summary, slack, links)
         done.results.append(result)
     for name, open_crm in crms.items():

@@ -1,0 +1,139 @@
+"""A sync that fails is told to the finance channel once, and its recovery once.
+
+Until a source syncs again, the plan and the reminders work from the ledger as of its last sync:
+an invoice paid in the source since may still be reminded. So the first failure a person must act
+on (the source refused arbot's grant: `arbot connect <source>` again), or any failure lasting
+LASTING, is posted with what failed, why and what to do, and kept in the audit log
+(`sync.failed`); when the source syncs again, that is posted too (`sync.recovered`). The failure
+is kept in the source's `sync_state` summary (`failing`) between runs, so each is told once
+however often the sync runs, and by one replica: the read and the write are one transaction under
+the source's lock (BEGIN IMMEDIATE on SQLite)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.core import audit
+from bot.core.locks import schema_lock
+from bot.core.models import SyncState
+from bot.core.runtime import Runtime
+from integrations.base.mrkdwn import Mrkdwn, mrkdwn
+from integrations.base.slack import SlackPort
+from integrations.errors import ReconnectNeeded, SlackFailed, SourceError
+
+log = logging.getLogger(__name__)
+
+FAILING = "failing"  # the key in SyncState.summary: {"since", "reason", "told"}
+LASTING = timedelta(hours=2)  # a failure that may pass by itself is told once it lasts this long
+LABELS = {"quickbooks": "QuickBooks", "xero": "Xero", "freshbooks": "FreshBooks"}
+
+
+def sync_failed(runtime: Runtime, source: str, error: SourceError, slack: SlackPort | None) -> None:
+    """Keep the failure; tell the finance channel when it is the first to tell."""
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        schema_lock(session, _lock(source))
+        state = session.get(SyncState, source)
+        if state is None:
+            state = SyncState(source=source, summary={})
+            session.add(state)
+        summary: dict[str, Any] = dict(state.summary or {})
+        failing: dict[str, Any] = dict(summary.get(FAILING) or {})
+        since = datetime.fromisoformat(failing["since"]) if failing else now
+        failing.update(since=since.isoformat(), reason=str(error))
+        told = bool(failing.get("told"))
+        tell = not told and (isinstance(error, ReconnectNeeded) or now - since >= LASTING)
+        failing["told"] = told or tell
+        state.summary = {**summary, FAILING: failing}
+        last_synced = state.synced_at
+        if tell:
+            audit.record(
+                session,
+                now,
+                "sync.failed",
+                payload={"source": source, "reason": str(error), "since": since.isoformat()},
+            )
+    if tell and not _post(runtime, slack, _failure_text(runtime, source, error, last_synced)):
+        _untold(runtime, source)  # the next run tells it
+
+
+def sync_succeeded(runtime: Runtime, source: str, slack: SlackPort | None) -> None:
+    """Forget a failure; tell the finance channel when the failure had been told."""
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        schema_lock(session, _lock(source))
+        state = session.get(SyncState, source)
+        if state is None or not (state.summary or {}).get(FAILING):
+            return
+        summary = dict(state.summary)
+        failing = summary.pop(FAILING)
+        state.summary = summary
+        if failing.get("told"):
+            audit.record(
+                session,
+                now,
+                "sync.recovered",
+                payload={"source": source, "failing_since": failing.get("since")},
+            )
+    if failing.get("told"):
+        _post(
+            runtime,
+            slack,
+            mrkdwn(
+                f":white_check_mark: {_label(source)} syncs again (it had failed since "
+                f"{_local(runtime, datetime.fromisoformat(failing['since']))}): the ledger is "
+                "up to date with it."
+            ),
+        )
+
+
+def _failure_text(
+    runtime: Runtime, source: str, error: SourceError, last_synced: datetime | None
+) -> Mrkdwn:
+    label = _label(source)
+    as_of = f"as of its last sync ({_local(runtime, last_synced)})" if last_synced else "empty"
+    return mrkdwn(
+        f":warning: Syncing {label} failed: ",
+        str(error),
+        f". Until it syncs again, the plan and the reminders work from the ledger {as_of}, so an "
+        f"invoice paid in {label} since may still be reminded. ",
+        f"Please fix it (then run `arbot sync`); arbot says here when {label} syncs again.",
+    )
+
+
+def _post(runtime: Runtime, slack: SlackPort | None, text: Mrkdwn) -> bool:
+    """False when Slack refused it or could not be reached; True too when there is no Slack."""
+    channel = runtime.settings.finance_channel
+    if slack is None or not channel:
+        log.warning("a sync notice not posted (no Slack or ARBOT_FINANCE_CHANNEL): %s", text)
+        return True
+    try:
+        slack.post_text(channel, text)
+    except SlackFailed as exc:
+        log.error("could not tell the finance channel about a sync: %s", exc.error)
+        return False
+    return True
+
+
+def _untold(runtime: Runtime, source: str) -> None:
+    with runtime.writing() as session:
+        schema_lock(session, _lock(source))
+        state = session.get(SyncState, source)
+        if state is not None and (state.summary or {}).get(FAILING):
+            state.summary = {**state.summary, FAILING: {**state.summary[FAILING], "told": False}}
+
+
+def _lock(source: str) -> str:
+    return f"arbot sync state {source}"
+
+
+def _label(source: str) -> str:
+    return LABELS.get(source, source)
+
+
+def _local(runtime: Runtime, at: datetime) -> str:
+    zone = runtime.settings.timezone
+    return f"{at.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
