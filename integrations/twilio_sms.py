@@ -12,26 +12,16 @@ import httpx
 
 from integrations.base.outbound import Delivery, Outgoing
 
+# How texts are counted is the linter's and the Edit form's too: one definition, in playbooks.sms.
+from playbooks.sms import MAX_SEGMENTS as MAX_SEGMENTS
+from playbooks.sms import segments as segments
+from playbooks.sms import segments_problem
+
 TIMEOUT_SECONDS = 20
-MAX_SEGMENTS = 2
 # Twilio error codes that are about the number itself: never retry, never use it again.
 UNSUBSCRIBED = 21610  # the recipient replied STOP: they opted out
 NUMBER_UNUSABLE = {21211, 21214, 21612, 21614}  # invalid, unreachable, not a mobile, ...
 ACCOUNT_PROBLEM = {20003, 21408, 21606, 21659}  # auth, region not enabled, From not ours: stop
-GSM7 = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENDED = set("^{}\\[~]|€")
-
-
-def segments(text: str) -> int:
-    """How many SMS segments the text takes (GSM-7: 160, or 153 each when split; UCS-2: 70/67)."""
-    if all(ch in GSM7 or ch in GSM7_EXTENDED for ch in text):
-        length = sum(2 if ch in GSM7_EXTENDED else 1 for ch in text)
-        return 1 if length <= 160 else -(-length // 153)
-    length = len(text.encode("utf-16-le")) // 2
-    return 1 if length <= 70 else -(-length // 67)
 
 
 class TwilioSender:
@@ -63,12 +53,9 @@ class TwilioSender:
             return Delivery(
                 "permanent", error=f"{message.to} is not an E.164 number", address_unusable=True
             )
-        if segments(message.text) > MAX_SEGMENTS:
-            return Delivery(
-                "permanent",
-                error=f"the text takes {segments(message.text)} SMS "
-                f"segments; at most {MAX_SEGMENTS} are sent",
-            )
+        too_long = segments_problem(message.text)
+        if too_long:
+            return Delivery("permanent", error=f"the text {too_long}")
         form = {"To": message.to, "Body": message.text}
         form["MessagingServiceSid" if self.sender.startswith("MG") else "From"] = self.sender
         callback = message.status_callback or self.status_callback

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from playbooks.render import SMS_LIMIT, Rendered
+from playbooks.render import Rendered
+from playbooks.sms import segments_problem
 
 FORBIDDEN: tuple[tuple[str, str], ...] = (
     (r"\blegal\s+(action|proceedings|steps|remedies)\b", "legal action"),
@@ -448,8 +449,9 @@ def lint_message(message: Rendered, language: str | None = None) -> list[str]:
         problems.append("HTML body: has no opt-out line (e.g. how to stop these emails)")
     if not _has_sms_opt_out(message.sms, languages):
         problems.append("SMS: has no 'Reply STOP' opt-out")
-    if len(message.sms) > SMS_LIMIT:
-        problems.append(f"SMS: {len(message.sms)} characters; at most {SMS_LIMIT} with the link")
+    too_long = segments_problem(message.sms)
+    if too_long:
+        problems.append(f"SMS: {too_long}")
     if not message.subject:
         problems.append("subject: is empty")
     return problems

@@ -1,7 +1,7 @@
 """A planned reminder's message, put together: in its contact's language (else its customer's)
 when the template has that translation, from the context its templates receive (`messages`), and
-checked by the linter for what its channel sends (a long name can push a text past 320
-characters)."""
+checked by the linter for what its channel sends (a long name, or one letter outside the GSM-7
+alphabet, can push a text past the two SMS segments the sender sends)."""
 
 from __future__ import annotations
 

@@ -210,8 +210,9 @@ def edit_problems(
 ) -> dict[str, str]:
     """What is wrong with an edited message, by field (`subject`, `body`): longer than the Edit
     form holds (a client may send more than the form lets a person type), what the linter
-    refuses, or (given the `original` message) a fact of it the edit lost: an invoice number,
-    an amount, the payment link or the offer to send payment details; empty = fine."""
+    refuses (a text that takes more SMS segments than the sender sends, among others), or
+    (given the `original` message) a fact of it the edit lost: an invoice number, an amount,
+    the payment link or the offer to send payment details; empty = fine."""
     problems: dict[str, str] = {}
     if channel != "sms" and len(subject or "") > EDIT_SUBJECT_LIMIT:
         problems["subject"] = (

@@ -12,6 +12,7 @@ from bot.learning.check import check_bundle, sample_contexts
 from playbooks.lint import forbidden_phrases, lint_message
 from playbooks.loader import BUNDLED, PlaybookError, load_bundle, parse_playbook
 from playbooks.render import Rendered, Renderer, RenderError
+from playbooks.sms import segments
 
 
 @pytest.fixture
@@ -136,12 +137,28 @@ def test_the_linter_accepts_ordinary_courteous_words() -> None:
 
 def test_every_message_needs_an_opt_out_and_sms_fits() -> None:
     message = Rendered(
-        subject="Invoice", text="Please pay.", html="<p>Please pay.</p>", sms="x" * 321
+        subject="Invoice", text="Please pay.", html="<p>Please pay.</p>", sms="x" * 307
     )
     problems = lint_message(message)
     assert "text body: has no opt-out line (e.g. how to stop these emails)" in problems
     assert "SMS: has no 'Reply STOP' opt-out" in problems
-    assert "SMS: 321 characters; at most 320 with the link" in problems
+    assert "SMS: takes 3 segments (307 characters); at most 2 are sent (306 characters)" in problems
+
+
+def test_a_text_is_measured_in_the_segments_its_sender_sends_not_in_characters() -> None:
+    """One character outside the GSM-7 alphabet (the ë of a contact's name) makes every segment
+    hold 67 characters: a text of 135 to 306 characters, which would fit in 2 segments of 153,
+    takes 3 or more, which the sender refuses."""
+    _, context = sample_contexts(7)[0]
+    context["contact"]["first_name"] = "Zoë"
+    message = Renderer(load_bundle().templates).render("polite", context, "sms")
+    assert 134 < len(message.sms) <= 306
+    problems = [p for p in lint_message(message) if p.startswith("SMS")]
+    assert len(problems) == 1
+    count = -(-len(message.sms) // 67)
+    assert problems[0].startswith(f"SMS: takes {count} segments ({len(message.sms)} characters;")
+    assert "'ë' (U+00EB) is not in the GSM-7 alphabet" in problems[0]
+    assert "at most 2 are sent (134 characters with it, 306 without)" in problems[0]
 
 
 def test_templates_run_in_a_sandbox() -> None:
@@ -168,9 +185,14 @@ def test_html_is_escaped_and_text_is_not() -> None:
     assert "<script>alert(1)</script> & Sons" in message.text
 
 
-def test_every_sms_fits_in_320_characters_with_a_long_link() -> None:
+def test_every_bundled_sms_fits_in_two_segments_in_every_language_with_a_long_link() -> None:
     bundle = load_bundle()
     renderer = Renderer(bundle.templates)
+    too_long = []
     for template in bundle.playbook.templates_used():
-        for _, context in sample_contexts(7):
-            assert len(renderer.render(template, context).sms) <= 320
+        for language in [None, *sorted(renderer.languages(template))]:
+            for situation, context in sample_contexts(7, language):
+                sms = renderer.render(template, context, "sms", language).sms
+                if segments(sms) > 2:
+                    too_long.append((template, language, situation, segments(sms), sms))
+    assert too_long == []

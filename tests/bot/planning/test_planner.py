@@ -618,9 +618,11 @@ def test_a_second_run_the_same_day_never_crashes_and_never_sends_a_second_messag
 def test_a_message_that_breaks_the_linter_once_rendered_is_held(
     load: Any, plan: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ARBOT_BUSINESS_NAME", "Brightwater " * 25)  # pushes the text past 320
+    monkeypatch.setenv(
+        "ARBOT_BUSINESS_NAME", "Brightwater " * 25
+    )  # pushes the text past 2 segments
     load(customer(1, tier="transactional", phone="+13125550101", sms_consent="true", **due(0)))
     doc = plan()
     assert doc["reminders"] == []
     assert held(doc) == {"C-1": "template_error"}
-    assert "at most 320" in doc["held"][0]["detail"]
+    assert "at most 2 are sent" in doc["held"][0]["detail"]

@@ -205,6 +205,21 @@ def test_save_and_approve_leaves_a_reminder_that_is_no_message_to_send(
     assert (decision.changed, decision.state) == (False, "planned")
 
 
+def test_an_edited_text_is_refused_when_it_takes_more_segments_than_are_sent() -> None:
+    """A curly apostrophe makes the whole text UCS-2 (67 characters a segment): its 240
+    characters are 4 segments, which the sender would refuse after the approval."""
+    body = (
+        "Hi Sam, a quick note from Brightwater Supply Co.: invoice INV-1 for $100.00 is still"
+        " open. You can pay here: https://pay.example/p/abc123 - if it\u2019s already on its"
+        " way, thank you! Any question, just reply and we\u2019ll help. Reply STOP to opt out."
+    )
+    problems = approvals.edit_problems("sms", None, body, body, ("INV-1",))
+    assert problems["body"].startswith(f"takes 4 segments ({len(body)} characters;")
+    assert "'\u2019' (U+2019) is not in the GSM-7 alphabet" in problems["body"]
+    plain = body.replace("\u2019", "'")
+    assert approvals.edit_problems("sms", None, plain, body, ("INV-1",)) == {}
+
+
 def test_a_subject_of_only_spaces_is_refused_as_empty() -> None:
     problems = approvals.edit_problems("email", "   ", "Hi Maria, invoice I-1 is open.")
     assert problems["subject"] == "is empty"
