@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -145,6 +145,42 @@ def invoices_to_match(
     return open_invoices(session, can_match)
 
 
+def closed_invoices_named(
+    session: Session, references: Sequence[str]
+) -> tuple[list[OpenInvoice], dict[int, str]]:
+    """The closed invoices (paid, voided, written off, or open with nothing left to pay) whose
+    number one of these references may name (reconcile.nameable_by), each with a balance of 0,
+    and each one's status: a payment naming one goes to a person saying so, rather than to the
+    payer's open invoices. Only those named are converted; none are read for no reference."""
+    if not any(references):
+        return [], {}
+    nameable = nameable_by(references)
+    query = (
+        select(
+            Invoice.id,
+            Invoice.customer_id,
+            Customer.name,
+            Invoice.number,
+            Invoice.currency,
+            Invoice.status,
+            Invoice.due_date,
+        )
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(or_(Invoice.status != "open", Invoice.balance <= 0))
+    )
+    rows = read_rows(
+        session, cast("Select[Any]", query), shared=(2, 4, 6), keep=lambda r: nameable(r[3])
+    )
+    invoices: list[OpenInvoice] = []
+    statuses: dict[int, str] = {}
+    for invoice_id, customer_id, name, number, currency, status, due_date in rows:
+        invoices.append(
+            OpenInvoice(invoice_id, customer_id, name, number, currency, Decimal(0), due_date)
+        )
+        statuses[invoice_id] = "paid" if status == "open" else status
+    return invoices, statuses
+
+
 def import_payments(
     session: Session,
     payments: list[BankPayment],
@@ -179,8 +215,11 @@ def _import(
     fresh = [p for p in payments if p.external_id not in known]
     invoices = invoices_to_match(session, fresh, names)
     references = [p.reference for p in fresh if p.reference]
-    matcher = Matcher(invoices, customer_aliases=names, references=references)
-    recorded = PaymentsInBulk(SOURCE, invoices, now)
+    closed, statuses = closed_invoices_named(session, references)
+    matcher = Matcher(
+        [*invoices, *closed], customer_aliases=names, references=references, closed=statuses
+    )
+    recorded = PaymentsInBulk(SOURCE, invoices, now)  # the closed are never paid
     reviews: list[tuple[str, list[dict[str, Any]]]] = []  # (payment's external id, candidates)
     left_over: list[_LeftOver] = []
     with recorded.events_sent_as_recorded(session):  # the server writes them while we match

@@ -69,6 +69,8 @@ class OpenInvoice(NamedTuple):
 
 
 _CUSTOMER_KEY = attrgetter("id", "customer_id", "currency")
+# How a closed invoice a reference names was settled, in a person's words.
+_SETTLED = {"paid": "already paid in full", "void": "voided", "written_off": "written off"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,10 @@ class Matcher:
     `references`, when given, are those of every payment the matcher will decide (a bank file's):
     an invoice number is then indexed only when its digits stand in one of them, which decides
     each of those payments exactly as indexing every number would, for a fraction of the work.
+
+    `closed`: invoices given with a balance of 0 because they are closed, by id, with their
+    status (`paid`, `void`, `written_off`): a reference to one goes to a person saying so, as one
+    to an invoice paid earlier in the file does, instead of being applied to another invoice.
     """
 
     def __init__(
@@ -162,7 +168,9 @@ class Matcher:
         invoices: Iterable[OpenInvoice],
         customer_aliases: Mapping[int, Iterable[str]] | None = None,
         references: Iterable[str] | None = None,
+        closed: Mapping[int, str] | None = None,
     ) -> None:
+        self._closed: Mapping[int, str] = closed or {}
         self._invoices: dict[int, OpenInvoice] = {}
         self._balances: dict[int, Decimal] = {}
         self._by_number: dict[tuple[str, ...], list[int]] = defaultdict(list)
@@ -284,12 +292,7 @@ class Matcher:
             return None
         still_open = [invoice_id for invoice_id in named if self._balances[invoice_id] > 0]
         if not still_open:
-            return Decision(
-                payment,
-                (),
-                payers,
-                hold=f"the reference names {self._numbers(named)}, already paid in full",
-            )
+            return Decision(payment, (), payers, hold=self._settled(named))
         by_customer: dict[int, list[int]] = defaultdict(list)
         for invoice_id in still_open:
             by_customer[self._invoices[invoice_id].customer_id].append(invoice_id)
@@ -350,6 +353,16 @@ class Matcher:
             if len(still_open) == 1 and self._balances[still_open[0]] > payment.amount:
                 allocation = Allocation(still_open[0], payment.amount)
                 yield Match("partial", customer_id, (allocation,))
+
+    def _settled(self, invoice_ids: Sequence[int]) -> str:
+        """Why a payment whose reference names only settled invoices goes to a person: each
+        named with how it was settled (paid in full, voided, written off)."""
+        by_how: dict[str, list[int]] = defaultdict(list)
+        for invoice_id in invoice_ids:
+            status = self._closed.get(invoice_id, "paid")
+            by_how[_SETTLED.get(status, status.replace("_", " "))].append(invoice_id)
+        how = "; ".join(f"{self._numbers(ids)}, {words}" for words, ids in sorted(by_how.items()))
+        return f"the reference names {how}"
 
     def _numbers(self, invoice_ids: Iterable[int]) -> str:
         return ", ".join(sorted({self._invoices[i].number for i in invoice_ids}))
