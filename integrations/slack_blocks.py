@@ -86,6 +86,15 @@ def plan_header_blocks(summary: PlanSummary) -> list[Block]:
             )
     if not lines:
         lines.append(mrkdwn("Nothing to send today."))
+    for stale in summary.stale:
+        lines.insert(
+            0,
+            mrkdwn(
+                ":warning: *Ledger out of date*: ",
+                stale,
+                ". A reminder here may be for an invoice paid there since.",
+            ),
+        )
     if summary.trusted:
         lines.append(
             mrkdwn(

@@ -7,7 +7,8 @@ LASTING, is posted with what failed, why and what to do, and kept in the audit l
 (`sync.failed`); when the source syncs again, that is posted too (`sync.recovered`). The failure
 is kept in the source's `sync_state` summary (`failing`) between runs, so each is told once
 however often the sync runs, and by one replica: the read and the write are one transaction under
-the source's lock (BEGIN IMMEDIATE on SQLite)."""
+the source's lock (BEGIN IMMEDIATE on SQLite). Until then the plan header says the ledger may be
+out of date (`stale_sources`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.locks import schema_lock
@@ -47,6 +51,8 @@ def sync_failed(runtime: Runtime, source: str, error: SourceError, slack: SlackP
         told = bool(failing.get("told"))
         tell = not told and (isinstance(error, ReconnectNeeded) or now - since >= LASTING)
         failing["told"] = told or tell
+        if tell:  # what the plan header says until the source syncs again
+            failing["header"] = _header_line(runtime, source, error, state.synced_at)
         state.summary = {**summary, FAILING: failing}
         last_synced = state.synced_at
         if tell:
@@ -88,6 +94,23 @@ def sync_succeeded(runtime: Runtime, source: str, slack: SlackPort | None) -> No
                 "up to date with it."
             ),
         )
+
+
+def stale_sources(session: Session) -> list[str]:
+    """For the plan header: each source whose failure was told, since when and why."""
+    lines = []
+    for state in session.scalars(select(SyncState).order_by(SyncState.source)):
+        failing = (state.summary or {}).get(FAILING) or {}
+        if failing.get("told") and failing.get("header"):
+            lines.append(str(failing["header"]))
+    return lines
+
+
+def _header_line(
+    runtime: Runtime, source: str, error: SourceError, last_synced: datetime | None
+) -> str:
+    since = f"since {_local(runtime, last_synced)}" if last_synced else "yet"
+    return f"{_label(source)} has not synced {since}: {error}"
 
 
 def _failure_text(

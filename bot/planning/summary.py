@@ -17,6 +17,7 @@ from bot.core.money import format_money
 from bot.core.vocabulary import TIERS
 from bot.escalations.plans import instalment_asks, is_instalment_step
 from bot.learning.trust import header_lines
+from bot.ledger.sync_failures import stale_sources
 from bot.planning import plan_posts
 from bot.planning.held import Stored, counts_of, customers_of
 from bot.reminders.shown import versions_of
@@ -116,6 +117,7 @@ def summary_for(session: Session, day: date, held: Stored | None = None) -> Plan
         held=tuple(counts_of(held)),
         held_customers=tuple(customers_of(held)),
         escalations=tuple(escalations_on(session, day)),
+        stale=tuple(stale_sources(session)),
     )
 
 

@@ -124,6 +124,9 @@ class PlanSummary:
     # accounts, since 1 Dec 2026"), and trust taken back lately, with why: said in the header.
     trusted: tuple[str, ...] = ()
     untrusted: tuple[str, ...] = ()
+    # Sources whose sync fails, told in the finance channel: the ledger the plan came from may
+    # be out of date ("QuickBooks has not synced since …: <why>").
+    stale: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@ until then the plan works from a ledger that may be out of date."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -15,14 +16,19 @@ from bot.core.models import Event
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
 from bot.ledger.source_tokens import DatabaseTokenStore
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
+from bot.planning.summary import summary_for
 from integrations.base.ledger import Tokens
 from integrations.errors import SourceError
+from integrations.slack_blocks import plan_header_blocks
 from integrations.wiring import slack_for
 from scheduler.jobs import sync_connected
 from tests.bot.ledger import test_sync
 from tests.support.fake_quickbooks import REALM, FakeQuickBooks
 
 qb = test_sync.qb  # the QuickBooks fake with Amy's 1037 and Bill's 1038
+DAY = date(2026, 3, 16)
 
 
 @pytest.fixture
@@ -129,3 +135,33 @@ def test_a_failure_that_passes_before_it_lasts_is_never_told(
         sync_connected(connected, slack)
     assert sync_connected(connected, slack) == "quickbooks: 2 new, 0 changed"
     assert _told(slack_api) == [] and _kinds(connected) == []
+
+
+def test_while_a_failure_is_told_the_plan_header_says_the_ledger_is_out_of_date(
+    connected: Runtime, qb: FakeQuickBooks, clock: FixedClock
+) -> None:
+    slack = slack_for(connected.settings)
+    assert sync_connected(connected, slack) == "quickbooks: 2 new, 0 changed"
+    qb.tokens.refresh_token = "revoked"
+    qb.tokens.expire_access()
+    with pytest.raises(SourceError):
+        sync_connected(connected, slack)
+
+    with connected.writing() as session:
+        run_plan(session, PlanRules.from_settings(connected.settings), DAY, clock.now(), False)
+    with connected.sessions() as session:
+        header = json.dumps(plan_header_blocks(summary_for(session, DAY)))
+    assert "Ledger out of date" in header
+    assert "QuickBooks has not synced since 2026-03-16 10:00 America/New_York" in header
+    assert "run `arbot connect quickbooks` again" in header
+
+    qb.tokens.valid_access = {"qb-access-new"}
+    qb.tokens.refresh_token = "qb-refresh-new"
+    DatabaseTokenStore(connected).save(
+        "quickbooks",
+        Tokens("qb-access-new", "qb-refresh-new", clock.now() + timedelta(hours=1), REALM),
+    )
+    sync_connected(connected, slack)
+    with connected.sessions() as session:
+        header = json.dumps(plan_header_blocks(summary_for(session, DAY)))
+    assert "Ledger out of date" not in header
