@@ -103,13 +103,24 @@ def _plain_email(text: str) -> bool:
 
 @lru_cache(maxsize=65536)
 def normalise_email(text: str) -> str:
-    """The address in its normalised form; ValueError saying why when it is not one."""
+    """The address in its normalised form, as mail is sent to it: an internationalised domain in
+    its ASCII (IDNA) form (`ana@bücher.de` → `ana@xn--bcher-kva.de`). ValueError saying why when
+    it is not an address, or not one arbot can send to: letters outside ASCII before the @ need
+    a mail server that takes them (SMTPUTF8), which few do."""
     if _plain_email(text):
         return text
     try:
-        return validate_email(text, check_deliverability=False).normalized
+        found = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValueError(f"{text!r} is not a valid email address: {exc}") from None
+    if found.ascii_email is None:
+        outside = list(dict.fromkeys(repr(c) for c in found.local_part if not c.isascii()))
+        raise ValueError(
+            f"{text!r} cannot be sent to: {', '.join(outside)} before the @ "
+            f"{'is' if len(outside) == 1 else 'are'} not ASCII, which most mail servers refuse; "
+            "ask the customer for an address without it"
+        )
+    return found.ascii_email
 
 
 @lru_cache(maxsize=65536)

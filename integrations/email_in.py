@@ -25,6 +25,7 @@ from email.utils import getaddresses, parseaddr
 
 from integrations import bounce_text, delivery_reports, ses_feedback
 from integrations.base.inbound import Bounce, InboundEmail
+from integrations.email_mime import ascii_address
 from integrations.email_text import html_to_text, strip_reply, unflow
 
 # Where the address a message was delivered to can appear (ours carry the signed tokens).
@@ -47,7 +48,7 @@ def parse(raw: bytes) -> InboundEmail:
     name, address = parseaddr(_header(message, "From") or "")
     subject = _words(_header(message, "Subject") or "") or None
     full_text, reply_source = _body(message)
-    sender = address.strip().lower()
+    sender = _as_stored(address.strip()).lower()
     bounce = delivery_reports.read(message, sender, subject)
     return InboundEmail(
         sender=sender,
@@ -62,6 +63,16 @@ def parse(raw: bytes) -> InboundEmail:
         automatic=_automatic(message, subject, sender, bounce),
         bounce=bounce,
     )
+
+
+def _as_stored(address: str) -> str:
+    """An address at an internationalised domain in the ASCII (IDNA) form the ledger stores
+    addresses in (integrations.csv_common), so its sender is found among the contacts; as it
+    came when it has no such form."""
+    try:
+        return ascii_address(address)
+    except ValueError:
+        return address
 
 
 # --- headers ---------------------------------------------------------------------------------

@@ -3,8 +3,10 @@ written directly rather than through `email.message.EmailMessage`, whose header 
 milliseconds a message (most of a send). What it writes is plain MIME that any reader parses:
 
 - header values are ASCII: display names and subjects with other characters become RFC 2047
-  encoded words (UTF-8), and a long value is folded at a space; a line break in any value, or an
-  address that is not ASCII, makes the message invalid (ValueError), as EmailMessage would;
+  encoded words (UTF-8), an internationalised domain is written in its IDNA form
+  (`xn--bcher-kva.de`), and a long value is folded at a space; a line break in any value, or an
+  address with other characters before the @ (which needs SMTPUTF8), makes the message invalid
+  (ValueError), as EmailMessage would;
 - each body is UTF-8, sent as 7bit when it is ASCII with no line over 998 characters (RFC 2045),
   else quoted-printable;
 - every line ends in CRLF, as SMTP wants.
@@ -19,6 +21,8 @@ import secrets
 from collections.abc import Iterable, Sequence
 from email.header import Header
 from email.utils import formataddr
+
+from email_validator import EmailNotValidError, validate_email
 
 from integrations.base.outbound import Attachment
 
@@ -35,16 +39,27 @@ def plain(name: str, value: str) -> str:
     return value
 
 
-def _ascii_address(address: str) -> str:
-    if not address.isascii():
-        raise ValueError(f"{address!r} is not an ASCII address")
-    return address
+def ascii_address(address: str) -> str:
+    """The address as SMTP and headers carry it: an internationalised domain in its IDNA form.
+    ValueError when it cannot be written so: letters outside ASCII before the @, or no address."""
+    if address.isascii():
+        return address
+    try:
+        found = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"{address!r} is not an address mail can be sent to: {exc}") from None
+    if found.ascii_email is None:
+        raise ValueError(
+            f"{address!r} cannot be sent to: it has letters outside ASCII before the @, which "
+            "most mail servers refuse; correct the contact's email in the ledger"
+        )
+    return found.ascii_email
 
 
 def mailbox(name: str | None, address: str) -> str:
     """`Name <address>`, the name quoted or encoded as it needs (formataddr's rules)."""
     plain("address", name or "")
-    return formataddr((name or "", _ascii_address(plain("address", address))), charset="utf-8")
+    return formataddr((name or "", ascii_address(plain("address", address))), charset="utf-8")
 
 
 def text_value(value: str) -> str:

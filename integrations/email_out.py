@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import overload
 
 from integrations.base.outbound import Delivery, Outgoing
-from integrations.email_mime import email_bytes, mailbox, plain, text_value
+from integrations.email_mime import ascii_address, email_bytes, mailbox, plain, text_value
 from integrations.errors import ReconnectNeeded, SourceUnavailable
 from integrations.mail_oauth import MailboxAccess
 
@@ -137,6 +137,10 @@ class SmtpSender:
         was handed over (retry, or stop the run for an account problem); a lost answer after DATA
         may mean the message was taken, so it is `unknown`, never retried blindly."""
         try:
+            recipient = ascii_address(message.to)
+        except ValueError as exc:  # the address itself can never be written: never use it again
+            return Delivery("permanent", error=str(exc), address_unusable=True)
+        try:
             data = build_email(message)
         except ValueError as exc:  # e.g. a line break in a header: this message can never go
             return Delivery("permanent", error=f"not a valid email: {exc}")
@@ -160,7 +164,7 @@ class SmtpSender:
             if code != 250:
                 self._reset(smtp)
                 return _sender_outcome(code, reply)
-            code, reply = smtp.rcpt(message.to)
+            code, reply = smtp.rcpt(recipient)
             if code not in (250, 251):
                 self._reset(smtp)
                 return _smtp_outcome(code, reply)

@@ -62,7 +62,10 @@ def test_everyday_addresses_are_plain(address: str) -> None:
     [
         ("maria@Ridgeline.EXAMPLE", "maria@ridgeline.example"),
         ("Postmaster@ridgeline.example", "postmaster@ridgeline.example"),
-        ("maria@bücher.example", "maria@bücher.example"),
+        # an internationalised domain in its ASCII (IDNA) form, which SMTP and headers carry
+        ("maria@bücher.example", "maria@xn--bcher-kva.example"),
+        ("maria@BÜCHER.example", "maria@xn--bcher-kva.example"),
+        ("maria@xn--bcher-kva.example", "maria@xn--bcher-kva.example"),
     ],
 )
 def test_an_address_that_normalises_to_another_is_asked_of_email_validator(
@@ -78,6 +81,16 @@ def test_an_address_that_normalises_to_another_is_asked_of_email_validator(
 def test_an_address_email_validator_refuses_is_refused_with_its_reason(address: str) -> None:
     with pytest.raises(ValueError, match="is not a valid email address: "):
         normalise_email(address)
+
+
+@pytest.mark.parametrize("address", ["josé@example.com", "maría@bücher.example"])
+def test_an_address_with_letters_outside_ascii_before_the_at_is_refused_saying_so(
+    address: str,
+) -> None:
+    with pytest.raises(ValueError) as refused:
+        normalise_email(address)
+    assert str(refused.value).startswith(f"{address!r} cannot be sent to: ")
+    assert "before the @" in str(refused.value)
 
 
 class _Value:

@@ -49,6 +49,7 @@ BAD_FIELDS = [
     ("balance", "10.123456", "row 3, balance: '10.123456' has more than 4 decimal places"),
     ("balance", "10.123", "row 3, balance: 10.123 has more decimal places than USD uses (2)"),
     ("email", "maria at ridgeline", "row 3, email: 'maria at ridgeline' is not a valid email"),
+    ("email", "josé@example.com", "row 3, email: 'josé@example.com' cannot be sent to: 'é'"),
     ("phone", "call the office", "row 3, phone: 'call the office' is not a phone number"),
     ("phone", "+1 555 0100", "row 3, phone: '+1 555 0100' is not a valid phone number"),
     ("tier", "gold", "row 3, tier: 'gold' is not a tier; use one of strategic, standard"),
@@ -254,6 +255,25 @@ def test_values_are_normalised_on_the_way_in(cli: Any, session: Session, tmp_pat
     assert invoice.currency == "USD"
     assert customer.tier == "strategic"
     assert customer.tags == ["contractor", "retainage"]
+
+
+def test_an_internationalised_domain_is_stored_in_the_ascii_form_mail_is_sent_to(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "ledger.csv", [row(email="Ana@Bücher.de")])
+    assert cli("import-csv", str(path)).code == 0
+    assert session.scalars(select(Contact.email)).one() == "Ana@xn--bcher-kva.de"
+
+
+def test_an_address_that_cannot_be_mailed_is_named_by_file_row_and_column(
+    cli: Any, session: Session, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "ledger.csv", [row(invoice_number="INV-0"), row(email="josé@b.de")])
+    result = cli("import-csv", str(path))
+    assert result.code == 1
+    assert "ledger.csv" in result.stderr
+    assert "row 3, email: 'josé@b.de' cannot be sent to" in result.stderr
+    assert _counts(session) == (0, 0, 0, 0)
 
 
 def test_consent_names_a_file_whose_name_holds_a_control_character_in_visible_text(

@@ -130,6 +130,14 @@ def test_encoded_headers_are_decoded() -> None:
     assert (utf8.sender_name, utf8.subject) == ("Jürgen Weiß", "Re: Rechnung RE-4711 überfällig")
 
 
+@pytest.mark.parametrize("sender", ["Ana@Bücher.de", "ana@xn--bcher-kva.de"])
+def test_a_sender_at_an_internationalised_domain_reads_as_contacts_are_stored(sender: str) -> None:
+    """The ledger stores such an address with its domain in ASCII (IDNA) form, so a reply from
+    it, written either way, is found by its sender."""
+    raw = f"From: Ana <{sender}>\r\nTo: ar@x.example\r\nSubject: hi\r\n\r\nhello\r\n"
+    assert parse(raw.encode("utf-8")).sender == "ana@xn--bcher-kva.de"
+
+
 # --- matching: tokens and threading ------------------------------------------------------------
 
 
