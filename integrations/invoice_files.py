@@ -1,7 +1,11 @@
 """A CSV ledger's invoice copies: fetched from the row's `pdf_url` (http or https) or read from
 the folder ARBOT_INVOICE_PDF_DIR, where each invoice's copy is `<invoice number>.pdf`.
 
-A URL is fetched with httpx (redirects followed, at most MAX_REDIRECTS, and only to http(s)),
+A URL is fetched with httpx, redirects followed here, at most MAX_REDIRECTS, and only to http(s).
+Before each hop its host is resolved and every address it has must be on the public internet
+(integrations/public_hosts.py), unless listed in ARBOT_ALLOW_PRIVATE_PDF_HOSTS; the request then
+goes to that vetted address (the name kept for the Host header and TLS), so a link or a redirect
+in a ledger cannot make arbot fetch an internal document and mail it to a customer. The body is
 read as a stream that stops at the size the caller allows, and taken only when it answers 200
 with `Content-Type: application/pdf` and the body is a PDF. A folder's file is found only by a
 number that is a plain file name (no `/`, `\\`, leading `.`): the path, symlinks resolved, must
@@ -9,12 +13,14 @@ lie inside the folder, so no invoice number reaches another file."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
 from integrations.base.documents import PDF_TYPE, CopyRefused, checked_pdf, megabytes
+from integrations.public_hosts import METADATA_KIND, NotPublic, allowed_networks, resolve
 
 TIMEOUT_SECONDS = 30
 MAX_REDIRECTS = 5
@@ -22,11 +28,19 @@ CHUNK = 64 * 1024
 
 
 class InvoiceFiles:
-    """FileCopies over HTTP(S) and a folder."""
+    """FileCopies over HTTP(S) and a folder. `allow_private_hosts`: addresses or networks
+    (ARBOT_ALLOW_PRIVATE_PDF_HOSTS) a pdf_url may reach though they are not public."""
 
-    def __init__(self, folder: Path | None, http: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path | None,
+        http: httpx.Client | None = None,
+        *,
+        allow_private_hosts: Iterable[str] = (),
+    ) -> None:
         self.folder = folder
         self.http = http  # None: a client of its own for each fetch, closed after it
+        self.allowed = allowed_networks(allow_private_hosts)
 
     def copy(self, number: str, url: str | None, max_bytes: int) -> bytes:
         if url:
@@ -45,14 +59,8 @@ class InvoiceFiles:
             raise CopyRefused(f"{what} is not an http(s) address; correct it in the ledger CSV")
         try:
             with ExitStack() as stack:
-                http = self.http or stack.enter_context(
-                    httpx.Client(
-                        timeout=TIMEOUT_SECONDS, follow_redirects=True, max_redirects=MAX_REDIRECTS
-                    )
-                )
-                response = stack.enter_context(
-                    http.stream("GET", url, headers={"Accept": PDF_TYPE})
-                )
+                http = self.http or stack.enter_context(httpx.Client(timeout=TIMEOUT_SECONDS))
+                response = self._follow(stack, http, what, httpx.URL(url))
                 if response.status_code >= 500 or response.status_code == 429:
                     raise CopyRefused(
                         f"{what} could not be fetched: the server answered "
@@ -64,8 +72,6 @@ class InvoiceFiles:
                         f"{what} could not be fetched: the server answered "
                         f"{response.status_code}; check the address in the ledger CSV"
                     )
-                if response.url.scheme not in ("http", "https"):
-                    raise CopyRefused(f"{what} led to a non-http address")
                 kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
                 if kind != PDF_TYPE:
                     raise CopyRefused(
@@ -88,7 +94,7 @@ class InvoiceFiles:
                             "further",
                             too_large=True,
                         )
-        except (httpx.TooManyRedirects, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise CopyRefused(
                 f"{what} could not be fetched ({exc}): correct the address in the ledger CSV"
             ) from None
@@ -98,6 +104,63 @@ class InvoiceFiles:
                 later=True,
             ) from None
         return checked_pdf(bytes(data), what, max_bytes)
+
+    def _follow(
+        self, stack: ExitStack, http: httpx.Client, what: str, url: httpx.URL
+    ) -> httpx.Response:
+        """The response at the end of `url`'s redirects, each hop's address vetted first."""
+        for hop in range(MAX_REDIRECTS + 1):
+            if url.scheme not in ("http", "https"):
+                raise CopyRefused(
+                    f"{what} led to {url}, not an http(s) address; correct it in the ledger CSV"
+                )
+            where = f"{url} is at" if hop == 0 else f"it redirects to {url}, which is at"
+            response = self._get(http, what, url, where)
+            stack.callback(response.close)
+            if not response.is_redirect:
+                return response
+            response.close()
+            url = url.join(response.headers["Location"])
+        raise CopyRefused(
+            f"{what} led through more than {MAX_REDIRECTS} redirects; correct the address in "
+            "the ledger CSV"
+        )
+
+    def _get(self, http: httpx.Client, what: str, url: httpx.URL, where: str) -> httpx.Response:
+        """GET `url` (streamed) from an address its host resolves to, once every address it has
+        is vetted: a connection refused at one is tried at the next, as a browser would."""
+        host = url.raw_host.decode("ascii")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            addresses = resolve(host, port, self.allowed)
+        except NotPublic as exc:
+            hint = (
+                ""
+                if exc.kind == METADATA_KIND
+                else ", or list your own file server's address in ARBOT_ALLOW_PRIVATE_PDF_HOSTS"
+            )
+            raise CopyRefused(
+                f"{what} is not fetched: {where} {exc.address}, {exc.kind}, not on the public "
+                f"internet; give an address on the public internet in the ledger CSV{hint}"
+            ) from None
+        except (OSError, UnicodeError) as exc:
+            raise CopyRefused(
+                f"{what} could not be fetched: {host} was not found ({exc}); it is tried again "
+                "later",
+                later=True,
+            ) from None
+        headers = {"Accept": PDF_TYPE, "Host": url.netloc.decode("ascii")}
+        extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+        for n, address in enumerate(addresses, 1):
+            request = http.build_request(
+                "GET", url.copy_with(host=str(address)), headers=headers, extensions=extensions
+            )
+            try:
+                return http.send(request, stream=True, follow_redirects=False)
+            except httpx.ConnectError:
+                if n == len(addresses):
+                    raise
+        raise AssertionError("resolve() returns at least one address")
 
     def from_folder(self, number: str, max_bytes: int) -> bytes:
         assert self.folder is not None

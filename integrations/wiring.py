@@ -293,7 +293,8 @@ def copy_fetchers_for(settings: Settings) -> CopyFetchers:
     from integrations.invoice_files import InvoiceFiles
 
     folder = Path(settings.invoice_pdf_dir) if settings.invoice_pdf_dir else None
-    return CopyFetchers(ledger_source_opener(settings), InvoiceFiles(folder))
+    files = InvoiceFiles(folder, allow_private_hosts=settings.allow_private_pdf_hosts)
+    return CopyFetchers(ledger_source_opener(settings), files)
 
 
 def crm_openers(settings: Settings) -> dict[str, Callable[[], AbstractContextManager[CrmSource]]]:

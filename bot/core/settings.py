@@ -339,6 +339,11 @@ class Settings(BaseSettings):
     # this folder (one <invoice number>.pdf a file); an email carrying more than this is refused.
     attach_invoice_pdf: bool = Field(False, validation_alias=_env("ARBOT_ATTACH_INVOICE_PDF"))
     invoice_pdf_dir: str | None = Field(None, validation_alias=_env("ARBOT_INVOICE_PDF_DIR"))
+    # A pdf_url reaches hosts on the public internet only; these addresses or networks (the
+    # business's own file server) too. Cloud metadata services never.
+    allow_private_pdf_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("ARBOT_ALLOW_PRIVATE_PDF_HOSTS")
+    )
     max_message_mb: float = Field(10.0, gt=0, le=100, validation_alias=_env("ARBOT_MAX_MESSAGE_MB"))
 
     # Optional LLM (off unless LLM_BASE_URL is set)
@@ -355,6 +360,7 @@ class Settings(BaseSettings):
         "pilot_customers",
         "resolved_when",
         "ses_topic_arns",
+        "allow_private_pdf_hosts",
         mode="before",
     )
     @classmethod
@@ -362,6 +368,21 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("allow_private_pdf_hosts")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        networks = []
+        for entry in value:
+            try:
+                networks.append(str(ipaddress.ip_network(entry, strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (such as 10.0.0.5 or 10.1.0.0/16)"
+                ) from None
+        return networks
 
     @field_validator("crm_match_by")
     @classmethod

@@ -16,6 +16,9 @@ from integrations.base.documents import CopyRefused
 from integrations.invoice_files import InvoiceFiles
 from tests.support.fake_http import LocalServer
 
+LOCAL = [
+    "127.0.0.1"
+]  # the local test server's address, allowed as ARBOT_ALLOW_PRIVATE_PDF_HOSTS does
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\n%%EOF\n"
 LIMIT = 10_000
 
@@ -41,9 +44,19 @@ class _Files(BaseHTTPRequestHandler):
                 self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")
             return
+        if self.path == "/host.pdf":  # a copy that says which host it was asked for
+            body = PDF + self.headers["Host"].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pdf")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         answers: dict[str, tuple[int, str, bytes, dict[str, str]]] = {
             "/INV-1042.pdf": (200, "application/pdf", PDF, {}),
             "/moved": (302, "text/plain", b"", {"Location": "/INV-1042.pdf"}),
+            "/loop": (302, "text/plain", b"", {"Location": "/loop"}),
+            "/to-file": (302, "text/plain", b"", {"Location": "file:///etc/passwd"}),
             "/login": (200, "text/html; charset=utf-8", b"<html>Sign in</html>", {}),
             "/down.pdf": (503, "text/plain", b"later", {}),
             "/big.pdf": (200, "application/pdf", PDF + b"x" * LIMIT, {}),
@@ -68,17 +81,23 @@ def host() -> Iterator[tuple[LocalServer, list[str]]]:
 
 def test_a_pdf_url_is_fetched_following_a_redirect(host: tuple[LocalServer, list[str]]) -> None:
     server, seen = host
-    files = InvoiceFiles(None)
+    files = InvoiceFiles(None, allow_private_hosts=LOCAL)
     assert files.copy("INV-1042", f"{server.url}/INV-1042.pdf", LIMIT) == PDF
     assert files.copy("INV-1042", f"{server.url}/moved", LIMIT) == PDF
     assert seen == ["/INV-1042.pdf", "/moved", "/INV-1042.pdf"]
+    # asked of the address the name was vetted at, under the name it was given (Host, TLS)
+    port = server.url.rsplit(":", 1)[1]
+    by_name = InvoiceFiles(None, allow_private_hosts=["127.0.0.1", "::1"])
+    assert by_name.copy("INV-1", f"http://localhost:{port}/host.pdf", LIMIT) == (
+        PDF + f"localhost:{port}".encode()
+    )
 
 
 def test_a_pdf_url_that_is_not_the_pdf_itself_or_is_gone_is_refused(
     host: tuple[LocalServer, list[str]],
 ) -> None:
     server, _seen = host
-    files = InvoiceFiles(None)
+    files = InvoiceFiles(None, allow_private_hosts=LOCAL)
     with pytest.raises(CopyRefused, match="is text/html, not application/pdf") as page:
         files.copy("INV-1", f"{server.url}/login", LIMIT)
     with pytest.raises(CopyRefused, match="answered 404; check the address") as gone:
@@ -94,11 +113,77 @@ def test_a_pdf_url_over_the_limit_is_refused_without_reading_it_all(
     host: tuple[LocalServer, list[str]],
 ) -> None:
     server, _seen = host
-    files = InvoiceFiles(None)
+    files = InvoiceFiles(None, allow_private_hosts=LOCAL)
     with pytest.raises(CopyRefused, match=r"is 10 kB, over the 10 kB limit"):
         files.copy("INV-1", f"{server.url}/big.pdf", LIMIT)
     with pytest.raises(CopyRefused, match="over the 10 kB limit; it was not read further"):
         files.copy("INV-1", f"{server.url}/big-chunked.pdf", LIMIT)
+
+
+def test_a_pdf_url_at_a_private_address_is_not_fetched_unless_allowed(
+    host: tuple[LocalServer, list[str]],
+) -> None:
+    server, seen = host
+    with pytest.raises(CopyRefused) as refused:
+        InvoiceFiles(None).copy("INV-1042", f"{server.url}/INV-1042.pdf", LIMIT)
+    assert str(refused.value) == (
+        f"the copy of invoice INV-1042 at its pdf_url is not fetched: {server.url}/INV-1042.pdf "
+        "is at 127.0.0.1, a loopback address, not on the public internet; give an address on the "
+        "public internet in the ledger CSV, or list your own file server's address in "
+        "ARBOT_ALLOW_PRIVATE_PDF_HOSTS"
+    )
+    assert not refused.value.later and seen == []
+    files = InvoiceFiles(None, allow_private_hosts=["127.0.0.2", "169.254.0.0/16"])
+    for url, kind in [
+        ("http://localhost:9/INV-1.pdf", "a loopback address"),
+        ("http://[::1]:9/INV-1.pdf", "a loopback address"),
+        ("http://[::ffff:127.0.0.1]:9/INV-1.pdf", "a loopback address"),
+        ("http://0.0.0.0:9/INV-1.pdf", "an unspecified address"),
+        ("http://10.1.2.3:9/INV-1.pdf", "a private address"),
+        ("http://192.168.0.7:9/INV-1.pdf", "a private address"),
+        ("http://100.100.100.200/INV-1.pdf", "a cloud metadata address"),
+        ("http://169.254.169.254/latest/meta-data/", "a cloud metadata address"),
+        ("http://224.0.0.1:9/INV-1.pdf", "a multicast address"),
+        ("http://240.0.0.1:9/INV-1.pdf", "a reserved address"),
+    ]:
+        with pytest.raises(CopyRefused, match=f"{kind}, not on the public internet") as each:
+            files.copy("INV-1", url, LIMIT)
+        assert not each.value.later, url
+
+
+def test_a_redirect_is_followed_only_to_an_allowed_address(
+    host: tuple[LocalServer, list[str]],
+) -> None:
+    internal, seen = host
+    target = f"{internal.url}/INV-1042.pdf"
+
+    class Outside(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    outside = LocalServer(Outside, host="127.0.0.2").start()
+    try:
+        files = InvoiceFiles(None, allow_private_hosts=["127.0.0.2"])
+        with pytest.raises(
+            CopyRefused, match=f"it redirects to {target}, which is at 127.0.0.1, a loopback"
+        ) as refused:
+            files.copy("INV-1042", f"{outside.url}/INV-1042.pdf", LIMIT)
+        assert not refused.value.later and seen == []  # the internal server was never asked
+        both = InvoiceFiles(None, allow_private_hosts=["127.0.0.0/8"])
+        assert both.copy("INV-1042", f"{outside.url}/INV-1042.pdf", LIMIT) == PDF
+    finally:
+        outside.stop()
+    files = InvoiceFiles(None, allow_private_hosts=LOCAL)
+    with pytest.raises(CopyRefused, match=r"led to file:/+etc/passwd, not an http"):
+        files.copy("INV-1", f"{internal.url}/to-file", LIMIT)
+    with pytest.raises(CopyRefused, match="more than 5 redirects"):
+        files.copy("INV-1", f"{internal.url}/loop", LIMIT)
 
 
 def test_a_copy_is_read_from_the_folder_by_its_invoice_number(tmp_path: Path) -> None:

@@ -38,10 +38,11 @@ class JsonHandler(BaseHTTPRequestHandler):
 
 
 class LocalServer:
-    """Base of the fakes: `start()`, `stop()` and `url` on a free loopback port."""
+    """Base of the fakes: `start()`, `stop()` and `url` on a free loopback port (of `host`, any
+    address in 127.0.0.0/8)."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> None:
+        self.server = ThreadingHTTPServer((host, 0), handler)
         # serve_forever checks for shutdown() every poll_interval: its default (0.5 s) made
         # every test that stops a fake wait half a second for nothing.
         self.thread = threading.Thread(
@@ -58,4 +59,5 @@ class LocalServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"

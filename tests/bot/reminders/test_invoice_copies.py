@@ -91,6 +91,7 @@ def mail_env(cli: Any, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Any
         "ARBOT_SECRET_KEY": SECRET,
         "ARBOT_BUSINESS_NAME": "Brightwater Supply Co.",
         "ARBOT_ATTACH_INVOICE_PDF": "true",
+        "ARBOT_ALLOW_PRIVATE_PDF_HOSTS": "127.0.0.1",  # the local file server
     }.items():
         monkeypatch.setenv(name, value)
     return cli
@@ -163,7 +164,7 @@ def test_a_kept_copy_serves_until_its_invoice_changes(
     mail_env: Any, runtime: Runtime, host: Host, tmp_path: Path
 ) -> None:
     approved(mail_env, runtime, tmp_path, pdf_url=f"{host.url}/I-1.pdf")
-    fetchers = CopyFetchers(None, InvoiceFiles(None))
+    fetchers = CopyFetchers(None, InvoiceFiles(None, allow_private_hosts=["127.0.0.1"]))
     with runtime.sessions() as session:
         invoice_id = session.scalars(select(Invoice.id)).one()
     first = invoice_copies(runtime, [invoice_id], fetchers, 10_000_000)
@@ -217,6 +218,30 @@ def test_a_copy_that_cannot_be_had_keeps_the_email_from_going_and_a_person_is_to
     assert escalation.detail is not None and "invoice I-1" in escalation.detail
     (folder / "I-1.pdf").write_bytes(PDF)  # the copy is there now: nothing goes by itself
     assert mail_env("send").code == 0 and smtp.mailbox.messages == []
+
+
+def test_a_pdf_url_on_a_private_network_is_not_fetched_and_the_reminder_says_why(
+    mail_env: Any,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    host: Host,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ARBOT_ALLOW_PRIVATE_PDF_HOSTS")
+    approved(mail_env, runtime, tmp_path, pdf_url=f"{host.url}/I-1.pdf")
+    result = mail_env("send")
+    assert "reminder 1 cancelled: no_invoice_copy" in result.stdout
+    assert smtp.mailbox.messages == [] and host.hits == []
+    with runtime.sessions() as session:
+        reminder = session.get(Reminder, 1)
+    assert reminder is not None and reminder.state == "cancelled"
+    assert reminder.error == (
+        f"the copy of invoice I-1 at its pdf_url is not fetched: {host.url}/I-1.pdf is at "
+        "127.0.0.1, a loopback address, not on the public internet; give an address on the "
+        "public internet in the ledger CSV, or list your own file server's address in "
+        "ARBOT_ALLOW_PRIVATE_PDF_HOSTS"
+    )
 
 
 def test_a_source_that_is_down_makes_the_email_wait_and_try_again(
