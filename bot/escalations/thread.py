@@ -268,6 +268,8 @@ _KIND_TEXT = {
     "invoice.due_date_changed": "due date changed",
     "invoice.total_changed": "total changed",
     "invoice.issue_date_changed": "issue date changed",
+    "invoice.renumbered": "renumbered",
+    "invoice.moved": "moved from another customer",
     "reply.received": "reply",
     "reply.automatic": "automatic reply",
     "promise.recorded": "promise",

@@ -36,6 +36,14 @@ def ledger_change(kind: str, payload: dict[str, Any], minute: Callable[[str], st
             return f"{number} {what} changed"
         before, after = (decimal_str(Decimal(str(amount)), currency) for amount in amounts)
         return f"{number} {what} {before} → {after} {currency}"
+    if kind in ("invoice.renumbered", "invoice.moved"):  # by the source, which names it by its id
+        old, new = payload.get("number_before"), payload.get("number_after")
+        source = f" ({payload['source']})" if payload.get("source") else ""
+        if kind == "invoice.renumbered":
+            return f"{old} renumbered {new}{source}"
+        was = f" (was {old})" if old != new else ""
+        former = payload.get("customer_before_name") or "another customer"
+        return f"{new} moved here from {former}{was}{source}"
     if kind == "invoice.paid_at_changed":  # a ledger file's paid_date corrected the day it was paid
         earlier = payload.get("paid_before")
         was = f" (was {minute(str(earlier))})" if earlier else ""

@@ -1,6 +1,8 @@
 """Invoices of a ledger import: new ones inserted, changed ones updated in bulk, each change an
-Event (paid, reopened, balance, due date, total or issue date changed, paid day corrected). A
-payment arbot recorded itself is never undone by an export that has not caught up with it."""
+Event (paid, reopened, balance, due date, total or issue date changed, paid day corrected,
+renumbered or moved to another customer by the source). A stored invoice is found by the source's
+own id where the source gives one, else by its customer and number. A payment arbot recorded
+itself is never undone by an export that has not caught up with it."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.bulk_rows import read_rows
-from bot.core.models import Event, Invoice, Payment, PaymentAllocation
+from bot.core.models import Customer, Event, Invoice, Payment, PaymentAllocation
 from bot.ledger.bulk import bulk_update, insert_columns, insert_rows
 from integrations.base.ledger import InvoiceRecord, LedgerBatch
 
@@ -38,16 +40,21 @@ _INVOICE_FIELDS = (
     "balance",
     "status",
     "paid_at",
+    "source",
+    "external_id",
 )
 _StoredInvoice = namedtuple("_StoredInvoice", _INVOICE_FIELDS)  # type: ignore[misc]
 _CUSTOMER_ID = _INVOICE_FIELDS.index("customer_id")
 _NUMBER = _INVOICE_FIELDS.index("number")
 _PAID_AT = _INVOICE_FIELDS.index("paid_at")
+_SOURCE = _INVOICE_FIELDS.index("source")
+_EXTERNAL_ID = _INVOICE_FIELDS.index("external_id")
 # issue_date, due_date, currency, total, balance: what a re-import compares first
 _COMPARED = slice(_INVOICE_FIELDS.index("issue_date"), _INVOICE_FIELDS.index("balance") + 1)
 # the columns whose few distinct values are held once (dates, currencies, statuses)
 _SHARED = tuple(
-    _INVOICE_FIELDS.index(name) for name in ("issue_date", "due_date", "currency", "status")
+    _INVOICE_FIELDS.index(name)
+    for name in ("issue_date", "due_date", "currency", "status", "source")
 )
 
 
@@ -62,12 +69,18 @@ def upsert_invoices(
         map(customer_ids.__getitem__, map(attrgetter("customer_external_id"), batch.invoices))
     )
     stored: dict[tuple[int, str], tuple[Any, ...]] = {}
+    # The source's own ids (a CSV gives none): an invoice renumbered or moved to another customer
+    # there is found by its id, wherever it is stored.
+    wanted_external = set(filter(None, map(attrgetter("external_id"), batch.invoices)))
+    by_external: dict[str, list[tuple[Any, ...]]] = {}
     invoice_columns = [getattr(Invoice, c) for c in _INVOICE_FIELDS]
     # Read through the driver: plain tuples, each distinct date, currency or amount converted
     # once, without SQLAlchemy's work per row.
     for invoice in read_rows(session, select(*invoice_columns), shared=_SHARED):
         if invoice[_CUSTOMER_ID] in wanted_ids:
             stored[(invoice[_CUSTOMER_ID], invoice[_NUMBER])] = invoice
+        if invoice[_EXTERNAL_ID] in wanted_external and invoice[_SOURCE] == batch.source:
+            by_external.setdefault(invoice[_EXTERNAL_ID], []).append(invoice)
     # Invoices a payment arbot itself recorded (Stripe, the bank feed) paid: a ledger export
     # that has not caught up must not reopen them. The ledger's own payments do not count.
     allocated = set(
@@ -81,13 +94,30 @@ def upsert_invoices(
     new: list[InvoiceRecord] = []
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
-    if not stored:  # a new book: every invoice is new
-        new = batch.invoices
-    for record in batch.invoices if stored else ():
-        customer_id = customer_ids[record.customer_external_id]
-        found = stored.get((customer_id, record.number))
+    renumbered: list[dict[str, Any]] = []
+    if stored or by_external:
+        matches = _match_all(batch.invoices, customer_ids, stored, by_external)
+    else:  # a new book: every invoice is new
+        new, matches = batch.invoices, []
+    for record, found in zip(batch.invoices if matches else (), matches, strict=True):
         if found is None:
             new.append(record)
+            continue
+        customer_id = customer_ids[record.customer_external_id]
+        if (found[_CUSTOMER_ID], found[_NUMBER]) != (customer_id, record.number):
+            # renumbered or moved to another customer in the source: what waits to be sent
+            # quotes the old number or goes to the old customer
+            moving: Any = _StoredInvoice._make(found)
+            events.append(_renumbered(moving, record, customer_id, now))
+            moved = {"customer_id": customer_id, "number": record.number}
+            changes = {
+                **_invoice_changes(moving, record, now, moving.id in allocated),
+                **moved,
+            }
+            renumbered.append({"id": moving.id, "number": f"renumbering {moving.id}"})
+            updates.append({"id": moving.id, "updated_at": now, **changes})
+            summary.changed_invoice_ids.append(moving.id)
+            events.extend(_invoice_events(moving._replace(**moved), record, changes, now, summary))
             continue
         if (
             found[_COMPARED]
@@ -122,11 +152,100 @@ def upsert_invoices(
         elif "total" in changes:
             summary.total_changed_ids.append(existing.id)
         events.extend(_invoice_events(existing, record, changes, now, summary))
-    insert_columns(session, Invoice, _new_invoices(batch.source, new, customer_ids, now))
+    _name_former_customers(session, events)
+    # Renumbered invoices leave their numbers first: one may take a number another leaves, and
+    # a new invoice may take one (a customer's numbers are unique at every statement).
+    bulk_update(session, Invoice, renumbered)
     bulk_update(session, Invoice, updates)
+    insert_columns(session, Invoice, _new_invoices(batch.source, new, customer_ids, now))
     insert_rows(session, Event, events)
     summary.invoices_created = len(new)
     summary.invoices_updated = len(updates)
+
+
+def _match_all(
+    records: list[InvoiceRecord],
+    customer_ids: dict[str, int],
+    stored: dict[tuple[int, str], tuple[Any, ...]],
+    by_external: dict[str, list[tuple[Any, ...]]],
+) -> list[tuple[Any, ...] | None]:
+    """The stored invoice each record is, or None for a new one. First by the source's own id:
+    the stored invoice of this source with that id (the one under the record's customer and
+    number, if several are), however it is numbered now; then, for the other records, the one
+    under the record's customer and number, unless that one is moving away (then the record is
+    new). An invoice moving to a customer and number that another stored invoice keeps is
+    matched to that one instead, as when ids were not compared (the two cannot share it)."""
+    found: list[tuple[Any, ...] | None] = [None] * len(records)
+    keys = [(customer_ids[r.customer_external_id], r.number) for r in records]
+    taken: set[int] = set()  # the stored invoices matched by their ids
+    for index, record in enumerate(records):
+        same_id = by_external.get(record.external_id or "")
+        if not same_id:
+            continue
+        at_key = stored.get(keys[index])
+        if at_key is not None and at_key[0] in {row[0] for row in same_id}:
+            chosen: tuple[Any, ...] | None = at_key
+        else:
+            chosen = min((row for row in same_id if row[0] not in taken), default=None)
+        if chosen is not None and chosen[0] not in taken:
+            taken.add(chosen[0])
+            found[index] = chosen
+    settled = False
+    while not settled:  # a number another invoice keeps is not free to move to
+        settled = True
+        for index, key in enumerate(keys):
+            row, at_key = found[index], stored.get(key)
+            if row is None or at_key is None or at_key[0] == row[0] or at_key[0] in taken:
+                continue
+            taken.discard(row[0])
+            taken.add(at_key[0])
+            found[index] = at_key
+            settled = False
+    for index, key in enumerate(keys):
+        at_key = stored.get(key)
+        if found[index] is None and at_key is not None and at_key[0] not in taken:
+            found[index] = at_key
+    return found
+
+
+def _renumbered(
+    stored: Any, record: InvoiceRecord, customer_id: int, now: datetime
+) -> dict[str, Any]:
+    """The Event of an invoice the source renumbered or moved to another customer (in the
+    history of the customer it is now under)."""
+    moved = stored.customer_id != customer_id
+    return {
+        "at": now,
+        "actor": audit.SYSTEM,
+        "kind": "invoice.moved" if moved else "invoice.renumbered",
+        "customer_id": customer_id,
+        "invoice_id": stored.id,
+        "reminder_id": None,
+        "payload": {
+            "source": stored.source,
+            "external_id": record.external_id,
+            "number_before": stored.number,
+            "number_after": record.number,
+            "customer_before": stored.customer_id,
+            "customer_after": customer_id,
+        },
+    }
+
+
+def _name_former_customers(session: Session, events: list[dict[str, Any]]) -> None:
+    """Each moved invoice's Event names the customer it was under (read only when any moved)."""
+    moved = [event["payload"] for event in events if event["kind"] == "invoice.moved"]
+    if not moved:
+        return
+    former = {payload["customer_before"] for payload in moved}
+    names = {
+        customer_id: name
+        for customer_id, name in session.execute(
+            select(Customer.id, Customer.name).where(Customer.id.in_(former))
+        )
+    }
+    for payload in moved:
+        payload["customer_before_name"] = names.get(payload["customer_before"])
 
 
 def _new_invoices(

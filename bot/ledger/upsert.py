@@ -1,4 +1,6 @@
-"""The ledger: upsert a validated LedgerBatch, whatever its source, by (customer, invoice number).
+"""The ledger: upsert a validated LedgerBatch, whatever its source: an invoice by the source's own
+id where it gives one (an invoice renumbered or moved to another customer there is changed, not
+stored twice), else by (customer, invoice number).
 
 Importing the same data twice changes nothing. An invoice whose balance drops to zero becomes paid
 and an Event says so; one whose balance rises again is reopened.

@@ -40,6 +40,9 @@ from bot.payments.record import why_closed
 CHANGED_SINCE = {
     "invoice.balance_changed": "superseded",  # the amounts are no longer the ledger's
     "payment.allocated": "superseded",
+    # the source renumbered it or moved it to another customer
+    "invoice.renumbered": "superseded",
+    "invoice.moved": "superseded",
     "invoice.due_date_changed": "due_date_changed",
     "invoice.total_changed": "total_changed",
 }
