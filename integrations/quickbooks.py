@@ -1,5 +1,6 @@
 """QuickBooks Online as a ledger source: customers, invoices and payments through the v3 query
-endpoint, and reminder notes written back to an invoice's private note.
+endpoint, and reminder notes written back as notes attached to the invoice (never its private
+note, which customers' statements show).
 
 Incremental sync uses the query endpoint filtered on `MetaData.LastUpdatedTime >= cursor`, not the
 CDC endpoint: queries page (`STARTPOSITION`/`MAXRESULTS`) through any number of changes and work
@@ -55,8 +56,7 @@ DEFAULT_API_URL = "https://quickbooks.api.intuit.com"
 MINOR_VERSION = "75"
 PAGE_SIZE = 1000  # the most QuickBooks returns per query
 ID_CHUNK = 100  # ids per `Id IN (...)` lookup
-PRIVATE_NOTE_LIMIT = 4000
-STALE_OBJECT = "5010"  # QuickBooks' error code for an update with an old SyncToken
+ATTACHABLE_NOTE_LIMIT = 2000  # the most an Attachable's Note holds
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -121,28 +121,28 @@ class QuickBooksSource:
     # --- InvoiceNotes -------------------------------------------------------------------------
 
     def add_note(self, invoice_external_id: str, note: str) -> None:
-        """Append `note` to the invoice's private note (a sparse update: nothing else changes)."""
-        for attempt in (1, 2):
-            invoice = self._read_invoice(invoice_external_id)
-            body = {
-                "Id": invoice_external_id,
-                "SyncToken": invoice.get("SyncToken"),
-                "sparse": True,
-                "PrivateNote": _appended(invoice, note),
-            }
-            response = self.client.request(
-                "POST",
-                f"{self.base}/invoice",
-                params={"minorversion": MINOR_VERSION},
-                json_body=body,
-                allow=(400,),
-            )
-            if response.status_code < 400:
-                return
-            if attempt == 1 and STALE_OBJECT in response.text:
-                continue  # changed in QuickBooks since we read it: read again, append again
+        """Attach `note` to the invoice as a note of its own (an Attachable with no file, never
+        sent with the invoice). Never in the invoice's PrivateNote: QuickBooks shows that, the
+        "message displayed on statement", as the invoice's line on the customer's statement."""
+        body = {
+            "Note": _cut(note, ATTACHABLE_NOTE_LIMIT),
+            "AttachableRef": [
+                {
+                    "EntityRef": {"type": "Invoice", "value": invoice_external_id},
+                    "IncludeOnSend": False,
+                }
+            ],
+        }
+        response = self.client.request(
+            "POST",
+            f"{self.base}/attachable",
+            params={"minorversion": MINOR_VERSION},
+            json_body=body,
+            allow=(400,),
+        )
+        if response.status_code >= 400:
             raise SourceError(
-                f"QuickBooks refused the note on invoice {_number(invoice)}: "
+                f"QuickBooks refused the note on invoice Id {invoice_external_id}: "
                 f"{_fault(self.client.decode(response))}"
             )
 
@@ -178,15 +178,6 @@ class QuickBooksSource:
         for offset in range(0, len(ids), ID_CHUNK):
             quoted = ", ".join(_quote(i) for i in ids[offset : offset + ID_CHUNK])
             yield from self._query(entity, None, where=f"Id IN ({quoted})")
-
-    def _read_invoice(self, invoice_id: str) -> dict[str, Any]:
-        answer = self.client.json(
-            "GET", f"{self.base}/invoice/{invoice_id}", params={"minorversion": MINOR_VERSION}
-        )
-        invoice = answer.get("Invoice")
-        if not isinstance(invoice, dict):
-            raise SourceError(f"QuickBooks returned no invoice with Id {invoice_id}")
-        return invoice
 
     def _company_currency(self) -> str:
         if self.home_currency is None:
@@ -437,19 +428,8 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _appended(invoice: dict[str, Any], note: str) -> str:
-    existing = str(invoice.get("PrivateNote") or "").rstrip()
-    joined = f"{existing}\n{note}" if existing else note
-    if len(joined) <= PRIVATE_NOTE_LIMIT:
-        return joined
-    room = PRIVATE_NOTE_LIMIT - len(existing) - 1  # what is left after the existing text
-    if room < 20:
-        raise SourceError(
-            f"QuickBooks invoice {_number(invoice)}: its private note is full "
-            f"({len(existing)} of {PRIVATE_NOTE_LIMIT} characters), so the reminder note was not "
-            "added; shorten the private note in QuickBooks"
-        )
-    return f"{existing}\n{note[: room - 1]}…"
+def _cut(note: str, limit: int) -> str:
+    return note if len(note) <= limit else note[: limit - 1] + "…"
 
 
 def _fault(body: Any) -> str:

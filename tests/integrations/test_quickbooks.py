@@ -320,48 +320,49 @@ def test_a_rate_limit_and_an_expired_token_mid_sync_lose_nothing(
 # --- Notes written back ----------------------------------------------------------------
 
 
-def test_a_note_is_appended_to_the_private_note_by_a_sparse_update(
+def test_a_note_is_attached_to_the_invoice_never_sent_and_its_statement_memo_untouched(
     quickbooks: FakeQuickBooks, clock: FixedClock
 ) -> None:
+    # PrivateNote is the invoice's "statement memo": it is printed on the customer's statement,
+    # so a note naming the contact's address must never go there.
     quickbooks.invoices = [
         invoice("130", "1", "1037", 10.0, 10.0, SyncToken="3", PrivateNote="Call before delivery")
     ]
-    Connected(quickbooks, clock).source.add_note("130", "2026-03-16: reminder emailed (step +7)")
+    note = "2026-03-16: reminder emailed to birds@amy.example (step +7)"
+    Connected(quickbooks, clock).source.add_note("130", note)
 
-    read, update = quickbooks.api_calls()
-    assert (read.method, read.path) == ("GET", f"/v3/company/{REALM}/invoice/130")
-    assert (update.method, update.path) == ("POST", f"/v3/company/{REALM}/invoice")
-    assert update.body == {
-        "Id": "130",
-        "SyncToken": "3",
-        "sparse": True,
-        "PrivateNote": "Call before delivery\n2026-03-16: reminder emailed (step +7)",
+    (attach,) = quickbooks.api_calls()
+    assert (attach.method, attach.path) == ("POST", f"/v3/company/{REALM}/attachable")
+    assert attach.body == {
+        "Note": note,
+        "AttachableRef": [
+            {"EntityRef": {"type": "Invoice", "value": "130"}, "IncludeOnSend": False}
+        ],
     }
-    assert quickbooks.invoices[0]["TotalAmt"] == 10.0  # nothing else touched
+    assert quickbooks.invoices[0]["PrivateNote"] == "Call before delivery"
+    assert quickbooks.invoices[0]["SyncToken"] == "3"  # the invoice itself is not changed
+    assert quickbooks.attachables[0]["Note"] == note
 
 
-def test_a_note_meeting_an_edit_made_meanwhile_reads_again_and_keeps_both(
+def test_a_note_on_a_voided_invoice_leaves_it_voided(
     quickbooks: FakeQuickBooks, clock: FixedClock
 ) -> None:
-    quickbooks.invoices = [invoice("130", "1", "1037", 10.0, 10.0, PrivateNote="Old")]
-    quickbooks.edits_in_between = 1
-    Connected(quickbooks, clock).source.add_note("130", "reminder sent")
-    updates = [r.body for r in quickbooks.api_calls() if r.method == "POST"]
-    assert [u["SyncToken"] for u in updates] == ["0", "1"]
-    assert quickbooks.invoices[0]["PrivateNote"] == "Old\nreminder sent"
+    quickbooks.customers = [customer("1", "Amy's Bird Sanctuary")]
+    quickbooks.invoices = [invoice("207", "1", "1067", 0, 0, PrivateNote="Voided")]
+    connected = Connected(quickbooks, clock)
+    connected.source.add_note("207", "2026-03-16: reminder emailed (step +7)")
+    assert _by_number(connected.fetch())["1067"].status == "void"
 
 
-def test_a_note_never_pushes_the_private_note_past_4000_characters(
+def test_a_note_longer_than_quickbooks_takes_is_cut_and_an_unknown_invoice_is_named(
     quickbooks: FakeQuickBooks, clock: FixedClock
 ) -> None:
-    existing = "x" * 3950
-    quickbooks.invoices = [invoice("130", "1", "1037", 10.0, 10.0, PrivateNote=existing)]
+    quickbooks.invoices = [invoice("130", "1", "1037", 10.0, 10.0)]
     source = Connected(quickbooks, clock).source
-    source.add_note("130", "reminder " * 20)
-    note = quickbooks.invoices[0]["PrivateNote"]
-    assert len(note) == 4000 and note.startswith(existing + "\nreminder") and note.endswith("…")
+    source.add_note("130", "reminder " * 300)
+    note = quickbooks.attachables[0]["Note"]
+    assert len(note) == 2000 and note.startswith("reminder reminder") and note.endswith("…")
 
-    quickbooks.invoices[0]["PrivateNote"] = "y" * 3990
-    with pytest.raises(SourceError, match="private note is full"):
-        source.add_note("130", "one more reminder was sent today")
-    assert quickbooks.invoices[0]["PrivateNote"] == "y" * 3990
+    with pytest.raises(SourceError, match="QuickBooks refused the note on invoice Id 999"):
+        source.add_note("999", "reminder sent")
+    assert len(quickbooks.attachables) == 1

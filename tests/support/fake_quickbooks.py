@@ -148,6 +148,7 @@ class FakeQuickBooks(LocalServer):
         self.pdfs: dict[str, bytes] = {}
         self.pdf_type = "application/pdf"
         self.pdf_status: int | None = None
+        self.attachables: list[dict[str, Any]] = []  # notes attached to invoices (`attachable`)
         self.lock = threading.Lock()
         handler = type("QuickBooksHandler", (Handler,), {"fake": self})
         super().__init__(handler)
@@ -201,6 +202,8 @@ class FakeQuickBooks(LocalServer):
             return self._read_invoice(resource.removeprefix("/invoice/"))
         if resource == "/invoice" and request.method == "POST":
             return self._update_invoice(request.body)
+        if resource == "/attachable" and request.method == "POST":
+            return self._attach(request.body)
         return 404, _fault("Not found", resource, "610"), {}
 
     def _query(self, statement: str) -> dict[str, Any]:
@@ -280,6 +283,21 @@ class FakeQuickBooks(LocalServer):
             invoice["SyncToken"] = str(int(invoice["SyncToken"]) + 1)
             return 200, {"Invoice": invoice, "time": SERVER_TIME}, {}
         return 400, _fault("Object Not Found", "Invoice", "610"), {}
+
+    def _attach(self, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        """A note (no file) attached to the transactions its AttachableRef names, as QuickBooks
+        takes one: its Note at most 2000 characters, each named transaction existing."""
+        note, refs = body.get("Note"), body.get("AttachableRef")
+        if not isinstance(note, str) or len(note) > 2000 or not isinstance(refs, list):
+            return 400, _fault("Invalid Note", "a note of at most 2000 characters", "2050"), {}
+        ids = {i["Id"] for i in self.invoices}
+        for ref in refs:
+            entity = ref.get("EntityRef") or {}
+            if entity.get("type") != "Invoice" or entity.get("value") not in ids:
+                return 400, _fault("Invalid Reference Id", f"Invoice {entity}", "2500"), {}
+        attachable = {**body, "Id": str(len(self.attachables) + 1), "SyncToken": "0"}
+        self.attachables.append(attachable)
+        return 200, {"Attachable": attachable, "time": SERVER_TIME}, {}
 
 
 def _matches(row: dict[str, Any], where: str) -> bool:

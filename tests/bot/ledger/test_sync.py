@@ -177,13 +177,14 @@ def test_a_payment_in_quickbooks_stops_the_waiting_reminder_and_notes_go_back(
             "200",
             Decimal(0),
         )
-        notes = [r for r in qb.requests if r.method == "POST" and r.path.endswith("/invoice")]
-        assert len(notes) == 1 and "payment reminder" in notes[0].body["PrivateNote"]
-        assert notes[0].body["Id"] == "130"
+        notes = [r for r in qb.requests if r.method == "POST" and r.path.endswith("/attachable")]
+        assert len(notes) == 1 and "payment reminder" in notes[0].body["Note"]
+        assert notes[0].body["AttachableRef"][0]["EntityRef"] == {"type": "Invoice", "value": "130"}
 
         assert cli("sync").code == 0  # nothing new: no second note
         assert (
-            len([r for r in qb.requests if r.method == "POST" and r.path.endswith("/invoice")]) == 1
+            len([r for r in qb.requests if r.method == "POST" and r.path.endswith("/attachable")])
+            == 1
         )
     finally:
         rt.close()
