@@ -30,6 +30,8 @@ FOLD_AT = 78  # RFC 5322: lines SHOULD be at most 78 characters
 LONGEST_LINE = 998  # ... and MUST be at most 998 (RFC 2045's 7bit)
 CRLF = "\r\n"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,120}")
+_ANGLED = re.compile(r"<[^<>]*>")  # a Message-ID and its angle brackets, written well or not
+_WRITABLE_ID = re.compile(r"<[!-;=?-~]+>")  # printable ASCII, no space and no other < or >
 
 
 def plain(name: str, value: str) -> str:
@@ -37,6 +39,14 @@ def plain(name: str, value: str) -> str:
     if "\r" in value or "\n" in value:
         raise ValueError(f"the {name} header may not hold a line break")
     return value
+
+
+def message_ids(value: str | None) -> str | None:
+    """The Message-IDs in `value` (In-Reply-To, References) that can be written in a header: each
+    `<...>` of printable ASCII without spaces, the others left out (a customer's mail system may
+    put letters outside ASCII in its ids). None when none is left."""
+    kept = [found for found in _ANGLED.findall(value or "") if _WRITABLE_ID.fullmatch(found)]
+    return " ".join(kept) or None
 
 
 def ascii_address(address: str) -> str:

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import overload
 
 from integrations.base.outbound import Delivery, Outgoing
-from integrations.email_mime import ascii_address, email_bytes, mailbox, plain, text_value
+from integrations.email_mime import (
+    ascii_address,
+    email_bytes,
+    mailbox,
+    message_ids,
+    plain,
+    text_value,
+)
 from integrations.errors import ReconnectNeeded, SourceUnavailable
 from integrations.mail_oauth import MailboxAccess
 
@@ -41,10 +48,13 @@ def build_email(message: Outgoing) -> bytes:
         headers.append(("Message-ID", plain("Message-ID", message.message_id)))
     if message.reply_to:
         headers.append(("Reply-To", mailbox(None, message.reply_to)))
-    if message.in_reply_to:
-        headers.append(("In-Reply-To", plain("In-Reply-To", message.in_reply_to)))
-    if message.references:
-        headers.append(("References", plain("References", message.references)))
+    # The customer's ids, as far as they can be written: one that cannot is left out, and the
+    # reply still goes (threaded by the others).
+    in_reply_to, references = message_ids(message.in_reply_to), message_ids(message.references)
+    if in_reply_to:
+        headers.append(("In-Reply-To", in_reply_to))
+    if references:
+        headers.append(("References", references))
     unsubscribe = [f"<{u}>" for u in (message.unsubscribe_mailto, message.unsubscribe_url) if u]
     if unsubscribe:
         headers.append(("List-Unsubscribe", plain("List-Unsubscribe", ", ".join(unsubscribe))))

@@ -138,6 +138,35 @@ def test_a_value_that_would_break_the_headers_makes_the_message_invalid(
         build_email(outgoing(**fields))
 
 
+@pytest.mark.parametrize(
+    ("in_reply_to", "references", "written"),
+    [
+        (
+            "<réponse-2@ridgeline.example>",
+            "<a-1@ridgeline.example> <réponse-2@ridgeline.example>",
+            (None, "<a-1@ridgeline.example>"),
+        ),
+        (
+            "<a-2@ridgeline.example>",
+            "<a-1@ridgeline.example>\r\n <a 2@x> no-brackets <a-2@ridgeline.example>",
+            ("<a-2@ridgeline.example>", "<a-1@ridgeline.example> <a-2@ridgeline.example>"),
+        ),
+        ("<réponse-2@ridgeline.example>", "<réponse-2@ridgeline.example>", (None, None)),
+    ],
+)
+def test_a_message_id_that_cannot_be_written_is_left_out_of_the_threading_headers(
+    in_reply_to: str, references: str, written: tuple[str | None, str | None]
+) -> None:
+    """A customer's mail system may put letters outside ASCII (or spaces) in its Message-IDs; a
+    reply to it still goes, threaded by the ids that can be written."""
+    message = parsed(
+        build_email(
+            outgoing(in_reply_to=in_reply_to, references=references, written_by_person=True)
+        )
+    )
+    assert (message["In-Reply-To"], message["References"]) == written
+
+
 @pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
     server = SmtpServer().start()
