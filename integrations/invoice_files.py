@@ -7,29 +7,39 @@ Before each hop its host is resolved and every address it has must be on the pub
 goes to that vetted address (the name kept for the Host header and TLS), so a link or a redirect
 in a ledger cannot make arbot fetch an internal document and mail it to a customer. The body is
 read as a stream that stops at the size the caller allows, and taken only when it answers 200
-with `Content-Type: application/pdf` and the body is a PDF. A folder's file is found only by a
-number that is a plain file name (no `/`, `\\`, leading `.`): the path, symlinks resolved, must
-lie inside the folder, so no invoice number reaches another file."""
+with `Content-Type: application/pdf` and the body is a PDF. The whole fetch, redirects included,
+has a deadline (FETCH_SECONDS): when it passes the connection is shut down, whatever it waits for
+(headers or body, however steadily they trickle), and the copy is tried again later, so a send is
+never held up by a slow server.
+
+A folder's file is found only by a number that is a plain file name (no `/`, `\\`, leading `.`):
+the path, symlinks resolved, must lie inside the folder, so no invoice number reaches another
+file."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from integrations.base.documents import PDF_TYPE, CopyRefused, checked_pdf, megabytes
 from integrations.public_hosts import METADATA_KIND, NotPublic, allowed_networks, resolve
 
-TIMEOUT_SECONDS = 30
+TIMEOUT_SECONDS = 30  # for each connect and read
+FETCH_SECONDS = 60  # for the whole fetch
 MAX_REDIRECTS = 5
-CHUNK = 64 * 1024
 
 
 class InvoiceFiles:
     """FileCopies over HTTP(S) and a folder. `allow_private_hosts`: addresses or networks
-    (ARBOT_ALLOW_PRIVATE_PDF_HOSTS) a pdf_url may reach though they are not public."""
+    (ARBOT_ALLOW_PRIVATE_PDF_HOSTS) a pdf_url may reach though they are not public;
+    `deadline_seconds`: how long a whole fetch may take."""
 
     def __init__(
         self,
@@ -37,10 +47,12 @@ class InvoiceFiles:
         http: httpx.Client | None = None,
         *,
         allow_private_hosts: Iterable[str] = (),
+        deadline_seconds: float = FETCH_SECONDS,
     ) -> None:
         self.folder = folder
         self.http = http  # None: a client of its own for each fetch, closed after it
         self.allowed = allowed_networks(allow_private_hosts)
+        self.deadline_seconds = deadline_seconds
 
     def copy(self, number: str, url: str | None, max_bytes: int) -> bytes:
         if url:
@@ -57,10 +69,18 @@ class InvoiceFiles:
         what = f"the copy of invoice {number} at its pdf_url"
         if not url.lower().startswith(("http://", "https://")):
             raise CopyRefused(f"{what} is not an http(s) address; correct it in the ledger CSV")
+        slow = CopyRefused(
+            f"{what} could not be fetched: the server took longer than "
+            f"{self.deadline_seconds:g} s to send it; it is tried again later",
+            later=True,
+        )
+        deadline = time.monotonic() + self.deadline_seconds
+        watchdog = _Watchdog(self.deadline_seconds)
         try:
             with ExitStack() as stack:
+                stack.callback(watchdog.cancel)
                 http = self.http or stack.enter_context(httpx.Client(timeout=TIMEOUT_SECONDS))
-                response = self._follow(stack, http, what, httpx.URL(url))
+                response = self._follow(stack, http, what, httpx.URL(url), deadline, watchdog)
                 if response.status_code >= 500 or response.status_code == 429:
                     raise CopyRefused(
                         f"{what} could not be fetched: the server answered "
@@ -86,7 +106,9 @@ class InvoiceFiles:
                         too_large=True,
                     )
                 data = bytearray()
-                for chunk in response.iter_bytes(CHUNK):
+                for chunk in response.iter_bytes():  # as each read brings it
+                    if watchdog.expired:
+                        raise slow
                     data.extend(chunk)
                     if len(data) > max_bytes:
                         raise CopyRefused(
@@ -99,23 +121,35 @@ class InvoiceFiles:
                 f"{what} could not be fetched ({exc}): correct the address in the ledger CSV"
             ) from None
         except httpx.HTTPError as exc:
+            if watchdog.expired or time.monotonic() >= deadline:
+                raise slow from None
             raise CopyRefused(
                 f"{what} could not be fetched ({exc.__class__.__name__}); it is tried again later",
                 later=True,
             ) from None
+        if watchdog.expired:  # a body that ends where the connection does was cut short
+            raise slow
         return checked_pdf(bytes(data), what, max_bytes)
 
     def _follow(
-        self, stack: ExitStack, http: httpx.Client, what: str, url: httpx.URL
+        self,
+        stack: ExitStack,
+        http: httpx.Client,
+        what: str,
+        url: httpx.URL,
+        deadline: float,
+        watchdog: _Watchdog,
     ) -> httpx.Response:
-        """The response at the end of `url`'s redirects, each hop's address vetted first."""
+        """The response at the end of `url`'s redirects, each hop's address vetted first, each
+        connect and read waiting no later than `deadline`, its connection shut by `watchdog`."""
         for hop in range(MAX_REDIRECTS + 1):
+            left = max(deadline - time.monotonic(), 0.001)
             if url.scheme not in ("http", "https"):
                 raise CopyRefused(
                     f"{what} led to {url}, not an http(s) address; correct it in the ledger CSV"
                 )
             where = f"{url} is at" if hop == 0 else f"it redirects to {url}, which is at"
-            response = self._get(http, what, url, where)
+            response = self._get(http, what, url, where, min(TIMEOUT_SECONDS, left), watchdog)
             stack.callback(response.close)
             if not response.is_redirect:
                 return response
@@ -126,7 +160,15 @@ class InvoiceFiles:
             "the ledger CSV"
         )
 
-    def _get(self, http: httpx.Client, what: str, url: httpx.URL, where: str) -> httpx.Response:
+    def _get(
+        self,
+        http: httpx.Client,
+        what: str,
+        url: httpx.URL,
+        where: str,
+        timeout: float,
+        watchdog: _Watchdog,
+    ) -> httpx.Response:
         """GET `url` (streamed) from an address its host resolves to, once every address it has
         is vetted: a connection refused at one is tried at the next, as a browser would."""
         host = url.raw_host.decode("ascii")
@@ -150,10 +192,16 @@ class InvoiceFiles:
                 later=True,
             ) from None
         headers = {"Accept": PDF_TYPE, "Host": url.netloc.decode("ascii")}
-        extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+        extensions: dict[str, Any] = {"trace": watchdog.trace}
+        if url.scheme == "https":
+            extensions["sni_hostname"] = host
         for n, address in enumerate(addresses, 1):
             request = http.build_request(
-                "GET", url.copy_with(host=str(address)), headers=headers, extensions=extensions
+                "GET",
+                url.copy_with(host=str(address)),
+                headers=headers,
+                extensions=extensions,
+                timeout=timeout,
             )
             try:
                 return http.send(request, stream=True, follow_redirects=False)
@@ -194,3 +242,42 @@ class InvoiceFiles:
         except OSError as exc:
             raise CopyRefused(f"{what} cannot be read: {exc.strerror}") from None
         return checked_pdf(data, what, max_bytes)
+
+
+class _Watchdog:
+    """Shuts down the connections a fetch opens once `seconds` have passed, so that a read
+    waiting on a server that trickles (headers or body) ends then, not at its own timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's `trace` request extension: each new connection's socket is noted."""
+        if event != "connection.connect_tcp.complete":
+            return
+        sock = info["return_value"].get_extra_info("socket")
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with suppress(OSError):  # closed already
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a read waiting on it, in any thread

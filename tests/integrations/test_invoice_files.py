@@ -5,6 +5,7 @@ numbers or links that would reach a file outside the folder."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -118,6 +119,51 @@ def test_a_pdf_url_over_the_limit_is_refused_without_reading_it_all(
         files.copy("INV-1", f"{server.url}/big.pdf", LIMIT)
     with pytest.raises(CopyRefused, match="over the 10 kB limit; it was not read further"):
         files.copy("INV-1", f"{server.url}/big-chunked.pdf", LIMIT)
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """A byte every 0.2 s, never slow enough for a read to time out: of the body of /body.pdf,
+    of the headers of /headers.pdf."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        if self.path == "/headers.pdf":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            dribble = b"X-Padding: " + b"x" * 100
+        else:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pdf")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"%PDF-1.7\n")
+            dribble = b"x" * 100
+        try:
+            for byte in dribble:  # 20 s at most
+                time.sleep(0.2)
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+        except OSError:
+            return
+
+
+@pytest.mark.parametrize("path", ["/body.pdf", "/headers.pdf"])
+def test_a_pdf_url_that_trickles_is_given_up_at_its_deadline_and_tried_later(path: str) -> None:
+    server = LocalServer(_Trickle).start()
+    try:
+        files = InvoiceFiles(None, allow_private_hosts=LOCAL, deadline_seconds=1)
+        began = time.monotonic()
+        with pytest.raises(CopyRefused) as slow:
+            files.copy("INV-1", f"{server.url}{path}", 1_000_000)
+        took = time.monotonic() - began
+    finally:
+        server.stop()
+    assert str(slow.value) == (
+        "the copy of invoice INV-1 at its pdf_url could not be fetched: the server took longer "
+        "than 1 s to send it; it is tried again later"
+    )
+    assert slow.value.later and took < 3
 
 
 def test_a_pdf_url_at_a_private_address_is_not_fetched_unless_allowed(
