@@ -34,7 +34,7 @@ from bot.core.slack_retries import REDRAW
 from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER, ReminderAction
 from bot.learning.trust_rules import review_trust
 from bot.reminders import state
-from bot.reminders.message_facts import missing_facts
+from bot.reminders.message_facts import missing_facts, stated_amounts
 from bot.reminders.shown import Message, messages_of
 from bot.reminders.stale import StaleRules, stale_reasons, why_stale
 from bot.reminders.state import APPROVED, PLANNED, SKIPPED
@@ -207,12 +207,14 @@ def edit_problems(
     body: str,
     original: str | None = None,
     invoice_numbers: Collection[str] = (),
+    amounts: Collection[str] = (),
 ) -> dict[str, str]:
     """What is wrong with an edited message, by field (`subject`, `body`): longer than the Edit
     form holds (a client may send more than the form lets a person type), what the linter
     refuses (a text that takes more SMS segments than the sender sends, among others), or
     (given the `original` message) a fact of it the edit lost: an invoice number, an amount,
-    the payment link or the offer to send payment details; empty = fine."""
+    the payment link or the offer to send payment details (`amounts`: those the message states,
+    as it writes them); empty = fine."""
     problems: dict[str, str] = {}
     if channel != "sms" and len(subject or "") > EDIT_SUBJECT_LIMIT:
         problems["subject"] = (
@@ -237,7 +239,7 @@ def edit_problems(
     if not body.strip():
         problems["body"] = "the message is empty"
     elif original is not None:
-        missing = missing_facts(original, f"{subject or ''}\n\n{body}", invoice_numbers)
+        missing = missing_facts(original, f"{subject or ''}\n\n{body}", invoice_numbers, amounts)
         if missing:
             problems.setdefault("body", "put back " + "; ".join(missing))
     return problems
@@ -265,6 +267,7 @@ def edit(
         body,
         _text_of(reminder),
         invoice_numbers_of(session, reminder_id),
+        stated_amounts(session, reminder_id, reminder.language),
     )
     if problems:
         return Decision(False, reminder_id, reminder.state, None, None), problems

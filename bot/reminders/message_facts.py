@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.core.language import formatting_locale
+from bot.core.models import Invoice, ReminderInvoice
+from bot.core.money import format_money
 from playbooks.lint import PAYMENT_DETAILS
 
 # An amount as English writes it (1,234.56) or as Spanish, French and German do (1.234,56 and
@@ -27,20 +34,69 @@ def _names(number: str, text: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(number)}(?![\w-]*\d)", text) is not None
 
 
-def missing_facts(before: str, after: str, invoice_numbers: Iterable[str] = ()) -> list[str]:
+def stated_amounts(session: Session, reminder_id: int, language: str | None) -> tuple[str, ...]:
+    """The amounts a reminder's message states, written as its rendering wrote them (in the
+    locale of its `language`, with its currency's decimals): each invoice's balance and total,
+    and the sum of the balances in each currency. The ledger's amounts are those the message
+    was rendered from: a reminder whose invoice changed since is stale, never edited."""
+    invoices = session.scalars(
+        select(Invoice)
+        .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
+        .where(ReminderInvoice.reminder_id == reminder_id)
+    ).all()
+    locale = formatting_locale(language)
+    sums: dict[str, Decimal] = {}
+    amounts = []
+    for invoice in invoices:
+        sums[invoice.currency] = sums.get(invoice.currency, Decimal(0)) + invoice.balance
+        amounts.append(format_money(invoice.balance, invoice.currency, locale))
+        amounts.append(format_money(invoice.total, invoice.currency, locale))
+    amounts += [format_money(amount, currency, locale) for currency, amount in sums.items()]
+    return tuple(dict.fromkeys(amounts))
+
+
+def _plain_spaces(text: str) -> str:
+    """No-break spaces (Babel's, between a number and its currency) as spaces: a person types
+    the plain ones."""
+    return text.replace("\u00a0", " ").replace("\u202f", " ")
+
+
+def _stated(amount: str) -> re.Pattern[str]:
+    """`amount` written out, not as part of a longer number ($100.00 is not in $1,100.00, nor
+    100,00 € in 1.100,00 €, nor 1,234.50 in 1,234.500)."""
+    return re.compile(rf"(?<!\d)(?<!\d[.,'\u2019 ]){re.escape(amount)}(?!\d)(?![.,'\u2019]\d)")
+
+
+def missing_facts(
+    before: str, after: str, invoice_numbers: Iterable[str] = (), amounts: Iterable[str] = ()
+) -> list[str]:
     """What of `before` is gone from `after`, in words a person can act on; empty = all kept.
     `invoice_numbers` are the invoices the message is about: each must still be named, whatever
-    its shape."""
+    its shape. `amounts` are the amounts the message states, as it writes them (`stated_amounts`):
+    each that `before` writes must be in `after` exactly, whatever the currency's decimals and
+    the locale's grouping (¥125,000, CHF 1'234.50, KWD1,234.500)."""
+    before, after = _plain_spaces(before), _plain_spaces(after)
+    lost_amounts = []
+    # longest first: a shorter amount is then not found inside a longer one already taken out
+    for amount in sorted({_plain_spaces(a) for a in amounts}, key=len, reverse=True):
+        stated = _stated(amount)
+        if stated.search(before):
+            if not stated.search(after):
+                lost_amounts.append(amount)
+            before = stated.sub(" ", before)
+        after = stated.sub(" ", after)  # its currency code is no invoice number (KWD1,234.500)
     lost = facts(before) - facts(after)
     lost |= {n for n in invoice_numbers if _names(n, before) and not _names(n, after)}
     missing = []
     links = sorted(f for f in lost if f.startswith(("http://", "https://")))
-    amounts = sorted(f for f in lost if _AMOUNT.fullmatch(f))
-    numbers = sorted(f for f in lost if f not in links and f not in amounts)
+    amounts_lost = sorted({*lost_amounts, *(f for f in lost if _AMOUNT.fullmatch(f))})
+    numbers = sorted(f for f in lost if f not in links and not _AMOUNT.fullmatch(f))
     if numbers:
         missing.append(f"invoice number{'s' if len(numbers) > 1 else ''} {', '.join(numbers)}")
-    if amounts:
-        missing.append(f"the amount{'s' if len(amounts) > 1 else ''} {', '.join(amounts)}")
+    if amounts_lost:
+        missing.append(
+            f"the amount{'s' if len(amounts_lost) > 1 else ''} {', '.join(amounts_lost)}"
+        )
     if links:
         missing.append(f"the payment link {links[0]}")
     if _DETAILS.search(before) and not _DETAILS.search(after) and not links:

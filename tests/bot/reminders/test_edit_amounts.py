@@ -1,0 +1,96 @@
+"""An edit may not change or drop an amount the reminder states, whatever the currency's decimals
+(none for JPY, three for KWD) and the locale's grouping (1'234.50 in Swiss German): the approver
+is told which amount to put back, exactly as the reminder wrote it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.core.models import Reminder
+from bot.core.runtime import Runtime
+from bot.ledger.upsert import apply_batch
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
+from bot.reminders import approvals
+from bot.reminders.stale import StaleRules
+from integrations.csv_ledger import read_ledger_csv
+from tests.playbooks.test_languages import TODAY
+from tests.support.ledger_files import HEADER, row, write
+
+
+def plan_one(
+    runtime: Runtime, tmp_path: Path, currency: str, balance: str, language: str
+) -> Reminder:
+    """One customer with one invoice due on 3 March: today's +7 email."""
+    ledger = write(
+        tmp_path / "ledger.csv",
+        [
+            row(
+                currency=currency,
+                amount=balance,
+                balance=balance,
+                issue_date="2026-02-01",
+                due_date="2026-03-03",
+                tags="",
+                language=language,
+            )
+        ],
+        header=[*HEADER, "language"],
+    )
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(ledger), now)
+        run_plan(session, PlanRules.from_settings(runtime.settings), TODAY, now, False)
+    with runtime.sessions() as session:
+        reminder = session.scalars(select(Reminder)).one()
+        session.expunge(reminder)
+    return reminder
+
+
+@pytest.mark.parametrize(
+    ("currency", "balance", "language", "written", "changed"),
+    [
+        ("JPY", "125000", "en", "¥125,000", "¥12,500"),
+        ("CHF", "1234.50", "de-CH", "CHF 1'234.50", "CHF 9'234.50"),
+        ("KWD", "1234.5", "en", "KWD1,234.500", "KWD9,234.500"),
+        ("USD", "1234.5", "en", "$1,234.50", "$9,234.50"),
+    ],
+)
+def test_an_edit_that_changes_an_amount_is_refused_with_the_amount_to_put_back(
+    runtime: Runtime,
+    tmp_path: Path,
+    currency: str,
+    balance: str,
+    language: str,
+    written: str,
+    changed: str,
+) -> None:
+    reminder = plan_one(runtime, tmp_path, currency, balance, language)
+    body = (reminder.body_text or "").replace("\u00a0", " ")
+    assert written in body
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        decision, problems = approvals.edit(
+            session,
+            reminder.id,
+            "U0A",
+            reminder.subject,
+            body.replace(written, changed),
+            now,
+            rules=StaleRules(),
+        )
+        assert not decision.changed
+        assert problems == {"body": f"put back the amount {written}"}
+        decision, problems = approvals.edit(
+            session,
+            reminder.id,
+            "U0A",
+            reminder.subject,
+            "Thank you.\n\n" + body,
+            now,
+            rules=StaleRules(),
+        )
+        assert decision.changed, problems
