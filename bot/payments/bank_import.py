@@ -41,6 +41,8 @@ from integrations.base.payments import BankPayment
 
 SOURCE = "bank"
 UNAPPLIED = "payment_unapplied"  # why a person has the account: money kept unapplied
+APPLIED = "applied"  # a review's pick applied in full
+LEFT_UNMATCHED = "left unmatched"
 
 
 @dataclass
@@ -355,11 +357,22 @@ def candidates_of(review: PaymentReview) -> list[Match]:
 
 
 def decide_review(
-    session: Session, review_id: int, choice: int | None, user: str, now: datetime
+    session: Session,
+    review_id: int,
+    choice: int | None,
+    user: str,
+    now: datetime,
+    routes: Mapping[str, str] | None = None,
 ) -> tuple[str, PaymentOutcome]:
     """A person's pick: candidate `choice` (0-based) is applied, or None leaves it unmatched.
     A review decided before changes nothing (returns who decided it). It waits for a bank import
-    in progress, whose matching counts on the balances it read."""
+    in progress, whose matching counts on the balances it read.
+
+    Returns APPLIED, LEFT_UNMATCHED, "already …", or, when the pick left some of the payment
+    unapplied (its invoices were paid or changed since the review was made, or the payment is
+    more than they owed), the sentence the person is told: how much was applied, how much is
+    left unapplied, and that a refund may be owed. That rest goes to the customer's escalation
+    (`payment_unapplied`, with `routes` naming its owner), as an import's rest does."""
     serialise_ledger_writes(session)
     review = session.get(PaymentReview, review_id, with_for_update=True)
     if review is None:
@@ -374,7 +387,7 @@ def decide_review(
         audit.record(
             session, now, "payment.left_unmatched", actor=user, payload={"review": review_id}
         )
-        return "left unmatched", PaymentOutcome(payment_id=payment.id)
+        return LEFT_UNMATCHED, PaymentOutcome(payment_id=payment.id)
     options = candidates_of(review)
     if not 0 <= choice < len(options):
         raise UserError(f"payment review {review_id} has no option {choice + 1}")
@@ -398,4 +411,41 @@ def decide_review(
         customer_id=match.customer_id,
         payload={"review": review_id, "option": choice + 1, "allocated": str(outcome.allocated)},
     )
-    return "applied", outcome
+    if outcome.unapplied <= 0:
+        return APPLIED, outcome
+    told = _short_pick(session, payment, match, outcome)
+    customer = session.get(Customer, match.customer_id)
+    assert customer is not None
+    service.open_or_add(
+        session,
+        customer.id,
+        UNAPPLIED,
+        now,
+        detail=told,
+        owner=service.owner_for(customer, dict(routes or {})),
+        actor=user,
+    )
+    return f"{told} {customer.name}'s escalation has it.", outcome
+
+
+def _short_pick(session: Session, payment: Payment, match: Match, outcome: PaymentOutcome) -> str:
+    """What a pick that left some of the payment unapplied did, in a person's words."""
+    currency = payment.currency
+    said = f"Applied {format_money(outcome.allocated, currency)} of the bank payment of "
+    said += f"{format_money(payment.amount, currency)} on {payment.received_on.isoformat()}"
+    if outcome.allocated < match.total:
+        paid = set(outcome.closed + outcome.reduced)
+        missed = [a.invoice_id for a in match.allocations if a.invoice_id not in paid]
+        numbers = session.scalars(
+            select(Invoice.number)
+            .where(Invoice.id.in_(missed or [a.invoice_id for a in match.allocations]))
+            .order_by(Invoice.number)
+        ).all()
+        said += (
+            f" instead of the {format_money(match.total, currency)} picked: "
+            f"{', '.join(numbers)} had been paid or changed since this review was made"
+        )
+    return (
+        f"{said}. {format_money(outcome.unapplied, currency)} is left unapplied: a refund may "
+        "be owed."
+    )

@@ -145,6 +145,12 @@ def after_payment(
 def _escalated(runtime: Runtime, result: StripeResult, slack: SlackOut | None) -> None:
     """Post the escalation the event opened; one already in Slack hears why in its thread (the
     note its reason owes it, which the sweep posts if Slack refuses it now)."""
+    post_escalations(runtime, slack)
+
+
+def post_escalations(runtime: Runtime, slack: SlackOut | None) -> None:
+    """Post the escalations a payment opened; one already in Slack hears why in its thread.
+    What Slack refuses now, the sweep posts."""
     if slack is None:
         return
     escalation_posting.post_new(runtime, slack)
@@ -171,10 +177,9 @@ def receive_bank_payments(
             routes=runtime.settings.escalation_routes,
         )
     notes = after_payment(runtime, summary.outcome, slack=slack, links=links)
-    if summary.escalations and slack is not None:
+    if summary.escalations:
         try:  # what Slack does not take now, the sweep posts
-            escalation_posting.post_new(runtime, slack)
-            thread_notes.post_owed(runtime, slack)
+            post_escalations(runtime, slack)
         except Exception:
             log.exception("bank payments of %s: their escalations not posted to Slack", source)
     channel = runtime.settings.finance_channel

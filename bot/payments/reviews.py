@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import slack_claims
 from bot.core.labels import state_label
-from bot.core.models import Customer, Invoice, Payment, PaymentReview
+from bot.core.models import Customer, Invoice, Payment, PaymentAllocation, PaymentReview
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
 from bot.payments.bank_import import candidates_of
@@ -55,6 +56,19 @@ def view_of(session: Session, review: PaymentReview) -> ReviewView:
         decided = mrkdwn(
             state_label(review.state).capitalize(), " by ", actor(review.decided_by or "")
         )
+    if review.state == "applied":
+        allocated = session.scalar(
+            select(func.coalesce(func.sum(PaymentAllocation.amount), 0)).where(
+                PaymentAllocation.payment_id == payment.id
+            )
+        )
+        left = payment.amount - Decimal(allocated or 0)
+        if left > 0:
+            decided = mrkdwn(
+                decided or "",
+                f": {format_money(left, payment.currency)} of it left unapplied "
+                "(a refund may be owed; the customer's escalation has it)",
+            )
     return ReviewView(review.id, described, why, tuple(options), review.state, decided)
 
 

@@ -7,7 +7,7 @@ from functools import partial
 from slack_bolt import App
 
 from bot.payments import bank_import, reviews
-from bot.payments.flows import after_payment
+from bot.payments.flows import after_payment, post_escalations
 from handlers.slack.kit import ListenerKit, on_click
 from handlers.slack.payload import Body, OddPayload, action_value, clicker, record_id
 from integrations.slack_ids import REVIEW_ANY
@@ -43,6 +43,7 @@ def decide(kit: ListenerKit, body: Body) -> None:
             option - 1 if option else None,
             user,
             runtime.clock.now(),
+            routes=runtime.settings.escalation_routes,
         )
     if result.startswith("already"):
         kit.tell(channel, user, f"Nothing changed: this payment was {result}.")
@@ -50,5 +51,8 @@ def decide(kit: ListenerKit, body: Body) -> None:
     # The payment's consequences first (its links retired, its notes): a failed redraw of this
     # message must not leave a paid invoice's link live.
     after_payment(runtime, outcome, slack=kit.slack, links=links_for(runtime.settings))
+    if result not in (bank_import.APPLIED, bank_import.LEFT_UNMATCHED):
+        kit.tell(channel, user, result)  # some of it is left unapplied, and escalated
+        post_escalations(runtime, kit.slack)
     with runtime.sessions() as session:
         reviews.redraw(session, kit.slack, review_id)

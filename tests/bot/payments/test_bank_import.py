@@ -462,7 +462,9 @@ def test_a_persons_pick_waits_for_an_import_in_progress_and_no_invoice_is_paid_t
         importing.join(PATIENCE)
         picking.join(PATIENCE)
 
-    assert failures == [] and imported[0].applied == 1 and picked == ["applied"]
+    assert failures == [] and imported[0].applied == 1 and len(picked) == 1
+    # the pick applied nothing, and says so: the whole payment is left unapplied
+    assert picked[0].startswith("Applied $0.00") and "$800.00 is left unapplied" in picked[0]
     with rt.sessions() as session:
         paid = session.scalar(
             select(func.sum(PaymentAllocation.amount))

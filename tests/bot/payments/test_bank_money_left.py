@@ -115,3 +115,46 @@ def test_the_escalation_for_an_overpayment_is_posted_to_slack_with_the_import(
     with runtime.sessions() as session:
         escalation = session.get(Escalation, summary.escalations[0])
         assert escalation is not None and escalation.slack_thread_ts is not None
+
+
+def test_a_pick_that_applies_less_than_picked_says_so_and_hands_the_rest_over(
+    runtime: Any, tmp_path: Path
+) -> None:
+    from bot.core.models import PaymentReview
+    from bot.ledger.upsert import apply_batch
+    from bot.payments import bank_import
+    from integrations.csv_ledger import read_ledger_csv
+    from integrations.csv_payments import read_payments
+    from tests.support.ledger_files import write
+
+    acme = {"customer_id": "C1", "customer_name": "Acme Inc", "amount": "100.00"}
+    rows = [
+        row(invoice_number="INV-1001", balance="100.00", due_date="2026-02-01", **acme),
+        row(invoice_number="INV-1002", balance="100.00", due_date="2026-02-05", **acme),
+    ]
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), runtime.clock.now())
+    files = [
+        _bank(tmp_path / "a.csv", [["2026-03-10", "100.00", "USD", "", "Acme Inc"]]),
+        _bank(tmp_path / "b.csv", [["2026-03-11", "100.00", "USD", "INV-1001", "Acme Inc"]]),
+    ]
+    for path in files:
+        with runtime.writing() as session:
+            bank_import.import_payments(
+                session, read_payments(path), path.name, runtime.clock.now()
+            )
+    with runtime.sessions() as session:
+        review_id = session.scalars(select(PaymentReview.id)).one()
+
+    with runtime.writing() as session:
+        result, outcome = bank_import.decide_review(
+            session, review_id, 0, "U0APPROVER", runtime.clock.now()
+        )
+
+    assert outcome.allocated == 0
+    assert "Applied $0.00" in result and "$100.00 is left unapplied" in result
+    assert "INV-1001" in result and "refund" in result
+    with runtime.sessions() as session:
+        [escalation] = session.scalars(select(Escalation)).all()
+        assert escalation.reason == "payment_unapplied"
+        assert escalation.detail is not None and "INV-1001" in escalation.detail
