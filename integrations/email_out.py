@@ -154,19 +154,26 @@ class SmtpSender:
             data = build_email(message)
         except ValueError as exc:  # e.g. a line break in a header: this message can never go
             return Delivery("permanent", error=f"not a valid email: {exc}")
+        # Connecting and signing in fail for our account or our relay, never for this message:
+        # an outage, which stops the run and charges no try to the reminder.
         try:
             smtp = self._connection()
         except ReconnectNeeded as exc:  # the mailbox grant is gone: nothing goes until reconnected
             return Delivery("outage", error=str(exc))
-        except SourceUnavailable as exc:  # the token endpoint did not answer: later
-            return Delivery("transient", error=str(exc))
+        except SourceUnavailable as exc:  # the token endpoint did not answer
+            return Delivery("outage", error=f"cannot sign in to the mailbox: {exc}")
         except smtplib.SMTPAuthenticationError as exc:
             return Delivery(
                 "outage", error=f"SMTP login refused: {exc.smtp_code} {_text(exc.smtp_error)}"
             )
-        except (smtplib.SMTPException, OSError) as exc:
+        except (smtplib.SMTPException, OSError) as exc:  # refused, no answer, TLS, no AUTH
             self._drop()
-            return Delivery("transient", error=f"cannot connect to SMTP: {exc}")
+            why = str(exc) or type(exc).__name__
+            return Delivery(
+                "outage",
+                error=f"cannot connect to the SMTP server {self.host}:{self.port} ({why}); check "
+                "SMTP_HOST, SMTP_PORT, SMTP_STARTTLS, SMTP_CA_FILE and SMTP_USER",
+            )
         envelope = message.envelope_from or message.from_email or ""
         try:
             smtp.ehlo_or_helo_if_needed()

@@ -36,7 +36,7 @@ def tell_slack(runtime: Runtime, report: FlushReport, slack: SlackPort | None) -
     channel = settings.finance_channel
     if slack is None or not channel:
         return
-    if report.outage:
+    if report.outage and not report.outage_told:  # told once, when the outage begins
         slack.post_text(
             channel,
             mrkdwn(

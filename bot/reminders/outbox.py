@@ -87,6 +87,8 @@ class FlushReport:
     # cancelled because its email could not carry the copies of invoices it was to: id -> why
     not_sent: dict[int, str] = field(default_factory=dict)
     outage: str | None = None  # the sender's account or configuration failed: the run stopped
+    # reminders that met the same outage on their try before: it was told then, not again now
+    outage_told: list[int] = field(default_factory=list)
 
     def changed(self) -> list[int]:
         return [*self.sent, *self.cancelled, *self.failed, *self.unknown]

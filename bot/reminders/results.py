@@ -96,8 +96,13 @@ def record(session: Session, handed: Handed, report: FlushReport) -> None:
         if back([retrying], send_after=now + wait, error=delivery.error):
             report.retrying.append(reminder_id)
     elif status == "outage":
-        # Our account or configuration, not this customer: put it back untouched (no Event).
-        back([], attempts=claimed.attempts - 1, error=delivery.error)
+        # Our account or configuration, not this customer: put it back untouched (no Event). Its
+        # `error` keeps the outage; the same one met again on its next try was told already.
+        before = session.scalar(select(Reminder.error).where(Reminder.id == reminder_id))
+        if back([], attempts=claimed.attempts - 1, error=delivery.error) and (
+            before == delivery.error
+        ):
+            report.outage_told.append(reminder_id)
         report.outage = delivery.error
     elif status == "unknown":
         if move(UNKNOWN, [("reminder.unknown", {"error": delivery.error})], error=delivery.error):

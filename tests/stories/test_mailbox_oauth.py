@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from bot.core.clock import FixedClock
 from bot.core.errors import UserError
-from bot.core.models import MailboxGrant
+from bot.core.models import Escalation, MailboxGrant, Reminder
 from bot.core.runtime import Runtime, start
 from bot.core.settings import load_settings
 from integrations.base.ledger import Tokens
@@ -335,6 +335,37 @@ def test_the_sealed_grant_opens_only_with_its_key(
             MailboxGrants(other).load("gmail")
     finally:
         other.close()
+
+
+def test_a_token_endpoint_that_does_not_answer_stops_the_run_charges_no_try_and_is_told_once(
+    mail_env: Any,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    google: FakeMailOAuth,
+    slack_api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    assert connect(mail_env, monkeypatch).code == 0
+    approved(mail_env, runtime, tmp_path, customers=2)
+    plan_posts = len(finance_posts(slack_api))
+    monkeypatch.setenv("GMAIL_TOKEN_URL", "http://127.0.0.1:1/token")  # nothing answers there
+    at = NOW + timedelta(hours=2)  # the access token has expired: it must be refreshed
+    for wait in (0, 1, 5, 15, 60, 60):
+        at += timedelta(minutes=wait)
+        monkeypatch.setenv("ARBOT_NOW", at.isoformat())
+        stopped = mail_env("send")
+        assert stopped.code == 1 and "cannot sign in to the mailbox" in stopped.stderr
+        assert states(runtime) == {1: "approved", 2: "approved"}
+        with runtime.sessions() as session:
+            assert set(session.scalars(select(Reminder.attempts))) == {0}
+            assert session.scalars(select(Escalation)).all() == []
+    told = finance_posts(slack_api)[plan_posts:]
+    assert len(told) == 1 and told[0]["text"].startswith("Sending stopped: cannot sign in")
+    monkeypatch.setenv("GMAIL_TOKEN_URL", google.token_url)
+    resumed = mail_env("send")
+    assert resumed.code == 0, resumed.stderr
+    assert "Sent 2" in resumed.stdout
 
 
 def test_the_schedulers_send_tick_tells_the_finance_channel_once_while_the_grant_is_refused(

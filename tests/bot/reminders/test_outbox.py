@@ -204,13 +204,16 @@ def test_a_temporary_refusal_is_retried_later_and_then_sent(
     assert len(smtp.mailbox.messages) == 1
 
 
-def test_an_smtp_server_that_is_down_is_a_transient_error(
+def test_an_smtp_server_that_is_down_stops_the_run_and_charges_no_try(
     mail_env: Any, runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     approved(mail_env, runtime, tmp_path)
     monkeypatch.setenv("SMTP_PORT", "1")  # nothing listens there
-    assert "retrying 1" in mail_env("send").stdout
+    result = mail_env("send")
+    assert result.code == 1 and "cannot connect to the SMTP server" in result.stderr
     assert states(runtime) == {1: "approved"}
+    with runtime.sessions() as session:
+        assert session.scalar(select(Reminder.attempts).where(Reminder.id == 1)) == 0
 
 
 def test_sending_needs_a_sender_address_and_a_secret(

@@ -3,6 +3,7 @@ stops and every reminder waits untouched), a bad mailbox is the customer's addre
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ from sqlalchemy import select
 from bot.core.models import Contact, Escalation, Reminder
 from bot.core.runtime import Runtime
 from tests.bot.reminders.test_outbox import approved, mail_env, smtp, states
-from tests.support.smtp_server import SmtpServer
+from tests.conftest import NOW
+from tests.support.smtp_server import PASSWORD, USER, SmtpServer
 
 __all__ = ["mail_env", "smtp"]  # fixtures
 
@@ -78,3 +80,74 @@ def test_only_a_bad_mailbox_marks_the_address_unusable(
         escalation = session.scalars(select(Escalation)).one()
     assert (contact.email_unusable_at is not None) is unusable
     assert escalation.reason == "send_failed"
+
+
+def _finance_channel(monkeypatch: pytest.MonkeyPatch, slack_api: Any) -> None:
+    for name, value in {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_API_URL": slack_api.url,
+        "ARBOT_FINANCE_CHANNEL": "C0FINANCE",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def _stopped_posts(slack_api: Any) -> list[str]:
+    texts = [c.get("text", "") for c in slack_api.calls("chat.postMessage")]
+    return [text for text in texts if text.startswith("Sending stopped")]
+
+
+def test_a_relay_that_is_down_for_hours_stops_each_run_charges_no_try_and_is_told_once(
+    mail_env: Any,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    tmp_path: Path,
+    slack_api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _finance_channel(monkeypatch, slack_api)
+    approved(mail_env, runtime, tmp_path, customers=3)
+    monkeypatch.setenv("SMTP_PORT", "1")  # our relay is down: nothing listens there
+    at = NOW
+    for wait in (0, 1, 5, 15, 60, 60, 60):  # past every retry the backoff would have made
+        at += timedelta(minutes=wait)
+        monkeypatch.setenv("ARBOT_NOW", at.isoformat())
+        result = mail_env("send")
+        assert result.code == 1
+        assert "sending stopped: cannot connect to the SMTP server" in result.stderr
+        assert "SMTP_HOST" in result.stderr
+        _nothing_charged(runtime)
+    [told] = _stopped_posts(slack_api)
+    assert "cannot connect to the SMTP server" in told
+    monkeypatch.setenv("SMTP_PORT", str(smtp.port))
+    assert "Sent 3" in mail_env("send").stdout
+
+
+@pytest.mark.parametrize("fault", ["no login offered", "certificate not trusted", "no STARTTLS"])
+def test_a_relay_we_cannot_sign_in_to_stops_the_run_and_charges_no_try(
+    mail_env: Any,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
+) -> None:
+    approved(mail_env, runtime, tmp_path, customers=2)
+    tls = SmtpServer(tls=True).start()
+    try:
+        if fault == "no login offered":  # the plain relay offers no AUTH
+            monkeypatch.setenv("SMTP_USER", USER)
+            monkeypatch.setenv("SMTP_PASSWORD", PASSWORD)
+        elif fault == "certificate not trusted":  # its certificate is not signed by a known CA
+            monkeypatch.setenv("SMTP_PORT", str(tls.port))
+            monkeypatch.setenv("SMTP_STARTTLS", "true")
+            monkeypatch.setenv("SMTP_USER", USER)
+            monkeypatch.setenv("SMTP_PASSWORD", PASSWORD)
+        else:  # STARTTLS asked of a relay that does not offer it
+            monkeypatch.setenv("SMTP_STARTTLS", "true")
+        for _ in range(2):
+            result = mail_env("send")
+            assert result.code == 1 and "sending stopped" in result.stderr
+            _nothing_charged(runtime)
+    finally:
+        tls.stop()
+    assert smtp.mailbox.messages == [] and tls.mailbox.messages == []
