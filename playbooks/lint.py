@@ -436,7 +436,8 @@ def lint_message(message: Rendered, language: str | None = None) -> list[str]:
     parts = {
         "subject": message.subject,
         "text body": message.text,
-        "HTML body": _TAGS.sub(" ", message.html),
+        # as a mail client shows it: `legal&nbsp;action` reads "legal action"
+        "HTML body": _plain_spaces(html.unescape(_TAGS.sub(" ", message.html))),
         "SMS": message.sms,
     }
     lowered = {part: text.lower() for part, text in parts.items()}

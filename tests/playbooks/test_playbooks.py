@@ -145,6 +145,26 @@ def test_every_message_needs_an_opt_out_and_sms_fits() -> None:
     assert "SMS: takes 3 segments (307 characters); at most 2 are sent (306 characters)" in problems
 
 
+def test_forbidden_phrases_written_with_html_entities_are_found_in_the_html_body() -> None:
+    """An email client shows `legal&nbsp;action` as "legal action": the linter reads the HTML
+    body as it is shown, its entities decoded and its no-break spaces as spaces."""
+    message = Rendered(
+        subject="Invoice INV-1",
+        text="Invoice INV-1 is open. To stop these emails, reply unsubscribe.",
+        html=(
+            "<p>We may take legal&nbsp;action, and late&#160;fees apply; a&#32;final&nbsp;notice."
+            "</p><p>To stop these emails, reply unsubscribe.</p>"
+        ),
+        sms="Invoice INV-1 is open. Reply STOP to opt out.",
+    )
+    problems = lint_message(message)
+    assert [p.split(" (")[0] for p in problems] == [
+        "HTML body: no automated message may mention legal action",
+        "HTML body: no automated message may mention threats",
+        "HTML body: no automated message may mention fees or penalties",
+    ]
+
+
 def test_a_text_is_measured_in_the_segments_its_sender_sends_not_in_characters() -> None:
     """One character outside the GSM-7 alphabet (the ë of a contact's name) makes every segment
     hold 67 characters: a text of 135 to 306 characters, which would fit in 2 segments of 153,
