@@ -24,6 +24,7 @@ from handlers.slack.payload import (
     clicked,
     clicker,
     event_text,
+    file_names,
     first_action,
     message_text,
     submission,
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 ONLY_APPROVERS = "Only approvers can act on escalations. Ask someone in finance."
 PROMISE_PREFILL_DAYS = 7  # the promise form suggests a date a week ahead
 FORM_BUTTONS = (Action.ESC_PROMISE, Action.ESC_DISPUTE, Action.ESC_RESOLVE)
+# a plain reply (no subtype), one also sent to the channel, one with files
+NOTE_SUBTYPES = (None, "thread_broadcast", "file_share")
 
 
 def register(app: App, kit: ListenerKit) -> None:
@@ -234,18 +237,22 @@ def already_resolved(kit: ListenerKit, closed: service.Resolved) -> Mrkdwn:
 
 
 def on_message(kit: ListenerKit, event: dict[str, Any]) -> None:
-    """What a person writes in an escalation's thread goes into the customer's history."""
+    """What a person writes in an escalation's thread goes into the customer's history: a reply,
+    one also sent to the channel, or one with files (named in the note). Bots' messages, edits,
+    deletions and Slack's own notices (someone joined) are not notes."""
     thread, user = event_text(event, "thread_ts"), event_text(event, "user")
-    if not thread or event.get("subtype") or event.get("bot_id") or not user:
+    subtype = event.get("subtype")
+    if not thread or subtype not in NOTE_SUBTYPES or event.get("bot_id") or not user:
         return
+    files = file_names(event)
+    attached = f"({'files' if len(files) > 1 else 'file'} attached: {', '.join(files)})"
+    note = " ".join(part for part in (message_text(event), attached if files else "") if part)
     runtime = kit.runtime
     with runtime.writing() as session:
         escalation_id = service.in_thread(session, event_text(event, "channel"), thread)
         if escalation_id is None:
             return
         try:
-            service.thread_note(
-                session, escalation_id, user, message_text(event), runtime.clock.now()
-            )
+            service.thread_note(session, escalation_id, user, note, runtime.clock.now())
         except UserError:
             log.warning("thread note for a missing escalation %s", escalation_id)

@@ -238,6 +238,19 @@ def message_text(event: Body) -> str:
     return _as_typed(_CONTROL.sub(lambda found: _as_read(found.group(1)), text))
 
 
+def file_names(event: Body) -> list[str]:
+    """The names of the files a message carries (a file without one by its title, else its id)."""
+    files = event.get("files")
+    if not isinstance(files, list):
+        return []
+    named = (
+        next((f[key] for key in ("name", "title", "id") if _plain(f.get(key))), None)
+        for f in files
+        if isinstance(f, dict)
+    )
+    return [str(name) for name in named if name]
+
+
 def _as_read(sequence: str) -> str:
     """One control sequence (what is between `<` and `>`) as the reader saw it."""
     target, _, label = sequence.partition("|")

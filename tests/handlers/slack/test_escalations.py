@@ -243,6 +243,42 @@ def test_a_thread_note_is_stored_as_typed_and_shown_once_escaped_in_the_history(
     assert "cc <@U0ALICE> in #finance" in shown and "a=1&amp;b=2" in shown
 
 
+def test_a_reply_also_sent_to_the_channel_or_with_a_file_joins_the_history_and_edits_do_not(
+    served: Any, slack_runtime: Runtime, thread: Escalation
+) -> None:
+    said = {"type": "message", "channel": thread.slack_channel, "user": "U0APPROVER"}
+    said["thread_ts"] = thread.slack_thread_ts
+    for number, extra in enumerate(
+        [
+            {"subtype": "message_changed", "text": "an edit"},
+            {"subtype": "bot_message", "text": "a bot", "bot_id": "B0OTHER"},
+            {"subtype": "channel_join", "text": "joined"},
+            {"subtype": "thread_broadcast", "text": "They paid by wire yesterday"},
+            {
+                "subtype": "file_share",
+                "text": "Remittance advice",
+                "files": [{"id": "F1", "name": "remittance.pdf", "title": "Remittance"}],
+            },
+            {"subtype": "file_share", "text": "", "files": [{"id": "F2", "name": "scan.png"}]},
+        ]
+    ):
+        served.event({**said, "ts": f"1700000100.00020{number}", **extra})
+
+    def notes() -> list[str]:
+        with slack_runtime.sessions() as session:
+            found = session.scalars(
+                select(Event).where(Event.kind == "note.added").order_by(Event.id)
+            )
+            return [e.payload["text"] for e in found]
+
+    wait_for(lambda: len(notes()) >= 3)
+    assert notes() == [
+        "They paid by wire yesterday",
+        "Remittance advice (file attached: remittance.pdf)",
+        "(file attached: scan.png)",
+    ]
+
+
 def test_an_unclaimed_escalation_is_raised_again_after_a_business_day(
     slack_runtime: Runtime, slack_api: Any, thread: Escalation, clock: FixedClock
 ) -> None:
