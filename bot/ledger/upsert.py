@@ -73,6 +73,8 @@ class ImportSummary:
     due_date_changed_ids: list[int] = field(default_factory=list)
     total_changed_ids: list[int] = field(default_factory=list)
     cancelled_reminders: list[int] = field(default_factory=list)
+    # customers, invoices and payments of the batch not stored (each named in its problems)
+    records_skipped: int = 0
 
     @property
     def changed(self) -> bool:
@@ -114,7 +116,12 @@ def apply_batch(
     accounting sync), unless `all_or_nothing` (a ledger file: a file with any bad row imports
     nothing): then any problem raises ValidationFailed naming the batch's label and listing them
     all, before anything is written (an unknown customer, known only once the customers are
-    written, raises then, and the caller's transaction takes back what was written)."""
+    written, raises then, and the caller's transaction takes back what was written).
+
+    When a customer, invoice or payment is not stored, the batch's cursor is cleared: a sync then
+    keeps the cursor it fetched from, so the next sync fetches the skipped records again (a
+    customer fixed in the source brings back the invoices skipped with it, which the source has
+    not changed) and stores each once it is fixed (`summary.records_skipped` counts them)."""
     with cycles_collected_after():
         return _apply(session, batch, now, all_or_nothing)
 
@@ -131,6 +138,9 @@ def _apply(
     _take_out_unknown_customers(batch, customer_ids)
     if all_or_nothing:
         _refuse_problems(batch)
+    summary.records_skipped = _records_skipped(batch)
+    if summary.records_skipped:
+        batch.cursor = None
     contacts = add_contacts(session, batch, customer_ids, now, summary)
     upsert_invoices(session, batch, customer_ids, now, summary)
     if batch.payments:
@@ -183,6 +193,21 @@ def _apply(
 def _refuse_problems(batch: LedgerBatch) -> None:
     if batch.problems:
         raise ValidationFailed(batch.label, [problem.message for problem in batch.problems])
+
+
+def _records_skipped(batch: LedgerBatch) -> int:
+    """How many customers, invoices and payments the batch's problems say are not stored (a
+    problem about a customer that is still in the batch, such as a contact left out, is not)."""
+    if not batch.problems:
+        return 0
+    kept_customers = set(map(visible, batch.customers))
+    return len(
+        {
+            (problem.kind, problem.external_id)
+            for problem in batch.problems
+            if problem.kind != "customer" or problem.external_id not in kept_customers
+        }
+    )
 
 
 def _take_out_unknown_customers(batch: LedgerBatch, customer_ids: dict[str, int]) -> None:

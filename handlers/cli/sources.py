@@ -188,6 +188,12 @@ def _report(result: SyncResult) -> None:
             f"{name}: skipped {problem.kind} {problem.external_id or ''}: {problem.message}",
             markup=False,
         )
+    if s.records_skipped:
+        err().print(
+            f"{name}: {s.records_skipped} record(s) skipped: the next sync reads the source "
+            "again from where this one started, so each is stored once it is fixed there",
+            markup=False,
+        )
     for failure in result.notes_failed:
         err().print(f"{name}: note not written for {failure}", markup=False)
 
