@@ -21,7 +21,14 @@ TIMEOUT_SECONDS = 20
 # Twilio error codes that are about the number itself: never retry, never use it again.
 UNSUBSCRIBED = 21610  # the recipient replied STOP: they opted out
 NUMBER_UNUSABLE = {21211, 21214, 21612, 21614}  # invalid, unreachable, not a mobile, ...
-ACCOUNT_PROBLEM = {20003, 21408, 21606, 21659}  # auth, region not enabled, From not ours: stop
+ACCOUNT_PROBLEM = {20003, 21606, 21659}  # auth, From not ours: stop
+# Twilio error codes that refuse one destination for a setting of our account, not the number
+# itself: that text fails with what a person can do, and the other texts go.
+DESTINATION_REFUSED = {
+    21408: "texts to this number's country or region are not enabled in the Twilio account; "
+    "enable it in Twilio's console (Messaging > Settings > Geo permissions), then send a new "
+    "reminder, or reach the customer another way",
+}
 
 
 class TwilioSender:
@@ -84,6 +91,8 @@ def _failure(response: httpx.Response) -> Delivery:
         return Delivery("transient", error=text)
     if code == UNSUBSCRIBED:
         return Delivery("permanent", error=text, opted_out=True)
+    if code in DESTINATION_REFUSED:
+        return Delivery("permanent", error=f"{text}: {DESTINATION_REFUSED[code]}")
     if response.status_code in (401, 403) or code in ACCOUNT_PROBLEM:
         return Delivery("outage", error=text)
     return Delivery("permanent", error=text, address_unusable=code in NUMBER_UNUSABLE)

@@ -275,7 +275,7 @@ def test_a_twilio_account_problem_stops_the_run_and_marks_no_number(
     sms_env: Any, runtime: Runtime, twilio: FakeTwilio, tmp_path: Path
 ) -> None:
     approved_sms(sms_env, runtime, tmp_path)
-    twilio.errors["+13125550142"] = (400, 21408, "Permission to send to this region is not enabled")
+    twilio.errors["+13125550142"] = (400, 21606, "The 'From' number is not a valid Twilio number")
     result = sms_env("send")
     assert result.code == 1 and "sending stopped" in result.stderr
     with runtime.sessions() as session:
