@@ -12,7 +12,7 @@ from bot.core.money import format_money
 from bot.planning.day_plan import PlanItem
 from bot.planning.messages import MessageInvoice, long_date, message_context
 from bot.planning.rules import PlanRules
-from playbooks.lint import lint_message
+from playbooks.lint import ledger_values, lint_message
 from playbooks.render import Renderer, RenderError
 
 
@@ -28,13 +28,13 @@ def render_reminder(
     wanted = (item.contact.language if item.contact else None) or item.customer.language
     language = renderer.language_for(template, wanted)
     item.language = wanted if language or (wanted and is_english(wanted)) else None
+    context = _context(item, rules, day, payment_link)
     try:
-        item.message = renderer.render(
-            template, _context(item, rules, day, payment_link), item.channel, language
-        )
+        item.message = renderer.render(template, context, item.channel, language)
     except RenderError as exc:
         return str(exc)
-    lint = lint_message(item.message, item.language or "en")
+    # the customer's and contact's names are theirs: only the template's own words can trip it
+    lint = lint_message(item.message, item.language or "en", ledger_values(context))
     problems = channel_problems(lint, item.channel)
     return problems[0] if problems else None
 

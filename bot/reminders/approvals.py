@@ -34,7 +34,7 @@ from bot.core.slack_retries import REDRAW
 from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER, ReminderAction
 from bot.learning.trust_rules import review_trust
 from bot.reminders import state
-from bot.reminders.message_facts import missing_facts, stated_amounts
+from bot.reminders.message_facts import ledger_values_of, missing_facts, stated_amounts
 from bot.reminders.shown import Message, messages_of
 from bot.reminders.stale import StaleRules, stale_reasons, why_stale
 from bot.reminders.state import APPROVED, PLANNED, SKIPPED
@@ -208,13 +208,15 @@ def edit_problems(
     original: str | None = None,
     invoice_numbers: Collection[str] = (),
     amounts: Collection[str] = (),
+    values: Collection[str] = (),
 ) -> dict[str, str]:
     """What is wrong with an edited message, by field (`subject`, `body`): longer than the Edit
     form holds (a client may send more than the form lets a person type), what the linter
     refuses (a text that takes more SMS segments than the sender sends, among others), or
     (given the `original` message) a fact of it the edit lost: an invoice number, an amount,
     the payment link or the offer to send payment details (`amounts`: those the message states,
-    as it writes them); empty = fine."""
+    as it writes them); empty = fine. The linter reads the edit around `values`, the ledger's
+    (names, invoice numbers): a forbidden word typed anywhere else is refused."""
     problems: dict[str, str] = {}
     if channel != "sms" and len(subject or "") > EDIT_SUBJECT_LIMIT:
         problems["subject"] = (
@@ -230,7 +232,7 @@ def edit_problems(
         message = Rendered(subject="-", text="unsubscribe", html="unsubscribe", sms=body)
     else:  # a subject of only spaces is an empty one (it is saved stripped)
         message = Rendered(subject=(subject or "").strip(), text=body, html=body, sms="Reply STOP")
-    for problem in lint_message(message):
+    for problem in lint_message(message, values=values):
         part, _, what = problem.partition(": ")
         field = "subject" if part == "subject" else "body"
         if part == "HTML body" and "body" in problems:
@@ -268,6 +270,7 @@ def edit(
         _text_of(reminder),
         invoice_numbers_of(session, reminder_id),
         stated_amounts(session, reminder_id, reminder.language),
+        ledger_values_of(session, reminder),
     )
     if problems:
         return Decision(False, reminder_id, reminder.state, None, None), problems

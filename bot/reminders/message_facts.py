@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.language import formatting_locale
-from bot.core.models import Invoice, ReminderInvoice
+from bot.core.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
 from bot.core.money import format_money
 from playbooks.lint import PAYMENT_DETAILS
 
@@ -53,6 +53,25 @@ def stated_amounts(session: Session, reminder_id: int, language: str | None) -> 
         amounts.append(format_money(invoice.total, invoice.currency, locale))
     amounts += [format_money(amount, currency, locale) for currency, amount in sums.items()]
     return tuple(dict.fromkeys(amounts))
+
+
+def ledger_values_of(session: Session, reminder: Reminder) -> tuple[str, ...]:
+    """What of a reminder's message comes from the ledger, not from its template: the customer's
+    name and id, the contact's name and the first name its greeting uses, the invoice numbers.
+    An edit is linted around them (a contact called Sue Park is greeted "Hi Sue")."""
+    values = []
+    customer = session.get(Customer, reminder.customer_id)
+    if customer is not None:
+        values += [customer.name, customer.external_id]
+    contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
+    if contact is not None and contact.name and contact.name.strip():
+        values += [contact.name, contact.name.split()[0]]
+    values += session.scalars(
+        select(Invoice.number)
+        .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
+        .where(ReminderInvoice.reminder_id == reminder.id)
+    )
+    return tuple(value for value in values if value and value.strip())
 
 
 def _plain_spaces(text: str) -> str:
