@@ -10,7 +10,9 @@ its token is recorded as dead (bot.core.slack_access), so nothing calls Slack wi
 
 Webhooks: an installed workspace's Stripe, Twilio, inbound mail and unsubscribe addresses live
 under /w/<team id>/ (its ARBOT_PUBLIC_URL is the deployment's plus that prefix, so every link it
-sends points there), served by that workspace's own webhook routes. A workspace that uninstalled
+sends points there), served by that workspace's own webhook routes. One that cannot be opened is
+answered 503 "unavailable" with a request id; why is in the log under that id and in /healthz,
+never told to a caller who has not been authenticated yet. A workspace that uninstalled
 arbot keeps its data, and of its addresses only its unsubscribe links and its inbound text and
 email addresses are still answered, the latter for opt-outs alone: the reminders it sent are still
 in its customers' inboxes and phones, and a number or address that asked to stop must not be
@@ -36,7 +38,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.core.errors import UserError
 from bot.core.runtime import Runtime
 from bot.core.slack_access import record_revoked
+from bot.workspaces.open_backoff import WorkspaceUnavailable
 from bot.workspaces.registry import TEAM_ID, Workspaces
+from handlers.request_ids import incoming_id
 from integrations.slack_chat import web_client
 from integrations.slack_install import installation_store
 
@@ -196,11 +200,8 @@ class WorkspaceWebhooks:
             app = await run_in_threadpool(self._apps.get, team_id)
             if app is None and self._kept is not None and rest.startswith(KEPT_PATHS):
                 app = await run_in_threadpool(self._kept.get, team_id)
-        except Exception as exc:  # installed, but cannot be opened: say why, and try again later
-            log.exception("workspace %s cannot be served", team_id)
-            detail = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-            refused = JSONResponse({"status": "unavailable", "detail": detail}, status_code=503)
-            await refused(scope, receive, send)
+        except Exception as exc:  # installed, but cannot be opened (tried again after a wait)
+            await _unavailable(team_id, exc, scope, receive, send)
             return
         if app is None:
             response = JSONResponse(
@@ -211,6 +212,30 @@ class WorkspaceWebhooks:
             return
         inner = dict(scope, path="/" + rest, raw_path=("/" + rest).encode(), root_path="")
         await app(inner, receive, send)
+
+
+async def _unavailable(
+    team_id: str, exc: Exception, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """503 to a caller nobody has authenticated yet: unavailable, and the request id under which
+    the reason is logged (it may name the database, its host and user), never the reason."""
+    rid = incoming_id(scope)
+    tagged = {"request_id": rid}
+    if isinstance(exc, WorkspaceUnavailable | UserError):  # known: one line is enough
+        log.error("workspace %s cannot be served: %s", team_id, exc, extra=tagged)
+    else:
+        log.exception("workspace %s cannot be served", team_id, extra=tagged)
+    refused = JSONResponse(
+        {
+            "status": "unavailable",
+            "detail": "this workspace cannot be served right now; whoever runs arbot finds why "
+            "in its log under this request id, or in /healthz",
+            "request_id": rid,
+        },
+        status_code=503,
+        headers={"X-Request-ID": rid},
+    )
+    await refused(scope, receive, send)
 
 
 class PerWorkspace(Generic[Built]):

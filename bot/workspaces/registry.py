@@ -24,6 +24,8 @@ import hmac
 import json
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +45,7 @@ from bot.core.runtime import Runtime, start
 from bot.core.sealing import Sealer, SealError
 from bot.core.settings import Settings, field_for_variable, given_settings
 from bot.workspaces import installs
+from bot.workspaces.open_backoff import OpenBackoff
 
 # What an installed workspace takes from the deployment's environment; the rest is its own.
 DEPLOYMENT = (
@@ -195,10 +198,13 @@ def settable(variable: str) -> str:
 
 
 class Workspaces:
-    """The installed workspaces of a deployment, and a Runtime for each (opened once, kept)."""
+    """The installed workspaces of a deployment, and a Runtime for each (opened once, kept; one
+    that fails to open is tried again only after a wait: bot.workspaces.open_backoff).
+    `monotonic`: the clock that wait is counted on."""
 
-    def __init__(self, main: Runtime) -> None:
+    def __init__(self, main: Runtime, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.main = main
+        self._backoff = OpenBackoff(monotonic)
         self._open: dict[str, tuple[str, Runtime]] = {}
         self._lock = threading.Lock()  # guards the two dicts
         self._locks: dict[str, threading.Lock] = {}
@@ -364,12 +370,18 @@ class Workspaces:
                 return held[1]
             if held is not None:
                 held[1].close()
-            bot_token = installs.bot_token(self.main, team_id)
-            settings = workspace_settings(
-                self.main.settings, workspace, self.own_settings(team_id), bot_token
-            )
-            prepare_storage(self.main, settings.database_url)
-            opened = start(settings, clock=self.main.clock)
+            self._backoff.check(team_id, workspace.stamp)
+            try:
+                bot_token = installs.bot_token(self.main, team_id)
+                settings = workspace_settings(
+                    self.main.settings, workspace, self.own_settings(team_id), bot_token
+                )
+                prepare_storage(self.main, settings.database_url)
+                opened = start(settings, clock=self.main.clock)
+            except Exception as exc:
+                self._backoff.failed(team_id, workspace.stamp, exc)
+                raise
+            self._backoff.opened(team_id)
             mask_secrets(secrets_of(settings))
             with self._lock:
                 self._open[team_id] = (workspace.stamp, opened)

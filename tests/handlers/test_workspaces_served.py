@@ -16,6 +16,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from bot.core.clock import FixedClock
 from bot.core.models import Contact, Invoice, Reminder, Workspace
@@ -24,7 +25,7 @@ from bot.core.tokens import token
 from bot.planning import posting
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
-from bot.workspaces.registry import Workspaces
+from bot.workspaces.registry import Workspaces, workspace_database_url
 from integrations.slack_chat import SlackChat, web_client
 from integrations.slack_install import installation_store
 from tests.handlers.posted_plan import approve_value
@@ -420,9 +421,47 @@ def test_a_workspace_that_cannot_be_opened_is_told_so_in_slack(
                 theirs.close()
         assert answer.status_code == 200
         assert "cannot serve this workspace" in answer.text and "ARBOT_SECRET_KEY" in answer.text
-        assert hook.status_code == 503 and "ARBOT_SECRET_KEY" in hook.json()["detail"]
+        # an unauthenticated caller is told it is unavailable, not why
+        assert hook.status_code == 503 and "ARBOT_SECRET_KEY" not in hook.text
+        assert hook.json()["request_id"] == hook.headers["x-request-id"]
         # /healthz names it, and stays 200: the other workspaces are still served
         assert health.status_code == 200
         assert "ARBOT_SECRET_KEY" in health.json()["workspaces"][BETA]
     finally:
         rekeyed.close()
+
+
+def test_a_workspace_that_cannot_be_opened_tells_a_caller_nothing_of_its_insides_and_is_retried_later(
+    two_businesses: tuple[Runtime, Runtime, Workspaces], caplog: pytest.LogCaptureFixture
+) -> None:
+    main, _beta, workspaces = two_businesses
+    if main.engine.dialect.name != "sqlite":
+        pytest.skip("breaks the workspace's own SQLite file")
+    workspaces.close()
+    own = Path(str(make_url(workspace_database_url(main.settings.database_url, BETA)).database))
+    kept = own.read_bytes()
+    own.write_bytes(b"not a database at all" * 100)
+    seconds = [1000.0]
+    fresh = Workspaces(main, monotonic=lambda: seconds[0])
+    hook = f"/w/{BETA}/webhooks/stripe"
+    with serve(main, fresh) as url:
+        first = httpx.post(f"{url}{hook}", content=b"{}", headers={"X-Request-ID": "req-1"})
+        own.write_bytes(kept)  # mended, but not tried again at once
+        second = httpx.post(f"{url}{hook}", content=b"{}")
+        seconds[0] += 4 * 60  # past the wait
+        third = httpx.post(f"{url}{hook}", content=b"{}")
+    assert first.status_code == 503 and second.status_code == 503
+    assert first.json() == {
+        "status": "unavailable",
+        "detail": "this workspace cannot be served right now; whoever runs arbot finds why in "
+        "its log under this request id, or in /healthz",
+        "request_id": "req-1",
+    }
+    for text in (first.text, second.text):
+        assert str(own.parent) not in text and "DatabaseError" not in text and ".db" not in text
+    logged = [r for r in caplog.records if r.name == "handlers.workspace_routing"]
+    assert any(
+        "file is not a database" in r.getMessage() and getattr(r, "request_id", "") == "req-1"
+        for r in logged
+    )
+    assert third.status_code != 503  # opened again once the wait was over
