@@ -40,6 +40,7 @@ class TwilioSender:
         sender: str,
         status_callback: str | None,
     ) -> None:
+        self.api_url = api_url
         self.url = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self.auth = (account_sid, auth_token)
         self.sender = sender
@@ -49,6 +50,13 @@ class TwilioSender:
     def __enter__(self) -> TwilioSender:
         self._client = httpx.Client(timeout=TIMEOUT_SECONDS, auth=self.auth)
         return self
+
+    def another(self) -> TwilioSender:
+        """A sender like this one, on an HTTP client of its own (for sending side by side)."""
+        account_sid, auth_token = self.auth
+        return TwilioSender(
+            self.api_url, account_sid, auth_token, self.sender, self.status_callback
+        )
 
     def __exit__(self, *exc: object) -> None:
         if self._client is not None:

@@ -6,7 +6,8 @@ hand: they are left `sending`, and each becomes `unknown` for a person to check 
 ARBOT_SEND_BATCH a lane, sent or not). Right before its send each is checked again, with one read
 and no commit (bot/reminders/turns.py): a payment, reply, pause, dispute or opt-out since stops
 it, and so does its contact's window closing. With ARBOT_SEND_CONCURRENCY above 1, that many lanes
-share a batch, each on connections of its own (a sender that cannot open another keeps one lane).
+share a batch, each on connections of its own (a sender that cannot open another is shared by the
+lanes, one message at a time).
 `arbot send` runs it once; `arbot serve` every minute. One commit for a few messages rather than
 one a message: on PostgreSQL each commit waits for its write-ahead log to reach the disk."""
 
@@ -44,7 +45,7 @@ from bot.reminders.outbox import (
 from bot.reminders.results import Handed
 from bot.reminders.turns import Turns, check, settle
 from integrations.base.documents import CopyFetchers
-from integrations.base.outbound import Attachment, Sender
+from integrations.base.outbound import Attachment, Delivery, Outgoing, Sender
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +100,49 @@ def flush(
 def _lanes(
     stack: ExitStack, senders: dict[str, Sender], concurrency: int
 ) -> list[dict[str, Sender]]:
-    """The senders of each lane, opened: the first lane uses `senders`, each other one a copy."""
-    lanes = [{channel: stack.enter_context(sender) for channel, sender in senders.items()}]
-    copyable = {c: sender for c, sender in senders.items() if isinstance(sender, Parallel)}
-    if len(copyable) == len(senders):
-        for _ in range(concurrency - 1):
-            lanes.append({c: stack.enter_context(s.another()) for c, s in copyable.items()})
+    """The senders of each lane, opened: the first lane uses `senders`, each other one a copy.
+    A sender that cannot open another is shared by the lanes, one message at a time, so the
+    other channels still go side by side; when none can, there is one lane."""
+    opened = {channel: stack.enter_context(sender) for channel, sender in senders.items()}
+    shared: dict[str, Sender] = {
+        channel: _OneAtATime(opened[channel])
+        for channel, sender in senders.items()
+        if not isinstance(sender, Parallel)
+    }
+    if concurrency == 1 or len(shared) == len(senders):
+        return [opened]
+    lanes: list[dict[str, Sender]] = [{**opened, **shared}]
+    for _ in range(concurrency - 1):
+        lanes.append(
+            {
+                channel: shared.get(channel) or stack.enter_context(_another(sender))
+                for channel, sender in senders.items()
+            }
+        )
     return lanes
+
+
+def _another(sender: Sender) -> Sender:
+    assert isinstance(sender, Parallel)
+    return sender.another()
+
+
+class _OneAtATime:
+    """A sender the lanes share: it takes one message at a time (its one connection)."""
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> _OneAtATime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None  # the sender itself is closed with the run
+
+    def send(self, message: Outgoing) -> Delivery:
+        with self.lock:
+            return self.sender.send(message)
 
 
 def _send(
