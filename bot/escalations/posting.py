@@ -36,7 +36,7 @@ from bot.planning import plan_unit
 from bot.planning import posting as plan_posting
 from integrations.base.mrkdwn import HERE, Mrkdwn, mention, mrkdwn
 from integrations.base.slack import EscalationPort, EscalationView, Tag
-from integrations.errors import outcome_unknown, slack_error
+from integrations.errors import SlackFailed, outcome_unknown, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,8 @@ def post_new(
         try:
             if _post_claimed(runtime, slack, escalation_id, channel):
                 posted.append(escalation_id)
+        except SlackFailed as exc:  # Slack refusing or out of reach: the next sweep tries again
+            log.warning("escalation %s not posted: Slack said %s", escalation_id, exc.error)
         except Exception:  # one bad post must not stop the others; the next sweep tries again
             log.exception("escalation %s not posted", escalation_id)
     if posted:  # a plan already in Slack names them in its header: give each line its link

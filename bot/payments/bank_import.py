@@ -57,12 +57,15 @@ class BankImportSummary:
     outcome: PaymentOutcome = field(default_factory=PaymentOutcome)
     reviews: list[int] = field(default_factory=list)
     escalations: list[int] = field(default_factory=list)  # opened or added to for the rest
+    reviews_posted: int = 0  # of `reviews`, those Slack took with the import
+    slack_refused: str | None = None  # why Slack did not take the others (its error code)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "file": self.label,
             "applied": self.applied,
             "to_review": self.to_review,
+            "reviews_posted": self.reviews_posted,
             "already_imported": self.already_imported,
             "invoices_paid": len(self.outcome.closed),
             "reminders_cancelled": len(self.outcome.cancelled),

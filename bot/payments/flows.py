@@ -180,9 +180,14 @@ def receive_bank_payments(
     if summary.escalations:
         try:  # what Slack does not take now, the sweep posts
             post_escalations(runtime, slack)
-        except Exception:
-            log.exception("bank payments of %s: their escalations not posted to Slack", source)
+        except SlackFailed as exc:
+            log.info(
+                "bank payments of %s: escalations not posted: Slack said %s", source, exc.error
+            )
     channel = runtime.settings.finance_channel
     if slack is not None and channel:
-        reviews.post_open(runtime, slack, channel)
+        refused: list[str] = []
+        posted = reviews.post_open(runtime, slack, channel, refused)
+        summary.reviews_posted = len(set(posted) & set(summary.reviews))
+        summary.slack_refused = refused[0] if refused else None
     return summary, notes

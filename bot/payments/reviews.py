@@ -16,8 +16,10 @@ from bot.core.runtime import Runtime
 from bot.payments.bank_import import candidates_of
 from integrations.base.mrkdwn import actor, mrkdwn
 from integrations.base.slack import ReviewOption, ReviewView, SlackPort
+from integrations.errors import SlackFailed
 
 log = logging.getLogger(__name__)
+UNREACHABLE = "unreachable"  # how a SlackFailed that had no answer from Slack begins its error
 RULES = {
     "reference": "invoice number in the reference",
     "exact_amount": "exact amount",
@@ -72,10 +74,14 @@ def view_of(session: Session, review: PaymentReview) -> ReviewView:
     return ReviewView(review.id, described, why, tuple(options), review.state, decided)
 
 
-def post_open(runtime: Runtime, slack: SlackPort, channel: str) -> list[int]:
+def post_open(
+    runtime: Runtime, slack: SlackPort, channel: str, refused: list[str] | None = None
+) -> list[int]:
     """Post every open review Slack does not have yet, each claimed in a short write first so
     that no transaction is open while Slack is called and no other process posts it too; a claim
-    Slack refused is given back for the next sweep. Returns the ids posted."""
+    Slack refused is given back for the next sweep. Returns the ids posted; Slack's refusals
+    (its error codes) are added to `refused`. Slack refusing, or out of reach, is expected: it is
+    logged in one line, and once Slack cannot be reached the rest wait for the sweep too."""
     with runtime.sessions() as session:
         pending = list(
             session.scalars(
@@ -89,6 +95,12 @@ def post_open(runtime: Runtime, slack: SlackPort, channel: str) -> list[int]:
         try:
             if _post_claimed(runtime, slack, review_id, channel):
                 posted.append(review_id)
+        except SlackFailed as exc:  # the sweep posts it later
+            log.info("payment review %s not posted: Slack said %s", review_id, exc.error)
+            if refused is not None:
+                refused.append(exc.error)
+            if exc.error.startswith(UNREACHABLE):
+                break  # the others would wait for it in turn
         except Exception:  # the others still go; the sweep posts this one later
             log.exception("payment review %s not posted", review_id)
     return posted

@@ -44,9 +44,14 @@ def import_payments_command(
         return
     applied = sorted(summary.amount_applied.items())
     amounts = ", ".join(f"{decimal_str(v, k)} {k}" for k, v in applied) or "nothing"
+    slack_on = bool(runtime.settings.slack_bot_token and runtime.settings.finance_channel)
+    not_posted = summary.to_review - summary.reviews_posted if slack_on else 0
+    to_review = f"{summary.to_review} to review in Slack"
+    if not_posted:
+        to_review = f"{summary.to_review} to review ({summary.reviews_posted} posted in Slack)"
     out().print(
         f"{path.name}: {summary.applied} payment(s) applied ({amounts}), "
-        f"{summary.to_review} to review in Slack, {summary.already_imported} already imported. "
+        f"{to_review}, {summary.already_imported} already imported. "
         f"{len(summary.outcome.closed)} invoice(s) paid, "
         f"{len(summary.outcome.cancelled)} waiting reminder(s) cancelled.",
         markup=False,
@@ -61,9 +66,15 @@ def import_payments_command(
         )
     for text in notes.values():  # as Slack is sent them: ledger text as written
         out().print(text)
-    if summary.to_review and not (
-        runtime.settings.slack_bot_token and runtime.settings.finance_channel
-    ):
+    if not_posted:
+        out().print(
+            f"{not_posted} payment(s) to review not posted to Slack "
+            f"({summary.slack_refused or 'Slack did not answer'}): they are kept, and the next "
+            "sweep posts them (`arbot serve` sweeps every five minutes, `arbot poll-inbox` once "
+            "each run).",
+            markup=False,
+        )
+    if summary.to_review and not slack_on:
         out().print(
             "The payments to review wait in the database: set SLACK_BOT_TOKEN and "
             "ARBOT_FINANCE_CHANNEL to place them from Slack.",

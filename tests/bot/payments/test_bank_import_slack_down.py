@@ -1,0 +1,100 @@
+"""`arbot import-payments` when Slack cannot be reached: the import stands, the summary says how
+many reviews Slack actually got and that the rest are kept for the next sweep, in one line, with
+no traceback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.ledger_files import row
+
+OURS = {"bot", "handlers", "integrations", "scheduler"}
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _two_of_a_hundred(load: Any, tmp_path: Path) -> Path:
+    """Acme owes two invoices of 100 and pays 100 without a reference: a person picks."""
+    acme = {"customer_id": "C1", "customer_name": "Acme Inc", "amount": "100.00"}
+    load(
+        row(invoice_number="INV-1001", balance="100.00", due_date="2026-02-01", **acme),
+        row(invoice_number="INV-1002", balance="100.00", due_date="2026-02-05", **acme),
+    )
+    bank = tmp_path / "bank.csv"
+    bank.write_text("date,amount,currency,reference,payer\n2026-03-10,100.00,USD,,Acme Inc\n")
+    return bank
+
+
+def test_reviews_slack_did_not_get_are_said_in_one_line_without_a_traceback(
+    cli: Any,
+    load: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bank = _two_of_a_hundred(load, tmp_path)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", f"http://127.0.0.1:{_closed_port()}/api/")
+    monkeypatch.setenv("ARBOT_FINANCE_CHANNEL", "C0FIN")
+
+    result = cli("import-payments", str(bank))
+
+    assert result.code == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    # what a terminal shows of arbot's logs (slack_sdk's go nowhere): no line, no traceback
+    ours = [r for r in caplog.records if r.name.split(".")[0] in OURS]
+    assert [r.getMessage() for r in ours if r.levelno >= logging.WARNING or r.exc_info] == []
+    assert "1 to review in Slack" not in result.stdout
+    [line] = [t for t in result.stdout.splitlines() if "not posted to Slack" in t]
+    assert "1 payment(s) to review" in line and "next sweep" in line
+    doc = json.loads(cli("import-payments", str(bank), "--json").stdout)
+    assert doc["already_imported"] == 1
+
+
+def test_the_json_summary_counts_the_reviews_slack_got(
+    cli: Any, load: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack_api: Any
+) -> None:
+    bank = _two_of_a_hundred(load, tmp_path)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", slack_api.url)
+    monkeypatch.setenv("ARBOT_FINANCE_CHANNEL", "C0FIN")
+
+    doc = json.loads(cli("import-payments", str(bank), "--json").stdout)
+
+    assert (doc["to_review"], doc["reviews_posted"]) == (1, 1)
+
+
+def test_an_escalation_slack_did_not_get_is_one_line_without_a_traceback(
+    cli: Any,
+    load: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    acme = {"customer_id": "C1", "customer_name": "Acme Inc", "amount": "100.00"}
+    load(row(invoice_number="INV-1001", balance="100.00", due_date="2026-02-01", **acme))
+    bank = tmp_path / "over.csv"  # 900 more than INV-1001 owed: the escalation is posted
+    bank.write_text(
+        "date,amount,currency,reference,payer\n2026-03-10,1000.00,USD,INV-1001,Acme Inc\n"
+    )
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", f"http://127.0.0.1:{_closed_port()}/api/")
+    monkeypatch.setenv("ARBOT_FINANCE_CHANNEL", "C0FIN")
+
+    result = cli("import-payments", str(bank))
+
+    assert result.code == 0, result.stderr
+    ours = [r for r in caplog.records if r.name.split(".")[0] in OURS]
+    assert [r.getMessage() for r in ours if r.exc_info] == []
+    [warning] = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert warning.startswith("escalation") and "not posted" in warning
