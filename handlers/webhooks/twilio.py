@@ -9,6 +9,7 @@ Any other text is answered 404, as before."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from urllib.parse import parse_qs
@@ -29,6 +30,8 @@ from bot.replies.uninstalled import receive_opt_out_sms
 from handlers.webhooks.not_served import not_installed
 from integrations.base.inbound import Classifier
 from integrations.twilio_sms import valid_twilio_request
+
+log = logging.getLogger(__name__)
 
 
 def sms_endpoint(
@@ -118,17 +121,46 @@ async def _signed_form(settings: Settings, request: Request) -> dict[str, str] |
     without a token and a signature."""
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not token or not signature:
+    if not token:
+        log.warning(
+            "Twilio webhook %s refused: TWILIO_AUTH_TOKEN is unset, so its signature cannot be "
+            "checked; set it to the Twilio account's auth token",
+            request.url.path,
+        )
+        return None
+    if not signature:
+        log.warning("Twilio webhook %s refused: it has no X-Twilio-Signature", request.url.path)
         return None
     # Twilio signs the URL it called: the public one, not what a proxy forwarded to us.
     public = (settings.public_url or str(request.base_url)).rstrip("/") + request.url.path
+    checked = public  # what the log may name: the query can carry a reminder's token
     if request.url.query:
         public += "?" + request.url.query
+        checked += " (and its query)"
     body = await request.body()
 
     def judged() -> dict[str, str] | None:
         text = body.decode("utf-8", errors="replace")
         form = {key: values[0] for key, values in parse_qs(text, keep_blank_values=True).items()}
-        return form if valid_twilio_request(token, public, form, signature) else None
+        if valid_twilio_request(token, public, form, signature):
+            return form
+        if settings.public_url:
+            hint = (
+                "check that ARBOT_PUBLIC_URL is the address Twilio calls and TWILIO_AUTH_TOKEN "
+                "the account's auth token"
+            )
+        else:
+            hint = (
+                "ARBOT_PUBLIC_URL is unset, so that address was read from the request, and "
+                "behind a proxy it may differ from the one Twilio signed (http:// for "
+                "https://); set ARBOT_PUBLIC_URL to the address Twilio calls"
+            )
+        # Twilio does not send a text again: this line is all that is left of it.
+        log.warning(
+            "Twilio webhook refused: its signature does not match %s, the address checked; %s",
+            checked,
+            hint,
+        )
+        return None
 
     return await run_in_threadpool(judged)

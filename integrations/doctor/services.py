@@ -1,5 +1,6 @@
 """Twilio (the account's credentials, and that TWILIO_FROM is one of its numbers:
-`GET /2010-04-01/Accounts/{Sid}/IncomingPhoneNumbers.json?PhoneNumber=`) and Stripe (the key:
+`GET /2010-04-01/Accounts/{Sid}/IncomingPhoneNumbers.json?PhoneNumber=`; that ARBOT_PUBLIC_URL is
+set, which its webhooks' signatures are checked against) and Stripe (the key:
 `GET /v1/account`; a webhook secret whenever payment links are on), each at the base URL the
 app uses (TWILIO_API_URL, STRIPE_API_BASE)."""
 
@@ -17,6 +18,34 @@ TWILIO_SETTINGS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM")
 
 
 def check_twilio(settings: Settings, timeout: float) -> list[Finding]:
+    found = _twilio_sending(settings, timeout)
+    if found[0].status == "not_configured":
+        return found
+    return [*found, _twilio_webhooks(settings)]
+
+
+def _twilio_webhooks(settings: Settings) -> Finding:
+    """Twilio signs the address it called, and arbot checks the signature against
+    ARBOT_PUBLIC_URL; without it, against the address the request arrived at, which behind a
+    proxy that ends TLS reads http:// where Twilio signed https://, so every text is refused."""
+    if settings.public_url:
+        return ok(
+            TWILIO,
+            "webhooks",
+            "texts and delivery reports are checked as signed for "
+            f"{settings.public_url.rstrip('/')}/webhooks/twilio/... (ARBOT_PUBLIC_URL)",
+        )
+    return problem(
+        TWILIO,
+        "webhooks",
+        "ARBOT_PUBLIC_URL is unset: Twilio's signatures are then checked against the address "
+        "each request arrives at, and behind a proxy that ends TLS that is http:// where Twilio "
+        "signed https://, so customers' texts are refused (401) and Twilio does not send them "
+        "again; set ARBOT_PUBLIC_URL to the https:// address Twilio calls",
+    )
+
+
+def _twilio_sending(settings: Settings, timeout: float) -> list[Finding]:
     sid, token, sender = (
         settings.twilio_account_sid,
         settings.twilio_auth_token,

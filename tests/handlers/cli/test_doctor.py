@@ -130,6 +130,7 @@ def doctor(cli: Any, world: World, database_url: str, monkeypatch: pytest.Monkey
         "TWILIO_AUTH_TOKEN": tw.TOKEN,
         "TWILIO_FROM": FROM_NUMBER,
         "TWILIO_API_URL": world.twilio.url,
+        "ARBOT_PUBLIC_URL": "https://arbot.brightwater.example",
         "STRIPE_API_KEY": "sk_test_arbot",
         "STRIPE_WEBHOOK_SECRET": "whsec_test",
         "STRIPE_API_BASE": world.stripe.url,
@@ -214,6 +215,7 @@ def test_json_lists_every_check_with_its_status_for_scripts(doctor: Any) -> None
     statuses = {(c["integration"], c["check"]): c["status"] for c in document["checks"]}
     assert statuses[("Slack", "scopes")] == "ok"
     assert statuses[("Twilio", "from")] == "ok"
+    assert statuses[("Twilio", "webhooks")] == "ok"
     assert statuses[("HubSpot", "scopes")] == "ok"
     assert set(statuses.values()) == {"ok"}
     assert all(set(c) == {"integration", "check", "status", "message"} for c in document["checks"])
@@ -550,6 +552,19 @@ def test_a_messaging_service_as_sender_checks_the_account_and_says_its_numbers_a
     result = doctor("doctor")
     assert result.code == 1
     assert "Twilio refused TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN" in result.stdout
+
+
+@SERVICES_ONLY
+def test_twilio_without_arbot_public_url_is_a_problem_its_texts_could_be_refused(
+    doctor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ARBOT_PUBLIC_URL")
+    result = doctor("doctor")
+    assert result.code == 1
+    (twilio,) = [line for line in problems(result.stdout) if "Twilio" in line]
+    said = " ".join(twilio.split())
+    assert "ARBOT_PUBLIC_URL is unset" in said
+    assert "set ARBOT_PUBLIC_URL to the https:// address Twilio calls" in said
 
 
 @SERVICES_ONLY
