@@ -79,6 +79,12 @@ class TwilioSender:
         assert self._client is not None, "use the sender as a context manager"
         try:
             response = self._client.post(self.url, data=form)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # never left: our setting
+            return Delivery(
+                "outage",
+                error=f"TWILIO_API_URL cannot be used ({exc}); give a URL such as "
+                "https://api.twilio.com",
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was handed over
             return Delivery("transient", error=f"Twilio unreachable: {exc}")
         except httpx.TransportError as exc:  # the request went; its answer did not come back

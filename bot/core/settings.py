@@ -6,6 +6,7 @@ from datetime import datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfoNotFoundError
 
 from pydantic import (
@@ -482,6 +483,24 @@ class Settings(BaseSettings):
             if name not in self.model_fields_set:
                 setattr(self, name, value)
         return self
+
+    @field_validator("twilio_api_url")
+    @classmethod
+    def _twilio_url(cls, value: str) -> str:
+        """An http(s) URL with a host (and a port that can be): a typo such as a missing scheme
+        would otherwise make every text fail as it is sent."""
+        try:
+            split = urlsplit(value)
+            usable = split.scheme in ("http", "https") and bool(split.hostname)
+            _ = split.port  # raises ValueError for a port out of range
+        except ValueError:
+            usable = False
+        if not usable:
+            raise ValueError(
+                f"{value!r} is not a URL arbot can send to: give it with its scheme and host, "
+                "such as https://api.twilio.com"
+            )
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -225,3 +225,17 @@ def test_zone_files_that_are_not_places_are_refused_as_unknown_zones(
     with pytest.raises(UserError) as refused:
         load_settings(env_file=None)
     assert f"ARBOT_TIMEZONE: Value error, {zone!r} is not an IANA timezone" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["api.twilio.com", "ftp://api.twilio.com", "https://", "https://api.twilio.com:99999"]
+)
+def test_a_twilio_api_url_that_cannot_be_used_is_refused_naming_the_variable(url: str) -> None:
+    with pytest.raises(UserError) as refused:
+        load_settings(env_file=None, twilio_api_url=url)
+    assert "TWILIO_API_URL" in str(refused.value) and "https://api.twilio.com" in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["https://api.twilio.com", "http://127.0.0.1:8099/"])
+def test_a_twilio_api_url_with_its_scheme_loads(url: str) -> None:
+    assert load_settings(env_file=None, twilio_api_url=url).twilio_api_url == url

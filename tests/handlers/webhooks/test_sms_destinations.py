@@ -6,12 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.core.models import Contact, Escalation, Reminder
 from bot.core.runtime import Runtime
+from integrations.base.outbound import Outgoing
+from integrations.twilio_sms import TwilioSender
 from tests.handlers.webhooks.test_sms_and_webhooks import TODAY, sms_env, twilio
-from tests.support.fake_twilio import FakeTwilio
+from tests.support.fake_twilio import SID, TOKEN, FakeTwilio
 from tests.support.ledger_files import row, write
 
 __all__ = ["sms_env", "twilio"]  # fixtures
@@ -55,3 +58,13 @@ def test_a_text_to_a_region_not_enabled_fails_alone_and_the_other_texts_go(
     again = sms_env("send")
     assert again.code == 0 and "Sent 0" in again.stdout
     assert len(twilio.messages) == 2
+
+
+@pytest.mark.parametrize("url", ["api.twilio.com", "http://[::1"])
+def test_a_twilio_url_that_cannot_be_used_sends_nothing_and_stops_the_run(url: str) -> None:
+    """Such a URL never leaves: the text is not `unknown` (nothing went), and no try is lost."""
+    text = Outgoing(1, "sms", "+13125550142", None, None, "B", None, "Hi. Reply STOP.", *[None] * 5)
+    with TwilioSender(url, SID, TOKEN, "+13125550000", None) as sender:
+        delivery = sender.send(text)
+    assert delivery.status == "outage"
+    assert "TWILIO_API_URL" in (delivery.error or "")
