@@ -72,6 +72,7 @@ _REASONS = {
     "already_planned_today": "already in today's plan",
     "pending_approval": "a reminder is already waiting",
     "escalated": "a person has the account",
+    "payment_in_review": "a bank payment that may be theirs waits for a person to place it",
     "frequency_cap": "contacted recently enough",
     "no_contact": "no billing contact",
     "opted_out": "asked not to be contacted",

@@ -22,6 +22,7 @@ from bot.core.models import (
     Event,
     InboundMessage,
     Invoice,
+    PaymentReview,
     Reminder,
     ReminderInvoice,
 )
@@ -97,6 +98,7 @@ class History:
     instalments: dict[int, NextInstalment] = field(default_factory=dict)  # customer -> next one
     control: dict[int, datetime] = field(default_factory=dict)  # control group -> since when
     guarded: dict[int, str] = field(default_factory=dict)  # customer -> a guardrail hold
+    in_review: set[int] = field(default_factory=set)  # a bank payment to them waits for a person
 
 
 def load_customers(session: Session) -> list[CustomerFacts]:
@@ -277,6 +279,19 @@ def _grouped(
         rows.close()
 
 
+def in_review(session: Session) -> set[int]:
+    """The customers an open payment review offers a bank payment to (any of its candidates):
+    until a person places it, what they owe may already be paid."""
+    customers: set[int] = set()
+    for candidates in session.scalars(
+        select(PaymentReview.candidates).where(PaymentReview.state == "open")
+    ):
+        for candidate in candidates or ():
+            if isinstance(candidate, dict) and candidate.get("customer_id") is not None:
+                customers.add(int(candidate["customer_id"]))
+    return customers
+
+
 def load_history(session: Session) -> History:
     history = History()
     sent_touches: list[tuple[int, int, datetime]] = []  # (customer, invoice, when)
@@ -328,6 +343,7 @@ def load_history(session: Session) -> History:
     )
     history.instalments = next_instalments(session)
     history.guarded = active_holds(session)
+    history.in_review = in_review(session)
     for customer_id, invoice_id, when in sent_touches:
         answered = max(filter(None, (replied.get(customer_id), paid.get(invoice_id))), default=None)
         if answered is None or when > answered:

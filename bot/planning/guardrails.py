@@ -1,7 +1,8 @@
 """Why a reminder is held back. Each reason is machine-readable and shown in the plan.
 
 Invoice-level: the invoice is settled or a person is handling it. Customer-level: the account is
-paused, already has a reminder on its way, was touched too recently, or cannot be reached safely.
+paused, already has a reminder on its way, has a bank payment waiting for a person to place it,
+was touched too recently, or cannot be reached safely.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ PAUSED = "paused"
 ALREADY_TODAY = "already_planned_today"  # one message per customer per day, even on a re-run
 PENDING_APPROVAL = "pending_approval"  # a reminder is already planned, approved or sending
 ESCALATED = "escalated"  # a person has the account (open escalation)
+PAYMENT_IN_REVIEW = "payment_in_review"  # a bank payment that may be theirs waits for a person
 FREQUENCY_CAP = "frequency_cap"
 NO_CONTACT = "no_contact"
 OPTED_OUT = "opted_out"
@@ -70,6 +72,8 @@ def customer_hold(customer: CustomerFacts, history: History, now: datetime) -> s
         return history.guarded[customer.id]
     if customer.id in history.escalated:
         return ESCALATED
+    if customer.id in history.in_review:
+        return PAYMENT_IN_REVIEW
     return None
 
 
