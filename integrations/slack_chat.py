@@ -366,16 +366,25 @@ class SlackChat:
             return True
         return bool(url.netloc) and (url.scheme, url.netloc) == (api.scheme, api.netloc)
 
-    def respond(self, response_url: str, text: str, blocks: list[dict[str, Any]] | None) -> None:
-        """Tell whoever clicked, and only them, through the click's response_url (an ephemeral
-        message, as chat.postEphemeral posts, without a Web API call). Slack takes up to five
-        answers at a response_url within 30 minutes of the click. Not retried: a failure is
-        raised, and the caller tells them another way."""
+    def respond(
+        self,
+        response_url: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        *,
+        shared: bool = False,
+    ) -> None:
+        """Tell whoever clicked (or typed a command), and only them, through its response_url
+        (an ephemeral message, as chat.postEphemeral posts, without a Web API call); `shared`,
+        everyone in the channel instead. It reaches channels arbot is not in and direct messages
+        between people, where the Web API cannot post. Slack takes up to five answers at a
+        response_url within 30 minutes. Not retried: a failure is raised, and the caller tells
+        them another way."""
         if not self.answerable(response_url):
             raise SlackFailed("not Slack's response_url", {"ok": False, "error": "invalid_url"})
         answer: dict[str, Any] = {
             "text": text,
-            "response_type": "ephemeral",
+            "response_type": "in_channel" if shared else "ephemeral",
             "replace_original": False,
         }
         if blocks:

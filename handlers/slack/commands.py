@@ -5,6 +5,7 @@ Its answer is the ack itself (Slack shows it at once, privately unless the comma
 
 from __future__ import annotations
 
+import logging
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from slack_bolt import Ack, App
+from slack_sdk.errors import SlackApiError
 
 from bot.core.errors import UserError
 from bot.core.ids import parse_id
@@ -36,6 +38,12 @@ from integrations.slack_text import HELP, aging_text, plan_text, status_text
 from integrations.wiring import links_for
 
 COMMAND = "/ar"
+NOT_A_MEMBER = ("not_in_channel", "channel_not_found")  # Slack's refusal where arbot is not
+NOT_IN_CHANNEL_REPORT = mrkdwn(
+    "The report's charts could not be posted: arbot is not in this channel. "
+    "Invite it with `/invite @arbot`, then run `/ar report` again."
+)
+log = logging.getLogger(__name__)
 Allows = Callable[[str], bool]  # an approver?
 
 
@@ -61,15 +69,17 @@ def on_ar(kit: ListenerKit, ack: Ack, command: dict[str, Any]) -> None:
         text=answer.text,
         blocks=text_blocks(answer.text),
     )
-    user, channel = typed.user, typed.channel
+    user, channel, answer_at = typed.user, typed.channel, typed.response_url
     if answer.cancelled:  # the cards of reminders a pause cancelled say so
         kit.later(redraw, user, channel, answer.cancelled)
     if answer.report and channel:
-        kit.later(post_the_report, user, channel, channel)
+        kit.later(post_the_report, user, channel, channel, user, answer_at)
     if answer.escalate:
         kit.later(post_escalations, user, channel)
     if answer.forecast is not None:
-        kit.later(post_forecast, user, channel, channel, user, answer.forecast, answer.share)
+        kit.later(
+            post_forecast, user, channel, channel, user, answer.forecast, answer.share, answer_at
+        )
 
 
 def post_escalations(kit: ListenerKit) -> None:
@@ -77,10 +87,17 @@ def post_escalations(kit: ListenerKit) -> None:
 
 
 def post_forecast(
-    kit: ListenerKit, channel: str | None, user: str, show_amounts: bool, share: bool
+    kit: ListenerKit,
+    channel: str | None,
+    user: str,
+    show_amounts: bool,
+    share: bool,
+    response_url: str | None = None,
 ) -> None:
     """The cash expected in each of the next 13 weeks (learning from the whole ledger takes
-    seconds on a large one: after the ack), to the person who asked, or to the channel."""
+    seconds on a large one: after the ack), to the person who asked, or to the channel. It goes
+    to the command's response_url, which reaches any channel or direct message, arbot a member
+    or not; the Web API only when Slack sent none or refused it."""
     from bot.forecasting.cash import cash_forecast
     from integrations.slack_forecast import forecast_text
 
@@ -88,14 +105,40 @@ def post_forecast(
     with runtime.sessions() as session:
         forecast = cash_forecast(session, runtime.today(), 13, runtime.settings.timezone)
     text = forecast_text(forecast, show_amounts)
-    if share and channel:
-        kit.slack.client.chat_postMessage(channel=channel, text=text, blocks=text_blocks(text))
+    if share:
+        _share(kit, channel, text, response_url)
         return
-    kit.tell(channel, user, text, text_blocks(text))
+    kit.tell(channel, user, text, text_blocks(text), response_url=response_url)
 
 
-def post_the_report(kit: ListenerKit, channel: str) -> None:
-    post_report(kit.runtime, kit.slack.client, channel, kit.runtime.today())
+def _share(kit: ListenerKit, channel: str | None, text: Mrkdwn, response_url: str | None) -> None:
+    """`text` for everyone in the channel the command was typed in."""
+    if response_url and kit.slack.answerable(response_url):
+        try:
+            kit.slack.respond(response_url, text, text_blocks(text), shared=True)
+            return
+        except Exception as exc:
+            log.warning(
+                "could not share at the command's response_url (%s: %s): posting instead",
+                type(exc).__name__,
+                exc,
+            )
+    if channel:
+        kit.slack.client.chat_postMessage(channel=channel, text=text, blocks=text_blocks(text))
+
+
+def post_the_report(
+    kit: ListenerKit, channel: str, user: str = "", response_url: str | None = None
+) -> None:
+    """The report with its charts, in `channel`. Files can only be posted where arbot is a
+    member: where it is not, the person who asked is told to invite it."""
+    try:
+        post_report(kit.runtime, kit.slack.client, channel, kit.runtime.today())
+    except SlackApiError as exc:
+        if exc.response.get("error") not in NOT_A_MEMBER:
+            raise
+        log.warning("report not posted in %s: %s", channel, exc.response.get("error"))
+        kit.tell(channel, user, NOT_IN_CHANNEL_REPORT, response_url=response_url)
 
 
 def answer_ar(runtime: Runtime, allows: Allows, command: Command) -> Answer:

@@ -202,11 +202,13 @@ def chosen(values: Body, field: Field, key: str) -> str | None:
 
 @dataclass(frozen=True)
 class Command:
-    """An `/ar` command: who typed it, where, and the words after the command."""
+    """An `/ar` command: who typed it, where, the words after the command, and where Slack takes
+    answers to it (its `response_url`: anywhere the command was typed, arbot a member or not)."""
 
     user: str
     channel: str | None
     text: str
+    response_url: str | None = None
 
 
 def command_of(command: Body) -> Command:
@@ -217,6 +219,7 @@ def command_of(command: Body) -> Command:
         _text(command.get("user_id"), "user_id"),
         _plain(command.get("channel_id")),
         _as_typed(text or ""),
+        _plain(command.get("response_url")),
     )
 
 

@@ -158,7 +158,13 @@ class SlackRequests:
         return self.interactive(payload, **kwargs)
 
     def command(
-        self, text: str, user: str = "U0APPROVER", channel: str = "C0FINANCE", **kwargs: Any
+        self,
+        text: str,
+        user: str = "U0APPROVER",
+        channel: str = "C0FINANCE",
+        *,
+        response_url: str | None = None,  # e.g. the fake Slack's, to see what is posted there
+        **kwargs: Any,
     ) -> httpx.Response:
         body = urlencode(
             {
@@ -173,7 +179,8 @@ class SlackRequests:
                 "text": text,
                 "api_app_id": "A0ARBOT",
                 "trigger_id": "trigger-cmd",
-                "response_url": f"https://hooks.slack.invalid/commands/{self.team}/1/abc",
+                "response_url": response_url
+                or f"https://hooks.slack.invalid/commands/{self.team}/1/abc",
             }
         )
         return self.send(body, "application/x-www-form-urlencoded", **kwargs)

@@ -141,6 +141,20 @@ def test_ar_report_in_the_finance_channel_uploads_the_charts(
     assert files and all((f["data"] or b"").startswith(b"\x89PNG") for f in files)
 
 
+@pytest.mark.slow  # matplotlib renders the charts
+def test_ar_report_in_a_finance_channel_arbot_is_not_in_says_to_invite_it(
+    served: Any, posted: Runtime, slack_api: Any
+) -> None:
+    slack_api.fail_next("files.completeUploadExternal", "not_in_channel")
+
+    served.command("report", response_url=slack_api.response_url("C0FINANCE", ""))
+    told = wait_for(lambda: slack_api.responses())[0]
+
+    assert told["kind"] == "ephemeral"
+    assert "arbot is not in this channel" in told["body"]["text"]
+    assert "`/invite @arbot`" in told["body"]["text"] and "/ar report" in told["body"]["text"]
+
+
 def test_ar_report_elsewhere_shows_no_amounts(served: Any, posted: Runtime, slack_api: Any) -> None:
     answer = served.command("report", channel="C0RANDOM")
 

@@ -113,3 +113,35 @@ def test_ar_forecast_share_posts_it_in_the_finance_channel(
 
     assert posted[0]["channel"] == "C0FINANCE"
     assert "• week of Mar 30: €" in posted[0]["text"]
+
+
+def test_ar_forecast_reaches_the_person_in_a_channel_arbot_is_not_in(
+    served: Any, cli: Any, tmp_path: Path, slack_api: Any
+) -> None:
+    history_ledger(tmp_path, cli)
+    slack_api.fail_next("chat.postEphemeral", "not_in_channel")  # were it asked
+
+    served.command(
+        "forecast", channel="C0GENERAL", response_url=slack_api.response_url("C0GENERAL", "")
+    )
+    told = wait_for(lambda: slack_api.responses())[0]
+
+    assert told["kind"] == "ephemeral" and told["status"] == 200
+    assert "*Expected cash in, as of 2026-03-16*" in told["body"]["text"]  # an approver, privately
+    assert told["body"]["blocks"]
+
+
+def test_ar_forecast_share_in_a_direct_message_between_people_is_posted_there(
+    served: Any, cli: Any, tmp_path: Path, slack_api: Any
+) -> None:
+    history_ledger(tmp_path, cli)
+    slack_api.fail_next("chat.postMessage", "channel_not_found")  # were it asked
+
+    served.command(
+        "forecast share", channel="D0DM", response_url=slack_api.response_url("D0DM", "")
+    )
+    told = wait_for(lambda: slack_api.responses())[0]
+
+    assert told["kind"] == "in_channel" and told["status"] == 200
+    text = told["body"]["text"]
+    assert "shown to approvers and in the finance channel only" in text and "$" not in text
