@@ -5,11 +5,14 @@ note, which customers' statements show).
 Incremental sync uses the query endpoint filtered on `MetaData.LastUpdatedTime >= cursor`, not the
 CDC endpoint: queries page (`STARTPOSITION`/`MAXRESULTS`) through any number of changes and work
 however old the cursor is, where CDC stops at 1,000 objects per entity and 30 days. What a query
-cannot see is an invoice deleted outright (voided ones are seen and become status "void"); a full
-sync (cursor None) is the remedy. Pages are ordered by Id, so a record changed while we page stays
-where it was and nothing is skipped. The next cursor is the server's clock at the first answer less
-a few minutes: changes made while the sync ran are fetched again next time (the upsert is idempotent)
-rather than missed.
+cannot see is an invoice deleted outright (voided ones are seen and become status "void"): those
+are asked of change data capture (`cdc?entities=Invoice`), whose answer names each deleted invoice
+with status "Deleted". CDC reaches back 30 days: a cursor older than that (no sync for a month) is
+a full sync instead, which returns every invoice QuickBooks still has, so the batch is `complete`
+and an invoice stored from QuickBooks that it lacks was deleted. Pages are ordered by Id, so a
+record changed while we page stays where it was and nothing is skipped. The next cursor is the
+server's clock at the first answer less a few minutes: changes made while the sync ran are fetched
+again next time (the upsert is idempotent) rather than missed.
 
 Every record is checked; one that cannot be read becomes a SourceProblem naming it and its field,
 and the rest of the batch still syncs.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +59,7 @@ DEFAULT_API_URL = "https://quickbooks.api.intuit.com"
 MINOR_VERSION = "75"
 PAGE_SIZE = 1000  # the most QuickBooks returns per query
 ID_CHUNK = 100  # ids per `Id IN (...)` lookup
+CDC_DAYS = 29  # change data capture reaches back 30 days; a day is left for clocks
 ATTACHABLE_NOTE_LIMIT = 2000  # the most an Attachable's Note holds
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -87,6 +91,8 @@ class QuickBooksSource:
 
     def fetch_since(self, cursor: str | None) -> LedgerBatch:
         since = parse_cursor(cursor, "QuickBooks")
+        if since is not None and since < self.client.now() - timedelta(days=CDC_DAYS):
+            since = None  # beyond change data capture's reach: a full sync sees deletions too
         self._server_time = None
         batch = LedgerBatch(source=self.name, label=f"QuickBooks company {self.realm_id}")
         raw_customers = list(self._query("Customer", since))
@@ -104,6 +110,10 @@ class QuickBooksSource:
             self._add_payment(batch, raw, numbers)
         rows = [*raw_customers, *raw_invoices, *raw_payments]
         batch.cursor = next_cursor(cursor, self._server_time, (_updated(row) for row in rows))
+        if since is None:
+            batch.complete = True
+        else:
+            batch.deleted_invoices = self._deleted_invoices(since)
         return batch
 
     # --- PdfSource ---------------------------------------------------------------------------
@@ -173,6 +183,26 @@ class QuickBooksSource:
             if len(rows) < self.page_size:
                 return
             start += len(rows)
+
+    def _deleted_invoices(self, since: datetime) -> list[str]:
+        """The Ids of invoices deleted since `since` (within CDC_DAYS), from change data
+        capture. It answers at most 1,000 changed invoices, far more than change between syncs."""
+        answer = self.client.json(
+            "GET",
+            f"{self.base}/cdc",
+            params={
+                "minorversion": MINOR_VERSION,
+                "entities": "Invoice",
+                "changedSince": format_time(since),
+            },
+        )
+        found: list[str] = []
+        for capture in answer.get("CDCResponse") or []:
+            for response in (capture or {}).get("QueryResponse") or []:
+                for row in (response or {}).get("Invoice") or []:
+                    if isinstance(row, dict) and row.get("status") == "Deleted" and row.get("Id"):
+                        found.append(str(row["Id"]))
+        return found
 
     def _by_ids(self, entity: str, ids: list[str]) -> Iterator[dict[str, Any]]:
         for offset in range(0, len(ids), ID_CHUNK):

@@ -143,6 +143,13 @@ class LedgerBatch:
     payments: list[PaymentRecord] = field(default_factory=list)
     problems: list[SourceProblem] = field(default_factory=list)
     cursor: str | None = None  # where the next incremental fetch starts (source-defined)
+    # the source's ids of invoices it deleted outright (a source that returns them as records,
+    # status "void", leaves this empty): each stored one is voided
+    deleted_invoices: list[str] = field(default_factory=list)
+    # True when the batch holds every invoice the source has (a full sync of a source that leaves
+    # deleted invoices out): a stored one of this source it lacks, and names in no problem, was
+    # deleted there and is voided
+    complete: bool = False
 
 
 # The ledger CSV's columns: the file format's contract (integrations.csv_ledger reads it,

@@ -1,5 +1,6 @@
 """A local stand-in for QuickBooks Online: Intuit's token endpoint and the v3 accounting API
-(query with paging, invoice read and sparse update, preferences, company info), answering in QuickBooks' shapes.
+(query with paging, change data capture of invoices, invoice read and sparse update,
+preferences, company info), answering in QuickBooks' shapes.
 
 It records every request, and can be told to expire the access token once (401), to rate limit
 once (429 with Retry-After), or to fail with a server error. The token desk (`TokenDesk`) is shared
@@ -138,6 +139,8 @@ class FakeQuickBooks(LocalServer):
         self.customers: list[dict[str, Any]] = []
         self.invoices: list[dict[str, Any]] = []
         self.payments: list[dict[str, Any]] = []
+        # What change data capture (`cdc`) reports as deleted, as `deleted(...)` makes them
+        self.deleted_invoices: list[dict[str, Any]] = []
         self.home_currency = "USD"
         self.requests: list[Recorded] = []
         self.retry_after: str | None = None  # the next API call gets a 429 with this Retry-After
@@ -191,6 +194,8 @@ class FakeQuickBooks(LocalServer):
         resource = request.path[len(prefix) :]
         if resource == "/query":
             return 200, self._query(request.query.get("query", "")), {}
+        if resource == "/cdc" and request.method == "GET":
+            return 200, self._cdc(request.query), {}
         if resource == "/preferences":
             return 200, self._preferences(), {}
         if resource == f"/companyinfo/{self.realm}" and request.method == "GET":
@@ -224,6 +229,20 @@ class FakeQuickBooks(LocalServer):
             "QueryResponse": {entity: page, "startPosition": start, "maxResults": len(page)},
             "time": SERVER_TIME,
         }
+
+    def _cdc(self, query: dict[str, str]) -> dict[str, Any]:
+        """Change data capture: the invoices changed since `changedSince`, as QuickBooks gives
+        them (one QueryResponse per entity; a deleted one has only its Id, status and MetaData)."""
+        if query.get("entities") != "Invoice":
+            return _fault("ValidationFault", f"the fake knows Invoice, not {query!r}", "2010")
+        since = datetime.fromisoformat(query["changedSince"])
+        rows = [*self.invoices, *self.deleted_invoices]
+        changed = [
+            r for r in rows if datetime.fromisoformat(r["MetaData"]["LastUpdatedTime"]) >= since
+        ]
+        changed.sort(key=lambda r: int(r["Id"]))
+        found = {"Invoice": changed, "startPosition": 1, "maxResults": len(changed)}
+        return {"CDCResponse": [{"QueryResponse": [found if changed else {}]}], "time": SERVER_TIME}
 
     def _company_info(self) -> dict[str, Any]:
         return {
@@ -414,6 +433,16 @@ def invoice(
     if number is not None:
         record["DocNumber"] = number
     return {**record, **extra}
+
+
+def deleted(record: dict[str, Any], updated: str) -> dict[str, Any]:
+    """A record as change data capture reports it once deleted."""
+    return {
+        "domain": "QBO",
+        "status": "Deleted",
+        "Id": record["Id"],
+        "MetaData": {"LastUpdatedTime": updated},
+    }
 
 
 def payment(

@@ -1,0 +1,141 @@
+"""An invoice deleted in QuickBooks (entered by mistake) ends its follow-up: the next sync finds the
+deletion through QuickBooks' change data capture and voids the invoice, cancelling what waits."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.core.clock import FixedClock
+from bot.core.models import Event, Invoice, Reminder, SyncState
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
+from integrations.base.ledger import Tokens
+from integrations.oauth import MemoryTokenStore
+from integrations.oauth import quickbooks_provider as provider
+from integrations.oauth_client import OAuthClient
+from integrations.quickbooks import QuickBooksSource
+from tests.bot.ledger.test_sync import _connect, _rt, qb  # noqa: F401 (qb is a fixture)
+from tests.conftest import NOW
+from tests.support.fake_quickbooks import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REALM,
+    FakeQuickBooks,
+    deleted,
+)
+
+
+def test_an_invoice_deleted_in_quickbooks_is_voided_and_its_waiting_reminder_cancelled(
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    qb: FakeQuickBooks,  # noqa: F811
+    database_url: str,
+) -> None:
+    assert _connect(cli, monkeypatch, qb).code == 0
+    assert cli("sync").code == 0
+    rt = _rt(database_url)
+    try:  # today's plan writes to Bill about 1038
+        with rt.writing() as session:
+            rules = PlanRules.from_settings(rt.settings)
+            run_plan(session, rules, date(2026, 3, 16), rt.clock.now(), False)
+    finally:
+        rt.close()
+    # 1038 was entered by mistake and is deleted in QuickBooks
+    gone = qb.invoices.pop(1)
+    qb.deleted_invoices.append(deleted(gone, updated="2026-03-16T07:10:00-07:00"))
+    monkeypatch.setattr("tests.support.fake_quickbooks.SERVER_TIME", "2026-03-16T07:20:00-07:00")
+    synced = cli("sync")
+    assert synced.code == 0, synced.stderr
+    assert "1 changed (0 paid, 1 voided, 0 reopened)" in synced.stdout
+    assert "1 waiting reminder(s) cancelled" in synced.stdout
+    # the deletion is told once: a sync after it changes nothing
+    monkeypatch.setattr("tests.support.fake_quickbooks.SERVER_TIME", "2026-03-16T07:40:00-07:00")
+    again = cli("sync")
+    assert again.code == 0, again.stderr
+    assert "0 new invoice(s), 0 changed" in again.stdout
+    rt = _rt(database_url)
+    try:
+        with rt.sessions() as session:
+            statuses = {
+                number: status
+                for number, status in session.execute(select(Invoice.number, Invoice.status))
+            }
+            reminders = session.execute(
+                select(Reminder.state, Reminder.cancel_reason)
+                .join(Invoice, Invoice.customer_id == Reminder.customer_id)
+                .where(Invoice.number == "1038")
+            ).all()
+            voided = session.scalars(
+                select(Event.payload).where(Event.kind == "invoice.voided")
+            ).all()
+    finally:
+        rt.close()
+    assert statuses == {"1037": "open", "1038": "void"}
+    assert reminders == [("cancelled", "voided")]
+    assert [(p["number"], p.get("deleted")) for p in voided] == [("1038", True)]
+
+
+@pytest.mark.parametrize(
+    ("cursor", "asked"),
+    [("2026-03-16T13:00:00+00:00", True), ("2026-02-01T00:00:00+00:00", False)],
+)
+def test_deletions_are_asked_of_change_data_capture_within_its_reach_else_all_is_fetched(
+    clock: FixedClock, cursor: str, asked: bool
+) -> None:
+    fake = FakeQuickBooks().start()
+    try:
+        fake.deleted_invoices.append(deleted({"Id": "131"}, updated="2026-03-16T07:10:00-07:00"))
+        tokens = Tokens("qb-access-0", "qb-refresh-0", NOW + timedelta(hours=1), REALM)
+        client = OAuthClient(
+            provider(CLIENT_ID, CLIENT_SECRET, token_endpoint=fake.token_url),
+            MemoryTokenStore({"quickbooks": tokens}),
+            clock.now,
+        )
+        source = QuickBooksSource(client, REALM, api_url=fake.url)
+        full = source.fetch_since(None)
+        assert (full.complete, full.deleted_invoices) == (True, [])
+        batch = source.fetch_since(cursor)
+        assert (batch.complete, batch.deleted_invoices) == (not asked, ["131"] if asked else [])
+        assert len(fake.api_calls("/cdc")) == (1 if asked else 0)
+        if not asked:  # a month without a sync: every invoice is asked for again
+            assert all("WHERE" not in query for query in fake.queries())
+    finally:
+        fake.stop()
+
+
+def test_a_full_sync_voids_what_quickbooks_no_longer_has_but_not_what_it_skipped(
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    qb: FakeQuickBooks,  # noqa: F811
+    database_url: str,
+) -> None:
+    assert _connect(cli, monkeypatch, qb).code == 0
+    assert cli("sync").code == 0
+    # arbot does not sync for over a month; meanwhile 1038 is deleted, and 1037 loses its due date
+    del qb.invoices[1]
+    qb.invoices[0] = {**qb.invoices[0], "DueDate": None}
+    rt = _rt(database_url)
+    try:
+        with rt.writing() as session:
+            state = session.get(SyncState, "quickbooks")
+            assert state is not None
+            state.cursor = "2026-02-01T00:00:00+00:00"
+    finally:
+        rt.close()
+    synced = cli("sync")
+    assert synced.code == 0, synced.stderr
+    assert "skipped invoice 130" in synced.stderr
+    rt = _rt(database_url)
+    try:
+        with rt.sessions() as session:
+            statuses = {
+                number: status
+                for number, status in session.execute(select(Invoice.number, Invoice.status))
+            }
+    finally:
+        rt.close()
+    assert statuses == {"1037": "open", "1038": "void"}
