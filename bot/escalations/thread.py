@@ -265,6 +265,7 @@ _KIND_TEXT = {
     "invoice.balance_changed": "balance changed",
     "invoice.paid_at_changed": "paid date changed",
     "invoice.disputed": "disputed",
+    "invoice.dispute_cleared": "dispute cleared",
     "invoice.due_date_changed": "due date changed",
     "invoice.total_changed": "total changed",
     "invoice.issue_date_changed": "issue date changed",
@@ -349,7 +350,13 @@ def _describe(
         )
     if event.kind == "payment.received":
         return mrkdwn(f"payment of {p.get('amount')} {p.get('currency')} ({p.get('source')})", who)
-    if event.kind in ("invoice.paid", "invoice.reopened", "invoice.voided", "invoice.disputed"):
+    if event.kind in (
+        "invoice.paid",
+        "invoice.reopened",
+        "invoice.voided",
+        "invoice.disputed",
+        "invoice.dispute_cleared",
+    ):
         return mrkdwn(what, " ", str(p.get("number", "")), who)
     if event.kind in ("contact.opted_out", "contact.bouncing") and p.get("address"):
         # an address the contact has moved from since the message to it went, not its own now

@@ -15,7 +15,7 @@ from slack_bolt import Ack, App
 from bot.core.errors import UserError
 from bot.core.labels import state_label
 from bot.core.money import format_money
-from bot.escalations import posting, service
+from bot.escalations import outcomes, posting, service
 from handlers.slack import thread_reply
 from handlers.slack.kit import ListenerKit, on_click, on_form_click
 from handlers.slack.payload import (
@@ -203,11 +203,21 @@ def save_dispute(
 
 
 def on_resolve(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
+    """An outcome that cannot close the escalation as the account stands (a dispute it does not
+    settle) is refused under the outcome, before the ack; a good one is saved after."""
     user, _ = clicker(body)
     form = submission(view, Field.OUTCOME)
-    ack()
     choice = chosen(form.values, Field.OUTCOME, "selected_option") or "no_action"
     note = typed(form.values, Field.NOTE) or ""
+    try:
+        with kit.runtime.sessions() as session:
+            refused = outcomes.refusal(session, form.about, choice)
+    except UserError:  # e.g. the escalation is gone: saving it says so
+        refused = None
+    if refused is not None:
+        ack(response_action="errors", errors={Field.OUTCOME: refused})
+        return
+    ack()
     kit.later(save_resolve, user, form.channel, user, form.channel, form.about, choice, note)
 
 
@@ -219,7 +229,9 @@ def save_resolve(
     label = dict(OUTCOMES).get(choice, choice)
     outcome = f"{label}: {note}" if note else label
     with kit.runtime.writing() as session:
-        done = service.resolve(session, escalation_id, user, outcome, kit.runtime.clock.now())
+        done = outcomes.resolve(
+            session, escalation_id, user, choice, outcome, kit.runtime.clock.now()
+        )
         closed = None if done else service.resolved(session, escalation_id)
     if done:
         after(kit, escalation_id, mrkdwn(mention(user), " resolved this: ", outcome, "."))

@@ -163,6 +163,58 @@ def test_resolve_records_the_outcome(
     assert _state(slack_runtime).resolution == "Paid: wire came in"
 
 
+def _resolve(served: Any, thread: Escalation, outcome: str, note: str = "") -> Any:
+    values: dict[str, Any] = {
+        "outcome": {"value": {"type": "static_select", "selected_option": {"value": outcome}}}
+    }
+    if note:
+        values["note"] = {"value": {"type": "plain_text_input", "value": note}}
+    return served.submit("esc_resolve", f"{thread.id}|C0ESCALATE", values)
+
+
+def _dispute(slack_runtime: Runtime, thread: Escalation) -> None:
+    with slack_runtime.writing() as session:
+        service.dispute(session, thread.customer_id, "wrong qty", slack_runtime.clock.now())
+
+
+@pytest.mark.parametrize("outcome", ["paid", "credit_note", "written_off"])
+def test_an_outcome_that_settles_a_dispute_clears_it_with_an_event_per_invoice(
+    served: Any, slack_runtime: Runtime, thread: Escalation, outcome: str
+) -> None:
+    _dispute(slack_runtime, thread)
+
+    _resolve(served, thread, outcome, "agreed with their AP team")
+
+    wait_for(lambda: _state(slack_runtime).state == "resolved")
+    with slack_runtime.sessions() as session:
+        invoice = session.scalars(select(Invoice)).one()
+        assert not invoice.disputed and invoice.dispute_reason is None
+        cleared = session.scalars(
+            select(Event).where(Event.kind == "invoice.dispute_cleared")
+        ).all()
+    assert [(e.invoice_id, e.actor) for e in cleared] == [(invoice.id, "U0APPROVER")]
+    assert cleared[0].payload["number"] == "INV-7"
+    assert cleared[0].payload["outcome"].endswith(": agreed with their AP team")
+    with slack_runtime.sessions() as session:
+        history = history_of(session, thread.customer_id, "America/New_York")
+    assert "dispute cleared INV-7 by <@U0APPROVER>" in [str(h.text) for h in history]
+
+
+def test_nothing_needed_on_a_disputed_account_is_refused_in_the_form_naming_resume(
+    served: Any, slack_runtime: Runtime, thread: Escalation
+) -> None:
+    _dispute(slack_runtime, thread)
+
+    answer = _resolve(served, thread, "no_action").json()
+
+    assert answer["response_action"] == "errors"
+    assert "INV-7" in answer["errors"]["outcome"]
+    assert "Resume sequence" in answer["errors"]["outcome"]
+    assert _state(slack_runtime).state == "open"
+    with slack_runtime.sessions() as session:
+        assert session.scalars(select(Invoice.disputed)).one()
+
+
 def test_a_resolved_escalation_opens_no_resolve_form_and_a_late_resolve_is_told(
     served: Any, slack_runtime: Runtime, slack_api: Any, thread: Escalation
 ) -> None:
