@@ -20,17 +20,18 @@ def find_customer(session: Session, query: str) -> Customer:
     case), an id in any case, then a unique part of a name. The first step that matches settles
     it (so `ACME` is the customer with that id though another is named "Acme", and `Acme` is that
     one); several matches in a step are a UserError listing them, none at all a UserError with
-    suggestions. Case is folded in Python (SQLite's lower() only folds ASCII: "Électricité")."""
+    suggestions. Case is folded in Python (SQLite's lower() only folds ASCII: "Électricité"), and
+    curly quotes and apostrophes are read as straight ones."""
     typed = query.strip()
-    wanted = typed.casefold()
+    wanted = _folded(typed)
     if not wanted:
         raise UserError("say which customer: an id such as C-1001 or a name such as Acme")
     names = session.execute(select(Customer.id, Customer.external_id, Customer.name)).all()
     steps = (
         [r for r in names if r.external_id == typed],
-        [r for r in names if r.name.casefold() == wanted],
-        [r for r in names if r.external_id.casefold() == wanted],
-        [r for r in names if wanted in r.name.casefold()],
+        [r for r in names if _folded(r.name) == wanted],
+        [r for r in names if _folded(r.external_id) == wanted],
+        [r for r in names if wanted in _folded(r.name)],
     )
     for matches in steps:
         if len(matches) == 1:
@@ -40,6 +41,16 @@ def find_customer(session: Session, query: str) -> Customer:
         if len(matches) > 1:
             raise UserError(_ambiguous(typed, matches))
     raise UserError(_not_found(names, typed))
+
+
+# curly single and double quotes (left, right) as straight ones
+_TYPOGRAPHIC = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
+
+def _folded(text: str) -> str:
+    """`text` in any case, curly quotes and apostrophes as straight ones (O'Brien's typed on a
+    phone, with curly apostrophes, is O'Brien's)."""
+    return text.translate(_TYPOGRAPHIC).casefold()
 
 
 def _label(customer: Any) -> str:

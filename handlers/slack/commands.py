@@ -6,7 +6,6 @@ Its answer is the ack itself (Slack shows it at once, privately unless the comma
 from __future__ import annotations
 
 import logging
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,6 +26,7 @@ from bot.ledger import accounts, customers
 from bot.ledger.aging import aging_report
 from bot.ledger.status import status_of
 from bot.planning import held, posting
+from handlers.slack.command_words import phrase_of, words_of
 from handlers.slack.kit import ListenerKit
 from handlers.slack.payload import Command, command_of
 from handlers.slack.reminders import redraw
@@ -143,10 +143,7 @@ def post_the_report(
 
 def answer_ar(runtime: Runtime, allows: Allows, command: Command) -> Answer:
     """The answer to an `/ar` command: its text, whether to share it, what it cancelled."""
-    try:
-        words = shlex.split(command.text)
-    except ValueError:
-        words = command.text.split()
+    words = words_of(command.text)
     share = bool(words) and words[-1].lower() == "share"
     if share:
         words = words[:-1]
@@ -158,7 +155,7 @@ def answer_ar(runtime: Runtime, allows: Allows, command: Command) -> Answer:
     sub = words[0].lower() if words else "help"
     rest = words[1:]
     handlers: dict[str, Callable[[], str | Answer]] = {
-        "status": lambda: _status(runtime, rest, trusted),
+        "status": lambda: _status(runtime, _named(command.text, share), trusted),
         "aging": lambda: _aging(runtime, trusted),
         "plan": lambda: todays_plan(runtime, trusted),
         "pause": lambda: _pause(runtime, rest, user, allows),
@@ -194,12 +191,22 @@ def todays_plan(runtime: Runtime, trusted: bool) -> Mrkdwn:
     return plan_text(summary, states, show_amounts=trusted)
 
 
-def _status(runtime: Runtime, words: list[str], trusted: bool) -> Mrkdwn:
-    if not words:
+def _named(text: str, share: bool) -> str:
+    """The customer a command names with all the words after its first (and before `share`),
+    as typed: `/ar status O'Brien's Plumbing`, `/ar status "Smith & Sons"`."""
+    rest = text.strip().split(maxsplit=1)[1:]
+    named = rest[0].rstrip() if rest else ""
+    if share and named.lower().endswith("share"):
+        named = named[: -len("share")]
+    return phrase_of(named)
+
+
+def _status(runtime: Runtime, query: str, trusted: bool) -> Mrkdwn:
+    if not query:
         raise UserError("Which customer? e.g. `/ar status ACME`")
     today = runtime.today()
     with runtime.sessions() as session:
-        customer = customers.find_customer(session, " ".join(words))
+        customer = customers.find_customer(session, query)
         doc = status_of(session, customer, today)
         who = held.held_on(session, today)
         ref, customer_id = customer.external_id, customer.id

@@ -70,6 +70,35 @@ def test_ar_status_shows_the_customer_it_found_though_another_source_uses_the_sa
     assert "*Acme Roofing* (C-1)" in answer and "$1,200.00" in answer
 
 
+def test_names_with_apostrophes_and_curly_quotes_are_read_as_typed(
+    posted: Runtime, served: Any
+) -> None:
+    names = {"C-1": "O'Brien's Plumbing", "C-2": "Smith & Sons", "C-3": 'Bob\'s "Best" Pizza'}
+    with posted.writing() as session:
+        for external_id, name in names.items():
+            customer = session.scalars(
+                select(Customer).where(Customer.external_id == external_id)
+            ).one()
+            customer.name = name
+    for typed in (
+        "O'Brien's Plumbing",
+        "O\u2019Brien\u2019s Plumbing share",
+        "'O'Brien's Plumbing'",
+    ):
+        answer = served.command(f"status {typed}").json()["text"]
+        assert "*O'Brien's Plumbing* (C-1)" in answer, typed
+    pizza = served.command('status Bob\'s "Best" Pizza').json()["text"]
+    assert '*Bob\'s "Best" Pizza* (C-3)' in pizza
+    paused = served.command(
+        "pause \u201cSmith &amp; Sons\u201d 7d \u201casked for time\u201d"
+    ).json()["text"]
+    assert "Paused reminders to *Smith &amp; Sons* until" in paused
+    assert (
+        "Reminders to *O'Brien's Plumbing* are back on"
+        in (served.command("resume \u2018O'Brien's Plumbing\u2019").json()["text"])
+    )
+
+
 def test_ar_status_suggests_near_misses(posted: Runtime, served: Any) -> None:
     answer = served.command("status Custmer 1x").json()
     assert "Did you mean" in answer["text"]
