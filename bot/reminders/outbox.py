@@ -86,7 +86,7 @@ class FlushReport:
     waiting_for_sender: list[int] = field(default_factory=list)
     # cancelled because its email could not carry the copies of invoices it was to: id -> why
     not_sent: dict[int, str] = field(default_factory=dict)
-    outage: str | None = None  # the sender's account or configuration failed: the run stopped
+    outage: str | None = None  # a sender's account or configuration failed: its channel stopped
     # reminders that met the same outage on their try before: it was told then, not again now
     outage_told: list[int] = field(default_factory=list)
 

@@ -1,6 +1,6 @@
 """What became of a message handed to its provider, stored: `sent`; back to `approved` to retry
-later (a transient error) or untouched (an outage of our account, which stops the run); `unknown`
-(no answer after it was handed over), with an escalation for a person to check it
+later (a transient error) or untouched (an outage of our account, which stops its channel);
+`unknown` (no answer after it was handed over), with an escalation for a person to check it
 (bot/reminders/in_doubt.py); or `failed`, with the address marked unusable when that is what the
 provider said, and an escalation for a person. One sent though a stop was asked for after its
 claim (a payment, reply, pause or dispute while the provider already had it) is `sent`, and its

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from itertools import islice
 from queue import Empty, SimpleQueue
 from typing import Protocol, runtime_checkable
 
@@ -69,19 +68,21 @@ def flush(
         recovered = recover(session, now)
     report.unknown = list(recovered)
     report.stopped_unknown = {one: stop for one, stop in recovered.items() if stop}
-    channels = set(senders)
+    stops = _Stops(set(senders))
     with ExitStack() as stack:
         lanes = _lanes(stack, senders, runtime.settings.send_concurrency)
-        while not report.outage:  # an account problem stops the run before the next claim
+        while stops.going():  # an account problem stops its channel before the next claim
             now = runtime.clock.now()
             with runtime.writing() as session:
-                batch, examined = claim(session, now, config, report, channels, BATCH * len(lanes))
+                batch, examined = claim(
+                    session, now, config, report, stops.going(), BATCH * len(lanes)
+                )
             if examined == 0:
                 break
             if len(lanes) == 1:
-                _send(runtime, iter(batch), lanes[0], config, report, copies)
+                _send(runtime, iter(batch), lanes[0], config, report, copies, stops)
             else:
-                _send_side_by_side(runtime, batch, lanes, config, report, copies)
+                _send_side_by_side(runtime, batch, lanes, config, report, copies, stops)
     missing = [c for c in CHANNELS if c not in senders]
     if missing:
         with runtime.sessions() as session:
@@ -145,25 +146,47 @@ class _OneAtATime:
             return self.sender.send(message)
 
 
+class _Stops:
+    """What stops the handing over, shared by the lanes of a run: an outage of a channel's
+    account stops that channel (its reminders wait, untouched, for a later run; the other
+    channels go on), and a lane that failed stops them all."""
+
+    def __init__(self, channels: set[str]) -> None:
+        self.channels = frozenset(channels)
+        self.stopped: frozenset[str] = frozenset()  # replaced whole: read by the other lanes
+        self.failed = threading.Event()
+
+    def stop(self, channel: str) -> None:
+        self.stopped = self.stopped | {channel}
+
+    def going(self) -> set[str]:
+        """The channels still sending (none once a lane failed)."""
+        return set() if self.failed.is_set() else set(self.channels - self.stopped)
+
+    def stops(self, claimed: Claimed) -> bool:
+        return self.failed.is_set() or claimed.outgoing.channel in self.stopped
+
+
 def _send(
     runtime: Runtime,
     batch: Iterator[Claimed],
     senders: dict[str, Sender],
     config: SendConfig,
     report: FlushReport,
-    copies: CopyFetchers | None = None,
-    stop: threading.Event | None = None,
+    copies: CopyFetchers | None,
+    stops: _Stops,
 ) -> None:
     """Send claimed reminders one message at a time, ARBOT_SEND_BATCH at a time moved to
     `sending` in one commit with the results before, each checked at its own turn
-    (bot/reminders/turns.py). `stop` (set by another lane's outage) ends the handing over: what is
-    left goes back to, or stays, `approved`, untouched, as after an outage of this lane. Copies of
-    invoices an email carries are gathered first, with no transaction open and the results before
-    stored (no message waits on a fetch with its result unstored); an email that cannot carry them
-    is held (bot/reminders/attaching.py), never sent without. The lane holds its connections for
-    the batch (no pool checkout, no ping, per message)."""
+    (bot/reminders/turns.py). `stops` (an outage of a channel's account, met in any lane, or a
+    lane that failed) ends the handing over of what it stops: that goes back to, or stays,
+    `approved`, untouched. Copies of invoices an email carries are gathered first, with no
+    transaction open and the results before stored (no message waits on a fetch with its result
+    unstored); an email that cannot carry them is held (bot/reminders/attaching.py), never sent
+    without. The lane holds its connections for the batch (no pool checkout, no ping, per
+    message)."""
     with _Connections(runtime) as lane:
-        _send_on(lane, batch, senders, config, report, copies, stop)
+        _send_on(lane, batch, senders, config, report, copies, stops)
 
 
 class _Connections:
@@ -210,13 +233,17 @@ def _send_on(
     config: SendConfig,
     report: FlushReport,
     copies: CopyFetchers | None,
-    stop: threading.Event | None,
+    stops: _Stops,
 ) -> None:
     runtime = lane.runtime
     turns = Turns()  # the results not stored yet
-    halted = False  # this lane met an outage of the account
-    while not halted and not (stop is not None and stop.is_set()):
-        taken = list(islice(batch, runtime.settings.send_batch))
+    while stops.going():
+        taken: list[Claimed] = []
+        for claimed in batch:  # one a channel stopped is left `approved`, as claimed
+            if not stops.stops(claimed):
+                taken.append(claimed)
+                if len(taken) == runtime.settings.send_batch:
+                    break
         if not taken:
             break
         with lane.writing() as session:  # the results before, and these reminders' `sending`
@@ -225,7 +252,7 @@ def _send_on(
         turns = Turns()
         chunk = iter(started)
         try:
-            halted = _hand_over(lane, chunk, senders, config, report, copies, stop, turns)
+            _hand_over(lane, chunk, senders, config, report, copies, stops, turns)
         except Exception:
             # What was handed over is stored, what was never handed over goes back; the one in
             # hand when it failed stays `sending`, for a person once its lease is over.
@@ -247,16 +274,15 @@ def _hand_over(
     config: SendConfig,
     report: FlushReport,
     copies: CopyFetchers | None,
-    stop: threading.Event | None,
+    stops: _Stops,
     turns: Turns,
-) -> bool:
+) -> None:
     """Hand the reminders just moved to `sending` to their providers, each checked at its turn,
-    keeping what came of each in `turns`. Returns whether the account had an outage."""
+    keeping what came of each in `turns`. An outage stops its channel (`stops`)."""
     runtime = lane.runtime
-    halted = False
     for claimed in chunk:
         now = runtime.clock.now()
-        if halted or (stop is not None and stop.is_set()) or _late(claimed, now):
+        if stops.stops(claimed) or _late(claimed, now):
             turns.back(claimed, now)  # never handed over: as it was
             continue
         files: tuple[Attachment, ...] = ()
@@ -278,12 +304,9 @@ def _hand_over(
             continue
         outgoing = replace(claimed.outgoing, date=now, attachments=files)
         delivery = senders[outgoing.channel].send(outgoing)
-        if delivery.status == "outage":
-            halted = True
-            if stop is not None:
-                stop.set()  # the other lanes stop before their next message
+        if delivery.status == "outage":  # every lane stops this channel before its next message
+            stops.stop(outgoing.channel)
         turns.handed.append(Handed(claimed, outgoing, delivery, runtime.clock.now()))
-    return halted
 
 
 def _late(claimed: Claimed, now: datetime) -> bool:
@@ -319,17 +342,18 @@ def _send_side_by_side(
     lanes: list[dict[str, Sender]],
     config: SendConfig,
     report: FlushReport,
-    copies: CopyFetchers | None = None,
+    copies: CopyFetchers | None,
+    stops: _Stops,
 ) -> None:
-    shared, stop = _Shared(batch), threading.Event()
+    shared = _Shared(batch)
     runs = [_Lane(senders) for senders in lanes]
 
     def run(lane: _Lane) -> None:
         try:
-            _send(runtime, shared, lane.senders, config, lane.report, copies, stop)
+            _send(runtime, shared, lane.senders, config, lane.report, copies, stops)
         except BaseException as exc:  # raised again below, in the worker's own thread
             lane.error = exc
-            stop.set()
+            stops.failed.set()
 
     threads = [threading.Thread(target=run, args=(lane,), name="send-lane") for lane in runs]
     for thread in threads:

@@ -200,3 +200,47 @@ def test_a_sender_that_cannot_open_another_leaves_email_its_lanes(
         worker.close()
     assert sorted(report.sent) == list(range(1, 13))
     assert smtp.mailbox.connections >= 2
+
+
+@pytest.mark.parametrize("concurrency", ["1", "3"])
+def test_an_email_relay_that_is_down_stops_email_only_and_the_texts_go(
+    mail_env: Any,
+    runtime: Runtime,
+    twilio: FakeTwilio,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    concurrency: str,
+) -> None:
+    for name, value in {
+        "TWILIO_ACCOUNT_SID": SID,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_FROM": "+13125550000",
+        "TWILIO_API_URL": twilio.url,
+        "ARBOT_SEND_CONCURRENCY": concurrency,
+        "SMTP_PORT": "1",  # our relay is down
+    }.items():
+        monkeypatch.setenv(name, value)
+    rows = a_week_late(3) + [
+        row(
+            customer_id=f"T-{n}",
+            customer_name=f"Texted {n}",
+            invoice_number=f"T-{n}",
+            tier="transactional",
+            phone="+13125550142",
+            sms_consent="true",
+            issue_date="2026-01-01",
+            due_date="2026-03-16",
+        )
+        for n in range(1, 4)
+    ]
+    assert mail_env("import-csv", str(write(tmp_path / "l.csv", rows))).code == 0
+    assert mail_env("plan").code == 0
+    with runtime.writing() as session:
+        session.execute(update(Reminder).values(state="approved", approved_by="U0APPROVER"))
+    result = mail_env("send")
+    assert result.code == 1 and "cannot connect to the SMTP server" in result.stderr
+    assert "Sent 3" in result.stdout
+    assert len(twilio.messages) == 3
+    with runtime.sessions() as session:
+        left = session.execute(select(Reminder.channel, Reminder.state, Reminder.attempts)).all()
+    assert sorted(left) == [("email", "approved", 0)] * 3 + [("sms", "sent", 1)] * 3
