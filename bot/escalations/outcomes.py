@@ -5,6 +5,10 @@ An outcome that settles a dispute (the invoice was paid, a credit note issued, o
 off) clears the dispute on the customer's open invoices, an event each. Any other outcome leaves
 a dispute in place, so it is refused while one is: a dispute that needs nothing more is cleared
 with *Resume sequence*, which says what it clears before it does.
+
+An agreement (a promise to pay, a payment plan) holds the ladder back only once it is recorded
+with its date or its instalments, so resolving as agreed is refused until it is: *Record promise*
+and *Record payment plan* (which resolves the escalation itself) are the forms that record them.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.errors import UserError
-from bot.escalations import service
+from bot.escalations import plans, service
 
 SETTLES_DISPUTE = ("paid", "credit_note", "written_off")  # the Resolve form's outcome values
+PROMISE, PAYMENT_PLAN = "promise", "payment_plan"
 
 
 def refusal(session: Session, escalation_id: int, choice: str) -> str | None:
@@ -33,6 +38,16 @@ def refusal(session: Session, escalation_id: int, choice: str) -> str | None:
         return (
             f"{named} {'is' if len(disputed) == 1 else 'are'} disputed. If that is settled, pick "
             "Paid, Credit note issued or Written off; to let reminders go on, use Resume sequence."
+        )
+    if choice == PROMISE and not any(i.promise_date for i in invoices):
+        return (
+            "No promise is recorded, so nothing would hold reminders back. Close this form and "
+            "use Record promise with the date they gave, then resolve."
+        )
+    if choice == PAYMENT_PLAN and plans.active_plan(session, escalation.customer_id) is None:
+        return (
+            "No payment plan is recorded, so nothing would hold reminders back. Close this form "
+            "and use Record payment plan: recording the plan resolves this."
         )
     return None
 

@@ -215,6 +215,38 @@ def test_nothing_needed_on_a_disputed_account_is_refused_in_the_form_naming_resu
         assert session.scalars(select(Invoice.disputed)).one()
 
 
+@pytest.mark.parametrize(
+    ("outcome", "form"), [("promise", "Record promise"), ("payment_plan", "Record payment plan")]
+)
+def test_an_agreement_with_nothing_recorded_is_refused_naming_the_form_that_records_it(
+    served: Any, slack_runtime: Runtime, thread: Escalation, outcome: str, form: str
+) -> None:
+    """Resolved as agreed with no date or plan on record, nothing would hold the ladder back:
+    the next plan would send the firm reminder that very day."""
+    answer = _resolve(served, thread, outcome, "paying on the 31st").json()
+
+    assert answer["response_action"] == "errors"
+    assert form in answer["errors"]["outcome"]
+    assert _state(slack_runtime).state == "open"
+
+
+def test_promise_agreed_once_the_promise_is_recorded_resolves_and_the_account_stays_quiet(
+    served: Any, slack_runtime: Runtime, thread: Escalation, cli: Any
+) -> None:
+    with slack_runtime.writing() as session:
+        service.record_promise(
+            session, thread.id, "U0APPROVER", date(2026, 3, 31), 2, slack_runtime.clock.now()
+        )
+
+    _resolve(served, thread, "promise", "paying on the 31st")
+
+    wait_for(lambda: _state(slack_runtime).state == "resolved")
+    assert _state(slack_runtime).resolution == "Promise agreed: paying on the 31st"
+    planned = json.loads(cli("plan", "--json").stdout)
+    assert planned["reminders"] == []
+    assert [h["reason"] for h in planned["held"]] == ["promised"]
+
+
 def test_a_resolved_escalation_opens_no_resolve_form_and_a_late_resolve_is_told(
     served: Any, slack_runtime: Runtime, slack_api: Any, thread: Escalation
 ) -> None:
@@ -331,6 +363,51 @@ def test_a_reply_also_sent_to_the_channel_or_with_a_file_joins_the_history_and_e
     ]
 
 
+def test_mark_disputed_with_more_open_invoices_than_a_form_lists_offers_them_all(
+    served: Any, slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    rows = [
+        row(invoice_number=f"INV-{n:03d}-{'X' * 56}", due_date=f"2026-02-{1 + n % 28:02d}")
+        for n in range(150)
+    ]
+    with rt.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), rt.clock.now())
+        customer_id = session.scalars(select(Customer.id)).one()
+        service.open_or_add(session, customer_id, "replied", rt.clock.now(), owner="U07DANA01")
+    posting.post_new(rt, SlackChat(web_client("xoxb-test", slack_api.url)), "C0ESCALATE")
+    escalation = _state(rt)
+
+    served.click("esc_dispute", str(escalation.id), channel="C0ESCALATE")
+    modal = wait_for(lambda: slack_api.calls("views.open"))[-1]["view"]
+
+    assert validate_blocks(modal["blocks"]) == []
+    block_ids = [b["block_id"] for b in modal["blocks"] if "block_id" in b]
+    assert len(block_ids) == len(set(block_ids))
+    picker = next(b for b in modal["blocks"] if b.get("block_id") == "invoices")["element"]
+    assert len(picker["options"]) <= 100
+    assert all(len(o["text"]["text"]) <= 75 for o in picker["options"])
+    every = next(o for o in picker["options"] if o["text"]["text"] == "All 150 open invoices")
+    assert picker["initial_options"] == [every]
+    said = json.dumps(modal["blocks"])
+    assert "the 99 oldest are listed" in said and "the other 51 are not" in said
+
+    served.submit(
+        "esc_dispute",
+        modal["private_metadata"],
+        {
+            "invoices": {"value": {"type": "multi_static_select", "selected_options": [every]}},
+            "reason": {"value": {"type": "plain_text_input", "value": "wrong rates"}},
+        },
+    )
+
+    def disputed() -> int:
+        with rt.sessions() as session:
+            return len(session.scalars(select(Invoice).where(Invoice.disputed)).all())
+
+    wait_for(lambda: disputed() == 150)
+
+
 def test_an_unclaimed_escalation_is_raised_again_after_a_business_day(
     slack_runtime: Runtime, slack_api: Any, thread: Escalation, clock: FixedClock
 ) -> None:
@@ -381,7 +458,7 @@ def test_a_second_reason_joins_the_customers_thread_and_resolving_closes_both(
     served.submit(
         "esc_resolve",
         f"{thread.id}|C0ESCALATE",
-        {"outcome": {"value": {"type": "static_select", "selected_option": {"value": "promise"}}}},
+        {"outcome": {"value": {"type": "static_select", "selected_option": {"value": "paid"}}}},
     )
 
     def all_resolved() -> bool:
