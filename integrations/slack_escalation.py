@@ -10,7 +10,7 @@ from bot.core.labels import channel_label, reason_label, reply_label
 from integrations.base.mrkdwn import Mrkdwn, clip, join, link, mention, mrkdwn, quote
 from integrations.base.slack import ContactLine, EscalationView
 from integrations.slack_blocks import MAX_BLOCKS, MAX_SECTION, Block, _button, _context, _section
-from integrations.slack_ids import INPUT, Action, Field, Form, Row, row
+from integrations.slack_ids import ALL_INVOICES, INPUT, Action, Field, Form, Row, row
 
 ACTIONS = (
     ("Claim", Action.ESC_CLAIM, "primary"),
@@ -382,8 +382,10 @@ def promise_modal(escalation_id: int, customer: str, initial: str) -> Block:
 def dispute_modal(
     escalation_id: int, customer: str, invoices: Sequence[tuple[str, str]] = ()
 ) -> Block:
-    """Which of the open invoices (number, what it shows) are disputed: all are picked at
-    first, the person leaves out the ones that are not."""
+    """Which of the open invoices (number, what it shows, oldest first) are disputed: all are
+    picked at first, the person leaves out the ones that are not. More than a select can list
+    are offered as "All N open invoices" (picked at first) beside the oldest, and the form says
+    how many are not listed."""
     blocks = [
         _section(
             mrkdwn(
@@ -395,13 +397,28 @@ def dispute_modal(
         )
     ]
     if invoices:
+        listed = invoices if len(invoices) <= MAX_OPTIONS else invoices[: MAX_OPTIONS - 1]
         options = [
             {
                 "text": {"type": "plain_text", "text": shown[:MAX_OPTION_TEXT]},
                 "value": number[:MAX_OPTION_VALUE],
             }
-            for number, shown in invoices[:MAX_OPTIONS]
+            for number, shown in listed
         ]
+        picked = options
+        if len(listed) < len(invoices):
+            every = f"All {len(invoices)} open invoices"
+            picked = [{"text": {"type": "plain_text", "text": every}, "value": ALL_INVOICES}]
+            options = picked + options
+            blocks.append(
+                _context(
+                    mrkdwn(
+                        f"{len(invoices)} open invoices: the {len(listed)} oldest are listed, "
+                        f"the other {len(invoices) - len(listed)} are not. Keep *{every}* to "
+                        "mark every one disputed, or pick among the oldest instead."
+                    )
+                )
+            )
         blocks.append(
             {
                 "type": "input",
@@ -411,7 +428,7 @@ def dispute_modal(
                     "type": "multi_static_select",
                     "action_id": INPUT,
                     "options": options,
-                    "initial_options": options,
+                    "initial_options": picked,
                 },
             }
         )

@@ -252,6 +252,7 @@ class Field(StrEnum):
 
 
 INPUT = "value"  # the action_id of the one input element in each Field block
+ALL_INVOICES = "*every open invoice*"  # the value of the choice that stands for all of them
 
 
 class Row(StrEnum):

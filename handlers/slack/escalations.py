@@ -32,11 +32,12 @@ from handlers.slack.payload import (
 )
 from integrations.base.mrkdwn import Mrkdwn, join, mention, mrkdwn
 from integrations.slack_escalation import OUTCOMES, dispute_modal, promise_modal, resolve_modal
-from integrations.slack_ids import INPUT, Action, Field, Form
+from integrations.slack_ids import ALL_INVOICES, INPUT, Action, Field, Form
 
 log = logging.getLogger(__name__)
 ONLY_APPROVERS = "Only approvers can act on escalations. Ask someone in finance."
 PROMISE_PREFILL_DAYS = 7  # the promise form suggests a date a week ahead
+MAX_NAMED = 10  # invoices named in a thread's note; the rest are counted
 FORM_BUTTONS = (Action.ESC_PROMISE, Action.ESC_DISPUTE, Action.ESC_RESOLVE)
 # a plain reply (no subtype), one also sent to the channel, one with files
 NOTE_SUBTYPES = (None, "thread_broadcast", "file_share")
@@ -168,7 +169,8 @@ def on_dispute(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
 
 
 def picked_invoices(values: Body) -> list[str] | None:
-    """The invoices picked in the dispute form (None: a form drawn without the choice)."""
+    """The invoices picked in the dispute form (None: every open one, picked as such or in a
+    form drawn without the choice)."""
     block = values.get(Field.INVOICES)
     entry = block.get(INPUT) if isinstance(block, dict) else None
     if not isinstance(entry, dict):
@@ -176,7 +178,10 @@ def picked_invoices(values: Body) -> list[str] | None:
     options = entry.get("selected_options")
     if not isinstance(options, list):
         return []
-    return [o["value"] for o in options if isinstance(o, dict) and isinstance(o.get("value"), str)]
+    picked = [
+        o["value"] for o in options if isinstance(o, dict) and isinstance(o.get("value"), str)
+    ]
+    return None if ALL_INVOICES in picked else picked
 
 
 def save_dispute(
@@ -194,12 +199,18 @@ def save_dispute(
         mrkdwn(
             mention(user),
             " marked ",
-            join(numbers, ", ") or "the invoices",
+            _some_of(numbers) or "the invoices",
             " disputed",
             mrkdwn(": ", reason) if reason else "",
             ". No automated message goes out about them until this is resolved.",
         ),
     )
+
+
+def _some_of(numbers: list[str]) -> Mrkdwn:
+    """Invoice numbers for a thread's note: the first MAX_NAMED, then how many more."""
+    more = len(numbers) - MAX_NAMED
+    return mrkdwn(join(numbers[:MAX_NAMED], ", "), f" and {more} more" if more > 0 else "")
 
 
 def on_resolve(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:

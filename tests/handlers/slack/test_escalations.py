@@ -406,6 +406,7 @@ def test_mark_disputed_with_more_open_invoices_than_a_form_lists_offers_them_all
             return len(session.scalars(select(Invoice).where(Invoice.disputed)).all())
 
     wait_for(lambda: disputed() == 150)
+    wait_for(lambda: any(" and 140 more disputed" in t for t in _in_thread(slack_api, escalation)))
 
 
 def test_an_unclaimed_escalation_is_raised_again_after_a_business_day(
