@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.errors import UserError
-from bot.core.models import Customer, Reminder
-from bot.core.vocabulary import WAITING, Channel, ReminderAction
+from bot.core.models import Customer, Invoice, Reminder
+from bot.core.vocabulary import WAITING, Channel, InvoiceStatus, ReminderAction
+from bot.escalations.promises import promise_pauses
 from bot.ledger.customers import find_customer
 from bot.reminders import state
 
@@ -95,22 +97,47 @@ def _messages_to(contact_ids: Collection[int], channel: str) -> ColumnElement[bo
     )
 
 
+@dataclass(frozen=True)
+class Paused:
+    """A pause asked for: the customer (its `paused_until` the pause's end), the waiting
+    reminders it cancelled, and, when a pause already running ends later than the one asked for
+    and so stays, what set that one (`kept_for`: "a promise to pay by 2026-03-18", "an earlier
+    pause")."""
+
+    customer: Customer
+    cancelled: list[int]
+    kept_for: str | None = None
+
+
 def pause(
     session: Session, query: str, duration: str, reason: str, user: str, now: datetime
-) -> tuple[Customer, list[int]]:
+) -> Paused:
+    """Pause the customer's reminders for `duration`. A pause already running that ends later (a
+    promise's, or a longer one) is never shortened: it stays, and `kept_for` says what set it;
+    to pause for less, a person resumes first."""
     customer = find_customer(session, query)
-    until = now + parse_duration(duration)
+    asked = now + parse_duration(duration)
+    running = customer.paused_until
+    kept_for = None
+    if running is not None and running > asked:
+        kept_for = "an earlier pause"
+        if running in promise_pauses(session, customer.id):
+            promised = session.scalar(
+                select(func.max(Invoice.promise_date)).where(
+                    Invoice.customer_id == customer.id, Invoice.status == InvoiceStatus.OPEN
+                )
+            )
+            kept_for = f"a promise to pay by {promised.isoformat()}" if promised else kept_for
+    until = running if kept_for and running else asked
     customer.paused_until = until
     customer.updated_at = now
+    payload = {"until": until.isoformat(), "reason": reason}
+    if kept_for:
+        payload["asked_until"] = asked.isoformat()
     audit.record(
-        session,
-        now,
-        "customer.paused",
-        actor=user,
-        customer_id=customer.id,
-        payload={"until": until.isoformat(), "reason": reason},
+        session, now, "customer.paused", actor=user, customer_id=customer.id, payload=payload
     )
-    return customer, cancel_waiting(session, customer.id, "paused", now)
+    return Paused(customer, cancel_waiting(session, customer.id, "paused", now), kept_for)
 
 
 def resume(session: Session, query: str, user: str, now: datetime) -> Customer:

@@ -245,12 +245,27 @@ def _pause(runtime: Runtime, words: list[str], user: str, allows: Allows) -> Ans
         raise UserError("Usage: `/ar pause ACME 14d [reason]`")
     reason = " ".join(words[2:])
     with runtime.writing() as session:
-        customer, cancelled = accounts.pause(
-            session, words[0], words[1], reason, user, runtime.clock.now()
-        )
-        until = customer.paused_until
-        name = customer.name
+        paused = accounts.pause(session, words[0], words[1], reason, user, runtime.clock.now())
+        until = paused.customer.paused_until
+        name, external_id = paused.customer.name, paused.customer.external_id
+    cancelled = paused.cancelled
     note = f" {len(cancelled)} waiting reminder(s) cancelled." if cancelled else ""
+    if paused.kept_for:
+        return Answer(
+            mrkdwn(
+                "Reminders to *",
+                name,
+                f"* are already paused until {until:%Y-%m-%d} for ",
+                paused.kept_for,
+                f", later than the {words[1]} asked, so that pause stays.{note} To pause for "
+                f"less, `/ar resume {external_id}` first, then pause again",
+                " (a promise still holds its invoices until its date: *Resume sequence* in the "
+                "escalation's thread clears it)."
+                if paused.kept_for.startswith("a promise")
+                else ".",
+            ),
+            cancelled=cancelled,
+        )
     return Answer(
         mrkdwn("Paused reminders to *", name, f"* until {until:%Y-%m-%d}.{note}"),
         cancelled=cancelled,
