@@ -9,10 +9,11 @@ cannot see is an invoice deleted outright (voided ones are seen and become statu
 are asked of change data capture (`cdc?entities=Invoice`), whose answer names each deleted invoice
 with status "Deleted". CDC reaches back 30 days: a cursor older than that (no sync for a month) is
 a full sync instead, which returns every invoice QuickBooks still has, so the batch is `complete`
-and an invoice stored from QuickBooks that it lacks was deleted. Pages are ordered by Id, so a
-record changed while we page stays where it was and nothing is skipped. The next cursor is the
-server's clock at the first answer less a few minutes: changes made while the sync ran are fetched
-again next time (the upsert is idempotent) rather than missed.
+and an invoice stored from QuickBooks that it lacks was deleted (unless it lacks too many:
+bot/ledger/deleted_invoices.py). Pages are ordered by Id, so a record changed while we page stays
+where it was and nothing is skipped. The next cursor is the server's clock at the first answer
+less a few minutes: changes made while the sync ran are fetched again next time (the upsert is
+idempotent) rather than missed.
 
 Every record is checked; one that cannot be read becomes a SourceProblem naming it and its field,
 and the rest of the batch still syncs.

@@ -19,7 +19,8 @@ from bot.core import audit
 from bot.core.bulk_rows import read_rows
 from bot.core.models import Customer, Event, Invoice, Payment, PaymentAllocation
 from bot.ledger.bulk import bulk_update, insert_columns, insert_rows
-from integrations.base.ledger import InvoiceRecord, LedgerBatch, visible
+from bot.ledger.deleted_invoices import void_deleted
+from integrations.base.ledger import InvoiceRecord, LedgerBatch
 
 if TYPE_CHECKING:
     from bot.ledger.upsert import ImportSummary
@@ -162,7 +163,7 @@ def upsert_invoices(
     summary.invoices_created = len(new)
     summary.invoices_updated = len(updates)
     if batch.deleted_invoices or batch.complete:
-        _void_deleted(session, batch, now, summary)
+        void_deleted(session, batch, now, summary)
 
 
 def _match_all(
@@ -232,68 +233,6 @@ def _renumbered(
             "customer_after": customer_id,
         },
     }
-
-
-def _void_deleted(
-    session: Session, batch: LedgerBatch, now: datetime, summary: ImportSummary
-) -> None:
-    """Void the stored invoices the source deleted: those it names by its own ids and, when the
-    batch is complete (a full sync), those of this source it lacks and names in no problem (a
-    record skipped is not deleted). Each gets an `invoice.voided` Event saying so; their waiting
-    reminders are cancelled after."""
-    in_batch = set(map(attrgetter("external_id"), batch.invoices))
-    deleted = set(batch.deleted_invoices) - in_batch
-    named = {problem.external_id for problem in batch.problems if problem.kind == "invoice"}
-    query = select(
-        Invoice.id,
-        Invoice.customer_id,
-        Invoice.number,
-        Invoice.currency,
-        Invoice.balance,
-        Invoice.external_id,
-    ).where(Invoice.source == batch.source, Invoice.status != "void")
-    if not batch.complete:
-        query = query.where(Invoice.external_id.in_(deleted))
-    found = [
-        row
-        for row in session.execute(query)
-        if row.external_id in deleted
-        or (
-            batch.complete
-            and row.external_id not in in_batch
-            and visible(row.external_id) not in named
-        )
-    ]
-    events: list[dict[str, Any]] = []
-    for invoice_id, customer_id, number, currency, balance, _external_id in found:
-        summary.invoices_voided.append(number)
-        summary.changed_invoice_ids.append(invoice_id)
-        payload = {
-            "number": number,
-            "currency": currency,
-            "balance_before": str(balance),
-            "balance_after": str(balance),
-            "source": "ledger",
-            "deleted": True,
-        }
-        events.append(
-            {
-                "at": now,
-                "actor": audit.SYSTEM,
-                "kind": "invoice.voided",
-                "customer_id": customer_id,
-                "invoice_id": invoice_id,
-                "reminder_id": None,
-                "payload": payload,
-            }
-        )
-    bulk_update(
-        session,
-        Invoice,
-        [{"id": row.id, "status": "void", "updated_at": now} for row in found],
-    )
-    insert_rows(session, Event, events)
-    summary.invoices_updated += len(found)
 
 
 def _name_former_customers(session: Session, events: list[dict[str, Any]]) -> None:

@@ -24,7 +24,7 @@ from bot.ledger.sync import (
     sync_crm,
     sync_source,
 )
-from bot.ledger.sync_failures import sync_failed, sync_succeeded
+from bot.ledger.sync_failures import sync_failed, sync_succeeded, voids_held
 from bot.ledger.upsert import ImportSummary
 from bot.payments import links as payment_links
 from bot.planning import posting
@@ -80,6 +80,7 @@ def sync_all(
             sync_failed(runtime, name, exc, slack)
             continue
         sync_succeeded(runtime, name, slack)
+        voids_held(runtime, name, result.summary, slack)
         after_sync(runtime, result.summary, slack, links)
         done.results.append(result)
     for name, open_crm in crms.items():

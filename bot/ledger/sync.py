@@ -19,7 +19,7 @@ from bot.core.models import Contact, Event, Invoice, Reminder, ReminderInvoice, 
 from bot.core.runtime import Runtime
 from bot.ledger import crm_notes
 from bot.ledger.crm import CrmMergeSummary, merge_crm
-from bot.ledger.sync_failures import FAILING
+from bot.ledger.sync_failures import FAILING, HOLDING
 from bot.ledger.upsert import ImportSummary, apply_batch
 from integrations.base.ledger import CrmSource, IncrementalSource, InvoiceNotes, SourceProblem
 from integrations.errors import SourceError
@@ -112,8 +112,9 @@ def _save_state(
         "problems": [p.message for p in problems][:100],
         "notes_after_event": previous.get("notes_after_event", 0),
     }
-    if FAILING in previous:  # told as over by bot.ledger.sync_failures, after this sync
-        state.summary[FAILING] = previous[FAILING]
+    for told in (FAILING, HOLDING):  # told as over by bot.ledger.sync_failures, after this sync
+        if told in previous:
+            state.summary[told] = previous[told]
 
 
 def _write_notes(

@@ -8,7 +8,12 @@ LASTING, is posted with what failed, why and what to do, and kept in the audit l
 is kept in the source's `sync_state` summary (`failing`) between runs, so each is told once
 however often the sync runs, and by one replica: the read and the write are one transaction under
 the source's lock (BEGIN IMMEDIATE on SQLite). Until then the plan header says the ledger may be
-out of date (`stale_sources`)."""
+out of date (`stale_sources`).
+
+So is a full sync that voided none of the invoices its answer lacked, because it lacked too many
+(bot/ledger/deleted_invoices.py): told once with the count and what to check, kept in the source's
+summary (`holding_voids`) while each sync finds the same, and its end told once (`sync.voids_held`,
+`sync.voids_released`)."""
 
 from __future__ import annotations
 
@@ -17,13 +22,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import audit
 from bot.core.locks import schema_lock
-from bot.core.models import SyncState
+from bot.core.models import Invoice, SyncState
 from bot.core.runtime import Runtime
+from bot.ledger.upsert import ImportSummary
 from integrations.base.mrkdwn import Mrkdwn, mrkdwn
 from integrations.base.slack import SlackPort
 from integrations.errors import ReconnectNeeded, SlackFailed, SourceError
@@ -31,6 +37,7 @@ from integrations.errors import ReconnectNeeded, SlackFailed, SourceError
 log = logging.getLogger(__name__)
 
 FAILING = "failing"  # the key in SyncState.summary: {"since", "reason", "told"}
+HOLDING = "holding_voids"  # the key in SyncState.summary: {"since", "count", "told"}
 LASTING = timedelta(hours=2)  # a failure that may pass by itself is told once it lasts this long
 LABELS = {"quickbooks": "QuickBooks", "xero": "Xero", "freshbooks": "FreshBooks"}
 
@@ -94,6 +101,72 @@ def sync_succeeded(runtime: Runtime, source: str, slack: SlackPort | None) -> No
                 "up to date with it."
             ),
         )
+
+
+def voids_held(
+    runtime: Runtime, source: str, summary: ImportSummary, slack: SlackPort | None
+) -> None:
+    """After a sync: tell the finance channel when it first held the voids of invoices its full
+    answer lacked, and when a sync after it no longer did."""
+    now = runtime.clock.now()
+    held = len(summary.voids_held)
+    with runtime.writing() as session:
+        schema_lock(session, _lock(source))
+        state = session.get(SyncState, source)
+        if state is None:
+            return
+        kept: dict[str, Any] = dict(state.summary or {})
+        holding: dict[str, Any] = dict(kept.get(HOLDING) or {})
+        tell = bool(held) and not holding.get("told")
+        over = not held and bool(holding)
+        if tell:
+            since = holding.get("since") or now.isoformat()
+            kept[HOLDING] = {"since": since, "count": held, "told": True}
+            audit.record(session, now, "sync.voids_held", payload={"source": source, "count": held})
+        elif over:
+            kept.pop(HOLDING)
+            payload = {"source": source, "held_since": holding.get("since")}
+            audit.record(session, now, "sync.voids_released", payload=payload)
+        state.summary = kept
+        stored = session.scalar(
+            select(func.count())
+            .select_from(Invoice)
+            .where(Invoice.source == source, Invoice.status == "open")
+        )
+    if tell and not _post(runtime, slack, _held_text(source, summary, held, stored or 0)):
+        with runtime.writing() as session:  # the next sync that holds tells it
+            schema_lock(session, _lock(source))
+            state = session.get(SyncState, source)
+            if state is not None and (state.summary or {}).get(HOLDING):
+                state.summary = {
+                    **state.summary,
+                    HOLDING: {**state.summary[HOLDING], "told": False},
+                }
+    if over and holding.get("told"):
+        voided = len(summary.invoices_voided)
+        _post(
+            runtime,
+            slack,
+            mrkdwn(
+                f":white_check_mark: {summary.label} answers in full again: arbot kept following "
+                "up the invoices it had lacked; ",
+                f"{voided} invoice(s) it no longer has were voided as deleted there.",
+            ),
+        )
+
+
+def _held_text(source: str, summary: ImportSummary, held: int, stored: int) -> Mrkdwn:
+    label = _label(source)
+    shown = ", ".join(summary.voids_held[:10]) + (", …" if held > 10 else "")
+    return mrkdwn(
+        f":warning: A full sync of {summary.label} lacked {held} of the {stored} open invoices "
+        f"stored from {label} ({shown}), too many to be deletions: arbot voided none of them and "
+        "goes on following them up. ",
+        f"Please check that arbot is connected to the right company (`arbot connect {source}` "
+        f"to connect another) and that these invoices are still in {label}. ",
+        f"Each sync reads all of {label} again and checks again; arbot says here when its answer "
+        "is whole.",
+    )
 
 
 def stale_sources(session: Session) -> list[str]:

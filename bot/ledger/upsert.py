@@ -65,6 +65,9 @@ class ImportSummary:
     invoices_paid: list[str] = field(default_factory=list)
     invoices_reopened: list[str] = field(default_factory=list)
     invoices_voided: list[str] = field(default_factory=list)
+    # open invoices a full answer lacked but too many to be deleted there: none was voided
+    # (bot/ledger/deleted_invoices.py)
+    voids_held: list[str] = field(default_factory=list)
     payments_recorded: int = 0
     # invoices whose balance or status changed: their waiting reminders quote stale amounts
     changed_invoice_ids: list[int] = field(default_factory=list)
@@ -103,6 +106,8 @@ class ImportSummary:
             "invoices_voided": len(self.invoices_voided),
             "payments_recorded": self.payments_recorded,
             "reminders_cancelled": len(self.cancelled_reminders),
+            # only a full sync that held its voids says so
+            **({"voids_held": len(self.voids_held)} if self.voids_held else {}),
         }
 
 

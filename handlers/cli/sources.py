@@ -188,6 +188,15 @@ def _report(result: SyncResult) -> None:
             f"{name}: skipped {problem.kind} {problem.external_id or ''}: {problem.message}",
             markup=False,
         )
+    if s.voids_held:
+        shown = ", ".join(s.voids_held[:10]) + (", …" if len(s.voids_held) > 10 else "")
+        err().print(
+            f"{name}: the full answer lacked {len(s.voids_held)} open invoice(s) ({shown}): "
+            "none was voided, as that is too many to be deletions. Check that arbot is connected "
+            f"to the right company (`arbot connect {name}` to connect another); the next sync "
+            "reads everything again and checks again",
+            markup=False,
+        )
     if s.records_skipped:
         err().print(
             f"{name}: {s.records_skipped} record(s) skipped: the next sync reads the source "

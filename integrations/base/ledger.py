@@ -147,8 +147,8 @@ class LedgerBatch:
     # status "void", leaves this empty): each stored one is voided
     deleted_invoices: list[str] = field(default_factory=list)
     # True when the batch holds every invoice the source has (a full sync of a source that leaves
-    # deleted invoices out): a stored one of this source it lacks, and names in no problem, was
-    # deleted there and is voided
+    # deleted invoices out): a stored open one of this source it lacks, and names in no problem,
+    # was deleted there and is voided, unless it lacks too many (bot/ledger/deleted_invoices.py)
     complete: bool = False
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.core.clock import FixedClock
 from bot.core.models import Event, Invoice, Reminder, SyncState
+from bot.core.runtime import Runtime
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from integrations.base.ledger import Tokens
@@ -18,6 +19,9 @@ from integrations.oauth import MemoryTokenStore
 from integrations.oauth import quickbooks_provider as provider
 from integrations.oauth_client import OAuthClient
 from integrations.quickbooks import QuickBooksSource
+from integrations.wiring import slack_for
+from scheduler.jobs import sync_connected
+from tests.bot.ledger import test_sync_failures
 from tests.bot.ledger.test_sync import _connect, _rt, qb  # noqa: F401 (qb is a fixture)
 from tests.conftest import NOW
 from tests.support.fake_quickbooks import (
@@ -26,7 +30,10 @@ from tests.support.fake_quickbooks import (
     REALM,
     FakeQuickBooks,
     deleted,
+    invoice,
 )
+
+connected = test_sync_failures.connected  # a runtime with QuickBooks connected and Slack
 
 
 def test_an_invoice_deleted_in_quickbooks_is_voided_and_its_waiting_reminder_cancelled(
@@ -139,3 +146,109 @@ def test_a_full_sync_voids_what_quickbooks_no_longer_has_but_not_what_it_skipped
     finally:
         rt.close()
     assert statuses == {"1037": "open", "1038": "void"}
+
+
+def _statuses(runtime: Runtime) -> dict[str, str]:
+    with runtime.sessions() as session:
+        return {
+            number: status
+            for number, status in session.execute(select(Invoice.number, Invoice.status))
+        }
+
+
+def _last_synced_a_month_ago(runtime: Runtime) -> None:
+    """No sync for over a month: the next one fetches every invoice (a full sync)."""
+    with runtime.writing() as session:
+        state = session.get(SyncState, "quickbooks")
+        assert state is not None
+        state.cursor = "2026-02-01T00:00:00+00:00"
+
+
+def _told(slack_api: Any) -> list[str]:
+    return [str(c["text"]) for c in slack_api.calls("chat.postMessage") if "lacked" in c["text"]]
+
+
+def test_a_full_sync_lacking_most_invoices_voids_none_tells_the_channel_once_and_checks_again(
+    connected: Runtime,
+    qb: FakeQuickBooks,  # noqa: F811
+    slack_api: Any,
+    clock: FixedClock,
+) -> None:
+    qb.invoices = [
+        invoice(str(130 + n), str(1 + n % 2), str(1037 + n), 100.0, 100.0, due="2026-03-09")
+        for n in range(12)
+    ]
+    slack = slack_for(connected.settings)
+    assert sync_connected(connected, slack) == "quickbooks: 12 new, 0 changed"
+    _last_synced_a_month_ago(connected)
+    every = qb.invoices
+    qb.invoices = every[:1]  # QuickBooks' answer stops after its first invoice
+    for _ in range(2):
+        asked = len(qb.queries())
+        sync_connected(connected, slack)
+        # each sync fetches everything again, to check again
+        assert all("WHERE" not in query for query in qb.queries()[asked:])
+        clock.advance(timedelta(hours=1))
+    assert set(_statuses(connected).values()) == {"open"}
+    told = _told(slack_api)
+    assert len(told) == 1, told
+    assert "11 of the 12" in told[0] and f"QuickBooks company {REALM}" in told[0]
+    assert "arbot connect quickbooks" in told[0]
+    with connected.sessions() as session:
+        state = session.get(SyncState, "quickbooks")
+        assert state is not None and state.summary["voids_held"] == 11
+        kinds = session.scalars(select(Event.kind).where(Event.kind.like("sync.voids_%"))).all()
+    assert kinds == ["sync.voids_held"]
+    # QuickBooks answers in full again: only the invoice deleted there meanwhile is voided
+    qb.invoices = every[:-1]
+    sync_connected(connected, slack)
+    statuses = _statuses(connected)
+    assert statuses.pop("1048") == "void" and set(statuses.values()) == {"open"}
+    told = _told(slack_api)
+    assert len(told) == 2 and "answers in full again" in told[1], told
+
+
+def test_an_empty_full_answer_voids_nothing_however_few_invoices_are_stored(
+    connected: Runtime,
+    qb: FakeQuickBooks,  # noqa: F811
+    slack_api: Any,
+) -> None:
+    slack = slack_for(connected.settings)
+    sync_connected(connected, slack)
+    _last_synced_a_month_ago(connected)
+    qb.invoices = []
+    sync_connected(connected, slack)
+    assert _statuses(connected) == {"1037": "open", "1038": "open"}
+    assert len(_told(slack_api)) == 1
+
+
+def test_a_paid_invoice_quickbooks_no_longer_has_stays_paid(
+    connected: Runtime,
+    qb: FakeQuickBooks,  # noqa: F811
+) -> None:
+    qb.invoices.append(invoice("132", "2", "1039", 40.0, 0.0, due="2026-03-09"))
+    sync_connected(connected, None)
+    _last_synced_a_month_ago(connected)
+    qb.invoices = qb.invoices[:1]  # 1038 (open) and 1039 (paid) were deleted there
+    sync_connected(connected, None)
+    assert _statuses(connected) == {"1037": "open", "1038": "void", "1039": "paid"}
+
+
+def test_arbot_sync_says_it_voided_none_of_the_invoices_quickbooks_lacked(
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    qb: FakeQuickBooks,  # noqa: F811
+    database_url: str,
+) -> None:
+    assert _connect(cli, monkeypatch, qb).code == 0
+    assert cli("sync").code == 0
+    rt = _rt(database_url)
+    try:
+        _last_synced_a_month_ago(rt)
+    finally:
+        rt.close()
+    qb.invoices = []
+    synced = cli("sync")
+    assert synced.code == 0, synced.stderr
+    assert "lacked 2 open invoice(s) (1037, 1038): none was voided" in synced.stderr
+    assert "arbot connect quickbooks" in synced.stderr

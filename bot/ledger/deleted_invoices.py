@@ -1,0 +1,108 @@
+"""Invoices a source deleted: voided at the sync that learns of it, with care for a full answer
+that lacks many at once.
+
+A source names the invoices it deleted (QuickBooks' change data capture) or, in a full sync,
+gives every invoice it has (`LedgerBatch.complete`): a stored one of that source it lacks, and
+names in no problem, was deleted there. But an answer lacks invoices for other reasons too
+(another company connected, a truncated or empty answer), and voiding on it would end the
+follow-up of the whole book. So a full answer that lacks more than HELD_ABOVE of the source's
+stored open invoices and more than HELD_SHARE of them, or that holds no invoice at all (not even
+one skipped for a problem), voids none of those it lacks (`summary.voids_held` names them, and
+the finance channel is told once: bot/ledger/sync_failures.py). The sync then keeps its cursor,
+so the next one reads everything again and checks again.
+
+Only an open invoice is voided as deleted: a paid one's history stays paid, and one written off
+stays so."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.core import audit
+from bot.core.models import Event, Invoice
+from bot.ledger.bulk import bulk_update, insert_rows
+from integrations.base.ledger import LedgerBatch, visible
+
+if TYPE_CHECKING:
+    from bot.ledger.upsert import ImportSummary
+
+HELD_ABOVE = 10  # a full answer may lack this many open invoices however few are open
+HELD_SHARE = Decimal("0.10")  # and any share of the open invoices up to this one
+
+
+def void_deleted(
+    session: Session, batch: LedgerBatch, now: datetime, summary: ImportSummary
+) -> None:
+    """Void the stored open invoices the source deleted: those it names by its own ids and, when
+    the batch is complete, those of this source it lacks and names in no problem (a record
+    skipped is not deleted), unless it lacks too many of the source's open invoices (then none
+    of those). Each voided one gets an `invoice.voided` Event saying so (`deleted`, and `lacking`
+    when the answer lacked it); their waiting reminders are cancelled after."""
+    in_batch = set(map(attrgetter("external_id"), batch.invoices))
+    deleted = set(batch.deleted_invoices) - in_batch
+    named = {problem.external_id for problem in batch.problems if problem.kind == "invoice"}
+    query = select(
+        Invoice.id,
+        Invoice.customer_id,
+        Invoice.number,
+        Invoice.currency,
+        Invoice.balance,
+        Invoice.external_id,
+    ).where(Invoice.source == batch.source, Invoice.status == "open")
+    if not batch.complete:
+        query = query.where(Invoice.external_id.in_(deleted))
+    stored = session.execute(query).all()
+    lacking = [
+        row
+        for row in stored
+        if batch.complete
+        and row.external_id not in deleted
+        and row.external_id not in in_batch
+        and visible(row.external_id) not in named
+    ]
+    if lacking and (
+        not (batch.invoices or named)  # no invoice in the answer at all
+        or (len(lacking) > HELD_ABOVE and len(lacking) > HELD_SHARE * len(stored))
+    ):
+        summary.voids_held = [row.number for row in lacking]
+        lacking = []
+        batch.cursor = None  # the sync keeps its cursor: the next one reads all and checks again
+    found = [row for row in stored if row.external_id in deleted] + lacking
+    events: list[dict[str, Any]] = []
+    for row in found:
+        summary.invoices_voided.append(row.number)
+        summary.changed_invoice_ids.append(row.id)
+        payload = {
+            "number": row.number,
+            "currency": row.currency,
+            "balance_before": str(row.balance),
+            "balance_after": str(row.balance),
+            "source": "ledger",
+            "deleted": True,
+        }
+        if row.external_id not in deleted:
+            payload["lacking"] = True
+        events.append(
+            {
+                "at": now,
+                "actor": audit.SYSTEM,
+                "kind": "invoice.voided",
+                "customer_id": row.customer_id,
+                "invoice_id": row.id,
+                "reminder_id": None,
+                "payload": payload,
+            }
+        )
+    bulk_update(
+        session,
+        Invoice,
+        [{"id": row.id, "status": "void", "updated_at": now} for row in found],
+    )
+    insert_rows(session, Event, events)
+    summary.invoices_updated += len(found)
