@@ -12,18 +12,25 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from integrations.base.inbound import LABELS, Classifier, FallbackClassifier, Triage
+from integrations.base.inbound import (
+    LABELS,
+    PROMISE_HORIZON_DAYS,
+    Classifier,
+    FallbackClassifier,
+    Triage,
+)
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 10.0
 _STANDS = frozenset({"dispute", "opt_out"})  # a rules verdict the model cannot overturn
+PROMISE_DAYS = timedelta(days=PROMISE_HORIZON_DAYS)  # as far ahead as the rules read a promise
 _INSTRUCTIONS = """\
 You label a customer's reply to a payment reminder from a business they owe money to.
 Today is {today} ({weekday}).
@@ -119,8 +126,8 @@ class LlmClassifier:
                 f"{rules.reason}; stands over the model's {answer.label}",
             )
         promise = answer.promise_date if answer.label == "promise_to_pay" else None
-        if promise is not None and promise < today:
-            promise = None  # a promise for a day gone by holds nothing
+        if promise is not None and not today <= promise <= today + PROMISE_DAYS:
+            promise = None  # a day gone by holds nothing; one past a year out is a typo
         return Triage(
             answer.label, answer.confidence, promise, f"{answer.label}: said by model {self.model}"
         )

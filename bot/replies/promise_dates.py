@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+from integrations.base.inbound import PROMISE_HORIZON_DAYS
+
 # What "next Friday" means: the Friday of next calendar week, or the coming Friday.
 NextWeekday = Literal["next_week", "coming"]
 
@@ -36,7 +38,6 @@ _WEEKDAY = r"(" + "|".join(sorted(_WEEKDAYS, key=len, reverse=True)) + r")\b"
 _COUNT = r"(\d{1,3}|" + "|".join(sorted(_COUNTS, key=len, reverse=True)) + ")"
 _ORD = r"(?:st|nd|rd|th)?"
 _Reader = Callable[[re.Match[str]], date | None]
-_HORIZON_DAYS = 366  # a promise further out than a year is taken for a typo
 _PAY_ANCHOR = re.compile(
     r"\b(?:pay|paying|payment|settle|transfer|wire|send|cheque|check|processed|released|go out)\b"
 )
@@ -177,7 +178,7 @@ def _candidates(text: str, today: date, rule: NextWeekday) -> list[_Found]:
                 continue
             taken.append(match.span())
             day = read(match)
-            if day is not None and today <= day <= today + timedelta(days=_HORIZON_DAYS):
+            if day is not None and today <= day <= today + timedelta(days=PROMISE_HORIZON_DAYS):
                 found.append(_Found(match.start(), match.end(), rank, day))
     return found
 

@@ -72,11 +72,14 @@ LABELS: tuple[str, ...] = (
 )
 
 
+PROMISE_HORIZON_DAYS = 366  # a promised day further out than a year is taken for a typo
+
+
 @dataclass(frozen=True)
 class Triage:
     label: str  # one of LABELS
     confidence: float  # 0..1
-    promise_date: date | None  # only for promise_to_pay
+    promise_date: date | None  # only for promise_to_pay, today to PROMISE_HORIZON_DAYS ahead
     reason: str  # which rule fired on which words, shown to people
 
 

@@ -188,6 +188,21 @@ def test_a_promise_date_is_kept_only_for_a_promise_and_only_when_not_past(llm: F
     assert classifier(llm).classify("Paying soon.", TODAY).promise_date is None
 
 
+def test_a_promise_date_more_than_a_year_ahead_is_dropped_as_the_rules_drop_it(
+    llm: FakeLlm,
+) -> None:
+    """A date past a year out is taken for a typo (2027 for 2026), as the rules take it: it
+    would hold the account back for over a year."""
+    llm.answers(label="promise_to_pay", confidence=0.9, promise_date="2027-03-18")
+    assert classifier(llm).classify("Paying on 18 March 2027.", TODAY).promise_date is None
+
+    llm.answers(label="promise_to_pay", confidence=0.9, promise_date="2027-03-17")
+    assert classifier(llm).classify("Paying on 17 March 2027.", TODAY).promise_date == date(
+        2027, 3, 17
+    )
+    assert RuleClassifier().classify("We will pay on 2027-03-18.", TODAY).promise_date is None
+
+
 def test_settings_with_a_base_url_and_a_model_give_the_model_classifier() -> None:
     settings = Settings(
         _env_file=None,
