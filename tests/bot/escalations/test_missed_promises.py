@@ -93,8 +93,8 @@ def test_a_pause_set_before_the_promise_and_ending_later_is_kept(
     load(row(due_date="2026-03-02"))
     with runtime.writing() as session:
         customer_id = session.scalars(select(Customer.id)).one()
-        customer, _ = accounts.pause(session, "C-1", "2w", "on holiday", "U0APPROVER", RECORDED)
-        until = customer.paused_until
+        paused = accounts.pause(session, "C-1", "2w", "on holiday", "U0APPROVER", RECORDED)
+        until = paused.customer.paused_until
         service.promise(
             session, customer_id, PROMISED, 2, RECORDED, timezone=runtime.settings.timezone
         )
