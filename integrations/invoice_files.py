@@ -5,7 +5,9 @@ A URL is fetched with httpx, redirects followed here, at most MAX_REDIRECTS, and
 Before each hop its host is resolved and every address it has must be on the public internet
 (integrations/public_hosts.py), unless listed in ARBOT_ALLOW_PRIVATE_PDF_HOSTS; the request then
 goes to that vetted address (the name kept for the Host header and TLS), so a link or a redirect
-in a ledger cannot make arbot fetch an internal document and mail it to a customer. The body is
+in a ledger cannot make arbot fetch an internal document and mail it to a customer. Behind an
+outbound proxy (HTTPS_PROXY and the like) the proxy too is asked for the vetted address, never
+the name (integrations/pinned_transport.py). The body is
 read as a stream that stops at the size the caller allows, and taken only when it answers 200
 with `Content-Type: application/pdf` and the body is a PDF. The whole fetch, redirects included,
 has a deadline (FETCH_SECONDS): when it passes the connection is shut down, whatever it waits for
@@ -19,16 +21,19 @@ file."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterable
 from contextlib import ExitStack, suppress
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from integrations.base.documents import PDF_TYPE, CopyRefused, checked_pdf, megabytes
+from integrations.pinned_transport import PinnedTransport, proxy_for
 from integrations.public_hosts import METADATA_KIND, NotPublic, allowed_networks, resolve
 
 TIMEOUT_SECONDS = 30  # for each connect and read
@@ -44,15 +49,18 @@ class InvoiceFiles:
     def __init__(
         self,
         folder: Path | None,
-        http: httpx.Client | None = None,
         *,
         allow_private_hosts: Iterable[str] = (),
         deadline_seconds: float = FETCH_SECONDS,
     ) -> None:
         self.folder = folder
-        self.http = http  # None: a client of its own for each fetch, closed after it
         self.allowed = allowed_networks(allow_private_hosts)
         self.deadline_seconds = deadline_seconds
+
+    @cached_property
+    def tls(self) -> ssl.SSLContext:
+        """Certificates checked as httpx checks them (SSL_CERT_FILE or SSL_CERT_DIR if set)."""
+        return httpx.create_ssl_context()
 
     def copy(self, number: str, url: str | None, max_bytes: int) -> bytes:
         if url:
@@ -79,8 +87,7 @@ class InvoiceFiles:
         try:
             with ExitStack() as stack:
                 stack.callback(watchdog.cancel)
-                http = self.http or stack.enter_context(httpx.Client(timeout=TIMEOUT_SECONDS))
-                response = self._follow(stack, http, what, httpx.URL(url), deadline, watchdog)
+                response = self._follow(stack, what, httpx.URL(url), deadline, watchdog)
                 if response.status_code >= 500 or response.status_code == 429:
                     raise CopyRefused(
                         f"{what} could not be fetched: the server answered "
@@ -134,7 +141,6 @@ class InvoiceFiles:
     def _follow(
         self,
         stack: ExitStack,
-        http: httpx.Client,
         what: str,
         url: httpx.URL,
         deadline: float,
@@ -149,7 +155,7 @@ class InvoiceFiles:
                     f"{what} led to {url}, not an http(s) address; correct it in the ledger CSV"
                 )
             where = f"{url} is at" if hop == 0 else f"it redirects to {url}, which is at"
-            response = self._get(http, what, url, where, min(TIMEOUT_SECONDS, left), watchdog)
+            response = self._get(stack, what, url, where, min(TIMEOUT_SECONDS, left), watchdog)
             stack.callback(response.close)
             if not response.is_redirect:
                 return response
@@ -162,7 +168,7 @@ class InvoiceFiles:
 
     def _get(
         self,
-        http: httpx.Client,
+        stack: ExitStack,
         what: str,
         url: httpx.URL,
         where: str,
@@ -170,7 +176,9 @@ class InvoiceFiles:
         watchdog: _Watchdog,
     ) -> httpx.Response:
         """GET `url` (streamed) from an address its host resolves to, once every address it has
-        is vetted: a connection refused at one is tried at the next, as a browser would."""
+        is vetted: a connection refused at one is tried at the next, as a browser would; through
+        the environment's outbound proxy for `url`, if any, still to a vetted address (a client
+        of its own, closed with `stack`)."""
         host = url.raw_host.decode("ascii")
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
@@ -191,24 +199,19 @@ class InvoiceFiles:
                 "later",
                 later=True,
             ) from None
-        headers = {"Accept": PDF_TYPE, "Host": url.netloc.decode("ascii")}
-        extensions: dict[str, Any] = {"trace": watchdog.trace}
-        if url.scheme == "https":
-            extensions["sni_hostname"] = host
-        for n, address in enumerate(addresses, 1):
-            request = http.build_request(
-                "GET",
-                url.copy_with(host=str(address)),
-                headers=headers,
-                extensions=extensions,
-                timeout=timeout,
-            )
-            try:
-                return http.send(request, stream=True, follow_redirects=False)
-            except httpx.ConnectError:
-                if n == len(addresses):
-                    raise
-        raise AssertionError("resolve() returns at least one address")
+        try:
+            transport = PinnedTransport(host, addresses, proxy=proxy_for(url), tls=self.tls)
+        except httpx.UnsupportedProtocol as exc:
+            raise CopyRefused(f"{what} could not be fetched: {exc}") from None
+        http = stack.enter_context(httpx.Client(transport=transport, timeout=TIMEOUT_SECONDS))
+        request = http.build_request(
+            "GET",
+            url,
+            headers={"Accept": PDF_TYPE},
+            extensions={"trace": watchdog.trace},
+            timeout=timeout,
+        )
+        return http.send(request, stream=True, follow_redirects=False)
 
     def from_folder(self, number: str, max_bytes: int) -> bytes:
         assert self.folder is not None

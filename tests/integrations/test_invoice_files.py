@@ -5,6 +5,11 @@ numbers or links that would reach a file outside the folder."""
 
 from __future__ import annotations
 
+import select
+import socket
+import socketserver
+import ssl
+import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -15,6 +20,7 @@ import pytest
 
 from integrations.base.documents import CopyRefused
 from integrations.invoice_files import InvoiceFiles
+from tests.support import TLS
 from tests.support.fake_http import LocalServer
 
 LOCAL = [
@@ -92,6 +98,71 @@ def test_a_pdf_url_is_fetched_following_a_redirect(host: tuple[LocalServer, list
     assert by_name.copy("INV-1", f"http://localhost:{port}/host.pdf", LIMIT) == (
         PDF + f"localhost:{port}".encode()
     )
+
+
+class _Tunnels(socketserver.BaseRequestHandler):
+    """An outbound proxy as businesses run them: `CONNECT host:port` opens a tunnel to that
+    address (502 when it cannot), each request line noted in `asked`."""
+
+    asked: list[str]
+
+    def handle(self) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = self.request.recv(4096)
+            if not data:
+                return
+            head += data
+        line = head.split(b"\r\n", 1)[0].decode()
+        self.asked.append(line)
+        _method, target, _version = line.split()
+        where, port = target.rsplit(":", 1)
+        try:
+            upstream = socket.create_connection((where.strip("[]"), int(port)), timeout=5)
+        except OSError:
+            self.request.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            return
+        with upstream:
+            self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            ends = [self.request, upstream]
+            while True:
+                ready, _, _ = select.select(ends, [], [], 5)
+                if not ready:
+                    return
+                for end in ready:
+                    data = end.recv(65536)
+                    if not data:
+                        return
+                    (upstream if end is self.request else self.request).sendall(data)
+
+
+def test_an_https_pdf_url_is_fetched_through_the_outbound_proxy_by_its_checked_address(
+    host: tuple[LocalServer, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _seen = host
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(TLS / "name-only-cert.pem", TLS / "name-only-key.pem")  # localhost
+    server.server.socket = tls.wrap_socket(server.server.socket, server_side=True)
+    asked: list[str] = []
+    proxy = socketserver.ThreadingTCPServer(
+        ("127.0.0.1", 0), type("Proxy", (_Tunnels,), {"asked": asked})
+    )
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.01}).start()
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.setenv("SSL_CERT_FILE", str(TLS / "name-only-cert.pem"))
+    port = server.url.rsplit(":", 1)[1]
+    try:
+        files = InvoiceFiles(None, allow_private_hosts=["127.0.0.1", "::1"])
+        copy = files.copy("INV-1", f"https://localhost:{port}/host.pdf", LIMIT)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    # the certificate was checked for the name, the proxy asked for the address checked
+    assert copy == PDF + f"localhost:{port}".encode()
+    assert asked == [f"CONNECT 127.0.0.1:{port} HTTP/1.1"]
 
 
 def test_a_pdf_url_that_is_not_the_pdf_itself_or_is_gone_is_refused(
