@@ -161,6 +161,7 @@ class Matcher:
     `closed`: invoices given with a balance of 0 because they are closed, by id, with their
     status (`paid`, `void`, `written_off`): a reference to one goes to a person saying so, as one
     to an invoice paid earlier in the file does, instead of being applied to another invoice.
+    A closed invoice of another customer than the one the payer names is not taken as named.
     """
 
     def __init__(
@@ -287,6 +288,7 @@ class Matcher:
             invoice_id
             for invoice_id in _referenced(payment.reference, self._by_number, self._longest_number)
             if self._invoices[invoice_id].currency == payment.currency
+            and self._may_name(invoice_id, payers)
         ]
         if not named:
             return None
@@ -312,6 +314,14 @@ class Matcher:
             for customer_id, ids in sorted(by_customer.items())
         )
         return Decision(payment, matches[:MAX_CANDIDATES], payers, hold)
+
+    def _may_name(self, invoice_id: int, payers: frozenset[int]) -> bool:
+        """Whether a reference may name the invoice: one closed before the file counts only when
+        no payer is recognised or it is the payer's own, so a number that happens to stand in
+        another customer's settled history (Bolt's paid 4521 in Acme's "PO 4521") holds nothing."""
+        if invoice_id not in self._closed or not payers:
+            return True
+        return self._invoices[invoice_id].customer_id in payers
 
     def _covering(self, amount: Decimal, customer_id: int, invoice_ids: list[int]) -> Match:
         """One reference match: each invoice oldest due first, up to what the payment has left."""

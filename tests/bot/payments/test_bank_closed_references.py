@@ -102,3 +102,43 @@ def test_only_the_closed_invoices_a_reference_names_are_read(acme: Runtime, tmp_
         none, _ = bank_import.closed_invoices_named(session, [])
     assert [(i.number, i.balance) for i in named] == [("INV-1002", Decimal(0))]
     assert list(statuses.values()) == ["paid"] and none == []
+
+
+def test_another_customers_paid_invoice_a_reference_happens_to_name_does_not_hold_a_payment(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Acme pays its 250 quoting its purchase order 4521; Bolt's invoice 4521 was paid long ago."""
+    rows = [
+        row(customer_id="C1", customer_name="Acme Inc", invoice_number="A-77", amount="250.00",
+            balance="250.00", due_date="2026-02-01"),
+        row(customer_id="C2", customer_name="Bolt LLC", invoice_number="4521", amount="90.00",
+            balance="0.00", due_date="2026-02-10"),
+    ]  # fmt: skip
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), runtime.clock.now())
+    acme_pays = _bank(tmp_path / "a.csv", [["2026-03-10", "250.00", "USD", "PO 4521", "Acme Inc"]])
+
+    summary = _import(runtime, acme_pays)
+
+    assert (summary.applied, summary.to_review) == (1, 0)
+    assert _balances(runtime)["A-77"] == Decimal("0.00")
+
+
+def test_bolts_own_paid_invoice_named_again_still_goes_to_review(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    rows = [
+        row(customer_id="C2", customer_name="Bolt LLC", invoice_number="4521", amount="90.00",
+            balance="0.00", due_date="2026-02-10"),
+        row(customer_id="C2", customer_name="Bolt LLC", invoice_number="4522", amount="90.00",
+            balance="90.00", due_date="2026-02-20"),
+    ]  # fmt: skip
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), runtime.clock.now())
+    for payer in ("Bolt LLC", ""):
+        bank = _bank(tmp_path / "b.csv", [["2026-03-10", "90.00", "USD", "INV 4521", payer]])
+
+        summary = _import(runtime, bank)
+
+        assert (summary.applied, summary.to_review) == (0, 1), payer
+        assert "4521, already paid" in _why(runtime, summary.reviews[0])
