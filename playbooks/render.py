@@ -1,5 +1,6 @@
 """Rendering a step's message in a sandbox: StrictUndefined, so a missing variable is an error and
-never a blank in a customer's email; HTML autoescaped, text and SMS not.
+never a blank in a customer's email; HTML autoescaped, text and SMS not. A value with a form of
+its own for a text message (`WithSmsForm`: a date) is printed in the SMS in that form.
 
 Templates are compiled once per process for the same texts: a plan renders thousands of messages
 from a few dozen templates, and a new Renderer for the same playbook finds them compiled."""
@@ -26,6 +27,23 @@ class Rendered:
     text: str
     html: str
     sms: str
+
+
+class WithSmsForm(str):
+    """A context value an SMS writes otherwise: a date reads "3 août 2026" in an email and
+    "03/08/2026" in a text, shorter and in the GSM-7 alphabet whatever the month (one letter
+    outside it, the û of août, would make every segment of the text hold 67 characters)."""
+
+    sms: str
+
+    def __new__(cls, text: str, sms: str | None = None) -> WithSmsForm:
+        value = super().__new__(cls, text)
+        value.sms = text if sms is None else sms
+        return value
+
+
+def _sms_form(value: Any) -> Any:
+    return value.sms if isinstance(value, WithSmsForm) else value
 
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
@@ -79,6 +97,7 @@ class _Compiled:
         }
         self.text = _Sandbox(autoescape=False, **common)
         self.html = _Sandbox(autoescape=True, **common)
+        self.sms = _Sandbox(autoescape=False, finalize=_sms_form, **common)
         self.templates: dict[str, _Part] = {}
         # template -> the languages it is written in besides English ("polite/es/sms.txt.j2")
         found: dict[str, set[str]] = {}
@@ -93,7 +112,12 @@ class _Compiled:
     def template(self, name: str) -> _Part:
         compiled = self.templates.get(name)
         if compiled is None:
-            env = self.html if name.endswith(".html.j2") else self.text
+            if name.endswith(".html.j2"):
+                env = self.html
+            elif name.endswith("/sms.txt.j2"):
+                env = self.sms
+            else:
+                env = self.text
             compiled = self.templates[name] = _Part(env.get_template(name))
         return compiled
 

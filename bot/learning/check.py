@@ -36,21 +36,20 @@ class StepCheck:
 
 
 def sample_contexts(
-    offset_days: int, language: str | None = None
+    offset_days: int,
+    language: str | None = None,
+    *,
+    day: date = SAMPLE_DAY,
+    amount: Decimal = Decimal("1250.00"),
 ) -> list[tuple[str, dict[str, Any]]]:
     """Situations every template must handle: one invoice or several, with or without a link,
-    with amounts and dates written for a reader of `language` (None: English)."""
+    with amounts and dates written for a reader of `language` (None: English), on `day`, the
+    first invoice for `amount`."""
     locale = formatting_locale(language)
-    due = SAMPLE_DAY - timedelta(days=offset_days)
-    one = [
-        MessageInvoice(
-            "INV-1042", due - timedelta(days=30), due, "USD", Decimal("1250.00"), Decimal("1250.00")
-        )
-    ]
+    due = day - timedelta(days=offset_days)
+    one = [MessageInvoice("INV-1042", due - timedelta(days=30), due, "USD", amount, amount)]
     several = [
-        MessageInvoice(
-            "INV-1042", due - timedelta(days=30), due, "USD", Decimal("1250"), Decimal("1250")
-        ),
+        MessageInvoice("INV-1042", due - timedelta(days=30), due, "USD", amount, amount),
         MessageInvoice(
             "INV-1057",
             due - timedelta(days=20),
@@ -71,7 +70,7 @@ def sample_contexts(
                 customer_id="C-1001",
                 contact_name="Maria Garcia",
                 invoices=one,
-                day=SAMPLE_DAY,
+                day=day,
                 sender=Sender(
                     "Brightwater Supply Co.", "ar@brightwater.example", "+1 312 555 0100"
                 ),
@@ -87,7 +86,7 @@ def sample_contexts(
                 customer_id="C-1002",
                 contact_name=None,
                 invoices=several,
-                day=SAMPLE_DAY,
+                day=day,
                 sender=Sender("Brightwater Supply Co."),
                 payment_link=None,
                 unsubscribe_url=None,
@@ -101,7 +100,7 @@ def sample_contexts(
                 customer_id="C-1003",
                 contact_name="Accounts Payable Dept.",
                 invoices=one,
-                day=SAMPLE_DAY,
+                day=day,
                 sender=Sender("Brightwater Supply Co.", "ar@brightwater.example"),
                 payment_link=LONG_LINK,
                 unsubscribe_url=None,
@@ -115,14 +114,14 @@ def sample_contexts(
                 customer_id="C-1001",
                 contact_name="Maria Garcia",
                 invoices=one,
-                day=SAMPLE_DAY,
+                day=day,
                 sender=Sender("Brightwater Supply Co.", "ar@brightwater.example"),
                 payment_link=LONG_LINK,
                 unsubscribe_url=None,
                 instalment={
                     "number": 2,
                     "of": 3,
-                    "due_date": long_date(SAMPLE_DAY + timedelta(days=3), locale),
+                    "due_date": long_date(day + timedelta(days=3), locale),
                     "amount": format_money(Decimal("416.67"), "USD", locale),
                 },
                 language=language,

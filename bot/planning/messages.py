@@ -3,23 +3,26 @@
 Amounts come from the ledger only (Decimal, formatted with Babel in the invoice's own currency); a
 message covering several currencies states a total per currency, never a sum across them. Amounts,
 dates and the list of totals are written in the message's language (`es`: "1.234,56 €", "3 de
-marzo de 2026"); without one, in US English.
+marzo de 2026"); without one, in US English. A text message writes its dates with digits
+("3/3/2026", "03/08/2026"): shorter, and in the GSM-7 alphabet in every month and language.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from babel.dates import format_date
+from babel.dates import format_date, get_date_format
 from babel.lists import format_list
 
 from bot.core.language import DEFAULT_LANGUAGE, formatting_locale
 from bot.core.money import babel_locale, format_money
-from playbooks.render import Rendered, Renderer
+from playbooks.render import Rendered, Renderer, WithSmsForm
+from playbooks.sms import outside_gsm7
 
 LOCALE = "en_US"
 
@@ -101,9 +104,20 @@ def message_context(
 
 @lru_cache(maxsize=4096)
 def long_date(day: date, locale: str = LOCALE) -> str:
-    """ "March 16, 2026" ("16 de marzo de 2026" in `es`). Cached: a plan formats the same few
-    hundred dates many times."""
-    return str(format_date(day, "long", locale=babel_locale(locale)))
+    """ "March 16, 2026" ("16 de marzo de 2026" in `es`); in an SMS "3/16/2026" ("16/3/2026"),
+    as `sms_date` writes it. Cached: a plan formats the same few hundred dates many times."""
+    text = str(format_date(day, "long", locale=babel_locale(locale)))
+    return WithSmsForm(text, sms_date(day, locale))
+
+
+def sms_date(day: date, locale: str = LOCALE) -> str:
+    """The date in digits as the locale writes them, with the whole year ("3/16/2026",
+    "16/03/2026" in `fr`, "16.03.2026" in `de`): a month's name can be long ("septiembre") or
+    hold a letter outside GSM-7 ("août"); ISO 8601 in a locale whose digits are not in GSM-7."""
+    pattern = get_date_format("short", locale=babel_locale(locale)).pattern
+    pattern = re.sub(r"(?<!y)yy(?!y)", "y", pattern)
+    text = str(format_date(day, pattern, locale=babel_locale(locale)))
+    return day.isoformat() if outside_gsm7(text) else text
 
 
 @lru_cache(maxsize=1024)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -206,13 +209,29 @@ def test_html_is_escaped_and_text_is_not() -> None:
 
 
 def test_every_bundled_sms_fits_in_two_segments_in_every_language_with_a_long_link() -> None:
+    """In every month (a French août has a letter outside GSM-7, which would make each segment
+    hold 67 characters) and for small and large amounts alike."""
     bundle = load_bundle()
     renderer = Renderer(bundle.templates)
     too_long = []
+    amounts = [Decimal("7.50"), Decimal("1250.00"), Decimal("98765.43"), Decimal("1234567.89")]
     for template in bundle.playbook.templates_used():
         for language in [None, *sorted(renderer.languages(template))]:
-            for situation, context in sample_contexts(7, language):
-                sms = renderer.render(template, context, "sms", language).sms
-                if segments(sms) > 2:
-                    too_long.append((template, language, situation, segments(sms), sms))
+            for month, amount in itertools.product(range(1, 13), amounts):
+                day = date(2026, month, 28)
+                for situation, context in sample_contexts(7, language, day=day, amount=amount):
+                    sms = renderer.render(template, context, "sms", language).sms
+                    if segments(sms) > 2:
+                        too_long.append((template, language, situation, segments(sms), sms))
     assert too_long == []
+
+
+def test_an_sms_writes_its_dates_in_digits_and_an_email_in_words() -> None:
+    """August's û is outside GSM-7: in a French text it would make each segment hold 67
+    characters, so a text writes "03/08/2026" while the email keeps "3 août 2026"."""
+    renderer = Renderer(load_bundle().templates)
+    _, context = sample_contexts(7, "fr", day=date(2026, 8, 10))[0]
+    message = renderer.render("quick_nudge", context, language="fr")
+    assert "3 août 2026" in message.text
+    assert "03/08/2026" in message.sms and "août" not in message.sms
+    assert lint_message(message, "fr") == []
