@@ -36,6 +36,13 @@ def ledger_change(kind: str, payload: dict[str, Any], minute: Callable[[str], st
             return f"{number} {what} changed"
         before, after = (decimal_str(Decimal(str(amount)), currency) for amount in amounts)
         return f"{number} {what} {before} → {after} {currency}"
+    if kind == "invoice.restored":  # voided as deleted, and its source has it after all
+        back = f"{number} restored, back in {payload.get('source')} after being voided as deleted"
+        if payload.get("status_after") != "open":
+            return f"{back}: {payload.get('status_after')}"
+        currency = str(payload.get("currency"))
+        owed = decimal_str(Decimal(str(payload.get("balance_after"))), currency)
+        return f"{back}: open, {owed} {currency} owed"
     if kind in ("invoice.renumbered", "invoice.moved"):  # by the source, which names it by its id
         old, new = payload.get("number_before"), payload.get("number_after")
         source = f" ({payload['source']})" if payload.get("source") else ""

@@ -9,7 +9,10 @@ follow-up of the whole book. So a full answer that lacks more than HELD_ABOVE of
 stored open invoices and more than HELD_SHARE of them, or that holds no invoice at all (not even
 one skipped for a problem), voids none of those it lacks (`summary.voids_held` names them, and
 the finance channel is told once: bot/ledger/sync_failures.py). The sync then keeps its cursor,
-so the next one reads everything again and checks again.
+so the next one reads everything again and checks again; so does a full sync that voided invoices
+it lacked, so that one an answer lacked by mistake is brought back at once: an invoice voided as
+deleted that the source gives again, not void, is restored (`voided_as_deleted`, used by
+bot/ledger/invoices.py).
 
 Only an open invoice is voided as deleted: a paid one's history stays paid, and one written off
 stays so."""
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 HELD_ABOVE = 10  # a full answer may lack this many open invoices however few are open
 HELD_SHARE = Decimal("0.10")  # and any share of the open invoices up to this one
+_CHUNK = 500  # invoice ids per `IN (...)`
 
 
 def void_deleted(
@@ -72,6 +76,7 @@ def void_deleted(
     ):
         summary.voids_held = [row.number for row in lacking]
         lacking = []
+    if summary.voids_held or lacking:
         batch.cursor = None  # the sync keeps its cursor: the next one reads all and checks again
     found = [row for row in stored if row.external_id in deleted] + lacking
     events: list[dict[str, Any]] = []
@@ -106,3 +111,22 @@ def void_deleted(
     )
     insert_rows(session, Event, events)
     summary.invoices_updated += len(found)
+
+
+def voided_as_deleted(session: Session, invoice_ids: list[int]) -> set[int]:
+    """Of these void invoices, those arbot voided because their source deleted them or no longer
+    had them (their last `invoice.voided` Event is marked `deleted`): one the source gives again,
+    not void, was not deleted after all and is restored. One voided in the source stays void."""
+    deleted: dict[int, bool] = {}
+    for offset in range(0, len(invoice_ids), _CHUNK):
+        query = (
+            select(Event.invoice_id, Event.payload)
+            .where(
+                Event.kind == "invoice.voided",
+                Event.invoice_id.in_(invoice_ids[offset : offset + _CHUNK]),
+            )
+            .order_by(Event.id)
+        )
+        for invoice_id, payload in session.execute(query):
+            deleted[invoice_id] = bool((payload or {}).get("deleted"))
+    return {invoice_id for invoice_id, was_deleted in deleted.items() if was_deleted}

@@ -19,7 +19,7 @@ from bot.core import audit
 from bot.core.bulk_rows import read_rows
 from bot.core.models import Customer, Event, Invoice, Payment, PaymentAllocation
 from bot.ledger.bulk import bulk_update, insert_columns, insert_rows
-from bot.ledger.deleted_invoices import void_deleted
+from bot.ledger.deleted_invoices import void_deleted, voided_as_deleted
 from integrations.base.ledger import InvoiceRecord, LedgerBatch
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ _NUMBER = _INVOICE_FIELDS.index("number")
 _PAID_AT = _INVOICE_FIELDS.index("paid_at")
 _SOURCE = _INVOICE_FIELDS.index("source")
 _EXTERNAL_ID = _INVOICE_FIELDS.index("external_id")
+_STATUS = _INVOICE_FIELDS.index("status")
 # issue_date, due_date, currency, total, balance: what a re-import compares first
 _COMPARED = slice(_INVOICE_FIELDS.index("issue_date"), _INVOICE_FIELDS.index("balance") + 1)
 # the columns whose few distinct values are held once (dates, currencies, statuses)
@@ -100,11 +101,21 @@ def upsert_invoices(
         matches = _match_all(batch.invoices, customer_ids, stored, by_external)
     else:  # a new book: every invoice is new
         new, matches = batch.invoices, []
+    # Invoices voided as deleted that the source gives again, not void: restored below
+    restorable = voided_as_deleted(
+        session,
+        [
+            found[0]
+            for record, found in zip(batch.invoices if matches else (), matches, strict=True)
+            if found is not None and found[_STATUS] == "void" and record.status != "void"
+        ],
+    )
     for record, found in zip(batch.invoices if matches else (), matches, strict=True):
         if found is None:
             new.append(record)
             continue
         customer_id = customer_ids[record.customer_external_id]
+        restoring = found[0] in restorable
         if (found[_CUSTOMER_ID], found[_NUMBER]) != (customer_id, record.number):
             # renumbered or moved to another customer in the source: what waits to be sent
             # quotes the old number or goes to the old customer
@@ -112,7 +123,7 @@ def upsert_invoices(
             events.append(_renumbered(moving, record, customer_id, now))
             moved = {"customer_id": customer_id, "number": record.number}
             changes = {
-                **_invoice_changes(moving, record, now, moving.id in allocated),
+                **_invoice_changes(moving, record, now, moving.id in allocated, restoring),
                 **moved,
             }
             renumbered.append({"id": moving.id, "number": f"renumbering {moving.id}"})
@@ -133,14 +144,15 @@ def upsert_invoices(
             and record.document_url is None
             and record.status is None
             and (record.paid_at is None or record.paid_at == found[_PAID_AT])
+            and not restoring
         ):  # the usual case of a re-import, decided without a look at each field
             summary.invoices_unchanged += 1
             continue
         existing: Any = _StoredInvoice._make(found)
-        if _unchanged(existing, record):
+        if not restoring and _unchanged(existing, record):
             summary.invoices_unchanged += 1
             continue
-        changes = _invoice_changes(existing, record, now, existing.id in allocated)
+        changes = _invoice_changes(existing, record, now, existing.id in allocated, restoring)
         if not changes:
             summary.invoices_unchanged += 1
             continue
@@ -309,7 +321,11 @@ def _unchanged(stored: Any, record: InvoiceRecord) -> bool:
 
 
 def _invoice_changes(
-    stored: Any, record: InvoiceRecord, now: datetime, paid_by_payment: bool
+    stored: Any,
+    record: InvoiceRecord,
+    now: datetime,
+    paid_by_payment: bool,
+    restoring: bool = False,
 ) -> dict[str, Any]:
     balance = record.balance
     paid_before = stored.total - stored.balance
@@ -335,6 +351,12 @@ def _invoice_changes(
     if record.status == "void":
         if stored.status != "void":
             changes["status"] = "void"
+        return changes
+    if restoring:  # voided as deleted, and the source has it after all: as it says now
+        if balance > 0:
+            changes.update(status="open", paid_at=None)
+        else:
+            changes.update(status="paid", paid_at=record.paid_at or stored.paid_at or now)
         return changes
     if "balance" in changes and stored.status in ("open", "paid"):
         if balance == 0 and stored.status == "open":
@@ -374,7 +396,11 @@ def _invoice_events(
     }
     events = []
     # First what happened to the balance or the status (one Event), then each other change.
-    if changes.get("status") == "void":
+    if stored.status == "void" and changes.get("status") in ("open", "paid"):
+        summary.invoices_restored.append(stored.number)
+        restored = {**money, "status_after": changes["status"], "source": stored.source}
+        events.append({**base, "kind": "invoice.restored", "payload": restored})
+    elif changes.get("status") == "void":
         summary.invoices_voided.append(stored.number)
         events.append({**base, "kind": "invoice.voided", "payload": {**money, "source": "ledger"}})
     elif changes.get("status") == "paid":

@@ -68,6 +68,8 @@ class ImportSummary:
     # open invoices a full answer lacked but too many to be deleted there: none was voided
     # (bot/ledger/deleted_invoices.py)
     voids_held: list[str] = field(default_factory=list)
+    # invoices voided as deleted that the source gave again, not void: open or paid again
+    invoices_restored: list[str] = field(default_factory=list)
     payments_recorded: int = 0
     # invoices whose balance or status changed: their waiting reminders quote stale amounts
     changed_invoice_ids: list[int] = field(default_factory=list)
@@ -106,8 +108,11 @@ class ImportSummary:
             "invoices_voided": len(self.invoices_voided),
             "payments_recorded": self.payments_recorded,
             "reminders_cancelled": len(self.cancelled_reminders),
-            # only a full sync that held its voids says so
+            # only a sync that held voids or restored invoices says so
             **({"voids_held": len(self.voids_held)} if self.voids_held else {}),
+            **(
+                {"invoices_restored": len(self.invoices_restored)} if self.invoices_restored else {}
+            ),
         }
 
 

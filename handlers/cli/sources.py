@@ -174,6 +174,8 @@ def sync_command() -> None:
 
 
 def _report(result: SyncResult) -> None:
+    from bot.ledger.sync_failures import LABELS
+
     name, s = result.source, result.summary
     out().print(
         f"{name}: {s.invoices_created} new invoice(s), {s.invoices_updated} changed "
@@ -186,6 +188,12 @@ def _report(result: SyncResult) -> None:
     for problem in result.problems:
         err().print(
             f"{name}: skipped {problem.kind} {problem.external_id or ''}: {problem.message}",
+            markup=False,
+        )
+    if s.invoices_restored:
+        out().print(
+            f"{name}: restored {len(s.invoices_restored)} invoice(s) voided as no longer in "
+            f"{LABELS.get(name, name)}: {', '.join(s.invoices_restored)}",
             markup=False,
         )
     if s.voids_held:

@@ -32,3 +32,22 @@ def test_instants_are_written_by_the_callers_minute_and_other_kinds_are_not_word
         == "consent to texts withdrawn: the phone number changed (b.csv, new phone)"
     )
     assert ledger_change("invoice.paid", {"number": "INV-1"}, minute) is None
+
+
+def test_an_invoice_restored_says_it_is_back_in_its_source_and_how() -> None:
+    payload = {
+        "number": "1038",
+        "currency": "USD",
+        "balance_before": "85.0000",
+        "balance_after": "85.00",
+        "status_after": "open",
+        "source": "quickbooks",
+    }
+    assert (
+        ledger_change("invoice.restored", payload, minute)
+        == "1038 restored, back in quickbooks after being voided as deleted: open, 85.00 USD owed"
+    )
+    paid = {**payload, "balance_after": "0.00", "status_after": "paid"}
+    assert ledger_change("invoice.restored", paid, minute) == (
+        "1038 restored, back in quickbooks after being voided as deleted: paid"
+    )

@@ -252,3 +252,39 @@ def test_arbot_sync_says_it_voided_none_of_the_invoices_quickbooks_lacked(
     assert synced.code == 0, synced.stderr
     assert "lacked 2 open invoice(s) (1037, 1038): none was voided" in synced.stderr
     assert "arbot connect quickbooks" in synced.stderr
+
+
+def test_an_invoice_voided_as_lacking_that_quickbooks_returns_again_is_restored_at_the_next_sync(
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    qb: FakeQuickBooks,  # noqa: F811
+    database_url: str,
+) -> None:
+    assert _connect(cli, monkeypatch, qb).code == 0
+    assert cli("sync").code == 0
+    rt = _rt(database_url)
+    try:
+        _last_synced_a_month_ago(rt)
+    finally:
+        rt.close()
+    every = qb.invoices
+    qb.invoices = every[:1]  # a full answer that lacks 1038, unchanged in QuickBooks
+    assert "1 voided" in cli("sync").stdout
+    qb.invoices = every  # QuickBooks has it again (it never changed there)
+    synced = cli("sync")
+    assert synced.code == 0, synced.stderr
+    assert "restored 1 invoice(s) voided as no longer in QuickBooks: 1038" in synced.stdout
+    rt = _rt(database_url)
+    try:
+        assert _statuses(rt) == {"1037": "open", "1038": "open"}
+        with rt.sessions() as session:
+            restored = session.scalars(
+                select(Event.payload).where(Event.kind == "invoice.restored")
+            ).all()
+    finally:
+        rt.close()
+    assert [(p["number"], p["status_after"], p["balance_after"]) for p in restored] == [
+        ("1038", "open", "85.00")
+    ]
+    again = cli("sync")  # told once
+    assert "restored" not in again.stdout and "0 changed" in again.stdout
