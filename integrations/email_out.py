@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
+import threading
 from email.utils import format_datetime, formatdate
 from pathlib import Path
 from typing import overload
@@ -88,13 +89,15 @@ class SmtpSender:
             starttls,
         )
         self._smtp: smtplib.SMTP | None = None
+        self._refused = _PolicyRefusals()  # shared with the copies: a sender serves one run
 
     def __enter__(self) -> SmtpSender:
         return self
 
     def another(self) -> SmtpSender:
-        """A sender like this one, on a connection of its own (for sending side by side)."""
-        return SmtpSender(
+        """A sender like this one, on a connection of its own (for sending side by side), counting
+        the messages refused by policy with it (the run's)."""
+        copy = SmtpSender(
             self.host,
             self.port,
             self.user,
@@ -104,6 +107,8 @@ class SmtpSender:
             ca_file=self.ca_file,
             oauth=self.oauth,
         )
+        copy._refused = self._refused
+        return copy
 
     def __exit__(self, *exc: object) -> None:
         if self._smtp is not None:
@@ -145,7 +150,8 @@ class SmtpSender:
     def send(self, message: Outgoing) -> Delivery:
         """MAIL, RCPT and DATA step by step, so a failure is placed exactly: before DATA nothing
         was handed over (retry, or stop the run for an account problem); a lost answer after DATA
-        may mean the message was taken, so it is `unknown`, never retried blindly."""
+        may mean the message was taken, so it is `unknown`, never retried blindly. A refusal of
+        DATA by policy (5.7.x) fails that one message; a second in the run is our account's."""
         try:
             recipient = ascii_address(message.to)
         except ValueError as exc:  # the address itself can never be written: never use it again
@@ -192,13 +198,31 @@ class SmtpSender:
             code, reply = smtp.data(data)
         except smtplib.SMTPResponseException as exc:  # DATA itself refused: nothing handed over
             self._reset(smtp)
-            return _smtp_outcome(exc.smtp_code, exc.smtp_error)
+            return self._data_outcome(exc.smtp_code, exc.smtp_error)
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             return Delivery("unknown", error=f"no answer after the message was handed over: {exc}")
         if code != 250:
-            return _smtp_outcome(code, reply)
+            return self._data_outcome(code, reply)
         return Delivery("sent", provider_id=message.message_id)
+
+    def _data_outcome(self, code: int, reason: bytes | str) -> Delivery:
+        """A refused DATA (the command, or the message once read). A policy refusal (5.7.x) is
+        most often about this one message (its content, the recipient domain's policy): it fails
+        `permanent`, the address kept, the relay's words its reason, and the run goes on. A second
+        in the same run says the relay refuses our mail (our domain's DMARC or authentication,
+        e.g. 5.7.26): an outage, which stops the run with nothing charged to this reminder."""
+        text = _text(reason)
+        if not _policy(code, text):
+            return _smtp_outcome(code, reason)
+        if self._refused.first():
+            return Delivery("permanent", error=f"SMTP {code} {text}")
+        return Delivery(
+            "outage",
+            error=f"the SMTP server refused a second message in this run by policy ({code} "
+            f"{text}); it refuses our mail, not one message: check with the mail provider that "
+            "the domain of ARBOT_FROM_EMAIL passes SPF, DKIM and DMARC, and the account's limits",
+        )
 
     def _reset(self, smtp: smtplib.SMTP) -> None:
         """End the transaction a refused MAIL, RCPT or DATA left open (RSET), or else drop the
@@ -225,6 +249,21 @@ def _xoauth2_login(smtp: smtplib.SMTP, oauth: MailboxAccess) -> None:
         smtp.auth("XOAUTH2", _XOAuth2Answer(oauth.sasl()))
     except smtplib.SMTPAuthenticationError:
         smtp.auth("XOAUTH2", _XOAuth2Answer(oauth.sasl(force_refresh=True)))
+
+
+class _PolicyRefusals:
+    """How many messages the relay refused at DATA by policy in one run, counted across the
+    lanes' senders."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def first(self) -> bool:
+        """Count one more; whether it is the run's first."""
+        with self.lock:
+            self.count += 1
+            return self.count == 1
 
 
 class _XOAuth2Answer:
@@ -257,16 +296,23 @@ def _sender_outcome(code: int, reason: bytes | str) -> Delivery:
     )
 
 
+def _policy(code: int, text: str) -> bool:
+    """Whether a permanent refusal has the enhanced status 5.7.x (security or policy)."""
+    enhanced = _ENHANCED.match(text)
+    return code >= 500 and enhanced is not None and enhanced.group(1, 2) == ("5", "7")
+
+
 def _smtp_outcome(code: int, reason: bytes | str) -> Delivery:
-    """A refused RCPT or DATA. The enhanced status code (RFC 3463) at the start of the reply says
-    whose problem it is: 5.7.x (relay, login, policy) is our account's, whatever the address, so
-    the run stops and nothing is charged to the reminder; 5.1.x is a bad mailbox or address, which
-    is never used again. With no enhanced code, 550/551/553 say the mailbox is refused."""
+    """A refused RCPT (or DATA, other than by policy: SmtpSender._data_outcome). The enhanced
+    status code (RFC 3463) at the start of the reply says whose problem it is: 5.7.x to RCPT
+    (relay denied, login required) is our account's, whatever the address, so the run stops and
+    nothing is charged to the reminder; 5.1.x is a bad mailbox or address, which is never used
+    again. With no enhanced code, 550/551/553 say the mailbox is refused."""
     text = _text(reason)
     if 400 <= code < 500:
         return Delivery("transient", error=f"SMTP {code} {text}")
     enhanced = _ENHANCED.match(text)
-    if enhanced is not None and enhanced.group(1) == "5" and enhanced.group(2) == "7":
+    if _policy(code, text):
         return Delivery(
             "outage",
             error=f"the SMTP server refused to take mail from our account ({code} {text}); "

@@ -29,6 +29,8 @@ class Mailbox:
         self.refuse_sender: str | None = None  # e.g. "553 5.7.1 Sender not allowed"
         self.slow_data_seconds: float = 0  # answer DATA late (the message is still kept)
         self.refuse_data: list[str] = []  # replies to the next DATA commands, instead of 354
+        # replies to the next messages once read (a content or domain policy), instead of 250
+        self.refuse_message: list[str] = []
         self.hang_up_at_rset = False  # close the connection when RSET comes
         self.connections = 0  # connections clients opened
         self.envelopes: list[str] = []
@@ -70,6 +72,10 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            refusal = self.refuse_message.pop(0) if self.refuse_message else None
+        if refusal is not None:
+            return refusal  # read, and not kept
         with self.lock:
             self.messages.append(email.message_from_bytes(envelope.content))
             self.envelopes.append(envelope.mail_from)

@@ -1,5 +1,6 @@
-"""A refusal is charged to whom it concerns: a relay or policy refusal is our account's (the run
-stops and every reminder waits untouched), a bad mailbox is the customer's address."""
+"""A refusal is charged to whom it concerns: a relay refusal is our account's (the run stops and
+every reminder waits untouched), a policy refusal of one message at DATA is that message's (a
+second in the run is our account's), a bad mailbox is the customer's address."""
 
 from __future__ import annotations
 
@@ -44,14 +45,64 @@ def test_a_relay_refusing_every_recipient_stops_the_run_and_leaves_the_addresses
     assert "Sent 3" in mail_env("send").stdout
 
 
-def test_a_policy_refusal_of_the_data_command_stops_the_run(
-    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+def _reminders(runtime: Runtime) -> list[tuple[str, int, str | None]]:
+    with runtime.sessions() as session:
+        rows = session.execute(select(Reminder.state, Reminder.attempts, Reminder.error)).all()
+    return sorted(((s, a, e) for s, a, e in rows), key=lambda one: (one[0], one[1], one[2] or ""))
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    ["refuse_message", "refuse_data"],  # after the message was read, or to DATA itself
+)
+def test_a_policy_refusal_of_one_message_fails_that_message_and_the_others_go(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path, refusal: str
 ) -> None:
-    approved(mail_env, runtime, tmp_path, customers=2)
-    smtp.mailbox.refuse_data = ["554 5.7.1 Message refused by policy: authentication required"]
+    approved(mail_env, runtime, tmp_path, customers=3)
+    setattr(smtp.mailbox, refusal, ["550 5.7.1 Message rejected: content policy"])
     result = mail_env("send")
-    assert result.code == 1 and "sending stopped" in result.stderr
-    _nothing_charged(runtime)
+    assert result.code == 0, result.stderr
+    assert "Sent 2" in result.stdout and "failed 1" in result.stdout
+    assert len(smtp.mailbox.messages) == 2
+    assert _reminders(runtime) == [
+        ("failed", 1, "SMTP 550 5.7.1 Message rejected: content policy"),  # the relay's words
+        ("sent", 1, None),
+        ("sent", 1, None),
+    ]
+    with runtime.sessions() as session:
+        assert set(session.scalars(select(Contact.email_unusable_at))) == {None}
+        escalation = session.scalars(select(Escalation)).one()  # a person sees it
+    assert escalation.reason == "send_failed"
+    assert escalation.detail == "SMTP 550 5.7.1 Message rejected: content policy"
+
+
+@pytest.mark.parametrize("concurrency", ["1", "3"])
+def test_a_second_policy_refusal_in_one_run_stops_email_as_our_account(
+    mail_env: Any,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    concurrency: str,
+) -> None:
+    monkeypatch.setenv("ARBOT_SEND_CONCURRENCY", concurrency)
+    approved(mail_env, runtime, tmp_path, customers=4)
+    dmarc = "550 5.7.26 Unauthenticated email from brightwater.example is not accepted"
+    smtp.mailbox.refuse_message = [dmarc, dmarc]
+    result = mail_env("send")
+    assert result.code == 1
+    assert "sending stopped" in result.stderr and "5.7.26 Unauthenticated" in result.stderr
+    assert "ARBOT_FROM_EMAIL" in result.stderr  # what to check
+    left = _reminders(runtime)
+    assert [one[:2] for one in left if one[0] == "failed"] == [("failed", 1)]  # the first only
+    second = [(attempts, error) for state, attempts, error in left if state == "approved" and error]
+    assert len(second) == 1 and second[0][0] == 0  # approved again, no try charged
+    assert "5.7.26" in (second[0][1] or "")
+    with runtime.sessions() as session:
+        assert set(session.scalars(select(Contact.email_unusable_at))) == {None}
+        assert len(session.scalars(select(Escalation)).all()) == 1
+    assert "Sent" in mail_env("send").stdout  # the relay takes mail again: the rest go
+    assert sorted(state for state, _, _ in _reminders(runtime)) == ["failed"] + ["sent"] * 3
 
 
 @pytest.mark.parametrize(
