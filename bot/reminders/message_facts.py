@@ -21,12 +21,16 @@ from playbooks.lint import PAYMENT_DETAILS
 _AMOUNT_TEXT = r"\d{1,3}(?:[.\u00a0\u202f]\d{3})*,\d\d(?!\d)|\d[\d,]*\.\d\d"
 _FACT = re.compile(rf"https?://\S+|[A-Z]{{2,}}-?\d+|{_AMOUNT_TEXT}")
 _AMOUNT = re.compile(_AMOUNT_TEXT)
+# A date in digits with dots (03.08.2026, as a German text writes it) is no amount: its 03.08
+# would otherwise read as one.
+# Standing as a word of its own: never a piece of a link.
+_DOTTED_DATE = re.compile(r"(?<![^\s(])\d{1,2}\.\d{1,2}\.(?:\d{4}|\d{2})(?=[.,;:!?)]*(?:\s|$))")
 _DETAILS = PAYMENT_DETAILS  # "payment details", "datos de pago", "Bankverbindung"...
 
 
 def facts(text: str) -> set[str]:
-    """What a rewrite may not lose: links, invoice numbers, amounts."""
-    return {match.rstrip(".,)") for match in _FACT.findall(text)}
+    """What a rewrite may not lose: links, invoice numbers, amounts (not a date's digits)."""
+    return {match.rstrip(".,)") for match in _FACT.findall(_DOTTED_DATE.sub(" ", text))}
 
 
 def _names(number: str, text: str) -> bool:

@@ -15,6 +15,7 @@ from bot.ledger.upsert import apply_batch
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.reminders import approvals
+from bot.reminders.message_facts import missing_facts
 from bot.reminders.stale import StaleRules
 from integrations.csv_ledger import read_ledger_csv
 from tests.playbooks.test_languages import TODAY
@@ -94,3 +95,14 @@ def test_an_edit_that_changes_an_amount_is_refused_with_the_amount_to_put_back(
             rules=StaleRules(),
         )
         assert decision.changed, problems
+
+
+def test_a_date_written_in_digits_with_dots_is_no_amount_to_put_back() -> None:
+    """A German text writes its dates 03.08.2026: an approver who writes the month out instead
+    has lost no amount (03.08 and 8.20 are no amounts)."""
+    before = "Rechnung RE-1 über 1.250,00 € war am 03.08.2026 fällig."
+    after = "Rechnung RE-1 über 1.250,00 € war am 3. August 2026 fällig."
+    assert missing_facts(before, after, ("RE-1",), ("1.250,00 €",)) == []
+    assert missing_facts(before, after.replace("1.250,00", "1.200,00"), ("RE-1",), ()) == [
+        "the amount 1.250,00"
+    ]
