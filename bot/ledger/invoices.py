@@ -20,12 +20,13 @@ from bot.core.bulk_rows import read_rows
 from bot.core.models import Customer, Event, Invoice, Payment, PaymentAllocation
 from bot.ledger.bulk import bulk_update, insert_columns, insert_rows
 from bot.ledger.deleted_invoices import void_deleted, voided_as_deleted
-from integrations.base.ledger import InvoiceRecord, LedgerBatch
+from integrations.base.ledger import InvoiceRecord, LedgerBatch, SourceProblem, visible
 
 if TYPE_CHECKING:
     from bot.ledger.upsert import ImportSummary
 
 ARBOT_PAYMENT_SOURCES = ("stripe", "bank")
+_NUMBER_LENGTH: int = getattr(Invoice.__table__.c["number"].type, "length", None) or 64
 # Rows are read as plain tuples of the columns compared, not ORM objects: a re-import of 100,000
 # invoices compares far faster that way.
 _INVOICE_FIELDS = (
@@ -98,7 +99,14 @@ def upsert_invoices(
     events: list[dict[str, Any]] = []
     renumbered: list[dict[str, Any]] = []
     if stored or by_external:
-        matches = _match_all(batch.invoices, customer_ids, stored, by_external)
+        matches, freed, kept_by = _match_all(
+            batch.invoices, customer_ids, stored, by_external, batch
+        )
+        _skip_numbers_kept(batch, matches, kept_by, summary)
+        # a deleted or void invoice gives its number up to another of its source
+        for row in freed:
+            renumbered.append({"id": row[0], "number": _freed_number(row)})
+            events.append(_gave_number_up(row, now))
     else:  # a new book: every invoice is new
         new, matches = batch.invoices, []
     # Invoices voided as deleted that the source gives again, not void: restored below
@@ -183,14 +191,23 @@ def _match_all(
     customer_ids: dict[str, int],
     stored: dict[tuple[int, str], tuple[Any, ...]],
     by_external: dict[str, list[tuple[Any, ...]]],
-) -> list[tuple[Any, ...] | None]:
-    """The stored invoice each record is, or None for a new one. First by the source's own id:
-    the stored invoice of this source with that id (the one under the record's customer and
-    number, if several are), however it is numbered now; then, for the other records, the one
-    under the record's customer and number, unless that one is moving away (then the record is
-    new). An invoice moving to a customer and number that another stored invoice keeps is
-    matched to that one instead, as when ids were not compared (the two cannot share it)."""
+    batch: LedgerBatch,
+) -> tuple[list[tuple[Any, ...] | None], list[tuple[Any, ...]], list[tuple[Any, ...] | None]]:
+    """The stored invoice each record is, or None for a new one; the stored invoices whose
+    numbers are freed for another; and, for each record, the stored invoice of another id of the
+    source that keeps the record's number (then the record is not stored).
+
+    First by the source's own id: the stored invoice of this source with that id (the one under
+    the record's customer and number, if several are), however it is numbered now; then, for the
+    other records, the one under the record's customer and number, unless that one is moving
+    away (then the record is new). Each stored invoice keeps its source's id. A customer and
+    number another invoice of the source holds is free only when that one leaves it in the same
+    batch, is deleted there or is void: then it gives it up (`_freed_number`). An invoice moving
+    to a number a stored invoice of another source keeps is matched to that one instead, as when
+    ids were not compared (the two cannot share it)."""
     found: list[tuple[Any, ...] | None] = [None] * len(records)
+    kept_by: list[tuple[Any, ...] | None] = [None] * len(records)
+    freed: dict[int, tuple[Any, ...]] = {}
     keys = [(customer_ids[r.customer_external_id], r.number) for r in records]
     taken: set[int] = set()  # the stored invoices matched by their ids
     for index, record in enumerate(records):
@@ -205,6 +222,19 @@ def _match_all(
         if chosen is not None and chosen[0] not in taken:
             taken.add(chosen[0])
             found[index] = chosen
+    deleted = set(batch.deleted_invoices)
+
+    def another_of_the_source(record: InvoiceRecord, holder: tuple[Any, ...]) -> bool:
+        return (
+            record.external_id is not None
+            and holder[_SOURCE] == batch.source
+            and holder[_EXTERNAL_ID] != record.external_id
+        )
+
+    def gives_up(holder: tuple[Any, ...]) -> bool:
+        """Whether a stored invoice no record takes frees its number: deleted or void."""
+        return holder[_EXTERNAL_ID] in deleted or holder[_INVOICE_FIELDS.index("status")] == "void"
+
     settled = False
     while not settled:  # a number another invoice keeps is not free to move to
         settled = True
@@ -212,15 +242,94 @@ def _match_all(
             row, at_key = found[index], stored.get(key)
             if row is None or at_key is None or at_key[0] == row[0] or at_key[0] in taken:
                 continue
+            if at_key[0] in freed:
+                continue
+            if another_of_the_source(records[index], at_key):
+                if gives_up(at_key):
+                    freed[at_key[0]] = at_key
+                else:  # the source has two invoices of one number: this one is not stored
+                    taken.discard(row[0])
+                    found[index], kept_by[index] = None, at_key
+                    settled = False
+                continue
             taken.discard(row[0])
             taken.add(at_key[0])
             found[index] = at_key
             settled = False
     for index, key in enumerate(keys):
         at_key = stored.get(key)
-        if found[index] is None and at_key is not None and at_key[0] not in taken:
-            found[index] = at_key
-    return found
+        if found[index] is not None or kept_by[index] is not None or at_key is None:
+            continue
+        if at_key[0] in taken or at_key[0] in freed:
+            continue
+        if another_of_the_source(records[index], at_key):
+            if gives_up(at_key):
+                freed[at_key[0]] = at_key  # and the record is a new invoice
+            else:
+                kept_by[index] = at_key
+            continue
+        found[index] = at_key
+    return found, list(freed.values()), kept_by
+
+
+def _skip_numbers_kept(
+    batch: LedgerBatch,
+    matches: list[tuple[Any, ...] | None],
+    kept_by: list[tuple[Any, ...] | None],
+    summary: ImportSummary,
+) -> None:
+    """Take out of the batch (and `matches`) each record whose number another stored invoice of
+    its source keeps, each named in a problem: the sync keeps its cursor and fetches it again."""
+    if not any(kept_by):
+        return
+    kept_records, kept_matches = [], []
+    for record, found, holder in zip(batch.invoices, matches, kept_by, strict=True):
+        if holder is None:
+            kept_records.append(record)
+            kept_matches.append(found)
+            continue
+        batch.problems.append(_number_kept(record, holder, batch.label))
+        summary.records_skipped += 1
+    batch.invoices, matches[:] = kept_records, kept_matches
+    batch.cursor = None
+
+
+def _freed_number(holder: tuple[Any, ...]) -> str:
+    """The number a deleted or void invoice takes when it gives its own up to another invoice of
+    its source: the old one, marked, and unique under the customer by the source's id."""
+    mark = f" (deleted, id {holder[_EXTERNAL_ID]})"
+    return f"{holder[_NUMBER][: _NUMBER_LENGTH - len(mark)]}{mark}"
+
+
+def _gave_number_up(holder: tuple[Any, ...], now: datetime) -> dict[str, Any]:
+    """The Event of a deleted or void invoice that gave its number up to another."""
+    return {
+        "at": now,
+        "actor": audit.SYSTEM,
+        "kind": "invoice.renumbered",
+        "customer_id": holder[_CUSTOMER_ID],
+        "invoice_id": holder[0],
+        "reminder_id": None,
+        "payload": {
+            "source": holder[_SOURCE],
+            "external_id": holder[_EXTERNAL_ID],
+            "number_before": holder[_NUMBER],
+            "number_after": _freed_number(holder),
+            "customer_before": holder[_CUSTOMER_ID],
+            "customer_after": holder[_CUSTOMER_ID],
+        },
+    }
+
+
+def _number_kept(record: InvoiceRecord, holder: tuple[Any, ...], label: str) -> SourceProblem:
+    return SourceProblem(
+        "invoice",
+        visible(record.external_id or record.number),
+        f"invoice {visible(record.number)} of customer {visible(record.customer_external_id)}, "
+        f"has the number of invoice id {visible(holder[_EXTERNAL_ID])} of {label}, stored in "
+        "the ledger; the ledger holds one invoice per number and customer, so it is not "
+        f"stored: give one of the two another number in {label}",
+    )
 
 
 def _renumbered(

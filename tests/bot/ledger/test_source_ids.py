@@ -131,3 +131,54 @@ def test_numbers_swapped_or_given_up_to_a_new_invoice_follow_each_invoice_by_its
         ("131", "1037", Decimal("100.00")),
         ("140", "1038", Decimal("250.00")),
     ]
+
+
+def test_an_invoice_given_the_number_of_one_deleted_is_still_itself_and_its_payment_closes_it(
+    runtime: Runtime,
+) -> None:
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, _book(("130", "1037", "400.00"), ("132", "1039", "400.00")), now)
+    # 1037 (Id 130) was a mistake: deleted, and 1039 (Id 132) takes its number
+    with runtime.writing() as session:
+        batch = _book(("132", "1037", "400.00"))
+        batch.deleted_invoices = ["130"]
+        summary = apply_batch(session, batch, now)
+    assert summary.records_skipped == 0
+    with runtime.writing() as session:
+        apply_batch(session, _book(("132", "1037", "0.00")), now)
+    with runtime.sessions() as session:
+        rows = session.execute(select(Invoice.external_id, Invoice.number, Invoice.status))
+        stored = sorted(tuple(row) for row in rows)
+    assert stored == [("130", "1037 (deleted, id 130)", "void"), ("132", "1037", "paid")]
+
+
+def test_an_invoice_given_a_number_another_still_holds_is_skipped_and_neither_is_changed(
+    runtime: Runtime,
+) -> None:
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, _book(("130", "1037", "400.00"), ("132", "1039", "100.00")), now)
+    # QuickBooks allows two invoices one number: 1039 becomes a second 1037, then a new one a third
+    said = []
+    for record in (("132", "1037", "100.00"), ("150", "1037", "250.00")):
+        with runtime.writing() as session:
+            batch = _book(record)
+            batch.cursor = "2026-03-16T07:20:00-07:00"
+            summary = apply_batch(session, batch, now)
+        assert summary.records_skipped == 1
+        assert batch.cursor is None  # the next sync fetches it again
+        said += [problem.message for problem in batch.problems]
+    assert (
+        said
+        == [
+            "invoice 1037 of customer 58, has the number of invoice id 130 of QuickBooks, stored "
+            "in the ledger; the ledger holds one invoice per number and customer, so it is not "
+            "stored: give one of the two another number in QuickBooks"
+        ]
+        * 2
+    )
+    assert _stored(runtime) == [
+        ("130", "1037", Decimal("400.00")),
+        ("132", "1039", Decimal("100.00")),
+    ]
