@@ -485,16 +485,25 @@ def reopen(session: Session, escalation_id: int, user: str, now: datetime) -> No
     )
 
 
-def thread_note(session: Session, escalation_id: int, user: str, text: str, now: datetime) -> None:
-    """A message a person wrote in the thread: part of the customer's history."""
+def thread_note(
+    session: Session,
+    escalation_id: int,
+    user: str,
+    text: str,
+    now: datetime,
+    mentions: Sequence[tuple[int, str]] = (),
+) -> None:
+    """A message a person wrote in the thread: part of the customer's history. `mentions`: the
+    people Slack mentioned in it, each as (where its `@U0ALICE` starts in `text`, their id),
+    kept in the payload so that the history mentions them and nothing else that looks alike."""
     escalation = load(session, escalation_id)
+    kept = text[:3000]
+    payload: dict[str, object] = {"escalation": escalation_id, "text": kept}
+    within = [[at, person] for at, person in mentions if at + 1 + len(person) <= len(kept)]
+    if within:
+        payload["mentions"] = within
     audit.record(
-        session,
-        now,
-        "note.added",
-        actor=user,
-        customer_id=escalation.customer_id,
-        payload={"escalation": escalation_id, "text": text[:3000]},
+        session, now, "note.added", actor=user, customer_id=escalation.customer_id, payload=payload
     )
 
 

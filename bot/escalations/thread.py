@@ -3,7 +3,6 @@ late payments this year, a suggested next step) and the account's history in the
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -398,18 +397,29 @@ def _describe(
         short = text if len(text) <= 280 else text[:277] + "…"
         return mrkdwn("reply to ", str(p.get("to", "")), who, ": “", short, "”")
     if event.kind == "note.added":
-        return mrkdwn("note", who, ": ", _with_mentions(str(p.get("text", ""))))
+        return mrkdwn("note", who, ": ", _with_mentions(str(p.get("text", "")), p.get("mentions")))
     return mrkdwn(what, who)
 
 
-_MENTIONED = re.compile(r"@([UW][A-Z0-9]{2,30})\b")
-
-
-def _with_mentions(note: str) -> Mrkdwn:
-    """A note as written, escaped, with each person it names (`@U0ALICE`, as a thread note
-    keeps a mention) mentioned again."""
-    pieces = _MENTIONED.split(note)  # text, id, text, id, …, text
-    return mrkdwn(*(mention(piece) if i % 2 else piece for i, piece in enumerate(pieces)))
+def _with_mentions(note: str, mentions: object) -> Mrkdwn:
+    """A note as written, escaped, with each person Slack mentioned in it mentioned again: its
+    payload's `mentions` says where (`[offset, id]`, the `@id` in the text); an address such as
+    ap@UNITEDFOODS.COM, or an `@U…` typed as text, stays as written."""
+    spots = sorted(
+        (m[0], m[1])
+        for m in (mentions if isinstance(mentions, list) else [])
+        if isinstance(m, list) and len(m) == 2 and isinstance(m[0], int) and isinstance(m[1], str)
+    )
+    pieces: list[str] = []
+    at = 0
+    for offset, person in spots:
+        tag = f"@{person}"
+        if offset < at or note[offset : offset + len(tag)] != tag:
+            continue
+        pieces += [note[at:offset], mention(person)]
+        at = offset + len(tag)
+    pieces.append(note[at:])
+    return mrkdwn(*pieces)
 
 
 def _local_minute(instant: str, zone: ZoneInfo) -> str:

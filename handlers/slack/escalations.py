@@ -269,13 +269,16 @@ def on_message(kit: ListenerKit, event: dict[str, Any]) -> None:
         return
     files = file_names(event)
     attached = f"({'files' if len(files) > 1 else 'file'} attached: {', '.join(files)})"
-    note = " ".join(part for part in (message_text(event), attached if files else "") if part)
+    written = message_text(event)
+    note = " ".join(part for part in (written.text, attached if files else "") if part)
     runtime = kit.runtime
     with runtime.writing() as session:
         escalation_id = service.in_thread(session, event_text(event, "channel"), thread)
         if escalation_id is None:
             return
         try:
-            service.thread_note(session, escalation_id, user, note, runtime.clock.now())
+            service.thread_note(
+                session, escalation_id, user, note, runtime.clock.now(), written.mentions
+            )
         except UserError:
             log.warning("thread note for a missing escalation %s", escalation_id)

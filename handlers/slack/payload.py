@@ -232,13 +232,39 @@ def _as_typed(text: str) -> str:
 _CONTROL = re.compile(r"<([^<>]*)>")
 
 
-def message_text(event: Body) -> str:
+_PERSON = re.compile(r"@([UW][A-Z0-9]{2,30})")
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a person wrote in a message, as they read it (`text`), and the people Slack
+    mentioned in it, each as (where its `@U0ALICE` starts in `text`, the person's id): only
+    these are mentions, not an address such as ap@UNITEDFOODS.COM that looks like one."""
+
+    text: str
+    mentions: tuple[tuple[int, str], ...] = ()
+
+
+def message_text(event: Body) -> Written:
     """What a person wrote in a message, as Slack showed it to them: Slack sends `&`, `<` and `>`
     escaped and writes mentions, channels and links as control sequences, which are read back
-    here as `@U0ALICE` (a person's id: a history shows it as a mention again), `@here`,
-    `#finance` and `the transfer (https://…)`."""
+    here as `@U0ALICE` (a person's id, noted among the mentions: a history mentions them
+    again), `@here`, `#finance` and `the transfer (https://…)`."""
     text = _plain(event.get("text")) or ""
-    return _as_typed(_CONTROL.sub(lambda found: _as_read(found.group(1)), text))
+    read: list[str] = []
+    mentions: list[tuple[int, str]] = []
+    length = at = 0
+    for found in _CONTROL.finditer(text):
+        typed = _as_typed(text[at : found.start()])
+        shown = _as_typed(_as_read(found.group(1)))
+        person = _PERSON.fullmatch(found.group(1).partition("|")[0])
+        if person:
+            mentions.append((length + len(typed), person.group(1)))
+        read += [typed, shown]
+        length += len(typed) + len(shown)
+        at = found.end()
+    read.append(_as_typed(text[at:]))
+    return Written("".join(read), tuple(mentions))
 
 
 def file_names(event: Body) -> list[str]:

@@ -327,6 +327,39 @@ def test_a_thread_note_is_stored_as_typed_and_shown_once_escaped_in_the_history(
     assert "cc <@U0ALICE> in #finance" in shown and "a=1&amp;b=2" in shown
 
 
+def test_an_email_address_in_a_thread_note_stays_as_typed_and_only_slacks_mentions_mention(
+    served: Any, slack_runtime: Runtime, thread: Escalation
+) -> None:
+    """Only what Slack sent as `<@U…>` mentions a person in the history: an address such as
+    AP@UNITEDFOODS.COM (linked by Slack, or typed) or a literal `@U0BOB` is shown as typed."""
+    served.event(
+        {
+            "type": "message",
+            "channel": thread.slack_channel,
+            "user": "U0APPROVER",
+            "text": "Wrote to <mailto:AP@UNITEDFOODS.COM|AP@UNITEDFOODS.COM> and "
+            "ap@U0ALICE.example, not @U0BOB; cc <@U0ALICE>",
+            "ts": "1700000100.000300",
+            "thread_ts": thread.slack_thread_ts,
+        }
+    )
+
+    def noted() -> Any:
+        with slack_runtime.sessions() as session:
+            return session.scalars(select(Event).where(Event.kind == "note.added")).first()
+
+    note = wait_for(noted)
+    assert note.payload["text"] == (
+        "Wrote to AP@UNITEDFOODS.COM and ap@U0ALICE.example, not @U0BOB; cc @U0ALICE"
+    )
+    with slack_runtime.sessions() as session:
+        shown = history_of(session, thread.customer_id, "America/Chicago")[-1].text
+    assert shown.endswith(
+        "note by <@U0APPROVER>: Wrote to AP@UNITEDFOODS.COM and ap@U0ALICE.example, "
+        "not @U0BOB; cc <@U0ALICE>"
+    )
+
+
 def test_a_reply_also_sent_to_the_channel_or_with_a_file_joins_the_history_and_edits_do_not(
     served: Any, slack_runtime: Runtime, thread: Escalation
 ) -> None:
