@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -149,6 +150,27 @@ def payment_link(
     )
     session.flush()
     return url
+
+
+def link_in_message(session: Session, invoices: Sequence[Invoice]) -> str | None:
+    """The link a planned message for these invoices carries, as `payment_link` chose it: the
+    ledger's own pay URL of a single invoice, else a live processor link made for exactly these
+    invoices, else the one pay URL they all share; None when there is none."""
+    if len(invoices) == 1 and invoices[0].payment_link:
+        return invoices[0].payment_link
+    if not invoices:
+        return None
+    ids = sorted(i.id for i in invoices)
+    made = session.scalars(
+        select(PaymentLink)
+        .where(PaymentLink.customer_id == invoices[0].customer_id, PaymentLink.retired_at.is_(None))
+        .order_by(PaymentLink.id)
+    ).all()
+    for link in made:
+        if sorted(link.invoice_ids) == ids:
+            return link.url
+    own = {i.payment_link for i in invoices}
+    return next(iter(own)) if len(own) == 1 and None not in own else None
 
 
 def retire(runtime: Runtime, links: PaymentLinks | None, invoice_ids: list[int]) -> list[str]:

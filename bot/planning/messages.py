@@ -74,7 +74,7 @@ def message_context(
     totals = totals_by_currency(ordered)
     return {
         "customer": {"name": customer_name, "id": customer_id},
-        "contact": {"name": contact_name, "first_name": _first_name(contact_name)},
+        "contact": {"name": contact_name, "first_name": first_name(contact_name)},
         "invoices": [
             {
                 "number": i.number,
@@ -128,7 +128,7 @@ def money_list(amounts: tuple[str, ...], locale: str = LOCALE) -> str:
     return str(format_list(list(amounts), locale=babel_locale(locale)))
 
 
-def _first_name(name: str | None) -> str | None:
+def first_name(name: str | None) -> str | None:
     if not name or not name.strip():
         return None
     first = name.split()[0]

@@ -572,6 +572,9 @@ class Draft:
     at: datetime | None = None
     reason: str | None = None  # why it was cancelled, when it was
     invoice_numbers: tuple[str, ...] = ()  # the invoices it is about
+    # what of its message comes from the ledger or the settings (`ledger_values_of`): an edit
+    # is linted around them
+    values: tuple[str, ...] = ()
 
     @property
     def original(self) -> str:
@@ -604,4 +607,5 @@ def draft_of(session: Session, reminder_id: int, examples: bool = False) -> Draf
         at=at,
         reason=reminder.cancel_reason,
         invoice_numbers=invoice_numbers_of(session, reminder.id),
+        values=ledger_values_of(session, reminder),
     )

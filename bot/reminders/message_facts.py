@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,7 +15,9 @@ from sqlalchemy.orm import Session
 from bot.core.language import formatting_locale
 from bot.core.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
 from bot.core.money import format_money
-from playbooks.lint import PAYMENT_DETAILS
+from bot.payments.links import link_in_message
+from bot.planning.messages import first_name
+from playbooks.lint import PAYMENT_DETAILS, ledger_values
 
 # An amount as English writes it (1,234.56) or as Spanish, French and German do (1.234,56 and
 # 1 234,56 with a no-break space), so a rewrite of a message in any of them keeps its amounts.
@@ -60,22 +63,27 @@ def stated_amounts(session: Session, reminder_id: int, language: str | None) -> 
 
 
 def ledger_values_of(session: Session, reminder: Reminder) -> tuple[str, ...]:
-    """What of a reminder's message comes from the ledger, not from its template: the customer's
-    name and id, the contact's name and the first name its greeting uses, the invoice numbers.
-    An edit is linted around them (a contact called Sue Park is greeted "Hi Sue")."""
-    values = []
+    """What of a reminder's message comes from the ledger, not from its template, as the plan's
+    linter reads it (`playbooks.lint.ledger_values`, from the same context): the customer's name
+    and id, the contact's name and the first name its greeting uses, the invoice numbers, the
+    payment link. An edit is linted around them (a contact called Sue Park is greeted "Hi Sue"; a
+    link such as …/discount-tire-co/INV-1 must stay as it is)."""
     customer = session.get(Customer, reminder.customer_id)
-    if customer is not None:
-        values += [customer.name, customer.external_id]
     contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
-    if contact is not None and contact.name and contact.name.strip():
-        values += [contact.name, contact.name.split()[0]]
-    values += session.scalars(
-        select(Invoice.number)
+    invoices = session.scalars(
+        select(Invoice)
         .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
         .where(ReminderInvoice.reminder_id == reminder.id)
-    )
-    return tuple(value for value in values if value and value.strip())
+        .order_by(Invoice.id)
+    ).all()
+    name = contact.name if contact is not None else None
+    context: dict[str, Any] = {
+        "customer": {"name": customer.name, "id": customer.external_id} if customer else {},
+        "contact": {"name": name, "first_name": first_name(name)},
+        "invoices": [{"number": invoice.number} for invoice in invoices],
+        "payment_link": link_in_message(session, invoices),
+    }
+    return ledger_values(context)
 
 
 def _plain_spaces(text: str) -> str:

@@ -1,0 +1,81 @@
+"""The Edit form reads an approver's text around the same values the plan's linter reads the
+template around (`playbooks.lint.ledger_values`): what comes from the ledger or the settings (the
+payment link, the business's name) is no forbidden word of the approver's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from bot.core.models import Invoice, Reminder
+from bot.core.runtime import Runtime
+from bot.ledger.upsert import apply_batch
+from bot.planning.planner import PlanRules
+from bot.planning.store import run_plan
+from bot.reminders import approvals
+from bot.reminders.stale import StaleRules
+from integrations.csv_ledger import read_ledger_csv
+from tests.playbooks.test_languages import TODAY
+from tests.support.ledger_files import row, write
+
+LINK = "https://pay.brightwater.example/discount-tire-co/INV-1"
+
+
+def plan_one(runtime: Runtime, tmp_path: Path, link: str | None = None) -> Reminder:
+    """One customer with one invoice due on 3 March (its own pay page `link`): today's email."""
+    ledger = write(
+        tmp_path / "ledger.csv",
+        [row(issue_date="2026-02-01", due_date="2026-03-03", tags="")],
+    )
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(ledger), now)
+        if link:
+            session.execute(update(Invoice).values(payment_link=link))
+        run_plan(session, PlanRules.from_settings(runtime.settings), TODAY, now, False)
+    with runtime.sessions() as session:
+        reminder = session.scalars(select(Reminder)).one()
+        session.expunge(reminder)
+    return reminder
+
+
+def test_an_edit_keeping_a_payment_link_with_a_watched_word_in_it_is_saved(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    reminder = plan_one(runtime, tmp_path, LINK)
+    body = reminder.body_text or ""
+    assert LINK in body  # the plan let it through: the link is the ledger's
+    with runtime.sessions() as session:
+        draft = approvals.draft_of(session, reminder.id)
+    assert draft is not None
+    edited = "Thank you.\n\n" + body
+    assert (
+        approvals.edit_problems(
+            draft.channel,
+            draft.subject,
+            edited,
+            draft.original,
+            draft.invoice_numbers,
+            values=draft.values,
+        )
+        == {}
+    )
+    with runtime.writing() as session:
+        decision, problems = approvals.edit(
+            session,
+            reminder.id,
+            "U0A",
+            reminder.subject,
+            edited,
+            runtime.clock.now(),
+            rules=StaleRules(),
+        )
+    assert problems == {} and decision.changed
+    # a watched word the approver types is still refused
+    with runtime.sessions() as session:
+        values = approvals.draft_of(session, reminder.id)
+    assert values is not None
+    assert "promotional content" in approvals.edit_problems(
+        "email", "Invoice", "A discount for you. " + body, body, values=values.values
+    ).get("body", "")
