@@ -44,6 +44,12 @@ class SlackFailed(SlackApiError):
     def error(self) -> str:
         return str(self.response.get("error") or "unknown_error")
 
+    @property
+    def unreachable(self) -> bool:
+        """Whether Slack gave no answer (the adapter's `unreachable: <kind>`): the next call
+        would wait for it the same way."""
+        return self.error.startswith("unreachable")
+
 
 def slack_error(exc: BaseException) -> str:
     """What a Slack call's failure says: Slack's code, else the exception's kind."""

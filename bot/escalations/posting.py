@@ -52,11 +52,13 @@ def post_new(
     channel: str | None = None,
     *,
     plan_first: bool = True,
+    refused: list[str] | None = None,
 ) -> list[int]:
     """Post every open escalation that has no thread yet to `channel` (by default
     ARBOT_ESCALATION_CHANNEL, else the finance channel), with no transaction open while Slack is
     called, then redraw the plan header that names any of them (posted after the plan: the
-    sweep's retry). Returns the ids posted.
+    sweep's retry). Returns the ids posted; Slack's refusals (its error codes) are added to
+    `refused`. Once Slack cannot be reached the rest are not tried: they wait for the sweep.
 
     In the finance channel, while today's plan is going out or half out (and not yet past
     plan_unit.PLAN_WAIT), nothing is posted with `plan_first`: an escalation a reply or a payment
@@ -90,12 +92,31 @@ def post_new(
                 posted.append(escalation_id)
         except SlackFailed as exc:  # Slack refusing or out of reach: the next sweep tries again
             log.warning("escalation %s not posted: Slack said %s", escalation_id, exc.error)
+            if refused is not None:
+                refused.append(exc.error)
+            if exc.unreachable:
+                break  # each of the others would wait for Slack in turn
         except Exception:  # one bad post must not stop the others; the next sweep tries again
             log.exception("escalation %s not posted", escalation_id)
     if posted:  # a plan already in Slack names them in its header: give each line its link
         with runtime.sessions() as session:
             plan_posting.redraw_headers_naming(session, slack, posted)
     return posted
+
+
+def without_thread(session: Session, escalation_ids: list[int]) -> list[int]:
+    """Of these escalations, the open ones Slack has no thread of yet (the sweep posts them)."""
+    if not escalation_ids:
+        return []
+    return list(
+        session.scalars(
+            select(Escalation.id).where(
+                Escalation.id.in_(escalation_ids),
+                Escalation.state.in_(service.OPEN_STATES),
+                Escalation.slack_thread_ts.is_(None),
+            )
+        )
+    )
 
 
 def _post_claimed(

@@ -59,6 +59,9 @@ class BankImportSummary:
     escalations: list[int] = field(default_factory=list)  # opened or added to for the rest
     reviews_posted: int = 0  # of `reviews`, those Slack took with the import
     slack_refused: str | None = None  # why Slack did not take the others (its error code)
+    # of `escalations`, those still without a thread in Slack after the import, and why
+    escalations_not_posted: int = 0
+    escalations_refused: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -148,12 +148,20 @@ def _escalated(runtime: Runtime, result: StripeResult, slack: SlackOut | None) -
     post_escalations(runtime, slack)
 
 
-def post_escalations(runtime: Runtime, slack: SlackOut | None) -> None:
+def post_escalations(
+    runtime: Runtime, slack: SlackOut | None, refused: list[str] | None = None
+) -> None:
     """Post the escalations a payment opened; one already in Slack hears why in its thread.
-    What Slack refuses now, the sweep posts."""
+    What Slack refuses now, the sweep posts; Slack's refusals are added to `refused`, and once
+    Slack cannot be reached no note is tried either."""
     if slack is None:
         return
-    escalation_posting.post_new(runtime, slack)
+    said: list[str] = []
+    escalation_posting.post_new(runtime, slack, refused=said)
+    if refused is not None:
+        refused.extend(said)
+    if said and said[-1].startswith("unreachable"):
+        return
     thread_notes.post_owed(runtime, slack)
 
 
@@ -177,17 +185,25 @@ def receive_bank_payments(
             routes=runtime.settings.escalation_routes,
         )
     notes = after_payment(runtime, summary.outcome, slack=slack, links=links)
-    if summary.escalations:
+    refused: list[str] = []
+    if summary.escalations and slack is not None:
         try:  # what Slack does not take now, the sweep posts
-            post_escalations(runtime, slack)
+            post_escalations(runtime, slack, refused)
         except SlackFailed as exc:
+            refused.append(exc.error)
             log.info(
                 "bank payments of %s: escalations not posted: Slack said %s", source, exc.error
             )
+        with runtime.sessions() as session:
+            waiting = escalation_posting.without_thread(session, summary.escalations)
+        summary.escalations_not_posted = len(waiting)
+        summary.escalations_refused = refused[0] if refused and waiting else None
     channel = runtime.settings.finance_channel
-    if slack is not None and channel:
-        refused: list[str] = []
-        posted = reviews.post_open(runtime, slack, channel, refused)
+    if refused and refused[-1].startswith("unreachable"):  # each review would wait in turn
+        summary.slack_refused = refused[-1]
+    elif slack is not None and channel:
+        review_refusals: list[str] = []
+        posted = reviews.post_open(runtime, slack, channel, review_refusals)
         summary.reviews_posted = len(set(posted) & set(summary.reviews))
-        summary.slack_refused = refused[0] if refused else None
+        summary.slack_refused = review_refusals[0] if review_refusals else None
     return summary, notes

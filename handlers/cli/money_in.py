@@ -74,6 +74,14 @@ def import_payments_command(
             "each run).",
             markup=False,
         )
+    if summary.escalations_not_posted:
+        why = f" ({summary.escalations_refused})" if summary.escalations_refused else " yet"
+        out().print(
+            f"{summary.escalations_not_posted} escalation(s) not posted to Slack{why}: they are "
+            "kept, and the next sweep posts them (`arbot serve` sweeps every five minutes, "
+            "`arbot poll-inbox` once each run).",
+            markup=False,
+        )
     if summary.to_review and not slack_on:
         out().print(
             "The payments to review wait in the database: set SLACK_BOT_TOKEN and "

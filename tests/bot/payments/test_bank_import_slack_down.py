@@ -98,3 +98,71 @@ def test_an_escalation_slack_did_not_get_is_one_line_without_a_traceback(
     assert [r.getMessage() for r in ours if r.exc_info] == []
     [warning] = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
     assert warning.startswith("escalation") and "not posted" in warning
+
+
+def test_escalations_slack_cannot_reach_are_tried_once_and_counted_in_one_line(
+    cli: Any,
+    load: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Five customers each pay 900 beyond their invoice: five escalations, and Slack is down."""
+    customers = [f"C{n}" for n in range(1, 6)]
+    load(
+        *(
+            row(customer_id=c, customer_name=f"Firm {c}", invoice_number=f"INV-{c}",
+                amount="100.00", balance="100.00", due_date="2026-02-01")
+            for c in customers
+        )
+    )  # fmt: skip
+    bank = tmp_path / "over.csv"
+    bank.write_text(
+        "date,amount,currency,reference,payer\n"
+        + "".join(f"2026-03-10,1000.00,USD,INV-{c},Firm {c}\n" for c in customers)
+    )
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", f"http://127.0.0.1:{_closed_port()}/api/")
+    monkeypatch.setenv("ARBOT_FINANCE_CHANNEL", "C0FIN")
+
+    result = cli("import-payments", str(bank))
+
+    assert result.code == 0, result.stderr
+    ours = [r for r in caplog.records if r.name.split(".")[0] in OURS]
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith("escalation"), warnings
+    [line] = [t for t in result.stdout.splitlines() if "escalation(s) not posted" in t]
+    assert line.startswith("5 escalation(s)") and "unreachable" in line and "next sweep" in line
+
+
+def test_once_an_escalation_finds_slack_out_of_reach_no_review_is_tried(
+    cli: Any,
+    load: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    acme = {"customer_id": "C1", "customer_name": "Acme Inc", "amount": "100.00"}
+    load(
+        row(invoice_number="INV-1001", balance="100.00", due_date="2026-02-01", **acme),
+        row(invoice_number="INV-1002", balance="100.00", due_date="2026-02-05", **acme),
+        row(invoice_number="INV-1003", balance="100.00", due_date="2026-02-07", **acme),
+    )
+    caplog.set_level(logging.INFO)
+    bank = tmp_path / "both.csv"  # 900 beyond INV-1001, then 100 that two invoices could take
+    bank.write_text(
+        "date,amount,currency,reference,payer\n"
+        "2026-03-10,1000.00,USD,INV-1001,Acme Inc\n2026-03-11,100.00,USD,,Acme Inc\n"
+    )
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", f"http://127.0.0.1:{_closed_port()}/api/")
+    monkeypatch.setenv("ARBOT_FINANCE_CHANNEL", "C0FIN")
+
+    result = cli("import-payments", str(bank))
+
+    assert result.code == 0, result.stderr
+    ours = [r.getMessage() for r in caplog.records if r.name.split(".")[0] in OURS]
+    assert not [m for m in ours if m.startswith("payment review")], ours
+    [line] = [t for t in result.stdout.splitlines() if "payment(s) to review not posted" in t]
+    assert line.startswith("1 payment(s)") and "unreachable" in line
+    assert any(t.startswith("1 escalation(s) not posted") for t in result.stdout.splitlines())
