@@ -429,12 +429,15 @@ def forbidden_phrases(
 
 
 def ledger_values(context: dict[str, Any]) -> tuple[str, ...]:
-    """The values of a template context that come from the ledger, not from the template: the
-    customer's name and id, the contact's name and first name, the invoice numbers and the
-    payment link. A customer called Discount Tire Co or a contact called Sue Park is no
-    forbidden phrase of the template's."""
+    """The values of a template context that come from the ledger or the settings, not from the
+    template: the customer's name and id, the contact's name and first name, the invoice
+    numbers, the payment link, the sender's name, email and phone (ARBOT_BUSINESS_NAME,
+    ARBOT_FROM_EMAIL) and the unsubscribe link. A customer called Discount Tire Co, a contact
+    called Sue Park or a business called Promo Print Shop is no forbidden phrase of the
+    template's."""
     customer = context.get("customer") or {}
     contact = context.get("contact") or {}
+    sender = context.get("sender") or {}
     values = [
         customer.get("name"),
         customer.get("id"),
@@ -442,6 +445,10 @@ def ledger_values(context: dict[str, Any]) -> tuple[str, ...]:
         contact.get("first_name"),
         context.get("payment_link"),
         *(invoice.get("number") for invoice in context.get("invoices") or ()),
+        sender.get("name"),
+        sender.get("email"),
+        sender.get("phone"),
+        context.get("unsubscribe_url"),
     ]
     return tuple(value for value in values if isinstance(value, str) and value.strip())
 

@@ -77,7 +77,12 @@ class PlanRules:
                 max_invoices=settings.pilot_max_invoices,
             ),
             control_share=settings.control_share,
-            sender=Sender(settings.business_name, settings.from_email, None),
+            sender=sender_from(settings),
             attach_invoice_pdf=settings.attach_invoice_pdf,
             undo=timedelta(seconds=settings.undo_seconds),
         )
+
+
+def sender_from(settings: Settings) -> Sender:
+    """Who a reminder is from, as its message names it: ARBOT_BUSINESS_NAME, ARBOT_FROM_EMAIL."""
+    return Sender(settings.business_name, settings.from_email, None)

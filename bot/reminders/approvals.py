@@ -33,6 +33,7 @@ from bot.core.models import (
 from bot.core.slack_retries import REDRAW
 from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER, ReminderAction
 from bot.learning.trust_rules import review_trust
+from bot.planning.messages import Sender
 from bot.reminders import state
 from bot.reminders.message_facts import ledger_values_of, missing_facts, stated_amounts
 from bot.reminders.shown import Message, messages_of
@@ -257,8 +258,10 @@ def edit(
     *,
     rules: StaleRules,
     undo: timedelta = timedelta(0),
+    sender: Sender | None = None,
 ) -> tuple[Decision, dict[str, str]]:
-    """Save an approver's edit and approve it; or return what the linter refuses, by field. A
+    """Save an approver's edit and approve it; or return what the linter refuses, by field (read
+    around the ledger's values and the `sender`'s, as the plan's linter reads the template). A
     stale reminder is cancelled instead, as Approve does, whatever the edit says."""
     if cancel_if_stale(session, reminder_id, now, rules):
         return replace(_outcome(session, reminder_id, False), cancelled_now=True), {}
@@ -270,7 +273,7 @@ def edit(
         _text_of(reminder),
         invoice_numbers_of(session, reminder_id),
         stated_amounts(session, reminder_id, reminder.language),
-        ledger_values_of(session, reminder),
+        ledger_values_of(session, reminder, sender),
     )
     if problems:
         return Decision(False, reminder_id, reminder.state, None, None), problems
@@ -582,9 +585,12 @@ class Draft:
         return f"{self.subject or ''}\n\n{self.body.strip()}"
 
 
-def draft_of(session: Session, reminder_id: int, examples: bool = False) -> Draft | None:
+def draft_of(
+    session: Session, reminder_id: int, examples: bool = False, sender: Sender | None = None
+) -> Draft | None:
     """The reminder behind an Edit or Skip form, or None if there is no such reminder. With
-    `examples`, the team's recent edits of the same step for the customer's tier too."""
+    `examples`, the team's recent edits of the same step for the customer's tier too; its
+    `values` hold the `sender`'s too (who the message is from)."""
     found = session.execute(
         select(Reminder, Customer.name, Customer.tier)
         .join(Customer, Customer.id == Reminder.customer_id)
@@ -607,5 +613,5 @@ def draft_of(session: Session, reminder_id: int, examples: bool = False) -> Draf
         at=at,
         reason=reminder.cancel_reason,
         invoice_numbers=invoice_numbers_of(session, reminder.id),
-        values=ledger_values_of(session, reminder),
+        values=ledger_values_of(session, reminder, sender),
     )

@@ -16,7 +16,7 @@ from bot.core.language import formatting_locale
 from bot.core.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
 from bot.core.money import format_money
 from bot.payments.links import link_in_message
-from bot.planning.messages import first_name
+from bot.planning.messages import Sender, first_name
 from playbooks.lint import PAYMENT_DETAILS, ledger_values
 
 # An amount as English writes it (1,234.56) or as Spanish, French and German do (1.234,56 and
@@ -62,11 +62,13 @@ def stated_amounts(session: Session, reminder_id: int, language: str | None) -> 
     return tuple(dict.fromkeys(amounts))
 
 
-def ledger_values_of(session: Session, reminder: Reminder) -> tuple[str, ...]:
-    """What of a reminder's message comes from the ledger, not from its template, as the plan's
-    linter reads it (`playbooks.lint.ledger_values`, from the same context): the customer's name
-    and id, the contact's name and the first name its greeting uses, the invoice numbers, the
-    payment link. An edit is linted around them (a contact called Sue Park is greeted "Hi Sue"; a
+def ledger_values_of(
+    session: Session, reminder: Reminder, sender: Sender | None = None
+) -> tuple[str, ...]:
+    """What of a reminder's message comes from the ledger or the settings, not from its template,
+    as the plan's linter reads it (`playbooks.lint.ledger_values`, from the same context): the
+    customer's name and id, the contact's name and the first name its greeting uses, the invoice
+    numbers, the payment link, the `sender` (the business's name and address). An edit is linted around them (a contact called Sue Park is greeted "Hi Sue"; a
     link such as …/discount-tire-co/INV-1 must stay as it is)."""
     customer = session.get(Customer, reminder.customer_id)
     contact = session.get(Contact, reminder.contact_id) if reminder.contact_id else None
@@ -82,6 +84,9 @@ def ledger_values_of(session: Session, reminder: Reminder) -> tuple[str, ...]:
         "contact": {"name": name, "first_name": first_name(name)},
         "invoices": [{"number": invoice.number} for invoice in invoices],
         "payment_link": link_in_message(session, invoices),
+        "sender": (
+            {"name": sender.name, "email": sender.email, "phone": sender.phone} if sender else {}
+        ),
     }
     return ledger_values(context)
 

@@ -18,6 +18,7 @@ from bot.core.errors import UserError
 from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER
 from bot.learning import trust_notices
 from bot.planning import plan_unit
+from bot.planning.rules import sender_from
 from bot.reminders import approvals
 from bot.reminders.shown import NOT_SHOWN
 from bot.reminders.stale import StaleRules
@@ -440,7 +441,7 @@ def on_edit_submit(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
     text = typed(form.values, Field.BODY) or ""
     reminder_id, channel = form.about, form.channel
     with kit.runtime.sessions() as session:
-        draft = approvals.draft_of(session, reminder_id)
+        draft = approvals.draft_of(session, reminder_id, sender=sender_from(kit.runtime.settings))
     if draft is None:
         ack(response_action="errors", errors={Field.BODY: "This reminder no longer exists."})
         return
@@ -478,6 +479,7 @@ def save_edit(
             runtime.clock.now(),
             rules=stale_rules(kit),
             undo=undo_window(kit),
+            sender=sender_from(runtime.settings),
         )
     if problems:  # the form checked the same a moment ago: only a changed reminder gets here
         kit.tell(channel, user, "Nothing saved: " + "; ".join(problems.values()))

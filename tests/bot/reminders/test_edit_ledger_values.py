@@ -4,18 +4,22 @@ payment link, the business's name) is no forbidden word of the approver's."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import select, update
 
 from bot.core.models import Invoice, Reminder
 from bot.core.runtime import Runtime
+from bot.learning.check import sample_contexts
 from bot.ledger.upsert import apply_batch
+from bot.planning.messages import Sender
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.reminders import approvals
 from bot.reminders.stale import StaleRules
 from integrations.csv_ledger import read_ledger_csv
+from playbooks.lint import ledger_values
 from tests.playbooks.test_languages import TODAY
 from tests.support.ledger_files import row, write
 
@@ -79,3 +83,52 @@ def test_an_edit_keeping_a_payment_link_with_a_watched_word_in_it_is_saved(
     assert "promotional content" in approvals.edit_problems(
         "email", "Invoice", "A discount for you. " + body, body, values=values.values
     ).get("body", "")
+
+
+def test_a_business_whose_name_holds_a_watched_word_gets_its_reminders_planned_and_edited(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """ARBOT_BUSINESS_NAME "Promo Print Shop" is the settings', not the template's words."""
+    sender = Sender("Promo Print Shop", "billing@promo-print.example")
+    rules = replace(PlanRules.from_settings(runtime.settings), sender=sender)
+    ledger = write(
+        tmp_path / "ledger.csv", [row(issue_date="2026-02-01", due_date="2026-03-03", tags="")]
+    )
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(ledger), now)
+        run_plan(session, rules, TODAY, now, False)
+    with runtime.sessions() as session:
+        reminder = session.scalars(select(Reminder)).one()
+        draft = approvals.draft_of(session, reminder.id, sender=sender)
+    body = reminder.body_text or ""
+    assert "Promo Print Shop" in body
+    assert draft is not None and "Promo Print Shop" in draft.values
+    edited = "Thank you.\n\n" + body
+    assert (
+        approvals.edit_problems(
+            "email", reminder.subject, edited, draft.original, values=draft.values
+        )
+        == {}
+    )
+    with runtime.writing() as session:
+        decision, problems = approvals.edit(
+            session,
+            reminder.id,
+            "U0A",
+            reminder.subject,
+            edited,
+            now,
+            rules=StaleRules(),
+            sender=sender,
+        )
+    assert problems == {} and decision.changed
+
+
+def test_the_values_the_linter_reads_around_include_the_senders() -> None:
+    _, context = sample_contexts(7)[0]
+    context["sender"] = {"name": "Promo Print Shop", "email": "a@promo.example", "phone": None}
+    context["unsubscribe_url"] = "https://promo.example/unsubscribe/x"
+    assert {"Promo Print Shop", "a@promo.example", "https://promo.example/unsubscribe/x"} <= set(
+        ledger_values(context)
+    )
