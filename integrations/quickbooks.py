@@ -22,7 +22,7 @@ and the rest of the batch still syncs.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -91,6 +91,13 @@ class QuickBooksSource:
     # --- IncrementalSource ---------------------------------------------------------------------
 
     def fetch_since(self, cursor: str | None) -> LedgerBatch:
+        return self.fetch_since_and_again(cursor, {})
+
+    # --- RefetchingSource ----------------------------------------------------------------------
+
+    def fetch_since_and_again(
+        self, cursor: str | None, again: Mapping[str, Sequence[str]]
+    ) -> LedgerBatch:
         since = parse_cursor(cursor, "QuickBooks")
         if since is not None and since < self.client.now() - timedelta(days=CDC_DAYS):
             since = None  # beyond change data capture's reach: a full sync sees deletions too
@@ -99,6 +106,16 @@ class QuickBooksSource:
         raw_customers = list(self._query("Customer", since))
         raw_invoices = list(self._query("Invoice", since))
         raw_payments = list(self._query("Payment", since))
+        changed = [*raw_customers, *raw_invoices, *raw_payments]
+        if since is not None:  # a full sync has them all already
+            for entity, records in (
+                ("Customer", raw_customers),
+                ("Invoice", raw_invoices),
+                ("Payment", raw_payments),
+            ):
+                fetched = {str(row.get("Id")) for row in records}
+                wanted = sorted(set(again.get(entity.lower(), ())) - fetched)
+                records.extend(self._by_ids(entity, wanted))
 
         for raw in raw_customers:
             self._add_customer(batch, raw)
@@ -109,8 +126,8 @@ class QuickBooksSource:
         self._look_up_numbers(numbers, raw_payments)
         for raw in raw_payments:
             self._add_payment(batch, raw, numbers)
-        rows = [*raw_customers, *raw_invoices, *raw_payments]
-        batch.cursor = next_cursor(cursor, self._server_time, (_updated(row) for row in rows))
+        # the records fetched again, changed before `cursor`, never take it back
+        batch.cursor = next_cursor(cursor, self._server_time, (_updated(row) for row in changed))
         if since is None:
             batch.complete = True
         else:

@@ -279,7 +279,7 @@ def _skip_numbers_kept(
     summary: ImportSummary,
 ) -> None:
     """Take out of the batch (and `matches`) each record whose number another stored invoice of
-    its source keeps, each named in a problem: the sync keeps its cursor and fetches it again."""
+    its source keeps, each named in a problem: the next sync fetches it again."""
     if not any(kept_by):
         return
     kept_records, kept_matches = [], []
@@ -291,7 +291,6 @@ def _skip_numbers_kept(
         batch.problems.append(_number_kept(record, holder, batch.label))
         summary.records_skipped += 1
     batch.invoices, matches[:] = kept_records, kept_matches
-    batch.cursor = None
 
 
 def _freed_number(holder: tuple[Any, ...]) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,11 +20,30 @@ from bot.core.runtime import Runtime
 from bot.ledger import crm_notes
 from bot.ledger.crm import CrmMergeSummary, merge_crm
 from bot.ledger.sync_failures import FAILING, HOLDING
-from bot.ledger.upsert import ImportSummary, apply_batch
-from integrations.base.ledger import CrmSource, IncrementalSource, InvoiceNotes, SourceProblem
+from bot.ledger.upsert import ImportSummary, apply_batch, skipped_records
+from integrations.base.ledger import (
+    CrmSource,
+    IncrementalSource,
+    InvoiceNotes,
+    LedgerBatch,
+    RefetchingSource,
+    SourceProblem,
+)
 from integrations.errors import SourceError
 
 log = logging.getLogger(__name__)
+
+# Records a sync skipped (each named in a problem) are fetched again by the next sync: by their
+# ids where the source can (RefetchingSource), up to AGAIN_AT_MOST of them, and the cursor moves
+# on; else the sync keeps the cursor it fetched from, for at most CURSOR_KEPT_AT_MOST syncs in a
+# row (a day of hourly syncs), after which it moves on and a record skipped comes again once it
+# is changed in the source.
+AGAIN_AT_MOST = 1000
+CURSOR_KEPT_AT_MOST = 24
+SKIPPED = "skipped"  # in the sync state's summary: the records skipped, {kind: [id, ...]}
+CURSOR_KEPT = "cursor_kept"  # and how many syncs in a row kept their cursor for them
+# what the next sync does about the records this one skipped
+Refetch = Literal["", "by_id", "from_cursor", "cursor_moved"]
 
 
 class Source(IncrementalSource, InvoiceNotes, Protocol):
@@ -38,6 +57,7 @@ class SyncResult:
     problems: list[SourceProblem] = field(default_factory=list)
     notes_written: int = 0
     notes_failed: list[str] = field(default_factory=list)
+    skipped_next: Refetch = ""
 
 
 class SyncRunning(UserError):
@@ -66,11 +86,23 @@ def _sync(runtime: Runtime, source: Source) -> SyncResult:
         state = session.get(SyncState, source.name)
         cursor = state.cursor if state else None
         notes_since = _notes_since(state)
-    batch = source.fetch_since(cursor)  # outside any transaction: the network may be slow
+        before: dict[str, Any] = dict(state.summary or {}) if state else {}
+    skipped_before: dict[str, list[str]] = before.get(SKIPPED) or {}
+    # outside any transaction: the network may be slow
+    if isinstance(source, RefetchingSource) and skipped_before:
+        batch = source.fetch_since_and_again(cursor, skipped_before)
+    else:
+        batch = source.fetch_since(cursor)
     now = runtime.clock.now()
     with runtime.writing() as session:
         summary = apply_batch(session, batch, now)
+        skipped = _by_kind(batch)
+        saved, kept, skipped_next = _next_cursor(source, batch, cursor, skipped, before)
+        # a record skipped again, fetched again unchanged, was said when first skipped
+        told = {(kind, external_id) for kind, ids in skipped_before.items() for external_id in ids}
         for problem in batch.problems:
+            if (problem.kind, problem.external_id) in told:
+                continue
             audit.record(
                 session,
                 now,
@@ -82,10 +114,45 @@ def _sync(runtime: Runtime, source: Source) -> SyncResult:
                     "message": problem.message,
                 },
             )
-        _save_state(session, source.name, batch.cursor or cursor, now, summary, batch.problems)
-    result = SyncResult(source.name, summary, list(batch.problems))
+        remembered = {
+            **({SKIPPED: skipped} if skipped else {}),
+            **({CURSOR_KEPT: kept} if kept else {}),
+        }
+        _save_state(session, source.name, saved, now, summary, batch.problems, remembered)
+    result = SyncResult(source.name, summary, list(batch.problems), skipped_next=skipped_next)
     _write_notes(runtime, source, notes_since, now, result)
     return result
+
+
+def _by_kind(batch: LedgerBatch) -> dict[str, list[str]]:
+    """The records the batch skipped, each kind's ids in order."""
+    skipped: dict[str, list[str]] = {}
+    for kind, external_id in sorted(filter(lambda key: key[1], skipped_records(batch))):
+        skipped.setdefault(kind, []).append(str(external_id))
+    return skipped
+
+
+def _next_cursor(
+    source: Source,
+    batch: LedgerBatch,
+    cursor: str | None,
+    skipped: dict[str, list[str]],
+    before: dict[str, Any],
+) -> tuple[str | None, int, Refetch]:
+    """The cursor to save, how many syncs in a row have now kept theirs for records skipped, and
+    what the next sync does about them. A batch without a cursor (a full answer whose voids were
+    held, bot/ledger/deleted_invoices.py) keeps the one it fetched from."""
+    if batch.cursor is None:
+        return cursor, 0, "from_cursor" if skipped else ""
+    if not skipped:
+        return batch.cursor, 0, ""
+    count = sum(map(len, skipped.values()))
+    if isinstance(source, RefetchingSource) and count <= AGAIN_AT_MOST:
+        return batch.cursor, 0, "by_id"
+    kept = int(before.get(CURSOR_KEPT, 0)) + 1
+    if kept > CURSOR_KEPT_AT_MOST:
+        return batch.cursor, 0, "cursor_moved"
+    return cursor, kept, "from_cursor"
 
 
 def _notes_since(state: SyncState | None) -> int:
@@ -100,6 +167,7 @@ def _save_state(
     now: datetime,
     summary: ImportSummary,
     problems: list[SourceProblem],
+    remembered: dict[str, Any],
 ) -> None:
     state = session.get(SyncState, name)
     if state is None:
@@ -111,6 +179,7 @@ def _save_state(
         **summary.as_dict(),
         "problems": [p.message for p in problems][:100],
         "notes_after_event": previous.get("notes_after_event", 0),
+        **remembered,
     }
     for told in (FAILING, HOLDING):  # told as over by bot.ledger.sync_failures, after this sync
         if told in previous:

@@ -128,10 +128,9 @@ def apply_batch(
     all, before anything is written (an unknown customer, known only once the customers are
     written, raises then, and the caller's transaction takes back what was written).
 
-    When a customer, invoice or payment is not stored, the batch's cursor is cleared: a sync then
-    keeps the cursor it fetched from, so the next sync fetches the skipped records again (a
-    customer fixed in the source brings back the invoices skipped with it, which the source has
-    not changed) and stores each once it is fixed (`summary.records_skipped` counts them)."""
+    A customer, invoice or payment not stored is counted in `summary.records_skipped`; a sync
+    fetches each again (bot/ledger/sync.py), so a customer fixed in the source brings back the
+    invoices skipped with it, which the source has not changed."""
     with cycles_collected_after():
         return _apply(session, batch, now, all_or_nothing)
 
@@ -148,9 +147,7 @@ def _apply(
     _take_out_unknown_customers(batch, customer_ids)
     if all_or_nothing:
         _refuse_problems(batch)
-    summary.records_skipped = _records_skipped(batch)
-    if summary.records_skipped:
-        batch.cursor = None
+    summary.records_skipped = len(skipped_records(batch))
     contacts = add_contacts(session, batch, customer_ids, now, summary)
     upsert_invoices(session, batch, customer_ids, now, summary)
     if batch.payments:
@@ -205,19 +202,18 @@ def _refuse_problems(batch: LedgerBatch) -> None:
         raise ValidationFailed(batch.label, [problem.message for problem in batch.problems])
 
 
-def _records_skipped(batch: LedgerBatch) -> int:
-    """How many customers, invoices and payments the batch's problems say are not stored (a
-    problem about a customer that is still in the batch, such as a contact left out, is not)."""
+def skipped_records(batch: LedgerBatch) -> set[tuple[str, str | None]]:
+    """The customers, invoices and payments the batch's problems say are not stored, each as
+    (kind, the source's id) (a problem about a customer that is still in the batch, such as a
+    contact left out, is not)."""
     if not batch.problems:
-        return 0
+        return set()
     kept_customers = set(map(visible, batch.customers))
-    return len(
-        {
-            (problem.kind, problem.external_id)
-            for problem in batch.problems
-            if problem.kind != "customer" or problem.external_id not in kept_customers
-        }
-    )
+    return {
+        (problem.kind, problem.external_id)
+        for problem in batch.problems
+        if problem.kind != "customer" or problem.external_id not in kept_customers
+    }
 
 
 def _take_out_unknown_customers(batch: LedgerBatch, customer_ids: dict[str, int]) -> None:

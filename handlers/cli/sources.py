@@ -206,13 +206,29 @@ def _report(result: SyncResult) -> None:
             markup=False,
         )
     if s.records_skipped:
-        err().print(
-            f"{name}: {s.records_skipped} record(s) skipped: the next sync reads the source "
-            "again from where this one started, so each is stored once it is fixed there",
-            markup=False,
-        )
+        err().print(f"{name}: {s.records_skipped} record(s) skipped: {_next(result)}", markup=False)
     for failure in result.notes_failed:
         err().print(f"{name}: note not written for {failure}", markup=False)
+
+
+def _next(result: SyncResult) -> str:
+    """What the next sync does about the records this one skipped (bot/ledger/sync.py)."""
+    from bot.ledger.sync import CURSOR_KEPT_AT_MOST
+
+    if result.skipped_next == "by_id":
+        return (
+            "the next sync fetches each again by its id, so each is stored once it is fixed there"
+        )
+    if result.skipped_next == "cursor_moved":
+        return (
+            f"the last {CURSOR_KEPT_AT_MOST} syncs read the source again from where they started "
+            "for them, so this one moves on: each is stored once it is fixed there and so "
+            "changed since"
+        )
+    return (
+        "the next sync reads the source again from where this one started, so each is stored "
+        "once it is fixed there"
+    )
 
 
 def _report_crm(result: CrmSyncResult) -> None:

@@ -9,10 +9,11 @@ follows the same rules."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 # --- What a record may hold, whatever its source ---------------------------------------------
 # The ledger CSV checks each cell with these, and `bot.ledger.screening` checks every batch with
@@ -193,6 +194,20 @@ class IncrementalSource(Protocol):
 
     def fetch_since(self, cursor: str | None) -> LedgerBatch:
         """Everything changed since `cursor` (None = everything). The batch carries the next one."""
+        ...
+
+
+@runtime_checkable
+class RefetchingSource(Protocol):
+    """An IncrementalSource that can fetch records again by their own ids: those a sync skipped
+    are fetched again by the next one, so its cursor moves on past them."""
+
+    def fetch_since_and_again(
+        self, cursor: str | None, again: Mapping[str, Sequence[str]]
+    ) -> LedgerBatch:
+        """What `fetch_since(cursor)` gives, and the records `again` names by kind ("customer",
+        "invoice", "payment") and id, as the source has them now (one it no longer has is left
+        out; one deleted since `cursor` is named deleted as ever)."""
         ...
 
 
