@@ -5,6 +5,7 @@ modal, 3,000 characters a section, unique action_ids in a block, 100 options a s
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from integrations.base.mrkdwn import Mrkdwn
 from integrations.base.slack import (
@@ -86,8 +87,44 @@ def test_the_forms_at_their_largest_are_within_the_limits() -> None:
     shown = sent_modal(LONG, LONG, LONG * 200)
     assert validate_blocks(shown["blocks"], max_blocks=100) == []
 
-    many = [(f"INV-{n}", f"INV-{n} · {LONG}") for n in range(150)]
-    dispute = dispute_modal(date(2026, 3, 1).day, LONG, many)
-    assert validate_blocks(dispute["blocks"], max_blocks=100) == []
-    picker = next(b for b in dispute["blocks"] if b.get("block_id") == "invoices")["element"]
-    assert len(picker["options"]) == 100 == len(picker["initial_options"])
+
+def _dispute_picker(count: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The Mark disputed form's blocks for a customer with `count` open invoices, checked
+    against the limits every block keeps, and its invoice select."""
+    many = [(f"INV-{n}", f"INV-{n} · {LONG}") for n in range(count)]
+    blocks = dispute_modal(date(2026, 3, 1).day, LONG, many)["blocks"]
+    assert validate_blocks(blocks, max_blocks=50) == []
+    for block in blocks:
+        texts = [block.get("text"), *block.get("elements", [])]
+        for text in texts:
+            if isinstance(text, dict) and text.get("type") == "mrkdwn":
+                assert len(text["text"]) <= 3000
+        ids = [e["action_id"] for e in block.get("elements", []) if "action_id" in e]
+        assert len(ids) == len(set(ids))
+    picker = next(b for b in blocks if b.get("block_id") == "invoices")["element"]
+    options = picker["options"]
+    assert len(options) <= 100
+    assert all(len(o["text"]["text"]) <= 75 and len(o["value"]) <= 150 for o in options)
+    assert len({o["value"] for o in options}) == len(options)
+    assert all(o in options for o in picker["initial_options"])
+    return blocks, picker
+
+
+def test_mark_disputed_at_its_largest_offers_all_open_invoices_within_the_limits() -> None:
+    blocks, picker = _dispute_picker(150)
+    every = [o for o in picker["options"] if o["text"]["text"] == "All 150 open invoices"]
+    assert every and picker["initial_options"] == every
+    listed = [o["value"] for o in picker["options"] if o not in every]
+    assert listed == [f"INV-{n}" for n in range(99)]
+    notes = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    assert any("the other 51 are not" in note for note in notes)
+
+
+def test_mark_disputed_lists_as_many_open_invoices_as_a_select_holds_all_picked() -> None:
+    _, picker = _dispute_picker(100)
+    assert [o["value"] for o in picker["options"]] == [f"INV-{n}" for n in range(100)]
+    assert picker["initial_options"] == picker["options"]
+
+    _, picker = _dispute_picker(101)
+    assert len(picker["options"]) == 100
+    assert picker["initial_options"][0]["text"]["text"] == "All 101 open invoices"
