@@ -562,6 +562,26 @@ def instalment_asks(session: Session, step_keys: Iterable[str]) -> dict[str, tup
     return asks
 
 
+def instalment_amounts(session: Session, step_key: str) -> list[tuple[Decimal, str]]:
+    """The amounts an instalment reminder's message may state from data, each with the plan's
+    currency: what it asks for (`instalment_asks`), the instalment's own amount and the plan's
+    total. Empty for a step key naming no instalment."""
+    asks = instalment_asks(session, [step_key])
+    if step_key not in asks:
+        return []
+    plan_text, _, seq_text = step_key[len(STEP_PREFIX) :].partition("-")
+    found = session.execute(
+        select(PlanInstalment.amount, PaymentPlan.total, PaymentPlan.currency)
+        .join(PaymentPlan, PaymentPlan.id == PlanInstalment.plan_id)
+        .where(PlanInstalment.plan_id == int(plan_text), PlanInstalment.seq == int(seq_text))
+    ).first()
+    amounts = [asks[step_key]]
+    if found is not None:
+        amount, total, currency = found
+        amounts += [(amount, currency), (total, currency)]
+    return amounts
+
+
 def instalment_owed(session: Session, step_key: str) -> Decimal | None:
     """For an instalment reminder's step key, what that instalment still lacks (0 once paid);
     None when the key names no instalment of a running plan."""

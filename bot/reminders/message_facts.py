@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from bot.core.language import formatting_locale
 from bot.core.models import Contact, Customer, Invoice, Reminder, ReminderInvoice
 from bot.core.money import format_money
+from bot.escalations import plans
 from bot.payments.links import link_in_message
 from bot.planning.messages import Sender, first_name
 from playbooks.lint import PAYMENT_DETAILS, ledger_values
@@ -44,8 +45,10 @@ def _names(number: str, text: str) -> bool:
 def stated_amounts(session: Session, reminder_id: int, language: str | None) -> tuple[str, ...]:
     """The amounts a reminder's message states, written as its rendering wrote them (in the
     locale of its `language`, with its currency's decimals): each invoice's balance and total,
-    and the sum of the balances in each currency. The ledger's amounts are those the message
-    was rendered from: a reminder whose invoice changed since is stale, never edited."""
+    the sum of the balances in each currency and, for a payment plan's instalment, what the
+    reminder asks for, the instalment's amount and the plan's total. The ledger's amounts are
+    those the message was rendered from: a reminder whose invoice changed since is stale, never
+    edited."""
     invoices = session.scalars(
         select(Invoice)
         .join(ReminderInvoice, ReminderInvoice.invoice_id == Invoice.id)
@@ -59,6 +62,12 @@ def stated_amounts(session: Session, reminder_id: int, language: str | None) -> 
         amounts.append(format_money(invoice.balance, invoice.currency, locale))
         amounts.append(format_money(invoice.total, invoice.currency, locale))
     amounts += [format_money(amount, currency, locale) for currency, amount in sums.items()]
+    step_key = session.scalar(select(Reminder.step_key).where(Reminder.id == reminder_id))
+    if step_key is not None:
+        amounts += [
+            format_money(amount, currency, locale)
+            for amount, currency in plans.instalment_amounts(session, step_key)
+        ]
     return tuple(dict.fromkeys(amounts))
 
 
