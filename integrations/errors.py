@@ -51,6 +51,15 @@ class SlackFailed(SlackApiError):
         return self.error.startswith("unreachable")
 
 
+def in_one_line(exc: BaseException) -> str:
+    """What a failure says, on one line: Slack's code, else the error's first line (a database
+    error's, without its SQL), else its kind."""
+    if isinstance(exc, SlackFailed):
+        return exc.error
+    first = next(iter(str(exc).splitlines()), "").strip()
+    return first or type(exc).__name__
+
+
 def slack_error(exc: BaseException) -> str:
     """What a Slack call's failure says: Slack's code, else the exception's kind."""
     return exc.error if isinstance(exc, SlackFailed) else type(exc).__name__

@@ -62,6 +62,8 @@ class BankImportSummary:
     # of `escalations`, those still without a thread in Slack after the import, and why
     escalations_not_posted: int = 0
     escalations_refused: str | None = None
+    # why Slack was not fully updated once the payments were stored (the first failure)
+    not_told: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -27,7 +27,7 @@ from bot.payments.stripe_events import PaymentNotRecordedYet, StripeResult, appl
 from bot.planning import posting
 from integrations.base.mrkdwn import Mrkdwn
 from integrations.base.payments import BankPayment, PaymentLinks, StripeEventIn, StripePayments
-from integrations.errors import SlackFailed
+from integrations.errors import SlackFailed, in_one_line
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,13 @@ def receive_bank_payments(
             runtime.clock.now(),
             routes=runtime.settings.escalation_routes,
         )
-    notes = after_payment(runtime, summary.outcome, slack=slack, links=links)
+    # The payments are stored: whatever fails from here on (Slack, or the database busy with
+    # another writer) is logged in one line and told in the summary, and the rest still goes.
+    notes: dict[int, Mrkdwn] = {}
+    try:
+        notes = after_payment(runtime, summary.outcome, slack=slack, links=links)
+    except Exception as exc:
+        _not_told(summary, source, "the payments' notes", exc)
     refused: list[str] = []
     if summary.escalations and slack is not None:
         try:  # what Slack does not take now, the sweep posts
@@ -194,8 +200,14 @@ def receive_bank_payments(
             log.info(
                 "bank payments of %s: escalations not posted: Slack said %s", source, exc.error
             )
-        with runtime.sessions() as session:
-            waiting = escalation_posting.without_thread(session, summary.escalations)
+        except Exception as exc:
+            _not_told(summary, source, "the escalations and their notes", exc)
+        try:
+            with runtime.sessions() as session:
+                waiting = escalation_posting.without_thread(session, summary.escalations)
+        except Exception as exc:
+            _not_told(summary, source, "the escalations", exc)
+            waiting = summary.escalations
         summary.escalations_not_posted = len(waiting)
         summary.escalations_refused = refused[0] if refused and waiting else None
     channel = runtime.settings.finance_channel
@@ -203,7 +215,20 @@ def receive_bank_payments(
         summary.slack_refused = refused[-1]
     elif slack is not None and channel:
         review_refusals: list[str] = []
-        posted = reviews.post_open(runtime, slack, channel, review_refusals)
+        try:
+            posted = reviews.post_open(runtime, slack, channel, review_refusals)
+        except Exception as exc:
+            _not_told(summary, source, "the payments to review", exc)
+            posted = []
         summary.reviews_posted = len(set(posted) & set(summary.reviews))
         summary.slack_refused = review_refusals[0] if review_refusals else None
     return summary, notes
+
+
+def _not_told(summary: BankImportSummary, source: str, what: str, exc: Exception) -> None:
+    """A failure once the payments are stored: one line in the log, the first kept for the
+    summary (the sweep posts what is still owed)."""
+    why = in_one_line(exc)
+    log.error("bank payments of %s: %s not all posted to Slack: %s", source, what, why)
+    if summary.not_told is None:
+        summary.not_told = why

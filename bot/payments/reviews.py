@@ -16,7 +16,7 @@ from bot.core.runtime import Runtime
 from bot.payments.bank_import import candidates_of
 from integrations.base.mrkdwn import actor, mrkdwn
 from integrations.base.slack import ReviewOption, ReviewView, SlackPort
-from integrations.errors import SlackFailed
+from integrations.errors import SlackFailed, in_one_line
 
 log = logging.getLogger(__name__)
 UNREACHABLE = "unreachable"  # how a SlackFailed that had no answer from Slack begins its error
@@ -101,8 +101,11 @@ def post_open(
                 refused.append(exc.error)
             if exc.error.startswith(UNREACHABLE):
                 break  # the others would wait for it in turn
-        except Exception:  # the others still go; the sweep posts this one later
-            log.exception("payment review %s not posted", review_id)
+        except Exception as exc:  # the others still go; the sweep posts this one later
+            why = in_one_line(exc)
+            log.error("payment review %s not posted: %s", review_id, why)
+            if refused is not None:
+                refused.append(why)
     return posted
 
 

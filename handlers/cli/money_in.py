@@ -82,6 +82,13 @@ def import_payments_command(
             "`arbot poll-inbox` once each run).",
             markup=False,
         )
+    if summary.not_told:
+        out().print(
+            f"Slack was not fully updated after the import ({summary.not_told}): the payments "
+            "are stored, and the next sweep posts the escalations, notes and reviews still owed "
+            "(`arbot serve` sweeps every five minutes, `arbot poll-inbox` once each run).",
+            markup=False,
+        )
     if summary.to_review and not slack_on:
         out().print(
             "The payments to review wait in the database: set SLACK_BOT_TOKEN and "

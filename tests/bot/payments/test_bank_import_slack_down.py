@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,68 @@ def test_once_an_escalation_finds_slack_out_of_reach_no_review_is_tried(
     [line] = [t for t in result.stdout.splitlines() if "payment(s) to review not posted" in t]
     assert line.startswith("1 payment(s)") and "unreachable" in line
     assert any(t.startswith("1 escalation(s) not posted") for t in result.stdout.splitlines())
+
+
+def test_an_error_after_the_payments_are_stored_leaves_the_summary_and_the_reviews(
+    cli: Any,
+    load: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    slack_api: Any,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While the second file's notes go to Slack, another process holds the ledger's write lock
+    past the busy timeout: the thread's note cannot be claimed. The payments are stored by then,
+    so the command still prints its summary, says what was not told, and keeps the review."""
+    if not database_url.startswith("sqlite:///"):
+        pytest.skip("a write lock held past the busy timeout is SQLite's")
+    acme = {"customer_id": "C1", "customer_name": "Acme Inc", "amount": "100.00"}
+    load(
+        *(
+            row(invoice_number=f"INV-100{n}", balance="100.00", due_date=f"2026-02-0{n}", **acme)
+            for n in range(1, 5)
+        )
+    )
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", slack_api.url)
+    monkeypatch.setenv("ARBOT_FINANCE_CHANNEL", "C0FIN")
+    header = "date,amount,currency,reference,payer\n"
+    first = tmp_path / "first.csv"  # 900 beyond INV-1001: Acme's escalation, posted
+    first.write_text(header + "2026-03-10,1000.00,USD,INV-1001,Acme Inc\n")
+    assert cli("import-payments", str(first)).code == 0
+    second = tmp_path / "second.csv"  # 900 beyond INV-1002 (a note owed), then 100 to place
+    second.write_text(
+        header + "2026-03-11,1000.00,USD,INV-1002,Acme Inc\n2026-03-11,100.00,USD,,Acme Inc\n"
+    )
+    holders: list[sqlite3.Connection] = []
+
+    def lock_the_ledger(call: str) -> None:
+        if call == "Slack chat.postMessage" and not holders:
+            holder = sqlite3.connect(
+                database_url.removeprefix("sqlite:///"), isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+            holder.execute("BEGIN IMMEDIATE")
+            holders.append(holder)
+
+    slack_api.on_call = lock_the_ledger
+    try:
+        result = cli("import-payments", str(second))
+    finally:
+        slack_api.on_call = None
+        for holder in holders:
+            holder.rollback()
+            holder.close()
+
+    assert holders and result.code == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "second.csv: 1 payment(s) applied" in result.stdout
+    [told] = [t for t in result.stdout.splitlines() if "not fully updated" in t]
+    assert "database is locked" in told and "next sweep" in told
+    [kept] = [t for t in result.stdout.splitlines() if "to review not posted" in t]
+    assert kept.startswith("1 payment(s)") and "database is locked" in kept
+    ours = [r for r in caplog.records if r.name.split(".")[0] in OURS]
+    assert [r.getMessage() for r in ours if r.exc_info] == []
+    doc = json.loads(cli("import-payments", str(second), "--json").stdout)
+    assert doc["already_imported"] == 2
