@@ -116,6 +116,17 @@ _EMAIL_OPT_OUT_LOWERCASE = re.compile(_OPT_OUT)
 _OPT_OUT_FIRST_WORDS = ("unsubscribe", "opt", "stop")  # each branch of _OPT_OUT starts with one
 _SMS_OPT_OUT = re.compile(r"\breply\s+stop\b", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
+# Tags that sit inside a line of text: a mail client shows nothing where they are, so
+# `le<span>gal</span>` reads "legal"; every other tag (a paragraph, a cell, a line break) parts
+# the words around it.
+_INLINE_TAGS = re.compile(
+    r"<!--.*?-->|</?(?:a|abbr|b|bdi|bdo|big|cite|code|data|del|dfn|em|font|i|ins|kbd|label|mark"
+    r"|nobr|q|s|samp|small|span|strike|strong|sub|sup|time|tt|u|var|wbr)(?:\s[^>]*)?/?>",
+    re.IGNORECASE | re.DOTALL,
+)
+# Characters a mail client shows as nothing: the soft hyphen, zero-width spaces and joiners,
+# the word joiner and the byte-order mark (`le&shy;gal`, `legal&#8203; action`).
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
 
 
 @dataclass(frozen=True)
@@ -477,7 +488,7 @@ def lint_message(
         "subject": message.subject,
         "text body": message.text,
         # as a mail client shows it: `legal&nbsp;action` reads "legal action"
-        "HTML body": _plain_spaces(html.unescape(_TAGS.sub(" ", message.html))),
+        "HTML body": shown_text(message.html),
         "SMS": message.sms,
     }
     lowered = {part: text.lower() for part, text in parts.items()}
@@ -552,6 +563,14 @@ def missing_contents(
         if not (link and link in text) and not details.search(text):
             problems.append(f"{part}: has no payment link and does not offer the payment details")
     return problems
+
+
+def shown_text(html_body: str) -> str:
+    """An HTML body's words as a mail client shows them: inline tags and comments taken out
+    (`le<span>gal</span>` is "legal"), every other tag a space, entities decoded, the characters
+    shown as nothing dropped (`le&shy;gal`), no-break spaces as spaces."""
+    text = _TAGS.sub(" ", _INLINE_TAGS.sub("", html_body))
+    return _plain_spaces(html.unescape(text).translate(_INVISIBLE))
 
 
 def _plain_spaces(text: str) -> str:

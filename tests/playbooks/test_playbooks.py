@@ -168,6 +168,59 @@ def test_forbidden_phrases_written_with_html_entities_are_found_in_the_html_body
     ]
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "le&shy;gal action",
+        "le\u00adgal action",
+        "le<span>gal</span> action",
+        "le<b>gal</b> action",
+        '<a href="https://x.example">le</a>gal action',
+        "le<font color=red>gal</font> action",
+        "legal&#8203; action",
+        "le&#x200B;gal action",
+        "le\u2060gal\ufeff action",
+        "le&zwj;gal action",
+        "le<!-- -->gal action",
+    ],
+)
+def test_the_html_body_is_read_as_shown_without_invisible_characters_or_inline_tags(
+    written: str,
+) -> None:
+    """A soft hyphen, a zero-width character or an inline tag shows nothing between two letters:
+    `le&shy;gal action` and `le<span>gal</span> action` read "legal action"."""
+    message = Rendered(
+        subject="Invoice INV-1",
+        text="Invoice INV-1 is open. To stop these emails, reply unsubscribe.",
+        html=f"<p>We may take {written}.</p><p>To stop these emails, reply unsubscribe.</p>",
+        sms="Invoice INV-1 is open. Reply STOP to opt out.",
+    )
+    assert [p.split(" (")[0] for p in lint_message(message)] == [
+        "HTML body: no automated message may mention legal action"
+    ]
+
+
+def test_block_tags_still_part_the_words_of_the_html_body() -> None:
+    """A paragraph, a cell or a line break ends a word as it is shown: `<p>fi</p><p>nal notice`
+    reads "fi nal notice", no threat, while `<p>final</p><p>notice</p>` reads "final notice"."""
+
+    def problems(html_body: str) -> list[str]:
+        message = Rendered(
+            subject="Invoice INV-1",
+            text="Invoice INV-1 is open. To stop these emails, reply unsubscribe.",
+            html=html_body + "<p>To stop these emails, reply unsubscribe.</p>",
+            sms="Reply STOP to opt out.",
+        )
+        return lint_message(message)
+
+    assert problems("<p>fi</p><p>nal notice</p>") == []
+    assert problems("<td>fi</td><td>nal notice</td>") == []
+    assert problems("fi<br>nal notice") == []
+    assert [p.split(" (")[0] for p in problems("<p>final</p><p>notice</p>")] == [
+        "HTML body: no automated message may mention threats"
+    ]
+
+
 def test_a_text_is_measured_in_the_segments_its_sender_sends_not_in_characters() -> None:
     """One character outside the GSM-7 alphabet (the ë of a contact's name) makes every segment
     hold 67 characters: a text of 135 to 306 characters, which would fit in 2 segments of 153,
