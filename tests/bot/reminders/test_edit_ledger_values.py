@@ -5,14 +5,16 @@ payment link, the business's name) is no forbidden word of the approver's."""
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import select, update
 
-from bot.core.models import Invoice, Reminder
+from bot.core.models import Invoice, PaymentLink, Reminder
 from bot.core.runtime import Runtime
 from bot.learning.check import sample_contexts
 from bot.ledger.upsert import apply_batch
+from bot.payments.links import link_in_message
 from bot.planning.messages import Sender
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
@@ -132,3 +134,38 @@ def test_the_values_the_linter_reads_around_include_the_senders() -> None:
     assert {"Promo Print Shop", "a@promo.example", "https://promo.example/unsubscribe/x"} <= set(
         ledger_values(context)
     )
+
+
+def test_the_link_of_several_invoices_is_the_live_processor_link_made_for_exactly_them(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    ledger = write(
+        tmp_path / "ledger.csv",
+        [row(invoice_number="INV-1"), row(invoice_number="INV-2"), row(invoice_number="INV-3")],
+    )
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(ledger), now)
+        one, two, three = session.scalars(select(Invoice).order_by(Invoice.number)).all()
+
+        def made(url: str, invoices: list[Invoice], retired: bool = False) -> None:
+            session.add(
+                PaymentLink(
+                    key=url[-12:],
+                    customer_id=one.customer_id,
+                    url=url,
+                    provider_id=url[-12:],
+                    currency="USD",
+                    amount=Decimal("1"),
+                    invoice_ids=sorted(i.id for i in invoices),
+                    created_at=now,
+                    retired_at=now if retired else None,
+                )
+            )
+
+        made("https://pay.example/promo-old-12", [one, two], retired=True)
+        made("https://pay.example/all-three-1", [one, two, three])
+        made("https://pay.example/promo-live-1", [two, one])
+        session.flush()
+        assert link_in_message(session, [one, two]) == "https://pay.example/promo-live-1"
+        assert link_in_message(session, [two, three]) is None
