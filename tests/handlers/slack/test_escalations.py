@@ -365,21 +365,29 @@ def test_a_reply_also_sent_to_the_channel_or_with_a_file_joins_the_history_and_e
 ) -> None:
     said = {"type": "message", "channel": thread.slack_channel, "user": "U0APPROVER"}
     said["thread_ts"] = thread.slack_thread_ts
-    for number, extra in enumerate(
-        [
-            {"subtype": "message_changed", "text": "an edit"},
-            {"subtype": "bot_message", "text": "a bot", "bot_id": "B0OTHER"},
-            {"subtype": "channel_join", "text": "joined"},
+    ignored = [
+        {"subtype": "message_changed", "text": "an edit"},
+        {"subtype": "bot_message", "text": "a bot", "bot_id": "B0OTHER"},
+        {"subtype": "channel_join", "text": "joined"},
+    ]
+    written = [
+        (
             {"subtype": "thread_broadcast", "text": "They paid by wire yesterday"},
+            "They paid by wire yesterday",
+        ),
+        (
             {
                 "subtype": "file_share",
                 "text": "Remittance advice",
                 "files": [{"id": "F1", "name": "remittance.pdf", "title": "Remittance"}],
             },
+            "Remittance advice (file attached: remittance.pdf)",
+        ),
+        (
             {"subtype": "file_share", "text": "", "files": [{"id": "F2", "name": "scan.png"}]},
-        ]
-    ):
-        served.event({**said, "ts": f"1700000100.00020{number}", **extra})
+            "(file attached: scan.png)",
+        ),
+    ]
 
     def notes() -> list[str]:
         with slack_runtime.sessions() as session:
@@ -388,12 +396,14 @@ def test_a_reply_also_sent_to_the_channel_or_with_a_file_joins_the_history_and_e
             )
             return [e.payload["text"] for e in found]
 
-    wait_for(lambda: len(notes()) >= 3)
-    assert notes() == [
-        "They paid by wire yesterday",
-        "Remittance advice (file attached: remittance.pdf)",
-        "(file attached: scan.png)",
-    ]
+    for number, extra in enumerate(ignored):
+        served.event({**said, "ts": f"1700000100.00020{number}", **extra})
+    # Slack's events are handled side by side: each reply is written once the one before it
+    # is in the history, as a person writes them one after another.
+    for stored, (extra, _) in enumerate(written, start=1):
+        served.event({**said, "ts": f"1700000100.00030{stored}", **extra})
+        wait_for(lambda: len(notes()) >= stored)  # noqa: B023 (called before the next turn)
+        assert notes() == [note for _, note in written[:stored]]
 
 
 def test_mark_disputed_with_more_open_invoices_than_a_form_lists_offers_them_all(
