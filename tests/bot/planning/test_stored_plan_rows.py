@@ -28,11 +28,11 @@ from tests.bot.planning.test_messages_golden import FIRST_DAY, NOW, _runtime
 # sha256 of each table's rows, in the form `_rows` gives them. Change only for a meant change to
 # what a stored plan writes, and say why.
 EXPECTED = {
-    "reminders": "af3837a4c6bf97459f554bf9c56b204d34354a397d11750f2bfae3ffca2bad4f",
-    "reminder_invoices": "d237be9b60d73eba96626040eee3933c44cb8ac541ed3d516c65c6b60a7127c4",
-    "reminder_attachments": "ccd0b859a92b627fd24d93022ab8a6cbdad5d7714f19f4b3a3d8a46b2a907960",
-    "escalations": "7f518f40a0fec0935a609cb1c77076bf0b97093da439bd9e139d0986cbea57e4",
-    "events": "92ac3dd7ad8f6fa0328774e93b8cf4ae894f95db9f4597490468ffa4586dc225",
+    "reminders": "544c1e6d624c87f8db05e3b37fc307f254464a55c73a4680232b00312acf51a2",
+    "reminder_invoices": "dad3abd5b836404b6ed0015649773852d7a476fa1aee05271c86c44e24997127",
+    "reminder_attachments": "3d56628f1e32962cb7dedebec736fba94ecc9f53994b17612eda798f8eb785a1",
+    "escalations": "2e12e7393e7f6226bfeb9d4f5d2f51194c86b7eb0dcac2810bfeac9737096f7d",
+    "events": "94922f89efe5baebeba8af27759ca635a40ffcd5845e638bca43624442a4c317",
 }
 LATER = 9  # the second stored day, after the first
 
