@@ -39,6 +39,8 @@ _LONG_DATE = re.compile(
     r"\b(January|February|March|April|May|June|July|August|September|October|November|"
     r"December) \d{1,2}, \d{4}\b"
 )
+# A date in digits, as a text message writes it (3/9/2026, 09/03/2026, 09.03.2026, 2026-03-09).
+_NUMERIC_DATE = re.compile(r"(?<![\w/.-])\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}(?![\w/-]|\.\d)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -148,6 +150,11 @@ def _patterns(context: dict[str, Any]) -> Patterns:
         (exact(inv["due_date"]), [(True, "inv.due_date")]),
         (exact(inv["issue_date"]), [(True, "inv.issue_date")]),
     ]
+    # as a text message writes them (`WithSmsForm`): the SMS prints the placeholder that way
+    for key in ("due_date", "issue_date"):
+        sms_form = getattr(inv[key], "sms", None)
+        if sms_form and sms_form != inv[key]:
+            found.append((exact(sms_form), [(True, f"inv.{key}")]))
     for word in ("Invoice", "invoice"):
         plural = f"'{word}' if invoices|length == 1 else '{word}s'"
         found.append(
@@ -216,7 +223,7 @@ def _leftover(units: list[list[Segment]], specifics: list[str]) -> bool:
     """Something about this one customer is still written out in the text."""
     literal = " ".join(text for unit in units for is_expr, text in unit if not is_expr)
     return any(s and re.search(rf"(?<!\w){re.escape(s)}(?!\w)", literal) for s in specifics) or any(
-        p.search(literal) for p in (_MONEY, _URL, _LONG_DATE)
+        p.search(literal) for p in (_MONEY, _URL, _LONG_DATE, _NUMERIC_DATE)
     )
 
 

@@ -692,3 +692,55 @@ def test_the_weekly_job_stores_the_proposals_and_returns_their_cards(runtime: Ru
     assert [(c.version, c.status) for c in cards] == [(2, "proposed")]
     assert cards[0].rationale.startswith("At step plus7 (+7) for standard accounts")
     assert proposals.weekly_proposals(runtime, TODAY) == []
+
+
+def test_a_text_message_edit_keeps_its_date_in_digits_as_a_placeholder(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """A text writes its dates in digits (3/9/2026): the template made from an approver's text
+    says the date of each customer's invoice, never the one of the customer it was written for."""
+    rows = [
+        row(
+            customer_id=f"C-{n}",
+            customer_name=f"Atlas Logistics {n}",
+            invoice_number=f"I-{n}",
+            due_date="2026-03-09",
+            contact_name=f"{FIRST_NAMES[n]} Kim",
+            email="",
+            tags="",
+        )
+        for n in range(10)
+    ]
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "ledger.csv", rows)), now)
+        run = run_plan(session, PlanRules.from_settings(runtime.settings), TODAY, now, False)
+        for n, reminder_id in enumerate(sorted(run.reminder_ids.values())):
+            text = (
+                f"Hi {FIRST_NAMES[n]}, invoice I-{n} for $1,200.00 was due 3/9/2026. "
+                "Reply for payment details. Thanks! Reply STOP to opt out."
+            )
+            decision, problems = approvals.edit(
+                session, reminder_id, "U0A", None, text, now, rules=StaleRules()
+            )
+            assert decision.changed, problems
+    with runtime.sessions() as session:
+        (proposal,) = rules.evaluate(session, TODAY, runtime.settings.timezone)
+    sms = proposal.templates["standard_plus7/sms.txt.j2"]
+    assert "3/9/2026" not in sms
+    context = message_context(
+        customer_name="Orchard Staffing",
+        customer_id="C-5",
+        contact_name="Wei Chen",
+        invoices=[
+            MessageInvoice(
+                "R-88", date(2026, 7, 1), date(2026, 8, 3), "USD", Decimal("80"), Decimal("80")
+            )
+        ],
+        day=TODAY,
+        sender=Sender("Brightwater"),
+    )
+    assert Renderer(proposal.templates).render("standard_plus7", context, "sms").sms == (
+        "Hi Wei, invoice R-88 for $80.00 was due 8/3/2026. Reply for payment details. Thanks! "
+        "Reply STOP to opt out."
+    )
