@@ -141,6 +141,16 @@ def save_plan(
             today=kit.runtime.today(),  # the day the form checked the dates against
         )
         summary = plans.progress(session, plan.customer_id)
+        disputed = plans.still_disputed(session, plan.customer_id)
+    stays = ""
+    if disputed:
+        named = ", ".join(disputed[:3]) + (f" and {len(disputed) - 3} more" if disputed[3:] else "")
+        stays = (
+            f" This escalation stays open: {named} {'is' if len(disputed) == 1 else 'are'} "
+            "disputed and still needs a person, and the instalment reminders wait until it is "
+            "resolved. Once the dispute is settled, Resolve with Paid, Credit note issued or "
+            "Written off, or use Resume sequence to clear it."
+        )
     after(
         kit,
         escalation_id,
@@ -149,6 +159,7 @@ def save_plan(
             " recorded a payment plan. ",
             summary.summary() if summary else "",
             ". The ladder waits while the instalments come in on time.",
+            stays,
         ),
     )
 

@@ -338,3 +338,35 @@ def test_a_missed_instalment_told_in_an_open_thread_mentions_its_owner(
     assert sweep(rt, chat).missed_instalments == [thread.customer_id]
     [note] = [t for t in _in_thread(slack_api, open_thread) if "instalment 1" in t]
     assert f"<@{OWNER}>" in note and "$600.00" in note
+
+
+def test_a_plan_beside_a_disputed_invoice_says_the_escalation_stays_open_for_it(
+    served: Any, slack_runtime: Runtime, slack_api: Any, tmp_path: Path
+) -> None:
+    rt = slack_runtime
+    rows = [
+        row(invoice_number="INV-7", due_date="2026-03-01", balance="500.00"),
+        row(invoice_number="INV-8", due_date="2026-03-01", balance="1200.00"),
+    ]
+    with rt.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), rt.clock.now())
+        customer_id = session.scalars(select(Customer.id)).one()
+        escalation, _ = service.open_or_add(
+            session, customer_id, "replied", rt.clock.now(), owner=OWNER
+        )
+        service.mark_disputed(
+            session, escalation.id, "U0A", "wrong rate", rt.clock.now(), numbers=["INV-7"]
+        )
+    posting.post_new(rt, SlackChat(web_client("xoxb-test", slack_api.url)), META_CHANNEL)
+    thread = _escalation(rt)
+    values = _rows(("2026-03-20", "600"), ("2026-04-20", "600"))
+    values["plan_scope"]["value"]["selected_option"]["value"] = "INV-8"
+
+    ok = served.submit("esc_plan", f"{thread.id}|{META_CHANNEL}", values)
+
+    assert ok.status_code == 200 and not ok.content
+    wait_for(lambda: any("recorded a payment plan" in t for t in _in_thread(slack_api, thread)))
+    said = next(t for t in _in_thread(slack_api, thread) if "recorded a payment plan" in t)
+    assert "stays open" in said and "INV-7 is disputed" in said
+    assert "Resume sequence" in said
+    assert _escalation(rt).state == "open"
