@@ -26,6 +26,16 @@ from integrations.mail_oauth import MailboxAccess
 TIMEOUT_SECONDS = 30
 # An enhanced status code (RFC 3463) at the start of an SMTP reply: class, subject, detail.
 _ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+# Policy refusals (5.7.x) of a recipient that concern that recipient alone, whatever the words:
+# mailing list expansion prohibited (5.7.2), and Microsoft 365's delivery restrictions of a group
+# or mailbox (our sender not among those it accepts, or not signed in for it: 5.7.124, 5.7.133 to
+# 5.7.136).
+_RECIPIENT_POLICY = frozenset({"2", "124", "133", "134", "135", "136"})
+# What a 5.7.1 says when it is about the relay, our login, our sender address or our host, not
+# the recipient (Postfix names the recipient in "Relay access denied" too).
+_ACCOUNT_WORDS = re.compile(
+    r"relay|authenticat|\bauth\b|log ?in|sender address|client host|helo|tls", re.IGNORECASE
+)
 
 
 def build_email(message: Outgoing) -> bytes:
@@ -90,6 +100,7 @@ class SmtpSender:
         )
         self._smtp: smtplib.SMTP | None = None
         self._refused = _PolicyRefusals()  # shared with the copies: a sender serves one run
+        self._recipients = _RecipientRefusals()  # the same, for recipients refused at RCPT
 
     def __enter__(self) -> SmtpSender:
         return self
@@ -108,6 +119,7 @@ class SmtpSender:
             oauth=self.oauth,
         )
         copy._refused = self._refused
+        copy._recipients = self._recipients
         return copy
 
     def __exit__(self, *exc: object) -> None:
@@ -190,7 +202,7 @@ class SmtpSender:
             code, reply = smtp.rcpt(recipient)
             if code not in (250, 251):
                 self._reset(smtp)
-                return _smtp_outcome(code, reply)
+                return self._rcpt_outcome(code, reply, recipient)
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             return Delivery("transient", error=f"SMTP connection lost before sending: {exc}")
@@ -222,6 +234,27 @@ class SmtpSender:
             error=f"the SMTP server refused a second message in this run by policy ({code} "
             f"{text}); it refuses our mail, not one message: check with the mail provider that "
             "the domain of ARBOT_FROM_EMAIL passes SPF, DKIM and DMARC, and the account's limits",
+        )
+
+    def _rcpt_outcome(self, code: int, reason: bytes | str, recipient: str) -> Delivery:
+        """A refused RCPT. A policy refusal (5.7.x) about this recipient (the reply names it or
+        says the recipient is refused, and nothing of relaying, login or our sender) fails this
+        one message `permanent`, the address kept, the relay's words its reason, and the run goes
+        on. A second recipient refused so in the same run, or any other 5.7.x (relay denied,
+        login required), says the relay refuses our mail: an outage, which stops the run with
+        nothing charged to this reminder."""
+        text = _text(reason)
+        if not _policy(code, text):
+            return _smtp_outcome(code, reason)
+        if not _about_recipient(text, recipient):
+            return _account_refusal(code, text)
+        if self._recipients.alone(recipient):
+            return Delivery("permanent", error=f"SMTP {code} {text}")
+        return Delivery(
+            "outage",
+            error=f"the SMTP server refused a second recipient in this run by policy ({code} "
+            f"{text}); it refuses our mail, not one recipient: check SMTP_HOST, SMTP_USER and "
+            "SMTP_PASSWORD with the mail provider, and what the account may send to",
         )
 
     def _reset(self, smtp: smtplib.SMTP) -> None:
@@ -266,6 +299,20 @@ class _PolicyRefusals:
             return self.count == 1
 
 
+class _RecipientRefusals:
+    """The recipients the relay refused at RCPT by policy in one run, across the lanes' senders."""
+
+    def __init__(self) -> None:
+        self.addresses: set[str] = set()
+        self.lock = threading.Lock()
+
+    def alone(self, address: str) -> bool:
+        """Note one more refusal of `address`; whether it is the only recipient refused so far."""
+        with self.lock:
+            self.addresses.add(address.lower())
+            return len(self.addresses) == 1
+
+
 class _XOAuth2Answer:
     """smtplib's authobject: the XOAUTH2 response first; to the server's error challenge (a
     base64 JSON), an empty line, after which the server answers 535."""
@@ -302,22 +349,41 @@ def _policy(code: int, text: str) -> bool:
     return code >= 500 and enhanced is not None and enhanced.group(1, 2) == ("5", "7")
 
 
+def _about_recipient(text: str, recipient: str) -> bool:
+    """Whether a policy refusal (5.7.x) of a recipient concerns that recipient alone: a code that
+    always does, or a 5.7.1 naming the recipient or saying the recipient is refused, with nothing
+    of relaying, login, our sender address or our host."""
+    enhanced = _ENHANCED.match(text)
+    if enhanced is None:
+        return False
+    if enhanced.group(3) in _RECIPIENT_POLICY:
+        return True
+    lowered = text.lower()
+    named = recipient.lower() in lowered or "recipient" in lowered
+    return enhanced.group(3) == "1" and named and _ACCOUNT_WORDS.search(text) is None
+
+
+def _account_refusal(code: int, text: str) -> Delivery:
+    return Delivery(
+        "outage",
+        error=f"the SMTP server refused to take mail from our account ({code} {text}); "
+        "check SMTP_HOST, SMTP_USER and SMTP_PASSWORD with the mail provider",
+    )
+
+
 def _smtp_outcome(code: int, reason: bytes | str) -> Delivery:
-    """A refused RCPT (or DATA, other than by policy: SmtpSender._data_outcome). The enhanced
-    status code (RFC 3463) at the start of the reply says whose problem it is: 5.7.x to RCPT
-    (relay denied, login required) is our account's, whatever the address, so the run stops and
-    nothing is charged to the reminder; 5.1.x is a bad mailbox or address, which is never used
-    again. With no enhanced code, 550/551/553 say the mailbox is refused."""
+    """A refused RCPT or DATA, other than by policy about one recipient or message
+    (SmtpSender._rcpt_outcome, SmtpSender._data_outcome). The enhanced status code (RFC 3463) at
+    the start of the reply says whose problem it is: 5.7.x (relay denied, login required) is our
+    account's, whatever the address, so the run stops and nothing is charged to the reminder;
+    5.1.x is a bad mailbox or address, which is never used again. With no enhanced code,
+    550/551/553 say the mailbox is refused."""
     text = _text(reason)
     if 400 <= code < 500:
         return Delivery("transient", error=f"SMTP {code} {text}")
     enhanced = _ENHANCED.match(text)
     if _policy(code, text):
-        return Delivery(
-            "outage",
-            error=f"the SMTP server refused to take mail from our account ({code} {text}); "
-            "check SMTP_HOST, SMTP_USER and SMTP_PASSWORD with the mail provider",
-        )
+        return _account_refusal(code, text)
     unusable = enhanced.group(2) == "1" if enhanced is not None else code in (550, 551, 553)
     return Delivery("permanent", error=f"SMTP {code} {text}", address_unusable=unusable)
 

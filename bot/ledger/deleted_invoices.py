@@ -9,11 +9,11 @@ follow-up of the whole book. So a full answer that lacks more than half of the s
 open invoices (HELD_HALF: whatever their count, so a small book is never voided by one answer),
 or more than HELD_ABOVE of them and more than HELD_SHARE of them, or that holds no invoice at all
 (not even one skipped for a problem), voids none of those it lacks (`summary.voids_held` names
-them, and the finance channel is told once: bot/ledger/sync_failures.py). The sync then keeps its cursor,
-so the next one reads everything again and checks again; so does a full sync that voided invoices
-it lacked, so that one an answer lacked by mistake is brought back at once: an invoice voided as
-deleted that the source gives again, not void, is restored (`voided_as_deleted`, used by
-bot/ledger/invoices.py).
+them, and the finance channel is told once: bot/ledger/sync_failures.py). The sync then keeps its
+cursor, so the next one reads everything again and checks again; so does a full sync that voided
+invoices it lacked, so that one an answer lacked by mistake is brought back at once: an invoice
+voided as deleted that the source gives again, not void, is restored (`voided_as_deleted`, used
+by bot/ledger/invoices.py).
 
 Only an open invoice is voided as deleted: a paid one's history stays paid, and one written off
 stays so."""

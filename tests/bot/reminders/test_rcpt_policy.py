@@ -1,0 +1,127 @@
+"""A recipient refused by policy at RCPT (5.7.x): when the refusal is about that recipient (it
+names the address, or says the recipient is refused), only that message fails and the run goes
+on; a relay or login refusal, or a second recipient refused so in one run, is our account's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.core.models import Contact, Escalation, Reminder
+from bot.core.runtime import Runtime
+from tests.bot.reminders.test_outbox import approved, mail_env, smtp, states
+from tests.support.smtp_server import SmtpServer
+
+__all__ = ["mail_env", "smtp"]  # fixtures
+
+
+def _addresses(runtime: Runtime) -> list[str]:
+    with runtime.sessions() as session:
+        return sorted(a for a in session.scalars(select(Contact.email)) if a)
+
+
+def _reminders(runtime: Runtime) -> list[tuple[str, int, str | None]]:
+    with runtime.sessions() as session:
+        rows = session.execute(select(Reminder.state, Reminder.attempts, Reminder.error)).all()
+    return sorted(((s, a, e) for s, a, e in rows), key=lambda one: (one[0], one[1], one[2] or ""))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "550 5.7.1 <{address}>: Recipient address rejected: Access denied",  # Postfix
+        "550 5.7.1 Recipient address rejected: Access denied",
+        "550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; "
+        "Delivery restriction check failed as sender not authenticated",  # Microsoft 365
+    ],
+)
+def test_a_recipient_refused_by_policy_fails_that_message_only_and_the_others_go(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path, reply: str
+) -> None:
+    approved(mail_env, runtime, tmp_path, customers=3)
+    refused = _addresses(runtime)[0]
+    words = reply.format(address=refused)
+    smtp.mailbox.refuse[refused] = words
+    result = mail_env("send")
+    assert result.code == 0, result.stderr
+    assert "Sent 2" in result.stdout and "failed 1" in result.stdout
+    assert sorted(m["To"].split("<")[-1].rstrip(">") for m in smtp.mailbox.messages) == sorted(
+        _addresses(runtime)[1:]
+    )
+    assert _reminders(runtime) == [
+        ("failed", 1, f"SMTP 550 {words[4:]}"),  # the relay's words
+        ("sent", 1, None),
+        ("sent", 1, None),
+    ]
+    with runtime.sessions() as session:
+        assert set(session.scalars(select(Contact.email_unusable_at))) == {None}
+        escalation = session.scalars(select(Escalation)).one()  # a person sees it
+    assert escalation.reason == "send_failed"
+    assert mail_env("send").code == 0  # nothing is left waiting behind it
+    assert len(smtp.mailbox.messages) == 2
+
+
+def test_a_second_recipient_refused_by_policy_in_one_run_stops_email_as_our_account(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path, customers=4)
+    for address in _addresses(runtime)[:2]:
+        smtp.mailbox.refuse[address] = (
+            f"550 5.7.1 <{address}>: Recipient address rejected: Access denied"
+        )
+    result = mail_env("send")
+    assert result.code == 1
+    assert "sending stopped" in result.stderr and "Recipient address rejected" in result.stderr
+    assert "SMTP_USER" in result.stderr  # what to check
+    left = _reminders(runtime)
+    assert [one[:2] for one in left if one[0] == "failed"] == [("failed", 1)]  # the first only
+    second = [(attempts, error) for state, attempts, error in left if state == "approved" and error]
+    assert len(second) == 1 and second[0][0] == 0  # approved again, no try charged
+    with runtime.sessions() as session:
+        assert set(session.scalars(select(Contact.email_unusable_at))) == {None}
+        assert len(session.scalars(select(Escalation)).all()) == 1
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "554 5.7.1 <{address}>: Relay access denied",
+        "550 5.7.1 <{address}>: Authentication required",
+        "550 5.7.1 Unable to relay for {address}",
+        "554 5.7.1 <ar@brightwater.example>: Sender address rejected: Access denied",
+        "554 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.example",
+        "550 5.7.1 Delivery not authorized, message refused",  # says nothing of the recipient
+        "530 5.7.0 Must issue a STARTTLS command first",
+        "535 5.7.8 Authentication credentials invalid",
+        "550 5.7.57 Client not authenticated to send mail during MAIL FROM",
+        "550 5.7.26 Recipient address rejected: unauthenticated email is not accepted",
+    ],
+)
+def test_a_relay_or_login_refusal_at_rcpt_stops_the_run_as_our_account(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path, reply: str
+) -> None:
+    approved(mail_env, runtime, tmp_path, customers=3)
+    refused = _addresses(runtime)[0]
+    smtp.mailbox.refuse[refused] = reply.format(address=refused)
+    result = mail_env("send")
+    assert result.code == 1
+    assert "sending stopped" in result.stderr and "SMTP_USER" in result.stderr
+    with runtime.sessions() as session:
+        assert set(session.scalars(select(Contact.email_unusable_at))) == {None}
+        assert session.scalars(select(Escalation)).all() == []
+        assert 0 in set(session.scalars(select(Reminder.attempts)))
+    assert "failed" not in set(states(runtime).values())
+
+
+def test_a_policy_refusal_of_our_sender_address_stays_our_account(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path, customers=2)
+    smtp.mailbox.refuse_sender = "553 5.7.1 <ap@c1.example>: Recipient address rejected: no"
+    result = mail_env("send")
+    assert result.code == 1 and "sending stopped" in result.stderr
+    assert set(states(runtime).values()) == {"approved"}
+    assert smtp.mailbox.messages == []
