@@ -288,3 +288,47 @@ def test_an_invoice_voided_as_lacking_that_quickbooks_returns_again_is_restored_
     ]
     again = cli("sync")  # told once
     assert "restored" not in again.stdout and "0 changed" in again.stdout
+
+
+def test_another_company_answering_voids_none_of_a_small_book(
+    connected: Runtime,
+    qb: FakeQuickBooks,  # noqa: F811
+    slack_api: Any,
+) -> None:
+    qb.invoices = [
+        invoice(str(130 + n), str(1 + n % 2), str(1037 + n), 100.0, 100.0, due="2026-03-09")
+        for n in range(8)
+    ]
+    slack = slack_for(connected.settings)
+    assert sync_connected(connected, slack) == "quickbooks: 8 new, 0 changed"
+    _last_synced_a_month_ago(connected)
+    # another company: three invoices of its own, none of the eight
+    qb.invoices = [
+        invoice(str(900 + n), str(1 + n % 2), str(5001 + n), 50.0, 50.0, due="2026-03-09")
+        for n in range(3)
+    ]
+    sync_connected(connected, slack)
+    statuses = _statuses(connected)
+    assert [statuses[str(1037 + n)] for n in range(8)] == ["open"] * 8
+    told = _told(slack_api)
+    assert len(told) == 1 and "lacked 8 of the" in told[0], told
+
+
+def test_a_full_answer_lacking_more_than_half_of_a_small_book_voids_none_of_them(
+    connected: Runtime,
+    qb: FakeQuickBooks,  # noqa: F811
+) -> None:
+    qb.invoices = [
+        invoice(str(130 + n), str(1 + n % 2), str(1037 + n), 100.0, 100.0, due="2026-03-09")
+        for n in range(8)
+    ]
+    sync_connected(connected, None)
+    _last_synced_a_month_ago(connected)
+    every = qb.invoices
+    qb.invoices = every[:3]  # lacks five of the eight
+    sync_connected(connected, None)
+    assert set(_statuses(connected).values()) == {"open"}
+    qb.invoices = every[:4]  # lacks four of the eight: half is taken as deleted
+    sync_connected(connected, None)
+    statuses = _statuses(connected)
+    assert [statuses[str(1037 + n)] for n in range(8)] == ["open"] * 4 + ["void"] * 4
