@@ -52,6 +52,9 @@ MAILBOX_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+TWILIO_DEFAULT_URL = "https://api.twilio.com"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -204,7 +207,7 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
     twilio_auth_token: SecretStr | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
     twilio_from: str | None = Field(None, validation_alias=_env("TWILIO_FROM"))
-    twilio_api_url: str = Field("https://api.twilio.com", validation_alias=_env("TWILIO_API_URL"))
+    twilio_api_url: str = Field(TWILIO_DEFAULT_URL, validation_alias=_env("TWILIO_API_URL"))
 
     # Payments
     stripe_api_key: SecretStr | None = Field(None, validation_alias=_env("STRIPE_API_KEY"))
@@ -483,6 +486,14 @@ class Settings(BaseSettings):
             if name not in self.model_fields_set:
                 setattr(self, name, value)
         return self
+
+    @field_validator("twilio_api_url", mode="before")
+    @classmethod
+    def _twilio_default(cls, value: object) -> object:
+        """Empty (`TWILIO_API_URL=`, as a .env may leave it): Twilio's own URL."""
+        if isinstance(value, str) and not value.strip():
+            return TWILIO_DEFAULT_URL
+        return value
 
     @field_validator("twilio_api_url")
     @classmethod

@@ -239,3 +239,15 @@ def test_a_twilio_api_url_that_cannot_be_used_is_refused_naming_the_variable(url
 @pytest.mark.parametrize("url", ["https://api.twilio.com", "http://127.0.0.1:8099/"])
 def test_a_twilio_api_url_with_its_scheme_loads(url: str) -> None:
     assert load_settings(env_file=None, twilio_api_url=url).twilio_api_url == url
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_twilio_api_url_means_the_default(
+    value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWILIO_API_URL", value)
+    assert load_settings(env_file=None).twilio_api_url == "https://api.twilio.com"
+    monkeypatch.delenv("TWILIO_API_URL")
+    env = tmp_path / ".env"
+    env.write_text(f"SMTP_HOST=mail.example\nTWILIO_API_URL={value}\n", encoding="utf-8")
+    assert load_settings(env_file=str(env)).twilio_api_url == "https://api.twilio.com"
