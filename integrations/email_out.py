@@ -376,16 +376,29 @@ def _smtp_outcome(code: int, reason: bytes | str) -> Delivery:
     (SmtpSender._rcpt_outcome, SmtpSender._data_outcome). The enhanced status code (RFC 3463) at
     the start of the reply says whose problem it is: 5.7.x (relay denied, login required) is our
     account's, whatever the address, so the run stops and nothing is charged to the reminder;
-    5.1.x is a bad mailbox or address, which is never used again. With no enhanced code,
-    550/551/553 say the mailbox is refused."""
+    a bad mailbox or address (_bad_mailbox) is never used again."""
     text = _text(reason)
     if 400 <= code < 500:
         return Delivery("transient", error=f"SMTP {code} {text}")
-    enhanced = _ENHANCED.match(text)
     if _policy(code, text):
         return _account_refusal(code, text)
-    unusable = enhanced.group(2) == "1" if enhanced is not None else code in (550, 551, 553)
+    unusable = _bad_mailbox(code, text)
     return Delivery("permanent", error=f"SMTP {code} {text}", address_unusable=unusable)
+
+
+def _bad_mailbox(code: int, text: str) -> bool:
+    """Whether a permanent refusal says the mailbox or address is bad: an enhanced status 5.1.x
+    (e.g. 5.1.1 no such user, Microsoft 365's 5.1.10 RecipientNotFound); Exchange Online's
+    5.4.1 "Recipient address rejected: Access denied", its answer for an address its directory
+    does not hold (not its 5.4.1 "Relay Access Denied", our connector's); with no enhanced
+    status, 550, 551 or 553."""
+    enhanced = _ENHANCED.match(text)
+    if enhanced is None:
+        return code in (550, 551, 553)
+    if enhanced.group(2) == "1":
+        return True
+    about_recipient = "recipient" in text.lower() and _ACCOUNT_WORDS.search(text) is None
+    return enhanced.group(2, 3) == ("4", "1") and about_recipient
 
 
 class FileSender:

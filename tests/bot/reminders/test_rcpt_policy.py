@@ -125,3 +125,31 @@ def test_a_policy_refusal_of_our_sender_address_stays_our_account(
     assert result.code == 1 and "sending stopped" in result.stderr
     assert set(states(runtime).values()) == {"approved"}
     assert smtp.mailbox.messages == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "unusable"),
+    [
+        # Exchange Online: no such recipient in the tenant's directory (directory-based blocking)
+        ("550 5.4.1 Recipient address rejected: Access denied. AS(201806281)", True),
+        ("550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP lookup", True),
+        ("550 5.4.1 Relay Access Denied ATTR35", False),  # our connector, not the mailbox
+        ("554 5.4.6 Routing loop detected", False),
+    ],
+)
+def test_a_recipient_microsoft_365_does_not_know_is_marked_unusable(
+    mail_env: Any,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    tmp_path: Path,
+    reply: str,
+    unusable: bool,
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    smtp.mailbox.refuse["ap@c1.example"] = reply
+    mail_env("send")
+    with runtime.sessions() as session:
+        contact = session.scalars(select(Contact)).one()
+    assert (contact.email_unusable_at is not None) is unusable
+    if unusable:
+        assert states(runtime) == {1: "failed"}
