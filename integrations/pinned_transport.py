@@ -5,14 +5,17 @@ The request keeps the name for everything that is about the name: the Host heade
 server name (SNI) and the certificate check. The connection goes to a checked address, tried
 in turn while one refuses: directly, or through the outbound proxy the environment names for
 the URL (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY; NO_PROXY matched against the name). Through a
-proxy an https URL is fetched over a tunnel to the checked address (`CONNECT 203.0.113.7:443`),
-TLS still checking the name inside it; an http URL is asked of the proxy at the checked address
-(`GET http://203.0.113.7/…`) with the name in Host. The proxy never resolves the name itself,
-so the check holds behind a proxy too."""
+proxy a URL is fetched over a tunnel to the checked address (`CONNECT 203.0.113.7:443`): for
+https, TLS still checks the name inside it; for http, the request inside it is plain HTTP, the
+name in Host, as a site is asked directly. An http URL is never asked of the proxy as
+`GET http://203.0.113.7/…`: a proxy goes by that request line's address (RFC 9112 §3.2.2), so a
+site served by name behind a shared address would not answer it. The proxy never resolves the
+name itself, so the check holds behind a proxy too."""
 
 from __future__ import annotations
 
 import ssl
+import threading
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -77,7 +80,7 @@ class PinnedTransport(httpx.BaseTransport):
         if proxy is None:
             self.pool = httpcore.ConnectionPool(ssl_context=tls, network_backend=backend)
         elif proxy.scheme in ("http", "https"):
-            self.pool = httpcore.HTTPProxy(
+            self.pool = _TunnelsOnly(
                 proxy_url=httpcore.URL(
                     scheme=proxy.raw_scheme,
                     host=proxy.raw_host,
@@ -129,6 +132,96 @@ class PinnedTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.pool.close()
+
+
+class _TunnelsOnly(httpcore.HTTPProxy):
+    """An outbound proxy asked for a tunnel (CONNECT) for http URLs too, in place of the
+    absolute-form request (`GET http://203.0.113.7/…`) httpcore sends for them."""
+
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.ConnectionInterface:
+        if origin.scheme != b"http":
+            return super().create_connection(origin)
+        return _PlainTunnel(
+            self._proxy_url.origin,
+            httpcore.HTTPConnection(
+                origin=self._proxy_url.origin,
+                keepalive_expiry=self._keepalive_expiry,
+                network_backend=self._network_backend,
+                ssl_context=self._proxy_ssl_context,
+            ),
+            origin,
+            self._proxy_headers,
+            self._keepalive_expiry,
+        )
+
+
+class _PlainTunnel(httpcore.ConnectionInterface):
+    """A tunnel through the proxy to `origin` (a checked address), plain HTTP inside it."""
+
+    def __init__(
+        self,
+        proxy_origin: httpcore.Origin,
+        proxy: httpcore.ConnectionInterface,
+        origin: httpcore.Origin,
+        proxy_headers: list[tuple[bytes, bytes]],
+        keepalive_expiry: float | None,
+    ) -> None:
+        self.proxy_origin = proxy_origin
+        self.connection = proxy
+        self.origin = origin
+        self.proxy_headers = proxy_headers
+        self.keepalive_expiry = keepalive_expiry
+        self.connected = False
+        self.lock = threading.Lock()
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        with self.lock:
+            if not self.connected:
+                target = b"%b:%d" % (self.origin.host, self.origin.port)
+                connect = httpcore.Request(
+                    method=b"CONNECT",
+                    url=httpcore.URL(
+                        scheme=self.proxy_origin.scheme,
+                        host=self.proxy_origin.host,
+                        port=self.proxy_origin.port,
+                        target=target,
+                    ),
+                    headers=[(b"Host", target), (b"Accept", b"*/*"), *self.proxy_headers],
+                    extensions=request.extensions,  # its timeouts
+                )
+                answer = self.connection.handle_request(connect)
+                if not 200 <= answer.status <= 299:
+                    reason = answer.extensions.get("reason_phrase", b"").decode("ascii", "ignore")
+                    self.connection.close()
+                    raise httpcore.ProxyError(f"{answer.status} {reason}")
+                self.connection = httpcore.HTTP11Connection(
+                    origin=self.origin,
+                    stream=answer.extensions["network_stream"],
+                    keepalive_expiry=self.keepalive_expiry,
+                )
+                self.connected = True
+        return self.connection.handle_request(request)
+
+    def can_handle_request(self, origin: httpcore.Origin) -> bool:
+        return origin == self.origin
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def info(self) -> str:
+        return self.connection.info()
+
+    def is_available(self) -> bool:
+        return self.connection.is_available()
+
+    def has_expired(self) -> bool:
+        return self.connection.has_expired()
+
+    def is_idle(self) -> bool:
+        return self.connection.is_idle()
+
+    def is_closed(self) -> bool:
+        return self.connection.is_closed()
 
 
 class _Body(httpx.SyncByteStream):

@@ -165,6 +165,33 @@ def test_an_https_pdf_url_is_fetched_through_the_outbound_proxy_by_its_checked_a
     assert asked == [f"CONNECT 127.0.0.1:{port} HTTP/1.1"]
 
 
+def test_an_http_pdf_url_is_fetched_through_the_outbound_proxy_over_a_tunnel_by_name(
+    host: tuple[LocalServer, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy asked `GET http://<address>/…` would reach the address, not the site the name
+    serves; through a tunnel to the checked address, the request says the name in Host."""
+    server, seen = host
+    asked: list[str] = []
+    proxy = socketserver.ThreadingTCPServer(
+        ("127.0.0.1", 0), type("Proxy", (_Tunnels,), {"asked": asked})
+    )
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.01}).start()
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    port = server.url.rsplit(":", 1)[1]
+    try:
+        files = InvoiceFiles(None, allow_private_hosts=["127.0.0.1", "::1"])
+        copy = files.copy("INV-1", f"http://localhost:{port}/host.pdf", LIMIT)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert copy == PDF + f"localhost:{port}".encode()
+    assert asked == [f"CONNECT 127.0.0.1:{port} HTTP/1.1"]
+    assert seen == ["/host.pdf"]  # the path alone, as a site is asked directly
+
+
 def test_a_pdf_url_that_is_not_the_pdf_itself_or_is_gone_is_refused(
     host: tuple[LocalServer, list[str]],
 ) -> None:
