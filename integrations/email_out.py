@@ -11,7 +11,7 @@ from email.utils import format_datetime, formatdate
 from pathlib import Path
 from typing import overload
 
-from integrations.base.outbound import Delivery, Outgoing
+from integrations.base.outbound import REFUSES_OUR_MAIL, Delivery, Outgoing
 from integrations.email_mime import (
     ascii_address,
     email_bytes,
@@ -216,6 +216,7 @@ class SmtpSender:
             return Delivery("unknown", error=f"no answer after the message was handed over: {exc}")
         if code != 250:
             return self._data_outcome(code, reply)
+        self._refused.accepted()
         return Delivery("sent", provider_id=message.message_id)
 
     def _data_outcome(self, code: int, reason: bytes | str) -> Delivery:
@@ -231,10 +232,15 @@ class SmtpSender:
             return Delivery("permanent", error=f"SMTP {code} {text}")
         return Delivery(
             "outage",
-            error=f"the SMTP server refused a second message in this run by policy ({code} "
-            f"{text}); it refuses our mail, not one message: check with the mail provider that "
-            "the domain of ARBOT_FROM_EMAIL passes SPF, DKIM and DMARC, and the account's limits",
+            error=f"{REFUSES_OUR_MAIL} ({code} {text}): it refused more than one message, so "
+            "not for one message's sake; check with the mail provider that the domain of "
+            "ARBOT_FROM_EMAIL passes SPF, DKIM and DMARC, and the account's limits",
         )
+
+    def refused_before(self) -> None:
+        """The relay refused our mail by policy when email last stopped, and has accepted no
+        message since: its first refusal by policy in this run is our account's too."""
+        self._refused.remember()
 
     def _rcpt_outcome(self, code: int, reason: bytes | str, recipient: str) -> Delivery:
         """A refused RCPT. A policy refusal (5.7.x) about this recipient (the reply names it or
@@ -286,17 +292,29 @@ def _xoauth2_login(smtp: smtplib.SMTP, oauth: MailboxAccess) -> None:
 
 class _PolicyRefusals:
     """How many messages the relay refused at DATA by policy in one run, counted across the
-    lanes' senders."""
+    lanes' senders; and whether it refused our mail when email last stopped, until a message is
+    accepted again (from then on, its first refusal in the run is one message's again)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.before = False  # the run before stopped on it: a refusal now is not the first
         self.lock = threading.Lock()
 
+    def remember(self) -> None:
+        with self.lock:
+            self.before = True
+
+    def accepted(self) -> None:
+        """A message was taken: the relay takes our mail again."""
+        if self.before:
+            with self.lock:
+                self.before = False
+
     def first(self) -> bool:
-        """Count one more; whether it is the run's first."""
+        """Count one more; whether it is the first, for all we know."""
         with self.lock:
             self.count += 1
-            return self.count == 1
+            return self.count == 1 and not self.before
 
 
 class _RecipientRefusals:

@@ -41,10 +41,16 @@ from bot.reminders.outbox import (
     recover,
     start_sending,
 )
-from bot.reminders.results import Handed
+from bot.reminders.results import Handed, refuses_our_mail
 from bot.reminders.turns import Turns, check, settle
 from integrations.base.documents import CopyFetchers
-from integrations.base.outbound import Attachment, Delivery, Outgoing, Sender
+from integrations.base.outbound import (
+    Attachment,
+    Delivery,
+    Outgoing,
+    RemembersRefusal,
+    Sender,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,10 @@ def flush(
     report.unknown = list(recovered)
     report.stopped_unknown = {one: stop for one, stop in recovered.items() if stop}
     stops = _Stops(set(senders))
+    with runtime.sessions() as session:  # an outage that lasts is not one message's to fail
+        for channel, sender in senders.items():
+            if isinstance(sender, RemembersRefusal) and refuses_our_mail(session, channel):
+                sender.refused_before()
     with ExitStack() as stack:
         lanes = _lanes(stack, senders, runtime.settings.send_concurrency)
         while stops.going():  # an account problem stops its channel before the next claim

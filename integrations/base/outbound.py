@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,12 @@ class Outgoing:
     attachments: tuple[Attachment, ...] = ()  # email only: files after the text (multipart/mixed)
 
 
+# How the reason begins when a run's email stopped because the relay refuses our mail by policy
+# (5.7.x at DATA, e.g. 5.7.26 when our domain fails DMARC). The reminder the run stopped at keeps
+# it as its `error`, and the next run reads it there (bot/reminders/results.py).
+REFUSES_OUR_MAIL = "the SMTP server refuses our mail by policy"
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """What the provider said. `transient` errors are retried; `permanent` ones end in failed."""
@@ -88,3 +94,13 @@ class Sender(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
     def send(self, message: Outgoing) -> Delivery: ...
+
+
+@runtime_checkable
+class RemembersRefusal(Protocol):
+    """A sender told, at the start of a run, that the relay refused our mail by policy when its
+    channel last stopped and has accepted no message since."""
+
+    def refused_before(self) -> None:
+        """Until a message is accepted, the first refusal by policy is our account's too."""
+        ...

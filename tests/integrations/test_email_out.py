@@ -202,6 +202,29 @@ def test_a_refused_data_command_ends_the_transaction_and_the_next_message_goes(
     assert smtp.mailbox.connections == 1
 
 
+def test_after_email_stopped_on_policy_refusals_the_first_is_ours_until_a_message_is_taken(
+    smtp: SmtpServer,
+) -> None:
+    dmarc = "550 5.7.26 Unauthenticated email from brightwater.example is not accepted"
+    content = "550 5.7.1 Message rejected: content policy"
+    first = outgoing(reminder_id=1, message_id="<arbot.1@brightwater.example>")
+    second = outgoing(reminder_id=2, to="ap@c2.example", message_id="<arbot.2@brightwater.example>")
+    smtp.mailbox.refuse_message = [dmarc]
+    with SmtpSender("127.0.0.1", smtp.port, None, None, False, timeout=5) as sender:
+        sender.refused_before()  # the run before stopped on it, and nothing was taken since
+        stopped = sender.send(first)
+    assert stopped.status == "outage" and "5.7.26" in (stopped.error or "")
+    assert "ARBOT_FROM_EMAIL" in (stopped.error or "")
+    with SmtpSender("127.0.0.1", smtp.port, None, None, False, timeout=5) as sender:
+        sender.refused_before()
+        taken = sender.send(first)  # the relay takes our mail again
+        smtp.mailbox.refuse_message = [content]
+        with sender.another() as lane:  # another lane of the same run
+            refused = lane.send(second)
+    assert taken.status == "sent"
+    assert refused == Delivery("permanent", error=f"SMTP {content}")  # that message's alone
+
+
 def test_a_connection_that_cannot_be_reset_after_a_refused_data_is_dropped_for_a_new_one(
     smtp: SmtpServer,
 ) -> None:

@@ -105,6 +105,41 @@ def test_a_second_policy_refusal_in_one_run_stops_email_as_our_account(
     assert sorted(state for state, _, _ in _reminders(runtime)) == ["failed"] + ["sent"] * 3
 
 
+@pytest.mark.parametrize("concurrency", ["1", "3"])
+def test_a_relay_refusing_our_mail_by_policy_fails_one_reminder_in_all_not_one_a_run(
+    mail_env: Any,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    tmp_path: Path,
+    slack_api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    concurrency: str,
+) -> None:
+    _finance_channel(monkeypatch, slack_api)
+    monkeypatch.setenv("ARBOT_SEND_CONCURRENCY", concurrency)
+    approved(mail_env, runtime, tmp_path, customers=4)
+    dmarc = "550 5.7.26 Unauthenticated email from brightwater.example is not accepted"
+    smtp.mailbox.refuse_message = [dmarc] * 20  # every message, run after run
+    for _ in range(2):  # `arbot serve` sends every minute
+        result = mail_env("send")
+        assert result.code == 1
+        assert "sending stopped" in result.stderr and "5.7.26 Unauthenticated" in result.stderr
+        assert "ARBOT_FROM_EMAIL" in result.stderr
+    left = _reminders(runtime)
+    assert [one[0] for one in left].count("failed") == 1  # the first run's first, and only it
+    assert sorted(state for state, _, _ in left) == ["approved"] * 3 + ["failed"]
+    assert [attempts for state, attempts, _ in left if state == "approved"] == [0, 0, 0]
+    with runtime.sessions() as session:
+        assert len(session.scalars(select(Escalation)).all()) == 1
+    if concurrency == "1":  # the next run meets it first at the reminder it stopped at
+        [told] = _stopped_posts(slack_api)
+        assert "5.7.26" in told and "ARBOT_FROM_EMAIL" in told
+    smtp.mailbox.refuse_message = []  # the domain passes DMARC again: the rest go
+    result = mail_env("send")
+    assert result.code == 0, result.stderr
+    assert sorted(state for state, _, _ in _reminders(runtime)) == ["failed"] + ["sent"] * 3
+
+
 @pytest.mark.parametrize(
     ("reply", "unusable"),
     [
