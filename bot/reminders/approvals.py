@@ -578,6 +578,9 @@ class Draft:
     # what of its message comes from the ledger or the settings (`ledger_values_of`): an edit
     # is linted around them
     values: tuple[str, ...] = ()
+    # the amounts its message states, as it writes them (`stated_amounts`): an edit must keep
+    # each it states
+    amounts: tuple[str, ...] = ()
 
     @property
     def original(self) -> str:
@@ -614,4 +617,5 @@ def draft_of(
         reason=reminder.cancel_reason,
         invoice_numbers=invoice_numbers_of(session, reminder.id),
         values=ledger_values_of(session, reminder, sender),
+        amounts=stated_amounts(session, reminder.id, reminder.language),
     )

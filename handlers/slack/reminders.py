@@ -446,7 +446,13 @@ def on_edit_submit(kit: ListenerKit, ack: Ack, body: Body, view: Body) -> None:
         ack(response_action="errors", errors={Field.BODY: "This reminder no longer exists."})
         return
     problems = approvals.edit_problems(
-        draft.channel, subject, text, draft.original, draft.invoice_numbers, values=draft.values
+        draft.channel,
+        subject,
+        text,
+        draft.original,
+        draft.invoice_numbers,
+        amounts=draft.amounts,
+        values=draft.values,
     )
     if problems:
         ack(

@@ -489,6 +489,45 @@ def test_an_edit_that_drops_the_amount_is_refused_under_the_field(
     assert state_of(posted, 1) == "planned"
 
 
+def test_an_edit_that_changes_an_amount_is_refused_in_the_form_and_nothing_typed_is_lost(
+    slack_runtime: Runtime, served: Any, slack_api: Any, tmp_path: Path
+) -> None:
+    """¥40,000 made ¥4,000 still has an amount's shape: the form must hold the same amounts the
+    save holds, so the error stands under the field and the typed edit stays in the form."""
+    from bot.ledger.upsert import apply_batch
+    from integrations.csv_ledger import read_ledger_csv
+    from tests.support.ledger_files import a_week_late
+
+    rows = a_week_late(1, currency="JPY", amount="40000", balance="40000")
+    with slack_runtime.writing() as session:
+        apply_batch(
+            session, read_ledger_csv(write(tmp_path / "l.csv", rows)), slack_runtime.clock.now()
+        )
+    post_plan(slack_runtime, slack_api)
+    with slack_runtime.sessions() as session:
+        reminder = session.get(Reminder, 1)
+        assert reminder is not None and reminder.body_text is not None
+        original = reminder.body_text.replace("\u00a0", " ")
+    assert "¥40,000" in original
+    response = served.submit(
+        "edit_reminder",
+        "1|C0FINANCE",
+        {
+            "subject": {"value": {"type": "plain_text_input", "value": reminder.subject or ""}},
+            "body": {
+                "value": {
+                    "type": "plain_text_input",
+                    "value": original.replace("¥40,000", "¥4,000"),
+                }
+            },
+        },
+    )
+    answer = response.json()
+    assert answer["response_action"] == "errors"
+    assert answer["errors"]["body"] == "put back the amount ¥40,000"
+    assert state_of(slack_runtime, 1) == "planned"
+
+
 def test_forms_do_not_open_for_a_decided_reminder_and_say_who_decided(
     posted: Runtime, served: Any, slack_api: Any
 ) -> None:
