@@ -5,10 +5,11 @@ A source names the invoices it deleted (QuickBooks' change data capture) or, in 
 gives every invoice it has (`LedgerBatch.complete`): a stored one of that source it lacks, and
 names in no problem, was deleted there. But an answer lacks invoices for other reasons too
 (another company connected, a truncated or empty answer), and voiding on it would end the
-follow-up of the whole book. So a full answer that lacks more than half of the source's stored
-open invoices (HELD_HALF: whatever their count, so a small book is never voided by one answer),
-or more than HELD_ABOVE of them and more than HELD_SHARE of them, or that holds no invoice at all
-(not even one skipped for a problem), voids none of those it lacks (`summary.voids_held` names
+follow-up of the whole book. So a full answer that lacks more than HELD_FLOOR (2) of the
+source's stored open invoices and more than half of them (HELD_HALF: so a small book is not voided
+by one answer, while one or two deleted in it are), or more than HELD_ABOVE of them and more than
+HELD_SHARE of them, or that holds no invoice at all (not even one skipped for a problem), voids
+none of those it lacks (`summary.voids_held` names
 them, and the finance channel is told once: bot/ledger/sync_failures.py). The sync then keeps its
 cursor, so the next one reads everything again and checks again; so does a full sync that voided
 invoices it lacked, so that one an answer lacked by mistake is brought back at once: an invoice
@@ -36,7 +37,8 @@ from integrations.base.ledger import LedgerBatch, visible
 if TYPE_CHECKING:
     from bot.ledger.upsert import ImportSummary
 
-HELD_HALF = Decimal("0.5")  # a full answer never lacks more than this share of the open ones
+HELD_FLOOR = 2  # a full answer may always lack this many of the open ones (deleted there)
+HELD_HALF = Decimal("0.5")  # else never more than this share of them
 HELD_ABOVE = 10  # nor more than this many of them and
 HELD_SHARE = Decimal("0.10")  # more than this share of them at once
 _CHUNK = 500  # invoice ids per `IN (...)`
@@ -74,7 +76,7 @@ def void_deleted(
     ]
     if lacking and (
         not (batch.invoices or named)  # no invoice in the answer at all
-        or len(lacking) > HELD_HALF * len(stored)  # most of a book, however small
+        or (len(lacking) > HELD_FLOOR and len(lacking) > HELD_HALF * len(stored))  # most of it
         or (len(lacking) > HELD_ABOVE and len(lacking) > HELD_SHARE * len(stored))
     ):
         summary.voids_held = [row.number for row in lacking]

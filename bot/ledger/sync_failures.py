@@ -165,7 +165,12 @@ def _held_text(source: str, summary: ImportSummary, held: int, stored: int) -> M
         f"Please check that arbot is connected to the right company (`arbot connect {source}` "
         f"to connect another) and that these invoices are still in {label}. ",
         f"Each sync reads all of {label} again and checks again; arbot says here when its answer "
-        "is whole.",
+        "is whole. ",
+        f"If they really were deleted in {label}, arbot cannot tell that from a wrong answer and "
+        "goes on holding them: pause their customers' reminders (`/ar pause CUSTOMER 30d deleted "
+        f"in {label}`, which pauses all of that customer's) so that none is chased; arbot voids "
+        "them by itself once they are few enough to be deletions (two at most, or at most half "
+        "of the open invoices and, past ten, at most 10% of them).",
     )
 
 

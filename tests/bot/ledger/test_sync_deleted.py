@@ -332,3 +332,55 @@ def test_a_full_answer_lacking_more_than_half_of_a_small_book_voids_none_of_them
     sync_connected(connected, None)
     statuses = _statuses(connected)
     assert [statuses[str(1037 + n)] for n in range(8)] == ["open"] * 4 + ["void"] * 4
+
+
+def test_the_one_open_invoice_of_a_small_book_deleted_in_quickbooks_is_voided_at_a_full_sync(
+    connected: Runtime,
+    qb: FakeQuickBooks,  # noqa: F811
+) -> None:
+    qb.invoices = [
+        invoice("130", "1", "1037", 100.0, 100.0, due="2026-03-09"),
+        invoice("131", "2", "1038", 100.0, 0.0, due="2026-03-09"),
+        invoice("132", "1", "1039", 100.0, 0.0, due="2026-03-09"),
+    ]
+    sync_connected(connected, None)
+    _last_synced_a_month_ago(connected)
+    qb.invoices = qb.invoices[1:]  # 1037, the only open one, deleted during the month
+    sync_connected(connected, None)
+    assert _statuses(connected) == {"1037": "void", "1038": "paid", "1039": "paid"}
+
+
+def test_two_open_invoices_lacking_are_voided_but_three_are_held(
+    connected: Runtime,
+    qb: FakeQuickBooks,  # noqa: F811
+) -> None:
+    qb.invoices = [
+        invoice(str(130 + n), "1", str(1037 + n), 100.0, 100.0, due="2026-03-09") for n in range(3)
+    ] + [invoice("140", "2", "1047", 100.0, 0.0, due="2026-03-09")]
+    sync_connected(connected, None)
+    _last_synced_a_month_ago(connected)
+    every = qb.invoices
+    qb.invoices = every[3:]  # lacks all three open ones: held
+    sync_connected(connected, None)
+    assert set(_statuses(connected).values()) == {"open", "paid"}
+    qb.invoices = every[2:]  # lacks two of the three: never too many to be deletions
+    sync_connected(connected, None)
+    assert _statuses(connected) == {"1037": "void", "1038": "void", "1039": "open", "1047": "paid"}
+
+
+def test_the_channel_told_of_held_voids_is_told_what_to_do_if_they_really_are_gone(
+    connected: Runtime,
+    qb: FakeQuickBooks,  # noqa: F811
+    slack_api: Any,
+) -> None:
+    qb.invoices = [
+        invoice(str(130 + n), "1", str(1037 + n), 100.0, 100.0, due="2026-03-09") for n in range(4)
+    ]
+    slack = slack_for(connected.settings)
+    sync_connected(connected, slack)
+    _last_synced_a_month_ago(connected)
+    qb.invoices = qb.invoices[:1]
+    sync_connected(connected, slack)
+    told = _told(slack_api)
+    assert len(told) == 1 and "lacked 3 of the 4" in told[0], told
+    assert "really were deleted" in told[0] and "/ar pause" in told[0], told
