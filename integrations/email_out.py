@@ -32,10 +32,16 @@ _ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 # 5.7.136).
 _RECIPIENT_POLICY = frozenset({"2", "124", "133", "134", "135", "136"})
 # What a 5.7.1 says when it is about the relay, our login, our sender address or our host, not
-# the recipient (Postfix names the recipient in "Relay access denied" too).
+# the recipient (Postfix names the recipient in "Relay access denied" too): whole words, looked
+# for once the addresses are taken out (_account_words), so a customer's address such as
+# ap@atlsupply.com or billing@relaymedical.com says nothing of our account.
 _ACCOUNT_WORDS = re.compile(
-    r"relay|authenticat|\bauth\b|log ?in|sender address|client host|helo|tls", re.IGNORECASE
+    r"\b(?:relay(?:s|ed|ing)?|(?:un)?authenticat\w*|auth|log ?ins?|logon|sender address"
+    r"|client host|e?helo|(?:start)?tls)\b",
+    re.IGNORECASE,
 )
+# An address in a reply: in angle brackets (<ap@c1.example>), or bare (ap@c1.example).
+_ADDRESS = re.compile(r"<[^<>]*>|[^\s<>@]+@[^\s<>@]+")
 
 
 def build_email(message: Outgoing) -> bytes:
@@ -378,7 +384,7 @@ def _about_recipient(text: str, recipient: str) -> bool:
         return True
     lowered = text.lower()
     named = recipient.lower() in lowered or "recipient" in lowered
-    return enhanced.group(3) == "1" and named and _ACCOUNT_WORDS.search(text) is None
+    return enhanced.group(3) == "1" and named and not _account_words(text, recipient)
 
 
 def _account_refusal(code: int, text: str) -> Delivery:
@@ -415,8 +421,17 @@ def _bad_mailbox(code: int, text: str) -> bool:
         return code in (550, 551, 553)
     if enhanced.group(2) == "1":
         return True
-    about_recipient = "recipient" in text.lower() and _ACCOUNT_WORDS.search(text) is None
+    about_recipient = "recipient" in text.lower() and not _account_words(text)
     return enhanced.group(2, 3) == ("4", "1") and about_recipient
+
+
+def _account_words(text: str, recipient: str | None = None) -> bool:
+    """Whether a refusal speaks of the relay, our login, our sender address or our host
+    (_ACCOUNT_WORDS), in its words, not in the addresses it names: the recipient's address and
+    any address are taken out first."""
+    if recipient:
+        text = re.sub(re.escape(recipient), " ", text, flags=re.IGNORECASE)
+    return _ACCOUNT_WORDS.search(_ADDRESS.sub(" ", text)) is not None
 
 
 class FileSender:

@@ -153,3 +153,50 @@ def test_a_recipient_microsoft_365_does_not_know_is_marked_unusable(
     assert (contact.email_unusable_at is not None) is unusable
     if unusable:
         assert states(runtime) == {1: "failed"}
+
+
+def _readdress_first(runtime: Runtime, address: str) -> None:
+    with runtime.writing() as session:
+        contact = session.scalars(select(Contact).order_by(Contact.id)).first()
+        assert contact is not None
+        contact.email = address
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ap@atlsupply.com",  # "tls"
+        "billing@relaymedical.com",  # "relay"
+        "ap@loginworks.com",  # "login"
+        "ap@heloisebakery.com",  # "helo"
+        "authors@c1.example",  # "auth"
+    ],
+)
+def test_account_words_inside_the_refused_address_do_not_make_it_our_account(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path, address: str
+) -> None:
+    approved(mail_env, runtime, tmp_path, customers=3)
+    _readdress_first(runtime, address)
+    words = f"550 5.7.1 <{address}>: Recipient address rejected: Access denied"
+    smtp.mailbox.refuse[address] = words
+    result = mail_env("send")
+    assert result.code == 0, result.stderr  # the others' email does not stop
+    assert "Sent 2" in result.stdout and "failed 1" in result.stdout
+    assert ("failed", 1, f"SMTP {words}") in _reminders(runtime)
+    with runtime.sessions() as session:
+        assert set(session.scalars(select(Contact.email_unusable_at))) == {None}
+
+
+def test_an_exchange_refusal_naming_an_address_with_account_words_marks_it_unusable(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path)
+    _readdress_first(runtime, "ap@atlsupply.com")
+    smtp.mailbox.refuse["ap@atlsupply.com"] = (
+        "550 5.4.1 <ap@atlsupply.com>: Recipient address rejected: Access denied"
+    )
+    mail_env("send")
+    with runtime.sessions() as session:
+        contact = session.scalars(select(Contact)).one()
+    assert contact.email_unusable_at is not None
+    assert states(runtime) == {1: "failed"}
