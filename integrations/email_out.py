@@ -106,7 +106,6 @@ class SmtpSender:
         )
         self._smtp: smtplib.SMTP | None = None
         self._refused = _PolicyRefusals()  # shared with the copies: a sender serves one run
-        self._recipients = _RecipientRefusals()  # the same, for recipients refused at RCPT
 
     def __enter__(self) -> SmtpSender:
         return self
@@ -125,7 +124,6 @@ class SmtpSender:
             oauth=self.oauth,
         )
         copy._refused = self._refused
-        copy._recipients = self._recipients
         return copy
 
     def __exit__(self, *exc: object) -> None:
@@ -236,37 +234,41 @@ class SmtpSender:
             return _smtp_outcome(code, reason)
         if self._refused.first():
             return Delivery("permanent", error=f"SMTP {code} {text}")
-        return Delivery(
-            "outage",
-            error=f"{REFUSES_OUR_MAIL} ({code} {text}): it refused more than one message, so "
-            "not for one message's sake; check with the mail provider that the domain of "
-            "ARBOT_FROM_EMAIL passes SPF, DKIM and DMARC, and the account's limits",
+        return _refuses_our_mail(
+            code,
+            text,
+            "it refused more than one message, so not for one message's sake; check with the "
+            "mail provider that the domain of ARBOT_FROM_EMAIL passes SPF, DKIM and DMARC, and "
+            "the account's limits",
         )
 
     def refused_before(self) -> None:
-        """The relay refused our mail by policy when email last stopped, and has accepted no
-        message since: its first refusal by policy in this run is our account's too."""
+        """The relay refused our mail by policy when email last stopped (at RCPT or DATA), and
+        has accepted no message since: its first refusal by policy in this run is our account's
+        too."""
         self._refused.remember()
 
     def _rcpt_outcome(self, code: int, reason: bytes | str, recipient: str) -> Delivery:
         """A refused RCPT. A policy refusal (5.7.x) about this recipient (the reply names it or
         says the recipient is refused, and nothing of relaying, login or our sender) fails this
         one message `permanent`, the address kept, the relay's words its reason, and the run goes
-        on. A second recipient refused so in the same run, or any other 5.7.x (relay denied,
-        login required), says the relay refuses our mail: an outage, which stops the run with
-        nothing charged to this reminder."""
+        on. A second recipient refused so in the same run, or the first when email last stopped
+        so (refused_before), or any other 5.7.x (relay denied, login required), says the relay
+        refuses our mail: an outage, which stops the run with nothing charged to this
+        reminder."""
         text = _text(reason)
         if not _policy(code, text):
             return _smtp_outcome(code, reason)
         if not _about_recipient(text, recipient):
             return _account_refusal(code, text)
-        if self._recipients.alone(recipient):
+        if self._refused.first_recipient(recipient):
             return Delivery("permanent", error=f"SMTP {code} {text}")
-        return Delivery(
-            "outage",
-            error=f"the SMTP server refused a second recipient in this run by policy ({code} "
-            f"{text}); it refuses our mail, not one recipient: check SMTP_HOST, SMTP_USER and "
-            "SMTP_PASSWORD with the mail provider, and what the account may send to",
+        return _refuses_our_mail(
+            code,
+            text,
+            "it refused more than one recipient, so not for one recipient's sake; check "
+            "SMTP_HOST, SMTP_USER and SMTP_PASSWORD with the mail provider, and what the account "
+            "may send to",
         )
 
     def _reset(self, smtp: smtplib.SMTP) -> None:
@@ -297,12 +299,14 @@ def _xoauth2_login(smtp: smtplib.SMTP, oauth: MailboxAccess) -> None:
 
 
 class _PolicyRefusals:
-    """How many messages the relay refused at DATA by policy in one run, counted across the
-    lanes' senders; and whether it refused our mail when email last stopped, until a message is
-    accepted again (from then on, its first refusal in the run is one message's again)."""
+    """How many messages the relay refused at DATA by policy in one run, and which recipients
+    it refused so at RCPT, counted across the lanes' senders; and whether it refused our mail
+    when email last stopped, until a message is accepted again (from then on, its first refusal
+    in the run, at RCPT or at DATA, is one message's again)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.addresses: set[str] = set()
         self.before = False  # the run before stopped on it: a refusal now is not the first
         self.lock = threading.Lock()
 
@@ -322,19 +326,12 @@ class _PolicyRefusals:
             self.count += 1
             return self.count == 1 and not self.before
 
-
-class _RecipientRefusals:
-    """The recipients the relay refused at RCPT by policy in one run, across the lanes' senders."""
-
-    def __init__(self) -> None:
-        self.addresses: set[str] = set()
-        self.lock = threading.Lock()
-
-    def alone(self, address: str) -> bool:
-        """Note one more refusal of `address`; whether it is the only recipient refused so far."""
+    def first_recipient(self, address: str) -> bool:
+        """Note one more refusal of `address` at RCPT; whether it is the only recipient refused
+        so, for all we know."""
         with self.lock:
             self.addresses.add(address.lower())
-            return len(self.addresses) == 1
+            return len(self.addresses) == 1 and not self.before
 
 
 class _XOAuth2Answer:
@@ -385,6 +382,12 @@ def _about_recipient(text: str, recipient: str) -> bool:
     lowered = text.lower()
     named = recipient.lower() in lowered or "recipient" in lowered
     return enhanced.group(3) == "1" and named and not _account_words(text, recipient)
+
+
+def _refuses_our_mail(code: int, text: str, advice: str) -> Delivery:
+    """The relay refuses our mail by policy: an outage whose reason begins with REFUSES_OUR_MAIL,
+    so the next run remembers it (bot/reminders/results.py, SmtpSender.refused_before)."""
+    return Delivery("outage", error=f"{REFUSES_OUR_MAIL} ({code} {text}): {advice}")
 
 
 def _account_refusal(code: int, text: str) -> Delivery:

@@ -1,6 +1,7 @@
 """A recipient refused by policy at RCPT (5.7.x): when the refusal is about that recipient (it
 names the address, or says the recipient is refused), only that message fails and the run goes
-on; a relay or login refusal, or a second recipient refused so in one run, is our account's."""
+on; a relay or login refusal, or a second recipient refused so in one run (or the first, when
+email last stopped so and nothing was taken since), is our account's."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from bot.core.models import Contact, Escalation, Reminder
 from bot.core.runtime import Runtime
 from tests.bot.reminders.test_outbox import approved, mail_env, smtp, states
+from tests.bot.reminders.test_send_refusals import _finance_channel, _stopped_posts
 from tests.support.smtp_server import SmtpServer
 
 __all__ = ["mail_env", "smtp"]  # fixtures
@@ -62,6 +64,43 @@ def test_a_recipient_refused_by_policy_fails_that_message_only_and_the_others_go
     assert escalation.reason == "send_failed"
     assert mail_env("send").code == 0  # nothing is left waiting behind it
     assert len(smtp.mailbox.messages) == 2
+
+
+@pytest.mark.parametrize("concurrency", ["1", "3"])
+def test_a_relay_refusing_every_recipient_by_policy_fails_one_reminder_in_all_not_one_a_run(
+    mail_env: Any,
+    runtime: Runtime,
+    smtp: SmtpServer,
+    tmp_path: Path,
+    slack_api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    concurrency: str,
+) -> None:
+    _finance_channel(monkeypatch, slack_api)
+    monkeypatch.setenv("ARBOT_SEND_CONCURRENCY", concurrency)
+    approved(mail_env, runtime, tmp_path, customers=4)
+    for address in _addresses(runtime):  # every recipient, run after run
+        smtp.mailbox.refuse[address] = (
+            f"550 5.7.1 <{address}>: Recipient address rejected: Access denied"
+        )
+    for _ in range(3):  # `arbot serve` sends every minute
+        result = mail_env("send")
+        assert result.code == 1
+        assert "sending stopped" in result.stderr and "Recipient address rejected" in result.stderr
+        assert "SMTP_USER" in result.stderr
+    left = _reminders(runtime)
+    assert sorted(state for state, _, _ in left) == ["approved"] * 3 + ["failed"]
+    assert [attempts for state, attempts, _ in left if state == "approved"] == [0, 0, 0]
+    with runtime.sessions() as session:
+        assert len(session.scalars(select(Escalation)).all()) == 1
+        assert set(session.scalars(select(Contact.email_unusable_at))) == {None}
+    if concurrency == "1":  # the next runs meet it first at the reminder it stopped at
+        [told] = _stopped_posts(slack_api)
+        assert "Recipient address rejected" in told
+    smtp.mailbox.refuse.clear()  # the relay takes our mail again: the rest go
+    result = mail_env("send")
+    assert result.code == 0, result.stderr
+    assert sorted(state for state, _, _ in _reminders(runtime)) == ["failed"] + ["sent"] * 3
 
 
 def test_a_second_recipient_refused_by_policy_in_one_run_stops_email_as_our_account(
