@@ -19,7 +19,7 @@ from bot.core import audit
 from bot.core.bulk_rows import read_rows
 from bot.core.models import Customer, Event, Invoice, Payment, PaymentAllocation
 from bot.ledger.bulk import bulk_update, insert_columns, insert_rows
-from bot.ledger.deleted_invoices import void_deleted, voided_as_deleted
+from bot.ledger.deleted_invoices import Deletions, find_deleted, void_deleted, voided_as_deleted
 from integrations.base.ledger import InvoiceRecord, LedgerBatch, SourceProblem, visible
 
 if TYPE_CHECKING:
@@ -98,9 +98,13 @@ def upsert_invoices(
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     renumbered: list[dict[str, Any]] = []
+    # decided before matching: an invoice voided as deleted gives its number up in this batch
+    deletions = (
+        find_deleted(session, batch) if batch.deleted_invoices or batch.complete else Deletions()
+    )
     if stored or by_external:
         matches, freed, kept_by = _match_all(
-            batch.invoices, customer_ids, stored, by_external, batch
+            batch.invoices, customer_ids, stored, by_external, batch, deletions.lacking
         )
         _skip_numbers_kept(batch, matches, kept_by, summary)
         # a deleted or void invoice gives its number up to another of its source
@@ -183,7 +187,7 @@ def upsert_invoices(
     summary.invoices_created = len(new)
     summary.invoices_updated = len(updates)
     if batch.deleted_invoices or batch.complete:
-        void_deleted(session, batch, now, summary)
+        void_deleted(session, batch, now, summary, deletions)
 
 
 def _match_all(
@@ -192,6 +196,7 @@ def _match_all(
     stored: dict[tuple[int, str], tuple[Any, ...]],
     by_external: dict[str, list[tuple[Any, ...]]],
     batch: LedgerBatch,
+    lacking: set[str],
 ) -> tuple[list[tuple[Any, ...] | None], list[tuple[Any, ...]], list[tuple[Any, ...] | None]]:
     """The stored invoice each record is, or None for a new one; the stored invoices whose
     numbers are freed for another; and, for each record, the stored invoice of another id of the
@@ -202,7 +207,8 @@ def _match_all(
     other records, the one under the record's customer and number, unless that one is moving
     away (then the record is new). Each stored invoice keeps its source's id. A customer and
     number another invoice of the source holds is free only when that one leaves it in the same
-    batch, is deleted there or is void: then it gives it up (`_freed_number`). An invoice moving
+    batch, is deleted there (named so, or lacking from a complete answer, in `lacking`, when its
+    void is not held) or is void: then it gives it up (`_freed_number`). An invoice moving
     to a number a stored invoice of another source keeps is matched to that one instead, as when
     ids were not compared (the two cannot share it)."""
     found: list[tuple[Any, ...] | None] = [None] * len(records)
@@ -222,7 +228,7 @@ def _match_all(
         if chosen is not None and chosen[0] not in taken:
             taken.add(chosen[0])
             found[index] = chosen
-    deleted = set(batch.deleted_invoices)
+    deleted = set(batch.deleted_invoices) | lacking
 
     def another_of_the_source(record: InvoiceRecord, holder: tuple[Any, ...]) -> bool:
         return (

@@ -384,3 +384,53 @@ def test_the_channel_told_of_held_voids_is_told_what_to_do_if_they_really_are_go
     told = _told(slack_api)
     assert len(told) == 1 and "lacked 3 of the 4" in told[0], told
     assert "really were deleted" in told[0] and "/ar pause" in told[0], told
+
+
+def _numbered(runtime: Runtime, *external_ids: str) -> dict[str, tuple[str, str]]:
+    with runtime.sessions() as session:
+        rows = session.execute(
+            select(Invoice.external_id, Invoice.number, Invoice.status).where(
+                Invoice.external_id.in_(external_ids)
+            )
+        )
+        return {external_id: (number, status) for external_id, number, status in rows}
+
+
+def test_an_invoice_renumbered_to_the_number_of_one_deleted_takes_it_in_the_same_full_sync(
+    connected: Runtime,
+    qb: FakeQuickBooks,  # noqa: F811
+) -> None:
+    qb.invoices = [
+        invoice(str(130 + n), "1", str(1037 + n), 100.0, 100.0, due="2026-03-09") for n in range(20)
+    ]
+    sync_connected(connected, None)
+    _last_synced_a_month_ago(connected)
+    # during the month, 1037 (Id 130) was deleted and 1039 (Id 132) renumbered 1037
+    qb.invoices = [each for each in qb.invoices if each["Id"] != "130"]
+    next(each for each in qb.invoices if each["Id"] == "132")["DocNumber"] = "1037"
+    sync_connected(connected, None)
+    assert _numbered(connected, "130", "132") == {
+        "130": ("1037 (deleted, id 130)", "void"),
+        "132": ("1037", "open"),
+    }
+    with connected.sessions() as session:
+        state = session.get(SyncState, "quickbooks")
+        assert state is not None and not (state.summary or {}).get("problems")
+
+
+def test_an_invoice_lacking_whose_void_is_held_keeps_its_number(
+    connected: Runtime,
+    qb: FakeQuickBooks,  # noqa: F811
+) -> None:
+    qb.invoices = [
+        invoice(str(130 + n), "1", str(1037 + n), 100.0, 100.0, due="2026-03-09") for n in range(4)
+    ]
+    sync_connected(connected, None)
+    _last_synced_a_month_ago(connected)
+    # an answer lacking three of the four, its one invoice numbered as one it lacks
+    qb.invoices = [invoice("133", "1", "1037", 100.0, 100.0, due="2026-03-09")]
+    sync_connected(connected, None)
+    assert _numbered(connected, "130", "133") == {
+        "130": ("1037", "open"),
+        "133": ("1040", "open"),
+    }
