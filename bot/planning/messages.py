@@ -3,8 +3,9 @@
 Amounts come from the ledger only (Decimal, formatted with Babel in the invoice's own currency); a
 message covering several currencies states a total per currency, never a sum across them. Amounts,
 dates and the list of totals are written in the message's language (`es`: "1.234,56 €", "3 de
-marzo de 2026"); without one, in US English. A text message writes its dates with digits
-("3/3/2026", "03/08/2026"): shorter, and in the GSM-7 alphabet in every month and language.
+marzo de 2026"); without one, in US English. A text message in English names the month as the
+email does ("August 3, 2026": 8/3/2026 is 8 March to a UK reader); in other languages it writes
+its dates with digits ("03/08/2026"): shorter, and in the GSM-7 alphabet in every month.
 """
 
 from __future__ import annotations
@@ -104,16 +105,25 @@ def message_context(
 
 @lru_cache(maxsize=4096)
 def long_date(day: date, locale: str = LOCALE) -> str:
-    """ "March 16, 2026" ("16 de marzo de 2026" in `es`); in an SMS "3/16/2026" ("16/3/2026"),
-    as `sms_date` writes it. Cached: a plan formats the same few hundred dates many times."""
+    """ "March 16, 2026" ("16 de marzo de 2026" in `es`); in an SMS as `sms_date` writes it
+    (the same in English, "16/3/2026" in `es`). Cached: a plan formats the same few hundred
+    dates many times."""
     text = str(format_date(day, "long", locale=babel_locale(locale)))
     return WithSmsForm(text, sms_date(day, locale))
 
 
 def sms_date(day: date, locale: str = LOCALE) -> str:
-    """The date in digits as the locale writes them, with the whole year ("3/16/2026",
-    "16/03/2026" in `fr`, "16.03.2026" in `de`): a month's name can be long ("septiembre") or
-    hold a letter outside GSM-7 ("août"); ISO 8601 in a locale whose digits are not in GSM-7."""
+    """The date as a text message writes it. In English, with the month's name, as the email
+    does ("March 16, 2026", "16 March 2026" in `en_GB`): digits would be read as another day by
+    some readers (8/3/2026 is 3 August in the US, 8 March in the UK and Australia), and the
+    English month names are all in GSM-7. In any other language, in digits as the locale writes
+    them, with the whole year ("16/03/2026" in `fr`, "16.03.2026" in `de`): a month's name can
+    be long ("septiembre") or hold a letter outside GSM-7 ("août"); ISO 8601 in a locale whose
+    digits are not in GSM-7."""
+    if babel_locale(locale).language == "en":
+        named = str(format_date(day, "long", locale=babel_locale(locale)))
+        if not outside_gsm7(named):
+            return named
     pattern = get_date_format("short", locale=babel_locale(locale)).pattern
     pattern = re.sub(r"(?<!y)yy(?!y)", "y", pattern)
     text = str(format_date(day, pattern, locale=babel_locale(locale)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
 from datetime import date
 from decimal import Decimal
@@ -15,7 +16,7 @@ from bot.learning.check import check_bundle, sample_contexts
 from playbooks.lint import forbidden_phrases, lint_message
 from playbooks.loader import BUNDLED, PlaybookError, load_bundle, parse_playbook
 from playbooks.render import Rendered, Renderer, RenderError
-from playbooks.sms import segments
+from playbooks.sms import outside_gsm7, segments
 
 
 @pytest.fixture
@@ -288,3 +289,22 @@ def test_an_sms_writes_its_dates_in_digits_and_an_email_in_words() -> None:
     assert "3 août 2026" in message.text
     assert "03/08/2026" in message.sms and "août" not in message.sms
     assert lint_message(message, "fr") == []
+
+
+@pytest.mark.parametrize(
+    ("language", "written"),
+    [(None, "August 3, 2026"), ("en-GB", "3 August 2026"), ("en-AU", "3 August 2026")],
+)
+def test_an_english_sms_names_the_month_so_no_reader_takes_the_day_for_it(
+    language: str | None, written: str
+) -> None:
+    """8/3/2026 is 3 August to a US reader and 8 March to a UK or Australian one; English month
+    names are all in GSM-7, so an English text names the month as its email does."""
+    renderer = Renderer(load_bundle().templates)
+    _, context = sample_contexts(7, language, day=date(2026, 8, 10))[0]
+    message = renderer.render("quick_nudge", context)  # the English texts, in the reader's locale
+    assert written in message.text
+    assert written in message.sms
+    assert not re.search(r"\d/\d", message.sms)
+    assert outside_gsm7(message.sms) == []
+    assert lint_message(message) == []

@@ -28,7 +28,7 @@ from tests.bot.planning.test_messages_golden import FIRST_DAY, NOW, _runtime
 # sha256 of each table's rows, in the form `_rows` gives them. Change only for a meant change to
 # what a stored plan writes, and say why.
 EXPECTED = {
-    "reminders": "544c1e6d624c87f8db05e3b37fc307f254464a55c73a4680232b00312acf51a2",
+    "reminders": "65646db3a80dcc14f60c4cec21cc17d9499a09e8c4bc5d9487fcc6bf59b63aa5",
     "reminder_invoices": "dad3abd5b836404b6ed0015649773852d7a476fa1aee05271c86c44e24997127",
     "reminder_attachments": "3d56628f1e32962cb7dedebec736fba94ecc9f53994b17612eda798f8eb785a1",
     "escalations": "2e12e7393e7f6226bfeb9d4f5d2f51194c86b7eb0dcac2810bfeac9737096f7d",
