@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from integrations.base.documents import PDF_TYPE, CopyRefused, checked_pdf, megabytes
-from integrations.pinned_transport import PinnedTransport, proxy_for
+from integrations.pinned_transport import PinnedTransport, TunnelRefused, proxy_for
 from integrations.public_hosts import METADATA_KIND, NotPublic, allowed_networks, resolve
 
 TIMEOUT_SECONDS = 30  # for each connect and read
@@ -127,6 +127,8 @@ class InvoiceFiles:
             raise CopyRefused(
                 f"{what} could not be fetched ({exc}): correct the address in the ledger CSV"
             ) from None
+        except TunnelRefused as exc:
+            raise _tunnel_refused(what, url, exc) from None
         except httpx.HTTPError as exc:
             if watchdog.expired or time.monotonic() >= deadline:
                 raise slow from None
@@ -245,6 +247,34 @@ class InvoiceFiles:
         except OSError as exc:
             raise CopyRefused(f"{what} cannot be read: {exc.strerror}") from None
         return checked_pdf(data, what, max_bytes)
+
+
+def _tunnel_refused(what: str, url: str, exc: TunnelRefused) -> CopyRefused:
+    """The outbound proxy would not open a tunnel to the checked address. Refused (403 and the
+    like: Squid, as installed, allows CONNECT only to port 443), or asking for a login (407): a
+    rule at the proxy or its setting, which a person changes, so it is said what to change. The
+    proxy failing to reach the server (5xx): tried again later."""
+    port = exc.target.rsplit(":", 1)[1]
+    http = url.lower().startswith("http://")
+    setting = "HTTP_PROXY or ALL_PROXY" if http else "HTTPS_PROXY or ALL_PROXY"
+    said = (
+        f"the outbound proxy {exc.proxy} ({setting}) answered {exc.answer} to CONNECT {exc.target}"
+    )
+    if exc.status >= 500 or exc.status == 0:
+        return CopyRefused(
+            f"{what} could not be fetched: {said}; it is tried again later", later=True
+        )
+    if exc.status == 407:
+        return CopyRefused(
+            f"{what} could not be fetched: {said}, it asks for a login: give its user and "
+            f"password in {setting} (http://user:password@proxy:port)"
+        )
+    squid = "" if port == "443" else f" (Squid allows it only to 443 unless SSL_ports lists {port})"
+    instead = ", or give an https address in the ledger CSV" if http else ""
+    return CopyRefused(
+        f"{what} could not be fetched: {said}; allow CONNECT to port {port} at that proxy"
+        f"{squid}{instead}"
+    )
 
 
 class _Watchdog:

@@ -50,6 +50,20 @@ def _as_httpx(exc: Exception) -> Exception:
     return exc
 
 
+class TunnelRefused(httpx.ProxyError):
+    """The outbound proxy answered CONNECT with something other than 2xx: its `status` and
+    `answer` ("403 Forbidden"), the `proxy` (its address, no login) and the `target` it was
+    asked for ("203.0.113.7:80")."""
+
+    def __init__(self, answer: str, *, proxy: str, target: str) -> None:
+        super().__init__(answer)
+        first = answer.split(" ", 1)[0]
+        self.status = int(first) if first.isdigit() else 0
+        self.answer = answer
+        self.proxy = proxy
+        self.target = target
+
+
 def proxy_for(url: httpx.URL) -> httpx.URL | None:
     """The outbound proxy the environment names for `url`, by its host name; None: direct."""
     if urllib.request.proxy_bypass(url.host):
@@ -75,6 +89,7 @@ class PinnedTransport(httpx.BaseTransport):
             raise ValueError(f"no address checked for {name}")
         # the address as a URL holds it: IPv6 in brackets, for a proxy's CONNECT line
         self.hosts = [f"[{a}]" if a.version == 6 and proxy else str(a) for a in addresses]
+        self.proxy = str(proxy.copy_with(username=None, password=None)) if proxy else ""
         backend = _NamedTLS(name, self.hosts)
         self.pool: httpcore.ConnectionPool
         if proxy is None:
@@ -116,9 +131,14 @@ class PinnedTransport(httpx.BaseTransport):
             try:
                 response = self.pool.handle_request(at)
             except (httpcore.ConnectError, httpcore.ProxyError) as exc:
-                if n == len(self.hosts):
-                    raise _as_httpx(exc) from exc
-                continue
+                if n < len(self.hosts):
+                    continue
+                if isinstance(exc, httpcore.ProxyError):  # CONNECT answered, not with 2xx
+                    port = request.url.port or (443 if request.url.scheme == "https" else 80)
+                    raise TunnelRefused(
+                        str(exc), proxy=self.proxy, target=f"{host}:{port}"
+                    ) from exc
+                raise _as_httpx(exc) from exc
             except Exception as exc:
                 raise _as_httpx(exc) from exc
             assert isinstance(response.stream, Iterable)

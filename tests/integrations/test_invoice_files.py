@@ -192,6 +192,84 @@ def test_an_http_pdf_url_is_fetched_through_the_outbound_proxy_over_a_tunnel_by_
     assert seen == ["/host.pdf"]  # the path alone, as a site is asked directly
 
 
+class _RefusesTunnels(socketserver.BaseRequestHandler):
+    """Squid as installed: CONNECT only to port 443 (`http_access deny CONNECT !SSL_ports`), so
+    a tunnel to port 80 (or any other) is answered 403."""
+
+    answer = b"403 Forbidden"
+
+    def handle(self) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = self.request.recv(4096)
+            if not data:
+                return
+            head += data
+        self.request.sendall(b"HTTP/1.1 %b\r\nContent-Length: 0\r\n\r\n" % self.answer)
+
+
+def test_a_proxy_refusing_the_tunnel_for_an_http_pdf_url_says_what_to_fix(
+    host: tuple[LocalServer, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, seen = host
+    proxy = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _RefusesTunnels)
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.01}).start()
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    port = server.url.rsplit(":", 1)[1]
+    files = InvoiceFiles(None, allow_private_hosts=["127.0.0.1", "::1"])
+    try:
+        with pytest.raises(CopyRefused) as refused:
+            files.copy("INV-1", f"http://localhost:{port}/host.pdf", LIMIT)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    message = refused.value.message
+    assert "invoice INV-1" in message
+    assert "403 Forbidden" in message  # the proxy's own answer
+    assert f"127.0.0.1:{port}" in message  # the tunnel it was asked for
+    assert f"allow CONNECT to port {port}" in message and "HTTP_PROXY" in message
+    assert "https address" in message and "ledger CSV" in message  # or do without the proxy
+    assert not refused.value.later  # the proxy's rule stays until a person changes it
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "says", "later"),
+    [
+        (b"407 Proxy Authentication Required", "give its user and password in", False),
+        (b"502 Bad Gateway", "it is tried again later", True),
+    ],
+)
+def test_a_proxy_asking_a_login_or_not_reaching_the_server_says_so(
+    host: tuple[LocalServer, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    answer: bytes,
+    says: str,
+    later: bool,
+) -> None:
+    server, _seen = host
+    handler = type("Proxy", (_RefusesTunnels,), {"answer": answer})
+    proxy = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.01}).start()
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    port = server.url.rsplit(":", 1)[1]
+    files = InvoiceFiles(None, allow_private_hosts=["127.0.0.1", "::1"])
+    try:
+        with pytest.raises(CopyRefused) as refused:
+            files.copy("INV-1", f"http://localhost:{port}/host.pdf", LIMIT)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert answer.decode() in refused.value.message and says in refused.value.message
+    assert refused.value.later is later
+
+
 def test_a_pdf_url_that_is_not_the_pdf_itself_or_is_gone_is_refused(
     host: tuple[LocalServer, list[str]],
 ) -> None:
