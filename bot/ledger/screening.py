@@ -128,6 +128,11 @@ def _invoices_kept(batch: LedgerBatch, taken_out: set[str]) -> list[InvoiceRecor
         )
         if problem is None and invoice.customer_external_id in taken_out:
             problem = _CUSTOMER_TAKEN_OUT
+        if problem is None and key in first_of and _void_gives_way(batch, first_of[key], invoice):
+            kept[kept.index(first_of[key])] = first_of[key] = invoice
+            continue
+        if problem is None and key in first_of and _void_gives_way(batch, invoice, first_of[key]):
+            continue
         if problem is None and key in first_of:
             problem = (
                 f"is in {batch.label} twice (ids {visible(first_of[key].external_id or '?')} "
@@ -146,6 +151,17 @@ def _invoices_kept(batch: LedgerBatch, taken_out: set[str]) -> list[InvoiceRecor
         first_of[key] = invoice
         kept.append(invoice)
     return kept
+
+
+def _void_gives_way(batch: LedgerBatch, void: InvoiceRecord, live: InvoiceRecord) -> bool:
+    """Whether `void` leaves the batch to `live`, of the same customer and number: a void invoice
+    never keeps its number from a live one the source gave it again. It is taken as gone from the
+    source (voided if stored open, its number given up to the live one)."""
+    if void.status != "void" or live.status == "void":
+        return False
+    if void.external_id is not None:
+        batch.deleted_invoices.append(void.external_id)
+    return True
 
 
 def _payments_kept(batch: LedgerBatch, taken_out: set[str]) -> list[PaymentRecord]:

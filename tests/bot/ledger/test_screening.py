@@ -190,3 +190,28 @@ def test_all_or_nothing_a_record_no_ledger_may_hold_fails_the_batch_and_nothing_
     with runtime.sessions() as session:
         for model in (Customer, Contact, Invoice, Payment):
             assert session.scalars(select(model)).all() == []
+
+
+@pytest.mark.parametrize("void_first", [True, False], ids=["void first", "void second"])
+def test_a_void_invoice_never_keeps_its_number_from_a_live_one_given_it_again(
+    runtime: Runtime, void_first: bool
+) -> None:
+    with runtime.writing() as session:
+        apply_batch(session, _good_batch(), NOW)  # 1040, id qb-1040, open
+    later = LedgerBatch("quickbooks", "QuickBooks company 9341")
+    void = _invoice("1", "1040", status="void", balance=Decimal("0.00"))
+    live = _invoice(
+        "1", "1040", external_id="qb-new", total=Decimal("55.00"), balance=Decimal("55.00")
+    )
+    later.invoices.extend([void, live] if void_first else [live, void])
+    with runtime.writing() as session:
+        apply_batch(session, later, NOW)
+    assert later.problems == []
+    with runtime.sessions() as session:
+        stored = session.execute(
+            select(Invoice.external_id, Invoice.number, Invoice.status, Invoice.total)
+        ).all()
+    assert sorted(stored) == [
+        ("qb-1040", "1040 (deleted, id qb-1040)", "void", Decimal("100.00")),
+        ("qb-new", "1040", "open", Decimal("55.00")),
+    ]
