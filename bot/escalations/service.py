@@ -499,9 +499,10 @@ def thread_note(
     escalation = load(session, escalation_id)
     kept = text[:3000]
     payload: dict[str, object] = {"escalation": escalation_id, "text": kept}
-    within = [[at, person] for at, person in mentions if at + 1 + len(person) <= len(kept)]
-    if within:
-        payload["mentions"] = within
+    # always, an empty list too: a note without the field was stored before notes kept it
+    payload["mentions"] = [
+        [at, person] for at, person in mentions if at + 1 + len(person) <= len(kept)
+    ]
     audit.record(
         session, now, "note.added", actor=user, customer_id=escalation.customer_id, payload=payload
     )

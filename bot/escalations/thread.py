@@ -3,6 +3,7 @@ late payments this year, a suggested next step) and the account's history in the
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -401,15 +402,28 @@ def _describe(
     return mrkdwn(what, who)
 
 
+# A mention as a note stored before notes kept their `mentions` wrote it (`@U0ALICE`), and not
+# the @ of an address (AP@UNITEDFOODS.COM, ap@U0ALICE.example).
+_OLD_MENTION = re.compile(r"(?<![\w.%+-])@([UW][A-Z0-9]{2,30})\b(?!\.[A-Za-z])")
+
+
 def _with_mentions(note: str, mentions: object) -> Mrkdwn:
     """A note as written, escaped, with each person Slack mentioned in it mentioned again: its
     payload's `mentions` says where (`[offset, id]`, the `@id` in the text); an address such as
-    ap@UNITEDFOODS.COM, or an `@U…` typed as text, stays as written."""
-    spots = sorted(
-        (m[0], m[1])
-        for m in (mentions if isinstance(mentions, list) else [])
-        if isinstance(m, list) and len(m) == 2 and isinstance(m[0], int) and isinstance(m[1], str)
-    )
+    ap@UNITEDFOODS.COM, or an `@U…` typed as text, stays as written. A note stored before notes
+    kept `mentions` (None) mentions each `@U…` it writes that is not part of an address."""
+    if mentions is None:
+        found = [(m.start(), m.group(1)) for m in _OLD_MENTION.finditer(note)]
+    else:
+        found = [
+            (m[0], m[1])
+            for m in (mentions if isinstance(mentions, list) else [])
+            if isinstance(m, list)
+            and len(m) == 2
+            and isinstance(m[0], int)
+            and isinstance(m[1], str)
+        ]
+    spots = sorted(found)
     pieces: list[str] = []
     at = 0
     for offset, person in spots:

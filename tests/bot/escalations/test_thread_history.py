@@ -3,6 +3,7 @@ consent to texts that was dropped, and why a waiting reminder was cancelled, eac
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from bot.core import audit
 from bot.core.models import Customer, Invoice
 from bot.core.runtime import Runtime
 from bot.escalations.thread import history_of
+from bot.ledger.upsert import apply_batch
+from integrations.csv_ledger import read_ledger_csv
 from tests.support.ledger_files import HEADER, row, write
 
 
@@ -99,3 +102,45 @@ def test_the_history_says_an_invoice_the_ledger_voided(
             payload=payload,
         )
     assert _history(session)[-1] == "voided INV-1"
+
+
+def test_a_note_stored_before_notes_kept_their_mentions_still_mentions_people_not_addresses(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """A note stored before a note kept where Slack mentioned people has only its text, with each
+    mention written `@U0ALICE`: that person is mentioned again, and an address such as
+    AP@UNITEDFOODS.COM or ap@U0ALICE.example stays as written. A note stored now says where its
+    mentions are (none here), so an `@U0BOB` typed as text stays as typed."""
+    from bot.escalations import service
+
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", [row()])), now)
+        customer_id = session.scalars(select(Customer.id)).one()
+        escalation, _ = service.open_or_add(session, customer_id, "replied", now)
+        audit.record(
+            session,
+            now + timedelta(minutes=1),
+            "note.added",
+            actor="U0APPROVER",
+            customer_id=customer_id,
+            payload={
+                "escalation": escalation.id,
+                "text": "cc @U0ALICE: wrote to AP@UNITEDFOODS.COM and ap@U0ALICE.example, "
+                "ask @W0BOBBY.",
+            },
+        )
+        service.thread_note(
+            session, escalation.id, "U0APPROVER", "not @U0BOB yet", now + timedelta(minutes=2)
+        )
+    with runtime.sessions() as session:
+        notes = [
+            line.text
+            for line in history_of(session, customer_id, "America/New_York")
+            if "note by" in line.text
+        ]
+    assert notes == [
+        "note by <@U0APPROVER>: cc <@U0ALICE>: wrote to AP@UNITEDFOODS.COM and "
+        "ap@U0ALICE.example, ask <@W0BOBBY>.",
+        "note by <@U0APPROVER>: not @U0BOB yet",
+    ]
