@@ -71,9 +71,7 @@ def record(
     today: date | None = None,
 ) -> PaymentPlan:
     """Store the plan, put its invoices on hold, and resolve the escalation ("Payment plan
-    agreed"): the instalment reminders need the account out of a person's hands. While another
-    open invoice of the customer is disputed (`still_disputed`) the escalation stays open: the
-    dispute still needs a person, and the instalment reminders wait until it is resolved. Every
+    agreed"): the instalment reminders need the account out of a person's hands. Every
     instalment must fall after `today`, the business's date (Runtime.today(), as the form
     checked it); without it, the date of `now` in UTC, which in the business's evening west of
     UTC is already tomorrow."""
@@ -121,15 +119,15 @@ def record(
             "currency": currency,
         },
     )
-    if not still_disputed(session, escalation.customer_id):
-        outcome = f"Payment plan agreed: {len(checked.instalments)} instalments"
-        service.resolve(session, escalation_id, user, outcome, now)
+    outcome = f"Payment plan agreed: {len(checked.instalments)} instalments"
+    service.resolve(session, escalation_id, user, outcome, now)
     return plan
 
 
 def still_disputed(session: Session, customer_id: int) -> list[str]:
-    """The numbers of the customer's open invoices that are disputed: a plan leaves them out,
-    and while there are any the escalation stays open for a person to settle them."""
+    """The numbers of the customer's open invoices that are disputed: a plan leaves them out, and
+    they stay held (each morning's plan lists them as disputed) after the plan resolves the
+    escalation, so the thread says so."""
     return [i.number for i in service.open_invoices(session, customer_id) if i.disputed]
 
 

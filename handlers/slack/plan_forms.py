@@ -142,15 +142,6 @@ def save_plan(
         )
         summary = plans.progress(session, plan.customer_id)
         disputed = plans.still_disputed(session, plan.customer_id)
-    stays = ""
-    if disputed:
-        named = ", ".join(disputed[:3]) + (f" and {len(disputed) - 3} more" if disputed[3:] else "")
-        stays = (
-            f" This escalation stays open: {named} {'is' if len(disputed) == 1 else 'are'} "
-            "disputed and still needs a person, and the instalment reminders wait until it is "
-            "resolved. Once the dispute is settled, Resolve with Paid, Credit note issued or "
-            "Written off, or use Resume sequence to clear it."
-        )
     after(
         kit,
         escalation_id,
@@ -159,8 +150,21 @@ def save_plan(
             " recorded a payment plan. ",
             summary.summary() if summary else "",
             ". The ladder waits while the instalments come in on time.",
-            stays,
+            _left_disputed(disputed),
         ),
+    )
+
+
+def _left_disputed(numbers: list[str]) -> str:
+    """What a plan leaves out because it is disputed, said in the thread it resolves: those
+    invoices are held, not chased, until their dispute is settled."""
+    if not numbers:
+        return ""
+    named = ", ".join(numbers[:3]) + (f" and {len(numbers) - 3} more" if numbers[3:] else "")
+    verb = "is" if len(numbers) == 1 else "are"
+    return (
+        f" {named} {verb} still disputed: left out of the plan and not chased, and each morning's"
+        " plan lists it as held until the dispute is settled."
     )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.errors import UserError
-from bot.core.models import Customer, Escalation, Invoice, PaymentPlan
+from bot.core.models import Customer, Invoice, PaymentPlan
 from bot.core.runtime import Runtime
 from bot.escalations import plans, service
 from bot.ledger.upsert import apply_batch
@@ -93,37 +93,3 @@ def test_reopen_is_refused_while_another_escalation_of_the_customer_is_open(
         assert second is not None
         with pytest.raises(UserError, match="not resolved"):
             service.reopen(session, second.id, "U0A", now)
-
-
-def test_a_plan_beside_a_disputed_invoice_keeps_the_escalation_open_for_the_dispute(
-    runtime: Runtime, tmp_path: Path
-) -> None:
-    rows = [
-        row(invoice_number="INV-7", due_date="2026-03-01"),
-        row(invoice_number="INV-8", due_date="2026-03-01"),
-    ]
-    now = runtime.clock.now()
-    with runtime.writing() as session:
-        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), now)
-        customer = int(session.scalars(select(Customer.id)).one())
-    with runtime.writing() as session:
-        escalation, _ = service.open_or_add(session, customer, "replied", now)
-        service.mark_disputed(session, escalation.id, "U0A", "wrong rate", now, numbers=["INV-7"])
-    with runtime.writing() as session:
-        balance = session.scalars(select(Invoice.balance).where(Invoice.number == "INV-8")).one()
-        plans.record(
-            session,
-            escalation.id,
-            "U0A",
-            "INV-8",
-            [(date(2026, 4, 20), balance.quantize(Decimal("0.01")))],
-            now,
-        )
-        assert plans.still_disputed(session, customer) == ["INV-7"]
-
-    with runtime.sessions() as session:
-        kept = session.get(Escalation, escalation.id)
-        assert kept is not None and kept.state == "open" and kept.resolution is None
-        by_number = {i.number: i for i in session.scalars(select(Invoice))}
-    assert by_number["INV-7"].disputed and not by_number["INV-7"].payment_plan
-    assert by_number["INV-8"].payment_plan and not by_number["INV-8"].disputed

@@ -340,9 +340,11 @@ def test_a_missed_instalment_told_in_an_open_thread_mentions_its_owner(
     assert f"<@{OWNER}>" in note and "$600.00" in note
 
 
-def test_a_plan_beside_a_disputed_invoice_says_the_escalation_stays_open_for_it(
+def test_a_plan_beside_a_disputed_invoice_resolves_and_names_what_stays_held(
     served: Any, slack_runtime: Runtime, slack_api: Any, tmp_path: Path
 ) -> None:
+    """The plan's instalment reminders need the account out of a person's hands, so recording it
+    resolves the escalation; the disputed invoice it leaves out is named in the thread as held."""
     rt = slack_runtime
     rows = [
         row(invoice_number="INV-7", due_date="2026-03-01", balance="500.00"),
@@ -367,6 +369,5 @@ def test_a_plan_beside_a_disputed_invoice_says_the_escalation_stays_open_for_it(
     assert ok.status_code == 200 and not ok.content
     wait_for(lambda: any("recorded a payment plan" in t for t in _in_thread(slack_api, thread)))
     said = next(t for t in _in_thread(slack_api, thread) if "recorded a payment plan" in t)
-    assert "stays open" in said and "INV-7 is disputed" in said
-    assert "Resume sequence" in said
-    assert _escalation(rt).state == "open"
+    assert "INV-7 is still disputed" in said and "held until the dispute is settled" in said
+    assert _escalation(rt).state == "resolved"
