@@ -327,15 +327,6 @@ def after_decision(
         slack.post_in_thread(escalation.slack_channel, escalation.slack_thread_ts, text)
 
 
-def note(session: Session, slack: EscalationPort, customer_id: int, text: Mrkdwn) -> bool:
-    """Say something in the customer's open escalation thread, if there is one."""
-    escalation = service.open_for(session, customer_id)
-    if escalation is None or not escalation.slack_thread_ts or not escalation.slack_channel:
-        return False
-    slack.post_in_thread(escalation.slack_channel, escalation.slack_thread_ts, text)
-    return True
-
-
 def raise_unclaimed(runtime: Runtime, slack: EscalationPort, ids: list[int]) -> list[int]:
     """Mention the owner again in each of these threads (open, nobody claimed them). Each is
     marked raised in a short write before Slack is called, so no other sweep raises it too, and

@@ -1,6 +1,7 @@
 """The notes an escalation's Slack thread is owed: each reason added once the escalation was in
 Slack (a refund, a send in doubt, a dispute, a reply, a failed send...), so the person watching
-the thread hears of it.
+the thread hears of it, and each note written for it (what a payment paid: `owe_note`, an
+`escalation.note_owed` event with its text).
 
 `service.open_or_add` records the reason (an `escalation.added` event marked `thread_note`) and
 owes its thread a `note` row of slack_retries in the same transaction. `post_owed` posts what a
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -30,6 +32,7 @@ from bot.core.models import Escalation, Event, InboundMessage, SlackRetry
 from bot.core.runtime import Runtime
 from bot.core.slack_claims import CLAIM_LEASE
 from bot.core.slack_retries import NOTE
+from bot.escalations import service
 from bot.escalations.notes import reply_note
 from bot.escalations.service import ADDED, THREAD_NOTE
 from integrations.base.mrkdwn import Mrkdwn, clip, mention, mrkdwn
@@ -39,7 +42,8 @@ from integrations.errors import outcome_unknown, slack_error
 log = logging.getLogger(__name__)
 
 NOTED = "escalation.noted"  # Slack took the note of an `escalation.added` event (`added`)
-NOTE_TAG = "thread_note"  # a note names its `escalation.added` event in its metadata
+WRITTEN = "escalation.note_owed"  # a note written already (a payment's), its text in `text`
+NOTE_TAG = "thread_note"  # a note names its event (added or note_owed) in its metadata
 LONGEST = 3000  # characters of a note: Slack's limit for a section's text
 ROUNDS = 3  # a thread told again at once when reasons were added while it was being told
 # Reasons whose note mentions the escalation's owner: a missed instalment ends the plan they
@@ -62,6 +66,22 @@ def also_needs(reason: str, detail: str | None, owner: str | None = None) -> Mrk
     who = mrkdwn(mention(owner), " ") if owner and reason in CALLS_THE_OWNER else ""
     told = mrkdwn(":rotating_light: ", who, "Also needs a person: ", reason_label(reason))
     return clip(mrkdwn(told, ": ", detail) if detail else told, LONGEST)
+
+
+def owe_note(session: Session, customer_id: int, text: Mrkdwn, now: datetime) -> bool:
+    """Owe the customer's open escalation thread this note (what a payment changed), in the
+    caller's transaction, for `post_owed` to post now or the sweep once Slack takes it. False
+    when the customer has no escalation thread to say it in."""
+    escalation = service.open_for(session, customer_id)
+    channel, ts = (
+        (escalation.slack_channel, escalation.slack_thread_ts) if escalation else (None, None)
+    )
+    if escalation is None or not channel or not ts:
+        return False
+    payload = {"escalation": escalation.id, THREAD_NOTE: True, "text": str(text)}
+    audit.record(session, now, WRITTEN, customer_id=customer_id, payload=payload)
+    slack_retries.owe_with(session, NOTE, channel, ts, "a note", escalation_id=escalation.id)
+    return True
 
 
 def owe_added_while_posting(session: Session, escalation: Escalation) -> None:
@@ -183,7 +203,10 @@ def _unposted(session: Session, channel: str, thread_ts: str) -> list[Note]:
     events = list(
         session.scalars(
             select(Event)
-            .where(Event.customer_id.in_(set(sharing.values())), Event.kind.in_((ADDED, NOTED)))
+            .where(
+                Event.customer_id.in_(set(sharing.values())),
+                Event.kind.in_((ADDED, WRITTEN, NOTED)),
+            )
             .order_by(Event.id)
         )
     )
@@ -193,7 +216,7 @@ def _unposted(session: Session, channel: str, thread_ts: str) -> list[Note]:
         payload = event.payload or {}
         escalation_id = payload.get("escalation")
         if (
-            event.kind != ADDED
+            event.kind not in (ADDED, WRITTEN)
             or not payload.get(THREAD_NOTE)
             or escalation_id not in sharing
             or event.id in noted
@@ -204,8 +227,11 @@ def _unposted(session: Session, channel: str, thread_ts: str) -> list[Note]:
 
 
 def _text(session: Session, event: Event) -> Mrkdwn:
-    """The note: the reply itself, quoted, when a reply is the reason; else the reason in words."""
+    """The note: as written when it was owed; the reply itself, quoted, when a reply is the
+    reason; else the reason in words."""
     payload = event.payload or {}
+    if isinstance(payload.get("text"), str):
+        return clip(Mrkdwn(payload["text"]), LONGEST)
     inbound_id = payload.get("inbound")
     message = session.get(InboundMessage, inbound_id) if isinstance(inbound_id, int) else None
     if message is not None:

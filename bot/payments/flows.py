@@ -133,12 +133,15 @@ def after_payment(
         notes = payment_notes(session, outcome)
         if slack is None:
             return notes
-        try:
+        try:  # a redraw Slack refuses is owed, and the sweep draws it again
             posting.refresh(session, slack, outcome.cancelled, runtime.settings.timezone)
-            for customer_id, text in notes.items():
-                escalation_posting.note(session, slack, customer_id, text)
         except SlackFailed as exc:  # the ledger is right; Slack catches up on the next change
             log.error("Slack not updated after a payment: %s", exc.error)
+    if notes:  # owed first, so a note Slack refuses now is posted by the sweep
+        with runtime.writing() as session:
+            for customer_id, text in notes.items():
+                thread_notes.owe_note(session, customer_id, text, runtime.clock.now())
+        thread_notes.post_owed(runtime, slack)
     return notes
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,52 @@ def test_an_error_after_the_payments_are_stored_leaves_the_summary_and_the_revie
     assert [r.getMessage() for r in ours if r.exc_info] == []
     doc = json.loads(cli("import-payments", str(second), "--json").stdout)
     assert doc["already_imported"] == 2
+
+
+def test_a_payment_note_slack_refused_is_posted_in_the_thread_by_the_next_sweep(
+    cli: Any,
+    load: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    slack_api: Any,
+    database_url: str,
+) -> None:
+    from bot.core.clock import FixedClock
+    from bot.core.runtime import start
+    from bot.core.settings import load_settings
+    from bot.escalations.sweeps import sweep
+    from integrations.slack_chat import SlackChat, web_client
+    from tests.conftest import NOW
+
+    acme = {"customer_id": "C1", "customer_name": "Acme Inc", "amount": "100.00"}
+    load(
+        row(invoice_number="INV-1001", balance="100.00", due_date="2026-02-01", **acme),
+        row(invoice_number="INV-1002", balance="100.00", due_date="2026-02-05", **acme),
+    )
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", slack_api.url)
+    monkeypatch.setenv("ARBOT_FINANCE_CHANNEL", "C0FIN")
+    header = "date,amount,currency,reference,payer\n"
+    first = tmp_path / "first.csv"  # 900 beyond INV-1001: Acme's escalation, posted
+    first.write_text(header + "2026-03-10,1000.00,USD,INV-1001,Acme Inc\n")
+    assert cli("import-payments", str(first)).code == 0
+    second = tmp_path / "second.csv"  # INV-1002 paid: its thread is owed a note
+    second.write_text(header + "2026-03-11,100.00,USD,INV-1002,Acme Inc\n")
+    slack_api.fail_next("chat.postMessage", "ratelimited")
+
+    result = cli("import-payments", str(second))
+
+    assert result.code == 0, result.stderr
+
+    def paid_notes() -> list[dict[str, Any]]:  # in a thread, as Slack took them
+        posted = slack_api.messages.values()
+        return [m for m in posted if m.get("thread_ts") and "Paid: INV-1002" in json.dumps(m)]
+
+    assert paid_notes() == []
+    later = FixedClock(NOW + timedelta(minutes=20))  # past the wait after Slack's refusal
+    rt = start(load_settings(env_file=None, database_url=database_url), later, upgrade=False)
+    try:
+        sweep(rt, SlackChat(web_client("xoxb-test", slack_api.url)))
+    finally:
+        rt.close()
+    assert len(paid_notes()) == 1
