@@ -161,10 +161,10 @@ def _left_disputed(numbers: list[str]) -> str:
     if not numbers:
         return ""
     named = ", ".join(numbers[:3]) + (f" and {len(numbers) - 3} more" if numbers[3:] else "")
-    verb = "is" if len(numbers) == 1 else "are"
+    verb, them = ("is", "it") if len(numbers) == 1 else ("are", "them")
     return (
         f" {named} {verb} still disputed: left out of the plan and not chased, and each morning's"
-        " plan lists it as held until the dispute is settled."
+        f" plan lists {them} as held until the dispute is settled."
     )
 
 

@@ -371,3 +371,13 @@ def test_a_plan_beside_a_disputed_invoice_resolves_and_names_what_stays_held(
     said = next(t for t in _in_thread(slack_api, thread) if "recorded a payment plan" in t)
     assert "INV-7 is still disputed" in said and "held until the dispute is settled" in said
     assert _escalation(rt).state == "resolved"
+
+
+def test_disputed_invoices_a_plan_leaves_out_are_named_in_words_agreeing_with_their_count() -> None:
+    from handlers.slack.plan_forms import _left_disputed
+
+    one = _left_disputed(["INV-7"])
+    assert "INV-7 is still disputed" in one and "lists it as held" in one
+    two = _left_disputed(["INV-7", "INV-9"])
+    assert "INV-7, INV-9 are still disputed" in two and "lists them as held" in two
+    assert "lists it " not in two and "each morning's plan lists them" in two
