@@ -87,10 +87,14 @@ def sync_all(
         done.connected += 1
         try:
             with open_crm() as crm:
-                done.crm.append(sync_crm(runtime, crm, runtime.settings.crm_log_activity))
+                crm_result = sync_crm(runtime, crm, runtime.settings.crm_log_activity)
         except SourceError as exc:
             log.error("sync of %s failed: %s", name, exc)
             done.failed.append(f"{name}: {exc}")
+            sync_failed(runtime, name, exc, slack)
+            continue
+        sync_succeeded(runtime, name, slack)
+        done.crm.append(crm_result)
     return done
 
 

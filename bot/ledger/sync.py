@@ -257,11 +257,14 @@ def sync_crm(runtime: Runtime, source: CrmSource, log_activity: bool) -> CrmSync
             state = SyncState(source=source.name, summary={})
             session.add(state)
         state.cursor, state.synced_at = batch.cursor or cursor, now
+        previous: dict[str, Any] = dict(state.summary or {})
         state.summary = {
             **summary.as_dict(),
             "problems": [p.message for p in batch.problems][:100],
             crm_notes.MARKER: marker,
         }
+        if FAILING in previous:  # told as over by bot.ledger.sync_failures, after this sync
+            state.summary[FAILING] = previous[FAILING]
     result = CrmSyncResult(source.name, summary, list(batch.problems))
     if log_activity:
         with runtime.writing() as session:

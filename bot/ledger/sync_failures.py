@@ -8,7 +8,9 @@ LASTING, is posted with what failed, why and what to do, and kept in the audit l
 is kept in the source's `sync_state` summary (`failing`) between runs, so each is told once
 however often the sync runs, and by one replica: the read and the write are one transaction under
 the source's lock (BEGIN IMMEDIATE on SQLite). Until then the plan header says the ledger may be
-out of date (`stale_sources`).
+out of date (`stale_sources`). A CRM's sync (HubSpot, Pipedrive) failing is told the same way,
+under its name: customers keep the tier, owner and billing contact of its last sync, and the
+plan header says nothing of it, the ledger being up to date.
 
 So is a full sync that voided none of the invoices its answer lacked, because it lacked too many
 (bot/ledger/deleted_invoices.py): told once with the count and what to check, kept in the source's
@@ -40,6 +42,7 @@ FAILING = "failing"  # the key in SyncState.summary: {"since", "reason", "told"}
 HOLDING = "holding_voids"  # the key in SyncState.summary: {"since", "count", "told"}
 LASTING = timedelta(hours=2)  # a failure that may pass by itself is told once it lasts this long
 LABELS = {"quickbooks": "QuickBooks", "xero": "Xero", "freshbooks": "FreshBooks"}
+CRMS = {"hubspot": "HubSpot", "pipedrive": "Pipedrive"}  # no invoices: tiers, owners, contacts
 
 
 def sync_failed(runtime: Runtime, source: str, error: SourceError, slack: SlackPort | None) -> None:
@@ -175,9 +178,11 @@ def _held_text(source: str, summary: ImportSummary, held: int, stored: int) -> M
 
 
 def stale_sources(session: Session) -> list[str]:
-    """For the plan header: each source whose failure was told, since when and why."""
+    """For the plan header: each ledger source whose failure was told, since when and why (a
+    CRM's leaves the ledger as it is: its failure is told in the channel and by /healthz)."""
     lines = []
-    for state in session.scalars(select(SyncState).order_by(SyncState.source)):
+    query = select(SyncState).where(SyncState.source.not_in(CRMS)).order_by(SyncState.source)
+    for state in session.scalars(query):
         failing = (state.summary or {}).get(FAILING) or {}
         if failing.get("told") and failing.get("header"):
             lines.append(str(failing["header"]))
@@ -195,12 +200,22 @@ def _failure_text(
     runtime: Runtime, source: str, error: SourceError, last_synced: datetime | None
 ) -> Mrkdwn:
     label = _label(source)
-    as_of = f"as of its last sync ({_local(runtime, last_synced)})" if last_synced else "empty"
+    if source in CRMS:
+        as_of = f"at its last sync ({_local(runtime, last_synced)})" if last_synced else "yet"
+        until = (
+            f". Until it syncs again, customers keep the tier, account owner and billing contact "
+            f"{label} gave them {as_of}, so a change made in {label} since is not followed. "
+        )
+    else:
+        as_of = f"as of its last sync ({_local(runtime, last_synced)})" if last_synced else "empty"
+        until = (
+            f". Until it syncs again, the plan and the reminders work from the ledger {as_of}, "
+            f"so an invoice paid in {label} since may still be reminded. "
+        )
     return mrkdwn(
         f":warning: Syncing {label} failed: ",
         str(error),
-        f". Until it syncs again, the plan and the reminders work from the ledger {as_of}, so an "
-        f"invoice paid in {label} since may still be reminded. ",
+        until,
         f"Please fix it (then run `arbot sync`); arbot says here when {label} syncs again.",
     )
 
@@ -232,7 +247,7 @@ def _lock(source: str) -> str:
 
 
 def _label(source: str) -> str:
-    return LABELS.get(source, source)
+    return LABELS.get(source) or CRMS.get(source) or source
 
 
 def _local(runtime: Runtime, at: datetime) -> str:
