@@ -88,6 +88,10 @@ def sync_all(
         try:
             with open_crm() as crm:
                 crm_result = sync_crm(runtime, crm, runtime.settings.crm_log_activity)
+        except SyncRunning as exc:  # not a failure: the sync running brings the changes
+            log.warning("sync of %s not run: %s", name, exc)
+            done.busy.append(f"{name}: {exc}")
+            continue
         except SourceError as exc:
             log.error("sync of %s failed: %s", name, exc)
             done.failed.append(f"{name}: {exc}")

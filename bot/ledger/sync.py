@@ -237,7 +237,17 @@ class CrmSyncResult:
 def sync_crm(runtime: Runtime, source: CrmSource, log_activity: bool) -> CrmSyncResult:
     """CRM context into the customers (see bot/ledger/crm.py), then, when asked, each reminder
     sent and escalation opened since the last sync queued as a note on the CRM company and the
-    due notes written (bot/ledger/crm_notes.py; the scheduler's sweep writes them too)."""
+    due notes written (bot/ledger/crm_notes.py; the scheduler's sweep writes them too). Alone,
+    as sync_source is: two at once could each read the CRM and the one that read earlier could
+    write last, putting an older tier or owner back, and both would queue the same notes. So
+    the second is refused (SyncRunning) while the first runs."""
+    with held_alone(runtime.engine, f"arbot sync {source.name}") as alone:
+        if not alone:
+            raise SyncRunning(source.name)
+        return _sync_crm(runtime, source, log_activity)
+
+
+def _sync_crm(runtime: Runtime, source: CrmSource, log_activity: bool) -> CrmSyncResult:
     settings = runtime.settings
     with runtime.sessions() as session:
         state = session.get(SyncState, source.name)
