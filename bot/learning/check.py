@@ -9,14 +9,22 @@ import copy
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from bot.core.language import formatting_locale
 from bot.core.money import format_money
-from bot.planning.messages import MessageInvoice, Sender, long_date, message_context
+from bot.planning.messages import (
+    MessageInvoice,
+    Sender,
+    long_date,
+    message_context,
+    sms_date,
+)
 from playbooks.lint import lint_message, missing_contents, naming_parts
 from playbooks.loader import Bundle
 from playbooks.render import Renderer, RenderError
+from playbooks.sms import length, segments_problem
 
 SAMPLE_DAY = date(2026, 3, 16)
 LONG_LINK = "https://pay.example.com/c/cs_live_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwX"  # 60 chars
@@ -41,25 +49,35 @@ def sample_contexts(
     *,
     day: date = SAMPLE_DAY,
     amount: Decimal = Decimal("1250.00"),
+    longest_dates: bool = False,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Situations every template must handle: one invoice or several, with or without a link,
     with amounts and dates written for a reader of `language` (None: English), on `day`, the
-    first invoice for `amount`."""
+    first invoice for `amount`. With `longest_dates`, every date the message may write (issue
+    and due dates, the instalment's) is the one a text in that language writes the longest
+    (`longest_sms_date`), `day` the step's number of days after it."""
     locale = formatting_locale(language)
+    longest = longest_sms_date(locale) if longest_dates else None
+    if longest is not None:
+        day = longest + timedelta(days=offset_days)
+
+    def dated(value: date) -> date:
+        return value if longest is None else longest
+
     due = day - timedelta(days=offset_days)
-    one = [MessageInvoice("INV-1042", due - timedelta(days=30), due, "USD", amount, amount)]
+    one = [MessageInvoice("INV-1042", dated(due - timedelta(days=30)), due, "USD", amount, amount)]
     several = [
-        MessageInvoice("INV-1042", due - timedelta(days=30), due, "USD", amount, amount),
+        MessageInvoice("INV-1042", dated(due - timedelta(days=30)), due, "USD", amount, amount),
         MessageInvoice(
             "INV-1057",
-            due - timedelta(days=20),
-            due + timedelta(days=2),
+            dated(due - timedelta(days=20)),
+            dated(due + timedelta(days=2)),
             "USD",
             Decimal("480.5"),
             Decimal("200.25"),
         ),
         MessageInvoice(
-            "R-88", due - timedelta(days=30), due, "EUR", Decimal("3100"), Decimal("3100")
+            "R-88", dated(due - timedelta(days=30)), due, "EUR", Decimal("3100"), Decimal("3100")
         ),
     ]
     return [
@@ -121,13 +139,22 @@ def sample_contexts(
                 instalment={
                     "number": 2,
                     "of": 3,
-                    "due_date": long_date(day + timedelta(days=3), locale),
+                    "due_date": long_date(dated(day + timedelta(days=3)), locale),
                     "amount": format_money(Decimal("416.67"), "USD", locale),
                 },
                 language=language,
             ),
         ),
     ]
+
+
+@lru_cache(maxsize=64)
+def longest_sms_date(locale: str, year: int = SAMPLE_DAY.year) -> date:
+    """The day of `year` a text message in `locale` writes the longest ("September 30, 2026" in
+    US English, "31/12/2026" in `es`): a text that fits its segments with every date written so
+    fits them on every day."""
+    days = [date(year, 12, 31) - timedelta(days=n) for n in range(365)]
+    return max(days, key=lambda day: length(sms_date(day, locale)))
 
 
 _CHECKED: dict[
@@ -179,4 +206,34 @@ def _check(bundle: Bundle) -> list[StepCheck]:
                 elif context["instalment"]:  # it asks for the instalment; it has no other use
                     problems += missing_contents(message, context, language, named)
                 check.problems.extend(f"{where}{situation}: {p}" for p in problems)
+            check.problems.extend(
+                _too_long_on_longest_dates(renderer, step.template, step.offset_days, language)
+            )
     return results
+
+
+def _too_long_on_longest_dates(
+    renderer: Renderer, template: str, offset_days: int, language: str | None
+) -> list[str]:
+    """The sample texts that take too many segments once every date in them is the longest its
+    language writes (a text that fits around 16 March may not around 30 September), unless
+    they are already too long on the sample day."""
+    where = f"[{language}] " if language else ""
+    problems = []
+    usual = dict(sample_contexts(offset_days, language))
+    for situation, context in sample_contexts(offset_days, language, longest_dates=True):
+        try:
+            sms = renderer.render(template, context, "sms", language).sms
+            if segments_problem(renderer.render(template, usual[situation], "sms", language).sms):
+                continue  # said already, on the sample day
+        except RenderError:
+            continue  # said already, on the sample day
+        too_long = segments_problem(sms)
+        if too_long:
+            written = sms_date(
+                longest_sms_date(formatting_locale(language)), formatting_locale(language)
+            )
+            problems.append(
+                f"{where}{situation}, with its dates written as long as {written}: SMS: {too_long}"
+            )
+    return problems

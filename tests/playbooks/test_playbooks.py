@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from bot.learning.check import check_bundle, sample_contexts
 from playbooks.lint import forbidden_phrases, lint_message
 from playbooks.loader import BUNDLED, PlaybookError, load_bundle, parse_playbook
 from playbooks.render import Rendered, Renderer, RenderError
-from playbooks.sms import outside_gsm7, segments
+from playbooks.sms import length, outside_gsm7, segments
 
 
 @pytest.fixture
@@ -308,3 +309,44 @@ def test_an_english_sms_names_the_month_so_no_reader_takes_the_day_for_it(
     assert not re.search(r"\d/\d", message.sms)
     assert outside_gsm7(message.sms) == []
     assert lint_message(message) == []
+
+
+@pytest.mark.parametrize(
+    ("language", "opening"), [(None, "A quick heads-up:"), ("es", "Un recordatorio amistoso:")]
+)
+def test_playbook_check_holds_a_text_that_fits_in_march_but_not_on_its_longest_dates(
+    language: str | None, opening: str
+) -> None:
+    """A text's dates are longer in some months ("September 30, 2026", "30/12/2026") than in
+    March: a template that fits its two segments only on the shorter dates would be held on the
+    longer ones, so the check measures every text on the longest dates of its language."""
+    bundle = load_bundle()
+    name = f"courtesy/{language}/sms.txt.j2" if language else "courtesy/sms.txt.j2"
+    (step,) = [
+        s
+        for ladder, s in bundle.playbook.all_steps()
+        if ladder == "standard" and s.key == "courtesy"
+    ]
+
+    def lengths(templates: dict[str, str], day: date) -> list[int]:
+        renderer = Renderer(templates)
+        return [
+            length(renderer.render("courtesy", context, "sms", language).sms)
+            for _, context in sample_contexts(step.offset_days, language, day=day)
+        ]
+
+    march = date(2026, 3, 16)
+    padding = "x" * (306 - max(lengths(bundle.templates, march)) - 1)
+    templates = {
+        **bundle.templates,
+        name: bundle.templates[name].replace(opening, f"{opening} {padding}", 1),
+    }
+    assert max(lengths(templates, march)) == 306  # fits in March
+    year = [date(2026, 1, 1) + timedelta(days=n) for n in range(365)]
+    assert any(max(lengths(templates, day)) > 306 for day in year)  # but not every day
+    padded = dataclasses.replace(bundle, templates=templates)
+    (check,) = [c for c in check_bundle(padded) if c.ladder == "standard" and c.step == "courtesy"]
+    where = f"[{language}] " if language else ""
+    assert any(p.startswith(where) and "SMS: takes 3 segments" in p for p in check.problems), (
+        check.problems
+    )
