@@ -3,6 +3,11 @@ whatever the scheduler does: the run first inserts its (job, day) row in `schedu
 transaction of its own, and a run whose insert fails leaves the day to the run that has it. So a
 restart, a missed morning caught up later or a second replica never plans or posts twice.
 
+A morning plan's row that is still unfinished PLAN_LEASE after it was taken belongs to a run that
+died (its replica was killed or lost the database): the sweep takes the row over, with a
+conditional UPDATE on the claim's start so that one replica only does, and makes the plan. The
+plan is stored in one transaction and posted resumably, so a plan made again stores nothing twice.
+
 The review waits for the day's plan to be all in Slack (bot/planning/plan_unit.py): its row is
 kept as WAITING meanwhile, and the morning job and the sweep try it again."""
 
@@ -10,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -30,6 +35,9 @@ MORNING_PLAN = plan_unit.MORNING_JOB
 WEEKLY_REVIEW = "weekly_review"
 WAITING = "waiting for the day's plan"  # a review row's outcome while it waits
 OUTCOME_LENGTH = 500
+# Well above a plan's longest run: 100,000 invoices are planned and stored in under 10 seconds,
+# and what Slack has not taken by then is posted by the sweep, not by the run.
+PLAN_LEASE = timedelta(hours=1)
 
 
 log = logging.getLogger(__name__)
@@ -43,8 +51,64 @@ def claim_day(runtime: Runtime, job: str, day: date, instance: str) -> bool:
                 ScheduledRun(job=job, day=day, instance=instance, started_at=runtime.clock.now())
             )
     except IntegrityError:
-        return False
+        return job == MORNING_PLAN and _take_over_if_dead(runtime, job, day, instance)
     return True
+
+
+def _take_over_if_dead(runtime: Runtime, job: str, day: date, instance: str) -> bool:
+    """Take over the day's claim when its run died making it (unfinished past PLAN_LEASE)."""
+    with runtime.sessions() as session:
+        run = session.get(ScheduledRun, (job, day))
+        if run is None or run.finished_at is not None:
+            return False
+        if runtime.clock.now() - run.started_at < PLAN_LEASE:
+            return False
+        dead, started_at = run.instance, run.started_at
+    if not take_over_day(runtime, job, day, instance, started_at):
+        return False
+    log.warning(
+        "the %s of %s was left unfinished by %s (taken at %s): %s makes it",
+        job,
+        day,
+        dead,
+        started_at.isoformat(),
+        instance,
+    )
+    return True
+
+
+def take_over_day(
+    runtime: Runtime, job: str, day: date, instance: str, started_at: datetime
+) -> bool:
+    """Take the unfinished (job, day) claim taken at `started_at`; False when another run
+    took it (or finished it) first."""
+    with runtime.writing() as session:
+        taken = session.execute(
+            update(ScheduledRun)
+            .where(
+                ScheduledRun.job == job,
+                ScheduledRun.day == day,
+                ScheduledRun.finished_at.is_(None),
+                ScheduledRun.started_at == started_at,
+            )
+            .values(instance=instance, started_at=runtime.clock.now())
+        )
+        return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def plan_to_retry(runtime: Runtime, calendar: BusinessDays) -> bool:
+    """Whether today's morning plan was left unfinished by a run that died, so that the sweep
+    makes it (morning_plan takes the claim over)."""
+    now = local_now(runtime)
+    if calendar.why_not(now.date()) or now.time() < runtime.settings.morning_time:
+        return False
+    with runtime.sessions() as session:
+        run = session.get(ScheduledRun, (MORNING_PLAN, now.date()))
+        return (
+            run is not None
+            and run.finished_at is None
+            and runtime.clock.now() - run.started_at >= PLAN_LEASE
+        )
 
 
 def finish_day(runtime: Runtime, job: str, day: date, outcome: str) -> None:

@@ -6,6 +6,7 @@
 | morning_plan  | ARBOT_MORNING_TIME on business days (local)     | the leader         |
 | sync          | every ARBOT_SYNC_EVERY_MINUTES, when connected  | the leader         |
 | sweep         | every 5 minutes (escalations, missed promises,  | the leader         |
+|               | a morning plan whose run died,                  |                    |
 |               | what of the plan Slack refused)                 |                    |
 | weekly_review | ARBOT_WEEKLY_REVIEW_DAY at the morning time,    | the leader         |
 |               | once the day's plan is all in Slack (the        |                    |
@@ -52,7 +53,7 @@ from integrations.wiring import (
     slack_for,
 )
 from scheduler.business_days import business_days
-from scheduler.daily import morning_plan, weekly_review
+from scheduler.daily import morning_plan, plan_to_retry, weekly_review
 
 log = logging.getLogger(__name__)
 SEND_EVERY_SECONDS = 60
@@ -130,6 +131,12 @@ def declare_jobs(
             lambda: morning_plan(runtime, calendar, instance, then=review),
         )
     )
+
+    def plan_again() -> str | None:  # a plan whose run died is made by the sweep
+        if not plan_to_retry(runtime, calendar):
+            return None
+        return morning_plan(runtime, calendar, instance, then=review)
+
     jobs.append(
         Job(
             "sync",
@@ -141,7 +148,7 @@ def declare_jobs(
         Job(
             "sweep",
             IntervalTrigger(minutes=SWEEP_EVERY_MINUTES),
-            lambda: sweep_tick(runtime, slack, then=review),
+            lambda: sweep_tick(runtime, slack, then=review, plan=plan_again),
         )
     )
     if review is not None:
@@ -167,9 +174,20 @@ def send_tick(runtime: Runtime) -> str:
 
 
 def sweep_tick(
-    runtime: Runtime, slack: SlackOut | None, then: Callable[[], str] | None = None
+    runtime: Runtime,
+    slack: SlackOut | None,
+    then: Callable[[], str] | None = None,
+    plan: Callable[[], str | None] | None = None,
 ) -> str:
-    """The sweep, then `then` (the weekly review, when it waited for today's plan)."""
+    """`plan` (today's plan, when a run left it to make again), the sweep, then `then` (the
+    weekly review, when it waited for today's plan)."""
+    planned = None
+    if plan is not None:
+        try:
+            planned = plan()
+        except Exception:
+            log.exception("the sweep's morning plan failed")
+            planned = "the morning plan failed"
     report = sweep(runtime, slack, links=links_for(runtime.settings))
     notes_written, notes_failed = crm_notes.flush(runtime, crm_openers(runtime.settings), slack)
     done = (
@@ -183,6 +201,8 @@ def sweep_tick(
         )
     if notes_written or notes_failed:
         done += f"; {notes_written} CRM note(s) written, {len(notes_failed)} given up"
+    if planned is not None:
+        done += f"; morning plan: {planned}"
     if then is not None:
         try:
             review = then()
