@@ -402,9 +402,11 @@ def _describe(
     return mrkdwn(what, who)
 
 
-# A mention as a note stored before notes kept their `mentions` wrote it (`@U0ALICE`), and not
-# the @ of an address (AP@UNITEDFOODS.COM, ap@U0ALICE.example).
-_OLD_MENTION = re.compile(r"(?<![\w.%+-])@([UW][A-Z0-9]{2,30})\b(?!\.[A-Za-z])")
+# A mention as a note stored before notes kept their `mentions` wrote it (`@U024BE7LH`): a Slack
+# user id, U or W and at least eight capitals and digits with a digit among them, so a word such as
+# @UPS or @USERNAMES stays as typed; and not the @ of an address (AP@UNITEDFOODS.COM,
+# ap@U0ALICE01.example).
+_OLD_MENTION = re.compile(r"(?<![\w.%+-])@([UW](?=[A-Z]*[0-9])[A-Z0-9]{8,30})\b(?!\.[A-Za-z])")
 
 
 def _with_mentions(note: str, mentions: object) -> Mrkdwn:

@@ -108,9 +108,9 @@ def test_a_note_stored_before_notes_kept_their_mentions_still_mentions_people_no
     runtime: Runtime, tmp_path: Path
 ) -> None:
     """A note stored before a note kept where Slack mentioned people has only its text, with each
-    mention written `@U0ALICE`: that person is mentioned again, and an address such as
-    AP@UNITEDFOODS.COM or ap@U0ALICE.example stays as written. A note stored now says where its
-    mentions are (none here), so an `@U0BOB` typed as text stays as typed."""
+    mention written `@U0ALICE01`: that person is mentioned again, and an address such as
+    AP@UNITEDFOODS.COM or ap@U0ALICE01.example stays as written. A note stored now says where its
+    mentions are (none here), so an `@U0BOBBY01` typed as text stays as typed."""
     from bot.escalations import service
 
     now = runtime.clock.now()
@@ -126,12 +126,12 @@ def test_a_note_stored_before_notes_kept_their_mentions_still_mentions_people_no
             customer_id=customer_id,
             payload={
                 "escalation": escalation.id,
-                "text": "cc @U0ALICE: wrote to AP@UNITEDFOODS.COM and ap@U0ALICE.example, "
-                "ask @W0BOBBY.",
+                "text": "cc @U0ALICE01: wrote to AP@UNITEDFOODS.COM and ap@U0ALICE01.example, "
+                "ask @W0BOBBY01.",
             },
         )
         service.thread_note(
-            session, escalation.id, "U0APPROVER", "not @U0BOB yet", now + timedelta(minutes=2)
+            session, escalation.id, "U0APPROVER", "not @U0BOBBY01 yet", now + timedelta(minutes=2)
         )
     with runtime.sessions() as session:
         notes = [
@@ -140,7 +140,44 @@ def test_a_note_stored_before_notes_kept_their_mentions_still_mentions_people_no
             if "note by" in line.text
         ]
     assert notes == [
-        "note by <@U0APPROVER>: cc <@U0ALICE>: wrote to AP@UNITEDFOODS.COM and "
-        "ap@U0ALICE.example, ask <@W0BOBBY>.",
-        "note by <@U0APPROVER>: not @U0BOB yet",
+        "note by <@U0APPROVER>: cc <@U0ALICE01>: wrote to AP@UNITEDFOODS.COM and "
+        "ap@U0ALICE01.example, ask <@W0BOBBY01>.",
+        "note by <@U0APPROVER>: not @U0BOBBY01 yet",
     ]
+
+
+def test_an_old_note_mentions_again_only_what_is_shaped_like_a_slack_user_id(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """In a note stored before notes kept their mentions, only a Slack user id (U or W, then at
+    least eight capitals and digits with a digit among them) is mentioned again: "@UPS", "@US"
+    and "@USERNAMES" are words someone typed, not people, and stay as written."""
+    from bot.escalations import service
+
+    now = runtime.clock.now()
+    with runtime.writing() as session:
+        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", [row()])), now)
+        customer_id = session.scalars(select(Customer.id)).one()
+        escalation, _ = service.open_or_add(session, customer_id, "replied", now)
+        audit.record(
+            session,
+            now + timedelta(minutes=1),
+            "note.added",
+            actor="U0APPROVER",
+            customer_id=customer_id,
+            payload={
+                "escalation": escalation.id,
+                "text": "shipped @UPS today to the @US office, @USERNAMES and @U123 asked; "
+                "cc @U024BE7LH and @W01ABCDEFGH.",
+            },
+        )
+    with runtime.sessions() as session:
+        (note,) = [
+            line.text
+            for line in history_of(session, customer_id, "America/New_York")
+            if "note by" in line.text
+        ]
+    assert note == (
+        "note by <@U0APPROVER>: shipped @UPS today to the @US office, @USERNAMES and @U123 "
+        "asked; cc <@U024BE7LH> and <@W01ABCDEFGH>."
+    )
