@@ -7,11 +7,17 @@ import re
 import smtplib
 import ssl
 import threading
+from collections.abc import Collection
 from email.utils import format_datetime, formatdate
 from pathlib import Path
 from typing import overload
 
-from integrations.base.outbound import REFUSES_OUR_MAIL, Delivery, Outgoing
+from integrations.base.outbound import (
+    REFUSES_OUR_MAIL,
+    STILL_REFUSES_OUR_MAIL,
+    Delivery,
+    Outgoing,
+)
 from integrations.email_mime import (
     ascii_address,
     email_bytes,
@@ -206,7 +212,7 @@ class SmtpSender:
             code, reply = smtp.rcpt(recipient)
             if code not in (250, 251):
                 self._reset(smtp)
-                return self._rcpt_outcome(code, reply, recipient)
+                return self._rcpt_outcome(code, reply, recipient, message.reminder_id)
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             return Delivery("transient", error=f"SMTP connection lost before sending: {exc}")
@@ -214,27 +220,30 @@ class SmtpSender:
             code, reply = smtp.data(data)
         except smtplib.SMTPResponseException as exc:  # DATA itself refused: nothing handed over
             self._reset(smtp)
-            return self._data_outcome(exc.smtp_code, exc.smtp_error)
+            return self._data_outcome(exc.smtp_code, exc.smtp_error, message.reminder_id)
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             return Delivery("unknown", error=f"no answer after the message was handed over: {exc}")
         if code != 250:
-            return self._data_outcome(code, reply)
+            return self._data_outcome(code, reply, message.reminder_id)
         self._refused.accepted()
         return Delivery("sent", provider_id=message.message_id)
 
-    def _data_outcome(self, code: int, reason: bytes | str) -> Delivery:
+    def _data_outcome(self, code: int, reason: bytes | str, reminder_id: int) -> Delivery:
         """A refused DATA (the command, or the message once read). A policy refusal (5.7.x) is
         most often about this one message (its content, the recipient domain's policy): it fails
         `permanent`, the address kept, the relay's words its reason, and the run goes on. A second
         in the same run says the relay refuses our mail (our domain's DMARC or authentication,
-        e.g. 5.7.26): an outage, which stops the run with nothing charged to this reminder."""
+        e.g. 5.7.26): an outage, which stops the run with nothing charged to this reminder. One
+        count in the run with the recipients refused at RCPT (_PolicyRefusals)."""
         text = _text(reason)
         if not _policy(code, text):
             return _smtp_outcome(code, reason)
-        if self._refused.first():
+        refused = self._refused.first(f"message {reminder_id}", None)
+        if refused is None:
             return Delivery("permanent", error=f"SMTP {code} {text}")
         return _refuses_our_mail(
+            refused,
             code,
             text,
             "it refused more than one message, so not for one message's sake; check with the "
@@ -242,18 +251,22 @@ class SmtpSender:
             "the account's limits",
         )
 
-    def refused_before(self) -> None:
-        """The relay refused our mail by policy when email last stopped (at RCPT or DATA), and
-        has accepted no message since: its first refusal by policy in this run is our account's
-        too."""
-        self._refused.remember()
+    def refused_before(self, stopped_at: Collection[int], again: bool) -> None:
+        """The relay refused our mail by policy when email last stopped (at RCPT or DATA), at
+        the reminders `stopped_at`, and has accepted no message since: its first refusal by
+        policy in this run is our account's too, unless it is of one of those reminders, refused
+        again at RCPT for its own recipient, and email did not stop so `again` since."""
+        self._refused.remember(stopped_at, again)
 
-    def _rcpt_outcome(self, code: int, reason: bytes | str, recipient: str) -> Delivery:
+    def _rcpt_outcome(
+        self, code: int, reason: bytes | str, recipient: str, reminder_id: int
+    ) -> Delivery:
         """A refused RCPT. A policy refusal (5.7.x) about this recipient (the reply names it or
         says the recipient is refused, and nothing of relaying, login or our sender) fails this
         one message `permanent`, the address kept, the relay's words its reason, and the run goes
-        on. A second recipient refused so in the same run, or the first when email last stopped
-        so (refused_before), or any other 5.7.x (relay denied, login required), says the relay
+        on. A second recipient (or message, at DATA) refused so in the same run, or the first
+        when email last stopped so (refused_before) unless it is the reminder email stopped at,
+        refused again, or any other 5.7.x (relay denied, login required), says the relay
         refuses our mail: an outage, which stops the run with nothing charged to this
         reminder."""
         text = _text(reason)
@@ -261,9 +274,11 @@ class SmtpSender:
             return _smtp_outcome(code, reason)
         if not _about_recipient(text, recipient):
             return _account_refusal(code, text)
-        if self._refused.first_recipient(recipient):
+        refused = self._refused.first(f"recipient {recipient.lower()}", reminder_id)
+        if refused is None:
             return Delivery("permanent", error=f"SMTP {code} {text}")
         return _refuses_our_mail(
+            refused,
             code,
             text,
             "it refused more than one recipient, so not for one recipient's sake; check "
@@ -299,39 +314,44 @@ def _xoauth2_login(smtp: smtplib.SMTP, oauth: MailboxAccess) -> None:
 
 
 class _PolicyRefusals:
-    """How many messages the relay refused at DATA by policy in one run, and which recipients
-    it refused so at RCPT, counted across the lanes' senders; and whether it refused our mail
-    when email last stopped, until a message is accepted again (from then on, its first refusal
-    in the run, at RCPT or at DATA, is one message's again)."""
+    """What the relay refused by policy in one run, counted across the lanes' senders: the
+    recipients it refused so at RCPT and the messages it refused so at DATA, one count; and,
+    when email last stopped so and no message was accepted since, the reminders it stopped at.
+    A second refusal in the run stops email. When email last stopped so, the first refusal in
+    the run stops it too, unless it is of a reminder it stopped at, its recipient refused again
+    at RCPT: that one is its own (refused a second time, that recipient is refused, whatever the
+    others), once; a stop after it is `again`, and its reminders are not given their own.
+    Once a message is accepted, the first refusal in the run is one message's again."""
 
     def __init__(self) -> None:
-        self.count = 0
-        self.addresses: set[str] = set()
-        self.before = False  # the run before stopped on it: a refusal now is not the first
+        self.refused: set[str] = set()  # "recipient <address>" or "message <reminder id>"
+        self.stopped_at: frozenset[int] | None = None  # None: email did not stop so
+        self.again = False  # it stopped so again: no reminder it stopped at is given its own
         self.lock = threading.Lock()
 
-    def remember(self) -> None:
+    def remember(self, stopped_at: Collection[int], again: bool) -> None:
         with self.lock:
-            self.before = True
+            self.stopped_at, self.again = frozenset(stopped_at), again
 
     def accepted(self) -> None:
         """A message was taken: the relay takes our mail again."""
-        if self.before:
+        if self.stopped_at is not None:
             with self.lock:
-                self.before = False
+                self.stopped_at, self.again = None, False
 
-    def first(self) -> bool:
-        """Count one more; whether it is the first, for all we know."""
+    def first(self, what: str, reminder_id: int | None) -> str | None:
+        """Note one more refusal of `what` (a recipient, of reminder `reminder_id`, or a message,
+        with None: a message refused again is not given its own): None when it is that one message's own, for all we know; otherwise how
+        the stop's reason begins (STILL_REFUSES_OUR_MAIL once a reminder email stopped at was
+        given its own, REFUSES_OUR_MAIL otherwise)."""
         with self.lock:
-            self.count += 1
-            return self.count == 1 and not self.before
-
-    def first_recipient(self, address: str) -> bool:
-        """Note one more refusal of `address` at RCPT; whether it is the only recipient refused
-        so, for all we know."""
-        with self.lock:
-            self.addresses.add(address.lower())
-            return len(self.addresses) == 1 and not self.before
+            self.refused.add(what)
+            if self.stopped_at is None:
+                return None if len(self.refused) == 1 else REFUSES_OUR_MAIL
+            if reminder_id in self.stopped_at and not self.again and len(self.refused) == 1:
+                self.again = True  # given its own: a stop in this run is a stop again
+                return None
+            return STILL_REFUSES_OUR_MAIL if self.again else REFUSES_OUR_MAIL
 
 
 class _XOAuth2Answer:
@@ -384,10 +404,11 @@ def _about_recipient(text: str, recipient: str) -> bool:
     return enhanced.group(3) == "1" and named and not _account_words(text, recipient)
 
 
-def _refuses_our_mail(code: int, text: str, advice: str) -> Delivery:
-    """The relay refuses our mail by policy: an outage whose reason begins with REFUSES_OUR_MAIL,
-    so the next run remembers it (bot/reminders/results.py, SmtpSender.refused_before)."""
-    return Delivery("outage", error=f"{REFUSES_OUR_MAIL} ({code} {text}): {advice}")
+def _refuses_our_mail(begins: str, code: int, text: str, advice: str) -> Delivery:
+    """The relay refuses our mail by policy: an outage whose reason begins with REFUSES_OUR_MAIL
+    (or STILL_REFUSES_OUR_MAIL), so the next run remembers it (bot/reminders/results.py,
+    SmtpSender.refused_before)."""
+    return Delivery("outage", error=f"{begins} ({code} {text}): {advice}")
 
 
 def _account_refusal(code: int, text: str) -> Delivery:

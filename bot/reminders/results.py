@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core import audit
@@ -26,7 +26,12 @@ from bot.escalations.service import open_or_add
 from bot.reminders import in_doubt, state
 from bot.reminders.outbox import Claimed, FlushReport
 from bot.reminders.state import APPROVED, FAILED, SENDING, SENT, UNKNOWN, AuditEvent
-from integrations.base.outbound import REFUSES_OUR_MAIL, Delivery, Outgoing
+from integrations.base.outbound import (
+    REFUSES_OUR_MAIL,
+    STILL_REFUSES_OUR_MAIL,
+    Delivery,
+    Outgoing,
+)
 
 log = logging.getLogger(__name__)
 SENT_AFTER_STOP = "sent_after_stop"  # the escalation's reason (a free text column: no migration)
@@ -133,26 +138,42 @@ def record(session: Session, handed: Handed, report: FlushReport) -> None:
         report.failed.append(reminder_id)
 
 
-def refuses_our_mail(session: Session, channel: str) -> bool:
+@dataclass(frozen=True, slots=True)
+class RefusedBefore:
+    """Email last stopped because its relay refuses our mail by policy, and no message was
+    accepted since: the reminders it stopped at, and whether it stopped so again (STILL_…)."""
+
+    stopped_at: frozenset[int]
+    again: bool
+
+
+def refuses_our_mail(session: Session, channel: str) -> RefusedBefore | None:
     """Whether `channel` last stopped because its relay refuses our mail by policy, and no
     message of it was accepted since. An outage is kept nowhere but in the `error` of the
-    reminders it stopped at (they wait approved, untouched), so that is where it is read: such a
-    reminder put back after the last message the channel's provider took."""
-    stopped = session.scalar(
-        select(func.max(Reminder.updated_at)).where(
-            Reminder.state == APPROVED.value,
-            Reminder.channel == channel,
-            Reminder.error.startswith(REFUSES_OUR_MAIL, autoescape=True),
-        )
-    )
-    if stopped is None:
-        return False
+    reminders it stopped at (they wait approved, untouched), so that is where it is read: such
+    reminders put back after the last message the channel's provider took."""
     accepted = session.scalar(
         select(func.max(Reminder.sent_at)).where(
             Reminder.channel == channel, Reminder.sent_at.is_not(None)
         )
     )
-    return accepted is None or accepted < stopped
+    query = select(Reminder.id, Reminder.error).where(
+        Reminder.state == APPROVED.value,
+        Reminder.channel == channel,
+        or_(
+            Reminder.error.startswith(REFUSES_OUR_MAIL, autoescape=True),
+            Reminder.error.startswith(STILL_REFUSES_OUR_MAIL, autoescape=True),
+        ),
+    )
+    if accepted is not None:
+        query = query.where(Reminder.updated_at > accepted)
+    stopped = session.execute(query).all()
+    if not stopped:
+        return None
+    return RefusedBefore(
+        stopped_at=frozenset(reminder_id for reminder_id, _ in stopped),
+        again=any((error or "").startswith(STILL_REFUSES_OUR_MAIL) for _, error in stopped),
+    )
 
 
 def record_sent(session: Session, handed: Sequence[Handed], report: FlushReport) -> None:

@@ -77,8 +77,9 @@ def flush(
     stops = _Stops(set(senders))
     with runtime.sessions() as session:  # an outage that lasts is not one message's to fail
         for channel, sender in senders.items():
-            if isinstance(sender, RemembersRefusal) and refuses_our_mail(session, channel):
-                sender.refused_before()
+            stopped = refuses_our_mail(session, channel)
+            if isinstance(sender, RemembersRefusal) and stopped is not None:
+                sender.refused_before(stopped.stopped_at, stopped.again)
     with ExitStack() as stack:
         lanes = _lanes(stack, senders, runtime.settings.send_concurrency)
         while stops.going():  # an account problem stops its channel before the next claim

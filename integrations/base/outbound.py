@@ -3,6 +3,7 @@ and a model that polishes a reminder's text."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -67,9 +68,13 @@ class Outgoing:
 
 
 # How the reason begins when a run's email stopped because the relay refuses our mail by policy
-# (5.7.x at DATA, e.g. 5.7.26 when our domain fails DMARC). The reminder the run stopped at keeps
-# it as its `error`, and the next run reads it there (bot/reminders/results.py).
+# (5.7.x at DATA, e.g. 5.7.26 when our domain fails DMARC, or at RCPT). The reminder the run
+# stopped at keeps it as its `error`, and the next run reads it there (bot/reminders/results.py).
 REFUSES_OUR_MAIL = "the SMTP server refuses our mail by policy"
+# The same, when email stops so again after a reminder it stopped at, refused again for its own
+# recipient, was failed as that recipient's own refusal: the reminders it stops at now are not
+# given theirs (integrations/email_out.py, _PolicyRefusals).
+STILL_REFUSES_OUR_MAIL = "the SMTP server still refuses our mail by policy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,9 @@ class RemembersRefusal(Protocol):
     """A sender told, at the start of a run, that the relay refused our mail by policy when its
     channel last stopped and has accepted no message since."""
 
-    def refused_before(self) -> None:
-        """Until a message is accepted, the first refusal by policy is our account's too."""
+    def refused_before(self, stopped_at: Collection[int], again: bool) -> None:
+        """Until a message is accepted, a refusal by policy is our account's too, except the
+        run's first when it is of a reminder email stopped at (`stopped_at`), refused again for
+        its own recipient: that one is its own, unless email stopped so `again`
+        (in a run that began with it stopped so), when that chance was given already."""
         ...

@@ -211,12 +211,12 @@ def test_after_email_stopped_on_policy_refusals_the_first_is_ours_until_a_messag
     second = outgoing(reminder_id=2, to="ap@c2.example", message_id="<arbot.2@brightwater.example>")
     smtp.mailbox.refuse_message = [dmarc]
     with SmtpSender("127.0.0.1", smtp.port, None, None, False, timeout=5) as sender:
-        sender.refused_before()  # the run before stopped on it, and nothing was taken since
-        stopped = sender.send(first)
+        sender.refused_before({1}, False)  # the run before stopped on it, nothing taken since
+        stopped = sender.send(first)  # refused again at DATA: a message is not given its own
     assert stopped.status == "outage" and "5.7.26" in (stopped.error or "")
     assert "ARBOT_FROM_EMAIL" in (stopped.error or "")
     with SmtpSender("127.0.0.1", smtp.port, None, None, False, timeout=5) as sender:
-        sender.refused_before()
+        sender.refused_before({1}, False)
         taken = sender.send(first)  # the relay takes our mail again
         smtp.mailbox.refuse_message = [content]
         with sender.another() as lane:  # another lane of the same run

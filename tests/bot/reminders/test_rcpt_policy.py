@@ -67,7 +67,7 @@ def test_a_recipient_refused_by_policy_fails_that_message_only_and_the_others_go
 
 
 @pytest.mark.parametrize("concurrency", ["1", "3"])
-def test_a_relay_refusing_every_recipient_by_policy_fails_one_reminder_in_all_not_one_a_run(
+def test_a_relay_refusing_every_recipient_by_policy_fails_two_reminders_in_all_not_one_a_run(
     mail_env: Any,
     runtime: Runtime,
     smtp: SmtpServer,
@@ -89,18 +89,22 @@ def test_a_relay_refusing_every_recipient_by_policy_fails_one_reminder_in_all_no
         assert "sending stopped" in result.stderr and "Recipient address rejected" in result.stderr
         assert "SMTP_USER" in result.stderr
     left = _reminders(runtime)
-    assert sorted(state for state, _, _ in left) == ["approved"] * 3 + ["failed"]
-    assert [attempts for state, attempts, _ in left if state == "approved"] == [0, 0, 0]
+    # The first refused; the one email stopped at, refused again for its own recipient in the
+    # second run (it may be that recipient's alone); then email stays stopped.
+    assert sorted(state for state, _, _ in left) == ["approved"] * 2 + ["failed"] * 2
+    assert [attempts for state, attempts, _ in left if state == "approved"] == [0, 0]
     with runtime.sessions() as session:
-        assert len(session.scalars(select(Escalation)).all()) == 1
+        assert len(session.scalars(select(Escalation)).all()) == 2
         assert set(session.scalars(select(Contact.email_unusable_at))) == {None}
-    if concurrency == "1":  # the next runs meet it first at the reminder it stopped at
-        [told] = _stopped_posts(slack_api)
-        assert "Recipient address rejected" in told
+    if concurrency == "1":  # the third run meets it first at the reminder it stopped at
+        first, then = _stopped_posts(slack_api)
+        assert "the SMTP server refuses our mail by policy" in first
+        assert "still refuses our mail by policy" in then
+        assert "Recipient address rejected" in then
     smtp.mailbox.refuse.clear()  # the relay takes our mail again: the rest go
     result = mail_env("send")
     assert result.code == 0, result.stderr
-    assert sorted(state for state, _, _ in _reminders(runtime)) == ["failed"] + ["sent"] * 3
+    assert sorted(state for state, _, _ in _reminders(runtime)) == ["failed"] * 2 + ["sent"] * 2
 
 
 def test_a_second_recipient_refused_by_policy_in_one_run_stops_email_as_our_account(
@@ -239,3 +243,36 @@ def test_an_exchange_refusal_naming_an_address_with_account_words_marks_it_unusa
         contact = session.scalars(select(Contact)).one()
     assert contact.email_unusable_at is not None
     assert states(runtime) == {1: "failed"}
+
+
+def test_two_customers_refused_by_policy_fail_each_and_the_others_still_go(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path, customers=4)
+    refused = _addresses(runtime)[:2]
+    for address in refused:
+        smtp.mailbox.refuse[address] = (
+            f"550 5.7.1 <{address}>: Recipient address rejected: Access denied"
+        )
+    assert mail_env("send").code == 1  # the second refused stops email: it may be our account
+    result = mail_env("send")  # it stopped at is refused again, for its own recipient alone
+    assert result.code == 0, result.stderr
+    assert sorted(m["To"].split("<")[-1].rstrip(">") for m in smtp.mailbox.messages) == sorted(
+        _addresses(runtime)[2:]
+    )
+    assert sorted(state for state, _, _ in _reminders(runtime)) == ["failed"] * 2 + ["sent"] * 2
+    with runtime.sessions() as session:
+        assert set(session.scalars(select(Contact.email_unusable_at))) == {None}
+
+
+def test_a_recipient_and_a_message_refused_by_policy_in_one_run_stop_email_as_one_count(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    approved(mail_env, runtime, tmp_path, customers=3)
+    refused = _addresses(runtime)[0]
+    smtp.mailbox.refuse[refused] = f"550 5.7.1 <{refused}>: Recipient address rejected: Denied"
+    smtp.mailbox.refuse_message = ["550 5.7.1 Message rejected: content policy"]
+    result = mail_env("send")
+    assert result.code == 1  # two refusals by policy in one run, whichever step: our account's
+    assert "sending stopped" in result.stderr and "refuses our mail by policy" in result.stderr
+    assert [state for state, _, _ in _reminders(runtime)].count("failed") == 1
