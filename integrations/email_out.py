@@ -451,11 +451,17 @@ def _bad_mailbox(code: int, text: str) -> bool:
 
 def _account_words(text: str, recipient: str | None = None) -> bool:
     """Whether a refusal speaks of the relay, our login, our sender address or our host
-    (_ACCOUNT_WORDS), in its words, not in the addresses it names: the recipient's address and
-    any address are taken out first."""
+    (_ACCOUNT_WORDS), in its words, not in the addresses or hosts it names: the recipient's
+    address, any address, and the recipient's domain and the host names under it (its mail
+    server, `host mx1.tls-supply.com[203.0.113.5] said: ...`) are taken out first."""
     if recipient:
         text = re.sub(re.escape(recipient), " ", text, flags=re.IGNORECASE)
-    return _ACCOUNT_WORDS.search(_ADDRESS.sub(" ", text)) is not None
+    text = _ADDRESS.sub(" ", text)
+    domain = recipient.rpartition("@")[2] if recipient else ""
+    if domain:
+        hosts = rf"(?<![\w.-])(?:[\w-]+\.)*{re.escape(domain)}(?![\w-])"
+        text = re.sub(hosts, " ", text, flags=re.IGNORECASE)
+    return _ACCOUNT_WORDS.search(text) is not None
 
 
 class FileSender:

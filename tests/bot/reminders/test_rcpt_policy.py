@@ -230,6 +230,25 @@ def test_account_words_inside_the_refused_address_do_not_make_it_our_account(
         assert set(session.scalars(select(Contact.email_unusable_at))) == {None}
 
 
+@pytest.mark.parametrize(
+    "host", ["mx1.tls-supply.com", "tls-supply.com", "MX.Relay.TLS-Supply.com"]
+)
+def test_account_words_in_the_recipient_s_own_mail_host_do_not_make_it_our_account(
+    mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path, host: str
+) -> None:
+    approved(mail_env, runtime, tmp_path, customers=3)
+    _readdress_first(runtime, "ap@tls-supply.com")
+    words = (  # Postfix verifying the address at the customer's own mail server
+        "550 5.7.1 <ap@tls-supply.com>: Recipient address rejected: unverified address: "
+        f"host {host}[203.0.113.5] said: 550 5.7.1 Access denied"
+    )
+    smtp.mailbox.refuse["ap@tls-supply.com"] = words
+    result = mail_env("send")
+    assert result.code == 0, result.stderr  # the others' email does not stop
+    assert "Sent 2" in result.stdout and "failed 1" in result.stdout
+    assert ("failed", 1, f"SMTP {words}") in _reminders(runtime)
+
+
 def test_an_exchange_refusal_naming_an_address_with_account_words_marks_it_unusable(
     mail_env: Any, runtime: Runtime, smtp: SmtpServer, tmp_path: Path
 ) -> None:
