@@ -5,7 +5,11 @@ a person to read (a workspace that cannot be opened is named with the reason, bu
 the replica unhealthy: a load balancer would then take it away from every other workspace).
 
 Degraded (still 200, and "ok" to anyone without the token, since the replica serves as it
-should): part of today's plan is not in Slack because Slack refused it or could not be reached;
+should): a scheduled job keeps failing (its last run failed and it has not succeeded for longer
+than its interval, an hour at least): `scheduler.failing` names it, its error and since when; or
+a source's (or a CRM's) sync failure is being told to the finance channel: `last_sync.failing`
+names it, since when and why; or part of today's plan is not in Slack because Slack refused it
+or could not be reached;
 `plan_in_slack` says how much is missing, Slack's last answer and when the sweep tries again;
 or Slack said the app was uninstalled or its token revoked: `slack` says to reinstall, and
 nothing is posted until then; or Slack keeps refusing a redraw, a history, a thread note, an
@@ -27,6 +31,7 @@ from bot.core import slack_access, slack_refusals
 from bot.core.models import MailboxGrant, Reminder, ScheduledRun, SourceToken, SyncState
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import CHANNELS
+from bot.ledger.sync_failures import FAILING
 from bot.planning import plan_posts
 from bot.reminders.outbox import due_now
 from bot.workspaces.registry import Workspaces
@@ -61,7 +66,8 @@ def health(
     status = "ok" if ok else "unhealthy"
     mailbox_refused = bool(found["mailbox"] and found["mailbox"]["refused"])
     slack_refused = found["slack"] not in (None, "ok") or bool(found["slack_refused"])
-    if ok and (found["plan_in_slack"] is not None or mailbox_refused or slack_refused):
+    failing = bool(scheduler.get("failing")) or bool(found["last_sync"]["failing"])
+    if ok and (found["plan_in_slack"] is not None or mailbox_refused or slack_refused or failing):
         status = "degraded"
     doc = {"status": status, "database": "ok", "scheduler": scheduler, **found}
     if workspaces is not None:
@@ -94,6 +100,10 @@ def _scheduler(runner: Runner | None) -> tuple[bool, dict[str, Any]]:
             name: {"at": _iso(result.at), "outcome": result.outcome, "error": result.error}
             for name, result in sorted(status.jobs.items())
         },
+        "failing": {
+            name: {"error": result.error, "failing_since": _iso(result.failing_since)}
+            for name, result in sorted(status.failing.items())
+        },
     }
     if status.detail:
         doc["detail"] = status.detail
@@ -109,7 +119,19 @@ def _last_sync(session: Session) -> dict[str, Any]:
         "at": _iso(max(times)) if times else None,
         "connected": connected,
         "sources": {name: _iso(at) for name, at in sorted(synced.items())},
+        "failing": _sync_failing(session),
     }
+
+
+def _sync_failing(session: Session) -> dict[str, Any]:
+    """Each source (or CRM) whose sync failure is being told to the finance channel: since when
+    it fails, and why (bot/ledger/sync_failures.py)."""
+    found = {}
+    for source, summary in session.execute(select(SyncState.source, SyncState.summary)):
+        failing = (summary or {}).get(FAILING) or {}
+        if failing.get("told"):
+            found[source] = {"since": failing.get("since"), "reason": failing.get("reason")}
+    return dict(sorted(found.items()))
 
 
 def _last_plan(session: Session) -> dict[str, Any] | None:

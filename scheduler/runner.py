@@ -20,10 +20,11 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
 from bot.core.errors import UserError
@@ -39,11 +40,19 @@ MORE_JOB = "workspaces"
 JOB_THREADS = 10
 
 
+# A job whose last run failed, and that has not succeeded for longer than its interval and this,
+# is reported as failing (/healthz is degraded): one failed run of the send worker is not news.
+FAILING_AFTER_AT_LEAST = timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class JobResult:
     at: datetime  # the wall-clock instant the run ended, UTC
     outcome: str | None = None
     error: str | None = None
+    # After a failed run: when the job last succeeded here, or its first failure since this
+    # process began running it.
+    failing_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,9 @@ class RunnerStatus:
     running: bool
     detail: str | None = None
     jobs: dict[str, JobResult] = field(default_factory=dict)
+    # the jobs whose last run failed and that have not succeeded for longer than their interval
+    # (FAILING_AFTER_AT_LEAST at least)
+    failing: dict[str, JobResult] = field(default_factory=dict)
 
 
 def leader_poll_seconds() -> float:
@@ -193,12 +205,23 @@ class Runner:
         self.role = "stopped"
 
     def status(self) -> RunnerStatus:
+        results = dict(self._results)
+        triggers = {job.name: job.trigger for job in self._all()}
+        now = wall_clock()
+        failing = {
+            name: result
+            for name, result in results.items()
+            if result.error is not None
+            and result.failing_since is not None
+            and now - result.failing_since > _failing_after(triggers.get(name), result.at)
+        }
         return RunnerStatus(
             instance=self.instance,
             role=self.role,
             running=self._scheduler.running,
             detail=self.detail,
-            jobs=dict(self._results),
+            jobs=results,
+            failing=failing,
         )
 
     def _add(self, jobs: list[Job]) -> None:
@@ -252,12 +275,30 @@ class Runner:
             outcome = job.run()
         except Exception as exc:  # one failed run must not stop the scheduler; say so
             log.exception("scheduled job %s failed", job.name)
-            self._results[job.name] = JobResult(wall_clock(), error=f"{type(exc).__name__}: {exc}")
+            at, before = wall_clock(), self._results.get(job.name)
+            since = at if before is None else before.failing_since or before.at
+            self._results[job.name] = JobResult(
+                at, error=f"{type(exc).__name__}: {exc}", failing_since=since
+            )
             return
         previous = self._results.get(job.name)
         self._results[job.name] = JobResult(wall_clock(), outcome=outcome)
         news = previous is None or previous.outcome != outcome  # "0 posted" every 5 min is noise
         log.log(logging.INFO if news else logging.DEBUG, "%s: %s", job.name, outcome)
+
+
+def _failing_after(trigger: BaseTrigger | None, at: datetime) -> timedelta:
+    """How long a job may go without succeeding before it is failing: its interval (a cron
+    job's, the time between its next two firings after `at`), FAILING_AFTER_AT_LEAST at least."""
+    interval = FAILING_AFTER_AT_LEAST
+    if isinstance(trigger, IntervalTrigger):
+        interval = trigger.interval
+    elif trigger is not None:
+        first = trigger.get_next_fire_time(None, at)
+        second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
+        if first is not None and second is not None:
+            interval = second - first
+    return max(interval, FAILING_AFTER_AT_LEAST)
 
 
 def start_runner(

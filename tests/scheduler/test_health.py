@@ -43,6 +43,7 @@ def test_health_tells_the_last_plan_the_last_sync_and_what_waits_to_be_sent(
         "at": now.isoformat(),
         "connected": [],
         "sources": {"quickbooks": now.isoformat()},
+        "failing": {},
     }
     assert doc["send_backlog"] == {"due": 1, "oldest_due_since": now.isoformat(), "sending": 0}
 
