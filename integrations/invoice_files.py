@@ -253,14 +253,15 @@ def _tunnel_refused(what: str, url: str, exc: TunnelRefused) -> CopyRefused:
     """The outbound proxy would not open a tunnel to the checked address. Refused (403 and the
     like: Squid, as installed, allows CONNECT only to port 443), or asking for a login (407): a
     rule at the proxy or its setting, which a person changes, so it is said what to change. The
-    proxy failing to reach the server (5xx): tried again later."""
+    proxy busy or slow (408, 429) or failing to reach the server (5xx): tried again later, its
+    answer shown."""
     port = exc.target.rsplit(":", 1)[1]
     http = url.lower().startswith("http://")
     setting = "HTTP_PROXY or ALL_PROXY" if http else "HTTPS_PROXY or ALL_PROXY"
     said = (
         f"the outbound proxy {exc.proxy} ({setting}) answered {exc.answer} to CONNECT {exc.target}"
     )
-    if exc.status >= 500 or exc.status == 0:
+    if exc.status >= 500 or exc.status in (0, 408, 429):
         return CopyRefused(
             f"{what} could not be fetched: {said}; it is tried again later", later=True
         )

@@ -241,9 +241,11 @@ def test_a_proxy_refusing_the_tunnel_for_an_http_pdf_url_says_what_to_fix(
     [
         (b"407 Proxy Authentication Required", "give its user and password in", False),
         (b"502 Bad Gateway", "it is tried again later", True),
+        (b"408 Request Timeout", "it is tried again later", True),  # busy or slow: it passes
+        (b"429 Too Many Requests", "it is tried again later", True),
     ],
 )
-def test_a_proxy_asking_a_login_or_not_reaching_the_server_says_so(
+def test_a_proxy_asking_a_login_busy_or_not_reaching_the_server_says_so(
     host: tuple[LocalServer, list[str]],
     monkeypatch: pytest.MonkeyPatch,
     answer: bytes,
