@@ -3,10 +3,8 @@ whatever the scheduler does: the run first inserts its (job, day) row in `schedu
 transaction of its own, and a run whose insert fails leaves the day to the run that has it. So a
 restart, a missed morning caught up later or a second replica never plans or posts twice.
 
-A morning plan's row that is still unfinished PLAN_LEASE after it was taken belongs to a run that
-died (its replica was killed or lost the database): the sweep takes the row over, with a
-conditional UPDATE on the claim's start so that one replica only does, and makes the plan. The
-plan is stored in one transaction and posted resumably, so a plan made again stores nothing twice.
+A morning plan whose run died making it, or that failed before it was stored, is made again by
+the sweep (scheduler/plan_claim.py); the finance channel is told at its first failure.
 
 The review waits for the day's plan to be all in Slack (bot/planning/plan_unit.py): its row is
 kept as WAITING meanwhile, and the morning job and the sweep try it again."""
@@ -15,12 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from bot.core.errors import UserError
 from bot.core.models import ScheduledRun
 from bot.core.runtime import Runtime
 from bot.learning import proposals
@@ -29,15 +28,14 @@ from bot.learning.weekly_review import PostsText, post_weekly_review
 from bot.planning import plan_posts, plan_unit
 from bot.planning.flows import plan_day
 from integrations.wiring import drafter_for, links_for, slack_for
+from scheduler import plan_claim
 from scheduler.business_days import BusinessDays
 
 MORNING_PLAN = plan_unit.MORNING_JOB
 WEEKLY_REVIEW = "weekly_review"
 WAITING = "waiting for the day's plan"  # a review row's outcome while it waits
 OUTCOME_LENGTH = 500
-# Well above a plan's longest run: 100,000 invoices are planned and stored in under 10 seconds,
-# and what Slack has not taken by then is posted by the sweep, not by the run.
-PLAN_LEASE = timedelta(hours=1)
+PLAN_TRIES = plan_claim.PLAN_TRIES
 
 
 log = logging.getLogger(__name__)
@@ -51,64 +49,19 @@ def claim_day(runtime: Runtime, job: str, day: date, instance: str) -> bool:
                 ScheduledRun(job=job, day=day, instance=instance, started_at=runtime.clock.now())
             )
     except IntegrityError:
-        return job == MORNING_PLAN and _take_over_if_dead(runtime, job, day, instance)
+        return job == MORNING_PLAN and plan_claim.take(runtime, day, instance)
     return True
-
-
-def _take_over_if_dead(runtime: Runtime, job: str, day: date, instance: str) -> bool:
-    """Take over the day's claim when its run died making it (unfinished past PLAN_LEASE)."""
-    with runtime.sessions() as session:
-        run = session.get(ScheduledRun, (job, day))
-        if run is None or run.finished_at is not None:
-            return False
-        if runtime.clock.now() - run.started_at < PLAN_LEASE:
-            return False
-        dead, started_at = run.instance, run.started_at
-    if not take_over_day(runtime, job, day, instance, started_at):
-        return False
-    log.warning(
-        "the %s of %s was left unfinished by %s (taken at %s): %s makes it",
-        job,
-        day,
-        dead,
-        started_at.isoformat(),
-        instance,
-    )
-    return True
-
-
-def take_over_day(
-    runtime: Runtime, job: str, day: date, instance: str, started_at: datetime
-) -> bool:
-    """Take the unfinished (job, day) claim taken at `started_at`; False when another run
-    took it (or finished it) first."""
-    with runtime.writing() as session:
-        taken = session.execute(
-            update(ScheduledRun)
-            .where(
-                ScheduledRun.job == job,
-                ScheduledRun.day == day,
-                ScheduledRun.finished_at.is_(None),
-                ScheduledRun.started_at == started_at,
-            )
-            .values(instance=instance, started_at=runtime.clock.now())
-        )
-        return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def plan_to_retry(runtime: Runtime, calendar: BusinessDays) -> bool:
-    """Whether today's morning plan was left unfinished by a run that died, so that the sweep
-    makes it (morning_plan takes the claim over)."""
+    """Whether today's morning plan is due to be made again (plan_claim.due): its run died, or
+    it failed before it was stored and has waited. The sweep then calls morning_plan."""
     now = local_now(runtime)
     if calendar.why_not(now.date()) or now.time() < runtime.settings.morning_time:
         return False
     with runtime.sessions() as session:
         run = session.get(ScheduledRun, (MORNING_PLAN, now.date()))
-        return (
-            run is not None
-            and run.finished_at is None
-            and runtime.clock.now() - run.started_at >= PLAN_LEASE
-        )
+        return run is not None and plan_claim.due(session, run, runtime.clock.now())
 
 
 def finish_day(runtime: Runtime, job: str, day: date, outcome: str) -> None:
@@ -143,11 +96,11 @@ def morning_plan(
     if now.time() < runtime.settings.morning_time:
         return f"too early for the plan of {day.isoformat()}"
     if not claim_day(runtime, MORNING_PLAN, day, instance):
-        return f"the plan of {day.isoformat()} was already made"
+        return _made_or_failed(runtime, day)
     try:
         outcome = _plan_and_post(runtime, day)
     except Exception as exc:
-        finish_day(runtime, MORNING_PLAN, day, f"failed: {exc}")
+        _plan_failed(runtime, day, exc)
         raise
     finish_day(runtime, MORNING_PLAN, day, outcome)
     if then is not None:
@@ -156,6 +109,58 @@ def morning_plan(
         except Exception:
             log.exception("after the plan of %s: the weekly review failed", day)
     return outcome
+
+
+def _made_or_failed(runtime: Runtime, day: date) -> str:
+    with runtime.sessions() as session:
+        run = session.get(ScheduledRun, (MORNING_PLAN, day))
+        failure = plan_claim.failed(run) if run is not None else None
+    if failure is None:
+        return f"the plan of {day.isoformat()} was already made"
+    if failure.next_try_at is None:
+        return f"the plan of {day.isoformat()} failed (try {failure.tries} of {PLAN_TRIES})"
+    return (
+        f"the plan of {day.isoformat()} failed (try {failure.tries} of {PLAN_TRIES}); "
+        f"tried again from {failure.next_try_at.isoformat()}"
+    )
+
+
+def _plan_failed(runtime: Runtime, day: date, exc: Exception) -> None:
+    """Record the failure. One before the plan was stored counts a try for the sweep to make
+    again (scheduler/plan_claim.py); the finance channel is told at the first."""
+    with runtime.sessions() as session:
+        stored = plan_claim.plan_stored(session, day)
+        run = session.get(ScheduledRun, (MORNING_PLAN, day))
+        before = plan_claim.failed(run) if run is not None else None
+    if stored:  # Slack refused part of it: the sweep posts what is missing
+        finish_day(runtime, MORNING_PLAN, day, f"failed: {exc}")
+        return
+    error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+    tries = before.tries + 1 if before is not None else 1
+    finish_day(runtime, MORNING_PLAN, day, plan_claim.failed_outcome(tries, error))
+    if tries == 1:
+        _tell_plan_failed(runtime, day, error)
+
+
+def _tell_plan_failed(runtime: Runtime, day: date, error: str) -> None:
+    channel = runtime.settings.finance_channel
+    slack = slack_for(runtime.settings)
+    if slack is None or not channel:
+        return
+    zone = ZoneInfo(runtime.settings.timezone)
+    next_try = runtime.clock.now() + plan_claim.retry_wait(1)
+    text = (
+        f"The morning plan of {day.isoformat()} failed before it was stored: {error[:300]}\n"
+        f"It is tried again by itself from {next_try.astimezone(zone):%H:%M} ({PLAN_TRIES} tries "
+        "in all, each waiting twice as long as the one before); no reminder of today's is "
+        "planned until then. Check what the error names (the database, the active playbook "
+        "with `arbot playbook check`, the ledger); `arbot plan` makes today's plan by hand "
+        "once it is fixed."
+    )
+    try:
+        slack.post_text(channel, text)
+    except Exception:
+        log.exception("the failure of the plan of %s was not told in Slack", day)
 
 
 def _plan_and_post(runtime: Runtime, day: date) -> str:

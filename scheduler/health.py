@@ -16,7 +16,8 @@ nothing is posted until then; or Slack keeps refusing a redraw, a history, a thr
 escalation or a Stripe notice owed to it for a reason no retry changes (the bot out of the channel, the channel archived or gone, a
 token Slack does not take): `slack_refused` names each one and what to do; or the mailbox
 provider refused arbot's OAuth sign-in, so email waits: `mailbox` says since when and what to
-run."""
+run; or today's plan failed before it was stored: `plan_failed` says the error, how many tries
+of how many, and when the sweep tries again (null once no try is left)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from bot.ledger.sync_failures import FAILING
 from bot.planning import plan_posts
 from bot.reminders.outbox import due_now
 from bot.workspaces.registry import Workspaces
+from scheduler import plan_claim
 from scheduler.daily import MORNING_PLAN
 from scheduler.runner import Runner
 
@@ -51,6 +53,7 @@ def health(
                 "last_plan": _last_plan(session),
                 "send_backlog": _backlog(session, runtime.clock.now()),
                 "plan_in_slack": _plan_in_slack(session, runtime),
+                "plan_failed": _plan_failed(session, runtime),
                 "mailbox": _mailbox(session),
                 "slack": _slack(session, runtime),
                 "slack_refused": _slack_refused(session),
@@ -68,6 +71,8 @@ def health(
     slack_refused = found["slack"] not in (None, "ok") or bool(found["slack_refused"])
     failing = bool(scheduler.get("failing")) or bool(found["last_sync"]["failing"])
     if ok and (found["plan_in_slack"] is not None or mailbox_refused or slack_refused or failing):
+        status = "degraded"
+    if ok and found["plan_failed"] is not None:
         status = "degraded"
     doc = {"status": status, "database": "ok", "scheduler": scheduler, **found}
     if workspaces is not None:
@@ -196,6 +201,22 @@ def _plan_in_slack(session: Session, runtime: Runtime) -> dict[str, Any] | None:
         "refused": gap.failures,
         "last_error": gap.last_error,
         "next_try_at": _iso(gap.next_try_at),
+    }
+
+
+def _plan_failed(session: Session, runtime: Runtime) -> dict[str, Any] | None:
+    """Today's plan when it failed before it was stored (the sweep tries it again); None when
+    it did not."""
+    run = session.get(ScheduledRun, (MORNING_PLAN, runtime.today()))
+    failure = plan_claim.failed(run) if run is not None else None
+    if failure is None or plan_claim.plan_stored(session, failure.day):
+        return None
+    return {
+        "day": failure.day.isoformat(),
+        "tries": failure.tries,
+        "of": plan_claim.PLAN_TRIES,
+        "error": failure.error,
+        "next_try_at": _iso(failure.next_try_at),
     }
 
 

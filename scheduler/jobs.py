@@ -6,7 +6,7 @@
 | morning_plan  | ARBOT_MORNING_TIME on business days (local)     | the leader         |
 | sync          | every ARBOT_SYNC_EVERY_MINUTES, when connected  | the leader         |
 | sweep         | every 5 minutes (escalations, missed promises,  | the leader         |
-|               | a morning plan whose run died,                  |                    |
+|               | a morning plan whose run died or that failed,   |                    |
 |               | what of the plan Slack refused)                 |                    |
 | weekly_review | ARBOT_WEEKLY_REVIEW_DAY at the morning time,    | the leader         |
 |               | once the day's plan is all in Slack (the        |                    |
@@ -132,7 +132,7 @@ def declare_jobs(
         )
     )
 
-    def plan_again() -> str | None:  # a plan whose run died is made by the sweep
+    def plan_again() -> str | None:  # a plan whose run died or failed: scheduler/plan_claim.py
         if not plan_to_retry(runtime, calendar):
             return None
         return morning_plan(runtime, calendar, instance, then=review)

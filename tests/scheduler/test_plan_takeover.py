@@ -12,8 +12,9 @@ from bot.core.models import ScheduledRun
 from bot.core.runtime import Runtime
 from integrations.wiring import slack_for
 from scheduler.business_days import business_days
-from scheduler.daily import PLAN_LEASE, morning_plan, take_over_day
+from scheduler.daily import morning_plan
 from scheduler.jobs import declare_jobs
+from scheduler.plan_claim import PLAN_LEASE, take_over_day
 from tests.scheduler.conftest import CUSTOMERS, plan_headers, scheduled_runs
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -68,5 +69,5 @@ def test_two_replicas_taking_over_one_dead_claim_make_one_plan(
         assert seen is not None
         stale_start = seen.started_at
     # Both read the same stale claim; only the first conditional update takes it.
-    assert take_over_day(slack_runtime, "morning_plan", started.date(), "b:2", stale_start)
-    assert not take_over_day(slack_runtime, "morning_plan", started.date(), "c:3", stale_start)
+    assert take_over_day(slack_runtime, started.date(), "b:2", stale_start, None)
+    assert not take_over_day(slack_runtime, started.date(), "c:3", stale_start, None)
