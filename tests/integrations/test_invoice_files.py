@@ -341,7 +341,9 @@ def test_a_pdf_url_that_trickles_is_given_up_at_its_deadline_and_tried_later(pat
         "the copy of invoice INV-1 at its pdf_url could not be fetched: the server took longer "
         "than 1 s to send it; it is tried again later"
     )
-    assert slow.value.later and took < 3
+    # well before the trickle's 20 s end, however busy the machine: the deadline, not the server,
+    # ended the fetch
+    assert slow.value.later and took < 15
 
 
 def test_a_pdf_url_at_a_private_address_is_not_fetched_unless_allowed(
