@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -564,14 +565,52 @@ def load_settings(env_file: str | None = ".env", **overrides: object) -> Setting
     if unknown:
         raise TypeError(f"no such setting: {', '.join(unknown)}")
     by_variable: dict[str, Any] = {_env_name(n): v for n, v in overrides.items()}
+    key = _read_key(env_file, overrides)
+    known = _READ.get(key) if key is not None else None
+    if known is not None:
+        return known.model_copy(deep=True)
     try:
-        return Settings(_env_file=env_file, **by_variable)
+        read = Settings(_env_file=env_file, **by_variable)
     except ValidationError as exc:
         raise UserError("bad setting: " + _problems(exc)) from None
     except UnicodeDecodeError:
         if env_file is None:  # not the file's text: nothing a user fixes by saving a file
             raise
         raise UserError(_not_utf8(Path(env_file).resolve())) from None
+    if key is not None:
+        if len(_READ) >= _READ_LIMIT:
+            _READ.clear()
+        _READ[key] = read.model_copy(deep=True)
+    return read
+
+
+# Settings read before, by everything they were read from: reading them takes several
+# milliseconds (pydantic-settings weighs every field's type against the environment and the
+# file), and a process that reads them again and again (the test suite, each command run
+# in-process) gets the same answer from the same inputs. Each caller gets a copy of its own.
+_READ: dict[tuple[object, ...], Settings] = {}
+_READ_LIMIT = 32
+_PLAIN = (str, int, float, bool, Decimal, Path, type(None))
+
+
+def _read_key(env_file: str | None, overrides: dict[str, object]) -> tuple[object, ...] | None:
+    """What a reading of the settings depends on, or None when a given value cannot be compared
+    (a secret, a list) and the settings are read afresh."""
+    if not all(isinstance(value, _PLAIN) for value in overrides.values()):
+        return None
+    contents = None
+    if env_file is not None:
+        try:
+            contents = Path(env_file).read_bytes()
+        except OSError:
+            contents = None
+    return (
+        os.getcwd(),
+        env_file,
+        contents,
+        tuple(sorted(os.environ.items())),
+        tuple(sorted((name, type(value).__name__, value) for name, value in overrides.items())),
+    )
 
 
 def _not_utf8(path: Path) -> str:
