@@ -250,6 +250,24 @@ def slack_api() -> Iterator[Any]:
 
 
 @pytest.fixture
+def slack_retries_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """slack_sdk's retries of a call (a connection refused, a 500 on a call safe to repeat) are
+    made as many times as ever, but at once: without the wait of half a second, then a second,
+    plus up to a second of jitter, between tries. Every retry handler of integrations.slack_chat
+    takes its waits from slack_sdk's default interval calculator, set here through its
+    `backoff_factor` and `jitter`."""
+    from slack_sdk.http_retry.handler import default_interval_calculator
+    from slack_sdk.http_retry.jitter import Jitter
+
+    class NoJitter(Jitter):
+        def recalculate(self, duration: float) -> float:
+            return duration
+
+    monkeypatch.setattr(default_interval_calculator, "backoff_factor", 0.0)
+    monkeypatch.setattr(default_interval_calculator, "jitter", NoJitter())
+
+
+@pytest.fixture
 def slack_settings(database_url: str, slack_api: Any) -> Settings:
     return load_settings(
         env_file=None,
