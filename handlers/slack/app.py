@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -129,6 +130,9 @@ def build_bolt(runtime: Runtime, client: WebClient) -> ShapeCheckedApp:
     listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS)
     workers = WorkPool(WORK_THREADS, "arbot-work")
     app = ShapeCheckedApp(
+        # Bolt's name for the app (and its loggers), the name of this file: given, Bolt does not
+        # find it with inspect.stack(), which reads the source of every frame on the stack.
+        name=Path(__file__).name,
         client=client,
         signing_secret=secret,
         # Enough threads that a burst of clicks is acknowledged at once, not queued behind work.
