@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FixedClock
@@ -23,6 +24,9 @@ from scheduler.health import health
 from tests.support.ledger_files import row, write
 
 TODAY = date(2026, 3, 16)
+
+# The client's own retries of a 500 on a call safe to repeat, made as often as ever but at once.
+pytestmark = pytest.mark.usefixtures("slack_retries_at_once")
 
 
 def _chat(slack_api: Any) -> SlackChat:

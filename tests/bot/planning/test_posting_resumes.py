@@ -25,6 +25,9 @@ from tests.support.ledger_files import row, write
 TODAY = date(2026, 3, 16)
 CUSTOMERS = 24
 
+# The client's own retries of a 500 on a call safe to repeat, made as often as ever but at once.
+pytestmark = pytest.mark.usefixtures("slack_retries_at_once")
+
 
 def _ledger(cli: Any, tmp_path: Path, customers: int = CUSTOMERS) -> None:
     rows = [

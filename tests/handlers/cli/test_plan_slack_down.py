@@ -15,6 +15,9 @@ from bot.core.models import Reminder
 from tests.handlers.posted_plan import TODAY
 from tests.support.ledger_files import row, write
 
+# A Slack out of reach is tried as often as ever, without waiting between the tries.
+pytestmark = pytest.mark.usefixtures("slack_retries_at_once")
+
 
 def _closed_port() -> int:
     with socket.socket() as probe:

@@ -17,7 +17,10 @@ from integrations.slack_chat import SlackChat, web_client
 from tests.handlers.posted_plan import approve_value, message_of, state_of
 from tests.support.slack_requests import wait_for
 
-pytestmark = pytest.mark.slow  # the real app served over HTTP, end to end
+pytestmark = [
+    pytest.mark.slow,  # the real app served over HTTP, end to end
+    pytest.mark.usefixtures("slack_retries_at_once"),  # the client's retries of a 500, at once
+]
 
 
 def _owed(runtime: Runtime) -> int:
