@@ -42,3 +42,24 @@ def test_a_template_reaching_for_a_dicts_insides_is_still_refused() -> None:
         Renderer(
             {"u/subject.txt.j2": "s", "u/body.txt.j2": "b", "u/body.html.j2": "{{ x.nothing }}"}
         ).render("u", {"x": {"balance": 1}}, "email")
+
+
+def test_a_changed_text_renders_as_changed_and_an_included_text_is_escaped_in_html_only() -> None:
+    """Compiled code is kept by each template's name and text: a renderer of the same names with
+    one text changed renders the change, and a text part included in the HTML part is escaped
+    there and nowhere else, whichever sandbox compiled it first."""
+    parts = {
+        "t/subject.txt.j2": "Invoice {{ number }}",
+        "t/body.txt.j2": "Owed: {{ owed }}",
+        "t/body.html.j2": "<p>{% include 't/body.txt.j2' %}</p>",
+        "t/sms.txt.j2": "{{ owed }}",
+    }
+    context = {"number": "INV-1", "owed": "<b>$5</b> & more"}
+    first = Renderer(parts).render("t", context)
+    assert first.text == "Owed: <b>$5</b> & more\n"
+    assert first.html == "<p>Owed: &lt;b&gt;$5&lt;/b&gt; &amp; more</p>\n"
+    assert first.sms == "<b>$5</b> & more"
+    changed = Renderer({**parts, "t/body.txt.j2": "Still owed: {{ owed }}"}).render("t", context)
+    assert changed.text == "Still owed: <b>$5</b> & more\n"
+    assert changed.html == "<p>Still owed: &lt;b&gt;$5&lt;/b&gt; &amp; more</p>\n"
+    assert changed.subject == first.subject == "Invoice INV-1"
