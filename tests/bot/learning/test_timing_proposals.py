@@ -26,7 +26,7 @@ from bot.learning.check import check_bundle
 from bot.learning.edit import drop_step, edit_step
 from bot.learning.proposal import Proposal
 from bot.learning.versions import active_version, bundle_of, rollback
-from bot.payments.record import record_payment
+from bot.payments.record import cancel_for_invoices, record_payment
 from integrations.slack_proposal import proposal_blocks
 from playbooks.loader import BUNDLED, parse_playbook
 from tests.integrations.test_slack_blocks import check_limits
@@ -117,22 +117,30 @@ def remind(
         for r, i, key in sent
     )
     paid_on = DUE + timedelta(days=day + 3 if paid_on_day is None else paid_on_day)
-    for invoice in invoices[:paid]:
-        if ledger:
+    if ledger:
+        for invoice in invoices[:paid]:
             invoice.status, invoice.balance = "paid", Decimal("0.00")
             invoice.paid_at = datetime.combine(paid_on, time(0), zone)
-            continue
-        record_payment(
-            session,
-            source="bank",
-            external_id=f"P-{invoice.number}",
-            customer_id=invoice.customer_id,
-            received_on=paid_on,
-            amount=Decimal("500.00"),
-            currency="USD",
-            invoice_ids=[invoice.id],
-            now=datetime.combine(paid_on, time(18), UTC),
-        )
+        return
+    # Recorded as a bank file is: each payment new, its rows written together at the end, and
+    # the reminders still waiting for those invoices cancelled once for all of them.
+    now = datetime.combine(paid_on, time(18), UTC)
+    with session.no_autoflush:
+        for invoice in invoices[:paid]:
+            record_payment(
+                session,
+                source="bank",
+                external_id=f"P-{invoice.number}",
+                customer_id=invoice.customer_id,
+                received_on=paid_on,
+                amount=Decimal("500.00"),
+                currency="USD",
+                invoice_ids=[invoice.id],
+                now=now,
+                known_new=True,
+                cancel=False,
+            )
+    cancel_for_invoices(session, [invoice.id for invoice in invoices[:paid]], now)
 
 
 def steps_of(proposal: Proposal, ladder: str) -> dict[str, int]:
