@@ -23,7 +23,7 @@ from bot.learning.diff import DIFF_LIMIT, readable_diff
 from bot.learning.edit import edit_step
 from bot.learning.versions import active_version, bundle_of, rollback
 from bot.ledger.upsert import apply_batch
-from bot.payments.record import record_payment
+from bot.payments.record import cancel_for_invoices, record_payment
 from bot.planning.messages import MessageInvoice, Sender, message_context
 from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
@@ -302,8 +302,9 @@ def touches(
     now = sent
     sent_on = sent.astimezone(ZoneInfo(timezone)).date()
     start = session.scalar(select(func.count()).select_from(Customer)) or 0
-    for n in range(start, start + count):
-        customer = Customer(
+    numbers = range(start, start + count)
+    customers = [
+        Customer(
             source="csv",
             external_id=f"C-{n}",
             name=f"Customer {n}",
@@ -312,9 +313,12 @@ def touches(
             created_at=now,
             updated_at=now,
         )
-        session.add(customer)
-        session.flush()
-        invoice = Invoice(
+        for n in numbers
+    ]
+    session.add_all(customers)
+    session.flush()
+    invoices = [
+        Invoice(
             customer_id=customer.id,
             source="csv",
             external_id=f"I-{n}",
@@ -327,7 +331,10 @@ def touches(
             created_at=now,
             updated_at=now,
         )
-        reminder = Reminder(
+        for n, customer in zip(numbers, customers, strict=True)
+    ]
+    reminders = [
+        Reminder(
             customer_id=customer.id,
             channel=channel,
             plan_date=sent_on,
@@ -338,32 +345,45 @@ def touches(
             created_at=now,
             updated_at=now,
         )
-        session.add_all([invoice, reminder])
-        session.flush()
-        session.add(
-            ReminderInvoice(
-                reminder_id=reminder.id,
-                invoice_id=invoice.id,
-                step_key=step,
-                due_date=invoice.due_date,
-            )
+        for n, customer in zip(numbers, customers, strict=True)
+    ]
+    session.add_all(invoices)
+    session.add_all(reminders)
+    session.flush()
+    session.add_all(
+        ReminderInvoice(
+            reminder_id=reminder.id,
+            invoice_id=invoice.id,
+            step_key=step,
+            due_date=invoice.due_date,
         )
-        if n - start < paid and ledger_day:
-            day = sent_on + timedelta(days=paid_after_days)
+        for invoice, reminder in zip(invoices, reminders, strict=True)
+    )
+    if ledger_day:
+        day = sent_on + timedelta(days=paid_after_days)
+        for invoice in invoices[:paid]:
             invoice.status, invoice.balance = "paid", Decimal("0.00")
             invoice.paid_at = datetime.combine(day, time(0), ZoneInfo(timezone))
-        elif n - start < paid:
+        return
+    # Recorded as a bank file is: each payment new, its rows written together at the end, and
+    # the reminders still waiting for those invoices cancelled once for all of them.
+    paid_at = sent + timedelta(days=paid_after_days, hours=2)
+    with session.no_autoflush:
+        for n, invoice in zip(numbers, invoices[:paid], strict=False):
             record_payment(
                 session,
                 source="bank",
                 external_id=f"P-{n}",
-                customer_id=customer.id,
+                customer_id=invoice.customer_id,
                 received_on=sent_on + timedelta(days=paid_after_days),
                 amount=Decimal("500.00"),
                 currency="USD",
                 invoice_ids=[invoice.id],
-                now=sent + timedelta(days=paid_after_days, hours=2),
+                now=paid_at,
+                known_new=True,
+                cancel=False,
             )
+    cancel_for_invoices(session, [invoice.id for invoice in invoices[:paid]], paid_at)
 
 
 def test_texts_paid_twice_as_often_as_emails_propose_texting_first_at_that_step(
