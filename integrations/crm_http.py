@@ -29,6 +29,7 @@ from integrations.base.ledger import FREE_MAIL, ContactRecord
 from integrations.csv_common import normalise_email, normalise_phone
 from integrations.errors import SourceError, SourceUnavailable, json_or_empty
 from integrations.http_retry import Retries
+from integrations.tls import http_client
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class CrmClient:
         self.api = api
         self.base_url = base_url.rstrip("/")
         self.auth = dict(auth)
-        self.http = http or httpx.Client(timeout=30)
+        self.http = http or http_client(timeout=30)
         self.sleep = sleep
         self.max_wait = max_wait
 

@@ -54,6 +54,7 @@ from integrations.freshbooks_records import (
 from integrations.invoice_pdfs import source_pdf
 from integrations.oauth_client import OAuthClient
 from integrations.source_records import add_missing_customers, next_cursor, parse_cursor
+from integrations.tls import http_client
 
 DEFAULT_API_URL = "https://api.freshbooks.com"
 PAGE_SIZE = 100  # FreshBooks silently caps per_page at 100
@@ -70,7 +71,7 @@ def freshbooks_accounts(
     access_token: str, api_url: str = DEFAULT_API_URL, http: httpx.Client | None = None
 ) -> list[FreshBooksAccount]:
     """The businesses the new connection's login belongs to, to pick the account."""
-    client = http or httpx.Client(timeout=30)
+    client = http or http_client(timeout=30)
     try:
         response = client.get(
             f"{api_url.rstrip('/')}/auth/api/v1/users/me",

@@ -35,6 +35,7 @@ import httpx
 from integrations.base.documents import PDF_TYPE, CopyRefused, checked_pdf, megabytes
 from integrations.pinned_transport import PinnedTransport, TunnelRefused, proxy_for
 from integrations.public_hosts import METADATA_KIND, NotPublic, allowed_networks, resolve
+from integrations.tls import verified_tls
 
 TIMEOUT_SECONDS = 30  # for each connect and read
 FETCH_SECONDS = 60  # for the whole fetch
@@ -60,7 +61,7 @@ class InvoiceFiles:
     @cached_property
     def tls(self) -> ssl.SSLContext:
         """Certificates checked as httpx checks them (SSL_CERT_FILE or SSL_CERT_DIR if set)."""
-        return httpx.create_ssl_context()
+        return verified_tls()
 
     def copy(self, number: str, url: str | None, max_bytes: int) -> bytes:
         if url:

@@ -25,6 +25,7 @@ from integrations.base.inbound import (
     FallbackClassifier,
     Triage,
 )
+from integrations.tls import http_client
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class LlmClassifier:
         self.api_key = api_key
         self.fallback = fallback
         self.timeout_seconds = timeout_seconds
-        self._client = client or httpx.Client(timeout=timeout_seconds)
+        self._client = client or http_client(timeout=timeout_seconds)
         self._owns_client = client is None
 
     def close(self) -> None:

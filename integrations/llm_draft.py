@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from bot.core.language import DEFAULT_LANGUAGE, language_name
 from integrations.base.outbound import DraftAnswer
+from integrations.tls import http_client
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 20.0
@@ -44,7 +45,7 @@ class LlmDrafter:
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/chat/completions"
         self.model, self.api_key, self.timeout_seconds = model, api_key, timeout_seconds
-        self._client = client or httpx.Client(timeout=timeout_seconds)
+        self._client = client or http_client(timeout=timeout_seconds)
 
     def close(self) -> None:
         self._client.close()

@@ -21,6 +21,7 @@ import httpx
 from bot.core.errors import UserError
 from integrations.base.ledger import Tokens
 from integrations.errors import ReconnectNeeded, SourceError, SourceUnavailable, json_or_empty
+from integrations.tls import http_client
 
 QUICKBOOKS_AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2"
 QUICKBOOKS_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
@@ -231,7 +232,7 @@ def refresh(
 def _token_request(
     provider: Provider, form: dict[str, str], http: httpx.Client | None
 ) -> dict[str, Any]:
-    client = http or httpx.Client(timeout=30)
+    client = http or http_client(timeout=30)
     credentials = {"client_id": provider.client_id, "client_secret": provider.client_secret}
     try:
         if provider.secret_in_form:

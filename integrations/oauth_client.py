@@ -23,6 +23,7 @@ from integrations.base.ledger import Tokens, TokenStore
 from integrations.errors import ReconnectNeeded, SourceError, SourceUnavailable, json_or_empty
 from integrations.http_retry import Retries
 from integrations.oauth import Provider, refresh
+from integrations.tls import http_client
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class OAuthClient:
         self.provider = provider
         self.store = store
         self.now = now
-        self.http = http or httpx.Client(timeout=30)
+        self.http = http or http_client(timeout=30)
         self.sleep = sleep
         self.max_retry_after = max_retry_after
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import httpx
 
 from integrations.base.outbound import Delivery, Outgoing
+from integrations.tls import http_client
 
 # How texts are counted is the linter's and the Edit form's too: one definition, in playbooks.sms.
 from playbooks.sms import MAX_SEGMENTS as MAX_SEGMENTS
@@ -48,7 +49,7 @@ class TwilioSender:
         self._client: httpx.Client | None = None
 
     def __enter__(self) -> TwilioSender:
-        self._client = httpx.Client(timeout=TIMEOUT_SECONDS, auth=self.auth)
+        self._client = http_client(timeout=TIMEOUT_SECONDS, auth=self.auth)
         return self
 
     def another(self) -> TwilioSender:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import UserError
 from bot.core.settings import Settings
+from integrations.tls import http_client
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -311,11 +312,10 @@ def crm_openers(settings: Settings) -> dict[str, Callable[[], AbstractContextMan
 
         @contextmanager
         def hubspot() -> Iterator[CrmSource]:
-            import httpx
 
             from integrations.hubspot import HubSpotSource
 
-            with httpx.Client(timeout=30) as http:
+            with http_client(timeout=30) as http:
                 yield HubSpotSource(http, token, api_url=url, **common)
 
         found["hubspot"] = hubspot
@@ -324,11 +324,10 @@ def crm_openers(settings: Settings) -> dict[str, Callable[[], AbstractContextMan
 
         @contextmanager
         def pipedrive() -> Iterator[CrmSource]:
-            import httpx
 
             from integrations.pipedrive import PipedriveSource
 
-            with httpx.Client(timeout=30) as http:
+            with http_client(timeout=30) as http:
                 yield PipedriveSource(http, key, api_url=base, **common)
 
         found["pipedrive"] = pipedrive

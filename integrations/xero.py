@@ -49,6 +49,7 @@ from integrations.source_records import (
     parse_cursor,
     plain_text,
 )
+from integrations.tls import http_client
 
 DEFAULT_API_URL = "https://api.xero.com"
 PAGE_SIZE = 100  # what Xero returns per page
@@ -72,7 +73,7 @@ def xero_tenants(
     access_token: str, api_url: str = DEFAULT_API_URL, http: httpx.Client | None = None
 ) -> list[XeroTenant]:
     """The organisations the new connection may read (`GET /connections`), to pick the tenant."""
-    client = http or httpx.Client(timeout=30)
+    client = http or http_client(timeout=30)
     try:
         response = client.get(
             f"{api_url.rstrip('/')}/connections",

@@ -12,6 +12,7 @@ import httpx
 
 from bot.core.settings import Settings
 from integrations.doctor.findings import Finding, not_configured, ok, problem
+from integrations.tls import http_client
 
 TWILIO, STRIPE = "Twilio", "Stripe"
 TWILIO_SETTINGS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM")
@@ -75,7 +76,7 @@ def _twilio_sending(settings: Settings, timeout: float) -> list[Finding]:
     base = settings.twilio_api_url.rstrip("/")
     url = f"{base}/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json"
     try:
-        with httpx.Client(timeout=timeout, auth=(sid, token.get_secret_value())) as http:
+        with http_client(timeout=timeout, auth=(sid, token.get_secret_value())) as http:
             response = http.get(url, params={"PhoneNumber": sender})
     except httpx.HTTPError as exc:
         return [
@@ -140,7 +141,7 @@ def _twilio_account(
     """The credentials only, by reading the account (`GET /2010-04-01/Accounts/{Sid}.json`)."""
     url = f"{settings.twilio_api_url.rstrip('/')}/2010-04-01/Accounts/{sid}.json"
     try:
-        with httpx.Client(timeout=timeout, auth=(sid, token)) as http:
+        with http_client(timeout=timeout, auth=(sid, token)) as http:
             response = http.get(url)
     except httpx.HTTPError as exc:
         return [
@@ -192,7 +193,7 @@ def check_stripe(settings: Settings, timeout: float) -> list[Finding]:
     base = settings.stripe_api_base.rstrip("/")
     found: list[Finding] = []
     try:
-        with httpx.Client(timeout=timeout) as http:
+        with http_client(timeout=timeout) as http:
             response = http.get(
                 f"{base}/v1/account",
                 headers={"Authorization": f"Bearer {settings.stripe_api_key.get_secret_value()}"},

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from bot.core.errors import UserError
 from bot.core.settings import Settings
 from integrations.base.ledger import Tokens, TokenStore
@@ -22,6 +20,7 @@ from integrations.errors import SourceError
 from integrations.hubspot import HUBSPOT
 from integrations.oauth_client import OAuthClient
 from integrations.pipedrive import PIPEDRIVE
+from integrations.tls import http_client
 from integrations.wiring import provider_for
 
 LABELS = {"quickbooks": "QuickBooks", "xero": "Xero", "freshbooks": "FreshBooks"}
@@ -72,9 +71,7 @@ def check_ledger_source(
                 label, "grant", f"{label} is connected but {exc} (the app the grant was made with)"
             )
         ]
-    client = OAuthClient(
-        provider, store, now, http=httpx.Client(timeout=timeout), max_retry_after=0
-    )
+    client = OAuthClient(provider, store, now, http=http_client(timeout=timeout), max_retry_after=0)
     try:
         described = _read(name, settings, client, tokens)
     except SourceError as exc:
@@ -151,7 +148,7 @@ def check_hubspot(settings: Settings, timeout: float) -> list[Finding]:
         ]
     token = settings.hubspot_token.get_secret_value()
     missing: list[str] = []
-    with httpx.Client(timeout=timeout) as http:
+    with http_client(timeout=timeout) as http:
         auth = {"Authorization": f"Bearer {token}"}
         client = CrmClient(HUBSPOT, settings.hubspot_api_url, auth, http, max_wait=0)
         try:
@@ -221,7 +218,7 @@ def check_pipedrive(settings: Settings, timeout: float) -> list[Finding]:
             )
         ]
     token = settings.pipedrive_token.get_secret_value()
-    with httpx.Client(timeout=timeout) as http:
+    with http_client(timeout=timeout) as http:
         client = CrmClient(
             PIPEDRIVE, settings.pipedrive_api_url, {"x-api-token": token}, http, max_wait=0
         )

@@ -22,6 +22,7 @@ import httpx
 
 from bot.core.settings import Settings
 from integrations.inbound_mail import sigv4
+from integrations.tls import http_client
 
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,4}")
@@ -90,7 +91,7 @@ class S3Reader:
         self.region = region
         self.base_url = base_url
         self.max_bytes = max_bytes
-        self.client = client or httpx.Client(
+        self.client = client or http_client(
             timeout=httpx.Timeout(READ_SECONDS, connect=CONNECT_SECONDS)
         )
 

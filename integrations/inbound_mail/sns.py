@@ -22,6 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from integrations.tls import http_client
+
 SNS_HOST = re.compile(r"sns\.[a-z0-9-]{3,}\.amazonaws\.com(\.cn)?")
 MAX_CERTIFICATE_BYTES = 64 * 1024
 FETCH_TIMEOUT_SECONDS = 10.0
@@ -111,7 +113,7 @@ class SnsVerifier:
     def client(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=FETCH_TIMEOUT_SECONDS)
+                self._client = http_client(timeout=FETCH_TIMEOUT_SECONDS)
             return self._client
 
     def verify(self, message: SnsMessage, now: datetime) -> None:
