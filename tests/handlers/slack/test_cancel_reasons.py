@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,10 @@ def _looped(tree: ast.Module, name: str, known: dict[str, str]) -> set[str]:
     return found
 
 
-def cancel_reasons() -> set[str]:
-    """Every reason the code in bot/ can cancel a reminder with."""
+@cache
+def cancel_reasons() -> frozenset[str]:
+    """Every reason the code in bot/ can cancel a reminder with (read once: collecting the
+    cases reads it too)."""
     modules = {path: ast.parse(path.read_text()) for path in BOT.rglob("*.py")}
     everywhere: dict[str, str] = {}
     for tree in modules.values():
@@ -111,7 +114,7 @@ def cancel_reasons() -> set[str]:
                 if isinstance(node, ast.Dict):
                     for value in node.values:
                         reasons |= _strings(value, known)
-    return reasons
+    return frozenset(reasons)
 
 
 def test_the_search_finds_the_reasons_each_way_the_code_cancels() -> None:
