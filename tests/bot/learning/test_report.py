@@ -138,7 +138,7 @@ def test_write_report_writes_the_charts_and_an_escaped_self_contained_page(
     assert "Cash expected in the coming weeks" in page and "Expected cash in, week by week" in page
 
 
-@pytest.mark.slow  # the charts are drawn before the folder is checked
+@pytest.mark.slow  # a ledger is recorded and its report built
 def test_write_report_into_a_file_instead_of_a_folder_says_so_and_writes_nothing(
     runtime: Runtime, tmp_path: Path
 ) -> None:
