@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.core.models import ControlAssignment
+from bot.core.models import ControlAssignment, Customer, Invoice
 from bot.core.runtime import Runtime
 from bot.learning.comparison import (
     CONTROL_DESIGN,
@@ -24,8 +24,10 @@ from bot.learning.comparison import (
 )
 from bot.learning.report import build_report, report_text, write_report
 from bot.learning.weekly_review import review_text, weekly_review
+from bot.payments.record import cancel_for_invoices, record_payment
 from bot.planning.planner import Pilot
 from tests.bot.learning.test_outcomes import TODAY, ZONE, Ledger, at
+from tests.conftest import NOW
 
 UNTIL = TODAY - timedelta(days=1)
 SINCE = UNTIL - timedelta(days=8 * 7 - 1)  # eight weeks
@@ -34,15 +36,63 @@ PILOT = Pilot(tiers=frozenset({"strategic"}))
 
 def paying(ledger: Ledger, tier: str, days_late: list[int], total: str = "100.00") -> list[int]:
     """One customer per entry, with one invoice due four weeks ago paid `days_late` days after
-    its due date (each payment inside the eight weeks)."""
-    customers = []
+    its due date (each payment inside the eight weeks): written as `ledger` writes them, in one
+    transaction, the payments recorded as a bank file is (each new, written together)."""
     due = UNTIL - timedelta(days=40)
-    for late in days_late:
-        customer = ledger.customer(tier)
-        invoice = ledger.invoice(customer, total, issued=due - timedelta(days=30), due=due)
-        ledger.pay(invoice, total, due + timedelta(days=late))
-        customers.append(customer)
-    return customers
+    issued = due - timedelta(days=30)
+    with ledger.runtime.writing() as session:
+        numbers = [next(ledger._ids) for _ in days_late]
+        customers = [
+            Customer(
+                source="csv",
+                external_id=f"C-{n}",
+                name=f"Customer {n}",
+                tier=tier,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+            for n in numbers
+        ]
+        session.add_all(customers)
+        session.flush()
+        invoices = []
+        for customer in customers:
+            n = next(ledger._ids)
+            invoices.append(
+                Invoice(
+                    customer_id=customer.id,
+                    source="csv",
+                    external_id=f"INV-{n}",
+                    number=f"INV-{n}",
+                    issue_date=issued,
+                    due_date=due,
+                    currency="USD",
+                    total=Decimal(total),
+                    balance=Decimal(total),
+                    status="open",
+                    created_at=at(issued),
+                    updated_at=at(issued),
+                )
+            )
+        session.add_all(invoices)
+        session.flush()
+        with session.no_autoflush:
+            for invoice, late in zip(invoices, days_late, strict=True):
+                record_payment(
+                    session,
+                    source="bank",
+                    external_id=f"pay-{next(ledger._ids)}",
+                    customer_id=invoice.customer_id,
+                    received_on=due + timedelta(days=late),
+                    amount=Decimal(total),
+                    currency="USD",
+                    invoice_ids=[invoice.id],
+                    now=NOW,
+                    known_new=True,
+                    cancel=False,
+                )
+        cancel_for_invoices(session, [invoice.id for invoice in invoices], NOW)
+        return [customer.id for customer in customers]
 
 
 def compared(runtime: Runtime, pilot: Pilot | None = PILOT) -> Comparison:
