@@ -107,12 +107,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     url = request.getfixturevalue("postgres_schema")
     yield url
+    from tests.support.kept_schemas import keep_workspace_schemas
+
     engine = make_engine(url)
     for attempt in range(EMPTYING_ATTEMPTS):
         try:
             with engine.begin() as connection:
                 empty_tables(connection)
-                drop_workspace_schemas(connection, url)
+                keep_workspace_schemas(connection, url, empty_tables)
             break
         except OperationalError:  # a click's work after the test, still redrawing: a deadlock
             if attempt == EMPTYING_ATTEMPTS - 1:

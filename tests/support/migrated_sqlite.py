@@ -1,7 +1,8 @@
 """One migrated SQLite file per test process: each test's database, and each workspace a test
 installs, starts as a copy of it rather than running every migration again (about 0.1 s of CPU
 and 0.3 s of fsyncs each). Installing from a new file, migrations and all, is still tested:
-`complete_install` called directly, and every install on PostgreSQL."""
+`complete_install` called directly, and on PostgreSQL each install through the install pages
+and the first of each workspace in a test process (tests/support/kept_schemas.py)."""
 
 from __future__ import annotations
 

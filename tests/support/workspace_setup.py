@@ -15,6 +15,7 @@ from bot.workspaces.flows import complete_install
 from bot.workspaces.registry import InstalledWorkspace, Workspaces, workspace_database_url
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_install import SlackInstaller
+from tests.support.kept_schemas import take_spare
 from tests.support.ledger_files import row, write
 from tests.support.migrated_sqlite import copy_migrated
 
@@ -54,11 +55,14 @@ def install(
     channel: str = BETA_CHANNEL,
 ) -> InstalledWorkspace:
     """Install `team` as Slack would; on SQLite its file starts as a copy of a migrated one
-    (tests/support/migrated_sqlite.py)."""
+    (tests/support/migrated_sqlite.py), on PostgreSQL its schema as the one an earlier test
+    left migrated and emptied, when there is one (tests/support/kept_schemas.py)."""
     if main.engine.dialect.name == "sqlite":
         own = make_url(workspace_database_url(main.settings.database_url, team)).database
         if own and not Path(own).exists():
             copy_migrated(Path(own))
+    else:
+        take_spare(main, team)
     code = f"code-{team}"
     slack_api.grant(code, team, token, channel=channel)
     return complete_install(workspaces, SlackInstaller(main), code).workspace
