@@ -26,6 +26,8 @@ from integrations.errors import SlackFailed
 from integrations.slack_chat import SlackChat, web_client
 from tests.support.ledger_files import row, write
 
+pytestmark = pytest.mark.usefixtures("slack_retries_at_once")  # a repeated update, at once
+
 TODAY = date(2026, 3, 16)
 
 
