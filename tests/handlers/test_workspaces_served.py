@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -30,6 +29,7 @@ from integrations.slack_chat import SlackChat, web_client
 from integrations.slack_install import installation_store
 from tests.handlers.posted_plan import approve_value
 from tests.support import stripe_requests as sr
+from tests.support.fake_http import local_client
 from tests.support.ledger_files import a_week_late
 from tests.support.serving import serve
 from tests.support.slack_requests import SlackRequests, wait_for
@@ -91,7 +91,7 @@ def test_installing_through_slacks_oauth_pages(
     deployment: tuple[Runtime, Workspaces], slack_api: Any
 ) -> None:
     main, workspaces = deployment
-    with serve(main, workspaces) as url, httpx.Client(base_url=url) as browser:
+    with serve(main, workspaces) as url, local_client(base_url=url) as browser:
         main.settings.public_url = url  # the address Slack sends installers back to
         page = browser.get("/slack/install")
         assert page.status_code == 200 and "Add to Slack" in page.text
@@ -120,15 +120,16 @@ def test_an_install_that_did_not_come_from_this_browser_or_was_refused_stores_no
     deployment: tuple[Runtime, Workspaces], slack_api: Any
 ) -> None:
     main, workspaces = deployment
-    with serve(main, workspaces) as url, httpx.Client(base_url=url) as browser:
+    with serve(main, workspaces) as url, local_client(base_url=url) as browser:
         main.settings.public_url = url
         slack_api.grant("code-1", BETA, BETA_TOKEN)
         # a state arbot really issued, brought back by another browser (no cookie)
         issued = html.unescape(re.search(r'href="([^"]+)"', browser.get("/slack/install").text)[1])
         real_state = parse_qs(urlsplit(issued).query)["state"][0]
-        elsewhere = httpx.get(
-            f"{url}/slack/oauth_redirect", params={"code": "code-1", "state": real_state}
-        )
+        with local_client() as other_browser:
+            elsewhere = other_browser.get(
+                f"{url}/slack/oauth_redirect", params={"code": "code-1", "state": real_state}
+            )
         assert elsewhere.status_code == 400 and "expired" in elsewhere.text
         browser.cookies.clear()
 
@@ -149,8 +150,8 @@ def test_the_install_page_says_what_is_missing(
 ) -> None:
     main = start(deployment_settings(database_url, slack_api, slack_client_id=None), clock=clock)
     try:
-        with serve(main, Workspaces(main)) as url:
-            page = httpx.get(f"{url}/slack/install")
+        with serve(main, Workspaces(main)) as url, local_client() as http:
+            page = http.get(f"{url}/slack/install")
         assert page.status_code == 503 and "SLACK_CLIENT_ID" in page.text
     finally:
         main.close()
@@ -216,14 +217,14 @@ def test_webhooks_and_links_reach_only_their_own_workspace(
     main_secret = "deployment-secret-key"
     beta_key = beta.settings.secret_key
     assert beta_key is not None
-    with serve(main, workspaces) as url:
+    with serve(main, workspaces) as url, local_client() as http:
         # the main workspace's unsubscribe link, replayed at Beta's address: nothing
         main_link = token(main_secret, 1, "unsubscribe")
-        assert httpx.post(f"{url}/w/{BETA}/unsubscribe/{main_link}").status_code == 404
+        assert http.post(f"{url}/w/{BETA}/unsubscribe/{main_link}").status_code == 404
         # Beta's own link opts out Beta's contact, and only that one
         beta_link = token(beta_key.get_secret_value(), 1, "unsubscribe")
-        assert httpx.post(f"{url}/w/{BETA}/unsubscribe/{beta_link}").status_code == 200
-        assert httpx.post(f"{url}/unsubscribe/{beta_link}").status_code == 404
+        assert http.post(f"{url}/w/{BETA}/unsubscribe/{beta_link}").status_code == 200
+        assert http.post(f"{url}/unsubscribe/{beta_link}").status_code == 404
 
         # a Stripe payment signed with Beta's secret pays Beta's invoice, not invoice 1 of main
         body = sr.event("checkout.session.completed", sr.checkout_completed(90000, [1]))
@@ -231,17 +232,15 @@ def test_webhooks_and_links_reach_only_their_own_workspace(
             "Content-Type": "application/json",
             "Stripe-Signature": sr.signature(body, BETA_STRIPE_SECRET),
         }
-        assert (
-            httpx.post(f"{url}/webhooks/stripe", content=body, headers=headers).status_code == 400
-        )
-        paid = httpx.post(f"{url}/w/{BETA}/webhooks/stripe", content=body, headers=headers)
+        assert http.post(f"{url}/webhooks/stripe", content=body, headers=headers).status_code == 400
+        paid = http.post(f"{url}/w/{BETA}/webhooks/stripe", content=body, headers=headers)
         assert paid.status_code == 200 and paid.json()["status"] == "applied", paid.text
 
-        unknown = httpx.post(f"{url}/w/T0NOPE/webhooks/stripe", content=body, headers=headers)
+        unknown = http.post(f"{url}/w/T0NOPE/webhooks/stripe", content=body, headers=headers)
         assert unknown.status_code == 404
         main.settings.health_token = SecretStr(HEALTH_TOKEN)
         operator = {"Authorization": f"Bearer {HEALTH_TOKEN}"}
-        assert httpx.get(f"{url}/healthz", headers=operator).json()["workspaces"] == {BETA: "ok"}
+        assert http.get(f"{url}/healthz", headers=operator).json()["workspaces"] == {BETA: "ok"}
     with beta.sessions() as session:
         assert session.scalar(select(Invoice.status).where(Invoice.id == 1)) == "paid"
         assert session.scalar(select(Contact.email_opted_out_at)) is not None
@@ -413,8 +412,8 @@ def test_a_workspace_that_cannot_be_opened_is_told_so_in_slack(
             theirs = SlackRequests(url, team=BETA)
             try:
                 answer = theirs.command("status Beta Only", channel=BETA_CHANNEL)
-                hook = httpx.post(f"{url}/w/{BETA}/webhooks/stripe", content=b"{}")
-                health = httpx.get(
+                hook = theirs.client.post(f"{url}/w/{BETA}/webhooks/stripe", content=b"{}")
+                health = theirs.client.get(
                     f"{url}/healthz", headers={"Authorization": f"Bearer {HEALTH_TOKEN}"}
                 )
             finally:
@@ -444,12 +443,12 @@ def test_a_workspace_that_cannot_be_opened_tells_a_caller_nothing_of_its_insides
     seconds = [1000.0]
     fresh = Workspaces(main, monotonic=lambda: seconds[0])
     hook = f"/w/{BETA}/webhooks/stripe"
-    with serve(main, fresh) as url:
-        first = httpx.post(f"{url}{hook}", content=b"{}", headers={"X-Request-ID": "req-1"})
+    with serve(main, fresh) as url, local_client() as http:
+        first = http.post(f"{url}{hook}", content=b"{}", headers={"X-Request-ID": "req-1"})
         own.write_bytes(kept)  # mended, but not tried again at once
-        second = httpx.post(f"{url}{hook}", content=b"{}")
+        second = http.post(f"{url}{hook}", content=b"{}")
         seconds[0] += 4 * 60  # past the wait
-        third = httpx.post(f"{url}{hook}", content=b"{}")
+        third = http.post(f"{url}{hook}", content=b"{}")
     assert first.status_code == 503 and second.status_code == 503
     assert first.json() == {
         "status": "unavailable",

@@ -147,10 +147,10 @@ def test_sms_segments(text: str, count: int) -> None:
     assert segments(text) == count
 
 
-def _status(served_url: str, form: dict[str, str], signature: str | None = None) -> httpx.Response:
+def _status(served: Any, form: dict[str, str], signature: str | None = None) -> httpx.Response:
     url = f"{PUBLIC}/webhooks/twilio/status"
-    return httpx.post(
-        served_url.replace("/slack/events", "/webhooks/twilio/status"),
+    return served.client.post(  # the served app's client (tests/support/slack_requests.py)
+        served.url.replace("/slack/events", "/webhooks/twilio/status"),
         data=form,
         headers={"X-Twilio-Signature": signature or twilio_signature(TOKEN, url, form)},
     )
@@ -199,12 +199,10 @@ def test_a_signed_delivery_report_is_recorded_and_a_failure_escalates(
 ) -> None:
     sent_sms.settings.twilio_auth_token = type(sent_sms.settings.slack_bot_token)(TOKEN)  # type: ignore[misc]
     sent_sms.settings.public_url = PUBLIC
-    assert (
-        _status(served.url, {"MessageSid": "SM1", "MessageStatus": "delivered"}).status_code == 204
-    )
+    assert _status(served, {"MessageSid": "SM1", "MessageStatus": "delivered"}).status_code == 204
     failed = {"MessageSid": "SM1", "MessageStatus": "undelivered", "ErrorCode": "30006"}
-    assert _status(served.url, failed).status_code == 204
-    assert _status(served.url, failed).status_code == 204  # Twilio retries: changes nothing more
+    assert _status(served, failed).status_code == 204
+    assert _status(served, failed).status_code == 204  # Twilio retries: changes nothing more
     with sent_sms.sessions() as session:
         reminder = session.scalars(select(Reminder)).one()
         contact = session.scalars(select(Contact)).one()
@@ -220,7 +218,7 @@ def test_a_delivery_report_with_a_bad_signature_is_refused(sent_sms: Runtime, se
     sent_sms.settings.twilio_auth_token = type(sent_sms.settings.slack_bot_token)(TOKEN)  # type: ignore[misc]
     sent_sms.settings.public_url = PUBLIC
     response = _status(
-        served.url, {"MessageSid": "SM1", "MessageStatus": "failed"}, signature="Zm9yZ2Vk"
+        served, {"MessageSid": "SM1", "MessageStatus": "failed"}, signature="Zm9yZ2Vk"
     )
     assert response.status_code == 401
     with sent_sms.sessions() as session:
@@ -233,17 +231,18 @@ def test_one_click_unsubscribe_stops_email_to_that_address_only(
     sent_sms.settings.secret_key = type(sent_sms.settings.slack_bot_token)(SECRET)  # type: ignore[misc]
     base = served.url.replace("/slack/events", "")
     good = f"{base}/unsubscribe/{token(SECRET, 1, 'unsubscribe')}"
-    assert httpx.get(good).status_code == 200  # a GET (a link scanner) changes nothing
+    http = served.client  # the served app's client (tests/support/slack_requests.py)
+    assert http.get(good).status_code == 200  # a GET (a link scanner) changes nothing
     with sent_sms.sessions() as session:
         assert session.scalars(select(Contact.email_opted_out_at)).one() is None
-    assert httpx.post(good, data={"List-Unsubscribe": "One-Click"}).status_code == 200
-    assert httpx.post(good, data={"List-Unsubscribe": "One-Click"}).status_code == 200  # idempotent
+    assert http.post(good, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert http.post(good, data={"List-Unsubscribe": "One-Click"}).status_code == 200  # idempotent
     with sent_sms.sessions() as session:
         assert session.scalars(select(Contact.email_opted_out_at)).one() is not None
         assert session.scalar(select(Contact.sms_opted_out_at)) is None
     forged = f"{base}/unsubscribe/1.{'0' * 20}"
-    assert httpx.post(forged).status_code == 404
-    assert httpx.post(f"{base}/unsubscribe/{token(SECRET, 1, 'reply')}").status_code == 404
+    assert http.post(forged).status_code == 404
+    assert http.post(f"{base}/unsubscribe/{token(SECRET, 1, 'reply')}").status_code == 404
 
 
 def test_the_email_carries_a_one_click_unsubscribe_url(tmp_path: Path) -> None:
@@ -294,7 +293,8 @@ def test_a_report_that_arrives_before_the_sid_is_stored_still_finds_its_reminder
     form = {"MessageSid": "SM-not-yet-stored", "MessageStatus": "failed", "ErrorCode": "30006"}
     signature = twilio_signature(TOKEN, f"{PUBLIC}/webhooks/twilio/status?{query}", form)
     url = served.url.replace("/slack/events", f"/webhooks/twilio/status?{query}")
-    assert httpx.post(url, data=form, headers={"X-Twilio-Signature": signature}).status_code == 204
+    http = served.client
+    assert http.post(url, data=form, headers={"X-Twilio-Signature": signature}).status_code == 204
     with sent_sms.sessions() as session:
         assert session.scalars(select(Reminder.state)).one() == "failed"
 
@@ -320,9 +320,10 @@ def test_a_failure_report_for_a_text_not_yet_stored_as_sent_fails_it_and_escalat
     form = {"MessageSid": "SM2", "MessageStatus": "undelivered", "ErrorCode": "30006"}
     signature = twilio_signature(TOKEN, f"{PUBLIC}/webhooks/twilio/status?{query}", form)
     url = served.url.replace("/slack/events", f"/webhooks/twilio/status?{query}")
+    http = served.client
     for _ in range(2):  # Twilio retries: changes nothing more
         assert (
-            httpx.post(url, data=form, headers={"X-Twilio-Signature": signature}).status_code == 204
+            http.post(url, data=form, headers={"X-Twilio-Signature": signature}).status_code == 204
         )
     with sent_sms.sessions() as session:
         reminder = session.scalars(select(Reminder)).one()
@@ -344,8 +345,8 @@ CORPUS_STOP = (
 def _stop_report(served: Any, sent_sms: Runtime, form: dict[str, str]) -> None:
     sent_sms.settings.twilio_auth_token = type(sent_sms.settings.slack_bot_token)(TOKEN)  # type: ignore[misc]
     sent_sms.settings.public_url = PUBLIC
-    assert _status(served.url, form).status_code == 204
-    assert _status(served.url, form).status_code == 204  # Twilio retries: changes nothing more
+    assert _status(served, form).status_code == 204
+    assert _status(served, form).status_code == 204  # Twilio retries: changes nothing more
     with sent_sms.sessions() as session:
         contact = session.scalars(select(Contact)).one()
         opted = session.scalars(select(Event).where(Event.kind == "contact.opted_out")).all()

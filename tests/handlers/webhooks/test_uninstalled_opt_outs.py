@@ -25,6 +25,7 @@ from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from bot.workspaces.registry import Workspaces
 from integrations.twilio_sms import twilio_signature
+from tests.support.fake_http import local_client
 from tests.support.serving import serve
 from tests.support.slack_requests import SlackRequests
 from tests.support.workspace_setup import BETA, beta_rows, import_rows, install
@@ -41,15 +42,18 @@ ORIGINAL_ID = "<arbot.1.0123456789abcdef@brightwater.example>"
 class Uninstalled:
     """Beta, with a reminder sent to its customer, then uninstalled; served over HTTP."""
 
-    def __init__(self, beta: Runtime, url: str, slack_api: Any, reminder_id: int) -> None:
+    def __init__(
+        self, beta: Runtime, url: str, slack_api: Any, reminder_id: int, http: httpx.Client
+    ) -> None:
         self.beta, self.url, self.slack_api, self.reminder_id = beta, url, slack_api, reminder_id
+        self.http = http  # one client for the test's requests (tests/support/fake_http.py)
         self.slack_calls = len(slack_api.calls())
 
     def text(self, body: str) -> httpx.Response:
         sid = "SM" + hashlib.md5(body.encode()).hexdigest()
         form = {"From": PHONE, "To": "+15005550006", "Body": body, "MessageSid": sid}
         signed = f"{self.beta.settings.public_url}/webhooks/twilio/sms"
-        return httpx.post(
+        return self.http.post(
             f"{self.url}/w/{BETA}/webhooks/twilio/sms",
             content=urlencode(form),
             headers={
@@ -59,7 +63,7 @@ class Uninstalled:
         )
 
     def mail(self, raw: bytes) -> httpx.Response:
-        return httpx.post(
+        return self.http.post(
             f"{self.url}/w/{BETA}/webhooks/email",
             content=raw,
             headers={"Content-Type": "message/rfc822", "Authorization": f"Bearer {MAIL_SECRET}"},
@@ -74,7 +78,7 @@ class Uninstalled:
             + f"\r\n--{boundary}--\r\n".encode()
         )
         auth = base64.b64encode(f"sendgrid:{MAIL_SECRET}".encode()).decode()
-        return httpx.post(
+        return self.http.post(
             f"{self.url}/w/{BETA}/webhooks/email/sendgrid",
             content=body,
             headers={
@@ -129,7 +133,7 @@ def uninstalled(
         assert reminder is not None
         reminder.state, reminder.message_id = "sent", ORIGINAL_ID
         reminder_id = reminder.id
-    with serve(main, workspaces, main_app=False) as url:
+    with serve(main, workspaces, main_app=False) as url, local_client() as http:
         theirs = SlackRequests(url, team=BETA)
         try:
             assert theirs.event({"type": "app_uninstalled"}).status_code == 200
@@ -137,7 +141,7 @@ def uninstalled(
             theirs.close()
         gone = workspaces.get(BETA)
         assert gone is not None and not gone.active
-        yield Uninstalled(beta, url, slack_api, reminder_id)
+        yield Uninstalled(beta, url, slack_api, reminder_id, http)
 
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -167,7 +171,7 @@ def test_any_other_text_is_not_served(uninstalled: Uninstalled, body: str) -> No
 
 
 def test_an_unsigned_text_changes_nothing(uninstalled: Uninstalled) -> None:
-    forged = httpx.post(
+    forged = uninstalled.http.post(
         f"{uninstalled.url}/w/{BETA}/webhooks/twilio/sms",
         content=urlencode({"From": PHONE, "Body": "STOP"}),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
