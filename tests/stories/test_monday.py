@@ -74,6 +74,20 @@ DISPUTED_AT = 7  # the customer C-7, with the hostile name, disputes I-7 and kee
 
 
 @pytest.fixture
+def rate_limits_waited_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """slack_sdk waits out a 429 for its Retry-After plus up to a second drawn at random; here
+    for its Retry-After alone, so a redraw told to wait 0 s tries again at once."""
+    from slack_sdk.http_retry import builtin_handlers
+
+    class NoJitter:
+        @staticmethod
+        def random() -> float:
+            return 0.0
+
+    monkeypatch.setattr(builtin_handlers, "random", NoJitter)
+
+
+@pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
     server = SmtpServer().start()
     yield server
@@ -264,6 +278,7 @@ def test_a_scripted_monday_in_slack(
     smtp: SmtpServer,
     clock: FixedClock,
     tmp_path: Path,
+    rate_limits_waited_exactly: None,
 ) -> None:
     with ExitStack() as stack:
         first = App(stack, slack_runtime)
