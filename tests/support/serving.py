@@ -18,10 +18,12 @@ _stopping: list[tuple[threading.Thread, socket.socket]] = []
 
 
 def _finish_stopping() -> None:
-    while _stopping:
-        thread, sock = _stopping.pop()
-        thread.join(timeout=PATIENCE)
-        sock.close()
+    """Close the sockets of the servers that have stopped. One still stopping is left for a later
+    call: nothing waits for it (its requests' work is over, see the end of `serve`)."""
+    for thread, sock in list(_stopping):
+        if not thread.is_alive():
+            sock.close()
+            _stopping.remove((thread, sock))
 
 
 @contextmanager
@@ -34,7 +36,7 @@ def serve(
     from handlers.slack import build_bolt
     from integrations.slack_chat import web_client
 
-    _finish_stopping()  # the last test's server, stopped long since
+    _finish_stopping()  # the earlier tests' servers
     settings = runtime.settings
     client = web_client("xoxb-test", settings.slack_api_url)
     bolt = build_bolt(runtime, client) if main_app else None
@@ -57,7 +59,7 @@ def serve(
         # to are still up: none of it runs on into the next test.
         finish_work(app)
         # uvicorn notices should_exit on its next tick (every 0.1 s), then sleeps 0.1 s more
-        # while it shuts down: rather than wait for that here, after every test, the next
-        # serve() waits for it (by then long over), and the last one's thread is a daemon.
+        # while it shuts down: nothing waits for that, here or in the next serve() (a test that
+        # serves its app first would wait it out), and the last one's thread is a daemon.
         server.should_exit = True
         _stopping.append((thread, sock))
