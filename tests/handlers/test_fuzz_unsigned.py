@@ -20,10 +20,11 @@ from bot.core.clock import FixedClock
 from bot.core.db import make_engine
 from bot.core.runtime import Runtime
 from bot.workspaces.registry import Workspaces
-from tests.conftest import NOW, drop_workspace_schemas, empty_tables
+from tests.conftest import NOW, empty_tables
 from tests.support.asgi_calls import AsgiCalls, asgi_calls
 from tests.support.fake_slack import FakeSlack
 from tests.support.hostile import deployment_with_every_secret, snapshot, tracebacks
+from tests.support.kept_schemas import keep_workspace_schemas
 from tests.support.workspace_setup import BETA
 
 pytestmark = pytest.mark.slow  # every route, many random requests each
@@ -175,7 +176,7 @@ def deployment(
             engine = make_engine(url)
             with engine.begin() as connection:
                 empty_tables(connection)
-                drop_workspace_schemas(connection, url)
+                keep_workspace_schemas(connection, url, empty_tables)
             engine.dispose()
 
 
