@@ -21,6 +21,7 @@ from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
+from tests.support import planned_sqlite
 from tests.support.fake_http import local_client
 from tests.support.inbound_requests import KEY, PUBLIC, SECRET, TODAY, TWILIO_TOKEN
 from tests.support.ledger_files import row, write
@@ -50,17 +51,26 @@ def inbound_settings(database_url: str, slack_api: Any) -> Settings:
 def rt(
     inbound_settings: Settings, clock: FixedClock, tmp_path: Path, slack_api: Any
 ) -> Iterator[Runtime]:
-    runtime = start(inbound_settings, clock=clock)
     rows = [
         row(invoice_number="INV-1001", due_date="2026-03-09"),
         row(invoice_number="INV-1002", amount="300.00", balance="300.00", due_date="2026-03-09"),
     ]
-    with runtime.writing() as session:
-        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), clock.now())
-        run_plan(session, PlanRules.from_settings(inbound_settings), TODAY, clock.now(), False)
-        reminder = session.scalars(select(Reminder)).one()
-        # as if it had gone out: its Message-ID is stored
-        reminder.message_id = "<arbot.1.0123456789abcdef@brightwater.example>"
+    rules = PlanRules.from_settings(inbound_settings)
+    # On SQLite, a copy of the database an earlier test's same setup left (tests/support/
+    # planned_sqlite.py), rather than importing and planning again.
+    setup = f"{rows!r} {rules!r} {clock.now().isoformat()}"
+    fresh = planned_sqlite.fresh_sqlite(inbound_settings.database_url)
+    planned = fresh is not None and planned_sqlite.restore(fresh, setup)
+    runtime = start(inbound_settings, clock=clock)
+    if not planned:
+        with runtime.writing() as session:
+            apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), clock.now())
+            run_plan(session, rules, TODAY, clock.now(), False)
+            reminder = session.scalars(select(Reminder)).one()
+            # as if it had gone out: its Message-ID is stored
+            reminder.message_id = "<arbot.1.0123456789abcdef@brightwater.example>"
+        if fresh is not None:
+            planned_sqlite.keep(fresh, setup)
     plan_posting.post_plan(
         runtime, SlackChat(web_client("xoxb-test", slack_api.url)), "C0FINANCE", TODAY
     )
