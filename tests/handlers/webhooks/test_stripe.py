@@ -28,6 +28,7 @@ from bot.planning.planner import PlanRules
 from bot.planning.store import run_plan
 from integrations.csv_ledger import read_ledger_csv
 from integrations.slack_chat import SlackChat, web_client
+from tests.support import planned_sqlite
 from tests.support import stripe_requests as sr
 from tests.support.fake_http import local_client
 from tests.support.ledger_files import row, write
@@ -58,7 +59,6 @@ def stripe_settings(database_url: str, slack_api: Any) -> Settings:
 def rt(
     stripe_settings: Settings, clock: FixedClock, tmp_path: Path, slack_api: Any
 ) -> Iterator[Runtime]:
-    runtime = start(stripe_settings, clock=clock)
     rows = [
         row(invoice_number="INV-1", amount="1200.00", balance="1200.00", due_date="2026-03-08"),
         row(invoice_number="INV-2", amount="300.00", balance="300.00", due_date="2026-03-09"),
@@ -72,9 +72,19 @@ def rt(
             owner_slack_id="",
         ),
     ]
-    with runtime.writing() as session:
-        apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), clock.now())
-        run_plan(session, PlanRules.from_settings(stripe_settings), TODAY, clock.now(), False)
+    rules = PlanRules.from_settings(stripe_settings)
+    # On SQLite, a copy of the database an earlier test's same setup left (tests/support/
+    # planned_sqlite.py), rather than importing and planning again.
+    setup = f"{rows!r} {rules!r} {clock.now().isoformat()}"
+    fresh = planned_sqlite.fresh_sqlite(stripe_settings.database_url)
+    planned = fresh is not None and planned_sqlite.restore(fresh, setup)
+    runtime = start(stripe_settings, clock=clock)
+    if not planned:
+        with runtime.writing() as session:
+            apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), clock.now())
+            run_plan(session, rules, TODAY, clock.now(), False)
+        if fresh is not None:
+            planned_sqlite.keep(fresh, setup)
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
     posting.post_plan(runtime, chat, "C0FINANCE", TODAY)
     yield runtime
