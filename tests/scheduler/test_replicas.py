@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,10 @@ SECRET = "replica-test-secret-key-0123456789"
 HEALTH_TOKEN = "replica-test-health-token"
 LEASE_SECONDS = 4  # with polls of 0.3 s: a frozen or killed leader is replaced within 4.6 s
 FAILOVER_BOUND = 30.0  # what the documentation promises with the default settings
+# Between two looks at the database, a log or /healthz while waiting on the replicas: each look
+# takes CPU from the replicas starting up or working (at a hundred looks a second, about 2 s of
+# CPU over these tests). A look at the mailbox costs nothing and stays at wait_for's pace.
+LOOK_EVERY = 0.1
 
 
 @dataclass
@@ -76,6 +80,11 @@ class Replica:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=PROCESS_PATIENCE)
+
+
+def until(condition: Callable[[], Any]) -> Any:
+    """wait_for the replicas: PROCESS_PATIENCE at most, LOOK_EVERY between looks."""
+    return wait_for(condition, timeout=PROCESS_PATIENCE, interval=LOOK_EVERY)
 
 
 def _free_port() -> int:
@@ -184,8 +193,8 @@ def test_two_replicas_plan_once_and_the_survivor_takes_over_when_the_leader_is_k
     smtp.mailbox.slow_data_seconds = 0.1  # so the kill below lands while mail is going out
 
     replicas = [spawn("a"), spawn("b")]
-    run = wait_for(lambda: _plan_run(runtime), timeout=PROCESS_PATIENCE)
-    wait_for(lambda: _posted_escalations(runtime)[1], timeout=PROCESS_PATIENCE)
+    run = until(lambda: _plan_run(runtime))
+    until(lambda: _posted_escalations(runtime)[1])
     leader_pid = int(run.instance.rsplit(":", 1)[1])
     [leader] = [r for r in replicas if r.process.pid == leader_pid]
     [follower] = [r for r in replicas if r is not leader]
@@ -201,8 +210,8 @@ def test_two_replicas_plan_once_and_the_survivor_takes_over_when_the_leader_is_k
     leader.process.send_signal(signal.SIGKILL)
     leader.process.wait(timeout=PROCESS_PATIENCE)
 
-    wait_for(lambda: _posted_escalations(runtime)[2], timeout=PROCESS_PATIENCE)
-    wait_for(lambda: _states(runtime)["approved"] == 0, timeout=PROCESS_PATIENCE)
+    until(lambda: _posted_escalations(runtime)[2])
+    until(lambda: _states(runtime)["approved"] == 0)
     assert follower.said("now runs the scheduled jobs")
     assert follower.healthz() == 200
     assert follower.stop() == 0
@@ -228,26 +237,26 @@ def test_a_frozen_leader_is_replaced_within_its_lease_and_steps_down_when_it_wak
 ) -> None:
     _import(cli, tmp_path, 3)
     replicas = [spawn("a"), spawn("b")]
-    wait_for(lambda: _plan_run(runtime), timeout=PROCESS_PATIENCE)
-    roles = wait_for(lambda: _roles_once_both_answer(replicas), timeout=PROCESS_PATIENCE)
+    until(lambda: _plan_run(runtime))
+    roles = until(lambda: _roles_once_both_answer(replicas))
     assert sorted(roles) == ["follower", "leader"]
     leader, follower = (replicas[0], replicas[1]) if roles[0] == "leader" else replicas[::-1]
     leaders_jobs = {"morning_plan", "sync", "sweep", "weekly_review"}
-    wait_for(lambda: set(_leaders_job_results(leader)) == leaders_jobs, timeout=PROCESS_PATIENCE)
+    until(lambda: set(_leaders_job_results(leader)) == leaders_jobs)
     ran_before = _leaders_job_results(leader)  # each ran once when it came to lead
 
     leader.process.send_signal(signal.SIGSTOP)  # as a GC pause, a swap storm or a debugger would
     frozen_at = time.monotonic()
     try:
         _escalate(runtime, 1)  # only a leader's sweep posts it
-        wait_for(lambda: follower.said("now runs the scheduled jobs"), timeout=PROCESS_PATIENCE)
+        until(lambda: follower.said("now runs the scheduled jobs"))
         took = time.monotonic() - frozen_at
-        wait_for(lambda: _posted_escalations(runtime)[1], timeout=PROCESS_PATIENCE)
+        until(lambda: _posted_escalations(runtime)[1])
     finally:
         leader.process.send_signal(signal.SIGCONT)
     assert took < FAILOVER_BOUND
 
-    wait_for(lambda: leader.said("stepping down"), timeout=PROCESS_PATIENCE)
+    until(lambda: leader.said("stepping down"))
     [stepped] = [line for line in leader.lines() if "stepping down" in line["message"]]
     assert stepped["level"] == "WARNING"
     assert f":{follower.process.pid} holds the lease" in stepped["message"]
@@ -287,15 +296,17 @@ def test_on_sqlite_a_second_process_refuses_the_scheduler_says_who_has_it_and_se
 ) -> None:
     _import(cli, tmp_path, 3)
     first = spawn("first")
-    wait_for(lambda: _plan_run(runtime), timeout=PROCESS_PATIENCE)
+    # The second starts once the first holds the scheduler, and starts up while the first plans.
+    until(lambda: first.said("running the scheduled jobs"))
     second = spawn("second")
 
-    wait_for(lambda: second.said("scheduler not started"), timeout=PROCESS_PATIENCE)
+    until(lambda: second.said("scheduler not started"))
     [refusal] = [line for line in second.lines() if "scheduler not started" in line["message"]]
     assert refusal["level"] == "WARNING"
     assert f":{first.process.pid} already runs the scheduled jobs" in refusal["message"]
     assert database_url.removeprefix("sqlite:///") + ".scheduler.lock" in refusal["message"]
-    wait_for(lambda: _healthy(second), timeout=PROCESS_PATIENCE)
+    until(lambda: _healthy(second))
+    until(lambda: _plan_run(runtime))
     assert first.stop() == 0 and second.stop() == 0
     assert plan_headers(slack_api) == ["Collections plan for 2026-03-16"]
 
