@@ -179,37 +179,61 @@ def check_bundle(bundle: Bundle) -> list[StepCheck]:
 
 def _check(bundle: Bundle) -> list[StepCheck]:
     renderer = Renderer(bundle.templates)
+    texts = frozenset(bundle.templates.items())
     results = []
     for ladder, step in bundle.playbook.all_steps():
         check = StepCheck(ladder=ladder, step=step.key, template=step.template)
         results.append(check)
         if step.human_only or step.template is None:
             continue  # a person writes these; nothing is rendered or sent automatically
-        check.languages = sorted(renderer.languages(step.template))
-        # Where the English message names the business, each translation must name it too.
-        identity: dict[str, frozenset[str]] = {}
-        for language in [None, *check.languages]:
-            where = f"[{language}] " if language else ""
-            for situation, context in sample_contexts(step.offset_days, language):
-                try:
-                    message = renderer.render(step.template, context, language=language)
-                except RenderError as exc:
-                    check.problems.append(f"{where}{situation}: {exc}")
-                    continue
-                if language is None:
-                    identity[situation] = naming_parts(message, context["sender"]["name"])
-                named = identity.get(situation, frozenset())
-                problems = lint_message(message, language or "en")
-                if ladder != "instalment":  # its reminders ask for the balances
-                    plain = {**context, "instalment": None}
-                    problems += missing_contents(message, plain, language, named)
-                elif context["instalment"]:  # it asks for the instalment; it has no other use
-                    problems += missing_contents(message, context, language, named)
-                check.problems.extend(f"{where}{situation}: {p}" for p in problems)
-            check.problems.extend(
-                _too_long_on_longest_dates(renderer, step.template, step.offset_days, language)
-            )
+        key = (texts, step.template, step.offset_days, ladder == "instalment")
+        known = _STEP_CHECKED.get(key)
+        if known is None:
+            known = _check_step(renderer, step.template, step.offset_days, ladder == "instalment")
+            if len(_STEP_CHECKED) >= _STEP_CHECKED_LIMIT:
+                _STEP_CHECKED.clear()
+            _STEP_CHECKED[key] = known
+        check.languages, check.problems = list(known[0]), list(known[1])
     return results
+
+
+# A step's languages and problems by everything they depend on: the template texts, the step's
+# template and day, and whether its ladder is the instalment one. A proposal changes one step, and
+# a ladder often repeats another's template on the same day: each such step was rendered again
+# (about 0.33 s for the whole bundled playbook, 864 messages).
+_StepKey = tuple[frozenset[tuple[str, str]], str, int, bool]
+_STEP_CHECKED: dict[_StepKey, tuple[list[str], list[str]]] = {}
+_STEP_CHECKED_LIMIT = 1024
+
+
+def _check_step(
+    renderer: Renderer, template: str, offset_days: int, instalment: bool
+) -> tuple[list[str], list[str]]:
+    """The languages a step's template is checked in besides English, and its problems."""
+    languages = sorted(renderer.languages(template))
+    problems_found: list[str] = []
+    # Where the English message names the business, each translation must name it too.
+    identity: dict[str, frozenset[str]] = {}
+    for language in [None, *languages]:
+        where = f"[{language}] " if language else ""
+        for situation, context in sample_contexts(offset_days, language):
+            try:
+                message = renderer.render(template, context, language=language)
+            except RenderError as exc:
+                problems_found.append(f"{where}{situation}: {exc}")
+                continue
+            if language is None:
+                identity[situation] = naming_parts(message, context["sender"]["name"])
+            named = identity.get(situation, frozenset())
+            problems = lint_message(message, language or "en")
+            if not instalment:  # its reminders ask for the balances
+                plain = {**context, "instalment": None}
+                problems += missing_contents(message, plain, language, named)
+            elif context["instalment"]:  # it asks for the instalment; it has no other use
+                problems += missing_contents(message, context, language, named)
+            problems_found.extend(f"{where}{situation}: {p}" for p in problems)
+        problems_found.extend(_too_long_on_longest_dates(renderer, template, offset_days, language))
+    return languages, problems_found
 
 
 def _too_long_on_longest_dates(

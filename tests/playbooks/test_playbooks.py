@@ -350,3 +350,19 @@ def test_playbook_check_holds_a_text_that_fits_in_march_but_not_on_its_longest_d
     assert any(p.startswith(where) and "SMS: takes 3 segments" in p for p in check.problems), (
         check.problems
     )
+
+
+def test_a_step_checked_before_is_checked_again_when_a_template_text_changes() -> None:
+    """The check keeps each step's verdict by the template texts, the step's template and its
+    day: the same playbook with one text changed gets the verdict of that text."""
+    bundle = load_bundle()
+    assert all(check.ok for check in check_bundle(bundle))
+    broken = {**bundle.templates, "polite/body.txt.j2": "Pay now."}
+    checked = check_bundle(dataclasses.replace(bundle, templates=broken))
+    assert {check.template for check in checked if not check.ok} == {"polite"}
+    assert all(
+        any("opt-out" in problem or "INV-1042" in problem for problem in check.problems)
+        for check in checked
+        if check.template == "polite"
+    )
+    assert all(check.ok for check in check_bundle(bundle))
