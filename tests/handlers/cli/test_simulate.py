@@ -17,7 +17,7 @@ from bot.core.models import Invoice
 from bot.core.runtime import Runtime
 from bot.learning.versions import propose
 from bot.ledger.upsert import apply_batch
-from bot.payments.record import record_payment
+from bot.payments.record import cancel_for_invoices, record_payment
 from integrations.base.ledger import CustomerRecord, InvoiceRecord, LedgerBatch
 from tests.bot.simulation.test_bench import PEOPLE_ONLY
 from tests.bot.simulation.test_fit import PLANTED, synthetic
@@ -81,22 +81,30 @@ def _write_history(runtime: Runtime) -> None:
     with runtime.writing() as session:
         apply_batch(session, batch, NOW - timedelta(days=400))
         ids = dict(session.execute(select(Invoice.number, Invoice.id)).all())
-        for index, item in enumerate(history):
-            if item.paid_on is None:
-                continue
-            invoice = session.get(Invoice, ids[f"H-{index}"])
-            assert invoice is not None
-            record_payment(
-                session,
-                source="bank",
-                external_id=f"P-{index}",
-                customer_id=invoice.customer_id,
-                received_on=item.paid_on,
-                amount=Decimal("100.00"),
-                currency="USD",
-                invoice_ids=[invoice.id],
-                now=NOW,
-            )
+        # Recorded as a bank file is: each payment new, its rows written together at the end, and
+        # the reminders still waiting for those invoices cancelled once for all of them.
+        paid: list[int] = []
+        with session.no_autoflush:
+            for index, item in enumerate(history):
+                if item.paid_on is None:
+                    continue
+                invoice = session.get(Invoice, ids[f"H-{index}"])
+                assert invoice is not None
+                record_payment(
+                    session,
+                    source="bank",
+                    external_id=f"P-{index}",
+                    customer_id=invoice.customer_id,
+                    received_on=item.paid_on,
+                    amount=Decimal("100.00"),
+                    currency="USD",
+                    invoice_ids=[invoice.id],
+                    now=NOW,
+                    known_new=True,
+                    cancel=False,
+                )
+                paid.append(invoice.id)
+        cancel_for_invoices(session, paid, NOW)
 
 
 @pytest.mark.slow  # 240 generated invoices over 400 days fitted, then simulated twice
