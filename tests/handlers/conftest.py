@@ -5,13 +5,35 @@ from typing import Any
 
 import pytest
 
+from bot.core.clock import FixedClock
 from bot.core.runtime import Runtime
-from tests.handlers.posted_plan import ledger, post_plan
+from bot.core.settings import Settings
+from tests.handlers.posted_plan import ledger, make_plan, post_stored_plan
+from tests.support import planned_sqlite
+from tests.support.ledger_files import a_week_late
 
 
 @pytest.fixture
-def posted(slack_runtime: Runtime, slack_api: Any, tmp_path: Path) -> Runtime:
-    """Today's plan for three customers, posted to the finance channel."""
-    ledger(slack_runtime, tmp_path)
-    post_plan(slack_runtime, slack_api)
-    return slack_runtime
+def posted(
+    request: pytest.FixtureRequest,
+    slack_settings: Settings,
+    clock: FixedClock,
+    slack_api: Any,
+    tmp_path: Path,
+) -> Runtime:
+    """Today's plan for three customers, posted to the finance channel. On SQLite, when nothing
+    has opened the test's database yet, the ledger and the plan are a copy of the database an
+    earlier test's same setup left (tests/support/planned_sqlite.py), posted to this test's own
+    fake Slack."""
+    settings = slack_settings.model_dump(exclude={"database_url"})
+    setup = f"posted {a_week_late(3)!r} {settings!r} {clock.now().isoformat()}"
+    fresh = planned_sqlite.fresh_sqlite(slack_settings.database_url)
+    planned = fresh is not None and planned_sqlite.restore(fresh, setup)
+    runtime: Runtime = request.getfixturevalue("slack_runtime")
+    if not planned:
+        ledger(runtime, tmp_path)
+        make_plan(runtime)
+        if fresh is not None:
+            planned_sqlite.keep(fresh, setup)
+    post_stored_plan(runtime, slack_api)
+    return runtime

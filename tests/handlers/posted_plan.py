@@ -29,13 +29,23 @@ def ledger(runtime: Runtime, tmp_path: Path, customers: int = 3) -> None:
         apply_batch(session, batch, runtime.clock.now())
 
 
-def post_plan(runtime: Runtime, slack_api: Any) -> None:
+def make_plan(runtime: Runtime) -> None:
+    """Today's plan, stored."""
     with runtime.writing() as session:
         run_plan(
             session, PlanRules.from_settings(runtime.settings), TODAY, runtime.clock.now(), False
         )
+
+
+def post_stored_plan(runtime: Runtime, slack_api: Any) -> None:
+    """Today's stored plan, posted to the finance channel."""
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
     posting.post_plan(runtime, chat, "C0FINANCE", TODAY)
+
+
+def post_plan(runtime: Runtime, slack_api: Any) -> None:
+    make_plan(runtime)
+    post_stored_plan(runtime, slack_api)
 
 
 def state_of(runtime: Runtime, reminder_id: int) -> str:
