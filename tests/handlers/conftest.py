@@ -25,7 +25,8 @@ def posted(
     has opened the test's database yet, the ledger and the plan are a copy of the database an
     earlier test's same setup left (tests/support/planned_sqlite.py), posted to this test's own
     fake Slack."""
-    settings = slack_settings.model_dump(exclude={"database_url"})
+    # every setting but the two that differ per test (the database's file, the fake Slack's port)
+    settings = slack_settings.model_dump(exclude={"database_url", "slack_api_url"})
     setup = f"posted {a_week_late(3)!r} {settings!r} {clock.now().isoformat()}"
     fresh = planned_sqlite.fresh_sqlite(slack_settings.database_url)
     planned = fresh is not None and planned_sqlite.restore(fresh, setup)

@@ -58,7 +58,7 @@ def rt(
     rules = PlanRules.from_settings(inbound_settings)
     # On SQLite, a copy of the database an earlier test's same setup left (tests/support/
     # planned_sqlite.py), rather than importing and planning again.
-    setup = f"{rows!r} {rules!r} {clock.now().isoformat()}"
+    setup = f"webhooks rt {rows!r} {rules!r} {clock.now().isoformat()}"
     fresh = planned_sqlite.fresh_sqlite(inbound_settings.database_url)
     planned = fresh is not None and planned_sqlite.restore(fresh, setup)
     runtime = start(inbound_settings, clock=clock)

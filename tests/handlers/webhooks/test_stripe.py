@@ -75,7 +75,7 @@ def rt(
     rules = PlanRules.from_settings(stripe_settings)
     # On SQLite, a copy of the database an earlier test's same setup left (tests/support/
     # planned_sqlite.py), rather than importing and planning again.
-    setup = f"{rows!r} {rules!r} {clock.now().isoformat()}"
+    setup = f"stripe rt {rows!r} {rules!r} {clock.now().isoformat()}"
     fresh = planned_sqlite.fresh_sqlite(stripe_settings.database_url)
     planned = fresh is not None and planned_sqlite.restore(fresh, setup)
     runtime = start(stripe_settings, clock=clock)
