@@ -609,7 +609,10 @@ def _read_key(env_file: str | None, overrides: dict[str, object]) -> tuple[objec
         env_file,
         contents,
         tuple(sorted(os.environ.items())),
-        tuple(sorted((name, type(value).__name__, value) for name, value in overrides.items())),
+        # by type and repr: Decimal("0.10") equals Decimal("0.1") but reads differently
+        tuple(
+            sorted((name, type(value).__name__, repr(value)) for name, value in overrides.items())
+        ),
     )
 
 

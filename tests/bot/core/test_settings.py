@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,18 @@ def test_an_empty_twilio_api_url_means_the_default(
     env = tmp_path / ".env"
     env.write_text(f"SMTP_HOST=mail.example\nTWILIO_API_URL={value}\n", encoding="utf-8")
     assert load_settings(env_file=str(env)).twilio_api_url == "https://api.twilio.com"
+
+
+def test_a_reading_again_is_a_copy_of_its_own_with_the_values_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ARBOT_TIMEZONE", "Europe/Paris")
+    first = load_settings(env_file=None, control_share=Decimal("0.1"))
+    first.timezone = "Asia/Tokyo"  # a caller changing its own copy
+
+    again = load_settings(env_file=None, control_share=Decimal("0.10"))
+
+    assert again.timezone == "Europe/Paris"
+    assert str(again.control_share) == "0.10"
+    monkeypatch.setenv("ARBOT_TIMEZONE", "America/Chicago")
+    assert load_settings(env_file=None, control_share=Decimal("0.10")).timezone == "America/Chicago"
