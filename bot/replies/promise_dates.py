@@ -8,6 +8,7 @@ promises; when a reply names several dates, the one nearest a payment word wins.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from calendar import monthrange
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -170,17 +171,38 @@ class _Found:
 
 
 def _candidates(text: str, today: date, rule: NextWeekday) -> list[_Found]:
-    taken: list[tuple[int, int]] = []
+    starts: list[int] = []  # the spans read so far, in order; they never overlap
+    ends: list[int] = []
     found = []
     for rank, (pattern, read) in enumerate(_finders(today, rule)):
         for match in re.finditer(pattern, text):
-            if any(match.start() < end and start < match.end() for start, end in taken):
+            start, end = match.span()
+            # Only the last span starting before this match ends can reach into it.
+            before = bisect_left(starts, end)
+            if before and ends[before - 1] > start:
                 continue
-            taken.append(match.span())
+            starts.insert(before, start)
+            ends.insert(before, end)
             day = read(match)
             if day is not None and today <= day <= today + timedelta(days=PROMISE_HORIZON_DAYS):
-                found.append(_Found(match.start(), match.end(), rank, day))
+                found.append(_Found(start, end, rank, day))
     return found
+
+
+def _distance(anchors: list[int], found: _Found) -> int:
+    """How far `found` is from the nearest of `anchors` (in order), 0 when there are none."""
+    if not anchors:
+        return 0
+    inside = bisect_left(anchors, found.start) < bisect_right(anchors, found.end)
+    if inside:
+        return 0
+    after = bisect_right(anchors, found.end)
+    nearest = []
+    if after < len(anchors):
+        nearest.append(anchors[after] - found.end)
+    if after:
+        nearest.append(found.start - anchors[after - 1])
+    return min(nearest)
 
 
 def promised_date(text: str, today: date, next_weekday: NextWeekday = "next_week") -> date | None:
@@ -209,8 +231,7 @@ def promised_date(text: str, today: date, next_weekday: NextWeekday = "next_week
     anchors = [m.start() for m in _PAY_ANCHOR.finditer(text)]
 
     def closeness(f: _Found) -> tuple[int, int, int]:
-        distance = min((max(a - f.end, f.start - a, 0) for a in anchors), default=0)
-        return distance, f.rank, f.start
+        return _distance(anchors, f), f.rank, f.start
 
     found = _candidates(text, today, next_weekday)
     return min(found, key=closeness).day if found else None
@@ -219,4 +240,9 @@ def promised_date(text: str, today: date, next_weekday: NextWeekday = "next_week
 def normalise_reply(text: str) -> str:
     """The reply as the rules and the date finders read it: lower case, straight apostrophes,
     runs of spaces and tabs as one space."""
-    return re.sub(r"[ \t]+", " ", text.replace("\u2019", "'").replace("\u2018", "'")).lower()
+    straight = text.replace("\u2019", "'").replace("\u2018", "'").replace("\t", " ")
+    # Two spaces first: a pattern led by a single space would stop at every space of a long reply.
+    return _SPACES.sub(" ", straight).lower()
+
+
+_SPACES = re.compile("  +")

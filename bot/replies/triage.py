@@ -5,7 +5,9 @@ skipped when a negation stands just before it ("we have not paid yet" is no clai
 labels outrank the others whatever else the reply says, because both must stop automation: a
 `dispute` wins over everything, an `opt_out` over everything but a dispute. A payment plan request
 then wins over the promise and hardship words it usually carries. Leftover quoted history ("On …
-wrote:", "> " lines) and signatures are cut first, so the reminder we sent cannot vote.
+wrote:", "> " lines) and signatures are cut first, so the reminder we sent cannot vote. A long
+reply is read at its beginning and its end, and in between where it may opt out or dispute; its
+reason says so and a person reads it (see `READ_CHARS`).
 
 A promise's date is read relative to `today` by bot.replies.promise_dates; its `promised_date`, still
 importable from here, says what each phrase means.
@@ -60,22 +62,54 @@ _SIGN_OFF = re.compile(
 )
 
 
+# Where a line may end the customer's words: after any spaces, how every line that _QUOTE_START,
+# _ON_DATE or _SIGN_OFF matches begins. Only those lines are looked at one by one. These patterns
+# read the reply with a "\n" put before it and start at a "\n", which a search finds quickly; the
+# spaces are taken possessively and the first letter is looked at once, so a line costs little.
+_MAY_END = re.compile(
+    r"\n[^\S\n]*+(?=[-_bcdfgkmorstw])(?:-|_|from:|begin forwarded|on\s|sent from my|get outlook"
+    r"|best|kind|warm|many|regards|cheers|sincerely|thank|br|confidential|this e|disclaimer)",
+    re.IGNORECASE,
+)
+_QUOTED_LINE = re.compile(r"\n[^\S\n]*+>[^\n]*")
+_WORDS_LINE = re.compile(r"\n[^\S\n]*+[^\s>]")  # a line neither blank nor quoted
+# The most lines looked at one by one; past them, what follows is taken for the customer's words
+# (more for the rules to read, never less), so a mail of millions of such lines costs no more.
+MAY_END_LINES = 10_000
+
+
 def own_words(text: str) -> str:
     """The reply without quoted history (from "On … wrote:", "> " lines) or a signature."""
-    lines = text.splitlines()
-    kept: list[str] = []
-    for i, line in enumerate(lines):
+    lines = "\n" + "\n".join(text.splitlines())  # a line starts after each "\n"
+    first_words = _WORDS_LINE.search(lines)
+    end = len(lines)
+    for looked, match in enumerate(_MAY_END.finditer(lines)):
+        if looked == MAY_END_LINES:
+            break
+        start = match.start() + 1
+        line = lines[start : _line_end(lines, start)]
+        after = start + len(line) + 1  # where the next line starts
         wraps = (
-            _ON_DATE.match(line) and i + 1 < len(lines) and lines[i + 1].strip().endswith("wrote:")
+            after <= len(lines)
+            and _ON_DATE.match(line)
+            and lines[after : _line_end(lines, after)].strip().endswith("wrote:")
         )
         if _QUOTE_START.fullmatch(line) or wraps:
+            end = start
             break
-        if line.lstrip().startswith(">"):
-            continue
-        if any(k.strip() for k in kept) and _SIGN_OFF.fullmatch(line):
+        signed = first_words is not None and first_words.start() + 1 < start
+        if signed and _SIGN_OFF.fullmatch(line):
+            end = start
             break
-        kept.append(line)
-    return "\n".join(kept).strip()
+    kept = lines[:end]
+    if ">" in kept:
+        kept = _QUOTED_LINE.sub("", kept)
+    return kept.strip()
+
+
+def _line_end(lines: str, start: int) -> int:
+    end = lines.find("\n", start)
+    return len(lines) if end < 0 else end
 
 
 # --- Rules ----------------------------------------------------------------------------------
@@ -268,19 +302,100 @@ class _Evidence:
     hits: tuple[tuple[Rule, str], ...]
 
 
-def _evidence(text: str) -> dict[str, _Evidence]:
-    found: dict[str, list[tuple[Rule, str]]] = {label: [] for label in LABELS}
-    for rule in RULES:
+def _hits(text: str, rules: list[Rule]) -> list[tuple[Rule, str]]:
+    hits = []
+    for rule in rules:
         match = _fires(rule, text)
         if match is not None:
-            found[rule.label].append((rule, match.group().strip()))
+            hits.append((rule, match.group().strip()))
+    return hits
+
+
+def _evidence(hits: list[tuple[Rule, str]]) -> dict[str, _Evidence]:
+    found: dict[str, list[tuple[Rule, str]]] = {label: [] for label in LABELS}
+    for rule, words in hits:
+        found[rule.label].append((rule, words))
     evidence = {}
-    for label, hits in found.items():
+    for label, label_hits in found.items():
         doubt = 1.0
-        for rule, _ in hits:
+        for rule, _ in label_hits:
             doubt *= 1 - rule.weight
-        evidence[label] = _Evidence(min(1 - doubt, _MAX_CONFIDENCE), tuple(hits))
+        evidence[label] = _Evidence(min(1 - doubt, _MAX_CONFIDENCE), tuple(label_hits))
     return evidence
+
+
+# --- What a long reply's rules read ---------------------------------------------------------
+
+# Each rule walks the whole text it is given, so a reply of 25 MB would cost minutes. A longer
+# reply is read by every rule at its beginning and its end; in between, only the passages around
+# a word of an opt-out or of the plainest disputes (disputed, wrong, overcharged, billed twice,
+# refuses) are read, by those two labels' rules, so those are not missed wherever they stand. What
+# is left unread is said in the reason, and a person reads the reply.
+READ_CHARS = 25_000  # at each end of a long reply
+PASSAGE_CHARS = 200  # either side of a word that may start an opt-out or a dispute
+MIDDLE_PASSAGES = 500  # the most passages read between the two ends
+STOP_RULES = [rule for rule in RULES if rule.label in ("dispute", "opt_out")]
+# Searched for one at a time: a search for one word runs through a long reply at memory speed,
+# where one pattern of them all would try each at every character.
+STOP_WORDS = (
+    "unsubscri", "opt out", "opt-out", "optout", "opt me", "stop", "quit", "cease", "revok",
+    "consent", "remov", "contact me", "contact us", "contact this", "mail me", "mail us",
+    "message me", "message us", "text me", "call me", "call us", "send me", "no more", "leave me",
+    "leave us", "disput", "contest", "wrong", "incorrect", "overcharg", "over-charg", "overbill",
+    "over-bill", "twice", "double", "duplicat", "refus", "withhold", " owe",
+)  # fmt: skip
+_STOP_WORDS = [re.compile(re.escape(word)) for word in STOP_WORDS]
+
+
+@dataclass(frozen=True)
+class _Reading:
+    text: str  # what every rule reads
+    passages: str  # from the middle, for the opt-out and dispute rules
+    length: int  # of the whole reply
+    unread: bool  # some of the middle went unread: more passages than MIDDLE_PASSAGES
+
+    @property
+    def whole(self) -> bool:
+        return len(self.text) == self.length
+
+    def note(self) -> str:
+        if self.whole:
+            return ""
+        note = (
+            f"; a long reply ({self.length:,} characters): the rules read its first and last"
+            f" {READ_CHARS:,} and, between them, only passages that may opt out or dispute"
+        )
+        if self.unread:
+            note += f" (the first {MIDDLE_PASSAGES})"
+        return note + "; a person should read the rest"
+
+
+def _reading(words: str) -> _Reading:
+    if len(words) <= 2 * READ_CHARS:
+        return _Reading(words, "", len(words), unread=False)
+    middle_end = len(words) - READ_CHARS
+    found: list[int] = []
+    unread = False
+    for word in _STOP_WORDS:
+        for n, match in enumerate(word.finditer(words, READ_CHARS, middle_end)):
+            if n == MIDDLE_PASSAGES:
+                unread = True
+                break
+            found.append(match.start())
+    found.sort()
+    if len(found) > MIDDLE_PASSAGES:
+        unread, found = True, found[:MIDDLE_PASSAGES]
+    spans: list[tuple[int, int]] = []
+    for at in found:
+        start = max(at - PASSAGE_CHARS, READ_CHARS)
+        end = min(at + PASSAGE_CHARS, middle_end)
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    passages = "\n".join(words[start:end] for start, end in spans)
+    text = words[:READ_CHARS] + "\n" + words[middle_end:]
+    return _Reading(text, passages, len(words), unread)
 
 
 def _winner(scores: dict[str, float]) -> str:
@@ -293,12 +408,14 @@ def _winner(scores: dict[str, float]) -> str:
     return best if scores[best] > 0 else "other"
 
 
-def _reason(label: str, hits: tuple[tuple[Rule, str], ...], beaten: list[str]) -> str:
+def _reason(
+    label: str, hits: tuple[tuple[Rule, str], ...], beaten: list[str], reading: _Reading
+) -> str:
     if not hits:
-        return "no rule matched; a person should read it"
+        return "no rule matched; a person should read it" + reading.note()
     rule, words = max(hits, key=lambda hit: hit[0].weight)
     reason = f'{label}: {rule.name} ("{words}")'
-    return reason + (f"; outranks {', '.join(beaten)}" if beaten else "")
+    return reason + (f"; outranks {', '.join(beaten)}" if beaten else "") + reading.note()
 
 
 class RuleClassifier:
@@ -312,9 +429,14 @@ class RuleClassifier:
         return own_words(text)
 
     def classify(self, text: str, today: date) -> Triage:
-        words = normalise_reply(own_words(text) or text)
-        evidence = _evidence(words)
-        due = promised_date(words, today, self.next_weekday)
+        reading = _reading(normalise_reply(own_words(text) or text))
+        hits = _hits(reading.text, RULES)
+        fired = {rule for rule, _ in hits}
+        if reading.passages:
+            rules = [rule for rule in STOP_RULES if rule not in fired]
+            hits += _hits(reading.passages, rules)
+        evidence = _evidence(hits)
+        due = promised_date(reading.text, today, self.next_weekday)
         promise = evidence["promise_to_pay"]
         if due is not None and promise.score > 0:  # a date beside a promise makes it firmer
             evidence["promise_to_pay"] = _Evidence(
@@ -323,16 +445,17 @@ class RuleClassifier:
         scores = {label: e.score for label, e in evidence.items()}
         label = _winner(scores)
         if not evidence[label].hits:
-            return Triage(label, _NO_RULE_CONFIDENCE, None, _reason(label, (), []))
+            return Triage(label, _NO_RULE_CONFIDENCE, None, _reason(label, (), [], reading))
         rivals = [s for other, s in scores.items() if other not in (label, "other")]
         runner_up = max(rivals, default=0.0)
         outranked = label in ("dispute", "opt_out")  # they win by rule; rivals cast no doubt
         confidence = scores[label] if outranked else scores[label] * (1 - 0.4 * runner_up)
+        if not (reading.whole or outranked):  # what went unread may change it: a person reads it
+            confidence = min(confidence, _NO_RULE_CONFIDENCE)
         beaten = [other for other, s in scores.items() if other != label and s >= 0.5]
         promise_date = due if label == "promise_to_pay" else None
-        return Triage(
-            label, round(confidence, 3), promise_date, _reason(label, evidence[label].hits, beaten)
-        )
+        reason = _reason(label, evidence[label].hits, beaten, reading)
+        return Triage(label, round(confidence, 3), promise_date, reason)
 
 
 def classify(text: str, today: date) -> Triage:
