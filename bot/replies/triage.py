@@ -67,14 +67,15 @@ _SIGN_OFF = re.compile(
 # read the reply with a "\n" put before it and start at a "\n", which a search finds quickly; the
 # spaces are taken possessively and the first letter is looked at once, so a line costs little.
 _MAY_END = re.compile(
-    r"\n[^\S\n]*+(?=[-_bcdfgkmorstw])(?:-|_|from:|begin forwarded|on\s|sent from my|get outlook"
+    r"\n[^\S\n]*+(?=[-_bcdfgkmorstw])(?:-|_|from:|begin forwarded|on[^\S\n]|sent from my|get outlook"
     r"|best|kind|warm|many|regards|cheers|sincerely|thank|br|confidential|this e|disclaimer)",
     re.IGNORECASE,
 )
 _QUOTED_LINE = re.compile(r"\n[^\S\n]*+>[^\n]*")
 _WORDS_LINE = re.compile(r"\n[^\S\n]*+[^\s>]")  # a line neither blank nor quoted
-# The most lines looked at one by one; past them, what follows is taken for the customer's words
-# (more for the rules to read, never less), so a mail of millions of such lines costs no more.
+# The most lines looked at one by one in a long reply (over 2 * READ_CHARS); past them, what
+# follows is taken for the customer's words (more for the rules to read, never less), so a mail
+# of millions of such lines costs no more. A reply of ordinary length is looked at whole.
 MAY_END_LINES = 10_000
 
 
@@ -84,7 +85,7 @@ def own_words(text: str) -> str:
     first_words = _WORDS_LINE.search(lines)
     end = len(lines)
     for looked, match in enumerate(_MAY_END.finditer(lines)):
-        if looked == MAY_END_LINES:
+        if looked == MAY_END_LINES and len(lines) > 2 * READ_CHARS:
             break
         start = match.start() + 1
         line = lines[start : _line_end(lines, start)]
@@ -353,10 +354,7 @@ class _Reading:
     passages: str  # from the middle, for the opt-out and dispute rules
     length: int  # of the whole reply
     unread: bool  # some of the middle went unread: more passages than MIDDLE_PASSAGES
-
-    @property
-    def whole(self) -> bool:
-        return len(self.text) == self.length
+    whole: bool  # every rule read the whole reply
 
     def note(self) -> str:
         if self.whole:
@@ -366,13 +364,13 @@ class _Reading:
             f" {READ_CHARS:,} and, between them, only passages that may opt out or dispute"
         )
         if self.unread:
-            note += f" (the first {MIDDLE_PASSAGES})"
+            note += f" (near the first {MIDDLE_PASSAGES} such words)"
         return note + "; a person should read the rest"
 
 
 def _reading(words: str) -> _Reading:
     if len(words) <= 2 * READ_CHARS:
-        return _Reading(words, "", len(words), unread=False)
+        return _Reading(words, "", len(words), unread=False, whole=True)
     middle_end = len(words) - READ_CHARS
     found: list[int] = []
     unread = False
@@ -395,7 +393,7 @@ def _reading(words: str) -> _Reading:
             spans.append((start, end))
     passages = "\n".join(words[start:end] for start, end in spans)
     text = words[:READ_CHARS] + "\n" + words[middle_end:]
-    return _Reading(text, passages, len(words), unread)
+    return _Reading(text, passages, len(words), unread, whole=False)
 
 
 def _winner(scores: dict[str, float]) -> str:

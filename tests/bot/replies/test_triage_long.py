@@ -92,3 +92,33 @@ def test_among_many_dates_the_one_nearest_a_payment_word_wins() -> None:
     filler = "The meeting is on Friday and the next on Monday. " * 2_000
     text = filler + "We will pay on March 20. " + filler
     assert promised_date(text, MONDAY) == date(2026, 3, 20)
+
+
+def test_a_line_of_just_on_does_not_hide_the_quoted_reminder_after_it() -> None:
+    reply = (
+        "Got it, thanks\nOn\n"
+        "On Mon, Mar 16, 2026 at 9:00 AM Acme AR <ar@acme.com> wrote:\n"
+        "Invoice INV-1 for $400 is due. Reply STOP to opt out."
+    )
+    assert triage.own_words(reply) == "Got it, thanks\nOn"
+    assert RuleClassifier().classify(reply, MONDAY).label != "opt_out"
+
+
+def test_a_reply_of_ordinary_length_is_looked_at_line_by_line_however_many_lines() -> None:
+    reply = (
+        "Please see the list below.\n"
+        + "- a\n" * (triage.MAY_END_LINES + 1)
+        + "From: Acme AR <ar@acme.com>\nSent: Monday\nWe will pay on Friday.\n"
+    )
+    assert "We will pay on Friday" not in triage.own_words(reply)
+    assert RuleClassifier().classify(reply, MONDAY).label != "promise_to_pay"
+
+
+def test_a_reply_one_character_past_the_bound_is_said_to_be_long() -> None:
+    reply = long_reply(2 * triage.READ_CHARS - 30) + "\nThanks, we will pay Friday."
+    assert len(triage.own_words(reply)) == 2 * triage.READ_CHARS - 2
+    longer = reply + "!!!"
+
+    got = RuleClassifier().classify(longer, MONDAY)
+
+    assert "a long reply" in got.reason and got.confidence <= 0.3
