@@ -343,7 +343,10 @@ STOP_WORDS = (
     "consent", "remov", "contact me", "contact us", "contact this", "mail me", "mail us",
     "message me", "message us", "text me", "call me", "call us", "send me", "no more", "leave me",
     "leave us", "disput", "contest", "wrong", "incorrect", "overcharg", "over-charg", "overbill",
-    "over-bill", "twice", "double", "duplicat", "refus", "withhold", " owe",
+    "over-bill", "twice", "double", "duplicat", "refus", "withhold", " owe", "take me", "take us",
+    "this number", "this address", "this email", "write to", "no longer", "enough", "want to be",
+    "want these", "want your", "want any", "want them", "never", "unauthori", "not happy",
+    "unhappy", "object", "won't pay", "will not pay", "not pay", "defect",
 )  # fmt: skip
 _STOP_WORDS = [re.compile(re.escape(word)) for word in STOP_WORDS]
 

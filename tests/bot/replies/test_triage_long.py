@@ -122,3 +122,29 @@ def test_a_reply_one_character_past_the_bound_is_said_to_be_long() -> None:
     got = RuleClassifier().classify(longer, MONDAY)
 
     assert "a long reply" in got.reason and got.confidence <= 0.3
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "Take me off your list.",
+        "Don't call this number again.",
+        "Do not email this address.",
+        "Never write to me again.",
+        "I no longer want to receive these.",
+        "I don't want these emails.",
+        "Enough with the emails.",
+        "I do not want to be contacted.",
+        "We never received the parts.",
+        "That charge was unauthorized.",
+        "We are not happy with the work.",
+        "We object to this invoice.",
+        "We won't pay for the second visit.",
+        "The pump was defective.",
+    ],
+)
+def test_what_opts_out_or_disputes_alone_does_so_in_the_middle_of_a_long_reply(words: str) -> None:
+    alone = RuleClassifier().classify(words, MONDAY).label
+    assert alone in ("opt_out", "dispute")
+    text = long_reply(200_000) + "\n" + words + "\n" + long_reply(200_000)
+    assert RuleClassifier().classify(text, MONDAY).label == alone
