@@ -27,14 +27,16 @@ def posted(
     fake Slack."""
     # every setting but the two that differ per test (the database's file, the fake Slack's port)
     settings = slack_settings.model_dump(exclude={"database_url", "slack_api_url"})
-    setup = f"posted {a_week_late(3)!r} {settings!r} {clock.now().isoformat()}"
-    fresh = planned_sqlite.fresh_sqlite(slack_settings.database_url)
-    planned = fresh is not None and planned_sqlite.restore(fresh, setup)
-    runtime: Runtime = request.getfixturevalue("slack_runtime")
-    if not planned:
+
+    def make(runtime: Runtime) -> None:
         ledger(runtime, tmp_path)
         make_plan(runtime)
-        if fresh is not None:
-            planned_sqlite.keep(fresh, setup)
+
+    runtime: Runtime = planned_sqlite.set_up_once(
+        slack_settings.database_url,
+        f"posted {a_week_late(3)!r} {settings!r} {clock.now().isoformat()}",
+        lambda: request.getfixturevalue("slack_runtime"),
+        make,
+    )
     post_stored_plan(runtime, slack_api)
     return runtime

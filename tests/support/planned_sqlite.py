@@ -12,14 +12,17 @@ import filecmp
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.engine import make_url
 
 from tests.support.migrated_sqlite import migrated_sqlite
 
 _KEPT: dict[str, Path] = {}
+Opened = TypeVar("Opened")
 
 
 @cache
@@ -60,3 +63,19 @@ def keep(path: Path, setup: str) -> None:
         copy.close()
         source.close()
     _KEPT[setup] = target
+
+
+def set_up_once(
+    url: str, setup: str, open_database: Callable[[], Opened], make: Callable[[Opened], None]
+) -> Opened:
+    """The database at `url` opened, with what `make` writes into it: on SQLite, when nothing has
+    opened the database yet and an earlier test made the same `setup` (a key naming the fixture
+    and everything the rows depend on), a copy of that one instead of `make`'s work."""
+    fresh = fresh_sqlite(url)
+    restored = fresh is not None and restore(fresh, setup)
+    opened = open_database()
+    if not restored:
+        make(opened)
+        if fresh is not None:
+            keep(fresh, setup)
+    return opened

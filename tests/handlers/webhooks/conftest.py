@@ -56,21 +56,21 @@ def rt(
         row(invoice_number="INV-1002", amount="300.00", balance="300.00", due_date="2026-03-09"),
     ]
     rules = PlanRules.from_settings(inbound_settings)
-    # On SQLite, a copy of the database an earlier test's same setup left (tests/support/
-    # planned_sqlite.py), rather than importing and planning again.
-    setup = f"webhooks rt {rows!r} {rules!r} {clock.now().isoformat()}"
-    fresh = planned_sqlite.fresh_sqlite(inbound_settings.database_url)
-    planned = fresh is not None and planned_sqlite.restore(fresh, setup)
-    runtime = start(inbound_settings, clock=clock)
-    if not planned:
+
+    def make(runtime: Runtime) -> None:
         with runtime.writing() as session:
             apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), clock.now())
             run_plan(session, rules, TODAY, clock.now(), False)
             reminder = session.scalars(select(Reminder)).one()
             # as if it had gone out: its Message-ID is stored
             reminder.message_id = "<arbot.1.0123456789abcdef@brightwater.example>"
-        if fresh is not None:
-            planned_sqlite.keep(fresh, setup)
+
+    runtime = planned_sqlite.set_up_once(
+        inbound_settings.database_url,
+        f"webhooks rt {rows!r} {rules!r} {clock.now().isoformat()}",
+        lambda: start(inbound_settings, clock=clock),
+        make,
+    )
     plan_posting.post_plan(
         runtime, SlackChat(web_client("xoxb-test", slack_api.url)), "C0FINANCE", TODAY
     )

@@ -73,18 +73,18 @@ def rt(
         ),
     ]
     rules = PlanRules.from_settings(stripe_settings)
-    # On SQLite, a copy of the database an earlier test's same setup left (tests/support/
-    # planned_sqlite.py), rather than importing and planning again.
-    setup = f"stripe rt {rows!r} {rules!r} {clock.now().isoformat()}"
-    fresh = planned_sqlite.fresh_sqlite(stripe_settings.database_url)
-    planned = fresh is not None and planned_sqlite.restore(fresh, setup)
-    runtime = start(stripe_settings, clock=clock)
-    if not planned:
+
+    def make(runtime: Runtime) -> None:
         with runtime.writing() as session:
             apply_batch(session, read_ledger_csv(write(tmp_path / "l.csv", rows)), clock.now())
             run_plan(session, rules, TODAY, clock.now(), False)
-        if fresh is not None:
-            planned_sqlite.keep(fresh, setup)
+
+    runtime = planned_sqlite.set_up_once(
+        stripe_settings.database_url,
+        f"stripe rt {rows!r} {rules!r} {clock.now().isoformat()}",
+        lambda: start(stripe_settings, clock=clock),
+        make,
+    )
     chat = SlackChat(web_client("xoxb-test", slack_api.url))
     posting.post_plan(runtime, chat, "C0FINANCE", TODAY)
     yield runtime
