@@ -22,7 +22,11 @@ from tests.support.smtp_server import SmtpServer
 
 # Printable text of any script (letters, marks, digits, punctuation, symbols, spaces).
 PRINTABLE = st.characters(categories=("L", "M", "N", "P", "S", "Zs"))
-WORDS = st.lists(st.text(PRINTABLE.filter(lambda c: not c.isspace()), min_size=1), max_size=12)
+# The same characters without the spaces: every Zs character is a space and no other printable one
+# is. Named by category rather than filtered, hypothesis draws a word whole, not a character at a
+# time (a filtered alphabet made generating the examples most of the test's 1.9 s of CPU).
+PRINTABLE_NOT_SPACE = st.characters(categories=("L", "M", "N", "P", "S"))
+WORDS = st.lists(st.text(PRINTABLE_NOT_SPACE, min_size=1), max_size=12)
 LINES = st.lists(
     st.one_of(st.text(PRINTABLE, max_size=120), st.text(st.sampled_from("ab é€"), max_size=1100)),
     min_size=1,
