@@ -14,12 +14,13 @@ rows in one file stay two payments.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections import Counter
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
+from functools import cache
+from json.encoder import encode_basestring
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bot.core.errors import UserError, ValidationFailed
 from bot.core.money import minor_units, parse_amount
@@ -27,12 +28,13 @@ from integrations.base.payments import BankPayment
 from integrations.csv_common import (
     Column,
     RowChecker,
+    RowValues,
     at_most,
     currency_code,
     cycles_collected_after,
     excess_places,
     iso_date,
-    read_rows,
+    read_cells,
 )
 
 REQUIRED_COLUMNS = ("date", "amount", "currency", "reference", "payer")
@@ -78,11 +80,23 @@ def read_payments(path: Path) -> list[BankPayment]:
 def _read(path: Path) -> list[BankPayment]:
     problems: list[str] = []
     payments: list[BankPayment] = []
-    seen: Counter[str] = Counter()
-    rows = read_rows(path, REQUIRED_COLUMNS, problems, file_kind="payments", fill_short_rows=True)
+    seen: dict[str, int] = {}  # each content: how many rows of it came before
     checker = RowChecker(COLUMNS)
-    for row_number, raw in rows:
-        values = checker.read(row_number, raw, problems)
+    # The checker's reader of a row's cells by their place in the header, and the header's width:
+    # each row is read as a list, without a dict of its columns.
+    readers: list[Callable[[int, list[Any], list[str]], RowValues | None]] = []
+    width: list[int] = []
+
+    def on_header(header: list[str]) -> None:
+        readers.append(checker.by_position(header))
+        width.append(len(header))
+
+    for row_number, cells in read_cells(
+        path, REQUIRED_COLUMNS, problems, file_kind="payments", on_header=on_header
+    ):
+        if len(cells) < width[0]:  # a short row's last cells are empty, not missing
+            cells.extend([""] * (width[0] - len(cells)))
+        values = readers[0](row_number, cells, problems)
         if values is None:
             continue
         row = PaymentRow._make(values.apart)
@@ -90,7 +104,9 @@ def _read(path: Path) -> list[BankPayment]:
         if excess:
             problems.append(excess)
             continue
-        content = _content(row, minor_units(row.currency))
+        content = _content(row)
+        occurrence = seen.get(content, 0)
+        seen[content] = occurrence + 1
         payments.append(
             BankPayment(
                 row=row_number,
@@ -99,10 +115,9 @@ def _read(path: Path) -> list[BankPayment]:
                 currency=row.currency,
                 reference=row.reference,
                 payer=row.payer,
-                external_id=_fingerprint(content, seen[content]),
+                external_id=_fingerprint(content, occurrence),
             )
         )
-        seen[content] += 1
     if problems:
         raise ValidationFailed(str(path), problems)
     if not payments:
@@ -110,11 +125,19 @@ def _read(path: Path) -> list[BankPayment]:
     return payments
 
 
-def _content(row: PaymentRow, places: int) -> str:
-    """What the bank said, written one way: 100.5 and 100.50 USD are the same payment."""
-    amount = row.amount.quantize(Decimal(1).scaleb(-places))
+def _content(row: PaymentRow) -> str:
+    """What the bank said, written one way: 100.5 and 100.50 USD are the same payment. The text
+    is json.dumps of the five fields with ensure_ascii=False, written out: each field quoted as
+    json quotes it, without setting up an encoder for each row."""
+    amount = row.amount.quantize(_smallest_unit(row.currency))
     fields = [row.received_on.isoformat(), str(amount), row.currency, row.reference, row.payer]
-    return json.dumps(fields, ensure_ascii=False)
+    return "[" + ", ".join(map(encode_basestring, fields)) + "]"
+
+
+@cache
+def _smallest_unit(currency: str) -> Decimal:
+    """The currency's smallest unit as a Decimal to quantize to (0.01 USD, 1 JPY)."""
+    return Decimal(1).scaleb(-minor_units(currency))
 
 
 def _fingerprint(content: str, occurrence: int) -> str:

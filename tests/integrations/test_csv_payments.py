@@ -4,6 +4,8 @@ and external ids that stay the same when the same payments are imported again.""
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import random
 from datetime import date
 from decimal import Decimal
@@ -165,6 +167,35 @@ def test_a_short_row_leaves_reference_and_payer_empty(tmp_path: Path) -> None:
     path.write_text("date,amount,currency,reference,payer\n2026-03-16,5.00,USD\n", "utf-8")
     [only] = read_payments(path)
     assert (only.reference, only.payer) == ("", "")
+
+
+def test_a_short_row_without_a_required_cell_says_it_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "feed.csv"
+    path.write_text("date,amount,currency,reference,payer\n2026-03-16,5.00\n", "utf-8")
+    with pytest.raises(ValidationFailed) as refused:
+        read_payments(path)
+    assert refused.value.problems == ["row 2, currency: is required but empty"]
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "reference", "payer", "written"),
+    [
+        ("1200.5", "USD", "INV-1001", "Ridgeline Roofing LLC", "1200.50"),
+        ("5000", "JPY", "", "", "5000"),
+        ("12.5", "KWD", 'Nº "7" \\ 2/3', "Müller & Söhne GmbH 🙂", "12.500"),
+    ],
+)
+def test_an_external_id_is_the_digest_of_the_json_of_what_the_bank_said_and_its_occurrence(
+    tmp_path: Path, amount: str, currency: str, reference: str, payer: str, written: str
+) -> None:
+    """The ids of payments imported before must not change: the file's same rows are then
+    recognised however the reading is done."""
+    fields = {"amount": amount, "currency": currency, "reference": reference, "payer": payer}
+    first, second = read_payments(write(tmp_path / "feed.csv", [good(**fields), good(**fields)]))
+    content = json.dumps(["2026-03-16", written, currency, reference, payer], ensure_ascii=False)
+    assert [first.external_id, second.external_id] == [
+        hashlib.sha256(f"{content}\n{n}".encode()).hexdigest() for n in (0, 1)
+    ]
 
 
 def test_reading_the_same_file_twice_gives_the_same_external_ids(tmp_path: Path) -> None:
