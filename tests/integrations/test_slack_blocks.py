@@ -11,6 +11,7 @@ from bot.core.vocabulary import REMINDER_STATES, TIERS
 from integrations.base.slack import CardInvoice, PlanSummary, ReminderCard, TierLine, escape
 from integrations.slack_blocks import (
     MAX_BLOCKS,
+    _most_bare_blocks,
     edit_modal,
     group_blocks,
     pack,
@@ -81,6 +82,17 @@ def test_a_300_reminder_day_fits_slacks_limits_in_few_messages() -> None:
     # 3 blocks a waiting reminder (the facts with Preview beside them, buttons, divider): 16 to
     # a message (it was 4 blocks and 12 a message while the card carried the email's opening).
     assert len(groups) == 19
+
+
+def test_cards_alike_but_for_their_text_are_counted_in_every_state_once() -> None:
+    """Each reminder's names, invoices and message version are its own; its block count in every
+    state is not, and a plan's cards are not each drawn in all of them again."""
+    _most_bare_blocks.cache_clear()
+    cards = [card(n) for n in range(40)] + [card(n, action="escalate") for n in range(40, 60)]
+
+    pack(cards)
+
+    assert _most_bare_blocks.cache_info().misses == 2  # a reminder and an escalation
 
 
 def test_a_waiting_reminder_shows_what_differs_in_fields_and_the_message_one_click_away() -> None:
