@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -484,23 +484,31 @@ def lint_message(
     forbidden phrase is looked for in what the message says around them."""
     languages = _languages(language)
     problems = []
+    _, text_screened, text_opt_out = _TEXT_LINES.facts(message.text)
+    html_screened, html_opt_out = True, False  # unknown: the shown text is read whole
+    if "<!--" not in message.html:  # a comment may span lines
+        closed, screened, opt_out = _HTML_LINES.facts(message.html)
+        if closed:
+            html_screened, html_opt_out = screened, opt_out
+    # as a mail client shows it: `legal&nbsp;action` reads "legal action" (made only when read)
+    shown = shown_text(message.html) if html_screened or languages or not html_opt_out else ""
     parts = {
-        "subject": message.subject,
-        "text body": message.text,
-        # as a mail client shows it: `legal&nbsp;action` reads "legal action"
-        "HTML body": shown_text(message.html),
-        "SMS": message.sms,
+        "subject": (message.subject, _may_hold_forbidden(message.subject)),
+        "text body": (message.text, text_screened),
+        "HTML body": (shown, html_screened),
+        "SMS": (message.sms, _may_hold_forbidden(message.sms)),
     }
-    lowered = {part: text.lower() for part, text in parts.items()}
-    for part, text in parts.items():
-        phrases = forbidden_phrases(text, lowered[part], language)
+    for part, (text, screened) in parts.items():
+        if not (screened or languages):
+            continue  # no English phrase can be there, and no other language is looked for
+        phrases = forbidden_phrases(text, None, language)
         if phrases and values:  # found: was it in a name? (nearly every message finds nothing)
             phrases = forbidden_phrases(without_values(text, values), None, language)
         for phrase in phrases:
             problems.append(f"{part}: no automated message may mention {phrase}")
-    if not _has_email_opt_out(message.text, lowered["text body"], languages):
+    if not (text_opt_out or _has_email_opt_out(message.text, message.text.lower(), languages)):
         problems.append("text body: has no opt-out line (e.g. how to stop these emails)")
-    if not _has_email_opt_out(parts["HTML body"], lowered["HTML body"], languages):
+    if not (html_opt_out or _has_email_opt_out(shown, shown.lower(), languages)):
         problems.append("HTML body: has no opt-out line (e.g. how to stop these emails)")
     if not _has_sms_opt_out(message.sms, languages):
         problems.append("SMS: has no 'Reply STOP' opt-out")
@@ -510,6 +518,93 @@ def lint_message(
     if not message.subject:
         problems.append("subject: is empty")
     return problems
+
+
+_Facts = tuple[bool, bool, bool]
+# Lines judged together are put apart by a line holding only a NUL: no run of a-z and no English
+# opt-out (whose gaps are spaces) reaches across it, and it holds no tag.
+_APART = "\n\x00\n"
+# A "<" with no ">" after it on its line: a tag that may end on another line.
+_UNCLOSED = re.compile(r"<[^>\n]*+(?:\n|\Z)")  # possessive: no backtracking
+
+
+class _Lines:
+    """What the linter reads in a body, judged line by line: its lines are nearly all the
+    template's own, the same in thousands of messages of a plan, so a line seen a second time is
+    judged alone and remembered; the lines seen once (a customer's name, an invoice's row) are
+    judged together. What is judged of lines holds of the body: no run of a-z crosses a line
+    break, so the screen passes the body exactly when it passes one of its lines, and an opt-out
+    line found within a line is in the body (one found in none is looked for in the whole body).
+
+    `judge` gives, for lines (joined by `_APART`), whether each "<" has a ">" after it on its
+    line, whether the screen passes them, and whether one holds an English opt-out line (looked
+    for only when asked: lines seen once need not be searched when a known line holds one)."""
+
+    KEPT = 8192  # lines remembered, and lines seen once; when full, forgotten all at once
+
+    def __init__(self, judge: Callable[[str, bool], _Facts]) -> None:
+        self.judge = judge
+        self.known: dict[str, _Facts] = {}
+        self.seen: set[str] = set()
+
+    def facts(self, body: str) -> _Facts:
+        """Whether every line of the body closes each of its "<", whether the screen passes it,
+        whether one of its lines holds an English opt-out line."""
+        lines = body.split("\n")
+        found = list(map(self.known.get, lines))
+        if None in found:
+            return self._facts_with_new(lines, found)
+        closed, screened, opt_out = zip(*found, strict=True)
+        return all(closed), any(screened), any(opt_out)
+
+    def _facts_with_new(self, lines: list[str], found: list[_Facts | None]) -> _Facts:
+        facts: list[_Facts] = list(filter(None, found))
+        once = []
+        for line in set(lines).difference(self.known):
+            if line in self.seen:
+                facts.append(self._remember(line))
+            else:
+                once.append(line)
+        if once:
+            if len(self.seen) >= self.KEPT:
+                self.seen.clear()
+            self.seen.update(once)
+            opt_out_known = any([opt_out for _, _, opt_out in facts])
+            facts.append(self.judge(_APART.join(once), not opt_out_known))
+        closed, screened, opt_out = zip(*facts, strict=True)
+        return all(closed), any(screened), any(opt_out)
+
+    def _remember(self, line: str) -> _Facts:
+        facts = self.judge(line, True)
+        if len(self.known) >= self.KEPT:
+            self.known.clear()
+        self.known[line] = facts
+        return facts
+
+
+def _judge_text(lines: str, opt_out_wanted: bool) -> _Facts:
+    return True, _may_hold_forbidden(lines), opt_out_wanted and _has_english_opt_out(lines)
+
+
+def _judge_html(lines: str, opt_out_wanted: bool) -> _Facts:
+    """As `_judge_text`, of what the HTML lines show: when every "<" of theirs is closed on its
+    line (before and after their inline tags go), each step of `shown_text` (tags, entities,
+    characters) works within lines, and the lines show what they show in the body."""
+    without_inline = _INLINE_TAGS.sub("", lines)
+    closed = not (_UNCLOSED.search(lines) or _UNCLOSED.search(without_inline))
+    shown = _shown_after_inline(without_inline)
+    return closed, _may_hold_forbidden(shown), opt_out_wanted and _has_english_opt_out(shown)
+
+
+def _has_english_opt_out(text: str) -> bool:
+    """Whether the lowercased text holds an English opt-out line: `_has_email_opt_out` finds one
+    there (one it finds only case-insensitively, through a letter that folds to ASCII, is found
+    when the body is read whole)."""
+    return _EMAIL_OPT_OUT_LOWERCASE.search(text.lower()) is not None
+
+
+_TEXT_LINES = _Lines(_judge_text)
+_HTML_LINES = _Lines(_judge_html)
 
 
 def missing_contents(
@@ -569,8 +664,12 @@ def shown_text(html_body: str) -> str:
     """An HTML body's words as a mail client shows them: inline tags and comments taken out
     (`le<span>gal</span>` is "legal"), every other tag a space, entities decoded, the characters
     shown as nothing dropped (`le&shy;gal`), no-break spaces as spaces."""
-    text = _TAGS.sub(" ", _INLINE_TAGS.sub("", html_body))
-    return _plain_spaces(html.unescape(text).translate(_INVISIBLE))
+    return _shown_after_inline(_INLINE_TAGS.sub("", html_body))
+
+
+def _shown_after_inline(text: str) -> str:
+    """`shown_text` of an HTML body whose inline tags and comments are taken out already."""
+    return _plain_spaces(html.unescape(_TAGS.sub(" ", text)).translate(_INVISIBLE))
 
 
 def _plain_spaces(text: str) -> str:
