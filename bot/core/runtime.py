@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from bot.core import migrate
+from bot.core import collector, migrate
 from bot.core.clock import Clock, local_date
 from bot.core.db import make_engine, session_factory, writing_factory
 from bot.core.errors import UserError
@@ -67,7 +67,9 @@ def start(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
         except BaseException:
             engine.dispose()
             raise
-    return Runtime(settings=settings, clock=clock or settings.clock(), engine=engine)
+    runtime = Runtime(settings=settings, clock=clock or settings.clock(), engine=engine)
+    collector.started()  # a command's start-up (see handlers/cli/main.py) ends here
+    return runtime
 
 
 @contextmanager

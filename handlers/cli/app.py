@@ -96,7 +96,7 @@ def opened_runtime(clock: Clock | None = None, **overrides: Any) -> Iterator[Run
 def as_of_date(runtime: Runtime, text: str | None, option: str = "--as-of") -> date:
     """The day `option` gives (today when it gives none), held to the dates a ledger may hold: a
     typo such as 9999-12-31 would plan, escalate and count days late on a day no invoice has."""
-    from integrations.base.ledger import date_problem
+    from bot.core.ledger_dates import date_problem  # not the sources' records: aging needs none
 
     if text is None:
         return runtime.today()

@@ -14,6 +14,7 @@ from typing import Any
 import typer.main
 from rich.text import Text
 
+from bot.core import collector
 from bot.core.errors import UserError
 
 # Imported in the order `arbot --help` lists their commands.
@@ -43,8 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     """Run one command; `argv` None means this process's own arguments (the `arbot` script)."""
     if argv is None:
         # What is loaded so far (Typer, Rich, the command modules) lives as long as the process:
-        # the collector need not walk it again while the command loads and runs the rest.
+        # the collector need not walk it again while the command loads and runs the rest. Nor
+        # what the command loads until its runtime is open (bot/core/collector.py).
         gc.freeze()
+        collector.held_back_while_starting()
     try:
         _command()(args=argv)
     except UserError as exc:

@@ -15,6 +15,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import NamedTuple, Protocol, runtime_checkable
 
+# The dates: in bot.core, where a command's --as-of is checked without loading this module.
+from bot.core.ledger_dates import EARLIEST_DATE as EARLIEST_DATE
+from bot.core.ledger_dates import LATEST_DATE as LATEST_DATE
+from bot.core.ledger_dates import date_problem as date_problem
+
 # --- What a record may hold, whatever its source ---------------------------------------------
 # The ledger CSV checks each cell with these, and `bot.ledger.screening` checks every batch with
 # them before it is stored. A date far outside these years is a typo (9999-12-31) that would
@@ -22,20 +27,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 # shows "Acme \u202eDTL" reversed in Slack and in emails) has no place in a ledger, whose text
 # fields are all one line.
 
-EARLIEST_DATE = date(1990, 1, 1)
-LATEST_DATE = date(2100, 12, 31)
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def date_problem(day: date) -> str | None:
-    """What is wrong with `day` as a ledger date, or None."""
-    if EARLIEST_DATE <= day <= LATEST_DATE:
-        return None
-    return (
-        f"{day.isoformat()} is outside the dates arbot accepts ({EARLIEST_DATE.isoformat()} "
-        f"to {LATEST_DATE.isoformat()}); check it for a typo"
-    )
 
 
 def text_problem(text: str) -> str | None:
