@@ -301,3 +301,46 @@ def test_the_migrations_build_exactly_the_models_schema(runtime: Runtime) -> Non
 
 def test_the_written_head_revision_is_the_newest_migration_script() -> None:
     assert migrate.head_revision() == migrate.HEAD_REVISION
+
+
+def test_sqlite_engines_made_alike_share_compiled_statements_and_read_their_own_rows(
+    tmp_path: Path,
+) -> None:
+    """A statement compiled for one database's engine is not compiled again for another's made
+    the same way (each test's, each workspace's), and each still reads its own rows, with its
+    types (an aware UTC time) handled as ever; an engine made with other options keeps its own."""
+    from sqlalchemy.pool import NullPool
+
+    from tests.support.migrated_sqlite import copy_migrated
+
+    named = select(Customer.name, Customer.created_at).where(Customer.external_id == "C-SHARED")
+    read = {}
+    for name, stamp in (("Acme", datetime(2026, 3, 16, 9, tzinfo=UTC)), ("Beta", None)):
+        copy_migrated(tmp_path / f"{name}.db")
+        engine = make_engine(f"sqlite:///{tmp_path / name}.db")
+        created = stamp or datetime(2026, 4, 1, 17, 30, tzinfo=UTC)
+        with writing_factory(engine).begin() as session:
+            session.add(
+                Customer(
+                    source="csv",
+                    external_id="C-SHARED",
+                    name=name,
+                    created_at=created,
+                    updated_at=created,
+                )
+            )
+        with engine.connect() as connection:
+            result = connection.execute(named)
+            read[name] = (result.context.cache_hit == engine.dialect.CACHE_HIT, result.one())
+        engine.dispose()
+
+    assert read["Beta"][0], "the second engine compiled the statement again"
+    assert read["Acme"][1] == ("Acme", datetime(2026, 3, 16, 9, tzinfo=UTC))
+    assert read["Beta"][1] == ("Beta", datetime(2026, 4, 1, 17, 30, tzinfo=UTC))
+
+    other = make_engine(f"sqlite:///{tmp_path / 'Acme.db'}", poolclass=NullPool)
+    with other.connect() as connection:
+        result = connection.execute(named)
+        assert result.context.cache_hit == other.dialect.CACHE_MISS
+        assert result.one() == read["Acme"][1]
+    other.dispose()

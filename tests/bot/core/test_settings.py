@@ -267,3 +267,37 @@ def test_a_reading_again_is_a_copy_of_its_own_with_the_values_given(
     assert str(again.control_share) == "0.10"
     monkeypatch.setenv("ARBOT_TIMEZONE", "America/Chicago")
     assert load_settings(env_file=None, control_share=Decimal("0.10")).timezone == "America/Chicago"
+
+
+def test_readings_with_other_values_given_see_the_environment_and_env_file_as_they_are_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the environment and `.env` give is remembered between readings that differ in a
+    value given (each test's or command's own database): a variable set, changed or removed
+    since, and a `.env` edited, still count, and a list read is each reading's own."""
+    env = tmp_path / ".env"
+    env.write_text("SMTP_HOST=mail.example\nSOMETHING_ELSE=1\n", encoding="utf-8")
+    monkeypatch.setenv("ARBOT_APPROVERS", "U1,U2")
+    first = load_settings(env_file=str(env), database_url="sqlite:///one.db")
+    first.approvers.append("U3")  # a caller changing its own reading
+
+    second = load_settings(env_file=str(env), database_url="sqlite:///two.db")
+    assert (second.approvers, second.smtp_host) == (["U1", "U2"], "mail.example")
+
+    monkeypatch.setenv("ARBOT_APPROVERS", "U4")
+    monkeypatch.setenv("ARBOT_TIMEZONE", "Asia/Tokyo")
+    env.write_text("SMTP_HOST=other.example\nIMAP_HOST=imap.example\n", encoding="utf-8")
+    third = load_settings(env_file=str(env), database_url="sqlite:///three.db")
+    assert (third.approvers, third.timezone) == (["U4"], "Asia/Tokyo")
+    assert (third.smtp_host, third.imap_host) == ("other.example", "imap.example")
+
+    monkeypatch.delenv("ARBOT_APPROVERS")
+    env.write_text("", encoding="utf-8")
+    fourth = load_settings(env_file=str(env), database_url="sqlite:///four.db")
+    blank = load_settings(env_file=None)
+    assert (fourth.approvers, fourth.smtp_host, fourth.imap_host) == (
+        blank.approvers,
+        blank.smtp_host,
+        blank.imap_host,
+    )
+    assert fourth.smtp_host != "other.example" and fourth.approvers != ["U4"]
