@@ -9,11 +9,16 @@ not seen before: each kind of sandbox keeps the code of every text it compiled."
 
 from __future__ import annotations
 
+import os
+import pickle
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from types import CodeType
 from typing import Any
 
+import jinja2
 from jinja2 import BytecodeCache, DictLoader, StrictUndefined, Template, TemplateError
 from jinja2.bccache import Bucket
 from jinja2.sandbox import SandboxedEnvironment
@@ -90,29 +95,66 @@ class _Part:
         raise AssertionError("handle_exception always raises")  # pragma: no cover
 
 
+# A folder where the compiled templates are also kept for other processes, when set: the first
+# process to render the bundled playbook compiles its 171 templates (about a second of CPU), each
+# later one reads them back. Only a folder no one else can write: its files are run as code.
+CODE_FOLDER = "ARBOT_TEMPLATE_CODE"
+
+
 class _CodeByText(BytecodeCache):
     """The code Jinja compiled for each template, by its name and text, shared by every sandbox
     of one kind (same autoescape and finalize, so the same code): compiling is about 4 ms a
     template, and taking the code back next to nothing. An included template is found by name
-    when rendered, so a template's code never holds another's text."""
+    when rendered, so a template's code never holds another's text. With CODE_FOLDER set, the
+    code is also kept there, by kind and Jinja version; Jinja checks the text and the Python
+    version of what it reads back, and anything unreadable is compiled again."""
 
     LIMIT = 4096  # texts kept; a proposal brings a few
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
         self._code: dict[tuple[str, str], CodeType] = {}
 
     def load_bytecode(self, bucket: Bucket) -> None:
         bucket.code = self._code.get((bucket.key, bucket.checksum))
+        if bucket.code is None and (kept := self._kept(bucket)) is not None:
+            try:
+                with kept.open("rb") as file:  # Jinja takes it only if magic and checksum match
+                    bucket.load_bytecode(file)
+            except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError):
+                bucket.reset()  # cut short or not Jinja's: compiled again, and kept anew
+            if bucket.code is not None:
+                self._remember(bucket.key, bucket.checksum, bucket.code)
 
     def dump_bytecode(self, bucket: Bucket) -> None:
         if bucket.code is None:
             return
+        self._remember(bucket.key, bucket.checksum, bucket.code)
+        kept = self._kept(bucket)
+        if kept is None:
+            return
+        try:  # a file beside it renamed into place: other processes may read or write it now
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            fd, scratch = tempfile.mkstemp(dir=kept.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as file:
+                bucket.write_bytecode(file)
+            os.replace(scratch, kept)
+        except OSError:
+            pass  # kept for this process only
+
+    def _remember(self, key: str, checksum: str, code: CodeType) -> None:
         if len(self._code) >= self.LIMIT:
             self._code.clear()
-        self._code[(bucket.key, bucket.checksum)] = bucket.code
+        self._code[(key, checksum)] = code
+
+    def _kept(self, bucket: Bucket) -> Path | None:
+        folder = os.environ.get(CODE_FOLDER)
+        if not folder:
+            return None
+        return Path(folder) / f"jinja-{jinja2.__version__}" / self.kind / f"{bucket.key}.code"
 
 
-_TEXT_CODE, _HTML_CODE, _SMS_CODE = _CodeByText(), _CodeByText(), _CodeByText()
+_TEXT_CODE, _HTML_CODE, _SMS_CODE = _CodeByText("text"), _CodeByText("html"), _CodeByText("sms")
 
 
 class _Compiled:
@@ -129,6 +171,7 @@ class _Compiled:
         self.sms = _Sandbox(
             autoescape=False, finalize=_sms_form, bytecode_cache=_SMS_CODE, **common
         )
+        self.names = sorted(templates)
         self.templates: dict[str, _Part] = {}
         # template -> the languages it is written in besides English ("polite/es/sms.txt.j2")
         found: dict[str, set[str]] = {}
@@ -161,6 +204,12 @@ def _compiled(texts: frozenset[tuple[str, str]]) -> _Compiled:
 class Renderer:
     def __init__(self, templates: dict[str, str]) -> None:
         self._compiled = _compiled(frozenset(templates.items()))
+
+    def compile_all(self) -> None:
+        """Compile every template now (and keep its code in ARBOT_TEMPLATE_CODE when set, for the
+        processes that render them next)."""
+        for name in self._compiled.names:
+            self._compiled.template(name)
 
     def languages(self, template: str) -> frozenset[str]:
         """The languages `template` is written in besides English."""

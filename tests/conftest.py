@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +63,34 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from tests.support.hypothesis_tables import lay_down_utf8_table
 
     lay_down_utf8_table()
+    if session.config.pluginmanager.has_plugin("dsession"):  # the process that starts the workers
+        _compile_the_bundled_templates()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The compiled templates kept for the whole run (playbooks/render.py's ARBOT_TEMPLATE_CODE),
+    in a folder of this run's own: otherwise each worker compiled the bundled playbook's 171
+    templates itself, about a second of CPU, as does each `arbot` process a test starts."""
+    from playbooks.render import CODE_FOLDER
+
+    if hasattr(config, "workerinput") or CODE_FOLDER in os.environ:
+        return  # a worker takes the folder from the process that started it
+    os.environ[CODE_FOLDER] = tempfile.mkdtemp(prefix="arbot-template-code-")
+    config.add_cleanup(_forget_the_compiled_templates)
+
+
+def _forget_the_compiled_templates() -> None:
+    from playbooks.render import CODE_FOLDER
+
+    shutil.rmtree(os.environ.pop(CODE_FOLDER), ignore_errors=True)
+
+
+def _compile_the_bundled_templates() -> None:
+    """Once, while the workers start and collect, rather than once in each of them."""
+    from playbooks.loader import load_bundle
+    from playbooks.render import Renderer
+
+    Renderer(load_bundle().templates).compile_all()
 
 
 @pytest.fixture(scope="session")
