@@ -5,6 +5,11 @@ are found in the code, so a new one cannot go without its words."""
 from __future__ import annotations
 
 import ast
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -77,8 +82,41 @@ def _looped(tree: ast.Module, name: str, known: dict[str, str]) -> set[str]:
 @cache
 def cancel_reasons() -> frozenset[str]:
     """Every reason the code in bot/ can cancel a reminder with (read once: collecting the
-    cases reads it too)."""
-    modules = {path: ast.parse(path.read_text()) for path in BOT.rglob("*.py")}
+    cases reads it too).
+
+    The search parses the whole of bot/ (1.7 s of CPU), and each test process collecting the
+    cases did it again. Its answer depends only on bot/'s files and this module's, so it is
+    kept in the temporary folder with a digest of both: the processes of one run wait for the
+    first to search, and a later run over the same code reads the answer; a file changed, added
+    or removed anywhere in bot/ is another digest, and a new search."""
+    sources = {path: path.read_bytes() for path in sorted(BOT.rglob("*.py"))}
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for path, source in sources.items():
+        digest.update(f"\0{path.relative_to(BOT)}\0{len(source)}\0".encode())
+        digest.update(source)
+    kept = Path(tempfile.gettempdir()) / "arbot-cancel-reasons.json"
+    try:
+        lock = open(f"{kept}.lock", "a")  # noqa: SIM115 (closed below, after the search)
+    except OSError:  # a temporary folder not ours to write: search, keeping nothing
+        return _search(sources)
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        try:
+            found = json.loads(kept.read_text())
+        except (OSError, ValueError):
+            found = {}
+        if found.get("digest") == digest.hexdigest():
+            return frozenset(found["reasons"])
+        reasons = _search(sources)
+        written = kept.with_suffix(f".{os.getpid()}.part")
+        written.write_text(json.dumps({"digest": digest.hexdigest(), "reasons": sorted(reasons)}))
+        written.replace(kept)  # whole or not at all
+    return reasons
+
+
+def _search(sources: dict[Path, bytes]) -> frozenset[str]:
+    """The search itself, over each module's text."""
+    modules = {path: ast.parse(source) for path, source in sources.items()}
     everywhere: dict[str, str] = {}
     for tree in modules.values():
         everywhere.update(_constants(tree))
