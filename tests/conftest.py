@@ -60,9 +60,9 @@ hypothesis_settings.load_profile("arbot")
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Hypothesis's UTF-8 table in place before any `st.text()`: on a fresh checkout, working it
     out took the first text test of each worker about 4.5 s of CPU."""
-    from tests.support.hypothesis_tables import lay_down_utf8_table
+    from tests.support.hypothesis_tables import lay_down_quietly
 
-    lay_down_utf8_table()
+    lay_down_quietly()
     if session.config.pluginmanager.has_plugin("dsession"):  # the process that starts the workers
         _compile_the_bundled_templates()
 

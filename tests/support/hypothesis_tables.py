@@ -17,8 +17,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hypothesis.internal.charmap import charmap_file
-
 SURROGATES = (0xD800, 0xDFFF)
 # Hypothesis's name for the table of a codec: the code points it encodes, and those of them that
 # do not decode back to themselves.
@@ -31,9 +29,21 @@ def utf8_intervals() -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     return encodable, []
 
 
+def lay_down_quietly() -> Path | None:
+    """`lay_down_utf8_table`, where a failure costs only the time it would have saved: a
+    hypothesis without `charmap_file`, or storage that cannot be written (hypothesis itself then
+    works without it), leaves the table to hypothesis as before."""
+    try:
+        return lay_down_utf8_table()
+    except Exception:
+        return None
+
+
 def lay_down_utf8_table(path: Path | None = None) -> Path:
     """Write the table where hypothesis looks for it, unless it is there already. Written to a
     file beside it and renamed into place, as hypothesis does: several workers may race here."""
+    from hypothesis.internal.charmap import charmap_file  # hypothesis's own, not its API
+
     target = path or charmap_file(UTF8_TABLE)
     if target.exists():
         return target

@@ -15,7 +15,12 @@ from hypothesis import configuration
 from hypothesis.internal import charmap
 from hypothesis.internal.intervalsets import IntervalSet
 
-from tests.support.hypothesis_tables import SURROGATES, lay_down_utf8_table, utf8_intervals
+from tests.support.hypothesis_tables import (
+    SURROGATES,
+    lay_down_quietly,
+    lay_down_utf8_table,
+    utf8_intervals,
+)
 
 NATIVE_UTF32 = "utf-32-le" if sys.byteorder == "little" else "utf-32-be"  # as array("I") lays out
 
@@ -67,3 +72,23 @@ def test_a_table_already_there_is_left_as_it_is(fresh_storage: Path) -> None:
     assert lay_down_utf8_table() == written
     with gzip.GzipFile(written) as kept:
         assert json.load(kept) == [[[0, 127]], []]
+
+
+def test_a_hypothesis_without_the_tables_name_costs_only_time(
+    fresh_storage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(charmap, "charmap_file")
+
+    assert lay_down_quietly() is None
+    assert not fresh_storage.exists()
+
+
+def test_storage_that_cannot_be_written_costs_only_time(tmp_path: Path) -> None:
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a folder")
+    before = configuration.storage_directory(intent_to_write=False).home_directory
+    configuration.set_hypothesis_home_dir(blocked / ".hypothesis")
+    try:
+        assert lay_down_quietly() is None
+    finally:
+        configuration.set_hypothesis_home_dir(before)
