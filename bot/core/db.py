@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.util import LRUCache
 
@@ -123,7 +123,9 @@ class _SameDialects(LRUCache[Any, Any]):
 def _by_kind(key: Any) -> Any:
     """SQLAlchemy's key, (dialect, statement's key, ...), with the dialect named by its class
     and the SQLite version it found on connecting."""
-    dialect = key[0]
+    dialect = key[0] if isinstance(key, tuple) and key else None
+    if not isinstance(dialect, Dialect):  # another shape (another SQLAlchemy): the key as it is
+        return key
     return ((type(dialect), dialect.server_version_info), *key[1:])
 
 

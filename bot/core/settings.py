@@ -577,8 +577,12 @@ class _Remembered(PydanticBaseSettingsSource):
         return self.source.get_field_value(field, field_name)
 
     def __call__(self) -> dict[str, Any]:
-        if not isinstance(self.source, EnvSettingsSource) or self.source.env_nested_delimiter:
-            return self.source()  # it may read variables no field is named by: read as it is
+        if (
+            not isinstance(self.source, EnvSettingsSource)
+            or self.source.env_nested_delimiter  # it may read variables no field is named by
+            or not hasattr(self.source, _FIELD_NAMES)  # another pydantic-settings
+        ):
+            return self.source()  # read as it is, every time
         key = _source_key(self.settings_cls, self.source)
         answer = _ANSWERS.get(key)
         if answer is None:
@@ -603,15 +607,17 @@ def _source_key(settings_cls: type[BaseSettings], source: EnvSettingsSource) -> 
 
 def _kind(settings_cls: type[BaseSettings], source: EnvSettingsSource) -> tuple[object, ...]:
     """How `source` reads: what else its answer depends on (the same for every reading unless
-    one is given `_case_sensitive`, `_env_prefix` and the like)."""
+    one is given `_case_sensitive`, `_env_prefix` and the like). Every setting of the source is
+    taken, so that one added by a later pydantic-settings counts too; only the variables it
+    holds (compared apart) and its own working state are left out."""
     return (
         settings_cls,
         type(source),
-        source.case_sensitive,
-        source.env_prefix,
-        source.env_ignore_empty,
-        source.env_parse_none_str,
-        source.env_parse_enums,
+        *(
+            (name, repr(value))
+            for name, value in sorted(vars(source).items())
+            if not name.startswith("_") and name != "env_vars"
+        ),
     )
 
 
@@ -624,12 +630,15 @@ def _variable_names(settings_cls: type[BaseSettings], source: EnvSettingsSource)
         names = _NAMES[kind] = [
             name
             for field_name, field in settings_cls.model_fields.items()
-            for _, name, _ in source._extract_field_info(field, field_name)
+            for _, name, _ in getattr(source, _FIELD_NAMES)(field, field_name)
         ]
     return names
 
 
 _NAMES: dict[tuple[object, ...], list[str]] = {}
+# pydantic-settings' own (not its API) method giving a field's variable names: a version without
+# it has the environment read every time, as without this cache.
+_FIELD_NAMES = "_extract_field_info"
 
 
 # What the environment's and the `.env` file's sources answered, by what they read.

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, inspect, select, text
 
 from bot.core import migrate
-from bot.core.db import make_engine, writing_factory
+from bot.core.db import _by_kind, make_engine, writing_factory
 from bot.core.errors import UserError
 from bot.core.models import Base, Customer, Invoice
 from bot.core.runtime import Runtime
@@ -344,3 +344,15 @@ def test_sqlite_engines_made_alike_share_compiled_statements_and_read_their_own_
         assert result.context.cache_hit == other.dialect.CACHE_MISS
         assert result.one() == read["Acme"][1]
     other.dispose()
+
+
+def test_a_compiled_statements_key_of_another_shape_is_kept_as_it_is() -> None:
+    """Should SQLAlchemy put something other than the dialect first, the key stays whole (its
+    dialect somewhere in it keeps engines apart) rather than be merged with another's."""
+    engine = make_engine("sqlite://")
+    with engine.connect():
+        dialect = engine.dialect
+    assert _by_kind((dialect, "statement"))[0] == (type(dialect), dialect.server_version_info)
+    for key in (("statement", dialect), "statement", ()):
+        assert _by_kind(key) == key
+    engine.dispose()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.core import settings
 from bot.core.clock import FixedClock, SystemClock
 from bot.core.errors import UserError
 from bot.core.settings import Settings, load_settings
@@ -301,3 +302,26 @@ def test_readings_with_other_values_given_see_the_environment_and_env_file_as_th
         blank.imap_host,
     )
     assert fourth.smtp_host != "other.example" and fourth.approvers != ["U4"]
+
+
+def test_a_reading_with_another_source_setting_is_not_given_anothers_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every setting of the environment's source counts in what its answer is kept by, one a
+    later pydantic-settings adds too (here `_env_prefix_target`, which arbot does not pass)."""
+    monkeypatch.setenv("X_DATABASE_URL", "sqlite:///x.db")
+    prefixed = Settings(_env_file=None, _env_prefix="X_", _env_prefix_target="all")  # type: ignore[call-arg]
+    plain = Settings(_env_file=None, _env_prefix="X_")  # type: ignore[call-arg]
+
+    assert prefixed.database_url == "sqlite:///x.db"
+    assert plain.database_url == Settings(_env_file=None).database_url  # type: ignore[call-arg]
+
+
+def test_a_pydantic_settings_without_the_field_names_reads_the_environment_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "_FIELD_NAMES", "_a_name_no_version_has")
+    monkeypatch.setenv("ARBOT_TIMEZONE", "Europe/Paris")
+    assert load_settings(env_file=None, database_url="sqlite:///a.db").timezone == "Europe/Paris"
+    monkeypatch.setenv("ARBOT_TIMEZONE", "Asia/Tokyo")
+    assert load_settings(env_file=None, database_url="sqlite:///b.db").timezone == "Asia/Tokyo"
