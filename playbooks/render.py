@@ -9,6 +9,7 @@ not seen before: each kind of sandbox keeps the code of every text it compiled."
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import tempfile
@@ -106,7 +107,7 @@ class _CodeByText(BytecodeCache):
     of one kind (same autoescape and finalize, so the same code): compiling is about 4 ms a
     template, and taking the code back next to nothing. An included template is found by name
     when rendered, so a template's code never holds another's text. With CODE_FOLDER set, the
-    code is also kept there, by kind and Jinja version; Jinja checks the text and the Python
+    code is also kept there, by kind, Jinja version and this module's setup; Jinja checks the text and the Python
     version of what it reads back, and anything unreadable is compiled again."""
 
     LIMIT = 4096  # texts kept; a proposal brings a few
@@ -151,7 +152,20 @@ class _CodeByText(BytecodeCache):
         folder = os.environ.get(CODE_FOLDER)
         if not folder:
             return None
-        return Path(folder) / f"jinja-{jinja2.__version__}" / self.kind / f"{bucket.key}.code"
+        return (
+            Path(folder)
+            / f"jinja-{jinja2.__version__}-{_setup()}"
+            / self.kind
+            / f"{bucket.key}.code"
+        )
+
+
+@lru_cache(maxsize=1)
+def _setup() -> str:
+    """A digest of this module's text, where the sandboxes are set up (autoescape, finalize,
+    filters): code that another arbot compiled under another setup is never read back, even in
+    a folder kept across an upgrade (Jinja checks only the template's text)."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 _TEXT_CODE, _HTML_CODE, _SMS_CODE = _CodeByText("text"), _CodeByText("html"), _CodeByText("sms")

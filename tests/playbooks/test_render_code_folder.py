@@ -114,3 +114,20 @@ def test_without_the_folder_nothing_is_written(
     rendered(uuid.uuid4().hex)
 
     assert len(compiled) == 4 and list(tmp_path.iterdir()) == []
+
+
+def test_code_kept_by_another_setup_of_the_sandboxes_is_not_read(
+    folder: Path, compiled: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another arbot (another finalize, autoescape or filters) keeps its code apart: Jinja itself
+    checks only the template's text, so code compiled for another setup would render otherwise."""
+    marker = uuid.uuid4().hex
+    with monkeypatch.context() as another:
+        another.setattr(render, "_setup", lambda: "another-arbot")
+        rendered(marker)
+    new_process(monkeypatch)
+
+    again = rendered(marker)
+
+    assert len(compiled) == 8  # compiled again, not read back
+    assert again.html == "<p>Hello Bob &amp; &lt;Sons&gt;</p>\n"
