@@ -2,7 +2,8 @@
 # `make test` (what CI runs) checks everything, on SQLite and PostgreSQL. `make test-fast` is the
 # inner loop: the tests on SQLite only, without those marked `slow`: process-level, the real app
 # served over HTTP end to end (Slack, webhooks, hostile and fuzzed requests) and the stories through
-# it, simulation scale, the learning thresholds, chart rendering and whole-tree or corpus sweeps.
+# it, simulation scale, the learning thresholds, chart rendering and sweeps (the tree, a corpus, or
+# hundreds of generated inputs compared with a reference).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -139,6 +139,7 @@ REPEATING = st.lists(LINES, min_size=1, max_size=4).flatmap(
 VALUES = st.lists(st.sampled_from(["Sue Park", "Sue", "Discount Tire Co", "legal", "x"]))
 
 
+@pytest.mark.slow  # a differential sweep of hundreds of generated messages
 @settings(max_examples=600)
 @given(
     st.one_of(BODY, REPEATING),
@@ -154,6 +155,7 @@ def test_every_verdict_is_the_one_reading_each_body_whole_gives(
     assert_linted_as_before(Rendered(subject, text, html_body, sms), language, values)
 
 
+@pytest.mark.slow  # a differential sweep of hundreds of generated messages
 @settings(max_examples=200)
 @given(st.lists(st.tuples(REPEATING, REPEATING), min_size=1, max_size=8))
 def test_lines_remembered_from_other_messages_change_no_verdict(
@@ -203,6 +205,7 @@ def bundled_templates() -> Iterator[tuple[str, str | None]]:
 TEMPLATES = list(bundled_templates())
 
 
+@pytest.mark.slow  # a differential sweep of hundreds of generated messages
 @settings(max_examples=300)
 @given(
     st.sampled_from(TEMPLATES),
