@@ -384,10 +384,31 @@ def _languages(language: str | None) -> Sequence[str]:
     return (base,) if base in LANGUAGES else ()
 
 
+# The only characters outside a-z that a pattern compiled with IGNORECASE takes for one of those
+# letters: dotless i and long s, dotted capital I (which lowercases to i and a combining dot) and
+# the Kelvin sign (which lowercases to k). A screen reading a-z alone would take the first three
+# for no letter and pass over a word the patterns find (a long s and "ue" is "sue" to them).
+_SAME_LETTER = str.maketrans({"\u0131": "i", "\u017f": "s"})
+
+
+def _as_patterns_read(lowered: str) -> str:
+    """The lowercased text with the letters the patterns take for a-z made those letters (an i
+    and a combining dot after it, as the dotted capital I lowercases, read as i)."""
+    return lowered.translate(_SAME_LETTER).replace("i\u0307", "i")
+
+
 def _may_hold_forbidden(text: str, lowercase: str | None = None) -> bool:
     """Whether some run of a-z in the lowercased text is one of _WORDS or starts with one of
-    _PREFIXES (non-ASCII characters become '?', which is no letter)."""
+    _PREFIXES (non-ASCII characters become '?', which is no letter), or would be with the
+    letters the patterns take for a-z read as those letters: passing a text that holds nothing
+    costs only the patterns' search, missing one would let a forbidden phrase through."""
     lowered = text.lower() if lowercase is None else lowercase
+    if _holds_word(lowered):
+        return True
+    return not lowered.isascii() and _holds_word(_as_patterns_read(lowered))
+
+
+def _holds_word(lowered: str) -> bool:
     letters = b" " + lowered.encode("ascii", "replace").translate(_LETTERS_ONLY)
     return bool(_WORD_BYTES.intersection(letters.split()) or _PREFIX_BYTES.search(letters))
 
@@ -429,6 +450,8 @@ def forbidden_phrases(
     if languages:
         # lowercased, every run of spaces and line breaks one space, as the stems are written
         lowered = " ".join((text.lower() if lowercase is None else lowercase).split())
+        if not lowered.isascii():  # a stem written with letters the patterns take for a-z too
+            lowered = f"{lowered} {_as_patterns_read(lowered)}"
         for language_key in languages:
             for pattern, label, stems in _rules(language_key).forbidden:
                 if not any(stem in lowered for stem in stems):

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from playbooks import lint
 
 _RUNS = re.compile(r"[a-z]+")
-TRICKY = "\u212a\u017f\u0130\u00df\u00e9\u03a3 \n\t"  # Kelvin, long s, dotted I, sharp s, é, Σ
+# Kelvin, long s, dotted I, dotless i, combining dot, sharp s, é, Σ
+TRICKY = "\u212a\u017f\u0130\u0131\u0307\u00df\u00e9\u03a3 \n\t"
 TEXT = st.lists(
     st.one_of(
         st.sampled_from(sorted(lint._WORDS) + list(lint._PREFIXES) + ["unsubscribe", "opt out"]),
@@ -27,7 +28,11 @@ TEXT = st.lists(
 
 
 def screen_by_rule(text: str) -> bool:
-    words = set(_RUNS.findall(text.lower()))
+    """Runs of a-z in the lowercased text, or in it with dotless i, long s and a dotted capital
+    I (lowercased: i and a combining dot) read as the letters IGNORECASE patterns take them for."""
+    lowered = text.lower()
+    folded = lowered.replace("\u0131", "i").replace("\u017f", "s").replace("i\u0307", "i")
+    words = set(_RUNS.findall(lowered)) | set(_RUNS.findall(folded))
     return bool(words & lint._WORDS) or any(w.startswith(lint._PREFIXES) for w in words)
 
 
