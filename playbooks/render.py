@@ -107,8 +107,9 @@ class _CodeByText(BytecodeCache):
     of one kind (same autoescape and finalize, so the same code): compiling is about 4 ms a
     template, and taking the code back next to nothing. An included template is found by name
     when rendered, so a template's code never holds another's text. With CODE_FOLDER set, the
-    code is also kept there, by kind, Jinja version and this module's setup; Jinja checks the text and the Python
-    version of what it reads back, and anything unreadable is compiled again."""
+    code is also kept there, by kind, Jinja version and this module's set-up (`_setup`); Jinja
+    checks the text and the Python version of what it reads back, and anything unreadable is
+    compiled again."""
 
     LIMIT = 4096  # texts kept; a proposal brings a few
 

@@ -310,7 +310,9 @@ def test_a_reading_with_another_source_setting_is_not_given_anothers_answer(
     """Every setting of the environment's source counts in what its answer is kept by, one a
     later pydantic-settings adds too (here `_env_prefix_target`, which arbot does not pass)."""
     monkeypatch.setenv("X_DATABASE_URL", "sqlite:///x.db")
-    prefixed = Settings(_env_file=None, _env_prefix="X_", _env_prefix_target="all")  # type: ignore[call-arg]
+    prefixed = Settings(  # type: ignore[call-arg]
+        _env_file=None, _env_prefix="X_", _env_prefix_target="all"
+    )
     plain = Settings(_env_file=None, _env_prefix="X_")  # type: ignore[call-arg]
 
     assert prefixed.database_url == "sqlite:///x.db"
