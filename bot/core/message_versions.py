@@ -10,7 +10,11 @@ for meanwhile (`release`), else it draws again: many redraws asked for at once b
 chat.update with the latest state, and the last state is always drawn.
 
 A lease lasts LEASE in real time, so a worker that died while drawing holds the message no
-longer than that (`abandoned` lists such messages for the sweep)."""
+longer than that (`abandoned` lists such messages for the sweep). A drawer is known by its lease
+(the instant it took or renewed it): one whose drawing outlasted the lease (a chat.update that
+Slack's rate limits held up) may have reached Slack after the newer state another worker took
+the message over to draw, so it frees no one else's lease, and asks for the message to be drawn
+again after its own drawing (`ask`): by the new holder, or by itself when the lease is free."""
 
 from __future__ import annotations
 
@@ -44,21 +48,29 @@ def draw_newest(
     What `draw` raises is raised, after the lease is given back (the caller owes the redraw to
     the sweep)."""
     writes = writing_factory(engine)
-    version = ask(writes, channel, ts, clock.now())
+    lease = clock.now()
+    version = ask(writes, channel, ts, lease)
     if version is None:
         return False
     reads = session_factory(engine)
     while True:
         try:
-            if version is not None:
-                with reads() as session:  # read after the claim: as new as every redraw it counts
-                    draw(session)
+            with reads() as session:  # read after the claim: as new as every redraw it counts
+                draw(session)
         except BaseException:
-            give_up(writes, channel, ts)
+            give_up(writes, channel, ts, lease)
             raise
-        if release(writes, channel, ts):
+        released = release(writes, channel, ts, lease)
+        if released:
             return True
-        version = claim(writes, channel, ts, clock.now())
+        renewed = clock.now()
+        version = claim(writes, channel, ts, lease, renewed) if released is False else None
+        if version is None:  # the lease lapsed while drawing: another worker holds the message
+            renewed = clock.now()
+            version = ask(writes, channel, ts, renewed)  # drawn again, after this drawing
+            if version is None:
+                return True  # by the worker holding it
+        lease = renewed
 
 
 def _this(channel: str, ts: str) -> list[ColumnElement[bool]]:
@@ -103,14 +115,21 @@ def ask(writes: sessionmaker[Session], channel: str, ts: str, now: datetime) -> 
     return None
 
 
-def claim(writes: sessionmaker[Session], channel: str, ts: str, now: datetime) -> int | None:
-    """The version the lease holder draws now: the newest asked for, claimed by compare-and-set
-    before the state is read; None when nothing newer than the version drawn was asked for.
-    Claiming renews the lease."""
+def claim(
+    writes: sessionmaker[Session], channel: str, ts: str, lease: datetime, now: datetime
+) -> int | None:
+    """The version the holder of `lease` draws now: the newest asked for, claimed by
+    compare-and-set before the state is read; None when nothing newer than the version drawn
+    was asked for, or the lease is no longer this holder's. Claiming renews the lease (to
+    `now`, the holder's lease from then on)."""
     with writes.begin() as session:
         claimed = session.execute(
             update(MessageVersion)
-            .where(*_this(channel, ts), MessageVersion.drawn < MessageVersion.wanted)
+            .where(
+                *_this(channel, ts),
+                MessageVersion.drawing_since == lease,
+                MessageVersion.drawn < MessageVersion.wanted,
+            )
             .values(drawn=MessageVersion.wanted, drawing_since=now)
             .execution_options(synchronize_session=False)
         )
@@ -119,26 +138,38 @@ def claim(writes: sessionmaker[Session], channel: str, ts: str, now: datetime) -
         return session.scalar(select(MessageVersion.drawn).where(*_this(channel, ts)))
 
 
-def release(writes: sessionmaker[Session], channel: str, ts: str) -> bool:
-    """Give the lease back, unless a newer redraw was asked for since the last claim: then
-    False, and the holder draws again."""
+def release(writes: sessionmaker[Session], channel: str, ts: str, lease: datetime) -> bool | None:
+    """Give the holder's `lease` back: True, unless a newer redraw was asked for since the last
+    claim (False: the holder draws again) or the lease lapsed and another worker took the
+    message over (None: that worker's lease is left alone)."""
     with writes.begin() as session:
         released = session.execute(
             update(MessageVersion)
-            .where(*_this(channel, ts), MessageVersion.drawn >= MessageVersion.wanted)
+            .where(
+                *_this(channel, ts),
+                MessageVersion.drawing_since == lease,
+                MessageVersion.drawn >= MessageVersion.wanted,
+            )
             .values(drawing_since=None)
             .execution_options(synchronize_session=False)
         )
-        return bool(released.rowcount == 1)  # type: ignore[attr-defined]
+        if released.rowcount == 1:  # type: ignore[attr-defined]
+            return True
+        held = session.scalar(
+            select(MessageVersion.id).where(
+                *_this(channel, ts), MessageVersion.drawing_since == lease
+            )
+        )
+        return False if held is not None else None
 
 
-def give_up(writes: sessionmaker[Session], channel: str, ts: str) -> None:
-    """Give the lease back whatever is still wanted (Slack refused the drawing: the redraw is
-    owed to the sweep, which asks again)."""
+def give_up(writes: sessionmaker[Session], channel: str, ts: str, lease: datetime) -> None:
+    """Give the holder's `lease` back whatever is still wanted (Slack refused the drawing: the
+    redraw is owed to the sweep, which asks again); a lease another worker took over is its."""
     with writes.begin() as session:
         session.execute(
             update(MessageVersion)
-            .where(*_this(channel, ts))
+            .where(*_this(channel, ts), MessageVersion.drawing_since == lease)
             .values(drawing_since=None)
             .execution_options(synchronize_session=False)
         )
