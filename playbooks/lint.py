@@ -583,7 +583,11 @@ class _Lines:
     def _facts_with_new(self, lines: list[str], found: list[_Facts | None]) -> _Facts:
         facts: list[_Facts] = list(filter(None, found))
         once = []
-        for line in set(lines).difference(self.known):
+        # The lines found new, not those unknown now: another thread may have remembered one
+        # since they were looked up, and it would be read in neither.
+        for line in dict.fromkeys(
+            line for line, known in zip(lines, found, strict=True) if known is None
+        ):
             if line in self.seen:
                 facts.append(self._remember(line))
             else:

@@ -12,6 +12,7 @@ import html
 from collections.abc import Collection, Iterator
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -275,3 +276,29 @@ def test_bodies_whose_tags_comments_and_phrases_span_lines_are_read_as_before(bo
             lint.lint_message(Rendered("Hi", line, line, ""), "en")
     assert_linted_as_before(Rendered("Hi", body, body, ""), "en")
     assert_linted_as_before(Rendered("Hi", body, body, ""), None)
+
+
+def test_a_line_remembered_by_another_thread_meanwhile_is_still_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lines' verdicts are shared by every thread of the process (a plan drafting in the
+    scheduler while a person's edit is linted in Slack's workers): a line one thread finds new
+    and another remembers before the first judges it is still part of the first's body."""
+    threat = "We will take legal action on Monday."
+    text = f"Dear customer,\n{threat}\nTo stop these emails, reply unsubscribe."
+
+    class RememberedMeanwhile(dict[str, tuple[bool, bool, bool]]):
+        """The lines remembered, and another thread remembering the threat's line just after
+        this body's lines were looked up."""
+
+        def get(self, line: str, default: Any = None) -> Any:
+            found = super().get(line, default)
+            if line == text.rsplit("\n", 1)[-1]:  # the body's last line: all were looked up
+                self[threat] = lint._judge_text(threat, True)
+            return found
+
+    lines = lint._Lines(lint._judge_text)
+    lines.known = RememberedMeanwhile()
+    monkeypatch.setattr(lint, "_TEXT_LINES", lines)
+    problems = lint.lint_message(Rendered("Invoice", text, "", ""), "en")
+    assert any(p.startswith("text body: no automated message may mention") for p in problems)
