@@ -61,16 +61,25 @@ class RedrawQueue:
                 self._asked_since = time.monotonic()
             self._asked.update(reminder_ids)
             if not self._due():
-                if self._timer is None and self._asked:
-                    self._timer = threading.Timer(IN_HAND_SECONDS, self._overdue, (kit,))
-                    self._timer.daemon = True
-                    self._timer.start()
+                self._wait_at_most(kit)
                 return
             self._draining = True
         self._start(kit)
 
+    def _wait_at_most(self, kit: ListenerKit) -> None:
+        """What is asked and not drawn yet waits for the clicks in hand no longer than
+        IN_HAND_SECONDS after it was first asked for: a timer then starts its drain, unless one
+        is set already (called holding the lock)."""
+        if self._timer is not None or not self._asked:
+            return
+        waited = time.monotonic() - (self._asked_since or 0.0)
+        self._timer = threading.Timer(max(IN_HAND_SECONDS - waited, 0.0), self._overdue, (kit,))
+        self._timer.daemon = True
+        self._timer.start()
+
     def _overdue(self, kit: ListenerKit) -> None:
-        """IN_HAND_SECONDS since a redraw was asked for, and clicks are still in hand."""
+        """IN_HAND_SECONDS since a redraw was asked for, and clicks are still in hand. While a
+        drain draws, what it leaves waiting gets a timer of its own when it ends."""
         with self._lock:
             self._timer = None
             if self._draining or not self._asked:
@@ -107,7 +116,8 @@ class RedrawQueue:
             except Exception:  # what Slack refused is owed already; this is the database
                 log.exception("the cards of reminders %s were not redrawn", reminder_ids)
             with self._lock:  # more was asked meanwhile: draw it now, or after the clicks
-                self._draining = False  # in hand, whose last one starts the next drain
-                if not self._due():
+                self._draining = False  # in hand (whose last one starts the next drain), or
+                if not self._due():  # IN_HAND_SECONDS after it was asked, whichever is first
+                    self._wait_at_most(kit)
                     return
                 self._draining = True

@@ -5,6 +5,7 @@ drawn by that drain's next round, and a drain lets the clicks in hand be applied
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from sqlalchemy import update
 
 from bot.core.models import Reminder
 from bot.core.runtime import Runtime
+from bot.planning import posting
 from handlers.slack import redraw_queue
 from handlers.slack.kit import ListenerKit
 from handlers.slack.reminders import redraw
@@ -155,3 +157,77 @@ def click(kit: ListenerKit, reminder_id: int) -> None:
     """A click's work: an approval, and the redraw it asks for."""
     _approve(kit.runtime, reminder_id)
     redraw(kit, [reminder_id])
+
+
+class _Clock:
+    """time.monotonic, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class _Timers:
+    """threading.Timer, fired by the test when the clock has passed each one's interval."""
+
+    def __init__(self, clock: _Clock) -> None:
+        self.clock = clock
+        self.pending: list[tuple[float, Callable[..., None], tuple[Any, ...]]] = []
+
+    def __call__(self, interval: float, function: Callable[..., None], args: Any) -> Any:
+        timers, due = self, self.clock.now + interval
+
+        class Timer:
+            daemon = False
+
+            def start(self) -> None:
+                timers.pending.append((due, function, tuple(args)))
+
+        return Timer()
+
+    def fire_due(self) -> None:
+        due = [timer for timer in self.pending if timer[0] <= self.clock.now]
+        self.pending = [timer for timer in self.pending if timer[0] > self.clock.now]
+        for _, function, args in due:
+            function(*args)
+
+
+def test_what_a_click_asks_as_a_drain_ends_waits_no_longer_than_in_hand_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A click asks for its card while a drain draws, and its work is still in hand when the
+    drain ends: the card is redrawn IN_HAND_SECONDS after it was asked for, not only once that
+    work ends (which may be much later: a work waiting on the ledger's lock or on Slack)."""
+    clock = _Clock()
+    timers = _Timers(clock)
+    monkeypatch.setattr(redraw_queue, "time", clock)
+    monkeypatch.setattr(threading, "Timer", timers)
+    queue, workers = redraw_queue.RedrawQueue(), HandRun()
+    runtime = type("Runtime", (), {"sessions": staticmethod(contextlib.nullcontext)})()
+    runtime.settings = type("Settings", (), {"timezone": "UTC"})()
+    kit: Any = type("Kit", (), {"runtime": runtime, "slack": None, "workers": workers})()
+    drawn: list[list[int]] = []
+
+    def refresh(session: Any, slack: Any, reminder_ids: list[int], timezone: str) -> None:
+        drawn.append(reminder_ids)
+        if reminder_ids == [1]:  # the first card's drain is drawing when a second click asks
+            clock.now = 0.2
+            queue.taken()
+            queue.ask(kit, [2])
+            clock.now = 0.25
+            timers.fire_due()  # the first click's timer, while the drain still draws
+            clock.now = 0.3
+
+    monkeypatch.setattr(posting, "refresh", refresh)
+    queue.taken()
+    queue.ask(kit, [1])
+    queue.finished(kit)  # the first click applied: its drain is handed to a work thread
+    workers.run_all()
+    assert drawn == [[1]]  # the second click's work is still in hand
+
+    clock.now = 0.2 + redraw_queue.IN_HAND_SECONDS
+    timers.fire_due()
+    workers.run_all()
+    assert drawn == [[1], [2]]
