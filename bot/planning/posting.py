@@ -20,7 +20,7 @@ from bot.planning.held import Stored
 from bot.planning.late_notice import tell_late
 from bot.planning.redraws import redraw_headers_naming, refresh, retry_redraws
 from bot.planning.summary import states_for, summary_for
-from integrations.base.slack import PostedGroup, SlackPort
+from integrations.base.slack import PostedGroup, ReminderCard, SlackPort
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,8 @@ def _post_claimed(
         cards = cards_for(session, list(reminders), runtime.settings.timezone)
         header = plan_posts.header_of(session, day)
 
+    saved: list[int] = []  # the reminders whose message's ts is stored
+
     def save(posted_channel: str, group: PostedGroup) -> None:
         with runtime.writing() as write:
             write.execute(
@@ -132,20 +134,29 @@ def _post_claimed(
                 .where(Reminder.id.in_(group.reminder_ids))
                 .values(slack_channel=posted_channel, slack_ts=group.ts)
             )
+        saved.extend(group.reminder_ids)
 
     def save_header(posted_channel: str, ts: str) -> None:
         plan_posts.header_posted(runtime, row.id, posted_channel, ts)
 
-    posted = slack.post_plan(
-        channel,
-        summary,
-        cards,
-        save,
-        header=header,
-        on_header=save_header,
-        workspace=runtime.settings.workspace or "",
-        header_maybe_posted=maybe_posted and header is None,
-    )
+    try:
+        posted = slack.post_plan(
+            channel,
+            summary,
+            cards,
+            save,
+            header=header,
+            on_header=save_header,
+            workspace=runtime.settings.workspace or "",
+            header_maybe_posted=maybe_posted and header is None,
+        )
+    except Exception:
+        try:  # what was posted before the failure is drawn as it is now all the same
+            _redraw_changed(runtime, slack, cards, saved)
+        except Exception:
+            log.exception("cards changed while the plan of %s was posted not redrawn", day)
+        raise
+    _redraw_changed(runtime, slack, cards, saved)
     with runtime.writing() as session:
         audit.record(
             session,
@@ -160,6 +171,29 @@ def _post_claimed(
             },
         )
     return len(cards)
+
+
+def _redraw_changed(
+    runtime: Runtime, slack: SlackPort, cards: list[ReminderCard], saved: list[int]
+) -> None:
+    """Redraw the posted cards whose reminders changed while the plan was being posted (a
+    payment, the send worker, a reply): each change asked for its card's redraw, which found no
+    message to draw while the card's ts was not stored yet, so the card would show the state
+    read before posting until its next change. Drawn through the messages' versions, as every
+    redraw (bot/planning/redraws.py); nothing is drawn when nothing changed."""
+    if not saved:
+        return
+    posted = {card.reminder_id: card for card in cards if card.reminder_id in set(saved)}
+    timezone = runtime.settings.timezone
+    with runtime.sessions() as session:
+        reminders = session.scalars(select(Reminder).where(Reminder.id.in_(list(posted)))).all()
+        changed = [
+            card.reminder_id
+            for card in cards_for(session, list(reminders), timezone)
+            if card != posted.get(card.reminder_id)
+        ]
+        if changed:
+            refresh(session, slack, changed, timezone)
 
 
 def post_missing(runtime: Runtime, slack: SlackPort) -> int:
