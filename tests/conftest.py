@@ -73,10 +73,42 @@ def pytest_configure(config: pytest.Config) -> None:
     templates itself, about a second of CPU, as does each `arbot` process a test starts."""
     from playbooks.render import CODE_FOLDER
 
-    if hasattr(config, "workerinput") or CODE_FOLDER in os.environ:
-        return  # a worker takes the folder from the process that started it
+    if hasattr(config, "workerinput"):
+        return  # a worker takes the folders from the process that started it
+    _temporary_files_in_memory(config)
+    if CODE_FOLDER in os.environ:
+        return
     os.environ[CODE_FOLDER] = tempfile.mkdtemp(prefix="arbot-template-code-")
     config.add_cleanup(_forget_the_compiled_templates)
+
+
+# A memory-backed folder is taken for the run's temporary files only with this much room: Docker
+# gives a container a /dev/shm of 64 MB, which a run would fill.
+MEMORY_FOLDER = Path("/dev/shm")
+MEMORY_FOLDER_ROOM = 1 << 30
+
+
+def _temporary_files_in_memory(config: pytest.Config) -> None:
+    """The run's temporary files (each test's tmp_path and its SQLite databases, the migrated
+    and planned copies) in a memory-backed folder where there is one with room, for this process,
+    the workers it starts and the commands they run. SQLite syncs a database file to disk each
+    time its write-ahead log is checkpointed, as the last connection to it closes: on a disk, a
+    test's database copied, opened, written and closed took 3.8 ms (2.8 ms of CPU), in memory
+    2.0 ms, and each command a test runs opens and closes it again. A TMPDIR, a --basetemp or
+    pytest's PYTEST_DEBUG_TEMPROOT set by whoever runs the tests still decides."""
+    if config.option.basetemp or {"TMPDIR", "PYTEST_DEBUG_TEMPROOT"} & set(os.environ):
+        return
+    try:
+        usable = (
+            MEMORY_FOLDER.is_dir()
+            and os.access(MEMORY_FOLDER, os.W_OK | os.X_OK)
+            and shutil.disk_usage(MEMORY_FOLDER).free >= MEMORY_FOLDER_ROOM
+        )
+    except OSError:
+        usable = False
+    if usable:
+        os.environ["TMPDIR"] = str(MEMORY_FOLDER)
+        tempfile.tempdir = None  # worked out again, from TMPDIR
 
 
 def _forget_the_compiled_templates() -> None:
