@@ -22,15 +22,13 @@ from bot.core.models import (
     Event,
     InboundMessage,
     Invoice,
-    Payment,
-    PaymentReview,
     Reminder,
     ReminderInvoice,
 )
 from bot.core.vocabulary import TOUCHED, WAITING_OR_SENDING
 from bot.escalations.plans import NextInstalment, next_instalments
 from bot.learning.guardrail_holds import active_holds
-from bot.payments.reconcile import normalise_name
+from bot.payments.in_review import customers_in_review
 
 # Core columns (Table.c), not ORM attributes: rows then skip the ORM's result machinery, which is
 # most of the cost at 100,000 invoices.
@@ -285,24 +283,8 @@ def in_review(session: Session) -> set[int]:
     """The customers an open payment review offers a bank payment to (any of its candidates), and
     those the payment's payer name names, as the matcher reads it (a review with no candidate,
     such as one whose reference names a settled invoice, still holds the payer): until a person
-    places it, what they owe may already be paid."""
-    customers: set[int] = set()
-    payers: set[str] = set()
-    for candidates, payer in session.execute(
-        select(PaymentReview.candidates, Payment.payer)
-        .join(Payment, Payment.id == PaymentReview.payment_id)
-        .where(PaymentReview.state == "open")
-    ):
-        for candidate in candidates or ():
-            if isinstance(candidate, dict) and candidate.get("customer_id") is not None:
-                customers.add(int(candidate["customer_id"]))
-        if payer and (name := normalise_name(payer)):
-            payers.add(name)
-    if payers:
-        for customer_id, name in session.execute(select(Customer.id, Customer.name)):
-            if normalise_name(name) in payers:
-                customers.add(customer_id)
-    return customers
+    places it, what they owe may already be paid (bot/payments/in_review.py)."""
+    return customers_in_review(session)
 
 
 def load_history(session: Session) -> History:

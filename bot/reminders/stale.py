@@ -4,8 +4,9 @@ outbox claims the reminder to send it, with the same rules both times.
 A reminder is stale when its reason to exist has gone since it was planned: an invoice it covers
 was paid or changed (its balance, due date or total, which the message states), is disputed, or
 counts as resolved (a payment plan, a promise to pay not yet due, as ARBOT_RESOLVED_WHEN says); the
-customer is paused, never automated or escalated since; the contact can no longer be reached on
-the reminder's channel. Approve, Approve all and the send claim cancel a stale reminder with the
+customer is paused, never automated or escalated since, or a bank payment that may be theirs waits
+for a person to place it (bot/payments/in_review.py: what they owe may already be paid); the
+contact can no longer be reached on the reminder's channel. Approve, Approve all and the send claim cancel a stale reminder with the
 reason this module gives, instead of approving or sending it.
 """
 
@@ -33,6 +34,7 @@ from bot.core.vocabulary import (
 )
 from bot.escalations import plans
 from bot.escalations.plans import is_instalment_step
+from bot.payments.in_review import customers_in_review
 from bot.payments.record import why_closed
 
 # The changes to an invoice that make a message planned before them untrue, each with the reason
@@ -47,6 +49,7 @@ CHANGED_SINCE = {
     "invoice.total_changed": "total_changed",
 }
 _FIRST_REASON = tuple(dict.fromkeys(CHANGED_SINCE.values()))
+PAYMENT_IN_REVIEW = "payment_in_review"  # the plan's hold of the same name (planning/guardrails)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def why_stale(session: Session, reminder: Reminder, now: datetime, rules: StaleR
 def stale_reasons(
     session: Session, reminders: Sequence[Reminder], now: datetime, rules: StaleRules
 ) -> dict[int, str]:
-    """`why_stale` for many reminders at once, in five queries whatever their number: the
+    """`why_stale` for many reminders at once, in a few queries whatever their number: the
     reminders that should no longer go out, each with its cancel reason."""
     if not reminders:
         return {}
@@ -107,6 +110,7 @@ def stale_reasons(
             .group_by(Escalation.customer_id)
         ).all()
     )
+    reviewing = customers_in_review(session, customer_ids)
     contact_ids = {r.contact_id for r in reminders if r.contact_id}
     contacts = {
         c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
@@ -125,6 +129,7 @@ def stale_reasons(
             plans.instalment_owed(session, reminder.step_key)
             if plans.is_instalment_step(reminder.step_key)
             else None,
+            in_review=reminder.customer_id in reviewing,
         )
         if reason:
             reasons[reminder.id] = reason
@@ -141,6 +146,7 @@ def _reason(
     now: datetime,
     rules: StaleRules,
     instalment_owed: Decimal | None = None,
+    in_review: bool = False,
 ) -> str | None:
     closed = [i for i in invoices if i.status != InvoiceStatus.OPEN or i.balance <= 0]
     if closed:  # as a payment or an import cancels it (bot/payments/record.py)
@@ -169,6 +175,8 @@ def _reason(
         return "paused"
     if not by_person and escalation_opened is not None and escalation_opened > reminder.created_at:
         return "escalated"
+    if not by_person and in_review:  # a bank payment that may be theirs waits for a person
+        return PAYMENT_IN_REVIEW
     if contact is None:
         return "opted_out"
     if reminder.channel == Channel.EMAIL and (

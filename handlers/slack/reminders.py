@@ -100,6 +100,7 @@ CANCELLED_BECAUSE = {
     "total_changed": "because an invoice's total changed since it was written",
     "paused": "because the customer is paused or never automated",
     "escalated": "because the account went to a person",
+    "payment_in_review": "because a bank payment that may be the customer's waits for a person",
     "replied": "because the customer replied",
     "opted_out": "because the contact opted out or cannot be reached",
     "no_sms_consent": "because the contact gave no consent to texts at this phone number",

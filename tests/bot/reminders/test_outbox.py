@@ -108,6 +108,8 @@ def test_a_payment_between_approval_and_send_cancels_it(
         ("opt_out", "opted_out"),
         ("pause", "paused"),
         ("partial_payment", "superseded"),
+        # a bank payment from the customer that a person must place: it may pay the invoice
+        ("payment_in_review", "payment_in_review"),
     ],
 )
 def test_anything_that_changed_since_approval_cancels_the_send(
@@ -115,6 +117,12 @@ def test_anything_that_changed_since_approval_cancels_the_send(
 ) -> None:
     approved(mail_env, runtime, tmp_path)
     now = runtime.clock.now()
+    if change == "payment_in_review":  # more than Customer 1 owes: no match, a review
+        bank = tmp_path / "bank.csv"
+        bank.write_text(
+            "date,amount,currency,reference,payer\n2026-03-13,2000.00,USD,,Customer 1\n"
+        )
+        assert mail_env("import-payments", str(bank)).code == 0
     with runtime.writing() as session:
         if change == "dispute":
             session.execute(update(Invoice).values(disputed=True))
