@@ -65,6 +65,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     lay_down_quietly()
     if session.config.pluginmanager.has_plugin("dsession"):  # the process that starts the workers
         _compile_the_bundled_templates()
+    else:  # a process that runs tests
+        from tests.support.kept_check import install
+
+        install()
 
 
 def pytest_configure(config: pytest.Config) -> None:
