@@ -30,7 +30,6 @@ from bot.ledger.invoice_copies import invoice_copies
 from bot.reminders import state
 from bot.reminders.outbox import Claimed, FlushReport
 from bot.reminders.results import BACKOFF, MAX_ATTEMPTS
-from bot.reminders.state import SENDING
 from integrations.base.documents import CopyFetchers, CopyRefused, encoded_size, megabytes
 from integrations.base.outbound import Attachment, Outgoing
 
@@ -105,9 +104,12 @@ def hold(
         if back:
             report.retrying.append(reminder_id)
         return
-    cancelled = state.cancel(
-        session, [reminder_id], from_states=(SENDING,), reason=refusal.reason, now=now
+    # A stop asked for since the claim (a payment, a reply, a dispute) is the reason it ends:
+    # it is cancelled with that, and nobody is sent to find a copy for an invoice that is paid.
+    cancelled, stopped = state.cancel_sending(
+        session, [reminder_id], reason=refusal.reason, now=now
     )
+    report.cancelled.update(stopped)
     if not cancelled:
         return
     session.execute(

@@ -194,13 +194,49 @@ def back_to_approved(
     )
     moved = set(back)
     left = [one for one in ids if one not in moved]
-    if not left:
-        return back, {}
+    return back, _stopped(session, left, now, counted)
+
+
+def cancel_sending(
+    session: Session, ids: Collection[int], *, reason: str, now: datetime
+) -> tuple[list[int], dict[int, str]]:
+    """Cancel `sending` reminders that will not be handed over (their copies cannot be had) with
+    `reason`, unless a stop was asked for since their claim (`cancel_reason`: a payment, reply,
+    dispute...): those are cancelled with that reason instead, as `back_to_approved` does, so
+    the reason a person is told is the one that stopped them first. Returns the ids cancelled
+    with `reason`, and those cancelled with their stops."""
+    if not ids:
+        return [], {}
+    # The unstopped first, as in back_to_approved: a stop committed between the two statements
+    # is then found by the second.
+    cancelled = transition(
+        session,
+        ids,
+        from_states=(SENDING,),
+        to=CANCELLED,
+        now=now,
+        events=[("reminder.cancelled", {"reason": reason})],
+        where=[Reminder.cancel_reason.is_(None)],
+        refresh_loaded=False,
+        cancel_reason=reason,
+    )
+    moved = set(cancelled)
+    return cancelled, _stopped(session, [one for one in ids if one not in moved], now, {})
+
+
+def _stopped(
+    session: Session, ids: Collection[int], now: datetime, counted: dict[str, Any]
+) -> dict[int, str]:
+    """Cancel the `sending` reminders among `ids` that a stop was asked for since their claim,
+    each with that stop's reason and its `reminder.cancelled` Event; returns them with their
+    reasons."""
+    if not ids:
+        return {}
     table: Any = Reminder.__table__
     stopped = session.execute(
         update(table)
         .where(
-            table.c.id.in_(left),
+            table.c.id.in_(list(ids)),
             table.c.state == SENDING.value,
             table.c.cancel_reason.is_not(None),
         )
@@ -218,7 +254,7 @@ def back_to_approved(
             payload={"reason": reason},
         )
         cancelled[reminder_id] = reason
-    return back, cancelled
+    return cancelled
 
 
 def cancel(

@@ -193,6 +193,38 @@ def test_a_stop_while_a_copy_is_fetched_cancels_instead_of_retrying_later(
     assert_stopped(runtime, report, 1, "paid")
 
 
+def test_a_stop_while_a_copy_cannot_be_had_keeps_its_reason_and_opens_no_escalation(
+    mail_env: Any,
+    runtime: Runtime,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The invoice's copy cannot be had (no other try); the customer paid while it was asked.
+    The reminder is cancelled as paid, not as missing its copy, and nobody is sent to find a
+    copy of an invoice that is paid."""
+    from bot.reminders import sending
+    from bot.reminders.attaching import NO_COPY, Refusal
+
+    approved(mail_env, runtime, tmp_path, customers=1)
+    with runtime.writing() as session:
+        session.add(ReminderAttachment(reminder_id=1, invoice_id=1))
+
+    def missing(*args: Any) -> Refusal:
+        stop(runtime, 1, "paid")
+        return Refusal(NO_COPY, "no such invoice at the source", False)
+
+    monkeypatch.setattr(sending, "gather", missing)
+    sender = Sender(lambda message, count: Delivery("sent", provider_id="p"))
+    report = flush_with(runtime, database_url, sender)
+    assert sender.handed == [] and report.not_sent == {}
+    assert_stopped(runtime, report, 1, "paid")
+    with runtime.sessions() as session:
+        assert session.scalars(select(Escalation)).all() == []
+        reminder = session.get(Reminder, 1)
+    assert reminder is not None and reminder.error is None
+
+
 def test_a_stop_asked_before_a_crash_is_kept_and_told_with_the_unknown_reminder(
     mail_env: Any,
     runtime: Runtime,
