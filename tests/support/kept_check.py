@@ -88,7 +88,10 @@ def _libraries() -> list[str]:
 
 def kept_check(text: str, run: Callable[[], list[StepCheck]]) -> list[StepCheck]:
     """The answer kept for the bundle `text`, or `run`'s, kept for the next process."""
-    key = digest(text)
+    try:
+        key = digest(text)
+    except OSError:  # a file removed while it was read (someone editing): check, keeping nothing
+        return run()
     kept = Path(tempfile.gettempdir()) / KEPT
     try:
         lock = open(f"{kept}.lock", "a")  # noqa: SIM115 (closed below, after the check)

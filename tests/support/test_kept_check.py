@@ -85,3 +85,19 @@ def test_only_the_bundled_playbook_is_kept(temporary: Path) -> None:
     assert not (temporary / kept_check.KEPT).exists()
     assert keeping(bundled) == keeping(bundled)
     assert checked == ["edited", "edited", bundled.label]
+
+
+def test_a_file_gone_while_the_digest_reads_it_has_the_check_run(
+    temporary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone editing the tree while a run starts: the check runs, and nothing is kept."""
+
+    def gone(text: str) -> str:
+        raise FileNotFoundError("bot/removed.py")
+
+    monkeypatch.setattr(kept_check, "digest", gone)
+    ran: list[int] = []
+    steps = [StepCheck("standard", "gentle", "gentle")]
+
+    assert kept_check.kept_check("{}", _runs(steps, ran)) == steps  # type: ignore[arg-type]
+    assert ran == [1] and not (temporary / kept_check.KEPT).exists()
