@@ -10,7 +10,9 @@ A drain starts once the clicks in hand (their work handed to the workers and not
 applied, when the last of them finishes, or IN_HAND_SECONDS after its redraws were asked for,
 whichever is first (a timer's, so a slow work in hand or a steady stream of clicks delays
 redraws, never starves them); no work thread waits for it. Three Approve all clicks in a row redraw the header and each message
-once, not once per click."""
+once, not once per click. A drain the database fails asks for its cards again after
+RETRY_SECONDS (longer while it keeps failing): until a redraw is asked of its message's version
+or owed, nothing but this queue knows of it, and the sweep could not find it."""
 
 from __future__ import annotations
 
@@ -27,6 +29,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 IN_HAND_SECONDS = 0.25  # the longest a redraw asked for waits for the clicks in hand
+# A drain the database failed asks for its cards again after this, doubled for each drain
+# that failed in a row, up to RETRY_MAX_SECONDS.
+RETRY_SECONDS = 5.0
+RETRY_MAX_SECONDS = 300.0
 
 
 class RedrawQueue:
@@ -37,6 +43,7 @@ class RedrawQueue:
         self._draining = False
         self._in_hand = 0  # clicks whose work was handed to the workers and has not finished
         self._timer: threading.Timer | None = None  # starts the drain when waited long enough
+        self._failed = 0  # drains the database failed in a row
 
     def taken(self) -> None:
         """A click's work was handed to the workers (ListenerKit.later)."""
@@ -114,10 +121,30 @@ class RedrawQueue:
                 with kit.runtime.sessions() as session:
                     posting.refresh(session, kit.slack, reminder_ids, kit.runtime.settings.timezone)
             except Exception:  # what Slack refused is owed already; this is the database
-                log.exception("the cards of reminders %s were not redrawn", reminder_ids)
+                self._again_later(kit, reminder_ids)
+            else:
+                with self._lock:
+                    self._failed = 0
             with self._lock:  # more was asked meanwhile: draw it now, or after the clicks
                 self._draining = False  # in hand (whose last one starts the next drain), or
                 if not self._due():  # IN_HAND_SECONDS after it was asked, whichever is first
                     self._wait_at_most(kit)
                     return
                 self._draining = True
+
+    def _again_later(self, kit: ListenerKit, reminder_ids: list[int]) -> None:
+        """The database failed while these cards were redrawn: before the redraw is asked of
+        a message's version (bot/core/message_versions.py) or owed, it is nowhere but here, and
+        the sweep cannot find it. So they are asked for again after a wait, longer for each
+        drain failed in a row (a database that is down is not hammered)."""
+        with self._lock:
+            wait = min(RETRY_SECONDS * 2**self._failed, RETRY_MAX_SECONDS)
+            self._failed += 1
+        log.exception(
+            "the cards of reminders %s were not redrawn: asked for again in %.0f s",
+            reminder_ids,
+            wait,
+        )
+        timer = threading.Timer(wait, self.ask, (kit, reminder_ids))
+        timer.daemon = True
+        timer.start()

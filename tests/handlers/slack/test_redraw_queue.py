@@ -231,3 +231,43 @@ def test_what_a_click_asks_as_a_drain_ends_waits_no_longer_than_in_hand_seconds(
     timers.fire_due()
     workers.run_all()
     assert drawn == [[1], [2]]
+
+
+def test_cards_a_drain_could_not_redraw_for_the_database_are_asked_for_again(
+    posted: Runtime, slack_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails while a drain reads which messages hold the approved card: nothing
+    of that redraw was stored (no message version asked, no redraw owed), so the sweep cannot
+    find it; the queue asks for the card again after RETRY_SECONDS and it is drawn, where it
+    used to be left stale with a log line until something else changed it."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot.planning.redraws import retry_redraws
+
+    clock = _Clock()
+    timers = _Timers(clock)
+    monkeypatch.setattr(redraw_queue, "time", clock)
+    monkeypatch.setattr(threading, "Timer", timers)
+    real_refresh, calls = posting.refresh, []
+
+    def database_fails_once(*args: Any) -> None:
+        calls.append(args[2])
+        if len(calls) == 1:
+            raise OperationalError(
+                "SELECT reminders", {}, Exception("server closed the connection")
+            )
+        real_refresh(*args)
+
+    monkeypatch.setattr(posting, "refresh", database_fails_once)
+    workers = HandRun()
+    kit = _kit(posted, slack_api, workers)
+    kit.later(click, "U0APPROVER", "C0FINANCE", 1)
+    workers.run_all()
+    assert calls == [[1]] and not slack_api.calls("chat.update")
+    assert retry_redraws(posted, kit.slack) == 0  # nothing the sweep can find
+
+    clock.now += redraw_queue.RETRY_SECONDS
+    timers.fire_due()
+    workers.run_all()
+    assert calls == [[1], [1]]
+    assert "Approved by <@U0APPROVER>" in json.dumps(message_of(posted, slack_api, 1)["blocks"])
