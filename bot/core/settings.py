@@ -7,7 +7,7 @@ import os
 from datetime import datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -564,12 +564,10 @@ class _Remembered(PydanticBaseSettingsSource):
     """The environment's or the `.env` file's source, its answer remembered by what it read.
 
     Such a source weighs each of the hundred-odd fields' types at every reading (4 of the 5 ms a
-    reading takes). The environment's source reads each field from that field's own variable
-    names alone (no prefix, no nested delimiter) and answers for each field apart, so its answer
-    is kept field by field, by the values of that field's variables: a reading whose environment
-    differs in one variable (each test's or command's own DATABASE_URL) weighs that field alone.
-    The `.env` file's source keeps every variable the file gives, so its answer is kept by the
-    whole file. Each reading gets a copy of its own."""
+    reading takes), and its answer depends only on the variables it holds: the environment's
+    source reads a field from that field's own variable names alone (no prefix, no nested
+    delimiter), and the `.env` file's source keeps every variable the file gives. So the answer
+    is kept by those values, and each reading gets a copy of its own."""
 
     def __init__(self, settings_cls: type[BaseSettings], source: PydanticBaseSettingsSource):
         super().__init__(settings_cls)
@@ -585,9 +583,7 @@ class _Remembered(PydanticBaseSettingsSource):
             or not hasattr(self.source, _FIELD_NAMES)  # another pydantic-settings
         ):
             return self.source()  # read as it is, every time
-        if not isinstance(self.source, DotEnvSettingsSource):
-            return _by_field(self.settings_cls, self.source)
-        key = (*_kind(self.settings_cls, self.source), tuple(sorted(self.source.env_vars.items())))
+        key = _source_key(self.settings_cls, self.source)
         answer = _ANSWERS.get(key)
         if answer is None:
             answer = self.source()
@@ -598,46 +594,15 @@ class _Remembered(PydanticBaseSettingsSource):
         return copy.deepcopy(answer)
 
 
-def _by_field(settings_cls: type[BaseSettings], source: EnvSettingsSource) -> dict[str, Any]:
-    """What the environment's `source` answers, each field's part remembered by the values of
-    that field's variables and worked out by the source itself for a field not seen so. The
-    parts are put together in the fields' order, as the source puts its answer together; a field
-    the source cannot read raises its own error, the first such in that order, and is not
-    remembered."""
-    kind = _kind(settings_cls, source)
+def _source_key(settings_cls: type[BaseSettings], source: EnvSettingsSource) -> tuple[object, ...]:
+    """What the answer of `source` depends on: for the `.env` file's, all its variables (it keeps
+    those no field names, for pydantic to ignore); for the environment's, the fields' own."""
     held = source.env_vars
-    answer: dict[str, Any] = {}
-    for field_name, field, names in _fields_read(settings_cls, source, kind):
-        key = (kind, field_name, tuple(held.get(name) for name in names))
-        part = _PARTS.get(key)
-        if part is None:
-            part = _read_one(source, field_name, field)
-            if len(_PARTS) >= _PARTS_LIMIT:
-                _PARTS.clear()
-            _PARTS[key] = part
-        for name, value in part:
-            answer[name] = value if isinstance(value, str) else copy.deepcopy(value)
-    return answer
-
-
-class _OneField:
-    """The settings class as a source reading one field sees it: the environment's source looks
-    at nothing of its class but the fields when it reads (it took its settings, from the class's
-    config, when it was made)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], field_name: str, field: FieldInfo):
-        self.model_fields = {field_name: field}
-        self.model_config = settings_cls.model_config
-
-
-def _read_one(
-    source: EnvSettingsSource, field_name: str, field: FieldInfo
-) -> tuple[tuple[str, Any], ...]:
-    """`source`'s answer for one field, by its own reading over that field alone (a copy of the
-    source, sharing the variables it holds)."""
-    alone = copy.copy(source)
-    alone.settings_cls = cast(type[BaseSettings], _OneField(source.settings_cls, field_name, field))
-    return tuple((name, copy.deepcopy(value)) for name, value in alone().items())
+    if isinstance(source, DotEnvSettingsSource):
+        read: tuple[object, ...] = tuple(sorted(held.items()))  # names differ: no None compared
+    else:
+        read = tuple(held.get(name) for name in _variable_names(settings_cls, source))
+    return (*_kind(settings_cls, source), read)
 
 
 def _kind(settings_cls: type[BaseSettings], source: EnvSettingsSource) -> tuple[object, ...]:
@@ -656,36 +621,28 @@ def _kind(settings_cls: type[BaseSettings], source: EnvSettingsSource) -> tuple[
     )
 
 
-def _fields_read(
-    settings_cls: type[BaseSettings], source: EnvSettingsSource, kind: tuple[object, ...]
-) -> list[tuple[str, FieldInfo, tuple[str, ...]]]:
-    """Each field with every variable name, as `source` spells it, that the field is read from
-    (the same for every source of a kind: worked out once)."""
-    fields = _NAMES.get(kind)
-    if fields is None:
-        fields = _NAMES[kind] = [
-            (
-                field_name,
-                field,
-                tuple(name for _, name, _ in getattr(source, _FIELD_NAMES)(field, field_name)),
-            )
+def _variable_names(settings_cls: type[BaseSettings], source: EnvSettingsSource) -> list[str]:
+    """Every variable name, as `source` spells it, that one of the fields is read from (the
+    same for every source of a kind and a case: worked out once)."""
+    kind = _kind(settings_cls, source)
+    names = _NAMES.get(kind)
+    if names is None:
+        names = _NAMES[kind] = [
+            name
             for field_name, field in settings_cls.model_fields.items()
+            for _, name, _ in getattr(source, _FIELD_NAMES)(field, field_name)
         ]
-    return fields
+    return names
 
 
-_NAMES: dict[tuple[object, ...], list[tuple[str, FieldInfo, tuple[str, ...]]]] = {}
+_NAMES: dict[tuple[object, ...], list[str]] = {}
 # pydantic-settings' own (not its API) method giving a field's variable names: a version without
 # it has the environment read every time, as without this cache.
 _FIELD_NAMES = "_extract_field_info"
 
 
-# What the `.env` file's source answered, by the whole file.
+# What the environment's and the `.env` file's sources answered, by what they read.
 _ANSWERS: dict[tuple[object, ...], dict[str, Any]] = {}
-# What the environment's source answered for each field, by the values of the field's variables:
-# the (key, value) pairs the field puts in the answer (none for a field not set).
-_PARTS: dict[tuple[object, ...], tuple[tuple[str, Any], ...]] = {}
-_PARTS_LIMIT = 4096
 
 
 def parse_window(text: str) -> tuple[time, time]:

@@ -7,9 +7,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pydantic import AliasChoices, Field
-from pydantic.fields import FieldInfo
-from pydantic_settings import EnvSettingsSource, SettingsError
 
 from bot.core import settings
 from bot.core.clock import FixedClock, SystemClock
@@ -330,84 +327,3 @@ def test_a_pydantic_settings_without_the_field_names_reads_the_environment_every
     assert load_settings(env_file=None, database_url="sqlite:///a.db").timezone == "Europe/Paris"
     monkeypatch.setenv("ARBOT_TIMEZONE", "Asia/Tokyo")
     assert load_settings(env_file=None, database_url="sqlite:///b.db").timezone == "Asia/Tokyo"
-
-
-class _WithNumbers(Settings):
-    """Settings with a field the environment's source decodes as JSON, to see it fail."""
-
-    numbers: list[int] = Field(default_factory=list, validation_alias=AliasChoices("ARBOT_NUMBERS"))
-
-
-def _answer(settings_cls: type[Settings]) -> dict[str, object]:
-    """What the environment's source answers now, read through the remembered parts."""
-    return settings._by_field(settings_cls, EnvSettingsSource(settings_cls))
-
-
-def test_a_reading_after_one_variable_changed_weighs_that_field_alone(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Each test or command gives its own DATABASE_URL in the environment: the other fields'
-    parts are the ones remembered, and the changed field is read again as the source reads it."""
-    monkeypatch.setenv("DATABASE_URL", "sqlite:///first.db")
-    monkeypatch.setenv("ARBOT_APPROVERS", "U1,U2")
-    assert load_settings(env_file=None).database_url == "sqlite:///first.db"
-    read: list[str] = []
-    real = settings._read_one
-
-    def counted(source: EnvSettingsSource, field_name: str, field: FieldInfo) -> object:
-        read.append(field_name)
-        return real(source, field_name, field)
-
-    monkeypatch.setattr(settings, "_read_one", counted)
-    monkeypatch.setenv("DATABASE_URL", "sqlite:///second.db")
-    second = load_settings(env_file=None)
-
-    assert read == ["database_url"]
-    assert (second.database_url, second.approvers) == ("sqlite:///second.db", ["U1", "U2"])
-
-
-@pytest.mark.parametrize(
-    "variables",
-    [
-        {},
-        {"DATABASE_URL": "sqlite:///a.db", "ARBOT_APPROVERS": "U1,U2", "ARBOT_NUMBERS": "[1, 2]"},
-        {"ARBOT_WRITE_OFF": "USD=5", "SMTP_PORT": "25", "database_url": "sqlite:///lower.db"},
-        {"ARBOT_TIMEZONE": "", "ARBOT_NUMBERS": "[]", "SOMETHING_ELSE": "1"},
-    ],
-)
-def test_the_parts_put_together_are_the_sources_own_answer(
-    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]
-) -> None:
-    """Read cold, then again with the parts remembered, and after another environment's
-    reading: each time the answer, its keys in their order, is the source's own."""
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
-    own = EnvSettingsSource(_WithNumbers)()
-
-    cold = _answer(_WithNumbers)
-    again = _answer(_WithNumbers)
-    monkeypatch.setenv("SMTP_HOST", "mail.example")
-    _answer(_WithNumbers)
-    monkeypatch.delenv("SMTP_HOST")
-
-    for answer in (cold, again, _answer(_WithNumbers)):
-        assert list(answer.items()) == list(own.items())
-
-
-def test_a_decoded_value_is_each_readings_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ARBOT_NUMBERS", "[1, 2]")
-    first = _answer(_WithNumbers)
-    first["ARBOT_NUMBERS"].append(3)  # type: ignore[attr-defined]
-
-    assert _answer(_WithNumbers)["ARBOT_NUMBERS"] == [1, 2]
-
-
-def test_a_field_the_source_cannot_read_fails_every_reading_and_is_not_remembered(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("ARBOT_NUMBERS", "[1, 2")
-    for _ in range(2):
-        with pytest.raises(SettingsError, match='field "numbers" from source "EnvSettingsSource"'):
-            _WithNumbers(_env_file=None)  # type: ignore[call-arg]
-    monkeypatch.setenv("ARBOT_NUMBERS", "[1, 2]")
-    assert _WithNumbers(_env_file=None).numbers == [1, 2]  # type: ignore[call-arg]
