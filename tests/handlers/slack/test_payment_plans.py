@@ -192,7 +192,10 @@ def test_a_plan_pauses_the_ladder_reminds_each_instalment_and_a_miss_reopens_the
     assert "payment plan of 3 instalments in USD for INV-7 by <@U0APPROVER>" in lines
     assert "instalment paid: number 1, 400.00 USD due 2026-03-20" in lines
     assert "instalment missed: number 2, 400.00 USD due 2026-04-20" in lines
-    assert "esc_claim" in json.dumps(slack_api.messages[key]["blocks"])  # buttons are back
+    # The buttons are back. The sweep's redraw is the app's work thread's to draw when that
+    # thread still holds the message from the plan's redraw (bot/core/message_versions.py:
+    # a busy machine can keep it from giving the message back), so it may land after the sweep.
+    wait_for(lambda: "esc_claim" in json.dumps(slack_api.messages[key]["blocks"]))
     with rt.sessions() as session:
         assert session.scalars(select(Invoice.payment_plan)).one() is False
 
