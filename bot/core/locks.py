@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 LEDGER_LOCK = "arbot ledger"
 PLAN_LOCK = "arbot plan"
+ESCALATION_LOCK = "arbot escalation "  # and the customer's id
 
 
 def schema_lock(session: Session, name: str) -> None:
@@ -35,6 +36,25 @@ def schema_lock(session: Session, name: str) -> None:
 
 def serialise_ledger_writes(session: Session) -> None:
     schema_lock(session, LEDGER_LOCK)
+
+
+def lock_escalations(session: Session, customer_ids: Iterable[int]) -> None:
+    """Hold, until the transaction ends, the lock on these customers' open escalations
+    (PostgreSQL only), taken in id order so that two writers wait for one another instead of
+    each holding a customer the other needs. Whoever opens, reopens or joins a customer's
+    escalation takes it before it reads whether one is open: in read committed, two that read
+    at once would each find none (the other's not committed) and open a second thread. The
+    schema has no index refusing a second open escalation."""
+    ids = sorted(set(customer_ids))
+    if not ids or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(hashtextextended(:name || c.id || current_schema(), 0))"
+            " FROM (SELECT unnest(CAST(:ids AS bigint[])) AS id ORDER BY 1) AS c"
+        ),
+        {"name": ESCALATION_LOCK, "ids": ids},
+    )
 
 
 _KEY = "hashtextextended(:name || current_schema(), 0)"

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.bulk_rows import insert_rows
 from bot.core.errors import UserError
+from bot.core.locks import lock_escalations
 from bot.core.models import Customer, Escalation, Event, Invoice
 from bot.core.slack_retries import NOTE, owe_with
 from bot.ledger.accounts import cancel_waiting
@@ -54,6 +55,7 @@ def open_or_add(
     not in Slack yet is told by the history posted with it, unless it is being posted now (its
     history was read before this reason: the note is owed once its thread is stored).
     `inbound_id`: the reply that is the reason, quoted in that note."""
+    lock_escalations(session, [customer_id])  # no other writer opens one meanwhile
     current = open_for(session, customer_id)
     if current is not None:
         told = bool(current.slack_channel and current.slack_thread_ts)
@@ -107,15 +109,46 @@ def open_or_add(
     return escalation, True
 
 
-def open_many(session: Session, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+def open_many(
+    session: Session, columns: Sequence[str], rows: list[tuple[Any, ...]], now: datetime
+) -> set[int]:
     """The plan's escalations, written at once (bot/core/bulk_rows: COPY on PostgreSQL, one
     executemany on SQLite): the bulk twin of `open_or_add`. Each row holds the values of
-    `columns`, in their order, for a customer the planner escalates, and the planner holds every
-    customer who already has an open escalation, so none joins another here. The plan records
-    their `escalation.opened` events with its own."""
-    if rows:
-        table: Any = Escalation.__table__
-        insert_rows(session, table, columns, rows)
+    `columns`, in their order, for a customer the planner escalates; the planner holds every
+    customer who had an open escalation when it read them, and the plan records the
+    `escalation.opened` events of those written here with its own.
+
+    A reply may have opened one since (committed after the plan read, or not yet committed):
+    the customers' escalation locks are taken first, so such a writer is waited for, and a
+    customer found with an open escalation then gets the row's reason added to it, as
+    `open_or_add` does, instead of a second one. Returns those customers."""
+    if not rows:
+        return set()
+    customer = columns.index("customer_id")
+    lock_escalations(session, [one[customer] for one in rows])
+    opened = set(
+        session.scalars(
+            select(Escalation.customer_id).where(
+                Escalation.customer_id.in_({one[customer] for one in rows}),
+                Escalation.state.in_(OPEN_STATES),
+            )
+        )
+    )
+    table: Any = Escalation.__table__
+    insert_rows(session, table, columns, [one for one in rows if one[customer] not in opened])
+    for one in rows:
+        if one[customer] in opened:
+            values = dict(zip(columns, one, strict=True))
+            open_or_add(
+                session,
+                values["customer_id"],
+                values["reason"],
+                now,
+                detail=values.get("detail"),
+                reminder_id=values.get("reminder_id"),
+                owner=values.get("owner_slack_id"),
+            )
+    return opened
 
 
 def open_for(session: Session, customer_id: int) -> Escalation | None:
@@ -464,6 +497,7 @@ def reopen(session: Session, escalation_id: int, user: str, now: datetime) -> No
     """Open a resolved escalation again (its thread takes the account back to a person). Refused
     when it is not resolved, or when the customer has another escalation open."""
     escalation = load(session, escalation_id)
+    lock_escalations(session, [escalation.customer_id])  # none opened meanwhile
     other = open_for(session, escalation.customer_id)
     if other is not None and other.id != escalation_id:
         raise UserError("this customer already has an open escalation: carry on in that thread")

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.core import audit
+from bot.core.locks import lock_escalations
 from bot.core.models import Customer, Escalation
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
@@ -77,7 +78,9 @@ def _missed_instalments(runtime: Runtime, report: SweepReport) -> list[tuple[int
     routes = dict(settings.escalation_routes)
     told: list[tuple[int, Mrkdwn]] = []
     with runtime.writing() as session:
-        for miss in plans.check_plans(session, today, settings.instalment_grace_days, now):
+        misses = plans.check_plans(session, today, settings.instalment_grace_days, now)
+        lock_escalations(session, [miss.customer_id for miss in misses])  # before its checks
+        for miss in misses:
             customer = session.get(Customer, miss.customer_id)
             assert customer is not None
             owed = format_money(miss.owed, miss.currency)
@@ -132,9 +135,9 @@ def sweep(
     routes = dict(settings.escalation_routes)
     report = SweepReport()
     with runtime.writing() as session:  # an escalation in Slack is owed a note (thread_notes)
-        for customer_id, numbers in missed_promises(
-            session, today, settings.promise_grace_days, now
-        ):
+        missed = missed_promises(session, today, settings.promise_grace_days, now)
+        lock_escalations(session, [customer_id for customer_id, _ in missed])  # in id order
+        for customer_id, numbers in missed:
             customer = session.get(Customer, customer_id)
             assert customer is not None
             escalations.open_or_add(

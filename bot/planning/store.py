@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.bulk_rows import insert_rows, new_ids
 from bot.core.collector import bulk_work
-from bot.core.locks import PLAN_LOCK, schema_lock
+from bot.core.locks import PLAN_LOCK, lock_escalations, schema_lock
 from bot.core.models import Event, Reminder, ReminderAttachment, ReminderInvoice
 from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER
 from bot.escalations import service
@@ -104,6 +104,9 @@ def _run_plan(
         # Stored in the order the cards are posted within a tier (bot/planning/cash_effect.py),
         # WRITE_EVERY at a time; the payment model is learned once for the whole plan.
         ordered = order.apply(planner.plan.items)
+        # Every customer the plan escalates, locked at once in id order before the first write
+        # (service.open_many locks each write's again): the batches' own order would not be.
+        lock_escalations(session, [one.customer.id for one in ordered if one.action == "escalate"])
         for end in range(WRITE_EVERY, len(ordered) + WRITE_EVERY, WRITE_EVERY):
             writer.write(ordered[:end])
     ids = writer.ids if writer is not None else {}
@@ -277,7 +280,11 @@ class PlanWriter:
         insert_rows(session, core_table(Reminder), REMINDER_COLUMNS, reminders)
         insert_rows(session, core_table(ReminderInvoice), LINK_COLUMNS, links)
         insert_rows(session, core_table(ReminderAttachment), ATTACHMENT_COLUMNS, copies)
-        service.open_many(session, ESCALATION_COLUMNS, escalations)
+        joined = service.open_many(session, ESCALATION_COLUMNS, escalations, now)
+        if joined:  # a reply opened theirs since the plan read them: its reason was added to it
+            events = [
+                one for one in events if not (one[2] == "escalation.opened" and one[3] in joined)
+            ]
         insert_rows(session, core_table(Event), EVENT_COLUMNS, events, as_is=("payload",))
         self.written = len(items)
 
