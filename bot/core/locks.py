@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 LEDGER_LOCK = "arbot ledger"
 PLAN_LOCK = "arbot plan"
-ESCALATION_LOCK = "arbot escalation "  # and the customer's id
+ESCALATION_LOCK = "arbot escalations"
 
 
 def schema_lock(session: Session, name: str) -> None:
@@ -39,22 +39,20 @@ def serialise_ledger_writes(session: Session) -> None:
 
 
 def lock_escalations(session: Session, customer_ids: Iterable[int]) -> None:
-    """Hold, until the transaction ends, the lock on these customers' open escalations
-    (PostgreSQL only), taken in id order so that two writers wait for one another instead of
-    each holding a customer the other needs. Whoever opens, reopens or joins a customer's
-    escalation takes it before it reads whether one is open: in read committed, two that read
-    at once would each find none (the other's not committed) and open a second thread. The
-    schema has no index refusing a second open escalation."""
-    ids = sorted(set(customer_ids))
-    if not ids or session.get_bind().dialect.name != "postgresql":
-        return
-    session.execute(
-        text(
-            "SELECT pg_advisory_xact_lock(hashtextextended(:name || c.id || current_schema(), 0))"
-            " FROM (SELECT unnest(CAST(:ids AS bigint[])) AS id ORDER BY 1) AS c"
-        ),
-        {"name": ESCALATION_LOCK, "ids": ids},
-    )
+    """Hold, until the transaction ends, the lock on opening escalations (PostgreSQL only), when
+    any of these customers may get one. Whoever opens, reopens or joins an escalation takes it
+    before it reads whether one is open: in read committed, two that read at once would each
+    find none (the other's not committed) and open a second thread. The schema has no index
+    refusing a second open escalation.
+
+    One lock for the schema, not one for each customer: a plan escalates thousands of customers
+    in one transaction, and PostgreSQL keeps every advisory lock a transaction holds in a shared
+    table of max_locks_per_transaction (64 by default) times max_connections slots, which 6,400
+    customers' locks fill ('out of shared memory'). Opening an escalation is rare and quick
+    beside the rest of a writer's work, so writers opening them one at a time cost little, and
+    a single lock cannot be taken in two orders."""
+    if any(True for _ in customer_ids):
+        schema_lock(session, ESCALATION_LOCK)
 
 
 _KEY = "hashtextextended(:name || current_schema(), 0)"

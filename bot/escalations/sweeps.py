@@ -136,7 +136,7 @@ def sweep(
     report = SweepReport()
     with runtime.writing() as session:  # an escalation in Slack is owed a note (thread_notes)
         missed = missed_promises(session, today, settings.promise_grace_days, now)
-        lock_escalations(session, [customer_id for customer_id, _ in missed])  # in id order
+        lock_escalations(session, [customer_id for customer_id, _ in missed])  # before its checks
         for customer_id, numbers in missed:
             customer = session.get(Customer, customer_id)
             assert customer is not None

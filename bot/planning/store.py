@@ -104,8 +104,8 @@ def _run_plan(
         # Stored in the order the cards are posted within a tier (bot/planning/cash_effect.py),
         # WRITE_EVERY at a time; the payment model is learned once for the whole plan.
         ordered = order.apply(planner.plan.items)
-        # Every customer the plan escalates, locked at once in id order before the first write
-        # (service.open_many locks each write's again): the batches' own order would not be.
+        # Escalations are opened by one writer at a time (bot/core/locks.py): taken before the
+        # first write and held to the commit, so that a reply waits for the plan's escalations.
         lock_escalations(session, [one.customer.id for one in ordered if one.action == "escalate"])
         for end in range(WRITE_EVERY, len(ordered) + WRITE_EVERY, WRITE_EVERY):
             writer.write(ordered[:end])

@@ -135,3 +135,32 @@ def test_a_reply_committed_after_the_plan_read_its_customers_is_joined_by_the_pl
     with runtime.sessions() as session:
         opened = session.scalar(select(func.count()).where(Event.kind == "escalation.opened"))
     assert opened == 1
+
+
+def test_a_plan_escalating_thousands_of_customers_takes_one_lock_not_one_each(
+    runtime: Runtime, customer: int
+) -> None:
+    """A big book's plan escalates thousands of customers in one transaction. PostgreSQL keeps
+    every advisory lock a transaction holds in a shared table of max_locks_per_transaction
+    times max_connections slots (6,400 by default, with some slack: 16,000 failed here): a lock
+    for each customer would fill it and fail the plan ('out of shared memory'), so the lock on opening escalations is one for the
+    schema, which a reply still waits for."""
+    from bot.core.locks import lock_escalations
+
+    with runtime.sessions() as session:
+        slots = session.execute(
+            text(
+                "SELECT current_setting('max_locks_per_transaction')::int"
+                " * current_setting('max_connections')::int"
+            )
+        ).scalar_one()
+    now = runtime.clock.now()
+    with ThreadPoolExecutor(1) as pool:
+        with runtime.writing() as session:
+            lock_escalations(session, range(1, 4 * slots))  # past the table's slack too
+            reply = meanwhile(
+                pool, runtime, lambda s: service.open_or_add(s, customer, "replied", now)[1]
+            )
+            assert not reply.done()  # waits for the plan's transaction
+        assert reply.result() is True
+    assert open_escalations(runtime) == [(customer, "replied")]
