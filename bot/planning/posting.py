@@ -11,6 +11,7 @@ from datetime import date
 from sqlalchemy import case, func, select, update
 
 from bot.core import audit
+from bot.core.bulk_rows import among
 from bot.core.models import Customer, PlanPost, Reminder
 from bot.core.runtime import Runtime
 from bot.core.vocabulary import TIERS
@@ -183,10 +184,15 @@ def _redraw_changed(
     redraw (bot/planning/redraws.py); nothing is drawn when nothing changed."""
     if not saved:
         return
-    posted = {card.reminder_id: card for card in cards if card.reminder_id in set(saved)}
+    kept = set(saved)
+    posted = {card.reminder_id: card for card in cards if card.reminder_id in kept}
     timezone = runtime.settings.timezone
     with runtime.sessions() as session:
-        reminders = session.scalars(select(Reminder).where(Reminder.id.in_(list(posted)))).all()
+        reminders = [  # a big plan's 20,000 ids: one array, or IN lists SQLite takes
+            reminder
+            for condition in among(session, Reminder.id, list(posted))
+            for reminder in session.scalars(select(Reminder).where(condition))
+        ]
         changed = [
             card.reminder_id
             for card in cards_for(session, list(reminders), timezone)
