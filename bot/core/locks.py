@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 LEDGER_LOCK = "arbot ledger"
 PLAN_LOCK = "arbot plan"
-ESCALATION_LOCK = "arbot escalations"
 
 
 def schema_lock(session: Session, name: str) -> None:
@@ -36,23 +35,6 @@ def schema_lock(session: Session, name: str) -> None:
 
 def serialise_ledger_writes(session: Session) -> None:
     schema_lock(session, LEDGER_LOCK)
-
-
-def lock_escalations(session: Session, customer_ids: Iterable[int]) -> None:
-    """Hold, until the transaction ends, the lock on opening escalations (PostgreSQL only), when
-    any of these customers may get one. Whoever opens, reopens or joins an escalation takes it
-    before it reads whether one is open: in read committed, two that read at once would each
-    find none (the other's not committed) and open a second thread. The schema has no index
-    refusing a second open escalation.
-
-    One lock for the schema, not one for each customer: a plan escalates thousands of customers
-    in one transaction, and PostgreSQL keeps every advisory lock a transaction holds in a shared
-    table of max_locks_per_transaction (64 by default) times max_connections slots, which 6,400
-    customers' locks fill ('out of shared memory'). Opening an escalation is rare and quick
-    beside the rest of a writer's work, so writers opening them one at a time cost little, and
-    a single lock cannot be taken in two orders."""
-    if any(True for _ in customer_ids):
-        schema_lock(session, ESCALATION_LOCK)
 
 
 _KEY = "hashtextextended(:name || current_schema(), 0)"

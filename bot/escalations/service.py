@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.bulk_rows import insert_rows
 from bot.core.errors import UserError
-from bot.core.locks import lock_escalations
 from bot.core.models import Customer, Escalation, Event, Invoice
 from bot.core.slack_retries import NOTE, owe_with
 from bot.ledger.accounts import cancel_waiting
@@ -55,7 +54,6 @@ def open_or_add(
     not in Slack yet is told by the history posted with it, unless it is being posted now (its
     history was read before this reason: the note is owed once its thread is stored).
     `inbound_id`: the reply that is the reason, quoted in that note."""
-    lock_escalations(session, [customer_id])  # no other writer opens one meanwhile
     current = open_for(session, customer_id)
     if current is not None:
         told = bool(current.slack_channel and current.slack_thread_ts)
@@ -118,14 +116,12 @@ def open_many(
     customer who had an open escalation when it read them, and the plan records the
     `escalation.opened` events of those written here with its own.
 
-    A reply may have opened one since (committed after the plan read, or not yet committed):
-    the customers' escalation locks are taken first, so such a writer is waited for, and a
-    customer found with an open escalation then gets the row's reason added to it, as
-    `open_or_add` does, instead of a second one. Returns those customers."""
+    A reply may have opened one since the plan read them: a customer found with an open
+    escalation when the rows are written gets the row's reason added to it, as `open_or_add`
+    does, instead of a second one. Returns those customers."""
     if not rows:
         return set()
     customer = columns.index("customer_id")
-    lock_escalations(session, [one[customer] for one in rows])
     opened = set(
         session.scalars(
             select(Escalation.customer_id).where(
@@ -497,7 +493,6 @@ def reopen(session: Session, escalation_id: int, user: str, now: datetime) -> No
     """Open a resolved escalation again (its thread takes the account back to a person). Refused
     when it is not resolved, or when the customer has another escalation open."""
     escalation = load(session, escalation_id)
-    lock_escalations(session, [escalation.customer_id])  # none opened meanwhile
     other = open_for(session, escalation.customer_id)
     if other is not None and other.id != escalation_id:
         raise UserError("this customer already has an open escalation: carry on in that thread")

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.core import audit
-from bot.core.locks import lock_escalations
 from bot.core.models import Customer, Escalation
 from bot.core.money import format_money
 from bot.core.runtime import Runtime
@@ -78,9 +77,7 @@ def _missed_instalments(runtime: Runtime, report: SweepReport) -> list[tuple[int
     routes = dict(settings.escalation_routes)
     told: list[tuple[int, Mrkdwn]] = []
     with runtime.writing() as session:
-        misses = plans.check_plans(session, today, settings.instalment_grace_days, now)
-        lock_escalations(session, [miss.customer_id for miss in misses])  # before its checks
-        for miss in misses:
+        for miss in plans.check_plans(session, today, settings.instalment_grace_days, now):
             customer = session.get(Customer, miss.customer_id)
             assert customer is not None
             owed = format_money(miss.owed, miss.currency)
@@ -135,9 +132,9 @@ def sweep(
     routes = dict(settings.escalation_routes)
     report = SweepReport()
     with runtime.writing() as session:  # an escalation in Slack is owed a note (thread_notes)
-        missed = missed_promises(session, today, settings.promise_grace_days, now)
-        lock_escalations(session, [customer_id for customer_id, _ in missed])  # before its checks
-        for customer_id, numbers in missed:
+        for customer_id, numbers in missed_promises(
+            session, today, settings.promise_grace_days, now
+        ):
             customer = session.get(Customer, customer_id)
             assert customer is not None
             escalations.open_or_add(

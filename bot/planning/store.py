@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot.core import audit
 from bot.core.bulk_rows import insert_rows, new_ids
 from bot.core.collector import bulk_work
-from bot.core.locks import PLAN_LOCK, lock_escalations, schema_lock
+from bot.core.locks import PLAN_LOCK, schema_lock
 from bot.core.models import Event, Reminder, ReminderAttachment, ReminderInvoice
 from bot.core.vocabulary import AUTO_APPROVER, TRUSTED_APPROVER
 from bot.escalations import service
@@ -104,9 +104,6 @@ def _run_plan(
         # Stored in the order the cards are posted within a tier (bot/planning/cash_effect.py),
         # WRITE_EVERY at a time; the payment model is learned once for the whole plan.
         ordered = order.apply(planner.plan.items)
-        # Escalations are opened by one writer at a time (bot/core/locks.py): taken before the
-        # first write and held to the commit, so that a reply waits for the plan's escalations.
-        lock_escalations(session, [one.customer.id for one in ordered if one.action == "escalate"])
         for end in range(WRITE_EVERY, len(ordered) + WRITE_EVERY, WRITE_EVERY):
             writer.write(ordered[:end])
     ids = writer.ids if writer is not None else {}
