@@ -14,12 +14,9 @@ before."""
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
-import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -27,6 +24,7 @@ from pathlib import Path
 from bot.learning import check
 from bot.learning.check import StepCheck
 from playbooks.loader import Bundle, load_bundle
+from tests.support.kept_answer import kept_answer
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = ("bot", "playbooks", "integrations")
@@ -92,23 +90,5 @@ def kept_check(text: str, run: Callable[[], list[StepCheck]]) -> list[StepCheck]
         key = digest(text)
     except OSError:  # a file removed while it was read (someone editing): check, keeping nothing
         return run()
-    kept = Path(tempfile.gettempdir()) / KEPT
-    try:
-        lock = open(f"{kept}.lock", "a")  # noqa: SIM115 (closed below, after the check)
-    except OSError:  # a temporary folder not ours to write: check, keeping nothing
-        return run()
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        try:
-            found = json.loads(kept.read_text())
-        except (OSError, ValueError):
-            found = {}
-        if found.get("digest") == key:
-            return [StepCheck(**step) for step in found["steps"]]
-        steps = run()
-        written = kept.with_suffix(f".{os.getpid()}.part")
-        written.write_text(
-            json.dumps({"digest": key, "steps": [dataclasses.asdict(s) for s in steps]})
-        )
-        written.replace(kept)  # whole or not at all
-    return steps
+    steps = kept_answer(KEPT, key, lambda: [dataclasses.asdict(step) for step in run()])
+    return [StepCheck(**step) for step in steps]

@@ -42,7 +42,7 @@ def test_the_first_process_checks_and_the_next_reads_its_answer(temporary: Path)
 
 def test_an_answer_kept_under_another_digest_is_checked_again(temporary: Path) -> None:
     kept = temporary / kept_check.KEPT
-    kept.write_text(json.dumps({"digest": "another", "steps": []}))
+    kept.write_text(json.dumps({"digest": "another", "answer": []}))
     ran: list[int] = []
     steps = [StepCheck("standard", "gentle", "gentle")]
 

@@ -5,11 +5,7 @@ are found in the code, so a new one cannot go without its words."""
 from __future__ import annotations
 
 import ast
-import fcntl
 import hashlib
-import json
-import os
-import tempfile
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -23,6 +19,7 @@ from integrations.slack_approvals import undo_all_blocks
 from integrations.slack_blocks import reminder_blocks
 from tests.integrations.test_slack_blocks import card, check_limits
 from tests.support.fake_slack import validate_blocks
+from tests.support.kept_answer import kept_answer
 
 BOT = Path(__file__).resolve().parents[3] / "bot"
 
@@ -94,24 +91,10 @@ def cancel_reasons() -> frozenset[str]:
     for path, source in sources.items():
         digest.update(f"\0{path.relative_to(BOT)}\0{len(source)}\0".encode())
         digest.update(source)
-    kept = Path(tempfile.gettempdir()) / "arbot-cancel-reasons.json"
-    try:
-        lock = open(f"{kept}.lock", "a")  # noqa: SIM115 (closed below, after the search)
-    except OSError:  # a temporary folder not ours to write: search, keeping nothing
-        return _search(sources)
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        try:
-            found = json.loads(kept.read_text())
-        except (OSError, ValueError):
-            found = {}
-        if found.get("digest") == digest.hexdigest():
-            return frozenset(found["reasons"])
-        reasons = _search(sources)
-        written = kept.with_suffix(f".{os.getpid()}.part")
-        written.write_text(json.dumps({"digest": digest.hexdigest(), "reasons": sorted(reasons)}))
-        written.replace(kept)  # whole or not at all
-    return reasons
+    reasons = kept_answer(
+        "arbot-cancel-reasons.json", digest.hexdigest(), lambda: sorted(_search(sources))
+    )
+    return frozenset(reasons)
 
 
 def _search(sources: dict[Path, bytes]) -> frozenset[str]:
