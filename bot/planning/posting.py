@@ -195,7 +195,7 @@ def _redraw_changed(
         ]
         changed = [
             card.reminder_id
-            for card in cards_for(session, list(reminders), timezone)
+            for card in cards_for(session, reminders, timezone)
             if card != posted.get(card.reminder_id)
         ]
         if changed:

@@ -166,6 +166,33 @@ def test_a_stop_during_a_transient_error_cancels_instead_of_retrying(
     assert "reminder.retrying" not in told
 
 
+def paid_while_its_copy_is_asked(
+    mail_env: Any,
+    runtime: Runtime,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    refused: str,
+    again: bool,
+) -> tuple[Sender, FlushReport]:
+    """One approved reminder carrying its invoice's copy, sent while the copy cannot be had
+    (`refused`; worth another try later when `again`) and its customer pays as it is asked."""
+    from bot.reminders import sending
+    from bot.reminders.attaching import NO_COPY, Refusal
+
+    approved(mail_env, runtime, tmp_path, customers=1)
+    with runtime.writing() as session:
+        session.add(ReminderAttachment(reminder_id=1, invoice_id=1))
+
+    def refusing(*args: Any) -> Refusal:
+        stop(runtime, 1, "paid")
+        return Refusal(NO_COPY, refused, again)
+
+    monkeypatch.setattr(sending, "gather", refusing)
+    sender = Sender(lambda message, count: Delivery("sent", provider_id="p"))
+    return sender, flush_with(runtime, database_url, sender)
+
+
 def test_a_stop_while_a_copy_is_fetched_cancels_instead_of_retrying_later(
     mail_env: Any,
     runtime: Runtime,
@@ -175,20 +202,9 @@ def test_a_stop_while_a_copy_is_fetched_cancels_instead_of_retrying_later(
 ) -> None:
     """The source of the invoice's copy is down (worth another try later); the customer paid
     while it was asked."""
-    from bot.reminders import sending
-    from bot.reminders.attaching import NO_COPY, Refusal
-
-    approved(mail_env, runtime, tmp_path, customers=1)
-    with runtime.writing() as session:
-        session.add(ReminderAttachment(reminder_id=1, invoice_id=1))
-
-    def down(*args: Any) -> Refusal:
-        stop(runtime, 1, "paid")
-        return Refusal(NO_COPY, "the source answered 503", True)
-
-    monkeypatch.setattr(sending, "gather", down)
-    sender = Sender(lambda message, count: Delivery("sent", provider_id="p"))
-    report = flush_with(runtime, database_url, sender)
+    sender, report = paid_while_its_copy_is_asked(
+        mail_env, runtime, tmp_path, database_url, monkeypatch, "the source answered 503", True
+    )
     assert sender.handed == [] and report.retrying == []
     assert_stopped(runtime, report, 1, "paid")
 
@@ -203,20 +219,15 @@ def test_a_stop_while_a_copy_cannot_be_had_keeps_its_reason_and_opens_no_escalat
     """The invoice's copy cannot be had (no other try); the customer paid while it was asked.
     The reminder is cancelled as paid, not as missing its copy, and nobody is sent to find a
     copy of an invoice that is paid."""
-    from bot.reminders import sending
-    from bot.reminders.attaching import NO_COPY, Refusal
-
-    approved(mail_env, runtime, tmp_path, customers=1)
-    with runtime.writing() as session:
-        session.add(ReminderAttachment(reminder_id=1, invoice_id=1))
-
-    def missing(*args: Any) -> Refusal:
-        stop(runtime, 1, "paid")
-        return Refusal(NO_COPY, "no such invoice at the source", False)
-
-    monkeypatch.setattr(sending, "gather", missing)
-    sender = Sender(lambda message, count: Delivery("sent", provider_id="p"))
-    report = flush_with(runtime, database_url, sender)
+    sender, report = paid_while_its_copy_is_asked(
+        mail_env,
+        runtime,
+        tmp_path,
+        database_url,
+        monkeypatch,
+        "no such invoice at the source",
+        False,
+    )
     assert sender.handed == [] and report.not_sent == {}
     assert_stopped(runtime, report, 1, "paid")
     with runtime.sessions() as session:
